@@ -1,0 +1,113 @@
+"""The one error type users see.
+
+Every expected failure (bad YAML, a missing binary, a refused merge) is raised as a
+`ProdigyError`: a one-line message, an optional hint, and an optional location. The daemon
+turns it into a JSON-RPC error and the client prints it; neither ever shows a traceback for
+one. Anything that is *not* a ProdigyError is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Location:
+    """Where in a user's file a problem is: enough to put a caret under it."""
+
+    file: str
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+    field: str | None = None  # dotted path, e.g. "commands[2].timeout"
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        where = ":".join(parts)
+        return f"{where} ({self.field})" if self.field else where
+
+
+class ProdigyError(Exception):
+    """An expected failure with a message meant for the user."""
+
+    #: a short machine-readable kind, stable across versions (shows up in --json output)
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        location: Location | None = None,
+        details: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.location = location
+        self.details = details  # multi-line context (a source excerpt, command output)
+
+    def render(self) -> str:
+        """The full human text: location, message, details and hint."""
+        head = f"{self.location}: {self.message}" if self.location else self.message
+        parts = [head]
+        if self.details:
+            parts.append(self.details.rstrip("\n"))
+        if self.hint:
+            parts.append(f"hint: {self.hint}")
+        return "\n".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        if self.hint:
+            data["hint"] = self.hint
+        if self.details:
+            data["details"] = self.details
+        if self.location:
+            data["location"] = {
+                "file": self.location.file,
+                "line": self.location.line,
+                "column": self.location.column,
+                "field": self.location.field,
+            }
+        return data
+
+
+class WorkflowError(ProdigyError):
+    """The workflow file cannot be read, parsed or validated."""
+
+    kind = "workflow"
+
+
+class GitError(ProdigyError):
+    """A git operation failed or the repository is in a state we cannot work with."""
+
+    kind = "git"
+
+
+class MergeRefused(GitError):
+    """The final merge would touch the user's uncommitted work, or conflicts."""
+
+    kind = "merge_refused"
+
+
+class StoreError(ProdigyError):
+    """A store file is missing, locked or unreadable."""
+
+    kind = "store"
+
+
+class NotFound(ProdigyError):
+    """A session, job or file the caller named does not exist."""
+
+    kind = "not_found"
+
+
+class Conflict(ProdigyError):
+    """The request clashes with the current state (a lock is held, already running)."""
+
+    kind = "conflict"

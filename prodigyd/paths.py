@@ -1,0 +1,96 @@
+"""THE one place that knows where prodigy keeps things.
+
+Every location is derived from `PRODIGY_HOME` *on each call* (never cached at import), so a
+test that sets `PRODIGY_HOME` isolates the store, the socket, the worktrees and the logs at
+once, and no code path can reach the real `~/.prodigy` behind its back.
+
+Layout (reference §5, with the [R] clean-ups):
+
+    $PRODIGY_HOME/
+      prodigyd.sock  prodigyd.pid         socket (when PRODIGY_HOME is set) and pid file
+      sessions/<session-id>.json          session records
+      state/<session-id>/checkpoints/     per-step checkpoints
+      events/<repo-id>/<session-id>/      events-<stamp>.jsonl
+      locks/<session-id>.lock             resume locks
+      logs/prodigyd.log                   daemon log; logs/claude/ raw Claude streams
+      worktrees/<repo-id>/<session-id>/   session worktrees (branch prodigy-<session-id>)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The store root: `$PRODIGY_HOME`, else `~/.prodigy`."""
+    env = os.environ.get("PRODIGY_HOME")
+    if env:
+        return Path(env).expanduser().absolute()
+    return Path.home() / ".prodigy"
+
+
+def socket_path() -> Path:
+    """Where the daemon listens.
+
+    `$PRODIGY_HOME/prodigyd.sock` when PRODIGY_HOME is set (so each test has its own
+    daemon), else `$XDG_RUNTIME_DIR/prodigy/prodigyd.sock`, else `~/.prodigy/prodigyd.sock`.
+    """
+    if os.environ.get("PRODIGY_HOME"):
+        return home() / "prodigyd.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "prodigy" / "prodigyd.sock"
+    return home() / "prodigyd.sock"
+
+
+def pid_file() -> Path:
+    return socket_path().parent / "prodigyd.pid"
+
+
+def sessions_dir() -> Path:
+    return home() / "sessions"
+
+
+def session_file(session_id: str) -> Path:
+    return sessions_dir() / f"{session_id}.json"
+
+
+def checkpoints_dir(session_id: str) -> Path:
+    return home() / "state" / session_id / "checkpoints"
+
+
+def events_dir(repo_id: str, session_id: str) -> Path:
+    return home() / "events" / repo_id / session_id
+
+
+def locks_dir() -> Path:
+    return home() / "locks"
+
+
+def logs_dir() -> Path:
+    return home() / "logs"
+
+
+def daemon_log() -> Path:
+    return logs_dir() / "prodigyd.log"
+
+
+def claude_logs_dir() -> Path:
+    return logs_dir() / "claude"
+
+
+def worktrees_dir(repo_id: str) -> Path:
+    return home() / "worktrees" / repo_id
+
+
+def worktree_path(repo_id: str, session_id: str) -> Path:
+    return worktrees_dir(repo_id) / session_id
+
+
+def repo_id(repo_root: Path) -> str:
+    """`<basename>-<8 hex of the absolute path>`: two repos named `app` never share storage."""
+    resolved = str(Path(repo_root).resolve())
+    digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
+    return f"{Path(resolved).name}-{digest}"
