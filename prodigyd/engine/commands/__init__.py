@@ -1,0 +1,16 @@
+"""The step kinds, in one explicit registry typed against the StepCommand protocol."""
+
+from __future__ import annotations
+
+from prodigyd.engine.commands import analyze, claude, shell, write_file
+from prodigyd.engine.commands.base import Invocation, StepCommand
+
+#: Every runnable step kind. `foreach` arrives with the map phase (issue 4).
+KINDS: dict[str, StepCommand] = {
+    "shell": shell.run,  # sh -c in the worktree
+    "claude": claude.run,  # Claude Code, headless stream-json
+    "write_file": write_file.run,  # write interpolated content inside the worktree
+    "analyze": analyze.run,  # removed upstream; accepted and skipped
+}
+
+__all__ = ["KINDS", "Invocation", "StepCommand"]

@@ -1,0 +1,184 @@
+"""A small blocking JSON-RPC client for prodigyd, and the daemon auto-start.
+
+Blocking sockets are the fastest client here (deps-probe §3) and keep imports light: this
+module needs only the stdlib and `prodigyd.paths`/`prodigyd.protocol`, never pydantic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prodigyd import paths, protocol
+
+#: How long a client waits for a daemon it started to say it is ready.
+START_TIMEOUT_SECONDS = 20.0
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+class DaemonUnreachable(Exception):
+    """No daemon answers and none could be started."""
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data if isinstance(data, dict) else {}
+
+    def render(self) -> str:
+        """The daemon's error as the user should read it: location, message, details, hint."""
+        data = self.data
+        loc = data.get("location") or {}
+        where = ":".join(str(loc[k]) for k in ("file", "line", "column") if loc.get(k) is not None)
+        head = f"{where}: {self.message}" if where else self.message
+        if loc.get("field"):
+            head += f" ({loc['field']})"
+        parts = [head]
+        if data.get("details"):
+            parts.append(str(data["details"]).rstrip("\n"))
+        for err in data.get("errors", [])[1:]:
+            parts.append(f"  {err.get('field')}: {err.get('message')}")
+        if data.get("hint"):
+            parts.append(f"hint: {data['hint']}")
+        return "\n".join(parts)
+
+
+class Client:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self._next_id = 0
+        self.on_event: EventHandler | None = None
+
+    @classmethod
+    def connect(cls, *, autostart: bool = True) -> Client:
+        try:
+            return cls(_open_socket())
+        except OSError:
+            if not autostart:
+                raise DaemonUnreachable(
+                    f"prodigyd is not running (socket {paths.socket_path()})"
+                ) from None
+        start_daemon()
+        return cls(_connect_with_retry())
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.reader.close()
+            self.sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Send a request and wait for its reply; notifications meanwhile go to `on_event`."""
+        self._next_id += 1
+        msg_id = self._next_id
+        self.sock.sendall(protocol.encode(protocol.request(msg_id, method, params)))
+        for message in self._messages():
+            if message.get("id") == msg_id and ("result" in message or "error" in message):
+                if "error" in message:
+                    err = message["error"]
+                    raise RpcError(err.get("code", 0), err.get("message", "error"), err.get("data"))
+                return message["result"]
+            self._dispatch(message)
+        raise DaemonUnreachable("prodigyd closed the connection")
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Yield subscribed events as they arrive, until the connection closes."""
+        for message in self._messages():
+            if message.get("method") == protocol.EVENT_NOTIFICATION:
+                yield message["params"]["event"]
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("method") == protocol.EVENT_NOTIFICATION and self.on_event:
+            self.on_event(message["params"]["event"])
+
+    def _messages(self) -> Iterator[dict[str, Any]]:
+        while True:
+            line = self.reader.readline()
+            if not line:
+                return
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict):
+                    yield message
+
+
+def _open_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(paths.socket_path()))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _connect_with_retry() -> socket.socket:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            return _open_socket()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DaemonUnreachable(
+                    f"prodigyd did not start listening on {paths.socket_path()}; "
+                    f"see {paths.daemon_log()}"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def start_daemon() -> None:
+    """Spawn prodigyd detached (own session, output to a log file) and wait until it is ready.
+
+    The daemon reports readiness on a pipe we pass it, so we block on a read instead of
+    polling the socket; a daemon that dies early closes the pipe and we say where its log is.
+    """
+    logs = paths.logs_dir()
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    with open(logs / "prodigyd.out", "ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            close_fds=True,
+        )
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], START_TIMEOUT_SECONDS)
+        word = os.read(read_fd, 64).decode().strip() if ready else ""
+    finally:
+        os.close(read_fd)
+    if word not in ("ready", "running"):
+        raise DaemonUnreachable(
+            f"prodigyd failed to start; see {paths.daemon_log()} and {logs / 'prodigyd.out'}"
+        )
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty() and sys.stdin.isatty()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,56 @@
+"""`daemon start|stop|status`: manage the per-user prodigyd.
+
+`status` never starts a daemon and exits 5 when none answers; `start` is a no-op when one
+runs already; `stop` waits until the socket is gone, so a following `start` is clean.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from prodigyctl.client import Client, DaemonUnreachable, dumps
+from prodigyctl.errors import EXIT_OK, EXIT_UNREACHABLE
+from prodigyd import paths, protocol
+
+#: How long `daemon stop` waits for the daemon to finish interrupting jobs and exit.
+STOP_WAIT_SECONDS = 30.0
+
+
+def start(*, as_json: bool) -> int:
+    with Client.connect() as client:
+        info = client.call(protocol.DAEMON_STATUS)
+    click.echo(dumps(info) if as_json else f"prodigyd running (pid {info['pid']})")
+    return EXIT_OK
+
+
+def status(*, as_json: bool) -> int:
+    try:
+        with Client.connect(autostart=False) as client:
+            info = client.call(protocol.DAEMON_STATUS)
+    except DaemonUnreachable:
+        click.echo(dumps({"running": False}) if as_json else "prodigyd is not running")
+        return EXIT_UNREACHABLE
+    if as_json:
+        click.echo(dumps({"running": True, **info}))
+    else:
+        click.echo(
+            f"prodigyd running (pid {info['pid']}, up {info['uptime']:.0f}s, "
+            f"{len(info['running'])} running sessions, home {info['home']})"
+        )
+    return EXIT_OK
+
+
+def stop(*, as_json: bool) -> int:
+    try:
+        with Client.connect(autostart=False) as client:
+            client.call(protocol.DAEMON_STOP)
+    except DaemonUnreachable:
+        click.echo("prodigyd is not running")
+        return EXIT_OK
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while paths.socket_path().exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    click.echo(dumps({"stopped": True}) if as_json else "prodigyd stopped")
+    return EXIT_OK

@@ -1,0 +1,145 @@
+"""`run`, `resume`, `merge`, `cancel`: start or finish a session and follow it to the end.
+
+Following = subscribe to the session's events from the point the job was accepted, render
+them, stop at `session_finished`. Ctrl-C while following cancels the job (it is recorded as
+interrupted and stays resumable) and exits 130. A successful run without `-y` asks on a TTY
+whether to merge; elsewhere it leaves the session `awaiting_merge` for `prodigyctl merge`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from prodigyctl.client import Client, RpcError, dumps, is_tty
+from prodigyctl.errors import EXIT_CONFLICT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code_for
+from prodigyctl.render import Renderer
+from prodigyd import protocol
+
+
+def run(
+    *,
+    workflow: str,
+    yes: bool,
+    args: tuple[str, ...],
+    profile: str | None,
+    path: str | None,
+    detach: bool,
+    as_json: bool,
+    strict: bool,
+) -> int:
+    params = {
+        "workflow": workflow,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "repo": path,
+        "args": list(args),
+        "profile": profile,
+        "merge": "auto" if yes else "ask",
+        "strict": strict,
+    }
+    with Client.connect() as client:
+        record = client.call(protocol.JOBS_SUBMIT, params)
+        return _after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+
+
+def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+    params = {"session_id": session_id, "force": force, "merge": "auto" if yes else None}
+    with Client.connect() as client:
+        record = client.call(protocol.SESSIONS_RESUME, params)
+        return _after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+
+
+def merge(*, session_id: str, as_json: bool) -> int:
+    with Client.connect() as client:
+        renderer = Renderer(as_json=as_json)
+        seq = _current_seq(client, session_id)
+        client.on_event = renderer
+        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": seq})
+        record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
+        if not as_json:
+            click.echo(f"session {session_id}: {record['status']}")
+        return EXIT_OK
+
+
+def cancel(*, session_id: str, as_json: bool) -> int:
+    with Client.connect() as client:
+        record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id})
+    click.echo(dumps(record) if as_json else f"session {session_id}: {record['status']}")
+    return EXIT_OK
+
+
+def _current_seq(client: Client, session_id: str) -> int:
+    shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+    return int(shown.get("event_seq") or 0)
+
+
+def _after_start(
+    client: Client, record: dict[str, Any], *, detach: bool, as_json: bool, yes: bool
+) -> int:
+    session_id = record["id"]
+    if detach:
+        click.echo(dumps(record) if as_json else session_id)
+        return EXIT_OK
+    renderer = Renderer(as_json=as_json)
+    final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
+    if final is None:
+        click.echo("error: lost the connection to prodigyd", err=True)
+        return EXIT_FAILED
+    return _conclude(client, final, renderer, yes=yes, as_json=as_json)
+
+
+def _follow(client: Client, session_id: str, since: int, renderer: Renderer) -> dict | None:
+    """Render events until the session finishes; Ctrl-C cancels the job."""
+    state: dict[str, Any] = {}
+
+    def handle(event: dict[str, Any]) -> None:
+        renderer(event)
+        if event.get("event_type") == protocol.TERMINAL_EVENT:
+            state["final"] = event
+
+    client.on_event = handle
+    try:
+        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": since})
+        if "final" not in state:
+            for event in client.events():
+                handle(event)
+                if "final" in state:
+                    break
+    except KeyboardInterrupt:
+        with Client.connect(autostart=False) as other:
+            other.call(protocol.JOBS_CANCEL, {"session_id": session_id})
+        click.echo(f"\ninterrupted; resume with: prodigyctl resume {session_id}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    return state.get("final")
+
+
+def _conclude(
+    client: Client, final: dict[str, Any], renderer: Renderer, *, yes: bool, as_json: bool
+) -> int:
+    status = final.get("status")
+    session_id = final["session_id"]
+    if status == "completed":
+        return EXIT_OK
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    if status != "awaiting_merge":
+        return EXIT_FAILED
+    if final.get("error"):  # the automatic merge was refused
+        if not as_json:
+            click.echo(f"fix the above, then run: prodigyctl merge {session_id}", err=True)
+        return EXIT_CONFLICT
+    if not yes and is_tty() and not as_json:
+        branch = final.get("branch")
+        if click.confirm(f"Merge prodigy-{session_id} to {branch}?", default=True):
+            try:
+                client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
+            except RpcError as err:
+                click.echo(f"error: {err.render()}", err=True)
+                return exit_code_for(err)
+            return EXIT_OK
+    if not as_json:
+        click.echo(f"to merge it: prodigyctl merge {session_id}")
+    return EXIT_OK

@@ -1,0 +1,56 @@
+"""`sessions ls|show`: what ran, what is running, what waits to be merged or resumed."""
+
+from __future__ import annotations
+
+import click
+
+from prodigyctl.client import Client, dumps
+from prodigyctl.errors import EXIT_OK
+from prodigyd import protocol
+
+
+def list_sessions(*, as_json: bool, status: str | None, limit: int) -> int:
+    with Client.connect() as client:
+        rows = client.call(protocol.SESSIONS_LIST, {"status": status, "limit": limit})
+    if as_json:
+        click.echo(dumps(rows))
+        return EXIT_OK
+    if not rows:
+        click.echo("No sessions.")
+        return EXIT_OK
+    click.echo(f"{'ID':<34} {'STATUS':<15} {'STEPS':<7} {'STARTED':<24} WORKFLOW")
+    for row in rows:
+        click.echo(
+            f"{row['id']:<34} {row['status']:<15} {row['steps']:<7} {row['started_at']:<24} "
+            f"{row['workflow']}"
+        )
+    return EXIT_OK
+
+
+def show(*, session_id: str, as_json: bool) -> int:
+    with Client.connect() as client:
+        data = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+    if as_json:
+        click.echo(dumps(data))
+        return EXIT_OK
+    for key in (
+        "id",
+        "status",
+        "workflow",
+        "repo",
+        "original_branch",
+        "branch",
+        "worktree",
+        "started_at",
+        "completed_at",
+        "merged",
+        "merge_commit",
+        "cost_usd",
+        "error",
+    ):
+        if data.get(key) not in (None, ""):
+            click.echo(f"{key + ':':<17} {data[key]}")
+    click.echo(f"{'steps:':<17} {data['completed_steps']}/{data['total_steps']} completed")
+    for step in data.get("completed", []):
+        click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
+    return EXIT_OK

@@ -1,0 +1,76 @@
+"""All client errors go through one handler: one line for the user, a stable exit code.
+
+Exit codes: 0 ok, 1 the job failed, 2 usage or workflow/repository errors, 3 not found,
+4 conflict (lock held, wrong state, merge refused), 5 daemon unreachable, 130 interrupted.
+An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ and prints its path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+
+import click
+
+from prodigyctl.client import DaemonUnreachable, RpcError
+from prodigyd import paths, protocol
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130
+EXIT_CRASH = 70
+
+_EXIT_FOR_CODE = {
+    protocol.WORKFLOW_ERROR: EXIT_USAGE,
+    protocol.GIT_ERROR: EXIT_USAGE,
+    protocol.INVALID_PARAMS: EXIT_USAGE,
+    protocol.NOT_FOUND: EXIT_NOT_FOUND,
+    protocol.CONFLICT: EXIT_CONFLICT,
+    protocol.MERGE_REFUSED: EXIT_CONFLICT,
+}
+
+
+def exit_code_for(err: RpcError) -> int:
+    return _EXIT_FOR_CODE.get(err.code, EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def error_handler() -> Iterator[None]:
+    try:
+        yield
+    except RpcError as err:
+        click.echo(f"error: {err.render()}", err=True)
+        sys.exit(exit_code_for(err))
+    except DaemonUnreachable as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as err:  # usage errors: click's own message, exit 2
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except SystemExit:
+        raise
+    except Exception:
+        sys.exit(_crash())
+
+
+def _crash() -> int:
+    logs = paths.logs_dir()
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = logs / f"prodigyctl-crash-{time.strftime('%Y%m%d_%H%M%S')}.log"
+    path.write_text(
+        f"prodigyctl crash\ncommand: {sys.argv}\npython: {sys.version}\n"
+        f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
+    )
+    click.echo(f"error: prodigyctl crashed; details in {path}", err=True)
+    return EXIT_CRASH

@@ -1,0 +1,96 @@
+"""Turning daemon events into what the user reads: human lines, or JSON lines with --json."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from prodigyctl.client import dumps
+
+
+class Renderer:
+    def __init__(self, *, as_json: bool, show_output: bool = True) -> None:
+        self.as_json = as_json
+        self.show_output = show_output
+        self.color = sys.stdout.isatty()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            click.echo(dumps(event))
+            return
+        line = self.human(event)
+        if line is not None:
+            click.echo(line, color=self.color)
+
+    def human(self, event: dict[str, Any]) -> str | None:
+        kind = event.get("event_type")
+        handler = getattr(self, f"_{kind}", None)
+        return handler(event) if handler else None
+
+    def _style(self, text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if self.color else text
+
+    def _session_started(self, e: dict[str, Any]) -> str:
+        verb = "resuming" if e.get("resumed") else "session"
+        return f"{verb} {e['session_id']}: {e.get('total_steps')} steps in {e.get('worktree')}"
+
+    def _step_progress(self, e: dict[str, Any]) -> str:
+        return self._style(f"[{e['index']}/{e['total']}] {e['display']}", bold=True)
+
+    def _step_skipped(self, e: dict[str, Any]) -> str:
+        return f"  skipping already completed step {e['step']}: {e['display']}"
+
+    def _step_output(self, e: dict[str, Any]) -> str | None:
+        if not self.show_output:
+            return None
+        return self._style(f"  │ {e.get('line', '')}", dim=True)
+
+    def _step_completed(self, e: dict[str, Any]) -> str | None:
+        if "." in str(e.get("step")):
+            return f"  ↳ {e['display']}: ok"
+        if e.get("skipped"):
+            return f"  - skipped ({e.get('note')})"
+        note = f" {e['note']}" if e.get("note") else ""
+        return self._style(f"  ✓ {e.get('duration', 0):.2f}s{note}", fg="green")
+
+    def _step_failed(self, e: dict[str, Any]) -> str:
+        first = (e.get("error") or "failed").splitlines()[0]
+        return self._style(f"  ✗ step {e['step']}: {first}", fg="red")
+
+    def _step_retrying(self, e: dict[str, Any]) -> str:
+        return f"  ↻ retrying step {e['step']} (attempt {e['attempt']}, after {e['delay']:.1f}s)"
+
+    def _claude_tool_invoked(self, e: dict[str, Any]) -> str:
+        return f"  🔧 {e.get('tool_name')}"
+
+    def _claude_result(self, e: dict[str, Any]) -> str:
+        cost = e.get("total_cost_usd") or 0
+        return (
+            f"  claude: {e.get('num_turns')} turns, ${cost:.4f}, "
+            f"{e.get('input_tokens')}→{e.get('output_tokens')} tokens"
+        )
+
+    def _merge_started(self, e: dict[str, Any]) -> str:
+        return f"merging {e['source']} into {e['target']}"
+
+    def _merge_completed(self, e: dict[str, Any]) -> str:
+        return self._style(f"✓ {e.get('message')}", fg="green")
+
+    def _merge_failed(self, e: dict[str, Any]) -> str:
+        return self._style(f"✗ merge refused: {e.get('error')}", fg="red")
+
+    def _session_finished(self, e: dict[str, Any]) -> str:
+        status = e.get("status")
+        sid = e["session_id"]
+        if status == "completed":
+            return self._style(f"session {sid} completed", fg="green", bold=True)
+        if status == "awaiting_merge":
+            return f"session {sid} succeeded; its changes wait on branch prodigy-{sid}"
+        if status == "interrupted":
+            return f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
+        text = f"session {sid} {status}: {e.get('error')}"
+        if status == "failed":
+            text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
+        return self._style(text, fg="red")

@@ -1,0 +1,376 @@
+"""The Claude Code CLI, reduced to data: which binary, which argv, which env, what it said.
+
+Running the process belongs to `prodigyd.proc`; this module only decides how to call the
+real `claude` and how to read what it prints, so every rule here is testable without a
+subprocess. The rules come from measuring the real CLI (deps-probe §5):
+
+* the prompt goes after `--` as one argv element, because `--allowedTools` and friends are
+  variadic and would otherwise swallow it, and a prompt starting with `-` would read as a flag;
+* `--output-format stream-json` is refused without `--verbose`;
+* `--dangerously-skip-permissions` is refused as root unless `IS_SANDBOX=1` is set;
+* the final `result` line can say `subtype: "success"` *and* `is_error: true`, and its keys
+  come in no fixed order, so lines are parsed as JSON and dispatched on their `type`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prodigyd.errors import ProdigyError
+
+#: Environment variable that names the claude executable; it beats config and PATH so a
+#: test (or a user with two installs) can pin the exact binary.
+BINARY_ENV = "PRODIGY_CLAUDE_BIN"
+
+INSTALL_HINT = (
+    "install Claude Code (npm install -g @anthropic-ai/claude-code), "
+    f"or point {BINARY_ENV} at the claude executable"
+)
+
+#: Shown by `ClaudeResult.error_text` when the CLI died before its final line, so the user
+#: sees why there is no message from Claude itself.
+NO_RESULT_TEXT = "claude produced no result line"
+
+
+class ClaudeNotFound(ProdigyError):
+    """No usable claude executable: nothing can run a `claude:` step."""
+
+    kind = "claude_not_found"
+
+
+def resolve_binary(configured: str | None, env: Mapping[str, str]) -> str:
+    """Find the claude executable: `PRODIGY_CLAUDE_BIN`, then the configured one, then PATH.
+
+    An explicit choice (the env var, a configured path) that is broken is an error rather
+    than a silent fall-through, because running a *different* claude than the one asked for
+    is worse than stopping. The path returned is absolute: claude runs with the worktree as
+    its cwd, where a relative path would mean something else.
+    """
+    from_env = env.get(BINARY_ENV)
+    if from_env:
+        return _require_executable(from_env, BINARY_ENV)
+    search_path = env.get("PATH", os.defpath)
+    if configured:
+        if os.sep in configured:
+            return _require_executable(configured, "the configured claude binary")
+        found = shutil.which(configured, path=search_path)
+        if found:
+            return os.path.abspath(found)
+    found = shutil.which("claude", path=search_path)
+    if found:
+        return os.path.abspath(found)
+    tried = [f"{BINARY_ENV} (not set)", _configured_note(configured), "'claude' on PATH"]
+    raise ClaudeNotFound(
+        "cannot find the claude executable",
+        hint=INSTALL_HINT,
+        details="tried: " + "; ".join(tried) + f"\nPATH={search_path}",
+    )
+
+
+def _configured_note(configured: str | None) -> str:
+    """How the 'tried' list describes the configured binary."""
+    if configured:
+        return f"configured binary {configured!r} (not on PATH)"
+    return "configured binary (none configured)"
+
+
+def _require_executable(path: str, source: str) -> str:
+    """`path` as an absolute path, or ClaudeNotFound saying which setting named it."""
+    if not os.path.exists(path):
+        problem = "does not exist"
+    elif os.path.isdir(path) or not os.access(path, os.X_OK):
+        problem = "is not an executable file"
+    else:
+        return os.path.abspath(path)
+    raise ClaudeNotFound(f"{source} points at {path}, which {problem}", hint=INSTALL_HINT)
+
+
+def build_argv(
+    binary: str,
+    prompt: str,
+    *,
+    skip_permissions: bool = True,
+    model: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The full argv for one non-interactive, streaming claude run.
+
+    `-p` is explicit (the CLI would otherwise try to be interactive), `--verbose` is
+    mandatory for stream-json, and the prompt is the single element after `--`.
+    """
+    argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
+    if skip_permissions:
+        argv.append("--dangerously-skip-permissions")
+    if model:
+        argv += ["--model", model]
+    argv += [*extra_args, "--", prompt]
+    return argv
+
+
+def build_env(base: Mapping[str, str], *, skip_permissions: bool, is_root: bool) -> dict[str, str]:
+    """The environment for a claude run: `base` plus the markers claude needs from us.
+
+    `PRODIGY_AUTOMATION=true` tells commands and hooks that nobody is at the keyboard.
+    `IS_SANDBOX=1` is added only as root with skip-permissions, the one case where the CLI
+    otherwise refuses to start; prodigy's worktrees are the sandbox it asks about.
+    """
+    env = dict(base)
+    env["PRODIGY_AUTOMATION"] = "true"
+    if is_root and skip_permissions:
+        env["IS_SANDBOX"] = "1"
+    return env
+
+
+@dataclass
+class ToolUse:
+    """One tool call Claude made, as announced in an assistant `tool_use` block."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass
+class ClaudeResult:
+    """Everything prodigy keeps from one claude run.
+
+    `is_error` and the figures come from the final `result` line; when that line never came
+    (`saw_result` false) the run must not count as a success whatever the exit code.
+    """
+
+    session_id: str | None = None
+    model: str | None = None
+    result_text: str = ""  # the final `result` text, "" if none
+    is_error: bool = False
+    errors: list[str] = field(default_factory=list)
+    subtype: str | None = None
+    total_cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    num_turns: int = 0
+    duration_ms: int = 0
+    tool_uses: list[ToolUse] = field(default_factory=list)
+    saw_result: bool = False
+
+    def error_text(self) -> str:
+        """The CLI's own words about what went wrong, for the step's failure message."""
+        if self.errors:
+            return "; ".join(self.errors)
+        if self.result_text:
+            return self.result_text
+        if self.saw_result:
+            return f"claude reported an error without a message (subtype {self.subtype})"
+        return NO_RESULT_TEXT
+
+
+@dataclass
+class _Usage:
+    """Token counts in the CLI's `usage` shape, tolerant of missing or null fields."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read: int = 0
+    cache_creation: int = 0
+
+    @classmethod
+    def from_json(cls, usage: Mapping[str, Any]) -> _Usage:
+        return cls(
+            input_tokens=_int(usage.get("input_tokens")),
+            output_tokens=_int(usage.get("output_tokens")),
+            cache_read=_int(usage.get("cache_read_input_tokens")),
+            cache_creation=_int(usage.get("cache_creation_input_tokens")),
+        )
+
+    def __add__(self, other: _Usage) -> _Usage:
+        return _Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read + other.cache_read,
+            self.cache_creation + other.cache_creation,
+        )
+
+
+class StreamParser:
+    """Turns claude's stream-json stdout, one line at a time, into prodigy events.
+
+    Fed line by line while the process runs so events reach the event log live; `finish`
+    then summarises the run. Bad input never raises: a crash in the parser must not turn a
+    successful Claude run into a failed step.
+    """
+
+    def __init__(self) -> None:
+        self._session_id: str | None = None
+        self._model: str | None = None
+        self._tool_uses: list[ToolUse] = []
+        # the CLI repeats one message's usage on every content block it streams, so usage is
+        # kept per message id (last wins) instead of being summed per line
+        self._usage_by_message: dict[str, _Usage] = {}
+        self._result: dict[str, Any] | None = None
+
+    def feed(self, line: str) -> list[dict[str, Any]]:
+        """Parse one stdout line and return the events it yields (often none)."""
+        if not line.strip():
+            return []
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+            obj = None
+        if not isinstance(obj, dict):
+            return [{"event_type": "claude_output", "text": line.rstrip("\r\n")}]
+        if self._session_id is None and isinstance(obj.get("session_id"), str):
+            self._session_id = obj["session_id"]
+        kind = obj.get("type")
+        if kind == "system" and obj.get("subtype") == "init":
+            return [self._on_init(obj)]
+        if kind == "assistant":
+            return self._on_assistant(obj)
+        if kind == "result":
+            return [self._on_result(obj)]
+        return []  # user echoes, stream_event, rate_limit_event, other system subtypes
+
+    def _on_init(self, obj: dict[str, Any]) -> dict[str, Any]:
+        model = obj.get("model")
+        self._model = model if isinstance(model, str) else None
+        tools = obj.get("tools")
+        return {
+            "event_type": "claude_session_started",
+            "session_id": self._session_id,
+            "model": self._model,
+            "tools": [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else [],
+        }
+
+    def _on_assistant(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        message = _dict(obj.get("message"))
+        events: list[dict[str, Any]] = []
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            event = self._on_block(_dict(block))
+            if event is not None:
+                events.append(event)
+        usage_event = self._on_usage(message)
+        if usage_event is not None:
+            events.append(usage_event)
+        return events
+
+    def _on_block(self, block: dict[str, Any]) -> dict[str, Any] | None:
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            text = block["text"]
+            return {"event_type": "claude_message", "content": text, "message_type": "text"}
+        if kind == "tool_use":
+            tool = ToolUse(
+                id=str(block.get("id", "")),
+                name=str(block.get("name", "")),
+                input=_dict(block.get("input")),
+            )
+            self._tool_uses.append(tool)
+            return {
+                "event_type": "claude_tool_invoked",
+                "tool_name": tool.name,
+                "tool_id": tool.id,
+                "parameters": tool.input,
+            }
+        return None  # thinking blocks and future block types carry nothing we report
+
+    def _on_usage(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Record a message's usage; an event only when it is new or changed."""
+        if not isinstance(message.get("usage"), dict):
+            return None
+        usage = _Usage.from_json(message["usage"])
+        key = message.get("id")
+        key = key if isinstance(key, str) else f"#anon{len(self._usage_by_message)}"
+        if self._usage_by_message.get(key) == usage:
+            return None
+        self._usage_by_message[key] = usage
+        return {
+            "event_type": "claude_token_usage",
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_tokens": usage.cache_read + usage.cache_creation,
+        }
+
+    def _on_result(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self._result = obj
+        summary = self.finish()
+        return {
+            "event_type": "claude_result",
+            "session_id": summary.session_id,
+            "is_error": summary.is_error,
+            "total_cost_usd": summary.total_cost_usd,
+            "num_turns": summary.num_turns,
+            "duration_ms": summary.duration_ms,
+            "input_tokens": summary.input_tokens,
+            "output_tokens": summary.output_tokens,
+        }
+
+    def finish(self) -> ClaudeResult:
+        """Summarise everything fed so far; callable at any time, e.g. after a timeout."""
+        res = self._result or {}
+        usage = self._total_usage(res)
+        subtype = res.get("subtype")
+        result_text = res.get("result")
+        errors = res.get("errors")
+        return ClaudeResult(
+            session_id=_str_or(res.get("session_id"), self._session_id),
+            model=self._model,
+            result_text=result_text if isinstance(result_text, str) else "",
+            is_error=_is_error(res) if self._result is not None else False,
+            errors=[str(e) for e in errors] if isinstance(errors, list) else [],
+            subtype=subtype if isinstance(subtype, str) else None,
+            total_cost_usd=_float(res.get("total_cost_usd")),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read,
+            cache_creation_tokens=usage.cache_creation,
+            num_turns=_int(res.get("num_turns")),
+            duration_ms=_int(res.get("duration_ms")),
+            tool_uses=list(self._tool_uses),
+            saw_result=self._result is not None,
+        )
+
+    def _total_usage(self, result: dict[str, Any]) -> _Usage:
+        """The result line's usage is the cumulative figure; without it, add up the turns."""
+        if isinstance(result.get("usage"), dict):
+            return _Usage.from_json(result["usage"])
+        return sum(self._usage_by_message.values(), _Usage())
+
+
+def _is_error(result: Mapping[str, Any]) -> bool:
+    """`is_error` decides when present (the CLI pairs it with subtype "success");
+    otherwise any subtype but "success" is an error."""
+    flag = result.get("is_error")
+    if isinstance(flag, bool):
+        return flag
+    return result.get("subtype") != "success"
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: object) -> int:
+    """A count from JSON; null, strings, NaN and other garbage count as 0."""
+    return int(_float(value))
+
+
+def _float(value: object) -> float:
+    """A number from JSON; anything that is not a finite number counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too big for a float
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+def _str_or(value: object, default: str | None) -> str | None:
+    return value if isinstance(value, str) else default

@@ -1,0 +1,111 @@
+"""RPC handlers: validate, decide, hand work to the JobManager. None of them see the socket.
+
+Each takes the daemon state and a validated params model and returns a JSON-able result.
+`events.subscribe` and `daemon.stop` are special-cased in `server.py` (they act after the
+reply is written); everything else is listed in HANDLERS.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from prodigyd import protocol
+from prodigyd.api import schemas
+from prodigyd.engine.session import RunRequest, describe
+from prodigyd.jobs import JobManager
+from prodigyd.store import sessions as session_store
+from prodigyd.store.ids import check_id
+from prodigyd.store.sessions import SessionRecord
+
+
+@dataclass
+class DaemonState:
+    jobs: JobManager
+    started: float
+    version: str
+
+
+async def ping(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
+    return {
+        "pong": True,
+        "pid": os.getpid(),
+        "version": state.version,
+        "protocol": protocol.PROTOCOL_VERSION,
+    }
+
+
+async def daemon_status(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "version": state.version,
+        "uptime": round(time.monotonic() - state.started, 3),
+        **state.jobs.status(),
+    }
+
+
+async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
+    request = RunRequest(
+        workflow=p.workflow,
+        cwd=p.cwd,
+        env=p.env,
+        repo=p.repo,
+        args=tuple(p.args),
+        profile=p.profile,
+        merge_policy=p.merge,
+        strict=p.strict,
+    )
+    record = await state.jobs.submit(request)
+    return _with_seq(state, record)
+
+
+async def cancel(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
+    record = await state.jobs.cancel(check_id(p.session_id))
+    return record.model_dump(mode="json")
+
+
+async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[str, Any]]:
+    records = session_store.list_all()
+    if p.status:
+        records = [r for r in records if r.status.value == p.status]
+    return [r.summary() for r in records[: p.limit]]
+
+
+async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
+    record = session_store.load(check_id(p.session_id))
+    return {**describe(record), "event_seq": state.jobs.hub(record).seq}
+
+
+async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
+    record = await state.jobs.resume(check_id(p.session_id), force=p.force, merge_policy=p.merge)
+    return _with_seq(state, record)
+
+
+async def merge(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
+    record = await state.jobs.merge(check_id(p.session_id))
+    return record.model_dump(mode="json")
+
+
+def _with_seq(state: DaemonState, record: SessionRecord) -> dict[str, Any]:
+    """The record plus the event number a follower should subscribe after."""
+    return {**record.model_dump(mode="json"), "event_seq": state.jobs.hub(record).seq}
+
+
+Handler = Callable[[DaemonState, Any], Awaitable[Any]]
+
+#: method → (params model, handler)
+HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
+    protocol.PING: (schemas.Empty, ping),
+    protocol.DAEMON_STATUS: (schemas.Empty, daemon_status),
+    protocol.JOBS_SUBMIT: (schemas.SubmitParams, submit),
+    protocol.JOBS_CANCEL: (schemas.SessionParams, cancel),
+    protocol.SESSIONS_LIST: (schemas.ListParams, list_sessions),
+    protocol.SESSIONS_SHOW: (schemas.SessionParams, show),
+    protocol.SESSIONS_RESUME: (schemas.ResumeParams, resume),
+    protocol.SESSIONS_MERGE: (schemas.SessionParams, merge),
+}

@@ -1,0 +1,53 @@
+"""Params of every RPC method, validated daemon-side (the client stays pydantic-free).
+
+A validation failure becomes INVALID_PARAMS naming the field, in the reply to that request.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MergePolicy = Literal["auto", "ask", "never"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Empty(_Params):
+    pass
+
+
+class SubmitParams(_Params):
+    workflow: str = Field(min_length=1)
+    cwd: str = Field(min_length=1)
+    env: dict[str, str]
+    repo: str | None = None
+    args: list[str] = []
+    profile: str | None = None
+    merge: MergePolicy = "ask"
+    strict: bool = False
+
+
+class SessionParams(_Params):
+    session_id: str = Field(min_length=1, max_length=128)
+
+
+class ResumeParams(SessionParams):
+    force: bool = False
+    merge: MergePolicy | None = None
+
+
+class SubscribeParams(SessionParams):
+    since: int = Field(0, ge=0)
+
+
+class ListParams(_Params):
+    limit: int = Field(100, ge=1, le=10_000)
+    status: str | None = None
+
+
+class StopParams(_Params):
+    pass

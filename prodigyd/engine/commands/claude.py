@@ -1,0 +1,138 @@
+"""`claude:` — Claude Code in headless stream-json mode (reference §7, deps-probe §5).
+
+The raw stream of every invocation is kept (masked) under the claude log folder; each line
+is parsed by its `type` into events (session, tool uses, tokens, cost); `${claude.output}`
+is the final `result` text, and `is_error: true` fails the step even when the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import IO
+
+from prodigyd import proc
+from prodigyd.agents import claude as cli
+from prodigyd.engine.commands.base import Invocation
+from prodigyd.engine.context import CommandResult
+from prodigyd.engine.env import is_root
+from prodigyd.errors import ProdigyError
+from prodigyd.workflow.model import Step
+
+
+async def run(step: Step, inv: Invocation) -> CommandResult:
+    ctx = inv.ctx
+    prompt = ctx.interpolate(step.command or "", inv.store)
+    settings = ctx.settings
+    try:
+        binary = cli.resolve_binary(settings.claude_bin, inv.env)
+    except ProdigyError as exc:
+        return CommandResult(success=False, exit_code=127, stderr=exc.render(), error=exc.message)
+    _require_worktree(inv)
+    argv = cli.build_argv(
+        binary,
+        prompt,
+        skip_permissions=settings.claude_skip_permissions,
+        model=settings.claude_model,
+        extra_args=settings.claude_extra_args,
+    )
+    env = cli.build_env(
+        inv.env, skip_permissions=settings.claude_skip_permissions, is_root=is_root()
+    )
+    if inv.timeout is not None:
+        env["PRODIGY_COMMAND_TIMEOUT"] = f"{inv.timeout:g}"
+    parser = cli.StreamParser()
+    log_path = _log_path(inv)
+    with _open_log(log_path) as log:
+
+        def on_line(line: str) -> None:
+            if log is not None:
+                log.write(ctx.masker.mask(line) + "\n")
+            for event in parser.feed(line):
+                ctx.events.emit(event.pop("event_type"), step=inv.label, **event)
+
+        done = await proc.run(
+            argv,
+            cwd=inv.cwd,
+            env=env,
+            timeout=inv.timeout,
+            on_stdout_line=on_line,
+            on_stderr_line=inv.line_sink("stderr"),
+        )
+    return _outcome(done, parser.finish(), prompt, log_path, inv.timeout)
+
+
+def _outcome(
+    done: proc.Completed,
+    result: cli.ClaudeResult,
+    prompt: str,
+    log_path: Path | None,
+    timeout: float | None,
+) -> CommandResult:
+    details = {
+        "session_id": result.session_id,
+        "cost_usd": result.total_cost_usd,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "num_turns": result.num_turns,
+        "tools": [tool.name for tool in result.tool_uses],
+        "log": str(log_path) if log_path else None,
+    }
+    ok = done.ok and result.saw_result and not result.is_error
+    error = None
+    stderr = done.stderr
+    if done.timed_out:
+        error = f"timed out after {timeout:g} seconds (process group killed)"
+        stderr += f"Command timed out after {timeout:g} seconds\n"
+    elif not ok:
+        reason = done.stderr.strip() or result.error_text()
+        error = f"Claude command '{prompt}' failed: {reason}"
+        if log_path:
+            error += f" (full log: {log_path})"
+    return CommandResult(
+        success=ok,
+        exit_code=1 if done.ok and not ok else done.returncode,
+        stdout=done.stdout,
+        stderr=stderr,
+        duration=done.duration,
+        timed_out=done.timed_out,
+        error=error,
+        output=result.result_text,
+        details=details,
+    )
+
+
+def _require_worktree(inv: Invocation) -> None:
+    """Skip-permissions is only ever granted inside a prodigy-managed worktree."""
+    cwd = inv.cwd.resolve()
+    if not cwd.is_relative_to(inv.ctx.worktree.resolve()):
+        raise ProdigyError(
+            f"refusing to run claude outside the session worktree (cwd {cwd})",
+            hint="working_dir of a claude step must stay inside the worktree",
+        )
+
+
+def _log_path(inv: Invocation) -> Path | None:
+    folder = inv.ctx.settings.claude_log_dir
+    if folder is None:
+        return None
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    return folder / f"{stamp}-{inv.ctx.session_id}-step{inv.label}.jsonl"
+
+
+class _open_log:
+    """Open the raw-stream log if there is one; a None path yields None."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.file: IO[str] | None = None
+
+    def __enter__(self) -> IO[str] | None:
+        if self.path is not None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.file = open(self.path, "w", encoding="utf-8")
+        return self.file
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()

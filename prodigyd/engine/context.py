@@ -1,0 +1,93 @@
+"""What a running step can see: the worktree, the variables, the environment, the sinks.
+
+The engine is a library: it never reads a socket or prints. Everything it reports goes
+through an `EventSink`, and everything it needs from its host arrives in `EngineSettings`,
+so the daemon, a test or a future remote executor can host it alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from prodigyd.engine.mask import Masker
+from prodigyd.workflow.interpolate import VariableStore, interpolate
+from prodigyd.workflow.model import Workflow
+
+
+class EventSink(Protocol):
+    """Receives every engine event; the host persists and broadcasts them."""
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        """Record one event. Must not raise and must not block."""
+        ...
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Host-provided knobs; the daemon fills them from its config and the job's environment."""
+
+    claude_bin: str | None = None  # configured path; PRODIGY_CLAUDE_BIN in the job env wins
+    claude_skip_permissions: bool = True  # only ever used inside a prodigy worktree
+    claude_model: str | None = None
+    claude_extra_args: tuple[str, ...] = ()
+    claude_log_dir: Path | None = None  # raw stream-json per invocation
+
+
+@dataclass
+class CommandResult:
+    """The outcome of running one command (a shell script, a claude prompt, a file write)."""
+
+    success: bool
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    timed_out: bool = False
+    error: str | None = None  # a one-line reason when not successful
+    output: str | None = None  # the value of ${<kind>.output}; defaults to stdout
+    details: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (claude cost)
+
+    @property
+    def text(self) -> str:
+        return self.stdout if self.output is None else self.output
+
+
+@dataclass
+class RunContext:
+    """Per-session state shared by every step of a run."""
+
+    session_id: str
+    workflow: Workflow
+    worktree: Path
+    variables: VariableStore
+    env: dict[str, str]  # the composed base environment (inherited < files < global < profile)
+    masker: Masker
+    events: EventSink
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    strict_variables: bool = False
+
+    def interpolate(self, text: str, store: VariableStore | None = None) -> str:
+        return interpolate(
+            text,
+            store or self.variables,
+            strict=self.strict_variables or self.workflow.strict_variables,
+        )
+
+    def step_env(
+        self, extra: Mapping[str, str], store: VariableStore | None = None
+    ) -> dict[str, str]:
+        """The base environment plus a step's `env:` (values interpolated); step wins."""
+        env = dict(self.env)
+        for key, value in extra.items():
+            env[key] = self.interpolate(value, store)
+        return env
+
+    def resolve_dir(self, working_dir: str | None, store: VariableStore | None = None) -> Path:
+        """A step's working directory: relative paths are taken from the worktree root."""
+        if not working_dir:
+            return self.worktree
+        path = Path(self.interpolate(working_dir, store)).expanduser()
+        return path if path.is_absolute() else self.worktree / path

@@ -1,0 +1,123 @@
+"""The job environment (reference §2.14): what every child process of a session sees.
+
+Precedence, lowest first: the submitting client's environment < `env_files` < global `env` <
+`secrets` < the active profile < (per step) the step's `env`. Workflow-defined values are
+also variables (`${NAME}`/`$NAME`); the inherited environment is not, so an unknown `$HOME`
+is left for the shell to expand. Secret values are registered with the masker here, before
+any of them can reach a log.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodigyd.engine.mask import Masker
+from prodigyd.errors import Location, WorkflowError
+from prodigyd.workflow.interpolate import VariableStore, interpolate
+from prodigyd.workflow.model import EnvValue, SecretSpec, Workflow
+
+
+@dataclass
+class JobEnvironment:
+    env: dict[str, str]  # the full environment for children
+    workflow_values: dict[str, str]  # the workflow-defined part (also exposed as variables)
+
+
+def compose(
+    workflow: Workflow,
+    *,
+    inherited: Mapping[str, str],
+    profile: str | None,
+    files_root: Path,
+    store: VariableStore,
+    masker: Masker,
+) -> JobEnvironment:
+    """Build the session environment; raises WorkflowError naming the bad field."""
+    values: dict[str, str] = {}
+    for name in workflow.env_files:
+        values.update(_read_env_file(files_root / interpolate(name, store), workflow))
+    values.update(_expand(workflow.env, store, masker))
+    for key, spec in workflow.secrets.items():
+        secret = _secret_value(key, spec, inherited, files_root, workflow)
+        masker.add(secret)
+        values[key] = secret
+    if profile is not None:
+        values.update(_expand(_profile(workflow, profile), store, masker))
+    env = {**inherited, **values, "PRODIGY_AUTOMATION": "true"}
+    return JobEnvironment(env=env, workflow_values=values)
+
+
+def _expand(
+    entries: Mapping[str, EnvValue], store: VariableStore, masker: Masker
+) -> dict[str, str]:
+    out = {}
+    for key, entry in entries.items():
+        value = interpolate(entry.value, store)
+        if entry.secret:
+            masker.add(value)
+        out[key] = value
+    return out
+
+
+def _profile(workflow: Workflow, name: str) -> Mapping[str, EnvValue]:
+    profile = workflow.profiles.get(name)
+    if profile is None:
+        known = ", ".join(sorted(workflow.profiles)) or "none defined"
+        raise WorkflowError(
+            f"unknown profile {name!r} (profiles: {known})",
+            location=Location(workflow.source or "<workflow>", field="profiles"),
+        )
+    return profile.env
+
+
+def _secret_value(
+    key: str, spec: SecretSpec, inherited: Mapping[str, str], root: Path, workflow: Workflow
+) -> str:
+    where = Location(workflow.source or "<workflow>", field=f"secrets.{key}")
+    if spec.provider == "env":
+        name = spec.key or key
+        if name not in inherited:
+            raise WorkflowError(
+                f"secret {key} reads ${name} from the environment, but it is not set",
+                location=where,
+                hint=f"export {name} before running prodigyctl",
+            )
+        return inherited[name]
+    if spec.provider == "file":
+        path = root / (spec.key or "")
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise WorkflowError(
+                f"secret {key}: cannot read {path}: {exc.strerror}", location=where
+            ) from exc
+    return spec.value or ""
+
+
+def _read_env_file(path: Path, workflow: Workflow) -> dict[str, str]:
+    """A dotenv file: `KEY=value`, `export KEY=value`, comments and quotes."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise WorkflowError(
+            f"env file {path} cannot be read: {exc.strerror or exc}",
+            location=Location(workflow.source or "<workflow>", field="env_files"),
+        ) from exc
+    values = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,73 @@
+"""Commit tracking for `commit_required` and the git context variables (reference §3.2).
+
+`${step.files_added}` … describe the step that ran last; `${workflow.*}` everything since the
+session started. Reading HEAD costs a process spawn, so it happens only for steps that need
+it: a `commit_required` step, or any step of a workflow whose text mentions these variables.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prodigyd.git.changes import ChangeSummary, summarize_changes
+from prodigyd.git.repo import commit_all, head_sha
+from prodigyd.workflow.interpolate import SpaceList, VariableStore
+from prodigyd.workflow.model import Step, Workflow
+
+_NAMES = (
+    "files_added",
+    "files_modified",
+    "files_deleted",
+    "files_changed",
+    "commits",
+    "commit_count",
+    "insertions",
+    "deletions",
+)
+_REFERENCE = re.compile(r"\b(?:step|workflow)\.(?:" + "|".join(_NAMES) + r")\b")
+
+
+def references_git_variables(workflow: Workflow) -> bool:
+    """Whether any text in the workflow uses a git context variable (checked once per run)."""
+    return bool(_REFERENCE.search(workflow.model_dump_json()))
+
+
+class GitTracker:
+    def __init__(self, worktree: Path, base: str | None, *, track: bool) -> None:
+        self.worktree = worktree
+        self.base = base  # the worktree's HEAD when the session started
+        self.track = track
+        self._before: str | None = None
+
+    async def before_step(self, step: Step) -> None:
+        self._before = await head_sha(self.worktree) if self.track or step.commit_required else None
+
+    async def step_committed(self, step: Step, message: str) -> bool:
+        """Did the step add a commit? With `auto_commit`, commit a dirty tree for it."""
+        if self._before is not None and await head_sha(self.worktree) != self._before:
+            return True
+        return step.auto_commit and await commit_all(self.worktree, message) is not None
+
+    async def after_step(self, store: VariableStore) -> None:
+        if not self.track or self._before is None:
+            return
+        head = await head_sha(self.worktree)
+        _publish(store, "step", await summarize_changes(self.worktree, self._before, head))
+        if self.base:
+            _publish(store, "workflow", await summarize_changes(self.worktree, self.base, head))
+
+
+def _publish(store: VariableStore, scope: str, summary: ChangeSummary) -> None:
+    store.update(
+        {
+            f"{scope}.files_added": SpaceList(summary.files_added),
+            f"{scope}.files_modified": SpaceList(summary.files_modified),
+            f"{scope}.files_deleted": SpaceList(summary.files_deleted),
+            f"{scope}.files_changed": SpaceList(summary.files_changed),
+            f"{scope}.commits": SpaceList(summary.commits),
+            f"{scope}.commit_count": len(summary.commits),
+            f"{scope}.insertions": summary.insertions,
+            f"{scope}.deletions": summary.deletions,
+        }
+    )

@@ -1,0 +1,67 @@
+"""A sequential phase: steps in order, a checkpoint after each, completed steps skipped.
+
+Standard workflows are one such phase; MapReduce setup, reduce and the merge workflow will be
+others (one engine, phases not modes). The checkpoint callback is the host's: the phase only
+says what to record and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prodigyd.engine.step import StepRunner
+from prodigyd.store.sessions import now_iso
+from prodigyd.workflow.interpolate import VariableStore
+from prodigyd.workflow.model import Step
+
+#: How much of a step's output a checkpoint keeps; the full text is in the event log.
+CHECKPOINT_OUTPUT_CHARS = 2000
+
+Checkpoint = Callable[[str, int, list[dict[str, Any]]], None]
+
+
+@dataclass
+class PhaseOutcome:
+    ok: bool
+    failed_index: int | None = None  # 0-based
+    error: str | None = None
+
+
+async def run_sequential(
+    steps: Sequence[Step],
+    runner: StepRunner,
+    store: VariableStore,
+    *,
+    completed: list[dict[str, Any]],
+    checkpoint: Checkpoint,
+) -> PhaseOutcome:
+    """Run `steps`, skipping indexes already in `completed` (which is extended in place)."""
+    done = {entry["step_index"] for entry in completed}
+    total = len(steps)
+    events = runner.ctx.events
+    for index, step in enumerate(steps):
+        display = runner.display(step, store)
+        if index in done:
+            events.emit("step_skipped", step=str(index + 1), display=display, reason="completed")
+            continue
+        store.update({"step.index": index + 1, "step.name": step.name or display})
+        events.emit("step_progress", index=index + 1, total=total, display=display)
+        report = await runner.run(step, label=str(index + 1), store=store)
+        if not report.success:
+            checkpoint("Failed", index, completed)
+            return PhaseOutcome(False, failed_index=index, error=report.error)
+        completed.append(
+            {
+                "step_index": index,
+                "command": display,
+                "success": True,
+                "skipped": report.skipped,
+                "output": report.result.text[-CHECKPOINT_OUTPUT_CHARS:],
+                "duration": round(report.result.duration, 6),
+                "completed_at": now_iso(),
+            }
+        )
+        checkpoint("Running", index + 1, completed)
+    return PhaseOutcome(True)

@@ -1,0 +1,450 @@
+"""A session from submission to merge (reference §4.1, §4.7, §4.10).
+
+`prepare()` validates everything a user can get wrong *before* the job is acknowledged (the
+workflow file, the repository, the branch), so those errors reach `prodigyctl run` as usage
+errors. `Session.run()` creates the worktree, runs the phase with a checkpoint per step and
+records the outcome; `Session.merge()` brings a successful session back.
+
+Decisions:
+- Changes a workflow left uncommitted in its worktree are committed before the merge
+  ("prodigy: uncommitted changes from <workflow>"): removing the worktree must never lose
+  work, and users expect files a workflow wrote to land on their branch.
+- A custom `merge:` workflow runs first, in the worktree, with the `${merge.*}` variables;
+  it may merge by itself. Prodigy then finishes the job with a plain, verified
+  `git merge --no-ff` if the branch is not merged yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prodigyd import paths
+from prodigyd.engine import env as job_env
+from prodigyd.engine.context import EngineSettings, EventSink, RunContext
+from prodigyd.engine.gitvars import GitTracker, references_git_variables
+from prodigyd.engine.mask import Masker
+from prodigyd.engine.phase import run_sequential
+from prodigyd.engine.step import StepRunner
+from prodigyd.errors import Conflict, MergeRefused, ProdigyError, StoreError, WorkflowError
+from prodigyd.git import merge as git_merge
+from prodigyd.git import repo as git_repo
+from prodigyd.git import worktree as git_worktree
+from prodigyd.store import checkpoints
+from prodigyd.store import sessions as session_store
+from prodigyd.store.atomic import read_json, write_json_atomic
+from prodigyd.store.ids import new_session_id
+from prodigyd.store.sessions import SessionRecord, Status, now_iso
+from prodigyd.workflow.interpolate import VariableStore
+from prodigyd.workflow.load import LoadedWorkflow, load_workflow
+from prodigyd.workflow.model import Step, Workflow
+
+MergeLock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+
+#: Step kinds a standard session can run today.
+RUNNABLE_KINDS = frozenset({"shell", "claude", "write_file", "analyze"})
+
+
+@dataclass
+class RunRequest:
+    """What a client submits: resolved paths plus the caller's environment."""
+
+    workflow: str
+    cwd: str
+    env: dict[str, str]
+    repo: str | None = None
+    args: tuple[str, ...] = ()
+    profile: str | None = None
+    merge_policy: str = "ask"
+    strict: bool = False
+
+
+async def prepare(request: RunRequest) -> tuple[SessionRecord, LoadedWorkflow]:
+    """Validate a submission and build its session record (nothing is written yet)."""
+    workflow_path = Path(request.cwd, request.workflow).expanduser()
+    loaded = load_workflow(workflow_path, strict=request.strict)
+    _check_runnable(loaded.workflow, str(workflow_path))
+    if request.profile and request.profile not in loaded.workflow.profiles:
+        known = ", ".join(sorted(loaded.workflow.profiles)) or "none defined"
+        raise WorkflowError(f"unknown profile {request.profile!r} (profiles: {known})")
+    repo = await git_repo.repo_root(Path(request.cwd, request.repo or ".").expanduser())
+    branch = await git_repo.current_branch(repo)
+    session_id = new_session_id()
+    rid = paths.repo_id(repo)
+    record = SessionRecord(
+        id=session_id,
+        workflow=str(loaded.path),
+        workflow_name=loaded.workflow.name,
+        workflow_sha256=loaded.sha256,
+        repo=str(repo),
+        repo_id=rid,
+        original_branch=branch,
+        worktree=str(paths.worktree_path(rid, session_id)),
+        branch=f"prodigy-{session_id}",
+        cwd=request.cwd,
+        args=list(request.args),
+        profile=request.profile,
+        merge_policy=request.merge_policy,
+        strict=request.strict,
+        total_steps=len(loaded.workflow.steps),
+    )
+    return record, loaded
+
+
+def _check_runnable(workflow: Workflow, source: str) -> None:
+    for index, step in enumerate(_all_steps(workflow.steps), start=1):
+        if step.kind not in RUNNABLE_KINDS:
+            raise WorkflowError(
+                f"{step.kind} steps are not supported yet (step {index}, line {step.line})",
+                hint="foreach and MapReduce arrive with the map phase",
+            )
+    del source
+
+
+def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
+    found = []
+    for step in steps:
+        found.append(step)
+        nested = [step.on_success, *step.on_exit_code.values()]
+        if step.on_failure:
+            nested.extend(step.on_failure.handlers)
+        found.extend(_all_steps(tuple(s for s in nested if s is not None)))
+    return found
+
+
+def save_environment(session_id: str, env: Mapping[str, str]) -> None:
+    """Keep the submitting environment (0600, private store) so a resume runs with it."""
+    write_json_atomic(paths.checkpoints_dir(session_id).parent / "env.json", dict(env))
+
+
+def load_environment(session_id: str) -> dict[str, str]:
+    try:
+        data = read_json(paths.checkpoints_dir(session_id).parent / "env.json")
+    except FileNotFoundError:
+        raise StoreError(f"the environment of session {session_id} was not saved") from None
+    return {str(k): str(v) for k, v in data.items()}
+
+
+class MaskingSink:
+    """Masks every event before it leaves the engine; secrets never reach a subscriber."""
+
+    def __init__(self, inner: EventSink, masker: Masker) -> None:
+        self.inner = inner
+        self.masker = masker
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        self.inner.emit(event_type, **self.masker.mask_obj(fields))
+
+
+class Session:
+    """Runs one session's workflow in its worktree and merges the result."""
+
+    def __init__(
+        self,
+        record: SessionRecord,
+        loaded: LoadedWorkflow,
+        *,
+        env: Mapping[str, str],
+        events: EventSink,
+        settings: EngineSettings,
+        merge_lock: MergeLock,
+    ) -> None:
+        self.record = record
+        self.loaded = loaded
+        self.inherited = dict(env)
+        self.masker = Masker()
+        self.events = MaskingSink(events, self.masker)
+        self.settings = settings
+        self.merge_lock = merge_lock
+
+    @property
+    def worktree(self) -> Path:
+        return Path(self.record.worktree)
+
+    def _update(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(self.record, key, value)
+        if changes.get("error"):
+            self.record.error = self.masker.mask(changes["error"])
+        session_store.save(self.record)
+
+    async def run(self, *, resume: bool = False) -> SessionRecord:
+        """Run (or resume) the workflow; returns the record in its new state."""
+        record = self.record
+        try:
+            if not resume:
+                await self._create_worktree()
+            ctx, completed = self._context(resume)
+            self._update(status=Status.RUNNING, error=None, completed_at=None)
+            self.events.emit(
+                "session_started",
+                workflow=record.workflow,
+                worktree=record.worktree,
+                branch=record.branch,
+                total_steps=record.total_steps,
+                resumed=resume,
+            )
+            git = GitTracker(
+                self.worktree,
+                self._base_commit(),
+                track=references_git_variables(self.loaded.workflow),
+            )
+            outcome = await run_sequential(
+                self.loaded.workflow.steps,
+                StepRunner(ctx, git),
+                ctx.variables,
+                completed=completed,
+                checkpoint=self._checkpointer(ctx),
+            )
+        except asyncio.CancelledError:
+            self._finish(
+                Status.INTERRUPTED, f"interrupted; resume with `prodigyctl resume {record.id}`"
+            )
+            raise
+        except ProdigyError as exc:
+            self._finish(Status.FAILED, exc.render())
+            return record
+        if not outcome.ok:
+            self._finish(Status.FAILED, outcome.error or "a step failed")
+            return record
+        if record.merge_policy == "auto":
+            with contextlib.suppress(ProdigyError):  # a refusal leaves it awaiting_merge
+                await self.merge()
+            return record
+        self._finish(Status.AWAITING_MERGE, None)
+        return record
+
+    def _finish(self, status: Status, error: str | None) -> None:
+        done = status in (Status.COMPLETED, Status.CANCELLED)
+        self._update(status=status, error=error, completed_at=now_iso() if done else None)
+        self.events.emit(
+            "session_finished",
+            status=status.value,
+            error=self.record.error,
+            merged=self.record.merged,
+            worktree=self.record.worktree,
+            branch=self.record.original_branch,
+        )
+
+    async def _create_worktree(self) -> None:
+        repo = Path(self.record.repo)
+        await git_worktree.add_worktree(repo, self.worktree, self.record.branch, "HEAD")
+        base = await git_repo.head_sha(self.worktree)
+        write_json_atomic(self._meta_file(), {"base_commit": base, "created_at": now_iso()})
+
+    def _meta_file(self) -> Path:
+        return paths.checkpoints_dir(self.record.id).parent / "worktree.json"
+
+    def _base_commit(self) -> str | None:
+        try:
+            return str(read_json(self._meta_file()).get("base_commit"))
+        except (FileNotFoundError, StoreError, AttributeError):
+            return None
+
+    def _context(self, resume: bool) -> tuple[RunContext, list[dict[str, Any]]]:
+        record, workflow = self.record, self.loaded.workflow
+        store = VariableStore()
+        completed: list[dict[str, Any]] = []
+        if resume:
+            saved = checkpoints.load(record.id) or {}
+            store.update(saved.get("variable_state") or {})
+            completed = list(saved.get("completed_steps") or [])
+        store.update(_builtin_variables(record, self.worktree))
+        composed = job_env.compose(
+            workflow,
+            inherited=self.inherited,
+            profile=record.profile,
+            files_root=Path(record.repo),
+            store=store,
+            masker=self.masker,
+        )
+        store.update(composed.workflow_values)
+        env = {**composed.env, "PRODIGY_SESSION_ID": record.id, "PRODIGY_WORKTREE": record.worktree}
+        if record.args:
+            env.setdefault("PRODIGY_ARG", record.args[0])
+        ctx = RunContext(
+            session_id=record.id,
+            workflow=workflow,
+            worktree=self.worktree,
+            variables=store,
+            env=env,
+            masker=self.masker,
+            events=self.events,
+            settings=self.settings,
+            strict_variables=record.strict,
+        )
+        return ctx, completed
+
+    def _checkpointer(self, ctx: RunContext) -> Callable[[str, int, list[dict[str, Any]]], None]:
+        record, loaded = self.record, self.loaded
+
+        def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
+            stamp = now_iso()
+            checkpoints.save(
+                record.id,
+                {
+                    "workflow_id": record.id,
+                    "execution_state": {
+                        "current_step_index": next_index,
+                        "total_steps": record.total_steps,
+                        "status": status,
+                        "start_time": record.started_at,
+                        "last_checkpoint": stamp,
+                        "current_iteration": 1,
+                        "total_iterations": 1,
+                    },
+                    "completed_steps": self.masker.mask_obj(completed),
+                    "variable_state": self.masker.mask_obj(ctx.variables.snapshot()),
+                    "timestamp": stamp,
+                    "version": checkpoints.CHECKPOINT_VERSION,
+                    "workflow_hash": loaded.sha256,
+                    "total_steps": record.total_steps,
+                    "workflow_name": record.workflow_name,
+                    "workflow_path": record.workflow,
+                },
+            )
+            record.completed_steps = len(completed)
+            record.current_step = next_index
+
+        return save
+
+    async def merge(self) -> SessionRecord:
+        """Merge the session branch into the branch the user ran from, verified."""
+        record = self.record
+        self.events.emit("merge_started", source=record.branch, target=record.original_branch)
+        try:
+            async with self.merge_lock(record.repo):
+                outcome = await self._merge_locked()
+        except ProdigyError as exc:
+            self._update(status=Status.AWAITING_MERGE, error=exc.render())
+            self.events.emit("merge_failed", error=self.record.error)
+            self._finish(Status.AWAITING_MERGE, self.record.error)
+            raise
+        self._update(merged=outcome.merged, merge_commit=outcome.commit)
+        self.events.emit(
+            "merge_completed", merged=outcome.merged, commit=outcome.commit, message=outcome.message
+        )
+        await self._cleanup()
+        self._finish(Status.COMPLETED, None)
+        return record
+
+    async def _merge_locked(self) -> git_merge.MergeOutcome:
+        record = self.record
+        repo = Path(record.repo)
+        if not await git_repo.branch_exists(repo, record.original_branch):
+            raise MergeRefused(f"target branch {record.original_branch!r} no longer exists")
+        await git_repo.commit_all(
+            self.worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
+        )
+        if self.loaded.workflow.merge is not None:
+            await self._run_merge_workflow(repo)
+        return await git_merge.merge_branch(
+            repo,
+            record.branch,
+            record.original_branch,
+            message=f"Merge prodigy session {record.id} ({record.workflow_name})",
+        )
+
+    async def _run_merge_workflow(self, repo: Path) -> None:
+        record = self.record
+        merge_spec = self.loaded.workflow.merge
+        assert merge_spec is not None
+        ctx, _ = self._context(resume=False)
+        ctx.variables.update(
+            await git_merge.merge_variables(
+                repo,
+                record.branch,
+                record.original_branch,
+                worktree=self.worktree,
+                session_id=record.id,
+            )
+        )
+        runner = StepRunner(ctx, GitTracker(self.worktree, None, track=False))
+        phase = run_sequential(
+            merge_spec.steps, runner, ctx.variables, completed=[], checkpoint=_no_checkpoint
+        )
+        try:
+            outcome = await asyncio.wait_for(phase, merge_spec.timeout)
+        except TimeoutError:
+            raise MergeRefused(
+                f"merge workflow timed out after {merge_spec.timeout:g} seconds"
+            ) from None
+        if not outcome.ok:
+            raise MergeRefused(f"merge workflow failed: {outcome.error}")
+
+    async def _cleanup(self) -> None:
+        """Remove the worktree and its branch once the merge is verified."""
+        record = self.record
+        repo = Path(record.repo)
+        await git_worktree.remove_worktree(repo, self.worktree)
+        if record.merged or not await git_merge.commits_ahead(
+            repo, record.original_branch, record.branch
+        ):
+            await git_worktree.delete_branch(repo, record.branch)
+        self.events.emit("worktree_cleaned", worktree=record.worktree, branch=record.branch)
+
+
+def _no_checkpoint(status: str, index: int, completed: list[dict[str, Any]]) -> None:
+    """The merge workflow is short and re-runnable; it is not checkpointed."""
+
+
+def _builtin_variables(record: SessionRecord, worktree: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "workflow.name": record.workflow_name,
+        "workflow.id": record.id,
+        "workflow.iteration": 1,
+        "ITERATION": 1,
+        "PROJECT_ROOT": str(worktree),
+        "WORKTREE": worktree.name,
+        "SESSION_ID": record.id,
+    }
+    if record.args:
+        values["ARG"] = record.args[0]
+    for number, value in enumerate(record.args, start=1):
+        values[f"ARG_{number}"] = value
+        values[str(number)] = value
+    return values
+
+
+def check_resumable(record: SessionRecord, loaded: LoadedWorkflow, *, force: bool) -> None:
+    """Refuse resumes that cannot be right: finished sessions, changed workflows."""
+    if record.status is Status.RUNNING:
+        raise Conflict(f"session {record.id} is running")
+    if not record.status.resumable:
+        raise Conflict(
+            f"session {record.id} is {record.status.value} and cannot be resumed",
+            hint="`prodigyctl merge ID` finishes an awaiting_merge session"
+            if record.status is Status.AWAITING_MERGE
+            else None,
+        )
+    if loaded.sha256 != record.workflow_sha256 and not force:
+        raise Conflict(
+            f"the workflow file {record.workflow} changed since session {record.id} started",
+            hint="resume with --force to run the remaining steps of the edited file",
+        )
+    if not Path(record.worktree).is_dir():
+        raise Conflict(
+            f"the worktree of session {record.id} is gone ({record.worktree})",
+            hint="the session cannot be resumed; start a new run",
+        )
+
+
+def describe(record: SessionRecord) -> dict[str, Any]:
+    """`sessions show` details: the record plus its checkpoint's step list."""
+    data = record.model_dump(mode="json")
+    saved = checkpoints.load(record.id) or {}
+    data["completed"] = [
+        {k: entry.get(k) for k in ("step_index", "command", "duration", "completed_at")}
+        for entry in saved.get("completed_steps") or []
+    ]
+    return json.loads(json.dumps(data))
+
+
+@contextlib.asynccontextmanager
+async def _unlocked(_: str) -> AsyncIterator[None]:
+    yield

@@ -1,0 +1,308 @@
+"""The step pipeline (reference §4.2), the same for every phase and every nesting level.
+
+Order: `when` → run the command (with `retry`) → `commit_required` → git variables →
+capture/`output_file` → `on_failure` or `on_success` → `on_exit_code` → `allow_failure`.
+Handlers are steps too and go through this same pipeline, so every field works everywhere
+(the original dropped most of them outside one code path; reference §10).
+
+Decisions where the reference is silent:
+- `${shell.output}`/`${claude.output}`/`${last.output}`/`${last.exit_code}` are set after
+  every step, captured or not: they are cheap and users reach for them.
+- `${step.index}` is 1-based, like the "step i/n" progress lines.
+- `${step.files_*}` etc. describe the step that ran last; a step's own handlers see its
+  changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prodigyd.engine import retry as retry_policy
+from prodigyd.engine.capture import CaptureError, parse_capture
+from prodigyd.engine.commands import KINDS, Invocation
+from prodigyd.engine.context import CommandResult, RunContext
+from prodigyd.engine.gitvars import GitTracker
+from prodigyd.errors import ProdigyError
+from prodigyd.workflow.expr import evaluate
+from prodigyd.workflow.interpolate import VariableStore
+from prodigyd.workflow.model import OnFailure, Step
+
+#: Above this size the debug loop hands `${shell.output}` over as a temp-file path (§2.6).
+DEBUG_OUTPUT_INLINE_LIMIT = 10_000
+
+CONTINUE_NOTE = "[Note: Command failed but workflow continues due to on_failure configuration]"
+
+
+@dataclass
+class StepReport:
+    """How a step ended, as far as the workflow is concerned."""
+
+    success: bool  # False stops the workflow
+    result: CommandResult
+    skipped: bool = False
+    note: str | None = None
+    error: str | None = None  # the workflow-stopping message when not successful
+    output_parts: list[str] = field(default_factory=list)
+
+
+class StepRunner:
+    """Runs steps of one session; holds what all steps share (context, git tracking)."""
+
+    def __init__(self, ctx: RunContext, git: GitTracker) -> None:
+        self.ctx = ctx
+        self.git = git
+
+    async def run(self, step: Step, *, label: str, store: VariableStore) -> StepReport:
+        ctx = self.ctx
+        display = self.display(step, store)
+        ctx.events.emit("step_started", step=label, display=display, kind=step.kind)
+        try:
+            report = await self._run(step, label, store, display)
+        except ProdigyError as exc:
+            message = exc.render()
+            report = StepReport(False, CommandResult(False, 1, error=message), error=message)
+        ctx.events.emit(
+            "step_completed" if report.success else "step_failed",
+            step=label,
+            display=display,
+            success=report.success,
+            skipped=report.skipped,
+            exit_code=report.result.exit_code,
+            duration=round(report.result.duration, 6),
+            note=report.note,
+            error=report.error,
+        )
+        return report
+
+    def display(self, step: Step, store: VariableStore) -> str:
+        try:
+            return self.ctx.interpolate(step.display(), store)
+        except ProdigyError:
+            return step.display()
+
+    async def _run(self, step: Step, label: str, store: VariableStore, display: str) -> StepReport:
+        if step.when and not evaluate(step.when, store):
+            result = CommandResult(True, 0, stdout="Skipped due to when condition\n")
+            return StepReport(True, result, skipped=True, note="skipped: when condition is false")
+        await self.git.before_step(step)
+        result = await self.execute(step, label, store)
+        if result.success and step.commit_required:
+            result = await self._check_commit(step, result, display)
+        await self.git.after_step(store)
+        self._record(step, result, store)
+        if result.success:
+            report = await self._on_success(step, result, label, store)
+        else:
+            report = await self._on_failure(step, result, label, store, display)
+        report = await self._on_exit_code(step, report, label, store)
+        if not report.success and step.allow_failure:
+            report = StepReport(True, report.result, note="failed; allow_failure: true")
+        return report
+
+    async def execute(
+        self, step: Step, label: str, store: VariableStore, extra_env: dict[str, str] | None = None
+    ) -> CommandResult:
+        """Run the command once, or as often as its `retry:` allows."""
+        inv = Invocation(
+            ctx=self.ctx,
+            store=store,
+            env={**self.ctx.step_env(step.env, store), **(extra_env or {})},
+            cwd=self.ctx.resolve_dir(step.working_dir, store),
+            timeout=step.timeout,
+            label=label,
+        )
+        command = KINDS.get(step.kind)
+        if command is None:
+            raise ProdigyError(f"step kind {step.kind!r} is not supported yet")
+        attempt = 1
+        while True:
+            result = await command(step, inv)
+            spec = step.retry
+            if result.success or spec is None or attempt >= spec.attempts:
+                return result
+            if not retry_policy.should_retry(spec, f"{result.error}\n{result.stderr}"):
+                return result
+            delay = retry_policy.delay_for(attempt, spec)
+            self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 1, delay=delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _check_commit(self, step: Step, result: CommandResult, display: str) -> CommandResult:
+        if self.ctx.env.get("PRODIGY_NO_COMMIT_VALIDATION") == "true":
+            return result
+        message = self.ctx.interpolate(step.commit_message or f"prodigy: {display}")
+        if await self.git.step_committed(step, message):
+            return result
+        message = (
+            f"No changes were committed by {display}\n"
+            "The command executed successfully but did not create any git commits.\n"
+            "Set commit_required: false if the step may legitimately change nothing, or run "
+            "with PRODIGY_NO_COMMIT_VALIDATION=true to skip this check."
+        )
+        result.success = False
+        result.error = message
+        return result
+
+    def _record(self, step: Step, result: CommandResult, store: VariableStore) -> None:
+        """Publish the step's outputs as variables and files."""
+        text = result.text
+        store.set(f"{step.kind}.output", text)
+        store.set(f"{step.kind}.exit_code", result.exit_code)
+        store.set("last.output", text)
+        store.set("last.exit_code", result.exit_code)
+        if step.capture_output:
+            name = step.capture_output if isinstance(step.capture_output, str) else None
+            store.set(name or f"{step.kind}.output", text)
+            store.set("CAPTURED_OUTPUT", text)
+        if step.capture:
+            self._capture(step, result, store)
+        if step.output_file and result.success:
+            target = self.ctx.resolve_dir(step.working_dir, store) / self.ctx.interpolate(
+                step.output_file, store
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(result.stdout)
+
+    def _capture(self, step: Step, result: CommandResult, store: VariableStore) -> None:
+        streams = step.capture_streams
+        parts = [result.text] if streams.stdout else []
+        if streams.stderr:
+            parts.append(result.stderr)
+        name = step.capture
+        assert name is not None
+        try:
+            store.set(
+                name, parse_capture("".join(parts), step.capture_format, success=result.success)
+            )
+        except CaptureError as exc:
+            result.success = False
+            result.error = f"capture {name}: {exc.message}"
+        if streams.exit_code:
+            store.set(f"{name}.exit_code", result.exit_code)
+        if streams.success:
+            store.set(f"{name}.success", result.success)
+        if streams.duration:
+            store.set(f"{name}.duration", round(result.duration, 6))
+        if streams.stderr:
+            store.set(f"{name}.stderr", result.stderr)
+
+    async def _on_success(
+        self, step: Step, result: CommandResult, label: str, store: VariableStore
+    ) -> StepReport:
+        if step.on_success is None:
+            return StepReport(True, result)
+        nested = await self.run(step.on_success, label=f"{label}.on_success", store=store)
+        if not nested.success:
+            return StepReport(False, result, error=f"on_success handler failed: {nested.error}")
+        return StepReport(True, result)
+
+    async def _on_exit_code(
+        self, step: Step, report: StepReport, label: str, store: VariableStore
+    ) -> StepReport:
+        handler = step.on_exit_code.get(report.result.exit_code)
+        if handler is None or report.skipped:
+            return report
+        nested = await self.run(handler, label=f"{label}.on_exit_code", store=store)
+        if not nested.success:
+            return StepReport(
+                False, report.result, error=f"on_exit_code handler failed: {nested.error}"
+            )
+        return report
+
+    async def _on_failure(
+        self, step: Step, result: CommandResult, label: str, store: VariableStore, display: str
+    ) -> StepReport:
+        policy = step.on_failure
+        if policy is None:
+            return StepReport(False, result, error=_failure_message(display, result))
+        if policy.ignore:
+            return StepReport(True, result, note=CONTINUE_NOTE)
+        if policy.debug_loop:
+            return await self._debug_loop(step, policy, result, label, store, display)
+        handler_store = store.child()
+        handler_store.update(_error_variables(result, display))
+        handlers_ok = await self._run_handlers(policy, label, handler_store)
+        if not handlers_ok and policy.handler_failure_fatal:
+            return StepReport(False, result, error=f"Handler failure is fatal: {display}")
+        for attempt in range(policy.max_retries):
+            self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 2, delay=0)
+            result = await self.execute(step, label, store)
+            if result.success:
+                self._record(step, result, store)
+                return StepReport(True, result, note="recovered by re-running after on_failure")
+        if policy.fail_workflow:
+            return StepReport(False, result, error=_failure_message(display, result))
+        note = "recovered" if policy.strategy == "recovery" and handlers_ok else CONTINUE_NOTE
+        return StepReport(True, result, note=note)
+
+    async def _run_handlers(self, policy: OnFailure, label: str, store: VariableStore) -> bool:
+        for number, handler in enumerate(policy.handlers, start=1):
+            report = await self.run(handler, label=f"{label}.on_failure.{number}", store=store)
+            if not report.success:
+                return False
+        return True
+
+    async def _debug_loop(
+        self,
+        step: Step,
+        policy: OnFailure,
+        result: CommandResult,
+        label: str,
+        store: VariableStore,
+        display: str,
+    ) -> StepReport:
+        """Shell fails → run the handler (usually Claude) with the output → re-run the shell."""
+        attempt = 1
+        while not result.success and attempt < policy.max_attempts:
+            store.set("shell.output", _debug_output(result))
+            store.set("shell.exit_code", result.exit_code)
+            store.set("shell.attempt", attempt)
+            if not await self._run_handlers(policy, label, store):
+                break
+            attempt += 1
+            result = await self.execute(step, label, store, {"SHELL_ATTEMPT": str(attempt)})
+            self._record(step, result, store)
+        if result.success:
+            return StepReport(True, result, note=f"succeeded on attempt {attempt}")
+        if policy.fail_workflow:
+            error = f"Shell command failed after {attempt} attempts and fail_workflow is true"
+            return StepReport(False, result, error=f"{error}\n{_failure_message(display, result)}")
+        return StepReport(True, result, note=CONTINUE_NOTE)
+
+
+def _error_variables(result: CommandResult, display: str) -> dict[str, Any]:
+    return {
+        "error.message": result.stderr.strip() or result.error or "",
+        "error.exit_code": result.exit_code,
+        "error.step": display,
+        "error.timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+def _debug_output(result: CommandResult) -> str:
+    text = f"STDOUT:\n{result.stdout}\n\nSTDERR:\n{result.stderr}"
+    if len(text) <= DEBUG_OUTPUT_INLINE_LIMIT:
+        return text
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="prodigy-shell-output-", suffix=".txt", delete=False
+    ) as fh:
+        fh.write(f"=== STDOUT ===\n{result.stdout}\n=== STDERR ===\n{result.stderr}")
+    return str(Path(fh.name))
+
+
+def _failure_message(display: str, result: CommandResult) -> str:
+    """`Step '<display>' failed ...` plus the tail of what the command printed."""
+    if result.error and not result.error.startswith("exit code"):
+        head = f"Step '{display}' failed: {result.error}"
+    else:
+        head = f"Step '{display}' failed with exit code {result.exit_code}"
+    for title, text in (("stderr", result.stderr), ("stdout", result.stdout)):
+        if text.strip():
+            tail = text.strip()[-2000:]
+            return f"{head}\n=== Error Output ({title}) ===\n{tail}"
+    return head

@@ -1,0 +1,89 @@
+"""The one door to the git command line.
+
+prodigy drives git through its CLI, never through pygit2: libgit2 holds the GIL during
+checkout-sized work and would stall the daemon's event loop (deps-probe §1a), while a git
+subprocess costs the loop nothing. Every git child goes through `prodigyd.proc.run`, so it
+gets its own process group and is killed with the job that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NoReturn
+
+from prodigyd.errors import GitError
+from prodigyd.proc import Completed, run
+
+#: Variables that pin git to one repository. A git hook (or a `git rebase --exec`) that
+#: starts prodigyctl exports them; inherited, they would make every git call we run inside
+#: a session worktree act on the hook's repository instead.
+REPO_PINNING_VARS = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_INDEX_FILE",
+        "GIT_WORK_TREE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_PREFIX",
+        "GIT_COMMON_DIR",
+    }
+)
+
+
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for a git child: `base` (default: ours) minus repository pinning.
+
+    Credentials helpers (GIT_SSH*, GIT_ASKPASS), GIT_CONFIG_* and the author/committer
+    identity pass through untouched. GIT_TERMINAL_PROMPT=0 makes a git that wants a
+    password fail instead of waiting on a terminal the daemon does not have; LC_ALL=C keeps
+    messages in the English we parse.
+    """
+    source = os.environ if base is None else base
+    env = {key: value for key, value in source.items() if key not in REPO_PINNING_VARS}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"
+    return env
+
+
+async def git(
+    cwd: Path | str,
+    *args: str,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Run `git <args>` in `cwd`.
+
+    With `check` a failure raises a GitError that names the command and carries its exit
+    code and output, so the user sees git's own explanation. `env` is the base environment
+    (default: ours); it is always passed through `git_env`.
+    """
+    argv = ["git", *args]
+    try:
+        done = await run(argv, cwd=cwd, env=git_env(env))
+    except OSError as exc:  # no git on PATH, or cwd is not a directory
+        raise GitError(
+            f"Cannot run `{shlex.join(argv)}` in {cwd}: {exc.strerror or exc}",
+            hint="check that git is installed and the directory exists",
+        ) from exc
+    if check and not done.ok:
+        raise_failure(done, cwd)
+    return done
+
+
+def raise_failure(done: Completed, cwd: Path | str) -> NoReturn:
+    """Raise the GitError for a git that failed: for callers that check exit codes themselves."""
+    raise GitError(f"`{shlex.join(done.argv)}` failed in {cwd}", details=describe_failure(done))
+
+
+def describe_failure(done: Completed) -> str:
+    """The exit code and both output streams of a failed git, indented for reading."""
+    status = "timed out" if done.timed_out else f"exit code {done.returncode}"
+    parts = [status]
+    for name, text in (("stdout", done.stdout), ("stderr", done.stderr)):
+        body = text.rstrip("\n")
+        parts.append(f"{name}:\n{textwrap.indent(body, '    ')}" if body else f"{name}: (empty)")
+    return "\n".join(parts)

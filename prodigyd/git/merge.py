@@ -1,0 +1,393 @@
+"""The final merge of a session branch into the user's branch (reference §4.7 [R]).
+
+The original asked Claude to run `git merge` and hoped for the best, which could fail or
+mix the session's work into the user's uncommitted edits. Here the default merge is plain,
+verified git, and the user's uncommitted work is never touched:
+
+* the target is checked out in a worktree (normally the user's checkout): `git merge
+  --no-ff` there, but only after proving the merge changes no file the user has
+  uncommitted changes to and nothing is staged; a conflict is aborted, leaving the
+  checkout as it was;
+* the target is checked out nowhere: merge without a working tree (`git merge-tree
+  --write-tree`, git >= 2.38), commit the tree and move the branch with a compare-and-swap.
+
+Either way the result is verified with `git merge-base --is-ancestor` before it is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from prodigyd.errors import GitError, MergeRefused
+from prodigyd.git.cli import describe_failure, git, raise_failure
+from prodigyd.git.repo import HEADS, dirty_paths
+from prodigyd.git.worktree import list_worktrees
+
+#: Caps on the merge.* variables, as in the original: enough context for a merge workflow
+#: without handing Claude a prompt the size of the repository.
+MAX_COMMITS = 100
+MAX_FILES = 500
+
+#: How many file names a refusal lists before it says "and N more".
+LISTED_FILES = 20
+
+#: Per-worktree files that mean the user is in the middle of a merge, cherry-pick or revert
+#: in that checkout. Our own merge would refuse to start, and our `git merge --abort` must
+#: never throw away *their* half-done merge.
+UNFINISHED_MARKERS = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
+
+RETRY_HINT = "then run `prodigyctl merge <session>`"
+
+_MODIFICATION_TYPES = {"A": "added", "D": "deleted", "R": "renamed"}
+
+
+@dataclass
+class MergeOutcome:
+    """What `merge_branch` did: `commit` is the target's new tip when `merged`."""
+
+    merged: bool
+    commit: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class _Merge:
+    """One requested merge, with both ends resolved to commits once, up front."""
+
+    source: str
+    target: str
+    source_sha: str
+    target_sha: str
+    message: str
+
+
+async def commits_ahead(repo: Path, target: str, source: str) -> int:
+    """How many commits `source` has that `target` does not."""
+    done = await git(repo, "rev-list", "--count", f"{target}..{source}", "--")
+    return int(done.stdout.strip())
+
+
+async def merge_branch(
+    repo: Path, source: str, target: str, *, message: str | None = None
+) -> MergeOutcome:
+    """Merge `source` into the branch `target` of `repo` with a merge commit, and verify it.
+
+    Raises MergeRefused when the merge conflicts or would touch the user's uncommitted
+    changes; in both cases every branch and working tree is left as it was.
+    """
+    plan = _Merge(
+        source=source,
+        target=target,
+        source_sha=await resolve_commit(repo, source, f"Session branch '{source}'"),
+        target_sha=await resolve_commit(repo, f"{HEADS}{target}", f"Target branch '{target}'"),
+        message=message or f"Merge prodigy session branch '{source}' into {target}",
+    )
+    count = await commits_ahead(repo, plan.target_sha, plan.source_sha)
+    if count == 0:
+        return MergeOutcome(
+            merged=False,
+            commit=None,
+            message=f"No new commits in {source}, nothing to merge into {target}",
+        )
+    checkout = await find_checkout(repo, target)
+    if checkout is None:
+        await merge_without_checkout(repo, plan)
+    else:
+        await merge_in_checkout(checkout, plan)
+    commit = await verify_merged(repo, plan)
+    noun = "commit" if count == 1 else "commits"
+    return MergeOutcome(
+        merged=True, commit=commit, message=f"Merged {count} {noun} from {source} into {target}"
+    )
+
+
+async def resolve_commit(repo: Path, rev: str, label: str) -> str:
+    """The full sha `rev` names, or a GitError saying `label` does not exist."""
+    done = await git(
+        repo,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{rev}^{{commit}}",
+        check=False,
+    )
+    if not done.ok:
+        raise GitError(f"{label} does not exist in {repo}")
+    return done.stdout.strip()
+
+
+async def find_checkout(repo: Path, branch: str) -> Path | None:
+    """The worktree that has `branch` checked out, if any (git allows at most one)."""
+    for worktree in await list_worktrees(repo):
+        if worktree.branch == branch:
+            return worktree.path
+    return None
+
+
+async def merge_in_checkout(checkout: Path, plan: _Merge) -> None:
+    """`git merge --no-ff` in the worktree where the target is checked out.
+
+    `--no-autostash` overrides a `merge.autoStash` setting: the user's changes stay where
+    they are rather than being stashed and re-applied behind their back.
+    """
+    await refuse_unfinished_operation(checkout, plan)
+    await refuse_dirty_overlap(checkout, plan)
+    await refuse_staged_changes(checkout)
+    done = await git(
+        checkout,
+        "merge",
+        "--no-ff",
+        "--no-edit",
+        "--no-autostash",
+        "-m",
+        plan.message,
+        plan.source_sha,
+        check=False,
+    )
+    if done.ok:
+        return
+    if not await has_merge_in_progress(checkout):  # git refused before it began: say why
+        raise_failure(done, checkout)
+    conflicted = await git(checkout, "diff", "--name-only", "-z", "--diff-filter=U")
+    await git(checkout, "merge", "--abort")
+    refuse_conflicts(plan, split_nul(conflicted.stdout))
+
+
+async def refuse_unfinished_operation(checkout: Path, plan: _Merge) -> None:
+    """Refuse to merge into a checkout where the user has a merge (or the like) half done."""
+    done = await git(checkout, "rev-parse", "--absolute-git-dir")
+    git_dir = Path(done.stdout.strip())
+    unfinished = [name for name in UNFINISHED_MARKERS if (git_dir / name).exists()]
+    if unfinished:
+        raise MergeRefused(
+            f"The checkout of {plan.target} at {checkout} has an unfinished operation "
+            f"({', '.join(unfinished)})",
+            hint=f"finish or abort it, {RETRY_HINT}",
+        )
+
+
+async def refuse_dirty_overlap(checkout: Path, plan: _Merge) -> None:
+    """Refuse if the merge would change a file the user has uncommitted changes to.
+
+    git would refuse most of these itself, one file at a time and in terms of
+    "overwriting"; checking up front gives one refusal that names every file.
+    """
+    base = await merge_base(checkout, "HEAD", plan.source_sha)
+    touched = await git(
+        checkout, "diff-tree", "-r", "-z", "--name-only", "--no-renames", base, plan.source_sha
+    )
+    overlap = set(split_nul(touched.stdout)) & await dirty_paths(checkout)
+    if overlap:
+        raise MergeRefused(
+            "Your checkout has uncommitted changes to files this merge would change: "
+            + list_files(overlap),
+            hint=f"commit or stash them, {RETRY_HINT}",
+            details=f"checkout: {checkout}",
+        )
+
+
+async def refuse_staged_changes(checkout: Path) -> None:
+    """Refuse if anything is staged in the checkout, even in files the merge leaves alone.
+
+    git's merge strategies (ort in git 2.39) refuse to start while the index differs from
+    HEAD at all, and say so as "local changes would be overwritten" about files the merge
+    does not touch; this says what is really in the way.
+    """
+    done = await git(checkout, "diff-index", "--cached", "-z", "--name-only", "HEAD", "--")
+    staged = split_nul(done.stdout)
+    if staged:
+        raise MergeRefused(
+            f"Your checkout has staged changes, and git cannot merge while it does: "
+            f"{list_files(staged)}",
+            hint=f"commit them, or unstage them with `git restore --staged`, {RETRY_HINT}",
+            details=f"checkout: {checkout}",
+        )
+
+
+async def has_merge_in_progress(checkout: Path) -> bool:
+    """Whether a merge was started (and so must be aborted) in `checkout`."""
+    done = await git(checkout, "rev-parse", "--quiet", "--verify", "MERGE_HEAD", check=False)
+    return done.ok
+
+
+async def merge_without_checkout(repo: Path, plan: _Merge) -> None:
+    """Merge into a branch no worktree has checked out, touching no working tree at all.
+
+    The branch moves with `update-ref <new> <old>`, so if anything moved it meanwhile the
+    update fails instead of silently discarding that commit.
+    """
+    done = await git(
+        repo,
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "-z",
+        "--no-messages",
+        plan.target_sha,
+        plan.source_sha,
+        check=False,
+    )
+    if done.returncode not in (0, 1):  # 1 = conflicts; anything else is an error
+        raise_failure(done, repo)
+    tree, *conflicted = split_nul(done.stdout)
+    if done.returncode == 1:
+        refuse_conflicts(plan, conflicted)
+    commit = await git(
+        repo,
+        "commit-tree",
+        tree,
+        "-p",
+        plan.target_sha,
+        "-p",
+        plan.source_sha,
+        "-m",
+        plan.message,
+    )
+    new = commit.stdout.strip()
+    moved = await git(
+        repo,
+        "update-ref",
+        "-m",
+        f"prodigy: {plan.message}",
+        f"{HEADS}{plan.target}",
+        new,
+        plan.target_sha,
+        check=False,
+    )
+    if not moved.ok:
+        raise GitError(
+            f"Branch '{plan.target}' moved while {plan.source} was being merged into it",
+            hint=f"nothing was changed; {RETRY_HINT} again",
+            details=describe_failure(moved),
+        )
+
+
+def refuse_conflicts(plan: _Merge, files: list[str]) -> NoReturn:
+    """Raise the MergeRefused for a merge that conflicts in `files`."""
+    raise MergeRefused(
+        f"Merging {plan.source} into {plan.target} conflicts in: {list_files(files)}",
+        hint=f"merge {plan.target} into the session branch and resolve the conflicts there, "
+        + RETRY_HINT,
+    )
+
+
+async def verify_merged(repo: Path, plan: _Merge) -> str:
+    """Prove the source is now part of the target, and return the target's new tip."""
+    target_ref = f"{HEADS}{plan.target}"
+    done = await git(repo, "merge-base", "--is-ancestor", plan.source_sha, target_ref, check=False)
+    if not done.ok:
+        raise GitError(
+            f"merge verification failed: {plan.source} is not part of {plan.target} after merging",
+            details=describe_failure(done),
+        )
+    return await resolve_commit(repo, target_ref, f"Target branch '{plan.target}'")
+
+
+async def merge_base(cwd: Path, one: str, other: str) -> str:
+    """The best common ancestor of two commits."""
+    done = await git(cwd, "merge-base", one, other)
+    return done.stdout.strip()
+
+
+def list_files(paths: Iterable[str]) -> str:
+    """Sorted, comma-separated file names, cut short so a refusal stays readable."""
+    ordered = sorted(set(paths))
+    shown = ", ".join(ordered[:LISTED_FILES])
+    hidden = len(ordered) - LISTED_FILES
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def split_nul(output: str) -> list[str]:
+    """The fields of NUL-separated git output (`-z`), without the empty tail."""
+    return [field for field in output.split("\0") if field]
+
+
+async def merge_variables(
+    repo: Path, source: str, target: str, *, worktree: Path, session_id: str
+) -> dict[str, Any]:
+    """The merge.* variables (reference §3.2) a custom `merge:` workflow interpolates.
+
+    `merge.worktree` is the worktree's name, as in the original ("prodigy-session-…"
+    there, the session id here); its steps already run inside it.
+    """
+    commits, changes = await asyncio.gather(
+        list_commits(repo, target, source), list_changed_files(repo, target, source)
+    )
+    newest_touch: dict[str, str] = {}
+    for commit in reversed(commits):  # oldest first, so the newest commit wins
+        for path in commit["files_changed"]:
+            newest_touch[path] = commit["id"]
+    files = [
+        {"path": path, "modification_type": kind, "commit_id": newest_touch.get(path)}
+        for path, kind in changes
+    ]
+    return {
+        "merge.worktree": worktree.name,
+        "merge.source_branch": source,
+        "merge.target_branch": target,
+        "merge.session_id": session_id,
+        "merge.commits": commits,
+        "merge.commit_count": len(commits),
+        "merge.commit_ids": ", ".join(commit["short_id"] for commit in commits),
+        "merge.modified_files": files,
+        "merge.file_count": len(files),
+        "merge.file_list": ", ".join(file["path"] for file in files),
+    }
+
+
+#: One `git log` record: fields split by US (0x1f), records started by RS (0x1e). The
+#: message comes last so that only an RS inside a message (never seen in practice) could
+#: confuse the parser; the trailing US marks where `--name-only` output begins.
+_LOG_FORMAT = "%x1e%H%x1f%h%x1f%an%x1f%ae%x1f%aI%x1f%B%x1f"
+
+
+async def list_commits(repo: Path, target: str, source: str) -> list[dict[str, Any]]:
+    """The commits of `target..source`, newest first, capped at MAX_COMMITS, in one git call."""
+    done = await git(
+        repo,
+        "log",
+        "-z",
+        "-M",
+        "--name-only",
+        "--no-show-signature",
+        f"-n{MAX_COMMITS}",
+        f"--format={_LOG_FORMAT}",
+        f"{target}..{source}",
+        "--",
+    )
+    return [parse_log_record(record) for record in done.stdout.split("\x1e")[1:]]
+
+
+def parse_log_record(record: str) -> dict[str, Any]:
+    """One commit of `list_commits` output as a merge.commits entry.
+
+    With `-z`, the file names follow the format as `\\0\\n` then NUL-terminated names.
+    """
+    sha, short, name, email, timestamp, rest = record.split("\x1f", 5)
+    body, _, names = rest.rpartition("\x1f")
+    return {
+        "id": sha,
+        "short_id": short,
+        "author": {"name": name, "email": email},
+        "message": body.rstrip("\n"),
+        "timestamp": timestamp,
+        "files_changed": split_nul(names.removeprefix("\0").removeprefix("\n")),
+    }
+
+
+async def list_changed_files(repo: Path, target: str, source: str) -> list[tuple[str, str]]:
+    """`(path, modification_type)` for what `source` changed since it left `target`."""
+    base = await merge_base(repo, target, source)
+    done = await git(repo, "diff-tree", "-r", "-z", "-M", "--name-status", base, source)
+    fields = iter(split_nul(done.stdout))
+    changes: list[tuple[str, str]] = []
+    for status in fields:
+        if status.startswith("R"):  # a rename names the old path, then the new one
+            next(fields)
+        changes.append((next(fields), _MODIFICATION_TYPES.get(status[0], "modified")))
+    return changes[:MAX_FILES]

@@ -1,0 +1,117 @@
+"""Questions about a repository and its working tree, answered by the git CLI.
+
+Status reads use `git --no-optional-locks` so that asking whether the user's checkout is
+dirty never takes `index.lock` and never makes the user's own concurrent git command fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prodigyd.errors import GitError
+from prodigyd.git.cli import git, raise_failure
+
+#: The namespace of local branches; prodigy only ever merges into one of these.
+HEADS = "refs/heads/"
+
+
+async def repo_root(path: Path) -> Path:
+    """The top of the working tree that contains `path`, or a GitError saying there is none."""
+    not_a_repo = GitError(
+        f"Not a git repository: {path}",
+        hint="run prodigyctl from inside a git repository, or pass -p/--path REPO",
+    )
+    if not path.is_dir():
+        raise not_a_repo
+    done = await git(path, "rev-parse", "--show-toplevel", check=False)
+    if not done.ok or not done.stdout.strip():
+        raise not_a_repo
+    return Path(done.stdout.strip())
+
+
+async def current_branch(repo: Path) -> str:
+    """The branch checked out in `repo`: the one a session's result is merged back into.
+
+    Refuses a detached HEAD (there is no branch to merge into) and an unborn branch (there
+    is no commit to branch a session worktree from).
+    """
+    ref = await git(repo, "symbolic-ref", "--quiet", "HEAD", check=False)
+    if not ref.ok:
+        raise GitError(
+            f"HEAD is detached in {repo}",
+            hint="check out a branch first: prodigy merges the result back into the branch "
+            "you ran from",
+        )
+    name = ref.stdout.strip().removeprefix(HEADS)
+    born = await git(repo, "rev-parse", "--quiet", "--verify", "HEAD^{commit}", check=False)
+    if not born.ok:
+        raise GitError(
+            f"Branch '{name}' in {repo} has no commits yet",
+            hint="make a first commit: every prodigy session branches from it",
+        )
+    return name
+
+
+async def head_sha(path: Path) -> str:
+    """The full sha of the commit checked out at `path`."""
+    done = await git(path, "rev-parse", "--verify", "HEAD^{commit}")
+    return done.stdout.strip()
+
+
+async def branch_exists(repo: Path, branch: str) -> bool:
+    """Whether `refs/heads/<branch>` exists (tags and remote branches do not count)."""
+    done = await git(repo, "show-ref", "--verify", "--quiet", f"{HEADS}{branch}", check=False)
+    if done.returncode not in (0, 1):  # 1 = no such ref; anything else is a broken repo
+        raise_failure(done, repo)
+    return done.returncode == 0
+
+
+async def is_dirty(path: Path) -> bool:
+    """Whether the working tree has tracked changes or untracked (not ignored) files."""
+    done = await git(path, "--no-optional-locks", "status", "--porcelain", "-z")
+    return bool(done.stdout)
+
+
+async def dirty_paths(path: Path) -> set[str]:
+    """Every path, relative to the top of the working tree, that has uncommitted changes.
+
+    Untracked directories are expanded to their files (`-uall`) and both sides of a staged
+    rename are reported, so the set can be intersected with the files a merge touches.
+    """
+    done = await git(path, "--no-optional-locks", "status", "--porcelain", "-z", "-uall")
+    return parse_porcelain_paths(done.stdout)
+
+
+def parse_porcelain_paths(output: str) -> set[str]:
+    """The paths in `git status --porcelain -z` output (format v1).
+
+    Each entry is `XY <path>`; a rename or copy is followed by one more NUL-terminated
+    field, its original path.
+    """
+    fields = iter(output.split("\0"))
+    paths: set[str] = set()
+    for entry in fields:
+        if len(entry) < 4:  # the empty tail after the last NUL
+            continue
+        status, path = entry[:2], entry[3:]
+        paths.add(path)
+        if "R" in status or "C" in status:
+            paths.add(next(fields, ""))
+    paths.discard("")
+    return paths
+
+
+async def commit_all(path: Path, message: str) -> str | None:
+    """Stage everything in the working tree and commit it; None if there was nothing to commit.
+
+    This is `auto_commit`: a step that changed files without committing still leaves a
+    commit behind for the merge and for the step's git variables.
+    """
+    await git(path, "add", "--all")
+    staged = await git(path, "diff", "--cached", "--quiet", check=False)
+    if staged.returncode == 0:
+        return None
+    if staged.returncode != 1:  # 1 = there are staged changes; anything else is an error
+        raise_failure(staged, path)
+    await git(path, "commit", "--quiet", "-m", message)
+    return await head_sha(path)

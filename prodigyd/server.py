@@ -1,0 +1,196 @@
+"""The Unix-socket JSON-RPC 2.0 server.
+
+Wire protocol: newline-delimited JSON (see `prodigyd.protocol` and docs/protocol.md). Each
+accepted socket gets its own `Connection` holding its writer, its write lock and its
+subscription tasks; nothing per-connection lives on the server. Each request runs in its
+own task so a long call (merge) never blocks a subscription or a ping on the same socket.
+
+Errors follow the spec: unparseable JSON → -32700 with id null; a malformed envelope →
+-32600; an unknown method → -32601; bad params → -32602 naming the field; an expected
+failure → prodigy's own code with `data` describing it; anything else → -32603 with a
+reference into the daemon log, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from prodigyd import protocol
+from prodigyd.api import schemas
+from prodigyd.api.handlers import HANDLERS, DaemonState
+from prodigyd.errors import ProdigyError
+from prodigyd.store import sessions as session_store
+from prodigyd.store.ids import check_id
+
+log = logging.getLogger("prodigyd.server")
+
+
+class Connection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        state: DaemonState,
+        request_stop: Callable[[], None],
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.state = state
+        self.request_stop = request_stop
+        self._write_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_subscription = 0
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    line = await self.reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError:
+                    break  # client hung up
+                except asyncio.LimitOverrunError:
+                    await self.send(
+                        protocol.error(
+                            None,
+                            protocol.INVALID_REQUEST,
+                            f"message larger than {protocol.MAX_MESSAGE_BYTES} bytes",
+                        )
+                    )
+                    break  # the stream cannot be resynchronised
+                if line.strip():
+                    self._spawn(self._handle(line))
+        except (ConnectionError, OSError):
+            log.debug("client connection dropped")
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self._write_lock:
+            self.writer.write(protocol.encode(message))
+            await self.writer.drain()
+
+    async def _handle(self, line: bytes) -> None:
+        try:
+            reply = await self._dispatch(line)
+        except (ConnectionError, OSError):
+            return
+        if reply is not None:
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.send(reply)
+
+    async def _dispatch(self, line: bytes) -> dict[str, Any] | None:
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            return protocol.error(None, protocol.PARSE_ERROR, f"Parse error: {exc}")
+        if not isinstance(message, dict):
+            return protocol.error(None, protocol.INVALID_REQUEST, "a request must be a JSON object")
+        msg_id = message.get("id")
+        method = message.get("method")
+        if message.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            return protocol.error(
+                msg_id,
+                protocol.INVALID_REQUEST,
+                'Invalid Request: need "jsonrpc": "2.0" and a string "method"',
+            )
+        if msg_id is not None and not isinstance(msg_id, str | int):
+            return protocol.error(None, protocol.INVALID_REQUEST, "id must be a string or number")
+        params = message.get("params", {})
+        if not isinstance(params, dict):
+            return protocol.error(msg_id, protocol.INVALID_PARAMS, "params must be an object")
+        is_notification = "id" not in message
+        result = await self._call(method, params, msg_id)
+        return None if is_notification else result
+
+    async def _call(self, method: str, params: dict[str, Any], msg_id: Any) -> dict[str, Any]:
+        if method == protocol.EVENTS_SUBSCRIBE:
+            return await self._guarded(msg_id, lambda: self._subscribe(params))
+        if method == protocol.DAEMON_STOP:
+            # Reply first, then stop: the caller learns the stop was accepted.
+            asyncio.get_running_loop().call_soon(self.request_stop)
+            return protocol.result(msg_id, {"stopping": True})
+        entry = HANDLERS.get(method)
+        if entry is None:
+            return protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
+        model, handler = entry
+        return await self._guarded(
+            msg_id, lambda: handler(self.state, model.model_validate(params))
+        )
+
+    async def _guarded(self, msg_id: Any, call: Callable[[], Any]) -> dict[str, Any]:
+        try:
+            return protocol.result(msg_id, await call())
+        except ValidationError as exc:
+            return protocol.error(
+                msg_id,
+                protocol.INVALID_PARAMS,
+                _params_message(exc),
+                {"errors": _params_errors(exc)},
+            )
+        except ProdigyError as exc:
+            code = protocol.CODE_FOR_KIND.get(exc.kind, protocol.PRODIGY_ERROR)
+            return protocol.error(msg_id, code, exc.message, exc.to_dict())
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception("internal error (ref %s)", ref)
+            return protocol.error(
+                msg_id, protocol.INTERNAL_ERROR, f"internal error (see prodigyd.log, ref {ref})"
+            )
+
+    async def _subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+        p = schemas.SubscribeParams.model_validate(params)
+        record = session_store.load(check_id(p.session_id))
+        hub = self.state.jobs.hub(record)
+        self._next_subscription += 1
+        number = self._next_subscription
+        ready = asyncio.Event()
+        self._spawn(self._forward(hub, p.since, number, ready))
+        await ready.wait()  # the backlog is taken before we reply, so nothing slips between
+        return {"subscription": number, "session_id": record.id}
+
+    async def _forward(self, hub: Any, since: int, number: int, ready: asyncio.Event) -> None:
+        with hub.subscribe(since) as (backlog, queue):
+            ready.set()
+            await asyncio.sleep(0)  # let the reply go out first
+            try:
+                for event in backlog:
+                    await self._notify(number, event)
+                while True:
+                    await self._notify(number, await queue.get())
+            except (ConnectionError, OSError):
+                return
+
+    async def _notify(self, number: int, event: dict[str, Any]) -> None:
+        await self.send(
+            protocol.notification(
+                protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
+            )
+        )
+
+
+def _params_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "params", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+
+
+def _params_message(exc: ValidationError) -> str:
+    first = _params_errors(exc)[0]
+    return f"Invalid params: {first['field']}: {first['message']}"

@@ -1,0 +1,71 @@
+"""Atomic, durable file writes and tolerant reads.
+
+A write goes to a temp file in the same folder, is fsync'd, renamed over the target and the
+folder is fsync'd, so a crash leaves either the old file or the new one, never a torn mix.
+A file that will not parse is never overwritten: it is renamed `*.corrupt-<stamp>` and the
+caller gets a StoreError naming both paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from prodigyd.errors import StoreError
+
+#: Store folders are private to the user: they hold workflow outputs and environment snapshots.
+DIR_MODE = 0o700
+
+
+def ensure_dir(path: Path) -> Path:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def read_json(path: Path) -> Any:
+    """Read a store file; quarantine it (never overwrite) when it is not valid JSON."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        quarantine = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(path, quarantine)
+        raise StoreError(
+            f"store file {path} is corrupt ({exc}); moved aside to {quarantine}",
+            hint="the file was kept for inspection; the record it held is unavailable",
+        ) from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,102 @@
+"""prodigyd.git.worktree against real repositories."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prodigyd.errors import GitError
+from prodigyd.git import (
+    WorktreeInfo,
+    add_worktree,
+    branch_exists,
+    delete_branch,
+    head_sha,
+    list_worktrees,
+    remove_worktree,
+)
+from tests.gitutil import commit_files, make_repo, use_git_identity
+from tests.gitutil import git as run_git
+
+
+@pytest.fixture(autouse=True)
+def _identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_git_identity(monkeypatch)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"a.txt": "a\n"}).resolve()
+
+
+async def test_add_list_remove_and_delete_branch(repo: Path, tmp_path: Path) -> None:
+    path = tmp_path.resolve() / "worktrees" / "repo" / "session-1"
+    await add_worktree(repo, path, "prodigy-session-1")
+    assert (path / "a.txt").read_text() == "a\n"
+    assert await branch_exists(repo, "prodigy-session-1")
+    sha = await head_sha(repo)
+    assert await list_worktrees(repo) == [
+        WorktreeInfo(path=repo, head=sha, branch="main"),
+        WorktreeInfo(path=path, head=sha, branch="prodigy-session-1"),
+    ]
+
+    (path / "scratch.txt").write_text("uncommitted work is discarded\n")
+    await remove_worktree(repo, path)
+    assert not path.exists()
+    assert [w.path for w in await list_worktrees(repo)] == [repo]
+
+    await delete_branch(repo, "prodigy-session-1")
+    assert not await branch_exists(repo, "prodigy-session-1")
+
+
+async def test_add_worktree_branches_from_start(repo: Path, tmp_path: Path) -> None:
+    first = await head_sha(repo)
+    commit_files(repo, {"b.txt": "b\n"})
+    path = tmp_path / "wt"
+    await add_worktree(repo, path, "from-first", start=first)
+    assert await head_sha(path) == first
+    assert not (path / "b.txt").exists()
+
+
+async def test_add_worktree_refuses_an_existing_branch(repo: Path, tmp_path: Path) -> None:
+    run_git(repo, "branch", "taken")
+    with pytest.raises(GitError) as caught:
+        await add_worktree(repo, tmp_path / "wt", "taken")
+    assert caught.value.message == f"Branch 'taken' already exists in {repo}"
+    assert not (tmp_path / "wt").exists()
+
+
+async def test_add_worktree_refuses_an_existing_path(repo: Path, tmp_path: Path) -> None:
+    path = tmp_path / "wt"
+    path.mkdir()
+    (path / "keep.txt").write_text("mine\n")
+    with pytest.raises(GitError) as caught:
+        await add_worktree(repo, path, "fresh")
+    assert caught.value.message == f"Worktree path already exists: {path}"
+    assert (path / "keep.txt").read_text() == "mine\n"
+    assert not await branch_exists(repo, "fresh")
+
+
+async def test_remove_worktree_whose_directory_is_already_gone(repo: Path, tmp_path: Path) -> None:
+    path = tmp_path / "wt"
+    await add_worktree(repo, path, "gone")
+    shutil.rmtree(path)
+    await remove_worktree(repo, path)
+    await remove_worktree(repo, path)  # and again: still not an error
+    assert [w.path for w in await list_worktrees(repo)] == [repo]
+    await delete_branch(repo, "gone")  # the branch is free again once git forgot the worktree
+    assert not await branch_exists(repo, "gone")
+
+
+async def test_delete_branch_that_does_not_exist_is_quiet(repo: Path) -> None:
+    await delete_branch(repo, "never-existed")
+
+
+async def test_list_worktrees_reports_a_detached_worktree(repo: Path, tmp_path: Path) -> None:
+    path = tmp_path / "detached"
+    run_git(repo, "worktree", "add", "--quiet", "--detach", str(path))
+    detached = (await list_worktrees(repo))[1]
+    assert detached.branch is None
+    assert detached.head == await head_sha(repo)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import pytest
+
+from prodigyd.engine.mask import MASK, Masker
+
+GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5" * 4
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+
+def test_mask_constant() -> None:
+    assert MASK == "***"
+
+
+def test_literal_secrets_are_masked_everywhere() -> None:
+    masker = Masker(["hunter22", "s3cr3t-value"])
+    text = "pw=hunter22; again hunter22 and s3cr3t-value!"
+    assert masker.mask(text) == "pw=***; again *** and ***!"
+
+
+def test_added_secret_is_masked_from_then_on() -> None:
+    masker = Masker()
+    assert masker.mask("key=abcd1234") == "key=abcd1234"
+    masker.add("abcd1234")
+    assert masker.mask("key=abcd1234") == "key=***"
+
+
+def test_longest_secret_masked_first() -> None:
+    masker = Masker(["pass", "password123"])
+    assert masker.mask("password123 pass") == "*** ***"
+
+
+def test_short_and_empty_secrets_are_ignored() -> None:
+    masker = Masker(["", "a", "on", "dev"])
+    text = "deploy on dev: a ok"
+    assert masker.mask(text) == text
+
+
+def test_regex_characters_in_secrets_are_literal() -> None:
+    masker = Masker(["a.b*c(d)"])
+    assert masker.mask("x a.b*c(d) aXbbc(d)") == "x *** aXbbc(d)"
+
+
+def test_text_without_secrets_is_unchanged() -> None:
+    masker = Masker()
+    text = "cargo test --all\nBasic usage of the Bearer authentication scheme\n"
+    assert masker.mask(text) == text
+    assert masker.mask("") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"token {GITHUB_TOKEN} end", "token *** end"),
+        ("gho_abcdefghij1234567890 x", "*** x"),
+        ("ghs_0123456789abcdef", "***"),
+        ("github_pat_11ABCDEFG0123456789_abcdefXYZ", "***"),
+        ("key AKIAIOSFODNN7EXAMPLE.", "key ***."),
+        (f"jwt={JWT};", "jwt=***;"),
+        ("Authorization: Bearer abc123.def-456", "Authorization: Bearer ***"),
+        ("authorization: bearer Zm9vYmFyMTIz", "authorization: bearer ***"),
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***"),
+    ],
+)
+def test_credential_shapes_are_masked(text: str, expected: str) -> None:
+    assert Masker().mask(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Basic usage is documented",
+        "Bearer authentication.",
+        "bearer token-based auth",
+        "ghp_short",
+        "AKIA1234",
+        "eyJ only",
+    ],
+)
+def test_lookalikes_are_not_masked(text: str) -> None:
+    assert Masker().mask(text) == text
+
+
+def test_mask_obj_masks_nested_values_not_keys() -> None:
+    masker = Masker(["topsecret"])
+    obj = {
+        "topsecret": "value topsecret",
+        "list": ["topsecret", 1, None, ("topsecret", True)],
+        "nested": {"deep": [{"v": f"x {GITHUB_TOKEN}"}]},
+    }
+    masked = masker.mask_obj(obj)
+    assert masked == {
+        "topsecret": "value ***",
+        "list": ["***", 1, None, ("***", True)],
+        "nested": {"deep": [{"v": "x ***"}]},
+    }
+    assert obj["list"][0] == "topsecret"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PASSWORD",
+        "db_password",
+        "MYSQL_PASSWD",
+        "PWD",
+        "GITHUB_TOKEN",
+        "api_key",
+        "ApiKey",
+        "X-API-KEY",
+        "CLIENT_SECRET",
+        "AUTH",
+        "basic-auth",
+        "BEARER",
+        "private_key",
+        "AWS_ACCESS_KEY_ID",
+        "SSH_KEY",
+        "HTTP_AUTHORIZATION",
+    ],
+)
+def test_mask_env_sensitive_names(name: str) -> None:
+    assert Masker().mask_env({name: "plainvalue"}) == {name: MASK}
+
+
+@pytest.mark.parametrize("name", ["PATH", "GIT_AUTHOR_NAME", "HOME", "KEYBOARD", "USER"])
+def test_mask_env_ordinary_names_kept(name: str) -> None:
+    assert Masker().mask_env({name: "plainvalue"}) == {name: "plainvalue"}
+
+
+def test_mask_env_masks_secret_values_inside_ordinary_names() -> None:
+    masker = Masker(["s3cret!"])
+    env = {"URL": "https://u:s3cret!@host", "HEADER": f"x {GITHUB_TOKEN}", "API_TOKEN": ""}
+    assert masker.mask_env(env) == {"URL": "https://u:***@host", "HEADER": "x ***", "API_TOKEN": ""}
