@@ -107,11 +107,19 @@ class StepRunner:
     async def execute(
         self, step: Step, label: str, store: VariableStore, extra_env: dict[str, str] | None = None
     ) -> CommandResult:
-        """Run the command once, or as often as its `retry:` allows."""
+        """Run the command once, or as often as its `retry:` allows.
+
+        A step's `env:` also shadows variables of the same name while its own text is
+        interpolated, so `$MODE` means the step's MODE, as in the shell.
+        """
+        env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
+        if step.env:
+            store = store.child()
+            store.update({key: env[key] for key in step.env})
         inv = Invocation(
             ctx=self.ctx,
             store=store,
-            env={**self.ctx.step_env(step.env, store), **(extra_env or {})},
+            env=env,
             cwd=self.ctx.resolve_dir(step.working_dir, store),
             timeout=step.timeout,
             label=label,

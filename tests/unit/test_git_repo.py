@@ -178,6 +178,7 @@ async def test_commit_all_commits_everything_or_nothing(tmp_path: Path) -> None:
 async def test_commit_all_reports_a_failing_commit(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.parent.mkdir(exist_ok=True)  # the suite's empty GIT_TEMPLATE_DIR installs no hooks/
     hook.write_text("#!/bin/sh\necho 'lint says no' >&2\nexit 1\n")
     hook.chmod(0o755)
     (repo / "a.txt").write_text("a\n")

@@ -1,0 +1,478 @@
+"""The workflow language as data: the frozen models the engine runs.
+
+Why a canonical model separate from the YAML: the original accepted many spellings of the same
+thing (`on_failure` alone has eight) and normalised them differently in two engines, silently
+dropping fields on the way (reference §2.5). Here `load.py` maps every accepted spelling onto
+ONE shape and these models are that shape: each field has one meaning and one type, and a
+nested step (a handler, a foreach body, a validation or merge command) is the same `Step` as a
+top-level one.
+
+Division of labour: `load.py` owns structural spellings (which keys, which shape, legacy
+forms); validators here only normalise single values (humantime durations, octal modes,
+`parallel: true`), so engine code and tests can build models directly with the same values a
+user would write.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+CaptureFormat = Literal["string", "json", "lines", "number", "boolean"]
+StepKind = Literal["shell", "claude", "write_file", "foreach", "analyze"]
+Backoff = Literal["fixed", "linear", "exponential", "fibonacci", "custom"]
+RecoveryStrategy = Literal["recovery", "fallback", "cleanup", "custom"]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# ---------------------------------------------------------------------------------------------
+# value normalisers
+
+
+_UNIT_SECONDS = {
+    "ms": 0.001, "msec": 0.001, "millis": 0.001,
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}  # fmt: skip
+_DURATION = re.compile(r"(?:\s*(?:\d+(?:\.\d*)?|\.\d+)\s*[a-zA-Z]+)+\s*")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a humantime string: 90, "90", "30s", "500ms", "1h 30m".
+
+    The original documents humantime strings (`initial_delay: 1s`, `retry_budget: 5m`) for
+    some fields and bare seconds (`timeout: 600`) for others; accepting both everywhere means
+    nobody has to remember which field takes which.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(_duration_problem(value))
+    seconds = _duration_text(value) if isinstance(value, str) else float(value)
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(_duration_problem(value))
+    return seconds
+
+
+def _duration_text(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if not _DURATION.fullmatch(text):
+        return None
+    total = 0.0
+    for number, unit in _DURATION_PART.findall(text):
+        factor = _UNIT_SECONDS.get(unit.lower())
+        if factor is None:
+            return None
+        total += float(number) * factor
+    return total
+
+
+def _duration_problem(value: object) -> str:
+    return f"expected a duration such as 30, '30s', '500ms' or '5m', got {value!r}"
+
+
+def _timeout(value: object) -> float | None:
+    """A timeout of 0 would kill the step at once; it is always a typo for "no timeout"."""
+    if value is None:
+        return None
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError("a timeout must be greater than 0 (leave it out for no timeout)")
+    return seconds
+
+
+def _optional_duration(value: object) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def scalar_text(value: object) -> object:
+    """Scalars as the text the user typed: `MAX_RETRIES: 3` and `when: true` are strings.
+
+    Anything that is not a bool or number is returned unchanged for the caller to judge.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _file_mode(value: object) -> object:
+    """An octal mode string. An unquoted `mode: 0644` reaches us as the integer 644 (YAML 1.2
+    reads it as decimal), so an integer's digits are taken as the octal digits it was meant as."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected an octal file mode like '0644', got {value!r}")
+    text = str(value).strip().removeprefix("0o")
+    if not re.fullmatch(r"[0-7]{3,4}", text):
+        raise ValueError(f"expected an octal file mode like '0644', got {value!r}")
+    return text.zfill(4)
+
+
+def _parallel(value: object) -> object:
+    """`parallel: true` means "a sensible default" (10); `false` means one at a time."""
+    if value is True:
+        return 10
+    if value is False:
+        return 1
+    return value
+
+
+def _capture_output(value: object) -> object:
+    """True/false, or the name of the variable that receives the output."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, bool) or (isinstance(value, str) and value.strip()):
+        return value.strip() if isinstance(value, str) else value
+    raise ValueError(f"expected true, false or a variable name, got {value!r}")
+
+
+def _foreach_items(value: object) -> object:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise ValueError(f"expected a shell command or a list of items, got {value!r}")
+
+
+_RETRY_MATCHERS = ("network", "timeout", "server_error", "rate_limit")
+
+
+def _retry_matchers(value: object) -> tuple[str, ...]:
+    """`retry_on` entries as strings; `{pattern: re}` becomes "pattern:<re>" (regex checked)."""
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list of matchers, got {value!r}")
+    return tuple(_retry_matcher(entry) for entry in value)
+
+
+def _retry_matcher(entry: object) -> str:
+    if isinstance(entry, dict) and set(entry) == {"pattern"}:
+        entry = f"pattern:{entry['pattern']}"
+    if isinstance(entry, str) and entry.startswith("pattern:"):
+        try:
+            re.compile(entry.removeprefix("pattern:"))
+        except re.error as exc:
+            raise ValueError(f"invalid retry_on pattern {entry[8:]!r}: {exc}") from None
+        return entry
+    if entry in _RETRY_MATCHERS:
+        return str(entry)
+    raise ValueError(
+        f"unknown retry_on matcher {entry!r} "
+        "(expected network, timeout, server_error, rate_limit or {pattern: <regex>})"
+    )
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+OptionalSeconds = Annotated[float | None, BeforeValidator(_optional_duration)]
+Timeout = Annotated[float | None, BeforeValidator(_timeout)]
+Text = Annotated[str, BeforeValidator(scalar_text)]
+
+# ---------------------------------------------------------------------------------------------
+# leaf specs
+
+
+class CaptureStreams(BaseModel):
+    """Which parts of a step's result `capture: NAME` records (`${NAME.stderr}` etc.)."""
+
+    model_config = _FROZEN
+
+    stdout: bool = True
+    stderr: bool = False
+    exit_code: bool = True
+    success: bool = True
+    duration: bool = True
+
+
+class WriteFileSpec(BaseModel):
+    """`write_file:` (reference §2.12); `path` and `content` are interpolated at run time."""
+
+    model_config = _FROZEN
+
+    path: str
+    content: str = ""
+    format: Literal["text", "json", "yaml"] = "text"
+    mode: Annotated[str | None, BeforeValidator(_file_mode)] = None  # "0644"
+    create_dirs: bool = False
+
+
+class RetrySpec(BaseModel):
+    """Automatic re-execution of a step before failure handling (reference §2.7).
+
+    Defaults follow the original: 3 attempts, exponential backoff with base 2 from 1 s,
+    capped at 30 s. `increment` None means "the initial delay" for linear backoff.
+    `attempts` counts every run, the first one included.
+    """
+
+    model_config = _FROZEN
+
+    attempts: int = Field(3, ge=1)
+    backoff: Backoff = "exponential"
+    initial_delay: Seconds = 1.0
+    max_delay: Seconds = 30.0
+    jitter: bool = False
+    jitter_factor: float = Field(0.3, ge=0, le=1)
+    increment: OptionalSeconds = None
+    base: float = Field(2.0, gt=0)
+    delays: tuple[Seconds, ...] = ()
+    retry_on: Annotated[tuple[str, ...], BeforeValidator(_retry_matchers)] = ()
+    retry_budget: OptionalSeconds = None
+    on_exhausted: Literal["stop", "continue", "fallback"] = "stop"  # YAML: retry.on_failure
+    fallback: str | None = None  # shell command run when on_exhausted == "fallback"
+
+    @model_validator(mode="after")
+    def _fallback_has_command(self) -> RetrySpec:
+        if (self.on_exhausted == "fallback") != (self.fallback is not None):
+            raise ValueError("on_failure: {fallback: {command: ...}} needs a command")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# steps
+
+
+_DISPLAY_WIDTH = 80
+
+
+class Step(BaseModel):
+    """One step, at any depth: top level, handler, foreach body, validation or merge command.
+
+    `command` is the shell script or Claude prompt exactly as written (interpolation happens
+    at run time). `capture_output` defaults to False, but the engine always sets
+    `${shell.output}` / `${claude.output}` / `${last.output}` anyway: the flag only adds the
+    custom variable name (a string) and `${CAPTURED_OUTPUT}`, so no workflow that expects an
+    output variable silently gets none (the original's 0.4.4 default-off bug).
+    `allow_failure` (YAML also `continue_on_error`) means this step's failure neither fails the
+    workflow nor stops a handler list. `line` is where the step starts in its file.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+
+    kind: StepKind
+    command: str | None = None
+    write_file: WriteFileSpec | None = None
+    foreach: ForeachSpec | None = None
+    id: str | None = None
+    name: str | None = None
+    commit_required: bool = False
+    auto_commit: bool = False
+    commit_message: str | None = None  # commit_config.message_template
+    timeout: Timeout = None
+    when: Annotated[str | None, BeforeValidator(scalar_text)] = None
+    capture: str | None = None
+    capture_format: CaptureFormat = "string"
+    capture_streams: CaptureStreams = Field(default_factory=CaptureStreams)
+    capture_output: Annotated[bool | str, BeforeValidator(_capture_output)] = False
+    output_file: str | None = None
+    outputs: dict[str, str] = Field(default_factory=dict)  # legacy: name -> file glob
+    env: dict[str, Text] = Field(default_factory=dict)
+    working_dir: str | None = None
+    on_failure: OnFailure | None = None
+    on_success: Step | None = None
+    on_exit_code: dict[int, Step] = Field(default_factory=dict)
+    retry: RetrySpec | None = None
+    validation: ValidateSpec | None = Field(default=None, alias="validate")
+    allow_failure: bool = False
+    line: int | None = None
+
+    @model_validator(mode="after")
+    def _payload_matches_kind(self) -> Step:
+        needed = {"shell": "command", "claude": "command", "write_file": "write_file",
+                  "foreach": "foreach"}.get(self.kind)  # fmt: skip
+        if needed == "command" and not (self.command or "").strip():
+            raise ValueError(f"a {self.kind} step needs a command")
+        if needed and getattr(self, needed) is None:
+            raise ValueError(f"a {self.kind} step needs a {needed} spec")
+        return self
+
+    def display(self) -> str:
+        """The one-line label of progress lines, events and errors (reference §4.1)."""
+        subject = self._subject()
+        if not subject:
+            return self.name or self.kind
+        return f"{self.kind}: {_one_line(subject)}"
+
+    def _subject(self) -> str:
+        if self.write_file is not None:
+            return self.write_file.path
+        if self.foreach is not None:
+            items = self.foreach.items
+            return items if isinstance(items, str) else f"{len(items)} items"
+        return self.command or ""
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if len(first) > _DISPLAY_WIDTH:
+        return first[: _DISPLAY_WIDTH - 3] + "..."
+    return f"{first} ..." if len(lines) > 1 else first
+
+
+class ForeachSpec(BaseModel):
+    """`foreach:` (reference §2.13): run `do` once per item of a list or of a command's lines."""
+
+    model_config = _FROZEN
+
+    items: Annotated[str | list[Any], BeforeValidator(_foreach_items)]
+    parallel: Annotated[int, BeforeValidator(_parallel), Field(ge=1)] = 1
+    do: tuple[Step, ...] = Field(min_length=1)
+    continue_on_error: bool = False
+    max_items: int | None = Field(None, ge=1)
+
+
+class OnFailure(BaseModel):
+    """What happens when a step fails; every YAML form of reference §2.6 maps onto this.
+
+    * `handlers` run in order (each may set `allow_failure`); then, if the step is still
+      failing, the workflow fails only when `fail_workflow` is true. `fail_workflow` is
+      False whenever a handler exists; `on_failure: false` is no OnFailure at all.
+    * `ignore`: `on_failure: true` (or a control-only `{fail_workflow: false}`): no handler,
+      the failure is simply not fatal.
+    * `max_retries`: re-run the original step (without its on_failure) up to N times after
+      the handlers; first success wins.
+    * `debug_loop`: the original's shell debug loop: run the handler, re-run the shell step,
+      repeat until it passes or it has run `max_attempts` times in total.
+    * `timeout`: for the whole handler list (detailed form).
+    """
+
+    model_config = _FROZEN
+
+    handlers: tuple[Step, ...] = ()
+    fail_workflow: bool = False
+    ignore: bool = False
+    strategy: RecoveryStrategy | None = None
+    handler_failure_fatal: bool = False
+    max_retries: int = Field(0, ge=0)
+    debug_loop: bool = False
+    max_attempts: int = Field(1, ge=1)
+    timeout: Timeout = None
+
+    @model_validator(mode="after")
+    def _loop_has_handler(self) -> OnFailure:
+        if self.debug_loop and not self.handlers:
+            raise ValueError("a debug loop needs a handler command")
+        return self
+
+
+class OnIncomplete(BaseModel):
+    """`validate.on_incomplete`: the gap-filling loop run while validation is below threshold.
+
+    `fail_workflow` defaults to True (unlike on_failure): an unfinished spec is a failure
+    unless the workflow says otherwise, as in the original.
+    """
+
+    model_config = _FROZEN
+
+    commands: tuple[Step, ...] = ()
+    prompt: str | None = None
+    max_attempts: int = Field(2, ge=1)
+    fail_workflow: bool = True
+    commit_required: bool = False
+
+    @model_validator(mode="after")
+    def _has_something_to_run(self) -> OnIncomplete:
+        if not self.commands and self.prompt is None:
+            raise ValueError("on_incomplete needs claude:, shell:, commands: or prompt:")
+        return self
+
+
+class ValidateSpec(BaseModel):
+    """`validate:` (reference §2.8): commands whose JSON result scores the step's completeness."""
+
+    model_config = _FROZEN
+
+    commands: tuple[Step, ...]
+    result_file: str | None = None
+    threshold: float = Field(100.0, ge=0, le=100)
+    timeout: Timeout = None
+    expected_schema: dict[str, Any] | None = None
+    on_incomplete: OnIncomplete | None = None
+
+    @model_validator(mode="after")
+    def _has_commands(self) -> ValidateSpec:
+        if not self.commands:
+            raise ValueError("validate needs claude:, shell: or commands:")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# workflow
+
+
+class EnvValue(BaseModel):
+    """One environment value; `secret` ones are masked wherever they could be printed."""
+
+    model_config = _FROZEN
+
+    value: Text
+    secret: bool = False
+
+
+class SecretSpec(BaseModel):
+    """Where a secret comes from: inline (`literal`), an env var, or a file's content.
+
+    For `env`, `key` names the variable and defaults to the secret's own name.
+    """
+
+    model_config = _FROZEN
+
+    value: Text | None = None
+    provider: Literal["env", "file", "literal"] = "literal"
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _has_source(self) -> SecretSpec:
+        if self.provider == "literal" and self.value is None:
+            raise ValueError("a literal secret needs a value")
+        if self.provider == "file" and not self.key:
+            raise ValueError("a file secret needs key: <path>")
+        return self
+
+
+class Profile(BaseModel):
+    """A named set of env overrides selected at run time (`--profile NAME`)."""
+
+    model_config = _FROZEN
+
+    description: str | None = None
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+
+
+class MergeSpec(BaseModel):
+    """A custom merge workflow run in the session worktree at the end (reference §4.7)."""
+
+    model_config = _FROZEN
+
+    steps: tuple[Step, ...] = Field(min_length=1)
+    timeout: Timeout = None  # for the whole merge workflow
+
+
+class Workflow(BaseModel):
+    """A standard (sequential) workflow. `source` is the absolute path it was loaded from."""
+
+    model_config = _FROZEN
+
+    name: str = "default"
+    description: str | None = None
+    steps: tuple[Step, ...] = Field(min_length=1)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    env_files: tuple[str, ...] = ()
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    merge: MergeSpec | None = None
+    strict_variables: bool = False
+    source: str | None = None
+
+
+for _model in (Step, ForeachSpec, OnFailure, OnIncomplete, ValidateSpec, MergeSpec, Workflow):
+    _model.model_rebuild()

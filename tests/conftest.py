@@ -1,0 +1,95 @@
+"""Suite-wide isolation: every test gets its own PRODIGY_HOME, HOME and git identity.
+
+- PRODIGY_HOME (store, socket, worktrees) and HOME (so nothing can reach the real
+  ~/.prodigy or ~/.claude, and git reads no user config) point into the test's tmp dir.
+- The fake claude is selected with PRODIGY_CLAUDE_BIN.
+- After each test, any daemon still running in that PRODIGY_HOME is stopped and the test
+  fails: a leaked daemon can hold CI's pipes open.
+- The real ~/.prodigy and ~/.claude are checked before and after the session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import cli
+from tests.gitutil import make_repo
+
+FAKE_CLAUDE = Path(__file__).parent / "fake_claude" / "claude"
+REAL_HOME = Path(os.path.expanduser("~"))
+_GUARDED = [REAL_HOME / ".prodigy", REAL_HOME / ".claude"]
+
+
+def _fingerprint() -> list[tuple[str, float | None]]:
+    return [(str(p), p.stat().st_mtime if p.exists() else None) for p in _GUARDED]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _real_home_untouched() -> Iterator[None]:
+    before = _fingerprint()
+    yield
+    assert _fingerprint() == before, "the test suite touched the real ~/.prodigy or ~/.claude"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private PRODIGY_HOME/HOME for this test; yields PRODIGY_HOME."""
+    home = tmp_path / "prodigy-home"
+    user_home = tmp_path / "user-home"
+    user_home.mkdir()
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "XDG_RUNTIME_DIR",
+                 "PRODIGY_TEST_MODE", "PRODIGY_NO_COMMIT_VALIDATION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PRODIGY_HOME", str(home))
+    monkeypatch.setenv("HOME", str(user_home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_TEMPLATE_DIR", "")
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Prodigy Test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@prodigy.invalid")
+    monkeypatch.setenv("PRODIGY_CLAUDE_BIN", str(FAKE_CLAUDE))
+    yield home
+    _stop_leaked_daemon(home)
+
+
+def _stop_leaked_daemon(home: Path) -> None:
+    pid_file = home / "prodigyd.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (ValueError, ProcessLookupError):
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"test left prodigyd (pid {pid}) running; use the `daemon` fixture")
+
+
+@pytest.fixture
+def daemon(isolated: Path) -> Iterator[Path]:
+    """A real prodigyd for this test, stopped (and awaited) at teardown."""
+    cli.ctl("daemon", "start", check=True)
+    yield isolated
+    cli.ctl("daemon", "stop", check=True)
+    assert not (isolated / "prodigyd.sock").exists()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A real git repository on branch main with one commit."""
+    return make_repo(tmp_path / "repo", {"README.md": "# demo\n"})

@@ -1,0 +1,97 @@
+"""Drive the engine in-process (no daemon): the fastest way to test workflow semantics.
+
+The engine is a library; these helpers host it the way prodigyd does, with a list as the
+event sink, so a test reads like "run this YAML in that repo, then look at the branch".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodigyd import paths
+from prodigyd.engine.context import EngineSettings
+from prodigyd.engine.session import RunRequest, Session, prepare, save_environment
+from prodigyd.store import sessions as session_store
+from prodigyd.store.sessions import SessionRecord
+from prodigyd.workflow.load import load_workflow
+
+
+@dataclass
+class ListSink:
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        self.events.append({"event_type": event_type, **fields})
+
+    def of(self, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event_type"] == event_type]
+
+
+@dataclass
+class Outcome:
+    record: SessionRecord
+    sink: ListSink
+    session: Session
+
+    @property
+    def status(self) -> str:
+        return self.record.status.value
+
+
+@contextlib.asynccontextmanager
+async def _unlocked(_: str) -> AsyncIterator[None]:
+    yield
+
+
+def write_workflow(tmp: Path, text: str, name: str = "wf.yml") -> Path:
+    path = tmp / name
+    path.write_text(text)
+    return path
+
+
+def _session(record: SessionRecord, env: dict[str, str], sink: ListSink) -> Session:
+    return Session(
+        record,
+        load_workflow(record.workflow, strict=record.strict),
+        env=env,
+        events=sink,
+        settings=EngineSettings(claude_log_dir=paths.claude_logs_dir()),
+        merge_lock=_unlocked,
+    )
+
+
+async def run_workflow(
+    workflow: Path,
+    repo: Path,
+    *,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    profile: str | None = None,
+    merge: str = "auto",
+) -> Outcome:
+    """Submit and run `workflow` in `repo` to completion, as prodigyd would."""
+    env = dict(os.environ) if env is None else env
+    request = RunRequest(
+        workflow=str(workflow), cwd=str(repo), env=env, args=args, profile=profile,
+        merge_policy=merge,
+    )
+    record, _ = await prepare(request)
+    save_environment(record.id, env)
+    session_store.save(record)
+    sink = ListSink()
+    session = _session(record, env, sink)
+    await session.run()
+    return Outcome(session.record, sink, session)
+
+
+async def resume(session_id: str, env: dict[str, str] | None = None) -> Outcome:
+    record = session_store.load(session_id)
+    sink = ListSink()
+    session = _session(record, dict(os.environ) if env is None else env, sink)
+    await session.run(resume=True)
+    return Outcome(session.record, sink, session)

@@ -1,0 +1,193 @@
+"""`prodigyctl run/resume/merge/sessions` end to end: the real client, daemon and socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.cli import ctl, json_lines
+from tests.gitutil import git
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_run_yes_merges_and_reports_success(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", """
+name: greet
+commands:
+  - shell: "echo hello > hello.txt && git add hello.txt && git commit -qm hello"
+    commit_required: true
+  - shell: "echo from $ARG"
+""")
+    done = ctl("run", str(wf), "-y", "--args", "tester", cwd=repo)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "[2/2] shell: echo from tester" in done.stdout
+    assert "│ from tester" in done.stdout
+    assert "completed" in done.stdout
+    assert git(repo, "show", "main:hello.txt") == "hello\n"
+    rows = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+    assert rows[0]["status"] == "completed"
+    assert {"id", "workflow", "status", "started_at"} <= rows[0].keys()
+    assert rows[0]["workflow"] == str(wf)
+
+
+def test_json_output_is_one_event_per_line(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo hi'\n")
+    done = ctl("run", str(wf), "-y", "--json", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    kinds = [e["event_type"] for e in events]
+    assert kinds[0] == "session_started"
+    assert kinds[-1] == "session_finished" and events[-1]["status"] == "completed"
+    assert "step_completed" in kinds and "merge_completed" in kinds
+    assert all(e["seq"] == i for i, e in enumerate(events, start=1))
+
+
+def test_failure_exits_1_and_resume_finishes(daemon: Path, repo: Path, tmp_path: Path):
+    flag = tmp_path / "ok"
+    wf = write(tmp_path / "wf.yml", f"""
+- shell: "echo a > a.txt"
+- shell: "test -f {flag} || {{ echo 'flag missing' >&2; exit 7; }}"
+- shell: "echo c > c.txt"
+""")
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 1
+    assert "flag missing" in done.stdout + done.stderr
+    session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+    assert f"prodigyctl resume {session_id}" in done.stdout
+    assert "c.txt" not in git(repo, "ls-tree", "--name-only", "main")
+    flag.touch()
+    again = ctl("resume", session_id, "-y", cwd=repo)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipping already completed step 1" in again.stdout
+    assert set(git(repo, "ls-tree", "--name-only", "main").split()) >= {"a.txt", "c.txt"}
+
+
+def test_resume_refuses_a_changed_workflow_unless_forced(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'exit 1'\n")
+    assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+    session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+    write(wf, "- shell: 'exit 0'\n")
+    refused = ctl("resume", session_id, "-y")
+    assert refused.returncode == 4
+    assert "changed since session" in refused.stderr and "--force" in refused.stderr
+    forced = ctl("resume", session_id, "-y", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+
+
+def test_without_yes_and_no_tty_the_session_awaits_merge(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo x > x.txt'\n")
+    done = ctl("run", str(wf), cwd=repo)
+    assert done.returncode == 0, done.stderr
+    session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+    assert f"prodigyctl merge {session_id}" in done.stdout
+    assert json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"] == "awaiting_merge"
+    assert not (repo / "x.txt").exists()
+    merged = ctl("merge", session_id)
+    assert merged.returncode == 0, merged.stderr
+    assert (repo / "x.txt").read_text() == "x\n"
+
+
+def test_detach_returns_the_session_id(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo x'\n")
+    done = ctl("run", str(wf), "--detach", "-y", cwd=repo)
+    assert done.returncode == 0
+    session_id = done.stdout.strip()
+    assert session_id.startswith("workflow-")
+
+    def finished() -> bool:
+        shown = json.loads(ctl("sessions", "show", session_id, "--json").stdout)
+        return shown["status"] == "completed"
+
+    wait_for(finished, what="detached session to complete")
+
+
+def test_ctrl_c_cancels_the_job_and_exits_130(daemon: Path, repo: Path, tmp_path: Path):
+    started = tmp_path / "started"
+    wf = write(tmp_path / "wf.yml", f"""
+- shell: "echo one"
+- shell: "touch {started}; sleep 60"
+- shell: "echo three > three.txt"
+""")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
+        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(started.exists, what="step 2 to start")
+    client.send_signal(signal.SIGINT)
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 130, out + err
+    session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+    assert json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"] == "interrupted"
+    assert f"prodigyctl resume {session_id}" in err
+    write(wf, wf.read_text().replace("sleep 60", "true"))
+    resumed = ctl("resume", session_id, "-y", "--force")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (repo / "three.txt").exists()
+
+
+def test_yaml_error_names_file_line_and_column(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "bad.yml", "- shell: 'ok'\n- shell: [unclosed\n")
+    done = ctl("run", str(wf), cwd=repo)
+    assert done.returncode == 2
+    assert f"{wf}:" in done.stderr
+    assert "^" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_step_type_and_wrong_field_type_are_usage_errors(daemon: Path, repo: Path, tmp_path: Path):
+    unknown = write(tmp_path / "u.yml", "- shel: 'typo'\n")
+    done = ctl("run", str(unknown), cwd=repo)
+    assert done.returncode == 2 and "shel" in done.stderr
+    wrong = write(tmp_path / "w.yml", "- shell: 'x'\n  timeout: soon\n")
+    done = ctl("run", str(wrong), cwd=repo)
+    assert done.returncode == 2 and "timeout" in done.stderr
+
+
+def test_missing_file_not_a_repo_and_detached_head(daemon: Path, repo: Path, tmp_path: Path):
+    missing = ctl("run", str(tmp_path / "nope.yml"), cwd=repo)
+    assert missing.returncode == 2 and "nope.yml" in missing.stderr
+    wf = write(tmp_path / "wf.yml", "- shell: 'true'\n")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    not_repo = ctl("run", str(wf), cwd=plain)
+    assert not_repo.returncode == 2 and "Not a git repository" in not_repo.stderr
+    git(repo, "checkout", "-q", "--detach")
+    detached = ctl("run", str(wf), cwd=repo)
+    assert detached.returncode == 2 and "detached" in detached.stderr
+
+
+def test_missing_claude_binary_is_a_clear_step_error(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- claude: '/hello'\n")
+    env = {**os.environ, "PRODIGY_CLAUDE_BIN": str(tmp_path / "no-claude")}
+    done = ctl("run", str(wf), "-y", cwd=repo, env=env)
+    assert done.returncode == 1
+    assert "no-claude" in done.stdout + done.stderr
+
+
+def test_daemon_status_never_starts_a_daemon(isolated: Path):
+    done = ctl("daemon", "status")
+    assert done.returncode == 5
+    assert not (isolated / "prodigyd.sock").exists()
+
+
+def test_socket_and_folder_are_private(daemon: Path):
+    assert (daemon / "prodigyd.sock").stat().st_mode & 0o777 == 0o600
+    assert daemon.stat().st_mode & 0o777 == 0o700
