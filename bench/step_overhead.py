@@ -42,17 +42,19 @@ def write_floor(folder: Path, n: int) -> float:
 
 
 class Clock:
-    """An event sink that timestamps the first step start and every step end."""
+    """prodigyd's real event hub (JSONL log included), timing first step start to last end."""
 
-    def __init__(self) -> None:
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
         self.first: float | None = None
         self.last: float | None = None
         self.completed = 0
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
-        if event_type == "step_progress" and self.first is None:
+        if event_type == "step_started" and self.first is None:
             self.first = time.perf_counter()
-        elif event_type == "step_completed":
+        self.hub.emit(event_type, **fields)
+        if event_type == "step_completed":
             self.completed += 1
             self.last = time.perf_counter()
 
@@ -65,11 +67,12 @@ async def _unlocked(_: str) -> AsyncIterator[None]:
 async def engine_per_step(repo: Path, workflow: Path) -> float:
     from prodigyd.engine.context import EngineSettings
     from prodigyd.engine.session import RunRequest, Session, prepare
+    from prodigyd.jobs import EventHub
 
     request = RunRequest(workflow=str(workflow), cwd=str(repo), env=dict(os.environ),
                          merge_policy="never")
     record, loaded = await prepare(request)
-    clock = Clock()
+    clock = Clock(EventHub(record))
     session = Session(record, loaded, env=dict(os.environ), events=clock,
                       settings=EngineSettings(), merge_lock=_unlocked)
     await session.run()

@@ -36,7 +36,9 @@ class Renderer:
         verb = "resuming" if e.get("resumed") else "session"
         return f"{verb} {e['session_id']}: {e.get('total_steps')} steps in {e.get('worktree')}"
 
-    def _step_progress(self, e: dict[str, Any]) -> str:
+    def _step_started(self, e: dict[str, Any]) -> str | None:
+        if "index" not in e:  # a handler or nested step: its result line says enough
+            return None
         return self._style(f"[{e['index']}/{e['total']}] {e['display']}", bold=True)
 
     def _step_skipped(self, e: dict[str, Any]) -> str:

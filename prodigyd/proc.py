@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,35 +62,46 @@ async def run(
     progress and stream parsing. On timeout the group is terminated and the result has
     `timed_out=True`, `returncode=-1`. If the awaiting task is cancelled the group is
     killed before the cancellation propagates, so no orphan outlives its job.
+
+    Spawning uses `subprocess.Popen` (vfork) and waits on a pidfd and the pipes from the
+    event loop: asyncio's subprocess transport costs a thread per child and roughly
+    doubles the per-step floor (bench/step_overhead.py). Needs Linux >= 5.3.
     """
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
+    proc = subprocess.Popen(
+        list(argv),
         cwd=str(cwd),
         env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    finished = asyncio.gather(
-        _collect(proc.stdout, on_stdout_line),
-        _collect(proc.stderr, on_stderr_line),
-        proc.wait(),
+    loop = asyncio.get_running_loop()
+    watchers = (
+        _Pipe(loop, proc.stdout.fileno(), on_stdout_line),
+        _Pipe(loop, proc.stderr.fileno(), on_stderr_line),
+        _Exit(loop, proc),
     )
+    out_pipe, err_pipe, exit_watch = watchers
+    finished = asyncio.gather(out_pipe.done, err_pipe.done, exit_watch.done)
     timed_out = False
     try:
         try:
             out, err, rc = await asyncio.wait_for(asyncio.shield(finished), timeout)
         except TimeoutError:
             timed_out = True
-            await kill_group(proc)
+            await _kill_group(proc, exit_watch.done)
             out, err, rc = await finished
     except BaseException:
-        await kill_group(proc)
-        finished.cancel()
+        await _kill_group(proc, exit_watch.done)
         raise
+    finally:
+        for watcher in watchers:
+            watcher.close()
+        proc.stdout.close()
+        proc.stderr.close()
     return Completed(
         argv=list(argv),
         returncode=-1 if timed_out else rc,
@@ -100,45 +112,83 @@ async def run(
     )
 
 
-async def kill_group(proc: asyncio.subprocess.Process) -> None:
+async def _kill_group(proc: subprocess.Popen[bytes], exited: asyncio.Future[int]) -> None:
     """SIGTERM the child's process group, then SIGKILL it after a grace period."""
-    if proc.returncode is not None:
-        _signal_group(proc.pid, signal.SIGKILL)  # reap stragglers left in the group
-        return
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
-    except TimeoutError:
-        pass
-    _signal_group(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        await proc.wait()
+    if not exited.done():
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE_SECONDS)
+    _signal_group(proc.pid, signal.SIGKILL)  # the leader, or stragglers left in its group
+    with contextlib.suppress(ChildProcessError):
+        proc.wait()
+
+
+class _Exit:
+    """The child's exit status, woken by its pidfd (no watcher thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes]) -> None:
+        self.loop, self.proc = loop, proc
+        self.done: asyncio.Future[int] = loop.create_future()
+        self.pidfd: int | None = os.pidfd_open(proc.pid)
+        loop.add_reader(self.pidfd, self._reap)
+
+    def _reap(self) -> None:
+        self.close()
+        if not self.done.done():
+            self.done.set_result(self.proc.wait())
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            self.loop.remove_reader(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class _Pipe:
+    """Reads one child pipe from the loop: collects text, feeds whole lines to a sink."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: LineSink | None) -> None:
+        self.loop, self.fd, self.sink = loop, fd, sink
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.partial = b""
+        self.open = True
+        self.done: asyncio.Future[str] = loop.create_future()
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._eof()
+            return
+        if self.size < MAX_CAPTURE_BYTES:
+            self.chunks.append(data)
+            self.size += len(data)
+        if self.sink is not None:
+            lines = (self.partial + data).split(b"\n")
+            self.partial = lines.pop()
+            for line in lines:
+                self.sink(line.decode(errors="replace"))
+
+    def _eof(self) -> None:
+        self.close()
+        if self.sink is not None and self.partial:
+            self.sink(self.partial.decode(errors="replace"))
+        if not self.done.done():
+            self.done.set_result(b"".join(self.chunks).decode(errors="replace"))
+
+    def close(self) -> None:
+        if self.open:
+            self.loop.remove_reader(self.fd)
+            self.open = False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-async def _collect(stream: asyncio.StreamReader, sink: LineSink | None) -> str:
-    """Read a pipe to EOF, feeding whole lines to `sink` as they come."""
-    if sink is None:
-        data = await stream.read(MAX_CAPTURE_BYTES)
-        while await stream.read(65536):  # drain the excess so the child never blocks
-            pass
-        return data.decode(errors="replace")
-    chunks: list[str] = []
-    size = 0
-    while True:
-        try:
-            raw = await stream.readline()
-        except ValueError:  # a line longer than the reader's limit: take what is buffered
-            raw = await stream.read(65536)
-        if not raw:
-            break
-        text = raw.decode(errors="replace")
-        if size < MAX_CAPTURE_BYTES:
-            chunks.append(text)
-            size += len(raw)
-        sink(text.rstrip("\n"))
-    return "".join(chunks)

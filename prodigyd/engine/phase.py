@@ -7,7 +7,7 @@ says what to record and when.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from prodigyd.workflow.model import Step
 #: How much of a step's output a checkpoint keeps; the full text is in the event log.
 CHECKPOINT_OUTPUT_CHARS = 2000
 
-Checkpoint = Callable[[str, int, list[dict[str, Any]]], None]
+Checkpoint = Callable[[str, int, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -47,10 +47,11 @@ async def run_sequential(
             events.emit("step_skipped", step=str(index + 1), display=display, reason="completed")
             continue
         store.update({"step.index": index + 1, "step.name": step.name or display})
-        events.emit("step_progress", index=index + 1, total=total, display=display)
-        report = await runner.run(step, label=str(index + 1), store=store)
+        report = await runner.run(
+            step, label=str(index + 1), store=store, display=display, position=(index + 1, total)
+        )
         if not report.success:
-            checkpoint("Failed", index, completed)
+            await checkpoint("Failed", index, completed)
             return PhaseOutcome(False, failed_index=index, error=report.error)
         completed.append(
             {
@@ -63,5 +64,5 @@ async def run_sequential(
                 "completed_at": now_iso(),
             }
         )
-        checkpoint("Running", index + 1, completed)
+        await checkpoint("Running", index + 1, completed)
     return PhaseOutcome(True)

@@ -29,7 +29,7 @@ from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.mask import Masker
-from prodigyd.engine.phase import run_sequential
+from prodigyd.engine.phase import Checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import Conflict, MergeRefused, ProdigyError, StoreError, WorkflowError
 from prodigyd.git import merge as git_merge
@@ -194,13 +194,17 @@ class Session:
                 self._base_commit(),
                 track=references_git_variables(self.loaded.workflow),
             )
-            outcome = await run_sequential(
-                self.loaded.workflow.steps,
-                StepRunner(ctx, git),
-                ctx.variables,
-                completed=completed,
-                checkpoint=self._checkpointer(ctx),
-            )
+            writer = checkpoints.CheckpointWriter(record.id)
+            try:
+                outcome = await run_sequential(
+                    self.loaded.workflow.steps,
+                    StepRunner(ctx, git),
+                    ctx.variables,
+                    completed=completed,
+                    checkpoint=self._checkpointer(ctx, writer),
+                )
+            finally:
+                await writer.close()
         except asyncio.CancelledError:
             self._finish(
                 Status.INTERRUPTED, f"interrupted; resume with `prodigyctl resume {record.id}`"
@@ -280,30 +284,28 @@ class Session:
         )
         return ctx, completed
 
-    def _checkpointer(self, ctx: RunContext) -> Callable[[str, int, list[dict[str, Any]]], None]:
+    def _checkpointer(self, ctx: RunContext, writer: checkpoints.CheckpointWriter) -> Checkpoint:
         record, loaded = self.record, self.loaded
+        written = 0  # completed entries already in the journal
 
-        def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
-            stamp = now_iso()
-            checkpoints.save(
-                record.id,
+        async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
+            nonlocal written
+            new = completed[written:]
+            written = len(completed)
+            await writer.write(
                 {
-                    "workflow_id": record.id,
                     "execution_state": {
                         "current_step_index": next_index,
                         "total_steps": record.total_steps,
                         "status": status,
                         "start_time": record.started_at,
-                        "last_checkpoint": stamp,
                         "current_iteration": 1,
                         "total_iterations": 1,
                     },
-                    "completed_steps": self.masker.mask_obj(completed),
+                    "step": self.masker.mask_obj(new[-1]) if new else None,
                     "variable_state": self.masker.mask_obj(ctx.variables.snapshot()),
-                    "timestamp": stamp,
-                    "version": checkpoints.CHECKPOINT_VERSION,
+                    "timestamp": now_iso(),
                     "workflow_hash": loaded.sha256,
-                    "total_steps": record.total_steps,
                     "workflow_name": record.workflow_name,
                     "workflow_path": record.workflow,
                 },
@@ -389,7 +391,7 @@ class Session:
         self.events.emit("worktree_cleaned", worktree=record.worktree, branch=record.branch)
 
 
-def _no_checkpoint(status: str, index: int, completed: list[dict[str, Any]]) -> None:
+async def _no_checkpoint(status: str, index: int, completed: list[dict[str, Any]]) -> None:
     """The merge workflow is short and re-runnable; it is not checkpointed."""
 
 

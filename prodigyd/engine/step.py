@@ -57,10 +57,20 @@ class StepRunner:
         self.ctx = ctx
         self.git = git
 
-    async def run(self, step: Step, *, label: str, store: VariableStore) -> StepReport:
+    async def run(
+        self,
+        step: Step,
+        *,
+        label: str,
+        store: VariableStore,
+        display: str | None = None,
+        position: tuple[int, int] | None = None,
+    ) -> StepReport:
+        """Run one step through the pipeline; `position` (i, n) marks a top-level step."""
         ctx = self.ctx
-        display = self.display(step, store)
-        ctx.events.emit("step_started", step=label, display=display, kind=step.kind)
+        display = display or self.display(step, store)
+        where = {"index": position[0], "total": position[1]} if position else {}
+        ctx.events.emit("step_started", step=label, display=display, kind=step.kind, **where)
         try:
             report = await self._run(step, label, store, display)
         except ProdigyError as exc:
