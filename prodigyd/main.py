@@ -79,10 +79,7 @@ async def _serve(ready_fd: int | None) -> int:
     from prodigyd.server import Connection
 
     ensure_dir(paths.home())
-    settings = EngineSettings(
-        claude_bin=os.environ.get("PRODIGY_CLAUDE_BIN_DEFAULT"),
-        claude_log_dir=paths.claude_logs_dir(),
-    )
+    settings = EngineSettings(claude_log_dir=paths.claude_logs_dir())
     state = DaemonState(jobs=JobManager(settings), started=time.monotonic(), version=VERSION)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()

@@ -80,6 +80,8 @@ def _after_start(
     client: Client, record: dict[str, Any], *, detach: bool, as_json: bool, yes: bool
 ) -> int:
     session_id = record["id"]
+    for warning in record.get("warnings") or []:
+        click.echo(f"warning: {warning}", err=True)
     if detach:
         click.echo(dumps(record) if as_json else session_id)
         return EXIT_OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from prodigyd.git import cli
 from prodigyd.git.changes import ChangeSummary, summarize_changes
 from prodigyd.git.repo import commit_all, head_sha
 from prodigyd.workflow.interpolate import SpaceList, VariableStore
@@ -48,6 +49,16 @@ class GitTracker:
         if self._before is not None and await head_sha(self.worktree) != self._before:
             return True
         return step.auto_commit and await commit_all(self.worktree, message) is not None
+
+    async def last_commit_files(self) -> list[str]:
+        """Files the newest commit touched (for the legacy `outputs:` file patterns)."""
+        head = await head_sha(self.worktree)
+        parent = await cli.git(
+            self.worktree, "rev-parse", "--verify", "--quiet", f"{head}^", check=False
+        )
+        if parent.returncode != 0:
+            return []  # the root commit: nothing before it
+        return (await summarize_changes(self.worktree, parent.stdout.strip(), head)).files_changed
 
     async def after_step(self, store: VariableStore) -> None:
         if not self.track or self._before is None:

@@ -68,7 +68,7 @@ async def prepare(request: RunRequest) -> tuple[SessionRecord, LoadedWorkflow]:
     """Validate a submission and build its session record (nothing is written yet)."""
     workflow_path = Path(request.cwd, request.workflow).expanduser()
     loaded = load_workflow(workflow_path, strict=request.strict)
-    _check_runnable(loaded.workflow, str(workflow_path))
+    _check_runnable(loaded.workflow)
     if request.profile and request.profile not in loaded.workflow.profiles:
         known = ", ".join(sorted(loaded.workflow.profiles)) or "none defined"
         raise WorkflowError(f"unknown profile {request.profile!r} (profiles: {known})")
@@ -92,18 +92,18 @@ async def prepare(request: RunRequest) -> tuple[SessionRecord, LoadedWorkflow]:
         merge_policy=request.merge_policy,
         strict=request.strict,
         total_steps=len(loaded.workflow.steps),
+        warnings=loaded.warnings,
     )
     return record, loaded
 
 
-def _check_runnable(workflow: Workflow, source: str) -> None:
+def _check_runnable(workflow: Workflow) -> None:
     for index, step in enumerate(_all_steps(workflow.steps), start=1):
         if step.kind not in RUNNABLE_KINDS:
             raise WorkflowError(
                 f"{step.kind} steps are not supported yet (step {index}, line {step.line})",
                 hint="foreach and MapReduce arrive with the map phase",
             )
-    del source
 
 
 def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
@@ -113,6 +113,10 @@ def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
         nested = [step.on_success, *step.on_exit_code.values()]
         if step.on_failure:
             nested.extend(step.on_failure.handlers)
+        if step.validation:
+            nested.extend(step.validation.commands)
+            if step.validation.on_incomplete:
+                nested.extend(step.validation.on_incomplete.commands)
         found.extend(_all_steps(tuple(s for s in nested if s is not None)))
     return found
 
@@ -130,14 +134,19 @@ def load_environment(session_id: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-class MaskingSink:
-    """Masks every event before it leaves the engine; secrets never reach a subscriber."""
+class SessionSink:
+    """Masks every event before it leaves the engine, and totals Claude cost and tokens."""
 
-    def __init__(self, inner: EventSink, masker: Masker) -> None:
+    def __init__(self, inner: EventSink, masker: Masker, record: SessionRecord) -> None:
         self.inner = inner
         self.masker = masker
+        self.record = record
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
+        if event_type == "claude_result":
+            self.record.cost_usd += float(fields.get("total_cost_usd") or 0)
+            self.record.input_tokens += int(fields.get("input_tokens") or 0)
+            self.record.output_tokens += int(fields.get("output_tokens") or 0)
         self.inner.emit(event_type, **self.masker.mask_obj(fields))
 
 
@@ -158,7 +167,7 @@ class Session:
         self.loaded = loaded
         self.inherited = dict(env)
         self.masker = Masker()
-        self.events = MaskingSink(events, self.masker)
+        self.events = SessionSink(events, self.masker, record)
         self.settings = settings
         self.merge_lock = merge_lock
 

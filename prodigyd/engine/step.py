@@ -16,6 +16,7 @@ Decisions where the reference is silent:
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd.engine import retry as retry_policy
+from prodigyd.engine import validation
 from prodigyd.engine.capture import CaptureError, parse_capture
 from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
@@ -30,7 +32,7 @@ from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
 from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore
-from prodigyd.workflow.model import OnFailure, Step
+from prodigyd.workflow.model import OnFailure, Step, ValidateSpec
 
 #: Above this size the debug loop hands `${shell.output}` over as a temp-file path (§2.6).
 DEBUG_OUTPUT_INLINE_LIMIT = 10_000
@@ -105,6 +107,12 @@ class StepRunner:
             result = await self._check_commit(step, result, display)
         await self.git.after_step(store)
         self._record(step, result, store)
+        if result.success and step.outputs:
+            await self._publish_outputs(step, store)
+        if result.success and step.validation is not None:
+            verdict = await self._validate(step.validation, label, store)
+            if verdict is not None:
+                return StepReport(False, result, error=f"Step '{display}': {verdict}")
         if result.success:
             report = await self._on_success(step, result, label, store)
         else:
@@ -167,12 +175,21 @@ class StepRunner:
         return result
 
     def _record(self, step: Step, result: CommandResult, store: VariableStore) -> None:
-        """Publish the step's outputs as variables and files."""
-        text = result.text
+        """Publish the step's outputs as variables (like `$(...)`, without the final newline)
+        and files (byte for byte)."""
+        text = _chomp(result.text)
         store.set(f"{step.kind}.output", text)
         store.set(f"{step.kind}.exit_code", result.exit_code)
         store.set("last.output", text)
         store.set("last.exit_code", result.exit_code)
+        if step.id:
+            store.update(
+                {
+                    f"{step.id}.output": text,
+                    f"{step.id}.exit_code": result.exit_code,
+                    f"{step.id}.success": result.success,
+                }
+            )
         if step.capture_output:
             name = step.capture_output if isinstance(step.capture_output, str) else None
             store.set(name or f"{step.kind}.output", text)
@@ -207,7 +224,7 @@ class StepRunner:
         if streams.duration:
             store.set(f"{name}.duration", round(result.duration, 6))
         if streams.stderr:
-            store.set(f"{name}.stderr", result.stderr)
+            store.set(f"{name}.stderr", _chomp(result.stderr))
 
     async def _on_success(
         self, step: Step, result: CommandResult, label: str, store: VariableStore
@@ -235,6 +252,9 @@ class StepRunner:
     async def _on_failure(
         self, step: Step, result: CommandResult, label: str, store: VariableStore, display: str
     ) -> StepReport:
+        exhausted = await self._retry_exhausted(step, result, label, store)
+        if exhausted is not None:
+            return exhausted
         policy = step.on_failure
         if policy is None:
             return StepReport(False, result, error=_failure_message(display, result))
@@ -257,6 +277,54 @@ class StepRunner:
             return StepReport(False, result, error=_failure_message(display, result))
         note = "recovered" if policy.strategy == "recovery" and handlers_ok else CONTINUE_NOTE
         return StepReport(True, result, note=note)
+
+    async def _retry_exhausted(
+        self, step: Step, result: CommandResult, label: str, store: VariableStore
+    ) -> StepReport | None:
+        """`retry.on_failure`: what to do once every retry failed (None: go on as usual)."""
+        spec = step.retry
+        if spec is None or spec.on_exhausted == "stop":
+            return None
+        if spec.on_exhausted == "continue":
+            return StepReport(True, result, note="retries exhausted; continuing (retry.on_failure)")
+        fallback = Step(kind="shell", command=spec.fallback or "false")
+        report = await self.run(fallback, label=f"{label}.fallback", store=store)
+        if report.success:
+            return StepReport(True, report.result, note="retries exhausted; fallback succeeded")
+        return None
+
+    async def _publish_outputs(self, step: Step, store: VariableStore) -> None:
+        """Legacy `id` + `outputs`: `${<id>.<name>}` = first file of the last commit matching."""
+        changed = await self.git.last_commit_files()
+        for name, pattern in step.outputs.items():
+            match = next((f for f in changed if fnmatch.fnmatchcase(f, pattern)), None)
+            if match is None:
+                match = next((f for f in changed if fnmatch.fnmatchcase(Path(f).name, pattern)), "")
+            store.set(f"{step.id or step.kind}.{name}", match)
+
+    async def _validate(self, spec: ValidateSpec, label: str, store: VariableStore) -> str | None:
+        """§2.8: check completeness, run `on_incomplete` until it passes; None when it did."""
+        incomplete = spec.on_incomplete
+        attempts = incomplete.max_attempts if incomplete else 0
+        for attempt in range(attempts + 1):
+            store.set("validation.attempt_number", attempt + 1)
+            verdict = await validation.check(self, spec, label, store)
+            self.ctx.events.emit("validation", step=label, **verdict.event())
+            if verdict.passed:
+                return None
+            if incomplete is None or attempt == attempts:
+                break
+            for number, command in enumerate(incomplete.commands, start=1):
+                if incomplete.commit_required:
+                    command = command.model_copy(update={"commit_required": True})
+                report = await self.run(
+                    command, label=f"{label}.on_incomplete.{number}", store=store
+                )
+                if not report.success:
+                    return f"on_incomplete command failed: {report.error}"
+        if incomplete is not None and not incomplete.fail_workflow:
+            return None
+        return verdict.message()
 
     async def _run_handlers(self, policy: OnFailure, label: str, store: VariableStore) -> bool:
         for number, handler in enumerate(policy.handlers, start=1):
@@ -291,6 +359,11 @@ class StepRunner:
             error = f"Shell command failed after {attempt} attempts and fail_workflow is true"
             return StepReport(False, result, error=f"{error}\n{_failure_message(display, result)}")
         return StepReport(True, result, note=CONTINUE_NOTE)
+
+
+def _chomp(text: str) -> str:
+    """Drop one trailing newline, as the `string` capture format does."""
+    return parse_capture(text, "string", success=True)
 
 
 def _error_variables(result: CommandResult, display: str) -> dict[str, Any]:

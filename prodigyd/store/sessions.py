@@ -71,6 +71,7 @@ class SessionRecord(BaseModel):
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    warnings: list[str] = []  # from loading the workflow (unknown keys, deprecations)
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""

@@ -24,6 +24,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     ctx = inv.ctx
     prompt = ctx.interpolate(step.command or "", inv.store)
     settings = ctx.settings
+    skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
     try:
         binary = cli.resolve_binary(settings.claude_bin, inv.env)
     except ProdigyError as exc:
@@ -32,7 +33,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     argv = cli.build_argv(
         binary,
         prompt,
-        skip_permissions=settings.claude_skip_permissions,
+        skip_permissions=skip,
         model=settings.claude_model,
         extra_args=settings.claude_extra_args,
     )
@@ -100,6 +101,15 @@ def _outcome(
         output=result.result_text,
         details=details,
     )
+
+
+#: Set to false/0/no in the job environment to run Claude with its own permission prompts
+#: (`--dangerously-skip-permissions` is dropped; unattended steps may then stall or fail).
+SKIP_PERMISSIONS_ENV = "PRODIGY_CLAUDE_SKIP_PERMISSIONS"
+
+
+def _enabled(value: str | None) -> bool:
+    return value is None or value.strip().lower() not in ("0", "false", "no", "off")
 
 
 def _require_worktree(inv: Invocation) -> None:

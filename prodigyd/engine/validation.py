@@ -1,0 +1,123 @@
+"""`validate:` (reference §2.8): is the step's work complete enough?
+
+The validation commands run in order (with `PRODIGY_VALIDATION=true`); the first failing
+one makes the result `failed`. The verdict is then read from `result_file`, else from the
+last command's output as JSON (`{"completion_percentage", "status", "missing", "gaps",
+"implemented"}`); output that is not JSON counts as 100% complete, since the commands
+succeeded. `${validation.*}` variables carry the verdict into `on_incomplete` commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prodigyd.workflow.interpolate import VariableStore
+from prodigyd.workflow.model import ValidateSpec
+
+if TYPE_CHECKING:
+    from prodigyd.engine.step import StepRunner
+
+
+@dataclass
+class Verdict:
+    completion: float
+    status: str
+    threshold: float
+    missing: list[Any] = field(default_factory=list)
+    gaps: Any = None
+    implemented: list[Any] = field(default_factory=list)
+    reason: str | None = None  # why the validation itself failed
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "failed" and self.completion >= self.threshold
+
+    def message(self) -> str:
+        if self.reason:
+            return f"Validation failed: {self.reason}"
+        word = "passed" if self.passed else "incomplete"
+        return (
+            f"Validation {word}: {self.completion:.1f}% complete (threshold: {self.threshold:.1f}%)"
+        )
+
+    def event(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "completion": self.completion,
+            "status": self.status,
+            "threshold": self.threshold,
+            "missing": self.missing,
+            "message": self.message(),
+        }
+
+
+async def check(
+    runner: StepRunner, spec: ValidateSpec, label: str, store: VariableStore
+) -> Verdict:
+    try:
+        verdict = await asyncio.wait_for(_check(runner, spec, label, store), spec.timeout)
+    except TimeoutError:
+        verdict = Verdict(
+            0.0, "failed", spec.threshold, reason=f"timed out after {spec.timeout:g}s"
+        )
+    _publish(store, verdict)
+    return verdict
+
+
+async def _check(
+    runner: StepRunner, spec: ValidateSpec, label: str, store: VariableStore
+) -> Verdict:
+    text = ""
+    for number, command in enumerate(spec.commands, start=1):
+        marked = command.model_copy(update={"env": {**command.env, "PRODIGY_VALIDATION": "true"}})
+        report = await runner.run(marked, label=f"{label}.validate.{number}", store=store)
+        if not report.success:
+            return Verdict(0.0, "failed", spec.threshold, reason=report.error or "command failed")
+        text = report.result.text
+    if spec.result_file:
+        path = runner.ctx.worktree / runner.ctx.interpolate(spec.result_file, store)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            return Verdict(
+                0.0, "failed", spec.threshold, reason=f"cannot read {path}: {exc.strerror}"
+            )
+    return _parse(text, spec.threshold)
+
+
+def _parse(text: str, threshold: float) -> Verdict:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return Verdict(100.0, "complete", threshold)
+    if not isinstance(data, dict):
+        return Verdict(100.0, "complete", threshold)
+    try:
+        completion = float(data.get("completion_percentage", data.get("completion", 100.0)))
+    except (TypeError, ValueError):
+        return Verdict(0.0, "failed", threshold, reason="completion_percentage is not a number")
+    missing = data.get("missing") or []
+    return Verdict(
+        completion=completion,
+        status=str(data.get("status") or ("complete" if completion >= threshold else "incomplete")),
+        threshold=threshold,
+        missing=missing if isinstance(missing, list) else [missing],
+        gaps=data.get("gaps"),
+        implemented=data.get("implemented") or [],
+    )
+
+
+def _publish(store: VariableStore, verdict: Verdict) -> None:
+    store.update(
+        {
+            "validation.completion": verdict.completion,
+            "validation.status": verdict.status,
+            "validation.missing": verdict.missing,
+            "validation.gaps": verdict.gaps if verdict.gaps is not None else verdict.missing,
+            "validation.missing_count": len(verdict.missing),
+            "validation.implemented": verdict.implemented,
+        }
+    )

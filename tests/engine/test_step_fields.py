@@ -1,0 +1,244 @@
+"""Every step field is honoured (the original dropped most of them): one test per field."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.enginekit import run_workflow, write_workflow
+from tests.gitutil import git
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+async def test_validate_loops_on_incomplete_until_the_threshold_is_met(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "echo 40 > score"
+  validate:
+    shell: 'echo "{\\"completion_percentage\\": $(cat score), \\"missing\\": [\\"tests\\"]}"'
+    threshold: 80
+    on_incomplete:
+      shell: "echo '${validation.completion} ${validation.missing} ${validation.attempt_number}' >> attempts.log; echo 90 > score"
+      max_attempts: 3
+- shell: "cp attempts.log done.log"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert (repo / "done.log").read_text() == "40.0 tests 1\n"
+    verdicts = [e["passed"] for e in out.sink.of("validation")]
+    assert verdicts == [False, True]
+
+
+async def test_validate_still_incomplete_fails_the_workflow(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "true"
+  validate:
+    shell: 'echo "{\\"completion_percentage\\": 50}"'
+    threshold: 75
+    on_incomplete:
+      shell: "true"
+      max_attempts: 2
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert "Validation incomplete: 50.0% complete (threshold: 75.0%)" in out.record.error
+    assert len(out.sink.of("validation")) == 3
+
+
+async def test_validate_reads_result_file(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "true"
+  validate:
+    shell: "mkdir -p .prodigy && echo '{\\"completion_percentage\\": 100, \\"status\\": \\"complete\\"}' > .prodigy/v.json"
+    result_file: ".prodigy/v.json"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+
+
+async def test_retry_reruns_until_success(tmp_path: Path, repo: Path):
+    counter = tmp_path / "count"
+    wf = write_workflow(tmp_path, f"""
+- shell: "echo x >> {counter}; test $(wc -l < {counter}) -ge 3"
+  retry:
+    attempts: 3
+    backoff: fixed
+    initial_delay: 10ms
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert counter.read_text().count("x") == 3
+    assert [e["attempt"] for e in out.sink.of("step_retrying")] == [2, 3]
+
+
+async def test_retry_on_filters_which_failures_retry(tmp_path: Path, repo: Path):
+    counter = tmp_path / "count"
+    wf = write_workflow(tmp_path, f"""
+- shell: "echo x >> {counter}; echo 'disk full' >&2; exit 1"
+  retry:
+    attempts: 5
+    initial_delay: 0
+    retry_on: [network]
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert counter.read_text().count("x") == 1
+
+
+async def test_retry_exhausted_fallback(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "exit 1"
+  retry:
+    attempts: 2
+    initial_delay: 0
+    on_failure:
+      fallback:
+        command: "echo fell-back > fallback.txt"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert (repo / "fallback.txt").read_text() == "fell-back\n"
+
+
+async def test_on_success_and_on_exit_code(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "echo ok"
+  on_success:
+    shell: "echo '${shell.output}' > success.txt"
+- shell: "exit 3"
+  allow_failure: true
+  on_exit_code:
+    3:
+      shell: "echo three > three.txt"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert (repo / "success.txt").read_text() == "ok\n"
+    assert (repo / "three.txt").read_text() == "three\n"
+
+
+async def test_capture_streams_output_file_and_capture_output(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "echo out; echo err >&2; exit 0"
+  capture: both
+  capture_streams: both
+  output_file: logs/out.txt
+- shell: "echo '${both.stderr}|${both.exit_code}|${both.success}' > streams.txt"
+- shell: "echo custom"
+  capture_output: mine
+- shell: "echo '${mine}/${CAPTURED_OUTPUT}' > custom.txt"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert (repo / "logs" / "out.txt").read_text() == "out\n"
+    assert (repo / "streams.txt").read_text() == "err|0|true\n"
+    assert (repo / "custom.txt").read_text() == "custom/custom\n"
+
+
+async def test_capture_json_that_is_not_json_fails_the_step(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, "- shell: 'echo nope'\n  capture: data\n  capture_format: json\n")
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert "capture data" in out.record.error and "JSON" in out.record.error
+
+
+async def test_git_context_variables_with_modifiers(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "mkdir -p docs && echo a > docs/a.md && echo b > b.txt && git add -A && git commit -qm add"
+- shell: "echo '${step.files_added}|${step.files_added:*.md}|${step.files_added:json}|${step.commit_count}' > vars.txt"
+- shell: "git rm -q b.txt && git commit -qm rm"
+- shell: "echo '${step.files_deleted}|${workflow.files_added:csv}|${workflow.commit_count}' > vars2.txt"
+- shell: "echo yes > md.txt"
+  when: "${workflow.files_added:*.md}"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert (repo / "vars.txt").read_text() == 'b.txt docs/a.md|docs/a.md|["b.txt", "docs/a.md"]|1\n'
+    assert (repo / "vars2.txt").read_text() == "b.txt|docs/a.md|2\n"
+    assert (repo / "md.txt").exists()
+
+
+async def test_env_files_secret_providers_and_precedence(tmp_path: Path, repo: Path):
+    (repo / ".env").write_text("# comment\nexport FROM_FILE=file\nOVERRIDDEN='file'\n")
+    wf = write_workflow(tmp_path, """
+env_files: [.env]
+env:
+  OVERRIDDEN: global
+secrets:
+  TOKEN: {provider: env, key: MY_SECRET_SOURCE}
+commands:
+  - shell: "echo $FROM_FILE $OVERRIDDEN $INHERITED > env.txt; echo $TOKEN"
+""")
+    env = env_with(MY_SECRET_SOURCE="s3cr3t-value-42", INHERITED="inh")
+    out = await run_workflow(wf, repo, env=env)
+    assert out.status == "completed", out.record.error
+    assert (repo / "env.txt").read_text() == "file global inh\n"
+    assert "s3cr3t-value-42" not in json.dumps(out.sink.events)
+
+
+async def test_missing_env_secret_is_a_clear_error(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, "secrets:\n  TOKEN: {provider: env, key: NOT_SET_ANYWHERE}\ncommands:\n  - shell: 'true'\n")
+    out = await run_workflow(wf, repo, env={k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE"})
+    assert out.status == "failed"
+    assert "NOT_SET_ANYWHERE" in out.record.error
+
+
+async def test_strict_variables_reject_unresolved_references(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo ${nope} ${also_nope}'\n")
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert "nope" in out.record.error and "also_nope" in out.record.error
+
+
+async def test_unknown_keys_and_deprecated_test_are_warnings(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, "- shell: 'true'\n  timout: 5\n- test: {command: 'true'}\n")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    text = "\n".join(out.record.warnings)
+    assert "timout" in text and "did you mean 'timeout'" in text
+    assert "deprecated" in text
+
+
+async def test_legacy_id_and_outputs(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "echo plan > 12-coverage.md && git add -A && git commit -qm spec"
+  id: coverage
+  outputs:
+    spec:
+      file_pattern: "*-coverage.md"
+- shell: "echo '${coverage.spec} ${coverage.exit_code}' > ref.txt"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert (repo / "ref.txt").read_text() == "12-coverage.md 0\n"
+
+
+async def test_session_totals_claude_cost_and_tokens(tmp_path: Path, repo: Path):
+    scenario = tmp_path / "s.json"
+    scenario.write_text(json.dumps({"rules": [{"cost_usd": 0.5, "input_tokens": 10, "output_tokens": 4}]}))
+    wf = write_workflow(tmp_path, "- claude: /one\n- claude: /two\n")
+    out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario)))
+    assert out.status == "completed", out.record.error
+    assert out.record.cost_usd == 1.0
+    assert (out.record.input_tokens, out.record.output_tokens) == (20, 8)
+
+
+async def test_claude_gets_headless_flags_and_a_closed_stdin(tmp_path: Path, repo: Path):
+    log = tmp_path / "calls.jsonl"
+    wf = write_workflow(tmp_path, "- claude: '/lint --focus perf'\n  timeout: 30\n")
+    out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_LOG=str(log)))
+    assert out.status == "completed", out.record.error
+    call = [json.loads(line) for line in log.read_text().splitlines()][-1]
+    assert call["prompt"] == "/lint --focus perf"
+    assert call["argv"][:4] == ["-p", "--output-format", "stream-json", "--verbose"]
+    assert "--dangerously-skip-permissions" in call["argv"]
+    assert call["env"]["PRODIGY_AUTOMATION"] == "true"
+    assert call["env"]["PRODIGY_COMMAND_TIMEOUT"] == "30"
+    assert call["stdin_isatty"] is False and not call["stdin_data"]
+    assert Path(call["cwd"]).resolve() == Path(out.record.worktree).resolve()
+    raw_logs = list((Path(os.environ["PRODIGY_HOME"]) / "logs" / "claude").glob("*.jsonl"))
+    assert raw_logs and '"type":"result"' in raw_logs[0].read_text().replace(" ", "")
+    git(repo, "log", "-1")  # the repo is intact
