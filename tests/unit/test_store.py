@@ -1,0 +1,95 @@
+"""The store: atomic writes, corrupt files kept aside, locks, ids, the checkpoint journal."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from prodigyd import paths
+from prodigyd.errors import Conflict, NotFound, ProdigyError, StoreError
+from prodigyd.store import checkpoints, sessions
+from prodigyd.store.atomic import read_json, write_json_atomic
+from prodigyd.store.ids import check_id, new_session_id
+from prodigyd.store.locks import session_lock
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path):
+    target = tmp_path / "a" / "state.json"
+    write_json_atomic(target, {"v": 1})
+    write_json_atomic(target, {"v": 2})
+    assert read_json(target) == {"v": 2}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["state.json"]
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_corrupt_file_is_moved_aside_never_overwritten(tmp_path: Path):
+    target = tmp_path / "s.json"
+    target.write_text('{"half": ')
+    with pytest.raises(StoreError) as err:
+        read_json(target)
+    assert "corrupt" in err.value.message and str(target) in err.value.message
+    kept = list(tmp_path.glob("s.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"half": '
+
+
+def test_session_ids_are_unique_and_validated():
+    ids = {new_session_id() for _ in range(200)}
+    assert len(ids) == 200
+    for good in ids:
+        assert check_id(good) == good
+    for bad in ("../x", "a/b", "", ".hidden", "x" * 200, "a..b"):
+        with pytest.raises(ProdigyError):
+            check_id(bad)
+
+
+def test_missing_session_is_not_found(isolated: Path):
+    with pytest.raises(NotFound):
+        sessions.load("workflow-1-aaaaaa")
+
+
+def test_session_with_invalid_fields_names_the_field(isolated: Path):
+    path = paths.session_file("workflow-1-bbbbbb")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"id": "workflow-1-bbbbbb", "status": "sleeping"}))
+    with pytest.raises(StoreError) as err:
+        sessions.load("workflow-1-bbbbbb")
+    assert "is invalid" in err.value.message
+
+
+def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(isolated: Path):
+    with session_lock("s1"), pytest.raises(Conflict) as err, session_lock("s1"):
+        pass
+    assert "already being run or resumed" in err.value.message
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    lock = paths.locks_dir() / "s2.lock"
+    lock.write_text(json.dumps({"job_id": "s2", "process_id": int(dead), "hostname": "h"}))
+    with session_lock("s2"):
+        assert json.loads(lock.read_text())["process_id"] == os.getpid()
+    assert not lock.exists()
+
+
+def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
+    async def write() -> None:
+        writer = checkpoints.CheckpointWriter("s3")
+        for index in range(3):
+            await writer.write({
+                "execution_state": {"current_step_index": index + 1, "total_steps": 3,
+                                    "status": "Running"},
+                "step": {"step_index": index, "command": f"shell: {index}"},
+                "variable_state": {"n": index},
+            })
+        await writer.close()
+
+    asyncio.run(write())
+    with open(checkpoints.journal_file("s3"), "a") as fh:
+        fh.write('{"execution_state": {"current_st')  # a crash mid-append
+    saved = checkpoints.load("s3")
+    assert [s["step_index"] for s in saved["completed_steps"]] == [0, 1, 2]
+    assert saved["variable_state"] == {"n": 2}
+    assert saved["execution_state"]["current_step_index"] == 3
+    assert checkpoints.load("never-ran") is None
