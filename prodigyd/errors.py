@@ -111,3 +111,9 @@ class Conflict(ProdigyError):
     """The request clashes with the current state (a lock is held, already running)."""
 
     kind = "conflict"
+
+
+class ShuttingDown(ProdigyError):
+    """The daemon is stopping and accepts no new work."""
+
+    kind = "shutting_down"

@@ -24,10 +24,10 @@ from prodigyd.engine.session import (
     prepare,
     save_environment,
 )
-from prodigyd.errors import Conflict, ProdigyError
+from prodigyd.errors import Conflict, ShuttingDown
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import EventLog, read_events
-from prodigyd.store.locks import session_lock
+from prodigyd.store.locks import SessionLock
 from prodigyd.store.sessions import SessionRecord, Status, now_iso
 from prodigyd.workflow.load import load_workflow
 
@@ -89,10 +89,10 @@ class JobManager:
     async def submit(self, request: RunRequest) -> SessionRecord:
         self._check_accepting()
         record, loaded = await prepare(request)
+        lock = SessionLock(record.id)  # a fresh id: cannot be held, but owns the run
         save_environment(record.id, request.env)
         session_store.save(record)
-        session = self._session(record, loaded, request.env)
-        self._start(session, resume=False)
+        self._start(self._session(record, loaded, request.env), lock, resume=False)
         return record
 
     async def resume(
@@ -109,8 +109,13 @@ class JobManager:
             record.total_steps = len(loaded.workflow.steps)
         if merge_policy:
             record.merge_policy = merge_policy
-        session = self._session(record, loaded, load_environment(session_id))
-        self._start(session, resume=True)
+        lock = SessionLock(session_id)  # refuses here, before we acknowledge, if held
+        try:
+            session = self._session(record, loaded, load_environment(session_id))
+        except BaseException:
+            lock.release()
+            raise
+        self._start(session, lock, resume=True)
         return record
 
     async def merge(self, session_id: str) -> SessionRecord:
@@ -119,8 +124,11 @@ class JobManager:
             raise Conflict(f"session {session_id} is {record.status.value}, not awaiting_merge")
         loaded = load_workflow(record.workflow, strict=record.strict)
         session = self._session(record, loaded, load_environment(session_id))
-        with session_lock(session_id):
+        lock = SessionLock(session_id)
+        try:
             return await session.merge()
+        finally:
+            lock.release()
 
     async def cancel(self, session_id: str) -> SessionRecord:
         task = self.tasks.get(session_id)
@@ -134,7 +142,10 @@ class JobManager:
 
     def _check_accepting(self) -> None:
         if not self.accepting:
-            raise ProdigyError("prodigyd is shutting down and accepts no new work")
+            raise ShuttingDown(
+                "prodigyd is shutting down and accepts no new work",
+                hint="run the command again in a moment: a new daemon will start",
+            )
 
     def _session(self, record: SessionRecord, loaded: Any, env: dict[str, str]) -> Session:
         return Session(
@@ -146,28 +157,27 @@ class JobManager:
             merge_lock=self._merge_lock,
         )
 
-    def _start(self, session: Session, *, resume: bool) -> None:
-        task = asyncio.create_task(self._run(session, resume), name=f"session {session.record.id}")
+    def _start(self, session: Session, lock: SessionLock, *, resume: bool) -> None:
+        """Run the session as a task that owns (and finally releases) its lock."""
+        task = asyncio.create_task(
+            self._run(session, lock, resume), name=f"session {session.record.id}"
+        )
         self.tasks[session.record.id] = task
         task.add_done_callback(lambda _t, sid=session.record.id: self.tasks.pop(sid, None))
 
-    async def _run(self, session: Session, resume: bool) -> None:
+    async def _run(self, session: Session, lock: SessionLock, resume: bool) -> None:
         record = session.record
         try:
-            with session_lock(record.id):
-                await session.run(resume=resume)
+            await session.run(resume=resume)
         except asyncio.CancelledError:
             log.info("session %s interrupted", record.id)
-        except ProdigyError as exc:
-            log.info("session %s could not run: %s", record.id, exc.message)
-            record.status, record.error = Status.FAILED, exc.render()
-            session_store.save(record)
-            self.hub(record).emit("session_finished", status="failed", error=record.error)
         except Exception:
             log.exception("session %s crashed", record.id)
             record.status, record.error = Status.FAILED, "internal error; see prodigyd.log"
             session_store.save(record)
             self.hub(record).emit("session_finished", status="failed", error=record.error)
+        finally:
+            lock.release()
 
     @contextlib.asynccontextmanager
     async def _merge_lock(self, repo: str) -> AsyncIterator[None]:
@@ -183,7 +193,22 @@ class JobManager:
             hub = self.hubs[record.id] = EventHub(record)
         return hub
 
-    # -- shutdown -----------------------------------------------------------------------
+    # -- startup and shutdown -----------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Sessions a dead daemon left `running` become `interrupted`: resumable, not stuck."""
+        recovered = []
+        for record in session_store.list_all():
+            if record.status is Status.RUNNING:
+                record.status = Status.INTERRUPTED
+                record.error = (
+                    "prodigyd stopped while this session ran; resume it with "
+                    f"`prodigyctl resume {record.id}`"
+                )
+                session_store.save(record)
+                self.hub(record).emit("session_finished", status="interrupted", error=record.error)
+                recovered.append(record.id)
+        return recovered
 
     async def shutdown(self) -> None:
         """Stop taking work, interrupt running sessions (resumable), close the logs."""
@@ -197,4 +222,4 @@ class JobManager:
             hub.log.close()
 
     def status(self) -> dict[str, Any]:
-        return {"running": sorted(self.tasks), "home": str(paths.home())}
+        return {"running_sessions": sorted(self.tasks), "home": str(paths.home())}

@@ -81,6 +81,8 @@ async def _serve(ready_fd: int | None) -> int:
     ensure_dir(paths.home())
     settings = EngineSettings(claude_log_dir=paths.claude_logs_dir())
     state = DaemonState(jobs=JobManager(settings), started=time.monotonic(), version=VERSION)
+    for session_id in state.jobs.recover():
+        log.warning("session %s was running when prodigyd last stopped: interrupted", session_id)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 

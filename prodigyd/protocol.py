@@ -56,6 +56,7 @@ CODE_FOR_KIND = {
     "not_found": NOT_FOUND,
     "conflict": CONFLICT,
     "merge_refused": MERGE_REFUSED,
+    "shutting_down": SHUTTING_DOWN,
 }
 
 #: Terminal statuses of a session, as sent in `session_finished` events.

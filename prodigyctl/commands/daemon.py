@@ -37,7 +37,7 @@ def status(*, as_json: bool) -> int:
     else:
         click.echo(
             f"prodigyd running (pid {info['pid']}, up {info['uptime']:.0f}s, "
-            f"{len(info['running'])} running sessions, home {info['home']})"
+            f"{len(info['running_sessions'])} running sessions, home {info['home']})"
         )
     return EXIT_OK
 

@@ -137,10 +137,11 @@ def _conclude(
         branch = final.get("branch")
         if click.confirm(f"Merge prodigy-{session_id} to {branch}?", default=True):
             try:
-                client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
+                record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
             except RpcError as err:
                 click.echo(f"error: {err.render()}", err=True)
                 return exit_code_for(err)
+            click.echo(f"session {session_id} {record['status']}")
             return EXIT_OK
     if not as_json:
         click.echo(f"to merge it: prodigyctl merge {session_id}")

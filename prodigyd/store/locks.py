@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Iterator
+from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.errors import Conflict
@@ -18,15 +18,25 @@ from prodigyd.store.atomic import ensure_dir
 from prodigyd.store.sessions import now_iso
 
 
-@contextlib.contextmanager
-def session_lock(session_id: str) -> Iterator[None]:
-    path = ensure_dir(paths.locks_dir()) / f"{session_id}.lock"
-    _acquire(path, session_id)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+class SessionLock:
+    """Held from the moment a run or resume is accepted until its task ends."""
+
+    def __init__(self, session_id: str) -> None:
+        self.path = ensure_dir(paths.locks_dir()) / f"{session_id}.lock"
+        _acquire(self.path, session_id)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def __enter__(self) -> SessionLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _acquire(path: os.PathLike[str], session_id: str) -> None:
@@ -68,6 +78,7 @@ def _holder(path: os.PathLike[str]) -> dict | None:
 
 
 def _alive(pid: object) -> bool:
+    """Is `pid` a running process? A zombie (exited, never reaped) counts as dead."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -76,4 +87,8 @@ def _alive(pid: object) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

@@ -15,7 +15,7 @@ from prodigyd.errors import Conflict, NotFound, ProdigyError, StoreError
 from prodigyd.store import checkpoints, sessions
 from prodigyd.store.atomic import read_json, write_json_atomic
 from prodigyd.store.ids import check_id, new_session_id
-from prodigyd.store.locks import session_lock
+from prodigyd.store.locks import SessionLock
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path):
@@ -62,13 +62,13 @@ def test_session_with_invalid_fields_names_the_field(isolated: Path):
 
 
 def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(isolated: Path):
-    with session_lock("s1"), pytest.raises(Conflict) as err, session_lock("s1"):
+    with SessionLock("s1"), pytest.raises(Conflict) as err, SessionLock("s1"):
         pass
     assert "already being run or resumed" in err.value.message
     dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
     lock = paths.locks_dir() / "s2.lock"
     lock.write_text(json.dumps({"job_id": "s2", "process_id": int(dead), "hostname": "h"}))
-    with session_lock("s2"):
+    with SessionLock("s2"):
         assert json.loads(lock.read_text())["process_id"] == os.getpid()
     assert not lock.exists()
 

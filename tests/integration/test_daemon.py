@@ -1,0 +1,127 @@
+"""The daemon's lifecycle as users meet it: start, stop, crash, several jobs at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.cli import ctl
+from tests.gitutil import git
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def daemon_pid(home: Path) -> int:
+    return int((home / "prodigyd.pid").read_text())
+
+
+def last_session(home: Path) -> dict:
+    return json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
+
+
+def test_start_is_idempotent_and_status_reports(daemon: Path):
+    first = daemon_pid(daemon)
+    assert ctl("daemon", "start").returncode == 0
+    assert daemon_pid(daemon) == first
+    status = json.loads(ctl("daemon", "status", "--json", check=True).stdout)
+    assert status["running"] is True and status["pid"] == first
+
+
+def test_stop_interrupts_a_running_session_which_resumes_later(isolated: Path, repo: Path, tmp_path: Path):
+    gate = tmp_path / "gate"
+    started = tmp_path / "started"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+- shell: "echo one > one.txt"
+- shell: "touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done"
+- shell: "echo three > three.txt"
+""")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
+        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(started.exists, what="step 2 to start")
+        assert ctl("daemon", "stop").returncode == 0
+        out, err = client.communicate(timeout=60)
+    finally:
+        client.kill()
+    assert client.returncode == 130, out + err
+    assert "interrupted" in out
+    assert not (isolated / "prodigyd.sock").exists()
+    session = last_session(isolated)  # this starts a fresh daemon
+    assert session["status"] == "interrupted"
+    gate.touch()
+    resumed = ctl("resume", session["id"], "-y", cwd=repo)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "skipping already completed step 1" in resumed.stdout
+    assert {"one.txt", "three.txt"} <= set(git(repo, "ls-tree", "--name-only", "main").split())
+    ctl("daemon", "stop", check=True)
+
+
+def test_kill_9_leaves_a_resumable_session_and_a_startable_daemon(isolated: Path, repo: Path, tmp_path: Path):
+    gate = tmp_path / "gate"
+    pids = tmp_path / "pids"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+- shell: "echo one > one.txt"
+- shell: "echo $$ > {pids}; while [ ! -f {gate} ]; do sleep 0.05; done"
+- shell: "echo three > three.txt"
+""")
+    session_id = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+    wait_for(pids.exists, what="step 2 to start")
+    os.kill(daemon_pid(isolated), signal.SIGKILL)
+    try:
+        gate.touch()  # lets the orphaned step end by itself
+        shown = json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)
+        assert shown["status"] == "interrupted"
+        assert "resume" in shown["error"]
+        resumed = ctl("resume", session_id, "-y")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert (repo / "three.txt").read_text() == "three\n"
+    finally:
+        ctl("daemon", "stop")
+
+
+def test_concurrent_sessions_in_one_repo_both_merge(daemon: Path, repo: Path, tmp_path: Path):
+    ids = []
+    for name in ("a", "b", "c"):
+        wf = tmp_path / f"{name}.yml"
+        wf.write_text(f"- shell: 'echo {name} > {name}.txt && git add -A && git commit -qm {name}'\n")
+        ids.append(ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip())
+
+    def all_done() -> bool:
+        rows = json.loads(ctl("sessions", "ls", "--json").stdout)
+        return all(r["status"] == "completed" for r in rows) and len(rows) == 3
+
+    wait_for(all_done, timeout=60, what="three sessions to complete")
+    assert {"a.txt", "b.txt", "c.txt"} <= set(git(repo, "ls-tree", "--name-only", "main").split())
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_warnings_are_shown_and_strict_makes_them_errors(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'true'\n  timout: 5\n")
+    loose = ctl("run", str(wf), "-y", cwd=repo)
+    assert loose.returncode == 0
+    assert "warning:" in loose.stderr and "did you mean 'timeout'" in loose.stderr
+    strict = ctl("run", str(wf), "-y", "--strict", cwd=repo)
+    assert strict.returncode == 2 and "timout" in strict.stderr
+
+
+def test_help_lists_every_command(isolated: Path):
+    done = ctl("--help", check=True)
+    for command in ("run", "resume", "merge", "cancel", "sessions", "daemon"):
+        assert command in done.stdout
+    assert not (isolated / "prodigyd.sock").exists()  # --help never starts the daemon
