@@ -166,8 +166,7 @@ class Connection:
 
     async def _forward(self, hub: Any, since: int, number: int, ready: asyncio.Event) -> None:
         with hub.subscribe(since) as (backlog, queue):
-            ready.set()
-            await asyncio.sleep(0)  # let the reply go out first
+            ready.set()  # clients accept events before the subscribe reply (docs/protocol.md)
             try:
                 for event in backlog:
                     await self._notify(number, event)

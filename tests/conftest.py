@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import cli
-from tests.gitutil import make_repo
+from tests.gitutil import make_repo, use_git_identity
 
 FAKE_CLAUDE = Path(__file__).parent / "fake_claude" / "claude"
 REAL_HOME = Path(os.path.expanduser("~"))
@@ -43,17 +43,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "prodigy-home"
     user_home = tmp_path / "user-home"
     user_home.mkdir()
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "XDG_RUNTIME_DIR",
-                 "PRODIGY_TEST_MODE", "PRODIGY_NO_COMMIT_VALIDATION"):
+    for name in ("XDG_RUNTIME_DIR", "PRODIGY_TEST_MODE", "PRODIGY_NO_COMMIT_VALIDATION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PRODIGY_HOME", str(home))
     monkeypatch.setenv("HOME", str(user_home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    use_git_identity(monkeypatch)
     monkeypatch.setenv("GIT_TEMPLATE_DIR", "")
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "Prodigy Test")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@prodigy.invalid")
     monkeypatch.setenv("PRODIGY_CLAUDE_BIN", str(FAKE_CLAUDE))
     yield home
     _stop_leaked_daemon(home)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -453,9 +452,4 @@ def describe(record: SessionRecord) -> dict[str, Any]:
         {k: entry.get(k) for k in ("step_index", "command", "duration", "completed_at")}
         for entry in saved.get("completed_steps") or []
     ]
-    return json.loads(json.dumps(data))
-
-
-@contextlib.asynccontextmanager
-async def _unlocked(_: str) -> AsyncIterator[None]:
-    yield
+    return data

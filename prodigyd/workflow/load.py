@@ -430,6 +430,7 @@ def _unknown_key(key: object, known: Collection[str], at: _At, where: str, ctx: 
 
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 
 def _build(
@@ -624,12 +625,23 @@ def _workflow_fields(
     return data
 
 
-def _env_map(raw: object, at: _At, ctx: _Context) -> dict[str, EnvValue]:
+def _named(
+    raw: object,
+    at: _At,
+    ctx: _Context,
+    what: str,
+    build: Callable[[object, _At, _Context], _T | None],
+) -> dict[str, _T]:
+    """A `NAME: entry` mapping, each entry built by `build`; broken entries are left out."""
     if not isinstance(raw, _Map):
-        ctx.problem(f"expected a mapping of NAME: value, got {_shown(raw)}", at)
+        ctx.problem(f"expected a mapping of NAME: {what}, got {_shown(raw)}", at)
         return {}
-    entries = {str(name): _env_value(value, at.key(raw, name), ctx) for name, value in raw.items()}
+    entries = {str(name): build(value, at.key(raw, name), ctx) for name, value in raw.items()}
     return {name: entry for name, entry in entries.items() if entry is not None}
+
+
+def _env_map(raw: object, at: _At, ctx: _Context) -> dict[str, EnvValue]:
+    return _named(raw, at, ctx, "value", _env_value)
 
 
 def _env_value(raw: object, at: _At, ctx: _Context) -> EnvValue | None:
@@ -654,11 +666,7 @@ def _env_value(raw: object, at: _At, ctx: _Context) -> EnvValue | None:
 
 
 def _secrets(raw: object, at: _At, ctx: _Context) -> dict[str, SecretSpec]:
-    if not isinstance(raw, _Map):
-        ctx.problem(f"expected a mapping of NAME: secret, got {_shown(raw)}", at)
-        return {}
-    entries = {str(name): _secret(value, at.key(raw, name), ctx) for name, value in raw.items()}
-    return {name: entry for name, entry in entries.items() if entry is not None}
+    return _named(raw, at, ctx, "secret", _secret)
 
 
 def _secret(raw: object, at: _At, ctx: _Context) -> SecretSpec | None:

@@ -10,15 +10,11 @@ import pytest
 from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git import add_worktree, commits_ahead, merge_branch, merge_variables
 from prodigyd.git.merge import list_files
-from tests.gitutil import commit_files, make_repo, use_git_identity
+from tests.gitutil import commit_files, make_repo
 from tests.gitutil import git as run_git
 
 SESSION = "prodigy-session-1"
 
-
-@pytest.fixture(autouse=True)
-def _identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_git_identity(monkeypatch)
 
 
 @pytest.fixture

@@ -19,12 +19,7 @@ from prodigyd.git import (
     repo_root,
 )
 from tests.gitutil import git as run_git
-from tests.gitutil import make_repo, use_git_identity
-
-
-@pytest.fixture(autouse=True)
-def _identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_git_identity(monkeypatch)
+from tests.gitutil import make_repo
 
 
 def test_git_env_drops_repository_pinning_but_keeps_credentials_and_identity() -> None:

@@ -17,13 +17,8 @@ from prodigyd.git import (
     list_worktrees,
     remove_worktree,
 )
-from tests.gitutil import commit_files, make_repo, use_git_identity
+from tests.gitutil import commit_files, make_repo
 from tests.gitutil import git as run_git
-
-
-@pytest.fixture(autouse=True)
-def _identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_git_identity(monkeypatch)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ is the final `result` text, and `is_error: true` fails the step even when the ex
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -130,19 +132,12 @@ def _log_path(inv: Invocation) -> Path | None:
     return folder / f"{stamp}-{inv.ctx.session_id}-step{inv.label}.jsonl"
 
 
-class _open_log:
-    """Open the raw-stream log if there is one; a None path yields None."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.file: IO[str] | None = None
-
-    def __enter__(self) -> IO[str] | None:
-        if self.path is not None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.file = open(self.path, "w", encoding="utf-8")
-        return self.file
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
+@contextlib.contextmanager
+def _open_log(path: Path | None) -> Iterator[IO[str] | None]:
+    """The raw-stream log file, or None when the host keeps no Claude logs."""
+    if path is None:
+        yield None
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        yield fh
