@@ -49,6 +49,11 @@ class Renderer:
             return None
         return self._style(f"  │ {e.get('line', '')}", dim=True)
 
+    def _step_output_truncated(self, e: dict[str, Any]) -> str | None:
+        if not self.show_output:
+            return None
+        return self._style(f"  │ … more {e['stream']} not shown live", dim=True)
+
     def _step_completed(self, e: dict[str, Any]) -> str | None:
         if "." in str(e.get("step")):
             return f"  ↳ {e['display']}: ok"

@@ -242,3 +242,14 @@ async def test_claude_gets_headless_flags_and_a_closed_stdin(tmp_path: Path, rep
     raw_logs = list((Path(os.environ["PRODIGY_HOME"]) / "logs" / "claude").glob("*.jsonl"))
     assert raw_logs and '"type":"result"' in raw_logs[0].read_text().replace(" ", "")
     git(repo, "log", "-1")  # the repo is intact
+
+
+async def test_live_output_is_capped_but_the_output_is_whole(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, "- shell: 'seq 1 5000'\n  output_file: seq.txt\n  capture: numbers\n  capture_format: lines\n- shell: \"echo '${numbers:json}' | tr ',' '\\n' | wc -l > count.txt\"\n")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    live = [e for e in out.sink.of("step_output") if e["step"] == "1"]
+    assert len(live) == 2000
+    assert out.sink.of("step_output_truncated")[0]["after"] == 2000
+    assert (repo / "seq.txt").read_text().splitlines()[-1] == "5000"
+    assert (repo / "count.txt").read_text().strip() == "5000"

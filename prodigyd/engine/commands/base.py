@@ -16,6 +16,9 @@ from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
 
+#: Live output lines per stream and invocation sent as events (see Invocation.line_sink).
+MAX_LIVE_LINES = 2000
+
 
 @dataclass
 class Invocation:
@@ -29,12 +32,23 @@ class Invocation:
     label: str  # "3" for step 3; "3.on_failure.1" for its first handler: names logs and events
 
     def line_sink(self, stream: str) -> Callable[[str], None]:
-        """Forward a child's output lines as live `step_output` events (masked by the sink)."""
+        """Forward a child's output lines as live `step_output` events (masked by the sink).
+
+        At most MAX_LIVE_LINES per stream become events, then one `step_output_truncated`:
+        a chatty build must not flood the event log and every follower. The whole output
+        still reaches the step's result, `output_file` and variables.
+        """
         emit = self.ctx.events.emit
         label = self.label
+        count = 0
 
         def sink(line: str) -> None:
-            emit("step_output", step=label, stream=stream, line=line)
+            nonlocal count
+            count += 1
+            if count <= MAX_LIVE_LINES:
+                emit("step_output", step=label, stream=stream, line=line)
+            elif count == MAX_LIVE_LINES + 1:
+                emit("step_output_truncated", step=label, stream=stream, after=MAX_LIVE_LINES)
 
         return sink
 
