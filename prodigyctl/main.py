@@ -102,7 +102,7 @@ def merge(session_id: str, as_json: bool) -> None:
 @click.argument("session_id")
 @json_option
 def cancel(session_id: str, as_json: bool) -> None:
-    """Stop a running session (it is recorded as interrupted and can be resumed)."""
+    """Cancel a queued or running session for good (Ctrl-C on `run` interrupts instead)."""
     from prodigyctl.commands import run as cmd
 
     sys.exit(cmd.cancel(session_id=session_id, as_json=as_json))
@@ -111,6 +111,16 @@ def cancel(session_id: str, as_json: bool) -> None:
 @cli.group()
 def sessions() -> None:
     """List and inspect sessions."""
+
+
+@cli.command()
+@click.option("--recent", default=10, show_default=True, help="How many finished jobs to show.")
+@json_option
+def ps(recent: int, as_json: bool) -> None:
+    """Queued and running jobs, and the most recent finished ones."""
+    from prodigyctl.commands import sessions as cmd
+
+    sys.exit(cmd.ps(as_json=as_json, recent=recent))
 
 
 @sessions.command("ls")
@@ -149,12 +159,13 @@ def daemon_start(as_json: bool) -> None:
 
 
 @daemon.command("stop")
+@click.option("--drain", is_flag=True, help="Refuse new jobs, finish queued and running ones, then stop.")
 @json_option
-def daemon_stop(as_json: bool) -> None:
-    """Stop prodigyd; running sessions are interrupted and stay resumable."""
+def daemon_stop(drain: bool, as_json: bool) -> None:
+    """Stop prodigyd; running sessions stop after their current step and resume at next start."""
     from prodigyctl.commands import daemon as cmd
 
-    sys.exit(cmd.stop(as_json=as_json))
+    sys.exit(cmd.stop(as_json=as_json, drain=drain))
 
 
 @daemon.command("status")

@@ -1,8 +1,18 @@
-"""The daemon's jobs: one asyncio task per running session, and each session's event hub.
+"""The daemon's scheduler: a durable queue of jobs, run as asyncio tasks up to a limit.
 
-This is the in-memory scheduler of the walking skeleton: jobs start at once and run
-concurrently. The durable queue (submission journal, concurrency limit, restart recovery)
-replaces it in the next issue without changing the RPC surface.
+Jobs (= sessions) live in the journal (store/journal.py). `submit` commits a `queued` job
+before replying; the scheduler starts queued jobs, highest priority first and FIFO within a
+priority, whenever fewer than `max_concurrent_jobs` run. It is event-driven: a submission,
+a resume or a finished job wakes it; nothing polls.
+
+Stopping (SIGTERM or `daemon.stop`): new work is refused; each running session finishes
+the step it is in (up to `shutdown_grace_seconds`) and stops before the next one,
+checkpointed and `interrupted`, marked to resume when the daemon starts again (when
+`auto_resume` is on); stragglers are cancelled after the grace period. `drain` instead
+lets every queued and running job finish first.
+
+Each session also has an EventHub: its events, numbered, logged to disk, replayed to late
+subscribers and fanned out live.
 """
 
 from __future__ import annotations
@@ -12,19 +22,13 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import (
-    RunRequest,
-    Session,
-    check_resumable,
-    load_environment,
-    prepare,
-    save_environment,
-)
-from prodigyd.errors import Conflict, ShuttingDown
+from prodigyd.engine.session import RunRequest, Session, check_resumable, prepare
+from prodigyd.errors import Conflict, ProdigyError, ShuttingDown
+from prodigyd.store import journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.locks import SessionLock
@@ -76,32 +80,108 @@ class EventHub:
             self.subscribers.discard(queue)
 
 
+@dataclass(frozen=True)
+class SchedulerSettings:
+    max_concurrent_jobs: int = 4
+    auto_resume: bool = True
+    shutdown_grace_seconds: float = 30.0
+
+
 class JobManager:
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, engine: EngineSettings, settings: SchedulerSettings) -> None:
+        self.engine = engine
         self.settings = settings
         self.hubs: dict[str, EventHub] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.running: dict[str, tuple[Session, asyncio.Task[None]]] = {}
         self._merge_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
         self.accepting = True
+        self.draining = False
 
-    # -- submissions --------------------------------------------------------------------
+    # -- lifecycle ----------------------------------------------------------------------
 
-    async def submit(self, request: RunRequest) -> SessionRecord:
+    def start(self) -> None:
+        self.recover()
+        self._scheduler = asyncio.create_task(self._schedule(), name="scheduler")
+        self._wake.set()
+
+    def recover(self) -> list[str]:
+        """Jobs a dead daemon left `running` become `interrupted`, and (with auto_resume)
+        every job interrupted by a daemon stop is queued to resume. Queued jobs just wait
+        for the scheduler. Reads only active rows: startup cost does not grow with history.
+        """
+        recovered = []
+        for row in journal.with_status(Status.RUNNING.value):
+            record = session_store.load(row["id"])
+            record.status = Status.INTERRUPTED
+            record.error = "prodigyd stopped while this session ran"
+            session_store.save(record, resume_on_start=1)
+            self.hub(record).emit("session_finished", status="interrupted", error=record.error)
+            recovered.append(record.id)
+        if self.settings.auto_resume:
+            for row in journal.with_status(Status.INTERRUPTED.value):
+                if row["resume_on_start"]:
+                    record = session_store.load(row["id"])
+                    record.status, record.error = Status.QUEUED, None
+                    session_store.save(record, action="resume", resume_on_start=0)
+                    log.info("session %s queued to resume", record.id)
+        return recovered
+
+    async def shutdown(self, *, drain: bool = False) -> None:
+        """Refuse new work; drain or interrupt what runs (see the module docstring)."""
+        self.accepting = False
+        if drain:
+            self.draining = True
+            self._wake.set()
+            while self.running or journal.next_queued() is not None:
+                self._idle.clear()
+                await self._idle.wait()
+        else:
+            await self._interrupt_all()
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+        for hub in self.hubs.values():
+            hub.log.close()
+
+    async def _interrupt_all(self) -> None:
+        sessions = [session for session, _ in self.running.values()]
+        for session in sessions:
+            session.stop_after_step(Status.INTERRUPTED, resume_on_start=True)
+        tasks = [task for _, task in self.running.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+            for task in pending:
+                log.warning("%s did not stop within the grace period: cancelling", task.get_name())
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def submit(
+        self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
+    ) -> SessionRecord:
         self._check_accepting()
-        record, loaded = await prepare(request)
-        lock = SessionLock(record.id)  # a fresh id: cannot be held, but owns the run
-        save_environment(record.id, request.env)
-        session_store.save(record)
-        self._start(self._session(record, loaded, request.env), lock, resume=False)
-        return record
+        record, _ = await prepare(request)
+        stored = session_store.create(
+            record, request.env, priority=priority, idempotency_key=idempotency_key
+        )
+        if stored.id == record.id:
+            self.hub(record).emit("session_queued", workflow=record.workflow, priority=priority)
+            self._wake.set()
+        return stored
 
     async def resume(
         self, session_id: str, *, force: bool, merge_policy: str | None
     ) -> SessionRecord:
         self._check_accepting()
-        if session_id in self.tasks:
-            raise Conflict(f"session {session_id} is already running")
         record = session_store.load(session_id)
+        if record.status.active:
+            raise Conflict(f"session {session_id} is already {record.status.value}")
         loaded = load_workflow(record.workflow, strict=record.strict)
         check_resumable(record, loaded, force=force)
         if force:
@@ -109,13 +189,10 @@ class JobManager:
             record.total_steps = len(loaded.workflow.steps)
         if merge_policy:
             record.merge_policy = merge_policy
-        lock = SessionLock(session_id)  # refuses here, before we acknowledge, if held
-        try:
-            session = self._session(record, loaded, load_environment(session_id))
-        except BaseException:
-            lock.release()
-            raise
-        self._start(session, lock, resume=True)
+        record.status, record.error = Status.QUEUED, None
+        session_store.save(record, action="resume", resume_on_start=0)
+        self.hub(record).emit("session_queued", workflow=record.workflow, resumed=True)
+        self._wake.set()
         return record
 
     async def merge(self, session_id: str) -> SessionRecord:
@@ -123,22 +200,28 @@ class JobManager:
         if record.status is not Status.AWAITING_MERGE:
             raise Conflict(f"session {session_id} is {record.status.value}, not awaiting_merge")
         loaded = load_workflow(record.workflow, strict=record.strict)
-        session = self._session(record, loaded, load_environment(session_id))
-        lock = SessionLock(session_id)
-        try:
+        session = self._session(record, loaded)
+        with SessionLock(session_id):
             return await session.merge()
-        finally:
-            lock.release()
 
-    async def cancel(self, session_id: str) -> SessionRecord:
-        task = self.tasks.get(session_id)
-        if task is None:
-            record = session_store.load(session_id)
+    async def cancel(self, session_id: str, *, resumable: bool) -> SessionRecord:
+        """Stop a job: `interrupted` (resumable, for Ctrl-C) or `cancelled` (for good)."""
+        status = Status.INTERRUPTED if resumable else Status.CANCELLED
+        entry = self.running.get(session_id)
+        if entry is not None:
+            session, task = entry
+            session.cancel(status)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
+            return session_store.load(session_id)
+        record = session_store.load(session_id)
+        if record.status is not Status.QUEUED:
             raise Conflict(f"session {session_id} is not running (it is {record.status.value})")
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
-        return session_store.load(session_id)
+        record.status = status
+        session_store.save(record)
+        self.hub(record).emit("session_finished", status=status.value, error=None)
+        return record
 
     def _check_accepting(self) -> None:
         if not self.accepting:
@@ -147,30 +230,49 @@ class JobManager:
                 hint="run the command again in a moment: a new daemon will start",
             )
 
-    def _session(self, record: SessionRecord, loaded: Any, env: dict[str, str]) -> Session:
-        return Session(
-            record,
-            loaded,
-            env=env,
-            events=self.hub(record),
-            settings=self.settings,
-            merge_lock=self._merge_lock,
-        )
+    # -- scheduling ---------------------------------------------------------------------
 
-    def _start(self, session: Session, lock: SessionLock, *, resume: bool) -> None:
-        """Run the session as a task that owns (and finally releases) its lock."""
-        task = asyncio.create_task(
-            self._run(session, lock, resume), name=f"session {session.record.id}"
-        )
-        self.tasks[session.record.id] = task
-        task.add_done_callback(lambda _t, sid=session.record.id: self.tasks.pop(sid, None))
+    async def _schedule(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self.accepting or self.draining:
+                self._dispatch()
+            if not self.running:
+                self._idle.set()
+
+    def _dispatch(self) -> None:
+        while len(self.running) < self.settings.max_concurrent_jobs:
+            row = journal.next_queued()
+            if row is None:
+                return
+            self._start(session_store.load(row["id"]), resume=row["action"] == "resume")
+
+    def _start(self, record: SessionRecord, *, resume: bool) -> None:
+        try:
+            lock = SessionLock(record.id)
+            loaded = load_workflow(record.workflow, strict=record.strict)
+        except ProdigyError as exc:
+            self._fail_before_start(record, exc)
+            return
+        record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
+        record.status = Status.RUNNING
+        session_store.save(record)
+        session = self._session(record, loaded)
+        task = asyncio.create_task(self._run(session, lock, resume), name=f"session {record.id}")
+        self.running[record.id] = (session, task)
+
+    def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
+        record.status, record.error = Status.FAILED, exc.render()
+        session_store.save(record)
+        self.hub(record).emit("session_finished", status="failed", error=record.error)
 
     async def _run(self, session: Session, lock: SessionLock, resume: bool) -> None:
         record = session.record
         try:
             await session.run(resume=resume)
         except asyncio.CancelledError:
-            log.info("session %s interrupted", record.id)
+            log.info("session %s stopped", record.id)
         except Exception:
             log.exception("session %s crashed", record.id)
             record.status, record.error = Status.FAILED, "internal error; see prodigyd.log"
@@ -178,6 +280,20 @@ class JobManager:
             self.hub(record).emit("session_finished", status="failed", error=record.error)
         finally:
             lock.release()
+            self.running.pop(record.id, None)
+            if session.resume_on_start:
+                session_store.save(record, resume_on_start=1)
+            self._wake.set()
+
+    def _session(self, record: SessionRecord, loaded: Any) -> Session:
+        return Session(
+            record,
+            loaded,
+            env=session_store.load_env(record.id),
+            events=self.hub(record),
+            settings=self.engine,
+            merge_lock=self._merge_lock,
+        )
 
     @contextlib.asynccontextmanager
     async def _merge_lock(self, repo: str) -> AsyncIterator[None]:
@@ -185,7 +301,7 @@ class JobManager:
         async with self._merge_locks[repo]:
             yield
 
-    # -- events -------------------------------------------------------------------------
+    # -- views --------------------------------------------------------------------------
 
     def hub(self, record: SessionRecord) -> EventHub:
         hub = self.hubs.get(record.id)
@@ -193,33 +309,10 @@ class JobManager:
             hub = self.hubs[record.id] = EventHub(record)
         return hub
 
-    # -- startup and shutdown -----------------------------------------------------------
-
-    def recover(self) -> list[str]:
-        """Sessions a dead daemon left `running` become `interrupted`: resumable, not stuck."""
-        recovered = []
-        for record in session_store.list_all():
-            if record.status is Status.RUNNING:
-                record.status = Status.INTERRUPTED
-                record.error = (
-                    "prodigyd stopped while this session ran; resume it with "
-                    f"`prodigyctl resume {record.id}`"
-                )
-                session_store.save(record)
-                self.hub(record).emit("session_finished", status="interrupted", error=record.error)
-                recovered.append(record.id)
-        return recovered
-
-    async def shutdown(self) -> None:
-        """Stop taking work, interrupt running sessions (resumable), close the logs."""
-        self.accepting = False
-        tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
-        for hub in self.hubs.values():
-            hub.log.close()
-
     def status(self) -> dict[str, Any]:
-        return {"running_sessions": sorted(self.tasks), "home": str(paths.home())}
+        return {
+            "running_sessions": sorted(self.running),
+            "jobs": journal.counts(),
+            "max_concurrent_jobs": self.settings.max_concurrent_jobs,
+            "accepting": self.accepting,
+        }

@@ -75,14 +75,13 @@ def _single_instance() -> Iterator[bool]:
 async def _serve(ready_fd: int | None) -> int:
     from prodigyd.api.handlers import DaemonState
     from prodigyd.engine.context import EngineSettings
-    from prodigyd.jobs import JobManager
+    from prodigyd.jobs import JobManager, SchedulerSettings
     from prodigyd.server import Connection
 
     ensure_dir(paths.home())
     settings = EngineSettings(claude_log_dir=paths.claude_logs_dir())
-    state = DaemonState(jobs=JobManager(settings), started=time.monotonic(), version=VERSION)
-    for session_id in state.jobs.recover():
-        log.warning("session %s was running when prodigyd last stopped: interrupted", session_id)
+    jobs = JobManager(settings, SchedulerSettings())
+    state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 
@@ -108,12 +107,13 @@ async def _serve(ready_fd: int | None) -> int:
     os.chmod(sock, 0o600)
     paths.pid_file().write_text(f"{os.getpid()}\n")
     _install_signals(stop)
+    jobs.start()
     log.info("prodigyd %s listening on %s (pid %d)", VERSION, sock, os.getpid())
     _report_ready(ready_fd, "ready")
     await stop.wait()
     log.info("shutting down")
     server.close()
-    await state.jobs.shutdown()
+    await state.jobs.shutdown(drain=state.drain)
     for task in list(connections):
         task.cancel()
     await asyncio.gather(*connections, return_exceptions=True)

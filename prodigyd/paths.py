@@ -8,7 +8,7 @@ Layout (reference §5, with the [R] clean-ups):
 
     $PRODIGY_HOME/
       prodigyd.sock  prodigyd.pid         socket (when PRODIGY_HOME is set) and pid file
-      sessions/<session-id>.json          session records
+      journal.db                          jobs and session records (SQLite, WAL)
       state/<session-id>/checkpoints/     per-step checkpoints
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
       locks/<session-id>.lock             resume locks
@@ -47,14 +47,6 @@ def socket_path() -> Path:
 
 def pid_file() -> Path:
     return socket_path().parent / "prodigyd.pid"
-
-
-def sessions_dir() -> Path:
-    return home() / "sessions"
-
-
-def session_file(session_id: str) -> Path:
-    return sessions_dir() / f"{session_id}.json"
 
 
 def checkpoints_dir(session_id: str) -> Path:

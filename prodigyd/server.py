@@ -122,9 +122,7 @@ class Connection:
         if method == protocol.EVENTS_SUBSCRIBE:
             return await self._guarded(msg_id, lambda: self._subscribe(params))
         if method == protocol.DAEMON_STOP:
-            # Reply first, then stop: the caller learns the stop was accepted.
-            asyncio.get_running_loop().call_soon(self.request_stop)
-            return protocol.result(msg_id, {"stopping": True})
+            return await self._guarded(msg_id, lambda: self._stop(params))
         entry = HANDLERS.get(method)
         if entry is None:
             return protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
@@ -152,6 +150,13 @@ class Connection:
             return protocol.error(
                 msg_id, protocol.INTERNAL_ERROR, f"internal error (see prodigyd.log, ref {ref})"
             )
+
+    async def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Reply first, then stop: the caller learns the stop was accepted."""
+        p = schemas.StopParams.model_validate(params)
+        self.state.drain = p.drain
+        asyncio.get_running_loop().call_soon(self.request_stop)
+        return {"stopping": True, "drain": p.drain}
 
     async def _subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         p = schemas.SubscribeParams.model_validate(params)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from prodigyd.store import journal
 from tests import cli
 from tests.gitutil import make_repo, use_git_identity
 
@@ -51,6 +52,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("GIT_TEMPLATE_DIR", "")
     monkeypatch.setenv("PRODIGY_CLAUDE_BIN", str(FAKE_CLAUDE))
     yield home
+    journal.close_all()
     _stop_leaked_daemon(home)
 
 

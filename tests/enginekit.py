@@ -15,7 +15,7 @@ from typing import Any
 
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import RunRequest, Session, prepare, save_environment
+from prodigyd.engine.session import RunRequest, Session, prepare
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import SessionRecord
 from prodigyd.workflow.load import load_workflow
@@ -81,8 +81,7 @@ async def run_workflow(
         merge_policy=merge,
     )
     record, _ = await prepare(request)
-    save_environment(record.id, env)
-    session_store.save(record)
+    session_store.create(record, env)
     sink = ListSink()
     session = _session(record, env, sink)
     await session.run()

@@ -42,15 +42,16 @@ def status(*, as_json: bool) -> int:
     return EXIT_OK
 
 
-def stop(*, as_json: bool) -> int:
+def stop(*, as_json: bool, drain: bool = False) -> int:
+    """Stop the daemon; with `drain`, only after every queued and running job finished."""
     try:
         with Client.connect(autostart=False) as client:
-            client.call(protocol.DAEMON_STOP)
+            client.call(protocol.DAEMON_STOP, {"drain": drain})
     except DaemonUnreachable:
         click.echo("prodigyd is not running")
         return EXIT_OK
-    deadline = time.monotonic() + STOP_WAIT_SECONDS
-    while paths.socket_path().exists() and time.monotonic() < deadline:
+    deadline = None if drain else time.monotonic() + STOP_WAIT_SECONDS
+    while paths.socket_path().exists() and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.02)
     click.echo(dumps({"stopped": True}) if as_json else "prodigyd stopped")
     return EXIT_OK

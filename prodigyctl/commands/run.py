@@ -29,6 +29,8 @@ def run(
     detach: bool,
     as_json: bool,
     strict: bool,
+    priority: int = 0,
+    idempotency_key: str | None = None,
 ) -> int:
     params = {
         "workflow": workflow,
@@ -39,6 +41,8 @@ def run(
         "profile": profile,
         "merge": "auto" if yes else "ask",
         "strict": strict,
+        "priority": priority,
+        "idempotency_key": idempotency_key,
     }
     with Client.connect() as client:
         record = client.call(protocol.JOBS_SUBMIT, params)
@@ -66,7 +70,7 @@ def merge(*, session_id: str, as_json: bool) -> int:
 
 def cancel(*, session_id: str, as_json: bool) -> int:
     with Client.connect() as client:
-        record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id})
+        record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": False})
     click.echo(dumps(record) if as_json else f"session {session_id}: {record['status']}")
     return EXIT_OK
 
@@ -112,7 +116,7 @@ def _follow(client: Client, session_id: str, since: int, renderer: Renderer) -> 
                     break
     except KeyboardInterrupt:
         with Client.connect(autostart=False) as other:
-            other.call(protocol.JOBS_CANCEL, {"session_id": session_id})
+            other.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": True})
         click.echo(f"\ninterrupted; resume with: prodigyctl resume {session_id}", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     return state.get("final")

@@ -18,12 +18,7 @@ def list_sessions(*, as_json: bool, status: str | None, limit: int) -> int:
     if not rows:
         click.echo("No sessions.")
         return EXIT_OK
-    click.echo(f"{'ID':<34} {'STATUS':<15} {'STEPS':<7} {'STARTED':<24} WORKFLOW")
-    for row in rows:
-        click.echo(
-            f"{row['id']:<34} {row['status']:<15} {row['steps']:<7} {row['started_at']:<24} "
-            f"{row['workflow']}"
-        )
+    _table(rows)
     return EXIT_OK
 
 
@@ -54,3 +49,32 @@ def show(*, session_id: str, as_json: bool) -> int:
     for step in data.get("completed", []):
         click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
     return EXIT_OK
+
+
+def ps(*, as_json: bool, recent: int) -> int:
+    """Queued and running jobs, then the most recent finished ones."""
+    with Client.connect() as client:
+        rows = client.call(protocol.SESSIONS_LIST, {"limit": 1000})
+    active = [r for r in rows if r["status"] in ("queued", "running")]
+    done = [r for r in rows if r["status"] not in ("queued", "running")][:recent]
+    if as_json:
+        click.echo(dumps({
+            "queued": [r for r in active if r["status"] == "queued"],
+            "running": [r for r in active if r["status"] == "running"],
+            "recent": done,
+        }))
+        return EXIT_OK
+    if not active and not done:
+        click.echo("No jobs.")
+        return EXIT_OK
+    _table(active + done)
+    return EXIT_OK
+
+
+def _table(rows: list[dict]) -> None:
+    click.echo(f"{'ID':<34} {'STATUS':<15} {'STEPS':<7} {'STARTED':<24} WORKFLOW")
+    for row in rows:
+        click.echo(
+            f"{row['id']:<34} {row['status']:<15} {row['steps']:<7} {row['started_at']:<24} "
+            f"{row['workflow']}"
+        )

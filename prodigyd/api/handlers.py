@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from prodigyd import protocol
+from prodigyd import paths, protocol
 from prodigyd.api import schemas
 from prodigyd.engine.session import RunRequest, describe
 from prodigyd.jobs import JobManager
@@ -29,6 +29,7 @@ class DaemonState:
     jobs: JobManager
     started: float
     version: str
+    drain: bool = False  # how the daemon was asked to stop (set by daemon.stop)
 
 
 async def ping(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
@@ -45,6 +46,7 @@ async def daemon_status(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
         "pid": os.getpid(),
         "version": state.version,
         "uptime": round(time.monotonic() - state.started, 3),
+        "home": str(paths.home()),
         **state.jobs.status(),
     }
 
@@ -60,20 +62,19 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         merge_policy=p.merge,
         strict=p.strict,
     )
-    record = await state.jobs.submit(request)
+    record = await state.jobs.submit(
+        request, priority=p.priority, idempotency_key=p.idempotency_key
+    )
     return _with_seq(state, record)
 
 
-async def cancel(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
-    record = await state.jobs.cancel(check_id(p.session_id))
+async def cancel(state: DaemonState, p: schemas.CancelParams) -> dict[str, Any]:
+    record = await state.jobs.cancel(check_id(p.session_id), resumable=p.resumable)
     return record.model_dump(mode="json")
 
 
 async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[str, Any]]:
-    records = session_store.list_all()
-    if p.status:
-        records = [r for r in records if r.status.value == p.status]
-    return [r.summary() for r in records[: p.limit]]
+    return [r.summary() for r in session_store.list_all(p.limit, p.status)]
 
 
 async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
@@ -103,7 +104,7 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.PING: (schemas.Empty, ping),
     protocol.DAEMON_STATUS: (schemas.Empty, daemon_status),
     protocol.JOBS_SUBMIT: (schemas.SubmitParams, submit),
-    protocol.JOBS_CANCEL: (schemas.SessionParams, cancel),
+    protocol.JOBS_CANCEL: (schemas.CancelParams, cancel),
     protocol.SESSIONS_LIST: (schemas.ListParams, list_sessions),
     protocol.SESSIONS_SHOW: (schemas.SessionParams, show),
     protocol.SESSIONS_RESUME: (schemas.ResumeParams, resume),

@@ -29,10 +29,16 @@ class SubmitParams(_Params):
     profile: str | None = None
     merge: MergePolicy = "ask"
     strict: bool = False
+    priority: int = Field(0, ge=-1000, le=1000)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
 
 class SessionParams(_Params):
     session_id: str = Field(min_length=1, max_length=128)
+
+
+class CancelParams(SessionParams):
+    resumable: bool = False  # true: record `interrupted` (Ctrl-C); false: `cancelled`
 
 
 class ResumeParams(SessionParams):
@@ -50,4 +56,4 @@ class ListParams(_Params):
 
 
 class StopParams(_Params):
-    pass
+    drain: bool = False  # finish every queued and running job first

@@ -7,6 +7,7 @@ says what to record and when.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ class PhaseOutcome:
     ok: bool
     failed_index: int | None = None  # 0-based
     error: str | None = None
+    stopped: bool = False  # asked to stop between steps (daemon shutdown)
 
 
 async def run_sequential(
@@ -36,13 +38,19 @@ async def run_sequential(
     *,
     completed: list[dict[str, Any]],
     checkpoint: Checkpoint,
+    stop: asyncio.Event | None = None,
 ) -> PhaseOutcome:
-    """Run `steps`, skipping indexes already in `completed` (which is extended in place)."""
+    """Run `steps`, skipping indexes already in `completed` (which is extended in place).
+
+    When `stop` is set, the phase ends before the next step (the last one is checkpointed).
+    """
     done = {entry["step_index"] for entry in completed}
     total = len(steps)
     events = runner.ctx.events
     for index, step in enumerate(steps):
         display = runner.display(step, store)
+        if stop is not None and stop.is_set():
+            return PhaseOutcome(False, stopped=True)
         if index in done:
             events.emit("step_skipped", step=str(index + 1), display=display, reason="completed")
             continue

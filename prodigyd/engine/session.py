@@ -120,19 +120,6 @@ def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
     return found
 
 
-def save_environment(session_id: str, env: Mapping[str, str]) -> None:
-    """Keep the submitting environment (0600, private store) so a resume runs with it."""
-    write_json_atomic(paths.checkpoints_dir(session_id).parent / "env.json", dict(env))
-
-
-def load_environment(session_id: str) -> dict[str, str]:
-    try:
-        data = read_json(paths.checkpoints_dir(session_id).parent / "env.json")
-    except FileNotFoundError:
-        raise StoreError(f"the environment of session {session_id} was not saved") from None
-    return {str(k): str(v) for k, v in data.items()}
-
-
 class SessionSink:
     """Masks every event before it leaves the engine, and totals Claude cost and tokens."""
 
@@ -169,6 +156,18 @@ class Session:
         self.events = SessionSink(events, self.masker, record)
         self.settings = settings
         self.merge_lock = merge_lock
+        self.stop_status = Status.INTERRUPTED  # what a cancellation records
+        self.resume_on_start = False  # stopped by a daemon shutdown: resume at next start
+        self._stop = asyncio.Event()  # set: finish the current step, then stop
+
+    def stop_after_step(self, status: Status, *, resume_on_start: bool = False) -> None:
+        """Let the running step finish, then stop the session (checkpointed)."""
+        self.stop_status, self.resume_on_start = status, resume_on_start
+        self._stop.set()
+
+    def cancel(self, status: Status) -> None:
+        """Record `status` when the task running this session is cancelled."""
+        self.stop_status = status
 
     @property
     def worktree(self) -> Path:
@@ -185,6 +184,8 @@ class Session:
         """Run (or resume) the workflow; returns the record in its new state."""
         record = self.record
         try:
+            if resume and not self.worktree.is_dir() and checkpoints.load(record.id) is None:
+                resume = False  # stopped before its worktree existed: start it afresh
             if not resume:
                 await self._create_worktree()
             ctx, completed = self._context(resume)
@@ -210,16 +211,18 @@ class Session:
                     ctx.variables,
                     completed=completed,
                     checkpoint=self._checkpointer(ctx, writer),
+                    stop=self._stop,
                 )
             finally:
                 await writer.close()
         except asyncio.CancelledError:
-            self._finish(
-                Status.INTERRUPTED, f"interrupted; resume with `prodigyctl resume {record.id}`"
-            )
+            self._finish(self.stop_status, self._stopped_message())
             raise
         except ProdigyError as exc:
             self._finish(Status.FAILED, exc.render())
+            return record
+        if outcome.stopped:
+            self._finish(self.stop_status, self._stopped_message())
             return record
         if not outcome.ok:
             self._finish(Status.FAILED, outcome.error or "a step failed")
@@ -230,6 +233,11 @@ class Session:
             return record
         self._finish(Status.AWAITING_MERGE, None)
         return record
+
+    def _stopped_message(self) -> str | None:
+        if self.stop_status is Status.CANCELLED:
+            return "cancelled"
+        return f"interrupted; resume with `prodigyctl resume {self.record.id}`"
 
     def _finish(self, status: Status, error: str | None) -> None:
         done = status in (Status.COMPLETED, Status.CANCELLED)
@@ -245,6 +253,8 @@ class Session:
 
     async def _create_worktree(self) -> None:
         repo = Path(self.record.repo)
+        if await git_repo.branch_exists(repo, self.record.branch):
+            await git_worktree.delete_branch(repo, self.record.branch)  # a crash mid-creation
         await git_worktree.add_worktree(repo, self.worktree, self.record.branch, "HEAD")
         base = await git_repo.head_sha(self.worktree)
         write_json_atomic(self._meta_file(), {"base_commit": base, "created_at": now_iso()})
@@ -423,8 +433,8 @@ def _builtin_variables(record: SessionRecord, worktree: Path) -> dict[str, Any]:
 
 def check_resumable(record: SessionRecord, loaded: LoadedWorkflow, *, force: bool) -> None:
     """Refuse resumes that cannot be right: finished sessions, changed workflows."""
-    if record.status is Status.RUNNING:
-        raise Conflict(f"session {record.id} is running")
+    if record.status.active:
+        raise Conflict(f"session {record.id} is {record.status.value}")
     if not record.status.resumable:
         raise Conflict(
             f"session {record.id} is {record.status.value} and cannot be resumed",

@@ -1,26 +1,27 @@
-"""Session records: one JSON file per session under `sessions/`.
+"""Session records, kept in the job journal (`journal.db`, see store/journal.py).
 
 The record is what `prodigyctl sessions ls|show` prints and what `resume` and `merge` start
-from. It is rewritten atomically on every status change (a handful of times per run), never
-per step: per-step progress lives in the checkpoint.
+from. It is saved on every status change (a handful of times per run), never per step:
+per-step progress lives in the checkpoint journal.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import sqlite3
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from prodigyd import paths
 from prodigyd.errors import NotFound, StoreError
-from prodigyd.store.atomic import read_json, write_json_atomic
+from prodigyd.store import journal
 from prodigyd.store.ids import check_id
 
 
 class Status(StrEnum):
+    QUEUED = "queued"  # accepted, waiting for a free slot
     RUNNING = "running"
     AWAITING_MERGE = "awaiting_merge"  # succeeded; waiting for `prodigyctl merge`
     COMPLETED = "completed"  # succeeded and merged (or had nothing to merge)
@@ -33,8 +34,8 @@ class Status(StrEnum):
         return self in (Status.FAILED, Status.INTERRUPTED)
 
     @property
-    def finished(self) -> bool:
-        return self is not Status.RUNNING
+    def active(self) -> bool:
+        return self in (Status.QUEUED, Status.RUNNING)
 
 
 def now_iso() -> str:
@@ -48,7 +49,7 @@ class SessionRecord(BaseModel):
     workflow: str  # absolute path of the workflow file
     workflow_name: str
     workflow_sha256: str
-    status: Status = Status.RUNNING
+    status: Status = Status.QUEUED
     started_at: str = Field(default_factory=now_iso)
     updated_at: str = Field(default_factory=now_iso)
     completed_at: str | None = None
@@ -90,40 +91,60 @@ class SessionRecord(BaseModel):
         }
 
 
-def save(record: SessionRecord) -> None:
+def create(
+    record: SessionRecord,
+    env: dict[str, str],
+    *,
+    priority: int = 0,
+    idempotency_key: str | None = None,
+) -> SessionRecord:
+    """Durably record a new job; with a reused idempotency key, return the earlier job."""
+    existing = journal.insert(
+        record.id,
+        status=record.status.value,
+        record=record.model_dump(mode="json"),
+        env=env,
+        priority=priority,
+        idempotency_key=idempotency_key,
+    )
+    return record if existing is None else _validated(existing, record.id)
+
+
+def save(record: SessionRecord, **columns: object) -> None:
     record.updated_at = now_iso()
-    write_json_atomic(paths.session_file(record.id), record.model_dump(mode="json"))
+    journal.update(record.id, record=record.model_dump(mode="json"), **columns)
 
 
 def load(session_id: str) -> SessionRecord:
     check_id(session_id)
-    path = paths.session_file(session_id)
-    try:
-        data = read_json(path)
-    except FileNotFoundError:
-        raise NotFound(
-            f"no session {session_id!r}", hint="`prodigyctl sessions ls` lists sessions"
-        ) from None
+    row = journal.get(session_id)
+    if row is None:
+        raise NotFound(f"no session {session_id!r}", hint="`prodigyctl sessions ls` lists sessions")
+    return _from_row(row)
+
+
+def load_env(session_id: str) -> dict[str, str]:
+    env = journal.env_of(check_id(session_id))
+    if env is None:
+        raise NotFound(f"no session {session_id!r}")
+    return env
+
+
+def list_all(limit: int = 1000, status: str | None = None) -> list[SessionRecord]:
+    """The newest sessions first."""
+    return [_from_row(row) for row in journal.recent(limit, status)]
+
+
+def _from_row(row: sqlite3.Row) -> SessionRecord:
+    return _validated(json.loads(row["record"]), row["id"])
+
+
+def _validated(data: object, session_id: str) -> SessionRecord:
     try:
         return SessionRecord.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise StoreError(f"session file {path} is invalid: {field}: {first['msg']}") from exc
-
-
-def list_all() -> list[SessionRecord]:
-    """Every readable session, newest first. Unreadable files are skipped, not fatal."""
-    folder = paths.sessions_dir()
-    if not folder.is_dir():
-        return []
-    records = []
-    for name in os.listdir(folder):
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        try:
-            records.append(load(name[: -len(".json")]))
-        except (StoreError, NotFound):
-            continue
-    records.sort(key=lambda r: r.started_at, reverse=True)
-    return records
+        raise StoreError(
+            f"the record of session {session_id} is invalid: {field}: {first['msg']}"
+        ) from exc

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prodigyd import paths
 from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
 from tests.enginekit import resume, run_workflow, write_workflow
@@ -136,7 +135,7 @@ commands:
     assert out.status == "completed", out.record.error
     assert (repo / "env.txt").read_text() == "dev dev tok-abcdef123456\n"
     assert (repo / "step.txt").read_text() == "step-step\n"
-    stored = json.dumps(out.sink.events) + paths.session_file(out.record.id).read_text()
+    stored = json.dumps(out.sink.events) + session_store.load(out.record.id).model_dump_json()
     stored += json.dumps(checkpoints.load(out.record.id))
     assert "tok-abcdef123456" not in stored
     assert "token=***" in json.dumps(out.sink.of("step_output"))

@@ -12,7 +12,7 @@ import pytest
 
 from prodigyd import paths
 from prodigyd.errors import Conflict, NotFound, ProdigyError, StoreError
-from prodigyd.store import checkpoints, sessions
+from prodigyd.store import checkpoints, journal, sessions
 from prodigyd.store.atomic import read_json, write_json_atomic
 from prodigyd.store.ids import check_id, new_session_id
 from prodigyd.store.locks import SessionLock
@@ -53,12 +53,40 @@ def test_missing_session_is_not_found(isolated: Path):
 
 
 def test_session_with_invalid_fields_names_the_field(isolated: Path):
-    path = paths.session_file("workflow-1-bbbbbb")
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"id": "workflow-1-bbbbbb", "status": "sleeping"}))
+    journal.insert("workflow-1-bbbbbb", status="queued", env={},
+                   record={"id": "workflow-1-bbbbbb", "status": "sleeping"})
     with pytest.raises(StoreError) as err:
         sessions.load("workflow-1-bbbbbb")
     assert "is invalid" in err.value.message
+
+
+def test_idempotency_key_never_creates_a_second_job(isolated: Path):
+    first = journal.insert("workflow-1-cccccc", status="queued", env={}, record={"n": 1},
+                           idempotency_key="hook:abc")
+    again = journal.insert("workflow-2-dddddd", status="queued", env={}, record={"n": 2},
+                           idempotency_key="hook:abc")
+    assert first is None and again == {"n": 1}
+    assert journal.get("workflow-2-dddddd") is None
+    assert journal.counts() == {"queued": 1}
+
+
+def test_queue_order_is_priority_then_fifo(isolated: Path):
+    for name, priority in (("a", 0), ("b", 5), ("c", 0), ("d", 5)):
+        journal.insert(name, status="queued", env={}, record={}, priority=priority)
+    order = []
+    while (row := journal.next_queued()) is not None:
+        order.append(row["id"])
+        journal.update(row["id"], status="running")
+    assert order == ["b", "d", "a", "c"]
+
+
+def test_unopenable_journal_is_moved_aside(isolated: Path):
+    path = journal.journal_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not a database" * 100)
+    journal.close_all()
+    assert journal.counts() == {}
+    assert list(path.parent.glob("journal.db.corrupt-*"))
 
 
 def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(isolated: Path):
