@@ -159,7 +159,8 @@ def daemon_start(as_json: bool) -> None:
 
 
 @daemon.command("stop")
-@click.option("--drain", is_flag=True, help="Refuse new jobs, finish queued and running ones, then stop.")
+@click.option("--drain", is_flag=True,
+              help="Refuse new jobs, finish queued and running ones, then stop.")
 @json_option
 def daemon_stop(drain: bool, as_json: bool) -> None:
     """Stop prodigyd; running sessions stop after their current step and resume at next start."""

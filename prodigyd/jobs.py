@@ -42,10 +42,14 @@ CANCEL_WAIT_SECONDS = 10.0
 
 
 class EventHub:
-    """One session's events: numbered, logged to disk, kept for replay, fanned out live."""
+    """One session's events: numbered, logged to disk, kept for replay, fanned out live
+    to the session's subscribers and to those of every session (`watchers`)."""
 
-    def __init__(self, record: SessionRecord) -> None:
+    def __init__(
+        self, record: SessionRecord, watchers: set[asyncio.Queue[dict[str, Any]]] | None = None
+    ) -> None:
         self.session_id = record.id
+        self.watchers = watchers if watchers is not None else set()
         self.log = EventLog(record.repo_id, record.id)
         self.history: list[dict[str, Any]] = list(read_events(record.repo_id, record.id))
         self.seq = self.history[-1]["seq"] if self.history else 0
@@ -65,7 +69,7 @@ class EventHub:
         except OSError:
             log.exception("cannot write event log for %s", self.session_id)
         self.history.append(event)
-        for queue in self.subscribers:
+        for queue in self.subscribers | self.watchers:
             queue.put_nowait(event)
 
     @contextlib.contextmanager
@@ -92,6 +96,7 @@ class JobManager:
         self.engine = engine
         self.settings = settings
         self.hubs: dict[str, EventHub] = {}
+        self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()  # live events of every session
         self.running: dict[str, tuple[Session, asyncio.Task[None]]] = {}
         self._merge_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._wake = asyncio.Event()
@@ -306,8 +311,18 @@ class JobManager:
     def hub(self, record: SessionRecord) -> EventHub:
         hub = self.hubs.get(record.id)
         if hub is None:
-            hub = self.hubs[record.id] = EventHub(record)
+            hub = self.hubs[record.id] = EventHub(record, self.watchers)
         return hub
+
+    @contextlib.contextmanager
+    def watch_all(self) -> Any:
+        """A queue receiving every session's events from now on."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.watchers.add(queue)
+        try:
+            yield [], queue
+        finally:
+            self.watchers.discard(queue)
 
     def status(self) -> dict[str, Any]:
         return {

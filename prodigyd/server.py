@@ -160,17 +160,20 @@ class Connection:
 
     async def _subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         p = schemas.SubscribeParams.model_validate(params)
-        record = session_store.load(check_id(p.session_id))
-        hub = self.state.jobs.hub(record)
+        jobs = self.state.jobs
+        if p.session_id is None:
+            source = jobs.watch_all()
+        else:
+            source = jobs.hub(session_store.load(check_id(p.session_id))).subscribe(p.since)
         self._next_subscription += 1
         number = self._next_subscription
         ready = asyncio.Event()
-        self._spawn(self._forward(hub, p.since, number, ready))
+        self._spawn(self._forward(source, number, ready))
         await ready.wait()  # the backlog is taken before we reply, so nothing slips between
-        return {"subscription": number, "session_id": record.id}
+        return {"subscription": number, "session_id": p.session_id}
 
-    async def _forward(self, hub: Any, since: int, number: int, ready: asyncio.Event) -> None:
-        with hub.subscribe(since) as (backlog, queue):
+    async def _forward(self, source: Any, number: int, ready: asyncio.Event) -> None:
+        with source as (backlog, queue):
             ready.set()  # clients accept events before the subscribe reply (docs/protocol.md)
             try:
                 for event in backlog:

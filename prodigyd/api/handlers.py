@@ -7,6 +7,7 @@ reply is written); everything else is listed in HANDLERS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from prodigyd import paths, protocol
-from prodigyd.api import schemas
+from prodigyd.api import events, schemas
 from prodigyd.engine.session import RunRequest, describe
 from prodigyd.jobs import JobManager
 from prodigyd.store import sessions as session_store
@@ -47,8 +48,21 @@ async def daemon_status(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
         "version": state.version,
         "uptime": round(time.monotonic() - state.started, 3),
         "home": str(paths.home()),
+        "store_bytes": _store_bytes(),
         **state.jobs.status(),
     }
+
+
+def _store_bytes() -> int:
+    """Bytes in the store (journal, events, checkpoints, logs), worktrees not counted."""
+    total = 0
+    for root, dirs, files in os.walk(paths.home()):
+        if root == str(paths.home()):
+            dirs[:] = [d for d in dirs if d != "worktrees"]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
@@ -97,6 +111,14 @@ def _with_seq(state: DaemonState, record: SessionRecord) -> dict[str, Any]:
     return {**record.model_dump(mode="json"), "event_seq": state.jobs.hub(record).seq}
 
 
+async def events_list(state: DaemonState, p: schemas.EventsQuery) -> list[dict[str, Any]]:
+    return events.list_events(p)
+
+
+async def events_stats(state: DaemonState, p: schemas.EventsQuery) -> dict[str, Any]:
+    return events.stats(p)
+
+
 Handler = Callable[[DaemonState, Any], Awaitable[Any]]
 
 #: method → (params model, handler)
@@ -109,4 +131,6 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.SESSIONS_SHOW: (schemas.SessionParams, show),
     protocol.SESSIONS_RESUME: (schemas.ResumeParams, resume),
     protocol.SESSIONS_MERGE: (schemas.SessionParams, merge),
+    protocol.EVENTS_LIST: (schemas.EventsQuery, events_list),
+    protocol.EVENTS_STATS: (schemas.EventsQuery, events_stats),
 }

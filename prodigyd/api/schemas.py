@@ -46,8 +46,16 @@ class ResumeParams(SessionParams):
     merge: MergePolicy | None = None
 
 
-class SubscribeParams(SessionParams):
-    since: int = Field(0, ge=0)
+class SubscribeParams(_Params):
+    session_id: str | None = Field(None, min_length=1, max_length=128)  # None: every session
+    since: int = Field(0, ge=0)  # with a session: events after this seq (None: live only)
+
+
+class EventsQuery(_Params):
+    session_id: str | None = Field(None, min_length=1, max_length=128)
+    event_type: str | None = None
+    since: str | None = None  # ISO 8601 timestamp; events at or after it
+    limit: int = Field(1000, ge=1, le=1_000_000)
 
 
 class ListParams(_Params):
