@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from prodigyd import systemd
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest, Session, check_resumable, prepare
 from prodigyd.errors import Conflict, ProdigyError, ShuttingDown
@@ -266,6 +267,7 @@ class JobManager:
         session = self._session(record, loaded)
         task = asyncio.create_task(self._run(session, lock, resume), name=f"session {record.id}")
         self.running[record.id] = (session, task)
+        self._report()
 
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
         record.status, record.error = Status.FAILED, exc.render()
@@ -286,6 +288,7 @@ class JobManager:
         finally:
             lock.release()
             self.running.pop(record.id, None)
+            self._report()
             if session.resume_on_start:
                 session_store.save(record, resume_on_start=1)
             self._wake.set()
@@ -305,6 +308,11 @@ class JobManager:
         """Merges into one checkout run one at a time."""
         async with self._merge_locks[repo]:
             yield
+
+    def _report(self) -> None:
+        """Tell systemd (when it supervises us) what we are doing: `systemctl status` shows it."""
+        queued = journal.counts().get(Status.QUEUED.value, 0)
+        systemd.status(f"{len(self.running)} running, {queued} queued")
 
     # -- views --------------------------------------------------------------------------
 

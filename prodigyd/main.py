@@ -1,14 +1,17 @@
 """`prodigyd`: startup → serve → shutdown.
 
-Startup takes an exclusive flock next to the socket (so two racing starts yield one daemon),
-removes a stale socket, binds it 0600 inside a 0700 folder, writes the pid file and reports
-readiness on `--ready-fd` (the client that spawned us blocks on that pipe instead of
-polling). The daemon logs to `$PRODIGY_HOME/logs/prodigyd.log` and never keeps its parent's
-stdout/stderr.
+Startup reads the configuration (`$PRODIGY_HOME/config.toml` + `PRODIGY_*`), takes an
+exclusive flock next to the socket (so two racing starts yield one daemon), then either uses
+the listening socket systemd passed (socket activation) or removes a stale socket and binds
+its own, 0600 inside a 0700 folder. It recovers the job journal, writes the pid file and
+reports readiness: on `--ready-fd` (the client that spawned us blocks on that pipe instead
+of polling) and to systemd (`READY=1`). The daemon logs to `$PRODIGY_HOME/logs/prodigyd.log`
+and never keeps its parent's stdout/stderr.
 
-Shutdown (SIGTERM, SIGINT or `daemon.stop`), in order: stop accepting connections, refuse
-new work, interrupt running sessions (they are checkpointed and resumable), close the logs,
-remove the socket and pid file. A second signal exits at once.
+Shutdown (SIGTERM, SIGINT or `daemon.stop`), in order: tell systemd `STOPPING=1`, stop
+accepting connections, refuse new work, let running steps finish within the grace period
+(or, with drain, every job), interrupt the rest resumably, close the logs, remove the socket
+(unless systemd owns it) and the pid file. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -20,16 +23,22 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
 
-from prodigyd import paths
+from prodigyd import paths, systemd
+from prodigyd.config import Config, ConfigError, load
 from prodigyd.store.atomic import ensure_dir
 
 log = logging.getLogger("prodigyd")
 
 VERSION = "0.1.0"
+
+Accept = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,23 +46,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"prodigyd {VERSION}")
     args = parser.parse_args(argv)
-    _setup_logging()
+    activated = systemd.listen_sockets()  # first: before anything can spawn a child
+    try:
+        config = load()
+    except ConfigError as err:
+        print(f"error: {err.render()}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
     with _single_instance() as owned:
         if not owned:
             _report_ready(args.ready_fd, "running")
             print(f"prodigyd already running (socket {paths.socket_path()})", file=sys.stderr)
-            return 0
-        return _run(args.ready_fd)
+            return 1 if activated else 0  # under systemd, losing the lock is a failed start
+        return _run(config, args.ready_fd, activated)
 
 
-def _run(ready_fd: int | None) -> int:
+def _run(config: Config, ready_fd: int | None, activated: list[socket.socket]) -> int:
     loop_factory = None
-    if os.environ.get("PRODIGY_LOOP") == "uvloop":
+    if config.event_loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(ready_fd))
+        return runner.run(_serve(config, ready_fd, activated))
 
 
 @contextlib.contextmanager
@@ -72,15 +87,26 @@ def _single_instance() -> Iterator[bool]:
         os.close(fd)
 
 
-async def _serve(ready_fd: int | None) -> int:
+async def _serve(config: Config, ready_fd: int | None, activated: list[socket.socket]) -> int:
     from prodigyd.api.handlers import DaemonState
     from prodigyd.engine.context import EngineSettings
     from prodigyd.jobs import JobManager, SchedulerSettings
     from prodigyd.server import Connection
 
     ensure_dir(paths.home())
-    settings = EngineSettings(claude_log_dir=paths.claude_logs_dir())
-    jobs = JobManager(settings, SchedulerSettings())
+    engine = EngineSettings(
+        claude_bin=config.claude.binary,
+        claude_skip_permissions=config.claude.skip_permissions,
+        claude_model=config.claude.model,
+        claude_extra_args=tuple(config.claude.extra_args),
+        claude_log_dir=paths.claude_logs_dir(),
+    )
+    scheduler = SchedulerSettings(
+        max_concurrent_jobs=config.max_concurrent_jobs,
+        auto_resume=config.auto_resume,
+        shutdown_grace_seconds=config.shutdown_grace_seconds,
+    )
+    jobs = JobManager(engine, scheduler)
     state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
@@ -94,35 +120,54 @@ async def _serve(ready_fd: int | None) -> int:
         finally:
             connections.discard(task)
 
+    server, sock = await _listen(accept, activated)
+    paths.pid_file().write_text(f"{os.getpid()}\n")
+    _install_signals(stop)
+    jobs.start()
+    watchdog = asyncio.create_task(systemd.watchdog_loop())
+    log.info("prodigyd %s listening on %s (pid %d)", VERSION, sock, os.getpid())
+    _report_ready(ready_fd, "ready")
+    systemd.ready(f"listening on {sock}")
+    await stop.wait()
+    log.info("shutting down%s", " (draining)" if state.drain else "")
+    systemd.stopping()
+    server.close()
+    await jobs.shutdown(drain=state.drain)
+    for task in list(connections):
+        task.cancel()
+    await asyncio.gather(*connections, return_exceptions=True)
+    if not activated:  # systemd owns an activated socket: unlinking it breaks reactivation
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        paths.pid_file().unlink()
+    watchdog.cancel()  # last: keep pinging systemd through the shutdown grace
+    log.info("stopped")
+    return 0
+
+
+async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[asyncio.Server, Path]:
+    """Serve on systemd's socket when socket-activated, else bind our own."""
+    from prodigyd.protocol import MAX_MESSAGE_BYTES
+
+    if activated:
+        path = Path(activated[0].getsockname())
+        if path != paths.socket_path():
+            log.warning("systemd passed %s but clients look for %s", path, paths.socket_path())
+        server = await asyncio.start_unix_server(
+            accept, sock=activated[0], limit=MAX_MESSAGE_BYTES
+        )
+        return server, path
     sock = paths.socket_path()
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()  # we hold the instance lock, so any socket here is stale
     old_umask = os.umask(0o177)
     try:
-        from prodigyd.protocol import MAX_MESSAGE_BYTES
-
         server = await asyncio.start_unix_server(accept, path=str(sock), limit=MAX_MESSAGE_BYTES)
     finally:
         os.umask(old_umask)
     os.chmod(sock, 0o600)
-    paths.pid_file().write_text(f"{os.getpid()}\n")
-    _install_signals(stop)
-    jobs.start()
-    log.info("prodigyd %s listening on %s (pid %d)", VERSION, sock, os.getpid())
-    _report_ready(ready_fd, "ready")
-    await stop.wait()
-    log.info("shutting down")
-    server.close()
-    await state.jobs.shutdown(drain=state.drain)
-    for task in list(connections):
-        task.cancel()
-    await asyncio.gather(*connections, return_exceptions=True)
-    with contextlib.suppress(FileNotFoundError):
-        sock.unlink()
-    with contextlib.suppress(FileNotFoundError):
-        paths.pid_file().unlink()
-    log.info("stopped")
-    return 0
+    return server, sock
 
 
 def _install_signals(stop: asyncio.Event) -> None:
@@ -147,13 +192,13 @@ def _report_ready(fd: int | None, word: str) -> None:
         os.close(fd)
 
 
-def _setup_logging() -> None:
+def _setup_logging(level: str) -> None:
     log_file = ensure_dir(paths.logs_dir()) / "prodigyd.log"
     handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
     if sys.stderr is not None and sys.stderr.isatty():
         handlers.append(logging.StreamHandler())
     logging.basicConfig(
-        level=os.environ.get("PRODIGY_LOG_LEVEL", "INFO").upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         handlers=handlers,
     )

@@ -23,6 +23,11 @@ from pathlib import Path
 #: for a well-behaved tool to flush its output, short enough that `cancel` feels immediate.
 KILL_GRACE_SECONDS = 2.0
 
+#: How long a finished child's pipes may stay open (held by a process it left running)
+#: before we stop reading them. Whatever is still in its process group is then killed: a
+#: step never leaks background processes, and a stray daemon never blocks the workflow.
+PIPE_DRAIN_SECONDS = 2.0
+
 #: Cap on the stdout/stderr kept in memory per process; the rest is dropped (and said so).
 #: Output files and logs are written by the callers that need the whole stream.
 MAX_CAPTURE_BYTES = 16 * 1024 * 1024
@@ -61,7 +66,8 @@ async def run(
     `on_*_line` receive each decoded line (without its newline) as it arrives, for live
     progress and stream parsing. On timeout the group is terminated and the result has
     `timed_out=True`, `returncode=-1`. If the awaiting task is cancelled the group is
-    killed before the cancellation propagates, so no orphan outlives its job.
+    killed before the cancellation propagates, so no orphan outlives its job. Once the child
+    exits, processes it left in its group are killed too (see PIPE_DRAIN_SECONDS).
 
     Spawning uses `subprocess.Popen` (vfork) and waits on a pidfd and the pipes from the
     event loop: asyncio's subprocess transport costs a thread per child and roughly
@@ -85,15 +91,17 @@ async def run(
         _Exit(loop, proc),
     )
     out_pipe, err_pipe, exit_watch = watchers
-    finished = asyncio.gather(out_pipe.done, err_pipe.done, exit_watch.done)
     timed_out = False
     try:
         try:
-            out, err, rc = await asyncio.wait_for(asyncio.shield(finished), timeout)
+            rc = await asyncio.wait_for(asyncio.shield(exit_watch.done), timeout)
         except TimeoutError:
             timed_out = True
             await _kill_group(proc, exit_watch.done)
-            out, err, rc = await finished
+            rc = await exit_watch.done
+        # The child has exited; a process it left behind may still hold the pipes open.
+        await asyncio.wait({out_pipe.done, err_pipe.done}, timeout=PIPE_DRAIN_SECONDS)
+        _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the step's process group
     except BaseException:
         await _kill_group(proc, exit_watch.done)
         raise
@@ -105,8 +113,8 @@ async def run(
     return Completed(
         argv=list(argv),
         returncode=-1 if timed_out else rc,
-        stdout=out,
-        stderr=err,
+        stdout=out_pipe.text(),
+        stderr=err_pipe.text(),
         duration=time.monotonic() - started,
         timed_out=timed_out,
     )
@@ -153,7 +161,7 @@ class _Pipe:
         self.size = 0
         self.partial = b""
         self.open = True
-        self.done: asyncio.Future[str] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
         os.set_blocking(fd, False)
         loop.add_reader(fd, self._readable)
 
@@ -181,7 +189,11 @@ class _Pipe:
         if self.sink is not None and self.partial:
             self.sink(self.partial.decode(errors="replace"))
         if not self.done.done():
-            self.done.set_result(b"".join(self.chunks).decode(errors="replace"))
+            self.done.set_result(None)
+
+    def text(self) -> str:
+        """Everything read so far (all of it once `done`)."""
+        return b"".join(self.chunks).decode(errors="replace")
 
     def close(self) -> None:
         if self.open:

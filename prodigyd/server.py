@@ -5,6 +5,10 @@ accepted socket gets its own `Connection` holding its writer, its write lock and
 subscription tasks; nothing per-connection lives on the server. Each request runs in its
 own task so a long call (merge) never blocks a subscription or a ping on the same socket.
 
+Only the daemon's owner may talk to it: the socket is 0600 in a 0700 folder, and each
+connection's SO_PEERCRED uid is checked as well (root included: root's files are no
+protection against root, but a daemon owned by one user must not act for another).
+
 Errors follow the spec: unparseable JSON → -32700 with id null; a malformed envelope →
 -32600; an unknown method → -32601; bad params → -32602 naming the field; an expected
 failure → prodigy's own code with `data` describing it; anything else → -32603 with a
@@ -17,7 +21,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +57,15 @@ class Connection:
         self._next_subscription = 0
 
     async def serve(self) -> None:
+        peer_uid = _peer_uid(self.writer)
+        if peer_uid is not None and peer_uid != os.getuid():
+            log.warning("refused a connection from uid %d (owner is %d)", peer_uid, os.getuid())
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.send(protocol.error(
+                    None, protocol.PRODIGY_ERROR,
+                    f"permission denied: this prodigyd serves only uid {os.getuid()}"))
+            self.writer.close()
+            return
         try:
             while True:
                 try:
@@ -189,6 +205,16 @@ class Connection:
                 protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
             )
         )
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The connecting process's uid (SO_PEERCRED), or None where the OS cannot say."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
 
 
 def _params_errors(exc: ValidationError) -> list[dict[str, str]]:

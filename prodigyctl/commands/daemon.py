@@ -1,7 +1,7 @@
 """`daemon start|stop|status`: manage the per-user prodigyd.
 
 `status` never starts a daemon and exits 5 when none answers; `start` is a no-op when one
-runs already; `stop` waits until the socket is gone, so a following `start` is clean.
+runs already; `stop` waits until the daemon has exited, so a following `start` is clean.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def stop(*, as_json: bool, drain: bool = False) -> int:
         click.echo("prodigyd is not running")
         return EXIT_OK
     deadline = None if drain else time.monotonic() + STOP_WAIT_SECONDS
-    while paths.socket_path().exists() and (deadline is None or time.monotonic() < deadline):
+    # The pid file goes last in every mode (a socket-activated daemon leaves its socket).
+    while paths.pid_file().exists() and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.02)
     click.echo(dumps({"stopped": True}) if as_json else "prodigyd stopped")
     return EXIT_OK

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prodigyd.engine.mask import Masker
+from prodigyd.errors import ProdigyError
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import Workflow
 
@@ -86,8 +87,21 @@ class RunContext:
         return env
 
     def resolve_dir(self, working_dir: str | None, store: VariableStore | None = None) -> Path:
-        """A step's working directory: relative paths are taken from the worktree root."""
+        """A step's working directory: relative paths are taken from the worktree root, and
+        it must stay inside the worktree (steps never touch the user's checkout)."""
         if not working_dir:
             return self.worktree
-        path = Path(self.interpolate(working_dir, store)).expanduser()
-        return path if path.is_absolute() else self.worktree / path
+        folder = self.inside_worktree(self.worktree / self.interpolate(working_dir, store))
+        if not folder.is_dir():
+            raise ProdigyError(f"working_dir {working_dir!r} is not a folder of the worktree")
+        return folder
+
+    def inside_worktree(self, path: Path) -> Path:
+        """`path`, resolved; refused if it leaves the worktree or points into its `.git`."""
+        root = self.worktree.resolve()
+        target = path.resolve()
+        if not target.is_relative_to(root):
+            raise ProdigyError(f"path {str(path)!r} is outside the session worktree")
+        if target.relative_to(root).parts[:1] == (".git",):
+            raise ProdigyError(f"path {str(path)!r} is inside the worktree's .git")
+        return target

@@ -42,7 +42,7 @@ def compose(
     values.update(_expand(workflow.env, store, masker))
     for key, spec in workflow.secrets.items():
         secret = _secret_value(key, spec, inherited, files_root, workflow)
-        masker.add(secret)
+        masker.add(secret, name=key)
         values[key] = secret
     if profile is not None:
         values.update(_expand(_profile(workflow, profile), store, masker))
@@ -57,7 +57,7 @@ def _expand(
     for key, entry in entries.items():
         value = interpolate(entry.value, store)
         if entry.secret:
-            masker.add(value)
+            masker.add(value, name=key)
         out[key] = value
     return out
 

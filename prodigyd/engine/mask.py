@@ -7,8 +7,9 @@ arrives through the inherited environment or a command's output was never declar
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["MASK", "Masker"]
@@ -52,19 +53,32 @@ _NAME_SEPARATORS = re.compile(r"[_\-]")
 
 
 class Masker:
-    """Replaces secrets in text with `***`."""
+    """Replaces secrets in text with `***`.
+
+    A secret is also matched in its JSON-escaped spellings (quotes, backslashes, non-ASCII
+    as `\\u00e9`), since raw stream logs hold JSON text. Secrets added with a `name` can be
+    *protected* instead of masked: replaced by a placeholder naming them, which `restore`
+    turns back into the current value; checkpoints use this, so a resumed run gets its
+    variables back whole while the secret itself never reaches the disk.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._names: dict[str, str] = {}  # secret value -> the name it was declared under
         self._regex = _SHAPES_ONLY
         for secret in secrets:
             self.add(secret)
 
-    def add(self, value: str) -> None:
+    def add(self, value: str, name: str | None = None) -> None:
         """Mask `value` from now on, unless it is shorter than four characters."""
-        if len(value) < _MIN_SECRET_LENGTH or value in self._secrets:
+        if len(value) < _MIN_SECRET_LENGTH:
             return
-        self._secrets.add(value)
+        if name is not None:
+            self._names[value] = name
+        spellings = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+        if spellings <= self._secrets:
+            return
+        self._secrets |= spellings
         # Longest first, so that a secret containing another one is masked whole.
         literals = sorted(self._secrets, key=len, reverse=True)
         self._regex = re.compile("|".join([*map(re.escape, literals), _SHAPES]))
@@ -79,15 +93,32 @@ class Masker:
 
         Keys are kept: they are names chosen by the workflow author, not data.
         """
-        if isinstance(obj, str):
-            return self.mask(obj)
-        if isinstance(obj, Mapping):
-            return {key: self.mask_obj(value) for key, value in obj.items()}
-        if isinstance(obj, list):
-            return [self.mask_obj(item) for item in obj]
-        if isinstance(obj, tuple):
-            return tuple(self.mask_obj(item) for item in obj)
-        return obj
+        return _map_strings(obj, self.mask)
+
+    def protect(self, obj: Any) -> Any:
+        """Like `mask_obj`, but named secrets become placeholders `restore` can undo."""
+
+        def one(text: str) -> str:
+            if not text:
+                return text
+            return self._regex.sub(self._placeholder, text)
+
+        return _map_strings(obj, one)
+
+    def restore(self, obj: Any) -> Any:
+        """Undo `protect` with the secrets' current values (unknown names stay as they are)."""
+        values = {name: value for value, name in self._names.items()}
+
+        def one(text: str) -> str:
+            if _PLACEHOLDER_MARK not in text:
+                return text
+            return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+        return _map_strings(obj, one)
+
+    def _placeholder(self, match: re.Match[str]) -> str:
+        name = self._names.get(match.group(0))
+        return _replacement(match) if name is None else f"{_PLACEHOLDER_MARK}secret:{name}»"
 
     def mask_env(self, env: Mapping[str, str]) -> dict[str, str]:
         """An environment fit for display.
@@ -100,6 +131,22 @@ class Masker:
             name: MASK if value and _sensitive_name(name) else self.mask(value)
             for name, value in env.items()
         }
+
+
+_PLACEHOLDER_MARK = "«"
+_PLACEHOLDER = re.compile(r"«secret:([^»]+)»")
+
+
+def _map_strings(obj: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(obj, str):
+        return change(obj)
+    if isinstance(obj, Mapping):
+        return {key: _map_strings(value, change) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_map_strings(item, change) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(_map_strings(item, change) for item in obj)
+    return obj
 
 
 def _replacement(match: re.Match[str]) -> str:

@@ -210,7 +210,7 @@ class Session:
                     StepRunner(ctx, git),
                     ctx.variables,
                     completed=completed,
-                    checkpoint=self._checkpointer(ctx, writer),
+                    checkpoint=self._checkpointer(ctx, writer, len(completed)),
                     stop=self._stop,
                 )
             finally:
@@ -232,6 +232,37 @@ class Session:
                 await self.merge()
             return record
         self._finish(Status.AWAITING_MERGE, None)
+        return record
+
+    async def merge(self) -> SessionRecord:
+        """Merge the session branch into the branch the user ran from, verified.
+
+        Interrupted (Ctrl-C, daemon stop) or refused, the session stays `awaiting_merge`
+        with its worktree, so `prodigyctl merge ID` can finish it later.
+        """
+        record = self.record
+        self.events.emit("merge_started", source=record.branch, target=record.original_branch)
+        try:
+            async with self.merge_lock(record.repo):
+                outcome = await self._merge_locked()
+        except asyncio.CancelledError:
+            self._finish(
+                Status.AWAITING_MERGE, f"merge interrupted; run `prodigyctl merge {record.id}`"
+            )
+            raise
+        except ProdigyError as exc:
+            if exc.hint:
+                exc.hint = exc.hint.replace("<session>", record.id)
+            self._update(status=Status.AWAITING_MERGE, error=exc.render())
+            self.events.emit("merge_failed", error=self.record.error)
+            self._finish(Status.AWAITING_MERGE, self.record.error)
+            raise
+        self._update(merged=outcome.merged, merge_commit=outcome.commit)
+        self.events.emit(
+            "merge_completed", merged=outcome.merged, commit=outcome.commit, message=outcome.message
+        )
+        await self._cleanup()
+        self._finish(Status.COMPLETED, None)
         return record
 
     def _stopped_message(self) -> str | None:
@@ -271,11 +302,6 @@ class Session:
     def _context(self, resume: bool) -> tuple[RunContext, list[dict[str, Any]]]:
         record, workflow = self.record, self.loaded.workflow
         store = VariableStore()
-        completed: list[dict[str, Any]] = []
-        if resume:
-            saved = checkpoints.load(record.id) or {}
-            store.update(saved.get("variable_state") or {})
-            completed = list(saved.get("completed_steps") or [])
         store.update(_builtin_variables(record, self.worktree))
         composed = job_env.compose(
             workflow,
@@ -285,6 +311,11 @@ class Session:
             store=store,
             masker=self.masker,
         )
+        completed: list[dict[str, Any]] = []
+        if resume:  # secrets come back from their placeholders (see Masker.protect)
+            saved = checkpoints.load(record.id) or {}
+            store.update(self.masker.restore(saved.get("variable_state") or {}))
+            completed = list(saved.get("completed_steps") or [])
         store.update(composed.workflow_values)
         env = {**composed.env, "PRODIGY_SESSION_ID": record.id, "PRODIGY_WORKTREE": record.worktree}
         if record.args:
@@ -302,9 +333,11 @@ class Session:
         )
         return ctx, completed
 
-    def _checkpointer(self, ctx: RunContext, writer: checkpoints.CheckpointWriter) -> Checkpoint:
+    def _checkpointer(
+        self, ctx: RunContext, writer: checkpoints.CheckpointWriter, already: int
+    ) -> Checkpoint:
         record, loaded = self.record, self.loaded
-        written = 0  # completed entries already in the journal
+        written = already  # completed entries already in the journal (from earlier runs)
 
         async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
             nonlocal written
@@ -321,7 +354,7 @@ class Session:
                         "total_iterations": 1,
                     },
                     "step": self.masker.mask_obj(new[-1]) if new else None,
-                    "variable_state": self.masker.mask_obj(ctx.variables.snapshot()),
+                    "variable_state": self.masker.protect(ctx.variables.snapshot()),
                     "timestamp": now_iso(),
                     "workflow_hash": loaded.sha256,
                     "workflow_name": record.workflow_name,
@@ -333,31 +366,16 @@ class Session:
 
         return save
 
-    async def merge(self) -> SessionRecord:
-        """Merge the session branch into the branch the user ran from, verified."""
-        record = self.record
-        self.events.emit("merge_started", source=record.branch, target=record.original_branch)
-        try:
-            async with self.merge_lock(record.repo):
-                outcome = await self._merge_locked()
-        except ProdigyError as exc:
-            self._update(status=Status.AWAITING_MERGE, error=exc.render())
-            self.events.emit("merge_failed", error=self.record.error)
-            self._finish(Status.AWAITING_MERGE, self.record.error)
-            raise
-        self._update(merged=outcome.merged, merge_commit=outcome.commit)
-        self.events.emit(
-            "merge_completed", merged=outcome.merged, commit=outcome.commit, message=outcome.message
-        )
-        await self._cleanup()
-        self._finish(Status.COMPLETED, None)
-        return record
-
     async def _merge_locked(self) -> git_merge.MergeOutcome:
         record = self.record
         repo = Path(record.repo)
         if not await git_repo.branch_exists(repo, record.original_branch):
-            raise MergeRefused(f"target branch {record.original_branch!r} no longer exists")
+            raise MergeRefused(
+                f"target branch {record.original_branch!r} no longer exists",
+                hint=f"recreate it (`git branch {record.original_branch} <commit>`) or merge "
+                f"{record.branch} yourself; the worktree {record.worktree} is kept",
+            )
+        await self._check_worktree_head()
         await git_repo.commit_all(
             self.worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
         )
@@ -369,6 +387,23 @@ class Session:
             record.original_branch,
             message=f"Merge prodigy session {record.id} ({record.workflow_name})",
         )
+
+    async def _check_worktree_head(self) -> None:
+        """A workflow that left its branch (detached HEAD, other branch) would lose those
+        commits in the cleanup: refuse and keep the worktree instead."""
+        record = self.record
+        try:
+            branch = await git_repo.current_branch(self.worktree)
+        except ProdigyError:
+            branch = None
+        if branch != record.branch:
+            where = f"on branch {branch!r}" if branch else "detached"
+            raise MergeRefused(
+                f"the session worktree is {where}, not on {record.branch}: its commits would "
+                "be lost",
+                hint=f"check out {record.branch} in {record.worktree} (keeping the commits you "
+                f"want), then run `prodigyctl merge {record.id}`",
+            )
 
     async def _run_merge_workflow(self, repo: Path) -> None:
         record = self.record

@@ -37,6 +37,9 @@ from prodigyd.workflow.model import OnFailure, Step, ValidateSpec
 #: Above this size the debug loop hands `${shell.output}` over as a temp-file path (§2.6).
 DEBUG_OUTPUT_INLINE_LIMIT = 10_000
 
+#: The debug loop's first run sees attempt 1 like every later one (`test:` used TEST_ATTEMPT).
+_ATTEMPT_ONE = {"SHELL_ATTEMPT": "1", "TEST_ATTEMPT": "1"}
+
 CONTINUE_NOTE = "[Note: Command failed but workflow continues due to on_failure configuration]"
 
 
@@ -78,6 +81,9 @@ class StepRunner:
         except ProdigyError as exc:
             message = exc.render()
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
+        except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
+            message = f"Step '{display}' could not run: {_os_reason(exc)}"
+            report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         ctx.events.emit(
             "step_completed" if report.success else "step_failed",
             step=label,
@@ -92,17 +98,36 @@ class StepRunner:
         return report
 
     def display(self, step: Step, store: VariableStore) -> str:
-        try:
-            return self.ctx.interpolate(step.display(), store)
-        except ProdigyError:
-            return step.display()
+        """The step's label with its variables (and its own `env:`) substituted."""
+        scope = self._scope(step, store)
+
+        def render(text: str) -> str:
+            try:
+                return self.ctx.interpolate(text, scope)
+            except ProdigyError:
+                return text
+
+        return step.display(render)
+
+    def _scope(
+        self, step: Step, store: VariableStore, env: dict[str, str] | None = None
+    ) -> VariableStore:
+        """Variables as the step sees them: its `env:` shadows names while it runs, so
+        `$MODE` in its text means the step's MODE, as in the shell."""
+        if not step.env:
+            return store
+        env = env if env is not None else self.ctx.step_env(step.env, store)
+        scope = store.child()
+        scope.update({key: env[key] for key in step.env})
+        return scope
 
     async def _run(self, step: Step, label: str, store: VariableStore, display: str) -> StepReport:
         if step.when and not evaluate(step.when, store):
             result = CommandResult(True, 0, stdout="Skipped due to when condition\n")
             return StepReport(True, result, skipped=True, note="skipped: when condition is false")
         await self.git.before_step(step)
-        result = await self.execute(step, label, store)
+        first = _ATTEMPT_ONE if step.on_failure and step.on_failure.debug_loop else None
+        result = await self.execute(step, label, store, first)
         if result.success and step.commit_required:
             result = await self._check_commit(step, result, display)
         await self.git.after_step(store)
@@ -125,15 +150,9 @@ class StepRunner:
     async def execute(
         self, step: Step, label: str, store: VariableStore, extra_env: dict[str, str] | None = None
     ) -> CommandResult:
-        """Run the command once, or as often as its `retry:` allows.
-
-        A step's `env:` also shadows variables of the same name while its own text is
-        interpolated, so `$MODE` means the step's MODE, as in the shell.
-        """
+        """Run the command once, or as often as its `retry:` allows."""
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
-        if step.env:
-            store = store.child()
-            store.update({key: env[key] for key in step.env})
+        store = self._scope(step, store, env)
         inv = Invocation(
             ctx=self.ctx,
             store=store,
@@ -197,9 +216,8 @@ class StepRunner:
         if step.capture:
             self._capture(step, result, store)
         if step.output_file and result.success:
-            target = self.ctx.resolve_dir(step.working_dir, store) / self.ctx.interpolate(
-                step.output_file, store
-            )
+            base = self.ctx.resolve_dir(step.working_dir, store)
+            target = self.ctx.inside_worktree(base / self.ctx.interpolate(step.output_file, store))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(result.stdout)
 
@@ -351,7 +369,8 @@ class StepRunner:
             if not await self._run_handlers(policy, label, store):
                 break
             attempt += 1
-            result = await self.execute(step, label, store, {"SHELL_ATTEMPT": str(attempt)})
+            attempt_env = {"SHELL_ATTEMPT": str(attempt), "TEST_ATTEMPT": str(attempt)}
+            result = await self.execute(step, label, store, attempt_env)
             self._record(step, result, store)
         if result.success:
             return StepReport(True, result, note=f"succeeded on attempt {attempt}")
@@ -359,6 +378,12 @@ class StepRunner:
             error = f"Shell command failed after {attempt} attempts and fail_workflow is true"
             return StepReport(False, result, error=f"{error}\n{_failure_message(display, result)}")
         return StepReport(True, result, note=CONTINUE_NOTE)
+
+
+def _os_reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc)
 
 
 def _chomp(text: str) -> str:
@@ -392,7 +417,7 @@ def _failure_message(display: str, result: CommandResult) -> str:
         head = f"Step '{display}' failed: {result.error}"
     else:
         head = f"Step '{display}' failed with exit code {result.exit_code}"
-    for title, text in (("stderr", result.stderr), ("stdout", result.stdout)):
+    for title, text in (("stderr", result.stderr), ("output", result.text)):
         if text.strip():
             tail = text.strip()[-2000:]
             return f"{head}\n=== Error Output ({title}) ===\n{tail}"

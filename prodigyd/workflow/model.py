@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -294,12 +295,16 @@ class Step(BaseModel):
             raise ValueError(f"a {self.kind} step needs a {needed} spec")
         return self
 
-    def display(self) -> str:
-        """The one-line label of progress lines, events and errors (reference §4.1)."""
+    def display(self, render: Callable[[str], str] | None = None) -> str:
+        """The one-line label of progress lines, events and errors (reference §4.1).
+
+        `render` (interpolation, say) is applied to the whole text before it is cut to one
+        line, so a variable is never shown half-substituted.
+        """
         subject = self._subject()
         if not subject:
             return self.name or self.kind
-        return f"{self.kind}: {_one_line(subject)}"
+        return f"{self.kind}: {_one_line(render(subject) if render else subject)}"
 
     def _subject(self) -> str:
         if self.write_file is not None:

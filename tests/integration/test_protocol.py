@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 class Raw:
@@ -78,3 +82,67 @@ def test_a_client_sending_garbage_and_vanishing_does_not_hurt_others(daemon: Pat
     half.sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "meth')
     half.close()
     assert good.call("ping", msg_id=9)["result"]["pong"]
+
+
+def _connect_as(uid: int, path: Path) -> str:
+    """Connect to the socket from a forked child that dropped to `uid`; report what happened.
+
+    A fork, not a new interpreter: the test's Python may live where `uid` cannot read it.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(10)
+            try:
+                sock.connect(str(path))
+                sock.sendall(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+                out = sock.makefile("rb").readline().decode()
+            except OSError as exc:
+                out = f"connect-error {exc.errno}"
+            os.write(write_fd, out.encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as fh:
+        out = fh.read().decode()
+    os.waitpid(pid, 0)
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a client as another uid")
+def test_another_uid_is_refused(daemon: Path):
+    sock = daemon / "prodigyd.sock"
+    blocked = _connect_as(65534, sock)
+    assert "connect-error 13" in blocked, blocked  # EACCES: the 0700 folder
+    # Open every file permission on the way (the folders pytest made are 0700 too) so the
+    # other uid reaches the SO_PEERCRED check itself; restore them all afterwards.
+    opened = [p for p in (sock, *sock.parents) if p != Path("/") and p.stat().st_uid == 0]
+    modes = {p: p.stat().st_mode & 0o777 for p in opened}
+    for path in opened:
+        os.chmod(path, modes[path] | (0o666 if path == sock else 0o711))
+    try:
+        refused = _connect_as(65534, sock)
+    finally:
+        for path, mode in modes.items():
+            os.chmod(path, mode)
+    reply = json.loads(refused)
+    assert "permission denied" in reply["error"]["message"], refused
+    assert "pong" in json.dumps(Raw(daemon).call("ping"))  # the owner is still served
+
+
+def test_fifty_concurrent_clients(daemon: Path):
+    def one(index: int) -> bool:
+        raw = Raw(daemon)
+        try:
+            return all(raw.call("ping", msg_id=i)["id"] == i for i in range(20))
+        finally:
+            raw.close()
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        assert all(pool.map(one, range(50)))

@@ -52,6 +52,8 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
             if log is not None:
                 log.write(ctx.masker.mask(line) + "\n")
             for event in parser.feed(line):
+                if "session_id" in event:  # Claude's own id; `session_id` is prodigy's
+                    event["claude_session_id"] = event.pop("session_id")
                 ctx.events.emit(event.pop("event_type"), step=inv.label, **event)
 
         done = await proc.run(

@@ -1,0 +1,107 @@
+"""`config show|get|set|unset|path`: read and edit `$PRODIGY_HOME/config.toml`.
+
+These commands never talk to the daemon: the client reads and writes the file itself.
+prodigyd reads its configuration once, at start, so a change applies after `prodigyctl
+daemon stop` (the next command starts it again). Values shown are what a daemon started
+from *this* environment would use, since PRODIGY_* variables override the file.
+
+Importing `prodigyd.config` pulls in pydantic; main.py imports this module only inside the
+`config` commands, so the other commands stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from prodigyctl.client import dumps
+from prodigyctl.errors import EXIT_OK, EXIT_USAGE
+from prodigyd import config as cfg
+
+#: Appended to set/unset: the running daemon keeps the configuration it started with.
+RESTART_NOTE = "restart prodigyd to apply: prodigyctl daemon stop"
+
+
+def show(*, as_json: bool) -> int:
+    """Every key with its effective value and where that value came from."""
+    try:
+        values = cfg.describe(cfg.load())
+        origins = cfg.sources(os.environ)
+    except cfg.ConfigError as err:
+        return _fail(err)
+    path = cfg.config_file()
+    if as_json:
+        keys = {key: {"value": value, "source": origins[key]} for key, value in values.items()}
+        click.echo(dumps({"file": str(path), "exists": path.exists(), "keys": keys}))
+        return EXIT_OK
+    absent = "" if path.exists() else " (does not exist: defaults apply)"
+    click.echo(f"config file: {path}{absent}")
+    rows = [("KEY", "VALUE", "SOURCE")]
+    rows += [(key, _human(value), origins[key]) for key, value in values.items()]
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    for key, value, source in rows:
+        click.echo(f"{key:<{widths[0]}}  {value:<{widths[1]}}  {source}")
+    return EXIT_OK
+
+
+def get(*, key: str, as_json: bool) -> int:
+    """One key's effective value (JSON adds its source)."""
+    try:
+        value = cfg.get_value(cfg.load(), key)
+        source = cfg.sources(os.environ)[key]
+    except cfg.ConfigError as err:
+        return _fail(err)
+    click.echo(dumps({"key": key, "value": value, "source": source}) if as_json else _human(value))
+    return EXIT_OK
+
+
+def set_(*, key: str, value: str) -> int:
+    """Write one key to the config file; warn when an env var will still override it."""
+    try:
+        written = cfg.get_value(cfg.set_value(key, value), key)
+        source = cfg.sources(os.environ)[key]
+    except cfg.ConfigError as err:
+        return _fail(err)
+    click.echo(f"{key} = {_human(written)} ({RESTART_NOTE})")
+    _warn_if_overridden(source)
+    return EXIT_OK
+
+
+def unset(*, key: str) -> int:
+    """Remove one key from the config file so its default applies again."""
+    try:
+        cfg.unset_value(key)
+        source = cfg.sources(os.environ).get(key, "default")
+    except cfg.ConfigError as err:
+        return _fail(err)
+    click.echo(f"{key} unset ({RESTART_NOTE})")
+    _warn_if_overridden(source)
+    return EXIT_OK
+
+
+def path() -> int:
+    """Where the config file is (or would be), whether or not it exists."""
+    click.echo(str(cfg.config_file()))
+    return EXIT_OK
+
+
+def _warn_if_overridden(source: str) -> None:
+    if source.startswith("env:"):
+        variable = source.removeprefix("env:")
+        click.echo(f"note: {variable} is set here and overrides the config file", err=True)
+
+
+def _human(value: Any) -> str:
+    """Values as TOML spells them, so they can be pasted back into `config set`."""
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool | list):
+        return dumps(value)
+    return str(value)
+
+
+def _fail(err: cfg.ConfigError) -> int:
+    click.echo(f"error: {err.render()}", err=True)
+    return EXIT_USAGE

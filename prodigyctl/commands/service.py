@@ -1,0 +1,240 @@
+"""`daemon install-service [--uninstall]`: run prodigyd under the user's systemd.
+
+It writes prodigyd.service and prodigyd.socket to the user unit folder, with ExecStart set
+to this installation's prodigyd, and prints the systemctl line that enables them; it never
+runs systemctl itself, since it cannot know whether a user manager is there to answer.
+Every file it writes starts with MARKER, and it only overwrites or removes files that do:
+a unit the user wrote by hand is never touched.
+
+The unit texts live here rather than in package data so they ship with the client however
+it is installed; the checked-in systemd/ copies are kept identical by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from prodigyctl.client import dumps
+from prodigyctl.errors import EXIT_CONFLICT, EXIT_OK
+from prodigyd import paths
+from prodigyd.store.atomic import write_bytes_atomic
+
+#: The first line of every unit file install-service writes: the proof that it may change it.
+MARKER = "# Installed by prodigyctl daemon install-service"
+
+#: Replaced by the rendered ExecStart command line.
+EXEC_PLACEHOLDER = "@PRODIGYD@"
+
+SERVICE_UNIT = "prodigyd.service"
+SOCKET_UNIT = "prodigyd.socket"
+
+ENABLE_LINE = f"systemctl --user daemon-reload && systemctl --user enable --now {SOCKET_UNIT}"
+# `;`: stop fails for units systemd never loaded, and the reload must happen regardless.
+DISABLE_LINE = f"systemctl --user stop {SOCKET_UNIT} {SERVICE_UNIT}; systemctl --user daemon-reload"
+
+_SERVICE_TEMPLATE = """\
+# prodigyd, the prodigy daemon, as a systemd user service started on demand by
+# prodigyd.socket. `prodigyctl daemon install-service` writes it to ~/.config/systemd/user/
+# with ExecStart set to this installation's prodigyd, and overwrites it when run again:
+# make local changes with `systemctl --user edit prodigyd.service`.
+
+[Unit]
+Description=prodigy daemon: AI-agent workflows in git worktrees
+Requires=prodigyd.socket
+
+[Service]
+Type=notify
+ExecStart=@PRODIGYD@
+# READY, STATUS and WATCHDOG are accepted from the daemon only, never from a workflow step.
+NotifyAccess=main
+# The daemon pings every 15 s from its event loop; a loop stuck for 30 s gets restarted.
+WatchdogSec=30s
+Restart=on-failure
+# SIGTERM goes to the daemon alone, so it interrupts and checkpoints its sessions and stops
+# their process groups itself. Whatever is left once it has exited (or after
+# TimeoutStopSec) gets SIGKILL.
+KillMode=mixed
+# Longer than the daemon's own 30 s grace for running steps to finish.
+TimeoutStopSec=90s
+
+[Install]
+WantedBy=default.target
+Also=prodigyd.socket
+"""
+
+_SOCKET_TEMPLATE = """\
+# The socket of prodigyd: systemd listens on it and starts prodigyd.service on the first
+# connection. The path is where prodigyctl looks when PRODIGY_HOME is unset:
+# $XDG_RUNTIME_DIR/prodigy/prodigyd.sock. Installed by `prodigyctl daemon install-service`.
+
+[Unit]
+Description=prodigy daemon socket
+
+[Socket]
+ListenStream=%t/prodigy/prodigyd.sock
+SocketMode=0600
+DirectoryMode=0700
+# Leave no socket file behind once stopped, so prodigyctl starts a daemon of its own.
+RemoveOnStop=yes
+
+[Install]
+WantedBy=sockets.target
+"""
+
+#: Unit file name → template; systemd/<name> in the repository is a copy of each.
+TEMPLATES: dict[str, str] = {SERVICE_UNIT: _SERVICE_TEMPLATE, SOCKET_UNIT: _SOCKET_TEMPLATE}
+
+
+def install_service(*, uninstall: bool, as_json: bool) -> int:
+    """Install (or remove) both units; refuse, changing nothing, if either is not ours."""
+    folder = unit_dir()
+    foreign = [folder / name for name in TEMPLATES if _is_foreign(folder / name)]
+    if foreign:
+        for path in foreign:
+            click.echo(
+                f"error: {path} was not written by prodigyctl (its first line is not "
+                f"{MARKER!r}); move it away to let install-service manage it",
+                err=True,
+            )
+        return EXIT_CONFLICT
+    if uninstall:
+        return _uninstall(folder, as_json=as_json)
+    return _install(folder, as_json=as_json)
+
+
+def unit_dir() -> Path:
+    """Where systemd looks for the user's own units: `$XDG_CONFIG_HOME/systemd/user`.
+
+    A relative XDG_CONFIG_HOME is ignored, as the XDG spec (and systemd) require.
+    """
+    config = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(config) if os.path.isabs(config) else Path.home() / ".config"
+    return base / "systemd" / "user"
+
+
+def daemon_argv() -> list[str]:
+    """The command systemd runs: this installation's own prodigyd.
+
+    The console script beside this interpreter, else `python -m prodigyd.main`; never a PATH
+    lookup, which can find another environment's prodigyd, or a pyenv shim that picks its
+    Python by the current directory.
+    """
+    script = Path(sysconfig.get_path("scripts")) / "prodigyd"
+    if os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "prodigyd.main"]
+
+
+def exec_command(argv: Sequence[str]) -> str:
+    """`argv` as an ExecStart value that systemd splits back into the same words.
+
+    systemd expands `%` specifiers everywhere but `$VARIABLES` only in the arguments; the
+    executable path is otherwise taken literally, so `$` is doubled in the arguments alone.
+    """
+    path, *args = argv
+    words = [path.replace("%", "%%"), *(arg.replace("%", "%%").replace("$", "$$") for arg in args)]
+    return " ".join(_quoted(word) for word in words)
+
+
+def render(name: str, argv: Sequence[str]) -> str:
+    """The unit file install-service writes for `name`, marked as its own."""
+    return f"{MARKER}\n{TEMPLATES[name].replace(EXEC_PLACEHOLDER, exec_command(argv))}"
+
+
+def _install(folder: Path, *, as_json: bool) -> int:
+    argv = daemon_argv()
+    written = {
+        folder / name: _write_if_changed(folder / name, render(name, argv)) for name in TEMPLATES
+    }
+    warning = _socket_mismatch()
+    if as_json:
+        files = [{"path": str(path), "changed": changed} for path, changed in written.items()]
+        report = {"installed": files, "exec_start": exec_command(argv), "next": ENABLE_LINE}
+        click.echo(dumps({**report, "warnings": [warning] if warning else []}))
+        return EXIT_OK
+    for path, changed in written.items():
+        click.echo(f"{'wrote' if changed else 'unchanged'} {path}")
+    click.echo(f"ExecStart={exec_command(argv)}")
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"to start prodigyd on demand, now and at every login, run:\n  {ENABLE_LINE}")
+    return EXIT_OK
+
+
+def _uninstall(folder: Path, *, as_json: bool) -> int:
+    units = [folder / name for name in TEMPLATES if (folder / name).exists()]
+    removed = [*_enablement_links(folder, units), *units]
+    for path in removed:
+        path.unlink()
+    if as_json:
+        click.echo(dumps({"removed": [str(path) for path in removed], "next": DISABLE_LINE}))
+        return EXIT_OK
+    if not units:
+        click.echo(f"no prodigyd units installed in {folder}")
+        return EXIT_OK
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"to stop the units that may still run, run:\n  {DISABLE_LINE}")
+    return EXIT_OK
+
+
+def _enablement_links(folder: Path, units: Sequence[Path]) -> list[Path]:
+    """The `*.wants/` and `*.requires/` links that `systemctl enable` made to `units`.
+
+    They are removed with the files because `systemctl disable` refuses a unit whose file is
+    already gone before systemd 256 (systemd#33254), which would leave them dangling.
+    """
+    targets = {unit.resolve() for unit in units}
+    candidates = [*folder.glob("*.wants/*"), *folder.glob("*.requires/*")]
+    return [link for link in candidates if link.is_symlink() and link.resolve() in targets]
+
+
+def _is_foreign(path: Path) -> bool:
+    """A unit file at `path` that install-service did not write (a symlink never is ours)."""
+    if path.is_symlink():
+        return True
+    if not path.exists():
+        return False
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            return file.readline().rstrip("\n") != MARKER
+    except OSError:
+        return True
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    """Write `text` atomically unless the file holds it already; whether it wrote."""
+    data = text.encode()
+    if path.exists() and path.read_bytes() == data:
+        return False
+    write_bytes_atomic(path, data, mode=0o644)
+    return True
+
+
+def _socket_mismatch() -> str | None:
+    """Why the client in this environment would miss the socket unit, if it would.
+
+    prodigyd.socket listens on $XDG_RUNTIME_DIR/prodigy/prodigyd.sock, which is prodigyctl's
+    socket only when PRODIGY_HOME is unset and XDG_RUNTIME_DIR is set.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and paths.socket_path() == Path(runtime) / "prodigy" / "prodigyd.sock":
+        return None
+    return (
+        f"prodigyctl here uses the socket {paths.socket_path()}, but prodigyd.socket listens "
+        "on $XDG_RUNTIME_DIR/prodigy/prodigyd.sock: unset PRODIGY_HOME, in a login session "
+        "that sets XDG_RUNTIME_DIR, for prodigyctl to reach the systemd-managed daemon"
+    )
+
+
+def _quoted(word: str) -> str:
+    """`word` in double quotes (C escapes inside) when systemd would otherwise split it."""
+    if not any(char.isspace() or char in "\"'\\;" for char in word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,359 @@
+"""prodigyd's settings: `$PRODIGY_HOME/config.toml`, overridden by `PRODIGY_*` variables.
+
+Every setting resolves the same way, in `load()`: a `PRODIGY_*` environment variable beats
+the config file, which beats the built-in default. (A command-line flag, where a command
+has one, beats all three; the caller applies it on top of `load()`.) Keeping one resolver
+means `prodigyctl config show` can say, for every key, where its value came from.
+
+The daemon reads the configuration once, at start, from its own environment. `prodigyctl
+config set/unset` write the file (atomically; the user owns it, the daemon never writes it),
+and a running daemon picks the change up when it restarts.
+
+Environment names: `PRODIGY_<KEY>` for a top-level key (`PRODIGY_MAX_CONCURRENT_JOBS`) and
+`PRODIGY_<SECTION>__<KEY>` for a key in a section (`PRODIGY_CLAUDE__MODEL`). Only names that
+map to a known key count: PRODIGY_HOME and the per-job variables are not settings here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from prodigyd import paths
+from prodigyd.errors import ProdigyError
+from prodigyd.store.atomic import write_bytes_atomic
+
+ENV_PREFIX = "PRODIGY_"
+
+#: Accepted spellings of a boolean in an environment variable or `config set` (any case).
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+#: Shown with every unknown-key error, since a typo'd key would otherwise silently do nothing.
+_KEYS_HINT = "`prodigyctl config show` lists every key; docs/config.md describes them"
+
+#: Tells "absent" from a stored value in `dict.pop`, since any TOML value may be stored.
+_MISSING = object()
+
+
+class ConfigError(ProdigyError):
+    """The config file or a PRODIGY_* setting is unreadable or invalid.
+
+    The message names where the bad value came from (the file, or the environment
+    variable) and the dotted key, so it can be fixed without a traceback.
+    """
+
+    kind = "config"
+
+
+class ClaudeConfig(BaseModel):
+    """`[claude]`: how `claude:` steps invoke Claude Code."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    binary: str | None = Field(None, min_length=1)  # None: `claude` on PATH
+    skip_permissions: bool = True  # pass --dangerously-skip-permissions (worktrees only)
+    model: str | None = Field(None, min_length=1)  # None: Claude Code's own default
+    extra_args: list[str] = Field(default_factory=list)  # appended to every claude argv
+
+
+class Config(BaseModel):
+    """The whole configuration. Strict: TOML is typed, so `"4"` for a number is a mistake."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_concurrent_jobs: int = Field(4, ge=1)
+    auto_resume: bool = True
+    shutdown_grace_seconds: float = Field(30.0, ge=0, allow_inf_nan=False)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        """`debug` works too, as it always has for PRODIGY_LOG_LEVEL."""
+        return value.upper() if isinstance(value, str) else value
+
+
+def config_file() -> Path:
+    """`$PRODIGY_HOME/config.toml`, read fresh so tests and `PRODIGY_HOME=...` isolate it."""
+    return paths.home() / "config.toml"
+
+
+def load(*, env: Mapping[str, str] | None = None) -> Config:
+    """The effective configuration: env var > config file > default, per key.
+
+    A command-line flag, where a command has one, is applied by its caller on top. `env`
+    holds the PRODIGY_* overrides (default: this process's environment). A missing file
+    means all defaults. Raises ConfigError naming the file or variable and the key.
+    """
+    path = config_file()
+    data = _read_file(path)
+    overrides = _env_overrides(os.environ if env is None else env)
+    for key, (_name, value) in overrides.items():
+        _set_in(data, key, value)
+    return _validate(data, lambda key: _origin(key, overrides, path))
+
+
+def describe(config: Config) -> dict[str, Any]:
+    """Every key, dotted (`claude.model`), with its JSON value: the shape scripts read."""
+    return _flatten(config.model_dump(mode="json"))
+
+
+def get_value(config: Config, key: str) -> Any:
+    """The JSON value of one dotted key; ConfigError with a suggestion for an unknown one."""
+    _require_known(key)
+    return describe(config)[key]
+
+
+def set_value(key: str, value: str) -> Config:
+    """Set one key in the config file, parsing `value` as that key's type.
+
+    The whole file is validated before it is written, so a bad value never lands on disk.
+    Other keys the user set are kept; comments and layout are not (tomli-w writes plain
+    TOML). Returns the configuration the file now defines, without environment overrides.
+    """
+    _require_known(key)
+    try:
+        parsed = _parse_text(key, value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    path = config_file()
+    data = _read_file(path)
+    _set_in(data, key, parsed)
+    config = _validate(data, lambda bad: None if bad == key else str(path))
+    _set_in(data, key, get_value(config, key))  # as validated: `debug` is stored as DEBUG
+    write_bytes_atomic(path, tomli_w.dumps(data).encode())
+    return config
+
+
+def unset_value(key: str) -> Config:
+    """Remove one key from the config file, so its default (or env override) applies.
+
+    An unknown key that *is* in the file can be removed too: that is how a typo the daemon
+    refuses to start with gets fixed. Removing an absent key changes nothing.
+    Returns the configuration the file now defines, without environment overrides.
+    """
+    path = config_file()
+    data = _read_file(path)
+    present = _pop_in(data, key)
+    if not present:
+        _require_known(key)
+    config = _validate(data, lambda _key: str(path))
+    if present:
+        write_bytes_atomic(path, tomli_w.dumps(data).encode())
+    return config
+
+
+def sources(config_env: Mapping[str, str]) -> dict[str, str]:
+    """Where each key's effective value comes from: `default`, `file` or `env:PRODIGY_X`.
+
+    Mirrors `load()`'s precedence; `config_env` is the environment the daemon would see.
+    """
+    data = _read_file(config_file())
+    texts = _env_texts(config_env)
+    return {
+        key: f"env:{texts[key][0]}" if key in texts else "file" if _has(data, key) else "default"
+        for key in _keys()
+    }
+
+
+# -- keys and types ---------------------------------------------------------------------------
+
+
+def _keys() -> list[str]:
+    """Every settable dotted key, in declaration order (sections hold no value themselves)."""
+    return list(_annotations())
+
+
+def _sections() -> list[str]:
+    return [name for name, field in Config.model_fields.items() if _is_section(field.annotation)]
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _annotations() -> dict[str, Any]:
+    """Dotted key → its type annotation, read off the models so they stay the one truth."""
+    found: dict[str, Any] = {}
+    for name, field in Config.model_fields.items():
+        if _is_section(field.annotation):
+            for sub, subfield in field.annotation.model_fields.items():
+                found[f"{name}.{sub}"] = subfield.annotation
+        else:
+            found[name] = field.annotation
+    return found
+
+
+def _env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace(".", "__")
+
+
+def _require_known(key: str) -> None:
+    if key not in _annotations():
+        raise ConfigError(f"unknown key {key}{_did_you_mean(key)}", hint=_KEYS_HINT)
+
+
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, [*_keys(), *_sections()], n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _kind(annotation: Any) -> Any:
+    """The Python type a text value must become: `str | None` → str, Literal → str."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return _kind(next(arg for arg in get_args(annotation) if arg is not type(None)))
+    if origin is Literal:
+        return str
+    return origin or annotation
+
+
+def _parse_text(key: str, text: str) -> Any:
+    """Turn an env var's or `config set`'s text into the key's type (ValueError if it can't).
+
+    The model is strict, so text must become a real bool/int/float/list first; then the
+    model's own rules (ranges, allowed values) apply exactly as for the file.
+    """
+    kind = _kind(_annotations()[key])
+    stripped = text.strip()
+    if kind is bool:
+        if stripped.lower() in _TRUE | _FALSE:
+            return stripped.lower() in _TRUE
+        raise ValueError(f"expected true/false, yes/no, on/off or 1/0, got {text!r}")
+    if kind in (int, float):
+        try:
+            return kind(stripped)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise ValueError(f"expected {noun}, got {text!r}") from None
+    if kind is list:
+        return _parse_list(stripped)
+    return text
+
+
+def _parse_list(text: str) -> list[Any]:
+    """A TOML array (`["-a", "b,c"]`) when it starts with `[`, else comma-separated items."""
+    if not text.startswith("["):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return list(tomllib.loads(f"value = {text}")["value"])
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not a TOML array ({exc}): {text!r}") from None
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+
+def _env_texts(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """key → (variable name, text) for each known key set in `env`; empty means unset."""
+    texts = {key: (_env_name(key), env.get(_env_name(key), "")) for key in _keys()}
+    return {key: found for key, found in texts.items() if found[1]}
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    overrides: dict[str, tuple[str, Any]] = {}
+    for key, (name, text) in _env_texts(env).items():
+        try:
+            overrides[key] = (name, _parse_text(key, text))
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {name}: {key}: {exc}") from None
+    return overrides
+
+
+def _origin(key: str, overrides: Mapping[str, tuple[str, Any]], path: Path) -> str:
+    """Where `load()` got a key's value: its variable when overridden, else the file."""
+    return f"environment variable {overrides[key][0]}" if key in overrides else str(path)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode())
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:  # its text ends "(at line L, column C)"
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def _validate(data: dict[str, Any], origin: Callable[[str], str | None]) -> Config:
+    """Validate; each problem names its key and `origin(key)` (a file, a variable, or none)."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error, origin) for error in exc.errors()]
+        unknown = any(error["type"] == "extra_forbidden" for error in exc.errors())
+        raise ConfigError(
+            problems[0],
+            details="\n".join(problems[1:]) or None,
+            hint=_KEYS_HINT if unknown else None,
+        ) from None
+
+
+def _problem(error: ErrorDetails, origin: Callable[[str], str | None]) -> str:
+    names = [str(part) for part in error["loc"] if isinstance(part, str)]
+    key = ".".join(names)
+    where = origin(key)
+    prefix = f"{where}: " if where else ""
+    if error["type"] == "extra_forbidden":
+        return f"{prefix}unknown key {key}{_did_you_mean(key)}"
+    shown = "".join(f"[{part}]" for part in error["loc"] if isinstance(part, int))
+    return f"{prefix}{key}{shown}: {error['msg']} (got {error['input']!r})"
+
+
+# -- nested dicts -----------------------------------------------------------------------------
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _set_in(data: dict[str, Any], key: str, value: Any) -> None:
+    *sections, name = key.split(".")
+    for section in sections:
+        if not isinstance(data.get(section), dict):
+            data[section] = {}
+        data = data[section]
+    data[name] = value
+
+
+def _pop_in(data: dict[str, Any], key: str) -> bool:
+    """Remove `key`; drop a section it leaves empty. True when something was removed."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        return data.pop(head, _MISSING) is not _MISSING
+    section = data.get(head)
+    if not isinstance(section, dict) or not _pop_in(section, rest):
+        return False
+    if not section:
+        del data[head]
+    return True
+
+
+def _has(data: Mapping[str, Any], key: str) -> bool:
+    head, _, rest = key.partition(".")
+    if head not in data:
+        return False
+    return not rest or (isinstance(data[head], dict) and _has(data[head], rest))

@@ -1,0 +1,170 @@
+"""`prodigyctl config ...` as users meet it: output, JSON shapes, exit codes, the real file.
+
+The plain command functions are called directly: they never talk to the daemon, and
+the click group only passes its options on to them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from prodigyctl.commands import config as cmd
+from prodigyd import config as cfg
+
+ENV_NAMES = [f"PRODIGY_{key.upper().replace('.', '__')}" for key in cfg.describe(cfg.Config())]
+
+
+@pytest.fixture(autouse=True)
+def no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever PRODIGY_* settings the developer's shell has, these tests start from none."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], rc: int) -> tuple[int, str, str]:
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_path_prints_the_file_in_prodigy_home(isolated: Path, capsys: pytest.CaptureFixture[str]):
+    assert run(capsys, cmd.path()) == (0, f"{isolated / 'config.toml'}\n", "")
+
+
+def test_show_without_a_file_lists_every_default(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+):
+    rc, out, err = run(capsys, cmd.show(as_json=False))
+    assert (rc, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"config file: {isolated / 'config.toml'} (does not exist: defaults apply)"
+    assert lines[1].split() == ["KEY", "VALUE", "SOURCE"]
+    rows = {key: rest for key, *rest in (re.split(r"\s{2,}", line) for line in lines[2:])}
+    assert rows["max_concurrent_jobs"] == ["4", "default"]
+    assert rows["auto_resume"] == ["true", "default"]
+    assert rows["claude.model"] == ["(not set)", "default"]
+    assert rows["claude.extra_args"] == ["[]", "default"]
+    assert len(rows) == 9
+
+
+def test_show_json_gives_value_and_source_per_key(
+    isolated: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    assert cmd.set_(key="claude.model", value="opus") == 0
+    monkeypatch.setenv("PRODIGY_MAX_CONCURRENT_JOBS", "7")
+    capsys.readouterr()
+    rc, out, _ = run(capsys, cmd.show(as_json=True))
+    shown = json.loads(out)
+    assert rc == 0
+    assert shown["file"] == str(isolated / "config.toml")
+    assert shown["exists"] is True
+    assert shown["keys"]["claude.model"] == {"value": "opus", "source": "file"}
+    assert shown["keys"]["max_concurrent_jobs"] == {
+        "value": 7,
+        "source": "env:PRODIGY_MAX_CONCURRENT_JOBS",
+    }
+    assert shown["keys"]["shutdown_grace_seconds"] == {"value": 30.0, "source": "default"}
+
+
+def test_get_prints_the_value_or_json(capsys: pytest.CaptureFixture[str]):
+    assert run(capsys, cmd.get(key="max_concurrent_jobs", as_json=False)) == (0, "4\n", "")
+    rc, out, _ = run(capsys, cmd.get(key="claude.binary", as_json=True))
+    assert (rc, json.loads(out)) == (
+        0,
+        {"key": "claude.binary", "value": None, "source": "default"},
+    )
+
+
+def test_get_unknown_key_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]):
+    rc, out, err = run(capsys, cmd.get(key="claude.modl", as_json=False))
+    assert (rc, out) == (2, "")
+    assert err.startswith("error: unknown key claude.modl; did you mean claude.model?\nhint: ")
+
+
+def test_set_writes_the_file_and_says_how_to_apply(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+):
+    rc, out, err = run(capsys, cmd.set_(key="claude.extra_args", value='["--max-turns", "3"]'))
+    assert (rc, err) == (0, "")
+    assert out == (
+        'claude.extra_args = ["--max-turns", "3"] '
+        "(restart prodigyd to apply: prodigyctl daemon stop)\n"
+    )
+    assert (isolated / "config.toml").read_text() == (
+        '[claude]\nextra_args = [\n    "--max-turns",\n    "3",\n]\n'
+    )
+    assert (
+        run(capsys, cmd.get(key="claude.extra_args", as_json=False))[1] == '["--max-turns", "3"]\n'
+    )
+
+
+def test_set_warns_when_an_env_var_overrides_the_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PRODIGY_AUTO_RESUME", "true")
+    rc, out, err = run(capsys, cmd.set_(key="auto_resume", value="false"))
+    assert rc == 0
+    assert out.startswith("auto_resume = false (")
+    assert err == "note: PRODIGY_AUTO_RESUME is set here and overrides the config file\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "error"),
+    [
+        (
+            "max_concurrent_jobs",
+            "lots",
+            "error: max_concurrent_jobs: expected an integer, got 'lots'\n",
+        ),
+        (
+            "shutdown_grace_seconds",
+            "-1",
+            "error: shutdown_grace_seconds: Input should be greater than or equal to 0 (got -1.0)\n",
+        ),
+        (
+            "max_concurent_jobs",
+            "2",
+            "error: unknown key max_concurent_jobs; did you mean max_concurrent_jobs?\n",
+        ),
+    ],
+)
+def test_set_rejects_bad_input_with_exit_2(
+    isolated: Path, capsys: pytest.CaptureFixture[str], key: str, value: str, error: str
+):
+    rc, out, err = run(capsys, cmd.set_(key=key, value=value))
+    assert (rc, out) == (2, "")
+    assert err.startswith(error)
+    assert not (isolated / "config.toml").exists()
+
+
+def test_unset_restores_the_default(isolated: Path, capsys: pytest.CaptureFixture[str]):
+    cmd.set_(key="log_level", value="debug")
+    cmd.set_(key="auto_resume", value="no")
+    capsys.readouterr()
+    rc, out, err = run(capsys, cmd.unset(key="log_level"))
+    assert (rc, err) == (0, "")
+    assert out == "log_level unset (restart prodigyd to apply: prodigyctl daemon stop)\n"
+    assert (isolated / "config.toml").read_text() == "auto_resume = false\n"
+    rc, out, _ = run(capsys, cmd.get(key="log_level", as_json=True))
+    assert json.loads(out) == {"key": "log_level", "value": "INFO", "source": "default"}
+
+
+def test_unset_unknown_key_exits_2(capsys: pytest.CaptureFixture[str]):
+    rc, _, err = run(capsys, cmd.unset(key="nope"))
+    assert rc == 2
+    assert err.startswith("error: unknown key nope")
+
+
+def test_broken_file_makes_show_exit_2_naming_file_and_line(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+):
+    isolated.mkdir()
+    (isolated / "config.toml").write_text("[claude\nmodel = 'x'\n")
+    rc, out, err = run(capsys, cmd.show(as_json=True))
+    assert (rc, out) == (2, "")
+    assert err.startswith(f"error: invalid TOML in {isolated / 'config.toml'}: ")
+    assert "(at line 1, column 8)" in err
+    assert "Traceback" not in err

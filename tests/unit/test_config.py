@@ -1,0 +1,354 @@
+"""prodigyd.config against real files in the test's own PRODIGY_HOME."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from prodigyd import config as cfg
+from prodigyd.config import Config, ConfigError
+
+NO_ENV: dict[str, str] = {}
+
+
+@pytest.fixture
+def config_file(isolated: Path) -> Path:
+    isolated.mkdir(parents=True, exist_ok=True)
+    return isolated / "config.toml"
+
+
+def test_config_file_lives_in_prodigy_home(isolated: Path):
+    assert cfg.config_file() == isolated / "config.toml"
+
+
+def test_defaults_when_there_is_no_file(config_file: Path):
+    assert not config_file.exists()
+    config = cfg.load(env=NO_ENV)
+    assert config == Config()
+    assert cfg.describe(config) == {
+        "max_concurrent_jobs": 4,
+        "auto_resume": True,
+        "shutdown_grace_seconds": 30.0,
+        "log_level": "INFO",
+        "event_loop": "asyncio",
+        "claude.binary": None,
+        "claude.skip_permissions": True,
+        "claude.model": None,
+        "claude.extra_args": [],
+    }
+
+
+def test_file_values(config_file: Path):
+    config_file.write_text(
+        "max_concurrent_jobs = 2\nauto_resume = false\nshutdown_grace_seconds = 5\n"
+        'log_level = "debug"\nevent_loop = "uvloop"\n'
+        '[claude]\nbinary = "/opt/claude"\nskip_permissions = false\nmodel = "opus"\n'
+        'extra_args = ["--max-turns", "3"]\n'
+    )
+    config = cfg.load(env=NO_ENV)
+    assert config.max_concurrent_jobs == 2
+    assert config.auto_resume is False
+    assert config.shutdown_grace_seconds == 5.0
+    assert config.log_level == "DEBUG"
+    assert config.event_loop == "uvloop"
+    assert config.claude.binary == "/opt/claude"
+    assert config.claude.skip_permissions is False
+    assert config.claude.model == "opus"
+    assert config.claude.extra_args == ["--max-turns", "3"]
+
+
+def test_env_beats_file_beats_default(config_file: Path):
+    config_file.write_text(
+        'max_concurrent_jobs = 2\nauto_resume = false\n[claude]\nmodel = "opus"\n'
+    )
+    env = {"PRODIGY_MAX_CONCURRENT_JOBS": "8", "PRODIGY_CLAUDE__MODEL": "sonnet"}
+    config = cfg.load(env=env)
+    assert config.max_concurrent_jobs == 8  # env over file
+    assert config.claude.model == "sonnet"  # env over file, nested
+    assert config.auto_resume is False  # file over default
+    assert config.log_level == "INFO"  # default
+    assert cfg.sources(env) == {
+        "max_concurrent_jobs": "env:PRODIGY_MAX_CONCURRENT_JOBS",
+        "auto_resume": "file",
+        "shutdown_grace_seconds": "default",
+        "log_level": "default",
+        "event_loop": "default",
+        "claude.binary": "default",
+        "claude.skip_permissions": "default",
+        "claude.model": "env:PRODIGY_CLAUDE__MODEL",
+        "claude.extra_args": "default",
+    }
+
+
+def test_load_reads_the_process_environment_by_default(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PRODIGY_SHUTDOWN_GRACE_SECONDS", "1.5")
+    assert cfg.load().shutdown_grace_seconds == 1.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "key", "expected"),
+    [
+        ("PRODIGY_AUTO_RESUME", "FALSE", "auto_resume", False),
+        ("PRODIGY_AUTO_RESUME", "no", "auto_resume", False),
+        ("PRODIGY_AUTO_RESUME", "0", "auto_resume", False),
+        ("PRODIGY_AUTO_RESUME", "off", "auto_resume", False),
+        ("PRODIGY_AUTO_RESUME", "Yes", "auto_resume", True),
+        ("PRODIGY_CLAUDE__SKIP_PERMISSIONS", "1", "claude.skip_permissions", True),
+        ("PRODIGY_CLAUDE__SKIP_PERMISSIONS", "true", "claude.skip_permissions", True),
+        ("PRODIGY_MAX_CONCURRENT_JOBS", " 12 ", "max_concurrent_jobs", 12),
+        ("PRODIGY_SHUTDOWN_GRACE_SECONDS", "2.5", "shutdown_grace_seconds", 2.5),
+        ("PRODIGY_SHUTDOWN_GRACE_SECONDS", "0", "shutdown_grace_seconds", 0.0),
+        ("PRODIGY_LOG_LEVEL", "warning", "log_level", "WARNING"),
+        ("PRODIGY_EVENT_LOOP", "uvloop", "event_loop", "uvloop"),
+        ("PRODIGY_CLAUDE__BINARY", "/usr/bin/claude", "claude.binary", "/usr/bin/claude"),
+        (
+            "PRODIGY_CLAUDE__EXTRA_ARGS",
+            "--verbose, --max-turns,3",
+            "claude.extra_args",
+            ["--verbose", "--max-turns", "3"],
+        ),
+        (
+            "PRODIGY_CLAUDE__EXTRA_ARGS",
+            '["--append", "a, b"]',
+            "claude.extra_args",
+            ["--append", "a, b"],
+        ),
+        ("PRODIGY_CLAUDE__EXTRA_ARGS", "[]", "claude.extra_args", []),
+    ],
+)
+def test_env_text_is_parsed_as_the_keys_type(
+    config_file: Path, variable: str, text: str, key: str, expected: object
+):
+    values = cfg.describe(cfg.load(env={variable: text}))
+    assert values[key] == expected
+    assert type(values[key]) is type(expected)
+
+
+def test_unknown_and_empty_prodigy_variables_are_ignored(config_file: Path):
+    env = {
+        "PRODIGY_HOME": "/elsewhere",
+        "PRODIGY_CLAUDE_BIN": "/per-job/claude",  # a per-job variable, not a config key
+        "PRODIGY_NO_SUCH_KEY": "1",
+        "PRODIGY_CLAUDE__NOPE": "x",
+        "PRODIGY_MAX_CONCURRENT_JOBS": "",
+    }
+    assert cfg.load(env=env) == Config()
+    assert set(cfg.sources(env).values()) == {"default"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "expected"),
+    [
+        ("PRODIGY_AUTO_RESUME", "maybe", "expected true/false"),
+        ("PRODIGY_MAX_CONCURRENT_JOBS", "lots", "expected an integer, got 'lots'"),
+        ("PRODIGY_SHUTDOWN_GRACE_SECONDS", "soon", "expected a number"),
+        ("PRODIGY_CLAUDE__EXTRA_ARGS", '["unclosed"', "not a TOML array"),
+    ],
+)
+def test_unparsable_env_value_names_the_variable_and_key(
+    config_file: Path, variable: str, text: str, expected: str
+):
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env={variable: text})
+    message = caught.value.message
+    assert message.startswith(f"environment variable {variable}: ")
+    assert expected in message
+
+
+def test_env_value_out_of_range_names_the_variable_not_the_file(config_file: Path):
+    config_file.write_text("auto_resume = true\n")
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env={"PRODIGY_MAX_CONCURRENT_JOBS": "0"})
+    assert caught.value.message == (
+        "environment variable PRODIGY_MAX_CONCURRENT_JOBS: max_concurrent_jobs: "
+        "Input should be greater than or equal to 1 (got 0)"
+    )
+    assert caught.value.kind == "config"
+
+
+def test_invalid_toml_names_the_file_line_and_column(config_file: Path):
+    config_file.write_text("auto_resume = true\nmax_concurrent_jobs = \n")
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env=NO_ENV)
+    message = caught.value.message
+    assert str(config_file) in message
+    assert "line 2, column 23" in message
+    assert "Traceback" not in caught.value.render()
+
+
+def test_wrong_type_names_the_file_and_key(config_file: Path):
+    config_file.write_text('max_concurrent_jobs = "lots"\n')
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env=NO_ENV)
+    assert caught.value.message == (
+        f"{config_file}: max_concurrent_jobs: Input should be a valid integer (got 'lots')"
+    )
+
+
+def test_numbers_in_quotes_are_a_type_error_not_a_guess(config_file: Path):
+    config_file.write_text('[claude]\nskip_permissions = "false"\n')
+    with pytest.raises(
+        ConfigError, match=r"claude\.skip_permissions: Input should be a valid boolean"
+    ):
+        cfg.load(env=NO_ENV)
+
+
+def test_list_item_errors_name_the_index(config_file: Path):
+    config_file.write_text('[claude]\nextra_args = ["--ok", 3]\n')
+    with pytest.raises(
+        ConfigError, match=r"claude\.extra_args\[1\]: Input should be a valid string"
+    ):
+        cfg.load(env=NO_ENV)
+
+
+def test_every_problem_is_reported(config_file: Path):
+    config_file.write_text('max_concurrent_jobs = 0\nlog_level = "LOUD"\n')
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env=NO_ENV)
+    assert "max_concurrent_jobs" in caught.value.message
+    assert "log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in (
+        caught.value.details or ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "max_concurent_jobs = 2\n",
+            "unknown key max_concurent_jobs; did you mean max_concurrent_jobs?",
+        ),
+        ('[claude]\nmodle = "x"\n', "unknown key claude.modle; did you mean claude.model?"),
+        ('[claud]\nmodel = "x"\n', "unknown key claud; did you mean claude?"),
+        ("zzz = 1\n", "unknown key zzz"),
+    ],
+)
+def test_unknown_key_in_file_suggests_the_known_one(config_file: Path, toml: str, message: str):
+    config_file.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env=NO_ENV)
+    assert caught.value.message == f"{config_file}: {message}"
+    assert "config show" in (caught.value.hint or "")
+
+
+def test_unreadable_file_is_a_config_error(config_file: Path):
+    config_file.mkdir()
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        cfg.load(env=NO_ENV)
+
+
+def test_set_value_round_trip_keeps_other_keys(config_file: Path):
+    config_file.write_text(
+        '# my settings\nauto_resume = false\n[claude]\nmodel = "opus"  # the big one\n'
+    )
+    returned = cfg.set_value("max_concurrent_jobs", "6")
+    cfg.set_value("claude.extra_args", "--verbose,--max-turns")
+    config = cfg.load(env=NO_ENV)
+    assert returned.max_concurrent_jobs == 6
+    assert config.max_concurrent_jobs == 6
+    assert config.auto_resume is False
+    assert config.claude.model == "opus"
+    assert config.claude.extra_args == ["--verbose", "--max-turns"]
+    text = config_file.read_text()
+    assert "#" not in text  # tomli-w cannot keep comments; docs/config.md says so
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+
+
+def test_set_value_stores_the_normalised_value(config_file: Path):
+    cfg.set_value("log_level", "debug")
+    cfg.set_value("shutdown_grace_seconds", "5")
+    assert config_file.read_text() == 'log_level = "DEBUG"\nshutdown_grace_seconds = 5.0\n'
+
+
+def test_set_value_creates_the_file_and_home(isolated: Path):
+    assert not isolated.exists()
+    cfg.set_value("claude.skip_permissions", "no")
+    assert (isolated / "config.toml").read_text() == "[claude]\nskip_permissions = false\n"
+
+
+def test_set_value_returns_the_file_config_without_env_overrides(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PRODIGY_MAX_CONCURRENT_JOBS", "9")
+    assert cfg.set_value("max_concurrent_jobs", "3").max_concurrent_jobs == 3
+    assert cfg.load().max_concurrent_jobs == 9
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "max_concurrent_jobs",
+            "0",
+            "max_concurrent_jobs: Input should be greater than or equal to 1 (got 0)",
+        ),
+        ("max_concurrent_jobs", "many", "max_concurrent_jobs: expected an integer, got 'many'"),
+        ("event_loop", "trio", "event_loop: Input should be 'asyncio' or 'uvloop' (got 'trio')"),
+        ("claude.model", "", "claude.model: String should have at least 1 character (got '')"),
+        ("claude.modle", "x", "unknown key claude.modle; did you mean claude.model?"),
+        ("claude", "x", "unknown key claude"),
+    ],
+)
+def test_set_value_rejects_bad_input_and_leaves_the_file_alone(
+    config_file: Path, key: str, value: str, message: str
+):
+    config_file.write_text("auto_resume = false\n")
+    with pytest.raises(ConfigError) as caught:
+        cfg.set_value(key, value)
+    assert caught.value.message.startswith(message)
+    assert config_file.read_text() == "auto_resume = false\n"
+
+
+def test_set_value_over_a_broken_file_names_the_file(config_file: Path):
+    config_file.write_text("auto_resume = [\n")
+    with pytest.raises(ConfigError, match="invalid TOML in"):
+        cfg.set_value("max_concurrent_jobs", "2")
+    assert config_file.read_text() == "auto_resume = [\n"
+
+
+def test_set_value_repairs_a_bad_value(config_file: Path):
+    config_file.write_text('max_concurrent_jobs = "lots"\n')
+    cfg.set_value("max_concurrent_jobs", "2")
+    assert cfg.load(env=NO_ENV).max_concurrent_jobs == 2
+
+
+def test_unset_value_removes_the_key_and_an_emptied_section(config_file: Path):
+    config_file.write_text('auto_resume = false\n[claude]\nmodel = "opus"\n')
+    config = cfg.unset_value("claude.model")
+    assert config.claude.model is None
+    assert config_file.read_text() == "auto_resume = false\n"
+    assert cfg.sources(NO_ENV)["claude.model"] == "default"
+
+
+def test_unset_value_of_an_absent_key_writes_nothing(config_file: Path):
+    assert cfg.unset_value("log_level") == Config()
+    assert not config_file.exists()
+
+
+def test_unset_value_removes_an_unknown_key_the_file_has(config_file: Path):
+    config_file.write_text("auto_resume = false\nmax_concurent_jobs = 2\n")
+    cfg.unset_value("max_concurent_jobs")
+    assert cfg.load(env=NO_ENV).auto_resume is False
+
+
+def test_unset_value_of_an_unknown_absent_key_suggests(config_file: Path):
+    with pytest.raises(ConfigError, match=r"unknown key auto_resum; did you mean auto_resume\?"):
+        cfg.unset_value("auto_resum")
+
+
+def test_get_value(config_file: Path):
+    config = cfg.load(env={"PRODIGY_CLAUDE__EXTRA_ARGS": "a,b"})
+    assert cfg.get_value(config, "claude.extra_args") == ["a", "b"]
+    with pytest.raises(ConfigError, match="did you mean log_level"):
+        cfg.get_value(config, "log_levle")
+
+
+def test_describe_is_json_and_covers_every_key(config_file: Path):
+    values = cfg.describe(cfg.load(env=NO_ENV))
+    assert json.loads(json.dumps(values)) == values
+    assert list(values) == list(cfg.sources(NO_ENV))
