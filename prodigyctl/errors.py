@@ -8,6 +8,7 @@ An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ and prin
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import sys
 import time
@@ -42,10 +43,13 @@ def error_handler() -> Iterator[None]:
     try:
         yield
     except RpcError as err:
-        click.echo(f"error: {err.render()}", err=True)
+        if err.code == protocol.INVALID_PARAMS and "Extra inputs" in err.message:
+            err.data.setdefault("hint", "prodigyd may be older than prodigyctl: restart it with "
+                                "`prodigyctl daemon stop` (running jobs resume on the next start)")
+        _report(err.render(), {"code": err.code, "message": err.message, **err.data})
         sys.exit(exit_code_for(err))
     except DaemonUnreachable as err:
-        click.echo(f"error: {err}", err=True)
+        _report(str(err), {"code": None, "message": str(err)})
         sys.exit(EXIT_UNREACHABLE)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -64,12 +68,21 @@ def error_handler() -> Iterator[None]:
         sys.exit(_crash())
 
 
+def _report(text: str, data: dict[str, object]) -> None:
+    """One error on stderr: a line for people, or a JSON object under --json."""
+    if "--json" in sys.argv[1:]:
+        click.echo(json.dumps({"error": data}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"error: {text}", err=True)
+
+
 def _crash() -> int:
     logs = paths.logs_dir()
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = logs / f"prodigyctl-crash-{time.strftime('%Y%m%d_%H%M%S')}.log"
     path.write_text(
-        f"prodigyctl crash\ncommand: {sys.argv}\npython: {sys.version}\n"
+        f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "
+        f"they may hold secrets)\npython: {sys.version}\n"
         f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
     )
     click.echo(f"error: prodigyctl crashed; details in {path}", err=True)

@@ -27,7 +27,13 @@ from typing import Any
 
 from prodigyd import systemd
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import RunRequest, Session, check_resumable, prepare
+from prodigyd.engine.session import (
+    RunRequest,
+    Session,
+    check_environment,
+    check_resumable,
+    prepare,
+)
 from prodigyd.errors import Conflict, ProdigyError, ShuttingDown
 from prodigyd.store import journal
 from prodigyd.store import sessions as session_store
@@ -172,9 +178,13 @@ class JobManager:
         self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
     ) -> SessionRecord:
         self._check_accepting()
-        record, _ = await prepare(request)
+        record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
         stored = session_store.create(
-            record, request.env, priority=priority, idempotency_key=idempotency_key
+            record,
+            request.env,
+            request.args,
+            priority=priority,
+            idempotency_key=idempotency_key,
         )
         if stored.id == record.id:
             self.hub(record).emit("session_queued", workflow=record.workflow, priority=priority)
@@ -182,14 +192,25 @@ class JobManager:
         return stored
 
     async def resume(
-        self, session_id: str, *, force: bool, merge_policy: str | None
+        self,
+        session_id: str,
+        *,
+        force: bool,
+        merge_policy: str | None,
+        env: dict[str, str] | None = None,
     ) -> SessionRecord:
+        """Queue a failed or interrupted session to continue; `env` (the resuming client's
+        environment) replaces the one it was submitted with, so a fixed variable counts."""
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
             raise Conflict(f"session {session_id} is already {record.status.value}")
         loaded = load_workflow(record.workflow, strict=record.strict)
         check_resumable(record, loaded, force=force)
+        _, args = session_store.load_private(session_id)
+        if env is not None:
+            check_environment(loaded.workflow, record, env, args, self.engine.claude_bin)
+            session_store.save_private(session_id, env, args)
         if force:
             record.workflow_sha256 = loaded.sha256
             record.total_steps = len(loaded.workflow.steps)
@@ -222,9 +243,12 @@ class JobManager:
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
             return session_store.load(session_id)
         record = session_store.load(session_id)
-        if record.status is not Status.QUEUED:
-            raise Conflict(f"session {session_id} is not running (it is {record.status.value})")
-        record.status = status
+        if record.status in (Status.COMPLETED, Status.CANCELLED) or (
+            resumable and record.status is not Status.QUEUED
+        ):
+            raise Conflict(f"session {session_id} is {record.status.value}: nothing to cancel")
+        record.status = status  # queued, failed, interrupted or awaiting_merge: closed for good
+        record.completed_at = now_iso() if status is Status.CANCELLED else None
         session_store.save(record)
         self.hub(record).emit("session_finished", status=status.value, error=None)
         return record
@@ -294,10 +318,12 @@ class JobManager:
             self._wake.set()
 
     def _session(self, record: SessionRecord, loaded: Any) -> Session:
+        env, args = session_store.load_private(record.id)
         return Session(
             record,
             loaded,
-            env=session_store.load_env(record.id),
+            env=env,
+            args=args,
             events=self.hub(record),
             settings=self.engine,
             merge_lock=self._merge_lock,

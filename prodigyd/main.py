@@ -154,9 +154,7 @@ async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[async
         path = Path(activated[0].getsockname())
         if path != paths.socket_path():
             log.warning("systemd passed %s but clients look for %s", path, paths.socket_path())
-        server = await asyncio.start_unix_server(
-            accept, sock=activated[0], limit=MAX_MESSAGE_BYTES
-        )
+        server = await asyncio.start_unix_server(accept, sock=activated[0], limit=MAX_MESSAGE_BYTES)
         return server, path
     sock = paths.socket_path()
     with contextlib.suppress(FileNotFoundError):

@@ -61,9 +61,13 @@ class Connection:
         if peer_uid is not None and peer_uid != os.getuid():
             log.warning("refused a connection from uid %d (owner is %d)", peer_uid, os.getuid())
             with contextlib.suppress(ConnectionError, OSError):
-                await self.send(protocol.error(
-                    None, protocol.PRODIGY_ERROR,
-                    f"permission denied: this prodigyd serves only uid {os.getuid()}"))
+                await self.send(
+                    protocol.error(
+                        None,
+                        protocol.PRODIGY_ERROR,
+                        f"permission denied: this prodigyd serves only uid {os.getuid()}",
+                    )
+                )
             self.writer.close()
             return
         try:

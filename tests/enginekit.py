@@ -55,10 +55,12 @@ def write_workflow(tmp: Path, text: str, name: str = "wf.yml") -> Path:
 
 
 def _session(record: SessionRecord, env: dict[str, str], sink: ListSink) -> Session:
+    _, args = session_store.load_private(record.id)
     return Session(
         record,
         load_workflow(record.workflow, strict=record.strict),
         env=env,
+        args=args,
         events=sink,
         settings=EngineSettings(claude_log_dir=paths.claude_logs_dir()),
         merge_lock=_unlocked,
@@ -81,7 +83,7 @@ async def run_workflow(
         merge_policy=merge,
     )
     record, _ = await prepare(request)
-    session_store.create(record, env)
+    session_store.create(record, env, args)
     sink = ListSink()
     session = _session(record, env, sink)
     await session.run()

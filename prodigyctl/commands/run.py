@@ -50,7 +50,12 @@ def run(
 
 
 def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
-    params = {"session_id": session_id, "force": force, "merge": "auto" if yes else None}
+    params = {
+        "session_id": session_id,
+        "force": force,
+        "merge": "auto" if yes else None,
+        "env": dict(os.environ),  # a variable fixed since the failure counts on resume
+    }
     with Client.connect() as client:
         record = client.call(protocol.SESSIONS_RESUME, params)
         return _after_start(client, record, detach=detach, as_json=as_json, yes=yes)

@@ -97,7 +97,9 @@ async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
 
 
 async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
-    record = await state.jobs.resume(check_id(p.session_id), force=p.force, merge_policy=p.merge)
+    record = await state.jobs.resume(
+        check_id(p.session_id), force=p.force, merge_policy=p.merge, env=p.env
+    )
     return _with_seq(state, record)
 
 

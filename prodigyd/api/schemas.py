@@ -44,6 +44,7 @@ class CancelParams(SessionParams):
 class ResumeParams(SessionParams):
     force: bool = False
     merge: MergePolicy | None = None
+    env: dict[str, str] | None = None  # the resuming client's environment; None keeps the old
 
 
 class SubscribeParams(_Params):
@@ -58,9 +59,14 @@ class EventsQuery(_Params):
     limit: int = Field(1000, ge=1, le=1_000_000)
 
 
+SessionStatus = Literal[
+    "queued", "running", "awaiting_merge", "completed", "failed", "interrupted", "cancelled"
+]
+
+
 class ListParams(_Params):
     limit: int = Field(100, ge=1, le=10_000)
-    status: str | None = None
+    status: SessionStatus | None = None
 
 
 class StopParams(_Params):

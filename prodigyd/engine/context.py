@@ -71,10 +71,13 @@ class RunContext:
     strict_variables: bool = False
 
     def interpolate(self, text: str, store: VariableStore | None = None) -> str:
+        """Substitute variables; in strict mode, names of the job environment (`$HOME`)
+        are left for the shell rather than reported as unresolved."""
         return interpolate(
             text,
             store or self.variables,
             strict=self.strict_variables or self.workflow.strict_variables,
+            shell_names=self.env,
         )
 
     def step_env(

@@ -18,19 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
+from prodigyd.agents.claude import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import Checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
-from prodigyd.errors import Conflict, MergeRefused, ProdigyError, StoreError, WorkflowError
+from prodigyd.errors import (
+    Conflict,
+    Location,
+    MergeRefused,
+    ProdigyError,
+    StoreError,
+    WorkflowError,
+)
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
@@ -63,14 +71,18 @@ class RunRequest:
     strict: bool = False
 
 
-async def prepare(request: RunRequest) -> tuple[SessionRecord, LoadedWorkflow]:
-    """Validate a submission and build its session record (nothing is written yet)."""
+async def prepare(
+    request: RunRequest, *, claude_bin: str | None = None
+) -> tuple[SessionRecord, LoadedWorkflow]:
+    """Validate a submission and build its session record (nothing is written yet).
+
+    Everything a user can get wrong is checked here, before the job is acknowledged: the
+    workflow file, the repository and branch, the environment (profile, env files, secrets)
+    and the claude executable when a step needs it. `record.args` comes back masked.
+    """
     workflow_path = Path(request.cwd, request.workflow).expanduser()
     loaded = load_workflow(workflow_path, strict=request.strict)
     _check_runnable(loaded.workflow)
-    if request.profile and request.profile not in loaded.workflow.profiles:
-        known = ", ".join(sorted(loaded.workflow.profiles)) or "none defined"
-        raise WorkflowError(f"unknown profile {request.profile!r} (profiles: {known})")
     repo = await git_repo.repo_root(Path(request.cwd, request.repo or ".").expanduser())
     branch = await git_repo.current_branch(repo)
     session_id = new_session_id()
@@ -93,14 +105,41 @@ async def prepare(request: RunRequest) -> tuple[SessionRecord, LoadedWorkflow]:
         total_steps=len(loaded.workflow.steps),
         warnings=loaded.warnings,
     )
+    masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
+    record.args = masker.mask_obj(list(request.args))
     return record, loaded
 
 
+def check_environment(
+    workflow: Workflow,
+    record: SessionRecord,
+    env: Mapping[str, str],
+    args: Sequence[str],
+    claude_bin: str | None,
+) -> Masker:
+    """Compose the job environment once, as the run will, so its errors surface now."""
+    masker = Masker()
+    store = VariableStore()
+    store.update(_builtin_variables(record, Path(record.worktree), args))
+    job_env.compose(
+        workflow,
+        inherited=env,
+        profile=record.profile,
+        files_root=Path(record.repo),
+        store=store,
+        masker=masker,
+    )
+    if any(step.kind == "claude" for step in _all_steps(workflow.steps)):
+        resolve_claude(claude_bin, env)
+    return masker
+
+
 def _check_runnable(workflow: Workflow) -> None:
-    for index, step in enumerate(_all_steps(workflow.steps), start=1):
+    for step in _all_steps(workflow.steps):
         if step.kind not in RUNNABLE_KINDS:
             raise WorkflowError(
-                f"{step.kind} steps are not supported yet (step {index}, line {step.line})",
+                f"{step.kind} steps are not supported yet",
+                location=Location(workflow.source or "<workflow>", line=step.line),
                 hint="foreach and MapReduce arrive with the map phase",
             )
 
@@ -145,6 +184,7 @@ class Session:
         loaded: LoadedWorkflow,
         *,
         env: Mapping[str, str],
+        args: Sequence[str] = (),
         events: EventSink,
         settings: EngineSettings,
         merge_lock: MergeLock,
@@ -152,6 +192,7 @@ class Session:
         self.record = record
         self.loaded = loaded
         self.inherited = dict(env)
+        self.args = list(args)  # verbatim: record.args is the masked copy clients see
         self.masker = Masker()
         self.events = SessionSink(events, self.masker, record)
         self.settings = settings
@@ -302,7 +343,7 @@ class Session:
     def _context(self, resume: bool) -> tuple[RunContext, list[dict[str, Any]]]:
         record, workflow = self.record, self.loaded.workflow
         store = VariableStore()
-        store.update(_builtin_variables(record, self.worktree))
+        store.update(_builtin_variables(record, self.worktree, self.args))
         composed = job_env.compose(
             workflow,
             inherited=self.inherited,
@@ -318,8 +359,8 @@ class Session:
             completed = list(saved.get("completed_steps") or [])
         store.update(composed.workflow_values)
         env = {**composed.env, "PRODIGY_SESSION_ID": record.id, "PRODIGY_WORKTREE": record.worktree}
-        if record.args:
-            env.setdefault("PRODIGY_ARG", record.args[0])
+        if self.args:
+            env.setdefault("PRODIGY_ARG", self.args[0])
         ctx = RunContext(
             session_id=record.id,
             workflow=workflow,
@@ -448,7 +489,9 @@ async def _no_checkpoint(status: str, index: int, completed: list[dict[str, Any]
     """The merge workflow is short and re-runnable; it is not checkpointed."""
 
 
-def _builtin_variables(record: SessionRecord, worktree: Path) -> dict[str, Any]:
+def _builtin_variables(
+    record: SessionRecord, worktree: Path, args: Sequence[str]
+) -> dict[str, Any]:
     values: dict[str, Any] = {
         "workflow.name": record.workflow_name,
         "workflow.id": record.id,
@@ -458,9 +501,9 @@ def _builtin_variables(record: SessionRecord, worktree: Path) -> dict[str, Any]:
         "WORKTREE": worktree.name,
         "SESSION_ID": record.id,
     }
-    if record.args:
-        values["ARG"] = record.args[0]
-    for number, value in enumerate(record.args, start=1):
+    if args:
+        values["ARG"] = args[0]
+    for number, value in enumerate(args, start=1):
         values[f"ARG_{number}"] = value
         values[str(number)] = value
     return values

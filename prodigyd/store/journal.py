@@ -1,11 +1,15 @@
 """The durable job journal: SQLite in WAL mode at `$PRODIGY_HOME/journal.db`.
 
-One row per job (= session) holds its queue state, its session record and the environment
-it was submitted with. A submission is one committed transaction (WAL + synchronous=FULL:
-fsync'd) before the client is told the job id, so an acknowledged job survives `kill -9`
-at any instant. Every later change is one UPDATE by primary key: a state transition costs
-the same with 10 jobs or 10,000 (bench/startup.py measures it), and nothing is ever
-rewritten whole (pueue rewrites its whole state file on every change; we do not).
+One row per job (= session) holds its queue state, its session record and its private part:
+the environment and arguments it was submitted with, verbatim, because a resume (even after
+a restart) must run with them. That column never leaves the daemon; everything shown to
+clients or written elsewhere is masked.
+
+A submission is one committed transaction (WAL + synchronous=FULL: fsync'd) before the
+client is told the job id, so an acknowledged job survives `kill -9` at any instant. Every
+later change is one UPDATE by primary key: a state transition costs the same with 10 jobs
+or 10,000 (bench/startup.py measures it), and nothing is ever rewritten whole (pueue
+rewrites its whole state file on every change; we do not).
 
 The daemon is the only writer. A database that SQLite cannot open is moved aside as
 `journal.db.corrupt-<stamp>` (never deleted) and a fresh one is started, loudly.
@@ -40,7 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     action TEXT NOT NULL DEFAULT 'run',      -- what a queued job does when it starts: run|resume
     resume_on_start INTEGER NOT NULL DEFAULT 0,  -- interrupted by a daemon stop: resume at start
     record TEXT NOT NULL,                    -- the SessionRecord as JSON
-    env TEXT NOT NULL,                       -- the submitting client's environment as JSON
+    private TEXT NOT NULL,                   -- {env, args} as submitted (never shown)
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -116,7 +120,7 @@ def insert(
     *,
     status: str,
     record: dict[str, Any],
-    env: dict[str, str],
+    private: dict[str, Any],
     priority: int = 0,
     idempotency_key: str | None = None,
 ) -> dict[str, Any] | None:
@@ -130,19 +134,27 @@ def insert(
             if row is not None:
                 return dict(json.loads(row["record"]))
         conn.execute(
-            "INSERT INTO jobs (id, idempotency_key, status, priority, record, env, created_at,"
+            "INSERT INTO jobs (id, idempotency_key, status, priority, record, private, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, idempotency_key, status, priority, _dumps(record), _dumps(env), now, now),
+            (job_id, idempotency_key, status, priority, _dumps(record), _dumps(private), now, now),
         )
     return None
 
 
-def update(job_id: str, *, record: dict[str, Any] | None = None, **columns: Any) -> None:
-    """Change one job's columns (status, action, resume_on_start, priority) and/or record."""
+def update(
+    job_id: str,
+    *,
+    record: dict[str, Any] | None = None,
+    private: dict[str, Any] | None = None,
+    **columns: Any,
+) -> None:
+    """Change one job's columns (status, action, resume_on_start, priority), record, private."""
     sets = {key: value for key, value in columns.items() if key in _MUTABLE}
     if record is not None:
         sets["record"] = _dumps(record)
         sets.setdefault("status", record.get("status"))
+    if private is not None:
+        sets["private"] = _dumps(private)
     sets["updated_at"] = time.time()
     assignments = ", ".join(f"{key} = ?" for key in sets)
     with transaction() as conn:
@@ -156,16 +168,18 @@ def get(job_id: str) -> sqlite3.Row | None:
     return connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
 
-def env_of(job_id: str) -> dict[str, str] | None:
-    row = connection().execute("SELECT env FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return None if row is None else dict(json.loads(row["env"]))
+def private_of(job_id: str) -> dict[str, Any] | None:
+    row = connection().execute("SELECT private FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else dict(json.loads(row["private"]))
 
 
 def next_queued() -> sqlite3.Row | None:
     """The job to start next: highest priority, then first submitted."""
-    return connection().execute(
-        "SELECT * FROM jobs WHERE status = 'queued' ORDER BY priority DESC, seq LIMIT 1"
-    ).fetchone()
+    return (
+        connection()
+        .execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY priority DESC, seq LIMIT 1")
+        .fetchone()
+    )
 
 
 def with_status(*statuses: str, limit: int | None = None) -> list[sqlite3.Row]:

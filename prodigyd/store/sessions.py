@@ -94,16 +94,21 @@ class SessionRecord(BaseModel):
 def create(
     record: SessionRecord,
     env: dict[str, str],
+    args: list[str] | tuple[str, ...] = (),
     *,
     priority: int = 0,
     idempotency_key: str | None = None,
 ) -> SessionRecord:
-    """Durably record a new job; with a reused idempotency key, return the earlier job."""
+    """Durably record a new job; with a reused idempotency key, return the earlier job.
+
+    `env` and `args` are kept verbatim in the private part of the journal (resume needs
+    them); `record.args` is what clients see and should already be masked.
+    """
     existing = journal.insert(
         record.id,
         status=record.status.value,
         record=record.model_dump(mode="json"),
-        env=env,
+        private={"env": env, "args": list(args)},
         priority=priority,
         idempotency_key=idempotency_key,
     )
@@ -123,11 +128,16 @@ def load(session_id: str) -> SessionRecord:
     return _from_row(row)
 
 
-def load_env(session_id: str) -> dict[str, str]:
-    env = journal.env_of(check_id(session_id))
-    if env is None:
+def load_private(session_id: str) -> tuple[dict[str, str], list[str]]:
+    """The environment and arguments the session was submitted (or last resumed) with."""
+    private = journal.private_of(check_id(session_id))
+    if private is None:
         raise NotFound(f"no session {session_id!r}")
-    return env
+    return dict(private.get("env") or {}), list(private.get("args") or [])
+
+
+def save_private(session_id: str, env: dict[str, str], args: list[str]) -> None:
+    journal.update(check_id(session_id), private={"env": env, "args": args})
 
 
 def list_all(limit: int = 1000, status: str | None = None) -> list[SessionRecord]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -293,7 +293,7 @@ def render(value: Any) -> str:
     empty list renders ""; use `:json` to get "[]"); floats, dicts and other lists → JSON.
     Floats go through JSON so that `${x}` and `${obj}` show a number the same way: an integral
     float keeps its ".0" (7.0 → "7.0"), which is how it was written or computed.
-    JSON uses the default `", "`/`": "` separators: still one line, easier to read in logs.
+    JSON is compact (`,` and `:` separators), as the original renders `${map.results}`.
     """
     if isinstance(value, str):
         return value
@@ -313,7 +313,7 @@ def render(value: Any) -> str:
 
 
 def _to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 def _is_json(value: Any) -> bool:
@@ -371,12 +371,19 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def interpolate(text: str, store: VariableStore, *, strict: bool = False) -> str:
+def interpolate(
+    text: str,
+    store: VariableStore,
+    *,
+    strict: bool = False,
+    shell_names: Container[str] = (),
+) -> str:
     """Substitute `${path}`, `${path:-default}`, `${path:modifiers}`, `$NAME` and `$1`.
 
     References that do not resolve stay verbatim, because most of them belong to the shell
-    (`$HOME`, awk's `$2`). With `strict`, they raise UnresolvedVariableError instead. Defaults
-    are literal text; substituted values are never interpolated again.
+    (`$HOME`, awk's `$2`). With `strict`, they raise UnresolvedVariableError instead, except
+    plain references to `shell_names` (the job's environment), which the shell will expand.
+    Defaults are literal text; substituted values are never interpolated again.
     """
     if "$" not in text:
         return text
@@ -391,8 +398,9 @@ def interpolate(text: str, store: VariableStore, *, strict: bool = False) -> str
         elif ref.default is not None:
             parts.append(ref.default)
         else:
-            unresolved.append(text[ref.start : ref.end])
-            parts.append(unresolved[-1])
+            parts.append(text[ref.start : ref.end])
+            if ref.expr not in shell_names:
+                unresolved.append(parts[-1])
         pos = ref.end
     if strict and unresolved:
         raise UnresolvedVariableError(unresolved, store._describe())

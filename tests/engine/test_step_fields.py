@@ -6,6 +6,9 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from prodigyd.errors import WorkflowError
 from tests.enginekit import run_workflow, write_workflow
 from tests.gitutil import git
 
@@ -156,7 +159,7 @@ async def test_git_context_variables_with_modifiers(tmp_path: Path, repo: Path):
 """)
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
-    assert (repo / "vars.txt").read_text() == 'b.txt docs/a.md|docs/a.md|["b.txt", "docs/a.md"]|1\n'
+    assert (repo / "vars.txt").read_text() == 'b.txt docs/a.md|docs/a.md|["b.txt","docs/a.md"]|1\n'
     assert (repo / "vars2.txt").read_text() == "b.txt|docs/a.md|2\n"
     assert (repo / "md.txt").exists()
 
@@ -179,11 +182,12 @@ commands:
     assert "s3cr3t-value-42" not in json.dumps(out.sink.events)
 
 
-async def test_missing_env_secret_is_a_clear_error(tmp_path: Path, repo: Path):
+async def test_missing_env_secret_is_refused_before_the_job_starts(tmp_path: Path, repo: Path):
     wf = write_workflow(tmp_path, "secrets:\n  TOKEN: {provider: env, key: NOT_SET_ANYWHERE}\ncommands:\n  - shell: 'true'\n")
-    out = await run_workflow(wf, repo, env={k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE"})
-    assert out.status == "failed"
-    assert "NOT_SET_ANYWHERE" in out.record.error
+    with pytest.raises(WorkflowError) as err:
+        await run_workflow(wf, repo, env={k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE"})
+    assert "NOT_SET_ANYWHERE" in err.value.message
+    assert not (Path(os.environ["PRODIGY_HOME"]) / "worktrees").exists()  # nothing was created
 
 
 async def test_strict_variables_reject_unresolved_references(tmp_path: Path, repo: Path):

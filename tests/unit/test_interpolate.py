@@ -165,10 +165,10 @@ def test_snapshot_child_lazy_hides_parent_value() -> None:
         (["a", "b", "c"], "a, b, c"),
         ([], ""),
         (SpaceList(["x.rs", "y.rs"]), "x.rs y.rs"),
-        ([1, "a"], '[1, "a"]'),
-        ({"k": "v", "n": [1, 2]}, '{"k": "v", "n": [1, 2]}'),
-        ({"ü": "é"}, '{"ü": "é"}'),
-        ((1, 2), "[1, 2]"),
+        ([1, "a"], '[1,"a"]'),
+        ({"k": "v", "n": [1, 2]}, '{"k":"v","n":[1,2]}'),
+        ({"ü": "é"}, '{"ü":"é"}'),
+        ((1, 2), "[1,2]"),
     ],
 )
 def test_render(value: object, text: str) -> None:
@@ -242,7 +242,7 @@ def test_text_without_dollar_is_returned_unchanged() -> None:
 
 def test_renders_values_inside_text() -> None:
     store = make_store(n=3, ok=True, lines=["a", "b"], obj={"k": 1}, none=None)
-    assert interpolate("$n|$ok|${lines}|${obj}|${none}|", store) == '3|true|a, b|{"k": 1}||'
+    assert interpolate("$n|$ok|${lines}|${obj}|${none}|", store) == '3|true|a, b|{"k":1}||'
 
 
 # --- modifiers ---------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def test_modifiers_chain_left_to_right() -> None:
     store = files_store()
     assert interpolate("${step.files_added:*.md:lines}", store) == "docs/a.md\nREADME.md"
     assert interpolate("${step.files_added:src/*:*.rs:csv}", store) == "src/lib.rs,src/deep/x.rs"
-    assert interpolate("${step.files_added:*.md:json}", store) == '["docs/a.md", "README.md"]'
+    assert interpolate("${step.files_added:*.md:json}", store) == '["docs/a.md","README.md"]'
 
 
 def test_glob_on_scalar() -> None:

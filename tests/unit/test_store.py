@@ -53,7 +53,7 @@ def test_missing_session_is_not_found(isolated: Path):
 
 
 def test_session_with_invalid_fields_names_the_field(isolated: Path):
-    journal.insert("workflow-1-bbbbbb", status="queued", env={},
+    journal.insert("workflow-1-bbbbbb", status="queued", private={},
                    record={"id": "workflow-1-bbbbbb", "status": "sleeping"})
     with pytest.raises(StoreError) as err:
         sessions.load("workflow-1-bbbbbb")
@@ -61,9 +61,9 @@ def test_session_with_invalid_fields_names_the_field(isolated: Path):
 
 
 def test_idempotency_key_never_creates_a_second_job(isolated: Path):
-    first = journal.insert("workflow-1-cccccc", status="queued", env={}, record={"n": 1},
+    first = journal.insert("workflow-1-cccccc", status="queued", private={}, record={"n": 1},
                            idempotency_key="hook:abc")
-    again = journal.insert("workflow-2-dddddd", status="queued", env={}, record={"n": 2},
+    again = journal.insert("workflow-2-dddddd", status="queued", private={}, record={"n": 2},
                            idempotency_key="hook:abc")
     assert first is None and again == {"n": 1}
     assert journal.get("workflow-2-dddddd") is None
@@ -72,7 +72,7 @@ def test_idempotency_key_never_creates_a_second_job(isolated: Path):
 
 def test_queue_order_is_priority_then_fifo(isolated: Path):
     for name, priority in (("a", 0), ("b", 5), ("c", 0), ("d", 5)):
-        journal.insert(name, status="queued", env={}, record={}, priority=priority)
+        journal.insert(name, status="queued", private={}, record={}, priority=priority)
     order = []
     while (row := journal.next_queued()) is not None:
         order.append(row["id"])
