@@ -178,6 +178,176 @@ def daemon_status(as_json: bool) -> None:
     sys.exit(cmd.status(as_json=as_json))
 
 
+@cli.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Daemon health: jobs, uptime, store size (never starts it; exit 5)."""
+    from prodigyctl.commands import status as cmd
+
+    sys.exit(cmd.status(as_json=as_json))
+
+
+@cli.command()
+@click.argument("session_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing live events until it finishes.")
+@json_option
+def logs(session_id: str, follow: bool, as_json: bool) -> None:
+    """Print a session's progress from the start, as `run` shows it."""
+    from prodigyctl.commands import logs as cmd
+
+    sys.exit(cmd.logs(session_id=session_id, follow=follow, as_json=as_json))
+
+
+@cli.command()
+@click.option("--all", "all_sessions", is_flag=True,
+              help="Every job, including ones submitted later, until Ctrl-C.")
+@json_option
+def follow(all_sessions: bool, as_json: bool) -> None:
+    """Watch active jobs live, each line tagged with its job, until they finish."""
+    from prodigyctl.commands import logs as cmd
+
+    sys.exit(cmd.follow(all_sessions=all_sessions, as_json=as_json))
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from prodigyctl.commands.events import parse_since
+
+    return None if value is None else parse_since(value)
+
+
+session_filter = click.option("--session", "session_id", metavar="ID", help="Only this session.")
+type_filter = click.option("--type", "event_type", metavar="TYPE", help="Only this event type.")
+since_filter = click.option(
+    "--since", metavar="WHEN", callback=_since,
+    help="Only events since WHEN: 30s, 10m, 2h, 3d ago, or an ISO 8601 time (UTC by default).",
+)
+
+
+@cli.group()
+def events() -> None:
+    """Query, count, export and watch events."""
+
+
+@events.command("ls")
+@session_filter
+@type_filter
+@since_filter
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="At most this many: the newest matching events, oldest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event a line.")
+def events_ls(
+    session_id: str | None, event_type: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
+    """List stored events, one a line."""
+    from prodigyctl.commands import events as cmd
+
+    sys.exit(cmd.list_events(session_id=session_id, event_type=event_type, since=since,
+                             limit=limit, as_json=as_json))
+
+
+@events.command("follow")
+@session_filter
+@type_filter
+@click.option("--json", "as_json", is_flag=True, help="One JSON event a line.")
+def events_follow(session_id: str | None, event_type: str | None, as_json: bool) -> None:
+    """Print events as they happen: one session's until it finishes, else all until Ctrl-C."""
+    from prodigyctl.commands import events as cmd
+
+    sys.exit(cmd.follow(session_id=session_id, event_type=event_type, as_json=as_json))
+
+
+@events.command("stats")
+@session_filter
+@since_filter
+@json_option
+def events_stats(session_id: str | None, since: str | None, as_json: bool) -> None:
+    """Count stored events by type and by session."""
+    from prodigyctl.commands import events as cmd
+
+    sys.exit(cmd.stats(session_id=session_id, since=since, as_json=as_json))
+
+
+@events.command("export")
+@session_filter
+@type_filter
+@since_filter
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True,
+              help="A JSON array, or CSV with columns seq,timestamp,session_id,event_type,data.")
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE (atomically), not stdout.")
+def events_export(
+    session_id: str | None, event_type: str | None, since: str | None, fmt: str,
+    output: str | None,
+) -> None:
+    """Export stored events as JSON or CSV."""
+    from prodigyctl.commands import events as cmd
+
+    sys.exit(cmd.export(session_id=session_id, event_type=event_type, since=since, fmt=fmt,
+                        output=output))
+
+
+@daemon.command("install-service")
+@click.option("--uninstall", is_flag=True, help="Remove the units install-service wrote.")
+@json_option
+def daemon_install_service(uninstall: bool, as_json: bool) -> None:
+    """Install prodigyd as a systemd user service, started on demand by prodigyd.socket."""
+    from prodigyctl.commands import service as cmd
+
+    sys.exit(cmd.install_service(uninstall=uninstall, as_json=as_json))
+
+
+@cli.group()
+def config() -> None:
+    """Show or edit $PRODIGY_HOME/config.toml (prodigyd reads it when it starts)."""
+
+
+@config.command("show")
+@json_option
+def config_show(as_json: bool) -> None:
+    """Every setting, its value and where the value comes from (default, file or env)."""
+    from prodigyctl.commands import config as cmd
+
+    sys.exit(cmd.show(as_json=as_json))
+
+
+@config.command("get")
+@click.argument("key")
+@json_option
+def config_get(key: str, as_json: bool) -> None:
+    """Print the value of KEY (dotted, e.g. claude.model)."""
+    from prodigyctl.commands import config as cmd
+
+    sys.exit(cmd.get(key=key, as_json=as_json))
+
+
+# ignore_unknown_options: `config set claude.extra_args --verbose` passes `--verbose` as VALUE.
+@config.command("set", context_settings={"ignore_unknown_options": True})
+@click.argument("key")
+@click.argument("value")
+def config_set(key: str, value: str) -> None:
+    """Write KEY = VALUE to the config file; applies when prodigyd restarts."""
+    from prodigyctl.commands import config as cmd
+
+    sys.exit(cmd.set_(key=key, value=value))
+
+
+@config.command("unset")
+@click.argument("key")
+def config_unset(key: str) -> None:
+    """Remove KEY from the config file, so its default applies; applies when prodigyd restarts."""
+    from prodigyctl.commands import config as cmd
+
+    sys.exit(cmd.unset(key=key))
+
+
+@config.command("path")
+def config_path() -> None:
+    """Print where the config file is (or would be)."""
+    from prodigyctl.commands import config as cmd
+
+    sys.exit(cmd.path())
+
+
 def main() -> None:
     with error_handler():
         cli.main(standalone_mode=False, prog_name="prodigyctl")

@@ -10,10 +10,19 @@ import click
 from prodigyctl.client import dumps
 
 
+def job_tag(session_id: object) -> str:
+    """A short name for a job in interleaved output: the id's random suffix (6 hex digits)."""
+    return str(session_id)[-6:]
+
+
 class Renderer:
-    def __init__(self, *, as_json: bool, show_output: bool = True) -> None:
+    """Renders events; with `tag`, every human line starts with `[<job tag>] ` so the lines
+    of several jobs can be told apart when they are interleaved."""
+
+    def __init__(self, *, as_json: bool, show_output: bool = True, tag: bool = False) -> None:
         self.as_json = as_json
         self.show_output = show_output
+        self.tag = tag
         self.color = sys.stdout.isatty()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -21,8 +30,12 @@ class Renderer:
             click.echo(dumps(event))
             return
         line = self.human(event)
-        if line is not None:
-            click.echo(line, color=self.color)
+        if line is None:
+            return
+        if self.tag:
+            prefix = self._style(f"[{job_tag(event.get('session_id'))}]", fg="cyan") + " "
+            line = "\n".join(prefix + part for part in line.splitlines())
+        click.echo(line, color=self.color)
 
     def human(self, event: dict[str, Any]) -> str | None:
         kind = event.get("event_type")
@@ -31,6 +44,10 @@ class Renderer:
 
     def _style(self, text: str, **kw: Any) -> str:
         return click.style(text, **kw) if self.color else text
+
+    def _session_queued(self, e: dict[str, Any]) -> str:
+        verb = "resume queued" if e.get("resumed") else "queued"
+        return f"{verb}: {e['session_id']} ({e.get('workflow')})"
 
     def _session_started(self, e: dict[str, Any]) -> str:
         verb = "resuming" if e.get("resumed") else "session"

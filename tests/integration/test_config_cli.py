@@ -14,6 +14,7 @@ import pytest
 
 from prodigyctl.commands import config as cmd
 from prodigyd import config as cfg
+from tests.cli import ctl
 
 ENV_NAMES = [f"PRODIGY_{key.upper().replace('.', '__')}" for key in cfg.describe(cfg.Config())]
 
@@ -168,3 +169,15 @@ def test_broken_file_makes_show_exit_2_naming_file_and_line(
     assert err.startswith(f"error: invalid TOML in {isolated / 'config.toml'}: ")
     assert "(at line 1, column 8)" in err
     assert "Traceback" not in err
+
+
+def test_config_commands_through_the_real_prodigyctl(isolated: Path):
+    assert ctl("config", "set", "max_concurrent_jobs", "3", check=True).stdout.startswith("max_concurrent_jobs = 3 (")
+    shown = json.loads(ctl("config", "show", "--json", check=True).stdout)
+    assert shown["keys"]["max_concurrent_jobs"] == {"value": 3, "source": "file"}
+    assert ctl("config", "get", "max_concurrent_jobs", check=True).stdout == "3\n"
+    assert ctl("config", "set", "claude.extra_args", "--verbose", check=True).stdout.startswith('claude.extra_args = ["--verbose"]')
+    assert ctl("config", "path", check=True).stdout == f"{isolated / 'config.toml'}\n"
+    ctl("config", "unset", "max_concurrent_jobs", check=True)
+    bad = ctl("config", "get", "max_concurent_jobs")
+    assert bad.returncode == 2 and "did you mean max_concurrent_jobs?" in bad.stderr

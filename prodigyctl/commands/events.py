@@ -1,0 +1,316 @@
+"""`events ls|follow|stats|export`: query the stored event logs and watch live ones.
+
+Stored events come from `events.list`/`events.stats`, filtered daemon-side by session, type
+and time. `--since` takes a duration back from now (`30s`, `10m`, `2h`, `3d`, `1h30m`) or
+an ISO 8601 timestamp, and is sent as the stored format (UTC, milliseconds, `Z`) because
+the daemon compares timestamps as strings. Live events come from `events.subscribe`: one
+session from its current seq, or every session from now on.
+
+`subscribe` is shared with `logs` and `follow`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prodigyctl.client import Client, DaemonUnreachable, dumps
+from prodigyctl.errors import EXIT_OK
+from prodigyctl.render import job_tag
+from prodigyd import protocol
+
+#: The most events one `events.list` call may return (the daemon's upper bound).
+MAX_LIMIT = 1_000_000
+
+#: Session statuses whose events are still to come.
+ACTIVE = ("queued", "running")
+
+#: Statuses after which a session gets no more events (failed/interrupted may be resumed,
+#: awaiting_merge merged).
+FINAL = ("completed", "cancelled")
+
+#: The fields every event has; the rest is the event's payload.
+ENVELOPE = ("seq", "timestamp", "session_id", "event_type")
+
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+#: The fields `events ls` shows for each type, in order; other types show every field.
+_SUMMARY_FIELDS = {
+    "session_queued": ("workflow", "resumed"),
+    "session_started": ("workflow", "total_steps", "resumed"),
+    "step_started": ("step", "display"),
+    "step_output": ("step", "stream", "line"),
+    "step_output_truncated": ("step", "stream", "after"),
+    "step_retrying": ("step", "attempt", "delay"),
+    "step_completed": ("step", "display", "exit_code", "duration", "skipped"),
+    "step_failed": ("step", "display", "exit_code", "duration", "error"),
+    "step_skipped": ("step", "display", "reason"),
+    "claude_session_started": ("step", "model"),
+    "claude_message": ("step", "message_type", "content"),
+    "claude_tool_invoked": ("step", "tool_name"),
+    "claude_token_usage": ("step", "input_tokens", "output_tokens"),
+    "claude_result": ("step", "is_error", "num_turns", "total_cost_usd"),
+    "merge_started": ("source", "target"),
+    "merge_completed": ("merged", "commit"),
+    "merge_failed": ("error",),
+    "worktree_cleaned": ("branch",),
+    "session_finished": ("status", "merged", "error"),
+}
+_VALUE_WIDTH = 60
+
+
+# -- shared: subscriptions --------------------------------------------------------------
+
+
+def subscribe(client: Client, *subscriptions: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Make the subscriptions now; return their events in arrival order.
+
+    Events may arrive before a subscribe reply (docs/protocol.md), so those are kept and
+    yielded first. The iterator never ends quietly: a closed connection raises
+    DaemonUnreachable (exit 5).
+    """
+    early: list[dict[str, Any]] = []
+    client.on_event = early.append
+    try:
+        for params in subscriptions:
+            client.call(protocol.EVENTS_SUBSCRIBE, params)
+    finally:
+        client.on_event = None
+    return _stream(client, early)
+
+
+def _stream(client: Client, early: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield from early
+    yield from client.events()
+    raise DaemonUnreachable("lost the connection to prodigyd")
+
+
+# -- --since ------------------------------------------------------------------------------
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> str:
+    """`10m`, `2h`, `1h30m` (back from now) or an ISO 8601 time (UTC unless it has an
+    offset) → the stored timestamp format. Raises click.BadParameter (exit 2)."""
+    text = value.strip()
+    if _DURATION.fullmatch(text):
+        seconds = sum(
+            int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text)
+        )
+        moment = (now or datetime.now(UTC)) - timedelta(seconds=seconds)
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(
+                f"{value!r} is neither a duration (30s, 10m, 2h, 3d, 1h30m) "
+                "nor an ISO 8601 time (2026-11-25T15:22:04Z)"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _query(
+    session_id: str | None, event_type: str | None, since: str | None, limit: int | None = None
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"session_id": session_id, "event_type": event_type, "since": since}
+    if limit is not None:
+        params["limit"] = limit
+    return {k: v for k, v in params.items() if v is not None}
+
+
+# -- events ls ----------------------------------------------------------------------------
+
+
+def list_events(
+    *,
+    session_id: str | None,
+    event_type: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> int:
+    """Stored events, oldest first: the newest `limit` that match."""
+    with Client.connect() as client:
+        rows = client.call(protocol.EVENTS_LIST, _query(session_id, event_type, since, limit))
+    for event in rows:
+        click.echo(dumps(event) if as_json else format_line(event))
+    if not rows and not as_json:
+        click.echo("No events.")
+    if len(rows) >= limit:
+        click.echo(f"(the newest {limit} matching events; --limit shows more)", err=True)
+    return EXIT_OK
+
+
+def format_line(event: dict[str, Any]) -> str:
+    """One human line: time, job tag, type, the type's key fields."""
+    return (
+        f"{event.get('timestamp', '')!s:<24} {job_tag(event.get('session_id')):<6} "
+        f"{event.get('event_type')!s:<22} {summary(event)}"
+    ).rstrip()
+
+
+def summary(event: dict[str, Any]) -> str:
+    fields = _SUMMARY_FIELDS.get(str(event.get("event_type")))
+    if fields is None:
+        fields = tuple(k for k in event if k not in ENVELOPE)
+    parts = []
+    for key in fields:
+        value = event.get(key)
+        if value is None or value == "" or (value is False and key in ("resumed", "skipped")):
+            continue
+        parts.append(f"{key}={_compact(value)}")
+    return " ".join(parts)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, float):
+        text = f"{value:.2f}"
+    elif isinstance(value, str):
+        text = value.splitlines()[0] if value.strip() else repr(value)
+        text = json.dumps(text, ensure_ascii=False) if " " in text else text
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+# -- events follow -----------------------------------------------------------------------
+
+
+def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> int:
+    """Live events: one session's (until it finishes) or every session's (until Ctrl-C).
+
+    The type filter is applied here, so a session's end is noticed whatever is shown.
+    """
+    with Client.connect() as client:
+        if session_id is None:
+            return _follow_all(client, event_type, as_json)
+        shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+        if shown["status"] in FINAL:
+            click.echo(f"session {session_id} is {shown['status']}: no more events", err=True)
+            return EXIT_OK
+        since = int(shown.get("event_seq") or 0)
+        stream = subscribe(client, {"session_id": session_id, "since": since})
+        waiting = "" if shown["status"] in ACTIVE else (
+            f" (it is {shown['status']}: waiting for a resume or merge)"
+        )
+        click.echo(f"Following the events of {session_id}{waiting}; Ctrl-C to stop.", err=True)
+        for event in stream:
+            _show(event, event_type, as_json)
+            if event.get("event_type") == protocol.TERMINAL_EVENT:
+                break
+    return EXIT_OK
+
+
+def _follow_all(client: Client, event_type: str | None, as_json: bool) -> int:
+    """Every session's events from now on; ends only with Ctrl-C (130) or a lost daemon (5)."""
+    stream = subscribe(client, {})
+    click.echo("Following the events of every session; Ctrl-C to stop.", err=True)
+    for event in stream:
+        _show(event, event_type, as_json)
+    return EXIT_OK  # not reached: the stream raises when the connection closes
+
+
+def _show(event: dict[str, Any], event_type: str | None, as_json: bool) -> None:
+    if event_type is None or event.get("event_type") == event_type:
+        click.echo(dumps(event) if as_json else format_line(event))
+
+
+# -- events stats ------------------------------------------------------------------------
+
+
+def stats(*, session_id: str | None, since: str | None, as_json: bool) -> int:
+    with Client.connect() as client:
+        data = client.call(protocol.EVENTS_STATS, _query(session_id, None, since))
+    if as_json:
+        click.echo(dumps(data))
+        return EXIT_OK
+    if not data["total"]:
+        click.echo("No events.")
+        return EXIT_OK
+    click.echo(f"{data['total']} events, {data['first']} → {data['last']}")
+    _counts("TYPE", data["by_type"])
+    _counts("SESSION", data["by_session"])
+    return EXIT_OK
+
+
+def _counts(title: str, counts: dict[str, int]) -> None:
+    width = max(len(title), *(len(key) for key in counts))
+    click.echo(f"\n{title:<{width}}  {'COUNT':>7}")
+    for key, count in counts.items():
+        click.echo(f"{key:<{width}}  {count:>7}")
+
+
+# -- events export -----------------------------------------------------------------------
+
+
+def export(
+    *,
+    session_id: str | None,
+    event_type: str | None,
+    since: str | None,
+    fmt: str,
+    output: str | None,
+) -> int:
+    """Every matching event as one JSON array or as CSV (payload as compact JSON)."""
+    with Client.connect() as client:
+        rows = client.call(
+            protocol.EVENTS_LIST, _query(session_id, event_type, since, MAX_LIMIT)
+        )
+    if len(rows) >= MAX_LIMIT:
+        click.echo(f"warning: only the newest {MAX_LIMIT} events were exported", err=True)
+    text = to_csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return EXIT_OK
+    path = _write_atomically(Path(output), text)
+    click.echo(f"wrote {len(rows)} events to {path}", err=True)
+    return EXIT_OK
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*ENVELOPE, "data"])
+    for event in rows:
+        data = {k: v for k, v in event.items() if k not in ENVELOPE}
+        writer.writerow(
+            [
+                *(event.get(k) for k in ENVELOPE),
+                json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    """Temp file in the target's folder, fsync, rename: a reader never sees half a file."""
+    path = path.expanduser().absolute()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise click.ClickException(f"cannot write {path}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {path}: {err.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

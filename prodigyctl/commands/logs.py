@@ -1,0 +1,91 @@
+"""`logs` and `follow`: a session's history as `run` shows it, and live views of jobs.
+
+Both read subscriptions: a session's subscription from seq 0 replays everything stored and
+then streams live events, none twice and no gap between the two, so `logs -f` is one
+subscription. Neither ever cancels a job: Ctrl-C only stops watching (exit 130).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from prodigyctl.client import Client
+from prodigyctl.commands.events import ACTIVE, subscribe
+from prodigyctl.errors import EXIT_OK
+from prodigyctl.render import Renderer
+from prodigyd import protocol
+
+
+def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
+    """Print the session's events from the start; with `follow`, until it finishes.
+
+    A session that is not queued or running is printed up to its last event. An active one
+    is followed to a `session_finished` newer than what was stored when we asked (older
+    ones end earlier runs of a resumed session).
+    """
+    renderer = Renderer(as_json=as_json)
+    with Client.connect() as client:
+        shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+        last = int(shown.get("event_seq") or 0)
+        live = follow and shown["status"] in ACTIVE
+        if not live and last == 0:
+            return EXIT_OK
+        for event in subscribe(client, {"session_id": session_id, "since": 0}):
+            renderer(event)
+            done = _ends(event, last) if live else event["seq"] >= last
+            if done:
+                break
+    if not follow and shown["status"] in ACTIVE and not as_json:
+        click.echo(f"(session is {shown['status']}; follow it with: prodigyctl logs -f "
+                   f"{session_id})", err=True)
+    return EXIT_OK
+
+
+def follow(*, all_sessions: bool, as_json: bool) -> int:
+    """Interleaved live events of several jobs, each human line tagged with its job.
+
+    By default the jobs queued or running now, until all have finished; with
+    `all_sessions` every job's events, later ones included, until Ctrl-C.
+    """
+    renderer = Renderer(as_json=as_json, tag=True)
+    with Client.connect() as client:
+        if all_sessions:
+            stream = subscribe(client, {})
+            click.echo("Following every job; Ctrl-C to stop (jobs keep running).", err=True)
+            for event in stream:
+                renderer(event)
+            return EXIT_OK  # not reached: the stream raises when the connection closes
+        starts = _active_sessions(client)
+        if not starts:
+            click.echo("No active jobs.", err=as_json)
+            return EXIT_OK
+        stream = subscribe(
+            client, *({"session_id": sid, "since": seq} for sid, seq in starts.items())
+        )
+        click.echo(f"Following {len(starts)} active job(s); Ctrl-C to stop watching.", err=True)
+        pending = set(starts)
+        for event in stream:
+            renderer(event)
+            session_id = event.get("session_id")
+            if session_id in pending and _ends(event, starts[session_id]):
+                pending.discard(session_id)
+                if not pending:
+                    break
+    return EXIT_OK
+
+
+def _active_sessions(client: Client) -> dict[str, int]:
+    """Queued and running sessions → the seq to follow each from (their current one)."""
+    starts: dict[str, int] = {}
+    for status in ACTIVE:
+        for row in client.call(protocol.SESSIONS_LIST, {"status": status, "limit": 10_000}):
+            shown = client.call(protocol.SESSIONS_SHOW, {"session_id": row["id"]})
+            if shown["status"] in ACTIVE:  # it may have finished since the list
+                starts[row["id"]] = int(shown.get("event_seq") or 0)
+    return starts
+
+
+def _ends(event: dict[str, Any], after: int) -> bool:
+    return event.get("event_type") == protocol.TERMINAL_EVENT and event["seq"] > after
