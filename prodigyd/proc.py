@@ -204,3 +204,28 @@ class _Pipe:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def kill_processes_in(folder: Path) -> int:
+    """SIGKILL the process group of every process whose working directory is in `folder`.
+
+    A daemon killed with -9 cannot stop its children: their steps run on in their own
+    process groups. Before a session resumes, its worktree is cleared of such orphans so
+    the re-run step never races the old one. Linux only (reads /proc); returns how many
+    process groups were killed.
+    """
+    root = str(folder.resolve())
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            if cwd == root or cwd.startswith(root + os.sep):
+                groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ProcessLookupError):
+            continue
+    groups.discard(os.getpgrp())
+    for group in groups:
+        _signal_group(group, signal.SIGKILL)
+    return len(groups)

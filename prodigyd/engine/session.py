@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from prodigyd.errors import (
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
+from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import read_json, write_json_atomic
@@ -50,6 +52,8 @@ from prodigyd.store.sessions import SessionRecord, Status, now_iso
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow
 from prodigyd.workflow.model import Step, Workflow
+
+log = logging.getLogger("prodigyd.session")
 
 MergeLock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 
@@ -225,8 +229,8 @@ class Session:
         """Run (or resume) the workflow; returns the record in its new state."""
         record = self.record
         try:
-            if resume and not self.worktree.is_dir() and checkpoints.load(record.id) is None:
-                resume = False  # stopped before its worktree existed: start it afresh
+            if resume:
+                resume = await self._prepare_resume()
             if not resume:
                 await self._create_worktree()
             ctx, completed = self._context(resume)
@@ -271,6 +275,8 @@ class Session:
         if record.merge_policy == "auto":
             with contextlib.suppress(ProdigyError):  # a refusal leaves it awaiting_merge
                 await self.merge()
+            if record.status is Status.RUNNING:  # never leave a finished run marked running
+                self._finish(Status.AWAITING_MERGE, record.error)
             return record
         self._finish(Status.AWAITING_MERGE, None)
         return record
@@ -282,6 +288,10 @@ class Session:
         with its worktree, so `prodigyctl merge ID` can finish it later.
         """
         record = self.record
+        if record.merged:  # merged before a stop interrupted the clean-up: finish that
+            await self._cleanup()
+            self._finish(Status.COMPLETED, None)
+            return record
         self.events.emit("merge_started", source=record.branch, target=record.original_branch)
         try:
             async with self.merge_lock(record.repo):
@@ -323,10 +333,25 @@ class Session:
             branch=self.record.original_branch,
         )
 
+    async def _prepare_resume(self) -> bool:
+        """Make a stopped session's worktree safe to continue in; False: start afresh.
+
+        A daemon killed with -9 leaves its children running: they are killed first, and
+        the git locks they held released. A session that never finished a step (stopped
+        while its worktree was being made, say) is simply started again.
+        """
+        if self.worktree.is_dir():
+            if kill_processes_in(self.worktree):
+                log.warning("killed processes a stopped run left in %s", self.worktree)
+            git_worktree.clear_stale_locks(self.worktree)
+        return checkpoints.load(self.record.id) is not None
+
     async def _create_worktree(self) -> None:
         repo = Path(self.record.repo)
+        if self.worktree.exists():  # a half-made worktree from an interrupted start
+            await git_worktree.remove_worktree(repo, self.worktree)
         if await git_repo.branch_exists(repo, self.record.branch):
-            await git_worktree.delete_branch(repo, self.record.branch)  # a crash mid-creation
+            await git_worktree.delete_branch(repo, self.record.branch)
         await git_worktree.add_worktree(repo, self.worktree, self.record.branch, "HEAD")
         base = await git_repo.head_sha(self.worktree)
         write_json_atomic(self._meta_file(), {"base_commit": base, "created_at": now_iso()})
@@ -416,17 +441,24 @@ class Session:
                 hint=f"recreate it (`git branch {record.original_branch} <commit>`) or merge "
                 f"{record.branch} yourself; the worktree {record.worktree} is kept",
             )
-        await self._check_worktree_head()
-        await git_repo.commit_all(
-            self.worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
-        )
-        if self.loaded.workflow.merge is not None:
-            await self._run_merge_workflow(repo)
+        if not self.worktree.is_dir() and not await git_repo.branch_exists(repo, record.branch):
+            # prodigy deletes a session branch only after a verified merge (or when it had
+            # nothing to merge): a stop after that left only the final bookkeeping undone
+            return git_merge.MergeOutcome(False, None, "already merged and cleaned up")
+        if self.worktree.is_dir():
+            await self._check_worktree_head()
+            await git_repo.commit_all(
+                self.worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
+            )
+            if self.loaded.workflow.merge is not None:
+                await self._run_merge_workflow(repo)
+        # else: a run stopped during its clean-up: the branch alone carries the result (it
+        # may be merged already, which merge_branch reports as nothing to merge)
         return await git_merge.merge_branch(
             repo,
             record.branch,
             record.original_branch,
-            message=f"Merge prodigy session {record.id} ({record.workflow_name})",
+            message=f"{git_merge.PRODIGY_MERGE_PREFIX}{record.id} ({record.workflow_name})",
         )
 
     async def _check_worktree_head(self) -> None:
@@ -474,14 +506,25 @@ class Session:
             raise MergeRefused(f"merge workflow failed: {outcome.error}")
 
     async def _cleanup(self) -> None:
-        """Remove the worktree and its branch once the merge is verified."""
+        """Remove the worktree and its branch once the merge is verified.
+
+        The merge is done by now, so a failure here (a concurrent git operation, a file
+        still open) is reported, not fatal: the session still completes, and what is left
+        is named in a `cleanup_failed` event and the daemon log.
+        """
         record = self.record
         repo = Path(record.repo)
-        await git_worktree.remove_worktree(repo, self.worktree)
-        if record.merged or not await git_merge.commits_ahead(
-            repo, record.original_branch, record.branch
-        ):
-            await git_worktree.delete_branch(repo, record.branch)
+        try:
+            await git_worktree.remove_worktree(repo, self.worktree)
+            if await git_repo.branch_exists(repo, record.branch) and (
+                record.merged
+                or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)
+            ):
+                await git_worktree.delete_branch(repo, record.branch)
+        except ProdigyError as exc:
+            log.warning("session %s: clean-up failed: %s", record.id, exc.message)
+            self.events.emit("cleanup_failed", worktree=record.worktree, error=exc.render())
+            return
         self.events.emit("worktree_cleaned", worktree=record.worktree, branch=record.branch)
 
 

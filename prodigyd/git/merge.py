@@ -135,12 +135,14 @@ async def merge_in_checkout(checkout: Path, plan: _Merge) -> None:
     `--no-autostash` overrides a `merge.autoStash` setting: the user's changes stay where
     they are rather than being stashed and re-applied behind their back.
     """
+    await forget_finished_prodigy_merge(checkout)
     await refuse_unfinished_operation(checkout, plan)
     await refuse_dirty_overlap(checkout, plan)
     await refuse_staged_changes(checkout)
     done = await git(
         checkout,
         "merge",
+        "--quiet",  # a dead daemon's pipes SIGPIPE a git that still has output to write
         "--no-ff",
         "--no-edit",
         "--no-autostash",
@@ -156,6 +158,32 @@ async def merge_in_checkout(checkout: Path, plan: _Merge) -> None:
     conflicted = await git(checkout, "diff", "--name-only", "-z", "--diff-filter=U")
     await git(checkout, "merge", "--abort")
     refuse_conflicts(plan, split_nul(conflicted.stdout))
+
+
+#: Every merge commit prodigy makes starts with this (engine/session.py writes the message).
+PRODIGY_MERGE_PREFIX = "Merge prodigy session "
+
+
+async def forget_finished_prodigy_merge(checkout: Path) -> None:
+    """Clear the MERGE_HEAD a `git merge` of ours left when it was killed after committing.
+
+    If prodigyd dies mid-merge, git can be cut off after the merge commit but before its
+    clean-up, leaving MERGE_HEAD behind. When that merge is ours (its message) and already
+    contained in HEAD, nothing is in progress: `git merge --quit` forgets it, leaving the
+    index and files alone. Anything else is the user's and is refused below.
+    """
+    git_dir = Path((await git(checkout, "rev-parse", "--absolute-git-dir")).stdout.strip())
+    try:
+        message = (git_dir / "MERGE_MSG").read_text()
+    except OSError:
+        return
+    if not (git_dir / "MERGE_HEAD").exists() or not message.startswith(PRODIGY_MERGE_PREFIX):
+        return
+    contained = await git(
+        checkout, "merge-base", "--is-ancestor", "MERGE_HEAD", "HEAD", check=False
+    )
+    if contained.returncode == 0:
+        await git(checkout, "merge", "--quit")
 
 
 async def refuse_unfinished_operation(checkout: Path, plan: _Merge) -> None:

@@ -6,6 +6,7 @@ as pygit2 without stalling the event loop, and pygit2 cannot remove a worktree a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,21 @@ async def delete_branch(repo: Path, branch: str) -> None:
         await git(repo, "branch", "--quiet", "-D", branch)
 
 
+#: `git worktree list` reads every worktree's admin folder; one being created at that very
+#: moment (another session's) can be half written, and git 2.39 then fails ("failed to read
+#: .git/worktrees/<name>/commondir"). The listing is read-only, so it is simply retried.
+LIST_ATTEMPTS = 5
+
+
 async def list_worktrees(repo: Path) -> list[WorktreeInfo]:
     """Every worktree of `repo`, the main one first."""
-    done = await git(repo, "worktree", "list", "--porcelain", "-z")
+    for attempt in range(1, LIST_ATTEMPTS + 1):
+        done = await git(
+            repo, "worktree", "list", "--porcelain", "-z", check=attempt == LIST_ATTEMPTS
+        )
+        if done.ok:
+            break
+        await asyncio.sleep(0.02 * attempt)
     return parse_worktree_list(done.stdout)
 
 
@@ -95,3 +108,27 @@ def parse_worktree_list(output: str) -> list[WorktreeInfo]:
             )
         )
     return worktrees
+
+
+def clear_stale_locks(worktree: Path) -> list[str]:
+    """Remove git lock files a killed git left in a session worktree's own git dir.
+
+    Only for prodigy's worktrees, after their processes were killed: nothing else uses
+    them, so a lock there can only be stale. The shared repository's locks are never
+    touched. Returns the names removed.
+    """
+    try:
+        gitdir_line = (worktree / ".git").read_text().strip()
+    except OSError:
+        return []
+    if not gitdir_line.startswith("gitdir:"):
+        return []
+    git_dir = Path(gitdir_line.removeprefix("gitdir:").strip())
+    removed = []
+    for name in ("index.lock", "HEAD.lock"):
+        try:
+            (git_dir / name).unlink()
+            removed.append(name)
+        except FileNotFoundError:
+            continue
+    return removed
