@@ -73,11 +73,15 @@ class Renderer:
 
     def _step_completed(self, e: dict[str, Any]) -> str | None:
         if "." in str(e.get("step")):
-            return f"  ↳ {e['display']}: ok"
+            note = f" ({e['note']})" if e.get("note") else ""
+            return f"  ↳ {e['display']}: ok{note}"
         if e.get("skipped"):
             return f"  - skipped ({e.get('note')})"
         note = f" {e['note']}" if e.get("note") else ""
         return self._style(f"  ✓ {e.get('duration', 0):.2f}s{note}", fg="green")
+
+    def _validation(self, e: dict[str, Any]) -> str:
+        return self._style(f"  {e.get('message')}", fg="green" if e.get("passed") else "yellow")
 
     def _step_failed(self, e: dict[str, Any]) -> str:
         first = (e.get("error") or "failed").splitlines()[0]

@@ -117,6 +117,11 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         connections.add(task)
         try:
             await Connection(reader, writer, state, stop.set).serve()
+        except asyncio.CancelledError:
+            # Shutdown cancels connections. This coroutine is the task's outermost, so it
+            # ends quietly: Python 3.11's stream callback otherwise logs every cancelled
+            # connection task as an "Exception in callback" with a traceback.
+            pass
         finally:
             connections.discard(task)
 

@@ -120,3 +120,25 @@ def test_help_lists_every_command(isolated: Path):
     for command in ("run", "resume", "merge", "cancel", "sessions", "daemon"):
         assert command in done.stdout
     assert not (isolated / "prodigyd.sock").exists()  # --help never starts the daemon
+
+
+def test_stop_with_live_subscribers_logs_no_tracebacks(daemon: Path, repo: Path, tmp_path: Path):
+    follower = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", "follow", "--all"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: follower.poll() is not None or _log(daemon).count("\n") >= 1,
+                 what="the follower to connect")
+        wf = tmp_path / "wf.yml"
+        wf.write_text("- shell: 'echo hi'\n")
+        assert ctl("run", str(wf), "-y", cwd=repo).returncode == 0
+        ctl("daemon", "stop", check=True)
+        follower.wait(timeout=30)
+    finally:
+        follower.kill()
+    assert "Traceback" not in _log(daemon) and "ERROR" not in _log(daemon)
+    ctl("daemon", "start", check=True)  # the fixture stops it
+
+
+def _log(home: Path) -> str:
+    return (home / "logs" / "prodigyd.log").read_text()
