@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli import ctl, wait_for
+
 
 class Raw:
     def __init__(self, home: Path) -> None:
@@ -146,3 +148,19 @@ def test_fifty_concurrent_clients(daemon: Path):
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         assert all(pool.map(one, range(50)))
+
+
+def test_a_subscriber_vanishing_mid_stream_harms_nobody(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("".join(f"- shell: 'echo line {n}; sleep 0.05'\n" for n in range(20)))
+    session_id = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+    raw = Raw(daemon)
+    raw.sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "events.subscribe",
+                                 "params": {"session_id": session_id}}).encode() + b"\n")
+    for _ in range(5):  # a few events (and the reply), then hang up without a word
+        assert raw.reader.readline()
+    raw.close()
+    other = Raw(daemon)
+    assert other.call("ping")["result"]["pong"]
+    wait_for(lambda: other.call("sessions.show", {"session_id": session_id})["result"]["status"]
+             == "completed", what="the session to finish regardless")

@@ -31,10 +31,13 @@ def _messages(sock: socket.socket, until: str, timeout: float = 30.0) -> list[st
     return seen
 
 
-def test_daemon_reports_ready_status_and_stopping(isolated: Path, tmp_path: Path):
+def test_daemon_reports_ready_status_watchdog_and_stopping(
+    isolated: Path, repo: Path, tmp_path: Path
+):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
-    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+           "WATCHDOG_USEC": "200000"}
     daemon = subprocess.Popen([sys.executable, "-m", "prodigyd.main"], env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -42,6 +45,12 @@ def test_daemon_reports_ready_status_and_stopping(isolated: Path, tmp_path: Path
         ready = _messages(notify, "READY=1")
         assert any("STATUS=listening on" in m for m in ready)
         assert ctl("daemon", "status").returncode == 0  # READY came when it accepts connections
+        assert any("WATCHDOG=1" in m for m in _messages(notify, "WATCHDOG=1"))
+        wf = tmp_path / "wf.yml"
+        wf.write_text("- shell: 'true'\n")
+        assert ctl("run", str(wf), "-y", cwd=repo).returncode == 0
+        assert any("STATUS=1 running, 0 queued" in m
+                   for m in _messages(notify, "STATUS=1 running"))
         daemon.send_signal(signal.SIGTERM)
         assert any("STOPPING=1" in m for m in _messages(notify, "STOPPING=1"))
         assert daemon.wait(timeout=60) == 0
