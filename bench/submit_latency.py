@@ -201,6 +201,22 @@ def worktree_floor(repo: Path, root: Path, env: dict[str, str], n: int) -> list[
     return times
 
 
+def git_floor(repo: Path, env: dict[str, str], n: int) -> list[float]:
+    """The three git processes `prepare()` runs on every submit, run back to back."""
+    calls = (
+        ["rev-parse", "--show-toplevel"],
+        ["symbolic-ref", "--quiet", "HEAD"],
+        ["rev-parse", "--quiet", "--verify", "HEAD^{commit}"],
+    )
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        for args in calls:
+            subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def wall(argv: list[str], n: int, **kwargs: Any) -> list[float]:
     times = []
     for _ in range(n):
@@ -339,9 +355,11 @@ def main() -> None:
         with daemon(env) as sock:
             submits, pings = durable_submits(sock, params, args.submits)
         commit = sqlite_commit_floor(root, args.submits, payload)
+        gits = git_floor(repo, env, 50)
         print(f"(a) jobs.submit round trip, {args.submits} back to back on one connection")
         print(row("floor: SQLite WAL sync=FULL INSERT+COMMIT", commit))
-        print(row("context: ping round trip", pings))
+        print(row("context: ping round trip (between submits)", pings))
+        print(row("context: the 3 git spawns prepare() runs", gits))
         print(row("prodigyd jobs.submit", submits))
         print(f"    ratio submit / commit floor {ms(submits) / ms(commit):21.2f}x")
         print(

@@ -8,10 +8,11 @@ reports readiness: on `--ready-fd` (the client that spawned us blocks on that pi
 of polling) and to systemd (`READY=1`). The daemon logs to `$PRODIGY_HOME/logs/prodigyd.log`
 and never keeps its parent's stdout/stderr.
 
-Shutdown (SIGTERM, SIGINT or `daemon.stop`), in order: tell systemd `STOPPING=1`, stop
-accepting connections, refuse new work, let running steps finish within the grace period
-(or, with drain, every job), interrupt the rest resumably, close the logs, remove the socket
-(unless systemd owns it) and the pid file. A second signal exits at once.
+Shutdown (SIGTERM, SIGINT or `daemon.stop`), in order: tell systemd `STOPPING=1`, refuse
+new work (clients are still served and told "shutting down"), let running steps finish
+within the grace period (or, with drain, every job), interrupt the rest resumably, stop
+accepting connections, close the logs, remove the socket (unless systemd owns it) and the
+pid file. A second signal exits at once.
 """
 
 from __future__ import annotations
@@ -136,8 +137,10 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     await stop.wait()
     log.info("shutting down%s", " (draining)" if state.drain else "")
     systemd.stopping()
-    server.close()
+    # Keep serving while jobs settle: status, logs and follow still work, submissions are
+    # refused with a clear "shutting down" instead of a refused connection.
     await jobs.shutdown(drain=state.drain)
+    server.close()
     for task in list(connections):
         task.cancel()
     await asyncio.gather(*connections, return_exceptions=True)

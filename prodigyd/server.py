@@ -39,6 +39,9 @@ from prodigyd.store.ids import check_id
 
 log = logging.getLogger("prodigyd.server")
 
+#: How long a client that sent an oversized message may go on sending before we close.
+HANG_UP_SECONDS = 2.0
+
 
 class Connection:
     def __init__(
@@ -84,6 +87,7 @@ class Connection:
                             f"message larger than {protocol.MAX_MESSAGE_BYTES} bytes",
                         )
                     )
+                    await self._hang_up_gently()
                     break  # the stream cannot be resynchronised
                 if line.strip():
                     self._spawn(self._handle(line))
@@ -94,6 +98,19 @@ class Connection:
                 task.cancel()
             with contextlib.suppress(Exception):
                 self.writer.close()
+
+    async def _hang_up_gently(self) -> None:
+        """Half-close, then discard what the client is still sending (briefly).
+
+        Closing a socket with unread input makes the peer see a reset that can destroy the
+        reply we just sent; this way the client reads its error, then end-of-stream.
+        """
+        with contextlib.suppress(OSError, RuntimeError):
+            self.writer.write_eof()
+        with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+            async with asyncio.timeout(HANG_UP_SECONDS):
+                while await self.reader.read(65536):
+                    pass
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

@@ -142,3 +142,25 @@ def test_stop_with_live_subscribers_logs_no_tracebacks(daemon: Path, repo: Path,
 
 def _log(home: Path) -> str:
     return (home / "logs" / "prodigyd.log").read_text()
+
+
+def test_drain_finishes_queued_and_running_jobs_before_exiting(isolated: Path, repo: Path, tmp_path: Path):
+    (isolated).mkdir(parents=True, exist_ok=True)
+    (isolated / "config.toml").write_text("max_concurrent_jobs = 1\n")
+    gate = tmp_path / "gate"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"- shell: 'while [ ! -f {gate} ]; do sleep 0.05; done; echo $PRODIGY_SESSION_ID > \"$PRODIGY_SESSION_ID.txt\"'\n")
+    ids = [ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+           for _ in range(2)]
+    assert json.loads(ctl("ps", "--json", check=True).stdout)["queued"][0]["id"] == ids[1]
+    stopper = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", "daemon", "stop",
+                                "--drain"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    wait_for(lambda: "draining" in (isolated / "logs" / "prodigyd.log").read_text(),
+             what="the drain to begin")
+    refused = ctl("run", str(wf), "--detach", cwd=repo)
+    assert refused.returncode != 0 and "shutting down" in refused.stderr
+    gate.touch()
+    assert stopper.wait(timeout=120) == 0
+    assert not (isolated / "prodigyd.pid").exists()
+    files = set(git(repo, "ls-tree", "--name-only", "main").split())
+    assert {f"{sid}.txt" for sid in ids} <= files  # both ran to the end, then it stopped

@@ -164,3 +164,17 @@ def test_a_subscriber_vanishing_mid_stream_harms_nobody(daemon: Path, repo: Path
     assert other.call("ping")["result"]["pong"]
     wait_for(lambda: other.call("sessions.show", {"session_id": session_id})["result"]["status"]
              == "completed", what="the session to finish regardless")
+
+
+def test_an_oversized_message_is_refused_and_only_that_client_dropped(daemon: Path):
+    big = Raw(daemon)
+    other = Raw(daemon)
+    try:  # the daemon hangs up mid-send: what it said before that is still readable
+        big.sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "'
+                         + b"a" * (9 * 1024 * 1024))
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    reply = json.loads(big.reader.readline())
+    assert reply["error"]["code"] == -32600 and "larger than" in reply["error"]["message"]
+    assert big.reader.readline() == b""  # then the daemon hung up on it
+    assert other.call("ping")["result"]["pong"]

@@ -1,0 +1,315 @@
+"""Daemon start and journal state transitions against their floors, with 10 and 10,000 jobs.
+
+The journal promises that history costs nothing: startup reads only active rows and a
+state transition is one UPDATE by primary key (store/journal.py). This measures both with
+a small store (10 finished jobs) and a large one (10,000), built directly through
+prodigyd.store.journal with realistic rows (a real SessionRecord, the environment the job
+was submitted with), in the same run:
+
+(a) exec -> ready: Popen of `python -m prodigyd.main --ready-fd W` until the pipe says
+    `ready`; median of several starts per store, the two stores alternating, each daemon
+    stopped with SIGTERM. Floor: interpreter start (`python -c pass`). For context: the
+    daemon's own imports (`import prodigyd.main` plus what it imports to serve, exiting
+    with os._exit so interpreter teardown is not counted, as it is not before `ready`) and
+    the `PRAGMA quick_check` the journal runs on open, whose cost grows with the file.
+    Target: <= 300 ms with 10,000 jobs, and no growth against 10 jobs.
+(b) one state transition (`journal.update` of a job's status and record): median of
+    several hundred, the two stores alternating in blocks. Floor: a bare SQLite
+    single-row UPDATE+COMMIT (WAL, synchronous=FULL) in a fresh database. Target: the
+    10,000-job figure is ~1.0x the 10-job one.
+
+    python bench/startup.py [--jobs 10000] [--starts 7] [--updates 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_READY_MS = 300.0
+
+DAEMON_IMPORTS = (
+    "import prodigyd.main, prodigyd.server, prodigyd.jobs, prodigyd.api.handlers, "
+    "prodigyd.engine.context"
+)
+
+
+def bench_env(root: Path, home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PRODIGY_HOME": str(home),
+        "HOME": str(root),
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
+
+
+def record_for(index: int, root: Path, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """A realistic finished job: its SessionRecord as the daemon stores it."""
+    from prodigyd.store.ids import new_session_id
+    from prodigyd.store.sessions import SessionRecord, Status, now_iso
+
+    session_id = new_session_id()
+    record = SessionRecord(
+        id=session_id,
+        workflow=str(root / "repo" / "workflows" / "implement.yml"),
+        workflow_name="implement",
+        workflow_sha256="0" * 64,
+        status=Status.COMPLETED,
+        completed_at=now_iso(),
+        repo=str(root / "repo"),
+        repo_id="repo-0123abcd",
+        original_branch="main",
+        worktree=str(root / "home" / "worktrees" / "repo-0123abcd" / session_id),
+        branch=f"prodigy-{session_id}",
+        cwd=str(root / "repo"),
+        args=[str(index)],
+        merge_policy="auto",
+        total_steps=5,
+        completed_steps=5,
+        merged=True,
+        merge_commit="f" * 40,
+    )
+    return record.model_dump(mode="json"), session_id
+
+
+def populate(home: Path, root: Path, jobs: int, env: dict[str, str]) -> list[str]:
+    """Insert `jobs` completed jobs in one transaction; return their ids."""
+    import json
+
+    from prodigyd.store import journal
+
+    os.environ["PRODIGY_HOME"] = str(home)
+    private = json.dumps({"env": env, "args": []}, separators=(",", ":"))
+    now = time.time()
+    ids = []
+    with journal.transaction() as conn:
+        for index in range(jobs):
+            record, session_id = record_for(index, root, env)
+            conn.execute(
+                "INSERT INTO jobs (id, status, record, private, created_at, updated_at)"
+                " VALUES (?, 'completed', ?, ?, ?, ?)",
+                (session_id, json.dumps(record, separators=(",", ":")), private, now, now),
+            )
+            ids.append(session_id)
+    journal.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return ids
+
+
+def time_ready(env: dict[str, str]) -> float:
+    """exec -> `ready` on the pipe; then SIGTERM the daemon and wait for it to exit."""
+    read_fd, write_fd = os.pipe()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
+    )
+    try:
+        os.close(write_fd)
+        ready, _, _ = select.select([read_fd], [], [], 30)
+        word = os.read(read_fd, 64).decode().strip() if ready else ""
+        elapsed = time.perf_counter() - started
+        if word != "ready":
+            raise SystemExit(f"prodigyd did not become ready (said {word!r})")
+        return elapsed
+    finally:
+        os.close(read_fd)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wall(argv: list[str], n: int, env: dict[str, str]) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        subprocess.run(argv, env=env, check=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def quick_check(path: Path) -> float:
+    """The integrity check the daemon runs each time it opens the journal (store/journal.py)."""
+    started = time.perf_counter()
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA quick_check").fetchone()
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def update_floor(folder: Path, n: int, body: str) -> list[float]:
+    conn = sqlite3.connect(folder / "floor.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT, record TEXT)")
+    conn.execute("INSERT INTO jobs VALUES ('job', 'queued', ?)", (body,))
+    times = []
+    for i in range(n):
+        started = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE jobs SET status = ?, record = ? WHERE id = 'job'",
+            ("running" if i % 2 else "completed", body),
+        )
+        conn.execute("COMMIT")
+        times.append(time.perf_counter() - started)
+    conn.close()
+    return times
+
+
+def transitions(homes: dict[str, tuple[Path, str]], n: int, block: int = 50) -> dict[str, list]:
+    """journal.update of one job's status+record, alternating stores in blocks."""
+    import json
+
+    from prodigyd.store import journal
+
+    records = {}
+    for label, (home, job_id) in homes.items():
+        os.environ["PRODIGY_HOME"] = str(home)
+        records[label] = json.loads(journal.get(job_id)["record"])
+    times: dict[str, list[float]] = {label: [] for label in homes}
+    while min(len(t) for t in times.values()) < n:
+        for label, (home, job_id) in homes.items():
+            os.environ["PRODIGY_HOME"] = str(home)
+            record = records[label]
+            for _ in range(min(block, n - len(times[label]))):
+                record["status"] = "running" if record["status"] != "running" else "completed"
+                started = time.perf_counter()
+                journal.update(job_id, record=record)
+                times[label].append(time.perf_counter() - started)
+    return times
+
+
+def ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98] * 1000
+
+
+def row(label: str, values: list[float], *, tail: bool = True) -> str:
+    text = f"    {label:<46} p50 {ms(values):8.3f} ms"
+    if tail and len(values) >= 20:
+        text += f"   p99 {p99(values):8.3f} ms"
+    else:
+        text += f"   min {min(values) * 1000:8.3f} ms   max {max(values) * 1000:8.3f} ms"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000, help="finished jobs in the big store")
+    parser.add_argument("--small", type=int, default=10, help="finished jobs in the small store")
+    parser.add_argument("--starts", type=int, default=7, help="daemon starts per store")
+    parser.add_argument("--updates", type=int, default=500, help="transitions per store")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
+        root = Path(tmp)
+        homes = {"small": root / "home-small", "big": root / "home-big"}
+        envs = {label: bench_env(root, home) for label, home in homes.items()}
+        os.environ.update({k: v for k, v in envs["small"].items() if k != "PRODIGY_HOME"})
+        job_env = dict(os.environ)  # what `prodigyctl run` submits, stored with each job
+        started = time.perf_counter()
+        ids = {
+            "small": populate(homes["small"], root, args.small, job_env),
+            "big": populate(homes["big"], root, args.jobs, job_env),
+        }
+        fill = time.perf_counter() - started
+        from prodigyd.store import journal
+
+        journal.close_all()  # the daemons are the only ones holding the journals from here on
+        size = (homes["big"] / "journal.db").stat().st_size
+        labels = {"small": f"{args.small} jobs", "big": f"{args.jobs:,} jobs"}
+        print(
+            f"python {sys.version.split()[0]}; stores of {args.small} and {args.jobs:,} "
+            f"completed jobs (filled in {fill:.1f} s; the big journal.db is "
+            f"{size / 1e6:.1f} MB, {size / args.jobs / 1e3:.1f} kB a job)"
+        )
+
+        # (a) exec -> ready, everything interleaved so each figure sees the same machine
+        probes: dict[str, list[str]] = {
+            "floor: python -c pass": [sys.executable, "-c", "pass"],
+            "context: import prodigyd.main (no teardown)": [
+                sys.executable,
+                "-c",
+                "import prodigyd.main, os; os._exit(0)",
+            ],
+            "context: + every module it serves with": [
+                sys.executable,
+                "-c",
+                f"{DAEMON_IMPORTS}, os; os._exit(0)",
+            ],
+        }
+        walls: dict[str, list[float]] = {label: [] for label in probes}
+        ready: dict[str, list[float]] = {"small": [], "big": []}
+        checks: dict[str, list[float]] = {"small": [], "big": []}
+        time_ready(envs["small"])  # warm the page cache for the interpreter and modules
+        for _ in range(args.starts):
+            for label, argv in probes.items():
+                walls[label].extend(wall(argv, 1, envs["small"]))
+            for label in ready:
+                ready[label].append(time_ready(envs[label]))
+                checks[label].append(quick_check(homes[label] / "journal.db"))
+        print(f"(a) daemon exec -> ready, {args.starts} starts per store, interleaved (medians)")
+        for label, values in walls.items():
+            print(row(label, values, tail=False))
+        for label in ("small", "big"):
+            print(row(f"context: PRAGMA quick_check, {labels[label]}", checks[label], tail=False))
+        for label, values in ready.items():
+            print(row(f"prodigyd ready, {labels[label]}", values, tail=False))
+        big, small = ms(ready["big"]), ms(ready["small"])
+        floor = ms(walls["floor: python -c pass"])
+        print(
+            f"    ratio ready / interpreter floor: {small / floor:.2f}x ({labels['small']}), "
+            f"{big / floor:.2f}x ({labels['big']}); "
+            f"{labels['big']} / {labels['small']}: {big / small:.2f}x"
+        )
+        verdict = "meets" if big <= TARGET_READY_MS else "MISSES"
+        print(
+            f"    target <= {TARGET_READY_MS:.0f} ms with {labels['big']}: "
+            f"{big:.1f} ms {verdict} it"
+        )
+
+        # (b) one state transition
+        pairs = {label: (homes[label], ids[label][len(ids[label]) // 2]) for label in homes}
+        os.environ["PRODIGY_HOME"] = str(homes["small"])
+        body = journal.get(pairs["small"][1])["record"]
+        floor_updates = update_floor(root, args.updates, body)
+        updates = transitions(pairs, args.updates)
+        journal.close_all()
+        print(f"(b) one state transition (journal.update: status + record), {args.updates} each")
+        print(row("floor: bare SQLite UPDATE+COMMIT, fresh db", floor_updates))
+        for label, values in updates.items():
+            print(row(f"journal.update, {labels[label]}", values))
+        u_big, u_small = ms(updates["big"]), ms(updates["small"])
+        print(
+            f"    ratio {labels['big']} / {labels['small']}: {u_big / u_small:.2f}x (target ~1.0x);"
+            f" vs floor: {u_small / ms(floor_updates):.2f}x and {u_big / ms(floor_updates):.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
