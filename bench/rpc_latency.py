@@ -8,6 +8,13 @@ run as its own process (deps-probe §3 measured 82-86 µs p50 for it here). The 
 is what prodigyd's request path adds (a task per request, dispatch, params validation, the
 write lock). Target: ping p50 <= 100 µs (Watchman answers in 83 µs).
 
+Both servers run at once and are measured in alternating blocks, so a busy moment on the
+machine hits both. On a VM the round trip depends mostly on where the scheduler puts the
+two processes: on one CPU a reply is a context switch, across CPUs it is a cross-CPU
+wake-up, several times slower. So each pair is measured three ways: as the OS places them
+(the headline, what users get), all pinned to one CPU, and client and servers pinned
+apart.
+
     python bench/rpc_latency.py [--requests 5000] [--warmup 500] [--uvloop]
 """
 

@@ -376,7 +376,7 @@ def main() -> None:
             worktree = worktree_floor(repo, root, env, 10)
             print(f"(b) submit -> step_started on a warm idle daemon, {args.runs} runs")
             print(row("floor: subprocess.run(sh -c true)", spawn))
-            print(row("context: git worktree add -b (new session tree)", worktree))
+            print(row("context: git worktree add -b (a new session)", worktree))
             for label, values in marks.items():
                 print(row(f"submit -> {label}", values))
             first = ms(marks["step_started"])
@@ -390,13 +390,15 @@ def main() -> None:
             ]
             script = Path(sys.executable).with_name("prodigyctl")
             if script.exists():
-                clients.append((f"console script {script}", [str(script)]))
+                clients.append(("console script prodigyctl (no pyenv shim)", [str(script)]))
             interp = wall([sys.executable, "-c", "pass"], args.cli_runs, env=env)
             click = wall([sys.executable, "-c", "import click"], args.cli_runs, env=env)
             client_import = wall(
                 [sys.executable, "-c", "import prodigyctl.main"], args.cli_runs, env=env
             )
             print(f"(c) prodigyctl run --detach wall time, {args.cli_runs} new processes each")
+            if script.exists():
+                print(f"    (console script: {script})")
             print(row("floor: python -c pass", interp))
             print(row("context: python -c 'import click'", click))
             print(row("context: python -c 'import prodigyctl.main'", client_import))
