@@ -359,7 +359,7 @@ def main() -> None:
         print(f"(a) jobs.submit round trip, {args.submits} back to back on one connection")
         print(row("floor: SQLite WAL sync=FULL INSERT+COMMIT", commit))
         print(row("context: ping round trip (between submits)", pings))
-        print(row("context: the 3 git spawns prepare() runs", gits))
+        print(row("context: 3 git spawns (prepare reads .git instead)", gits))
         print(row("prodigyd jobs.submit", submits))
         print(f"    ratio submit / commit floor {ms(submits) / ms(commit):21.2f}x")
         print(

@@ -98,7 +98,8 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(_SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    conn.execute("PRAGMA quick_check").fetchone()
+    # No `PRAGMA quick_check` here: it reads the whole file (25 ms at 10,000 jobs) on the
+    # startup path; a file that is not a database already fails the statements above.
     return conn
 
 

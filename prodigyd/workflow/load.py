@@ -18,6 +18,7 @@ place a step can appear, so a MapReduce model can reuse it for setup/map/reduce.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -87,6 +88,10 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
         raise WorkflowError(
             f"cannot read workflow file: {exc.strerror or exc}", location=Location(str(file))
         ) from None
+    key = (str(file), strict, hashlib.sha256(data).hexdigest())
+    cached = _PARSED.get(key)
+    if cached is not None:
+        return cached
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -94,7 +99,18 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
             f"the workflow file is not UTF-8 text (bad byte at offset {exc.start})",
             location=Location(str(file)),
         ) from None
-    return parse_workflow(text, source=str(file), strict=strict)
+    loaded = parse_workflow(text, source=str(file), strict=strict)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = loaded
+    return loaded
+
+
+#: Parsed workflows by (file, strict, content hash). A submission, its start and every
+#: resume read the same file; parsing YAML costs ~1 ms, reading and hashing it ~20 µs, and
+#: keying on the content itself means an edited file is never served stale.
+_PARSED: dict[tuple[str, bool, str], LoadedWorkflow] = {}
+_PARSED_MAX = 128
 
 
 def parse_workflow(
