@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -151,6 +149,9 @@ def start_daemon() -> None:
     The daemon reports readiness on a pipe we pass it, so we block on a read instead of
     polling the socket; a daemon that dies early closes the pipe and we say where its log is.
     """
+    import select  # only here: most commands never start a daemon, and imports cost time
+    import subprocess
+
     logs = paths.logs_dir()
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()

@@ -89,8 +89,13 @@ class Connection:
                     )
                     await self._hang_up_gently()
                     break  # the stream cannot be resynchronised
-                if line.strip():
-                    self._spawn(self._handle(line))
+                if not line.strip():
+                    continue
+                message = _parse(line)
+                if isinstance(message, dict) and message.get("method") in INLINE_METHODS:
+                    await self._handle(message)  # no task: the cheapest possible round trip
+                else:
+                    self._spawn(self._handle(message))
         except (ConnectionError, OSError):
             log.debug("client connection dropped")
         finally:
@@ -122,20 +127,18 @@ class Connection:
             self.writer.write(protocol.encode(message))
             await self.writer.drain()
 
-    async def _handle(self, line: bytes) -> None:
+    async def _handle(self, message: Any) -> None:
         try:
-            reply = await self._dispatch(line)
+            reply = await self._dispatch(message)
         except (ConnectionError, OSError):
             return
         if reply is not None:
             with contextlib.suppress(ConnectionError, OSError):
                 await self.send(reply)
 
-    async def _dispatch(self, line: bytes) -> dict[str, Any] | None:
-        try:
-            message = json.loads(line)
-        except ValueError as exc:
-            return protocol.error(None, protocol.PARSE_ERROR, f"Parse error: {exc}")
+    async def _dispatch(self, message: Any) -> dict[str, Any] | None:
+        if isinstance(message, _Unparseable):
+            return protocol.error(None, protocol.PARSE_ERROR, f"Parse error: {message.reason}")
         if not isinstance(message, dict):
             return protocol.error(None, protocol.INVALID_REQUEST, "a request must be a JSON object")
         msg_id = message.get("id")
@@ -226,6 +229,23 @@ class Connection:
                 protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
             )
         )
+
+
+#: Methods answered in the read loop itself: cheap and never blocking. Everything else runs
+#: in its own task, so a long call (merge, submit) never holds up the connection.
+INLINE_METHODS = frozenset({protocol.PING, protocol.DAEMON_STATUS})
+
+
+class _Unparseable:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        return _Unparseable(str(exc))
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
