@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import select
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +33,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from benchkit import stop
 
 TARGET_P50_US = 100.0
 
@@ -100,13 +101,7 @@ def process(argv: list[str], env: dict[str, str], *, ready_fd: bool = False) -> 
                 raise SystemExit(f"{argv[2]} did not become ready (said {word!r})")
         yield proc.pid
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout=30)
 
 
 def connect(path: Path, timeout: float = 10.0) -> socket.socket:

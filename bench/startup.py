@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -36,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchkit import stop
 
 TARGET_READY_MS = 300.0
 
@@ -131,13 +132,7 @@ def time_ready(env: dict[str, str]) -> float:
         return elapsed
     finally:
         os.close(read_fd)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout=60)
 
 
 def wall(argv: list[str], n: int, env: dict[str, str]) -> list[float]:

@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import select
-import signal
 import socket
 import sqlite3
 import statistics
@@ -39,6 +38,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from benchkit import stop
 
 TARGET_SUBMIT_MS = 1.0
 TARGET_FIRST_STEP_MS = 5.0
@@ -93,13 +94,7 @@ def daemon(env: dict[str, str]) -> Iterator[Path]:
         yield Path(env["PRODIGY_HOME"]) / "prodigyd.sock"
     finally:
         os.close(read_fd)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc, timeout=60)
 
 
 class Conn:

@@ -173,7 +173,7 @@ def daemon_stop(drain: bool, as_json: bool) -> None:
 @json_option
 def daemon_status(as_json: bool) -> None:
     """Report whether prodigyd runs (never starts it; exit 5 when it does not)."""
-    from prodigyctl.commands import daemon as cmd
+    from prodigyctl.commands import status as cmd
 
     sys.exit(cmd.status(as_json=as_json))
 

@@ -1,7 +1,8 @@
 """`daemon start|stop|status`: manage the per-user prodigyd.
 
-`status` never starts a daemon and exits 5 when none answers; `start` is a no-op when one
-runs already; `stop` waits until the daemon has exited, so a following `start` is clean.
+`daemon status` is `prodigyctl status` (commands/status.py): it never starts a daemon and
+exits 5 when none answers. `start` is a no-op when one runs already; `stop` waits until the
+daemon has exited, so a following `start` is clean.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 import click
 
 from prodigyctl.client import Client, DaemonUnreachable, dumps
-from prodigyctl.errors import EXIT_OK, EXIT_UNREACHABLE
+from prodigyctl.errors import EXIT_OK
 from prodigyd import paths, protocol
 
 #: How long `daemon stop` waits for the daemon to finish interrupting jobs and exit.
@@ -22,23 +23,6 @@ def start(*, as_json: bool) -> int:
     with Client.connect() as client:
         info = client.call(protocol.DAEMON_STATUS)
     click.echo(dumps(info) if as_json else f"prodigyd running (pid {info['pid']})")
-    return EXIT_OK
-
-
-def status(*, as_json: bool) -> int:
-    try:
-        with Client.connect(autostart=False) as client:
-            info = client.call(protocol.DAEMON_STATUS)
-    except DaemonUnreachable:
-        click.echo(dumps({"running": False}) if as_json else "prodigyd is not running")
-        return EXIT_UNREACHABLE
-    if as_json:
-        click.echo(dumps({"running": True, **info}))
-    else:
-        click.echo(
-            f"prodigyd running (pid {info['pid']}, up {info['uptime']:.0f}s, "
-            f"{len(info['running_sessions'])} running sessions, home {info['home']})"
-        )
     return EXIT_OK
 
 
