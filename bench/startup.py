@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import sqlite3
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchkit import stop
+from benchkit import start_daemon, stop
 
 TARGET_READY_MS = 300.0
 
@@ -112,27 +111,9 @@ def populate(home: Path, root: Path, jobs: int, env: dict[str, str]) -> list[str
 
 def time_ready(env: dict[str, str]) -> float:
     """exec -> `ready` on the pipe; then SIGTERM the daemon and wait for it to exit."""
-    read_fd, write_fd = os.pipe()
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        pass_fds=(write_fd,),
-    )
-    try:
-        os.close(write_fd)
-        ready, _, _ = select.select([read_fd], [], [], 30)
-        word = os.read(read_fd, 64).decode().strip() if ready else ""
-        elapsed = time.perf_counter() - started
-        if word != "ready":
-            raise SystemExit(f"prodigyd did not become ready (said {word!r})")
-        return elapsed
-    finally:
-        os.close(read_fd)
-        stop(proc, timeout=60)
+    proc, elapsed = start_daemon(env)
+    stop(proc, timeout=60)
+    return elapsed
 
 
 def wall(argv: list[str], n: int, env: dict[str, str]) -> list[float]:

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import select
 import socket
 import sqlite3
 import statistics
@@ -39,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchkit import stop
+from benchkit import start_daemon, stop
 
 TARGET_SUBMIT_MS = 1.0
 TARGET_FIRST_STEP_MS = 5.0
@@ -76,24 +75,10 @@ def make_repo(root: Path, env: dict[str, str]) -> Path:
 @contextlib.contextmanager
 def daemon(env: dict[str, str]) -> Iterator[Path]:
     """Start prodigyd (readiness on a pipe, as prodigyctl does); always SIGTERM it and wait."""
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        pass_fds=(write_fd,),
-    )
-    os.close(write_fd)
+    proc, _ = start_daemon(env)
     try:
-        ready, _, _ = select.select([read_fd], [], [], 20)
-        word = os.read(read_fd, 64).decode().strip() if ready else ""
-        if word != "ready":
-            raise SystemExit(f"prodigyd did not become ready (said {word!r})")
         yield Path(env["PRODIGY_HOME"]) / "prodigyd.sock"
     finally:
-        os.close(read_fd)
         stop(proc, timeout=60)
 
 

@@ -183,3 +183,41 @@ def test_daemon_status_never_starts_a_daemon(isolated: Path):
 def test_socket_and_folder_are_private(daemon: Path):
     assert (daemon / "prodigyd.sock").stat().st_mode & 0o777 == 0o600
     assert daemon.stat().st_mode & 0o777 == 0o700
+
+
+def _run_on_a_terminal(args: list[str], cwd: Path, answer: bytes) -> tuple[int, str]:
+    """Run prodigyctl with a pseudo-terminal as stdin/stdout; type `answer` at the prompt."""
+    import pty
+
+    leader, follower = pty.openpty()
+    client = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", *args], cwd=cwd,
+                              stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    try:
+        while b"[Y/n]" not in seen:
+            seen += os.read(leader, 4096)
+        os.write(leader, answer)
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the client exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+    return client.wait(timeout=60), seen.decode(errors="replace")
+
+
+def test_on_a_terminal_run_asks_before_merging(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo yes > asked.txt'\n")
+    code, screen = _run_on_a_terminal(["run", str(wf)], repo, b"y\n")
+    assert code == 0, screen
+    assert "Merge prodigy-workflow-" in screen and "to main? [Y/n]" in screen
+    assert (repo / "asked.txt").read_text() == "yes\n"
+    declined = write(tmp_path / "no.yml", "- shell: 'echo no > declined.txt'\n")
+    code, screen = _run_on_a_terminal(["run", str(declined)], repo, b"n\n")
+    assert code == 0 and "prodigyctl merge" in screen
+    assert not (repo / "declined.txt").exists()
