@@ -233,7 +233,7 @@ class Connection:
 
 #: Methods answered in the read loop itself: cheap and never blocking. Everything else runs
 #: in its own task, so a long call (merge, submit) never holds up the connection.
-INLINE_METHODS = frozenset({protocol.PING, protocol.DAEMON_STATUS})
+INLINE_METHODS = frozenset({protocol.PING})
 
 
 class _Unparseable:

@@ -7,6 +7,7 @@ reply is written); everything else is listed in HANDLERS.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
@@ -48,7 +49,7 @@ async def daemon_status(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
         "version": state.version,
         "uptime": round(time.monotonic() - state.started, 3),
         "home": str(paths.home()),
-        "store_bytes": _store_bytes(),
+        "store_bytes": await asyncio.to_thread(_store_bytes),  # a walk of the whole store
         **state.jobs.status(),
     }
 

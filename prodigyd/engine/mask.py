@@ -32,24 +32,6 @@ _SHAPES = "|".join(
 )
 _SHAPES_ONLY = re.compile(_SHAPES)
 
-# Matched against the lower-cased name with "_" and "-" removed ("API_KEY" → "apikey").
-# "clientsecret" needs no entry of its own: "secret" covers it.
-_SENSITIVE_PARTS = (
-    "password",
-    "passwd",
-    "token",
-    "apikey",
-    "secret",
-    "bearer",
-    "authorization",
-    "privatekey",
-    "sshkey",
-    "accesskey",
-)
-# Too short to match inside other words ("GIT_AUTHOR_NAME"), so they must be a whole
-# "_"/"-"-separated word of the name.
-_SENSITIVE_WORDS = frozenset({"pwd", "auth"})
-_NAME_SEPARATORS = re.compile(r"[_\-]")
 
 
 class Masker:
@@ -120,17 +102,6 @@ class Masker:
         name = self._names.get(match.group(0))
         return _replacement(match) if name is None else f"{_PLACEHOLDER_MARK}secret:{name}»"
 
-    def mask_env(self, env: Mapping[str, str]) -> dict[str, str]:
-        """An environment fit for display.
-
-        Values whose name looks sensitive are masked whole even if never declared as secrets
-        (an inherited GITHUB_TOKEN); empty ones stay empty, which leaks nothing and explains
-        an authentication failure.
-        """
-        return {
-            name: MASK if value and _sensitive_name(name) else self.mask(value)
-            for name, value in env.items()
-        }
 
 
 _PLACEHOLDER_MARK = "«"
@@ -152,11 +123,3 @@ def _map_strings(obj: Any, change: Callable[[str], str]) -> Any:
 def _replacement(match: re.Match[str]) -> str:
     scheme = match.group("scheme")
     return MASK if scheme is None else scheme + MASK
-
-
-def _sensitive_name(name: str) -> bool:
-    lowered = name.lower()
-    squashed = _NAME_SEPARATORS.sub("", lowered)
-    if any(part in squashed for part in _SENSITIVE_PARTS):
-        return True
-    return not _SENSITIVE_WORDS.isdisjoint(_NAME_SEPARATORS.split(lowered))

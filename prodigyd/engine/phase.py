@@ -26,7 +26,6 @@ Checkpoint = Callable[[str, int, list[dict[str, Any]]], Awaitable[None]]
 @dataclass
 class PhaseOutcome:
     ok: bool
-    failed_index: int | None = None  # 0-based
     error: str | None = None
     stopped: bool = False  # asked to stop between steps (daemon shutdown)
 
@@ -60,7 +59,7 @@ async def run_sequential(
         )
         if not report.success:
             await checkpoint("Failed", index, completed)
-            return PhaseOutcome(False, failed_index=index, error=report.error)
+            return PhaseOutcome(False, error=report.error)
         completed.append(
             {
                 "step_index": index,

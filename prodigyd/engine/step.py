@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,6 @@ class StepReport:
     skipped: bool = False
     note: str | None = None
     error: str | None = None  # the workflow-stopping message when not successful
-    output_parts: list[str] = field(default_factory=list)
 
 
 class StepRunner:
@@ -165,6 +165,7 @@ class StepRunner:
         if command is None:
             raise ProdigyError(f"step kind {step.kind!r} is not supported yet")
         attempt = 1
+        started = time.monotonic()
         while True:
             result = await command(step, inv)
             spec = step.retry
@@ -173,6 +174,10 @@ class StepRunner:
             if not retry_policy.should_retry(spec, f"{result.error}\n{result.stderr}"):
                 return result
             delay = retry_policy.delay_for(attempt, spec)
+            if spec.retry_budget is not None and (
+                time.monotonic() - started + delay > spec.retry_budget
+            ):
+                return result  # another attempt would overrun the retry budget
             self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 1, delay=delay)
             await asyncio.sleep(delay)
             attempt += 1

@@ -156,8 +156,8 @@ def _bad_character(expression: str, pos: int) -> ExpressionError:
 
 
 # ---------------------------------------------------------------------------------------------
-# parser: each rule returns a thunk, so && and || short-circuit (lazy git variables stay
-# uncomputed) while every syntax error is still found before anything is evaluated.
+# parser: each rule returns a thunk, so && and || short-circuit while every syntax error is
+# still found before anything is evaluated.
 
 _Thunk = Callable[[], Any]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -54,26 +54,6 @@ class SpaceList(list[str]):
     """
 
 
-class _Lazy:
-    """A value computed on first use and then cached.
-
-    Each git context variable costs a `git diff`; most steps never mention them.
-    """
-
-    __slots__ = ("_done", "_thunk", "_value")
-
-    def __init__(self, thunk: Callable[[], Any]) -> None:
-        self._thunk = thunk
-        self._done = False
-        self._value: Any = None
-
-    def get(self) -> Any:
-        if not self._done:
-            self._value = self._thunk()
-            self._done = True
-        return self._value
-
-
 class VariableStore:
     """Named values in nested scopes.
 
@@ -90,17 +70,9 @@ class VariableStore:
     def set(self, name: str, value: Any) -> None:
         self._entries[name] = value
 
-    def set_lazy(self, name: str, thunk: Callable[[], Any]) -> None:
-        """Register `thunk` to compute `name` on its first lookup (re-registering resets it)."""
-        self._entries[name] = _Lazy(thunk)
-
     def update(self, values: Mapping[str, Any]) -> None:
         for name, value in values.items():
             self.set(name, value)
-
-    def delete(self, name: str) -> None:
-        """Forget `name` in this scope only; a parent's value becomes visible again."""
-        self._entries.pop(name, None)
 
     def child(self) -> VariableStore:
         return VariableStore(self)
@@ -135,24 +107,19 @@ class VariableStore:
         return value
 
     def snapshot(self) -> dict[str, Any]:
-        """Every visible plain variable, for checkpoints.
+        """Every visible variable, for checkpoints.
 
-        Lazy variables are left out: they describe the worktree, so a resumed run recomputes
-        them. Values that cannot be written as JSON are left out too. Note that a SpaceList
-        comes back from JSON as a plain list.
+        Values that cannot be written as JSON are left out. Note that a SpaceList comes back
+        from JSON as a plain list.
         """
-        return {
-            name: value
-            for name, value in self._merged().items()
-            if not isinstance(value, _Lazy) and _is_json(value)
-        }
+        return {name: value for name, value in self._merged().items() if _is_json(value)}
 
     def _get(self, name: str) -> Any:
         scope: VariableStore | None = self
         while scope is not None:
             entry = scope._entries.get(name, MISSING)
             if entry is not MISSING:
-                return entry.get() if isinstance(entry, _Lazy) else entry
+                return entry
             scope = scope._parent
         return MISSING
 
@@ -162,11 +129,9 @@ class VariableStore:
         return merged
 
     def _describe(self) -> list[str]:
-        """`name (type)` for every visible variable, without computing lazy ones."""
-        return [
-            f"{name} ({'computed' if isinstance(value, _Lazy) else type(value).__name__})"
-            for name, value in sorted(self._merged().items())
-        ]
+        """`name (type)` for every visible variable."""
+        merged = sorted(self._merged().items())
+        return [f"{name} ({type(value).__name__})" for name, value in merged]
 
 
 class UnresolvedVariableError(ProdigyError):

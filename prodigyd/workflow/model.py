@@ -400,7 +400,6 @@ class ValidateSpec(BaseModel):
     result_file: str | None = None
     threshold: float = Field(100.0, ge=0, le=100)
     timeout: Timeout = None
-    expected_schema: dict[str, Any] | None = None
     on_incomplete: OnIncomplete | None = None
 
     @model_validator(mode="after")

@@ -77,6 +77,21 @@ async def test_retry_reruns_until_success(tmp_path: Path, repo: Path):
     assert [e["attempt"] for e in out.sink.of("step_retrying")] == [2, 3]
 
 
+async def test_retry_budget_stops_retrying_before_overrunning(tmp_path: Path, repo: Path):
+    counter = tmp_path / "count"
+    wf = write_workflow(tmp_path, f"""
+- shell: "echo x >> {counter}; exit 1"
+  retry:
+    attempts: 10
+    backoff: fixed
+    initial_delay: 300ms
+    retry_budget: 700ms
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert counter.read_text().count("x") == 3  # 0 s, 0.3 s, 0.6 s; a 4th would end at 0.9 s
+
+
 async def test_retry_on_filters_which_failures_retry(tmp_path: Path, repo: Path):
     counter = tmp_path / "count"
     wf = write_workflow(tmp_path, f"""

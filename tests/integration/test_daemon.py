@@ -127,8 +127,8 @@ def test_stop_with_live_subscribers_logs_no_tracebacks(daemon: Path, repo: Path,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: follower.poll() is not None or _log(daemon).count("\n") >= 1,
-                 what="the follower to connect")
+        assert follower.stderr is not None
+        assert "Following" in follower.stderr.readline()  # subscribed before the stop
         wf = tmp_path / "wf.yml"
         wf.write_text("- shell: 'echo hi'\n")
         assert ctl("run", str(wf), "-y", cwd=repo).returncode == 0

@@ -190,13 +190,6 @@ def test_nested_parentheses() -> None:
     assert evaluate("((${a} == 1) && (${b} == 3 || ${b} == 2))", store) is True
 
 
-def test_short_circuit_skips_lazy_variables() -> None:
-    store = VariableStore()
-    store.set_lazy("expensive", lambda: pytest.fail("must not be computed"))
-    assert evaluate("false && ${expensive}", store) is False
-    assert evaluate("true || ${expensive}", store) is True
-
-
 # --- errors ------------------------------------------------------------------------------------
 
 

@@ -80,72 +80,16 @@ def test_child_scope_shadows_and_falls_back() -> None:
     assert parent.lookup("name") == "parent"
 
 
-def test_delete_only_affects_own_scope() -> None:
-    parent = make_store(x="p")
-    child = parent.child()
-    child.set("x", "c")
-    child.delete("x")
-    assert child.lookup("x") == "p"
-    child.delete("never-set")
-    parent.delete("x")
-    assert child.lookup("x") is MISSING
-
-
-# --- lazy variables ----------------------------------------------------------------------------
-
-
-def test_lazy_is_computed_once_and_only_when_used() -> None:
-    calls: list[int] = []
-
-    def files() -> SpaceList:
-        calls.append(1)
-        return SpaceList(["a.md", "b.rs"])
-
-    store = VariableStore()
-    store.set_lazy("step.files_added", files)
-    assert interpolate("echo ${other:-x}", store) == "echo x"
-    assert calls == []
-    assert interpolate("${step.files_added}", store) == "a.md b.rs"
-    assert interpolate("${step.files_added[0]}", store) == "a.md"
-    assert calls == [1]
-
-
-def test_set_replaces_a_lazy_and_set_lazy_resets_cache() -> None:
-    counter = iter(range(10))
-    store = VariableStore()
-    store.set_lazy("n", lambda: next(counter))
-    assert store.lookup("n") == 0
-    assert store.lookup("n") == 0
-    store.set_lazy("n", lambda: next(counter))
-    assert store.lookup("n") == 1
-    store.set("n", "plain")
-    assert store.lookup("n") == "plain"
-
-
-def test_lazy_in_parent_visible_from_child() -> None:
-    parent = VariableStore()
-    parent.set_lazy("g", lambda: "computed")
-    assert parent.child().lookup("g") == "computed"
-
-
 # --- snapshot ----------------------------------------------------------------------------------
 
 
-def test_snapshot_merges_scopes_and_skips_lazy_and_unserialisable() -> None:
+def test_snapshot_merges_scopes_and_skips_unserialisable() -> None:
     parent = make_store(a=1, b="parent", obj=object())
-    parent.set_lazy("lazy", lambda: "x")
     child = parent.child()
     child.update({"b": "child", "files": SpaceList(["f"])})
     snap = child.snapshot()
     assert snap == {"a": 1, "b": "child", "files": ["f"]}
     json.dumps(snap)
-
-
-def test_snapshot_child_lazy_hides_parent_value() -> None:
-    parent = make_store(v="old")
-    child = parent.child()
-    child.set_lazy("v", lambda: "new")
-    assert "v" not in child.snapshot()
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -323,14 +267,6 @@ def test_strict_lists_every_unresolved_reference() -> None:
     assert err.details is not None
     assert "known (int)" in err.details
     assert "nested (dict)" in err.details
-
-
-def test_strict_does_not_compute_lazies_for_details() -> None:
-    store = VariableStore()
-    store.set_lazy("step.files", lambda: pytest.fail("lazy must not run"))
-    with pytest.raises(UnresolvedVariableError) as info:
-        interpolate("${nope}", store, strict=True)
-    assert "step.files (computed)" in (info.value.details or "")
 
 
 def test_strict_passes_when_everything_resolves() -> None:

@@ -900,3 +900,10 @@ def test_number_errors_read_like_yaml() -> None:
         error.render()
         == "wf.yml:4:5 (commands[0].validate.threshold): expected a number, got 'abc'"
     )
+
+
+def test_validate_expected_schema_is_reported_not_silently_kept() -> None:
+    loaded = parse_workflow(
+        "- shell: make\n  validate:\n    shell: check\n    expected_schema: {type: object}\n"
+    )
+    assert any("expected_schema" in w and "not checked" in w for w in loaded.warnings)
