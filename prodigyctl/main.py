@@ -286,6 +286,41 @@ def events_export(
                         output=output))
 
 
+@cli.group()
+def worktree() -> None:
+    """The pool of git worktrees that sessions and map agents run in."""
+
+
+@worktree.command("ls")
+@json_option
+def worktree_ls(as_json: bool) -> None:
+    """Every worktree prodigy keeps: idle pool slots, busy ones and kept ones."""
+    from prodigyctl.commands import worktree as cmd
+
+    sys.exit(cmd.list_worktrees(as_json=as_json))
+
+
+@worktree.command("clean")
+@click.argument("target", default="all")
+@json_option
+def worktree_clean(target: str, as_json: bool) -> None:
+    """Remove TARGET (a path, a slot name or a named worktree), or every idle one (all)."""
+    from prodigyctl.commands import worktree as cmd
+
+    sys.exit(cmd.clean(target=target, as_json=as_json))
+
+
+@worktree.command("gc")
+@click.option("--dry-run", is_flag=True, help="Report what would be collected; change nothing.")
+@json_option
+def worktree_gc(dry_run: bool, as_json: bool) -> None:
+    """Reclaim orphaned worktrees and stale prodigy-* branches now (prodigyd also does it
+    at start and every worktree_config.gc_interval_secs)."""
+    from prodigyctl.commands import worktree as cmd
+
+    sys.exit(cmd.gc(dry_run=dry_run, as_json=as_json))
+
+
 @daemon.command("install-service")
 @click.option("--uninstall", is_flag=True, help="Remove the units install-service wrote.")
 @json_option

@@ -66,6 +66,24 @@ class ClaudeConfig(BaseModel):
     extra_args: list[str] = Field(default_factory=list)  # appended to every claude argv
 
 
+class WorktreeConfig(BaseModel):
+    """`[worktree_config]`: the worktree pool (prodigyd/git/pool.py, docs/config.md).
+
+    Durations are seconds; 0 turns a limit off (TOML has no null).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    parallel_worktrees: int = Field(8, ge=0)  # idle worktrees kept per repository
+    allocation_strategy: Literal["on_demand", "pooled", "reuse", "dedicated"] = "pooled"
+    idle_timeout_secs: float = Field(1800.0, ge=0, allow_inf_nan=False)
+    max_age_secs: float = Field(0.0, ge=0, allow_inf_nan=False)
+    cleanup_on_complete: bool = True
+    keep_failed: bool = False
+    max_disk_mb: int = Field(0, ge=0)
+    gc_interval_secs: float = Field(600.0, ge=0, allow_inf_nan=False)
+
+
 class Config(BaseModel):
     """The whole configuration. Strict: TOML is typed, so `"4"` for a number is a mistake."""
 
@@ -77,6 +95,7 @@ class Config(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
+    worktree_config: WorktreeConfig = Field(default_factory=WorktreeConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod

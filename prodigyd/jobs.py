@@ -35,6 +35,7 @@ from prodigyd.engine.session import (
     prepare,
 )
 from prodigyd.errors import Conflict, ProdigyError, ShuttingDown
+from prodigyd.git.pool import WorktreePool
 from prodigyd.store import journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import EventLog, read_events
@@ -46,6 +47,18 @@ log = logging.getLogger("prodigyd.jobs")
 
 #: How long `cancel` waits for a job to checkpoint and stop after its processes are killed.
 CANCEL_WAIT_SECONDS = 10.0
+
+
+#: Sessions in these states still need their worktree and branch.
+LIVE_STATUSES = frozenset(
+    {Status.QUEUED, Status.RUNNING, Status.FAILED, Status.INTERRUPTED, Status.AWAITING_MERGE}
+)
+
+
+def session_live(session_id: str) -> bool:
+    """Whether a session still needs its worktree and branch (the pool's `Live`)."""
+    row = journal.get(session_id)
+    return row is not None and row["status"] in LIVE_STATUSES
 
 
 class EventHub:
@@ -99,9 +112,12 @@ class SchedulerSettings:
 
 
 class JobManager:
-    def __init__(self, engine: EngineSettings, settings: SchedulerSettings) -> None:
+    def __init__(
+        self, engine: EngineSettings, settings: SchedulerSettings, pool: WorktreePool
+    ) -> None:
         self.engine = engine
         self.settings = settings
+        self.pool = pool
         self.hubs: dict[str, EventHub] = {}
         self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()  # live events of every session
         self.running: dict[str, tuple[Session, asyncio.Task[None]]] = {}
@@ -109,6 +125,7 @@ class JobManager:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
+        self._collector: asyncio.Task[None] | None = None
         self.accepting = True
         self.draining = False
 
@@ -117,7 +134,22 @@ class JobManager:
     def start(self) -> None:
         self.recover()
         self._scheduler = asyncio.create_task(self._schedule(), name="scheduler")
+        self._collector = asyncio.create_task(self._collect(), name="worktree collector")
         self._wake.set()
+
+    async def _collect(self) -> None:
+        """Collect worktree garbage after start (a crash may have left some) and then every
+        `gc_interval`; in the background, so it never delays readiness or a job."""
+        while True:
+            try:
+                report = await self.pool.gc(session_live)
+                if any(report.as_dict().values()):
+                    log.info("worktree gc: %s", report.as_dict())
+            except Exception:
+                log.exception("worktree gc failed")
+            if self.pool.settings.gc_interval is None:
+                return
+            await asyncio.sleep(self.pool.settings.gc_interval)
 
     def recover(self) -> list[str]:
         """Jobs a dead daemon left `running` become `interrupted`, and (with auto_resume)
@@ -152,10 +184,11 @@ class JobManager:
                 await self._idle.wait()
         else:
             await self._interrupt_all()
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
+        for task in (self._scheduler, self._collector):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for hub in self.hubs.values():
             hub.log.close()
 
@@ -206,7 +239,7 @@ class JobManager:
         if record.status.active:
             raise Conflict(f"session {session_id} is already {record.status.value}")
         loaded = load_workflow(record.workflow, strict=record.strict)
-        check_resumable(record, loaded, force=force)
+        check_resumable(record, loaded, force=force, pool=self.pool)
         _, args = session_store.load_private(session_id)
         if env is not None:
             check_environment(loaded.workflow, record, env, args, self.engine.claude_bin)
@@ -327,6 +360,7 @@ class JobManager:
             events=self.hub(record),
             settings=self.engine,
             merge_lock=self._merge_lock,
+            pool=self.pool,
         )
 
     @contextlib.asynccontextmanager

@@ -29,11 +29,14 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodigyd import paths, systemd
-from prodigyd.config import Config, ConfigError, load
+from prodigyd.config import Config, ConfigError, WorktreeConfig, load
 from prodigyd.store.atomic import ensure_dir
+
+if TYPE_CHECKING:
+    from prodigyd.git.pool import PoolSettings
 
 log = logging.getLogger("prodigyd")
 
@@ -72,6 +75,23 @@ def _run(config: Config, ready_fd: int | None, activated: list[socket.socket]) -
         return runner.run(_serve(config, ready_fd, activated))
 
 
+def _pool_settings(section: WorktreeConfig) -> PoolSettings:
+    """`[worktree_config]` as the pool's settings; a 0 limit means none."""
+    from prodigyd.git.pool import PoolSettings
+    from prodigyd.store.worktrees import Strategy
+
+    return PoolSettings(
+        strategy=Strategy(section.allocation_strategy),
+        size=section.parallel_worktrees,
+        idle_timeout=section.idle_timeout_secs or None,
+        max_age=section.max_age_secs or None,
+        cleanup_on_complete=section.cleanup_on_complete,
+        keep_failed=section.keep_failed,
+        max_disk_mb=section.max_disk_mb or None,
+        gc_interval=section.gc_interval_secs or None,
+    )
+
+
 @contextlib.contextmanager
 def _single_instance() -> Iterator[bool]:
     folder = ensure_dir(paths.socket_path().parent)
@@ -91,6 +111,7 @@ def _single_instance() -> Iterator[bool]:
 async def _serve(config: Config, ready_fd: int | None, activated: list[socket.socket]) -> int:
     from prodigyd.api.handlers import DaemonState
     from prodigyd.engine.context import EngineSettings
+    from prodigyd.git.pool import WorktreePool
     from prodigyd.jobs import JobManager, SchedulerSettings
     from prodigyd.server import Connection
 
@@ -107,7 +128,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         auto_resume=config.auto_resume,
         shutdown_grace_seconds=config.shutdown_grace_seconds,
     )
-    jobs = JobManager(engine, scheduler)
+    jobs = JobManager(engine, scheduler, WorktreePool(_pool_settings(config.worktree_config)))
     state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()

@@ -16,9 +16,12 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest, Session, prepare
+from prodigyd.git.pool import WorktreePool
 from prodigyd.store import sessions as session_store
+from prodigyd.store import worktrees as worktree_rows
 from prodigyd.store.sessions import SessionRecord
 from prodigyd.workflow.load import load_workflow
+from tests.gitutil import git
 
 
 @dataclass
@@ -64,6 +67,7 @@ def _session(record: SessionRecord, env: dict[str, str], sink: ListSink) -> Sess
         events=sink,
         settings=EngineSettings(claude_log_dir=paths.claude_logs_dir()),
         merge_lock=_unlocked,
+        pool=WorktreePool(),
     )
 
 
@@ -96,3 +100,11 @@ async def resume(session_id: str, env: dict[str, str] | None = None) -> Outcome:
     session = _session(record, dict(os.environ) if env is None else env, sink)
     await session.run(resume=True)
     return Outcome(session.record, sink, session)
+
+
+def assert_released(worktree: Path | str) -> None:
+    """A finished session's worktree went back to the pool: idle, detached and pristine."""
+    row = worktree_rows.get(worktree)
+    assert row is not None and row.state == "idle", row
+    assert git(Path(worktree), "status", "--porcelain", "--ignored") == ""
+    assert git(Path(worktree), "branch", "--show-current").strip() == ""

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from prodigyd import paths, protocol
 from prodigyd.api import events, schemas
 from prodigyd.engine.session import RunRequest, describe
-from prodigyd.jobs import JobManager
+from prodigyd.jobs import JobManager, session_live
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
@@ -122,6 +122,19 @@ async def events_stats(state: DaemonState, p: schemas.EventsQuery) -> dict[str, 
     return events.stats(p)
 
 
+async def worktrees_list(state: DaemonState, _: schemas.Empty) -> list[dict[str, Any]]:
+    return [row.as_dict() for row in state.jobs.pool.list()]
+
+
+async def worktrees_clean(state: DaemonState, p: schemas.WorktreeCleanParams) -> dict[str, Any]:
+    return {"removed": await state.jobs.pool.clean(p.target)}
+
+
+async def worktrees_gc(state: DaemonState, p: schemas.GcParams) -> dict[str, Any]:
+    report = await state.jobs.pool.gc(session_live, dry_run=p.dry_run)
+    return {"dry_run": p.dry_run, **report.as_dict()}
+
+
 Handler = Callable[[DaemonState, Any], Awaitable[Any]]
 
 #: method → (params model, handler)
@@ -136,4 +149,7 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.SESSIONS_MERGE: (schemas.SessionParams, merge),
     protocol.EVENTS_LIST: (schemas.EventsQuery, events_list),
     protocol.EVENTS_STATS: (schemas.EventsQuery, events_stats),
+    protocol.WORKTREES_LIST: (schemas.Empty, worktrees_list),
+    protocol.WORKTREES_CLEAN: (schemas.WorktreeCleanParams, worktrees_clean),
+    protocol.WORKTREES_GC: (schemas.GcParams, worktrees_gc),
 }

@@ -71,3 +71,11 @@ class ListParams(_Params):
 
 class StopParams(_Params):
     drain: bool = False  # finish every queued and running job first
+
+
+class WorktreeCleanParams(_Params):
+    target: str = Field(min_length=1, max_length=4096)  # a path, a slot or worktree name, "all"
+
+
+class GcParams(_Params):
+    dry_run: bool = False

@@ -43,10 +43,11 @@ from prodigyd.errors import (
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
+from prodigyd.git.pool import WorktreePool
 from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
-from prodigyd.store.atomic import read_json, write_json_atomic
+from prodigyd.store.atomic import read_json
 from prodigyd.store.ids import new_session_id
 from prodigyd.store.sessions import SessionRecord, Status, now_iso
 from prodigyd.workflow.interpolate import VariableStore
@@ -99,7 +100,7 @@ async def prepare(
         repo=str(repo),
         repo_id=rid,
         original_branch=branch,
-        worktree=str(paths.worktree_path(rid, session_id)),
+        worktree="",  # assigned from the worktree pool when the session starts
         branch=f"prodigy-{session_id}",
         cwd=request.cwd,
         args=list(request.args),
@@ -192,8 +193,10 @@ class Session:
         events: EventSink,
         settings: EngineSettings,
         merge_lock: MergeLock,
+        pool: WorktreePool,
     ) -> None:
         self.record = record
+        self.pool = pool
         self.loaded = loaded
         self.inherited = dict(env)
         self.args = list(args)  # verbatim: record.args is the masked copy clients see
@@ -204,6 +207,7 @@ class Session:
         self.stop_status = Status.INTERRUPTED  # what a cancellation records
         self.resume_on_start = False  # stopped by a daemon shutdown: resume at next start
         self._stop = asyncio.Event()  # set: finish the current step, then stop
+        self.worktree_reused = False  # the pool handed out a used slot (session_started)
 
     def stop_after_step(self, status: Status, *, resume_on_start: bool = False) -> None:
         """Let the running step finish, then stop the session (checkpointed)."""
@@ -242,10 +246,11 @@ class Session:
                 branch=record.branch,
                 total_steps=record.total_steps,
                 resumed=resume,
+                worktree_reused=self.worktree_reused,
             )
             git = GitTracker(
                 self.worktree,
-                self._base_commit(),
+                record.base_commit or self._legacy_base_commit(),
                 track=references_git_variables(self.loaded.workflow),
             )
             writer = checkpoints.CheckpointWriter(record.id)
@@ -340,28 +345,52 @@ class Session:
         the git locks they held released. A session that never finished a step (stopped
         while its worktree was being made, say) is simply started again.
         """
-        if self.worktree.is_dir():
+        held = self._holds_worktree()
+        if held:
             if kill_processes_in(self.worktree):
                 log.warning("killed processes a stopped run left in %s", self.worktree)
             git_worktree.clear_stale_locks(self.worktree)
-        return checkpoints.load(self.record.id) is not None
+        saved = checkpoints.load(self.record.id)
+        if saved is None:
+            return False
+        if not held and len(saved["completed_steps"]) < self.record.total_steps:
+            raise Conflict(
+                f"the worktree of session {self.record.id} is gone ({self.record.worktree})",
+                hint="the session cannot be resumed; start a new run",
+            )
+        return True
+
+    def _holds_worktree(self) -> bool:
+        """Whether the session still has its worktree. After its clean-up the slot may
+        serve another session: the pool's record of the owner decides, not the folder."""
+        return bool(self.record.worktree) and self.pool.holds(self.record.id, self.worktree)
 
     async def _create_worktree(self) -> None:
-        repo = Path(self.record.repo)
-        if self.worktree.exists():  # a half-made worktree from an interrupted start
-            await git_worktree.remove_worktree(repo, self.worktree)
-        if await git_repo.branch_exists(repo, self.record.branch):
-            await git_worktree.delete_branch(repo, self.record.branch)
-        await git_worktree.add_worktree(repo, self.worktree, self.record.branch, "HEAD")
-        base = await git_repo.head_sha(self.worktree)
-        write_json_atomic(self._meta_file(), {"base_commit": base, "created_at": now_iso()})
+        """Take a worktree from the pool, on the session branch at the target's tip.
 
-    def _meta_file(self) -> Path:
-        return paths.checkpoints_dir(self.record.id).parent / "worktree.json"
+        Also the way back after a stop before the first checkpoint: the pool hands the
+        session its own worktree again, reset, so a half-made start never lingers.
+        """
+        record = self.record
+        repo = Path(record.repo)
+        lease = await self.pool.acquire(
+            repo,
+            owner=record.id,
+            session_id=record.id,
+            start=f"{git_repo.HEADS}{record.original_branch}",
+            branch=record.branch,
+            workflow=record.workflow_name,
+            name=self.loaded.workflow.worktree,
+        )
+        record.worktree = str(lease.path)
+        record.base_commit = await git_repo.branch_tip(lease.path, record.branch)
+        self.worktree_reused = lease.reused
 
-    def _base_commit(self) -> str | None:
+    def _legacy_base_commit(self) -> str | None:
+        """Sessions started before the pool kept their base commit in worktree.json."""
         try:
-            return str(read_json(self._meta_file()).get("base_commit"))
+            meta = read_json(paths.checkpoints_dir(self.record.id).parent / "worktree.json")
+            return str(meta.get("base_commit"))
         except (FileNotFoundError, StoreError, AttributeError):
             return None
 
@@ -441,11 +470,12 @@ class Session:
                 hint=f"recreate it (`git branch {record.original_branch} <commit>`) or merge "
                 f"{record.branch} yourself; the worktree {record.worktree} is kept",
             )
-        if not self.worktree.is_dir() and not await git_repo.branch_exists(repo, record.branch):
+        held = self._holds_worktree()
+        if not held and not await git_repo.branch_exists(repo, record.branch):
             # prodigy deletes a session branch only after a verified merge (or when it had
             # nothing to merge): a stop after that left only the final bookkeeping undone
             return git_merge.MergeOutcome(False, None, "already merged and cleaned up")
-        if self.worktree.is_dir():
+        if held:
             await self._check_worktree_head()
             await git_repo.commit_all(
                 self.worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
@@ -506,17 +536,21 @@ class Session:
             raise MergeRefused(f"merge workflow failed: {outcome.error}")
 
     async def _cleanup(self) -> None:
-        """Remove the worktree and its branch once the merge is verified.
+        """Give the worktree back to the pool and delete the branch, once the merge is
+        verified (`cleanup_on_complete = false` keeps both, to look at).
 
         The merge is done by now, so a failure here (a concurrent git operation, a file
         still open) is reported, not fatal: the session still completes, and what is left
-        is named in a `cleanup_failed` event and the daemon log.
+        is named in a `cleanup_failed` event and the daemon log (the pool's collector
+        reclaims it later).
         """
         record = self.record
         repo = Path(record.repo)
+        keep = not self.pool.settings.cleanup_on_complete
         try:
-            await git_worktree.remove_worktree(repo, self.worktree)
-            if await git_repo.branch_exists(repo, record.branch) and (
+            if self._holds_worktree():
+                await self.pool.release(self.worktree, keep=keep)
+            if not keep and await git_repo.branch_exists(repo, record.branch) and (
                 record.merged
                 or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)
             ):
@@ -552,8 +586,11 @@ def _builtin_variables(
     return values
 
 
-def check_resumable(record: SessionRecord, loaded: LoadedWorkflow, *, force: bool) -> None:
-    """Refuse resumes that cannot be right: finished sessions, changed workflows."""
+def check_resumable(
+    record: SessionRecord, loaded: LoadedWorkflow, *, force: bool, pool: WorktreePool
+) -> None:
+    """Refuse resumes that cannot be right: finished sessions, changed workflows, a
+    worktree that is gone (a session that never got one simply starts afresh)."""
     if record.status.active:
         raise Conflict(f"session {record.id} is {record.status.value}")
     if not record.status.resumable:
@@ -568,7 +605,7 @@ def check_resumable(record: SessionRecord, loaded: LoadedWorkflow, *, force: boo
             f"the workflow file {record.workflow} changed since session {record.id} started",
             hint="resume with --force to run the remaining steps of the edited file",
         )
-    if not Path(record.worktree).is_dir():
+    if record.worktree and not pool.holds(record.id, Path(record.worktree)):
         raise Conflict(
             f"the worktree of session {record.id} is gone ({record.worktree})",
             hint="the session cannot be resumed; start a new run",

@@ -6,6 +6,7 @@ dirty never takes `index.lock` and never makes the user's own concurrent git com
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,11 +60,23 @@ async def current_branch(repo: Path) -> str:
     return name
 
 
+async def branch_tip(path: Path, branch: str) -> str:
+    """The sha of `refs/heads/<branch>`, read from the ref files when they are plain (a
+    loose ref, or packed-refs): a session start reads it on the way to its first step."""
+    layout = _read_layout(path)
+    sha = _ref_sha(layout.common, f"{HEADS}{branch}") if layout is not None else None
+    if sha is not None:
+        return sha
+    done = await git(path, "rev-parse", "--verify", f"{HEADS}{branch}^{{commit}}")
+    return done.stdout.strip()
+
+
 @dataclass(frozen=True)
 class _Layout:
     root: Path
     head_ref: str | None  # "refs/heads/main", or None when HEAD is not a branch ref
     born: bool  # the branch has a commit
+    common: Path  # the repository's common git dir (refs live there)
 
 
 def _read_layout(path: Path) -> _Layout | None:
@@ -90,9 +103,10 @@ def _read_layout(path: Path) -> _Layout | None:
     except OSError:
         return None
     if not head.startswith("ref: "):
-        return _Layout(folder, None, True)
+        return _Layout(folder, None, True, common)
     ref = head.removeprefix("ref: ").strip()
-    return _Layout(folder, ref if ref.startswith(HEADS) else None, _ref_exists(common, ref))
+    branch = ref if ref.startswith(HEADS) else None
+    return _Layout(folder, branch, _ref_sha(common, ref) is not None, common)
 
 
 def _git_dir(dot_git: Path) -> Path:
@@ -105,14 +119,26 @@ def _git_dir(dot_git: Path) -> Path:
     return target if target.is_absolute() else (dot_git.parent / target).resolve()
 
 
-def _ref_exists(common: Path, ref: str) -> bool:
-    if (common / ref).is_file():
-        return True
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+def _ref_sha(common: Path, ref: str) -> str | None:
+    """The sha a branch ref holds, from its loose file or packed-refs; None if not plain."""
+    try:
+        loose = (common / ref).read_text().strip()
+    except OSError:
+        loose = None
+    if loose is not None:
+        return loose if _SHA.fullmatch(loose) else None
     try:
         packed = (common / "packed-refs").read_text()
     except OSError:
-        return False
-    return any(line.endswith(f" {ref}") for line in packed.splitlines())
+        return None
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and _SHA.fullmatch(sha):
+            return sha
+    return None
 
 
 async def head_sha(path: Path) -> str:

@@ -48,6 +48,66 @@ async def add_worktree(repo: Path, path: Path, branch: str, start: str = "HEAD")
     await git(repo, "worktree", "add", "--quiet", "-b", branch, "--", str(path), start)
 
 
+async def add_detached_worktree(repo: Path, path: Path, start: str, branch: str | None) -> None:
+    """A new worktree at `path` on `start`: on `branch` (created or reset there) or detached.
+
+    The pool's way in: unlike `add_worktree` it never refuses an existing branch, because
+    a branch name the pool is given belongs to the caller (a session re-making its own
+    worktree after a crash resets its branch, as `checkout -B` would).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = ["-B", branch] if branch else ["--detach"]
+    await git(repo, "worktree", "add", "--quiet", "-f", *target, "--", str(path), start)
+
+
+async def checkout_fresh(path: Path, start: str, branch: str | None) -> None:
+    """Point an existing worktree at `start`, on `branch` (created or reset) or detached,
+    discarding every change to tracked files: one git call, the cost of reusing a slot."""
+    target = ["-B", branch] if branch else ["--detach"]
+    await git(path, "checkout", "--quiet", "--force", "--no-recurse-submodules", *target, start)
+
+
+async def scrub(path: Path, *, keep_ignored: bool) -> None:
+    """Make a used worktree pristine for its next user: detached at its HEAD, every change
+    and untracked file gone (and ignored files too, unless `keep_ignored` keeps caches).
+
+    `checkout --force` also forgets a merge the last user left half done (MERGE_HEAD).
+    """
+    await git(path, "checkout", "--quiet", "--force", "--detach")
+    await git(path, "clean", "-ffdq" if keep_ignored else "-ffdxq")
+
+
+def has_unfinished_rebase(path: Path) -> bool:
+    """A rebase left in a worktree survives `checkout --force`: such a slot is not reused."""
+    git_dir = worktree_git_dir(path)
+    return git_dir is not None and any(
+        (git_dir / name).exists() for name in ("rebase-merge", "rebase-apply")
+    )
+
+
+def worktree_git_dir(worktree: Path) -> Path | None:
+    """The worktree's own admin folder (`.git/worktrees/<name>`), read from its `.git` file."""
+    try:
+        line = (worktree / ".git").read_text().strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    return Path(line.removeprefix("gitdir:").strip())
+
+
+def repository_of(worktree: Path) -> Path | None:
+    """The repository a linked worktree belongs to (its main working tree), or None."""
+    git_dir = worktree_git_dir(worktree)
+    if git_dir is None:
+        return None
+    try:
+        common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return None
+    return common.parent if common.name == ".git" else None
+
+
 async def remove_worktree(repo: Path, path: Path) -> None:
     """Delete the worktree at `path`, uncommitted changes and all.
 
@@ -117,13 +177,9 @@ def clear_stale_locks(worktree: Path) -> list[str]:
     them, so a lock there can only be stale. The shared repository's locks are never
     touched. Returns the names removed.
     """
-    try:
-        gitdir_line = (worktree / ".git").read_text().strip()
-    except OSError:
+    git_dir = worktree_git_dir(worktree)
+    if git_dir is None:
         return []
-    if not gitdir_line.startswith("gitdir:"):
-        return []
-    git_dir = Path(gitdir_line.removeprefix("gitdir:").strip())
     removed = []
     for name in ("index.lock", "HEAD.lock"):
         try:

@@ -32,7 +32,7 @@ from prodigyd.store.atomic import ensure_dir
 
 log = logging.getLogger("prodigyd.journal")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the worktrees table (store/worktrees.py)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -49,6 +49,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, priority DESC, seq);
+CREATE TABLE IF NOT EXISTS worktrees (
+    path TEXT PRIMARY KEY,                   -- absolute path of the worktree
+    repo TEXT NOT NULL,                      -- the user's repository it belongs to
+    state TEXT NOT NULL,                     -- idle | busy | kept
+    owner TEXT,                              -- session id, or <session>/<item> for an agent
+    session_id TEXT,                         -- the session the owner belongs to
+    affinity TEXT,                           -- the workflow the slot last served
+    name TEXT,                               -- a named worktree; NULL for pool slots
+    strategy TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_used_at REAL NOT NULL,
+    uses INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS worktrees_by_repo ON worktrees (repo, state, last_used_at);
 """
 
 

@@ -56,8 +56,9 @@ class SessionRecord(BaseModel):
     repo: str  # the user's repository root
     repo_id: str
     original_branch: str
-    worktree: str
+    worktree: str  # "" until the session starts and the pool hands it one
     branch: str
+    base_commit: str | None = None  # where the session branch started (for ${workflow.*})
     cwd: str
     args: list[str] = []
     profile: str | None = None

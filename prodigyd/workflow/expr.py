@@ -1,62 +1,124 @@
-"""The `when:` condition language (spec §2.10).
+"""The condition language: `when:` (spec §2.10) and MapReduce `filter:` (§4.8.3).
 
 A tiny recursive-descent parser rather than `eval`: conditions come from workflow files, and
 users deserve an error with a caret under the problem instead of a Python traceback.
 
-    or      := and ("||" and)*
-    and     := not ("&&" not)*
-    not     := "!" not | compare
-    compare := primary (("==" | "!=" | ">" | "<" | ">=" | "<=") primary)?
-    primary := ${var} | ${var.exists} | 'text' | "text" | number | true | false | "(" or ")"
+    or      := and (("||" | OR) and)*
+    and     := not (("&&" | AND) not)*
+    not     := ("!" | NOT) not | compare
+    compare := operand (OP operand | "in" list | "matches" 'regex')?   OP: == = != > < >= <=
+    operand := ${var} | field | name "(" operand, ... ")" | literal | "(" or ")"
+    list    := "[" literal, ... "]"
+    literal := 'text' | "text" | number | true | false | null
 
-Variables are resolved by the store itself (modifiers and `:-default` included), so a
-condition must not be interpolated before it is evaluated.
+One grammar and one tokenizer serve two languages, which differ only in the tokens they accept
+and in what an operand is resolved against (`_WHEN`, `_FILTER`):
+
+- `when` is evaluated against the VariableStore. Variables are `${var}`, with `.exists`,
+  `:-default` and modifiers resolved by the store itself, so a condition must not be
+  interpolated first. It has no bare names: a bare word is almost always text missing its
+  quotes, so it is an error. It has no `=`, `null`, AND/OR/NOT, `in`, `matches` or functions.
+- a filter is compiled once and then tested against each work item. Bare names are fields of
+  the item (`location.file`, `tags[0]`; `@` is the item itself and `@.a` a path from it, as
+  JSONPath filters write them); a missing field is null. `${...}` is an error: a filter tests
+  items, not variables. AND/OR/NOT are reserved in any case, while `in` and `matches` are
+  keywords only after an operand; a field named like a reserved word is reached as `@.and`.
+
+Filter decisions, where the original was loose or is not followed:
+- Comparisons use the same coercion as `when` (`_coerce`): a string compared with a number is
+  read as a number when it spells one ("5" > 3), "true"/"false" text equals a boolean, two
+  strings are equal only as exact text but order numerically when both spell numbers, and any
+  ordering involving null is false. The original compared JSON types strictly.
+- A bare field is truth-tested like a `when` value (so "false", "0", "", [] and null fail).
+- A missing field equals null everywhere, so `is_null(missing)` is true (the original said
+  false there while `missing == null` was true).
+- `contains` on an array tests membership by `==`; `contains`, `starts_with`, `ends_with` and
+  `matches` read a number as its text and are false for anything else that is not a string.
+- `matches` searches (partial match, like the original's Rust `is_match`); its pattern must be
+  a quoted literal and is compiled with the filter, so a bad regex fails at load time.
+- `length` counts a string, array or object and is null for anything else.
+- An unknown function or a wrong number of arguments is an error at compile time (the original
+  logged a warning and filtered every item out).
+- An empty filter keeps every item (an empty `when` is false: it has nothing to hold).
 """
 
 from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from prodigyd.errors import ProdigyError
-from prodigyd.workflow.interpolate import MISSING, VariableStore, render
+from prodigyd.workflow.interpolate import MISSING, VariableStore, parse_path, render, walk
 
-__all__ = ["ExpressionError", "evaluate", "parse_number", "truthy"]
+__all__ = [
+    "ExpressionError",
+    "FieldPath",
+    "caret",
+    "compile_filter",
+    "evaluate",
+    "field_value",
+    "parse_field",
+    "parse_number",
+    "truthy",
+]
 
 
 class ExpressionError(ProdigyError):
-    """A `when` expression cannot be parsed; `details` points a caret at the offset."""
+    """A condition cannot be parsed; `details` points a caret at the offset.
+
+    `reason` is the message without its position, for callers that embed the expression in
+    a larger text (a JSONPath filter) and report their own offset.
+    """
 
     kind = "expression"
 
     def __init__(
-        self, message: str, expression: str, offset: int, *, hint: str | None = None
+        self,
+        message: str,
+        expression: str,
+        offset: int,
+        *,
+        hint: str | None = None,
+        language: str = "when",
     ) -> None:
         super().__init__(
-            f"{message} at offset {offset} of the when expression",
+            f"{message} at offset {offset} of the {language} expression",
             hint=hint,
-            details=_caret(expression, offset),
+            details=caret(expression, offset),
         )
+        self.reason = message
         self.expression = expression
         self.offset = offset
 
 
-def _caret(expression: str, offset: int) -> str:
-    """The line of `expression` holding `offset`, with a caret under it."""
-    start = expression.rfind("\n", 0, offset) + 1
-    end = expression.find("\n", offset)
-    line = expression[start : end if end >= 0 else len(expression)]
+def caret(text: str, offset: int) -> str:
+    """The line of `text` holding `offset`, with a caret under it (indented two spaces)."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    line = text[start : end if end >= 0 else len(text)]
     return f"  {line}\n  {' ' * (offset - start)}^"
 
 
 def evaluate(expr: str, store: VariableStore) -> bool:
-    """Whether the condition holds. An empty condition is false, like an empty string."""
+    """Whether the `when` condition holds. An empty condition is false, like an empty string."""
     if not expr.strip():
         return False
-    return truthy(_Parser(expr, store).parse()())
+    return truthy(_Parser(expr, _WHEN).parse()(store))
+
+
+def compile_filter(text: str) -> Callable[[Any], bool]:
+    """The predicate a MapReduce `filter:` spells, tested against one work item at a time.
+
+    Parsing happens here, once, so a syntax error or an unknown function is reported when the
+    workflow is loaded rather than once per item. An empty filter keeps every item.
+    """
+    if not text.strip():
+        return lambda _item: True
+    node = _Parser(text, _FILTER).parse()
+    return lambda item: truthy(node(item))
 
 
 def truthy(value: Any) -> bool:
@@ -91,15 +153,47 @@ def parse_number(text: str) -> int | float | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# work-item fields: shared by filters and by the item pipeline (sort_by, distinct)
+
+FieldPath = tuple[str | int, ...]
+
+
+def parse_field(text: str) -> FieldPath | None:
+    """The keys of a field path, or None when `text` is not one.
+
+    `a.b[0]` follows the `${...}` path grammar of interpolate.py, so a filter, a sort key and
+    `${item.a.b[0]}` name the same value. `@` is the item itself and `@.a`/`@[0]` paths from
+    it; the `@` is parsed as a stand-in head so that the one path grammar serves both.
+    """
+    rooted = text.startswith("@")
+    if rooted and text[1:2] not in ("", ".", "["):
+        return None
+    steps = parse_path("_" + text[1:] if rooted else text)
+    if steps is None:
+        return None
+    keys = tuple(key for _, key in steps)
+    return keys[1:] if rooted else keys
+
+
+def field_value(item: Any, keys: Sequence[str | int]) -> Any:
+    """The value at `keys` in `item`, or None when it is missing: a missing field is null.
+
+    Like `${...}`, a string holding a JSON object or array is walked into.
+    """
+    value = walk(item, list(keys))
+    return None if value is MISSING else value
+
+
+# ---------------------------------------------------------------------------------------------
 # tokens
 
 _TOKEN = re.compile(
     r"""
-      (?P<var>\$\{[^}]*\})
+      (?P<var>\$\{[^}]*\}|\$)
     | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
     | (?P<number>-?[0-9]+(?:\.[0-9]+)?)
-    | (?P<op>\|\||&&|==|!=|>=|<=|[!<>()])
-    | (?P<word>[A-Za-z_][\w.-]*)
+    | (?P<op>\|\||&&|==|!=|>=|<=|[!<>()=\[\],])
+    | (?P<word>(?:@|[A-Za-z_][\w-]*)(?:\.[\w-]+|\[[0-9]+\])*)
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -109,27 +203,34 @@ _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 @dataclass(frozen=True)
 class _Token:
-    kind: str  # var | string | number | op | word | end
-    text: str
+    kind: str  # var | string | number | op | word (a literal keyword) | field | end
+    text: str  # as written
     offset: int
+    op: str = ""  # for kind "op", the operator it stands for ("&&" for AND)
 
 
-def _tokenize(expression: str) -> list[_Token]:
+@dataclass(frozen=True)
+class _Language:
+    """What sets `when` and filters apart: the tokens each accepts, and its name in errors.
+
+    `admit` returns the token as the parser should see it, or raises for a token the language
+    does not have.
+    """
+
+    name: str
+    admit: Callable[[str, _Token], _Token]
+
+
+def _tokenize(expression: str, language: _Language) -> list[_Token]:
     tokens: list[_Token] = []
     pos = _skip_space(expression, 0)
     while pos < len(expression):
         match = _TOKEN.match(expression, pos)
         if match is None:
-            raise _bad_character(expression, pos)
-        token = _Token(match.lastgroup or "", match.group(), pos)
-        if token.kind == "word" and token.text.lower() not in ("true", "false"):
-            raise ExpressionError(
-                f"unknown word {token.text!r}",
-                expression,
-                pos,
-                hint=f"quote text ('{token.text}') or reference a variable as ${{{token.text}}}",
-            )
-        tokens.append(token)
+            raise _bad_character(expression, pos, language.name)
+        kind, text = match.lastgroup or "", match.group()
+        token = _Token(kind, text, pos, text if kind == "op" else "")
+        tokens.append(language.admit(expression, token))
         pos = _skip_space(expression, match.end())
     tokens.append(_Token("end", "", len(expression)))
     return tokens
@@ -140,107 +241,232 @@ def _skip_space(expression: str, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _bad_character(expression: str, pos: int) -> ExpressionError:
+def _bad_character(expression: str, pos: int, language: str) -> ExpressionError:
     char = expression[pos]
     if expression.startswith("${", pos):
-        return ExpressionError("unterminated ${", expression, pos, hint="close it with }")
-    if char == "$":
         return ExpressionError(
-            "unbraced variable", expression, pos, hint="write variables as ${name} in conditions"
+            "unterminated ${", expression, pos, hint="close it with }", language=language
         )
+    if char == "$":
+        hint = "write variables as ${name} in conditions"
+        return ExpressionError("unbraced variable", expression, pos, hint=hint, language=language)
     if char in "'\"":
-        return ExpressionError("unterminated string", expression, pos)
+        return ExpressionError("unterminated string", expression, pos, language=language)
     if char == "=":
-        return ExpressionError("single '='", expression, pos, hint="compare with ==")
-    return ExpressionError(f"unexpected character {char!r}", expression, pos)
+        return ExpressionError(
+            "single '='", expression, pos, hint="compare with ==", language=language
+        )
+    return ExpressionError(f"unexpected character {char!r}", expression, pos, language=language)
+
+
+_LITERAL_WORDS = ("true", "false")
+_FILTER_ONLY_OPS = ("=", "[", "]", ",")
+
+
+def _admit_when(expression: str, token: _Token) -> _Token:
+    """`when` tokens: `${var}`, literals and operators; a bare word is an error."""
+    if token.kind == "var" and token.text == "$":
+        raise _bad_character(expression, token.offset, "when")
+    if token.kind == "op" and token.text in _FILTER_ONLY_OPS:
+        raise _bad_character(expression, token.offset, "when")
+    if token.kind == "word" and token.text.lower() not in _LITERAL_WORDS:
+        if token.text.startswith("@"):
+            raise _bad_character(expression, token.offset, "when")
+        raise ExpressionError(
+            f"unknown word {token.text!r}",
+            expression,
+            token.offset,
+            hint=f"quote text ('{token.text}') or reference a variable as ${{{token.text}}}",
+        )
+    return token
+
+
+_WORD_OPS = {"and": "&&", "or": "||", "not": "!"}
+
+
+def _admit_filter(expression: str, token: _Token) -> _Token:
+    """Filter tokens: words are fields, `null` a literal, AND/OR/NOT operators; no `${}`."""
+    if token.kind == "var":
+        raise ExpressionError(
+            "variables are not allowed in a filter",
+            expression,
+            token.offset,
+            hint="a filter tests each item: name its fields directly (severity == 'high'), "
+            "or the item itself as @",
+            language="filter",
+        )
+    if token.kind == "op" and token.text == "=":
+        return replace(token, op="==")
+    if token.kind != "word":
+        return token
+    word = token.text.lower()
+    if word in _WORD_OPS:
+        return replace(token, kind="op", op=_WORD_OPS[word])
+    return token if word in (*_LITERAL_WORDS, "null") else replace(token, kind="field")
+
+
+_WHEN = _Language("when", _admit_when)
+_FILTER = _Language("filter", _admit_filter)
 
 
 # ---------------------------------------------------------------------------------------------
-# parser: each rule returns a thunk, so && and || short-circuit while every syntax error is
-# still found before anything is evaluated.
+# parser: each rule returns a node, a function of the context (the VariableStore for `when`,
+# the item for a filter), so && and || short-circuit while every syntax error is still found
+# before anything is evaluated.
 
-_Thunk = Callable[[], Any]
+_Node = Callable[[Any], Any]
+_T = TypeVar("_T")
 
 
 class _Parser:
-    def __init__(self, expression: str, store: VariableStore) -> None:
+    def __init__(self, expression: str, language: _Language) -> None:
         self._expression = expression
-        self._store = store
-        self._tokens = _tokenize(expression)
+        self._language = language
+        self._tokens = _tokenize(expression, language)
         self._index = 0
 
-    def parse(self) -> _Thunk:
+    def parse(self) -> _Node:
         node = self._or()
-        token = self._tokens[self._index]
+        token = self._peek()
         if token.kind != "end":
             raise self._error(f"unexpected {token.text!r}", token)
         return node
 
-    def _or(self) -> _Thunk:
+    def _or(self) -> _Node:
         return self._chain("||", self._and, _either)
 
-    def _and(self) -> _Thunk:
+    def _and(self) -> _Node:
         return self._chain("&&", self._not, _both)
 
     def _chain(
-        self, op: str, operand: Callable[[], _Thunk], combine: Callable[[_Thunk, _Thunk], _Thunk]
-    ) -> _Thunk:
+        self, op: str, operand: Callable[[], _Node], combine: Callable[[_Node, _Node], _Node]
+    ) -> _Node:
         node = operand()
         while self._accept(op):
             node = combine(node, operand())
         return node
 
-    def _not(self) -> _Thunk:
+    def _not(self) -> _Node:
         if self._accept("!"):
             inner = self._not()
-            return lambda: not truthy(inner())
+            return lambda context: not truthy(inner(context))
         return self._comparison()
 
-    def _comparison(self) -> _Thunk:
-        left = self._primary()
-        token = self._tokens[self._index]
-        compare = _COMPARATORS.get(token.text) if token.kind == "op" else None
-        if compare is None:
-            return left
-        self._index += 1
-        right = self._primary()
-        return lambda: compare(left(), right())
+    def _comparison(self) -> _Node:
+        left = self._operand()
+        token = self._peek()
+        compare = _COMPARATORS.get(token.op)
+        if compare is not None:
+            self._index += 1
+            right = self._operand()
+            return lambda context: compare(left(context), right(context))
+        if token.kind == "field" and token.text == "in":
+            self._index += 1
+            return _member(left, self._list())
+        if token.kind == "field" and token.text == "matches":
+            self._index += 1
+            return _matcher(left, self._regex(self._next()))
+        return left
 
-    def _primary(self) -> _Thunk:
-        token = self._tokens[self._index]
-        self._index += 1
-        if token.kind == "op" and token.text == "(":
+    def _operand(self) -> _Node:
+        token = self._next()
+        if token.op == "(":
             inner = self._or()
-            if not self._accept(")"):
-                raise self._error("expected ')'", self._tokens[self._index])
+            self._expect(")")
             return inner
         if token.kind == "var":
-            return self._variable(token.text[2:-1])
+            return _variable(token.text[2:-1])
+        if token.kind == "field":
+            return self._call(token) if self._accept("(") else self._field(token)
         if token.kind in ("string", "number", "word"):
             value = _literal(token)
-            return lambda: value
-        found = "the end" if token.kind == "end" else repr(token.text)
-        raise self._error(f"expected a value but found {found}", token)
+            return lambda _context: value
+        raise self._error(f"expected a value but found {_describe(token)}", token)
 
-    def _variable(self, body: str) -> _Thunk:
-        store = self._store
-        if body.endswith(".exists"):
-            target = body.removesuffix(".exists")
-            return lambda: store.resolve(target) is not MISSING
-        expr, colon_dash, default = body.partition(":-")
-        if not colon_dash:
-            return lambda: store.resolve(expr)
-        return lambda: _or_default(store.resolve(expr), default)
+    def _field(self, token: _Token) -> _Node:
+        keys = parse_field(token.text)
+        if keys is None:
+            raise self._error(f"{token.text!r} is not a field path", token)
+        return lambda item: field_value(item, keys)
+
+    def _call(self, name: _Token) -> _Node:
+        args = self._sequence(")", lambda: (self._peek(), self._operand()))
+        if name.text == "matches":
+            self._check_arity(name, len(args), 2)
+            return _matcher(args[0][1], self._regex(args[1][0]))
+        arity, function = self._function(name)
+        self._check_arity(name, len(args), arity)
+        nodes = [node for _, node in args]
+        return lambda context: function(*(_present(node(context)) for node in nodes))
+
+    def _function(self, name: _Token) -> tuple[int, Callable[..., Any]]:
+        spec = _FUNCTIONS.get(name.text)
+        if spec is None:
+            known = "known functions: " + ", ".join(sorted([*_FUNCTIONS, "matches"]))
+            raise self._error(f"unknown function {name.text!r}", name, hint=known)
+        return spec
+
+    def _check_arity(self, name: _Token, given: int, arity: int) -> None:
+        if given != arity:
+            wanted = f"{arity} argument{'s' if arity > 1 else ''}"
+            raise self._error(f"{name.text}() takes {wanted} but was given {given}", name)
+
+    def _list(self) -> list[Any]:
+        if not self._accept("["):
+            raise self._error("expected a list such as ['a', 'b'] after 'in'", self._peek())
+        return self._sequence("]", self._list_literal)
+
+    def _list_literal(self) -> Any:
+        token = self._next()
+        if token.kind not in ("string", "number", "word"):
+            raise self._error(f"expected a literal in the list but found {_describe(token)}", token)
+        return _literal(token)
+
+    def _sequence(self, close: str, item: Callable[[], _T]) -> list[_T]:
+        """Comma-separated items up to `close`, whose opener has been consumed."""
+        items: list[_T] = []
+        if self._accept(close):
+            return items
+        items.append(item())
+        while self._accept(","):
+            items.append(item())
+        self._expect(close)
+        return items
+
+    def _regex(self, token: _Token) -> re.Pattern[str]:
+        if token.kind != "string":
+            raise self._error("matches needs a quoted pattern, such as 'test_.*'", token)
+        try:
+            return re.compile(_literal(token))
+        except re.error as err:
+            raise self._error(f"bad regular expression ({err})", token) from None
+
+    def _peek(self) -> _Token:
+        return self._tokens[self._index]
+
+    def _next(self) -> _Token:
+        token = self._tokens[self._index]
+        self._index += 1
+        return token
 
     def _accept(self, op: str) -> bool:
-        token = self._tokens[self._index]
-        if token.kind == "op" and token.text == op:
+        if self._peek().op == op:
             self._index += 1
             return True
         return False
 
-    def _error(self, message: str, token: _Token) -> ExpressionError:
-        return ExpressionError(message, self._expression, token.offset)
+    def _expect(self, op: str) -> None:
+        if not self._accept(op):
+            raise self._error(f"expected {op!r}", self._peek())
+
+    def _error(self, message: str, token: _Token, hint: str | None = None) -> ExpressionError:
+        return ExpressionError(
+            message, self._expression, token.offset, hint=hint, language=self._language.name
+        )
+
+
+def _describe(token: _Token) -> str:
+    return "the end" if token.kind == "end" else repr(token.text)
 
 
 def _literal(token: _Token) -> Any:
@@ -248,19 +474,46 @@ def _literal(token: _Token) -> Any:
         return _ESCAPE.sub(r"\1", token.text[1:-1])
     if token.kind == "number":
         return parse_number(token.text)
-    return token.text.lower() == "true"
+    word = token.text.lower()
+    return None if word == "null" else word == "true"
+
+
+def _variable(body: str) -> _Node:
+    if body.endswith(".exists"):
+        target = body.removesuffix(".exists")
+        return lambda store: store.resolve(target) is not MISSING
+    expr, colon_dash, default = body.partition(":-")
+    if not colon_dash:
+        return lambda store: store.resolve(expr)
+    return lambda store: _or_default(store.resolve(expr), default)
 
 
 def _or_default(value: Any, default: str) -> Any:
     return default if value is MISSING else value
 
 
-def _either(left: _Thunk, right: _Thunk) -> _Thunk:
-    return lambda: truthy(left()) or truthy(right())
+def _present(value: Any) -> Any:
+    return None if value is MISSING else value
 
 
-def _both(left: _Thunk, right: _Thunk) -> _Thunk:
-    return lambda: truthy(left()) and truthy(right())
+def _either(left: _Node, right: _Node) -> _Node:
+    return lambda context: truthy(left(context)) or truthy(right(context))
+
+
+def _both(left: _Node, right: _Node) -> _Node:
+    return lambda context: truthy(left(context)) and truthy(right(context))
+
+
+def _member(left: _Node, values: list[Any]) -> _Node:
+    return lambda context: any(_equal(left(context), value) for value in values)
+
+
+def _matcher(subject: _Node, pattern: re.Pattern[str]) -> _Node:
+    def matches(context: Any) -> bool:
+        text = _text(subject(context))
+        return text is not None and pattern.search(text) is not None
+
+    return matches
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,4 +586,51 @@ _COMPARATORS: dict[str, Callable[[Any, Any], bool]] = {
     "<": _ordered(operator.lt),
     ">=": _ordered(operator.ge),
     "<=": _ordered(operator.le),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# filter functions: each takes argument values (a missing field as None)
+
+
+def _text(value: Any) -> str | None:
+    """A string, or a number as its text; None for anything else."""
+    if isinstance(value, str):
+        return value
+    return render(value) if _is_number(value) else None
+
+
+def _on_text(test: Callable[[str, str], bool]) -> Callable[[Any, Any], bool]:
+    def function(value: Any, other: Any) -> bool:
+        text, part = _text(value), _text(other)
+        return text is not None and part is not None and test(text, part)
+
+    return function
+
+
+_text_contains = _on_text(operator.contains)
+
+
+def _contains(value: Any, part: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return any(_equal(element, part) for element in value)
+    return _text_contains(value, part)
+
+
+def _length(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | list | tuple | Mapping) else None
+
+
+_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "contains": (2, _contains),
+    "starts_with": (2, _on_text(str.startswith)),
+    "ends_with": (2, _on_text(str.endswith)),
+    "is_null": (1, lambda value: value is None),
+    "is_not_null": (1, lambda value: value is not None),
+    "is_number": (1, _is_number),
+    "is_string": (1, lambda value: isinstance(value, str)),
+    "is_bool": (1, lambda value: isinstance(value, bool)),
+    "is_array": (1, lambda value: isinstance(value, list | tuple)),
+    "is_object": (1, lambda value: isinstance(value, Mapping)),
+    "length": (1, _length),
 }

@@ -371,3 +371,10 @@ def interpolate(
         raise UnresolvedVariableError(unresolved, store._describe())
     parts.append(text[pos:])
     return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# the path grammar, shared with the filter language and the work-item pipeline (expr.py)
+
+parse_path = _parse_path
+walk = _walk

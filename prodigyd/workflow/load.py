@@ -542,7 +542,7 @@ def _shown(value: object) -> str:
 
 _TOP_KEYS = (
     "name", "description", "mode", "commands", "steps", "env", "secrets", "env_files",
-    "profiles", "merge", "strict_variables",
+    "profiles", "merge", "strict_variables", "worktree",
 )  # fmt: skip
 _COMPOSITION_KEYS = ("imports", "extends", "template", "parameters", "workflows")
 _IGNORED_TOP_KEYS = {"retry_defaults": "it is not applied; give each step its own retry:"}
@@ -633,7 +633,9 @@ def _workflow_fields(
     fields: dict[str, Any], doc: object, root: _At, ctx: _Context
 ) -> dict[str, Any]:
     data = {
-        key: fields[key] for key in ("name", "description", "strict_variables") if key in fields
+        key: fields[key]
+        for key in ("name", "description", "strict_variables", "worktree")
+        if key in fields
     }
     for key, build in _TOP_BUILDERS.items():
         if fields.get(key) is not None:

@@ -475,6 +475,7 @@ class Workflow(BaseModel):
     profiles: dict[str, Profile] = Field(default_factory=dict)
     merge: MergeSpec | None = None
     strict_variables: bool = False
+    worktree: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None
     source: str | None = None
 
 

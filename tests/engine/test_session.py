@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
-from tests.enginekit import resume, run_workflow, write_workflow
+from tests.enginekit import assert_released, resume, run_workflow, write_workflow
 from tests.gitutil import git
 
 
@@ -26,7 +26,7 @@ commands:
     assert out.status == "completed", out.record.error
     assert {"one.txt", "two.txt"} <= branch_files(repo)  # uncommitted leftovers are kept
     assert (repo / "two.txt").read_text() == "two\n"  # the user's checkout follows its branch
-    assert not Path(out.record.worktree).exists()
+    assert_released(out.record.worktree)
     assert f"prodigy-{out.record.id}" not in git(repo, "branch", "--list")
     assert out.record.merged and out.record.merge_commit
 

@@ -48,7 +48,7 @@ def test_show_without_a_file_lists_every_default(
     assert rows["auto_resume"] == ["true", "default"]
     assert rows["claude.model"] == ["(not set)", "default"]
     assert rows["claude.extra_args"] == ["[]", "default"]
-    assert len(rows) == 9
+    assert len(rows) == 17  # 9 top-level and [claude] keys, 8 in [worktree_config]
 
 
 def test_show_json_gives_value_and_source_per_key(

@@ -38,6 +38,14 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "claude.skip_permissions": True,
         "claude.model": None,
         "claude.extra_args": [],
+        "worktree_config.parallel_worktrees": 8,
+        "worktree_config.allocation_strategy": "pooled",
+        "worktree_config.idle_timeout_secs": 1800.0,
+        "worktree_config.max_age_secs": 0.0,
+        "worktree_config.cleanup_on_complete": True,
+        "worktree_config.keep_failed": False,
+        "worktree_config.max_disk_mb": 0,
+        "worktree_config.gc_interval_secs": 600.0,
     }
 
 
@@ -80,6 +88,7 @@ def test_env_beats_file_beats_default(config_file: Path):
         "claude.skip_permissions": "default",
         "claude.model": "env:PRODIGY_CLAUDE__MODEL",
         "claude.extra_args": "default",
+        **{key: "default" for key in cfg.describe(config) if key.startswith("worktree_config.")},
     }
 
 

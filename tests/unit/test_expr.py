@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from prodigyd.workflow.expr import ExpressionError, evaluate, parse_number, truthy
+from prodigyd.workflow.expr import (
+    ExpressionError,
+    compile_filter,
+    evaluate,
+    field_value,
+    parse_field,
+    parse_number,
+    truthy,
+)
 from prodigyd.workflow.interpolate import MISSING, SpaceList, VariableStore
 
 
@@ -265,3 +273,270 @@ def test_parse_number(text: str, expected: float | None) -> None:
     result = parse_number(text)
     assert result == expected
     assert type(result) is type(expected)
+
+
+# --- filter expressions (MapReduce filter:, §4.8.3) --------------------------------------------
+
+SEVERITIES = [
+    {"id": 1, "severity": "high"},
+    {"id": 2, "severity": "low"},
+    {"id": 3, "severity": "critical"},
+    {"id": 4, "severity": "high"},
+    {"id": 5, "severity": "low"},
+]
+
+
+def kept(text: str, items: list[object]) -> list[object]:
+    predicate = compile_filter(text)
+    return [item for item in items if predicate(item)]
+
+
+def holds(text: str, item: object) -> bool:
+    return compile_filter(text)(item)
+
+
+def test_filter_reference_example_keeps_high_and_critical() -> None:
+    result = kept("severity == 'high' || severity == 'critical'", SEVERITIES)
+    assert [item["id"] for item in result] == [1, 3, 4]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("text", "ids"),
+    [
+        ("severity = 'high'", [1, 4]),
+        ('severity != "low"', [1, 3, 4]),
+        ("id > 3", [4, 5]),
+        ("id >= 3 && id <= 4", [3, 4]),
+        ("id < 2 OR id > 4", [1, 5]),
+        ("severity == 'high' AND id > 1", [4]),
+        ("severity == 'high' and id > 1", [4]),
+        ("!(severity == 'low')", [1, 3, 4]),
+        ("NOT severity == 'low'", [1, 3, 4]),
+        ("not (id > 1)", [1]),
+        ("(id == 1 || id == 2) && severity == 'low'", [2]),
+        ("severity in ['high', 'critical']", [1, 3, 4]),
+        ("id in [2, 5]", [2, 5]),
+        ("severity in []", []),
+    ],
+)
+def test_filter_comparisons_and_logic(text: str, ids: list[int]) -> None:
+    assert [item["id"] for item in kept(text, SEVERITIES)] == ids  # type: ignore[index]
+
+
+def test_filter_nested_fields_and_indexes() -> None:
+    item = {"location": {"file": "src/a.rs", "line": 12}, "tags": ["x", "y"]}
+    assert holds("location.line > 10", item) is True
+    assert holds("location.line > 12", item) is False
+    assert holds("location.file == 'src/a.rs'", item) is True
+    assert holds("tags[0] == 'x'", item) is True
+    assert holds("tags[1] == 'x'", item) is False
+    assert holds("tags[5] == null", item) is True
+
+
+def test_filter_missing_field_equals_null() -> None:
+    item = {"present": None, "zero": 0}
+    assert holds("absent == null", item) is True
+    assert holds("present == null", item) is True
+    assert holds("zero == null", item) is False
+    assert holds("absent != null", item) is False
+    assert holds("absent > 0", item) is False
+    assert holds("absent < 0", item) is False
+    assert holds("absent in [null]", item) is True
+
+
+def test_filter_coerces_like_when() -> None:
+    item = {"count": "10", "flag": "true", "version": "1.10", "score": 2.5}
+    assert holds("count > 9", item) is True  # a numeric string against a number
+    assert holds("count == 10", item) is True
+    assert holds("flag == true", item) is True
+    assert holds("version == '1.1'", item) is False  # two strings: exact text
+    assert holds("score < 3 && score > 2", item) is True
+    assert holds("count > '9'", item) is True  # two numeric strings order as numbers
+
+
+def test_filter_bare_field_is_truth_tested() -> None:
+    assert kept("done", [{"done": True}, {"done": False}, {"done": "false"}, {}, {"done": 1}]) == [
+        {"done": True},
+        {"done": 1},
+    ]
+
+
+def test_filter_at_is_the_item_itself() -> None:
+    assert kept("@ matches '^src/'", ["src/a.py", "docs/b.md", "src/c.py"]) == [
+        "src/a.py",
+        "src/c.py",
+    ]
+    assert holds("@.a.b == 1", {"a": {"b": 1}}) is True
+    assert holds("@[1] == 'y'", ["x", "y"]) is True
+
+
+def test_filter_reserved_word_field_is_reached_through_at() -> None:
+    assert holds("@.and == 1", {"and": 1}) is True
+    assert holds("in == 1", {"in": 1}) is True  # `in` is a keyword only after an operand
+    assert holds("matches == 'x'", {"matches": "x"}) is True
+
+
+def test_filter_literals() -> None:
+    item = {"t": True, "f": False, "n": None, "neg": -3, "q": "it's"}
+    assert holds("t == true && f == FALSE && n == NULL", item) is True
+    assert holds("neg < -2.5", item) is True
+    assert holds("q == 'it\\'s'", item) is True
+    assert holds('q == "it\'s"', item) is True
+
+
+@pytest.mark.parametrize(
+    ("text", "item", "expected"),
+    [
+        ("contains(name, 'ell')", {"name": "hello"}, True),
+        ("contains(name, 'xyz')", {"name": "hello"}, False),
+        ("contains(tags, 'b')", {"tags": ["a", "b"]}, True),
+        ("contains(tags, 'c')", {"tags": ["a", "b"]}, False),
+        ("contains(id, '23')", {"id": 1234}, True),
+        ("contains(missing, 'a')", {}, False),
+        ("starts_with(path, 'src/')", {"path": "src/a.rs"}, True),
+        ("starts_with(path, 'lib/')", {"path": "src/a.rs"}, False),
+        ("ends_with(path, '.rs')", {"path": "src/a.rs"}, True),
+        ("ends_with(path, '.py')", {"path": "src/a.rs"}, False),
+        ("ends_with(flag, 'e')", {"flag": True}, False),
+        ("is_null(n)", {"n": None}, True),
+        ("is_null(missing)", {}, True),
+        ("is_null(n)", {"n": 0}, False),
+        ("is_not_null(n)", {"n": 0}, True),
+        ("is_not_null(missing)", {}, False),
+        ("is_number(v)", {"v": 1.5}, True),
+        ("is_number(v)", {"v": "1.5"}, False),
+        ("is_number(v)", {"v": True}, False),
+        ("is_string(v)", {"v": "s"}, True),
+        ("is_string(v)", {"v": 1}, False),
+        ("is_bool(v)", {"v": False}, True),
+        ("is_bool(v)", {"v": 0}, False),
+        ("is_array(v)", {"v": []}, True),
+        ("is_array(v)", {"v": {}}, False),
+        ("is_object(v)", {"v": {}}, True),
+        ("is_object(v)", {"v": []}, False),
+        ("length(tags) > 2", {"tags": [1, 2, 3]}, True),
+        ("length(tags) > 2", {"tags": [1, 2]}, False),
+        ("length(name) == 5", {"name": "hello"}, True),
+        ("length(obj) == 2", {"obj": {"a": 1, "b": 2}}, True),
+        ("length(missing) >= 0", {}, False),
+        ("length(tags)", {"tags": []}, False),
+        ("matches(file, '\\.rs$')", {"file": "src/a.rs"}, True),
+        ("matches(file, '^a')", {"file": "src/a.rs"}, False),
+        ("file matches 'a\\.r'", {"file": "src/a.rs"}, True),
+        ("file matches '^test_'", {"file": "src/a.rs"}, False),
+        ("id matches '^12'", {"id": 123}, True),
+        ("missing matches '.*'", {}, False),
+        ("!is_null(a) && contains(a, 'x')", {"a": "xyz"}, True),
+        ("!(is_null(a))", {"a": None}, False),
+    ],
+)
+def test_filter_functions(text: str, item: object, expected: bool) -> None:
+    assert holds(text, item) is expected
+
+
+def test_filter_empty_keeps_everything() -> None:
+    assert kept("  ", SEVERITIES) == SEVERITIES
+
+
+def test_filter_is_parsed_once_and_reused() -> None:
+    predicate = compile_filter("severity == 'low'")
+    assert [predicate(item) for item in SEVERITIES] == [False, True, False, False, True]
+
+
+def filter_error(text: str) -> ExpressionError:
+    with pytest.raises(ExpressionError) as info:
+        compile_filter(text)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "fragment"),
+    [
+        ("severity == ", 12, "found the end"),
+        ("severity === 'x'", 11, "expected a value but found '='"),
+        ("(a == 1", 7, "expected ')'"),
+        ("a == 1 b", 7, "unexpected 'b'"),
+        ("a in 'x'", 5, "expected a list"),
+        ("a in ['x' 'y']", 10, "expected ']'"),
+        ("a in [b]", 6, "expected a literal in the list but found 'b'"),
+        ("contains(a 'x')", 11, "expected ')'"),
+        ("a matches b", 10, "quoted pattern"),
+        ("a matches '('", 10, "bad regular expression"),
+        ("matches(a, '[')", 11, "bad regular expression"),
+        ("a # 1", 2, "unexpected character '#'"),
+        ("a == 'open", 5, "unterminated string"),
+        ("a == ${x}", 5, "variables are not allowed in a filter"),
+        ("$a == 1", 0, "variables are not allowed in a filter"),
+    ],
+)
+def test_filter_syntax_errors_point_at_offset(text: str, offset: int, fragment: str) -> None:
+    err = filter_error(text)
+    assert err.offset == offset
+    assert fragment in err.message
+    assert err.message.endswith(f"at offset {offset} of the filter expression")
+    assert err.details == f"  {text}\n  {' ' * offset}^"
+
+
+def test_filter_unknown_function_is_named_at_compile_time() -> None:
+    err = filter_error("severity == 'high' && is_empty(tags)")
+    assert err.message == "unknown function 'is_empty' at offset 22 of the filter expression"
+    assert err.details == "  severity == 'high' && is_empty(tags)\n                        ^"
+    assert err.hint is not None
+    assert "contains" in err.hint
+    assert "matches" in err.hint
+
+
+def test_filter_wrong_argument_count_is_an_error() -> None:
+    err = filter_error("x || contains(name)")
+    assert err.offset == 5
+    assert "contains() takes 2 arguments but was given 1" in err.message
+    assert "is_null() takes 1 argument but was given 2" in filter_error("is_null(a, b)").message
+
+
+def test_filter_errors_are_found_in_unevaluated_branches() -> None:
+    with pytest.raises(ExpressionError):
+        compile_filter("true || nope(x)")
+
+
+def test_when_still_refuses_filter_syntax() -> None:
+    store = make_store(a=1)
+    for expr, fragment in [
+        ("severity == 'high'", "unknown word 'severity'"),
+        ("${a} == null", "unknown word 'null'"),
+        ("${a} AND true", "unknown word 'AND'"),
+        ("${a} in [1]", "unknown word 'in'"),
+        ("@ == 1", "unexpected character '@'"),
+        ("contains(${a}, 'x')", "unknown word 'contains'"),
+    ]:
+        with pytest.raises(ExpressionError) as info:
+            evaluate(expr, store)
+        assert fragment in info.value.message
+        assert info.value.message.endswith("of the when expression")
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("a", ("a",)),
+        ("location.file", ("location", "file")),
+        ("tags[0]", ("tags", 0)),
+        ("a-b.c[2].d", ("a-b", "c", 2, "d")),
+        ("@", ()),
+        ("@.a", ("a",)),
+        ("@[1].b", (1, "b")),
+        ("@a", None),
+        ("a b", None),
+        ("", None),
+        ("a[-1]", None),
+    ],
+)
+def test_parse_field(text: str, keys: tuple[object, ...] | None) -> None:
+    assert parse_field(text) == keys
+
+
+def test_field_value_missing_is_none_and_json_text_is_walked() -> None:
+    item = {"a": {"b": [10, 20]}, "raw": '{"k": "v"}'}
+    assert field_value(item, ("a", "b", 1)) == 20
+    assert field_value(item, ("a", "x")) is None
+    assert field_value(item, ("raw", "k")) == "v"
+    assert field_value(item, ()) is item

@@ -1,0 +1,67 @@
+"""`worktree ls|clean|gc`: the pool of git worktrees sessions and map agents run in."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from prodigyctl.client import Client, dumps
+from prodigyctl.errors import EXIT_OK
+from prodigyd import protocol
+
+
+def list_worktrees(*, as_json: bool) -> int:
+    with Client.connect() as client:
+        rows = client.call(protocol.WORKTREES_LIST)
+    if as_json:
+        click.echo(dumps(rows))
+        return EXIT_OK
+    if not rows:
+        click.echo("No prodigy worktrees.")
+        return EXIT_OK
+    click.echo(f"{'STATE':<6} {'USES':>4} {'IDLE FOR':>9}  {'OWNER':<40} PATH")
+    now = time.time()
+    for row in rows:
+        idle = _ago(now - row["last_used_at"]) if row["state"] == "idle" else ""
+        owner = row["owner"] or (f"named {row['name']}" if row["name"] else "")
+        click.echo(f"{row['state']:<6} {row['uses']:>4} {idle:>9}  {owner:<40} {row['path']}")
+    return EXIT_OK
+
+
+def clean(*, target: str, as_json: bool) -> int:
+    with Client.connect() as client:
+        result = client.call(protocol.WORKTREES_CLEAN, {"target": target})
+    if as_json:
+        click.echo(dumps(result))
+    else:
+        for path in result["removed"]:
+            click.echo(f"removed {path}")
+        if not result["removed"]:
+            click.echo("No idle worktrees to remove.")
+    return EXIT_OK
+
+
+def gc(*, dry_run: bool, as_json: bool) -> int:
+    with Client.connect() as client:
+        report = client.call(protocol.WORKTREES_GC, {"dry_run": dry_run})
+    if as_json:
+        click.echo(dumps(report))
+        return EXIT_OK
+    verb = "would " if dry_run else ""
+    lines = [
+        *(f"{verb}reclaim {path}" for path in report["reclaimed"]),
+        *(f"{verb}remove {path}" for path in report["removed"]),
+        *(f"{verb}delete branch {name}" for name in report["branches_deleted"]),
+        *(f"kept branch {name}: not merged anywhere" for name in report["branches_kept"]),
+        *(f"error: {message}" for message in report["errors"]),
+    ]
+    click.echo("\n".join(lines) if lines else "Nothing to collect.")
+    return EXIT_OK
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

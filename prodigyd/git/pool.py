@@ -1,0 +1,431 @@
+"""The worktree pool: git worktrees per repository, reused across sessions, agents and jobs.
+
+`git worktree add` of a 2,000-file repository costs ~100 ms (ARCHITECTURE.md); pointing an
+existing worktree at another commit costs one `git checkout --force`, a small fraction of
+that. A map phase with hundreds of agents, and every session start on a warm daemon, take
+their worktrees from here.
+
+Lifecycle of a slot (rows in store/worktrees.py, written before the git work they describe):
+
+    acquire: the owner's own worktree (a resumed owner re-adopts it), else an idle slot
+             (claimed, then checked out at `start`), else a new `git worktree add`
+    release: scrubbed (detached, changes and untracked files removed) and idle again; or
+             removed, when the pool of that repository is full or allocation is on demand;
+             or kept, for a person to look at
+    gc:      owners that are gone (their session finished or was cancelled) are reclaimed,
+             idle slots past their idle timeout, age or the disk budget are removed, folders
+             and `prodigy-*` branches nothing refers to are deleted (a branch with commits
+             merged nowhere is reported and kept: nothing is lost)
+
+Named worktrees (`worktree: NAME` in a workflow) are never pooled: they stay on disk between
+runs, in their last state, until `prodigyctl worktree clean NAME`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prodigyd import paths
+from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
+from prodigyd.git.cli import git
+from prodigyd.git.worktree import (
+    add_detached_worktree,
+    checkout_fresh,
+    has_unfinished_rebase,
+    list_worktrees,
+    remove_worktree,
+    repository_of,
+    scrub,
+)
+from prodigyd.store import worktrees as rows
+from prodigyd.store.worktrees import BUSY, IDLE, KEPT, Strategy, WorktreeRow
+
+log = logging.getLogger("prodigyd.pool")
+
+#: Branches prodigy makes: session branches and the branches kept for failed map agents.
+#: Only these are ever deleted by the garbage collector.
+PRODIGY_BRANCH = re.compile(r"prodigy-(?:agent-)?((?:workflow|mapreduce)-[A-Za-z0-9._-]+)(/.+)?")
+
+
+def branch_session(name: str) -> str | None:
+    """The session a prodigy branch belongs to: `prodigy-<session>` for a session,
+    `prodigy-agent-<session>/<item>` for a failed map agent's kept work."""
+    match = PRODIGY_BRANCH.fullmatch(name)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """`[worktree_config]` of config.toml (see docs/config.md)."""
+
+    strategy: Strategy = Strategy.POOLED
+    size: int = 8  # parallel_worktrees: idle slots kept per repository
+    idle_timeout: float | None = 1800.0  # seconds an idle slot may wait for its next user
+    max_age: float | None = None  # seconds after which an idle slot is re-made
+    cleanup_on_complete: bool = True  # a completed session's worktree goes back to the pool
+    keep_failed: bool = False  # keep a failed map agent's worktree (and branch) to inspect
+    max_disk_mb: int | None = None  # budget for the idle slots of one repository
+    gc_interval: float | None = 600.0  # seconds between two collections by the daemon
+
+
+@dataclass
+class Lease:
+    """A worktree handed to an owner; `reused` tells a pooled slot from a new one."""
+
+    path: Path
+    reused: bool
+
+
+#: Whether a session still needs its worktree and branch (queued, running, failed,
+#: interrupted or awaiting merge). Asked at the moment of each decision, never cached: a
+#: session that starts while the collector runs must not lose what it just made.
+Live = Callable[[str], bool]
+
+
+@dataclass
+class GcReport:
+    """What `gc` did (or, with dry_run, would do)."""
+
+    reclaimed: list[str] = field(default_factory=list)  # returned to the pool
+    removed: list[str] = field(default_factory=list)  # worktrees deleted
+    branches_deleted: list[str] = field(default_factory=list)
+    branches_kept: list[str] = field(default_factory=list)  # stale but holding unmerged work
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {
+            "reclaimed": self.reclaimed,
+            "removed": self.removed,
+            "branches_deleted": self.branches_deleted,
+            "branches_kept": self.branches_kept,
+            "errors": self.errors,
+        }
+
+
+class WorktreePool:
+    """The one way sessions and agents get a worktree. Safe on one event loop: a slot is
+    chosen and claimed without an `await` in between, so two acquirers never share one."""
+
+    def __init__(self, settings: PoolSettings | None = None) -> None:
+        self.settings = settings or PoolSettings()
+
+    async def acquire(
+        self,
+        repo: Path,
+        *,
+        owner: str,
+        session_id: str,
+        start: str,
+        branch: str | None = None,
+        workflow: str | None = None,
+        name: str | None = None,
+        strategy: Strategy | None = None,
+    ) -> Lease:
+        """A worktree of `repo` at commit `start` (on `branch`, or detached) for `owner`."""
+        strategy = strategy or self.settings.strategy
+        mine = rows.owned_by(owner)
+        if mine is not None and _usable(Path(mine.path)):
+            await checkout_fresh(Path(mine.path), start, branch)
+            return Lease(Path(mine.path), reused=True)
+        if name is not None:
+            return await self._acquire_named(repo, name, owner, session_id, start, branch)
+        if strategy is not Strategy.ON_DEMAND:
+            lease = await self._reuse(repo, owner, session_id, start, branch, workflow, strategy)
+            if lease is not None:
+                return lease
+        path = paths.worktrees_dir(paths.repo_id(repo)) / _slot_name(owner, strategy)
+        rows.register(
+            path, repo, owner=owner, session_id=session_id, affinity=workflow, strategy=strategy
+        )
+        await self._create(repo, path, start, branch)
+        return Lease(path, reused=False)
+
+    async def release(self, path: Path, *, keep: bool = False) -> None:
+        """Give a worktree back: kept (for inspection), pooled again, or removed."""
+        row = rows.get(path)
+        if keep or (row is not None and row.name is not None):
+            rows.set_state(path, KEPT)
+            return
+        if row is None or not self._poolable(row):
+            await self._remove(Path(row.repo) if row else repository_of(path), path)
+            return
+        try:
+            await scrub(path, keep_ignored=row.strategy != Strategy.POOLED)
+        except GitError as exc:
+            log.warning("cannot scrub %s (%s): removing it", path, exc.message)
+            await self._remove(Path(row.repo), path)
+            return
+        rows.set_state(path, IDLE)
+
+    async def clean(self, target: str, *, repo: Path | None = None) -> list[str]:
+        """Remove one worktree (by path or name) or, with "all", every idle one; refuses busy."""
+        chosen = [
+            row
+            for row in rows.all_rows(repo)
+            if target in ("all", row.path, row.name, Path(row.path).name)
+        ]
+        if not chosen:
+            raise NotFound(f"no worktree {target!r}", hint="`prodigyctl worktree ls` lists them")
+        if target == "all":
+            chosen = [row for row in chosen if row.state == IDLE]
+        busy = [row for row in chosen if row.state == BUSY]
+        if busy:
+            raise Conflict(
+                f"worktree {busy[0].path} is in use by {busy[0].owner}",
+                hint="wait for it to finish, or cancel its session",
+            )
+        for row in chosen:
+            await self._remove(Path(row.repo), Path(row.path))
+        return [row.path for row in chosen]
+
+    def holds(self, owner: str, path: Path) -> bool:
+        """Whether `owner` still has the worktree at `path` (not released to another)."""
+        if not path.is_dir():
+            return False
+        row = rows.get(path)
+        return row is None or (row.owner == owner and row.state != IDLE)  # None: pre-pool
+
+    def list(self) -> list[WorktreeRow]:
+        return rows.all_rows()
+
+    async def gc(self, live: Live, *, dry_run: bool = False) -> GcReport:
+        """Reclaim what nothing owns any more (see the module docstring)."""
+        report = GcReport()
+        for repo in self._repositories():
+            try:
+                await self._gc_repo(repo, live, report, dry_run)
+            except ProdigyError as exc:
+                report.errors.append(f"{repo}: {exc.message}")
+        return report
+
+    # -- acquire ------------------------------------------------------------------------
+
+    async def _reuse(
+        self,
+        repo: Path,
+        owner: str,
+        session_id: str,
+        start: str,
+        branch: str | None,
+        workflow: str | None,
+        strategy: Strategy,
+    ) -> Lease | None:
+        """Claim an idle slot and check it out at `start`; None when none is usable."""
+        while True:
+            row = choose_slot(rows.idle_in(repo), strategy, workflow)
+            if row is None:
+                return None
+            rows.claim(row.path, owner=owner, session_id=session_id, affinity=workflow)
+            try:
+                await checkout_fresh(Path(row.path), start, branch)
+            except GitError as exc:  # deleted by hand, corrupted: drop it and try another
+                log.warning("pooled worktree %s is unusable (%s): removing it", row.path, exc)
+                await self._remove(repo, Path(row.path))
+                continue
+            return Lease(Path(row.path), reused=True)
+
+    async def _acquire_named(
+        self, repo: Path, name: str, owner: str, session_id: str, start: str, branch: str | None
+    ) -> Lease:
+        row = rows.named(repo, name)
+        if row is not None and row.state == BUSY and row.owner != owner:
+            raise Conflict(
+                f"the named worktree {name!r} is in use by {row.owner}",
+                hint="wait for that session to finish, or use another worktree name",
+            )
+        path = paths.worktrees_dir(paths.repo_id(repo)) / "named" / name
+        if row is not None and _usable(path):
+            rows.claim(row.path, owner=owner, session_id=session_id, affinity=None)
+            await checkout_fresh(path, start, branch)
+            return Lease(path, reused=True)
+        rows.register(
+            path, repo, owner=owner, session_id=session_id, affinity=None,
+            strategy=Strategy.DEDICATED, name=name,
+        )  # fmt: skip
+        await self._create(repo, path, start, branch)
+        return Lease(path, reused=False)
+
+    async def _create(self, repo: Path, path: Path, start: str, branch: str | None) -> None:
+        """`git worktree add`, clearing what a crash may have left at `path` first."""
+        if path.exists():
+            await self._remove(repo, path, forget=False)
+        await add_detached_worktree(repo, path, start, branch)
+
+    # -- release and removal ------------------------------------------------------------
+
+    def _poolable(self, row: WorktreeRow) -> bool:
+        if row.strategy == Strategy.ON_DEMAND or has_unfinished_rebase(Path(row.path)):
+            return False
+        idle = rows.idle_in(Path(row.repo))
+        return len(idle) < self.settings.size
+
+    async def _remove(self, repo: Path | None, path: Path, *, forget: bool = True) -> None:
+        """Delete a worktree (its folder and git's record of it), then forget its row."""
+        if repo is not None and repo.is_dir():
+            with contextlib.suppress(GitError):
+                await remove_worktree(repo, path)
+        if path.exists():  # not a registered worktree (half made), or git refused
+            shutil.rmtree(path, ignore_errors=True)
+        if repo is not None and repo.is_dir():
+            with contextlib.suppress(GitError):
+                await git(repo, "worktree", "prune")
+        if forget:
+            rows.forget(path)
+
+    # -- garbage collection -------------------------------------------------------------
+
+    def _repositories(self) -> list[Path]:
+        """Every repository with a worktree of ours: registered ones, and any a folder under
+        `$PRODIGY_HOME/worktrees` points to (worktrees of older versions, half-made ones)."""
+        found = {Path(row.repo) for row in rows.all_rows()}
+        for folder in _worktree_folders():
+            repo = repository_of(folder)
+            if repo is not None:
+                found.add(repo)
+        return sorted(repo for repo in found if repo.is_dir())
+
+    async def _gc_repo(self, repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
+        if not dry_run:
+            await git(repo, "worktree", "prune")
+        for listed in rows.all_rows(repo):
+            row = rows.get(listed.path)  # fresh: an earlier await may have let it be claimed
+            if row is not None:
+                await self._gc_row(row, live, report, dry_run)
+        await self._gc_folders(repo, live, report, dry_run)
+        await _gc_branches(repo, live, report, dry_run)
+
+    async def _gc_row(self, row: WorktreeRow, live: Live, report: GcReport, dry_run: bool) -> None:
+        path = Path(row.path)
+        if not path.is_dir():
+            report.removed.append(row.path)
+            if not dry_run:
+                rows.forget(path)
+            return
+        owner_gone = (
+            row.state != IDLE and row.name is None and not (row.session_id and live(row.session_id))
+        )
+        if owner_gone:
+            report.reclaimed.append(row.path)
+            if not dry_run:
+                await self.release(path)
+            return
+        if row.state == IDLE and self._expired(row):
+            report.removed.append(row.path)
+            if not dry_run:
+                await self._remove(Path(row.repo), path)
+
+    def _expired(self, row: WorktreeRow) -> bool:
+        now, settings = time.time(), self.settings
+        if settings.idle_timeout is not None and now - row.last_used_at > settings.idle_timeout:
+            return True
+        if settings.max_age is not None and now - row.created_at > settings.max_age:
+            return True
+        return settings.max_disk_mb is not None and _over_budget(row, settings.max_disk_mb)
+
+    async def _gc_folders(self, repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
+        """Folders under our worktrees dir that no row and no live session claims."""
+        for folder in _worktree_folders(paths.worktrees_dir(paths.repo_id(repo))):
+            if rows.get(folder) is not None or live(folder.name):  # name: an old layout's id
+                continue
+            report.removed.append(str(folder))
+            if not dry_run:
+                await self._remove(repo, folder)
+
+
+def choose_slot(
+    idle: Iterable[WorktreeRow], strategy: Strategy, workflow: str | None
+) -> WorktreeRow | None:
+    """Which idle slot to hand out: the warmest (most recently used, `idle` is ordered so);
+    for `reuse` one that last served the same workflow if there is one; for `dedicated`
+    only such a slot."""
+    slots = list(idle)
+    same = [row for row in slots if row.affinity == workflow and workflow is not None]
+    if strategy == Strategy.DEDICATED:
+        return same[0] if same else None
+    if strategy == Strategy.REUSE and same:
+        return same[0]
+    return slots[0] if slots else None
+
+
+async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
+    """Delete `prodigy-*` branches no live session uses and no worktree has checked out,
+    when their commits are part of some other branch; report the others."""
+    checked_out = {info.branch for info in await list_worktrees(repo)}
+    done = await git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
+    branches = done.stdout.split()
+    stale = [
+        name
+        for name in branches
+        if name not in checked_out and not live(branch_session(name) or "")
+        and branch_session(name) is not None
+    ]
+    if not stale:
+        return
+    merged: set[str] = set()
+    for other in (name for name in branches if branch_session(name) is None):
+        listed = await git(repo, "branch", "--format=%(refname:short)", "--merged", other)
+        merged.update(listed.stdout.split())
+    for name in stale:
+        if live(branch_session(name) or ""):  # started meanwhile
+            continue
+        if name not in merged:
+            report.branches_kept.append(f"{repo}:{name}")
+            continue
+        report.branches_deleted.append(f"{repo}:{name}")
+        if not dry_run:
+            await git(repo, "branch", "--quiet", "-D", name)
+
+
+def _usable(path: Path) -> bool:
+    return (path / ".git").is_file()
+
+
+def _slot_name(owner: str, strategy: Strategy) -> str:
+    """On-demand worktrees are named for their owner (as before the pool); pool slots get a
+    neutral name, since they serve many owners."""
+    if strategy == Strategy.ON_DEMAND:
+        return owner.replace("/", "--")
+    return f"wt-{secrets.token_hex(4)}"
+
+
+def _worktree_folders(root: Path | None = None) -> list[Path]:
+    """Worktree folders under `root` (default: every repository's), named ones included."""
+    bases = [root] if root is not None else _children(paths.home() / "worktrees")
+    found = []
+    for base in bases:
+        for child in _children(base):
+            found.extend(_children(child) if child.name == "named" else [child])
+    return found
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(entry for entry in folder.iterdir() if entry.is_dir())
+    except OSError:
+        return []
+
+
+def _over_budget(row: WorktreeRow, max_disk_mb: int) -> bool:
+    """Whether this idle slot, with the idle slots used after it, exceeds the budget: the
+    least recently used slots are the ones removed first."""
+    newer = [r for r in rows.idle_in(Path(row.repo)) if r.last_used_at >= row.last_used_at]
+    return sum(_disk_bytes(Path(r.path)) for r in newer) > max_disk_mb * 1024 * 1024
+
+
+def _disk_bytes(folder: Path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
