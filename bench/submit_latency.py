@@ -15,7 +15,7 @@ Three figures, each next to the cost it cannot go below:
     context. Target <= 50 ms.
 
 Submitted jobs really run, one at a time (`PRODIGY_MAX_CONCURRENT_JOBS=1`): a one-step
-`shell: "true"` workflow, `merge: never`. The daemon, its store, the repository and HOME
+`shell: "true"` workflow, merged on success (`-y`: with nothing to merge, the worktree goes straight back to the pool). The daemon, its store, the repository and HOME
 live in a temporary directory; the daemon is always stopped at the end.
 
     python bench/submit_latency.py [--submits 200] [--runs 30] [--cli-runs 20]
@@ -210,7 +210,7 @@ def wall(argv: list[str], n: int, **kwargs: Any) -> list[float]:
 
 
 def submit_params(workflow: Path, repo: Path, env: dict[str, str]) -> dict[str, Any]:
-    return {"workflow": str(workflow), "cwd": str(repo), "env": env, "merge": "never"}
+    return {"workflow": str(workflow), "cwd": str(repo), "env": env, "merge": "auto"}
 
 
 def durable_submits(sock: Path, params: dict[str, Any], n: int) -> tuple[list[float], ...]:
@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="(b) submit -> first step runs")
     parser.add_argument("--cli-runs", type=int, default=20, help="(c) prodigyctl processes")
     args = parser.parse_args()
-    print(f'python {sys.version.split()[0]}, one-step `shell: "true"` workflow, merge: never')
+    print(f'python {sys.version.split()[0]}, one-step `shell: "true"` workflow, merge: auto')
     with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
         root = Path(tmp)
         env = bench_env(root, "home-a")

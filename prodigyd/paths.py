@@ -73,6 +73,11 @@ def claude_logs_dir() -> Path:
     return logs_dir() / "claude"
 
 
+def agent_logs_dir(session_id: str) -> Path:
+    """One log file per map agent attempt: `logs/agents/<session-id>/<item>.attempt-N.log`."""
+    return logs_dir() / "agents" / session_id
+
+
 def worktrees_dir(repo_id: str) -> Path:
     return home() / "worktrees" / repo_id
 

@@ -37,17 +37,29 @@ def compose(
 ) -> JobEnvironment:
     """Build the session environment; raises WorkflowError naming the bad field."""
     values: dict[str, str] = {}
+    scope = _with_environment(store, inherited)
     for name in workflow.env_files:
-        values.update(_read_env_file(files_root / interpolate(name, store), workflow))
-    values.update(_expand(workflow.env, store, masker))
+        values.update(_read_env_file(files_root / interpolate(name, scope), workflow))
+    values.update(_expand(workflow.env, scope, masker))
     for key, spec in workflow.secrets.items():
         secret = _secret_value(key, spec, inherited, files_root, workflow)
         masker.add(secret, name=key)
         values[key] = secret
     if profile is not None:
-        values.update(_expand(_profile(workflow, profile), store, masker))
+        values.update(_expand(_profile(workflow, profile), scope, masker))
     env = {**inherited, **values, "PRODIGY_AUTOMATION": "true"}
     return JobEnvironment(env=env, workflow_values=values)
+
+
+def _with_environment(store: VariableStore, inherited: Mapping[str, str]) -> VariableStore:
+    """The scope env values are expanded in: the workflow's variables, falling back to the
+    submitting environment, so `API_TOKEN: {secret: true, value: "${GITHUB_TOKEN}"}` is the
+    token itself (and masked as such), not the text `${GITHUB_TOKEN}` for a shell to expand
+    later, unmasked, wherever the variable is used."""
+    scope = VariableStore()
+    scope.update(inherited)
+    scope.update(store.snapshot())
+    return scope
 
 
 def _expand(

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prodigyd.engine.step import StepRunner
+from prodigyd.engine.step import StepReport, StepRunner
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
@@ -28,6 +28,13 @@ class PhaseOutcome:
     ok: bool
     error: str | None = None
     stopped: bool = False  # asked to stop between steps (daemon shutdown)
+    exit_code: int | None = None  # of the failed step's command
+    timed_out: bool = False  # the failed step's command hit its timeout
+
+
+#: Called after a step succeeded, before its checkpoint: (step index, report). The setup
+#: phase takes its `capture_outputs` here, so they are in the checkpoint's variables.
+StepHook = Callable[[int, StepReport], None]
 
 
 async def run_sequential(
@@ -38,10 +45,13 @@ async def run_sequential(
     completed: list[dict[str, Any]],
     checkpoint: Checkpoint,
     stop: asyncio.Event | None = None,
+    prefix: str = "",
+    on_completed: StepHook | None = None,
 ) -> PhaseOutcome:
     """Run `steps`, skipping indexes already in `completed` (which is extended in place).
 
     When `stop` is set, the phase ends before the next step (the last one is checkpointed).
+    `prefix` starts every step label (`setup.1`, `item_3/2`), so a phase's events name it.
     """
     done = {entry["step_index"] for entry in completed}
     total = len(steps)
@@ -50,16 +60,22 @@ async def run_sequential(
         display = runner.display(step, store)
         if stop is not None and stop.is_set():
             return PhaseOutcome(False, stopped=True)
+        label = f"{prefix}{index + 1}"
         if index in done:
-            events.emit("step_skipped", step=str(index + 1), display=display, reason="completed")
+            events.emit("step_skipped", step=label, display=display, reason="completed")
             continue
         store.update({"step.index": index + 1, "step.name": step.name or display})
         report = await runner.run(
-            step, label=str(index + 1), store=store, display=display, position=(index + 1, total)
+            step, label=label, store=store, display=display, position=(index + 1, total)
         )
         if not report.success:
             await checkpoint("Failed", index, completed)
-            return PhaseOutcome(False, error=report.error)
+            result = report.result
+            return PhaseOutcome(
+                False, error=report.error, exit_code=result.exit_code, timed_out=result.timed_out
+            )
+        if on_completed is not None:
+            on_completed(index, report)
         completed.append(
             {
                 "step_index": index,
@@ -73,3 +89,7 @@ async def run_sequential(
         )
         await checkpoint("Running", index + 1, completed)
     return PhaseOutcome(True)
+
+
+async def no_checkpoint(status: str, index: int, completed: list[dict[str, Any]]) -> None:
+    """For phases that are re-run whole (a merge workflow, a map agent's steps)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,9 @@ from prodigyd.agents.claude import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
+from prodigyd.engine.mapreduce import REDUCE, SETUP, run_mapreduce
 from prodigyd.engine.mask import Masker
-from prodigyd.engine.phase import Checkpoint, run_sequential
+from prodigyd.engine.phase import Checkpoint, PhaseOutcome, StepHook, no_checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import (
     Conflict,
@@ -90,7 +92,7 @@ async def prepare(
     _check_runnable(loaded.workflow)
     repo = await git_repo.repo_root(Path(request.cwd, request.repo or ".").expanduser())
     branch = await git_repo.current_branch(repo)
-    session_id = new_session_id()
+    session_id = new_session_id(loaded.workflow.mode)
     rid = paths.repo_id(repo)
     record = SessionRecord(
         id=session_id,
@@ -107,7 +109,8 @@ async def prepare(
         profile=request.profile,
         merge_policy=request.merge_policy,
         strict=request.strict,
-        total_steps=len(loaded.workflow.steps),
+        mode=loaded.workflow.mode,
+        total_steps=sum(len(steps) for _, steps in _phases(loaded.workflow)),
         warnings=loaded.warnings,
     )
     masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
@@ -134,13 +137,13 @@ def check_environment(
         store=store,
         masker=masker,
     )
-    if any(step.kind == "claude" for step in _all_steps(workflow.steps)):
+    if any(step.kind == "claude" for step in _all_steps(workflow.phase_steps)):
         resolve_claude(claude_bin, env)
     return masker
 
 
 def _check_runnable(workflow: Workflow) -> None:
-    for step in _all_steps(workflow.steps):
+    for step in _all_steps(workflow.phase_steps):
         if step.kind not in RUNNABLE_KINDS:
             raise WorkflowError(
                 f"{step.kind} steps are not supported yet",
@@ -208,6 +211,7 @@ class Session:
         self.resume_on_start = False  # stopped by a daemon shutdown: resume at next start
         self._stop = asyncio.Event()  # set: finish the current step, then stop
         self.worktree_reused = False  # the pool handed out a used slot (session_started)
+        self._progress_saved = 0.0  # when map_progress last saved the record
 
     def stop_after_step(self, status: Status, *, resume_on_start: bool = False) -> None:
         """Let the running step finish, then stop the session (checkpointed)."""
@@ -237,7 +241,7 @@ class Session:
                 resume = await self._prepare_resume()
             if not resume:
                 await self._create_worktree()
-            ctx, completed = self._context(resume)
+            ctx = self._context(resume)
             self._update(status=Status.RUNNING, error=None, completed_at=None)
             self.events.emit(
                 "session_started",
@@ -253,18 +257,7 @@ class Session:
                 record.base_commit or self._legacy_base_commit(),
                 track=references_git_variables(self.loaded.workflow),
             )
-            writer = checkpoints.CheckpointWriter(record.id)
-            try:
-                outcome = await run_sequential(
-                    self.loaded.workflow.steps,
-                    StepRunner(ctx, git),
-                    ctx.variables,
-                    completed=completed,
-                    checkpoint=self._checkpointer(ctx, writer, len(completed)),
-                    stop=self._stop,
-                )
-            finally:
-                await writer.close()
+            outcome = await self._run_phases(ctx, git)
         except asyncio.CancelledError:
             self._finish(self.stop_status, self._stopped_message())
             raise
@@ -285,6 +278,63 @@ class Session:
             return record
         self._finish(Status.AWAITING_MERGE, None)
         return record
+
+    async def _run_phases(self, ctx: RunContext, git: GitTracker) -> PhaseOutcome:
+        workflow = self.loaded.workflow
+        if workflow.mode == "mapreduce":
+            return await run_mapreduce(self, ctx, git)
+        return await self.sequential(checkpoints.MAIN, workflow.steps, ctx, git)
+
+    async def sequential(
+        self,
+        phase: str,
+        steps: tuple[Step, ...],
+        ctx: RunContext,
+        git: GitTracker,
+        *,
+        on_completed: StepHook | None = None,
+    ) -> PhaseOutcome:
+        """Run one sequential phase, checkpointed in its own journal: the steps it already
+        completed (in an earlier run of this session) are skipped."""
+        saved = checkpoints.load(self.record.id, phase) or {}
+        completed = list(saved.get("completed_steps") or [])
+        writer = checkpoints.CheckpointWriter(self.record.id, phase)
+        try:
+            return await run_sequential(
+                steps,
+                StepRunner(ctx, git),
+                ctx.variables,
+                completed=completed,
+                checkpoint=self._checkpointer(ctx, writer, phase, len(steps)),
+                stop=self._stop,
+                prefix="" if phase == checkpoints.MAIN else f"{phase}.",
+                on_completed=on_completed,
+            )
+        finally:
+            await writer.close()
+
+    @property
+    def repo(self) -> Path:
+        return Path(self.record.repo)
+
+    @property
+    def stop_event(self) -> asyncio.Event:
+        """Set when the session must stop at the next step boundary (daemon shutdown)."""
+        return self._stop
+
+    def enter_phase(self, phase: str) -> None:
+        self.record.phase = phase
+        self.events.emit("phase_started", phase=phase)
+
+    def map_progress(self, total: int, processed: int, failed: int) -> None:
+        """Item counts for `sessions ls/show`, saved at most once a second: the map
+        journal, not the record, is the durable account of which items are done."""
+        record = self.record
+        record.total_items, record.processed_items, record.failed_items = total, processed, failed
+        now = time.monotonic()
+        if now - self._progress_saved >= PROGRESS_SAVE_SECONDS or processed == total:
+            self._progress_saved = now
+            session_store.save(record)
 
     async def merge(self) -> SessionRecord:
         """Merge the session branch into the branch the user ran from, verified.
@@ -350,10 +400,9 @@ class Session:
             if kill_processes_in(self.worktree):
                 log.warning("killed processes a stopped run left in %s", self.worktree)
             git_worktree.clear_stale_locks(self.worktree)
-        saved = checkpoints.load(self.record.id)
-        if saved is None:
+        if not checkpoints.has_progress(self.record.id):
             return False
-        if not held and len(saved["completed_steps"]) < self.record.total_steps:
+        if not held and not _all_steps_done(self.record.id, self.loaded.workflow):
             raise Conflict(
                 f"the worktree of session {self.record.id} is gone ({self.record.worktree})",
                 hint="the session cannot be resumed; start a new run",
@@ -394,7 +443,7 @@ class Session:
         except (FileNotFoundError, StoreError, AttributeError):
             return None
 
-    def _context(self, resume: bool) -> tuple[RunContext, list[dict[str, Any]]]:
+    def _context(self, resume: bool) -> RunContext:
         record, workflow = self.record, self.loaded.workflow
         store = VariableStore()
         store.update(_builtin_variables(record, self.worktree, self.args))
@@ -406,11 +455,8 @@ class Session:
             store=store,
             masker=self.masker,
         )
-        completed: list[dict[str, Any]] = []
         if resume:  # secrets come back from their placeholders (see Masker.protect)
-            saved = checkpoints.load(record.id) or {}
-            store.update(self.masker.restore(saved.get("variable_state") or {}))
-            completed = list(saved.get("completed_steps") or [])
+            store.update(self.masker.restore(_latest_variables(record.id)))
         store.update(composed.workflow_values)
         env = {**composed.env, "PRODIGY_SESSION_ID": record.id, "PRODIGY_WORKTREE": record.worktree}
         if self.args:
@@ -426,13 +472,15 @@ class Session:
             settings=self.settings,
             strict_variables=record.strict,
         )
-        return ctx, completed
+        return ctx
 
     def _checkpointer(
-        self, ctx: RunContext, writer: checkpoints.CheckpointWriter, already: int
+        self, ctx: RunContext, writer: checkpoints.CheckpointWriter, phase: str, total: int
     ) -> Checkpoint:
         record, loaded = self.record, self.loaded
-        written = already  # completed entries already in the journal (from earlier runs)
+        saved = checkpoints.load(record.id, phase) or {}
+        written = len(saved.get("completed_steps") or [])  # already in the journal
+        before = _steps_before(loaded.workflow, phase)  # steps of earlier phases
 
         async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
             nonlocal written
@@ -442,7 +490,7 @@ class Session:
                 {
                     "execution_state": {
                         "current_step_index": next_index,
-                        "total_steps": record.total_steps,
+                        "total_steps": total,
                         "status": status,
                         "start_time": record.started_at,
                         "current_iteration": 1,
@@ -456,8 +504,8 @@ class Session:
                     "workflow_path": record.workflow,
                 },
             )
-            record.completed_steps = len(completed)
-            record.current_step = next_index
+            record.completed_steps = before + len(completed)
+            record.current_step = before + next_index
 
         return save
 
@@ -512,7 +560,7 @@ class Session:
         record = self.record
         merge_spec = self.loaded.workflow.merge
         assert merge_spec is not None
-        ctx, _ = self._context(resume=False)
+        ctx = self._context(resume=False)
         ctx.variables.update(
             await git_merge.merge_variables(
                 repo,
@@ -524,7 +572,7 @@ class Session:
         )
         runner = StepRunner(ctx, GitTracker(self.worktree, None, track=False))
         phase = run_sequential(
-            merge_spec.steps, runner, ctx.variables, completed=[], checkpoint=_no_checkpoint
+            merge_spec.steps, runner, ctx.variables, completed=[], checkpoint=no_checkpoint
         )
         try:
             outcome = await asyncio.wait_for(phase, merge_spec.timeout)
@@ -562,8 +610,44 @@ class Session:
         self.events.emit("worktree_cleaned", worktree=record.worktree, branch=record.branch)
 
 
-async def _no_checkpoint(status: str, index: int, completed: list[dict[str, Any]]) -> None:
-    """The merge workflow is short and re-runnable; it is not checkpointed."""
+#: How often map-phase item counts are saved to the session record (at most).
+PROGRESS_SAVE_SECONDS = 1.0
+
+
+def _latest_variables(session_id: str) -> dict[str, Any]:
+    """The variables of the newest checkpoint: reduce's (it has everything before it),
+    else setup's, else the standard workflow's."""
+    for phase in (REDUCE, SETUP, checkpoints.MAIN):
+        saved = checkpoints.load(session_id, phase)
+        if saved is not None:
+            return dict(saved.get("variable_state") or {})
+    return {}
+
+
+def _phases(workflow: Workflow) -> list[tuple[str, tuple[Step, ...]]]:
+    """The sequential phases of a workflow, in order, with their steps."""
+    if workflow.mode == "standard":
+        return [(checkpoints.MAIN, workflow.steps)]
+    setup = workflow.setup.steps if workflow.setup else ()
+    return [(SETUP, setup), (REDUCE, workflow.reduce)]
+
+
+def _steps_before(workflow: Workflow, phase: str) -> int:
+    count = 0
+    for name, steps in _phases(workflow):
+        if name == phase:
+            break
+        count += len(steps)
+    return count
+
+
+def _all_steps_done(session_id: str, workflow: Workflow) -> bool:
+    """Whether every sequential step is checkpointed as completed (only the merge is left)."""
+    for phase, steps in _phases(workflow):
+        saved = checkpoints.load(session_id, phase) or {}
+        if len(saved.get("completed_steps") or []) < len(steps):
+            return False
+    return True
 
 
 def _builtin_variables(

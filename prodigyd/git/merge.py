@@ -17,6 +17,7 @@ Either way the result is verified with `git merge-base --is-ancestor` before it 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -419,3 +420,72 @@ async def list_changed_files(repo: Path, target: str, source: str) -> list[tuple
             next(fields)
         changes.append((next(fields), _MODIFICATION_TYPES.get(status[0], "modified")))
     return changes[:MAX_FILES]
+
+
+# ---------------------------------------------------------------------------------------------
+# merging a map agent's work into its parent session's worktree
+
+#: Lines git writes around a conflict; a "resolved" file that still has one is not resolved.
+CONFLICT_MARKER = re.compile(r"^(?:<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
+
+
+async def merge_into_worktree(worktree: Path, sha: str, message: str) -> list[str]:
+    """`git merge --no-ff` of `sha` into the branch checked out in `worktree`.
+
+    Returns [] when merged, else the conflicted files, with the merge left in progress for
+    a resolver (`conclude_merge` or `abort_merge` must follow). Any other failure raises.
+    """
+    done = await git(
+        worktree, "merge", "--quiet", "--no-ff", "--no-edit", "--no-autostash", "-m", message,
+        sha, check=False,
+    )  # fmt: skip
+    if done.ok:
+        return []
+    if not await has_merge_in_progress(worktree):
+        raise_failure(done, worktree)
+    return await unmerged_files(worktree) or ["(unknown)"]
+
+
+async def unmerged_files(worktree: Path) -> list[str]:
+    done = await git(worktree, "diff", "--name-only", "-z", "--diff-filter=U")
+    return split_nul(done.stdout)
+
+
+async def conclude_merge(worktree: Path, sha: str, files: Iterable[str]) -> str | None:
+    """After a resolver worked on a conflicted merge: finish it if it is resolved but not
+    committed, and check it. Returns what is wrong, or None when `sha` is merged cleanly."""
+    if await unmerged_files(worktree):
+        return "conflicts are still unresolved"
+    for name in files:
+        try:
+            text = (worktree / name).read_text(errors="replace")
+        except OSError:
+            continue  # deleted as the resolution
+        if CONFLICT_MARKER.search(text):
+            return f"{name} still has conflict markers"
+    if await has_merge_in_progress(worktree):
+        done = await git(worktree, "commit", "--quiet", "--no-edit", check=False)
+        if not done.ok:
+            return f"the merge could not be committed: {done.stderr.strip()[:200]}"
+    merged = await git(worktree, "merge-base", "--is-ancestor", sha, "HEAD", check=False)
+    if not merged.ok:
+        return "the merge commit is missing"
+    status = await git(worktree, "status", "--porcelain", "-z")
+    if status.stdout:
+        return "the worktree is not clean after the merge"
+    return None
+
+
+async def abort_merge(worktree: Path, restore_to: str) -> None:
+    """Undo a failed merge attempt completely: the branch back at `restore_to`, clean."""
+    if await has_merge_in_progress(worktree):
+        await git(worktree, "merge", "--abort", check=False)
+    await git(worktree, "reset", "--quiet", "--hard", restore_to)
+    await git(worktree, "clean", "-ffdq")
+
+
+async def merged_item_ids(worktree: Path, since: str, pattern: re.Pattern[str]) -> set[str]:
+    """Item ids named (group 1 of `pattern`) by the merge commits `since..HEAD`: how a
+    resumed map phase recognises agents whose merge landed before a crash recorded it."""
+    done = await git(worktree, "log", "--merges", "--format=%s", f"{since}..HEAD", "--")
+    return {m.group(1) for line in done.stdout.splitlines() if (m := pattern.search(line))}

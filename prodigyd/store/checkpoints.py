@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,20 @@ from prodigyd.store.atomic import ensure_dir, fsync_dir
 CHECKPOINT_VERSION = 1
 
 
-def journal_file(session_id: str) -> Path:
-    return paths.checkpoints_dir(session_id) / f"{session_id}.journal.jsonl"
+#: The phase of a standard workflow; MapReduce sessions also have "setup", "map", "reduce".
+MAIN = "main"
 
 
-def load(session_id: str) -> dict[str, Any] | None:
-    """The session's checkpoint (reference §5.3 shape), or None before any step finished."""
-    records = list(_records(journal_file(session_id)))
+def journal_file(session_id: str, phase: str = MAIN) -> Path:
+    """One journal per phase: `<id>.journal.jsonl` for the main one (the name it always
+    had), `<id>.<phase>.journal.jsonl` for the others."""
+    infix = "" if phase == MAIN else f".{phase}"
+    return paths.checkpoints_dir(session_id) / f"{session_id}{infix}.journal.jsonl"
+
+
+def load(session_id: str, phase: str = MAIN) -> dict[str, Any] | None:
+    """The phase's checkpoint (reference §5.3 shape), or None before any step finished."""
+    records = [r for r in read_records(journal_file(session_id, phase)) if _is_step_record(r)]
     if not records:
         return None
     last = records[-1]
@@ -51,32 +59,46 @@ def load(session_id: str) -> dict[str, Any] | None:
     }
 
 
-def _records(path: Path) -> Any:
+def has_progress(session_id: str) -> bool:
+    """Whether any phase of the session wrote a checkpoint (a resume continues, not restarts)."""
+    folder = paths.checkpoints_dir(session_id)
+    return any(folder.glob(f"{session_id}*.journal.jsonl")) if folder.is_dir() else False
+
+
+def _is_step_record(record: dict[str, Any]) -> bool:
+    return isinstance(record.get("execution_state"), dict)
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole record of a journal, in order; a torn last line (a crash) is skipped."""
     try:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 try:
                     record = json.loads(line)
                 except ValueError:
-                    continue  # a torn last line after a crash
-                if isinstance(record, dict) and isinstance(record.get("execution_state"), dict):
+                    continue
+                if isinstance(record, dict):
                     yield record
     except FileNotFoundError:
         return
 
 
 class CheckpointWriter:
-    """Appends one session's checkpoint records in order, syncing off the event loop."""
+    """Appends one journal's records in order, syncing off the event loop. Safe for
+    concurrent writers on one loop (the agents of a map phase): records keep call order."""
 
-    def __init__(self, session_id: str) -> None:
-        self.path = journal_file(session_id)
+    def __init__(self, session_id: str, phase: str = MAIN) -> None:
+        self.path = journal_file(session_id, phase)
         self._fd: int | None = None
         self._pending: asyncio.Future[None] | None = None
+        self._order = asyncio.Lock()
 
     async def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        await self.flush()
-        self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line.encode()))
+        async with self._order:
+            await self.flush()
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line.encode()))
 
     async def flush(self) -> None:
         """Wait until the last record is durable (survives cancellation of the caller)."""

@@ -15,9 +15,11 @@ from prodigyd.errors import ProdigyError
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-def new_session_id() -> str:
-    """`workflow-<epoch-ms>-<6 hex>`: the original's prefix, without its same-millisecond clash."""
-    return f"workflow-{int(time.time() * 1000)}-{secrets.token_hex(3)}"
+def new_session_id(mode: str = "standard") -> str:
+    """`workflow-<epoch-ms>-<6 hex>`, or `mapreduce-...` for a MapReduce job: the original's
+    prefixes, without its same-second (MapReduce) and same-millisecond clashes."""
+    prefix = "mapreduce" if mode == "mapreduce" else "workflow"
+    return f"{prefix}-{int(time.time() * 1000)}-{secrets.token_hex(3)}"
 
 
 def check_id(value: str, what: str = "session id") -> str:

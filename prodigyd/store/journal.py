@@ -32,7 +32,7 @@ from prodigyd.store.atomic import ensure_dir
 
 log = logging.getLogger("prodigyd.journal")
 
-SCHEMA_VERSION = 2  # 2: the worktrees table (store/worktrees.py)
+SCHEMA_VERSION = 3  # 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS worktrees (
     uses INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS worktrees_by_repo ON worktrees (repo, state, last_used_at);
+CREATE TABLE IF NOT EXISTS dlq (
+    job_id TEXT NOT NULL,                    -- the session (job) the item belongs to
+    item_id TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    entry TEXT NOT NULL,                     -- the entry as JSON (store/dlq.py)
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (job_id, item_id)
+);
 """
 
 

@@ -64,6 +64,11 @@ class SessionRecord(BaseModel):
     profile: str | None = None
     merge_policy: str = "ask"  # auto | ask | never
     strict: bool = False
+    mode: str = "standard"  # standard | mapreduce
+    phase: str | None = None  # mapreduce: setup | map | reduce, while it runs
+    total_items: int = 0  # mapreduce: work items, processed so far, failed so far
+    processed_items: int = 0
+    failed_items: int = 0
     total_steps: int = 0
     completed_steps: int = 0
     current_step: int | None = None
@@ -88,6 +93,10 @@ class SessionRecord(BaseModel):
             "repo": self.repo,
             "branch": self.original_branch,
             "steps": f"{self.completed_steps}/{self.total_steps}",
+            "mode": self.mode,
+            "items": (
+                f"{self.processed_items}/{self.total_items}" if self.mode == "mapreduce" else None
+            ),
             "error": self.error,
         }
 

@@ -32,16 +32,24 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
-from prodigyd.errors import Location, WorkflowError
+from prodigyd.errors import Location, ProdigyError, WorkflowError
+from prodigyd.workflow import jsonpath
+from prodigyd.workflow.expr import compile_filter
+from prodigyd.workflow.items import parse_sort
 from prodigyd.workflow.model import (
+    CaptureOutput,
+    CircuitBreaker,
     EnvValue,
+    ErrorPolicy,
     ForeachSpec,
+    MapSpec,
     MergeSpec,
     OnFailure,
     OnIncomplete,
     Profile,
     RetrySpec,
     SecretSpec,
+    SetupSpec,
     Step,
     ValidateSpec,
     Workflow,
@@ -546,6 +554,8 @@ _TOP_KEYS = (
 )  # fmt: skip
 _COMPOSITION_KEYS = ("imports", "extends", "template", "parameters", "workflows")
 _IGNORED_TOP_KEYS = {"retry_defaults": "it is not applied; give each step its own retry:"}
+_POLICY_SHORTCUTS = ("on_item_failure", "continue_on_failure", "max_failures",
+                     "failure_threshold", "circuit_breaker")  # fmt: skip
 _MAX_DEPTH = 40
 
 
@@ -557,6 +567,8 @@ def _workflow(doc: object, ctx: _Context) -> Workflow:
         steps_raw, steps_at = doc, _At("commands", doc.mark)
     elif isinstance(doc, _Map):
         _refuse_unsupported(doc, ctx)
+        if _is_mapreduce(doc):
+            return _mapreduce_workflow(doc, ctx)
         fields = _known(doc, _TOP_KEYS, _At("", doc.mark), ctx, ignored=_IGNORED_TOP_KEYS)
         steps_raw, steps_at = _steps_of(doc, ctx)
     else:
@@ -583,12 +595,7 @@ def _refuse_unsupported(doc: _Map, ctx: _Context) -> None:
     """Modes and features that would otherwise half-run: refuse them up front, by name."""
     root = _At("", doc.mark)
     mode = doc.get("mode", "standard")
-    if mode == "mapreduce":
-        raise WorkflowError(
-            "MapReduce workflows are not supported yet (mode: mapreduce)",
-            location=root.key(doc, "mode").location(ctx.source),
-        )
-    if mode != "standard":
+    if mode not in ("standard", "mapreduce"):
         raise WorkflowError(
             f"unknown mode {_shown(mode)}",
             location=root.key(doc, "mode").location(ctx.source),
@@ -622,8 +629,6 @@ def _steps_of(doc: _Map, ctx: _Context) -> tuple[object, _At]:
 
 
 def _no_steps_hint(doc: _Map) -> str:
-    if "map" in doc:
-        return "this looks like a MapReduce workflow (it has map:); those are not supported yet"
     if any(key in doc for key in _COMMAND_KEYS):
         return "a single step still goes in a list:\ncommands:\n  - shell: ..."
     return _SHAPES_HINT
@@ -761,6 +766,188 @@ _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {
     "env_files": _env_files,
     "merge": _merge,
 }
+
+# ---------------------------------------------------------------------------------------------
+# MapReduce (reference §2.3): setup, map, reduce, error policy
+
+_MAPREDUCE_KEYS = (
+    "name", "description", "mode", "env", "secrets", "env_files", "profiles", "setup", "map",
+    "reduce", "merge", "strict_variables", "worktree", "error_policy", *_POLICY_SHORTCUTS,
+)  # fmt: skip
+_IGNORED_MAPREDUCE_KEYS = {
+    **_IGNORED_TOP_KEYS,
+    "error_collection": "every failure is reported as it happens and summed up at the end",
+}
+
+
+def _is_mapreduce(doc: _Map) -> bool:
+    """`mode: mapreduce`, or a file with `map:` and no step list (the original's default
+    mode for MapReduce files was mapreduce)."""
+    mode = doc.get("mode")
+    return mode == "mapreduce" or (
+        mode is None and "map" in doc and "commands" not in doc and "steps" not in doc
+    )
+
+
+def _mapreduce_workflow(doc: _Map, ctx: _Context) -> Workflow:
+    root = _At("", doc.mark)
+    fields = _known(doc, _MAPREDUCE_KEYS, root, ctx, ignored=_IGNORED_MAPREDUCE_KEYS)
+    for key in ("commands", "steps"):
+        if key in doc:
+            ctx.problem(f"a MapReduce workflow has no {key}: (use setup:, map: and reduce:)",
+                        root.key(doc, key))  # fmt: skip
+    data = _workflow_fields(fields, doc, root, ctx)
+    data["mode"] = "mapreduce"
+    if fields.get("setup") is not None:
+        data["setup"] = _setup(fields["setup"], root.key(doc, "setup"), ctx)
+    if "map" in fields:
+        data["map"] = _map(fields["map"], root.key(doc, "map"), ctx)
+    else:
+        hint = "map:\n  input: items.json\n  agent_template:\n    - shell: ..."
+        ctx.problem("a MapReduce workflow needs a map: phase", root, hint=hint)
+    if fields.get("reduce") is not None:
+        data["reduce"] = _phase_steps(fields["reduce"], root.key(doc, "reduce"), ctx)
+    data["error_policy"] = _error_policy(fields, doc, root, ctx)
+    ctx.raise_problems()
+    workflow = _build(Workflow, {**data, "source": ctx.source}, root, doc, ctx)
+    ctx.raise_problems()
+    assert workflow is not None
+    return workflow
+
+
+def _phase_steps(raw: object, at: _At, ctx: _Context) -> tuple[Step, ...]:
+    """A phase's steps: a list, or the deprecated `{commands: [...]}` (warned about)."""
+    if isinstance(raw, _Map):
+        fields = _known(raw, ("commands",), at, ctx)
+        if "commands" not in fields:
+            ctx.problem("expected a list of steps or {commands: [...]}", at)
+            return ()
+        ctx.warn(f"{at.path}: {{commands: [...]}} is deprecated; give the list of steps", at)
+        return _step_list(fields["commands"], at.key(raw, "commands"), ctx)
+    return _step_list(raw, at, ctx)
+
+
+_SETUP_KEYS = ("commands", "timeout", "capture_outputs")
+_CAPTURE_KEYS = ("command_index", "source", "pattern", "json_path", "max_size", "default",
+                 "multiline")  # fmt: skip
+
+
+def _setup(raw: object, at: _At, ctx: _Context) -> SetupSpec | None:
+    """`setup: [steps]` or `{commands: [...], timeout, capture_outputs: {VAR: index|{...}}}`."""
+    if isinstance(raw, _Seq):
+        return _from_steps(SetupSpec, "steps", raw, at, ctx)
+    if not isinstance(raw, _Map):
+        ctx.problem(f"expected a list of steps or {{commands: [...]}}, got {_shown(raw)}", at)
+        return None
+    count = len(ctx.problems)
+    fields = _known(raw, _SETUP_KEYS, at, ctx)
+    data: dict[str, Any] = {"timeout": fields.get("timeout")}
+    if "commands" in fields:
+        data["steps"] = _step_list(fields["commands"], at.key(raw, "commands"), ctx)
+    if fields.get("capture_outputs") is not None:
+        data["capture_outputs"] = _named(
+            fields["capture_outputs"], at.key(raw, "capture_outputs"), ctx, "capture",
+            _capture_output,
+        )  # fmt: skip
+    if ctx.failed_since(count):
+        return None
+    return _build(SetupSpec, data, at, raw, ctx, renames={"steps": "commands"})
+
+
+def _capture_output(raw: object, at: _At, ctx: _Context) -> CaptureOutput | None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw_fields: dict[str, Any] = {"command_index": raw}
+        return _build(CaptureOutput, raw_fields, at, raw, ctx)
+    if not isinstance(raw, _Map):
+        ctx.problem(f"expected a command index or {{command_index: N, ...}}, got {_shown(raw)}", at)
+        return None
+    return _build(CaptureOutput, _known(raw, _CAPTURE_KEYS, at, ctx), at, raw, ctx)
+
+
+_MAP_KEYS = (
+    "input", "json_path", "filter", "sort_by", "distinct", "offset", "max_items",
+    "max_parallel", "agent_timeout_secs", "agent_template", "timeout_config",
+)  # fmt: skip
+
+
+def _map(raw: object, at: _At, ctx: _Context) -> MapSpec | None:
+    if not isinstance(raw, _Map):
+        ctx.problem(f"expected a mapping with input: and agent_template:, got {_shown(raw)}", at)
+        return None
+    count = len(ctx.problems)
+    fields = _known(raw, _MAP_KEYS, at, ctx)
+    data = {key: value for key, value in fields.items() if key in _MAP_KEYS[:9]}
+    if fields.get("timeout_config") is not None:
+        timeout = _timeout_config(fields["timeout_config"], at.key(raw, "timeout_config"), ctx)
+        if timeout is not None:
+            data.setdefault("agent_timeout_secs", timeout)
+    for key in ("input", "json_path", "filter", "sort_by", "distinct"):
+        if key in data and not isinstance(data[key], str):
+            ctx.problem(f"expected text, got {_shown(data[key])}", at.key(raw, key))
+    _check_item_pipeline(data, raw, at, ctx)
+    if "agent_template" in fields:
+        here = at.key(raw, "agent_template")
+        data["agent_template"] = _phase_steps(fields["agent_template"], here, ctx)
+    if ctx.failed_since(count):
+        return None
+    return _build(MapSpec, data, at, raw, ctx)
+
+
+def _timeout_config(raw: object, at: _At, ctx: _Context) -> object:
+    """`timeout_config:` of the original: only agent_timeout_secs has an effect here."""
+    if not isinstance(raw, _Map):
+        ctx.problem(f"expected a mapping, got {_shown(raw)}", at)
+        return None
+    ignored = {key: "only agent_timeout_secs is used" for key in raw if key != "agent_timeout_secs"}
+    fields = _known(raw, ("agent_timeout_secs",), at, ctx, ignored=ignored)
+    return fields.get("agent_timeout_secs", 600)
+
+
+def _check_item_pipeline(data: Mapping[str, Any], raw: _Map, at: _At, ctx: _Context) -> None:
+    """Syntax of json_path, filter and sort_by, checked at load time with their position."""
+    checks: dict[str, Callable[[str], object]] = {
+        "json_path": jsonpath.check, "filter": compile_filter, "sort_by": parse_sort,
+    }  # fmt: skip
+    for key, check in checks.items():
+        if isinstance(data.get(key), str) and data[key].strip():
+            try:
+                check(data[key])
+            except ProdigyError as exc:
+                ctx.problem(exc.message, at.key(raw, key), hint=exc.details or exc.hint)
+
+
+_POLICY_KEYS = ("on_item_failure", "continue_on_failure", "max_failures", "failure_threshold",
+                "circuit_breaker", "retry_config", "error_collection")  # fmt: skip
+
+
+def _error_policy(fields: dict[str, Any], doc: _Map, root: _At, ctx: _Context) -> object:
+    """`error_policy: {...}` merged with the top-level shortcuts (`on_item_failure: dlq`);
+    one key given both ways is a problem, not a silent choice."""
+    data: dict[str, Any] = {}
+    raw = fields.get("error_policy")
+    here = root.key(doc, "error_policy")
+    if raw is not None:
+        if isinstance(raw, _Map):
+            ignored = {"error_collection": _IGNORED_MAPREDUCE_KEYS["error_collection"]}
+            data.update(_known(raw, _POLICY_KEYS[:6], here, ctx, ignored=ignored))
+        else:
+            ctx.problem(f"expected a mapping, got {_shown(raw)}", here)
+    for key in _POLICY_SHORTCUTS:
+        if key in fields:
+            if key in data:
+                ctx.problem(f"{key} is given both here and under error_policy:",
+                            root.key(doc, key))  # fmt: skip
+            data[key] = fields[key]
+    retry = data.pop("retry_config", None)
+    if isinstance(retry, _Map) and "max_attempts" in retry:
+        data["retry_attempts"] = retry["max_attempts"]
+    if isinstance(data.get("circuit_breaker"), _Map):
+        breaker = data["circuit_breaker"]
+        data["circuit_breaker"] = _known(breaker, CircuitBreaker.model_fields, here, ctx)
+    policy = _build(ErrorPolicy, data, here if raw is not None else root, raw or doc, ctx,
+                    renames={"retry_attempts": "retry_config"})  # fmt: skip
+    return policy if policy is not None else ErrorPolicy()
+
 
 # ---------------------------------------------------------------------------------------------
 # steps

@@ -461,14 +461,139 @@ class MergeSpec(BaseModel):
     timeout: Timeout = None  # for the whole merge workflow
 
 
+# ---------------------------------------------------------------------------------------------
+# MapReduce (reference §2.3, §4.8)
+
+
+_ENV_REFERENCE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+
+
+def _parallelism(value: object) -> object:
+    """A whole number, or `$VAR` / `${VAR}` resolved from the environment at run time."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _ENV_REFERENCE.fullmatch(text):
+            return text
+        if not text.isdigit():
+            raise ValueError(f"expected a whole number or $VAR, got {value!r}")
+        return int(text)
+    return value
+
+
+def _agent_timeout(value: object) -> object:
+    """Seconds (or a duration such as '10m'), or `$VAR` resolved at run time."""
+    if isinstance(value, str) and _ENV_REFERENCE.fullmatch(value.strip()):
+        return value.strip()
+    return _timeout(value)
+
+
+class CaptureOutput(BaseModel):
+    """`setup.capture_outputs.NAME`: a variable taken from one setup command's output."""
+
+    model_config = _FROZEN
+
+    command_index: int = Field(ge=0)
+    source: Literal["stdout", "stderr", "both", "combined"] = "stdout"
+    pattern: str | None = None  # a regex: its first group (or the whole match) is the value
+    json_path: str | None = None  # applied to the output parsed as JSON
+    max_size: int = Field(1024 * 1024, ge=1)
+    default: str | None = None  # used when the pattern or path finds nothing
+    multiline: Literal["preserve", "join", "first_line", "last_line", "array"] = "preserve"
+
+    @model_validator(mode="after")
+    def _pattern_compiles(self) -> CaptureOutput:
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {self.pattern!r}: {exc}") from None
+        return self
+
+
+class SetupSpec(BaseModel):
+    """The setup phase: steps run once in the parent worktree before the map phase."""
+
+    model_config = _FROZEN
+
+    steps: tuple[Step, ...] = Field(min_length=1)
+    timeout: Timeout = None  # for the whole phase
+    capture_outputs: dict[str, CaptureOutput] = Field(default_factory=dict)
+
+
+class MapSpec(BaseModel):
+    """The map phase: `agent_template` run once per work item, each in its own worktree.
+
+    `input` is a JSON file in the parent worktree or else a command whose output is the
+    items; `max_parallel` and `agent_timeout_secs` may be `$VAR` (resolved at run time).
+    """
+
+    model_config = _FROZEN
+
+    input: str = Field(min_length=1)
+    json_path: str | None = None
+    filter: str | None = None
+    sort_by: str | None = None
+    distinct: str | None = None
+    offset: int = Field(0, ge=0)
+    max_items: int | None = Field(None, ge=0)
+    max_parallel: Annotated[int | str, BeforeValidator(_parallelism)] = 10
+    agent_timeout_secs: Annotated[float | str | None, BeforeValidator(_agent_timeout)] = None
+    agent_template: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _parallel_is_positive(self) -> MapSpec:
+        if isinstance(self.max_parallel, int) and self.max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        return self
+
+
+class CircuitBreaker(BaseModel):
+    """Stop dispatching agents for `timeout` after `failure_threshold` failures in a row;
+    then let `half_open_requests` through and close after `success_threshold` successes."""
+
+    model_config = _FROZEN
+
+    failure_threshold: int = Field(5, ge=1)
+    success_threshold: int = Field(3, ge=1)
+    timeout: Seconds = 30.0
+    half_open_requests: int = Field(3, ge=1)
+
+
+class ErrorPolicy(BaseModel):
+    """What a failed work item does to the job (reference §2.3 [R], docs/workflows.md).
+
+    * on_item_failure: `dlq` (record it in the dead-letter queue and go on), `retry` (run
+      the item again, up to `retry_attempts` runs in all, then dlq), `skip` (go on, no DLQ
+      entry), `stop` (dlq, dispatch nothing more, fail the job).
+    * `max_failures` / `failure_threshold` (a fraction of all items): once exceeded, nothing
+      more is dispatched and the job fails. `continue_on_failure: false` without a limit
+      means the first failure does that.
+    """
+
+    model_config = _FROZEN
+
+    on_item_failure: Literal["dlq", "retry", "skip", "stop"] = "dlq"
+    continue_on_failure: bool = True
+    max_failures: int | None = Field(None, ge=0)
+    failure_threshold: float | None = Field(None, ge=0, le=1)
+    circuit_breaker: CircuitBreaker | None = None
+    retry_attempts: int = Field(3, ge=1)
+
+
 class Workflow(BaseModel):
-    """A standard (sequential) workflow. `source` is the absolute path it was loaded from."""
+    """A workflow; `mode` says which phases it has. Standard: `steps`. MapReduce: `setup`
+    (optional), `map`, `reduce` (optional). `source` is the absolute path it came from."""
 
     model_config = _FROZEN
 
     name: str = "default"
     description: str | None = None
-    steps: tuple[Step, ...] = Field(min_length=1)
+    mode: Literal["standard", "mapreduce"] = "standard"
+    steps: tuple[Step, ...] = ()
+    setup: SetupSpec | None = None
+    map: MapSpec | None = None
+    reduce: tuple[Step, ...] = ()
+    error_policy: ErrorPolicy = Field(default_factory=ErrorPolicy)
     env: dict[str, EnvValue] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     env_files: tuple[str, ...] = ()
@@ -477,6 +602,21 @@ class Workflow(BaseModel):
     strict_variables: bool = False
     worktree: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None
     source: str | None = None
+
+    @model_validator(mode="after")
+    def _phases_match_mode(self) -> Workflow:
+        if self.mode == "standard" and not self.steps:
+            raise ValueError("a standard workflow needs at least one step")
+        if self.mode == "mapreduce" and self.map is None:
+            raise ValueError("a MapReduce workflow needs a map: phase")
+        return self
+
+    @property
+    def phase_steps(self) -> tuple[Step, ...]:
+        """Every step the workflow runs directly (not handlers): for checks that apply to all."""
+        setup = self.setup.steps if self.setup else ()
+        template = self.map.agent_template if self.map else ()
+        return (*self.steps, *setup, *template, *self.reduce)
 
 
 for _model in (Step, ForeachSpec, OnFailure, OnIncomplete, ValidateSpec, MergeSpec, Workflow):

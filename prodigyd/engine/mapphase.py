@@ -1,0 +1,408 @@
+"""The map phase: every work item through `agent_template`, at most `max_parallel` at once.
+
+Items are computed once (input → json_path → filter → sort_by → distinct → offset →
+max_items) and written to the phase's journal before any agent starts, so a resumed phase
+works on exactly the same list. Each item's final result is appended (fsync'd) as soon as
+it is known: a resumed phase never runs a finished item again, and runs again the ones that
+were in flight. An agent whose merge reached the parent before a crash could record it is
+recognised by its merge commit and not run twice.
+
+The error policy (workflow `error_policy:`, see model.ErrorPolicy) decides what a failure
+does: a dead-letter queue entry, another attempt, nothing, or the end of dispatching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodigyd import proc
+from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem, run_agent
+from prodigyd.engine.context import RunContext
+from prodigyd.engine.mask import Masker
+from prodigyd.errors import ProdigyError, WorkflowError
+from prodigyd.git.merge import merged_item_ids
+from prodigyd.proc import kill_processes_in
+from prodigyd.store import checkpoints, dlq
+from prodigyd.store import worktrees as worktree_rows
+from prodigyd.store.sessions import now_iso
+from prodigyd.workflow.interpolate import MISSING
+from prodigyd.workflow.items import items_from_output, select_items
+from prodigyd.workflow.model import CircuitBreaker, ErrorPolicy, MapSpec
+
+MAP = "map"
+
+#: How long a map `input:` command may run (the original's fixed limit).
+INPUT_COMMAND_TIMEOUT = 300.0
+
+
+@dataclass
+class MapOutcome:
+    total: int
+    results: list[AgentResult]  # item order; items never dispatched have none
+    ok: bool = True
+    stopped: bool = False
+    error: str | None = None
+
+    def variables(self) -> dict[str, Any]:
+        """`${map.*}` for the reduce phase. `map.results` is for interpolation only: it is
+        never exported into a child's environment (the original hit E2BIG that way)."""
+        successful = sum(1 for r in self.results if r.success)
+        failed = len(self.results) - successful
+        rate = round(100.0 * successful / self.total, 1) if self.total else 100.0
+        return {
+            "map.results": [r.as_dict() for r in self.results],
+            "map.successful": successful,
+            "map.failed": failed,
+            "map.total": self.total,
+            "map.success_rate": rate,
+        }
+
+
+class FailureLimits:
+    """When failures stop the dispatching of new items (pure: no clock, no I/O)."""
+
+    def __init__(self, policy: ErrorPolicy, total: int) -> None:
+        self.policy, self.total = policy, total
+        self.failed = 0
+        self.reason: str | None = None
+
+    def record(self, success: bool) -> None:
+        if success:
+            return
+        self.failed += 1
+        policy = self.policy
+        if policy.on_item_failure == "stop":
+            self.reason = "an item failed and on_item_failure is stop"
+        elif policy.max_failures is not None and self.failed > policy.max_failures:
+            limit = policy.max_failures
+            self.reason = f"{self.failed} items failed, more than max_failures ({limit})"
+        elif policy.failure_threshold is not None and (
+            self.failed / max(self.total, 1) > policy.failure_threshold
+        ):
+            self.reason = (
+                f"{self.failed} of {self.total} items failed, more than failure_threshold "
+                f"({policy.failure_threshold:g})"
+            )
+        elif not policy.continue_on_failure and policy.max_failures is None and (
+            policy.failure_threshold is None
+        ):
+            self.reason = "an item failed and continue_on_failure is false"
+
+
+class Breaker:
+    """The circuit breaker: after `failure_threshold` failures in a row it opens and nothing
+    is dispatched for `timeout` seconds; then `half_open_requests` trial agents go, and
+    `success_threshold` successes close it again (a failure re-opens it). `clock` is a
+    parameter so tests drive it without sleeping."""
+
+    def __init__(self, spec: CircuitBreaker, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec, self.clock = spec, clock
+        self.state = "closed"
+        self.failures = self.successes = self.trials = 0
+        self.opened_at = 0.0
+
+    def wait_time(self) -> float:
+        """Seconds until a new agent may start (0: now); claims a trial slot when half open."""
+        if self.state == "open":
+            remaining = self.opened_at + self.spec.timeout - self.clock()
+            if remaining > 0:
+                return remaining
+            self.state, self.trials, self.successes = "half_open", 0, 0
+        if self.state == "half_open":
+            if self.trials >= self.spec.half_open_requests:
+                return 0.05  # trials in flight: look again shortly
+            self.trials += 1
+        return 0.0
+
+    def record(self, success: bool) -> None:
+        if success:
+            self.failures = 0
+            if self.state == "half_open":
+                self.successes += 1
+                if self.successes >= self.spec.success_threshold:
+                    self.state = "closed"
+                else:
+                    self.trials -= 1  # room for the next trial
+            return
+        self.failures += 1
+        if self.state == "half_open" or self.failures >= self.spec.failure_threshold:
+            self.state, self.opened_at = "open", self.clock()
+
+
+@dataclass
+class MapPhase:
+    spec: MapSpec
+    policy: ErrorPolicy
+    host: AgentHost
+    workflow_name: str
+    on_progress: Callable[[int, int, int], None]  # (total, processed, failed)
+    results: dict[str, AgentResult] = field(default_factory=dict)
+
+    @property
+    def session_id(self) -> str:
+        return self.host.session_id
+
+    @property
+    def _masker(self) -> Masker:
+        return self.host.parent.masker
+
+    async def run(self) -> MapOutcome:
+        writer = checkpoints.CheckpointWriter(self.session_id, MAP)
+        try:
+            return await self._run(writer)
+        finally:
+            await writer.close()
+
+    async def _run(self, writer: checkpoints.CheckpointWriter) -> MapOutcome:
+        items, base = await self._items(writer)
+        total = len(items)
+        pending = [WorkItem(i, value, total) for i, value in enumerate(items)
+                   if f"item_{i}" not in self.results]  # fmt: skip
+        events = self.host.parent.events
+        if not items:
+            events.emit("map_phase_completed", total=0, successful=0, failed=0,
+                        message="No work items to process")  # fmt: skip
+            return MapOutcome(0, [])
+        pending = await self._recover(pending, base, writer)
+        parallel = min(self._parallelism(), max(len(pending), 1))
+        events.emit("map_phase_started", total_items=total, pending=len(pending),
+                    max_parallel=parallel, resumed=len(pending) < total)  # fmt: skip
+        limits = FailureLimits(self.policy, total)
+        limits.failed = sum(1 for r in self.results.values() if not r.success)
+        self.on_progress(total, len(self.results), limits.failed)
+        queue = deque(pending)
+        breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
+        started = time.monotonic()
+        workers = [
+            asyncio.create_task(self._worker(queue, limits, breaker, writer, total))
+            for _ in range(parallel)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+        ordered = [self.results[f"item_{i}"] for i in range(total) if f"item_{i}" in self.results]
+        outcome = MapOutcome(total, ordered)
+        outcome.stopped = self.host.stop.is_set() and len(ordered) < total and not limits.reason
+        if limits.reason:
+            outcome.ok, outcome.error = False, f"map phase stopped: {limits.reason}"
+        if not outcome.stopped:
+            variables = outcome.variables()
+            events.emit(
+                "map_phase_completed", total=total, successful=variables["map.successful"],
+                failed=variables["map.failed"], duration=round(time.monotonic() - started, 3),
+                error=outcome.error,
+            )  # fmt: skip
+        return outcome
+
+    # -- items ----------------------------------------------------------------------------
+
+    async def _items(self, writer: checkpoints.CheckpointWriter) -> tuple[list[Any], str | None]:
+        """The item list (from the journal when resuming) and the parent HEAD it began at."""
+        journal = list(checkpoints.read_records(writer.path))
+        header = next((r for r in journal if r.get("kind") == "items"), None)
+        for record in journal:
+            if record.get("kind") == "result":
+                result = AgentResult.from_dict(self._masker.restore(record["result"]))
+                self.results[result.item_id] = result
+        if header is not None:
+            return list(self._masker.restore(header["items"])), header.get("base")
+        items = await load_items(self.spec, self.host.parent)
+        base = await _parent_head(self.host)
+        header = {"kind": "items", "items": items, "base": base, "created_at": now_iso()}
+        await writer.write(self._masker.protect(header))
+        await writer.flush()
+        return items, base
+
+    async def _recover(
+        self, pending: list[WorkItem], base: str | None, writer: checkpoints.CheckpointWriter
+    ) -> list[WorkItem]:
+        """After a crash: clear the agents' orphans, and record agents whose merge landed."""
+        if not self.results and base is None:
+            return pending
+        for item in pending:
+            row = worktree_rows.owned_by(f"{self.session_id}/{item.item_id}")
+            if row is not None and Path(row.path).is_dir():
+                kill_processes_in(Path(row.path))
+        if base is None:
+            return pending
+        merged = await merged_item_ids(self.host.parent.worktree, base, MERGED_ITEM)
+        still = []
+        for item in pending:
+            if item.item_id not in merged:
+                still.append(item)
+                continue
+            result = AgentResult(item.item_id, item.index, item.value, "success",
+                                 output="(merged before prodigyd stopped)")  # fmt: skip
+            await self._record(result, writer)
+        return still
+
+    def _parallelism(self) -> int:
+        value = self.spec.max_parallel
+        if isinstance(value, int):
+            return value
+        return _number_from(value, self.host.parent, "max_parallel")
+
+    # -- dispatching ------------------------------------------------------------------------
+
+    async def _worker(
+        self,
+        queue: deque[WorkItem],
+        limits: FailureLimits,
+        breaker: Breaker | None,
+        writer: checkpoints.CheckpointWriter,
+        total: int,
+    ) -> None:
+        stop = self.host.stop
+        while queue and limits.reason is None and not stop.is_set():
+            if breaker is not None:
+                wait = breaker.wait_time()
+                if wait > 0:
+                    await _sleep_unless(stop, wait)
+                    continue
+            item = queue.popleft()
+            result = await self._run_item(item)
+            if result is None:  # stopped mid-item: it runs again on resume
+                return
+            await self._record(result, writer)
+            limits.record(result.success)
+            if breaker is not None:
+                breaker.record(result.success)
+            self.on_progress(total, len(self.results), limits.failed)
+
+    async def _run_item(self, item: WorkItem) -> AgentResult | None:
+        """All attempts of one item; failures go to the DLQ as they happen."""
+        attempts = self.policy.retry_attempts if self.policy.on_item_failure == "retry" else 1
+        result: AgentResult | None = None
+        for attempt in range(1, attempts + 1):
+            result = await run_agent(item, self.host, attempt)
+            if result is None:
+                return None
+            if result.success:
+                if attempt > 1:
+                    dlq.remove(self.session_id, [item.item_id])
+                return result
+            self._dead_letter(item, result)
+            if attempt < attempts:
+                self.host.parent.events.emit("agent_retrying", item_id=item.item_id,
+                                             attempt=attempt + 1)  # fmt: skip
+        return result
+
+    def _dead_letter(self, item: WorkItem, result: AgentResult) -> None:
+        if self.policy.on_item_failure == "skip":
+            return
+        artifacts = None
+        if result.branch_name:
+            artifacts = {"worktree_path": result.worktree_path, "branch_name": result.branch_name}
+        mask = self._masker.mask_obj
+        entry = dlq.record_failure(
+            self.session_id,
+            item.item_id,
+            item=mask(item.value),
+            repo=str(self.host.repo),
+            workflow=self.workflow_name,
+            reason=result.failure_reason,
+            artifacts=artifacts,
+            attempt={
+                "timestamp": result.completed_at or now_iso(),
+                "error_message": mask(result.error or "failed"),
+                "exit_code": result.exit_code,
+                "duration_ms": int(result.duration * 1000),
+                "log_path": result.log_path,
+                "agent_id": f"{self.session_id}_agent_{item.index}",
+                "step_failed": "agent_execution",
+            },
+        )
+        self.host.parent.events.emit(
+            "dlq_item_added", item_id=item.item_id, error_type=entry["error_type"],
+            error_signature=entry["error_signature"], failure_count=entry["failure_count"],
+        )  # fmt: skip
+
+    async def _record(self, result: AgentResult, writer: checkpoints.CheckpointWriter) -> None:
+        self.results[result.item_id] = result
+        protected = self._masker.protect(result.as_dict())  # secrets as placeholders
+        await writer.write({"kind": "result", "result": protected})
+        await writer.flush()
+
+
+async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
+    """`map.input` as items: a JSON file of the parent worktree, else a command's output."""
+    source = ctx.interpolate(spec.input)
+    path = Path(source) if Path(source).is_absolute() else ctx.worktree / source
+    if path.is_file():
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise WorkflowError(f"map input {source} is not valid JSON: {exc}") from None
+    else:
+        document = await _command_items(source, ctx)
+    return select_items(
+        document, json_path=spec.json_path, filter=spec.filter, sort_by=spec.sort_by,
+        distinct=spec.distinct, offset=spec.offset, max_items=spec.max_items,
+    )  # fmt: skip
+
+
+async def _command_items(command: str, ctx: RunContext) -> Any:
+    done = await proc.run(["sh", "-c", command], cwd=ctx.worktree, env=ctx.env,
+                          timeout=INPUT_COMMAND_TIMEOUT)  # fmt: skip
+    if not done.ok:
+        why = "timed out" if done.timed_out else f"exited with code {done.returncode}"
+        tail = done.stderr.strip()[-500:]
+        raise ProdigyError(
+            f"map input: no file {command!r} in the worktree, and as a command it {why}",
+            details=tail or None,
+            hint="input: is a JSON file in the worktree (made by setup, say) or a command "
+            "that prints the items",
+        )
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return items_from_output(done.stdout)
+
+
+def _number_from(text: str, ctx: RunContext, what: str) -> int:
+    """`$VAR` / `${VAR}`: from the workflow's variables, else the job's environment."""
+    name = text.strip("${}")
+    value = ctx.variables.lookup(name)
+    if value is MISSING or value is None:
+        value = ctx.env.get(name)
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise WorkflowError(
+            f"{what}: {text} is {value!r}, not a whole number"
+            if value is not None
+            else f"{what}: {text} is not set"
+        ) from None
+    if number < 1:
+        raise WorkflowError(f"{what}: {text} is {number}; it must be at least 1")
+    return number
+
+
+def agent_timeout(spec: MapSpec, ctx: RunContext) -> float | None:
+    timeout = spec.agent_timeout_secs
+    if isinstance(timeout, str):
+        return float(_number_from(timeout, ctx, "agent_timeout_secs"))
+    return timeout if timeout is None or math.isfinite(timeout) else None
+
+
+async def _parent_head(host: AgentHost) -> str:
+    from prodigyd.git.repo import branch_tip
+
+    return await branch_tip(host.parent.worktree, host.parent_branch)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,383 @@
+"""MapReduce workflows, in-process against real repositories (reference §9.2 C, D, E, F)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prodigyd.store import dlq
+from prodigyd.store import worktrees as worktree_rows
+from tests.enginekit import run_workflow, write_workflow
+from tests.gitutil import git
+
+MINIMAL = """
+name: minimal-mapreduce
+mode: mapreduce
+setup:
+  - shell: |
+      cat > test-items.json <<'JSON'
+      [{"id":1,"name":"item-one"},{"id":2,"name":"item-two"},{"id":3,"name":"item-three"}]
+      JSON
+map:
+  input: test-items.json
+  json_path: "$[*]"
+  max_parallel: 3
+  agent_template:
+    - shell: |
+        printf 'Processed by agent: %s\\nItem ID: %s\\n' "${item.name}" "${item.id}" > output-${item.name}.txt
+        cat output-${item.name}.txt
+    - shell: "git add output-${item.name}.txt"
+    - shell: "git commit -qm 'Process ${item.name} (id=${item.id})'"
+      commit_required: true
+reduce:
+  - shell: |
+      count=$(ls output-*.txt | wc -l)
+      test "$count" -eq 3 || { echo "expected 3 files, found $count"; exit 1; }
+  - shell: "cat output-*.txt"
+    capture: all_outputs
+"""
+
+
+def branch_files(repo: Path, branch: str = "main") -> set[str]:
+    return set(git(repo, "ls-tree", "-r", "--name-only", branch).split())
+
+
+async def test_minimal_mapreduce_merges_every_agent_and_lands_on_the_branch(tmp_path: Path, repo: Path):
+    out = await run_workflow(write_workflow(tmp_path, MINIMAL), repo)
+    assert out.status == "completed", out.record.error
+    files = branch_files(repo)
+    assert {"test-items.json", "output-item-one.txt", "output-item-two.txt",
+            "output-item-three.txt"} <= files
+    assert git(repo, "show", "main:output-item-two.txt") == "Processed by agent: item-two\nItem ID: 2\n"
+    merges = git(repo, "log", "--merges", "--format=%s", "main").splitlines()
+    assert sum(m.startswith("Merge agent ") for m in merges) == 3
+    assert out.record.mode == "mapreduce" and out.record.id.startswith("mapreduce-")
+    assert (out.record.total_items, out.record.processed_items, out.record.failed_items) == (3, 3, 0)
+    assert not [b for b in git(repo, "branch", "--format=%(refname:short)").split() if b.startswith("prodigy-")]
+    assert all(row.state == "idle" for row in worktree_rows.all_rows())  # agents' worktrees pooled
+    started = out.sink.of("agent_started")
+    assert len(started) == 3 and len({e["worktree"] for e in started}) == 3
+    done = out.sink.of("map_phase_completed")[0]
+    assert (done["total"], done["successful"], done["failed"]) == (3, 3, 0)
+
+
+async def test_reduce_sees_map_variables_and_results_never_reach_the_environment(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'a\\nb\\nc\\n'"
+  agent_template:
+    - shell: "echo got ${item} at ${item_index} of ${item_total} as $PRODIGY_ITEM_ID"
+reduce:
+  - shell: "echo '${map.successful}/${map.total} ${map.success_rate}' > summary.txt"
+  - write_file:
+      path: results.json
+      content: "${map.results}"
+  - shell: "env | grep -c '^map' > env-count.txt || true"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:summary.txt") == "3/3 100.0\n"
+    results = json.loads(git(repo, "show", "main:results.json"))
+    assert [r["item"] for r in results] == ["a", "b", "c"]
+    assert [r["item_id"] for r in results] == ["item_0", "item_1", "item_2"]
+    assert all(r["success"] and r["status"] == "success" for r in results)
+    assert "got b at 1 of 3 as item_1" in results[1]["output"]
+    assert git(repo, "show", "main:env-count.txt").strip() == "0"
+
+
+def claude_env(tmp_path: Path, rules: list[dict] | None = None) -> tuple[dict[str, str], Path]:
+    """The environment for a run whose claude steps the fake follows; returns its call log."""
+    import os
+
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"rules": rules or []}))
+    log = tmp_path / "claude-calls.jsonl"
+    return {**os.environ, "FAKE_CLAUDE_SCENARIO": str(scenario), "FAKE_CLAUDE_LOG": str(log)}, log
+
+
+def prompts(log: Path) -> list[str]:
+    return [json.loads(line)["prompt"] for line in log.read_text().splitlines()]
+
+
+async def test_filter_and_sort_choose_the_agents_and_nested_fields_reach_claude(tmp_path: Path, repo: Path):
+    items = [
+        {"id": 1, "severity": "low", "priority": 1, "description": "a", "location": {"file": "a.rs", "line": 1}},
+        {"id": 2, "severity": "high", "priority": 5, "description": "b", "location": {"file": "b.rs", "line": 20}},
+        {"id": 3, "severity": "critical", "priority": 2, "description": "c", "location": {"file": "c.rs", "line": 30}},
+        {"id": 4, "severity": "low", "priority": 0, "description": "d", "location": {"file": "d.rs", "line": 4}},
+        {"id": 5, "severity": "high", "priority": 3, "description": "e", "location": {"file": "e.rs", "line": 50}},
+    ]
+    (tmp_path / "items.json").write_text(json.dumps({"debt_items": items}))
+    wf = write_workflow(tmp_path, f"""
+name: parallel-debt-elimination
+mode: mapreduce
+setup:
+  - shell: "cp {tmp_path / 'items.json'} debt_items.json"
+map:
+  input: debt_items.json
+  json_path: "$.debt_items[*]"
+  filter: "severity == 'high' || severity == 'critical'"
+  sort_by: "priority"
+  max_parallel: 10
+  agent_template:
+    - claude: "/fix-issue ${{item.description}} --file ${{item.location.file}} --line ${{item.location.line}}"
+reduce:
+  - claude: "/summarize-fixes ${{map.results}}"
+    capture_output: true
+  - claude: "/generate-report --fixed ${{map.successful}} --failed ${{map.failed}}"
+""")
+    env, log = claude_env(tmp_path)
+    out = await run_workflow(wf, repo, env=env)
+    assert out.status == "completed", out.record.error
+    calls = prompts(log)
+    fixes = sorted(p for p in calls if p.startswith("/fix-issue"))
+    assert fixes == ["/fix-issue b --file b.rs --line 20", "/fix-issue c --file c.rs --line 30",
+                     "/fix-issue e --file e.rs --line 50"]
+    summary = next(p for p in calls if p.startswith("/summarize-fixes"))
+    results = json.loads(summary.removeprefix("/summarize-fixes "))
+    assert [r["item"]["id"] for r in results] == [3, 5, 2]  # ascending priority: dispatch order
+    assert "/generate-report --fixed 3 --failed 0" in calls
+
+
+async def test_an_agent_that_does_not_commit_goes_to_the_dlq_and_the_job_completes(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+name: commit-validation
+mode: mapreduce
+setup:
+  - shell: |
+      cat > work-items.json <<'JSON'
+      {"items":[{"id":1,"should_commit":true,"file":"file1.txt"},
+                {"id":2,"should_commit":false,"file":"file2.txt"},
+                {"id":3,"should_commit":true,"file":"file3.txt"}]}
+      JSON
+map:
+  input: "work-items.json"
+  json_path: "$.items[*]"
+  max_parallel: 3
+  agent_template:
+    - shell: |
+        if [ "${item.should_commit}" = "true" ]; then
+          echo "item ${item.id}" > ${item.file} && git add ${item.file} && git commit -qm "item ${item.id}"
+        fi
+      commit_required: true
+reduce:
+  - shell: "echo '${map.successful} ok, ${map.failed} failed' > summary.txt"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert len(dlq.entries(out.record.id)) == 1, dlq.entries(out.record.id)
+    assert git(repo, "show", "main:summary.txt") == "2 ok, 1 failed\n"
+    assert {"file1.txt", "file3.txt"} <= branch_files(repo) and "file2.txt" not in branch_files(repo)
+    entries = dlq.entries(out.record.id)
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["item_id"] == "item_1" and entry["item_data"] == {"id": 2, "should_commit": False, "file": "file2.txt"}
+    assert entry["error_type"] == "CommitValidationFailed"
+    assert entry["reprocess_eligible"] is False and entry["manual_review_required"] is True
+    attempt = entry["failure_history"][0]
+    assert attempt["attempt_number"] == 1 and "No changes were committed" in attempt["error_message"]
+    assert Path(attempt["log_path"]).is_file()
+    assert out.record.failed_items == 1
+
+
+async def test_conflicting_agents_are_resolved_by_claude_and_verified(tmp_path: Path, repo: Path):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    wf = write_workflow(tmp_path, f"""
+mode: mapreduce
+map:
+  input: "printf 'left\\nright\\n'"
+  max_parallel: 2
+  agent_template:
+    - shell: |
+        touch {gate}/${{item}}
+        while [ "$(ls {gate} | wc -l)" -lt 2 ]; do sleep 0.02; done
+        echo "${{item}} side" > shared.txt && git add shared.txt && git commit -qm "${{item}}"
+""")
+    env, log = claude_env(tmp_path, [
+        {"match": "Resolve the git merge conflicts",
+         "actions": [{"write": "shared.txt", "content": "left side\nright side\n"},
+                     {"commit": "merge resolved by claude"}]},
+    ])
+    out = await run_workflow(wf, repo, env=env)
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:shared.txt") == "left side\nright side\n"
+    [prompt] = prompts(log)
+    assert "Conflicted files: shared.txt" in prompt and "prodigy-agent-" in prompt
+    assert f"into prodigy-{out.record.id}" in prompt
+    assert out.sink.of("map_phase_completed")[0]["successful"] == 2
+
+
+async def test_a_conflict_claude_cannot_resolve_fails_the_agent_and_restores_the_parent(tmp_path: Path, repo: Path):
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    wf = write_workflow(tmp_path, f"""
+mode: mapreduce
+map:
+  input: "printf 'left\\nright\\n'"
+  max_parallel: 2
+  agent_template:
+    - shell: |
+        touch {gate}/${{item}}
+        while [ "$(ls {gate} | wc -l)" -lt 2 ]; do sleep 0.02; done
+        echo "${{item}} side" > shared.txt && git add shared.txt && git commit -qm "${{item}}"
+reduce:
+  - shell: "git status --porcelain > {tmp_path}/status.txt; cat shared.txt > final.txt"
+""")
+    env, _ = claude_env(tmp_path, [
+        {"match": "Resolve the git merge conflicts", "actions": [{"write": "notes.txt", "content": "gave up\n"}]},
+    ])
+    out = await run_workflow(wf, repo, env=env)
+    assert out.status == "completed", out.record.error  # the failed item is in the DLQ
+    [entry] = dlq.entries(out.record.id)
+    assert entry["error_type"] == "MergeConflict"
+    assert "conflict" in entry["failure_history"][0]["error_message"]
+    assert (tmp_path / "status.txt").read_text() == ""  # the parent was left clean
+    assert git(repo, "show", "main:final.txt") in ("left side\n", "right side\n")
+    assert "<<<<<<<" not in git(repo, "show", "main:final.txt")
+
+
+async def test_env_profiles_and_secrets_work_in_every_phase(tmp_path: Path, repo: Path, isolated: Path):
+    import os
+
+    wf = write_workflow(tmp_path, """
+name: env-example
+mode: mapreduce
+env:
+  PROJECT_NAME: demo
+  OUTPUT_DIR: out
+  DEBUG_MODE: "false"
+  TIMEOUT_SECONDS: "300"
+  API_TOKEN: {secret: true, value: "${GITHUB_TOKEN}"}
+profiles:
+  development:
+    description: dev settings
+    DEBUG_MODE: "true"
+    OUTPUT_DIR: dev-output
+setup:
+  - shell: |
+      mkdir -p $OUTPUT_DIR && echo "setup $PROJECT_NAME ${DEBUG_MODE} $API_TOKEN" > ${OUTPUT_DIR}/setup.txt
+      echo '{"items":[{"name":"item1","path":"file1.txt"},{"name":"item2","path":"file2.txt"}]}' > items.json
+map:
+  input: items.json
+  json_path: "$.items[*]"
+  max_parallel: 5
+  agent_template:
+    - shell: "echo \\"${item.name} $PROJECT_NAME $DEBUG_MODE ${TIMEOUT_SECONDS}\\" > $OUTPUT_DIR/${item.path}"
+      on_failure:
+        - claude: "/fix ${item.name}"
+    - shell: "echo token=$API_TOKEN"
+reduce:
+  - shell: "echo \\"${map.successful}/${map.total} $PROJECT_NAME $DEBUG_MODE\\" > $OUTPUT_DIR/reduce.txt"
+merge:
+  commands:
+    - shell: "echo \\"merge $PROJECT_NAME $DEBUG_MODE ${merge.source_branch}\\" > $OUTPUT_DIR/merge.txt && git add -A && git commit -qm merge-notes"
+""")
+    env = {**os.environ, "GITHUB_TOKEN": "s3cr3t-value"}
+    out = await run_workflow(wf, repo, env=env, profile="development")
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:dev-output/setup.txt") == "setup demo true s3cr3t-value\n"
+    assert git(repo, "show", "main:dev-output/file2.txt") == "item2 demo true 300\n"
+    assert git(repo, "show", "main:dev-output/reduce.txt") == "2/2 demo true\n"
+    assert git(repo, "show", "main:dev-output/merge.txt") == f"merge demo true prodigy-{out.record.id}\n"
+    stored = json.dumps(out.sink.events)
+    for path in isolated.rglob("*"):
+        if path.is_file() and "worktrees" not in path.parts and not path.name.startswith("journal.db"):
+            stored += path.read_text(errors="replace")
+    assert "s3cr3t-value" not in stored and "token=***" in stored
+
+
+async def test_error_policies_stop_retry_and_skip(tmp_path: Path, repo: Path):
+    flaky = tmp_path / "flaky"
+    flaky.mkdir()
+    retry = write_workflow(tmp_path, f"""
+mode: mapreduce
+map:
+  input: "printf 'a\\nb\\n'"
+  max_parallel: 1
+  agent_template:
+    - shell: "test -f {flaky}/${{item}} || {{ touch {flaky}/${{item}}; exit 3; }}"
+error_policy:
+  on_item_failure: retry
+  retry_config: {{max_attempts: 2}}
+""", name="retry.yml")
+    out = await run_workflow(retry, repo)
+    assert out.status == "completed", out.record.error
+    assert [e["attempt"] for e in out.sink.of("agent_failed")] == [1, 1]
+    assert len(out.sink.of("agent_completed")) == 2 and dlq.entries(out.record.id) == []
+
+    stop = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'a\\nb\\nc\\nd\\n'"
+  max_parallel: 1
+  agent_template:
+    - shell: "test ${item} != b"
+on_item_failure: stop
+reduce:
+  - shell: "touch reduced.txt"
+""", name="stop.yml")
+    out = await run_workflow(stop, repo)
+    assert out.status == "failed" and "on_item_failure is stop" in out.record.error
+    assert out.record.processed_items == 2  # c and d were never dispatched
+    assert [e["item_id"] for e in dlq.entries(out.record.id)] == ["item_1"]
+    assert not out.sink.of("phase_started") or all(e["phase"] != "reduce" for e in out.sink.of("phase_started"))
+
+    skip = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'a\\nb\\nc\\n'"
+  agent_template:
+    - shell: "test ${item} != b"
+error_policy:
+  on_item_failure: skip
+  max_failures: 0
+""", name="skip.yml")
+    out = await run_workflow(skip, repo)
+    assert out.status == "failed" and "more than max_failures (0)" in out.record.error
+    assert dlq.entries(out.record.id) == []
+
+
+async def test_an_agent_past_its_timeout_is_killed_and_dead_lettered(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'slow\\nquick\\n'"
+  agent_timeout_secs: 1
+  agent_template:
+    - shell: "if [ ${item} = slow ]; then sleep 30; fi; echo done"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    [entry] = dlq.entries(out.record.id)
+    assert entry["item_data"] == "slow" and entry["error_type"] == "Timeout"
+    assert entry["reprocess_eligible"] is True
+    failed = out.sink.of("agent_failed")[0]
+    assert failed["failure_reason"] == "Timeout" and "timed out after 1 seconds" in failed["error"]
+
+
+def test_the_circuit_breaker_opens_waits_and_closes():
+    from prodigyd.engine.mapphase import Breaker
+    from prodigyd.workflow.model import CircuitBreaker
+
+    now = [0.0]
+    breaker = Breaker(CircuitBreaker(failure_threshold=2, success_threshold=2, timeout=10,
+                                     half_open_requests=1), clock=lambda: now[0])
+    assert breaker.wait_time() == 0
+    breaker.record(False)
+    breaker.record(False)
+    assert breaker.state == "open" and breaker.wait_time() == 10
+    now[0] = 10.0
+    assert breaker.wait_time() == 0 and breaker.state == "half_open"
+    assert breaker.wait_time() > 0  # one trial at a time
+    breaker.record(True)
+    assert breaker.wait_time() == 0
+    breaker.record(True)
+    assert breaker.state == "closed"
+    breaker.record(False)
+    breaker.record(False)
+    now[0] = 25.0
+    breaker.wait_time()
+    breaker.record(False)  # a failed trial opens it again
+    assert breaker.state == "open" and breaker.wait_time() == 10
