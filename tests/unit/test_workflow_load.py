@@ -217,11 +217,8 @@ def test_invalid_json_names_line_and_column() -> None:
     assert '3 |   {"shell": "x"}]}' in rendered
 
 
-def test_standard_mode_is_accepted_and_mapreduce_refused() -> None:
+def test_standard_mode_is_accepted() -> None:
     assert parse("mode: standard\ncommands: [{shell: x}]\n").workflow.steps
-    error = failure("name: x\nmode: 'mapreduce'\nmap:\n  input: items.json\n")
-    assert error.message == "MapReduce workflows are not supported yet (mode: mapreduce)"
-    assert error.render().startswith("wf.yml:2:1 (mode): ")
 
 
 def test_mapreduce_is_detected_from_the_document_not_the_text() -> None:
@@ -247,11 +244,6 @@ def test_a_mapping_without_steps_is_a_clear_error() -> None:
     error = failure("name: nothing-here\n")
     assert "the workflow has no steps" in error.message
     assert error.hint is not None and "commands:" in error.hint
-
-
-def test_a_map_phase_without_mode_hints_at_mapreduce() -> None:
-    error = failure("name: x\nmap:\n  input: items.json\n")
-    assert error.hint is not None and "MapReduce" in error.hint
 
 
 def test_an_empty_step_list_is_an_error() -> None:

@@ -1,0 +1,135 @@
+"""Loading MapReduce workflows: every shape of setup/map/reduce/error_policy, and errors
+that name the line and field."""
+
+from __future__ import annotations
+
+import pytest
+
+from prodigyd.errors import WorkflowError
+from prodigyd.workflow.load import LoadedWorkflow, parse_workflow
+
+BASE = """
+name: demo
+mode: mapreduce
+map:
+  input: items.json
+  agent_template:
+    - shell: "echo ${item}"
+"""
+
+
+def parse(text: str, **options: object) -> LoadedWorkflow:
+    return parse_workflow(text, source="wf.yml", **options)
+
+
+def failure(text: str) -> WorkflowError:
+    with pytest.raises(WorkflowError) as caught:
+        parse(text)
+    return caught.value
+
+
+def test_the_canonical_example_loads_every_field() -> None:
+    loaded = parse("""
+name: parallel-debt-elimination
+mode: mapreduce
+env: {PROJECT: demo}
+setup:
+  - shell: "debtmap analyze . --output items.json"
+map:
+  input: items.json
+  json_path: "$.debt_items[*]"
+  filter: "severity == 'high' || severity == 'critical'"
+  sort_by: "priority DESC NULLS FIRST"
+  distinct: file
+  offset: 2
+  max_items: 50
+  max_parallel: 10
+  agent_timeout_secs: 10m
+  agent_template:
+    - claude: "/fix ${item.description}"
+    - shell: "cargo test"
+reduce:
+  - claude: "/summarize ${map.results}"
+on_item_failure: retry
+max_failures: 5
+failure_threshold: 0.2
+continue_on_failure: false
+""")
+    wf = loaded.workflow
+    assert wf.mode == "mapreduce" and wf.steps == ()
+    assert wf.setup is not None and wf.setup.steps[0].command.startswith("debtmap")
+    assert wf.map is not None and wf.map.json_path == "$.debt_items[*]"
+    assert (wf.map.offset, wf.map.max_items, wf.map.max_parallel) == (2, 50, 10)
+    assert wf.map.agent_timeout_secs == 600.0 and wf.map.distinct == "file"
+    assert [s.kind for s in wf.map.agent_template] == ["claude", "shell"]
+    assert wf.reduce[0].command == "/summarize ${map.results}"
+    policy = wf.error_policy
+    assert (policy.on_item_failure, policy.max_failures, policy.failure_threshold) == ("retry", 5, 0.2)
+    assert policy.continue_on_failure is False and loaded.warnings == []
+
+
+def test_map_without_mode_is_mapreduce_and_the_object_forms_are_accepted() -> None:
+    loaded = parse("""
+setup:
+  commands:
+    - shell: "echo 42"
+    - shell: "echo name=demo"
+  timeout: 60
+  capture_outputs:
+    ANSWER: 0
+    NAME: {command_index: 1, pattern: "name=(\\\\w+)", multiline: first_line}
+map:
+  input: "ls *.txt"
+  max_parallel: "$WORKERS"
+  timeout_config: {agent_timeout_secs: 30, timeout_action: dlq}
+  agent_template:
+    commands:
+      - shell: "wc -l ${item}"
+reduce:
+  commands:
+    - shell: "echo ${map.total}"
+error_policy:
+  on_item_failure: stop
+  retry_config: {max_attempts: 5}
+  circuit_breaker: {failure_threshold: 2, timeout: 1m}
+""")
+    wf = loaded.workflow
+    assert wf.mode == "mapreduce" and wf.setup is not None and wf.setup.timeout == 60
+    assert wf.setup.capture_outputs["ANSWER"].command_index == 0
+    assert wf.setup.capture_outputs["NAME"].pattern == "name=(\\w+)"
+    assert wf.map is not None and wf.map.max_parallel == "$WORKERS"
+    assert wf.map.agent_timeout_secs == 30 and wf.reduce[0].command == "echo ${map.total}"
+    assert wf.error_policy.retry_attempts == 5
+    assert wf.error_policy.circuit_breaker is not None
+    assert wf.error_policy.circuit_breaker.timeout == 60
+    assert any("deprecated" in w for w in loaded.warnings)  # {commands: [...]} forms
+    assert any("timeout_action" in w for w in loaded.warnings)
+
+
+def test_mistakes_name_their_line_and_field() -> None:
+    error = failure(BASE.replace("input: items.json", "input: items.json\n  filter: \"severity ==\""))
+    assert error.location is not None and (error.location.line, error.location.field) == (6, "map.filter")
+    error = failure(BASE + "  sort_by: \"priority SIDEWAYS\"\n")
+    assert "SIDEWAYS" in error.message and error.location.field == "map.sort_by"
+    error = failure(BASE + "  json_path: \"$.items[\"\n")
+    assert error.location.field == "map.json_path"
+    error = failure(BASE + "  max_parallel: lots\n")
+    assert "expected a whole number or $VAR" in error.message
+    error = failure("mode: mapreduce\nmap:\n  input: x.json\n")
+    assert error.location.field == "map.agent_template" and "required" in error.message
+    error = failure("mode: mapreduce\nsetup:\n  - shell: x\n")
+    assert error.message == "a MapReduce workflow needs a map: phase"
+
+
+def test_contradictions_are_refused_rather_than_resolved_silently() -> None:
+    error = failure(BASE + "commands:\n  - shell: x\n")
+    assert "has no commands:" in error.message
+    error = failure(BASE + "on_item_failure: dlq\nerror_policy:\n  on_item_failure: skip\n")
+    assert "given both here and under error_policy" in error.message
+    error = failure(BASE + "on_item_failure: sometimes\n")
+    assert "expected 'dlq', 'retry', 'skip' or 'stop'" in error.message
+
+
+def test_error_collection_is_accepted_with_a_warning() -> None:
+    loaded = parse(BASE + "error_collection: aggregate\n")
+    assert any("error_collection" in w for w in loaded.warnings)
