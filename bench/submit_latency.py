@@ -15,8 +15,9 @@ Three figures, each next to the cost it cannot go below:
     context. Target <= 50 ms.
 
 Submitted jobs really run, one at a time (`PRODIGY_MAX_CONCURRENT_JOBS=1`): a one-step
-`shell: "true"` workflow, merged on success (`-y`: with nothing to merge, the worktree goes straight back to the pool). The daemon, its store, the repository and HOME
-live in a temporary directory; the daemon is always stopped at the end.
+`shell: "true"` workflow, merged on success (`-y`: with nothing to merge, the worktree
+goes straight back to the pool, as it does after a real run). The daemon, its store, the
+repository and HOME live in a temporary directory; the daemon is always stopped at the end.
 
     python bench/submit_latency.py [--submits 200] [--runs 30] [--cli-runs 20]
 """
