@@ -88,6 +88,19 @@ def resume(session_id: str, yes: bool, force: bool, detach: bool, as_json: bool)
     )
 
 
+@cli.command("resume-job")
+@click.argument("job_id")
+@click.option("-y", "--yes", is_flag=True, help="Merge the result without asking.")
+@click.option("--force", is_flag=True, help="Resume even if the workflow file changed.")
+@click.option("--detach", is_flag=True, help="Return once the resume is accepted.")
+@json_option
+def resume_job(job_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> None:
+    """Resume a MapReduce job: finished setup and items are kept, the rest run."""
+    from prodigyctl.commands import run as cmd
+
+    sys.exit(cmd.resume_job(job_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json))
+
+
 @cli.command()
 @click.argument("session_id")
 @json_option

@@ -40,7 +40,11 @@ class Renderer:
     def human(self, event: dict[str, Any]) -> str | None:
         kind = event.get("event_type")
         handler = getattr(self, f"_{kind}", None)
-        return handler(event) if handler else None
+        line = handler(event) if handler else None
+        if line is None or "item_id" not in event:
+            return line
+        tag = self._style(f"[{event['item_id']}]", fg="blue")  # a map agent's event
+        return "\n".join(f"{tag} {part.lstrip()}" for part in line.splitlines())
 
     def _style(self, text: str, **kw: Any) -> str:
         return click.style(text, **kw) if self.color else text
@@ -52,6 +56,44 @@ class Renderer:
     def _session_started(self, e: dict[str, Any]) -> str:
         verb = "resuming" if e.get("resumed") else "session"
         return f"{verb} {e['session_id']}: {e.get('total_steps')} steps in {e.get('worktree')}"
+
+    def _phase_started(self, e: dict[str, Any]) -> str:
+        return self._style(f"── {e['phase']} phase", bold=True)
+
+    def _phase_skipped(self, e: dict[str, Any]) -> str:
+        return f"── {e['phase']} phase skipped: {e.get('reason')}"
+
+    def _map_phase_started(self, e: dict[str, Any]) -> str:
+        text = f"Processing {e['pending']} items with {e['max_parallel']} parallel agents"
+        done = e["total_items"] - e["pending"]
+        return text + (f" ({done} of {e['total_items']} already done)" if done else "")
+
+    def _agent_started(self, e: dict[str, Any]) -> str:
+        again = f" (attempt {e['attempt']})" if e.get("attempt", 1) > 1 else ""
+        return f"started{again} in {e.get('worktree')}"
+
+    def _agent_completed(self, e: dict[str, Any]) -> str:
+        commits = len(e.get("commits") or [])
+        merged = f", {commits} commit{'s' if commits != 1 else ''} merged" if commits else ""
+        return self._style(f"✓ done in {e.get('duration', 0):.2f}s{merged}", fg="green")
+
+    def _agent_failed(self, e: dict[str, Any]) -> str:
+        first = (e.get("error") or "failed").splitlines()[0]
+        return self._style(f"✗ {e.get('failure_reason') or 'failed'}: {first}", fg="red")
+
+    def _agent_retrying(self, e: dict[str, Any]) -> str:
+        return f"↻ retrying (attempt {e['attempt']})"
+
+    def _map_phase_completed(self, e: dict[str, Any]) -> str:
+        if e.get("message"):
+            return e["message"]
+        text = (
+            f"Map phase completed: {e['successful']} successful, {e['failed']} failed "
+            f"(total: {e['total']})"
+        )
+        if e.get("failed") and e.get("dlq"):
+            text += "; failed items are in the DLQ: prodigyctl dlq ls " + str(e["session_id"])
+        return self._style(text, fg="yellow" if e.get("failed") else "green")
 
     def _step_started(self, e: dict[str, Any]) -> str | None:
         if "index" not in e:  # a handler or nested step: its result line says enough
@@ -72,7 +114,7 @@ class Renderer:
         return self._style(f"  │ … more {e['stream']} not shown live", dim=True)
 
     def _step_completed(self, e: dict[str, Any]) -> str | None:
-        if "." in str(e.get("step")):
+        if "index" not in e:  # a handler or nested step
             note = f" ({e['note']})" if e.get("note") else ""
             return f"  ↳ {e['display']}: ok{note}"
         if e.get("skipped"):

@@ -61,6 +61,24 @@ def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bo
         return _after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 
+def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+    """`resume` for a MapReduce job, with its progress first: setup and finished items are
+    not run again, items that were in flight are, and reduce runs once at the end."""
+    with Client.connect() as client:
+        job = client.call(protocol.SESSIONS_SHOW, {"session_id": job_id})
+    if job.get("mode") != "mapreduce":
+        raise click.UsageError(
+            f"{job_id} is not a MapReduce job; resume it with `prodigyctl resume {job_id}`"
+        )
+    if not as_json:
+        click.echo(f"Resuming MapReduce job {job_id} ({job['status']})")
+        click.echo(
+            f"{job['processed_items']} of {job['total_items']} items done, "
+            f"{job['failed_items']} failed"
+        )
+    return resume(session_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json)
+
+
 def merge(*, session_id: str, as_json: bool) -> int:
     with Client.connect() as client:
         renderer = Renderer(as_json=as_json)

@@ -46,6 +46,11 @@ def show(*, session_id: str, as_json: bool) -> int:
         if data.get(key) not in (None, ""):
             click.echo(f"{key + ':':<17} {data[key]}")
     click.echo(f"{'steps:':<17} {data['completed_steps']}/{data['total_steps']} completed")
+    if data.get("mode") == "mapreduce":
+        click.echo(
+            f"{'items:':<17} {data['processed_items']}/{data['total_items']} processed, "
+            f"{data['failed_items']} failed"
+        )
     for step in data.get("completed", []):
         click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
     return EXIT_OK

@@ -172,24 +172,12 @@ class MapPhase:
                         message="No work items to process")  # fmt: skip
             return MapOutcome(0, [])
         pending = await self._recover(pending, base, writer)
-        parallel = min(self._parallelism(), max(len(pending), 1))
-        events.emit("map_phase_started", total_items=total, pending=len(pending),
-                    max_parallel=parallel, resumed=len(pending) < total)  # fmt: skip
         limits = FailureLimits(self.policy, total)
         limits.failed = sum(1 for r in self.results.values() if not r.success)
         self.on_progress(total, len(self.results), limits.failed)
-        queue = deque(pending)
-        breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         started = time.monotonic()
-        workers = [
-            asyncio.create_task(self._worker(queue, limits, breaker, writer, total))
-            for _ in range(parallel)
-        ]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for task in workers:
-                task.cancel()
+        if pending:
+            await self._dispatch(pending, limits, writer, total)
         ordered = [self.results[f"item_{i}"] for i in range(total) if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
         outcome.stopped = self.host.stop.is_set() and len(ordered) < total and not limits.reason
@@ -200,7 +188,7 @@ class MapPhase:
             events.emit(
                 "map_phase_completed", total=total, successful=variables["map.successful"],
                 failed=variables["map.failed"], duration=round(time.monotonic() - started, 3),
-                error=outcome.error,
+                error=outcome.error, dlq=self.policy.on_item_failure != "skip",
             )  # fmt: skip
         return outcome
 
@@ -253,6 +241,30 @@ class MapPhase:
         return _number_from(value, self.host.parent, "max_parallel")
 
     # -- dispatching ------------------------------------------------------------------------
+
+    async def _dispatch(
+        self,
+        pending: list[WorkItem],
+        limits: FailureLimits,
+        writer: checkpoints.CheckpointWriter,
+        total: int,
+    ) -> None:
+        parallel = min(self._parallelism(), len(pending))
+        self.host.parent.events.emit(
+            "map_phase_started", total_items=total, pending=len(pending), max_parallel=parallel,
+            resumed=len(pending) < total,
+        )  # fmt: skip
+        queue = deque(pending)
+        breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
+        workers = [
+            asyncio.create_task(self._worker(queue, limits, breaker, writer, total))
+            for _ in range(parallel)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
 
     async def _worker(
         self,

@@ -86,6 +86,7 @@ class StepRunner:
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         ctx.events.emit(
             "step_completed" if report.success else "step_failed",
+            **where,
             step=label,
             display=display,
             success=report.success,

@@ -11,62 +11,21 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from prodigyd.store import checkpoints
 from tests.cli import ctl, wait_for
+from tests.daemonkit import Daemon, rpc
 from tests.gitutil import git
 
 KILLS = 50  # kill points in this test (the issue asks for at least 50 in the suite)
 RESOLUTION = 0.001  # completed_at is recorded to the millisecond
 STEPS = 3
-
-
-def _rpc(home: Path, method: str, params: dict[str, Any]) -> Any:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(20)
-        sock.connect(str(home / "prodigyd.sock"))
-        sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                 "params": params}).encode() + b"\n")
-        reply = json.loads(sock.makefile("rb").readline())
-    if "error" in reply:
-        raise RuntimeError(reply["error"])
-    return reply["result"]
-
-
-class Daemon:
-    """A prodigyd we start and `kill -9` ourselves (not the fixture: it must die hard)."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "prodigyd.main"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_for(self._answers, timeout=60, what="prodigyd to answer")
-
-    def _answers(self) -> bool:
-        try:
-            return bool(_rpc(self.home, "ping", {})["pong"])
-        except (OSError, ValueError, RuntimeError):
-            return False
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 def _submitter(home: Path, workflow: Path, repo: Path, stop: threading.Event,
@@ -79,7 +38,7 @@ def _submitter(home: Path, workflow: Path, repo: Path, stop: threading.Event,
                   "merge": "auto", "idempotency_key": key}
         while not stop.is_set():
             try:
-                acked[key] = _rpc(home, "jobs.submit", params)["id"]
+                acked[key] = rpc(home, "jobs.submit", params)["id"]
                 break
             except (OSError, ValueError, RuntimeError):
                 time.sleep(0.01)  # the daemon is down: try the same key again
@@ -118,14 +77,14 @@ def test_kill_9_at_random_moments_loses_nothing(isolated: Path, repo: Path, tmp_
         submitter.join(timeout=60)
 
         def all_terminal() -> bool:
-            states = {_rpc(isolated, "sessions.show", {"session_id": sid})["status"]
+            states = {rpc(isolated, "sessions.show", {"session_id": sid})["status"]
                       for sid in acked.values()}
             return states <= {"completed", "failed", "cancelled"}
 
         try:
             wait_for(all_terminal, timeout=300, what="every acknowledged job to finish")
         except AssertionError:
-            stuck = [_rpc(isolated, "sessions.show", {"session_id": sid}) for sid in acked.values()]
+            stuck = [rpc(isolated, "sessions.show", {"session_id": sid}) for sid in acked.values()]
             raise AssertionError("jobs not finished: " + "; ".join(
                 f"{r['id']} {r['status']} {r['error']}" for r in stuck
                 if r["status"] not in ("completed", "failed", "cancelled"))) from None

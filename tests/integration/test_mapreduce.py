@@ -1,0 +1,132 @@
+"""MapReduce through the real daemon: `prodigyctl run`, a `kill -9` in the middle of the
+map phase followed by a restart, and `resume-job`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prodigyd.store import checkpoints
+from tests.cli import ctl, json_lines, wait_for
+from tests.daemonkit import Daemon, rpc
+from tests.gitutil import git
+
+
+def test_run_shows_the_phases_and_lands_the_agents_work(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("""
+name: minimal
+mode: mapreduce
+setup:
+  - shell: "printf '[\\"a\\",\\"b\\",\\"c\\"]' > items.json"
+map:
+  input: items.json
+  max_parallel: 2
+  agent_template:
+    - shell: "echo ${item} > out-${item}.txt"
+reduce:
+  - shell: "echo reduced ${map.successful}/${map.total}"
+""")
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "── setup phase" in out and "── map phase" in out and "── reduce phase" in out
+    assert "Processing 3 items with 2 parallel agents" in out
+    assert "[item_1] ✓ done" in out and "Map phase completed: 3 successful, 0 failed (total: 3)" in out
+    assert "reduced 3/3" in out
+    assert {"items.json", "out-a.txt", "out-b.txt", "out-c.txt"} <= set(
+        git(repo, "ls-tree", "--name-only", "main").split())
+    session = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
+    assert session["mode"] == "mapreduce" and session["items"] == "3/3"
+    events = json_lines(ctl("logs", session["id"], "--json", check=True).stdout)
+    agents = [e for e in events if e["event_type"] == "agent_completed"]
+    assert sorted(e["item_id"] for e in agents) == ["item_0", "item_1", "item_2"]
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_mid_map_then_restart_finishes_without_rerunning_finished_work(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+name: crashy
+mode: mapreduce
+setup:
+  - shell: "echo setup >> {counts}/setup; seq 8 > items.txt"
+map:
+  input: "cat items.txt"
+  max_parallel: 2
+  agent_template:
+    - shell: |
+        echo run >> {counts}/item-${{item}}
+        sleep 0.4
+        echo ${{item}} > out-${{item}}.txt
+reduce:
+  - shell: "echo reduce >> {counts}/reduce; ls out-*.txt | wc -l > total.txt"
+""")
+    daemon = Daemon(isolated)
+    daemon.start()
+    try:
+        job = rpc(isolated, "jobs.submit", {"workflow": str(wf), "cwd": str(repo),
+                                            "env": __import__("os").environ.copy(), "merge": "auto"})
+        journal = checkpoints.journal_file(job["id"], "map")
+        wait_for(lambda: _recorded(journal) >= 3, timeout=120, what="three items to finish")
+        daemon.kill()
+        finished_before = _recorded_items(journal)
+        daemon.start()  # auto_resume picks the job up again
+        wait_for(lambda: rpc(isolated, "sessions.show", {"session_id": job["id"]})["status"]
+                 in ("completed", "failed"), timeout=180, what="the resumed job to finish")
+        final = rpc(isolated, "sessions.show", {"session_id": job["id"]})
+    finally:
+        ctl("daemon", "stop")
+    assert final["status"] == "completed", final["error"]
+    assert (counts / "setup").read_text() == "setup\n"  # setup was not run again
+    assert (counts / "reduce").read_text() == "reduce\n"  # reduce ran exactly once
+    for item in finished_before:
+        assert (counts / f"item-{item}").read_text() == "run\n", f"finished item {item} ran again"
+    assert all((counts / f"item-{n}").exists() for n in range(1, 9))
+    assert git(repo, "show", "main:total.txt").strip() == "8"
+    merges = git(repo, "log", "--merges", "--format=%s", "main").splitlines()
+    agent_merges = [m for m in merges if m.startswith("Merge agent ")]
+    assert len(agent_merges) == len(set(agent_merges)) == 8  # each item merged exactly once
+
+
+def _recorded(journal: Path) -> int:
+    return len(_recorded_items(journal))
+
+
+def _recorded_items(journal: Path) -> list[str]:
+    return [r["result"]["item"] for r in checkpoints.read_records(journal) if r.get("kind") == "result"]
+
+
+def test_resume_job_continues_a_failed_mapreduce_job(daemon: Path, repo: Path, tmp_path: Path):
+    flag = tmp_path / "fixed"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+mode: mapreduce
+map:
+  input: "printf '1\\n2\\n'"
+  agent_template:
+    - shell: "echo ${{item}} > out-${{item}}.txt"
+reduce:
+  - shell: "test -f {flag}"
+""")
+    first = ctl("run", str(wf), "-y", cwd=repo)
+    assert first.returncode == 1
+    sid = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+    flag.touch()
+    again = ctl("resume-job", sid, "-y", cwd=repo)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 of 2 items done, 0 failed" in again.stdout
+    assert "Processing" not in again.stdout  # no item ran again
+    assert {"out-1.txt", "out-2.txt"} <= set(git(repo, "ls-tree", "--name-only", "main").split())
+    standard = tmp_path / "std.yml"
+    standard.write_text("- shell: 'false'\n")
+    ctl("run", str(standard), cwd=repo)
+    other = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+    refused = ctl("resume-job", other)
+    assert refused.returncode == 2 and "not a MapReduce job" in refused.stderr
