@@ -300,6 +300,100 @@ def events_export(
 
 
 @cli.group()
+def dlq() -> None:
+    """The dead-letter queue: work items a map phase could not do, with every attempt."""
+
+
+job_argument = click.argument("job_id", required=False)
+
+
+@dlq.command("ls")
+@job_argument
+@click.option("--eligible/--not-eligible", default=None,
+              help="Only entries a retry may fix by itself (or only those it may not).")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
+@json_option
+def dlq_ls(job_id: str | None, eligible: bool | None, limit: int, as_json: bool) -> None:
+    """Entries of JOB_ID (or of every job), newest failure first; --json includes the items."""
+    from prodigyctl.commands import dlq as cmd
+
+    sys.exit(cmd.list_entries(job_id=job_id, eligible=eligible, limit=limit, as_json=as_json))
+
+
+@dlq.command("show")
+@click.argument("job_id")
+@click.argument("item_id")
+@json_option
+def dlq_show(job_id: str, item_id: str, as_json: bool) -> None:
+    """One entry: the item and every attempt (error, exit code, log file)."""
+    from prodigyctl.commands import dlq as cmd
+
+    sys.exit(cmd.show(job_id=job_id, item_id=item_id, as_json=as_json))
+
+
+@dlq.command("retry")
+@click.argument("job_id")
+@click.option("--item", "item_ids", multiple=True, metavar="ITEM_ID",
+              help="Retry this item (repeatable); default: every eligible entry.")
+@click.option("--filter", "filter_expr", metavar="EXPR",
+              help="Only items matching this filter expression (as map.filter).")
+@click.option("--force", is_flag=True, help="Also retry items not eligible for reprocessing.")
+@click.option("--parallel", type=click.IntRange(1), help="Agents at once (default: max_parallel).")
+@click.option("--max-retries", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Attempts per item in this retry.")
+@click.option("-y", "--yes", is_flag=True, help="Merge the result without asking.")
+@click.option("--detach", is_flag=True, help="Return once the retry job is accepted.")
+@json_option
+def dlq_retry(job_id: str, item_ids: tuple[str, ...], filter_expr: str | None, force: bool,
+              parallel: int | None, max_retries: int, yes: bool, detach: bool,
+              as_json: bool) -> None:
+    """Re-run dead letters of JOB_ID as agents of a new job and merge their work."""
+    from prodigyctl.commands import dlq as cmd
+
+    sys.exit(cmd.retry(job_id=job_id, item_ids=item_ids, filter_expr=filter_expr, force=force,
+                       parallel=parallel, max_retries=max_retries, yes=yes, detach=detach,
+                       as_json=as_json))
+
+
+@dlq.command("export")
+@job_argument
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE (atomically), not stdout.")
+def dlq_export(job_id: str | None, fmt: str, output: str | None) -> None:
+    """Export entries (of JOB_ID, or all) as JSON or CSV."""
+    from prodigyctl.commands import dlq as cmd
+
+    sys.exit(cmd.export(job_id=job_id, fmt=fmt, output=output))
+
+
+@dlq.command("purge")
+@job_argument
+@click.option("--item", "item_ids", multiple=True, metavar="ITEM_ID",
+              help="Only this item (repeatable; needs JOB_ID).")
+@click.option("--older-than", metavar="AGE", help="Only entries last failed longer ago (7d).")
+@click.option("--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
+@json_option
+def dlq_purge(job_id: str | None, item_ids: tuple[str, ...], older_than: str | None, yes: bool,
+              as_json: bool) -> None:
+    """Delete entries for good (entries never expire by themselves)."""
+    from prodigyctl.commands import dlq as cmd
+
+    sys.exit(cmd.purge(job_id=job_id, item_ids=item_ids, older_than=older_than, yes=yes,
+                       as_json=as_json))
+
+
+@dlq.command("stats")
+@job_argument
+@json_option
+def dlq_stats(job_id: str | None, as_json: bool) -> None:
+    """Counts by job, error type and error signature (the commonest causes first)."""
+    from prodigyctl.commands import dlq as cmd
+
+    sys.exit(cmd.stats(job_id=job_id, as_json=as_json))
+
+
+@cli.group()
 def worktree() -> None:
     """The pool of git worktrees that sessions and map agents run in."""
 

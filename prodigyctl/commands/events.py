@@ -99,14 +99,19 @@ def _stream(client: Client, early: list[dict[str, Any]]) -> Iterator[dict[str, A
 # -- --since ------------------------------------------------------------------------------
 
 
+def parse_duration(text: str) -> int | None:
+    """Seconds in `30s`, `10m`, `2h`, `3d`, `1w`, `1h30m`; None when it is not one."""
+    if not _DURATION.fullmatch(text.strip()):
+        return None
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
+
+
 def parse_since(value: str, *, now: datetime | None = None) -> str:
     """`10m`, `2h`, `1h30m` (back from now) or an ISO 8601 time (UTC unless it has an
     offset) → the stored timestamp format. Raises click.BadParameter (exit 2)."""
     text = value.strip()
-    if _DURATION.fullmatch(text):
-        seconds = sum(
-            int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text)
-        )
+    seconds = parse_duration(text)
+    if seconds is not None:
         moment = (now or datetime.now(UTC)) - timedelta(seconds=seconds)
     else:
         try:
@@ -274,7 +279,7 @@ def export(
     if output is None:
         click.echo(text, nl=False)
         return EXIT_OK
-    path = _write_atomically(Path(output), text)
+    path = write_atomically(Path(output), text)
     click.echo(f"wrote {len(rows)} events to {path}", err=True)
     return EXIT_OK
 
@@ -294,7 +299,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _write_atomically(path: Path, text: str) -> Path:
+def write_atomically(path: Path, text: str) -> Path:
     """Temp file in the target's folder, fsync, rename: a reader never sees half a file."""
     path = path.expanduser().absolute()
     try:

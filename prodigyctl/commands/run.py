@@ -46,7 +46,7 @@ def run(
     }
     with Client.connect() as client:
         record = client.call(protocol.JOBS_SUBMIT, params)
-        return _after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+        return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 
 def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
@@ -58,7 +58,7 @@ def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bo
     }
     with Client.connect() as client:
         record = client.call(protocol.SESSIONS_RESUME, params)
-        return _after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+        return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 
 def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
@@ -103,7 +103,7 @@ def _current_seq(client: Client, session_id: str) -> int:
     return int(shown.get("event_seq") or 0)
 
 
-def _after_start(
+def after_start(
     client: Client, record: dict[str, Any], *, detach: bool, as_json: bool, yes: bool
 ) -> int:
     session_id = record["id"]

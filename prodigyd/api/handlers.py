@@ -18,9 +18,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from prodigyd import paths, protocol
+from prodigyd.api import dlq as dlq_api
 from prodigyd.api import events, schemas
 from prodigyd.engine.session import RunRequest, describe
+from prodigyd.errors import ProdigyError
 from prodigyd.jobs import JobManager, session_live
+from prodigyd.store import dlq as dlq_store
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
@@ -122,6 +125,33 @@ async def events_stats(state: DaemonState, p: schemas.EventsQuery) -> dict[str, 
     return events.stats(p)
 
 
+async def dlq_list(state: DaemonState, p: schemas.DlqListParams) -> list[dict[str, Any]]:
+    job = check_id(p.job_id, "job id") if p.job_id else None
+    return dlq_store.entries(job, eligible=p.eligible, limit=p.limit)
+
+
+async def dlq_show(state: DaemonState, p: schemas.DlqItemParams) -> dict[str, Any]:
+    return dlq_api.show(p)
+
+
+async def dlq_stats(state: DaemonState, p: schemas.DlqStatsParams) -> dict[str, Any]:
+    return dlq_store.stats(check_id(p.job_id, "job id") if p.job_id else None)
+
+
+async def dlq_purge(state: DaemonState, p: schemas.DlqPurgeParams) -> dict[str, Any]:
+    job = check_id(p.job_id, "job id") if p.job_id else None
+    if p.item_ids:
+        if job is None:
+            raise ProdigyError("purging chosen items needs the job id")
+        return {"purged": dlq_store.remove(job, p.item_ids)}
+    return {"purged": dlq_store.purge(job, older_than=p.older_than)}
+
+
+async def dlq_retry(state: DaemonState, p: schemas.DlqRetryParams) -> dict[str, Any]:
+    record = await state.jobs.submit(dlq_api.retry_request(p))
+    return _with_seq(state, record)
+
+
 async def worktrees_list(state: DaemonState, _: schemas.Empty) -> list[dict[str, Any]]:
     return [row.as_dict() for row in state.jobs.pool.list()]
 
@@ -149,6 +179,11 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.SESSIONS_MERGE: (schemas.SessionParams, merge),
     protocol.EVENTS_LIST: (schemas.EventsQuery, events_list),
     protocol.EVENTS_STATS: (schemas.EventsQuery, events_stats),
+    protocol.DLQ_LIST: (schemas.DlqListParams, dlq_list),
+    protocol.DLQ_SHOW: (schemas.DlqItemParams, dlq_show),
+    protocol.DLQ_STATS: (schemas.DlqStatsParams, dlq_stats),
+    protocol.DLQ_PURGE: (schemas.DlqPurgeParams, dlq_purge),
+    protocol.DLQ_RETRY: (schemas.DlqRetryParams, dlq_retry),
     protocol.WORKTREES_LIST: (schemas.Empty, worktrees_list),
     protocol.WORKTREES_CLEAN: (schemas.WorktreeCleanParams, worktrees_clean),
     protocol.WORKTREES_GC: (schemas.GcParams, worktrees_gc),

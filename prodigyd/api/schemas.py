@@ -79,3 +79,35 @@ class WorktreeCleanParams(_Params):
 
 class GcParams(_Params):
     dry_run: bool = False
+
+
+class DlqListParams(_Params):
+    job_id: str | None = Field(None, min_length=1, max_length=128)
+    eligible: bool | None = None
+    limit: int = Field(1000, ge=1, le=1_000_000)
+
+
+class DlqItemParams(_Params):
+    job_id: str = Field(min_length=1, max_length=128)
+    item_id: str = Field(min_length=1, max_length=128)
+
+
+class DlqStatsParams(_Params):
+    job_id: str | None = Field(None, min_length=1, max_length=128)
+
+
+class DlqPurgeParams(_Params):
+    job_id: str | None = Field(None, min_length=1, max_length=128)  # None: every job
+    item_ids: list[str] = []  # only these items (needs job_id)
+    older_than: float | None = Field(None, ge=0)  # seconds since the last failure
+
+
+class DlqRetryParams(_Params):
+    job_id: str = Field(min_length=1, max_length=128)
+    item_ids: list[str] = []  # none: every eligible entry (all with force)
+    filter: str | None = None  # a filter expression over the items
+    force: bool = False  # also items not eligible for reprocessing
+    max_parallel: int | None = Field(None, ge=1)  # default: the workflow's max_parallel
+    max_retries: int = Field(1, ge=1, le=100)  # attempts per item in this retry
+    env: dict[str, str]
+    merge: MergePolicy = "ask"

@@ -144,11 +144,17 @@ class MapPhase:
     host: AgentHost
     workflow_name: str
     on_progress: Callable[[int, int, int], None]  # (total, processed, failed)
+    fixed_items: list[tuple[int, Any]] | None = None  # (index, item): a DLQ retry's items
+    dlq_job: str | None = None  # the job whose DLQ entries this phase updates (a retry's)
     results: dict[str, AgentResult] = field(default_factory=dict)
 
     @property
     def session_id(self) -> str:
         return self.host.session_id
+
+    @property
+    def _dlq_job(self) -> str:
+        return self.dlq_job or self.session_id
 
     @property
     def _masker(self) -> Masker:
@@ -164,7 +170,7 @@ class MapPhase:
     async def _run(self, writer: checkpoints.CheckpointWriter) -> MapOutcome:
         items, base = await self._items(writer)
         total = len(items)
-        pending = [WorkItem(i, value, total) for i, value in enumerate(items)
+        pending = [WorkItem(i, value, total) for i, value in items
                    if f"item_{i}" not in self.results]  # fmt: skip
         events = self.host.parent.events
         if not items:
@@ -178,7 +184,7 @@ class MapPhase:
         started = time.monotonic()
         if pending:
             await self._dispatch(pending, limits, writer, total)
-        ordered = [self.results[f"item_{i}"] for i in range(total) if f"item_{i}" in self.results]
+        ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
         outcome.stopped = self.host.stop.is_set() and len(ordered) < total and not limits.reason
         if limits.reason:
@@ -194,8 +200,11 @@ class MapPhase:
 
     # -- items ----------------------------------------------------------------------------
 
-    async def _items(self, writer: checkpoints.CheckpointWriter) -> tuple[list[Any], str | None]:
-        """The item list (from the journal when resuming) and the parent HEAD it began at."""
+    async def _items(
+        self, writer: checkpoints.CheckpointWriter
+    ) -> tuple[list[tuple[int, Any]], str | None]:
+        """(index, item) pairs (from the journal when resuming), and the parent HEAD the
+        phase began at."""
         journal = list(checkpoints.read_records(writer.path))
         header = next((r for r in journal if r.get("kind") == "items"), None)
         for record in journal:
@@ -203,13 +212,20 @@ class MapPhase:
                 result = AgentResult.from_dict(self._masker.restore(record["result"]))
                 self.results[result.item_id] = result
         if header is not None:
-            return list(self._masker.restore(header["items"])), header.get("base")
-        items = await load_items(self.spec, self.host.parent)
+            values = self._masker.restore(header["items"])
+            indexes = header.get("indexes") or range(len(values))
+            return list(zip(indexes, values, strict=True)), header.get("base")
+        if self.fixed_items is not None:
+            indexes, values = [i for i, _ in self.fixed_items], [v for _, v in self.fixed_items]
+        else:
+            values = await load_items(self.spec, self.host.parent)
+            indexes = list(range(len(values)))
         base = await _parent_head(self.host)
-        header = {"kind": "items", "items": items, "base": base, "created_at": now_iso()}
+        header = {"kind": "items", "items": values, "indexes": indexes, "base": base,
+                  "created_at": now_iso()}  # fmt: skip
         await writer.write(self._masker.protect(header))
         await writer.flush()
-        return items, base
+        return list(zip(indexes, values, strict=True)), base
 
     async def _recover(
         self, pending: list[WorkItem], base: str | None, writer: checkpoints.CheckpointWriter
@@ -300,8 +316,8 @@ class MapPhase:
             if result is None:
                 return None
             if result.success:
-                if attempt > 1:
-                    dlq.remove(self.session_id, [item.item_id])
+                if attempt > 1 or self.dlq_job is not None:
+                    dlq.remove(self._dlq_job, [item.item_id])
                 return result
             self._dead_letter(item, result)
             if attempt < attempts:
@@ -317,7 +333,7 @@ class MapPhase:
             artifacts = {"worktree_path": result.worktree_path, "branch_name": result.branch_name}
         mask = self._masker.mask_obj
         entry = dlq.record_failure(
-            self.session_id,
+            self._dlq_job,
             item.item_id,
             item=mask(item.value),
             repo=str(self.host.repo),

@@ -33,8 +33,10 @@ from prodigyd.engine.phase import PhaseOutcome, StepHook
 from prodigyd.engine.step import StepReport
 from prodigyd.errors import ProdigyError
 from prodigyd.git.repo import commit_all
+from prodigyd.store import checkpoints, dlq
+from prodigyd.store.sessions import DlqRetry
 from prodigyd.workflow import jsonpath
-from prodigyd.workflow.model import CaptureOutput, SetupSpec
+from prodigyd.workflow.model import CaptureOutput, ErrorPolicy, SetupSpec, Step
 
 if TYPE_CHECKING:
     from prodigyd.engine.session import Session
@@ -50,17 +52,8 @@ async def run_mapreduce(session: Session, ctx: RunContext, git: GitTracker) -> P
         if not outcome.ok:
             return outcome
     session.enter_phase("map")
-    host = AgentHost(
-        parent=ctx,
-        parent_branch=session.record.branch,
-        repo=session.repo,
-        pool=session.pool,
-        template=workflow.map.agent_template,
-        timeout=agent_timeout(workflow.map, ctx),
-        track_git=references_git_variables(workflow),
-        stop=session.stop_event,
-        keep_failed=session.pool.settings.keep_failed,
-        log_dir=paths.agent_logs_dir(session.record.id),
+    host = _agent_host(
+        session, ctx, workflow.map.agent_template, agent_timeout(workflow.map, ctx)
     )
     mapped = await MapPhase(
         workflow.map, workflow.error_policy, host, workflow.name, session.map_progress
@@ -77,6 +70,56 @@ async def run_mapreduce(session: Session, ctx: RunContext, git: GitTracker) -> P
         return PhaseOutcome(True)
     session.enter_phase(REDUCE)
     return await session.sequential(REDUCE, workflow.reduce, ctx, git)
+
+
+async def run_dlq_retry(
+    session: Session, ctx: RunContext, git: GitTracker, retry: DlqRetry
+) -> PhaseOutcome:
+    """Re-run dead letters of `retry.job_id` as this job's map phase: with the original
+    job's setup variables, no setup and no reduce. The original job's DLQ entries are
+    updated: an item that succeeds leaves the queue, one that fails gets another attempt.
+    The job completes (and merges what succeeded) however many fail again, like any
+    MapReduce job whose failures went to the DLQ."""
+    workflow = session.loaded.workflow
+    assert workflow.map is not None
+    saved = checkpoints.load(retry.job_id, SETUP) or {}
+    ctx.variables.update(ctx.masker.restore(saved.get("variable_state") or {}))
+    session.enter_phase("map")
+    items = []
+    for item_id in retry.item_ids:
+        entry = dlq.get(retry.job_id, item_id)
+        if entry is not None:  # purged meanwhile: nothing to retry
+            items.append((int(item_id.removeprefix("item_")), entry["item_data"]))
+    spec = workflow.map
+    if retry.max_parallel is not None:
+        spec = spec.model_copy(update={"max_parallel": retry.max_parallel})
+    policy = ErrorPolicy(on_item_failure="retry", retry_attempts=retry.attempts)
+    host = _agent_host(session, ctx, spec.agent_template, agent_timeout(spec, ctx))
+    mapped = await MapPhase(
+        spec, policy, host, workflow.name, session.map_progress, fixed_items=items,
+        dlq_job=retry.job_id,
+    ).run()  # fmt: skip
+    if mapped.stopped:
+        return PhaseOutcome(False, stopped=True)
+    ctx.variables.update(mapped.variables())
+    return PhaseOutcome(True)  # items that failed again are back in the DLQ; merge the rest
+
+
+def _agent_host(
+    session: Session, ctx: RunContext, template: tuple[Step, ...], timeout: float | None
+) -> AgentHost:
+    return AgentHost(
+        parent=ctx,
+        parent_branch=session.record.branch,
+        repo=session.repo,
+        pool=session.pool,
+        template=template,
+        timeout=timeout,
+        track_git=references_git_variables(session.loaded.workflow),
+        stop=session.stop_event,
+        keep_failed=session.pool.settings.keep_failed,
+        log_dir=paths.agent_logs_dir(session.record.id),
+    )
 
 
 async def _setup(

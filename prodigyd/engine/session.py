@@ -30,12 +30,13 @@ from prodigyd.agents.claude import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
-from prodigyd.engine.mapreduce import REDUCE, SETUP, run_mapreduce
+from prodigyd.engine.mapreduce import REDUCE, SETUP, run_dlq_retry, run_mapreduce
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import Checkpoint, PhaseOutcome, StepHook, no_checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import (
     Conflict,
+    GitError,
     Location,
     MergeRefused,
     ProdigyError,
@@ -51,7 +52,7 @@ from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import read_json
 from prodigyd.store.ids import new_session_id
-from prodigyd.store.sessions import SessionRecord, Status, now_iso
+from prodigyd.store.sessions import DlqRetry, SessionRecord, Status, now_iso
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow
 from prodigyd.workflow.model import Step, Workflow
@@ -76,6 +77,8 @@ class RunRequest:
     profile: str | None = None
     merge_policy: str = "ask"
     strict: bool = False
+    dlq_retry: DlqRetry | None = None  # re-run dead letters of another job (dlq retry)
+    branch: str | None = None  # merge into this branch, not the one checked out (dlq retry)
 
 
 async def prepare(
@@ -91,7 +94,14 @@ async def prepare(
     loaded = load_workflow(workflow_path, strict=request.strict)
     _check_runnable(loaded.workflow)
     repo = await git_repo.repo_root(Path(request.cwd, request.repo or ".").expanduser())
-    branch = await git_repo.current_branch(repo)
+    branch = request.branch or await git_repo.current_branch(repo)
+    if request.branch and not await git_repo.branch_exists(repo, request.branch):
+        raise GitError(f"branch {request.branch!r} no longer exists in {repo}")
+    if request.dlq_retry is not None and loaded.workflow.map is None:
+        raise WorkflowError(
+            f"{loaded.path} is no longer a MapReduce workflow: its dead letters cannot be re-run",
+            location=Location(str(loaded.path)),
+        )
     session_id = new_session_id(loaded.workflow.mode)
     rid = paths.repo_id(repo)
     record = SessionRecord(
@@ -110,7 +120,8 @@ async def prepare(
         merge_policy=request.merge_policy,
         strict=request.strict,
         mode=loaded.workflow.mode,
-        total_steps=sum(len(steps) for _, steps in _phases(loaded.workflow)),
+        total_steps=sum(len(steps) for _, steps in _phases(loaded.workflow, request.dlq_retry)),
+        dlq_retry=request.dlq_retry,
         warnings=loaded.warnings,
     )
     masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
@@ -281,6 +292,8 @@ class Session:
 
     async def _run_phases(self, ctx: RunContext, git: GitTracker) -> PhaseOutcome:
         workflow = self.loaded.workflow
+        if self.record.dlq_retry is not None:
+            return await run_dlq_retry(self, ctx, git, self.record.dlq_retry)
         if workflow.mode == "mapreduce":
             return await run_mapreduce(self, ctx, git)
         return await self.sequential(checkpoints.MAIN, workflow.steps, ctx, git)
@@ -402,7 +415,7 @@ class Session:
             git_worktree.clear_stale_locks(self.worktree)
         if not checkpoints.has_progress(self.record.id):
             return False
-        if not held and not _all_steps_done(self.record.id, self.loaded.workflow):
+        if not held and not _all_steps_done(self.record, self.loaded.workflow):
             raise Conflict(
                 f"the worktree of session {self.record.id} is gone ({self.record.worktree})",
                 hint="the session cannot be resumed; start a new run",
@@ -624,8 +637,13 @@ def _latest_variables(session_id: str) -> dict[str, Any]:
     return {}
 
 
-def _phases(workflow: Workflow) -> list[tuple[str, tuple[Step, ...]]]:
-    """The sequential phases of a workflow, in order, with their steps."""
+def _phases(
+    workflow: Workflow, retry: DlqRetry | None = None
+) -> list[tuple[str, tuple[Step, ...]]]:
+    """The sequential phases of a session, in order, with their steps (a DLQ retry has
+    none: it is a map phase alone)."""
+    if retry is not None:
+        return []
     if workflow.mode == "standard":
         return [(checkpoints.MAIN, workflow.steps)]
     setup = workflow.setup.steps if workflow.setup else ()
@@ -634,17 +652,17 @@ def _phases(workflow: Workflow) -> list[tuple[str, tuple[Step, ...]]]:
 
 def _steps_before(workflow: Workflow, phase: str) -> int:
     count = 0
-    for name, steps in _phases(workflow):
+    for name, steps in _phases(workflow):  # a DLQ retry never checkpoints a step
         if name == phase:
             break
         count += len(steps)
     return count
 
 
-def _all_steps_done(session_id: str, workflow: Workflow) -> bool:
+def _all_steps_done(record: SessionRecord, workflow: Workflow) -> bool:
     """Whether every sequential step is checkpointed as completed (only the merge is left)."""
-    for phase, steps in _phases(workflow):
-        saved = checkpoints.load(session_id, phase) or {}
+    for phase, steps in _phases(workflow, record.dlq_retry):
+        saved = checkpoints.load(record.id, phase) or {}
         if len(saved.get("completed_steps") or []) < len(steps):
             return False
     return True

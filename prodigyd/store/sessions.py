@@ -42,6 +42,15 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class DlqRetry(BaseModel):
+    """A job that re-runs dead letters of `job_id` (prodigyctl dlq retry)."""
+
+    job_id: str
+    item_ids: list[str]
+    max_parallel: int | None = None  # None: the workflow's max_parallel
+    attempts: int = 1  # runs per item in this retry
+
+
 class SessionRecord(BaseModel):
     """Everything needed to show, resume or merge a session."""
 
@@ -79,6 +88,7 @@ class SessionRecord(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     warnings: list[str] = []  # from loading the workflow (unknown keys, deprecations)
+    dlq_retry: DlqRetry | None = None
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""

@@ -1,0 +1,83 @@
+"""`prodigyctl dlq ...` against the real daemon: entries with their items, and a retry that
+really re-runs the items and merges their work."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from tests.cli import ctl
+from tests.gitutil import git
+
+WORKFLOW = """
+name: commit-validation
+mode: mapreduce
+setup:
+  - shell: |
+      echo '{"items":[{"id":1,"commit":true},{"id":2,"commit":false},{"id":3,"commit":true}]}' > work-items.json
+map:
+  input: work-items.json
+  json_path: "$.items[*]"
+  agent_template:
+    - shell: |
+        if [ "${item.commit}" = "true" ] || [ -f FIXED ]; then
+          echo ${item.id} > file${item.id}.txt && git add file${item.id}.txt && git commit -qm "item ${item.id}"
+        fi
+      commit_required: true
+"""
+
+
+def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text(WORKFLOW)
+    run = ctl("run", str(wf), "-y", cwd=repo)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 failed" in run.stdout and "prodigyctl dlq ls" in run.stdout
+    job = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+
+    entries = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
+    assert [(e["item_id"], e["item_data"]) for e in entries] == [("item_1", {"id": 2, "commit": False})]
+    assert entries[0]["error_type"] == "CommitValidationFailed"
+    table = ctl("dlq", "ls", check=True).stdout
+    assert "item_1" in table and "CommitValidationFailed" in table
+    shown = ctl("dlq", "show", job, "item_1", check=True).stdout
+    assert "attempt 1 at" in shown and "No changes were committed" in shown
+    stats = json.loads(ctl("dlq", "stats", "--json", check=True).stdout)
+    assert stats["total"] == 1 and stats["by_error_type"] == {"CommitValidationFailed": 1}
+    exported = tmp_path / "dlq.csv"
+    ctl("dlq", "export", job, "--format", "csv", "-o", str(exported), check=True)
+    rows = list(csv.DictReader(exported.open()))
+    assert rows[0]["item_id"] == "item_1" and json.loads(rows[0]["item"]) == {"id": 2, "commit": False}
+
+    refused = ctl("dlq", "retry", job, cwd=repo)
+    assert refused.returncode == 4 and "--force" in refused.stderr  # not eligible by itself
+
+    again = ctl("dlq", "retry", job, "--force", "-y", cwd=repo)  # still failing: another attempt
+    assert again.returncode == 0 and "0 successful, 1 failed" in again.stdout
+    [entry] = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
+    assert entry["failure_count"] == 2 and entry["failure_history"][1]["attempt_number"] == 2
+
+    (repo / "FIXED").write_text("yes\n")
+    git(repo, "add", "FIXED")
+    git(repo, "commit", "-qm", "fix the cause")
+    fixed = ctl("dlq", "retry", job, "--item", "item_1", "--force", "-y", cwd=repo)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "retrying 1 items of" in fixed.stdout
+    assert git(repo, "show", "main:file2.txt") == "2\n"  # the retried item's work landed
+    assert json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout) == []
+
+
+def test_purge_needs_yes_off_a_terminal_and_deletes(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text(WORKFLOW)
+    ctl("run", str(wf), "-y", cwd=repo, check=True)
+    job = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+    refused = ctl("dlq", "purge", job)
+    assert refused.returncode == 2 and "needs --yes" in refused.stderr
+    done = ctl("dlq", "purge", job, "--older-than", "1d", "--yes", check=True)
+    assert done.stdout.strip() == "purged 0 entries"  # the entry is younger than a day
+    done = ctl("dlq", "purge", job, "--yes", "--json", check=True)
+    assert json.loads(done.stdout) == {"purged": 1}
+    missing = ctl("dlq", "show", job, "item_1")
+    assert missing.returncode == 3 and "no DLQ entry for item_1" in missing.stderr
