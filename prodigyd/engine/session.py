@@ -61,10 +61,6 @@ log = logging.getLogger("prodigyd.session")
 
 MergeLock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 
-#: Step kinds a standard session can run today.
-RUNNABLE_KINDS = frozenset({"shell", "claude", "write_file", "analyze"})
-
-
 @dataclass
 class RunRequest:
     """What a client submits: resolved paths plus the caller's environment."""
@@ -92,7 +88,6 @@ async def prepare(
     """
     workflow_path = Path(request.cwd, request.workflow).expanduser()
     loaded = load_workflow(workflow_path, strict=request.strict)
-    _check_runnable(loaded.workflow)
     repo = await git_repo.repo_root(Path(request.cwd, request.repo or ".").expanduser())
     branch = request.branch or await git_repo.current_branch(repo)
     if request.branch and not await git_repo.branch_exists(repo, request.branch):
@@ -153,21 +148,13 @@ def check_environment(
     return masker
 
 
-def _check_runnable(workflow: Workflow) -> None:
-    for step in _all_steps(workflow.phase_steps):
-        if step.kind not in RUNNABLE_KINDS:
-            raise WorkflowError(
-                f"{step.kind} steps are not supported yet",
-                location=Location(workflow.source or "<workflow>", line=step.line),
-                hint="foreach and MapReduce arrive with the map phase",
-            )
-
-
 def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
     found = []
     for step in steps:
         found.append(step)
         nested = [step.on_success, *step.on_exit_code.values()]
+        if step.foreach:
+            nested.extend(step.foreach.do)
         if step.on_failure:
             nested.extend(step.on_failure.handlers)
         if step.validation:

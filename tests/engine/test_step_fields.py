@@ -272,3 +272,60 @@ async def test_live_output_is_capped_but_the_output_is_whole(tmp_path: Path, rep
     assert out.sink.of("step_output_truncated")[0]["after"] == 2000
     assert (repo / "seq.txt").read_text().splitlines()[-1] == "5000"
     assert (repo / "count.txt").read_text().strip() == "5000"
+
+
+async def test_foreach_runs_each_item_in_the_worktree_and_counts(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- shell: "printf 'a.txt\\nb.txt\\n\\nc.txt\\n' > list"
+- foreach:
+    foreach: "cat list"
+    parallel: 2
+    do:
+      - shell: "echo ${item} ${index}/${total} > done-${item}"
+      - claude: "/touch ${item}"
+- foreach:
+    foreach: ["x", "y", "z"]
+    max_items: 2
+    do:
+      - shell: "echo ${item} >> listed.txt"
+  capture: summary
+- shell: "echo '${summary}' > summary.txt"
+""")
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"rules": [{"match": "/touch (.*)", "actions": [
+        {"append": "claude-{1}", "content": "seen\n"}]}]}))
+    log = tmp_path / "calls.jsonl"
+    out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario),
+                                                   FAKE_CLAUDE_LOG=str(log)))
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:done-b.txt") == "b.txt 1/3\n"
+    assert {"done-a.txt", "done-c.txt", "claude-a.txt", "claude-c.txt"} <= set(
+        git(repo, "ls-tree", "--name-only", "main").split())
+    assert git(repo, "show", "main:listed.txt") == "x\ny\n"
+    assert git(repo, "show", "main:summary.txt") == "Foreach completed: 2 total, 2 successful, 0 failed\n"
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert all("--output-format" in c["argv"] and Path(c["cwd"]).name.startswith("wt-") for c in calls)
+
+
+async def test_foreach_stops_at_the_first_failure_unless_told_to_continue(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, """
+- foreach:
+    foreach: ["1", "2", "3"]
+    do:
+      - shell: "echo ${item} >> ran.txt; test ${item} != 2"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert "Foreach completed: 3 total, 1 successful, 1 failed, 1 not run" in out.record.error
+    wf = write_workflow(tmp_path, """
+- foreach:
+    foreach: ["1", "2", "3"]
+    continue_on_error: true
+    do:
+      - shell: "echo ${item} >> ran.txt; test ${item} != 2"
+  allow_failure: true
+- shell: "cat ran.txt"
+""", name="continue.yml")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:ran.txt") == "1\n2\n3\n"

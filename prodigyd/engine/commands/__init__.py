@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from prodigyd.engine.commands import analyze, claude, shell, write_file
+from prodigyd.engine.commands import analyze, claude, foreach, shell, write_file
 from prodigyd.engine.commands.base import Invocation, StepCommand
 
-#: Every runnable step kind. `foreach` arrives with the map phase (issue 4).
+#: Every runnable step kind.
 KINDS: dict[str, StepCommand] = {
     "shell": shell.run,  # sh -c in the worktree
     "claude": claude.run,  # Claude Code, headless stream-json
     "write_file": write_file.run,  # write interpolated content inside the worktree
+    "foreach": foreach.run,  # `do` steps once per item, in the worktree, `parallel` at a time
     "analyze": analyze.run,  # removed upstream; accepted and skipped
 }
 

@@ -1,0 +1,85 @@
+"""`foreach:` — run `do` once per item of a list or of a command's output lines (§2.13).
+
+Items run in the session's worktree (the original ran them in the daemon's own directory),
+`parallel` at a time, each in a child scope with `${item}`, `${index}` (0-based) and
+`${total}`; every `do` step goes through the full step pipeline, and Claude steps are invoked
+as everywhere else. The step fails if any item failed; without `continue_on_error`, the first
+failure also stops new items from starting (those already running finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+from prodigyd import proc
+from prodigyd.engine.commands.base import Invocation
+from prodigyd.engine.context import CommandResult
+from prodigyd.engine.gitvars import GitTracker
+from prodigyd.workflow.model import ForeachSpec, Step
+
+
+async def run(step: Step, inv: Invocation) -> CommandResult:
+    from prodigyd.engine.step import StepRunner  # the pipeline runs this kind: no cycle at import
+
+    spec = step.foreach
+    assert spec is not None
+    started = time.monotonic()
+    items, problem = await _items(spec, inv)
+    if problem is not None:
+        return problem
+    runner = StepRunner(inv.ctx, GitTracker(inv.ctx.worktree, None, track=False))
+    outcomes: dict[int, bool] = {}
+    queue = deque(enumerate(items))
+    abort = asyncio.Event()
+
+    async def worker() -> None:
+        while queue and not abort.is_set():
+            index, item = queue.popleft()
+            outcomes[index] = await _one(runner, spec, inv, index, item, len(items))
+            if not outcomes[index] and not spec.continue_on_error:
+                abort.set()
+
+    await asyncio.gather(*(worker() for _ in range(min(spec.parallel, len(items)) or 1)))
+    failed = sum(1 for ok in outcomes.values() if not ok)
+    summary = (
+        f"Foreach completed: {len(items)} total, {len(outcomes) - failed} successful, "
+        f"{failed} failed" + (f", {len(items) - len(outcomes)} not run" if abort.is_set() else "")
+    )
+    return CommandResult(
+        success=failed == 0,
+        exit_code=0 if failed == 0 else 1,
+        stdout=summary + "\n",
+        duration=time.monotonic() - started,
+        error=None if failed == 0 else summary,
+    )
+
+
+async def _one(
+    runner: Any, spec: ForeachSpec, inv: Invocation, index: int, item: Any, total: int
+) -> bool:
+    store = inv.store.child()
+    store.update({"item": item, "index": index, "total": total})
+    for number, do_step in enumerate(spec.do, start=1):
+        report = await runner.run(do_step, label=f"{inv.label}.{index + 1}.{number}", store=store)
+        if not report.success:
+            return False
+    return True
+
+
+async def _items(spec: ForeachSpec, inv: Invocation) -> tuple[list[Any], CommandResult | None]:
+    """The items: the list as given (interpolated when text), or one per non-empty line of
+    the command's output; `max_items` caps them."""
+    if isinstance(spec.items, list):
+        items = [inv.ctx.interpolate(i, inv.store) if isinstance(i, str) else i for i in spec.items]
+    else:
+        command = inv.ctx.interpolate(spec.items, inv.store)
+        done = await proc.run(["sh", "-c", command], cwd=inv.cwd, env=inv.env, timeout=inv.timeout)
+        if not done.ok:
+            error = f"foreach input command failed with exit code {done.returncode}"
+            return [], CommandResult(False, done.returncode, done.stdout, done.stderr,
+                                     done.duration, done.timed_out, error=error)  # fmt: skip
+        items = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return (items[: spec.max_items] if spec.max_items else items), None
