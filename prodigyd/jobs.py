@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +61,15 @@ def session_live(session_id: str) -> bool:
     return row is not None and row["status"] in LIVE_STATUSES
 
 
+#: Events a hub keeps in memory for replay; older ones are read back from its log file. A
+#: map phase of thousands of agents must not grow the daemon without bound.
+HISTORY_EVENTS = 2000
+
+#: Hubs kept for sessions that are not running and have no subscriber; beyond this the
+#: oldest are dropped (and made again, from the log, if anyone asks).
+IDLE_HUBS = 64
+
+
 class EventHub:
     """One session's events: numbered, logged to disk, kept for replay, fanned out live
     to the session's subscribers and to those of every session (`watchers`)."""
@@ -69,9 +78,12 @@ class EventHub:
         self, record: SessionRecord, watchers: set[asyncio.Queue[dict[str, Any]]] | None = None
     ) -> None:
         self.session_id = record.id
+        self.repo_id = record.repo_id
         self.watchers = watchers if watchers is not None else set()
         self.log = EventLog(record.repo_id, record.id)
-        self.history: list[dict[str, Any]] = list(read_events(record.repo_id, record.id))
+        self.history: deque[dict[str, Any]] = deque(
+            read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
+        )
         self.seq = self.history[-1]["seq"] if self.history else 0
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
@@ -97,6 +109,10 @@ class EventHub:
         """Yield (backlog, queue): every event after `since`, then live ones, none twice."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         backlog = [e for e in self.history if e["seq"] > since]
+        oldest = self.history[0]["seq"] if self.history else self.seq + 1
+        if since + 1 < oldest:  # older than memory holds: the rest comes from the log
+            older = read_events(self.repo_id, self.session_id)
+            backlog = [e for e in older if since < e["seq"] < oldest] + backlog
         self.subscribers.add(queue)
         try:
             yield backlog, queue
@@ -379,8 +395,16 @@ class JobManager:
     def hub(self, record: SessionRecord) -> EventHub:
         hub = self.hubs.get(record.id)
         if hub is None:
+            self._evict_idle_hubs()
             hub = self.hubs[record.id] = EventHub(record, self.watchers)
         return hub
+
+    def _evict_idle_hubs(self) -> None:
+        idle = [
+            sid for sid, hub in self.hubs.items() if sid not in self.running and not hub.subscribers
+        ]
+        for session_id in idle[: max(0, len(idle) - IDLE_HUBS)]:  # oldest first (dict order)
+            self.hubs.pop(session_id).log.close()
 
     @contextlib.contextmanager
     def watch_all(self) -> Any:

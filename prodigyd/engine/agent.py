@@ -83,13 +83,16 @@ class AgentResult:
     log_path: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
+    pristine: bool = field(default=False, repr=False)  # nothing left to clean (not stored)
 
     @property
     def success(self) -> bool:
         return self.status == "success"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "success": self.success}
+        data = asdict(self)
+        del data["pristine"]
+        return {**data, "success": self.success}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:
@@ -223,8 +226,12 @@ async def _deliver(
 ) -> None:  # fmt: skip
     """Commit what the agent left, and merge its commits into the parent."""
     worktree = ctx.worktree
-    await git_repo.commit_all(worktree, f"prodigy: uncommitted changes from agent {item.item_id}")
-    head = await git_repo.head_sha(worktree)
+    state = await git_repo.worktree_state(worktree)
+    head = state.head
+    if state.changed:
+        message = f"prodigy: uncommitted changes from agent {item.item_id}"
+        head = await git_repo.commit_all(worktree, message) or head
+    result.pristine = not state.ignored
     if head == start:
         result.status = "success"
         return
@@ -298,7 +305,7 @@ async def _finish_worktree(host: AgentHost, result: AgentResult, path: Path) -> 
         except ProdigyError:
             keep = False
     try:
-        await host.pool.release(path, keep=keep)
+        await host.pool.release(path, keep=keep, pristine=result.success and result.pristine)
     except ProdigyError as exc:  # the agent's outcome stands; the collector reclaims it later
         host.parent.events.emit("cleanup_failed", worktree=str(path), error=exc.render())
 

@@ -149,8 +149,12 @@ class WorktreePool:
         await self._create(repo, path, start, branch)
         return Lease(path, reused=False)
 
-    async def release(self, path: Path, *, keep: bool = False) -> None:
-        """Give a worktree back: kept (for inspection), pooled again, or removed."""
+    async def release(self, path: Path, *, keep: bool = False, pristine: bool = False) -> None:
+        """Give a worktree back: kept (for inspection), pooled again, or removed.
+
+        `pristine`: the caller just saw it detached with nothing changed, untracked or
+        ignored, so it goes back to the pool without being scrubbed.
+        """
         row = rows.get(path)
         if keep or (row is not None and row.name is not None):
             rows.set_state(path, KEPT)
@@ -159,7 +163,8 @@ class WorktreePool:
             await self._remove(Path(row.repo) if row else repository_of(path), path)
             return
         try:
-            await scrub(path, keep_ignored=row.strategy != Strategy.POOLED)
+            if not pristine:
+                await scrub(path, keep_ignored=row.strategy != Strategy.POOLED)
         except GitError as exc:
             log.warning("cannot scrub %s (%s): removing it", path, exc.message)
             await self._remove(Path(row.repo), path)

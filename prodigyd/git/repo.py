@@ -190,6 +190,34 @@ def parse_porcelain_paths(output: str) -> set[str]:
     return paths
 
 
+@dataclass(frozen=True)
+class WorktreeState:
+    head: str  # the commit checked out
+    changed: bool  # tracked changes or untracked files: something to commit
+    ignored: bool  # ignored files are present (a pool slot must be cleaned of them)
+
+    @property
+    def pristine(self) -> bool:
+        return not self.changed and not self.ignored
+
+
+async def worktree_state(path: Path) -> WorktreeState:
+    """HEAD and whether anything is uncommitted or ignored, in one git call (a map agent
+    asks this once per item, so one call instead of three matters)."""
+    done = await git(
+        path, "--no-optional-locks", "status", "--porcelain=v2", "--branch", "--ignored", "-z"
+    )
+    head, changed, ignored = "", False, False
+    for entry in done.stdout.split("\0"):
+        if entry.startswith("# branch.oid "):
+            head = entry.removeprefix("# branch.oid ")
+        elif entry.startswith("!"):
+            ignored = True
+        elif entry and not entry.startswith("#"):
+            changed = True
+    return WorktreeState(head=head, changed=changed, ignored=ignored)
+
+
 async def commit_all(path: Path, message: str) -> str | None:
     """Stage everything in the working tree and commit it; None if there was nothing to commit.
 

@@ -130,3 +130,39 @@ reduce:
     other = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
     refused = ctl("resume-job", other)
     assert refused.returncode == 2 and "not a MapReduce job" in refused.stderr
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.timeout(900)
+def test_a_thousand_items_at_eight_parallel_in_bounded_memory(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("""
+name: thousand
+mode: mapreduce
+map:
+  input: "seq 1000"
+  max_parallel: 8
+  agent_template:
+    - shell: "test -n ${item}"
+reduce:
+  - shell: "echo ${map.successful}/${map.total} > count.txt"
+""")
+    pid = int((daemon / "prodigyd.pid").read_text())
+    job = json.loads(ctl("run", str(wf), "-y", "--detach", "--json", cwd=repo, check=True).stdout)
+    journal = checkpoints.journal_file(job["id"], "map")
+    wait_for(lambda: _recorded(journal) >= 100, timeout=300, what="100 items")
+    early = _rss_mb(pid)
+    wait_for(lambda: json.loads(ctl("sessions", "show", job["id"], "--json").stdout)["status"]
+             == "completed", timeout=800, what="the job to complete")
+    late = _rss_mb(pid)
+    print(f"\ndaemon RSS after 100 items: {early:.1f} MB, after 1000: {late:.1f} MB")
+    assert git(repo, "show", "main:count.txt") == "1000/1000\n"
+    pooled = json.loads(ctl("worktree", "ls", "--json", check=True).stdout)
+    assert len(pooled) <= 9  # 8 agents' slots and the session's, reused, never 1000
+    assert late - early < 25, f"RSS grew {late - early:.1f} MB over 900 items"

@@ -1,0 +1,188 @@
+"""MapReduce and the worktree pool, against the physical floors measured in the same run.
+
+(a) A map phase of `--items` trivial agents (`shell: "true"`) at `max_parallel: --parallel`,
+    run through the daemon (`prodigyctl run -y --json`), twice: the first run fills the
+    worktree pool, the second is the warm steady state. The floor per item is what an agent
+    cannot avoid: pointing a worktree at a commit (`git checkout --force --detach`) and
+    spawning its step (`sh -c true`). Ideal = ceil(items / parallel) x that floor; since the
+    machine has fewer cores than agents, ideal on these cores is printed too.
+(b) Getting a worktree of a `--files`-file repository: a raw `git worktree add` against
+    the pool's acquire of a warm slot (the pool's own API, in-process). Target: the pool is
+    at least 5x faster.
+
+Everything lives in a temporary directory; the daemon is always stopped at the end.
+
+    python bench/mapreduce.py [--items 100] [--parallel 8] [--files 2000] [--acquires 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchkit import start_daemon, stop
+
+TARGET_POOL_SPEEDUP = 5.0
+
+
+def bench_env(root: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PRODIGY_HOME": str(root / "home"),
+        "HOME": str(root),
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
+
+
+def make_repo(path: Path, files: int, env: dict[str, str]) -> Path:
+    path.mkdir(parents=True)
+    for number in range(files):
+        (path / f"f{number:05d}.txt").write_text(f"{number}\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "init"]):
+        subprocess.run(["git", *args], cwd=path, env=env, check=True)
+    return path
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+# -- (a) map phase ------------------------------------------------------------------------------
+
+
+def item_floor(repo: Path, root: Path, env: dict[str, str], n: int = 30) -> float:
+    """Seconds per item an agent cannot go below: reset a worktree, spawn its step."""
+    worktree = root / "floor-wt"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(worktree)], cwd=repo,
+                   env=env, check=True)  # fmt: skip
+    reset = timed(["git", "checkout", "-q", "--force", "--detach", "HEAD"], worktree, env, n)
+    spawn = timed(["sh", "-c", "true"], worktree, env, n)
+    subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=repo, env=env)
+    return statistics.median(reset) + statistics.median(spawn)
+
+
+def map_run(workflow: Path, repo: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(map phase seconds as the engine measured it, wall seconds of the whole run)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "prodigyctl.main", "run", str(workflow), "-y", "--json"],
+        cwd=repo, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    phase = next(e for e in events if e["event_type"] == "map_phase_completed")
+    assert phase["successful"] == phase["total"], phase
+    return phase["duration"], wall
+
+
+def bench_map(root: Path, env: dict[str, str], items: int, parallel: int) -> None:
+    repo = make_repo(root / "map-repo", 1, env)
+    workflow = root / "map.yml"
+    workflow.write_text(
+        f"mode: mapreduce\nmap:\n  input: 'seq {items}'\n  max_parallel: {parallel}\n"
+        "  agent_template:\n    - shell: 'true'\n"
+    )
+    floor = item_floor(repo, root, env)
+    cores = os.cpu_count() or 1
+    ideal = math.ceil(items / parallel) * floor
+    ideal_cores = math.ceil(items / min(parallel, cores)) * floor
+    proc, _ = start_daemon(env)
+    try:
+        cold, cold_wall = map_run(workflow, repo, env)
+        warm, warm_wall = map_run(workflow, repo, env)
+    finally:
+        stop(proc, timeout=60)
+    print(f"(a) map phase: {items} `shell: true` agents, max_parallel {parallel}, {cores} cores")
+    print(f"    floor per item: checkout --detach + sh -c true   {floor * 1000:8.2f} ms")
+    print(f"    ideal: ceil({items}/{parallel}) x floor              {ideal * 1000:8.1f} ms")
+    print(f"    ideal on {cores} cores: ceil({items}/{min(parallel, cores)}) x floor        "
+          f"{ideal_cores * 1000:8.1f} ms")  # fmt: skip
+    print(f"    map phase, cold pool (worktrees made)       {cold * 1000:8.1f} ms"
+          f"   (whole run {cold_wall * 1000:.0f} ms)")  # fmt: skip
+    print(f"    map phase, warm pool                        {warm * 1000:8.1f} ms"
+          f"   (whole run {warm_wall * 1000:.0f} ms)")  # fmt: skip
+    print(f"    ratio warm / ideal {warm / ideal:.2f}x, warm / ideal on these cores "
+          f"{warm / ideal_cores:.2f}x; per item {warm / items * 1000:.2f} ms")  # fmt: skip
+
+
+# -- (b) pool acquire ------------------------------------------------------------------------------
+
+
+def raw_worktree_add(repo: Path, root: Path, env: dict[str, str], n: int) -> list[float]:
+    times = []
+    for number in range(n):
+        path = root / "raw" / str(number)
+        started = time.perf_counter()
+        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(path), "HEAD"],
+                       cwd=repo, env=env, check=True)  # fmt: skip
+        times.append(time.perf_counter() - started)
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, env=env)
+    return times
+
+
+async def pool_acquires(repo: Path, n: int) -> list[float]:
+    from prodigyd.git.pool import WorktreePool
+
+    pool = WorktreePool()
+    warm = await pool.acquire(repo, owner="warm-up", session_id="bench", start="HEAD")
+    await pool.release(warm.path)
+    times = []
+    for number in range(n):
+        started = time.perf_counter()
+        lease = await pool.acquire(repo, owner=f"o{number}", session_id="bench", start="HEAD")
+        times.append(time.perf_counter() - started)
+        assert lease.reused
+        await pool.release(lease.path)
+    return times
+
+
+def bench_pool(root: Path, env: dict[str, str], files: int, n: int) -> None:
+    repo = make_repo(root / "big-repo", files, env)
+    raw = raw_worktree_add(repo, root, env, n)
+    os.environ.update(env)  # the pool's bookkeeping lives under this PRODIGY_HOME
+    pooled = asyncio.run(pool_acquires(repo, n))
+    speedup = statistics.median(raw) / statistics.median(pooled)
+    print(f"(b) a worktree of a {files}-file repository, {n} times")
+    print(f"    floor: git worktree add --detach              p50 {median_ms(raw):8.2f} ms")
+    print(f"    pool acquire of a warm slot                   p50 {median_ms(pooled):8.2f} ms")
+    verdict = "meets" if speedup >= TARGET_POOL_SPEEDUP else "MISSES"
+    print(f"    speedup {speedup:.1f}x; target >= {TARGET_POOL_SPEEDUP:g}x: {verdict} it")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--acquires", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
+        root = Path(tmp)
+        env = bench_env(root)
+        bench_map(root, env, args.items, args.parallel)
+        bench_pool(root, env, args.files, args.acquires)
+
+
+if __name__ == "__main__":
+    main()
