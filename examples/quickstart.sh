@@ -1,7 +1,8 @@
 #!/bin/sh
-# Quick start: make a scratch git repository, run examples/hello.yml in it through prodigyd,
-# show what landed on the branch, then stop the daemon. Nothing outside the scratch folder
-# is touched: PRODIGY_HOME (store, socket, worktrees) lives there too.
+# Quick start: make a scratch git repository, run examples/hello.yml and then the MapReduce
+# examples/mapreduce.yml in it through prodigyd, show what landed on the branch, then stop
+# the daemon. Nothing outside the scratch folder is touched: PRODIGY_HOME (store, socket,
+# worktrees) lives there too.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/prodigy-quickstart.XXXXXX")
@@ -22,9 +23,14 @@ status=0
 $ctl run "$here/hello.yml" -y || status=$?
 
 echo
+echo "== prodigyctl run examples/mapreduce.yml -y   (one agent per file, merged back)"
+$ctl run "$here/mapreduce.yml" -y || status=$?
+
+echo
 echo "== branch main afterwards"
 git log --oneline --graph
 [ -f hello/GREETING.md ] && cat hello/GREETING.md
+[ -f stats/SUMMARY.txt ] && cat stats/SUMMARY.txt
 echo
 $ctl sessions ls
 $ctl daemon stop

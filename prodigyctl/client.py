@@ -61,6 +61,9 @@ class Client:
 
     @classmethod
     def connect(cls, *, autostart: bool = True) -> Client:
+        problem = paths.socket_path_problem()
+        if problem is not None:
+            raise DaemonUnreachable(problem)
         try:
             return cls(_open_socket())
         except OSError:

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err.render()}", file=sys.stderr)
         return 2
+    problem = None if activated else paths.socket_path_problem()
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     _setup_logging(config.log_level)
     with _single_instance() as owned:
         if not owned:

@@ -45,6 +45,23 @@ def socket_path() -> Path:
     return home() / "prodigyd.sock"
 
 
+#: sun_path is 108 bytes on Linux, the last one a NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+
+def socket_path_problem() -> str | None:
+    """Why the socket cannot live where `socket_path()` says (a path the kernel refuses as
+    too long), for an error that says what to do instead of "AF_UNIX path too long"."""
+    path = socket_path()
+    size = len(os.fsencode(path))
+    if size <= MAX_SOCKET_PATH_BYTES:
+        return None
+    return (
+        f"the socket path {path} is {size} bytes; Unix sockets allow at most "
+        f"{MAX_SOCKET_PATH_BYTES}: set PRODIGY_HOME to a shorter folder"
+    )
+
+
 def pid_file() -> Path:
     return socket_path().parent / "prodigyd.pid"
 
