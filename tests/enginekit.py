@@ -16,7 +16,7 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest, Session, prepare
-from prodigyd.git.pool import WorktreePool
+from prodigyd.git.pool import PoolSettings, WorktreePool
 from prodigyd.store import sessions as session_store
 from prodigyd.store import worktrees as worktree_rows
 from prodigyd.store.sessions import SessionRecord
@@ -57,7 +57,9 @@ def write_workflow(tmp: Path, text: str, name: str = "wf.yml") -> Path:
     return path
 
 
-def _session(record: SessionRecord, env: dict[str, str], sink: ListSink) -> Session:
+def _session(
+    record: SessionRecord, env: dict[str, str], sink: ListSink, pool: PoolSettings | None = None
+) -> Session:
     _, args = session_store.load_private(record.id)
     return Session(
         record,
@@ -67,7 +69,7 @@ def _session(record: SessionRecord, env: dict[str, str], sink: ListSink) -> Sess
         events=sink,
         settings=EngineSettings(claude_log_dir=paths.claude_logs_dir()),
         merge_lock=_unlocked,
-        pool=WorktreePool(),
+        pool=WorktreePool(pool),
     )
 
 
@@ -79,6 +81,7 @@ async def run_workflow(
     env: dict[str, str] | None = None,
     profile: str | None = None,
     merge: str = "auto",
+    pool: PoolSettings | None = None,
 ) -> Outcome:
     """Submit and run `workflow` in `repo` to completion, as prodigyd would."""
     env = dict(os.environ) if env is None else env
@@ -89,7 +92,7 @@ async def run_workflow(
     record, _ = await prepare(request)
     session_store.create(record, env, args)
     sink = ListSink()
-    session = _session(record, env, sink)
+    session = _session(record, env, sink, pool)
     await session.run()
     return Outcome(session.record, sink, session)
 

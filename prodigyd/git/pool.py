@@ -37,6 +37,7 @@ from pathlib import Path
 from prodigyd import paths
 from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
 from prodigyd.git.cli import git
+from prodigyd.git.repo import commit_all
 from prodigyd.git.worktree import (
     add_detached_worktree,
     checkout_fresh,
@@ -321,6 +322,7 @@ class WorktreePool:
         if owner_gone:
             report.reclaimed.append(row.path)
             if not dry_run:
+                await _save_leftovers(path, row.owner or "?")
                 await self.release(path)
             return
         if row.state == IDLE and self._expired(row):
@@ -388,6 +390,15 @@ async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) 
         report.branches_deleted.append(f"{repo}:{name}")
         if not dry_run:
             await git(repo, "branch", "--quiet", "-D", name)
+
+
+async def _save_leftovers(path: Path, owner: str) -> None:
+    """Before a reclaimed worktree is scrubbed, commit what its owner left uncommitted on
+    its prodigy branch (a cancelled session's last edits): the collector deletes no work."""
+    done = await git(path, "branch", "--show-current", check=False)
+    if done.ok and branch_session(done.stdout.strip()) is not None:
+        with contextlib.suppress(GitError):
+            await commit_all(path, f"prodigy: uncommitted changes left by {owner}")
 
 
 def _usable(path: Path) -> bool:

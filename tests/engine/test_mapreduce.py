@@ -381,3 +381,68 @@ def test_the_circuit_breaker_opens_waits_and_closes():
     breaker.wait_time()
     breaker.record(False)  # a failed trial opens it again
     assert breaker.state == "open" and breaker.wait_time() == 10
+
+
+async def test_max_parallel_from_the_environment_and_a_clear_error_when_unset(tmp_path: Path, repo: Path):
+    import os
+
+    wf = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "seq 3"
+  max_parallel: "$WORKERS"
+  agent_template:
+    - shell: "true"
+""")
+    out = await run_workflow(wf, repo, env={**os.environ, "WORKERS": "2"})
+    assert out.status == "completed", out.record.error
+    assert out.sink.of("map_phase_started")[0]["max_parallel"] == 2
+    env = {k: v for k, v in os.environ.items() if k != "WORKERS"}
+    out = await run_workflow(wf, repo, env=env)
+    assert out.status == "failed" and "max_parallel: $WORKERS is not set" in out.record.error
+
+
+async def test_failure_threshold_and_continue_on_failure_stop_dispatching(tmp_path: Path, repo: Path):
+    threshold = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf '1\\nbad\\n3\\nbad\\n5\\n6\\n'"
+  max_parallel: 1
+  agent_template:
+    - shell: "test ${item} != bad"
+failure_threshold: 0.2
+""", name="threshold.yml")
+    out = await run_workflow(threshold, repo)
+    assert out.status == "failed" and "2 of 6 items failed, more than failure_threshold (0.2)" in out.record.error
+    assert out.record.processed_items == 4  # 1/6 was within the threshold, 2/6 was not
+    strict = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'bad\\n2\\n'"
+  max_parallel: 1
+  agent_template:
+    - shell: "test ${item} != bad"
+continue_on_failure: false
+""", name="strict.yml")
+    out = await run_workflow(strict, repo)
+    assert out.status == "failed" and "continue_on_failure is false" in out.record.error
+    assert out.record.processed_items == 1
+
+
+async def test_keep_failed_keeps_a_failed_agents_work_on_a_branch(tmp_path: Path, repo: Path):
+    from prodigyd.git.pool import PoolSettings
+
+    wf = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'ok\\nbroken\\n'"
+  agent_template:
+    - shell: "echo half-done > ${item}.txt; test ${item} = ok"
+""")
+    out = await run_workflow(wf, repo, pool=PoolSettings(keep_failed=True))
+    assert out.status == "completed", out.record.error
+    [entry] = dlq.entries(out.record.id)
+    artifacts = entry["worktree_artifacts"]
+    assert artifacts["branch_name"] == f"prodigy-agent-{out.record.id}/item_1"
+    assert git(repo, "show", f"{artifacts['branch_name']}:broken.txt") == "half-done\n"
+    assert worktree_rows.get(artifacts["worktree_path"]).state == "kept"

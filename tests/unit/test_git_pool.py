@@ -140,8 +140,10 @@ async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(repo: 
     assert dry.reclaimed == [str(gone.path)] and dry.removed == [str(orphan)]
     assert orphan.exists() and rows.get(gone.path).state == "busy"  # dry run: nothing changed
 
+    (gone.path / "unsaved.txt").write_text("last edits\n")
     report = await pool.gc(alive)
     assert report.reclaimed == [str(gone.path)] and rows.get(gone.path).state == "idle"
+    assert git(repo, "show", "prodigy-workflow-1-aaaaaa:unsaved.txt") == "last edits\n"
     assert report.removed == [str(orphan)] and not orphan.exists()
     assert rows.get(live.path).state == "busy"
     branches = git(repo, "branch", "--format=%(refname:short)").split()
