@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import platform
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 
 import click
@@ -77,6 +75,9 @@ def _report(text: str, data: dict[str, object]) -> None:
 
 
 def _crash() -> int:
+    import platform  # only when crashing: every command imports this module
+    import traceback
+
     logs = paths.logs_dir()
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = logs / f"prodigyctl-crash-{time.strftime('%Y%m%d_%H%M%S')}.log"

@@ -266,7 +266,7 @@ class JobManager:
         if merge_policy:
             record.merge_policy = merge_policy
         record.status, record.error = Status.QUEUED, None
-        session_store.save(record, action="resume", resume_on_start=0)
+        session_store.save(record, durable=True, action="resume", resume_on_start=0)
         self.hub(record).emit("session_queued", workflow=record.workflow, resumed=True)
         self._wake.set()
         return record
@@ -298,7 +298,7 @@ class JobManager:
             raise Conflict(f"session {session_id} is {record.status.value}: nothing to cancel")
         record.status = status  # queued, failed, interrupted or awaiting_merge: closed for good
         record.completed_at = now_iso() if status is Status.CANCELLED else None
-        session_store.save(record)
+        session_store.save(record, durable=True)
         self.hub(record).emit("session_finished", status=status.value, error=None)
         return record
 

@@ -18,7 +18,6 @@ Layout (reference §5, with the [R] clean-ups):
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -105,6 +104,8 @@ def worktree_path(repo_id: str, session_id: str) -> Path:
 
 def repo_id(repo_root: Path) -> str:
     """`<basename>-<8 hex of the absolute path>`: two repos named `app` never share storage."""
+    import hashlib  # here: the client imports this module on its hot path, and rarely needs it
+
     resolved = str(Path(repo_root).resolve())
     digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
     return f"{Path(resolved).name}-{digest}"

@@ -28,7 +28,7 @@ from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem,
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError, WorkflowError
-from prodigyd.git.merge import merged_item_ids
+from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints, dlq
 from prodigyd.store import worktrees as worktree_rows
@@ -239,6 +239,7 @@ class MapPhase:
                 kill_processes_in(Path(row.path))
         if base is None:
             return pending
+        await settle_interrupted_merge(self.host.parent.worktree)
         merged = await merged_item_ids(self.host.parent.worktree, base, MERGED_ITEM)
         still = []
         for item in pending:

@@ -343,7 +343,7 @@ class Session:
         with its worktree, so `prodigyctl merge ID` can finish it later.
         """
         record = self.record
-        if record.merged:  # merged before a stop interrupted the clean-up: finish that
+        if record.merge_done or record.merged:  # a stop interrupted the clean-up: finish it
             await self._cleanup()
             self._finish(Status.COMPLETED, None)
             return record
@@ -363,7 +363,7 @@ class Session:
             self.events.emit("merge_failed", error=self.record.error)
             self._finish(Status.AWAITING_MERGE, self.record.error)
             raise
-        self._update(merged=outcome.merged, merge_commit=outcome.commit)
+        self._update(merged=outcome.merged, merge_commit=outcome.commit, merge_done=True)
         self.events.emit(
             "merge_completed", merged=outcome.merged, commit=outcome.commit, message=outcome.message
         )
@@ -432,7 +432,7 @@ class Session:
             name=self.loaded.workflow.worktree,
         )
         record.worktree = str(lease.path)
-        record.base_commit = await git_repo.branch_tip(lease.path, record.branch)
+        record.base_commit = lease.commit or await git_repo.branch_tip(lease.path, record.branch)
         self.worktree_reused = lease.reused
 
     def _legacy_base_commit(self) -> str | None:
@@ -596,8 +596,9 @@ class Session:
         repo = Path(record.repo)
         keep = not self.pool.settings.cleanup_on_complete
         try:
-            if self._holds_worktree():
-                await self.pool.release(self.worktree, keep=keep)
+            if self._holds_worktree():  # parked where the next run of this branch starts
+                park = f"{git_repo.HEADS}{record.original_branch}"
+                await self.pool.release(self.worktree, keep=keep, park_at=park)
             if not keep and await git_repo.branch_exists(repo, record.branch) and (
                 record.merged
                 or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)

@@ -484,6 +484,18 @@ async def abort_merge(worktree: Path, restore_to: str) -> None:
     await git(worktree, "clean", "-ffdq")
 
 
+async def settle_interrupted_merge(worktree: Path) -> None:
+    """A merge a crash left in progress in one of prodigy's own worktrees: forgotten if its
+    commit was made (only git's clean-up was cut off), else undone completely."""
+    if not await has_merge_in_progress(worktree):
+        return
+    done = await git(worktree, "merge-base", "--is-ancestor", "MERGE_HEAD", "HEAD", check=False)
+    if done.ok:
+        await git(worktree, "merge", "--quit")
+    else:
+        await abort_merge(worktree, "HEAD")
+
+
 async def merged_item_ids(worktree: Path, since: str, pattern: re.Pattern[str]) -> set[str]:
     """Item ids named (group 1 of `pattern`) by the merge commits `since..HEAD`: how a
     resumed map phase recognises agents whose merge landed before a crash recorded it."""

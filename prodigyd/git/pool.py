@@ -43,6 +43,7 @@ from prodigyd.git.worktree import (
     checkout_fresh,
     has_unfinished_rebase,
     list_worktrees,
+    point_idle_slot,
     remove_worktree,
     repository_of,
     scrub,
@@ -80,10 +81,12 @@ class PoolSettings:
 
 @dataclass
 class Lease:
-    """A worktree handed to an owner; `reused` tells a pooled slot from a new one."""
+    """A worktree handed to an owner; `reused` tells a pooled slot from a new one; `commit`
+    is what it has checked out, when the pool knows without asking git."""
 
     path: Path
     reused: bool
+    commit: str | None = None
 
 
 #: Whether a session still needs its worktree and branch (queued, running, failed,
@@ -150,11 +153,14 @@ class WorktreePool:
         await self._create(repo, path, start, branch)
         return Lease(path, reused=False)
 
-    async def release(self, path: Path, *, keep: bool = False, pristine: bool = False) -> None:
+    async def release(
+        self, path: Path, *, keep: bool = False, pristine: bool = False, park_at: str = "HEAD"
+    ) -> None:
         """Give a worktree back: kept (for inspection), pooled again, or removed.
 
         `pristine`: the caller just saw it detached with nothing changed, untracked or
-        ignored, so it goes back to the pool without being scrubbed.
+        ignored, so it goes back to the pool without being scrubbed. `park_at`: where the
+        next user will likely start (a session parks it at its target branch's new tip).
         """
         row = rows.get(path)
         if keep or (row is not None and row.name is not None):
@@ -165,7 +171,7 @@ class WorktreePool:
             return
         try:
             if not pristine:
-                await scrub(path, keep_ignored=row.strategy != Strategy.POOLED)
+                await scrub(path, keep_ignored=row.strategy != Strategy.POOLED, park_at=park_at)
         except GitError as exc:
             log.warning("cannot scrub %s (%s): removing it", path, exc.message)
             await self._remove(Path(row.repo), path)
@@ -232,12 +238,12 @@ class WorktreePool:
                 return None
             rows.claim(row.path, owner=owner, session_id=session_id, affinity=workflow)
             try:
-                await checkout_fresh(Path(row.path), start, branch)
-            except GitError as exc:  # deleted by hand, corrupted: drop it and try another
+                commit = await point_idle_slot(Path(row.path), start, branch)
+            except (GitError, OSError) as exc:  # deleted by hand, corrupted: use another
                 log.warning("pooled worktree %s is unusable (%s): removing it", row.path, exc)
                 await self._remove(repo, Path(row.path))
                 continue
-            return Lease(Path(row.path), reused=True)
+            return Lease(Path(row.path), reused=True, commit=commit)
 
     async def _acquire_named(
         self, repo: Path, name: str, owner: str, session_id: str, start: str, branch: str | None

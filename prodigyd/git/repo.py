@@ -64,7 +64,7 @@ async def branch_tip(path: Path, branch: str) -> str:
     """The sha of `refs/heads/<branch>`, read from the ref files when they are plain (a
     loose ref, or packed-refs): a session start reads it on the way to its first step."""
     layout = _read_layout(path)
-    sha = _ref_sha(layout.common, f"{HEADS}{branch}") if layout is not None else None
+    sha = ref_sha(layout.common, f"{HEADS}{branch}") if layout is not None else None
     if sha is not None:
         return sha
     done = await git(path, "rev-parse", "--verify", f"{HEADS}{branch}^{{commit}}")
@@ -106,7 +106,7 @@ def _read_layout(path: Path) -> _Layout | None:
         return _Layout(folder, None, True, common)
     ref = head.removeprefix("ref: ").strip()
     branch = ref if ref.startswith(HEADS) else None
-    return _Layout(folder, branch, _ref_sha(common, ref) is not None, common)
+    return _Layout(folder, branch, ref_sha(common, ref) is not None, common)
 
 
 def _git_dir(dot_git: Path) -> Path:
@@ -119,24 +119,25 @@ def _git_dir(dot_git: Path) -> Path:
     return target if target.is_absolute() else (dot_git.parent / target).resolve()
 
 
-_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
-def _ref_sha(common: Path, ref: str) -> str | None:
-    """The sha a branch ref holds, from its loose file or packed-refs; None if not plain."""
+def ref_sha(common: Path, ref: str) -> str | None:
+    """The sha a ref holds in the files backend of the repository whose common git dir is
+    `common`: its loose file, else packed-refs; None when it has none there."""
     try:
         loose = (common / ref).read_text().strip()
     except OSError:
         loose = None
     if loose is not None:
-        return loose if _SHA.fullmatch(loose) else None
+        return loose if SHA.fullmatch(loose) else None
     try:
         packed = (common / "packed-refs").read_text()
     except OSError:
         return None
     for line in packed.splitlines():
         sha, _, name = line.partition(" ")
-        if name == ref and _SHA.fullmatch(sha):
+        if name == ref and SHA.fullmatch(sha):
             return sha
     return None
 

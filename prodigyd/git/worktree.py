@@ -7,12 +7,13 @@ as pygit2 without stalling the event loop, and pygit2 cannot remove a worktree a
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from prodigyd.errors import GitError
 from prodigyd.git.cli import git
-from prodigyd.git.repo import HEADS, branch_exists
+from prodigyd.git.repo import HEADS, SHA, branch_exists, ref_sha
 
 
 @dataclass
@@ -67,14 +68,70 @@ async def checkout_fresh(path: Path, start: str, branch: str | None) -> None:
     await git(path, "checkout", "--quiet", "--force", "--no-recurse-submodules", *target, start)
 
 
-async def scrub(path: Path, *, keep_ignored: bool) -> None:
-    """Make a used worktree pristine for its next user: detached at its HEAD, every change
-    and untracked file gone (and ignored files too, unless `keep_ignored` keeps caches).
+async def scrub(path: Path, *, keep_ignored: bool, park_at: str = "HEAD") -> None:
+    """Make a used worktree pristine for its next user: detached at `park_at`, every
+    change and untracked file gone (and ignored files too, unless `keep_ignored` keeps
+    caches). Parking it where the next user will likely start lets that user skip the
+    checkout (`point_idle_slot`).
 
     `checkout --force` also forgets a merge the last user left half done (MERGE_HEAD).
     """
-    await git(path, "checkout", "--quiet", "--force", "--detach")
+    await git(path, "checkout", "--quiet", "--force", "--detach", park_at)
     await git(path, "clean", "-ffdq" if keep_ignored else "-ffdxq")
+
+
+async def point_idle_slot(path: Path, start: str, branch: str | None) -> str | None:
+    """`checkout_fresh` for a pristine pool slot, without git when it is parked at `start`;
+    returns the commit now checked out when that is known without asking git.
+
+    Checking out the commit a slot already has changes no file: all `git checkout -B`
+    would do is write the branch ref and HEAD, and a git process costs a session start
+    several milliseconds (its first step should start within 5 ms of the submission).
+    So, when the repository stores refs as files, the commit is known from them and the
+    slot is detached at it, those two files are written here, with git's own lock-and-
+    rename protocol; in every other case git does the work.
+    """
+    git_dir = worktree_git_dir(path)
+    common = common_dir(git_dir) if git_dir is not None else None
+    if git_dir is None or common is None or (common / "reftable").exists():
+        await checkout_fresh(path, start, branch)
+        return None
+    sha = start if SHA.fullmatch(start) else ref_sha(common, start)
+    fresh_branch = branch is None or ref_sha(common, HEADS + branch) is None
+    if sha is None or not fresh_branch or not _parked_at(git_dir, sha):
+        await checkout_fresh(path, start, branch)  # an existing branch is git's to reset
+        return None
+    if branch is not None:
+        _write_locked(common / HEADS / branch, f"{sha}\n")
+        _write_locked(git_dir / "HEAD", f"ref: {HEADS}{branch}\n")
+    return sha
+
+
+def _parked_at(git_dir: Path, sha: str) -> bool:
+    try:
+        return (git_dir / "HEAD").read_text().strip() == sha
+    except OSError:
+        return False
+
+
+def common_dir(git_dir: Path) -> Path | None:
+    try:
+        return (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return None
+
+
+def _write_locked(path: Path, text: str) -> None:
+    """Write a ref file as git does: create `<name>.lock` exclusively, then rename."""
+    if not path.parent.is_dir():  # refs/heads/a/b: a branch name with slashes
+        path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(lock, path)
 
 
 def has_unfinished_rebase(path: Path) -> bool:
@@ -99,13 +156,8 @@ def worktree_git_dir(worktree: Path) -> Path | None:
 def repository_of(worktree: Path) -> Path | None:
     """The repository a linked worktree belongs to (its main working tree), or None."""
     git_dir = worktree_git_dir(worktree)
-    if git_dir is None:
-        return None
-    try:
-        common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
-    except OSError:
-        return None
-    return common.parent if common.name == ".git" else None
+    common = common_dir(git_dir) if git_dir is not None else None
+    return common.parent if common is not None and common.name == ".git" else None
 
 
 async def remove_worktree(repo: Path, path: Path) -> None:

@@ -80,6 +80,7 @@ def journal_path() -> Path:
 
 
 _connections: dict[tuple[int, str], sqlite3.Connection] = {}
+_SYNC: dict[int, str] = {}  # connection id -> its current PRAGMA synchronous
 
 
 def connection() -> sqlite3.Connection:
@@ -96,6 +97,7 @@ def close_all() -> None:
     for conn in _connections.values():
         conn.close()
     _connections.clear()
+    _SYNC.clear()
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -127,9 +129,18 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def transaction() -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT: the commit is durable when this block exits."""
+def transaction(*, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT. `durable`: the commit is fsync'd when this block exits
+    (a submission, a dead letter). Otherwise (status changes, pool bookkeeping) it survives
+    a crash of the daemon, not of the machine: WAL with synchronous=NORMAL, and the next
+    durable commit makes it durable too, in order. What such a change records is either
+    re-derived after a power loss (a job found `queued` instead of `running` just starts
+    again) or re-done (a pool slot claimed again)."""
     conn = connection()
+    mode = "FULL" if durable else "NORMAL"
+    if _SYNC.get(id(conn)) != mode:
+        conn.execute(f"PRAGMA synchronous={mode}")
+        _SYNC[id(conn)] = mode
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -170,9 +181,13 @@ def update(
     *,
     record: dict[str, Any] | None = None,
     private: dict[str, Any] | None = None,
+    durable: bool = False,
     **columns: Any,
 ) -> None:
-    """Change one job's columns (status, action, resume_on_start, priority), record, private."""
+    """Change one job's columns (status, action, resume_on_start, priority), record, private.
+
+    `durable` for changes a client is told about (a resume or a cancel it asked for); the
+    engine's own status changes need not wait for the disk (see `transaction`)."""
     sets = {key: value for key, value in columns.items() if key in _MUTABLE}
     if record is not None:
         sets["record"] = _dumps(record)
@@ -181,7 +196,7 @@ def update(
         sets["private"] = _dumps(private)
     sets["updated_at"] = time.time()
     assignments = ", ".join(f"{key} = ?" for key in sets)
-    with transaction() as conn:
+    with transaction(durable=durable or private is not None) as conn:
         conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))
 
 

@@ -84,6 +84,7 @@ class SessionRecord(BaseModel):
     error: str | None = None
     merged: bool = False
     merge_commit: str | None = None
+    merge_done: bool = False  # the verified merge is over (merged, or nothing to merge)
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -135,9 +136,10 @@ def create(
     return record if existing is None else _validated(existing, record.id)
 
 
-def save(record: SessionRecord, **columns: object) -> None:
+def save(record: SessionRecord, *, durable: bool = False, **columns: object) -> None:
+    """Store the record; `durable` when a client is told about the change (journal.update)."""
     record.updated_at = now_iso()
-    journal.update(record.id, record=record.model_dump(mode="json"), **columns)
+    journal.update(record.id, record=record.model_dump(mode="json"), durable=durable, **columns)
 
 
 def load(session_id: str) -> SessionRecord:

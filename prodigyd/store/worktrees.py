@@ -1,9 +1,13 @@
 """The worktree pool's bookkeeping: one row per worktree prodigy made, in `journal.db`.
 
 A row is written *before* the git work it describes (a new worktree is registered before
-`git worktree add` runs, a slot is marked busy before it is checked out), so after a crash
+`git worktree add` runs, a slot is marked busy before it is checked out), so after a daemon
+crash
 every worktree on disk is either registered, and reclaimed or re-adopted by its owner, or
 unregistered and removed by the garbage collector as an orphan: none is ever forgotten.
+The rows are committed without an fsync of their own (journal.transaction durable=False):
+after a power loss a row may be older than the disk, and the collector's rules (a folder
+no row owns is removed, an owner re-adopts its worktree) put that right.
 
 States:
     idle   pooled, clean, detached: free for the next session or agent
@@ -125,7 +129,7 @@ def register(
 ) -> None:
     """Record a worktree that is about to be created, already busy for `owner`."""
     now = time.time()
-    with journal.transaction() as conn:
+    with journal.transaction(durable=False) as conn:
         conn.execute(
             "INSERT OR REPLACE INTO worktrees (path, repo, state, owner, session_id, affinity,"
             " name, strategy, created_at, last_used_at, uses) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
@@ -136,7 +140,7 @@ def register(
 
 def claim(path: str, *, owner: str, session_id: str, affinity: str | None) -> None:
     """Mark an idle slot busy for `owner` (durably, before it is checked out)."""
-    with journal.transaction() as conn:
+    with journal.transaction(durable=False) as conn:
         conn.execute(
             "UPDATE worktrees SET state = 'busy', owner = ?, session_id = ?, affinity = ?,"
             " last_used_at = ?, uses = uses + 1 WHERE path = ?",
@@ -146,7 +150,7 @@ def claim(path: str, *, owner: str, session_id: str, affinity: str | None) -> No
 
 def set_state(path: Path | str, state: str) -> None:
     """Move a worktree to `state`; `idle` also forgets its owner."""
-    with journal.transaction() as conn:
+    with journal.transaction(durable=False) as conn:
         if state == IDLE:
             conn.execute(
                 "UPDATE worktrees SET state = 'idle', owner = NULL, session_id = NULL,"
@@ -158,5 +162,5 @@ def set_state(path: Path | str, state: str) -> None:
 
 
 def forget(path: Path | str) -> None:
-    with journal.transaction() as conn:
+    with journal.transaction(durable=False) as conn:
         conn.execute("DELETE FROM worktrees WHERE path = ?", (str(path),))

@@ -289,3 +289,20 @@ async def test_merge_variables_with_nothing_to_merge(repo: Path, session: Path) 
     assert variables["merge.modified_files"] == []
     assert variables["merge.file_count"] == 0
     assert variables["merge.file_list"] == ""
+
+
+async def test_settle_interrupted_merge_undoes_a_half_done_merge(tmp_path: Path):
+    from prodigyd.git.merge import settle_interrupted_merge
+
+    repo = make_repo(tmp_path / "r", {"f.txt": "base\n"})
+    run_git(repo, "checkout", "-q", "-b", "other")
+    commit_files(repo, {"f.txt": "other\n"})
+    run_git(repo, "checkout", "-q", "main")
+    commit_files(repo, {"f.txt": "main\n"})
+    head = run_git(repo, "rev-parse", "HEAD").strip()
+    __import__("subprocess").run(["git", "merge", "other"], cwd=repo, capture_output=True, check=False)  # conflicts
+    assert (repo / ".git" / "MERGE_HEAD").exists()
+    await settle_interrupted_merge(repo)
+    assert not (repo / ".git" / "MERGE_HEAD").exists()
+    assert run_git(repo, "rev-parse", "HEAD").strip() == head and run_git(repo, "status", "--porcelain") == ""
+    await settle_interrupted_merge(repo)  # nothing in progress: nothing happens
