@@ -399,7 +399,7 @@ class Session:
         if held:
             if kill_processes_in(self.worktree):
                 log.warning("killed processes a stopped run left in %s", self.worktree)
-            git_worktree.clear_stale_locks(self.worktree)
+            git_worktree.clear_stale_locks(self.worktree, self.record.branch)
         if not checkpoints.has_progress(self.record.id):
             return False
         if not held and not _all_steps_done(self.record, self.loaded.workflow):

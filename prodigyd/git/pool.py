@@ -41,6 +41,7 @@ from prodigyd.git.repo import commit_all
 from prodigyd.git.worktree import (
     add_detached_worktree,
     checkout_fresh,
+    clear_stale_locks,
     has_unfinished_rebase,
     list_worktrees,
     point_idle_slot,
@@ -48,6 +49,7 @@ from prodigyd.git.worktree import (
     repository_of,
     scrub,
 )
+from prodigyd.proc import kill_processes_in
 from prodigyd.store import worktrees as rows
 from prodigyd.store.worktrees import BUSY, IDLE, KEPT, Strategy, WorktreeRow
 
@@ -137,9 +139,13 @@ class WorktreePool:
         """A worktree of `repo` at commit `start` (on `branch`, or detached) for `owner`."""
         strategy = strategy or self.settings.strategy
         mine = rows.owned_by(owner)
-        if mine is not None and _usable(Path(mine.path)):
-            await checkout_fresh(Path(mine.path), start, branch)
-            return Lease(Path(mine.path), reused=True)
+        if mine is not None and _usable(Path(mine.path)):  # its own, after a crash
+            path = Path(mine.path)
+            kill_processes_in(path)  # what a killed daemon's run left behind, and its locks
+            clear_stale_locks(path, branch)
+            await checkout_fresh(path, start, branch)
+            await git(path, "clean", "-ffdxq")  # a fresh start: nothing of the cut-off run
+            return Lease(path, reused=True)
         if name is not None:
             return await self._acquire_named(repo, name, owner, session_id, start, branch)
         if strategy is not Strategy.ON_DEMAND:

@@ -222,21 +222,26 @@ def parse_worktree_list(output: str) -> list[WorktreeInfo]:
     return worktrees
 
 
-def clear_stale_locks(worktree: Path) -> list[str]:
-    """Remove git lock files a killed git left in a session worktree's own git dir.
+def clear_stale_locks(worktree: Path, branch: str | None = None) -> list[str]:
+    """Remove git lock files a killed git (or daemon) left in a worktree's own git dir, and
+    the lock of its own `branch`.
 
     Only for prodigy's worktrees, after their processes were killed: nothing else uses
-    them, so a lock there can only be stale. The shared repository's locks are never
-    touched. Returns the names removed.
+    them (or that branch), so a lock there can only be stale. The shared repository's
+    other locks are never touched. Returns the paths removed.
     """
     git_dir = worktree_git_dir(worktree)
     if git_dir is None:
         return []
+    locks = [git_dir / "index.lock", git_dir / "HEAD.lock"]
+    common = common_dir(git_dir)
+    if branch is not None and common is not None:
+        locks.append(common / HEADS / f"{branch}.lock")
     removed = []
-    for name in ("index.lock", "HEAD.lock"):
+    for lock in locks:
         try:
-            (git_dir / name).unlink()
-            removed.append(name)
+            lock.unlink()
+            removed.append(str(lock))
         except FileNotFoundError:
             continue
     return removed

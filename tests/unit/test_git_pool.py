@@ -81,8 +81,13 @@ async def test_an_owner_gets_its_own_worktree_back_after_a_crash(repo: Path):
     pool = WorktreePool()
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc")
     (lease.path / "work.txt").write_text("half done\n")
+    from prodigyd.git.worktree import worktree_git_dir
+
+    (worktree_git_dir(lease.path) / "HEAD.lock").write_text("")  # a killed git's locks
+    (repo / ".git" / "refs" / "heads" / "prodigy-workflow-1-cccccc.lock").write_text("")
     again = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc")
     assert again.path == lease.path  # re-adopted, reset to the start point
+    assert not (lease.path / "work.txt").exists()  # a fresh start: the cut-off run's files go
     assert pool.holds("s1", lease.path) and not pool.holds("s2", lease.path)
 
 
