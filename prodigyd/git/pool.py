@@ -144,7 +144,8 @@ class WorktreePool:
             kill_processes_in(path)  # what a killed daemon's run left behind, and its locks
             clear_stale_locks(path, branch)
             await checkout_fresh(path, start, branch)
-            await git(path, "clean", "-ffdxq")  # a fresh start: nothing of the cut-off run
+            if mine.name is None:  # a fresh start: nothing of the cut-off run (a named
+                await git(path, "clean", "-ffdxq")  # worktree keeps its files, as always)
             return Lease(path, reused=True)
         if name is not None:
             return await self._acquire_named(repo, name, owner, session_id, start, branch)
