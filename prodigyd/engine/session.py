@@ -88,8 +88,11 @@ async def prepare(
     """
     workflow_path = Path(request.cwd, request.workflow).expanduser()
     loaded = load_workflow(workflow_path, strict=request.strict)
-    repo = await git_repo.repo_root(Path(request.cwd, request.repo or ".").expanduser())
-    branch = request.branch or await git_repo.current_branch(repo)
+    where = Path(request.cwd, request.repo or ".").expanduser()
+    if request.branch:  # a DLQ retry goes back into its job's branch, checked out or not
+        repo, branch = await git_repo.repo_root(where), request.branch
+    else:
+        repo, branch = await git_repo.root_and_branch(where)
     if request.branch and not await git_repo.branch_exists(repo, request.branch):
         raise GitError(f"branch {request.branch!r} no longer exists in {repo}")
     if request.dlq_retry is not None and loaded.workflow.map is None:

@@ -34,6 +34,16 @@ async def repo_root(path: Path) -> Path:
     return Path(done.stdout.strip())
 
 
+async def root_and_branch(path: Path) -> tuple[Path, str]:
+    """`repo_root` and its `current_branch` together: what every submission asks, answered
+    from one read of `.git` in the common case."""
+    layout = _read_layout(path) if path.is_dir() else None
+    if layout is not None and layout.head_ref is not None and layout.born:
+        return layout.root, layout.head_ref.removeprefix(HEADS)
+    root = await repo_root(path)
+    return root, await current_branch(root)
+
+
 async def current_branch(repo: Path) -> str:
     """The branch checked out in `repo`: the one a session's result is merged back into.
 
