@@ -262,3 +262,15 @@ merge:
     assert out.status == "completed", out.record.error
     assert (tmp_path / "merge.txt").read_text() == f"prodigy-{out.record.id} main 1\n"
     assert "x.txt" in branch_files(repo)
+
+
+async def test_cleanup_on_complete_false_keeps_the_worktree_and_branch(tmp_path: Path, repo: Path):
+    from prodigyd.git.pool import PoolSettings
+    from prodigyd.store import worktrees as worktree_rows
+
+    wf = write_workflow(tmp_path, "- shell: 'echo kept > kept.txt'\n")
+    out = await run_workflow(wf, repo, pool=PoolSettings(cleanup_on_complete=False))
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:kept.txt") == "kept\n"
+    assert worktree_rows.get(out.record.worktree).state == "kept"
+    assert git(Path(out.record.worktree), "branch", "--show-current").strip() == out.record.branch

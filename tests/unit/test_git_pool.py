@@ -170,3 +170,17 @@ def test_branch_session_names_the_owner():
     assert branch_session("prodigy-workflow-17-abcdef") == "workflow-17-abcdef"
     assert branch_session("prodigy-agent-mapreduce-1-ab12cd/item_3") == "mapreduce-1-ab12cd"
     assert branch_session("prodigy-feature") is None and branch_session("main") is None
+
+
+async def test_gc_enforces_max_age_and_the_disk_budget(repo: Path):
+    commit_files(repo, {"big.bin": "x" * 300_000})
+    aged = WorktreePool(PoolSettings(idle_timeout=None, max_age=0.0))
+    lease = await aged.acquire(repo, owner="s1", session_id="s1", start="HEAD")
+    await aged.release(lease.path)
+    assert (await aged.gc(_live())).removed == [str(lease.path)]
+    budget = WorktreePool(PoolSettings(idle_timeout=None, max_disk_mb=0))  # 0 MB: all too big
+    one = await budget.acquire(repo, owner="a", session_id="a", start="HEAD")
+    await budget.release(one.path)
+    roomy = WorktreePool(PoolSettings(idle_timeout=None, max_disk_mb=10))
+    assert (await roomy.gc(_live())).removed == []  # 0.3 MB fits in 10 MB
+    assert (await budget.gc(_live())).removed == [str(one.path)]
