@@ -6,13 +6,12 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import click
 
 from prodigyctl.client import Client, dumps, is_tty
-from prodigyctl.commands.events import parse_duration, write_atomically
+from prodigyctl.commands.events import parse_duration, write_export
 from prodigyctl.commands.run import after_start
 from prodigyctl.errors import EXIT_OK
 from prodigyd import protocol
@@ -94,13 +93,7 @@ def retry(
 def export(*, job_id: str | None, fmt: str, output: str | None) -> int:
     with Client.connect() as client:
         rows = client.call(protocol.DLQ_LIST, {"job_id": job_id, "limit": 1_000_000})
-    text = _csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
-    if output is None:
-        click.echo(text, nl=False)
-        return EXIT_OK
-    path = write_atomically(Path(output), text)
-    click.echo(f"wrote {len(rows)} entries to {path}", err=True)
-    return EXIT_OK
+    return write_export(rows, _csv(rows) if fmt == "csv" else None, output, "entries")
 
 
 _CSV_COLUMNS = ("job_id", "item_id", "error_type", "failure_count", "reprocess_eligible",

@@ -275,12 +275,21 @@ def export(
         )
     if len(rows) >= MAX_LIMIT:
         click.echo(f"warning: only the newest {MAX_LIMIT} events were exported", err=True)
-    text = to_csv(rows) if fmt == "csv" else json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+    return write_export(rows, to_csv(rows) if fmt == "csv" else None, output, "events")
+
+
+def write_export(
+    rows: list[dict[str, Any]], csv_text: str | None, output: str | None, noun: str
+) -> int:
+    """An export to stdout or, atomically, to a file: CSV when `csv_text` is given, else the
+    rows as an indented JSON array. Shared by `events export` and `dlq export`."""
+    text = csv_text if csv_text is not None else json.dumps(rows, ensure_ascii=False, indent=1)
+    text = text if text.endswith("\n") else text + "\n"
     if output is None:
         click.echo(text, nl=False)
         return EXIT_OK
     path = write_atomically(Path(output), text)
-    click.echo(f"wrote {len(rows)} events to {path}", err=True)
+    click.echo(f"wrote {len(rows)} {noun} to {path}", err=True)
     return EXIT_OK
 
 

@@ -743,20 +743,34 @@ def _env_files(raw: object, at: _At, ctx: _Context) -> object:
 
 def _merge(raw: object, at: _At, ctx: _Context) -> MergeSpec | None:
     """`merge:` as a list of steps, or `{commands: [...], timeout: N}`."""
+    return _steps_spec(MergeSpec, raw, at, ctx, ("commands", "timeout"))
+
+
+def _steps_spec(
+    model: type[_M],
+    raw: object,
+    at: _At,
+    ctx: _Context,
+    keys: Collection[str],
+    extras: Callable[[dict[str, Any], _Map, _At, _Context], dict[str, Any]] | None = None,
+) -> _M | None:
+    """A phase given as a list of steps or as `{commands: [...], timeout, ...}` (merge,
+    setup); `extras` builds the model's other fields from the mapping."""
     if isinstance(raw, _Seq):
-        return _from_steps(MergeSpec, "steps", raw, at, ctx)
+        return _from_steps(model, "steps", raw, at, ctx)
     if not isinstance(raw, _Map):
         ctx.problem(f"expected a list of steps or {{commands: [...]}}, got {_shown(raw)}", at)
         return None
     count = len(ctx.problems)
-    fields = _known(raw, ("commands", "timeout"), at, ctx)
-    steps = (
-        _step_list(fields["commands"], at.key(raw, "commands"), ctx) if "commands" in fields else ()
-    )
+    fields = _known(raw, keys, at, ctx)
+    data: dict[str, Any] = {"timeout": fields.get("timeout"), "steps": ()}
+    if "commands" in fields:
+        data["steps"] = _step_list(fields["commands"], at.key(raw, "commands"), ctx)
+    if extras is not None:
+        data.update(extras(fields, raw, at, ctx))
     if ctx.failed_since(count):
         return None
-    data = {"steps": steps, "timeout": fields.get("timeout")}
-    return _build(MergeSpec, data, at, raw, ctx, renames={"steps": "commands"})
+    return _build(model, data, at, raw, ctx, renames={"steps": "commands"})
 
 
 _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {
@@ -834,24 +848,15 @@ _CAPTURE_KEYS = ("command_index", "source", "pattern", "json_path", "max_size", 
 
 def _setup(raw: object, at: _At, ctx: _Context) -> SetupSpec | None:
     """`setup: [steps]` or `{commands: [...], timeout, capture_outputs: {VAR: index|{...}}}`."""
-    if isinstance(raw, _Seq):
-        return _from_steps(SetupSpec, "steps", raw, at, ctx)
-    if not isinstance(raw, _Map):
-        ctx.problem(f"expected a list of steps or {{commands: [...]}}, got {_shown(raw)}", at)
-        return None
-    count = len(ctx.problems)
-    fields = _known(raw, _SETUP_KEYS, at, ctx)
-    data: dict[str, Any] = {"timeout": fields.get("timeout")}
-    if "commands" in fields:
-        data["steps"] = _step_list(fields["commands"], at.key(raw, "commands"), ctx)
-    if fields.get("capture_outputs") is not None:
-        data["capture_outputs"] = _named(
-            fields["capture_outputs"], at.key(raw, "capture_outputs"), ctx, "capture",
-            _capture_output,
-        )  # fmt: skip
-    if ctx.failed_since(count):
-        return None
-    return _build(SetupSpec, data, at, raw, ctx, renames={"steps": "commands"})
+    return _steps_spec(SetupSpec, raw, at, ctx, _SETUP_KEYS, _setup_captures)
+
+
+def _setup_captures(fields: dict[str, Any], raw: _Map, at: _At, ctx: _Context) -> dict[str, Any]:
+    if fields.get("capture_outputs") is None:
+        return {}
+    here = at.key(raw, "capture_outputs")
+    return {"capture_outputs": _named(fields["capture_outputs"], here, ctx, "capture",
+                                      _capture_output)}  # fmt: skip
 
 
 def _capture_output(raw: object, at: _At, ctx: _Context) -> CaptureOutput | None:

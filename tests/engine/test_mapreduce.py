@@ -181,10 +181,12 @@ reduce:
     assert out.record.failed_items == 1
 
 
-async def test_conflicting_agents_are_resolved_by_claude_and_verified(tmp_path: Path, repo: Path):
+def conflicting_agents(tmp_path: Path, reduce: str = "") -> Path:
+    """Two agents that both start from the same commit (a gate makes each wait for the
+    other) and both rewrite shared.txt: the second merge conflicts."""
     gate = tmp_path / "gate"
     gate.mkdir()
-    wf = write_workflow(tmp_path, f"""
+    return write_workflow(tmp_path, f"""
 mode: mapreduce
 map:
   input: "printf 'left\\nright\\n'"
@@ -194,7 +196,11 @@ map:
         touch {gate}/${{item}}
         while [ "$(ls {gate} | wc -l)" -lt 2 ]; do sleep 0.02; done
         echo "${{item}} side" > shared.txt && git add shared.txt && git commit -qm "${{item}}"
-""")
+{reduce}""")
+
+
+async def test_conflicting_agents_are_resolved_by_claude_and_verified(tmp_path: Path, repo: Path):
+    wf = conflicting_agents(tmp_path)
     env, log = claude_env(tmp_path, [
         {"match": "Resolve the git merge conflicts",
          "actions": [{"write": "shared.txt", "content": "left side\nright side\n"},
@@ -210,19 +216,7 @@ map:
 
 
 async def test_a_conflict_claude_cannot_resolve_fails_the_agent_and_restores_the_parent(tmp_path: Path, repo: Path):
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    wf = write_workflow(tmp_path, f"""
-mode: mapreduce
-map:
-  input: "printf 'left\\nright\\n'"
-  max_parallel: 2
-  agent_template:
-    - shell: |
-        touch {gate}/${{item}}
-        while [ "$(ls {gate} | wc -l)" -lt 2 ]; do sleep 0.02; done
-        echo "${{item}} side" > shared.txt && git add shared.txt && git commit -qm "${{item}}"
-reduce:
+    wf = conflicting_agents(tmp_path, f"""reduce:
   - shell: "git status --porcelain > {tmp_path}/status.txt; cat shared.txt > final.txt"
 """)
     env, _ = claude_env(tmp_path, [
