@@ -170,7 +170,10 @@ class WorktreePool:
         next user will likely start (a session parks it at its target branch's new tip).
         """
         row = rows.get(path)
-        if keep or (row is not None and row.name is not None):
+        if row is not None and row.name is not None:  # a named worktree keeps its files, but
+            await git(path, "checkout", "--quiet", "--detach")  # not its owner's branch
+            keep = True
+        if keep:
             rows.set_state(path, KEPT)
             return
         if row is None or not self._poolable(row):

@@ -274,3 +274,23 @@ async def test_cleanup_on_complete_false_keeps_the_worktree_and_branch(tmp_path:
     assert git(repo, "show", "main:kept.txt") == "kept\n"
     assert worktree_rows.get(out.record.worktree).state == "kept"
     assert git(Path(out.record.worktree), "branch", "--show-current").strip() == out.record.branch
+
+
+async def test_a_named_worktree_keeps_its_files_between_runs(tmp_path: Path, repo: Path):
+    from prodigyd.store import worktrees as worktree_rows
+
+    wf = write_workflow(tmp_path, """
+worktree: experiment-a
+commands:
+  - shell: "echo run >> notes.log; git add notes.log; git commit -qm note; echo scratch >> scratch.tmp"
+""")
+    first = await run_workflow(wf, repo)
+    second = await run_workflow(wf, repo)
+    assert first.status == second.status == "completed", (first.record.error, second.record.error)
+    assert first.record.worktree == second.record.worktree
+    assert Path(first.record.worktree).name == "experiment-a"
+    assert (Path(second.record.worktree) / "scratch.tmp").read_text() == "scratch\nscratch\n"
+    assert git(repo, "show", "main:notes.log") == "run\nrun\n"
+    assert worktree_rows.get(second.record.worktree).state == "kept"
+    assert not second.sink.of("cleanup_failed")
+    assert f"prodigy-{second.record.id}" not in git(repo, "branch", "--list")
