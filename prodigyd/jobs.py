@@ -49,16 +49,10 @@ log = logging.getLogger("prodigyd.jobs")
 CANCEL_WAIT_SECONDS = 10.0
 
 
-#: Sessions in these states still need their worktree and branch.
-LIVE_STATUSES = frozenset(
-    {Status.QUEUED, Status.RUNNING, Status.FAILED, Status.INTERRUPTED, Status.AWAITING_MERGE}
-)
-
-
 def session_live(session_id: str) -> bool:
     """Whether a session still needs its worktree and branch (the pool's `Live`)."""
     row = journal.get(session_id)
-    return row is not None and row["status"] in LIVE_STATUSES
+    return row is not None and Status(row["status"]).keeps_worktree
 
 
 #: Events a hub keeps in memory for replay; older ones are read back from its log file. A

@@ -13,7 +13,9 @@ Layout (reference §5, with the [R] clean-ups):
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
       locks/<session-id>.lock             resume locks
       logs/prodigyd.log                   daemon log; logs/claude/ raw Claude streams
-      worktrees/<repo-id>/<session-id>/   session worktrees (branch prodigy-<session-id>)
+      worktrees/<repo-id>/                the worktree pool (git/pool.py): wt-<hex>/ slots,
+                                          named/<name>/, <session-id>/ when on demand
+      logs/agents/<session-id>/           one log per map agent attempt
 """
 
 from __future__ import annotations
@@ -96,10 +98,6 @@ def agent_logs_dir(session_id: str) -> Path:
 
 def worktrees_dir(repo_id: str) -> Path:
     return home() / "worktrees" / repo_id
-
-
-def worktree_path(repo_id: str, session_id: str) -> Path:
-    return worktrees_dir(repo_id) / session_id
 
 
 def repo_id(repo_root: Path) -> str:

@@ -125,9 +125,13 @@ async def events_stats(state: DaemonState, p: schemas.EventsQuery) -> dict[str, 
     return events.stats(p)
 
 
+def _job(job_id: str | None) -> str | None:
+    """A job id a client named, checked; None for "every job"."""
+    return check_id(job_id, "job id") if job_id else None
+
+
 async def dlq_list(state: DaemonState, p: schemas.DlqListParams) -> list[dict[str, Any]]:
-    job = check_id(p.job_id, "job id") if p.job_id else None
-    return dlq_store.entries(job, eligible=p.eligible, limit=p.limit)
+    return dlq_store.entries(_job(p.job_id), eligible=p.eligible, limit=p.limit)
 
 
 async def dlq_show(state: DaemonState, p: schemas.DlqItemParams) -> dict[str, Any]:
@@ -135,11 +139,11 @@ async def dlq_show(state: DaemonState, p: schemas.DlqItemParams) -> dict[str, An
 
 
 async def dlq_stats(state: DaemonState, p: schemas.DlqStatsParams) -> dict[str, Any]:
-    return dlq_store.stats(check_id(p.job_id, "job id") if p.job_id else None)
+    return dlq_store.stats(_job(p.job_id))
 
 
 async def dlq_purge(state: DaemonState, p: schemas.DlqPurgeParams) -> dict[str, Any]:
-    job = check_id(p.job_id, "job id") if p.job_id else None
+    job = _job(p.job_id)
     if p.item_ids:
         if job is None:
             raise ProdigyError("purging chosen items needs the job id")

@@ -83,16 +83,13 @@ class AgentResult:
     log_path: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
-    pristine: bool = field(default=False, repr=False)  # nothing left to clean (not stored)
 
     @property
     def success(self) -> bool:
         return self.status == "success"
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["pristine"]
-        return {**data, "success": self.success}
+        return {**asdict(self), "success": self.success}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:
@@ -119,6 +116,15 @@ class AgentHost:
     @property
     def session_id(self) -> str:
         return self.parent.session_id
+
+    async def parent_head(self) -> str:
+        """The commit the session's worktree is at: where a new agent starts."""
+        return await git_repo.branch_tip(self.parent.worktree, self.parent_branch)
+
+    def agent_branch(self, item_id: str) -> str:
+        """A branch for an agent's work: only while Claude resolves its merge conflict, or
+        kept with a failed agent's worktree (`keep_failed`)."""
+        return f"prodigy-agent-{self.session_id}/{item_id}"
 
 
 class AgentSink:
@@ -171,7 +177,7 @@ async def _attempt(
 ) -> bool | None:
     """Worktree → steps → commit → merge → release; fills `result`. None: stopped."""
     try:
-        start = await git_repo.branch_tip(host.parent.worktree, host.parent_branch)
+        start = await host.parent_head()
         lease = await host.pool.acquire(
             host.repo, owner=f"{host.session_id}/{item.item_id}", session_id=host.session_id,
             start=start, workflow=host.parent.workflow.name,
@@ -184,6 +190,7 @@ async def _attempt(
                 item_index=item.index, item_total=item.total)  # fmt: skip
     ctx = _agent_context(item, host, lease.path, events, agent_id)
     completed: list[dict[str, Any]] = []
+    pristine = False  # nothing left in the worktree to clean before the pool reuses it
     try:
         outcome = await _run_template(ctx, host, item, start, completed)
         result.output = "\n".join(str(e.get("output") or "") for e in completed)[
@@ -193,12 +200,12 @@ async def _attempt(
             await host.pool.release(lease.path)
             return None
         if outcome.ok:
-            await _deliver(item, host, result, ctx, start, agent_id)
+            pristine = await _deliver(item, host, result, ctx, start, agent_id)
         else:
             _fail(result, outcome.error or "a step failed", _reason(outcome), outcome.exit_code)
     except ProdigyError as exc:
         _fail(result, exc.render(), "WorktreeError" if "worktree" in exc.message else None)
-    await _finish_worktree(host, result, lease.path)
+    await _finish_worktree(host, result, lease.path, pristine)
     return result.success
 
 
@@ -223,18 +230,18 @@ async def _run_template(
 async def _deliver(
     item: WorkItem, host: AgentHost, result: AgentResult, ctx: RunContext, start: str,
     agent_id: str,
-) -> None:  # fmt: skip
-    """Commit what the agent left, and merge its commits into the parent."""
+) -> bool:  # fmt: skip
+    """Commit what the agent left, and merge its commits into the parent. Returns whether
+    the worktree is left with nothing to clean (no ignored files either)."""
     worktree = ctx.worktree
     state = await git_repo.worktree_state(worktree)
     head = state.head
     if state.changed:
         message = f"prodigy: uncommitted changes from agent {item.item_id}"
         head = await git_repo.commit_all(worktree, message) or head
-    result.pristine = not state.ignored
     if head == start:
         result.status = "success"
-        return
+        return not state.ignored
     result.commits, result.files_modified = await _changes(worktree, start, head)
     message = MERGE_MESSAGE.format(agent_id=agent_id, item_id=item.item_id)
     async with host.merge_lock:
@@ -244,6 +251,7 @@ async def _deliver(
         ctx.events.emit("worktree_merged", target_branch=host.parent_branch, commit=head)
     else:
         _fail(result, f"merge into the parent worktree failed: {problem}", "MergeConflict")
+    return not state.ignored
 
 
 async def _merge_into_parent(
@@ -251,11 +259,11 @@ async def _merge_into_parent(
 ) -> str | None:
     """Merge `sha` into the parent; on conflict let Claude resolve it. None: merged."""
     parent = host.parent.worktree
-    before = await git_repo.head_sha(parent)
+    before = await host.parent_head()
     conflicted = await git_merge.merge_into_worktree(parent, sha, message)
     if not conflicted:
         return None
-    branch = f"prodigy-agent-{host.session_id}/{item.item_id}"
+    branch = host.agent_branch(item.item_id)
     await git(parent, "branch", "--force", branch, sha)  # a name for Claude to refer to
     try:
         problem = await _resolve_with_claude(host, branch, conflicted, agent_id)
@@ -292,20 +300,22 @@ async def _changes(worktree: Path, start: str, head: str) -> tuple[list[str], li
     return done.stdout.split(), git_merge.split_nul(files.stdout)
 
 
-async def _finish_worktree(host: AgentHost, result: AgentResult, path: Path) -> None:
-    """Back to the pool; a failed agent's worktree is kept (its work on a branch) when
-    `keep_failed` is on."""
+async def _finish_worktree(
+    host: AgentHost, result: AgentResult, path: Path, pristine: bool
+) -> None:
+    """Back to the pool (unscrubbed when `pristine`); a failed agent's worktree is kept
+    (its work on a branch) when `keep_failed` is on."""
     keep = host.keep_failed and not result.success
     if keep:
         try:
             await git_repo.commit_all(path, f"prodigy: work of failed agent {result.item_id}")
-            branch = f"prodigy-agent-{host.session_id}/{result.item_id}"
+            branch = host.agent_branch(result.item_id)
             await git(path, "checkout", "--quiet", "-B", branch)
             result.branch_name = branch
         except ProdigyError:
             keep = False
     try:
-        await host.pool.release(path, keep=keep, pristine=result.success and result.pristine)
+        await host.pool.release(path, keep=keep, pristine=result.success and pristine)
     except ProdigyError as exc:  # the agent's outcome stands; the collector reclaims it later
         host.parent.events.emit("cleanup_failed", worktree=str(path), error=exc.render())
 

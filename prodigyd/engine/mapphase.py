@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,9 +28,7 @@ from prodigyd.engine.context import RunContext
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError, WorkflowError
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
-from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints, dlq
-from prodigyd.store import worktrees as worktree_rows
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import MISSING
 from prodigyd.workflow.items import items_from_output, select_items
@@ -51,16 +48,19 @@ class MapOutcome:
     stopped: bool = False
     error: str | None = None
 
+    @property
+    def successful(self) -> int:
+        return sum(1 for r in self.results if r.success)
+
     def variables(self) -> dict[str, Any]:
         """`${map.*}` for the reduce phase. `map.results` is for interpolation only: it is
         never exported into a child's environment (the original hit E2BIG that way)."""
-        successful = sum(1 for r in self.results if r.success)
-        failed = len(self.results) - successful
+        successful = self.successful
         rate = round(100.0 * successful / self.total, 1) if self.total else 100.0
         return {
             "map.results": [r.as_dict() for r in self.results],
             "map.successful": successful,
-            "map.failed": failed,
+            "map.failed": len(self.results) - successful,
             "map.total": self.total,
             "map.success_rate": rate,
         }
@@ -190,10 +190,10 @@ class MapPhase:
         if limits.reason:
             outcome.ok, outcome.error = False, f"map phase stopped: {limits.reason}"
         if not outcome.stopped:
-            variables = outcome.variables()
+            successful = outcome.successful
             events.emit(
-                "map_phase_completed", total=total, successful=variables["map.successful"],
-                failed=variables["map.failed"], duration=round(time.monotonic() - started, 3),
+                "map_phase_completed", total=total, successful=successful,
+                failed=len(ordered) - successful, duration=round(time.monotonic() - started, 3),
                 error=outcome.error, dlq=self.policy.on_item_failure != "skip",
             )  # fmt: skip
         return outcome
@@ -220,7 +220,7 @@ class MapPhase:
         else:
             values = await load_items(self.spec, self.host.parent)
             indexes = list(range(len(values)))
-        base = await _parent_head(self.host)
+        base = await self.host.parent_head()
         header = {"kind": "items", "items": values, "indexes": indexes, "base": base,
                   "created_at": now_iso()}  # fmt: skip
         await writer.write(self._masker.protect(header))
@@ -230,13 +230,9 @@ class MapPhase:
     async def _recover(
         self, pending: list[WorkItem], base: str | None, writer: checkpoints.CheckpointWriter
     ) -> list[WorkItem]:
-        """After a crash: clear the agents' orphans, and record agents whose merge landed."""
-        if not self.results and base is None:
-            return pending
-        for item in pending:
-            row = worktree_rows.owned_by(f"{self.session_id}/{item.item_id}")
-            if row is not None and Path(row.path).is_dir():
-                kill_processes_in(Path(row.path))
+        """After a crash: settle a merge into the parent it cut off, and record the agents
+        whose merge landed before it. (An agent run again re-adopts its worktree, which
+        kills what the cut-off run left there: see WorktreePool.acquire.)"""
         if base is None:
             return pending
         await settle_interrupted_merge(self.host.parent.worktree)
@@ -421,13 +417,7 @@ def agent_timeout(spec: MapSpec, ctx: RunContext) -> float | None:
     timeout = spec.agent_timeout_secs
     if isinstance(timeout, str):
         return float(_number_from(timeout, ctx, "agent_timeout_secs"))
-    return timeout if timeout is None or math.isfinite(timeout) else None
-
-
-async def _parent_head(host: AgentHost) -> str:
-    from prodigyd.git.repo import branch_tip
-
-    return await branch_tip(host.parent.worktree, host.parent_branch)
+    return timeout
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

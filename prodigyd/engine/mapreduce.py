@@ -28,7 +28,7 @@ from prodigyd import paths
 from prodigyd.engine.agent import AgentHost
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
-from prodigyd.engine.mapphase import MapPhase, agent_timeout
+from prodigyd.engine.mapphase import MAP, MapOutcome, MapPhase, agent_timeout
 from prodigyd.engine.phase import PhaseOutcome, StepHook
 from prodigyd.engine.step import StepReport
 from prodigyd.errors import ProdigyError
@@ -36,7 +36,7 @@ from prodigyd.git.repo import commit_all
 from prodigyd.store import checkpoints, dlq
 from prodigyd.store.sessions import DlqRetry
 from prodigyd.workflow import jsonpath
-from prodigyd.workflow.model import CaptureOutput, ErrorPolicy, SetupSpec, Step
+from prodigyd.workflow.model import CaptureOutput, ErrorPolicy, MapSpec, SetupSpec
 
 if TYPE_CHECKING:
     from prodigyd.engine.session import Session
@@ -51,16 +51,9 @@ async def run_mapreduce(session: Session, ctx: RunContext, git: GitTracker) -> P
         outcome = await _setup(session, workflow.setup, ctx, git)
         if not outcome.ok:
             return outcome
-    session.enter_phase("map")
-    host = _agent_host(
-        session, ctx, workflow.map.agent_template, agent_timeout(workflow.map, ctx)
-    )
-    mapped = await MapPhase(
-        workflow.map, workflow.error_policy, host, workflow.name, session.map_progress
-    ).run()
+    mapped = await _map(session, ctx, workflow.map, workflow.error_policy)
     if mapped.stopped:
         return PhaseOutcome(False, stopped=True)
-    ctx.variables.update(mapped.variables())
     if not mapped.ok:
         return PhaseOutcome(False, error=mapped.error)
     if not workflow.reduce:
@@ -84,7 +77,6 @@ async def run_dlq_retry(
     assert workflow.map is not None
     saved = checkpoints.load(retry.job_id, SETUP) or {}
     ctx.variables.update(ctx.masker.restore(saved.get("variable_state") or {}))
-    session.enter_phase("map")
     items = []
     for item_id in retry.item_ids:
         entry = dlq.get(retry.job_id, item_id)
@@ -94,32 +86,34 @@ async def run_dlq_retry(
     if retry.max_parallel is not None:
         spec = spec.model_copy(update={"max_parallel": retry.max_parallel})
     policy = ErrorPolicy(on_item_failure="retry", retry_attempts=retry.attempts)
-    host = _agent_host(session, ctx, spec.agent_template, agent_timeout(spec, ctx))
-    mapped = await MapPhase(
-        spec, policy, host, workflow.name, session.map_progress, fixed_items=items,
-        dlq_job=retry.job_id,
-    ).run()  # fmt: skip
-    if mapped.stopped:
-        return PhaseOutcome(False, stopped=True)
-    ctx.variables.update(mapped.variables())
-    return PhaseOutcome(True)  # items that failed again are back in the DLQ; merge the rest
+    mapped = await _map(session, ctx, spec, policy, fixed_items=items, dlq_job=retry.job_id)
+    # items that failed again are back in the DLQ; what succeeded is merged
+    return PhaseOutcome(not mapped.stopped, stopped=mapped.stopped)
 
 
-def _agent_host(
-    session: Session, ctx: RunContext, template: tuple[Step, ...], timeout: float | None
-) -> AgentHost:
-    return AgentHost(
+async def _map(
+    session: Session, ctx: RunContext, spec: MapSpec, policy: ErrorPolicy, **options: Any
+) -> MapOutcome:
+    """The map phase of `spec`, with its `${map.*}` variables set when it ran to the end;
+    `options` go to MapPhase (a DLQ retry's fixed items)."""
+    session.enter_phase(MAP)
+    host = AgentHost(
         parent=ctx,
         parent_branch=session.record.branch,
         repo=session.repo,
         pool=session.pool,
-        template=template,
-        timeout=timeout,
+        template=spec.agent_template,
+        timeout=agent_timeout(spec, ctx),
         track_git=references_git_variables(session.loaded.workflow),
         stop=session.stop_event,
         keep_failed=session.pool.settings.keep_failed,
         log_dir=paths.agent_logs_dir(session.record.id),
     )
+    workflow = session.loaded.workflow.name
+    mapped = await MapPhase(spec, policy, host, workflow, session.map_progress, **options).run()
+    if not mapped.stopped:
+        ctx.variables.update(mapped.variables())
+    return mapped
 
 
 async def _setup(

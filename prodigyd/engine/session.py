@@ -308,7 +308,7 @@ class Session:
                 StepRunner(ctx, git),
                 ctx.variables,
                 completed=completed,
-                checkpoint=self._checkpointer(ctx, writer, phase, len(steps)),
+                checkpoint=self._checkpointer(ctx, writer, phase, len(steps), len(completed)),
                 stop=self._stop,
                 prefix="" if phase == checkpoints.MAIN else f"{phase}.",
                 on_completed=on_completed,
@@ -478,11 +478,15 @@ class Session:
         return ctx
 
     def _checkpointer(
-        self, ctx: RunContext, writer: checkpoints.CheckpointWriter, phase: str, total: int
+        self,
+        ctx: RunContext,
+        writer: checkpoints.CheckpointWriter,
+        phase: str,
+        total: int,
+        already: int,
     ) -> Checkpoint:
         record, loaded = self.record, self.loaded
-        saved = checkpoints.load(record.id, phase) or {}
-        written = len(saved.get("completed_steps") or [])  # already in the journal
+        written = already  # completed entries already in the journal (from earlier runs)
         before = _steps_before(loaded.workflow, phase)  # steps of earlier phases
 
         async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:

@@ -12,7 +12,8 @@ Lifecycle of a slot (rows in store/worktrees.py, written before the git work the
     release: scrubbed (detached, changes and untracked files removed) and idle again; or
              removed, when the pool of that repository is full or allocation is on demand;
              or kept, for a person to look at
-    gc:      owners that are gone (their session finished or was cancelled) are reclaimed,
+    gc:      busy worktrees whose owner is gone (its session finished or was cancelled, a
+             crash cut its release off) are reclaimed; kept ones stay until cleaned;
              idle slots past their idle timeout, age or the disk budget are removed, folders
              and `prodigy-*` branches nothing refers to are deleted (a branch with commits
              merged nowhere is reported and kept: nothing is lost)
@@ -39,7 +40,7 @@ from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
 from prodigyd.git.cli import git
 from prodigyd.git.repo import commit_all
 from prodigyd.git.worktree import (
-    add_detached_worktree,
+    add_worktree,
     checkout_fresh,
     clear_stale_locks,
     has_unfinished_rebase,
@@ -188,11 +189,11 @@ class WorktreePool:
             return
         rows.set_state(path, IDLE)
 
-    async def clean(self, target: str, *, repo: Path | None = None) -> list[str]:
+    async def clean(self, target: str) -> list[str]:
         """Remove one worktree (by path or name) or, with "all", every idle one; refuses busy."""
         chosen = [
             row
-            for row in rows.all_rows(repo)
+            for row in rows.all_rows()
             if target in ("all", row.path, row.name, Path(row.path).name)
         ]
         if not chosen:
@@ -280,7 +281,7 @@ class WorktreePool:
         """`git worktree add`, clearing what a crash may have left at `path` first."""
         if path.exists():
             await self._remove(repo, path, forget=False)
-        await add_detached_worktree(repo, path, start, branch)
+        await add_worktree(repo, path, start, branch)
 
     # -- release and removal ------------------------------------------------------------
 
@@ -332,9 +333,8 @@ class WorktreePool:
             if not dry_run:
                 rows.forget(path)
             return
-        owner_gone = (
-            row.state != IDLE and row.name is None and not (row.session_id and live(row.session_id))
-        )
+        # kept worktrees (named, kept to look at) stay until `worktree clean`
+        owner_gone = row.state == BUSY and not (row.session_id and live(row.session_id))
         if owner_gone:
             report.reclaimed.append(row.path)
             if not dry_run:
@@ -385,20 +385,20 @@ async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) 
     checked_out = {info.branch for info in await list_worktrees(repo)}
     done = await git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
     branches = done.stdout.split()
+    owners = {name: branch_session(name) for name in branches}
     stale = [
         name
-        for name in branches
-        if name not in checked_out and not live(branch_session(name) or "")
-        and branch_session(name) is not None
+        for name, owner in owners.items()
+        if owner is not None and name not in checked_out and not live(owner)
     ]
     if not stale:
         return
     merged: set[str] = set()
-    for other in (name for name in branches if branch_session(name) is None):
+    for other in (name for name, owner in owners.items() if owner is None):
         listed = await git(repo, "branch", "--format=%(refname:short)", "--merged", other)
         merged.update(listed.stdout.split())
     for name in stale:
-        if live(branch_session(name) or ""):  # started meanwhile
+        if live(owners[name] or ""):  # started meanwhile
             continue
         if name not in merged:
             report.branches_kept.append(f"{repo}:{name}")

@@ -104,9 +104,7 @@ def _read_layout(path: Path) -> _Layout | None:
         return None
     try:
         git_dir = _git_dir(dot_git)
-        common = git_dir
-        if (git_dir / "commondir").exists():
-            common = (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+        common = common_dir(git_dir) or git_dir
         if (common / "reftable").exists():
             return None
         head = (git_dir / "HEAD").read_text().strip()
@@ -117,6 +115,15 @@ def _read_layout(path: Path) -> _Layout | None:
     ref = head.removeprefix("ref: ").strip()
     branch = ref if ref.startswith(HEADS) else None
     return _Layout(folder, branch, ref_sha(common, ref) is not None, common)
+
+
+def common_dir(git_dir: Path) -> Path | None:
+    """The repository's shared git dir a worktree's own git dir points to (`commondir`);
+    None for a main repository's git dir, which is its own."""
+    try:
+        return (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return None
 
 
 def _git_dir(dot_git: Path) -> Path:
@@ -206,10 +213,6 @@ class WorktreeState:
     head: str  # the commit checked out
     changed: bool  # tracked changes or untracked files: something to commit
     ignored: bool  # ignored files are present (a pool slot must be cleaned of them)
-
-    @property
-    def pristine(self) -> bool:
-        return not self.changed and not self.ignored
 
 
 async def worktree_state(path: Path) -> WorktreeState:

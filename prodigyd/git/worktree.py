@@ -11,9 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodigyd.errors import GitError
 from prodigyd.git.cli import git
-from prodigyd.git.repo import HEADS, SHA, branch_exists, ref_sha
+from prodigyd.git.repo import HEADS, SHA, branch_exists, common_dir, ref_sha
 
 
 @dataclass
@@ -29,32 +28,12 @@ class WorktreeInfo:
     branch: str | None
 
 
-async def add_worktree(repo: Path, path: Path, branch: str, start: str = "HEAD") -> None:
-    """Check out a new branch `branch` at `start` into a new worktree at `path`.
-
-    The checks up front turn git's terse refusals into messages that say what to do;
-    git still checks again, so a race only costs the nicer wording.
-    """
-    if await branch_exists(repo, branch):
-        raise GitError(
-            f"Branch '{branch}' already exists in {repo}",
-            hint=f"a session with this id ran before; delete it with `git branch -D {branch}`",
-        )
-    if path.exists():
-        raise GitError(
-            f"Worktree path already exists: {path}",
-            hint="remove the directory, or run `git worktree prune` if it was a worktree",
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    await git(repo, "worktree", "add", "--quiet", "-b", branch, "--", str(path), start)
-
-
-async def add_detached_worktree(repo: Path, path: Path, start: str, branch: str | None) -> None:
+async def add_worktree(repo: Path, path: Path, start: str, branch: str | None) -> None:
     """A new worktree at `path` on `start`: on `branch` (created or reset there) or detached.
 
-    The pool's way in: unlike `add_worktree` it never refuses an existing branch, because
-    a branch name the pool is given belongs to the caller (a session re-making its own
-    worktree after a crash resets its branch, as `checkout -B` would).
+    The pool's way in (git/pool.py): an existing branch is reset rather than refused,
+    because a branch name the pool is given belongs to the caller (a session re-making
+    its own worktree after a crash resets its branch, as `checkout -B` would).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     target = ["-B", branch] if branch else ["--detach"]
@@ -112,13 +91,6 @@ def _parked_at(git_dir: Path, sha: str) -> bool:
         return (git_dir / "HEAD").read_text().strip() == sha
     except OSError:
         return False
-
-
-def common_dir(git_dir: Path) -> Path | None:
-    try:
-        return (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
-    except OSError:
-        return None
 
 
 def _write_locked(path: Path, text: str) -> None:

@@ -37,6 +37,11 @@ class Status(StrEnum):
     def active(self) -> bool:
         return self in (Status.QUEUED, Status.RUNNING)
 
+    @property
+    def keeps_worktree(self) -> bool:
+        """Still needs its worktree and branch: running, or able to run or merge again."""
+        return self.active or self.resumable or self is Status.AWAITING_MERGE
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -27,7 +27,7 @@ def repo(tmp_path: Path) -> Path:
 async def session(repo: Path, tmp_path: Path) -> Path:
     """A session worktree on SESSION, branched from main, with nothing committed yet."""
     path = tmp_path / "worktrees" / "session-1"
-    await add_worktree(repo, path, SESSION)
+    await add_worktree(repo, path, "HEAD", SESSION)
     return path
 
 

@@ -158,6 +158,14 @@ async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(repo: 
     assert any(k.endswith(":prodigy-workflow-5-eeeeee") for k in report.branches_kept)
 
 
+async def test_gc_leaves_kept_worktrees_alone_when_their_session_is_over(repo: Path):
+    pool = WorktreePool()
+    lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")
+    await pool.release(lease.path, keep=True)  # cleanup_on_complete = false, keep_failed
+    report = await pool.gc(_live())  # s1 is over
+    assert report.reclaimed == [] and rows.get(lease.path).state == "kept"
+
+
 async def test_gc_removes_idle_slots_past_their_idle_timeout(repo: Path):
     pool = WorktreePool(PoolSettings(idle_timeout=0.0))
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")

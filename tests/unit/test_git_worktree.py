@@ -28,7 +28,7 @@ def repo(tmp_path: Path) -> Path:
 
 async def test_add_list_remove_and_delete_branch(repo: Path, tmp_path: Path) -> None:
     path = tmp_path.resolve() / "worktrees" / "repo" / "session-1"
-    await add_worktree(repo, path, "prodigy-session-1")
+    await add_worktree(repo, path, "HEAD", "prodigy-session-1")
     assert (path / "a.txt").read_text() == "a\n"
     assert await branch_exists(repo, "prodigy-session-1")
     sha = await head_sha(repo)
@@ -46,37 +46,39 @@ async def test_add_list_remove_and_delete_branch(repo: Path, tmp_path: Path) -> 
     assert not await branch_exists(repo, "prodigy-session-1")
 
 
-async def test_add_worktree_branches_from_start(repo: Path, tmp_path: Path) -> None:
+async def test_add_worktree_branches_from_start_or_detaches(repo: Path, tmp_path: Path) -> None:
     first = await head_sha(repo)
     commit_files(repo, {"b.txt": "b\n"})
     path = tmp_path / "wt"
-    await add_worktree(repo, path, "from-first", start=first)
+    await add_worktree(repo, path, first, "from-first")
     assert await head_sha(path) == first
     assert not (path / "b.txt").exists()
+    detached = tmp_path / "detached"
+    await add_worktree(repo, detached, "HEAD", None)
+    assert run_git(detached, "branch", "--show-current").strip() == ""
+    assert (detached / "b.txt").exists()
 
 
-async def test_add_worktree_refuses_an_existing_branch(repo: Path, tmp_path: Path) -> None:
-    run_git(repo, "branch", "taken")
-    with pytest.raises(GitError) as caught:
-        await add_worktree(repo, tmp_path / "wt", "taken")
-    assert caught.value.message == f"Branch 'taken' already exists in {repo}"
-    assert not (tmp_path / "wt").exists()
+async def test_add_worktree_resets_a_branch_the_caller_owns(repo: Path, tmp_path: Path) -> None:
+    first = await head_sha(repo)
+    commit_files(repo, {"b.txt": "b\n"})
+    run_git(repo, "branch", "mine")  # at the new commit, say left by a crashed run
+    await add_worktree(repo, tmp_path / "wt", first, "mine")
+    assert run_git(repo, "rev-parse", "mine").strip() == first
 
 
-async def test_add_worktree_refuses_an_existing_path(repo: Path, tmp_path: Path) -> None:
+async def test_add_worktree_refuses_an_existing_folder(repo: Path, tmp_path: Path) -> None:
     path = tmp_path / "wt"
     path.mkdir()
     (path / "keep.txt").write_text("mine\n")
-    with pytest.raises(GitError) as caught:
-        await add_worktree(repo, path, "fresh")
-    assert caught.value.message == f"Worktree path already exists: {path}"
+    with pytest.raises(GitError):
+        await add_worktree(repo, path, "HEAD", "fresh")
     assert (path / "keep.txt").read_text() == "mine\n"
-    assert not await branch_exists(repo, "fresh")
 
 
 async def test_remove_worktree_whose_directory_is_already_gone(repo: Path, tmp_path: Path) -> None:
     path = tmp_path / "wt"
-    await add_worktree(repo, path, "gone")
+    await add_worktree(repo, path, "HEAD", "gone")
     shutil.rmtree(path)
     await remove_worktree(repo, path)
     await remove_worktree(repo, path)  # and again: still not an error

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.workflow.model import ForeachSpec, Step
+
+if TYPE_CHECKING:
+    from prodigyd.engine.step import StepRunner
 
 
 async def run(step: Step, inv: Invocation) -> CommandResult:
@@ -58,7 +61,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
 
 
 async def _one(
-    runner: Any, spec: ForeachSpec, inv: Invocation, index: int, item: Any, total: int
+    runner: StepRunner, spec: ForeachSpec, inv: Invocation, index: int, item: Any, total: int
 ) -> bool:
     store = inv.store.child()
     store.update({"item": item, "index": index, "total": total})
