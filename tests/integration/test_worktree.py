@@ -40,3 +40,20 @@ def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path
     assert json.loads(ctl("worktree", "ls", "--json", check=True).stdout) == []
     missing = ctl("worktree", "clean", "no-such-worktree")
     assert missing.returncode == 3 and "no worktree 'no-such-worktree'" in missing.stderr
+
+
+def test_worktree_config_reaches_the_daemon(isolated: Path, repo: Path, tmp_path: Path):
+    import os
+
+    env = {**os.environ, "PRODIGY_WORKTREE_CONFIG__ALLOCATION_STRATEGY": "on_demand"}
+    ctl("daemon", "start", env=env, check=True)
+    try:
+        wf = tmp_path / "wf.yml"
+        wf.write_text("- shell: 'echo x > x.txt'\n")
+        events = json_lines(ctl("run", str(wf), "-y", "--json", cwd=repo, check=True).stdout)
+        started = next(e for e in events if e["event_type"] == "session_started")
+        assert Path(started["worktree"]).name == started["session_id"]  # on demand: named for it
+        assert json.loads(ctl("worktree", "ls", "--json", check=True).stdout) == []  # removed
+        assert not Path(started["worktree"]).exists()
+    finally:
+        ctl("daemon", "stop", check=True)
