@@ -8,7 +8,9 @@ gets its own process group and is killed with the job that started it.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shlex
 import textwrap
 from collections.abc import Mapping
@@ -32,6 +34,15 @@ REPO_PINNING_VARS = frozenset(
         "GIT_COMMON_DIR",
     }
 )
+
+
+#: git 2.39 dies when it reads the admin folder of a worktree another git is adding at
+#: that moment ("fatal: failed to read .git/worktrees/<name>/commondir": the file exists
+#: but is still empty). Every command that looks at all worktrees can meet it: `worktree
+#: add` and `list`, `branch -D`, `checkout -B`. It dies while checking, before changing
+#: anything, so the command is simply run again.
+WORKTREE_RACE = re.compile(r"^fatal: failed to read .*/worktrees/[^/\n]+/commondir", re.M)
+RACE_ATTEMPTS = 6
 
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -62,13 +73,18 @@ async def git(
     (default: ours); it is always passed through `git_env`.
     """
     argv = ["git", *args]
-    try:
-        done = await run(argv, cwd=cwd, env=git_env(env))
-    except OSError as exc:  # no git on PATH, or cwd is not a directory
-        raise GitError(
-            f"Cannot run `{shlex.join(argv)}` in {cwd}: {exc.strerror or exc}",
-            hint="check that git is installed and the directory exists",
-        ) from exc
+    child_env = git_env(env)
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            done = await run(argv, cwd=cwd, env=child_env)
+        except OSError as exc:  # no git on PATH, or cwd is not a directory
+            raise GitError(
+                f"Cannot run `{shlex.join(argv)}` in {cwd}: {exc.strerror or exc}",
+                hint="check that git is installed and the directory exists",
+            ) from exc
+        if done.ok or not WORKTREE_RACE.search(done.stderr):
+            break
+        await asyncio.sleep(0.005 * attempt)
     if check and not done.ok:
         raise_failure(done, cwd)
     return done

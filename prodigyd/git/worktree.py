@@ -6,7 +6,6 @@ as pygit2 without stalling the event loop, and pygit2 cannot remove a worktree a
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,21 +149,9 @@ async def delete_branch(repo: Path, branch: str) -> None:
         await git(repo, "branch", "--quiet", "-D", branch)
 
 
-#: `git worktree list` reads every worktree's admin folder; one being created at that very
-#: moment (another session's) can be half written, and git 2.39 then fails ("failed to read
-#: .git/worktrees/<name>/commondir"). The listing is read-only, so it is simply retried.
-LIST_ATTEMPTS = 5
-
-
 async def list_worktrees(repo: Path) -> list[WorktreeInfo]:
     """Every worktree of `repo`, the main one first."""
-    for attempt in range(1, LIST_ATTEMPTS + 1):
-        done = await git(
-            repo, "worktree", "list", "--porcelain", "-z", check=attempt == LIST_ATTEMPTS
-        )
-        if done.ok:
-            break
-        await asyncio.sleep(0.02 * attempt)
+    done = await git(repo, "worktree", "list", "--porcelain", "-z")
     return parse_worktree_list(done.stdout)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -97,3 +98,32 @@ async def test_list_worktrees_reports_a_detached_worktree(repo: Path, tmp_path: 
     detached = (await list_worktrees(repo))[1]
     assert detached.branch is None
     assert detached.head == await head_sha(repo)
+
+
+async def test_a_worktree_another_git_is_adding_does_not_fail_ours(repo: Path, tmp_path: Path) -> None:
+    """git dies reading a half-written admin folder of a worktree being added (its
+    `commondir` exists but is empty); such a command is retried until the folder is whole."""
+    half = repo / ".git" / "worktrees" / "being-added"
+    half.mkdir(parents=True)
+    (half / "gitdir").write_text(f"{tmp_path / 'being-added'}/.git\n")
+    (half / "commondir").write_text("")
+    with pytest.raises(GitError) as failed:  # never finished: git's own error, after retries
+        await add_worktree(repo, tmp_path / "one", "HEAD", "one")
+    assert "failed to read" in failed.value.details and "commondir" in failed.value.details
+
+    async def finish_adding() -> None:
+        await asyncio.sleep(0.01)
+        (half / "commondir").write_text("../..\n")
+        (half / "HEAD").write_text(f"{await head_sha(repo)}\n")
+
+    await asyncio.gather(finish_adding(), add_worktree(repo, tmp_path / "two", "HEAD", "two"))
+    assert await head_sha(tmp_path / "two") == await head_sha(repo)
+    assert await branch_exists(repo, "two")
+
+
+async def test_parallel_adds_all_succeed(repo: Path, tmp_path: Path) -> None:
+    """Many sessions and agents start at once: git 2.39 fails about one add in forty when
+    adds race (measured), and every one must succeed."""
+    paths = [tmp_path / f"wt-{n}" for n in range(24)]
+    await asyncio.gather(*(add_worktree(repo, path, "HEAD", None) for path in paths))
+    assert all((path / "a.txt").read_text() == "a\n" for path in paths)
