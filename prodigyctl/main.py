@@ -14,6 +14,25 @@ import click
 from prodigyctl.errors import error_handler
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+retry_option = click.option(
+    "--retry",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Attempts in all (backoff between them).",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECS",
+    help="Kill the command (a batch: each agent) after SECS seconds.",
+)
+path_option = click.option(
+    "-p", "--path", metavar="REPO", help="Repository to run in (default: the current one)."
+)
+detach_option = click.option(
+    "--detach", is_flag=True, help="Return once the job is accepted; print its id."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,10 +57,8 @@ def cli() -> None:
     help="Positional value for $ARG / ${ARG_1}... (repeatable).",
 )
 @click.option("--profile", metavar="NAME", help="Activate an environment profile of the workflow.")
-@click.option(
-    "-p", "--path", metavar="REPO", help="Repository to run in (default: the current one)."
-)
-@click.option("--detach", is_flag=True, help="Return once the job is accepted; print its id.")
+@path_option
+@detach_option
 @click.option(
     "--strict", is_flag=True, help="Unknown workflow keys and unresolved variables are errors."
 )
@@ -56,7 +73,10 @@ def run(
     strict: bool,
     as_json: bool,
 ) -> None:
-    """Run WORKFLOW in a new worktree and merge the result back to your branch."""
+    """Run WORKFLOW in a new worktree and merge the result back to your branch.
+
+    WORKFLOW `-` reads the workflow from standard input.
+    """
     from prodigyctl.commands import run as cmd
 
     sys.exit(
@@ -69,6 +89,90 @@ def run(
             detach=detach,
             as_json=as_json,
             strict=strict,
+        )
+    )
+
+
+@cli.command("exec")
+@click.argument("command")
+@retry_option
+@timeout_option
+@path_option
+@detach_option
+@json_option
+def exec_(
+    command: str,
+    retry: int,
+    timeout: float | None,
+    path: str | None,
+    detach: bool,
+    as_json: bool,
+) -> None:
+    """Run one COMMAND in a new worktree and merge its result back to your branch.
+
+    A COMMAND starting with `/` is a Claude command, anything else a shell command.
+    """
+    from prodigyctl.commands import run as cmd
+
+    sys.exit(
+        cmd.exec_command(
+            command=command,
+            retry=retry,
+            timeout=timeout,
+            path=path,
+            detach=detach,
+            as_json=as_json,
+        )
+    )
+
+
+@cli.command()
+@click.argument("pattern")
+@click.option(
+    "-c",
+    "--command",
+    required=True,
+    help="Run for each file; ${item} is its path (a leading `/`: a Claude command).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Agents at once (0: the default).",
+)
+@retry_option
+@timeout_option
+@path_option
+@detach_option
+@json_option
+def batch(
+    pattern: str,
+    command: str,
+    parallel: int,
+    retry: int,
+    timeout: float | None,
+    path: str | None,
+    detach: bool,
+    as_json: bool,
+) -> None:
+    """Run --command once per file matching PATTERN, each in its own agent, and merge.
+
+    PATTERN is a `find -name` pattern (`'*.py'`), or a path pattern when it holds a `/`
+    (`'src/*/api.py'`). Files are the committed ones of your branch, outside `.git`.
+    """
+    from prodigyctl.commands import run as cmd
+
+    sys.exit(
+        cmd.batch(
+            pattern=pattern,
+            command=command,
+            parallel=parallel,
+            retry=retry,
+            timeout=timeout,
+            path=path,
+            detach=detach,
+            as_json=as_json,
         )
     )
 

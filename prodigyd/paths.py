@@ -16,6 +16,7 @@ Layout (reference §5, with the [R] clean-ups):
       worktrees/<repo-id>/                the worktree pool (git/pool.py): wt-<hex>/ slots,
                                           named/<name>/, <session-id>/ when on demand
       logs/agents/<session-id>/           one log per map agent attempt
+      workflows/inline-<sha>.yml          workflows submitted as text (exec, batch, run -)
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ def claude_logs_dir() -> Path:
 def agent_logs_dir(session_id: str) -> Path:
     """One log file per map agent attempt: `logs/agents/<session-id>/<item>.attempt-N.log`."""
     return logs_dir() / "agents" / session_id
+
+
+def inline_workflows_dir() -> Path:
+    return home() / "workflows"
 
 
 def worktrees_dir(repo_id: str) -> Path:

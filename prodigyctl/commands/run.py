@@ -1,4 +1,5 @@
-"""`run`, `resume`, `merge`, `cancel`: start or finish a session and follow it to the end.
+"""`run`, `exec`, `batch`, `resume`, `merge`, `cancel`: start or finish a session and
+follow it to the end.
 
 Following = subscribe to the session's events from the point the job was accepted, render
 them, stop at `session_finished`. Ctrl-C while following cancels the job (it is recorded as
@@ -9,6 +10,7 @@ whether to merge; elsewhere it leaves the session `awaiting_merge` for `prodigyc
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -32,21 +34,89 @@ def run(
     priority: int = 0,
     idempotency_key: str | None = None,
 ) -> int:
+    """Submit a workflow file, or (WORKFLOW `-`) the workflow text on standard input."""
+    source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
     params = {
-        "workflow": workflow,
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-        "repo": path,
+        **source,
         "args": list(args),
         "profile": profile,
-        "merge": "auto" if yes else "ask",
         "strict": strict,
         "priority": priority,
         "idempotency_key": idempotency_key,
     }
+    return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
+
+
+def exec_command(
+    *,
+    command: str,
+    retry: int,
+    timeout: float | None,
+    path: str | None,
+    detach: bool,
+    as_json: bool,
+) -> int:
+    """`exec`: one command as a one-step workflow, merged without asking."""
+    from prodigyd.workflow.generate import exec_workflow
+
+    text = _generated(exec_workflow, command, retry=retry, timeout=timeout)
+    return submit({"workflow_text": text}, yes=True, path=path, detach=detach, as_json=as_json)
+
+
+def batch(
+    *,
+    pattern: str,
+    command: str,
+    parallel: int,
+    retry: int,
+    timeout: float | None,
+    path: str | None,
+    detach: bool,
+    as_json: bool,
+) -> int:
+    """`batch`: `command` once per matching file, one MapReduce agent each, merged without
+    asking."""
+    from prodigyd.workflow.generate import batch_workflow
+
+    if "${item" not in command:
+        click.echo(
+            "warning: --command does not use ${item}: every agent runs the same command",
+            err=True,
+        )
+    text = _generated(
+        batch_workflow, pattern, command, parallel=parallel, retry=retry, timeout=timeout
+    )
+    return submit({"workflow_text": text}, yes=True, path=path, detach=detach, as_json=as_json)
+
+
+def submit(
+    params: dict[str, Any], *, yes: bool, path: str | None, detach: bool, as_json: bool
+) -> int:
+    """Submit a job (params name its workflow) from here, then follow it unless `detach`."""
+    params = {
+        **params,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "repo": path,
+        "merge": "auto" if yes else "ask",
+    }
     with Client.connect() as client:
         record = client.call(protocol.JOBS_SUBMIT, params)
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+
+
+def _generated(build: Callable[..., str], *args: Any, **options: Any) -> str:
+    try:
+        return build(*args, **options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _stdin_workflow() -> str:
+    text = click.get_text_stream("stdin").read()
+    if not text.strip():
+        raise click.UsageError("no workflow on standard input (WORKFLOW `-` reads it there)")
+    return text
 
 
 def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:

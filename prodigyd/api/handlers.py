@@ -24,6 +24,7 @@ from prodigyd.engine.session import RunRequest, describe
 from prodigyd.errors import ProdigyError
 from prodigyd.jobs import JobManager, session_live
 from prodigyd.store import dlq as dlq_store
+from prodigyd.store import inline
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
@@ -70,8 +71,10 @@ def _store_bytes() -> int:
 
 
 async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
+    workflow = str(inline.store(p.workflow_text)) if p.workflow_text is not None else p.workflow
+    assert workflow is not None  # SubmitParams requires one of the two
     request = RunRequest(
-        workflow=p.workflow,
+        workflow=workflow,
         cwd=p.cwd,
         env=p.env,
         repo=p.repo,

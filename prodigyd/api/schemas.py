@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MergePolicy = Literal["auto", "ask", "never"]
 
@@ -20,8 +20,16 @@ class Empty(_Params):
     pass
 
 
+#: Inline workflow text is a workflow file, not a document store.
+MAX_WORKFLOW_TEXT = 1_000_000
+
+
 class SubmitParams(_Params):
-    workflow: str = Field(min_length=1)
+    """`workflow` names a file (relative to `cwd`); `workflow_text` is the workflow itself
+    (what `prodigyctl exec`, `batch` and `run -` send). Exactly one is given."""
+
+    workflow: str | None = Field(None, min_length=1)
+    workflow_text: str | None = Field(None, min_length=1, max_length=MAX_WORKFLOW_TEXT)
     cwd: str = Field(min_length=1)
     env: dict[str, str]
     repo: str | None = None
@@ -31,6 +39,12 @@ class SubmitParams(_Params):
     strict: bool = False
     priority: int = Field(0, ge=-1000, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_workflow(self) -> SubmitParams:
+        if (self.workflow is None) == (self.workflow_text is None):
+            raise ValueError("give exactly one of workflow (a file) and workflow_text")
+        return self
 
 
 class SessionParams(_Params):

@@ -1,0 +1,98 @@
+"""Workflows written for the user: `prodigyctl exec` and `prodigyctl batch` (reference §6).
+
+Both commands describe one small workflow on the command line; this module writes it out,
+and it is submitted as inline workflow text (`jobs.submit` `workflow_text`), so it runs,
+checkpoints, resumes and merges like any workflow file. The text is JSON, which is also
+YAML: the client builds it without importing a YAML library, and the daemon's loader reads
+it (with line numbers for errors) like any other workflow.
+
+Kept from the original: a command starting with `/` is a Claude command, anything else a
+shell command; `--retry N` means N attempts in all; `batch` finds its files with `find`
+and reduces to one summary line; both merge without asking.
+Fixed: `batch` never offers files inside `.git`, hands agents paths relative to the
+repository (`src/a.py`, not `./src/a.py`) in a stable order, and matches a pattern with a
+`/` against the whole path (`-path`), since `find -name` never matches one.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+#: The original's default and its "0 means default".
+DEFAULT_PARALLEL = 5
+
+
+def command_step(command: str, *, retry: int = 1, timeout: float | None = None) -> dict[str, Any]:
+    """One step for `command`: Claude when it starts with `/`, else shell."""
+    text = command.strip()
+    if not text:
+        raise ValueError("the command is empty")
+    step: dict[str, Any] = {"claude" if text.startswith("/") else "shell": text}
+    if retry < 1:
+        raise ValueError(f"--retry must be at least 1 (attempts in all), not {retry}")
+    if retry > 1:
+        step["retry"] = {"attempts": retry}
+    if timeout is not None:
+        step["timeout"] = _positive(timeout, "--timeout")
+    return step
+
+
+def exec_workflow(command: str, *, retry: int = 1, timeout: float | None = None) -> str:
+    """A one-step workflow running `command`."""
+    step = command_step(command, retry=retry, timeout=timeout)
+    return _text({"name": "exec", "commands": [step]})
+
+
+def batch_workflow(
+    pattern: str,
+    command: str,
+    *,
+    parallel: int = DEFAULT_PARALLEL,
+    retry: int = 1,
+    timeout: float | None = None,
+) -> str:
+    """A MapReduce workflow running `command` once per file matching `pattern`, each in its
+    own agent (`${item}` is the file's path relative to the repository)."""
+    if not pattern.strip():
+        raise ValueError("the file pattern is empty")
+    if parallel < 0:
+        raise ValueError(f"--parallel must be 0 (the default, {DEFAULT_PARALLEL}) or more")
+    spec: dict[str, Any] = {
+        "input": find_command(pattern),
+        "max_parallel": parallel or DEFAULT_PARALLEL,
+        "agent_template": [command_step(command, retry=retry)],
+    }
+    if timeout is not None:
+        spec["agent_timeout_secs"] = _positive(timeout, "--timeout")
+    return _text(
+        {
+            "name": "batch",
+            "mode": "mapreduce",
+            "map": spec,
+            "reduce": [
+                {"shell": "echo 'Batch processing complete. Processed ${map.successful} items.'"}
+            ],
+        }
+    )
+
+
+def find_command(pattern: str) -> str:
+    """The shell command listing the repository's files that match `pattern`."""
+    test = "-path" if "/" in pattern else "-name"
+    target = f"./{pattern.removeprefix('./')}" if test == "-path" else pattern
+    return (
+        f"find . -path ./.git -prune -o -type f {test} {shlex.quote(target)} -print"
+        " | sed 's|^\\./||' | LC_ALL=C sort"
+    )
+
+
+def _positive(value: float, option: str) -> float:
+    if value <= 0:
+        raise ValueError(f"{option} must be a positive number of seconds, not {value:g}")
+    return int(value) if float(value).is_integer() else value
+
+
+def _text(workflow: dict[str, Any]) -> str:
+    return json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"
