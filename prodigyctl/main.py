@@ -8,6 +8,7 @@ and quick calls stay fast.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -100,30 +101,14 @@ def run(
 @path_option
 @detach_option
 @json_option
-def exec_(
-    command: str,
-    retry: int,
-    timeout: float | None,
-    path: str | None,
-    detach: bool,
-    as_json: bool,
-) -> None:
+def exec_(**options: Any) -> None:
     """Run one COMMAND in a new worktree and merge its result back to your branch.
 
     A COMMAND starting with `/` is a Claude command, anything else a shell command.
     """
     from prodigyctl.commands import run as cmd
 
-    sys.exit(
-        cmd.exec_command(
-            command=command,
-            retry=retry,
-            timeout=timeout,
-            path=path,
-            detach=detach,
-            as_json=as_json,
-        )
-    )
+    sys.exit(cmd.generated("exec", **options))
 
 
 @cli.command()
@@ -146,16 +131,7 @@ def exec_(
 @path_option
 @detach_option
 @json_option
-def batch(
-    pattern: str,
-    command: str,
-    parallel: int,
-    retry: int,
-    timeout: float | None,
-    path: str | None,
-    detach: bool,
-    as_json: bool,
-) -> None:
+def batch(**options: Any) -> None:
     """Run --command once per file matching PATTERN, each in its own agent, and merge.
 
     PATTERN is a `find -name` pattern (`'*.py'`), or a path pattern when it holds a `/`
@@ -163,18 +139,7 @@ def batch(
     """
     from prodigyctl.commands import run as cmd
 
-    sys.exit(
-        cmd.batch(
-            pattern=pattern,
-            command=command,
-            parallel=parallel,
-            retry=retry,
-            timeout=timeout,
-            path=path,
-            detach=detach,
-            as_json=as_json,
-        )
-    )
+    sys.exit(cmd.generated("batch", **options))
 
 
 @cli.command()

@@ -10,7 +10,6 @@ whether to merge; elsewhere it leaves the session `awaiting_merge` for `prodigyc
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -47,45 +46,23 @@ def run(
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
 
 
-def exec_command(
-    *,
-    command: str,
-    retry: int,
-    timeout: float | None,
-    path: str | None,
-    detach: bool,
-    as_json: bool,
+def generated(
+    kind: str, *, path: str | None, detach: bool, as_json: bool, **options: Any
 ) -> int:
-    """`exec`: one command as a one-step workflow, merged without asking."""
-    from prodigyd.workflow.generate import exec_workflow
+    """`exec` and `batch`: a workflow written from their options (prodigyd.workflow.generate),
+    submitted as text and merged without asking."""
+    from prodigyd.workflow import generate
 
-    text = _generated(exec_workflow, command, retry=retry, timeout=timeout)
-    return submit({"workflow_text": text}, yes=True, path=path, detach=detach, as_json=as_json)
-
-
-def batch(
-    *,
-    pattern: str,
-    command: str,
-    parallel: int,
-    retry: int,
-    timeout: float | None,
-    path: str | None,
-    detach: bool,
-    as_json: bool,
-) -> int:
-    """`batch`: `command` once per matching file, one MapReduce agent each, merged without
-    asking."""
-    from prodigyd.workflow.generate import batch_workflow
-
-    if "${item" not in command:
+    if kind == "batch" and "${item" not in options["command"]:
         click.echo(
             "warning: --command does not use ${item}: every agent runs the same command",
             err=True,
         )
-    text = _generated(
-        batch_workflow, pattern, command, parallel=parallel, retry=retry, timeout=timeout
-    )
+    build = generate.batch_workflow if kind == "batch" else generate.exec_workflow
+    try:
+        text = build(**options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     return submit({"workflow_text": text}, yes=True, path=path, detach=detach, as_json=as_json)
 
 
@@ -103,13 +80,6 @@ def submit(
     with Client.connect() as client:
         record = client.call(protocol.JOBS_SUBMIT, params)
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
-
-
-def _generated(build: Callable[..., str], *args: Any, **options: Any) -> str:
-    try:
-        return build(*args, **options)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _stdin_workflow() -> str:
