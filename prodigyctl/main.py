@@ -559,6 +559,46 @@ def config_path() -> None:
     sys.exit(cmd.path())
 
 
+@cli.group("man")
+def man() -> None:
+    """Man pages: prodigyctl(1) and one per command, prodigyd(8), prodigy-workflow(5),
+    prodigy-config(5)."""
+
+
+@man.command("ls")
+@json_option
+def man_ls(as_json: bool) -> None:
+    """The pages shipped with prodigyctl."""
+    from prodigyctl.commands import man as cmd
+
+    sys.exit(cmd.list_pages(as_json=as_json))
+
+
+@man.command("show")
+@click.argument("topic", nargs=-1, required=True)
+def man_show(topic: tuple[str, ...]) -> None:
+    """Read one page: a command (`dlq retry`) or a page name (`prodigy-workflow`)."""
+    from prodigyctl.commands import man as cmd
+
+    sys.exit(cmd.show(topic=" ".join(topic)))
+
+
+@man.command("install")
+@click.option(
+    "--dir",
+    "folder",
+    metavar="DIR",
+    help="Man folder to install into (default: $XDG_DATA_HOME/man, ~/.local/share/man).",
+)
+@click.option("--uninstall", is_flag=True, help="Remove the pages instead.")
+@json_option
+def man_install(folder: str | None, uninstall: bool, as_json: bool) -> None:
+    """Install the pages where `man` finds them (man1/, man5/, man8/ of DIR)."""
+    from prodigyctl.commands import man as cmd
+
+    sys.exit(cmd.install(folder=folder, uninstall=uninstall, as_json=as_json))
+
+
 def main() -> None:
     with error_handler():
         cli.main(standalone_mode=False, prog_name="prodigyctl")

@@ -1,0 +1,83 @@
+"""`man ls|show|install`: the man pages shipped with prodigyctl (see prodigyctl/manpages.py).
+
+`install` copies them into the user's man folder, `$XDG_DATA_HOME/man` (default
+`~/.local/share/man`), in man1/, man5/ and man8/; man-db searches it when `~/.local/bin`
+is on PATH, and otherwise it can be added to MANPATH. Installing again replaces them;
+`--uninstall` removes exactly the pages prodigyctl ships, nothing else. `show` formats one
+page with `man -l`, so a page can be read before anything is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import click
+
+from prodigyctl.client import dumps
+from prodigyctl.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
+from prodigyctl.manpages import SHIPPED
+
+
+def man_dir() -> Path:
+    """`$XDG_DATA_HOME/man`; a relative XDG_DATA_HOME is ignored, as the XDG spec says."""
+    data = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
+    return base / "man"
+
+
+def pages() -> list[Path]:
+    return sorted(SHIPPED.glob("*.[158]"))
+
+
+def list_pages(*, as_json: bool) -> int:
+    names = [page.name for page in pages()]
+    click.echo(dumps(names) if as_json else "\n".join(names))
+    return EXIT_OK
+
+
+def show(*, topic: str) -> int:
+    """Format one page (`dlq retry`, `prodigyctl-dlq-retry`, `prodigy-workflow`) on stdout."""
+    page = find(topic)
+    if page is None:
+        click.echo(f"error: no man page for {topic!r}; `prodigyctl man ls` lists them", err=True)
+        return EXIT_NOT_FOUND
+    if shutil.which("man") is None:
+        click.echo(f"error: `man` is not installed; the page is {page}", err=True)
+        return EXIT_USAGE
+    return subprocess.run(["man", "-l", str(page)], check=False).returncode
+
+
+def find(topic: str) -> Path | None:
+    """The page for a topic: a page name, or a command path with or without `prodigyctl`."""
+    words = topic.replace("-", " ").split()
+    wanted = {topic, "-".join(words), "-".join(["prodigyctl", *words])}
+    return next((page for page in pages() if page.stem in wanted), None)
+
+
+def install(*, folder: str | None, uninstall: bool, as_json: bool) -> int:
+    root = Path(folder).expanduser().absolute() if folder else man_dir()
+    done = []
+    for page in pages():
+        target = root / f"man{page.suffix[1:]}" / page.name
+        if uninstall:
+            if target.exists():
+                target.unlink()
+                done.append(str(target))
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, target)
+        done.append(str(target))
+    if as_json:
+        click.echo(dumps({"dir": str(root), "uninstalled" if uninstall else "installed": done}))
+    elif uninstall:
+        click.echo(f"removed {len(done)} man pages from {root}")
+    else:
+        click.echo(f"installed {len(done)} man pages in {root}")
+        click.echo(
+            "read them with `man prodigyctl`; if man does not find them: "
+            f'export MANPATH="{root}:$MANPATH"'
+        )
+    return EXIT_OK

@@ -1,0 +1,83 @@
+"""The man pages: generated from the click commands and the docs, shipped fresh, and
+clean for groff."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import click
+import pytest
+
+from prodigyctl import manpages
+from prodigyctl.main import cli
+
+
+def test_the_shipped_pages_are_what_the_generator_makes_now():
+    assert manpages.shipped() == manpages.generate(), (
+        "the man pages are stale: run `python -m prodigyctl.manpages` and commit prodigyctl/man/"
+    )
+
+
+def walk(command: click.Command, path: tuple[str, ...]):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from walk(sub, (*path, name))
+
+
+def test_every_command_has_a_page_naming_each_of_its_options():
+    pages = manpages.shipped()
+    for path, command in walk(cli, ("prodigyctl",)):
+        page = pages[f"{'-'.join(path)}.1"]
+        assert f".B {' '.join(path)}\n" in page
+        flags = [flag for p in command.params if isinstance(p, click.Option) for flag in p.opts]
+        for flag in flags:
+            assert flag.replace("-", "\\-") in page, (path, flag)  # as roff writes a minus
+    assert {"prodigyd.8", "prodigy-workflow.5", "prodigy-config.5", "prodigyctl.1"} <= set(pages)
+
+
+@pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
+@pytest.mark.parametrize("name", sorted(manpages.shipped()))
+def test_groff_renders_the_page_without_warnings(name: str):
+    page = manpages.SHIPPED / name
+    lint = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-ww", "-Wbreak", "-z", str(page)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+
+
+def render(text: str) -> str:
+    done = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-P-cbou"], input=text,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
+def test_markdown_becomes_sections_lists_code_and_tables():
+    text = manpages.markdown_page("demo", 5, "a demo", """# Demo
+
+Intro with `--flag` and **bold** and a [link](other.md).
+
+## Usage
+
+- first item
+  continued here
+  - nested item
+- second item
+
+```sh
+.starts with a dot
+back\\slash
+```
+
+| key | meaning |
+|---|---|
+| `a|b` | pipe in code |
+| plain \\| escaped | café → ok |
+""", see_also="\\fBother\\fR(1)")
+    out = render(text)
+    assert "DESCRIPTION" in out and "Intro with --flag and bold and a link." in out
+    assert "USAGE" in out and "first item continued here" in out and "nested item" in out
+    assert ".starts with a dot" in out and "back\\slash" in out
+    assert "a|b" in out and "pipe in code" in out and "plain | escaped" in out
+    assert "café → ok" in out
+    assert "SEE ALSO" in out and "other(1)" in out
