@@ -559,6 +559,55 @@ def config_path() -> None:
     sys.exit(cmd.path())
 
 
+@cli.group()
+def hooks() -> None:
+    """Git hooks (post-commit, pre-push) that start the repository's triggered workflows."""
+
+
+@hooks.command("install")
+@path_option
+@json_option
+def hooks_install(path: str | None, as_json: bool) -> None:
+    """Install the hooks; a hook already there is kept and run first."""
+    from prodigyctl.commands import hooks as cmd
+
+    sys.exit(cmd.install(path=path, as_json=as_json))
+
+
+@hooks.command("uninstall")
+@path_option
+@json_option
+def hooks_uninstall(path: str | None, as_json: bool) -> None:
+    """Remove prodigy's hooks and put back the ones they chained."""
+    from prodigyctl.commands import hooks as cmd
+
+    sys.exit(cmd.uninstall(path=path, as_json=as_json))
+
+
+@hooks.command("status")
+@path_option
+@json_option
+def hooks_status(path: str | None, as_json: bool) -> None:
+    """Whether each hook is installed (exit 1 when one is not)."""
+    from prodigyctl.commands import hooks as cmd
+
+    sys.exit(cmd.status(path=path, as_json=as_json))
+
+
+@cli.group()
+def triggers() -> None:
+    """Workflows in .prodigy/workflows/ that git events start (their `on:` triggers)."""
+
+
+@triggers.command("ls")
+@path_option
+@json_option
+def triggers_ls(path: str | None, as_json: bool) -> None:
+    """The repository's triggered workflows, and the latest problems with hook events."""
+    from prodigyctl.commands import hooks as cmd
+
+    sys.exit(cmd.list_triggers(path=path, as_json=as_json))
+
 @cli.group("man")
 def man() -> None:
     """Man pages: prodigyctl(1) and one per command, prodigyd(8), prodigy-workflow(5),

@@ -118,6 +118,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     from prodigyd.git.pool import WorktreePool
     from prodigyd.jobs import JobManager, SchedulerSettings
     from prodigyd.server import Connection
+    from prodigyd.watch.inbox import HookInbox
 
     ensure_dir(paths.home())
     engine = EngineSettings(
@@ -133,7 +134,8 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         shutdown_grace_seconds=config.shutdown_grace_seconds,
     )
     jobs = JobManager(engine, scheduler, WorktreePool(_pool_settings(config.worktree_config)))
-    state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION)
+    inbox = HookInbox(jobs)
+    state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION, inbox=inbox)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 
@@ -159,7 +161,9 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     log.info("prodigyd %s listening on %s (pid %d)", VERSION, sock, os.getpid())
     _report_ready(ready_fd, "ready")
     systemd.ready(f"listening on {sock}")
+    hooks = asyncio.create_task(inbox.run(), name="hook inbox")
     await stop.wait()
+    hooks.cancel()  # an entry being handled stays in the spool for the next start
     log.info("shutting down%s", " (draining)" if state.drain else "")
     systemd.stopping()
     # Keep serving while jobs settle: status, logs and follow still work, submissions are

@@ -17,6 +17,7 @@ Layout (reference §5, with the [R] clean-ups):
                                           named/<name>/, <session-id>/ when on demand
       logs/agents/<session-id>/           one log per map agent attempt
       workflows/inline-<sha>.yml          workflows submitted as text (exec, batch, run -)
+      spool/<event>/                      git hook events waiting for the daemon (watch/spool.py)
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ def claude_logs_dir() -> Path:
 def agent_logs_dir(session_id: str) -> Path:
     """One log file per map agent attempt: `logs/agents/<session-id>/<item>.attempt-N.log`."""
     return logs_dir() / "agents" / session_id
+
+
+def spool_dir() -> Path:
+    return home() / "spool"
 
 
 def inline_workflows_dir() -> Path:

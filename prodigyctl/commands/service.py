@@ -119,16 +119,21 @@ def unit_dir() -> Path:
 
 
 def daemon_argv() -> list[str]:
-    """The command systemd runs: this installation's own prodigyd.
+    """The command systemd runs: this installation's own prodigyd."""
+    return installed_argv("prodigyd", "prodigyd.main")
 
-    The console script beside this interpreter, else `python -m prodigyd.main`; never a PATH
-    lookup, which can find another environment's prodigyd, or a pyenv shim that picks its
+
+def installed_argv(script: str, module: str) -> list[str]:
+    """How to run this installation's `script` from outside it (systemd, a git hook).
+
+    The console script beside this interpreter, else `python -m <module>`; never a PATH
+    lookup, which can find another environment's copy, or a pyenv shim that picks its
     Python by the current directory.
     """
-    script = Path(sysconfig.get_path("scripts")) / "prodigyd"
-    if os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-m", "prodigyd.main"]
+    path = Path(sysconfig.get_path("scripts")) / script
+    if os.access(path, os.X_OK):
+        return [str(path)]
+    return [sys.executable, "-m", module]
 
 
 def exec_command(argv: Sequence[str]) -> str:

@@ -32,6 +32,7 @@ def show(*, session_id: str, as_json: bool) -> int:
         "id",
         "status",
         "workflow",
+        "triggered_by",
         "repo",
         "original_branch",
         "branch",

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,12 +23,15 @@ from prodigyd.api import dlq as dlq_api
 from prodigyd.api import events, schemas
 from prodigyd.engine.session import RunRequest, describe
 from prodigyd.errors import ProdigyError
+from prodigyd.git import repo as git_repo
 from prodigyd.jobs import JobManager, session_live
 from prodigyd.store import dlq as dlq_store
 from prodigyd.store import inline
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
+from prodigyd.watch import triggers
+from prodigyd.watch.inbox import HookInbox
 
 
 @dataclass
@@ -35,6 +39,7 @@ class DaemonState:
     jobs: JobManager
     started: float
     version: str
+    inbox: HookInbox
     drain: bool = False  # how the daemon was asked to stop (set by daemon.stop)
 
 
@@ -172,6 +177,23 @@ async def worktrees_gc(state: DaemonState, p: schemas.GcParams) -> dict[str, Any
     return {"dry_run": p.dry_run, **report.as_dict()}
 
 
+async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[str, Any]:
+    """The repository's triggered workflows (or why each does not load), and the latest
+    problems the hook inbox met (every repository's: an event names its own)."""
+    repo = await git_repo.repo_root(Path(p.repo))
+    workflows = [
+        {
+            "path": str(found.path),
+            "name": found.loaded.workflow.name if found.loaded else None,
+            "on": [t.model_dump(mode="json") for t in found.loaded.workflow.on]
+            if found.loaded else [],
+            "error": found.error,
+        }
+        for found in triggers.discover(repo)
+    ]  # fmt: skip
+    return {"repo": str(repo), "workflows": workflows, "problems": list(state.inbox.problems)}
+
+
 Handler = Callable[[DaemonState, Any], Awaitable[Any]]
 
 #: method → (params model, handler)
@@ -194,4 +216,5 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.WORKTREES_LIST: (schemas.Empty, worktrees_list),
     protocol.WORKTREES_CLEAN: (schemas.WorktreeCleanParams, worktrees_clean),
     protocol.WORKTREES_GC: (schemas.GcParams, worktrees_gc),
+    protocol.TRIGGERS_LIST: (schemas.TriggersParams, triggers_list),
 }

@@ -95,6 +95,10 @@ class GcParams(_Params):
     dry_run: bool = False
 
 
+class TriggersParams(_Params):
+    repo: str = Field(min_length=1)  # a folder inside the repository
+
+
 class DlqListParams(_Params):
     job_id: str | None = Field(None, min_length=1, max_length=128)
     eligible: bool | None = None

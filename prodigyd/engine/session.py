@@ -74,7 +74,9 @@ class RunRequest:
     merge_policy: str = "ask"
     strict: bool = False
     dlq_retry: DlqRetry | None = None  # re-run dead letters of another job (dlq retry)
-    branch: str | None = None  # merge into this branch, not the one checked out (dlq retry)
+    branch: str | None = None  # merge into this branch, not the one checked out (dlq retry,
+    # triggers)
+    triggered_by: str | None = None  # the git event behind it, for people reading the record
 
 
 async def prepare(
@@ -120,6 +122,7 @@ async def prepare(
         mode=loaded.workflow.mode,
         total_steps=sum(len(steps) for _, steps in _phases(loaded.workflow, request.dlq_retry)),
         dlq_retry=request.dlq_retry,
+        triggered_by=request.triggered_by,
         warnings=loaded.warnings,
     )
     masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)

@@ -95,6 +95,7 @@ class SessionRecord(BaseModel):
     output_tokens: int = 0
     warnings: list[str] = []  # from loading the workflow (unknown keys, deprecations)
     dlq_retry: DlqRetry | None = None
+    triggered_by: str | None = None  # the git event that submitted it (an `on:` trigger)
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""

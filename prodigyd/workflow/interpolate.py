@@ -230,13 +230,13 @@ def _apply_modifier(value: Any, modifier: str) -> Any:
 
 def _glob_filter(value: Any, pattern: str) -> Any:
     if isinstance(value, list | tuple):
-        kept = [item for item in value if _glob_match(render(item), pattern)]
+        kept = [item for item in value if glob_match(render(item), pattern)]
         return SpaceList(kept) if isinstance(value, SpaceList) else kept
-    return value if _glob_match(render(value), pattern) else ""
+    return value if glob_match(render(value), pattern) else ""
 
 
-def _glob_match(path: str, pattern: str) -> bool:
-    """Glob matching as the original's git-variable filters did it.
+def glob_match(path: str, pattern: str) -> bool:
+    """Glob matching as the original's git-variable filters did it (and `on:` triggers do).
 
     fnmatch's `*` already crosses `/` (so `*.md` matches `docs/a.md`); the only gap is `**/`
     matching zero directories (`src/**/*.rs` should match `src/main.rs`).

@@ -51,6 +51,7 @@ from prodigyd.workflow.model import (
     SecretSpec,
     SetupSpec,
     Step,
+    Trigger,
     ValidateSpec,
     Workflow,
     WriteFileSpec,
@@ -550,7 +551,7 @@ def _shown(value: object) -> str:
 
 _TOP_KEYS = (
     "name", "description", "mode", "commands", "steps", "env", "secrets", "env_files",
-    "profiles", "merge", "strict_variables", "worktree",
+    "profiles", "merge", "strict_variables", "worktree", "on",
 )  # fmt: skip
 _COMPOSITION_KEYS = ("imports", "extends", "template", "parameters", "workflows")
 _IGNORED_TOP_KEYS = {"retry_defaults": "it is not applied; give each step its own retry:"}
@@ -773,12 +774,48 @@ def _steps_spec(
     return _build(model, data, at, raw, ctx, renames={"steps": "commands"})
 
 
+def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
+    """`on:` as an event (`on: commit`), a list of events, or `{event: {options}}`."""
+    if isinstance(raw, str):
+        raw_items: list[tuple[object, object, _At]] = [(raw, None, at)]
+    elif isinstance(raw, _Seq):
+        raw_items = [(item, None, at.index(raw, i)) for i, item in enumerate(raw)]
+    elif isinstance(raw, _Map):
+        raw_items = [(event, options, at.key(raw, event)) for event, options in raw.items()]
+    else:
+        ctx.problem(f"expected an event, a list of events or a mapping, got {_shown(raw)}", at)
+        return ()
+    triggers = []
+    for event, options, here in raw_items:
+        if event not in _TRIGGER_EVENTS:
+            ctx.problem(f"unknown event {_shown(event)} (events: commit, push)", here)
+            continue
+        fields: dict[str, Any] = {}
+        if isinstance(options, _Map):
+            fields = _known(options, _TRIGGER_KEYS, here, ctx)
+            for key in ("branches", "paths"):  # one glob may stand for a list of one
+                if isinstance(fields.get(key), str):
+                    fields[key] = (fields[key],)
+        elif options is not None:
+            ctx.problem(f"expected {event}: {{branches, paths, merge}}, got {_shown(options)}",
+                        here)  # fmt: skip
+            continue
+        trigger = _build(Trigger, {"event": event, **fields}, here, options, ctx)
+        if trigger is not None:
+            triggers.append(trigger)
+    return tuple(triggers)
+
+
+_TRIGGER_EVENTS = ("commit", "push")
+_TRIGGER_KEYS = ("branches", "paths", "merge")
+
 _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {
     "env": _env_map,
     "secrets": _secrets,
     "profiles": _profiles,
     "env_files": _env_files,
     "merge": _merge,
+    "on": _triggers,
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -786,7 +823,7 @@ _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {
 
 _MAPREDUCE_KEYS = (
     "name", "description", "mode", "env", "secrets", "env_files", "profiles", "setup", "map",
-    "reduce", "merge", "strict_variables", "worktree", "error_policy", *_POLICY_SHORTCUTS,
+    "reduce", "merge", "strict_variables", "worktree", "error_policy", "on", *_POLICY_SHORTCUTS,
 )  # fmt: skip
 _IGNORED_MAPREDUCE_KEYS = {
     **_IGNORED_TOP_KEYS,

@@ -580,6 +580,26 @@ class ErrorPolicy(BaseModel):
     retry_attempts: int = Field(3, ge=1)
 
 
+TriggerEvent = Literal["commit", "push"]
+
+
+class Trigger(BaseModel):
+    """One `on:` entry: a git event that submits the workflow by itself (docs/triggers.md).
+
+    `branches`: globs of the branch the event is on (a commit's checked-out branch, a push's
+    local branches); `paths`: globs of the files it changed; empty means any. `merge`: what
+    happens to a successful run, as `prodigyctl run` asks it: `ask` (the default) leaves it
+    awaiting `prodigyctl merge`, since nobody is there to answer; `auto` merges; `never`.
+    """
+
+    model_config = _FROZEN
+
+    event: TriggerEvent
+    branches: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    merge: Literal["auto", "ask", "never"] = "ask"
+
+
 class Workflow(BaseModel):
     """A workflow; `mode` says which phases it has. Standard: `steps`. MapReduce: `setup`
     (optional), `map`, `reduce` (optional). `source` is the absolute path it came from."""
@@ -601,6 +621,7 @@ class Workflow(BaseModel):
     merge: MergeSpec | None = None
     strict_variables: bool = False
     worktree: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None
+    on: tuple[Trigger, ...] = ()
     source: str | None = None
 
     @model_validator(mode="after")

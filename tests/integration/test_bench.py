@@ -17,6 +17,7 @@ SMALL = {
     "submit_latency.py": ["--submits", "3", "--runs", "2", "--cli-runs", "1"],
     "startup.py": ["--jobs", "30", "--small", "3", "--starts", "1", "--updates", "5"],
     "mapreduce.py": ["--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"],
+    "hook_latency.py": ["--commits", "2"],
 }
 
 

@@ -1,0 +1,118 @@
+"""The daemon's side of git hooks: read spool entries as they arrive, submit what they
+trigger, then delete them (watch/spool.py says why nothing is lost or fired twice).
+
+The folder is watched with watchfiles (inotify; a 5 ms step keeps a trigger's latency
+near Watchman's). When the watch cannot be set up (inotify limits, an odd file system) the
+inbox says so in the log and polls once a second instead of giving up. Entries are handled
+one at a time, oldest first. Problems a user should see (a triggered workflow that does not
+load or is refused at submission) are kept, the latest RECENT of them, for `triggers.list`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prodigyd import paths
+from prodigyd.engine.session import RunRequest
+from prodigyd.errors import ProdigyError, ShuttingDown
+from prodigyd.git.cli import REPO_PINNING_VARS
+from prodigyd.store.atomic import ensure_dir
+from prodigyd.watch import spool, triggers
+
+if TYPE_CHECKING:
+    from prodigyd.jobs import JobManager
+
+log = logging.getLogger("prodigyd.watch")
+
+RECENT = 50
+POLL_SECONDS = 1.0
+
+
+class HookInbox:
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
+        self.problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+
+    async def run(self) -> None:
+        """Drain the spool now and whenever it changes; runs until cancelled."""
+        folder = ensure_dir(paths.spool_dir())
+        await self.drain()
+        try:
+            from watchfiles import awatch
+
+            async for _ in awatch(folder, watch_filter=None, recursive=False, step=5,
+                                  debounce=200):  # fmt: skip
+                await self.drain()
+        except (OSError, RuntimeError) as exc:  # no inotify watch: poll instead
+            log.warning("cannot watch %s (%s); polling it every %gs", folder, exc, POLL_SECONDS)
+            while True:
+                await asyncio.sleep(POLL_SECONDS)
+                await self.drain()
+
+    async def drain(self) -> None:
+        for entry in spool.pending():
+            try:
+                await self.handle(entry)
+            except Exception as exc:  # a bug must not stop every later hook: set it aside
+                log.exception("hook event %s", entry.name)
+                moved = spool.reject(entry, f"internal error: {exc!r} (see prodigyd.log)")
+                self._problem(entry.name, f"internal error; the entry was moved to {moved}")
+
+    async def handle(self, entry: Path) -> list[str]:
+        """Submit what one entry triggers; returns the ids of the jobs it made."""
+        try:
+            event = spool.read(entry)
+        except spool.SpoolError as exc:
+            moved = spool.reject(entry, str(exc))
+            self._problem(entry.name, f"{exc}; the entry was moved to {moved}")
+            return []
+        if event is None:  # still being written: its last write wakes the watch again
+            return []
+        submitted = []
+        for firing in await triggers.firings(event):
+            try:
+                record = await self.jobs.submit(
+                    _request(event, firing), idempotency_key=_key(event, firing)
+                )
+            except ShuttingDown:
+                return submitted  # the entry stays; the next daemon submits the rest
+            except ProdigyError as exc:
+                self._problem(entry.name, f"{firing.workflow}: {exc.render()}")
+                continue
+            log.info("%s: %s started %s", firing.reason, firing.workflow, record.id)
+            submitted.append(record.id)
+        spool.done(entry)
+        return submitted
+
+    def _problem(self, event_id: str, message: str) -> None:
+        log.error("hook event %s: %s", event_id, message)
+        self.problems.append({"event": event_id, "at": time.time(), "error": message})
+
+
+def _request(event: spool.HookEvent, firing: triggers.Firing) -> RunRequest:
+    """The job a trigger submits: in the hook's worktree and environment (without the
+    variables that pin git to the hook's repository; the daemon's own when the entry has
+    none), on the event's branch."""
+    env = {k: v for k, v in (event.env or os.environ).items() if k not in REPO_PINNING_VARS}
+    return RunRequest(
+        workflow=str(firing.workflow),
+        cwd=str(event.repo),
+        env=env,
+        repo=str(event.repo),
+        merge_policy=firing.trigger.merge,
+        branch=firing.branch,
+        triggered_by=firing.reason,
+    )
+
+
+def _key(event: spool.HookEvent, firing: triggers.Firing) -> str:
+    """One job per (event, workflow, branch), however often the entry is read."""
+    what = f"{event.digest}\0{firing.workflow}\0{firing.branch}".encode()
+    return f"hook:{hashlib.sha256(what).hexdigest()}"

@@ -1,0 +1,134 @@
+"""Which workflows a git event starts: the `on:` triggers of `.prodigy/workflows/`.
+
+A repository's triggered workflows are the `*.yml`, `*.yaml` and `*.json` files directly in
+`<worktree>/.prodigy/workflows/`, read from the worktree the event happened in, when it
+happens (so a trigger edited and not yet committed already counts, as a git hook would).
+A file that does not load is reported, never guessed at: `triggers.list` shows its error.
+
+Matching (docs/workflows.md, "Triggers"): a post-commit is the `commit` event on the
+checked-out branch, with the files that commit changed; a pre-push is the `push` event,
+once per local branch pushed, with the files its new commits change (the tip commit's, for
+a branch the remote does not have yet). `branches` and `paths` are globs as in
+`${step.files_added:*.md}`; empty means any. A path filter that cannot be evaluated (git
+cannot tell what changed) counts as matching: a check that runs once too often is better
+than one that silently never runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodigyd.errors import ProdigyError
+from prodigyd.git.cli import git
+from prodigyd.watch.spool import HookEvent
+from prodigyd.workflow.interpolate import glob_match
+from prodigyd.workflow.load import LoadedWorkflow, load_workflow
+from prodigyd.workflow.model import Trigger
+
+log = logging.getLogger("prodigyd.watch")
+
+FOLDER = Path(".prodigy") / "workflows"
+SUFFIXES = (".yml", ".yaml", ".json")
+EVENT_OF_HOOK = {"post-commit": "commit", "pre-push": "push"}
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file of `.prodigy/workflows/`: loaded, or the error that stopped it."""
+
+    path: Path
+    loaded: LoadedWorkflow | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One run to submit: this workflow, on this branch, because of `reason`."""
+
+    workflow: Path
+    trigger: Trigger
+    branch: str
+    reason: str
+
+
+def discover(repo: Path) -> list[Found]:
+    folder = repo / FOLDER
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for path in files:
+        try:
+            found.append(Found(path, load_workflow(path), None))
+        except ProdigyError as exc:
+            found.append(Found(path, None, exc.render()))
+    return found
+
+
+async def firings(event: HookEvent) -> list[Firing]:
+    """Every (workflow, trigger, branch) the event starts; broken workflows are logged."""
+    kind = EVENT_OF_HOOK[event.hook]
+    candidates = []
+    for found in discover(event.repo):
+        if found.loaded is None:
+            log.warning("trigger workflow not loaded: %s", found.error)
+            continue
+        candidates += [(found.path, t) for t in found.loaded.workflow.on if t.event == kind]
+    if not candidates:
+        return []
+    result = []
+    need_files = any(trigger.paths for _, trigger in candidates)
+    for branch, changed, what in await _occasions(event, need_files):
+        for path, trigger in candidates:
+            if _branch_matches(trigger, branch) and _paths_match(trigger, changed):
+                reason = f"{what} on {branch} ({event.hook} hook)"
+                result.append(Firing(path, trigger, branch, reason))
+    return result
+
+
+async def _occasions(
+    event: HookEvent, need_files: bool
+) -> list[tuple[str, list[str] | None, str]]:
+    """(branch, changed files, description) per thing that happened. The files are None
+    when unknown, or not needed (no trigger filters on paths: a git process saved)."""
+    if event.hook == "post-commit":
+        if event.branch is None or event.head is None:  # a detached commit: no branch to run on
+            return []
+        changed = await _changed(event.repo, event.head) if need_files else None
+        return [(event.branch, changed, f"commit {event.head[:12]}")]
+    occasions = []
+    for ref in event.pushed:
+        if ref.branch is None:
+            continue
+        base = ref.remote_sha if ref.remote_known else None
+        changed = await _changed(event.repo, ref.local_sha, base) if need_files else None
+        remote = f" to {event.remote}" if event.remote else ""
+        occasions.append((ref.branch, changed, f"push of {ref.local_sha[:12]}{remote}"))
+    return occasions
+
+
+async def _changed(repo: Path, sha: str, base: str | None = None) -> list[str] | None:
+    """Files changed from `base` to `sha` (from its parent without a base); None when git
+    cannot tell (an object missing, say)."""
+    if base is None:
+        args = ["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", sha]
+    else:
+        args = ["diff", "--name-only", "-z", base, sha, "--"]
+    done = await git(repo, *args, check=False)
+    if not done.ok:
+        log.warning("cannot list the files %s changed in %s: %s", sha, repo, done.stderr.strip())
+        return None
+    return [name for name in done.stdout.split("\0") if name]
+
+
+def _branch_matches(trigger: Trigger, branch: str) -> bool:
+    return not trigger.branches or any(glob_match(branch, g) for g in trigger.branches)
+
+
+def _paths_match(trigger: Trigger, changed: list[str] | None) -> bool:
+    if not trigger.paths or changed is None:
+        return True
+    return any(glob_match(name, g) for name in changed for g in trigger.paths)

@@ -1,0 +1,189 @@
+"""`on:` triggers end to end: `prodigyctl hooks install`, a real `git commit` or `git push`
+running the installed shim, the real daemon reading its spool and running the workflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import ctl, wait_for
+from tests.gitutil import commit_files, git
+
+STAMP = """
+name: stamp
+on:
+  commit:
+    branches: [main]
+    paths: ["src/**"]
+commands:
+  - shell: "git log -1 --format=%s > last.txt && git add last.txt && git commit -qm stamp"
+"""
+
+
+def sessions() -> list[dict]:
+    return json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+
+
+def spool(home: Path) -> list[str]:
+    """The spool's pending files."""
+    folder = home / "spool"
+    return sorted(p.name for p in folder.glob("*.*")) if folder.exists() else []
+
+
+def settled(home: Path) -> bool:
+    """The spool is empty and no job is queued or running."""
+    return not spool(home) and all(s["status"] not in ("queued", "running") for s in sessions())
+
+
+@pytest.fixture
+def hooked(daemon: Path, repo: Path) -> Path:
+    commit_files(repo, {".prodigy/workflows/stamp.yml": STAMP}, "add trigger")
+    ctl("hooks", "install", cwd=repo, check=True)
+    return repo
+
+
+def test_a_matching_commit_runs_the_workflow_and_others_do_not(daemon: Path, hooked: Path):
+    commit_files(hooked, {"README.md": "docs only\n"}, "docs only")  # paths do not match
+    git(hooked, "checkout", "-q", "-b", "topic")
+    commit_files(hooked, {"src/b.py": "b\n"}, "on a topic branch")  # branch does not match
+    git(hooked, "checkout", "-q", "main")
+    commit_files(hooked, {"src/a.py": "a\n"}, "add a")
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    [job] = sessions()
+    assert job["status"] == "awaiting_merge"  # merge: ask, and nobody is there to answer
+    shown = json.loads(ctl("sessions", "show", job["id"], "--json", check=True).stdout)
+    sha = git(hooked, "rev-parse", "HEAD").strip()
+    assert shown["triggered_by"] == f"commit {sha[:12]} on main (post-commit hook)"
+    assert git(hooked, "show", f"prodigy-{job['id']}:last.txt") == "add a\n"
+    assert "triggered_by:     commit" in ctl("sessions", "show", job["id"]).stdout
+
+
+def test_a_push_runs_its_workflow_and_merges_into_the_pushed_branch(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    commit_files(repo, {".prodigy/workflows/pushed.yml": """
+on:
+  push: {branches: main, merge: auto}
+commands:
+  - shell: "git log -1 --format=%s > pushed.txt && git add pushed.txt && git commit -qm pushed"
+"""}, "push trigger")  # fmt: skip
+    ctl("hooks", "install", cwd=repo, check=True)
+    git(repo, "push", "-q", "origin", "main")
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    [job] = sessions()
+    assert job["status"] == "completed"
+    assert git(repo, "show", "main:pushed.txt") == "push trigger\n"
+
+
+def test_an_existing_hook_is_chained_and_restored(daemon: Path, repo: Path):
+    hooks = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    hooks.mkdir(exist_ok=True)
+    mine = hooks / "post-commit"
+    mine.write_text('#!/bin/sh\necho "$(git log -1 --format=%s)" >> "$HOME/my-hook.log"\n')
+    mine.chmod(0o755)
+    installed = json.loads(ctl("hooks", "install", "--json", cwd=repo, check=True).stdout)
+    assert [h["chained"] for h in installed["installed"]] == [True, False]
+    commit_files(repo, {".prodigy/workflows/stamp.yml": STAMP, "src/a.py": "a\n"}, "both")
+    log = Path(os.environ["HOME"]) / "my-hook.log"
+    assert log.read_text() == "both\n"  # the old hook ran, before ours returned
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    ctl("hooks", "uninstall", cwd=repo, check=True)
+    assert "prodigy-hook" not in mine.read_text() and not (hooks / "pre-push").exists()
+    assert json.loads(ctl("hooks", "status", "--json", cwd=repo).stdout)["hooks"][0]["state"] == (
+        "not prodigy's")  # fmt: skip
+    assert ctl("hooks", "status", cwd=repo).returncode == 1
+
+
+def test_a_failing_pre_push_hook_still_refuses_the_push_and_triggers_nothing(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    hooks = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    hooks.mkdir(exist_ok=True)
+    (hooks / "pre-push").write_text('#!/bin/sh\nwhile read -r line; do echo "$line" >&2; done\n'
+                                    'echo "push refused by policy" >&2\nexit 1\n')  # fmt: skip
+    (hooks / "pre-push").chmod(0o755)
+    commit_files(repo, {".prodigy/workflows/p.yml": "on: push\ncommands:\n  - shell: 'true'\n"})
+    ctl("hooks", "install", cwd=repo, check=True)
+    push = subprocess.run(["git", "push", "origin", "main"], cwd=repo, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert push.returncode != 0
+    assert "push refused by policy" in push.stderr
+    assert "refs/heads/main" in push.stderr  # the old hook got git's standard input
+    assert spool(daemon) == [] and sessions() == []
+
+
+def test_events_wait_in_the_spool_and_the_hook_starts_the_daemon(
+    isolated: Path, repo: Path
+):
+    commit_files(repo, {".prodigy/workflows/stamp.yml": STAMP}, "add trigger")
+    ctl("hooks", "install", cwd=repo, check=True)
+    try:
+        commit_files(repo, {"src/a.py": "a\n"}, "no daemon yet")
+        wait_for(lambda: (isolated / "prodigyd.sock").exists(), timeout=60,
+                 what="the daemon the hook started")  # fmt: skip
+        wait_for(lambda: sessions() and settled(isolated), timeout=60, what="the triggered job")
+        assert [s["status"] for s in sessions()] == ["awaiting_merge"]
+    finally:
+        ctl("daemon", "stop")
+
+
+def test_prodigy_hooks_0_turns_the_hooks_off(daemon: Path, hooked: Path):
+    env = {**os.environ, "PRODIGY_HOOKS": "0"}
+    (hooked / "src").mkdir()
+    (hooked / "src" / "a.py").write_text("a\n")
+    subprocess.run(["git", "add", "-A"], cwd=hooked, check=True)
+    subprocess.run(["git", "commit", "-qm", "quiet"], cwd=hooked, env=env, check=True)
+    assert spool(daemon) == [] and sessions() == []
+
+
+def test_a_bad_spool_entry_is_set_aside_with_its_reason(daemon: Path, hooked: Path):
+    (daemon / "spool" / "1.00-1.event").write_text("version=1\nhook=post-checkout\nrepo=/tmp\n"
+                                                   "end=1\n")  # fmt: skip
+    reason = daemon / "spool" / "rejected" / "1.00-1.reason"
+    wait_for(reason.exists, timeout=30, what="the entry set aside")
+    assert "hook 'post-checkout' is not one of post-commit, pre-push" in reason.read_text()
+    assert (daemon / "spool" / "rejected" / "1.00-1.event").exists()
+    listed = ctl("triggers", "ls", cwd=hooked, check=True)
+    assert "commit on main touching src/** merge ask" in listed.stdout
+    assert "hook event 1.00-1.event" in listed.stderr
+
+
+def test_an_entry_read_twice_submits_once(daemon: Path, hooked: Path):
+    """A daemon killed after submitting but before deleting an entry reads it again: the
+    same event id makes the same idempotency key, so no second job."""
+    (hooked / "src").mkdir()
+    (hooked / "src" / "a.py").write_text("a\n")
+    subprocess.run(["git", "add", "-A"], cwd=hooked, check=True)
+    subprocess.run(["git", "commit", "-qm", "unhooked"], cwd=hooked, check=True,
+                   env={**os.environ, "PRODIGY_HOOKS": "0"})  # fmt: skip
+    sha = git(hooked, "rev-parse", "HEAD").strip()
+    event = (f"version=1\nhook=post-commit\nrepo={hooked}\nhead={sha}\n"
+             "branch=refs/heads/main\nend=1\n")  # fmt: skip
+    for name in ("5.00-1", "6.00-1"):  # the same entry, read twice
+        (daemon / "spool" / f"{name}.event").write_text(event)
+        wait_for(lambda: settled(daemon) and sessions(), timeout=60, what="the entry read")
+    [job] = sessions()
+    assert job["status"] == "awaiting_merge"
+
+
+def test_triggers_ls_shows_a_workflow_that_does_not_load(daemon: Path, hooked: Path):
+    (hooked / ".prodigy" / "workflows" / "broken.yml").write_text("on: [commit, pull]\n"
+                                                                   "commands: [{shell: x}]\n")
+    listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
+    broken, stamp = listed["workflows"]
+    assert "unknown event 'pull' (events: commit, push)" in broken["error"]
+    assert stamp["on"] == [{"event": "commit", "branches": ["main"], "paths": ["src/**"],
+                            "merge": "ask"}]  # fmt: skip
+    commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    assert len(sessions()) == 1
