@@ -23,8 +23,8 @@ def triggers(on: str) -> tuple[Trigger, ...]:
 def test_every_shape_of_on():
     assert triggers("on: commit\n") == (Trigger(event="commit"),)
     assert triggers("on: [commit, push]\n") == (Trigger(event="commit"), Trigger(event="push"))
-    assert triggers("on:\n  push:\n  commit: {branches: main, paths: ['src/**', '*.md'],"
-                    " merge: auto}\n") == (  # fmt: skip
+    full = "on:\n  push:\n  commit: {branches: main, paths: ['src/**', '*.md'], merge: auto}\n"
+    assert triggers(full) == (
         Trigger(event="push"),
         Trigger(event="commit", branches=("main",), paths=("src/**", "*.md"), merge="auto"),
     )
