@@ -143,6 +143,17 @@ def batch(**options: Any) -> None:
 
 
 @cli.command()
+@click.argument("workflows", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Unknown keys are errors, not warnings.")
+@json_option
+def validate(workflows: tuple[str, ...], strict: bool, as_json: bool) -> None:
+    """Check WORKFLOWS without running them (no daemon needed); exit 1 if one has issues."""
+    from prodigyctl.commands import validate as cmd
+
+    sys.exit(cmd.validate(workflows=workflows, strict=strict, as_json=as_json))
+
+
+@cli.command()
 @click.argument("session_id")
 @click.option("-y", "--yes", is_flag=True, help="Merge the result without asking.")
 @click.option("--force", is_flag=True, help="Resume even if the workflow file changed.")

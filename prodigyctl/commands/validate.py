@@ -1,0 +1,62 @@
+"""`validate WORKFLOW...`: check workflow files without running them, as the original did.
+
+The check is the daemon's own loader (prodigyd.workflow.load), run here, so no daemon is
+needed and nothing is written: YAML syntax, every field and its type, step shapes, `when:`
+and `filter:` expressions, `on:` triggers and unknown keys (warnings; errors with
+`--strict`). What depends on where and how a run starts (the repository, the environment,
+secrets, the claude executable) is checked when a job is submitted.
+
+Output keeps the original's lines, `✓ Workflow is valid: <path>` and `✗ Workflow has
+issues: <path>`, and its exit status: 1 when any file has issues.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prodigyctl.client import dumps
+from prodigyctl.errors import EXIT_FAILED, EXIT_OK
+
+
+def validate(*, workflows: tuple[str, ...], strict: bool, as_json: bool) -> int:
+    results = [_check(Path(name), strict=strict) for name in workflows]
+    if as_json:
+        click.echo(dumps(results))
+    else:
+        for result in results:
+            _show(result)
+    return EXIT_OK if all(result["valid"] for result in results) else EXIT_FAILED
+
+
+def _check(path: Path, *, strict: bool) -> dict[str, Any]:
+    from prodigyd.errors import ProdigyError
+    from prodigyd.workflow.load import load_workflow
+
+    result: dict[str, Any] = {"path": str(path.absolute()), "valid": False, "warnings": []}
+    try:
+        loaded = load_workflow(path.absolute(), strict=strict)
+    except ProdigyError as exc:
+        return {**result, "error": exc.to_dict(), "message": exc.render()}
+    workflow = loaded.workflow
+    return {
+        **result,
+        "valid": True,
+        "warnings": loaded.warnings,
+        "name": workflow.name,
+        "mode": workflow.mode,
+        "steps": len(workflow.phase_steps),
+        "on": [trigger.event for trigger in workflow.on],
+    }
+
+
+def _show(result: dict[str, Any]) -> None:
+    if not result["valid"]:
+        click.echo(f"✗ Workflow has issues: {result['path']}")
+        click.echo("  " + result["message"].replace("\n", "\n  "))
+        return
+    click.echo(f"✓ Workflow is valid: {result['path']}")
+    for warning in result["warnings"]:
+        click.echo(f"  warning: {warning}")

@@ -1,0 +1,45 @@
+"""`prodigyctl validate`: the daemon's loader run by the client, no daemon needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli import ctl
+
+
+def test_valid_and_broken_files_with_the_original_lines_and_exit_status(tmp_path: Path):
+    good = tmp_path / "good.yml"
+    good.write_text("name: good\ncommands:\n  - shell: make\n    timout: 5\n")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("commands:\n  - shell: make\n    timeout: forever\n")
+    done = ctl("validate", str(good), str(bad), cwd=tmp_path)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"✓ Workflow is valid: {good}"
+    assert "did you mean 'timeout'?" in lines[1]
+    assert f"✗ Workflow has issues: {bad}" in lines
+    assert f"{bad}:3:" in done.stdout and "timeout" in done.stdout
+    assert not (tmp_path / "prodigy-home" / "prodigyd.sock").exists()  # no daemon started
+
+
+def test_strict_turns_unknown_keys_into_issues(tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("commands:\n  - shell: make\n    timout: 5\n")
+    assert ctl("validate", str(wf)).returncode == 0
+    strict = ctl("validate", "--strict", str(wf))
+    assert strict.returncode == 1 and "✗ Workflow has issues" in strict.stdout
+
+
+def test_json_reports_each_file(tmp_path: Path):
+    wf = tmp_path / "mr.yml"
+    wf.write_text("mode: mapreduce\non: push\nmap:\n  input: items.json\n"
+                  "  agent_template: [{shell: 'true'}, {claude: '/fix ${item}'}]\n")  # fmt: skip
+    missing = tmp_path / "missing.yml"
+    done = ctl("validate", "--json", str(wf), str(missing))
+    assert done.returncode == 1
+    ok, gone = json.loads(done.stdout)
+    assert ok == {"path": str(wf), "valid": True, "warnings": [], "name": "default",
+                  "mode": "mapreduce", "steps": 2, "on": ["push"]}  # fmt: skip
+    assert gone["valid"] is False and gone["error"]["kind"] == "workflow"
+    assert str(missing) in gone["message"]
