@@ -619,6 +619,29 @@ def triggers_ls(path: str | None, as_json: bool) -> None:
 
     sys.exit(cmd.list_triggers(path=path, as_json=as_json))
 
+@cli.command()
+@click.option(
+    "--since", metavar="WHEN", callback=_since,
+    help="Only sessions started since WHEN: 30s, 10m, 2h, 3d ago, or an ISO 8601 time.",
+)  # fmt: skip
+@click.option(
+    "--by",
+    "group_by",
+    type=click.Choice(["workflow", "day", "repo", "status"]),
+    default="workflow",
+    show_default=True,
+    help="One row per workflow, day, repository or status.",
+)
+@click.option("--top", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="List this many of the costliest sessions.")  # fmt: skip
+@json_option
+def analytics(since: str | None, group_by: str, top: int, as_json: bool) -> None:
+    """Cost, tokens, outcomes and time of your sessions, the costliest groups first."""
+    from prodigyctl.commands import analytics as cmd
+
+    sys.exit(cmd.analytics(since=since, group_by=group_by, top=top, as_json=as_json))
+
+
 @cli.group("man")
 def man() -> None:
     """Man pages: prodigyctl(1) and one per command, prodigyd(8), prodigy-workflow(5),

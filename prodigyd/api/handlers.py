@@ -19,14 +19,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from prodigyd import paths, protocol
+from prodigyd.api import analytics, events, schemas
 from prodigyd.api import dlq as dlq_api
-from prodigyd.api import events, schemas
 from prodigyd.engine.session import RunRequest, describe
 from prodigyd.errors import ProdigyError
 from prodigyd.git import repo as git_repo
 from prodigyd.jobs import JobManager, session_live
 from prodigyd.store import dlq as dlq_store
-from prodigyd.store import inline
+from prodigyd.store import inline, journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
@@ -194,6 +194,10 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
     return {"repo": str(repo), "workflows": workflows, "problems": list(state.inbox.problems)}
 
 
+async def analytics_summary(state: DaemonState, p: schemas.AnalyticsParams) -> dict[str, Any]:
+    return {"since": p.since, **analytics.summary(journal.usage(p.since), p.group_by, p.top)}
+
+
 Handler = Callable[[DaemonState, Any], Awaitable[Any]]
 
 #: method → (params model, handler)
@@ -217,4 +221,5 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.WORKTREES_CLEAN: (schemas.WorktreeCleanParams, worktrees_clean),
     protocol.WORKTREES_GC: (schemas.GcParams, worktrees_gc),
     protocol.TRIGGERS_LIST: (schemas.TriggersParams, triggers_list),
+    protocol.ANALYTICS_SUMMARY: (schemas.AnalyticsParams, analytics_summary),
 }

@@ -95,6 +95,12 @@ class GcParams(_Params):
     dry_run: bool = False
 
 
+class AnalyticsParams(_Params):
+    since: str | None = None  # ISO 8601 timestamp; jobs started at or after it
+    group_by: Literal["workflow", "day", "repo", "status"] = "workflow"
+    top: int = Field(5, ge=0, le=100)  # the costliest jobs listed
+
+
 class TriggersParams(_Params):
     repo: str = Field(min_length=1)  # a folder inside the repository
 

@@ -235,6 +235,27 @@ def recent(limit: int, status: str | None = None) -> list[sqlite3.Row]:
     return list(connection().execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)))
 
 
+#: What analytics reads of each job, straight from its record (SQLite's JSON functions:
+#: no record is parsed in Python, so a summary of 10,000 jobs stays cheap).
+_USAGE = """
+SELECT id, status,
+       json_extract(record, '$.workflow_name') AS workflow,
+       json_extract(record, '$.repo') AS repo,
+       json_extract(record, '$.started_at') AS started_at,
+       json_extract(record, '$.completed_at') AS completed_at,
+       json_extract(record, '$.cost_usd') AS cost_usd,
+       json_extract(record, '$.input_tokens') AS input_tokens,
+       json_extract(record, '$.output_tokens') AS output_tokens
+FROM jobs WHERE ? IS NULL OR json_extract(record, '$.started_at') >= ? ORDER BY seq
+"""
+
+
+def usage(since: str | None = None) -> list[sqlite3.Row]:
+    """Per job: status, workflow, repo, start and end times, cost and tokens; jobs started
+    at or after `since` (an ISO 8601 time as records store it), or all."""
+    return connection().execute(_USAGE, (since, since)).fetchall()
+
+
 def counts() -> dict[str, int]:
     rows = connection().execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
     return {row["status"]: row["n"] for row in rows}
