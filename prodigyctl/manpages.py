@@ -68,9 +68,13 @@ def generate() -> dict[str, str]:
     return pages
 
 
-def shipped() -> dict[str, str]:
+def shipped_paths() -> list[Path]:
     """The pages in the package, as `generate()` made them when they were last written."""
-    return {path.name: path.read_text() for path in sorted(SHIPPED.glob("*.[158]"))}
+    return sorted(SHIPPED.glob("*.[158]"))
+
+
+def shipped() -> dict[str, str]:
+    return {path.name: path.read_text() for path in shipped_paths()}
 
 
 def write(folder: Path = SHIPPED) -> list[str]:

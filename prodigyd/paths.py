@@ -17,7 +17,7 @@ Layout (reference §5, with the [R] clean-ups):
                                           named/<name>/, <session-id>/ when on demand
       logs/agents/<session-id>/           one log per map agent attempt
       workflows/inline-<sha>.yml          workflows submitted as text (exec, batch, run -)
-      spool/<event>/                      git hook events waiting for the daemon (watch/spool.py)
+      spool/<id>.event|.stdin|.env        git hook events waiting for the daemon (watch/spool.py)
 """
 
 from __future__ import annotations
@@ -96,6 +96,14 @@ def claude_logs_dir() -> Path:
 def agent_logs_dir(session_id: str) -> Path:
     """One log file per map agent attempt: `logs/agents/<session-id>/<item>.attempt-N.log`."""
     return logs_dir() / "agents" / session_id
+
+
+def xdg_home(variable: str, default: str) -> Path:
+    """A user base folder of the XDG spec (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`): the variable
+    when it is an absolute path (the spec says to ignore a relative one, and systemd does),
+    else `~/<default>`."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else Path.home() / default
 
 
 def spool_dir() -> Path:

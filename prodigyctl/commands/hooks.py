@@ -16,7 +16,6 @@ name. `PRODIGY_HOOKS=0` turns the shims off for one command (`PRODIGY_HOOKS=0 gi
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -28,13 +27,11 @@ from prodigyctl.client import Client, dumps
 from prodigyctl.commands.service import installed_argv
 from prodigyctl.errors import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
 from prodigyd import protocol
+from prodigyd.git.cli import REPO_PINNING_VARS, git_env
+from prodigyd.watch.spool import HOOKS
 
-HOOKS = ("post-commit", "pre-push")
 MARKER = "# prodigy-hook v1"
 LEGACY_SUFFIX = ".prodigy-legacy"
-#: Variables a hook inherits from git that would pin a daemon it starts to this repository.
-PINNING = ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE", "GIT_PREFIX", "GIT_COMMON_DIR",
-           "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES")  # fmt: skip
 
 SHIM = r"""#!/bin/sh
 @MARKER@: installed by `prodigyctl hooks install`, removed by
@@ -92,7 +89,7 @@ def shim() -> str:
     return (
         SHIM.replace("@MARKER@", MARKER)
         .replace("@LEGACY@", LEGACY_SUFFIX)
-        .replace("@UNSET@", "".join(f" -u {name}" for name in PINNING))
+        .replace("@UNSET@", "".join(f" -u {name}" for name in sorted(REPO_PINNING_VARS)))
         .replace("@PRODIGYCTL@", shlex.join(installed_argv("prodigyctl", "prodigyctl.main")))
     )
 
@@ -103,8 +100,7 @@ def hooks_dir(path: str | None) -> tuple[Path, bool]:
     where = Path(path or ".").absolute()
     done = subprocess.run(
         ["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks", "--git-common-dir"],
-        cwd=where, capture_output=True, text=True, check=False,
-        env={k: v for k, v in os.environ.items() if k not in PINNING},
+        cwd=where, capture_output=True, text=True, check=False, env=git_env(),
     )  # fmt: skip
     if done.returncode != 0:
         raise click.UsageError(f"{where} is not in a git repository ({done.stderr.strip()})")

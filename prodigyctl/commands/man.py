@@ -9,7 +9,6 @@ page with `man -l`, so a page can be read before anything is installed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,22 +17,16 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyctl.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
-from prodigyctl.manpages import SHIPPED
+from prodigyctl.manpages import shipped_paths
+from prodigyd import paths
 
 
 def man_dir() -> Path:
-    """`$XDG_DATA_HOME/man`; a relative XDG_DATA_HOME is ignored, as the XDG spec says."""
-    data = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(data) if os.path.isabs(data) else Path.home() / ".local" / "share"
-    return base / "man"
-
-
-def pages() -> list[Path]:
-    return sorted(SHIPPED.glob("*.[158]"))
+    return paths.xdg_home("XDG_DATA_HOME", ".local/share") / "man"
 
 
 def list_pages(*, as_json: bool) -> int:
-    names = [page.name for page in pages()]
+    names = [page.name for page in shipped_paths()]
     click.echo(dumps(names) if as_json else "\n".join(names))
     return EXIT_OK
 
@@ -54,13 +47,13 @@ def find(topic: str) -> Path | None:
     """The page for a topic: a page name, or a command path with or without `prodigyctl`."""
     words = topic.replace("-", " ").split()
     wanted = {topic, "-".join(words), "-".join(["prodigyctl", *words])}
-    return next((page for page in pages() if page.stem in wanted), None)
+    return next((page for page in shipped_paths() if page.stem in wanted), None)
 
 
 def install(*, folder: str | None, uninstall: bool, as_json: bool) -> int:
     root = Path(folder).expanduser().absolute() if folder else man_dir()
     done = []
-    for page in pages():
+    for page in shipped_paths():
         target = root / f"man{page.suffix[1:]}" / page.name
         if uninstall:
             if target.exists():

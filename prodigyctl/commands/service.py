@@ -113,9 +113,7 @@ def unit_dir() -> Path:
 
     A relative XDG_CONFIG_HOME is ignored, as the XDG spec (and systemd) require.
     """
-    config = os.environ.get("XDG_CONFIG_HOME", "")
-    base = Path(config) if os.path.isabs(config) else Path.home() / ".config"
-    return base / "systemd" / "user"
+    return paths.xdg_home("XDG_CONFIG_HOME", ".config") / "systemd" / "user"
 
 
 def daemon_argv() -> list[str]:

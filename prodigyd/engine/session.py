@@ -74,8 +74,7 @@ class RunRequest:
     merge_policy: str = "ask"
     strict: bool = False
     dlq_retry: DlqRetry | None = None  # re-run dead letters of another job (dlq retry)
-    branch: str | None = None  # merge into this branch, not the one checked out (dlq retry,
-    # triggers)
+    branch: str | None = None  # into this branch, not the one checked out (dlq retry, triggers)
     triggered_by: str | None = None  # the git event behind it, for people reading the record
 
 

@@ -40,7 +40,9 @@ from prodigyd.git.repo import HEADS, SHA
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 
 VERSION = "1"
-HOOKS = ("post-commit", "pre-push")
+#: The hooks the shims are installed as, and the `on:` event each one is.
+HOOK_EVENTS = {"post-commit": "commit", "pre-push": "push"}
+HOOKS = tuple(HOOK_EVENTS)
 REJECTED = "rejected"
 EVENT, STDIN, ENV, REASON = ".event", ".stdin", ".env", ".reason"
 END = "end=1"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from prodigyd.errors import ProdigyError
 from prodigyd.git.cli import git
-from prodigyd.watch.spool import HookEvent
+from prodigyd.watch.spool import HOOK_EVENTS, HookEvent
 from prodigyd.workflow.interpolate import glob_match
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow
 from prodigyd.workflow.model import Trigger
@@ -31,7 +31,6 @@ log = logging.getLogger("prodigyd.watch")
 
 FOLDER = Path(".prodigy") / "workflows"
 SUFFIXES = (".yml", ".yaml", ".json")
-EVENT_OF_HOOK = {"post-commit": "commit", "pre-push": "push"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def discover(repo: Path) -> list[Found]:
 
 async def firings(event: HookEvent) -> list[Firing]:
     """Every (workflow, trigger, branch) the event starts; broken workflows are logged."""
-    kind = EVENT_OF_HOOK[event.hook]
+    kind = HOOK_EVENTS[event.hook]
     candidates = []
     for found in discover(event.repo):
         if found.loaded is None:

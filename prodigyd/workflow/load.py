@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -52,6 +52,7 @@ from prodigyd.workflow.model import (
     SetupSpec,
     Step,
     Trigger,
+    TriggerEvent,
     ValidateSpec,
     Workflow,
     WriteFileSpec,
@@ -788,7 +789,8 @@ def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
     triggers = []
     for event, options, here in raw_items:
         if event not in _TRIGGER_EVENTS:
-            ctx.problem(f"unknown event {_shown(event)} (events: commit, push)", here)
+            ctx.problem(f"unknown event {_shown(event)} (events: {', '.join(_TRIGGER_EVENTS)})",
+                        here)  # fmt: skip
             continue
         fields: dict[str, Any] = {}
         if isinstance(options, _Map):
@@ -806,7 +808,7 @@ def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
     return tuple(triggers)
 
 
-_TRIGGER_EVENTS = ("commit", "push")
+_TRIGGER_EVENTS = get_args(TriggerEvent)
 _TRIGGER_KEYS = ("branches", "paths", "merge")
 
 _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {

@@ -584,7 +584,8 @@ TriggerEvent = Literal["commit", "push"]
 
 
 class Trigger(BaseModel):
-    """One `on:` entry: a git event that submits the workflow by itself (docs/triggers.md).
+    """One `on:` entry: a git event that submits the workflow by itself (docs/workflows.md,
+    "Triggers").
 
     `branches`: globs of the branch the event is on (a commit's checked-out branch, a push's
     local branches); `paths`: globs of the files it changed; empty means any. `merge`: what

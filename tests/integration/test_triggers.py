@@ -187,3 +187,15 @@ def test_triggers_ls_shows_a_workflow_that_does_not_load(daemon: Path, hooked: P
     commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
     assert len(sessions()) == 1
+
+
+def test_install_refuses_when_the_chained_hook_name_is_taken(daemon: Path, repo: Path):
+    hooks = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    hooks.mkdir(exist_ok=True)
+    (hooks / "post-commit").write_text("#!/bin/sh\necho mine\n")
+    (hooks / "post-commit.prodigy-legacy").write_text("#!/bin/sh\necho older\n")
+    refused = ctl("hooks", "install", cwd=repo)
+    assert refused.returncode == 4
+    assert "post-commit.prodigy-legacy is taken" in refused.stderr
+    assert (hooks / "post-commit").read_text() == "#!/bin/sh\necho mine\n"  # nothing changed
+    assert not (hooks / "pre-push").exists()
