@@ -155,10 +155,12 @@ def start_daemon() -> None:
     import select  # only here: most commands never start a daemon, and imports cost time
     import subprocess
 
-    logs = paths.logs_dir()
-    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from prodigyd.store.atomic import ensure_dir
+
+    logs = ensure_dir(paths.logs_dir())
     read_fd, write_fd = os.pipe()
-    with open(logs / "prodigyd.out", "ab") as out:
+    out_fd = os.open(logs / "prodigyd.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(out_fd, "ab") as out:
         subprocess.Popen(
             [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
             stdin=subprocess.DEVNULL,

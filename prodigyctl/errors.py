@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -78,13 +79,16 @@ def _crash() -> int:
     import platform  # only when crashing: every command imports this module
     import traceback
 
-    logs = paths.logs_dir()
-    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = logs / f"prodigyctl-crash-{time.strftime('%Y%m%d_%H%M%S')}.log"
-    path.write_text(
+    from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
+
+    # The second, the microsecond and the pid: crashes in the same second keep a log each.
+    stamp = f"{time.strftime('%Y%m%d_%H%M%S')}.{time.time_ns() // 1000 % 1_000_000:06d}"
+    path = ensure_dir(paths.logs_dir()) / f"prodigyctl-crash-{stamp}-{os.getpid()}.log"
+    text = (
         f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "
         f"they may hold secrets)\npython: {sys.version}\n"
         f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
     )
+    write_bytes_atomic(path, text.encode())
     click.echo(f"error: prodigyctl crashed; details in {path}", err=True)
     return EXIT_CRASH

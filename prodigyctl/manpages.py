@@ -120,9 +120,9 @@ def _command_page(path: tuple[str, ...], command: click.Command) -> str:
     out = _header(name, 1)
     out += [".SH NAME", f"{_esc(name)} \\- {_esc(_summary(command))}"]
     out += [".SH SYNOPSIS", f".B {_esc(' '.join(path))}"]
-    out.append(_esc(" ".join(command.collect_usage_pieces(ctx))))
+    out.append(_esc(_usage(command)))
     out += [".SH DESCRIPTION", *_help_paragraphs(command.help or "")]
-    options = [record for p in command.get_params(ctx) if (record := p.get_help_record(ctx))]
+    options = [_option_record(p) for p in command.get_params(ctx) if _documented(p)]
     if options:
         out.append(".SH OPTIONS")
         for flags, text in options:
@@ -143,6 +143,72 @@ def _command_page(path: tuple[str, ...], command: click.Command) -> str:
     parent = "-".join(path[:-1]) if len(path) > 1 else None
     out += [".SH SEE ALSO", _see_also(name, parent)]
     return "\n".join(out) + "\n"
+
+
+# The synopsis and option lists are written here from the parameters' declared attributes,
+# not by click's help formatter: that formatter's output changes between click releases
+# (8.5 began listing arguments among the options), and the shipped pages must be the same
+# whichever click a machine resolves.
+
+
+def _usage(command: click.Command) -> str:
+    """`[OPTIONS] JOB_ID [ITEM]...`, or `[OPTIONS] COMMAND [ARGS]...` for a group."""
+    pieces = ["[OPTIONS]"]
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            name = param.metavar or (param.name or "").upper()
+            name += "..." if param.nargs == -1 else ""
+            pieces.append(name if param.required else f"[{name}]")
+    if isinstance(command, click.Group):
+        pieces.append("COMMAND [ARGS]...")
+    return " ".join(pieces)
+
+
+def _documented(param: click.Parameter) -> bool:
+    return isinstance(param, click.Option) and not param.hidden
+
+
+def _option_record(option: click.Parameter) -> tuple[str, str]:
+    """An option's flags with their value's name, and its help with default and range."""
+    assert isinstance(option, click.Option)
+    flags = ", ".join(option.opts)
+    if option.secondary_opts:
+        flags += " / " + ", ".join(option.secondary_opts)
+    if not option.is_flag and not option.count:
+        flags += f" {option.metavar or _type_name(option.type)}"
+    extras = []
+    if option.show_default and option.default is not None and not callable(option.default):
+        default = option.default
+        shown = ("true" if default else "false") if isinstance(default, bool) else str(default)
+        extras.append(f"default: {shown}")
+    if isinstance(option.type, click.IntRange | click.FloatRange):
+        extras.append(_range(option.type))
+    if option.required:
+        extras.append("required")
+    parts = [inspect.cleandoc(option.help or "").replace("\n", " ")]
+    parts += [f"[{'; '.join(extras)}]"] if extras else []
+    return flags, "  ".join(part for part in parts if part)
+
+
+def _type_name(kind: click.ParamType) -> str:
+    if isinstance(kind, click.Choice):
+        return f"[{'|'.join(str(c) for c in kind.choices)}]"
+    if isinstance(kind, click.IntRange):
+        return "INTEGER RANGE"
+    if isinstance(kind, click.FloatRange):
+        return "FLOAT RANGE"
+    return kind.name.upper()
+
+
+def _range(kind: click.IntRange | click.FloatRange) -> str:
+    """`x>=0`, `1<=x<=1000000`: the bounds as click's help shows them."""
+    below = "<" if kind.min_open else "<="
+    above = "<" if kind.max_open else "<="
+    if kind.min is not None and kind.max is not None:
+        return f"{kind.min}{below}x{above}{kind.max}"
+    if kind.min is not None:
+        return f"x{below.replace('<', '>')}{kind.min}"
+    return f"x{above}{kind.max}"
 
 
 def _summary(command: click.Command) -> str:
@@ -228,8 +294,10 @@ def _blocks(lines: list[str]) -> Iterator[str]:
                 yield ".RS 2"
                 depth += 1
             end = i + 1
-            while end < len(lines) and lines[end].startswith(" " * (indent + 2)) and not (
-                LIST_ITEM.match(lines[end])
+            while (
+                end < len(lines)
+                and lines[end].startswith(" " * (indent + 2))
+                and not (LIST_ITEM.match(lines[end]))
             ):
                 end += 1
             text = " ".join([first, *(c.strip() for c in lines[i + 1 : end])])

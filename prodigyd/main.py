@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prodigyd import paths, systemd
+from prodigyd import paths, proc, systemd
 from prodigyd.config import Config, ConfigError, WorktreeConfig, load
 from prodigyd.store.atomic import ensure_dir
 
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"prodigyd {VERSION}")
     args = parser.parse_args(argv)
     activated = systemd.listen_sockets()  # first: before anything can spawn a child
+    proc.keep_store_private()  # before the first file or folder is made
     try:
         config = load()
     except ConfigError as err:

@@ -51,6 +51,18 @@ class Completed:
 
 LineSink = Callable[[str], None]
 
+#: The umask every child gets: the user's own, saved by `keep_store_private()` when the
+#: daemon narrows its own; -1 (inherit) until then, as in the engine's in-process tests.
+_child_umask = -1
+
+
+def keep_store_private() -> None:
+    """Make everything the daemon creates itself private (folders 0700, files 0600) on
+    every path of creation, while its children keep the user's umask: a file a step makes,
+    or a merge writes into the user's checkout, gets the modes the user expects."""
+    global _child_umask
+    _child_umask = os.umask(0o077)
+
 
 async def run(
     argv: Sequence[str],
@@ -82,6 +94,7 @@ async def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        umask=_child_umask,
     )
     assert proc.stdout is not None and proc.stderr is not None
     loop = asyncio.get_running_loop()

@@ -8,6 +8,8 @@ caller gets a StoreError naming both paths.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import time
@@ -21,7 +23,21 @@ DIR_MODE = 0o700
 
 
 def ensure_dir(path: Path) -> Path:
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """`path` as a folder, every folder made on the way private: `mkdir(parents=True)`
+    gives the parents the umask's mode (0755), not `mode`, and the first folder made is
+    often the store's root (`~/.prodigy` made as the parent of `~/.prodigy/logs`)."""
+    if path.is_dir():
+        return path
+    missing = []
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            folder.mkdir(mode=DIR_MODE)
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
     return path
 
 

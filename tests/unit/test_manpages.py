@@ -81,3 +81,17 @@ back\\slash
     assert "a|b" in out and "pipe in code" in out and "plain | escaped" in out
     assert "café → ok" in out
     assert "SEE ALSO" in out and "other(1)" in out
+
+
+def test_arguments_are_in_the_synopsis_and_never_listed_as_options():
+    """click 8.5's help formatter began listing arguments among the options; the pages are
+    written from the parameters themselves, so a new click release cannot change them."""
+    pages = manpages.shipped()
+    for path, command in walk(cli, ("prodigyctl",)):
+        page = pages[f"{'-'.join(path)}.1"]
+        synopsis = page.split(".SH SYNOPSIS\n", 1)[1].split(".SH", 1)[0]
+        options = page.split(".SH OPTIONS\n", 1)[-1].split(".SH", 1)[0] if ".SH OPTIONS" in page else ""
+        for argument in (p for p in command.params if isinstance(p, click.Argument)):
+            name = (argument.metavar or argument.name or "").upper()
+            assert name in synopsis, (path, name)
+            assert f"\\fB{name}\\fR\n" not in options, (path, name)
