@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -103,7 +104,10 @@ def _connect_as(uid: int, path: Path) -> str:
             sock.settimeout(10)
             try:
                 sock.connect(str(path))
-                sock.sendall(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
+                # The daemon answers a stranger at once and hangs up: the request may find
+                # the connection closed (EPIPE), while the answer is still there to read.
+                with contextlib.suppress(BrokenPipeError):
+                    sock.sendall(b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n')
                 out = sock.makefile("rb").readline().decode()
             except OSError as exc:
                 out = f"connect-error {exc.errno}"
