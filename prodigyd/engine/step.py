@@ -19,6 +19,7 @@ import asyncio
 import fnmatch
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,8 +71,13 @@ class StepRunner:
         store: VariableStore,
         display: str | None = None,
         position: tuple[int, int] | None = None,
+        settle: Callable[[StepReport], Awaitable[None]] | None = None,
     ) -> StepReport:
-        """Run one step through the pipeline; `position` (i, n) marks a top-level step."""
+        """Run one step through the pipeline; `position` (i, n) marks a top-level step.
+
+        `settle` (a phase's checkpoint) runs before `step_completed`/`step_failed` is
+        emitted: what a follower is shown as done is already durable.
+        """
         ctx = self.ctx
         display = display or self.display(step, store)
         where = {"index": position[0], "total": position[1]} if position else {}
@@ -84,6 +90,8 @@ class StepRunner:
         except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
             message = f"Step '{display}' could not run: {_os_reason(exc)}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
+        if settle is not None:
+            await settle(report)
         ctx.events.emit(
             "step_completed" if report.success else "step_failed",
             **where,

@@ -1,0 +1,37 @@
+"""Engine defects found by crash and load testing: each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodigyd import paths
+from prodigyd.store import checkpoints
+from tests.enginekit import ListSink, run_workflow, write_workflow
+
+
+@dataclass
+class JournalWatcher(ListSink):
+    """At each top-level `step_completed`, notes which steps the journal on disk records."""
+
+    on_disk: list[tuple[int, list[int]]] = field(default_factory=list)
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        super().emit(event_type, **fields)
+        if event_type == "step_completed" and "index" in fields:
+            done = []
+            for journal in paths.home().glob("state/*/checkpoints/*.journal.jsonl"):
+                saved = checkpoints.load(journal.parent.parent.name) or {}
+                done += [entry["step_index"] for entry in saved.get("completed_steps") or []]
+            self.on_disk.append((fields["index"], done))
+
+
+async def test_step_completed_is_emitted_only_once_its_checkpoint_is_on_disk(
+    tmp_path: Path, repo: Path
+):
+    wf = write_workflow(tmp_path, "- shell: 'true'\n- shell: 'true'\n- shell: 'true'\n")
+    watcher = JournalWatcher()
+    out = await run_workflow(wf, repo, merge="never", sink=watcher)
+    assert out.status == "awaiting_merge", out.record.error
+    assert watcher.on_disk == [(1, [0]), (2, [0, 1]), (3, [0, 1, 2])]
