@@ -134,12 +134,12 @@ class StepRunner:
         if step.when and not evaluate(step.when, store):
             result = CommandResult(True, 0, stdout="Skipped due to when condition\n")
             return StepReport(True, result, skipped=True, note="skipped: when condition is false")
-        await self.git.before_step(step)
+        before = await self.git.before_step(step)  # this call's own: see GitTracker
         first = _ATTEMPT_ONE if step.on_failure and step.on_failure.debug_loop else None
         result = await self.execute(step, label, store, first)
         if result.success and step.commit_required:
-            result = await self._check_commit(step, result, display)
-        await self.git.after_step(store)
+            result = await self._check_commit(step, result, display, before)
+        await self.git.after_step(store, before)
         self._record(step, result, store)
         if result.success and step.outputs:
             await self._publish_outputs(step, store)
@@ -191,11 +191,13 @@ class StepRunner:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _check_commit(self, step: Step, result: CommandResult, display: str) -> CommandResult:
+    async def _check_commit(
+        self, step: Step, result: CommandResult, display: str, before: str | None
+    ) -> CommandResult:
         if self.ctx.env.get("PRODIGY_NO_COMMIT_VALIDATION") == "true":
             return result
         message = self.ctx.interpolate(step.commit_message or f"prodigy: {display}")
-        if await self.git.step_committed(step, message):
+        if await self.git.step_committed(step, message, before):
             return result
         message = (
             f"No changes were committed by {display}\n"

@@ -9,6 +9,7 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.store import checkpoints
 from tests.enginekit import ListSink, run_workflow, write_workflow
+from tests.gitutil import git
 
 
 @dataclass
@@ -35,3 +36,36 @@ async def test_step_completed_is_emitted_only_once_its_checkpoint_is_on_disk(
     out = await run_workflow(wf, repo, merge="never", sink=watcher)
     assert out.status == "awaiting_merge", out.record.error
     assert watcher.on_disk == [(1, [0]), (2, [0, 1]), (3, [0, 1, 2])]
+
+
+def wait_for(path: Path) -> str:
+    """Shell that waits (at most 30 s, so a broken run ends) until `path` exists."""
+    return f"i=0; while [ ! -e {path} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"
+
+
+async def test_parallel_foreach_items_that_commit_pass_commit_required(tmp_path: Path, repo: Path):
+    # a commits, then waits until c has started a step; only then is a's commit checked.
+    # b commits after a (one git index). c's first step, which needs no commit, starts
+    # while a is still running: a shared "HEAD before the step" made a's check fail.
+    sig = tmp_path / "signals"
+    sig.mkdir()
+    commit = 'echo ${item} > ${item}.txt && git add ${item}.txt && git commit -qm "${item}"'
+    wf = write_workflow(
+        tmp_path,
+        f"""
+- foreach:
+    foreach: ["a", "b", "c"]
+    parallel: 2
+    do:
+      - shell: "touch {sig}/${{item}}.started"
+      - shell: >-
+          if [ ${{item}} = b ]; then {wait_for(sig / "a.committed")}; fi;
+          {commit} && touch {sig}/${{item}}.committed;
+          if [ ${{item}} = a ]; then {wait_for(sig / "c.started")}; fi
+        commit_required: true
+        when: "${{item}} != 'c'"
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert {"a.txt", "b.txt"} <= set(git(repo, "ls-tree", "--name-only", "main").split())
