@@ -99,12 +99,22 @@ class RunContext:
             raise ProdigyError(f"working_dir {working_dir!r} is not a folder of the worktree")
         return folder
 
-    def inside_worktree(self, path: Path) -> Path:
-        """`path`, resolved; refused if it leaves the worktree or points into its `.git`."""
+    def inside_worktree(self, path: Path, shown: str | None = None) -> Path:
+        """`path`, resolved; refused if it leaves the worktree or points into a `.git`.
+
+        Any component named `.git`, in any case (macOS and Windows file systems ignore
+        case), is refused: the worktree's `.git` file is its link to the repository, and
+        writing it cuts the session off from its branch. `shown` names the path in errors
+        as the workflow wrote it.
+        """
+        shown = shown if shown is not None else str(path)
         root = self.worktree.resolve()
         target = path.resolve()
         if not target.is_relative_to(root):
-            raise ProdigyError(f"path {str(path)!r} is outside the session worktree")
-        if target.relative_to(root).parts[:1] == (".git",):
-            raise ProdigyError(f"path {str(path)!r} is inside the worktree's .git")
+            raise ProdigyError(f"path {shown!r} escapes the worktree; steps only write inside it")
+        if any(part.casefold() == ".git" for part in target.relative_to(root).parts):
+            raise ProdigyError(
+                f"path {shown!r} is inside .git; steps never write git's own files "
+                "(the worktree's .git file links it to its branch)"
+            )
         return target

@@ -84,8 +84,8 @@ class StepRunner:
         ctx.events.emit("step_started", step=label, display=display, kind=step.kind, **where)
         try:
             report = await self._run(step, label, store, display)
-        except ProdigyError as exc:
-            message = exc.render()
+        except ProdigyError as exc:  # a refused path, an unresolved variable: name the step
+            message = f"Step '{display}' could not run: {exc.render()}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
             message = f"Step '{display}' could not run: {_os_reason(exc)}"

@@ -69,3 +69,24 @@ async def test_parallel_foreach_items_that_commit_pass_commit_required(tmp_path:
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert {"a.txt", "b.txt"} <= set(git(repo, "ls-tree", "--name-only", "main").split())
+
+
+async def test_write_file_into_git_is_refused_naming_the_step(tmp_path: Path, repo: Path):
+    for target in (".git", ".GIT", "sub/.git/config", "./.git"):
+        wf = write_workflow(
+            tmp_path,
+            f"""
+- write_file:
+    path: "{target}"
+    content: "gitdir: /nowhere"
+    create_dirs: true
+""",
+            name="w.yml",
+        )
+        out = await run_workflow(wf, repo)
+        assert out.status == "failed", target
+        error = out.record.error
+        assert error.startswith(f"Step 'write_file: {target}'") and "inside .git" in error, error
+        gitdir = Path(out.record.worktree) / ".git"
+        assert "nowhere" not in gitdir.read_text()  # the worktree still knows its repository
+        assert not (Path(out.record.worktree) / "sub").exists()
