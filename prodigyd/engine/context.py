@@ -7,6 +7,7 @@ so the daemon, a test or a future remote executor can host it alike.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,14 @@ class CommandResult:
         return self.stdout if self.output is None else self.output
 
 
+class StepStopped(Exception):
+    """The session was asked to stop while a step waited (a retry backoff).
+
+    The phase ends there as at any step boundary: the step is not checkpointed, so it runs
+    again, from its first attempt, when the session resumes.
+    """
+
+
 @dataclass
 class RunContext:
     """Per-session state shared by every step of a run."""
@@ -69,6 +78,16 @@ class RunContext:
     events: EventSink
     settings: EngineSettings = field(default_factory=EngineSettings)
     strict_variables: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, unless the session is asked to stop first: StepStopped."""
+        if not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), seconds)
+            except TimeoutError:
+                return
+        raise StepStopped
 
     def interpolate(self, text: str, store: VariableStore | None = None) -> str:
         """Substitute variables; in strict mode, names of the job environment (`$HOME`)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prodigyd.engine.context import StepStopped
 from prodigyd.engine.step import StepReport, StepRunner
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import VariableStore
@@ -67,14 +68,18 @@ async def run_sequential(
             events.emit("step_skipped", step=label, display=display, reason="completed")
             continue
         store.update({"step.index": index + 1, "step.name": step.name or display})
-        report = await runner.run(
-            step,
-            label=label,
-            store=store,
-            display=display,
-            position=(index + 1, total),
-            settle=_recorder(index, display, completed, checkpoint, on_completed),
-        )
+        try:
+            report = await runner.run(
+                step,
+                label=label,
+                store=store,
+                display=display,
+                position=(index + 1, total),
+                settle=_recorder(index, display, completed, checkpoint, on_completed),
+            )
+        except StepStopped:  # asked to stop while the step waited: it runs again on resume
+            events.emit("step_stopped", step=label, display=display)
+            return PhaseOutcome(False, stopped=True)
         if not report.success:
             result = report.result
             return PhaseOutcome(

@@ -61,6 +61,7 @@ log = logging.getLogger("prodigyd.session")
 
 MergeLock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 
+
 @dataclass
 class RunRequest:
     """What a client submits: resolved paths plus the caller's environment."""
@@ -476,6 +477,7 @@ class Session:
             events=self.events,
             settings=self.settings,
             strict_variables=record.strict,
+            stop=self._stop,  # a step waiting out a retry backoff wakes on a stop request
         )
         return ctx
 
@@ -570,6 +572,7 @@ class Session:
         merge_spec = self.loaded.workflow.merge
         assert merge_spec is not None
         ctx = self._context(resume=False)
+        ctx.stop = asyncio.Event()  # a merge workflow runs to its end (or its timeout)
         ctx.variables.update(
             await git_merge.merge_variables(
                 repo,
@@ -608,9 +611,15 @@ class Session:
             if self._holds_worktree():  # parked where the next run of this branch starts
                 park = f"{git_repo.HEADS}{record.original_branch}"
                 await self.pool.release(self.worktree, keep=keep, park_at=park)
-            if not keep and await git_repo.branch_exists(repo, record.branch) and (
-                record.merged
-                or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)
+            if (
+                not keep
+                and await git_repo.branch_exists(repo, record.branch)
+                and (
+                    record.merged
+                    or not await git_merge.commits_ahead(
+                        repo, record.original_branch, record.branch
+                    )
+                )
             ):
                 await git_worktree.delete_branch(repo, record.branch)
         except ProdigyError as exc:

@@ -15,7 +15,6 @@ Decisions where the reference is silent:
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import tempfile
 import time
@@ -188,7 +187,7 @@ class StepRunner:
             ):
                 return result  # another attempt would overrun the retry budget
             self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 1, delay=delay)
-            await asyncio.sleep(delay)
+            await self.ctx.pause(delay)  # a stop request ends the wait: StepStopped
             attempt += 1
 
     async def _check_commit(

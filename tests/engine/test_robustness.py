@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
+from prodigyd.engine.session import Session
 from prodigyd.store import checkpoints
-from tests.enginekit import ListSink, run_workflow, write_workflow
+from prodigyd.store.sessions import Status
+from tests.enginekit import ListSink, resume, run_workflow, write_workflow
 from tests.gitutil import git
 
 
@@ -90,3 +93,43 @@ async def test_write_file_into_git_is_refused_naming_the_step(tmp_path: Path, re
         gitdir = Path(out.record.worktree) / ".git"
         assert "nowhere" not in gitdir.read_text()  # the worktree still knows its repository
         assert not (Path(out.record.worktree) / "sub").exists()
+
+
+@dataclass
+class StopOnRetry(ListSink):
+    """Asks the session to stop (as `daemon stop` does) once a step waits to retry."""
+
+    session: Session | None = None
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        super().emit(event_type, **fields)
+        if event_type == "step_retrying" and self.session is not None:
+            self.session.stop_after_step(Status.INTERRUPTED, resume_on_start=True)
+
+
+async def test_a_stop_ends_a_retry_backoff_and_the_session_resumes(tmp_path: Path, repo: Path):
+    ready = tmp_path / "ready"
+    wf = write_workflow(
+        tmp_path,
+        f"""
+- shell: "echo one >> {tmp_path}/runs"
+- shell: "echo two >> {tmp_path}/runs; test -e {ready}"
+  retry: {{attempts: 3, backoff: fixed, initial_delay: 3600, max_delay: 3600}}
+- shell: "echo three >> {tmp_path}/runs"
+""",
+    )
+    sink = StopOnRetry()
+
+    def created(session: Session) -> None:
+        sink.session = session
+
+    # the guard ends a hung run (the bug: an hour's backoff); it is not what is checked
+    out = await asyncio.wait_for(run_workflow(wf, repo, sink=sink, created=created), 120)
+    assert out.status == "interrupted", out.record.error
+    assert "prodigyctl resume" in out.record.error
+    assert [e["step"] for e in sink.of("step_stopped")] == ["2"]
+    assert not sink.of("step_failed")
+    ready.touch()
+    again = await resume(out.record.id)
+    assert again.status == "completed", again.record.error
+    assert (tmp_path / "runs").read_text().split() == ["one", "two", "two", "three"]
