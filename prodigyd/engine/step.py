@@ -15,6 +15,7 @@ Decisions where the reference is silent:
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import tempfile
 import time
@@ -297,9 +298,11 @@ class StepRunner:
             return await self._debug_loop(step, policy, result, label, store, display)
         handler_store = store.child()
         handler_store.update(_error_variables(result, display))
-        handlers_ok = await self._run_handlers(policy, label, handler_store)
-        if not handlers_ok and policy.handler_failure_fatal:
-            return StepReport(False, result, error=f"Handler failure is fatal: {display}")
+        problem = await self._run_handlers(policy, label, handler_store)
+        handlers_ok = problem is None
+        if problem is not None and policy.handler_failure_fatal:
+            error = f"Handler failure is fatal: {display}: {problem}"
+            return StepReport(False, result, error=error)
         for attempt in range(policy.max_retries):
             self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 2, delay=0)
             result = await self.execute(step, label, store)
@@ -359,12 +362,36 @@ class StepRunner:
             return None
         return verdict.message()
 
-    async def _run_handlers(self, policy: OnFailure, label: str, store: VariableStore) -> bool:
-        for number, handler in enumerate(policy.handlers, start=1):
-            report = await self.run(handler, label=f"{label}.on_failure.{number}", store=store)
-            if not report.success:
-                return False
-        return True
+    async def _run_handlers(
+        self, policy: OnFailure, label: str, store: VariableStore
+    ) -> str | None:
+        """Run the handlers in order; None when all succeeded, else why not. `timeout`
+        bounds the whole list: the running handler is cancelled, which kills its process
+        group, and the list counts as failed."""
+        current: list[tuple[str, str]] = []  # (label, display) of the handler running
+
+        async def run_all() -> str | None:
+            for number, handler in enumerate(policy.handlers, start=1):
+                handler_label = f"{label}.on_failure.{number}"
+                current[:] = [(handler_label, self.display(handler, store))]
+                report = await self.run(handler, label=handler_label, store=store)
+                if not report.success:
+                    return f"on_failure handler {number} failed: {report.error}"
+            return None
+
+        try:
+            return await asyncio.wait_for(run_all(), policy.timeout)
+        except TimeoutError:
+            assert policy.timeout is not None
+            error = (
+                f"on_failure handlers timed out after {policy.timeout:g}s (process group killed)"
+            )
+            for handler_label, display in current:  # close its step_started
+                self.ctx.events.emit(
+                    "step_failed", step=handler_label, display=display, success=False,
+                    skipped=False, exit_code=-1, duration=policy.timeout, note=None, error=error,
+                )  # fmt: skip
+            return error
 
     async def _debug_loop(
         self,
@@ -381,7 +408,7 @@ class StepRunner:
             store.set("shell.output", _debug_output(result))
             store.set("shell.exit_code", result.exit_code)
             store.set("shell.attempt", attempt)
-            if not await self._run_handlers(policy, label, store):
+            if await self._run_handlers(policy, label, store) is not None:
                 break
             attempt += 1
             attempt_env = {"SHELL_ATTEMPT": str(attempt), "TEST_ATTEMPT": str(attempt)}

@@ -133,3 +133,32 @@ async def test_a_stop_ends_a_retry_backoff_and_the_session_resumes(tmp_path: Pat
     again = await resume(out.record.id)
     assert again.status == "completed", again.record.error
     assert (tmp_path / "runs").read_text().split() == ["one", "two", "two", "three"]
+
+
+def gone(pid: int) -> bool:
+    """Whether `pid` has exited (a zombie not reaped yet counts as exited)."""
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+async def test_on_failure_timeout_kills_the_handlers_and_counts_as_failed(
+    tmp_path: Path, repo: Path
+):
+    pidfile = tmp_path / "handler.pid"
+    wf = write_workflow(
+        tmp_path,
+        f"""
+- shell: "exit 1"
+  on_failure:
+    commands:
+      - shell: "sleep 60 & echo $! > {pidfile}; wait"
+    timeout: 1
+    handler_failure_fatal: true
+""",
+    )
+    out = await asyncio.wait_for(run_workflow(wf, repo), 50)  # a hang guard, not a check
+    assert out.status == "failed"
+    assert "on_failure handlers timed out after 1s" in out.record.error, out.record.error
+    assert gone(int(pidfile.read_text()))
+    (handler_end,) = [e for e in out.sink.of("step_failed") if e["step"] == "1.on_failure.1"]
+    assert "timed out after 1s" in handler_end["error"]
