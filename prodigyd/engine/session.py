@@ -120,7 +120,7 @@ async def prepare(
         merge_policy=request.merge_policy,
         strict=request.strict,
         mode=loaded.workflow.mode,
-        total_steps=sum(len(steps) for _, steps in _phases(loaded.workflow, request.dlq_retry)),
+        total_steps=total_steps(loaded.workflow, request.dlq_retry),
         dlq_retry=request.dlq_retry,
         triggered_by=request.triggered_by,
         warnings=loaded.warnings,
@@ -243,6 +243,11 @@ class Session:
         try:
             if resume:
                 resume = await self._prepare_resume()
+            # the journals, not a record a kill -9 may have cut off, say how far it got
+            record.total_steps = total_steps(self.loaded.workflow, record.dlq_retry)
+            record.completed_steps = (
+                _checkpointed_steps(record, self.loaded.workflow) if resume else 0
+            )
             if not resume:
                 await self._create_worktree()
             ctx = self._context(resume)
@@ -654,6 +659,21 @@ def _phases(
         return [(checkpoints.MAIN, workflow.steps)]
     setup = workflow.setup.steps if workflow.setup else ()
     return [(SETUP, setup), (REDUCE, workflow.reduce)]
+
+
+def total_steps(workflow: Workflow, retry: DlqRetry | None = None) -> int:
+    """The steps `sessions ls` counts: those of the sequential phases (MapReduce: setup and
+    reduce; the map phase counts items instead)."""
+    return sum(len(steps) for _, steps in _phases(workflow, retry))
+
+
+def _checkpointed_steps(record: SessionRecord, workflow: Workflow) -> int:
+    """How many sequential steps the session's journals record as completed."""
+    done = 0
+    for phase, _ in _phases(workflow, record.dlq_retry):
+        saved = checkpoints.load(record.id, phase) or {}
+        done += len(saved.get("completed_steps") or [])
+    return done
 
 
 def _steps_before(workflow: Workflow, phase: str) -> int:
