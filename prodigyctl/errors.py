@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 the job failed, 2 usage or workflow/repository errors, 3 not found,
 4 conflict (lock held, wrong state, merge refused), 5 daemon unreachable, 130 interrupted.
-An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ and prints its path.
+An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
+prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Iterator
 
 import click
 
 from prodigyctl.client import DaemonUnreachable, RpcError
 from prodigyd import paths, protocol
+from prodigyd.store.atomic import create_unique
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
 EXIT_INTERRUPTED = 130
@@ -43,8 +44,11 @@ def error_handler() -> Iterator[None]:
         yield
     except RpcError as err:
         if err.code == protocol.INVALID_PARAMS and "Extra inputs" in err.message:
-            err.data.setdefault("hint", "prodigyd may be older than prodigyctl: restart it with "
-                                "`prodigyctl daemon stop` (running jobs resume on the next start)")
+            err.data.setdefault(
+                "hint",
+                "prodigyd may be older than prodigyctl: restart it with "
+                "`prodigyctl daemon stop` (running jobs resume on the next start)",
+            )
         _report(err.render(), {"code": err.code, "message": err.message, **err.data})
         sys.exit(exit_code_for(err))
     except DaemonUnreachable as err:
@@ -79,16 +83,12 @@ def _crash() -> int:
     import platform  # only when crashing: every command imports this module
     import traceback
 
-    from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
-
-    # The second, the microsecond and the pid: crashes in the same second keep a log each.
-    stamp = f"{time.strftime('%Y%m%d_%H%M%S')}.{time.time_ns() // 1000 % 1_000_000:06d}"
-    path = ensure_dir(paths.logs_dir()) / f"prodigyctl-crash-{stamp}-{os.getpid()}.log"
-    text = (
-        f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "
-        f"they may hold secrets)\npython: {sys.version}\n"
-        f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
-    )
-    write_bytes_atomic(path, text.encode())
+    path, fd = create_unique(paths.logs_dir(), "prodigyctl-crash", ".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(
+            f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "
+            f"they may hold secrets)\npython: {sys.version}\n"
+            f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
+        )
     click.echo(f"error: prodigyctl crashed; details in {path}", err=True)
     return EXIT_CRASH

@@ -33,10 +33,11 @@ from prodigyd.engine.session import (
     check_environment,
     check_resumable,
     prepare,
+    total_steps,
 )
 from prodigyd.errors import Conflict, ProdigyError, ShuttingDown
 from prodigyd.git.pool import WorktreePool
-from prodigyd.store import journal
+from prodigyd.store import journal, locks
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.locks import SessionLock
@@ -167,6 +168,9 @@ class JobManager:
         for the scheduler. Reads only active rows: startup cost does not grow with history.
         """
         recovered = []
+        cleared = locks.clear_stale()  # a kill -9 leaves its locks behind
+        if cleared:
+            log.info("removed stale locks of %s", ", ".join(cleared))
         for row in journal.with_status(Status.RUNNING.value):
             record = session_store.load(row["id"])
             record.status = Status.INTERRUPTED
@@ -256,7 +260,7 @@ class JobManager:
             session_store.save_private(session_id, env, args)
         if force:
             record.workflow_sha256 = loaded.sha256
-            record.total_steps = len(loaded.workflow.steps)
+            record.total_steps = total_steps(loaded.workflow, record.dlq_retry)
         if merge_policy:
             record.merge_policy = merge_policy
         record.status, record.error = Status.QUEUED, None

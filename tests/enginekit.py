@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,17 +82,27 @@ async def run_workflow(
     profile: str | None = None,
     merge: str = "auto",
     pool: PoolSettings | None = None,
+    sink: ListSink | None = None,
+    created: Callable[[Session], None] | None = None,
 ) -> Outcome:
-    """Submit and run `workflow` in `repo` to completion, as prodigyd would."""
+    """Submit and run `workflow` in `repo` to completion, as prodigyd would (`sink`: one
+    that looks at the store as each event arrives, say; `created` gets the session before
+    it runs, to stop it from an event)."""
     env = dict(os.environ) if env is None else env
     request = RunRequest(
-        workflow=str(workflow), cwd=str(repo), env=env, args=args, profile=profile,
+        workflow=str(workflow),
+        cwd=str(repo),
+        env=env,
+        args=args,
+        profile=profile,
         merge_policy=merge,
     )
     record, _ = await prepare(request)
     session_store.create(record, env, args)
-    sink = ListSink()
+    sink = sink if sink is not None else ListSink()
     session = _session(record, env, sink, pool)
+    if created is not None:
+        created(session)
     await session.run()
     return Outcome(session.record, sink, session)
 

@@ -345,7 +345,7 @@ def _agent_context(
     return RunContext(
         session_id=parent.session_id, workflow=parent.workflow, worktree=worktree,
         variables=store, env=env, masker=parent.masker, events=events,
-        settings=parent.settings, strict_variables=parent.strict_variables,
+        settings=parent.settings, strict_variables=parent.strict_variables, stop=parent.stop,
     )  # fmt: skip
 
 

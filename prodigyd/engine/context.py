@@ -7,6 +7,7 @@ so the daemon, a test or a future remote executor can host it alike.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,14 @@ class CommandResult:
         return self.stdout if self.output is None else self.output
 
 
+class StepStopped(Exception):
+    """The session was asked to stop while a step waited (a retry backoff).
+
+    The phase ends there as at any step boundary: the step is not checkpointed, so it runs
+    again, from its first attempt, when the session resumes.
+    """
+
+
 @dataclass
 class RunContext:
     """Per-session state shared by every step of a run."""
@@ -69,6 +78,16 @@ class RunContext:
     events: EventSink
     settings: EngineSettings = field(default_factory=EngineSettings)
     strict_variables: bool = False
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, unless the session is asked to stop first: StepStopped."""
+        if not self.stop.is_set():
+            try:
+                await asyncio.wait_for(self.stop.wait(), seconds)
+            except TimeoutError:
+                return
+        raise StepStopped
 
     def interpolate(self, text: str, store: VariableStore | None = None) -> str:
         """Substitute variables; in strict mode, names of the job environment (`$HOME`)
@@ -99,12 +118,22 @@ class RunContext:
             raise ProdigyError(f"working_dir {working_dir!r} is not a folder of the worktree")
         return folder
 
-    def inside_worktree(self, path: Path) -> Path:
-        """`path`, resolved; refused if it leaves the worktree or points into its `.git`."""
+    def inside_worktree(self, path: Path, shown: str | None = None) -> Path:
+        """`path`, resolved; refused if it leaves the worktree or points into a `.git`.
+
+        Any component named `.git`, in any case (macOS and Windows file systems ignore
+        case), is refused: the worktree's `.git` file is its link to the repository, and
+        writing it cuts the session off from its branch. `shown` names the path in errors
+        as the workflow wrote it.
+        """
+        shown = shown if shown is not None else str(path)
         root = self.worktree.resolve()
         target = path.resolve()
         if not target.is_relative_to(root):
-            raise ProdigyError(f"path {str(path)!r} is outside the session worktree")
-        if target.relative_to(root).parts[:1] == (".git",):
-            raise ProdigyError(f"path {str(path)!r} is inside the worktree's .git")
+            raise ProdigyError(f"path {shown!r} escapes the worktree; steps only write inside it")
+        if any(part.casefold() == ".git" for part in target.relative_to(root).parts):
+            raise ProdigyError(
+                f"path {shown!r} is inside .git; steps never write git's own files "
+                "(the worktree's .git file links it to its branch)"
+            )
         return target

@@ -35,18 +35,23 @@ def references_git_variables(workflow: Workflow) -> bool:
 
 
 class GitTracker:
+    """Reads HEAD around steps. Holds nothing about any one step: the HEAD a step started
+    at is returned to its caller and handed back, because the items of a parallel `foreach`
+    run their steps through one tracker at the same time."""
+
     def __init__(self, worktree: Path, base: str | None, *, track: bool) -> None:
         self.worktree = worktree
         self.base = base  # the worktree's HEAD when the session started
         self.track = track
-        self._before: str | None = None
 
-    async def before_step(self, step: Step) -> None:
-        self._before = await head_sha(self.worktree) if self.track or step.commit_required else None
+    async def before_step(self, step: Step) -> str | None:
+        """HEAD as `step` starts, when anything will need it (else None)."""
+        return await head_sha(self.worktree) if self.track or step.commit_required else None
 
-    async def step_committed(self, step: Step, message: str) -> bool:
-        """Did the step add a commit? With `auto_commit`, commit a dirty tree for it."""
-        if self._before is not None and await head_sha(self.worktree) != self._before:
+    async def step_committed(self, step: Step, message: str, before: str | None) -> bool:
+        """Did the step add a commit since `before`? With `auto_commit`, commit a dirty
+        tree for it."""
+        if before is not None and await head_sha(self.worktree) != before:
             return True
         return step.auto_commit and await commit_all(self.worktree, message) is not None
 
@@ -60,11 +65,12 @@ class GitTracker:
             return []  # the root commit: nothing before it
         return (await summarize_changes(self.worktree, parent.stdout.strip(), head)).files_changed
 
-    async def after_step(self, store: VariableStore) -> None:
-        if not self.track or self._before is None:
+    async def after_step(self, store: VariableStore, before: str | None) -> None:
+        """Publish `${step.*}` (since `before`) and `${workflow.*}` (since the start)."""
+        if not self.track or before is None:
             return
         head = await head_sha(self.worktree)
-        _publish(store, "step", await summarize_changes(self.worktree, self._before, head))
+        _publish(store, "step", await summarize_changes(self.worktree, before, head))
         if self.base:
             _publish(store, "workflow", await summarize_changes(self.worktree, self.base, head))
 

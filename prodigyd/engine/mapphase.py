@@ -91,8 +91,10 @@ class FailureLimits:
                 f"{self.failed} of {self.total} items failed, more than failure_threshold "
                 f"({policy.failure_threshold:g})"
             )
-        elif not policy.continue_on_failure and policy.max_failures is None and (
-            policy.failure_threshold is None
+        elif (
+            not policy.continue_on_failure
+            and policy.max_failures is None
+            and (policy.failure_threshold is None)
         ):
             self.reason = "an item failed and continue_on_failure is false"
 
@@ -224,7 +226,6 @@ class MapPhase:
         header = {"kind": "items", "items": values, "indexes": indexes, "base": base,
                   "created_at": now_iso()}  # fmt: skip
         await writer.write(self._masker.protect(header))
-        await writer.flush()
         return list(zip(indexes, values, strict=True)), base
 
     async def _recover(
@@ -356,7 +357,6 @@ class MapPhase:
         self.results[result.item_id] = result
         protected = self._masker.protect(result.as_dict())  # secrets as placeholders
         await writer.write({"kind": "result", "result": protected})
-        await writer.flush()
 
 
 async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prodigyd.engine.context import StepStopped
 from prodigyd.engine.step import StepReport, StepRunner
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import VariableStore
@@ -20,6 +21,8 @@ from prodigyd.workflow.model import Step
 #: How much of a step's output a checkpoint keeps; the full text is in the event log.
 CHECKPOINT_OUTPUT_CHARS = 2000
 
+#: (status, next step index, completed entries): records them and returns once they are
+#: durable, because the step's `step_completed` event follows it.
 Checkpoint = Callable[[str, int, list[dict[str, Any]]], Awaitable[None]]
 
 
@@ -65,15 +68,39 @@ async def run_sequential(
             events.emit("step_skipped", step=label, display=display, reason="completed")
             continue
         store.update({"step.index": index + 1, "step.name": step.name or display})
-        report = await runner.run(
-            step, label=label, store=store, display=display, position=(index + 1, total)
-        )
+        try:
+            report = await runner.run(
+                step,
+                label=label,
+                store=store,
+                display=display,
+                position=(index + 1, total),
+                settle=_recorder(index, display, completed, checkpoint, on_completed),
+            )
+        except StepStopped:  # asked to stop while the step waited: it runs again on resume
+            events.emit("step_stopped", step=label, display=display)
+            return PhaseOutcome(False, stopped=True)
         if not report.success:
-            await checkpoint("Failed", index, completed)
             result = report.result
             return PhaseOutcome(
                 False, error=report.error, exit_code=result.exit_code, timed_out=result.timed_out
             )
+    return PhaseOutcome(True)
+
+
+def _recorder(
+    index: int,
+    display: str,
+    completed: list[dict[str, Any]],
+    checkpoint: Checkpoint,
+    on_completed: StepHook | None,
+) -> Callable[[StepReport], Awaitable[None]]:
+    """The step's checkpoint, which the runner awaits before announcing its outcome."""
+
+    async def record(report: StepReport) -> None:
+        if not report.success:
+            await checkpoint("Failed", index, completed)
+            return
         if on_completed is not None:
             on_completed(index, report)
         completed.append(
@@ -88,7 +115,8 @@ async def run_sequential(
             }
         )
         await checkpoint("Running", index + 1, completed)
-    return PhaseOutcome(True)
+
+    return record
 
 
 async def no_checkpoint(status: str, index: int, completed: list[dict[str, Any]]) -> None:

@@ -61,6 +61,7 @@ log = logging.getLogger("prodigyd.session")
 
 MergeLock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 
+
 @dataclass
 class RunRequest:
     """What a client submits: resolved paths plus the caller's environment."""
@@ -119,7 +120,7 @@ async def prepare(
         merge_policy=request.merge_policy,
         strict=request.strict,
         mode=loaded.workflow.mode,
-        total_steps=sum(len(steps) for _, steps in _phases(loaded.workflow, request.dlq_retry)),
+        total_steps=total_steps(loaded.workflow, request.dlq_retry),
         dlq_retry=request.dlq_retry,
         triggered_by=request.triggered_by,
         warnings=loaded.warnings,
@@ -242,6 +243,11 @@ class Session:
         try:
             if resume:
                 resume = await self._prepare_resume()
+            # the journals, not a record a kill -9 may have cut off, say how far it got
+            record.total_steps = total_steps(self.loaded.workflow, record.dlq_retry)
+            record.completed_steps = (
+                _checkpointed_steps(record, self.loaded.workflow) if resume else 0
+            )
             if not resume:
                 await self._create_worktree()
             ctx = self._context(resume)
@@ -476,6 +482,7 @@ class Session:
             events=self.events,
             settings=self.settings,
             strict_variables=record.strict,
+            stop=self._stop,  # a step waiting out a retry backoff wakes on a stop request
         )
         return ctx
 
@@ -570,6 +577,7 @@ class Session:
         merge_spec = self.loaded.workflow.merge
         assert merge_spec is not None
         ctx = self._context(resume=False)
+        ctx.stop = asyncio.Event()  # a merge workflow runs to its end (or its timeout)
         ctx.variables.update(
             await git_merge.merge_variables(
                 repo,
@@ -608,9 +616,15 @@ class Session:
             if self._holds_worktree():  # parked where the next run of this branch starts
                 park = f"{git_repo.HEADS}{record.original_branch}"
                 await self.pool.release(self.worktree, keep=keep, park_at=park)
-            if not keep and await git_repo.branch_exists(repo, record.branch) and (
-                record.merged
-                or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)
+            if (
+                not keep
+                and await git_repo.branch_exists(repo, record.branch)
+                and (
+                    record.merged
+                    or not await git_merge.commits_ahead(
+                        repo, record.original_branch, record.branch
+                    )
+                )
             ):
                 await git_worktree.delete_branch(repo, record.branch)
         except ProdigyError as exc:
@@ -645,6 +659,21 @@ def _phases(
         return [(checkpoints.MAIN, workflow.steps)]
     setup = workflow.setup.steps if workflow.setup else ()
     return [(SETUP, setup), (REDUCE, workflow.reduce)]
+
+
+def total_steps(workflow: Workflow, retry: DlqRetry | None = None) -> int:
+    """The steps `sessions ls` counts: those of the sequential phases (MapReduce: setup and
+    reduce; the map phase counts items instead)."""
+    return sum(len(steps) for _, steps in _phases(workflow, retry))
+
+
+def _checkpointed_steps(record: SessionRecord, workflow: Workflow) -> int:
+    """How many sequential steps the session's journals record as completed."""
+    done = 0
+    for phase, _ in _phases(workflow, record.dlq_retry):
+        saved = checkpoints.load(record.id, phase) or {}
+        done += len(saved.get("completed_steps") or [])
+    return done
 
 
 def _steps_before(workflow: Workflow, phase: str) -> int:

@@ -19,6 +19,7 @@ import asyncio
 import fnmatch
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,20 +71,27 @@ class StepRunner:
         store: VariableStore,
         display: str | None = None,
         position: tuple[int, int] | None = None,
+        settle: Callable[[StepReport], Awaitable[None]] | None = None,
     ) -> StepReport:
-        """Run one step through the pipeline; `position` (i, n) marks a top-level step."""
+        """Run one step through the pipeline; `position` (i, n) marks a top-level step.
+
+        `settle` (a phase's checkpoint) runs before `step_completed`/`step_failed` is
+        emitted: what a follower is shown as done is already durable.
+        """
         ctx = self.ctx
         display = display or self.display(step, store)
         where = {"index": position[0], "total": position[1]} if position else {}
         ctx.events.emit("step_started", step=label, display=display, kind=step.kind, **where)
         try:
             report = await self._run(step, label, store, display)
-        except ProdigyError as exc:
-            message = exc.render()
+        except ProdigyError as exc:  # a refused path, an unresolved variable: name the step
+            message = f"Step '{display}' could not run: {exc.render()}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
             message = f"Step '{display}' could not run: {_os_reason(exc)}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
+        if settle is not None:
+            await settle(report)
         ctx.events.emit(
             "step_completed" if report.success else "step_failed",
             **where,
@@ -126,12 +134,12 @@ class StepRunner:
         if step.when and not evaluate(step.when, store):
             result = CommandResult(True, 0, stdout="Skipped due to when condition\n")
             return StepReport(True, result, skipped=True, note="skipped: when condition is false")
-        await self.git.before_step(step)
+        before = await self.git.before_step(step)  # this call's own: see GitTracker
         first = _ATTEMPT_ONE if step.on_failure and step.on_failure.debug_loop else None
         result = await self.execute(step, label, store, first)
         if result.success and step.commit_required:
-            result = await self._check_commit(step, result, display)
-        await self.git.after_step(store)
+            result = await self._check_commit(step, result, display, before)
+        await self.git.after_step(store, before)
         self._record(step, result, store)
         if result.success and step.outputs:
             await self._publish_outputs(step, store)
@@ -180,14 +188,16 @@ class StepRunner:
             ):
                 return result  # another attempt would overrun the retry budget
             self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 1, delay=delay)
-            await asyncio.sleep(delay)
+            await self.ctx.pause(delay)  # a stop request ends the wait: StepStopped
             attempt += 1
 
-    async def _check_commit(self, step: Step, result: CommandResult, display: str) -> CommandResult:
+    async def _check_commit(
+        self, step: Step, result: CommandResult, display: str, before: str | None
+    ) -> CommandResult:
         if self.ctx.env.get("PRODIGY_NO_COMMIT_VALIDATION") == "true":
             return result
         message = self.ctx.interpolate(step.commit_message or f"prodigy: {display}")
-        if await self.git.step_committed(step, message):
+        if await self.git.step_committed(step, message, before):
             return result
         message = (
             f"No changes were committed by {display}\n"
@@ -288,9 +298,11 @@ class StepRunner:
             return await self._debug_loop(step, policy, result, label, store, display)
         handler_store = store.child()
         handler_store.update(_error_variables(result, display))
-        handlers_ok = await self._run_handlers(policy, label, handler_store)
-        if not handlers_ok and policy.handler_failure_fatal:
-            return StepReport(False, result, error=f"Handler failure is fatal: {display}")
+        problem = await self._run_handlers(policy, label, handler_store)
+        handlers_ok = problem is None
+        if problem is not None and policy.handler_failure_fatal:
+            error = f"Handler failure is fatal: {display}: {problem}"
+            return StepReport(False, result, error=error)
         for attempt in range(policy.max_retries):
             self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 2, delay=0)
             result = await self.execute(step, label, store)
@@ -350,12 +362,36 @@ class StepRunner:
             return None
         return verdict.message()
 
-    async def _run_handlers(self, policy: OnFailure, label: str, store: VariableStore) -> bool:
-        for number, handler in enumerate(policy.handlers, start=1):
-            report = await self.run(handler, label=f"{label}.on_failure.{number}", store=store)
-            if not report.success:
-                return False
-        return True
+    async def _run_handlers(
+        self, policy: OnFailure, label: str, store: VariableStore
+    ) -> str | None:
+        """Run the handlers in order; None when all succeeded, else why not. `timeout`
+        bounds the whole list: the running handler is cancelled, which kills its process
+        group, and the list counts as failed."""
+        current: list[tuple[str, str]] = []  # (label, display) of the handler running
+
+        async def run_all() -> str | None:
+            for number, handler in enumerate(policy.handlers, start=1):
+                handler_label = f"{label}.on_failure.{number}"
+                current[:] = [(handler_label, self.display(handler, store))]
+                report = await self.run(handler, label=handler_label, store=store)
+                if not report.success:
+                    return f"on_failure handler {number} failed: {report.error}"
+            return None
+
+        try:
+            return await asyncio.wait_for(run_all(), policy.timeout)
+        except TimeoutError:
+            assert policy.timeout is not None
+            error = (
+                f"on_failure handlers timed out after {policy.timeout:g}s (process group killed)"
+            )
+            for handler_label, display in current:  # close its step_started
+                self.ctx.events.emit(
+                    "step_failed", step=handler_label, display=display, success=False,
+                    skipped=False, exit_code=-1, duration=policy.timeout, note=None, error=error,
+                )  # fmt: skip
+            return error
 
     async def _debug_loop(
         self,
@@ -372,7 +408,7 @@ class StepRunner:
             store.set("shell.output", _debug_output(result))
             store.set("shell.exit_code", result.exit_code)
             store.set("shell.attempt", attempt)
-            if not await self._run_handlers(policy, label, store):
+            if await self._run_handlers(policy, label, store) is not None:
                 break
             attempt += 1
             attempt_env = {"SHELL_ATTEMPT": str(attempt), "TEST_ATTEMPT": str(attempt)}

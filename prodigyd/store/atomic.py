@@ -79,6 +79,23 @@ def read_json(path: Path) -> Any:
         ) from exc
 
 
+def create_unique(folder: Path, prefix: str, suffix: str) -> tuple[Path, int]:
+    """A new file `<prefix>-<local time>.<ns>-<pid>[-n]<suffix>`, created (O_EXCL) and open
+    for writing: two processes, or one twice in the same second, never share a name (a
+    one-second stamp made 74 crashes leave 60 logs)."""
+    ensure_dir(folder)
+    now = time.time_ns()
+    stamp = f"{time.strftime('%Y%m%d_%H%M%S', time.localtime(now // 10**9))}.{now % 10**9:09d}"
+    base = f"{prefix}-{stamp}-{os.getpid()}"
+    for n in range(1000):
+        path = folder / f"{base}{f'-{n}' if n else ''}{suffix}"
+        try:
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free name for {base}{suffix} in {folder}")
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -7,10 +7,11 @@ step count), and one sync instead of the file + folder syncs of a rename. A cras
 tear the last line, which `load` skips: that step then runs again on resume (at-least-once,
 never skipped). `load` rebuilds the reference's checkpoint shape (§5.3) from the records.
 
-Writes are pipelined: a record is serialised on the event loop (so later changes cannot leak
-into it) and synced in a worker thread while the next step already runs. Record n+1 is never
-written before record n is on disk, and the session flushes before it changes status.
-bench/step_overhead.py measures the result against the spawn floor.
+A write returns once its record is on disk (synced in a worker thread, so the event loop
+never waits on the disk). Whatever a follower is told afterwards (`step_completed`, a map
+item's result) is therefore already durable: a step shown as done never runs again on
+resume. Records keep call order. bench/step_overhead.py measures the cost against the spawn
+floor.
 """
 
 from __future__ import annotations
@@ -91,26 +92,36 @@ class CheckpointWriter:
     def __init__(self, session_id: str, phase: str = MAIN) -> None:
         self.path = journal_file(session_id, phase)
         self._fd: int | None = None
-        self._pending: asyncio.Future[None] | None = None
+        self._pending: asyncio.Future[None] | None = None  # a sync its caller stopped awaiting
         self._order = asyncio.Lock()
 
     async def write(self, record: dict[str, Any]) -> None:
+        """Append `record` and return once it is durable. It is serialised here, on the
+        loop, so later changes to the objects it holds cannot leak into it; the sync
+        completes even when the caller is cancelled meanwhile (a daemon stop)."""
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         async with self._order:
-            await self.flush()
+            await self._settle()
             self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line.encode()))
-
-    async def flush(self) -> None:
-        """Wait until the last record is durable (survives cancellation of the caller)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await asyncio.shield(pending)
+            await self._settle()
 
     async def close(self) -> None:
-        await self.flush()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        async with self._order:
+            await self._settle()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    async def _settle(self) -> None:
+        """Wait for the last sync, even past the cancellation of whoever started it."""
+        pending = self._pending
+        if pending is None:
+            return
+        try:
+            await asyncio.shield(pending)
+        finally:
+            if pending.done():  # a failed sync is reported once, to the writer that waits
+                self._pending = None
 
     def _append(self, data: bytes) -> None:
         if self._fd is None:

@@ -1,7 +1,9 @@
 """Resume locks (reference §5.7): an O_EXCL file naming its holder.
 
 Two `resume` calls for the same session must not run the same steps twice. A lock whose
-holder process is gone is stale and is taken over, so a crash never wedges a session.
+holder process is gone is stale and is taken over, so a crash never wedges a session; the
+daemon also clears every stale lock when it starts (`clear_stale`), since the session of a
+lock a `kill -9` left behind may never run again.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def _acquire(path: os.PathLike[str], session_id: str) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             holder = _holder(path)
-            if holder is not None and _alive(holder.get("process_id")):
+            if not _stale(holder):
+                assert holder is not None
                 raise Conflict(
                     f"session {session_id} is already being run or resumed "
                     f"(lock held by PID {holder.get('process_id')} on {holder.get('hostname')})",
@@ -66,6 +69,23 @@ def _acquire(path: os.PathLike[str], session_id: str) -> None:
             fh.write(body)
         return
     raise Conflict(f"could not take the lock {path}")
+
+
+def clear_stale() -> list[str]:
+    """Delete the locks whose holder is gone; returns their session ids."""
+    folder = paths.locks_dir()
+    cleared = []
+    for path in sorted(folder.glob("*.lock")) if folder.is_dir() else ():
+        if _stale(_holder(path)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            cleared.append(path.stem)
+    return cleared
+
+
+def _stale(holder: dict | None) -> bool:
+    """A lock nobody holds: unreadable, or its process is gone."""
+    return holder is None or not _alive(holder.get("process_id"))
 
 
 def _holder(path: os.PathLike[str]) -> dict | None:

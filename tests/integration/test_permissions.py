@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from prodigyctl import errors
 from tests.cli import ctl, wait_for
 from tests.gitutil import commit_files
 
@@ -86,14 +85,3 @@ def test_the_store_is_private_on_every_path_of_creation(
     ]
     assert public == []
 
-
-def test_two_crashes_in_one_second_leave_two_private_logs(isolated: Path):
-    for _ in range(2):
-        try:
-            raise RuntimeError("boom")
-        except RuntimeError:
-            errors._crash()
-    logs = sorted((isolated / "logs").glob("prodigyctl-crash-*.log"))
-    assert len(logs) == 2
-    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in logs} == {"0o600"}
-    assert "RuntimeError: boom" in logs[0].read_text()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
-from prodigyd.engine.context import CommandResult
+from prodigyd.engine.context import CommandResult, StepStopped
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.workflow.model import ForeachSpec, Step
 
@@ -38,14 +38,24 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     queue = deque(enumerate(items))
     abort = asyncio.Event()
 
+    stopped = False
+
     async def worker() -> None:
+        nonlocal stopped
         while queue and not abort.is_set():
             index, item = queue.popleft()
-            outcomes[index] = await _one(runner, spec, inv, index, item, len(items))
+            try:
+                outcomes[index] = await _one(runner, spec, inv, index, item, len(items))
+            except StepStopped:  # the others finish their item; then the whole step stops
+                stopped = True
+                abort.set()
+                return
             if not outcomes[index] and not spec.continue_on_error:
                 abort.set()
 
     await asyncio.gather(*(worker() for _ in range(min(spec.parallel, len(items)) or 1)))
+    if stopped:
+        raise StepStopped
     failed = sum(1 for ok in outcomes.values() if not ok)
     summary = (
         f"Foreach completed: {len(items)} total, {len(outcomes) - failed} successful, "

@@ -10,6 +10,7 @@ import yaml
 
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
+from prodigyd.errors import ProdigyError
 from prodigyd.workflow.model import Step, WriteFileSpec
 
 
@@ -45,11 +46,10 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
 def _prepare(spec: WriteFileSpec, inv: Invocation) -> tuple[Path, bytes]:
     raw_path = inv.ctx.interpolate(spec.path, inv.store)
     root = inv.ctx.worktree.resolve()
-    target = (inv.cwd / raw_path).resolve()
-    if ".." in Path(raw_path).parts or not target.is_relative_to(root):
-        raise ValueError(
-            f"path {raw_path!r} escapes the worktree; write_file only writes inside it"
-        )
+    try:
+        target = inv.ctx.inside_worktree(inv.cwd / raw_path, shown=raw_path)
+    except ProdigyError as exc:
+        raise ValueError(exc.message) from None
     if not spec.create_dirs and not target.parent.is_dir():
         raise ValueError(
             f"folder {target.parent.relative_to(root)} does not exist (set create_dirs: true)"

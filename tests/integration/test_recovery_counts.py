@@ -1,0 +1,54 @@
+"""What the daemon shows after a forced resume and a restart: step counts and locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests import cli
+from tests.cli import ctl
+
+
+def test_resume_force_of_a_mapreduce_job_keeps_its_step_count(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    flag = tmp_path / "fixed"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+mode: mapreduce
+setup:
+  - shell: "echo setup"
+map:
+  input: "printf '1\\n2\\n'"
+  agent_template:
+    - shell: "echo ${{item}} > out-${{item}}.txt"
+reduce:
+  - shell: "echo reduce"
+  - shell: "test -f {flag}"
+""")
+    assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+    sid = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+    wf.write_text(wf.read_text() + "# edited\n")  # --force: run the edited file
+    flag.touch()
+    again = ctl("resume", sid, "--force", "-y", cwd=repo)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (row,) = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[:1]
+    assert row["status"] == "completed" and row["steps"] == "3/3", row
+
+
+def test_daemon_start_clears_the_locks_of_dead_processes(isolated: Path):
+    dead = int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
+    folder = isolated / "locks"
+    folder.mkdir(parents=True)
+    stale = folder / "stale-session.lock"
+    stale.write_text(json.dumps({"job_id": "stale-session", "process_id": dead}))
+    held = folder / "held-session.lock"
+    held.write_text(json.dumps({"job_id": "held-session", "process_id": os.getpid()}))
+    cli.ctl("daemon", "start", check=True)
+    try:
+        assert not stale.exists()
+        assert held.exists()  # its holder (this test) is alive
+    finally:
+        cli.ctl("daemon", "stop", check=True)
