@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
-from prodigyd.store.atomic import ensure_dir, fsync_dir
+from prodigyd.store import space
+from prodigyd.store.atomic import append_all, ensure_dir, fsync_dir
 
 CHECKPOINT_VERSION = 1
 
@@ -107,17 +108,20 @@ class CheckpointWriter:
             await asyncio.shield(pending)
 
     async def close(self) -> None:
-        await self.flush()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        try:
+            await self.flush()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _append(self, data: bytes) -> None:
-        if self._fd is None:
-            folder = ensure_dir(self.path.parent)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            fsync_dir(folder)  # the journal's own name must survive a crash too
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        os.fdatasync(self._fd)
+        """A full disk raises NoSpace here (surfacing at the next write, flush or close)
+        and leaves no torn record: the step it recorded runs again on resume."""
+        with space.guard(self.path):
+            if self._fd is None:
+                folder = ensure_dir(self.path.parent)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                fsync_dir(folder)  # the journal's own name must survive a crash too
+            append_all(self._fd, data, self.path)
+            os.fdatasync(self._fd)
