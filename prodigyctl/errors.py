@@ -1,7 +1,8 @@
 """All client errors go through one handler: one line for the user, a stable exit code.
 
 Exit codes: 0 ok, 1 the job failed, 2 usage or workflow/repository errors, 3 not found,
-4 conflict (lock held, wrong state, merge refused), 5 daemon unreachable, 130 interrupted.
+4 conflict (lock held, wrong state, merge refused), 5 daemon unreachable, 6 no space left on
+the disk the daemon writes to, 130 interrupted.
 An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
 prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
 """
@@ -21,6 +22,7 @@ from prodigyd import paths, protocol
 from prodigyd.store.atomic import create_unique
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+EXIT_NO_SPACE = 6
 EXIT_INTERRUPTED = 130
 EXIT_CRASH = 70
 
@@ -31,6 +33,7 @@ _EXIT_FOR_CODE = {
     protocol.NOT_FOUND: EXIT_NOT_FOUND,
     protocol.CONFLICT: EXIT_CONFLICT,
     protocol.MERGE_REFUSED: EXIT_CONFLICT,
+    protocol.NO_SPACE: EXIT_NO_SPACE,
 }
 
 

@@ -41,6 +41,7 @@ EXIT_STATUS = (
     ("3", "no such session, job or item"),
     ("4", "conflict: a lock is held, the workflow changed, or the merge was refused"),
     ("5", "the daemon is unreachable"),
+    ("6", "no space left on the disk prodigyd writes to (the error names it)"),
     ("70", "an internal error; a crash log is written under $PRODIGY_HOME/logs/"),
     ("130", "interrupted"),
 )

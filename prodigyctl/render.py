@@ -155,12 +155,23 @@ class Renderer:
         status = e.get("status")
         sid = e["session_id"]
         if status == "completed":
-            return self._style(f"session {sid} completed", fg="green", bold=True)
+            done = self._style(f"session {sid} completed", fg="green", bold=True)
+            return done + _not_recorded(e)
         if status == "awaiting_merge":
-            return f"session {sid} succeeded; its changes wait on branch prodigy-{sid}"
+            waits = f"session {sid} succeeded; its changes wait on branch prodigy-{sid}"
+            return waits + _not_recorded(e)
         if status == "interrupted":
-            return f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
+            stopped = f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
+            return stopped + _not_recorded(e)
         text = f"session {sid} {status}: {e.get('error')}"
         if status == "failed":
             text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
-        return self._style(text, fg="red")
+        return self._style(text, fg="red") + _not_recorded(e)
+
+
+def _not_recorded(e: dict[str, Any]) -> str:
+    """The warning for an outcome the daemon could not record yet (a full disk)."""
+    problem = e.get("not_recorded")
+    if not problem:
+        return ""
+    return f"\nwarning: not recorded yet: {problem}; prodigyd records it once there is room"

@@ -101,6 +101,23 @@ class StoreError(ProdigyError):
     kind = "store"
 
 
+class NoSpace(StoreError):
+    """A file prodigy must write does not fit: the disk (or the user's quota) is full.
+
+    Its own kind (and JSON-RPC code) so a client can say so at once instead of "internal
+    error"; `path` is what could not be written, the message names its filesystem.
+    """
+
+    kind = "no_space"
+
+    def __init__(self, message: str, *, path: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "path": self.path}
+
+
 class NotFound(ProdigyError):
     """A session, job or file the caller named does not exist."""
 

@@ -13,6 +13,13 @@ lets every queued and running job finish first.
 
 Each session also has an EventHub: its events, numbered, logged to disk, replayed to late
 subscribers and fanned out live.
+
+A full disk (store/space.py) stops nothing that runs and loses nothing acknowledged:
+submissions and client-asked changes are refused with NoSpace at once; queued jobs wait
+(they could not record their start); a running session that cannot record a change goes on
+and one that cannot record its end is still reported to its followers, its record kept in
+memory (store/sessions.py). The mender then tries again every `MEND_SECONDS` until all
+of it is written, and wakes the scheduler: nothing needs a restart once space is freed.
 """
 
 from __future__ import annotations
@@ -21,11 +28,11 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prodigyd import systemd
+from prodigyd import paths, systemd
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import (
     RunRequest,
@@ -35,10 +42,11 @@ from prodigyd.engine.session import (
     prepare,
     total_steps,
 )
-from prodigyd.errors import Conflict, ProdigyError, ShuttingDown
+from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.git.pool import WorktreePool
-from prodigyd.store import journal, locks
+from prodigyd.store import journal, locks, space
 from prodigyd.store import sessions as session_store
+from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.locks import SessionLock
 from prodigyd.store.sessions import SessionRecord, Status, now_iso
@@ -48,6 +56,9 @@ log = logging.getLogger("prodigyd.jobs")
 
 #: How long `cancel` waits for a job to checkpoint and stop after its processes are killed.
 CANCEL_WAIT_SECONDS = 10.0
+
+#: How often the mender tries to write what a full disk held back (only while there is some).
+MEND_SECONDS = 2.0
 
 
 def session_live(session_id: str) -> bool:
@@ -93,6 +104,8 @@ class EventHub:
         }
         try:
             self.log.append(event)
+        except NoSpace:
+            pass  # kept in order for the next append or the mender (store/space.py logs it)
         except OSError:
             log.exception("cannot write event log for %s", self.session_id)
         self.history.append(event)
@@ -137,16 +150,87 @@ class JobManager:
         self._idle = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._collector: asyncio.Task[None] | None = None
+        self._mender: asyncio.Task[None] | None = None
+        self.recovered = False  # the journal's running jobs were recovered at start
+        self.held_back = False  # a queued job could not record its start (a full disk)
+        self.writes_to_retry: list[Callable[[], None]] = []  # raise NoSpace until they fit
         self.accepting = True
         self.draining = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self.recover()
+        self._recover_or_wait()
         self._scheduler = asyncio.create_task(self._schedule(), name="scheduler")
         self._collector = asyncio.create_task(self._collect(), name="worktree collector")
+        self._mender = asyncio.create_task(self._mend(), name="store mender")
         self._wake.set()
+
+    def _recover_or_wait(self) -> None:
+        """Recover, or (the journal cannot even be opened on a full disk) leave it to the
+        mender: the daemon starts and answers all the same."""
+        try:
+            self.recover()
+        except NoSpace as exc:
+            log.warning("recovery waits for disk space: %s", exc.message)
+            return
+        self.recovered = True
+
+    def store_problem(self) -> str | None:
+        """What the daemon cannot write now (a full disk), for `daemon.status`."""
+        problem = space.current()
+        if problem is not None:
+            return problem.message
+        for session_id in session_store.unsaved_ids():
+            return session_store.unsaved(session_id)
+        return None
+
+    def _needs_mending(self) -> bool:
+        return (
+            space.current() is not None
+            or not self.recovered
+            or self.held_back
+            or bool(self.writes_to_retry)
+            or bool(session_store.unsaved_ids())
+            or journal.degraded()
+            or any(hub.log.pending for hub in self.hubs.values())
+        )
+
+    async def _mend(self) -> None:
+        """While something could not be written (a full disk), try again now and then;
+        once all of it fits, say so and let queued jobs start."""
+        while True:
+            await asyncio.sleep(MEND_SECONDS)
+            if self._needs_mending():
+                try:
+                    self.mend()
+                except Exception:
+                    log.exception("mending the store failed")
+
+    def mend(self) -> bool:
+        """One try at writing everything held back; True when nothing is left."""
+        try:
+            journal.reopen()
+            if not self.recovered:
+                self._recover_or_wait()
+            if not session_store.flush_unsaved():
+                return False
+            for hub in list(self.hubs.values()):
+                hub.log.flush()
+            while self.writes_to_retry:
+                self.writes_to_retry[0]()
+                self.writes_to_retry.pop(0)
+            probe = paths.home() / ".space-probe"
+            write_bytes_atomic(probe, b"ok\n")  # room for a new file, too?
+            probe.unlink()
+        except NoSpace:
+            return False
+        if not self.recovered:
+            return False
+        space.clear()
+        self.held_back = False
+        self._wake.set()
+        return True
 
     async def _collect(self) -> None:
         """Collect worktree garbage after start (a crash may have left some) and then every
@@ -166,6 +250,8 @@ class JobManager:
         """Jobs a dead daemon left `running` become `interrupted`, and (with auto_resume)
         every job interrupted by a daemon stop is queued to resume. Queued jobs just wait
         for the scheduler. Reads only active rows: startup cost does not grow with history.
+        On a full disk these changes are kept in memory (session_store.save `defer`) and
+        written by the mender; the jobs queued to resume start once they are.
         """
         recovered = []
         cleared = locks.clear_stale()  # a kill -9 leaves its locks behind
@@ -173,18 +259,21 @@ class JobManager:
             log.info("removed stale locks of %s", ", ".join(cleared))
         for row in journal.with_status(Status.RUNNING.value):
             record = session_store.load(row["id"])
+            if record.status is not Status.RUNNING:
+                continue  # an earlier try already recovered it; not written yet
             record.status = Status.INTERRUPTED
             record.error = "prodigyd stopped while this session ran"
-            session_store.save(record, resume_on_start=1)
+            session_store.save(record, defer=True, resume_on_start=1)
             self.hub(record).emit("session_finished", status="interrupted", error=record.error)
             recovered.append(record.id)
         if self.settings.auto_resume:
-            for row in journal.with_status(Status.INTERRUPTED.value):
-                if row["resume_on_start"]:
-                    record = session_store.load(row["id"])
-                    record.status, record.error = Status.QUEUED, None
-                    session_store.save(record, action="resume", resume_on_start=0)
-                    log.info("session %s queued to resume", record.id)
+            waiting = [row["id"] for row in journal.with_status(Status.INTERRUPTED.value)
+                       if row["resume_on_start"]]  # fmt: skip
+            for session_id in dict.fromkeys([*recovered, *waiting]):
+                record = session_store.load(session_id)
+                record.status, record.error = Status.QUEUED, None
+                session_store.save(record, defer=True, action="resume", resume_on_start=0)
+                log.info("session %s queued to resume", record.id)
         return recovered
 
     async def shutdown(self, *, drain: bool = False) -> None:
@@ -198,12 +287,13 @@ class JobManager:
                 await self._idle.wait()
         else:
             await self._interrupt_all()
-        for task in (self._scheduler, self._collector):
+        for task in (self._scheduler, self._collector, self._mender):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for hub in self.hubs.values():
+        session_store.flush_unsaved()  # a last try: what still does not fit is recovered
+        for hub in self.hubs.values():  # as after a crash by the next daemon
             hub.log.close()
 
     async def _interrupt_all(self) -> None:
@@ -319,22 +409,42 @@ class JobManager:
                 self._idle.set()
 
     def _dispatch(self) -> None:
+        if not self.recovered or self.held_back:
+            return  # the mender wakes us when the disk has room
         while len(self.running) < self.settings.max_concurrent_jobs:
             row = journal.next_queued()
             if row is None:
                 return
-            self._start(session_store.load(row["id"]), resume=row["action"] == "resume")
+            try:
+                self._start(session_store.load(row["id"]), resume=row["action"] == "resume")
+            except NoSpace as exc:
+                log.warning("queued jobs wait for disk space: %s", exc.message)
+                self.held_back = True  # still queued: it starts once its start fits
+                return
 
     def _start(self, record: SessionRecord, *, resume: bool) -> None:
+        """Start a queued job; NoSpace (and it stays queued) when its start cannot be
+        recorded: a job that runs while the journal says `queued` could start twice."""
         try:
             lock = SessionLock(record.id)
+        except NoSpace:
+            raise
+        except ProdigyError as exc:
+            self._fail_before_start(record, exc)
+            return
+        try:
             loaded = load_workflow(record.workflow, strict=record.strict)
         except ProdigyError as exc:
+            lock.release()
             self._fail_before_start(record, exc)
             return
         record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
         record.status = Status.RUNNING
-        session_store.save(record)
+        try:
+            session_store.save(record)
+        except NoSpace:
+            lock.release()
+            raise
         session = self._session(record, loaded)
         task = asyncio.create_task(self._run(session, lock, resume), name=f"session {record.id}")
         self.running[record.id] = (session, task)
@@ -342,7 +452,7 @@ class JobManager:
 
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
         record.status, record.error = Status.FAILED, exc.render()
-        session_store.save(record)
+        session_store.save(record, defer=True)
         self.hub(record).emit("session_finished", status="failed", error=record.error)
 
     async def _run(self, session: Session, lock: SessionLock, resume: bool) -> None:
@@ -354,14 +464,14 @@ class JobManager:
         except Exception:
             log.exception("session %s crashed", record.id)
             record.status, record.error = Status.FAILED, "internal error; see prodigyd.log"
-            session_store.save(record)
+            session_store.save(record, defer=True)
             self.hub(record).emit("session_finished", status="failed", error=record.error)
         finally:
             lock.release()
             self.running.pop(record.id, None)
             self._report()
             if session.resume_on_start:
-                session_store.save(record, resume_on_start=1)
+                session_store.save(record, defer=True, resume_on_start=1)
             self._wake.set()
 
     def _session(self, record: SessionRecord, loaded: Any) -> Session:
@@ -385,7 +495,7 @@ class JobManager:
 
     def _report(self) -> None:
         """Tell systemd (when it supervises us) what we are doing: `systemctl status` shows it."""
-        queued = journal.counts().get(Status.QUEUED.value, 0)
+        queued = session_store.counts().get(Status.QUEUED.value, 0)
         systemd.status(f"{len(self.running)} running, {queued} queued")
 
     # -- views --------------------------------------------------------------------------
@@ -417,7 +527,9 @@ class JobManager:
     def status(self) -> dict[str, Any]:
         return {
             "running_sessions": sorted(self.running),
-            "jobs": journal.counts(),
+            "jobs": session_store.counts(),
             "max_concurrent_jobs": self.settings.max_concurrent_jobs,
             "accepting": self.accepting,
+            "store_problem": self.store_problem(),
+            "unsaved_sessions": session_store.unsaved_ids(),
         }

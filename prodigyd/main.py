@@ -6,7 +6,9 @@ the listening socket systemd passed (socket activation) or removes a stale socke
 its own, 0600 inside a 0700 folder. It recovers the job journal, writes the pid file and
 reports readiness: on `--ready-fd` (the client that spawned us blocks on that pipe instead
 of polling) and to systemd (`READY=1`). The daemon logs to `$PRODIGY_HOME/logs/prodigyd.log`
-and never keeps its parent's stdout/stderr.
+and never keeps its parent's stdout/stderr. It starts on a full disk too: what cannot be
+written yet (the journal's changes, the pid file) waits for the mender in jobs.py, and
+`daemon.status` says what it is.
 
 Shutdown (SIGTERM, SIGINT or `daemon.stop`), in order: tell systemd `STOPPING=1`, refuse
 new work (clients are still served and told "shutting down"), let running steps finish
@@ -33,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from prodigyd import paths, proc, systemd
 from prodigyd.config import Config, ConfigError, WorktreeConfig, load
-from prodigyd.store.atomic import ensure_dir
+from prodigyd.errors import NoSpace
+from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 
 if TYPE_CHECKING:
     from prodigyd.git.pool import PoolSettings
@@ -155,8 +158,11 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
             connections.discard(task)
 
     server, sock = await _listen(accept, activated)
-    paths.pid_file().write_text(f"{os.getpid()}\n")
     _install_signals(stop)
+    try:
+        _write_pid_file()
+    except NoSpace:  # a full disk: start all the same, write it once there is room
+        jobs.writes_to_retry.append(_write_pid_file)
     jobs.start()
     watchdog = asyncio.create_task(systemd.watchdog_loop())
     log.info("prodigyd %s listening on %s (pid %d)", VERSION, sock, os.getpid())
@@ -204,6 +210,10 @@ async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[async
         os.umask(old_umask)
     os.chmod(sock, 0o600)
     return server, sock
+
+
+def _write_pid_file() -> None:
+    write_bytes_atomic(paths.pid_file(), f"{os.getpid()}\n".encode(), mode=0o644)
 
 
 def _install_signals(stop: asyncio.Event) -> None:

@@ -60,6 +60,7 @@ NOT_FOUND = -32003  # no such session (client exits 3)
 CONFLICT = -32004  # lock held, already running, wrong state (client exits 4)
 MERGE_REFUSED = -32005  # the merge would touch uncommitted work or conflicts (client exits 4)
 SHUTTING_DOWN = -32006  # the daemon is stopping and accepts no new work
+NO_SPACE = -32007  # a file the request needs written does not fit: the disk is full (exits 6)
 
 #: ProdigyError.kind → error code; kinds not listed map to PRODIGY_ERROR.
 CODE_FOR_KIND = {
@@ -69,6 +70,7 @@ CODE_FOR_KIND = {
     "conflict": CONFLICT,
     "merge_refused": MERGE_REFUSED,
     "shutting_down": SHUTTING_DOWN,
+    "no_space": NO_SPACE,
 }
 
 #: Terminal statuses of a session, as sent in `session_finished` events.

@@ -235,7 +235,7 @@ class Session:
             setattr(self.record, key, value)
         if changes.get("error"):
             self.record.error = self.masker.mask(changes["error"])
-        session_store.save(self.record)
+        session_store.save(self.record, defer=True)  # a full disk never stops a run here
 
     async def run(self, *, resume: bool = False) -> SessionRecord:
         """Run (or resume) the workflow; returns the record in its new state."""
@@ -345,7 +345,7 @@ class Session:
         now = time.monotonic()
         if now - self._progress_saved >= PROGRESS_SAVE_SECONDS or processed == total:
             self._progress_saved = now
-            session_store.save(record)
+            session_store.save(record, defer=True)
 
     async def merge(self) -> SessionRecord:
         """Merge the session branch into the branch the user ran from, verified.
@@ -390,6 +390,7 @@ class Session:
     def _finish(self, status: Status, error: str | None) -> None:
         done = status in (Status.COMPLETED, Status.CANCELLED)
         self._update(status=status, error=error, completed_at=now_iso() if done else None)
+        not_recorded = session_store.unsaved(self.record.id)  # told now, recorded later
         self.events.emit(
             "session_finished",
             status=status.value,
@@ -397,6 +398,7 @@ class Session:
             merged=self.record.merged,
             worktree=self.record.worktree,
             branch=self.record.original_branch,
+            **({"not_recorded": not_recorded} if not_recorded else {}),
         )
 
     async def _prepare_resume(self) -> bool:

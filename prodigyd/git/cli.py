@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from prodigyd.errors import GitError
 from prodigyd.proc import Completed, run
+from prodigyd.store import space
 
 #: Variables that pin git to one repository. A git hook (or a `git rebase --exec`) that
 #: starts prodigyctl exports them; inherited, they would make every git call we run inside
@@ -91,7 +92,13 @@ async def git(
 
 
 def raise_failure(done: Completed, cwd: Path | str) -> NoReturn:
-    """Raise the GitError for a git that failed: for callers that check exit codes themselves."""
+    """Raise the GitError for a git that failed: for callers that check exit codes themselves.
+
+    A git that ran out of disk space (worktrees live in the store, so a full store fills
+    them too) raises NoSpace naming the path instead, as every other full-disk write does."""
+    full = space.in_git_output(done.stderr, cwd)
+    if full is not None:
+        raise space.no_space(full, details=describe_failure(done))
     raise GitError(f"`{shlex.join(done.argv)}` failed in {cwd}", details=describe_failure(done))
 
 

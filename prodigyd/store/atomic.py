@@ -3,7 +3,8 @@
 A write goes to a temp file in the same folder, is fsync'd, renamed over the target and the
 folder is fsync'd, so a crash leaves either the old file or the new one, never a torn mix.
 A file that will not parse is never overwritten: it is renamed `*.corrupt-<stamp>` and the
-caller gets a StoreError naming both paths.
+caller gets a StoreError naming both paths. A write that does not fit (full disk or quota)
+raises NoSpace and leaves nothing behind: no temp file, no torn line at the end of a log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd.errors import StoreError
+from prodigyd.store import space
 
 #: Store folders are private to the user: they hold workflow outputs and environment snapshots.
 DIR_MODE = 0o700
@@ -33,9 +35,10 @@ def ensure_dir(path: Path) -> Path:
     while not folder.exists() and folder != folder.parent:
         missing.append(folder)
         folder = folder.parent
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
-            folder.mkdir(mode=DIR_MODE)
+    with space.guard(path):
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                folder.mkdir(mode=DIR_MODE)
     if not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
     return path
@@ -44,16 +47,40 @@ def ensure_dir(path: Path) -> Path:
 def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    with space.guard(path):
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        fsync_dir(path.parent)
+
+
+def append_all(fd: int, data: bytes, path: Path) -> None:
+    """Append `data` to the O_APPEND file `fd` (named `path`) whole, or not at all: a write
+    that fails half way (no space) is cut off again, so the next append starts a clean line
+    instead of gluing itself to a torn one (which would lose both)."""
+    size = os.fstat(fd).st_size
+    with space.guard(path):
+        try:
+            _write_all(fd, data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # frees what the torn write took
+            raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

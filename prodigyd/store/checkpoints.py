@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
-from prodigyd.store.atomic import ensure_dir, fsync_dir
+from prodigyd.store import space
+from prodigyd.store.atomic import append_all, ensure_dir, fsync_dir
 
 CHECKPOINT_VERSION = 1
 
@@ -107,10 +108,12 @@ class CheckpointWriter:
 
     async def close(self) -> None:
         async with self._order:
-            await self._settle()
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            try:
+                await self._settle()
+            finally:
+                if self._fd is not None:
+                    os.close(self._fd)
+                    self._fd = None
 
     async def _settle(self) -> None:
         """Wait for the last sync, even past the cancellation of whoever started it."""
@@ -124,11 +127,12 @@ class CheckpointWriter:
                 self._pending = None
 
     def _append(self, data: bytes) -> None:
-        if self._fd is None:
-            folder = ensure_dir(self.path.parent)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            fsync_dir(folder)  # the journal's own name must survive a crash too
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        os.fdatasync(self._fd)
+        """A full disk raises NoSpace here (surfacing at this write or the close)
+        and leaves no torn record: the step it recorded runs again on resume."""
+        with space.guard(self.path):
+            if self._fd is None:
+                folder = ensure_dir(self.path.parent)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                fsync_dir(folder)  # the journal's own name must survive a crash too
+            append_all(self._fd, data, self.path)
+            os.fdatasync(self._fd)

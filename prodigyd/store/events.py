@@ -4,40 +4,76 @@ Each record carries `seq` (1-based, per session), `timestamp`, `event_type`, `se
 the event's own fields. Lines are flushed as they are written so `tail -f` and a reconnecting
 client see them at once; the checkpoint, not this log, is the durable record of progress, so
 the log is not fsync'd per line (a crash may lose the last few lines, never a completed step).
+
+On a full disk the lines that do not fit wait in memory, in order, and go to the file with
+the next append that fits (or `flush`, which the daemon's mender calls once there is
+room): followers still get every event at once, and the log gets them late, not never.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from prodigyd import paths
-from prodigyd.store.atomic import ensure_dir
+from prodigyd.errors import NoSpace
+from prodigyd.store import space
+from prodigyd.store.atomic import append_all, ensure_dir
+
+log = logging.getLogger("prodigyd.events")
+
+#: Lines kept in memory while the disk is full; beyond this the oldest are dropped (and
+#: counted in the log): a map phase must not grow the daemon without bound.
+MAX_PENDING_LINES = 100_000
 
 
 class EventLog:
     """Append-only writer for one session's events."""
 
     def __init__(self, repo_id: str, session_id: str) -> None:
-        folder = ensure_dir(paths.events_dir(repo_id, session_id))
+        folder = paths.events_dir(repo_id, session_id)  # made at the first append
         self.path = folder / f"events-{time.strftime('%Y%m%d_%H%M%S')}-{os.getpid()}.jsonl"
-        self._file: TextIO | None = None
+        self._fd: int | None = None
+        self.pending: deque[bytes] = deque()  # lines that did not fit yet, oldest first
+        self.dropped = 0
 
     def append(self, record: dict[str, Any]) -> None:
-        if self._file is None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._file = os.fdopen(fd, "a", encoding="utf-8")
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._file.flush()
+        """Write the event, after any that are waiting; NoSpace when they do not fit (the
+        event then waits too)."""
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        if len(self.pending) >= MAX_PENDING_LINES:
+            self.pending.popleft()
+            self.dropped += 1
+        self.pending.append(line.encode())
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the waiting lines; NoSpace (and they keep waiting) when they do not fit."""
+        if not self.pending:
+            return
+        if self._fd is None:
+            ensure_dir(self.path.parent)
+            with space.guard(self.path):
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        append_all(self._fd, b"".join(self.pending), self.path)
+        self.pending.clear()
+        if self.dropped:
+            log.warning("%s: %d events were lost to a full disk", self.path, self.dropped)
+            self.dropped = 0
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with contextlib.suppress(NoSpace, OSError):
+            self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def read_events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:

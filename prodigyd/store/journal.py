@@ -11,8 +11,14 @@ later change is one UPDATE by primary key: a state transition costs the same wit
 or 10,000 (bench/startup.py measures it), and nothing is ever rewritten whole (pueue
 rewrites its whole state file on every change; we do not).
 
-The daemon is the only writer. A database that SQLite cannot open is moved aside as
-`journal.db.corrupt-<stamp>` (never deleted) and a fresh one is started, loudly.
+The daemon is the only writer. A database that is not one (or is corrupt) is moved aside
+as `journal.db.corrupt-<stamp>` (never deleted) and a fresh one is started, loudly; any
+other failure to open it is raised, never taken for corruption.
+
+A full disk (store/space.py): a write raises NoSpace and changes nothing. A journal whose
+shared-memory file cannot be made (a restart on a full disk) is opened in SQLite's
+exclusive locking mode, which keeps that index in memory instead, so everything can still
+be read; the next write that fits reopens it the usual way.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
+from prodigyd.store import space
 from prodigyd.store.atomic import ensure_dir
 
 log = logging.getLogger("prodigyd.journal")
@@ -81,6 +88,10 @@ def journal_path() -> Path:
 
 _connections: dict[tuple[int, str], sqlite3.Connection] = {}
 _SYNC: dict[int, str] = {}  # connection id -> its current PRAGMA synchronous
+_EXCLUSIVE: set[int] = set()  # ids of connections opened in exclusive mode (a full disk)
+
+#: SQLite's answers for a file that is not a usable database (what moving aside is for).
+_NOT_A_DATABASE = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
 def connection() -> sqlite3.Connection:
@@ -98,6 +109,29 @@ def close_all() -> None:
         conn.close()
     _connections.clear()
     _SYNC.clear()
+    _EXCLUSIVE.clear()
+
+
+def degraded() -> bool:
+    """Whether the journal is open in the full-disk fallback (exclusive locking mode)."""
+    return any(id(conn) in _EXCLUSIVE for conn in _connections.values())
+
+
+def reopen() -> None:
+    """Leave the full-disk fallback once the disk has room: close, open the usual way (or
+    the fallback again, when it still has none)."""
+    path = journal_path()
+    key = (os.getpid(), str(path))
+    conn = _connections.get(key)
+    if conn is None or id(conn) not in _EXCLUSIVE:
+        return
+    _EXCLUSIVE.discard(id(conn))  # closed first: it holds the lock the new one needs
+    _SYNC.pop(id(conn), None)
+    conn.close()
+    del _connections[key]
+    fresh = _connections[key] = _open(path)  # the fallback again when there is still no room
+    if id(fresh) not in _EXCLUSIVE:
+        log.info("journal %s reopened in shared mode", path)
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -105,6 +139,10 @@ def _open(path: Path) -> sqlite3.Connection:
     try:
         return _connect(path)
     except sqlite3.DatabaseError as exc:
+        if space.is_no_space(exc, path):
+            return _connect_full(path)
+        if getattr(exc, "sqlite_errorcode", 26) & 0xFF not in _NOT_A_DATABASE:
+            raise  # locked, unreadable, an I/O error: not a reason to set the jobs aside
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
         log.error("journal %s cannot be opened (%s); moved aside to %s", path, exc, aside)
         for suffix in ("", "-wal", "-shm"):
@@ -113,16 +151,34 @@ def _open(path: Path) -> sqlite3.Connection:
         return _connect(path)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # private before SQLite creates it
-    os.close(fd)
+def _connect_full(path: Path) -> sqlite3.Connection:
+    """Open on a full disk: exclusive locking keeps the WAL index in memory, so no
+    shared-memory file is needed to read (the daemon is the journal's only user)."""
+    log.warning("journal %s opened read-mostly: its disk is full", path)
+    with space.guard(path):
+        conn = _connect(path, exclusive=True)
+    _EXCLUSIVE.add(id(conn))
+    return conn
+
+
+def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
+    with space.guard(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # private before SQLite creates it
+        os.close(fd)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.executescript(_SCHEMA)
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    try:
+        conn.row_factory = sqlite3.Row
+        if exclusive:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")  # before the first WAL access
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)  # writes nothing when the tables exist
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
     # No `PRAGMA quick_check` here: it reads the whole file (25 ms at 10,000 jobs) on the
     # startup path; a file that is not a database already fails the statements above.
     return conn
@@ -135,19 +191,27 @@ def transaction(*, durable: bool = True) -> Iterator[sqlite3.Connection]:
     a crash of the daemon, not of the machine: WAL with synchronous=NORMAL, and the next
     durable commit makes it durable too, in order. What such a change records is either
     re-derived after a power loss (a job found `queued` instead of `running` just starts
-    again) or re-done (a pool slot claimed again)."""
+    again) or re-done (a pool slot claimed again).
+
+    A full disk raises NoSpace and the transaction is rolled back whole."""
+    path = journal_path()
     conn = connection()
-    mode = "FULL" if durable else "NORMAL"
-    if _SYNC.get(id(conn)) != mode:
-        conn.execute(f"PRAGMA synchronous={mode}")
-        _SYNC[id(conn)] = mode
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    with space.guard(path):
+        mode = "FULL" if durable else "NORMAL"
+        if _SYNC.get(id(conn)) != mode:
+            conn.execute(f"PRAGMA synchronous={mode}")
+            _SYNC[id(conn)] = mode
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+    if id(conn) in _EXCLUSIVE:
+        reopen()  # it fit: there is room again
 
 
 def insert(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.errors import Conflict
+from prodigyd.store import space
 from prodigyd.store.atomic import ensure_dir
 from prodigyd.store.sessions import now_iso
 
@@ -52,7 +53,8 @@ def _acquire(path: os.PathLike[str], session_id: str) -> None:
     ).encode()
     for _ in range(2):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with space.guard(path):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             holder = _holder(path)
             if not _stale(holder):
@@ -65,8 +67,12 @@ def _acquire(path: os.PathLike[str], session_id: str) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # stale: its holder died
             continue
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
+        try:
+            with space.guard(path), os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+        except BaseException:
+            os.unlink(path)  # an empty lock names no holder: never leave one
+            raise
         return
     raise Conflict(f"could not take the lock {path}")
 

@@ -3,6 +3,14 @@
 The record is what `prodigyctl sessions ls|show` prints and what `resume` and `merge` start
 from. It is saved on every status change (a handful of times per run), never per step:
 per-step progress lives in the checkpoint journal.
+
+On a full disk a change the engine makes on its own (a step started, a session ended) is
+not lost and does not stop anything: `save(..., defer=True)` keeps the newest record in
+memory, every read here sees it, and it is written with the next save that fits or by
+`flush_unsaved` (the daemon's mender). A change a client asked for (resume, cancel) is
+never deferred: the client is told NoSpace at once and nothing happens later behind its
+back. A daemon stopped before the disk has room loses only the deferred records; the next
+one finds those sessions `running` and recovers them as after a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from prodigyd.errors import NotFound, StoreError
+from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
 from prodigyd.store.ids import check_id
 
@@ -142,14 +150,69 @@ def create(
     return record if existing is None else _validated(existing, record.id)
 
 
-def save(record: SessionRecord, *, durable: bool = False, **columns: object) -> None:
-    """Store the record; `durable` when a client is told about the change (journal.update)."""
+class Unsaved:
+    """A record the journal could not take yet, with the columns to set alongside it."""
+
+    def __init__(self, record: SessionRecord, columns: dict[str, object], problem: str) -> None:
+        self.record = record
+        self.columns = columns
+        self.problem = problem
+
+
+#: session id → its newest record not yet in the journal (a full disk), oldest first.
+_unsaved: dict[str, Unsaved] = {}
+
+
+def save(
+    record: SessionRecord, *, durable: bool = False, defer: bool = False, **columns: object
+) -> None:
+    """Store the record; `durable` when a client is told about the change (journal.update).
+
+    NoSpace is raised, unless `defer`: then the record is kept to be written later (see
+    the module docstring) and `unsaved(record.id)` says why."""
     record.updated_at = now_iso()
-    journal.update(record.id, record=record.model_dump(mode="json"), durable=durable, **columns)
+    earlier = _unsaved.get(record.id)
+    merged = {**earlier.columns, **columns} if earlier is not None else columns
+    try:
+        journal.update(record.id, record=record.model_dump(mode="json"), durable=durable, **merged)
+    except NoSpace as exc:
+        if not defer:
+            raise
+        _unsaved.pop(record.id, None)  # re-inserted last: flushed in the order of changes
+        _unsaved[record.id] = Unsaved(record.model_copy(deep=True), dict(merged), exc.message)
+        return
+    _unsaved.pop(record.id, None)
+    flush_unsaved()
+
+
+def unsaved(session_id: str) -> str | None:
+    """Why the session's latest change is not in the journal yet, or None when it is."""
+    entry = _unsaved.get(session_id)
+    return entry.problem if entry is not None else None
+
+
+def unsaved_ids() -> list[str]:
+    return list(_unsaved)
+
+
+def flush_unsaved() -> bool:
+    """Write the kept records, oldest first; True when none is left. Stops at the first
+    that still does not fit (NoSpace is not raised: the caller retries later)."""
+    while _unsaved:
+        session_id, entry = next(iter(_unsaved.items()))
+        try:
+            journal.update(session_id, record=entry.record.model_dump(mode="json"), **entry.columns)
+        except NoSpace:
+            return False
+        del _unsaved[session_id]
+    return True
 
 
 def load(session_id: str) -> SessionRecord:
     check_id(session_id)
+    entry = _unsaved.get(session_id)
+    if entry is not None:
+        return entry.record.model_copy(deep=True)
     row = journal.get(session_id)
     if row is None:
         raise NotFound(f"no session {session_id!r}", hint="`prodigyctl sessions ls` lists sessions")
@@ -169,8 +232,25 @@ def save_private(session_id: str, env: dict[str, str], args: list[str]) -> None:
 
 
 def list_all(limit: int = 1000, status: str | None = None) -> list[SessionRecord]:
-    """The newest sessions first."""
-    return [_from_row(row) for row in journal.recent(limit, status)]
+    """The newest sessions first (as they are now, written or not)."""
+    found = []
+    for row in journal.recent(limit, status):
+        entry = _unsaved.get(row["id"])
+        record = entry.record.model_copy(deep=True) if entry is not None else _from_row(row)
+        if status is None or record.status.value == status:
+            found.append(record)
+    return found
+
+
+def counts() -> dict[str, int]:
+    """Jobs per status (journal.counts, with the changes not written yet)."""
+    totals = journal.counts()
+    for session_id, entry in _unsaved.items():
+        row = journal.get(session_id)
+        if row is not None and row["status"] != entry.record.status.value:
+            totals[row["status"]] -= 1
+            totals[entry.record.status.value] = totals.get(entry.record.status.value, 0) + 1
+    return {status: n for status, n in totals.items() if n}
 
 
 def _from_row(row: sqlite3.Row) -> SessionRecord:
