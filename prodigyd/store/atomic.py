@@ -2,9 +2,10 @@
 
 A write goes to a temp file in the same folder, is fsync'd, renamed over the target and the
 folder is fsync'd, so a crash leaves either the old file or the new one, never a torn mix.
-A file that will not parse is never overwritten: it is renamed `*.corrupt-<stamp>` and the
-caller gets a StoreError naming both paths. A write that does not fit (full disk or quota)
-raises NoSpace and leaves nothing behind: no temp file, no torn line at the end of a log.
+A file that will not parse is never overwritten: it is renamed `*.corrupt-<time>.<ns>-<pid>`
+and the caller gets a StoreError naming both paths. A write that does not fit (full disk or
+quota) raises NoSpace and leaves nothing behind: no temp file, no torn line at the end of a
+log.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        quarantine = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        # An exclusive new name: a file quarantined earlier the same second is kept too.
+        quarantine, fd = create_unique(path.parent, f"{path.name}.corrupt", "")
+        os.close(fd)
         os.replace(path, quarantine)
         raise StoreError(
             f"store file {path} is corrupt ({exc}); moved aside to {quarantine}",

@@ -263,6 +263,18 @@ async def test_claude_gets_headless_flags_and_a_closed_stdin(tmp_path: Path, rep
     git(repo, "log", "-1")  # the repo is intact
 
 
+async def test_each_claude_attempt_keeps_its_own_raw_log(tmp_path: Path, repo: Path):
+    """Three attempts inside a second: three logs (a one-second name kept only the last)."""
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"rules": [{"match": "/flaky", "exit_code": 1}]}))
+    wf = write_workflow(tmp_path, "- claude: /flaky\n  retry: {attempts: 3, backoff: fixed, initial_delay: 0}\n")
+    out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario)))
+    assert out.status == "failed"
+    raw_logs = list((Path(os.environ["PRODIGY_HOME"]) / "logs" / "claude").glob("*.jsonl"))
+    assert len(raw_logs) == 3
+    assert {p.stat().st_mode & 0o777 for p in raw_logs} == {0o600}
+
+
 async def test_live_output_is_capped_but_the_output_is_whole(tmp_path: Path, repo: Path):
     wf = write_workflow(tmp_path, "- shell: 'seq 1 5000'\n  output_file: seq.txt\n  capture: numbers\n  capture_format: lines\n- shell: \"echo '${numbers:json}' | tr ',' '\\n' | wc -l > count.txt\"\n")
     out = await run_workflow(wf, repo)

@@ -8,8 +8,7 @@ is the final `result` text, and `is_error: true` fails the step even when the ex
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
+import os
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +18,7 @@ from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
 from prodigyd.errors import ProdigyError
+from prodigyd.store.atomic import create_unique
 from prodigyd.workflow.model import Step
 
 
@@ -45,8 +45,8 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     if inv.timeout is not None:
         env["PRODIGY_COMMAND_TIMEOUT"] = f"{inv.timeout:g}"
     parser = cli.StreamParser()
-    log_path = _log_path(inv)
-    with _open_log(log_path) as log:
+    log_path, log = _open_log(inv)
+    with log or contextlib.nullcontext():
 
         def on_line(line: str) -> None:
             if log is not None:
@@ -126,20 +126,11 @@ def _require_worktree(inv: Invocation) -> None:
         )
 
 
-def _log_path(inv: Invocation) -> Path | None:
+def _open_log(inv: Invocation) -> tuple[Path | None, IO[str] | None]:
+    """A new raw-stream log file (None when the host keeps no Claude logs), its own for
+    each attempt: a retry within the same second must not overwrite the failure it retries."""
     folder = inv.ctx.settings.claude_log_dir
     if folder is None:
-        return None
-    stamp = time.strftime("%Y%m%d_%H%M%S")
-    return folder / f"{stamp}-{inv.ctx.session_id}-step{inv.label}.jsonl"
-
-
-@contextlib.contextmanager
-def _open_log(path: Path | None) -> Iterator[IO[str] | None]:
-    """The raw-stream log file, or None when the host keeps no Claude logs."""
-    if path is None:
-        yield None
-        return
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        yield fh
+        return None, None
+    path, fd = create_unique(folder, f"{inv.ctx.session_id}-step{inv.label}", ".jsonl")
+    return path, os.fdopen(fd, "w", encoding="utf-8")
