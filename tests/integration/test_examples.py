@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def test_a_socket_path_too_long_is_a_clear_error(isolated: Path, monkeypatch: py
 
 
 def test_quickstart_runs_both_examples_and_lands_their_work(short_tmp: Path):
-    env = {**os.environ, "TMPDIR": str(short_tmp)}
+    # As a user whose virtualenv is active: its prodigyctl (and python3) come first on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "TMPDIR": str(short_tmp), "PATH": path}
     env.pop("PRODIGY_HOME")  # the script makes its own, in the scratch folder
     done = subprocess.run(["sh", str(EXAMPLES / "quickstart.sh")], env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=300, check=False)
