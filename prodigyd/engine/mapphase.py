@@ -91,8 +91,10 @@ class FailureLimits:
                 f"{self.failed} of {self.total} items failed, more than failure_threshold "
                 f"({policy.failure_threshold:g})"
             )
-        elif not policy.continue_on_failure and policy.max_failures is None and (
-            policy.failure_threshold is None
+        elif (
+            not policy.continue_on_failure
+            and policy.max_failures is None
+            and (policy.failure_threshold is None)
         ):
             self.reason = "an item failed and continue_on_failure is false"
 
@@ -381,7 +383,7 @@ async def _command_items(command: str, ctx: RunContext) -> Any:
                           timeout=INPUT_COMMAND_TIMEOUT)  # fmt: skip
     if not done.ok:
         why = "timed out" if done.timed_out else f"exited with code {done.returncode}"
-        tail = done.stderr.strip()[-500:]
+        tail = ctx.masker.mask(done.stderr.strip())[-500:]  # masked before it is cut
         raise ProdigyError(
             f"map input: no file {command!r} in the worktree, and as a command it {why}",
             details=tail or None,
