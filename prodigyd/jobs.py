@@ -167,6 +167,9 @@ class JobManager:
         for the scheduler. Reads only active rows: startup cost does not grow with history.
         """
         recovered = []
+        if journal.found_version() < journal.ENV_DROPPED_SINCE:
+            dropped = session_store.forget_finished_environments()
+            log.info("dropped the environment of %d finished jobs (journal upgrade)", dropped)
         for row in journal.with_status(Status.RUNNING.value):
             record = session_store.load(row["id"])
             record.status = Status.INTERRUPTED
