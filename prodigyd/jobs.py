@@ -257,6 +257,9 @@ class JobManager:
         cleared = locks.clear_stale()  # a kill -9 leaves its locks behind
         if cleared:
             log.info("removed stale locks of %s", ", ".join(cleared))
+        if journal.found_version() < journal.ENV_DROPPED_SINCE:
+            dropped = session_store.forget_finished_environments()
+            log.info("dropped the environment of %d finished jobs (journal upgrade)", dropped)
         for row in journal.with_status(Status.RUNNING.value):
             record = session_store.load(row["id"])
             if record.status is not Status.RUNNING:

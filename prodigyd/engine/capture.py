@@ -22,8 +22,15 @@ class CaptureError(ProdigyError):
     kind = "capture"
 
 
-def parse_capture(text: str, fmt: str, *, success: bool) -> Any:
-    """The value `capture:` stores for output `text` of a step that did (not) `success`."""
+Excerpt = Callable[[str], str]
+
+
+def parse_capture(text: str, fmt: str, *, success: bool, mask: Excerpt = str) -> Any:
+    """The value `capture:` stores for output `text` of a step that did (not) `success`.
+
+    `mask` hides secrets in the excerpt of `text` an error shows. It is applied before the
+    excerpt is cut, so that a secret the cut splits is still recognised (see mask.py).
+    """
     if fmt == "boolean":
         return _boolean(text, success)
     parser = _PARSERS.get(fmt)
@@ -31,10 +38,10 @@ def parse_capture(text: str, fmt: str, *, success: bool) -> Any:
         raise CaptureError(
             f"unknown capture_format {fmt!r}", hint=f"use one of: {', '.join(CAPTURE_FORMATS)}"
         )
-    return parser(text)
+    return parser(text, lambda part: mask(part)[:_EXCERPT])
 
 
-def _string(text: str) -> str:
+def _string(text: str, excerpt: Excerpt) -> str:
     """The text minus ONE trailing newline.
 
     `echo` and most tools end their output with a newline nobody wants in `${name}`. Only
@@ -46,26 +53,26 @@ def _string(text: str) -> str:
     return text.removesuffix("\n")
 
 
-def _json(text: str) -> Any:
+def _json(text: str, excerpt: Excerpt) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CaptureError(
             f"output is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             f" (first {_EXCERPT} chars shown)",
-            details=text[:_EXCERPT] or "(empty output)",
+            details=excerpt(text) or "(empty output)",
         ) from None
 
 
-def _lines(text: str) -> list[str]:
+def _lines(text: str, excerpt: Excerpt) -> list[str]:
     """Non-blank lines, as written (indentation kept)."""
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _number(text: str) -> int | float:
+def _number(text: str, excerpt: Excerpt) -> int | float:
     value = parse_number(text)
     if value is None:
-        raise CaptureError(f"output is not a number: {text.strip()[:_EXCERPT]!r}")
+        raise CaptureError(f"output is not a number: {excerpt(text.strip())!r}")
     return value
 
 
@@ -77,7 +84,7 @@ def _boolean(text: str, success: bool) -> bool:
     return _BOOLEANS.get(text.strip().lower(), success)
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
+_PARSERS: dict[str, Callable[[str, Excerpt], Any]] = {
     "string": _string,
     "json": _json,
     "lines": _lines,

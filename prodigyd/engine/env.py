@@ -4,7 +4,8 @@ Precedence, lowest first: the submitting client's environment < `env_files` < gl
 `secrets` < the active profile < (per step) the step's `env`. Workflow-defined values are
 also variables (`${NAME}`/`$NAME`); the inherited environment is not, so an unknown `$HOME`
 is left for the shell to expand. Secret values are registered with the masker here, before
-any of them can reach a log.
+any of them can reach a log; one shorter than MIN_SECRET_LENGTH (but not empty: that hides
+nothing) is refused here, at submission, since it could be neither masked nor shown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodigyd.engine.mask import Masker
+from prodigyd.engine.mask import MIN_SECRET_LENGTH, Masker
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import EnvValue, SecretSpec, Workflow
@@ -40,13 +41,14 @@ def compose(
     scope = _with_environment(store, inherited)
     for name in workflow.env_files:
         values.update(_read_env_file(files_root / interpolate(name, scope), workflow))
-    values.update(_expand(workflow.env, scope, masker))
+    values.update(_expand(workflow.env, scope, masker, workflow, "env"))
     for key, spec in workflow.secrets.items():
         secret = _secret_value(key, spec, inherited, files_root, workflow)
-        masker.add(secret, name=key)
+        _add_secret(masker, secret, workflow, f"secrets.{key}", key)
         values[key] = secret
     if profile is not None:
-        values.update(_expand(_profile(workflow, profile), scope, masker))
+        entries = _profile(workflow, profile)
+        values.update(_expand(entries, scope, masker, workflow, f"profiles.{profile}"))
     env = {**inherited, **values, "PRODIGY_AUTOMATION": "true"}
     return JobEnvironment(env=env, workflow_values=values)
 
@@ -63,15 +65,31 @@ def _with_environment(store: VariableStore, inherited: Mapping[str, str]) -> Var
 
 
 def _expand(
-    entries: Mapping[str, EnvValue], store: VariableStore, masker: Masker
+    entries: Mapping[str, EnvValue],
+    store: VariableStore,
+    masker: Masker,
+    workflow: Workflow,
+    field: str,
 ) -> dict[str, str]:
     out = {}
     for key, entry in entries.items():
         value = interpolate(entry.value, store)
         if entry.secret:
-            masker.add(value, name=key)
+            _add_secret(masker, value, workflow, f"{field}.{key}", key)
         out[key] = value
     return out
+
+
+def _add_secret(masker: Masker, value: str, workflow: Workflow, field: str, key: str) -> None:
+    """Mask `value` from now on; refuse it when it is too short to be masked (mask.py)."""
+    if 0 < len(value) < MIN_SECRET_LENGTH:
+        raise WorkflowError(
+            f"secret {key} is only {len(value)} character(s) long; a secret needs at least "
+            f"{MIN_SECRET_LENGTH}, since a shorter one cannot be masked",
+            location=Location(workflow.source or "<workflow>", field=field),
+            hint="use the real credential, or drop `secret: true` if it is not one",
+        )
+    masker.add(value, name=key)
 
 
 def _profile(workflow: Workflow, name: str) -> Mapping[str, EnvValue]:

@@ -381,7 +381,7 @@ async def _command_items(command: str, ctx: RunContext) -> Any:
                           timeout=INPUT_COMMAND_TIMEOUT)  # fmt: skip
     if not done.ok:
         why = "timed out" if done.timed_out else f"exited with code {done.returncode}"
-        tail = done.stderr.strip()[-500:]
+        tail = ctx.masker.mask(done.stderr.strip())[-500:]  # masked before it is cut
         raise ProdigyError(
             f"map input: no file {command!r} in the worktree, and as a command it {why}",
             details=tail or None,

@@ -3,6 +3,10 @@
 Everything the daemon writes down passes through one `Masker`. It knows the literal secret
 values the workflow declared and also recognises credentials by shape, because a token that
 arrives through the inherited environment or a command's output was never declared.
+
+Masking is done on whole text, before anything cuts it to a width (a step's one-line
+display, the tail of a failing command's output): a secret cut first would no longer be
+recognised, and its surviving prefix or suffix would be shown.
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["MASK", "Masker"]
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "Masker"]
 
 MASK = "***"
 
-# Shorter values would turn every "on", "dev" or "1" in the logs into ***; such values are not
-# real secrets anyway.
-_MIN_SECRET_LENGTH = 4
+#: The shortest secret a workflow may declare (engine/env.py refuses shorter ones). Masking
+#: "on", "dev" or "1" would turn every such word of every log into ***, and not masking it
+#: would show the secret; so a shorter value is an error, never silently shown. It is also
+#: the shortest line of a multi-line secret that is masked on its own.
+MIN_SECRET_LENGTH = 4
 
 _SHAPES = "|".join(
     (
@@ -31,7 +37,6 @@ _SHAPES = "|".join(
     )
 )
 _SHAPES_ONLY = re.compile(_SHAPES)
-
 
 
 class Masker:
@@ -52,12 +57,29 @@ class Masker:
             self.add(secret)
 
     def add(self, value: str, name: str | None = None) -> None:
-        """Mask `value` from now on, unless it is shorter than four characters."""
-        if len(value) < _MIN_SECRET_LENGTH:
+        """Mask `value` from now on (every non-empty value: the length policy is env.py's).
+
+        Output is shown and stored line by line, so each line of a multi-line secret (a
+        PEM key, say) is masked on its own too, once it has MIN_SECRET_LENGTH characters
+        without its surrounding blanks. Those lines are masked, never protected: a
+        placeholder stands for the whole value only.
+        """
+        if not value:
             return
         if name is not None:
             self._names[value] = name
-        spellings = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+        pieces = {value} | {
+            line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_SECRET_LENGTH
+        }
+        spellings = {
+            spelling
+            for piece in pieces
+            for spelling in (
+                piece,
+                json.dumps(piece)[1:-1],
+                json.dumps(piece, ensure_ascii=False)[1:-1],
+            )
+        }
         if spellings <= self._secrets:
             return
         self._secrets |= spellings
@@ -101,7 +123,6 @@ class Masker:
     def _placeholder(self, match: re.Match[str]) -> str:
         name = self._names.get(match.group(0))
         return _replacement(match) if name is None else f"{_PLACEHOLDER_MARK}secret:{name}»"
-
 
 
 _PLACEHOLDER_MARK = "«"

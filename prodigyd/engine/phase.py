@@ -109,7 +109,8 @@ def _recorder(
                 "command": display,
                 "success": True,
                 "skipped": report.skipped,
-                "output": report.result.text[-CHECKPOINT_OUTPUT_CHARS:],
+                # masked whole, then cut: a cut secret would not be recognised (mask.py)
+                "output": runner.ctx.masker.mask(report.result.text)[-CHECKPOINT_OUTPUT_CHARS:],
                 "duration": round(report.result.duration, 6),
                 "completed_at": now_iso(),
             }

@@ -39,6 +39,9 @@ from prodigyd.workflow.model import OnFailure, Step, ValidateSpec
 #: Above this size the debug loop hands `${shell.output}` over as a temp-file path (§2.6).
 DEBUG_OUTPUT_INLINE_LIMIT = 10_000
 
+#: How much of a failing command's output its error message ends with.
+FAILURE_OUTPUT_CHARS = 2000
+
 #: The debug loop's first run sees attempt 1 like every later one (`test:` used TEST_ATTEMPT).
 _ATTEMPT_ONE = {"SHELL_ATTEMPT": "1", "TEST_ATTEMPT": "1"}
 
@@ -107,14 +110,17 @@ class StepRunner:
         return report
 
     def display(self, step: Step, store: VariableStore) -> str:
-        """The step's label with its variables (and its own `env:`) substituted."""
+        """The step's label with its variables (and its own `env:`) substituted, and masked
+        before `Step.display` cuts it to one short line: a secret cut first would no longer
+        be recognised, and its first characters would be shown."""
         scope = self._scope(step, store)
 
         def render(text: str) -> str:
             try:
-                return self.ctx.interpolate(text, scope)
+                text = self.ctx.interpolate(text, scope)
             except ProdigyError:
-                return text
+                pass
+            return self.ctx.masker.mask(text)
 
         return step.display(render)
 
@@ -196,7 +202,10 @@ class StepRunner:
     ) -> CommandResult:
         if self.ctx.env.get("PRODIGY_NO_COMMIT_VALIDATION") == "true":
             return result
-        message = self.ctx.interpolate(step.commit_message or f"prodigy: {display}")
+        # masked: a commit message is in the repository's history for good
+        message = self.ctx.masker.mask(
+            self.ctx.interpolate(step.commit_message or f"prodigy: {display}")
+        )
         if await self.git.step_committed(step, message, before):
             return result
         message = (
@@ -208,6 +217,19 @@ class StepRunner:
         result.success = False
         result.error = message
         return result
+
+    def _failure_message(self, display: str, result: CommandResult) -> str:
+        """`Step '<display>' failed ...` plus the tail of what the command printed (masked
+        before it is cut, so no part of a secret survives the cut)."""
+        if result.error and not result.error.startswith("exit code"):
+            head = f"Step '{display}' failed: {result.error}"
+        else:
+            head = f"Step '{display}' failed with exit code {result.exit_code}"
+        for title, text in (("stderr", result.stderr), ("output", result.text)):
+            if text.strip():
+                tail = self.ctx.masker.mask(text.strip())[-FAILURE_OUTPUT_CHARS:]
+                return f"{head}\n=== Error Output ({title}) ===\n{tail}"
+        return head
 
     def _record(self, step: Step, result: CommandResult, store: VariableStore) -> None:
         """Publish the step's outputs as variables (like `$(...)`, without the final newline)
@@ -245,9 +267,13 @@ class StepRunner:
         name = step.capture
         assert name is not None
         try:
-            store.set(
-                name, parse_capture("".join(parts), step.capture_format, success=result.success)
+            value = parse_capture(
+                "".join(parts),
+                step.capture_format,
+                success=result.success,
+                mask=self.ctx.masker.mask,
             )
+            store.set(name, value)
         except CaptureError as exc:
             result.success = False
             result.error = f"capture {name}: {exc.message}"
@@ -291,7 +317,7 @@ class StepRunner:
             return exhausted
         policy = step.on_failure
         if policy is None:
-            return StepReport(False, result, error=_failure_message(display, result))
+            return StepReport(False, result, error=self._failure_message(display, result))
         if policy.ignore:
             return StepReport(True, result, note=CONTINUE_NOTE)
         if policy.debug_loop:
@@ -310,7 +336,7 @@ class StepRunner:
                 self._record(step, result, store)
                 return StepReport(True, result, note="recovered by re-running after on_failure")
         if policy.fail_workflow:
-            return StepReport(False, result, error=_failure_message(display, result))
+            return StepReport(False, result, error=self._failure_message(display, result))
         note = "recovered" if policy.strategy == "recovery" and handlers_ok else CONTINUE_NOTE
         return StepReport(True, result, note=note)
 
@@ -418,7 +444,9 @@ class StepRunner:
             return StepReport(True, result, note=f"succeeded on attempt {attempt}")
         if policy.fail_workflow:
             error = f"Shell command failed after {attempt} attempts and fail_workflow is true"
-            return StepReport(False, result, error=f"{error}\n{_failure_message(display, result)}")
+            return StepReport(
+                False, result, error=f"{error}\n{self._failure_message(display, result)}"
+            )
         return StepReport(True, result, note=CONTINUE_NOTE)
 
 
@@ -451,16 +479,3 @@ def _debug_output(result: CommandResult) -> str:
     ) as fh:
         fh.write(f"=== STDOUT ===\n{result.stdout}\n=== STDERR ===\n{result.stderr}")
     return str(Path(fh.name))
-
-
-def _failure_message(display: str, result: CommandResult) -> str:
-    """`Step '<display>' failed ...` plus the tail of what the command printed."""
-    if result.error and not result.error.startswith("exit code"):
-        head = f"Step '{display}' failed: {result.error}"
-    else:
-        head = f"Step '{display}' failed with exit code {result.exit_code}"
-    for title, text in (("stderr", result.stderr), ("output", result.text)):
-        if text.strip():
-            tail = text.strip()[-2000:]
-            return f"{head}\n=== Error Output ({title}) ===\n{tail}"
-    return head

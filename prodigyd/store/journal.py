@@ -3,7 +3,10 @@
 One row per job (= session) holds its queue state, its session record and its private part:
 the environment and arguments it was submitted with, verbatim, because a resume (even after
 a restart) must run with them. That column never leaves the daemon; everything shown to
-clients or written elsewhere is masked.
+clients or written elsewhere is masked. The environment (which holds the user's tokens) is
+dropped in the same UPDATE that records a job's end for good (`forget_env`), and scrubbed
+from the file then: `secure_delete` zeroes what SQLite frees, and a TRUNCATE checkpoint
+empties the write-ahead log, which still holds the old versions of the row's pages.
 
 A submission is one committed transaction (WAL + synchronous=FULL: fsync'd) before the
 client is told the job id, so an acknowledged job survives `kill -9` at any instant. Every
@@ -39,7 +42,10 @@ from prodigyd.store.atomic import ensure_dir
 
 log = logging.getLogger("prodigyd.journal")
 
-SCHEMA_VERSION = 3  # 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py)
+SCHEMA_VERSION = 4  # 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py)
+#: 4: finished jobs keep no environment. A journal written before (its version is below this)
+#: still holds theirs: the daemon drops them once, at startup (jobs.py, `recover`).
+ENV_DROPPED_SINCE = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -51,7 +57,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     action TEXT NOT NULL DEFAULT 'run',      -- what a queued job does when it starts: run|resume
     resume_on_start INTEGER NOT NULL DEFAULT 0,  -- interrupted by a daemon stop: resume at start
     record TEXT NOT NULL,                    -- the SessionRecord as JSON
-    private TEXT NOT NULL,                   -- {env, args} as submitted (never shown)
+    private TEXT NOT NULL,                   -- {env, args} as submitted (never shown);
+                                             -- env is dropped when the job is finished
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
@@ -92,6 +99,7 @@ _EXCLUSIVE: set[int] = set()  # ids of connections opened in exclusive mode (a f
 
 #: SQLite's answers for a file that is not a usable database (what moving aside is for).
 _NOT_A_DATABASE = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FOUND_VERSION: dict[int, int] = {}  # connection id -> the schema version the file had
 
 
 def connection() -> sqlite3.Connection:
@@ -132,6 +140,14 @@ def reopen() -> None:
     fresh = _connections[key] = _open(path)  # the fallback again when there is still no room
     if id(fresh) not in _EXCLUSIVE:
         log.info("journal %s reopened in shared mode", path)
+    _FOUND_VERSION.clear()
+
+
+def found_version() -> int:
+    """The schema version the journal had when this process opened it (the current one
+    for a new journal): what the daemon still has to bring up to date."""
+    conn = connection()
+    return _FOUND_VERSION.get(id(conn), SCHEMA_VERSION)
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -173,8 +189,12 @@ def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA secure_delete=ON")  # freed space is zeroed: a dropped env is gone
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None
+        _FOUND_VERSION[id(conn)] = SCHEMA_VERSION if fresh else found
         conn.executescript(_SCHEMA)  # writes nothing when the tables exist
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        if found != SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except BaseException:
         conn.close()
@@ -245,13 +265,16 @@ def update(
     *,
     record: dict[str, Any] | None = None,
     private: dict[str, Any] | None = None,
+    forget_env: bool = False,
     durable: bool = False,
     **columns: Any,
 ) -> None:
     """Change one job's columns (status, action, resume_on_start, priority), record, private.
 
     `durable` for changes a client is told about (a resume or a cancel it asked for); the
-    engine's own status changes need not wait for the disk (see `transaction`)."""
+    engine's own status changes need not wait for the disk (see `transaction`).
+    `forget_env` drops the environment from the private part in the same statement (the
+    arguments stay: `dlq retry` runs a finished job's items with them again)."""
     sets = {key: value for key, value in columns.items() if key in _MUTABLE}
     if record is not None:
         sets["record"] = _dumps(record)
@@ -260,8 +283,42 @@ def update(
         sets["private"] = _dumps(private)
     sets["updated_at"] = time.time()
     assignments = ", ".join(f"{key} = ?" for key in sets)
+    if forget_env and private is None:
+        assignments += ", private = json_remove(private, '$.env')"
+    dropped = False
     with transaction(durable=durable or private is not None) as conn:
+        if forget_env:
+            dropped = _has_env(conn, "id = ?", (job_id,))
         conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))
+    if dropped:
+        scrub()
+
+
+def forget_env_where(statuses: tuple[str, ...]) -> int:
+    """Drop the environment of every job in one of `statuses` that still has one (jobs that
+    ended before the environment was dropped at the end); returns how many had one."""
+    marks = ", ".join("?" for _ in statuses)
+    where = f"status IN ({marks}) AND json_type(private, '$.env') IS NOT NULL"
+    with transaction() as conn:
+        count = conn.execute(
+            f"UPDATE jobs SET private = json_remove(private, '$.env') WHERE {where}", statuses
+        ).rowcount
+    if count:
+        scrub()
+    return count
+
+
+def _has_env(conn: sqlite3.Connection, where: str, values: tuple[Any, ...]) -> bool:
+    sql = f"SELECT 1 FROM jobs WHERE {where} AND json_type(private, '$.env') IS NOT NULL"
+    return conn.execute(sql, values).fetchone() is not None
+
+
+def scrub() -> None:
+    """Empty the write-ahead log into the database file: the log still holds the pages of
+    data just dropped, as they were. (Rare: once per finished job, a few milliseconds.)"""
+    busy, _, _ = connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:  # a reader held the log; the next scrub (or SQLite's own checkpoint) empties it
+        log.warning("journal: the write-ahead log could not be emptied now (busy)")
 
 
 _MUTABLE = frozenset({"status", "action", "resume_on_start", "priority"})

@@ -46,6 +46,12 @@ class Status(StrEnum):
         return self in (Status.QUEUED, Status.RUNNING)
 
     @property
+    def finished(self) -> bool:
+        """Over for good: no step of it can run again (resume and merge refuse it), so the
+        environment it was submitted with is no longer kept (store/journal.py)."""
+        return self in (Status.COMPLETED, Status.CANCELLED)
+
+    @property
     def keeps_worktree(self) -> bool:
         """Still needs its worktree and branch: running, or able to run or merge again."""
         return self.active or self.resumable or self is Status.AWAITING_MERGE
@@ -137,7 +143,8 @@ def create(
     """Durably record a new job; with a reused idempotency key, return the earlier job.
 
     `env` and `args` are kept verbatim in the private part of the journal (resume needs
-    them); `record.args` is what clients see and should already be masked.
+    them; `save` drops `env` when the job is finished); `record.args` is what clients see
+    and should already be masked.
     """
     existing = journal.insert(
         record.id,
@@ -168,13 +175,23 @@ def save(
 ) -> None:
     """Store the record; `durable` when a client is told about the change (journal.update).
 
+    A finished record drops the job's environment in the same statement: the user's tokens
+    are kept only while a step of the job may still run (queued, running, failed or
+    interrupted for a resume, awaiting a merge whose `merge:` workflow runs steps).
+
     NoSpace is raised, unless `defer`: then the record is kept to be written later (see
     the module docstring) and `unsaved(record.id)` says why."""
     record.updated_at = now_iso()
     earlier = _unsaved.get(record.id)
     merged = {**earlier.columns, **columns} if earlier is not None else columns
     try:
-        journal.update(record.id, record=record.model_dump(mode="json"), durable=durable, **merged)
+        journal.update(
+            record.id,
+            record=record.model_dump(mode="json"),
+            forget_env=record.status.finished,
+            durable=durable,
+            **merged,
+        )
     except NoSpace as exc:
         if not defer:
             raise
@@ -201,11 +218,24 @@ def flush_unsaved() -> bool:
     while _unsaved:
         session_id, entry = next(iter(_unsaved.items()))
         try:
-            journal.update(session_id, record=entry.record.model_dump(mode="json"), **entry.columns)
+            record = entry.record
+            journal.update(
+                session_id,
+                record=record.model_dump(mode="json"),
+                forget_env=record.status.finished,
+                **entry.columns,
+            )
         except NoSpace:
             return False
         del _unsaved[session_id]
     return True
+
+
+def forget_finished_environments() -> int:
+    """Drop the environment of finished jobs that still have one (they ended under a
+    prodigyd that kept it); run once at startup."""
+    finished = tuple(status.value for status in Status if status.finished)
+    return journal.forget_env_where(finished)
 
 
 def load(session_id: str) -> SessionRecord:

@@ -22,7 +22,9 @@ idempotency key of each submission is a hash of the entry's content (not of its 
 an entry read twice (a daemon killed between the submit and the delete) submits once, and
 no two events are ever mistaken for one. An entry that cannot be read is moved to
 `spool/rejected/` with a `.reason` file beside it, never deleted; so is one left
-incomplete for INCOMPLETE_SECONDS (its hook was killed while writing it).
+incomplete for INCOMPLETE_SECONDS (its hook was killed while writing it); its `.env` is
+deleted then, as it is when the entry is done: a job keeps the environment it runs in in
+the journal (store/journal.py), never in the spool.
 """
 
 from __future__ import annotations
@@ -143,9 +145,14 @@ def done(event_file: Path) -> None:
 
 
 def reject(event_file: Path, reason: str) -> Path:
-    """Move a bad entry aside (kept for the user to look at), with the reason beside it."""
+    """Move a bad entry aside (kept for the user to look at), with the reason beside it.
+
+    Its environment is deleted, not kept: it holds the user's tokens, nothing will run in
+    it, and the event file says what went wrong."""
     folder = ensure_dir(paths.spool_dir() / REJECTED)
-    for suffix in (ENV, STDIN, EVENT):
+    with contextlib.suppress(FileNotFoundError):
+        _part(event_file, ENV).unlink()
+    for suffix in (STDIN, EVENT):
         with contextlib.suppress(FileNotFoundError):
             part = _part(event_file, suffix)
             os.replace(part, folder / part.name)

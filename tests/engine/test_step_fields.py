@@ -205,6 +205,27 @@ async def test_missing_env_secret_is_refused_before_the_job_starts(tmp_path: Pat
     assert not (Path(os.environ["PRODIGY_HOME"]) / "worktrees").exists()  # nothing was created
 
 
+@pytest.mark.parametrize(
+    ("declared", "profile", "field"),
+    [
+        ("secrets:\n  TOKEN: 'k9'\n", None, "(secrets.TOKEN)"),
+        ("env:\n  TOKEN: {secret: true, value: '${ARG_1}'}\n", None, "(env.TOKEN)"),
+        ("profiles:\n  dev:\n    TOKEN: {secret: true, value: '${ARG_1}'}\n", "dev",
+         "(profiles.dev.TOKEN)"),
+    ],
+)
+async def test_a_secret_too_short_to_mask_is_refused_naming_its_field(
+    tmp_path: Path, repo: Path, declared: str, profile: str | None, field: str
+):
+    wf = write_workflow(tmp_path, declared + "commands:\n  - shell: 'echo ${TOKEN}'\n")
+    with pytest.raises(WorkflowError) as err:
+        await run_workflow(wf, repo, args=("k9",), profile=profile)
+    shown = err.value.render()
+    assert shown.startswith(f"{wf} {field}: secret TOKEN is only 2 character(s) long")
+    assert "k9" not in shown
+    assert not (Path(os.environ["PRODIGY_HOME"]) / "worktrees").exists()  # nothing was created
+
+
 async def test_strict_variables_reject_unresolved_references(tmp_path: Path, repo: Path):
     wf = write_workflow(tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo ${nope} ${also_nope}'\n")
     out = await run_workflow(wf, repo)

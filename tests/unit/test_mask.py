@@ -30,10 +30,21 @@ def test_longest_secret_masked_first() -> None:
     assert masker.mask("password123 pass") == "*** ***"
 
 
-def test_short_and_empty_secrets_are_ignored() -> None:
-    masker = Masker(["", "a", "on", "dev"])
-    text = "deploy on dev: a ok"
-    assert masker.mask(text) == text
+def test_every_non_empty_secret_is_masked_however_short() -> None:
+    # env.py refuses secrets shorter than MIN_SECRET_LENGTH; none is ever shown in clear
+    masker = Masker(["", "on", "dev"])
+    assert masker.mask("deploy on dev: ok") == "deploy *** ***: ok"
+
+
+def test_each_line_of_a_multi_line_secret_is_masked_on_its_own() -> None:
+    key = "-----BEGIN KEY-----\n  Zq7vL2mX8pR4tY6w\nab\nKp3nB5cD9fG1hJ0e\n-----END KEY-----\n"
+    masker = Masker()
+    masker.add(key, name="KEY")
+    assert masker.mask(f"whole: {key}") == "whole: ***"
+    shown = "\n".join(masker.mask(line) for line in key.splitlines())
+    assert shown == "***\n  ***\nab\n***\n***"  # "ab": under MIN_SECRET_LENGTH
+    assert masker.restore(masker.protect({"v": key})) == {"v": key}
+    assert masker.protect("Zq7vL2mX8pR4tY6w") == "***"  # a line alone: masked, not protected
 
 
 def test_regex_characters_in_secrets_are_literal() -> None:

@@ -121,3 +121,39 @@ def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
     assert saved["variable_state"] == {"n": 2}
     assert saved["execution_state"]["current_step_index"] == 3
     assert checkpoints.load("never-ran") is None
+
+
+TOKEN = "tok-Zq7vL2mX8pR4tY6wKp3nB5cD9fG1hJ0eQ9w8"
+
+
+def _journal_bytes() -> bytes:
+    path = journal.journal_path()
+    return b"".join(p.read_bytes() for p in path.parent.glob("journal.db*"))
+
+
+def test_a_finished_jobs_environment_is_dropped_and_scrubbed_from_the_file(isolated: Path):
+    env = {f"VAR_{n}": f"{TOKEN}-{n}" for n in range(200)}  # spills onto overflow pages
+    journal.insert("workflow-1-eeeeee", status="running", record={}, private={"env": env,
+                                                                             "args": ["a"]})
+    journal.scrub()  # the environment is in the database file itself now, not only the log
+    assert TOKEN.encode() in _journal_bytes()
+    journal.update("workflow-1-eeeeee", status="failed", forget_env=False)
+    assert journal.private_of("workflow-1-eeeeee") == {"env": env, "args": ["a"]}
+    journal.update("workflow-1-eeeeee", status="completed", forget_env=True)
+    assert journal.private_of("workflow-1-eeeeee") == {"args": ["a"]}  # `dlq retry` needs them
+    assert TOKEN.encode() not in _journal_bytes()
+
+
+def test_an_older_journal_drops_the_environment_of_its_finished_jobs(isolated: Path):
+    for sid, status in (("workflow-1-ffffff", "completed"), ("workflow-2-ffffff", "failed"),
+                        ("workflow-3-ffffff", "cancelled")):  # fmt: skip
+        journal.insert(sid, status=status, record={}, private={"env": {"T": TOKEN}, "args": []})
+    journal.connection().execute("PRAGMA user_version=3")
+    journal.close_all()
+    assert journal.found_version() == 3 < journal.ENV_DROPPED_SINCE
+    assert sessions.forget_finished_environments() == 2
+    assert journal.private_of("workflow-1-ffffff") == {"args": []}
+    assert journal.private_of("workflow-2-ffffff") == {"env": {"T": TOKEN}, "args": []}
+    assert journal.private_of("workflow-3-ffffff") == {"args": []}
+    journal.close_all()
+    assert journal.found_version() == journal.SCHEMA_VERSION

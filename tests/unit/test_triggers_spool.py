@@ -131,17 +131,19 @@ def test_a_bad_entry_is_refused_naming_the_file_and_line(
         spool.read(entry(tmp_path, event, stdin=stdin))
 
 
-def test_pending_is_oldest_first_and_reject_keeps_every_part(tmp_path: Path, monkeypatch):
+def test_pending_is_oldest_first_and_reject_deletes_the_environment(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("PRODIGY_HOME", str(tmp_path))
     folder = tmp_path / "spool"
-    second = entry(folder, "x", env=b"A=1\0", name="9-2")
+    second = entry(folder, "x", env=b"TOKEN=tok-0123456789\0", stdin="", name="9-2")
     first = entry(folder, "y", stdin="", name="10-1")
     os.utime(first, (1, 1))
     assert spool.pending() == [first, second]
     moved = spool.reject(second, "broken")
     rejected = folder / "rejected"
     assert moved == rejected / "9-2.event"
-    assert sorted(p.name for p in rejected.iterdir()) == ["9-2.env", "9-2.event", "9-2.reason"]
+    # the environment (the user's tokens) is deleted: nothing will run in it
+    assert sorted(p.name for p in folder.rglob("9-2.*")) == ["9-2.event", "9-2.reason", "9-2.stdin"]
+    assert not any(b"tok-0123456789" in p.read_bytes() for p in folder.rglob("*") if p.is_file())
     assert (rejected / "9-2.reason").read_text() == "broken\n"
     assert spool.pending() == [first]
     spool.done(first)
