@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodigyd.engine.context import StepStopped
+from prodigyd.engine.mask import Masker
 from prodigyd.engine.step import StepReport, StepRunner
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import VariableStore
@@ -75,7 +76,9 @@ async def run_sequential(
                 store=store,
                 display=display,
                 position=(index + 1, total),
-                settle=_recorder(index, display, completed, checkpoint, on_completed),
+                settle=_recorder(
+                    index, display, completed, checkpoint, on_completed, runner.ctx.masker
+                ),
             )
         except StepStopped:  # asked to stop while the step waited: it runs again on resume
             events.emit("step_stopped", step=label, display=display)
@@ -94,6 +97,7 @@ def _recorder(
     completed: list[dict[str, Any]],
     checkpoint: Checkpoint,
     on_completed: StepHook | None,
+    masker: Masker,
 ) -> Callable[[StepReport], Awaitable[None]]:
     """The step's checkpoint, which the runner awaits before announcing its outcome."""
 
@@ -110,7 +114,7 @@ def _recorder(
                 "success": True,
                 "skipped": report.skipped,
                 # masked whole, then cut: a cut secret would not be recognised (mask.py)
-                "output": runner.ctx.masker.mask(report.result.text)[-CHECKPOINT_OUTPUT_CHARS:],
+                "output": masker.mask(report.result.text)[-CHECKPOINT_OUTPUT_CHARS:],
                 "duration": round(report.result.duration, 6),
                 "completed_at": now_iso(),
             }

@@ -132,5 +132,6 @@ def _open_log(inv: Invocation) -> tuple[Path | None, IO[str] | None]:
     folder = inv.ctx.settings.claude_log_dir
     if folder is None:
         return None, None
-    path, fd = create_unique(folder, f"{inv.ctx.session_id}-step{inv.label}", ".jsonl")
+    label = inv.label.replace("/", "-")  # a map agent's step is `item_3/1`
+    path, fd = create_unique(folder, f"{inv.ctx.session_id}-step{label}", ".jsonl")
     return path, os.fdopen(fd, "w", encoding="utf-8")
