@@ -219,6 +219,7 @@ def fuzz(home: Path, nowhere: Path, strategy: st.SearchStrategy[Any]) -> None:
         one()
     finally:
         client.close()
+        print(f"fuzz: {client.sent} lines sent")  # seen with -s, for a long run
     assert ctl("daemon", "status", check=True).returncode == 0  # still up
 
 
@@ -260,3 +261,4 @@ def test_fuzzed_bytes(fuzzed: tuple[Path, Path]):
         one()
     finally:
         client.close()
+        print(f"fuzz: {client.sent} lines sent")  # seen with -s, for a long run
