@@ -12,7 +12,9 @@ protection against root, but a daemon owned by one user must not act for another
 Errors follow the spec: unparseable JSON → -32700 with id null; a malformed envelope →
 -32600; an unknown method → -32601; bad params → -32602 naming the field; an expected
 failure → prodigy's own code with `data` describing it; anything else → -32603 with a
-reference into the daemon log, never a traceback.
+reference into the daemon log, never a traceback. The first two are answered in the read
+loop (`protocol.decode`, `protocol.check_request`): no input, however odd, reaches a
+method unchecked or ends the connection (tests/integration/test_protocol_fuzz.py).
 """
 
 from __future__ import annotations
