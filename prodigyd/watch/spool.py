@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prodigyd import paths
+from prodigyd.files import Unreadable, read_regular
 from prodigyd.git.repo import HEADS, SHA
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 
@@ -206,28 +207,14 @@ def _decode(path: Path, data: bytes) -> str:
 def _read(path: Path) -> tuple[bytes, os.stat_result] | None:
     """A spool file's bytes and status; None when there is no such file. Anything but a
     regular file of ours (a link, a FIFO, a folder, another user's) is refused unread."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        return read_regular(path, limit=MAX_FILE_BYTES, follow_links=False, owner=os.getuid())
     except FileNotFoundError:
         return None
+    except Unreadable as exc:
+        raise SpoolError(f"{path}: {exc}") from None
     except OSError as exc:  # ELOOP: a link; ENXIO: a socket
-        raise SpoolError(f"{path}: cannot be opened ({exc.strerror})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SpoolError(f"{path}: not a regular file (a FIFO, folder or device)")
-        if info.st_uid != os.getuid():
-            raise SpoolError(f"{path}: owned by uid {info.st_uid}, not by uid {os.getuid()}")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
         raise SpoolError(f"{path}: cannot be read ({exc.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise SpoolError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
-    return data, info
 
 
 def _check_repo(event_file: Path, repo: str) -> None:
