@@ -259,3 +259,27 @@ def test_bad_params_of_each_type_name_the_field(
     assert reply["error"]["code"] == -32602, reply
     assert reply["error"]["message"].startswith(f"Invalid params: {field}")
     _log_has_no_traceback(daemon)
+
+
+@pytest.mark.timeout(60)  # a FIFO opened the plain way blocks the daemon until a writer comes
+@pytest.mark.parametrize(
+    ("make", "workflow", "says"),
+    [
+        ("fifo", "wf.yml", "not a regular file"),
+        ("none", "/dev/zero", "not a regular file"),
+        ("loop", "wf.yml", "cannot read workflow file"),
+    ],
+)
+def test_a_workflow_path_that_is_no_regular_file_is_refused_unread(
+    daemon: Path, tmp_path: Path, make: str, workflow: str, says: str
+):
+    if make == "fifo":
+        os.mkfifo(tmp_path / "wf.yml")
+    elif make == "loop":
+        (tmp_path / "wf.yml").symlink_to("wf.yml")
+    raw = Raw(daemon)
+    params = {"workflow": workflow, "cwd": str(tmp_path), "env": {}}
+    reply = raw.call("jobs.submit", params)
+    assert reply["error"]["code"] == -32001 and says in reply["error"]["message"], reply
+    assert raw.call("ping", msg_id=2)["result"]["pong"]
+    _log_has_no_traceback(daemon)
