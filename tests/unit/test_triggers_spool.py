@@ -4,9 +4,12 @@ them: every accepted shape, and errors that name the file, line or field."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prodigyd.errors import WorkflowError
 from prodigyd.watch import spool
@@ -257,3 +260,33 @@ def test_reject_never_overwrites_an_earlier_rejected_entry(tmp_path: Path, monke
     assert (first.read_text(), second.read_text(), third.is_dir()) == ("one", "two", True)
     assert (folder / "rejected" / "17.5-1.2.reason").read_text() == "second\n"
     assert spool.pending() == []
+
+
+KEYS = ["version", "hook", "repo", "head", "branch", "remote", "end", "x"]
+values = st.sampled_from(["1", "post-commit", "pre-push", SHA, "refs/heads/main", "HEAD", "",
+                          "/", "/" + "r" * 5000, "/a\0b", "{repo}"]) | st.text(max_size=30)  # fmt: skip
+lines = st.tuples(st.sampled_from(KEYS), values).map("=".join) | st.text(max_size=30)
+events = st.lists(lines, max_size=8).map(lambda ls: "".join(f"{line}\n" for line in ls))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    event=events | events.map(lambda text: text + "end=1\n") | st.binary(max_size=200),
+    stdin=st.none() | st.binary(max_size=200) | st.just(f"a {SHA} b {SHA}\n".encode()),
+    env=st.none() | st.binary(max_size=200),
+)
+def test_any_entry_is_read_or_refused_with_a_reason(
+    event: str | bytes, stdin: bytes | None, env: bytes | None
+):
+    """Whatever a spool entry holds, `read` returns it, None (still being written) or a
+    SpoolError naming the file; nothing else escapes."""
+    with tempfile.TemporaryDirectory() as folder:
+        raw = event.replace("{repo}", folder).encode() if isinstance(event, str) else event
+        (Path(folder) / "1-1.event").write_bytes(raw)
+        for suffix, data in ((".stdin", stdin), (".env", env)):
+            if data is not None:
+                (Path(folder) / f"1-1{suffix}").write_bytes(data)
+        try:
+            spool.read(Path(folder) / "1-1.event")
+        except spool.SpoolError as exc:
+            assert str(exc).startswith(f"{folder}/1-1."), exc
