@@ -15,6 +15,8 @@ docs/protocol.md lists every method with its params, results and errors.
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -78,7 +80,94 @@ TERMINAL_EVENT = "session_finished"
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One message as a line. A lone surrogate (JSON may carry "\\ud800"; UTF-8 cannot)
+    is sent as a JSON escape, as it came, instead of failing the reply."""
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+class RpcError(Exception):
+    """A message the daemon answers with an error before any method runs."""
+
+    def __init__(self, code: int, message: str, msg_id: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.msg_id = msg_id
+
+    def reply(self) -> dict[str, Any]:
+        return error(self.msg_id, self.code, self.message)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A well-formed request envelope; `params` is still unchecked (the method's model
+    checks it). A notification (no `id`) gets no reply, whatever happens to it."""
+
+    id: str | int | float | None
+    method: str
+    params: dict[str, Any] | list[Any]
+    notification: bool
+
+
+def decode(line: bytes) -> Any:
+    """One line as JSON, strictly: UTF-8 (json.loads would guess UTF-16 or -32 from the
+    bytes), no NaN or Infinity and no number too large for a float (neither can be sent
+    back as JSON), nesting only as deep as the parser's recursion allows."""
+    try:
+        text = line.decode()
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 (byte {exc.start}: {exc.reason})"
+        raise RpcError(PARSE_ERROR, f"Parse error: {reason}") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise RpcError(INVALID_REQUEST, "Invalid Request: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise RpcError(PARSE_ERROR, f"Parse error: {exc}") from None
+
+
+def check_request(message: Any) -> Request:
+    """The envelope of a decoded message, or RpcError(-32600) saying what is wrong with it.
+
+    The `id` is checked first: the error to a message whose id is not a string, number
+    or null must carry id null, not echo what cannot be an id."""
+    if isinstance(message, list):
+        raise RpcError(INVALID_REQUEST, "Invalid Request: batches (JSON arrays) are not "
+                       "supported; send one request object a line")  # fmt: skip
+    if not isinstance(message, dict):
+        raise RpcError(INVALID_REQUEST, "Invalid Request: a request must be a JSON object")
+    msg_id = message.get("id")
+    if not _valid_id(msg_id):
+        raise RpcError(INVALID_REQUEST, "Invalid Request: id must be a string, a number or null")
+    method = message.get("method")
+    if message.get("jsonrpc") != "2.0" or not isinstance(method, str):
+        need = 'need "jsonrpc": "2.0" and a string "method"'
+        raise RpcError(INVALID_REQUEST, f"Invalid Request: {need}", msg_id)
+    params = message.get("params", {})
+    if not isinstance(params, dict | list):
+        raise RpcError(INVALID_REQUEST, "Invalid Request: params must be an object", msg_id)
+    return Request(msg_id, method, params, notification="id" not in message)
+
+
+def _valid_id(msg_id: Any) -> bool:
+    return msg_id is None or (
+        isinstance(msg_id, str | int | float) and not isinstance(msg_id, bool)
+    )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
 
 
 def request(msg_id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -12,14 +12,15 @@ protection against root, but a daemon owned by one user must not act for another
 Errors follow the spec: unparseable JSON → -32700 with id null; a malformed envelope →
 -32600; an unknown method → -32601; bad params → -32602 naming the field; an expected
 failure → prodigy's own code with `data` describing it; anything else → -32603 with a
-reference into the daemon log, never a traceback.
+reference into the daemon log, never a traceback. The first two are answered in the read
+loop (`protocol.decode`, `protocol.check_request`): no input, however odd, reaches a
+method unchecked or ends the connection (tests/integration/test_protocol_fuzz.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -71,6 +72,7 @@ class Connection:
                         f"permission denied: this prodigyd serves only uid {os.getuid()}",
                     )
                 )
+            await self._hang_up_gently()  # else its request may meet a closed socket (EPIPE)
             self.writer.close()
             return
         try:
@@ -91,11 +93,15 @@ class Connection:
                     break  # the stream cannot be resynchronised
                 if not line.strip():
                     continue
-                message = _parse(line)
-                if isinstance(message, dict) and message.get("method") in INLINE_METHODS:
-                    await self._handle(message)  # no task: the cheapest possible round trip
+                try:
+                    request = protocol.check_request(protocol.decode(line))
+                except protocol.RpcError as exc:  # answered here: no method runs
+                    await self.send(exc.reply())
+                    continue
+                if request.method in INLINE_METHODS:
+                    await self._handle(request)  # no task: the cheapest possible round trip
                 else:
-                    self._spawn(self._handle(message))
+                    self._spawn(self._handle(request))
         except (ConnectionError, OSError):
             log.debug("client connection dropped")
         finally:
@@ -127,46 +133,26 @@ class Connection:
             self.writer.write(protocol.encode(message))
             await self.writer.drain()
 
-    async def _handle(self, message: Any) -> None:
+    async def _handle(self, request: protocol.Request) -> None:
         try:
-            reply = await self._dispatch(message)
+            reply = await self._call(request)
         except (ConnectionError, OSError):
             return
-        if reply is not None:
+        if not request.notification:  # the spec: a notification is never answered
             with contextlib.suppress(ConnectionError, OSError):
                 await self.send(reply)
 
-    async def _dispatch(self, message: Any) -> dict[str, Any] | None:
-        if isinstance(message, _Unparseable):
-            return protocol.error(None, protocol.PARSE_ERROR, f"Parse error: {message.reason}")
-        if not isinstance(message, dict):
-            return protocol.error(None, protocol.INVALID_REQUEST, "a request must be a JSON object")
-        msg_id = message.get("id")
-        method = message.get("method")
-        if message.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return protocol.error(
-                msg_id,
-                protocol.INVALID_REQUEST,
-                'Invalid Request: need "jsonrpc": "2.0" and a string "method"',
-            )
-        if msg_id is not None and not isinstance(msg_id, str | int):
-            return protocol.error(None, protocol.INVALID_REQUEST, "id must be a string or number")
-        params = message.get("params", {})
+    async def _call(self, request: protocol.Request) -> dict[str, Any]:
+        msg_id, method, params = request.id, request.method, request.params
+        if method not in HANDLERS and method not in SPECIAL_METHODS:
+            return protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
         if not isinstance(params, dict):
-            return protocol.error(msg_id, protocol.INVALID_PARAMS, "params must be an object")
-        is_notification = "id" not in message
-        result = await self._call(method, params, msg_id)
-        return None if is_notification else result
-
-    async def _call(self, method: str, params: dict[str, Any], msg_id: Any) -> dict[str, Any]:
+            return protocol.error(msg_id, protocol.INVALID_PARAMS, POSITIONAL_PARAMS)
         if method == protocol.EVENTS_SUBSCRIBE:
             return await self._guarded(msg_id, lambda: self._subscribe(params))
         if method == protocol.DAEMON_STOP:
             return await self._guarded(msg_id, lambda: self._stop(params))
-        entry = HANDLERS.get(method)
-        if entry is None:
-            return protocol.error(msg_id, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
-        model, handler = entry
+        model, handler = HANDLERS[method]
         return await self._guarded(
             msg_id, lambda: handler(self.state, model.model_validate(params))
         )
@@ -236,16 +222,12 @@ class Connection:
 INLINE_METHODS = frozenset({protocol.PING})
 
 
-class _Unparseable:
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+#: Methods served here rather than from HANDLERS: they act on the connection or the
+#: daemon after their reply is written.
+SPECIAL_METHODS = frozenset({protocol.EVENTS_SUBSCRIBE, protocol.DAEMON_STOP})
 
-
-def _parse(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError as exc:
-        return _Unparseable(str(exc))
+#: JSON-RPC allows params as an array (by position); no prodigy method takes them so.
+POSITIONAL_PARAMS = "Invalid params: params must be an object (every method takes named params)"
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:

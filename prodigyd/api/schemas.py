@@ -5,15 +5,40 @@ A validation failure becomes INVALID_PARAMS naming the field, in the reply to th
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MergePolicy = Literal["auto", "ask", "never"]
+#: A client's environment: names as the OS allows them (not empty, no "=").
+Environment = dict[Annotated[str, Field(min_length=1, pattern="^[^=]+$")], str]
 
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No string in params may hold a NUL: each ends up as a path, an id, an argument
+        or an environment entry, and the OS refuses NUL in all of them (with a ValueError
+        deep inside a handler, instead of an error naming the field)."""
+        if any("\0" in text for text in _strings(value)):
+            raise ValueError("contains a NUL character (\\u0000)")
+        return value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The strings in a validated value: itself, or a list's items, or a dict's keys and
+    values (params nest no deeper than that)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        yield from value.keys()
+        yield from (text for item in value.values() for text in _strings(item))
+    elif isinstance(value, list | tuple):
+        yield from (text for item in value for text in _strings(item))
 
 
 class Empty(_Params):
@@ -31,7 +56,7 @@ class SubmitParams(_Params):
     workflow: str | None = Field(None, min_length=1)
     workflow_text: str | None = Field(None, min_length=1, max_length=MAX_WORKFLOW_TEXT)
     cwd: str = Field(min_length=1)
-    env: dict[str, str]
+    env: Environment
     repo: str | None = None
     args: list[str] = []
     profile: str | None = None
@@ -58,7 +83,7 @@ class CancelParams(SessionParams):
 class ResumeParams(SessionParams):
     force: bool = False
     merge: MergePolicy | None = None
-    env: dict[str, str] | None = None  # the resuming client's environment; None keeps the old
+    env: Environment | None = None  # the resuming client's environment; None keeps the old
 
 
 class SubscribeParams(_Params):
@@ -133,5 +158,5 @@ class DlqRetryParams(_Params):
     force: bool = False  # also items not eligible for reprocessing
     max_parallel: int | None = Field(None, ge=1)  # default: the workflow's max_parallel
     max_retries: int = Field(1, ge=1, le=100)  # attempts per item in this retry
-    env: dict[str, str]
+    env: Environment
     merge: MergePolicy = "ask"

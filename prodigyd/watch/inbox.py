@@ -60,18 +60,20 @@ class HookInbox:
         for entry in spool.pending():
             try:
                 await self.handle(entry)
+            except OSError as exc:  # a path the entry's checks did not foresee failing
+                self._set_aside(entry, str(exc))
+            except ProdigyError as exc:  # its workflows folder cannot be listed
+                self._set_aside(entry, exc.render())
             except Exception as exc:  # a bug must not stop every later hook: set it aside
                 log.exception("hook event %s", entry.name)
-                moved = spool.reject(entry, f"internal error: {exc!r} (see prodigyd.log)")
-                self._problem(entry.name, f"internal error; the entry was moved to {moved}")
+                self._set_aside(entry, f"internal error: {exc!r} (see prodigyd.log)")
 
     async def handle(self, entry: Path) -> list[str]:
         """Submit what one entry triggers; returns the ids of the jobs it made."""
         try:
             event = spool.read(entry)
         except spool.SpoolError as exc:
-            moved = spool.reject(entry, str(exc))
-            self._problem(entry.name, f"{exc}; the entry was moved to {moved}")
+            self._set_aside(entry, str(exc))
             return []
         if event is None:  # still being written: its last write wakes the watch again
             return []
@@ -90,6 +92,15 @@ class HookInbox:
             submitted.append(record.id)
         spool.done(entry)
         return submitted
+
+    def _set_aside(self, entry: Path, reason: str) -> None:
+        """Move a bad entry to spool/rejected/; if even that fails, it stays, and says so."""
+        try:
+            moved = spool.reject(entry, reason)
+        except OSError as exc:
+            self._problem(entry.name, f"{reason}; it cannot be set aside ({exc})")
+            return
+        self._problem(entry.name, f"{reason}; the entry was moved to {moved}")
 
     def _problem(self, event_id: str, message: str) -> None:
         log.error("hook event %s: %s", event_id, message)

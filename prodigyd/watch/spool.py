@@ -25,6 +25,12 @@ no two events are ever mistaken for one. An entry that cannot be read is moved t
 incomplete for INCOMPLETE_SECONDS (its hook was killed while writing it); its `.env` is
 deleted then, as it is when the entry is done: a job keeps the environment it runs in in
 the journal (store/journal.py), never in the spool.
+
+Anyone who can write the folder can put anything in it, and the daemon reads it on its event
+loop: each file is opened without following a link and without blocking (a FIFO would wait
+for a writer, and every client with it), and only a regular file of ours, of at most
+MAX_FILE_BYTES, is read. The repository an entry names must be a folder of ours, checked
+before any of its workflow files is read: a triggered workflow runs as this user.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from prodigyd import paths
+from prodigyd.files import Unreadable, read_regular
 from prodigyd.git.repo import HEADS, SHA
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 
@@ -47,8 +55,13 @@ HOOK_EVENTS = {"post-commit": "commit", "pre-push": "push"}
 HOOKS = tuple(HOOK_EVENTS)
 REJECTED = "rejected"
 EVENT, STDIN, ENV, REASON = ".event", ".stdin", ".env", ".reason"
+SUFFIXES = (EVENT, STDIN, ENV, REASON)
 END = "end=1"
 INCOMPLETE_SECONDS = 600
+#: An event is a few lines; pre-push's stdin a line per ref; the environment a few KiB.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+#: How much of a bad value a reason quotes (a 10,000-character repo= helps nobody).
+SHOWN_CHARS = 200
 ZERO = re.compile(r"0+")
 
 
@@ -91,23 +104,25 @@ class HookEvent:
 
 
 def pending() -> list[Path]:
-    """Event files, oldest first; complete or not (`read` tells)."""
+    """Event files, oldest first; complete or not (`read` tells). A link or a FIFO is
+    listed too (by its own time, not its target's), for `read` to refuse."""
     try:
         entries = [e for e in os.scandir(paths.spool_dir()) if e.name.endswith(EVENT)]
     except FileNotFoundError:
         return []
     stamped = []
     for entry in entries:
-        with contextlib.suppress(FileNotFoundError):
-            stamped.append((entry.stat().st_mtime_ns, entry.name, Path(entry.path)))
+        with contextlib.suppress(OSError):
+            written = entry.stat(follow_symlinks=False).st_mtime_ns
+            stamped.append((written, entry.name, Path(entry.path)))
     return [path for _, _, path in sorted(stamped)]
 
 
 def read(event_file: Path) -> HookEvent | None:
     """The entry whose event file this is; None while it is still being written."""
-    text = _text(event_file)
+    text, written = _event_text(event_file)
     if not text.endswith(f"{END}\n"):
-        if time.time() - event_file.stat().st_mtime > INCOMPLETE_SECONDS:
+        if time.time() - written > INCOMPLETE_SECONDS:
             raise SpoolError(f"{event_file}: incomplete (no {END!r} line) since its hook died")
         return None
     fields = _fields(event_file, text)
@@ -118,11 +133,12 @@ def read(event_file: Path) -> HookEvent | None:
         raise SpoolError(f"{event_file}: hook {hook!r} is not one of {', '.join(HOOKS)}")
     repo = fields.get("repo", "")
     if not os.path.isabs(repo):
-        raise SpoolError(f"{event_file}: repo {repo!r} is not an absolute path")
+        raise SpoolError(f"{event_file}: repo {_shown(repo)} is not an absolute path")
     head = fields.get("head") or None
     if head is not None and not SHA.fullmatch(head):
         raise SpoolError(f"{event_file}: head {head!r} is not a commit id")
     branch = fields.get("branch", "")
+    _check_repo(event_file, repo)
     stdin = _text(_part(event_file, STDIN), missing="")
     return HookEvent(
         id=event_file.name.removesuffix(EVENT),
@@ -150,31 +166,82 @@ def reject(event_file: Path, reason: str) -> Path:
     Its environment is deleted, not kept: it holds the user's tokens, nothing will run in
     it, and the event file says what went wrong."""
     folder = ensure_dir(paths.spool_dir() / REJECTED)
+    stem = _free_stem(folder, event_file.name.removesuffix(EVENT))
     with contextlib.suppress(FileNotFoundError):
         _part(event_file, ENV).unlink()
     for suffix in (STDIN, EVENT):
         with contextlib.suppress(FileNotFoundError):
-            part = _part(event_file, suffix)
-            os.replace(part, folder / part.name)
-    target = folder / event_file.name
-    write_bytes_atomic(target.with_name(target.name.removesuffix(EVENT) + REASON),
-                       f"{reason}\n".encode())  # fmt: skip
-    return target
+            os.replace(_part(event_file, suffix), folder / f"{stem}{suffix}")
+    write_bytes_atomic(folder / f"{stem}{REASON}", f"{reason}\n".encode())
+    return folder / f"{stem}{EVENT}"
+
+
+def _free_stem(folder: Path, stem: str) -> str:
+    """`stem`, else `stem.2`, `stem.3`...: ids repeat after a reboot, and a rejected entry
+    is never overwritten (nor a folder named like one in the way of the move)."""
+    candidate, number = stem, 1
+    while any(os.path.lexists(folder / f"{candidate}{suffix}") for suffix in SUFFIXES):
+        number += 1
+        candidate = f"{stem}.{number}"
+    return candidate
 
 
 def _part(event_file: Path, suffix: str) -> Path:
     return event_file.with_name(event_file.name.removesuffix(EVENT) + suffix)
 
 
-def _text(path: Path, missing: str | None = None) -> str:
+def _event_text(event_file: Path) -> tuple[str, float]:
+    """The event file's text, and when it was written."""
+    read = _read(event_file)
+    if read is None:
+        raise SpoolError(f"{event_file}: gone")
+    data, info = read
+    return _decode(event_file, data), info.st_mtime
+
+
+def _text(path: Path, missing: str) -> str:
+    read = _read(path)
+    return missing if read is None else _decode(path, read[0])
+
+
+def _decode(path: Path, data: bytes) -> str:
     try:
-        return path.read_text()
-    except FileNotFoundError:
-        if missing is None:
-            raise SpoolError(f"{path}: gone") from None
-        return missing
-    except (OSError, UnicodeDecodeError) as exc:
+        return data.decode()
+    except UnicodeDecodeError as exc:
         raise SpoolError(f"{path}: cannot be read ({exc})") from exc
+
+
+def _read(path: Path) -> tuple[bytes, os.stat_result] | None:
+    """A spool file's bytes and status; None when there is no such file. Anything but a
+    regular file of ours (a link, a FIFO, a folder, another user's) is refused unread."""
+    try:
+        return read_regular(path, limit=MAX_FILE_BYTES, follow_links=False, owner=os.getuid())
+    except FileNotFoundError:
+        return None
+    except Unreadable as exc:
+        raise SpoolError(f"{path}: {exc}") from None
+    except OSError as exc:  # ELOOP: a link; ENXIO: a socket
+        raise SpoolError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _check_repo(event_file: Path, repo: str) -> None:
+    """The repository must be a folder we own: its workflows would run as us."""
+    try:
+        info = os.stat(repo)
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, ENOENT, EACCES; ValueError: a NUL
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise SpoolError(f"{event_file}: repo {_shown(repo)}: {why}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise SpoolError(f"{event_file}: repo {_shown(repo)} is not a folder")
+    if info.st_uid != os.getuid():
+        raise SpoolError(
+            f"{event_file}: repo {_shown(repo)} is owned by uid {info.st_uid}, "
+            f"not by uid {os.getuid()}: its workflows are not run"
+        )
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "...")
 
 
 def _fields(path: Path, text: str) -> dict[str, str]:
@@ -202,14 +269,11 @@ def _pushed(path: Path, text: str) -> tuple[PushedRef, ...]:
 
 
 def _env(path: Path) -> dict[str, str]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    read = _read(path)
+    if read is None:
         return {}
-    except OSError as exc:
-        raise SpoolError(f"{path}: cannot be read ({exc})") from exc
     env = {}
-    for item in data.split(b"\0"):
+    for item in read[0].split(b"\0"):
         key, sep, value = item.decode(errors="surrogateescape").partition("=")
         if sep and key:
             env[key] = value

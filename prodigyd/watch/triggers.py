@@ -58,6 +58,8 @@ def discover(repo: Path) -> list[Found]:
         files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
     except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:  # EACCES, ELOOP, ENAMETOOLONG: say which folder, and why
+        raise ProdigyError(f"{folder}: cannot be listed ({exc.strerror})") from None
     found = []
     for path in files:
         try:
@@ -88,9 +90,7 @@ async def firings(event: HookEvent) -> list[Firing]:
     return result
 
 
-async def _occasions(
-    event: HookEvent, need_files: bool
-) -> list[tuple[str, list[str] | None, str]]:
+async def _occasions(event: HookEvent, need_files: bool) -> list[tuple[str, list[str] | None, str]]:
     """(branch, changed files, description) per thing that happened. The files are None
     when unknown, or not needed (no trigger filters on paths: a git process saved)."""
     if event.hook == "post-commit":

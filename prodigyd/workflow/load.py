@@ -33,6 +33,7 @@ from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
 from prodigyd.errors import Location, ProdigyError, WorkflowError
+from prodigyd.files import Unreadable, read_regular
 from prodigyd.workflow import jsonpath
 from prodigyd.workflow.expr import compile_filter
 from prodigyd.workflow.items import parse_sort
@@ -85,18 +86,26 @@ class LoadedWorkflow:
     path: Path
 
 
+#: A workflow is a page or two of YAML; this is far beyond any, and short of a flood.
+MAX_WORKFLOW_BYTES = 8 * 1024 * 1024
+
+
 def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
-    """Read and parse a workflow file; `.json` is JSON, anything else YAML."""
-    file = Path(path).expanduser().resolve()
+    """Read and parse a workflow file; `.json` is JSON, anything else YAML. The daemon
+    reads it on its event loop, from a path a client named: a FIFO or a device is refused
+    unread (files.read_regular), not waited on."""
+    file = Path(path)
     try:
-        data = file.read_bytes()
+        file = file.expanduser().absolute().resolve()
+        data, _ = read_regular(file, limit=MAX_WORKFLOW_BYTES)
     except FileNotFoundError:
         raise WorkflowError(
             f"workflow file not found: {file}", location=Location(str(file))
         ) from None
-    except OSError as exc:
+    except (OSError, RuntimeError, Unreadable) as exc:  # RuntimeError: a link loop, ~nobody
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise WorkflowError(
-            f"cannot read workflow file: {exc.strerror or exc}", location=Location(str(file))
+            f"cannot read workflow file: {why}", location=Location(str(file))
         ) from None
     key = (str(file), strict, hashlib.sha256(data).hexdigest())
     cached = _PARSED.get(key)

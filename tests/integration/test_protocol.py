@@ -159,26 +159,131 @@ def test_a_subscriber_vanishing_mid_stream_harms_nobody(daemon: Path, repo: Path
     wf.write_text("".join(f"- shell: 'echo line {n}; sleep 0.05'\n" for n in range(20)))
     session_id = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
     raw = Raw(daemon)
-    raw.sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "events.subscribe",
-                                 "params": {"session_id": session_id}}).encode() + b"\n")
+    raw.sock.sendall(
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "events.subscribe",
+                "params": {"session_id": session_id},
+            }
+        ).encode()
+        + b"\n"
+    )
     for _ in range(5):  # a few events (and the reply), then hang up without a word
         assert raw.reader.readline()
     raw.close()
     other = Raw(daemon)
     assert other.call("ping")["result"]["pong"]
-    wait_for(lambda: other.call("sessions.show", {"session_id": session_id})["result"]["status"]
-             == "completed", what="the session to finish regardless")
+    wait_for(
+        lambda: (
+            other.call("sessions.show", {"session_id": session_id})["result"]["status"]
+            == "completed"
+        ),
+        what="the session to finish regardless",
+    )
 
 
 def test_an_oversized_message_is_refused_and_only_that_client_dropped(daemon: Path):
     big = Raw(daemon)
     other = Raw(daemon)
     try:  # the daemon hangs up mid-send: what it said before that is still readable
-        big.sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "'
-                         + b"a" * (9 * 1024 * 1024))
+        big.sock.sendall(
+            b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "'
+            + b"a" * (9 * 1024 * 1024)
+        )
     except (BrokenPipeError, ConnectionResetError):
         pass
     reply = json.loads(big.reader.readline())
     assert reply["error"]["code"] == -32600 and "larger than" in reply["error"]["message"]
     assert big.reader.readline() == b""  # then the daemon hung up on it
     assert other.call("ping")["result"]["pong"]
+
+
+def _log_has_no_traceback(home: Path) -> None:
+    log = (home / "logs" / "prodigyd.log").read_text()
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "reply_id", "says"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 7, "method": ["ping"]}', -32600, 7, "a string"),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": {"x": 1}}', -32600, 7, "a string"),
+        (b"[" * 5000 + b"]" * 5000, -32600, None, "nested too deeply"),
+        (b'{"jsonrpc": "2.0", "id": true, "method": "ping"}', -32600, None, "id must be"),
+        (b'{"jsonrpc": "2.0", "id": [1], "method": "ping"}', -32600, None, "id must be"),
+        (b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "ping"}', -32600, None, "id must be"),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "ping", "params": 3}', -32600, 7, "params"),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "ping", "params": null}', -32600, 7, "params"),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "ping", "params": [1]}', -32602, 7, "named"),
+        (b'[{"jsonrpc": "2.0", "id": 7, "method": "ping"}]', -32600, None, "batches"),
+        (b"[]", -32600, None, "batches"),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "\xff\xfe"}', -32700, None, "not UTF-8"),
+        (b"\xff\xfe{\x00}\x00", -32700, None, "not UTF-8"),
+        (b'{"jsonrpc": "2.0", "id": NaN, "method": "ping"}', -32700, None, "NaN"),
+        (b'{"jsonrpc": "2.0", "id": 1e400, "method": "ping"}', -32700, None, "out of range"),
+    ],
+)
+def test_a_malformed_envelope_gets_its_error_and_the_connection_lives(
+    daemon: Path, line: bytes, code: int, reply_id: Any, says: str
+):
+    raw = Raw(daemon)
+    reply = raw.send(line + b"\n")
+    assert reply["jsonrpc"] == "2.0" and reply["id"] == reply_id, reply
+    assert reply["error"]["code"] == code and says in reply["error"]["message"]
+    assert raw.call("ping", msg_id=8)["result"]["pong"]
+    _log_has_no_traceback(daemon)
+
+
+def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
+    raw = Raw(daemon)
+    reply = raw.send(b'{"jsonrpc": "2.0", "id": "\\ud800", "method": "no.such\\udfff"}\n')
+    assert reply["id"] == "\ud800" and reply["error"]["code"] == -32601
+    assert "no.such\udfff" in reply["error"]["message"]
+    _log_has_no_traceback(daemon)
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "field"),
+    [
+        ("jobs.submit", {"workflow": "wf\u0000.yml", "cwd": "/", "env": {}}, "workflow"),
+        ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A": "\u0000"}}, "env"),
+        ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A=B": "c"}}, "env.A=B"),
+        ("triggers.list", {"repo": "/tmp/\u0000"}, "repo"),
+        ("worktrees.clean", {"target": "\u0000"}, "target"),
+        ("sessions.show", {"session_id": 3}, "session_id"),
+        ("dlq.purge", {"item_ids": "all"}, "item_ids"),
+    ],
+)
+def test_bad_params_of_each_type_name_the_field(
+    daemon: Path, method: str, params: dict[str, Any], field: str
+):
+    reply = Raw(daemon).call(method, params)
+    assert reply["error"]["code"] == -32602, reply
+    assert reply["error"]["message"].startswith(f"Invalid params: {field}")
+    _log_has_no_traceback(daemon)
+
+
+@pytest.mark.timeout(60)  # a FIFO opened the plain way blocks the daemon until a writer comes
+@pytest.mark.parametrize(
+    ("make", "workflow", "says"),
+    [
+        ("fifo", "wf.yml", "not a regular file"),
+        ("none", "/dev/zero", "not a regular file"),
+        ("loop", "wf.yml", "cannot read workflow file"),
+    ],
+)
+def test_a_workflow_path_that_is_no_regular_file_is_refused_unread(
+    daemon: Path, tmp_path: Path, make: str, workflow: str, says: str
+):
+    if make == "fifo":
+        os.mkfifo(tmp_path / "wf.yml")
+    elif make == "loop":
+        (tmp_path / "wf.yml").symlink_to("wf.yml")
+    raw = Raw(daemon)
+    params = {"workflow": workflow, "cwd": str(tmp_path), "env": {}}
+    reply = raw.call("jobs.submit", params)
+    assert reply["error"]["code"] == -32001 and says in reply["error"]["message"], reply
+    assert raw.call("ping", msg_id=2)["result"]["pong"]
+    _log_has_no_traceback(daemon)

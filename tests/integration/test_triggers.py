@@ -122,9 +122,7 @@ def test_a_failing_pre_push_hook_still_refuses_the_push_and_triggers_nothing(
     assert spool(daemon) == [] and sessions() == []
 
 
-def test_events_wait_in_the_spool_and_the_hook_starts_the_daemon(
-    isolated: Path, repo: Path
-):
+def test_events_wait_in_the_spool_and_the_hook_starts_the_daemon(isolated: Path, repo: Path):
     commit_files(repo, {".prodigy/workflows/stamp.yml": STAMP}, "add trigger")
     ctl("hooks", "install", cwd=repo, check=True)
     try:
@@ -177,8 +175,9 @@ def test_an_entry_read_twice_submits_once(daemon: Path, hooked: Path):
 
 
 def test_triggers_ls_shows_a_workflow_that_does_not_load(daemon: Path, hooked: Path):
-    (hooked / ".prodigy" / "workflows" / "broken.yml").write_text("on: [commit, pull]\n"
-                                                                   "commands: [{shell: x}]\n")
+    (hooked / ".prodigy" / "workflows" / "broken.yml").write_text(
+        "on: [commit, pull]\ncommands: [{shell: x}]\n"
+    )
     listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
     broken, stamp = listed["workflows"]
     assert "unknown event 'pull' (events: commit, push)" in broken["error"]
@@ -199,3 +198,44 @@ def test_install_refuses_when_the_chained_hook_name_is_taken(daemon: Path, repo:
     assert "post-commit.prodigy-legacy is taken" in refused.stderr
     assert (hooks / "post-commit").read_text() == "#!/bin/sh\necho mine\n"  # nothing changed
     assert not (hooks / "pre-push").exists()
+
+
+def _event(repo: Path | str) -> str:
+    return f"version=1\nhook=post-commit\nrepo={repo}\nhead={'a' * 40}\nbranch=refs/heads/main\nend=1\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_or_a_bad_repo_in_the_spool_is_set_aside_and_never_blocks_the_daemon(
+    daemon: Path, repo: Path
+):
+    folder = daemon / "spool"
+    os.mkfifo(folder / "1.00-1.event")  # opened for reading, it would wait for a writer
+    (folder / "2.00-1.event").write_text(_event("/" + "r" * 5000))
+    (folder / "3.00-1.event").write_text(_event(repo / "gone"))
+    rejected = folder / "rejected"
+    reasons = [rejected / f"{n}.00-1.reason" for n in (1, 2, 3)]
+    wait_for(lambda: all(r.exists() for r in reasons), timeout=30, what="entries set aside")
+    assert "not a regular file" in reasons[0].read_text()
+    assert "File name too long" in reasons[1].read_text()
+    assert "No such file or directory" in reasons[2].read_text()
+    assert ctl("daemon", "status", check=True).returncode == 0  # the loop was never blocked
+    assert spool(daemon) == []  # every part moved
+    assert "Traceback" not in (daemon / "logs" / "prodigyd.log").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to another uid")
+def test_a_repo_of_another_user_is_set_aside_before_its_workflows_are_read(
+    daemon: Path, tmp_path: Path
+):
+    theirs = tmp_path / "theirs"
+    (theirs / ".prodigy" / "workflows").mkdir(parents=True)
+    (theirs / ".prodigy" / "workflows" / "evil.yml").write_text("on: [commit, pull]\n")
+    for path in (theirs, *theirs.rglob("*")):
+        os.chown(path, 65534, 65534)
+    (daemon / "spool" / "4.00-1.event").write_text(_event(theirs))
+    reason = daemon / "spool" / "rejected" / "4.00-1.reason"
+    wait_for(reason.exists, timeout=30, what="the entry set aside")
+    assert "is owned by uid 65534, not by uid 0: its workflows are not run" in reason.read_text()
+    log = (daemon / "logs" / "prodigyd.log").read_text()
+    assert "evil.yml" not in log and "Traceback" not in log  # never loaded, so never reported
+    assert sessions() == []

@@ -4,9 +4,12 @@ them: every accepted shape, and errors that name the file, line or field."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prodigyd.errors import WorkflowError
 from prodigyd.watch import spool
@@ -37,8 +40,14 @@ def test_every_shape_of_on():
 @pytest.mark.parametrize(
     ("on", "message"),
     [
-        ("on: [commit, pull]\n", "wf.yml:1:14 (on[1]): unknown event 'pull' (events: commit, push)"),
-        ("on: {commit: main}\n", "(on.commit): expected commit: {branches, paths, merge}, got 'main'"),
+        (
+            "on: [commit, pull]\n",
+            "wf.yml:1:14 (on[1]): unknown event 'pull' (events: commit, push)",
+        ),
+        (
+            "on: {commit: main}\n",
+            "(on.commit): expected commit: {branches, paths, merge}, got 'main'",
+        ),
         ("on: {push: {merge: later}}\n", "(on.push.merge): expected 'auto', 'ask' or 'never'"),
         ("on: 3\n", "(on): expected an event, a list of events or a mapping, got 3"),
     ],
@@ -92,7 +101,7 @@ def test_a_pre_push_entry(tmp_path: Path):
 
 
 def test_the_digest_follows_the_content_not_the_name(tmp_path: Path):
-    text = f"version=1\nhook=post-commit\nrepo=/r\nhead={SHA}\nbranch=HEAD\nend=1\n"
+    text = f"version=1\nhook=post-commit\nrepo={tmp_path}\nhead={SHA}\nbranch=HEAD\nend=1\n"
     one = spool.read(entry(tmp_path, text, name="1-1"))
     same = spool.read(entry(tmp_path, text, name="2-2"))
     other = spool.read(entry(tmp_path, text.replace(SHA, "b" * 40), name="3-3"))
@@ -116,19 +125,28 @@ def test_an_entry_still_being_written_is_left_alone_until_it_is_stale(tmp_path: 
         ("version=2\nend=1\n", None, "event: version '2', expected 1"),
         ("version=1\nhook=post-merge\nrepo=/r\nend=1\n", None, "hook 'post-merge' is not one"),
         ("version=1\nhook=post-commit\nrepo=rel\nend=1\n", None, "repo 'rel' is not an abs"),
-        ("version=1\nhook=post-commit\nrepo=/r\nhead=HEAD\nend=1\n", None,
-         "head 'HEAD' is not a commit"),
-        ("version=1\nno equals sign\nend=1\n", None,
-         "event:2: expected key=value, got 'no equals sign'"),
-        ("version=1\nhook=pre-push\nrepo=/r\nend=1\n", "refs/heads/x abc\n",
-         "stdin:1: expected '<local ref> <sha> <remote ref> <sha>'"),
+        (
+            "version=1\nhook=post-commit\nrepo=/r\nhead=HEAD\nend=1\n",
+            None,
+            "head 'HEAD' is not a commit",
+        ),
+        (
+            "version=1\nno equals sign\nend=1\n",
+            None,
+            "event:2: expected key=value, got 'no equals sign'",
+        ),
+        (
+            "version=1\nhook=pre-push\nrepo={repo}\nend=1\n",
+            "refs/heads/x abc\n",
+            "stdin:1: expected '<local ref> <sha> <remote ref> <sha>'",
+        ),
     ],
 )
 def test_a_bad_entry_is_refused_naming_the_file_and_line(
     tmp_path: Path, event: str, stdin: str | None, message: str
 ):
     with pytest.raises(spool.SpoolError, match=message):
-        spool.read(entry(tmp_path, event, stdin=stdin))
+        spool.read(entry(tmp_path, event.format(repo=tmp_path), stdin=stdin))
 
 
 def test_pending_is_oldest_first_and_reject_deletes_the_environment(tmp_path: Path, monkeypatch):
@@ -148,3 +166,129 @@ def test_pending_is_oldest_first_and_reject_deletes_the_environment(tmp_path: Pa
     assert spool.pending() == [first]
     spool.done(first)
     assert list(folder.glob("10-1.*")) == []
+
+
+def event_text(repo: Path | str) -> str:
+    return f"version=1\nhook=post-commit\nrepo={repo}\nhead={SHA}\nbranch=refs/heads/main\nend=1\n"
+
+
+NOBODY = 65534
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown to another uid")
+
+
+def special(kind: str, path: Path, good: Path) -> None:
+    """Make `path` a file of `kind` that is no regular file of ours."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link":
+        path.symlink_to(good)
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "huge":
+        with path.open("wb") as fh:
+            fh.truncate(spool.MAX_FILE_BYTES + 1)
+    elif kind == "other uid":
+        path.write_text(event_text(good.parent))
+        os.chown(path, NOBODY, NOBODY)
+
+
+KINDS = ["fifo", "link", "loop", "folder", "huge",
+         pytest.param("other uid", marks=as_root)]  # fmt: skip
+
+
+@pytest.mark.timeout(30)  # a FIFO opened for reading blocks until a writer comes: a hang
+@pytest.mark.parametrize("suffix", [".event", ".stdin", ".env"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_part_that_is_not_a_regular_file_of_ours_is_refused_unread(
+    tmp_path: Path, kind: str, suffix: str
+):
+    good = entry(tmp_path / "good", event_text(tmp_path))
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    event_file = folder / "17.5-1.event"
+    if suffix != ".event":
+        event_file.write_text(event_text(tmp_path))
+    special(kind, folder / f"17.5-1{suffix}", good)
+    with pytest.raises(spool.SpoolError, match=f"17.5-1\\{suffix}: "):
+        spool.read(event_file)
+
+
+@pytest.mark.parametrize(
+    ("repo", "message"),
+    [
+        ("/" + "x" * 5000, r"repo '/xxxx.*\.\.\.': File name too long"),
+        ("/no/such/folder", "repo '/no/such/folder': No such file or directory"),
+        ("/a\0b", "embedded null byte"),
+        ("{file}", "is not a folder"),
+    ],
+)
+def test_a_repo_that_is_no_folder_is_refused(tmp_path: Path, repo: str, message: str):
+    (tmp_path / "file").write_text("")
+    event_file = entry(tmp_path / "spool", event_text(repo.format(file=tmp_path / "file")))
+    with pytest.raises(spool.SpoolError, match=message):
+        spool.read(event_file)
+
+
+@as_root
+def test_a_repo_of_another_user_is_refused(tmp_path: Path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    with pytest.raises(spool.SpoolError, match=f"owned by uid {NOBODY}, not by uid 0"):
+        spool.read(entry(tmp_path / "spool", event_text(theirs)))
+
+
+def test_pending_lists_links_and_fifos_for_read_to_refuse(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PRODIGY_HOME", str(tmp_path))
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    os.mkfifo(folder / "1-1.event")
+    (folder / "2-2.event").symlink_to("2-2.event")  # a loop: stat() would fail on it
+    (folder / "3-3.event").symlink_to("/no/such/file")
+    assert [p.name for p in spool.pending()] == ["1-1.event", "2-2.event", "3-3.event"]
+
+
+def test_reject_never_overwrites_an_earlier_rejected_entry(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PRODIGY_HOME", str(tmp_path))
+    folder = tmp_path / "spool"
+    first = spool.reject(entry(folder, "one"), "first")
+    second = spool.reject(entry(folder, "two"), "second")  # the same id, after a reboot
+    (folder / "17.5-1.event").mkdir()  # and a folder named like an entry
+    third = spool.reject(folder / "17.5-1.event", "third")
+    assert (first.name, second.name, third.name) == (
+        "17.5-1.event", "17.5-1.2.event", "17.5-1.3.event")  # fmt: skip
+    assert (first.read_text(), second.read_text(), third.is_dir()) == ("one", "two", True)
+    assert (folder / "rejected" / "17.5-1.2.reason").read_text() == "second\n"
+    assert spool.pending() == []
+
+
+KEYS = ["version", "hook", "repo", "head", "branch", "remote", "end", "x"]
+values = st.sampled_from(["1", "post-commit", "pre-push", SHA, "refs/heads/main", "HEAD", "",
+                          "/", "/" + "r" * 5000, "/a\0b", "{repo}"]) | st.text(max_size=30)  # fmt: skip
+lines = st.tuples(st.sampled_from(KEYS), values).map("=".join) | st.text(max_size=30)
+events = st.lists(lines, max_size=8).map(lambda ls: "".join(f"{line}\n" for line in ls))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    event=events | events.map(lambda text: text + "end=1\n") | st.binary(max_size=200),
+    stdin=st.none() | st.binary(max_size=200) | st.just(f"a {SHA} b {SHA}\n".encode()),
+    env=st.none() | st.binary(max_size=200),
+)
+def test_any_entry_is_read_or_refused_with_a_reason(
+    event: str | bytes, stdin: bytes | None, env: bytes | None
+):
+    """Whatever a spool entry holds, `read` returns it, None (still being written) or a
+    SpoolError naming the file; nothing else escapes."""
+    with tempfile.TemporaryDirectory() as folder:
+        raw = event.replace("{repo}", folder).encode() if isinstance(event, str) else event
+        (Path(folder) / "1-1.event").write_bytes(raw)
+        for suffix, data in ((".stdin", stdin), (".env", env)):
+            if data is not None:
+                (Path(folder) / f"1-1{suffix}").write_bytes(data)
+        try:
+            spool.read(Path(folder) / "1-1.event")
+        except spool.SpoolError as exc:
+            assert str(exc).startswith(f"{folder}/1-1."), exc

@@ -1,0 +1,41 @@
+"""Reading a file someone else named (a client's workflow path, a hook's spool entry) on
+the daemon's event loop, without letting the name hang or flood it.
+
+A plain `open()` of a FIFO waits for a writer (and the event loop, every client with it);
+`/dev/zero` never ends. So the file is opened O_NONBLOCK, checked with fstat on the open
+descriptor (no window for a swap between check and read), and read only when it is a
+regular file, up to a limit.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+
+class Unreadable(Exception):
+    """Not a regular file (of the required owner), or larger than the limit; the message
+    says which, without the path (callers put it where their errors put paths)."""
+
+
+def read_regular(
+    path: Path | str, *, limit: int, follow_links: bool = True, owner: int | None = None
+) -> tuple[bytes, os.stat_result]:
+    """The bytes of a regular file and its status. FileNotFoundError and other OSErrors
+    (ELOOP for a link when `follow_links` is off, EACCES...) pass through."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable("not a regular file (a FIFO, folder, socket or device)")
+        if owner is not None and info.st_uid != owner:
+            raise Unreadable(f"owned by uid {info.st_uid}, not by uid {owner}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise Unreadable(f"larger than {limit} bytes")
+    return data, info
