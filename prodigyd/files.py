@@ -39,3 +39,15 @@ def read_regular(
     if len(data) > limit:
         raise Unreadable(f"larger than {limit} bytes")
     return data, info
+
+
+#: For the small text files a workflow names (env files, secret files, validation results).
+SMALL_TEXT_BYTES = 1024 * 1024
+
+
+def read_small_text(path: Path | str) -> str:
+    """A small regular text file (UTF-8, bad bytes replaced): the reads a workflow names
+    on the event loop, which must not wait on a FIFO a step left there. Unreadable or
+    OSError when it cannot be read."""
+    data, _ = read_regular(path, limit=SMALL_TEXT_BYTES)
+    return data.decode("utf-8", errors="replace")

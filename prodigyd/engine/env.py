@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prodigyd.engine.mask import MIN_SECRET_LENGTH, Masker
 from prodigyd.errors import Location, WorkflowError
+from prodigyd.files import Unreadable, read_small_text
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import EnvValue, SecretSpec, Workflow
 
@@ -119,10 +120,10 @@ def _secret_value(
     if spec.provider == "file":
         path = root / (spec.key or "")
         try:
-            return path.read_text().strip()
-        except OSError as exc:
+            return read_small_text(path).strip()
+        except (OSError, Unreadable) as exc:
             raise WorkflowError(
-                f"secret {key}: cannot read {path}: {exc.strerror}", location=where
+                f"secret {key}: cannot read {path}: {_why(exc)}", location=where
             ) from exc
     return spec.value or ""
 
@@ -130,10 +131,10 @@ def _secret_value(
 def _read_env_file(path: Path, workflow: Workflow) -> dict[str, str]:
     """A dotenv file: `KEY=value`, `export KEY=value`, comments and quotes."""
     try:
-        text = path.read_text()
-    except OSError as exc:
+        text = read_small_text(path)
+    except (OSError, Unreadable) as exc:
         raise WorkflowError(
-            f"env file {path} cannot be read: {exc.strerror or exc}",
+            f"env file {path} cannot be read: {_why(exc)}",
             location=Location(workflow.source or "<workflow>", field="env_files"),
         ) from exc
     values = {}
@@ -151,3 +152,7 @@ def _read_env_file(path: Path, workflow: Workflow) -> dict[str, str]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def _why(exc: OSError | Unreadable) -> str:
+    return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)

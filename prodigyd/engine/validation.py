@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prodigyd.files import Unreadable, read_small_text
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import ValidateSpec
 
@@ -80,11 +81,10 @@ async def _check(
     if spec.result_file:
         path = runner.ctx.worktree / runner.ctx.interpolate(spec.result_file, store)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            return Verdict(
-                0.0, "failed", spec.threshold, reason=f"cannot read {path}: {exc.strerror}"
-            )
+            text = read_small_text(path)
+        except (OSError, Unreadable) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            return Verdict(0.0, "failed", spec.threshold, reason=f"cannot read {path}: {why}")
     return _parse(text, spec.threshold)
 
 

@@ -197,6 +197,19 @@ commands:
     assert "s3cr3t-value-42" not in json.dumps(out.sink.events)
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("declared", ["env_files: [.env]\n", "secrets:\n  TOKEN: {provider: file, key: .env}\n"])
+async def test_an_env_or_secret_file_that_is_a_fifo_is_refused_not_waited_on(
+    tmp_path: Path, repo: Path, declared: str
+):
+    """The daemon reads these on its event loop: a FIFO would wait for a writer forever."""
+    os.mkfifo(repo / ".env")
+    wf = write_workflow(tmp_path, declared + "commands:\n  - shell: 'true'\n")
+    with pytest.raises(WorkflowError) as err:
+        await run_workflow(wf, repo)
+    assert "not a regular file" in err.value.message and ".env" in err.value.message
+
+
 async def test_missing_env_secret_is_refused_before_the_job_starts(tmp_path: Path, repo: Path):
     wf = write_workflow(tmp_path, "secrets:\n  TOKEN: {provider: env, key: NOT_SET_ANYWHERE}\ncommands:\n  - shell: 'true'\n")
     with pytest.raises(WorkflowError) as err:
