@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli import ctl, wait_for
+from tests.daemonkit import rpc
 from tests.gitutil import commit_files, git
+from tests.hostile import billion_laughs
 
 STAMP = """
 name: stamp
@@ -199,3 +201,17 @@ def test_install_refuses_when_the_chained_hook_name_is_taken(daemon: Path, repo:
     assert "post-commit.prodigy-legacy is taken" in refused.stderr
     assert (hooks / "post-commit").read_text() == "#!/bin/sh\necho mine\n"  # nothing changed
     assert not (hooks / "pre-push").exists()
+
+
+def test_a_billion_laughs_trigger_file_is_refused_and_the_daemon_carries_on(
+    daemon: Path, hooked: Path
+):
+    laughs = hooked / ".prodigy" / "workflows" / "laughs.yml"
+    commit_files(hooked, {".prodigy/workflows/laughs.yml": billion_laughs()}, "a bomb")
+    commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    assert [s["workflow"] for s in sessions()] == [str(hooked / ".prodigy/workflows/stamp.yml")]
+    assert rpc(daemon, "ping", {})["pong"]
+    listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
+    error = next(w["error"] for w in listed["workflows"] if w["path"] == str(laughs))
+    assert error.startswith(f"{laughs}:6:10: invalid YAML: aliases expand to more than 100,000")

@@ -10,14 +10,7 @@ import pytest
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_FILE_BYTES
 from prodigyd.workflow.load import load_workflow, parse_workflow
-
-
-def billion_laughs(levels: int = 9) -> str:
-    """Nine aliases of nine aliases of ...: 9**9 (387 million) strings from 800 bytes."""
-    lines = ['x0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    lines += [f"x{n}: &a{n} [" + ",".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, levels)]
-    return "\n".join([*lines, "commands:", "  - foreach:", f"      foreach: *a{levels - 1}",
-                      "      do:", '        - shell: "echo ${item}"', ""])  # fmt: skip
+from tests.hostile import billion_laughs
 
 
 def failure(text: str, source: str = "wf.yml") -> WorkflowError:
