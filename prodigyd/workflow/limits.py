@@ -25,11 +25,11 @@ import yaml
 from yaml.composer import Composer
 from yaml.events import AliasEvent
 
-MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = 512 * 1024
 MAX_DEPTH = 100
 MAX_ALIASES = 10_000
 MAX_ALIAS_NODES = 100_000
-LOAD_SECONDS = 20.0
+LOAD_SECONDS = 30.0
 
 
 class LimitExceeded(yaml.MarkedYAMLError):

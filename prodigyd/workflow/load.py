@@ -363,6 +363,8 @@ def _char_position(text: str, index: int) -> tuple[int, int]:
 def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> WorkflowError:
     mark = exc.problem_mark or exc.context_mark
     message = f"invalid YAML: {exc.problem or exc.context}"
+    if isinstance(exc, LimitExceeded):  # not invalid, too much: JSON files meet them too
+        message = str(exc.problem)
     if exc.problem and exc.context:
         where = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
         message += f" ({exc.context}{where})"
@@ -402,8 +404,7 @@ def _excerpt(text: str, line: int, column: int) -> str:
         f"{number:>{width}} | {clip(lines[number - 1]) if number <= len(lines) else ''}"
         for number in range(max(1, line - 2), line + 1)
     ]
-    pad = "..." if start else ""
-    pad = " " * len(pad) + "".join(
+    pad = ("   " if start else "") + "".join(
         "\t" if char == "\t" else " " for char in current[start : column - 1]
     )
     return "\n".join([*shown, f"{' ' * width} | {pad}^"])

@@ -34,7 +34,7 @@ def test_billion_laughs_is_refused_at_the_alias_that_crosses_the_limit(tmp_path:
     # the first *a4, on line 6, takes every alias together past 100,000 nodes
     assert where(error) == (str(file), 6, 10)
     assert error.message == (
-        f"invalid YAML: aliases expand to more than {MAX_ALIAS_NODES:,} nodes (*a4 alone to 66,430)"
+        f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (*a4 alone to 66,430)"
     )
     assert "docs/workflows.md" in (error.hint or "")
 
@@ -55,7 +55,7 @@ def test_deep_nesting_is_a_clear_error_not_a_recursion_error(opening: str) -> No
         closing = "]" if opening == "[" else "}"
         text = "commands:\n  - shell: x\n    env: " + opening * 1000 + "1" + closing * 1000 + "\n"
     error = failure(text)
-    assert error.message == f"invalid YAML: nested more than {MAX_DEPTH} levels deep"
+    assert error.message == f"nested more than {MAX_DEPTH} levels deep"
     file, line, column = where(error)
     assert file == "wf.yml" and line is not None and column is not None
 
@@ -65,9 +65,7 @@ def test_an_alias_cannot_hide_deep_nesting() -> None:
     text = f"x: &deep {deep}\ncommands:\n  - foreach:\n      foreach: ITEMS\n      do: [{{shell: x}}]\n"
     assert parse_workflow(text.replace("ITEMS", "[*deep]"), source="wf.yml")  # 65 levels
     error = failure(text.replace("ITEMS", "[" * 40 + "*deep" + "]" * 40))  # 105 levels
-    assert error.message == (
-        f"invalid YAML: alias *deep nests the document more than {MAX_DEPTH} levels deep"
-    )
+    assert error.message == (f"alias *deep nests the document more than {MAX_DEPTH} levels deep")
     assert where(error) == ("wf.yml", 4, 56)
 
 
@@ -85,13 +83,13 @@ def test_an_oversize_file_is_refused_naming_where_the_limit_is_reached(tmp_path:
     with pytest.raises(WorkflowError) as caught:
         load_workflow(file)
     error = caught.value
-    assert error.message.startswith("the workflow file is larger than 1024 KiB")
+    assert error.message.startswith(
+        f"the workflow file is larger than {MAX_FILE_BYTES // 1024} KiB"
+    )
     limit_line = (MAX_FILE_BYTES - 10) // 100 + 2  # after "commands:\n", 100 bytes a line
     assert where(error) == (str(file), limit_line, (MAX_FILE_BYTES - 10) % 100 + 1)
-    assert (
-        "larger than 1024 KiB"
-        in failure("commands:\n" + line * (MAX_FILE_BYTES // 100 + 1)).message
-    )
+    text = "commands:\n" + line * (MAX_FILE_BYTES // 100 + 1)  # as text, not a file
+    assert failure(text).message == error.message
 
 
 def test_bad_bytes_name_line_and_column(tmp_path: Path) -> None:
