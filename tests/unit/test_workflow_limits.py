@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd.errors import WorkflowError
-from prodigyd.workflow.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_FILE_BYTES
+from prodigyd.workflow.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_FILE_BYTES, Deadline
 from prodigyd.workflow.load import load_workflow, parse_workflow
 from tests.hostile import billion_laughs
 
@@ -122,3 +122,11 @@ def test_every_reading_error_names_line_and_column(
     error = failure(text)
     assert where(error) == ("wf.yml", *position)
     assert message in error.message
+
+
+def test_reading_stops_at_its_time_limit_naming_the_position_reached() -> None:
+    with pytest.raises(WorkflowError) as caught:
+        parse_workflow("commands:\n  - shell: x\n", source="wf.yml", deadline=Deadline(-1))
+    error = caught.value
+    assert error.message.startswith("reading the workflow took longer than")
+    assert where(error) == ("wf.yml", 1, 1)
