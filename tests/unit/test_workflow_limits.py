@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from prodigyd.errors import WorkflowError
-from prodigyd.workflow.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_FILE_BYTES, Deadline
+from prodigyd.workflow.limits import (
+    MAX_ALIAS_NODES,
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    Deadline,
+)
 from prodigyd.workflow.load import load_workflow, parse_workflow
 from tests.hostile import billion_laughs
 
@@ -130,3 +136,10 @@ def test_reading_stops_at_its_time_limit_naming_the_position_reached() -> None:
     error = caught.value
     assert error.message.startswith("reading the workflow took longer than")
     assert where(error) == ("wf.yml", 1, 1)
+
+
+def test_too_many_aliases_are_refused_at_the_first_one_too_many() -> None:
+    items = ", ".join(["*a"] * (MAX_ALIASES + 1))
+    error = failure(f"x: &a 1\ncommands:\n  - foreach: {{foreach: [{items}], do: [shell: x]}}\n")
+    assert error.message == f"more than {MAX_ALIASES:,} aliases"
+    assert where(error) == ("wf.yml", 3, 25 + 4 * MAX_ALIASES)  # the first *a is at 25
