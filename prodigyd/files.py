@@ -20,10 +20,17 @@ class Unreadable(Exception):
 
 
 def read_regular(
-    path: Path | str, *, limit: int, follow_links: bool = True, owner: int | None = None
+    path: Path | str,
+    *,
+    limit: int,
+    follow_links: bool = True,
+    owner: int | None = None,
+    refuse_larger: bool = True,
 ) -> tuple[bytes, os.stat_result]:
     """The bytes of a regular file and its status. FileNotFoundError and other OSErrors
-    (ELOOP for a link when `follow_links` is off, EACCES...) pass through."""
+    (ELOOP for a link when `follow_links` is off, EACCES...) pass through. A file over
+    `limit` is refused, or with `refuse_larger=False` read up to one byte past it (for a
+    caller that says where the limit is crossed)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     fd = os.open(path, flags)
     try:
@@ -36,7 +43,7 @@ def read_regular(
             data = file.read(limit + 1)
     finally:
         os.close(fd)
-    if len(data) > limit:
+    if len(data) > limit and refuse_larger:
         raise Unreadable(f"larger than {limit} bytes")
     return data, info
 

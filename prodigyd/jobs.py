@@ -50,7 +50,7 @@ from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.locks import SessionLock
 from prodigyd.store.sessions import SessionRecord, Status, now_iso
-from prodigyd.workflow.load import load_workflow
+from prodigyd.workflow.load import load_workflow_async
 
 log = logging.getLogger("prodigyd.jobs")
 
@@ -345,7 +345,7 @@ class JobManager:
         record = session_store.load(session_id)
         if record.status.active:
             raise Conflict(f"session {session_id} is already {record.status.value}")
-        loaded = load_workflow(record.workflow, strict=record.strict)
+        loaded = await load_workflow_async(record.workflow, strict=record.strict)
         check_resumable(record, loaded, force=force, pool=self.pool)
         _, args = session_store.load_private(session_id)
         if env is not None:
@@ -366,7 +366,7 @@ class JobManager:
         record = session_store.load(session_id)
         if record.status is not Status.AWAITING_MERGE:
             raise Conflict(f"session {session_id} is {record.status.value}, not awaiting_merge")
-        loaded = load_workflow(record.workflow, strict=record.strict)
+        loaded = await load_workflow_async(record.workflow, strict=record.strict)
         session = self._session(record, loaded)
         with SessionLock(session_id):
             return await session.merge()
@@ -407,11 +407,11 @@ class JobManager:
             await self._wake.wait()
             self._wake.clear()
             if self.accepting or self.draining:
-                self._dispatch()
+                await self._dispatch()
             if not self.running:
                 self._idle.set()
 
-    def _dispatch(self) -> None:
+    async def _dispatch(self) -> None:
         if not self.recovered or self.held_back:
             return  # the mender wakes us when the disk has room
         while len(self.running) < self.settings.max_concurrent_jobs:
@@ -419,28 +419,42 @@ class JobManager:
             if row is None:
                 return
             try:
-                self._start(session_store.load(row["id"]), resume=row["action"] == "resume")
+                if not await self._start(row["id"], resume=row["action"] == "resume"):
+                    return
             except NoSpace as exc:
                 log.warning("queued jobs wait for disk space: %s", exc.message)
                 self.held_back = True  # still queued: it starts once its start fits
                 return
 
-    def _start(self, record: SessionRecord, *, resume: bool) -> None:
-        """Start a queued job; NoSpace (and it stays queued) when its start cannot be
-        recorded: a job that runs while the journal says `queued` could start twice."""
+    async def _start(self, session_id: str, *, resume: bool) -> bool:
+        """Start a queued session; False when the daemon began stopping meanwhile. NoSpace
+        (and it stays queued) when its start cannot be recorded: a job that runs while the
+        journal says `queued` could start twice.
+
+        Its workflow is read in a worker thread (it may have been edited since it was
+        submitted), and much can happen during that wait: the session may be cancelled,
+        the daemon may stop. So the record is read again, and nothing starts late.
+        """
+        record = session_store.load(session_id)
+        error: ProdigyError | None = None
         try:
+            loaded = await load_workflow_async(record.workflow, strict=record.strict)
+        except ProdigyError as exc:
+            error = exc
+        if not (self.accepting or self.draining):
+            return False  # it stays queued for the next daemon
+        record = session_store.load(session_id)
+        if record.status is not Status.QUEUED:
+            return True  # cancelled while its workflow was read
+        try:
+            if error is not None:
+                raise error
             lock = SessionLock(record.id)
         except NoSpace:
             raise
         except ProdigyError as exc:
             self._fail_before_start(record, exc)
-            return
-        try:
-            loaded = load_workflow(record.workflow, strict=record.strict)
-        except ProdigyError as exc:
-            lock.release()
-            self._fail_before_start(record, exc)
-            return
+            return True
         record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
         record.status = Status.RUNNING
         try:
@@ -452,6 +466,7 @@ class JobManager:
         task = asyncio.create_task(self._run(session, lock, resume), name=f"session {record.id}")
         self.running[record.id] = (session, task)
         self._report()
+        return True
 
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
         record.status, record.error = Status.FAILED, exc.render()

@@ -189,7 +189,7 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
             if found.loaded else [],
             "error": found.error,
         }
-        for found in triggers.discover(repo)
+        for found in await triggers.discover(repo)
     ]  # fmt: skip
     return {"repo": str(repo), "workflows": workflows, "problems": list(state.inbox.problems)}
 

@@ -54,7 +54,7 @@ from prodigyd.store.atomic import read_json
 from prodigyd.store.ids import new_session_id
 from prodigyd.store.sessions import DlqRetry, SessionRecord, Status, now_iso
 from prodigyd.workflow.interpolate import VariableStore
-from prodigyd.workflow.load import LoadedWorkflow, load_workflow
+from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
 from prodigyd.workflow.model import Step, Workflow
 
 log = logging.getLogger("prodigyd.session")
@@ -89,7 +89,7 @@ async def prepare(
     and the claude executable when a step needs it. `record.args` comes back masked.
     """
     workflow_path = Path(request.cwd, request.workflow).expanduser()
-    loaded = load_workflow(workflow_path, strict=request.strict)
+    loaded = await load_workflow_async(workflow_path, strict=request.strict)
     where = Path(request.cwd, request.repo or ".").expanduser()
     if request.branch:  # a DLQ retry goes back into its job's branch, checked out or not
         repo, branch = await git_repo.repo_root(where), request.branch

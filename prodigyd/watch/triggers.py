@@ -24,7 +24,7 @@ from prodigyd.errors import ProdigyError
 from prodigyd.git.cli import git
 from prodigyd.watch.spool import HOOK_EVENTS, HookEvent
 from prodigyd.workflow.interpolate import glob_match
-from prodigyd.workflow.load import LoadedWorkflow, load_workflow
+from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
 from prodigyd.workflow.model import Trigger
 
 log = logging.getLogger("prodigyd.watch")
@@ -52,7 +52,9 @@ class Firing:
     reason: str
 
 
-def discover(repo: Path) -> list[Found]:
+async def discover(repo: Path) -> list[Found]:
+    """Every file of the folder, each loaded in a worker thread: a hook event or
+    `triggers.list` must not stall the daemon on a large or hostile file."""
     folder = repo / FOLDER
     try:
         files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
@@ -63,7 +65,7 @@ def discover(repo: Path) -> list[Found]:
     found = []
     for path in files:
         try:
-            found.append(Found(path, load_workflow(path), None))
+            found.append(Found(path, await load_workflow_async(path), None))
         except ProdigyError as exc:
             found.append(Found(path, None, exc.render()))
     return found
@@ -73,7 +75,7 @@ async def firings(event: HookEvent) -> list[Firing]:
     """Every (workflow, trigger, branch) the event starts; broken workflows are logged."""
     kind = HOOK_EVENTS[event.hook]
     candidates = []
-    for found in discover(event.repo):
+    for found in await discover(event.repo):
         if found.loaded is None:
             log.warning("trigger workflow not loaded: %s", found.error)
             continue

@@ -17,10 +17,12 @@ place a step can appear, so a MapReduce model can reuse it for setup/map/reduce.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -31,12 +33,21 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
+from yaml.reader import ReaderError
 
 from prodigyd.errors import Location, ProdigyError, WorkflowError
 from prodigyd.files import Unreadable, read_regular
 from prodigyd.workflow import jsonpath
 from prodigyd.workflow.expr import compile_filter
 from prodigyd.workflow.items import parse_sort
+from prodigyd.workflow.limits import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    BoundedComposer,
+    Deadline,
+    LimitExceeded,
+    oversize_at,
+)
 from prodigyd.workflow.model import (
     CaptureOutput,
     CircuitBreaker,
@@ -86,18 +97,24 @@ class LoadedWorkflow:
     path: Path
 
 
-#: A workflow is a page or two of YAML; this is far beyond any, and short of a flood.
-MAX_WORKFLOW_BYTES = 8 * 1024 * 1024
+async def load_workflow_async(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
+    """load_workflow in a worker thread: what the daemon calls, so that reading a large or
+    hostile file (bounded by prodigyd.workflow.limits, time included) never stalls the
+    event loop and every other client keeps its answers."""
+    return await asyncio.to_thread(load_workflow, path, strict=strict)
 
 
 def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
-    """Read and parse a workflow file; `.json` is JSON, anything else YAML. The daemon
-    reads it on its event loop, from a path a client named: a FIFO or a device is refused
-    unread (files.read_regular), not waited on."""
+    """Read and parse a workflow file; `.json` is JSON, anything else YAML.
+
+    Blocking (up to the limits' time); inside the daemon use load_workflow_async. The path
+    is a client's: a FIFO or a device is refused unread (files.read_regular), not waited on.
+    """
     file = Path(path)
     try:
         file = file.expanduser().absolute().resolve()
-        data, _ = read_regular(file, limit=MAX_WORKFLOW_BYTES)
+        # never more than one byte past the limit: _check_size says where it is crossed
+        data, _ = read_regular(file, limit=MAX_FILE_BYTES, refuse_larger=False)
     except FileNotFoundError:
         raise WorkflowError(
             f"workflow file not found: {file}", location=Location(str(file))
@@ -107,29 +124,53 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
         raise WorkflowError(
             f"cannot read workflow file: {why}", location=Location(str(file))
         ) from None
+    _check_size(data, str(file))
     key = (str(file), strict, hashlib.sha256(data).hexdigest())
-    cached = _PARSED.get(key)
+    with _PARSED_LOCK:
+        cached = _PARSED.get(key)
     if cached is not None:
         return cached
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line, column = _byte_position(data, exc.start)
         raise WorkflowError(
-            f"the workflow file is not UTF-8 text (bad byte at offset {exc.start})",
-            location=Location(str(file)),
+            f"the workflow file is not UTF-8 text (bad byte 0x{data[exc.start]:02x})",
+            location=Location(str(file), line, column),
         ) from None
     loaded = parse_workflow(text, source=str(file), strict=strict)
-    if len(_PARSED) >= _PARSED_MAX:
-        _PARSED.pop(next(iter(_PARSED)))
-    _PARSED[key] = loaded
+    with _PARSED_LOCK:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = loaded
     return loaded
 
 
 #: Parsed workflows by (file, strict, content hash). A submission, its start and every
 #: resume read the same file; parsing YAML costs ~1 ms, reading and hashing it ~20 µs, and
-#: keying on the content itself means an edited file is never served stale.
+#: keying on the content itself means an edited file is never served stale. Loads run in
+#: worker threads (load_workflow_async), hence the lock.
 _PARSED: dict[tuple[str, bool, str], LoadedWorkflow] = {}
 _PARSED_MAX = 128
+_PARSED_LOCK = threading.Lock()
+
+
+def _check_size(data: bytes, source: str) -> None:
+    where = oversize_at(data)
+    if where is not None:
+        raise WorkflowError(
+            f"the workflow file is larger than {MAX_FILE_BYTES // 1024} KiB "
+            "(the limit is reached here)",
+            location=Location(source, *where),
+            hint="keep long lists of work items in a separate file (input: in MapReduce)",
+        )
+
+
+def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of byte `offset`."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
 
 
 def parse_workflow(
@@ -138,22 +179,30 @@ def parse_workflow(
     source: str = "<string>",
     fmt: Literal["yaml", "json"] | None = None,
     strict: bool = False,
+    deadline: Deadline | None = None,
 ) -> LoadedWorkflow:
     """Parse workflow text; `source` names it in errors and warnings.
 
-    Raises WorkflowError for anything wrong: the first problem is the message, every problem
-    found is listed in `details`. With `strict`, unknown keys are problems, not warnings.
+    Raises WorkflowError for anything wrong, always with a line and column (a JSON file
+    YAML cannot mark aside): the first problem is the message, every problem found is listed
+    in `details`. With `strict`, unknown keys are problems, not warnings. Reading stops at
+    the limits of prodigyd.workflow.limits, `deadline` (default: LOAD_SECONDS from now)
+    included.
     """
     fmt = fmt or ("json" if source.lower().endswith(".json") else "yaml")
+    deadline = deadline or Deadline()
+    if len(text) > MAX_FILE_BYTES // 4:  # cheap: a character is at most four UTF-8 bytes
+        _check_size(text.encode("utf-8", errors="surrogatepass"), source)
     if not text.strip():
         raise _empty(source)
-    doc = _read_json(text, source) if fmt == "json" else _read_yaml(text, source)
-    ctx = _Context(source, strict)
+    read = _read_json if fmt == "json" else _read_yaml
+    doc, root_mark = read(text, source, deadline)
+    ctx = _Context(source, strict, deadline, root_mark or (1, 1))
     workflow = _workflow(doc, ctx)
     return LoadedWorkflow(
         workflow=workflow,
         warnings=ctx.warnings,
-        sha256=sha256(text.encode("utf-8")).hexdigest(),
+        sha256=sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
         path=Path(source),
     )
 
@@ -186,10 +235,26 @@ class _DuplicateKey(ConstructorError):
     """Two entries with the same key: YAML keeps the last one silently, we refuse."""
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps positions, refuses duplicate keys and resolves YAML 1.2 scalars."""
+class _Loader(BoundedComposer, yaml.SafeLoader):
+    """SafeLoader that keeps positions, refuses duplicate keys, resolves YAML 1.2 scalars and
+    stops at the limits of prodigyd.workflow.limits (counted by BoundedComposer)."""
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def __init__(self, text: str, deadline: Deadline | None) -> None:
+        yaml.SafeLoader.__init__(self, text)
+        self.count_from_here(deadline)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML reports a value its explicit tag cannot hold (`!!float x`, `!!timestamp 1`)
+        as a bare ValueError or worse, with no position: give it the node's."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            value = _shown(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
+            problem = f"{value} is not a valid {tag}"
+            raise ConstructorError(None, None, problem, node.start_mark) from None
 
 
 _CORE_SCALARS = (
@@ -231,10 +296,12 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Map]:
     first_line: dict[Any, int] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, dict | list):
+        try:
+            hash(key)
+        except TypeError:  # a list, mapping or !!set
             raise ConstructorError(
                 None, None, "a mapping key must be a plain value", key_node.start_mark
-            )
+            ) from None
         if id(key_node) in own:
             if key in first_line:
                 problem = f"duplicate key {key!r} (first defined on line {first_line[key]})"
@@ -257,59 +324,107 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
-def _compose(text: str) -> object:
-    loader = _Loader(text)
+def _compose(text: str, deadline: Deadline | None) -> tuple[object, Mark | None]:
+    """The document's data and where it starts (None for an empty document)."""
+    loader = _Loader(text, deadline)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        return loader.construct_document(node), _mark(node)
     finally:
         loader.dispose()
 
 
-def _read_yaml(text: str, source: str) -> object:
+def _read_yaml(text: str, source: str, deadline: Deadline) -> tuple[object, Mark | None]:
     try:
-        return _compose(text)
+        return _compose(text, deadline)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, source) from None
-    except (yaml.YAMLError, ValueError) as exc:  # e.g. `!!int abc`: a bad explicitly tagged value
-        raise WorkflowError(f"invalid YAML: {exc}", location=Location(source)) from None
+    except ReaderError as exc:  # a control character, a lone surrogate
+        line, column = _char_position(text, exc.position)
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        raise WorkflowError(
+            f"invalid YAML: character #x{code:04x} is not allowed (control characters other "
+            "than tab and newline cannot appear in YAML, not even quoted)",
+            location=Location(source, line, column),
+            details=_excerpt(text, line, column),
+            hint='write it as an escape in a double-quoted string, e.g. "\\x01"',
+        ) from None
+
+
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what PyYAML counts as one
+
+
+def _char_position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of character `index`, as PyYAML's marks count them."""
+    line, start = 1, 0
+    for found in _LINE_BREAK.finditer(text, 0, index):
+        line, start = line + 1, found.end()
+    return line, index - start + 1
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> WorkflowError:
     mark = exc.problem_mark or exc.context_mark
     message = f"invalid YAML: {exc.problem or exc.context}"
+    if isinstance(exc, LimitExceeded):  # not invalid, too much: JSON files meet them too
+        message = str(exc.problem)
     if exc.problem and exc.context:
         where = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
         message += f" ({exc.context}{where})"
     if mark is None:
         return WorkflowError(message, location=Location(source), hint=_SHAPES_HINT)
     line, column = mark.line + 1, mark.column + 1
+    if isinstance(exc, LimitExceeded):
+        hint: str | None = _LIMITS_HINT
+    else:
+        hint = None if isinstance(exc, ConstructorError) else _SHAPES_HINT
     return WorkflowError(
         message,
         location=Location(source, line, column),
         details=_excerpt(text, line, column),
-        hint=None if isinstance(exc, ConstructorError) else _SHAPES_HINT,
+        hint=hint,
     )
 
 
+_LIMITS_HINT = "workflow files have limits on size, nesting and aliases: docs/workflows.md, Limits"
+
+
 def _excerpt(text: str, line: int, column: int) -> str:
-    """The offending line with a caret under the column, after two lines of context."""
+    """The offending line with a caret under the column, after two lines of context; long
+    lines (minified JSON) are cut to a window around the column."""
     lines = text.splitlines()
+    current = lines[line - 1] if line <= len(lines) else ""
+    start = 0
+    if len(current) > _EXCERPT_WIDTH:
+        start = max(0, min(column - 1 - _EXCERPT_WIDTH // 2, len(current) - _EXCERPT_WIDTH))
+
+    def clip(text: str) -> str:
+        shown = text[start : start + _EXCERPT_WIDTH]
+        return ("..." if start else "") + shown + ("..." if len(text) > len(shown) + start else "")
+
     width = len(str(line))
     shown = [
-        f"{number:>{width}} | {lines[number - 1] if number <= len(lines) else ''}"
+        f"{number:>{width}} | {clip(lines[number - 1]) if number <= len(lines) else ''}"
         for number in range(max(1, line - 2), line + 1)
     ]
-    current = lines[line - 1] if line <= len(lines) else ""
-    pad = "".join("\t" if char == "\t" else " " for char in current[: column - 1])
+    pad = ("   " if start else "") + "".join(
+        "\t" if char == "\t" else " " for char in current[start : column - 1]
+    )
     return "\n".join([*shown, f"{' ' * width} | {pad}^"])
 
 
-def _read_json(text: str, source: str) -> object:
-    """JSON, with positions: JSON is YAML 1.2 flow syntax, so the YAML composer marks it.
+_EXCERPT_WIDTH = 100
+
+
+def _read_json(text: str, source: str, deadline: Deadline) -> tuple[object, Mark | None]:
+    """JSON, with positions: JSON is YAML 1.2 flow syntax, so the YAML composer marks it
+    (and applies the same limits: depth, time).
 
     json.loads stays the judge of validity and values; if the YAML reading disagrees (lone
     surrogates, NaN), its values win and positions are dropped rather than risk wrong ones.
     """
+    too_deep = False
     try:
         data = json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
@@ -318,13 +433,21 @@ def _read_json(text: str, source: str) -> object:
             location=Location(source, exc.lineno, exc.colno),
             details=_excerpt(text, exc.lineno, exc.colno),
         ) from None
+    except RecursionError:  # nested thousands deep: the YAML reading below says where
+        data, too_deep = None, True
     try:
-        marked = _compose(text.replace("\t", " "))  # a tab in valid JSON is always whitespace
-    except _DuplicateKey as exc:
+        # a tab in valid JSON is always whitespace
+        marked, mark = _compose(text.replace("\t", " "), deadline)
+    except (_DuplicateKey, LimitExceeded) as exc:
         raise _syntax_error(exc, text, source) from None
     except (yaml.YAMLError, ValueError):
-        return _unmarked(data)
-    return marked if marked == data else _unmarked(data)
+        marked, mark = None, None
+    if too_deep:
+        raise WorkflowError(
+            f"invalid JSON: nested more than {MAX_DEPTH} levels deep",
+            location=Location(source, 1, 1),
+        )
+    return (marked, mark) if marked == data else (_unmarked(data), None)
 
 
 def _unmarked(value: object) -> object:
@@ -397,6 +520,8 @@ class _Context:
 
     source: str
     strict: bool
+    deadline: Deadline
+    root_mark: Mark  # where the document starts, for problems with the whole of it
     warnings: list[str] = field(default_factory=list)
     problems: list[_Problem] = field(default_factory=list)
 
@@ -585,7 +710,7 @@ def _workflow(doc: object, ctx: _Context) -> Workflow:
     else:
         raise WorkflowError(
             f"a workflow must be a list of steps or a mapping, got {_shown(doc)}",
-            location=Location(ctx.source, 1),
+            location=Location(ctx.source, *ctx.root_mark),
             hint=_SHAPES_HINT,
         )
     root = _At("", doc.mark)
@@ -599,7 +724,9 @@ def _workflow(doc: object, ctx: _Context) -> Workflow:
 
 
 def _empty(source: str) -> WorkflowError:
-    return WorkflowError("the workflow file is empty", location=Location(source), hint=_SHAPES_HINT)
+    return WorkflowError(
+        "the workflow file is empty", location=Location(source, 1, 1), hint=_SHAPES_HINT
+    )
 
 
 def _refuse_unsupported(doc: _Map, ctx: _Context) -> None:
@@ -1048,8 +1175,10 @@ def _step_list(raw: object, at: _At, ctx: _Context, *, top: bool = False) -> tup
 
 def _step(raw: object, at: _At, ctx: _Context) -> Step | None:
     """Any step, wherever it appears: one parser, one schema (the original had two)."""
+    if ctx.deadline.expired():
+        raise WorkflowError(ctx.deadline.problem, location=at.location(ctx.source))
     if at.depth > _MAX_DEPTH:
-        ctx.problem("steps are nested too deeply (does a YAML alias refer to itself?)", at)
+        ctx.problem(f"steps are nested more than {_MAX_DEPTH} levels deep", at)
         return None
     if isinstance(raw, str):  # legacy: a bare Claude command name
         return _text_step("claude", _slash(raw), at, ctx)

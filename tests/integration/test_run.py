@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from tests.cli import ctl, json_lines, wait_for
+from tests.daemonkit import rpc
 from tests.gitutil import git
+from tests.hostile import billion_laughs
 
 
 def write(path: Path, text: str) -> Path:
@@ -221,3 +223,37 @@ def test_on_a_terminal_run_asks_before_merging(daemon: Path, repo: Path, tmp_pat
     code, screen = _run_on_a_terminal(["run", str(declined)], repo, b"n\n")
     assert code == 0 and "prodigyctl merge" in screen
     assert not (repo / "declined.txt").exists()
+
+
+def test_the_daemon_answers_while_it_reads_a_workflow_and_refuses_a_billion_laughs(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """The workflow is a FIFO: the daemon's read of it waits until the test writes, so
+    ping answering meanwhile proves the file is read away from the event loop."""
+    fifo = tmp_path / "laughs.yml"
+    os.mkfifo(fifo)
+    run = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", "run", str(fifo)], cwd=repo,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    writers: list[int] = []
+
+    def daemon_reading() -> bool:  # a FIFO opens for writing once someone reads it
+        try:
+            writers.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_for(daemon_reading, timeout=60, what="the daemon to open the workflow")
+        assert rpc(daemon, "ping", {})["pong"]  # while the read waits
+        os.write(writers[0], billion_laughs().encode())
+    finally:
+        if not writers:  # never let a reader hang in open(): a writer that writes nothing
+            writers.append(os.open(fifo, os.O_RDWR | os.O_NONBLOCK))
+        os.close(writers[0])
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 2
+    assert f"{fifo}:6:10: aliases expand to more than 100,000 nodes" in stderr
+    assert "Traceback" not in stderr
+    assert rpc(daemon, "ping", {})["pong"]

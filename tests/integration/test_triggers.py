@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.cli import ctl, wait_for
+from tests.daemonkit import rpc
 from tests.gitutil import commit_files, git
+from tests.hostile import billion_laughs
 
 STAMP = """
 name: stamp
@@ -239,3 +241,17 @@ def test_a_repo_of_another_user_is_set_aside_before_its_workflows_are_read(
     log = (daemon / "logs" / "prodigyd.log").read_text()
     assert "evil.yml" not in log and "Traceback" not in log  # never loaded, so never reported
     assert sessions() == []
+
+
+def test_a_billion_laughs_trigger_file_is_refused_and_the_daemon_carries_on(
+    daemon: Path, hooked: Path
+):
+    laughs = hooked / ".prodigy" / "workflows" / "laughs.yml"
+    commit_files(hooked, {".prodigy/workflows/laughs.yml": billion_laughs()}, "a bomb")
+    commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    assert [s["workflow"] for s in sessions()] == [str(hooked / ".prodigy/workflows/stamp.yml")]
+    assert rpc(daemon, "ping", {})["pong"]
+    listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
+    error = next(w["error"] for w in listed["workflows"] if w["path"] == str(laughs))
+    assert error.startswith(f"{laughs}:6:10: aliases expand to more than 100,000")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.cli import ctl
+from tests.hostile import billion_laughs
 
 
 def test_valid_and_broken_files_with_the_original_lines_and_exit_status(tmp_path: Path):
@@ -43,3 +44,23 @@ def test_json_reports_each_file(tmp_path: Path):
                   "mode": "mapreduce", "steps": 2, "on": ["push"]}  # fmt: skip
     assert gone["valid"] is False and gone["error"]["kind"] == "workflow"
     assert str(missing) in gone["message"]
+
+
+def test_a_billion_laughs_file_is_an_issue_with_its_line_not_a_hang(tmp_path: Path):
+    wf = tmp_path / "laughs.yml"
+    wf.write_text(billion_laughs())
+    done = ctl("validate", str(wf), timeout=60)
+    assert done.returncode == 1
+    assert f"✗ Workflow has issues: {wf}" in done.stdout
+    assert f"{wf}:6:10: aliases expand to more than 100,000 nodes" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_deep_nesting_is_an_issue_not_a_crash(tmp_path: Path):
+    wf = tmp_path / "deep.yml"
+    wf.write_text("commands:\n  - shell: x\n    env: " + "[" * 1000 + "]" * 1000 + "\n")
+    done = ctl("validate", "--json", str(wf))
+    assert done.returncode == 1
+    [result] = json.loads(done.stdout)
+    assert result["error"]["message"] == "nested more than 100 levels deep"
+    assert result["error"]["location"]["line"] == 3
