@@ -143,3 +143,34 @@ def test_too_many_aliases_are_refused_at_the_first_one_too_many() -> None:
     error = failure(f"x: &a 1\ncommands:\n  - foreach: {{foreach: [{items}], do: [shell: x]}}\n")
     assert error.message == f"more than {MAX_ALIASES:,} aliases"
     assert where(error) == ("wf.yml", 3, 25 + 4 * MAX_ALIASES)  # the first *a is at 25
+
+
+async def test_the_daemon_reads_a_workflow_off_its_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_workflow_async (what submit, start, resume and triggers call) parses in a worker
+    thread: the event loop goes on serving while a slow file is read."""
+    import asyncio
+    import threading
+    import time
+
+    from prodigyd.workflow import load
+
+    parsing = threading.Event()
+    real_parse = load.parse_workflow
+
+    def slow_parse(*args: object, **kwargs: object) -> object:
+        parsing.set()
+        time.sleep(0.3)  # a large legal file
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(load, "parse_workflow", slow_parse)
+    path = tmp_path / "wf.yml"
+    path.write_text("- shell: 'true'\n")
+    task = asyncio.ensure_future(load.load_workflow_async(path))
+    ticks_while_parsing = 0
+    while not task.done():
+        await asyncio.sleep(0.01)
+        ticks_while_parsing += parsing.is_set() and not task.done()
+    assert (await task).workflow.steps
+    assert ticks_while_parsing > 0
