@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prodigyd.workflow.limits import MAX_FILE_BYTES
+
 MergePolicy = Literal["auto", "ask", "never"]
 #: A client's environment: names as the OS allows them (not empty, no "=").
 Environment = dict[Annotated[str, Field(min_length=1, pattern="^[^=]+$")], str]
@@ -45,16 +47,14 @@ class Empty(_Params):
     pass
 
 
-#: Inline workflow text is a workflow file, not a document store.
-MAX_WORKFLOW_TEXT = 1_000_000
-
-
 class SubmitParams(_Params):
     """`workflow` names a file (relative to `cwd`); `workflow_text` is the workflow itself
     (what `prodigyctl exec`, `batch` and `run -` send). Exactly one is given."""
 
     workflow: str | None = Field(None, min_length=1)
-    workflow_text: str | None = Field(None, min_length=1, max_length=MAX_WORKFLOW_TEXT)
+    workflow_text: str | None = Field(
+        None, min_length=1, max_length=MAX_FILE_BYTES
+    )  # as a file's limit
     cwd: str = Field(min_length=1)
     env: Environment
     repo: str | None = None
