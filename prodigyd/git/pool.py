@@ -387,11 +387,15 @@ def choose_slot(
 
 async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
     """Delete `prodigy-*` branches no live session uses and no worktree has checked out,
-    when their commits are part of some other branch; report the others."""
+    when their commits are part of some other branch; report the others.
+
+    Each deletion is a compare-and-swap on the commit found merged: a branch that moved
+    since (its session resumed) is left alone rather than deleted with unmerged work.
+    """
     checked_out = {info.branch for info in await list_worktrees(repo)}
-    done = await git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
-    branches = done.stdout.split()
-    owners = {name: branch_session(name) for name in branches}
+    done = await git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/")
+    tips = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    owners = {name: branch_session(name) for name in tips}
     stale = [
         name
         for name, owner in owners.items()
@@ -409,9 +413,14 @@ async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) 
         if name not in merged:
             report.branches_kept.append(f"{repo}:{name}")
             continue
-        report.branches_deleted.append(f"{repo}:{name}")
-        if not dry_run:
-            await git(repo, "branch", "--quiet", "-D", name)
+        if dry_run:
+            report.branches_deleted.append(f"{repo}:{name}")
+            continue
+        gone = await git(repo, "update-ref", "-d", f"refs/heads/{name}", tips[name], check=False)
+        if gone.ok:
+            report.branches_deleted.append(f"{repo}:{name}")
+        else:
+            report.branches_kept.append(f"{repo}:{name}")
 
 
 async def _save_leftovers(path: Path, owner: str) -> None:

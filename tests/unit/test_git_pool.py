@@ -192,3 +192,27 @@ async def test_gc_enforces_max_age_and_the_disk_budget(repo: Path):
     roomy = WorktreePool(PoolSettings(idle_timeout=None, max_disk_mb=10))
     assert (await roomy.gc(_live())).removed == []  # 0.3 MB fits in 10 MB
     assert (await budget.gc(_live())).removed == [str(one.path)]
+
+
+async def test_gc_keeps_a_stale_branch_that_moves_while_it_is_collected(repo: Path):
+    """The branch was merged when gc listed it; its session then resumed and committed to
+    it, right before the deletion (the last `live` question). That commit must survive."""
+    pool = WorktreePool()
+    await pool.release((await pool.acquire(repo, owner="s", session_id="s", start="HEAD")).path)
+    git(repo, "branch", "prodigy-workflow-4-dddddd")  # at main's tip: merged, stale
+    asked: list[str] = []
+
+    def live(session_id: str) -> bool:
+        asked.append(session_id)
+        if asked.count("workflow-4-dddddd") == 2:  # the re-check just before deleting
+            tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+            new = git(repo, "commit-tree", tree, "-p", "HEAD", "-m", "resumed work").strip()
+            git(repo, "update-ref", "refs/heads/prodigy-workflow-4-dddddd", new)
+        return False
+
+    report = await pool.gc(live)
+
+    assert asked.count("workflow-4-dddddd") == 2
+    log = git(repo, "log", "--format=%s", "prodigy-workflow-4-dddddd")
+    assert log.splitlines()[0] == "resumed work"
+    assert any(k.endswith(":prodigy-workflow-4-dddddd") for k in report.branches_kept)
