@@ -18,6 +18,9 @@ SMALL = {
     "startup.py": ["--jobs", "30", "--small", "3", "--starts", "1", "--updates", "5"],
     "mapreduce.py": ["--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"],
     "hook_latency.py": ["--commits", "2"],
+    # at least 50 kill points (issue 8); exits 1 on anything lost, reverted or duplicated
+    "soak.py": ["--jobs", "40", "--pace", "0.05", "--kills", "50", "--kill-interval", "0.05",
+                "--duration", "120", "--floor-jobs", "2", "--settle", "200"],
 }
 
 
