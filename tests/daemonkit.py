@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,18 @@ class Daemon:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+
+def submit_until_acked(home: Path, params: dict[str, Any], give_up: float = 120.0) -> str:
+    """`jobs.submit` with an idempotency key, retried while the daemon is down (or being
+    killed) until acknowledged; returns the job id. A retry of the same key never makes
+    a second job."""
+    assert "idempotency_key" in params, "a retried submission needs an idempotency key"
+    deadline = time.monotonic() + give_up
+    while True:
+        try:
+            return str(rpc(home, "jobs.submit", params)["id"])
+        except (OSError, ValueError, RuntimeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
