@@ -59,7 +59,7 @@ async def checkout_fresh(path: Path, start: str, branch: str | None) -> str:
     target = ["-B", branch] if branch else ["--detach"]
     argv = ["checkout", "--quiet", "--force", "--no-recurse-submodules", *target, commit]
     await git(path, *argv)
-    if not await checkout_matches(path, commit):  # never seen once by id; redo, then refuse
+    if not await checkout_matches(path, commit):  # cannot split by id; if it does: redo once
         await git(path, *argv)
         await verify_checkout(path, commit)
     return commit
@@ -91,6 +91,7 @@ async def verify_checkout(path: Path, commit: str) -> None:
 
 
 async def _head_commit(path: Path) -> str | None:
+    """The commit checked out at `path`: read from the ref files when they are plain."""
     git_dir = worktree_git_dir(path)
     common = common_dir(git_dir) if git_dir is not None else None
     if git_dir is not None and common is not None and not (common / "reftable").exists():
