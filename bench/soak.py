@@ -198,6 +198,8 @@ def soak_phase(home: Path, repo: Path, env: dict[str, str], workflows: tuple[Pat
             proc.kill()
             proc.wait()
             kills += 1
+            if kills % 100 == 0:  # a long soak says it is alive, on stderr
+                print(f"{kills} kill points, {len(run.acked)} jobs acknowledged", file=sys.stderr)
             proc, _ = start_daemon(env)
         submitter.join(timeout=args.settle)
         stop_submitting.set()
