@@ -22,8 +22,10 @@ def rpc(home: Path, method: str, params: dict[str, Any]) -> Any:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(20)
         sock.connect(str(home / "prodigyd.sock"))
-        sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                 "params": params}).encode() + b"\n")
+        sock.sendall(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+            + b"\n"
+        )
         reply = json.loads(sock.makefile("rb").readline())
     if "error" in reply:
         raise RuntimeError(reply["error"])
@@ -38,9 +40,12 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "prodigyd.main"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "prodigyd.main"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(self._answers, timeout=60, what="prodigyd to answer")
 
     def _answers(self) -> bool:
