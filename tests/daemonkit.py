@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ def rpc(home: Path, method: str, params: dict[str, Any]) -> Any:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(20)
         sock.connect(str(home / "prodigyd.sock"))
-        sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                 "params": params}).encode() + b"\n")
+        sock.sendall(
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+            + b"\n"
+        )
         reply = json.loads(sock.makefile("rb").readline())
     if "error" in reply:
         raise RuntimeError(reply["error"])
@@ -37,9 +40,12 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "prodigyd.main"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "prodigyd.main"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(self._answers, timeout=60, what="prodigyd to answer")
 
     def _answers(self) -> bool:
@@ -52,3 +58,18 @@ class Daemon:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+
+def submit_until_acked(home: Path, params: dict[str, Any], give_up: float = 120.0) -> str:
+    """`jobs.submit` with an idempotency key, retried while the daemon is down (or being
+    killed) until acknowledged; returns the job id. A retry of the same key never makes
+    a second job."""
+    assert "idempotency_key" in params, "a retried submission needs an idempotency key"
+    deadline = time.monotonic() + give_up
+    while True:
+        try:
+            return str(rpc(home, "jobs.submit", params)["id"])
+        except (OSError, ValueError, RuntimeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -445,7 +445,7 @@ class Session:
             name=self.loaded.workflow.worktree,
         )
         record.worktree = str(lease.path)
-        record.base_commit = lease.commit or await git_repo.branch_tip(lease.path, record.branch)
+        record.base_commit = lease.commit  # the one id `start` was resolved to
         self.worktree_reused = lease.reused
 
     def _legacy_base_commit(self) -> str | None:

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git.cli import describe_failure, git, raise_failure
-from prodigyd.git.repo import HEADS, dirty_paths
+from prodigyd.git.repo import HEADS, commit_id, dirty_paths
 from prodigyd.git.worktree import list_worktrees
 
 #: Caps on the merge.* variables, as in the original: enough context for a merge workflow
@@ -108,18 +108,10 @@ async def merge_branch(
 
 async def resolve_commit(repo: Path, rev: str, label: str) -> str:
     """The full sha `rev` names, or a GitError saying `label` does not exist."""
-    done = await git(
-        repo,
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        "--end-of-options",
-        f"{rev}^{{commit}}",
-        check=False,
-    )
-    if not done.ok:
-        raise GitError(f"{label} does not exist in {repo}")
-    return done.stdout.strip()
+    try:
+        return await commit_id(repo, rev)
+    except GitError:
+        raise GitError(f"{label} does not exist in {repo}") from None
 
 
 async def find_checkout(repo: Path, branch: str) -> Path | None:
@@ -306,15 +298,16 @@ def refuse_conflicts(plan: _Merge, files: list[str]) -> NoReturn:
 
 
 async def verify_merged(repo: Path, plan: _Merge) -> str:
-    """Prove the source is now part of the target, and return the target's new tip."""
-    target_ref = f"{HEADS}{plan.target}"
-    done = await git(repo, "merge-base", "--is-ancestor", plan.source_sha, target_ref, check=False)
+    """Prove the source is now part of the target, and return the target's new tip (read
+    once: the tip checked is the tip reported)."""
+    tip = await resolve_commit(repo, f"{HEADS}{plan.target}", f"Target branch '{plan.target}'")
+    done = await git(repo, "merge-base", "--is-ancestor", plan.source_sha, tip, check=False)
     if not done.ok:
         raise GitError(
             f"merge verification failed: {plan.source} is not part of {plan.target} after merging",
             details=describe_failure(done),
         )
-    return await resolve_commit(repo, target_ref, f"Target branch '{plan.target}'")
+    return tip
 
 
 async def merge_base(cwd: Path, one: str, other: str) -> str:
@@ -342,10 +335,14 @@ async def merge_variables(
     """The merge.* variables (reference §3.2) a custom `merge:` workflow interpolates.
 
     `merge.worktree` is the worktree's name, as in the original ("prodigy-session-…"
-    there, the session id here); its steps already run inside it.
+    there, the session id here); its steps already run inside it. Both branches are read
+    once, so every variable describes the same two commits.
     """
+    target_sha = await resolve_commit(repo, f"{HEADS}{target}", f"Target branch '{target}'")
+    source_sha = await resolve_commit(repo, source, f"Session branch '{source}'")
     commits, changes = await asyncio.gather(
-        list_commits(repo, target, source), list_changed_files(repo, target, source)
+        list_commits(repo, target_sha, source_sha),
+        list_changed_files(repo, target_sha, source_sha),
     )
     newest_touch: dict[str, str] = {}
     for commit in reversed(commits):  # oldest first, so the newest commit wins

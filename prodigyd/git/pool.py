@@ -38,7 +38,7 @@ from pathlib import Path
 from prodigyd import paths
 from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
 from prodigyd.git.cli import git
-from prodigyd.git.repo import commit_all
+from prodigyd.git.repo import commit_all, commit_id
 from prodigyd.git.worktree import (
     add_worktree,
     checkout_fresh,
@@ -85,11 +85,11 @@ class PoolSettings:
 @dataclass
 class Lease:
     """A worktree handed to an owner; `reused` tells a pooled slot from a new one; `commit`
-    is what it has checked out, when the pool knows without asking git."""
+    is the id of the commit it has checked out (what `start` named when it was resolved)."""
 
     path: Path
     reused: bool
-    commit: str | None = None
+    commit: str
 
 
 #: Whether a session still needs its worktree and branch (queued, running, failed,
@@ -137,8 +137,13 @@ class WorktreePool:
         name: str | None = None,
         strategy: Strategy | None = None,
     ) -> Lease:
-        """A worktree of `repo` at commit `start` (on `branch`, or detached) for `owner`."""
+        """A worktree of `repo` at commit `start` (on `branch`, or detached) for `owner`.
+
+        `start` may name a branch that other sessions merge into meanwhile: it is resolved
+        to one commit id here, once, and only that id is handed to git (`commit_id`).
+        """
         strategy = strategy or self.settings.strategy
+        start = await commit_id(repo, start)
         mine = rows.owned_by(owner)
         if mine is not None and _usable(Path(mine.path)):  # its own, after a crash
             path = Path(mine.path)
@@ -147,7 +152,7 @@ class WorktreePool:
             await checkout_fresh(path, start, branch)
             if mine.name is None:  # a fresh start: nothing of the cut-off run (a named
                 await git(path, "clean", "-ffdxq")  # worktree keeps its files, as always)
-            return Lease(path, reused=True)
+            return Lease(path, reused=True, commit=start)
         if name is not None:
             return await self._acquire_named(repo, name, owner, session_id, start, branch)
         if strategy is not Strategy.ON_DEMAND:
@@ -159,16 +164,17 @@ class WorktreePool:
             path, repo, owner=owner, session_id=session_id, affinity=workflow, strategy=strategy
         )
         await self._create(repo, path, start, branch)
-        return Lease(path, reused=False)
+        return Lease(path, reused=False, commit=start)
 
     async def release(
-        self, path: Path, *, keep: bool = False, pristine: bool = False, park_at: str = "HEAD"
+        self, path: Path, *, keep: bool = False, pristine: bool = False, park_at: str | None = None
     ) -> None:
         """Give a worktree back: kept (for inspection), pooled again, or removed.
 
         `pristine`: the caller just saw it detached with nothing changed, untracked or
         ignored, so it goes back to the pool without being scrubbed. `park_at`: where the
-        next user will likely start (a session parks it at its target branch's new tip).
+        next user will likely start (a session parks it at its target branch's new tip);
+        by default it stays at the commit it has.
         """
         row = rows.get(path)
         if row is not None and row.name is not None:  # a named worktree keeps its files, but
@@ -269,13 +275,13 @@ class WorktreePool:
         if row is not None and _usable(path):
             rows.claim(row.path, owner=owner, session_id=session_id, affinity=None)
             await checkout_fresh(path, start, branch)
-            return Lease(path, reused=True)
+            return Lease(path, reused=True, commit=start)
         rows.register(
             path, repo, owner=owner, session_id=session_id, affinity=None,
             strategy=Strategy.DEDICATED, name=name,
         )  # fmt: skip
         await self._create(repo, path, start, branch)
-        return Lease(path, reused=False)
+        return Lease(path, reused=False, commit=start)
 
     async def _create(self, repo: Path, path: Path, start: str, branch: str | None) -> None:
         """`git worktree add`, clearing what a crash may have left at `path` first."""
@@ -381,11 +387,15 @@ def choose_slot(
 
 async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
     """Delete `prodigy-*` branches no live session uses and no worktree has checked out,
-    when their commits are part of some other branch; report the others."""
+    when their commits are part of some other branch; report the others.
+
+    Each deletion is a compare-and-swap on the commit found merged: a branch that moved
+    since (its session resumed) is left alone rather than deleted with unmerged work.
+    """
     checked_out = {info.branch for info in await list_worktrees(repo)}
-    done = await git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/")
-    branches = done.stdout.split()
-    owners = {name: branch_session(name) for name in branches}
+    done = await git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/")
+    tips = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+    owners = {name: branch_session(name) for name in tips}
     stale = [
         name
         for name, owner in owners.items()
@@ -403,9 +413,14 @@ async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) 
         if name not in merged:
             report.branches_kept.append(f"{repo}:{name}")
             continue
-        report.branches_deleted.append(f"{repo}:{name}")
-        if not dry_run:
-            await git(repo, "branch", "--quiet", "-D", name)
+        if dry_run:
+            report.branches_deleted.append(f"{repo}:{name}")
+            continue
+        gone = await git(repo, "update-ref", "-d", f"refs/heads/{name}", tips[name], check=False)
+        if gone.ok:
+            report.branches_deleted.append(f"{repo}:{name}")
+        else:
+            report.branches_kept.append(f"{repo}:{name}")
 
 
 async def _save_leftovers(path: Path, owner: str) -> None:

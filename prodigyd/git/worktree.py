@@ -7,11 +7,13 @@ as pygit2 without stalling the event loop, and pygit2 cannot remove a worktree a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodigyd.git.cli import git
-from prodigyd.git.repo import HEADS, SHA, branch_exists, common_dir, ref_sha
+from prodigyd.errors import GitError
+from prodigyd.git.cli import git, raise_failure
+from prodigyd.git.repo import HEADS, SHA, branch_exists, commit_id, common_dir, ref_sha
 
 
 @dataclass
@@ -27,62 +29,130 @@ class WorktreeInfo:
     branch: str | None
 
 
-async def add_worktree(repo: Path, path: Path, start: str, branch: str | None) -> None:
-    """A new worktree at `path` on `start`: on `branch` (created or reset there) or detached.
+async def add_worktree(repo: Path, path: Path, start: str, branch: str | None) -> str:
+    """A new worktree at `path` on commit `start`: on `branch` (created or reset there) or
+    detached. Returns the commit checked out.
 
     The pool's way in (git/pool.py): an existing branch is reset rather than refused,
     because a branch name the pool is given belongs to the caller (a session re-making
-    its own worktree after a crash resets its branch, as `checkout -B` would).
+    its own worktree after a crash resets its branch, as `checkout -B` would). `start` is
+    resolved to its id first (`commit_id`), so git never reads a moving branch twice.
     """
+    commit = await commit_id(repo, start)
     path.parent.mkdir(parents=True, exist_ok=True)
     target = ["-B", branch] if branch else ["--detach"]
-    await git(repo, "worktree", "add", "--quiet", "-f", *target, "--", str(path), start)
+    await git(repo, "worktree", "add", "--quiet", "-f", *target, "--", str(path), commit)
+    await verify_checkout(path, commit)
+    return commit
 
 
-async def checkout_fresh(path: Path, start: str, branch: str | None) -> None:
-    """Point an existing worktree at `start`, on `branch` (created or reset) or detached,
-    discarding every change to tracked files: one git call, the cost of reusing a slot."""
+async def checkout_fresh(path: Path, start: str, branch: str | None) -> str:
+    """Point an existing worktree at commit `start`, on `branch` (created or reset) or
+    detached, discarding every change to tracked files: the cost of reusing a slot.
+    Returns the commit checked out.
+
+    `start` is resolved to its id first (`commit_id`): given a branch name, `checkout -B`
+    reads it once for the files and again for the branch, and a merge landing in between
+    leaves the branch at the new tip over the old tip's files (issue 8).
+    """
+    commit = await commit_id(path, start)
     target = ["-B", branch] if branch else ["--detach"]
-    await git(path, "checkout", "--quiet", "--force", "--no-recurse-submodules", *target, start)
+    argv = ["checkout", "--quiet", "--force", "--no-recurse-submodules", *target, commit]
+    await git(path, *argv)
+    if not await checkout_matches(path, commit):  # cannot split by id; if it does: redo once
+        await git(path, *argv)
+        await verify_checkout(path, commit)
+    return commit
 
 
-async def scrub(path: Path, *, keep_ignored: bool, park_at: str = "HEAD") -> None:
-    """Make a used worktree pristine for its next user: detached at `park_at`, every
-    change and untracked file gone (and ignored files too, unless `keep_ignored` keeps
-    caches). Parking it where the next user will likely start lets that user skip the
-    checkout (`point_idle_slot`).
+async def checkout_matches(path: Path, commit: str) -> bool:
+    """Whether the worktree at `path` has `commit` checked out: HEAD is that commit and the
+    index holds its tree (what a commit made there next is based on). One git process:
+    the index is compared with `commit`'s tree, HEAD is read from the ref files when they
+    are plain."""
+    head = await _head_commit(path)
+    if head != commit:
+        return False
+    done = await git(path, "diff-index", "--cached", "--quiet", commit, "--", check=False)
+    if done.returncode not in (0, 1):  # 1 = they differ; anything else is an error
+        raise_failure(done, path)
+    return done.returncode == 0
+
+
+async def verify_checkout(path: Path, commit: str) -> None:
+    """The guard after a checkout: a worktree whose branch and index disagree would make
+    its next commit revert whatever lies between them, so it is refused loudly."""
+    if not await checkout_matches(path, commit):
+        raise GitError(
+            f"The worktree {path} is not cleanly at {commit[:12]} after checking it out "
+            "(HEAD or the index is elsewhere)",
+            hint="another git process changed it meanwhile; the worktree is not used",
+        )
+
+
+async def _head_commit(path: Path) -> str | None:
+    """The commit checked out at `path`: read from the ref files when they are plain."""
+    git_dir = worktree_git_dir(path)
+    common = common_dir(git_dir) if git_dir is not None else None
+    if git_dir is not None and common is not None and not (common / "reftable").exists():
+        try:
+            head = (git_dir / "HEAD").read_text().strip()
+        except OSError:
+            head = ""
+        if SHA.fullmatch(head):
+            return head
+        if head.startswith(f"ref: {HEADS}"):
+            sha = ref_sha(common, head.removeprefix("ref: "))
+            if sha is not None:
+                return sha
+    done = await git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
+    return done.stdout.strip() if done.ok else None
+
+
+async def scrub(path: Path, *, keep_ignored: bool, park_at: str | None = None) -> None:
+    """Make a used worktree pristine for its next user: detached (at commit `park_at`, or
+    where it is), every change and untracked file gone (and ignored files too, unless
+    `keep_ignored` keeps caches). Parking it where the next user will likely start lets
+    that user skip the checkout (`point_idle_slot`).
 
     `checkout --force` also forgets a merge the last user left half done (MERGE_HEAD).
     """
-    await git(path, "checkout", "--quiet", "--force", "--detach", park_at)
+    at = [await commit_id(path, park_at)] if park_at is not None else []
+    await git(path, "checkout", "--quiet", "--force", "--detach", *at)
     await git(path, "clean", "-ffdq" if keep_ignored else "-ffdxq")
 
 
-async def point_idle_slot(path: Path, start: str, branch: str | None) -> str | None:
+async def point_idle_slot(path: Path, start: str, branch: str | None) -> str:
     """`checkout_fresh` for a pristine pool slot, without git when it is parked at `start`;
-    returns the commit now checked out when that is known without asking git.
+    returns the commit now checked out.
 
     Checking out the commit a slot already has changes no file: all `git checkout -B`
     would do is write the branch ref and HEAD, and a git process costs a session start
     several milliseconds (its first step should start within 5 ms of the submission).
-    So, when the repository stores refs as files, the commit is known from them and the
-    slot is detached at it, those two files are written here, with git's own lock-and-
-    rename protocol; in every other case git does the work.
+    So, when the repository stores refs as files, the slot is detached at `start`'s
+    commit and the branch does not exist yet, those two files are written here, each a
+    compare-and-swap under git's own lock (`_swap_locked`); in every other case, or when
+    either changed meanwhile, git does the work.
     """
+    commit = await commit_id(path, start)
     git_dir = worktree_git_dir(path)
     common = common_dir(git_dir) if git_dir is not None else None
     if git_dir is None or common is None or (common / "reftable").exists():
-        await checkout_fresh(path, start, branch)
-        return None
-    sha = start if SHA.fullmatch(start) else ref_sha(common, start)
-    fresh_branch = branch is None or ref_sha(common, HEADS + branch) is None
-    if sha is None or not fresh_branch or not _parked_at(git_dir, sha):
-        await checkout_fresh(path, start, branch)  # an existing branch is git's to reset
-        return None
-    if branch is not None:
-        _write_locked(common / HEADS / branch, f"{sha}\n")
-        _write_locked(git_dir / "HEAD", f"ref: {HEADS}{branch}\n")
-    return sha
+        return await checkout_fresh(path, commit, branch)
+    if branch is None:
+        if _parked_at(git_dir, commit):
+            return commit
+        return await checkout_fresh(path, commit, branch)
+    ref = f"{HEADS}{branch}"
+    swapped = (
+        _parked_at(git_dir, commit)
+        and ref_sha(common, ref) is None  # an existing branch is git's to reset
+        and _swap_locked(common / ref, f"{commit}\n", lambda: ref_sha(common, ref) is None)
+        and _swap_locked(git_dir / "HEAD", f"ref: {ref}\n", lambda: _parked_at(git_dir, commit))
+    )
+    if not swapped:
+        return await checkout_fresh(path, commit, branch)
+    return commit
 
 
 def _parked_at(git_dir: Path, sha: str) -> bool:
@@ -92,17 +162,29 @@ def _parked_at(git_dir: Path, sha: str) -> bool:
         return False
 
 
-def _write_locked(path: Path, text: str) -> None:
-    """Write a ref file as git does: create `<name>.lock` exclusively, then rename."""
+def _swap_locked(path: Path, text: str, unchanged: Callable[[], bool]) -> bool:
+    """Write a ref file as git does, as a compare-and-swap: create `<name>.lock`
+    exclusively (every git that writes this ref takes the same lock), check `unchanged()`
+    while holding it, then rename. False, with nothing written, when the lock is taken or
+    the ref is no longer what the caller saw."""
     if not path.parent.is_dir():  # refs/heads/a/b: a branch name with slashes
         path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_name(path.name + ".lock")
-    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.replace(lock, path)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        if not unchanged():
+            lock.unlink()
+            return False
+        os.replace(lock, path)
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def has_unfinished_rebase(path: Path) -> bool:

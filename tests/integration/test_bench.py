@@ -11,6 +11,10 @@ import pytest
 
 BENCH = Path(__file__).parents[2] / "bench"
 
+#: At least 50 kill points (issue 8); the soak exits 1 on anything lost, reverted or duplicated.
+SOAK = ["--jobs", "40", "--pace", "0.05", "--kills", "50", "--kill-interval", "0.05",
+        "--duration", "120", "--floor-jobs", "2", "--settle", "200"]  # fmt: skip
+
 SMALL = {
     "step_overhead.py": ["--steps", "5", "--rounds", "1"],
     "rpc_latency.py": ["--requests", "50", "--warmup", "10"],
@@ -18,6 +22,7 @@ SMALL = {
     "startup.py": ["--jobs", "30", "--small", "3", "--starts", "1", "--updates", "5"],
     "mapreduce.py": ["--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"],
     "hook_latency.py": ["--commits", "2"],
+    "soak.py": SOAK,
 }
 
 
@@ -29,9 +34,16 @@ def test_every_benchmark_has_a_small_run():
 @pytest.mark.parametrize("script", sorted(SMALL))
 @pytest.mark.timeout(300)
 def test_benchmark_runs(script: str):
-    done = subprocess.run([sys.executable, str(BENCH / script), *SMALL[script]],
-                          cwd=BENCH, capture_output=True, text=True, timeout=280,
-                          stdin=subprocess.DEVNULL, check=False, env=_env())
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *SMALL[script]],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        env=_env(),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ratio" in done.stdout  # every benchmark prints a ratio against its floor
 

@@ -23,7 +23,9 @@ def _live(*sessions: str):
 
 async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path):
     pool = WorktreePool()
-    first = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa")
+    first = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
     assert not first.reused
     (first.path / ".gitignore").write_text("cache/\n")
     (first.path / "cache").mkdir()
@@ -33,7 +35,9 @@ async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path):
     assert rows.get(first.path).state == "idle"
     assert _status(first.path) == ""  # untracked, ignored and modified files are all gone
     new_tip = commit_files(repo, {"new.txt": "n\n"})
-    second = await pool.acquire(repo, owner="s2", session_id="s2", start=new_tip, branch="prodigy-workflow-2-bbbbbb")
+    second = await pool.acquire(
+        repo, owner="s2", session_id="s2", start=new_tip, branch="prodigy-workflow-2-bbbbbb"
+    )
     assert second.path == first.path and second.reused
     assert git(second.path, "rev-parse", "HEAD").strip() == new_tip
     assert git(second.path, "branch", "--show-current").strip() == "prodigy-workflow-2-bbbbbb"
@@ -79,13 +83,17 @@ async def test_on_demand_and_a_full_pool_remove_worktrees_on_release(repo: Path)
 
 async def test_an_owner_gets_its_own_worktree_back_after_a_crash(repo: Path):
     pool = WorktreePool()
-    lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc")
+    lease = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc"
+    )
     (lease.path / "work.txt").write_text("half done\n")
     from prodigyd.git.worktree import worktree_git_dir
 
     (worktree_git_dir(lease.path) / "HEAD.lock").write_text("")  # a killed git's locks
     (repo / ".git" / "refs" / "heads" / "prodigy-workflow-1-cccccc.lock").write_text("")
-    again = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc")
+    again = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc"
+    )
     assert again.path == lease.path  # re-adopted, reset to the start point
     assert not (lease.path / "work.txt").exists()  # a fresh start: the cut-off run's files go
     assert pool.holds("s1", lease.path) and not pool.holds("s2", lease.path)
@@ -126,10 +134,24 @@ async def test_clean_refuses_busy_worktrees_and_removes_idle_ones(repo: Path):
     assert not idle.path.exists() and busy.path.exists()
 
 
-async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(repo: Path, isolated: Path):
+async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(
+    repo: Path, isolated: Path
+):
     pool = WorktreePool()
-    gone = await pool.acquire(repo, owner="workflow-1-aaaaaa", session_id="workflow-1-aaaaaa", start="HEAD", branch="prodigy-workflow-1-aaaaaa")
-    live = await pool.acquire(repo, owner="workflow-2-bbbbbb", session_id="workflow-2-bbbbbb", start="HEAD", branch="prodigy-workflow-2-bbbbbb")
+    gone = await pool.acquire(
+        repo,
+        owner="workflow-1-aaaaaa",
+        session_id="workflow-1-aaaaaa",
+        start="HEAD",
+        branch="prodigy-workflow-1-aaaaaa",
+    )
+    live = await pool.acquire(
+        repo,
+        owner="workflow-2-bbbbbb",
+        session_id="workflow-2-bbbbbb",
+        start="HEAD",
+        branch="prodigy-workflow-2-bbbbbb",
+    )
     orphan = isolated / "worktrees" / gone.path.parent.name / "workflow-3-cccccc"
     git(repo, "worktree", "add", "--quiet", "--detach", str(orphan))
     git(repo, "branch", "prodigy-workflow-4-dddddd")  # stale, at main's tip: merged
@@ -192,3 +214,27 @@ async def test_gc_enforces_max_age_and_the_disk_budget(repo: Path):
     roomy = WorktreePool(PoolSettings(idle_timeout=None, max_disk_mb=10))
     assert (await roomy.gc(_live())).removed == []  # 0.3 MB fits in 10 MB
     assert (await budget.gc(_live())).removed == [str(one.path)]
+
+
+async def test_gc_keeps_a_stale_branch_that_moves_while_it_is_collected(repo: Path):
+    """The branch was merged when gc listed it; its session then resumed and committed to
+    it, right before the deletion (the last `live` question). That commit must survive."""
+    pool = WorktreePool()
+    await pool.release((await pool.acquire(repo, owner="s", session_id="s", start="HEAD")).path)
+    git(repo, "branch", "prodigy-workflow-4-dddddd")  # at main's tip: merged, stale
+    asked: list[str] = []
+
+    def live(session_id: str) -> bool:
+        asked.append(session_id)
+        if asked.count("workflow-4-dddddd") == 2:  # the re-check just before deleting
+            tree = git(repo, "rev-parse", "HEAD^{tree}").strip()
+            new = git(repo, "commit-tree", tree, "-p", "HEAD", "-m", "resumed work").strip()
+            git(repo, "update-ref", "refs/heads/prodigy-workflow-4-dddddd", new)
+        return False
+
+    report = await pool.gc(live)
+
+    assert asked.count("workflow-4-dddddd") == 2
+    log = git(repo, "log", "--format=%s", "prodigy-workflow-4-dddddd")
+    assert log.splitlines()[0] == "resumed work"
+    assert any(k.endswith(":prodigy-workflow-4-dddddd") for k in report.branches_kept)
