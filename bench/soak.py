@@ -124,14 +124,19 @@ def submit_jobs(
     home: Path, repo: Path, env: dict[str, str], workflows: tuple[Path, Path], prefix: str,
     count: int, run: Run, stop_event: threading.Event, pace: float = 0.0,
 ) -> None:  # fmt: skip
-    """Submit `count` jobs, one every `pace` seconds, each key retried until acknowledged."""
+    """Submit `count` jobs, one every `pace` seconds, each key retried until acknowledged.
+
+    `stop_event` stops it between keys only: a key once sent is retried until acknowledged
+    (the daemon may have made its job already), so no job exists that nobody was told of.
+    """
     for number in range(count):
-        time.sleep(pace)
+        if stop_event.wait(pace):
+            return
         kind = "map" if number % MAP_EVERY == MAP_EVERY - 1 else "standard"
         key = f"{prefix}-{number}"
         params = {"workflow": str(workflows[kind == "map"]), "cwd": str(repo), "env": env,
                   "merge": "auto", "idempotency_key": key}  # fmt: skip
-        while not stop_event.is_set():
+        while True:
             try:
                 sid = rpc(home, "jobs.submit", params)["id"]
             except (OSError, ValueError):
@@ -140,8 +145,6 @@ def submit_jobs(
             with run.lock:
                 run.acked[key] = (sid, kind)
             break
-        if stop_event.is_set():
-            return
 
 
 def statuses(home: Path) -> dict[str, str]:
@@ -201,8 +204,8 @@ def soak_phase(home: Path, repo: Path, env: dict[str, str], workflows: tuple[Pat
             if kills % 100 == 0:  # a long soak says it is alive, on stderr
                 print(f"{kills} kill points, {len(run.acked)} jobs acknowledged", file=sys.stderr)
             proc, _ = start_daemon(env)
+        stop_submitting.set()  # the killing is over: the key in flight is the last
         submitter.join(timeout=args.settle)
-        stop_submitting.set()
         wait_all_over(home, run, args.settle)
         soak_jobs = sum(1 for key in run.acked if key.startswith("soak-"))
         return kills, (time.perf_counter() - started) / max(soak_jobs, 1)
