@@ -23,7 +23,7 @@ audit reports:
 
 The ratio is the wall time per job under kills against a floor measured in the same run:
 the same jobs with no kills. The exit code is 1 when anything was lost, reverted,
-duplicated, stuck or failed, or fsck complains.
+duplicated, stuck or failed, a completed step ran again, or fsck complains.
 
     python bench/soak.py [--jobs 300] [--kill-interval 0.7] [--duration 900] [--kills N]
                          [--pace 0.5] [--floor-jobs 20]
@@ -231,7 +231,8 @@ class Audit:
 
     @property
     def ok(self) -> bool:
-        bad = (self.lost, self.stuck, self.failed, self.reverted, self.duplicated)
+        bad = (self.lost, self.stuck, self.failed, self.reverted, self.duplicated,
+               self.rerun_after_announced, self.rerun_after_recorded)  # fmt: skip
         return not any(bad) and self.fsck == "ok"
 
 
