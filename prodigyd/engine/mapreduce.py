@@ -29,6 +29,7 @@ from prodigyd.engine.agent import AgentHost
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.mapphase import MAP, MapOutcome, MapPhase, agent_timeout
+from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import PhaseOutcome, StepHook
 from prodigyd.engine.step import StepReport
 from prodigyd.errors import ProdigyError
@@ -139,13 +140,16 @@ def _captures(spec: SetupSpec, ctx: RunContext) -> StepHook | None:
     def hook(index: int, report: StepReport) -> None:
         for name, capture in spec.capture_outputs.items():
             if capture.command_index == index:
-                ctx.variables.set(name, captured_value(name, capture, report))
+                ctx.variables.set(name, captured_value(name, capture, report, ctx.masker))
 
     return hook
 
 
-def captured_value(name: str, capture: CaptureOutput, report: StepReport) -> Any:
-    """One `capture_outputs` value from a finished setup command (reference §2.3)."""
+def captured_value(
+    name: str, capture: CaptureOutput, report: StepReport, masker: Masker
+) -> Any:
+    """One `capture_outputs` value from a finished setup command (reference §2.3); cut at
+    `max_size` without splitting a secret (Masker.cut)."""
     result = report.result
     streams = {
         "stdout": result.text,
@@ -153,7 +157,7 @@ def captured_value(name: str, capture: CaptureOutput, report: StepReport) -> Any
         "both": result.text + result.stderr,
         "combined": result.text + result.stderr,
     }
-    text = streams[capture.source][: capture.max_size]
+    text = masker.cut(streams[capture.source], capture.max_size)
     if capture.pattern is not None:
         match = re.search(capture.pattern, text, re.MULTILINE)
         found = (match.group(1) if match.groups() else match.group(0)) if match else None

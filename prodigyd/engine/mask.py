@@ -92,6 +92,19 @@ class Masker:
             return text
         return self._regex.sub(_replacement, text)
 
+    def cut(self, text: str, limit: int) -> str:
+        """`text[:limit]`, or shorter: a cut through a secret moves back to where the
+        secret starts. Part of a secret is no longer recognised, so a value kept whole (a
+        captured variable, not masked: later steps need it) would store it in clear."""
+        if len(text) <= limit:
+            return text
+        for match in self._regex.finditer(text):
+            if match.start() >= limit:
+                break
+            if match.end() > limit:
+                return text[: match.start()]
+        return text[:limit]
+
     def mask_obj(self, obj: Any) -> Any:
         """A copy of `obj` with every string inside dicts, lists and tuples masked.
 

@@ -440,3 +440,31 @@ map:
     assert artifacts["branch_name"] == f"prodigy-agent-{out.record.id}/item_1"
     assert git(repo, "show", f"{artifacts['branch_name']}:broken.txt") == "half-done\n"
     assert worktree_rows.get(artifacts["worktree_path"]).state == "kept"
+
+
+async def test_a_capture_cut_at_max_size_keeps_no_part_of_a_secret(tmp_path: Path, repo: Path):
+    """`max_size` cuts the captured value inside the secret: the cut moves back to where the
+    secret starts, since a part of it would no longer be recognised (and so be stored)."""
+    import os
+
+    secret = "Zq7vL2mX8pR4tY6wKp3nB5cD9f"
+    wf = write_workflow(tmp_path, """
+secrets:
+  TOKEN: {provider: env, key: CUT_SECRET}
+setup:
+  commands:
+    - shell: "printf 'id=%s' '${TOKEN}'"
+    - write_file: {path: items.json, content: '["one"]'}
+  capture_outputs:
+    ID: {command_index: 0, max_size: 12}
+map:
+  input: items.json
+  agent_template:
+    - shell: "printf '%s' '${ID}' > id-${item}.txt && git add -A && git commit -qm id"
+""")
+    out = await run_workflow(wf, repo, env={**os.environ, "CUT_SECRET": secret})
+    assert out.status == "completed", out.record.error
+    assert (repo / "id-one.txt").read_text() == "id="
+    stored = b"".join(p.read_bytes() for p in Path(os.environ["PRODIGY_HOME"]).rglob("*")
+                      if p.is_file() and not p.is_socket())  # fmt: skip
+    assert secret[:9].encode() not in stored

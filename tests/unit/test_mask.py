@@ -106,3 +106,13 @@ def test_mask_obj_masks_nested_values_not_keys() -> None:
         "nested": {"deep": [{"v": "x ***"}]},
     }
     assert obj["list"][0] == "topsecret"
+
+
+def test_a_cut_never_splits_a_secret():
+    masker = Masker(["s3cret-token-value"])
+    text = "head s3cret-token-value tail"
+    assert masker.cut(text, 100) == text
+    assert masker.cut(text, 10) == "head "  # would have kept "s3cre"
+    assert masker.cut(text, 23) == "head s3cret-token-value"  # the whole secret fits
+    assert masker.cut(text, 3) == "hea"
+    assert masker.cut("ghp_" + "a" * 30, 8) == ""  # a token recognised by its shape too
