@@ -46,7 +46,8 @@ def test_every_shape_of_on():
         ),
         (
             "on: {commit: main}\n",
-            "(on.commit): expected commit: {branches, paths, merge}, got 'main'",
+            "(on.commit): expected commit: {branches, paths, merge, include_prodigy_commits}, got "
+            "'main'",
         ),
         ("on: {push: {merge: later}}\n", "(on.push.merge): expected 'auto', 'ask' or 'never'"),
         ("on: 3\n", "(on): expected an event, a list of events or a mapping, got 3"),
