@@ -436,6 +436,13 @@ class Session:
         """
         record = self.record
         repo = Path(record.repo)
+        if not await git_repo.branch_exists(repo, record.original_branch):  # deleted meanwhile
+            raise GitError(
+                f"branch {record.original_branch!r} no longer exists in {repo}: there is "
+                "nothing to start from, and nothing to merge into",
+                hint=f"recreate it (`git branch {record.original_branch} <commit>`) and run "
+                f"`prodigyctl resume {record.id}`",
+            )
         lease = await self.pool.acquire(
             repo,
             owner=record.id,

@@ -152,22 +152,28 @@ def test_hooks_shared_with_a_linked_worktree(daemon: Path, repo: Path):
     assert triggers_ls(linked)["dropped"] == triggers_ls(repo)["dropped"]
 
 
-def test_a_branch_deleted_under_a_triggered_run(daemon: Path, repo: Path, tmp_path: Path):
+def test_a_branch_deleted_under_a_running_and_a_queued_triggered_run(
+    limited: Path, repo: Path, tmp_path: Path
+):
     gate = tmp_path / "gate"
     hook(repo, {".prodigy/workflows/gated.yml": gated(gate, merge="auto")})
     git(repo, "checkout", "-q", "-b", "topic")
     try:
         commit_files(repo, {"t.txt": "t"}, "on topic")
         wait_for(lambda: by_status("running"), timeout=60, what="the run to start")
+        commit_files(repo, {"u.txt": "u"}, "again on topic")
+        wait_for(lambda: by_status("queued"), timeout=60, what="the next run queued")
         git(repo, "checkout", "-q", "main")
         git(repo, "branch", "-D", "topic")
     finally:
         gate.touch()
-    wait_for(lambda: settled(daemon), timeout=60, what="the run to finish")
-    [run] = sessions()
-    assert run["status"] == "awaiting_merge"
-    assert "target branch 'topic' no longer exists" in run["error"]
-    assert git(repo, "show", f"prodigy-{run['id']}:last.txt") == "on topic\n"  # kept
+    wait_for(lambda: settled(limited), timeout=60, what="the runs to finish")
+    running, queued = sorted(sessions(), key=lambda s: s["started_at"] or "")
+    assert running["status"] == "awaiting_merge"
+    assert "target branch 'topic' no longer exists" in running["error"]
+    assert git(repo, "show", f"prodigy-{running['id']}:last.txt") == "on topic\n"  # kept
+    assert queued["status"] == "failed"  # when it came to start, there was no branch
+    assert queued["error"].startswith("branch 'topic' no longer exists in ")
     assert ctl("daemon", "status").returncode == 0
 
 
