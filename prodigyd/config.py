@@ -84,6 +84,18 @@ class WorktreeConfig(BaseModel):
     gc_interval_secs: float = Field(600.0, ge=0, allow_inf_nan=False)
 
 
+class TriggersConfig(BaseModel):
+    """`[triggers]`: how many runs `on:` triggers may start (watch/gate.py, docs/config.md).
+
+    0 turns a limit off (TOML has no null)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_runs: int = Field(10, ge=0)  # runs one workflow's triggers start per `per_seconds`
+    per_seconds: float = Field(60.0, gt=0, allow_inf_nan=False)
+    max_queued: int = Field(20, ge=0)  # triggered runs waiting to start, all repositories
+
+
 class Config(BaseModel):
     """The whole configuration. Strict: TOML is typed, so `"4"` for a number is a mistake."""
 
@@ -96,6 +108,7 @@ class Config(BaseModel):
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
     worktree_config: WorktreeConfig = Field(default_factory=WorktreeConfig)
+    triggers: TriggersConfig = Field(default_factory=TriggersConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod

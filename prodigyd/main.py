@@ -122,6 +122,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     from prodigyd.git.pool import WorktreePool
     from prodigyd.jobs import JobManager, SchedulerSettings
     from prodigyd.server import Connection
+    from prodigyd.watch.gate import TriggerLimits
     from prodigyd.watch.inbox import HookInbox
 
     ensure_dir(paths.home())
@@ -138,7 +139,8 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         shutdown_grace_seconds=config.shutdown_grace_seconds,
     )
     jobs = JobManager(engine, scheduler, WorktreePool(_pool_settings(config.worktree_config)))
-    inbox = HookInbox(jobs)
+    limits = TriggerLimits(**config.triggers.model_dump())
+    inbox = HookInbox(jobs, limits)
     state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION, inbox=inbox)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
@@ -176,6 +178,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     # Keep serving while jobs settle: status, logs and follow still work, submissions are
     # refused with a clear "shutting down" instead of a refused connection.
     await jobs.shutdown(drain=state.drain)
+    inbox.dropped.close()
     server.close()
     for task in list(connections):
         task.cancel()

@@ -70,6 +70,8 @@ set -- $(git rev-parse HEAD --symbolic-full-name HEAD)
     echo "head=$1"
     echo "branch=$2"
     echo "remote=$remote"
+    echo "automation=$PRODIGY_AUTOMATION"
+    echo "session=$PRODIGY_SESSION_ID"
     echo "end=1"
 } >"$base.event"
 if [ -n "$PRODIGY_HOME" ]; then run=$PRODIGY_HOME
@@ -217,6 +219,10 @@ def list_triggers(*, path: str | None, as_json: bool) -> int:
             continue
         events = ", ".join(_describe(t) for t in workflow["on"]) or "no on: triggers"
         click.echo(f"{workflow['path']}: {events}")
+    if result.get("dropped"):
+        click.echo("recently not run:")
+    for drop in result.get("dropped", []):
+        click.echo(f"  {drop['timestamp']} {drop['why']}: {drop['message']}")
     for problem in result["problems"]:
         click.echo(f"recent problem (hook event {problem['event']}): {problem['error']}", err=True)
     return EXIT_OK
@@ -229,4 +235,6 @@ def _describe(trigger: dict[str, Any]) -> str:
     if trigger["paths"]:
         parts.append("touching " + " ".join(trigger["paths"]))
     parts.append(f"merge {trigger['merge']}")
+    if trigger.get("include_prodigy_commits"):
+        parts.append("including prodigy's commits")
     return " ".join(parts)

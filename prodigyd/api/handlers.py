@@ -30,7 +30,7 @@ from prodigyd.store import inline, journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
-from prodigyd.watch import triggers
+from prodigyd.watch import dropped, triggers
 from prodigyd.watch.inbox import HookInbox
 
 
@@ -178,8 +178,9 @@ async def worktrees_gc(state: DaemonState, p: schemas.GcParams) -> dict[str, Any
 
 
 async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[str, Any]:
-    """The repository's triggered workflows (or why each does not load), and the latest
-    problems the hook inbox met (every repository's: an event names its own)."""
+    """The repository's triggered workflows (or why each does not load), the latest runs
+    its triggers did not start and why (watch/dropped.py), and the latest problems the
+    hook inbox met (every repository's: an event names its own)."""
     repo = await git_repo.repo_root(Path(p.repo))
     workflows = [
         {
@@ -191,7 +192,12 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
         }
         for found in await triggers.discover(repo)
     ]  # fmt: skip
-    return {"repo": str(repo), "workflows": workflows, "problems": list(state.inbox.problems)}
+    return {
+        "repo": str(repo),
+        "workflows": workflows,
+        "dropped": await dropped.recent(repo),
+        "problems": list(state.inbox.problems),
+    }
 
 
 async def analytics_summary(state: DaemonState, p: schemas.AnalyticsParams) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from prodigyd.engine.mask import MIN_SECRET_LENGTH, Masker
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.files import Unreadable, read_small_text
+from prodigyd.git.cli import AUTOMATION_VAR
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import EnvValue, SecretSpec, Workflow
 
@@ -50,7 +51,7 @@ def compose(
     if profile is not None:
         entries = _profile(workflow, profile)
         values.update(_expand(entries, scope, masker, workflow, f"profiles.{profile}"))
-    env = {**inherited, **values, "PRODIGY_AUTOMATION": "true"}
+    env = {**inherited, **values, AUTOMATION_VAR: "true"}
     return JobEnvironment(env=env, workflow_values=values)
 
 

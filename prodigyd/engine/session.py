@@ -46,6 +46,7 @@ from prodigyd.errors import (
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
+from prodigyd.git.cli import SESSION_VAR
 from prodigyd.git.pool import WorktreePool
 from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints
@@ -435,6 +436,13 @@ class Session:
         """
         record = self.record
         repo = Path(record.repo)
+        if not await git_repo.branch_exists(repo, record.original_branch):  # deleted meanwhile
+            raise GitError(
+                f"branch {record.original_branch!r} no longer exists in {repo}: there is "
+                "nothing to start from, and nothing to merge into",
+                hint=f"recreate it (`git branch {record.original_branch} <commit>`) and run "
+                f"`prodigyctl resume {record.id}`",
+            )
         lease = await self.pool.acquire(
             repo,
             owner=record.id,
@@ -471,7 +479,7 @@ class Session:
         if resume:  # secrets come back from their placeholders (see Masker.protect)
             store.update(self.masker.restore(_latest_variables(record.id)))
         store.update(composed.workflow_values)
-        env = {**composed.env, "PRODIGY_SESSION_ID": record.id, "PRODIGY_WORKTREE": record.worktree}
+        env = {**composed.env, SESSION_VAR: record.id, "PRODIGY_WORKTREE": record.worktree}
         if self.args:
             env.setdefault("PRODIGY_ARG", self.args[0])
         ctx = RunContext(

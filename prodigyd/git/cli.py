@@ -37,6 +37,15 @@ REPO_PINNING_VARS = frozenset(
 )
 
 
+#: Set in every process prodigy starts: a job's steps (engine/env.py) and prodigy's own git
+#: calls (`git_env`: its merges). A git hook that runs inside one of them sees it, so the
+#: hook shim can tell prodigy's commits from the user's (watch/spool.py, `by=`) and a
+#: session's commit never fires an `on:` trigger again (docs/workflows.md, "Triggers").
+AUTOMATION_VAR = "PRODIGY_AUTOMATION"
+#: Set in every process of a session (engine/session.py) and of its map agents: which one.
+SESSION_VAR = "PRODIGY_SESSION_ID"
+
+
 #: git 2.39 dies when it reads the admin folder of a worktree another git is adding at
 #: that moment ("fatal: failed to read .git/worktrees/<name>/commondir": the file exists
 #: but is still empty). Every command that looks at all worktrees can meet it: `worktree
@@ -52,12 +61,14 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     Credentials helpers (GIT_SSH*, GIT_ASKPASS), GIT_CONFIG_* and the author/committer
     identity pass through untouched. GIT_TERMINAL_PROMPT=0 makes a git that wants a
     password fail instead of waiting on a terminal the daemon does not have; LC_ALL=C keeps
-    messages in the English we parse.
+    messages in the English we parse; AUTOMATION_VAR marks what git does (and the hooks it
+    runs) as prodigy's.
     """
     source = os.environ if base is None else base
     env = {key: value for key, value in source.items() if key not in REPO_PINNING_VARS}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
+    env[AUTOMATION_VAR] = "true"
     return env
 
 

@@ -6,6 +6,10 @@ near Watchman's). When the watch cannot be set up (inotify limits, an odd file s
 inbox says so in the log and polls once a second instead of giving up. Entries are handled
 one at a time, oldest first. Problems a user should see (a triggered workflow that does not
 load or is refused at submission) are kept, the latest RECENT of them, for `triggers.list`.
+
+Before a run is submitted it passes the gate (watch/gate.py): prodigy's own commits, a run
+of the same workflow and branch still queued, the rate limit and the queue cap each stop
+it, and every run so stopped is kept as a `trigger_dropped` event (watch/dropped.py).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from prodigyd.errors import ProdigyError, ShuttingDown
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store.atomic import ensure_dir
 from prodigyd.watch import spool, triggers
+from prodigyd.watch.dropped import DropLog, repository
+from prodigyd.watch.gate import KEY_PREFIX, Gate, TriggerLimits
 
 if TYPE_CHECKING:
     from prodigyd.jobs import JobManager
@@ -36,9 +42,11 @@ POLL_SECONDS = 1.0
 
 
 class HookInbox:
-    def __init__(self, jobs: JobManager) -> None:
+    def __init__(self, jobs: JobManager, limits: TriggerLimits | None = None) -> None:
         self.jobs = jobs
         self.problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+        self.gate = Gate(limits or TriggerLimits())
+        self.dropped = DropLog()
 
     async def run(self) -> None:
         """Drain the spool now and whenever it changes; runs until cancelled."""
@@ -80,6 +88,8 @@ class HookInbox:
         submitted = []
         for firing in await triggers.firings(event):
             try:
+                if not self._admitted(event, firing):
+                    continue
                 record = await self.jobs.submit(
                     _request(event, firing), idempotency_key=_key(event, firing)
                 )
@@ -88,10 +98,43 @@ class HookInbox:
             except ProdigyError as exc:
                 self._problem(entry.name, f"{firing.workflow}: {exc.render()}")
                 continue
+            self.gate.started(repository(event.repo), firing.workflow)
             log.info("%s: %s started %s", firing.reason, firing.workflow, record.id)
             submitted.append(record.id)
         spool.done(entry)
         return submitted
+
+    def _admitted(self, event: spool.HookEvent, firing: triggers.Firing) -> bool:
+        """Whether the firing may submit a new run; if not, why is kept (watch/gate.py).
+        Nothing here awaits: a queued run found here cannot start before it is replaced."""
+        if firing.by_prodigy and not firing.trigger.include_prodigy_commits:
+            why = f"{firing.by_prodigy} (the trigger has no include_prodigy_commits)"
+            self._drop(event, firing, "prodigy_commit", why)
+            return False
+        queued = self.gate.queued_run(firing.workflow, firing.branch)
+        if queued is not None:
+            older = queued.triggered_by
+            if older != firing.reason:  # else: this entry, read again, queued it
+                self.gate.replace(queued, firing.reason, _env(event))
+                self._drop(event, firing, "coalesced",
+                           f"queued run {queued.id} takes it instead of: {older}",
+                           session=queued.id, replaced=older)  # fmt: skip
+            return False
+        refusal = self.gate.refusal(repository(event.repo), firing.workflow)
+        if refusal is not None:
+            self._drop(event, firing, *refusal)
+            return False
+        return True
+
+    def _drop(
+        self, event: spool.HookEvent, firing: triggers.Firing, why: str, message: str,
+        **fields: Any,
+    ) -> None:  # fmt: skip
+        self.dropped.record(
+            event.repo, why, f"{firing.workflow.name}: {firing.reason}: {message}",
+            workflow=str(firing.workflow), branch=firing.branch, event=firing.reason,
+            hook_event=event.id, **fields,
+        )  # fmt: skip
 
     def _set_aside(self, entry: Path, reason: str) -> None:
         """Move a bad entry to spool/rejected/; if even that fails, it stays, and says so."""
@@ -111,11 +154,10 @@ def _request(event: spool.HookEvent, firing: triggers.Firing) -> RunRequest:
     """The job a trigger submits: in the hook's worktree and environment (without the
     variables that pin git to the hook's repository; the daemon's own when the entry has
     none), on the event's branch."""
-    env = {k: v for k, v in (event.env or os.environ).items() if k not in REPO_PINNING_VARS}
     return RunRequest(
         workflow=str(firing.workflow),
         cwd=str(event.repo),
-        env=env,
+        env=_env(event),
         repo=str(event.repo),
         merge_policy=firing.trigger.merge,
         branch=firing.branch,
@@ -123,7 +165,11 @@ def _request(event: spool.HookEvent, firing: triggers.Firing) -> RunRequest:
     )
 
 
+def _env(event: spool.HookEvent) -> dict[str, str]:
+    return {k: v for k, v in (event.env or os.environ).items() if k not in REPO_PINNING_VARS}
+
+
 def _key(event: spool.HookEvent, firing: triggers.Firing) -> str:
     """One job per (event, workflow, branch), however often the entry is read."""
     what = f"{event.digest}\0{firing.workflow}\0{firing.branch}".encode()
-    return f"hook:{hashlib.sha256(what).hexdigest()}"
+    return f"{KEY_PREFIX}{hashlib.sha256(what).hexdigest()}"

@@ -12,7 +12,9 @@ as it can (one `git rev-parse`, one `env -0`). It writes one entry of up to thre
 - `<id>.event`, written last: `key=value` lines, `version=1`, `hook` (post-commit,
   pre-push), `repo` (the worktree git ran the hook in), `head` (its commit then), `branch`
   (`refs/heads/<name>`, or `HEAD` when detached), `remote` (pre-push: the remote's name),
-  and a last line `end=1`. An entry is complete when that line is there: no rename (one
+  `automation` and `session` (the hook's PRODIGY_AUTOMATION and PRODIGY_SESSION_ID: set
+  when a process prodigy started made the commit or push, watch/triggers.py), and a last
+  line `end=1`. An entry is complete when that line is there: no rename (one
   more process) is needed to publish it.
 
 `<id>` is `<uptime>-<pid>`: unique while the machine is up, and made without a process.
@@ -46,6 +48,7 @@ from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.files import Unreadable, read_regular
+from prodigyd.git.cli import AUTOMATION_VAR, SESSION_VAR
 from prodigyd.git.repo import HEADS, SHA
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 
@@ -100,6 +103,8 @@ class HookEvent:
     remote: str | None
     pushed: tuple[PushedRef, ...]
     env: dict[str, str]
+    automation: bool  # PRODIGY_AUTOMATION=true: a process prodigy started fired the hook
+    session: str | None  # PRODIGY_SESSION_ID: the session whose process it was
     digest: str  # of the entry's event and stdin: the same for the same event, read twice
 
 
@@ -140,6 +145,9 @@ def read(event_file: Path) -> HookEvent | None:
     branch = fields.get("branch", "")
     _check_repo(event_file, repo)
     stdin = _text(_part(event_file, STDIN), missing="")
+    env = _env(_part(event_file, ENV))
+    if "automation" not in fields:  # a shim installed before it wrote these lines
+        fields = {**fields, **_markers(env)}
     return HookEvent(
         id=event_file.name.removesuffix(EVENT),
         hook=hook,
@@ -148,7 +156,9 @@ def read(event_file: Path) -> HookEvent | None:
         branch=branch.removeprefix(HEADS) if branch.startswith(HEADS) else None,
         remote=fields.get("remote") or None,
         pushed=_pushed(_part(event_file, STDIN), stdin) if hook == "pre-push" else (),
-        env=_env(_part(event_file, ENV)),
+        env=env,
+        automation=fields.get("automation") == "true",
+        session=fields.get("session") or None,
         digest=hashlib.sha256(f"{text}\0{stdin}".encode()).hexdigest(),
     )
 
@@ -266,6 +276,12 @@ def _pushed(path: Path, text: str) -> tuple[PushedRef, ...]:
             )
         refs.append(PushedRef(*parts))
     return tuple(refs)
+
+
+def _markers(env: dict[str, str]) -> dict[str, str]:
+    """The `automation` and `session` lines an older shim did not write, from the
+    environment it spooled (all of it): hooks installed before still stop the loops."""
+    return {"automation": env.get(AUTOMATION_VAR, ""), "session": env.get(SESSION_VAR, "")}
 
 
 def _env(path: Path) -> dict[str, str]:

@@ -12,6 +12,18 @@ a branch the remote does not have yet). `branches` and `paths` are globs as in
 `${step.files_added:*.md}`; empty means any. A path filter that cannot be evaluated (git
 cannot tell what changed) counts as matching: a check that runs once too often is better
 than one that silently never runs.
+
+Prodigy's own commits fire nothing (unless a trigger says `include_prodigy_commits`): a
+triggered run that commits in its worktree runs the same shared hooks, and fired itself
+again without end. An event is prodigy's when any of these says so (`made_by_prodigy`):
+
+- the hook ran in a process prodigy started: every job's steps, map agents and prodigy's
+  own git calls (its merges) carry PRODIGY_AUTOMATION=true, and a session's its
+  PRODIGY_SESSION_ID; the shim writes both into the event (spool.py);
+- the worktree it happened in is one of prodigy's, under `$PRODIGY_HOME/worktrees/`: a
+  step that ran `env -i git commit` still cannot fire a loop;
+- the branch is a session's (`prodigy-<session id>`, `prodigy-agent-<session id>/...`) that
+  the journal knows: a branch of the user's named `prodigy-x` is still the user's.
 """
 
 from __future__ import annotations
@@ -20,8 +32,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd import paths
 from prodigyd.errors import ProdigyError
-from prodigyd.git.cli import git
+from prodigyd.git.cli import AUTOMATION_VAR, git
+from prodigyd.git.pool import branch_session
+from prodigyd.store import journal
 from prodigyd.watch.spool import HOOK_EVENTS, HookEvent
 from prodigyd.workflow.interpolate import glob_match
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
@@ -31,6 +46,8 @@ log = logging.getLogger("prodigyd.watch")
 
 FOLDER = Path(".prodigy") / "workflows"
 SUFFIXES = (".yml", ".yaml", ".json")
+#: How much of a session id from a spool entry a message quotes.
+SHOWN = 80
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,7 @@ class Firing:
     trigger: Trigger
     branch: str
     reason: str
+    by_prodigy: str | None = None  # why prodigy made the event (None: the user did)
 
 
 async def discover(repo: Path) -> list[Found]:
@@ -84,12 +102,34 @@ async def firings(event: HookEvent) -> list[Firing]:
         return []
     result = []
     need_files = any(trigger.paths for _, trigger in candidates)
+    origin = made_by_prodigy(event)
     for branch, changed, what in await _occasions(event, need_files):
+        by_prodigy = origin or _session_branch(branch)
         for path, trigger in candidates:
             if _branch_matches(trigger, branch) and _paths_match(trigger, changed):
                 reason = f"{what} on {branch} ({event.hook} hook)"
-                result.append(Firing(path, trigger, branch, reason))
+                result.append(Firing(path, trigger, branch, reason, by_prodigy))
     return result
+
+
+def made_by_prodigy(event: HookEvent) -> str | None:
+    """Why the event is prodigy's own doing (see the module docstring), or None when it is
+    the user's. The branch is checked per branch (`_session_branch`): a push has several."""
+    if event.session:
+        return f"made by prodigy session {event.session[:SHOWN]}"
+    if event.automation:
+        return f"made by prodigy ({AUTOMATION_VAR}=true)"
+    worktrees, where = paths.home().resolve() / "worktrees", event.repo.resolve()
+    if where == worktrees or worktrees in where.parents:
+        return f"made in prodigy's worktree {event.repo}"
+    return None
+
+
+def _session_branch(branch: str) -> str | None:
+    session = branch_session(branch)
+    if session is None or journal.get(session) is None:
+        return None
+    return f"made on the branch of prodigy session {session}"
 
 
 async def _occasions(event: HookEvent, need_files: bool) -> list[tuple[str, list[str] | None, str]]:

@@ -935,7 +935,7 @@ def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
                 if isinstance(fields.get(key), str):
                     fields[key] = (fields[key],)
         elif options is not None:
-            ctx.problem(f"expected {event}: {{branches, paths, merge}}, got {_shown(options)}",
+            ctx.problem(f"expected {event}: {{{', '.join(_TRIGGER_KEYS)}}}, got {_shown(options)}",
                         here)  # fmt: skip
             continue
         trigger = _build(Trigger, {"event": event, **fields}, here, options, ctx)
@@ -945,7 +945,7 @@ def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
 
 
 _TRIGGER_EVENTS = get_args(TriggerEvent)
-_TRIGGER_KEYS = ("branches", "paths", "merge")
+_TRIGGER_KEYS = ("branches", "paths", "merge", "include_prodigy_commits")
 
 _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {
     "env": _env_map,

@@ -591,6 +591,9 @@ class Trigger(BaseModel):
     local branches); `paths`: globs of the files it changed; empty means any. `merge`: what
     happens to a successful run, as `prodigyctl run` asks it: `ask` (the default) leaves it
     awaiting `prodigyctl merge`, since nobody is there to answer; `auto` merges; `never`.
+    `include_prodigy_commits`: fire on the commits (and pushes) prodigy's own sessions,
+    agents and merges make too; off by default, since a triggered run that commits would
+    otherwise fire itself again without end (watch/triggers.py says how they are told).
     """
 
     model_config = _FROZEN
@@ -599,6 +602,7 @@ class Trigger(BaseModel):
     branches: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     merge: Literal["auto", "ask", "never"] = "ask"
+    include_prodigy_commits: bool = False
 
 
 class Workflow(BaseModel):

@@ -48,7 +48,7 @@ def test_show_without_a_file_lists_every_default(
     assert rows["auto_resume"] == ["true", "default"]
     assert rows["claude.model"] == ["(not set)", "default"]
     assert rows["claude.extra_args"] == ["[]", "default"]
-    assert len(rows) == 17  # 9 top-level and [claude] keys, 8 in [worktree_config]
+    assert len(rows) == 20  # 9 top-level and [claude] keys, 8 in [worktree_config], 3 in [triggers]
 
 
 def test_show_json_gives_value_and_source_per_key(
@@ -172,11 +172,15 @@ def test_broken_file_makes_show_exit_2_naming_file_and_line(
 
 
 def test_config_commands_through_the_real_prodigyctl(isolated: Path):
-    assert ctl("config", "set", "max_concurrent_jobs", "3", check=True).stdout.startswith("max_concurrent_jobs = 3 (")
+    assert ctl("config", "set", "max_concurrent_jobs", "3", check=True).stdout.startswith(
+        "max_concurrent_jobs = 3 ("
+    )
     shown = json.loads(ctl("config", "show", "--json", check=True).stdout)
     assert shown["keys"]["max_concurrent_jobs"] == {"value": 3, "source": "file"}
     assert ctl("config", "get", "max_concurrent_jobs", check=True).stdout == "3\n"
-    assert ctl("config", "set", "claude.extra_args", "--verbose", check=True).stdout.startswith('claude.extra_args = ["--verbose"]')
+    assert ctl("config", "set", "claude.extra_args", "--verbose", check=True).stdout.startswith(
+        'claude.extra_args = ["--verbose"]'
+    )
     assert ctl("config", "path", check=True).stdout == f"{isolated / 'config.toml'}\n"
     ctl("config", "unset", "max_concurrent_jobs", check=True)
     bad = ctl("config", "get", "max_concurent_jobs")

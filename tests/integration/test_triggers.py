@@ -184,7 +184,7 @@ def test_triggers_ls_shows_a_workflow_that_does_not_load(daemon: Path, hooked: P
     broken, stamp = listed["workflows"]
     assert "unknown event 'pull' (events: commit, push)" in broken["error"]
     assert stamp["on"] == [{"event": "commit", "branches": ["main"], "paths": ["src/**"],
-                            "merge": "ask"}]  # fmt: skip
+                            "merge": "ask", "include_prodigy_commits": False}]  # fmt: skip
     commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
     assert len(sessions()) == 1

@@ -46,7 +46,19 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "worktree_config.keep_failed": False,
         "worktree_config.max_disk_mb": 0,
         "worktree_config.gc_interval_secs": 600.0,
+        "triggers.max_runs": 10,
+        "triggers.per_seconds": 60.0,
+        "triggers.max_queued": 20,
     }
+
+
+def test_trigger_limits_from_the_environment_and_a_bad_one_named():
+    config = cfg.load(env={"PRODIGY_TRIGGERS__MAX_RUNS": "0", "PRODIGY_TRIGGERS__MAX_QUEUED": "5"})
+    assert (config.triggers.max_runs, config.triggers.max_queued) == (0, 5)
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env={"PRODIGY_TRIGGERS__PER_SECONDS": "0"})
+    assert "PRODIGY_TRIGGERS__PER_SECONDS" in caught.value.render()
+    assert "triggers.per_seconds" in caught.value.render()
 
 
 def test_file_values(config_file: Path):
@@ -89,6 +101,7 @@ def test_env_beats_file_beats_default(config_file: Path):
         "claude.model": "env:PRODIGY_CLAUDE__MODEL",
         "claude.extra_args": "default",
         **{key: "default" for key in cfg.describe(config) if key.startswith("worktree_config.")},
+        **{key: "default" for key in cfg.describe(config) if key.startswith("triggers.")},
     }
 
 

@@ -12,7 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prodigyd.errors import WorkflowError
+from prodigyd.git.cli import git_env
+from prodigyd.store import sessions as session_store
+from prodigyd.store.sessions import SessionRecord
 from prodigyd.watch import spool
+from prodigyd.watch import triggers as matching
 from prodigyd.workflow.load import parse_workflow
 from prodigyd.workflow.model import Trigger
 
@@ -46,7 +50,8 @@ def test_every_shape_of_on():
         ),
         (
             "on: {commit: main}\n",
-            "(on.commit): expected commit: {branches, paths, merge}, got 'main'",
+            "(on.commit): expected commit: {branches, paths, merge, include_prodigy_commits}, got "
+            "'main'",
         ),
         ("on: {push: {merge: later}}\n", "(on.push.merge): expected 'auto', 'ask' or 'never'"),
         ("on: 3\n", "(on): expected an event, a list of events or a mapping, got 3"),
@@ -98,6 +103,53 @@ def test_a_pre_push_entry(tmp_path: Path):
     assert [(r.branch, r.remote_known) for r in event.pushed] == [
         ("main", True), ("new", False), (None, True), (None, False)]  # fmt: skip
     assert event.env == {"PATH": "/bin", "MULTI": "a\nb", "EMPTY": ""}
+
+
+def test_who_made_the_event_from_its_lines_or_an_older_shims_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PRODIGY_HOME", str(tmp_path / "home"))
+    base = f"version=1\nhook=post-commit\nrepo={tmp_path}\nhead={SHA}\nbranch=refs/heads/main\n"
+    marked = {"PRODIGY_AUTOMATION": "true", "PRODIGY_SESSION_ID": "workflow-1-abc"}
+    env = b"".join(f"{k}={v}\0".encode() for k, v in marked.items())
+    cases = [  # (event lines, spooled environment) -> (automation, session, made_by_prodigy)
+        ("automation=\nsession=\n", env, (False, None, None)),  # the lines win over the env
+        ("automation=true\nsession=\n", None, (True, None, "made by prodigy (PRODIGY_AUTOM")),
+        ("automation=true\nsession=w-1\n", None, (True, "w-1", "made by prodigy session w-1")),
+        ("", env, (True, "workflow-1-abc", "made by prodigy session workflow-1-abc")),  # old shim
+        ("", None, (False, None, None)),
+    ]
+    for number, (lines, spooled, expected) in enumerate(cases):
+        event = spool.read(entry(tmp_path, base + lines + "end=1\n", env=spooled,
+                                 name=f"{number}-1"))  # fmt: skip
+        assert event is not None
+        why = matching.made_by_prodigy(event)
+        assert (event.automation, event.session, why and why[: len(expected[2] or "")]) == expected
+
+
+def test_an_event_in_prodigys_worktrees_or_on_a_session_branch_is_prodigys(
+    isolated: Path, tmp_path: Path
+):
+    worktree = isolated / "worktrees" / "repo-1" / "wt-1"
+    worktree.mkdir(parents=True)
+    text = f"version=1\nhook=post-commit\nrepo={worktree}\nhead={SHA}\nbranch=refs/heads/x\nend=1\n"
+    event = spool.read(entry(tmp_path / "spool", text))
+    assert event is not None and not event.automation  # a step that ran `env -i git commit`
+    assert matching.made_by_prodigy(event) == f"made in prodigy's worktree {worktree}"
+    record = SessionRecord(id="workflow-1-abc", workflow="w.yml", workflow_name="w", repo="/r",
+                           repo_id="r-1", original_branch="main", worktree="", branch="b",
+                           workflow_sha256="0", cwd="/r")  # fmt: skip
+    session_store.create(record, {})
+    assert matching._session_branch("prodigy-workflow-1-abc") == (
+        "made on the branch of prodigy session workflow-1-abc")  # fmt: skip
+    assert matching._session_branch("prodigy-agent-workflow-1-abc/item-3") is not None
+    assert matching._session_branch("prodigy-workflow-2-def") is None  # no such session
+    assert matching._session_branch("prodigy-mine") is None  # the user's own branch
+
+
+def test_prodigys_git_calls_carry_the_automation_marker():
+    assert git_env({"PATH": "/bin", "GIT_DIR": "/x"}) == {
+        "PATH": "/bin", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "PRODIGY_AUTOMATION": "true"}  # fmt: skip
 
 
 def test_the_digest_follows_the_content_not_the_name(tmp_path: Path):
