@@ -32,6 +32,7 @@ from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
+from prodigyd.files import failure_reason
 from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import OnFailure, Step, ValidateSpec
@@ -91,7 +92,7 @@ class StepRunner:
             message = f"Step '{display}' could not run: {exc.render()}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
-            message = f"Step '{display}' could not run: {_os_reason(exc)}"
+            message = f"Step '{display}' could not run: {failure_reason(exc, with_path=True)}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         if settle is not None:
             await settle(report)
@@ -448,12 +449,6 @@ class StepRunner:
                 False, result, error=f"{error}\n{self._failure_message(display, result)}"
             )
         return StepReport(True, result, note=CONTINUE_NOTE)
-
-
-def _os_reason(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return str(exc)
 
 
 def _chomp(text: str) -> str:

@@ -11,6 +11,7 @@ import yaml
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.errors import ProdigyError
+from prodigyd.files import failure_reason
 from prodigyd.workflow.model import Step, WriteFileSpec
 
 
@@ -26,7 +27,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
         if spec.mode:
             target.chmod(int(spec.mode, 8))
     except (ValueError, OSError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = failure_reason(exc)
         return CommandResult(
             success=False,
             exit_code=1,
