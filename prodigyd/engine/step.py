@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prodigyd import proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
 from prodigyd.engine.capture import CaptureError, parse_capture
@@ -257,8 +258,7 @@ class StepRunner:
         if step.output_file and result.success:
             base = self.ctx.resolve_dir(step.working_dir, store)
             target = self.ctx.inside_worktree(base / self.ctx.interpolate(step.output_file, store))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(result.stdout)
+            proc.write_as_user(target, result.stdout.encode())
 
     def _capture(self, step: Step, result: CommandResult, store: VariableStore) -> None:
         streams = step.capture_streams

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.errors import ProdigyError
@@ -21,9 +22,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     started = time.monotonic()
     try:
         target, data = _prepare(spec, inv)
-        if spec.create_dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        proc.write_as_user(target, data, parents=spec.create_dirs)
         if spec.mode:
             target.chmod(int(spec.mode, 8))
     except (ValueError, OSError) as exc:
