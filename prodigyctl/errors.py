@@ -19,7 +19,6 @@ import click
 
 from prodigyctl.client import DaemonUnreachable, RpcError
 from prodigyd import paths, protocol
-from prodigyd.store.atomic import create_unique
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
 EXIT_NO_SPACE = 6
@@ -85,6 +84,8 @@ def _report(text: str, data: dict[str, object]) -> None:
 def _crash() -> int:
     import platform  # only when crashing: every command imports this module
     import traceback
+
+    from prodigyd.store.atomic import create_unique  # sqlite3 and more: not on the hot path
 
     path, fd = create_unique(paths.logs_dir(), "prodigyctl-crash", ".log")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -14,9 +14,10 @@ import stat
 from pathlib import Path
 
 
-class Unreadable(Exception):
+class Unreadable(OSError):
     """Not a regular file (of the required owner), or larger than the limit; the message
-    says which, without the path (callers put it where their errors put paths)."""
+    says which, without the path (callers put it where their errors put paths). An OSError,
+    so a caller's `except OSError` covers every way a read can fail."""
 
 
 def read_regular(
@@ -46,6 +47,15 @@ def read_regular(
     if len(data) > limit and refuse_larger:
         raise Unreadable(f"larger than {limit} bytes")
     return data, info
+
+
+def failure_reason(exc: BaseException, *, with_path: bool = False) -> str:
+    """Why a file operation failed, for a message: an OSError's strerror (the path after
+    it when `with_path`; callers that name the path themselves leave it out), else the
+    exception's own text (Unreadable, ValueError for a NUL in a path...)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if with_path and exc.filename else exc.strerror
+    return str(exc)
 
 
 #: For the small text files a workflow names (env files, secret files, validation results).

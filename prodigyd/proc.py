@@ -64,6 +64,35 @@ def keep_store_private() -> None:
     _child_umask = os.umask(0o077)
 
 
+def write_as_user(path: Path, data: bytes, *, parents: bool = True) -> None:
+    """Write a file into a worktree as the user's own tools would: folders made on the way
+    (with `parents`) and a new file get the modes of the user's umask, not the daemon's
+    private 077. An existing file keeps its mode (an executable stays one)."""
+    missing = []
+    folder = path.parent
+    while parents and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            _as_user(folder, 0o777)
+    new = not path.exists()
+    path.write_bytes(data)
+    if new:
+        _as_user(path, 0o666)
+
+
+def as_user_mode(mode: int) -> int:
+    """`mode` as the user's umask leaves it (unchanged until keep_store_private ran)."""
+    return mode & ~_child_umask if _child_umask >= 0 else mode
+
+
+def _as_user(path: Path, mode: int) -> None:
+    if _child_umask >= 0:
+        os.chmod(path, as_user_mode(mode))
+
+
 async def run(
     argv: Sequence[str],
     *,

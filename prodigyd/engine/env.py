@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prodigyd.engine.mask import MIN_SECRET_LENGTH, Masker
 from prodigyd.errors import Location, WorkflowError
-from prodigyd.files import Unreadable, read_small_text
+from prodigyd.files import failure_reason, read_small_text
 from prodigyd.git.cli import AUTOMATION_VAR
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import EnvValue, SecretSpec, Workflow
@@ -122,9 +122,9 @@ def _secret_value(
         path = root / (spec.key or "")
         try:
             return read_small_text(path).strip()
-        except (OSError, Unreadable) as exc:
+        except OSError as exc:
             raise WorkflowError(
-                f"secret {key}: cannot read {path}: {_why(exc)}", location=where
+                f"secret {key}: cannot read {path}: {failure_reason(exc)}", location=where
             ) from exc
     return spec.value or ""
 
@@ -133,9 +133,9 @@ def _read_env_file(path: Path, workflow: Workflow) -> dict[str, str]:
     """A dotenv file: `KEY=value`, `export KEY=value`, comments and quotes."""
     try:
         text = read_small_text(path)
-    except (OSError, Unreadable) as exc:
+    except OSError as exc:
         raise WorkflowError(
-            f"env file {path} cannot be read: {_why(exc)}",
+            f"env file {path} cannot be read: {failure_reason(exc)}",
             location=Location(workflow.source or "<workflow>", field="env_files"),
         ) from exc
     values = {}
@@ -153,7 +153,3 @@ def _read_env_file(path: Path, workflow: Workflow) -> dict[str, str]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
-
-
-def _why(exc: OSError | Unreadable) -> str:
-    return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prodigyd import proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
 from prodigyd.engine.capture import CaptureError, parse_capture
@@ -32,6 +33,7 @@ from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
+from prodigyd.files import failure_reason
 from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import OnFailure, Step, ValidateSpec
@@ -91,7 +93,7 @@ class StepRunner:
             message = f"Step '{display}' could not run: {exc.render()}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
-            message = f"Step '{display}' could not run: {_os_reason(exc)}"
+            message = f"Step '{display}' could not run: {failure_reason(exc, with_path=True)}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)
         if settle is not None:
             await settle(report)
@@ -256,8 +258,7 @@ class StepRunner:
         if step.output_file and result.success:
             base = self.ctx.resolve_dir(step.working_dir, store)
             target = self.ctx.inside_worktree(base / self.ctx.interpolate(step.output_file, store))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(result.stdout)
+            proc.write_as_user(target, result.stdout.encode())
 
     def _capture(self, step: Step, result: CommandResult, store: VariableStore) -> None:
         streams = step.capture_streams
@@ -448,12 +449,6 @@ class StepRunner:
                 False, result, error=f"{error}\n{self._failure_message(display, result)}"
             )
         return StepReport(True, result, note=CONTINUE_NOTE)
-
-
-def _os_reason(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return str(exc)
 
 
 def _chomp(text: str) -> str:

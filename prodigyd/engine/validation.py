@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prodigyd.files import Unreadable, read_small_text
+from prodigyd.files import failure_reason, read_small_text
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import ValidateSpec
 
@@ -82,8 +82,8 @@ async def _check(
         path = runner.ctx.worktree / runner.ctx.interpolate(spec.result_file, store)
         try:
             text = read_small_text(path)
-        except (OSError, Unreadable) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        except OSError as exc:
+            why = failure_reason(exc)
             return Verdict(0.0, "failed", spec.threshold, reason=f"cannot read {path}: {why}")
     return _parse(text, spec.threshold)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd import proc
 from prodigyd.errors import GitError
 from prodigyd.git.cli import git, raise_failure
 from prodigyd.git.repo import HEADS, SHA, branch_exists, commit_id, common_dir, ref_sha
@@ -175,6 +176,7 @@ def _swap_locked(path: Path, text: str, unchanged: Callable[[], bool]) -> bool:
     except FileExistsError:
         return False
     try:
+        os.fchmod(fd, proc.as_user_mode(0o644))  # the user's repository: git's modes
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         if not unchanged():

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prodigyd import paths
-from prodigyd.files import Unreadable, read_regular
+from prodigyd.files import Unreadable, failure_reason, read_regular
 from prodigyd.git.cli import AUTOMATION_VAR, SESSION_VAR
 from prodigyd.git.repo import HEADS, SHA
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
@@ -239,8 +239,7 @@ def _check_repo(event_file: Path, repo: str) -> None:
     try:
         info = os.stat(repo)
     except (OSError, ValueError) as exc:  # ENAMETOOLONG, ENOENT, EACCES; ValueError: a NUL
-        why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise SpoolError(f"{event_file}: repo {_shown(repo)}: {why}") from None
+        raise SpoolError(f"{event_file}: repo {_shown(repo)}: {failure_reason(exc)}") from None
     if not stat.S_ISDIR(info.st_mode):
         raise SpoolError(f"{event_file}: repo {_shown(repo)} is not a folder")
     if info.st_uid != os.getuid():

@@ -36,7 +36,7 @@ from yaml.constructor import ConstructorError
 from yaml.reader import ReaderError
 
 from prodigyd.errors import Location, ProdigyError, WorkflowError
-from prodigyd.files import Unreadable, read_regular
+from prodigyd.files import failure_reason, read_regular
 from prodigyd.workflow import jsonpath
 from prodigyd.workflow.expr import compile_filter
 from prodigyd.workflow.items import parse_sort
@@ -119,8 +119,8 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
         raise WorkflowError(
             f"workflow file not found: {file}", location=Location(str(file))
         ) from None
-    except (OSError, RuntimeError, Unreadable) as exc:  # RuntimeError: a link loop, ~nobody
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop, ~nobody
+        why = failure_reason(exc)
         raise WorkflowError(
             f"cannot read workflow file: {why}", location=Location(str(file))
         ) from None

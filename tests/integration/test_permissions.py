@@ -18,9 +18,13 @@ WORKFLOW = """
 commands:
   - shell: "echo made by a step > step.txt"
   - write_file:
-      path: written.txt
+      path: sub/written.txt
+      create_dirs: true
       content: "made by write_file"
-  - shell: "git add -A && git commit -qm 'two files'"
+  - shell: "echo made by output_file"
+    output_file: out/captured.txt
+  - shell: "stat -c '%n %a' sub sub/written.txt out out/captured.txt > modes.txt"
+  - shell: "git add -A && git commit -qm 'files'"
 """
 
 ON_COMMIT = """
@@ -72,7 +76,14 @@ def test_the_store_is_private_on_every_path_of_creation(
         ctl("daemon", "stop", check=True)
 
     assert oct(stat.S_IMODE((repo / "step.txt").stat().st_mode)) == "0o644"
-    assert oct(stat.S_IMODE((repo / "written.txt").stat().st_mode)) == "0o644"
+    assert oct(stat.S_IMODE((repo / "sub" / "written.txt").stat().st_mode)) == "0o644"
+    # as the daemon itself made them in the worktree (write_file, output_file):
+    assert (repo / "modes.txt").read_text().split("\n")[:4] == [
+        "sub 755",
+        "sub/written.txt 644",
+        "out 755",
+        "out/captured.txt 644",
+    ]
     slots = {p for p in store.glob("worktrees/*/*") if p.is_dir()}
     assert slots, "the run used a worktree"
     found = modes(store, slots) + modes(runtime / "prodigy", set())
@@ -84,4 +95,3 @@ def test_the_store_is_private_on_every_path_of_creation(
         if mode != ("0o700" if Path(path).is_dir() else "0o600")
     ]
     assert public == []
-

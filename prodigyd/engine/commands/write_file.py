@@ -8,9 +8,11 @@ from pathlib import Path
 
 import yaml
 
+from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.errors import ProdigyError
+from prodigyd.files import failure_reason
 from prodigyd.workflow.model import Step, WriteFileSpec
 
 
@@ -20,13 +22,11 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     started = time.monotonic()
     try:
         target, data = _prepare(spec, inv)
-        if spec.create_dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        proc.write_as_user(target, data, parents=spec.create_dirs)
         if spec.mode:
             target.chmod(int(spec.mode, 8))
     except (ValueError, OSError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = failure_reason(exc)
         return CommandResult(
             success=False,
             exit_code=1,
