@@ -90,11 +90,12 @@ async def commit_id(path: Path, rev: str) -> str:
     """
     if SHA.fullmatch(rev):
         return rev
-    if rev.startswith(HEADS):
+    if rev == "HEAD" or rev.startswith(HEADS):
         layout = _read_layout(path)
-        sha = ref_sha(layout.common, rev) if layout is not None else None
-        if sha is not None:
-            return sha
+        if layout is not None:
+            sha = layout.head_commit if rev == "HEAD" else ref_sha(layout.common, rev)
+            if sha is not None:
+                return sha
     done = await git(
         path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
         check=False,
@@ -108,8 +109,13 @@ async def commit_id(path: Path, rev: str) -> str:
 class _Layout:
     root: Path
     head_ref: str | None  # "refs/heads/main", or None when HEAD is not a branch ref
-    born: bool  # the branch has a commit
     common: Path  # the repository's common git dir (refs live there)
+    head_commit: str | None  # what HEAD points at; None: an unborn branch, or unknown
+
+    @property
+    def born(self) -> bool:
+        """The branch has a commit (a detached HEAD always has)."""
+        return self.head_commit is not None or self.head_ref is None
 
 
 def _read_layout(path: Path) -> _Layout | None:
@@ -134,10 +140,10 @@ def _read_layout(path: Path) -> _Layout | None:
     except OSError:
         return None
     if not head.startswith("ref: "):
-        return _Layout(folder, None, True, common)
+        return _Layout(folder, None, common, head if SHA.fullmatch(head) else None)
     ref = head.removeprefix("ref: ").strip()
     branch = ref if ref.startswith(HEADS) else None
-    return _Layout(folder, branch, ref_sha(common, ref) is not None, common)
+    return _Layout(folder, branch, common, ref_sha(common, ref))
 
 
 def common_dir(git_dir: Path) -> Path | None:

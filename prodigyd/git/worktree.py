@@ -14,7 +14,7 @@ from pathlib import Path
 from prodigyd import proc
 from prodigyd.errors import GitError
 from prodigyd.git.cli import git, raise_failure
-from prodigyd.git.repo import HEADS, SHA, branch_exists, commit_id, common_dir, ref_sha
+from prodigyd.git.repo import HEADS, branch_exists, commit_id, common_dir, ref_sha
 
 
 @dataclass
@@ -71,7 +71,10 @@ async def checkout_matches(path: Path, commit: str) -> bool:
     index holds its tree (what a commit made there next is based on). One git process:
     the index is compared with `commit`'s tree, HEAD is read from the ref files when they
     are plain."""
-    head = await _head_commit(path)
+    try:
+        head = await commit_id(path, "HEAD")  # from the ref files when they are plain
+    except GitError:  # no commit checked out at all
+        return False
     if head != commit:
         return False
     done = await git(path, "diff-index", "--cached", "--quiet", commit, "--", check=False)
@@ -89,25 +92,6 @@ async def verify_checkout(path: Path, commit: str) -> None:
             "(HEAD or the index is elsewhere)",
             hint="another git process changed it meanwhile; the worktree is not used",
         )
-
-
-async def _head_commit(path: Path) -> str | None:
-    """The commit checked out at `path`: read from the ref files when they are plain."""
-    git_dir = worktree_git_dir(path)
-    common = common_dir(git_dir) if git_dir is not None else None
-    if git_dir is not None and common is not None and not (common / "reftable").exists():
-        try:
-            head = (git_dir / "HEAD").read_text().strip()
-        except OSError:
-            head = ""
-        if SHA.fullmatch(head):
-            return head
-        if head.startswith(f"ref: {HEADS}"):
-            sha = ref_sha(common, head.removeprefix("ref: "))
-            if sha is not None:
-                return sha
-    done = await git(path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
-    return done.stdout.strip() if done.ok else None
 
 
 async def scrub(path: Path, *, keep_ignored: bool, park_at: str | None = None) -> None:
