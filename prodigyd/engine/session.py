@@ -677,13 +677,18 @@ def total_steps(workflow: Workflow, retry: DlqRetry | None = None) -> int:
     return sum(len(steps) for _, steps in _phases(workflow, retry))
 
 
+def _progress(record: SessionRecord, workflow: Workflow) -> list[tuple[int, int]]:
+    """(steps checkpointed as completed, steps) of each sequential phase, from its journal."""
+    found = []
+    for phase, steps in _phases(workflow, record.dlq_retry):
+        saved = checkpoints.load(record.id, phase) or {}
+        found.append((len(saved.get("completed_steps") or []), len(steps)))
+    return found
+
+
 def _checkpointed_steps(record: SessionRecord, workflow: Workflow) -> int:
     """How many sequential steps the session's journals record as completed."""
-    done = 0
-    for phase, _ in _phases(workflow, record.dlq_retry):
-        saved = checkpoints.load(record.id, phase) or {}
-        done += len(saved.get("completed_steps") or [])
-    return done
+    return sum(done for done, _ in _progress(record, workflow))
 
 
 def _steps_before(workflow: Workflow, phase: str) -> int:
@@ -697,11 +702,7 @@ def _steps_before(workflow: Workflow, phase: str) -> int:
 
 def _all_steps_done(record: SessionRecord, workflow: Workflow) -> bool:
     """Whether every sequential step is checkpointed as completed (only the merge is left)."""
-    for phase, steps in _phases(workflow, record.dlq_retry):
-        saved = checkpoints.load(record.id, phase) or {}
-        if len(saved.get("completed_steps") or []) < len(steps):
-            return False
-    return True
+    return all(done >= total for done, total in _progress(record, workflow))
 
 
 def _builtin_variables(
