@@ -326,3 +326,28 @@ def test_a_closed_log_loses_no_event_in_silence(disk: Disk, caplog: pytest.LogCa
             log.append({"seq": seq})
     log.close()  # the daemon stops before the disk has room
     assert "2 events were lost to a full disk" in caplog.text
+
+
+def test_the_pid_file_is_private_whole_and_not_fsynced(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Start-up does not wait for the disk for a file that means nothing after a reboot;
+    its mode does not rely on the daemon's umask."""
+    from prodigyd.main import _write_pid_file
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    old_umask = os.umask(0)
+    try:
+        _write_pid_file()
+    finally:
+        os.umask(old_umask)
+    pid_file = paths.pid_file()
+    try:
+        assert pid_file.read_text() == f"{os.getpid()}\n"
+        assert pid_file.stat().st_mode & 0o777 == 0o600
+        assert synced == []
+        assert sorted(p.name for p in pid_file.parent.iterdir()) == ["prodigyd.pid"]  # no temp
+    finally:
+        pid_file.unlink()  # it names this very process: no daemon to stop at teardown
