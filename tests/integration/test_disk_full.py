@@ -269,3 +269,20 @@ def test_a_hook_event_waits_in_the_spool_on_a_full_disk_and_runs_once_there_is_r
 
 def _trigger_problems(repo: Path) -> list[dict]:
     return json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)["problems"]
+
+
+def test_cancelling_a_running_job_on_a_full_disk_stops_it_and_records_it_once_there_is_room(
+    fullable: FullableHome, daemon_on: Daemon, repo: Path, tmp_path: Path, gate: Path
+):
+    sid = ctl("run", str(_workflow(tmp_path, gate)), "-y", "--detach", cwd=repo, check=True)
+    sid = sid.stdout.strip()
+    wait_for(lambda: _status(sid) == "running", what="the session to run")
+    fullable.fill()
+    cancelled = ctl("cancel", sid)
+    assert cancelled.returncode == 0, cancelled.stderr  # not refused, as docs/daemon.md says
+    assert cancelled.stdout.strip() == f"session {sid}: cancelled"
+    assert _status(sid) == "cancelled"
+
+    fullable.free()  # written at once (a WAL reused in place may fit) or by the mender
+    wait_for(lambda: _journal_row(fullable.home, sid) == "cancelled", timeout=60,
+             what="the cancel to be recorded")  # fmt: skip
