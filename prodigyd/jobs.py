@@ -15,11 +15,13 @@ Each session also has an EventHub: its events, numbered, logged to disk, replaye
 subscribers and fanned out live.
 
 A full disk (store/space.py) stops nothing that runs and loses nothing acknowledged:
-submissions and client-asked changes are refused with NoSpace at once; queued jobs wait
-(they could not record their start); a running session that cannot record a change goes on
-and one that cannot record its end is still reported to its followers, its record kept in
-memory (store/sessions.py). The mender then tries again every `MEND_SECONDS` until all
-of it is written, and wakes the scheduler: nothing needs a restart once space is freed.
+submissions and client-asked changes are refused with NoSpace at once (but a running job
+asked to stop stops: its end is recorded like any other); queued jobs wait (they could
+not record their start); a running session that cannot record a change goes on and one
+that cannot record its end is still reported to its followers, its record kept in memory
+(store/sessions.py), and the scheduler does not start it again. The mender then tries
+again every `MEND_SECONDS` until all of it is written, and wakes the scheduler: nothing
+needs a restart once space is freed.
 """
 
 from __future__ import annotations
@@ -193,6 +195,7 @@ class JobManager:
             or bool(self.writes_to_retry)
             or bool(session_store.unsaved_ids())
             or journal.degraded()
+            or journal.scrub_owed()
             or any(hub.log.pending for hub in self.hubs.values())
         )
 
@@ -210,7 +213,7 @@ class JobManager:
     def mend(self) -> bool:
         """One try at writing everything held back; True when nothing is left."""
         try:
-            journal.reopen()
+            journal.settle()
             if not self.recovered:
                 self._recover_or_wait()
             if not session_store.flush_unsaved():
@@ -221,7 +224,7 @@ class JobManager:
                 self.writes_to_retry[0]()
                 self.writes_to_retry.pop(0)
             probe = paths.home() / ".space-probe"
-            write_bytes_atomic(probe, b"ok\n")  # room for a new file, too?
+            write_bytes_atomic(probe, b"ok\n", durable=False)  # room for a new file, too?
             probe.unlink()
         except NoSpace:
             return False
@@ -285,7 +288,7 @@ class JobManager:
         if drain:
             self.draining = True
             self._wake.set()
-            while self.running or journal.next_queued() is not None:
+            while self.running or session_store.next_queued() is not None:
                 self._idle.clear()
                 await self._idle.wait()
         else:
@@ -415,7 +418,7 @@ class JobManager:
         if not self.recovered or self.held_back:
             return  # the mender wakes us when the disk has room
         while len(self.running) < self.settings.max_concurrent_jobs:
-            row = journal.next_queued()
+            row = session_store.next_queued()
             if row is None:
                 return
             try:
@@ -526,8 +529,12 @@ class JobManager:
         return hub
 
     def _evict_idle_hubs(self) -> None:
+        """Drop the oldest idle hubs beyond IDLE_HUBS; never one whose log has lines waiting
+        for disk space (the mender writes them; dropped, they would be lost)."""
         idle = [
-            sid for sid, hub in self.hubs.items() if sid not in self.running and not hub.subscribers
+            sid
+            for sid, hub in self.hubs.items()
+            if sid not in self.running and not hub.subscribers and not hub.log.pending
         ]
         for session_id in idle[: max(0, len(idle) - IDLE_HUBS)]:  # oldest first (dict order)
             self.hubs.pop(session_id).log.close()

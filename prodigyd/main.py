@@ -216,7 +216,10 @@ async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[async
 
 
 def _write_pid_file() -> None:
-    write_bytes_atomic(paths.pid_file(), f"{os.getpid()}\n".encode(), mode=0o644)
+    """Whole or not at all (`daemon stop` reads it), but not fsync'd: after a power loss
+    the pid it names is stale anyway, and start-up need not wait for the disk."""
+    pid = f"{os.getpid()}\n".encode()
+    write_bytes_atomic(paths.pid_file(), pid, mode=0o600, durable=False)
 
 
 def _install_signals(stop: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ A validation failure becomes INVALID_PARAMS naming the field, in the reply to th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -22,13 +23,20 @@ class _Params(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        """No string in params may hold a NUL: each ends up as a path, an id, an argument
-        or an environment entry, and the OS refuses NUL in all of them (with a ValueError
-        deep inside a handler, instead of an error naming the field)."""
-        if any("\0" in text for text in _strings(value)):
-            raise ValueError("contains a NUL character (\\u0000)")
+    def _encodable(cls, value: Any) -> Any:
+        """No string in params may hold a NUL or a lone surrogate (JSON's `"\\ud800"`):
+        each ends up as a path, an id, an argument, an environment entry or an SQLite
+        value; the OS refuses a NUL and UTF-8 a lone surrogate (with an error deep inside a
+        handler, instead of one naming the field)."""
+        for text in _strings(value):
+            if "\0" in text:
+                raise ValueError("contains a NUL character (\\u0000)")
+            if _SURROGATE.search(text):
+                raise ValueError("contains a lone UTF-16 surrogate (not a character)")
         return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -45,7 +45,9 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = True) -> None:
+    """Replace `path` whole. Not `durable`: readers never see it torn, but a power loss may
+    undo it (no fsync: for a file that means nothing after a reboot, such as a pid file)."""
     ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with space.guard(path):
@@ -53,7 +55,8 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             try:
                 _write_all(fd, data)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
@@ -61,7 +64,8 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
 
 
 def append_all(fd: int, data: bytes, path: Path) -> None:

@@ -8,11 +8,12 @@ the log is not fsync'd per line (a crash may lose the last few lines, never a co
 On a full disk the lines that do not fit wait in memory, in order, and go to the file with
 the next append that fits (or `flush`, which the daemon's mender calls once there is
 room): followers still get every event at once, and the log gets them late, not never.
+While the disk is known to be full (store/space.py) an append does not try again: each
+try writes every waiting line, and a map phase appends thousands while the disk is full.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -46,12 +47,17 @@ class EventLog:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write the event, after any that are waiting; NoSpace when they do not fit (the
-        event then waits too)."""
+        event then waits too), or when lines wait already and the disk is still known to
+        be full (then it waits untried: see the module docstring)."""
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         if len(self.pending) >= MAX_PENDING_LINES:
             self.pending.popleft()
             self.dropped += 1
+        waiting = bool(self.pending)
         self.pending.append(line.encode())
+        problem = space.current()
+        if waiting and problem is not None:
+            raise NoSpace(problem.message, path=str(self.path), hint=problem.hint)
         self.flush()
 
     def flush(self) -> None:
@@ -69,8 +75,15 @@ class EventLog:
             self.dropped = 0
 
     def close(self) -> None:
-        with contextlib.suppress(NoSpace, OSError):
+        """Write what waits (once more) and close; what still does not fit is lost, and
+        the daemon log says how much (the daemon closes a log only when it stops)."""
+        try:
             self.flush()
+        except (NoSpace, OSError) as exc:
+            lost = len(self.pending) + self.dropped
+            log.warning("%s: %d events were lost to a full disk (%s)", self.path, lost, exc)
+            self.pending.clear()
+            self.dropped = 0
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -32,7 +32,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,9 @@ log = logging.getLogger("prodigyd.journal")
 
 SCHEMA_VERSION = 4  # 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py)
 #: 4: finished jobs keep no environment. A journal written before (its version is below this)
-#: still holds theirs: the daemon drops them once, at startup (jobs.py, `recover`).
+#: still holds theirs: the daemon drops them at startup (jobs.py, `recover`), and only the
+#: transaction that drops them records the new version (`forget_env_where`): a daemon that
+#: dies before it has (or opens the journal on a full disk) leaves the drop for the next try.
 ENV_DROPPED_SINCE = 4
 
 _SCHEMA = """
@@ -99,7 +101,8 @@ _EXCLUSIVE: set[int] = set()  # ids of connections opened in exclusive mode (a f
 
 #: SQLite's answers for a file that is not a usable database (what moving aside is for).
 _NOT_A_DATABASE = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-_FOUND_VERSION: dict[int, int] = {}  # connection id -> the schema version the file had
+#: Journals (paths) whose write-ahead log still holds dropped data: a scrub that failed.
+_SCRUB_OWED: set[str] = set()
 
 
 def connection() -> sqlite3.Connection:
@@ -118,6 +121,7 @@ def close_all() -> None:
     _connections.clear()
     _SYNC.clear()
     _EXCLUSIVE.clear()
+    _SCRUB_OWED.clear()  # SQLite empties the log of a journal it closes cleanly
 
 
 def degraded() -> bool:
@@ -140,14 +144,12 @@ def reopen() -> None:
     fresh = _connections[key] = _open(path)  # the fallback again when there is still no room
     if id(fresh) not in _EXCLUSIVE:
         log.info("journal %s reopened in shared mode", path)
-    _FOUND_VERSION.clear()
 
 
 def found_version() -> int:
-    """The schema version the journal had when this process opened it (the current one
-    for a new journal): what the daemon still has to bring up to date."""
-    conn = connection()
-    return _FOUND_VERSION.get(id(conn), SCHEMA_VERSION)
+    """The schema version the journal file says it has: below ENV_DROPPED_SINCE, the
+    daemon still has to drop old environments (read each time: the drop records it)."""
+    return int(connection().execute("PRAGMA user_version").fetchone()[0])
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -192,10 +194,12 @@ def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA secure_delete=ON")  # freed space is zeroed: a dropped env is gone
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None
-        _FOUND_VERSION[id(conn)] = SCHEMA_VERSION if fresh else found
         conn.executescript(_SCHEMA)  # writes nothing when the tables exist
-        if found != SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # The tables are made now; an old journal's environments are dropped later, and
+        # the version says so only once they are (`forget_env_where`).
+        version = SCHEMA_VERSION if fresh or found >= ENV_DROPPED_SINCE else ENV_DROPPED_SINCE - 1
+        if found != version:
+            conn.execute(f"PRAGMA user_version={version}")
     except BaseException:
         conn.close()
         raise
@@ -296,13 +300,17 @@ def update(
 
 def forget_env_where(statuses: tuple[str, ...]) -> int:
     """Drop the environment of every job in one of `statuses` that still has one (jobs that
-    ended before the environment was dropped at the end); returns how many had one."""
+    ended before the environment was dropped at the end); returns how many had one.
+
+    The same transaction records the journal's version as current: until it commits (a
+    crash, a full disk), `found_version` stays old and the next start drops them again."""
     marks = ", ".join("?" for _ in statuses)
     where = f"status IN ({marks}) AND json_type(private, '$.env') IS NOT NULL"
     with transaction() as conn:
         count = conn.execute(
             f"UPDATE jobs SET private = json_remove(private, '$.env') WHERE {where}", statuses
         ).rowcount
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     if count:
         scrub()
     return count
@@ -313,12 +321,41 @@ def _has_env(conn: sqlite3.Connection, where: str, values: tuple[Any, ...]) -> b
     return conn.execute(sql, values).fetchone() is not None
 
 
-def scrub() -> None:
+def scrub() -> bool:
     """Empty the write-ahead log into the database file: the log still holds the pages of
-    data just dropped, as they were. (Rare: once per finished job, a few milliseconds.)"""
-    busy, _, _ = connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    if busy:  # a reader held the log; the next scrub (or SQLite's own checkpoint) empties it
+    data just dropped, as they were. (Rare: once per finished job, a few milliseconds.)
+
+    Best effort, never raised: it runs after the change that dropped the data committed,
+    and a failure here (a full disk, an I/O error, a busy reader) must not turn that change
+    into an error. The scrub is then owed (`scrub_owed`): the next scrub, the daemon's
+    mender (`settle`) or SQLite's own checkpoint on close does it. False when not done."""
+    path = str(journal_path())
+    try:
+        busy, _, _ = connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except (sqlite3.Error, OSError) as exc:
+        if path not in _SCRUB_OWED:
+            log.warning("journal: the write-ahead log could not be emptied now (%s)", exc)
+        _SCRUB_OWED.add(path)
+        return False
+    if busy:  # a reader held the log
         log.warning("journal: the write-ahead log could not be emptied now (busy)")
+        _SCRUB_OWED.add(path)
+        return False
+    _SCRUB_OWED.discard(path)
+    return True
+
+
+def scrub_owed() -> bool:
+    """Whether dropped data may still be in the write-ahead log (a scrub failed)."""
+    return str(journal_path()) in _SCRUB_OWED
+
+
+def settle() -> None:
+    """What the daemon's mender does for the journal once there may be room: leave the
+    full-disk fallback, and do a scrub that is owed. NoSpace when it still does not fit."""
+    reopen()
+    if scrub_owed():
+        scrub()
 
 
 _MUTABLE = frozenset({"status", "action", "resume_on_start", "priority"})
@@ -333,13 +370,11 @@ def private_of(job_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(json.loads(row["private"]))
 
 
-def next_queued() -> sqlite3.Row | None:
-    """The job to start next: highest priority, then first submitted."""
-    return (
-        connection()
-        .execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY priority DESC, seq LIMIT 1")
-        .fetchone()
-    )
+def next_queued(skip: Collection[str] = ()) -> sqlite3.Row | None:
+    """The job to start next: highest priority, then first submitted; none of `skip`."""
+    marks = ", ".join("?" for _ in skip)
+    sql = f"SELECT * FROM jobs WHERE status = 'queued' AND id NOT IN ({marks})"
+    return connection().execute(f"{sql} ORDER BY priority DESC, seq LIMIT 1", (*skip,)).fetchone()
 
 
 def with_status(*statuses: str, limit: int | None = None) -> list[sqlite3.Row]:
@@ -350,10 +385,15 @@ def with_status(*statuses: str, limit: int | None = None) -> list[sqlite3.Row]:
     return list(connection().execute(sql, statuses))
 
 
-def recent(limit: int, status: str | None = None) -> list[sqlite3.Row]:
-    if status is not None:
-        return with_status(status, limit=limit)
-    return list(connection().execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)))
+def recent(limit: int, status: str | None = None, also: Collection[str] = ()) -> list[sqlite3.Row]:
+    """The newest jobs first: all, or those with `status` and those of `also` (jobs whose
+    status the caller knows better than the journal: see sessions.list_all)."""
+    if status is None:
+        sql, values = "SELECT * FROM jobs", ()
+    else:
+        marks = ", ".join("?" for _ in also)
+        sql, values = f"SELECT * FROM jobs WHERE status = ? OR id IN ({marks})", (status, *also)
+    return list(connection().execute(f"{sql} ORDER BY seq DESC LIMIT ?", (*values, limit)))
 
 
 #: What analytics reads of each job, straight from its record (SQLite's JSON functions:

@@ -7,10 +7,13 @@ per-step progress lives in the checkpoint journal.
 On a full disk a change the engine makes on its own (a step started, a session ended) is
 not lost and does not stop anything: `save(..., defer=True)` keeps the newest record in
 memory, every read here sees it, and it is written with the next save that fits or by
-`flush_unsaved` (the daemon's mender). A change a client asked for (resume, cancel) is
-never deferred: the client is told NoSpace at once and nothing happens later behind its
-back. A daemon stopped before the disk has room loses only the deferred records; the next
-one finds those sessions `running` and recovers them as after a crash.
+`flush_unsaved` (the daemon's mender). A change a client asked for (a resume, the cancel
+of a job that is not running) is never deferred: the client is told NoSpace at once and
+nothing happens later behind its back. Cancelling a running job is the one exception: the
+job stops whatever the disk, and its end is saved like any end the engine records (kept
+in memory when it does not fit; the client is answered with it all the same). A daemon
+stopped before the disk has room loses only the deferred records; the next one finds
+those sessions as they were last written (`running`: recovered as after a crash).
 """
 
 from __future__ import annotations
@@ -261,15 +264,25 @@ def save_private(session_id: str, env: dict[str, str], args: list[str]) -> None:
     journal.update(check_id(session_id), private={"env": env, "args": args})
 
 
+def next_queued() -> sqlite3.Row | None:
+    """The job to start next (journal.next_queued), as it is now: a job the journal still
+    has `queued` whose newer record is not written yet (it failed to start on a full
+    disk, or was cancelled) is not handed out again and again until the disk has room."""
+    moved = [sid for sid, entry in _unsaved.items() if entry.record.status is not Status.QUEUED]
+    return journal.next_queued(skip=moved)
+
+
 def list_all(limit: int = 1000, status: str | None = None) -> list[SessionRecord]:
-    """The newest sessions first (as they are now, written or not)."""
+    """The newest sessions first (as they are now, written or not): with `status`, those
+    the journal has with it and the unwritten ones, filtered by their newest record."""
+    changed = list(_unsaved) if status is not None else []
     found = []
-    for row in journal.recent(limit, status):
+    for row in journal.recent(limit + len(changed), status, also=changed):
         entry = _unsaved.get(row["id"])
         record = entry.record.model_copy(deep=True) if entry is not None else _from_row(row)
         if status is None or record.status.value == status:
             found.append(record)
-    return found
+    return found[:limit]
 
 
 def counts() -> dict[str, int]:

@@ -10,6 +10,11 @@ load or is refused at submission) are kept, the latest RECENT of them, for `trig
 Before a run is submitted it passes the gate (watch/gate.py): prodigy's own commits, a run
 of the same workflow and branch still queued, the rate limit and the queue cap each stop
 it, and every run so stopped is kept as a `trigger_dropped` event (watch/dropped.py).
+
+A full disk (store/space.py) loses no event: an entry whose job cannot be submitted, or
+that cannot be set aside, stays in the spool, and it and those after it (in order) are
+tried again every RETRY_SECONDS until they fit. Nothing an entry holds stops the inbox:
+its task runs until the daemon stops.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from prodigyd import paths
 from prodigyd.engine.session import RunRequest
-from prodigyd.errors import ProdigyError, ShuttingDown
+from prodigyd.errors import NoSpace, ProdigyError, ShuttingDown
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store.atomic import ensure_dir
 from prodigyd.watch import spool, triggers
@@ -39,6 +44,8 @@ log = logging.getLogger("prodigyd.watch")
 
 RECENT = 50
 POLL_SECONDS = 1.0
+#: How often entries kept back by a full disk are tried again (the mender's pace).
+RETRY_SECONDS = 2.0
 
 
 class HookInbox:
@@ -47,27 +54,44 @@ class HookInbox:
         self.problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self.gate = Gate(limits or TriggerLimits())
         self.dropped = DropLog()
+        self.waiting: str | None = None  # the entry a full disk kept back in the last drain
+        self._told: str | None = None  # the entry whose wait is in `problems` already
 
     async def run(self) -> None:
-        """Drain the spool now and whenever it changes; runs until cancelled."""
-        folder = ensure_dir(paths.spool_dir())
-        await self.drain()
+        """Drain the spool now, whenever it changes, and (while an entry waits for disk
+        space) every RETRY_SECONDS; runs until cancelled."""
+        folder = paths.spool_dir()
         try:
+            ensure_dir(folder)
             from watchfiles import awatch
 
-            async for _ in awatch(folder, watch_filter=None, recursive=False, step=5,
-                                  debounce=200):  # fmt: skip
-                await self.drain()
-        except (OSError, RuntimeError) as exc:  # no inotify watch: poll instead
+            await self.drain()
+            async for changes in awatch(folder, watch_filter=None, recursive=False, step=5,
+                                        debounce=200, rust_timeout=int(RETRY_SECONDS * 1000),
+                                        yield_on_timeout=True):  # fmt: skip
+                if changes or self.waiting is not None:
+                    await self.drain()
+        except (OSError, RuntimeError, ProdigyError) as exc:  # no watch (or no folder): poll
             log.warning("cannot watch %s (%s); polling it every %gs", folder, exc, POLL_SECONDS)
             while True:
-                await asyncio.sleep(POLL_SECONDS)
                 await self.drain()
+                await asyncio.sleep(POLL_SECONDS)
 
     async def drain(self) -> None:
-        for entry in spool.pending():
+        """Handle every entry, oldest first; never raises. Stops at one a full disk keeps
+        back (it and those after it are tried again: see the module docstring)."""
+        self.waiting = None
+        try:
+            entries = spool.pending()
+        except OSError as exc:
+            log.error("cannot list the spool %s: %s", paths.spool_dir(), exc)
+            return
+        for entry in entries:
             try:
                 await self.handle(entry)
+            except NoSpace as exc:
+                self._wait_for_space(entry, exc)
+                return
             except OSError as exc:  # a path the entry's checks did not foresee failing
                 self._set_aside(entry, str(exc))
             except ProdigyError as exc:  # its workflows folder cannot be listed
@@ -75,9 +99,14 @@ class HookInbox:
             except Exception as exc:  # a bug must not stop every later hook: set it aside
                 log.exception("hook event %s", entry.name)
                 self._set_aside(entry, f"internal error: {exc!r} (see prodigyd.log)")
+            if self.waiting is not None:  # it could not even be set aside: keep the order
+                return
+        self._told = None
 
     async def handle(self, entry: Path) -> list[str]:
-        """Submit what one entry triggers; returns the ids of the jobs it made."""
+        """Submit what one entry triggers; returns the ids of the jobs it made. NoSpace
+        when a job does not fit: the entry stays, and the jobs it submitted already are
+        not submitted again when it is read again (their idempotency keys)."""
         try:
             event = spool.read(entry)
         except spool.SpoolError as exc:
@@ -95,6 +124,8 @@ class HookInbox:
                 )
             except ShuttingDown:
                 return submitted  # the entry stays; the next daemon submits the rest
+            except NoSpace:
+                raise  # the entry stays; submitted again once there is room
             except ProdigyError as exc:
                 self._problem(entry.name, f"{firing.workflow}: {exc.render()}")
                 continue
@@ -137,13 +168,28 @@ class HookInbox:
         )  # fmt: skip
 
     def _set_aside(self, entry: Path, reason: str) -> None:
-        """Move a bad entry to spool/rejected/; if even that fails, it stays, and says so."""
+        """Move a bad entry to spool/rejected/; if even that fails, it stays, and says so
+        (on a full disk it is tried again, as an entry waiting for space)."""
         try:
             moved = spool.reject(entry, reason)
-        except OSError as exc:
+        except NoSpace as exc:
+            self._wait_for_space(entry, exc, reason=reason)
+            return
+        except (OSError, ProdigyError) as exc:
             self._problem(entry.name, f"{reason}; it cannot be set aside ({exc})")
             return
+        except Exception as exc:  # a bug: the entry stays, the inbox goes on
+            log.exception("setting hook event %s aside", entry.name)
+            self._problem(entry.name, f"{reason}; it cannot be set aside ({exc!r})")
+            return
         self._problem(entry.name, f"{reason}; the entry was moved to {moved}")
+
+    def _wait_for_space(self, entry: Path, exc: NoSpace, *, reason: str | None = None) -> None:
+        """Keep the entry for a later try; say so once per entry, not at every retry."""
+        if self._told != entry.name:
+            what = f"{reason}; it cannot be set aside" if reason else "it waits in the spool"
+            self._problem(entry.name, f"{what} until there is room: {exc.message}")
+        self.waiting = self._told = entry.name
 
     def _problem(self, event_id: str, message: str) -> None:
         log.error("hook event %s: %s", event_id, message)

@@ -18,6 +18,7 @@ import pytest
 
 from tests.cli import ctl, json_lines, wait_for
 from tests.daemonkit import Daemon, rpc
+from tests.gitutil import commit_files, git
 
 EXIT_NO_SPACE = 6  # docs/protocol.md, prodigyctl(1)
 
@@ -46,8 +47,12 @@ class FullableHome:
 @pytest.fixture
 def fullable(isolated: Path) -> Iterator[FullableHome]:
     isolated.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs",
-                              str(isolated)], capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(isolated)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
     try:
@@ -64,8 +69,10 @@ def gate(tmp_path: Path) -> Path:
 
 def _workflow(tmp_path: Path, gate: Path) -> Path:
     path = tmp_path / "wf.yml"
-    path.write_text(f"- shell: 'while [ ! -e {gate} ]; do sleep 0.05; done; echo one'\n"
-                    "- shell: 'echo two > two.txt'\n")
+    path.write_text(
+        f"- shell: 'while [ ! -e {gate} ]; do sleep 0.05; done; echo one'\n"
+        "- shell: 'echo two > two.txt'\n"
+    )
     return path
 
 
@@ -95,14 +102,18 @@ def daemon_on(fullable: FullableHome) -> Iterator[Daemon]:
 
 
 def test_submit_on_a_full_disk_fails_at_once_naming_the_disk(
-        fullable: FullableHome, daemon_on: Daemon, repo: Path, tmp_path: Path, gate: Path):
+    fullable: FullableHome, daemon_on: Daemon, repo: Path, tmp_path: Path, gate: Path
+):
     fullable.fill()
     done = ctl("run", str(_workflow(tmp_path, gate)), "-y", "--detach", cwd=repo)
     assert done.returncode == EXIT_NO_SPACE, done.stderr
     assert f"error: no space left on {fullable.home}" in done.stderr
     with pytest.raises(RuntimeError) as err:
-        rpc(fullable.home, "jobs.submit", {"workflow": str(tmp_path / "wf.yml"),
-                                           "cwd": str(repo), "env": dict(os.environ)})
+        rpc(
+            fullable.home,
+            "jobs.submit",
+            {"workflow": str(tmp_path / "wf.yml"), "cwd": str(repo), "env": dict(os.environ)},
+        )
     error = err.value.args[0]
     assert error["code"] == -32007
     assert error["data"]["kind"] == "no_space"
@@ -114,13 +125,18 @@ def test_submit_on_a_full_disk_fails_at_once_naming_the_disk(
 
 
 def test_a_session_that_cannot_record_its_end_is_reported_then_recorded_and_resumable(
-        fullable: FullableHome, daemon_on: Daemon, repo: Path, tmp_path: Path, gate: Path):
+    fullable: FullableHome, daemon_on: Daemon, repo: Path, tmp_path: Path, gate: Path
+):
     workflow = _workflow(tmp_path, gate)
     sid = ctl("run", str(workflow), "-y", "--detach", cwd=repo, check=True).stdout.strip()
     wait_for(lambda: _status(sid) == "running", what="the session to run")
     follower = subprocess.Popen(
         [os.sys.executable, "-m", "prodigyctl.main", "logs", "-f", sid, "--json"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         fullable.fill()
         gate.touch()
@@ -139,8 +155,11 @@ def test_a_session_that_cannot_record_its_end_is_reported_then_recorded_and_resu
     assert "no space left on" in refused.stderr
 
     fullable.free()
-    wait_for(lambda: rpc(fullable.home, "daemon.status", {})["store_problem"] is None,
-             timeout=60, what="the daemon to write what it held back")
+    wait_for(
+        lambda: rpc(fullable.home, "daemon.status", {})["store_problem"] is None,
+        timeout=60,
+        what="the daemon to write what it held back",
+    )
     row = _journal_row(fullable.home, sid)
     assert row == "failed"  # recorded now, without any request
     resumed = ctl("resume", sid, "-y", cwd=repo)
@@ -158,7 +177,8 @@ def _journal_row(home: Path, sid: str) -> str:
 
 
 def test_the_daemon_restarts_on_a_full_disk_and_recovers_once_there_is_room(
-        fullable: FullableHome, repo: Path, tmp_path: Path, gate: Path):
+    fullable: FullableHome, repo: Path, tmp_path: Path, gate: Path
+):
     workflow = _workflow(tmp_path, gate)
     daemon = Daemon(fullable.home)
     daemon.start()
@@ -183,10 +203,86 @@ def test_the_daemon_restarts_on_a_full_disk_and_recovers_once_there_is_room(
 
         fullable.free()
         gate.touch()
-        wait_for(lambda: {r["status"] for r in json.loads(
-            ctl("sessions", "ls", "--json", check=True).stdout)} == {"completed"},
-            timeout=120, what="the acknowledged jobs to run once there is room")
+        wait_for(
+            lambda: (
+                {
+                    r["status"]
+                    for r in json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+                }
+                == {"completed"}
+            ),
+            timeout=120,
+            what="the acknowledged jobs to run once there is room",
+        )
         assert rpc(fullable.home, "daemon.status", {})["store_problem"] is None
     finally:
         fullable.free()
         _stop(daemon)
+
+
+def test_a_hook_event_waits_in_the_spool_on_a_full_disk_and_runs_once_there_is_room(
+    fullable: FullableHome, repo: Path
+):
+    commit_files(
+        repo,
+        {".prodigy/workflows/t.yml": "on: commit\ncommands:\n  - shell: 'echo hi > hi.txt'\n"},
+        "trigger",
+    )
+    head = git(repo, "rev-parse", "HEAD").strip()
+    daemon = Daemon(fullable.home)
+    daemon.start()  # makes the store, then stops: the entry is read by the next daemon
+    _stop(daemon)
+    spool = fullable.home / "spool"
+    (spool / "1.00-1.env").write_bytes(f"PATH={os.environ['PATH']}\0".encode())
+    (spool / "1.00-1.event").write_text(
+        f"version=1\nhook=post-commit\nrepo={repo}\nhead={head}\nbranch=refs/heads/main\nend=1\n"
+    )
+    fullable.fill()
+    daemon.start()
+    try:
+        wait_for(lambda: _trigger_problems(repo), what="the inbox to try the entry")
+        [problem] = _trigger_problems(repo)
+        assert "it waits in the spool until there is room: no space left on" in problem["error"]
+        assert sorted(p.name for p in spool.iterdir()) == ["1.00-1.env", "1.00-1.event"]
+
+        fullable.free()
+        wait_for(
+            lambda: not any(spool.glob("1.00-1.*")),
+            timeout=60,
+            what="the entry to be submitted once there is room",
+        )
+        wait_for(
+            lambda: (
+                [
+                    s["status"]
+                    for s in json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+                ]
+                == ["awaiting_merge"]
+            ),
+            timeout=60,
+            what="the triggered job to run",
+        )
+    finally:
+        fullable.free()
+        _stop(daemon)
+
+
+def _trigger_problems(repo: Path) -> list[dict]:
+    return json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)["problems"]
+
+
+def test_cancelling_a_running_job_on_a_full_disk_stops_it_and_records_it_once_there_is_room(
+    fullable: FullableHome, daemon_on: Daemon, repo: Path, tmp_path: Path, gate: Path
+):
+    sid = ctl("run", str(_workflow(tmp_path, gate)), "-y", "--detach", cwd=repo, check=True)
+    sid = sid.stdout.strip()
+    wait_for(lambda: _status(sid) == "running", what="the session to run")
+    fullable.fill()
+    cancelled = ctl("cancel", sid)
+    assert cancelled.returncode == 0, cancelled.stderr  # not refused, as docs/daemon.md says
+    assert cancelled.stdout.strip() == f"session {sid}: cancelled"
+    assert _status(sid) == "cancelled"
+
+    fullable.free()  # written at once (a WAL reused in place may fit) or by the mender
+    wait_for(lambda: _journal_row(fullable.home, sid) == "cancelled", timeout=60,
+             what="the cancel to be recorded")  # fmt: skip

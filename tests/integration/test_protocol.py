@@ -254,6 +254,8 @@ def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
         ("worktrees.clean", {"target": "\u0000"}, "target"),
         ("sessions.show", {"session_id": 3}, "session_id"),
         ("dlq.purge", {"item_ids": "all"}, "item_ids"),
+        ("analytics.summary", {"since": "\ud800"}, "since"),  # a lone surrogate: no UTF-8
+        ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A": "\udfff"}}, "env"),
     ],
 )
 def test_bad_params_of_each_type_name_the_field(
