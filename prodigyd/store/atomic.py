@@ -103,10 +103,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
-        # An exclusive new name: a file quarantined earlier the same second is kept too.
-        quarantine, fd = create_unique(path.parent, f"{path.name}.corrupt", "")
-        os.close(fd)
-        os.replace(path, quarantine)
+        quarantine = move_aside(path)
         raise StoreError(
             f"store file {path} is corrupt ({exc}); moved aside to {quarantine}",
             hint="the file was kept for inspection; the record it held is unavailable",
@@ -128,6 +125,15 @@ def create_unique(folder: Path, prefix: str, suffix: str) -> tuple[Path, int]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free name for {base}{suffix} in {folder}")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a corrupt store file to `<name>.corrupt-<time>.<ns>-<pid>` (never deleted):
+    an exclusive new name, so a file moved aside earlier the same second is kept too."""
+    aside, fd = create_unique(path.parent, f"{path.name}.corrupt", "")
+    os.close(fd)
+    os.replace(path, aside)
+    return aside
 
 
 def fsync_dir(path: Path) -> None:

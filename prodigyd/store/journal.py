@@ -15,7 +15,7 @@ or 10,000 (bench/startup.py measures it), and nothing is ever rewritten whole (p
 rewrites its whole state file on every change; we do not).
 
 The daemon is the only writer. A database that is not one (or is corrupt) is moved aside
-as `journal.db.corrupt-<stamp>` (never deleted) and a fresh one is started, loudly; any
+as `journal.db.corrupt-<time>.<ns>-<pid>` (never deleted) and a fresh one is started, loudly; any
 other failure to open it is raised, never taken for corruption.
 
 A full disk (store/space.py): a write raises NoSpace and changes nothing. A journal whose
@@ -38,7 +38,7 @@ from typing import Any
 
 from prodigyd import paths
 from prodigyd.store import space
-from prodigyd.store.atomic import ensure_dir
+from prodigyd.store.atomic import ensure_dir, move_aside
 
 log = logging.getLogger("prodigyd.journal")
 
@@ -161,9 +161,9 @@ def _open(path: Path) -> sqlite3.Connection:
             return _connect_full(path)
         if getattr(exc, "sqlite_errorcode", 26) & 0xFF not in _NOT_A_DATABASE:
             raise  # locked, unreadable, an I/O error: not a reason to set the jobs aside
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside = move_aside(path)
         log.error("journal %s cannot be opened (%s); moved aside to %s", path, exc, aside)
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(f"{path}{suffix}", f"{aside}{suffix}")
         return _connect(path)

@@ -157,3 +157,14 @@ def test_an_older_journal_drops_the_environment_of_its_finished_jobs(isolated: P
     assert journal.private_of("workflow-3-ffffff") == {"args": []}
     journal.close_all()
     assert journal.found_version() == journal.SCHEMA_VERSION
+
+
+def test_a_corrupt_journal_moved_aside_twice_in_a_second_keeps_both(isolated: Path):
+    path = isolated / "journal.db"
+    isolated.mkdir(parents=True, exist_ok=True)
+    for text in (b"not a database, one", b"not a database, two"):
+        journal.close_all()
+        path.write_bytes(text * 100)
+        journal.connection()  # moved aside, a fresh one made
+    kept = sorted(p.read_bytes()[:19] for p in isolated.glob("journal.db.corrupt-*"))
+    assert kept == [b"not a database, one", b"not a database, two"]
