@@ -120,8 +120,8 @@ def stop_hook_daemon(home: Path) -> None:
     """SIGTERM the daemon a hook started (once it says it listens) and wait for it to go."""
     pid_file, deadline = home / "prodigyd.pid", time.monotonic() + 60
     while not pid_file.exists():
-        if time.monotonic() > deadline or not (home / "prodigyd.hook-start").exists():
-            return  # no hook started one
+        if time.monotonic() > deadline or not alive(home / "prodigyd.hook-start"):
+            return  # no hook started one, or it is gone
         time.sleep(0.01)
     pid = int(pid_file.read_text())
     with contextlib.suppress(ProcessLookupError):
@@ -130,6 +130,15 @@ def stop_hook_daemon(home: Path) -> None:
             os.kill(pid, 0)
             time.sleep(0.01)
         os.kill(pid, signal.SIGKILL)
+
+
+def alive(hook_start: Path) -> bool:
+    """Whether the daemon a hook started (`<pid> <uptime>`) is still running."""
+    try:
+        os.kill(int(hook_start.read_text().split()[0]), 0)
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return False
+    return True
 
 
 def set_hook(repo: Path, text: str) -> None:
