@@ -8,7 +8,10 @@
       commit comes; its floor is the `exit 0` hook with the daemon as busy (the same
       workflow submitted over the socket just before each commit);
     - down: no daemon, bursts of BURST commits in a row; the first commit's hook starts
-      one, and the rest of the burst must not start another.
+      one, and the rest of the burst must not start another;
+    - alone: a live pid in the pid file and no daemon: the hook's own cost, with nothing
+      reacting to its entries (in the other states the daemon's work on them, 5 ms after
+      the hook wrote one, competes with the end of the commit for the cores).
     Target: at most 2 ms over the floor in every state (lefthook adds 16-20 ms to a commit,
     pre-commit 139 ms, a plain sh hook 1.5 ms: reference/peers.md). The shim starts no
     process but one fork of a builtin (`export -p`, the environment it keeps) and, with
@@ -42,6 +45,8 @@ from submit_latency import Conn, bench_env, daemon, make_repo, ms, row, verdict
 TARGET_SHIM_EXTRA_MS = 2.0
 TARGET_TRIGGER_MS = 25.0
 EXIT_0 = "#!/bin/sh\nexit 0\n"
+#: Seconds for a finished job's clean-up (its worktree reset for the pool) to end.
+IDLE_PAUSE = 0.2
 
 # merge: never, so that no job moves the branch the benchmark commits to.
 TRIGGERED = """\
@@ -59,37 +64,49 @@ def commit(repo: Path, env: dict[str, str], message: str) -> float:
     return time.perf_counter() - started
 
 
+#: Which hook each measurement runs: the floor's and prodigy's, taking turns commit by
+#: commit (burst by burst with the daemon down), so that both meet the same load.
+Walls = dict[str, list[float]]
+
+
 def idle_commits(
-    repo: Path, env: dict[str, str], n: int, conn: Conn | None = None
-) -> tuple[list[float], list[float]]:
-    """Wall times of `n` commits; with `conn` (subscribed to every session), also the time
-    from each commit's return to its triggered job's `session_queued`. Each job is let
-    finish outside the timing, so every commit meets an idle daemon."""
-    walls, queued = [], []
+    repo: Path, env: dict[str, str], n: int, hooks: dict[str, str], conn: Conn
+) -> tuple[Walls, list[float]]:
+    """Wall times of `n` commits per hook, and for prodigy's the time from each commit's
+    return to its triggered job's `session_queued`. Each job is let finish outside the
+    timing, and its worktree go back to the pool (IDLE_PAUSE, for the floor too), so every
+    commit meets an idle daemon."""
+    walls: Walls = {kind: [] for kind in hooks}
+    queued = []
     for i in range(n):
-        if conn is not None:
+        for kind, text in hooks.items():
+            set_hook(repo, text)
             conn.events.clear()
-        walls.append(commit(repo, env, f"idle {i}"))
-        returned = time.perf_counter()
-        if conn is not None:
-            queued.append(conn.wait_event("session_queued") - returned)
-            conn.wait_event("session_finished")
+            time.sleep(IDLE_PAUSE)
+            walls[kind].append(commit(repo, env, f"idle {i}"))
+            returned = time.perf_counter()
+            if kind == "shim":
+                queued.append(conn.wait_event("session_queued") - returned)
+                conn.wait_event("session_finished")
     return walls, queued
 
 
 def busy_commits(
-    repo: Path, env: dict[str, str], n: int, conn: Conn, submit: dict[str, object] | None
-) -> list[float]:
-    """Wall times of `n` commits, each made as soon as the previous commit's job is queued,
-    while the daemon is still on it. With `submit` (the floor: a hook that triggers
-    nothing), that job is submitted over the socket just before the commit instead."""
-    walls = []
+    repo: Path, env: dict[str, str], n: int, hooks: dict[str, str], conn: Conn,
+    submit: dict[str, object],
+) -> Walls:  # fmt: skip
+    """Wall times of `n` commits per hook, each made as soon as the previous commit's job
+    is queued, while the daemon is still on it. For the floor (a hook that triggers
+    nothing) that job is submitted over the socket just before the commit instead."""
+    walls: Walls = {kind: [] for kind in hooks}
     for i in range(n):
-        conn.events.clear()
-        if submit is not None:
-            conn.call("jobs.submit", submit)
-        walls.append(commit(repo, env, f"busy {i}"))
-        conn.wait_event("session_queued")
+        for kind, text in hooks.items():
+            set_hook(repo, text)
+            conn.events.clear()
+            if kind == "floor":
+                conn.call("jobs.submit", submit)
+            walls[kind].append(commit(repo, env, f"busy {i}"))
+            conn.wait_event("session_queued")
     settle(conn, Path(env["PRODIGY_HOME"]))
     return walls
 
@@ -104,15 +121,38 @@ def settle(conn: Conn, home: Path) -> None:
         time.sleep(0.05)
 
 
-def down_commits(repo: Path, env: dict[str, str], rounds: int, burst: int) -> list[float]:
-    """Wall times of `rounds` bursts of `burst` commits, each burst begun with no daemon
-    running; a daemon a hook started is stopped after its burst (and waited for)."""
-    walls = []
+def down_commits(
+    repo: Path, env: dict[str, str], rounds: int, burst: int, hooks: dict[str, str]
+) -> Walls:
+    """Wall times of `rounds` bursts of `burst` commits per hook, each burst begun with no
+    daemon running; a daemon a hook started is stopped after its burst (and waited for)."""
+    walls: Walls = {kind: [] for kind in hooks}
     for r in range(rounds):
+        for kind, text in hooks.items():
+            set_hook(repo, text)
+            try:
+                walls[kind].extend(commit(repo, env, f"down {r}.{i}") for i in range(burst))
+            finally:
+                stop_hook_daemon(Path(env["PRODIGY_HOME"]))
+    return walls
+
+
+def alone_commits(repo: Path, env: dict[str, str], n: int, hooks: dict[str, str]) -> Walls:
+    """Wall times of `n` commits per hook with a live pid in the pid file and no daemon
+    behind it: the hook does all it does with a daemon running, and nothing reacts."""
+    home = Path(env["PRODIGY_HOME"])
+    home.mkdir(exist_ok=True)
+    walls: Walls = {kind: [] for kind in hooks}
+    with subprocess.Popen(["sleep", "600"]) as stand_in:
+        (home / "prodigyd.pid").write_text(f"{stand_in.pid}\n")
         try:
-            walls.extend(commit(repo, env, f"down {r}.{i}") for i in range(burst))
+            for i in range(n):
+                for kind, text in hooks.items():
+                    set_hook(repo, text)
+                    walls[kind].append(commit(repo, env, f"alone {i}"))
         finally:
-            stop_hook_daemon(Path(env["PRODIGY_HOME"]))
+            (home / "prodigyd.pid").unlink()
+            stand_in.kill()
     return walls
 
 
@@ -193,42 +233,36 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=15, help="commits in a row, daemon down")
     args = parser.parse_args()
     n, rounds = args.commits, max(1, round(args.commits / args.burst))
-    results: dict[str, tuple[list[float], list[float]]] = {}
+    results: dict[str, Walls] = {}
     with bench_repo() as (repo, env, params):
-        shim_text = install_hooks(repo, env)
+        hooks = {"floor": EXIT_0, "shim": install_hooks(repo, env)}
         with daemon(env) as sock:
             conn = Conn(sock)
             conn.call("events.subscribe", {})
-            set_hook(repo, EXIT_0)
-            floor_idle, _ = idle_commits(repo, env, n)
-            floor_busy = busy_commits(repo, env, n, conn, params)
-            set_hook(repo, shim_text)
-            shim_idle, queued = idle_commits(repo, env, n, conn)
-            results["idle"] = (floor_idle, shim_idle)
-            results["busy"] = (floor_busy, busy_commits(repo, env, n, conn, None))
+            results["idle"], queued = idle_commits(repo, env, n, hooks, conn)
+            results["busy"] = busy_commits(repo, env, n, hooks, conn, params)
             floor = submit_floor(conn, params, n)
             conn.close()
-        set_hook(repo, EXIT_0)
-        floor_down = down_commits(repo, env, rounds, args.burst)
-        set_hook(repo, shim_text)
-        results["down"] = (floor_down, down_commits(repo, env, rounds, args.burst))
+        results["down"] = down_commits(repo, env, rounds, args.burst, hooks)
+        results["alone"] = alone_commits(repo, env, n, hooks)
     report(args, results, queued, floor)
 
 
 def report(
     args: argparse.Namespace,
-    results: dict[str, tuple[list[float], list[float]]],
+    results: dict[str, Walls],
     queued: list[float],
     floor: list[float],
 ) -> None:
     print(f"python {sys.version.split()[0]}, git {git_version()}, {args.commits} commits each "
           f"(daemon down: bursts of {args.burst})")  # fmt: skip
     print("(a) git commit --allow-empty wall time, post-commit hook `exit 0` vs prodigy's")
-    states = {"idle": "daemon idle", "busy": "daemon busy with the last commit",
+    states = {"alone": "the hook alone (nothing reads the spool)", "idle": "daemon idle",
+              "busy": "daemon busy with the last commit",
               "down": "daemon down (a hook starts one)"}  # fmt: skip
     worst = 0.0
     for state, label in states.items():
-        plain, shim = results[state]
+        plain, shim = results[state]["floor"], results[state]["shim"]
         print(row(f"floor, {label}", plain))
         print(row(f"shim, {label}", shim))
         extra = ms(shim) - ms(plain)

@@ -73,7 +73,8 @@ def pid_file() -> Path:
 def hook_start_file() -> Path:
     """Which daemon a git hook started last, and when: `<pid> <seconds of uptime>`. The hook
     shim (hooks/prodigy-hook) writes and reads it, so that a burst of commits with no
-    daemon running starts one daemon, not one each."""
+    daemon running starts one daemon, not one each, once the burst is over (the starter
+    keeps `<this>.quiet` to tell when the last hook wrote it)."""
     return socket_path().parent / "prodigyd.hook-start"
 
 
