@@ -14,8 +14,7 @@
       the hook wrote one, competes with the end of the commit for the cores).
     Target: at most 2 ms over the floor in every state (lefthook adds 16-20 ms to a commit,
     pre-commit 139 ms, a plain sh hook 1.5 ms: reference/peers.md). The shim starts no
-    process but one fork of a builtin (`export -p`, the environment it keeps) and, with
-    the daemon down, the daemon itself, in the background.
+    process but, with the daemon down, the daemon itself, in the background.
 (b) `git commit` returned -> `session_queued`: the daemon noticed the spool entry, read the
     repository's triggers and submitted the workflow. The floor is a `jobs.submit` round trip
     of the same workflow over the socket, the least a trigger can cost once noticed.
