@@ -51,8 +51,14 @@ Accept = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, A
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prodigyd", description="The prodigy daemon.")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    # A git hook starts us in the background of its own process group: leave it, so that a
+    # Ctrl-C meant for that git (or for a script running it) does not stop the daemon.
+    parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"prodigyd {VERSION}")
     args = parser.parse_args(argv)
+    if args.detach:
+        with contextlib.suppress(OSError):  # EPERM: leading a process group already
+            os.setsid()
     activated = systemd.listen_sockets()  # first: before anything can spawn a child
     proc.keep_store_private()  # before the first file or folder is made
     try:

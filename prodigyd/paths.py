@@ -8,6 +8,7 @@ Layout (reference §5, with the [R] clean-ups):
 
     $PRODIGY_HOME/
       prodigyd.sock  prodigyd.pid         socket (when PRODIGY_HOME is set) and pid file
+      prodigyd.hook-start                 beside them: the daemon a git hook started last
       journal.db                          jobs and session records (SQLite, WAL)
       state/<session-id>/checkpoints/     per-step checkpoints
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
@@ -67,6 +68,14 @@ def socket_path_problem() -> str | None:
 
 def pid_file() -> Path:
     return socket_path().parent / "prodigyd.pid"
+
+
+def hook_start_file() -> Path:
+    """Which daemon a git hook started last, and when: `<pid> <seconds of uptime>`. The hook
+    shim (hooks/prodigy-hook) writes and reads it, so that a burst of commits with no
+    daemon running starts one daemon, not one each, once the burst is over (the starter
+    keeps `<this>.quiet` to tell when the last hook wrote it)."""
+    return socket_path().parent / "prodigyd.hook-start"
 
 
 def checkpoints_dir(session_id: str) -> Path:

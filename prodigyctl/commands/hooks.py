@@ -1,99 +1,57 @@
 """`hooks install|uninstall|status` and `triggers ls`: git events that start workflows.
 
-`hooks install` writes a POSIX-sh shim for post-commit and pre-push into the repository's
-hooks folder, `git rev-parse --git-path hooks`: the common one every worktree shares, or
-`core.hooksPath` when it is set (said out loud, not refused). The shim starts no Python
-and opens no socket: it writes one spool entry for prodigyd (prodigyd/watch/spool.py says
-what is in it), starts the daemon in the background when none runs, and exits 0. So a
-commit or a push never waits for prodigy and never fails because of it.
+`hooks install` copies the POSIX-sh shim, `hooks/prodigy-hook`, in as post-commit and
+pre-push, into the repository's hooks folder, `git rev-parse --git-path hooks`: the common
+one every worktree shares, or `core.hooksPath` when it is set (said out loud, not refused).
+The shim starts no Python and opens no socket: it writes one spool entry for prodigyd
+(prodigyd/watch/spool.py says what is in it), starts this installation's prodigyd in the
+background when none runs (one for a burst of commits), and exits 0. So a commit or a
+push never waits for prodigy and never fails because of it.
 
 An existing hook that is not ours is kept: it moves to `<hook>.prodigy-legacy` and the
 shim runs it first, with the same arguments and standard input, and exits with its status
 when it fails (a refused push is no push, so it triggers nothing). `uninstall` removes our
-shims and moves the chained hooks back. Our files are recognised by MARKER, never by
-name. `PRODIGY_HOOKS=0` turns the shims off for one command (`PRODIGY_HOOKS=0 git commit`).
+shims and moves the chained hooks back. Our files are recognised by OURS, never by
+name; `status` calls one that is not this installation's shim `outdated`.
+`PRODIGY_HOOKS=0` turns the shims off for one command (`PRODIGY_HOOKS=0 git commit`).
 """
 
 from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from prodigyctl.client import Client, dumps
-from prodigyctl.commands.service import installed_argv
+from prodigyctl.commands.service import daemon_argv
 from prodigyctl.errors import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
 from prodigyd import protocol
-from prodigyd.git.cli import REPO_PINNING_VARS, git_env
+from prodigyd.git.cli import git_env
 from prodigyd.watch.spool import HOOKS
 
-MARKER = "# prodigy-hook v1"
+#: What marks a hook file as prodigy's, whatever its version (the current one is MARKER).
+OURS = "# prodigy-hook v"
+MARKER = f"{OURS}2"
 LEGACY_SUFFIX = ".prodigy-legacy"
-
-SHIM = r"""#!/bin/sh
-@MARKER@: installed by `prodigyctl hooks install`, removed by
-# `prodigyctl hooks uninstall`. It hands this git event to prodigyd through its spool
-# folder and returns at once: it never makes git wait, and never makes it fail.
-hook=${0##*/}
-legacy="$0@LEGACY@"
-status=0
-if [ "$hook" = pre-push ]; then
-    input=$(cat; echo x)
-    input=${input%x}
-    if [ -x "$legacy" ]; then
-        printf '%s' "$input" | "$legacy" "$@" || status=$?
-    fi
-elif [ -x "$legacy" ]; then
-    "$legacy" "$@" || status=$?
-fi
-if [ "$status" -ne 0 ] || [ "${PRODIGY_HOOKS:-1}" = 0 ]; then
-    exit "$status"
-fi
-exec </dev/null >/dev/null 2>&1
-umask 077
-remote=$1
-spool=${PRODIGY_HOME:-$HOME/.prodigy}/spool
-[ -d "$spool" ] || mkdir -p "$spool" || exit 0
-up=0
-read -r up _ </proc/uptime
-base=$spool/$up-$$
-env -0 >"$base.env"
-if [ "$hook" = pre-push ]; then printf '%s' "$input" >"$base.stdin"; fi
-set -- $(git rev-parse HEAD --symbolic-full-name HEAD)
-{
-    echo "version=1"
-    echo "hook=$hook"
-    echo "repo=$PWD"
-    echo "head=$1"
-    echo "branch=$2"
-    echo "remote=$remote"
-    echo "automation=$PRODIGY_AUTOMATION"
-    echo "session=$PRODIGY_SESSION_ID"
-    echo "end=1"
-} >"$base.event"
-if [ -n "$PRODIGY_HOME" ]; then run=$PRODIGY_HOME
-elif [ -n "$XDG_RUNTIME_DIR" ]; then run=$XDG_RUNTIME_DIR/prodigy
-else run=$HOME/.prodigy; fi
-pid=
-read -r pid <"$run/prodigyd.pid"
-if [ -z "$pid" ] || ! kill -0 "$pid"; then
-    env@UNSET@ @PRODIGYCTL@ daemon start &
-fi
-exit 0
-"""
+#: The shim, a real file: `hooks/prodigy-hook` in the source tree (prodigyctl/hooks links to
+#: it), package data once installed. It is the same for post-commit and pre-push.
+SHIM_FILE = Path(__file__).parents[1] / "hooks" / "prodigy-hook"
+#: The line of it that says how to run prodigyd; `install` writes this installation's there.
+DAEMON_LINE = 'run_prodigyd() { exec prodigyd "$@"; }'
 
 
-def shim() -> str:
-    """The hook script, with this installation's prodigyctl baked in."""
-    return (
-        SHIM.replace("@MARKER@", MARKER)
-        .replace("@LEGACY@", LEGACY_SUFFIX)
-        .replace("@UNSET@", "".join(f" -u {name}" for name in sorted(REPO_PINNING_VARS)))
-        .replace("@PRODIGYCTL@", shlex.join(installed_argv("prodigyctl", "prodigyctl.main")))
-    )
+def shim(*, _daemon: Sequence[str] | None = None) -> str:
+    """The hook script, with this installation's prodigyd baked in (`_daemon`: another
+    command, for tests)."""
+    text = SHIM_FILE.read_text()
+    if text.count(DAEMON_LINE) != 1 or MARKER not in text[:200]:
+        raise click.ClickException(f"{SHIM_FILE} is not prodigy's hook shim: reinstall prodigy")
+    argv = daemon_argv() if _daemon is None else _daemon
+    return text.replace(DAEMON_LINE, f'run_prodigyd() {{ exec {shlex.join(argv)} "$@"; }}')
 
 
 def hooks_dir(path: str | None) -> tuple[Path, bool]:
@@ -111,14 +69,15 @@ def hooks_dir(path: str | None) -> tuple[Path, bool]:
 
 
 def ours(path: Path) -> bool:
+    """Whether `path` is a hook prodigy wrote, of this version or an earlier one."""
     try:
         with path.open() as handle:
-            return MARKER in handle.read(200)
+            return OURS in handle.read(200)
     except (OSError, UnicodeDecodeError):
         return False
 
 
-def install(*, path: str | None, as_json: bool) -> int:
+def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = None) -> int:
     folder, custom = hooks_dir(path)
     blocked = [
         hook
@@ -135,6 +94,7 @@ def install(*, path: str | None, as_json: bool) -> int:
                 err=True,
             )
         return EXIT_CONFLICT
+    text = shim(_daemon=_daemon)
     folder.mkdir(parents=True, exist_ok=True)
     report = []
     for hook in HOOKS:
@@ -143,7 +103,7 @@ def install(*, path: str | None, as_json: bool) -> int:
         if chained:
             target.rename(folder / f"{hook}{LEGACY_SUFFIX}")
         tmp = folder / f".{hook}.prodigy-tmp"
-        tmp.write_text(shim())
+        tmp.write_text(text)
         tmp.chmod(0o755)
         tmp.replace(target)
         report.append({"hook": hook, "path": str(target), "chained": chained})
@@ -194,14 +154,28 @@ def status(*, path: str | None, as_json: bool) -> int:
     for row in rows:
         chained = " (chains your old hook)" if row["chained"] else ""
         click.echo(f"{row['hook']:<12} {row['state']}{chained}")
+    if any(row["state"] == "outdated" for row in rows):
+        click.echo("`prodigyctl hooks install` replaces the outdated hooks")
     return EXIT_OK if all(row["state"] == "installed" for row in rows) else EXIT_FAILED
 
 
 def _hook_status(folder: Path, hook: str) -> dict[str, Any]:
+    """`installed`; `outdated` (an earlier prodigy's, or another installation's: `install`
+    replaces it); `not prodigy's`; or `missing`."""
     target = folder / hook
-    state = "installed" if ours(target) else "not prodigy's" if target.exists() else "missing"
+    if ours(target):
+        state = "installed" if _text(target) == shim() else "outdated"
+    else:
+        state = "not prodigy's" if target.exists() else "missing"
     chained = (folder / f"{hook}{LEGACY_SUFFIX}").exists()
     return {"hook": hook, "path": str(target), "state": state, "chained": chained}
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def list_triggers(*, path: str | None, as_json: bool) -> int:

@@ -1,12 +1,14 @@
 """Git hook events, handed from the hook shims to the daemon through a spool folder.
 
 A hook must never make git wait (lefthook adds 16-20 ms to a commit, pre-commit 139 ms): the
-shim (prodigyctl/commands/hooks.py) starts no Python, opens no socket and spawns as little
-as it can (one `git rev-parse`, one `env -0`). It writes one entry of up to three files in
-`$PRODIGY_HOME/spool/` and returns:
+shim (hooks/prodigy-hook, installed by prodigyctl/commands/hooks.py) starts no Python, opens
+no socket and starts no process (but a `git rev-parse` when git's files do not say what
+HEAD is). It writes one entry of up to three files in `$PRODIGY_HOME/spool/` and returns:
 
-- `<id>.env` (optional): the hook's environment, `env -0` style. A triggered job runs in
-  it, as a job `prodigyctl run` submits runs in the client's (without it: in the daemon's).
+- `<id>.env` (optional): `NAME=value` items, each ended by a NUL: the part of the hook's
+  environment a job needs (the variables the shim names, listed in docs/workflows.md), and
+  those `PRODIGY_HOOK_ENV` names. A triggered job runs in it, as a job `prodigyctl run`
+  submits runs in the client's (without it: in the daemon's).
 - `<id>.stdin` (optional): what git gave the hook on standard input (pre-push: the refs
   being pushed, `<local ref> <sha> <remote ref> <sha>` per line).
 - `<id>.event`, written last: `key=value` lines, `version=1`, `hook` (post-commit,

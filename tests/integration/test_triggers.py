@@ -255,3 +255,58 @@ def test_a_billion_laughs_trigger_file_is_refused_and_the_daemon_carries_on(
     listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
     error = next(w["error"] for w in listed["workflows"] if w["path"] == str(laughs))
     assert error.startswith(f"{laughs}:6:10: aliases expand to more than 100,000")
+
+
+SEEN = """
+on: {commit: {branches: [main]}}
+commands:
+  - shell: >-
+      printf '%s|%s' "${MY_TOKEN-unset}" "${AWS_SECRET_ACCESS_KEY-unset}" > seen.txt
+      && git add seen.txt && git commit -qm seen
+"""
+
+
+def test_a_triggered_job_gets_the_variables_the_hook_keeps_and_no_others(daemon: Path, repo: Path):
+    """The hook passes what a job needs (and what PRODIGY_HOOK_ENV names), never a token
+    it does not name: not in the spool, not to the job, not into the journal. Nor the
+    author date git gave the hook for its own commit."""
+    commit_files(repo, {".prodigy/workflows/seen.yml": SEEN}, "add trigger")
+    ctl("hooks", "install", cwd=repo, check=True)
+    secret = "aws-secret-0123456789abcdef"
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret, "MY_TOKEN": "mine-0123456789",
+           "PRODIGY_HOOK_ENV": "MY_TOKEN", "GIT_AUTHOR_DATE": "2001-02-03T04:05:06"}  # fmt: skip
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "go"], cwd=repo, env=env,
+                   check=True)  # fmt: skip
+    wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
+    [job] = sessions()
+    assert job["status"] == "awaiting_merge", job
+    branch = f"prodigy-{job['id']}"
+    assert git(repo, "show", f"{branch}:seen.txt") == "mine-0123456789|unset"
+    dated = git(repo, "log", "-1", "--format=%ad", "--date=format:%Y", branch).strip()
+    assert dated != "2001"  # the job's commit is dated when the job makes it
+    ctl("daemon", "stop", check=True)  # the journal's write-ahead log folded in
+    for path in daemon.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert secret.encode() not in path.read_bytes(), path
+    ctl("daemon", "start", check=True)  # the fixture stops it
+
+
+def test_a_burst_of_commits_with_no_daemon_starts_one_daemon_of_its_own(isolated: Path, repo: Path):
+    commit_files(repo, {".prodigy/workflows/stamp.yml": STAMP}, "add trigger")
+    ctl("hooks", "install", cwd=repo, check=True)
+    try:
+        for number in range(4):
+            commit_files(repo, {"src/a.py": f"{number}\n"}, f"burst {number}")
+        # Not prodigyctl before the daemon listens: it would start one itself.
+        wait_for((isolated / "prodigyd.pid").exists, timeout=60, what="the daemon the hook started")
+        wait_for(lambda: len(sessions()) == 4 and settled(isolated), timeout=60,
+                 what="the triggered jobs")  # fmt: skip
+        out = (isolated / "logs" / "prodigyd.out").read_text()
+        assert "already running" not in out  # no second daemon was started
+        pid = int((isolated / "prodigyd.pid").read_text())
+        assert os.getsid(pid) == pid  # its own session: a Ctrl-C for git does not reach it
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        names = {item.split(b"=", 1)[0].decode() for item in environ if item}
+        assert not names & {"GIT_INDEX_FILE", "GIT_DIR", "GIT_AUTHOR_DATE", "GIT_PREFIX"}
+    finally:
+        ctl("daemon", "stop")

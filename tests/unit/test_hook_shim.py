@@ -1,0 +1,311 @@
+"""The hook shim, hooks/prodigy-hook, run by real git through the real sh: where it puts its
+spool entry and looks for the daemon (paths.py's rules), what environment it keeps, what
+HEAD it records, and that a burst of commits with no daemon starts one. No daemon runs
+here: the shim is installed with a stand-in for prodigyd that records how it was started."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prodigyctl.commands import hooks
+from prodigyd import paths
+from prodigyd.git.cli import REPO_PINNING_VARS
+from prodigyd.watch import spool
+from tests.cli import ctl
+from tests.gitutil import commit_files, git
+
+ROOT = Path(__file__).parents[2]
+SECRET = "aws-secret-0123456789abcdef"
+
+
+class FakeDaemon:
+    """A stand-in for prodigyd: records each start (`<pid> <args>`) and stays alive, as a
+    daemon still getting ready does, until the test ends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.calls = folder / "daemon-calls"
+        self.script = folder / "fake-prodigyd"
+        self.script.write_text(f'#!/bin/sh\necho "$$ $*" >> {self.calls}\nexec sleep 60\n')
+        self.script.chmod(0o755)
+
+    def starts(self) -> list[str]:
+        return self.calls.read_text().splitlines() if self.calls.exists() else []
+
+    def stop(self) -> None:
+        for line in self.starts():
+            try:
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Iterator[FakeDaemon]:
+    daemon = FakeDaemon(tmp_path)
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def hooked(repo: Path, fake: FakeDaemon) -> Path:
+    assert hooks.install(path=str(repo), as_json=True, _daemon=[str(fake.script)]) == 0
+    return repo
+
+
+@pytest.fixture
+def alive(isolated: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A live process whose pid stands for a running daemon's."""
+    with subprocess.Popen(["sleep", "60"]) as proc:
+        yield proc
+        with contextlib.suppress(FileNotFoundError):
+            paths.pid_file().unlink()  # before conftest looks for a leaked daemon
+        proc.kill()
+
+
+def daemon_running(proc: subprocess.Popen[bytes]) -> None:
+    """Make the shim see a live daemon: a pid file (where paths.py says) with a live pid."""
+    paths.pid_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.pid_file().write_text(f"{proc.pid}\n")
+
+
+def entries() -> list[Path]:
+    return sorted(paths.spool_dir().glob("*.event")) if paths.spool_dir().exists() else []
+
+
+def wait_for_starts(fake: FakeDaemon, count: int) -> list[str]:
+    """The background start is the hook's last act; it may land just after git returns."""
+    deadline = time.monotonic() + 30
+    while len(fake.starts()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return fake.starts()
+
+
+def test_the_shim_passes_shellcheck():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    done = subprocess.run(["shellcheck", "--shell=sh", str(hooks.SHIM_FILE)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout
+
+
+def test_the_installed_hooks_are_the_shipped_file_with_this_prodigyd(repo: Path):
+    assert hooks.SHIM_FILE.resolve() == ROOT / "hooks" / "prodigy-hook"
+    ctl("hooks", "install", cwd=repo, check=True)
+    shipped = (ROOT / "hooks" / "prodigy-hook").read_text()
+    daemon = hooks.daemon_argv()[0]
+    for name in spool.HOOKS:
+        installed = (repo / ".git" / "hooks" / name).read_text()
+        assert installed == shipped.replace(
+            hooks.DAEMON_LINE, f'run_prodigyd() {{ exec {daemon} "$@"; }}'
+        )
+        assert os.access(repo / ".git" / "hooks" / name, os.X_OK)
+    assert "prodigy-hook" in (ROOT / "pyproject.toml").read_text()  # shipped as package data
+
+
+def test_the_daemon_start_drops_every_repository_pinning_variable():
+    text = hooks.SHIM_FILE.read_text()
+    unset = re.search(r"^unset (GIT_(?:[A-Z_ ]|\\\n)+)$", text, re.MULTILINE)
+    assert unset is not None
+    assert set(unset.group(1).replace("\\\n", " ").split()) >= REPO_PINNING_VARS
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"PRODIGY_HOME": "abs"},
+        {"PRODIGY_HOME": "~/under-home"},
+        {"PRODIGY_HOME": "relative/home"},
+        {"PRODIGY_HOME": None},
+        {"PRODIGY_HOME": None, "XDG_RUNTIME_DIR": "runtime"},
+        {"PRODIGY_HOME": "abs", "XDG_RUNTIME_DIR": "runtime"},
+    ],
+    ids=["absolute", "tilde", "relative", "unset", "xdg-runtime", "home-beats-xdg"],
+)
+def test_the_shim_finds_the_spool_and_the_daemon_where_paths_says(
+    hooked: Path, fake: FakeDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    setting: dict[str, str | None], alive: subprocess.Popen[bytes],
+):  # fmt: skip
+    """The spool entry lands in paths.spool_dir(), and a pid file at paths.pid_file() with
+    a live pid means no start, under the same environment, from the hook's folder."""
+    for name, value in setting.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(
+                name, str(tmp_path / value) if value in ("abs", "runtime") else value
+            )
+    monkeypatch.chdir(hooked)  # git runs a hook at the worktree's top: a relative home is there
+    daemon_running(alive)
+    commit_files(hooked, {"a.txt": "a\n"}, "one")
+    [entry] = entries()
+    assert spool.read(entry).head == git(hooked, "rev-parse", "HEAD").strip()
+    assert fake.starts() == []
+    paths.pid_file().unlink()
+    commit_files(hooked, {"b.txt": "b\n"}, "two")
+    [started] = wait_for_starts(fake, 1)
+    pid, _ = paths.hook_start_file().read_text().split()
+    assert started.split() == [pid, "--detach"]
+
+
+def test_a_burst_of_commits_with_no_daemon_starts_one(hooked: Path, fake: FakeDaemon):
+    for number in range(5):
+        commit_files(hooked, {"a.txt": f"{number}\n"}, f"commit {number}")
+    assert len(entries()) == 5  # every event waits for the daemon
+    time.sleep(0.5)  # a second start would have been spawned by now
+    assert len(wait_for_starts(fake, 1)) == 1
+
+
+@pytest.mark.parametrize("marker", ["dead", "old", "garbage"])
+def test_a_stale_start_marker_does_not_stop_the_next_start(
+    hooked: Path, fake: FakeDaemon, marker: str, alive: subprocess.Popen[bytes]
+):
+    """The marker holds the daemon a hook started and when; once that daemon died, or a
+    minute has passed (its pid may be someone else's by then), the next hook starts one."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    paths.hook_start_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.hook_start_file().write_text({
+        "dead": f"{dead.pid} {int(uptime)}\n",
+        "old": f"{alive.pid} {int(uptime) - 61}\n",
+        "garbage": "$(touch pwned) 1x\n",
+    }[marker])  # fmt: skip
+    commit_files(hooked, {"a.txt": "a\n"}, "one")
+    assert len(wait_for_starts(fake, 1)) == 1
+    assert not (hooked / "pwned").exists()
+
+
+def _env_file(entry: Path) -> bytes:
+    return entry.with_suffix(".env").read_bytes()
+
+
+def test_the_spool_keeps_the_environment_a_job_needs_and_no_other(
+    hooked: Path, alive: subprocess.Popen[bytes]
+):
+    daemon_running(alive)
+    note = "two\nexport AWS_SECRET_ACCESS_KEY='x'\nlines"
+    env = {
+        **os.environ,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "GITHUB_TOKEN": "ghp-0123456789",
+        "MY_TOKEN": "mine-0123456789",
+        "NOTE": note,
+        "PRODIGY_HOOK_ENV": "MY_TOKEN  NOTE UNSET_ONE $(touch${IFS}pwned) A-B * 9X",
+        "LC_TIME": "C",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock",
+        "GIT_AUTHOR_DATE": "2001-02-03T04:05:06",
+    }
+    (hooked / "GITHUB_TOKEN").write_text("a file `*` must not be globbed into\n")
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=hooked, env=env,
+                   check=True)  # fmt: skip
+    [entry] = entries()
+    kept = spool.read(entry).env
+    assert {k: kept[k] for k in ("MY_TOKEN", "NOTE", "LC_TIME", "SSH_AUTH_SOCK", "HOME",
+                                 "GIT_AUTHOR_NAME", "PRODIGY_HOME")} == {
+        "MY_TOKEN": "mine-0123456789", "NOTE": note, "LC_TIME": "C",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock", "HOME": os.environ["HOME"],
+        "GIT_AUTHOR_NAME": os.environ["GIT_AUTHOR_NAME"], "PRODIGY_HOME": os.environ["PRODIGY_HOME"],
+    }  # fmt: skip
+    assert kept["PATH"].endswith(os.environ["PATH"])  # git puts its own folder first
+    for gone in ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "GIT_AUTHOR_DATE", "GIT_INDEX_FILE",
+                 "GIT_EDITOR", "UNSET_ONE"):  # fmt: skip
+        assert gone not in kept
+    for part in paths.spool_dir().iterdir():
+        assert SECRET.encode() not in part.read_bytes()
+        assert part.stat().st_mode & 0o077 == 0  # private to the owner
+    assert not (hooked / "pwned").exists()
+
+
+def test_the_environment_file_keeps_each_value_byte_for_byte(
+    hooked: Path, alive: subprocess.Popen[bytes]
+):
+    """What spool.py reads back is exactly what the hook's shell had, once each."""
+    daemon_running(alive)
+    odd = "tab\there 'quote' \"dq\" $dollar `tick` \\back\n\nend="
+    env = {**os.environ, "ODD": odd, "EMPTY": "", "PRODIGY_HOOK_ENV": "ODD EMPTY"}
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=hooked, env=env,
+                   check=True)  # fmt: skip
+    [entry] = entries()
+    names = [item.split(b"=", 1)[0] for item in _env_file(entry).split(b"\0") if item]
+    assert len(names) == len(set(names))
+    kept = spool.read(entry).env
+    assert kept["ODD"] == odd and kept["EMPTY"] == ""
+
+
+@pytest.mark.parametrize("where", ["main", "linked worktree", "detached"])
+def test_the_recorded_head_and_branch_are_gits(
+    hooked: Path, tmp_path: Path, where: str, alive: subprocess.Popen[bytes]
+):
+    daemon_running(alive)
+    target = hooked
+    if where == "linked worktree":
+        target = tmp_path / "linked"
+        git(hooked, "worktree", "add", "-q", "-b", "topic", str(target))
+    elif where == "detached":
+        git(hooked, "checkout", "-q", "--detach")
+    sha = commit_files(target, {"a.txt": "a\n"}, "one")
+    [entry] = entries()
+    event = spool.read(entry)
+    assert (event.head, event.branch, event.repo) == (
+        sha,
+        {"main": "main", "linked worktree": "topic", "detached": None}[where],
+        target,
+    )
+
+
+def test_a_push_of_a_packed_branch_asks_git(
+    hooked: Path, tmp_path: Path, alive: subprocess.Popen[bytes]
+):
+    """A packed ref has no file of its own: the shim falls back on `git rev-parse`."""
+    daemon_running(alive)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(hooked, "remote", "add", "origin", str(remote))
+    sha = commit_files(hooked, {"a.txt": "a\n"}, "one")
+    for entry in entries():
+        spool.done(entry)
+    git(hooked, "pack-refs", "--all")
+    assert not (hooked / ".git" / "refs" / "heads" / "main").exists()
+    git(hooked, "push", "-q", "origin", "main")
+    [entry] = entries()
+    event = spool.read(entry)
+    assert (event.hook, event.head, event.branch, event.remote) == ("pre-push", sha, "main",
+                                                                    "origin")  # fmt: skip
+    assert [r.local_sha for r in event.pushed] == [sha]
+
+
+def test_status_calls_an_earlier_hook_outdated_and_install_replaces_it(repo: Path):
+    folder = repo / ".git" / "hooks"
+    folder.mkdir(exist_ok=True)
+    (folder / "post-commit").write_text("#!/bin/sh\n# prodigy-hook v1: installed by ...\n"
+                                        "env -0 > somewhere\n")  # fmt: skip
+    ctl("hooks", "install", cwd=repo, check=True)
+    (folder / "post-commit").write_text("#!/bin/sh\n# prodigy-hook v1: installed by ...\n")
+    shown = ctl("hooks", "status", cwd=repo)
+    assert shown.returncode == 1
+    assert "post-commit  outdated" in shown.stdout
+    assert "`prodigyctl hooks install` replaces the outdated hooks" in shown.stdout
+    rows = json.loads(ctl("hooks", "status", "--json", cwd=repo).stdout)["hooks"]
+    assert [r["state"] for r in rows] == ["outdated", "installed"]
+    installed = json.loads(ctl("hooks", "install", "--json", cwd=repo, check=True).stdout)
+    assert [h["chained"] for h in installed["installed"]] == [False, False]  # ours: replaced
+    assert not (folder / "post-commit.prodigy-legacy").exists()
+    assert ctl("hooks", "status", cwd=repo).returncode == 0
+
+
+def test_the_docs_name_every_variable_the_hooks_keep():
+    names = re.findall(r"printf '%s=%s\\0' (\w+) ", hooks.SHIM_FILE.read_text())
+    docs = (ROOT / "docs" / "workflows.md").read_text()
+    assert len(names) > 60
+    assert [name for name in names if f"`{name}`" not in docs] == []
