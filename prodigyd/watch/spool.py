@@ -176,15 +176,17 @@ def reject(event_file: Path, reason: str) -> Path:
     """Move a bad entry aside (kept for the user to look at), with the reason beside it.
 
     Its environment is deleted, not kept: it holds the user's tokens, nothing will run in
-    it, and the event file says what went wrong."""
+    it, and the event file says what went wrong. The reason is written first: on a full
+    disk (NoSpace) the entry stays whole in the spool, never set aside without its reason;
+    the moves after it need no space."""
     folder = ensure_dir(paths.spool_dir() / REJECTED)
     stem = _free_stem(folder, event_file.name.removesuffix(EVENT))
+    write_bytes_atomic(folder / f"{stem}{REASON}", f"{reason}\n".encode())
     with contextlib.suppress(FileNotFoundError):
         _part(event_file, ENV).unlink()
     for suffix in (STDIN, EVENT):
         with contextlib.suppress(FileNotFoundError):
             os.replace(_part(event_file, suffix), folder / f"{stem}{suffix}")
-    write_bytes_atomic(folder / f"{stem}{REASON}", f"{reason}\n".encode())
     return folder / f"{stem}{EVENT}"
 
 

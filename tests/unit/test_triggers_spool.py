@@ -344,3 +344,26 @@ def test_any_entry_is_read_or_refused_with_a_reason(
             spool.read(Path(folder) / "1-1.event")
         except spool.SpoolError as exc:
             assert str(exc).startswith(f"{folder}/1-1."), exc
+
+
+def test_an_entry_whose_reason_does_not_fit_stays_whole_in_the_spool(tmp_path: Path, monkeypatch):
+    """On a full disk the reason file cannot be written: nothing is moved or deleted, so the
+    entry is tried again later, never set aside without its reason."""
+    import errno
+
+    from prodigyd.errors import NoSpace
+    from prodigyd.store import atomic
+
+    monkeypatch.setenv("PRODIGY_HOME", str(tmp_path))
+    folder = tmp_path / "spool"
+    bad = entry(folder, "x", env=b"TOKEN=tok-0123456789\0", stdin="", name="9-2")
+
+    def full(path: Path, data: bytes, **_: object) -> None:
+        with atomic.space.guard(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool, "write_bytes_atomic", full)
+    with pytest.raises(NoSpace):
+        spool.reject(bad, "broken")
+    assert sorted(p.name for p in folder.glob("9-2.*")) == ["9-2.env", "9-2.event", "9-2.stdin"]
+    assert list((folder / "rejected").glob("9-2.*")) == []
