@@ -115,7 +115,8 @@ def _secret_value(
             raise WorkflowError(
                 f"secret {key} reads ${name} from the environment, but it is not set",
                 location=where,
-                hint=f"export {name} before running prodigyctl",
+                hint=f"export {name} before running prodigyctl (for a job a git hook "
+                "starts: name it in PRODIGY_HOOK_ENV too)",
             )
         return inherited[name]
     if spec.provider == "file":
