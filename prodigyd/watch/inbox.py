@@ -5,7 +5,7 @@ The folder is watched with watchfiles (inotify; a 5 ms step keeps a trigger's la
 near Watchman's). When the watch cannot be set up (inotify limits, an odd file system) the
 inbox says so in the log and polls once a second instead of giving up. Entries are handled
 one at a time, oldest first. Problems a user should see (a triggered workflow that does not
-load or is refused at submission) are kept, the latest RECENT of them, for `triggers.list`.
+load or is refused at submission) are kept, the latest fire.RECENT, for `triggers.list`.
 
 Each run it would start goes through watch/fire.py, the path the repository watcher's
 events take too: one idempotency key per (repository, workflow, event, commit), then the
