@@ -606,6 +606,40 @@ def hooks_status(path: str | None, as_json: bool) -> None:
 
 
 @cli.group()
+def watch() -> None:
+    """Repositories the daemon watches itself: their triggers fire without git hooks."""
+
+
+@watch.command("add")
+@click.argument("path", required=False, metavar="[PATH]")
+@json_option
+def watch_add(path: str | None, as_json: bool) -> None:
+    """Watch the repository holding PATH (default: the current one)."""
+    from prodigyctl.commands import watch as cmd
+
+    sys.exit(cmd.add(path=path, as_json=as_json))
+
+
+@watch.command("rm")
+@click.argument("path", required=False, metavar="[PATH]")
+@json_option
+def watch_rm(path: str | None, as_json: bool) -> None:
+    """Stop watching the repository holding PATH (default: the current one)."""
+    from prodigyctl.commands import watch as cmd
+
+    sys.exit(cmd.remove(path=path, as_json=as_json))
+
+
+@watch.command("ls")
+@json_option
+def watch_ls(as_json: bool) -> None:
+    """The watched repositories: watching, polling, or missing."""
+    from prodigyctl.commands import watch as cmd
+
+    sys.exit(cmd.list_watched(as_json=as_json))
+
+
+@cli.group()
 def triggers() -> None:
     """Workflows in .prodigy/workflows/ that git events start (their `on:` triggers)."""
 

@@ -130,6 +130,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     from prodigyd.server import Connection
     from prodigyd.watch.gate import TriggerLimits
     from prodigyd.watch.inbox import HookInbox
+    from prodigyd.watch.refwatch import RepoWatcher
 
     ensure_dir(paths.home())
     engine = EngineSettings(
@@ -147,7 +148,10 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     jobs = JobManager(engine, scheduler, WorktreePool(_pool_settings(config.worktree_config)))
     limits = TriggerLimits(**config.triggers.model_dump())
     inbox = HookInbox(jobs, limits)
-    state = DaemonState(jobs=jobs, started=time.monotonic(), version=VERSION, inbox=inbox)
+    watcher = RepoWatcher(inbox.path)  # one trigger path for hook and watcher events
+    state = DaemonState(
+        jobs=jobs, started=time.monotonic(), version=VERSION, inbox=inbox, watcher=watcher
+    )
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 
@@ -177,8 +181,10 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     _report_ready(ready_fd, "ready")
     systemd.ready(f"listening on {sock}")
     hooks = asyncio.create_task(inbox.run(), name="hook inbox")
+    watching = asyncio.create_task(watcher.run(), name="repository watcher")
     await stop.wait()
     hooks.cancel()  # an entry being handled stays in the spool for the next start
+    watching.cancel()
     log.info("shutting down%s", " (draining)" if state.drain else "")
     systemd.stopping()
     # Keep serving while jobs settle: status, logs and follow still work, submissions are

@@ -119,6 +119,11 @@ def spool_dir() -> Path:
     return home() / "spool"
 
 
+def watched_file() -> Path:
+    """The repositories the daemon watches (prodigyd/watch/repos.py)."""
+    return home() / "watched.json"
+
+
 def inline_workflows_dir() -> Path:
     return home() / "workflows"
 

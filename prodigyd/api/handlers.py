@@ -32,6 +32,7 @@ from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
 from prodigyd.watch import dropped, triggers
 from prodigyd.watch.inbox import HookInbox
+from prodigyd.watch.refwatch import RepoWatcher
 
 
 @dataclass
@@ -40,6 +41,7 @@ class DaemonState:
     started: float
     version: str
     inbox: HookInbox
+    watcher: RepoWatcher
     drain: bool = False  # how the daemon was asked to stop (set by daemon.stop)
 
 
@@ -200,6 +202,18 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
     }
 
 
+async def watch_add(state: DaemonState, p: schemas.WatchParams) -> dict[str, Any]:
+    return await state.watcher.add(Path(p.path))
+
+
+async def watch_remove(state: DaemonState, p: schemas.WatchParams) -> dict[str, Any]:
+    return await state.watcher.remove(Path(p.path))
+
+
+async def watch_list(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
+    return {"repositories": await state.watcher.listing(), "polling": state.watcher.polling}
+
+
 async def analytics_summary(state: DaemonState, p: schemas.AnalyticsParams) -> dict[str, Any]:
     return {"since": p.since, **analytics.summary(journal.usage(p.since), p.group_by, p.top)}
 
@@ -227,5 +241,8 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.WORKTREES_CLEAN: (schemas.WorktreeCleanParams, worktrees_clean),
     protocol.WORKTREES_GC: (schemas.GcParams, worktrees_gc),
     protocol.TRIGGERS_LIST: (schemas.TriggersParams, triggers_list),
+    protocol.WATCH_ADD: (schemas.WatchParams, watch_add),
+    protocol.WATCH_REMOVE: (schemas.WatchParams, watch_remove),
+    protocol.WATCH_LIST: (schemas.Empty, watch_list),
     protocol.ANALYTICS_SUMMARY: (schemas.AnalyticsParams, analytics_summary),
 }

@@ -138,6 +138,19 @@ class TriggersParams(_Params):
     repo: str = Field(min_length=1)  # a folder inside the repository
 
 
+class WatchParams(_Params):
+    path: str = Field(min_length=1, max_length=4096)  # a folder inside the repository
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        """The daemon's working folder is not the client's: only absolute paths mean
+        the same to both."""
+        if not value.startswith("/"):
+            raise ValueError("expected an absolute path")
+        return value
+
+
 class DlqListParams(_Params):
     job_id: str | None = Field(None, min_length=1, max_length=128)
     eligible: bool | None = None

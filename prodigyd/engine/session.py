@@ -54,6 +54,7 @@ from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import read_json
 from prodigyd.store.ids import new_session_id
 from prodigyd.store.sessions import DlqRetry, SessionRecord, Status, now_iso
+from prodigyd.watch.variables import variables as trigger_variables
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
 from prodigyd.workflow.model import Step, Workflow
@@ -142,6 +143,7 @@ def check_environment(
     masker = Masker()
     store = VariableStore()
     store.update(_builtin_variables(record, Path(record.worktree), args))
+    store.update(trigger_variables(env))
     job_env.compose(
         workflow,
         inherited=env,
@@ -468,6 +470,7 @@ class Session:
         record, workflow = self.record, self.loaded.workflow
         store = VariableStore()
         store.update(_builtin_variables(record, self.worktree, self.args))
+        store.update(trigger_variables(self.inherited))
         composed = job_env.compose(
             workflow,
             inherited=self.inherited,

@@ -17,8 +17,9 @@ Either way the result is verified with `git merge-base --is-ancestor` before it 
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -44,6 +45,23 @@ UNFINISHED_MARKERS = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
 RETRY_HINT = "then run `prodigyctl merge <session>`"
 
 _MODIFICATION_TYPES = {"A": "added", "D": "deleted", "R": "renamed"}
+
+
+#: The session commits this daemon merges (or merged) into a user's branch: the second
+#: parent of every merge commit it makes there, recorded before the branch moves. The
+#: repository watcher tells prodigy's merges from the user's commits by them
+#: (watch/refwatch.py): it sees a ref move, not who moved it. Kept in memory: a restarted
+#: daemon's watcher starts from the refs as they are then, so it never needs older ones.
+_MERGED_SOURCES: collections.OrderedDict[str, None] = collections.OrderedDict()
+MERGED_REMEMBERED = 10_000
+
+
+def merges_source(parents: Sequence[str]) -> str | None:
+    """The session commit this daemon merged, when a commit with these parents is one of
+    its merges (two parents, the session's second); None for any other commit."""
+    if len(parents) == 2 and parents[1] in _MERGED_SOURCES:
+        return parents[1]
+    return None
 
 
 @dataclass
@@ -94,11 +112,18 @@ async def merge_branch(
             commit=None,
             message=f"No new commits in {source}, nothing to merge into {target}",
         )
-    checkout = await find_checkout(repo, target)
-    if checkout is None:
-        await merge_without_checkout(repo, plan)
-    else:
-        await merge_in_checkout(checkout, plan)
+    _MERGED_SOURCES[plan.source_sha] = None  # before any ref moves: see merges_source
+    while len(_MERGED_SOURCES) > MERGED_REMEMBERED:
+        _MERGED_SOURCES.popitem(last=False)
+    try:
+        checkout = await find_checkout(repo, target)
+        if checkout is None:
+            await merge_without_checkout(repo, plan)
+        else:
+            await merge_in_checkout(checkout, plan)
+    except BaseException:
+        _MERGED_SOURCES.pop(plan.source_sha, None)  # refused: a merge by hand is the user's
+        raise
     commit = await verify_merged(repo, plan)
     noun = "commit" if count == 1 else "commits"
     return MergeOutcome(

@@ -365,6 +365,16 @@ def get(job_id: str) -> sqlite3.Row | None:
     return connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
 
+def has_key(idempotency_key: str) -> bool:
+    """Whether a job was submitted with this idempotency key (one indexed lookup)."""
+    row = (
+        connection()
+        .execute("SELECT 1 FROM jobs WHERE idempotency_key = ?", (idempotency_key,))
+        .fetchone()
+    )
+    return row is not None
+
+
 def private_of(job_id: str) -> dict[str, Any] | None:
     row = connection().execute("SELECT private FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return None if row is None else dict(json.loads(row["private"]))

@@ -57,19 +57,23 @@ class DropLog:
 
     def record(self, worktree: Path, why: str, message: str, **fields: Any) -> dict[str, Any]:
         """Keep one drop (and log it); a full disk loses it from the file, never the run."""
+        log.info("trigger not run (%s): %s", why, message)
+        return self.note(worktree, EVENT_TYPE, message, why=why, **fields)
+
+    def note(self, worktree: Path, event_type: str, message: str, **fields: Any) -> dict[str, Any]:
+        """Keep one event of the repository's triggers (a drop, a workflow file the watcher
+        re-read: watch/refwatch.py) in the same log."""
         repo_id = paths.repo_id(repository(worktree))
         self._seq[repo_id] = seq = self._seq.get(repo_id, 0) + 1
         event = {
             "seq": seq,  # of this daemon run: the timestamps order the runs
             "timestamp": now_iso(),
-            "event_type": EVENT_TYPE,
+            "event_type": event_type,
             "session_id": FOLDER,
-            "why": why,
             "message": message,
             "worktree": str(worktree),
             **fields,
         }
-        log.info("trigger not run (%s): %s", why, message)
         events = self._logs.get(repo_id)
         if events is None:
             events = self._logs[repo_id] = EventLog(repo_id, FOLDER)
@@ -85,7 +89,8 @@ class DropLog:
 async def recent(worktree: Path, limit: int = SHOWN) -> list[dict[str, Any]]:
     """The repository's latest drops, oldest first; read in a worker thread."""
     repo_id = paths.repo_id(repository(worktree))
-    return await asyncio.to_thread(_last, read_events(repo_id, FOLDER), limit)
+    drops = (e for e in read_events(repo_id, FOLDER) if e.get("event_type") == EVENT_TYPE)
+    return await asyncio.to_thread(_last, drops, limit)
 
 
 def _last(events: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:

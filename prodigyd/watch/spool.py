@@ -22,9 +22,10 @@ HEAD is). It writes one entry of up to three files in `$PRODIGY_HOME/spool/` and
 `<id>` is `<uptime>-<pid>`: unique while the machine is up, and made without a process.
 Entries are taken oldest first by the time their event file was written. The daemon
 watches the folder, submits what an entry triggers, and deletes it only then. The
-idempotency key of each submission is a hash of the entry's content (not of its name), so
-an entry read twice (a daemon killed between the submit and the delete) submits once, and
-no two events are ever mistaken for one. An entry that cannot be read is moved to
+idempotency key of each submission names the event, not the entry (watch/fire.py: the
+repository, workflow, event and commit), so an entry read twice (a daemon killed between
+the submit and the delete) submits once, and a commit the repository watcher saw too runs
+once. An entry that cannot be read is moved to
 `spool/rejected/` with a `.reason` file beside it, never deleted; so is one left
 incomplete for INCOMPLETE_SECONDS (its hook was killed while writing it); its `.env` is
 deleted then, as it is when the entry is done: a job keeps the environment it runs in in

@@ -29,7 +29,8 @@ again without end. An event is prodigy's when any of these says so (`made_by_pro
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prodigyd import paths
@@ -37,6 +38,7 @@ from prodigyd.errors import ProdigyError
 from prodigyd.git.cli import AUTOMATION_VAR, git
 from prodigyd.git.pool import branch_session
 from prodigyd.store import journal
+from prodigyd.watch import variables
 from prodigyd.watch.spool import HOOK_EVENTS, HookEvent
 from prodigyd.workflow.interpolate import glob_match
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
@@ -61,13 +63,32 @@ class Found:
 
 @dataclass(frozen=True)
 class Firing:
-    """One run to submit: this workflow, on this branch, because of `reason`."""
+    """One run to submit: this workflow, on this branch (None: the checked-out one),
+    because of `reason`.
+
+    `identity` names the git event whoever saw it (`commit`, branch, commit id...): a hook
+    and the watcher that see the same commit make the same idempotency key from it, so it
+    runs once (watch/fire.py). `variables` are its `${trigger.*}` (watch/variables.py)."""
 
     workflow: Path
     trigger: Trigger
-    branch: str
+    branch: str | None
     reason: str
     by_prodigy: str | None = None  # why prodigy made the event (None: the user did)
+    identity: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """One thing that happened on a branch: its changed files (None when unknown or not
+    needed), how `triggered_by` describes it, its identity and variables (see Firing)."""
+
+    branch: str
+    changed: list[str] | None
+    what: str
+    identity: str
+    variables: Mapping[str, str]
 
 
 async def discover(repo: Path) -> list[Found]:
@@ -91,30 +112,46 @@ async def discover(repo: Path) -> list[Found]:
 
 async def firings(event: HookEvent) -> list[Firing]:
     """Every (workflow, trigger, branch) the event starts; broken workflows are logged."""
-    kind = HOOK_EVENTS[event.hook]
-    candidates = []
-    for found in await discover(event.repo):
-        if found.loaded is None:
-            log.warning("trigger workflow not loaded: %s", found.error)
-            continue
-        candidates += [(found.path, t) for t in found.loaded.workflow.on if t.event == kind]
+    candidates = triggered(await discover(event.repo), HOOK_EVENTS[event.hook])
     if not candidates:
         return []
     result = []
     need_files = any(trigger.paths for _, trigger in candidates)
     origin = made_by_prodigy(event)
-    for branch, changed, what in await _occasions(event, need_files):
-        by_prodigy = origin or _session_branch(branch)
-        for path, trigger in candidates:
-            if _branch_matches(trigger, branch) and _paths_match(trigger, changed):
-                reason = f"{what} on {branch} ({event.hook} hook)"
-                result.append(Firing(path, trigger, branch, reason, by_prodigy))
+    for occasion in await _occasions(event, need_files):
+        by_prodigy = origin or session_branch(occasion.branch)
+        reason = f"{occasion.what} on {occasion.branch} ({event.hook} hook)"
+        result += matching(candidates, occasion, reason, by_prodigy)
     return result
+
+
+def triggered(found: list[Found], kind: str) -> list[tuple[Path, Trigger]]:
+    """The (workflow, trigger) pairs for events of `kind`; files that do not load are
+    logged and skipped, never guessed at."""
+    candidates = []
+    for each in found:
+        if each.loaded is None:
+            log.warning("trigger workflow not loaded: %s", each.error)
+            continue
+        candidates += [(each.path, t) for t in each.loaded.workflow.on if t.event == kind]
+    return candidates
+
+
+def matching(
+    candidates: list[tuple[Path, Trigger]], occasion: Occasion, reason: str, by_prodigy: str | None
+) -> list[Firing]:
+    """The firings of the `commit`/`push` candidates whose branches and paths match."""
+    variables = occasion.variables
+    return [
+        Firing(path, trigger, occasion.branch, reason, by_prodigy, occasion.identity, variables)
+        for path, trigger in candidates
+        if branch_matches(trigger, occasion.branch) and _paths_match(trigger, occasion.changed)
+    ]
 
 
 def made_by_prodigy(event: HookEvent) -> str | None:
     """Why the event is prodigy's own doing (see the module docstring), or None when it is
-    the user's. The branch is checked per branch (`_session_branch`): a push has several."""
+    the user's. The branch is checked per branch (`session_branch`): a push has several."""
     if event.session:
         return f"made by prodigy session {event.session[:SHOWN]}"
     if event.automation:
@@ -125,33 +162,47 @@ def made_by_prodigy(event: HookEvent) -> str | None:
     return None
 
 
-def _session_branch(branch: str) -> str | None:
+def session_branch(branch: str) -> str | None:
     session = branch_session(branch)
     if session is None or journal.get(session) is None:
         return None
     return f"made on the branch of prodigy session {session}"
 
 
-async def _occasions(event: HookEvent, need_files: bool) -> list[tuple[str, list[str] | None, str]]:
-    """(branch, changed files, description) per thing that happened. The files are None
-    when unknown, or not needed (no trigger filters on paths: a git process saved)."""
+async def _occasions(event: HookEvent, need_files: bool) -> list[Occasion]:
+    """What happened, per branch. The files are None when unknown, or not needed (no
+    trigger filters on paths: a git process saved)."""
     if event.hook == "post-commit":
         if event.branch is None or event.head is None:  # a detached commit: no branch to run on
             return []
-        changed = await _changed(event.repo, event.head) if need_files else None
-        return [(event.branch, changed, f"commit {event.head[:12]}")]
+        changed = await changed_files(event.repo, event.head) if need_files else None
+        return [commit_occasion(event.branch, event.head, None, changed)]
     occasions = []
     for ref in event.pushed:
         if ref.branch is None:
             continue
         base = ref.remote_sha if ref.remote_known else None
-        changed = await _changed(event.repo, ref.local_sha, base) if need_files else None
+        changed = await changed_files(event.repo, ref.local_sha, base) if need_files else None
         remote = f" to {event.remote}" if event.remote else ""
-        occasions.append((ref.branch, changed, f"push of {ref.local_sha[:12]}{remote}"))
+        values = variables.environment(event="push", ref=ref.local_ref, before=base,
+                                       after=ref.local_sha, branch=ref.branch)  # fmt: skip
+        identity = f"push\0{ref.branch}\0{ref.local_sha}\0{event.remote or ''}"
+        what = f"push of {ref.local_sha[:12]}{remote}"
+        occasions.append(Occasion(ref.branch, changed, what, identity, values))
     return occasions
 
 
-async def _changed(repo: Path, sha: str, base: str | None = None) -> list[str] | None:
+def commit_occasion(
+    branch: str, sha: str, before: str | None, changed: list[str] | None
+) -> Occasion:
+    """A new commit at the tip of `branch`, however it was seen (a hook, the watcher): one
+    identity for both."""
+    values = variables.environment(event="commit", ref=f"refs/heads/{branch}", before=before,
+                                   after=sha, branch=branch)  # fmt: skip
+    return Occasion(branch, changed, f"commit {sha[:12]}", f"commit\0{branch}\0{sha}", values)
+
+
+async def changed_files(repo: Path, sha: str, base: str | None = None) -> list[str] | None:
     """Files changed from `base` to `sha` (from its parent without a base); None when git
     cannot tell (an object missing, say)."""
     if base is None:
@@ -165,7 +216,7 @@ async def _changed(repo: Path, sha: str, base: str | None = None) -> list[str] |
     return [name for name in done.stdout.split("\0") if name]
 
 
-def _branch_matches(trigger: Trigger, branch: str) -> bool:
+def branch_matches(trigger: Trigger, branch: str) -> bool:
     return not trigger.branches or any(glob_match(branch, g) for g in trigger.branches)
 
 

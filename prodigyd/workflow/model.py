@@ -580,7 +580,7 @@ class ErrorPolicy(BaseModel):
     retry_attempts: int = Field(3, ge=1)
 
 
-TriggerEvent = Literal["commit", "push"]
+TriggerEvent = Literal["commit", "push", "ref"]
 
 
 class Trigger(BaseModel):
@@ -588,7 +588,11 @@ class Trigger(BaseModel):
     "Triggers").
 
     `branches`: globs of the branch the event is on (a commit's checked-out branch, a push's
-    local branches); `paths`: globs of the files it changed; empty means any. `merge`: what
+    local branches, a ref event's branch); `paths`: globs of the files it changed; empty
+    means any. `tags` (`ref` only): globs of the tags whose creation, move or deletion
+    fires it; a `ref` trigger with neither `branches` nor `tags` fires for every branch and
+    tag, one with only `branches` for branches only, one with only `tags` for tags only.
+    `merge`: what
     happens to a successful run, as `prodigyctl run` asks it: `ask` (the default) leaves it
     awaiting `prodigyctl merge`, since nobody is there to answer; `auto` merges; `never`.
     `include_prodigy_commits`: fire on the commits (and pushes) prodigy's own sessions,
@@ -601,8 +605,17 @@ class Trigger(BaseModel):
     event: TriggerEvent
     branches: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
     merge: Literal["auto", "ask", "never"] = "ask"
     include_prodigy_commits: bool = False
+
+    @model_validator(mode="after")
+    def _fields_fit_the_event(self) -> Trigger:
+        if self.tags and self.event != "ref":
+            raise ValueError(f"tags: only `ref` triggers have tags, not `{self.event}`")
+        if self.paths and self.event == "ref":
+            raise ValueError("paths: a `ref` trigger has no files to match (use `commit`)")
+        return self
 
 
 class Workflow(BaseModel):

@@ -50,7 +50,7 @@ MODELS = {
     protocol.EVENTS_SUBSCRIBE: SubscribeParams,
 }
 METHODS = sorted(MODELS)
-PINNED = {protocol.JOBS_SUBMIT: ("cwd", "repo")}
+PINNED = {protocol.JOBS_SUBMIT: ("cwd", "repo"), protocol.WATCH_ADD: ("path",)}
 
 scalars = (
     st.none()
@@ -107,7 +107,8 @@ def envelopes(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def pinned(message: Any, nowhere: Path) -> Any:
-    """The message with jobs.submit's cwd and repo, when strings, pointing nowhere."""
+    """The message with jobs.submit's cwd and repo (and watch.add's path), when strings,
+    pointing nowhere."""
     if not isinstance(message, dict):
         return message
     method, params = message.get("method"), message.get("params")

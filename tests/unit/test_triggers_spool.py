@@ -46,11 +46,12 @@ def test_every_shape_of_on():
     [
         (
             "on: [commit, pull]\n",
-            "wf.yml:1:14 (on[1]): unknown event 'pull' (events: commit, push)",
+            "wf.yml:1:14 (on[1]): unknown event 'pull' (events: commit, push, ref)",
         ),
         (
             "on: {commit: main}\n",
-            "(on.commit): expected commit: {branches, paths, merge, include_prodigy_commits}, got "
+            "(on.commit): expected commit: {branches, paths, tags, merge, include_prodigy_commits}, "
+            "got "
             "'main'",
         ),
         ("on: {push: {merge: later}}\n", "(on.push.merge): expected 'auto', 'ask' or 'never'"),
@@ -140,11 +141,11 @@ def test_an_event_in_prodigys_worktrees_or_on_a_session_branch_is_prodigys(
                            repo_id="r-1", original_branch="main", worktree="", branch="b",
                            workflow_sha256="0", cwd="/r")  # fmt: skip
     session_store.create(record, {})
-    assert matching._session_branch("prodigy-workflow-1-abc") == (
+    assert matching.session_branch("prodigy-workflow-1-abc") == (
         "made on the branch of prodigy session workflow-1-abc")  # fmt: skip
-    assert matching._session_branch("prodigy-agent-workflow-1-abc/item-3") is not None
-    assert matching._session_branch("prodigy-workflow-2-def") is None  # no such session
-    assert matching._session_branch("prodigy-mine") is None  # the user's own branch
+    assert matching.session_branch("prodigy-agent-workflow-1-abc/item-3") is not None
+    assert matching.session_branch("prodigy-workflow-2-def") is None  # no such session
+    assert matching.session_branch("prodigy-mine") is None  # the user's own branch
 
 
 def test_prodigys_git_calls_carry_the_automation_marker():

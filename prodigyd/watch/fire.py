@@ -1,0 +1,161 @@
+"""The one path from a git event to a run, whoever saw the event: a hook's spool entry
+(watch/inbox.py) or the daemon's own watch of a repository's refs (watch/refwatch.py).
+
+Every firing gets one idempotency key per (repository, workflow, event, commit): the
+repository is its main worktree (the one every worktree shares), the workflow its file
+name, the event and commit `Firing.identity`. So a commit seen by a hook and by the
+watcher makes one run, and so does a spool entry read twice (a daemon killed between
+submitting it and deleting it). A key met before is skipped before the gate, silently:
+it is the same event again, not a newer one to coalesce, and its drop (if it was
+dropped) is on record already.
+
+Then the gate (watch/gate.py), in this order: prodigy's own events, a queued run of the
+same workflow and branch (coalescing), the rate limit, the queue cap. Each run stopped
+there is kept as a `trigger_dropped` event (watch/dropped.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prodigyd.engine.session import RunRequest
+from prodigyd.git.cli import REPO_PINNING_VARS
+from prodigyd.store import journal
+from prodigyd.store.sessions import SessionRecord
+from prodigyd.watch.dropped import DropLog, repository
+from prodigyd.watch.gate import KEY_PREFIX, Gate, TriggerLimits
+from prodigyd.watch.triggers import Firing
+
+if TYPE_CHECKING:
+    from prodigyd.jobs import JobManager
+
+log = logging.getLogger("prodigyd.watch")
+
+#: How many problems `triggers.list` shows.
+RECENT = 50
+#: How many keys are remembered in memory: those of drops, which the journal does not keep.
+REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """One firing, and where it came from: `worktree` is where the run is submitted (its
+    workflow file's worktree), `env` the environment it runs in (the daemon's when empty),
+    `origin` fields that say who saw it (`hook_event`, `watcher`), kept with a drop."""
+
+    worktree: Path
+    firing: Firing
+    env: Mapping[str, str] = field(default_factory=dict)
+    origin: Mapping[str, Any] = field(default_factory=dict)
+
+
+class TriggerPath:
+    """Gate, keys and drops of every triggered run: one instance per daemon."""
+
+    def __init__(self, jobs: JobManager, limits: TriggerLimits | None = None) -> None:
+        self.jobs = jobs
+        self.gate = Gate(limits or TriggerLimits())
+        self.dropped = DropLog()
+        self.problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    async def fire(self, occasion: Occasion) -> SessionRecord | None:
+        """Submit the run, or say why not; None when it is not submitted. Raises what
+        `jobs.submit` raises (ShuttingDown, ProdigyError): the caller decides."""
+        key = key_of(occasion)
+        if key in self._seen or journal.has_key(key):
+            return None
+        self._remember(key)
+        if not self._admitted(occasion):
+            return None
+        firing = occasion.firing
+        try:
+            record = await self.jobs.submit(request_of(occasion), idempotency_key=key)
+        except BaseException:
+            self._seen.pop(key, None)  # not submitted: a later sighting may try again
+            raise
+        self.gate.started(repository(occasion.worktree), firing.workflow)
+        log.info("%s: %s started %s", firing.reason, firing.workflow, record.id)
+        return record
+
+    def problem(self, what: str, event: str, message: str) -> None:
+        """Keep a problem for `triggers.list` (and log it); `event` names its source (a
+        spool entry, a watched repository), `what` says what that is."""
+        log.error("%s %s: %s", what, event, message)
+        self.problems.append({"event": event, "at": time.time(), "error": message})
+
+    def _remember(self, key: str) -> None:
+        self._seen[key] = None
+        while len(self._seen) > REMEMBERED:
+            self._seen.popitem(last=False)
+
+    def _admitted(self, occasion: Occasion) -> bool:
+        """Whether the firing may submit a new run; if not, why is kept (watch/gate.py).
+        Nothing here awaits: a queued run found here cannot start before it is replaced."""
+        firing = occasion.firing
+        if firing.by_prodigy and not firing.trigger.include_prodigy_commits:
+            why = f"{firing.by_prodigy} (the trigger has no include_prodigy_commits)"
+            self._drop(occasion, "prodigy_commit", why)
+            return False
+        branch = firing.branch  # None: a tag, a deleted branch; such runs never coalesce
+        queued = None if branch is None else self.gate.queued_run(firing.workflow, branch)
+        if queued is not None:
+            older = queued.triggered_by
+            if older != firing.reason:  # else: this event, seen again after a restart
+                self.gate.replace(queued, firing.reason, env_of(occasion))
+                self._drop(occasion, "coalesced",
+                           f"queued run {queued.id} takes it instead of: {older}",
+                           session=queued.id, replaced=older)  # fmt: skip
+            return False
+        refusal = self.gate.refusal(repository(occasion.worktree), firing.workflow)
+        if refusal is not None:
+            self._drop(occasion, *refusal)
+            return False
+        return True
+
+    def _drop(self, occasion: Occasion, why: str, message: str, **fields: Any) -> None:
+        firing = occasion.firing
+        self.dropped.record(
+            occasion.worktree, why, f"{firing.workflow.name}: {firing.reason}: {message}",
+            workflow=str(firing.workflow), branch=firing.branch, event=firing.reason,
+            **occasion.origin, **fields,
+        )  # fmt: skip
+
+
+def request_of(occasion: Occasion) -> RunRequest:
+    """The job a trigger submits: in the occasion's worktree and environment, on the
+    event's branch (the checked-out one when the firing has none: a tag, a deleted
+    branch)."""
+    firing = occasion.firing
+    return RunRequest(
+        workflow=str(firing.workflow),
+        cwd=str(occasion.worktree),
+        env=env_of(occasion),
+        repo=str(occasion.worktree),
+        merge_policy=firing.trigger.merge,
+        branch=firing.branch,
+        triggered_by=firing.reason,
+    )
+
+
+def env_of(occasion: Occasion) -> dict[str, str]:
+    """The hook's environment (the daemon's when there is none), without the variables
+    that pin git to the hook's repository, with the event's `${trigger.*}`."""
+    base = occasion.env or os.environ
+    env = {k: v for k, v in base.items() if k not in REPO_PINNING_VARS}
+    return {**env, **occasion.firing.variables}
+
+
+def key_of(occasion: Occasion) -> str:
+    """One key per (repository, workflow, event, commit), whoever saw the event."""
+    firing = occasion.firing
+    what = f"{repository(occasion.worktree).resolve()}\0{firing.workflow.name}\0{firing.identity}"
+    return f"{KEY_PREFIX}{hashlib.sha256(what.encode()).hexdigest()}"

@@ -1,0 +1,429 @@
+"""The daemon's own watch of repositories (`prodigyctl watch add`): refs and workflow
+files, with no hook installed.
+
+What is watched, per repository (watch/repos.py keeps the list):
+
+- its refs: `<common dir>/refs/` recursively, and `packed-refs` and `HEAD` in the common
+  dir (a linked worktree's refs live there too). Any change re-reads every branch and tag
+  with one `git for-each-ref` and compares the snapshot with the last one (watch/refs.py):
+  ref files come and go without any ref moving (`git pack-refs`), and one change may move
+  several refs (a fetch, a rebase). Whatever moved the refs (commit, `git update-ref`,
+  fetch, rebase, another tool) is seen.
+- its `.prodigy/workflows/` files: a new, changed or removed file is loaded again at once
+  (in a worker thread; the loader caches by content) and a file that does not load is
+  reported as a `workflow_invalid` event of the repository's triggers log (watch/dropped.py)
+  and in the daemon's log; it never stops the other files from firing. `triggers ls`
+  shows its error.
+
+Two watchfiles watches serve every repository, one recursive and one not, started again
+whenever the set of folders changes (a repository added or removed, `.prodigy/workflows/`
+created): each `awatch` holds a worker thread, so two for all repositories, not two each.
+
+Nothing here is fatal to the daemon. When inotify cannot be used (no more watches: ENOSPC,
+a file system without it) the watch polls instead (watchfiles `force_polling`) and says so
+in the log and in `watch ls`. Events lost to a queue overflow are made up for by reading
+every repository's refs again every RESCAN_SECONDS. A repository that disappears is shown
+as `missing` by `watch ls` with a log line, and watched again if it comes back.
+
+Refs changed while the daemon was not running fire nothing: the first snapshot is taken
+when it starts (hooks spool their events and do fire them later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodigyd.errors import GitError, NotFound, ProdigyError, ShuttingDown
+from prodigyd.git import repo as git_repo
+from prodigyd.git.cli import git
+from prodigyd.store.sessions import now_iso
+from prodigyd.watch import refs, repos, triggers
+from prodigyd.watch.fire import Occasion, TriggerPath
+
+log = logging.getLogger("prodigyd.watch")
+
+DEBOUNCE_MS = 50
+STEP_MS = 10
+POLL_DELAY_MS = 300
+RESCAN_SECONDS = 60.0
+RETRY_SECONDS = 1.0
+#: How long `watch add` waits for the watch to include the new repository.
+READY_SECONDS = 10.0
+WORKFLOWS = triggers.FOLDER
+
+Watch = Callable[..., AsyncIterator[set[tuple[Any, str]]]]
+
+
+@dataclass
+class _Repo:
+    path: Path
+    added_at: str
+    common: Path | None = None  # the common git dir, where the refs are
+    refs: dict[str, str] | None = None  # the last snapshot; None until attached
+    workflows: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
+    problem: str | None = None  # why it is not watched now
+    fresh: bool = True  # read before the watch covered it: read again once it does
+    dirty_refs: bool = False
+    dirty_workflows: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class RepoWatcher:
+    """Watches the listed repositories and fires their triggers through `firing`."""
+
+    def __init__(self, firing: TriggerPath, *, _awatch: Watch | None = None) -> None:
+        self.firing = firing
+        self.polling: str | None = None  # why the watch polls; None while inotify works
+        self._repos: dict[Path, _Repo] = {}
+        self._awatch = _awatch
+        self._restart = asyncio.Event()
+        self._requested = 0  # watch rounds asked for (a repository added or removed)
+        self._covered = 0  # the last request a running watch covers
+        self._ready = asyncio.Condition()
+
+    async def run(self) -> None:
+        """Watch until cancelled; never raises anything else."""
+        for entry in await asyncio.to_thread(repos.load):
+            repo = self._repos[Path(entry.path)] = _Repo(Path(entry.path), entry.added_at)
+            await self._attach(repo)
+        rescan = asyncio.create_task(self._rescan(), name="repository rescan")
+        try:
+            while True:
+                try:
+                    await self._watch_round()
+                except Exception:  # a bug must not end the watching for good
+                    log.exception("repository watch failed; starting it again")
+                    await asyncio.sleep(RETRY_SECONDS)
+        finally:
+            rescan.cancel()
+            for repo in self._repos.values():
+                if repo.task is not None:
+                    repo.task.cancel()
+
+    async def add(self, where: Path) -> dict[str, Any]:
+        """Watch the repository holding `where`; returns it as `listing` shows it, with
+        `added` false when it was watched already."""
+        try:
+            root = (await git_repo.repo_root(where)).resolve()
+        except GitError:
+            raise GitError(
+                f"Not a git repository: {where}",
+                hint="`prodigyctl watch add PATH` takes a folder inside a git repository",
+            ) from None
+        if root in self._repos:
+            return {"added": False, **self._describe(self._repos[root])}
+        repo = self._repos[root] = _Repo(root, now_iso())
+        try:
+            await asyncio.to_thread(repos.save, self._entries())
+        except BaseException:
+            del self._repos[root]
+            raise
+        await self._attach(repo)
+        await self._rewatch()
+        log.info("watching %s", root)
+        return {"added": True, **self._describe(repo)}
+
+    async def remove(self, where: Path) -> dict[str, Any]:
+        """Stop watching the repository `where` names (it may be gone already)."""
+        repo = self._repos.get(where.resolve())
+        if repo is None:
+            with contextlib.suppress(GitError):
+                repo = self._repos.get((await git_repo.repo_root(where)).resolve())
+        if repo is None:
+            raise NotFound(
+                f"{where} is not watched",
+                hint="`prodigyctl watch ls` lists the watched repositories",
+            )
+        del self._repos[repo.path]
+        try:
+            await asyncio.to_thread(repos.save, self._entries())
+        except BaseException:
+            self._repos[repo.path] = repo
+            raise
+        if repo.task is not None:
+            repo.task.cancel()
+        await self._rewatch()
+        log.info("no longer watching %s", repo.path)
+        return {"path": str(repo.path), "removed": True}
+
+    async def listing(self) -> list[dict[str, Any]]:
+        """The watched repositories, each checked now: one that is gone says so."""
+        for repo in list(self._repos.values()):
+            await self._check(repo)
+        return [self._describe(repo) for repo in self._repos.values()]
+
+    # -- the watch ---------------------------------------------------------------------
+
+    async def _rewatch(self) -> None:
+        """Start the watch again over the current folders, and wait until it runs."""
+        self._requested += 1
+        wanted = self._requested
+        self._restart.set()
+        async with self._ready:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._ready.wait_for(lambda: self._covered >= wanted), READY_SECONDS
+                )
+
+    async def _watch_round(self) -> None:
+        """One watch over today's folders, until they change."""
+        self._restart.clear()
+        request = self._requested
+        deep, flat = self._targets()
+        stop = asyncio.Event()
+        watches = [
+            asyncio.create_task(self._consume(targets, recursive, stop))
+            for targets, recursive in ((deep, True), (flat, False))
+            if targets
+        ]
+        try:
+            await asyncio.sleep(0)  # each watch sets up its inotify watches in its first step
+            if not any(task.done() for task in watches):
+                await self._covering(request)
+            restart = asyncio.create_task(self._restart.wait())
+            await asyncio.wait([restart, *watches], return_when=asyncio.FIRST_COMPLETED)
+            restart.cancel()
+        finally:
+            stop.set()  # the watch threads see it within STEP_MS
+            await asyncio.gather(*watches, return_exceptions=True)
+
+    async def _covering(self, request: int) -> None:
+        """The watch runs: tell `_rewatch`, and read again what was read before it did."""
+        for repo in self._repos.values():
+            if repo.fresh and repo.problem is None:
+                repo.fresh = False
+                self._kick(repo, refs=True, workflows=True)
+        async with self._ready:
+            self._covered = request
+            self._ready.notify_all()
+
+    def _targets(self) -> tuple[list[Path], list[Path]]:
+        """(folders watched recursively, folders watched alone), of repositories in reach."""
+        deep: set[Path] = set()
+        flat: set[Path] = set()
+        for repo in self._repos.values():
+            if repo.problem is not None or repo.common is None:
+                continue
+            deep.add(repo.common / "refs")
+            flat.update((repo.common, repo.path))
+            if (repo.path / WORKFLOWS.parent).is_dir():
+                flat.add(repo.path / WORKFLOWS.parent)
+            if (repo.path / WORKFLOWS).is_dir():
+                deep.add(repo.path / WORKFLOWS)
+        return sorted(deep), sorted(flat)
+
+    async def _consume(self, targets: list[Path], recursive: bool, stop: asyncio.Event) -> None:
+        """Hand each batch of changes to `_dispatch`; on a watch that cannot be set up, poll
+        (inotify) or wait and let the next round try (a folder gone meanwhile)."""
+        watch = self._awatch or _watchfiles()
+        try:
+            async for batch in watch(
+                *targets, watch_filter=self._wanted, recursive=recursive,
+                debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
+                force_polling=True if self.polling else None, poll_delay_ms=POLL_DELAY_MS,
+            ):  # fmt: skip
+                self._dispatch(path for _, path in batch)
+        except FileNotFoundError as exc:  # a folder went away before the watch began
+            log.info("a watched folder is gone (%s); watching again", exc)
+            for repo in list(self._repos.values()):
+                await self._check(repo)
+            await asyncio.sleep(RETRY_SECONDS)
+        except (OSError, RuntimeError) as exc:  # inotify limits (ENOSPC), no inotify at all
+            if self.polling is None:
+                self.polling = str(exc) or type(exc).__name__
+                log.warning("cannot watch repositories with inotify (%s); polling them every "
+                            "%g s instead", exc, POLL_DELAY_MS / 1000)  # fmt: skip
+            else:
+                log.warning("cannot watch repositories (%s); trying again", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    def _wanted(self, _change: object, path: str) -> bool:
+        return bool(self._owners(Path(path)))
+
+    def _owners(self, path: Path) -> list[tuple[_Repo, str]]:
+        """Which repositories a changed path concerns, and how: `refs`, `workflows`, or
+        `layout` (a watched folder itself came or went: the watch starts again)."""
+        found = []
+        for repo in self._repos.values():
+            if repo.common is None or repo.problem is not None:
+                continue
+            if path in (repo.path / WORKFLOWS.parent, repo.path / WORKFLOWS):
+                found.append((repo, "layout"))
+            elif path.name.endswith(".lock"):
+                continue
+            elif _is_ref_file(repo.common, path):
+                found.append((repo, "refs"))
+            elif path.parent == repo.path / WORKFLOWS and path.suffix in triggers.SUFFIXES:
+                found.append((repo, "workflows"))
+        return found
+
+    def _dispatch(self, changed: Iterable[str]) -> None:
+        for path in changed:
+            for repo, kind in self._owners(Path(path)):
+                if kind == "layout":
+                    self._restart.set()
+                self._kick(repo, refs=kind != "workflows", workflows=kind != "refs")
+
+    async def _rescan(self) -> None:
+        """Every RESCAN_SECONDS: refs read again (events an overflowing queue lost), and
+        repositories that were gone looked for again."""
+        while True:
+            await asyncio.sleep(RESCAN_SECONDS)
+            for repo in list(self._repos.values()):
+                if repo.problem is not None:
+                    if await self._attach(repo):
+                        self._restart.set()
+                else:
+                    self._kick(repo, refs=True, workflows=True)
+
+    # -- one repository ----------------------------------------------------------------
+
+    def _kick(self, repo: _Repo, *, refs: bool = False, workflows: bool = False) -> None:
+        """Mark what changed; one task per repository works it off, in order."""
+        repo.dirty_refs |= refs
+        repo.dirty_workflows |= workflows
+        if repo.task is None or repo.task.done():
+            repo.task = asyncio.create_task(self._settle(repo), name=f"watch {repo.path}")
+
+    async def _settle(self, repo: _Repo) -> None:
+        try:
+            while repo.dirty_refs or repo.dirty_workflows:
+                if self._repos.get(repo.path) is not repo or repo.problem is not None:
+                    return
+                if repo.dirty_workflows:
+                    repo.dirty_workflows = False
+                    await self._revalidate(repo)
+                if repo.dirty_refs:
+                    repo.dirty_refs = False
+                    await self._refs_moved(repo)
+        except ShuttingDown:
+            return
+        except Exception:  # never the daemon's end: the next change tries again
+            log.exception("watched repository %s", repo.path)
+
+    async def _attach(self, repo: _Repo) -> bool:
+        """Find the repository's refs, read them and its workflow files; or say why not."""
+        try:
+            done = await git(repo.path, "rev-parse", "--path-format=absolute",
+                             "--show-toplevel", "--git-common-dir")  # fmt: skip
+            top, common = done.stdout.splitlines()[:2]
+            if Path(top).resolve() != repo.path:
+                raise GitError(f"{repo.path} is no longer the top of a git repository")
+            repo.common = Path(common).resolve()
+            repo.refs = await refs.snapshot(repo.path)
+        except (GitError, ValueError) as exc:
+            self._missing(repo, _reason(repo.path, exc))
+            return False
+        if repo.problem is not None:
+            log.info("watched repository %s is back", repo.path)
+        repo.problem, repo.fresh = None, True
+        await self._revalidate(repo, first=True)
+        return True
+
+    async def _check(self, repo: _Repo) -> None:
+        """Whether a repository is still there (and one that was gone, back)."""
+        if repo.problem is not None:
+            if await self._attach(repo):
+                self._restart.set()
+        elif not (repo.path.is_dir() and repo.common is not None and repo.common.is_dir()):
+            self._missing(repo, f"{repo.path} no longer exists")
+
+    def _missing(self, repo: _Repo, problem: str) -> None:
+        if repo.problem != problem:
+            log.warning("watched repository %s: %s", repo.path, problem)
+        repo.problem, repo.refs = problem, None
+        self._restart.set()
+
+    async def _refs_moved(self, repo: _Repo) -> None:
+        """Read the refs again and fire what their changes start."""
+        try:
+            now = await refs.snapshot(repo.path)
+        except GitError as exc:
+            await self._check(repo)
+            if repo.problem is None:
+                log.warning("cannot read the refs of %s: %s", repo.path, exc.render())
+            return
+        before = repo.refs or {}
+        repo.refs = now
+        moved = refs.changes(before, now)
+        if not moved:
+            return
+        try:
+            found = await triggers.discover(repo.path)
+        except ProdigyError as exc:  # the workflows folder cannot be listed
+            self.firing.problem("watched repository", str(repo.path), exc.render())
+            return
+        for firing in await refs.firings(repo.path, found, moved, before):
+            try:
+                await self.firing.fire(Occasion(repo.path, firing, origin={"watcher": True}))
+            except ShuttingDown:
+                raise
+            except ProdigyError as exc:
+                self.firing.problem("watched repository", str(repo.path),
+                                    f"{firing.workflow}: {exc.render()}")  # fmt: skip
+
+    async def _revalidate(self, repo: _Repo, *, first: bool = False) -> None:
+        """Load the workflow files again and report what changed (on `first`, only the
+        files that do not load)."""
+        try:
+            found = await triggers.discover(repo.path)
+        except ProdigyError as exc:
+            self.firing.problem("watched repository", str(repo.path), exc.render())
+            return
+        now = {f.path: (f.loaded.sha256 if f.loaded else None, f.error) for f in found}
+        before, repo.workflows = repo.workflows, now
+        for path, (sha, error) in now.items():
+            if before.get(path) == (sha, error):
+                continue
+            if error is not None:
+                log.warning("workflow file does not load: %s", error)
+                self.firing.dropped.note(repo.path, "workflow_invalid", error, workflow=str(path))
+            elif not first:
+                log.info("workflow file %s loaded", path)
+                self.firing.dropped.note(repo.path, "workflow_loaded", f"{path} loaded",
+                                         workflow=str(path))  # fmt: skip
+        for path in before.keys() - now.keys():
+            log.info("workflow file %s removed", path)
+            self.firing.dropped.note(repo.path, "workflow_removed", f"{path} removed",
+                                     workflow=str(path))  # fmt: skip
+
+    def _describe(self, repo: _Repo) -> dict[str, Any]:
+        status = "missing" if repo.problem else "polling" if self.polling else "watching"
+        return {
+            "path": str(repo.path),
+            "added_at": repo.added_at,
+            "status": status,
+            "problem": repo.problem or (self.polling and f"polling: {self.polling}"),
+            "workflows": [{"path": str(p), "error": e} for p, (_, e) in repo.workflows.items()],
+        }
+
+    def _entries(self) -> list[repos.Watched]:
+        return [repos.Watched(str(r.path), r.added_at) for r in self._repos.values()]
+
+
+def _is_ref_file(common: Path, path: Path) -> bool:
+    """A file git keeps refs in: under `refs/`, `packed-refs`, `HEAD` (lock files are not:
+    git renames them into place, and the rename is the change)."""
+    if path.parent == common:
+        return path.name in ("packed-refs", "HEAD")
+    return (common / "refs") in path.parents
+
+
+def _reason(path: Path, exc: Exception) -> str:
+    if not path.is_dir():
+        return f"{path} no longer exists"
+    if isinstance(exc, ProdigyError):
+        return f"{path} is not a git repository any more ({exc.message})"
+    return f"{path}: {exc}"
+
+
+def _watchfiles() -> Watch:
+    from watchfiles import awatch  # here: watchfiles starts a Rust runtime on import
+
+    return awatch

@@ -1,0 +1,153 @@
+"""The repository watcher's parts: ref snapshots and their changes, `on: ref` matching,
+`${trigger.*}`, the durable watch list, and a watch that cannot use inotify."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prodigyd import paths
+from prodigyd.store.events import read_events
+from prodigyd.watch import refs, repos, variables
+from prodigyd.watch.dropped import FOLDER, repository
+from prodigyd.watch.fire import Occasion, env_of, key_of
+from prodigyd.watch.refwatch import RepoWatcher
+from prodigyd.watch.triggers import Firing, commit_occasion
+from prodigyd.workflow.model import Trigger
+from tests.cli import wait_for
+from tests.gitutil import commit_files, git, make_repo
+
+A, B = "a" * 40, "b" * 40
+
+
+def test_changes_are_each_ref_created_updated_or_deleted():
+    moved = refs.changes(
+        {"refs/heads/main": A, "refs/heads/gone": A, "refs/tags/v1": A},
+        {"refs/heads/main": B, "refs/heads/new": A, "refs/tags/v1": A},
+    )
+    assert [(c.ref, c.event, c.branch, c.tag) for c in moved] == [
+        ("refs/heads/gone", "deleted", "gone", None),
+        ("refs/heads/main", "updated", "main", None),
+        ("refs/heads/new", "created", "new", None),
+    ]
+    [deleted] = refs.changes({"refs/tags/v1": A}, {})
+    assert (deleted.tag, deleted.branch, deleted.event) == ("v1", None, "deleted")
+
+
+@pytest.mark.parametrize(
+    ("trigger", "ref", "fires"),
+    [
+        (Trigger(event="ref"), "refs/heads/main", True),
+        (Trigger(event="ref"), "refs/tags/v1", True),
+        (Trigger(event="ref", branches=("x*",)), "refs/heads/x1", True),
+        (Trigger(event="ref", branches=("x*",)), "refs/heads/main", False),
+        (Trigger(event="ref", branches=("x*",)), "refs/tags/x1", False),  # branches only
+        (Trigger(event="ref", tags=("v*",)), "refs/tags/v1", True),
+        (Trigger(event="ref", tags=("v*",)), "refs/heads/v1", False),  # tags only
+        (Trigger(event="ref", branches=("main",), tags=("v*",)), "refs/tags/v2", True),
+    ],
+)
+def test_ref_triggers_match_by_kind_and_glob(trigger: Trigger, ref: str, fires: bool):
+    assert refs.ref_matches(trigger, refs.RefChange(ref, None, A)) is fires
+
+
+async def test_a_snapshot_sees_packed_and_loose_refs_alike(repo: Path):
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "tag", "v1")
+    before = await refs.snapshot(repo)
+    git(repo, "pack-refs", "--all")  # the ref files vanish; no ref moved
+    assert await refs.snapshot(repo) == before == {"refs/heads/main": sha, "refs/tags/v1": sha}
+
+
+def test_hook_and_watcher_sightings_of_one_commit_share_a_key(tmp_path: Path):
+    repo = make_repo(tmp_path / "repo")
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "topic", str(linked))
+    trigger = Trigger(event="commit")
+    occasion = commit_occasion("topic", A, None, None)
+
+    def firing(folder: Path, reason: str) -> Firing:
+        workflow = folder / ".prodigy" / "workflows" / "w.yml"
+        return Firing(workflow, trigger, "topic", reason, None, occasion.identity,
+                      occasion.variables)  # fmt: skip
+
+    hook = Occasion(linked, firing(linked, "commit (post-commit hook)"), {"HOME": "/h"})
+    watcher = Occasion(repo, firing(repo, "commit (ref watcher)"))
+    assert repository(linked) == repo
+    assert key_of(hook) == key_of(watcher)
+    other = commit_occasion("topic", B, None, None)
+    assert key_of(Occasion(repo, Firing(repo, trigger, "topic", "x", None, other.identity))) != (
+        key_of(watcher)
+    )
+    assert env_of(hook) == {"HOME": "/h", **variables.environment(
+        event="commit", ref="refs/heads/topic", after=A, branch="topic")}  # fmt: skip
+    assert variables.variables(env_of(hook))["trigger.after"] == A
+    assert variables.variables({"HOME": "/h"}) == {}  # not triggered: no trigger.* at all
+
+
+def test_the_watch_list_is_kept_and_a_corrupt_one_set_aside(isolated: Path):
+    assert repos.load() == []
+    entries = [repos.Watched("/a", "2026-01-01T00:00:00.000Z")]
+    repos.save(entries)
+    assert repos.load() == entries
+    (isolated / "watched.json").write_text("{not json")
+    assert repos.load() == []
+    assert list(isolated.glob("watched.json.corrupt*"))
+
+
+def _no_inotify(calls: list[bool]) -> Any:
+    """watchfiles' awatch, except that without force_polling it fails as inotify does when
+    the user's watches are used up."""
+    from watchfiles import awatch
+
+    def watch(*paths: Path, **options: Any) -> AsyncIterator[Any]:
+        calls.append(bool(options.get("force_polling")))
+        if not options.get("force_polling"):
+            raise OSError(errno.ENOSPC, "OS file watch limit reached")
+        return awatch(*paths, **options)
+
+    return watch
+
+
+async def test_no_inotify_watches_left_means_polling_with_a_warning(
+    isolated: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    from prodigyd.watch.fire import TriggerPath
+
+    repo = make_repo(tmp_path / "repo")
+    commit_files(repo, {".prodigy/workflows/ok.yml": "on: commit\ncommands: [{shell: 'true'}]\n"})
+    calls: list[bool] = []
+    firing = TriggerPath(jobs=None)  # type: ignore[arg-type]  # nothing here submits
+    watcher = RepoWatcher(firing, _awatch=_no_inotify(calls))
+    caplog.set_level(logging.WARNING, logger="prodigyd.watch")
+    task = asyncio.create_task(watcher.run())
+    try:
+        added = await watcher.add(repo)
+        assert added["status"] == "polling"
+        assert "polling: " in added["problem"] and "limit reached" in added["problem"]
+        assert "polling them every" in caplog.text
+        (repo / ".prodigy" / "workflows" / "bad.yml").write_text("on: [pull]\n")
+        repo_id = paths.repo_id(repository(repo))
+
+        def invalid() -> list[dict]:
+            return [
+                e for e in read_events(repo_id, FOLDER) if e["event_type"] == "workflow_invalid"
+            ]
+
+        await _until(invalid)
+        assert calls[:1] == [False] and calls[-1] is True
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        firing.dropped.close()
+
+
+async def _until(predicate: Any) -> None:
+    """wait_for, without blocking the loop the watcher runs on."""
+    await asyncio.to_thread(wait_for, predicate, 30.0, "the change seen by polling")
