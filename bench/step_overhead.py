@@ -3,7 +3,8 @@
 Runs a workflow of N `shell: "true"` steps (checkpoint after each, events, variables: the
 full step pipeline prodigyd runs) and compares the time per step with N raw
 `subprocess.run(["sh", "-c", "true"])` spawns. Also prints an atomic fsync'd write, the
-other unavoidable per-step cost. Target: ratio <= 1.5.
+other unavoidable per-step cost, and the ratio to both together: a step is announced
+only once its checkpoint is durable. Target: ratio to the spawn <= 1.5.
 
     python bench/step_overhead.py [--steps 200] [--rounds 3]
 """
@@ -116,6 +117,10 @@ def main() -> None:
     print(f"  floor: atomic fsync'd JSON write    {write * 1000:7.3f} ms")
     print(f"  prodigy step (spawn+checkpoint+events) {step * 1000:7.3f} ms")
     print(f"  ratio step / spawn floor            {step / floor:7.2f}x   (target <= 1.5x)")
+    # A step's completion is announced only once its checkpoint is durable (issue 8), so
+    # the physical floor of a recorded step is a spawn plus an fsync'd write, in sequence.
+    durable = floor + write
+    print(f"  ratio step / (spawn + fsync) floor  {step / durable:7.2f}x")
 
 
 if __name__ == "__main__":
