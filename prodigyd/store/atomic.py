@@ -72,13 +72,18 @@ def append_all(fd: int, data: bytes, path: Path) -> None:
     """Append `data` to the O_APPEND file `fd` (named `path`) whole, or not at all: a write
     that fails half way (no space) is cut off again, so the next append starts a clean line
     instead of gluing itself to a torn one (which would lose both)."""
-    size = os.fstat(fd).st_size
+    written = 0  # counted, not an fstat per append: this runs for every event line
     with space.guard(path):
         try:
-            _write_all(fd, data)
+            view = memoryview(data)
+            while view:
+                count = os.write(fd, view)
+                written += count
+                view = view[count:]
         except OSError:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)  # frees what the torn write took
+            if written:  # the daemon is the file's only writer: its end is our torn line
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, os.fstat(fd).st_size - written)
             raise
 
 

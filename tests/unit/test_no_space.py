@@ -351,3 +351,31 @@ def test_the_pid_file_is_private_whole_and_not_fsynced(
         assert sorted(p.name for p in pid_file.parent.iterdir()) == ["prodigyd.pid"]  # no temp
     finally:
         pid_file.unlink()  # it names this very process: no daemon to stop at teardown
+
+
+def test_an_append_cut_off_by_a_full_disk_leaves_no_torn_line(tmp_path: Path, monkeypatch):
+    """Half a line reached the file before ENOSPC: it is cut off again, so the next append
+    starts a clean line instead of gluing itself to the torn one."""
+    from prodigyd.errors import NoSpace
+    from prodigyd.store import atomic
+
+    path = tmp_path / "log.jsonl"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        atomic.append_all(fd, b'{"n":1}\n', path)
+        real_write, calls = os.write, []
+
+        def half_then_full(descriptor: int, data: bytes) -> int:
+            calls.append(len(data))
+            if len(calls) == 1:
+                return real_write(descriptor, bytes(data[:5]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(atomic.os, "write", half_then_full)
+        with pytest.raises(NoSpace):
+            atomic.append_all(fd, b'{"n":2}\n', path)
+        monkeypatch.undo()
+        atomic.append_all(fd, b'{"n":3}\n', path)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b'{"n":1}\n{"n":3}\n'
