@@ -89,9 +89,12 @@ class RepoWatcher:
 
     async def run(self) -> None:
         """Watch until cancelled; never raises anything else."""
-        for entry in await asyncio.to_thread(repos.load):
-            repo = self._repos[Path(entry.path)] = _Repo(Path(entry.path), entry.added_at)
-            await self._attach(repo)
+        try:
+            for entry in await asyncio.to_thread(repos.load):
+                repo = self._repos[Path(entry.path)] = _Repo(Path(entry.path), entry.added_at)
+                await self._attach(repo)
+        except Exception:  # a bad list or repository: the rescan tries them again
+            log.exception("attaching the watched repositories failed")
         rescan = asyncio.create_task(self._rescan(), name="repository rescan")
         try:
             while True:
@@ -276,11 +279,14 @@ class RepoWatcher:
         while True:
             await asyncio.sleep(RESCAN_SECONDS)
             for repo in list(self._repos.values()):
-                if repo.problem is not None:
-                    if await self._attach(repo):
-                        self._restart.set()
-                else:
-                    self._kick(repo, refs=True, workflows=True)
+                try:
+                    if repo.problem is not None:
+                        if await self._attach(repo):
+                            self._restart.set()
+                    else:
+                        self._kick(repo, refs=True, workflows=True)
+                except Exception:  # one repository's trouble must not end the rescans
+                    log.exception("rescanning %s failed", repo.path)
 
     # -- one repository ----------------------------------------------------------------
 

@@ -154,7 +154,7 @@ def read(event_file: Path) -> HookEvent | None:
     return HookEvent(
         id=event_file.name.removesuffix(EVENT),
         hook=hook,
-        repo=Path(repo),
+        repo=Path(os.path.realpath(repo)),  # as the workflows' paths are kept (no links)
         head=head,
         branch=branch.removeprefix(HEADS) if branch.startswith(HEADS) else None,
         remote=fields.get("remote") or None,

@@ -23,7 +23,7 @@ from prodigyd import paths
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.watch import spool
 from tests.cli import ctl
-from tests.gitutil import commit_files, git
+from tests.gitutil import commit_files, git, make_repo
 
 ROOT = Path(__file__).parents[2]
 SECRET = "aws-secret-0123456789abcdef"
@@ -262,6 +262,24 @@ def test_the_recorded_head_and_branch_are_gits(
         {"main": "main", "linked worktree": "topic", "detached": None}[where],
         target,
     )
+
+
+def test_a_repository_path_with_a_backslash_or_a_link_is_recorded_as_it_is(
+    tmp_path: Path, fake: FakeDaemon, alive: subprocess.Popen[bytes]
+):
+    """The event's values are written with printf (dash's echo reads `\\c` as "stop
+    here"), and a path through a link is recorded without the link: the daemon keeps
+    workflow paths resolved, and a run queued from either spelling is the same run."""
+    daemon_running(alive)
+    real = make_repo(tmp_path / "odd\\crepo", {"README.md": "# odd\n"})
+    assert hooks.install(path=str(real), as_json=True, _daemon=[str(fake.script)]) == 0
+    link = tmp_path / "a link\\cname"  # echo would stop at the \\c
+    link.symlink_to(real)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "via the link"], cwd=link,
+                   check=True, env={**os.environ, "PWD": str(link)})  # fmt: skip
+    [entry] = entries()
+    assert "repo=" + str(link) in entry.read_text()  # git's $PWD: the link, whole
+    assert spool.read(entry).repo == real
 
 
 def test_a_push_of_a_packed_branch_asks_git(
