@@ -75,7 +75,8 @@ def test_a_plain_commit_in_a_watched_repository_fires_once(daemon: Path, repo: P
 
 
 def test_update_ref_and_tags_fire_on_ref_with_their_variables(daemon: Path, repo: Path):
-    commit_files(repo, {".prodigy/workflows/refs.yml": REFS}, "add trigger")
+    commit_files(repo, {".prodigy/workflows/refs.yml": REFS,
+                        ".prodigy/workflows/marker.yml": MARKER}, "add triggers")  # fmt: skip
     ctl("watch", "add", cwd=repo, check=True)
     sha = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "update-ref", "refs/heads/x1", sha)
@@ -99,8 +100,9 @@ def test_update_ref_and_tags_fire_on_ref_with_their_variables(daemon: Path, repo
     )
     git(repo, "branch", "other")  # matches no glob: nothing runs
     git(repo, "pack-refs", "--all")  # files vanish, no ref moves: nothing runs
-    git(repo, "branch", "marker")
-    wait_for(lambda: len(sessions()) == 3 and settled(daemon), timeout=60, what="the refs seen")
+    git(repo, "branch", "marker")  # seen after those (in order): its run says they were
+    wait_for(lambda: len(sessions()) >= 4 and settled(daemon), timeout=60, what="the marker")
+    assert sorted(s["workflow_name"] for s in sessions()) == ["marker", "refs", "refs", "refs"]
 
 
 def test_a_commit_seen_by_a_hook_and_the_watcher_runs_once(daemon: Path, repo: Path):
