@@ -36,7 +36,10 @@ from prodigyd.workflow.interpolate import glob_match
 from prodigyd.workflow.model import Trigger
 
 TAGS = "refs/tags/"
-WATCHED = (HEADS, TAGS)
+#: Remote-tracking refs are read too, only as commits known before: a branch made from a
+#: fetched one (`git checkout -b x origin/x`) commits nothing.
+REMOTES = "refs/remotes/"
+WATCHED = (HEADS, TAGS, REMOTES)
 SEEN_BY = "ref watcher"
 
 
@@ -60,8 +63,9 @@ class RefChange:
 
 
 async def snapshot(repo: Path) -> dict[str, str]:
-    """Every branch and tag of the repository and its object id, read by git (loose and
-    packed refs alike); raises GitError when `repo` is no repository any more."""
+    """Every branch, tag and remote-tracking ref of the repository and its object id, read
+    by git (loose and packed refs alike); raises GitError when `repo` is no repository any
+    more."""
     done = await git(repo, "for-each-ref", "--format=%(objectname) %(refname)", *WATCHED)
     pairs = (line.partition(" ") for line in done.stdout.splitlines())
     return {ref: sha for sha, _, ref in pairs if ref}

@@ -214,3 +214,26 @@ def test_watch_add_refuses_a_folder_outside_any_repository(daemon: Path, tmp_pat
     missing = ctl("watch", "add", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "Not a git repository" in missing.stderr
     assert watch_ls() == []
+
+
+def test_a_branch_made_from_a_fetched_commit_is_no_new_commit(daemon: Path, repo: Path):
+    """`git checkout -b x origin/x` commits nothing: the commit was already the tip of a
+    remote-tracking ref, which the watcher knows too."""
+    feature = ("name: feature\non:\n  commit: {branches: ['feature*'], merge: never}\n"
+               "commands:\n  - shell: 'true'\n")  # fmt: skip
+    commit_files(repo, {".prodigy/workflows/feature.yml": feature,
+                        ".prodigy/workflows/marker.yml": MARKER}, "add triggers")  # fmt: skip
+    fetched = git(repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "fetched").strip()
+    git(repo, "update-ref", "refs/remotes/origin/feature", fetched)  # as a fetch leaves it
+    ctl("watch", "add", cwd=repo, check=True)
+    git(repo, "branch", "feature", "origin/feature")
+    git(repo, "branch", "marker")  # seen after the branch (in order): its run says it was
+    wait_for(lambda: named("marker") and settled(daemon), timeout=60, what="the marker")
+    assert named("feature") == []
+    git(
+        repo,
+        "update-ref",
+        "refs/heads/feature",
+        git(repo, "commit-tree", "HEAD^{tree}", "-p", fetched, "-m", "mine").strip(),
+    )
+    wait_for(lambda: named("feature") and settled(daemon), timeout=60, what="a real commit")
