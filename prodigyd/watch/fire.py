@@ -16,6 +16,7 @@ there is kept as a `trigger_dropped` event (watch/dropped.py).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
 import logging
@@ -66,6 +67,10 @@ class TriggerPath:
         self.dropped = DropLog()
         self.problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Admission and submission as one step: the gate reads the queue and the rate
+        # window, and both change only once the awaited submit is done; two firings let in
+        # between (a hook and the watcher, two worktrees) would both pass.
+        self._admission = asyncio.Lock()
 
     async def fire(self, occasion: Occasion) -> SessionRecord | None:
         """Submit the run, or say why not; None when it is not submitted. Raises what
@@ -74,15 +79,16 @@ class TriggerPath:
         if key in self._seen or journal.has_key(key):
             return None
         self._remember(key)
-        if not self._admitted(occasion):
-            return None
         firing = occasion.firing
-        try:
-            record = await self.jobs.submit(request_of(occasion), idempotency_key=key)
-        except BaseException:
-            self._seen.pop(key, None)  # not submitted: a later sighting may try again
-            raise
-        self.gate.started(repository(occasion.worktree), firing.workflow)
+        async with self._admission:
+            if not self._admitted(occasion):
+                return None
+            try:
+                record = await self.jobs.submit(request_of(occasion), idempotency_key=key)
+            except BaseException:
+                self._seen.pop(key, None)  # not submitted: a later sighting may try again
+                raise
+            self.gate.started(repository(occasion.worktree), firing.workflow)
         log.info("%s: %s started %s", firing.reason, firing.workflow, record.id)
         return record
 

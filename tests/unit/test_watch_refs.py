@@ -151,3 +151,36 @@ async def test_no_inotify_watches_left_means_polling_with_a_warning(
 async def _until(predicate: Any) -> None:
     """wait_for, without blocking the loop the watcher runs on."""
     await asyncio.to_thread(wait_for, predicate, 30.0, "the change seen by polling")
+
+
+async def test_two_firings_at_once_are_admitted_one_after_the_other(tmp_path: Path, isolated):
+    """The gate's rate window changes only once the awaited submit is done: two firings of
+    one workflow (a hook's and the watcher's of different commits) must not both pass it."""
+    from types import SimpleNamespace
+
+    from prodigyd.watch import dropped
+    from prodigyd.watch.fire import TriggerPath
+    from prodigyd.watch.gate import TriggerLimits
+
+    repo = make_repo(tmp_path / "repo")
+    submitted: list[str] = []
+
+    class SlowJobs:
+        async def submit(self, request: Any, *, idempotency_key: str) -> Any:
+            await asyncio.sleep(0.05)  # loads the workflow, reads git: the loop goes on
+            submitted.append(idempotency_key)
+            return SimpleNamespace(id=f"run-{len(submitted)}")
+
+    path = TriggerPath(SlowJobs(), TriggerLimits(max_runs=1, per_seconds=3600))  # type: ignore[arg-type]
+    workflow = repo / ".prodigy" / "workflows" / "w.yml"
+
+    def occasion(commit: str) -> Occasion:
+        seen = commit_occasion("topic", commit, None, None)
+        firing = Firing(workflow, Trigger(event="commit"), None, f"commit {commit[:7]}", None,
+                        seen.identity, seen.variables)  # fmt: skip
+        return Occasion(repo, firing)
+
+    first, second = await asyncio.gather(path.fire(occasion(A)), path.fire(occasion(B)))
+    assert len(submitted) == 1 and [first is None, second is None].count(True) == 1
+    path.dropped.close()
+    assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
