@@ -104,8 +104,9 @@ def watchman_trigger(n: int) -> list[float] | None:
     with tempfile.TemporaryDirectory(prefix="prodigy-watchman-") as tmp:
         root, mark = Path(tmp, "root"), Path(tmp, "mark")
         root.mkdir()
-        trigger = ["trigger", str(root), {"name": "bench", "expression": ["name", "f.txt"],
-                   "command": ["sh", "-c", f"date +%s.%N > {mark}.tmp && mv {mark}.tmp {mark}"]}]  # fmt: skip
+        stamp = f"date +%s.%N > {mark}.tmp && mv {mark}.tmp {mark}"
+        spec = {"name": "bench", "expression": ["name", "f.txt"], "command": ["sh", "-c", stamp]}
+        trigger = ["trigger", str(root), spec]
         subprocess.run(["watchman", "watch", str(root)], check=True, capture_output=True)
         try:
             subprocess.run(["watchman", "-j"], input=json.dumps(trigger), text=True,
