@@ -14,14 +14,15 @@ triggers.
 
 The run must see the edit that fired it, committed or not: `snapshot` makes a commit of
 the working tree (tracked and untracked files, not ignored ones) on top of HEAD through a
-temporary index, so the user's index and files are never touched, and the run starts at
-that commit (RunRequest.start_commit). Its identity is (branch, HEAD, tree): the same
-state of the files seen twice makes one run.
+temporary index (a copy of the user's, for its stat data), so the user's index and files
+are never touched, and the run starts at that commit (RunRequest.start_commit). Its
+identity is (branch, HEAD, tree): the same state of the files seen twice makes one run.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -96,11 +97,17 @@ def not_ignored(repo: Path, names: Iterable[str]) -> list[str]:
     return [n for n in names if n not in ignored]
 
 
-def snapshot(repo: Path, head: str) -> tuple[str, str]:
+def snapshot(repo: Path, head: str, git_dir: Path | None = None) -> tuple[str, str]:
     """(commit, tree): the working tree as a commit on top of `head`, made through a
-    temporary index (blocking: run it in a worker thread)."""
+    temporary index (blocking: run it in a worker thread).
+
+    The temporary index starts as a copy of the user's (read, never written: git replaces
+    it by a rename, and nothing is read while `index.lock` exists), whose file stat data
+    spares `git add -A` hashing every unchanged file again; when there is none, or git
+    cannot use the copy (a split index), it starts from `git read-tree HEAD`."""
     with tempfile.TemporaryDirectory(prefix="prodigy-snapshot-") as tmp:
-        env = {**git_env(), "GIT_INDEX_FILE": str(Path(tmp, "index"))}
+        index = Path(tmp, "index")
+        env = {**git_env(), "GIT_INDEX_FILE": str(index)}
 
         def run(*args: str) -> str:
             done = subprocess.run(["git", *IDENTITY, *args], cwd=repo, env=env,
@@ -109,8 +116,15 @@ def snapshot(repo: Path, head: str) -> tuple[str, str]:
                 raise OSError(f"git {args[0]} failed in {repo}: {done.stderr.strip()}")
             return done.stdout.strip()
 
-        run("read-tree", head)
-        run("add", "-A", "--", ".")
+        try:
+            if git_dir is None:
+                raise OSError("no git dir to copy the index from")
+            shutil.copyfile(git_dir / "index", index)
+            run("add", "-A", "--", ".")
+        except OSError:
+            index.unlink(missing_ok=True)
+            run("read-tree", head)
+            run("add", "-A", "--", ".")
         tree = run("write-tree")
         message = "prodigy: snapshot of the working tree (on: files)"
         return run("commit-tree", tree, "-p", head, "-m", message), tree

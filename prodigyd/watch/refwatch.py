@@ -458,13 +458,15 @@ class RepoWatcher:
         names = await asyncio.to_thread(files.not_ignored, repo.path, wanted)
         if not names:
             return
-        done = await git(repo.path, "symbolic-ref", "-q", "--short", "HEAD", check=False)
-        branch = done.stdout.strip()
-        head = await git(repo.path, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
-        if not (done.ok and branch and head.ok):  # a detached HEAD, an unborn branch
+        # HEAD's commit, then its ref: the option applies to the names after it only
+        done = await git(repo.path, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD",
+                         check=False)  # fmt: skip
+        head, _, ref = done.stdout.strip().partition("\n")
+        if not (done.ok and ref.startswith(git_repo.HEADS)):  # detached; no commit yet
             return
-        snap = await asyncio.to_thread(files.snapshot, repo.path, head.stdout.strip())
-        for firing in files.firings(found, names, branch, head.stdout.strip(), snap):
+        branch = ref.removeprefix(git_repo.HEADS)
+        snap = await asyncio.to_thread(files.snapshot, repo.path, head, repo.git_dir)
+        for firing in files.firings(found, names, branch, head, snap):
             try:
                 await self.firing.fire(Occasion(repo.path, firing, origin={"watcher": True}))
             except ShuttingDown:

@@ -3,6 +3,7 @@ fires a run that starts from a snapshot of the uncommitted files, and nothing el
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -48,14 +49,25 @@ def test_an_edit_fires_one_run_that_sees_it_and_leaves_the_user_alone(daemon: Pa
     watched(repo)
     (repo / "staged.txt").write_text("staged\n")
     git(repo, "add", "staged.txt")
+    (repo / "src" / "new.txt").write_text("untracked\n")
+    (repo / "src" / "build.log").write_text("ignored\n")
     (repo / "src" / "a.txt").write_text("new, not committed\n")
     status, cached = git(repo, "status", "--porcelain"), git(repo, "diff", "--cached")
     head = git(repo, "rev-parse", "HEAD")
     wait_for(lambda: finished(daemon, 1), timeout=60, what="the run the edit fired")
     [run] = sessions()
     assert git(repo, "show", f"prodigy-{run['id']}:seen.txt") == "new, not committed\n"
-    record = shown(run["id"])
-    assert record["triggered_by"].endswith("on main: src/a.txt (file watcher)")
+    branch = f"prodigy-{run['id']}"
+    assert git(repo, "show", f"{branch}:src/new.txt") == "untracked\n"  # snapshot: untracked too
+    assert (
+        subprocess.run(
+            ["git", "cat-file", "-e", f"{branch}:src/build.log"], cwd=repo, check=False
+        ).returncode
+        != 0
+    )  # fmt: skip  (not ignored ones)
+    assert shown(run["id"])["triggered_by"].endswith(
+        "on main: src/a.txt, src/new.txt (file watcher)"
+    )
     assert run["status"] == "awaiting_merge"  # merge: never, by default...
     refused = ctl("merge", run["id"])  # ...and not by hand either: it holds the user's edits
     assert refused.returncode != 0 and "snapshot of uncommitted files" in refused.stderr
@@ -101,3 +113,15 @@ def test_an_index_lock_defers_the_run_until_it_is_gone(daemon: Path, repo: Path)
     wait_for(lambda: finished(daemon, 1), timeout=60, what="the deferred run")
     [run] = sessions()
     assert git(repo, "show", f"prodigy-{run['id']}:seen.txt") == "final\n"
+
+
+def test_a_detached_head_fires_nothing(daemon: Path, repo: Path):
+    watched(repo)
+    git(repo, "checkout", "-q", "--detach")
+    (repo / "src" / "a.txt").write_text("detached\n")
+    time.sleep(1.0)  # room for a wrong firing
+    git(repo, "checkout", "-q", "main")
+    (repo / "src" / "a.txt").write_text("on main\n")  # fires: the watcher is past the other
+    wait_for(lambda: finished(daemon, 1), timeout=60, what="the run on main")
+    [run] = sessions()
+    assert git(repo, "show", f"prodigy-{run['id']}:seen.txt") == "on main\n"
