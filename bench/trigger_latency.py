@@ -41,6 +41,7 @@ TARGET_EXTRA_MS = 20.0
 SETTLE_MS = 20.0
 STEP_MS = 10  # the daemon's watch step (prodigyd/watch/refwatch.py)
 IDLE_PAUSE = 0.2
+WAIT_SECONDS = 60.0
 WORKFLOWS = {
     "files.yml": "on: {files: {paths: ['src/**']}}\ncommands:\n  - shell: 'true'\n",
     "commit.yml": "on: {commit: {merge: never}}\ncommands:\n  - shell: 'true'\n",
@@ -130,6 +131,7 @@ def bench_repo() -> Iterator[tuple[Path, dict[str, str]]]:
     with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
         root = Path(tmp)
         env = bench_env(root, "home")
+        env["PRODIGY_TRIGGERS__MAX_RUNS"] = "0"  # more runs a minute than the default 10
         repo = make_repo(root, env)
         folder = repo / ".prodigy" / "workflows"
         folder.mkdir(parents=True)
@@ -160,6 +162,7 @@ def main() -> None:
     watchman = watchman_trigger(n)
     with bench_repo() as (repo, env), daemon(env) as sock:
         conn = Conn(sock)
+        conn.sock.settimeout(WAIT_SECONDS)  # a run that never starts ends the benchmark
         conn.call("events.subscribe", {})
         ctl(repo, env, "hooks", "install")  # no watch yet: the hook alone
         hook = timed_runs(conn, n, lambda i: git(repo, env, "commit", "-q", "--allow-empty",
