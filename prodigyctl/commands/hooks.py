@@ -208,6 +208,10 @@ def _describe(trigger: dict[str, Any]) -> str:
         parts.append("on " + " ".join(trigger["branches"]))
     if trigger["paths"]:
         parts.append("touching " + " ".join(trigger["paths"]))
+    if trigger.get("ignore"):
+        parts.append("except " + " ".join(trigger["ignore"]))
+    if trigger["event"] == "files" and trigger.get("settle") is not None:
+        parts.append(f"settle {trigger['settle']:g}s")
     parts.append(f"merge {trigger['merge']}")
     if trigger.get("include_prodigy_commits"):
         parts.append("including prodigy's commits")

@@ -145,9 +145,7 @@ def _captures(spec: SetupSpec, ctx: RunContext) -> StepHook | None:
     return hook
 
 
-def captured_value(
-    name: str, capture: CaptureOutput, report: StepReport, masker: Masker
-) -> Any:
+def captured_value(name: str, capture: CaptureOutput, report: StepReport, masker: Masker) -> Any:
     """One `capture_outputs` value from a finished setup command (reference §2.3); cut at
     `max_size` without splitting a secret (Masker.cut)."""
     result = report.result

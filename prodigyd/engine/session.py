@@ -79,6 +79,7 @@ class RunRequest:
     dlq_retry: DlqRetry | None = None  # re-run dead letters of another job (dlq retry)
     branch: str | None = None  # into this branch, not the one checked out (dlq retry, triggers)
     triggered_by: str | None = None  # the git event behind it, for people reading the record
+    start_commit: str | None = None  # start here (a commit id), not at the branch's tip
 
 
 async def prepare(
@@ -125,6 +126,7 @@ async def prepare(
         total_steps=total_steps(loaded.workflow, request.dlq_retry),
         dlq_retry=request.dlq_retry,
         triggered_by=request.triggered_by,
+        start_commit=request.start_commit,
         warnings=loaded.warnings,
     )
     masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
@@ -361,6 +363,12 @@ class Session:
             await self._cleanup()
             self._finish(Status.COMPLETED, None)
             return record
+        if record.start_commit:  # `on: files`: merging would commit the user's unfinished edits
+            raise Conflict(
+                f"session {record.id} started from a snapshot of uncommitted files "
+                f"({record.start_commit[:12]}): it is never merged",
+                hint=f"its result is on branch {record.branch}: cherry-pick or diff what you want",
+            )
         self.events.emit("merge_started", source=record.branch, target=record.original_branch)
         try:
             async with self.merge_lock(record.repo):
@@ -431,7 +439,8 @@ class Session:
         return bool(self.record.worktree) and self.pool.holds(self.record.id, self.worktree)
 
     async def _create_worktree(self) -> None:
-        """Take a worktree from the pool, on the session branch at the target's tip.
+        """Take a worktree from the pool, on the session branch at the target's tip (or
+        at `start_commit`: an `on: files` run starts from its snapshot of the files).
 
         Also the way back after a stop before the first checkpoint: the pool hands the
         session its own worktree again, reset, so a half-made start never lingers.
@@ -449,7 +458,7 @@ class Session:
             repo,
             owner=record.id,
             session_id=record.id,
-            start=f"{git_repo.HEADS}{record.original_branch}",
+            start=record.start_commit or f"{git_repo.HEADS}{record.original_branch}",
             branch=record.branch,
             workflow=record.workflow_name,
             name=self.loaded.workflow.worktree,

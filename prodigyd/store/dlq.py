@@ -30,8 +30,10 @@ _NEEDS_REVIEW = ("permission", "access denied", "critical", "fatal", "corrupted"
 
 #: (words in the message, error type): the first match decides, in this order.
 _TYPES = (
-    (("commit required", "commit validation", "no changes were committed"),
-     "CommitValidationFailed"),
+    (
+        ("commit required", "commit validation", "no changes were committed"),
+        "CommitValidationFailed",
+    ),
     (("timeout", "timed out"), "Timeout"),
     (("merge", "conflict"), "MergeConflict"),
     (("worktree",), "WorktreeError"),
@@ -138,9 +140,11 @@ def entries(
 
 
 def get(job_id: str, item_id: str) -> dict[str, Any] | None:
-    row = journal.connection().execute(
-        "SELECT entry FROM dlq WHERE job_id = ? AND item_id = ?", (job_id, item_id)
-    ).fetchone()
+    row = (
+        journal.connection()
+        .execute("SELECT entry FROM dlq WHERE job_id = ? AND item_id = ?", (job_id, item_id))
+        .fetchone()
+    )
     return json.loads(row["entry"]) if row else None
 
 

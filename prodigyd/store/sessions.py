@@ -113,6 +113,7 @@ class SessionRecord(BaseModel):
     warnings: list[str] = []  # from loading the workflow (unknown keys, deprecations)
     dlq_retry: DlqRetry | None = None
     triggered_by: str | None = None  # the git event that submitted it (an `on:` trigger)
+    start_commit: str | None = None  # the commit id it starts from, when not the branch's tip
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""

@@ -133,8 +133,18 @@ def register(
         conn.execute(
             "INSERT OR REPLACE INTO worktrees (path, repo, state, owner, session_id, affinity,"
             " name, strategy, created_at, last_used_at, uses) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
-            (str(path), str(repo), BUSY, owner, session_id, affinity, name, strategy.value, now,
-             now),
+            (
+                str(path),
+                str(repo),
+                BUSY,
+                owner,
+                session_id,
+                affinity,
+                name,
+                strategy.value,
+                now,
+                now,
+            ),
         )
 
 

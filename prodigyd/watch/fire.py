@@ -116,7 +116,7 @@ class TriggerPath:
         if queued is not None:
             older = queued.triggered_by
             if older != firing.reason:  # else: this event, seen again after a restart
-                self.gate.replace(queued, firing.reason, env_of(occasion))
+                self.gate.replace(queued, firing.reason, env_of(occasion), firing.start_commit)
                 self._drop(occasion, "coalesced",
                            f"queued run {queued.id} takes it instead of: {older}",
                            session=queued.id, replaced=older)  # fmt: skip
@@ -149,6 +149,7 @@ def request_of(occasion: Occasion) -> RunRequest:
         merge_policy=firing.trigger.merge,
         branch=firing.branch,
         triggered_by=firing.reason,
+        start_commit=firing.start_commit,
     )
 
 

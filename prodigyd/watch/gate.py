@@ -56,13 +56,19 @@ class Gate:
         return None
 
     def replace(
-        self, record: SessionRecord, triggered_by: str, env: dict[str, str]
+        self,
+        record: SessionRecord,
+        triggered_by: str,
+        env: dict[str, str],
+        start_commit: str | None = None,
     ) -> SessionRecord:
-        """Make the queued run stand for the newer event. No await may come between
-        `queued_run` and this: the scheduler could start the run in between."""
+        """Make the queued run stand for the newer event (and start from its snapshot, for
+        `on: files`). No await may come between `queued_run` and this: the scheduler could
+        start the run in between."""
         _, args = session_store.load_private(record.id)
         session_store.save_private(record.id, env, args)
         record.triggered_by = triggered_by
+        record.start_commit = start_commit
         session_store.save(record, durable=True)
         return record
 

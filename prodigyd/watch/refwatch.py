@@ -43,7 +43,7 @@ from prodigyd.errors import GitError, NotFound, ProdigyError, ShuttingDown
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.store.sessions import now_iso
-from prodigyd.watch import refs, repos, triggers
+from prodigyd.watch import files, refs, repos, triggers
 from prodigyd.watch.fire import Occasion, TriggerPath
 
 log = logging.getLogger("prodigyd.watch")
@@ -69,6 +69,11 @@ class _Repo:
     workflows: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
     problem: str | None = None  # why it is not watched now
     fresh: bool = True  # read before the watch covered it: read again once it does
+    git_dir: Path | None = None  # its own git dir (where index.lock and MERGE_HEAD are)
+    settle: float | None = None  # how long its file changes settle; None: no file triggers
+    changed_files: set[str] = field(default_factory=set)  # waiting to settle
+    last_change: float = 0.0  # the event loop's time of the last one
+    files_task: asyncio.Task[None] | None = None
     dirty_refs: bool = False
     dirty_workflows: bool = False
     task: asyncio.Task[None] | None = None
@@ -106,8 +111,9 @@ class RepoWatcher:
         finally:
             rescan.cancel()
             for repo in self._repos.values():
-                if repo.task is not None:
-                    repo.task.cancel()
+                for task in (repo.task, repo.files_task):
+                    if task is not None:
+                        task.cancel()
 
     async def add(self, where: Path) -> dict[str, Any]:
         """Watch the repository holding `where`; returns it as `listing` shows it, with
@@ -149,8 +155,9 @@ class RepoWatcher:
         except BaseException:
             self._repos[repo.path] = repo
             raise
-        if repo.task is not None:
-            repo.task.cancel()
+        for task in (repo.task, repo.files_task):
+            if task is not None:
+                task.cancel()
         await self._rewatch()
         log.info("no longer watching %s", repo.path)
         return {"path": str(repo.path), "removed": True}
@@ -214,6 +221,8 @@ class RepoWatcher:
             if repo.problem is not None or repo.common is None:
                 continue
             deep.add(repo.common / "refs")
+            if repo.settle is not None:  # file triggers: the whole working tree
+                deep.add(repo.path)
             flat.update((repo.common, repo.path))
             if (repo.path / WORKFLOWS.parent).is_dir():
                 flat.add(repo.path / WORKFLOWS.parent)
@@ -256,6 +265,8 @@ class RepoWatcher:
         for repo in self._repos.values():
             if repo.common is None or repo.problem is not None:
                 continue
+            if repo.settle is not None and files.watched_file(repo.path, path) is not None:
+                found.append((repo, "files"))
             if path in (repo.path / WORKFLOWS.parent, repo.path / WORKFLOWS):
                 found.append((repo, "layout"))
             elif path.name.endswith(".lock"):
@@ -269,6 +280,9 @@ class RepoWatcher:
     def _dispatch(self, changed: Iterable[str]) -> None:
         for path in changed:
             for repo, kind in self._owners(Path(path)):
+                if kind == "files":
+                    self._file_changed(repo, Path(path))
+                    continue
                 if kind == "layout":
                     self._restart.set()
                 self._kick(repo, refs=kind != "workflows", workflows=kind != "refs")
@@ -317,11 +331,11 @@ class RepoWatcher:
         """Find the repository's refs, read them and its workflow files; or say why not."""
         try:
             done = await git(repo.path, "rev-parse", "--path-format=absolute",
-                             "--show-toplevel", "--git-common-dir")  # fmt: skip
-            top, common = done.stdout.splitlines()[:2]
+                             "--show-toplevel", "--git-common-dir", "--git-dir")  # fmt: skip
+            top, common, git_dir = done.stdout.splitlines()[:3]
             if Path(top).resolve() != repo.path:
                 raise GitError(f"{repo.path} is no longer the top of a git repository")
-            repo.common = Path(common).resolve()
+            repo.common, repo.git_dir = Path(common).resolve(), Path(git_dir).resolve()
             repo.refs = await refs.snapshot(repo.path)
         except (GitError, ValueError) as exc:
             self._missing(repo, _reason(repo.path, exc))
@@ -383,6 +397,10 @@ class RepoWatcher:
             self.firing.problem("watched repository", str(repo.path), exc.render())
             return
         now = {f.path: (f.loaded.sha256 if f.loaded else None, f.error) for f in found}
+        settle = files.settle_of(found)
+        if (settle is None) != (repo.settle is None):
+            self._restart.set()  # the working tree is watched from now on, or no longer
+        repo.settle = settle
         before, repo.workflows = repo.workflows, now
         for path, (sha, error) in now.items():
             if before.get(path) == (sha, error):
@@ -398,6 +416,70 @@ class RepoWatcher:
             log.info("workflow file %s removed", path)
             self.firing.dropped.note(repo.path, "workflow_removed", f"{path} removed",
                                      workflow=str(path))  # fmt: skip
+
+    # -- on: files ---------------------------------------------------------------------
+
+    def _file_changed(self, repo: _Repo, path: Path) -> None:
+        """Note a changed file; one task per repository fires once they settle."""
+        name = files.watched_file(repo.path, path)
+        if name is None or path.is_dir():  # a folder: its files say what changed in it
+            return
+        repo.changed_files.add(name)
+        repo.last_change = asyncio.get_running_loop().time()
+        if repo.files_task is None or repo.files_task.done():
+            repo.files_task = asyncio.create_task(self._files_settle(repo),
+                                                  name=f"files {repo.path}")  # fmt: skip
+
+    async def _files_settle(self, repo: _Repo) -> None:
+        """Wait for the writes to settle and git to be done, then fire for the final state
+        (changes that come meanwhile join it)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while repo.changed_files:
+                if self._repos.get(repo.path) is not repo or repo.problem is not None:
+                    return
+                wait = repo.last_change + (repo.settle or 0.0) - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                if repo.git_dir is not None and files.busy(repo.git_dir):
+                    await asyncio.sleep(files.BUSY_POLL_SECONDS)
+                    continue
+                changed, repo.changed_files = repo.changed_files, set()
+                await self._files_fire(repo, changed)
+        except ShuttingDown:
+            return
+        except Exception:  # never the daemon's end: the next change tries again
+            log.exception("watched repository %s (on: files)", repo.path)
+
+    async def _files_fire(self, repo: _Repo, changed: set[str]) -> None:
+        try:
+            found = await triggers.discover(repo.path)
+        except ProdigyError as exc:
+            self.firing.problem("watched repository", str(repo.path), exc.render())
+            return
+        wanted = [
+            n for n in changed if any(files.matches(t, n) for _, t in files.candidates(found))
+        ]
+        names = await asyncio.to_thread(files.not_ignored, repo.path, wanted)
+        if not names:
+            return
+        # HEAD's commit, then its ref: the option applies to the names after it only
+        done = await git(repo.path, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD",
+                         check=False)  # fmt: skip
+        head, _, ref = done.stdout.strip().partition("\n")
+        if not (done.ok and ref.startswith(git_repo.HEADS)):  # detached; no commit yet
+            return
+        branch = ref.removeprefix(git_repo.HEADS)
+        snap = await asyncio.to_thread(files.snapshot, repo.path, head, repo.git_dir)
+        for firing in files.firings(found, names, branch, head, snap):
+            try:
+                await self.firing.fire(Occasion(repo.path, firing, origin={"watcher": True}))
+            except ShuttingDown:
+                raise
+            except ProdigyError as exc:
+                self.firing.problem("watched repository", str(repo.path),
+                                    f"{firing.workflow}: {exc.render()}")  # fmt: skip
 
     def _describe(self, repo: _Repo) -> dict[str, Any]:
         status = "missing" if repo.problem else "polling" if self.polling else "watching"

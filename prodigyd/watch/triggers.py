@@ -77,6 +77,7 @@ class Firing:
     by_prodigy: str | None = None  # why prodigy made the event (None: the user did)
     identity: str = ""
     variables: Mapping[str, str] = field(default_factory=dict)
+    start_commit: str | None = None  # `on: files`: the snapshot of the files to start from
 
 
 @dataclass(frozen=True)

@@ -931,7 +931,12 @@ def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
         fields: dict[str, Any] = {}
         if isinstance(options, _Map):
             fields = _known(options, _TRIGGER_KEYS, here, ctx)
-            for key in ("branches", "paths", "tags"):  # one glob may stand for a list of one
+            for key in (
+                "branches",
+                "paths",
+                "tags",
+                "ignore",
+            ):  # one glob may stand for a list of one
                 if isinstance(fields.get(key), str):
                     fields[key] = (fields[key],)
         elif options is not None:
@@ -945,7 +950,9 @@ def _triggers(raw: object, at: _At, ctx: _Context) -> tuple[Trigger, ...]:
 
 
 _TRIGGER_EVENTS = get_args(TriggerEvent)
-_TRIGGER_KEYS = ("branches", "paths", "tags", "merge", "include_prodigy_commits")
+_TRIGGER_KEYS = (
+    "branches", "paths", "tags", "ignore", "settle", "merge", "include_prodigy_commits",
+)  # fmt: skip
 
 _TOP_BUILDERS: dict[str, Callable[[object, _At, _Context], object]] = {
     "env": _env_map,

@@ -580,7 +580,10 @@ class ErrorPolicy(BaseModel):
     retry_attempts: int = Field(3, ge=1)
 
 
-TriggerEvent = Literal["commit", "push", "ref"]
+TriggerEvent = Literal["commit", "push", "ref", "files"]
+#: How long an `on: files` trigger waits after the last write before it fires: about
+#: Watchman's default settle (its trigger fires some 20 ms after a write).
+FILES_SETTLE = 0.02
 
 
 class Trigger(BaseModel):
@@ -606,8 +609,24 @@ class Trigger(BaseModel):
     branches: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    settle: OptionalSeconds = None
     merge: Literal["auto", "ask", "never"] = "ask"
     include_prodigy_commits: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files_never_merge(cls, data: Any) -> Any:
+        """A file trigger's run starts from a snapshot of uncommitted files: merging it
+        would commit the user's unfinished edits into their branch, under their feet."""
+        if isinstance(data, dict) and data.get("event") == "files":
+            if data.get("merge", "never") != "never":
+                raise ValueError(
+                    "merge: an `on: files` run starts from your uncommitted files and is "
+                    "never merged (leave `merge` out, or say `never`)"
+                )
+            data = {**data, "merge": "never"}
+        return data
 
     @model_validator(mode="after")
     def _fields_fit_the_event(self) -> Trigger:
@@ -615,7 +634,14 @@ class Trigger(BaseModel):
             raise ValueError(f"tags: only `ref` triggers have tags, not `{self.event}`")
         if self.paths and self.event == "ref":
             raise ValueError("paths: a `ref` trigger has no files to match (use `commit`)")
+        for name in ("ignore", "settle"):
+            if getattr(self, name) not in ((), None) and self.event != "files":
+                raise ValueError(f"{name}: only `files` triggers have it, not `{self.event}`")
         return self
+
+    @property
+    def settle_seconds(self) -> float:
+        return FILES_SETTLE if self.settle is None else self.settle
 
 
 class Workflow(BaseModel):

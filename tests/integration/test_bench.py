@@ -22,6 +22,7 @@ SMALL = {
     "startup.py": ["--jobs", "30", "--small", "3", "--starts", "1", "--updates", "5"],
     "mapreduce.py": ["--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"],
     "hook_latency.py": ["--commits", "2"],
+    "trigger_latency.py": ["--events", "2"],
     "soak.py": SOAK,
 }
 

@@ -182,9 +182,10 @@ def test_triggers_ls_shows_a_workflow_that_does_not_load(daemon: Path, hooked: P
     )
     listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
     broken, stamp = listed["workflows"]
-    assert "unknown event 'pull' (events: commit, push, ref)" in broken["error"]
+    assert "unknown event 'pull' (events: commit, push, ref, files)" in broken["error"]
     assert stamp["on"] == [{"event": "commit", "branches": ["main"], "paths": ["src/**"], "tags": [],
-                            "merge": "ask", "include_prodigy_commits": False}]  # fmt: skip
+                            "ignore": [], "settle": None, "merge": "ask",
+                            "include_prodigy_commits": False}]  # fmt: skip
     commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
     assert len(sessions()) == 1

@@ -41,19 +41,33 @@ def test_every_shape_of_on():
     assert triggers("") == ()
 
 
+def test_a_files_trigger_never_merges_and_settles_like_watchman_by_default():
+    [plain] = triggers("on: files\n")
+    assert (plain.merge, plain.settle_seconds) == ("never", 0.02)
+    [full] = triggers("on: {files: {paths: 'src/**', ignore: '*.tmp', settle: 250ms}}\n")
+    assert (full.paths, full.ignore, full.settle_seconds) == (("src/**",), ("*.tmp",), 0.25)
+
+
 @pytest.mark.parametrize(
     ("on", "message"),
     [
         (
             "on: [commit, pull]\n",
-            "wf.yml:1:14 (on[1]): unknown event 'pull' (events: commit, push, ref)",
+            "wf.yml:1:14 (on[1]): unknown event 'pull' (events: commit, push, ref, files)",
         ),
         (
             "on: {commit: main}\n",
-            "(on.commit): expected commit: {branches, paths, tags, merge, include_prodigy_commits}, "
-            "got "
-            "'main'",
+            "(on.commit): expected commit: {branches, paths, tags, ignore, settle, merge, "
+            "include_prodigy_commits}, got 'main'",
         ),
+        (
+            "on: {files: {merge: auto}}\n",
+            "(on.files): merge: an `on: files` run starts from your uncommitted files and is "
+            "never merged",
+        ),
+        ("on: {commit: {settle: 1s}}\n", "settle: only `files` triggers have it, not `commit`"),
+        ("on: {push: {ignore: ['*.md']}}\n", "ignore: only `files` triggers have it, not `push`"),
+        ("on: {files: {settle: soon}}\n", "(on.files.settle): expected a duration"),
         ("on: {push: {merge: later}}\n", "(on.push.merge): expected 'auto', 'ask' or 'never'"),
         ("on: 3\n", "(on): expected an event, a list of events or a mapping, got 3"),
     ],
