@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodigyd.errors import GitError, NotFound, ProdigyError, ShuttingDown
+from prodigyd.errors import GitError, NoSpace, NotFound, ProdigyError, ShuttingDown
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.store.sessions import now_iso
@@ -384,6 +385,13 @@ class RepoWatcher:
                 await self.firing.fire(Occasion(repo.path, firing, origin={"watcher": True}))
             except ShuttingDown:
                 raise
+            except NoSpace as exc:  # not submitted: these changes are read again later
+                repo.refs = before  # (the runs already submitted have their keys: once)
+                why = f"{exc.render()} (tried again until there is room)"
+                self.firing.problem("watched repository", str(repo.path), why)
+                loop = asyncio.get_running_loop()
+                loop.call_later(RETRY_SECONDS, functools.partial(self._kick, repo, refs=True))
+                return
             except ProdigyError as exc:
                 self.firing.problem("watched repository", str(repo.path),
                                     f"{firing.workflow}: {exc.render()}")  # fmt: skip

@@ -184,3 +184,40 @@ async def test_two_firings_at_once_are_admitted_one_after_the_other(tmp_path: Pa
     assert len(submitted) == 1 and [first is None, second is None].count(True) == 1
     path.dropped.close()
     assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
+
+
+async def test_a_commit_whose_run_does_not_fit_on_the_disk_is_fired_again(
+    isolated: Path, tmp_path: Path
+):
+    """The watcher keeps its old snapshot when a run cannot be submitted (a full disk), so
+    the next read of the refs fires it again; the hook path keeps its spool entry alike."""
+    from prodigyd.errors import NoSpace
+    from prodigyd.watch.refwatch import _Repo
+
+    repo = make_repo(tmp_path / "repo")
+    commit_files(repo, {".prodigy/workflows/c.yml": "on: commit\ncommands: [{shell: 'true'}]\n"})
+    tries: list[str] = []
+
+    class FullDisk:
+        problems: list[str] = []
+
+        async def fire(self, occasion: Occasion) -> None:
+            tries.append(occasion.firing.reason)
+            if len(tries) == 1:
+                raise NoSpace("no space left on /tmp", path="/tmp/journal.db")
+
+        def problem(self, what: str, event: str, message: str) -> None:
+            self.problems.append(message)
+
+    watcher = RepoWatcher(FullDisk())  # type: ignore[arg-type]
+    watched = _Repo(repo, "now", refs=await refs.snapshot(repo))
+    commit_files(repo, {"a.txt": "a\n"}, "a user commit")
+    await watcher._refs_moved(watched)
+    await watcher._refs_moved(watched)  # the retry (the mender's pace in the daemon)
+    assert len(tries) == 2 and tries[0] == tries[1]
+    assert "tried again until there is room" in FullDisk.problems[0]
+    await watcher._refs_moved(watched)  # fired: nothing new to fire
+    assert len(tries) == 2
+    if watched.task is not None:  # the retry the watcher scheduled for itself
+        watched.task.cancel()
+        await asyncio.gather(watched.task, return_exceptions=True)
