@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git.cli import describe_failure, git, raise_failure
-from prodigyd.git.repo import HEADS, commit_id, dirty_paths
+from prodigyd.git.repo import HEADS, commit_id, dirty_paths, is_ancestor
 from prodigyd.git.worktree import list_worktrees
 
 #: Caps on the merge.* variables, as in the original: enough context for a merge workflow
@@ -197,10 +197,7 @@ async def forget_finished_prodigy_merge(checkout: Path) -> None:
         return
     if not (git_dir / "MERGE_HEAD").exists() or not message.startswith(PRODIGY_MERGE_PREFIX):
         return
-    contained = await git(
-        checkout, "merge-base", "--is-ancestor", "MERGE_HEAD", "HEAD", check=False
-    )
-    if contained.returncode == 0:
+    if await is_ancestor(checkout, "MERGE_HEAD", "HEAD"):
         await git(checkout, "merge", "--quit")
 
 
@@ -489,8 +486,7 @@ async def conclude_merge(worktree: Path, sha: str, files: Iterable[str]) -> str 
         done = await git(worktree, "commit", "--quiet", "--no-edit", check=False)
         if not done.ok:
             return f"the merge could not be committed: {done.stderr.strip()[:200]}"
-    merged = await git(worktree, "merge-base", "--is-ancestor", sha, "HEAD", check=False)
-    if not merged.ok:
+    if not await is_ancestor(worktree, sha, "HEAD"):
         return "the merge commit is missing"
     status = await git(worktree, "status", "--porcelain", "-z")
     if status.stdout:
@@ -511,8 +507,7 @@ async def settle_interrupted_merge(worktree: Path) -> None:
     commit was made (only git's clean-up was cut off), else undone completely."""
     if not await has_merge_in_progress(worktree):
         return
-    done = await git(worktree, "merge-base", "--is-ancestor", "MERGE_HEAD", "HEAD", check=False)
-    if done.ok:
+    if await is_ancestor(worktree, "MERGE_HEAD", "HEAD"):
         await git(worktree, "merge", "--quit")
     else:
         await abort_merge(worktree, "HEAD")

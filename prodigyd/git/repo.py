@@ -194,6 +194,13 @@ async def head_sha(path: Path) -> str:
     return done.stdout.strip()
 
 
+async def is_ancestor(path: Path, older: str, newer: str) -> bool:
+    """Whether commit `older` is part of `newer`'s history (either may be a name git
+    resolves, `MERGE_HEAD` and `HEAD` included); False too when either is unknown."""
+    done = await git(path, "merge-base", "--is-ancestor", older, newer, check=False)
+    return done.ok
+
+
 async def branch_exists(repo: Path, branch: str) -> bool:
     """Whether `refs/heads/<branch>` exists (tags and remote branches do not count)."""
     done = await git(repo, "show-ref", "--verify", "--quiet", f"{HEADS}{branch}", check=False)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from prodigyd.git.cli import git
 from prodigyd.git.merge import merges_source
-from prodigyd.git.repo import HEADS
+from prodigyd.git.repo import HEADS, is_ancestor
 from prodigyd.watch import triggers, variables
 from prodigyd.watch.triggers import Firing, Found
 from prodigyd.workflow.interpolate import glob_match
@@ -121,7 +121,7 @@ async def _new_tip(repo: Path, change: RefChange, before: Mapping[str, str]) -> 
         return False
     if change.before is None:
         return change.after not in before.values()
-    return not await _is_ancestor(repo, change.after, change.before)
+    return not await is_ancestor(repo, change.after, change.before)
 
 
 async def _commit_firings(
@@ -131,7 +131,7 @@ async def _commit_firings(
     changed = None
     if any(trigger.paths for _, trigger in candidates):
         base = change.before
-        if base is not None and not await _is_ancestor(repo, base, change.after):
+        if base is not None and not await is_ancestor(repo, base, change.after):
             base = None  # rewritten (a rebase, an amend): the tip commit's own files
         changed = await triggers.changed_files(repo, change.after, base)
     occasion = triggers.commit_occasion(change.branch, change.after, change.before, changed)
@@ -169,8 +169,3 @@ async def _by_prodigy(repo: Path, change: RefChange) -> str | None:
     parents = done.stdout.split()[1:] if done.ok else []
     source = merges_source(parents)
     return None if source is None else f"prodigy's merge of session commit {source[:12]}"
-
-
-async def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
-    done = await git(repo, "merge-base", "--is-ancestor", older, newer, check=False)
-    return done.ok
