@@ -40,6 +40,9 @@ FOLDER = "triggers"
 EVENT_TYPE = "trigger_dropped"
 #: How many drops `triggers ls` shows, newest last.
 SHOWN = 50
+#: How many daemon runs' logs a repository keeps: the older ones are deleted when a new
+#: daemon run starts its own (the folder would otherwise grow by one file a start).
+KEPT_RUNS = 10
 
 
 def repository(worktree: Path) -> Path:
@@ -76,6 +79,7 @@ class DropLog:
         }
         events = self._logs.get(repo_id)
         if events is None:
+            _prune(repo_id)
             events = self._logs[repo_id] = EventLog(repo_id, FOLDER)
         with contextlib.suppress(NoSpace):  # kept in memory; the next append writes it
             events.append(event)
@@ -95,3 +99,15 @@ async def recent(worktree: Path, limit: int = SHOWN) -> list[dict[str, Any]]:
 
 def _last(events: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return list(collections.deque(events, maxlen=limit))
+
+
+def _prune(repo_id: str) -> None:
+    """Delete all but the newest KEPT_RUNS - 1 logs, before this run adds its own."""
+    folder = paths.events_dir(repo_id, FOLDER)
+    try:
+        logs = sorted(folder.glob("events-*.jsonl"), key=lambda p: p.stat().st_mtime)
+    except OSError:
+        return
+    for old in logs[: max(0, len(logs) - (KEPT_RUNS - 1))]:
+        with contextlib.suppress(OSError):
+            old.unlink()

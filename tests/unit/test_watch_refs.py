@@ -221,3 +221,24 @@ async def test_a_commit_whose_run_does_not_fit_on_the_disk_is_fired_again(
     if watched.task is not None:  # the retry the watcher scheduled for itself
         watched.task.cancel()
         await asyncio.gather(watched.task, return_exceptions=True)
+
+
+def test_the_drop_log_keeps_the_last_runs_only(isolated: Path, tmp_path: Path):
+    """One file per daemon run and repository: a new run deletes all but the newest ones."""
+    import os
+
+    from prodigyd.watch import dropped
+
+    repo = make_repo(tmp_path / "repo")
+    folder = paths.events_dir(paths.repo_id(repository(repo)), FOLDER)
+    folder.mkdir(parents=True)
+    for run in range(12):
+        old = folder / f"events-2026010{run // 10}_{run:06d}-1.jsonl"
+        old.write_text('{"seq": 1, "event_type": "trigger_dropped"}\\n')
+        os.utime(old, (1_000 + run, 1_000 + run))
+    log = dropped.DropLog()
+    log.record(repo, "rate_limited", "w.yml: too many")
+    log.close()
+    kept = sorted(folder.glob("events-*.jsonl"), key=lambda p: p.stat().st_mtime)
+    assert len(kept) == dropped.KEPT_RUNS
+    assert kept[0].name == "events-20260100_000003-1.jsonl"  # the 9 newest old ones stay
