@@ -47,7 +47,7 @@ REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
-class Occasion:
+class Sighting:
     """One firing, and where it came from: `worktree` is where the run is submitted (its
     workflow file's worktree), `env` the environment it runs in (the daemon's when empty),
     `origin` fields that say who saw it (`hook_event`, `watcher`), kept with a drop."""
@@ -72,23 +72,23 @@ class TriggerPath:
         # between (a hook and the watcher, two worktrees) would both pass.
         self._admission = asyncio.Lock()
 
-    async def fire(self, occasion: Occasion) -> SessionRecord | None:
+    async def fire(self, sighting: Sighting) -> SessionRecord | None:
         """Submit the run, or say why not; None when it is not submitted. Raises what
         `jobs.submit` raises (ShuttingDown, ProdigyError): the caller decides."""
-        key = key_of(occasion)
+        key = key_of(sighting)
         if key in self._seen or journal.has_key(key):
             return None
         self._remember(key)
-        firing = occasion.firing
+        firing = sighting.firing
         async with self._admission:
-            if not self._admitted(occasion):
+            if not self._admitted(sighting):
                 return None
             try:
-                record = await self.jobs.submit(request_of(occasion), idempotency_key=key)
+                record = await self.jobs.submit(request_of(sighting), idempotency_key=key)
             except BaseException:
                 self._seen.pop(key, None)  # not submitted: a later sighting may try again
                 raise
-            self.gate.started(repository(occasion.worktree), firing.workflow)
+            self.gate.started(repository(sighting.worktree), firing.workflow)
         log.info("%s: %s started %s", firing.reason, firing.workflow, record.id)
         return record
 
@@ -103,49 +103,49 @@ class TriggerPath:
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
 
-    def _admitted(self, occasion: Occasion) -> bool:
+    def _admitted(self, sighting: Sighting) -> bool:
         """Whether the firing may submit a new run; if not, why is kept (watch/gate.py).
         Nothing here awaits: a queued run found here cannot start before it is replaced."""
-        firing = occasion.firing
+        firing = sighting.firing
         if firing.by_prodigy and not firing.trigger.include_prodigy_commits:
             why = f"{firing.by_prodigy} (the trigger has no include_prodigy_commits)"
-            self._drop(occasion, "prodigy_commit", why)
+            self._drop(sighting, "prodigy_commit", why)
             return False
         branch = firing.branch  # None: a tag, a deleted branch; such runs never coalesce
         queued = None if branch is None else self.gate.queued_run(firing.workflow, branch)
         if queued is not None:
             older = queued.triggered_by
             if older != firing.reason:  # else: this event, seen again after a restart
-                self.gate.replace(queued, firing.reason, env_of(occasion), firing.start_commit)
-                self._drop(occasion, "coalesced",
+                self.gate.replace(queued, firing.reason, env_of(sighting), firing.start_commit)
+                self._drop(sighting, "coalesced",
                            f"queued run {queued.id} takes it instead of: {older}",
                            session=queued.id, replaced=older)  # fmt: skip
             return False
-        refusal = self.gate.refusal(repository(occasion.worktree), firing.workflow)
+        refusal = self.gate.refusal(repository(sighting.worktree), firing.workflow)
         if refusal is not None:
-            self._drop(occasion, *refusal)
+            self._drop(sighting, *refusal)
             return False
         return True
 
-    def _drop(self, occasion: Occasion, why: str, message: str, **fields: Any) -> None:
-        firing = occasion.firing
+    def _drop(self, sighting: Sighting, why: str, message: str, **fields: Any) -> None:
+        firing = sighting.firing
         self.dropped.record(
-            occasion.worktree, why, f"{firing.workflow.name}: {firing.reason}: {message}",
+            sighting.worktree, why, f"{firing.workflow.name}: {firing.reason}: {message}",
             workflow=str(firing.workflow), branch=firing.branch, event=firing.reason,
-            **occasion.origin, **fields,
+            **sighting.origin, **fields,
         )  # fmt: skip
 
 
-def request_of(occasion: Occasion) -> RunRequest:
-    """The job a trigger submits: in the occasion's worktree and environment, on the
+def request_of(sighting: Sighting) -> RunRequest:
+    """The job a trigger submits: in the worktree that saw it and environment, on the
     event's branch (the checked-out one when the firing has none: a tag, a deleted
     branch)."""
-    firing = occasion.firing
+    firing = sighting.firing
     return RunRequest(
         workflow=str(firing.workflow),
-        cwd=str(occasion.worktree),
-        env=env_of(occasion),
-        repo=str(occasion.worktree),
+        cwd=str(sighting.worktree),
+        env=env_of(sighting),
+        repo=str(sighting.worktree),
         merge_policy=firing.trigger.merge,
         branch=firing.branch,
         triggered_by=firing.reason,
@@ -153,16 +153,16 @@ def request_of(occasion: Occasion) -> RunRequest:
     )
 
 
-def env_of(occasion: Occasion) -> dict[str, str]:
+def env_of(sighting: Sighting) -> dict[str, str]:
     """The hook's environment (the daemon's when there is none), without the variables
     that pin git to the hook's repository, with the event's `${trigger.*}`."""
-    base = occasion.env or os.environ
+    base = sighting.env or os.environ
     env = {k: v for k, v in base.items() if k not in REPO_PINNING_VARS}
-    return {**env, **occasion.firing.variables}
+    return {**env, **sighting.firing.variables}
 
 
-def key_of(occasion: Occasion) -> str:
+def key_of(sighting: Sighting) -> str:
     """One key per (repository, workflow, event, commit), whoever saw the event."""
-    firing = occasion.firing
-    what = f"{repository(occasion.worktree).resolve()}\0{firing.workflow.name}\0{firing.identity}"
+    firing = sighting.firing
+    what = f"{repository(sighting.worktree).resolve()}\0{firing.workflow.name}\0{firing.identity}"
     return f"{KEY_PREFIX}{hashlib.sha256(what.encode()).hexdigest()}"

@@ -28,7 +28,7 @@ from prodigyd import paths
 from prodigyd.errors import NoSpace, ProdigyError, ShuttingDown
 from prodigyd.store.atomic import ensure_dir
 from prodigyd.watch import spool, triggers
-from prodigyd.watch.fire import Occasion, TriggerPath
+from prodigyd.watch.fire import Sighting, TriggerPath
 from prodigyd.watch.gate import TriggerLimits
 
 if TYPE_CHECKING:
@@ -108,9 +108,9 @@ class HookInbox:
             return []
         submitted = []
         for firing in await triggers.firings(event):
-            occasion = Occasion(event.repo, firing, event.env, {"hook_event": event.id})
+            sighting = Sighting(event.repo, firing, event.env, {"hook_event": event.id})
             try:
-                record = await self.path.fire(occasion)
+                record = await self.path.fire(sighting)
             except ShuttingDown:
                 return submitted  # the entry stays; the next daemon submits the rest
             except NoSpace:

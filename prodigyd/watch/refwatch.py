@@ -45,7 +45,7 @@ from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.store.sessions import now_iso
 from prodigyd.watch import files, refs, repos, triggers
-from prodigyd.watch.fire import Occasion, TriggerPath
+from prodigyd.watch.fire import Sighting, TriggerPath
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -382,7 +382,7 @@ class RepoWatcher:
             return
         for firing in await refs.firings(repo.path, found, moved, before):
             try:
-                await self.firing.fire(Occasion(repo.path, firing, origin={"watcher": True}))
+                await self.firing.fire(Sighting(repo.path, firing, origin={"watcher": True}))
             except ShuttingDown:
                 raise
             except NoSpace as exc:  # not submitted: these changes are read again later
@@ -482,7 +482,7 @@ class RepoWatcher:
         snap = await asyncio.to_thread(files.snapshot, repo.path, head, repo.git_dir)
         for firing in files.firings(found, names, branch, head, snap):
             try:
-                await self.firing.fire(Occasion(repo.path, firing, origin={"watcher": True}))
+                await self.firing.fire(Sighting(repo.path, firing, origin={"watcher": True}))
             except ShuttingDown:
                 raise
             except ProdigyError as exc:

@@ -16,7 +16,7 @@ from prodigyd import paths
 from prodigyd.store.events import read_events
 from prodigyd.watch import refs, repos, variables
 from prodigyd.watch.dropped import FOLDER, repository
-from prodigyd.watch.fire import Occasion, env_of, key_of
+from prodigyd.watch.fire import Sighting, env_of, key_of
 from prodigyd.watch.refwatch import RepoWatcher
 from prodigyd.watch.triggers import Firing, commit_occasion
 from prodigyd.workflow.model import Trigger
@@ -77,12 +77,12 @@ def test_hook_and_watcher_sightings_of_one_commit_share_a_key(tmp_path: Path):
         return Firing(workflow, trigger, "topic", reason, None, occasion.identity,
                       occasion.variables)  # fmt: skip
 
-    hook = Occasion(linked, firing(linked, "commit (post-commit hook)"), {"HOME": "/h"})
-    watcher = Occasion(repo, firing(repo, "commit (ref watcher)"))
+    hook = Sighting(linked, firing(linked, "commit (post-commit hook)"), {"HOME": "/h"})
+    watcher = Sighting(repo, firing(repo, "commit (ref watcher)"))
     assert repository(linked) == repo
     assert key_of(hook) == key_of(watcher)
     other = commit_occasion("topic", B, None, None)
-    assert key_of(Occasion(repo, Firing(repo, trigger, "topic", "x", None, other.identity))) != (
+    assert key_of(Sighting(repo, Firing(repo, trigger, "topic", "x", None, other.identity))) != (
         key_of(watcher)
     )
     assert env_of(hook) == {"HOME": "/h", **variables.environment(
@@ -174,13 +174,13 @@ async def test_two_firings_at_once_are_admitted_one_after_the_other(tmp_path: Pa
     path = TriggerPath(SlowJobs(), TriggerLimits(max_runs=1, per_seconds=3600))  # type: ignore[arg-type]
     workflow = repo / ".prodigy" / "workflows" / "w.yml"
 
-    def occasion(commit: str) -> Occasion:
+    def sighting(commit: str) -> Sighting:
         seen = commit_occasion("topic", commit, None, None)
         firing = Firing(workflow, Trigger(event="commit"), None, f"commit {commit[:7]}", None,
                         seen.identity, seen.variables)  # fmt: skip
-        return Occasion(repo, firing)
+        return Sighting(repo, firing)
 
-    first, second = await asyncio.gather(path.fire(occasion(A)), path.fire(occasion(B)))
+    first, second = await asyncio.gather(path.fire(sighting(A)), path.fire(sighting(B)))
     assert len(submitted) == 1 and [first is None, second is None].count(True) == 1
     path.dropped.close()
     assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
@@ -201,8 +201,8 @@ async def test_a_commit_whose_run_does_not_fit_on_the_disk_is_fired_again(
     class FullDisk:
         problems: list[str] = []
 
-        async def fire(self, occasion: Occasion) -> None:
-            tries.append(occasion.firing.reason)
+        async def fire(self, sighting: Sighting) -> None:
+            tries.append(sighting.firing.reason)
             if len(tries) == 1:
                 raise NoSpace("no space left on /tmp", path="/tmp/journal.db")
 
