@@ -1,9 +1,10 @@
 """The one door to the git command line.
 
-prodigy drives git through its CLI, never through pygit2: libgit2 holds the GIL during
-checkout-sized work and would stall the daemon's event loop (deps-probe §1a), while a git
-subprocess costs the loop nothing. Every git child goes through `prodigyd.proc.run`, so it
-gets its own process group and is killed with the job that started it.
+Everything that changes a worktree or a branch runs the git CLI: a git subprocess costs
+the event loop nothing, while libgit2 holds the GIL during checkout-sized work
+(deps-probe §1a). Only small reads go through pygit2 (git/objects.py), with this door as
+their fallback. Every git child goes through `prodigyd.proc.run`, so it gets its own
+process group and is killed with the job that started it.
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ dirty never takes `index.lock` and never makes the user's own concurrent git com
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from prodigyd.errors import GitError
+from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
 
 #: The namespace of local branches; prodigy only ever merges into one of these.
@@ -196,13 +198,47 @@ async def head_sha(path: Path) -> str:
 
 async def is_ancestor(path: Path, older: str, newer: str) -> bool:
     """Whether commit `older` is part of `newer`'s history (either may be a name git
-    resolves, `MERGE_HEAD` and `HEAD` included); False too when either is unknown."""
+    resolves, `MERGE_HEAD` and `HEAD` included); False too when either is unknown. Two ids
+    are asked of libgit2 (git/objects.py), names of git."""
+    if SHA.fullmatch(older) and SHA.fullmatch(newer):
+        answer = await asyncio.to_thread(objects.is_ancestor, path, older, newer)
+        if answer is not None:
+            return answer
     done = await git(path, "merge-base", "--is-ancestor", older, newer, check=False)
     return done.ok
 
 
+async def parents(path: Path, sha: str) -> list[str]:
+    """The parent ids of commit `sha` (none when it is unknown)."""
+    found = await asyncio.to_thread(objects.parents, path, sha)
+    if found is not None:
+        return found
+    done = await git(path, "rev-list", "--parents", "-n", "1", sha, "--", check=False)
+    return done.stdout.split()[1:] if done.ok else []
+
+
+async def checked_out(path: Path) -> tuple[str, str] | None:
+    """(commit, branch) checked out in the worktree at `path`; None when HEAD is detached
+    or its branch has no commit yet. From `.git`'s files in the common case."""
+    layout = _read_layout(path)
+    if layout is not None and layout.head_commit is not None:
+        if layout.head_ref is None:
+            return None
+        return layout.head_commit, layout.head_ref.removeprefix(HEADS)
+    # HEAD's commit, then its ref: the option applies to the names after it only
+    done = await git(path, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD", check=False)
+    head, _, ref = done.stdout.strip().partition("\n")
+    if not (done.ok and ref.startswith(HEADS)):
+        return None
+    return head, ref.removeprefix(HEADS)
+
+
 async def branch_exists(repo: Path, branch: str) -> bool:
-    """Whether `refs/heads/<branch>` exists (tags and remote branches do not count)."""
+    """Whether `refs/heads/<branch>` exists (tags and remote branches do not count): read
+    from the ref files when they are plain (`ref_sha`), else asked of git."""
+    layout = _read_layout(repo) if repo.is_dir() else None
+    if layout is not None:
+        return ref_sha(layout.common, f"{HEADS}{branch}") is not None
     done = await git(repo, "show-ref", "--verify", "--quiet", f"{HEADS}{branch}", check=False)
     if done.returncode not in (0, 1):  # 1 = no such ref; anything else is a broken repo
         raise_failure(done, repo)

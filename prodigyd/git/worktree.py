@@ -6,6 +6,7 @@ as pygit2 without stalling the event loop, and pygit2 cannot remove a worktree a
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from prodigyd import proc
 from prodigyd.errors import GitError
+from prodigyd.git import objects
 from prodigyd.git.cli import git, raise_failure
 from prodigyd.git.repo import HEADS, branch_exists, commit_id, common_dir, ref_sha
 
@@ -68,15 +70,18 @@ async def checkout_fresh(path: Path, start: str, branch: str | None) -> str:
 
 async def checkout_matches(path: Path, commit: str) -> bool:
     """Whether the worktree at `path` has `commit` checked out: HEAD is that commit and the
-    index holds its tree (what a commit made there next is based on). One git process:
-    the index is compared with `commit`'s tree, HEAD is read from the ref files when they
-    are plain."""
+    index holds its tree (what a commit made there next is based on). HEAD is read from
+    the ref files when they are plain; the index is compared with `commit`'s tree by
+    libgit2 (~0.3 ms), else by `git diff-index` (~3 ms)."""
     try:
         head = await commit_id(path, "HEAD")  # from the ref files when they are plain
     except GitError:  # no commit checked out at all
         return False
     if head != commit:
         return False
+    same = await asyncio.to_thread(objects.index_holds, path, commit)
+    if same is not None:
+        return same
     done = await git(path, "diff-index", "--cached", "--quiet", commit, "--", check=False)
     if done.returncode not in (0, 1):  # 1 = they differ; anything else is an error
         raise_failure(done, path)

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from prodigyd import paths
+from prodigyd.git import objects
 from prodigyd.git.cli import git_env
 from prodigyd.watch import triggers, variables
 from prodigyd.watch.triggers import Firing, Found
@@ -41,7 +42,8 @@ BUSY = ("index.lock", "rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK
 #: How often a deferred change looks again whether git is done.
 BUSY_POLL_SECONDS = 0.05
 #: Who the snapshot commits are by, unless the environment says otherwise.
-IDENTITY = ("-c", "user.name=prodigy", "-c", "user.email=prodigy@localhost")
+IDENTITY = ("-c", f"user.name={objects.IDENTITY[0]}", "-c", f"user.email={objects.IDENTITY[1]}")
+MESSAGE = "prodigy: snapshot of the working tree (on: files)"
 
 
 def candidates(found: list[Found]) -> list[tuple[Path, Trigger]]:
@@ -82,29 +84,36 @@ def matches(trigger: Trigger, name: str) -> bool:
 
 
 def not_ignored(repo: Path, names: Iterable[str]) -> list[str]:
-    """The names git does not ignore (blocking: run it in a worker thread)."""
+    """The names git does not ignore (blocking: run it in a worker thread); asked of
+    libgit2, else of one `git check-ignore --stdin` for them all."""
     names = sorted(set(names))
     if not names:
         return []
-    done = subprocess.run(
-        ["git", "check-ignore", "--stdin", "-z"],  # tracked files are never ignored
-        cwd=repo, env=git_env(), input="\0".join(names) + "\0",
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode not in (0, 1):  # 1: none is ignored
-        raise OSError(f"git check-ignore failed in {repo}: {done.stderr.strip()}")
-    ignored = {n for n in done.stdout.split("\0") if n}
+    ignored = objects.ignored(repo, names)
+    if ignored is None:
+        done = subprocess.run(
+            ["git", "check-ignore", "--stdin", "-z"],  # tracked files are never ignored
+            cwd=repo, env=git_env(), input="\0".join(names) + "\0",
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode not in (0, 1):  # 1: none is ignored
+            raise OSError(f"git check-ignore failed in {repo}: {done.stderr.strip()}")
+        ignored = {n for n in done.stdout.split("\0") if n}
     return [n for n in names if n not in ignored]
 
 
 def snapshot(repo: Path, head: str, git_dir: Path | None = None) -> tuple[str, str]:
-    """(commit, tree): the working tree as a commit on top of `head`, made through a
-    temporary index (blocking: run it in a worker thread).
+    """(commit, tree): the working tree as a commit on top of `head` (blocking: run it in
+    a worker thread), made without writing the user's index: by libgit2 in memory from
+    the user's index (git/objects.py), else by git through a temporary index.
 
     The temporary index starts as a copy of the user's (read, never written: git replaces
     it by a rename, and nothing is read while `index.lock` exists), whose file stat data
     spares `git add -A` hashing every unchanged file again; when there is none, or git
     cannot use the copy (a split index), it starts from `git read-tree HEAD`."""
+    made = objects.snapshot(repo, head, MESSAGE, git_env())
+    if made is not None:
+        return made
     with tempfile.TemporaryDirectory(prefix="prodigy-snapshot-") as tmp:
         index = Path(tmp, "index")
         env = {**git_env(), "GIT_INDEX_FILE": str(index)}
@@ -126,8 +135,7 @@ def snapshot(repo: Path, head: str, git_dir: Path | None = None) -> tuple[str, s
             run("read-tree", head)
             run("add", "-A", "--", ".")
         tree = run("write-tree")
-        message = "prodigy: snapshot of the working tree (on: files)"
-        return run("commit-tree", tree, "-p", head, "-m", message), tree
+        return run("commit-tree", tree, "-p", head, "-m", MESSAGE), tree
 
 
 def firings(

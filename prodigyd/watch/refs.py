@@ -23,13 +23,15 @@ the branch moves).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd.git import objects
 from prodigyd.git.cli import git
 from prodigyd.git.merge import merges_source
-from prodigyd.git.repo import HEADS, is_ancestor
+from prodigyd.git.repo import HEADS, is_ancestor, parents
 from prodigyd.watch import triggers, variables
 from prodigyd.watch.triggers import Firing, Found
 from prodigyd.workflow.interpolate import glob_match
@@ -63,9 +65,12 @@ class RefChange:
 
 
 async def snapshot(repo: Path) -> dict[str, str]:
-    """Every branch, tag and remote-tracking ref of the repository and its object id, read
-    by git (loose and packed refs alike); raises GitError when `repo` is no repository any
-    more."""
+    """Every branch, tag and remote-tracking ref of the repository and its object id
+    (loose and packed refs alike), read by libgit2 or else by git; raises GitError when
+    `repo` is no repository any more."""
+    found = await asyncio.to_thread(objects.refs, repo, WATCHED)
+    if found is not None:
+        return found
     done = await git(repo, "for-each-ref", "--format=%(objectname) %(refname)", *WATCHED)
     pairs = (line.partition(" ") for line in done.stdout.splitlines())
     return {ref: sha for sha, _, ref in pairs if ref}
@@ -165,7 +170,5 @@ async def _by_prodigy(repo: Path, change: RefChange) -> str | None:
             return why
     if change.after is None or change.branch is None:
         return None
-    done = await git(repo, "rev-list", "--parents", "-n", "1", change.after, "--", check=False)
-    parents = done.stdout.split()[1:] if done.ok else []
-    source = merges_source(parents)
+    source = merges_source(await parents(repo, change.after))
     return None if source is None else f"prodigy's merge of session commit {source[:12]}"

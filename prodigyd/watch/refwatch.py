@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd.errors import GitError, NoSpace, NotFound, ProdigyError, ShuttingDown
+from prodigyd.git import objects
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.store.sessions import now_iso
@@ -337,6 +338,7 @@ class RepoWatcher:
             if Path(top).resolve() != repo.path:
                 raise GitError(f"{repo.path} is no longer the top of a git repository")
             repo.common, repo.git_dir = Path(common).resolve(), Path(git_dir).resolve()
+            await asyncio.to_thread(objects.load)  # not on the way of its first change
             repo.refs = await refs.snapshot(repo.path)
         except (GitError, ValueError) as exc:
             self._missing(repo, _reason(repo.path, exc))
@@ -433,7 +435,9 @@ class RepoWatcher:
         if name is None or path.is_dir():  # a folder: its files say what changed in it
             return
         repo.changed_files.add(name)
-        repo.last_change = asyncio.get_running_loop().time()
+        # watchfiles hands changes over once STEP_MS went by without a new one: that
+        # quiet counts toward the settle
+        repo.last_change = asyncio.get_running_loop().time() - STEP_MS / 1000
         if repo.files_task is None or repo.files_task.done():
             repo.files_task = asyncio.create_task(self._files_settle(repo),
                                                   name=f"files {repo.path}")  # fmt: skip
@@ -472,13 +476,10 @@ class RepoWatcher:
         names = await asyncio.to_thread(files.not_ignored, repo.path, wanted)
         if not names:
             return
-        # HEAD's commit, then its ref: the option applies to the names after it only
-        done = await git(repo.path, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD",
-                         check=False)  # fmt: skip
-        head, _, ref = done.stdout.strip().partition("\n")
-        if not (done.ok and ref.startswith(git_repo.HEADS)):  # detached; no commit yet
+        checked_out = await git_repo.checked_out(repo.path)
+        if checked_out is None:  # detached; no commit yet
             return
-        branch = ref.removeprefix(git_repo.HEADS)
+        head, branch = checked_out
         snap = await asyncio.to_thread(files.snapshot, repo.path, head, repo.git_dir)
         for firing in files.firings(found, names, branch, head, snap):
             try:

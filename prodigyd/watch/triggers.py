@@ -28,6 +28,7 @@ again without end. An event is prodigy's when any of these says so (`made_by_pro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.errors import ProdigyError
+from prodigyd.git import objects
 from prodigyd.git.cli import AUTOMATION_VAR, git
 from prodigyd.git.pool import branch_session
 from prodigyd.store import journal
@@ -204,17 +206,19 @@ def commit_occasion(
 
 
 async def changed_files(repo: Path, sha: str, base: str | None = None) -> list[str] | None:
-    """Files changed from `base` to `sha` (from its parent without a base); None when git
-    cannot tell (an object missing, say)."""
-    if base is None:
-        args = ["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", sha]
-    else:
-        args = ["diff", "--name-only", "-z", base, sha, "--"]
-    done = await git(repo, *args, check=False)
+    """Files changed from `base` to `sha` (from its first parent without a base: a merge's
+    files are those it brought in), both names of a moved file; None when git cannot tell
+    (an object missing, say). Read by libgit2, else by git."""
+    names = await asyncio.to_thread(objects.changed_names, repo, sha, base)
+    if names is not None:
+        return names
+    args = ["--root", "--diff-merges=first-parent", sha] if base is None else [base, sha]
+    argv = ["diff-tree", "--no-commit-id", "--name-only", "-r", "-z", *args]
+    done = await git(repo, *argv, check=False)
     if not done.ok:
         log.warning("cannot list the files %s changed in %s: %s", sha, repo, done.stderr.strip())
         return None
-    return [name for name in done.stdout.split("\0") if name]
+    return sorted({name for name in done.stdout.split("\0") if name})
 
 
 def branch_matches(trigger: Trigger, branch: str) -> bool:

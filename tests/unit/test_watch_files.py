@@ -8,9 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from prodigyd.git import objects
 from prodigyd.watch import files
 from prodigyd.workflow.model import Trigger
 from tests.gitutil import commit_files, git
+
+
+@pytest.fixture(params=["libgit2", "git"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Who answers: libgit2 in process when git reads no other configuration than it
+    does, else git (the suite points GIT_CONFIG_GLOBAL at /dev/null)."""
+    if request.param == "libgit2":
+        for name in objects.CONFIG_VARS:
+            monkeypatch.delenv(name, raising=False)
+    return str(request.param)
 
 
 @pytest.mark.parametrize("marker", files.BUSY)
@@ -38,17 +49,20 @@ def test_paths_and_ignore_globs():
     assert files.matches(Trigger(event="files"), "anything")
 
 
-def test_git_says_what_is_ignored_and_a_tracked_file_never_is(repo: Path):
-    commit_files(repo, {".gitignore": "*.log\n"}, "ignore logs")
+def test_git_says_what_is_ignored_and_a_tracked_file_never_is(repo: Path, engine: str):
+    commit_files(repo, {".gitignore": "*.log\nbuild/\n"}, "ignore logs")
     (repo / "kept.log").write_text("tracked anyway\n")
     git(repo, "add", "-f", "kept.log")
-    names = ["a.py", "b.log", "kept.log", "sub/c.log"]
+    names = ["a.py", "b.log", "kept.log", "sub/c.log", "build/x.o"]
     assert files.not_ignored(repo, names) == ["a.py", "kept.log"]
     assert files.not_ignored(repo, []) == []
+    assert (objects.ignored(repo, names) is not None) == (engine == "libgit2")
 
 
 @pytest.mark.parametrize("copy_index", [True, False])
-def test_the_snapshot_holds_the_working_tree_and_touches_nothing(repo: Path, copy_index: bool):
+def test_the_snapshot_holds_the_working_tree_and_touches_nothing(
+    repo: Path, copy_index: bool, engine: str
+):
     commit_files(repo, {".gitignore": "*.log\n", "a.txt": "committed\n"}, "base")
     (repo / "a.txt").write_text("edited\n")
     (repo / "staged.txt").write_text("staged\n")
@@ -56,6 +70,9 @@ def test_the_snapshot_holds_the_working_tree_and_touches_nothing(repo: Path, cop
     (repo / "new.txt").write_text("untracked\n")
     (repo / "out.log").write_text("ignored\n")
     (repo / "README.md").unlink()
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "link").symlink_to("a.txt")
     index = repo / ".git" / "index"
     before = (
         index.read_bytes(),
@@ -67,8 +84,11 @@ def test_the_snapshot_holds_the_working_tree_and_touches_nothing(repo: Path, cop
     assert git(repo, "rev-parse", f"{commit}^{{tree}}").strip() == tree
     assert git(repo, "rev-parse", f"{commit}^").strip() == head
     listed = git(repo, "ls-tree", "-r", "--name-only", commit).split()
-    assert sorted(listed) == [".gitignore", "a.txt", "new.txt", "staged.txt"]
+    assert sorted(listed) == [".gitignore", "a.txt", "link", "new.txt", "run.sh", "staged.txt"]
     assert git(repo, "show", f"{commit}:a.txt") == "edited\n"
+    modes = git(repo, "ls-tree", commit, "run.sh", "link").split()[::4]
+    assert modes == ["120000", "100755"]  # link, run.sh
     assert (index.read_bytes(), os.stat(index).st_mtime_ns,
             git(repo, "--no-optional-locks", "status", "--porcelain")) == before  # fmt: skip
     assert git(repo, "rev-parse", "HEAD").strip() == head
+    assert (objects.snapshot(repo, head, "m", {}) is not None) == (engine == "libgit2")

@@ -1,0 +1,132 @@
+"""Reads answered in process by libgit2 (prodigyd/git/objects.py) say what git says, and
+the repositories libgit2 cannot read (SHA-256 object format here) are asked of git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prodigyd.git import objects
+from prodigyd.git.repo import branch_exists, checked_out, is_ancestor, parents
+from prodigyd.git.worktree import checkout_matches
+from prodigyd.watch import files, refs
+from prodigyd.watch.triggers import changed_files
+from tests.gitutil import commit_files, git, make_repo
+
+
+@pytest.fixture(params=["sha1", "sha256"])
+def history(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """main with a merge of `side`, a rename, tags (annotated, light), packed and loose
+    refs and a symbolic remote HEAD; SHA-256 is one libgit2 cannot open."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet", "-b", "main", f"--object-format={request.param}")
+    commit_files(repo, {"a.txt": "a\n", "old.txt": "moved\n"}, "root")
+    git(repo, "checkout", "--quiet", "-b", "side")
+    commit_files(repo, {"side.txt": "side\n"}, "side")
+    git(repo, "checkout", "--quiet", "main")
+    commit_files(repo, {"main.txt": "main\n"}, "main")
+    git(repo, "merge", "--quiet", "--no-ff", "--no-edit", "side")
+    git(repo, "tag", "-a", "-m", "annotated", "v1")
+    git(repo, "pack-refs", "--all")
+    git(repo, "mv", "old.txt", "new.txt")
+    git(repo, "commit", "--quiet", "-m", "rename")
+    git(repo, "tag", "light")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD~1")
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+    return repo
+
+
+def readable(repo: Path) -> bool:
+    return objects.open_repo(repo) is not None
+
+
+async def test_the_ref_snapshot_is_what_for_each_ref_prints(history: Path):
+    printed = git(history, "for-each-ref", "--format=%(refname) %(objectname)", *refs.WATCHED)
+    expected = dict(line.split(" ") for line in printed.splitlines())
+    assert "refs/remotes/origin/HEAD" in expected and "refs/tags/v1" in expected
+    assert await refs.snapshot(history) == expected
+    assert (objects.refs(history, refs.WATCHED) == expected) == readable(history)
+
+
+async def test_parents_and_ancestry(history: Path):
+    merge, first, second = git(history, "rev-list", "--parents", "-n", "1", "HEAD~1").split()
+    assert await parents(history, merge) == [first, second]
+    assert await parents(history, "0" * len(merge)) == []
+    assert await is_ancestor(history, first, merge)
+    assert await is_ancestor(history, merge, merge)
+    assert not await is_ancestor(history, merge, first)
+    assert not await is_ancestor(history, "1" * len(merge), merge)  # unknown: not an ancestor
+    assert (objects.is_ancestor(history, first, merge) is not None) == readable(history)
+
+
+async def test_changed_files_of_a_merge_a_root_and_a_rename(history: Path):
+    merge = git(history, "rev-parse", "HEAD~1").strip()
+    root = git(history, "rev-list", "--max-parents=0", "HEAD").strip()
+    assert await changed_files(history, merge) == ["side.txt"]  # what the merge brought in
+    assert await changed_files(history, root) == ["a.txt", "old.txt"]
+    assert await changed_files(history, "HEAD", merge) == ["new.txt", "old.txt"]
+    assert await changed_files(history, "2" * len(merge)) is None
+
+
+async def test_branches_and_the_checked_out_commit(history: Path):
+    head = git(history, "rev-parse", "HEAD").strip()
+    assert await branch_exists(history, "main")  # loose
+    assert await branch_exists(history, "side")  # packed only
+    assert not await branch_exists(history, "v1")  # a tag
+    assert not await branch_exists(history, "nope")
+    assert await checked_out(history) == (head, "main")
+    git(history, "checkout", "--quiet", "--detach")
+    assert await checked_out(history) is None
+    git(history, "checkout", "--quiet", "--orphan", "unborn")
+    assert await checked_out(history) is None
+
+
+@pytest.fixture
+def own_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git reading the same configuration files as libgit2 (none redirected)."""
+    for name in objects.CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_redirected_configuration_is_left_to_git(tmp_path: Path):
+    repo = make_repo(tmp_path / "repo")  # the suite sets GIT_CONFIG_GLOBAL=/dev/null
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert objects.ignored(repo, ["a"]) is None
+    assert objects.snapshot(repo, head, "m", {}) is None
+
+
+def test_a_clean_filter_libgit2_cannot_run_is_staged_by_git(tmp_path: Path, own_config: None):
+    repo = make_repo(tmp_path / "repo", {".gitattributes": "*.txt filter=upper\n"})
+    git(repo, "config", "filter.upper.clean", "tr a-z A-Z")
+    (repo / "a.txt").write_text("shout\n")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert objects.snapshot(repo, head, "m", {}) is None
+    commit, _ = files.snapshot(repo, head, repo / ".git")
+    assert git(repo, "cat-file", "blob", f"{commit}:a.txt") == "SHOUT\n"
+
+
+def test_submodules_are_staged_by_git(tmp_path: Path, own_config: None):
+    repo = make_repo(tmp_path / "repo", {".gitmodules": ""})
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert objects.snapshot(repo, head, "m", {}) is None
+
+
+def test_the_snapshot_is_by_prodigy_unless_the_environment_names_someone(
+    tmp_path: Path, own_config: None
+):
+    repo = make_repo(tmp_path / "repo")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    made = objects.snapshot(repo, head, "m", {"GIT_AUTHOR_NAME": "Ada"})
+    assert made is not None
+    who = git(repo, "log", "-1", "--format=%an <%ae>|%cn <%ce>", made[0]).strip()
+    assert who == "Ada <prodigy@localhost>|prodigy <prodigy@localhost>"
+
+
+async def test_the_checkout_guard_sees_an_index_that_is_not_the_commits_tree(history: Path):
+    head, older = git(history, "rev-parse", "HEAD", "HEAD~2").split()
+    assert await checkout_matches(history, head)
+    git(history, "read-tree", older)  # HEAD stays, the index holds another tree
+    assert not await checkout_matches(history, head)
+    assert objects.index_holds(history, head) is (False if readable(history) else None)
