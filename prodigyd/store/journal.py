@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_status_key ON jobs (status, idempotency_key);
 CREATE TABLE IF NOT EXISTS worktrees (
     path TEXT PRIMARY KEY,                   -- absolute path of the worktree
     repo TEXT NOT NULL,                      -- the user's repository it belongs to
@@ -194,7 +195,7 @@ def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA secure_delete=ON")  # freed space is zeroed: a dropped env is gone
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None
-        conn.executescript(_SCHEMA)  # writes nothing when the tables exist
+        conn.executescript(_SCHEMA)  # writes nothing when the tables and indexes exist
         # The tables are made now; an old journal's environments are dropped later, and
         # the version says so only once they are (`forget_env_where`).
         version = SCHEMA_VERSION if fresh or found >= ENV_DROPPED_SINCE else ENV_DROPPED_SINCE - 1
@@ -393,6 +394,14 @@ def with_status(*statuses: str, limit: int | None = None) -> list[sqlite3.Row]:
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return list(connection().execute(sql, statuses))
+
+
+def keyed(prefix: str, status: str) -> list[sqlite3.Row]:
+    """The jobs with `status` whose idempotency key starts with `prefix`: a range of
+    `jobs_by_status_key` (the few queued triggered runs among many queued jobs)."""
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first key past the prefix
+    sql = "SELECT * FROM jobs WHERE status = ? AND idempotency_key >= ? AND idempotency_key < ?"
+    return list(connection().execute(sql, (status, prefix, after)))
 
 
 def recent(limit: int, status: str | None = None, also: Collection[str] = ()) -> list[sqlite3.Row]:

@@ -109,10 +109,9 @@ class Gate:
 def _queued_triggered() -> list[SessionRecord]:
     """The queued runs that triggers submitted, as they are now; not those queued to
     resume (they go on from their checkpoint, not from a new event)."""
-    rows = journal.with_status(Status.QUEUED.value)
     records = []
-    for row in rows:
-        if row["action"] == "run" and (row["idempotency_key"] or "").startswith(KEY_PREFIX):
+    for row in journal.keyed(KEY_PREFIX, Status.QUEUED.value):
+        if row["action"] == "run":
             record = session_store.load(row["id"])
             if record.status is Status.QUEUED:
                 records.append(record)
