@@ -6,10 +6,11 @@
   `docs/workflows.md` and `docs/config.md`, through a converter for the Markdown those
   files use (headings, paragraphs, lists, code blocks, tables, inline code and bold).
 
-The pages are checked in under `prodigyctl/man/` and shipped with the package, so
-`prodigyctl man install` needs neither the docs nor a build step. After changing a command
-or one of those docs, regenerate them: `python -m prodigyctl.manpages`. A test fails while
-they are stale, and another renders every page with groff and fails on any warning.
+The pages are checked in under the top-level `man/` and shipped with the package (as
+`prodigyctl/man/`, a link to it in the source tree), so `prodigyctl man install` needs
+neither the docs nor a build step. After changing a command or one of those docs,
+regenerate them: `python -m prodigyctl.manpages`. A test fails while they are stale, and
+another renders every page with groff and fails on any warning.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import click
 
 VERSION = "0.1.0"
 MANUAL = "prodigy manual"
+#: The pages in the package; in the source tree, the top-level man/ (prodigyctl/man links to it).
 SHIPPED = Path(__file__).parent / "man"
 DOCS = Path(__file__).parents[1] / "docs"
 

@@ -40,6 +40,10 @@ def socket_path() -> Path:
 
     `$PRODIGY_HOME/prodigyd.sock` when PRODIGY_HOME is set (so each test has its own
     daemon), else `$XDG_RUNTIME_DIR/prodigy/prodigyd.sock`, else `~/.prodigy/prodigyd.sock`.
+
+    XDG_RUNTIME_DIR is read here rather than through platformdirs, which checks the folder
+    and falls back to /run/user/<uid>: the hook shim and the socket unit (`%t`) follow this
+    rule and could not follow that one.
     """
     if os.environ.get("PRODIGY_HOME"):
         return home() / "prodigyd.sock"
@@ -107,12 +111,23 @@ def agent_logs_dir(session_id: str) -> Path:
     return logs_dir() / "agents" / session_id
 
 
-def xdg_home(variable: str, default: str) -> Path:
-    """A user base folder of the XDG spec (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`): the variable
-    when it is an absolute path (the spec says to ignore a relative one, and systemd does),
-    else `~/<default>`."""
-    value = os.environ.get(variable, "")
-    return Path(value) if os.path.isabs(value) else Path.home() / default
+# The XDG user folders, by platformdirs' rules (which ignore a relative value since 4.11.8),
+# through its Unix class even on macOS, whose own folders are not where systemd and man-db
+# look. Imported in the call: ~10 ms that the client's hot path never needs.
+
+
+def user_config_home() -> Path:
+    """`$XDG_CONFIG_HOME` when absolute, else `~/.config`: systemd's user units are under it."""
+    from platformdirs.unix import Unix
+
+    return Unix().user_config_path
+
+
+def user_data_home() -> Path:
+    """`$XDG_DATA_HOME` when absolute, else `~/.local/share`: man-db searches its man/."""
+    from platformdirs.unix import Unix
+
+    return Unix().user_data_path
 
 
 def spool_dir() -> Path:

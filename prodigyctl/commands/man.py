@@ -22,7 +22,7 @@ from prodigyd import paths
 
 
 def man_dir() -> Path:
-    return paths.xdg_home("XDG_DATA_HOME", ".local/share") / "man"
+    return paths.user_data_home() / "man"
 
 
 def list_pages(*, as_json: bool) -> int:

@@ -6,8 +6,8 @@ runs systemctl itself, since it cannot know whether a user manager is there to a
 Every file it writes starts with MARKER, and it only overwrites or removes files that do:
 a unit the user wrote by hand is never touched.
 
-The unit texts live here rather than in package data so they ship with the client however
-it is installed; the checked-in systemd/ copies are kept identical by a test.
+The units are the files in the source tree's systemd/, shipped as package data through the
+prodigyctl/systemd link to it; ExecStart in prodigyd.service is EXEC_PLACEHOLDER there.
 """
 
 from __future__ import annotations
@@ -38,63 +38,16 @@ ENABLE_LINE = f"systemctl --user daemon-reload && systemctl --user enable --now 
 # `;`: stop fails for units systemd never loaded, and the reload must happen regardless.
 DISABLE_LINE = f"systemctl --user stop {SOCKET_UNIT} {SERVICE_UNIT}; systemctl --user daemon-reload"
 
-_SERVICE_TEMPLATE = """\
-# prodigyd, the prodigy daemon, as a systemd user service started on demand by
-# prodigyd.socket. `prodigyctl daemon install-service` writes it to ~/.config/systemd/user/
-# with ExecStart set to this installation's prodigyd, and overwrites it when run again:
-# make local changes with `systemctl --user edit prodigyd.service`.
-
-[Unit]
-Description=prodigy daemon: AI-agent workflows in git worktrees
-Requires=prodigyd.socket
-
-[Service]
-Type=notify
-ExecStart=@PRODIGYD@
-# READY, STATUS and WATCHDOG are accepted from the daemon only, never from a workflow step.
-NotifyAccess=main
-# The daemon pings every 15 s from its event loop; a loop stuck for 30 s gets restarted.
-WatchdogSec=30s
-Restart=on-failure
-# SIGTERM goes to the daemon alone, so it interrupts and checkpoints its sessions and stops
-# their process groups itself. Whatever is left once it has exited (or after
-# TimeoutStopSec) gets SIGKILL.
-KillMode=mixed
-# Longer than the daemon's own 30 s grace for running steps to finish.
-TimeoutStopSec=90s
-
-[Install]
-WantedBy=default.target
-Also=prodigyd.socket
-"""
-
-_SOCKET_TEMPLATE = """\
-# The socket of prodigyd: systemd listens on it and starts prodigyd.service on the first
-# connection. The path is where prodigyctl looks when PRODIGY_HOME is unset:
-# $XDG_RUNTIME_DIR/prodigy/prodigyd.sock. Installed by `prodigyctl daemon install-service`.
-
-[Unit]
-Description=prodigy daemon socket
-
-[Socket]
-ListenStream=%t/prodigy/prodigyd.sock
-SocketMode=0600
-DirectoryMode=0700
-# Leave no socket file behind once stopped, so prodigyctl starts a daemon of its own.
-RemoveOnStop=yes
-
-[Install]
-WantedBy=sockets.target
-"""
-
-#: Unit file name → template; systemd/<name> in the repository is a copy of each.
-TEMPLATES: dict[str, str] = {SERVICE_UNIT: _SERVICE_TEMPLATE, SOCKET_UNIT: _SOCKET_TEMPLATE}
+#: The unit files as shipped: systemd/ in the source tree (prodigyctl/systemd links to it),
+#: package data once installed.
+UNITS_DIR = Path(__file__).parents[1] / "systemd"
+UNITS = (SERVICE_UNIT, SOCKET_UNIT)
 
 
 def install_service(*, uninstall: bool, as_json: bool) -> int:
     """Install (or remove) both units; refuse, changing nothing, if either is not ours."""
     folder = unit_dir()
-    foreign = [folder / name for name in TEMPLATES if _is_foreign(folder / name)]
+    foreign = [folder / name for name in UNITS if _is_foreign(folder / name)]
     if foreign:
         for path in foreign:
             click.echo(
@@ -113,7 +66,7 @@ def unit_dir() -> Path:
 
     A relative XDG_CONFIG_HOME is ignored, as the XDG spec (and systemd) require.
     """
-    return paths.xdg_home("XDG_CONFIG_HOME", ".config") / "systemd" / "user"
+    return paths.user_config_home() / "systemd" / "user"
 
 
 def daemon_argv() -> list[str]:
@@ -147,13 +100,14 @@ def exec_command(argv: Sequence[str]) -> str:
 
 def render(name: str, argv: Sequence[str]) -> str:
     """The unit file install-service writes for `name`, marked as its own."""
-    return f"{MARKER}\n{TEMPLATES[name].replace(EXEC_PLACEHOLDER, exec_command(argv))}"
+    template = (UNITS_DIR / name).read_text()
+    return f"{MARKER}\n{template.replace(EXEC_PLACEHOLDER, exec_command(argv))}"
 
 
 def _install(folder: Path, *, as_json: bool) -> int:
     argv = daemon_argv()
     written = {
-        folder / name: _write_if_changed(folder / name, render(name, argv)) for name in TEMPLATES
+        folder / name: _write_if_changed(folder / name, render(name, argv)) for name in UNITS
     }
     warning = _socket_mismatch()
     if as_json:
@@ -171,7 +125,7 @@ def _install(folder: Path, *, as_json: bool) -> int:
 
 
 def _uninstall(folder: Path, *, as_json: bool) -> int:
-    units = [folder / name for name in TEMPLATES if (folder / name).exists()]
+    units = [folder / name for name in UNITS if (folder / name).exists()]
     removed = [*_enablement_links(folder, units), *units]
     for path in removed:
         path.unlink()

@@ -40,6 +40,13 @@ def test_install_defaults_to_the_xdg_data_folder(tmp_path: Path):
         assert found.stdout.strip() == str(tmp_path / "data" / "man" / "man1" / "prodigyctl-batch.1")
 
 
+def test_install_ignores_a_relative_xdg_data_home(tmp_path: Path):
+    env = {**os.environ, "XDG_DATA_HOME": "data"}
+    ctl("man", "install", env=env, cwd=tmp_path, check=True)
+    assert (Path.home() / ".local" / "share" / "man" / "man1" / "prodigyctl.1").is_file()
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.skipif(shutil.which("man") is None, reason="man is not installed")
 def test_show_formats_a_command_page_and_refuses_an_unknown_topic():
     done = ctl("man", "show", "dlq", "retry", check=True)

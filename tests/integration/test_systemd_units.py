@@ -57,9 +57,10 @@ def _install(*, uninstall: bool = False, as_json: bool = False) -> int:
     return service.install_service(uninstall=uninstall, as_json=as_json)
 
 
-def test_checked_in_units_are_the_installers_templates() -> None:
-    for name in UNITS:
-        assert (REPO_UNITS / name).read_text() == service.TEMPLATES[name], name
+def test_the_installer_reads_the_units_in_systemd() -> None:
+    assert service.UNITS_DIR.resolve() == REPO_UNITS  # the prodigyctl/systemd link
+    assert tuple(sorted(path.name for path in REPO_UNITS.iterdir())) == service.UNITS
+    assert "systemd/prodigyd.service" in (REPO_UNITS.parent / "pyproject.toml").read_text()
 
 
 def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
@@ -93,14 +94,15 @@ def test_install_service_writes_both_units_and_prints_the_enable_line(
     assert _install() == EXIT_OK
     out = capsys.readouterr().out
     argv = service.daemon_argv()
+    exec_start = service.exec_command(argv)
     for name in UNITS:
         text = (unit_folder / name).read_text()
-        assert text == service.render(name, argv)
-        assert text.startswith(service.MARKER + "\n")
+        shipped = (REPO_UNITS / name).read_text().replace("=@PRODIGYD@", f"={exec_start}")
+        assert text == f"{service.MARKER}\n{shipped}"
         assert f"wrote {unit_folder / name}" in out
     service_text = (unit_folder / service.SERVICE_UNIT).read_text()
-    assert f"\nExecStart={service.exec_command(argv)}\n" in service_text
-    assert service.EXEC_PLACEHOLDER not in service_text
+    assert f"\nExecStart={exec_start}\n" in service_text
+    assert "@PRODIGYD@" not in service_text
     assert service.ENABLE_LINE == (
         "systemctl --user daemon-reload && systemctl --user enable --now prodigyd.socket"
     )
@@ -134,6 +136,18 @@ def test_install_service_follows_xdg_config_home(
     for name in UNITS:
         assert (tmp_path / "config" / "systemd" / "user" / name).is_file()
     assert not (Path.home() / ".config").exists()
+
+
+def test_install_service_ignores_a_relative_xdg_config_home(
+    unit_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The XDG spec says a relative value is invalid, and systemd ignores it too.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", "config")
+    assert _install() == EXIT_OK
+    for name in UNITS:
+        assert (unit_folder / name).is_file()
+    assert not (tmp_path / "config").exists()
 
 
 def test_install_service_refuses_to_overwrite_a_unit_it_did_not_write(

@@ -1,13 +1,22 @@
 """The client's hot path (`--help`, `run --detach`, the hooks' daemon start) imports only
 what it uses: click, the paths and the protocol. The store, the engine and their libraries
-(sqlite3, pydantic, yaml, asyncio) load only in the commands that need them."""
+(sqlite3, pydantic, yaml, asyncio), and platformdirs, load only in the commands that need
+them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-HEAVY = ("sqlite3", "pydantic", "yaml", "asyncio", "prodigyd.store", "prodigyd.engine")
+HEAVY = (
+    "sqlite3",
+    "pydantic",
+    "yaml",
+    "asyncio",
+    "platformdirs",
+    "prodigyd.store",
+    "prodigyd.engine",
+)
 
 PROBE = """
 import contextlib, io, sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import click
 import pytest
@@ -12,10 +13,17 @@ import pytest
 from prodigyctl import manpages
 from prodigyctl.main import cli
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_package_pages_are_the_top_level_man_folder():
+    assert manpages.SHIPPED.resolve() == ROOT / "man"  # the prodigyctl/man link
+    assert '"man/*.1"' in (ROOT / "pyproject.toml").read_text()  # shipped as package data
+
 
 def test_the_shipped_pages_are_what_the_generator_makes_now():
     assert manpages.shipped() == manpages.generate(), (
-        "the man pages are stale: run `python -m prodigyctl.manpages` and commit prodigyctl/man/"
+        "the man pages are stale: run `python -m prodigyctl.manpages` and commit man/"
     )
 
 
