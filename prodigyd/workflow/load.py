@@ -247,10 +247,11 @@ class _Loader(BoundedComposer, yaml.SafeLoader):
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML reports a value its explicit tag cannot hold (`!!float x`, `!!timestamp 1`)
-        as a bare ValueError or worse, with no position: give it the node's."""
+        as a bare ValueError or worse (`!!bool x`: KeyError, an empty `!!float`: IndexError),
+        with no position: give it the node's."""
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, AttributeError, OverflowError):
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError):
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = _shown(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
             problem = f"{value} is not a valid {tag}"
