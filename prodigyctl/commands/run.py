@@ -46,9 +46,7 @@ def run(
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
 
 
-def generated(
-    kind: str, *, path: str | None, detach: bool, as_json: bool, **options: Any
-) -> int:
+def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **options: Any) -> int:
     """`exec` and `batch`: a workflow written from their options (prodigyd.workflow.generate),
     submitted as text and merged without asking."""
     from prodigyd.workflow import generate
@@ -83,7 +81,8 @@ def submit(
 
 
 def _stdin_workflow() -> str:
-    text = click.get_text_stream("stdin").read()
+    with click.open_file("-") as stdin:
+        text = stdin.read()
     if not text.strip():
         raise click.UsageError("no workflow on standard input (WORKFLOW `-` reads it there)")
     return text

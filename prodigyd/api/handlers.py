@@ -167,7 +167,7 @@ async def dlq_retry(state: DaemonState, p: schemas.DlqRetryParams) -> dict[str, 
 
 
 async def worktrees_list(state: DaemonState, _: schemas.Empty) -> list[dict[str, Any]]:
-    return [row.as_dict() for row in state.jobs.pool.list()]
+    return [row.as_dict() for row in state.jobs.pool.worktrees()]
 
 
 async def worktrees_clean(state: DaemonState, p: schemas.WorktreeCleanParams) -> dict[str, Any]:

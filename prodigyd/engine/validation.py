@@ -95,8 +95,9 @@ def _parse(text: str, threshold: float) -> Verdict:
         return Verdict(100.0, "complete", threshold)
     if not isinstance(data, dict):
         return Verdict(100.0, "complete", threshold)
+    key = "completion_percentage" if "completion_percentage" in data else "completion"
     try:
-        completion = float(data.get("completion_percentage", data.get("completion", 100.0)))
+        completion = float(data.get(key, 100.0))
     except (TypeError, ValueError):
         return Verdict(0.0, "failed", threshold, reason="completion_percentage is not a number")
     missing = data.get("missing") or []

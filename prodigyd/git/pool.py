@@ -223,7 +223,7 @@ class WorktreePool:
         row = rows.get(path)
         return row is None or (row.owner == owner and row.state != IDLE)  # None: pre-pool
 
-    def list(self) -> list[WorktreeRow]:
+    def worktrees(self) -> list[WorktreeRow]:
         return rows.all_rows()
 
     async def gc(self, live: Live, *, dry_run: bool = False) -> GcReport:

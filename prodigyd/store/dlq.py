@@ -161,7 +161,8 @@ def remove(job_id: str, item_ids: list[str]) -> int:
 def purge(job_id: str | None = None, *, older_than: float | None = None) -> int:
     """Delete entries of one job (or all), optionally only those older than `older_than`
     seconds; returns how many went."""
-    clauses, args = [], []
+    clauses: list[str] = []
+    args: list[str | float] = []
     if job_id is not None:
         clauses.append("job_id = ?")
         args.append(job_id)

@@ -34,7 +34,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from prodigyd import paths
 from prodigyd.store import space
@@ -272,7 +272,7 @@ def update(
     private: dict[str, Any] | None = None,
     forget_env: bool = False,
     durable: bool = False,
-    **columns: Any,
+    **columns: Unpack[Columns],
 ) -> None:
     """Change one job's columns (status, action, resume_on_start, priority), record, private.
 
@@ -359,7 +359,16 @@ def settle() -> None:
         scrub()
 
 
-_MUTABLE = frozenset({"status", "action", "resume_on_start", "priority"})
+class Columns(TypedDict, total=False):
+    """The columns `update` may set besides the record and the private part."""
+
+    status: str
+    action: str  # run | resume
+    resume_on_start: int  # 0 | 1
+    priority: int
+
+
+_MUTABLE = frozenset(Columns.__annotations__)
 
 
 def get(job_id: str) -> sqlite3.Row | None:
@@ -407,6 +416,7 @@ def keyed(prefix: str, status: str) -> list[sqlite3.Row]:
 def recent(limit: int, status: str | None = None, also: Collection[str] = ()) -> list[sqlite3.Row]:
     """The newest jobs first: all, or those with `status` and those of `also` (jobs whose
     status the caller knows better than the journal: see sessions.list_all)."""
+    values: tuple[str, ...]
     if status is None:
         sql, values = "SELECT * FROM jobs", ()
     else:

@@ -42,7 +42,7 @@ class SessionLock:
         self.release()
 
 
-def _acquire(path: os.PathLike[str], session_id: str) -> None:
+def _acquire(path: Path, session_id: str) -> None:
     body = json.dumps(
         {
             "job_id": session_id,
@@ -94,7 +94,7 @@ def _stale(holder: dict | None) -> bool:
     return holder is None or not _alive(holder.get("process_id"))
 
 
-def _holder(path: os.PathLike[str]) -> dict | None:
+def _holder(path: Path) -> dict | None:
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read() or b"{}")

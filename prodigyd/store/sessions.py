@@ -22,7 +22,7 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Unpack
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -164,7 +164,7 @@ def create(
 class Unsaved:
     """A record the journal could not take yet, with the columns to set alongside it."""
 
-    def __init__(self, record: SessionRecord, columns: dict[str, object], problem: str) -> None:
+    def __init__(self, record: SessionRecord, columns: journal.Columns, problem: str) -> None:
         self.record = record
         self.columns = columns
         self.problem = problem
@@ -175,7 +175,11 @@ _unsaved: dict[str, Unsaved] = {}
 
 
 def save(
-    record: SessionRecord, *, durable: bool = False, defer: bool = False, **columns: object
+    record: SessionRecord,
+    *,
+    durable: bool = False,
+    defer: bool = False,
+    **columns: Unpack[journal.Columns],
 ) -> None:
     """Store the record; `durable` when a client is told about the change (journal.update).
 
@@ -187,7 +191,7 @@ def save(
     the module docstring) and `unsaved(record.id)` says why."""
     record.updated_at = now_iso()
     earlier = _unsaved.get(record.id)
-    merged = {**earlier.columns, **columns} if earlier is not None else columns
+    merged: journal.Columns = {**earlier.columns, **columns} if earlier is not None else columns
     try:
         journal.update(
             record.id,
@@ -200,7 +204,7 @@ def save(
         if not defer:
             raise
         _unsaved.pop(record.id, None)  # re-inserted last: flushed in the order of changes
-        _unsaved[record.id] = Unsaved(record.model_copy(deep=True), dict(merged), exc.message)
+        _unsaved[record.id] = Unsaved(record.model_copy(deep=True), merged.copy(), exc.message)
         return
     _unsaved.pop(record.id, None)
     flush_unsaved()

@@ -106,7 +106,7 @@ class HookInbox:
             return []
         if event is None:  # still being written: its last write wakes the watch again
             return []
-        submitted = []
+        submitted: list[str] = []
         for firing in await triggers.firings(event):
             sighting = Sighting(event.repo, firing, event.env, {"hook_event": event.id})
             try:

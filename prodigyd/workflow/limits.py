@@ -19,6 +19,7 @@ The limits (docs/workflows.md, "Limits"):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -68,6 +69,11 @@ class BoundedComposer(Composer):
     height are recorded when it is complete, so each later alias adds exactly what it
     would expand to. An alias to a node still open is a loop: refused.
     """
+
+    # A composer is a mixin: the loader it is mixed into (yaml.SafeLoader) brings the
+    # parser's event methods it calls, which Composer does not declare.
+    peek_event: Callable[[], Any]
+    check_event: Callable[..., bool]
 
     def count_from_here(self, deadline: Deadline | None) -> None:
         """Start counting; SafeLoader's __init__ calls Composer.__init__ by name, not ours."""

@@ -247,10 +247,11 @@ class _Loader(BoundedComposer, yaml.SafeLoader):
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML reports a value its explicit tag cannot hold (`!!float x`, `!!timestamp 1`)
-        as a bare ValueError or worse, with no position: give it the node's."""
+        as a bare ValueError or worse (`!!bool x`: KeyError, an empty `!!float`: IndexError),
+        with no position: give it the node's."""
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, AttributeError, OverflowError):
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError):
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             value = _shown(node.value) if isinstance(node, yaml.ScalarNode) else "this node"
             problem = f"{value} is not a valid {tag}"
@@ -698,6 +699,7 @@ _MAX_DEPTH = 40
 def _workflow(doc: object, ctx: _Context) -> Workflow:
     if doc is None:
         raise _empty(ctx.source)
+    steps_raw: object  # checked by _step_list
     if isinstance(doc, _Seq):
         fields: dict[str, Any] = {}
         steps_raw, steps_at = doc, _At("commands", doc.mark)
@@ -775,7 +777,7 @@ def _no_steps_hint(doc: _Map) -> str:
 def _workflow_fields(
     fields: dict[str, Any], doc: object, root: _At, ctx: _Context
 ) -> dict[str, Any]:
-    data = {
+    data: dict[str, Any] = {
         key: fields[key]
         for key in ("name", "description", "strict_variables", "worktree")
         if key in fields
@@ -1341,7 +1343,7 @@ def _foreach_body(value: object, at: _At, ctx: _Context) -> dict[str, object]:
         ctx.problem("give the items as foreach: or input:, not both", at.key(value, "input"))
     if source not in fields:
         ctx.problem("foreach needs its items: foreach: <command or list>", at)
-    data = {
+    data: dict[str, Any] = {
         name: fields[name]
         for name in ("parallel", "continue_on_error", "max_items")
         if name in fields
@@ -1614,7 +1616,9 @@ def _validation(raw: object, at: _At, ctx: _Context) -> ValidateSpec | None:
         return None
     count = len(ctx.problems)
     fields = _known(raw, _VALIDATE_KEYS, at, ctx, ignored=_IGNORED_VALIDATE_KEYS)
-    data = {key: fields[key] for key in ("result_file", "threshold", "timeout") if key in fields}
+    data: dict[str, Any] = {
+        key: fields[key] for key in ("result_file", "threshold", "timeout") if key in fields
+    }
     data["commands"] = _commands(fields, raw, ("shell", "command", "claude"), at, ctx)
     if fields.get("on_incomplete") is not None:
         data["on_incomplete"] = _on_incomplete(

@@ -114,6 +114,8 @@ def test_bad_bytes_name_line_and_column(tmp_path: Path) -> None:
         ('commands:\n  - shell: "a\x01b"\n', (2, 14), "character #x0001 is not allowed"),
         ("commands:\n  - shell: x\n\x1b[0m\n", (3, 1), "character #x001b is not allowed"),
         ("commands: [{shell: !!float x}]\n", (1, 20), "'x' is not a valid !!float"),
+        ("commands: [{shell: !!float }]\n", (1, 20), "'' is not a valid !!float"),
+        ("commands: [{shell: !!bool x}]\n", (1, 20), "'x' is not a valid !!bool"),
         ("commands: [{shell: !!int 0x}]\n", (1, 20), "'0x' is not a valid !!int"),
         ("commands: [{shell: !!timestamp soon}]\n", (1, 20), "'soon' is not a valid !!timestamp"),
         ("commands: [{shell: x, !!set {a}: b}]\n", (1, 23), "a mapping key must be a plain value"),
