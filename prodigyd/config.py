@@ -75,6 +75,7 @@ class WorktreeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     parallel_worktrees: int = Field(8, ge=0)  # idle worktrees kept per repository
+    spare: int = Field(1, ge=0)  # idle worktrees made ahead per repository used (0: none)
     allocation_strategy: Literal["on_demand", "pooled", "reuse", "dedicated"] = "pooled"
     idle_timeout_secs: float = Field(1800.0, ge=0, allow_inf_nan=False)
     max_age_secs: float = Field(0.0, ge=0, allow_inf_nan=False)

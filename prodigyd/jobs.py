@@ -298,6 +298,7 @@ class JobManager:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.pool.close()  # a spare worktree being made is cancelled and removed
         session_store.flush_unsaved()  # a last try: what still does not fit is recovered
         for hub in self.hubs.values():  # as after a crash by the next daemon
             hub.log.close()

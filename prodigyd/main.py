@@ -97,6 +97,7 @@ def _pool_settings(section: WorktreeConfig) -> PoolSettings:
     return PoolSettings(
         strategy=Strategy(section.allocation_strategy),
         size=section.parallel_worktrees,
+        spare=section.spare,
         idle_timeout=section.idle_timeout_secs or None,
         max_age=section.max_age_secs or None,
         cleanup_on_complete=section.cleanup_on_complete,

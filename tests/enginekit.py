@@ -103,7 +103,10 @@ async def run_workflow(
     session = _session(record, env, sink, pool)
     if created is not None:
         created(session)
-    await session.run()
+    try:
+        await session.run()
+    finally:
+        await session.pool.close()  # as the daemon at its end: no spare still being made
     return Outcome(session.record, sink, session)
 
 
@@ -111,7 +114,10 @@ async def resume(session_id: str, env: dict[str, str] | None = None) -> Outcome:
     record = session_store.load(session_id)
     sink = ListSink()
     session = _session(record, dict(os.environ) if env is None else env, sink)
-    await session.run(resume=True)
+    try:
+        await session.run(resume=True)
+    finally:
+        await session.pool.close()
     return Outcome(session.record, sink, session)
 
 

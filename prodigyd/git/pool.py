@@ -9,11 +9,23 @@ Lifecycle of a slot (rows in store/worktrees.py, written before the git work the
 
     acquire: the owner's own worktree (a resumed owner re-adopts it), else an idle slot
              (claimed, then checked out at `start`), else a new `git worktree add`
+    spare:   when an acquire leaves its repository with fewer than `spare` idle slots it
+             could take (it took the last one, or made a new one), more are made in the
+             background once its own checkout is done, never awaited by it (one task per
+             repository; never more idle than `size`; not `on_demand`, not named), parked
+             detached at its `start`, where the next acquire likely starts. A spare's row
+             is registered busy for SPARE (no session) before the git work, so nothing
+             hands it out half made; the collector would take that row for an orphan, so
+             `_making` keeps it off (in memory: the row alone cannot tell this daemon's
+             spare from a dead daemon's). A crash leaves the row busy and unowned: gc
+             reclaims it, or removes it when half made. `close` (shutdown) cancels one
+             being made and removes what it made.
     release: scrubbed (detached, changes and untracked files removed) and idle again; or
              removed, when the pool of that repository is full or allocation is on demand;
              or kept, for a person to look at
     gc:      busy worktrees whose owner is gone (its session finished or was cancelled, a
-             crash cut its release off) are reclaimed; kept ones stay until cleaned;
+             crash cut its release off) are reclaimed, or removed when only half made;
+             kept ones stay until cleaned;
              idle slots past their idle timeout, age or the disk budget are removed, folders
              and `prodigy-*` branches nothing refers to are deleted (a branch with commits
              merged nowhere is reported and kept: nothing is lost)
@@ -24,6 +36,7 @@ runs, in their last state, until `prodigyctl worktree clean NAME`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -51,10 +64,14 @@ from prodigyd.git.worktree import (
     scrub,
 )
 from prodigyd.proc import kill_processes_in
+from prodigyd.store import space
 from prodigyd.store import worktrees as rows
 from prodigyd.store.worktrees import BUSY, IDLE, KEPT, Strategy, WorktreeRow
 
 log = logging.getLogger("prodigyd.pool")
+
+#: The owner of a spare slot while the pool makes it; no session or agent has this id.
+SPARE = "spare"
 
 #: Branches prodigy makes: session branches and the branches kept for failed map agents.
 #: Only these are ever deleted by the garbage collector.
@@ -74,6 +91,7 @@ class PoolSettings:
 
     strategy: Strategy = Strategy.POOLED
     size: int = 8  # parallel_worktrees: idle slots kept per repository
+    spare: int = 1  # idle slots made ahead, in the background, per repository acquired from
     idle_timeout: float | None = 1800.0  # seconds an idle slot may wait for its next user
     max_age: float | None = None  # seconds after which an idle slot is re-made
     cleanup_on_complete: bool = True  # a completed session's worktree goes back to the pool
@@ -124,6 +142,9 @@ class WorktreePool:
 
     def __init__(self, settings: PoolSettings | None = None) -> None:
         self.settings = settings or PoolSettings()
+        self._spare_tasks: dict[Path, asyncio.Task[None]] = {}  # repository -> making spares
+        self._making: dict[Path, Path] = {}  # repository -> the spare it is making (busy)
+        self._closed = False
 
     async def acquire(
         self,
@@ -155,16 +176,18 @@ class WorktreePool:
             return Lease(path, reused=True, commit=start)
         if name is not None:
             return await self._acquire_named(repo, name, owner, session_id, start, branch)
+        lease = None
         if strategy is not Strategy.ON_DEMAND:
             lease = await self._reuse(repo, owner, session_id, start, branch, workflow, strategy)
-            if lease is not None:
-                return lease
-        path = paths.worktrees_dir(paths.repo_id(repo)) / _slot_name(owner, strategy)
-        rows.register(
-            path, repo, owner=owner, session_id=session_id, affinity=workflow, strategy=strategy
-        )
-        await self._create(repo, path, start, branch)
-        return Lease(path, reused=False, commit=start)
+        if lease is None:
+            path = paths.worktrees_dir(paths.repo_id(repo)) / _slot_name(owner, strategy)
+            rows.register(
+                path, repo, owner=owner, session_id=session_id, affinity=workflow, strategy=strategy
+            )
+            await self._create(repo, path, start, branch)
+            lease = Lease(path, reused=False, commit=start)
+        self._keep_spares(repo, start, strategy, workflow)
+        return lease
 
     async def release(
         self, path: Path, *, keep: bool = False, pristine: bool = False, park_at: str | None = None
@@ -225,6 +248,15 @@ class WorktreePool:
 
     def worktrees(self) -> list[WorktreeRow]:
         return rows.all_rows()
+
+    async def close(self) -> None:
+        """At daemon shutdown: make no more spares, and cancel those being made (what one
+        had made is removed; after a crash instead, the collector removes it)."""
+        self._closed = True
+        tasks = list(self._spare_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def gc(self, live: Live, *, dry_run: bool = False) -> GcReport:
         """Reclaim what nothing owns any more (see the module docstring)."""
@@ -289,13 +321,81 @@ class WorktreePool:
             await self._remove(repo, path, forget=False)
         await add_worktree(repo, path, start, branch)
 
+    # -- spares -------------------------------------------------------------------------
+
+    def _keep_spares(
+        self, repo: Path, start: str, strategy: Strategy, workflow: str | None
+    ) -> None:
+        """After an acquire: when the next one would find fewer than `spare` idle slots to
+        take, make them in the background, parked detached at `start` (where the next one
+        likely starts). Called once the acquirer's own checkout is done, and never awaited
+        by it; one task per repository at a time. Not on a disk known to be full."""
+        if (
+            strategy is Strategy.ON_DEMAND
+            or self._closed
+            or repo in self._spare_tasks
+            or space.current() is not None
+            or not self._short_of_spares(repo, strategy, workflow)
+        ):
+            return
+        self._spare_tasks[repo] = asyncio.create_task(
+            self._make_spares(repo, start, strategy, workflow), name=f"spare worktrees of {repo}"
+        )
+
+    def _short_of_spares(self, repo: Path, strategy: Strategy, workflow: str | None) -> bool:
+        idle = rows.idle_in(repo)
+        return (
+            len(servable(idle, strategy, workflow)) < self.settings.spare
+            and self._idle_count(repo) < self.settings.size
+        )
+
+    async def _make_spares(
+        self, repo: Path, start: str, strategy: Strategy, workflow: str | None
+    ) -> None:
+        """Make spares until there are enough. A failure (a full disk, git) is logged and
+        ends it: a spare only ever saves time, and the next acquire tries again."""
+        try:
+            while not self._closed and self._short_of_spares(repo, strategy, workflow):
+                await self._make_spare(repo, start, strategy, workflow)
+        except ProdigyError as exc:  # a full disk, git
+            log.warning("cannot make a spare worktree of %s: %s", repo, exc.render())
+        except Exception:  # a bug; still never raised into a session
+            log.exception("cannot make a spare worktree of %s", repo)
+        finally:
+            del self._spare_tasks[repo]
+
+    async def _make_spare(
+        self, repo: Path, start: str, strategy: Strategy, workflow: str | None
+    ) -> None:
+        """One spare slot: registered busy for SPARE (so no acquirer takes it half made),
+        made, then idle. While it is in `_making` the collector leaves it alone; a crash
+        leaves a busy row no session owns, which the collector reclaims or removes."""
+        path = paths.worktrees_dir(paths.repo_id(repo)) / _slot_name(SPARE, strategy)
+        self._making[repo] = path
+        try:
+            rows.register(
+                path, repo, owner=SPARE, session_id=None, affinity=workflow, strategy=strategy,
+                uses=0,
+            )  # fmt: skip
+            await self._create(repo, path, start, None)
+            rows.set_state(path, IDLE)
+        except BaseException:  # cancelled at shutdown, or failed: nothing half made stays
+            with contextlib.suppress(ProdigyError, OSError):  # else the collector removes it
+                await self._remove(repo, path)
+            raise
+        finally:
+            del self._making[repo]
+
+    def _idle_count(self, repo: Path) -> int:
+        """Idle slots of `repo`, counting the spare being made: never more than `size`."""
+        return len(rows.idle_in(repo)) + (repo in self._making)
+
     # -- release and removal ------------------------------------------------------------
 
     def _poolable(self, row: WorktreeRow) -> bool:
         if row.strategy == Strategy.ON_DEMAND or has_unfinished_rebase(Path(row.path)):
             return False
-        idle = rows.idle_in(Path(row.repo))
-        return len(idle) < self.settings.size
+        return self._idle_count(Path(row.repo)) < self.settings.size
 
     async def _remove(self, repo: Path | None, path: Path, *, forget: bool = True) -> None:
         """Delete a worktree (its folder and git's record of it), then forget its row."""
@@ -334,6 +434,8 @@ class WorktreePool:
 
     async def _gc_row(self, row: WorktreeRow, live: Live, report: GcReport, dry_run: bool) -> None:
         path = Path(row.path)
+        if path in self._making.values():  # a spare being made: busy, but no session's
+            return
         if not path.is_dir():
             report.removed.append(row.path)
             if not dry_run:
@@ -341,6 +443,11 @@ class WorktreePool:
             return
         # kept worktrees (named, kept to look at) stay until `worktree clean`
         owner_gone = row.state == BUSY and not (row.session_id and live(row.session_id))
+        if owner_gone and not _usable(path):  # half made: a crash cut `git worktree add` off
+            report.removed.append(row.path)
+            if not dry_run:
+                await self._remove(Path(row.repo), path)
+            return
         if owner_gone:
             report.reclaimed.append(row.path)
             if not dry_run:
@@ -373,16 +480,25 @@ class WorktreePool:
 def choose_slot(
     idle: Iterable[WorktreeRow], strategy: Strategy, workflow: str | None
 ) -> WorktreeRow | None:
-    """Which idle slot to hand out: the warmest (most recently used, `idle` is ordered so);
-    for `reuse` one that last served the same workflow if there is one; for `dedicated`
-    only such a slot."""
-    slots = list(idle)
+    """Which idle slot to hand out: the warmest (most recently used, `idle` is ordered so),
+    a used one before a spare never used (a used one keeps its caches with `reuse`, and
+    is parked where its last user's target went); for `reuse` one that last served the
+    same workflow if there is one; for `dedicated` only such a slot."""
+    slots = sorted(servable(idle, strategy, workflow), key=lambda row: row.uses == 0)
     same = [row for row in slots if row.affinity == workflow and workflow is not None]
-    if strategy == Strategy.DEDICATED:
-        return same[0] if same else None
     if strategy == Strategy.REUSE and same:
         return same[0]
     return slots[0] if slots else None
+
+
+def servable(
+    idle: Iterable[WorktreeRow], strategy: Strategy, workflow: str | None
+) -> list[WorktreeRow]:
+    """The idle slots that may serve `workflow`: any, but for `dedicated` only those that
+    served it."""
+    if strategy == Strategy.DEDICATED:
+        return [row for row in idle if row.affinity == workflow and workflow is not None]
+    return list(idle)
 
 
 async def _gc_branches(repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:

@@ -208,12 +208,14 @@ async def remove_worktree(repo: Path, path: Path) -> None:
     """Delete the worktree at `path`, uncommitted changes and all.
 
     A directory someone already deleted is not an error: `git worktree prune` then drops
-    the bookkeeping git still holds for it, which is all that is left to remove.
+    the bookkeeping git still holds for it, which is all that is left to remove. A locked
+    worktree is removed too (`--force` twice): the lock on one of ours can only be the
+    "initializing" one a `git worktree add` killed halfway left, which `prune` never drops.
     """
     if not path.exists():
         await git(repo, "worktree", "prune")
         return
-    await git(repo, "worktree", "remove", "--force", str(path))
+    await git(repo, "worktree", "remove", "--force", "--force", str(path))
 
 
 async def delete_branch(repo: Path, branch: str) -> None:

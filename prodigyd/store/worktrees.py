@@ -11,7 +11,8 @@ no row owns is removed, an owner re-adopts its worktree) put that right.
 
 States:
     idle   pooled, clean, detached: free for the next session or agent
-    busy   in use by `owner` (a session id, or `<session>/<item>` for a map agent)
+    busy   in use by `owner` (a session id, or `<session>/<item>` for a map agent), or
+           being made as a spare slot (owner `spare`, no session: git/pool.py)
     kept   kept for a person to look at: a failed session (resume needs it), a failed
            agent with `keep_failed`, a named worktree between runs
 """
@@ -122,17 +123,19 @@ def register(
     repo: Path,
     *,
     owner: str,
-    session_id: str,
+    session_id: str | None,
     affinity: str | None,
     strategy: Strategy,
     name: str | None = None,
+    uses: int = 1,
 ) -> None:
-    """Record a worktree that is about to be created, already busy for `owner`."""
+    """Record a worktree that is about to be created, already busy for `owner` (`uses`: 0
+    for a spare slot, made before anyone needs it)."""
     now = time.time()
     with journal.transaction(durable=False) as conn:
         conn.execute(
             "INSERT OR REPLACE INTO worktrees (path, repo, state, owner, session_id, affinity,"
-            " name, strategy, created_at, last_used_at, uses) VALUES (?,?,?,?,?,?,?,?,?,?,1)",
+            " name, strategy, created_at, last_used_at, uses) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 str(path),
                 str(repo),
@@ -144,6 +147,7 @@ def register(
                 strategy.value,
                 now,
                 now,
+                uses,
             ),
         )
 

@@ -4,23 +4,73 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from tests.cli import ctl, json_lines
+from tests.cli import ctl, json_lines, wait_for
+from tests.daemonkit import Daemon
 from tests.gitutil import git
+
+
+def _worktree_rows() -> list[dict[str, Any]]:
+    return json.loads(ctl("worktree", "ls", "--json", check=True).stdout)
+
+
+def _spares_made() -> list[dict[str, Any]]:
+    """The worktree rows once no spare is being made any more (that is in the background)."""
+    wait_for(
+        lambda: all(row["owner"] != "spare" for row in _worktree_rows()), what="the spare made"
+    )
+    return _worktree_rows()
+
+
+def _started(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(e for e in events if e["event_type"] == "session_started")
+
+
+def _folders(home: Path) -> list[str]:
+    return sorted(str(path) for path in (home / "worktrees").glob("*/*"))
+
+
+def _git_worktrees(repo: Path) -> list[str]:
+    listed = git(repo, "worktree", "list", "--porcelain").splitlines()
+    return sorted(line.removeprefix("worktree ") for line in listed if line.startswith("worktree "))
+
+
+def _hold_spares(repo: Path, folder: Path) -> tuple[Path, Path]:
+    """A post-checkout hook that holds the first detached checkout, a spare's `git worktree
+    add` (a session's worktree is on its branch), until `release` exists; `entered` marks
+    that it does. Returns (entered, release)."""
+    entered, release = folder / "entered", folder / "release"
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\n"
+        "git symbolic-ref -q HEAD >/dev/null && exit 0\n"
+        f"mv {folder}/gate {folder}/gate.taken 2>/dev/null || exit 0\n"
+        f": > {entered}\n"
+        f"while [ ! -e {release} ]; do sleep 0.01; done\n"
+    )
+    hook.chmod(0o755)
+    (folder / "gate").touch()
+    return entered, release
 
 
 def test_sessions_reuse_a_pooled_worktree_and_ls_shows_it(daemon: Path, repo: Path, tmp_path: Path):
     wf = tmp_path / "wf.yml"
     wf.write_text("- shell: 'echo hi > out-$ARG.txt'\n")
-    first = json_lines(ctl("run", str(wf), "-y", "--json", "--args", "1", cwd=repo, check=True).stdout)
-    second = json_lines(ctl("run", str(wf), "-y", "--json", "--args", "2", cwd=repo, check=True).stdout)
-    start1, start2 = (next(e for e in events if e["event_type"] == "session_started")
-                      for events in (first, second))
+    first = json_lines(
+        ctl("run", str(wf), "-y", "--json", "--args", "1", cwd=repo, check=True).stdout
+    )
+    second = json_lines(
+        ctl("run", str(wf), "-y", "--json", "--args", "2", cwd=repo, check=True).stdout
+    )
+    start1, start2 = _started(first), _started(second)
     assert start1["worktree_reused"] is False and start2["worktree_reused"] is True
-    assert start1["worktree"] == start2["worktree"]
+    assert start1["worktree"] == start2["worktree"]  # a used slot before the spare
     assert git(repo, "show", "main:out-2.txt") == "hi\n"  # the reused slot ran the new commit
-    rows = json.loads(ctl("worktree", "ls", "--json", check=True).stdout)
-    assert [(r["state"], r["uses"], r["path"]) for r in rows] == [("idle", 2, start1["worktree"])]
+    rows = [(r["state"], r["uses"], r["path"]) for r in _spares_made()]
+    spare = next(path for _, _, path in rows if path != start1["worktree"])
+    assert rows == [("idle", 2, start1["worktree"]), ("idle", 0, spare)]  # made after the first
     table = ctl("worktree", "ls", check=True).stdout
     assert "idle" in table and start1["worktree"] in table
 
@@ -29,9 +79,12 @@ def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path
     wf = tmp_path / "wf.yml"
     wf.write_text("- shell: 'true'\n")
     ctl("run", str(wf), "-y", cwd=repo, check=True)
+    _spares_made()
     git(repo, "branch", "prodigy-workflow-1-abcdef")  # a stale branch of a session long gone
     dry = json.loads(ctl("worktree", "gc", "--dry-run", "--json", check=True).stdout)
-    assert dry["dry_run"] is True and dry["branches_deleted"] == [f"{repo}:prodigy-workflow-1-abcdef"]
+    assert dry["dry_run"] is True and dry["branches_deleted"] == [
+        f"{repo}:prodigy-workflow-1-abcdef"
+    ]
     assert "prodigy-workflow-1-abcdef" in git(repo, "branch")
     done = ctl("worktree", "gc", check=True)
     assert "delete branch" in done.stdout and "prodigy-workflow-1-abcdef" not in git(repo, "branch")
@@ -57,3 +110,82 @@ def test_worktree_config_reaches_the_daemon(isolated: Path, repo: Path, tmp_path
         assert not Path(started["worktree"]).exists()
     finally:
         ctl("daemon", "stop", check=True)
+
+
+def test_a_run_that_keeps_its_worktree_leaves_a_spare_for_the_next(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo $ARG > out.txt'\n")
+    first = _started(
+        json_lines(ctl("run", str(wf), "--json", "--args", "1", cwd=repo, check=True).stdout)
+    )
+    rows = _spares_made()  # the first run awaits its merge, holding its worktree
+    assert [(r["state"], r["owner"]) for r in rows if r["path"] == first["worktree"]] == [
+        ("busy", first["session_id"])
+    ]
+    [spare] = [r for r in rows if r["state"] == "idle"]
+    assert spare["uses"] == 0 and spare["owner"] is None
+    second = _started(
+        json_lines(ctl("run", str(wf), "--json", "--args", "2", cwd=repo, check=True).stdout)
+    )
+    assert second["worktree_reused"] is True and second["worktree"] == spare["path"]
+    rows = _spares_made()  # the second took the last idle one: another spare
+    assert sorted((r["state"], r["uses"]) for r in rows) == [("busy", 1), ("busy", 1), ("idle", 0)]
+    assert _folders(daemon) == sorted(r["path"] for r in rows)
+    assert _git_worktrees(repo) == sorted([str(repo), *(r["path"] for r in rows)])
+
+
+def test_spare_0_makes_none(isolated: Path, repo: Path, tmp_path: Path):
+    ctl("config", "set", "worktree_config.spare", "0", check=True)
+    ctl("daemon", "start", check=True)
+    try:
+        wf = tmp_path / "wf.yml"
+        wf.write_text("- shell: 'true'\n")
+        first = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo, check=True).stdout))
+        assert [r["path"] for r in _spares_made()] == [first["worktree"]]
+        second = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo, check=True).stdout))
+        assert second["worktree_reused"] is False
+        assert [r["owner"] for r in _worktree_rows()] == [first["session_id"], second["session_id"]]
+    finally:
+        ctl("daemon", "stop", check=True)
+    assert _folders(isolated) == sorted([first["worktree"], second["worktree"]])
+
+
+def test_a_daemon_stop_leaves_no_spare_half_made(isolated: Path, repo: Path, tmp_path: Path):
+    entered, _ = _hold_spares(repo, tmp_path)
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"- shell: 'until [ -e {entered} ]; do sleep 0.01; done'\n")
+    ctl("daemon", "start", check=True)
+    try:
+        started = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo).stdout))
+        assert [r["owner"] for r in _worktree_rows()] == [started["session_id"], "spare"]
+    finally:
+        ctl("daemon", "stop", check=True)  # while the spare's `git worktree add` is held
+    assert _folders(isolated) == [started["worktree"]]
+    assert _git_worktrees(repo) == sorted([str(repo), started["worktree"]])
+
+
+def test_a_spare_a_crash_cut_off_is_collected_by_the_next_daemon(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    entered, release = _hold_spares(repo, tmp_path)
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"- shell: 'until [ -e {entered} ]; do sleep 0.01; done'\n")
+    daemon = Daemon(isolated)
+    daemon.start()
+    try:
+        started = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo).stdout))
+        [spare] = [r["path"] for r in _worktree_rows() if r["owner"] == "spare"]
+        daemon.kill()  # kill -9 while the spare is being made
+        release.touch()  # its git, in a process group of its own, outlives the daemon
+        daemon.start()  # whose collector finds a busy row no session owns
+        wait_for(lambda: any(r["path"] == spare and r["state"] == "idle" for r in _worktree_rows()),
+                 what="the spare reclaimed")  # fmt: skip
+        rows = _worktree_rows()
+    finally:
+        ctl("daemon", "stop", check=True)
+    assert sorted(r["path"] for r in rows) == sorted([started["worktree"], spare])
+    assert git(Path(spare), "status", "--porcelain", "--ignored") == ""
+    assert _folders(isolated) == sorted([started["worktree"], spare])
+    assert _git_worktrees(repo) == sorted([str(repo), started["worktree"], spare])

@@ -39,6 +39,7 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "claude.model": None,
         "claude.extra_args": [],
         "worktree_config.parallel_worktrees": 8,
+        "worktree_config.spare": 1,
         "worktree_config.allocation_strategy": "pooled",
         "worktree_config.idle_timeout_secs": 1800.0,
         "worktree_config.max_age_secs": 0.0,

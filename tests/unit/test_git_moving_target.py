@@ -16,11 +16,15 @@ import pytest
 
 from prodigyd.errors import GitError
 from prodigyd.git import merge_branch
-from prodigyd.git.pool import WorktreePool
+from prodigyd.git.pool import PoolSettings, WorktreePool
 from prodigyd.git.worktree import checkout_fresh, verify_checkout
 from tests.gitutil import commit_files, git
 
 BRANCH = "prodigy-workflow-1-aaaaaa"
+
+#: No spare slots: one made in the background would check `x.dat` out too, and move `main`
+#: before the checkout under test.
+NO_SPARE = PoolSettings(spare=0)
 
 
 def _main_moves_during_checkout(repo: Path) -> tuple[str, str]:
@@ -44,7 +48,7 @@ async def _parked_slot(pool: WorktreePool, repo: Path) -> Path:
 
 
 async def test_a_merge_landing_during_checkout_is_not_reverted_by_the_session(repo: Path):
-    pool = WorktreePool()
+    pool = WorktreePool(NO_SPARE)
     slot = await _parked_slot(pool, repo)
     first, landed = _main_moves_during_checkout(repo)
 
@@ -63,7 +67,7 @@ async def test_a_merge_landing_during_checkout_is_not_reverted_by_the_session(re
 
 
 async def test_an_owner_taking_its_worktree_back_gets_one_commit(repo: Path):
-    pool = WorktreePool()
+    pool = WorktreePool(NO_SPARE)
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch=BRANCH)
     first, _ = _main_moves_during_checkout(repo)
 

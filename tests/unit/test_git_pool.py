@@ -1,28 +1,96 @@
-"""prodigyd.git.pool against real repositories: reuse, strategies, crash re-adoption, gc."""
+"""prodigyd.git.pool against real repositories: reuse, strategies, spares, crash
+re-adoption, gc."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from prodigyd import paths
 from prodigyd.errors import Conflict
-from prodigyd.git.pool import PoolSettings, WorktreePool, branch_session
+from prodigyd.git.pool import SPARE, PoolSettings, WorktreePool, branch_session
 from prodigyd.store import worktrees as rows
-from prodigyd.store.worktrees import Strategy
-from tests.gitutil import commit_files, git
+from prodigyd.store.worktrees import Strategy, WorktreeRow
+from tests.gitutil import commit_files, git, make_repo
+
+Pools = Callable[..., WorktreePool]
+
+#: Pool settings for tests of something else than spares: no slot is made behind their back.
+NO_SPARE = {"spare": 0}
+
+
+@pytest.fixture
+async def pools() -> AsyncIterator[Pools]:
+    """Makes the test's pools; each is closed at the end, as the daemon closes its own, so
+    no spare is still being made when the test's store goes away."""
+    made: list[WorktreePool] = []
+
+    def make(settings: PoolSettings | None = None) -> WorktreePool:
+        made.append(WorktreePool(settings))
+        return made[-1]
+
+    yield make
+    for pool in made:
+        await pool.close()
 
 
 def _status(path: Path) -> str:
     return git(path, "status", "--porcelain", "--ignored")
 
 
+async def _idle_slots(repo: Path, count: int) -> list[WorktreeRow]:
+    """Wait until `repo` has `count` idle slots (spares are made in the background)."""
+    for _ in range(3000):
+        idle = rows.idle_in(repo)
+        if len(idle) >= count:
+            return idle
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{repo} never had {count} idle slots: {rows.all_rows(repo)}")
+
+
+@dataclass
+class Gate:
+    """A post-checkout hook that holds the first detached checkout (a spare's `git worktree
+    add`: sessions' worktrees are on a branch) until `release` exists; `entered` marks
+    that it holds one. Real git, stopped at a known point of making a spare."""
+
+    entered: Path
+    release: Path
+
+    @classmethod
+    def install(cls, repo: Path, folder: Path) -> Gate:
+        gate = cls(folder / "entered", folder / "release")
+        hook = repo / ".git" / "hooks" / "post-checkout"
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(
+            "#!/bin/sh\n"
+            "git symbolic-ref -q HEAD >/dev/null && exit 0\n"
+            f"mv {folder}/gate {folder}/gate.taken 2>/dev/null || exit 0\n"
+            f": > {gate.entered}\n"
+            f"while [ ! -e {gate.release} ]; do sleep 0.01; done\n"
+        )
+        hook.chmod(0o755)
+        (folder / "gate").touch()
+        return gate
+
+    async def held(self) -> None:
+        for _ in range(3000):
+            if self.entered.exists():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("no spare was being made")
+
+
 def _live(*sessions: str):
     return lambda session_id: session_id in sessions
 
 
-async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path):
-    pool = WorktreePool()
+async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path, pools: Pools):
+    pool = pools()
     first = await pool.acquire(
         repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
     )
@@ -44,9 +112,9 @@ async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path):
     assert (second.path / "new.txt").exists() and rows.get(second.path).uses == 2
 
 
-async def test_reuse_keeps_ignored_caches_and_prefers_the_same_workflow(repo: Path):
+async def test_reuse_keeps_ignored_caches_and_prefers_the_same_workflow(repo: Path, pools: Pools):
     commit_files(repo, {".gitignore": "target/\n"})
-    pool = WorktreePool(PoolSettings(strategy=Strategy.REUSE))
+    pool = pools(PoolSettings(strategy=Strategy.REUSE))
     a = await pool.acquire(repo, owner="a", session_id="a", start="HEAD", workflow="build")
     b = await pool.acquire(repo, owner="b", session_id="b", start="HEAD", workflow="lint")
     (a.path / "target").mkdir()
@@ -58,21 +126,21 @@ async def test_reuse_keeps_ignored_caches_and_prefers_the_same_workflow(repo: Pa
     assert (again.path / "target" / "cache.o").read_text() == "warm"
 
 
-async def test_dedicated_slots_serve_only_their_workflow(repo: Path):
-    pool = WorktreePool(PoolSettings(strategy=Strategy.DEDICATED))
+async def test_dedicated_slots_serve_only_their_workflow(repo: Path, pools: Pools):
+    pool = pools(PoolSettings(strategy=Strategy.DEDICATED))
     a = await pool.acquire(repo, owner="a", session_id="a", start="HEAD", workflow="build")
     await pool.release(a.path)
     other = await pool.acquire(repo, owner="b", session_id="b", start="HEAD", workflow="lint")
     assert other.path != a.path and not other.reused
 
 
-async def test_on_demand_and_a_full_pool_remove_worktrees_on_release(repo: Path):
-    on_demand = WorktreePool(PoolSettings(strategy=Strategy.ON_DEMAND))
+async def test_on_demand_and_a_full_pool_remove_worktrees_on_release(repo: Path, pools: Pools):
+    on_demand = pools(PoolSettings(strategy=Strategy.ON_DEMAND))
     lease = await on_demand.acquire(repo, owner="sess-1", session_id="sess-1", start="HEAD")
     assert lease.path.name == "sess-1"  # named for its owner, as before the pool
     await on_demand.release(lease.path)
     assert not lease.path.exists() and rows.get(lease.path) is None
-    small = WorktreePool(PoolSettings(size=1))
+    small = pools(PoolSettings(size=1, **NO_SPARE))
     one = await small.acquire(repo, owner="x", session_id="x", start="HEAD")
     two = await small.acquire(repo, owner="y", session_id="y", start="HEAD")
     await small.release(one.path)
@@ -81,8 +149,8 @@ async def test_on_demand_and_a_full_pool_remove_worktrees_on_release(repo: Path)
     assert str(lease.path) not in git(repo, "worktree", "list")
 
 
-async def test_an_owner_gets_its_own_worktree_back_after_a_crash(repo: Path):
-    pool = WorktreePool()
+async def test_an_owner_gets_its_own_worktree_back_after_a_crash(repo: Path, pools: Pools):
+    pool = pools()
     lease = await pool.acquire(
         repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-cccccc"
     )
@@ -99,16 +167,18 @@ async def test_an_owner_gets_its_own_worktree_back_after_a_crash(repo: Path):
     assert pool.holds("s1", lease.path) and not pool.holds("s2", lease.path)
 
 
-async def test_a_slot_registered_but_never_made_is_made_on_the_next_acquire(repo: Path):
-    pool = WorktreePool()
+async def test_a_slot_registered_but_never_made_is_made_on_the_next_acquire(
+    repo: Path, pools: Pools
+):
+    pool = pools()
     path = Path(str(repo) + "-never-made")
     rows.register(path, repo, owner="s1", session_id="s1", affinity=None, strategy=Strategy.POOLED)
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")
     assert (lease.path / "README.md").exists() and pool.holds("s1", lease.path)
 
 
-async def test_named_worktrees_persist_and_are_exclusive(repo: Path):
-    pool = WorktreePool()
+async def test_named_worktrees_persist_and_are_exclusive(repo: Path, pools: Pools):
+    pool = pools()
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", name="experiment-a")
     assert lease.path.name == "experiment-a"
     with pytest.raises(Conflict, match="in use by s1"):
@@ -123,8 +193,8 @@ async def test_named_worktrees_persist_and_are_exclusive(repo: Path):
     assert not lease.path.exists() and rows.get(lease.path) is None
 
 
-async def test_clean_refuses_busy_worktrees_and_removes_idle_ones(repo: Path):
-    pool = WorktreePool()
+async def test_clean_refuses_busy_worktrees_and_removes_idle_ones(repo: Path, pools: Pools):
+    pool = pools(PoolSettings(**NO_SPARE))
     busy = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")
     idle = await pool.acquire(repo, owner="s2", session_id="s2", start="HEAD")
     await pool.release(idle.path)
@@ -135,9 +205,9 @@ async def test_clean_refuses_busy_worktrees_and_removes_idle_ones(repo: Path):
 
 
 async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(
-    repo: Path, isolated: Path
+    repo: Path, isolated: Path, pools: Pools
 ):
-    pool = WorktreePool()
+    pool = pools()
     gone = await pool.acquire(
         repo,
         owner="workflow-1-aaaaaa",
@@ -180,16 +250,16 @@ async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(
     assert any(k.endswith(":prodigy-workflow-5-eeeeee") for k in report.branches_kept)
 
 
-async def test_gc_leaves_kept_worktrees_alone_when_their_session_is_over(repo: Path):
-    pool = WorktreePool()
+async def test_gc_leaves_kept_worktrees_alone_when_their_session_is_over(repo: Path, pools: Pools):
+    pool = pools()
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")
     await pool.release(lease.path, keep=True)  # cleanup_on_complete = false, keep_failed
     report = await pool.gc(_live())  # s1 is over
     assert report.reclaimed == [] and rows.get(lease.path).state == "kept"
 
 
-async def test_gc_removes_idle_slots_past_their_idle_timeout(repo: Path):
-    pool = WorktreePool(PoolSettings(idle_timeout=0.0))
+async def test_gc_removes_idle_slots_past_their_idle_timeout(repo: Path, pools: Pools):
+    pool = pools(PoolSettings(idle_timeout=0.0, **NO_SPARE))
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")
     await pool.release(lease.path)
     report = await pool.gc(_live())
@@ -202,24 +272,24 @@ def test_branch_session_names_the_owner():
     assert branch_session("prodigy-feature") is None and branch_session("main") is None
 
 
-async def test_gc_enforces_max_age_and_the_disk_budget(repo: Path):
+async def test_gc_enforces_max_age_and_the_disk_budget(repo: Path, pools: Pools):
     commit_files(repo, {"big.bin": "x" * 300_000})
-    aged = WorktreePool(PoolSettings(idle_timeout=None, max_age=0.0))
+    aged = pools(PoolSettings(idle_timeout=None, max_age=0.0, **NO_SPARE))
     lease = await aged.acquire(repo, owner="s1", session_id="s1", start="HEAD")
     await aged.release(lease.path)
     assert (await aged.gc(_live())).removed == [str(lease.path)]
-    budget = WorktreePool(PoolSettings(idle_timeout=None, max_disk_mb=0))  # 0 MB: all too big
+    budget = pools(PoolSettings(idle_timeout=None, max_disk_mb=0, **NO_SPARE))  # 0 MB: too big
     one = await budget.acquire(repo, owner="a", session_id="a", start="HEAD")
     await budget.release(one.path)
-    roomy = WorktreePool(PoolSettings(idle_timeout=None, max_disk_mb=10))
+    roomy = pools(PoolSettings(idle_timeout=None, max_disk_mb=10))
     assert (await roomy.gc(_live())).removed == []  # 0.3 MB fits in 10 MB
     assert (await budget.gc(_live())).removed == [str(one.path)]
 
 
-async def test_gc_keeps_a_stale_branch_that_moves_while_it_is_collected(repo: Path):
+async def test_gc_keeps_a_stale_branch_that_moves_while_it_is_collected(repo: Path, pools: Pools):
     """The branch was merged when gc listed it; its session then resumed and committed to
     it, right before the deletion (the last `live` question). That commit must survive."""
-    pool = WorktreePool()
+    pool = pools()
     await pool.release((await pool.acquire(repo, owner="s", session_id="s", start="HEAD")).path)
     git(repo, "branch", "prodigy-workflow-4-dddddd")  # at main's tip: merged, stale
     asked: list[str] = []
@@ -238,3 +308,146 @@ async def test_gc_keeps_a_stale_branch_that_moves_while_it_is_collected(repo: Pa
     log = git(repo, "log", "--format=%s", "prodigy-workflow-4-dddddd")
     assert log.splitlines()[0] == "resumed work"
     assert any(k.endswith(":prodigy-workflow-4-dddddd") for k in report.branches_kept)
+
+
+# -- spares ---------------------------------------------------------------------------------
+
+
+def _head(path: Path | str) -> str:
+    return git(Path(path), "rev-parse", "HEAD").strip()
+
+
+def _worktrees(repo: Path) -> list[str]:
+    listed = git(repo, "worktree", "list", "--porcelain").splitlines()
+    return [line.removeprefix("worktree ") for line in listed if line.startswith("worktree ")]
+
+
+async def _spare_rows_after_a_turn(repo: Path) -> list[WorktreeRow]:
+    """Spare rows once a task started after an acquire has run its first step (a spare is
+    registered before any git work)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return [row for row in rows.all_rows(repo) if row.owner == SPARE or row.uses == 0]
+
+
+async def test_a_spare_is_ready_for_the_next_acquire_while_the_first_holds_its_slot(
+    repo: Path, pools: Pools
+):
+    pool = pools()
+    start = _head(repo)
+    held = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
+    [spare] = await _idle_slots(repo, 1)  # as when a `merge: never` run keeps its worktree
+    assert spare.path != str(held.path) and spare.uses == 0 and spare.owner is None
+    assert _head(spare.path) == start and _status(Path(spare.path)) == ""  # parked, pristine
+    assert git(Path(spare.path), "branch", "--show-current").strip() == ""  # detached
+    assert spare.path in _worktrees(repo)
+    new_tip = commit_files(repo, {"new.txt": "n\n"})
+    taken = await pool.acquire(
+        repo, owner="s2", session_id="s2", start=new_tip, branch="prodigy-workflow-2-bbbbbb"
+    )
+    assert taken.reused and str(taken.path) == spare.path and (taken.path / "new.txt").exists()
+    [again] = await _idle_slots(repo, 1)  # it took the last idle slot: another spare
+    assert again.path not in (str(held.path), spare.path) and _head(again.path) == new_tip
+
+
+async def test_no_spare_with_spare_0_on_demand_a_named_worktree_or_beyond_the_size(
+    repo: Path, pools: Pools
+):
+    none = pools(PoolSettings(**NO_SPARE))
+    await none.acquire(repo, owner="a", session_id="a", start="HEAD")
+    on_demand = pools(PoolSettings(strategy=Strategy.ON_DEMAND))
+    await on_demand.acquire(repo, owner="b", session_id="b", start="HEAD")
+    await pools().acquire(repo, owner="c", session_id="c", start="HEAD", name="experiment")
+    assert await _spare_rows_after_a_turn(repo) == []
+    small = pools(PoolSettings(size=1))
+    lease = await small.acquire(repo, owner="d", session_id="d", start="HEAD")
+    [spare] = await _idle_slots(repo, 1)
+    await small.release(lease.path)  # the pool is full with its spare: never more than `size`
+    assert [row.path for row in rows.idle_in(repo)] == [spare.path] and not lease.path.exists()
+
+
+async def test_a_spare_being_made_is_neither_handed_out_nor_collected(
+    repo: Path, tmp_path: Path, pools: Pools
+):
+    pool = pools()
+    held = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
+    gate = Gate.install(repo, tmp_path)  # before the spare's task runs: at the next await
+    await gate.held()
+    [making] = [row for row in rows.all_rows(repo) if row.path != str(held.path)]
+    assert (making.state, making.owner, making.session_id) == ("busy", SPARE, None)
+    report = await pool.gc(_live("s1"))  # busy, and no session owns it: not an orphan yet
+    assert making.path not in report.reclaimed + report.removed
+    assert rows.get(making.path).state == "busy"
+    other = await pool.acquire(repo, owner="s2", session_id="s2", start="HEAD")
+    assert str(other.path) != making.path and not other.reused  # never handed out half made
+    gate.release.touch()
+    [spare] = await _idle_slots(repo, 1)
+    assert spare.path == making.path and _status(Path(spare.path)) == ""
+
+
+async def test_close_cancels_a_spare_being_made_and_leaves_nothing_behind(
+    repo: Path, tmp_path: Path, pools: Pools
+):
+    pool = pools()
+    held = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
+    gate = Gate.install(repo, tmp_path)
+    await gate.held()
+    await pool.close()  # the daemon stops
+    folder = held.path.parent
+    assert [row.path for row in rows.all_rows(repo)] == [str(held.path)]
+    assert sorted(folder.iterdir()) == [held.path]
+    assert _worktrees(repo) == [str(repo), str(held.path)]
+    await pool.acquire(repo, owner="s2", session_id="s2", start="HEAD")  # closed: no more
+    assert await _spare_rows_after_a_turn(repo) == []
+
+
+async def test_a_spare_that_cannot_be_made_is_logged_and_removed(
+    repo: Path, pools: Pools, caplog: pytest.LogCaptureFixture
+):
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\ngit symbolic-ref -q HEAD >/dev/null || exit 1\n")  # detached
+    hook.chmod(0o755)
+    pool = pools()
+    held = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
+    for _ in range(3000):
+        if "cannot make a spare worktree" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    assert "cannot make a spare worktree" in caplog.text
+    assert held.path.is_dir() and not held.reused  # the acquirer never knew
+    assert [row.path for row in rows.all_rows(repo)] == [str(held.path)]
+    assert sorted(held.path.parent.iterdir()) == [held.path]
+
+
+async def test_gc_cleans_up_the_spares_a_crash_cut_off(repo: Path, isolated: Path, pools: Pools):
+    home = make_repo(isolated, {"dotfile": "mine\n"})  # the store inside a repository: git
+    folder = paths.worktrees_dir(paths.repo_id(repo))  # run in a half-made folder reaches it
+    made, half, locked, unmade = (folder / f"wt-crash{n}" for n in range(4))
+    for path in (made, half, locked, unmade):
+        rows.register(
+            path, repo, owner=SPARE, session_id=None, affinity=None, strategy=Strategy.POOLED,
+            uses=0,
+        )  # fmt: skip
+    git(repo, "worktree", "add", "--quiet", "--detach", str(made))  # git outlived the daemon
+    half.mkdir(parents=True)  # cut off before git wrote its .git file
+    (half / "README.md").write_text("# de")
+    git(repo, "worktree", "add", "--quiet", "--detach", str(locked))  # killed mid-checkout:
+    git(repo, "worktree", "lock", "--reason", "initializing", str(locked))  # locked, and
+    (repo / ".git" / "worktrees" / locked.name / "index.lock").touch()  # its index too
+
+    await pools().gc(_live())  # the next daemon's collector
+
+    assert rows.get(made).state == "idle" and _status(made) == ""  # a good slot: reclaimed
+    for gone in (half, locked, unmade):
+        assert rows.get(gone) is None and not gone.exists()
+    assert _worktrees(repo) == [str(repo), str(made)]
+    assert git(home, "branch", "--show-current").strip() == "main"  # untouched

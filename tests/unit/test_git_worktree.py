@@ -127,3 +127,14 @@ async def test_parallel_adds_all_succeed(repo: Path, tmp_path: Path) -> None:
     paths = [tmp_path / f"wt-{n}" for n in range(24)]
     await asyncio.gather(*(add_worktree(repo, path, "HEAD", None) for path in paths))
     assert all((path / "a.txt").read_text() == "a\n" for path in paths)
+
+
+async def test_remove_worktree_that_a_killed_worktree_add_left_locked(
+    repo: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "wt"
+    await add_worktree(repo, path, "HEAD", None)
+    run_git(repo, "worktree", "lock", "--reason", "initializing", str(path))  # as git leaves it
+    await remove_worktree(repo, path)
+    assert not path.exists()
+    assert [w.path for w in await list_worktrees(repo)] == [repo]  # and git forgot it
