@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, dumps, is_tty
-from prodigyctl.commands.events import parse_duration, write_export
+from prodigyctl.commands.events import write_export
 from prodigyctl.commands.run import after_start
 from prodigyctl.errors import EXIT_OK
 from prodigyd import protocol
+from prodigyd.durations import duration_seconds
 
 
 def list_entries(*, job_id: str | None, eligible: bool | None, limit: int, as_json: bool) -> int:
@@ -119,7 +120,7 @@ def purge(
 ) -> int:  # fmt: skip
     seconds = None
     if older_than is not None:
-        seconds = parse_duration(older_than)
+        seconds = duration_seconds(older_than)
         if seconds is None:
             raise click.BadParameter(f"{older_than!r} is not a duration such as 7d or 12h",
                                      param_hint="--older-than")  # fmt: skip

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from prodigyctl.client import Client, DaemonUnreachable, dumps
 from prodigyctl.errors import EXIT_OK
 from prodigyctl.render import job_tag
 from prodigyd import protocol
+from prodigyd.durations import duration_seconds
 
 #: The most events one `events.list` call may return (the daemon's upper bound).
 MAX_LIMIT = 1_000_000
@@ -41,9 +41,6 @@ FINAL = ("completed", "cancelled")
 
 #: The fields every event has; the rest is the event's payload.
 ENVELOPE = ("seq", "timestamp", "session_id", "event_type")
-
-_DURATION = re.compile(r"(?:\d+[smhdw])+")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 #: The fields `events ls` shows for each type, in order; other types show every field.
 _SUMMARY_FIELDS = {
@@ -99,18 +96,11 @@ def _stream(client: Client, early: list[dict[str, Any]]) -> Iterator[dict[str, A
 # -- --since ------------------------------------------------------------------------------
 
 
-def parse_duration(text: str) -> int | None:
-    """Seconds in `30s`, `10m`, `2h`, `3d`, `1w`, `1h30m`; None when it is not one."""
-    if not _DURATION.fullmatch(text.strip()):
-        return None
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
-
-
 def parse_since(value: str, *, now: datetime | None = None) -> str:
     """`10m`, `2h`, `1h30m` (back from now) or an ISO 8601 time (UTC unless it has an
     offset) → the stored timestamp format. Raises click.BadParameter (exit 2)."""
     text = value.strip()
-    seconds = parse_duration(text)
+    seconds = duration_seconds(text)
     if seconds is not None:
         moment = (now or datetime.now(UTC)) - timedelta(seconds=seconds)
     else:

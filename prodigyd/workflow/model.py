@@ -2,25 +2,27 @@
 
 Why a canonical model separate from the YAML: the original accepted many spellings of the same
 thing (`on_failure` alone has eight) and normalised them differently in two engines, silently
-dropping fields on the way (reference §2.5). Here `load.py` maps every accepted spelling onto
-ONE shape and these models are that shape: each field has one meaning and one type, and a
-nested step (a handler, a foreach body, a validation or merge command) is the same `Step` as a
-top-level one.
+dropping fields on the way (reference §2.5). Here the loader (`load/`) maps every accepted
+spelling onto ONE shape and these models are that shape: each field has one meaning and one
+type, and a nested step (a handler, a foreach body, a validation or merge command) is the same
+`Step` as a top-level one.
 
-Division of labour: `load.py` owns structural spellings (which keys, which shape, legacy
-forms); validators here only normalise single values (humantime durations, octal modes,
-`parallel: true`), so engine code and tests can build models directly with the same values a
-user would write.
+Division of labour: the loader owns structural spellings (which shape, legacy forms, a key
+written under another name); validators here only normalise single values (durations, octal
+modes, `parallel: true`), so engine code and tests can build models directly with the same
+values a user would write. The keys a workflow file may use are these models' fields (the
+loader derives its lists from them), so a new field is added here and nowhere else.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from prodigyd.durations import parse_duration
 
 CaptureFormat = Literal["string", "json", "lines", "number", "boolean"]
 StepKind = Literal["shell", "claude", "write_file", "foreach", "analyze"]
@@ -31,52 +33,6 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 # ---------------------------------------------------------------------------------------------
 # value normalisers
-
-
-_UNIT_SECONDS = {
-    "ms": 0.001, "msec": 0.001, "millis": 0.001,
-    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
-    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0,
-    "d": 86400.0, "day": 86400.0, "days": 86400.0,
-}  # fmt: skip
-_DURATION = re.compile(r"(?:\s*(?:\d+(?:\.\d*)?|\.\d+)\s*[a-zA-Z]+)+\s*")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]+)")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a humantime string: 90, "90", "30s", "500ms", "1h 30m".
-
-    The original documents humantime strings (`initial_delay: 1s`, `retry_budget: 5m`) for
-    some fields and bare seconds (`timeout: 600`) for others; accepting both everywhere means
-    nobody has to remember which field takes which.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(_duration_problem(value))
-    seconds = _duration_text(value) if isinstance(value, str) else float(value)
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(_duration_problem(value))
-    return seconds
-
-
-def _duration_text(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if not _DURATION.fullmatch(text):
-        return None
-    total = 0.0
-    for number, unit in _DURATION_PART.findall(text):
-        factor = _UNIT_SECONDS.get(unit.lower())
-        if factor is None:
-            return None
-        total += float(number) * factor
-    return total
-
-
-def _duration_problem(value: object) -> str:
-    return f"expected a duration such as 30, '30s', '500ms' or '5m', got {value!r}"
 
 
 def _timeout(value: object) -> float | None:

@@ -1,0 +1,199 @@
+"""What the user is told about a workflow file: every problem at its file:line:col.
+
+A parser records problems in a `Context` and goes on, so one run reports every mistake in
+the file; the first in file order becomes the error, all of them its details. `build_model`
+validates a model where its YAML position is still known and turns pydantic's complaints
+into the words of someone editing YAML, pointed at the key they came from. Syntax errors
+get an excerpt with a caret under the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from prodigyd.errors import Location, WorkflowError
+from prodigyd.workflow.limits import Deadline
+from prodigyd.workflow.load.nodes import At, Map, Mark, Seq
+
+SHAPES_HINT = "\n".join(
+    [
+        "a workflow is either a list of steps:",
+        '  - shell: "cargo test"',
+        '  - claude: "/prodigy-lint"',
+        "or a mapping with commands: (or steps:):",
+        "  name: my-workflow",
+        "  commands:",
+        '    - shell: "cargo test"',
+    ]
+)
+
+
+def excerpt(text: str, line: int, column: int) -> str:
+    """The offending line with a caret under the column, after two lines of context; long
+    lines (minified JSON) are cut to a window around the column."""
+    lines = text.splitlines()
+    current = lines[line - 1] if line <= len(lines) else ""
+    start = 0
+    if len(current) > _EXCERPT_WIDTH:
+        start = max(0, min(column - 1 - _EXCERPT_WIDTH // 2, len(current) - _EXCERPT_WIDTH))
+
+    def clip(text: str) -> str:
+        part = text[start : start + _EXCERPT_WIDTH]
+        return ("..." if start else "") + part + ("..." if len(text) > len(part) + start else "")
+
+    width = len(str(line))
+    rows = [
+        f"{number:>{width}} | {clip(lines[number - 1]) if number <= len(lines) else ''}"
+        for number in range(max(1, line - 2), line + 1)
+    ]
+    pad = ("   " if start else "") + "".join(
+        "\t" if char == "\t" else " " for char in current[start : column - 1]
+    )
+    return "\n".join([*rows, f"{' ' * width} | {pad}^"])
+
+
+_EXCERPT_WIDTH = 100
+
+
+@dataclass
+class _Problem:
+    message: str
+    location: Location
+    hint: str | None = None
+
+
+@dataclass
+class Context:
+    """Collects warnings and problems, so one run reports every mistake in the file."""
+
+    source: str
+    strict: bool
+    deadline: Deadline
+    root_mark: Mark  # where the document starts, for problems with the whole of it
+    warnings: list[str] = field(default_factory=list)
+    problems: list[_Problem] = field(default_factory=list)
+
+    def problem(self, message: str, at: At, *, hint: str | None = None) -> None:
+        self.problems.append(_Problem(message, at.location(self.source), hint))
+
+    def warn(self, message: str, at: At) -> None:
+        where = f"{self.source}:{at.line}" if at.line else self.source
+        self.warnings.append(f"{where}: {message}")
+
+    def failed_since(self, count: int) -> bool:
+        return len(self.problems) > count
+
+    def raise_problems(self) -> None:
+        """The first problem in file order is the message; all of them are the details."""
+        if not self.problems:
+            return
+        problems = sorted(self.problems, key=_file_order)
+        first = problems[0]
+        details = None
+        if len(problems) > 1:
+            listed = "\n".join(f"  {p.location}: {p.message}" for p in problems)
+            details = f"{len(problems)} problems:\n{listed}"
+        raise WorkflowError(
+            first.message, hint=first.hint, location=first.location, details=details
+        )
+
+
+def _file_order(problem: _Problem) -> tuple[bool, int, int]:
+    where = problem.location
+    return where.line is None, where.line or 0, where.column or 0
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def build_model(
+    model: type[_M],
+    data: Mapping[str, Any],
+    at: At,
+    raw: object,
+    ctx: Context,
+    renames: Mapping[str, str] | None = None,
+) -> _M | None:
+    """Validate one model where its YAML position is known; None after recording problems.
+
+    `renames` maps a model field to the YAML key it came from, so the error points there.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            ctx.problem(_reason(error), _error_at(at, raw, error["loc"], renames or {}))
+        return None
+
+
+def _error_at(at: At, raw: object, loc: tuple[int | str, ...], renames: Mapping[str, str]) -> At:
+    here, node = at, raw
+    for position, part in enumerate(loc):
+        if position == 0 and isinstance(part, str):
+            part = renames.get(part, part)
+        if isinstance(node, Map) and part in node:
+            here, node = here.key(node, part), node[part]
+        elif isinstance(node, Seq) and isinstance(part, int) and part < len(node):
+            here, node = here.index(node, part), node[part]
+        else:
+            here = here.index(None, part) if isinstance(part, int) else here.key(None, part)
+            node = None
+    return here
+
+
+_REASONS = {
+    "string_type": "expected a string",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+}
+_BOUNDS = {
+    "greater_than": ("gt", "must be greater than"),
+    "greater_than_equal": ("ge", "must be at least"),
+    "less_than": ("lt", "must be less than"),
+    "less_than_equal": ("le", "must be at most"),
+}
+
+
+def _reason(error: ErrorDetails) -> str:
+    """pydantic's complaint in the words of someone editing YAML."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind == "missing":
+        return "is required"
+    if kind == "too_short":
+        return "needs at least one step"
+    if kind == "literal_error":
+        text = f"expected {ctx['expected']}"
+    elif kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        text = f"{words} {ctx[bound]}"
+    else:
+        text = _REASONS.get(kind, error["msg"])
+    return f"{text}, got {shown(error['input'])}"
+
+
+def shown(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

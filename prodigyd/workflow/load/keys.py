@@ -1,0 +1,76 @@
+"""Which keys a mapping in a workflow file may have, and what happens to the others.
+
+The keys come from the models (`model_keys`): a field added to `Step` or `MapSpec` is a key
+the loader accepts, passes on and suggests in "did you mean", with nothing else to edit.
+Only where the YAML spells a field differently (`validate:` for `validation`, `commands:`
+for a phase's `steps`), or the loader fills a field in itself (a step's `kind` and `line`),
+does a parser say so, next to the code that does it.
+
+Every key nobody uses is reported: a silently ignored typo (the original's behaviour) is a
+feature that silently does nothing. It is a warning, or with `strict` an error; both
+suggest the closest known key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from prodigyd.workflow.load.diagnostics import Context
+from prodigyd.workflow.load.nodes import At, Map
+
+
+def model_keys(
+    model: type[BaseModel],
+    *,
+    spelled: Mapping[str, str] | None = None,
+    unwritten: Collection[str] = (),
+    extra: Collection[str] = (),
+) -> tuple[str, ...]:
+    """The YAML keys of `model`, in field order: each field by its alias or name, or as
+    `spelled` (field -> YAML key) says; not the `unwritten` fields, which the loader fills
+    in or reads from elsewhere; then the `extra` keys that only the YAML has."""
+    spelled = spelled or {}
+    keys = [
+        spelled.get(name, info.alias or name)
+        for name, info in model.model_fields.items()
+        if name not in unwritten
+    ]
+    return tuple(dict.fromkeys((*keys, *extra)))  # fields spelled alike are one key
+
+
+def known_entries(
+    raw: Map,
+    keys: Collection[str],
+    at: At,
+    ctx: Context,
+    *,
+    ignored: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The entries of `raw` whose keys are in `keys`; `ignored` keys (features that were
+    removed) are warned about with their reason, every other key is unknown_key."""
+    kept: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in keys:
+            kept[key] = value
+        elif ignored and key in ignored:
+            ctx.warn(f"'{key}' in {at.name} is ignored: {ignored[key]}", at.key(raw, key))
+        else:
+            unknown_key(key, keys, at.key(raw, key), at.name, ctx)
+    return kept
+
+
+def unknown_key(key: object, keys: Collection[str], at: At, where: str, ctx: Context) -> None:
+    close = difflib.get_close_matches(str(key), list(keys), n=1)
+    suggestion = f"; did you mean '{close[0]}'?" if close else ""
+    if ctx.strict:
+        ctx.problem(
+            f"unknown key '{key}' in {where}{suggestion}",
+            at,
+            hint="remove it or fix its spelling (without --strict it is only a warning)",
+        )
+    else:
+        ctx.warn(f"unknown key '{key}' in {where} (ignored){suggestion}", at)

@@ -1,0 +1,73 @@
+"""A step's `retry:` (reference §2.7): automatic re-runs before failure handling.
+
+The YAML nests what the model keeps flat: a backoff strategy's option under its name
+(`backoff: {exponential: {base: 2}}`), and what happens when the attempts run out under
+`on_failure:` (stop, continue, or `{fallback: {command: ...}}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prodigyd.workflow.load.diagnostics import Context, build_model, shown
+from prodigyd.workflow.load.keys import known_entries, model_keys
+from prodigyd.workflow.load.nodes import At, Map
+from prodigyd.workflow.model import RetrySpec
+
+_BACKOFF_OPTIONS = {
+    "fixed": (), "fibonacci": (), "linear": ("increment",), "exponential": ("base",),
+    "custom": ("delays",),
+}  # fmt: skip
+#: RetrySpec fields written under another key: a strategy's option under `backoff:`, what
+#: happens when the attempts run out under `on_failure:`.
+_SPELLING = {
+    **{option: "backoff" for options in _BACKOFF_OPTIONS.values() for option in options},
+    "on_exhausted": "on_failure",
+    "fallback": "on_failure",
+}
+_RETRY_KEYS = model_keys(RetrySpec, spelled=_SPELLING)
+
+
+def retry_spec(raw: object, at: At, ctx: Context) -> RetrySpec | None:
+    if not isinstance(raw, Map):
+        ctx.problem(f"expected a mapping such as {{attempts: 3}}, got {shown(raw)}", at)
+        return None
+    fields = known_entries(raw, _RETRY_KEYS, at, ctx)
+    data = {key: value for key, value in fields.items() if key not in ("backoff", "on_failure")}
+    if "backoff" in fields:
+        data.update(_backoff(fields["backoff"], at.key(raw, "backoff"), ctx))
+    if "on_failure" in fields:
+        data.update(_retry_exhausted(fields["on_failure"], at.key(raw, "on_failure"), ctx))
+    return build_model(RetrySpec, data, at, raw, ctx, renames=_SPELLING)
+
+
+def _backoff(raw: object, at: At, ctx: Context) -> dict[str, Any]:
+    """`exponential` or `{exponential: {base: 2}}`, `{linear: {increment: 5s}}`, ..."""
+    if isinstance(raw, str):
+        return {"backoff": raw}
+    if isinstance(raw, Map) and len(raw) == 1:
+        ((strategy, options),) = raw.items()
+        if strategy in _BACKOFF_OPTIONS and isinstance(options, Map | None):
+            here = at.key(raw, strategy)
+            chosen = (
+                known_entries(options, _BACKOFF_OPTIONS[strategy], here, ctx) if options else {}
+            )
+            return {"backoff": strategy, **chosen}
+    ctx.problem(
+        f"expected {', '.join(_BACKOFF_OPTIONS)} or e.g. {{exponential: {{base: 2}}}}, "
+        f"got {shown(raw)}",
+        at,
+    )
+    return {}
+
+
+def _retry_exhausted(raw: object, at: At, ctx: Context) -> dict[str, Any]:
+    """`retry.on_failure`: stop | continue | {fallback: {command: ...}}."""
+    if raw in ("stop", "continue"):
+        return {"on_exhausted": raw}
+    fallback = raw.get("fallback") if isinstance(raw, Map) and len(raw) == 1 else None
+    command = fallback.get("command") if isinstance(fallback, Map) else fallback
+    if isinstance(command, str):
+        return {"on_exhausted": "fallback", "fallback": command}
+    ctx.problem(f"expected stop, continue or {{fallback: {{command: ...}}}}, got {shown(raw)}", at)
+    return {}
