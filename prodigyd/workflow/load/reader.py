@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 from yaml.reader import ReaderError
+from yaml.scanner import ScannerError
 
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.limits import MAX_DEPTH, BoundedComposer, Deadline, LimitExceeded
@@ -86,6 +87,7 @@ def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[Map]:
+    _kind(node, yaml.MappingNode, "a mapping")
     mapping = Map(_mark(node))
     yield mapping
     own = {id(key_node) for key_node, _ in node.value}
@@ -109,11 +111,21 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[Map]:
 
 
 def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[Seq]:
+    _kind(node, yaml.SequenceNode, "a list")
     seq = Seq(_mark(node))
     yield seq
     for child in node.value:
         seq.append(loader.construct_object(child, deep=False))
         seq.item_marks.append(_mark(child))
+
+
+def _kind(node: yaml.Node, kind: type[yaml.Node], what: str) -> None:
+    """`!!map x`, `!!seq x`: a tag that names another kind of node than it is on. Checked
+    before the constructor's first yield: what comes after it runs outside
+    `construct_object` and its positioned errors."""
+    if not isinstance(node, kind):
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        raise ConstructorError(None, None, f"{tag} must tag {what}", node.start_mark)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
@@ -125,7 +137,11 @@ def _compose(text: str, deadline: Deadline | None) -> tuple[object, Mark | None]
     """The document's data and where it starts (None for an empty document)."""
     loader = _Loader(text, deadline)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except (ValueError, OverflowError) as exc:  # "\U00110000": PyYAML's chr() fails
+            problem = f"an escape names no character ({exc})"
+            raise ScannerError(None, None, problem, loader.get_mark()) from None
         if node is None:
             return None, None
         return loader.construct_document(node), _mark(node)
