@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+#: A function a decorator hands back (click's options return the function they decorate).
 F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -11,11 +11,11 @@ pydantic, git, csv...) inside the functions that use them, and `--help` stays fa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from prodigyctl.options import F
 
 #: Every top-level command and group by name, filed when its module is imported.
 TOP_LEVEL: dict[str, click.Command] = {}
