@@ -1,7 +1,9 @@
 """A small blocking JSON-RPC client for prodigyd, and the daemon auto-start.
 
 Blocking sockets are the fastest client here (deps-probe §3) and keep imports light: this
-module needs only the stdlib and `prodigyd.paths`/`prodigyd.protocol`, never pydantic.
+module needs only the stdlib and `prodigyd.paths`/`prodigyd.protocol`, never pydantic. Even
+`socket` (a few milliseconds) is imported only to connect: `--help`, `validate`, `config`
+and the other commands that never talk to the daemon do without it.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodigyd import paths, protocol
+
+if TYPE_CHECKING:
+    import socket
 
 #: How long a client waits for a daemon it started to say it is ready.
 START_TIMEOUT_SECONDS = 20.0
@@ -121,6 +125,8 @@ class Client:
 
 
 def _open_socket() -> socket.socket:
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(paths.socket_path()))

@@ -1,8 +1,6 @@
-"""All client errors go through one handler: one line for the user, a stable exit code.
+"""All client errors go through one handler: one line for the user, a stable exit code
+(exitcodes.py has the table).
 
-Exit codes: 0 ok, 1 the job failed, 2 usage or workflow/repository errors, 3 not found,
-4 conflict (lock held, wrong state, merge refused), 5 daemon unreachable, 6 no space left on
-the disk the daemon writes to, 130 interrupted.
 An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
 prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
 """
@@ -18,26 +16,8 @@ from collections.abc import Iterator
 import click
 
 from prodigyctl.client import DaemonUnreachable, RpcError
+from prodigyctl.exitcodes import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_UNREACHABLE, exit_for_error
 from prodigyd import paths, protocol
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
-EXIT_NO_SPACE = 6
-EXIT_INTERRUPTED = 130
-EXIT_CRASH = 70
-
-_EXIT_FOR_CODE = {
-    protocol.WORKFLOW_ERROR: EXIT_USAGE,
-    protocol.GIT_ERROR: EXIT_USAGE,
-    protocol.INVALID_PARAMS: EXIT_USAGE,
-    protocol.NOT_FOUND: EXIT_NOT_FOUND,
-    protocol.CONFLICT: EXIT_CONFLICT,
-    protocol.MERGE_REFUSED: EXIT_CONFLICT,
-    protocol.NO_SPACE: EXIT_NO_SPACE,
-}
-
-
-def exit_code_for(err: RpcError) -> int:
-    return _EXIT_FOR_CODE.get(err.code, EXIT_FAILED)
 
 
 @contextlib.contextmanager
@@ -52,7 +32,7 @@ def error_handler() -> Iterator[None]:
                 "`prodigyctl daemon stop` (running jobs resume on the next start)",
             )
         _report(err.render(), {"code": err.code, "message": err.message, **err.data})
-        sys.exit(exit_code_for(err))
+        sys.exit(exit_for_error(err.code))
     except DaemonUnreachable as err:
         _report(str(err), {"code": None, "message": str(err)})
         sys.exit(EXIT_UNREACHABLE)

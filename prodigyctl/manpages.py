@@ -23,7 +23,9 @@ from pathlib import Path
 
 import click
 
-VERSION = "0.1.0"
+from prodigyctl.exitcodes import EXIT_CODES
+from prodigyd.version import version
+
 MANUAL = "prodigy manual"
 #: The pages in the package; in the source tree, the top-level man/ (prodigyctl/man links to it).
 SHIPPED = Path(__file__).parent / "man"
@@ -34,18 +36,6 @@ DOC_PAGES = (
     ("prodigyd", 8, "daemon.md", "the prodigy daemon: durable job queue and worktree pool"),
     ("prodigy-workflow", 5, "workflows.md", "the language of prodigy workflow files"),
     ("prodigy-config", 5, "config.md", "prodigyd settings in $PRODIGY_HOME/config.toml"),
-)
-
-EXIT_STATUS = (
-    ("0", "success"),
-    ("1", "the workflow (or job) failed"),
-    ("2", "usage, workflow-file, repository or environment error"),
-    ("3", "no such session, job or item"),
-    ("4", "conflict: a lock is held, the workflow changed, or the merge was refused"),
-    ("5", "the daemon is unreachable"),
-    ("6", "no space left on the disk prodigyd writes to (the error names it)"),
-    ("70", "an internal error; a crash log is written under $PRODIGY_HOME/logs/"),
-    ("130", "interrupted"),
 )
 
 ENVIRONMENT = (
@@ -99,9 +89,19 @@ def _commands(
     command: click.Command, path: tuple[str, ...]
 ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, command
+    for name, sub in _subcommands(command):
+        yield from _commands(sub, (*path, name))
+
+
+def _subcommands(command: click.Command) -> Iterator[tuple[str, click.Command]]:
+    """A group's commands by name, found as `prodigyctl` finds them (the root group imports
+    their modules); none for a command."""
     if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            yield from _commands(command.commands[name], (*path, name))
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, name
+            yield name, sub
 
 
 def _context(path: tuple[str, ...]) -> click.Context:
@@ -111,8 +111,7 @@ def _context(path: tuple[str, ...]) -> click.Context:
     ctx = click.Context(cli, info_name=path[0], **cli.context_settings)
     command: click.Command = cli
     for name in path[1:]:
-        assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = dict(_subcommands(command))[name]
         ctx = click.Context(command, info_name=name, parent=ctx)
     return ctx
 
@@ -132,13 +131,13 @@ def _command_page(path: tuple[str, ...], command: click.Command) -> str:
             out += [".TP", f"\\fB{_code(flags)}\\fR", _inline(text)]
     if isinstance(command, click.Group):
         out.append(".SH COMMANDS")
-        for sub in sorted(command.commands):
-            summary = _inline(_summary(command.commands[sub]))
+        for sub, subcommand in _subcommands(command):
+            summary = _inline(_summary(subcommand))
             out += [".TP", f"\\fB{_esc(sub)}\\fR", f"{summary}."]
             out.append(f"See \\fB{_esc('-'.join((*path, sub)))}\\fR(1).")
     if len(path) == 1:
         out.append(".SH EXIT STATUS")
-        for code, meaning in EXIT_STATUS:
+        for code, _, meaning in EXIT_CODES:
             out += [".TP", f"\\fB{code}\\fR", _esc(meaning)]
         out.append(".SH ENVIRONMENT")
         for variable, meaning in ENVIRONMENT:
@@ -363,7 +362,7 @@ def _cells(row: str) -> list[str]:
 
 
 def _header(name: str, section: int) -> list[str]:
-    return [f'.TH "{_esc(name.upper())}" "{section}" "" "prodigy {VERSION}" "{MANUAL}"']
+    return [f'.TH "{_esc(name.upper())}" "{section}" "" "prodigy {version()}" "{MANUAL}"']
 
 
 INLINE = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*|\[([^\]]+)\]\([^)]*\)")

@@ -37,15 +37,22 @@ from prodigyd import paths, proc, systemd
 from prodigyd.config import Config, ConfigError, WorktreeConfig, load
 from prodigyd.errors import NoSpace
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
+from prodigyd.version import version
 
 if TYPE_CHECKING:
     from prodigyd.git.pool import PoolSettings
 
 log = logging.getLogger("prodigyd")
 
-VERSION = "0.1.0"
-
 Accept = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
+
+
+class _PrintVersion(argparse.Action):
+    """`--version`, which reads the version only when asked: every start would pay for it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"prodigyd {version()}")
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     # A git hook starts us in the background of its own process group: leave it, so that a
     # Ctrl-C meant for that git (or for a script running it) does not stop the daemon.
     parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--version", action="version", version=f"prodigyd {VERSION}")
+    parser.add_argument(
+        "--version", action=_PrintVersion, nargs=0, help="show program's version number and exit"
+    )
     args = parser.parse_args(argv)
     if args.detach:
         with contextlib.suppress(OSError):  # EPERM: leading a process group already
@@ -150,9 +159,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     limits = TriggerLimits(**config.triggers.model_dump())
     inbox = HookInbox(jobs, limits)
     watcher = RepoWatcher(inbox.path)  # one trigger path for hook and watcher events
-    state = DaemonState(
-        jobs=jobs, started=time.monotonic(), version=VERSION, inbox=inbox, watcher=watcher
-    )
+    state = DaemonState(jobs=jobs, started=time.monotonic(), inbox=inbox, watcher=watcher)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 
@@ -178,9 +185,10 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         jobs.writes_to_retry.append(_write_pid_file)
     jobs.start()
     watchdog = asyncio.create_task(systemd.watchdog_loop())
-    log.info("prodigyd %s listening on %s (pid %d)", VERSION, sock, os.getpid())
     _report_ready(ready_fd, "ready")
     systemd.ready(f"listening on {sock}")
+    # After the ready report: reading the version (installed metadata) need not delay it.
+    log.info("prodigyd %s listening on %s (pid %d)", version(), sock, os.getpid())
     hooks = asyncio.create_task(inbox.run(), name="hook inbox")
     watching = asyncio.create_task(watcher.run(), name="repository watcher")
     await stop.wait()

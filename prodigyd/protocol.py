@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 PROTOCOL_VERSION = 1
 
@@ -53,19 +52,20 @@ DAEMON_STOP = "daemon.stop"
 EVENT_NOTIFICATION = "event"
 
 # JSON-RPC 2.0 error codes, and prodigy's own in the -32000..-32099 server range.
+# prodigyctl/exitcodes.py maps them to the client's exit codes.
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 PRODIGY_ERROR = -32000  # a generic expected failure (message is for the user)
-WORKFLOW_ERROR = -32001  # the workflow file cannot be loaded (client exits 2)
-GIT_ERROR = -32002  # not a repo, detached HEAD, git failed (client exits 2)
-NOT_FOUND = -32003  # no such session (client exits 3)
-CONFLICT = -32004  # lock held, already running, wrong state (client exits 4)
-MERGE_REFUSED = -32005  # the merge would touch uncommitted work or conflicts (client exits 4)
+WORKFLOW_ERROR = -32001  # the workflow file cannot be loaded
+GIT_ERROR = -32002  # not a repo, detached HEAD, git failed
+NOT_FOUND = -32003  # no such session
+CONFLICT = -32004  # lock held, already running, wrong state
+MERGE_REFUSED = -32005  # the merge would touch uncommitted work or conflicts
 SHUTTING_DOWN = -32006  # the daemon is stopping and accepts no new work
-NO_SPACE = -32007  # a file the request needs written does not fit: the disk is full (exits 6)
+NO_SPACE = -32007  # a file the request needs written does not fit: the disk is full
 
 #: ProdigyError.kind → error code; kinds not listed map to PRODIGY_ERROR.
 CODE_FOR_KIND = {
@@ -105,10 +105,12 @@ class RpcError(Exception):
         return error(self.msg_id, self.code, self.message)
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """A well-formed request envelope; `params` is still unchecked (the method's model
-    checks it). A notification (no `id`) gets no reply, whatever happens to it."""
+    checks it). A notification (no `id`) gets no reply, whatever happens to it.
+
+    A NamedTuple, not a dataclass: the client imports this module for every command, and
+    `dataclasses` would cost each of them about a millisecond."""
 
     id: str | int | float | None
     method: str

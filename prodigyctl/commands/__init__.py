@@ -1,0 +1,43 @@
+"""The client's commands, one module per noun: each command's click wiring sits on the plain
+function it runs (pre-commit's shape), and that function returns the exit code.
+
+`command` registers a function with click and hands it back unchanged, so it stays an
+ordinary function to call; `group` makes a group. Both file top-level ones in TOP_LEVEL,
+where main.py's root group finds them: it imports a command's module only when that command
+runs or `--help` lists them all. So each module imports its heavy libraries (the store,
+pydantic, git, csv...) inside the functions that use them, and `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from prodigyctl.options import F
+
+#: Every top-level command and group by name, filed when its module is imported.
+TOP_LEVEL: dict[str, click.Command] = {}
+
+
+def command(name: str, parent: click.Group | None = None, **settings: Any) -> Callable[[F], F]:
+    """Make the decorated function the command `name` of `parent` (else a top-level one);
+    its docstring is the help, its options the click decorators below this one."""
+
+    def register(function: F) -> F:
+        made = click.command(name, **settings)(function)
+        if parent is None:
+            TOP_LEVEL[name] = made
+        else:
+            parent.add_command(made)
+        return function
+
+    return register
+
+
+def group(name: str, help: str) -> click.Group:
+    """A top-level group of commands."""
+    made = click.Group(name, help=help)
+    TOP_LEVEL[name] = made
+    return made

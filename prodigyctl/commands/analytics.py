@@ -12,13 +12,34 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, dumps
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.commands import command
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import json_option, since_option
 from prodigyd import protocol
 
 COLUMNS = ("sessions", "ok", "failed", "success", "cost", "tokens in", "tokens out", "time")
 
 
+@command("analytics")
+@since_option("sessions started")
+@click.option(
+    "--by",
+    "group_by",
+    type=click.Choice(["workflow", "day", "repo", "status"]),
+    default="workflow",
+    show_default=True,
+    help="One row per workflow, day, repository or status.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(0, 100),
+    default=5,
+    show_default=True,
+    help="List this many of the costliest sessions.",
+)
+@json_option
 def analytics(*, since: str | None, group_by: str, top: int, as_json: bool) -> int:
+    """Cost, tokens, outcomes and time of your sessions, the costliest groups first."""
     params = {"since": since, "group_by": group_by, "top": top}
     with Client.connect() as client:
         result = client.call(protocol.ANALYTICS_SUMMARY, params)

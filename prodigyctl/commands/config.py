@@ -5,27 +5,40 @@ prodigyd reads its configuration once, at start, so a change applies after `prod
 daemon stop` (the next command starts it again). Values shown are what a daemon started
 from *this* environment would use, since PRODIGY_* variables override the file.
 
-Importing `prodigyd.config` pulls in pydantic; main.py imports this module only inside the
-`config` commands, so the other commands stay fast.
+Importing `prodigyd.config` pulls in pydantic, so each command imports it itself: `--help`
+and the other commands stay fast.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from prodigyctl.client import dumps
-from prodigyctl.errors import EXIT_OK, EXIT_USAGE
-from prodigyd import config as cfg
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_OK, EXIT_USAGE
+from prodigyctl.options import json_option
+
+if TYPE_CHECKING:
+    from prodigyd import config as cfg
 
 #: Appended to set/unset: the running daemon keeps the configuration it started with.
 RESTART_NOTE = "restart prodigyd to apply: prodigyctl daemon stop"
 
 
+config = group(
+    "config", "Show or edit $PRODIGY_HOME/config.toml (prodigyd reads it when it starts)."
+)
+
+
+@command("show", config)
+@json_option
 def show(*, as_json: bool) -> int:
-    """Every key with its effective value and where that value came from."""
+    """Every setting, its value and where the value comes from (default, file or env)."""
+    from prodigyd import config as cfg
+
     try:
         values = cfg.describe(cfg.load())
         origins = cfg.sources(os.environ)
@@ -46,8 +59,14 @@ def show(*, as_json: bool) -> int:
     return EXIT_OK
 
 
+# --json adds where the value comes from.
+@command("get", config)
+@click.argument("key")
+@json_option
 def get(*, key: str, as_json: bool) -> int:
-    """One key's effective value (JSON adds its source)."""
+    """Print the value of KEY (dotted, e.g. claude.model)."""
+    from prodigyd import config as cfg
+
     try:
         value = cfg.get_value(cfg.load(), key)
         source = cfg.sources(os.environ)[key]
@@ -57,8 +76,15 @@ def get(*, key: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+# It warns when an environment variable will still override the file. ignore_unknown_options:
+# `config set claude.extra_args --verbose` passes `--verbose` as VALUE.
+@command("set", config, context_settings={"ignore_unknown_options": True})
+@click.argument("key")
+@click.argument("value")
 def set_(*, key: str, value: str) -> int:
-    """Write one key to the config file; warn when an env var will still override it."""
+    """Write KEY = VALUE to the config file; applies when prodigyd restarts."""
+    from prodigyd import config as cfg
+
     try:
         written = cfg.get_value(cfg.set_value(key, value), key)
         source = cfg.sources(os.environ)[key]
@@ -69,8 +95,12 @@ def set_(*, key: str, value: str) -> int:
     return EXIT_OK
 
 
+@command("unset", config)
+@click.argument("key")
 def unset(*, key: str) -> int:
-    """Remove one key from the config file so its default applies again."""
+    """Remove KEY from the config file, so its default applies; applies when prodigyd restarts."""
+    from prodigyd import config as cfg
+
     try:
         cfg.unset_value(key)
         source = cfg.sources(os.environ).get(key, "default")
@@ -81,8 +111,11 @@ def unset(*, key: str) -> int:
     return EXIT_OK
 
 
+@command("path", config)
 def path() -> int:
-    """Where the config file is (or would be), whether or not it exists."""
+    """Print where the config file is (or would be)."""
+    from prodigyd import config as cfg
+
     click.echo(str(cfg.config_file()))
     return EXIT_OK
 

@@ -1,8 +1,9 @@
-"""`daemon start|stop|status`: manage the per-user prodigyd.
+"""`daemon start|stop|status|install-service`: manage the per-user prodigyd.
 
 `daemon status` is `prodigyctl status` (commands/status.py): it never starts a daemon and
 exits 5 when none answers. `start` is a no-op when one runs already; `stop` waits until the
-daemon has exited, so a following `start` is clean.
+daemon has exited, so a following `start` is clean. `install-service` is commands/service.py,
+imported only when it runs (it loads the store).
 """
 
 from __future__ import annotations
@@ -12,14 +13,22 @@ import time
 import click
 
 from prodigyctl.client import Client, DaemonUnreachable, dumps
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.commands import command, group
+from prodigyctl.commands import status as status_command
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import json_option
 from prodigyd import paths, protocol
 
 #: How long `daemon stop` waits for the daemon to finish interrupting jobs and exit.
 STOP_WAIT_SECONDS = 30.0
 
+daemon = group("daemon", "Start, stop or check the prodigyd daemon.")
 
+
+@command("start", daemon)
+@json_option
 def start(*, as_json: bool) -> int:
+    """Start prodigyd if it is not running."""
     with Client.connect() as client:
         info = client.call(protocol.DAEMON_STATUS)
     click.echo(dumps(info) if as_json else f"prodigyd running (pid {info['pid']})")
@@ -28,8 +37,13 @@ def start(*, as_json: bool) -> int:
     return EXIT_OK
 
 
-def stop(*, as_json: bool, drain: bool = False) -> int:
-    """Stop the daemon; with `drain`, only after every queued and running job finished."""
+@command("stop", daemon)
+@click.option(
+    "--drain", is_flag=True, help="Refuse new jobs, finish queued and running ones, then stop."
+)
+@json_option
+def stop(*, drain: bool, as_json: bool) -> int:
+    """Stop prodigyd; running sessions stop after their current step and resume at next start."""
     try:
         with Client.connect(autostart=False) as client:
             client.call(protocol.DAEMON_STOP, {"drain": drain})
@@ -42,3 +56,20 @@ def stop(*, as_json: bool, drain: bool = False) -> int:
         time.sleep(0.02)
     click.echo(dumps({"stopped": True}) if as_json else "prodigyd stopped")
     return EXIT_OK
+
+
+@command("status", daemon)
+@json_option
+def status(*, as_json: bool) -> int:
+    """Report whether prodigyd runs (never starts it; exit 5 when it does not)."""
+    return status_command.status(as_json=as_json)
+
+
+@command("install-service", daemon)
+@click.option("--uninstall", is_flag=True, help="Remove the units install-service wrote.")
+@json_option
+def install_service(*, uninstall: bool, as_json: bool) -> int:
+    """Install prodigyd as a systemd user service, started on demand by prodigyd.socket."""
+    from prodigyctl.commands import service  # the store's atomic writes: sqlite3 and more
+
+    return service.install_service(uninstall=uninstall, as_json=as_json)

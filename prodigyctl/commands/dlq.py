@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from typing import Any
@@ -11,14 +9,38 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, dumps, is_tty
+from prodigyctl.commands import command, group
 from prodigyctl.commands.events import write_export
 from prodigyctl.commands.run import after_start
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import (
+    detach_option,
+    format_option,
+    json_option,
+    output_option,
+    yes_option,
+)
 from prodigyd import protocol
 from prodigyd.durations import duration_seconds
 
+dlq = group(
+    "dlq", "The dead-letter queue: work items a map phase could not do, with every attempt."
+)
 
+job_argument = click.argument("job_id", required=False)
+
+
+@command("ls", dlq)
+@job_argument
+@click.option(
+    "--eligible/--not-eligible",
+    default=None,
+    help="Only entries a retry may fix by itself (or only those it may not).",
+)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 1_000_000))
+@json_option
 def list_entries(*, job_id: str | None, eligible: bool | None, limit: int, as_json: bool) -> int:
+    """Entries of JOB_ID (or of every job), newest failure first; --json includes the items."""
     with Client.connect() as client:
         rows = client.call(
             protocol.DLQ_LIST, {"job_id": job_id, "eligible": eligible, "limit": limit}
@@ -40,7 +62,12 @@ def list_entries(*, job_id: str | None, eligible: bool | None, limit: int, as_js
     return EXIT_OK
 
 
+@command("show", dlq)
+@click.argument("job_id")
+@click.argument("item_id")
+@json_option
 def show(*, job_id: str, item_id: str, as_json: bool) -> int:
+    """One entry: the item and every attempt (error, exit code, log file)."""
     with Client.connect() as client:
         entry = client.call(protocol.DLQ_SHOW, {"job_id": job_id, "item_id": item_id})
     if as_json:
@@ -61,6 +88,33 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+@command("retry", dlq)
+@click.argument("job_id")
+@click.option(
+    "--item",
+    "item_ids",
+    multiple=True,
+    metavar="ITEM_ID",
+    help="Retry this item (repeatable); default: every eligible entry.",
+)
+@click.option(
+    "--filter",
+    "filter_expr",
+    metavar="EXPR",
+    help="Only items matching this filter expression (as map.filter).",
+)
+@click.option("--force", is_flag=True, help="Also retry items not eligible for reprocessing.")
+@click.option("--parallel", type=click.IntRange(1), help="Agents at once (default: max_parallel).")
+@click.option(
+    "--max-retries",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Attempts per item in this retry.",
+)
+@yes_option
+@detach_option
+@json_option
 def retry(
     *,
     job_id: str,
@@ -73,6 +127,7 @@ def retry(
     detach: bool,
     as_json: bool,
 ) -> int:
+    """Re-run dead letters of JOB_ID as agents of a new job and merge their work."""
     params = {
         "job_id": job_id,
         "item_ids": list(item_ids),
@@ -91,7 +146,12 @@ def retry(
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 
+@command("export", dlq)
+@job_argument
+@format_option()
+@output_option
 def export(*, job_id: str | None, fmt: str, output: str | None) -> int:
+    """Export entries (of JOB_ID, or all) as JSON or CSV."""
     with Client.connect() as client:
         rows = client.call(protocol.DLQ_LIST, {"job_id": job_id, "limit": 1_000_000})
     return write_export(rows, _csv(rows) if fmt == "csv" else None, output, "entries")
@@ -102,6 +162,9 @@ _CSV_COLUMNS = ("job_id", "item_id", "error_type", "failure_count", "reprocess_e
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*_CSV_COLUMNS, "last_error", "item"])
@@ -114,10 +177,23 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+@command("purge", dlq)
+@job_argument
+@click.option(
+    "--item",
+    "item_ids",
+    multiple=True,
+    metavar="ITEM_ID",
+    help="Only this item (repeatable; needs JOB_ID).",
+)
+@click.option("--older-than", metavar="AGE", help="Only entries last failed longer ago (7d).")
+@click.option("--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
+@json_option
 def purge(
     *, job_id: str | None, item_ids: tuple[str, ...], older_than: str | None, yes: bool,
     as_json: bool,
 ) -> int:  # fmt: skip
+    """Delete entries for good (entries never expire by themselves)."""
     seconds = None
     if older_than is not None:
         seconds = duration_seconds(older_than)
@@ -136,7 +212,11 @@ def purge(
     return EXIT_OK
 
 
+@command("stats", dlq)
+@job_argument
+@json_option
 def stats(*, job_id: str | None, as_json: bool) -> int:
+    """Counts by job, error type and error signature (the commonest causes first)."""
     with Client.connect() as client:
         data = client.call(protocol.DLQ_STATS, {"job_id": job_id})
     if as_json:
@@ -148,6 +228,6 @@ def stats(*, job_id: str | None, as_json: bool) -> int:
     )
     for kind, count in sorted(data["by_error_type"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {kind:<24} {count}")
-    for signature, group in list(data["by_signature"].items())[:10]:
-        click.echo(f"  {signature}  x{group['count']}  {group['example'].splitlines()[0][:70]}")
+    for signature, cause in list(data["by_signature"].items())[:10]:
+        click.echo(f"  {signature}  x{cause['count']}  {cause['example'].splitlines()[0][:70]}")
     return EXIT_OK

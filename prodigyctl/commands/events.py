@@ -11,11 +11,8 @@ session from its current seq, or every session from now on.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +21,9 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, DaemonUnreachable, dumps
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import format_option, json_option, output_option, since_option
 from prodigyctl.render import job_tag
 from prodigyd import protocol
 from prodigyd.durations import duration_seconds
@@ -65,6 +64,13 @@ _SUMMARY_FIELDS = {
     "session_finished": ("status", "merged", "error"),
 }
 _VALUE_WIDTH = 60
+
+events = group("events", "Query, count, export and watch events.")
+
+session_filter = click.option("--session", "session_id", metavar="ID", help="Only this session.")
+type_filter = click.option("--type", "event_type", metavar="TYPE", help="Only this event type.")
+since_filter = since_option("events")
+json_lines_option = click.option("--json", "as_json", is_flag=True, help="One JSON event a line.")
 
 
 # -- shared: subscriptions --------------------------------------------------------------
@@ -128,6 +134,18 @@ def _query(
 # -- events ls ----------------------------------------------------------------------------
 
 
+@command("ls", events)
+@session_filter
+@type_filter
+@since_filter
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, MAX_LIMIT),
+    help="At most this many: the newest matching events, oldest first.",
+)
+@json_lines_option
 def list_events(
     *,
     session_id: str | None,
@@ -136,7 +154,7 @@ def list_events(
     limit: int,
     as_json: bool,
 ) -> int:
-    """Stored events, oldest first: the newest `limit` that match."""
+    """List stored events, one a line."""
     with Client.connect() as client:
         rows = client.call(protocol.EVENTS_LIST, _query(session_id, event_type, since, limit))
     for event in rows:
@@ -183,11 +201,14 @@ def _compact(value: Any) -> str:
 # -- events follow -----------------------------------------------------------------------
 
 
+# The type filter is applied here, not by the daemon, so that a session's end is noticed
+# whatever is shown.
+@command("follow", events)
+@session_filter
+@type_filter
+@json_lines_option
 def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> int:
-    """Live events: one session's (until it finishes) or every session's (until Ctrl-C).
-
-    The type filter is applied here, so a session's end is noticed whatever is shown.
-    """
+    """Print events as they happen: one session's until it finishes, else all until Ctrl-C."""
     with Client.connect() as client:
         if session_id is None:
             return _follow_all(client, event_type, as_json)
@@ -197,8 +218,10 @@ def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> 
             return EXIT_OK
         since = int(shown.get("event_seq") or 0)
         stream = subscribe(client, {"session_id": session_id, "since": since})
-        waiting = "" if shown["status"] in ACTIVE else (
-            f" (it is {shown['status']}: waiting for a resume or merge)"
+        waiting = (
+            ""
+            if shown["status"] in ACTIVE
+            else f" (it is {shown['status']}: waiting for a resume or merge)"
         )
         click.echo(f"Following the events of {session_id}{waiting}; Ctrl-C to stop.", err=True)
         for event in stream:
@@ -225,7 +248,12 @@ def _show(event: dict[str, Any], event_type: str | None, as_json: bool) -> None:
 # -- events stats ------------------------------------------------------------------------
 
 
+@command("stats", events)
+@session_filter
+@since_filter
+@json_option
 def stats(*, session_id: str | None, since: str | None, as_json: bool) -> int:
+    """Count stored events by type and by session."""
     with Client.connect() as client:
         data = client.call(protocol.EVENTS_STATS, _query(session_id, None, since))
     if as_json:
@@ -250,6 +278,13 @@ def _counts(title: str, counts: dict[str, int]) -> None:
 # -- events export -----------------------------------------------------------------------
 
 
+# CSV holds an event's payload as compact JSON in its `data` column.
+@command("export", events)
+@session_filter
+@type_filter
+@since_filter
+@format_option(f"A JSON array, or CSV with columns {','.join((*ENVELOPE, 'data'))}.")
+@output_option
 def export(
     *,
     session_id: str | None,
@@ -258,11 +293,9 @@ def export(
     fmt: str,
     output: str | None,
 ) -> int:
-    """Every matching event as one JSON array or as CSV (payload as compact JSON)."""
+    """Export stored events as JSON or CSV."""
     with Client.connect() as client:
-        rows = client.call(
-            protocol.EVENTS_LIST, _query(session_id, event_type, since, MAX_LIMIT)
-        )
+        rows = client.call(protocol.EVENTS_LIST, _query(session_id, event_type, since, MAX_LIMIT))
     if len(rows) >= MAX_LIMIT:
         click.echo(f"warning: only the newest {MAX_LIMIT} events were exported", err=True)
     return write_export(rows, to_csv(rows) if fmt == "csv" else None, output, "events")
@@ -284,6 +317,9 @@ def write_export(
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*ENVELOPE, "data"])
@@ -300,6 +336,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def write_atomically(path: Path, text: str) -> Path:
     """Temp file in the target's folder, fsync, rename: a reader never sees half a file."""
+    import tempfile
+
     path = path.expanduser().absolute()
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

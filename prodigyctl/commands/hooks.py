@@ -14,12 +14,13 @@ when it fails (a refused push is no push, so it triggers nothing). `uninstall` r
 shims and moves the chained hooks back. Our files are recognised by OURS, never by
 name; `status` calls one that is not this installation's shim `outdated`.
 `PRODIGY_HOOKS=0` turns the shims off for one command (`PRODIGY_HOOKS=0 git commit`).
+
+git, the spool and the unit helpers of service.py load the store and asyncio: the functions
+that use them import them, so `--help` does not.
 """
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,10 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, dumps
-from prodigyctl.commands.service import daemon_argv
-from prodigyctl.errors import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
+from prodigyctl.options import json_option, path_option
 from prodigyd import protocol
-from prodigyd.git.cli import git_env
-from prodigyd.watch.spool import HOOKS
 
 #: What marks a hook file as prodigy's, whatever its version (the current one is MARKER).
 OURS = "# prodigy-hook v"
@@ -43,10 +43,21 @@ SHIM_FILE = Path(__file__).parents[1] / "hooks" / "prodigy-hook"
 #: The line of it that says how to run prodigyd; `install` writes this installation's there.
 DAEMON_LINE = 'run_prodigyd() { exec prodigyd "$@"; }'
 
+hooks = group(
+    "hooks", "Git hooks (post-commit, pre-push) that start the repository's triggered workflows."
+)
+triggers = group(
+    "triggers", "Workflows in .prodigy/workflows/ that git events start (their `on:` triggers)."
+)
+
 
 def shim(*, _daemon: Sequence[str] | None = None) -> str:
     """The hook script, with this installation's prodigyd baked in (`_daemon`: another
     command, for tests)."""
+    import shlex
+
+    from prodigyctl.commands.service import daemon_argv
+
     text = SHIM_FILE.read_text()
     if text.count(DAEMON_LINE) != 1 or MARKER not in text[:200]:
         raise click.ClickException(f"{SHIM_FILE} is not prodigy's hook shim: reinstall prodigy")
@@ -57,6 +68,10 @@ def shim(*, _daemon: Sequence[str] | None = None) -> str:
 def hooks_dir(path: str | None) -> tuple[Path, bool]:
     """The folder git runs this repository's hooks from, and whether core.hooksPath chose it
     (rather than the git common dir every worktree shares)."""
+    import subprocess
+
+    from prodigyd.git.cli import git_env
+
     where = Path(path or ".").absolute()
     done = subprocess.run(
         ["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks", "--git-common-dir"],
@@ -77,7 +92,13 @@ def ours(path: Path) -> bool:
         return False
 
 
+@command("install", hooks)
+@path_option
+@json_option
 def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = None) -> int:
+    """Install the hooks; a hook already there is kept and run first."""
+    from prodigyd.watch.spool import HOOKS
+
     folder, custom = hooks_dir(path)
     blocked = [
         hook
@@ -122,7 +143,13 @@ def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = 
     return EXIT_OK
 
 
+@command("uninstall", hooks)
+@path_option
+@json_option
 def uninstall(*, path: str | None, as_json: bool) -> int:
+    """Remove prodigy's hooks and put back the ones they chained."""
+    from prodigyd.watch.spool import HOOKS
+
     folder, _ = hooks_dir(path)
     removed, restored = [], []
     for hook in HOOKS:
@@ -144,8 +171,14 @@ def uninstall(*, path: str | None, as_json: bool) -> int:
     return EXIT_OK
 
 
+# For scripts: `prodigyctl hooks status || ...`.
+@command("status", hooks)
+@path_option
+@json_option
 def status(*, path: str | None, as_json: bool) -> int:
-    """Exit 0 when every hook is installed, else 1 (for scripts: `hooks status || ...`)."""
+    """Whether each hook is installed (exit 1 when one is not)."""
+    from prodigyd.watch.spool import HOOKS
+
     folder, _ = hooks_dir(path)
     rows = [_hook_status(folder, hook) for hook in HOOKS]
     if as_json:
@@ -178,8 +211,11 @@ def _text(path: Path) -> str | None:
         return None
 
 
+@command("ls", triggers)
+@path_option
+@json_option
 def list_triggers(*, path: str | None, as_json: bool) -> int:
-    """The triggered workflows of this repository, as the daemon reads them."""
+    """The repository's triggered workflows, and the latest problems with hook events."""
     with Client.connect() as client:
         result = client.call(protocol.TRIGGERS_LIST, {"repo": str(Path(path or ".").absolute())})
     if as_json:

@@ -12,19 +12,23 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client
+from prodigyctl.commands import command
 from prodigyctl.commands.events import ACTIVE, subscribe
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import json_option
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
 
+# A session that is not queued or running is printed up to its last event. An active one is
+# followed (with --follow) to a `session_finished` newer than what was stored when we asked
+# (older ones end earlier runs of a resumed session).
+@command("logs")
+@click.argument("session_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing live events until it finishes.")
+@json_option
 def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
-    """Print the session's events from the start; with `follow`, until it finishes.
-
-    A session that is not queued or running is printed up to its last event. An active one
-    is followed to a `session_finished` newer than what was stored when we asked (older
-    ones end earlier runs of a resumed session).
-    """
+    """Print a session's progress from the start, as `run` shows it."""
     renderer = Renderer(as_json=as_json)
     with Client.connect() as client:
         shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
@@ -38,17 +42,25 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
             if done:
                 break
     if not follow and shown["status"] in ACTIVE and not as_json:
-        click.echo(f"(session is {shown['status']}; follow it with: prodigyctl logs -f "
-                   f"{session_id})", err=True)
+        click.echo(
+            f"(session is {shown['status']}; follow it with: prodigyctl logs -f {session_id})",
+            err=True,
+        )
     return EXIT_OK
 
 
+# By default the jobs queued or running now, until all have finished; with --all every
+# job's events, later ones included, until Ctrl-C.
+@command("follow")
+@click.option(
+    "--all",
+    "all_sessions",
+    is_flag=True,
+    help="Every job, including ones submitted later, until Ctrl-C.",
+)
+@json_option
 def follow(*, all_sessions: bool, as_json: bool) -> int:
-    """Interleaved live events of several jobs, each human line tagged with its job.
-
-    By default the jobs queued or running now, until all have finished; with
-    `all_sessions` every job's events, later ones included, until Ctrl-C.
-    """
+    """Watch active jobs live, each line tagged with its job, until they finish."""
     renderer = Renderer(as_json=as_json, tag=True)
     with Client.connect() as client:
         if all_sessions:

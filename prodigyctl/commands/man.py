@@ -5,37 +5,57 @@
 is on PATH, and otherwise it can be added to MANPATH. Installing again replaces them;
 `--uninstall` removes exactly the pages prodigyctl ships, nothing else. `show` formats one
 page with `man -l`, so a page can be read before anything is installed.
+
+`--help` loads this module to list the commands: manpages.py and subprocess are imported
+by the functions that use them.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import click
 
 from prodigyctl.client import dumps
-from prodigyctl.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
-from prodigyctl.manpages import shipped_paths
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
+from prodigyctl.options import json_option
 from prodigyd import paths
+
+man = group(
+    "man",
+    "Man pages: prodigyctl(1) and one per command, prodigyd(8), prodigy-workflow(5), "
+    "prodigy-config(5).",
+)
 
 
 def man_dir() -> Path:
     return paths.user_data_home() / "man"
 
 
+@command("ls", man)
+@json_option
 def list_pages(*, as_json: bool) -> int:
+    """The pages shipped with prodigyctl."""
+    from prodigyctl.manpages import shipped_paths
+
     names = [page.name for page in shipped_paths()]
     click.echo(dumps(names) if as_json else "\n".join(names))
     return EXIT_OK
 
 
-def show(*, topic: str) -> int:
-    """Format one page (`dlq retry`, `prodigyctl-dlq-retry`, `prodigy-workflow`) on stdout."""
-    page = find(topic)
+# Formats the page on stdout (`man -l`).
+@command("show", man)
+@click.argument("topic", nargs=-1, required=True)
+def show(*, topic: tuple[str, ...]) -> int:
+    """Read one page: a command (`dlq retry`) or a page name (`prodigy-workflow`)."""
+    import subprocess
+
+    wanted = " ".join(topic)
+    page = find(wanted)
     if page is None:
-        click.echo(f"error: no man page for {topic!r}; `prodigyctl man ls` lists them", err=True)
+        click.echo(f"error: no man page for {wanted!r}; `prodigyctl man ls` lists them", err=True)
         return EXIT_NOT_FOUND
     if shutil.which("man") is None:
         click.echo(f"error: `man` is not installed; the page is {page}", err=True)
@@ -45,12 +65,26 @@ def show(*, topic: str) -> int:
 
 def find(topic: str) -> Path | None:
     """The page for a topic: a page name, or a command path with or without `prodigyctl`."""
+    from prodigyctl.manpages import shipped_paths
+
     words = topic.replace("-", " ").split()
     wanted = {topic, "-".join(words), "-".join(["prodigyctl", *words])}
     return next((page for page in shipped_paths() if page.stem in wanted), None)
 
 
+@command("install", man)
+@click.option(
+    "--dir",
+    "folder",
+    metavar="DIR",
+    help="Man folder to install into (default: $XDG_DATA_HOME/man, ~/.local/share/man).",
+)
+@click.option("--uninstall", is_flag=True, help="Remove the pages instead.")
+@json_option
 def install(*, folder: str | None, uninstall: bool, as_json: bool) -> int:
+    """Install the pages where `man` finds them (man1/, man5/, man8/ of DIR)."""
+    from prodigyctl.manpages import shipped_paths
+
     root = Path(folder).expanduser().absolute() if folder else man_dir()
     done = []
     for page in shipped_paths():

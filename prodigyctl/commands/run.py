@@ -1,4 +1,4 @@
-"""`run`, `exec`, `batch`, `resume`, `merge`, `cancel`: start or finish a session and
+"""`run`, `exec`, `batch`, `resume`, `resume-job`, `merge`, `cancel`: start or finish a session and
 follow it to the end.
 
 Following = subscribe to the session's events from the point the job was accepted, render
@@ -15,11 +15,53 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, RpcError, dumps, is_tty
-from prodigyctl.errors import EXIT_CONFLICT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exit_code_for
+from prodigyctl.commands import command
+from prodigyctl.exitcodes import (
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    exit_for_error,
+)
+from prodigyctl.options import detach_option, json_option, path_option, yes_option
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
+retry_option = click.option(
+    "--retry",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Attempts in all (backoff between them).",
+)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECS",
+    help="Kill the command (a batch: each agent) after SECS seconds.",
+)
+force_option = click.option(
+    "--force", is_flag=True, help="Resume even if the workflow file changed."
+)
 
+
+@command("run")
+@click.argument("workflow", type=click.Path(dir_okay=False))
+@yes_option
+@click.option(
+    "--args",
+    "args",
+    multiple=True,
+    metavar="VALUE",
+    help="Positional value for $ARG / ${ARG_1}... (repeatable).",
+)
+@click.option("--profile", metavar="NAME", help="Activate an environment profile of the workflow.")
+@path_option
+@detach_option
+@click.option(
+    "--strict", is_flag=True, help="Unknown workflow keys and unresolved variables are errors."
+)
+@json_option
 def run(
     *,
     workflow: str,
@@ -28,22 +70,60 @@ def run(
     profile: str | None,
     path: str | None,
     detach: bool,
-    as_json: bool,
     strict: bool,
-    priority: int = 0,
-    idempotency_key: str | None = None,
+    as_json: bool,
 ) -> int:
-    """Submit a workflow file, or (WORKFLOW `-`) the workflow text on standard input."""
+    """Run WORKFLOW in a new worktree and merge the result back to your branch.
+
+    WORKFLOW `-` reads the workflow from standard input.
+    """
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
-    params = {
-        **source,
-        "args": list(args),
-        "profile": profile,
-        "strict": strict,
-        "priority": priority,
-        "idempotency_key": idempotency_key,
-    }
+    params = {**source, "args": list(args), "profile": profile, "strict": strict}
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
+
+
+@command("exec")
+@click.argument("command")
+@retry_option
+@timeout_option
+@path_option
+@detach_option
+@json_option
+def exec_(**options: Any) -> int:
+    """Run one COMMAND in a new worktree and merge its result back to your branch.
+
+    A COMMAND starting with `/` is a Claude command, anything else a shell command.
+    """
+    return generated("exec", **options)
+
+
+@command("batch")
+@click.argument("pattern")
+@click.option(
+    "-c",
+    "--command",
+    required=True,
+    help="Run for each file; ${item} is its path (a leading `/`: a Claude command).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Agents at once (0: the default).",
+)
+@retry_option
+@timeout_option
+@path_option
+@detach_option
+@json_option
+def batch(**options: Any) -> int:
+    """Run --command once per file matching PATTERN, each in its own agent, and merge.
+
+    PATTERN is a `find -name` pattern (`'*.py'`), or a path pattern when it holds a `/`
+    (`'src/*/api.py'`). Files are the committed ones of your branch, outside `.git`.
+    """
+    return generated("batch", **options)
 
 
 def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **options: Any) -> int:
@@ -88,7 +168,14 @@ def _stdin_workflow() -> str:
     return text
 
 
+@command("resume")
+@click.argument("session_id")
+@yes_option
+@force_option
+@detach_option
+@json_option
 def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+    """Resume a failed or interrupted session from its last checkpoint."""
     params = {
         "session_id": session_id,
         "force": force,
@@ -100,9 +187,16 @@ def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bo
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 
+# `resume` for a MapReduce job, with its progress first: setup and finished items are not
+# run again, items that were in flight are, and reduce runs once at the end.
+@command("resume-job")
+@click.argument("job_id")
+@yes_option
+@force_option
+@detach_option
+@json_option
 def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
-    """`resume` for a MapReduce job, with its progress first: setup and finished items are
-    not run again, items that were in flight are, and reduce runs once at the end."""
+    """Resume a MapReduce job: finished setup and items are kept, the rest run."""
     with Client.connect() as client:
         job = client.call(protocol.SESSIONS_SHOW, {"session_id": job_id})
     if job.get("mode") != "mapreduce":
@@ -118,7 +212,11 @@ def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bo
     return resume(session_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json)
 
 
+@command("merge")
+@click.argument("session_id")
+@json_option
 def merge(*, session_id: str, as_json: bool) -> int:
+    """Merge a session that is awaiting_merge into the branch it started from."""
     with Client.connect() as client:
         renderer = Renderer(as_json=as_json)
         seq = _current_seq(client, session_id)
@@ -130,7 +228,11 @@ def merge(*, session_id: str, as_json: bool) -> int:
         return EXIT_OK
 
 
+@command("cancel")
+@click.argument("session_id")
+@json_option
 def cancel(*, session_id: str, as_json: bool) -> int:
+    """Cancel a queued or running session for good (Ctrl-C on `run` interrupts instead)."""
     with Client.connect() as client:
         record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": False})
     click.echo(dumps(record) if as_json else f"session {session_id}: {record['status']}")
@@ -206,7 +308,7 @@ def _conclude(
                 record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
             except RpcError as err:
                 click.echo(f"error: {err.render()}", err=True)
-                return exit_code_for(err)
+                return exit_for_error(err.code)
             click.echo(f"session {session_id} {record['status']}")
             return EXIT_OK
     if not as_json:

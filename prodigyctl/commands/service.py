@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from prodigyctl.client import dumps
-from prodigyctl.errors import EXIT_CONFLICT, EXIT_OK
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK
 from prodigyd import paths
 from prodigyd.store.atomic import write_bytes_atomic
 

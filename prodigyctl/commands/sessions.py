@@ -1,15 +1,24 @@
-"""`sessions ls|show`: what ran, what is running, what waits to be merged or resumed."""
+"""`sessions ls|show` and `ps`: what ran, what is running, what waits to be merged or resumed."""
 
 from __future__ import annotations
 
 import click
 
 from prodigyctl.client import Client, dumps
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import json_option
 from prodigyd import protocol
 
+sessions = group("sessions", "List and inspect sessions.")
 
-def list_sessions(*, as_json: bool, status: str | None, limit: int) -> int:
+
+@command("ls", sessions)
+@click.option("--status", help="Only sessions in this status.")
+@click.option("--limit", default=100, show_default=True, help="At most this many, newest first.")
+@json_option
+def list_sessions(*, status: str | None, limit: int, as_json: bool) -> int:
+    """List sessions, newest first."""
     with Client.connect() as client:
         rows = client.call(protocol.SESSIONS_LIST, {"status": status, "limit": limit})
     if as_json:
@@ -22,7 +31,11 @@ def list_sessions(*, as_json: bool, status: str | None, limit: int) -> int:
     return EXIT_OK
 
 
+@command("show", sessions)
+@click.argument("session_id")
+@json_option
 def show(*, session_id: str, as_json: bool) -> int:
+    """Show one session and its completed steps."""
     with Client.connect() as client:
         data = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
     if as_json:
@@ -57,18 +70,25 @@ def show(*, session_id: str, as_json: bool) -> int:
     return EXIT_OK
 
 
-def ps(*, as_json: bool, recent: int) -> int:
-    """Queued and running jobs, then the most recent finished ones."""
+@command("ps")
+@click.option("--recent", default=10, show_default=True, help="How many finished jobs to show.")
+@json_option
+def ps(*, recent: int, as_json: bool) -> int:
+    """Queued and running jobs, and the most recent finished ones."""
     with Client.connect() as client:
         rows = client.call(protocol.SESSIONS_LIST, {"limit": 1000})
     active = [r for r in rows if r["status"] in ("queued", "running")]
     done = [r for r in rows if r["status"] not in ("queued", "running")][:recent]
     if as_json:
-        click.echo(dumps({
-            "queued": [r for r in active if r["status"] == "queued"],
-            "running": [r for r in active if r["status"] == "running"],
-            "recent": done,
-        }))
+        click.echo(
+            dumps(
+                {
+                    "queued": [r for r in active if r["status"] == "queued"],
+                    "running": [r for r in active if r["status"] == "running"],
+                    "recent": done,
+                }
+            )
+        )
         return EXIT_OK
     if not active and not done:
         click.echo("No jobs.")

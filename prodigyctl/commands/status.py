@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, DaemonUnreachable, dumps
-from prodigyctl.errors import EXIT_OK, EXIT_UNREACHABLE
+from prodigyctl.commands import command
+from prodigyctl.exitcodes import EXIT_OK, EXIT_UNREACHABLE
+from prodigyctl.options import json_option
 from prodigyd import protocol
 
 #: The order job states are listed in; states not named here follow, alphabetically.
@@ -22,7 +24,10 @@ _JOB_STATES = (
 )
 
 
+@command("status")
+@json_option
 def status(*, as_json: bool) -> int:
+    """Daemon health: jobs, uptime, store size (never starts it; exit 5)."""
     try:
         with Client.connect(autostart=False) as client:
             info = client.call(protocol.DAEMON_STATUS)

@@ -18,10 +18,17 @@ from typing import Any
 import click
 
 from prodigyctl.client import dumps
-from prodigyctl.errors import EXIT_FAILED, EXIT_OK
+from prodigyctl.commands import command
+from prodigyctl.exitcodes import EXIT_FAILED, EXIT_OK
+from prodigyctl.options import json_option
 
 
+@command("validate")
+@click.argument("workflows", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="Unknown keys are errors, not warnings.")
+@json_option
 def validate(*, workflows: tuple[str, ...], strict: bool, as_json: bool) -> int:
+    """Check WORKFLOWS without running them (no daemon needed); exit 1 if one has issues."""
     results = [_check(Path(name), strict=strict) for name in workflows]
     if as_json:
         click.echo(dumps(results))

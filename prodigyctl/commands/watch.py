@@ -14,11 +14,22 @@ from typing import Any
 import click
 
 from prodigyctl.client import Client, dumps
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import json_option
 from prodigyd import protocol
 
+watch = group(
+    "watch", "Repositories the daemon watches itself: their triggers fire without git hooks."
+)
+path_argument = click.argument("path", required=False, metavar="[PATH]")
 
+
+@command("add", watch)
+@path_argument
+@json_option
 def add(*, path: str | None, as_json: bool) -> int:
+    """Watch the repository holding PATH (default: the current one)."""
     with Client.connect() as client:
         result = client.call(protocol.WATCH_ADD, {"path": _absolute(path)})
     if as_json:
@@ -30,7 +41,11 @@ def add(*, path: str | None, as_json: bool) -> int:
     return EXIT_OK
 
 
+@command("rm", watch)
+@path_argument
+@json_option
 def remove(*, path: str | None, as_json: bool) -> int:
+    """Stop watching the repository holding PATH (default: the current one)."""
     with Client.connect() as client:
         result = client.call(protocol.WATCH_REMOVE, {"path": _absolute(path)})
     if as_json:
@@ -40,7 +55,10 @@ def remove(*, path: str | None, as_json: bool) -> int:
     return EXIT_OK
 
 
+@command("ls", watch)
+@json_option
 def list_watched(*, as_json: bool) -> int:
+    """The watched repositories: watching, polling, or missing."""
     with Client.connect() as client:
         result = client.call(protocol.WATCH_LIST)
     if as_json:

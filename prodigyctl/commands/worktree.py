@@ -7,11 +7,18 @@ import time
 import click
 
 from prodigyctl.client import Client, dumps
-from prodigyctl.errors import EXIT_OK
+from prodigyctl.commands import command, group
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import json_option
 from prodigyd import protocol
 
+worktree = group("worktree", "The pool of git worktrees that sessions and map agents run in.")
 
+
+@command("ls", worktree)
+@json_option
 def list_worktrees(*, as_json: bool) -> int:
+    """Every worktree prodigy keeps: idle pool slots, busy ones and kept ones."""
     with Client.connect() as client:
         rows = client.call(protocol.WORKTREES_LIST)
     if as_json:
@@ -29,7 +36,11 @@ def list_worktrees(*, as_json: bool) -> int:
     return EXIT_OK
 
 
+@command("clean", worktree)
+@click.argument("target", default="all")
+@json_option
 def clean(*, target: str, as_json: bool) -> int:
+    """Remove TARGET (a path, a slot name or a named worktree), or every idle one (all)."""
     with Client.connect() as client:
         result = client.call(protocol.WORKTREES_CLEAN, {"target": target})
     if as_json:
@@ -42,7 +53,12 @@ def clean(*, target: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+@command("gc", worktree)
+@click.option("--dry-run", is_flag=True, help="Report what would be collected; change nothing.")
+@json_option
 def gc(*, dry_run: bool, as_json: bool) -> int:
+    """Reclaim orphaned worktrees and stale prodigy-* branches now (prodigyd also does it
+    at start and every worktree_config.gc_interval_secs)."""
     with Client.connect() as client:
         report = client.call(protocol.WORKTREES_GC, {"dry_run": dry_run})
     if as_json:

@@ -30,6 +30,7 @@ from prodigyd.store import inline, journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
+from prodigyd.version import version
 from prodigyd.watch import dropped, triggers
 from prodigyd.watch.inbox import HookInbox
 from prodigyd.watch.refwatch import RepoWatcher
@@ -39,7 +40,6 @@ from prodigyd.watch.refwatch import RepoWatcher
 class DaemonState:
     jobs: JobManager
     started: float
-    version: str
     inbox: HookInbox
     watcher: RepoWatcher
     drain: bool = False  # how the daemon was asked to stop (set by daemon.stop)
@@ -49,7 +49,7 @@ async def ping(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
     return {
         "pong": True,
         "pid": os.getpid(),
-        "version": state.version,
+        "version": version(),
         "protocol": protocol.PROTOCOL_VERSION,
     }
 
@@ -57,7 +57,7 @@ async def ping(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
 async def daemon_status(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
-        "version": state.version,
+        "version": version(),
         "uptime": round(time.monotonic() - state.started, 3),
         "home": str(paths.home()),
         "store_bytes": await asyncio.to_thread(_store_bytes),  # a walk of the whole store

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from prodigyctl.commands import service
-from prodigyctl.errors import EXIT_CONFLICT, EXIT_OK
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK
 
 REPO_UNITS = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = (service.SERVICE_UNIT, service.SOCKET_UNIT)

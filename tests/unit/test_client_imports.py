@@ -1,7 +1,8 @@
 """The client's hot path (`--help`, `run --detach`, the hooks' daemon start) imports only
 what it uses: click, the paths and the protocol. The store, the engine and their libraries
 (sqlite3, pydantic, yaml, asyncio), and platformdirs, load only in the commands that need
-them."""
+them, and a command loads its own module of prodigyctl/commands/ alone (`--help` loads
+them all)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,30 @@ import contextlib, io, sys
 from prodigyctl.main import cli
 with contextlib.redirect_stdout(io.StringIO()):
     try:
-        cli.main(["--help"], standalone_mode=False)
+        cli.main(sys.argv[1:], standalone_mode=False)
     except SystemExit:
         pass
 print("\\n".join(sorted(sys.modules)))
 """
 
 
+def loaded(*args: str) -> list[str]:
+    """The modules `prodigyctl ARGS` has imported once click has parsed ARGS."""
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          check=True).stdout.split()  # fmt: skip
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
 def test_help_imports_no_store_engine_or_their_libraries():
-    loaded = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                            check=True).stdout.split()  # fmt: skip
-    heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
-    assert heavy == []
+    assert heavy(loaded("--help")) == []
+
+
+def test_a_command_imports_its_own_module_and_no_other():
+    modules = loaded("run", "--help")
+    assert [m for m in modules if m.startswith("prodigyctl.commands.")] == [
+        "prodigyctl.commands.run"
+    ]
+    assert heavy(modules) == []

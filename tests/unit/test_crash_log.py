@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from prodigyctl.errors import EXIT_CRASH, error_handler
+from prodigyctl.errors import error_handler
+from prodigyctl.exitcodes import EXIT_CRASH
 
 
 def test_crashes_in_the_same_second_each_keep_their_log(isolated: Path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from prodigyctl.commands import hooks
+from prodigyctl.commands import hooks, service
 from prodigyd import paths
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.watch import spool
@@ -103,7 +103,7 @@ def test_the_installed_hooks_are_the_shipped_file_with_this_prodigyd(repo: Path)
     assert hooks.SHIM_FILE.resolve() == ROOT / "hooks" / "prodigy-hook"
     ctl("hooks", "install", cwd=repo, check=True)
     shipped = (ROOT / "hooks" / "prodigy-hook").read_text()
-    daemon = hooks.daemon_argv()[0]
+    daemon = service.daemon_argv()[0]
     for name in spool.HOOKS:
         installed = (repo / ".git" / "hooks" / name).read_text()
         assert installed == shipped.replace(

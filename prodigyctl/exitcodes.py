@@ -1,0 +1,59 @@
+"""prodigyctl's exit codes: the one table the commands, the error handler, `--help`, the
+prodigyctl(1) page and README.md take them from (tests/unit/test_exit_codes.py holds the
+README's table and docs/protocol.md's last column to it).
+
+A command returns its exit code; errors.py turns an error into one. The daemon's errors
+(prodigyd.protocol) map to the codes in `EXIT_FOR_ERROR`; any other error exits 1.
+"""
+
+from __future__ import annotations
+
+from prodigyd import protocol
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_UNREACHABLE = 5
+EXIT_NO_SPACE = 6
+EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
+#: Every code: what `--help` calls it, and what the man page and README.md say it means.
+EXIT_CODES = (
+    (EXIT_OK, "ok", "success"),
+    (EXIT_FAILED, "failed", "the workflow (or job) failed"),
+    (EXIT_USAGE, "usage or workflow error",
+     "usage, workflow-file, repository or environment error"),
+    (EXIT_NOT_FOUND, "not found", "no such session, job or item"),
+    (EXIT_CONFLICT, "conflict",
+     "conflict: a lock is held, the workflow changed, or the merge was refused"),
+    (EXIT_UNREACHABLE, "daemon unreachable", "the daemon is unreachable"),
+    (EXIT_NO_SPACE, "no space left",
+     "no space left on the disk prodigyd writes to (the error names it)"),
+    (EXIT_CRASH, "internal error",
+     "an internal error; a crash log is written under $PRODIGY_HOME/logs/"),
+    (EXIT_INTERRUPTED, "interrupted", "interrupted"),
+)  # fmt: skip
+
+#: The daemon's error codes that have an exit code of their own.
+EXIT_FOR_ERROR = {
+    protocol.INVALID_PARAMS: EXIT_USAGE,
+    protocol.WORKFLOW_ERROR: EXIT_USAGE,
+    protocol.GIT_ERROR: EXIT_USAGE,
+    protocol.NOT_FOUND: EXIT_NOT_FOUND,
+    protocol.CONFLICT: EXIT_CONFLICT,
+    protocol.MERGE_REFUSED: EXIT_CONFLICT,
+    protocol.NO_SPACE: EXIT_NO_SPACE,
+}
+
+
+def exit_for_error(code: int) -> int:
+    """The exit code for a daemon error code: its own, else EXIT_FAILED."""
+    return EXIT_FOR_ERROR.get(code, EXIT_FAILED)
+
+
+def summary() -> str:
+    """`0 ok, 1 failed, ...`: the table in one line, for `--help`."""
+    return ", ".join(f"{code} {name}" for code, name, _ in EXIT_CODES)

@@ -1,0 +1,53 @@
+"""Options that several commands take, each spelled once: a flag means the same thing, in
+the same words, wherever it appears. Options of one module's commands live in that module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+#: A function a decorator hands back (click's options return the function they decorate).
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+path_option = click.option(
+    "-p", "--path", metavar="REPO", help="Repository to run in (default: the current one)."
+)
+detach_option = click.option(
+    "--detach", is_flag=True, help="Return once the job is accepted; print its id."
+)
+yes_option = click.option("-y", "--yes", is_flag=True, help="Merge the result without asking.")
+output_option = click.option(
+    "-o", "--output", metavar="FILE", help="Write to FILE (atomically), not stdout."
+)
+
+
+def format_option(help: str | None = None) -> Callable[[F], F]:
+    """`--format json|csv` of an export; `help` says what its CSV holds."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["json", "csv"]),
+        default="json",
+        show_default=True,
+        help=help,
+    )
+
+
+def since_option(what: str) -> Callable[[F], F]:
+    """`--since WHEN` for `what` (`events`), sent to the daemon as a stored timestamp."""
+    return click.option(
+        "--since",
+        metavar="WHEN",
+        callback=_since,
+        help=f"Only {what} since WHEN: 30s, 10m, 2h, 3d ago, or an ISO 8601 time (UTC by default).",
+    )
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from prodigyctl.commands.events import parse_since
+
+    return None if value is None else parse_since(value)

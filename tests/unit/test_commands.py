@@ -1,0 +1,39 @@
+"""Every command the modules of prodigyctl/commands/ define is one `prodigyctl` runs: the
+root group's index (main.COMMANDS) names each top-level command's module, and leaves none
+out. The version all of them report is the installed distribution's."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+
+from prodigyctl import commands
+from prodigyctl.commands import TOP_LEVEL
+from prodigyctl.main import COMMANDS
+from tests.cli import ctl
+
+
+def test_the_root_group_indexes_every_top_level_command():
+    for module in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"prodigyctl.commands.{module.name}")
+    assert sorted(TOP_LEVEL) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_loads_by_itself(name: str):
+    """In a new process, as a user runs it: only the module COMMANDS names is imported."""
+    done = ctl(name, "--help", check=True)
+    assert done.stdout.startswith(f"Usage: prodigyctl {name} ")
+
+
+def test_the_client_and_the_daemon_report_the_installed_version():
+    installed = version("prodigy")
+    assert ctl("--version", check=True).stdout == f"prodigyctl, version {installed}\n"
+    daemon = subprocess.run([sys.executable, "-m", "prodigyd.main", "--version"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert daemon.stdout == f"prodigyd {installed}\n"
