@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
-from prodigyd.agents.claude import resolve_binary as resolve_claude
+from prodigyd.claude.cli import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables

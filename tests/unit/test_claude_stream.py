@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prodigyd.agents.claude import (
+from prodigyd.claude.cli import (
     ClaudeNotFound,
     ClaudeResult,
     StreamParser,

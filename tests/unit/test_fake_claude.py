@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from prodigyd.agents.claude import StreamParser, build_argv, build_env
+from prodigyd.claude.cli import StreamParser, build_argv, build_env
 
 FAKE = Path(__file__).resolve().parents[1] / "fake_claude" / "claude"
 STREAM = ["-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions"]

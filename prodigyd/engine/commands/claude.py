@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from prodigyd import proc
-from prodigyd.agents import claude as cli
+from prodigyd.claude import cli
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
