@@ -40,7 +40,7 @@ from benchkit import start_daemon, stop
 TARGET_READY_MS = 300.0
 
 DAEMON_IMPORTS = (
-    "import prodigyd.main, prodigyd.server, prodigyd.jobs, prodigyd.api.handlers, "
+    "import prodigyd.main, prodigyd.server, prodigyd.scheduler, prodigyd.api.handlers, "
     "prodigyd.engine.context"
 )
 

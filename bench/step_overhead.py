@@ -68,8 +68,8 @@ async def _unlocked(_: str) -> AsyncIterator[None]:
 async def engine_per_step(repo: Path, workflow: Path) -> float:
     from prodigyd.engine.context import EngineSettings
     from prodigyd.engine.session import RunRequest, Session, prepare
+    from prodigyd.eventhub import EventHub
     from prodigyd.git.pool import WorktreePool
-    from prodigyd.jobs import EventHub
 
     request = RunRequest(workflow=str(workflow), cwd=str(repo), env=dict(os.environ),
                          merge_policy="never")

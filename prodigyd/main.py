@@ -7,7 +7,7 @@ its own, 0600 inside a 0700 folder. It recovers the job journal, writes the pid 
 reports readiness: on `--ready-fd` (the client that spawned us blocks on that pipe instead
 of polling) and to systemd (`READY=1`). The daemon logs to `$PRODIGY_HOME/logs/prodigyd.log`
 and never keeps its parent's stdout/stderr. It starts on a full disk too: what cannot be
-written yet (the journal's changes, the pid file) waits for the mender in jobs.py, and
+written yet (the journal's changes, the pid file) waits for the mender in scheduler.py, and
 `daemon.status` says what it is.
 
 Shutdown (SIGTERM, SIGINT or `daemon.stop`), in order: tell systemd `STOPPING=1`, refuse
@@ -136,7 +136,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     from prodigyd.api.handlers import DaemonState
     from prodigyd.engine.context import EngineSettings
     from prodigyd.git.pool import WorktreePool
-    from prodigyd.jobs import JobManager, SchedulerSettings
+    from prodigyd.scheduler import Scheduler, SchedulerSettings
     from prodigyd.server import Connection
     from prodigyd.watch.gate import TriggerLimits
     from prodigyd.watch.inbox import HookInbox
@@ -150,16 +150,16 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         claude_extra_args=tuple(config.claude.extra_args),
         claude_log_dir=paths.claude_logs_dir(),
     )
-    scheduler = SchedulerSettings(
+    settings = SchedulerSettings(
         max_concurrent_jobs=config.max_concurrent_jobs,
         auto_resume=config.auto_resume,
         shutdown_grace_seconds=config.shutdown_grace_seconds,
     )
-    jobs = JobManager(engine, scheduler, WorktreePool(_pool_settings(config.worktree_config)))
+    scheduler = Scheduler(engine, settings, WorktreePool(_pool_settings(config.worktree_config)))
     limits = TriggerLimits(**config.triggers.model_dump())
-    inbox = HookInbox(jobs, limits)
+    inbox = HookInbox(scheduler, limits)
     watcher = RepoWatcher(inbox.path)  # one trigger path for hook and watcher events
-    state = DaemonState(jobs=jobs, started=time.monotonic(), inbox=inbox, watcher=watcher)
+    state = DaemonState(scheduler=scheduler, started=time.monotonic(), inbox=inbox, watcher=watcher)
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 
@@ -182,8 +182,8 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     try:
         _write_pid_file()
     except NoSpace:  # a full disk: start all the same, write it once there is room
-        jobs.writes_to_retry.append(_write_pid_file)
-    jobs.start()
+        scheduler.writes_to_retry.append(_write_pid_file)
+    scheduler.start()
     watchdog = asyncio.create_task(systemd.watchdog_loop())
     _report_ready(ready_fd, "ready")
     systemd.ready(f"listening on {sock}")
@@ -198,7 +198,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     systemd.stopping()
     # Keep serving while jobs settle: status, logs and follow still work, submissions are
     # refused with a clear "shutting down" instead of a refused connection.
-    await jobs.shutdown(drain=state.drain)
+    await scheduler.shutdown(drain=state.drain)
     inbox.dropped.close()
     server.close()
     for task in list(connections):

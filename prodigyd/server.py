@@ -186,11 +186,11 @@ class Connection:
 
     async def _subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         p = schemas.SubscribeParams.model_validate(params)
-        jobs = self.state.jobs
+        scheduler = self.state.scheduler
         if p.session_id is None:
-            source = jobs.watch_all()
+            source = scheduler.watch_all()
         else:
-            source = jobs.hub(session_store.load(check_id(p.session_id))).subscribe(p.since)
+            source = scheduler.hub(session_store.load(check_id(p.session_id))).subscribe(p.since)
         self._next_subscription += 1
         number = self._next_subscription
         ready = asyncio.Event()

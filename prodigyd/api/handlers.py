@@ -1,4 +1,4 @@
-"""RPC handlers: validate, decide, hand work to the JobManager. None of them see the socket.
+"""RPC handlers: validate, decide, hand work to the Scheduler. None of them see the socket.
 
 Each takes the daemon state and a validated params model and returns a JSON-able result.
 `events.subscribe` and `daemon.stop` are special-cased in `server.py` (they act after the
@@ -24,7 +24,7 @@ from prodigyd.api import dlq as dlq_api
 from prodigyd.engine.session import RunRequest, describe
 from prodigyd.errors import ProdigyError
 from prodigyd.git import repo as git_repo
-from prodigyd.jobs import JobManager, session_live
+from prodigyd.scheduler import Scheduler, session_live
 from prodigyd.store import dlq as dlq_store
 from prodigyd.store import inline, journal
 from prodigyd.store import sessions as session_store
@@ -38,7 +38,7 @@ from prodigyd.watch.refwatch import RepoWatcher
 
 @dataclass
 class DaemonState:
-    jobs: JobManager
+    scheduler: Scheduler
     started: float
     inbox: HookInbox
     watcher: RepoWatcher
@@ -61,7 +61,7 @@ async def daemon_status(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
         "uptime": round(time.monotonic() - state.started, 3),
         "home": str(paths.home()),
         "store_bytes": await asyncio.to_thread(_store_bytes),  # a walk of the whole store
-        **state.jobs.status(),
+        **state.scheduler.status(),
     }
 
 
@@ -90,14 +90,14 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         merge_policy=p.merge,
         strict=p.strict,
     )
-    record = await state.jobs.submit(
+    record = await state.scheduler.submit(
         request, priority=p.priority, idempotency_key=p.idempotency_key
     )
     return _with_seq(state, record)
 
 
 async def cancel(state: DaemonState, p: schemas.CancelParams) -> dict[str, Any]:
-    record = await state.jobs.cancel(check_id(p.session_id), resumable=p.resumable)
+    record = await state.scheduler.cancel(check_id(p.session_id), resumable=p.resumable)
     return record.model_dump(mode="json")
 
 
@@ -107,24 +107,24 @@ async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[
 
 async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
     record = session_store.load(check_id(p.session_id))
-    return {**describe(record), "event_seq": state.jobs.hub(record).seq}
+    return {**describe(record), "event_seq": state.scheduler.hub(record).seq}
 
 
 async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
-    record = await state.jobs.resume(
+    record = await state.scheduler.resume(
         check_id(p.session_id), force=p.force, merge_policy=p.merge, env=p.env
     )
     return _with_seq(state, record)
 
 
 async def merge(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
-    record = await state.jobs.merge(check_id(p.session_id))
+    record = await state.scheduler.merge(check_id(p.session_id))
     return record.model_dump(mode="json")
 
 
 def _with_seq(state: DaemonState, record: SessionRecord) -> dict[str, Any]:
     """The record plus the event number a follower should subscribe after."""
-    return {**record.model_dump(mode="json"), "event_seq": state.jobs.hub(record).seq}
+    return {**record.model_dump(mode="json"), "event_seq": state.scheduler.hub(record).seq}
 
 
 async def events_list(state: DaemonState, p: schemas.EventsQuery) -> list[dict[str, Any]]:
@@ -162,20 +162,20 @@ async def dlq_purge(state: DaemonState, p: schemas.DlqPurgeParams) -> dict[str, 
 
 
 async def dlq_retry(state: DaemonState, p: schemas.DlqRetryParams) -> dict[str, Any]:
-    record = await state.jobs.submit(dlq_api.retry_request(p))
+    record = await state.scheduler.submit(dlq_api.retry_request(p))
     return _with_seq(state, record)
 
 
 async def worktrees_list(state: DaemonState, _: schemas.Empty) -> list[dict[str, Any]]:
-    return [row.as_dict() for row in state.jobs.pool.worktrees()]
+    return [row.as_dict() for row in state.scheduler.pool.worktrees()]
 
 
 async def worktrees_clean(state: DaemonState, p: schemas.WorktreeCleanParams) -> dict[str, Any]:
-    return {"removed": await state.jobs.pool.clean(p.target)}
+    return {"removed": await state.scheduler.pool.clean(p.target)}
 
 
 async def worktrees_gc(state: DaemonState, p: schemas.GcParams) -> dict[str, Any]:
-    report = await state.jobs.pool.gc(session_live, dry_run=p.dry_run)
+    report = await state.scheduler.pool.gc(session_live, dry_run=p.dry_run)
     return {"dry_run": p.dry_run, **report.as_dict()}
 
 

@@ -44,7 +44,7 @@ log = logging.getLogger("prodigyd.journal")
 
 SCHEMA_VERSION = 4  # 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py)
 #: 4: finished jobs keep no environment. A journal written before (its version is below this)
-#: still holds theirs: the daemon drops them at startup (jobs.py, `recover`), and only the
+#: still holds theirs: the daemon drops them at startup (scheduler.py, `recover`), and only the
 #: transaction that drops them records the new version (`forget_env_where`): a daemon that
 #: dies before it has (or opens the journal on a full disk) leaves the drop for the next try.
 ENV_DROPPED_SINCE = 4

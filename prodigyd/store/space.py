@@ -8,7 +8,7 @@ names the file and the filesystem it lives on, so the user reads "no space left 
 room" apart from a real bug.
 
 `current()` is the latest such problem, until a write succeeds again (`clear()`): what
-`daemon.status` reports and what the daemon's mender (jobs.py) waits to see go away.
+`daemon.status` reports and what the daemon's mender (scheduler.py) waits to see go away.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from prodigyd.watch.gate import KEY_PREFIX, Gate, TriggerLimits
 from prodigyd.watch.triggers import Firing
 
 if TYPE_CHECKING:
-    from prodigyd.jobs import JobManager
+    from prodigyd.scheduler import Scheduler
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -61,8 +61,8 @@ class Sighting:
 class TriggerPath:
     """Gate, keys and drops of every triggered run: one instance per daemon."""
 
-    def __init__(self, jobs: JobManager, limits: TriggerLimits | None = None) -> None:
-        self.jobs = jobs
+    def __init__(self, scheduler: Scheduler, limits: TriggerLimits | None = None) -> None:
+        self.scheduler = scheduler
         self.gate = Gate(limits or TriggerLimits())
         self.dropped = DropLog()
         self.problems: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT)
@@ -74,7 +74,7 @@ class TriggerPath:
 
     async def fire(self, sighting: Sighting) -> SessionRecord | None:
         """Submit the run, or say why not; None when it is not submitted. Raises what
-        `jobs.submit` raises (ShuttingDown, ProdigyError): the caller decides."""
+        `Scheduler.submit` raises (ShuttingDown, ProdigyError): the caller decides."""
         key = key_of(sighting)
         if key in self._seen or journal.has_key(key):
             return None
@@ -84,7 +84,7 @@ class TriggerPath:
             if not self._admitted(sighting):
                 return None
             try:
-                record = await self.jobs.submit(request_of(sighting), idempotency_key=key)
+                record = await self.scheduler.submit(request_of(sighting), idempotency_key=key)
             except BaseException:
                 self._seen.pop(key, None)  # not submitted: a later sighting may try again
                 raise

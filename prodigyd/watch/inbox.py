@@ -32,7 +32,7 @@ from prodigyd.watch.fire import Sighting, TriggerPath
 from prodigyd.watch.gate import TriggerLimits
 
 if TYPE_CHECKING:
-    from prodigyd.jobs import JobManager
+    from prodigyd.scheduler import Scheduler
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -42,9 +42,9 @@ RETRY_SECONDS = 2.0
 
 
 class HookInbox:
-    def __init__(self, jobs: JobManager, limits: TriggerLimits | None = None) -> None:
-        self.jobs = jobs
-        self.path = TriggerPath(jobs, limits)  # shared with the repository watcher
+    def __init__(self, scheduler: Scheduler, limits: TriggerLimits | None = None) -> None:
+        self.scheduler = scheduler
+        self.path = TriggerPath(scheduler, limits)  # shared with the repository watcher
         self.problems, self.dropped = self.path.problems, self.path.dropped
         self.waiting: str | None = None  # the entry a full disk kept back in the last drain
         self._told: str | None = None  # the entry whose wait is in `problems` already

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-import prodigyd.jobs as jobs_module
+import prodigyd.scheduler as scheduler_module
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest
 from prodigyd.errors import NoSpace
 from prodigyd.git.pool import WorktreePool
-from prodigyd.jobs import JobManager, SchedulerSettings
+from prodigyd.scheduler import Scheduler, SchedulerSettings
 from prodigyd.store import events, journal, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import Status
@@ -113,8 +113,8 @@ def disk(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Disk:
     return Disk(monkeypatch)
 
 
-def manager() -> JobManager:
-    jobs = JobManager(EngineSettings(), SchedulerSettings(max_concurrent_jobs=2), WorktreePool())
+def manager() -> Scheduler:
+    jobs = Scheduler(EngineSettings(), SchedulerSettings(max_concurrent_jobs=2), WorktreePool())
     jobs.recovered = True  # as after `start`, without its background tasks
     return jobs
 
@@ -139,7 +139,7 @@ async def test_a_queued_job_that_fails_to_start_on_a_full_disk_is_not_started_ag
     record = await jobs.submit(request(workflow, repo))
     workflow.unlink()  # edited away while it waited: it fails to start
     loads = []
-    real_load = jobs_module.load_workflow_async
+    real_load = scheduler_module.load_workflow_async
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         loads.append(args)
@@ -147,7 +147,7 @@ async def test_a_queued_job_that_fails_to_start_on_a_full_disk_is_not_started_ag
             raise AssertionError("the scheduler starts the failed job again and again")
         return await real_load(*args, **kwargs)
 
-    monkeypatch.setattr(jobs_module, "load_workflow_async", counted)
+    monkeypatch.setattr(scheduler_module, "load_workflow_async", counted)
     disk.fill()
     await jobs._dispatch()
     assert len(loads) == 1
@@ -246,7 +246,7 @@ def test_an_old_journal_opened_on_a_full_disk_drops_the_environments_once_there_
                    private={"env": {"T": TOKEN}, "args": []})  # fmt: skip
     journal.connection().execute("PRAGMA user_version=3")
     journal.close_all()
-    jobs = JobManager(EngineSettings(), SchedulerSettings(), WorktreePool())
+    jobs = Scheduler(EngineSettings(), SchedulerSettings(), WorktreePool())
     disk.fill()
     jobs._recover_or_wait()  # the daemon starts: the journal opens (exclusive), the drop fails
     assert journal.degraded() and not jobs.recovered
@@ -296,7 +296,7 @@ def test_events_wait_untried_while_the_disk_is_known_to_be_full_and_none_is_lost
 def test_an_idle_hub_with_events_waiting_for_space_is_kept_until_they_are_written(
     disk: Disk, repo: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(jobs_module, "IDLE_HUBS", 1)
+    monkeypatch.setattr(scheduler_module, "IDLE_HUBS", 1)
 
     def record(n: int) -> session_store.SessionRecord:
         return session_store.SessionRecord(

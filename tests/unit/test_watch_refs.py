@@ -123,7 +123,7 @@ async def test_no_inotify_watches_left_means_polling_with_a_warning(
     repo = make_repo(tmp_path / "repo")
     commit_files(repo, {".prodigy/workflows/ok.yml": "on: commit\ncommands: [{shell: 'true'}]\n"})
     calls: list[bool] = []
-    firing = TriggerPath(jobs=None)  # type: ignore[arg-type]  # nothing here submits
+    firing = TriggerPath(scheduler=None)  # type: ignore[arg-type]  # nothing here submits
     watcher = RepoWatcher(firing, _awatch=_no_inotify(calls))
     caplog.set_level(logging.WARNING, logger="prodigyd.watch")
     task = asyncio.create_task(watcher.run())

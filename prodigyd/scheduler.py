@@ -11,8 +11,8 @@ checkpointed and `interrupted`, marked to resume when the daemon starts again (w
 `auto_resume` is on); stragglers are cancelled after the grace period. `drain` instead
 lets every queued and running job finish first.
 
-Each session also has an EventHub: its events, numbered, logged to disk, replayed to late
-subscribers and fanned out live.
+Each session also has an EventHub (eventhub.py), kept here while the session may still
+emit or be followed.
 
 A full disk (store/space.py) stops nothing that runs and loses nothing acknowledged:
 submissions and client-asked changes are refused with NoSpace at once (but a running job
@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,16 +45,16 @@ from prodigyd.engine.session import (
     total_steps,
 )
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
+from prodigyd.eventhub import EventHub
 from prodigyd.git.pool import WorktreePool
 from prodigyd.store import journal, locks, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
-from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.locks import SessionLock
 from prodigyd.store.sessions import SessionRecord, Status, now_iso
 from prodigyd.workflow.load import load_workflow_async
 
-log = logging.getLogger("prodigyd.jobs")
+log = logging.getLogger("prodigyd.scheduler")
 
 #: How long `cancel` waits for a job to checkpoint and stop after its processes are killed.
 CANCEL_WAIT_SECONDS = 10.0
@@ -69,65 +69,9 @@ def session_live(session_id: str) -> bool:
     return row is not None and Status(row["status"]).keeps_worktree
 
 
-#: Events a hub keeps in memory for replay; older ones are read back from its log file. A
-#: map phase of thousands of agents must not grow the daemon without bound.
-HISTORY_EVENTS = 2000
-
 #: Hubs kept for sessions that are not running and have no subscriber; beyond this the
 #: oldest are dropped (and made again, from the log, if anyone asks).
 IDLE_HUBS = 64
-
-
-class EventHub:
-    """One session's events: numbered, logged to disk, kept for replay, fanned out live
-    to the session's subscribers and to those of every session (`watchers`)."""
-
-    def __init__(
-        self, record: SessionRecord, watchers: set[asyncio.Queue[dict[str, Any]]] | None = None
-    ) -> None:
-        self.session_id = record.id
-        self.repo_id = record.repo_id
-        self.watchers = watchers if watchers is not None else set()
-        self.log = EventLog(record.repo_id, record.id)
-        self.history: deque[dict[str, Any]] = deque(
-            read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
-        )
-        self.seq = self.history[-1]["seq"] if self.history else 0
-        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
-
-    def emit(self, event_type: str, /, **fields: Any) -> None:
-        self.seq += 1
-        event = {
-            "seq": self.seq,
-            "timestamp": now_iso(),
-            "event_type": event_type,
-            "session_id": self.session_id,
-            **fields,
-        }
-        try:
-            self.log.append(event)
-        except NoSpace:
-            pass  # kept in order for the next append or the mender (store/space.py logs it)
-        except OSError:
-            log.exception("cannot write event log for %s", self.session_id)
-        self.history.append(event)
-        for queue in self.subscribers | self.watchers:
-            queue.put_nowait(event)
-
-    @contextlib.contextmanager
-    def subscribe(self, since: int) -> Any:
-        """Yield (backlog, queue): every event after `since`, then live ones, none twice."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        backlog = [e for e in self.history if e["seq"] > since]
-        oldest = self.history[0]["seq"] if self.history else self.seq + 1
-        if since + 1 < oldest:  # older than memory holds: the rest comes from the log
-            older = read_events(self.repo_id, self.session_id)
-            backlog = [e for e in older if since < e["seq"] < oldest] + backlog
-        self.subscribers.add(queue)
-        try:
-            yield backlog, queue
-        finally:
-            self.subscribers.discard(queue)
 
 
 @dataclass(frozen=True)
@@ -137,7 +81,7 @@ class SchedulerSettings:
     shutdown_grace_seconds: float = 30.0
 
 
-class JobManager:
+class Scheduler:
     def __init__(
         self, engine: EngineSettings, settings: SchedulerSettings, pool: WorktreePool
     ) -> None:

@@ -1,0 +1,76 @@
+"""A session's event hub: its events numbered, logged to disk (store/events.py), kept in
+memory for replay to late subscribers and fanned out live.
+
+The scheduler (scheduler.py) keeps one hub per session it has seen and hands it to the
+engine as the session's event sink; `events.subscribe` reads from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from prodigyd.errors import NoSpace
+from prodigyd.store.events import EventLog, read_events
+from prodigyd.store.sessions import SessionRecord, now_iso
+
+log = logging.getLogger("prodigyd.events")
+
+#: Events a hub keeps in memory for replay; older ones are read back from its log file. A
+#: map phase of thousands of agents must not grow the daemon without bound.
+HISTORY_EVENTS = 2000
+
+
+class EventHub:
+    """One session's events: numbered, logged to disk, kept for replay, fanned out live
+    to the session's subscribers and to those of every session (`watchers`)."""
+
+    def __init__(
+        self, record: SessionRecord, watchers: set[asyncio.Queue[dict[str, Any]]] | None = None
+    ) -> None:
+        self.session_id = record.id
+        self.repo_id = record.repo_id
+        self.watchers = watchers if watchers is not None else set()
+        self.log = EventLog(record.repo_id, record.id)
+        self.history: deque[dict[str, Any]] = deque(
+            read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
+        )
+        self.seq = self.history[-1]["seq"] if self.history else 0
+        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        self.seq += 1
+        event = {
+            "seq": self.seq,
+            "timestamp": now_iso(),
+            "event_type": event_type,
+            "session_id": self.session_id,
+            **fields,
+        }
+        try:
+            self.log.append(event)
+        except NoSpace:
+            pass  # kept in order for the next append or the mender (store/space.py logs it)
+        except OSError:
+            log.exception("cannot write event log for %s", self.session_id)
+        self.history.append(event)
+        for queue in self.subscribers | self.watchers:
+            queue.put_nowait(event)
+
+    @contextlib.contextmanager
+    def subscribe(self, since: int) -> Any:
+        """Yield (backlog, queue): every event after `since`, then live ones, none twice."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        backlog = [e for e in self.history if e["seq"] > since]
+        oldest = self.history[0]["seq"] if self.history else self.seq + 1
+        if since + 1 < oldest:  # older than memory holds: the rest comes from the log
+            older = read_events(self.repo_id, self.session_id)
+            backlog = [e for e in older if since < e["seq"] < oldest] + backlog
+        self.subscribers.add(queue)
+        try:
+            yield backlog, queue
+        finally:
+            self.subscribers.discard(queue)
