@@ -142,7 +142,7 @@ def raw_worktree_add(repo: Path, root: Path, env: dict[str, str], n: int) -> lis
 
 
 async def pool_acquires(repo: Path, n: int) -> list[float]:
-    from prodigyd.git.pool import WorktreePool
+    from prodigyd.pool import WorktreePool
 
     pool = WorktreePool()
     warm = await pool.acquire(repo, owner="warm-up", session_id="bench", start="HEAD")

@@ -69,7 +69,7 @@ async def engine_per_step(repo: Path, workflow: Path) -> float:
     from prodigyd.engine.context import EngineSettings
     from prodigyd.engine.session import RunRequest, Session, prepare
     from prodigyd.eventhub import EventHub
-    from prodigyd.git.pool import WorktreePool
+    from prodigyd.pool import WorktreePool
 
     request = RunRequest(workflow=str(workflow), cwd=str(repo), env=dict(os.environ),
                          merge_policy="never")

@@ -67,7 +67,7 @@ class ClaudeConfig(BaseModel):
 
 
 class WorktreeConfig(BaseModel):
-    """`[worktree_config]`: the worktree pool (prodigyd/git/pool.py, docs/config.md).
+    """`[worktree_config]`: the worktree pool (prodigyd/pool.py, docs/config.md).
 
     Durations are seconds; 0 turns a limit off (TOML has no null).
     """

@@ -40,7 +40,7 @@ from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 from prodigyd.version import version
 
 if TYPE_CHECKING:
-    from prodigyd.git.pool import PoolSettings
+    from prodigyd.pool import PoolSettings
 
 log = logging.getLogger("prodigyd")
 
@@ -100,7 +100,7 @@ def _run(config: Config, ready_fd: int | None, activated: list[socket.socket]) -
 
 def _pool_settings(section: WorktreeConfig) -> PoolSettings:
     """`[worktree_config]` as the pool's settings; a 0 limit means none."""
-    from prodigyd.git.pool import PoolSettings
+    from prodigyd.pool import PoolSettings
     from prodigyd.store.worktrees import Strategy
 
     return PoolSettings(
@@ -135,7 +135,7 @@ def _single_instance() -> Iterator[bool]:
 async def _serve(config: Config, ready_fd: int | None, activated: list[socket.socket]) -> int:
     from prodigyd.api.handlers import DaemonState
     from prodigyd.engine.context import EngineSettings
-    from prodigyd.git.pool import WorktreePool
+    from prodigyd.pool import WorktreePool
     from prodigyd.scheduler import Scheduler, SchedulerSettings
     from prodigyd.server import Connection
     from prodigyd.watch.gate import TriggerLimits

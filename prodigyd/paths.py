@@ -14,7 +14,7 @@ Layout (reference §5, with the [R] clean-ups):
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
       locks/<session-id>.lock             resume locks
       logs/prodigyd.log                   daemon log; logs/claude/ raw Claude streams
-      worktrees/<repo-id>/                the worktree pool (git/pool.py): wt-<hex>/ slots,
+      worktrees/<repo-id>/                the worktree pool (pool.py): wt-<hex>/ slots,
                                           named/<name>/, <session-id>/ when on demand
       logs/agents/<session-id>/           one log per map agent attempt
       workflows/inline-<sha>.yml          workflows submitted as text (exec, batch, run -)

@@ -46,7 +46,7 @@ from prodigyd.engine.session import (
 )
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
-from prodigyd.git.pool import WorktreePool
+from prodigyd.pool import WorktreePool
 from prodigyd.store import journal, locks, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic

@@ -16,7 +16,7 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest, Session, prepare
-from prodigyd.git.pool import PoolSettings, WorktreePool
+from prodigyd.pool import PoolSettings, WorktreePool
 from prodigyd.store import sessions as session_store
 from prodigyd.store import worktrees as worktree_rows
 from prodigyd.store.sessions import SessionRecord

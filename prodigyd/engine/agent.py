@@ -37,7 +37,7 @@ from prodigyd.errors import ProdigyError
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
-from prodigyd.git.pool import WorktreePool
+from prodigyd.pool import WorktreePool
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.model import Step
 

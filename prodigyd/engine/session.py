@@ -47,7 +47,7 @@ from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
 from prodigyd.git.cli import SESSION_VAR
-from prodigyd.git.pool import WorktreePool
+from prodigyd.pool import WorktreePool
 from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store

@@ -36,7 +36,7 @@ async def add_worktree(repo: Path, path: Path, start: str, branch: str | None) -
     """A new worktree at `path` on commit `start`: on `branch` (created or reset there) or
     detached. Returns the commit checked out.
 
-    The pool's way in (git/pool.py): an existing branch is reset rather than refused,
+    The pool's way in (pool.py): an existing branch is reset rather than refused,
     because a branch name the pool is given belongs to the caller (a session re-making
     its own worktree after a crash resets its branch, as `checkout -B` would). `start` is
     resolved to its id first (`commit_id`), so git never reads a moving branch twice.

@@ -12,7 +12,7 @@ no row owns is removed, an owner re-adopts its worktree) put that right.
 States:
     idle   pooled, clean, detached: free for the next session or agent
     busy   in use by `owner` (a session id, or `<session>/<item>` for a map agent), or
-           being made as a spare slot (owner `spare`, no session: git/pool.py)
+           being made as a spare slot (owner `spare`, no session: pool.py)
     kept   kept for a person to look at: a failed session (resume needs it), a failed
            agent with `keep_failed`, a named worktree between runs
 """

@@ -38,7 +38,7 @@ from prodigyd import paths
 from prodigyd.errors import ProdigyError
 from prodigyd.git import objects
 from prodigyd.git.cli import AUTOMATION_VAR, git
-from prodigyd.git.pool import branch_session
+from prodigyd.pool import branch_session
 from prodigyd.store import journal
 from prodigyd.watch import variables
 from prodigyd.watch.spool import HOOK_EVENTS, HookEvent

@@ -424,7 +424,7 @@ continue_on_failure: false
 
 
 async def test_keep_failed_keeps_a_failed_agents_work_on_a_branch(tmp_path: Path, repo: Path):
-    from prodigyd.git.pool import PoolSettings
+    from prodigyd.pool import PoolSettings
 
     wf = write_workflow(tmp_path, """
 mode: mapreduce

@@ -265,7 +265,7 @@ merge:
 
 
 async def test_cleanup_on_complete_false_keeps_the_worktree_and_branch(tmp_path: Path, repo: Path):
-    from prodigyd.git.pool import PoolSettings
+    from prodigyd.pool import PoolSettings
     from prodigyd.store import worktrees as worktree_rows
 
     wf = write_workflow(tmp_path, "- shell: 'echo kept > kept.txt'\n")

@@ -16,8 +16,8 @@ import pytest
 
 from prodigyd.errors import GitError
 from prodigyd.git import merge_branch
-from prodigyd.git.pool import PoolSettings, WorktreePool
 from prodigyd.git.worktree import checkout_fresh, verify_checkout
+from prodigyd.pool import PoolSettings, WorktreePool
 from tests.gitutil import commit_files, git
 
 BRANCH = "prodigy-workflow-1-aaaaaa"

@@ -22,7 +22,7 @@ from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest
 from prodigyd.errors import NoSpace
-from prodigyd.git.pool import WorktreePool
+from prodigyd.pool import WorktreePool
 from prodigyd.scheduler import Scheduler, SchedulerSettings
 from prodigyd.store import events, journal, space
 from prodigyd.store import sessions as session_store

@@ -1,4 +1,4 @@
-"""prodigyd.git.pool against real repositories: reuse, strategies, spares, crash
+"""prodigyd.pool against real repositories: reuse, strategies, spares, crash
 re-adoption, gc."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from prodigyd import paths
 from prodigyd.errors import Conflict
-from prodigyd.git.pool import SPARE, PoolSettings, WorktreePool, branch_session
+from prodigyd.pool import SPARE, PoolSettings, WorktreePool, branch_session
 from prodigyd.store import worktrees as rows
 from prodigyd.store.worktrees import Strategy, WorktreeRow
 from tests.gitutil import commit_files, git, make_repo
