@@ -59,8 +59,9 @@ def bench_env(root: Path, home: Path) -> dict[str, str]:
 
 def record_for(index: int, root: Path, env: dict[str, str]) -> tuple[dict[str, Any], str]:
     """A realistic finished job: its SessionRecord as the daemon stores it."""
+    from prodigyd.clock import now_iso
     from prodigyd.store.ids import new_session_id
-    from prodigyd.store.sessions import SessionRecord, Status, now_iso
+    from prodigyd.store.sessions import SessionRecord, Status
 
     session_id = new_session_id()
     record = SessionRecord(

@@ -13,9 +13,10 @@ import logging
 from collections import deque
 from typing import Any
 
+from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace
 from prodigyd.store.events import EventLog, read_events
-from prodigyd.store.sessions import SessionRecord, now_iso
+from prodigyd.store.sessions import SessionRecord
 
 log = logging.getLogger("prodigyd.events")
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodigyd import paths, systemd
+from prodigyd.clock import now_iso
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import (
     RunRequest,
@@ -51,7 +52,7 @@ from prodigyd.store import journal, locks, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
-from prodigyd.store.sessions import SessionRecord, Status, now_iso
+from prodigyd.store.sessions import SessionRecord, Status
 from prodigyd.workflow.load import load_workflow_async
 
 log = logging.getLogger("prodigyd.scheduler")

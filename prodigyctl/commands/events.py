@@ -25,7 +25,7 @@ from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import format_option, json_option, output_option, since_option
 from prodigyctl.render import job_tag
-from prodigyd import protocol
+from prodigyd import clock, protocol
 from prodigyd.durations import duration_seconds
 
 #: The most events one `events.list` call may return (the daemon's upper bound).
@@ -119,7 +119,7 @@ def parse_since(value: str, *, now: datetime | None = None) -> str:
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return clock.iso(moment)
 
 
 def _query(

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from prodigyd.clock import now_iso
 from prodigyd.engine.context import EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.mask import Masker
@@ -38,7 +39,6 @@ from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.pool import WorktreePool
-from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.model import Step
 
 #: How much of an agent's step output its result keeps (`${map.results}` stays small).

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import proc
+from prodigyd.clock import now_iso
 from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem, run_agent
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError, WorkflowError
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.store import checkpoints, dlq
-from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import MISSING
 from prodigyd.workflow.items import items_from_output, select_items
 from prodigyd.workflow.model import CircuitBreaker, ErrorPolicy, MapSpec

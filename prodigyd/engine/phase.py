@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prodigyd.clock import now_iso
 from prodigyd.engine.context import StepStopped
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.step import StepReport, StepRunner
-from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
 

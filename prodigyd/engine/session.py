@@ -27,6 +27,7 @@ from typing import Any
 
 from prodigyd import paths
 from prodigyd.claude.cli import resolve_binary as resolve_claude
+from prodigyd.clock import now_iso
 from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
@@ -53,7 +54,7 @@ from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import read_json
 from prodigyd.store.ids import new_session_id
-from prodigyd.store.sessions import DlqRetry, SessionRecord, Status, now_iso
+from prodigyd.store.sessions import DlqRetry, SessionRecord, Status
 from prodigyd.watch.variables import variables as trigger_variables
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async

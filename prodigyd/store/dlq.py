@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prodigyd.clock import now_iso
 from prodigyd.store import journal
-from prodigyd.store.sessions import now_iso
 
 #: Words in an error that make a retry worth trying without a change (reference §4.9).
 _TRANSIENT = ("timeout", "timed out", "network", "temporary", "rate limit", "resource")

@@ -15,10 +15,10 @@ import socket
 from pathlib import Path
 
 from prodigyd import paths
+from prodigyd.clock import now_iso
 from prodigyd.errors import Conflict
 from prodigyd.store import space
 from prodigyd.store.atomic import ensure_dir
-from prodigyd.store.sessions import now_iso
 
 
 class SessionLock:

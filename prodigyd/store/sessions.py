@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Unpack
 
 from pydantic import BaseModel, Field, ValidationError
 
+from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
 from prodigyd.store.ids import check_id
@@ -58,10 +58,6 @@ class Status(StrEnum):
     def keeps_worktree(self) -> bool:
         """Still needs its worktree and branch: running, or able to run or merge again."""
         return self.active or self.resumable or self is Status.AWAITING_MERGE
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DlqRetry(BaseModel):

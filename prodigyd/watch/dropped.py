@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
+from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace
 from prodigyd.git.worktree import repository_of
 from prodigyd.store.events import EventLog, read_events
-from prodigyd.store.sessions import now_iso
 
 log = logging.getLogger("prodigyd.watch")
 

@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prodigyd.clock import now_iso
 from prodigyd.errors import GitError, NoSpace, NotFound, ProdigyError, ShuttingDown
 from prodigyd.git import objects
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
-from prodigyd.store.sessions import now_iso
 from prodigyd.watch import files, refs, repos, triggers
 from prodigyd.watch.fire import Sighting, TriggerPath
 
