@@ -14,7 +14,6 @@ subprocess. The rules come from measuring the real CLI (deps-probe §5):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -22,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prodigyd import jsonl
 from prodigyd.errors import ProdigyError
 
 #: Environment variable that names the claude executable; it beats config and PATH so a
@@ -219,11 +219,8 @@ class StreamParser:
         """Parse one stdout line and return the events it yields (often none)."""
         if not line.strip():
             return []
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-            obj = None
-        if not isinstance(obj, dict):
+        obj = jsonl.parse(line)
+        if obj is None:
             return [{"event_type": "claude_output", "text": line.rstrip("\r\n")}]
         if self._session_id is None and isinstance(obj.get("session_id"), str):
             self._session_id = obj["session_id"]

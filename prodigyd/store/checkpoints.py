@@ -17,13 +17,12 @@ floor.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prodigyd import paths
+from prodigyd import jsonl, paths
 from prodigyd.store import space
 from prodigyd.store.atomic import append_all, ensure_dir, fsync_dir
 
@@ -73,17 +72,7 @@ def _is_step_record(record: dict[str, Any]) -> bool:
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """Every whole record of a journal, in order; a torn last line (a crash) is skipped."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    yield record
-    except FileNotFoundError:
-        return
+    return jsonl.read(path)
 
 
 class CheckpointWriter:
@@ -100,10 +89,10 @@ class CheckpointWriter:
         """Append `record` and return once it is durable. It is serialised here, on the
         loop, so later changes to the objects it holds cannot leak into it; the sync
         completes even when the caller is cancelled meanwhile (a daemon stop)."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = jsonl.encode(record)
         async with self._order:
             await self._settle()
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line.encode()))
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line))
             await self._settle()
 
     async def close(self) -> None:

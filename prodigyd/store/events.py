@@ -14,7 +14,6 @@ try writes every waiting line, and a map phase appends thousands while the disk 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prodigyd import paths
+from prodigyd import jsonl, paths
 from prodigyd.errors import NoSpace
 from prodigyd.store import space
 from prodigyd.store.atomic import append_all, ensure_dir
@@ -49,12 +48,12 @@ class EventLog:
         """Write the event, after any that are waiting; NoSpace when they do not fit (the
         event then waits too), or when lines wait already and the disk is still known to
         be full (then it waits untried: see the module docstring)."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = jsonl.encode(record)
         if len(self.pending) >= MAX_PENDING_LINES:
             self.pending.popleft()
             self.dropped += 1
         waiting = bool(self.pending)
-        self.pending.append(line.encode())
+        self.pending.append(line)
         problem = space.current()
         if waiting and problem is not None:
             raise NoSpace(problem.message, path=str(self.path), hint=problem.hint)
@@ -91,19 +90,19 @@ class EventLog:
 
 def read_events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:
     """Every stored event of a session in order; a torn last line (crash) is skipped."""
-    folder = paths.events_dir(repo_id, session_id)
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("events-*.jsonl"), key=_mtime):
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict):
-                    yield record
+    for path in log_files(repo_id, session_id):
+        yield from jsonl.read(path)
+
+
+def log_files(repo_id: str, session_id: str) -> list[Path]:
+    """A session's log files, oldest first: one per daemon run that logged for it."""
+    return sorted(paths.events_dir(repo_id, session_id).glob("events-*.jsonl"), key=_mtime)
 
 
 def _mtime(path: Path) -> float:
-    return path.stat().st_mtime
+    """When the file was last written; one deleted meanwhile (watch/dropped.py prunes old
+    logs) sorts first, and reads as empty."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

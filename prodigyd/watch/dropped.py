@@ -32,7 +32,7 @@ from prodigyd import paths
 from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace
 from prodigyd.git.worktree import repository_of
-from prodigyd.store.events import EventLog, read_events
+from prodigyd.store.events import EventLog, log_files, read_events
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -103,11 +103,7 @@ def _last(events: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
 
 def _prune(repo_id: str) -> None:
     """Delete all but the newest KEPT_RUNS - 1 logs, before this run adds its own."""
-    folder = paths.events_dir(repo_id, FOLDER)
-    try:
-        logs = sorted(folder.glob("events-*.jsonl"), key=lambda p: p.stat().st_mtime)
-    except OSError:
-        return
+    logs = log_files(repo_id, FOLDER)
     for old in logs[: max(0, len(logs) - (KEPT_RUNS - 1))]:
         with contextlib.suppress(OSError):
             old.unlink()

@@ -1,4 +1,5 @@
-"""The store: atomic writes, corrupt files kept aside, locks, ids, the checkpoint journal."""
+"""The store: atomic writes, corrupt files kept aside, locks, ids, the checkpoint journal,
+the event log."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from prodigyd import paths
 from prodigyd.errors import Conflict, NotFound, ProdigyError, StoreError
 from prodigyd.store import checkpoints, journal, sessions
 from prodigyd.store.atomic import read_json, write_json_atomic
+from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.ids import check_id, new_session_id
 from prodigyd.store.locks import SessionLock
 
@@ -121,6 +123,32 @@ def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
     assert saved["variable_state"] == {"n": 2}
     assert saved["execution_state"]["current_step_index"] == 3
     assert checkpoints.load("never-ran") is None
+
+
+def test_a_line_torn_inside_a_utf8_character_is_skipped_by_every_reader(isolated: Path):
+    """A crash can cut the last line anywhere, even between the bytes of one character:
+    the journal and the event log both read on without it, as after any torn line."""
+    async def write() -> None:
+        writer = checkpoints.CheckpointWriter("s4")
+        await writer.write({"execution_state": {"current_step_index": 1, "total_steps": 2},
+                            "step": {"step_index": 0, "command": "shell: café"},
+                            "variable_state": {}})  # fmt: skip
+        await writer.close()
+
+    asyncio.run(write())
+    torn = '{"step": {"command": "café"'.encode()[:-2]  # ends inside the é
+    with open(checkpoints.journal_file("s4"), "ab") as fh:
+        fh.write(torn)
+    saved = checkpoints.load("s4")
+    assert saved is not None
+    assert [s["command"] for s in saved["completed_steps"]] == ["shell: café"]
+
+    log = EventLog("repo-1", "s4")
+    log.append({"seq": 1, "event_type": "step_output", "line": "né"})
+    log.close()
+    with open(log.path, "ab") as fh:
+        fh.write(torn)
+    assert [e["line"] for e in read_events("repo-1", "s4")] == ["né"]
 
 
 TOKEN = "tok-Zq7vL2mX8pR4tY6wKp3nB5cD9fG1hJ0eQ9w8"

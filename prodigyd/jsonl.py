@@ -1,0 +1,44 @@
+"""JSON Lines: one JSON object a line, the way prodigy writes and reads them all.
+
+The event logs (store/events.py) and checkpoint journals (store/checkpoints.py) are
+written here and read back here, and Claude's stream-json output (claude/cli.py) is parsed
+here line by line. Reading forgives alike everywhere: a line that is not one whole JSON
+object (the torn last line a crash leaves, even one cut inside a UTF-8 character; a plain
+text line claude prints; absurd nesting) is no record, and never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """`record` as one line: compact, UTF-8, newline-terminated."""
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def parse(line: str) -> dict[str, Any] | None:
+    """The JSON object `line` holds, or None when it holds none."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole record of the file at `path`, in order; none when it does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                try:
+                    record = parse(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    continue
+                if record is not None:
+                    yield record
+    except FileNotFoundError:
+        return
