@@ -163,9 +163,10 @@ def start_daemon() -> None:
 
     from prodigyd.store.atomic import ensure_dir
 
-    logs = ensure_dir(paths.logs_dir())
+    output = paths.daemon_output_file()
+    ensure_dir(output.parent)
     read_fd, write_fd = os.pipe()
-    out_fd = os.open(logs / "prodigyd.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    out_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with open(out_fd, "ab") as out:
         subprocess.Popen(
             [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
@@ -183,9 +184,7 @@ def start_daemon() -> None:
     finally:
         os.close(read_fd)
     if word not in ("ready", "running"):
-        raise DaemonUnreachable(
-            f"prodigyd failed to start; see {paths.daemon_log()} and {logs / 'prodigyd.out'}"
-        )
+        raise DaemonUnreachable(f"prodigyd failed to start; see {paths.daemon_log()} and {output}")
 
 
 def is_tty() -> bool:

@@ -118,11 +118,6 @@ class Config(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
-def config_file() -> Path:
-    """`$PRODIGY_HOME/config.toml`, read fresh so tests and `PRODIGY_HOME=...` isolate it."""
-    return paths.home() / "config.toml"
-
-
 def load(*, env: Mapping[str, str] | None = None) -> Config:
     """The effective configuration: env var > config file > default, per key.
 
@@ -130,7 +125,7 @@ def load(*, env: Mapping[str, str] | None = None) -> Config:
     holds the PRODIGY_* overrides (default: this process's environment). A missing file
     means all defaults. Raises ConfigError naming the file or variable and the key.
     """
-    path = config_file()
+    path = paths.config_file()
     data = _read_file(path)
     overrides = _env_overrides(os.environ if env is None else env)
     for key, (_name, value) in overrides.items():
@@ -161,7 +156,7 @@ def set_value(key: str, value: str) -> Config:
         parsed = _parse_text(key, value)
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc}") from None
-    path = config_file()
+    path = paths.config_file()
     data = _read_file(path)
     _set_in(data, key, parsed)
     config = _validate(data, lambda bad: None if bad == key else str(path))
@@ -177,7 +172,7 @@ def unset_value(key: str) -> Config:
     refuses to start with gets fixed. Removing an absent key changes nothing.
     Returns the configuration the file now defines, without environment overrides.
     """
-    path = config_file()
+    path = paths.config_file()
     data = _read_file(path)
     present = _pop_in(data, key)
     if not present:
@@ -193,7 +188,7 @@ def sources(config_env: Mapping[str, str]) -> dict[str, str]:
 
     Mirrors `load()`'s precedence; `config_env` is the environment the daemon would see.
     """
-    data = _read_file(config_file())
+    data = _read_file(paths.config_file())
     texts = _env_texts(config_env)
     return {
         key: f"env:{texts[key][0]}" if key in texts else "file" if _has(data, key) else "default"

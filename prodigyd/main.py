@@ -120,7 +120,7 @@ def _pool_settings(section: WorktreeConfig) -> PoolSettings:
 def _single_instance() -> Iterator[bool]:
     folder = ensure_dir(paths.socket_path().parent)
     os.chmod(folder, 0o700)
-    fd = os.open(folder / "prodigyd.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(paths.instance_lock_file(), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -266,7 +266,8 @@ def _report_ready(fd: int | None, word: str) -> None:
 
 
 def _setup_logging(level: str) -> None:
-    log_file = ensure_dir(paths.logs_dir()) / "prodigyd.log"
+    log_file = paths.daemon_log()
+    ensure_dir(log_file.parent)
     handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
     if sys.stderr is not None and sys.stderr.isatty():
         handlers.append(logging.StreamHandler())

@@ -4,21 +4,33 @@ Every location is derived from `PRODIGY_HOME` *on each call* (never cached at im
 test that sets `PRODIGY_HOME` isolates the store, the socket, the worktrees and the logs at
 once, and no code path can reach the real `~/.prodigy` behind its back.
 
+Every folder, and every file the store has one of, has its function here; the files a
+module keeps many of in its own folder (an event log per daemon run, a checkpoint journal
+per phase, a spool entry per hook run, a log per agent attempt or claude step) are named
+by that module.
+
 Layout (reference §5, with the [R] clean-ups):
 
     $PRODIGY_HOME/
       prodigyd.sock  prodigyd.pid         socket (when PRODIGY_HOME is set) and pid file
+      prodigyd.lock                       beside them: held by the one running daemon
       prodigyd.hook-start                 beside them: the daemon a git hook started last
+      config.toml                         the configuration (config.py, docs/config.md)
       journal.db                          jobs and session records (SQLite, WAL)
+      watched.json                        the repositories the daemon watches
       state/<session-id>/checkpoints/     per-step checkpoints
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
       locks/<session-id>.lock             resume locks
-      logs/prodigyd.log                   daemon log; logs/claude/ raw Claude streams
+      logs/prodigyd.log                   daemon log; logs/prodigyd.out its stdout and stderr
+                                          when a client started it; logs/claude/ raw Claude
+                                          streams
       worktrees/<repo-id>/                the worktree pool (pool.py): wt-<hex>/ slots,
                                           named/<name>/, <session-id>/ when on demand
       logs/agents/<session-id>/           one log per map agent attempt
       workflows/inline-<sha>.yml          workflows submitted as text (exec, batch, run -)
       spool/<id>.event|.stdin|.env        git hook events waiting for the daemon (watch/spool.py)
+      spool/rejected/                     entries set aside, each with its reason
+      .space-probe                        written and deleted to tell a full disk has room
 """
 
 from __future__ import annotations
@@ -49,8 +61,13 @@ def socket_path() -> Path:
         return home() / "prodigyd.sock"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
-        return Path(runtime) / "prodigy" / "prodigyd.sock"
+        return runtime_socket_path(runtime)
     return home() / "prodigyd.sock"
+
+
+def runtime_socket_path(runtime_dir: str) -> Path:
+    """The socket in the runtime folder, where prodigyd.socket (`%t`) listens too."""
+    return Path(runtime_dir) / "prodigy" / "prodigyd.sock"
 
 
 #: sun_path is 108 bytes on Linux, the last one a NUL.
@@ -74,6 +91,11 @@ def pid_file() -> Path:
     return socket_path().parent / "prodigyd.pid"
 
 
+def instance_lock_file() -> Path:
+    """Flocked by the running daemon, so two racing starts yield one daemon."""
+    return socket_path().parent / "prodigyd.lock"
+
+
 def hook_start_file() -> Path:
     """Which daemon a git hook started last, and when: `<pid> <seconds of uptime>`. The hook
     shim (hooks/prodigy-hook) writes and reads it, so that a burst of commits with no
@@ -82,16 +104,38 @@ def hook_start_file() -> Path:
     return socket_path().parent / "prodigyd.hook-start"
 
 
+def config_file() -> Path:
+    return home() / "config.toml"
+
+
+def journal_file() -> Path:
+    """The job journal (store/journal.py); SQLite keeps its -wal and -shm files beside it."""
+    return home() / "journal.db"
+
+
+def space_probe_file() -> Path:
+    """A file the daemon's mender writes and deletes to tell the disk has room again."""
+    return home() / ".space-probe"
+
+
 def checkpoints_dir(session_id: str) -> Path:
     return home() / "state" / session_id / "checkpoints"
 
 
+def events_root() -> Path:
+    return home() / "events"
+
+
 def events_dir(repo_id: str, session_id: str) -> Path:
-    return home() / "events" / repo_id / session_id
+    return events_root() / repo_id / session_id
 
 
 def locks_dir() -> Path:
     return home() / "locks"
+
+
+def lock_file(session_id: str) -> Path:
+    return locks_dir() / f"{session_id}.lock"
 
 
 def logs_dir() -> Path:
@@ -100,6 +144,11 @@ def logs_dir() -> Path:
 
 def daemon_log() -> Path:
     return logs_dir() / "prodigyd.log"
+
+
+def daemon_output_file() -> Path:
+    """The stdout and stderr of a daemon a client started (what it printed before logging)."""
+    return logs_dir() / "prodigyd.out"
 
 
 def claude_logs_dir() -> Path:
@@ -116,22 +165,29 @@ def agent_logs_dir(session_id: str) -> Path:
 # look. Imported in the call: ~10 ms that the client's hot path never needs.
 
 
-def user_config_home() -> Path:
-    """`$XDG_CONFIG_HOME` when absolute, else `~/.config`: systemd's user units are under it."""
+def user_units_dir() -> Path:
+    """Where systemd looks for the user's own units: `$XDG_CONFIG_HOME/systemd/user`
+    (`$XDG_CONFIG_HOME` when absolute, else `~/.config`)."""
     from platformdirs.unix import Unix
 
-    return Unix().user_config_path
+    return Unix().user_config_path / "systemd" / "user"
 
 
-def user_data_home() -> Path:
-    """`$XDG_DATA_HOME` when absolute, else `~/.local/share`: man-db searches its man/."""
+def user_man_dir() -> Path:
+    """The user's man folder, which man-db searches: `$XDG_DATA_HOME/man` (`$XDG_DATA_HOME`
+    when absolute, else `~/.local/share`)."""
     from platformdirs.unix import Unix
 
-    return Unix().user_data_path
+    return Unix().user_data_path / "man"
 
 
 def spool_dir() -> Path:
     return home() / "spool"
+
+
+def rejected_spool_dir() -> Path:
+    """Spool entries set aside (watch/spool.py `reject`), kept for the user to look at."""
+    return spool_dir() / "rejected"
 
 
 def watched_file() -> Path:
@@ -143,8 +199,23 @@ def inline_workflows_dir() -> Path:
     return home() / "workflows"
 
 
+def inline_workflow_file(digest: str) -> Path:
+    """A workflow submitted as text, named for (a prefix of) its SHA-256."""
+    return inline_workflows_dir() / f"inline-{digest}.yml"
+
+
+def worktrees_root() -> Path:
+    return home() / "worktrees"
+
+
 def worktrees_dir(repo_id: str) -> Path:
-    return home() / "worktrees" / repo_id
+    """One repository's pooled and on-demand worktrees."""
+    return worktrees_root() / repo_id
+
+
+def named_worktrees_dir(repo_id: str) -> Path:
+    """One repository's named worktrees (`worktree: NAME`), kept between runs."""
+    return worktrees_dir(repo_id) / "named"
 
 
 def repo_id(repo_root: Path) -> str:

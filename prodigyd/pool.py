@@ -303,7 +303,7 @@ class WorktreePool:
                 f"the named worktree {name!r} is in use by {row.owner}",
                 hint="wait for that session to finish, or use another worktree name",
             )
-        path = paths.worktrees_dir(paths.repo_id(repo)) / "named" / name
+        path = paths.named_worktrees_dir(paths.repo_id(repo)) / name
         if row is not None and _usable(path):
             rows.claim(row.path, owner=owner, session_id=session_id, affinity=None)
             await checkout_fresh(path, start, branch)
@@ -562,11 +562,12 @@ def _slot_name(owner: str, strategy: Strategy) -> str:
 
 def _worktree_folders(root: Path | None = None) -> list[Path]:
     """Worktree folders under `root` (default: every repository's), named ones included."""
-    bases = [root] if root is not None else _children(paths.home() / "worktrees")
+    bases = [root] if root is not None else _children(paths.worktrees_root())
     found = []
     for base in bases:
         for child in _children(base):
-            found.extend(_children(child) if child.name == "named" else [child])
+            named = child == paths.named_worktrees_dir(base.name)
+            found.extend(_children(child) if named else [child])
     return found
 
 

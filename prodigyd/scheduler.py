@@ -168,7 +168,7 @@ class Scheduler:
             while self.writes_to_retry:
                 self.writes_to_retry[0]()
                 self.writes_to_retry.pop(0)
-            probe = paths.home() / ".space-probe"
+            probe = paths.space_probe_file()
             write_bytes_atomic(probe, b"ok\n", durable=False)  # room for a new file, too?
             probe.unlink()
         except NoSpace:

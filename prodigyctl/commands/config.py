@@ -20,6 +20,7 @@ from prodigyctl.client import dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
+from prodigyd import paths
 
 if TYPE_CHECKING:
     from prodigyd import config as cfg
@@ -44,7 +45,7 @@ def show(*, as_json: bool) -> int:
         origins = cfg.sources(os.environ)
     except cfg.ConfigError as err:
         return _fail(err)
-    path = cfg.config_file()
+    path = paths.config_file()
     if as_json:
         keys = {key: {"value": value, "source": origins[key]} for key, value in values.items()}
         click.echo(dumps({"file": str(path), "exists": path.exists(), "keys": keys}))
@@ -114,9 +115,7 @@ def unset(*, key: str) -> int:
 @command("path", config)
 def path() -> int:
     """Print where the config file is (or would be)."""
-    from prodigyd import config as cfg
-
-    click.echo(str(cfg.config_file()))
+    click.echo(str(paths.config_file()))
     return EXIT_OK
 
 

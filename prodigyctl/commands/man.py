@@ -30,10 +30,6 @@ man = group(
 )
 
 
-def man_dir() -> Path:
-    return paths.user_data_home() / "man"
-
-
 @command("ls", man)
 @json_option
 def list_pages(*, as_json: bool) -> int:
@@ -85,7 +81,7 @@ def install(*, folder: str | None, uninstall: bool, as_json: bool) -> int:
     """Install the pages where `man` finds them (man1/, man5/, man8/ of DIR)."""
     from prodigyctl.manpages import shipped_paths
 
-    root = Path(folder).expanduser().absolute() if folder else man_dir()
+    root = Path(folder).expanduser().absolute() if folder else paths.user_man_dir()
     done = []
     for page in shipped_paths():
         target = root / f"man{page.suffix[1:]}" / page.name

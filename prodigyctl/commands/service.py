@@ -46,7 +46,7 @@ UNITS = (SERVICE_UNIT, SOCKET_UNIT)
 
 def install_service(*, uninstall: bool, as_json: bool) -> int:
     """Install (or remove) both units; refuse, changing nothing, if either is not ours."""
-    folder = unit_dir()
+    folder = paths.user_units_dir()
     foreign = [folder / name for name in UNITS if _is_foreign(folder / name)]
     if foreign:
         for path in foreign:
@@ -59,14 +59,6 @@ def install_service(*, uninstall: bool, as_json: bool) -> int:
     if uninstall:
         return _uninstall(folder, as_json=as_json)
     return _install(folder, as_json=as_json)
-
-
-def unit_dir() -> Path:
-    """Where systemd looks for the user's own units: `$XDG_CONFIG_HOME/systemd/user`.
-
-    A relative XDG_CONFIG_HOME is ignored, as the XDG spec (and systemd) require.
-    """
-    return paths.user_config_home() / "systemd" / "user"
 
 
 def daemon_argv() -> list[str]:
@@ -181,7 +173,7 @@ def _socket_mismatch() -> str | None:
     socket only when PRODIGY_HOME is unset and XDG_RUNTIME_DIR is set.
     """
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and paths.socket_path() == Path(runtime) / "prodigy" / "prodigyd.sock":
+    if runtime and paths.socket_path() == paths.runtime_socket_path(runtime):
         return None
     return (
         f"prodigyctl here uses the socket {paths.socket_path()}, but prodigyd.socket listens "

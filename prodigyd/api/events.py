@@ -60,7 +60,7 @@ def _sessions(session_id: str | None) -> Iterator[tuple[str, str]]:
         record = session_store.load(check_id(session_id))
         yield record.repo_id, record.id
         return
-    root = paths.home() / "events"
+    root = paths.events_root()
     if not root.is_dir():
         return
     for repo_dir in sorted(root.iterdir()):

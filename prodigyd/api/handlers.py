@@ -70,7 +70,7 @@ def _store_bytes() -> int:
     total = 0
     for root, dirs, files in os.walk(paths.home()):
         if root == str(paths.home()):
-            dirs[:] = [d for d in dirs if d != "worktrees"]
+            dirs[:] = [d for d in dirs if d != paths.worktrees_root().name]
         for name in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size

@@ -21,7 +21,7 @@ from prodigyd.store.atomic import write_bytes_atomic
 def store(text: str) -> Path:
     """The file holding `text`, written now if it is new."""
     data = text.encode()
-    path = paths.inline_workflows_dir() / f"inline-{hashlib.sha256(data).hexdigest()[:16]}.yml"
+    path = paths.inline_workflow_file(hashlib.sha256(data).hexdigest()[:16])
     if not path.is_file() or path.read_bytes() != data:
         write_bytes_atomic(path, data)
     return path

@@ -92,10 +92,6 @@ CREATE TABLE IF NOT EXISTS dlq (
 """
 
 
-def journal_path() -> Path:
-    return paths.home() / "journal.db"
-
-
 _connections: dict[tuple[int, str], sqlite3.Connection] = {}
 _SYNC: dict[int, str] = {}  # connection id -> its current PRAGMA synchronous
 _EXCLUSIVE: set[int] = set()  # ids of connections opened in exclusive mode (a full disk)
@@ -108,7 +104,7 @@ _SCRUB_OWED: set[str] = set()
 
 def connection() -> sqlite3.Connection:
     """The process's connection to the current PRODIGY_HOME's journal (opened once)."""
-    path = journal_path()
+    path = paths.journal_file()
     key = (os.getpid(), str(path))
     conn = _connections.get(key)
     if conn is None:
@@ -133,7 +129,7 @@ def degraded() -> bool:
 def reopen() -> None:
     """Leave the full-disk fallback once the disk has room: close, open the usual way (or
     the fallback again, when it still has none)."""
-    path = journal_path()
+    path = paths.journal_file()
     key = (os.getpid(), str(path))
     conn = _connections.get(key)
     if conn is None or id(conn) not in _EXCLUSIVE:
@@ -219,7 +215,7 @@ def transaction(*, durable: bool = True) -> Iterator[sqlite3.Connection]:
     again) or re-done (a pool slot claimed again).
 
     A full disk raises NoSpace and the transaction is rolled back whole."""
-    path = journal_path()
+    path = paths.journal_file()
     conn = connection()
     with space.guard(path):
         mode = "FULL" if durable else "NORMAL"
@@ -330,7 +326,7 @@ def scrub() -> bool:
     and a failure here (a full disk, an I/O error, a busy reader) must not turn that change
     into an error. The scrub is then owed (`scrub_owed`): the next scrub, the daemon's
     mender (`settle`) or SQLite's own checkpoint on close does it. False when not done."""
-    path = str(journal_path())
+    path = str(paths.journal_file())
     try:
         busy, _, _ = connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     except (sqlite3.Error, OSError) as exc:
@@ -348,7 +344,7 @@ def scrub() -> bool:
 
 def scrub_owed() -> bool:
     """Whether dropped data may still be in the write-ahead log (a scrub failed)."""
-    return str(journal_path()) in _SCRUB_OWED
+    return str(paths.journal_file()) in _SCRUB_OWED
 
 
 def settle() -> None:

@@ -25,7 +25,8 @@ class SessionLock:
     """Held from the moment a run or resume is accepted until its task ends."""
 
     def __init__(self, session_id: str) -> None:
-        self.path = ensure_dir(paths.locks_dir()) / f"{session_id}.lock"
+        self.path = paths.lock_file(session_id)
+        ensure_dir(self.path.parent)
         _acquire(self.path, session_id)
         self.held = True
 

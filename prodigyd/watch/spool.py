@@ -59,7 +59,6 @@ VERSION = "1"
 #: The hooks the shims are installed as, and the `on:` event each one is.
 HOOK_EVENTS = {"post-commit": "commit", "pre-push": "push"}
 HOOKS = tuple(HOOK_EVENTS)
-REJECTED = "rejected"
 EVENT, STDIN, ENV, REASON = ".event", ".stdin", ".env", ".reason"
 SUFFIXES = (EVENT, STDIN, ENV, REASON)
 END = "end=1"
@@ -180,7 +179,7 @@ def reject(event_file: Path, reason: str) -> Path:
     it, and the event file says what went wrong. The reason is written first: on a full
     disk (NoSpace) the entry stays whole in the spool, never set aside without its reason;
     the moves after it need no space."""
-    folder = ensure_dir(paths.spool_dir() / REJECTED)
+    folder = ensure_dir(paths.rejected_spool_dir())
     stem = _free_stem(folder, event_file.name.removesuffix(EVENT))
     write_bytes_atomic(folder / f"{stem}{REASON}", f"{reason}\n".encode())
     with contextlib.suppress(FileNotFoundError):

@@ -159,7 +159,7 @@ def made_by_prodigy(event: HookEvent) -> str | None:
         return f"made by prodigy session {event.session[:SHOWN]}"
     if event.automation:
         return f"made by prodigy ({AUTOMATION_VAR}=true)"
-    worktrees, where = paths.home().resolve() / "worktrees", event.repo.resolve()
+    worktrees, where = paths.worktrees_root().resolve(), event.repo.resolve()
     if where == worktrees or worktrees in where.parents:
         return f"made in prodigy's worktree {event.repo}"
     return None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd import config as cfg
+from prodigyd import paths
 from prodigyd.config import Config, ConfigError
 
 NO_ENV: dict[str, str] = {}
@@ -21,7 +22,7 @@ def config_file(isolated: Path) -> Path:
 
 
 def test_config_file_lives_in_prodigy_home(isolated: Path):
-    assert cfg.config_file() == isolated / "config.toml"
+    assert paths.config_file() == isolated / "config.toml"
 
 
 def test_defaults_when_there_is_no_file(config_file: Path):

@@ -60,7 +60,7 @@ class Disk:
         @contextlib.contextmanager
         def transaction(*, durable: bool = True) -> Iterator[sqlite3.Connection]:
             if self.full:
-                with space.guard(journal.journal_path()):
+                with space.guard(paths.journal_file()):
                     raise sqlite3.OperationalError("database or disk is full")
             with real_transaction(durable=durable) as conn:
                 yield conn
@@ -205,7 +205,7 @@ async def test_an_entry_that_cannot_be_set_aside_on_a_full_disk_stays_and_the_in
 
     def reject(entry: Path, reason: str) -> Path:
         if disk.full:  # spool/rejected/ cannot be made
-            raise space.no_space(folder / spool.REJECTED)
+            raise space.no_space(paths.rejected_spool_dir())
         return real_reject(entry, reason)
 
     monkeypatch.setattr(spool, "reject", reject)
@@ -219,7 +219,7 @@ async def test_an_entry_that_cannot_be_set_aside_on_a_full_disk_stays_and_the_in
 
     disk.free()
     await inbox.drain()
-    assert sorted(p.name for p in (folder / spool.REJECTED).iterdir()) == ["2-2.event",
+    assert sorted(p.name for p in (paths.rejected_spool_dir()).iterdir()) == ["2-2.event",
                                                                           "2-2.reason"]  # fmt: skip
     assert inbox.waiting is None
 
@@ -274,7 +274,7 @@ def test_a_failed_scrub_never_turns_a_recorded_end_into_an_error(disk: Disk, rep
     disk.heal_sql()
     jobs.mend()  # the mender scrubs what is owed
     assert not journal.scrub_owed()
-    files = b"".join(p.read_bytes() for p in journal.journal_path().parent.glob("journal.db*"))
+    files = b"".join(p.read_bytes() for p in paths.journal_file().parent.glob("journal.db*"))
     assert TOKEN.encode() not in files
 
 

@@ -83,7 +83,7 @@ def test_queue_order_is_priority_then_fifo(isolated: Path):
 
 
 def test_unopenable_journal_is_moved_aside(isolated: Path):
-    path = journal.journal_path()
+    path = paths.journal_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"this is not a database" * 100)
     journal.close_all()
@@ -155,7 +155,7 @@ TOKEN = "tok-Zq7vL2mX8pR4tY6wKp3nB5cD9fG1hJ0eQ9w8"
 
 
 def _journal_bytes() -> bytes:
-    path = journal.journal_path()
+    path = paths.journal_file()
     return b"".join(p.read_bytes() for p in path.parent.glob("journal.db*"))
 
 
