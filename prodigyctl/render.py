@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from prodigyctl.client import dumps
+from prodigyd.eventtypes import EventType
 
 
 def job_tag(session_id: object) -> str:
@@ -38,9 +40,9 @@ class Renderer:
         click.echo(line, color=self.color)
 
     def human(self, event: dict[str, Any]) -> str | None:
-        kind = event.get("event_type")
-        handler = getattr(self, f"_{kind}", None)
-        line = handler(event) if handler else None
+        """The event's line(s) for a person; None for a type not shown (see `_LINES`)."""
+        render = _LINES.get(str(event.get("event_type")))
+        line = render(self, event) if render else None
         if line is None or "item_id" not in event:
             return line
         tag = self._style(f"[{event['item_id']}]", fg="blue")  # a map agent's event
@@ -167,6 +169,36 @@ class Renderer:
         if status == "failed":
             text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
         return self._style(text, fg="red") + _not_recorded(e)
+
+
+#: How each type reads; the types not here show no line (`--json` and `events ls` show
+#: every one).
+_LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
+    EventType.SESSION_QUEUED: Renderer._session_queued,
+    EventType.SESSION_STARTED: Renderer._session_started,
+    EventType.PHASE_STARTED: Renderer._phase_started,
+    EventType.PHASE_SKIPPED: Renderer._phase_skipped,
+    EventType.MAP_PHASE_STARTED: Renderer._map_phase_started,
+    EventType.AGENT_STARTED: Renderer._agent_started,
+    EventType.AGENT_COMPLETED: Renderer._agent_completed,
+    EventType.AGENT_FAILED: Renderer._agent_failed,
+    EventType.AGENT_RETRYING: Renderer._agent_retrying,
+    EventType.MAP_PHASE_COMPLETED: Renderer._map_phase_completed,
+    EventType.STEP_STARTED: Renderer._step_started,
+    EventType.STEP_SKIPPED: Renderer._step_skipped,
+    EventType.STEP_OUTPUT: Renderer._step_output,
+    EventType.STEP_OUTPUT_TRUNCATED: Renderer._step_output_truncated,
+    EventType.STEP_COMPLETED: Renderer._step_completed,
+    EventType.VALIDATION: Renderer._validation,
+    EventType.STEP_FAILED: Renderer._step_failed,
+    EventType.STEP_RETRYING: Renderer._step_retrying,
+    EventType.CLAUDE_TOOL_INVOKED: Renderer._claude_tool_invoked,
+    EventType.CLAUDE_RESULT: Renderer._claude_result,
+    EventType.MERGE_STARTED: Renderer._merge_started,
+    EventType.MERGE_COMPLETED: Renderer._merge_completed,
+    EventType.MERGE_FAILED: Renderer._merge_failed,
+    EventType.SESSION_FINISHED: Renderer._session_finished,
+}
 
 
 def _not_recorded(e: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """The wire contract between prodigyd and its clients: JSON-RPC 2.0, one JSON object a line.
 
 Both sides import this module, so it stays stdlib-only (the client must start fast; the
-pydantic models that validate params live daemon-side in `prodigyd.api.schemas`).
+pydantic models that validate params live daemon-side in `prodigyd.api.schemas`): of
+prodigyd it imports only `eventtypes`, stdlib-only too.
 
 Framing: each message is UTF-8 JSON followed by `\\n`; a message may not exceed
 `MAX_MESSAGE_BYTES`. Requests carry an `id`; notifications (no `id`) flow from the daemon to
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import math
 from typing import Any, NamedTuple
+
+from prodigyd.eventtypes import EventType
 
 PROTOCOL_VERSION = 1
 
@@ -78,8 +81,8 @@ CODE_FOR_KIND = {
     "no_space": NO_SPACE,
 }
 
-#: Terminal statuses of a session, as sent in `session_finished` events.
-TERMINAL_EVENT = "session_finished"
+#: The event that ends a run (or a resume): a follower stops at it.
+TERMINAL_EVENT = EventType.SESSION_FINISHED
 
 
 def encode(message: dict[str, Any]) -> bytes:

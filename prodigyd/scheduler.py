@@ -47,6 +47,7 @@ from prodigyd.engine.session import (
 )
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
+from prodigyd.eventtypes import EventType
 from prodigyd.pool import WorktreePool
 from prodigyd.store import journal, locks, space
 from prodigyd.store import sessions as session_store
@@ -215,7 +216,9 @@ class Scheduler:
             record.status = Status.INTERRUPTED
             record.error = "prodigyd stopped while this session ran"
             session_store.save(record, defer=True, resume_on_start=1)
-            self.hub(record).emit("session_finished", status="interrupted", error=record.error)
+            self.hub(record).emit(
+                EventType.SESSION_FINISHED, status="interrupted", error=record.error
+            )
             recovered.append(record.id)
         if self.settings.auto_resume:
             waiting = [row["id"] for row in journal.with_status(Status.INTERRUPTED.value)
@@ -276,7 +279,9 @@ class Scheduler:
             idempotency_key=idempotency_key,
         )
         if stored.id == record.id:
-            self.hub(record).emit("session_queued", workflow=record.workflow, priority=priority)
+            self.hub(record).emit(
+                EventType.SESSION_QUEUED, workflow=record.workflow, priority=priority
+            )
             self._wake.set()
         return stored
 
@@ -307,7 +312,7 @@ class Scheduler:
             record.merge_policy = merge_policy
         record.status, record.error = Status.QUEUED, None
         session_store.save(record, durable=True, action="resume", resume_on_start=0)
-        self.hub(record).emit("session_queued", workflow=record.workflow, resumed=True)
+        self.hub(record).emit(EventType.SESSION_QUEUED, workflow=record.workflow, resumed=True)
         self._wake.set()
         return record
 
@@ -339,7 +344,7 @@ class Scheduler:
         record.status = status  # queued, failed, interrupted or awaiting_merge: closed for good
         record.completed_at = now_iso() if status is Status.CANCELLED else None
         session_store.save(record, durable=True)
-        self.hub(record).emit("session_finished", status=status.value, error=None)
+        self.hub(record).emit(EventType.SESSION_FINISHED, status=status.value, error=None)
         return record
 
     def _check_accepting(self) -> None:
@@ -420,7 +425,7 @@ class Scheduler:
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
         record.status, record.error = Status.FAILED, exc.render()
         session_store.save(record, defer=True)
-        self.hub(record).emit("session_finished", status="failed", error=record.error)
+        self.hub(record).emit(EventType.SESSION_FINISHED, status="failed", error=record.error)
 
     async def _run(self, session: Session, lock: SessionLock, resume: bool) -> None:
         record = session.record
@@ -432,7 +437,7 @@ class Scheduler:
             log.exception("session %s crashed", record.id)
             record.status, record.error = Status.FAILED, "internal error; see prodigyd.log"
             session_store.save(record, defer=True)
-            self.hub(record).emit("session_finished", status="failed", error=record.error)
+            self.hub(record).emit(EventType.SESSION_FINISHED, status="failed", error=record.error)
         finally:
             lock.release()
             self.running.pop(record.id, None)

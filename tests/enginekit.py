@@ -16,6 +16,7 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.session import RunRequest, Session, prepare
+from prodigyd.eventtypes import EventType
 from prodigyd.pool import PoolSettings, WorktreePool
 from prodigyd.store import sessions as session_store
 from prodigyd.store import worktrees as worktree_rows
@@ -29,7 +30,8 @@ class ListSink:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
-        self.events.append({"event_type": event_type, **fields})
+        """Keeps the event; a type that is no EventType fails the test (ValueError)."""
+        self.events.append({"event_type": EventType(event_type), **fields})
 
     def of(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event_type"] == event_type]

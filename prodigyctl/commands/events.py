@@ -27,6 +27,7 @@ from prodigyctl.options import format_option, json_option, output_option, since_
 from prodigyctl.render import job_tag
 from prodigyd import clock, protocol
 from prodigyd.durations import duration_seconds
+from prodigyd.eventtypes import EventType
 
 #: The most events one `events.list` call may return (the daemon's upper bound).
 MAX_LIMIT = 1_000_000
@@ -42,26 +43,26 @@ FINAL = ("completed", "cancelled")
 ENVELOPE = ("seq", "timestamp", "session_id", "event_type")
 
 #: The fields `events ls` shows for each type, in order; other types show every field.
-_SUMMARY_FIELDS = {
-    "session_queued": ("workflow", "resumed"),
-    "session_started": ("workflow", "total_steps", "resumed"),
-    "step_started": ("step", "display"),
-    "step_output": ("step", "stream", "line"),
-    "step_output_truncated": ("step", "stream", "after"),
-    "step_retrying": ("step", "attempt", "delay"),
-    "step_completed": ("step", "display", "exit_code", "duration", "skipped"),
-    "step_failed": ("step", "display", "exit_code", "duration", "error"),
-    "step_skipped": ("step", "display", "reason"),
-    "claude_session_started": ("step", "model"),
-    "claude_message": ("step", "message_type", "content"),
-    "claude_tool_invoked": ("step", "tool_name"),
-    "claude_token_usage": ("step", "input_tokens", "output_tokens"),
-    "claude_result": ("step", "is_error", "num_turns", "total_cost_usd"),
-    "merge_started": ("source", "target"),
-    "merge_completed": ("merged", "commit"),
-    "merge_failed": ("error",),
-    "worktree_cleaned": ("branch",),
-    "session_finished": ("status", "merged", "error"),
+_SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
+    EventType.SESSION_QUEUED: ("workflow", "resumed"),
+    EventType.SESSION_STARTED: ("workflow", "total_steps", "resumed"),
+    EventType.STEP_STARTED: ("step", "display"),
+    EventType.STEP_OUTPUT: ("step", "stream", "line"),
+    EventType.STEP_OUTPUT_TRUNCATED: ("step", "stream", "after"),
+    EventType.STEP_RETRYING: ("step", "attempt", "delay"),
+    EventType.STEP_COMPLETED: ("step", "display", "exit_code", "duration", "skipped"),
+    EventType.STEP_FAILED: ("step", "display", "exit_code", "duration", "error"),
+    EventType.STEP_SKIPPED: ("step", "display", "reason"),
+    EventType.CLAUDE_SESSION_STARTED: ("step", "model"),
+    EventType.CLAUDE_MESSAGE: ("step", "message_type", "content"),
+    EventType.CLAUDE_TOOL_INVOKED: ("step", "tool_name"),
+    EventType.CLAUDE_TOKEN_USAGE: ("step", "input_tokens", "output_tokens"),
+    EventType.CLAUDE_RESULT: ("step", "is_error", "num_turns", "total_cost_usd"),
+    EventType.MERGE_STARTED: ("source", "target"),
+    EventType.MERGE_COMPLETED: ("merged", "commit"),
+    EventType.MERGE_FAILED: ("error",),
+    EventType.WORKTREE_CLEANED: ("branch",),
+    EventType.SESSION_FINISHED: ("status", "merged", "error"),
 }
 _VALUE_WIDTH = 60
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from prodigyd import jsonl
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
 
 #: Environment variable that names the claude executable; it beats config and PATH so a
 #: test (or a user with two installs) can pin the exact binary.
@@ -221,7 +222,7 @@ class StreamParser:
             return []
         obj = jsonl.parse(line)
         if obj is None:
-            return [{"event_type": "claude_output", "text": line.rstrip("\r\n")}]
+            return [{"event_type": EventType.CLAUDE_OUTPUT, "text": line.rstrip("\r\n")}]
         if self._session_id is None and isinstance(obj.get("session_id"), str):
             self._session_id = obj["session_id"]
         kind = obj.get("type")
@@ -238,7 +239,7 @@ class StreamParser:
         self._model = model if isinstance(model, str) else None
         tools = obj.get("tools")
         return {
-            "event_type": "claude_session_started",
+            "event_type": EventType.CLAUDE_SESSION_STARTED,
             "session_id": self._session_id,
             "model": self._model,
             "tools": [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else [],
@@ -261,7 +262,7 @@ class StreamParser:
         kind = block.get("type")
         if kind == "text" and isinstance(block.get("text"), str):
             text = block["text"]
-            return {"event_type": "claude_message", "content": text, "message_type": "text"}
+            return {"event_type": EventType.CLAUDE_MESSAGE, "content": text, "message_type": "text"}
         if kind == "tool_use":
             tool = ToolUse(
                 id=str(block.get("id", "")),
@@ -270,7 +271,7 @@ class StreamParser:
             )
             self._tool_uses.append(tool)
             return {
-                "event_type": "claude_tool_invoked",
+                "event_type": EventType.CLAUDE_TOOL_INVOKED,
                 "tool_name": tool.name,
                 "tool_id": tool.id,
                 "parameters": tool.input,
@@ -288,7 +289,7 @@ class StreamParser:
             return None
         self._usage_by_message[key] = usage
         return {
-            "event_type": "claude_token_usage",
+            "event_type": EventType.CLAUDE_TOKEN_USAGE,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cache_tokens": usage.cache_read + usage.cache_creation,
@@ -298,7 +299,7 @@ class StreamParser:
         self._result = obj
         summary = self.finish()
         return {
-            "event_type": "claude_result",
+            "event_type": EventType.CLAUDE_RESULT,
             "session_id": summary.session_id,
             "is_error": summary.is_error,
             "total_cost_usd": summary.total_cost_usd,

@@ -35,6 +35,7 @@ from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import PhaseOutcome, no_checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
@@ -164,11 +165,12 @@ async def run_agent(item: WorkItem, host: AgentHost, attempt: int = 1) -> AgentR
     if outcome is None:
         return None
     if result.success:
-        events.emit("agent_completed", duration=result.duration, commits=result.commits,
+        events.emit(EventType.AGENT_COMPLETED, duration=result.duration, commits=result.commits,
                     attempt=attempt)  # fmt: skip
     else:
-        events.emit("agent_failed", error=result.error, failure_reason=result.failure_reason,
-                    attempt=attempt, log_path=result.log_path)  # fmt: skip
+        events.emit(EventType.AGENT_FAILED, error=result.error,
+                    failure_reason=result.failure_reason, attempt=attempt,
+                    log_path=result.log_path)  # fmt: skip
     return result
 
 
@@ -186,7 +188,7 @@ async def _attempt(
         _fail(result, f"could not make the agent's worktree: {exc}", "WorktreeError")
         return False
     result.worktree_path = str(lease.path)
-    events.emit("agent_started", worktree=str(lease.path), attempt=result.attempts,
+    events.emit(EventType.AGENT_STARTED, worktree=str(lease.path), attempt=result.attempts,
                 item_index=item.index, item_total=item.total)  # fmt: skip
     ctx = _agent_context(item, host, lease.path, events, agent_id)
     completed: list[dict[str, Any]] = []
@@ -248,7 +250,7 @@ async def _deliver(
         problem = await _merge_into_parent(item, host, head, message, agent_id)
     if problem is None:
         result.status = "success"
-        ctx.events.emit("worktree_merged", target_branch=host.parent_branch, commit=head)
+        ctx.events.emit(EventType.WORKTREE_MERGED, target_branch=host.parent_branch, commit=head)
     else:
         _fail(result, f"merge into the parent worktree failed: {problem}", "MergeConflict")
     return not state.ignored
@@ -317,7 +319,7 @@ async def _finish_worktree(
     try:
         await host.pool.release(path, keep=keep, pristine=result.success and pristine)
     except ProdigyError as exc:  # the agent's outcome stands; the collector reclaims it later
-        host.parent.events.emit("cleanup_failed", worktree=str(path), error=exc.render())
+        host.parent.events.emit(EventType.CLEANUP_FAILED, worktree=str(path), error=exc.render())
 
 
 def _agent_context(

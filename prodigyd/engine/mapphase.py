@@ -28,6 +28,7 @@ from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem,
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError, WorkflowError
+from prodigyd.eventtypes import EventType
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.store import checkpoints, dlq
 from prodigyd.workflow.interpolate import MISSING
@@ -176,7 +177,7 @@ class MapPhase:
                    if f"item_{i}" not in self.results]  # fmt: skip
         events = self.host.parent.events
         if not items:
-            events.emit("map_phase_completed", total=0, successful=0, failed=0,
+            events.emit(EventType.MAP_PHASE_COMPLETED, total=0, successful=0, failed=0,
                         message="No work items to process")  # fmt: skip
             return MapOutcome(0, [])
         pending = await self._recover(pending, base, writer)
@@ -194,7 +195,7 @@ class MapPhase:
         if not outcome.stopped:
             successful = outcome.successful
             events.emit(
-                "map_phase_completed", total=total, successful=successful,
+                EventType.MAP_PHASE_COMPLETED, total=total, successful=successful,
                 failed=len(ordered) - successful, duration=round(time.monotonic() - started, 3),
                 error=outcome.error, dlq=self.policy.on_item_failure != "skip",
             )  # fmt: skip
@@ -265,8 +266,8 @@ class MapPhase:
     ) -> None:
         parallel = min(self._parallelism(), len(pending))
         self.host.parent.events.emit(
-            "map_phase_started", total_items=total, pending=len(pending), max_parallel=parallel,
-            resumed=len(pending) < total,
+            EventType.MAP_PHASE_STARTED, total_items=total, pending=len(pending),
+            max_parallel=parallel, resumed=len(pending) < total,
         )  # fmt: skip
         queue = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
@@ -319,7 +320,7 @@ class MapPhase:
                 return result
             self._dead_letter(item, result)
             if attempt < attempts:
-                self.host.parent.events.emit("agent_retrying", item_id=item.item_id,
+                self.host.parent.events.emit(EventType.AGENT_RETRYING, item_id=item.item_id,
                                              attempt=attempt + 1)  # fmt: skip
         return result
 
@@ -349,7 +350,7 @@ class MapPhase:
             },
         )
         self.host.parent.events.emit(
-            "dlq_item_added", item_id=item.item_id, error_type=entry["error_type"],
+            EventType.DLQ_ITEM_ADDED, item_id=item.item_id, error_type=entry["error_type"],
             error_signature=entry["error_signature"], failure_count=entry["failure_count"],
         )  # fmt: skip
 

@@ -33,6 +33,7 @@ from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import PhaseOutcome, StepHook
 from prodigyd.engine.step import StepReport
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
 from prodigyd.git.repo import commit_all
 from prodigyd.store import checkpoints, dlq
 from prodigyd.store.sessions import DlqRetry
@@ -60,7 +61,7 @@ async def run_mapreduce(session: Session, ctx: RunContext, git: GitTracker) -> P
     if not workflow.reduce:
         return PhaseOutcome(True)
     if mapped.total == 0:
-        ctx.events.emit("phase_skipped", phase=REDUCE, reason="no work items")
+        ctx.events.emit(EventType.PHASE_SKIPPED, phase=REDUCE, reason="no work items")
         return PhaseOutcome(True)
     session.enter_phase(REDUCE)
     return await session.sequential(REDUCE, workflow.reduce, ctx, git)

@@ -16,6 +16,7 @@ from prodigyd.clock import now_iso
 from prodigyd.engine.context import StepStopped
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.step import StepReport, StepRunner
+from prodigyd.eventtypes import EventType
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
 
@@ -66,7 +67,7 @@ async def run_sequential(
             return PhaseOutcome(False, stopped=True)
         label = f"{prefix}{index + 1}"
         if index in done:
-            events.emit("step_skipped", step=label, display=display, reason="completed")
+            events.emit(EventType.STEP_SKIPPED, step=label, display=display, reason="completed")
             continue
         store.update({"step.index": index + 1, "step.name": step.name or display})
         try:
@@ -81,7 +82,7 @@ async def run_sequential(
                 ),
             )
         except StepStopped:  # asked to stop while the step waited: it runs again on resume
-            events.emit("step_stopped", step=label, display=display)
+            events.emit(EventType.STEP_STOPPED, step=label, display=display)
             return PhaseOutcome(False, stopped=True)
         if not report.success:
             result = report.result

@@ -44,6 +44,7 @@ from prodigyd.errors import (
     StoreError,
     WorkflowError,
 )
+from prodigyd.eventtypes import EventType
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
@@ -259,7 +260,7 @@ class Session:
             ctx = self._context(resume)
             self._update(status=Status.RUNNING, error=None, completed_at=None)
             self.events.emit(
-                "session_started",
+                EventType.SESSION_STARTED,
                 workflow=record.workflow,
                 worktree=record.worktree,
                 branch=record.branch,
@@ -341,7 +342,7 @@ class Session:
 
     def enter_phase(self, phase: str) -> None:
         self.record.phase = phase
-        self.events.emit("phase_started", phase=phase)
+        self.events.emit(EventType.PHASE_STARTED, phase=phase)
 
     def map_progress(self, total: int, processed: int, failed: int) -> None:
         """Item counts for `sessions ls/show`, saved at most once a second: the map
@@ -370,7 +371,9 @@ class Session:
                 f"({record.start_commit[:12]}): it is never merged",
                 hint=f"its result is on branch {record.branch}: cherry-pick or diff what you want",
             )
-        self.events.emit("merge_started", source=record.branch, target=record.original_branch)
+        self.events.emit(
+            EventType.MERGE_STARTED, source=record.branch, target=record.original_branch
+        )
         try:
             async with self.merge_lock(record.repo):
                 outcome = await self._merge_locked()
@@ -383,12 +386,15 @@ class Session:
             if exc.hint:
                 exc.hint = exc.hint.replace("<session>", record.id)
             self._update(status=Status.AWAITING_MERGE, error=exc.render())
-            self.events.emit("merge_failed", error=self.record.error)
+            self.events.emit(EventType.MERGE_FAILED, error=self.record.error)
             self._finish(Status.AWAITING_MERGE, self.record.error)
             raise
         self._update(merged=outcome.merged, merge_commit=outcome.commit, merge_done=True)
         self.events.emit(
-            "merge_completed", merged=outcome.merged, commit=outcome.commit, message=outcome.message
+            EventType.MERGE_COMPLETED,
+            merged=outcome.merged,
+            commit=outcome.commit,
+            message=outcome.message,
         )
         await self._cleanup()
         self._finish(Status.COMPLETED, None)
@@ -404,7 +410,7 @@ class Session:
         self._update(status=status, error=error, completed_at=now_iso() if done else None)
         not_recorded = session_store.unsaved(self.record.id)  # told now, recorded later
         self.events.emit(
-            "session_finished",
+            EventType.SESSION_FINISHED,
             status=status.value,
             error=self.record.error,
             merged=self.record.merged,
@@ -652,9 +658,9 @@ class Session:
                 await git_worktree.delete_branch(repo, record.branch)
         except ProdigyError as exc:
             log.warning("session %s: clean-up failed: %s", record.id, exc.message)
-            self.events.emit("cleanup_failed", worktree=record.worktree, error=exc.render())
+            self.events.emit(EventType.CLEANUP_FAILED, worktree=record.worktree, error=exc.render())
             return
-        self.events.emit("worktree_cleaned", worktree=record.worktree, branch=record.branch)
+        self.events.emit(EventType.WORKTREE_CLEANED, worktree=record.worktree, branch=record.branch)
 
 
 #: How often map-phase item counts are saved to the session record (at most).

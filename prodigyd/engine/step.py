@@ -33,6 +33,7 @@ from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
 from prodigyd.files import failure_reason
 from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore
@@ -86,7 +87,9 @@ class StepRunner:
         ctx = self.ctx
         display = display or self.display(step, store)
         where = {"index": position[0], "total": position[1]} if position else {}
-        ctx.events.emit("step_started", step=label, display=display, kind=step.kind, **where)
+        ctx.events.emit(
+            EventType.STEP_STARTED, step=label, display=display, kind=step.kind, **where
+        )
         try:
             report = await self._run(step, label, store, display)
         except ProdigyError as exc:  # a refused path, an unresolved variable: name the step
@@ -98,7 +101,7 @@ class StepRunner:
         if settle is not None:
             await settle(report)
         ctx.events.emit(
-            "step_completed" if report.success else "step_failed",
+            EventType.STEP_COMPLETED if report.success else EventType.STEP_FAILED,
             **where,
             step=label,
             display=display,
@@ -195,7 +198,9 @@ class StepRunner:
                 time.monotonic() - started + delay > spec.retry_budget
             ):
                 return result  # another attempt would overrun the retry budget
-            self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 1, delay=delay)
+            self.ctx.events.emit(
+                EventType.STEP_RETRYING, step=label, attempt=attempt + 1, delay=delay
+            )
             await self.ctx.pause(delay)  # a stop request ends the wait: StepStopped
             attempt += 1
 
@@ -331,7 +336,7 @@ class StepRunner:
             error = f"Handler failure is fatal: {display}: {problem}"
             return StepReport(False, result, error=error)
         for attempt in range(policy.max_retries):
-            self.ctx.events.emit("step_retrying", step=label, attempt=attempt + 2, delay=0)
+            self.ctx.events.emit(EventType.STEP_RETRYING, step=label, attempt=attempt + 2, delay=0)
             result = await self.execute(step, label, store)
             if result.success:
                 self._record(step, result, store)
@@ -372,7 +377,7 @@ class StepRunner:
         for attempt in range(attempts + 1):
             store.set("validation.attempt_number", attempt + 1)
             verdict = await validation.check(self, spec, label, store)
-            self.ctx.events.emit("validation", step=label, **verdict.event())
+            self.ctx.events.emit(EventType.VALIDATION, step=label, **verdict.event())
             if verdict.passed:
                 return None
             if incomplete is None or attempt == attempts:
@@ -415,7 +420,7 @@ class StepRunner:
             )
             for handler_label, display in current:  # close its step_started
                 self.ctx.events.emit(
-                    "step_failed", step=handler_label, display=display, success=False,
+                    EventType.STEP_FAILED, step=handler_label, display=display, success=False,
                     skipped=False, exit_code=-1, duration=policy.timeout, note=None, error=error,
                 )  # fmt: skip
             return error

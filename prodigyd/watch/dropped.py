@@ -31,13 +31,13 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace
+from prodigyd.eventtypes import EventType
 from prodigyd.git.worktree import repository_of
 from prodigyd.store.events import EventLog, log_files, read_events
 
 log = logging.getLogger("prodigyd.watch")
 
 FOLDER = "triggers"
-EVENT_TYPE = "trigger_dropped"
 #: How many drops `triggers ls` shows, newest last.
 SHOWN = 50
 #: How many daemon runs' logs a repository keeps: the older ones are deleted when a new
@@ -61,9 +61,11 @@ class DropLog:
     def record(self, worktree: Path, why: str, message: str, **fields: Any) -> dict[str, Any]:
         """Keep one drop (and log it); a full disk loses it from the file, never the run."""
         log.info("trigger not run (%s): %s", why, message)
-        return self.note(worktree, EVENT_TYPE, message, why=why, **fields)
+        return self.note(worktree, EventType.TRIGGER_DROPPED, message, why=why, **fields)
 
-    def note(self, worktree: Path, event_type: str, message: str, **fields: Any) -> dict[str, Any]:
+    def note(
+        self, worktree: Path, event_type: EventType, message: str, **fields: Any
+    ) -> dict[str, Any]:
         """Keep one event of the repository's triggers (a drop, a workflow file the watcher
         re-read: watch/refwatch.py) in the same log."""
         repo_id = paths.repo_id(repository(worktree))
@@ -93,7 +95,9 @@ class DropLog:
 async def recent(worktree: Path, limit: int = SHOWN) -> list[dict[str, Any]]:
     """The repository's latest drops, oldest first; read in a worker thread."""
     repo_id = paths.repo_id(repository(worktree))
-    drops = (e for e in read_events(repo_id, FOLDER) if e.get("event_type") == EVENT_TYPE)
+    drops = (
+        e for e in read_events(repo_id, FOLDER) if e.get("event_type") == EventType.TRIGGER_DROPPED
+    )
     return await asyncio.to_thread(_last, drops, limit)
 
 

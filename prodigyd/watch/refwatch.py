@@ -42,6 +42,7 @@ from typing import Any
 
 from prodigyd.clock import now_iso
 from prodigyd.errors import GitError, NoSpace, NotFound, ProdigyError, ShuttingDown
+from prodigyd.eventtypes import EventType
 from prodigyd.git import objects
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
@@ -417,14 +418,16 @@ class RepoWatcher:
                 continue
             if error is not None:
                 log.warning("workflow file does not load: %s", error)
-                self.firing.dropped.note(repo.path, "workflow_invalid", error, workflow=str(path))
+                self.firing.dropped.note(
+                    repo.path, EventType.WORKFLOW_INVALID, error, workflow=str(path)
+                )
             elif not first:
                 log.info("workflow file %s loaded", path)
-                self.firing.dropped.note(repo.path, "workflow_loaded", f"{path} loaded",
+                self.firing.dropped.note(repo.path, EventType.WORKFLOW_LOADED, f"{path} loaded",
                                          workflow=str(path))  # fmt: skip
         for path in before.keys() - now.keys():
             log.info("workflow file %s removed", path)
-            self.firing.dropped.note(repo.path, "workflow_removed", f"{path} removed",
+            self.firing.dropped.note(repo.path, EventType.WORKFLOW_REMOVED, f"{path} removed",
                                      workflow=str(path))  # fmt: skip
 
     # -- on: files ---------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from prodigyd.engine.context import CommandResult, RunContext
+from prodigyd.eventtypes import EventType
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
 
@@ -46,9 +47,11 @@ class Invocation:
             nonlocal count
             count += 1
             if count <= MAX_LIVE_LINES:
-                emit("step_output", step=label, stream=stream, line=line)
+                emit(EventType.STEP_OUTPUT, step=label, stream=stream, line=line)
             elif count == MAX_LIVE_LINES + 1:
-                emit("step_output_truncated", step=label, stream=stream, after=MAX_LIVE_LINES)
+                emit(
+                    EventType.STEP_OUTPUT_TRUNCATED, step=label, stream=stream, after=MAX_LIVE_LINES
+                )
 
         return sink
 

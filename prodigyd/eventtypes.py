@@ -1,0 +1,63 @@
+"""Every event type there is: what the daemon emits, `run` and `follow` render, and
+`events ls|export` summarise (docs/protocol.md, "Events", describes each; a test holds the
+two to each other).
+
+A StrEnum, so a member is the very string stored in the logs and sent to clients, and a
+plain string read back from them compares and looks up equal. Stdlib only: the client
+imports this on its hot path.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    # a session
+    SESSION_QUEUED = "session_queued"
+    SESSION_STARTED = "session_started"
+    SESSION_FINISHED = "session_finished"  # ends a run or a resume (protocol.TERMINAL_EVENT)
+    PHASE_STARTED = "phase_started"
+    PHASE_SKIPPED = "phase_skipped"
+
+    # a MapReduce map phase and its agents
+    MAP_PHASE_STARTED = "map_phase_started"
+    MAP_PHASE_COMPLETED = "map_phase_completed"
+    AGENT_STARTED = "agent_started"
+    AGENT_COMPLETED = "agent_completed"
+    AGENT_FAILED = "agent_failed"
+    AGENT_RETRYING = "agent_retrying"
+    WORKTREE_MERGED = "worktree_merged"
+    DLQ_ITEM_ADDED = "dlq_item_added"
+
+    # a step
+    STEP_STARTED = "step_started"
+    STEP_OUTPUT = "step_output"
+    STEP_OUTPUT_TRUNCATED = "step_output_truncated"
+    STEP_RETRYING = "step_retrying"
+    STEP_STOPPED = "step_stopped"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    STEP_SKIPPED = "step_skipped"
+    VALIDATION = "validation"
+
+    # a `claude:` step, from Claude's stream-json output (claude/cli.py)
+    CLAUDE_SESSION_STARTED = "claude_session_started"
+    CLAUDE_MESSAGE = "claude_message"
+    CLAUDE_TOOL_INVOKED = "claude_tool_invoked"
+    CLAUDE_TOKEN_USAGE = "claude_token_usage"
+    CLAUDE_RESULT = "claude_result"
+    CLAUDE_OUTPUT = "claude_output"
+
+    # the merge and the clean-up after it
+    MERGE_STARTED = "merge_started"
+    MERGE_COMPLETED = "merge_completed"
+    MERGE_FAILED = "merge_failed"
+    WORKTREE_CLEANED = "worktree_cleaned"
+    CLEANUP_FAILED = "cleanup_failed"
+
+    # a repository's triggers (watch/dropped.py: the pseudo-session `triggers`)
+    TRIGGER_DROPPED = "trigger_dropped"
+    WORKFLOW_LOADED = "workflow_loaded"
+    WORKFLOW_INVALID = "workflow_invalid"
+    WORKFLOW_REMOVED = "workflow_removed"
