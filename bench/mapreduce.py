@@ -74,8 +74,9 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str], n: int) -> list[float
 def item_floor(repo: Path, root: Path, env: dict[str, str], n: int = 30) -> float:
     """Seconds per item an agent cannot go below: reset a worktree, spawn its step."""
     worktree = root / "floor-wt"
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(worktree)], cwd=repo,
-                   env=env, check=True)  # fmt: skip
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "--detach", str(worktree)], cwd=repo, env=env, check=True
+    )
     reset = timed(["git", "checkout", "-q", "--force", "--detach", "HEAD"], worktree, env, n)
     spawn = timed(["sh", "-c", "true"], worktree, env, n)
     subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=repo, env=env)
@@ -87,8 +88,12 @@ def map_run(workflow: Path, repo: Path, env: dict[str, str]) -> tuple[float, flo
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "prodigyctl.main", "run", str(workflow), "-y", "--json"],
-        cwd=repo, env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=repo,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - started
     events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     phase = next(e for e in events if e["event_type"] == "map_phase_completed")
@@ -116,14 +121,22 @@ def bench_map(root: Path, env: dict[str, str], items: int, parallel: int) -> Non
     print(f"(a) map phase: {items} `shell: true` agents, max_parallel {parallel}, {cores} cores")
     print(f"    floor per item: checkout --detach + sh -c true   {floor * 1000:8.2f} ms")
     print(f"    ideal: ceil({items}/{parallel}) x floor              {ideal * 1000:8.1f} ms")
-    print(f"    ideal on {cores} cores: ceil({items}/{min(parallel, cores)}) x floor        "
-          f"{ideal_cores * 1000:8.1f} ms")  # fmt: skip
-    print(f"    map phase, cold pool (worktrees made)       {cold * 1000:8.1f} ms"
-          f"   (whole run {cold_wall * 1000:.0f} ms)")  # fmt: skip
-    print(f"    map phase, warm pool                        {warm * 1000:8.1f} ms"
-          f"   (whole run {warm_wall * 1000:.0f} ms)")  # fmt: skip
-    print(f"    ratio warm / ideal {warm / ideal:.2f}x, warm / ideal on these cores "
-          f"{warm / ideal_cores:.2f}x; per item {warm / items * 1000:.2f} ms")  # fmt: skip
+    print(
+        f"    ideal on {cores} cores: ceil({items}/{min(parallel, cores)}) x floor        "
+        f"{ideal_cores * 1000:8.1f} ms"
+    )
+    print(
+        f"    map phase, cold pool (worktrees made)       {cold * 1000:8.1f} ms"
+        f"   (whole run {cold_wall * 1000:.0f} ms)"
+    )
+    print(
+        f"    map phase, warm pool                        {warm * 1000:8.1f} ms"
+        f"   (whole run {warm_wall * 1000:.0f} ms)"
+    )
+    print(
+        f"    ratio warm / ideal {warm / ideal:.2f}x, warm / ideal on these cores "
+        f"{warm / ideal_cores:.2f}x; per item {warm / items * 1000:.2f} ms"
+    )
 
 
 # -- (b) pool acquire ------------------------------------------------------------------------------
@@ -134,8 +147,12 @@ def raw_worktree_add(repo: Path, root: Path, env: dict[str, str], n: int) -> lis
     for number in range(n):
         path = root / "raw" / str(number)
         started = time.perf_counter()
-        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(path), "HEAD"],
-                       cwd=repo, env=env, check=True)  # fmt: skip
+        subprocess.run(
+            ["git", "worktree", "add", "-q", "--detach", str(path), "HEAD"],
+            cwd=repo,
+            env=env,
+            check=True,
+        )
         times.append(time.perf_counter() - started)
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, env=env)
     return times

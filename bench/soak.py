@@ -121,9 +121,16 @@ class Run:
 
 
 def submit_jobs(
-    home: Path, repo: Path, env: dict[str, str], workflows: tuple[Path, Path], prefix: str,
-    count: int, run: Run, stop_event: threading.Event, pace: float = 0.0,
-) -> None:  # fmt: skip
+    home: Path,
+    repo: Path,
+    env: dict[str, str],
+    workflows: tuple[Path, Path],
+    prefix: str,
+    count: int,
+    run: Run,
+    stop_event: threading.Event,
+    pace: float = 0.0,
+) -> None:
     """Submit `count` jobs, one every `pace` seconds, each key retried until acknowledged.
 
     `stop_event` stops it between keys only: a key once sent is retried until acknowledged
@@ -134,8 +141,13 @@ def submit_jobs(
             return
         kind = "map" if number % MAP_EVERY == MAP_EVERY - 1 else "standard"
         key = f"{prefix}-{number}"
-        params = {"workflow": str(workflows[kind == "map"]), "cwd": str(repo), "env": env,
-                  "merge": "auto", "idempotency_key": key}  # fmt: skip
+        params = {
+            "workflow": str(workflows[kind == "map"]),
+            "cwd": str(repo),
+            "env": env,
+            "merge": "auto",
+            "idempotency_key": key,
+        }
         while True:
             try:
                 sid = rpc(home, "jobs.submit", params)["id"]
@@ -166,8 +178,15 @@ def wait_all_over(home: Path, run: Run, timeout: float) -> dict[str, str]:
 # -- phases ---------------------------------------------------------------------------------
 
 
-def floor_phase(home: Path, repo: Path, env: dict[str, str], workflows: tuple[Path, Path],
-                jobs: int, run: Run, settle: float) -> float:  # fmt: skip
+def floor_phase(
+    home: Path,
+    repo: Path,
+    env: dict[str, str],
+    workflows: tuple[Path, Path],
+    jobs: int,
+    run: Run,
+    settle: float,
+) -> float:
     """Seconds per job with no kills."""
     proc, _ = start_daemon(env)
     try:
@@ -179,8 +198,14 @@ def floor_phase(home: Path, repo: Path, env: dict[str, str], workflows: tuple[Pa
         stop(proc, timeout=60)
 
 
-def soak_phase(home: Path, repo: Path, env: dict[str, str], workflows: tuple[Path, Path],
-               args: argparse.Namespace, run: Run) -> tuple[int, float]:  # fmt: skip
+def soak_phase(
+    home: Path,
+    repo: Path,
+    env: dict[str, str],
+    workflows: tuple[Path, Path],
+    args: argparse.Namespace,
+    run: Run,
+) -> tuple[int, float]:
     """Submit while killing; returns (kill points, seconds per job, settling included)."""
     rng = random.Random(args.seed)
     stop_submitting = threading.Event()
@@ -231,8 +256,15 @@ class Audit:
 
     @property
     def ok(self) -> bool:
-        bad = (self.lost, self.stuck, self.failed, self.reverted, self.duplicated,
-               self.rerun_after_announced, self.rerun_after_recorded)  # fmt: skip
+        bad = (
+            self.lost,
+            self.stuck,
+            self.failed,
+            self.reverted,
+            self.duplicated,
+            self.rerun_after_announced,
+            self.rerun_after_recorded,
+        )
         return not any(bad) and self.fsck == "ok"
 
 
@@ -252,8 +284,9 @@ def audit(home: Path, repo: Path, run: Run, seen: dict[str, str], effects: Path)
         elif status != "completed":
             result.failed.append(f"{sid} {status}")
     acked_ids = {sid for sid, _ in run.acked.values()}
-    result.duplicated += [f"job {sid} made for no acknowledged key" for sid in seen
-                          if sid not in acked_ids]  # fmt: skip
+    result.duplicated += [
+        f"job {sid} made for no acknowledged key" for sid in seen if sid not in acked_ids
+    ]
     audit_merges(repo, result)
     audit_steps(home, repo, run, effects, result)
     fsck = git(repo, "fsck", "--no-progress", "--no-dangling")
@@ -299,8 +332,9 @@ def audit_steps(home: Path, repo: Path, run: Run, effects: Path, result: Audit) 
         if kind != "standard":
             continue
         saved = checkpoints.load(sid) or {}
-        recorded = {s["step_index"]: _seconds(s["completed_at"])
-                    for s in saved.get("completed_steps", [])}  # fmt: skip
+        recorded = {
+            s["step_index"]: _seconds(s["completed_at"]) for s in saved.get("completed_steps", [])
+        }
         announced: dict[int, float] = {}
         for event in read_events(repo_id, sid):
             if event.get("event_type") == "step_completed" and "index" in event:  # 1-based
@@ -323,11 +357,14 @@ def _seconds(stamp: str) -> float:
 # -- report ---------------------------------------------------------------------------------
 
 
-def report(kills: int, run: Run, result: Audit, floor: float, soaked: float,
-           args: argparse.Namespace) -> None:  # fmt: skip
-    print(f"python {sys.version.split()[0]}, {args.jobs} jobs, a kill every "
-          f"0-{2 * args.kill_interval:g} s (mean {args.kill_interval:g} s), "
-          f"at most {args.duration:g} s")  # fmt: skip
+def report(
+    kills: int, run: Run, result: Audit, floor: float, soaked: float, args: argparse.Namespace
+) -> None:
+    print(
+        f"python {sys.version.split()[0]}, {args.jobs} jobs, a kill every "
+        f"0-{2 * args.kill_interval:g} s (mean {args.kill_interval:g} s), "
+        f"at most {args.duration:g} s"
+    )
     rows = [
         ("kill points", kills),
         ("acknowledged jobs", len(run.acked)),
@@ -346,11 +383,15 @@ def report(kills: int, run: Run, result: Audit, floor: float, soaked: float,
     print(f"  floor: seconds per job, no kills {floor:21.3f}")
     print(f"  seconds per job under kills {soaked:26.3f}")
     print(f"    ratio soak / no-kill floor {soaked / floor if floor else 0.0:24.2f}x")
-    for name, items in (("lost", result.lost), ("reverted", result.reverted),
-                        ("duplicated", result.duplicated), ("stuck", result.stuck),
-                        ("failed", result.failed),
-                        ("re-run after step_completed", result.rerun_after_announced),
-                        ("re-run after the checkpoint", result.rerun_after_recorded)):  # fmt: skip
+    for name, items in (
+        ("lost", result.lost),
+        ("reverted", result.reverted),
+        ("duplicated", result.duplicated),
+        ("stuck", result.stuck),
+        ("failed", result.failed),
+        ("re-run after step_completed", result.rerun_after_announced),
+        ("re-run after the checkpoint", result.rerun_after_recorded),
+    ):
         for item in items[:10]:
             print(f"  {name}: {item}")
     print("verdict:", "PASS" if result.ok else "FAIL")
@@ -359,14 +400,22 @@ def report(kills: int, run: Run, result: Audit, floor: float, soaked: float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300, help="jobs submitted while killing")
-    parser.add_argument("--kill-interval", type=float, default=0.7,
-                        help="mean seconds from a daemon's start to its kill")  # fmt: skip
+    parser.add_argument(
+        "--kill-interval",
+        type=float,
+        default=0.7,
+        help="mean seconds from a daemon's start to its kill",
+    )
     parser.add_argument("--duration", type=float, default=900.0, help="seconds of killing")
     parser.add_argument("--pace", type=float, default=0.5, help="seconds between submissions")
     parser.add_argument("--kills", type=int, default=None, help="stop after this many kills")
     parser.add_argument("--floor-jobs", type=int, default=20, help="jobs of the no-kill floor")
-    parser.add_argument("--settle", type=float, default=600.0,
-                        help="seconds the jobs get to finish once the killing stops")  # fmt: skip
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=600.0,
+        help="seconds the jobs get to finish once the killing stops",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="max_concurrent_jobs")
     parser.add_argument("--seed", type=int, default=20261202)
     args = parser.parse_args()

@@ -63,15 +63,19 @@ def p95(values: list[float]) -> float:
 
 
 def row(label: str, values: list[float], floor: list[float]) -> str:
-    return (f"    {label:<40} p50 {ms(values):8.2f} ms   p95 {p95(values):8.2f} ms   "
-            f"ratio to floor {ms(values) / ms(floor):6.2f}x")  # fmt: skip
+    return (
+        f"    {label:<40} p50 {ms(values):8.2f} ms   p95 {p95(values):8.2f} ms   "
+        f"ratio to floor {ms(values) / ms(floor):6.2f}x"
+    )
 
 
 def runs_rows(label: str, runs: Runs, floor: list[float]) -> str:
     part = runs.queued_to_started
-    return (f"{row(label, runs.started, floor)}\n"
-            f"    {'  of which session_queued -> started':<40} p50 {ms(part):8.2f} ms   "
-            f"p95 {p95(part):8.2f} ms   pooled worktree {runs.reused}/{len(part)}")  # fmt: skip
+    return (
+        f"{row(label, runs.started, floor)}\n"
+        f"    {'  of which session_queued -> started':<40} p50 {ms(part):8.2f} ms   "
+        f"p95 {p95(part):8.2f} ms   pooled worktree {runs.reused}/{len(part)}"
+    )
 
 
 @dataclass
@@ -95,8 +99,9 @@ def timed_runs(conn: Conn, n: int, change: Callable[[int], None]) -> Runs:
         started = conn.wait_event("session_started")
         runs.started.append(started - begun)
         runs.queued_to_started.append(started - conn.wait_event("session_queued"))
-        runs.reused += any(e["event_type"] == "session_started" and e["worktree_reused"]
-                           for _, e in conn.events)  # fmt: skip
+        runs.reused += any(
+            e["event_type"] == "session_started" and e["worktree_reused"] for _, e in conn.events
+        )
         conn.wait_event("session_finished")
     return runs
 
@@ -138,8 +143,13 @@ def watchman_trigger(n: int) -> list[float] | None:
         trigger = ["trigger", str(root), spec]
         subprocess.run(["watchman", "watch", str(root)], check=True, capture_output=True)
         try:
-            subprocess.run(["watchman", "-j"], input=json.dumps(trigger), text=True,
-                           check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                ["watchman", "-j"],
+                input=json.dumps(trigger),
+                text=True,
+                check=True,
+                capture_output=True,
+            )
             times = []
             for i in range(n):
                 mark.unlink(missing_ok=True)
@@ -177,8 +187,13 @@ def git(repo: Path, env: dict[str, str], *args: str) -> None:
 
 
 def ctl(repo: Path, env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "prodigyctl.main", *args], cwd=repo, env=env,
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "prodigyctl.main", *args],
+        cwd=repo,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:
@@ -193,14 +208,17 @@ def main() -> None:
         conn.sock.settimeout(WAIT_SECONDS)  # a run that never starts ends the benchmark
         conn.call("events.subscribe", {})
         ctl(repo, env, "hooks", "install")  # no watch yet: the hook alone
-        hook = timed_runs(conn, n, lambda i: git(repo, env, "commit", "-q", "--allow-empty",
-                                                 "-m", f"hook {i}"))  # fmt: skip
+        hook = timed_runs(
+            conn, n, lambda i: git(repo, env, "commit", "-q", "--allow-empty", "-m", f"hook {i}")
+        )
         ctl(repo, env, "hooks", "uninstall")
         conn.call("watch.add", {"path": str(repo)})
-        watcher = timed_runs(conn, n, lambda i: git(repo, env, "commit", "-q", "--allow-empty",
-                                                    "-m", f"watcher {i}"))  # fmt: skip
-        ref = timed_runs(conn, n, lambda i: git(repo, env, "update-ref", f"refs/heads/bench-{i}",
-                                                "HEAD"))  # fmt: skip
+        watcher = timed_runs(
+            conn, n, lambda i: git(repo, env, "commit", "-q", "--allow-empty", "-m", f"watcher {i}")
+        )
+        ref = timed_runs(
+            conn, n, lambda i: git(repo, env, "update-ref", f"refs/heads/bench-{i}", "HEAD")
+        )
         files = timed_runs(conn, n, lambda i: (repo / "src" / "a.txt").write_text(f"{i}\n"))
         conn.close()
     report(n, floor, watchman, files, watcher, hook, ref)
@@ -216,8 +234,7 @@ def report(
     ref: Runs,
 ) -> None:
     print(f"python {sys.version.split()[0]}, {n} changes each, {os.cpu_count()} cores")
-    print("(a) file written -> run started (on: files, default settle "
-          f"{SETTLE_MS:g} ms)")  # fmt: skip
+    print(f"(a) file written -> run started (on: files, default settle {SETTLE_MS:g} ms)")
     print(row("floor: inotify via watchfiles awatch", floor, floor))
     if watchman is None:
         print("    watchman: not on PATH, skipped")
@@ -225,8 +242,10 @@ def report(
         print(row("watchman trigger, default settle", watchman, floor))
     print(runs_rows("prodigy on: files", files, floor))
     target = TARGET_EXTRA_MS + SETTLE_MS
-    print(f"    target p50 <= {target:g} ms (20 ms + settle): {ms(files.started):.2f} ms "
-          f"{'meets' if ms(files.started) <= target else 'MISSES'} it")  # fmt: skip
+    print(
+        f"    target p50 <= {target:g} ms (20 ms + settle): {ms(files.started):.2f} ms "
+        f"{'meets' if ms(files.started) <= target else 'MISSES'} it"
+    )
     print("(b) git commit -> run started (on: commit)")
     print(runs_rows("through the watcher (no hooks)", watcher, floor))
     print(runs_rows("through the post-commit hook (no watch)", hook, floor))

@@ -24,18 +24,30 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_CODES = (
     (EXIT_OK, "ok", "success"),
     (EXIT_FAILED, "failed", "the workflow (or job) failed"),
-    (EXIT_USAGE, "usage or workflow error",
-     "usage, workflow-file, repository or environment error"),
+    (
+        EXIT_USAGE,
+        "usage or workflow error",
+        "usage, workflow-file, repository or environment error",
+    ),
     (EXIT_NOT_FOUND, "not found", "no such session, job or item"),
-    (EXIT_CONFLICT, "conflict",
-     "conflict: a lock is held, the workflow changed, or the merge was refused"),
+    (
+        EXIT_CONFLICT,
+        "conflict",
+        "conflict: a lock is held, the workflow changed, or the merge was refused",
+    ),
     (EXIT_UNREACHABLE, "daemon unreachable", "the daemon is unreachable"),
-    (EXIT_NO_SPACE, "no space left",
-     "no space left on the disk prodigyd writes to (the error names it)"),
-    (EXIT_CRASH, "internal error",
-     "an internal error; a crash log is written under $PRODIGY_HOME/logs/"),
+    (
+        EXIT_NO_SPACE,
+        "no space left",
+        "no space left on the disk prodigyd writes to (the error names it)",
+    ),
+    (
+        EXIT_CRASH,
+        "internal error",
+        "an internal error; a crash log is written under $PRODIGY_HOME/logs/",
+    ),
     (EXIT_INTERRUPTED, "interrupted", "interrupted"),
-)  # fmt: skip
+)
 
 #: The daemon's error codes that have an exit code of their own.
 EXIT_FOR_ERROR = {

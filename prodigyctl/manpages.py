@@ -39,12 +39,16 @@ DOC_PAGES = (
 )
 
 ENVIRONMENT = (
-    ("PRODIGY_HOME", "where prodigy keeps its state, and (when set) the daemon's socket; "
-                     "default ~/.prodigy"),
+    (
+        "PRODIGY_HOME",
+        "where prodigy keeps its state, and (when set) the daemon's socket; default ~/.prodigy",
+    ),
     ("PRODIGY_CLAUDE_BIN", "the claude executable for claude: steps"),
-    ("XDG_RUNTIME_DIR", "without PRODIGY_HOME, the socket is "
-                        "$XDG_RUNTIME_DIR/prodigy/prodigyd.sock"),
-)  # fmt: skip
+    (
+        "XDG_RUNTIME_DIR",
+        "without PRODIGY_HOME, the socket is $XDG_RUNTIME_DIR/prodigy/prodigyd.sock",
+    ),
+)
 
 
 def generate() -> dict[str, str]:
@@ -265,10 +269,17 @@ def _blocks(lines: list[str]) -> Iterator[str]:
     while i < len(lines):
         line = lines[i]
         if line.startswith("```"):
-            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")),
-                       len(lines))  # fmt: skip
-            yield from (".PP", ".RS 4", ".nf", *(_line(c) for c in lines[i + 1 : end]), ".fi",
-                        ".RE")  # fmt: skip
+            end = next(
+                (j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines)
+            )
+            yield from (
+                ".PP",
+                ".RS 4",
+                ".nf",
+                *(_line(c) for c in lines[i + 1 : end]),
+                ".fi",
+                ".RE",
+            )
             i = end + 1
             continue
         if line.startswith("#"):
@@ -280,8 +291,9 @@ def _blocks(lines: list[str]) -> Iterator[str]:
             i += 1
             continue
         if line.startswith("|"):
-            end = next((j for j in range(i, len(lines)) if not lines[j].startswith("|")),
-                       len(lines))  # fmt: skip
+            end = next(
+                (j for j in range(i, len(lines)) if not lines[j].startswith("|")), len(lines)
+            )
             yield from _table(lines[i:end])
             i = end
             continue

@@ -309,9 +309,14 @@ class WorktreePool:
             await checkout_fresh(path, start, branch)
             return Lease(path, reused=True, commit=start)
         rows.register(
-            path, repo, owner=owner, session_id=session_id, affinity=None,
-            strategy=Strategy.DEDICATED, name=name,
-        )  # fmt: skip
+            path,
+            repo,
+            owner=owner,
+            session_id=session_id,
+            affinity=None,
+            strategy=Strategy.DEDICATED,
+            name=name,
+        )
         await self._create(repo, path, start, branch)
         return Lease(path, reused=False, commit=start)
 
@@ -374,9 +379,14 @@ class WorktreePool:
         self._making[repo] = path
         try:
             rows.register(
-                path, repo, owner=SPARE, session_id=None, affinity=workflow, strategy=strategy,
+                path,
+                repo,
+                owner=SPARE,
+                session_id=None,
+                affinity=workflow,
+                strategy=strategy,
                 uses=0,
-            )  # fmt: skip
+            )
             await self._create(repo, path, start, None)
             rows.set_state(path, IDLE)
         except BaseException:  # cancelled at shutdown, or failed: nothing half made stays

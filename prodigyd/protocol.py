@@ -144,8 +144,11 @@ def check_request(message: Any) -> Request:
     The `id` is checked first: the error to a message whose id is not a string, number
     or null must carry id null, not echo what cannot be an id."""
     if isinstance(message, list):
-        raise RpcError(INVALID_REQUEST, "Invalid Request: batches (JSON arrays) are not "
-                       "supported; send one request object a line")  # fmt: skip
+        raise RpcError(
+            INVALID_REQUEST,
+            "Invalid Request: batches (JSON arrays) are not "
+            "supported; send one request object a line",
+        )
     if not isinstance(message, dict):
         raise RpcError(INVALID_REQUEST, "Invalid Request: a request must be a JSON object")
     msg_id = message.get("id")

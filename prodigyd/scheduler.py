@@ -221,8 +221,11 @@ class Scheduler:
             )
             recovered.append(record.id)
         if self.settings.auto_resume:
-            waiting = [row["id"] for row in journal.with_status(Status.INTERRUPTED.value)
-                       if row["resume_on_start"]]  # fmt: skip
+            waiting = [
+                row["id"]
+                for row in journal.with_status(Status.INTERRUPTED.value)
+                if row["resume_on_start"]
+            ]
             for session_id in dict.fromkeys([*recovered, *waiting]):
                 record = session_store.load(session_id)
                 record.status, record.error = Status.QUEUED, None

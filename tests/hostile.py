@@ -8,5 +8,14 @@ def billion_laughs(levels: int = 9) -> str:
     the items of a foreach. The loader refuses it at line 6, column 10 (the first *a4)."""
     lines = ['x0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     lines += [f"x{n}: &a{n} [" + ",".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, levels)]
-    return "\n".join([*lines, "commands:", "  - foreach:", f"      foreach: *a{levels - 1}",
-                      "      do:", '        - shell: "echo ${item}"', ""])  # fmt: skip
+    return "\n".join(
+        [
+            *lines,
+            "commands:",
+            "  - foreach:",
+            f"      foreach: *a{levels - 1}",
+            "      do:",
+            '        - shell: "echo ${item}"',
+            "",
+        ]
+    )

@@ -58,8 +58,10 @@ def analytics(*, since: str | None, group_by: str, top: int, as_json: bool) -> i
     if result["top"]:
         click.echo("\ncostliest sessions:")
         for job in result["top"]:
-            click.echo(f"  ${job['cost_usd']:.4f}  {job['tokens']:>9} tokens  {job['id']}  "
-                       f"{job['workflow']} ({job['status']})")  # fmt: skip
+            click.echo(
+                f"  ${job['cost_usd']:.4f}  {job['tokens']:>9} tokens  {job['id']}  "
+                f"{job['workflow']} ({job['status']})"
+            )
     return EXIT_OK
 
 

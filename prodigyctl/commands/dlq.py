@@ -73,9 +73,18 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
     if as_json:
         click.echo(dumps(entry))
         return EXIT_OK
-    for key in ("job_id", "item_id", "workflow", "error_type", "error_signature",
-                "failure_count", "first_attempt", "last_attempt", "reprocess_eligible",
-                "manual_review_required"):  # fmt: skip
+    for key in (
+        "job_id",
+        "item_id",
+        "workflow",
+        "error_type",
+        "error_signature",
+        "failure_count",
+        "first_attempt",
+        "last_attempt",
+        "reprocess_eligible",
+        "manual_review_required",
+    ):
         click.echo(f"{key + ':':<24} {entry.get(key)}")
     click.echo(f"{'item:':<24} {json.dumps(entry['item_data'], ensure_ascii=False)}")
     for attempt in entry["failure_history"]:
@@ -157,8 +166,16 @@ def export(*, job_id: str | None, fmt: str, output: str | None) -> int:
     return write_export(rows, _csv(rows) if fmt == "csv" else None, output, "entries")
 
 
-_CSV_COLUMNS = ("job_id", "item_id", "error_type", "failure_count", "reprocess_eligible",
-                "manual_review_required", "last_attempt", "error_signature")  # fmt: skip
+_CSV_COLUMNS = (
+    "job_id",
+    "item_id",
+    "error_type",
+    "failure_count",
+    "reprocess_eligible",
+    "manual_review_required",
+    "last_attempt",
+    "error_signature",
+)
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:
@@ -169,11 +186,13 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*_CSV_COLUMNS, "last_error", "item"])
     for row in rows:
-        writer.writerow([
-            *(row.get(column) for column in _CSV_COLUMNS),
-            row["failure_history"][-1]["error_message"],
-            json.dumps(row["item_data"], ensure_ascii=False, separators=(",", ":")),
-        ])  # fmt: skip
+        writer.writerow(
+            [
+                *(row.get(column) for column in _CSV_COLUMNS),
+                row["failure_history"][-1]["error_message"],
+                json.dumps(row["item_data"], ensure_ascii=False, separators=(",", ":")),
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -190,24 +209,31 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 @click.option("--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
 @json_option
 def purge(
-    *, job_id: str | None, item_ids: tuple[str, ...], older_than: str | None, yes: bool,
+    *,
+    job_id: str | None,
+    item_ids: tuple[str, ...],
+    older_than: str | None,
+    yes: bool,
     as_json: bool,
-) -> int:  # fmt: skip
+) -> int:
     """Delete entries for good (entries never expire by themselves)."""
     seconds = None
     if older_than is not None:
         seconds = duration_seconds(older_than)
         if seconds is None:
-            raise click.BadParameter(f"{older_than!r} is not a duration such as 7d or 12h",
-                                     param_hint="--older-than")  # fmt: skip
+            raise click.BadParameter(
+                f"{older_than!r} is not a duration such as 7d or 12h", param_hint="--older-than"
+            )
     what = f"job {job_id}" if job_id else "every job"
     if not yes:
         if not is_tty():
             raise click.UsageError(f"purging the dead letters of {what} needs --yes")
         click.confirm(f"Delete dead-letter entries of {what}?", abort=True)
     with Client.connect() as client:
-        done = client.call(protocol.DLQ_PURGE, {"job_id": job_id, "item_ids": list(item_ids),
-                                                "older_than": seconds})  # fmt: skip
+        done = client.call(
+            protocol.DLQ_PURGE,
+            {"job_id": job_id, "item_ids": list(item_ids), "older_than": seconds},
+        )
     click.echo(dumps(done) if as_json else f"purged {done['purged']} entries")
     return EXIT_OK
 

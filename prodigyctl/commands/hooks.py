@@ -75,8 +75,12 @@ def hooks_dir(path: str | None) -> tuple[Path, bool]:
     where = Path(path or ".").absolute()
     done = subprocess.run(
         ["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks", "--git-common-dir"],
-        cwd=where, capture_output=True, text=True, check=False, env=git_env(),
-    )  # fmt: skip
+        cwd=where,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=git_env(),
+    )
     if done.returncode != 0:
         raise click.UsageError(f"{where} is not in a git repository ({done.stderr.strip()})")
     folder, common = (Path(line) for line in done.stdout.splitlines()[:2])

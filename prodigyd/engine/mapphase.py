@@ -173,12 +173,18 @@ class MapPhase:
     async def _run(self, writer: checkpoints.CheckpointWriter) -> MapOutcome:
         items, base = await self._items(writer)
         total = len(items)
-        pending = [WorkItem(i, value, total) for i, value in items
-                   if f"item_{i}" not in self.results]  # fmt: skip
+        pending = [
+            WorkItem(i, value, total) for i, value in items if f"item_{i}" not in self.results
+        ]
         events = self.host.parent.events
         if not items:
-            events.emit(EventType.MAP_PHASE_COMPLETED, total=0, successful=0, failed=0,
-                        message="No work items to process")  # fmt: skip
+            events.emit(
+                EventType.MAP_PHASE_COMPLETED,
+                total=0,
+                successful=0,
+                failed=0,
+                message="No work items to process",
+            )
             return MapOutcome(0, [])
         pending = await self._recover(pending, base, writer)
         limits = FailureLimits(self.policy, total)
@@ -195,10 +201,14 @@ class MapPhase:
         if not outcome.stopped:
             successful = outcome.successful
             events.emit(
-                EventType.MAP_PHASE_COMPLETED, total=total, successful=successful,
-                failed=len(ordered) - successful, duration=round(time.monotonic() - started, 3),
-                error=outcome.error, dlq=self.policy.on_item_failure != "skip",
-            )  # fmt: skip
+                EventType.MAP_PHASE_COMPLETED,
+                total=total,
+                successful=successful,
+                failed=len(ordered) - successful,
+                duration=round(time.monotonic() - started, 3),
+                error=outcome.error,
+                dlq=self.policy.on_item_failure != "skip",
+            )
         return outcome
 
     # -- items ----------------------------------------------------------------------------
@@ -224,8 +234,13 @@ class MapPhase:
             values = await load_items(self.spec, self.host.parent)
             indexes = list(range(len(values)))
         base = await self.host.parent_head()
-        header = {"kind": "items", "items": values, "indexes": indexes, "base": base,
-                  "created_at": now_iso()}  # fmt: skip
+        header = {
+            "kind": "items",
+            "items": values,
+            "indexes": indexes,
+            "base": base,
+            "created_at": now_iso(),
+        }
         await writer.write(self._masker.protect(header))
         return list(zip(indexes, values, strict=True)), base
 
@@ -244,8 +259,13 @@ class MapPhase:
             if item.item_id not in merged:
                 still.append(item)
                 continue
-            result = AgentResult(item.item_id, item.index, item.value, "success",
-                                 output="(merged before prodigyd stopped)")  # fmt: skip
+            result = AgentResult(
+                item.item_id,
+                item.index,
+                item.value,
+                "success",
+                output="(merged before prodigyd stopped)",
+            )
             await self._record(result, writer)
         return still
 
@@ -266,9 +286,12 @@ class MapPhase:
     ) -> None:
         parallel = min(self._parallelism(), len(pending))
         self.host.parent.events.emit(
-            EventType.MAP_PHASE_STARTED, total_items=total, pending=len(pending),
-            max_parallel=parallel, resumed=len(pending) < total,
-        )  # fmt: skip
+            EventType.MAP_PHASE_STARTED,
+            total_items=total,
+            pending=len(pending),
+            max_parallel=parallel,
+            resumed=len(pending) < total,
+        )
         queue = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         workers = [
@@ -320,8 +343,9 @@ class MapPhase:
                 return result
             self._dead_letter(item, result)
             if attempt < attempts:
-                self.host.parent.events.emit(EventType.AGENT_RETRYING, item_id=item.item_id,
-                                             attempt=attempt + 1)  # fmt: skip
+                self.host.parent.events.emit(
+                    EventType.AGENT_RETRYING, item_id=item.item_id, attempt=attempt + 1
+                )
         return result
 
     def _dead_letter(self, item: WorkItem, result: AgentResult) -> None:
@@ -350,9 +374,12 @@ class MapPhase:
             },
         )
         self.host.parent.events.emit(
-            EventType.DLQ_ITEM_ADDED, item_id=item.item_id, error_type=entry["error_type"],
-            error_signature=entry["error_signature"], failure_count=entry["failure_count"],
-        )  # fmt: skip
+            EventType.DLQ_ITEM_ADDED,
+            item_id=item.item_id,
+            error_type=entry["error_type"],
+            error_signature=entry["error_signature"],
+            failure_count=entry["failure_count"],
+        )
 
     async def _record(self, result: AgentResult, writer: checkpoints.CheckpointWriter) -> None:
         self.results[result.item_id] = result
@@ -372,14 +399,20 @@ async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
     else:
         document = await _command_items(source, ctx)
     return select_items(
-        document, json_path=spec.json_path, filter=spec.filter, sort_by=spec.sort_by,
-        distinct=spec.distinct, offset=spec.offset, max_items=spec.max_items,
-    )  # fmt: skip
+        document,
+        json_path=spec.json_path,
+        filter=spec.filter,
+        sort_by=spec.sort_by,
+        distinct=spec.distinct,
+        offset=spec.offset,
+        max_items=spec.max_items,
+    )
 
 
 async def _command_items(command: str, ctx: RunContext) -> Any:
-    done = await proc.run(["sh", "-c", command], cwd=ctx.worktree, env=ctx.env,
-                          timeout=INPUT_COMMAND_TIMEOUT)  # fmt: skip
+    done = await proc.run(
+        ["sh", "-c", command], cwd=ctx.worktree, env=ctx.env, timeout=INPUT_COMMAND_TIMEOUT
+    )
     if not done.ok:
         why = "timed out" if done.timed_out else f"exited with code {done.returncode}"
         tail = ctx.masker.mask(done.stderr.strip())[-500:]  # masked before it is cut

@@ -99,9 +99,14 @@ async def commit_id(path: Path, rev: str) -> str:
             if sha is not None:
                 return sha
     done = await git(
-        path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
+        path,
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        "--end-of-options",
+        f"{rev}^{{commit}}",
         check=False,
-    )  # fmt: skip
+    )
     if not done.ok:
         raise GitError(f"No commit named {rev!r} in {path}", details=describe_failure(done))
     return done.stdout.strip()

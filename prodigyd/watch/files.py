@@ -93,9 +93,13 @@ def not_ignored(repo: Path, names: Iterable[str]) -> list[str]:
     if ignored is None:
         done = subprocess.run(
             ["git", "check-ignore", "--stdin", "-z"],  # tracked files are never ignored
-            cwd=repo, env=git_env(), input="\0".join(names) + "\0",
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=repo,
+            env=git_env(),
+            input="\0".join(names) + "\0",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode not in (0, 1):  # 1: none is ignored
             raise OSError(f"git check-ignore failed in {repo}: {done.stderr.strip()}")
         ignored = {n for n in done.stdout.split("\0") if n}
@@ -119,8 +123,14 @@ def snapshot(repo: Path, head: str, git_dir: Path | None = None) -> tuple[str, s
         env = {**git_env(), "GIT_INDEX_FILE": str(index)}
 
         def run(*args: str) -> str:
-            done = subprocess.run(["git", *IDENTITY, *args], cwd=repo, env=env,
-                                  capture_output=True, text=True, check=False)  # fmt: skip
+            done = subprocess.run(
+                ["git", *IDENTITY, *args],
+                cwd=repo,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode != 0:
                 raise OSError(f"git {args[0]} failed in {repo}: {done.stderr.strip()}")
             return done.stdout.strip()
@@ -143,8 +153,9 @@ def firings(
 ) -> list[Firing]:
     """The runs the changed `names` (not ignored) start on `branch`, from the snapshot."""
     commit, tree = snap
-    values = variables.environment(event="files", ref=f"refs/heads/{branch}", before=head,
-                                   after=commit, branch=branch)  # fmt: skip
+    values = variables.environment(
+        event="files", ref=f"refs/heads/{branch}", before=head, after=commit, branch=branch
+    )
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     reason = f"files {commit[:12]} on {branch}: {shown} ({SEEN_BY})"
     return [

@@ -58,9 +58,15 @@ class HookInbox:
             from watchfiles import awatch
 
             await self.drain()
-            async for changes in awatch(folder, watch_filter=None, recursive=False, step=5,
-                                        debounce=200, rust_timeout=int(RETRY_SECONDS * 1000),
-                                        yield_on_timeout=True):  # fmt: skip
+            async for changes in awatch(
+                folder,
+                watch_filter=None,
+                recursive=False,
+                step=5,
+                debounce=200,
+                rust_timeout=int(RETRY_SECONDS * 1000),
+                yield_on_timeout=True,
+            ):
                 if changes or self.waiting is not None:
                     await self.drain()
         except (OSError, RuntimeError, ProdigyError) as exc:  # no watch (or no folder): poll

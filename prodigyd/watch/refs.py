@@ -148,9 +148,13 @@ def _ref_firing(path: Path, trigger: Trigger, change: RefChange, by_prodigy: str
     kind, name = ("branch", change.branch) if change.branch is not None else ("tag", change.tag)
     sha = change.after or change.before or ""
     values = variables.environment(
-        event=change.event, ref=change.ref, before=change.before, after=change.after,
-        branch=change.branch, tag=change.tag,
-    )  # fmt: skip
+        event=change.event,
+        ref=change.ref,
+        before=change.before,
+        after=change.after,
+        branch=change.branch,
+        tag=change.tag,
+    )
     return Firing(
         workflow=path,
         trigger=trigger,

@@ -239,10 +239,15 @@ class RepoWatcher:
         watch = self._awatch or _watchfiles()
         try:
             async for batch in watch(
-                *targets, watch_filter=self._wanted, recursive=recursive,
-                debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
-                force_polling=True if self.polling else None, poll_delay_ms=POLL_DELAY_MS,
-            ):  # fmt: skip
+                *targets,
+                watch_filter=self._wanted,
+                recursive=recursive,
+                debounce=DEBOUNCE_MS,
+                step=STEP_MS,
+                stop_event=stop,
+                force_polling=True if self.polling else None,
+                poll_delay_ms=POLL_DELAY_MS,
+            ):
                 self._dispatch(path for _, path in batch)
         except FileNotFoundError as exc:  # a folder went away before the watch began
             log.info("a watched folder is gone (%s); watching again", exc)
@@ -252,8 +257,11 @@ class RepoWatcher:
         except (OSError, RuntimeError) as exc:  # inotify limits (ENOSPC), no inotify at all
             if self.polling is None:
                 self.polling = str(exc) or type(exc).__name__
-                log.warning("cannot watch repositories with inotify (%s); polling them every "
-                            "%g s instead", exc, POLL_DELAY_MS / 1000)  # fmt: skip
+                log.warning(
+                    "cannot watch repositories with inotify (%s); polling them every %g s instead",
+                    exc,
+                    POLL_DELAY_MS / 1000,
+                )
             else:
                 log.warning("cannot watch repositories (%s); trying again", exc)
                 await asyncio.sleep(RETRY_SECONDS)
@@ -333,8 +341,14 @@ class RepoWatcher:
     async def _attach(self, repo: _Repo) -> bool:
         """Find the repository's refs, read them and its workflow files; or say why not."""
         try:
-            done = await git(repo.path, "rev-parse", "--path-format=absolute",
-                             "--show-toplevel", "--git-common-dir", "--git-dir")  # fmt: skip
+            done = await git(
+                repo.path,
+                "rev-parse",
+                "--path-format=absolute",
+                "--show-toplevel",
+                "--git-common-dir",
+                "--git-dir",
+            )
             top, common, git_dir = done.stdout.splitlines()[:3]
             if Path(top).resolve() != repo.path:
                 raise GitError(f"{repo.path} is no longer the top of a git repository")
@@ -396,8 +410,9 @@ class RepoWatcher:
                 loop.call_later(RETRY_SECONDS, functools.partial(self._kick, repo, refs=True))
                 return
             except ProdigyError as exc:
-                self.firing.problem("watched repository", str(repo.path),
-                                    f"{firing.workflow}: {exc.render()}")  # fmt: skip
+                self.firing.problem(
+                    "watched repository", str(repo.path), f"{firing.workflow}: {exc.render()}"
+                )
 
     async def _revalidate(self, repo: _Repo, *, first: bool = False) -> None:
         """Load the workflow files again and report what changed (on `first`, only the
@@ -423,12 +438,14 @@ class RepoWatcher:
                 )
             elif not first:
                 log.info("workflow file %s loaded", path)
-                self.firing.dropped.note(repo.path, EventType.WORKFLOW_LOADED, f"{path} loaded",
-                                         workflow=str(path))  # fmt: skip
+                self.firing.dropped.note(
+                    repo.path, EventType.WORKFLOW_LOADED, f"{path} loaded", workflow=str(path)
+                )
         for path in before.keys() - now.keys():
             log.info("workflow file %s removed", path)
-            self.firing.dropped.note(repo.path, EventType.WORKFLOW_REMOVED, f"{path} removed",
-                                     workflow=str(path))  # fmt: skip
+            self.firing.dropped.note(
+                repo.path, EventType.WORKFLOW_REMOVED, f"{path} removed", workflow=str(path)
+            )
 
     # -- on: files ---------------------------------------------------------------------
 
@@ -442,8 +459,9 @@ class RepoWatcher:
         # quiet counts toward the settle
         repo.last_change = asyncio.get_running_loop().time() - STEP_MS / 1000
         if repo.files_task is None or repo.files_task.done():
-            repo.files_task = asyncio.create_task(self._files_settle(repo),
-                                                  name=f"files {repo.path}")  # fmt: skip
+            repo.files_task = asyncio.create_task(
+                self._files_settle(repo), name=f"files {repo.path}"
+            )
 
     async def _files_settle(self, repo: _Repo) -> None:
         """Wait for the writes to settle and git to be done, then fire for the final state
@@ -490,8 +508,9 @@ class RepoWatcher:
             except ShuttingDown:
                 raise
             except ProdigyError as exc:
-                self.firing.problem("watched repository", str(repo.path),
-                                    f"{firing.workflow}: {exc.render()}")  # fmt: skip
+                self.firing.problem(
+                    "watched repository", str(repo.path), f"{firing.workflow}: {exc.render()}"
+                )
 
     def _describe(self, repo: _Repo) -> dict[str, Any]:
         status = "missing" if repo.problem else "polling" if self.polling else "watching"

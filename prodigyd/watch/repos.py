@@ -43,8 +43,9 @@ def load() -> list[Watched]:
     try:
         return [Watched(str(e["path"]), str(e["added_at"])) for e in data["repositories"]]
     except (KeyError, TypeError) as exc:
-        log.error("%s: unexpected content (%r); no repository is watched",
-                  paths.watched_file(), exc)  # fmt: skip
+        log.error(
+            "%s: unexpected content (%r); no repository is watched", paths.watched_file(), exc
+        )
         return []
 
 

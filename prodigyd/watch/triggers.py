@@ -187,8 +187,9 @@ async def _occasions(event: HookEvent, need_files: bool) -> list[Occasion]:
         base = ref.remote_sha if ref.remote_known else None
         changed = await changed_files(event.repo, ref.local_sha, base) if need_files else None
         remote = f" to {event.remote}" if event.remote else ""
-        values = variables.environment(event="push", ref=ref.local_ref, before=base,
-                                       after=ref.local_sha, branch=ref.branch)  # fmt: skip
+        values = variables.environment(
+            event="push", ref=ref.local_ref, before=base, after=ref.local_sha, branch=ref.branch
+        )
         identity = f"push\0{ref.branch}\0{ref.local_sha}\0{event.remote or ''}"
         what = f"push of {ref.local_sha[:12]}{remote}"
         occasions.append(Occasion(ref.branch, changed, what, identity, values))
@@ -200,8 +201,9 @@ def commit_occasion(
 ) -> Occasion:
     """A new commit at the tip of `branch`, however it was seen (a hook, the watcher): one
     identity for both."""
-    values = variables.environment(event="commit", ref=f"refs/heads/{branch}", before=before,
-                                   after=sha, branch=branch)  # fmt: skip
+    values = variables.environment(
+        event="commit", ref=f"refs/heads/{branch}", before=before, after=sha, branch=branch
+    )
     return Occasion(branch, changed, f"commit {sha[:12]}", f"commit\0{branch}\0{sha}", values)
 
 

@@ -243,8 +243,12 @@ class Step(BaseModel):
 
     @model_validator(mode="after")
     def _payload_matches_kind(self) -> Step:
-        needed = {"shell": "command", "claude": "command", "write_file": "write_file",
-                  "foreach": "foreach"}.get(self.kind)  # fmt: skip
+        needed = {
+            "shell": "command",
+            "claude": "command",
+            "write_file": "write_file",
+            "foreach": "foreach",
+        }.get(self.kind)
         if needed == "command" and not (self.command or "").strip():
             raise ValueError(f"a {self.kind} step needs a command")
         if needed and getattr(self, needed) is None:

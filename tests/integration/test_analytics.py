@@ -10,11 +10,24 @@ from pathlib import Path
 from tests.cli import ctl
 
 
-def test_cost_tokens_and_outcomes_per_workflow_status_and_day(daemon: Path, repo: Path,
-                                                              tmp_path: Path):  # fmt: skip
+def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"rules": [
-        {"match": "review", "cost_usd": 0.25, "input_tokens": 1000, "output_tokens": 200}]}))
+    scenario.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        "match": "review",
+                        "cost_usd": 0.25,
+                        "input_tokens": 1000,
+                        "output_tokens": 200,
+                    }
+                ]
+            }
+        )
+    )
     env = {**os.environ, "FAKE_CLAUDE_SCENARIO": str(scenario)}
     review = tmp_path / "review.yml"
     review.write_text("name: review\ncommands:\n  - claude: /review a\n  - claude: /review b\n")
@@ -28,15 +41,25 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(daemon: Path, repo
     by_workflow = {row["key"]: row for row in result["rows"]}
     assert [row["key"] for row in result["rows"]] == ["review", "broken"]  # costliest first
     assert by_workflow["review"] | {"duration_seconds": 0} == {
-        "key": "review", "sessions": 2, "succeeded": 2, "failed": 0, "success_rate": 1.0,
-        "cost_usd": 1.0, "input_tokens": 4000, "output_tokens": 800, "duration_seconds": 0}
+        "key": "review",
+        "sessions": 2,
+        "succeeded": 2,
+        "failed": 0,
+        "success_rate": 1.0,
+        "cost_usd": 1.0,
+        "input_tokens": 4000,
+        "output_tokens": 800,
+        "duration_seconds": 0,
+    }
     assert by_workflow["broken"]["success_rate"] == 0.0
     assert result["total"]["sessions"] == 3 and result["total"]["success_rate"] == 0.6667
     assert [job["cost_usd"] for job in result["top"]] == [0.5, 0.5]
 
     statuses = json.loads(ctl("analytics", "--by", "status", "--json", check=True).stdout)
-    assert {row["key"]: row["sessions"] for row in statuses["rows"]} == {"completed": 2,
-                                                                         "failed": 1}
+    assert {row["key"]: row["sessions"] for row in statuses["rows"]} == {
+        "completed": 2,
+        "failed": 1,
+    }
     table = ctl("analytics", "--by", "day", check=True).stdout
     assert table.splitlines()[0].split()[:2] == ["DAY", "sessions"]
     assert "total" in table and "$1.0000" in table and "costliest sessions:" in table

@@ -12,8 +12,22 @@ import pytest
 BENCH = Path(__file__).parents[2] / "bench"
 
 #: At least 50 kill points (issue 8); the soak exits 1 on anything lost, reverted or duplicated.
-SOAK = ["--jobs", "40", "--pace", "0.02", "--kills", "50", "--kill-interval", "0.15",
-        "--duration", "120", "--floor-jobs", "2", "--settle", "200"]  # fmt: skip
+SOAK = [
+    "--jobs",
+    "40",
+    "--pace",
+    "0.02",
+    "--kills",
+    "50",
+    "--kill-interval",
+    "0.15",
+    "--duration",
+    "120",
+    "--floor-jobs",
+    "2",
+    "--settle",
+    "200",
+]
 
 SMALL = {
     "step_overhead.py": ["--steps", "5", "--rounds", "1"],

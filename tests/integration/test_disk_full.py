@@ -284,5 +284,8 @@ def test_cancelling_a_running_job_on_a_full_disk_stops_it_and_records_it_once_th
     assert _status(sid) == "cancelled"
 
     fullable.free()  # written at once (a WAL reused in place may fit) or by the mender
-    wait_for(lambda: _journal_row(fullable.home, sid) == "cancelled", timeout=60,
-             what="the cancel to be recorded")  # fmt: skip
+    wait_for(
+        lambda: _journal_row(fullable.home, sid) == "cancelled",
+        timeout=60,
+        what="the cancel to be recorded",
+    )

@@ -61,8 +61,9 @@ def test_exec_with_a_slash_command_calls_claude(daemon: Path, repo: Path, tmp_pa
 
 
 def test_batch_runs_the_command_once_per_matching_file(daemon: Path, repo: Path):
-    commit_files(repo, {"a.txt": "a\n", "src/b.txt": "b\n", "src/c d.txt": "c\n",
-                        "src/skip.md": "m\n"})  # fmt: skip
+    commit_files(
+        repo, {"a.txt": "a\n", "src/b.txt": "b\n", "src/c d.txt": "c\n", "src/skip.md": "m\n"}
+    )
     done = ctl("batch", "*.txt", "-c", "echo done >> '${item}'", "--parallel", "2", cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Processing 3 items with 2 parallel agents" in done.stdout
@@ -92,8 +93,12 @@ def test_run_dash_reads_the_workflow_from_stdin(daemon: Path, repo: Path):
     done = subprocess.run(
         [sys.executable, "-m", "prodigyctl.main", "run", "-", "-y"],
         input="name: piped\ncommands:\n  - shell: 'echo piped > piped.txt'\n",
-        cwd=repo, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert git(repo, "show", "main:piped.txt") == "piped\n"
 
@@ -102,8 +107,12 @@ def test_inline_workflow_errors_name_the_stored_file_and_line(daemon: Path, repo
     done = subprocess.run(
         [sys.executable, "-m", "prodigyctl.main", "run", "-"],
         input="commands:\n  - shell: 'ok'\n  - shel: 'typo'\n",
-        cwd=repo, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2
     stored = next((daemon / "workflows").glob("inline-*.yml"))
     assert f"error: {stored}:3:5:" in done.stderr

@@ -32,12 +32,20 @@ def test_install_puts_every_page_in_its_section_and_uninstall_removes_only_ours(
 def test_install_defaults_to_the_xdg_data_folder(tmp_path: Path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
     done = ctl("man", "install", env=env, check=True)
-    assert f"installed {len(list((tmp_path / 'data' / 'man').rglob('*.*')))} man pages" in done.stdout
+    assert (
+        f"installed {len(list((tmp_path / 'data' / 'man').rglob('*.*')))} man pages" in done.stdout
+    )
     if shutil.which("man"):
-        found = subprocess.run(["man", "-w", "prodigyctl-batch"], capture_output=True, text=True,
-                               env={**env, "MANPATH": str(tmp_path / "data" / "man")},
-                               check=False)  # fmt: skip
-        assert found.stdout.strip() == str(tmp_path / "data" / "man" / "man1" / "prodigyctl-batch.1")
+        found = subprocess.run(
+            ["man", "-w", "prodigyctl-batch"],
+            capture_output=True,
+            text=True,
+            env={**env, "MANPATH": str(tmp_path / "data" / "man")},
+            check=False,
+        )
+        assert found.stdout.strip() == str(
+            tmp_path / "data" / "man" / "man1" / "prodigyctl-batch.1"
+        )
 
 
 def test_install_ignores_a_relative_xdg_data_home(tmp_path: Path):

@@ -78,9 +78,13 @@ def test_every_acknowledged_file_is_on_main(
     def submit() -> None:
         for number in range(JOBS):
             kind = "map" if number % 4 == 3 else "standard"
-            params = {"workflow": str(workflows[kind]), "cwd": str(repo),
-                      "env": dict(os.environ), "merge": "auto",
-                      "idempotency_key": f"race-{number}"}  # fmt: skip
+            params = {
+                "workflow": str(workflows[kind]),
+                "cwd": str(repo),
+                "env": dict(os.environ),
+                "merge": "auto",
+                "idempotency_key": f"race-{number}",
+            }
             acked[submit_until_acked(isolated, params)] = kind
         done_submitting.set()
 

@@ -68,14 +68,33 @@ json_values = st.recursive(
 )
 #: Values a field might plausibly take, to get past the type check now and then.
 plausible = (
-    st.sampled_from(["all", "auto", "ask", "never", "workflow", "day", "2026-01-01T00:00:00",
-                     "workflow-1-abc", "job-1", "item-0", "", ".", "..", "/", "\u0000", "a\u0000b",
-                     "\ud800", "x\udfff"])
+    st.sampled_from(
+        [
+            "all",
+            "auto",
+            "ask",
+            "never",
+            "workflow",
+            "day",
+            "2026-01-01T00:00:00",
+            "workflow-1-abc",
+            "job-1",
+            "item-0",
+            "",
+            ".",
+            "..",
+            "/",
+            "\u0000",
+            "a\u0000b",
+            "\ud800",
+            "x\udfff",
+        ]
+    )
     | st.integers(min_value=-2, max_value=2000)
     | st.booleans()
     | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3)
     | st.lists(st.text(max_size=6), max_size=3)
-)  # fmt: skip
+)
 
 
 @st.composite

@@ -108,8 +108,10 @@ def repository_contents(repo: Path) -> bytes:
     and every plain file of its .git (refs, logs, config)."""
     objects = subprocess.run(
         ["git", "cat-file", "--batch-all-objects", "--batch"],
-        cwd=repo, capture_output=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
     plain = b"".join(data for _, data in store_files(repo / ".git"))
     return objects + plain
 
@@ -125,8 +127,9 @@ def client_views(session_ids: list[str]) -> dict[str, str]:
     for sid in session_ids:
         views[f"logs {sid}"] = ctl("logs", sid, check=True).stdout
         views[f"logs --json {sid}"] = ctl("logs", sid, "--json", check=True).stdout
-        views[f"sessions show --json {sid}"] = ctl("sessions", "show", sid, "--json",
-                                                    check=True).stdout  # fmt: skip
+        views[f"sessions show --json {sid}"] = ctl(
+            "sessions", "show", sid, "--json", check=True
+        ).stdout
     return views
 
 
@@ -138,8 +141,9 @@ def stored_envs(home: Path) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_no_part_of_a_secret_is_stored_or_shown(daemon: Path, repo: Path, tmp_path: Path,
-                                                 shape: str):  # fmt: skip
+def test_no_part_of_a_secret_is_stored_or_shown(
+    daemon: Path, repo: Path, tmp_path: Path, shape: str
+):
     secret = SHAPES[shape]
     env = {**os.environ, "SECRET_UNDER_TEST": secret}
     (tmp_path / "ok.yml").write_text(SUCCEEDS)
@@ -171,8 +175,9 @@ def test_no_part_of_a_secret_is_stored_or_shown(daemon: Path, repo: Path, tmp_pa
     assert git(repo, "show", "main:two.txt") == "two\n"  # it did commit and merge
 
 
-def test_a_secret_too_short_to_mask_is_refused_at_submission(daemon: Path, repo: Path,
-                                                              tmp_path: Path):  # fmt: skip
+def test_a_secret_too_short_to_mask_is_refused_at_submission(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     (tmp_path / "ok.yml").write_text(SUCCEEDS)
     env = {**os.environ, "SECRET_UNDER_TEST": "Q7z"}
     done = ctl("run", str(tmp_path / "ok.yml"), "-y", cwd=repo, env=env)

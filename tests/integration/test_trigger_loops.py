@@ -117,10 +117,13 @@ def test_include_prodigy_commits_fires_on_prodigys_commits_and_no_other_trigger_
 ):
     """The counter commits only while it is below 2, so even a loop ends; the plain
     trigger beside it fires on the user's commit alone."""
-    hook(repo, {
-        ".prodigy/workflows/counter.yml": COUNTER,
-        ".prodigy/workflows/plain.yml": "on: commit\ncommands:\n  - shell: 'true'\n",
-    })  # fmt: skip
+    hook(
+        repo,
+        {
+            ".prodigy/workflows/counter.yml": COUNTER,
+            ".prodigy/workflows/plain.yml": "on: commit\ncommands:\n  - shell: 'true'\n",
+        },
+    )
     assert triggers_ls(repo)["workflows"][0]["on"][0]["include_prodigy_commits"] is True
     commit_files(repo, {"a.txt": "a"}, "user commit")
     wait_for(lambda: len(sessions()) >= 4 and settled(daemon), timeout=120, what="the chain")
@@ -211,8 +214,11 @@ def test_the_queue_cap_and_the_rate_limit_drop_runs_and_say_so(
         for branch, then in (("a", "running"), ("b", "queued"), ("c", None)):
             git(repo, "checkout", "-q", "-b", branch, "main")
             commit_files(repo, {f"{branch}.txt": branch}, branch)
-            wait_for(lambda: not any((limited / "spool").glob("*.event")), timeout=60,
-                     what=f"the commit on {branch} handled")  # fmt: skip
+            wait_for(
+                lambda: not any((limited / "spool").glob("*.event")),
+                timeout=60,
+                what=f"the commit on {branch} handled",
+            )
             if then is not None:
                 wait_for(
                     lambda s=then: by_status(s), timeout=60, what=f"the run on {branch} {then}"

@@ -34,14 +34,23 @@ def test_strict_turns_unknown_keys_into_issues(tmp_path: Path):
 
 def test_json_reports_each_file(tmp_path: Path):
     wf = tmp_path / "mr.yml"
-    wf.write_text("mode: mapreduce\non: push\nmap:\n  input: items.json\n"
-                  "  agent_template: [{shell: 'true'}, {claude: '/fix ${item}'}]\n")  # fmt: skip
+    wf.write_text(
+        "mode: mapreduce\non: push\nmap:\n  input: items.json\n"
+        "  agent_template: [{shell: 'true'}, {claude: '/fix ${item}'}]\n"
+    )
     missing = tmp_path / "missing.yml"
     done = ctl("validate", "--json", str(wf), str(missing))
     assert done.returncode == 1
     ok, gone = json.loads(done.stdout)
-    assert ok == {"path": str(wf), "valid": True, "warnings": [], "name": "default",
-                  "mode": "mapreduce", "steps": 2, "on": ["push"]}  # fmt: skip
+    assert ok == {
+        "path": str(wf),
+        "valid": True,
+        "warnings": [],
+        "name": "default",
+        "mode": "mapreduce",
+        "steps": 2,
+        "on": ["push"],
+    }
     assert gone["valid"] is False and gone["error"]["kind"] == "workflow"
     assert str(missing) in gone["message"]
 

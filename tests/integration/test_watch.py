@@ -34,8 +34,10 @@ commands:
 """
 
 #: Fires on branches named marker*: a run of it says the watcher got that far.
-MARKER = "name: marker\non:\n  ref: {branches: ['marker*'], merge: never}\ncommands:\n" \
-         "  - shell: 'true'\n"  # fmt: skip
+MARKER = (
+    "name: marker\non:\n  ref: {branches: ['marker*'], merge: never}\ncommands:\n"
+    "  - shell: 'true'\n"
+)
 
 
 def watch_ls() -> list[dict]:
@@ -75,8 +77,11 @@ def test_a_plain_commit_in_a_watched_repository_fires_once(daemon: Path, repo: P
 
 
 def test_update_ref_and_tags_fire_on_ref_with_their_variables(daemon: Path, repo: Path):
-    commit_files(repo, {".prodigy/workflows/refs.yml": REFS,
-                        ".prodigy/workflows/marker.yml": MARKER}, "add triggers")  # fmt: skip
+    commit_files(
+        repo,
+        {".prodigy/workflows/refs.yml": REFS, ".prodigy/workflows/marker.yml": MARKER},
+        "add triggers",
+    )
     ctl("watch", "add", cwd=repo, check=True)
     sha = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "update-ref", "refs/heads/x1", sha)
@@ -106,14 +111,20 @@ def test_update_ref_and_tags_fire_on_ref_with_their_variables(daemon: Path, repo
 
 
 def test_a_commit_seen_by_a_hook_and_the_watcher_runs_once(daemon: Path, repo: Path):
-    commit_files(repo, {".prodigy/workflows/stamp.yml": STAMP,
-                        ".prodigy/workflows/marker.yml": MARKER}, "triggers")  # fmt: skip
+    commit_files(
+        repo,
+        {".prodigy/workflows/stamp.yml": STAMP, ".prodigy/workflows/marker.yml": MARKER},
+        "triggers",
+    )
     ctl("hooks", "install", cwd=repo, check=True)
     ctl("watch", "add", cwd=repo, check=True)
     commit_files(repo, {"src/a.py": "a\n"}, "add a")
     git(repo, "branch", "marker")  # the watcher handles a repository's refs in order
-    wait_for(lambda: named("marker") and named("stamp") and settled(daemon), timeout=60,
-             what="both sightings handled")  # fmt: skip
+    wait_for(
+        lambda: named("marker") and named("stamp") and settled(daemon),
+        timeout=60,
+        what="both sightings handled",
+    )
     assert len(named("stamp")) == 1
     listed = json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)
     assert [d for d in listed["dropped"] if d["why"] != "prodigy_commit"] == []
@@ -183,8 +194,11 @@ def test_a_removed_repository_is_reported_and_watch_rm_stops_watching(
     for where in (repo, gone):
         ctl("watch", "add", str(where), check=True)
     shutil.rmtree(gone)
-    wait_for(lambda: any(r["status"] == "missing" for r in watch_ls()), timeout=60,
-             what="the removed repository reported")  # fmt: skip
+    wait_for(
+        lambda: any(r["status"] == "missing" for r in watch_ls()),
+        timeout=60,
+        what="the removed repository reported",
+    )
     missing = next(r for r in watch_ls() if r["status"] == "missing")
     assert missing["problem"] == f"{gone.resolve()} no longer exists"
     assert "missing   " in ctl("watch", "ls", check=True).stdout
@@ -219,10 +233,15 @@ def test_watch_add_refuses_a_folder_outside_any_repository(daemon: Path, tmp_pat
 def test_a_branch_made_from_a_fetched_commit_is_no_new_commit(daemon: Path, repo: Path):
     """`git checkout -b x origin/x` commits nothing: the commit was already the tip of a
     remote-tracking ref, which the watcher knows too."""
-    feature = ("name: feature\non:\n  commit: {branches: ['feature*'], merge: never}\n"
-               "commands:\n  - shell: 'true'\n")  # fmt: skip
-    commit_files(repo, {".prodigy/workflows/feature.yml": feature,
-                        ".prodigy/workflows/marker.yml": MARKER}, "add triggers")  # fmt: skip
+    feature = (
+        "name: feature\non:\n  commit: {branches: ['feature*'], merge: never}\n"
+        "commands:\n  - shell: 'true'\n"
+    )
+    commit_files(
+        repo,
+        {".prodigy/workflows/feature.yml": feature, ".prodigy/workflows/marker.yml": MARKER},
+        "add triggers",
+    )
     fetched = git(repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "fetched").strip()
     git(repo, "update-ref", "refs/remotes/origin/feature", fetched)  # as a fetch leaves it
     ctl("watch", "add", cwd=repo, check=True)

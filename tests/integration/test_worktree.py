@@ -180,8 +180,10 @@ def test_a_spare_a_crash_cut_off_is_collected_by_the_next_daemon(
         daemon.kill()  # kill -9 while the spare is being made
         release.touch()  # its git, in a process group of its own, outlives the daemon
         daemon.start()  # whose collector finds a busy row no session owns
-        wait_for(lambda: any(r["path"] == spare and r["state"] == "idle" for r in _worktree_rows()),
-                 what="the spare reclaimed")  # fmt: skip
+        wait_for(
+            lambda: any(r["path"] == spare and r["state"] == "idle" for r in _worktree_rows()),
+            what="the spare reclaimed",
+        )
         rows = _worktree_rows()
     finally:
         ctl("daemon", "stop", check=True)

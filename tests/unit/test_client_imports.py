@@ -33,8 +33,9 @@ print("\\n".join(sorted(sys.modules)))
 
 def loaded(*args: str) -> list[str]:
     """The modules `prodigyctl ARGS` has imported once click has parsed ARGS."""
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          check=True).stdout.split()  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def heavy(modules: list[str]) -> list[str]:

@@ -34,6 +34,10 @@ def test_each_command_loads_by_itself(name: str):
 def test_the_client_and_the_daemon_report_the_installed_version():
     installed = version("prodigy")
     assert ctl("--version", check=True).stdout == f"prodigyctl, version {installed}\n"
-    daemon = subprocess.run([sys.executable, "-m", "prodigyd.main", "--version"],
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    daemon = subprocess.run(
+        [sys.executable, "-m", "prodigyd.main", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert daemon.stdout == f"prodigyd {installed}\n"

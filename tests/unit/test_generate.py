@@ -24,7 +24,11 @@ def test_exec_makes_one_shell_or_claude_step_with_retry_and_timeout(tmp_path: Pa
     assert shell.retry is not None and shell.retry.attempts == 3
     claude = load(tmp_path, exec_workflow("  /prodigy-lint  ")).steps[0]
     assert (claude.kind, claude.command, claude.retry, claude.timeout) == (
-        "claude", "/prodigy-lint", None, None)  # fmt: skip
+        "claude",
+        "/prodigy-lint",
+        None,
+        None,
+    )
 
 
 def test_batch_is_a_mapreduce_over_found_files(tmp_path: Path):
@@ -34,12 +38,14 @@ def test_batch_is_a_mapreduce_over_found_files(tmp_path: Path):
     assert workflow.map.agent_timeout_secs == 30
     assert [s.command for s in workflow.map.agent_template] == ["black ${item}"]
     assert workflow.reduce[0].command == (
-        "echo 'Batch processing complete. Processed ${map.successful} items.'")  # fmt: skip
+        "echo 'Batch processing complete. Processed ${map.successful} items.'"
+    )
 
 
 def found(root: Path, pattern: str) -> list[str]:
-    done = subprocess.run(["sh", "-c", find_command(pattern)], cwd=root, capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["sh", "-c", find_command(pattern)], cwd=root, capture_output=True, text=True, check=True
+    )
     return done.stdout.splitlines()
 
 

@@ -48,20 +48,33 @@ def test_every_command_has_a_page_naming_each_of_its_options():
 @pytest.mark.parametrize("name", sorted(manpages.shipped()))
 def test_groff_renders_the_page_without_warnings(name: str):
     page = manpages.SHIPPED / name
-    lint = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-ww", "-Wbreak", "-z", str(page)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    lint = subprocess.run(
+        ["groff", "-t", "-man", "-Tutf8", "-ww", "-Wbreak", "-z", str(page)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert lint.returncode == 0 and lint.stderr == "", lint.stderr
 
 
 def render(text: str) -> str:
-    done = subprocess.run(["groff", "-t", "-man", "-Tutf8", "-P-cbou"], input=text,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["groff", "-t", "-man", "-Tutf8", "-P-cbou"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout
 
 
 @pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
 def test_markdown_becomes_sections_lists_code_and_tables():
-    text = manpages.markdown_page("demo", 5, "a demo", """# Demo
+    text = manpages.markdown_page(
+        "demo",
+        5,
+        "a demo",
+        """# Demo
 
 Intro with `--flag` and **bold** and a [link](other.md).
 
@@ -81,7 +94,9 @@ back\\slash
 |---|---|
 | `a|b` | pipe in code |
 | plain \\| escaped | café → ok |
-""", see_also="\\fBother\\fR(1)")
+""",
+        see_also="\\fBother\\fR(1)",
+    )
     out = render(text)
     assert "DESCRIPTION" in out and "Intro with --flag and bold and a link." in out
     assert "USAGE" in out and "first item continued here" in out and "nested item" in out
@@ -98,7 +113,9 @@ def test_arguments_are_in_the_synopsis_and_never_listed_as_options():
     for path, command in walk(cli, ("prodigyctl",)):
         page = pages[f"{'-'.join(path)}.1"]
         synopsis = page.split(".SH SYNOPSIS\n", 1)[1].split(".SH", 1)[0]
-        options = page.split(".SH OPTIONS\n", 1)[-1].split(".SH", 1)[0] if ".SH OPTIONS" in page else ""
+        options = (
+            page.split(".SH OPTIONS\n", 1)[-1].split(".SH", 1)[0] if ".SH OPTIONS" in page else ""
+        )
         for argument in (p for p in command.params if isinstance(p, click.Argument)):
             name = (argument.metavar or argument.name or "").upper()
             assert name in synopsis, (path, name)

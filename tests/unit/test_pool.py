@@ -434,9 +434,14 @@ async def test_gc_cleans_up_the_spares_a_crash_cut_off(repo: Path, isolated: Pat
     made, half, locked, unmade = (folder / f"wt-crash{n}" for n in range(4))
     for path in (made, half, locked, unmade):
         rows.register(
-            path, repo, owner=SPARE, session_id=None, affinity=None, strategy=Strategy.POOLED,
+            path,
+            repo,
+            owner=SPARE,
+            session_id=None,
+            affinity=None,
+            strategy=Strategy.POOLED,
             uses=0,
-        )  # fmt: skip
+        )
     git(repo, "worktree", "add", "--quiet", "--detach", str(made))  # git outlived the daemon
     half.mkdir(parents=True)  # cut off before git wrote its .git file
     (half / "README.md").write_text("# de")

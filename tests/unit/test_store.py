@@ -55,18 +55,32 @@ def test_missing_session_is_not_found(isolated: Path):
 
 
 def test_session_with_invalid_fields_names_the_field(isolated: Path):
-    journal.insert("workflow-1-bbbbbb", status="queued", private={},
-                   record={"id": "workflow-1-bbbbbb", "status": "sleeping"})
+    journal.insert(
+        "workflow-1-bbbbbb",
+        status="queued",
+        private={},
+        record={"id": "workflow-1-bbbbbb", "status": "sleeping"},
+    )
     with pytest.raises(StoreError) as err:
         sessions.load("workflow-1-bbbbbb")
     assert "is invalid" in err.value.message
 
 
 def test_idempotency_key_never_creates_a_second_job(isolated: Path):
-    first = journal.insert("workflow-1-cccccc", status="queued", private={}, record={"n": 1},
-                           idempotency_key="hook:abc")
-    again = journal.insert("workflow-2-dddddd", status="queued", private={}, record={"n": 2},
-                           idempotency_key="hook:abc")
+    first = journal.insert(
+        "workflow-1-cccccc",
+        status="queued",
+        private={},
+        record={"n": 1},
+        idempotency_key="hook:abc",
+    )
+    again = journal.insert(
+        "workflow-2-dddddd",
+        status="queued",
+        private={},
+        record={"n": 2},
+        idempotency_key="hook:abc",
+    )
     assert first is None and again == {"n": 1}
     assert journal.get("workflow-2-dddddd") is None
     assert journal.counts() == {"queued": 1}
@@ -107,12 +121,17 @@ def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
     async def write() -> None:
         writer = checkpoints.CheckpointWriter("s3")
         for index in range(3):
-            await writer.write({
-                "execution_state": {"current_step_index": index + 1, "total_steps": 3,
-                                    "status": "Running"},
-                "step": {"step_index": index, "command": f"shell: {index}"},
-                "variable_state": {"n": index},
-            })
+            await writer.write(
+                {
+                    "execution_state": {
+                        "current_step_index": index + 1,
+                        "total_steps": 3,
+                        "status": "Running",
+                    },
+                    "step": {"step_index": index, "command": f"shell: {index}"},
+                    "variable_state": {"n": index},
+                }
+            )
         await writer.close()
 
     asyncio.run(write())
@@ -128,11 +147,16 @@ def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
 def test_a_line_torn_inside_a_utf8_character_is_skipped_by_every_reader(isolated: Path):
     """A crash can cut the last line anywhere, even between the bytes of one character:
     the journal and the event log both read on without it, as after any torn line."""
+
     async def write() -> None:
         writer = checkpoints.CheckpointWriter("s4")
-        await writer.write({"execution_state": {"current_step_index": 1, "total_steps": 2},
-                            "step": {"step_index": 0, "command": "shell: café"},
-                            "variable_state": {}})  # fmt: skip
+        await writer.write(
+            {
+                "execution_state": {"current_step_index": 1, "total_steps": 2},
+                "step": {"step_index": 0, "command": "shell: café"},
+                "variable_state": {},
+            }
+        )
         await writer.close()
 
     asyncio.run(write())
@@ -161,8 +185,9 @@ def _journal_bytes() -> bytes:
 
 def test_a_finished_jobs_environment_is_dropped_and_scrubbed_from_the_file(isolated: Path):
     env = {f"VAR_{n}": f"{TOKEN}-{n}" for n in range(200)}  # spills onto overflow pages
-    journal.insert("workflow-1-eeeeee", status="running", record={}, private={"env": env,
-                                                                             "args": ["a"]})
+    journal.insert(
+        "workflow-1-eeeeee", status="running", record={}, private={"env": env, "args": ["a"]}
+    )
     journal.scrub()  # the environment is in the database file itself now, not only the log
     assert TOKEN.encode() in _journal_bytes()
     journal.update("workflow-1-eeeeee", status="failed", forget_env=False)
@@ -173,8 +198,11 @@ def test_a_finished_jobs_environment_is_dropped_and_scrubbed_from_the_file(isola
 
 
 def test_an_older_journal_drops_the_environment_of_its_finished_jobs(isolated: Path):
-    for sid, status in (("workflow-1-ffffff", "completed"), ("workflow-2-ffffff", "failed"),
-                        ("workflow-3-ffffff", "cancelled")):  # fmt: skip
+    for sid, status in (
+        ("workflow-1-ffffff", "completed"),
+        ("workflow-2-ffffff", "failed"),
+        ("workflow-3-ffffff", "cancelled"),
+    ):
         journal.insert(sid, status=status, record={}, private={"env": {"T": TOKEN}, "args": []})
     journal.connection().execute("PRAGMA user_version=3")
     journal.close_all()

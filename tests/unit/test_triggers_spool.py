@@ -35,8 +35,10 @@ def test_every_shape_of_on():
         Trigger(event="push"),
         Trigger(event="commit", branches=("main",), paths=("src/**", "*.md"), merge="auto"),
     )
-    mapreduce = parse_workflow("mode: mapreduce\non: push\nmap:\n  input: x.json\n"
-                               "  agent_template: [{shell: 'true'}]\n", source="m.yml")  # fmt: skip
+    mapreduce = parse_workflow(
+        "mode: mapreduce\non: push\nmap:\n  input: x.json\n  agent_template: [{shell: 'true'}]\n",
+        source="m.yml",
+    )
     assert mapreduce.workflow.on == (Trigger(event="push"),)
     assert triggers("") == ()
 
@@ -88,8 +90,13 @@ def test_an_unknown_trigger_option_warns_or_with_strict_fails():
 SHA = "a" * 40
 
 
-def entry(folder: Path, event: str, stdin: str | None = None, env: bytes | None = None,
-          name: str = "17.5-1") -> Path:  # fmt: skip
+def entry(
+    folder: Path,
+    event: str,
+    stdin: str | None = None,
+    env: bytes | None = None,
+    name: str = "17.5-1",
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if stdin is not None:
         (folder / f"{name}.stdin").write_text(stdin)
@@ -101,22 +108,35 @@ def entry(folder: Path, event: str, stdin: str | None = None, env: bytes | None 
 
 def test_a_pre_push_entry(tmp_path: Path):
     zero = "0" * 40
-    pushed = (f"refs/heads/main {SHA} refs/heads/main {'b' * 40}\n"
-              f"refs/heads/new {SHA} refs/heads/new {zero}\n"
-              f"(delete) {zero} refs/heads/gone {'c' * 40}\n"
-              f"refs/tags/v1 {SHA} refs/tags/v1 {zero}\n")  # fmt: skip
-    event = spool.read(entry(
-        tmp_path,
-        f"version=1\nhook=pre-push\nrepo={tmp_path}\nhead={SHA}\nbranch=refs/heads/main\n"
-        "remote=origin\nend=1\n",
-        stdin=pushed,
-        env=b"PATH=/bin\0MULTI=a\nb\0EMPTY=\0",
-    ))  # fmt: skip
+    pushed = (
+        f"refs/heads/main {SHA} refs/heads/main {'b' * 40}\n"
+        f"refs/heads/new {SHA} refs/heads/new {zero}\n"
+        f"(delete) {zero} refs/heads/gone {'c' * 40}\n"
+        f"refs/tags/v1 {SHA} refs/tags/v1 {zero}\n"
+    )
+    event = spool.read(
+        entry(
+            tmp_path,
+            f"version=1\nhook=pre-push\nrepo={tmp_path}\nhead={SHA}\nbranch=refs/heads/main\n"
+            "remote=origin\nend=1\n",
+            stdin=pushed,
+            env=b"PATH=/bin\0MULTI=a\nb\0EMPTY=\0",
+        )
+    )
     assert event is not None
     assert (event.id, event.hook, event.repo, event.branch, event.remote) == (
-        "17.5-1", "pre-push", tmp_path, "main", "origin")  # fmt: skip
+        "17.5-1",
+        "pre-push",
+        tmp_path,
+        "main",
+        "origin",
+    )
     assert [(r.branch, r.remote_known) for r in event.pushed] == [
-        ("main", True), ("new", False), (None, True), (None, False)]  # fmt: skip
+        ("main", True),
+        ("new", False),
+        (None, True),
+        (None, False),
+    ]
     assert event.env == {"PATH": "/bin", "MULTI": "a\nb", "EMPTY": ""}
 
 
@@ -135,8 +155,9 @@ def test_who_made_the_event_from_its_lines_or_an_older_shims_environment(
         ("", None, (False, None, None)),
     ]
     for number, (lines, spooled, expected) in enumerate(cases):
-        event = spool.read(entry(tmp_path, base + lines + "end=1\n", env=spooled,
-                                 name=f"{number}-1"))  # fmt: skip
+        event = spool.read(
+            entry(tmp_path, base + lines + "end=1\n", env=spooled, name=f"{number}-1")
+        )
         assert event is not None
         why = matching.made_by_prodigy(event)
         assert (event.automation, event.session, why and why[: len(expected[2] or "")]) == expected
@@ -151,12 +172,22 @@ def test_an_event_in_prodigys_worktrees_or_on_a_session_branch_is_prodigys(
     event = spool.read(entry(tmp_path / "spool", text))
     assert event is not None and not event.automation  # a step that ran `env -i git commit`
     assert matching.made_by_prodigy(event) == f"made in prodigy's worktree {worktree}"
-    record = SessionRecord(id="workflow-1-abc", workflow="w.yml", workflow_name="w", repo="/r",
-                           repo_id="r-1", original_branch="main", worktree="", branch="b",
-                           workflow_sha256="0", cwd="/r")  # fmt: skip
+    record = SessionRecord(
+        id="workflow-1-abc",
+        workflow="w.yml",
+        workflow_name="w",
+        repo="/r",
+        repo_id="r-1",
+        original_branch="main",
+        worktree="",
+        branch="b",
+        workflow_sha256="0",
+        cwd="/r",
+    )
     session_store.create(record, {})
     assert matching.session_branch("prodigy-workflow-1-abc") == (
-        "made on the branch of prodigy session workflow-1-abc")  # fmt: skip
+        "made on the branch of prodigy session workflow-1-abc"
+    )
     assert matching.session_branch("prodigy-agent-workflow-1-abc/item-3") is not None
     assert matching.session_branch("prodigy-workflow-2-def") is None  # no such session
     assert matching.session_branch("prodigy-mine") is None  # the user's own branch
@@ -164,7 +195,11 @@ def test_an_event_in_prodigys_worktrees_or_on_a_session_branch_is_prodigys(
 
 def test_prodigys_git_calls_carry_the_automation_marker():
     assert git_env({"PATH": "/bin", "GIT_DIR": "/x"}) == {
-        "PATH": "/bin", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "PRODIGY_AUTOMATION": "true"}  # fmt: skip
+        "PATH": "/bin",
+        "GIT_TERMINAL_PROMPT": "0",
+        "LC_ALL": "C",
+        "PRODIGY_AUTOMATION": "true",
+    }
 
 
 def test_the_digest_follows_the_content_not_the_name(tmp_path: Path):
@@ -261,8 +296,7 @@ def special(kind: str, path: Path, good: Path) -> None:
         os.chown(path, NOBODY, NOBODY)
 
 
-KINDS = ["fifo", "link", "loop", "folder", "huge",
-         pytest.param("other uid", marks=as_root)]  # fmt: skip
+KINDS = ["fifo", "link", "loop", "folder", "huge", pytest.param("other uid", marks=as_root)]
 
 
 @pytest.mark.timeout(30)  # a FIFO opened for reading blocks until a writer comes: a hang
@@ -325,15 +359,31 @@ def test_reject_never_overwrites_an_earlier_rejected_entry(tmp_path: Path, monke
     (folder / "17.5-1.event").mkdir()  # and a folder named like an entry
     third = spool.reject(folder / "17.5-1.event", "third")
     assert (first.name, second.name, third.name) == (
-        "17.5-1.event", "17.5-1.2.event", "17.5-1.3.event")  # fmt: skip
+        "17.5-1.event",
+        "17.5-1.2.event",
+        "17.5-1.3.event",
+    )
     assert (first.read_text(), second.read_text(), third.is_dir()) == ("one", "two", True)
     assert (folder / "rejected" / "17.5-1.2.reason").read_text() == "second\n"
     assert spool.pending() == []
 
 
 KEYS = ["version", "hook", "repo", "head", "branch", "remote", "end", "x"]
-values = st.sampled_from(["1", "post-commit", "pre-push", SHA, "refs/heads/main", "HEAD", "",
-                          "/", "/" + "r" * 5000, "/a\0b", "{repo}"]) | st.text(max_size=30)  # fmt: skip
+values = st.sampled_from(
+    [
+        "1",
+        "post-commit",
+        "pre-push",
+        SHA,
+        "refs/heads/main",
+        "HEAD",
+        "",
+        "/",
+        "/" + "r" * 5000,
+        "/a\0b",
+        "{repo}",
+    ]
+) | st.text(max_size=30)
 lines = st.tuples(st.sampled_from(KEYS), values).map("=".join) | st.text(max_size=30)
 events = st.lists(lines, max_size=8).map(lambda ls: "".join(f"{line}\n" for line in ls))
 

@@ -88,7 +88,10 @@ def test_the_snapshot_holds_the_working_tree_and_touches_nothing(
     assert git(repo, "show", f"{commit}:a.txt") == "edited\n"
     modes = git(repo, "ls-tree", commit, "run.sh", "link").split()[::4]
     assert modes == ["120000", "100755"]  # link, run.sh
-    assert (index.read_bytes(), os.stat(index).st_mtime_ns,
-            git(repo, "--no-optional-locks", "status", "--porcelain")) == before  # fmt: skip
+    assert (
+        index.read_bytes(),
+        os.stat(index).st_mtime_ns,
+        git(repo, "--no-optional-locks", "status", "--porcelain"),
+    ) == before
     assert git(repo, "rev-parse", "HEAD").strip() == head
     assert (objects.snapshot(repo, head, "m", {}) is not None) == (engine == "libgit2")

@@ -74,8 +74,9 @@ def test_hook_and_watcher_sightings_of_one_commit_share_a_key(tmp_path: Path):
 
     def firing(folder: Path, reason: str) -> Firing:
         workflow = folder / ".prodigy" / "workflows" / "w.yml"
-        return Firing(workflow, trigger, "topic", reason, None, occasion.identity,
-                      occasion.variables)  # fmt: skip
+        return Firing(
+            workflow, trigger, "topic", reason, None, occasion.identity, occasion.variables
+        )
 
     hook = Sighting(linked, firing(linked, "commit (post-commit hook)"), {"HOME": "/h"})
     watcher = Sighting(repo, firing(repo, "commit (ref watcher)"))
@@ -85,8 +86,10 @@ def test_hook_and_watcher_sightings_of_one_commit_share_a_key(tmp_path: Path):
     assert key_of(Sighting(repo, Firing(repo, trigger, "topic", "x", None, other.identity))) != (
         key_of(watcher)
     )
-    assert env_of(hook) == {"HOME": "/h", **variables.environment(
-        event="commit", ref="refs/heads/topic", after=A, branch="topic")}  # fmt: skip
+    assert env_of(hook) == {
+        "HOME": "/h",
+        **variables.environment(event="commit", ref="refs/heads/topic", after=A, branch="topic"),
+    }
     assert variables.variables(env_of(hook))["trigger.after"] == A
     assert variables.variables({"HOME": "/h"}) == {}  # not triggered: no trigger.* at all
 
@@ -176,8 +179,15 @@ async def test_two_firings_at_once_are_admitted_one_after_the_other(tmp_path: Pa
 
     def sighting(commit: str) -> Sighting:
         seen = commit_occasion("topic", commit, None, None)
-        firing = Firing(workflow, Trigger(event="commit"), None, f"commit {commit[:7]}", None,
-                        seen.identity, seen.variables)  # fmt: skip
+        firing = Firing(
+            workflow,
+            Trigger(event="commit"),
+            None,
+            f"commit {commit[:7]}",
+            None,
+            seen.identity,
+            seen.variables,
+        )
         return Sighting(repo, firing)
 
     first, second = await asyncio.gather(path.fire(sighting(A)), path.fire(sighting(B)))

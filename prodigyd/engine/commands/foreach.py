@@ -92,7 +92,14 @@ async def _items(spec: ForeachSpec, inv: Invocation) -> tuple[list[Any], Command
         done = await proc.run(["sh", "-c", command], cwd=inv.cwd, env=inv.env, timeout=inv.timeout)
         if not done.ok:
             error = f"foreach input command failed with exit code {done.returncode}"
-            return [], CommandResult(False, done.returncode, done.stdout, done.stderr,
-                                     done.duration, done.timed_out, error=error)  # fmt: skip
+            return [], CommandResult(
+                False,
+                done.returncode,
+                done.stdout,
+                done.stderr,
+                done.duration,
+                done.timed_out,
+                error=error,
+            )
         items = [line.strip() for line in done.stdout.splitlines() if line.strip()]
     return (items[: spec.max_items] if spec.max_items else items), None

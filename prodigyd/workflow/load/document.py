@@ -288,8 +288,9 @@ def _triggers(raw: object, at: At, ctx: Context) -> tuple[Trigger, ...]:
     triggers = []
     for event, options, here in raw_items:
         if event not in _TRIGGER_EVENTS:
-            ctx.problem(f"unknown event {shown(event)} (events: {', '.join(_TRIGGER_EVENTS)})",
-                        here)  # fmt: skip
+            ctx.problem(
+                f"unknown event {shown(event)} (events: {', '.join(_TRIGGER_EVENTS)})", here
+            )
             continue
         fields: dict[str, Any] = {}
         if isinstance(options, Map):
@@ -298,8 +299,9 @@ def _triggers(raw: object, at: At, ctx: Context) -> tuple[Trigger, ...]:
                 if isinstance(fields.get(key), str):
                     fields[key] = (fields[key],)
         elif options is not None:
-            ctx.problem(f"expected {event}: {{{', '.join(_TRIGGER_KEYS)}}}, got {shown(options)}",
-                        here)  # fmt: skip
+            ctx.problem(
+                f"expected {event}: {{{', '.join(_TRIGGER_KEYS)}}}, got {shown(options)}", here
+            )
             continue
         trigger = build_model(Trigger, {"event": event, **fields}, here, options, ctx)
         if trigger is not None:

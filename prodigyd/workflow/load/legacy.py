@@ -32,9 +32,11 @@ def slash(text: str) -> str:
 
 _LEGACY_KEYS = ("name", "args", "options", "metadata", "id", "outputs", "commit_required")
 _LEGACY_METADATA = {
-    "timeout": "timeout", "env": "env", "commit_required": "commit_required",
+    "timeout": "timeout",
+    "env": "env",
+    "commit_required": "commit_required",
     "continue_on_error": "allow_failure",
-}  # fmt: skip
+}
 
 
 def is_legacy_command(raw: Map) -> bool:

@@ -66,8 +66,10 @@ def mapreduce_workflow(doc: Map, ctx: Context) -> Workflow:
     fields = known_entries(doc, _MAPREDUCE_KEYS, root, ctx, ignored=_IGNORED_MAPREDUCE_KEYS)
     for key in ("commands", "steps"):
         if key in doc:
-            ctx.problem(f"a MapReduce workflow has no {key}: (use setup:, map: and reduce:)",
-                        root.key(doc, key))  # fmt: skip
+            ctx.problem(
+                f"a MapReduce workflow has no {key}: (use setup:, map: and reduce:)",
+                root.key(doc, key),
+            )
     data = workflow_fields(fields, doc, root, ctx)
     data["mode"] = "mapreduce"
     if fields.get("setup") is not None:
@@ -157,8 +159,10 @@ def _timeout_config(raw: object, at: At, ctx: Context) -> object:
 def _check_item_pipeline(data: Mapping[str, Any], raw: Map, at: At, ctx: Context) -> None:
     """Syntax of json_path, filter and sort_by, checked at load time with their position."""
     checks: dict[str, Callable[[str], object]] = {
-        "json_path": jsonpath.check, "filter": compile_filter, "sort_by": parse_sort,
-    }  # fmt: skip
+        "json_path": jsonpath.check,
+        "filter": compile_filter,
+        "sort_by": parse_sort,
+    }
     for key, check in checks.items():
         if isinstance(data.get(key), str) and data[key].strip():
             try:
@@ -182,8 +186,7 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
     for key in _POLICY_SHORTCUTS:
         if key in fields:
             if key in data:
-                ctx.problem(f"{key} is given both here and under error_policy:",
-                            root.key(doc, key))  # fmt: skip
+                ctx.problem(f"{key} is given both here and under error_policy:", root.key(doc, key))
             data[key] = fields[key]
     retry = data.pop("retry_config", None)
     if isinstance(retry, Map) and "max_attempts" in retry:
@@ -191,8 +194,14 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
     if isinstance(data.get("circuit_breaker"), Map):
         breaker = data["circuit_breaker"]
         data["circuit_breaker"] = known_entries(breaker, _BREAKER_KEYS, here, ctx)
-    policy = build_model(ErrorPolicy, data, here if raw is not None else root, raw or doc, ctx,
-                         renames=_POLICY_SPELLING)  # fmt: skip
+    policy = build_model(
+        ErrorPolicy,
+        data,
+        here if raw is not None else root,
+        raw or doc,
+        ctx,
+        renames=_POLICY_SPELLING,
+    )
     return policy if policy is not None else ErrorPolicy()
 
 

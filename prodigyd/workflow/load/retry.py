@@ -15,9 +15,12 @@ from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.model import RetrySpec
 
 _BACKOFF_OPTIONS = {
-    "fixed": (), "fibonacci": (), "linear": ("increment",), "exponential": ("base",),
+    "fixed": (),
+    "fibonacci": (),
+    "linear": ("increment",),
+    "exponential": ("base",),
     "custom": ("delays",),
-}  # fmt: skip
+}
 #: RetrySpec fields written under another key: a strategy's option under `backoff:`, what
 #: happens when the attempts run out under `on_failure:`.
 _SPELLING = {
