@@ -2,13 +2,14 @@
 
 (a) What prodigy's hooks add to `git commit`: the same empty commit with a post-commit
     hook that is just `exit 0` (the floor: git spawning any hook at all), and with the
-    installed shim (hooks/prodigy-hook), in three states of the daemon:
+    installed shim (hooks/prodigy-hook), in these states of the daemon:
     - idle: running, and each commit's triggered job done before the next commit;
     - busy: still handling the previous commit's spool entry (its job too) when the next
       commit comes; its floor is the `exit 0` hook with the daemon as busy (the same
       workflow submitted over the socket just before each commit);
     - down: no daemon, bursts of BURST commits in a row; the first commit's hook starts
-      one, and the rest of the burst must not start another;
+      one, and the rest of the burst must not start another (the burst's first commits
+      are also shown alone: theirs is the one hook that starts a process);
     - alone: a live pid in the pid file and no daemon: the hook's own cost, with nothing
       reacting to its entries (in the other states the daemon's work on them, 5 ms after
       the hook wrote one, competes with the end of the commit for the cores).
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -94,18 +96,21 @@ def busy_commits(
     repo: Path, env: dict[str, str], n: int, hooks: dict[str, str], conn: Conn,
     submit: dict[str, object],
 ) -> Walls:  # fmt: skip
-    """Wall times of `n` commits per hook, each made as soon as the previous commit's job
-    is queued, while the daemon is still on it. For the floor (a hook that triggers
+    """Wall times of `n` commits per hook, each made as soon as the daemon has handled the
+    previous commit's spool entry, while it is still on that entry's job: the entry queued
+    a run, or (a run of the workflow on the branch still queued) was coalesced into it, so
+    waiting for `session_queued` would wait forever. For the floor (a hook that triggers
     nothing) that job is submitted over the socket just before the commit instead."""
+    spool = Path(env["PRODIGY_HOME"]) / "spool"
     walls: Walls = {kind: [] for kind in hooks}
     for i in range(n):
         for kind, text in hooks.items():
             set_hook(repo, text)
-            conn.events.clear()
             if kind == "floor":
                 conn.call("jobs.submit", submit)
             walls[kind].append(commit(repo, env, f"busy {i}"))
-            conn.wait_event("session_queued")
+            while any(spool.glob("*.event")):
+                time.sleep(0.002)
     settle(conn, Path(env["PRODIGY_HOME"]))
     return walls
 
@@ -122,18 +127,24 @@ def settle(conn: Conn, home: Path) -> None:
 
 def down_commits(
     repo: Path, env: dict[str, str], rounds: int, burst: int, hooks: dict[str, str]
-) -> Walls:
+) -> tuple[Walls, Walls]:
     """Wall times of `rounds` bursts of `burst` commits per hook, each burst begun with no
-    daemon running; a daemon a hook started is stopped after its burst (and waited for)."""
+    daemon running, and those of each burst's first commit (the one whose hook starts the
+    daemon) alone. A daemon a hook started is stopped after its burst (and waited for).
+    The hooks take turns burst by burst, in turns first, so that neither always follows
+    the other's burst (and the stop of its daemon)."""
     walls: Walls = {kind: [] for kind in hooks}
+    firsts: Walls = {kind: [] for kind in hooks}
     for r in range(rounds):
-        for kind, text in hooks.items():
-            set_hook(repo, text)
+        for kind in list(hooks) if r % 2 == 0 else reversed(hooks):
+            set_hook(repo, hooks[kind])
             try:
-                walls[kind].extend(commit(repo, env, f"down {r}.{i}") for i in range(burst))
+                times = [commit(repo, env, f"down {r}.{i}") for i in range(burst)]
             finally:
                 stop_hook_daemon(Path(env["PRODIGY_HOME"]))
-    return walls
+            walls[kind].extend(times)
+            firsts[kind].append(times[0])
+    return walls, firsts
 
 
 def alone_commits(repo: Path, env: dict[str, str], n: int, hooks: dict[str, str]) -> Walls:
@@ -213,6 +224,7 @@ def bench_repo() -> Iterator[tuple[Path, dict[str, str], dict[str, object]]]:
     with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
         root = Path(tmp)
         env = bench_env(root, "home")
+        env["PRODIGY_TRIGGERS__MAX_RUNS"] = "0"  # more runs a minute than the default 10
         repo = make_repo(root, env)
         workflow = repo / ".prodigy" / "workflows" / "on-commit.yml"
         workflow.parent.mkdir(parents=True)
@@ -231,7 +243,8 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=40, help="commits per measurement")
     parser.add_argument("--burst", type=int, default=15, help="commits in a row, daemon down")
     args = parser.parse_args()
-    n, rounds = args.commits, max(1, round(args.commits / args.burst))
+    n = args.commits
+    rounds = 2 * math.ceil(n / (2 * args.burst))  # even: each hook's bursts go first as often
     results: dict[str, Walls] = {}
     with bench_repo() as (repo, env, params):
         hooks = {"floor": EXIT_0, "shim": install_hooks(repo, env)}
@@ -242,23 +255,25 @@ def main() -> None:
             results["busy"] = busy_commits(repo, env, n, hooks, conn, params)
             floor = submit_floor(conn, params, n)
             conn.close()
-        results["down"] = down_commits(repo, env, rounds, args.burst, hooks)
+        results["down"], results["first"] = down_commits(repo, env, rounds, args.burst, hooks)
         results["alone"] = alone_commits(repo, env, n, hooks)
-    report(args, results, queued, floor)
+    report(args, rounds, results, queued, floor)
 
 
 def report(
     args: argparse.Namespace,
+    rounds: int,
     results: dict[str, Walls],
     queued: list[float],
     floor: list[float],
 ) -> None:
     print(f"python {sys.version.split()[0]}, git {git_version()}, {args.commits} commits each "
-          f"(daemon down: bursts of {args.burst})")  # fmt: skip
+          f"(daemon down: {rounds} bursts of {args.burst})")  # fmt: skip
     print("(a) git commit --allow-empty wall time, post-commit hook `exit 0` vs prodigy's")
     states = {"alone": "the hook alone (nothing reads the spool)", "idle": "daemon idle",
               "busy": "daemon busy with the last commit",
-              "down": "daemon down (a hook starts one)"}  # fmt: skip
+              "down": "daemon down (a hook starts one)",
+              "first": "daemon down, a burst's first commit"}  # fmt: skip
     worst = 0.0
     for state, label in states.items():
         plain, shim = results[state]["floor"], results[state]["shim"]

@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.detach:
         with contextlib.suppress(OSError):  # EPERM: leading a process group already
             os.setsid()
+        # Nor keep the files the git that ran the hook was given past 0-2 (the hook made
+        # those /dev/null and the log): a pipe of its caller's (a CI harness, a make
+        # jobserver) would not reach its end while this daemon runs.
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     activated = systemd.listen_sockets()  # first: before anything can spawn a child
     proc.keep_store_private()  # before the first file or folder is made
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 from pathlib import Path
 
@@ -134,6 +135,24 @@ def test_events_wait_in_the_spool_and_the_hook_starts_the_daemon(isolated: Path,
         wait_for(lambda: sessions() and settled(isolated), timeout=60, what="the triggered job")
         assert [s["status"] for s in sessions()] == ["awaiting_merge"]
     finally:
+        ctl("daemon", "stop")
+
+
+def test_the_daemon_a_hook_starts_keeps_no_pipe_of_the_gits_caller(isolated: Path, repo: Path):
+    """A pipe whoever ran `git commit` passed on (a CI harness's, a make jobserver's) ends
+    once git and the hook's start are done with it: the daemon they start keeps none."""
+    ctl("hooks", "install", cwd=repo, check=True)
+    read, write = os.pipe()
+    try:
+        with os.fdopen(write, "wb"):  # ours closed once git is given it
+            subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "no daemon yet"],
+                           cwd=repo, check=True, pass_fds=(write,))  # fmt: skip
+        wait_for(lambda: (isolated / "prodigyd.sock").exists(), timeout=60,
+                 what="the daemon the hook started")  # fmt: skip
+        ended, _, _ = select.select([read], [], [], 60)  # no end: a holder is still there
+        assert ended and os.read(read, 1) == b""
+    finally:
+        os.close(read)
         ctl("daemon", "stop")
 
 
