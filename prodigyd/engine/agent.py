@@ -34,6 +34,7 @@ from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import PhaseOutcome, no_checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import ProdigyError
+from prodigyd.failure import FailureReason
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
@@ -76,7 +77,7 @@ class AgentResult:
     files_modified: list[str] = field(default_factory=list)
     duration: float = 0.0
     error: str | None = None
-    failure_reason: str | None = None  # Timeout, CommandFailed, CommitValidationFailed, ...
+    failure_reason: FailureReason | None = None  # set where it failed
     exit_code: int | None = None
     worktree_path: str | None = None
     branch_name: str | None = None  # a failed agent's kept work (keep_failed)
@@ -94,7 +95,10 @@ class AgentResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentResult:
         known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        result = cls(**{key: value for key, value in data.items() if key in known})
+        if result.failure_reason is not None:
+            result.failure_reason = FailureReason(result.failure_reason)
+        return result
 
 
 @dataclass
@@ -183,7 +187,7 @@ async def _attempt(
             start=start, workflow=host.parent.workflow.name,
         )  # fmt: skip
     except (ProdigyError, OSError) as exc:
-        _fail(result, f"could not make the agent's worktree: {exc}", "WorktreeError")
+        _fail(result, f"could not make the agent's worktree: {exc}", FailureReason.WORKTREE_ERROR)
         return False
     result.worktree_path = str(lease.path)
     events.emit("agent_started", worktree=str(lease.path), attempt=result.attempts,
@@ -202,9 +206,10 @@ async def _attempt(
         if outcome.ok:
             pristine = await _deliver(item, host, result, ctx, start, agent_id)
         else:
-            _fail(result, outcome.error or "a step failed", _reason(outcome), outcome.exit_code)
-    except ProdigyError as exc:
-        _fail(result, exc.render(), "WorktreeError" if "worktree" in exc.message else None)
+            reason = outcome.reason or FailureReason.UNKNOWN
+            _fail(result, outcome.error or "a step failed", reason, outcome.exit_code)
+    except ProdigyError as exc:  # the agent's worktree could not be read or committed
+        _fail(result, exc.render(), FailureReason.WORKTREE_ERROR)
     await _finish_worktree(host, result, lease.path, pristine)
     return result.success
 
@@ -221,9 +226,8 @@ async def _run_template(
     try:
         outcome = await asyncio.wait_for(phase, host.timeout)
     except TimeoutError:
-        return PhaseOutcome(
-            False, error=f"agent timed out after {host.timeout:g} seconds", timed_out=True
-        )
+        error = f"agent timed out after {host.timeout:g} seconds"
+        return PhaseOutcome(False, error=error, reason=FailureReason.TIMEOUT)
     return None if outcome.stopped else outcome
 
 
@@ -244,13 +248,17 @@ async def _deliver(
         return not state.ignored
     result.commits, result.files_modified = await _changes(worktree, start, head)
     message = MERGE_MESSAGE.format(agent_id=agent_id, item_id=item.item_id)
-    async with host.merge_lock:
-        problem = await _merge_into_parent(item, host, head, message, agent_id)
+    try:
+        async with host.merge_lock:
+            problem = await _merge_into_parent(item, host, head, message, agent_id)
+    except ProdigyError as exc:  # git itself failed in the parent worktree
+        problem = exc.render()
     if problem is None:
         result.status = "success"
         ctx.events.emit("worktree_merged", target_branch=host.parent_branch, commit=head)
     else:
-        _fail(result, f"merge into the parent worktree failed: {problem}", "MergeConflict")
+        error = f"merge into the parent worktree failed: {problem}"
+        _fail(result, error, FailureReason.MERGE_CONFLICT)
     return not state.ignored
 
 
@@ -349,18 +357,10 @@ def _agent_context(
     )  # fmt: skip
 
 
-def _reason(outcome: PhaseOutcome) -> str | None:
-    if outcome.timed_out:
-        return "Timeout"
-    if outcome.error and "No changes were committed" in outcome.error:
-        return "CommitValidationFailed"
-    return "CommandFailed" if outcome.exit_code not in (None, 0) else None
-
-
 def _fail(
-    result: AgentResult, error: str, reason: str | None, exit_code: int | None = None
+    result: AgentResult, error: str, reason: FailureReason, exit_code: int | None = None
 ) -> None:
-    result.status = "timeout" if reason == "Timeout" else "failed"
+    result.status = "timeout" if reason is FailureReason.TIMEOUT else "failed"
     result.error = error
     result.failure_reason = reason
     result.exit_code = exit_code

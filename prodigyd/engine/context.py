@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
+from prodigyd.failure import FailureReason
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import Workflow
 
@@ -51,10 +52,21 @@ class CommandResult:
     error: str | None = None  # a one-line reason when not successful
     output: str | None = None  # the value of ${<kind>.output}; defaults to stdout
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (claude cost)
+    reason: FailureReason | None = None  # set by the pipeline when it fails a command that ran
 
     @property
     def text(self) -> str:
         return self.stdout if self.output is None else self.output
+
+    @property
+    def failure(self) -> FailureReason:
+        """Why it failed: what the pipeline set (`commit_required`), else its timeout or its
+        exit code."""
+        if self.reason is not None:
+            return self.reason
+        if self.timed_out:
+            return FailureReason.TIMEOUT
+        return FailureReason.COMMAND_FAILED if self.exit_code != 0 else FailureReason.UNKNOWN
 
 
 class StepStopped(Exception):

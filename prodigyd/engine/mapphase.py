@@ -27,6 +27,7 @@ from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem,
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError, WorkflowError
+from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.store import checkpoints, dlq
 from prodigyd.store.sessions import now_iso
@@ -336,7 +337,7 @@ class MapPhase:
             item=mask(item.value),
             repo=str(self.host.repo),
             workflow=self.workflow_name,
-            reason=result.failure_reason,
+            reason=result.failure_reason or FailureReason.UNKNOWN,
             artifacts=artifacts,
             attempt={
                 "timestamp": result.completed_at or now_iso(),

@@ -15,6 +15,7 @@ from typing import Any
 from prodigyd.engine.context import StepStopped
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.step import StepReport, StepRunner
+from prodigyd.failure import FailureReason
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
@@ -33,7 +34,7 @@ class PhaseOutcome:
     error: str | None = None
     stopped: bool = False  # asked to stop between steps (daemon shutdown)
     exit_code: int | None = None  # of the failed step's command
-    timed_out: bool = False  # the failed step's command hit its timeout
+    reason: FailureReason | None = None  # why it failed, when it did
 
 
 #: Called after a step succeeded, before its checkpoint: (step index, report). The setup
@@ -84,9 +85,8 @@ async def run_sequential(
             events.emit("step_stopped", step=label, display=display)
             return PhaseOutcome(False, stopped=True)
         if not report.success:
-            result = report.result
             return PhaseOutcome(
-                False, error=report.error, exit_code=result.exit_code, timed_out=result.timed_out
+                False, error=report.error, exit_code=report.result.exit_code, reason=report.failure
             )
     return PhaseOutcome(True)
 

@@ -351,6 +351,26 @@ map:
     assert failed["failure_reason"] == "Timeout" and "timed out after 1 seconds" in failed["error"]
 
 
+async def test_the_error_type_is_where_it_failed_not_the_words_of_its_message(tmp_path: Path, repo: Path):
+    """A handler that fails saying "merge timed out" is a failed command: the DLQ is told
+    so by the step that failed, not by the words its output happens to use."""
+    wf = write_workflow(tmp_path, """
+mode: mapreduce
+map:
+  input: "printf 'one\\n'"
+  agent_template:
+    - shell: "true"
+      on_success:
+        shell: "echo 'the merge into the worktree timed out' >&2; exit 2"
+""")
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    [entry] = dlq.entries(out.record.id)
+    assert "timed out" in entry["failure_history"][0]["error_message"]
+    assert entry["error_type"] == "CommandFailed"
+    assert out.sink.of("agent_failed")[0]["failure_reason"] == "CommandFailed"
+
+
 def test_the_circuit_breaker_opens_waits_and_closes():
     from prodigyd.engine.mapphase import Breaker
     from prodigyd.workflow.model import CircuitBreaker
