@@ -67,6 +67,7 @@ async def _unlocked(_: str) -> AsyncIterator[None]:
 
 async def engine_per_step(repo: Path, workflow: Path) -> float:
     from prodigyd.engine.context import EngineSettings
+    from prodigyd.engine.journal import StoreJournal
     from prodigyd.engine.session import RunRequest, Session, prepare
     from prodigyd.git.pool import WorktreePool
     from prodigyd.jobs import EventHub
@@ -76,7 +77,8 @@ async def engine_per_step(repo: Path, workflow: Path) -> float:
     record, loaded = await prepare(request)
     clock = Clock(EventHub(record))
     session = Session(record, loaded, env=dict(os.environ), events=clock,
-                      settings=EngineSettings(), merge_lock=_unlocked, pool=WorktreePool())
+                      settings=EngineSettings(), merge_lock=_unlocked, pool=WorktreePool(),
+                      journal=StoreJournal())
     await session.run()
     steps = len(loaded.workflow.steps)
     if record.status.value != "awaiting_merge" or clock.completed != steps:

@@ -36,6 +36,7 @@ from typing import Any
 
 from prodigyd import paths, systemd
 from prodigyd.engine.context import EngineSettings
+from prodigyd.engine.journal import StoreJournal
 from prodigyd.engine.session import (
     RunRequest,
     Session,
@@ -507,6 +508,7 @@ class JobManager:
             settings=self.engine,
             merge_lock=self._merge_lock,
             pool=self.pool,
+            journal=StoreJournal(),
         )
 
     @contextlib.asynccontextmanager

@@ -25,11 +25,10 @@ from typing import Any
 from prodigyd import proc
 from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem, run_agent
 from prodigyd.engine.context import RunContext
+from prodigyd.engine.journal import CheckpointLog, RunJournal
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError, WorkflowError
-from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
-from prodigyd.store import checkpoints, dlq
 from prodigyd.store.sessions import now_iso
 from prodigyd.workflow.interpolate import MISSING
 from prodigyd.workflow.items import items_from_output, select_items
@@ -145,6 +144,7 @@ class MapPhase:
     spec: MapSpec
     policy: ErrorPolicy
     host: AgentHost
+    journal: RunJournal
     workflow_name: str
     on_progress: Callable[[int, int, int], None]  # (total, processed, failed)
     fixed_items: list[tuple[int, Any]] | None = None  # (index, item): a DLQ retry's items
@@ -164,13 +164,13 @@ class MapPhase:
         return self.host.parent.masker
 
     async def run(self) -> MapOutcome:
-        writer = checkpoints.CheckpointWriter(self.session_id, MAP)
+        writer = self.journal.checkpoint_log(self.session_id, MAP)
         try:
             return await self._run(writer)
         finally:
             await writer.close()
 
-    async def _run(self, writer: checkpoints.CheckpointWriter) -> MapOutcome:
+    async def _run(self, writer: CheckpointLog) -> MapOutcome:
         items, base = await self._items(writer)
         total = len(items)
         pending = [WorkItem(i, value, total) for i, value in items
@@ -203,12 +203,10 @@ class MapPhase:
 
     # -- items ----------------------------------------------------------------------------
 
-    async def _items(
-        self, writer: checkpoints.CheckpointWriter
-    ) -> tuple[list[tuple[int, Any]], str | None]:
+    async def _items(self, writer: CheckpointLog) -> tuple[list[tuple[int, Any]], str | None]:
         """(index, item) pairs (from the journal when resuming), and the parent HEAD the
         phase began at."""
-        journal = list(checkpoints.read_records(writer.path))
+        journal = self.journal.checkpoint_records(self.session_id, MAP)
         header = next((r for r in journal if r.get("kind") == "items"), None)
         for record in journal:
             if record.get("kind") == "result":
@@ -230,7 +228,7 @@ class MapPhase:
         return list(zip(indexes, values, strict=True)), base
 
     async def _recover(
-        self, pending: list[WorkItem], base: str | None, writer: checkpoints.CheckpointWriter
+        self, pending: list[WorkItem], base: str | None, writer: CheckpointLog
     ) -> list[WorkItem]:
         """After a crash: settle a merge into the parent it cut off, and record the agents
         whose merge landed before it. (An agent run again re-adopts its worktree, which
@@ -261,7 +259,7 @@ class MapPhase:
         self,
         pending: list[WorkItem],
         limits: FailureLimits,
-        writer: checkpoints.CheckpointWriter,
+        writer: CheckpointLog,
         total: int,
     ) -> None:
         parallel = min(self._parallelism(), len(pending))
@@ -286,7 +284,7 @@ class MapPhase:
         queue: deque[WorkItem],
         limits: FailureLimits,
         breaker: Breaker | None,
-        writer: checkpoints.CheckpointWriter,
+        writer: CheckpointLog,
         total: int,
     ) -> None:
         stop = self.host.stop
@@ -316,7 +314,7 @@ class MapPhase:
                 return None
             if result.success:
                 if attempt > 1 or self.dlq_job is not None:
-                    dlq.remove(self._dlq_job, [item.item_id])
+                    self.journal.remove_dead_letters(self._dlq_job, [item.item_id])
                 return result
             self._dead_letter(item, result)
             if attempt < attempts:
@@ -327,17 +325,18 @@ class MapPhase:
     def _dead_letter(self, item: WorkItem, result: AgentResult) -> None:
         if self.policy.on_item_failure == "skip":
             return
+        assert result.failure_reason is not None  # set with every failure
         artifacts = None
         if result.branch_name:
             artifacts = {"worktree_path": result.worktree_path, "branch_name": result.branch_name}
         mask = self._masker.mask_obj
-        entry = dlq.record_failure(
+        entry = self.journal.dead_letter(
             self._dlq_job,
             item.item_id,
             item=mask(item.value),
             repo=str(self.host.repo),
             workflow=self.workflow_name,
-            reason=result.failure_reason or FailureReason.UNKNOWN,
+            reason=result.failure_reason,
             artifacts=artifacts,
             attempt={
                 "timestamp": result.completed_at or now_iso(),
@@ -354,7 +353,7 @@ class MapPhase:
             error_signature=entry["error_signature"], failure_count=entry["failure_count"],
         )  # fmt: skip
 
-    async def _record(self, result: AgentResult, writer: checkpoints.CheckpointWriter) -> None:
+    async def _record(self, result: AgentResult, writer: CheckpointLog) -> None:
         self.results[result.item_id] = result
         protected = self._masker.protect(result.as_dict())  # secrets as placeholders
         await writer.write({"kind": "result", "result": protected})

@@ -34,7 +34,6 @@ from prodigyd.engine.phase import PhaseOutcome, StepHook
 from prodigyd.engine.step import StepReport
 from prodigyd.errors import ProdigyError
 from prodigyd.git.repo import commit_all
-from prodigyd.store import checkpoints, dlq
 from prodigyd.store.sessions import DlqRetry
 from prodigyd.workflow import jsonpath
 from prodigyd.workflow.model import CaptureOutput, ErrorPolicy, MapSpec, SetupSpec
@@ -76,11 +75,11 @@ async def run_dlq_retry(
     MapReduce job whose failures went to the DLQ."""
     workflow = session.loaded.workflow
     assert workflow.map is not None
-    saved = checkpoints.load(retry.job_id, SETUP) or {}
+    saved = session.journal.checkpoint(retry.job_id, SETUP) or {}
     ctx.variables.update(ctx.masker.restore(saved.get("variable_state") or {}))
     items = []
     for item_id in retry.item_ids:
-        entry = dlq.get(retry.job_id, item_id)
+        entry = session.journal.dead_letter_entry(retry.job_id, item_id)
         if entry is not None:  # purged meanwhile: nothing to retry
             items.append((int(item_id.removeprefix("item_")), entry["item_data"]))
     spec = workflow.map
@@ -111,7 +110,9 @@ async def _map(
         log_dir=paths.agent_logs_dir(session.record.id),
     )
     workflow = session.loaded.workflow.name
-    mapped = await MapPhase(spec, policy, host, workflow, session.map_progress, **options).run()
+    mapped = await MapPhase(
+        spec, policy, host, session.journal, workflow, session.map_progress, **options
+    ).run()
     if not mapped.stopped:
         ctx.variables.update(mapped.variables())
     return mapped

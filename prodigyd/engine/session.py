@@ -30,6 +30,7 @@ from prodigyd.agents.claude import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
+from prodigyd.engine.journal import CheckpointLog, RunJournal
 from prodigyd.engine.mapreduce import REDUCE, SETUP, run_dlq_retry, run_mapreduce
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import Checkpoint, PhaseOutcome, StepHook, no_checkpoint, run_sequential
@@ -50,7 +51,6 @@ from prodigyd.git.cli import SESSION_VAR
 from prodigyd.git.pool import WorktreePool
 from prodigyd.proc import kill_processes_in
 from prodigyd.store import checkpoints
-from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import read_json
 from prodigyd.store.ids import new_session_id
 from prodigyd.store.sessions import DlqRetry, SessionRecord, Status, now_iso
@@ -206,9 +206,11 @@ class Session:
         settings: EngineSettings,
         merge_lock: MergeLock,
         pool: WorktreePool,
+        journal: RunJournal,
     ) -> None:
         self.record = record
         self.pool = pool
+        self.journal = journal
         self.loaded = loaded
         self.inherited = dict(env)
         self.args = list(args)  # verbatim: record.args is the masked copy clients see
@@ -240,7 +242,7 @@ class Session:
             setattr(self.record, key, value)
         if changes.get("error"):
             self.record.error = self.masker.mask(changes["error"])
-        session_store.save(self.record, defer=True)  # a full disk never stops a run here
+        self.journal.save_record(self.record)
 
     async def run(self, *, resume: bool = False) -> SessionRecord:
         """Run (or resume) the workflow; returns the record in its new state."""
@@ -251,7 +253,7 @@ class Session:
             # the journals, not a record a kill -9 may have cut off, say how far it got
             record.total_steps = total_steps(self.loaded.workflow, record.dlq_retry)
             record.completed_steps = (
-                _checkpointed_steps(record, self.loaded.workflow) if resume else 0
+                _checkpointed_steps(self.journal, record, self.loaded.workflow) if resume else 0
             )
             if not resume:
                 await self._create_worktree()
@@ -312,9 +314,9 @@ class Session:
     ) -> PhaseOutcome:
         """Run one sequential phase, checkpointed in its own journal: the steps it already
         completed (in an earlier run of this session) are skipped."""
-        saved = checkpoints.load(self.record.id, phase) or {}
+        saved = self.journal.checkpoint(self.record.id, phase) or {}
         completed = list(saved.get("completed_steps") or [])
-        writer = checkpoints.CheckpointWriter(self.record.id, phase)
+        writer = self.journal.checkpoint_log(self.record.id, phase)
         try:
             return await run_sequential(
                 steps,
@@ -350,7 +352,7 @@ class Session:
         now = time.monotonic()
         if now - self._progress_saved >= PROGRESS_SAVE_SECONDS or processed == total:
             self._progress_saved = now
-            session_store.save(record, defer=True)
+            self.journal.save_record(record)
 
     async def merge(self) -> SessionRecord:
         """Merge the session branch into the branch the user ran from, verified.
@@ -401,7 +403,7 @@ class Session:
     def _finish(self, status: Status, error: str | None) -> None:
         done = status in (Status.COMPLETED, Status.CANCELLED)
         self._update(status=status, error=error, completed_at=now_iso() if done else None)
-        not_recorded = session_store.unsaved(self.record.id)  # told now, recorded later
+        not_recorded = self.journal.unsaved(self.record.id)  # told now, recorded later
         self.events.emit(
             "session_finished",
             status=status.value,
@@ -424,9 +426,9 @@ class Session:
             if kill_processes_in(self.worktree):
                 log.warning("killed processes a stopped run left in %s", self.worktree)
             git_worktree.clear_stale_locks(self.worktree, self.record.branch)
-        if not checkpoints.has_progress(self.record.id):
+        if not self.journal.has_checkpoints(self.record.id):
             return False
-        if not held and not _all_steps_done(self.record, self.loaded.workflow):
+        if not held and not _all_steps_done(self.journal, self.record, self.loaded.workflow):
             raise Conflict(
                 f"the worktree of session {self.record.id} is gone ({self.record.worktree})",
                 hint="the session cannot be resumed; start a new run",
@@ -489,7 +491,7 @@ class Session:
             masker=self.masker,
         )
         if resume:  # secrets come back from their placeholders (see Masker.protect)
-            store.update(self.masker.restore(_latest_variables(record.id)))
+            store.update(self.masker.restore(_latest_variables(self.journal, record.id)))
         store.update(composed.workflow_values)
         env = {**composed.env, SESSION_VAR: record.id, "PRODIGY_WORKTREE": record.worktree}
         if self.args:
@@ -511,7 +513,7 @@ class Session:
     def _checkpointer(
         self,
         ctx: RunContext,
-        writer: checkpoints.CheckpointWriter,
+        writer: CheckpointLog,
         phase: str,
         total: int,
         already: int,
@@ -660,11 +662,11 @@ class Session:
 PROGRESS_SAVE_SECONDS = 1.0
 
 
-def _latest_variables(session_id: str) -> dict[str, Any]:
+def _latest_variables(journal: RunJournal, session_id: str) -> dict[str, Any]:
     """The variables of the newest checkpoint: reduce's (it has everything before it),
     else setup's, else the standard workflow's."""
     for phase in (REDUCE, SETUP, checkpoints.MAIN):
-        saved = checkpoints.load(session_id, phase)
+        saved = journal.checkpoint(session_id, phase)
         if saved is not None:
             return dict(saved.get("variable_state") or {})
     return {}
@@ -689,18 +691,20 @@ def total_steps(workflow: Workflow, retry: DlqRetry | None = None) -> int:
     return sum(len(steps) for _, steps in _phases(workflow, retry))
 
 
-def _progress(record: SessionRecord, workflow: Workflow) -> list[tuple[int, int]]:
+def _progress(
+    journal: RunJournal, record: SessionRecord, workflow: Workflow
+) -> list[tuple[int, int]]:
     """(steps checkpointed as completed, steps) of each sequential phase, from its journal."""
     found = []
     for phase, steps in _phases(workflow, record.dlq_retry):
-        saved = checkpoints.load(record.id, phase) or {}
+        saved = journal.checkpoint(record.id, phase) or {}
         found.append((len(saved.get("completed_steps") or []), len(steps)))
     return found
 
 
-def _checkpointed_steps(record: SessionRecord, workflow: Workflow) -> int:
+def _checkpointed_steps(journal: RunJournal, record: SessionRecord, workflow: Workflow) -> int:
     """How many sequential steps the session's journals record as completed."""
-    return sum(done for done, _ in _progress(record, workflow))
+    return sum(done for done, _ in _progress(journal, record, workflow))
 
 
 def _steps_before(workflow: Workflow, phase: str) -> int:
@@ -712,9 +716,9 @@ def _steps_before(workflow: Workflow, phase: str) -> int:
     return count
 
 
-def _all_steps_done(record: SessionRecord, workflow: Workflow) -> bool:
+def _all_steps_done(journal: RunJournal, record: SessionRecord, workflow: Workflow) -> bool:
     """Whether every sequential step is checkpointed as completed (only the merge is left)."""
-    return all(done >= total for done, total in _progress(record, workflow))
+    return all(done >= total for done, total in _progress(journal, record, workflow))
 
 
 def _builtin_variables(
