@@ -66,9 +66,10 @@ async def _unlocked(_: str) -> AsyncIterator[None]:
 
 
 async def engine_per_step(repo: Path, workflow: Path) -> float:
+    from prodigyd.engine.admission import RunRequest, prepare
     from prodigyd.engine.context import EngineSettings
     from prodigyd.engine.journal import StoreJournal
-    from prodigyd.engine.session import RunRequest, Session, prepare
+    from prodigyd.engine.session import Session
     from prodigyd.git.pool import WorktreePool
     from prodigyd.jobs import EventHub
 

@@ -35,16 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodigyd import paths, systemd
+from prodigyd.engine.admission import RunRequest, check_environment, check_resumable, prepare
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
-from prodigyd.engine.session import (
-    RunRequest,
-    Session,
-    check_environment,
-    check_resumable,
-    prepare,
-    total_steps,
-)
+from prodigyd.engine.plan import total_steps
+from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.git.pool import WorktreePool
 from prodigyd.store import journal, locks, space

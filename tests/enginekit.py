@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
+from prodigyd.engine.admission import RunRequest, prepare
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import RunJournal, StoreJournal
-from prodigyd.engine.session import RunRequest, Session, prepare
+from prodigyd.engine.session import Session
 from prodigyd.failure import FailureReason
 from prodigyd.git.pool import PoolSettings, WorktreePool
 from prodigyd.store import checkpoints, dlq

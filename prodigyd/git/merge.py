@@ -178,7 +178,7 @@ async def merge_in_checkout(checkout: Path, plan: _Merge) -> None:
     refuse_conflicts(plan, split_nul(conflicted.stdout))
 
 
-#: Every merge commit prodigy makes starts with this (engine/session.py writes the message).
+#: Every merge commit prodigy makes starts with this (engine/finish.py writes the message).
 PRODIGY_MERGE_PREFIX = "Merge prodigy session "
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prodigyd.engine.session import RunRequest
+from prodigyd.engine.admission import RunRequest
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store import journal
 from prodigyd.store.sessions import SessionRecord

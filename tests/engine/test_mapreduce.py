@@ -372,7 +372,7 @@ map:
 
 
 def test_the_circuit_breaker_opens_waits_and_closes():
-    from prodigyd.engine.mapphase import Breaker
+    from prodigyd.engine.mapreduce.policy import Breaker
     from prodigyd.workflow.model import CircuitBreaker
 
     now = [0.0]

@@ -19,8 +19,8 @@ import pytest
 
 import prodigyd.jobs as jobs_module
 from prodigyd import paths
+from prodigyd.engine.admission import RunRequest
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import RunRequest
 from prodigyd.errors import NoSpace
 from prodigyd.git.pool import WorktreePool
 from prodigyd.jobs import JobManager, SchedulerSettings
