@@ -69,6 +69,7 @@ async def engine_per_step(repo: Path, workflow: Path) -> float:
     from prodigyd.engine.admission import RunRequest, prepare
     from prodigyd.engine.context import EngineSettings
     from prodigyd.engine.journal import StoreJournal
+    from prodigyd.engine.mapreduce.runner import LocalAgentRunner
     from prodigyd.engine.session import Session
     from prodigyd.git.pool import WorktreePool
     from prodigyd.jobs import EventHub
@@ -77,9 +78,10 @@ async def engine_per_step(repo: Path, workflow: Path) -> float:
                          merge_policy="never")
     record, loaded = await prepare(request)
     clock = Clock(EventHub(record))
+    pool = WorktreePool()
     session = Session(record, loaded, env=dict(os.environ), events=clock,
-                      settings=EngineSettings(), merge_lock=_unlocked, pool=WorktreePool(),
-                      journal=StoreJournal())
+                      settings=EngineSettings(), merge_lock=_unlocked, pool=pool,
+                      runner=LocalAgentRunner(pool), journal=StoreJournal())
     await session.run()
     steps = len(loaded.workflow.steps)
     if record.status.value != "awaiting_merge" or clock.completed != steps:

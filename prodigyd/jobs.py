@@ -38,6 +38,7 @@ from prodigyd import paths, systemd
 from prodigyd.engine.admission import RunRequest, check_environment, check_resumable, prepare
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
+from prodigyd.engine.mapreduce.runner import LocalAgentRunner
 from prodigyd.engine.plan import total_steps
 from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
@@ -503,6 +504,7 @@ class JobManager:
             settings=self.engine,
             merge_lock=self._merge_lock,
             pool=self.pool,
+            runner=LocalAgentRunner(self.pool),
             journal=StoreJournal(),
         )
 

@@ -20,6 +20,7 @@ from prodigyd import paths
 from prodigyd.engine.admission import RunRequest, prepare
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import RunJournal, StoreJournal
+from prodigyd.engine.mapreduce.runner import AgentRunner, LocalAgentRunner
 from prodigyd.engine.session import Session
 from prodigyd.failure import FailureReason
 from prodigyd.git.pool import PoolSettings, WorktreePool
@@ -139,7 +140,9 @@ def _session(
     sink: ListSink,
     journal: RunJournal,
     pool: PoolSettings | None = None,
+    runner: AgentRunner | None = None,
 ) -> Session:
+    worktrees = WorktreePool(pool)
     return Session(
         record,
         load_workflow(record.workflow, strict=record.strict),
@@ -148,7 +151,8 @@ def _session(
         events=sink,
         settings=EngineSettings(claude_log_dir=paths.claude_logs_dir()),
         merge_lock=_unlocked,
-        pool=WorktreePool(pool),
+        pool=worktrees,
+        runner=runner or LocalAgentRunner(worktrees),
         journal=journal,
     )
 
@@ -165,10 +169,12 @@ async def run_workflow(
     sink: ListSink | None = None,
     created: Callable[[Session], None] | None = None,
     journal: MemoryJournal | None = None,
+    runner: AgentRunner | None = None,
 ) -> Outcome:
     """Submit and run `workflow` in `repo` to completion, as prodigyd would (`sink`: one
     that looks at the store as each event arrives, say; `created` gets the session before
-    it runs, to stop it from an event; `journal`: record the run there, not in the store)."""
+    it runs, to stop it from an event; `journal`: record the run there, not in the store;
+    `runner`: run its map agents there, not in the pool's worktrees)."""
     env = dict(os.environ) if env is None else env
     request = RunRequest(
         workflow=str(workflow),
@@ -182,7 +188,7 @@ async def run_workflow(
     if journal is None:
         session_store.create(record, env, args)
     sink = sink if sink is not None else ListSink()
-    session = _session(record, env, args, sink, journal or StoreJournal(), pool)
+    session = _session(record, env, args, sink, journal or StoreJournal(), pool, runner)
     if created is not None:
         created(session)
     try:

@@ -17,7 +17,6 @@ from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
 from prodigyd.failure import FailureReason
 from prodigyd.workflow.interpolate import VariableStore, interpolate
-from prodigyd.workflow.model import Workflow
 
 
 class EventSink(Protocol):
@@ -82,14 +81,13 @@ class RunContext:
     """Per-session state shared by every step of a run."""
 
     session_id: str
-    workflow: Workflow
     worktree: Path
     variables: VariableStore
     env: dict[str, str]  # the composed base environment (inherited < files < global < profile)
     masker: Masker
     events: EventSink
     settings: EngineSettings = field(default_factory=EngineSettings)
-    strict_variables: bool = False
+    strict_variables: bool = False  # the session's --strict or the workflow's own
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
 
     async def pause(self, seconds: float) -> None:
@@ -107,7 +105,7 @@ class RunContext:
         return interpolate(
             text,
             store or self.variables,
-            strict=self.strict_variables or self.workflow.strict_variables,
+            strict=self.strict_variables,
             shell_names=self.env,
         )
 

@@ -29,6 +29,7 @@ from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.journal import CheckpointLog, RunJournal
 from prodigyd.engine.mapreduce.phases import run_dlq_retry, run_mapreduce
+from prodigyd.engine.mapreduce.runner import AgentRunner
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import Checkpoint, PhaseOutcome, StepHook, run_sequential
 from prodigyd.engine.plan import (
@@ -89,10 +90,12 @@ class Session:
         settings: EngineSettings,
         merge_lock: MergeLock,
         pool: WorktreePool,
+        runner: AgentRunner,
         journal: RunJournal,
     ) -> None:
         self.record = record
         self.pool = pool
+        self.runner = runner  # where its map agents run
         self.journal = journal
         self.loaded = loaded
         self.inherited = dict(env)
@@ -229,6 +232,10 @@ class Session:
     @property
     def branch(self) -> str:
         return self.record.branch
+
+    @property
+    def keep_failed(self) -> bool:
+        return self.pool.settings.keep_failed
 
     @property
     def stop_event(self) -> asyncio.Event:
@@ -385,14 +392,13 @@ class Session:
             env.setdefault("PRODIGY_ARG", self.args[0])
         ctx = RunContext(
             session_id=record.id,
-            workflow=workflow,
             worktree=self.worktree,
             variables=store,
             env=env,
             masker=self.masker,
             events=self.events,
             settings=self.settings,
-            strict_variables=record.strict,
+            strict_variables=record.strict or workflow.strict_variables,
             stop=self._stop,  # a step waiting out a retry backoff wakes on a stop request
         )
         return ctx

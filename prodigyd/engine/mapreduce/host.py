@@ -14,8 +14,8 @@ from typing import Protocol
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.journal import RunJournal
+from prodigyd.engine.mapreduce.runner import AgentRunner
 from prodigyd.engine.phase import PhaseOutcome, StepHook
-from prodigyd.git.pool import WorktreePool
 from prodigyd.workflow.model import Step, Workflow
 
 
@@ -35,7 +35,14 @@ class PhaseHost(Protocol):
     def repo(self) -> Path: ...
 
     @property
-    def pool(self) -> WorktreePool: ...
+    def runner(self) -> AgentRunner:
+        """Where the map phase's agents run."""
+        ...
+
+    @property
+    def keep_failed(self) -> bool:
+        """Whether a failed agent's work is kept on a branch (worktree_config.keep_failed)."""
+        ...
 
     @property
     def journal(self) -> RunJournal: ...

@@ -8,7 +8,9 @@ were in flight. An agent whose merge reached the parent before a crash could rec
 recognised by its merge commit and not run twice.
 
 The error policy (workflow `error_policy:`, see model.ErrorPolicy) decides what a failure
-does: a dead-letter queue entry, another attempt, nothing, or the end of dispatching.
+does: a dead-letter queue entry, another attempt, nothing, or the end of dispatching; its
+stopping rules are policy.py. Each attempt goes to the session's AgentRunner (runner.py),
+so nothing here knows where an agent runs.
 """
 
 from __future__ import annotations
@@ -17,22 +19,19 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodigyd import proc
+from prodigyd import paths, proc
 from prodigyd.engine.context import RunContext
-from prodigyd.engine.journal import CheckpointLog, RunJournal
-from prodigyd.engine.mapreduce.agent import (
-    MERGED_ITEM,
-    AgentHost,
-    AgentResult,
-    WorkItem,
-    run_agent,
-)
+from prodigyd.engine.gitvars import references_git_variables
+from prodigyd.engine.journal import CheckpointLog
+from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentSpec, WorkItem
+from prodigyd.engine.mapreduce.host import PhaseHost
+from prodigyd.engine.mapreduce.merge_queue import MERGED_ITEM, MergeQueue
 from prodigyd.engine.mapreduce.policy import Breaker, FailureLimits
+from prodigyd.engine.mapreduce.runner import run_agent
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import MAP
 from prodigyd.errors import ProdigyError, WorkflowError
@@ -76,13 +75,16 @@ class MapOutcome:
 class MapPhase:
     spec: MapSpec
     policy: ErrorPolicy
-    host: AgentHost
-    journal: RunJournal
-    workflow_name: str
-    on_progress: Callable[[int, int, int], None]  # (total, processed, failed)
+    host: PhaseHost
+    parent: RunContext  # the session's, after setup: its worktree, variables, events
     fixed_items: list[tuple[int, Any]] | None = None  # (index, item): a DLQ retry's items
     dlq_job: str | None = None  # the job whose DLQ entries this phase updates (a retry's)
     results: dict[str, AgentResult] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.journal = self.host.journal
+        self.queue = MergeQueue(self.parent, self.host.branch, self.host.repo)
+        self.log_dir = paths.agent_logs_dir(self.session_id)
 
     @property
     def session_id(self) -> str:
@@ -94,7 +96,19 @@ class MapPhase:
 
     @property
     def _masker(self) -> Masker:
-        return self.host.parent.masker
+        return self.parent.masker
+
+    def _agents(self) -> AgentSpec:
+        """What every agent of the phase runs with: the parent's state after setup."""
+        parent, workflow = self.parent, self.host.workflow
+        return AgentSpec(
+            session_id=self.session_id, workflow_name=workflow.name,
+            template=self.spec.agent_template, variables=parent.variables.snapshot(),
+            env=parent.env, secrets=parent.masker.secrets(), settings=parent.settings,
+            timeout=agent_timeout(self.spec, parent),
+            track_git=references_git_variables(workflow),
+            strict_variables=parent.strict_variables, keep_failed=self.host.keep_failed,
+        )  # fmt: skip
 
     async def run(self) -> MapOutcome:
         writer = self.journal.checkpoint_log(self.session_id, MAP)
@@ -108,7 +122,7 @@ class MapPhase:
         total = len(items)
         pending = [WorkItem(i, value, total) for i, value in items
                    if f"item_{i}" not in self.results]  # fmt: skip
-        events = self.host.parent.events
+        events = self.parent.events
         if not items:
             events.emit("map_phase_completed", total=0, successful=0, failed=0,
                         message="No work items to process")  # fmt: skip
@@ -116,13 +130,14 @@ class MapPhase:
         pending = await self._recover(pending, base, writer)
         limits = FailureLimits(self.policy, total)
         limits.failed = sum(1 for r in self.results.values() if not r.success)
-        self.on_progress(total, len(self.results), limits.failed)
+        self.host.map_progress(total, len(self.results), limits.failed)
         started = time.monotonic()
         if pending:
-            await self._dispatch(pending, limits, writer, total)
+            await self._dispatch(pending, self._agents(), limits, writer, total)
         ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
-        outcome.stopped = self.host.stop.is_set() and len(ordered) < total and not limits.reason
+        stop = self.host.stop_event
+        outcome.stopped = stop.is_set() and len(ordered) < total and not limits.reason
         if limits.reason:
             outcome.ok, outcome.error = False, f"map phase stopped: {limits.reason}"
         if not outcome.stopped:
@@ -152,9 +167,9 @@ class MapPhase:
         if self.fixed_items is not None:
             indexes, values = [i for i, _ in self.fixed_items], [v for _, v in self.fixed_items]
         else:
-            values = await load_items(self.spec, self.host.parent)
+            values = await load_items(self.spec, self.parent)
             indexes = list(range(len(values)))
-        base = await self.host.parent_head()
+        base = await self.queue.head()
         header = {"kind": "items", "items": values, "indexes": indexes, "base": base,
                   "created_at": now_iso()}  # fmt: skip
         await writer.write(self._masker.protect(header))
@@ -168,8 +183,8 @@ class MapPhase:
         kills what the cut-off run left there: see WorktreePool.acquire.)"""
         if base is None:
             return pending
-        await settle_interrupted_merge(self.host.parent.worktree)
-        merged = await merged_item_ids(self.host.parent.worktree, base, MERGED_ITEM)
+        await settle_interrupted_merge(self.parent.worktree)
+        merged = await merged_item_ids(self.parent.worktree, base, MERGED_ITEM)
         still = []
         for item in pending:
             if item.item_id not in merged:
@@ -184,26 +199,27 @@ class MapPhase:
         value = self.spec.max_parallel
         if isinstance(value, int):
             return value
-        return _number_from(value, self.host.parent, "max_parallel")
+        return _number_from(value, self.parent, "max_parallel")
 
     # -- dispatching ------------------------------------------------------------------------
 
     async def _dispatch(
         self,
         pending: list[WorkItem],
+        agents: AgentSpec,
         limits: FailureLimits,
         writer: CheckpointLog,
         total: int,
     ) -> None:
         parallel = min(self._parallelism(), len(pending))
-        self.host.parent.events.emit(
+        self.parent.events.emit(
             "map_phase_started", total_items=total, pending=len(pending), max_parallel=parallel,
             resumed=len(pending) < total,
         )  # fmt: skip
-        queue = deque(pending)
+        waiting = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         workers = [
-            asyncio.create_task(self._worker(queue, limits, breaker, writer, total))
+            asyncio.create_task(self._worker(waiting, agents, limits, breaker, writer, total))
             for _ in range(parallel)
         ]
         try:
@@ -214,35 +230,40 @@ class MapPhase:
 
     async def _worker(
         self,
-        queue: deque[WorkItem],
+        waiting: deque[WorkItem],
+        agents: AgentSpec,
         limits: FailureLimits,
         breaker: Breaker | None,
         writer: CheckpointLog,
         total: int,
     ) -> None:
-        stop = self.host.stop
-        while queue and limits.reason is None and not stop.is_set():
+        stop = self.host.stop_event
+        while waiting and limits.reason is None and not stop.is_set():
             if breaker is not None:
                 wait = breaker.wait_time()
                 if wait > 0:
                     await _sleep_unless(stop, wait)
                     continue
-            item = queue.popleft()
-            result = await self._run_item(item)
+            item = waiting.popleft()
+            result = await self._run_item(item, agents)
             if result is None:  # stopped mid-item: it runs again on resume
                 return
             await self._record(result, writer)
             limits.record(result.success)
             if breaker is not None:
                 breaker.record(result.success)
-            self.on_progress(total, len(self.results), limits.failed)
+            self.host.map_progress(total, len(self.results), limits.failed)
 
-    async def _run_item(self, item: WorkItem) -> AgentResult | None:
-        """All attempts of one item; failures go to the DLQ as they happen."""
+    async def _run_item(self, item: WorkItem, agents: AgentSpec) -> AgentResult | None:
+        """All attempts of one item; failures go to the DLQ as they happen. Each attempt
+        starts at the parent's commit of the moment, with every merge before it."""
         attempts = self.policy.retry_attempts if self.policy.on_item_failure == "retry" else 1
         result: AgentResult | None = None
         for attempt in range(1, attempts + 1):
-            result = await run_agent(item, self.host, attempt)
+            job = AgentJob(agents, item, attempt, start=await self.queue.head())
+            result = await run_agent(
+                self.host.runner, job, self.queue, self.log_dir, self.host.stop_event
+            )
             if result is None:
                 return None
             if result.success:
@@ -251,8 +272,8 @@ class MapPhase:
                 return result
             self._dead_letter(item, result)
             if attempt < attempts:
-                self.host.parent.events.emit("agent_retrying", item_id=item.item_id,
-                                             attempt=attempt + 1)  # fmt: skip
+                self.parent.events.emit("agent_retrying", item_id=item.item_id,
+                                        attempt=attempt + 1)  # fmt: skip
         return result
 
     def _dead_letter(self, item: WorkItem, result: AgentResult) -> None:
@@ -268,7 +289,7 @@ class MapPhase:
             item.item_id,
             item=mask(item.value),
             repo=str(self.host.repo),
-            workflow=self.workflow_name,
+            workflow=self.host.workflow.name,
             reason=result.failure_reason,
             artifacts=artifacts,
             attempt={
@@ -281,7 +302,7 @@ class MapPhase:
                 "step_failed": "agent_execution",
             },
         )
-        self.host.parent.events.emit(
+        self.parent.events.emit(
             "dlq_item_added", item_id=item.item_id, error_type=entry["error_type"],
             error_signature=entry["error_signature"], failure_count=entry["failure_count"],
         )  # fmt: skip

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prodigyd import paths
 from prodigyd.engine.context import RunContext
-from prodigyd.engine.gitvars import GitTracker, references_git_variables
-from prodigyd.engine.mapreduce.agent import AgentHost
+from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.mapreduce.host import PhaseHost
-from prodigyd.engine.mapreduce.map_phase import MapOutcome, MapPhase, agent_timeout
+from prodigyd.engine.mapreduce.map_phase import MapOutcome, MapPhase
 from prodigyd.engine.mapreduce.setup import run_setup
 from prodigyd.engine.phase import PhaseOutcome
 from prodigyd.engine.plan import MAP, REDUCE, SETUP
@@ -80,21 +78,7 @@ async def _map(
     """The map phase of `spec`, with its `${map.*}` variables set when it ran to the end;
     `options` go to MapPhase (a DLQ retry's fixed items)."""
     host.enter_phase(MAP)
-    agents = AgentHost(
-        parent=ctx,
-        parent_branch=host.branch,
-        repo=host.repo,
-        pool=host.pool,
-        template=spec.agent_template,
-        timeout=agent_timeout(spec, ctx),
-        track_git=references_git_variables(host.workflow),
-        stop=host.stop_event,
-        keep_failed=host.pool.settings.keep_failed,
-        log_dir=paths.agent_logs_dir(host.session_id),
-    )
-    mapped = await MapPhase(
-        spec, policy, agents, host.journal, host.workflow.name, host.map_progress, **options
-    ).run()
+    mapped = await MapPhase(spec, policy, host, ctx, **options).run()
     if not mapped.stopped:
         ctx.variables.update(mapped.variables())
     return mapped
