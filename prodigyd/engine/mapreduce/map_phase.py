@@ -118,6 +118,7 @@ class MapPhase:
             await writer.close()
 
     async def _run(self, writer: CheckpointLog) -> MapOutcome:
+        agents = self._agents()  # a bad agent_timeout_secs fails the phase before any item
         items, base = await self._items(writer)
         total = len(items)
         pending = [WorkItem(i, value, total) for i, value in items
@@ -133,7 +134,7 @@ class MapPhase:
         self.host.map_progress(total, len(self.results), limits.failed)
         started = time.monotonic()
         if pending:
-            await self._dispatch(pending, self._agents(), limits, writer, total)
+            await self._dispatch(pending, agents, limits, writer, total)
         ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
         stop = self.host.stop_event
