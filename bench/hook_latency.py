@@ -60,8 +60,9 @@ commands:
 def commit(repo: Path, env: dict[str, str], message: str) -> float:
     """The wall time of one empty commit."""
     started = time.perf_counter()
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", message],
-                   cwd=repo, env=env, check=True)  # fmt: skip
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", message], cwd=repo, env=env, check=True
+    )
     return time.perf_counter() - started
 
 
@@ -93,9 +94,13 @@ def idle_commits(
 
 
 def busy_commits(
-    repo: Path, env: dict[str, str], n: int, hooks: dict[str, str], conn: Conn,
+    repo: Path,
+    env: dict[str, str],
+    n: int,
+    hooks: dict[str, str],
+    conn: Conn,
     submit: dict[str, object],
-) -> Walls:  # fmt: skip
+) -> Walls:
     """Wall times of `n` commits per hook, each made as soon as the daemon has handled the
     previous commit's spool entry, while it is still on that entry's job: the entry queued
     a run, or (a run of the workflow on the branch still queued) was coalesced into it, so
@@ -201,8 +206,9 @@ def set_hook(repo: Path, text: str) -> None:
 def install_hooks(repo: Path, env: dict[str, str]) -> str:
     """`prodigyctl hooks install`; returns the installed post-commit, to put back later."""
     ctl = [sys.executable, "-m", "prodigyctl.main"]
-    subprocess.run([*ctl, "hooks", "install"], cwd=repo, env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [*ctl, "hooks", "install"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL
+    )
     return (repo / ".git" / "hooks" / "post-commit").read_text()
 
 
@@ -267,13 +273,18 @@ def report(
     queued: list[float],
     floor: list[float],
 ) -> None:
-    print(f"python {sys.version.split()[0]}, git {git_version()}, {args.commits} commits each "
-          f"(daemon down: {rounds} bursts of {args.burst})")  # fmt: skip
+    print(
+        f"python {sys.version.split()[0]}, git {git_version()}, {args.commits} commits each "
+        f"(daemon down: {rounds} bursts of {args.burst})"
+    )
     print("(a) git commit --allow-empty wall time, post-commit hook `exit 0` vs prodigy's")
-    states = {"alone": "the hook alone (nothing reads the spool)", "idle": "daemon idle",
-              "busy": "daemon busy with the last commit",
-              "down": "daemon down (a hook starts one)",
-              "first": "daemon down, a burst's first commit"}  # fmt: skip
+    states = {
+        "alone": "the hook alone (nothing reads the spool)",
+        "idle": "daemon idle",
+        "busy": "daemon busy with the last commit",
+        "down": "daemon down (a hook starts one)",
+        "first": "daemon down, a burst's first commit",
+    }
     worst = 0.0
     for state, label in states.items():
         plain, shim = results[state]["floor"], results[state]["shim"]
@@ -281,21 +292,28 @@ def report(
         print(row(f"shim, {label}", shim))
         extra = ms(shim) - ms(plain)
         worst = max(worst, extra)
-        print(f"    ratio shim / exit-0 hook ({state}) {ms(shim) / ms(plain):17.2f}x "
-              f"({extra:+.2f} ms)")  # fmt: skip
-    print(f"    target <= {TARGET_SHIM_EXTRA_MS:g} ms over the floor in every state: "
-          f"{verdict(worst, TARGET_SHIM_EXTRA_MS)}")  # fmt: skip
+        print(
+            f"    ratio shim / exit-0 hook ({state}) {ms(shim) / ms(plain):17.2f}x "
+            f"({extra:+.2f} ms)"
+        )
+    print(
+        f"    target <= {TARGET_SHIM_EXTRA_MS:g} ms over the floor in every state: "
+        f"{verdict(worst, TARGET_SHIM_EXTRA_MS)}"
+    )
     print("(b) commit returned -> triggered job queued")
     print(row("floor: jobs.submit round trip", floor))
     print(row("prodigy: commit -> session_queued", queued))
     print(f"    ratio trigger / submit floor {ms(queued) / ms(floor):20.2f}x")
-    print(f"    target <= {TARGET_TRIGGER_MS:g} ms (Watchman 22 ms): "
-          f"{verdict(ms(queued), TARGET_TRIGGER_MS)}")  # fmt: skip
+    print(
+        f"    target <= {TARGET_TRIGGER_MS:g} ms (Watchman 22 ms): "
+        f"{verdict(ms(queued), TARGET_TRIGGER_MS)}"
+    )
 
 
 def git_version() -> str:
-    done = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True,
-                          env=os.environ)  # fmt: skip
+    done = subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=True, env=os.environ
+    )
     return done.stdout.split()[-1]
 
 

@@ -66,17 +66,31 @@ async def _unlocked(_: str) -> AsyncIterator[None]:
 
 
 async def engine_per_step(repo: Path, workflow: Path) -> float:
+    from prodigyd.engine.admission import RunRequest, prepare
     from prodigyd.engine.context import EngineSettings
-    from prodigyd.engine.session import RunRequest, Session, prepare
+    from prodigyd.engine.journal import StoreJournal
+    from prodigyd.engine.mapreduce.runner import LocalAgentRunner
+    from prodigyd.engine.session import Session
     from prodigyd.eventhub import EventHub
     from prodigyd.pool import WorktreePool
 
-    request = RunRequest(workflow=str(workflow), cwd=str(repo), env=dict(os.environ),
-                         merge_policy="never")
+    request = RunRequest(
+        workflow=str(workflow), cwd=str(repo), env=dict(os.environ), merge_policy="never"
+    )
     record, loaded = await prepare(request)
     clock = Clock(EventHub(record))
-    session = Session(record, loaded, env=dict(os.environ), events=clock,
-                      settings=EngineSettings(), merge_lock=_unlocked, pool=WorktreePool())
+    pool = WorktreePool()
+    session = Session(
+        record,
+        loaded,
+        env=dict(os.environ),
+        events=clock,
+        settings=EngineSettings(),
+        merge_lock=_unlocked,
+        pool=pool,
+        runner=LocalAgentRunner(pool),
+        journal=StoreJournal(),
+    )
     await session.run()
     steps = len(loaded.workflow.steps)
     if record.status.value != "awaiting_merge" or clock.completed != steps:
@@ -88,8 +102,13 @@ async def engine_per_step(repo: Path, workflow: Path) -> float:
 def make_repo(root: Path) -> Path:
     repo = root / "repo"
     repo.mkdir()
-    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "bench",
+        "GIT_AUTHOR_EMAIL": "b@x",
+        "GIT_COMMITTER_NAME": "bench",
+        "GIT_COMMITTER_EMAIL": "b@x",
+    }
     for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "init"]):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True)
     return repo

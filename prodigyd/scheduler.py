@@ -36,15 +36,12 @@ from typing import Any
 
 from prodigyd import paths, systemd
 from prodigyd.clock import now_iso
+from prodigyd.engine.admission import RunRequest, check_environment, check_resumable, prepare
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import (
-    RunRequest,
-    Session,
-    check_environment,
-    check_resumable,
-    prepare,
-    total_steps,
-)
+from prodigyd.engine.journal import StoreJournal
+from prodigyd.engine.mapreduce.runner import LocalAgentRunner
+from prodigyd.engine.plan import total_steps
+from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
 from prodigyd.eventtypes import EventType
@@ -460,6 +457,8 @@ class Scheduler:
             settings=self.engine,
             merge_lock=self._merge_lock,
             pool=self.pool,
+            runner=LocalAgentRunner(self.pool),
+            journal=StoreJournal(),
         )
 
     @contextlib.asynccontextmanager

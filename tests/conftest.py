@@ -44,9 +44,19 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "prodigy-home"
     user_home = tmp_path / "user-home"
     user_home.mkdir()
-    for name in ("XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "PRODIGY_TEST_MODE",
-                 "PRODIGY_NO_COMMIT_VALIDATION", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
-                 "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+    for name in (
+        "XDG_RUNTIME_DIR",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "PRODIGY_TEST_MODE",
+        "PRODIGY_NO_COMMIT_VALIDATION",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PRODIGY_HOME", str(home))
     monkeypatch.setenv("HOME", str(user_home))

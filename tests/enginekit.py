@@ -2,11 +2,14 @@
 
 The engine is a library; these helpers host it the way prodigyd does, with a list as the
 event sink, so a test reads like "run this YAML in that repo, then look at the branch".
+The run journal is the daemon's (the store under the test's PRODIGY_HOME) unless a test
+hands it a `MemoryJournal`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
+from prodigyd.engine.admission import RunRequest, prepare
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import RunRequest, Session, prepare
+from prodigyd.engine.journal import RunJournal, StoreJournal
+from prodigyd.engine.mapreduce.runner import AgentRunner, LocalAgentRunner
+from prodigyd.engine.session import Session
 from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
 from prodigyd.pool import PoolSettings, WorktreePool
+from prodigyd.store import checkpoints, dlq
 from prodigyd.store import sessions as session_store
 from prodigyd.store import worktrees as worktree_rows
 from prodigyd.store.sessions import SessionRecord
@@ -35,6 +43,74 @@ class ListSink:
 
     def of(self, event_type: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event_type"] == event_type]
+
+
+@dataclass
+class MemoryLog:
+    records: list[dict[str, Any]]
+
+    async def write(self, record: dict[str, Any]) -> None:
+        self.records.append(json.loads(json.dumps(record)))  # as a file would keep it
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class MemoryJournal:
+    """A RunJournal in memory: the engine records a run here and nowhere else."""
+
+    records: dict[str, SessionRecord] = field(default_factory=dict)
+    phases: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    dead_letters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def save_record(self, record: SessionRecord) -> None:
+        self.records[record.id] = record.model_copy(deep=True)
+
+    def unsaved(self, session_id: str) -> str | None:
+        return None
+
+    def checkpoint_log(self, session_id: str, phase: str) -> MemoryLog:
+        return MemoryLog(self.phases.setdefault((session_id, phase), []))
+
+    def checkpoint_records(self, session_id: str, phase: str) -> list[dict[str, Any]]:
+        return list(self.phases.get((session_id, phase), []))
+
+    def checkpoint(self, session_id: str, phase: str) -> dict[str, Any] | None:
+        return checkpoints.summary(session_id, self.checkpoint_records(session_id, phase))
+
+    def has_checkpoints(self, session_id: str) -> bool:
+        return any(sid == session_id and records for (sid, _), records in self.phases.items())
+
+    def dead_letter(
+        self,
+        job_id: str,
+        item_id: str,
+        *,
+        item: Any,
+        repo: str,
+        workflow: str,
+        reason: FailureReason,
+        attempt: dict[str, Any],
+        artifacts: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        entry = self.dead_letters.setdefault(
+            (job_id, item_id), {"item_data": item, "failure_history": []}
+        )
+        entry["failure_history"].append(attempt)
+        entry.update(
+            error_type=reason.value,
+            failure_count=len(entry["failure_history"]),
+            error_signature=dlq.signature(attempt["error_message"]),
+        )
+        return entry
+
+    def dead_letter_entry(self, job_id: str, item_id: str) -> dict[str, Any] | None:
+        return self.dead_letters.get((job_id, item_id))
+
+    def remove_dead_letters(self, job_id: str, item_ids: list[str]) -> None:
+        for item_id in item_ids:
+            self.dead_letters.pop((job_id, item_id), None)
 
 
 @dataclass
@@ -60,9 +136,15 @@ def write_workflow(tmp: Path, text: str, name: str = "wf.yml") -> Path:
 
 
 def _session(
-    record: SessionRecord, env: dict[str, str], sink: ListSink, pool: PoolSettings | None = None
+    record: SessionRecord,
+    env: dict[str, str],
+    args: tuple[str, ...] | list[str],
+    sink: ListSink,
+    journal: RunJournal,
+    pool: PoolSettings | None = None,
+    runner: AgentRunner | None = None,
 ) -> Session:
-    _, args = session_store.load_private(record.id)
+    worktrees = WorktreePool(pool)
     return Session(
         record,
         load_workflow(record.workflow, strict=record.strict),
@@ -71,7 +153,9 @@ def _session(
         events=sink,
         settings=EngineSettings(claude_log_dir=paths.claude_logs_dir()),
         merge_lock=_unlocked,
-        pool=WorktreePool(pool),
+        pool=worktrees,
+        runner=runner or LocalAgentRunner(worktrees),
+        journal=journal,
     )
 
 
@@ -86,10 +170,13 @@ async def run_workflow(
     pool: PoolSettings | None = None,
     sink: ListSink | None = None,
     created: Callable[[Session], None] | None = None,
+    journal: MemoryJournal | None = None,
+    runner: AgentRunner | None = None,
 ) -> Outcome:
     """Submit and run `workflow` in `repo` to completion, as prodigyd would (`sink`: one
     that looks at the store as each event arrives, say; `created` gets the session before
-    it runs, to stop it from an event)."""
+    it runs, to stop it from an event; `journal`: record the run there, not in the store;
+    `runner`: run its map agents there, not in the pool's worktrees)."""
     env = dict(os.environ) if env is None else env
     request = RunRequest(
         workflow=str(workflow),
@@ -100,9 +187,10 @@ async def run_workflow(
         merge_policy=merge,
     )
     record, _ = await prepare(request)
-    session_store.create(record, env, args)
+    if journal is None:
+        session_store.create(record, env, args)
     sink = sink if sink is not None else ListSink()
-    session = _session(record, env, sink, pool)
+    session = _session(record, env, args, sink, journal or StoreJournal(), pool, runner)
     if created is not None:
         created(session)
     try:
@@ -112,10 +200,19 @@ async def run_workflow(
     return Outcome(session.record, sink, session)
 
 
-async def resume(session_id: str, env: dict[str, str] | None = None) -> Outcome:
-    record = session_store.load(session_id)
+async def resume(
+    session_id: str, env: dict[str, str] | None = None, journal: MemoryJournal | None = None
+) -> Outcome:
+    """Resume a session as prodigyd would (`journal`: the one its run was recorded in)."""
+    if journal is None:
+        record = session_store.load(session_id)
+        _, args = session_store.load_private(session_id)
+    else:
+        record, args = journal.records[session_id].model_copy(deep=True), []
     sink = ListSink()
-    session = _session(record, dict(os.environ) if env is None else env, sink)
+    session = _session(
+        record, dict(os.environ) if env is None else env, args, sink, journal or StoreJournal()
+    )
     try:
         await session.run(resume=True)
     finally:

@@ -1,9 +1,9 @@
 """The dead-letter queue over RPC: list, show, stats, purge, and choosing what to retry.
 
-A retry is a new job (engine/mapreduce.py `run_dlq_retry`): the chosen items run again as
-agents of the original job's workflow, from the branch the original job merges into, and
-their work is merged like any job's. An item whose retry succeeds leaves the queue; one that
-fails again gets another attempt in its entry.
+A retry is a new job (engine/mapreduce/phases.py `run_dlq_retry`): the chosen items run
+again as agents of the original job's workflow, from the branch the original job merges
+into, and their work is merged like any job's. An item whose retry succeeds leaves the
+queue; one that fails again gets another attempt in its entry.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from prodigyd.api import schemas
-from prodigyd.engine.session import RunRequest
+from prodigyd.engine.admission import RunRequest
 from prodigyd.errors import Conflict, NotFound, WorkflowError
 from prodigyd.store import dlq
 from prodigyd.store import sessions as session_store

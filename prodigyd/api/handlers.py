@@ -21,12 +21,12 @@ from pydantic import BaseModel
 from prodigyd import paths, protocol
 from prodigyd.api import analytics, events, schemas
 from prodigyd.api import dlq as dlq_api
-from prodigyd.engine.session import RunRequest, describe
+from prodigyd.engine.admission import RunRequest
 from prodigyd.errors import ProdigyError
 from prodigyd.git import repo as git_repo
 from prodigyd.scheduler import Scheduler, session_live
+from prodigyd.store import checkpoints, inline, journal
 from prodigyd.store import dlq as dlq_store
-from prodigyd.store import inline, journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord
@@ -107,7 +107,18 @@ async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[
 
 async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
     record = session_store.load(check_id(p.session_id))
-    return {**describe(record), "event_seq": state.scheduler.hub(record).seq}
+    return {**_describe(record), "event_seq": state.scheduler.hub(record).seq}
+
+
+def _describe(record: SessionRecord) -> dict[str, Any]:
+    """`sessions show` details: the record plus its checkpoint's step list."""
+    data = record.model_dump(mode="json")
+    saved = checkpoints.load(record.id) or {}
+    data["completed"] = [
+        {k: entry.get(k) for k in ("step_index", "command", "duration", "completed_at")}
+        for entry in saved.get("completed_steps") or []
+    ]
+    return data
 
 
 async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
@@ -189,11 +200,12 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
             "path": str(found.path),
             "name": found.loaded.workflow.name if found.loaded else None,
             "on": [t.model_dump(mode="json") for t in found.loaded.workflow.on]
-            if found.loaded else [],
+            if found.loaded
+            else [],
             "error": found.error,
         }
         for found in await triggers.discover(repo)
-    ]  # fmt: skip
+    ]
     return {
         "repo": str(repo),
         "workflows": workflows,

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
+from prodigyd.failure import FailureReason
 from prodigyd.workflow.interpolate import VariableStore, interpolate
-from prodigyd.workflow.model import Workflow
 
 
 class EventSink(Protocol):
@@ -51,10 +51,21 @@ class CommandResult:
     error: str | None = None  # a one-line reason when not successful
     output: str | None = None  # the value of ${<kind>.output}; defaults to stdout
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (claude cost)
+    reason: FailureReason | None = None  # set by the pipeline when it fails a command that ran
 
     @property
     def text(self) -> str:
         return self.stdout if self.output is None else self.output
+
+    @property
+    def failure(self) -> FailureReason:
+        """Why it failed: what the pipeline set (`commit_required`), else its timeout or its
+        exit code."""
+        if self.reason is not None:
+            return self.reason
+        if self.timed_out:
+            return FailureReason.TIMEOUT
+        return FailureReason.COMMAND_FAILED if self.exit_code != 0 else FailureReason.UNKNOWN
 
 
 class StepStopped(Exception):
@@ -70,14 +81,13 @@ class RunContext:
     """Per-session state shared by every step of a run."""
 
     session_id: str
-    workflow: Workflow
     worktree: Path
     variables: VariableStore
     env: dict[str, str]  # the composed base environment (inherited < files < global < profile)
     masker: Masker
     events: EventSink
     settings: EngineSettings = field(default_factory=EngineSettings)
-    strict_variables: bool = False
+    strict_variables: bool = False  # the session's --strict or the workflow's own
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
 
     async def pause(self, seconds: float) -> None:
@@ -95,7 +105,7 @@ class RunContext:
         return interpolate(
             text,
             store or self.variables,
-            strict=self.strict_variables or self.workflow.strict_variables,
+            strict=self.strict_variables,
             shell_names=self.env,
         )
 

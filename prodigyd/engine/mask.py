@@ -52,9 +52,23 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._names: dict[str, str] = {}  # secret value -> the name it was declared under
+        self._added: dict[str, str | None] = {}  # every value added -> its name, if any
         self._regex = _SHAPES_ONLY
         for secret in secrets:
             self.add(secret)
+
+    @classmethod
+    def of(cls, secrets: Mapping[str, str | None]) -> Masker:
+        """A masker equal to the one whose `secrets()` these are (a map agent's, in the
+        process that runs it)."""
+        masker = cls()
+        for value, name in secrets.items():
+            masker.add(value, name)
+        return masker
+
+    def secrets(self) -> dict[str, str | None]:
+        """Every secret added, with the name it was added under (None: unnamed)."""
+        return dict(self._added)
 
     def add(self, value: str, name: str | None = None) -> None:
         """Mask `value` from now on (every non-empty value: the length policy is env.py's).
@@ -68,6 +82,7 @@ class Masker:
             return
         if name is not None:
             self._names[value] = name
+        self._added[value] = name if name is not None else self._added.get(value)
         pieces = {value} | {
             line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_SECRET_LENGTH
         }

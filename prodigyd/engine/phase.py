@@ -17,6 +17,7 @@ from prodigyd.engine.context import StepStopped
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.step import StepReport, StepRunner
 from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import Step
 
@@ -34,7 +35,7 @@ class PhaseOutcome:
     error: str | None = None
     stopped: bool = False  # asked to stop between steps (daemon shutdown)
     exit_code: int | None = None  # of the failed step's command
-    timed_out: bool = False  # the failed step's command hit its timeout
+    reason: FailureReason | None = None  # why it failed, when it did
 
 
 #: Called after a step succeeded, before its checkpoint: (step index, report). The setup
@@ -85,9 +86,8 @@ async def run_sequential(
             events.emit(EventType.STEP_STOPPED, step=label, display=display)
             return PhaseOutcome(False, stopped=True)
         if not report.success:
-            result = report.result
             return PhaseOutcome(
-                False, error=report.error, exit_code=result.exit_code, timed_out=result.timed_out
+                False, error=report.error, exit_code=report.result.exit_code, reason=report.failure
             )
     return PhaseOutcome(True)
 

@@ -34,6 +34,7 @@ from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
 from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
 from prodigyd.files import failure_reason
 from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore
@@ -60,6 +61,12 @@ class StepReport:
     skipped: bool = False
     note: str | None = None
     error: str | None = None  # the workflow-stopping message when not successful
+    reason: FailureReason | None = None  # set when it is not the command's own failure
+
+    @property
+    def failure(self) -> FailureReason:
+        """Why the step failed (meaningful only when it did)."""
+        return self.reason or self.result.failure
 
 
 class StepRunner:
@@ -101,7 +108,7 @@ class StepRunner:
         if settle is not None:
             await settle(report)
         ctx.events.emit(
-            EventType.STEP_COMPLETED if report.success else EventType.STEP_FAILED,
+            EventType.STEP_COMPLETED if report.success else "step_failed",
             **where,
             step=label,
             display=display,
@@ -157,7 +164,8 @@ class StepRunner:
         if result.success and step.validation is not None:
             verdict = await self._validate(step.validation, label, store)
             if verdict is not None:
-                return StepReport(False, result, error=f"Step '{display}': {verdict}")
+                error, reason = f"Step '{display}': {verdict}", FailureReason.VALIDATION_FAILED
+                return StepReport(False, result, error=error, reason=reason)
         if result.success:
             report = await self._on_success(step, result, label, store)
         else:
@@ -223,6 +231,7 @@ class StepRunner:
         )
         result.success = False
         result.error = message
+        result.reason = FailureReason.COMMIT_VALIDATION_FAILED
         return result
 
     def _failure_message(self, display: str, result: CommandResult) -> str:
@@ -299,7 +308,8 @@ class StepRunner:
             return StepReport(True, result)
         nested = await self.run(step.on_success, label=f"{label}.on_success", store=store)
         if not nested.success:
-            return StepReport(False, result, error=f"on_success handler failed: {nested.error}")
+            error = f"on_success handler failed: {nested.error}"
+            return StepReport(False, result, error=error, reason=nested.failure)
         return StepReport(True, result)
 
     async def _on_exit_code(
@@ -310,9 +320,8 @@ class StepRunner:
             return report
         nested = await self.run(handler, label=f"{label}.on_exit_code", store=store)
         if not nested.success:
-            return StepReport(
-                False, report.result, error=f"on_exit_code handler failed: {nested.error}"
-            )
+            error = f"on_exit_code handler failed: {nested.error}"
+            return StepReport(False, report.result, error=error, reason=nested.failure)
         return report
 
     async def _on_failure(
@@ -420,9 +429,16 @@ class StepRunner:
             )
             for handler_label, display in current:  # close its step_started
                 self.ctx.events.emit(
-                    EventType.STEP_FAILED, step=handler_label, display=display, success=False,
-                    skipped=False, exit_code=-1, duration=policy.timeout, note=None, error=error,
-                )  # fmt: skip
+                    EventType.STEP_FAILED,
+                    step=handler_label,
+                    display=display,
+                    success=False,
+                    skipped=False,
+                    exit_code=-1,
+                    duration=policy.timeout,
+                    note=None,
+                    error=error,
+                )
             return error
 
     async def _debug_loop(

@@ -178,7 +178,7 @@ async def merge_in_checkout(checkout: Path, plan: _Merge) -> None:
     refuse_conflicts(plan, split_nul(conflicted.stdout))
 
 
-#: Every merge commit prodigy makes starts with this (engine/session.py writes the message).
+#: Every merge commit prodigy makes starts with this (engine/finish.py writes the message).
 PRODIGY_MERGE_PREFIX = "Merge prodigy session "
 
 
@@ -455,9 +455,17 @@ async def merge_into_worktree(worktree: Path, sha: str, message: str) -> list[st
     a resolver (`conclude_merge` or `abort_merge` must follow). Any other failure raises.
     """
     done = await git(
-        worktree, "merge", "--quiet", "--no-ff", "--no-edit", "--no-autostash", "-m", message,
-        sha, check=False,
-    )  # fmt: skip
+        worktree,
+        "merge",
+        "--quiet",
+        "--no-ff",
+        "--no-edit",
+        "--no-autostash",
+        "-m",
+        message,
+        sha,
+        check=False,
+    )
     if done.ok:
         return []
     if not await has_merge_in_progress(worktree):

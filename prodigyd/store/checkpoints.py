@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,12 @@ def journal_file(session_id: str, phase: str = MAIN) -> Path:
 
 def load(session_id: str, phase: str = MAIN) -> dict[str, Any] | None:
     """The phase's checkpoint (reference §5.3 shape), or None before any step finished."""
-    records = [r for r in read_records(journal_file(session_id, phase)) if _is_step_record(r)]
+    return summary(session_id, read_records(journal_file(session_id, phase)))
+
+
+def summary(session_id: str, journal: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The checkpoint a phase journal's records amount to (None: no step record yet)."""
+    records = [r for r in journal if _is_step_record(r)]
     if not records:
         return None
     last = records[-1]

@@ -2,8 +2,9 @@
 
 One row per (job, item) in `journal.db`, written the moment an item fails, so nothing a map
 phase could not do is ever lost. An entry keeps the item itself, each attempt (time, error,
-exit code, log path), a classified error type, an error signature (for grouping failures
-with the same cause) and whether a retry is likely to help (reference §4.9).
+exit code, log path), its error type (the failure's own FailureReason, set where it
+failed), an error signature (for grouping failures with the same cause) and whether a retry
+is likely to help (reference §4.9).
 
 Entries never expire by themselves (the original evicted the oldest past 1,000 per job and
 dropped them after 30 days): they leave only through `prodigyctl dlq retry` (an item whose
@@ -14,54 +15,41 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from prodigyd.clock import now_iso
+from prodigyd.failure import FailureReason
 from prodigyd.store import journal
 
-#: Words in an error that make a retry worth trying without a change (reference §4.9).
+#: Words in an error that make a retry worth trying without a change (reference §4.9). The
+#: message includes the failing command's output, the only place a network error shows.
 _TRANSIENT = ("timeout", "timed out", "network", "temporary", "rate limit", "resource")
 #: Words that mean a person should look before retrying.
-_NEEDS_REVIEW = ("permission", "access denied", "critical", "fatal", "corrupted", "validation",
-                 "commit required")  # fmt: skip
-
-#: (words in the message, error type): the first match decides, in this order.
-_TYPES = (
-    (
-        ("commit required", "commit validation", "no changes were committed"),
-        "CommitValidationFailed",
-    ),
-    (("timeout", "timed out"), "Timeout"),
-    (("merge", "conflict"), "MergeConflict"),
-    (("worktree",), "WorktreeError"),
-    (("validation", "invalid"), "ValidationFailed"),
-    (("resource", "out of memory"), "ResourceExhausted"),
+_NEEDS_REVIEW = (
+    "permission",
+    "access denied",
+    "critical",
+    "fatal",
+    "corrupted",
+    "validation",
+    "commit required",
 )
-_EXIT_CODE = re.compile(r"(?:exit(?:ed with)? code|status code)\s+(-?\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class Classification:
-    error_type: str  # Timeout, CommandFailed, CommitValidationFailed, MergeConflict, ...
+class Advice:
     reprocess_eligible: bool
     manual_review_required: bool
 
 
-def classify(message: str, *, reason: str | None = None) -> Classification:
-    """An error's type and retry advice. `reason` is the agent's own verdict when it knows
-    (Timeout, MergeConflict, ...); otherwise the message is read as the original did."""
+def advise(reason: FailureReason, message: str) -> Advice:
+    """Whether a retry is likely to help, and whether a person should look first: the
+    reason, and words of the message (reference §4.9)."""
     text = message.lower().replace("_", " ")
-    error_type = reason or next(
-        (kind for words, kind in _TYPES if any(word in text for word in words)), None
-    )
-    if error_type is None:
-        error_type = "CommandFailed" if _EXIT_CODE.search(message) else "Unknown"
-    return Classification(
-        error_type=error_type,
-        reprocess_eligible=error_type == "Timeout" or any(w in text for w in _TRANSIENT),
+    return Advice(
+        reprocess_eligible=reason is FailureReason.TIMEOUT or any(w in text for w in _TRANSIENT),
         manual_review_required=any(word in text for word in _NEEDS_REVIEW),
     )
 
@@ -79,11 +67,11 @@ def record_failure(
     repo: str,
     workflow: str,
     attempt: dict[str, Any],
-    reason: str | None = None,
+    reason: FailureReason,
     artifacts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add one failed attempt of an item (a new entry, or another attempt of an old one)."""
-    verdict = classify(attempt["error_message"], reason=reason)
+    advice = advise(reason, attempt["error_message"])
     now = time.time()
     with journal.transaction() as conn:
         row = conn.execute(
@@ -92,15 +80,14 @@ def record_failure(
         entry = json.loads(row["entry"]) if row else _new_entry(job_id, item_id, item, repo)
         entry["workflow"] = workflow
         history = entry["failure_history"]
-        history.append({**attempt, "attempt_number": len(history) + 1,
-                        "error_type": verdict.error_type})  # fmt: skip
+        history.append({**attempt, "attempt_number": len(history) + 1, "error_type": reason.value})
         entry.update(
             last_attempt=attempt["timestamp"],
             failure_count=len(history),
-            error_type=verdict.error_type,
+            error_type=reason.value,
             error_signature=signature(attempt["error_message"]),
-            reprocess_eligible=verdict.reprocess_eligible,
-            manual_review_required=verdict.manual_review_required,
+            reprocess_eligible=advice.reprocess_eligible,
+            manual_review_required=advice.manual_review_required,
             worktree_artifacts=artifacts,
         )
         conn.execute(
@@ -185,9 +172,12 @@ def stats(job_id: str | None = None) -> dict[str, Any]:
         by_job[entry["job_id"]] = by_job.get(entry["job_id"], 0) + 1
         group = by_signature.setdefault(
             entry["error_signature"],
-            {"count": 0, "error_type": entry["error_type"],
-             "example": entry["failure_history"][-1]["error_message"][:200]},
-        )  # fmt: skip
+            {
+                "count": 0,
+                "error_type": entry["error_type"],
+                "example": entry["failure_history"][-1]["error_message"][:200],
+            },
+        )
         group["count"] += 1
     return {
         "total": len(found),

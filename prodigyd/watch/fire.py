@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prodigyd.engine.session import RunRequest
+from prodigyd.engine.admission import RunRequest
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store import journal
 from prodigyd.store.sessions import SessionRecord
@@ -117,9 +117,13 @@ class TriggerPath:
             older = queued.triggered_by
             if older != firing.reason:  # else: this event, seen again after a restart
                 self.gate.replace(queued, firing.reason, env_of(sighting), firing.start_commit)
-                self._drop(sighting, "coalesced",
-                           f"queued run {queued.id} takes it instead of: {older}",
-                           session=queued.id, replaced=older)  # fmt: skip
+                self._drop(
+                    sighting,
+                    "coalesced",
+                    f"queued run {queued.id} takes it instead of: {older}",
+                    session=queued.id,
+                    replaced=older,
+                )
             return False
         refusal = self.gate.refusal(repository(sighting.worktree), firing.workflow)
         if refusal is not None:
@@ -130,10 +134,15 @@ class TriggerPath:
     def _drop(self, sighting: Sighting, why: str, message: str, **fields: Any) -> None:
         firing = sighting.firing
         self.dropped.record(
-            sighting.worktree, why, f"{firing.workflow.name}: {firing.reason}: {message}",
-            workflow=str(firing.workflow), branch=firing.branch, event=firing.reason,
-            **sighting.origin, **fields,
-        )  # fmt: skip
+            sighting.worktree,
+            why,
+            f"{firing.workflow.name}: {firing.reason}: {message}",
+            workflow=str(firing.workflow),
+            branch=firing.branch,
+            event=firing.reason,
+            **sighting.origin,
+            **fields,
+        )
 
 
 def request_of(sighting: Sighting) -> RunRequest:

@@ -4,7 +4,7 @@ A trigger hands its run the event the way it hands it everything else of its occ
 through the run's environment (watch/fire.py adds these variables to it). The environment
 is kept with the job in the journal, so a resumed run still knows its event, and a queued
 run that takes a newer event (watch/gate.py) takes its variables too. The engine reads
-them back as `${trigger.event}`, `${trigger.ref}`, ... (engine/session.py); a step's shell
+them back as `${trigger.event}`, `${trigger.ref}`, ... (engine/admission.py); a step's shell
 sees them as PRODIGY_TRIGGER_EVENT, PRODIGY_TRIGGER_REF, ...
 
 - `event`: `commit`, `push`, or for `on: ref` `created`, `updated`, `deleted`;

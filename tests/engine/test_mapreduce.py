@@ -42,18 +42,35 @@ def branch_files(repo: Path, branch: str = "main") -> set[str]:
     return set(git(repo, "ls-tree", "-r", "--name-only", branch).split())
 
 
-async def test_minimal_mapreduce_merges_every_agent_and_lands_on_the_branch(tmp_path: Path, repo: Path):
+async def test_minimal_mapreduce_merges_every_agent_and_lands_on_the_branch(
+    tmp_path: Path, repo: Path
+):
     out = await run_workflow(write_workflow(tmp_path, MINIMAL), repo)
     assert out.status == "completed", out.record.error
     files = branch_files(repo)
-    assert {"test-items.json", "output-item-one.txt", "output-item-two.txt",
-            "output-item-three.txt"} <= files
-    assert git(repo, "show", "main:output-item-two.txt") == "Processed by agent: item-two\nItem ID: 2\n"
+    assert {
+        "test-items.json",
+        "output-item-one.txt",
+        "output-item-two.txt",
+        "output-item-three.txt",
+    } <= files
+    assert (
+        git(repo, "show", "main:output-item-two.txt")
+        == "Processed by agent: item-two\nItem ID: 2\n"
+    )
     merges = git(repo, "log", "--merges", "--format=%s", "main").splitlines()
     assert sum(m.startswith("Merge agent ") for m in merges) == 3
     assert out.record.mode == "mapreduce" and out.record.id.startswith("mapreduce-")
-    assert (out.record.total_items, out.record.processed_items, out.record.failed_items) == (3, 3, 0)
-    assert not [b for b in git(repo, "branch", "--format=%(refname:short)").split() if b.startswith("prodigy-")]
+    assert (out.record.total_items, out.record.processed_items, out.record.failed_items) == (
+        3,
+        3,
+        0,
+    )
+    assert not [
+        b
+        for b in git(repo, "branch", "--format=%(refname:short)").split()
+        if b.startswith("prodigy-")
+    ]
     assert all(row.state == "idle" for row in worktree_rows.all_rows())  # agents' worktrees pooled
     started = out.sink.of("agent_started")
     assert len(started) == 3 and len({e["worktree"] for e in started}) == 3
@@ -61,8 +78,12 @@ async def test_minimal_mapreduce_merges_every_agent_and_lands_on_the_branch(tmp_
     assert (done["total"], done["successful"], done["failed"]) == (3, 3, 0)
 
 
-async def test_reduce_sees_map_variables_and_results_never_reach_the_environment(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+async def test_reduce_sees_map_variables_and_results_never_reach_the_environment(
+    tmp_path: Path, repo: Path
+):
+    wf = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf 'a\\nb\\nc\\n'"
@@ -74,7 +95,8 @@ reduce:
       path: results.json
       content: "${map.results}"
   - shell: "env | grep -c '^map' > env-count.txt || true"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert git(repo, "show", "main:summary.txt") == "3/3 100.0\n"
@@ -100,20 +122,54 @@ def prompts(log: Path) -> list[str]:
     return [json.loads(line)["prompt"] for line in log.read_text().splitlines()]
 
 
-async def test_filter_and_sort_choose_the_agents_and_nested_fields_reach_claude(tmp_path: Path, repo: Path):
+async def test_filter_and_sort_choose_the_agents_and_nested_fields_reach_claude(
+    tmp_path: Path, repo: Path
+):
     items = [
-        {"id": 1, "severity": "low", "priority": 1, "description": "a", "location": {"file": "a.rs", "line": 1}},
-        {"id": 2, "severity": "high", "priority": 5, "description": "b", "location": {"file": "b.rs", "line": 20}},
-        {"id": 3, "severity": "critical", "priority": 2, "description": "c", "location": {"file": "c.rs", "line": 30}},
-        {"id": 4, "severity": "low", "priority": 0, "description": "d", "location": {"file": "d.rs", "line": 4}},
-        {"id": 5, "severity": "high", "priority": 3, "description": "e", "location": {"file": "e.rs", "line": 50}},
+        {
+            "id": 1,
+            "severity": "low",
+            "priority": 1,
+            "description": "a",
+            "location": {"file": "a.rs", "line": 1},
+        },
+        {
+            "id": 2,
+            "severity": "high",
+            "priority": 5,
+            "description": "b",
+            "location": {"file": "b.rs", "line": 20},
+        },
+        {
+            "id": 3,
+            "severity": "critical",
+            "priority": 2,
+            "description": "c",
+            "location": {"file": "c.rs", "line": 30},
+        },
+        {
+            "id": 4,
+            "severity": "low",
+            "priority": 0,
+            "description": "d",
+            "location": {"file": "d.rs", "line": 4},
+        },
+        {
+            "id": 5,
+            "severity": "high",
+            "priority": 3,
+            "description": "e",
+            "location": {"file": "e.rs", "line": 50},
+        },
     ]
     (tmp_path / "items.json").write_text(json.dumps({"debt_items": items}))
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 name: parallel-debt-elimination
 mode: mapreduce
 setup:
-  - shell: "cp {tmp_path / 'items.json'} debt_items.json"
+  - shell: "cp {tmp_path / "items.json"} debt_items.json"
 map:
   input: debt_items.json
   json_path: "$.debt_items[*]"
@@ -126,22 +182,30 @@ reduce:
   - claude: "/summarize-fixes ${{map.results}}"
     capture_output: true
   - claude: "/generate-report --fixed ${{map.successful}} --failed ${{map.failed}}"
-""")
+""",
+    )
     env, log = claude_env(tmp_path)
     out = await run_workflow(wf, repo, env=env)
     assert out.status == "completed", out.record.error
     calls = prompts(log)
     fixes = sorted(p for p in calls if p.startswith("/fix-issue"))
-    assert fixes == ["/fix-issue b --file b.rs --line 20", "/fix-issue c --file c.rs --line 30",
-                     "/fix-issue e --file e.rs --line 50"]
+    assert fixes == [
+        "/fix-issue b --file b.rs --line 20",
+        "/fix-issue c --file c.rs --line 30",
+        "/fix-issue e --file e.rs --line 50",
+    ]
     summary = next(p for p in calls if p.startswith("/summarize-fixes"))
     results = json.loads(summary.removeprefix("/summarize-fixes "))
     assert [r["item"]["id"] for r in results] == [3, 5, 2]  # ascending priority: dispatch order
     assert "/generate-report --fixed 3 --failed 0" in calls
 
 
-async def test_an_agent_that_does_not_commit_goes_to_the_dlq_and_the_job_completes(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+async def test_an_agent_that_does_not_commit_goes_to_the_dlq_and_the_job_completes(
+    tmp_path: Path, repo: Path
+):
+    wf = write_workflow(
+        tmp_path,
+        """
 name: commit-validation
 mode: mapreduce
 setup:
@@ -163,20 +227,29 @@ map:
       commit_required: true
 reduce:
   - shell: "echo '${map.successful} ok, ${map.failed} failed' > summary.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert len(dlq.entries(out.record.id)) == 1, dlq.entries(out.record.id)
     assert git(repo, "show", "main:summary.txt") == "2 ok, 1 failed\n"
-    assert {"file1.txt", "file3.txt"} <= branch_files(repo) and "file2.txt" not in branch_files(repo)
+    assert {"file1.txt", "file3.txt"} <= branch_files(repo) and "file2.txt" not in branch_files(
+        repo
+    )
     entries = dlq.entries(out.record.id)
     assert len(entries) == 1
     entry = entries[0]
-    assert entry["item_id"] == "item_1" and entry["item_data"] == {"id": 2, "should_commit": False, "file": "file2.txt"}
+    assert entry["item_id"] == "item_1" and entry["item_data"] == {
+        "id": 2,
+        "should_commit": False,
+        "file": "file2.txt",
+    }
     assert entry["error_type"] == "CommitValidationFailed"
     assert entry["reprocess_eligible"] is False and entry["manual_review_required"] is True
     attempt = entry["failure_history"][0]
-    assert attempt["attempt_number"] == 1 and "No changes were committed" in attempt["error_message"]
+    assert (
+        attempt["attempt_number"] == 1 and "No changes were committed" in attempt["error_message"]
+    )
     assert Path(attempt["log_path"]).is_file()
     assert out.record.failed_items == 1
 
@@ -186,7 +259,9 @@ def conflicting_agents(tmp_path: Path, reduce: str = "") -> Path:
     other) and both rewrite shared.txt: the second merge conflicts."""
     gate = tmp_path / "gate"
     gate.mkdir()
-    return write_workflow(tmp_path, f"""
+    return write_workflow(
+        tmp_path,
+        f"""
 mode: mapreduce
 map:
   input: "printf 'left\\nright\\n'"
@@ -196,16 +271,24 @@ map:
         touch {gate}/${{item}}
         while [ "$(ls {gate} | wc -l)" -lt 2 ]; do sleep 0.02; done
         echo "${{item}} side" > shared.txt && git add shared.txt && git commit -qm "${{item}}"
-{reduce}""")
+{reduce}""",
+    )
 
 
 async def test_conflicting_agents_are_resolved_by_claude_and_verified(tmp_path: Path, repo: Path):
     wf = conflicting_agents(tmp_path)
-    env, log = claude_env(tmp_path, [
-        {"match": "Resolve the git merge conflicts",
-         "actions": [{"write": "shared.txt", "content": "left side\nright side\n"},
-                     {"commit": "merge resolved by claude"}]},
-    ])
+    env, log = claude_env(
+        tmp_path,
+        [
+            {
+                "match": "Resolve the git merge conflicts",
+                "actions": [
+                    {"write": "shared.txt", "content": "left side\nright side\n"},
+                    {"commit": "merge resolved by claude"},
+                ],
+            },
+        ],
+    )
     out = await run_workflow(wf, repo, env=env)
     assert out.status == "completed", out.record.error
     assert git(repo, "show", "main:shared.txt") == "left side\nright side\n"
@@ -215,13 +298,24 @@ async def test_conflicting_agents_are_resolved_by_claude_and_verified(tmp_path: 
     assert out.sink.of("map_phase_completed")[0]["successful"] == 2
 
 
-async def test_a_conflict_claude_cannot_resolve_fails_the_agent_and_restores_the_parent(tmp_path: Path, repo: Path):
-    wf = conflicting_agents(tmp_path, f"""reduce:
+async def test_a_conflict_claude_cannot_resolve_fails_the_agent_and_restores_the_parent(
+    tmp_path: Path, repo: Path
+):
+    wf = conflicting_agents(
+        tmp_path,
+        f"""reduce:
   - shell: "git status --porcelain > {tmp_path}/status.txt; cat shared.txt > final.txt"
-""")
-    env, _ = claude_env(tmp_path, [
-        {"match": "Resolve the git merge conflicts", "actions": [{"write": "notes.txt", "content": "gave up\n"}]},
-    ])
+""",
+    )
+    env, _ = claude_env(
+        tmp_path,
+        [
+            {
+                "match": "Resolve the git merge conflicts",
+                "actions": [{"write": "notes.txt", "content": "gave up\n"}],
+            },
+        ],
+    )
     out = await run_workflow(wf, repo, env=env)
     assert out.status == "completed", out.record.error  # the failed item is in the DLQ
     [entry] = dlq.entries(out.record.id)
@@ -232,10 +326,14 @@ async def test_a_conflict_claude_cannot_resolve_fails_the_agent_and_restores_the
     assert "<<<<<<<" not in git(repo, "show", "main:final.txt")
 
 
-async def test_env_profiles_and_secrets_work_in_every_phase(tmp_path: Path, repo: Path, isolated: Path):
+async def test_env_profiles_and_secrets_work_in_every_phase(
+    tmp_path: Path, repo: Path, isolated: Path
+):
     import os
 
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 name: env-example
 mode: mapreduce
 env:
@@ -267,17 +365,25 @@ reduce:
 merge:
   commands:
     - shell: "echo \\"merge $PROJECT_NAME $DEBUG_MODE ${merge.source_branch}\\" > $OUTPUT_DIR/merge.txt && git add -A && git commit -qm merge-notes"
-""")
+""",
+    )
     env = {**os.environ, "GITHUB_TOKEN": "s3cr3t-value"}
     out = await run_workflow(wf, repo, env=env, profile="development")
     assert out.status == "completed", out.record.error
     assert git(repo, "show", "main:dev-output/setup.txt") == "setup demo true s3cr3t-value\n"
     assert git(repo, "show", "main:dev-output/file2.txt") == "item2 demo true 300\n"
     assert git(repo, "show", "main:dev-output/reduce.txt") == "2/2 demo true\n"
-    assert git(repo, "show", "main:dev-output/merge.txt") == f"merge demo true prodigy-{out.record.id}\n"
+    assert (
+        git(repo, "show", "main:dev-output/merge.txt")
+        == f"merge demo true prodigy-{out.record.id}\n"
+    )
     stored = json.dumps(out.sink.events)
     for path in isolated.rglob("*"):
-        if path.is_file() and "worktrees" not in path.parts and not path.name.startswith("journal.db"):
+        if (
+            path.is_file()
+            and "worktrees" not in path.parts
+            and not path.name.startswith("journal.db")
+        ):
             stored += path.read_text(errors="replace")
     assert "s3cr3t-value" not in stored and "token=***" in stored
 
@@ -285,7 +391,9 @@ merge:
 async def test_error_policies_stop_retry_and_skip(tmp_path: Path, repo: Path):
     flaky = tmp_path / "flaky"
     flaky.mkdir()
-    retry = write_workflow(tmp_path, f"""
+    retry = write_workflow(
+        tmp_path,
+        f"""
 mode: mapreduce
 map:
   input: "printf 'a\\nb\\n'"
@@ -295,13 +403,17 @@ map:
 error_policy:
   on_item_failure: retry
   retry_config: {{max_attempts: 2}}
-""", name="retry.yml")
+""",
+        name="retry.yml",
+    )
     out = await run_workflow(retry, repo)
     assert out.status == "completed", out.record.error
     assert [e["attempt"] for e in out.sink.of("agent_failed")] == [1, 1]
     assert len(out.sink.of("agent_completed")) == 2 and dlq.entries(out.record.id) == []
 
-    stop = write_workflow(tmp_path, """
+    stop = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf 'a\\nb\\nc\\nd\\n'"
@@ -311,14 +423,20 @@ map:
 on_item_failure: stop
 reduce:
   - shell: "touch reduced.txt"
-""", name="stop.yml")
+""",
+        name="stop.yml",
+    )
     out = await run_workflow(stop, repo)
     assert out.status == "failed" and "on_item_failure is stop" in out.record.error
     assert out.record.processed_items == 2  # c and d were never dispatched
     assert [e["item_id"] for e in dlq.entries(out.record.id)] == ["item_1"]
-    assert not out.sink.of("phase_started") or all(e["phase"] != "reduce" for e in out.sink.of("phase_started"))
+    assert not out.sink.of("phase_started") or all(
+        e["phase"] != "reduce" for e in out.sink.of("phase_started")
+    )
 
-    skip = write_workflow(tmp_path, """
+    skip = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf 'a\\nb\\nc\\n'"
@@ -327,21 +445,26 @@ map:
 error_policy:
   on_item_failure: skip
   max_failures: 0
-""", name="skip.yml")
+""",
+        name="skip.yml",
+    )
     out = await run_workflow(skip, repo)
     assert out.status == "failed" and "more than max_failures (0)" in out.record.error
     assert dlq.entries(out.record.id) == []
 
 
 async def test_an_agent_past_its_timeout_is_killed_and_dead_lettered(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf 'slow\\nquick\\n'"
   agent_timeout_secs: 1
   agent_template:
     - shell: "if [ ${item} = slow ]; then sleep 30; fi; echo done"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     [entry] = dlq.entries(out.record.id)
@@ -351,13 +474,40 @@ map:
     assert failed["failure_reason"] == "Timeout" and "timed out after 1 seconds" in failed["error"]
 
 
+async def test_the_error_type_is_where_it_failed_not_the_words_of_its_message(
+    tmp_path: Path, repo: Path
+):
+    """A handler that fails saying "merge timed out" is a failed command: the DLQ is told
+    so by the step that failed, not by the words its output happens to use."""
+    wf = write_workflow(
+        tmp_path,
+        """
+mode: mapreduce
+map:
+  input: "printf 'one\\n'"
+  agent_template:
+    - shell: "true"
+      on_success:
+        shell: "echo 'the merge into the worktree timed out' >&2; exit 2"
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    [entry] = dlq.entries(out.record.id)
+    assert "timed out" in entry["failure_history"][0]["error_message"]
+    assert entry["error_type"] == "CommandFailed"
+    assert out.sink.of("agent_failed")[0]["failure_reason"] == "CommandFailed"
+
+
 def test_the_circuit_breaker_opens_waits_and_closes():
-    from prodigyd.engine.mapphase import Breaker
+    from prodigyd.engine.mapreduce.policy import Breaker
     from prodigyd.workflow.model import CircuitBreaker
 
     now = [0.0]
-    breaker = Breaker(CircuitBreaker(failure_threshold=2, success_threshold=2, timeout=10,
-                                     half_open_requests=1), clock=lambda: now[0])
+    breaker = Breaker(
+        CircuitBreaker(failure_threshold=2, success_threshold=2, timeout=10, half_open_requests=1),
+        clock=lambda: now[0],
+    )
     assert breaker.wait_time() == 0
     breaker.record(False)
     breaker.record(False)
@@ -377,17 +527,22 @@ def test_the_circuit_breaker_opens_waits_and_closes():
     assert breaker.state == "open" and breaker.wait_time() == 10
 
 
-async def test_max_parallel_from_the_environment_and_a_clear_error_when_unset(tmp_path: Path, repo: Path):
+async def test_max_parallel_from_the_environment_and_a_clear_error_when_unset(
+    tmp_path: Path, repo: Path
+):
     import os
 
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "seq 3"
   max_parallel: "$WORKERS"
   agent_template:
     - shell: "true"
-""")
+""",
+    )
     out = await run_workflow(wf, repo, env={**os.environ, "WORKERS": "2"})
     assert out.status == "completed", out.record.error
     assert out.sink.of("map_phase_started")[0]["max_parallel"] == 2
@@ -396,8 +551,12 @@ map:
     assert out.status == "failed" and "max_parallel: $WORKERS is not set" in out.record.error
 
 
-async def test_failure_threshold_and_continue_on_failure_stop_dispatching(tmp_path: Path, repo: Path):
-    threshold = write_workflow(tmp_path, """
+async def test_failure_threshold_and_continue_on_failure_stop_dispatching(
+    tmp_path: Path, repo: Path
+):
+    threshold = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf '1\\nbad\\n3\\nbad\\n5\\n6\\n'"
@@ -405,11 +564,18 @@ map:
   agent_template:
     - shell: "test ${item} != bad"
 failure_threshold: 0.2
-""", name="threshold.yml")
+""",
+        name="threshold.yml",
+    )
     out = await run_workflow(threshold, repo)
-    assert out.status == "failed" and "2 of 6 items failed, more than failure_threshold (0.2)" in out.record.error
+    assert (
+        out.status == "failed"
+        and "2 of 6 items failed, more than failure_threshold (0.2)" in out.record.error
+    )
     assert out.record.processed_items == 4  # 1/6 was within the threshold, 2/6 was not
-    strict = write_workflow(tmp_path, """
+    strict = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf 'bad\\n2\\n'"
@@ -417,7 +583,9 @@ map:
   agent_template:
     - shell: "test ${item} != bad"
 continue_on_failure: false
-""", name="strict.yml")
+""",
+        name="strict.yml",
+    )
     out = await run_workflow(strict, repo)
     assert out.status == "failed" and "continue_on_failure is false" in out.record.error
     assert out.record.processed_items == 1
@@ -426,13 +594,16 @@ continue_on_failure: false
 async def test_keep_failed_keeps_a_failed_agents_work_on_a_branch(tmp_path: Path, repo: Path):
     from prodigyd.pool import PoolSettings
 
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 mode: mapreduce
 map:
   input: "printf 'ok\\nbroken\\n'"
   agent_template:
     - shell: "echo half-done > ${item}.txt; test ${item} = ok"
-""")
+""",
+    )
     out = await run_workflow(wf, repo, pool=PoolSettings(keep_failed=True))
     assert out.status == "completed", out.record.error
     [entry] = dlq.entries(out.record.id)
@@ -448,7 +619,9 @@ async def test_a_capture_cut_at_max_size_keeps_no_part_of_a_secret(tmp_path: Pat
     import os
 
     secret = "Zq7vL2mX8pR4tY6wKp3nB5cD9f"
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 secrets:
   TOKEN: {provider: env, key: CUT_SECRET}
 setup:
@@ -461,10 +634,14 @@ map:
   input: items.json
   agent_template:
     - shell: "printf '%s' '${ID}' > id-${item}.txt && git add -A && git commit -qm id"
-""")
+""",
+    )
     out = await run_workflow(wf, repo, env={**os.environ, "CUT_SECRET": secret})
     assert out.status == "completed", out.record.error
     assert (repo / "id-one.txt").read_text() == "id="
-    stored = b"".join(p.read_bytes() for p in Path(os.environ["PRODIGY_HOME"]).rglob("*")
-                      if p.is_file() and not p.is_socket())  # fmt: skip
+    stored = b"".join(
+        p.read_bytes()
+        for p in Path(os.environ["PRODIGY_HOME"]).rglob("*")
+        if p.is_file() and not p.is_socket()
+    )
     assert secret[:9].encode() not in stored

@@ -23,14 +23,20 @@ def stored_text(session_id: str) -> str:
     """Everything under PRODIGY_HOME a user could read, except the private journal column."""
     parts = [session_store.load(session_id).model_dump_json()]
     for path in home().rglob("*"):
-        if path.is_file() and "worktrees" not in path.parts and not path.name.startswith("journal.db"):
+        if (
+            path.is_file()
+            and "worktrees" not in path.parts
+            and not path.name.startswith("journal.db")
+        ):
             parts.append(path.read_text(errors="replace"))
     return "\n".join(parts)
 
 
 async def test_resume_restores_secret_bearing_variables_whole(tmp_path: Path, repo: Path):
     flag = tmp_path / "go"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 env:
   TOK: {{secret: true, value: "tok-9f8e7d6c5b"}}
 commands:
@@ -38,7 +44,8 @@ commands:
     capture: v
   - shell: "test -f {flag}"
   - shell: "echo 'got ${{v}}' > got.txt"
-""")
+""",
+    )
     first = await run_workflow(wf, repo)
     assert first.status == "failed"
     saved = json.dumps(checkpoints.load(first.record.id), ensure_ascii=False)
@@ -61,9 +68,12 @@ async def test_resume_does_not_duplicate_completed_steps(tmp_path: Path, repo: P
 
 
 async def test_detached_head_in_the_worktree_is_refused_and_kept(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "git checkout -q --detach && echo precious > d.txt && git add d.txt && git commit -qm detached-work"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "awaiting_merge"
     assert "detached" in out.record.error and "would be lost" in out.record.error
@@ -73,12 +83,15 @@ async def test_detached_head_in_the_worktree_is_refused_and_kept(tmp_path: Path,
 
 
 async def test_args_are_masked_for_display_but_intact_for_the_run(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 env:
   TOKEN: {secret: true, value: "${ARG_1}"}
 commands:
   - shell: "echo $TOKEN > token.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo, args=("argsecretABC123",))
     assert out.status == "completed", out.record.error
     assert (repo / "token.txt").read_text() == "argsecretABC123\n"
@@ -87,12 +100,15 @@ commands:
 
 
 async def test_secrets_with_json_escapes_are_masked_in_raw_claude_logs(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 secrets:
   Q: 'quo"te\\back-é-secret'
 commands:
   - claude: "use ${Q}"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     logs = "".join(p.read_text() for p in paths.claude_logs_dir().glob("*.jsonl"))
@@ -102,9 +118,13 @@ commands:
 
 
 async def test_paths_outside_the_worktree_or_in_git_are_refused(tmp_path: Path, repo: Path):
-    for field, value in (("output_file", "../../escaped.txt"), ("output_file", "/tmp/abs.txt"),
-                         ("output_file", ".git"), ("working_dir", "../.."),
-                         ("working_dir", "nonexistent")):
+    for field, value in (
+        ("output_file", "../../escaped.txt"),
+        ("output_file", "/tmp/abs.txt"),
+        ("output_file", ".git"),
+        ("working_dir", "../.."),
+        ("working_dir", "nonexistent"),
+    ):
         wf = write_workflow(tmp_path, f"- shell: 'echo x'\n  {field}: '{value}'\n", "p.yml")
         out = await run_workflow(wf, repo)
         assert out.status == "failed", (field, value)
@@ -132,18 +152,23 @@ async def test_claude_ids_do_not_replace_the_prodigy_session_id(tmp_path: Path, 
 
 async def test_debug_loop_sets_the_attempt_on_every_run(tmp_path: Path, repo: Path):
     log = tmp_path / "attempts"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 - shell: "echo $SHELL_ATTEMPT/$TEST_ATTEMPT >> {log}; exit 1"
   on_failure:
     claude: "/fix"
     max_attempts: 3
-""")
+""",
+    )
     await run_workflow(wf, repo)
     assert log.read_text().split() == ["1/1", "2/2", "3/3"]
 
 
 async def test_strict_mode_leaves_environment_names_to_the_shell(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo $HOME > home.txt'\n")
+    wf = write_workflow(
+        tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo $HOME > home.txt'\n"
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "home.txt").read_text().strip() == os.environ["HOME"]
@@ -151,17 +176,21 @@ async def test_strict_mode_leaves_environment_names_to_the_shell(tmp_path: Path,
 
 async def test_interrupted_merge_leaves_the_session_awaiting_merge(tmp_path: Path, repo: Path):
     started = tmp_path / "merging"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 commands:
   - shell: "echo x > x.txt && git add x.txt && git commit -qm x"
 merge:
   - shell: "touch {started}; sleep 30"
-""")
+""",
+    )
     task = asyncio.ensure_future(run_workflow(wf, repo))
     while not started.exists():
         await asyncio.sleep(0.02)
     running = [row["id"] for row in journal.with_status("running")] or [
-        r.id for r in session_store.list_all()]
+        r.id for r in session_store.list_all()
+    ]
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     record = session_store.load(running[0])

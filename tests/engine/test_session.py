@@ -16,12 +16,15 @@ def branch_files(repo: Path, branch: str = "main") -> set[str]:
 
 
 async def test_shell_steps_commit_and_merge_to_the_original_branch(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 commands:
   - shell: "echo one > one.txt && git add one.txt && git commit -qm one"
     commit_required: true
   - shell: "test -f one.txt && echo two > two.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert {"one.txt", "two.txt"} <= branch_files(repo)  # uncommitted leftovers are kept
@@ -40,11 +43,14 @@ async def test_steps_alias_and_plain_list_shapes(tmp_path: Path, repo: Path):
 
 async def test_failed_step_keeps_worktree_and_leaves_branch_untouched(tmp_path: Path, repo: Path):
     before = git(repo, "rev-parse", "main")
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "echo partial > partial.txt"
 - shell: "echo boom >&2; exit 3"
 - shell: "echo never > never.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert "failed with exit code 3" in out.record.error
@@ -59,11 +65,14 @@ async def test_failed_step_keeps_worktree_and_leaves_branch_untouched(tmp_path: 
 
 async def test_resume_skips_completed_steps_and_reruns_the_failed_one(tmp_path: Path, repo: Path):
     marker = tmp_path / "allow"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 - shell: "echo run >> {tmp_path}/first-runs.log"
 - shell: "test -f {marker}"
 - shell: "echo done > done.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     marker.touch()
@@ -83,19 +92,27 @@ async def test_commit_required_without_a_commit_fails(tmp_path: Path, repo: Path
 
 async def test_timeout_kills_the_whole_process_group(tmp_path: Path, repo: Path):
     pidfile = tmp_path / "child.pid"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 - shell: "sleep 60 & echo $! > {pidfile}; wait"
   timeout: 0.5
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert "timed out after 0.5 seconds" in out.record.error
     child = int(pidfile.read_text())
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert (
+        not Path(f"/proc/{child}").exists()
+        or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    )
 
 
 async def test_variables_capture_and_when(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 name: vars
 commands:
   - shell: 'echo ''{"n": 3, "tags": ["a", "b"]}'''
@@ -109,7 +126,8 @@ commands:
     capture_format: boolean
   - shell: "echo ${shell.output}-${last.exit_code}-${flag} > last.txt"
     when: "${flag}"
-""")
+""",
+    )
     out = await run_workflow(wf, repo, args=("first", "second"))
     assert out.status == "completed", out.record.error
     assert (repo / "vars.txt").read_text() == "3 b first second vars\n"
@@ -118,7 +136,9 @@ commands:
 
 
 async def test_env_profiles_and_masked_secrets(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 env:
   MODE: global
   API_TOKEN: {secret: true, value: "tok-abcdef123456"}
@@ -130,7 +150,8 @@ commands:
   - shell: "echo step-$MODE > step.txt"
     env:
       MODE: step
-""")
+""",
+    )
     out = await run_workflow(wf, repo, profile="dev")
     assert out.status == "completed", out.record.error
     assert (repo / "env.txt").read_text() == "dev dev tok-abcdef123456\n"
@@ -142,11 +163,14 @@ commands:
 
 
 async def test_on_failure_handler_runs_with_error_variables(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "echo bad-things >&2; exit 4"
   on_failure: "echo '${error.exit_code} ${error.message}' > handled.txt"
 - shell: "echo after > after.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "handled.txt").read_text() == "4 bad-things\n"
@@ -154,32 +178,47 @@ async def test_on_failure_handler_runs_with_error_variables(tmp_path: Path, repo
 
 
 async def test_on_failure_fail_workflow_stops_after_the_handler(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "exit 1"
   on_failure:
     shell: "echo cleanup > cleanup.txt"
     fail_workflow: true
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert (Path(out.record.worktree) / "cleanup.txt").exists()
 
 
 async def test_debug_loop_reruns_the_shell_until_it_passes(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "test -f fixed.txt || { echo not yet; exit 1; }"
   on_failure:
     claude: "/fix ${shell.attempt} ${shell.exit_code}"
     max_attempts: 3
     fail_workflow: true
-""")
+""",
+    )
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"rules": [
-        {"match": "/fix 2", "actions": [{"write": "fixed.txt", "content": "ok"}]},
-    ]}))
+    scenario.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {"match": "/fix 2", "actions": [{"write": "fixed.txt", "content": "ok"}]},
+                ]
+            }
+        )
+    )
     log = tmp_path / "claude.jsonl"
-    env = {**__import__("os").environ, "FAKE_CLAUDE_SCENARIO": str(scenario),
-           "FAKE_CLAUDE_LOG": str(log)}
+    env = {
+        **__import__("os").environ,
+        "FAKE_CLAUDE_SCENARIO": str(scenario),
+        "FAKE_CLAUDE_LOG": str(log),
+    }
     out = await run_workflow(wf, repo, env=env)
     assert out.status == "completed", out.record.error
     prompts = [json.loads(line)["prompt"] for line in log.read_text().splitlines()]
@@ -188,31 +227,52 @@ async def test_debug_loop_reruns_the_shell_until_it_passes(tmp_path: Path, repo:
 
 async def test_claude_step_output_tokens_and_errors(tmp_path: Path, repo: Path):
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"rules": [
-        {"match": "^/broken", "is_error": True, "result": "Not logged in"},
-        {"match": "^/implement", "actions": [{"write": "impl.txt", "content": "x"},
-                                             {"commit": "implement {1}"}],
-         "result": "implemented it", "cost_usd": 0.25, "input_tokens": 120, "output_tokens": 30},
-    ]}))
+    scenario.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {"match": "^/broken", "is_error": True, "result": "Not logged in"},
+                    {
+                        "match": "^/implement",
+                        "actions": [
+                            {"write": "impl.txt", "content": "x"},
+                            {"commit": "implement {1}"},
+                        ],
+                        "result": "implemented it",
+                        "cost_usd": 0.25,
+                        "input_tokens": 120,
+                        "output_tokens": 30,
+                    },
+                ]
+            }
+        )
+    )
     env = {**__import__("os").environ, "FAKE_CLAUDE_SCENARIO": str(scenario)}
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - claude: "/implement $ARG"
   commit_required: true
 - shell: "echo '${claude.output}' > said.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo, args=("spec-1",), env=env)
     assert out.status == "completed", out.record.error
     assert (repo / "said.txt").read_text() == "implemented it\n"
     results = out.sink.of("claude_result")
     assert results[0]["total_cost_usd"] == 0.25 and results[0]["input_tokens"] == 120
     assert out.sink.of("claude_tool_invoked")
-    bad = await run_workflow(write_workflow(tmp_path, "- claude: /broken\n", "b.yml"), repo, env=env)
+    bad = await run_workflow(
+        write_workflow(tmp_path, "- claude: /broken\n", "b.yml"), repo, env=env
+    )
     assert bad.status == "failed"
     assert "Not logged in" in bad.record.error
 
 
 async def test_write_file_formats_and_escape_refused(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - write_file:
     path: "out/data.json"
     content: '{"a": [1, 2]}'
@@ -222,7 +282,8 @@ async def test_write_file_formats_and_escape_refused(tmp_path: Path, repo: Path)
 - write_file:
     path: "../escape.txt"
     content: "no"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert "escapes the worktree" in out.record.error
@@ -232,7 +293,9 @@ async def test_write_file_formats_and_escape_refused(tmp_path: Path, repo: Path)
     assert not (tmp_path / "escape.txt").exists()
 
 
-async def test_ask_policy_waits_then_merge_refuses_overlapping_dirty_files(tmp_path: Path, repo: Path):
+async def test_ask_policy_waits_then_merge_refuses_overlapping_dirty_files(
+    tmp_path: Path, repo: Path
+):
     wf = write_workflow(tmp_path, "- shell: 'echo new > README.md'\n")
     out = await run_workflow(wf, repo, merge="ask")
     assert out.status == "awaiting_merge"
@@ -252,12 +315,15 @@ async def test_ask_policy_waits_then_merge_refuses_overlapping_dirty_files(tmp_p
 
 
 async def test_custom_merge_workflow_sees_merge_variables(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 commands:
   - shell: "echo x > x.txt && git add x.txt && git commit -qm x"
 merge:
   - shell: "echo ${{merge.source_branch}} ${{merge.target_branch}} ${{merge.commit_count}} > {tmp_path}/merge.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (tmp_path / "merge.txt").read_text() == f"prodigy-{out.record.id} main 1\n"
@@ -279,11 +345,14 @@ async def test_cleanup_on_complete_false_keeps_the_worktree_and_branch(tmp_path:
 async def test_a_named_worktree_keeps_its_files_between_runs(tmp_path: Path, repo: Path):
     from prodigyd.store import worktrees as worktree_rows
 
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 worktree: experiment-a
 commands:
   - shell: "echo run >> notes.log; git add notes.log; git commit -qm note; echo scratch >> scratch.tmp"
-""")
+""",
+    )
     first = await run_workflow(wf, repo)
     second = await run_workflow(wf, repo)
     assert first.status == second.status == "completed", (first.record.error, second.record.error)

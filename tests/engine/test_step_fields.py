@@ -18,7 +18,9 @@ def env_with(**extra: str) -> dict[str, str]:
 
 
 async def test_validate_loops_on_incomplete_until_the_threshold_is_met(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "echo 40 > score"
   validate:
     shell: 'echo "{\\"completion_percentage\\": $(cat score), \\"missing\\": [\\"tests\\"]}"'
@@ -27,7 +29,8 @@ async def test_validate_loops_on_incomplete_until_the_threshold_is_met(tmp_path:
       shell: "echo '${validation.completion} ${validation.missing} ${validation.attempt_number}' >> attempts.log; echo 90 > score"
       max_attempts: 3
 - shell: "cp attempts.log done.log"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "done.log").read_text() == "40.0 tests 1\n"
@@ -36,7 +39,9 @@ async def test_validate_loops_on_incomplete_until_the_threshold_is_met(tmp_path:
 
 
 async def test_validate_still_incomplete_fails_the_workflow(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "true"
   validate:
     shell: 'echo "{\\"completion_percentage\\": 50}"'
@@ -44,7 +49,8 @@ async def test_validate_still_incomplete_fails_the_workflow(tmp_path: Path, repo
     on_incomplete:
       shell: "true"
       max_attempts: 2
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert "Validation incomplete: 50.0% complete (threshold: 75.0%)" in out.record.error
@@ -52,25 +58,31 @@ async def test_validate_still_incomplete_fails_the_workflow(tmp_path: Path, repo
 
 
 async def test_validate_reads_result_file(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "true"
   validate:
     shell: "mkdir -p .prodigy && echo '{\\"completion_percentage\\": 100, \\"status\\": \\"complete\\"}' > .prodigy/v.json"
     result_file: ".prodigy/v.json"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
 
 
 async def test_retry_reruns_until_success(tmp_path: Path, repo: Path):
     counter = tmp_path / "count"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 - shell: "echo x >> {counter}; test $(wc -l < {counter}) -ge 3"
   retry:
     attempts: 3
     backoff: fixed
     initial_delay: 10ms
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert counter.read_text().count("x") == 3
@@ -79,14 +91,17 @@ async def test_retry_reruns_until_success(tmp_path: Path, repo: Path):
 
 async def test_retry_budget_stops_retrying_before_overrunning(tmp_path: Path, repo: Path):
     counter = tmp_path / "count"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 - shell: "echo x >> {counter}; exit 1"
   retry:
     attempts: 10
     backoff: fixed
     initial_delay: 300ms
     retry_budget: 700ms
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert counter.read_text().count("x") == 3  # 0 s, 0.3 s, 0.6 s; a 4th would end at 0.9 s
@@ -94,20 +109,25 @@ async def test_retry_budget_stops_retrying_before_overrunning(tmp_path: Path, re
 
 async def test_retry_on_filters_which_failures_retry(tmp_path: Path, repo: Path):
     counter = tmp_path / "count"
-    wf = write_workflow(tmp_path, f"""
+    wf = write_workflow(
+        tmp_path,
+        f"""
 - shell: "echo x >> {counter}; echo 'disk full' >&2; exit 1"
   retry:
     attempts: 5
     initial_delay: 0
     retry_on: [network]
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert counter.read_text().count("x") == 1
 
 
 async def test_retry_exhausted_fallback(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "exit 1"
   retry:
     attempts: 2
@@ -115,14 +135,17 @@ async def test_retry_exhausted_fallback(tmp_path: Path, repo: Path):
     on_failure:
       fallback:
         command: "echo fell-back > fallback.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "fallback.txt").read_text() == "fell-back\n"
 
 
 async def test_on_success_and_on_exit_code(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "echo ok"
   on_success:
     shell: "echo '${shell.output}' > success.txt"
@@ -131,7 +154,8 @@ async def test_on_success_and_on_exit_code(tmp_path: Path, repo: Path):
   on_exit_code:
     3:
       shell: "echo three > three.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "success.txt").read_text() == "ok\n"
@@ -139,7 +163,9 @@ async def test_on_success_and_on_exit_code(tmp_path: Path, repo: Path):
 
 
 async def test_capture_streams_output_file_and_capture_output(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "echo out; echo err >&2; exit 0"
   capture: both
   capture_streams: both
@@ -148,7 +174,8 @@ async def test_capture_streams_output_file_and_capture_output(tmp_path: Path, re
 - shell: "echo custom"
   capture_output: mine
 - shell: "echo '${mine}/${CAPTURED_OUTPUT}' > custom.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "logs" / "out.txt").read_text() == "out\n"
@@ -164,14 +191,17 @@ async def test_capture_json_that_is_not_json_fails_the_step(tmp_path: Path, repo
 
 
 async def test_git_context_variables_with_modifiers(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "mkdir -p docs && echo a > docs/a.md && echo b > b.txt && git add -A && git commit -qm add"
 - shell: "echo '${step.files_added}|${step.files_added:*.md}|${step.files_added:json}|${step.commit_count}' > vars.txt"
 - shell: "git rm -q b.txt && git commit -qm rm"
 - shell: "echo '${step.files_deleted}|${workflow.files_added:csv}|${workflow.commit_count}' > vars2.txt"
 - shell: "echo yes > md.txt"
   when: "${workflow.files_added:*.md}"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "vars.txt").read_text() == 'b.txt docs/a.md|docs/a.md|["b.txt","docs/a.md"]|1\n'
@@ -181,7 +211,9 @@ async def test_git_context_variables_with_modifiers(tmp_path: Path, repo: Path):
 
 async def test_env_files_secret_providers_and_precedence(tmp_path: Path, repo: Path):
     (repo / ".env").write_text("# comment\nexport FROM_FILE=file\nOVERRIDDEN='file'\n")
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 env_files: [.env]
 env:
   OVERRIDDEN: global
@@ -189,7 +221,8 @@ secrets:
   TOKEN: {provider: env, key: MY_SECRET_SOURCE}
 commands:
   - shell: "echo $FROM_FILE $OVERRIDDEN $INHERITED > env.txt; echo $TOKEN"
-""")
+""",
+    )
     env = env_with(MY_SECRET_SOURCE="s3cr3t-value-42", INHERITED="inh")
     out = await run_workflow(wf, repo, env=env)
     assert out.status == "completed", out.record.error
@@ -198,7 +231,9 @@ commands:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("declared", ["env_files: [.env]\n", "secrets:\n  TOKEN: {provider: file, key: .env}\n"])
+@pytest.mark.parametrize(
+    "declared", ["env_files: [.env]\n", "secrets:\n  TOKEN: {provider: file, key: .env}\n"]
+)
 async def test_an_env_or_secret_file_that_is_a_fifo_is_refused_not_waited_on(
     tmp_path: Path, repo: Path, declared: str
 ):
@@ -211,9 +246,14 @@ async def test_an_env_or_secret_file_that_is_a_fifo_is_refused_not_waited_on(
 
 
 async def test_missing_env_secret_is_refused_before_the_job_starts(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, "secrets:\n  TOKEN: {provider: env, key: NOT_SET_ANYWHERE}\ncommands:\n  - shell: 'true'\n")
+    wf = write_workflow(
+        tmp_path,
+        "secrets:\n  TOKEN: {provider: env, key: NOT_SET_ANYWHERE}\ncommands:\n  - shell: 'true'\n",
+    )
     with pytest.raises(WorkflowError) as err:
-        await run_workflow(wf, repo, env={k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE"})
+        await run_workflow(
+            wf, repo, env={k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE"}
+        )
     assert "NOT_SET_ANYWHERE" in err.value.message
     assert not (Path(os.environ["PRODIGY_HOME"]) / "worktrees").exists()  # nothing was created
 
@@ -223,8 +263,11 @@ async def test_missing_env_secret_is_refused_before_the_job_starts(tmp_path: Pat
     [
         ("secrets:\n  TOKEN: 'k9'\n", None, "(secrets.TOKEN)"),
         ("env:\n  TOKEN: {secret: true, value: '${ARG_1}'}\n", None, "(env.TOKEN)"),
-        ("profiles:\n  dev:\n    TOKEN: {secret: true, value: '${ARG_1}'}\n", "dev",
-         "(profiles.dev.TOKEN)"),
+        (
+            "profiles:\n  dev:\n    TOKEN: {secret: true, value: '${ARG_1}'}\n",
+            "dev",
+            "(profiles.dev.TOKEN)",
+        ),
     ],
 )
 async def test_a_secret_too_short_to_mask_is_refused_naming_its_field(
@@ -240,7 +283,9 @@ async def test_a_secret_too_short_to_mask_is_refused_naming_its_field(
 
 
 async def test_strict_variables_reject_unresolved_references(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo ${nope} ${also_nope}'\n")
+    wf = write_workflow(
+        tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo ${nope} ${also_nope}'\n"
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert "nope" in out.record.error and "also_nope" in out.record.error
@@ -256,14 +301,17 @@ async def test_unknown_keys_and_deprecated_test_are_warnings(tmp_path: Path, rep
 
 
 async def test_legacy_id_and_outputs(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "echo plan > 12-coverage.md && git add -A && git commit -qm spec"
   id: coverage
   outputs:
     spec:
       file_pattern: "*-coverage.md"
 - shell: "echo '${coverage.spec} ${coverage.exit_code}' > ref.txt"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert (repo / "ref.txt").read_text() == "12-coverage.md 0\n"
@@ -271,7 +319,9 @@ async def test_legacy_id_and_outputs(tmp_path: Path, repo: Path):
 
 async def test_session_totals_claude_cost_and_tokens(tmp_path: Path, repo: Path):
     scenario = tmp_path / "s.json"
-    scenario.write_text(json.dumps({"rules": [{"cost_usd": 0.5, "input_tokens": 10, "output_tokens": 4}]}))
+    scenario.write_text(
+        json.dumps({"rules": [{"cost_usd": 0.5, "input_tokens": 10, "output_tokens": 4}]})
+    )
     wf = write_workflow(tmp_path, "- claude: /one\n- claude: /two\n")
     out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario)))
     assert out.status == "completed", out.record.error
@@ -301,7 +351,9 @@ async def test_each_claude_attempt_keeps_its_own_raw_log(tmp_path: Path, repo: P
     """Three attempts inside a second: three logs (a one-second name kept only the last)."""
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"rules": [{"match": "/flaky", "exit_code": 1}]}))
-    wf = write_workflow(tmp_path, "- claude: /flaky\n  retry: {attempts: 3, backoff: fixed, initial_delay: 0}\n")
+    wf = write_workflow(
+        tmp_path, "- claude: /flaky\n  retry: {attempts: 3, backoff: fixed, initial_delay: 0}\n"
+    )
     out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario)))
     assert out.status == "failed"
     raw_logs = list((Path(os.environ["PRODIGY_HOME"]) / "logs" / "claude").glob("*.jsonl"))
@@ -310,7 +362,10 @@ async def test_each_claude_attempt_keeps_its_own_raw_log(tmp_path: Path, repo: P
 
 
 async def test_live_output_is_capped_but_the_output_is_whole(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, "- shell: 'seq 1 5000'\n  output_file: seq.txt\n  capture: numbers\n  capture_format: lines\n- shell: \"echo '${numbers:json}' | tr ',' '\\n' | wc -l > count.txt\"\n")
+    wf = write_workflow(
+        tmp_path,
+        "- shell: 'seq 1 5000'\n  output_file: seq.txt\n  capture: numbers\n  capture_format: lines\n- shell: \"echo '${numbers:json}' | tr ',' '\\n' | wc -l > count.txt\"\n",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     live = [e for e in out.sink.of("step_output") if e["step"] == "1"]
@@ -321,7 +376,9 @@ async def test_live_output_is_capped_but_the_output_is_whole(tmp_path: Path, rep
 
 
 async def test_foreach_runs_each_item_in_the_worktree_and_counts(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - shell: "printf 'a.txt\\nb.txt\\n\\nc.txt\\n' > list"
 - foreach:
     foreach: "cat list"
@@ -336,34 +393,59 @@ async def test_foreach_runs_each_item_in_the_worktree_and_counts(tmp_path: Path,
       - shell: "echo ${item} >> listed.txt"
   capture: summary
 - shell: "echo '${summary}' > summary.txt"
-""")
+""",
+    )
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"rules": [{"match": "/touch (.*)", "actions": [
-        {"append": "claude-{1}", "content": "seen\n"}]}]}))
+    scenario.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        "match": "/touch (.*)",
+                        "actions": [{"append": "claude-{1}", "content": "seen\n"}],
+                    }
+                ]
+            }
+        )
+    )
     log = tmp_path / "calls.jsonl"
-    out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario),
-                                                   FAKE_CLAUDE_LOG=str(log)))
+    out = await run_workflow(
+        wf, repo, env=env_with(FAKE_CLAUDE_SCENARIO=str(scenario), FAKE_CLAUDE_LOG=str(log))
+    )
     assert out.status == "completed", out.record.error
     assert git(repo, "show", "main:done-b.txt") == "b.txt 1/3\n"
     assert {"done-a.txt", "done-c.txt", "claude-a.txt", "claude-c.txt"} <= set(
-        git(repo, "ls-tree", "--name-only", "main").split())
+        git(repo, "ls-tree", "--name-only", "main").split()
+    )
     assert git(repo, "show", "main:listed.txt") == "x\ny\n"
-    assert git(repo, "show", "main:summary.txt") == "Foreach completed: 2 total, 2 successful, 0 failed\n"
+    assert (
+        git(repo, "show", "main:summary.txt")
+        == "Foreach completed: 2 total, 2 successful, 0 failed\n"
+    )
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    assert all("--output-format" in c["argv"] and Path(c["cwd"]).name.startswith("wt-") for c in calls)
+    assert all(
+        "--output-format" in c["argv"] and Path(c["cwd"]).name.startswith("wt-") for c in calls
+    )
 
 
-async def test_foreach_stops_at_the_first_failure_unless_told_to_continue(tmp_path: Path, repo: Path):
-    wf = write_workflow(tmp_path, """
+async def test_foreach_stops_at_the_first_failure_unless_told_to_continue(
+    tmp_path: Path, repo: Path
+):
+    wf = write_workflow(
+        tmp_path,
+        """
 - foreach:
     foreach: ["1", "2", "3"]
     do:
       - shell: "echo ${item} >> ran.txt; test ${item} != 2"
-""")
+""",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert "Foreach completed: 3 total, 1 successful, 1 failed, 1 not run" in out.record.error
-    wf = write_workflow(tmp_path, """
+    wf = write_workflow(
+        tmp_path,
+        """
 - foreach:
     foreach: ["1", "2", "3"]
     continue_on_error: true
@@ -371,7 +453,9 @@ async def test_foreach_stops_at_the_first_failure_unless_told_to_continue(tmp_pa
       - shell: "echo ${item} >> ran.txt; test ${item} != 2"
   allow_failure: true
 - shell: "cat ran.txt"
-""", name="continue.yml")
+""",
+        name="continue.yml",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert git(repo, "show", "main:ran.txt") == "1\n2\n3\n"

@@ -28,14 +28,20 @@ RESOLUTION = 0.001  # completed_at is recorded to the millisecond
 STEPS = 3
 
 
-def _submitter(home: Path, workflow: Path, repo: Path, stop: threading.Event,
-               acked: dict[str, str]) -> None:
+def _submitter(
+    home: Path, workflow: Path, repo: Path, stop: threading.Event, acked: dict[str, str]
+) -> None:
     """Submit jobs back to back; retry each key until acknowledged, across crashes."""
     number = 0
     while not stop.is_set():
         key = f"crash-test-{number}"
-        params = {"workflow": str(workflow), "cwd": str(repo), "env": dict(os.environ),
-                  "merge": "auto", "idempotency_key": key}
+        params = {
+            "workflow": str(workflow),
+            "cwd": str(repo),
+            "env": dict(os.environ),
+            "merge": "auto",
+            "idempotency_key": key,
+        }
         while not stop.is_set():
             try:
                 acked[key] = rpc(home, "jobs.submit", params)["id"]
@@ -53,19 +59,24 @@ def _parse_iso(stamp: str) -> float:
 @pytest.mark.timeout(900)
 def test_kill_9_at_random_moments_loses_nothing(isolated: Path, repo: Path, tmp_path: Path):
     effects = tmp_path / "effects.log"
-    step = (f's=$(date +%s.%N); echo "$PRODIGY_SESSION_ID {{n}} $s" >> {effects}; '
-            'echo {n} > "f-$PRODIGY_SESSION_ID-{n}.txt"')
+    step = (
+        f's=$(date +%s.%N); echo "$PRODIGY_SESSION_ID {{n}} $s" >> {effects}; '
+        'echo {n} > "f-$PRODIGY_SESSION_ID-{n}.txt"'
+    )
     workflow = tmp_path / "wf.yml"
-    workflow.write_text("".join(
-        f"- shell: '{step.format(n=n)}{'; git add -A; git diff --cached --quiet || git commit -qm s' + str(n) if n == 1 else ''}'\n"
-        for n in range(STEPS)
-    ))
+    workflow.write_text(
+        "".join(
+            f"- shell: '{step.format(n=n)}{'; git add -A; git diff --cached --quiet || git commit -qm s' + str(n) if n == 1 else ''}'\n"
+            for n in range(STEPS)
+        )
+    )
     daemon = Daemon(isolated)
     daemon.start()
     acked: dict[str, str] = {}
     stop = threading.Event()
-    submitter = threading.Thread(target=_submitter,
-                                 args=(isolated, workflow, repo, stop, acked), daemon=True)
+    submitter = threading.Thread(
+        target=_submitter, args=(isolated, workflow, repo, stop, acked), daemon=True
+    )
     submitter.start()
     rng = random.Random(20261125)
     try:
@@ -77,17 +88,24 @@ def test_kill_9_at_random_moments_loses_nothing(isolated: Path, repo: Path, tmp_
         submitter.join(timeout=60)
 
         def all_terminal() -> bool:
-            states = {rpc(isolated, "sessions.show", {"session_id": sid})["status"]
-                      for sid in acked.values()}
+            states = {
+                rpc(isolated, "sessions.show", {"session_id": sid})["status"]
+                for sid in acked.values()
+            }
             return states <= {"completed", "failed", "cancelled"}
 
         try:
             wait_for(all_terminal, timeout=300, what="every acknowledged job to finish")
         except AssertionError:
             stuck = [rpc(isolated, "sessions.show", {"session_id": sid}) for sid in acked.values()]
-            raise AssertionError("jobs not finished: " + "; ".join(
-                f"{r['id']} {r['status']} {r['error']}" for r in stuck
-                if r["status"] not in ("completed", "failed", "cancelled"))) from None
+            raise AssertionError(
+                "jobs not finished: "
+                + "; ".join(
+                    f"{r['id']} {r['status']} {r['error']}"
+                    for r in stuck
+                    if r["status"] not in ("completed", "failed", "cancelled")
+                )
+            ) from None
     finally:
         stop.set()
         ctl("daemon", "stop")
@@ -102,13 +120,16 @@ def test_kill_9_at_random_moments_loses_nothing(isolated: Path, repo: Path, tmp_
         sid, index, stamp = line.split()
         started.setdefault((sid, int(index)), []).append(float(stamp))
     for sid in acked.values():
-        done = {s["step_index"]: _parse_iso(s["completed_at"])
-                for s in checkpoints.load(sid)["completed_steps"]}
+        done = {
+            s["step_index"]: _parse_iso(s["completed_at"])
+            for s in checkpoints.load(sid)["completed_steps"]
+        }
         assert sorted(done) == list(range(STEPS)), sid
         for index, completed_at in done.items():
             runs = started[(sid, index)]
             assert all(begun <= completed_at + RESOLUTION for begun in runs), (
-                f"{sid} step {index} started again after its completion was recorded")
+                f"{sid} step {index} started again after its completion was recorded"
+            )
     merged = set(git(repo, "ls-tree", "--name-only", "main").split())
     for sid in acked.values():
         assert {f"f-{sid}-{n}.txt" for n in range(STEPS)} <= merged

@@ -29,7 +29,9 @@ def test_start_is_idempotent_and_status_reports(daemon: Path):
     assert status["running"] is True and status["pid"] == first
 
 
-def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(isolated: Path, repo: Path, tmp_path: Path):
+def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(
+    isolated: Path, repo: Path, tmp_path: Path
+):
     gate = tmp_path / "gate"
     started = tmp_path / "started"
     runs = tmp_path / "runs.log"
@@ -41,12 +43,19 @@ def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(isolated: Path, 
 """)
     client = subprocess.Popen(
         [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
-        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(started.exists, what="step 2 to start")
-        stopper = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", "daemon", "stop"],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        stopper = subprocess.Popen(
+            [sys.executable, "-m", "prodigyctl.main", "daemon", "stop"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
         log = isolated / "logs" / "prodigyd.log"
         wait_for(lambda: "shutting down" in log.read_text(), what="the daemon to begin stopping")
         gate.touch()  # step 2 finishes within the grace period
@@ -66,7 +75,9 @@ def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(isolated: Path, 
     assert (repo / "three.txt").read_text() == "three\n"
 
 
-def test_kill_9_leaves_a_resumable_session_and_a_startable_daemon(isolated: Path, repo: Path, tmp_path: Path):
+def test_kill_9_leaves_a_resumable_session_and_a_startable_daemon(
+    isolated: Path, repo: Path, tmp_path: Path
+):
     gate = tmp_path / "gate"
     pids = tmp_path / "pids"
     wf = tmp_path / "wf.yml"
@@ -81,8 +92,13 @@ def test_kill_9_leaves_a_resumable_session_and_a_startable_daemon(isolated: Path
     try:
         gate.touch()  # lets the orphaned step end by itself
         # the next daemon finds the session `running`, records it interrupted, resumes it
-        wait_for(lambda: json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
-                 == "completed", what="auto-resume after kill -9")
+        wait_for(
+            lambda: (
+                json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
+                == "completed"
+            ),
+            what="auto-resume after kill -9",
+        )
         assert (repo / "three.txt").read_text() == "three\n"
         assert (repo / "one.txt").read_text() == "one\n"
     finally:
@@ -93,7 +109,9 @@ def test_concurrent_sessions_in_one_repo_both_merge(daemon: Path, repo: Path, tm
     ids = []
     for name in ("a", "b", "c"):
         wf = tmp_path / f"{name}.yml"
-        wf.write_text(f"- shell: 'echo {name} > {name}.txt && git add -A && git commit -qm {name}'\n")
+        wf.write_text(
+            f"- shell: 'echo {name} > {name}.txt && git add -A && git commit -qm {name}'\n"
+        )
         ids.append(ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip())
 
     def all_done() -> bool:
@@ -123,9 +141,13 @@ def test_help_lists_every_command(isolated: Path):
 
 
 def test_stop_with_live_subscribers_logs_no_tracebacks(daemon: Path, repo: Path, tmp_path: Path):
-    follower = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", "follow", "--all"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", "follow", "--all"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert follower.stderr is not None
         assert "Following" in follower.stderr.readline()  # subscribed before the stop
@@ -144,19 +166,29 @@ def _log(home: Path) -> str:
     return (home / "logs" / "prodigyd.log").read_text()
 
 
-def test_drain_finishes_queued_and_running_jobs_before_exiting(isolated: Path, repo: Path, tmp_path: Path):
+def test_drain_finishes_queued_and_running_jobs_before_exiting(
+    isolated: Path, repo: Path, tmp_path: Path
+):
     (isolated).mkdir(parents=True, exist_ok=True)
     (isolated / "config.toml").write_text("max_concurrent_jobs = 1\n")
     gate = tmp_path / "gate"
     wf = tmp_path / "wf.yml"
-    wf.write_text(f"- shell: 'while [ ! -f {gate} ]; do sleep 0.05; done; echo $PRODIGY_SESSION_ID > \"$PRODIGY_SESSION_ID.txt\"'\n")
-    ids = [ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
-           for _ in range(2)]
+    wf.write_text(
+        f"- shell: 'while [ ! -f {gate} ]; do sleep 0.05; done; echo $PRODIGY_SESSION_ID > \"$PRODIGY_SESSION_ID.txt\"'\n"
+    )
+    ids = [
+        ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip() for _ in range(2)
+    ]
     assert json.loads(ctl("ps", "--json", check=True).stdout)["queued"][0]["id"] == ids[1]
-    stopper = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", "daemon", "stop",
-                                "--drain"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    wait_for(lambda: "draining" in (isolated / "logs" / "prodigyd.log").read_text(),
-             what="the drain to begin")
+    stopper = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", "daemon", "stop", "--drain"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for(
+        lambda: "draining" in (isolated / "logs" / "prodigyd.log").read_text(),
+        what="the drain to begin",
+    )
     refused = ctl("run", str(wf), "--detach", cwd=repo)
     assert refused.returncode != 0 and "shutting down" in refused.stderr
     gate.touch()

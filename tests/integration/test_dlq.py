@@ -37,7 +37,9 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     job = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
 
     entries = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
-    assert [(e["item_id"], e["item_data"]) for e in entries] == [("item_1", {"id": 2, "commit": False})]
+    assert [(e["item_id"], e["item_data"]) for e in entries] == [
+        ("item_1", {"id": 2, "commit": False})
+    ]
     assert entries[0]["error_type"] == "CommitValidationFailed"
     table = ctl("dlq", "ls", check=True).stdout
     assert "item_1" in table and "CommitValidationFailed" in table
@@ -48,7 +50,10 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     exported = tmp_path / "dlq.csv"
     ctl("dlq", "export", job, "--format", "csv", "-o", str(exported), check=True)
     rows = list(csv.DictReader(exported.open()))
-    assert rows[0]["item_id"] == "item_1" and json.loads(rows[0]["item"]) == {"id": 2, "commit": False}
+    assert rows[0]["item_id"] == "item_1" and json.loads(rows[0]["item"]) == {
+        "id": 2,
+        "commit": False,
+    }
 
     refused = ctl("dlq", "retry", job, cwd=repo)
     assert refused.returncode == 4 and "--force" in refused.stderr  # not eligible by itself

@@ -39,8 +39,15 @@ def test_quickstart_runs_both_examples_and_lands_their_work(short_tmp: Path):
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = {**os.environ, "TMPDIR": str(short_tmp), "PATH": path}
     env.pop("PRODIGY_HOME")  # the script makes its own, in the scratch folder
-    done = subprocess.run(["sh", str(EXAMPLES / "quickstart.sh")], env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        ["sh", str(EXAMPLES / "quickstart.sh")],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert out.count(" completed\n") >= 2  # hello.yml and mapreduce.yml sessions

@@ -27,11 +27,14 @@ def write(path: Path, text: str) -> Path:
 def gated_workflow(tmp_path: Path, name: str, gate: Path) -> tuple[Path, Path]:
     """Three steps; the second signals it started, then holds until `gate` exists."""
     started = tmp_path / f"started-{name}"
-    wf = write(tmp_path / f"{name}.yml", f"""
+    wf = write(
+        tmp_path / f"{name}.yml",
+        f"""
 - shell: "echo before-{name}"
 - shell: "touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done; echo waited-{name}"
 - shell: "echo after-{name}"
-""")
+""",
+    )
     return wf, started
 
 
@@ -47,7 +50,10 @@ def run_to_end(wf: Path, repo: Path, *extra: str) -> str:
 def popen(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "prodigyctl.main", *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -79,7 +85,9 @@ def test_logs_of_an_unknown_session_exit_3(daemon: Path):
     assert done.returncode == 3 and "workflow-1-nosuch" in done.stderr
 
 
-def test_logs_follow_prints_the_backlog_then_live_events_once(daemon: Path, repo: Path, tmp_path: Path):
+def test_logs_follow_prints_the_backlog_then_live_events_once(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     gate = tmp_path / "gate"
     wf, started = gated_workflow(tmp_path, "job", gate)
     session_id = detach(wf, repo)
@@ -105,7 +113,9 @@ def test_logs_follow_prints_the_backlog_then_live_events_once(daemon: Path, repo
     assert events[-1]["event_type"] == "session_finished"
 
 
-def test_logs_without_follow_does_not_wait_for_a_running_session(daemon: Path, repo: Path, tmp_path: Path):
+def test_logs_without_follow_does_not_wait_for_a_running_session(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     gate = tmp_path / "gate"
     wf, started = gated_workflow(tmp_path, "job", gate)
     session_id = detach(wf, repo)
@@ -151,7 +161,9 @@ def test_follow_with_nothing_active(daemon: Path):
     assert done.returncode == 0 and done.stdout.strip() == "No active jobs."
 
 
-def test_follow_all_sees_jobs_submitted_later_until_ctrl_c(daemon: Path, repo: Path, tmp_path: Path):
+def test_follow_all_sees_jobs_submitted_later_until_ctrl_c(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     watcher = popen("follow", "--all", "--json")
     try:
         assert "Following every job" in watcher.stderr.readline()
@@ -176,10 +188,14 @@ def test_follow_all_sees_jobs_submitted_later_until_ctrl_c(daemon: Path, repo: P
 
 def test_events_ls_filters_by_session_type_and_time(daemon: Path, repo: Path, tmp_path: Path):
     first = run_to_end(write(tmp_path / "a.yml", "- shell: 'echo a'\n"), repo, "-y")
-    second = run_to_end(write(tmp_path / "b.yml", "- shell: 'echo b'\n- shell: 'true'\n"), repo, "-y")
+    second = run_to_end(
+        write(tmp_path / "b.yml", "- shell: 'echo b'\n- shell: 'true'\n"), repo, "-y"
+    )
 
     def ls(*args: str) -> list[dict[str, Any]]:
-        return json_lines(ctl("events", "ls", "--json", "--limit", "100000", *args, check=True).stdout)
+        return json_lines(
+            ctl("events", "ls", "--json", "--limit", "100000", *args, check=True).stdout
+        )
 
     everything = ls()
     assert {e["session_id"] for e in everything} == {first, second}
@@ -203,13 +219,18 @@ def test_events_ls_filters_by_session_type_and_time(daemon: Path, repo: Path, tm
 
 def test_events_stats_count_by_type_and_session(daemon: Path, repo: Path, tmp_path: Path):
     first = run_to_end(write(tmp_path / "a.yml", "- shell: 'echo a'\n"), repo, "-y")
-    second = run_to_end(write(tmp_path / "b.yml", "- shell: 'echo b'\n- shell: 'true'\n"), repo, "-y")
+    second = run_to_end(
+        write(tmp_path / "b.yml", "- shell: 'echo b'\n- shell: 'true'\n"), repo, "-y"
+    )
     everything = json_lines(ctl("events", "ls", "--json", "--limit", "100000", check=True).stdout)
     stats = json.loads(ctl("events", "stats", "--json", check=True).stdout)
     assert stats["total"] == len(everything)
     assert stats["by_type"]["step_completed"] == 3 and stats["by_type"]["session_finished"] == 2
     assert set(stats["by_session"]) == {first, second}
-    assert stats["first"] == everything[0]["timestamp"] and stats["last"] == everything[-1]["timestamp"]
+    assert (
+        stats["first"] == everything[0]["timestamp"]
+        and stats["last"] == everything[-1]["timestamp"]
+    )
     one = json.loads(ctl("events", "stats", "--session", first, "--since", "1h", "--json").stdout)
     assert set(one["by_session"]) == {first} and one["by_type"]["step_completed"] == 1
     human = ctl("events", "stats", check=True).stdout
@@ -288,8 +309,12 @@ class Subscriber:
         self.replied = False
 
     def subscribe(self, session_id: str, since: int) -> None:
-        msg = {"jsonrpc": "2.0", "id": 1, "method": "events.subscribe",
-               "params": {"session_id": session_id, "since": since}}
+        msg = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "events.subscribe",
+            "params": {"session_id": session_id, "since": since},
+        }
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
 
     def events_until(self, last_seq: int) -> list[dict[str, Any]]:
@@ -309,7 +334,9 @@ class Subscriber:
         self.sock.close()
 
 
-def test_a_cursor_yields_exactly_the_missed_events_across_restarts(daemon: Path, repo: Path, tmp_path: Path):
+def test_a_cursor_yields_exactly_the_missed_events_across_restarts(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     wf = write(tmp_path / "wf.yml", "- shell: 'echo x > x.txt'\n- shell: 'echo two'\n")
     session_id = run_to_end(wf, repo)  # no -y, no TTY: awaiting_merge, more events to come
     stored = json_lines(ctl("logs", session_id, "--json", check=True).stdout)

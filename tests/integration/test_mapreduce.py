@@ -34,10 +34,13 @@ reduce:
     out = done.stdout
     assert "── setup phase" in out and "── map phase" in out and "── reduce phase" in out
     assert "Processing 3 items with 2 parallel agents" in out
-    assert "[item_1] ✓ done" in out and "Map phase completed: 3 successful, 0 failed (total: 3)" in out
+    assert (
+        "[item_1] ✓ done" in out and "Map phase completed: 3 successful, 0 failed (total: 3)" in out
+    )
     assert "reduced 3/3" in out
     assert {"items.json", "out-a.txt", "out-b.txt", "out-c.txt"} <= set(
-        git(repo, "ls-tree", "--name-only", "main").split())
+        git(repo, "ls-tree", "--name-only", "main").split()
+    )
     session = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
     assert session["mode"] == "mapreduce" and session["items"] == "3/3"
     events = json_lines(ctl("logs", session["id"], "--json", check=True).stdout)
@@ -71,15 +74,29 @@ reduce:
     daemon = Daemon(isolated)
     daemon.start()
     try:
-        job = rpc(isolated, "jobs.submit", {"workflow": str(wf), "cwd": str(repo),
-                                            "env": __import__("os").environ.copy(), "merge": "auto"})
+        job = rpc(
+            isolated,
+            "jobs.submit",
+            {
+                "workflow": str(wf),
+                "cwd": str(repo),
+                "env": __import__("os").environ.copy(),
+                "merge": "auto",
+            },
+        )
         journal = checkpoints.journal_file(job["id"], "map")
         wait_for(lambda: _recorded(journal) >= 3, timeout=120, what="three items to finish")
         daemon.kill()
         finished_before = _recorded_items(journal)
         daemon.start()  # auto_resume picks the job up again
-        wait_for(lambda: rpc(isolated, "sessions.show", {"session_id": job["id"]})["status"]
-                 in ("completed", "failed"), timeout=180, what="the resumed job to finish")
+        wait_for(
+            lambda: (
+                rpc(isolated, "sessions.show", {"session_id": job["id"]})["status"]
+                in ("completed", "failed")
+            ),
+            timeout=180,
+            what="the resumed job to finish",
+        )
         final = rpc(isolated, "sessions.show", {"session_id": job["id"]})
     finally:
         ctl("daemon", "stop")
@@ -100,7 +117,9 @@ def _recorded(journal: Path) -> int:
 
 
 def _recorded_items(journal: Path) -> list[str]:
-    return [r["result"]["item"] for r in checkpoints.read_records(journal) if r.get("kind") == "result"]
+    return [
+        r["result"]["item"] for r in checkpoints.read_records(journal) if r.get("kind") == "result"
+    ]
 
 
 def test_resume_job_continues_a_failed_mapreduce_job(daemon: Path, repo: Path, tmp_path: Path):
@@ -140,7 +159,9 @@ def _rss_mb(pid: int) -> float:
 
 
 @pytest.mark.timeout(900)
-def test_a_thousand_items_at_eight_parallel_in_bounded_memory(daemon: Path, repo: Path, tmp_path: Path):
+def test_a_thousand_items_at_eight_parallel_in_bounded_memory(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     wf = tmp_path / "wf.yml"
     wf.write_text("""
 name: thousand
@@ -158,8 +179,13 @@ reduce:
     journal = checkpoints.journal_file(job["id"], "map")
     wait_for(lambda: _recorded(journal) >= 100, timeout=300, what="100 items")
     early = _rss_mb(pid)
-    wait_for(lambda: json.loads(ctl("sessions", "show", job["id"], "--json").stdout)["status"]
-             == "completed", timeout=800, what="the job to complete")
+    wait_for(
+        lambda: (
+            json.loads(ctl("sessions", "show", job["id"], "--json").stdout)["status"] == "completed"
+        ),
+        timeout=800,
+        what="the job to complete",
+    )
     late = _rss_mb(pid)
     print(f"\ndaemon RSS after 100 items: {early:.1f} MB, after 1000: {late:.1f} MB")
     assert git(repo, "show", "main:count.txt") == "1000/1000\n"

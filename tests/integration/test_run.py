@@ -21,13 +21,16 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_run_yes_merges_and_reports_success(daemon: Path, repo: Path, tmp_path: Path):
-    wf = write(tmp_path / "wf.yml", """
+    wf = write(
+        tmp_path / "wf.yml",
+        """
 name: greet
 commands:
   - shell: "echo hello > hello.txt && git add hello.txt && git commit -qm hello"
     commit_required: true
   - shell: "echo from $ARG"
-""")
+""",
+    )
     done = ctl("run", str(wf), "-y", "--args", "tester", cwd=repo)
     assert done.returncode == 0, done.stderr + done.stdout
     assert "[2/2] shell: echo from tester" in done.stdout
@@ -55,11 +58,14 @@ def test_json_output_is_one_event_per_line(daemon: Path, repo: Path, tmp_path: P
 
 def test_failure_exits_1_and_resume_finishes(daemon: Path, repo: Path, tmp_path: Path):
     flag = tmp_path / "ok"
-    wf = write(tmp_path / "wf.yml", f"""
+    wf = write(
+        tmp_path / "wf.yml",
+        f"""
 - shell: "echo a > a.txt"
 - shell: "test -f {flag} || {{ echo 'flag missing' >&2; exit 7; }}"
 - shell: "echo c > c.txt"
-""")
+""",
+    )
     done = ctl("run", str(wf), "-y", cwd=repo)
     assert done.returncode == 1
     assert "flag missing" in done.stdout + done.stderr
@@ -91,7 +97,10 @@ def test_without_yes_and_no_tty_the_session_awaits_merge(daemon: Path, repo: Pat
     assert done.returncode == 0, done.stderr
     session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
     assert f"prodigyctl merge {session_id}" in done.stdout
-    assert json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"] == "awaiting_merge"
+    assert (
+        json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
+        == "awaiting_merge"
+    )
     assert not (repo / "x.txt").exists()
     merged = ctl("merge", session_id)
     assert merged.returncode == 0, merged.stderr
@@ -114,14 +123,20 @@ def test_detach_returns_the_session_id(daemon: Path, repo: Path, tmp_path: Path)
 
 def test_ctrl_c_cancels_the_job_and_exits_130(daemon: Path, repo: Path, tmp_path: Path):
     started = tmp_path / "started"
-    wf = write(tmp_path / "wf.yml", f"""
+    wf = write(
+        tmp_path / "wf.yml",
+        f"""
 - shell: "echo one"
 - shell: "touch {started}; sleep 60"
 - shell: "echo three > three.txt"
-""")
+""",
+    )
     client = subprocess.Popen(
         [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
-        cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     wait_for(started.exists, what="step 2 to start")
@@ -129,7 +144,9 @@ def test_ctrl_c_cancels_the_job_and_exits_130(daemon: Path, repo: Path, tmp_path
     out, err = client.communicate(timeout=60)
     assert client.returncode == 130, out + err
     session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
-    assert json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"] == "interrupted"
+    assert (
+        json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"] == "interrupted"
+    )
     assert f"prodigyctl resume {session_id}" in err
     write(wf, wf.read_text().replace("sleep 60", "true"))
     resumed = ctl("resume", session_id, "-y", "--force")
@@ -146,7 +163,9 @@ def test_yaml_error_names_file_line_and_column(daemon: Path, repo: Path, tmp_pat
     assert "Traceback" not in done.stderr
 
 
-def test_unknown_step_type_and_wrong_field_type_are_usage_errors(daemon: Path, repo: Path, tmp_path: Path):
+def test_unknown_step_type_and_wrong_field_type_are_usage_errors(
+    daemon: Path, repo: Path, tmp_path: Path
+):
     unknown = write(tmp_path / "u.yml", "- shel: 'typo'\n")
     done = ctl("run", str(unknown), cwd=repo)
     assert done.returncode == 2 and "shel" in done.stderr
@@ -192,8 +211,13 @@ def _run_on_a_terminal(args: list[str], cwd: Path, answer: bytes) -> tuple[int, 
     import pty
 
     leader, follower = pty.openpty()
-    client = subprocess.Popen([sys.executable, "-m", "prodigyctl.main", *args], cwd=cwd,
-                              stdin=follower, stdout=follower, stderr=follower)
+    client = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", *args],
+        cwd=cwd,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
     os.close(follower)
     seen = b""
     try:

@@ -36,11 +36,14 @@ def test_daemon_reports_ready_status_watchdog_and_stopping(
 ):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify.sock"))
-    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
-           "WATCHDOG_USEC": "200000"}
-    daemon = subprocess.Popen([sys.executable, "-m", "prodigyd.main"], env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "prodigyd.main"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         ready = _messages(notify, "READY=1")
         assert any("STATUS=listening on" in m for m in ready)
@@ -49,8 +52,7 @@ def test_daemon_reports_ready_status_watchdog_and_stopping(
         wf = tmp_path / "wf.yml"
         wf.write_text("- shell: 'true'\n")
         assert ctl("run", str(wf), "-y", cwd=repo).returncode == 0
-        assert any("STATUS=1 running, 0 queued" in m
-                   for m in _messages(notify, "STATUS=1 running"))
+        assert any("STATUS=1 running, 0 queued" in m for m in _messages(notify, "STATUS=1 running"))
         daemon.send_signal(signal.SIGTERM)
         assert any("STOPPING=1" in m for m in _messages(notify, "STOPPING=1"))
         assert daemon.wait(timeout=60) == 0
@@ -69,7 +71,9 @@ def test_socket_activation_uses_the_passed_fd(isolated: Path):
     keep = [arg for name in ("PRODIGY_HOME", "HOME", "PATH") for arg in ("-E", name)]
     activator = subprocess.Popen(
         [ACTIVATOR, "-l", str(sock_path), *keep, sys.executable, "-m", "prodigyd.main"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_for(sock_path.exists, what="the activator to listen")

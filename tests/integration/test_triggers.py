@@ -71,12 +71,18 @@ def test_a_push_runs_its_workflow_and_merges_into_the_pushed_branch(
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     git(repo, "remote", "add", "origin", str(remote))
-    commit_files(repo, {".prodigy/workflows/pushed.yml": """
+    commit_files(
+        repo,
+        {
+            ".prodigy/workflows/pushed.yml": """
 on:
   push: {branches: main, merge: auto}
 commands:
   - shell: "git log -1 --format=%s > pushed.txt && git add pushed.txt && git commit -qm pushed"
-"""}, "push trigger")  # fmt: skip
+"""
+        },
+        "push trigger",
+    )
     ctl("hooks", "install", cwd=repo, check=True)
     git(repo, "push", "-q", "origin", "main")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
@@ -100,7 +106,8 @@ def test_an_existing_hook_is_chained_and_restored(daemon: Path, repo: Path):
     ctl("hooks", "uninstall", cwd=repo, check=True)
     assert "prodigy-hook" not in mine.read_text() and not (hooks / "pre-push").exists()
     assert json.loads(ctl("hooks", "status", "--json", cwd=repo).stdout)["hooks"][0]["state"] == (
-        "not prodigy's")  # fmt: skip
+        "not prodigy's"
+    )
     assert ctl("hooks", "status", cwd=repo).returncode == 1
 
 
@@ -112,13 +119,16 @@ def test_a_failing_pre_push_hook_still_refuses_the_push_and_triggers_nothing(
     git(repo, "remote", "add", "origin", str(remote))
     hooks = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
     hooks.mkdir(exist_ok=True)
-    (hooks / "pre-push").write_text('#!/bin/sh\nwhile read -r line; do echo "$line" >&2; done\n'
-                                    'echo "push refused by policy" >&2\nexit 1\n')  # fmt: skip
+    (hooks / "pre-push").write_text(
+        '#!/bin/sh\nwhile read -r line; do echo "$line" >&2; done\n'
+        'echo "push refused by policy" >&2\nexit 1\n'
+    )
     (hooks / "pre-push").chmod(0o755)
     commit_files(repo, {".prodigy/workflows/p.yml": "on: push\ncommands:\n  - shell: 'true'\n"})
     ctl("hooks", "install", cwd=repo, check=True)
-    push = subprocess.run(["git", "push", "origin", "main"], cwd=repo, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    push = subprocess.run(
+        ["git", "push", "origin", "main"], cwd=repo, capture_output=True, text=True, check=False
+    )
     assert push.returncode != 0
     assert "push refused by policy" in push.stderr
     assert "refs/heads/main" in push.stderr  # the old hook got git's standard input
@@ -130,8 +140,11 @@ def test_events_wait_in_the_spool_and_the_hook_starts_the_daemon(isolated: Path,
     ctl("hooks", "install", cwd=repo, check=True)
     try:
         commit_files(repo, {"src/a.py": "a\n"}, "no daemon yet")
-        wait_for(lambda: (isolated / "prodigyd.sock").exists(), timeout=60,
-                 what="the daemon the hook started")  # fmt: skip
+        wait_for(
+            lambda: (isolated / "prodigyd.sock").exists(),
+            timeout=60,
+            what="the daemon the hook started",
+        )
         wait_for(lambda: sessions() and settled(isolated), timeout=60, what="the triggered job")
         assert [s["status"] for s in sessions()] == ["awaiting_merge"]
     finally:
@@ -145,10 +158,17 @@ def test_the_daemon_a_hook_starts_keeps_no_pipe_of_the_gits_caller(isolated: Pat
     read, write = os.pipe()
     try:
         with os.fdopen(write, "wb"):  # ours closed once git is given it
-            subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "no daemon yet"],
-                           cwd=repo, check=True, pass_fds=(write,))  # fmt: skip
-        wait_for(lambda: (isolated / "prodigyd.sock").exists(), timeout=60,
-                 what="the daemon the hook started")  # fmt: skip
+            subprocess.run(
+                ["git", "commit", "-q", "--allow-empty", "-m", "no daemon yet"],
+                cwd=repo,
+                check=True,
+                pass_fds=(write,),
+            )
+        wait_for(
+            lambda: (isolated / "prodigyd.sock").exists(),
+            timeout=60,
+            what="the daemon the hook started",
+        )
         ended, _, _ = select.select([read], [], [], 60)  # no end: a holder is still there
         assert ended and os.read(read, 1) == b""
     finally:
@@ -166,8 +186,9 @@ def test_prodigy_hooks_0_turns_the_hooks_off(daemon: Path, hooked: Path):
 
 
 def test_a_bad_spool_entry_is_set_aside_with_its_reason(daemon: Path, hooked: Path):
-    (daemon / "spool" / "1.00-1.event").write_text("version=1\nhook=post-checkout\nrepo=/tmp\n"
-                                                   "end=1\n")  # fmt: skip
+    (daemon / "spool" / "1.00-1.event").write_text(
+        "version=1\nhook=post-checkout\nrepo=/tmp\nend=1\n"
+    )
     reason = daemon / "spool" / "rejected" / "1.00-1.reason"
     wait_for(reason.exists, timeout=30, what="the entry set aside")
     assert "hook 'post-checkout' is not one of post-commit, pre-push" in reason.read_text()
@@ -183,11 +204,16 @@ def test_an_entry_read_twice_submits_once(daemon: Path, hooked: Path):
     (hooked / "src").mkdir()
     (hooked / "src" / "a.py").write_text("a\n")
     subprocess.run(["git", "add", "-A"], cwd=hooked, check=True)
-    subprocess.run(["git", "commit", "-qm", "unhooked"], cwd=hooked, check=True,
-                   env={**os.environ, "PRODIGY_HOOKS": "0"})  # fmt: skip
+    subprocess.run(
+        ["git", "commit", "-qm", "unhooked"],
+        cwd=hooked,
+        check=True,
+        env={**os.environ, "PRODIGY_HOOKS": "0"},
+    )
     sha = git(hooked, "rev-parse", "HEAD").strip()
-    event = (f"version=1\nhook=post-commit\nrepo={hooked}\nhead={sha}\n"
-             "branch=refs/heads/main\nend=1\n")  # fmt: skip
+    event = (
+        f"version=1\nhook=post-commit\nrepo={hooked}\nhead={sha}\nbranch=refs/heads/main\nend=1\n"
+    )
     for name in ("5.00-1", "6.00-1"):  # the same entry, read twice
         (daemon / "spool" / f"{name}.event").write_text(event)
         wait_for(lambda: settled(daemon) and sessions(), timeout=60, what="the entry read")
@@ -202,9 +228,18 @@ def test_triggers_ls_shows_a_workflow_that_does_not_load(daemon: Path, hooked: P
     listed = json.loads(ctl("triggers", "ls", "--json", cwd=hooked, check=True).stdout)
     broken, stamp = listed["workflows"]
     assert "unknown event 'pull' (events: commit, push, ref, files)" in broken["error"]
-    assert stamp["on"] == [{"event": "commit", "branches": ["main"], "paths": ["src/**"], "tags": [],
-                            "ignore": [], "settle": None, "merge": "ask",
-                            "include_prodigy_commits": False}]  # fmt: skip
+    assert stamp["on"] == [
+        {
+            "event": "commit",
+            "branches": ["main"],
+            "paths": ["src/**"],
+            "tags": [],
+            "ignore": [],
+            "settle": None,
+            "merge": "ask",
+            "include_prodigy_commits": False,
+        }
+    ]
     commit_files(hooked, {"src/a.py": "a\n"}, "still fires")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
     assert len(sessions()) == 1
@@ -293,10 +328,16 @@ def test_a_triggered_job_gets_the_variables_the_hook_keeps_and_no_others(daemon:
     commit_files(repo, {".prodigy/workflows/seen.yml": SEEN}, "add trigger")
     ctl("hooks", "install", cwd=repo, check=True)
     secret = "aws-secret-0123456789abcdef"
-    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret, "MY_TOKEN": "mine-0123456789",
-           "PRODIGY_HOOK_ENV": "MY_TOKEN", "GIT_AUTHOR_DATE": "2001-02-03T04:05:06"}  # fmt: skip
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "go"], cwd=repo, env=env,
-                   check=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "MY_TOKEN": "mine-0123456789",
+        "PRODIGY_HOOK_ENV": "MY_TOKEN",
+        "GIT_AUTHOR_DATE": "2001-02-03T04:05:06",
+    }
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "go"], cwd=repo, env=env, check=True
+    )
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered job")
     [job] = sessions()
     assert job["status"] == "awaiting_merge", job
@@ -319,8 +360,11 @@ def test_a_burst_of_commits_with_no_daemon_starts_one_daemon_of_its_own(isolated
             commit_files(repo, {"src/a.py": f"{number}\n"}, f"burst {number}")
         # Not prodigyctl before the daemon listens: it would start one itself.
         wait_for((isolated / "prodigyd.pid").exists, timeout=60, what="the daemon the hook started")
-        wait_for(lambda: len(sessions()) == 4 and settled(isolated), timeout=60,
-                 what="the triggered jobs")  # fmt: skip
+        wait_for(
+            lambda: len(sessions()) == 4 and settled(isolated),
+            timeout=60,
+            what="the triggered jobs",
+        )
         out = (isolated / "logs" / "prodigyd.out").read_text()
         assert "already running" not in out  # no second daemon was started
         pid = int((isolated / "prodigyd.pid").read_text())

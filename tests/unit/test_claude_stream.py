@@ -55,17 +55,36 @@ UNAUTHENTICATED = [
 
 
 def assistant(blocks: list[dict], *, msg_id: str = "m1", usage: dict | None = None) -> str:
-    message = {"id": msg_id, "type": "message", "role": "assistant", "model": "claude-sonnet-5",
-               "content": blocks, "stop_reason": "tool_use", "stop_sequence": None}
+    message = {
+        "id": msg_id,
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-5",
+        "content": blocks,
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+    }
     if usage is not None:
         message["usage"] = usage
-    return json.dumps({"type": "assistant", "message": message, "parent_tool_use_id": None,
-                       "session_id": SID, "uuid": "u"})
+    return json.dumps(
+        {
+            "type": "assistant",
+            "message": message,
+            "parent_tool_use_id": None,
+            "session_id": SID,
+            "uuid": "u",
+        }
+    )
 
 
 def usage(inp: int, out: int, cache_read: int = 0, cache_creation: int = 0) -> dict:
-    return {"input_tokens": inp, "output_tokens": out, "cache_read_input_tokens": cache_read,
-            "cache_creation_input_tokens": cache_creation, "service_tier": "standard"}
+    return {
+        "input_tokens": inp,
+        "output_tokens": out,
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_creation,
+        "service_tier": "standard",
+    }
 
 
 def feed_all(lines: list[str]) -> tuple[list[dict], ClaudeResult]:
@@ -78,10 +97,17 @@ def test_unauthenticated_run_is_an_error_although_subtype_says_success() -> None
     events, result = feed_all(UNAUTHENTICATED)
 
     assert [e["event_type"] for e in events] == [
-        "claude_session_started", "claude_message", "claude_token_usage", "claude_result"]
-    assert events[0] == {"event_type": "claude_session_started", "session_id": SID,
-                         "model": "claude-opus-4-8[1m]",
-                         "tools": ["Task", "Bash", "Edit", "Read", "Write"]}
+        "claude_session_started",
+        "claude_message",
+        "claude_token_usage",
+        "claude_result",
+    ]
+    assert events[0] == {
+        "event_type": "claude_session_started",
+        "session_id": SID,
+        "model": "claude-opus-4-8[1m]",
+        "tools": ["Task", "Bash", "Edit", "Read", "Write"],
+    }
     assert events[1]["content"] == "Not logged in · Please run /login"
     assert events[3]["is_error"] is True
     assert result.is_error and result.saw_result
@@ -93,12 +119,24 @@ def test_unauthenticated_run_is_an_error_although_subtype_says_success() -> None
 
 
 def test_error_variant_reports_its_errors_and_has_no_result_text() -> None:
-    line = json.dumps({
-        "subtype": "error_during_execution", "is_error": True, "duration_ms": 7,
-        "duration_api_ms": 0, "num_turns": 0, "stop_reason": None, "session_id": SID,
-        "total_cost_usd": 0, "usage": usage(0, 0), "modelUsage": {}, "permission_denials": [],
-        "errors": ["No conversation found with session ID: abc"], "type": "result",
-        "uuid": "u"})
+    line = json.dumps(
+        {
+            "subtype": "error_during_execution",
+            "is_error": True,
+            "duration_ms": 7,
+            "duration_api_ms": 0,
+            "num_turns": 0,
+            "stop_reason": None,
+            "session_id": SID,
+            "total_cost_usd": 0,
+            "usage": usage(0, 0),
+            "modelUsage": {},
+            "permission_denials": [],
+            "errors": ["No conversation found with session ID: abc"],
+            "type": "result",
+            "uuid": "u",
+        }
+    )
 
     events, result = feed_all([line])
 
@@ -112,18 +150,30 @@ def test_error_variant_reports_its_errors_and_has_no_result_text() -> None:
 
 def test_result_with_type_as_last_key_is_recognised() -> None:
     # 2.1.332 no longer puts "type" first: a prefix match on '{"type":"result"' would miss it
-    line = ('{"subtype":"success","is_error":false,"duration_ms":900,"duration_api_ms":800,'
-            '"num_turns":3,"result":"All done","stop_reason":"end_turn","session_id":"' + SID
-            + '","total_cost_usd":0.0421,"usage":{"input_tokens":1200,"output_tokens":340,'
-            '"cache_read_input_tokens":5000,"cache_creation_input_tokens":700},'
-            '"modelUsage":{},"permission_denials":[],"terminal_reason":"completed",'
-            '"subagent_stats":{},"queued_turn_count":0,"type":"result","uuid":"u"}')
+    line = (
+        '{"subtype":"success","is_error":false,"duration_ms":900,"duration_api_ms":800,'
+        '"num_turns":3,"result":"All done","stop_reason":"end_turn","session_id":"'
+        + SID
+        + '","total_cost_usd":0.0421,"usage":{"input_tokens":1200,"output_tokens":340,'
+        '"cache_read_input_tokens":5000,"cache_creation_input_tokens":700},'
+        '"modelUsage":{},"permission_denials":[],"terminal_reason":"completed",'
+        '"subagent_stats":{},"queued_turn_count":0,"type":"result","uuid":"u"}'
+    )
 
     events, result = feed_all([line])
 
-    assert events == [{"event_type": "claude_result", "session_id": SID, "is_error": False,
-                       "total_cost_usd": 0.0421, "num_turns": 3, "duration_ms": 900,
-                       "input_tokens": 1200, "output_tokens": 340}]
+    assert events == [
+        {
+            "event_type": "claude_result",
+            "session_id": SID,
+            "is_error": False,
+            "total_cost_usd": 0.0421,
+            "num_turns": 3,
+            "duration_ms": 900,
+            "input_tokens": 1200,
+            "output_tokens": 340,
+        }
+    ]
     assert not result.is_error
     assert result.result_text == "All done"
     assert (result.cache_read_tokens, result.cache_creation_tokens) == (5000, 700)
@@ -131,25 +181,56 @@ def test_result_with_type_as_last_key_is_recognised() -> None:
 
 def test_tool_use_blocks_become_events_and_are_kept_in_order() -> None:
     lines = [
-        assistant([{"type": "thinking", "thinking": "hmm", "signature": "s"},
-                   {"type": "text", "text": "Let me look."},
-                   {"type": "tool_use", "id": "toolu_1", "name": "Bash",
-                    "input": {"command": "ls"}}], msg_id="m1", usage=usage(10, 5)),
-        json.dumps({"type": "user", "session_id": SID, "parent_tool_use_id": None,
-                    "message": {"role": "user", "content": [
-                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a\n"}]}}),
-        assistant([{"type": "tool_use", "id": "toolu_2", "name": "Write",
-                    "input": {"file_path": "/w/a.txt", "content": "x"}}], msg_id="m2"),
+        assistant(
+            [
+                {"type": "thinking", "thinking": "hmm", "signature": "s"},
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}},
+            ],
+            msg_id="m1",
+            usage=usage(10, 5),
+        ),
+        json.dumps(
+            {
+                "type": "user",
+                "session_id": SID,
+                "parent_tool_use_id": None,
+                "message": {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a\n"}
+                    ],
+                },
+            }
+        ),
+        assistant(
+            [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_2",
+                    "name": "Write",
+                    "input": {"file_path": "/w/a.txt", "content": "x"},
+                }
+            ],
+            msg_id="m2",
+        ),
     ]
 
     events, result = feed_all(lines)
 
     assert [e["event_type"] for e in events] == [
-        "claude_message", "claude_tool_invoked", "claude_token_usage", "claude_tool_invoked"]
-    assert events[1] == {"event_type": "claude_tool_invoked", "tool_name": "Bash",
-                         "tool_id": "toolu_1", "parameters": {"command": "ls"}}
-    assert [(t.id, t.name) for t in result.tool_uses] == [("toolu_1", "Bash"),
-                                                           ("toolu_2", "Write")]
+        "claude_message",
+        "claude_tool_invoked",
+        "claude_token_usage",
+        "claude_tool_invoked",
+    ]
+    assert events[1] == {
+        "event_type": "claude_tool_invoked",
+        "tool_name": "Bash",
+        "tool_id": "toolu_1",
+        "parameters": {"command": "ls"},
+    }
+    assert [(t.id, t.name) for t in result.tool_uses] == [("toolu_1", "Bash"), ("toolu_2", "Write")]
     assert result.tool_uses[1].input == {"file_path": "/w/a.txt", "content": "x"}
     assert not result.saw_result
     assert result.error_text() == "claude produced no result line"
@@ -159,8 +240,15 @@ def test_token_totals_prefer_the_cumulative_result_usage() -> None:
     lines = [
         assistant([{"type": "text", "text": "a"}], msg_id="m1", usage=usage(10, 1)),
         assistant([{"type": "text", "text": "b"}], msg_id="m2", usage=usage(20, 2)),
-        json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "b",
-                    "usage": usage(999, 99, cache_read=7)}),
+        json.dumps(
+            {
+                "type": "result",
+                "subtype": "success",
+                "is_error": False,
+                "result": "b",
+                "usage": usage(999, 99, cache_read=7),
+            }
+        ),
     ]
 
     _, result = feed_all(lines)
@@ -172,44 +260,55 @@ def test_without_result_usage_tokens_are_summed_once_per_message() -> None:
     # the CLI streams one line per content block, repeating the message's usage on each
     lines = [
         assistant([{"type": "text", "text": "a"}], msg_id="m1", usage=usage(10, 1, 3)),
-        assistant([{"type": "tool_use", "id": "t", "name": "Read", "input": {}}],
-                  msg_id="m1", usage=usage(10, 1, 3)),
+        assistant(
+            [{"type": "tool_use", "id": "t", "name": "Read", "input": {}}],
+            msg_id="m1",
+            usage=usage(10, 1, 3),
+        ),
         assistant([{"type": "text", "text": "b"}], msg_id="m2", usage=usage(20, 2, 0, 4)),
     ]
 
     events, result = feed_all(lines)
 
     usage_events = [e for e in events if e["event_type"] == "claude_token_usage"]
-    assert [(e["input_tokens"], e["output_tokens"], e["cache_tokens"]) for e in usage_events] \
-        == [(10, 1, 3), (20, 2, 4)]
+    assert [(e["input_tokens"], e["output_tokens"], e["cache_tokens"]) for e in usage_events] == [
+        (10, 1, 3),
+        (20, 2, 4),
+    ]
     assert (result.input_tokens, result.output_tokens) == (30, 3)
     assert (result.cache_read_tokens, result.cache_creation_tokens) == (3, 4)
 
 
-@pytest.mark.parametrize("line", [
-    '{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,'
-    '"retry_delay_ms":500,"error_status":529,"error":"overloaded"}',
-    '{"type":"system","subtype":"compact_boundary","compact_metadata":'
-    '{"trigger":"auto","pre_tokens":1}}',
-    '{"type":"system","subtype":"status"}',
-    '{"type":"stream_event","event":{"type":"content_block_delta"}}',
-    '{"type":"rate_limit_event","rate_limit_info":{}}',
-    '{"type":"user","message":{"role":"user","content":"hi"}}',
-    '{"no_type_at_all":1}',
-    "",
-    "   ",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,'
+        '"retry_delay_ms":500,"error_status":529,"error":"overloaded"}',
+        '{"type":"system","subtype":"compact_boundary","compact_metadata":'
+        '{"trigger":"auto","pre_tokens":1}}',
+        '{"type":"system","subtype":"status"}',
+        '{"type":"stream_event","event":{"type":"content_block_delta"}}',
+        '{"type":"rate_limit_event","rate_limit_info":{}}',
+        '{"type":"user","message":{"role":"user","content":"hi"}}',
+        '{"no_type_at_all":1}',
+        "",
+        "   ",
+    ],
+)
 def test_lines_prodigy_does_not_report_yield_no_events(line: str) -> None:
     assert StreamParser().feed(line) == []
 
 
-@pytest.mark.parametrize("line", [
-    "Warning: no stdin data received in 3s, proceeding without it.",
-    '{"type":"result", truncated',
-    "[1, 2, 3]",
-    "42",
-    "[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Warning: no stdin data received in 3s, proceeding without it.",
+        '{"type":"result", truncated',
+        "[1, 2, 3]",
+        "42",
+        "[" * 100_000,
+    ],
+)
 def test_non_object_lines_are_passed_through_as_output(line: str) -> None:
     assert StreamParser().feed(line + "\n") == [{"event_type": "claude_output", "text": line}]
 
@@ -242,27 +341,50 @@ def test_error_text_falls_back_when_an_error_result_has_no_words() -> None:
 
 # ---------------------------------------------------------------------------- argv and env
 
+
 def test_prompt_is_the_single_argument_after_double_dash() -> None:
     prompt = "--allowedTools looks like a flag\n/prodigy-lint src/main.rs"
 
     argv = build_argv("/bin/claude", prompt, extra_args=["--allowedTools", "Bash(git *)", "Edit"])
 
-    assert argv == ["/bin/claude", "-p", "--output-format", "stream-json", "--verbose",
-                    "--dangerously-skip-permissions", "--allowedTools", "Bash(git *)", "Edit",
-                    "--", prompt]
+    assert argv == [
+        "/bin/claude",
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--dangerously-skip-permissions",
+        "--allowedTools",
+        "Bash(git *)",
+        "Edit",
+        "--",
+        prompt,
+    ]
 
 
 def test_model_and_no_skip_permissions() -> None:
     argv = build_argv("claude", "hi", skip_permissions=False, model="sonnet")
 
-    assert argv == ["claude", "-p", "--output-format", "stream-json", "--verbose",
-                    "--model", "sonnet", "--", "hi"]
+    assert argv == [
+        "claude",
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--model",
+        "sonnet",
+        "--",
+        "hi",
+    ]
 
 
-@pytest.mark.parametrize(("skip", "root", "sandbox"), [
-    (True, True, True), (True, False, False), (False, True, False), (False, False, False)])
-def test_is_sandbox_only_for_root_with_skip_permissions(skip: bool, root: bool,
-                                                        sandbox: bool) -> None:
+@pytest.mark.parametrize(
+    ("skip", "root", "sandbox"),
+    [(True, True, True), (True, False, False), (False, True, False), (False, False, False)],
+)
+def test_is_sandbox_only_for_root_with_skip_permissions(
+    skip: bool, root: bool, sandbox: bool
+) -> None:
     base = {"PATH": "/usr/bin", "HOME": "/h"}
 
     env = build_env(base, skip_permissions=skip, is_root=root)
@@ -276,6 +398,7 @@ def test_is_sandbox_only_for_root_with_skip_permissions(skip: bool, root: bool,
 
 
 # ---------------------------------------------------------------------------- binary lookup
+
 
 def make_executable(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,8 +436,9 @@ def test_env_var_beats_config_and_path(tmp_path: Path) -> None:
     assert resolve_binary(str(configured), {"PATH": str(tmp_path / "bin")}) == str(configured)
 
 
-def test_configured_relative_path_comes_back_absolute(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configured_relative_path_comes_back_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_executable(tmp_path / "tools" / "claude")
     monkeypatch.chdir(tmp_path)
 

@@ -16,7 +16,6 @@ from tests.gitutil import git as run_git
 SESSION = "prodigy-session-1"
 
 
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     files = {"a.txt": "a\n", "b.txt": "b\n", "docs/guide.md": "guide\n"}
@@ -300,9 +299,14 @@ async def test_settle_interrupted_merge_undoes_a_half_done_merge(tmp_path: Path)
     run_git(repo, "checkout", "-q", "main")
     commit_files(repo, {"f.txt": "main\n"})
     head = run_git(repo, "rev-parse", "HEAD").strip()
-    __import__("subprocess").run(["git", "merge", "other"], cwd=repo, capture_output=True, check=False)  # conflicts
+    __import__("subprocess").run(
+        ["git", "merge", "other"], cwd=repo, capture_output=True, check=False
+    )  # conflicts
     assert (repo / ".git" / "MERGE_HEAD").exists()
     await settle_interrupted_merge(repo)
     assert not (repo / ".git" / "MERGE_HEAD").exists()
-    assert run_git(repo, "rev-parse", "HEAD").strip() == head and run_git(repo, "status", "--porcelain") == ""
+    assert (
+        run_git(repo, "rev-parse", "HEAD").strip() == head
+        and run_git(repo, "status", "--porcelain") == ""
+    )
     await settle_interrupted_merge(repo)  # nothing in progress: nothing happens

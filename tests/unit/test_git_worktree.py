@@ -100,7 +100,9 @@ async def test_list_worktrees_reports_a_detached_worktree(repo: Path, tmp_path: 
     assert detached.head == await head_sha(repo)
 
 
-async def test_a_worktree_another_git_is_adding_does_not_fail_ours(repo: Path, tmp_path: Path) -> None:
+async def test_a_worktree_another_git_is_adding_does_not_fail_ours(
+    repo: Path, tmp_path: Path
+) -> None:
     """git dies reading a half-written admin folder of a worktree being added (its
     `commondir` exists but is empty); such a command is retried until the folder is whole."""
     half = repo / ".git" / "worktrees" / "being-added"

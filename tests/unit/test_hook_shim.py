@@ -94,8 +94,12 @@ def wait_for_starts(fake: FakeDaemon, count: int) -> list[str]:
 def test_the_shim_passes_shellcheck():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
-    done = subprocess.run(["shellcheck", "--shell=sh", str(hooks.SHIM_FILE)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["shellcheck", "--shell=sh", str(hooks.SHIM_FILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout
 
 
@@ -133,9 +137,13 @@ def test_the_daemon_start_drops_every_repository_pinning_variable():
     ids=["absolute", "tilde", "relative", "unset", "xdg-runtime", "home-beats-xdg"],
 )
 def test_the_shim_finds_the_spool_and_the_daemon_where_paths_says(
-    hooked: Path, fake: FakeDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    setting: dict[str, str | None], alive: subprocess.Popen[bytes],
-):  # fmt: skip
+    hooked: Path,
+    fake: FakeDaemon,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: dict[str, str | None],
+    alive: subprocess.Popen[bytes],
+):
     """The spool entry lands in paths.spool_dir(), and a pid file at paths.pid_file() with
     a live pid means no start, under the same environment, from the hook's folder."""
     for name, value in setting.items():
@@ -178,8 +186,10 @@ def test_a_later_commit_of_a_burst_writes_nothing_but_its_spool_entry(
     before = marker.stat().st_mtime_ns
     commit_files(hooked, {"a.txt": "a\n"}, "one")
     assert len(entries()) == 1
-    assert (marker.read_text(), marker.stat().st_mtime_ns) == (f"{alive.pid} {int(uptime)}\n",
-                                                               before)  # fmt: skip
+    assert (marker.read_text(), marker.stat().st_mtime_ns) == (
+        f"{alive.pid} {int(uptime)}\n",
+        before,
+    )
     assert fake.starts() == []
 
 
@@ -216,11 +226,13 @@ def test_a_stale_start_marker_does_not_stop_the_next_start(
     dead.wait()
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     paths.hook_start_file().parent.mkdir(parents=True, exist_ok=True)
-    paths.hook_start_file().write_text({
-        "dead": f"{dead.pid} {int(uptime)}\n",
-        "old": f"{alive.pid} {int(uptime) - 61}\n",
-        "garbage": "$(touch pwned) 1x\n",
-    }[marker])  # fmt: skip
+    paths.hook_start_file().write_text(
+        {
+            "dead": f"{dead.pid} {int(uptime)}\n",
+            "old": f"{alive.pid} {int(uptime) - 61}\n",
+            "garbage": "$(touch pwned) 1x\n",
+        }[marker]
+    )
     commit_files(hooked, {"a.txt": "a\n"}, "one")
     assert len(wait_for_starts(fake, 1)) == 1
     assert not (hooked / "pwned").exists()
@@ -247,19 +259,40 @@ def test_the_spool_keeps_the_environment_a_job_needs_and_no_other(
         "GIT_AUTHOR_DATE": "2001-02-03T04:05:06",
     }
     (hooked / "GITHUB_TOKEN").write_text("a file `*` must not be globbed into\n")
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=hooked, env=env,
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=hooked, env=env, check=True
+    )
     [entry] = entries()
     kept = spool.read(entry).env
-    assert {k: kept[k] for k in ("MY_TOKEN", "NOTE", "LC_TIME", "SSH_AUTH_SOCK", "HOME",
-                                 "GIT_AUTHOR_NAME", "PRODIGY_HOME")} == {
-        "MY_TOKEN": "mine-0123456789", "NOTE": note, "LC_TIME": "C",
-        "SSH_AUTH_SOCK": "/tmp/agent.sock", "HOME": os.environ["HOME"],
-        "GIT_AUTHOR_NAME": os.environ["GIT_AUTHOR_NAME"], "PRODIGY_HOME": os.environ["PRODIGY_HOME"],
-    }  # fmt: skip
+    assert {
+        k: kept[k]
+        for k in (
+            "MY_TOKEN",
+            "NOTE",
+            "LC_TIME",
+            "SSH_AUTH_SOCK",
+            "HOME",
+            "GIT_AUTHOR_NAME",
+            "PRODIGY_HOME",
+        )
+    } == {
+        "MY_TOKEN": "mine-0123456789",
+        "NOTE": note,
+        "LC_TIME": "C",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock",
+        "HOME": os.environ["HOME"],
+        "GIT_AUTHOR_NAME": os.environ["GIT_AUTHOR_NAME"],
+        "PRODIGY_HOME": os.environ["PRODIGY_HOME"],
+    }
     assert kept["PATH"].endswith(os.environ["PATH"])  # git puts its own folder first
-    for gone in ("AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "GIT_AUTHOR_DATE", "GIT_INDEX_FILE",
-                 "GIT_EDITOR", "UNSET_ONE"):  # fmt: skip
+    for gone in (
+        "AWS_SECRET_ACCESS_KEY",
+        "GITHUB_TOKEN",
+        "GIT_AUTHOR_DATE",
+        "GIT_INDEX_FILE",
+        "GIT_EDITOR",
+        "UNSET_ONE",
+    ):
         assert gone not in kept
     for part in paths.spool_dir().iterdir():
         assert SECRET.encode() not in part.read_bytes()
@@ -274,8 +307,9 @@ def test_the_environment_file_keeps_each_value_byte_for_byte(
     daemon_running(alive)
     odd = "tab\there 'quote' \"dq\" $dollar `tick` \\back\n\nend="
     env = {**os.environ, "ODD": odd, "EMPTY": "", "PRODIGY_HOOK_ENV": "ODD EMPTY"}
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=hooked, env=env,
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=hooked, env=env, check=True
+    )
     [entry] = entries()
     names = [item.split(b"=", 1)[0] for item in _env_file(entry).split(b"\0") if item]
     assert len(names) == len(set(names))
@@ -315,8 +349,12 @@ def test_a_repository_path_with_a_backslash_or_a_link_is_recorded_as_it_is(
     assert hooks.install(path=str(real), as_json=True, _daemon=[str(fake.script)]) == 0
     link = tmp_path / "a link\\cname"  # echo would stop at the \\c
     link.symlink_to(real)
-    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "via the link"], cwd=link,
-                   check=True, env={**os.environ, "PWD": str(link)})  # fmt: skip
+    subprocess.run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "via the link"],
+        cwd=link,
+        check=True,
+        env={**os.environ, "PWD": str(link)},
+    )
     [entry] = entries()
     assert "repo=" + str(link) in entry.read_text()  # git's $PWD: the link, whole
     assert spool.read(entry).repo == real
@@ -338,16 +376,21 @@ def test_a_push_of_a_packed_branch_asks_git(
     git(hooked, "push", "-q", "origin", "main")
     [entry] = entries()
     event = spool.read(entry)
-    assert (event.hook, event.head, event.branch, event.remote) == ("pre-push", sha, "main",
-                                                                    "origin")  # fmt: skip
+    assert (event.hook, event.head, event.branch, event.remote) == (
+        "pre-push",
+        sha,
+        "main",
+        "origin",
+    )
     assert [r.local_sha for r in event.pushed] == [sha]
 
 
 def test_status_calls_an_earlier_hook_outdated_and_install_replaces_it(repo: Path):
     folder = repo / ".git" / "hooks"
     folder.mkdir(exist_ok=True)
-    (folder / "post-commit").write_text("#!/bin/sh\n# prodigy-hook v1: installed by ...\n"
-                                        "env -0 > somewhere\n")  # fmt: skip
+    (folder / "post-commit").write_text(
+        "#!/bin/sh\n# prodigy-hook v1: installed by ...\nenv -0 > somewhere\n"
+    )
     ctl("hooks", "install", cwd=repo, check=True)
     (folder / "post-commit").write_text("#!/bin/sh\n# prodigy-hook v1: installed by ...\n")
     shown = ctl("hooks", "status", cwd=repo)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from prodigyd.engine.mask import MASK, Masker
@@ -116,3 +118,14 @@ def test_a_cut_never_splits_a_secret():
     assert masker.cut(text, 23) == "head s3cret-token-value"  # the whole secret fits
     assert masker.cut(text, 3) == "hea"
     assert masker.cut("ghp_" + "a" * 30, 8) == ""  # a token recognised by its shape too
+
+
+def test_a_masker_made_from_its_secrets_elsewhere_masks_and_restores_alike() -> None:
+    """A map agent run in another process gets the session's masker as data."""
+    masker = Masker(["plain-value"])
+    masker.add("tok-Vb3nQ8rT2wL6yP0s", name="API_TOKEN")
+    copy = Masker.of(json.loads(json.dumps(masker.secrets())))
+    text = "plain-value and tok-Vb3nQ8rT2wL6yP0s"
+    assert copy.mask(text) == masker.mask(text) == "*** and ***"
+    assert copy.protect(text) == masker.protect(text) == "*** and «secret:API_TOKEN»"
+    assert copy.restore(masker.protect(text)) == "*** and tok-Vb3nQ8rT2wL6yP0s"

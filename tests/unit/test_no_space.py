@@ -19,8 +19,8 @@ import pytest
 
 import prodigyd.scheduler as scheduler_module
 from prodigyd import paths
+from prodigyd.engine.admission import RunRequest
 from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.session import RunRequest
 from prodigyd.errors import NoSpace
 from prodigyd.pool import WorktreePool
 from prodigyd.scheduler import Scheduler, SchedulerSettings
@@ -167,14 +167,18 @@ async def test_a_queued_job_that_fails_to_start_on_a_full_disk_is_not_started_ag
 async def test_a_hook_event_whose_job_does_not_fit_waits_in_the_spool_until_there_is_room(
     disk: Disk, repo: Path
 ):
-    commit_files(repo, {".prodigy/workflows/t.yml": "on: commit\ncommands:\n  - shell: 'true'\n"},
-                 "add a trigger")  # fmt: skip
+    commit_files(
+        repo,
+        {".prodigy/workflows/t.yml": "on: commit\ncommands:\n  - shell: 'true'\n"},
+        "add a trigger",
+    )
     head = git(repo, "rev-parse", "HEAD").strip()
     folder = paths.spool_dir()
     folder.mkdir(parents=True)
     (folder / "1-1.env").write_bytes(f"TOKEN={TOKEN}\0".encode())
-    (folder / "1-1.event").write_text(f"version=1\nhook=post-commit\nrepo={repo}\nhead={head}\n"
-                                      "branch=refs/heads/main\nend=1\n")  # fmt: skip
+    (folder / "1-1.event").write_text(
+        f"version=1\nhook=post-commit\nrepo={repo}\nhead={head}\nbranch=refs/heads/main\nend=1\n"
+    )
     jobs = manager()
     inbox = HookInbox(jobs)
     disk.fill()
@@ -219,16 +223,22 @@ async def test_an_entry_that_cannot_be_set_aside_on_a_full_disk_stays_and_the_in
 
     disk.free()
     await inbox.drain()
-    assert sorted(p.name for p in (paths.rejected_spool_dir()).iterdir()) == ["2-2.event",
-                                                                          "2-2.reason"]  # fmt: skip
+    assert sorted(p.name for p in (paths.rejected_spool_dir()).iterdir()) == [
+        "2-2.event",
+        "2-2.reason",
+    ]
     assert inbox.waiting is None
 
 
 def test_an_old_journal_drops_finished_environments_even_after_a_crash_before_recovery(
     isolated: Path,
 ):
-    journal.insert("workflow-1-aaaaaa", status="completed", record={},
-                   private={"env": {"T": TOKEN}, "args": []})  # fmt: skip
+    journal.insert(
+        "workflow-1-aaaaaa",
+        status="completed",
+        record={},
+        private={"env": {"T": TOKEN}, "args": []},
+    )
     journal.connection().execute("PRAGMA user_version=3")  # written by an older prodigyd
     journal.close_all()
     assert journal.counts() == {"completed": 1}  # a daemon opens it, then dies before `recover`
@@ -242,8 +252,12 @@ def test_an_old_journal_drops_finished_environments_even_after_a_crash_before_re
 def test_an_old_journal_opened_on_a_full_disk_drops_the_environments_once_there_is_room(
     disk: Disk,
 ):
-    journal.insert("workflow-1-bbbbbb", status="cancelled", record={},
-                   private={"env": {"T": TOKEN}, "args": []})  # fmt: skip
+    journal.insert(
+        "workflow-1-bbbbbb",
+        status="cancelled",
+        record={},
+        private={"env": {"T": TOKEN}, "args": []},
+    )
     journal.connection().execute("PRAGMA user_version=3")
     journal.close_all()
     jobs = Scheduler(EngineSettings(), SchedulerSettings(), WorktreePool())
@@ -259,9 +273,18 @@ def test_an_old_journal_opened_on_a_full_disk_drops_the_environments_once_there_
 def test_a_failed_scrub_never_turns_a_recorded_end_into_an_error(disk: Disk, repo: Path):
     env = {f"VAR_{n}": f"{TOKEN}-{n}" for n in range(50)}
     record = session_store.SessionRecord(
-        id="workflow-1-cccccc", workflow="/w.yml", workflow_name="w", workflow_sha256="0",
-        repo=str(repo), repo_id="r", original_branch="main", worktree="", branch="b",
-        cwd=str(repo), status=Status.RUNNING)  # fmt: skip
+        id="workflow-1-cccccc",
+        workflow="/w.yml",
+        workflow_name="w",
+        workflow_sha256="0",
+        repo=str(repo),
+        repo_id="r",
+        original_branch="main",
+        worktree="",
+        branch="b",
+        cwd=str(repo),
+        status=Status.RUNNING,
+    )
     session_store.create(record, env)
     disk.fail_sql("PRAGMA wal_checkpoint")
     record.status = Status.COMPLETED
@@ -300,9 +323,17 @@ def test_an_idle_hub_with_events_waiting_for_space_is_kept_until_they_are_writte
 
     def record(n: int) -> session_store.SessionRecord:
         return session_store.SessionRecord(
-            id=f"workflow-{n}-eeeeee", workflow="/w.yml", workflow_name="w", workflow_sha256="0",
-            repo=str(repo), repo_id="r", original_branch="main", worktree="", branch="b",
-            cwd=str(repo))  # fmt: skip
+            id=f"workflow-{n}-eeeeee",
+            workflow="/w.yml",
+            workflow_name="w",
+            workflow_sha256="0",
+            repo=str(repo),
+            repo_id="r",
+            original_branch="main",
+            worktree="",
+            branch="b",
+            cwd=str(repo),
+        )
 
     jobs = manager()
     disk.fill()

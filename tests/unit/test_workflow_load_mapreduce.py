@@ -64,7 +64,11 @@ continue_on_failure: false
     assert [s.kind for s in wf.map.agent_template] == ["claude", "shell"]
     assert wf.reduce[0].command == "/summarize ${map.results}"
     policy = wf.error_policy
-    assert (policy.on_item_failure, policy.max_failures, policy.failure_threshold) == ("retry", 5, 0.2)
+    assert (policy.on_item_failure, policy.max_failures, policy.failure_threshold) == (
+        "retry",
+        5,
+        0.2,
+    )
     assert policy.continue_on_failure is False and loaded.warnings == []
 
 
@@ -107,11 +111,14 @@ error_policy:
 
 
 def test_mistakes_name_their_line_and_field() -> None:
-    error = failure(BASE.replace("input: items.json", "input: items.json\n  filter: \"severity ==\""))
-    assert error.location is not None and (error.location.line, error.location.field) == (6, "map.filter")
-    error = failure(BASE + "  sort_by: \"priority SIDEWAYS\"\n")
+    error = failure(BASE.replace("input: items.json", 'input: items.json\n  filter: "severity =="'))
+    assert error.location is not None and (error.location.line, error.location.field) == (
+        6,
+        "map.filter",
+    )
+    error = failure(BASE + '  sort_by: "priority SIDEWAYS"\n')
     assert "SIDEWAYS" in error.message and error.location.field == "map.sort_by"
-    error = failure(BASE + "  json_path: \"$.items[\"\n")
+    error = failure(BASE + '  json_path: "$.items["\n')
     assert error.location.field == "map.json_path"
     error = failure(BASE + "  max_parallel: lots\n")
     assert "expected a whole number or $VAR" in error.message

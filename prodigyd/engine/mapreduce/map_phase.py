@@ -8,7 +8,9 @@ were in flight. An agent whose merge reached the parent before a crash could rec
 recognised by its merge commit and not run twice.
 
 The error policy (workflow `error_policy:`, see model.ErrorPolicy) decides what a failure
-does: a dead-letter queue entry, another attempt, nothing, or the end of dispatching.
+does: a dead-letter queue entry, another attempt, nothing, or the end of dispatching; its
+stopping rules are policy.py. Each attempt goes to the session's AgentRunner (runner.py),
+so nothing here knows where an agent runs.
 """
 
 from __future__ import annotations
@@ -17,25 +19,28 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodigyd import proc
+from prodigyd import paths, proc
 from prodigyd.clock import now_iso
-from prodigyd.engine.agent import MERGED_ITEM, AgentHost, AgentResult, WorkItem, run_agent
 from prodigyd.engine.context import RunContext
+from prodigyd.engine.gitvars import references_git_variables
+from prodigyd.engine.journal import CheckpointLog
+from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentSpec, WorkItem
+from prodigyd.engine.mapreduce.host import PhaseHost
+from prodigyd.engine.mapreduce.merge_queue import MERGED_ITEM, MergeQueue
+from prodigyd.engine.mapreduce.policy import Breaker, FailureLimits
+from prodigyd.engine.mapreduce.runner import run_agent
 from prodigyd.engine.mask import Masker
+from prodigyd.engine.plan import MAP
 from prodigyd.errors import ProdigyError, WorkflowError
 from prodigyd.eventtypes import EventType
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
-from prodigyd.store import checkpoints, dlq
 from prodigyd.workflow.interpolate import MISSING
 from prodigyd.workflow.items import items_from_output, select_items
-from prodigyd.workflow.model import CircuitBreaker, ErrorPolicy, MapSpec
-
-MAP = "map"
+from prodigyd.workflow.model import ErrorPolicy, MapSpec
 
 #: How long a map `input:` command may run (the original's fixed limit).
 INPUT_COMMAND_TIMEOUT = 300.0
@@ -67,89 +72,20 @@ class MapOutcome:
         }
 
 
-class FailureLimits:
-    """When failures stop the dispatching of new items (pure: no clock, no I/O)."""
-
-    def __init__(self, policy: ErrorPolicy, total: int) -> None:
-        self.policy, self.total = policy, total
-        self.failed = 0
-        self.reason: str | None = None
-
-    def record(self, success: bool) -> None:
-        if success:
-            return
-        self.failed += 1
-        policy = self.policy
-        if policy.on_item_failure == "stop":
-            self.reason = "an item failed and on_item_failure is stop"
-        elif policy.max_failures is not None and self.failed > policy.max_failures:
-            limit = policy.max_failures
-            self.reason = f"{self.failed} items failed, more than max_failures ({limit})"
-        elif policy.failure_threshold is not None and (
-            self.failed / max(self.total, 1) > policy.failure_threshold
-        ):
-            self.reason = (
-                f"{self.failed} of {self.total} items failed, more than failure_threshold "
-                f"({policy.failure_threshold:g})"
-            )
-        elif (
-            not policy.continue_on_failure
-            and policy.max_failures is None
-            and (policy.failure_threshold is None)
-        ):
-            self.reason = "an item failed and continue_on_failure is false"
-
-
-class Breaker:
-    """The circuit breaker: after `failure_threshold` failures in a row it opens and nothing
-    is dispatched for `timeout` seconds; then `half_open_requests` trial agents go, and
-    `success_threshold` successes close it again (a failure re-opens it). `clock` is a
-    parameter so tests drive it without sleeping."""
-
-    def __init__(self, spec: CircuitBreaker, clock: Callable[[], float] = time.monotonic) -> None:
-        self.spec, self.clock = spec, clock
-        self.state = "closed"
-        self.failures = self.successes = self.trials = 0
-        self.opened_at = 0.0
-
-    def wait_time(self) -> float:
-        """Seconds until a new agent may start (0: now); claims a trial slot when half open."""
-        if self.state == "open":
-            remaining = self.opened_at + self.spec.timeout - self.clock()
-            if remaining > 0:
-                return remaining
-            self.state, self.trials, self.successes = "half_open", 0, 0
-        if self.state == "half_open":
-            if self.trials >= self.spec.half_open_requests:
-                return 0.05  # trials in flight: look again shortly
-            self.trials += 1
-        return 0.0
-
-    def record(self, success: bool) -> None:
-        if success:
-            self.failures = 0
-            if self.state == "half_open":
-                self.successes += 1
-                if self.successes >= self.spec.success_threshold:
-                    self.state = "closed"
-                else:
-                    self.trials -= 1  # room for the next trial
-            return
-        self.failures += 1
-        if self.state == "half_open" or self.failures >= self.spec.failure_threshold:
-            self.state, self.opened_at = "open", self.clock()
-
-
 @dataclass
 class MapPhase:
     spec: MapSpec
     policy: ErrorPolicy
-    host: AgentHost
-    workflow_name: str
-    on_progress: Callable[[int, int, int], None]  # (total, processed, failed)
+    host: PhaseHost
+    parent: RunContext  # the session's, after setup: its worktree, variables, events
     fixed_items: list[tuple[int, Any]] | None = None  # (index, item): a DLQ retry's items
     dlq_job: str | None = None  # the job whose DLQ entries this phase updates (a retry's)
     results: dict[str, AgentResult] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.journal = self.host.journal
+        self.queue = MergeQueue(self.parent, self.host.branch, self.host.repo)
+        self.log_dir = paths.agent_logs_dir(self.session_id)
 
     @property
     def session_id(self) -> str:
@@ -161,22 +97,40 @@ class MapPhase:
 
     @property
     def _masker(self) -> Masker:
-        return self.host.parent.masker
+        return self.parent.masker
+
+    def _agents(self) -> AgentSpec:
+        """What every agent of the phase runs with: the parent's state after setup."""
+        parent, workflow = self.parent, self.host.workflow
+        return AgentSpec(
+            session_id=self.session_id,
+            workflow_name=workflow.name,
+            template=self.spec.agent_template,
+            variables=parent.variables.snapshot(),
+            env=parent.env,
+            secrets=parent.masker.secrets(),
+            settings=parent.settings,
+            timeout=agent_timeout(self.spec, parent),
+            track_git=references_git_variables(workflow),
+            strict_variables=parent.strict_variables,
+            keep_failed=self.host.keep_failed,
+        )
 
     async def run(self) -> MapOutcome:
-        writer = checkpoints.CheckpointWriter(self.session_id, MAP)
+        writer = self.journal.checkpoint_log(self.session_id, MAP)
         try:
             return await self._run(writer)
         finally:
             await writer.close()
 
-    async def _run(self, writer: checkpoints.CheckpointWriter) -> MapOutcome:
+    async def _run(self, writer: CheckpointLog) -> MapOutcome:
+        agents = self._agents()  # a bad agent_timeout_secs fails the phase before any item
         items, base = await self._items(writer)
         total = len(items)
         pending = [
             WorkItem(i, value, total) for i, value in items if f"item_{i}" not in self.results
         ]
-        events = self.host.parent.events
+        events = self.parent.events
         if not items:
             events.emit(
                 EventType.MAP_PHASE_COMPLETED,
@@ -189,13 +143,14 @@ class MapPhase:
         pending = await self._recover(pending, base, writer)
         limits = FailureLimits(self.policy, total)
         limits.failed = sum(1 for r in self.results.values() if not r.success)
-        self.on_progress(total, len(self.results), limits.failed)
+        self.host.map_progress(total, len(self.results), limits.failed)
         started = time.monotonic()
         if pending:
-            await self._dispatch(pending, limits, writer, total)
+            await self._dispatch(pending, agents, limits, writer, total)
         ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
-        outcome.stopped = self.host.stop.is_set() and len(ordered) < total and not limits.reason
+        stop = self.host.stop_event
+        outcome.stopped = stop.is_set() and len(ordered) < total and not limits.reason
         if limits.reason:
             outcome.ok, outcome.error = False, f"map phase stopped: {limits.reason}"
         if not outcome.stopped:
@@ -213,12 +168,10 @@ class MapPhase:
 
     # -- items ----------------------------------------------------------------------------
 
-    async def _items(
-        self, writer: checkpoints.CheckpointWriter
-    ) -> tuple[list[tuple[int, Any]], str | None]:
+    async def _items(self, writer: CheckpointLog) -> tuple[list[tuple[int, Any]], str | None]:
         """(index, item) pairs (from the journal when resuming), and the parent HEAD the
         phase began at."""
-        journal = list(checkpoints.read_records(writer.path))
+        journal = self.journal.checkpoint_records(self.session_id, MAP)
         header = next((r for r in journal if r.get("kind") == "items"), None)
         for record in journal:
             if record.get("kind") == "result":
@@ -231,9 +184,9 @@ class MapPhase:
         if self.fixed_items is not None:
             indexes, values = [i for i, _ in self.fixed_items], [v for _, v in self.fixed_items]
         else:
-            values = await load_items(self.spec, self.host.parent)
+            values = await load_items(self.spec, self.parent)
             indexes = list(range(len(values)))
-        base = await self.host.parent_head()
+        base = await self.queue.head()
         header = {
             "kind": "items",
             "items": values,
@@ -245,15 +198,15 @@ class MapPhase:
         return list(zip(indexes, values, strict=True)), base
 
     async def _recover(
-        self, pending: list[WorkItem], base: str | None, writer: checkpoints.CheckpointWriter
+        self, pending: list[WorkItem], base: str | None, writer: CheckpointLog
     ) -> list[WorkItem]:
         """After a crash: settle a merge into the parent it cut off, and record the agents
         whose merge landed before it. (An agent run again re-adopts its worktree, which
         kills what the cut-off run left there: see WorktreePool.acquire.)"""
         if base is None:
             return pending
-        await settle_interrupted_merge(self.host.parent.worktree)
-        merged = await merged_item_ids(self.host.parent.worktree, base, MERGED_ITEM)
+        await settle_interrupted_merge(self.parent.worktree)
+        merged = await merged_item_ids(self.parent.worktree, base, MERGED_ITEM)
         still = []
         for item in pending:
             if item.item_id not in merged:
@@ -273,29 +226,30 @@ class MapPhase:
         value = self.spec.max_parallel
         if isinstance(value, int):
             return value
-        return _number_from(value, self.host.parent, "max_parallel")
+        return _number_from(value, self.parent, "max_parallel")
 
     # -- dispatching ------------------------------------------------------------------------
 
     async def _dispatch(
         self,
         pending: list[WorkItem],
+        agents: AgentSpec,
         limits: FailureLimits,
-        writer: checkpoints.CheckpointWriter,
+        writer: CheckpointLog,
         total: int,
     ) -> None:
         parallel = min(self._parallelism(), len(pending))
-        self.host.parent.events.emit(
+        self.parent.events.emit(
             EventType.MAP_PHASE_STARTED,
             total_items=total,
             pending=len(pending),
             max_parallel=parallel,
             resumed=len(pending) < total,
         )
-        queue = deque(pending)
+        waiting = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         workers = [
-            asyncio.create_task(self._worker(queue, limits, breaker, writer, total))
+            asyncio.create_task(self._worker(waiting, agents, limits, breaker, writer, total))
             for _ in range(parallel)
         ]
         try:
@@ -306,44 +260,49 @@ class MapPhase:
 
     async def _worker(
         self,
-        queue: deque[WorkItem],
+        waiting: deque[WorkItem],
+        agents: AgentSpec,
         limits: FailureLimits,
         breaker: Breaker | None,
-        writer: checkpoints.CheckpointWriter,
+        writer: CheckpointLog,
         total: int,
     ) -> None:
-        stop = self.host.stop
-        while queue and limits.reason is None and not stop.is_set():
+        stop = self.host.stop_event
+        while waiting and limits.reason is None and not stop.is_set():
             if breaker is not None:
                 wait = breaker.wait_time()
                 if wait > 0:
                     await _sleep_unless(stop, wait)
                     continue
-            item = queue.popleft()
-            result = await self._run_item(item)
+            item = waiting.popleft()
+            result = await self._run_item(item, agents)
             if result is None:  # stopped mid-item: it runs again on resume
                 return
             await self._record(result, writer)
             limits.record(result.success)
             if breaker is not None:
                 breaker.record(result.success)
-            self.on_progress(total, len(self.results), limits.failed)
+            self.host.map_progress(total, len(self.results), limits.failed)
 
-    async def _run_item(self, item: WorkItem) -> AgentResult | None:
-        """All attempts of one item; failures go to the DLQ as they happen."""
+    async def _run_item(self, item: WorkItem, agents: AgentSpec) -> AgentResult | None:
+        """All attempts of one item; failures go to the DLQ as they happen. Each attempt
+        starts at the parent's commit of the moment, with every merge before it."""
         attempts = self.policy.retry_attempts if self.policy.on_item_failure == "retry" else 1
         result: AgentResult | None = None
         for attempt in range(1, attempts + 1):
-            result = await run_agent(item, self.host, attempt)
+            job = AgentJob(agents, item, attempt, start=await self.queue.head())
+            result = await run_agent(
+                self.host.runner, job, self.queue, self.log_dir, self.host.stop_event
+            )
             if result is None:
                 return None
             if result.success:
                 if attempt > 1 or self.dlq_job is not None:
-                    dlq.remove(self._dlq_job, [item.item_id])
+                    self.journal.remove_dead_letters(self._dlq_job, [item.item_id])
                 return result
             self._dead_letter(item, result)
             if attempt < attempts:
-                self.host.parent.events.emit(
+                self.parent.events.emit(
                     EventType.AGENT_RETRYING, item_id=item.item_id, attempt=attempt + 1
                 )
         return result
@@ -351,16 +310,17 @@ class MapPhase:
     def _dead_letter(self, item: WorkItem, result: AgentResult) -> None:
         if self.policy.on_item_failure == "skip":
             return
+        assert result.failure_reason is not None  # set with every failure
         artifacts = None
         if result.branch_name:
             artifacts = {"worktree_path": result.worktree_path, "branch_name": result.branch_name}
         mask = self._masker.mask_obj
-        entry = dlq.record_failure(
+        entry = self.journal.dead_letter(
             self._dlq_job,
             item.item_id,
             item=mask(item.value),
             repo=str(self.host.repo),
-            workflow=self.workflow_name,
+            workflow=self.host.workflow.name,
             reason=result.failure_reason,
             artifacts=artifacts,
             attempt={
@@ -373,7 +333,7 @@ class MapPhase:
                 "step_failed": "agent_execution",
             },
         )
-        self.host.parent.events.emit(
+        self.parent.events.emit(
             EventType.DLQ_ITEM_ADDED,
             item_id=item.item_id,
             error_type=entry["error_type"],
@@ -381,7 +341,7 @@ class MapPhase:
             failure_count=entry["failure_count"],
         )
 
-    async def _record(self, result: AgentResult, writer: checkpoints.CheckpointWriter) -> None:
+    async def _record(self, result: AgentResult, writer: CheckpointLog) -> None:
         self.results[result.item_id] = result
         protected = self._masker.protect(result.as_dict())  # secrets as placeholders
         await writer.write({"kind": "result", "result": protected})

@@ -1,0 +1,204 @@
+"""Admission: a submission or a resume is checked before it is acknowledged (reference §4.1).
+
+`prepare` validates everything a user can get wrong (the workflow file, the repository and
+branch, the environment, the claude executable) and builds the session record, so those
+errors reach `prodigyctl run` as usage errors (exit code 2), never as a failed job.
+`check_resumable` refuses the resumes that cannot be right. Nothing here writes anything:
+the scheduler stores what it accepts.
+
+The job environment is composed here exactly as the run composes it (`compose_environment`,
+the one home of that recipe), so an error it would meet later surfaces now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prodigyd import paths
+from prodigyd.claude.cli import resolve_binary as resolve_claude
+from prodigyd.engine import env as job_env
+from prodigyd.engine.mask import Masker
+from prodigyd.engine.plan import total_steps
+from prodigyd.errors import Conflict, GitError, Location, WorkflowError
+from prodigyd.git import repo as git_repo
+from prodigyd.pool import WorktreePool
+from prodigyd.store.ids import new_session_id
+from prodigyd.store.sessions import DlqRetry, SessionRecord, Status
+from prodigyd.watch.variables import variables as trigger_variables
+from prodigyd.workflow.interpolate import VariableStore
+from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
+from prodigyd.workflow.model import Step, Workflow
+
+
+@dataclass
+class RunRequest:
+    """What a client submits: resolved paths plus the caller's environment."""
+
+    workflow: str
+    cwd: str
+    env: dict[str, str]
+    repo: str | None = None
+    args: tuple[str, ...] = ()
+    profile: str | None = None
+    merge_policy: str = "ask"
+    strict: bool = False
+    dlq_retry: DlqRetry | None = None  # re-run dead letters of another job (dlq retry)
+    branch: str | None = None  # into this branch, not the one checked out (dlq retry, triggers)
+    triggered_by: str | None = None  # the git event behind it, for people reading the record
+    start_commit: str | None = None  # start here (a commit id), not at the branch's tip
+
+
+async def prepare(
+    request: RunRequest, *, claude_bin: str | None = None
+) -> tuple[SessionRecord, LoadedWorkflow]:
+    """Validate a submission and build its session record (nothing is written yet).
+
+    Everything a user can get wrong is checked here, before the job is acknowledged: the
+    workflow file, the repository and branch, the environment (profile, env files, secrets)
+    and the claude executable when a step needs it. `record.args` comes back masked.
+    """
+    workflow_path = Path(request.cwd, request.workflow).expanduser()
+    loaded = await load_workflow_async(workflow_path, strict=request.strict)
+    where = Path(request.cwd, request.repo or ".").expanduser()
+    if request.branch:  # a DLQ retry goes back into its job's branch, checked out or not
+        repo, branch = await git_repo.repo_root(where), request.branch
+    else:
+        repo, branch = await git_repo.root_and_branch(where)
+    if request.branch and not await git_repo.branch_exists(repo, request.branch):
+        raise GitError(f"branch {request.branch!r} no longer exists in {repo}")
+    if request.dlq_retry is not None and loaded.workflow.map is None:
+        raise WorkflowError(
+            f"{loaded.path} is no longer a MapReduce workflow: its dead letters cannot be re-run",
+            location=Location(str(loaded.path)),
+        )
+    session_id = new_session_id(loaded.workflow.mode)
+    rid = paths.repo_id(repo)
+    record = SessionRecord(
+        id=session_id,
+        workflow=str(loaded.path),
+        workflow_name=loaded.workflow.name,
+        workflow_sha256=loaded.sha256,
+        repo=str(repo),
+        repo_id=rid,
+        original_branch=branch,
+        worktree="",  # assigned from the worktree pool when the session starts
+        branch=f"prodigy-{session_id}",
+        cwd=request.cwd,
+        args=list(request.args),
+        profile=request.profile,
+        merge_policy=request.merge_policy,
+        strict=request.strict,
+        mode=loaded.workflow.mode,
+        total_steps=total_steps(loaded.workflow, request.dlq_retry),
+        dlq_retry=request.dlq_retry,
+        triggered_by=request.triggered_by,
+        start_commit=request.start_commit,
+        warnings=loaded.warnings,
+    )
+    masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
+    record.args = masker.mask_obj(list(request.args))
+    return record, loaded
+
+
+def check_environment(
+    workflow: Workflow,
+    record: SessionRecord,
+    env: Mapping[str, str],
+    args: Sequence[str],
+    claude_bin: str | None,
+) -> Masker:
+    """Compose the job environment once, as the run will, so its errors surface now."""
+    masker = Masker()
+    compose_environment(workflow, record, env, args, masker)
+    if any(step.kind == "claude" for step in _all_steps(workflow.phase_steps)):
+        resolve_claude(claude_bin, env)
+    return masker
+
+
+def compose_environment(
+    workflow: Workflow,
+    record: SessionRecord,
+    env: Mapping[str, str],
+    args: Sequence[str],
+    masker: Masker,
+) -> tuple[VariableStore, job_env.JobEnvironment]:
+    """The session's built-in and trigger variables, and its job environment (whose
+    secrets `masker` learns)."""
+    store = VariableStore()
+    store.update(_builtin_variables(record, Path(record.worktree), args))
+    store.update(trigger_variables(env))
+    composed = job_env.compose(
+        workflow,
+        inherited=env,
+        profile=record.profile,
+        files_root=Path(record.repo),
+        store=store,
+        masker=masker,
+    )
+    return store, composed
+
+
+def check_resumable(
+    record: SessionRecord, loaded: LoadedWorkflow, *, force: bool, pool: WorktreePool
+) -> None:
+    """Refuse resumes that cannot be right: finished sessions, changed workflows, a
+    worktree that is gone (a session that never got one simply starts afresh)."""
+    if record.status.active:
+        raise Conflict(f"session {record.id} is {record.status.value}")
+    if not record.status.resumable:
+        raise Conflict(
+            f"session {record.id} is {record.status.value} and cannot be resumed",
+            hint="`prodigyctl merge ID` finishes an awaiting_merge session"
+            if record.status is Status.AWAITING_MERGE
+            else None,
+        )
+    if loaded.sha256 != record.workflow_sha256 and not force:
+        raise Conflict(
+            f"the workflow file {record.workflow} changed since session {record.id} started",
+            hint="resume with --force to run the remaining steps of the edited file",
+        )
+    if record.worktree and not pool.holds(record.id, Path(record.worktree)):
+        raise Conflict(
+            f"the worktree of session {record.id} is gone ({record.worktree})",
+            hint="the session cannot be resumed; start a new run",
+        )
+
+
+def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
+    found = []
+    for step in steps:
+        found.append(step)
+        nested = [step.on_success, *step.on_exit_code.values()]
+        if step.foreach:
+            nested.extend(step.foreach.do)
+        if step.on_failure:
+            nested.extend(step.on_failure.handlers)
+        if step.validation:
+            nested.extend(step.validation.commands)
+            if step.validation.on_incomplete:
+                nested.extend(step.validation.on_incomplete.commands)
+        found.extend(_all_steps(tuple(s for s in nested if s is not None)))
+    return found
+
+
+def _builtin_variables(
+    record: SessionRecord, worktree: Path, args: Sequence[str]
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "workflow.name": record.workflow_name,
+        "workflow.id": record.id,
+        "workflow.iteration": 1,
+        "ITERATION": 1,
+        "PROJECT_ROOT": str(worktree),
+        "WORKTREE": worktree.name,
+        "SESSION_ID": record.id,
+    }
+    if args:
+        values["ARG"] = args[0]
+    for number, value in enumerate(args, start=1):
+        values[f"ARG_{number}"] = value
+        values[str(number)] = value
+    return values

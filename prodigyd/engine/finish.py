@@ -1,0 +1,147 @@
+"""Finishing a session: its branch merged into the user's branch, verified, then its worktree
+and branch given back (reference §4.7). `Session.merge` holds the merge lock and records
+the statuses; the git work is here.
+
+Decisions:
+- Changes a workflow left uncommitted in its worktree are committed before the merge
+  ("prodigy: uncommitted changes from <workflow>"): removing the worktree must never lose
+  work, and users expect files a workflow wrote to land on their branch.
+- A custom `merge:` workflow runs first, in the worktree, with the `${merge.*}` variables;
+  it may merge by itself. Prodigy then finishes the job with a plain, verified
+  `git merge --no-ff` if the branch is not merged yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from prodigyd.engine.context import EventSink, RunContext
+from prodigyd.engine.gitvars import GitTracker
+from prodigyd.engine.phase import no_checkpoint, run_sequential
+from prodigyd.engine.step import StepRunner
+from prodigyd.errors import MergeRefused, ProdigyError
+from prodigyd.eventtypes import EventType
+from prodigyd.git import merge as git_merge
+from prodigyd.git import repo as git_repo
+from prodigyd.git import worktree as git_worktree
+from prodigyd.pool import WorktreePool
+from prodigyd.store.sessions import SessionRecord
+from prodigyd.workflow.model import MergeSpec
+
+log = logging.getLogger("prodigyd.session")
+
+
+def holds_worktree(record: SessionRecord, pool: WorktreePool) -> bool:
+    """Whether the session still has its worktree. After its clean-up the slot may serve
+    another session: the pool's record of the owner decides, not the folder."""
+    return bool(record.worktree) and pool.holds(record.id, Path(record.worktree))
+
+
+async def merge_branch(
+    record: SessionRecord,
+    *,
+    held: bool,
+    merge_spec: MergeSpec | None,
+    context: Callable[[], RunContext],
+) -> git_merge.MergeOutcome:
+    """Merge the session branch into its target (under the caller's merge lock). `held`:
+    the session still has its worktree; `context` makes a merge workflow's run context."""
+    repo, worktree = Path(record.repo), Path(record.worktree)
+    if not await git_repo.branch_exists(repo, record.original_branch):
+        raise MergeRefused(
+            f"target branch {record.original_branch!r} no longer exists",
+            hint=f"recreate it (`git branch {record.original_branch} <commit>`) or merge "
+            f"{record.branch} yourself; the worktree {record.worktree} is kept",
+        )
+    if not held and not await git_repo.branch_exists(repo, record.branch):
+        # prodigy deletes a session branch only after a verified merge (or when it had
+        # nothing to merge): a stop after that left only the final bookkeeping undone
+        return git_merge.MergeOutcome(False, None, "already merged and cleaned up")
+    if held:
+        await _check_worktree_head(record, worktree)
+        await git_repo.commit_all(
+            worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
+        )
+        if merge_spec is not None:
+            await _run_merge_workflow(record, merge_spec, context())
+    # else: a run stopped during its clean-up: the branch alone carries the result (it
+    # may be merged already, which merge_branch reports as nothing to merge)
+    return await git_merge.merge_branch(
+        repo,
+        record.branch,
+        record.original_branch,
+        message=f"{git_merge.PRODIGY_MERGE_PREFIX}{record.id} ({record.workflow_name})",
+    )
+
+
+async def _check_worktree_head(record: SessionRecord, worktree: Path) -> None:
+    """A workflow that left its branch (detached HEAD, other branch) would lose those
+    commits in the cleanup: refuse and keep the worktree instead."""
+    try:
+        branch = await git_repo.current_branch(worktree)
+    except ProdigyError:
+        branch = None
+    if branch != record.branch:
+        where = f"on branch {branch!r}" if branch else "detached"
+        raise MergeRefused(
+            f"the session worktree is {where}, not on {record.branch}: its commits would be lost",
+            hint=f"check out {record.branch} in {record.worktree} (keeping the commits you "
+            f"want), then run `prodigyctl merge {record.id}`",
+        )
+
+
+async def _run_merge_workflow(record: SessionRecord, spec: MergeSpec, ctx: RunContext) -> None:
+    ctx.stop = asyncio.Event()  # a merge workflow runs to its end (or its timeout)
+    ctx.variables.update(
+        await git_merge.merge_variables(
+            Path(record.repo),
+            record.branch,
+            record.original_branch,
+            worktree=ctx.worktree,
+            session_id=record.id,
+        )
+    )
+    runner = StepRunner(ctx, GitTracker(ctx.worktree, None, track=False))
+    phase = run_sequential(
+        spec.steps, runner, ctx.variables, completed=[], checkpoint=no_checkpoint
+    )
+    try:
+        outcome = await asyncio.wait_for(phase, spec.timeout)
+    except TimeoutError:
+        raise MergeRefused(f"merge workflow timed out after {spec.timeout:g} seconds") from None
+    if not outcome.ok:
+        raise MergeRefused(f"merge workflow failed: {outcome.error}")
+
+
+async def clean_up(record: SessionRecord, pool: WorktreePool, events: EventSink) -> None:
+    """Give the worktree back to the pool and delete the branch, once the merge is
+    verified (`cleanup_on_complete = false` keeps both, to look at).
+
+    The merge is done by now, so a failure here (a concurrent git operation, a file
+    still open) is reported, not fatal: the session still completes, and what is left
+    is named in a `cleanup_failed` event and the daemon log (the pool's collector
+    reclaims it later).
+    """
+    repo = Path(record.repo)
+    keep = not pool.settings.cleanup_on_complete
+    try:
+        if holds_worktree(record, pool):  # parked where the next run of this branch starts
+            park = f"{git_repo.HEADS}{record.original_branch}"
+            await pool.release(Path(record.worktree), keep=keep, park_at=park)
+        if (
+            not keep
+            and await git_repo.branch_exists(repo, record.branch)
+            and (
+                record.merged
+                or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)
+            )
+        ):
+            await git_worktree.delete_branch(repo, record.branch)
+    except ProdigyError as exc:
+        log.warning("session %s: clean-up failed: %s", record.id, exc.message)
+        events.emit(EventType.CLEANUP_FAILED, worktree=record.worktree, error=exc.render())
+        return
+    events.emit(EventType.WORKTREE_CLEANED, worktree=record.worktree, branch=record.branch)

@@ -1,0 +1,154 @@
+"""Where map agents run: the AgentRunner protocol, and LocalAgentRunner, the daemon's own.
+
+The map phase hands each attempt of an item to its session's runner, which finds the agent
+a worktree, runs the portable `execute` there (agent.py) and `deliver`s the result through
+the merge queue (merge_queue.py), which always runs in the daemon. LocalAgentRunner does
+all of it in the daemon: a worktree from the pool (detached at the parent's current HEAD,
+so it sees setup's work and every agent merged before it started), `execute` in the
+daemon's event loop, and the worktree back to the pool afterwards (kept, with the work on
+a branch, for a failed agent under `keep_failed`). Another runner can execute elsewhere (a
+clone from a git bundle in another process or on another machine) and hand `deliver` the
+commits as a bundle: the map phase, its DLQ entries, retries and resume do not know where
+an agent ran.
+
+`run_agent` is what the map phase calls: it gives the attempt its log file and tagged
+events (AgentSink), asks the runner, and reports the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from prodigyd.clock import now_iso
+from prodigyd.engine.context import EventSink
+from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentRun, execute
+from prodigyd.engine.mapreduce.merge_queue import MergeQueue
+from prodigyd.engine.mask import Masker
+from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
+from prodigyd.git.cli import git
+from prodigyd.pool import WorktreePool
+
+
+class AgentRunner(Protocol):
+    async def run(
+        self, job: AgentJob, queue: MergeQueue, events: EventSink, stop: asyncio.Event
+    ) -> AgentResult | None:
+        """Execute `job` somewhere and deliver it through `queue`: the item's result, or
+        None when `stop` ended it first (it runs again on resume)."""
+        ...
+
+
+class AgentSink:
+    """The parent's sink, with every event tagged by agent and item, and the agent's
+    output also written to its own log file (what a DLQ entry points to)."""
+
+    def __init__(
+        self, inner: EventSink, agent_id: str, item_id: str, log: TextIO, masker: Masker
+    ) -> None:
+        self.inner, self.agent_id, self.item_id = inner, agent_id, item_id
+        self.log, self.masker = log, masker
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        if event_type == "step_output":
+            self.log.write(self.masker.mask(f"{fields.get('line', '')}\n"))
+        elif event_type in ("step_started", "step_failed"):
+            line = f"== {event_type} {fields.get('step')}: {fields.get('display')}\n"
+            self.log.write(self.masker.mask(line))
+        self.inner.emit(event_type, agent_id=self.agent_id, item_id=self.item_id, **fields)
+
+
+async def run_agent(
+    runner: AgentRunner, job: AgentJob, queue: MergeQueue, log_dir: Path, stop: asyncio.Event
+) -> AgentResult | None:
+    """One attempt of an item through `runner`, logged to its own file; None when the
+    phase was asked to stop first (the item then runs again on resume)."""
+    started_at, started = now_iso(), time.monotonic()
+    item_id, parent = job.item.item_id, queue.parent
+    log_path = log_dir / f"{item_id}.attempt-{job.attempt}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        events = AgentSink(parent.events, job.agent_id, item_id, log, parent.masker)
+        result = await runner.run(job, queue, events, stop)
+    if result is None:
+        return None
+    result.started_at, result.completed_at = started_at, now_iso()
+    result.duration = round(time.monotonic() - started, 6)
+    result.log_path = str(log_path)
+    if result.success:
+        events.emit(
+            EventType.AGENT_COMPLETED,
+            duration=result.duration,
+            commits=result.commits,
+            attempt=job.attempt,
+        )
+    else:
+        events.emit(
+            EventType.AGENT_FAILED,
+            error=result.error,
+            failure_reason=result.failure_reason,
+            attempt=job.attempt,
+            log_path=result.log_path,
+        )
+    return result
+
+
+class LocalAgentRunner:
+    """Agents in worktrees of the daemon's pool, executed in the daemon."""
+
+    def __init__(self, pool: WorktreePool) -> None:
+        self.pool = pool
+
+    async def run(
+        self, job: AgentJob, queue: MergeQueue, events: EventSink, stop: asyncio.Event
+    ) -> AgentResult | None:
+        session_id = job.spec.session_id
+        try:
+            lease = await self.pool.acquire(
+                queue.repo,
+                owner=f"{session_id}/{job.item.item_id}",
+                session_id=session_id,
+                start=job.start,
+                workflow=job.spec.workflow_name,
+            )
+        except (ProdigyError, OSError) as exc:
+            error = f"could not make the agent's worktree: {exc}"
+            return await queue.deliver(
+                job, AgentRun.failure(error, FailureReason.WORKTREE_ERROR), events
+            )
+        events.emit(
+            EventType.AGENT_STARTED,
+            worktree=str(lease.path),
+            attempt=job.attempt,
+            item_index=job.item.index,
+            item_total=job.item.total,
+        )
+        run = await execute(job, str(lease.path), events, stop)
+        if run is None:
+            await self._release(lease.path, queue.parent.events)
+            return None
+        result = await queue.deliver(job, run, events)
+        result.worktree_path = str(lease.path)
+        keep = job.spec.keep_failed and not result.success and run.head is not None
+        if keep:
+            try:
+                await git(lease.path, "checkout", "--quiet", "-B", job.branch)
+                result.branch_name = job.branch
+            except ProdigyError:
+                keep = False
+        pristine = result.success and run.clean
+        await self._release(lease.path, queue.parent.events, keep=keep, pristine=pristine)
+        return result
+
+    async def _release(
+        self, path: Path, events: EventSink, *, keep: bool = False, pristine: bool = False
+    ) -> None:
+        """Back to the pool (unscrubbed when `pristine`), or kept."""
+        try:
+            await self.pool.release(path, keep=keep, pristine=pristine)
+        except ProdigyError as exc:  # the agent's outcome stands; the collector reclaims it later
+            events.emit(EventType.CLEANUP_FAILED, worktree=str(path), error=exc.render())

@@ -1,0 +1,22 @@
+"""Why a step, a map agent or its merge failed: one value, set where the failure happens.
+
+The value travels with the failure (a step's report, a phase's outcome, an agent's result,
+its `agent_failed` event) to the dead-letter queue, whose `error_type` it is (reference
+§4.9). Nothing downstream reads an error message to guess it: a message is for people and
+its wording may change, and a command's output that happens to say "timeout" or "merge"
+does not make a failure one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureReason(StrEnum):
+    TIMEOUT = "Timeout"  # a step's command or the whole agent ran past its timeout
+    COMMAND_FAILED = "CommandFailed"  # a command exited non-zero or could not run
+    COMMIT_VALIDATION_FAILED = "CommitValidationFailed"  # commit_required, and no commit
+    VALIDATION_FAILED = "ValidationFailed"  # `validate:` found the work incomplete
+    MERGE_CONFLICT = "MergeConflict"  # the agent's commits could not be merged into the parent
+    WORKTREE_ERROR = "WorktreeError"  # the agent's worktree could not be made or committed
+    UNKNOWN = "Unknown"  # a step failed with exit code 0 for another reason (a capture)
