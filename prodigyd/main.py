@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from prodigyd import paths, proc, systemd
 from prodigyd.config import Config, ConfigError, WorktreeConfig, load
 from prodigyd.errors import NoSpace
+from prodigyd.store import journal
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 from prodigyd.version import version
 
@@ -211,10 +212,13 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     if not activated:  # systemd owns an activated socket: unlinking it breaks reactivation
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
+    # The journal is closed (SQLite folds and deletes its -wal file) before the pid file
+    # goes: `daemon stop` returns once it is gone, and finds the store settled.
+    journal.close_all()
+    log.info("stopped")
     with contextlib.suppress(FileNotFoundError):
         paths.pid_file().unlink()
     watchdog.cancel()  # last: keep pinging systemd through the shutdown grace
-    log.info("stopped")
     return 0
 
 

@@ -196,3 +196,14 @@ def test_drain_finishes_queued_and_running_jobs_before_exiting(
     assert not (isolated / "prodigyd.pid").exists()
     files = set(git(repo, "ls-tree", "--name-only", "main").split())
     assert {f"{sid}.txt" for sid in ids} <= files  # both ran to the end, then it stopped
+
+
+def test_stop_returns_once_the_store_is_settled(isolated: Path, repo: Path, tmp_path: Path):
+    """`daemon stop` returns when the pid file goes, and the daemon removes it last: the
+    journal is closed by then (no -wal file left for a backup or a test to race)."""
+    (tmp_path / "wf.yml").write_text("- shell: 'true'\n")
+    for _ in range(3):
+        ctl("run", "-y", str(tmp_path / "wf.yml"), cwd=repo, check=True)  # autostarts
+        ctl("daemon", "stop", check=True)
+        assert not (isolated / "journal.db-wal").exists()
+        assert ctl("daemon", "status").returncode == 5  # stopped: not running
