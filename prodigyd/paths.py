@@ -118,8 +118,18 @@ def space_probe_file() -> Path:
     return home() / ".space-probe"
 
 
+def state_dir(session_id: str) -> Path:
+    """A session's own state folder: its checkpoints, and (before the pool) worktree.json."""
+    return home() / "state" / session_id
+
+
 def checkpoints_dir(session_id: str) -> Path:
-    return home() / "state" / session_id / "checkpoints"
+    return state_dir(session_id) / "checkpoints"
+
+
+def legacy_worktree_file(session_id: str) -> Path:
+    """Where sessions started before the pool kept their base commit."""
+    return state_dir(session_id) / "worktree.json"
 
 
 def events_root() -> Path:

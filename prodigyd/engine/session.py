@@ -381,7 +381,7 @@ class Session:
     def _legacy_base_commit(self) -> str | None:
         """Sessions started before the pool kept their base commit in worktree.json."""
         try:
-            meta = read_json(paths.checkpoints_dir(self.record.id).parent / "worktree.json")
+            meta = read_json(paths.legacy_worktree_file(self.record.id))
             return str(meta.get("base_commit"))
         except (FileNotFoundError, StoreError, AttributeError):
             return None
