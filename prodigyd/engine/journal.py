@@ -97,7 +97,7 @@ class StoreJournal:
         return checkpoints.CheckpointWriter(session_id, phase)
 
     def checkpoint_records(self, session_id: str, phase: str) -> list[dict[str, Any]]:
-        return list(checkpoints.read_records(checkpoints.journal_file(session_id, phase)))
+        return list(checkpoints.records(session_id, phase))
 
     def checkpoint(self, session_id: str, phase: str) -> dict[str, Any] | None:
         return checkpoints.load(session_id, phase)

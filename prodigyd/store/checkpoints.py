@@ -42,7 +42,7 @@ def journal_file(session_id: str, phase: str = MAIN) -> Path:
 
 def load(session_id: str, phase: str = MAIN) -> dict[str, Any] | None:
     """The phase's checkpoint (reference §5.3 shape), or None before any step finished."""
-    return summary(session_id, read_records(journal_file(session_id, phase)))
+    return summary(session_id, records(session_id, phase))
 
 
 def summary(session_id: str, journal: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
@@ -75,9 +75,10 @@ def _is_step_record(record: dict[str, Any]) -> bool:
     return isinstance(record.get("execution_state"), dict)
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Every whole record of a journal, in order; a torn last line (a crash) is skipped."""
-    return jsonl.read(path)
+def records(session_id: str, phase: str) -> Iterator[dict[str, Any]]:
+    """Every whole record of a phase's journal, in order; a torn last line (a crash) is
+    skipped."""
+    return jsonl.read(journal_file(session_id, phase))
 
 
 class CheckpointWriter:

@@ -44,7 +44,7 @@ def shape(out: Outcome, repo: Path) -> dict:
     """What a run left, without commit ids, times or its session id: the branch's tree, its
     commits' subjects, each item's recorded result, its dead letters."""
     session_id = out.record.id
-    recorded = checkpoints.read_records(checkpoints.journal_file(session_id, "map"))
+    recorded = checkpoints.records(session_id, "map")
     results = sorted(
         (r["result"] for r in recorded if r.get("kind") == "result"), key=lambda r: r["item_id"]
     )

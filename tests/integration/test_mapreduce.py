@@ -84,10 +84,9 @@ reduce:
                 "merge": "auto",
             },
         )
-        journal = checkpoints.journal_file(job["id"], "map")
-        wait_for(lambda: _recorded(journal) >= 3, timeout=120, what="three items to finish")
+        wait_for(lambda: _recorded(job["id"]) >= 3, timeout=120, what="three items to finish")
         daemon.kill()
-        finished_before = _recorded_items(journal)
+        finished_before = _recorded_items(job["id"])
         daemon.start()  # auto_resume picks the job up again
         wait_for(
             lambda: (
@@ -112,14 +111,13 @@ reduce:
     assert len(agent_merges) == len(set(agent_merges)) == 8  # each item merged exactly once
 
 
-def _recorded(journal: Path) -> int:
-    return len(_recorded_items(journal))
+def _recorded(job_id: str) -> int:
+    return len(_recorded_items(job_id))
 
 
-def _recorded_items(journal: Path) -> list[str]:
-    return [
-        r["result"]["item"] for r in checkpoints.read_records(journal) if r.get("kind") == "result"
-    ]
+def _recorded_items(job_id: str) -> list[str]:
+    recorded = checkpoints.records(job_id, "map")
+    return [r["result"]["item"] for r in recorded if r.get("kind") == "result"]
 
 
 def test_resume_job_continues_a_failed_mapreduce_job(daemon: Path, repo: Path, tmp_path: Path):
@@ -176,8 +174,7 @@ reduce:
 """)
     pid = int((daemon / "prodigyd.pid").read_text())
     job = json.loads(ctl("run", str(wf), "-y", "--detach", "--json", cwd=repo, check=True).stdout)
-    journal = checkpoints.journal_file(job["id"], "map")
-    wait_for(lambda: _recorded(journal) >= 100, timeout=300, what="100 items")
+    wait_for(lambda: _recorded(job["id"]) >= 100, timeout=300, what="100 items")
     early = _rss_mb(pid)
     wait_for(
         lambda: (
