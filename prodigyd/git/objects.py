@@ -68,11 +68,11 @@ def refs(path: Path, prefixes: Iterable[str]) -> dict[str, str] | None:
     wanted = tuple(prefixes)
     found = {}
     try:
-        for name in repo.references:
-            if not name.startswith(wanted):
+        for ref in repo.references.iterator():  # each ref read once, not listed then looked up
+            if not ref.name.startswith(wanted):
                 continue
             try:
-                found[name] = str(repo.references[name].resolve().target)
+                found[ref.name] = str(ref.resolve().target)
             except (KeyError, pygit2.GitError):  # dangling symbolic ref, deleted meanwhile
                 continue
     except pygit2.GitError:
