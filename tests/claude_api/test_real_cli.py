@@ -1,0 +1,57 @@
+"""The real Claude Code CLI, run by the real daemon, against the Messages API stand-in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.claude_api.harness import StandIn
+from tests.cli import ctl
+from tests.gitutil import git
+
+Api = Callable[..., StandIn]
+
+
+def bash_turn(command: str, **usage: int) -> dict[str, Any]:
+    return {
+        "content": [
+            {"type": "text", "text": "Running it."},
+            {"type": "tool_use", "name": "Bash", "input": {"command": command}},
+        ],
+        "usage": usage,
+    }
+
+
+def text_turn(text: str, **usage: int) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "usage": usage}
+
+
+def test_claude_step_commits_and_the_run_merges(daemon: Path, repo: Path, api: Api, tmp_path: Path):
+    server = api(
+        {
+            "conversations": [
+                {
+                    "match": "add a greeting",
+                    "turns": [
+                        bash_turn(
+                            "echo hello > hello.txt && git add hello.txt && git commit -qm greet"
+                        ),
+                        text_turn("Committed hello.txt."),
+                    ],
+                }
+            ]
+        }
+    )
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- claude: 'add a greeting'\n  commit_required: true\n")
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(repo, "show", "main:hello.txt") == "hello\n"
+    assert git(repo, "log", "-1", "--no-merges", "--format=%s", "main") == "greet"
+    bodies = server.conversations()
+    assert len(bodies) == 2  # the tool call, then its result went back
+    assert json.dumps(bodies[0]).count("add a greeting") >= 1
+    tool_result = bodies[1]["messages"][-1]["content"][0]
+    assert tool_result["type"] == "tool_result"
