@@ -492,7 +492,7 @@ map:
 """,
     )
     out = await run_workflow(wf, repo)
-    assert out.status == "completed", out.record.error
+    assert out.status == "failed"  # its only item failed
     [entry] = dlq.entries(out.record.id)
     assert "timed out" in entry["failure_history"][0]["error_message"]
     assert entry["error_type"] == "CommandFailed"

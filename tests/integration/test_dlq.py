@@ -59,7 +59,8 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     assert refused.returncode == 4 and "--force" in refused.stderr  # not eligible by itself
 
     again = ctl("dlq", "retry", job, "--force", "-y", cwd=repo)  # still failing: another attempt
-    assert again.returncode == 0 and "0 successful, 1 failed" in again.stdout
+    assert again.returncode == 1 and "0 successful, 1 failed" in again.stdout
+    assert "its only item failed; it is back in the DLQ" in again.stdout + again.stderr
     [entry] = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
     assert entry["failure_count"] == 2 and entry["failure_history"][1]["attempt_number"] == 2
 

@@ -40,6 +40,8 @@ async def run_mapreduce(host: PhaseHost, ctx: RunContext, git: GitTracker) -> Ph
         return PhaseOutcome(False, stopped=True)
     if not mapped.ok:
         return PhaseOutcome(False, error=mapped.error)
+    if mapped.total and not mapped.successful:
+        return PhaseOutcome(False, error=all_failed(mapped, "the reduce phase did not run"))
     if not workflow.reduce:
         return PhaseOutcome(True)
     if mapped.total == 0:
@@ -70,7 +72,22 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
     policy = ErrorPolicy(on_item_failure="retry", retry_attempts=retry.attempts)
     mapped = await _map(host, ctx, spec, policy, fixed_items=items, dlq_job=retry.job_id)
     # items that failed again are back in the DLQ; what succeeded is merged
+    if mapped.total and not mapped.successful and not mapped.stopped:
+        return PhaseOutcome(
+            False,
+            error=all_failed(
+                mapped, "it is back in the DLQ" if mapped.total == 1 else "they are back in the DLQ"
+            ),
+        )
     return PhaseOutcome(not mapped.stopped, stopped=mapped.stopped)
+
+
+def all_failed(mapped: MapOutcome, then: str) -> str:
+    """The error of a map phase in which no item succeeded: such a job did not complete,
+    however its error policy let the phase run to the end (a batch whose every file failed
+    reported "completed" before)."""
+    failed = "its only item" if mapped.total == 1 else f"all {mapped.total} items"
+    return f"the map phase failed: {failed} failed; {then}"
 
 
 async def _map(
