@@ -92,7 +92,9 @@ def run(
 def exec_(**options: Any) -> int:
     """Run one COMMAND in a new worktree and merge its result back to your branch.
 
-    A COMMAND starting with `/` is a Claude command, anything else a shell command.
+    `claude: /cmd args` runs a Claude command and `shell: cmd` a shell command, as in
+    the original prodigy; without a prefix, a COMMAND starting with `/` is a Claude
+    command, anything else a shell command.
     """
     return generated("exec", **options)
 
@@ -103,7 +105,8 @@ def exec_(**options: Any) -> int:
     "-c",
     "--command",
     required=True,
-    help="Run for each file; ${item} is its path (a leading `/`: a Claude command).",
+    help="Run for each file; ${item} is its path (`claude: /cmd` or a leading `/`: a "
+    "Claude command; `shell: cmd` or anything else: a shell command).",
 )
 @click.option(
     "--parallel",
@@ -122,6 +125,7 @@ def batch(**options: Any) -> int:
 
     PATTERN is a `find -name` pattern (`'*.py'`), or a path pattern when it holds a `/`
     (`'src/*/api.py'`). Files are the committed ones of your branch, outside `.git`.
+    A batch in which every file failed exits 1 (the files are in the DLQ).
     """
     return generated("batch", **options)
 

@@ -6,7 +6,8 @@ checkpoints, resumes and merges like any workflow file. The text is JSON, which 
 YAML: the client builds it without importing a YAML library, and the daemon's loader reads
 it (with line numbers for errors) like any other workflow.
 
-Kept from the original: a command starting with `/` is a Claude command, anything else a
+Kept from the original: a command written `claude: /cmd args` or `shell: cmd` is what its
+prefix says; without a prefix, one starting with `/` is a Claude command, anything else a
 shell command; `--retry N` means N attempts in all; `batch` finds its files with `find`
 and reduces to one summary line; both merge without asking.
 Fixed: `batch` never offers files inside `.git`, hands agents paths relative to the
@@ -24,12 +25,17 @@ from typing import Any
 DEFAULT_PARALLEL = 5
 
 
+#: The original's step prefixes, as `exec "claude: /refactor main.rs"` writes them.
+PREFIXES = ("claude", "shell")
+
+
 def command_step(command: str, *, retry: int = 1, timeout: float | None = None) -> dict[str, Any]:
-    """One step for `command`: Claude when it starts with `/`, else shell."""
-    text = command.strip()
+    """One step for `command`: its `claude:`/`shell:` prefix decides, else Claude when it
+    starts with `/`, else shell."""
+    kind, text = split_prefix(command)
     if not text:
         raise ValueError("the command is empty")
-    step: dict[str, Any] = {"claude" if text.startswith("/") else "shell": text}
+    step: dict[str, Any] = {kind: text}
     if retry < 1:
         raise ValueError(f"--retry must be at least 1 (attempts in all), not {retry}")
     if retry > 1:
@@ -37,6 +43,17 @@ def command_step(command: str, *, retry: int = 1, timeout: float | None = None) 
     if timeout is not None:
         step["timeout"] = _positive(timeout, "--timeout")
     return step
+
+
+def split_prefix(command: str) -> tuple[str, str]:
+    """(step kind, command text) of a command line: `claude: X` and `shell: X` name their
+    kind (the original's spelling; `prodigyctl exec "claude: /x"` once ran a shell command
+    called `claude:`), a bare `/x` is Claude, the rest is shell."""
+    text = command.strip()
+    head, sep, rest = text.partition(":")
+    if sep and head.strip().lower() in PREFIXES:
+        return head.strip().lower(), rest.strip()
+    return ("claude" if text.startswith("/") else "shell"), text
 
 
 def exec_workflow(command: str, *, retry: int = 1, timeout: float | None = None) -> str:

@@ -60,6 +60,31 @@ def test_exec_with_a_slash_command_calls_claude(daemon: Path, repo: Path, tmp_pa
     assert prompts == ["/prodigy-lint src"]
 
 
+def test_exec_takes_the_original_claude_and_shell_prefixes(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    log = tmp_path / "claude.jsonl"
+    env = {**os.environ, "FAKE_CLAUDE_LOG": str(log)}
+    done = ctl("exec", "claude: /refactor main.rs", cwd=repo, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [json.loads(line)["prompt"] for line in log.read_text().splitlines()] == [
+        "/refactor main.rs"
+    ]
+    shell = ctl("exec", "shell: echo made > made.txt", cwd=repo)
+    assert shell.returncode == 0, shell.stdout + shell.stderr
+    assert git(repo, "show", "main:made.txt") == "made\n"
+
+
+def test_a_batch_whose_every_file_failed_did_not_complete(daemon: Path, repo: Path):
+    commit_files(repo, {"a.txt": "a\n", "b.txt": "b\n"})
+    done = ctl("batch", "*.txt", "-c", "shell: test -z '${item}'", "--json", cwd=repo)
+    assert done.returncode == 1, done.stdout + done.stderr
+    final = json_lines(done.stdout)[-1]
+    assert final["status"] == "failed"
+    assert "all 2 items failed; the reduce phase did not run" in final["error"]
+    assert json.loads(ctl("dlq", "stats", "--json", check=True).stdout)["total"] == 2
+
+
 def test_batch_runs_the_command_once_per_matching_file(daemon: Path, repo: Path):
     commit_files(
         repo, {"a.txt": "a\n", "src/b.txt": "b\n", "src/c d.txt": "c\n", "src/skip.md": "m\n"}
