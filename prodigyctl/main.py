@@ -9,6 +9,7 @@ a quick call such as `run --detach` loads one module. A command returns its exit
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -47,6 +48,7 @@ COMMANDS = {
 HELP = f"""Run AI-agent workflows in isolated git worktrees, through the prodigyd daemon.
 
 Starts the daemon on first use. State lives in $PRODIGY_HOME (default ~/.prodigy).
+Also installed as `prodigy`, the original tool's name: `prodigy run wf.yml` works as written.
 Exit codes: {summary()}.
 """
 
@@ -90,9 +92,16 @@ cli = Root(
 )
 
 
+#: The names the program answers to: `prodigy` is the original tool's, kept so its users'
+#: commands and scripts work unchanged. Usage lines show the name it was called by.
+PROGRAM_NAMES = ("prodigyctl", "prodigy")
+
+
 def main() -> None:
+    called = os.path.basename(sys.argv[0])
+    prog_name = called if called in PROGRAM_NAMES else PROGRAM_NAMES[0]
     with error_handler():
-        sys.exit(cli.main(standalone_mode=False, prog_name="prodigyctl"))
+        sys.exit(cli.main(standalone_mode=False, prog_name=prog_name))
 
 
 if __name__ == "__main__":

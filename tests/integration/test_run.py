@@ -259,3 +259,25 @@ def test_a_billion_laughs_is_refused_with_its_line_and_the_daemon_carries_on(
     assert f"{laughs}:6:10: aliases expand to more than 100,000 nodes" in done.stderr
     assert "Traceback" not in done.stderr
     assert rpc(daemon, "ping", {})["pong"]
+
+
+def test_prodigy_is_the_same_program_under_the_original_name(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    prodigy = Path(sys.executable).parent / "prodigy"  # the console script pip installs
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo same > same.txt'\n")
+    done = subprocess.run(
+        [str(prodigy), "run", str(wf), "-y"],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(repo, "show", "main:same.txt") == "same\n"
+    usage = subprocess.run(
+        [str(prodigy), "run", "--help"], capture_output=True, text=True, check=True
+    )
+    assert usage.stdout.startswith("Usage: prodigy run ")
