@@ -23,6 +23,7 @@ COMMANDS = {
     "analytics": "analytics",
     "batch": "run",
     "cancel": "run",
+    "completion": "completion",
     "config": "config",
     "daemon": "daemon",
     "dlq": "dlq",

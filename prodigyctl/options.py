@@ -5,9 +5,12 @@ the same words, wherever it appears. Options of one module's commands live in th
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 #: A function a decorator hands back (click's options return the function they decorate).
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,3 +54,34 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     from prodigyctl.commands.events import parse_since
 
     return None if value is None else parse_since(value)
+
+
+def complete_ids(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Session and job ids for shell completion, from the daemon if one is running.
+
+    Never starts a daemon (a Tab press must not spawn one) and never fails: with no daemon,
+    or any error, there is simply nothing to offer.
+    """
+    from click.shell_completion import CompletionItem
+
+    from prodigyctl.client import Client
+    from prodigyd import protocol
+
+    try:
+        with Client.connect(autostart=False) as client:
+            rows = client.call(protocol.SESSIONS_LIST, {"limit": 1000})
+    except Exception:  # completion offers nothing rather than a traceback
+        return []
+    return [
+        CompletionItem(row["id"], help=f"{row.get('status')} {row.get('workflow') or ''}".strip())
+        for row in rows
+        if str(row.get("id", "")).startswith(incomplete)
+    ]
+
+
+def id_argument(name: str, **settings: Any) -> Callable[[F], F]:
+    """A session or job id argument: any unique prefix is accepted (the daemon resolves it,
+    store/sessions.py `resolve`), and the shell completes it from the daemon's sessions."""
+    return click.argument(name, shell_complete=complete_ids, **settings)

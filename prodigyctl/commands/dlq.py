@@ -16,6 +16,7 @@ from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import (
     detach_option,
     format_option,
+    id_argument,
     json_option,
     output_option,
     yes_option,
@@ -27,7 +28,7 @@ dlq = group(
     "dlq", "The dead-letter queue: work items a map phase could not do, with every attempt."
 )
 
-job_argument = click.argument("job_id", required=False)
+job_argument = id_argument("job_id", required=False)
 
 
 @command("ls", dlq)
@@ -63,7 +64,7 @@ def list_entries(*, job_id: str | None, eligible: bool | None, limit: int, as_js
 
 
 @command("show", dlq)
-@click.argument("job_id")
+@id_argument("job_id")
 @click.argument("item_id")
 @json_option
 def show(*, job_id: str, item_id: str, as_json: bool) -> int:
@@ -98,7 +99,7 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
 
 
 @command("retry", dlq)
-@click.argument("job_id")
+@id_argument("job_id")
 @click.option(
     "--item",
     "item_ids",

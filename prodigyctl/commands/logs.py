@@ -15,7 +15,7 @@ from prodigyctl.client import Client
 from prodigyctl.commands import command
 from prodigyctl.commands.events import ACTIVE, subscribe
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import json_option
+from prodigyctl.options import id_argument, json_option
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
@@ -24,7 +24,7 @@ from prodigyd import protocol
 # followed (with --follow) to a `session_finished` newer than what was stored when we asked
 # (older ones end earlier runs of a resumed session).
 @command("logs")
-@click.argument("session_id")
+@id_argument("session_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing live events until it finishes.")
 @json_option
 def logs(*, session_id: str, follow: bool, as_json: bool) -> int:

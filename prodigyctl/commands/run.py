@@ -23,7 +23,7 @@ from prodigyctl.exitcodes import (
     EXIT_OK,
     exit_for_error,
 )
-from prodigyctl.options import detach_option, json_option, path_option, yes_option
+from prodigyctl.options import detach_option, id_argument, json_option, path_option, yes_option
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
@@ -173,7 +173,7 @@ def _stdin_workflow() -> str:
 
 
 @command("resume")
-@click.argument("session_id")
+@id_argument("session_id")
 @yes_option
 @force_option
 @detach_option
@@ -194,7 +194,7 @@ def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bo
 # `resume` for a MapReduce job, with its progress first: setup and finished items are not
 # run again, items that were in flight are, and reduce runs once at the end.
 @command("resume-job")
-@click.argument("job_id")
+@id_argument("job_id")
 @yes_option
 @force_option
 @detach_option
@@ -217,7 +217,7 @@ def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bo
 
 
 @command("merge")
-@click.argument("session_id")
+@id_argument("session_id")
 @json_option
 def merge(*, session_id: str, as_json: bool) -> int:
     """Merge a session that is awaiting_merge into the branch it started from."""
@@ -233,7 +233,7 @@ def merge(*, session_id: str, as_json: bool) -> int:
 
 
 @command("cancel")
-@click.argument("session_id")
+@id_argument("session_id")
 @json_option
 def cancel(*, session_id: str, as_json: bool) -> int:
     """Cancel a queued or running session for good (Ctrl-C on `run` interrupts instead)."""

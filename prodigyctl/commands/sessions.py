@@ -7,7 +7,7 @@ import click
 from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import json_option
+from prodigyctl.options import id_argument, json_option
 from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
@@ -32,7 +32,7 @@ def list_sessions(*, status: str | None, limit: int, as_json: bool) -> int:
 
 
 @command("show", sessions)
-@click.argument("session_id")
+@id_argument("session_id")
 @json_option
 def show(*, session_id: str, as_json: bool) -> int:
     """Show one session and its completed steps."""

@@ -9,13 +9,24 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prodigyd.workflow.limits import MAX_FILE_BYTES
 
 MergePolicy = Literal["auto", "ask", "never"]
 #: A client's environment: names as the OS allows them (not empty, no "=").
 Environment = dict[Annotated[str, Field(min_length=1, pattern="^[^=]+$")], str]
+
+
+def _resolve(ref: str) -> str:
+    from prodigyd.store import sessions
+
+    return sessions.resolve(ref)
+
+
+#: A session (job) id a client names: the whole id or a unique prefix of it (store/sessions.py
+#: `resolve`), turned into the whole id before any handler sees it.
+SessionRef = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_resolve)]
 
 
 class _Params(BaseModel):
@@ -81,7 +92,7 @@ class SubmitParams(_Params):
 
 
 class SessionParams(_Params):
-    session_id: str = Field(min_length=1, max_length=128)
+    session_id: SessionRef
 
 
 class CancelParams(SessionParams):
@@ -95,12 +106,12 @@ class ResumeParams(SessionParams):
 
 
 class SubscribeParams(_Params):
-    session_id: str | None = Field(None, min_length=1, max_length=128)  # None: every session
+    session_id: SessionRef | None = None  # None: every session
     since: int = Field(0, ge=0)  # with a session: events after this seq (None: live only)
 
 
 class EventsQuery(_Params):
-    session_id: str | None = Field(None, min_length=1, max_length=128)
+    session_id: SessionRef | None = None
     event_type: str | None = None
     since: str | None = None  # ISO 8601 timestamp; events at or after it
     limit: int = Field(1000, ge=1, le=1_000_000)
@@ -152,28 +163,28 @@ class WatchParams(_Params):
 
 
 class DlqListParams(_Params):
-    job_id: str | None = Field(None, min_length=1, max_length=128)
+    job_id: SessionRef | None = None
     eligible: bool | None = None
     limit: int = Field(1000, ge=1, le=1_000_000)
 
 
 class DlqItemParams(_Params):
-    job_id: str = Field(min_length=1, max_length=128)
+    job_id: SessionRef
     item_id: str = Field(min_length=1, max_length=128)
 
 
 class DlqStatsParams(_Params):
-    job_id: str | None = Field(None, min_length=1, max_length=128)
+    job_id: SessionRef | None = None
 
 
 class DlqPurgeParams(_Params):
-    job_id: str | None = Field(None, min_length=1, max_length=128)  # None: every job
+    job_id: SessionRef | None = None  # None: every job
     item_ids: list[str] = []  # only these items (needs job_id)
     older_than: float | None = Field(None, ge=0)  # seconds since the last failure
 
 
 class DlqRetryParams(_Params):
-    job_id: str = Field(min_length=1, max_length=128)
+    job_id: SessionRef
     item_ids: list[str] = []  # none: every eligible entry (all with force)
     filter: str | None = None  # a filter expression over the items
     force: bool = False  # also items not eligible for reprocessing

@@ -15,15 +15,24 @@ from prodigyd.errors import ProdigyError
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
+#: The word every session id starts with, by the kind of its workflow.
+KIND_WORDS = ("workflow-", "mapreduce-")
+
+
 def new_session_id(mode: str = "standard") -> str:
     """`workflow-<epoch-ms>-<6 hex>`, or `mapreduce-...` for a MapReduce job: the original's
     prefixes, without its same-second (MapReduce) and same-millisecond clashes."""
-    prefix = "mapreduce" if mode == "mapreduce" else "workflow"
-    return f"{prefix}-{int(time.time() * 1000)}-{secrets.token_hex(3)}"
+    prefix = KIND_WORDS[1] if mode == "mapreduce" else KIND_WORDS[0]
+    return f"{prefix}{int(time.time() * 1000)}-{secrets.token_hex(3)}"
+
+
+def is_id(value: object) -> bool:
+    """Whether `value` has the shape of an id (safe as a file name)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None and ".." not in value
 
 
 def check_id(value: str, what: str = "session id") -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value) or ".." in value:
+    if not is_id(value):
         raise ProdigyError(
             f"invalid {what}: {value!r}",
             hint="ids are letters, digits, '.', '_' and '-' (see `prodigyctl sessions ls`)",

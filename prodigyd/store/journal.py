@@ -371,6 +371,13 @@ def get(job_id: str) -> sqlite3.Row | None:
     return connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
 
 
+def ids_starting(prefix: str, limit: int) -> list[str]:
+    """Up to `limit` job ids that start with `prefix` (a range on the id's unique index)."""
+    after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first id past the prefix
+    sql = "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"
+    return [row[0] for row in connection().execute(sql, (prefix, after, limit))]
+
+
 def has_key(idempotency_key: str) -> bool:
     """Whether a job was submitted with this idempotency key (one indexed lookup)."""
     row = (

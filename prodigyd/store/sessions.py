@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, ValidationError
 from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
-from prodigyd.store.ids import check_id
+from prodigyd.store.ids import KIND_WORDS, check_id, is_id
 
 
 class Status(StrEnum):
@@ -240,6 +240,25 @@ def forget_finished_environments() -> int:
     prodigyd that kept it); run once at startup."""
     finished = tuple(status.value for status in Status if status.finished)
     return journal.forget_env_where(finished)
+
+
+def resolve(ref: str) -> str:
+    """The session id `ref` names: itself, or the one id it is a unique prefix of, with or
+    without the id's `workflow-`/`mapreduce-` word (`17962057` for
+    `workflow-1796205782603-796f0e`), as git and docker take ids. A `ref` that names none
+    comes back unchanged, so the caller reports it missing as before; one that names
+    several is a ValueError listing them. A `ref` that is no id at all is left to the
+    caller's own check, which names the problem."""
+    if not is_id(ref) or ref in _unsaved or journal.get(ref) is not None:
+        return ref
+    prefixes = [ref] if ref.startswith(KIND_WORDS) else [ref, *(w + ref for w in KIND_WORDS)]
+    found = {sid for sid in _unsaved if sid.startswith(tuple(prefixes))}
+    for prefix in prefixes:
+        found.update(journal.ids_starting(prefix, 5))
+    if len(found) > 1:
+        shown = ", ".join(sorted(found)[:5])
+        raise ValueError(f"{ref!r} is the start of more than one id ({shown}): give more of it")
+    return found.pop() if found else ref
 
 
 def load(session_id: str) -> SessionRecord:
