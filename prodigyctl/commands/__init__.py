@@ -36,8 +36,23 @@ def command(name: str, parent: click.Group | None = None, **settings: Any) -> Ca
     return register
 
 
+#: The original prodigy's names for subcommands, accepted as aliases (not listed in help,
+#: which shows one name per command): `sessions list`, `dlq inspect`, `dlq clear`.
+ALIASES = {"list": "ls", "inspect": "show", "clear": "purge", "remove": "rm"}
+
+
+class Group(click.Group):
+    """A group that also answers to the original's subcommand names (ALIASES)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in ALIASES:
+            found = super().get_command(ctx, ALIASES[cmd_name])
+        return found
+
+
 def group(name: str, help: str) -> click.Group:
     """A top-level group of commands."""
-    made = click.Group(name, help=help)
+    made = Group(name, help=help)
     TOP_LEVEL[name] = made
     return made

@@ -41,3 +41,18 @@ def test_the_client_and_the_daemon_report_the_installed_version():
         check=True,
     )
     assert daemon.stdout == f"prodigyd {installed}\n"
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        (("sessions", "list"), ("sessions", "ls")),
+        (("dlq", "inspect"), ("dlq", "show")),
+        (("dlq", "clear"), ("dlq", "purge")),
+        (("worktree", "list"), ("worktree", "ls")),
+    ],
+)
+def test_the_original_subcommand_names_are_aliases(alias: tuple[str, str], name: tuple[str, str]):
+    aliased = ctl(*alias, "--help", check=True).stdout
+    assert aliased.split("\n", 1)[1] == ctl(*name, "--help", check=True).stdout.split("\n", 1)[1]
+    assert alias[1] not in ctl(alias[0], "--help", check=True).stdout.split("Commands:")[1]
