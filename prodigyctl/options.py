@@ -85,3 +85,25 @@ def id_argument(name: str, **settings: Any) -> Callable[[F], F]:
     """A session or job id argument: any unique prefix is accepted (the daemon resolves it,
     store/sessions.py `resolve`), and the shell completes it from the daemon's sessions."""
     return click.argument(name, shell_complete=complete_ids, **settings)
+
+
+def _count_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.meta["verbose"] = value
+
+
+#: `-v`/`-vv` of the commands that show a session's progress; read back with `verbosity()`
+#: where the renderer is made, so the commands' own signatures need not pass it along.
+verbose_option = click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    expose_value=False,
+    callback=_count_verbose,
+    help="More output: -v every line (no progress line), -vv also what Claude says.",
+)
+
+
+def verbosity() -> int:
+    """The count of `-v` given to the running command (0 outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.meta.get("verbose", 0)) if ctx is not None else 0

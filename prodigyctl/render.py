@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from prodigyctl.client import dumps
 from prodigyd.eventtypes import EventType
+
+if TYPE_CHECKING:
+    from prodigyctl.progress import StatusLine, Tracker
 
 
 def job_tag(session_id: object) -> str:
@@ -19,29 +23,94 @@ def job_tag(session_id: object) -> str:
 
 class Renderer:
     """Renders events; with `tag`, every human line starts with `[<job tag>] ` so the lines
-    of several jobs can be told apart when they are interleaved."""
+    of several jobs can be told apart when they are interleaved.
 
-    def __init__(self, *, as_json: bool, show_output: bool = True, tag: bool = False) -> None:
+    `verbose` (the count of `-v`): 0 on a terminal keeps a live progress line for a map
+    phase or a foreach step and shows only each item's outcome above it (not every agent's
+    steps and output); 1 shows every line, as when not on a terminal; 2 adds what Claude
+    says and its token counts. `--json` is every event, whatever `verbose` says.
+    """
+
+    def __init__(
+        self,
+        *,
+        as_json: bool,
+        show_output: bool = True,
+        tag: bool = False,
+        verbose: int = 0,
+        live: bool = True,
+    ) -> None:
         self.as_json = as_json
         self.show_output = show_output
         self.tag = tag
+        self.verbose = verbose
         self.color = sys.stdout.isatty()
+        self.status: StatusLine | None = None
+        self.trackers: dict[str, Tracker] = {}  # by session: `follow` shows several jobs
+        if live and self.color and not as_json:
+            from prodigyctl.progress import StatusLine
+
+            self.status = StatusLine(sys.stdout)
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.as_json:
             click.echo(dumps(event))
             return
-        line = self.human(event)
-        if line is None:
-            return
-        if self.tag:
+        tracker = self._tracker(event)
+        line = None if self._condensed(event, tracker) else self.human(event)
+        if line is not None and self.tag:
             prefix = self._style(f"[{job_tag(event.get('session_id'))}]", fg="cyan") + " "
             line = "\n".join(prefix + part for part in line.splitlines())
-        click.echo(line, color=self.color)
+        if self.status is None:
+            if line is not None:
+                click.echo(line, color=self.color)
+            return
+        if line is not None:
+            self.status.above(line)
+        self._redraw()
+
+    def close(self) -> None:
+        """Take the progress line off the terminal (before a prompt, or on Ctrl-C)."""
+        if self.status is not None:
+            self.status.clear()
+
+    def _tracker(self, event: dict[str, Any]) -> Tracker | None:
+        """The item counts of the event's session, fed with it (None without a live line)."""
+        if self.status is None:
+            return None
+        from prodigyctl.progress import Tracker
+
+        tracker = self.trackers.setdefault(str(event.get("session_id")), Tracker())
+        tracker.feed(event)
+        return tracker
+
+    def _redraw(self) -> None:
+        assert self.status is not None
+        now = time.monotonic()
+        lines = [
+            (f"[{job_tag(sid)}] " if self.tag else "") + tracker.current.line(now)
+            for sid, tracker in self.trackers.items()
+            if tracker.current is not None
+        ]
+        if lines:
+            self.status.show(" | ".join(lines))
+        else:
+            self.status.clear()
+
+    def _condensed(self, event: dict[str, Any], tracker: Tracker | None) -> bool:
+        """Whether the progress line stands for this event (verbose 0, items in progress):
+        an item's start, steps and output; its outcome still shows."""
+        if self.verbose or tracker is None or tracker.current is None:
+            return False
+        kind = event.get("event_type")
+        if kind in (EventType.AGENT_COMPLETED, EventType.AGENT_FAILED, EventType.STEP_FAILED):
+            return False
+        return "item_id" in event or kind in _ITEM_DETAIL
 
     def human(self, event: dict[str, Any]) -> str | None:
         """The event's line(s) for a person; None for a type not shown (see `_LINES`)."""
-        render = _LINES.get(str(event.get("event_type")))
+        kind = str(event.get("event_type"))
+        render = _LINES.get(kind) or (_VERBOSE_LINES.get(kind) if self.verbose >= 2 else None)
         line = render(self, event) if render else None
         if line is None or "item_id" not in event:
             return line
@@ -137,6 +206,17 @@ class Renderer:
     def _claude_tool_invoked(self, e: dict[str, Any]) -> str:
         return f"  🔧 {e.get('tool_name')}"
 
+    def _claude_message(self, e: dict[str, Any]) -> str | None:
+        text = str(e.get("content") or "").strip()
+        return self._style("  💬 " + text.replace("\n", "\n     "), dim=True) if text else None
+
+    def _claude_token_usage(self, e: dict[str, Any]) -> str:
+        return self._style(
+            f"  tokens: {e.get('input_tokens')} in, {e.get('output_tokens')} out, "
+            f"{e.get('cache_tokens')} cache",
+            dim=True,
+        )
+
     def _claude_result(self, e: dict[str, Any]) -> str:
         cost = e.get("total_cost_usd") or 0
         return (
@@ -199,6 +279,25 @@ _LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
     EventType.MERGE_FAILED: Renderer._merge_failed,
     EventType.SESSION_FINISHED: Renderer._session_finished,
 }
+
+
+#: Shown only with -vv.
+_VERBOSE_LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
+    EventType.CLAUDE_MESSAGE: Renderer._claude_message,
+    EventType.CLAUDE_TOKEN_USAGE: Renderer._claude_token_usage,
+}
+
+#: The lines of a foreach item's steps, which the progress line stands for at verbose 0.
+_ITEM_DETAIL = frozenset(
+    {
+        EventType.STEP_STARTED,
+        EventType.STEP_OUTPUT,
+        EventType.STEP_OUTPUT_TRUNCATED,
+        EventType.STEP_COMPLETED,
+        EventType.CLAUDE_TOOL_INVOKED,
+        EventType.CLAUDE_RESULT,
+    }
+)
 
 
 def _not_recorded(e: dict[str, Any]) -> str:

@@ -40,6 +40,7 @@ class EventType(StrEnum):
     STEP_FAILED = "step_failed"
     STEP_SKIPPED = "step_skipped"
     VALIDATION = "validation"
+    FOREACH_PROGRESS = "foreach_progress"
 
     # a `claude:` step, from Claude's stream-json output (claude/cli.py)
     CLAUDE_SESSION_STARTED = "claude_session_started"

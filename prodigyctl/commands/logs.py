@@ -15,7 +15,7 @@ from prodigyctl.client import Client
 from prodigyctl.commands import command
 from prodigyctl.commands.events import ACTIVE, subscribe
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import id_argument, json_option
+from prodigyctl.options import id_argument, json_option, verbose_option, verbosity
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
@@ -26,10 +26,11 @@ from prodigyd import protocol
 @command("logs")
 @id_argument("session_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing live events until it finishes.")
+@verbose_option
 @json_option
 def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
     """Print a session's progress from the start, as `run` shows it."""
-    renderer = Renderer(as_json=as_json)
+    renderer = Renderer(as_json=as_json, verbose=verbosity(), live=follow)
     with Client.connect() as client:
         shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
         last = int(shown.get("event_seq") or 0)
@@ -58,10 +59,11 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
     is_flag=True,
     help="Every job, including ones submitted later, until Ctrl-C.",
 )
+@verbose_option
 @json_option
 def follow(*, all_sessions: bool, as_json: bool) -> int:
     """Watch active jobs live, each line tagged with its job, until they finish."""
-    renderer = Renderer(as_json=as_json, tag=True)
+    renderer = Renderer(as_json=as_json, tag=True, verbose=verbosity())
     with Client.connect() as client:
         if all_sessions:
             stream = subscribe(client, {})

@@ -23,7 +23,15 @@ from prodigyctl.exitcodes import (
     EXIT_OK,
     exit_for_error,
 )
-from prodigyctl.options import detach_option, id_argument, json_option, path_option, yes_option
+from prodigyctl.options import (
+    detach_option,
+    id_argument,
+    json_option,
+    path_option,
+    verbose_option,
+    verbosity,
+    yes_option,
+)
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
@@ -46,6 +54,7 @@ force_option = click.option(
 
 
 @command("run")
+@verbose_option
 @click.argument("workflow", type=click.Path(dir_okay=False))
 @yes_option
 @click.option(
@@ -83,6 +92,7 @@ def run(
 
 
 @command("exec")
+@verbose_option
 @click.argument("command")
 @retry_option
 @timeout_option
@@ -100,6 +110,7 @@ def exec_(**options: Any) -> int:
 
 
 @command("batch")
+@verbose_option
 @click.argument("pattern")
 @click.option(
     "-c",
@@ -173,6 +184,7 @@ def _stdin_workflow() -> str:
 
 
 @command("resume")
+@verbose_option
 @id_argument("session_id")
 @yes_option
 @force_option
@@ -194,6 +206,7 @@ def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bo
 # `resume` for a MapReduce job, with its progress first: setup and finished items are not
 # run again, items that were in flight are, and reduce runs once at the end.
 @command("resume-job")
+@verbose_option
 @id_argument("job_id")
 @yes_option
 @force_option
@@ -257,7 +270,7 @@ def after_start(
     if detach:
         click.echo(dumps(record) if as_json else session_id)
         return EXIT_OK
-    renderer = Renderer(as_json=as_json)
+    renderer = Renderer(as_json=as_json, verbose=verbosity())
     final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
     if final is None:
         click.echo("error: lost the connection to prodigyd", err=True)
@@ -283,11 +296,35 @@ def _follow(client: Client, session_id: str, since: int, renderer: Renderer) -> 
                 if "final" in state:
                     break
     except KeyboardInterrupt:
+        renderer.close()
         with Client.connect(autostart=False) as other:
             other.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": True})
         click.echo(f"\ninterrupted; resume with: prodigyctl resume {session_id}", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     return state.get("final")
+
+
+def _what_would_land(client: Client, session_id: str) -> str:
+    """The commits and diffstat a merge would bring, for the merge prompt: read from the
+    session's worktree against the branch it would land on (git's own words)."""
+    import subprocess
+
+    shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+    worktree, target = shown.get("worktree"), shown.get("original_branch")
+    if not worktree or not target:
+        return ""
+    views = (
+        ["log", "--oneline", "--no-decorate", f"{target}..HEAD"],
+        ["diff", "--stat", f"{target}...HEAD"],
+    )
+    parts = []
+    for argv in views:
+        done = subprocess.run(
+            ["git", "-C", worktree, *argv], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            parts.append(done.stdout.rstrip("\n"))
+    return "\n".join(["What would land:", *parts]) if parts else ""
 
 
 def _conclude(
@@ -306,7 +343,9 @@ def _conclude(
             click.echo(f"fix the above, then run: prodigyctl merge {session_id}", err=True)
         return EXIT_CONFLICT
     if not yes and is_tty() and not as_json:
+        renderer.close()
         branch = final.get("branch")
+        click.echo(_what_would_land(client, session_id))
         if click.confirm(f"Merge prodigy-{session_id} to {branch}?", default=True):
             try:
                 record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})

@@ -98,9 +98,18 @@ def ps(*, recent: int, as_json: bool) -> int:
 
 
 def _table(rows: list[dict]) -> None:
-    click.echo(f"{'ID':<34} {'STATUS':<15} {'STEPS':<7} {'STARTED':<24} WORKFLOW")
+    click.echo(f"{'ID':<34} {'STATUS':<15} {'PROGRESS':<20} {'STARTED':<24} WORKFLOW")
     for row in rows:
         click.echo(
-            f"{row['id']:<34} {row['status']:<15} {row['steps']:<7} {row['started_at']:<24} "
+            f"{row['id']:<34} {row['status']:<15} {_progress(row):<20} {row['started_at']:<24} "
             f"{row['workflow']}"
         )
+
+
+def _progress(row: dict) -> str:
+    """Steps done, or for a MapReduce job its items done and failed (`ps` as the progress
+    line of `run` counts them)."""
+    if not row.get("items"):
+        return f"{row['steps']} steps"
+    failed = f", {row['failed_items']} failed" if row.get("failed_items") else ""
+    return f"{row['items']} items{failed}"

@@ -128,6 +128,7 @@ class SessionRecord(BaseModel):
             "items": (
                 f"{self.processed_items}/{self.total_items}" if self.mode == "mapreduce" else None
             ),
+            "failed_items": self.failed_items if self.mode == "mapreduce" else None,
             "error": self.error,
         }
 

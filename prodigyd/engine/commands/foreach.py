@@ -18,6 +18,7 @@ from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult, StepStopped
 from prodigyd.engine.gitvars import GitTracker
+from prodigyd.eventtypes import EventType
 from prodigyd.workflow.model import ForeachSpec, Step
 
 if TYPE_CHECKING:
@@ -39,17 +40,35 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     abort = asyncio.Event()
 
     stopped = False
+    running = 0
+
+    def progress() -> None:
+        """Item counts for a follower's progress line (prodigyctl/progress.py)."""
+        failed = sum(1 for ok in outcomes.values() if not ok)
+        inv.ctx.events.emit(
+            EventType.FOREACH_PROGRESS,
+            step=inv.label,
+            total=len(items),
+            done=len(outcomes) - failed,
+            failed=failed,
+            running=running,
+        )
 
     async def worker() -> None:
-        nonlocal stopped
+        nonlocal stopped, running
         while queue and not abort.is_set():
             index, item = queue.popleft()
+            running += 1
+            progress()
             try:
                 outcomes[index] = await _one(runner, spec, inv, index, item, len(items))
             except StepStopped:  # the others finish their item; then the whole step stops
                 stopped = True
                 abort.set()
                 return
+            finally:
+                running -= 1
+            progress()
             if not outcomes[index] and not spec.continue_on_error:
                 abort.set()
 
