@@ -31,6 +31,7 @@ COMMANDS = {
     "exec": "run",
     "follow": "logs",
     "hooks": "hooks",
+    "init": "init",
     "logs": "logs",
     "man": "man",
     "merge": "run",
