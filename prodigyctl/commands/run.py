@@ -20,6 +20,7 @@ from prodigyctl.exitcodes import (
     EXIT_CONFLICT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NOT_FOUND,
     EXIT_OK,
     exit_for_error,
 )
@@ -185,22 +186,52 @@ def _stdin_workflow() -> str:
 
 @command("resume")
 @verbose_option
-@id_argument("session_id")
+@id_argument("session_id", required=False)
 @yes_option
 @force_option
 @detach_option
 @json_option
-def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
-    """Resume a failed or interrupted session from its last checkpoint."""
-    params = {
-        "session_id": session_id,
-        "force": force,
-        "merge": "auto" if yes else None,
-        "env": dict(os.environ),  # a variable fixed since the failure counts on resume
-    }
+def resume(*, session_id: str | None, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+    """Resume a failed or interrupted session from its last checkpoint.
+
+    Without SESSION_ID: the newest failed or interrupted session of the repository you
+    are in.
+    """
     with Client.connect() as client:
+        session_id = session_id or _latest_resumable(client)
+        params = {
+            "session_id": session_id,
+            "force": force,
+            "merge": "auto" if yes else None,
+            "env": dict(os.environ),  # a variable fixed since the failure counts on resume
+        }
         record = client.call(protocol.SESSIONS_RESUME, params)
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+
+
+def _latest_resumable(client: Client) -> str:
+    """The newest failed or interrupted session of the repository holding the current
+    directory (its top folder, as the daemon records `repo`)."""
+    import subprocess
+
+    top = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False
+    )
+    repo = os.path.realpath(top.stdout.strip()) if top.returncode == 0 else None
+    rows = [
+        row
+        for status in ("failed", "interrupted")
+        for row in client.call(protocol.SESSIONS_LIST, {"status": status, "limit": 10_000})
+        if repo is not None and os.path.realpath(str(row.get("repo"))) == repo
+    ]
+    if not rows:
+        where = f"repository {repo}" if repo else f"{os.getcwd()} (not in a git repository)"
+        click.echo(f"error: no failed or interrupted session of {where} to resume", err=True)
+        click.echo("hint: `prodigyctl sessions ls` lists every session", err=True)
+        raise SystemExit(EXIT_NOT_FOUND)
+    newest = max(rows, key=lambda row: str(row.get("started_at")))
+    click.echo(f"resuming {newest['id']} ({newest['status']}, {newest['workflow']})", err=True)
+    return str(newest["id"])
 
 
 # `resume` for a MapReduce job, with its progress first: setup and finished items are not

@@ -281,3 +281,23 @@ def test_prodigy_is_the_same_program_under_the_original_name(
         [str(prodigy), "run", "--help"], capture_output=True, text=True, check=True
     )
     assert usage.stdout.startswith("Usage: prodigy run ")
+
+
+def test_resume_without_an_id_takes_the_newest_failed_session_of_this_repository(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = write(tmp_path / "wf.yml", "- shell: 'test -n \"$FIXED\"'\n- shell: 'echo ok > ok.txt'\n")
+    older = ctl("run", str(wf), "-y", "--json", cwd=repo)
+    newer = ctl("run", str(wf), "-y", "--json", cwd=repo)
+    assert older.returncode == newer.returncode == 1
+    newest = json_lines(newer.stdout)[-1]["session_id"]
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    nothing = ctl("resume", cwd=other)
+    assert nothing.returncode == 3 and "no failed or interrupted session" in nothing.stderr
+
+    done = ctl("resume", "-y", cwd=repo, env={**os.environ, "FIXED": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"resuming {newest} (failed" in done.stderr
+    assert git(repo, "show", "main:ok.txt") == "ok\n"
