@@ -341,12 +341,21 @@ def _starts_block(line: str) -> bool:
 def _table(rows: list[str]) -> Iterator[str]:
     cells = [_cells(row) for row in rows if not re.fullmatch(r"[\s|:-]+", row)]
     columns = max(len(row) for row in cells)
-    yield from (".PP", ".TS", "allbox tab(@);", " ".join(["lb"] * columns))
+    # cells are filled but not adjusted (`.na`): a narrow column cannot be justified, and
+    # troff warns "cannot adjust line" for each such line when man renders the page
+    yield from (".PP", ".na", ".TS", "allbox tab(@);", " ".join(["lb"] * columns))
     yield " ".join(["lx"] * columns) + "."
     for row in cells:
         padded = row + [""] * (columns - len(row))
-        yield "@".join(f"T{{\n{_inline(cell)}\nT}}" for cell in padded)
-    yield ".TE"
+        yield "@".join(f"T{{\n{_breakable(_inline(cell))}\nT}}" for cell in padded)
+    yield from (".TE", ".ad")
+
+
+def _breakable(text: str) -> str:
+    """Let a narrow cell break a long name after its underscores (`\\:` is a break point
+    that prints nothing): `PRODIGY_MAX_CONCURRENT_JOBS` is wider than its column at 80
+    columns, and troff warns "can't break line"."""
+    return text.replace("_", "_\\:")
 
 
 def _cells(row: str) -> list[str]:
