@@ -46,9 +46,11 @@ async def merge_branch(
     held: bool,
     merge_spec: MergeSpec | None,
     context: Callable[[], RunContext],
+    leave_out: tuple[str, ...] = (),
 ) -> git_merge.MergeOutcome:
     """Merge the session branch into its target (under the caller's merge lock). `held`:
-    the session still has its worktree; `context` makes a merge workflow's run context."""
+    the session still has its worktree; `context` makes a merge workflow's run context;
+    `leave_out`: files the last commit of leftovers must not take (the map input)."""
     repo, worktree = Path(record.repo), Path(record.worktree)
     if not await git_repo.branch_exists(repo, record.original_branch):
         raise MergeRefused(
@@ -63,7 +65,9 @@ async def merge_branch(
     if held:
         await _check_worktree_head(record, worktree)
         await git_repo.commit_all(
-            worktree, f"prodigy: uncommitted changes from {record.workflow_name}"
+            worktree,
+            f"prodigy: uncommitted changes from {record.workflow_name}",
+            leave_out=leave_out,
         )
         if merge_spec is not None:
             await _run_merge_workflow(record, merge_spec, context())

@@ -31,6 +31,7 @@ from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.journal import CheckpointLog, RunJournal
 from prodigyd.engine.mapreduce.phases import run_dlq_retry, run_mapreduce
 from prodigyd.engine.mapreduce.runner import AgentRunner
+from prodigyd.engine.mapreduce.setup import input_file
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import Checkpoint, PhaseOutcome, StepHook, run_sequential
 from prodigyd.engine.plan import (
@@ -285,6 +286,7 @@ class Session:
                     held=finish.holds_worktree(record, self.pool),
                     merge_spec=self.loaded.workflow.merge,
                     context=lambda: self._context(resume=False),
+                    leave_out=input_file(self.loaded.workflow),
                 )
         except asyncio.CancelledError:
             self._finish(

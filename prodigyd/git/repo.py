@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,13 +310,30 @@ async def worktree_state(path: Path) -> WorktreeState:
     return WorktreeState(head=head, changed=changed, ignored=ignored)
 
 
-async def commit_all(path: Path, message: str) -> str | None:
+#: What prodigy's own commits leave out even when the repository does not ignore it:
+#: interpreter and tool caches a step's commands leave behind (a user trying prodigy found
+#: `__pycache__/*.pyc` merged into their branch). Files git ignores are never staged anyway.
+NEVER_AUTO_COMMITTED = (
+    "**/__pycache__/**",
+    "**/*.py[co]",
+    "**/.pytest_cache/**",
+    "**/.mypy_cache/**",
+    "**/.ruff_cache/**",
+    "**/.DS_Store",
+)
+
+
+async def commit_all(path: Path, message: str, *, leave_out: Sequence[str] = ()) -> str | None:
     """Stage everything in the working tree and commit it; None if there was nothing to commit.
 
     This is `auto_commit`: a step that changed files without committing still leaves a
-    commit behind for the merge and for the step's git variables.
+    commit behind for the merge and for the step's git variables. It never stages what git
+    ignores, the caches of NEVER_AUTO_COMMITTED, nor the paths of `leave_out` (relative to
+    the worktree: a MapReduce job's input file its setup wrote).
     """
-    await git(path, "add", "--all")
+    excluded = [f":(exclude,glob){pattern}" for pattern in NEVER_AUTO_COMMITTED]
+    excluded += [f":(exclude,literal){name}" for name in leave_out]
+    await git(path, "add", "--all", "--", ".", *excluded)
     staged = await git(path, "diff", "--cached", "--quiet", check=False)
     if staged.returncode == 0:
         return None

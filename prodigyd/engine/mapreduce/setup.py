@@ -28,7 +28,7 @@ from prodigyd.engine.step import StepReport
 from prodigyd.errors import ProdigyError
 from prodigyd.git.repo import commit_all
 from prodigyd.workflow import jsonpath
-from prodigyd.workflow.model import CaptureOutput, SetupSpec
+from prodigyd.workflow.model import CaptureOutput, SetupSpec, Workflow
 
 
 async def run_setup(
@@ -41,8 +41,20 @@ async def run_setup(
     except TimeoutError:
         return PhaseOutcome(False, error=f"setup timed out after {spec.timeout:g} seconds")
     if outcome.ok:
-        await commit_all(ctx.worktree, f"prodigy: setup of {host.workflow.name}")
+        message = f"prodigy: setup of {host.workflow.name}"
+        await commit_all(ctx.worktree, message, leave_out=input_file(host.workflow))
     return outcome
+
+
+def input_file(workflow: Workflow) -> tuple[str, ...]:
+    """The map input when it names a file literally (`input: items.json`), as prodigy's own
+    commits leave it out: a file the setup wrote for the map phase is the job's input, not
+    its result, and is merged only if the workflow commits it itself. An input with
+    variables or spaces (a command) names no file here."""
+    source = workflow.map.input if workflow.map is not None else ""
+    if not source or "${" in source or any(ch.isspace() for ch in source):
+        return ()
+    return (source.removeprefix("./"),)
 
 
 def _captures(spec: SetupSpec, ctx: RunContext) -> StepHook | None:
