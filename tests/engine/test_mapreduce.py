@@ -49,11 +49,11 @@ async def test_minimal_mapreduce_merges_every_agent_and_lands_on_the_branch(
     assert out.status == "completed", out.record.error
     files = branch_files(repo)
     assert {
-        "test-items.json",
         "output-item-one.txt",
         "output-item-two.txt",
         "output-item-three.txt",
     } <= files
+    assert "test-items.json" not in files  # the input the setup wrote is not a result
     assert (
         git(repo, "show", "main:output-item-two.txt")
         == "Processed by agent: item-two\nItem ID: 2\n"

@@ -38,9 +38,8 @@ reduce:
         "[item_1] ✓ done" in out and "Map phase completed: 3 successful, 0 failed (total: 3)" in out
     )
     assert "reduced 3/3" in out
-    assert {"items.json", "out-a.txt", "out-b.txt", "out-c.txt"} <= set(
-        git(repo, "ls-tree", "--name-only", "main").split()
-    )
+    landed = set(git(repo, "ls-tree", "--name-only", "main").split())
+    assert {"out-a.txt", "out-b.txt", "out-c.txt"} <= landed and "items.json" not in landed
     session = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
     assert session["mode"] == "mapreduce" and session["items"] == "3/3"
     events = json_lines(ctl("logs", session["id"], "--json", check=True).stdout)
