@@ -94,7 +94,7 @@ def run(
     """
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
     values = {**_param_file(param_file), **dict(_assignment(text) for text in param)}
-    params = {**source, "args": list(args), "profile": profile, "strict": strict}
+    params: dict[str, Any] = {**source, "args": list(args), "profile": profile, "strict": strict}
     if values:
         params["params"] = values
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from prodigyctl.client import dumps
+from prodigyctl.client import dumps, is_tty
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
@@ -215,7 +215,7 @@ def delete(*, name: str, in_repo: bool, yes: bool) -> int:
         where = "the repository's registry" if in_repo else "your registry"
         return _fail(f"no template named {name!r} in {where}", EXIT_NOT_FOUND)
     if not yes:
-        if not click.get_text_stream("stdin").isatty():
+        if not is_tty():
             return _fail("delete asks first: give --yes to delete without asking", EXIT_USAGE)
         click.confirm(f"Delete template {name} ({paths[0]})?", abort=True)
     for path in paths:

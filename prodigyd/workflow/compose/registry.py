@@ -24,7 +24,8 @@ from prodigyd import paths
 
 REPO_TEMPLATES = Path(".prodigy", "templates")
 SUFFIXES = (".yml", ".yaml", ".json")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: A template's name; `NAME.meta` would be a metadata file's.
+NAME = re.compile(r"^(?!.*\.meta$)[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclass

@@ -25,10 +25,9 @@ import threading
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prodigyd.errors import Location, WorkflowError
-from prodigyd.workflow.compose import Resolver, compose
 from prodigyd.workflow.limits import MAX_FILE_BYTES, Deadline
 from prodigyd.workflow.load.diagnostics import Context
 from prodigyd.workflow.load.document import empty_error, refuse_unsupported, standard_workflow
@@ -37,6 +36,9 @@ from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.load.reader import read_json, read_yaml
 from prodigyd.workflow.load.source import check_size, read_source
 from prodigyd.workflow.model import Step, Workflow
+
+if TYPE_CHECKING:
+    from prodigyd.workflow.compose import Resolver
 
 __all__ = ["LoadedWorkflow", "load_workflow", "load_workflow_async", "parse_workflow"]
 
@@ -81,9 +83,11 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
     key = (str(file), strict, digest)
     with _PARSED_LOCK:
         cached = _PARSED.get(key)
-    if cached is not None and _unchanged(cached.includes):
+    if cached is not None:
         return cached
     loaded = parse_workflow(text, source=str(file), strict=strict)
+    if loaded.includes:  # which files it includes may change without this one changing
+        return loaded
     with _PARSED_LOCK:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.pop(next(iter(_PARSED)))
@@ -93,23 +97,13 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
 
 #: Parsed workflows by (file, strict, content hash). A submission, its start and every
 #: resume read the same file; parsing YAML costs ~1 ms, reading and hashing it ~20 µs, and
-#: keying on the content itself means an edited file is never served stale (nor one whose
-#: included files were edited: _unchanged). Loads run in worker threads
+#: keying on the content itself means an edited file is never served stale. A composed
+#: workflow is not kept: an included file, or a template or base newly found on the search
+#: path, changes it while its own text stays the same. Loads run in worker threads
 #: (load_workflow_async), hence the lock.
 _PARSED: dict[tuple[str, bool, str], LoadedWorkflow] = {}
 _PARSED_MAX = 128
 _PARSED_LOCK = threading.Lock()
-
-
-def _unchanged(includes: dict[str, str]) -> bool:
-    """Whether every included file still has the content it was parsed with."""
-    for name, digest in includes.items():
-        try:
-            if read_source(Path(name))[1] != digest:
-                return False
-        except WorkflowError:
-            return False
-    return True
 
 
 def parse_workflow(
@@ -137,6 +131,9 @@ def parse_workflow(
     read = read_json if fmt == "json" else read_yaml
     doc, root_mark = read(text, source, deadline)
     ctx = Context(source, strict, deadline, root_mark or (1, 1))
+    # here, not at the top: compose is built on this package's modules (and imports them)
+    from prodigyd.workflow.compose import Resolver
+
     resolver = Resolver(ctx, Path(source))
     workflow = _workflow(doc, ctx, resolver)
     digest = sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
@@ -169,6 +166,8 @@ def _workflow(doc: object, ctx: Context, resolver: Resolver) -> Workflow:
     if isinstance(doc, Map):
         refuse_unsupported(doc, ctx)
         if any(key in doc for key in _COMPOSED):
+            from prodigyd.workflow.compose import compose
+
             composition = compose(doc, resolver, Path(ctx.source))
             doc, lead = composition.doc, composition.lead
             refuse_unsupported(doc, ctx)  # a base may have brought the mode
