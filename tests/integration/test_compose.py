@@ -153,3 +153,7 @@ def test_validate_reports_an_error_in_an_included_file(tmp_path: Path):
     assert done.returncode == 1
     assert f"{tmp_path / 'parts.yml'}:3:" in done.stdout
     assert "retry.attempts" in done.stdout
+    write(tmp_path / "parts.yml", "commands: [{shell: x}]\nparameters: {n: {type: number}}\n")
+    good = json.loads(ctl("validate", "--json", str(wf)).stdout)[0]
+    assert good["includes"] == [str(tmp_path / "parts.yml")]
+    assert good["parameters"]["n"]["type"] == "number"

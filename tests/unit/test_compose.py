@@ -178,6 +178,8 @@ def test_template_by_name_comes_from_the_registry_repository_first(tmp_path: Pat
     assert commands(load_workflow(repo / "wf.yml")) == ["from-home"]
     write(repo, {".prodigy/templates/ci.yml": "commands: [{shell: from-repo}]\n"})
     assert commands(load_workflow(repo / "wf.yml")) == ["from-repo"]
+    write(repo, {"wf.yml": "template: {name: ci, source: {registry: ci}}\n"})
+    assert commands(load_workflow(repo / "wf.yml")) == ["from-repo"]
     write(repo, {"wf.yml": "template: {name: ci, source: nope}\n"})
     with pytest.raises(WorkflowError, match="no template named 'nope' in the registry"):
         load_workflow(repo / "wf.yml")

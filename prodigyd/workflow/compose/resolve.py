@@ -150,9 +150,13 @@ class Resolver:
         self._only(raw, _TEMPLATE_KEYS, at)
         source = raw.get("source")
         here = at.key(raw, "source")
+        if isinstance(source, Map) and set(source) == {"registry"}:  # the spelled-out name
+            here, source = here.key(source, "registry"), source["registry"]
+        if isinstance(source, Map) and set(source) == {"url"}:
+            here, source = here.key(source, "url"), str(source["url"])
         if isinstance(source, Map) and isinstance(source.get("file"), str):
             base = self.file(source["file"], here.key(source, "file"), file, chain, "template file")
-        elif isinstance(source, str) and source.startswith(("http://", "https://")):
+        elif isinstance(source, str) and source.startswith(("http://", "https://", "url:")):
             raise WorkflowError(
                 "templates from URLs are not supported",
                 location=self._where(here),
