@@ -41,6 +41,7 @@ COMMANDS = {
     "run": "run",
     "sessions": "sessions",
     "status": "status",
+    "template": "template",
     "triggers": "hooks",
     "validate": "validate",
     "watch": "watch",

@@ -214,6 +214,12 @@ def inline_workflow_file(digest: str) -> Path:
     return inline_workflows_dir() / f"inline-{digest}.yml"
 
 
+def templates_dir() -> Path:
+    """The user's workflow template registry (`prodigyctl template`); a repository's own
+    is `.prodigy/templates/` in it (prodigyd.workflow.compose.registry)."""
+    return home() / "templates"
+
+
 def worktrees_root() -> Path:
     return home() / "worktrees"
 

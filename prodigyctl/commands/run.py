@@ -65,6 +65,19 @@ force_option = click.option(
     metavar="VALUE",
     help="Positional value for $ARG / ${ARG_1}... (repeatable).",
 )
+@click.option(
+    "--param",
+    "param",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A workflow parameter, ${NAME} (repeatable; typed as the workflow declares it).",
+)
+@click.option(
+    "--param-file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Parameters from a YAML or JSON mapping (--param values win).",
+)
 @click.option("--profile", metavar="NAME", help="Activate an environment profile of the workflow.")
 @path_option
 @detach_option
@@ -77,6 +90,8 @@ def run(
     workflow: str,
     yes: bool,
     args: tuple[str, ...],
+    param: tuple[str, ...],
+    param_file: str | None,
     profile: str | None,
     path: str | None,
     detach: bool,
@@ -88,8 +103,41 @@ def run(
     WORKFLOW `-` reads the workflow from standard input.
     """
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
-    params = {**source, "args": list(args), "profile": profile, "strict": strict}
+    values = {**_param_file(param_file), **dict(_assignment(text) for text in param)}
+    params: dict[str, Any] = {**source, "args": list(args), "profile": profile, "strict": strict}
+    if values:
+        params["params"] = values
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise click.UsageError(f"--param {text!r}: expected NAME=VALUE")
+    return name.strip(), value
+
+
+def _param_file(path: str | None) -> dict[str, Any]:
+    """The mapping in a --param-file, read as workflow files are (YAML 1.2, of which JSON is
+    a part: `yes` stays text); its values keep their types, and the daemon checks them
+    against the workflow's declarations."""
+    if path is None:
+        return {}
+    from pathlib import Path
+
+    from prodigyd.errors import ProdigyError
+    from prodigyd.workflow.limits import Deadline
+    from prodigyd.workflow.load.nodes import plain
+    from prodigyd.workflow.load.source import parse_text, read_source
+
+    try:
+        file = Path(path).absolute()
+        data = plain(parse_text(read_source(file)[0], str(file), Deadline())[0])
+    except ProdigyError as exc:
+        raise click.UsageError(f"--param-file: {exc.render()}") from None
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise click.UsageError(f"--param-file {path}: expected a mapping of NAME: value")
+    return data
 
 
 @command("exec")

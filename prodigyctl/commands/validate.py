@@ -56,6 +56,8 @@ def _check(path: Path, *, strict: bool) -> dict[str, Any]:
         "mode": workflow.mode,
         "steps": len(workflow.phase_steps),
         "on": [trigger.event for trigger in workflow.on],
+        "parameters": {name: spec.model_dump() for name, spec in workflow.parameters.items()},
+        "includes": sorted(loaded.includes),  # the files it is composed of
     }
 
 

@@ -86,6 +86,7 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         env=p.env,
         repo=p.repo,
         args=tuple(p.args),
+        params=p.params,
         profile=p.profile,
         merge_policy=p.merge,
         strict=p.strict,

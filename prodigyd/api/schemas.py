@@ -78,6 +78,7 @@ class SubmitParams(_Params):
     env: Environment
     repo: str | None = None
     args: list[str] = []
+    params: dict[str, Any] = {}  # --param over --param-file values, typed by the daemon
     profile: str | None = None
     merge: MergePolicy = "ask"
     strict: bool = False

@@ -28,6 +28,7 @@ from prodigyd.pool import WorktreePool
 from prodigyd.store.ids import new_session_id
 from prodigyd.store.sessions import DlqRetry, SessionRecord, Status
 from prodigyd.watch.variables import variables as trigger_variables
+from prodigyd.workflow.compose import params
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
 from prodigyd.workflow.model import Step, Workflow
@@ -42,6 +43,7 @@ class RunRequest:
     env: dict[str, str]
     repo: str | None = None
     args: tuple[str, ...] = ()
+    params: dict[str, Any] | None = None  # --param values (over --param-file ones)
     profile: str | None = None
     merge_policy: str = "ask"
     strict: bool = False
@@ -74,6 +76,12 @@ async def prepare(
             f"{loaded.path} is no longer a MapReduce workflow: its dead letters cannot be re-run",
             location=Location(str(loaded.path)),
         )
+    parameters = params.resolve(
+        loaded.workflow.parameters,
+        loaded.workflow.defaults,
+        request.params or {},
+        where=str(loaded.path),
+    )
     session_id = new_session_id(loaded.workflow.mode)
     rid = paths.repo_id(repo)
     record = SessionRecord(
@@ -88,6 +96,7 @@ async def prepare(
         branch=f"prodigy-{session_id}",
         cwd=request.cwd,
         args=list(request.args),
+        params=parameters,
         profile=request.profile,
         merge_policy=request.merge_policy,
         strict=request.strict,
@@ -174,6 +183,8 @@ def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
         nested = [step.on_success, *step.on_exit_code.values()]
         if step.foreach:
             nested.extend(step.foreach.do)
+        for sub in step.sub_workflows:
+            nested.extend(sub.steps)
         if step.on_failure:
             nested.extend(step.on_failure.handlers)
         if step.validation:
@@ -188,6 +199,7 @@ def _builtin_variables(
     record: SessionRecord, worktree: Path, args: Sequence[str]
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
+        **record.params,  # under the built-in names: a parameter never hides one
         "workflow.name": record.workflow_name,
         "workflow.id": record.id,
         "workflow.iteration": 1,

@@ -88,6 +88,7 @@ class SessionRecord(BaseModel):
     base_commit: str | None = None  # where the session branch started (for ${workflow.*})
     cwd: str
     args: list[str] = []
+    params: dict[str, Any] = {}  # the workflow's parameters, resolved at submission
     profile: str | None = None
     merge_policy: str = "ask"  # auto | ask | never
     strict: bool = False

@@ -77,6 +77,10 @@ class VariableStore:
     def child(self) -> VariableStore:
         return VariableStore(self)
 
+    def own(self, name: str) -> Any:
+        """The value this scope itself set for `name` (not its parents'), or MISSING."""
+        return self._entries.get(name, MISSING)
+
     def lookup(self, path: str) -> Any:
         """The value at `path` ("a.b[0].c"), or MISSING.
 

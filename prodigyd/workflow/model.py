@@ -25,7 +25,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from prodigyd.durations import parse_duration
 
 CaptureFormat = Literal["string", "json", "lines", "number", "boolean"]
-StepKind = Literal["shell", "claude", "write_file", "foreach", "analyze"]
+StepKind = Literal["shell", "claude", "write_file", "foreach", "analyze", "sub_workflow"]
+ParameterType = Literal["string", "number", "boolean", "array", "object", "any"]
 Backoff = Literal["fixed", "linear", "exponential", "fibonacci", "custom"]
 RecoveryStrategy = Literal["recovery", "fallback", "cleanup", "custom"]
 
@@ -218,6 +219,7 @@ class Step(BaseModel):
     command: str | None = None
     write_file: WriteFileSpec | None = None
     foreach: ForeachSpec | None = None
+    sub_workflows: tuple[SubWorkflow, ...] = ()  # kind sub_workflow: run together
     id: str | None = None
     name: str | None = None
     commit_required: bool = False
@@ -248,10 +250,11 @@ class Step(BaseModel):
             "claude": "command",
             "write_file": "write_file",
             "foreach": "foreach",
+            "sub_workflow": "sub_workflows",
         }.get(self.kind)
         if needed == "command" and not (self.command or "").strip():
             raise ValueError(f"a {self.kind} step needs a command")
-        if needed and getattr(self, needed) is None:
+        if needed and getattr(self, needed) in (None, ()):
             raise ValueError(f"a {self.kind} step needs a {needed} spec")
         return self
 
@@ -272,6 +275,8 @@ class Step(BaseModel):
         if self.foreach is not None:
             items = self.foreach.items
             return items if isinstance(items, str) else f"{len(items)} items"
+        if self.sub_workflows:
+            return ", ".join(sub.name for sub in self.sub_workflows)
         return self.command or ""
 
 
@@ -293,6 +298,40 @@ class ForeachSpec(BaseModel):
     do: tuple[Step, ...] = Field(min_length=1)
     continue_on_error: bool = False
     max_items: int | None = Field(None, ge=1)
+
+
+class Parameter(BaseModel):
+    """A declared parameter (`parameters:`): its value comes from `--param`, a
+    `--param-file`, a template's `with:`, `defaults:` or its own `default`, checked against
+    `type` and `validation` (prodigyd.workflow.compose.params) and seen as `${NAME}`."""
+
+    model_config = _FROZEN
+
+    type: ParameterType = "any"
+    description: str | None = None
+    required: bool = False
+    default: Any = None  # None: no default
+    validation: str | None = None  # a filter expression over `value`
+
+
+class SubWorkflow(BaseModel):
+    """One entry of `sub_workflows:`, its source file loaded: run in the session's worktree
+    by the `sub_workflow` step kind, in a child scope, its `outputs` copied back as
+    `${NAME.OUTPUT}`."""
+
+    model_config = _FROZEN
+
+    name: str
+    source: str  # the file, for messages
+    steps: tuple[Step, ...] = Field(min_length=1)
+    parameters: dict[str, Parameter] = Field(default_factory=dict)  # the file's declarations
+    values: dict[str, Any] = Field(default_factory=dict)  # `parameters:` given to it
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    parallel: bool = False
+    continue_on_error: bool = False
+    timeout: Timeout = None
+    working_dir: str | None = None
 
 
 class OnFailure(BaseModel):
@@ -626,6 +665,8 @@ class Workflow(BaseModel):
     strict_variables: bool = False
     worktree: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None
     on: tuple[Trigger, ...] = ()
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict)  # values of undeclared names
     source: str | None = None
 
     @model_validator(mode="after")
@@ -644,5 +685,14 @@ class Workflow(BaseModel):
         return (*self.steps, *setup, *template, *self.reduce)
 
 
-for _model in (Step, ForeachSpec, OnFailure, OnIncomplete, ValidateSpec, MergeSpec, Workflow):
+for _model in (
+    Step,
+    ForeachSpec,
+    SubWorkflow,
+    OnFailure,
+    OnIncomplete,
+    ValidateSpec,
+    MergeSpec,
+    Workflow,
+):
     _model.model_rebuild()

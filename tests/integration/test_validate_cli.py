@@ -50,6 +50,8 @@ def test_json_reports_each_file(tmp_path: Path):
         "mode": "mapreduce",
         "steps": 2,
         "on": ["push"],
+        "parameters": {},
+        "includes": [],
     }
     assert gone["valid"] is False and gone["error"]["kind"] == "workflow"
     assert str(missing) in gone["message"]

@@ -230,11 +230,6 @@ def test_unknown_mode_is_refused() -> None:
     assert "unknown mode 'turbo'" in failure("mode: turbo\ncommands: [{shell: x}]\n").message
 
 
-def test_composition_keys_are_refused_not_ignored() -> None:
-    error = failure("imports:\n  - path: base.yml\ncommands: [{shell: x}]\n")
-    assert "composed workflows are not supported yet (found imports:)" in error.message
-
-
 @pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n"])
 def test_empty_file_is_a_clear_error(text: str) -> None:
     assert failure(text).message == "the workflow file is empty"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prodigyd.engine.commands import analyze, claude, foreach, shell, write_file
+from prodigyd.engine.commands import analyze, claude, foreach, shell, sub_workflow, write_file
 from prodigyd.engine.commands.base import Invocation, StepCommand
 
 #: Every runnable step kind.
@@ -12,6 +12,7 @@ KINDS: dict[str, StepCommand] = {
     "write_file": write_file.run,  # write interpolated content inside the worktree
     "foreach": foreach.run,  # `do` steps once per item, in the worktree, `parallel` at a time
     "analyze": analyze.run,  # removed upstream; accepted and skipped
+    "sub_workflow": sub_workflow.run,  # other workflow files, in a child scope of this one
 }
 
 __all__ = ["KINDS", "Invocation", "StepCommand"]

@@ -21,22 +21,24 @@ legacy.py), keys.py (which keys each mapping may have, from the models) and diag
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prodigyd.errors import Location, WorkflowError
-from prodigyd.files import failure_reason, read_regular
-from prodigyd.workflow.limits import MAX_FILE_BYTES, Deadline, oversize_at
+from prodigyd.workflow.limits import MAX_FILE_BYTES, Deadline
 from prodigyd.workflow.load.diagnostics import Context
 from prodigyd.workflow.load.document import empty_error, refuse_unsupported, standard_workflow
 from prodigyd.workflow.load.mapreduce import is_mapreduce, mapreduce_workflow
-from prodigyd.workflow.load.nodes import Map
+from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.load.reader import read_json, read_yaml
-from prodigyd.workflow.model import Workflow
+from prodigyd.workflow.load.source import check_size, read_source
+from prodigyd.workflow.model import Step, Workflow
+
+if TYPE_CHECKING:
+    from prodigyd.workflow.compose import Resolver
 
 __all__ = ["LoadedWorkflow", "load_workflow", "load_workflow_async", "parse_workflow"]
 
@@ -45,13 +47,16 @@ __all__ = ["LoadedWorkflow", "load_workflow", "load_workflow_async", "parse_work
 class LoadedWorkflow:
     """A parsed workflow plus what the user should hear about it.
 
-    `sha256` is of the raw file bytes, so resume can refuse a workflow edited since the run.
+    `sha256` fingerprints what the workflow is made of, so resume can refuse a workflow
+    edited since the run: the raw bytes of the file, or, for a composed workflow, those
+    and every file it includes (`includes`: path -> SHA-256 of its bytes).
     """
 
     workflow: Workflow
     warnings: list[str]
     sha256: str
     path: Path
+    includes: dict[str, str] = field(default_factory=dict)
 
 
 async def load_workflow_async(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
@@ -70,32 +75,19 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
     file = Path(path)
     try:
         file = file.expanduser().absolute().resolve()
-        # never more than one byte past the limit: _check_size says where it is crossed
-        data, _ = read_regular(file, limit=MAX_FILE_BYTES, refuse_larger=False)
-    except FileNotFoundError:
-        raise WorkflowError(
-            f"workflow file not found: {file}", location=Location(str(file))
-        ) from None
     except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop, ~nobody
-        why = failure_reason(exc)
         raise WorkflowError(
-            f"cannot read workflow file: {why}", location=Location(str(file))
+            f"cannot read workflow file: {exc}", location=Location(str(file))
         ) from None
-    _check_size(data, str(file))
-    key = (str(file), strict, hashlib.sha256(data).hexdigest())
+    text, digest = read_source(file)
+    key = (str(file), strict, digest)
     with _PARSED_LOCK:
         cached = _PARSED.get(key)
     if cached is not None:
         return cached
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, column = _byte_position(data, exc.start)
-        raise WorkflowError(
-            f"the workflow file is not UTF-8 text (bad byte 0x{data[exc.start]:02x})",
-            location=Location(str(file), line, column),
-        ) from None
     loaded = parse_workflow(text, source=str(file), strict=strict)
+    if loaded.includes:  # which files it includes may change without this one changing
+        return loaded
     with _PARSED_LOCK:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.pop(next(iter(_PARSED)))
@@ -105,29 +97,13 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
 
 #: Parsed workflows by (file, strict, content hash). A submission, its start and every
 #: resume read the same file; parsing YAML costs ~1 ms, reading and hashing it ~20 µs, and
-#: keying on the content itself means an edited file is never served stale. Loads run in
-#: worker threads (load_workflow_async), hence the lock.
+#: keying on the content itself means an edited file is never served stale. A composed
+#: workflow is not kept: an included file, or a template or base newly found on the search
+#: path, changes it while its own text stays the same. Loads run in worker threads
+#: (load_workflow_async), hence the lock.
 _PARSED: dict[tuple[str, bool, str], LoadedWorkflow] = {}
 _PARSED_MAX = 128
 _PARSED_LOCK = threading.Lock()
-
-
-def _check_size(data: bytes, source: str) -> None:
-    where = oversize_at(data)
-    if where is not None:
-        raise WorkflowError(
-            f"the workflow file is larger than {MAX_FILE_BYTES // 1024} KiB "
-            "(the limit is reached here)",
-            location=Location(source, *where),
-            hint="keep long lists of work items in a separate file (input: in MapReduce)",
-        )
-
-
-def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column (in characters) of byte `offset`."""
-    start = data.rfind(b"\n", 0, offset) + 1
-    column = len(data[start:offset].decode("utf-8", errors="replace")) + 1
-    return data.count(b"\n", 0, offset) + 1, column
 
 
 def parse_workflow(
@@ -148,26 +124,66 @@ def parse_workflow(
     """
     fmt = fmt or ("json" if source.lower().endswith(".json") else "yaml")
     deadline = deadline or Deadline()
-    if len(text) > MAX_FILE_BYTES // 4:  # cheap: a character is at most four UTF-8 bytes
-        _check_size(text.encode("utf-8", errors="surrogatepass"), source)
+    if len(text) > MAX_TEXT_CHARS:  # cheap: a character is at most four UTF-8 bytes
+        check_size(text.encode("utf-8", errors="surrogatepass"), source)
     if not text.strip():
         raise empty_error(source)
     read = read_json if fmt == "json" else read_yaml
     doc, root_mark = read(text, source, deadline)
     ctx = Context(source, strict, deadline, root_mark or (1, 1))
-    workflow = _workflow(doc, ctx)
+    # here, not at the top: compose is built on this package's modules (and imports them)
+    from prodigyd.workflow.compose import Resolver
+
+    resolver = Resolver(ctx, Path(source))
+    workflow = _workflow(doc, ctx, resolver)
+    digest = sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
     return LoadedWorkflow(
         workflow=workflow,
         warnings=ctx.warnings,
-        sha256=sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
+        sha256=_fingerprint(digest, resolver.files),
         path=Path(source),
+        includes=resolver.files,
     )
 
 
-def _workflow(doc: object, ctx: Context) -> Workflow:
-    """The document's mode decides its parser; what neither mode supports is refused first."""
+MAX_TEXT_CHARS = MAX_FILE_BYTES // 4
+#: Top-level keys that make a workflow a composed one (resolved by prodigyd.workflow.compose).
+_COMPOSED = (
+    "imports",
+    "extends",
+    "template",
+    "parameters",
+    "defaults",
+    "sub_workflows",
+    "workflows",
+)
+
+
+def _workflow(doc: object, ctx: Context, resolver: Resolver) -> Workflow:
+    """The document's mode decides its parser; what neither mode supports is refused first.
+    A composed workflow is resolved into one document first."""
+    lead: tuple[Step, ...] = ()
     if isinstance(doc, Map):
         refuse_unsupported(doc, ctx)
+        if any(key in doc for key in _COMPOSED):
+            from prodigyd.workflow.compose import compose
+
+            composition = compose(doc, resolver, Path(ctx.source))
+            doc, lead = composition.doc, composition.lead
+            refuse_unsupported(doc, ctx)  # a base may have brought the mode
         if is_mapreduce(doc):
+            if lead:
+                raise WorkflowError(
+                    "sub_workflows: are only run by a standard workflow, not by mode: mapreduce",
+                    location=At("", doc.mark).key(doc, "mode").location(ctx.source),
+                )
             return mapreduce_workflow(doc, ctx)
-    return standard_workflow(doc, ctx)
+    return standard_workflow(doc, ctx, lead=lead)
+
+
+def _fingerprint(digest: str, includes: dict[str, str]) -> str:
+    """The file's own digest, or (composed) a digest of it and of every file it includes."""
+    if not includes:
+        return digest
+    parts = [digest, *(f"{name}\0{sha}" for name, sha in sorted(includes.items()))]
+    return sha256("\n".join(parts).encode()).hexdigest()

@@ -82,7 +82,8 @@ class Context:
         self.problems.append(_Problem(message, at.location(self.source), hint))
 
     def warn(self, message: str, at: At) -> None:
-        where = f"{self.source}:{at.line}" if at.line else self.source
+        source = at.source or self.source
+        where = f"{source}:{at.line}" if at.line else source
         self.warnings.append(f"{where}: {message}")
 
     def failed_since(self, count: int) -> bool:

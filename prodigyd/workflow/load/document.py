@@ -3,9 +3,10 @@
 A workflow is a list of steps, or a mapping with `commands:` (or `steps:`); that is a
 standard workflow, built here. A MapReduce one (mapreduce.py) shares the rest of the top
 level, read here for both: name, env (plain, secret, or refused by name when it is a form
-not supported yet), secrets, env_files, profiles, merge and the `on:` triggers. Composed
-workflows (imports, extends, templates) and unknown modes are refused up front, by name,
-rather than half run.
+not supported yet), secrets, env_files, profiles, merge and the `on:` triggers. Unknown
+modes are refused up front, by name, rather than half run. A composed workflow (imports,
+extends, templates, sub-workflows) reaches these parsers already resolved into one
+document (prodigyd.workflow.compose).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prodigyd.workflow.model import (
     MergeSpec,
     Profile,
     SecretSpec,
+    Step,
     Trigger,
     TriggerEvent,
     Workflow,
@@ -36,12 +38,12 @@ _M = TypeVar("_M", bound=BaseModel)
 MAPREDUCE_PHASES = ("setup", "map", "reduce", "error_policy")
 #: A standard workflow's keys; `source` is the loader's own, `steps:` is also `commands:`.
 _TOP_KEYS = model_keys(Workflow, unwritten=("source", *MAPREDUCE_PHASES), extra=("commands",))
-_COMPOSITION_KEYS = ("imports", "extends", "template", "parameters", "workflows")
 IGNORED_TOP_KEYS = {"retry_defaults": "it is not applied; give each step its own retry:"}
 
 
-def standard_workflow(doc: object, ctx: Context) -> Workflow:
-    """A list of steps, or a mapping with `commands:` (or `steps:`) and the shared keys."""
+def standard_workflow(doc: object, ctx: Context, *, lead: tuple[Step, ...] = ()) -> Workflow:
+    """A list of steps, or a mapping with `commands:` (or `steps:`) and the shared keys;
+    `lead` (its sub-workflows) runs before its own steps, which it may then do without."""
     if doc is None:
         raise empty_error(ctx.source)
     steps_raw: object  # checked by step_list
@@ -50,6 +52,13 @@ def standard_workflow(doc: object, ctx: Context) -> Workflow:
         steps_raw, steps_at = doc, At("commands", doc.mark)
     elif isinstance(doc, Map):
         fields = known_entries(doc, _TOP_KEYS, At("", doc.mark), ctx, ignored=IGNORED_TOP_KEYS)
+        if lead and "commands" not in doc and "steps" not in doc:
+            return built_workflow(
+                {**workflow_fields(fields, doc, At("", doc.mark), ctx), "steps": lead},
+                At("", doc.mark),
+                doc,
+                ctx,
+            )
         steps_raw, steps_at = _steps_of(doc, ctx)
     else:
         raise WorkflowError(
@@ -60,7 +69,7 @@ def standard_workflow(doc: object, ctx: Context) -> Workflow:
     root = At("", doc.mark)
     steps = step_list(steps_raw, steps_at, ctx, top=True)
     data = workflow_fields(fields, doc, root, ctx)
-    return built_workflow({**data, "steps": steps}, root, doc, ctx)
+    return built_workflow({**data, "steps": (*lead, *steps)}, root, doc, ctx)
 
 
 def built_workflow(data: dict[str, Any], root: At, doc: object, ctx: Context) -> Workflow:
@@ -89,12 +98,6 @@ def refuse_unsupported(doc: Map, ctx: Context) -> None:
             location=root.key(doc, "mode").location(ctx.source),
             hint="mode is standard (the default) or mapreduce",
         )
-    for key in _COMPOSITION_KEYS:
-        if key in doc:
-            raise WorkflowError(
-                f"composed workflows are not supported yet (found {key}:)",
-                location=root.key(doc, key).location(ctx.source),
-            )
 
 
 def _steps_of(doc: Map, ctx: Context) -> tuple[object, At]:

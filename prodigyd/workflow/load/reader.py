@@ -38,9 +38,10 @@ class _Loader(BoundedComposer, yaml.SafeLoader):
 
     yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
 
-    def __init__(self, text: str, deadline: Deadline | None) -> None:
+    def __init__(self, text: str, deadline: Deadline | None, source: str | None) -> None:
         yaml.SafeLoader.__init__(self, text)
         self.count_from_here(deadline)
+        self.source = source  # the file: each mapping and list knows where it came from
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """PyYAML reports a value its explicit tag cannot hold (`!!float x`, `!!timestamp 1`)
@@ -88,7 +89,7 @@ def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[Map]:
     _kind(node, yaml.MappingNode, "a mapping")
-    mapping = Map(_mark(node))
+    mapping = Map(_mark(node), loader.source)
     yield mapping
     own = {id(key_node) for key_node, _ in node.value}
     loader.flatten_mapping(node)  # `<<: *base` entries come first, so own keys override them
@@ -112,7 +113,7 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[Map]:
 
 def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> Iterator[Seq]:
     _kind(node, yaml.SequenceNode, "a list")
-    seq = Seq(_mark(node))
+    seq = Seq(_mark(node), loader.source)
     yield seq
     for child in node.value:
         seq.append(loader.construct_object(child, deep=False))
@@ -133,9 +134,11 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
-def _compose(text: str, deadline: Deadline | None) -> tuple[object, Mark | None]:
+def _compose(
+    text: str, deadline: Deadline | None, source: str | None
+) -> tuple[object, Mark | None]:
     """The document's data and where it starts (None for an empty document)."""
-    loader = _Loader(text, deadline)
+    loader = _Loader(text, deadline, source)
     try:
         try:
             node = loader.get_single_node()
@@ -151,7 +154,7 @@ def _compose(text: str, deadline: Deadline | None) -> tuple[object, Mark | None]
 
 def read_yaml(text: str, source: str, deadline: Deadline) -> tuple[object, Mark | None]:
     try:
-        return _compose(text, deadline)
+        return _compose(text, deadline, source)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, source) from None
     except ReaderError as exc:  # a control character, a lone surrogate
@@ -223,7 +226,7 @@ def read_json(text: str, source: str, deadline: Deadline) -> tuple[object, Mark 
         data, too_deep = None, True
     try:
         # a tab in valid JSON is always whitespace
-        marked, mark = _compose(text.replace("\t", " "), deadline)
+        marked, mark = _compose(text.replace("\t", " "), deadline, source)
     except (_DuplicateKey, LimitExceeded) as exc:
         raise _syntax_error(exc, text, source) from None
     except (yaml.YAMLError, ValueError):
@@ -233,4 +236,4 @@ def read_json(text: str, source: str, deadline: Deadline) -> tuple[object, Mark 
             f"invalid JSON: nested more than {MAX_DEPTH} levels deep",
             location=Location(source, 1, 1),
         )
-    return (marked, mark) if marked == data else (unmarked(data), None)
+    return (marked, mark) if marked == data else (unmarked(data, source), None)

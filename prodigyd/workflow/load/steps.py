@@ -358,12 +358,10 @@ def _single_on_failure(raw: Map, kind: str, at: At, ctx: Context) -> OnFailure |
     """A handler step plus control keys (the "advanced" and standard-schema forms), or
     control keys alone (`{fail_workflow: true}`)."""
     control = {key: raw[key] for key in _CONTROL_KEYS if key in raw}
-    step_part = Map(raw.mark)
-    for key, value in raw.items():
+    step_part = Map(raw.mark, raw.source)
+    for key in raw:
         if key not in _CONTROL_KEYS:
-            step_part[key] = value
-            if key in raw.key_marks:
-                step_part.key_marks[key] = raw.key_marks[key]
+            step_part.copy_entry(raw, key)
     data = {key: control[key] for key in _HANDLER_OPTIONS if key in control}
     if not any(key in step_part for key in COMMAND_KEYS) and not is_legacy_command(step_part):
         for key in step_part:
@@ -504,7 +502,7 @@ _STEP_SPELLING = {name: key for key, (name, _) in _NESTED_STEP_FIELDS.items() if
 #: position), and `continue_on_error`, another name for allow_failure.
 _STEP_KEYS = model_keys(
     Step,
-    unwritten=("kind", "command", "write_file", "foreach", "line"),
+    unwritten=("kind", "command", "write_file", "foreach", "sub_workflows", "line"),
     spelled=_STEP_SPELLING,
     extra=("continue_on_error",),
 )
