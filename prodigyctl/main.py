@@ -28,6 +28,7 @@ COMMANDS = {
     "events": "events",
     "exec": "run",
     "follow": "logs",
+    "goal-seek": "run",
     "hooks": "hooks",
     "logs": "logs",
     "man": "man",

@@ -4,11 +4,12 @@ validator; the original's was a stub that always answered 85).
 A requirement line is a line of the spec holding a requirement id: by default a word like
 `REQ-1`, `AUTH-12` or `FR-3.1` (capital letters and digits, a dash, a number), or what the
 validator's `pattern` matches (its first group, when it has one). An id on several lines
-(a table of contents, say) is one requirement, named by its first line. A requirement is
-referenced when its id occurs, as a whole word, in a file of the worktree other than the
-spec (tracked or new, ignored files aside), under the validator's `paths` when it has
-them: a test named `test_req_1`... does not count, a comment `# REQ-1` or a test
-docstring that names it does.
+(a table of contents, say) is one requirement, named by the first line that names it
+alone (else its first line): that line is the gap shown when it is not referenced. A
+requirement is referenced when its id occurs, as a whole word, in a file of the worktree
+other than the spec (tracked or new, ignored files aside), under the validator's `paths`
+when it has them: a comment `# REQ-1` or a test docstring that names it counts, a test
+called `test_req_1` does not.
 """
 
 from __future__ import annotations
@@ -35,13 +36,20 @@ def requirements(text: str, pattern: str = DEFAULT_REQUIREMENT_ID) -> list[Requi
     """The spec's requirements, in the order of their first line."""
     regex = re.compile(pattern)
     found: dict[str, Requirement] = {}
+    alone: set[str] = set()  # ids named by a line that holds no other id
     for line in text.splitlines():
-        match = regex.search(line)
-        if match is None:
+        idents = [m.group(1) if regex.groups else m.group(0) for m in regex.finditer(line)]
+        idents = [ident for ident in idents if ident]
+        if not idents:
             continue
-        ident = match.group(1) if regex.groups else match.group(0)
-        if ident and ident not in found:
+        ident = idents[0]
+        single = len(set(idents)) == 1
+        if ident not in found or (single and ident not in alone):
             found[ident] = Requirement(ident, line.strip())
+            if single:
+                alone.add(ident)
+        for other in idents[1:]:
+            found.setdefault(other, Requirement(other, line.strip()))
     return list(found.values())
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult, StepStopped
@@ -37,9 +37,6 @@ from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.model import GoalSeekSpec, Step
-
-if TYPE_CHECKING:
-    from prodigyd.engine.step import StepRunner
 
 #: How much of a validator's output an attempt keeps (its end): for the next attempt's
 #: `${goal.last_output}` and environment (Linux refuses a variable over 128 KiB) and the
@@ -72,16 +69,14 @@ class Attempt:
 
 
 async def run(step: Step, inv: Invocation) -> CommandResult:
-    from prodigyd.engine.step import StepRunner  # the pipeline runs this kind: no cycle at import
-
     assert step.goal_seek is not None
-    runner = StepRunner(inv.ctx, GitTracker(inv.ctx.worktree, None, track=False))
-    return await _GoalSeek(step, step.goal_seek, inv, runner).run()
+    return await _GoalSeek(step, step.goal_seek, inv).run()
 
 
 class _GoalSeek:
-    def __init__(self, step: Step, spec: GoalSeekSpec, inv: Invocation, runner: StepRunner):
-        self.step, self.spec, self.inv, self.runner = step, spec, inv, runner
+    def __init__(self, step: Step, spec: GoalSeekSpec, inv: Invocation):
+        self.step, self.spec, self.inv = step, spec, inv
+        self.git = GitTracker(inv.ctx.worktree, None, track=False)
         masker = inv.ctx.masker
         earlier = inv.attempts.earlier(inv.label) if inv.attempts else []
         self.history = [Attempt(**masker.restore(record)) for record in earlier]
@@ -100,25 +95,30 @@ class _GoalSeek:
 
     async def _attempt(self, number: int) -> str | None:
         """Run attempt `number`; a stop reason when it could not complete."""
+        from prodigyd.engine.step import StepRunner  # the pipeline runs this kind: no cycle
+
         label = f"{self.inv.label}.goal.{number}"
         scope, env = self._context(number)
+        # the attempt's environment, not its step's `env:` (whose `$NAME`s the step's own
+        # text would take as its values: a JSON list would lose its quotes in a shell line)
+        runner = StepRunner(replace(self.inv.ctx, env={**self.inv.ctx.env, **env}), self.git)
         command = self.spec.attempt.model_copy(
             update={
-                "env": {**self.step.env, **env},
+                "env": self.step.env,
                 "working_dir": self.step.working_dir,
                 "timeout": _earliest(self.inv.timeout, self._remaining()),
             }
         )
-        report = await self.runner.run(command, label=label, store=scope)
+        report = await runner.run(command, label=label, store=scope)
         if self._out_of_time():
             return TIMEOUT
         try:
             found = await score(
                 self.spec.scorer,
-                self.runner,
+                runner,
                 label=f"{label}.validate",
                 store=scope,
-                env={**self.step.env, **env, "PRODIGY_VALIDATION": "true"},
+                env={**self.step.env, "PRODIGY_VALIDATION": "true"},
                 working_dir=self.step.working_dir,
                 timeout=self._remaining(),
             )
