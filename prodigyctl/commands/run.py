@@ -10,6 +10,7 @@ whether to merge; elsewhere it leaves the session `awaiting_merge` for `prodigyc
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -192,7 +193,7 @@ def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **opt
             "warning: --command does not use ${item}: every agent runs the same command",
             err=True,
         )
-    build = {
+    build: Callable[..., str] = {
         "exec": generate.exec_workflow,
         "batch": generate.batch_workflow,
         "goal-seek": generate.goal_seek_workflow,
