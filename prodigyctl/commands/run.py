@@ -193,11 +193,12 @@ def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **opt
             "warning: --command does not use ${item}: every agent runs the same command",
             err=True,
         )
-    build: Callable[..., str] = {
+    builders: dict[str, Callable[..., str]] = {
         "exec": generate.exec_workflow,
         "batch": generate.batch_workflow,
         "goal-seek": generate.goal_seek_workflow,
-    }[kind]
+    }
+    build = builders[kind]
     try:
         text = build(**options)
     except ValueError as exc:

@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.enginekit import run_workflow, write_workflow
+from prodigyd.engine.session import Session
+from prodigyd.store.sessions import Status
+from tests.enginekit import ListSink, resume, run_workflow, write_workflow
 from tests.gitutil import git
 
 #: Scores 30, 60, 90, ... as attempts add lines to n.txt (JSON, with the lines still missing).
@@ -326,3 +330,45 @@ async def test_goal_seek_as_an_on_failure_handler(tmp_path: Path, repo: Path):
     out = await run_workflow(wf, repo)
     assert out.status == "completed", out.record.error
     assert git(repo, "ls-tree", "--name-only", "main").split() == ["README.md", "after", "fixed"]
+
+
+@dataclass
+class StopAfterAttempt(ListSink):
+    """Asks the session to stop (as `daemon stop` does) once an attempt is scored."""
+
+    session: Session | None = None
+
+    def emit(self, event_type: str, /, **fields: Any) -> None:
+        super().emit(event_type, **fields)
+        if event_type == "goal_attempt" and self.session is not None:
+            self.session.stop_after_step(Status.INTERRUPTED, resume_on_start=True)
+            self.session = None
+
+
+async def test_a_stop_between_attempts_resumes_with_the_next_attempt(tmp_path: Path, repo: Path):
+    starts = tmp_path / "starts.log"
+    wf = write_workflow(
+        tmp_path,
+        f"""
+- goal_seek:
+    goal: "three lines"
+    shell: "echo ${{goal.attempt}} >> {starts}; echo x >> n.txt"
+    validate: '{COUNTING_VALIDATOR}'
+    threshold: 90
+""",
+    )
+    sink = StopAfterAttempt()
+
+    def created(session: Session) -> None:
+        sink.session = session
+
+    out = await run_workflow(wf, repo, sink=sink, created=created)
+    assert out.status == "interrupted", out.record.error
+    assert [e["step"] for e in sink.of("step_stopped")] == ["1"]
+    assert starts.read_text().split() == ["1"]
+    again = await resume(out.record.id)
+    assert again.status == "completed", again.record.error
+    assert starts.read_text().split() == ["1", "2", "3"]
+    assert [e["attempt"] for e in again.sink.of("goal_attempt")] == [2, 3]
+    (event,) = again.sink.of("goal_finished")
+    assert event["scores"] == [30, 60, 90]
