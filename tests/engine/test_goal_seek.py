@@ -372,3 +372,20 @@ async def test_a_stop_between_attempts_resumes_with_the_next_attempt(tmp_path: P
     assert [e["attempt"] for e in again.sink.of("goal_attempt")] == [2, 3]
     (event,) = again.sink.of("goal_finished")
     assert event["scores"] == [30, 60, 90]
+
+
+async def test_quality_validator_on_a_step_scores_its_output(tmp_path: Path, repo: Path):
+    wf = write_workflow(
+        tmp_path,
+        """
+- shell: "true"
+  validate:
+    quality: 'echo "linting..."; echo "{\\"score\\": 40, \\"gaps\\": [\\"a.py:1 E501\\"]}"'
+    threshold: 90
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    (verdict,) = out.sink.of("validation")
+    assert (verdict["completion"], verdict["missing"]) == (40, ["a.py:1 E501"])
+    assert "Validation incomplete: 40.0% complete (threshold: 90.0%)" in (out.record.error or "")

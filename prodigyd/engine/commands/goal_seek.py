@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from prodigyd.engine.commands.base import Invocation
@@ -79,7 +79,11 @@ class _GoalSeek:
         self.git = GitTracker(inv.ctx.worktree, None, track=False)
         masker = inv.ctx.masker
         earlier = inv.attempts.earlier(inv.label) if inv.attempts else []
-        self.history = [Attempt(**masker.restore(record)) for record in earlier]
+        known = {f.name for f in fields(Attempt)}
+        self.history = [
+            Attempt(**{k: v for k, v in masker.restore(record).items() if k in known})
+            for record in earlier
+        ]
         self.began = time.monotonic() - (self.history[-1].elapsed if self.history else 0.0)
         self.error: str | None = None
 
