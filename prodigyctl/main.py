@@ -30,6 +30,7 @@ COMMANDS = {
     "events": "events",
     "exec": "run",
     "follow": "logs",
+    "goal-seek": "run",
     "hooks": "hooks",
     "init": "init",
     "logs": "logs",

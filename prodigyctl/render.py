@@ -196,6 +196,15 @@ class Renderer:
     def _validation(self, e: dict[str, Any]) -> str:
         return self._style(f"  {e.get('message')}", fg="green" if e.get("passed") else "yellow")
 
+    def _goal_attempt(self, e: dict[str, Any]) -> str:
+        return (
+            f"  🎯 attempt {e['attempt']}/{e['max_attempts']}: score {e['score']} "
+            f"(threshold {e['threshold']})"
+        )
+
+    def _goal_finished(self, e: dict[str, Any]) -> str:
+        return self._style(f"  {e.get('message')}", fg="green" if e.get("success") else "yellow")
+
     def _step_failed(self, e: dict[str, Any]) -> str:
         first = (e.get("error") or "failed").splitlines()[0]
         return self._style(f"  ✗ step {e['step']}: {first}", fg="red")
@@ -270,6 +279,8 @@ _LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
     EventType.STEP_OUTPUT_TRUNCATED: Renderer._step_output_truncated,
     EventType.STEP_COMPLETED: Renderer._step_completed,
     EventType.VALIDATION: Renderer._validation,
+    EventType.GOAL_ATTEMPT: Renderer._goal_attempt,
+    EventType.GOAL_FINISHED: Renderer._goal_finished,
     EventType.STEP_FAILED: Renderer._step_failed,
     EventType.STEP_RETRYING: Renderer._step_retrying,
     EventType.CLAUDE_TOOL_INVOKED: Renderer._claude_tool_invoked,

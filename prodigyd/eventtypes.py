@@ -41,6 +41,8 @@ class EventType(StrEnum):
     STEP_SKIPPED = "step_skipped"
     VALIDATION = "validation"
     FOREACH_PROGRESS = "foreach_progress"
+    GOAL_ATTEMPT = "goal_attempt"  # a goal_seek attempt was scored
+    GOAL_FINISHED = "goal_finished"  # a goal_seek stopped: why, and its scores
 
     # a `claude:` step, from Claude's stream-json output (claude/cli.py)
     CLAUDE_SESSION_STARTED = "claude_session_started"

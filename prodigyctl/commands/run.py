@@ -1,5 +1,5 @@
-"""`run`, `exec`, `batch`, `resume`, `resume-job`, `merge`, `cancel`: start or finish a session and
-follow it to the end.
+"""`run`, `exec`, `batch`, `goal-seek`, `resume`, `resume-job`, `merge`, `cancel`: start or
+finish a session and follow it to the end.
 
 Following = subscribe to the session's events from the point the job was accepted, render
 them, stop at `session_finished`. Ctrl-C while following cancels the job (it is recorded as
@@ -10,6 +10,7 @@ whether to merge; elsewhere it leaves the session `awaiting_merge` for `prodigyc
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -190,9 +191,65 @@ def batch(**options: Any) -> int:
     return generated("batch", **options)
 
 
+@command("goal-seek")
+@click.argument("goal")
+@click.option(
+    "-c",
+    "--command",
+    required=True,
+    help="Run on each attempt (a leading `/`: a Claude command); it sees ${goal.*} and "
+    "PRODIGY_GOAL_*.",
+)
+@click.option(
+    "--validate",
+    required=True,
+    metavar="COMMAND",
+    help="Shell command printing a score after each attempt (`score: N`, `N%`, `N/100`, "
+    '`N out of 100`, {"score": N, "gaps": [...]}).',
+)
+@click.option(
+    "-t",
+    "--threshold",
+    type=click.FloatRange(0, 100),
+    default=90,
+    show_default=True,
+    help="The score that reaches the goal.",
+)
+@click.option(
+    "-m",
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Attempts at most.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECS",
+    help="Give up after SECS seconds in all (the running attempt is killed).",
+)
+@click.option(
+    "--fail-on-incomplete/--no-fail-on-incomplete",
+    default=True,
+    show_default=True,
+    help="Whether a goal not reached fails (and nothing is merged) or its work is merged.",
+)
+@path_option
+@detach_option
+@json_option
+def goal_seek(**options: Any) -> int:
+    """Run --command until --validate scores GOAL as reached, then merge the result.
+
+    Stops when the score reaches --threshold, after --max-attempts, at --timeout, or when
+    the last three scores are within 2 points. Exit status 1 when the goal is not reached.
+    """
+    return generated("goal-seek", **options)
+
+
 def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **options: Any) -> int:
-    """`exec` and `batch`: a workflow written from their options (prodigyd.workflow.generate),
-    submitted as text and merged without asking."""
+    """`exec`, `batch` and `goal-seek`: a workflow written from their options
+    (prodigyd.workflow.generate), submitted as text and merged without asking."""
     from prodigyd.workflow import generate
 
     if kind == "batch" and "${item" not in options["command"]:
@@ -200,7 +257,12 @@ def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **opt
             "warning: --command does not use ${item}: every agent runs the same command",
             err=True,
         )
-    build = generate.batch_workflow if kind == "batch" else generate.exec_workflow
+    builders: dict[str, Callable[..., str]] = {
+        "exec": generate.exec_workflow,
+        "batch": generate.batch_workflow,
+        "goal-seek": generate.goal_seek_workflow,
+    }
+    build = builders[kind]
     try:
         text = build(**options)
     except ValueError as exc:

@@ -26,6 +26,7 @@ from prodigyd import paths
 from prodigyd.clock import now_iso
 from prodigyd.engine import finish
 from prodigyd.engine.admission import compose_environment
+from prodigyd.engine.attempts import JournalAttempts
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.journal import CheckpointLog, RunJournal
@@ -206,10 +207,11 @@ class Session:
         saved = self.journal.checkpoint(self.record.id, phase) or {}
         completed = list(saved.get("completed_steps") or [])
         writer = self.journal.checkpoint_log(self.record.id, phase)
+        attempts = JournalAttempts(writer, self.journal.checkpoint_records(self.record.id, phase))
         try:
             return await run_sequential(
                 steps,
-                StepRunner(ctx, git),
+                StepRunner(ctx, git, attempts),
                 ctx.variables,
                 completed=completed,
                 checkpoint=self._checkpointer(ctx, writer, phase, len(steps), len(completed)),

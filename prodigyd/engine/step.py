@@ -28,6 +28,7 @@ from typing import Any
 from prodigyd import proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
+from prodigyd.engine.attempts import AttemptLog
 from prodigyd.engine.capture import CaptureError, parse_capture
 from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
@@ -72,9 +73,12 @@ class StepReport:
 class StepRunner:
     """Runs steps of one session; holds what all steps share (context, git tracking)."""
 
-    def __init__(self, ctx: RunContext, git: GitTracker) -> None:
+    def __init__(
+        self, ctx: RunContext, git: GitTracker, attempts: AttemptLog | None = None
+    ) -> None:
         self.ctx = ctx
         self.git = git
+        self.attempts = attempts  # the phase's: its top-level steps checkpoint attempts there
 
     async def run(
         self,
@@ -188,6 +192,7 @@ class StepRunner:
             cwd=self.ctx.resolve_dir(step.working_dir, store),
             timeout=step.timeout,
             label=label,
+            attempts=self.attempts,
         )
         command = KINDS.get(step.kind)
         if command is None:

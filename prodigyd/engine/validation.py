@@ -5,6 +5,8 @@ one makes the result `failed`. The verdict is then read from `result_file`, else
 last command's output as JSON (`{"completion_percentage", "status", "missing", "gaps",
 "implemented"}`); output that is not JSON counts as 100% complete, since the commands
 succeeded. `${validation.*}` variables carry the verdict into `on_incomplete` commands.
+A built-in validator (`tests:`, `spec:`, `quality:`; engine/scorers.py) gives the
+completion itself.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prodigyd.engine.scorers import score
+from prodigyd.errors import ProdigyError
 from prodigyd.files import failure_reason, read_small_text
 from prodigyd.workflow.interpolate import VariableStore
-from prodigyd.workflow.model import ValidateSpec
+from prodigyd.workflow.model import Scorer, ValidateSpec
 
 if TYPE_CHECKING:
     from prodigyd.engine.step import StepRunner
@@ -71,6 +75,8 @@ async def check(
 async def _check(
     runner: StepRunner, spec: ValidateSpec, label: str, store: VariableStore
 ) -> Verdict:
+    if spec.scorer is not None:
+        return await _scored(runner, spec, spec.scorer, label, store)
     text = ""
     for number, command in enumerate(spec.commands, start=1):
         marked = command.model_copy(update={"env": {**command.env, "PRODIGY_VALIDATION": "true"}})
@@ -86,6 +92,20 @@ async def _check(
             why = failure_reason(exc)
             return Verdict(0.0, "failed", spec.threshold, reason=f"cannot read {path}: {why}")
     return _parse(text, spec.threshold)
+
+
+async def _scored(
+    runner: StepRunner, spec: ValidateSpec, scorer: Scorer, label: str, store: VariableStore
+) -> Verdict:
+    """A built-in validator's score as the completion; its gaps (failing tests, requirements
+    not referenced) as `missing` and `gaps`."""
+    env = {"PRODIGY_VALIDATION": "true"}
+    try:
+        found = await score(scorer, runner, label=f"{label}.validate.1", store=store, env=env)
+    except ProdigyError as exc:
+        return Verdict(0.0, "failed", spec.threshold, reason=exc.render())
+    status = "complete" if found.value >= spec.threshold else "incomplete"
+    return Verdict(found.value, status, spec.threshold, found.gaps, found.gaps)
 
 
 def _parse(text: str, threshold: float) -> Verdict:

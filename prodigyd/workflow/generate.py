@@ -1,6 +1,6 @@
-"""Workflows written for the user: `prodigyctl exec` and `prodigyctl batch` (reference §6).
+"""Workflows written for the user: `prodigyctl exec`, `batch` and `goal-seek` (reference §6).
 
-Both commands describe one small workflow on the command line; this module writes it out,
+These commands describe one small workflow on the command line; this module writes it out,
 and it is submitted as inline workflow text (`jobs.submit` `workflow_text`), so it runs,
 checkpoints, resumes and merges like any workflow file. The text is JSON, which is also
 YAML: the client builds it without importing a YAML library, and the daemon's loader reads
@@ -60,6 +60,39 @@ def exec_workflow(command: str, *, retry: int = 1, timeout: float | None = None)
     """A one-step workflow running `command`."""
     step = command_step(command, retry=retry, timeout=timeout)
     return _text({"name": "exec", "commands": [step]})
+
+
+def goal_seek_workflow(
+    goal: str,
+    *,
+    command: str,
+    validate: str,
+    threshold: float,
+    max_attempts: int,
+    timeout: float | None = None,
+    fail_on_incomplete: bool = True,
+) -> str:
+    """A one-step workflow seeking `goal`: `command` (a `/` starts a Claude command) until
+    `validate` prints a score of at least `threshold`."""
+    if not goal.strip():
+        raise ValueError("the goal is empty")
+    if not validate.strip():
+        raise ValueError("--validate is empty")
+    if not 0 <= threshold <= 100:
+        raise ValueError(f"--threshold must be between 0 and 100, not {threshold:g}")
+    if max_attempts < 1:
+        raise ValueError(f"--max-attempts must be at least 1, not {max_attempts}")
+    spec: dict[str, Any] = {
+        "goal": goal,
+        **command_step(command),
+        "validate": validate,
+        "threshold": int(threshold) if float(threshold).is_integer() else threshold,
+        "max_attempts": max_attempts,
+        "fail_on_incomplete": fail_on_incomplete,
+    }
+    if timeout is not None:
+        spec["timeout_seconds"] = _positive(timeout, "--timeout")
+    return _text({"name": "goal-seek", "commands": [{"goal_seek": spec}]})
 
 
 def batch_workflow(

@@ -25,8 +25,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from prodigyd.durations import parse_duration
 
 CaptureFormat = Literal["string", "json", "lines", "number", "boolean"]
-StepKind = Literal["shell", "claude", "write_file", "foreach", "analyze", "sub_workflow"]
+StepKind = Literal[
+    "shell", "claude", "write_file", "foreach", "analyze", "goal_seek", "sub_workflow"
+]
 ParameterType = Literal["string", "number", "boolean", "array", "object", "any"]
+ScorerKind = Literal["quality", "tests", "spec"]
 Backoff = Literal["fixed", "linear", "exponential", "fibonacci", "custom"]
 RecoveryStrategy = Literal["recovery", "fallback", "cleanup", "custom"]
 
@@ -220,6 +223,7 @@ class Step(BaseModel):
     write_file: WriteFileSpec | None = None
     foreach: ForeachSpec | None = None
     sub_workflows: tuple[SubWorkflow, ...] = ()  # kind sub_workflow: run together
+    goal_seek: GoalSeekSpec | None = None
     id: str | None = None
     name: str | None = None
     commit_required: bool = False
@@ -251,6 +255,7 @@ class Step(BaseModel):
             "write_file": "write_file",
             "foreach": "foreach",
             "sub_workflow": "sub_workflows",
+            "goal_seek": "goal_seek",
         }.get(self.kind)
         if needed == "command" and not (self.command or "").strip():
             raise ValueError(f"a {self.kind} step needs a command")
@@ -275,6 +280,8 @@ class Step(BaseModel):
         if self.foreach is not None:
             items = self.foreach.items
             return items if isinstance(items, str) else f"{len(items)} items"
+        if self.goal_seek is not None:
+            return self.goal_seek.goal
         if self.sub_workflows:
             return ", ".join(sub.name for sub in self.sub_workflows)
         return self.command or ""
@@ -334,6 +341,63 @@ class SubWorkflow(BaseModel):
     working_dir: str | None = None
 
 
+class Scorer(BaseModel):
+    """A built-in validator (docs/workflows.md, "Built-in validators"): scores the work
+    0-100, for goal_seek's `validate` and a step's `validate:`.
+
+    * `quality`: `command` prints a score (engine/score.py reads it).
+    * `tests`: `command` runs tests; the score is the share passing (engine/testsummary.py).
+    * `spec`: the share of the `spec` file's requirements referenced in the worktree, found
+      by `pattern` (default: ids like REQ-1) under `paths` (default: everywhere)
+      (engine/speccoverage.py).
+    """
+
+    model_config = _FROZEN
+
+    kind: ScorerKind
+    command: str | None = None
+    spec: str | None = None
+    pattern: str | None = None
+    paths: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _has_its_input(self) -> Scorer:
+        if self.kind == "spec":
+            if not (self.spec or "").strip():
+                raise ValueError("the spec validator needs the spec file: spec: specs/x.md")
+            if self.pattern is not None:
+                _requirement_pattern(self.pattern)
+        elif not (self.command or "").strip():
+            raise ValueError(f"the {self.kind} validator needs a command")
+        return self
+
+
+def _requirement_pattern(pattern: str) -> None:
+    try:
+        groups = re.compile(pattern).groups
+    except re.error as exc:
+        raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
+    if groups > 1:
+        raise ValueError(f"the pattern {pattern!r} has {groups} groups; the id is its first")
+
+
+class GoalSeekSpec(BaseModel):
+    """`goal_seek:`: run `attempt`, score the result with `scorer` (YAML `validate`), and
+    repeat until the score reaches `threshold`, `max_attempts` have run, `timeout_seconds`
+    have passed, or the last three scores are within 2 points (engine/commands/goal_seek.py).
+    `fail_on_incomplete`: whether a goal not reached fails the step."""
+
+    model_config = _FROZEN
+
+    goal: Annotated[str, Field(min_length=1)]
+    attempt: Step
+    scorer: Scorer
+    threshold: float = Field(100.0, ge=0, le=100)
+    max_attempts: int = Field(3, ge=1)
+    timeout_seconds: Timeout = None
+    fail_on_incomplete: bool = True
+
+
 class OnFailure(BaseModel):
     """What happens when a step fails; every YAML form of reference §2.6 maps onto this.
 
@@ -391,20 +455,26 @@ class OnIncomplete(BaseModel):
 
 
 class ValidateSpec(BaseModel):
-    """`validate:` (reference §2.8): commands whose JSON result scores the step's completeness."""
+    """`validate:` (reference §2.8): commands whose JSON result scores the step's completeness,
+    or a built-in validator (`scorer`) that scores it itself."""
 
     model_config = _FROZEN
 
-    commands: tuple[Step, ...]
+    commands: tuple[Step, ...] = ()
     result_file: str | None = None
     threshold: float = Field(100.0, ge=0, le=100)
     timeout: Timeout = None
     on_incomplete: OnIncomplete | None = None
+    scorer: Scorer | None = None  # a built-in validator instead of commands (YAML tests: ...)
 
     @model_validator(mode="after")
     def _has_commands(self) -> ValidateSpec:
-        if not self.commands:
-            raise ValueError("validate needs claude:, shell: or commands:")
+        if self.scorer is not None and (self.commands or self.result_file):
+            raise ValueError(
+                f"give commands (and result_file) or the {self.scorer.kind} validator, not both"
+            )
+        if not self.commands and self.scorer is None:
+            raise ValueError("validate needs claude:, shell:, commands:, tests:, spec: or quality:")
         return self
 
 
@@ -689,6 +759,7 @@ for _model in (
     Step,
     ForeachSpec,
     SubWorkflow,
+    GoalSeekSpec,
     OnFailure,
     OnIncomplete,
     ValidateSpec,

@@ -1,4 +1,4 @@
-"""prodigyd.workflow.generate: the workflows behind `exec` and `batch`, loaded by the real
+"""prodigyd.workflow.generate: the workflows behind `exec`, `batch` and `goal-seek`, loaded by the real
 loader and (for batch's file list) run by the real shell."""
 
 from __future__ import annotations
@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from prodigyd.workflow.generate import batch_workflow, exec_workflow, find_command
+from prodigyd.workflow.generate import (
+    batch_workflow,
+    exec_workflow,
+    find_command,
+    goal_seek_workflow,
+)
 from prodigyd.workflow.load import load_workflow
 
 
@@ -42,6 +47,32 @@ def test_batch_is_a_mapreduce_over_found_files(tmp_path: Path):
     )
 
 
+def test_goal_seek_is_one_goal_seek_step(tmp_path: Path):
+    text = goal_seek_workflow(
+        "tests pass",
+        command="/fix-tests",
+        validate="./score.sh",
+        threshold=90,
+        max_attempts=5,
+        timeout=600,
+        fail_on_incomplete=False,
+    )
+    (step,) = load(tmp_path, text).steps
+    spec = step.goal_seek
+    assert spec is not None and spec.goal == "tests pass"
+    assert (spec.attempt.kind, spec.attempt.command) == ("claude", "/fix-tests")
+    assert (spec.scorer.kind, spec.scorer.command) == ("quality", "./score.sh")
+    assert (spec.threshold, spec.max_attempts, spec.timeout_seconds) == (90, 5, 600)
+    assert spec.fail_on_incomplete is False
+    shell = load(
+        tmp_path,
+        goal_seek_workflow("g", command="make", validate="x", threshold=50.5, max_attempts=1),
+    )
+    assert shell.steps[0].goal_seek is not None
+    assert shell.steps[0].goal_seek.attempt.kind == "shell"
+    assert shell.steps[0].goal_seek.threshold == 50.5
+
+
 def found(root: Path, pattern: str) -> list[str]:
     done = subprocess.run(
         ["sh", "-c", find_command(pattern)], cwd=root, capture_output=True, text=True, check=True
@@ -59,6 +90,9 @@ def test_the_file_list_is_relative_sorted_and_never_inside_git(tmp_path: Path):
     assert found(tmp_path, "it's.py") == ["it's.py"]
 
 
+GOAL = {"command": "make", "validate": "./score.sh", "threshold": 90, "max_attempts": 5}
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -67,6 +101,11 @@ def test_the_file_list_is_relative_sorted_and_never_inside_git(tmp_path: Path):
         (lambda: exec_workflow("true", timeout=0), "--timeout must be a positive number"),
         (lambda: batch_workflow("", "true"), "the file pattern is empty"),
         (lambda: batch_workflow("*", "true", parallel=-1), "--parallel must be 0"),
+        (lambda: goal_seek_workflow(" ", **GOAL), "the goal is empty"),
+        (lambda: goal_seek_workflow("g", **{**GOAL, "validate": ""}), "--validate is empty"),
+        (lambda: goal_seek_workflow("g", **{**GOAL, "command": ""}), "the command is empty"),
+        (lambda: goal_seek_workflow("g", **{**GOAL, "threshold": 101}), "--threshold must be"),
+        (lambda: goal_seek_workflow("g", **GOAL, timeout=0), "--timeout must be a positive"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(build, message: str):

@@ -312,12 +312,6 @@ def test_analyze_is_kept_as_a_no_op_with_a_warning() -> None:
     ]
 
 
-def test_goal_seek_is_refused_with_its_replacement() -> None:
-    error = failure("- shell: ok\n- goal_seek:\n    goal: tests pass\n")
-    assert error.message == "goal_seek was removed; use validate/on_failure"
-    assert error.location is not None and error.location.line == 2
-
-
 def test_write_file_step() -> None:
     step = only_step(
         "- write_file:\n"

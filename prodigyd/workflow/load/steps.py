@@ -2,8 +2,9 @@
 a foreach body, a validation or merge command and every MapReduce phase (the original had
 two).
 
-A step has exactly one command key (`shell:`, `claude:`, `write_file:`, `foreach:`, and the
-deprecated ones), which decides its kind, and any of the keys every step shares. The nested
+A step has exactly one command key (`shell:`, `claude:`, `write_file:`, `foreach:`,
+`goal_seek:`, and the deprecated ones), which decides its kind, and any of the keys every
+step shares. The nested
 ones that hold steps (on_failure in all its eight shapes, reference §2.6; validate with
 on_incomplete, §2.8; on_success; on_exit_code) are here too, since a step holds them and
 they hold steps; retry.py and legacy.py read the others.
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
+from prodigyd.workflow.load.goal_seek import SCORER_KEYS, goal_seek_body, scorer
 from prodigyd.workflow.load.keys import known_entries, model_keys, unknown_key
 from prodigyd.workflow.load.legacy import (
     IGNORED_STEP_KEYS,
@@ -46,7 +48,6 @@ _MAX_DEPTH = 40
 
 
 _REFUSED_STEP_KEYS = {
-    "goal_seek": ("goal_seek was removed; use validate/on_failure", None),
     "handler": ("handler: steps are not supported", "use shell: or claude:"),
     "step_validate": ("step_validate is not supported yet", "use validate:"),
 }
@@ -90,7 +91,7 @@ def parse_step(raw: object, at: At, ctx: Context) -> Step | None:
         return legacy_command_step(raw, at, ctx)
     if len(found) != 1:
         ctx.problem(
-            "a step needs exactly one of claude, shell, write_file, foreach "
+            "a step needs exactly one of claude, shell, write_file, foreach, goal_seek "
             f"(found: {', '.join(found) or 'none'})",
             at,
             hint=_command_hint(raw, found),
@@ -242,6 +243,7 @@ _BODIES: dict[str, Callable[[object, At, Context], dict[str, object]]] = {
     "shell": _shell_body,
     "write_file": _write_file_body,
     "foreach": _foreach_body,
+    "goal_seek": goal_seek_body,
     "analyze": _analyze_body,
     "test": _test_body,
     "command": _command_body,
@@ -371,6 +373,8 @@ def _single_on_failure(raw: Map, kind: str, at: At, ctx: Context) -> OnFailure |
     handler = parse_step(step_part, at, ctx)
     if handler is None:
         return None
+    if handler.kind == "goal_seek":  # its fail_on_incomplete decides, as in the original
+        data.setdefault("handler_failure_fatal", True)
     counts = _retry_counts(control, raw, at, ctx, handler=handler, debug_loop=kind == "shell")
     return build_model(OnFailure, {"handlers": (handler,), **data, **counts}, at, raw, ctx)
 
@@ -422,8 +426,10 @@ def _count(
 
 
 _VALIDATE_SINGLES = ("shell", "command", "claude")  # one command each, instead of commands:
-_VALIDATE_KEYS = model_keys(ValidateSpec, extra=_VALIDATE_SINGLES)
-_VALIDATE_OPTIONS = model_keys(ValidateSpec, unwritten=("commands", "on_incomplete"))
+_VALIDATE_KEYS = model_keys(
+    ValidateSpec, unwritten=("scorer",), extra=(*_VALIDATE_SINGLES, *SCORER_KEYS)
+)
+_VALIDATE_OPTIONS = model_keys(ValidateSpec, unwritten=("commands", "on_incomplete", "scorer"))
 _IGNORED_VALIDATE_KEYS = {
     "expected_schema": "results are not checked against a schema yet; check them in the "
     "validation command",
@@ -437,12 +443,17 @@ def _validation(raw: object, at: At, ctx: Context) -> ValidateSpec | None:
     if isinstance(raw, Seq):  # `validate: [steps]` shorthand
         return from_steps(ValidateSpec, "commands", raw, at, ctx)
     if not isinstance(raw, Map):
-        ctx.problem(f"expected a mapping with claude:, shell: or commands:, got {shown(raw)}", at)
+        ctx.problem(
+            "expected a mapping with claude:, shell:, commands:, tests:, spec: or quality:, "
+            f"got {shown(raw)}",
+            at,
+        )
         return None
     count = len(ctx.problems)
     fields = known_entries(raw, _VALIDATE_KEYS, at, ctx, ignored=_IGNORED_VALIDATE_KEYS)
     data = {key: fields[key] for key in _VALIDATE_OPTIONS if key in fields}
     data["commands"] = _commands(fields, raw, _VALIDATE_SINGLES, at, ctx)
+    data["scorer"] = scorer(fields, raw, at, ctx)
     if fields.get("on_incomplete") is not None:
         data["on_incomplete"] = _on_incomplete(
             fields["on_incomplete"], at.key(raw, "on_incomplete"), ctx
@@ -502,7 +513,7 @@ _STEP_SPELLING = {name: key for key, (name, _) in _NESTED_STEP_FIELDS.items() if
 #: position), and `continue_on_error`, another name for allow_failure.
 _STEP_KEYS = model_keys(
     Step,
-    unwritten=("kind", "command", "write_file", "foreach", "sub_workflows", "line"),
+    unwritten=("kind", "command", "write_file", "foreach", "goal_seek", "sub_workflows", "line"),
     spelled=_STEP_SPELLING,
     extra=("continue_on_error",),
 )
