@@ -1,16 +1,20 @@
 """`validate:` (reference §2.8): is the step's work complete enough?
 
 The validation commands run in order (with `PRODIGY_VALIDATION=true`); the first failing
-one makes the result `failed`. The verdict is then read from `result_file`, else from the
-last command's output as JSON (`{"completion_percentage", "status", "missing", "gaps",
-"implemented"}`); output that is not JSON counts as 100% complete, since the commands
-succeeded. `${validation.*}` variables carry the verdict into `on_incomplete` commands.
+one makes the result `failed`. The verdict is then read from `result_file` (which may be
+all there is: the step wrote it), else from the last command's output: JSON
+(`{"completion_percentage" or "score", "status", "missing", "gaps", "implemented"}`), or
+text with a score (`score: 40`, `40%`, `40/100`, `40 out of 100`: the last one found), or
+else 100% complete, since the commands succeeded. A score is never ignored: a validator
+printing `score: 40` was 100% for the original, whatever it said. `${validation.*}`
+variables carry the verdict into `on_incomplete` commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,14 +96,17 @@ def _parse(text: str, threshold: float) -> Verdict:
     try:
         data = json.loads(text)
     except ValueError:
-        return Verdict(100.0, "complete", threshold)
+        data = None
     if not isinstance(data, dict):
-        return Verdict(100.0, "complete", threshold)
-    key = "completion_percentage" if "completion_percentage" in data else "completion"
+        score = score_of(text)
+        completion = 100.0 if score is None else score
+        status = "complete" if completion >= threshold else "incomplete"
+        return Verdict(completion, status, threshold)
+    key = next((k for k in _COMPLETION_KEYS if k in data), None)
     try:
-        completion = float(data.get(key, 100.0))
+        completion = float(data[key]) if key else 100.0
     except (TypeError, ValueError):
-        return Verdict(0.0, "failed", threshold, reason="completion_percentage is not a number")
+        return Verdict(0.0, "failed", threshold, reason=f"{key} is not a number")
     missing = data.get("missing") or []
     return Verdict(
         completion=completion,
@@ -109,6 +116,25 @@ def _parse(text: str, threshold: float) -> Verdict:
         gaps=data.get("gaps"),
         implemented=data.get("implemented") or [],
     )
+
+
+_COMPLETION_KEYS = ("completion_percentage", "completion", "score")
+
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+_SCORE = re.compile(
+    rf"\bscore\s*[:=]\s*{_NUMBER}|{_NUMBER}\s*%|{_NUMBER}\s*/\s*100\b"
+    rf"|{_NUMBER}\s+out\s+of\s+100\b",
+    re.IGNORECASE,
+)
+
+
+def score_of(text: str) -> float | None:
+    """The last score written in `text` (`score: N`, `N%`, `N/100`, `N out of 100`), kept
+    within 0..100; None when it has none."""
+    found = None
+    for match in _SCORE.finditer(text):
+        found = next(group for group in match.groups() if group is not None)
+    return None if found is None else min(100.0, max(0.0, float(found)))
 
 
 def _publish(store: VariableStore, verdict: Verdict) -> None:

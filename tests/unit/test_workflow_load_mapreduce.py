@@ -103,7 +103,8 @@ error_policy:
     assert wf.setup.capture_outputs["NAME"].pattern == "name=(\\w+)"
     assert wf.map is not None and wf.map.max_parallel == "$WORKERS"
     assert wf.map.agent_timeout_secs == 30 and wf.reduce[0].command == "echo ${map.total}"
-    assert wf.error_policy.retry_attempts == 5
+    assert wf.error_policy.retry_config.attempts == 5
+    assert wf.error_policy.retry_config.initial_delay == 0  # item retries start at once
     assert wf.error_policy.circuit_breaker is not None
     assert wf.error_policy.circuit_breaker.timeout == 60
     assert any("deprecated" in w for w in loaded.warnings)  # {commands: [...]} forms
