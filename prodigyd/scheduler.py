@@ -303,7 +303,7 @@ class Scheduler:
         check_resumable(record, loaded, force=force, pool=self.pool)
         _, args = session_store.load_private(session_id)
         if env is not None:
-            check_environment(loaded.workflow, record, env, args, self.engine.claude_bin)
+            await check_environment(loaded.workflow, record, env, args, self.engine.claude_bin)
             session_store.save_private(session_id, env, args)
         if force:
             record.workflow_sha256 = loaded.sha256

@@ -31,7 +31,7 @@ from prodigyd.watch.variables import variables as trigger_variables
 from prodigyd.workflow.compose import params
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
-from prodigyd.workflow.model import Step, Workflow
+from prodigyd.workflow.model import Workflow, every_step
 
 
 @dataclass
@@ -107,45 +107,49 @@ async def prepare(
         start_commit=request.start_commit,
         warnings=loaded.warnings,
     )
-    masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
+    masker = await check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
     record.args = masker.mask_obj(list(request.args))
     return record, loaded
 
 
-def check_environment(
+async def check_environment(
     workflow: Workflow,
     record: SessionRecord,
     env: Mapping[str, str],
     args: Sequence[str],
     claude_bin: str | None,
 ) -> Masker:
-    """Compose the job environment once, as the run will, so its errors surface now."""
+    """Compose the job environment once, as the run will, so its errors surface now
+    (what it says, such as an optional env file that is missing, joins the warnings)."""
     masker = Masker()
-    compose_environment(workflow, record, env, args, masker)
-    if any(step.kind == "claude" for step in _all_steps(workflow.phase_steps)):
+    _, composed = await compose_environment(workflow, record, env, args, masker)
+    record.warnings = [*record.warnings, *(n for n in composed.notes if n not in record.warnings)]
+    if any(step.kind == "claude" for step in every_step(workflow.phase_steps)):
         resolve_claude(claude_bin, env)
     return masker
 
 
-def compose_environment(
+async def compose_environment(
     workflow: Workflow,
     record: SessionRecord,
     env: Mapping[str, str],
     args: Sequence[str],
     masker: Masker,
+    worktree: Path | None = None,
 ) -> tuple[VariableStore, job_env.JobEnvironment]:
     """The session's built-in and trigger variables, and its job environment (whose
-    secrets `masker` learns)."""
+    secrets `masker` learns); `worktree` is where dynamic env values run (None: not yet)."""
     store = VariableStore()
     store.update(_builtin_variables(record, Path(record.worktree), args))
     store.update(trigger_variables(env))
-    composed = job_env.compose(
+    composed = await job_env.compose(
         workflow,
         inherited=env,
         profile=record.profile,
         files_root=Path(record.repo),
         store=store,
         masker=masker,
+        worktree=worktree,
     )
     return store, composed
 
@@ -174,25 +178,6 @@ def check_resumable(
             f"the worktree of session {record.id} is gone ({record.worktree})",
             hint="the session cannot be resumed; start a new run",
         )
-
-
-def _all_steps(steps: tuple[Step, ...]) -> list[Step]:
-    found = []
-    for step in steps:
-        found.append(step)
-        nested = [step.on_success, *step.on_exit_code.values()]
-        if step.foreach:
-            nested.extend(step.foreach.do)
-        for sub in step.sub_workflows:
-            nested.extend(sub.steps)
-        if step.on_failure:
-            nested.extend(step.on_failure.handlers)
-        if step.validation:
-            nested.extend(step.validation.commands)
-            if step.validation.on_incomplete:
-                nested.extend(step.validation.on_incomplete.commands)
-        found.extend(_all_steps(tuple(s for s in nested if s is not None)))
-    return found
 
 
 def _builtin_variables(

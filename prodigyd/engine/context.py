@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from prodigyd.engine.env import run_dynamic
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
 from prodigyd.failure import FailureReason
 from prodigyd.workflow.interpolate import VariableStore, interpolate
+from prodigyd.workflow.model import RetrySpec
 
 
 class EventSink(Protocol):
@@ -88,6 +90,8 @@ class RunContext:
     events: EventSink
     settings: EngineSettings = field(default_factory=EngineSettings)
     strict_variables: bool = False  # the session's --strict or the workflow's own
+    retry_defaults: RetrySpec | None = None  # the workflow's, for steps without a retry:
+    dynamic_env: dict[str, str] = field(default_factory=dict)  # uncached {command:} values
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
 
     async def pause(self, seconds: float) -> None:
@@ -99,6 +103,17 @@ class RunContext:
                 return
         raise StepStopped
 
+    async def refresh_dynamic(self) -> None:
+        """Run the commands of the uncached dynamic env values again, before a step: the
+        step sees their value of the moment, as an environment variable and a variable."""
+        secret_names = set(self.masker.secrets().values())
+        for name, command in self.dynamic_env.items():
+            value = await run_dynamic(command, self.worktree, self.env)
+            if name in secret_names:
+                self.masker.add(value, name=name)
+            self.env[name] = value
+            self.variables.set(name, value)
+
     def interpolate(self, text: str, store: VariableStore | None = None) -> str:
         """Substitute variables; in strict mode, names of the job environment (`$HOME`)
         are left for the shell rather than reported as unresolved."""
@@ -107,6 +122,7 @@ class RunContext:
             store or self.variables,
             strict=self.strict_variables,
             shell_names=self.env,
+            environment=self.env,
         )
 
     def step_env(

@@ -1,35 +1,77 @@
 """The job environment (reference §2.14): what every child process of a session sees.
 
-Precedence, lowest first: the submitting client's environment < `env_files` < global `env` <
-`secrets` < the active profile < (per step) the step's `env`. Workflow-defined values are
-also variables (`${NAME}`/`$NAME`); the inherited environment is not, so an unknown `$HOME`
-is left for the shell to expand. Secret values are registered with the masker here, before
-any of them can reach a log; one shorter than MIN_SECRET_LENGTH (but not empty: that hides
-nothing) is refused here, at submission, since it could be neither masked nor shown.
+Precedence, lowest first (docs/workflows.md has the one table users read):
+
+    the submitting client's environment (or only CLEAN_ENV_KEEPS of it, `inherit: false`)
+    < `env_files` < `env:` < the active profile < (per step) the step's `env:` < `secrets:`
+
+Secrets come last, as in the original, so nothing can replace one by accident; the loader
+refuses a step `env:`, `env:` or profile value named like a secret (it would never be
+seen), which is why a step's `env:` can simply be laid over the session's environment.
+
+Workflow-defined values are also variables (`${NAME}`/`$NAME`); the inherited environment
+is not, so an unknown `$HOME` is left for the shell to expand. Values are interpolated with
+the workflow's variables, then the submitting environment (`${GITHUB_TOKEN}`,
+`${env:GITHUB_TOKEN}`), then the values defined before them. Secret values are registered
+with the masker here, before any of them can reach a log; one shorter than
+MIN_SECRET_LENGTH (but not empty: that hides nothing) is refused here, at submission, since
+it could be neither masked nor shown.
+
+Dynamic values (`{command: ...}`) run in the session's worktree, so at admission (no
+worktree yet, and the user's checkout is never a place to run commands) they are left
+empty; `cache: true` ones run once when the session starts, the others again before every
+step (`refresh_dynamic`), as the original re-resolved them for each step.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from prodigyd import proc
 from prodigyd.engine.mask import MIN_SECRET_LENGTH, Masker
-from prodigyd.errors import Location, WorkflowError
+from prodigyd.errors import Location, ProdigyError, WorkflowError
 from prodigyd.files import failure_reason, read_small_text
 from prodigyd.git.cli import AUTOMATION_VAR
+from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore, interpolate
-from prodigyd.workflow.model import EnvValue, SecretSpec, Workflow
+from prodigyd.workflow.model import DEFAULT_PROFILE, EnvFile, EnvValue, SecretSpec, Workflow
+
+#: What survives `inherit: false`: what any program needs to run at all (the original's
+#: env-clearing runner kept these), and what a `claude` step needs to find its executable
+#: and credentials. Prefixes end in `_`.
+CLEAN_ENV_KEEPS = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TMPDIR",
+    "TERM",
+    "TZ",
+    "LANG",
+    "LC_",
+    "PRODIGY_",
+    "ANTHROPIC_",
+    "CLAUDE_",
+)
+
+#: How long a dynamic value's command may run.
+DYNAMIC_TIMEOUT = 60.0
 
 
 @dataclass
 class JobEnvironment:
     env: dict[str, str]  # the full environment for children
     workflow_values: dict[str, str]  # the workflow-defined part (also exposed as variables)
+    dynamic: dict[str, str] = field(default_factory=dict)  # uncached commands, by name
+    notes: list[str] = field(default_factory=list)  # what the user should hear (skipped files)
 
 
-def compose(
+async def compose(
     workflow: Workflow,
     *,
     inherited: Mapping[str, str],
@@ -37,78 +79,164 @@ def compose(
     files_root: Path,
     store: VariableStore,
     masker: Masker,
+    worktree: Path | None = None,
 ) -> JobEnvironment:
-    """Build the session environment; raises WorkflowError naming the bad field."""
-    values: dict[str, str] = {}
+    """Build the session environment; raises WorkflowError naming the bad field.
+
+    `worktree`: where dynamic values' commands run; None (admission) leaves them empty."""
+    if profile is not None and profile not in workflow.profile_names:
+        known = ", ".join(sorted(workflow.profile_names)) or "none defined"
+        raise WorkflowError(
+            f"unknown profile {profile!r} (profiles: {known})",
+            location=_where(workflow, "profiles"),
+        )
+    base = dict(inherited) if workflow.inherit else clean(inherited)
     scope = _with_environment(store, inherited)
-    for name in workflow.env_files:
-        values.update(_read_env_file(files_root / interpolate(name, scope), workflow))
-    values.update(_expand(workflow.env, scope, masker, workflow, "env"))
+    values: dict[str, str] = {}
+    notes: list[str] = []
+    for env_file in workflow.env_files:
+        values.update(_read_env_file(env_file, files_root, scope, inherited, workflow, notes))
+    composer = _Composer(workflow, scope, masker, inherited, {**base, **values}, worktree)
+    for key, entry in workflow.env.items():
+        values[key] = await composer.value(key, entry, profile, f"env.{key}")
+    if profile is not None and profile in workflow.profiles:
+        for key, entry in workflow.profiles[profile].env.items():
+            values[key] = await composer.value(key, entry, profile, f"profiles.{profile}.{key}")
     for key, spec in workflow.secrets.items():
-        secret = _secret_value(key, spec, inherited, files_root, workflow)
-        _add_secret(masker, secret, workflow, f"secrets.{key}", key)
+        secret = _secret_value(key, spec, inherited, files_root, scope, workflow)
+        add_secret(masker, secret, workflow, f"secrets.{key}", key)
         values[key] = secret
-    if profile is not None:
-        entries = _profile(workflow, profile)
-        values.update(_expand(entries, scope, masker, workflow, f"profiles.{profile}"))
-    env = {**inherited, **values, AUTOMATION_VAR: "true"}
-    return JobEnvironment(env=env, workflow_values=values)
+    env = {**base, **values, AUTOMATION_VAR: "true"}
+    dynamic = {
+        key: entry.command
+        for key, entry in workflow.env.items()
+        if entry.command is not None and not entry.cache
+    }
+    return JobEnvironment(env=env, workflow_values=values, dynamic=dynamic, notes=notes)
+
+
+def clean(inherited: Mapping[str, str]) -> dict[str, str]:
+    """The part of `inherited` that `inherit: false` keeps (CLEAN_ENV_KEEPS)."""
+    return {
+        name: value
+        for name, value in inherited.items()
+        if any(
+            name.startswith(keep) if keep.endswith("_") else name == keep
+            for keep in CLEAN_ENV_KEEPS
+        )
+    }
+
+
+class _Composer:
+    """Resolves `env:` and profile values in order; each one joins the scope of the next."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        scope: VariableStore,
+        masker: Masker,
+        inherited: Mapping[str, str],
+        env: dict[str, str],
+        worktree: Path | None,
+    ) -> None:
+        self.workflow, self.scope, self.masker = workflow, scope, masker
+        self.inherited, self.env, self.worktree = inherited, env, worktree
+
+    async def value(self, key: str, entry: EnvValue, profile: str | None, field: str) -> str:
+        value = expand_home(await self._resolve(entry, profile, field))
+        if entry.secret:
+            add_secret(self.masker, value, self.workflow, field, key)
+        self.scope.set(key, value)
+        self.env[key] = value
+        return value
+
+    async def _resolve(self, entry: EnvValue, profile: str | None, field: str) -> str:
+        if entry.command is not None:
+            if self.worktree is None:
+                return ""
+            try:
+                return await run_dynamic(entry.command, self.worktree, self.env)
+            except ProdigyError as exc:
+                raise WorkflowError(exc.message, location=_where(self.workflow, field)) from None
+        if entry.condition is not None:
+            chosen = entry.when_true if evaluate(entry.condition, self.scope) else entry.when_false
+            return self._interpolate(chosen)
+        if entry.by_profile:
+            return self._interpolate(self._for_profile(entry, profile, field))
+        return self._interpolate(entry.value or "")
+
+    def _interpolate(self, text: str) -> str:
+        return interpolate(text, self.scope, environment=self.inherited)
+
+    def _for_profile(self, entry: EnvValue, profile: str | None, field: str) -> str:
+        if profile is not None and profile in entry.by_profile:
+            return entry.by_profile[profile]
+        if DEFAULT_PROFILE in entry.by_profile:
+            return entry.by_profile[DEFAULT_PROFILE]
+        chosen = f"profile {profile!r}" if profile else "no profile"
+        raise WorkflowError(
+            f"{field} has no value for {chosen} and no default",
+            location=_where(self.workflow, field),
+            hint=f"add `{DEFAULT_PROFILE}: ...` to it, or run with --profile "
+            + " or ".join(sorted(entry.by_profile)),
+        )
+
+
+async def run_dynamic(command: str, cwd: Path, env: Mapping[str, str]) -> str:
+    """A dynamic value: the command's output, trimmed; ProdigyError when it fails."""
+    done = await proc.run(["sh", "-c", command], cwd=cwd, env=env, timeout=DYNAMIC_TIMEOUT)
+    if done.timed_out:
+        raise ProdigyError(f"the command of a dynamic env value timed out: {command}")
+    if done.returncode != 0:
+        why = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        raise ProdigyError(f"the command of a dynamic env value failed ({why[0]}): {command}")
+    return done.stdout.strip()
+
+
+_HOME = re.compile(r"^~(?=/|$)")
+
+
+def expand_home(text: str) -> str:
+    """A leading `~` (alone or before `/`) is the daemon user's home, as in a shell."""
+    return _HOME.sub(lambda _: os.path.expanduser("~"), text, count=1)
 
 
 def _with_environment(store: VariableStore, inherited: Mapping[str, str]) -> VariableStore:
     """The scope env values are expanded in: the workflow's variables, falling back to the
-    submitting environment, so `API_TOKEN: {secret: true, value: "${GITHUB_TOKEN}"}` is the
-    token itself (and masked as such), not the text `${GITHUB_TOKEN}` for a shell to expand
-    later, unmasked, wherever the variable is used."""
+    submitting environment (as `${NAME}` and `${env:NAME}`), so `API_TOKEN: {secret: true,
+    value: "${GITHUB_TOKEN}"}` is the token itself (and masked as such), not the text
+    `${GITHUB_TOKEN}` for a shell to expand later, unmasked, wherever the variable is used."""
     scope = VariableStore()
     scope.update(inherited)
     scope.update(store.snapshot())
     return scope
 
 
-def _expand(
-    entries: Mapping[str, EnvValue],
-    store: VariableStore,
-    masker: Masker,
-    workflow: Workflow,
-    field: str,
-) -> dict[str, str]:
-    out = {}
-    for key, entry in entries.items():
-        value = interpolate(entry.value, store)
-        if entry.secret:
-            _add_secret(masker, value, workflow, f"{field}.{key}", key)
-        out[key] = value
-    return out
-
-
-def _add_secret(masker: Masker, value: str, workflow: Workflow, field: str, key: str) -> None:
+def add_secret(masker: Masker, value: str, workflow: Workflow, field: str, key: str) -> None:
     """Mask `value` from now on; refuse it when it is too short to be masked (mask.py)."""
     if 0 < len(value) < MIN_SECRET_LENGTH:
         raise WorkflowError(
             f"secret {key} is only {len(value)} character(s) long; a secret needs at least "
             f"{MIN_SECRET_LENGTH}, since a shorter one cannot be masked",
-            location=Location(workflow.source or "<workflow>", field=field),
+            location=_where(workflow, field),
             hint="use the real credential, or drop `secret: true` if it is not one",
         )
     masker.add(value, name=key)
 
 
-def _profile(workflow: Workflow, name: str) -> Mapping[str, EnvValue]:
-    profile = workflow.profiles.get(name)
-    if profile is None:
-        known = ", ".join(sorted(workflow.profiles)) or "none defined"
-        raise WorkflowError(
-            f"unknown profile {name!r} (profiles: {known})",
-            location=Location(workflow.source or "<workflow>", field="profiles"),
-        )
-    return profile.env
+def _where(workflow: Workflow, field: str) -> Location:
+    return Location(workflow.source or "<workflow>", field=field)
 
 
 def _secret_value(
-    key: str, spec: SecretSpec, inherited: Mapping[str, str], root: Path, workflow: Workflow
+    key: str,
+    spec: SecretSpec,
+    inherited: Mapping[str, str],
+    root: Path,
+    scope: VariableStore,
+    workflow: Workflow,
 ) -> str:
-    where = Location(workflow.source or "<workflow>", field=f"secrets.{key}")
+    where = _where(workflow, f"secrets.{key}")
     if spec.provider == "env":
         name = spec.key or key
         if name not in inherited:
@@ -120,7 +248,7 @@ def _secret_value(
             )
         return inherited[name]
     if spec.provider == "file":
-        path = root / (spec.key or "")
+        path = root / expand_path(spec.key or "", scope, inherited)
         try:
             return read_small_text(path).strip()
         except OSError as exc:
@@ -130,14 +258,36 @@ def _secret_value(
     return spec.value or ""
 
 
-def _read_env_file(path: Path, workflow: Workflow) -> dict[str, str]:
-    """A dotenv file: `KEY=value`, `export KEY=value`, comments and quotes."""
+def expand_path(text: str, scope: VariableStore, inherited: Mapping[str, str]) -> Path:
+    """A path prodigy reads (env files, file secrets): `~` and `${VAR}` expanded."""
+    return Path(expand_home(interpolate(text, scope, environment=inherited)))
+
+
+def _read_env_file(
+    entry: EnvFile,
+    root: Path,
+    scope: VariableStore,
+    inherited: Mapping[str, str],
+    workflow: Workflow,
+    notes: list[str],
+) -> dict[str, str]:
+    """A dotenv file: `KEY=value`, `export KEY=value`, comments and quotes. A missing one
+    is skipped (and said so) unless it is `required`."""
+    path = root / expand_path(entry.path, scope, inherited)
     try:
         text = read_small_text(path)
+    except FileNotFoundError:
+        if not entry.required:
+            notes.append(f"env file {path} does not exist; skipped")
+            return {}
+        raise WorkflowError(
+            f"env file {path} does not exist (it is required)",
+            location=_where(workflow, "env_files"),
+        ) from None
     except OSError as exc:
         raise WorkflowError(
             f"env file {path} cannot be read: {failure_reason(exc)}",
-            location=Location(workflow.source or "<workflow>", field="env_files"),
+            location=_where(workflow, "env_files"),
         ) from exc
     values = {}
     for raw in text.splitlines():

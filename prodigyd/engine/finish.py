@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from prodigyd.engine.context import EventSink, RunContext
@@ -45,7 +45,7 @@ async def merge_branch(
     *,
     held: bool,
     merge_spec: MergeSpec | None,
-    context: Callable[[], RunContext],
+    context: Callable[[], Awaitable[RunContext]],
     leave_out: tuple[str, ...] = (),
 ) -> git_merge.MergeOutcome:
     """Merge the session branch into its target (under the caller's merge lock). `held`:
@@ -70,7 +70,7 @@ async def merge_branch(
             leave_out=leave_out,
         )
         if merge_spec is not None:
-            await _run_merge_workflow(record, merge_spec, context())
+            await _run_merge_workflow(record, merge_spec, await context())
     # else: a run stopped during its clean-up: the branch alone carries the result (it
     # may be merged already, which merge_branch reports as nothing to merge)
     return await git_merge.merge_branch(

@@ -45,6 +45,26 @@ def _raw_delay(attempt: int, spec: RetrySpec) -> float:
     return spec.initial_delay * spec.base ** (n - 1)
 
 
+def next_wait(
+    spec: RetrySpec,
+    attempt: int,
+    error_text: str,
+    elapsed: float,
+    *,
+    rng: random.Random | None = None,
+) -> float | None:
+    """How long to wait before attempt `attempt + 1`, or None when there is none: every
+    attempt is used, the failure is not one `retry_on` retries, or the wait would end past
+    `retry_budget` (`elapsed`: seconds since the first attempt started). One rule for a
+    step's retries and a work item's (error_policy.retry_config)."""
+    if attempt >= spec.attempts or not should_retry(spec, error_text):
+        return None
+    delay = delay_for(attempt, spec, rng=rng)
+    if spec.retry_budget is not None and elapsed + delay > spec.retry_budget:
+        return None
+    return delay
+
+
 def should_retry(spec: RetrySpec, error_text: str) -> bool:
     """An empty `retry_on` retries every failure; otherwise one matcher must match."""
     if not spec.retry_on:

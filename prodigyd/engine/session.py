@@ -147,7 +147,7 @@ class Session:
             )
             if not resume:
                 await self._create_worktree()
-            ctx = self._context(resume)
+            ctx = await self._context(resume)
             self._update(status=Status.RUNNING, error=None, completed_at=None)
             self.events.emit(
                 EventType.SESSION_STARTED,
@@ -390,10 +390,10 @@ class Session:
         except (FileNotFoundError, StoreError, AttributeError):
             return None
 
-    def _context(self, resume: bool) -> RunContext:
+    async def _context(self, resume: bool) -> RunContext:
         record, workflow = self.record, self.loaded.workflow
-        store, composed = compose_environment(
-            workflow, record, self.inherited, self.args, self.masker
+        store, composed = await compose_environment(
+            workflow, record, self.inherited, self.args, self.masker, self.worktree
         )
         if resume:  # secrets come back from their placeholders (see Masker.protect)
             store.update(self.masker.restore(latest_variables(self.journal, record.id)))
@@ -410,6 +410,8 @@ class Session:
             events=self.events,
             settings=self.settings,
             strict_variables=record.strict or workflow.strict_variables,
+            retry_defaults=workflow.retry_defaults,
+            dynamic_env=composed.dynamic,
             stop=self._stop,  # a step waiting out a retry backoff wakes on a stop request
         )
         return ctx

@@ -39,7 +39,7 @@ from prodigyd.failure import FailureReason
 from prodigyd.files import failure_reason
 from prodigyd.workflow.expr import evaluate
 from prodigyd.workflow.interpolate import VariableStore
-from prodigyd.workflow.model import OnFailure, Step, ValidateSpec
+from prodigyd.workflow.model import OnFailure, RetrySpec, Step, ValidateSpec
 
 #: Above this size the debug loop hands `${shell.output}` over as a temp-file path (§2.6).
 DEBUG_OUTPUT_INLINE_LIMIT = 10_000
@@ -183,6 +183,8 @@ class StepRunner:
         self, step: Step, label: str, store: VariableStore, extra_env: dict[str, str] | None = None
     ) -> CommandResult:
         """Run the command once, or as often as its `retry:` allows."""
+        if self.ctx.dynamic_env:
+            await self.ctx.refresh_dynamic()
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
         store = self._scope(step, store, env)
         inv = Invocation(
@@ -199,18 +201,15 @@ class StepRunner:
             raise ProdigyError(f"step kind {step.kind!r} is not supported yet")
         attempt = 1
         started = time.monotonic()
+        spec = self._retry(step)
         while True:
             result = await command(step, inv)
-            spec = step.retry
-            if result.success or spec is None or attempt >= spec.attempts:
+            if result.success or spec is None:
                 return result
-            if not retry_policy.should_retry(spec, f"{result.error}\n{result.stderr}"):
+            error = f"{result.error}\n{result.stderr}"
+            delay = retry_policy.next_wait(spec, attempt, error, time.monotonic() - started)
+            if delay is None:
                 return result
-            delay = retry_policy.delay_for(attempt, spec)
-            if spec.retry_budget is not None and (
-                time.monotonic() - started + delay > spec.retry_budget
-            ):
-                return result  # another attempt would overrun the retry budget
             self.ctx.events.emit(
                 EventType.STEP_RETRYING, step=label, attempt=attempt + 1, delay=delay
             )
@@ -360,16 +359,21 @@ class StepRunner:
         note = "recovered" if policy.strategy == "recovery" and handlers_ok else CONTINUE_NOTE
         return StepReport(True, result, note=note)
 
+    def _retry(self, step: Step) -> RetrySpec | None:
+        """The step's own `retry:`, else the workflow's `retry_defaults:`."""
+        return step.retry or self.ctx.retry_defaults
+
     async def _retry_exhausted(
         self, step: Step, result: CommandResult, label: str, store: VariableStore
     ) -> StepReport | None:
         """`retry.on_failure`: what to do once every retry failed (None: go on as usual)."""
-        spec = step.retry
+        spec = self._retry(step)
         if spec is None or spec.on_exhausted == "stop":
             return None
         if spec.on_exhausted == "continue":
             return StepReport(True, result, note="retries exhausted; continuing (retry.on_failure)")
-        fallback = Step(kind="shell", command=spec.fallback or "false")
+        # run once: retry_defaults must not retry it, nor fall back from it, again and again
+        fallback = Step(kind="shell", command=spec.fallback or "false", retry=RetrySpec(attempts=1))
         report = await self.run(fallback, label=f"{label}.fallback", store=store)
         if report.success:
             return StepReport(True, report.result, note="retries exhausted; fallback succeeded")

@@ -1,10 +1,13 @@
 """`validate:` (reference §2.8): is the step's work complete enough?
 
 The validation commands run in order (with `PRODIGY_VALIDATION=true`); the first failing
-one makes the result `failed`. The verdict is then read from `result_file`, else from the
-last command's output as JSON (`{"completion_percentage", "status", "missing", "gaps",
-"implemented"}`); output that is not JSON counts as 100% complete, since the commands
-succeeded. `${validation.*}` variables carry the verdict into `on_incomplete` commands.
+one makes the result `failed`. The verdict is then read from `result_file` (which may be
+all there is: the step wrote it), else from the last command's output: JSON
+(`{"completion_percentage" or "score", "status", "missing", "gaps", "implemented"}`), or
+text with a score (`score: 40`, `40%`, `40/100`, `40 out of 100`: the last one found), or
+else 100% complete, since the commands succeeded. A score is never ignored: a validator
+printing `score: 40` was 100% for the original, whatever it said. `${validation.*}`
+variables carry the verdict into `on_incomplete` commands.
 A built-in validator (`tests:`, `spec:`, `quality:`; engine/scorers.py) gives the
 completion itself.
 """
@@ -16,6 +19,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prodigyd.engine.score import ScoreError, parse_score
 from prodigyd.engine.scorers import score
 from prodigyd.errors import ProdigyError
 from prodigyd.files import failure_reason, read_small_text
@@ -112,14 +116,19 @@ def _parse(text: str, threshold: float) -> Verdict:
     try:
         data = json.loads(text)
     except ValueError:
-        return Verdict(100.0, "complete", threshold)
+        data = None
     if not isinstance(data, dict):
-        return Verdict(100.0, "complete", threshold)
-    key = "completion_percentage" if "completion_percentage" in data else "completion"
+        try:
+            completion = parse_score(text).value
+        except ScoreError:  # no score: the commands succeeded, so the work is complete
+            completion = 100.0
+        status = "complete" if completion >= threshold else "incomplete"
+        return Verdict(completion, status, threshold)
+    key = next((k for k in _COMPLETION_KEYS if k in data), None)
     try:
-        completion = float(data.get(key, 100.0))
+        completion = float(data[key]) if key else 100.0
     except (TypeError, ValueError):
-        return Verdict(0.0, "failed", threshold, reason="completion_percentage is not a number")
+        return Verdict(0.0, "failed", threshold, reason=f"{key} is not a number")
     missing = data.get("missing") or []
     return Verdict(
         completion=completion,
@@ -129,6 +138,9 @@ def _parse(text: str, threshold: float) -> Verdict:
         gaps=data.get("gaps"),
         implemented=data.get("implemented") or [],
     )
+
+
+_COMPLETION_KEYS = ("completion_percentage", "completion", "score")
 
 
 def _publish(store: VariableStore, verdict: Verdict) -> None:

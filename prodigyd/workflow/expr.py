@@ -57,6 +57,7 @@ __all__ = [
     "ExpressionError",
     "FieldPath",
     "caret",
+    "check_when",
     "compile_filter",
     "evaluate",
     "field_value",
@@ -107,6 +108,13 @@ def evaluate(expr: str, store: VariableStore) -> bool:
     if not expr.strip():
         return False
     return truthy(_Parser(expr, _WHEN).parse()(store))
+
+
+def check_when(expr: str) -> None:
+    """Raise ExpressionError if `expr` is not a `when` expression: what the loader calls, so a
+    bad condition is reported with its file and line before anything runs."""
+    if expr.strip():
+        _Parser(expr, _WHEN).parse()
 
 
 def compile_filter(text: str) -> Callable[[Any], bool]:

@@ -346,12 +346,14 @@ def interpolate(
     *,
     strict: bool = False,
     shell_names: Container[str] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """Substitute `${path}`, `${path:-default}`, `${path:modifiers}`, `$NAME` and `$1`.
 
     References that do not resolve stay verbatim, because most of them belong to the shell
     (`$HOME`, awk's `$2`). With `strict`, they raise UnresolvedVariableError instead, except
     plain references to `shell_names` (the job's environment), which the shell will expand.
+    `${env:NAME}` (also `${env.NAME}`) is NAME of `environment`, when it has it.
     Defaults are literal text; substituted values are never interpolated again.
     """
     if "$" not in text:
@@ -361,7 +363,9 @@ def interpolate(
     pos = 0
     for ref in _references(text):
         parts.append(text[pos : ref.start])
-        value = store.resolve(ref.expr)
+        value = _from_environment(ref.expr, environment)
+        if value is MISSING:
+            value = store.resolve(ref.expr)
         if value is not MISSING:
             parts.append(render(value))
         elif ref.default is not None:
@@ -375,6 +379,16 @@ def interpolate(
         raise UnresolvedVariableError(unresolved, store._describe())
     parts.append(text[pos:])
     return "".join(parts)
+
+
+_ENVIRONMENT_REFERENCE = re.compile(r"env[:.]([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _from_environment(expr: str, environment: Mapping[str, str] | None) -> Any:
+    match = _ENVIRONMENT_REFERENCE.fullmatch(expr)
+    if environment is None or match is None:
+        return MISSING
+    return environment.get(match[1], MISSING)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -238,6 +238,7 @@ class Step(BaseModel):
     output_file: str | None = None
     outputs: dict[str, str] = Field(default_factory=dict)  # legacy: name -> file glob
     env: dict[str, Text] = Field(default_factory=dict)
+    temporary: Literal[True] = True  # a step's env: is its own, restored after it
     working_dir: str | None = None
     on_failure: OnFailure | None = None
     on_success: Step | None = None
@@ -455,8 +456,12 @@ class OnIncomplete(BaseModel):
 
 
 class ValidateSpec(BaseModel):
-    """`validate:` (reference §2.8): commands whose JSON result scores the step's completeness,
-    or a built-in validator (`scorer`) that scores it itself."""
+    """`validate:` (reference §2.8): commands whose result scores the step's completeness,
+    or a built-in validator (`scorer`) that scores it itself.
+
+    Without commands, `result_file` alone is read: the step itself wrote its verdict (the
+    original's spec.yml does this).
+    """
 
     model_config = _FROZEN
 
@@ -468,13 +473,15 @@ class ValidateSpec(BaseModel):
     scorer: Scorer | None = None  # a built-in validator instead of commands (YAML tests: ...)
 
     @model_validator(mode="after")
-    def _has_commands(self) -> ValidateSpec:
+    def _has_something_to_read(self) -> ValidateSpec:
         if self.scorer is not None and (self.commands or self.result_file):
             raise ValueError(
                 f"give commands (and result_file) or the {self.scorer.kind} validator, not both"
             )
-        if not self.commands and self.scorer is None:
-            raise ValueError("validate needs claude:, shell:, commands:, tests:, spec: or quality:")
+        if not self.commands and not self.result_file and self.scorer is None:
+            raise ValueError(
+                "validate needs claude:, shell:, commands:, result_file:, tests:, spec: or quality:"
+            )
         return self
 
 
@@ -483,18 +490,66 @@ class ValidateSpec(BaseModel):
 
 
 class EnvValue(BaseModel):
-    """One environment value; `secret` ones are masked wherever they could be printed."""
+    """One environment value (reference §2.14), in exactly one of four forms:
+
+    * `value`: static text, interpolated when the session starts;
+    * `command`: the output (trimmed) of a shell command run in the worktree; with `cache`
+      once per session, else again before every step;
+    * `condition` (a `when` expression): `when_true` or `when_false`;
+    * `by_profile`: `{default: X, prod: Y}`, the value of the `--profile` chosen, else
+      `default`.
+
+    `secret` ones are masked wherever they could be printed.
+    """
 
     model_config = _FROZEN
 
-    value: Text
+    value: Text | None = None
     secret: bool = False
+    command: str | None = None
+    cache: bool = False
+    condition: Annotated[str | None, BeforeValidator(scalar_text)] = None
+    when_true: Text = ""
+    when_false: Text = ""
+    by_profile: dict[str, Text] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> EnvValue:
+        forms = [
+            name
+            for name, given in (
+                ("value", self.value is not None),
+                ("command", self.command is not None),
+                ("condition", self.condition is not None),
+                ("profile values", bool(self.by_profile)),
+            )
+            if given
+        ]
+        if len(forms) != 1:
+            raise ValueError(
+                "an env value is one of: text, {value: ...}, {command: ...}, "
+                "{condition: ..., when_true: ..., when_false: ...} or "
+                f"{{default: ..., <profile>: ...}} (found: {', '.join(forms) or 'none'})"
+            )
+        if self.cache and self.command is None:
+            raise ValueError("cache: only applies to a {command: ...} value")
+        return self
+
+
+class EnvFile(BaseModel):
+    """A dotenv file of `env_files:`; a missing one is skipped unless `required`."""
+
+    model_config = _FROZEN
+
+    path: str = Field(min_length=1)
+    required: bool = False
 
 
 class SecretSpec(BaseModel):
     """Where a secret comes from: inline (`literal`), an env var, or a file's content.
 
-    For `env`, `key` names the variable and defaults to the secret's own name.
+    For `env`, `key` names the variable and defaults to the secret's own name; for `file`,
+    `key` is the path (`~` and `${VAR}` expanded, relative to the repository).
     """
 
     model_config = _FROZEN
@@ -510,6 +565,10 @@ class SecretSpec(BaseModel):
         if self.provider == "file" and not self.key:
             raise ValueError("a file secret needs key: <path>")
         return self
+
+
+#: The key of an inline per-profile env value used when no listed profile is chosen.
+DEFAULT_PROFILE = "default"
 
 
 class Profile(BaseModel):
@@ -594,6 +653,8 @@ class MapSpec(BaseModel):
 
     `input` is a JSON file in the parent worktree or else a command whose output is the
     items; `max_parallel` and `agent_timeout_secs` may be `$VAR` (resolved at run time).
+    `timeout_action` (from `timeout_config:`): a timed-out item goes to the DLQ (and may be
+    retried) like any failure, is skipped (no DLQ entry, no retry), or fails the job.
     """
 
     model_config = _FROZEN
@@ -607,6 +668,7 @@ class MapSpec(BaseModel):
     max_items: int | None = Field(None, ge=0)
     max_parallel: Annotated[int | str, BeforeValidator(_parallelism)] = 10
     agent_timeout_secs: Annotated[float | str | None, BeforeValidator(_agent_timeout)] = None
+    timeout_action: Literal["dlq", "skip", "fail"] = "dlq"  # what a timed-out item does
     agent_template: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -632,8 +694,9 @@ class ErrorPolicy(BaseModel):
     """What a failed work item does to the job (reference §2.3 [R], docs/workflows.md).
 
     * on_item_failure: `dlq` (record it in the dead-letter queue and go on), `retry` (run
-      the item again, up to `retry_attempts` runs in all, then dlq), `skip` (go on, no DLQ
-      entry), `stop` (dlq, dispatch nothing more, fail the job).
+      the item again, up to `retry_config.attempts` runs in all, waiting as its backoff
+      says (at once by default), then dlq), `skip` (go on, no DLQ entry), `stop` (dlq,
+      dispatch nothing more, fail the job).
     * `max_failures` / `failure_threshold` (a fraction of all items): once exceeded, nothing
       more is dispatched and the job fails. `continue_on_failure: false` without a limit
       means the first failure does that.
@@ -646,7 +709,7 @@ class ErrorPolicy(BaseModel):
     max_failures: int | None = Field(None, ge=0)
     failure_threshold: float | None = Field(None, ge=0, le=1)
     circuit_breaker: CircuitBreaker | None = None
-    retry_attempts: int = Field(3, ge=1)
+    retry_config: RetrySpec = Field(default_factory=lambda: RetrySpec(initial_delay=0))
 
 
 TriggerEvent = Literal["commit", "push", "ref", "files"]
@@ -729,8 +792,10 @@ class Workflow(BaseModel):
     error_policy: ErrorPolicy = Field(default_factory=ErrorPolicy)
     env: dict[str, EnvValue] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
-    env_files: tuple[str, ...] = ()
+    env_files: tuple[EnvFile, ...] = ()
     profiles: dict[str, Profile] = Field(default_factory=dict)
+    inherit: bool = True  # false: steps start from a clean environment (env.py says which)
+    retry_defaults: RetrySpec | None = None  # the retry: of every step without one
     merge: MergeSpec | None = None
     strict_variables: bool = False
     worktree: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] = None
@@ -748,11 +813,45 @@ class Workflow(BaseModel):
         return self
 
     @property
+    def profile_names(self) -> set[str]:
+        """Every profile `--profile` may name: declared ones and those of inline values."""
+        inline = (
+            name
+            for value in self.env.values()
+            for name in value.by_profile
+            if name != DEFAULT_PROFILE
+        )
+        return {*self.profiles, *inline}
+
+    @property
     def phase_steps(self) -> tuple[Step, ...]:
         """Every step the workflow runs directly (not handlers): for checks that apply to all."""
         setup = self.setup.steps if self.setup else ()
         template = self.map.agent_template if self.map else ()
         return (*self.steps, *setup, *template, *self.reduce)
+
+
+def every_step(steps: tuple[Step, ...]) -> list[Step]:
+    """`steps` and every step nested in them: handlers, foreach bodies, sub-workflows,
+    goal_seek attempts, validation commands."""
+    found = []
+    for step in steps:
+        found.append(step)
+        nested = [step.on_success, *step.on_exit_code.values()]
+        if step.foreach:
+            nested.extend(step.foreach.do)
+        for sub in step.sub_workflows:
+            nested.extend(sub.steps)
+        if step.goal_seek:
+            nested.append(step.goal_seek.attempt)
+        if step.on_failure:
+            nested.extend(step.on_failure.handlers)
+        if step.validation:
+            nested.extend(step.validation.commands)
+            if step.validation.on_incomplete:
+                nested.extend(step.validation.on_incomplete.commands)
+        found.extend(every_step(tuple(s for s in nested if s is not None)))
+    return found
 
 
 for _model in (

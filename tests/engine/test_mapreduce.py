@@ -645,3 +645,45 @@ map:
         if p.is_file() and not p.is_socket()
     )
     assert secret[:9].encode() not in stored
+
+
+async def test_legacy_item_aliases_and_timeout_action(tmp_path: Path, repo: Path):
+    """`${ARG}`/`${FILE}` name the item in an agent (its value/path fields, or the item
+    itself); `timeout_action: skip` leaves a timed-out item out of the DLQ, `fail` stops
+    the job."""
+    aliases = write_workflow(
+        tmp_path,
+        """
+mode: mapreduce
+map:
+  input: "printf '%s\\n' '{\\"value\\": \\"v1\\", \\"path\\": \\"p1\\"}' plain"
+  max_parallel: 1
+  agent_template:
+    - shell: "echo ${ARG}:${FILE} > out-${item_index}.txt && git add -A && git commit -qm o"
+""",
+        name="aliases.yml",
+    )
+    out = await run_workflow(aliases, repo, args=("session-arg",))
+    assert out.status == "completed", out.record.error
+    assert (repo / "out-0.txt").read_text() == "v1:p1\n"
+    assert (repo / "out-1.txt").read_text() == "plain:plain\n"
+
+    for action, status, entries in (("skip", "completed", 0), ("fail", "failed", 1)):
+        timed = write_workflow(
+            tmp_path,
+            f"""
+mode: mapreduce
+map:
+  input: "printf 'a\\\\nb\\\\nc\\\\n'"
+  max_parallel: 1
+  timeout_config: {{command_timeouts: {{shell_0: 0.2}}, timeout_action: {action}}}
+  agent_template:
+    - shell: "test ${{item}} = c || sleep 30"
+""",
+            name=f"timeout-{action}.yml",
+        )
+        out = await run_workflow(timed, repo)
+        assert out.status == status, out.record.error
+        assert len(dlq.entries(out.record.id)) == entries
+        dispatched = len(out.sink.of("agent_failed"))
+        assert dispatched == (2 if action == "skip" else 1)

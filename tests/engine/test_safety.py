@@ -104,7 +104,7 @@ async def test_secrets_with_json_escapes_are_masked_in_raw_claude_logs(tmp_path:
         tmp_path,
         """
 secrets:
-  Q: 'quo"te\\back-é-secret'
+  Q: {value: 'quo"te\\back-é-secret'}
 commands:
   - claude: "use ${Q}"
 """,

@@ -261,7 +261,7 @@ async def test_missing_env_secret_is_refused_before_the_job_starts(tmp_path: Pat
 @pytest.mark.parametrize(
     ("declared", "profile", "field"),
     [
-        ("secrets:\n  TOKEN: 'k9'\n", None, "(secrets.TOKEN)"),
+        ("secrets:\n  TOKEN: {value: 'k9'}\n", None, "(secrets.TOKEN)"),
         ("env:\n  TOKEN: {secret: true, value: '${ARG_1}'}\n", None, "(env.TOKEN)"),
         (
             "profiles:\n  dev:\n    TOKEN: {secret: true, value: '${ARG_1}'}\n",

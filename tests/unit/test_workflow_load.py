@@ -9,7 +9,7 @@ import pytest
 
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow, parse_workflow
-from prodigyd.workflow.model import OnFailure, Step
+from prodigyd.workflow.model import EnvFile, OnFailure, RetrySpec, Step
 
 EXAMPLES = Path(__file__).parent / "workflows"
 
@@ -682,13 +682,9 @@ def test_unknown_top_level_keys_are_reported() -> None:
 
 
 def test_known_but_unused_keys_say_why() -> None:
-    loaded = parse(
-        "retry_defaults: {attempts: 3}\ncommands:\n  - shell: a\n    analysis: {max_cache_age: 5}\n"
-    )
+    loaded = parse("commands:\n  - shell: a\n    analysis: {max_cache_age: 5}\n")
     assert loaded.warnings == [
-        "wf.yml:1: 'retry_defaults' in the workflow is ignored: it is not applied; "
-        "give each step its own retry:",
-        "wf.yml:4: 'analysis' in step 1 is ignored: per-step analysis was removed from prodigy",
+        "wf.yml:3: 'analysis' in step 1 is ignored: per-step analysis was removed from prodigy",
     ]
 
 
@@ -776,7 +772,9 @@ def test_scalars_are_read_as_yaml_1_2() -> None:
 def test_secret_shapes() -> None:
     workflow = parse(
         "secrets:\n"
-        "  INLINE: s3cret\n"
+        "  INLINE: {value: s3cret}\n"
+        "  NAMED: SECRET_API_KEY\n"
+        "  REFERENCE: ${env:SECRET_API_KEY}\n"
         "  MARKED: {secret: true, value: hunter2}\n"
         "  FROM_ENV: {provider: env, key: GITHUB_TOKEN}\n"
         "  FROM_FILE: {provider: file, key: .secrets/token}\n"
@@ -785,6 +783,8 @@ def test_secret_shapes() -> None:
     found = {name: (s.provider, s.value, s.key) for name, s in workflow.secrets.items()}
     assert found == {
         "INLINE": ("literal", "s3cret", None),
+        "NAMED": ("env", None, "SECRET_API_KEY"),
+        "REFERENCE": ("env", None, "SECRET_API_KEY"),
         "MARKED": ("literal", "hunter2", None),
         "FROM_ENV": ("env", None, "GITHUB_TOKEN"),
         "FROM_FILE": ("file", None, ".secrets/token"),
@@ -797,34 +797,94 @@ def test_unsupported_secret_provider_names_the_field() -> None:
     )
     assert error.render() == (
         "wf.yml:3:5 (secrets.TOKEN.provider): secret provider 'vault' is not supported; "
-        "only env, file and literal are"
+        "only env, file and literal are\n"
+        "hint: export the secret into the environment and name it: {provider: env, key: NAME}"
     )
 
 
 @pytest.mark.parametrize(
-    ("value", "complaint"),
+    ("text", "complaint"),
     [
-        (
-            "{command: nproc, cache: true}",
-            "dynamic env values ({command: ...}) are not supported yet",
-        ),
-        ("{condition: x, when_true: a, when_false: b}", "conditional env values"),
-        ("{default: a, prod: b}", "per-profile env values are not supported yet"),
+        ("'${vault:api/keys/prod}'", "secret provider 'vault' is not supported"),
+        ("'sk-not a name'", "a secret given as text names the environment variable"),
     ],
 )
-def test_unsupported_env_forms_are_refused_by_name(value: str, complaint: str) -> None:
+def test_a_secret_string_is_the_name_of_a_variable(text: str, complaint: str) -> None:
+    error = failure(f"secrets:\n  TOKEN: {text}\ncommands: [{{shell: x}}]\n")
+    assert complaint in error.message
+    assert error.location is not None and error.location.line == 2
+
+
+def test_every_env_value_form() -> None:
+    workflow = parse(
+        "env:\n"
+        "  PLAIN: 3\n"
+        "  TOKEN: {secret: true, value: '${env:GH}'}\n"
+        "  WORKERS: {command: 'nproc', cache: true}\n"
+        "  DEPLOY: {condition: \"${branch} == 'main'\", when_true: prod, when_false: staging}\n"
+        "  URL: {default: 'http://localhost', prod: 'https://example.com'}\n"
+        "  DEBUG: {default: true, prod: false}\n"
+        "commands: [{shell: x}]\n"
+    ).workflow
+    env = workflow.env
+    assert (env["PLAIN"].value, env["TOKEN"].secret) == ("3", True)
+    assert (env["WORKERS"].command, env["WORKERS"].cache) == ("nproc", True)
+    assert (env["DEPLOY"].when_true, env["DEPLOY"].when_false) == ("prod", "staging")
+    assert env["URL"].by_profile == {"default": "http://localhost", "prod": "https://example.com"}
+    assert env["DEBUG"].by_profile == {"default": "true", "prod": "false"}
+    assert workflow.profile_names == {"prod"}
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "complaint"),
+    [
+        (
+            "{condition: \"${a} = 'b'\", when_true: x, when_false: y}",
+            "env.JOBS.condition",
+            "single '='",
+        ),
+        ("{value: a, command: b}", "env.JOBS", "(found: value, command)"),
+        ("{value: a, cache: true}", "env.JOBS", "cache: only applies to a {command: ...} value"),
+        ("{default: a, prod: [b]}", "env.JOBS.prod", "expected the text for profile prod"),
+    ],
+)
+def test_bad_env_values_name_their_field(value: str, field: str, complaint: str) -> None:
     error = failure(f"env:\n  JOBS: {value}\ncommands: [{{shell: x}}]\n")
     assert complaint in error.message
-    assert error.location is not None and (error.location.field, error.location.line) == (
-        "env.JOBS",
-        2,
-    )
+    assert error.location is not None and error.location.field == field
 
 
 def test_env_files_accept_one_or_many() -> None:
-    assert parse("env_files: .env\ncommands: [{shell: x}]\n").workflow.env_files == (".env",)
-    many = parse("env_files: [.env, .env.local]\ncommands: [{shell: x}]\n").workflow
-    assert many.env_files == (".env", ".env.local")
+    one = parse("env_files: .env\ncommands: [{shell: x}]\n").workflow.env_files
+    assert one == (EnvFile(path=".env"),)
+    many = parse(
+        "env_files: [.env, {path: ~/.env.shared, required: true}]\ncommands: [{shell: x}]\n"
+    ).workflow
+    assert many.env_files == (EnvFile(path=".env"), EnvFile(path="~/.env.shared", required=True))
+
+
+def test_inherit_and_retry_defaults_are_read() -> None:
+    workflow = parse(
+        "inherit: false\nretry_defaults: {attempts: 4, backoff: fixed}\ncommands: [{shell: x}]\n"
+    ).workflow
+    assert workflow.inherit is False
+    assert workflow.retry_defaults == RetrySpec(attempts=4, backoff="fixed")
+
+
+def test_a_step_env_is_always_temporary() -> None:
+    step = parse("- shell: x\n  env: {A: b}\n  temporary: true\n").workflow.steps[0]
+    assert step.temporary is True
+    error = failure("- shell: x\n  env: {A: b}\n  temporary: false\n")
+    assert error.render().startswith(
+        "wf.yml:3:3 (commands[0].temporary): temporary: false is not supported"
+    )
+
+
+def test_a_bad_when_is_reported_at_load_with_its_line() -> None:
+    error = failure('- shell: a\n- shell: b\n  when: "${x} = 1"\n')
+    assert error.render().startswith(
+        "wf.yml:3:3 (commands[1].when): single '=' at offset 5 of the when expression"
+    )
 
 
 def test_profiles_accept_a_nested_env_mapping() -> None:
@@ -873,7 +933,7 @@ def test_a_broken_nested_step_is_reported_once() -> None:
 
 def test_a_secret_env_value_needs_its_value() -> None:
     error = failure("env:\n  TOKEN: {secret: true}\ncommands: [{shell: x}]\n")
-    assert error.render() == "wf.yml:2:3 (env.TOKEN.value): is required"
+    assert error.render().startswith("wf.yml:2:3 (env.TOKEN): an env value is one of: text,")
 
 
 def test_number_errors_read_like_yaml() -> None:

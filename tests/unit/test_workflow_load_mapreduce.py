@@ -103,11 +103,62 @@ error_policy:
     assert wf.setup.capture_outputs["NAME"].pattern == "name=(\\w+)"
     assert wf.map is not None and wf.map.max_parallel == "$WORKERS"
     assert wf.map.agent_timeout_secs == 30 and wf.reduce[0].command == "echo ${map.total}"
-    assert wf.error_policy.retry_attempts == 5
+    assert wf.error_policy.retry_config.attempts == 5
+    assert wf.error_policy.retry_config.initial_delay == 0  # item retries start at once
     assert wf.error_policy.circuit_breaker is not None
     assert wf.error_policy.circuit_breaker.timeout == 60
     assert any("deprecated" in w for w in loaded.warnings)  # {commands: [...]} forms
-    assert any("timeout_action" in w for w in loaded.warnings)
+    assert wf.map.timeout_action == "dlq"
+    assert not any("timeout_action" in w for w in loaded.warnings)  # honoured now
+
+
+def test_timeout_config_keys_take_effect() -> None:
+    hybrid = parse("""
+map:
+  input: items.json
+  timeout_config:
+    timeout_policy: hybrid
+    timeout_action: skip
+    enable_monitoring: true
+    command_timeouts: {claude: 300, shell: 60, claude_0: 600}
+  agent_template:
+    - claude: /first
+    - shell: test
+    - claude: /second
+    - shell: own
+      timeout: 5
+""").workflow.map
+    assert hybrid is not None
+    assert (hybrid.agent_timeout_secs, hybrid.timeout_action) == (600, "skip")
+    assert [step.timeout for step in hybrid.agent_template] == [600, 60, 300, 5]
+    per_command = parse("""
+map:
+  input: items.json
+  timeout_config: {agent_timeout_secs: 100, timeout_policy: per_command}
+  agent_template:
+    - shell: a
+    - claude: /b
+""").workflow.map
+    assert per_command is not None and per_command.agent_timeout_secs is None
+    assert [step.timeout for step in per_command.agent_template] == [100, 100]
+
+
+def test_retry_config_takes_the_error_policy_backoff_shapes() -> None:
+    for backoff in (
+        "{exponential: {initial: 2s, multiplier: 3}}",
+        "{type: exponential, initial: 2s, multiplier: 3}",
+    ):
+        policy = parse(
+            BASE + f"error_policy:\n  on_item_failure: retry\n  retry_config:\n"
+            f"    max_attempts: 4\n    backoff: {backoff}\n"
+        ).workflow.error_policy
+        retry = policy.retry_config
+        assert (retry.attempts, retry.backoff, retry.initial_delay, retry.base) == (
+            4,
+            "exponential",
+            2.0,
+            3.0,
+        )
 
 
 def test_mistakes_name_their_line_and_field() -> None:

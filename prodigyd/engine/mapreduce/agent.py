@@ -40,7 +40,7 @@ from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.workflow.interpolate import VariableStore
-from prodigyd.workflow.model import Step
+from prodigyd.workflow.model import RetrySpec, Step
 
 #: How much of an agent's step output its result keeps (`${map.results}` stays small).
 RESULT_OUTPUT_CHARS = 4000
@@ -72,6 +72,8 @@ class AgentSpec:
     track_git: bool  # the workflow mentions git variables: HEAD is read around each step
     strict_variables: bool
     keep_failed: bool  # commit a failed agent's work, to keep it on a branch
+    retry_defaults: RetrySpec | None = None  # the workflow's retry_defaults:
+    dynamic_env: dict[str, str] = field(default_factory=dict)  # RunContext.dynamic_env
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class AgentJob:
                 **{name: getattr(spec, name) for name in _PLAIN_SPEC_FIELDS},
                 "template": [step.model_dump(mode="json") for step in spec.template],
                 "settings": settings,
+                "retry_defaults": spec.retry_defaults
+                and spec.retry_defaults.model_dump(mode="json"),
             },
             "item": asdict(self.item),
             "attempt": self.attempt,
@@ -116,6 +120,8 @@ class AgentJob:
             spec=AgentSpec(
                 **{name: spec[name] for name in _PLAIN_SPEC_FIELDS},
                 template=tuple(Step.model_validate(step) for step in spec["template"]),
+                retry_defaults=_retry_spec(spec.get("retry_defaults")),
+                dynamic_env=spec.get("dynamic_env", {}),
                 settings=EngineSettings(
                     **{**settings, "claude_extra_args": tuple(settings["claude_extra_args"])},
                     claude_log_dir=Path(log_dir) if log_dir is not None else None,
@@ -125,6 +131,10 @@ class AgentJob:
             attempt=data["attempt"],
             start=data["start"],
         )
+
+
+def _retry_spec(data: Mapping[str, Any] | None) -> RetrySpec | None:
+    return None if data is None else RetrySpec.model_validate(data)
 
 
 _PLAIN_SPEC_FIELDS = (
@@ -290,6 +300,19 @@ async def _keep(job: AgentJob, worktree: Path) -> str | None:
         return None
 
 
+def legacy_item_aliases(value: Any) -> dict[str, Any]:
+    """The original's deprecated names for the item: `${ARG}`/`${ARGUMENT}` (its `value`
+    field, else the item) and `${FILE}`/`${FILE_PATH}` (its `path` field, else a text item).
+    In an agent they replace the `--args` `${ARG}`, which names the item there."""
+    is_object = isinstance(value, dict)
+    arg = value.get("value", value) if is_object else value
+    path = value.get("path") if is_object else value if isinstance(value, str) else None
+    aliases = {"ARG": arg, "ARGUMENT": arg}
+    if path is not None:
+        aliases.update(FILE=path, FILE_PATH=path)
+    return aliases
+
+
 def _context(job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Event) -> RunContext:
     spec, item = job.spec, job.item
     store = VariableStore()
@@ -303,6 +326,7 @@ def _context(job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Eve
             "item_total": item.total,
             "PROJECT_ROOT": str(worktree),
             "WORKTREE": worktree.name,
+            **legacy_item_aliases(item.value),
         }
     )
     env = {
@@ -320,5 +344,7 @@ def _context(job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Eve
         events=events,
         settings=spec.settings,
         strict_variables=spec.strict_variables,
+        retry_defaults=spec.retry_defaults,
+        dynamic_env=dict(spec.dynamic_env),
         stop=stop,
     )

@@ -25,7 +25,8 @@ from typing import Any
 
 from prodigyd import paths, proc
 from prodigyd.clock import now_iso
-from prodigyd.engine.context import RunContext
+from prodigyd.engine import retry as retry_policy
+from prodigyd.engine.context import RunContext, StepStopped
 from prodigyd.engine.gitvars import references_git_variables
 from prodigyd.engine.journal import CheckpointLog
 from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentSpec, WorkItem
@@ -114,6 +115,8 @@ class MapPhase:
             track_git=references_git_variables(workflow),
             strict_variables=parent.strict_variables,
             keep_failed=self.host.keep_failed,
+            retry_defaults=parent.retry_defaults,
+            dynamic_env=parent.dynamic_env,
         )
 
     async def run(self) -> MapOutcome:
@@ -280,6 +283,8 @@ class MapPhase:
                 return
             await self._record(result, writer)
             limits.record(result.success)
+            if result.status == "timeout" and self.spec.timeout_action == "fail":
+                limits.reason = f"{result.item_id} timed out and timeout_action is fail"
             if breaker is not None:
                 breaker.record(result.success)
             self.host.map_progress(total, len(self.results), limits.failed)
@@ -287,9 +292,9 @@ class MapPhase:
     async def _run_item(self, item: WorkItem, agents: AgentSpec) -> AgentResult | None:
         """All attempts of one item; failures go to the DLQ as they happen. Each attempt
         starts at the parent's commit of the moment, with every merge before it."""
-        attempts = self.policy.retry_attempts if self.policy.on_item_failure == "retry" else 1
-        result: AgentResult | None = None
-        for attempt in range(1, attempts + 1):
+        started = time.monotonic()
+        attempt = 1
+        while True:
             job = AgentJob(agents, item, attempt, start=await self.queue.head())
             result = await run_agent(
                 self.host.runner, job, self.queue, self.log_dir, self.host.stop_event
@@ -300,12 +305,21 @@ class MapPhase:
                 if attempt > 1 or self.dlq_job is not None:
                     self.journal.remove_dead_letters(self._dlq_job, [item.item_id])
                 return result
-            self._dead_letter(item, result)
-            if attempt < attempts:
-                self.parent.events.emit(
-                    EventType.AGENT_RETRYING, item_id=item.item_id, attempt=attempt + 1
-                )
-        return result
+            timeout_action = self.spec.timeout_action if result.status == "timeout" else "dlq"
+            if timeout_action != "skip":
+                self._dead_letter(item, result)
+            if self.policy.on_item_failure != "retry" or timeout_action != "dlq":
+                return result
+            error, elapsed = result.error or "", time.monotonic() - started
+            delay = retry_policy.next_wait(self.policy.retry_config, attempt, error, elapsed)
+            if delay is None:
+                return result
+            attempt += 1
+            self.parent.events.emit(EventType.AGENT_RETRYING, item_id=item.item_id, attempt=attempt)
+            try:
+                await self.parent.pause(delay)
+            except StepStopped:
+                return None  # stopped while waiting: the item runs again on resume
 
     def _dead_letter(self, item: WorkItem, result: AgentResult) -> None:
         if self.policy.on_item_failure == "skip":

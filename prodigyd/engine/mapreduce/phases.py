@@ -25,7 +25,7 @@ from prodigyd.engine.phase import PhaseOutcome
 from prodigyd.engine.plan import MAP, REDUCE, SETUP
 from prodigyd.eventtypes import EventType
 from prodigyd.store.sessions import DlqRetry
-from prodigyd.workflow.model import ErrorPolicy, MapSpec
+from prodigyd.workflow.model import ErrorPolicy, MapSpec, RetrySpec
 
 
 async def run_mapreduce(host: PhaseHost, ctx: RunContext, git: GitTracker) -> PhaseOutcome:
@@ -69,7 +69,9 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
     spec = workflow.map
     if retry.max_parallel is not None:
         spec = spec.model_copy(update={"max_parallel": retry.max_parallel})
-    policy = ErrorPolicy(on_item_failure="retry", retry_attempts=retry.attempts)
+    policy = ErrorPolicy(
+        on_item_failure="retry", retry_config=RetrySpec(attempts=retry.attempts, initial_delay=0)
+    )
     mapped = await _map(host, ctx, spec, policy, fixed_items=items, dlq_job=retry.job_id)
     # items that failed again are back in the DLQ; what succeeded is merged
     if mapped.total and not mapped.successful and not mapped.stopped:

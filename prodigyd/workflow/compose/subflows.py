@@ -103,14 +103,16 @@ def _entry(
     sub_path = Path(str(doc.source)) if doc.source else file
     workflow = build(doc, resolver, sub_path, (*chain, sub_path))
     problems = len(ctx.problems)
-    env = {}
+    env: dict[str, str] = {}
     for key, value in workflow.env.items():
-        if value.secret:
+        if value.secret or value.value is None:
+            kind = "secret" if value.secret else "computed (command, condition or profile)"
             ctx.problem(
-                f"a secret env value ({key}) is not allowed in a sub-workflow; "
+                f"a {kind} env value ({key}) is not allowed in a sub-workflow; "
                 "give it to the parent",
                 source_at,
             )
+            continue
         env[key] = value.value
     given_values = plain(fields.get("parameters") or {})
     if not isinstance(given_values, dict):

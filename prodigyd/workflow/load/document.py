@@ -11,6 +11,7 @@ document (prodigyd.workflow.compose).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_args
 
@@ -20,16 +21,20 @@ from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
 from prodigyd.workflow.load.keys import known_entries, model_keys
 from prodigyd.workflow.load.nodes import At, Map, Seq
-from prodigyd.workflow.load.steps import COMMAND_KEYS, from_steps, step_list
+from prodigyd.workflow.load.retry import retry_spec
+from prodigyd.workflow.load.steps import COMMAND_KEYS, check_expression, from_steps, step_list
 from prodigyd.workflow.model import (
+    EnvFile,
     EnvValue,
     MergeSpec,
     Profile,
+    RetrySpec,
     SecretSpec,
     Step,
     Trigger,
     TriggerEvent,
     Workflow,
+    every_step,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -38,7 +43,6 @@ _M = TypeVar("_M", bound=BaseModel)
 MAPREDUCE_PHASES = ("setup", "map", "reduce", "error_policy")
 #: A standard workflow's keys; `source` is the loader's own, `steps:` is also `commands:`.
 _TOP_KEYS = model_keys(Workflow, unwritten=("source", *MAPREDUCE_PHASES), extra=("commands",))
-IGNORED_TOP_KEYS = {"retry_defaults": "it is not applied; give each step its own retry:"}
 
 
 def standard_workflow(doc: object, ctx: Context, *, lead: tuple[Step, ...] = ()) -> Workflow:
@@ -51,7 +55,7 @@ def standard_workflow(doc: object, ctx: Context, *, lead: tuple[Step, ...] = ())
         fields: dict[str, Any] = {}
         steps_raw, steps_at = doc, At("commands", doc.mark)
     elif isinstance(doc, Map):
-        fields = known_entries(doc, _TOP_KEYS, At("", doc.mark), ctx, ignored=IGNORED_TOP_KEYS)
+        fields = known_entries(doc, _TOP_KEYS, At("", doc.mark), ctx)
         if lead and "commands" not in doc and "steps" not in doc:
             return built_workflow(
                 {**workflow_fields(fields, doc, At("", doc.mark), ctx), "steps": lead},
@@ -79,7 +83,37 @@ def built_workflow(data: dict[str, Any], root: At, doc: object, ctx: Context) ->
     workflow = build_model(Workflow, {**data, "source": ctx.source}, root, doc, ctx)
     ctx.raise_problems()
     assert workflow is not None  # build_model returns None only after recording a problem
+    _secrets_come_last(workflow, doc, root, ctx)
+    ctx.raise_problems()
     return workflow
+
+
+def _secrets_come_last(workflow: Workflow, doc: object, root: At, ctx: Context) -> None:
+    """A `secrets:` entry is applied after every other value (env.py), so another value of
+    the same name would never be seen: that is a mistake to report, not to run."""
+    names = set(workflow.secrets)
+    if not names or not isinstance(doc, Map):
+        return
+    hint = "secrets are applied last; rename one of them"
+    blocks: list[tuple[Map, At]] = []
+    if isinstance(doc.get("env"), Map):
+        blocks.append((doc["env"], root.key(doc, "env")))
+    profiles = doc.get("profiles")
+    if isinstance(profiles, Map):
+        for name, profile in profiles.items():
+            if isinstance(profile, Map):
+                blocks.append((profile, root.key(doc, "profiles").key(profiles, name)))
+    for block, at in blocks:
+        for name in names.intersection(block):
+            ctx.problem(
+                f"{name} is also a secret, which replaces it", at.key(block, name), hint=hint
+            )
+    merge = workflow.merge.steps if workflow.merge else ()
+    for step in every_step((*workflow.phase_steps, *merge)):
+        for name in sorted(names.intersection(step.env)):
+            here = At(f"env.{name}", (step.line, 1) if step.line else None)
+            message = f"{name} is also a secret, which replaces this step's value"
+            ctx.problem(message, here, hint=hint)
 
 
 def empty_error(source: str) -> WorkflowError:
@@ -157,37 +191,61 @@ def _env_map(raw: object, at: At, ctx: Context) -> dict[str, EnvValue]:
 
 
 def _env_value(raw: object, at: At, ctx: Context) -> EnvValue | None:
-    """`KEY: value` or `KEY: {value, secret}`; the documented dynamic forms are refused by name
-    rather than dropped, so nobody runs with an env var that silently is not there."""
+    """`KEY: text`, `{value, secret}`, `{command, cache}`, `{condition, when_true,
+    when_false}`, or per-profile `{default: X, prod: Y}` (a mapping of none of those keys)."""
     if isinstance(raw, str | int | float):
         return EnvValue.model_validate({"value": raw})  # numbers and booleans become text
     if not isinstance(raw, Map):
         ctx.problem(f"expected a string or {{value: ..., secret: true}}, got {shown(raw)}", at)
         return None
-    if "command" in raw:
-        hint = "compute the value in a shell step with capture: NAME"
-        ctx.problem("dynamic env values ({command: ...}) are not supported yet", at, hint=hint)
-    elif "condition" in raw:
-        ctx.problem("conditional env values ({condition: ...}) are not supported yet", at)
-    elif "value" not in raw and "secret" not in raw:
-        hint = "put them under profiles: <name>: instead"
-        ctx.problem("per-profile env values are not supported yet", at, hint=hint)
-    else:
-        fields = known_entries(raw, _ENV_VALUE_KEYS, at, ctx)
-        return build_model(EnvValue, fields, at, raw, ctx)
-    return None
+    if not any(key in raw for key in _ENV_FORMS):
+        return _per_profile(raw, at, ctx)
+    fields = known_entries(raw, _ENV_VALUE_KEYS, at, ctx)
+    if isinstance(fields.get("condition"), str):
+        check_expression(fields["condition"], at.key(raw, "condition"), ctx)
+    return build_model(EnvValue, fields, at, raw, ctx)
 
 
-_ENV_VALUE_KEYS = model_keys(EnvValue)
+def _per_profile(raw: Map, at: At, ctx: Context) -> EnvValue | None:
+    """`{default: X, prod: Y}`; `secret: true` beside them, or a profile's value written
+    `{secret: true, value: ...}`, makes the value a secret."""
+    values: dict[str, object] = {}
+    secret = raw.get("secret") is True
+    for name, value in raw.items():
+        here = at.key(raw, name)
+        if name == "secret":
+            continue
+        if isinstance(value, Map) and "value" in value:
+            fields = known_entries(value, ("value", "secret"), here, ctx)
+            secret = secret or fields.get("secret") is True
+            value = fields["value"]
+        if isinstance(value, str | int | float):  # booleans too
+            values[str(name)] = value
+        else:
+            ctx.problem(f"expected the text for profile {name}, got {shown(value)}", here)
+    return build_model(EnvValue, {"by_profile": values, "secret": secret}, at, raw, ctx)
+
+
+#: The keys that make a mapping one of the other forms, not a per-profile one.
+_ENV_FORMS = ("value", "command", "condition", "when_true", "when_false", "cache")
+_ENV_VALUE_KEYS = model_keys(EnvValue, unwritten=("by_profile",))
 
 
 def _secrets(raw: object, at: At, ctx: Context) -> dict[str, SecretSpec]:
     return named(raw, at, ctx, "secret", _secret)
 
 
+#: A secret given as text names the variable holding it: NAME, $NAME, ${NAME}, ${env:NAME}.
+_SECRET_REFERENCE = re.compile(
+    r"(?P<bare>[A-Za-z_][A-Za-z0-9_]*)|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|\$\{(?:env[:.])?(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}"
+)
+_PROVIDER_REFERENCE = re.compile(r"\$\{(?P<provider>[A-Za-z_]+):.*\}")
+
+
 def _secret(raw: object, at: At, ctx: Context) -> SecretSpec | None:
     if isinstance(raw, str):
-        return SecretSpec(value=raw)
+        return _secret_reference(raw, at, ctx)
     if not isinstance(raw, Map):
         ctx.problem(f"expected a string or {{provider: env, key: NAME}}, got {shown(raw)}", at)
         return None
@@ -197,13 +255,35 @@ def _secret(raw: object, at: At, ctx: Context) -> SecretSpec | None:
     elif raw["provider"] in ("env", "file", "literal"):
         fields = known_entries(raw, _SECRET_KEYS, at, ctx)
     else:
-        ctx.problem(
-            f"secret provider {shown(raw['provider'])} is not supported; "
-            "only env, file and literal are",
-            at.key(raw, "provider"),
-        )
+        _unsupported_provider(raw["provider"], at.key(raw, "provider"), ctx)
         return None
     return build_model(SecretSpec, fields, at, raw, ctx)
+
+
+def _secret_reference(text: str, at: At, ctx: Context) -> SecretSpec | None:
+    """The original's `secrets: {KEY: ENV_NAME}`: the value is that environment variable's."""
+    match = _SECRET_REFERENCE.fullmatch(text.strip())
+    if match is not None:
+        return SecretSpec(provider="env", key=match["bare"] or match["plain"] or match["braced"])
+    provider = _PROVIDER_REFERENCE.fullmatch(text.strip())
+    if provider is not None:
+        _unsupported_provider(provider["provider"], at, ctx)
+        return None
+    ctx.problem(
+        f"a secret given as text names the environment variable holding it, got {shown(text)}",
+        at,
+        hint="write the variable's name (MY_TOKEN or ${env:MY_TOKEN}), or an inline value "
+        'as {value: "..."}',
+    )
+    return None
+
+
+def _unsupported_provider(name: object, at: At, ctx: Context) -> None:
+    ctx.problem(
+        f"secret provider {shown(name)} is not supported; only env, file and literal are",
+        at,
+        hint="export the secret into the environment and name it: {provider: env, key: NAME}",
+    )
 
 
 _SECRET_KEYS = model_keys(SecretSpec)
@@ -233,8 +313,35 @@ def _profile(raw: object, at: At, ctx: Context) -> Profile | None:
     return build_model(Profile, {"description": raw.get("description"), "env": env}, at, raw, ctx)
 
 
-def _env_files(raw: object, at: At, ctx: Context) -> object:
-    return (raw,) if isinstance(raw, str) else raw
+def _env_files(raw: object, at: At, ctx: Context) -> tuple[EnvFile, ...]:
+    """A path, a list of paths, or `{path, required}` entries."""
+    entries = [(raw, at)] if isinstance(raw, str) else None
+    if isinstance(raw, Seq):
+        entries = [(item, at.index(raw, index)) for index, item in enumerate(raw)]
+    if entries is None:
+        ctx.problem(f"expected a path or a list of paths, got {shown(raw)}", at)
+        return ()
+    files = []
+    for item, here in entries:
+        fields: dict[str, Any] = {"path": item}
+        if isinstance(item, Map):
+            fields = known_entries(item, _ENV_FILE_KEYS, here, ctx)
+        elif not isinstance(item, str):
+            ctx.problem(
+                f"expected a path or {{path: ..., required: true}}, got {shown(item)}", here
+            )
+            continue
+        built = build_model(EnvFile, fields, here, item, ctx)
+        if built is not None:
+            files.append(built)
+    return tuple(files)
+
+
+_ENV_FILE_KEYS = model_keys(EnvFile)
+
+
+def _retry_defaults(raw: object, at: At, ctx: Context) -> RetrySpec | None:
+    return retry_spec(raw, at, ctx)
 
 
 def _merge(raw: object, at: At, ctx: Context) -> MergeSpec | None:
@@ -323,6 +430,7 @@ _TOP_BUILDERS: dict[str, Callable[[object, At, Context], object]] = {
     "secrets": _secrets,
     "profiles": _profiles,
     "env_files": _env_files,
+    "retry_defaults": _retry_defaults,
     "merge": _merge,
     "on": _triggers,
 }

@@ -10,16 +10,19 @@ standard workflow's (document.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
+from prodigyd.durations import parse_duration
 from prodigyd.errors import ProdigyError
 from prodigyd.workflow import jsonpath
 from prodigyd.workflow.expr import compile_filter
 from prodigyd.workflow.items import parse_sort
 from prodigyd.workflow.load.diagnostics import Context, build_model, shown
 from prodigyd.workflow.load.document import (
-    IGNORED_TOP_KEYS,
     built_workflow,
     named,
     steps_spec,
@@ -27,6 +30,7 @@ from prodigyd.workflow.load.document import (
 )
 from prodigyd.workflow.load.keys import known_entries, model_keys
 from prodigyd.workflow.load.nodes import At, Map
+from prodigyd.workflow.load.retry import retry_spec
 from prodigyd.workflow.load.steps import step_list
 from prodigyd.workflow.model import (
     CaptureOutput,
@@ -38,16 +42,13 @@ from prodigyd.workflow.model import (
     Workflow,
 )
 
-#: `error_policy:` as written under it: `retry_attempts` is `retry_config: {max_attempts}`.
-_POLICY_SPELLING = {"retry_attempts": "retry_config"}
-_POLICY_KEYS = model_keys(ErrorPolicy, spelled=_POLICY_SPELLING)
+_POLICY_KEYS = model_keys(ErrorPolicy)
 #: Policy keys that may also stand at the top level (`on_item_failure: dlq`): all but
 #: retry_config, which is read under error_policy: only.
-_POLICY_SHORTCUTS = model_keys(ErrorPolicy, unwritten=("retry_attempts",))
+_POLICY_SHORTCUTS = model_keys(ErrorPolicy, unwritten=("retry_config",))
 #: A MapReduce workflow's keys: the Workflow's but its steps (and `source`, the loader's own).
 _MAPREDUCE_KEYS = model_keys(Workflow, unwritten=("source", "steps"), extra=_POLICY_SHORTCUTS)
 _IGNORED_MAPREDUCE_KEYS = {
-    **IGNORED_TOP_KEYS,
     "error_collection": "every failure is reported as it happens and summed up at the end",
 }
 
@@ -117,7 +118,7 @@ def _capture_output(raw: object, at: At, ctx: Context) -> CaptureOutput | None:
 
 
 _CAPTURE_KEYS = model_keys(CaptureOutput)
-_MAP_KEYS = model_keys(MapSpec, extra=("timeout_config",))
+_MAP_KEYS = model_keys(MapSpec, unwritten=("timeout_action",), extra=("timeout_config",))
 
 
 def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
@@ -127,17 +128,24 @@ def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
     count = len(ctx.problems)
     fields = known_entries(raw, _MAP_KEYS, at, ctx)
     data = {key: value for key, value in fields.items() if key not in _MAP_BUILT}
+    timeouts = _TimeoutConfig()
     if fields.get("timeout_config") is not None:
-        timeout = _timeout_config(fields["timeout_config"], at.key(raw, "timeout_config"), ctx)
-        if timeout is not None:
-            data.setdefault("agent_timeout_secs", timeout)
+        timeouts = _timeout_config(fields["timeout_config"], at.key(raw, "timeout_config"), ctx)
+        data.setdefault("agent_timeout_secs", timeouts.agent)
+        data["timeout_action"] = timeouts.action
     for key in ("input", "json_path", "filter", "sort_by", "distinct"):
         if key in data and not isinstance(data[key], str):
             ctx.problem(f"expected text, got {shown(data[key])}", at.key(raw, key))
     _check_item_pipeline(data, raw, at, ctx)
     if "agent_template" in fields:
         here = at.key(raw, "agent_template")
-        data["agent_template"] = _phase_steps(fields["agent_template"], here, ctx)
+        steps = _phase_steps(fields["agent_template"], here, ctx)
+        if timeouts.policy == "per_command":
+            data["agent_template"] = _per_command(
+                steps, data.pop("agent_timeout_secs", None), at, ctx
+            )
+        else:
+            data["agent_template"] = _command_timeouts(steps, timeouts.commands)
     if ctx.failed_since(count):
         return None
     return build_model(MapSpec, data, at, raw, ctx)
@@ -146,14 +154,92 @@ def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
 _MAP_BUILT = ("agent_template", "timeout_config")  # read by _map, not passed as written
 
 
-def _timeout_config(raw: object, at: At, ctx: Context) -> object:
-    """`timeout_config:` of the original: only agent_timeout_secs has an effect here."""
+@dataclass
+class _TimeoutConfig:
+    """`timeout_config:` of the original (its book, "Timeout Configuration")."""
+
+    agent: object = 600  # agent_timeout_secs: 600 once the block exists
+    policy: str = "per_agent"  # per_agent | per_command | hybrid
+    commands: dict[str, float] = dc_field(default_factory=dict)  # command_timeouts
+    action: str = "dlq"
+
+
+_TIMEOUT_CHOICES = {
+    "timeout_policy": ("per_agent", "per_command", "hybrid"),
+    "timeout_action": ("dlq", "skip", "fail", "graceful_terminate"),
+}
+_IGNORED_TIMEOUT_KEYS = {
+    "cleanup_grace_period_secs": "a timed-out agent's processes are stopped at once",
+}
+_COMMAND_TIMEOUT_KEY = re.compile(r"(claude|shell|write_file|foreach)(?:_(\d+))?")
+
+
+def _timeout_config(raw: object, at: At, ctx: Context) -> _TimeoutConfig:
+    config = _TimeoutConfig()
     if not isinstance(raw, Map):
         ctx.problem(f"expected a mapping, got {shown(raw)}", at)
-        return None
-    ignored = {key: "only agent_timeout_secs is used" for key in raw if key != "agent_timeout_secs"}
-    fields = known_entries(raw, ("agent_timeout_secs",), at, ctx, ignored=ignored)
-    return fields.get("agent_timeout_secs", 600)
+        return config
+    keys = ("agent_timeout_secs", *_TIMEOUT_CHOICES, "command_timeouts", "enable_monitoring")
+    fields = known_entries(raw, keys, at, ctx, ignored=_IGNORED_TIMEOUT_KEYS)
+    config.agent = fields.get("agent_timeout_secs", config.agent)
+    for key, choices in _TIMEOUT_CHOICES.items():
+        if key in fields and fields[key] not in choices:
+            ctx.problem(
+                f"expected one of {', '.join(choices)}, got {shown(fields[key])}", at.key(raw, key)
+            )
+    config.policy = fields.get("timeout_policy", config.policy)
+    action = fields.get("timeout_action", config.action)
+    if action == "graceful_terminate":
+        ctx.warn(
+            "timeout_action: graceful_terminate is dlq here (processes are stopped at once)",
+            at.key(raw, "timeout_action"),
+        )
+        action = "dlq"
+    config.action = action
+    commands = fields.get("command_timeouts")
+    if isinstance(commands, Map):
+        here = at.key(raw, "command_timeouts")
+        for name, value in commands.items():
+            if not _COMMAND_TIMEOUT_KEY.fullmatch(str(name)):
+                ctx.problem(
+                    f"expected a step kind (claude, shell) or KIND_N, got {shown(name)}",
+                    here.key(commands, name),
+                )
+                continue
+            try:
+                config.commands[str(name)] = parse_duration(value)
+            except ValueError as exc:
+                ctx.problem(str(exc), here.key(commands, name))
+    elif commands is not None:
+        ctx.problem(
+            f"expected a mapping of command: seconds, got {shown(commands)}",
+            at.key(raw, "command_timeouts"),
+        )
+    return config
+
+
+def _command_timeouts(steps: tuple[Step, ...], timeouts: Mapping[str, float]) -> tuple[Step, ...]:
+    """`command_timeouts`: `claude_0` is the first claude step's timeout, `claude` every
+    claude step's; a step's own `timeout:` wins."""
+    seen: dict[str, int] = {}
+    timed = []
+    for step in steps:
+        index = seen[step.kind] = seen.get(step.kind, -1) + 1
+        limit = timeouts.get(f"{step.kind}_{index}", timeouts.get(step.kind))
+        if step.timeout is None and limit:
+            step = step.model_copy(update={"timeout": limit})
+        timed.append(step)
+    return tuple(timed)
+
+
+def _per_command(steps: tuple[Step, ...], agent: object, at: At, ctx: Context) -> tuple[Step, ...]:
+    """`timeout_policy: per_command`: each step gets agent_timeout_secs, the agent none."""
+    try:
+        limit = parse_duration(agent) if agent is not None else None
+    except ValueError:
+        ctx.problem("timeout_policy per_command needs agent_timeout_secs in seconds", at)
+        return steps
+    return _command_timeouts(steps, {kind: limit for kind in ("claude", "shell")} if limit else {})
 
 
 def _check_item_pipeline(data: Mapping[str, Any], raw: Map, at: At, ctx: Context) -> None:
@@ -188,9 +274,10 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
             if key in data:
                 ctx.problem(f"{key} is given both here and under error_policy:", root.key(doc, key))
             data[key] = fields[key]
-    retry = data.pop("retry_config", None)
-    if isinstance(retry, Map) and "max_attempts" in retry:
-        data["retry_attempts"] = retry["max_attempts"]
+    if "retry_config" in data:  # item retries start at once unless it says otherwise
+        retry = retry_spec(data.pop("retry_config"), here.key(raw, "retry_config"), ctx, _AT_ONCE)
+        if retry is not None:
+            data["retry_config"] = retry
     if isinstance(data.get("circuit_breaker"), Map):
         breaker = data["circuit_breaker"]
         data["circuit_breaker"] = known_entries(breaker, _BREAKER_KEYS, here, ctx)
@@ -200,9 +287,11 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
         here if raw is not None else root,
         raw or doc,
         ctx,
-        renames=_POLICY_SPELLING,
     )
     return policy if policy is not None else ErrorPolicy()
+
+
+_AT_ONCE = {"initial_delay": 0}
 
 
 _BREAKER_KEYS = model_keys(CircuitBreaker)

@@ -1,8 +1,10 @@
-"""A step's `retry:` (reference §2.7): automatic re-runs before failure handling.
+"""A `retry:` (reference §2.7): a step's, `retry_defaults:` and `error_policy.retry_config:`.
 
 The YAML nests what the model keeps flat: a backoff strategy's option under its name
 (`backoff: {exponential: {base: 2}}`), and what happens when the attempts run out under
-`on_failure:` (stop, continue, or `{fallback: {command: ...}}`).
+`on_failure:` (stop, continue, or `{fallback: {command: ...}}`). The error policy's form
+of the original names some options differently (`max_attempts`, `{fixed: {delay}}`,
+`{exponential: {initial, multiplier}}`); both spellings are read everywhere.
 """
 
 from __future__ import annotations
@@ -15,28 +17,43 @@ from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.model import RetrySpec
 
 _BACKOFF_OPTIONS = {
-    "fixed": (),
-    "fibonacci": (),
-    "linear": ("increment",),
-    "exponential": ("base",),
+    "fixed": ("delay",),
+    "fibonacci": ("initial",),
+    "linear": ("initial", "increment"),
+    "exponential": ("initial", "base", "multiplier"),
     "custom": ("delays",),
 }
+#: Options of the error policy's spelling, and the RetrySpec field each one is.
+_OPTION_FIELDS = {"delay": "initial_delay", "initial": "initial_delay", "multiplier": "base"}
 #: RetrySpec fields written under another key: a strategy's option under `backoff:`, what
 #: happens when the attempts run out under `on_failure:`.
 _SPELLING = {
-    **{option: "backoff" for options in _BACKOFF_OPTIONS.values() for option in options},
+    **{
+        _OPTION_FIELDS.get(option, option): "backoff"
+        for options in _BACKOFF_OPTIONS.values()
+        for option in options
+        if option not in ("delay", "initial")  # initial_delay is also a key of its own
+    },
     "on_exhausted": "on_failure",
     "fallback": "on_failure",
 }
-_RETRY_KEYS = model_keys(RetrySpec, spelled=_SPELLING)
+_RETRY_KEYS = model_keys(RetrySpec, spelled=_SPELLING, extra=("max_attempts",))
 
 
-def retry_spec(raw: object, at: At, ctx: Context) -> RetrySpec | None:
+def retry_spec(
+    raw: object, at: At, ctx: Context, defaults: dict[str, Any] | None = None
+) -> RetrySpec | None:
+    """`defaults`: field values used where the YAML gives none (a RetrySpec's own else)."""
     if not isinstance(raw, Map):
         ctx.problem(f"expected a mapping such as {{attempts: 3}}, got {shown(raw)}", at)
         return None
     fields = known_entries(raw, _RETRY_KEYS, at, ctx)
-    data = {key: value for key, value in fields.items() if key not in ("backoff", "on_failure")}
+    if "max_attempts" in fields:
+        if "attempts" in fields:
+            ctx.problem("give attempts or max_attempts, not both", at.key(raw, "max_attempts"))
+        fields["attempts"] = fields.pop("max_attempts")
+    data = dict(defaults or {})
+    data.update((key, value) for key, value in fields.items() if key not in _NESTED)
     if "backoff" in fields:
         data.update(_backoff(fields["backoff"], at.key(raw, "backoff"), ctx))
     if "on_failure" in fields:
@@ -44,10 +61,20 @@ def retry_spec(raw: object, at: At, ctx: Context) -> RetrySpec | None:
     return build_model(RetrySpec, data, at, raw, ctx, renames=_SPELLING)
 
 
+_NESTED = ("backoff", "on_failure")
+
+
 def _backoff(raw: object, at: At, ctx: Context) -> dict[str, Any]:
     """`exponential` or `{exponential: {base: 2}}`, `{linear: {increment: 5s}}`, ..."""
     if isinstance(raw, str):
         return {"backoff": raw}
+    if isinstance(raw, Map) and isinstance(raw.get("type"), str):  # {type: linear, ...options}
+        options = Map(raw.mark)
+        options.update((key, value) for key, value in raw.items() if key != "type")
+        options.key_marks.update(raw.key_marks)
+        shaped = Map(raw.mark)
+        shaped[raw["type"]] = options
+        raw = shaped
     if isinstance(raw, Map) and len(raw) == 1:
         ((strategy, options),) = raw.items()
         if strategy in _BACKOFF_OPTIONS and isinstance(options, Map | None):
@@ -55,7 +82,8 @@ def _backoff(raw: object, at: At, ctx: Context) -> dict[str, Any]:
             chosen = (
                 known_entries(options, _BACKOFF_OPTIONS[strategy], here, ctx) if options else {}
             )
-            return {"backoff": strategy, **chosen}
+            fields = {_OPTION_FIELDS.get(key, key): value for key, value in chosen.items()}
+            return {"backoff": strategy, **fields}
     ctx.problem(
         f"expected {', '.join(_BACKOFF_OPTIONS)} or e.g. {{exponential: {{base: 2}}}}, "
         f"got {shown(raw)}",

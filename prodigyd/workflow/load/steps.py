@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from prodigyd.errors import WorkflowError
+from prodigyd.workflow.expr import ExpressionError, check_when
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
 from prodigyd.workflow.load.goal_seek import SCORER_KEYS, goal_seek_body, scorer
 from prodigyd.workflow.load.keys import known_entries, model_keys, unknown_key
@@ -110,6 +111,14 @@ def _command_hint(raw: Map, found: list[str]) -> str:
     return 'for example: - shell: "cargo test"'
 
 
+def check_expression(text: str, at: At, ctx: Context) -> None:
+    """A `when`-language expression's syntax, checked at load with its position."""
+    try:
+        check_when(text)
+    except ExpressionError as exc:
+        ctx.problem(exc.message, at, hint=exc.details or exc.hint)
+
+
 def _step_of_kind(key: str, raw: Map, at: At, ctx: Context) -> Step | None:
     count = len(ctx.problems)
     fields = known_entries(raw, (key, *_STEP_KEYS), at, ctx, ignored=IGNORED_STEP_KEYS)
@@ -142,6 +151,21 @@ def _step_fields(
     for key, (name, build) in _NESTED_STEP_FIELDS.items():
         if fields.get(key) is not None:
             data[name] = build(fields[key], at.key(raw, key), ctx)
+    if fields.get("retry_config") is not None:  # the original book's name for retry:
+        if "retry" in fields:
+            ctx.problem("give retry or retry_config, not both", at.key(raw, "retry_config"))
+        data["retry"] = retry_spec(fields["retry_config"], at.key(raw, "retry_config"), ctx)
+        renames["retry"] = "retry_config"
+    if isinstance(fields.get("when"), str):
+        check_expression(fields["when"], at.key(raw, "when"), ctx)
+    if fields.get("temporary") is False:
+        del data["temporary"]
+        ctx.problem(
+            "temporary: false is not supported: a step's env: always applies to that step "
+            "only, and the environment is restored after it",
+            at.key(raw, "temporary"),
+            hint="set a value every later step needs in the workflow's env:",
+        )
     if fields.get("on_failure") is not None:
         data["on_failure"] = _on_failure(fields["on_failure"], kind, at.key(raw, "on_failure"), ctx)
     return data, renames
@@ -515,11 +539,12 @@ _STEP_KEYS = model_keys(
     Step,
     unwritten=("kind", "command", "write_file", "foreach", "goal_seek", "sub_workflows", "line"),
     spelled=_STEP_SPELLING,
-    extra=("continue_on_error",),
+    extra=("continue_on_error", "retry_config"),
 )
 #: The step keys passed on as written.
 _PLAIN_STEP_FIELDS = tuple(
     key
     for key in _STEP_KEYS
-    if key not in _NESTED_STEP_FIELDS and key not in ("on_failure", "continue_on_error")
+    if key not in _NESTED_STEP_FIELDS
+    and key not in ("on_failure", "continue_on_error", "retry_config")
 )
