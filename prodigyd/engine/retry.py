@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 
+from prodigyd.failure import ErrorKind
 from prodigyd.workflow.model import RetrySpec
 
 _MATCHERS = {
@@ -45,14 +46,23 @@ def _raw_delay(attempt: int, spec: RetrySpec) -> float:
     return spec.initial_delay * spec.base ** (n - 1)
 
 
-def should_retry(spec: RetrySpec, error_text: str) -> bool:
-    """An empty `retry_on` retries every failure; otherwise one matcher must match."""
+def should_retry(spec: RetrySpec, error_text: str, kind: ErrorKind | None = None) -> bool:
+    """An empty `retry_on` retries every failure; otherwise one matcher must match.
+
+    A failure whose `kind` is known (a Claude API error's status) matches the named matcher
+    of that kind and no other: a 529 is a `server_error` whatever its message says, and a
+    401 is not a `network` failure because its text mentions a connection. `pattern:`
+    matchers and failures of unknown kind (any shell command) are matched on the text.
+    """
     if not spec.retry_on:
         return True
     text = error_text.lower()
     for matcher in spec.retry_on:
         if matcher.startswith("pattern:"):
             if re.search(matcher.removeprefix("pattern:"), error_text, re.IGNORECASE):
+                return True
+        elif kind is not None:
+            if matcher == kind:
                 return True
         elif any(word in text for word in _MATCHERS.get(matcher, (matcher.lower(),))):
             return True

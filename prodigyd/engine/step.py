@@ -199,7 +199,7 @@ class StepRunner:
             spec = step.retry
             if result.success or spec is None or attempt >= spec.attempts:
                 return result
-            if not retry_policy.should_retry(spec, f"{result.error}\n{result.stderr}"):
+            if not retry_policy.should_retry(spec, f"{result.error}\n{result.stderr}", result.kind):
                 return result
             delay = retry_policy.delay_for(attempt, spec)
             if spec.retry_budget is not None and (
@@ -223,8 +223,10 @@ class StepRunner:
         )
         if await self.git.step_committed(step, message, before):
             return result
+        # a warning (Claude denied its `git commit`) is most often the why: first line
+        why = "".join(f"; {warning}" for warning in result.warnings)
         message = (
-            f"No changes were committed by {display}\n"
+            f"No changes were committed by {display}{why}\n"
             "The command executed successfully but did not create any git commits.\n"
             "Set commit_required: false if the step may legitimately change nothing, or run "
             "with PRODIGY_NO_COMMIT_VALIDATION=true to skip this check."
@@ -241,6 +243,7 @@ class StepRunner:
             head = f"Step '{display}' failed: {result.error}"
         else:
             head = f"Step '{display}' failed with exit code {result.exit_code}"
+        head += "".join(f"\n{w}" for w in result.warnings if w not in head)
         for title, text in (("stderr", result.stderr), ("output", result.text)):
             if text.strip():
                 tail = self.ctx.masker.mask(text.strip())[-FAILURE_OUTPUT_CHARS:]
