@@ -119,8 +119,8 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]], list[str], int]] = {
 }
 
 
-def capture(name: str, cli: str, work: Path) -> Path:
-    """Run scenario `name` and write its stdout to captured/<name>.jsonl; returns the path."""
+def capture(name: str, cli: str, work: Path, out: Path = OUT) -> Path:
+    """Run scenario `name` and write its stdout to <out>/<name>.jsonl; returns the path."""
     prompt, turns, extra, retries = SCENARIOS[name]
     folder = work / name
     repo, home = folder / "repo", folder / "home"
@@ -154,8 +154,8 @@ def capture(name: str, cli: str, work: Path) -> Path:
             timeout=300,
             check=False,
         )
-    OUT.mkdir(exist_ok=True)
-    target = OUT / f"{name}.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}.jsonl"
     target.write_text(done.stdout, encoding="utf-8")
     print(f"{name}: exit {done.returncode}, {len(done.stdout.splitlines())} lines -> {target}")
     if done.stderr.strip():
