@@ -105,7 +105,8 @@ def _outcome(
         duration=done.duration,
         timed_out=done.timed_out,
         error=error,
-        output=result.result_text,
+        # after an API error the result text is the CLI's, not Claude's: no ${claude.output}
+        output="" if result.api_error is not None else result.result_text,
         details=details,
         kind=result.error_kind,
         warnings=[cli.denials_text(denials)] if denials else [],
