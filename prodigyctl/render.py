@@ -222,9 +222,25 @@ class Renderer:
     def _claude_token_usage(self, e: dict[str, Any]) -> str:
         return self._style(
             f"  tokens: {e.get('input_tokens')} in, {e.get('output_tokens')} out, "
-            f"{e.get('cache_tokens')} cache",
+            f"{e.get('cache_read_tokens')} cache read, "
+            f"{e.get('cache_creation_tokens')} cache write",
             dim=True,
         )
+
+    def _claude_api_retry(self, e: dict[str, Any]) -> str:
+        """`Claude API retry 3/10: 529 Overloaded`: the CLI waits and retries by itself, for
+        minutes at worst, and the user should see why nothing else happens meanwhile."""
+        what = str(e.get("error") or "error").replace("_", " ").capitalize()
+        status = f"{e['error_status']} " if e.get("error_status") is not None else ""
+        delay = (e.get("retry_delay_ms") or 0) / 1000
+        return self._style(
+            f"  ⟳ Claude API retry {e.get('attempt')}/{e.get('max_retries')}: {status}{what}"
+            f" (next try in {delay:.1f}s)",
+            fg="yellow",
+        )
+
+    def _claude_permission_denied(self, e: dict[str, Any]) -> str:
+        return self._style(f"  ⛔ Claude was denied {e.get('tool_name')}", fg="yellow")
 
     def _claude_result(self, e: dict[str, Any]) -> str:
         cost = e.get("total_cost_usd") or 0
@@ -285,6 +301,8 @@ _LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
     EventType.STEP_RETRYING: Renderer._step_retrying,
     EventType.CLAUDE_TOOL_INVOKED: Renderer._claude_tool_invoked,
     EventType.CLAUDE_RESULT: Renderer._claude_result,
+    EventType.CLAUDE_API_RETRY: Renderer._claude_api_retry,
+    EventType.CLAUDE_PERMISSION_DENIED: Renderer._claude_permission_denied,
     EventType.MERGE_STARTED: Renderer._merge_started,
     EventType.MERGE_COMPLETED: Renderer._merge_completed,
     EventType.MERGE_FAILED: Renderer._merge_failed,

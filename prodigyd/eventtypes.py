@@ -51,6 +51,9 @@ class EventType(StrEnum):
     CLAUDE_TOKEN_USAGE = "claude_token_usage"
     CLAUDE_RESULT = "claude_result"
     CLAUDE_OUTPUT = "claude_output"
+    CLAUDE_API_RETRY = "claude_api_retry"  # the CLI retries a failed API call by itself
+    CLAUDE_API_ERROR = "claude_api_error"  # the CLI gave up on an API call
+    CLAUDE_PERMISSION_DENIED = "claude_permission_denied"
 
     # the merge and the clean-up after it
     MERGE_STARTED = "merge_started"

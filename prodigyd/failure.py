@@ -20,3 +20,17 @@ class FailureReason(StrEnum):
     MERGE_CONFLICT = "MergeConflict"  # the agent's commits could not be merged into the parent
     WORKTREE_ERROR = "WorktreeError"  # the agent's worktree could not be made or committed
     UNKNOWN = "Unknown"  # a step failed with exit code 0 for another reason (a capture)
+
+
+class ErrorKind(StrEnum):
+    """What a failed command ran into, when the command itself says so in data rather than
+    words: today the HTTP status of a Claude API error (`api_error_status` in claude's
+    stream). `retry_on` matches a known kind by name and never by the text (a 529 is a
+    `server_error` although no message says "server error"); a failure without a kind is
+    matched on its text, as for any shell command (engine/retry.py).
+    """
+
+    SERVER_ERROR = "server_error"  # 5xx, including 529 "overloaded"
+    RATE_LIMIT = "rate_limit"  # 429
+    AUTH = "auth"  # 401/403, or claude's "authentication_failed" without a status
+    CLIENT_ERROR = "client_error"  # any other 4xx: the request itself was refused

@@ -9,21 +9,30 @@ subprocess. The rules come from measuring the real CLI (deps-probe §5):
 * `--output-format stream-json` is refused without `--verbose`;
 * `--dangerously-skip-permissions` is refused as root unless `IS_SANDBOX=1` is set;
 * the final `result` line can say `subtype: "success"` *and* `is_error: true`, and its keys
-  come in no fixed order, so lines are parsed as JSON and dispatched on their `type`.
+  come in no fixed order, so lines are parsed as JSON and dispatched on their `type`;
+* an assistant message is printed once per content block, each line repeating the message's
+  id and usage, and that usage carries the API's placeholder `output_tokens: 1`: the real
+  output counts arrive only in the `result` line (tests/claude_api/captured/success.jsonl).
+
+The fields prodigy reads, and the fake's agreement with them, are tabled in
+tests/claude_api/README.md.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prodigyd import jsonl
+from prodigyd.claude.apierror import ApiError
 from prodigyd.errors import ProdigyError
 from prodigyd.eventtypes import EventType
+from prodigyd.failure import ErrorKind
 
 #: Environment variable that names the claude executable; it beats config and PATH so a
 #: test (or a user with two installs) can pin the exact binary.
@@ -33,6 +42,9 @@ INSTALL_HINT = (
     "install Claude Code (npm install -g @anthropic-ai/claude-code), "
     f"or point {BINARY_ENV} at the claude executable"
 )
+
+#: Set for every claude run unless the environment already sets it (see build_env).
+NONESSENTIAL_TRAFFIC_ENV = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
 
 #: Shown by `ClaudeResult.error_text` when the CLI died before its final line, so the user
 #: sees why there is no message from Claude itself.
@@ -120,9 +132,12 @@ def build_env(base: Mapping[str, str], *, skip_permissions: bool, is_root: bool)
     `PRODIGY_AUTOMATION=true` tells commands and hooks that nobody is at the keyboard.
     `IS_SANDBOX=1` is added only as root with skip-permissions, the one case where the CLI
     otherwise refuses to start; prodigy's worktrees are the sandbox it asks about.
+    `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1` (unless the environment sets it) keeps an
+    unattended run to the API it works with: no telemetry, error reports or update checks.
     """
     env = dict(base)
     env["PRODIGY_AUTOMATION"] = "true"
+    env.setdefault(NONESSENTIAL_TRAFFIC_ENV, "1")
     if is_root and skip_permissions:
         env["IS_SANDBOX"] = "1"
     return env
@@ -135,6 +150,29 @@ class ToolUse:
     id: str
     name: str
     input: dict[str, Any]
+
+
+@dataclass
+class PermissionDenial:
+    """A tool call the CLI refused to run (`permission_denials` in the result line, a
+    `system`/`permission_denied` line as it happens)."""
+
+    tool_name: str
+    tool_use_id: str
+    tool_input: dict[str, Any]
+
+    def describe(self) -> str:
+        """`Bash `git commit -m x``: the tool and the argument that says what it was for."""
+        arg = self.tool_input.get("command") or self.tool_input.get("file_path")
+        if not isinstance(arg, str) or not arg:
+            return self.tool_name
+        arg = " ".join(arg.split())
+        return f"{self.tool_name} `{arg[:117] + '...' if len(arg) > 120 else arg}`"
+
+
+def denials_text(denials: Sequence[PermissionDenial]) -> str:
+    """One sentence naming every denied call, for a step's error."""
+    return "Claude was denied permission: " + "; ".join(d.describe() for d in denials)
 
 
 @dataclass
@@ -160,9 +198,23 @@ class ClaudeResult:
     duration_ms: int = 0
     tool_uses: list[ToolUse] = field(default_factory=list)
     saw_result: bool = False
+    terminal_reason: str | None = None  # "completed", "max_turns", "api_error" ...
+    api_error: ApiError | None = None  # the API call the CLI gave up on, if any
+    permission_denials: list[PermissionDenial] = field(default_factory=list)
+
+    @property
+    def error_kind(self) -> ErrorKind | None:
+        """What the failure was, when the stream says it in data (an API status)."""
+        return self.api_error.kind if self.api_error is not None and self.is_error else None
 
     def error_text(self) -> str:
-        """The CLI's own words about what went wrong, for the step's failure message."""
+        """What went wrong, for the step's failure message: an API error named as one (its
+        text is the CLI's, not Claude's), a turn limit in plain words, else the CLI's own."""
+        if self.api_error is not None:
+            return self.api_error.describe()
+        if self.subtype == "error_max_turns":
+            limit = next((m.group(1) for e in self.errors if (m := _LIMIT_RE.search(e))), None)
+            return "Claude stopped after reaching max turns" + (f" ({limit})" if limit else "")
         if self.errors:
             return "; ".join(self.errors)
         if self.result_text:
@@ -170,6 +222,10 @@ class ClaudeResult:
         if self.saw_result:
             return f"claude reported an error without a message (subtype {self.subtype})"
         return NO_RESULT_TEXT
+
+
+#: The limit in the CLI's max-turns error, "Reached maximum number of turns (1)".
+_LIMIT_RE = re.compile(r"\((\d+)\)")
 
 
 @dataclass
@@ -211,9 +267,11 @@ class StreamParser:
         self._session_id: str | None = None
         self._model: str | None = None
         self._tool_uses: list[ToolUse] = []
-        # the CLI repeats one message's usage on every content block it streams, so usage is
-        # kept per message id (last wins) instead of being summed per line
+        # the CLI prints one line per content block, each repeating its message's id and
+        # usage, so usage is kept per message id (last wins) instead of being summed per line
         self._usage_by_message: dict[str, _Usage] = {}
+        self._api_error: ApiError | None = None  # from a synthetic "API error" message
+        self._denials: list[PermissionDenial] = []  # from `permission_denied` lines
         self._result: dict[str, Any] | None = None
 
     def feed(self, line: str) -> list[dict[str, Any]]:
@@ -226,13 +284,34 @@ class StreamParser:
         if self._session_id is None and isinstance(obj.get("session_id"), str):
             self._session_id = obj["session_id"]
         kind = obj.get("type")
-        if kind == "system" and obj.get("subtype") == "init":
-            return [self._on_init(obj)]
+        if kind == "system":
+            return self._on_system(obj)
         if kind == "assistant":
+            if obj.get("is_api_error_message") is True or isinstance(obj.get("error"), str):
+                return [self._on_api_error(obj)]
             return self._on_assistant(obj)
         if kind == "result":
             return [self._on_result(obj)]
-        return []  # user echoes, stream_event, rate_limit_event, other system subtypes
+        return []  # user echoes, stream_event, rate_limit_event
+
+    def _on_system(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        subtype = obj.get("subtype")
+        if subtype == "init":
+            return [self._on_init(obj)]
+        if subtype == "api_retry":
+            return [
+                {
+                    "event_type": EventType.CLAUDE_API_RETRY,
+                    "attempt": _int(obj.get("attempt")),
+                    "max_retries": _int(obj.get("max_retries")),
+                    "retry_delay_ms": _int(obj.get("retry_delay_ms")),
+                    "error_status": _int_or_none(obj.get("error_status")),
+                    "error": _str_or(obj.get("error"), None),
+                }
+            ]
+        if subtype == "permission_denied":
+            return [self._on_denied(obj)]
+        return []  # compact_boundary, status and later subtypes carry nothing we report
 
     def _on_init(self, obj: dict[str, Any]) -> dict[str, Any]:
         model = obj.get("model")
@@ -243,6 +322,46 @@ class StreamParser:
             "session_id": self._session_id,
             "model": self._model,
             "tools": [t for t in tools if isinstance(t, str)] if isinstance(tools, list) else [],
+        }
+
+    def _on_denied(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A refused tool call, as it happens; its input comes from the tool_use announcing
+        it (the line itself names only the tool and its id)."""
+        tool_id = str(obj.get("tool_use_id") or "")
+        tool_input = next((t.input for t in self._tool_uses if t.id == tool_id), {})
+        denial = PermissionDenial(str(obj.get("tool_name") or ""), tool_id, tool_input)
+        self._denials.append(denial)
+        return {
+            "event_type": EventType.CLAUDE_PERMISSION_DENIED,
+            "tool_name": denial.tool_name,
+            "tool_id": tool_id,
+            "tool_input": tool_input,
+            "message": _str_or(obj.get("message"), ""),
+        }
+
+    def _on_api_error(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The CLI's own message that an API call failed for good: reported as an API
+        error, never as something Claude said, and its zero usage is not a turn."""
+        message = _dict(obj.get("message"))
+        content = message.get("content")
+        texts = [
+            b["text"]
+            for b in (content if isinstance(content, list) else [])
+            if isinstance(b, dict) and isinstance(b.get("text"), str)
+        ]
+        self._api_error = ApiError(
+            status=_int_or_none(obj.get("api_error_status")),
+            error_type=_str_or(obj.get("api_error_type"), None),
+            error=_str_or(obj.get("error"), None),
+            text="\n".join(texts),
+        )
+        return {
+            "event_type": EventType.CLAUDE_API_ERROR,
+            "status": self._api_error.status,
+            "error_type": self._api_error.error_type,
+            "error": self._api_error.error,
+            "kind": self._api_error.kind,
+            "message": self._api_error.text,
         }
 
     def _on_assistant(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -279,7 +398,8 @@ class StreamParser:
         return None  # thinking blocks and future block types carry nothing we report
 
     def _on_usage(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Record a message's usage; an event only when it is new or changed."""
+        """Record a message's usage; an event only when the message is new or its usage
+        changed, so a message streamed as three lines is counted once."""
         if not isinstance(message.get("usage"), dict):
             return None
         usage = _Usage.from_json(message["usage"])
@@ -290,9 +410,11 @@ class StreamParser:
         self._usage_by_message[key] = usage
         return {
             "event_type": EventType.CLAUDE_TOKEN_USAGE,
+            "message_id": key,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
-            "cache_tokens": usage.cache_read + usage.cache_creation,
+            "cache_read_tokens": usage.cache_read,
+            "cache_creation_tokens": usage.cache_creation,
         }
 
     def _on_result(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -302,11 +424,17 @@ class StreamParser:
             "event_type": EventType.CLAUDE_RESULT,
             "session_id": summary.session_id,
             "is_error": summary.is_error,
+            "subtype": summary.subtype,
+            "terminal_reason": summary.terminal_reason,
+            "api_error_status": summary.api_error.status if summary.api_error else None,
             "total_cost_usd": summary.total_cost_usd,
             "num_turns": summary.num_turns,
             "duration_ms": summary.duration_ms,
             "input_tokens": summary.input_tokens,
             "output_tokens": summary.output_tokens,
+            "cache_read_tokens": summary.cache_read_tokens,
+            "cache_creation_tokens": summary.cache_creation_tokens,
+            "permission_denials": len(summary.permission_denials),
         }
 
     def finish(self) -> ClaudeResult:
@@ -332,13 +460,50 @@ class StreamParser:
             duration_ms=_int(res.get("duration_ms")),
             tool_uses=list(self._tool_uses),
             saw_result=self._result is not None,
+            terminal_reason=_str_or(res.get("terminal_reason"), None),
+            api_error=self._result_api_error(res),
+            permission_denials=self._result_denials(res),
         )
 
     def _total_usage(self, result: dict[str, Any]) -> _Usage:
-        """The result line's usage is the cumulative figure; without it, add up the turns."""
+        """The result line's usage is the cumulative figure. Without it (the CLI died or was
+        stopped) the messages seen are added up, once per message id: right for input and
+        cache tokens, but output tokens are then only the stream's placeholders (one per
+        message), since the real counts arrive with the result line alone."""
         if isinstance(result.get("usage"), dict):
             return _Usage.from_json(result["usage"])
         return sum(self._usage_by_message.values(), _Usage())
+
+    def _result_api_error(self, result: dict[str, Any]) -> ApiError | None:
+        """The API error, from the result's status (authoritative) and the synthetic
+        message's words; a synthetic message alone (no result line) still counts."""
+        seen = self._api_error
+        status = _int_or_none(result.get("api_error_status"))
+        if status is None:
+            return seen
+        text = seen.text if seen else _str_or(result.get("result"), "") or ""
+        return ApiError(
+            status=status,
+            error_type=_str_or(result.get("api_error_type"), seen.error_type if seen else None),
+            error=seen.error if seen else None,
+            text=text,
+        )
+
+    def _result_denials(self, result: dict[str, Any]) -> list[PermissionDenial]:
+        """The result's `permission_denials` (complete, with each call's input), else the
+        `permission_denied` lines seen so far."""
+        listed = result.get("permission_denials")
+        if not isinstance(listed, list):
+            return list(self._denials)
+        return [
+            PermissionDenial(
+                str(d.get("tool_name") or ""),
+                str(d.get("tool_use_id") or ""),
+                _dict(d.get("tool_input")),
+            )
+            for d in listed
+            if isinstance(d, dict)
+        ]
 
 
 def _is_error(result: Mapping[str, Any]) -> bool:
@@ -368,6 +533,13 @@ def _float(value: object) -> float:
     except OverflowError:  # an integer too big for a float
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def _int_or_none(value: object) -> int | None:
+    """An HTTP status or similar: None when absent or not a number (JSON null)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return _int(value)
 
 
 def _str_or(value: object, default: str | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from prodigyd.engine.env import run_dynamic
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
-from prodigyd.failure import FailureReason
+from prodigyd.failure import ErrorKind, FailureReason
 from prodigyd.workflow.interpolate import VariableStore, interpolate
 from prodigyd.workflow.model import RetrySpec
 
@@ -54,6 +54,10 @@ class CommandResult:
     output: str | None = None  # the value of ${<kind>.output}; defaults to stdout
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (claude cost)
     reason: FailureReason | None = None  # set by the pipeline when it fails a command that ran
+    kind: ErrorKind | None = None  # what it ran into, when known as data (`retry_on` uses it)
+    # what went wrong without failing the command by itself (a tool call Claude was denied),
+    # named in any failure message of its step: it is often why the step then fails
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:

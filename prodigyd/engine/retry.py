@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 
+from prodigyd.failure import ErrorKind
 from prodigyd.workflow.model import RetrySpec
 
 _MATCHERS = {
@@ -51,13 +52,14 @@ def next_wait(
     error_text: str,
     elapsed: float,
     *,
+    kind: ErrorKind | None = None,
     rng: random.Random | None = None,
 ) -> float | None:
     """How long to wait before attempt `attempt + 1`, or None when there is none: every
     attempt is used, the failure is not one `retry_on` retries, or the wait would end past
     `retry_budget` (`elapsed`: seconds since the first attempt started). One rule for a
     step's retries and a work item's (error_policy.retry_config)."""
-    if attempt >= spec.attempts or not should_retry(spec, error_text):
+    if attempt >= spec.attempts or not should_retry(spec, error_text, kind):
         return None
     delay = delay_for(attempt, spec, rng=rng)
     if spec.retry_budget is not None and elapsed + delay > spec.retry_budget:
@@ -65,14 +67,23 @@ def next_wait(
     return delay
 
 
-def should_retry(spec: RetrySpec, error_text: str) -> bool:
-    """An empty `retry_on` retries every failure; otherwise one matcher must match."""
+def should_retry(spec: RetrySpec, error_text: str, kind: ErrorKind | None = None) -> bool:
+    """An empty `retry_on` retries every failure; otherwise one matcher must match.
+
+    A failure whose `kind` is known (a Claude API error's status) matches the named matcher
+    of that kind and no other: a 529 is a `server_error` whatever its message says, and a
+    401 is not a `network` failure because its text mentions a connection. `pattern:`
+    matchers and failures of unknown kind (any shell command) are matched on the text.
+    """
     if not spec.retry_on:
         return True
     text = error_text.lower()
     for matcher in spec.retry_on:
         if matcher.startswith("pattern:"):
             if re.search(matcher.removeprefix("pattern:"), error_text, re.IGNORECASE):
+                return True
+        elif kind is not None:
+            if matcher == kind:
                 return True
         elif any(word in text for word in _MATCHERS.get(matcher, (matcher.lower(),))):
             return True

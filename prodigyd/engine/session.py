@@ -77,6 +77,8 @@ class SessionSink:
             self.record.cost_usd += float(fields.get("total_cost_usd") or 0)
             self.record.input_tokens += int(fields.get("input_tokens") or 0)
             self.record.output_tokens += int(fields.get("output_tokens") or 0)
+            self.record.cache_read_tokens += int(fields.get("cache_read_tokens") or 0)
+            self.record.cache_creation_tokens += int(fields.get("cache_creation_tokens") or 0)
         self.inner.emit(event_type, **self.masker.mask_obj(fields))
 
 

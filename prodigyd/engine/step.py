@@ -207,7 +207,8 @@ class StepRunner:
             if result.success or spec is None:
                 return result
             error = f"{result.error}\n{result.stderr}"
-            delay = retry_policy.next_wait(spec, attempt, error, time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            delay = retry_policy.next_wait(spec, attempt, error, elapsed, kind=result.kind)
             if delay is None:
                 return result
             self.ctx.events.emit(
@@ -227,8 +228,10 @@ class StepRunner:
         )
         if await self.git.step_committed(step, message, before):
             return result
+        # a warning (Claude denied its `git commit`) is most often the why: first line
+        why = "".join(f"; {warning}" for warning in result.warnings)
         message = (
-            f"No changes were committed by {display}\n"
+            f"No changes were committed by {display}{why}\n"
             "The command executed successfully but did not create any git commits.\n"
             "Set commit_required: false if the step may legitimately change nothing, or run "
             "with PRODIGY_NO_COMMIT_VALIDATION=true to skip this check."
@@ -245,6 +248,7 @@ class StepRunner:
             head = f"Step '{display}' failed: {result.error}"
         else:
             head = f"Step '{display}' failed with exit code {result.exit_code}"
+        head += "".join(f"\n{w}" for w in result.warnings if w not in head)
         for title, text in (("stderr", result.stderr), ("output", result.text)):
             if text.strip():
                 tail = self.ctx.masker.mask(text.strip())[-FAILURE_OUTPUT_CHARS:]

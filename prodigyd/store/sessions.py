@@ -107,6 +107,8 @@ class SessionRecord(BaseModel):
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
     warnings: list[str] = []  # from loading the workflow (unknown keys, deprecations)
     dlq_retry: DlqRetry | None = None
     triggered_by: str | None = None  # the git event that submitted it (an `on:` trigger)

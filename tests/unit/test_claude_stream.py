@@ -96,10 +96,10 @@ def feed_all(lines: list[str]) -> tuple[list[dict], ClaudeResult]:
 def test_unauthenticated_run_is_an_error_although_subtype_says_success() -> None:
     events, result = feed_all(UNAUTHENTICATED)
 
+    # the text is the CLI's, not Claude's: an API error event, no message, no turn's usage
     assert [e["event_type"] for e in events] == [
         "claude_session_started",
-        "claude_message",
-        "claude_token_usage",
+        "claude_api_error",
         "claude_result",
     ]
     assert events[0] == {
@@ -108,14 +108,19 @@ def test_unauthenticated_run_is_an_error_although_subtype_says_success() -> None
         "model": "claude-opus-4-8[1m]",
         "tools": ["Task", "Bash", "Edit", "Read", "Write"],
     }
-    assert events[1]["content"] == "Not logged in · Please run /login"
-    assert events[3]["is_error"] is True
+    assert events[1]["message"] == "Not logged in · Please run /login"
+    assert events[1]["kind"] == "auth" and events[1]["status"] is None
+    assert events[2]["is_error"] is True
     assert result.is_error and result.saw_result
     assert result.subtype == "success"
     assert result.session_id == SID
     assert result.model == "claude-opus-4-8[1m]"
     assert result.duration_ms == 152 and result.num_turns == 1
-    assert result.error_text() == "Not logged in · Please run /login"
+    assert result.error_kind == "auth"
+    assert result.error_text().startswith(
+        "Claude API error (authentication_failed): Not logged in · Please run /login; "
+        "check ANTHROPIC_API_KEY"
+    )
 
 
 def test_error_variant_reports_its_errors_and_has_no_result_text() -> None:
@@ -167,11 +172,17 @@ def test_result_with_type_as_last_key_is_recognised() -> None:
             "event_type": "claude_result",
             "session_id": SID,
             "is_error": False,
+            "subtype": "success",
+            "terminal_reason": "completed",
+            "api_error_status": None,
             "total_cost_usd": 0.0421,
             "num_turns": 3,
             "duration_ms": 900,
             "input_tokens": 1200,
             "output_tokens": 340,
+            "cache_read_tokens": 5000,
+            "cache_creation_tokens": 700,
+            "permission_denials": 0,
         }
     ]
     assert not result.is_error
@@ -271,10 +282,10 @@ def test_without_result_usage_tokens_are_summed_once_per_message() -> None:
     events, result = feed_all(lines)
 
     usage_events = [e for e in events if e["event_type"] == "claude_token_usage"]
-    assert [(e["input_tokens"], e["output_tokens"], e["cache_tokens"]) for e in usage_events] == [
-        (10, 1, 3),
-        (20, 2, 4),
-    ]
+    assert [
+        (e["message_id"], e["input_tokens"], e["cache_read_tokens"], e["cache_creation_tokens"])
+        for e in usage_events
+    ] == [("m1", 10, 3, 0), ("m2", 20, 0, 4)]
     assert (result.input_tokens, result.output_tokens) == (30, 3)
     assert (result.cache_read_tokens, result.cache_creation_tokens) == (3, 4)
 
@@ -282,8 +293,6 @@ def test_without_result_usage_tokens_are_summed_once_per_message() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        '{"type":"system","subtype":"api_retry","attempt":1,"max_retries":10,'
-        '"retry_delay_ms":500,"error_status":529,"error":"overloaded"}',
         '{"type":"system","subtype":"compact_boundary","compact_metadata":'
         '{"trigger":"auto","pre_tokens":1}}',
         '{"type":"system","subtype":"status"}',
@@ -334,9 +343,9 @@ def test_malformed_fields_do_not_raise() -> None:
 
 
 def test_error_text_falls_back_when_an_error_result_has_no_words() -> None:
-    _, result = feed_all(['{"type":"result","subtype":"error_max_turns","is_error":true}'])
+    _, result = feed_all(['{"type":"result","subtype":"error_during_execution","is_error":1}'])
 
-    assert "error_max_turns" in result.error_text()
+    assert "error_during_execution" in result.error_text()
 
 
 # ---------------------------------------------------------------------------- argv and env
@@ -395,6 +404,15 @@ def test_is_sandbox_only_for_root_with_skip_permissions(
     if sandbox:
         assert env["IS_SANDBOX"] == "1"
     assert "PRODIGY_AUTOMATION" not in base  # the caller's mapping is not changed
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+
+
+def test_a_users_nonessential_traffic_setting_is_kept() -> None:
+    env = build_env(
+        {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "0"}, skip_permissions=True, is_root=False
+    )
+
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "0"
 
 
 # ---------------------------------------------------------------------------- binary lookup

@@ -210,7 +210,8 @@ def test_scenario_write_and_commit_make_a_real_commit(
     }
     usage_events = [e for e in events if e["event_type"] == "claude_token_usage"]
     assert sum(e["input_tokens"] for e in usage_events) == 301
-    assert sum(e["output_tokens"] for e in usage_events) == 47
+    # as on the real CLI, live output counts are placeholders (1 per message)
+    assert [e["output_tokens"] for e in usage_events] == [1, 1, 1, 1]
 
 
 def test_stream_looks_like_the_real_cli(repo: Path, base_env: dict[str, str]) -> None:

@@ -79,8 +79,11 @@ def _outcome(
         "cost_usd": result.total_cost_usd,
         "input_tokens": result.input_tokens,
         "output_tokens": result.output_tokens,
+        "cache_read_tokens": result.cache_read_tokens,
+        "cache_creation_tokens": result.cache_creation_tokens,
         "num_turns": result.num_turns,
         "tools": [tool.name for tool in result.tool_uses],
+        "permission_denials": [d.describe() for d in result.permission_denials],
         "log": str(log_path) if log_path else None,
     }
     ok = done.ok and result.saw_result and not result.is_error
@@ -90,10 +93,10 @@ def _outcome(
         error = f"timed out after {timeout:g} seconds (process group killed)"
         stderr += f"Command timed out after {timeout:g} seconds\n"
     elif not ok:
-        reason = done.stderr.strip() or result.error_text()
-        error = f"Claude command '{prompt}' failed: {reason}"
+        error = f"Claude command '{prompt}' failed: {_reason(done, result)}"
         if log_path:
             error += f" (full log: {log_path})"
+    denials = result.permission_denials
     return CommandResult(
         success=ok,
         exit_code=1 if done.ok and not ok else done.returncode,
@@ -102,9 +105,20 @@ def _outcome(
         duration=done.duration,
         timed_out=done.timed_out,
         error=error,
-        output=result.result_text,
+        # after an API error the result text is the CLI's, not Claude's: no ${claude.output}
+        output="" if result.api_error is not None else result.result_text,
         details=details,
+        kind=result.error_kind,
+        warnings=[cli.denials_text(denials)] if denials else [],
     )
+
+
+def _reason(done: proc.Completed, result: cli.ClaudeResult) -> str:
+    """Why the run failed: the result line's account when it reported an error (an API
+    status, a turn limit), else what claude printed on stderr, else what it did say."""
+    if result.saw_result and result.is_error:
+        return result.error_text()
+    return done.stderr.strip() or result.error_text()
 
 
 #: Set to false/0/no in the job environment to run Claude with its own permission prompts
