@@ -48,6 +48,7 @@ class EventType(StrEnum):
     CLAUDE_TOKEN_USAGE = "claude_token_usage"
     CLAUDE_RESULT = "claude_result"
     CLAUDE_OUTPUT = "claude_output"
+    CLAUDE_INVOCATION = "claude_invocation"  # its end, whatever it was: the invocation's record
 
     # the merge and the clean-up after it
     MERGE_STARTED = "merge_started"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,7 +160,12 @@ class ClaudeResult:
     num_turns: int = 0
     duration_ms: int = 0
     tool_uses: list[ToolUse] = field(default_factory=list)
+    permission_denials: list[dict[str, Any]] = field(default_factory=list)  # the result line's
     saw_result: bool = False
+
+    def tool_counts(self) -> dict[str, int]:
+        """How many times Claude called each tool, by name (`{"Bash": 2, "Write": 1}`)."""
+        return dict(Counter(tool.name for tool in self.tool_uses))
 
     def error_text(self) -> str:
         """The CLI's own words about what went wrong, for the step's failure message."""
@@ -316,6 +322,7 @@ class StreamParser:
         subtype = res.get("subtype")
         result_text = res.get("result")
         errors = res.get("errors")
+        denials = res.get("permission_denials")
         return ClaudeResult(
             session_id=_str_or(res.get("session_id"), self._session_id),
             model=self._model,
@@ -331,6 +338,7 @@ class StreamParser:
             num_turns=_int(res.get("num_turns")),
             duration_ms=_int(res.get("duration_ms")),
             tool_uses=list(self._tool_uses),
+            permission_denials=[_dict(d) for d in denials] if isinstance(denials, list) else [],
             saw_result=self._result is not None,
         )
 
