@@ -40,9 +40,10 @@ def show(*, session_id: str, as_json: bool) -> int:
     """Show one session, its completed steps and its Claude invocations.
 
     Each invocation of Claude (every attempt of a step, map agents' too) is one line: its
-    step and attempt, how it ended, model, turns, tool uses, tokens (in, out, cache read
-    and cache written), cost and time; `--json` has each one's full record, with Claude's
-    session id, permission denials and the path of its raw stream log.
+    step and attempt (`3#2`: step 3's second run), how it ended, model, tool uses, turns,
+    tokens (in, out, cache read and cache written), cost and time; `--json` has each one's
+    full record, with Claude's session id, permission denials and the path of its raw
+    stream log.
     """
     with Client.connect() as client:
         data = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
@@ -82,7 +83,7 @@ def show(*, session_id: str, as_json: bool) -> int:
 
 #: `sessions show`'s table of Claude invocations; the first four columns are text.
 _HEADINGS = (
-    "STEP",
+    "STEP#TRY",
     "STATUS",
     "MODEL",
     "TOOLS",

@@ -88,7 +88,7 @@ def test_each_claude_step_has_its_record(daemon: Path, repo: Path, tmp_path: Pat
 
     table = ctl("sessions", "show", data["id"], check=True).stdout
     lines = table[table.index("claude invocations:") :].splitlines()
-    assert lines[1].split()[:4] == ["STEP", "STATUS", "MODEL", "TOOLS"]
+    assert lines[1].split()[:4] == ["STEP#TRY", "STATUS", "MODEL", "TOOLS"]
     assert lines[2].split()[:2] == ["1#1", "succeeded"] and "Write:1 Bash:1" in lines[2]
     assert lines[3].split()[:2] == ["3#1", "succeeded"] and "$0.0100" in lines[3]
 
