@@ -1,6 +1,6 @@
 """The record of each Claude invocation, with the real CLI against the stand-in: tool uses
-and cache tokens as the real stream reports them, and a stalled stream stopped by the
-default `[claude] timeout` with the tokens of the turns before it kept."""
+and cache tokens as the real stream reports them, a stalled stream stopped by the default
+`[claude] timeout` with the tokens of the turns before it kept, and a denied tool call."""
 
 from __future__ import annotations
 
@@ -99,3 +99,27 @@ def test_a_stalled_stream_is_stopped_by_the_default_timeout_and_keeps_its_tokens
     assert (record["status"], record["tool_uses"]) == ("timed_out", {"Bash": 1})
     assert (record["input_tokens"], record["cache_read_tokens"]) == (100, 9000)
     assert record["output_tokens"] >= 1 and record["claude_session_id"]
+
+
+def test_a_denied_tool_call_is_in_the_record(
+    daemon: Path, repo: Path, api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    api(
+        {
+            "conversations": [
+                {
+                    "match": "needs bash",
+                    "turns": [bash_turn("touch x"), text_turn("I was not allowed to.")],
+                }
+            ]
+        }
+    )
+    monkeypatch.setenv("PRODIGY_CLAUDE_SKIP_PERMISSIONS", "false")  # Claude asks; -p denies
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- claude: 'needs bash'\n")
+    ctl("run", str(wf), "-y", cwd=repo)
+    (record,) = invocations()
+    (denial,) = record["permission_denials"]
+    assert denial["tool_name"] == "Bash" and denial["tool_input"] == {"command": "touch x"}
+    shown = ctl("sessions", "show", json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"])
+    assert "permission denied: Bash" in shown.stdout
