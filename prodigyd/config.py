@@ -64,6 +64,9 @@ class ClaudeConfig(BaseModel):
     skip_permissions: bool = True  # pass --dangerously-skip-permissions (worktrees only)
     model: str | None = Field(None, min_length=1)  # None: Claude Code's own default
     extra_args: list[str] = Field(default_factory=list)  # appended to every claude argv
+    #: seconds a claude step may run when it sets no `timeout:` (0: no limit); a stalled
+    #: stream otherwise holds the step until the CLI gives up, 10 minutes or more
+    timeout: float = Field(1800.0, ge=0, allow_inf_nan=False)
 
 
 class WorktreeConfig(BaseModel):

@@ -54,6 +54,7 @@ class EventType(StrEnum):
     CLAUDE_API_RETRY = "claude_api_retry"  # the CLI retries a failed API call by itself
     CLAUDE_API_ERROR = "claude_api_error"  # the CLI gave up on an API call
     CLAUDE_PERMISSION_DENIED = "claude_permission_denied"
+    CLAUDE_INVOCATION = "claude_invocation"  # its end, whatever it was: the invocation's record
 
     # the merge and the clean-up after it
     MERGE_STARTED = "merge_started"

@@ -154,6 +154,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         claude_model=config.claude.model,
         claude_extra_args=tuple(config.claude.extra_args),
         claude_log_dir=paths.claude_logs_dir(),
+        claude_timeout=config.claude.timeout or None,
     )
     settings = SchedulerSettings(
         max_concurrent_jobs=config.max_concurrent_jobs,

@@ -46,7 +46,7 @@ from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
 from prodigyd.eventtypes import EventType
 from prodigyd.pool import WorktreePool
-from prodigyd.store import journal, locks, space
+from prodigyd.store import claude_invocations, journal, locks, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
@@ -137,6 +137,7 @@ class Scheduler:
             or self.held_back
             or bool(self.writes_to_retry)
             or bool(session_store.unsaved_ids())
+            or claude_invocations.pending()
             or journal.degraded()
             or journal.scrub_owed()
             or any(hub.log.pending for hub in self.hubs.values())
@@ -159,7 +160,7 @@ class Scheduler:
             journal.settle()
             if not self.recovered:
                 self._recover_or_wait()
-            if not session_store.flush_unsaved():
+            if not session_store.flush_unsaved() or not claude_invocations.flush_unsaved():
                 return False
             for hub in list(self.hubs.values()):
                 hub.log.flush()
@@ -248,6 +249,7 @@ class Scheduler:
                     await task
         await self.pool.close()  # a spare worktree being made is cancelled and removed
         session_store.flush_unsaved()  # a last try: what still does not fit is recovered
+        claude_invocations.flush_unsaved()  # (or lost: the records of invocations)
         for hub in self.hubs.values():  # as after a crash by the next daemon
             hub.log.close()
 

@@ -63,12 +63,16 @@ class MemoryJournal:
     records: dict[str, SessionRecord] = field(default_factory=dict)
     phases: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     dead_letters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    claude_invocations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def save_record(self, record: SessionRecord) -> None:
         self.records[record.id] = record.model_copy(deep=True)
 
     def unsaved(self, session_id: str) -> str | None:
         return None
+
+    def claude_invocation(self, session_id: str, record: dict[str, Any]) -> None:
+        self.claude_invocations.append((session_id, record))
 
     def checkpoint_log(self, session_id: str, phase: str) -> MemoryLog:
         return MemoryLog(self.phases.setdefault((session_id, phase), []))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from prodigyctl.client import Client, dumps
@@ -35,7 +37,14 @@ def list_sessions(*, status: str | None, limit: int, as_json: bool) -> int:
 @id_argument("session_id")
 @json_option
 def show(*, session_id: str, as_json: bool) -> int:
-    """Show one session and its completed steps."""
+    """Show one session, its completed steps and its Claude invocations.
+
+    Each invocation of Claude (every attempt of a step, map agents' too) is one line: its
+    step and attempt (`3#2`: step 3's second run), how it ended, model, tool uses, turns,
+    tokens (in, out, cache read and cache written), cost and time; `--json` has each one's
+    full record, with Claude's session id, permission denials and the path of its raw
+    stream log.
+    """
     with Client.connect() as client:
         data = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
     if as_json:
@@ -67,7 +76,59 @@ def show(*, session_id: str, as_json: bool) -> int:
         )
     for step in data.get("completed", []):
         click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
+    if data.get("claude_invocations"):
+        _invocations(data["claude_invocations"])
     return EXIT_OK
+
+
+#: `sessions show`'s table of Claude invocations; the first four columns are text.
+_HEADINGS = (
+    "STEP#TRY",
+    "STATUS",
+    "MODEL",
+    "TOOLS",
+    "TURNS",
+    "IN",
+    "OUT",
+    "CACHE R",
+    "CACHE W",
+    "COST",
+    "TIME",
+)
+_TEXT_COLUMNS = 4
+
+
+def _invocations(records: list[dict[str, Any]]) -> None:
+    """One line per Claude invocation, in columns as wide as their widest cell, then each
+    one's permission denials."""
+    rows = [list(_HEADINGS), *(_invocation_cells(record) for record in records)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADINGS))]
+    click.echo("claude invocations:")
+    for number, row in enumerate(rows):
+        cells = [
+            cell.ljust(width) if i < _TEXT_COLUMNS else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        click.echo("  " + "  ".join(cells).rstrip())
+        for denial in records[number - 1]["permission_denials"] if number else []:
+            click.echo(f"    permission denied: {denial.get('tool_name') or '?'}")
+
+
+def _invocation_cells(record: dict[str, Any]) -> list[str]:
+    tools = " ".join(f"{name}:{count}" for name, count in record["tool_uses"].items())
+    return [
+        f"{record['step']}#{record['attempt']}",
+        record["status"],
+        record["model"] or "-",
+        tools or "-",
+        str(record["num_turns"]),
+        str(record["input_tokens"]),
+        str(record["output_tokens"]),
+        str(record["cache_read_tokens"]),
+        str(record["cache_creation_tokens"]),
+        f"${record['cost_usd']:.4f}",
+        f"{record['duration_seconds']:.1f}s",
+    ]
 
 
 @command("ps")

@@ -1,12 +1,16 @@
 """`analytics.summary`: what the jobs cost and how they went, grouped by workflow, day,
 repository or status (the original's `analytics` command, removed upstream, reduced to
 what the journal knows for certain: cost and tokens as Claude reported them, outcomes and
-wall times).
+wall times); or what the Claude invocations used, grouped by tool or by model.
 
 A job counts as succeeded when it completed or is awaiting a merge (its steps all
 passed), as failed when it failed; queued, running, interrupted and cancelled jobs are in
 `sessions` but in neither, so `success_rate` is succeeded / (succeeded + failed), or None
 when there is nothing to divide. `duration_seconds` sums the wall time of finished jobs.
+
+By tool or model, the rows sum invocation records (store/claude_invocations.py): an
+invocation counts once under its model, and once under each tool it used (so tool rows
+overlap and do not add up to the total), under `(no tool)` when it used none.
 """
 
 from __future__ import annotations
@@ -27,28 +31,69 @@ GROUPS: dict[str, Callable[[sqlite3.Row], str]] = {
 }
 
 
+#: The invocation groupings, and the key of an invocation that has no tool or no model.
+INVOCATION_GROUPS = {"tool": "(no tool)", "model": "(unknown)"}
+
+#: The sums of an invocation row (store/claude_invocations.py): counts, then figures.
+_COUNTS = (
+    "invocations",
+    "sessions",
+    "succeeded",
+    "tool_uses",
+    "turns",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+)
+
+
 def summary(rows: list[sqlite3.Row], group_by: str, top: int) -> dict[str, Any]:
     groups: dict[str, list[sqlite3.Row]] = {}
     for row in rows:
         groups.setdefault(GROUPS[group_by](row), []).append(row)
     ordered = sorted(groups.items(), key=lambda item: (-_cost(item[1]), item[0]))
-    costly = sorted(rows, key=lambda row: -(row["cost_usd"] or 0))[:top]
     return {
         "group_by": group_by,
         "rows": [{"key": key, **_totals(members)} for key, members in ordered],
         "total": _totals(rows),
-        "top": [
-            {
-                "id": row["id"],
-                "workflow": row["workflow"],
-                "status": row["status"],
-                "cost_usd": row["cost_usd"] or 0.0,
-                "tokens": (row["input_tokens"] or 0) + (row["output_tokens"] or 0),
-            }
-            for row in costly
-            if row["cost_usd"]
-        ],
+        "top": _top(rows, top),
     }
+
+
+def invocations(
+    group_by: str, groups: list[sqlite3.Row], total: sqlite3.Row, jobs: list[sqlite3.Row], top: int
+) -> dict[str, Any]:
+    """The `--by tool|model` answer: one row per tool (most used first) or model (costliest
+    first), the total over every invocation, and the costliest jobs as `summary` lists them."""
+    rows = [{"key": row["key"] or INVOCATION_GROUPS[group_by], **_sums(row)} for row in groups]
+    order = "tool_uses" if group_by == "tool" else "cost_usd"
+    rows.sort(key=lambda row: (-row[order], row["key"]))
+    return {"group_by": group_by, "rows": rows, "total": _sums(total), "top": _top(jobs, top)}
+
+
+def _sums(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        **{key: int(row[key] or 0) for key in _COUNTS},
+        "cost_usd": round(row["cost_usd"] or 0.0, 6),
+        "duration_seconds": round(row["duration_seconds"] or 0.0, 3),
+    }
+
+
+def _top(rows: list[sqlite3.Row], top: int) -> list[dict[str, Any]]:
+    """The `top` costliest jobs that cost anything."""
+    costly = sorted(rows, key=lambda row: -(row["cost_usd"] or 0))[:top]
+    return [
+        {
+            "id": row["id"],
+            "workflow": row["workflow"],
+            "status": row["status"],
+            "cost_usd": row["cost_usd"] or 0.0,
+            "tokens": (row["input_tokens"] or 0) + (row["output_tokens"] or 0),
+        }
+        for row in costly
+        if row["cost_usd"]
+    ]
 
 
 def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:

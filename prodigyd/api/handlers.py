@@ -25,7 +25,7 @@ from prodigyd.engine.admission import RunRequest
 from prodigyd.errors import ProdigyError
 from prodigyd.git import repo as git_repo
 from prodigyd.scheduler import Scheduler, session_live
-from prodigyd.store import checkpoints, inline, journal
+from prodigyd.store import checkpoints, claude_invocations, inline, journal
 from prodigyd.store import dlq as dlq_store
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
@@ -112,13 +112,15 @@ async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
 
 
 def _describe(record: SessionRecord) -> dict[str, Any]:
-    """`sessions show` details: the record plus its checkpoint's step list."""
+    """`sessions show` details: the record plus its checkpoint's step list and the records
+    of its Claude invocations."""
     data = record.model_dump(mode="json")
     saved = checkpoints.load(record.id) or {}
     data["completed"] = [
         {k: entry.get(k) for k in ("step_index", "command", "duration", "completed_at")}
         for entry in saved.get("completed_steps") or []
     ]
+    data["claude_invocations"] = claude_invocations.of_session(record.id)
     return data
 
 
@@ -228,7 +230,11 @@ async def watch_list(state: DaemonState, _: schemas.Empty) -> dict[str, Any]:
 
 
 async def analytics_summary(state: DaemonState, p: schemas.AnalyticsParams) -> dict[str, Any]:
-    return {"since": p.since, **analytics.summary(journal.usage(p.since), p.group_by, p.top)}
+    jobs = journal.usage(p.since)
+    if p.group_by in analytics.INVOCATION_GROUPS:
+        groups, total = claude_invocations.totals(p.group_by, p.since)
+        return {"since": p.since, **analytics.invocations(p.group_by, groups, total, jobs, p.top)}
+    return {"since": p.since, **analytics.summary(jobs, p.group_by, p.top)}
 
 
 Handler = Callable[[DaemonState, Any], Awaitable[Any]]

@@ -142,7 +142,7 @@ class GcParams(_Params):
 
 class AnalyticsParams(_Params):
     since: str | None = None  # ISO 8601 timestamp; jobs started at or after it
-    group_by: Literal["workflow", "day", "repo", "status"] = "workflow"
+    group_by: Literal["workflow", "day", "repo", "status", "tool", "model"] = "workflow"
     top: int = Field(5, ge=0, le=100)  # the costliest jobs listed
 
 

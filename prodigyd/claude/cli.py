@@ -24,6 +24,7 @@ import math
 import os
 import re
 import shutil
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,6 +207,10 @@ class ClaudeResult:
     def error_kind(self) -> ErrorKind | None:
         """What the failure was, when the stream says it in data (an API status)."""
         return self.api_error.kind if self.api_error is not None and self.is_error else None
+
+    def tool_counts(self) -> dict[str, int]:
+        """How many times Claude called each tool, by name (`{"Bash": 2, "Write": 1}`)."""
+        return dict(Counter(tool.name for tool in self.tool_uses))
 
     def error_text(self) -> str:
         """What went wrong, for the step's failure message: an API error named as one (its

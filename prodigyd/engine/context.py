@@ -38,6 +38,7 @@ class EngineSettings:
     claude_model: str | None = None
     claude_extra_args: tuple[str, ...] = ()
     claude_log_dir: Path | None = None  # raw stream-json per invocation
+    claude_timeout: float | None = None  # seconds, for a claude step without `timeout:`
 
 
 @dataclass

@@ -1,15 +1,16 @@
 """Where a run records itself: the RunJournal the engine is given, and the daemon's own.
 
-A session's record (what `sessions ls` shows), its checkpoint journals (one per phase: what
-a resume skips) and its dead letters (the map items that failed) are the run's durable
-account. The engine writes and reads them only through the RunJournal its host hands it,
-never through module-level store calls, so a test can run it against a journal in memory
-and a host that runs phases elsewhere can give it one of its own.
+A session's record (what `sessions ls` shows), the records of its Claude invocations, its
+checkpoint journals (one per phase: what a resume skips) and its dead letters (the map
+items that failed) are the run's durable account. The engine writes and reads them only
+through the RunJournal its host hands it, never through module-level store calls, so a
+test can run it against a journal in memory and a host that runs phases elsewhere can give
+it one of its own.
 
-`StoreJournal` is the daemon's: records in `journal.db`, checkpoints as append-only JSONL
-files, dead letters as rows (store/). What each promises (a write is durable when it
-returns; a record that does not fit on a full disk is kept and written later) is the
-store's, described there.
+`StoreJournal` is the daemon's: records and invocations in `journal.db`, checkpoints as
+append-only JSONL files, dead letters as rows (store/). What each promises (a write is
+durable when it returns; a record that does not fit on a full disk is kept and written
+later) is the store's, described there.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from prodigyd.failure import FailureReason
-from prodigyd.store import checkpoints, dlq
+from prodigyd.store import checkpoints, claude_invocations, dlq
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import SessionRecord
 
@@ -42,6 +43,11 @@ class RunJournal(Protocol):
 
     def unsaved(self, session_id: str) -> str | None:
         """Why the record's latest state is not stored yet, or None when it is."""
+        ...
+
+    def claude_invocation(self, session_id: str, record: dict[str, Any]) -> None:
+        """Store the record of one Claude invocation (claude/invocation.py, with `step`).
+        Never fails for a full disk: it is kept and stored later."""
         ...
 
     # -- checkpoints, one journal per phase -----------------------------------------------
@@ -85,13 +91,16 @@ class RunJournal(Protocol):
 
 
 class StoreJournal:
-    """The daemon's RunJournal: store/sessions.py, store/checkpoints.py, store/dlq.py."""
+    """The daemon's RunJournal: store/sessions.py, claude_invocations.py, checkpoints.py, dlq.py."""
 
     def save_record(self, record: SessionRecord) -> None:
         session_store.save(record, defer=True)  # a full disk never stops a run here
 
     def unsaved(self, session_id: str) -> str | None:
         return session_store.unsaved(session_id)
+
+    def claude_invocation(self, session_id: str, record: dict[str, Any]) -> None:
+        claude_invocations.add(session_id, record)
 
     def checkpoint_log(self, session_id: str, phase: str) -> CheckpointLog:
         return checkpoints.CheckpointWriter(session_id, phase)

@@ -65,21 +65,28 @@ PROGRESS_SAVE_SECONDS = 1.0
 
 
 class SessionSink:
-    """Masks every event before it leaves the engine, and totals Claude cost and tokens."""
+    """Masks every event before it leaves the engine; stores each Claude invocation's
+    record (the `claude_invocation` event, from a step or a map agent) and totals its cost
+    and tokens, those of an invocation stopped before its result line too."""
 
-    def __init__(self, inner: EventSink, masker: Masker, record: SessionRecord) -> None:
+    def __init__(
+        self, inner: EventSink, masker: Masker, record: SessionRecord, journal: RunJournal
+    ) -> None:
         self.inner = inner
         self.masker = masker
         self.record = record
+        self.journal = journal
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
-        if event_type == "claude_result":
-            self.record.cost_usd += float(fields.get("total_cost_usd") or 0)
+        masked = self.masker.mask_obj(fields)
+        if event_type == EventType.CLAUDE_INVOCATION:
+            self.record.cost_usd += float(fields.get("cost_usd") or 0)
             self.record.input_tokens += int(fields.get("input_tokens") or 0)
             self.record.output_tokens += int(fields.get("output_tokens") or 0)
             self.record.cache_read_tokens += int(fields.get("cache_read_tokens") or 0)
             self.record.cache_creation_tokens += int(fields.get("cache_creation_tokens") or 0)
-        self.inner.emit(event_type, **self.masker.mask_obj(fields))
+            self.journal.claude_invocation(self.record.id, masked)
+        self.inner.emit(event_type, **masked)
 
 
 class Session:
@@ -107,7 +114,7 @@ class Session:
         self.inherited = dict(env)
         self.args = list(args)  # verbatim: record.args is the masked copy clients see
         self.masker = Masker()
-        self.events = SessionSink(events, self.masker, record)
+        self.events = SessionSink(events, self.masker, record, journal)
         self.settings = settings
         self.merge_lock = merge_lock
         self.stop_status = Status.INTERRUPTED  # what a cancellation records

@@ -42,7 +42,9 @@ from prodigyd.store.atomic import ensure_dir, move_aside
 
 log = logging.getLogger("prodigyd.journal")
 
-SCHEMA_VERSION = 4  # 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py)
+#: 2: the worktrees table (store/worktrees.py); 3: the dlq table (store/dlq.py); 5: the
+#: claude_invocations table (store/claude_invocations.py; an older journal gets it when opened).
+SCHEMA_VERSION = 5
 #: 4: finished jobs keep no environment. A journal written before (its version is below this)
 #: still holds theirs: the daemon drops them at startup (scheduler.py, `recover`), and only the
 #: transaction that drops them records the new version (`forget_env_where`): a daemon that
@@ -89,6 +91,15 @@ CREATE TABLE IF NOT EXISTS dlq (
     updated_at REAL NOT NULL,
     PRIMARY KEY (job_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS claude_invocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- the order the invocations ended in
+    session_id TEXT NOT NULL,                -- the job whose step ran claude
+    step TEXT NOT NULL,                      -- the step's label (`3`, `item_2/1`)
+    started_at TEXT NOT NULL,                -- ISO 8601, as the record has it
+    record TEXT NOT NULL                     -- the record as JSON (claude/invocation.py)
+);
+CREATE INDEX IF NOT EXISTS claude_invocations_by_session ON claude_invocations (session_id, seq);
+CREATE INDEX IF NOT EXISTS claude_invocations_by_start ON claude_invocations (started_at);
 """
 
 

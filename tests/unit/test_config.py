@@ -39,6 +39,7 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "claude.skip_permissions": True,
         "claude.model": None,
         "claude.extra_args": [],
+        "claude.timeout": 1800.0,
         "worktree_config.parallel_worktrees": 8,
         "worktree_config.spare": 1,
         "worktree_config.allocation_strategy": "pooled",
@@ -102,6 +103,7 @@ def test_env_beats_file_beats_default(config_file: Path):
         "claude.skip_permissions": "default",
         "claude.model": "env:PRODIGY_CLAUDE__MODEL",
         "claude.extra_args": "default",
+        "claude.timeout": "default",
         **{key: "default" for key in cfg.describe(config) if key.startswith("worktree_config.")},
         **{key: "default" for key in cfg.describe(config) if key.startswith("triggers.")},
     }
@@ -143,6 +145,8 @@ def test_load_reads_the_process_environment_by_default(
             ["--append", "a, b"],
         ),
         ("PRODIGY_CLAUDE__EXTRA_ARGS", "[]", "claude.extra_args", []),
+        ("PRODIGY_CLAUDE__TIMEOUT", "600", "claude.timeout", 600.0),
+        ("PRODIGY_CLAUDE__TIMEOUT", "0", "claude.timeout", 0.0),
     ],
 )
 def test_env_text_is_parsed_as_the_keys_type(

@@ -24,7 +24,7 @@ from prodigyd.engine.context import EngineSettings
 from prodigyd.errors import NoSpace
 from prodigyd.pool import WorktreePool
 from prodigyd.scheduler import Scheduler, SchedulerSettings
-from prodigyd.store import events, journal, space
+from prodigyd.store import claude_invocations, events, journal, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import Status
 from prodigyd.watch import spool
@@ -39,9 +39,11 @@ def _fresh_memory() -> Iterator[None]:
     """What the store keeps in memory for a full disk is per process: none of it leaks
     from one test to the next."""
     session_store._unsaved.clear()
+    claude_invocations._unsaved.clear()
     space.clear()
     yield
     session_store._unsaved.clear()
+    claude_invocations._unsaved.clear()
     space.clear()
 
 
@@ -299,6 +301,27 @@ def test_a_failed_scrub_never_turns_a_recorded_end_into_an_error(disk: Disk, rep
     assert not journal.scrub_owed()
     files = b"".join(p.read_bytes() for p in paths.journal_file().parent.glob("journal.db*"))
     assert TOKEN.encode() not in files
+
+
+def test_a_claude_invocation_that_does_not_fit_is_shown_and_written_once_there_is_room(
+    disk: Disk,
+):
+    def record(step: str) -> dict[str, Any]:
+        return {"step": step, "started_at": "2026-01-01T00:00:00.000Z", "status": "timed_out"}
+
+    claude_invocations.add("job-a", record("1"))
+    disk.fill()
+    claude_invocations.add("job-a", record("1"))  # a full disk never fails the step
+    claude_invocations.add("job-a", record("2"))
+    shown = claude_invocations.of_session("job-a")
+    assert [(r["step"], r["attempt"]) for r in shown] == [("1", 1), ("1", 2), ("2", 1)]
+    jobs = manager()
+    assert jobs._needs_mending() and not jobs.mend()
+    disk.free()
+    assert jobs.mend()
+    assert not claude_invocations.pending()
+    stored = journal.connection().execute("SELECT step FROM claude_invocations ORDER BY seq")
+    assert [row["step"] for row in stored] == ["1", "1", "2"]
 
 
 def test_events_wait_untried_while_the_disk_is_known_to_be_full_and_none_is_lost(disk: Disk):

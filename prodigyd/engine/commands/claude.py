@@ -7,17 +7,21 @@ is the final `result` text, and `is_error: true` fails the step even when the ex
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from prodigyd import proc
-from prodigyd.claude import cli
+from prodigyd.claude import cli, invocation
+from prodigyd.clock import now_iso
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
 from prodigyd.store.atomic import create_unique
 from prodigyd.workflow.model import Step
 
@@ -42,10 +46,12 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     env = cli.build_env(
         inv.env, skip_permissions=settings.claude_skip_permissions, is_root=is_root()
     )
-    if inv.timeout is not None:
-        env["PRODIGY_COMMAND_TIMEOUT"] = f"{inv.timeout:g}"
+    timeout = inv.timeout if inv.timeout is not None else settings.claude_timeout
+    if timeout is not None:
+        env["PRODIGY_COMMAND_TIMEOUT"] = f"{timeout:g}"
     parser = cli.StreamParser()
     log_path, log = _open_log(inv)
+    started_at, started = now_iso(), time.monotonic()
     with log or contextlib.nullcontext():
 
         def on_line(line: str) -> None:
@@ -56,15 +62,46 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
                     event["claude_session_id"] = event.pop("session_id")
                 ctx.events.emit(event.pop("event_type"), step=inv.label, **event)
 
-        done = await proc.run(
-            argv,
-            cwd=inv.cwd,
-            env=env,
-            timeout=inv.timeout,
-            on_stdout_line=on_line,
-            on_stderr_line=inv.line_sink("stderr"),
-        )
-    return _outcome(done, parser.finish(), prompt, log_path, inv.timeout)
+        try:
+            done = await proc.run(
+                argv,
+                cwd=inv.cwd,
+                env=env,
+                timeout=timeout,
+                on_stdout_line=on_line,
+                on_stderr_line=inv.line_sink("stderr"),
+            )
+        except asyncio.CancelledError:  # stopped with its session: what it used still counts
+            elapsed = time.monotonic() - started
+            record = invocation.record(
+                parser.finish(),
+                status=invocation.INTERRUPTED,
+                started_at=started_at,
+                duration=elapsed,
+                exit_code=None,
+                log=log_path,
+            )
+            _report(inv, record)
+            raise
+    result = parser.finish()
+    outcome = _outcome(done, result, prompt, log_path, timeout, default=inv.timeout is None)
+    status = invocation.SUCCEEDED if outcome.success else invocation.FAILED
+    record = invocation.record(
+        result,
+        status=invocation.TIMED_OUT if done.timed_out else status,
+        started_at=started_at,
+        duration=done.duration,
+        exit_code=done.returncode,
+        log=log_path,
+    )
+    outcome.details = _report(inv, record)
+    return outcome
+
+
+def _report(inv: Invocation, record: dict[str, Any]) -> dict[str, Any]:
+    """Emit the invocation's record (the session stores it); it is also the step's details."""
+    inv.ctx.events.emit(EventType.CLAUDE_INVOCATION, step=inv.label, **record)
+    return record
 
 
 def _outcome(
@@ -73,24 +110,17 @@ def _outcome(
     prompt: str,
     log_path: Path | None,
     timeout: float | None,
+    *,
+    default: bool,
 ) -> CommandResult:
-    details = {
-        "session_id": result.session_id,
-        "cost_usd": result.total_cost_usd,
-        "input_tokens": result.input_tokens,
-        "output_tokens": result.output_tokens,
-        "cache_read_tokens": result.cache_read_tokens,
-        "cache_creation_tokens": result.cache_creation_tokens,
-        "num_turns": result.num_turns,
-        "tools": [tool.name for tool in result.tool_uses],
-        "permission_denials": [d.describe() for d in result.permission_denials],
-        "log": str(log_path) if log_path else None,
-    }
+    """The step's result; `default`: the timeout is `[claude] timeout`, not the step's."""
     ok = done.ok and result.saw_result and not result.is_error
     error = None
     stderr = done.stderr
     if done.timed_out:
         error = f"timed out after {timeout:g} seconds (process group killed)"
+        if default:
+            error += f"; {DEFAULT_TIMEOUT_NOTE}"
         stderr += f"Command timed out after {timeout:g} seconds\n"
     elif not ok:
         error = f"Claude command '{prompt}' failed: {_reason(done, result)}"
@@ -107,7 +137,6 @@ def _outcome(
         error=error,
         # after an API error the result text is the CLI's, not Claude's: no ${claude.output}
         output="" if result.api_error is not None else result.result_text,
-        details=details,
         kind=result.error_kind,
         warnings=[cli.denials_text(denials)] if denials else [],
     )
@@ -120,6 +149,9 @@ def _reason(done: proc.Completed, result: cli.ClaudeResult) -> str:
         return result.error_text()
     return done.stderr.strip() or result.error_text()
 
+
+#: Why a step without `timeout:` was stopped: the limit is the configured default.
+DEFAULT_TIMEOUT_NOTE = "[claude] timeout, the default for Claude steps; a step's `timeout:` wins"
 
 #: Set to false/0/no in the job environment to run Claude with its own permission prompts
 #: (`--dangerously-skip-permissions` is dropped; unattended steps may then stall or fail).
