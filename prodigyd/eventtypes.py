@@ -48,6 +48,8 @@ class EventType(StrEnum):
     CLAUDE_TOKEN_USAGE = "claude_token_usage"
     CLAUDE_RESULT = "claude_result"
     CLAUDE_OUTPUT = "claude_output"
+    CLAUDE_SESSION_RESUMED = "claude_session_resumed"  # an interrupted conversation goes on
+    CLAUDE_RESUME_FAILED = "claude_resume_failed"  # ... or is gone: the step starts afresh
 
     # the merge and the clean-up after it
     MERGE_STARTED = "merge_started"

@@ -52,6 +52,9 @@ class CommandResult:
     output: str | None = None  # the value of ${<kind>.output}; defaults to stdout
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (claude cost)
     reason: FailureReason | None = None  # set by the pipeline when it fails a command that ran
+    # the HEAD its work started from when that was before this run (a resumed Claude
+    # conversation): its commits from before the interruption count for commit_required
+    since: str | None = None
 
     @property
     def text(self) -> str:

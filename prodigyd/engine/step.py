@@ -29,6 +29,7 @@ from prodigyd import proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
 from prodigyd.engine.capture import CaptureError, parse_capture
+from prodigyd.engine.claude_sessions import Conversations
 from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
@@ -70,11 +71,15 @@ class StepReport:
 
 
 class StepRunner:
-    """Runs steps of one session; holds what all steps share (context, git tracking)."""
+    """Runs steps of one session; holds what all steps share (context, git tracking, and
+    in a checkpointed phase the Claude conversations its steps may resume)."""
 
-    def __init__(self, ctx: RunContext, git: GitTracker) -> None:
+    def __init__(
+        self, ctx: RunContext, git: GitTracker, conversations: Conversations | None = None
+    ) -> None:
         self.ctx = ctx
         self.git = git
+        self.conversations = conversations
 
     async def run(
         self,
@@ -154,7 +159,8 @@ class StepRunner:
             return StepReport(True, result, skipped=True, note="skipped: when condition is false")
         before = await self.git.before_step(step)  # this call's own: see GitTracker
         first = _ATTEMPT_ONE if step.on_failure and step.on_failure.debug_loop else None
-        result = await self.execute(step, label, store, first)
+        result = await self.execute(step, label, store, first, before=before)
+        before = result.since or before  # a resumed conversation's step began before this run
         if result.success and step.commit_required:
             result = await self._check_commit(step, result, display, before)
         await self.git.after_step(store, before)
@@ -176,9 +182,16 @@ class StepRunner:
         return report
 
     async def execute(
-        self, step: Step, label: str, store: VariableStore, extra_env: dict[str, str] | None = None
+        self,
+        step: Step,
+        label: str,
+        store: VariableStore,
+        extra_env: dict[str, str] | None = None,
+        *,
+        before: str | None = None,
     ) -> CommandResult:
-        """Run the command once, or as often as its `retry:` allows."""
+        """Run the command once, or as often as its `retry:` allows (`before`: HEAD as the
+        step started, when read)."""
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
         store = self._scope(step, store, env)
         inv = Invocation(
@@ -188,6 +201,8 @@ class StepRunner:
             cwd=self.ctx.resolve_dir(step.working_dir, store),
             timeout=step.timeout,
             label=label,
+            conversations=self.conversations,
+            before=before,
         )
         command = KINDS.get(step.kind)
         if command is None:

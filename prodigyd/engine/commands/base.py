@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from prodigyd.engine.claude_sessions import Conversations
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.eventtypes import EventType
 from prodigyd.workflow.interpolate import VariableStore
@@ -31,6 +32,8 @@ class Invocation:
     cwd: Path
     timeout: float | None
     label: str  # "3" for step 3; "3.on_failure.1" for its first handler: names logs and events
+    conversations: Conversations | None = None  # where Claude runs may be resumed (None: never)
+    before: str | None = None  # HEAD as the step started, when the pipeline read it
 
     def line_sink(self, stream: str) -> Callable[[str], None]:
         """Forward a child's output lines as live `step_output` events (masked by the sink).

@@ -3,21 +3,34 @@
 The raw stream of every invocation is kept (masked) under the claude log folder; each line
 is parsed by its `type` into events (session, tool uses, tokens, cost); `${claude.output}`
 is the final `result` text, and `is_error: true` fails the step even when the exit code is 0.
+
+In a checkpointed phase each run is a conversation prodigy names and records first, and an
+interrupted one is resumed rather than started over (engine/claude_sessions.py); a resume
+the CLI cannot find falls back to a fresh start, with a `claude_resume_failed` warning.
+Elsewhere the CLI is told not to save the conversation at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from pathlib import Path
 from typing import IO
 
 from prodigyd import proc
-from prodigyd.claude import cli
+from prodigyd.claude import cli, session_files
+from prodigyd.engine.claude_sessions import (
+    CONTINUE_PROMPT,
+    Conversation,
+    Conversations,
+    prompt_digest,
+)
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
 from prodigyd.store.atomic import create_unique
 from prodigyd.workflow.model import Step
 
@@ -25,19 +38,84 @@ from prodigyd.workflow.model import Step
 async def run(step: Step, inv: Invocation) -> CommandResult:
     ctx = inv.ctx
     prompt = ctx.interpolate(step.command or "", inv.store)
-    settings = ctx.settings
-    skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
     try:
-        binary = cli.resolve_binary(settings.claude_bin, inv.env)
+        binary = cli.resolve_binary(ctx.settings.claude_bin, inv.env)
     except ProdigyError as exc:
         return CommandResult(success=False, exit_code=127, stderr=exc.render(), error=exc.message)
     _require_worktree(inv)
+    conversations = inv.conversations
+    if conversations is None:  # nothing could resume it: the CLI saves nothing
+        result, _ = await _invoke(inv, binary, prompt, cli.Conversation(persist=False))
+        return result
+    earlier = conversations.interrupted(inv.label)
+    if earlier is not None and earlier.prompt_sha256 == prompt_digest(prompt):
+        resumed = await _resume(inv, binary, earlier, conversations)
+        if resumed is not None:
+            return resumed
+    elif earlier is not None:  # the step now asks for something else: a new task
+        await conversations.finished(earlier)
+    conversation = Conversation(
+        step=inv.label,
+        session_id=str(uuid.uuid4()),
+        config_dir=str(session_files.config_dir(inv.env)),
+        prompt_sha256=prompt_digest(prompt),
+        # the step's work began with the interrupted run: its commits count
+        base=earlier.base if earlier is not None else inv.before,
+    )
+    await conversations.started(conversation)  # durable before claude can do anything
+    result, _ = await _invoke(inv, binary, prompt, cli.Conversation(conversation.session_id))
+    if _ended_by_itself(result):
+        await conversations.finished(conversation)
+    result.since = conversation.base
+    return result
+
+
+async def _resume(
+    inv: Invocation, binary: str, earlier: Conversation, conversations: Conversations
+) -> CommandResult | None:
+    """Continue an interrupted conversation; None when the CLI no longer has it (the step
+    then starts afresh, with a warning)."""
+    events, label = inv.ctx.events, inv.label
+    events.emit(EventType.CLAUDE_SESSION_RESUMED, step=label, claude_session_id=earlier.session_id)
+    result, said = await _invoke(
+        inv, binary, CONTINUE_PROMPT, cli.Conversation(resume=earlier.session_id)
+    )
+    if cli.conversation_missing(said):
+        events.emit(
+            EventType.CLAUDE_RESUME_FAILED,
+            step=label,
+            claude_session_id=earlier.session_id,
+            error=said.error_text(),
+        )
+        await conversations.finished(earlier)
+        return None
+    if _ended_by_itself(result):
+        await conversations.finished(earlier)
+    result.since = earlier.base
+    return result
+
+
+def _ended_by_itself(result: CommandResult) -> bool:
+    """Whether claude ended on its own (a result, an error): not killed for a timeout or a
+    stop, which leaves its conversation to resume."""
+    return not result.timed_out and result.exit_code >= 0
+
+
+async def _invoke(
+    inv: Invocation, binary: str, prompt: str, conversation: cli.Conversation
+) -> tuple[CommandResult, cli.ClaudeResult]:
+    """Run claude once, its stream parsed into events and kept in a log: the step's
+    result, and what the CLI said."""
+    ctx = inv.ctx
+    settings = ctx.settings
+    skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
     argv = cli.build_argv(
         binary,
         prompt,
         skip_permissions=skip,
         model=settings.claude_model,
         extra_args=settings.claude_extra_args,
+        conversation=conversation,
     )
     env = cli.build_env(
         inv.env, skip_permissions=settings.claude_skip_permissions, is_root=is_root()
@@ -64,7 +142,10 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
             on_stdout_line=on_line,
             on_stderr_line=inv.line_sink("stderr"),
         )
-    return _outcome(done, parser.finish(), prompt, log_path, inv.timeout)
+    summary = parser.finish()
+    if not conversation.persist and summary.session_id:
+        session_files.prune(session_files.config_dir(inv.env), summary.session_id)
+    return _outcome(done, summary, prompt, log_path, inv.timeout), summary
 
 
 def _outcome(
