@@ -4,14 +4,19 @@ the same decisions against the real CLI."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prodigyd.claude import session_files
 from prodigyd.engine.claude_sessions import CONTINUE_PROMPT, open_conversations
+from prodigyd.engine.session import Session
 from prodigyd.store import checkpoints
+from prodigyd.store.sessions import Status
 from tests.enginekit import resume, run_workflow, write_workflow
 from tests.gitutil import git
 
@@ -152,3 +157,26 @@ def test_pruning_deletes_only_the_files_of_that_conversation(tmp_path: Path):
     assert not (config / "session-env" / ours).exists()
     assert other.read_text() == "{}\n"
     assert session_files.prune(config, "../../etc") == 0  # only ids prodigy makes
+
+
+async def test_a_claude_step_stopped_by_ctrl_c_resumes_its_conversation(tmp_path: Path, repo: Path):
+    env, log = _fake(tmp_path, [{"match": "^/long", "times": 1, "actions": [{"sleep": 60}]}])
+    wf = write_workflow(tmp_path, "- claude: /long\n")
+    sessions: list[Session] = []
+    running = asyncio.create_task(run_workflow(wf, repo, env=env, created=sessions.append))
+    await _until(lambda: log.exists() and log.read_text().strip() != "")
+    sessions[0].cancel(Status.INTERRUPTED)  # as `prodigyctl run` does on Ctrl-C
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert sessions[0].record.status is Status.INTERRUPTED
+    again = await resume(sessions[0].record.id, env=env)
+    assert again.status == "completed", again.record.error
+    started, resumed = _calls(log)
+    assert resumed["resume"] == started["new"] and resumed["prompt"] == CONTINUE_PROMPT
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.02)

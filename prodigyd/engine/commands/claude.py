@@ -49,7 +49,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
         return result
     earlier = conversations.interrupted(inv.label)
     if earlier is not None and earlier.prompt_sha256 == prompt_digest(prompt):
-        resumed = await _resume(inv, binary, earlier, conversations)
+        resumed = await _resume(inv, binary, prompt, earlier, conversations)
         if resumed is not None:
             return resumed
     elif earlier is not None:  # the step now asks for something else: a new task
@@ -71,14 +71,18 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
 
 
 async def _resume(
-    inv: Invocation, binary: str, earlier: Conversation, conversations: Conversations
+    inv: Invocation,
+    binary: str,
+    prompt: str,
+    earlier: Conversation,
+    conversations: Conversations,
 ) -> CommandResult | None:
     """Continue an interrupted conversation; None when the CLI no longer has it (the step
     then starts afresh, with a warning)."""
     events, label = inv.ctx.events, inv.label
     events.emit(EventType.CLAUDE_SESSION_RESUMED, step=label, claude_session_id=earlier.session_id)
     result, said = await _invoke(
-        inv, binary, CONTINUE_PROMPT, cli.Conversation(resume=earlier.session_id)
+        inv, binary, CONTINUE_PROMPT, cli.Conversation(resume=earlier.session_id), shown=prompt
     )
     if cli.conversation_missing(said):
         events.emit(
@@ -102,10 +106,16 @@ def _ended_by_itself(result: CommandResult) -> bool:
 
 
 async def _invoke(
-    inv: Invocation, binary: str, prompt: str, conversation: cli.Conversation
+    inv: Invocation,
+    binary: str,
+    prompt: str,
+    conversation: cli.Conversation,
+    *,
+    shown: str | None = None,
 ) -> tuple[CommandResult, cli.ClaudeResult]:
     """Run claude once, its stream parsed into events and kept in a log: the step's
-    result, and what the CLI said."""
+    result, and what the CLI said. `shown`: the prompt errors name (the step's own when
+    claude is given the continuation prompt)."""
     ctx = inv.ctx
     settings = ctx.settings
     skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
@@ -145,7 +155,7 @@ async def _invoke(
     summary = parser.finish()
     if not conversation.persist and summary.session_id:
         session_files.prune(session_files.config_dir(inv.env), summary.session_id)
-    return _outcome(done, summary, prompt, log_path, inv.timeout), summary
+    return _outcome(done, summary, shown or prompt, log_path, inv.timeout), summary
 
 
 def _outcome(
