@@ -249,6 +249,17 @@ class Renderer:
             f"{e.get('input_tokens')}→{e.get('output_tokens')} tokens"
         )
 
+    def _claude_session_resumed(self, e: dict[str, Any]) -> str:
+        return f"  ↻ resuming Claude conversation {e.get('claude_session_id')} where it stopped"
+
+    def _claude_resume_failed(self, e: dict[str, Any]) -> str:
+        first = (e.get("error") or "").splitlines()[0] if e.get("error") else "it is gone"
+        text = (
+            f"  warning: Claude conversation {e.get('claude_session_id')} cannot be resumed "
+            f"({first}); step {e.get('step')} starts afresh"
+        )
+        return self._style(text, fg="yellow")
+
     def _merge_started(self, e: dict[str, Any]) -> str:
         return f"merging {e['source']} into {e['target']}"
 
@@ -303,6 +314,8 @@ _LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
     EventType.CLAUDE_RESULT: Renderer._claude_result,
     EventType.CLAUDE_API_RETRY: Renderer._claude_api_retry,
     EventType.CLAUDE_PERMISSION_DENIED: Renderer._claude_permission_denied,
+    EventType.CLAUDE_SESSION_RESUMED: Renderer._claude_session_resumed,
+    EventType.CLAUDE_RESUME_FAILED: Renderer._claude_resume_failed,
     EventType.MERGE_STARTED: Renderer._merge_started,
     EventType.MERGE_COMPLETED: Renderer._merge_completed,
     EventType.MERGE_FAILED: Renderer._merge_failed,

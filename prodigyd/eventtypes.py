@@ -55,6 +55,8 @@ class EventType(StrEnum):
     CLAUDE_API_ERROR = "claude_api_error"  # the CLI gave up on an API call
     CLAUDE_PERMISSION_DENIED = "claude_permission_denied"
     CLAUDE_INVOCATION = "claude_invocation"  # its end, whatever it was: the invocation's record
+    CLAUDE_SESSION_RESUMED = "claude_session_resumed"  # an interrupted conversation goes on
+    CLAUDE_RESUME_FAILED = "claude_resume_failed"  # ... or is gone: the step starts afresh
 
     # the merge and the clean-up after it
     MERGE_STARTED = "merge_started"

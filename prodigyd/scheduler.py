@@ -37,6 +37,7 @@ from typing import Any
 from prodigyd import paths, systemd
 from prodigyd.clock import now_iso
 from prodigyd.engine.admission import RunRequest, check_environment, check_resumable, prepare
+from prodigyd.engine.claude_sessions import prune_session
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
 from prodigyd.engine.mapreduce.runner import LocalAgentRunner
@@ -346,6 +347,8 @@ class Scheduler:
         record.status = status  # queued, failed, interrupted or awaiting_merge: closed for good
         record.completed_at = now_iso() if status is Status.CANCELLED else None
         session_store.save(record, durable=True)
+        if status is Status.CANCELLED:  # as Session._finish: nothing resumes it now
+            prune_session(StoreJournal(), session_id)
         self.hub(record).emit(EventType.SESSION_FINISHED, status=status.value, error=None)
         return record
 

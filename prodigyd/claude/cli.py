@@ -105,6 +105,23 @@ def _require_executable(path: str, source: str) -> str:
     raise ClaudeNotFound(f"{source} points at {path}, which {problem}", hint=INSTALL_HINT)
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """Which conversation a claude run is: a new one prodigy names (`session_id`, so the
+    id is known, and recorded, before the process starts), one to continue (`resume`),
+    or one the CLI must not save (`persist` false: nothing could ever resume it)."""
+
+    session_id: str | None = None
+    resume: str | None = None
+    persist: bool = True
+
+    def argv(self) -> list[str]:
+        if self.resume:
+            return ["--resume", self.resume]
+        args = ["--session-id", self.session_id] if self.session_id else []
+        return args if self.persist else [*args, "--no-session-persistence"]
+
+
 def build_argv(
     binary: str,
     prompt: str,
@@ -112,6 +129,7 @@ def build_argv(
     skip_permissions: bool = True,
     model: str | None = None,
     extra_args: Sequence[str] = (),
+    conversation: Conversation = Conversation(),
 ) -> list[str]:
     """The full argv for one non-interactive, streaming claude run.
 
@@ -123,8 +141,18 @@ def build_argv(
         argv.append("--dangerously-skip-permissions")
     if model:
         argv += ["--model", model]
-    argv += [*extra_args, "--", prompt]
+    argv += [*conversation.argv(), *extra_args, "--", prompt]
     return argv
+
+
+#: What the CLI says (in the result's `errors`, and on stderr) when `--resume` names a
+#: conversation it does not have: its transcript was deleted, or HOME changed.
+NO_CONVERSATION = "No conversation found with session ID"
+
+
+def conversation_missing(result: ClaudeResult) -> bool:
+    """Whether a `--resume` run failed because the CLI has no such conversation."""
+    return result.is_error and any(NO_CONVERSATION in error for error in result.errors)
 
 
 def build_env(base: Mapping[str, str], *, skip_permissions: bool, is_root: bool) -> dict[str, str]:

@@ -59,6 +59,9 @@ class CommandResult:
     # what went wrong without failing the command by itself (a tool call Claude was denied),
     # named in any failure message of its step: it is often why the step then fails
     warnings: list[str] = field(default_factory=list)
+    # the HEAD its work started from when that was before this run (a resumed Claude
+    # conversation): its commits from before the interruption count for commit_required
+    since: str | None = None
 
     @property
     def text(self) -> str:

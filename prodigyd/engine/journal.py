@@ -63,7 +63,8 @@ class RunJournal(Protocol):
         ...
 
     def has_checkpoints(self, session_id: str) -> bool:
-        """Whether any phase of the session recorded anything (a resume continues)."""
+        """Whether any phase of the session recorded anything, a step or a Claude
+        conversation (a resume continues in the worktree)."""
         ...
 
     # -- dead letters ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from prodigyd.clock import now_iso
 from prodigyd.engine import finish
 from prodigyd.engine.admission import compose_environment
 from prodigyd.engine.attempts import JournalAttempts
+from prodigyd.engine.claude_sessions import Conversations, prune_session
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
 from prodigyd.engine.journal import CheckpointLog, RunJournal
@@ -217,10 +218,13 @@ class Session:
         completed = list(saved.get("completed_steps") or [])
         writer = self.journal.checkpoint_log(self.record.id, phase)
         attempts = JournalAttempts(writer, self.journal.checkpoint_records(self.record.id, phase))
+        conversations = Conversations(
+            writer, self.journal.checkpoint_records(self.record.id, phase)
+        )
         try:
             return await run_sequential(
                 steps,
-                StepRunner(ctx, git, attempts),
+                StepRunner(ctx, git, attempts, conversations),
                 ctx.variables,
                 completed=completed,
                 checkpoint=self._checkpointer(ctx, writer, phase, len(steps), len(completed)),
@@ -330,6 +334,8 @@ class Session:
     def _finish(self, status: Status, error: str | None) -> None:
         done = status in (Status.COMPLETED, Status.CANCELLED)
         self._update(status=status, error=error, completed_at=now_iso() if done else None)
+        if done:  # nothing can resume its Claude conversations any more
+            prune_session(self.journal, self.record.id)
         not_recorded = self.journal.unsaved(self.record.id)  # told now, recorded later
         self.events.emit(
             EventType.SESSION_FINISHED,
@@ -345,8 +351,9 @@ class Session:
         """Make a stopped session's worktree safe to continue in; False: start afresh.
 
         A daemon killed with -9 leaves its children running: they are killed first, and
-        the git locks they held released. A session that never finished a step (stopped
-        while its worktree was being made, say) is simply started again.
+        the git locks they held released. A session whose journals record nothing (stopped
+        while its worktree was being made, say) is simply started again; one that recorded
+        a Claude conversation continues in its worktree, where that conversation's work is.
         """
         held = finish.holds_worktree(self.record, self.pool)
         if held:

@@ -30,6 +30,7 @@ from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
 from prodigyd.engine.attempts import AttemptLog
 from prodigyd.engine.capture import CaptureError, parse_capture
+from prodigyd.engine.claude_sessions import Conversations
 from prodigyd.engine.commands import KINDS, Invocation
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
@@ -71,14 +72,20 @@ class StepReport:
 
 
 class StepRunner:
-    """Runs steps of one session; holds what all steps share (context, git tracking)."""
+    """Runs steps of one session; holds what all steps share (context, git tracking, and
+    in a checkpointed phase the Claude conversations its steps may resume)."""
 
     def __init__(
-        self, ctx: RunContext, git: GitTracker, attempts: AttemptLog | None = None
+        self,
+        ctx: RunContext,
+        git: GitTracker,
+        attempts: AttemptLog | None = None,
+        conversations: Conversations | None = None,
     ) -> None:
         self.ctx = ctx
         self.git = git
         self.attempts = attempts  # the phase's: its top-level steps checkpoint attempts there
+        self.conversations = conversations  # the phase's: where Claude runs may be resumed
 
     async def run(
         self,
@@ -158,7 +165,8 @@ class StepRunner:
             return StepReport(True, result, skipped=True, note="skipped: when condition is false")
         before = await self.git.before_step(step)  # this call's own: see GitTracker
         first = _ATTEMPT_ONE if step.on_failure and step.on_failure.debug_loop else None
-        result = await self.execute(step, label, store, first)
+        result = await self.execute(step, label, store, first, before=before)
+        before = result.since or before  # a resumed conversation's step began before this run
         if result.success and step.commit_required:
             result = await self._check_commit(step, result, display, before)
         await self.git.after_step(store, before)
@@ -180,9 +188,16 @@ class StepRunner:
         return report
 
     async def execute(
-        self, step: Step, label: str, store: VariableStore, extra_env: dict[str, str] | None = None
+        self,
+        step: Step,
+        label: str,
+        store: VariableStore,
+        extra_env: dict[str, str] | None = None,
+        *,
+        before: str | None = None,
     ) -> CommandResult:
-        """Run the command once, or as often as its `retry:` allows."""
+        """Run the command once, or as often as its `retry:` allows (`before`: HEAD as the
+        step started, when read)."""
         if self.ctx.dynamic_env:
             await self.ctx.refresh_dynamic()
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
@@ -195,6 +210,8 @@ class StepRunner:
             timeout=step.timeout,
             label=label,
             attempts=self.attempts,
+            conversations=self.conversations,
+            before=before,
         )
         command = KINDS.get(step.kind)
         if command is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from prodigyd.engine.attempts import AttemptLog
+from prodigyd.engine.claude_sessions import Conversations
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.eventtypes import EventType
 from prodigyd.workflow.interpolate import VariableStore
@@ -33,6 +34,8 @@ class Invocation:
     timeout: float | None
     label: str  # "3" for step 3; "3.on_failure.1" for its first handler: names logs and events
     attempts: AttemptLog | None = None  # where a goal_seek checkpoints its attempts, if anywhere
+    conversations: Conversations | None = None  # where Claude runs may be resumed (None: never)
+    before: str | None = None  # HEAD as the step started, when the pipeline read it
 
     def line_sink(self, stream: str) -> Callable[[str], None]:
         """Forward a child's output lines as live `step_output` events (masked by the sink).

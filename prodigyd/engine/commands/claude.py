@@ -3,6 +3,11 @@
 The raw stream of every invocation is kept (masked) under the claude log folder; each line
 is parsed by its `type` into events (session, tool uses, tokens, cost); `${claude.output}`
 is the final `result` text, and `is_error: true` fails the step even when the exit code is 0.
+
+In a checkpointed phase each run is a conversation prodigy names and records first, and an
+interrupted one is resumed rather than started over (engine/claude_sessions.py); a resume
+the CLI cannot find falls back to a fresh start, with a `claude_resume_failed` warning.
+Elsewhere the CLI is told not to save the conversation at all.
 """
 
 from __future__ import annotations
@@ -11,12 +16,19 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import IO, Any
 
 from prodigyd import proc
-from prodigyd.claude import cli, invocation
+from prodigyd.claude import cli, invocation, session_files
 from prodigyd.clock import now_iso
+from prodigyd.engine.claude_sessions import (
+    CONTINUE_PROMPT,
+    Conversation,
+    Conversations,
+    prompt_digest,
+)
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
@@ -29,19 +41,94 @@ from prodigyd.workflow.model import Step
 async def run(step: Step, inv: Invocation) -> CommandResult:
     ctx = inv.ctx
     prompt = ctx.interpolate(step.command or "", inv.store)
-    settings = ctx.settings
-    skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
     try:
-        binary = cli.resolve_binary(settings.claude_bin, inv.env)
+        binary = cli.resolve_binary(ctx.settings.claude_bin, inv.env)
     except ProdigyError as exc:
         return CommandResult(success=False, exit_code=127, stderr=exc.render(), error=exc.message)
     _require_worktree(inv)
+    conversations = inv.conversations
+    if conversations is None:  # nothing could resume it: the CLI saves nothing
+        result, _ = await _invoke(inv, binary, prompt, cli.Conversation(persist=False))
+        return result
+    earlier = conversations.interrupted(inv.label)
+    if earlier is not None and earlier.prompt_sha256 == prompt_digest(prompt):
+        resumed = await _resume(inv, binary, prompt, earlier, conversations)
+        if resumed is not None:
+            return resumed
+    elif earlier is not None:  # the step now asks for something else: a new task
+        await conversations.finished(earlier)
+    conversation = Conversation(
+        step=inv.label,
+        session_id=str(uuid.uuid4()),
+        config_dir=str(session_files.config_dir(inv.env)),
+        prompt_sha256=prompt_digest(prompt),
+        # the step's work began with the interrupted run: its commits count
+        base=earlier.base if earlier is not None else inv.before,
+    )
+    await conversations.started(conversation)  # durable before claude can do anything
+    result, _ = await _invoke(inv, binary, prompt, cli.Conversation(conversation.session_id))
+    if _ended_by_itself(result):
+        await conversations.finished(conversation)
+    result.since = conversation.base
+    return result
+
+
+async def _resume(
+    inv: Invocation,
+    binary: str,
+    prompt: str,
+    earlier: Conversation,
+    conversations: Conversations,
+) -> CommandResult | None:
+    """Continue an interrupted conversation; None when the CLI no longer has it (the step
+    then starts afresh, with a warning)."""
+    events, label = inv.ctx.events, inv.label
+    events.emit(EventType.CLAUDE_SESSION_RESUMED, step=label, claude_session_id=earlier.session_id)
+    result, said = await _invoke(
+        inv, binary, CONTINUE_PROMPT, cli.Conversation(resume=earlier.session_id), shown=prompt
+    )
+    if cli.conversation_missing(said):
+        events.emit(
+            EventType.CLAUDE_RESUME_FAILED,
+            step=label,
+            claude_session_id=earlier.session_id,
+            error=said.error_text(),
+        )
+        await conversations.finished(earlier)
+        return None
+    if _ended_by_itself(result):
+        await conversations.finished(earlier)
+    result.since = earlier.base
+    return result
+
+
+def _ended_by_itself(result: CommandResult) -> bool:
+    """Whether claude ended on its own (a result, an error): not killed for a timeout or a
+    stop, which leaves its conversation to resume."""
+    return not result.timed_out and result.exit_code >= 0
+
+
+async def _invoke(
+    inv: Invocation,
+    binary: str,
+    prompt: str,
+    conversation: cli.Conversation,
+    *,
+    shown: str | None = None,
+) -> tuple[CommandResult, cli.ClaudeResult]:
+    """Run claude once, its stream parsed into events and kept in a log: the step's
+    result, and what the CLI said. `shown`: the prompt errors name (the step's own when
+    claude is given the continuation prompt)."""
+    ctx = inv.ctx
+    settings = ctx.settings
+    skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
     argv = cli.build_argv(
         binary,
         prompt,
         skip_permissions=skip,
         model=settings.claude_model,
         extra_args=settings.claude_extra_args,
+        conversation=conversation,
     )
     env = cli.build_env(
         inv.env, skip_permissions=settings.claude_skip_permissions, is_root=is_root()
@@ -83,11 +170,15 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
             )
             _report(inv, record)
             raise
-    result = parser.finish()
-    outcome = _outcome(done, result, prompt, log_path, timeout, default=inv.timeout is None)
+    summary = parser.finish()
+    if not conversation.persist and summary.session_id:
+        session_files.prune(session_files.config_dir(inv.env), summary.session_id)
+    outcome = _outcome(
+        done, summary, shown or prompt, log_path, timeout, default=inv.timeout is None
+    )
     status = invocation.SUCCEEDED if outcome.success else invocation.FAILED
     record = invocation.record(
-        result,
+        summary,
         status=invocation.TIMED_OUT if done.timed_out else status,
         started_at=started_at,
         duration=done.duration,
@@ -95,7 +186,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
         log=log_path,
     )
     outcome.details = _report(inv, record)
-    return outcome
+    return outcome, summary
 
 
 def _report(inv: Invocation, record: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,9 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     items, problem = await _items(spec, inv)
     if problem is not None:
         return problem
-    runner = StepRunner(inv.ctx, GitTracker(inv.ctx.worktree, None, track=False))
+    runner = StepRunner(
+        inv.ctx, GitTracker(inv.ctx.worktree, None, track=False), conversations=inv.conversations
+    )
     outcomes: dict[int, bool] = {}
     queue = deque(enumerate(items))
     abort = asyncio.Event()
