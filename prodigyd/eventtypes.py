@@ -40,6 +40,7 @@ class EventType(StrEnum):
     STEP_FAILED = "step_failed"
     STEP_SKIPPED = "step_skipped"
     VALIDATION = "validation"
+    BUDGET_EXCEEDED = "budget_exceeded"  # a budget stopped a Claude run, or a map phase
 
     # a `claude:` step, from Claude's stream-json output (claude/cli.py)
     CLAUDE_SESSION_STARTED = "claude_session_started"

@@ -23,7 +23,7 @@ from prodigyctl.exitcodes import (
     EXIT_OK,
     exit_for_error,
 )
-from prodigyctl.options import detach_option, json_option, path_option, yes_option
+from prodigyctl.options import F, detach_option, json_option, path_option, yes_option
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
@@ -45,6 +45,60 @@ force_option = click.option(
 )
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from prodigyd.durations import parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be more than 0")
+    return seconds
+
+
+def budget_options(function: F) -> F:
+    """`--budget-usd`, `--budget-tokens`, `--budget-time`: the job's budget, over the
+    workflow's `budget:` (docs/workflows.md, "Budgets")."""
+    options = (
+        click.option(
+            "--budget-usd",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="USD",
+            help="Stop the job once Claude has cost USD dollars.",
+        ),
+        click.option(
+            "--budget-tokens",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Stop the job once Claude has used N tokens (input, output and cache).",
+        ),
+        click.option(
+            "--budget-time",
+            callback=_duration,
+            metavar="DURATION",
+            help="Stop the job after DURATION of wall time (`90s`, `30m`, `2h`).",
+        ),
+    )
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def budget_params(options: dict[str, Any]) -> dict[str, Any]:
+    """The `budget` param from the `--budget-*` options (taken out of `options`); {} when
+    none was given."""
+    budget = {
+        "cost_usd": options.pop("budget_usd", None),
+        "tokens": options.pop("budget_tokens", None),
+        "time": options.pop("budget_time", None),
+    }
+    budget = {key: value for key, value in budget.items() if value is not None}
+    return {"budget": budget} if budget else {}
+
+
 @command("run")
 @click.argument("workflow", type=click.Path(dir_okay=False))
 @yes_option
@@ -61,6 +115,7 @@ force_option = click.option(
 @click.option(
     "--strict", is_flag=True, help="Unknown workflow keys and unresolved variables are errors."
 )
+@budget_options
 @json_option
 def run(
     *,
@@ -72,6 +127,7 @@ def run(
     detach: bool,
     strict: bool,
     as_json: bool,
+    **budget: Any,
 ) -> int:
     """Run WORKFLOW in a new worktree and merge the result back to your branch.
 
@@ -79,6 +135,7 @@ def run(
     """
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
     params = {**source, "args": list(args), "profile": profile, "strict": strict}
+    params.update(budget_params(budget))
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
 
 
@@ -86,6 +143,7 @@ def run(
 @click.argument("command")
 @retry_option
 @timeout_option
+@budget_options
 @path_option
 @detach_option
 @json_option
@@ -114,6 +172,7 @@ def exec_(**options: Any) -> int:
 )
 @retry_option
 @timeout_option
+@budget_options
 @path_option
 @detach_option
 @json_option
@@ -137,11 +196,13 @@ def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **opt
             err=True,
         )
     build = generate.batch_workflow if kind == "batch" else generate.exec_workflow
+    budget = budget_params(options)
     try:
         text = build(**options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    return submit({"workflow_text": text}, yes=True, path=path, detach=detach, as_json=as_json)
+    params = {"workflow_text": text, **budget}
+    return submit(params, yes=True, path=path, detach=detach, as_json=as_json)
 
 
 def submit(
@@ -172,15 +233,23 @@ def _stdin_workflow() -> str:
 @click.argument("session_id")
 @yes_option
 @force_option
+@budget_options
 @detach_option
 @json_option
-def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
-    """Resume a failed or interrupted session from its last checkpoint."""
+def resume(
+    *, session_id: str, yes: bool, force: bool, detach: bool, as_json: bool, **budget: Any
+) -> int:
+    """Resume a failed or interrupted session from its last checkpoint.
+
+    A `--budget-*` option replaces that part of the job's budget: the way on after a
+    budget ran out (what was spent so far still counts).
+    """
     params = {
         "session_id": session_id,
         "force": force,
         "merge": "auto" if yes else None,
         "env": dict(os.environ),  # a variable fixed since the failure counts on resume
+        **budget_params(budget),
     }
     with Client.connect() as client:
         record = client.call(protocol.SESSIONS_RESUME, params)
@@ -193,9 +262,12 @@ def resume(*, session_id: str, yes: bool, force: bool, detach: bool, as_json: bo
 @click.argument("job_id")
 @yes_option
 @force_option
+@budget_options
 @detach_option
 @json_option
-def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+def resume_job(
+    *, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool, **budget: Any
+) -> int:
     """Resume a MapReduce job: finished setup and items are kept, the rest run."""
     with Client.connect() as client:
         job = client.call(protocol.SESSIONS_SHOW, {"session_id": job_id})
@@ -209,7 +281,7 @@ def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bo
             f"{job['processed_items']} of {job['total_items']} items done, "
             f"{job['failed_items']} failed"
         )
-    return resume(session_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json)
+    return resume(session_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json, **budget)
 
 
 @command("merge")

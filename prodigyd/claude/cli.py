@@ -34,6 +34,9 @@ INSTALL_HINT = (
     f"or point {BINARY_ENV} at the claude executable"
 )
 
+#: The result subtype of a run the CLI stopped at its `--max-budget-usd`.
+MAX_BUDGET_SUBTYPE = "error_max_budget_usd"
+
 #: Shown by `ClaudeResult.error_text` when the CLI died before its final line, so the user
 #: sees why there is no message from Claude itself.
 NO_RESULT_TEXT = "claude produced no result line"
@@ -99,17 +102,22 @@ def build_argv(
     skip_permissions: bool = True,
     model: str | None = None,
     extra_args: Sequence[str] = (),
+    max_budget_usd: float | None = None,
 ) -> list[str]:
     """The full argv for one non-interactive, streaming claude run.
 
     `-p` is explicit (the CLI would otherwise try to be interactive), `--verbose` is
     mandatory for stream-json, and the prompt is the single element after `--`.
+    `max_budget_usd` (what is left of a cost budget) lets the CLI stop itself at its exact
+    prices, with the result subtype MAX_BUDGET_SUBTYPE.
     """
     argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
     if skip_permissions:
         argv.append("--dangerously-skip-permissions")
     if model:
         argv += ["--model", model]
+    if max_budget_usd is not None:
+        argv += ["--max-budget-usd", f"{max_budget_usd:.6f}"]
     argv += [*extra_args, "--", prompt]
     return argv
 

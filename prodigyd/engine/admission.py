@@ -30,7 +30,7 @@ from prodigyd.store.sessions import DlqRetry, SessionRecord, Status
 from prodigyd.watch.variables import variables as trigger_variables
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
-from prodigyd.workflow.model import Step, Workflow
+from prodigyd.workflow.model import Budget, Step, Workflow
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RunRequest:
     branch: str | None = None  # into this branch, not the one checked out (dlq retry, triggers)
     triggered_by: str | None = None  # the git event behind it, for people reading the record
     start_commit: str | None = None  # start here (a commit id), not at the branch's tip
+    budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
 
 
 async def prepare(
@@ -96,6 +97,7 @@ async def prepare(
         dlq_retry=request.dlq_retry,
         triggered_by=request.triggered_by,
         start_commit=request.start_commit,
+        budget=request.budget,
         warnings=loaded.warnings,
     )
     masker = check_environment(loaded.workflow, record, request.env, request.args, claude_bin)

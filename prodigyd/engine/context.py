@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from prodigyd.engine.budget import Ledger
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
 from prodigyd.failure import FailureReason
@@ -89,6 +90,7 @@ class RunContext:
     settings: EngineSettings = field(default_factory=EngineSettings)
     strict_variables: bool = False  # the session's --strict or the workflow's own
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
+    budget: Ledger = field(default_factory=Ledger)  # the job's (and an agent's) budget meters
 
     async def pause(self, seconds: float) -> None:
         """Wait `seconds`, unless the session is asked to stop first: StepStopped."""

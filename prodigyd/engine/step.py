@@ -20,7 +20,7 @@ import fnmatch
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,10 @@ from typing import Any
 from prodigyd import proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
+from prodigyd.engine.budget import Meter
 from prodigyd.engine.capture import CaptureError, parse_capture
 from prodigyd.engine.commands import KINDS, Invocation
+from prodigyd.engine.commands.base import StepCommand
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
@@ -181,8 +183,11 @@ class StepRunner:
         """Run the command once, or as often as its `retry:` allows."""
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
         store = self._scope(step, store, env)
+        ctx = self.ctx
+        if step.budget is not None and not step.budget.empty:
+            ctx = replace(ctx, budget=ctx.budget.plus(Meter("step", step.budget)))
         inv = Invocation(
-            ctx=self.ctx,
+            ctx=ctx,
             store=store,
             env=env,
             cwd=self.ctx.resolve_dir(step.working_dir, store),
@@ -195,10 +200,12 @@ class StepRunner:
         attempt = 1
         started = time.monotonic()
         while True:
-            result = await command(step, inv)
+            result = await self._attempt(command, step, inv)
             spec = step.retry
             if result.success or spec is None or attempt >= spec.attempts:
                 return result
+            if result.reason is FailureReason.BUDGET_EXCEEDED:
+                return result  # another attempt would find the budget spent too
             if not retry_policy.should_retry(spec, f"{result.error}\n{result.stderr}"):
                 return result
             delay = retry_policy.delay_for(attempt, spec)
@@ -211,6 +218,22 @@ class StepRunner:
             )
             await self.ctx.pause(delay)  # a stop request ends the wait: StepStopped
             attempt += 1
+
+    async def _attempt(self, command: StepCommand, step: Step, inv: Invocation) -> CommandResult:
+        """One run of the command within its budgets (engine/budget.py): refused when one
+        is spent, its timeout cut to the time they have left, a timeout that cut reported
+        as the budget's. Only Claude spends money; every step spends time."""
+        ledger = inv.ctx.budget
+        spent = ledger.exceeded(money=step.kind == "claude")
+        if spent is not None:
+            return CommandResult(False, 1, error=spent, reason=FailureReason.BUDGET_EXCEEDED)
+        left = ledger.remaining_seconds()
+        cut = left is not None and (inv.timeout is None or left < inv.timeout)
+        result = await command(step, replace(inv, timeout=left) if cut else inv)
+        if result.timed_out and cut:
+            result.error = ledger.exceeded(money=False) or result.error
+            result.reason = FailureReason.BUDGET_EXCEEDED
+        return result
 
     async def _check_commit(
         self, step: Step, result: CommandResult, display: str, before: str | None

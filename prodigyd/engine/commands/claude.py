@@ -7,17 +7,21 @@ is the final `result` text, and `is_error: true` fails the step even when the ex
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from pathlib import Path
 from typing import IO
 
 from prodigyd import proc
-from prodigyd.claude import cli
+from prodigyd.claude import cli, prices
+from prodigyd.engine.budget import Spend, usd
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
 from prodigyd.errors import ProdigyError
+from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
 from prodigyd.store.atomic import create_unique
 from prodigyd.workflow.model import Step
 
@@ -32,12 +36,14 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     except ProdigyError as exc:
         return CommandResult(success=False, exit_code=127, stderr=exc.render(), error=exc.message)
     _require_worktree(inv)
+    usd_left = ctx.budget.remaining_usd()
     argv = cli.build_argv(
         binary,
         prompt,
         skip_permissions=skip,
         model=settings.claude_model,
         extra_args=settings.claude_extra_args,
+        max_budget_usd=usd_left,
     )
     env = cli.build_env(
         inv.env, skip_permissions=settings.claude_skip_permissions, is_root=is_root()
@@ -46,25 +52,75 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
         env["PRODIGY_COMMAND_TIMEOUT"] = f"{inv.timeout:g}"
     parser = cli.StreamParser()
     log_path, log = _open_log(inv)
+    over = asyncio.Event()  # a budget this run charges is spent: stop it
+    charge = ctx.budget.charge(lambda reason: over.set())
     with log or contextlib.nullcontext():
 
         def on_line(line: str) -> None:
             if log is not None:
                 log.write(ctx.masker.mask(line) + "\n")
-            for event in parser.feed(line):
+            events = parser.feed(line)
+            if ctx.budget.meters and any(e["event_type"] in _SPENDING for e in events):
+                charge.update(_spend(parser.finish()))
+            for event in events:
                 if "session_id" in event:  # Claude's own id; `session_id` is prodigy's
                     event["claude_session_id"] = event.pop("session_id")
                 ctx.events.emit(event.pop("event_type"), step=inv.label, **event)
 
-        done = await proc.run(
-            argv,
-            cwd=inv.cwd,
-            env=env,
-            timeout=inv.timeout,
-            on_stdout_line=on_line,
-            on_stderr_line=inv.line_sink("stderr"),
+        try:
+            done = await proc.run(
+                argv,
+                cwd=inv.cwd,
+                env=env,
+                timeout=inv.timeout,
+                on_stdout_line=on_line,
+                on_stderr_line=inv.line_sink("stderr"),
+                stop=over,
+            )
+        finally:
+            result = parser.finish()
+            charge.update(_spend(result))
+            charge.close()
+    outcome = _outcome(done, result, prompt, log_path, inv.timeout)
+    budget_stop = charge.reason
+    if budget_stop is None and result.subtype == cli.MAX_BUDGET_SUBTYPE:
+        budget_stop = ctx.budget.exceeded() or (
+            f"budget exceeded: Claude stopped at {usd(result.total_cost_usd)}, "
+            f"with {usd(usd_left or 0)} of its budget left when it started"
         )
-    return _outcome(done, parser.finish(), prompt, log_path, inv.timeout)
+    if budget_stop is not None and not outcome.success:
+        ctx.events.emit(EventType.BUDGET_EXCEEDED, step=inv.label, reason=budget_stop)
+        outcome.error, outcome.reason = budget_stop, FailureReason.BUDGET_EXCEEDED
+        outcome.stderr += f"{budget_stop}\n"
+        if log_path:
+            outcome.error += f" (full log: {log_path})"
+    return outcome
+
+
+#: The events after which the run's spending is looked at again.
+_SPENDING = (EventType.CLAUDE_TOKEN_USAGE, EventType.CLAUDE_RESULT)
+
+
+def _spend(result: cli.ClaudeResult) -> Spend:
+    """A run's spending so far: the result line's cost once it came, else an estimate from
+    the token counts at the model's prices (claude/prices.py). Tokens are every token the
+    API processed: input, output, cache writes and cache reads."""
+    tokens = (
+        result.input_tokens
+        + result.output_tokens
+        + result.cache_creation_tokens
+        + result.cache_read_tokens
+    )
+    if result.saw_result:
+        return Spend(result.total_cost_usd, tokens)
+    estimate = prices.estimate_usd(
+        result.model,
+        input=result.input_tokens,
+        output=result.output_tokens,
+        cache_write=result.cache_creation_tokens,
+        cache_read=result.cache_read_tokens,
+    )
+    return Spend(estimate, tokens, estimated=True)
 
 
 def _outcome(

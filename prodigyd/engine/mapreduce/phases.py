@@ -70,6 +70,8 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
     policy = ErrorPolicy(on_item_failure="retry", retry_attempts=retry.attempts)
     mapped = await _map(host, ctx, spec, policy, fixed_items=items, dlq_job=retry.job_id)
     # items that failed again are back in the DLQ; what succeeded is merged
+    if not mapped.ok and not mapped.stopped:  # the budget ran out: the rest were not run
+        return PhaseOutcome(False, error=mapped.error)
     return PhaseOutcome(not mapped.stopped, stopped=mapped.stopped)
 
 

@@ -19,7 +19,7 @@ from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
 from prodigyd.workflow.load.keys import known_entries, model_keys
 from prodigyd.workflow.load.nodes import At, Map, Seq
-from prodigyd.workflow.load.steps import COMMAND_KEYS, from_steps, step_list
+from prodigyd.workflow.load.steps import COMMAND_KEYS, budget_fields, from_steps, step_list
 from prodigyd.workflow.model import (
     EnvValue,
     MergeSpec,
@@ -322,6 +322,7 @@ _TOP_BUILDERS: dict[str, Callable[[object, At, Context], object]] = {
     "env_files": _env_files,
     "merge": _merge,
     "on": _triggers,
+    "budget": budget_fields,
 }
 #: Shared top-level fields that are just a value.
 _PLAIN_TOP_FIELDS = tuple(
