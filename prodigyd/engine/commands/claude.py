@@ -53,14 +53,23 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     parser = cli.StreamParser()
     log_path, log = _open_log(inv)
     over = asyncio.Event()  # a budget this run charges is spent: stop it
-    charge = ctx.budget.charge(lambda reason: over.set())
+    finished: list[bool] = []  # its result line came: its work is done and paid for
+
+    def stop_run(reason: str) -> None:
+        if not finished:
+            over.set()
+
+    charge = ctx.budget.charge(stop_run)
     with log or contextlib.nullcontext():
 
         def on_line(line: str) -> None:
             if log is not None:
                 log.write(ctx.masker.mask(line) + "\n")
             events = parser.feed(line)
-            if ctx.budget.meters and any(e["event_type"] in _SPENDING for e in events):
+            kinds = {event["event_type"] for event in events}
+            if EventType.CLAUDE_RESULT in kinds:
+                finished.append(True)
+            if ctx.budget.meters and kinds & _SPENDING:
                 charge.update(_spend(parser.finish()))
             for event in events:
                 if "session_id" in event:  # Claude's own id; `session_id` is prodigy's
@@ -82,8 +91,8 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
             charge.update(_spend(result))
             charge.close()
     outcome = _outcome(done, result, prompt, log_path, inv.timeout)
-    budget_stop = charge.reason
-    if budget_stop is None and result.subtype == cli.MAX_BUDGET_SUBTYPE:
+    budget_stop = charge.reason if done.stopped else None
+    if result.subtype == cli.MAX_BUDGET_SUBTYPE:
         budget_stop = ctx.budget.exceeded() or (
             f"budget exceeded: Claude stopped at {usd(result.total_cost_usd)}, "
             f"with {usd(usd_left or 0)} of its budget left when it started"
@@ -98,7 +107,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
 
 
 #: The events after which the run's spending is looked at again.
-_SPENDING = (EventType.CLAUDE_TOKEN_USAGE, EventType.CLAUDE_RESULT)
+_SPENDING = {EventType.CLAUDE_TOKEN_USAGE, EventType.CLAUDE_RESULT}
 
 
 def _spend(result: cli.ClaudeResult) -> Spend:
