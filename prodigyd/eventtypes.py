@@ -43,6 +43,7 @@ class EventType(StrEnum):
     FOREACH_PROGRESS = "foreach_progress"
     GOAL_ATTEMPT = "goal_attempt"  # a goal_seek attempt was scored
     GOAL_FINISHED = "goal_finished"  # a goal_seek stopped: why, and its scores
+    BUDGET_EXCEEDED = "budget_exceeded"  # a budget stopped a Claude run, or a map phase
 
     # a `claude:` step, from Claude's stream-json output (claude/cli.py)
     CLAUDE_SESSION_STARTED = "claude_session_started"

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 class FailureReason(StrEnum):
     TIMEOUT = "Timeout"  # a step's command or the whole agent ran past its timeout
+    BUDGET_EXCEEDED = "BudgetExceeded"  # a budget (cost, tokens, time) was spent: stopped
     COMMAND_FAILED = "CommandFailed"  # a command exited non-zero or could not run
     COMMIT_VALIDATION_FAILED = "CommitValidationFailed"  # commit_required, and no commit
     VALIDATION_FAILED = "ValidationFailed"  # `validate:` found the work incomplete

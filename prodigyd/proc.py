@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: How long a process group gets between SIGTERM and SIGKILL when we stop it. Long enough
 #: for a well-behaved tool to flush its output, short enough that `cancel` feels immediate.
@@ -43,10 +44,11 @@ class Completed:
     stderr: str
     duration: float  # seconds
     timed_out: bool = False
+    stopped: bool = False  # killed because `stop` was set (a budget was spent)
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.stopped
 
 
 LineSink = Callable[[str], None]
@@ -101,12 +103,14 @@ async def run(
     timeout: float | None = None,
     on_stdout_line: LineSink | None = None,
     on_stderr_line: LineSink | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Completed:
     """Run `argv` to completion in its own process group.
 
     `on_*_line` receive each decoded line (without its newline) as it arrives, for live
     progress and stream parsing. On timeout the group is terminated and the result has
-    `timed_out=True`, `returncode=-1`. If the awaiting task is cancelled the group is
+    `timed_out=True`, `returncode=-1`; so it is when `stop` is set (by a line sink, say),
+    with `stopped=True`. If the awaiting task is cancelled the group is
     killed before the cancellation propagates, so no orphan outlives its job. Once the child
     exits, processes it left in its group are killed too (see PIPE_DRAIN_SECONDS).
 
@@ -133,14 +137,16 @@ async def run(
         _Exit(loop, proc),
     )
     out_pipe, err_pipe, exit_watch = watchers
-    timed_out = False
+    timed_out = stopped = False
     try:
         try:
-            rc = await asyncio.wait_for(asyncio.shield(exit_watch.done), timeout)
+            exited = await asyncio.wait_for(_exit_or_stop(exit_watch.done, stop), timeout)
         except TimeoutError:
-            timed_out = True
+            exited, timed_out = False, True
+        if not exited:
+            stopped = not timed_out
             await _kill_group(proc, exit_watch.done)
-            rc = await exit_watch.done
+        rc = await exit_watch.done
         # The child has exited; a process it left behind may still hold the pipes open.
         await asyncio.wait({out_pipe.done, err_pipe.done}, timeout=PIPE_DRAIN_SECONDS)
         _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the step's process group
@@ -154,12 +160,27 @@ async def run(
         proc.stderr.close()
     return Completed(
         argv=list(argv),
-        returncode=-1 if timed_out else rc,
+        returncode=-1 if timed_out or stopped else rc,
         stdout=out_pipe.text(),
         stderr=err_pipe.text(),
         duration=time.monotonic() - started,
         timed_out=timed_out,
+        stopped=stopped,
     )
+
+
+async def _exit_or_stop(exited: asyncio.Future[int], stop: asyncio.Event | None) -> bool:
+    """Wait for the child's exit (True) or for `stop` (False), whichever comes first."""
+    if stop is None:
+        await asyncio.shield(exited)
+        return True
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {exited, stopping}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    return exited.done()
 
 
 async def _kill_group(proc: subprocess.Popen[bytes], exited: asyncio.Future[int]) -> None:

@@ -53,6 +53,7 @@ from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
 from prodigyd.store.sessions import SessionRecord, Status
 from prodigyd.workflow.load import load_workflow_async
+from prodigyd.workflow.model import Budget
 
 log = logging.getLogger("prodigyd.scheduler")
 
@@ -295,9 +296,11 @@ class Scheduler:
         force: bool,
         merge_policy: str | None,
         env: dict[str, str] | None = None,
+        budget: Budget | None = None,
     ) -> SessionRecord:
         """Queue a failed or interrupted session to continue; `env` (the resuming client's
-        environment) replaces the one it was submitted with, so a fixed variable counts."""
+        environment) replaces the one it was submitted with, so a fixed variable counts;
+        `budget`'s fields replace those of the job's budget (a larger one, after it ran out)."""
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
@@ -313,6 +316,8 @@ class Scheduler:
             record.total_steps = total_steps(loaded.workflow, record.dlq_retry)
         if merge_policy:
             record.merge_policy = merge_policy
+        if budget is not None:
+            record.budget = (record.budget or Budget()).merged(budget)
         record.status, record.error = Status.QUEUED, None
         session_store.save(record, durable=True, action="resume", resume_on_start=0)
         self.hub(record).emit(EventType.SESSION_QUEUED, workflow=record.workflow, resumed=True)

@@ -26,6 +26,7 @@ from prodigyctl.exitcodes import (
     exit_for_error,
 )
 from prodigyctl.options import (
+    F,
     detach_option,
     id_argument,
     json_option,
@@ -53,6 +54,60 @@ timeout_option = click.option(
 force_option = click.option(
     "--force", is_flag=True, help="Resume even if the workflow file changed."
 )
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from prodigyd.durations import parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be more than 0")
+    return seconds
+
+
+def budget_options(function: F) -> F:
+    """`--budget-usd`, `--budget-tokens`, `--budget-time`: the job's budget, over the
+    workflow's `budget:` (docs/workflows.md, "Budgets")."""
+    options = (
+        click.option(
+            "--budget-usd",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="USD",
+            help="Stop the job once Claude has cost USD dollars.",
+        ),
+        click.option(
+            "--budget-tokens",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Stop the job once Claude has used N tokens (input, output and cache).",
+        ),
+        click.option(
+            "--budget-time",
+            callback=_duration,
+            metavar="DURATION",
+            help="Stop the job after DURATION of wall time (`90s`, `30m`, `2h`).",
+        ),
+    )
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def budget_params(options: dict[str, Any]) -> dict[str, Any]:
+    """The `budget` param from the `--budget-*` options (taken out of `options`); {} when
+    none was given."""
+    budget = {
+        "cost_usd": options.pop("budget_usd", None),
+        "tokens": options.pop("budget_tokens", None),
+        "time": options.pop("budget_time", None),
+    }
+    budget = {key: value for key, value in budget.items() if value is not None}
+    return {"budget": budget} if budget else {}
 
 
 @command("run")
@@ -85,6 +140,7 @@ force_option = click.option(
 @click.option(
     "--strict", is_flag=True, help="Unknown workflow keys and unresolved variables are errors."
 )
+@budget_options
 @json_option
 def run(
     *,
@@ -98,6 +154,7 @@ def run(
     detach: bool,
     strict: bool,
     as_json: bool,
+    **budget: Any,
 ) -> int:
     """Run WORKFLOW in a new worktree and merge the result back to your branch.
 
@@ -108,6 +165,7 @@ def run(
     params: dict[str, Any] = {**source, "args": list(args), "profile": profile, "strict": strict}
     if values:
         params["params"] = values
+    params.update(budget_params(budget))
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
 
 
@@ -146,6 +204,7 @@ def _param_file(path: str | None) -> dict[str, Any]:
 @click.argument("command")
 @retry_option
 @timeout_option
+@budget_options
 @path_option
 @detach_option
 @json_option
@@ -178,6 +237,7 @@ def exec_(**options: Any) -> int:
 )
 @retry_option
 @timeout_option
+@budget_options
 @path_option
 @detach_option
 @json_option
@@ -263,11 +323,13 @@ def generated(kind: str, *, path: str | None, detach: bool, as_json: bool, **opt
         "goal-seek": generate.goal_seek_workflow,
     }
     build = builders[kind]
+    budget = budget_params(options)
     try:
         text = build(**options)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    return submit({"workflow_text": text}, yes=True, path=path, detach=detach, as_json=as_json)
+    params = {"workflow_text": text, **budget}
+    return submit(params, yes=True, path=path, detach=detach, as_json=as_json)
 
 
 def submit(
@@ -299,13 +361,17 @@ def _stdin_workflow() -> str:
 @id_argument("session_id", required=False)
 @yes_option
 @force_option
+@budget_options
 @detach_option
 @json_option
-def resume(*, session_id: str | None, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+def resume(
+    *, session_id: str | None, yes: bool, force: bool, detach: bool, as_json: bool, **budget: Any
+) -> int:
     """Resume a failed or interrupted session from its last checkpoint.
 
     Without SESSION_ID: the newest failed or interrupted session of the repository you
-    are in.
+    are in. A `--budget-*` option replaces that part of the job's budget: the way on
+    after a budget ran out (what was spent so far still counts).
     """
     with Client.connect() as client:
         session_id = session_id or _latest_resumable(client)
@@ -314,6 +380,7 @@ def resume(*, session_id: str | None, yes: bool, force: bool, detach: bool, as_j
             "force": force,
             "merge": "auto" if yes else None,
             "env": dict(os.environ),  # a variable fixed since the failure counts on resume
+            **budget_params(budget),
         }
         record = client.call(protocol.SESSIONS_RESUME, params)
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
@@ -351,9 +418,12 @@ def _latest_resumable(client: Client) -> str:
 @id_argument("job_id")
 @yes_option
 @force_option
+@budget_options
 @detach_option
 @json_option
-def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool) -> int:
+def resume_job(
+    *, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool, **budget: Any
+) -> int:
     """Resume a MapReduce job: finished setup and items are kept, the rest run."""
     with Client.connect() as client:
         job = client.call(protocol.SESSIONS_SHOW, {"session_id": job_id})
@@ -367,7 +437,7 @@ def resume_job(*, job_id: str, yes: bool, force: bool, detach: bool, as_json: bo
             f"{job['processed_items']} of {job['total_items']} items done, "
             f"{job['failed_items']} failed"
         )
-    return resume(session_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json)
+    return resume(session_id=job_id, yes=yes, force=force, detach=detach, as_json=as_json, **budget)
 
 
 @command("merge")

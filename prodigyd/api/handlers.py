@@ -90,6 +90,7 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         profile=p.profile,
         merge_policy=p.merge,
         strict=p.strict,
+        budget=p.budget.budget() if p.budget else None,
     )
     record = await state.scheduler.submit(
         request, priority=p.priority, idempotency_key=p.idempotency_key
@@ -126,7 +127,11 @@ def _describe(record: SessionRecord) -> dict[str, Any]:
 
 async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
     record = await state.scheduler.resume(
-        check_id(p.session_id), force=p.force, merge_policy=p.merge, env=p.env
+        check_id(p.session_id),
+        force=p.force,
+        merge_policy=p.merge,
+        env=p.env,
+        budget=p.budget.budget() if p.budget else None,
     )
     return _with_seq(state, record)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prodigyd.workflow.limits import MAX_FILE_BYTES
+from prodigyd.workflow.model import Budget
 
 MergePolicy = Literal["auto", "ask", "never"]
 #: A client's environment: names as the OS allows them (not empty, no "=").
@@ -66,6 +67,19 @@ class Empty(_Params):
     pass
 
 
+class BudgetParams(_Params):
+    """`--budget-usd`, `--budget-tokens`, `--budget-time` (seconds): the job's budget,
+    over the workflow's own `budget:` (model.Budget)."""
+
+    cost_usd: float | None = Field(None, gt=0)
+    tokens: int | None = Field(None, ge=1)
+    time: float | None = Field(None, gt=0)
+
+    def budget(self) -> Budget | None:
+        fields = self.model_dump(exclude_none=True)
+        return Budget.model_validate(fields) if fields else None
+
+
 class SubmitParams(_Params):
     """`workflow` names a file (relative to `cwd`); `workflow_text` is the workflow itself
     (what `prodigyctl exec`, `batch` and `run -` send). Exactly one is given."""
@@ -84,6 +98,7 @@ class SubmitParams(_Params):
     strict: bool = False
     priority: int = Field(0, ge=-1000, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    budget: BudgetParams | None = None
 
     @model_validator(mode="after")
     def _one_workflow(self) -> SubmitParams:
@@ -104,6 +119,7 @@ class ResumeParams(SessionParams):
     force: bool = False
     merge: MergePolicy | None = None
     env: Environment | None = None  # the resuming client's environment; None keeps the old
+    budget: BudgetParams | None = None  # raises (or sets) the job's budget from here on
 
 
 class SubscribeParams(_Params):

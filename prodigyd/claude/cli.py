@@ -46,6 +46,8 @@ INSTALL_HINT = (
 
 #: Set for every claude run unless the environment already sets it (see build_env).
 NONESSENTIAL_TRAFFIC_ENV = "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"
+#: The result subtype of a run the CLI stopped at its `--max-budget-usd`.
+MAX_BUDGET_SUBTYPE = "error_max_budget_usd"
 
 #: Shown by `ClaudeResult.error_text` when the CLI died before its final line, so the user
 #: sees why there is no message from Claude itself.
@@ -130,17 +132,22 @@ def build_argv(
     model: str | None = None,
     extra_args: Sequence[str] = (),
     conversation: Conversation = Conversation(),
+    max_budget_usd: float | None = None,
 ) -> list[str]:
     """The full argv for one non-interactive, streaming claude run.
 
     `-p` is explicit (the CLI would otherwise try to be interactive), `--verbose` is
     mandatory for stream-json, and the prompt is the single element after `--`.
+    `max_budget_usd` (what is left of a cost budget) lets the CLI stop itself at its exact
+    prices, with the result subtype MAX_BUDGET_SUBTYPE.
     """
     argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
     if skip_permissions:
         argv.append("--dangerously-skip-permissions")
     if model:
         argv += ["--model", model]
+    if max_budget_usd is not None:
+        argv += ["--max-budget-usd", f"{max_budget_usd:.6f}"]
     argv += [*conversation.argv(), *extra_args, "--", prompt]
     return argv
 

@@ -31,7 +31,7 @@ from prodigyd.watch.variables import variables as trigger_variables
 from prodigyd.workflow.compose import params
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
-from prodigyd.workflow.model import Workflow, every_step
+from prodigyd.workflow.model import Budget, Workflow, every_step
 
 
 @dataclass
@@ -51,6 +51,7 @@ class RunRequest:
     branch: str | None = None  # into this branch, not the one checked out (dlq retry, triggers)
     triggered_by: str | None = None  # the git event behind it, for people reading the record
     start_commit: str | None = None  # start here (a commit id), not at the branch's tip
+    budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
 
 
 async def prepare(
@@ -105,6 +106,7 @@ async def prepare(
         dlq_retry=request.dlq_retry,
         triggered_by=request.triggered_by,
         start_commit=request.start_commit,
+        budget=request.budget,
         warnings=loaded.warnings,
     )
     masker = await check_environment(loaded.workflow, record, request.env, request.args, claude_bin)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from prodigyd.engine.budget import Ledger
 from prodigyd.engine.env import run_dynamic
 from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
@@ -101,6 +102,7 @@ class RunContext:
     retry_defaults: RetrySpec | None = None  # the workflow's, for steps without a retry:
     dynamic_env: dict[str, str] = field(default_factory=dict)  # uncached {command:} values
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # the session's stop request
+    budget: Ledger = field(default_factory=Ledger)  # the job's (and an agent's) budget meters
 
     async def pause(self, seconds: float) -> None:
         """Wait `seconds`, unless the session is asked to stop first: StepStopped."""

@@ -27,6 +27,7 @@ from prodigyd.clock import now_iso
 from prodigyd.engine import finish
 from prodigyd.engine.admission import compose_environment
 from prodigyd.engine.attempts import JournalAttempts
+from prodigyd.engine.budget import Ledger, Meter, Spend
 from prodigyd.engine.claude_sessions import Conversations, prune_session
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker, references_git_variables
@@ -53,9 +54,9 @@ from prodigyd.pool import WorktreePool
 from prodigyd.proc import kill_processes_in
 from prodigyd.store.atomic import read_json
 from prodigyd.store.checkpoints import MAIN
-from prodigyd.store.sessions import SessionRecord, Status
+from prodigyd.store.sessions import BudgetUse, SessionRecord, Status
 from prodigyd.workflow.load import LoadedWorkflow
-from prodigyd.workflow.model import Step, Workflow
+from prodigyd.workflow.model import Budget, Step, Workflow
 
 log = logging.getLogger("prodigyd.session")
 
@@ -123,6 +124,7 @@ class Session:
         self._stop = asyncio.Event()  # set: finish the current step, then stop
         self.worktree_reused = False  # the pool handed out a used slot (session_started)
         self._progress_saved = 0.0  # when map_progress last saved the record
+        self.meter: Meter | None = None  # the job's budget while it runs (engine/budget.py)
 
     def stop_after_step(self, status: Status, *, resume_on_start: bool = False) -> None:
         """Let the running step finish, then stop the session (checkpointed)."""
@@ -157,6 +159,7 @@ class Session:
             )
             if not resume:
                 await self._create_worktree()
+            self.meter = self._job_meter()
             ctx = await self._context(resume)
             self._update(status=Status.RUNNING, error=None, completed_at=None)
             self.events.emit(
@@ -331,7 +334,23 @@ class Session:
             return "cancelled"
         return f"interrupted; resume with `prodigyctl resume {self.record.id}`"
 
+    def _job_meter(self) -> Meter:
+        """The job's budget: the workflow's `budget:` with the command line's over it, and
+        what earlier runs of the session spent. Kept even without limits, so a resume
+        that sets one knows what was spent before it."""
+        record = self.record
+        budget = (self.loaded.workflow.budget or Budget()).merged(record.budget)
+        used = record.budget_used
+        spent = Spend(used.cost_usd, used.tokens)
+        return Meter("workflow", budget, spent, used.seconds, session_id=record.id)
+
     def _finish(self, status: Status, error: str | None) -> None:
+        if self.meter is not None:  # the account goes on at the next resume
+            total = self.meter.total()
+            self.record.budget_used = BudgetUse(
+                cost_usd=total.cost_usd, tokens=total.tokens, seconds=self.meter.elapsed()
+            )
+            self.meter = None
         done = status in (Status.COMPLETED, Status.CANCELLED)
         self._update(status=status, error=error, completed_at=now_iso() if done else None)
         if done:  # nothing can resume its Claude conversations any more
@@ -429,6 +448,7 @@ class Session:
             retry_defaults=workflow.retry_defaults,
             dynamic_env=composed.dynamic,
             stop=self._stop,  # a step waiting out a retry backoff wakes on a stop request
+            budget=Ledger().plus(self.meter),
         )
         return ctx
 

@@ -20,7 +20,7 @@ import fnmatch
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from prodigyd import proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
 from prodigyd.engine.attempts import AttemptLog
+from prodigyd.engine.budget import Meter
 from prodigyd.engine.capture import CaptureError, parse_capture
 from prodigyd.engine.claude_sessions import Conversations
 from prodigyd.engine.commands import KINDS, Invocation
+from prodigyd.engine.commands.base import StepCommand
 from prodigyd.engine.context import CommandResult, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.errors import ProdigyError
@@ -202,8 +204,11 @@ class StepRunner:
             await self.ctx.refresh_dynamic()
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
         store = self._scope(step, store, env)
+        ctx = self.ctx
+        if step.budget is not None and not step.budget.empty:
+            ctx = replace(ctx, budget=ctx.budget.plus(Meter("step", step.budget)))
         inv = Invocation(
-            ctx=self.ctx,
+            ctx=ctx,
             store=store,
             env=env,
             cwd=self.ctx.resolve_dir(step.working_dir, store),
@@ -220,9 +225,11 @@ class StepRunner:
         started = time.monotonic()
         spec = self._retry(step)
         while True:
-            result = await command(step, inv)
+            result = await self._attempt(command, step, inv)
             if result.success or spec is None:
                 return result
+            if result.reason is FailureReason.BUDGET_EXCEEDED:
+                return result  # another attempt would find the budget spent too
             error = f"{result.error}\n{result.stderr}"
             elapsed = time.monotonic() - started
             delay = retry_policy.next_wait(spec, attempt, error, elapsed, kind=result.kind)
@@ -233,6 +240,22 @@ class StepRunner:
             )
             await self.ctx.pause(delay)  # a stop request ends the wait: StepStopped
             attempt += 1
+
+    async def _attempt(self, command: StepCommand, step: Step, inv: Invocation) -> CommandResult:
+        """One run of the command within its budgets (engine/budget.py): refused when one
+        is spent, its timeout cut to the time they have left, a timeout that cut reported
+        as the budget's. Only Claude spends money; every step spends time."""
+        ledger = inv.ctx.budget
+        spent = ledger.exceeded(money=step.kind == "claude")
+        if spent is not None:
+            return CommandResult(False, 1, error=spent, reason=FailureReason.BUDGET_EXCEEDED)
+        left = ledger.remaining_seconds()
+        cut = left is not None and (inv.timeout is None or left < inv.timeout)
+        result = await command(step, replace(inv, timeout=left) if cut else inv)
+        if result.timed_out and cut:
+            result.error = ledger.exceeded(money=False) or result.error
+            result.reason = FailureReason.BUDGET_EXCEEDED
+        return result
 
     async def _check_commit(
         self, step: Step, result: CommandResult, display: str, before: str | None

@@ -29,6 +29,7 @@ from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
 from prodigyd.store.ids import KIND_WORDS, check_id, is_id
+from prodigyd.workflow.model import Budget
 
 
 class Status(StrEnum):
@@ -67,6 +68,15 @@ class DlqRetry(BaseModel):
     item_ids: list[str]
     max_parallel: int | None = None  # None: the workflow's max_parallel
     attempts: int = 1  # runs per item in this retry
+
+
+class BudgetUse(BaseModel):
+    """What a session spent against its job budget over all its runs (engine/budget.py),
+    so a resume continues the account instead of starting a new one."""
+
+    cost_usd: float = 0.0
+    tokens: int = 0
+    seconds: float = 0.0
 
 
 class SessionRecord(BaseModel):
@@ -113,6 +123,8 @@ class SessionRecord(BaseModel):
     dlq_retry: DlqRetry | None = None
     triggered_by: str | None = None  # the git event that submitted it (an `on:` trigger)
     start_commit: str | None = None  # the commit id it starts from, when not the branch's tip
+    budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
+    budget_used: BudgetUse = Field(default_factory=BudgetUse)
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""

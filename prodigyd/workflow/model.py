@@ -195,6 +195,33 @@ class RetrySpec(BaseModel):
         return self
 
 
+class Budget(BaseModel):
+    """`budget:` of a workflow (the whole job), a step, or a map phase (each agent): the
+    most it may spend (docs/workflows.md, "Budgets"). Enforced live by engine/budget.py.
+
+    `cost_usd` is dollars as Claude Code reports them (estimated from token counts until a
+    run's final line); `tokens` counts every token Claude's API calls processed: input,
+    output, cache writes and cache reads; `time` is wall time. A field left out is no limit.
+    """
+
+    model_config = _FROZEN
+
+    cost_usd: float | None = Field(None, gt=0)
+    tokens: int | None = Field(None, ge=1)
+    time: Timeout = None
+
+    def merged(self, override: Budget | None) -> Budget:
+        """This budget with the fields `override` sets replacing its own (the command
+        line's `--budget-*` over the workflow file's)."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+    @property
+    def empty(self) -> bool:
+        return self.cost_usd is None and self.tokens is None and self.time is None
+
+
 # ---------------------------------------------------------------------------------------------
 # steps
 
@@ -246,6 +273,7 @@ class Step(BaseModel):
     retry: RetrySpec | None = None
     validation: ValidateSpec | None = Field(default=None, alias="validate")
     allow_failure: bool = False
+    budget: Budget | None = None  # for this step's command, its retries, a foreach's do steps
     line: int | None = None
 
     @model_validator(mode="after")
@@ -670,6 +698,7 @@ class MapSpec(BaseModel):
     agent_timeout_secs: Annotated[float | str | None, BeforeValidator(_agent_timeout)] = None
     timeout_action: Literal["dlq", "skip", "fail"] = "dlq"  # what a timed-out item does
     agent_template: tuple[Step, ...] = Field(min_length=1)
+    budget: Budget | None = None  # each agent's own; the workflow's budget is shared by all
 
     @model_validator(mode="after")
     def _parallel_is_positive(self) -> MapSpec:
@@ -802,6 +831,7 @@ class Workflow(BaseModel):
     on: tuple[Trigger, ...] = ()
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict)  # values of undeclared names
+    budget: Budget | None = None  # the whole job: every step and every map agent together
     source: str | None = None
 
     @model_validator(mode="after")

@@ -162,3 +162,21 @@ def test_an_empty_command_is_a_usage_error_before_any_daemon_starts(repo: Path, 
     assert done.returncode == 2
     assert "the command is empty" in done.stderr
     assert not (tmp_path / "prodigy-home" / "prodigyd.sock").exists()
+
+
+def test_exec_and_batch_take_a_budget(daemon: Path, repo: Path, tmp_path: Path):
+    scenario = tmp_path / "scenario.json"
+    slow = [{"shell": "true"}, {"sleep": 60}, {"write": "late.txt", "content": "late\n"}]
+    scenario.write_text(json.dumps({"rules": [{"actions": slow, "input_tokens": 9000}]}))
+    env = {**os.environ, "FAKE_CLAUDE_SCENARIO": str(scenario)}
+    done = ctl("exec", "/work", "--budget-tokens", "100", "--json", cwd=repo, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    final = json_lines(done.stdout)[-1]
+    assert "budget exceeded: 3,001 tokens of 100 (workflow budget;" in final["error"]
+    commit_files(repo, {"a.txt": "a\n"})
+    done = ctl("batch", "*.txt", "-c", "/fix ${item}", "--budget-time", "1s", cwd=repo, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    shown = json.loads(ctl("sessions", "ls", "--json").stdout)[0]
+    assert "budget exceeded: " in shown["error"] and "of 1.0s (workflow budget;" in shown["error"]
+    bad = ctl("exec", "true", "--budget-time", "soon", cwd=repo)
+    assert bad.returncode == 2 and "expected a duration" in bad.stderr

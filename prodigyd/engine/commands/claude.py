@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from prodigyd import proc
-from prodigyd.claude import cli, invocation, session_files
+from prodigyd.claude import cli, invocation, prices, session_files
 from prodigyd.clock import now_iso
+from prodigyd.engine.budget import Spend, usd
 from prodigyd.engine.claude_sessions import (
     CONTINUE_PROMPT,
     Conversation,
@@ -34,6 +35,7 @@ from prodigyd.engine.context import CommandResult
 from prodigyd.engine.env import is_root
 from prodigyd.errors import ProdigyError
 from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
 from prodigyd.store.atomic import create_unique
 from prodigyd.workflow.model import Step
 
@@ -122,6 +124,7 @@ async def _invoke(
     ctx = inv.ctx
     settings = ctx.settings
     skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
+    usd_left = ctx.budget.remaining_usd()
     argv = cli.build_argv(
         binary,
         prompt,
@@ -129,6 +132,7 @@ async def _invoke(
         model=settings.claude_model,
         extra_args=settings.claude_extra_args,
         conversation=conversation,
+        max_budget_usd=usd_left,
     )
     env = cli.build_env(
         inv.env, skip_permissions=settings.claude_skip_permissions, is_root=is_root()
@@ -139,12 +143,26 @@ async def _invoke(
     parser = cli.StreamParser()
     log_path, log = _open_log(inv)
     started_at, started = now_iso(), time.monotonic()
+    over = asyncio.Event()  # a budget this run charges is spent: stop it
+    finished: list[bool] = []  # its result line came: its work is done and paid for
+
+    def stop_run(reason: str) -> None:
+        if not finished:
+            over.set()
+
+    charge = ctx.budget.charge(stop_run)
     with log or contextlib.nullcontext():
 
         def on_line(line: str) -> None:
             if log is not None:
                 log.write(ctx.masker.mask(line) + "\n")
-            for event in parser.feed(line):
+            events = parser.feed(line)
+            kinds = {event["event_type"] for event in events}
+            if EventType.CLAUDE_RESULT in kinds:
+                finished.append(True)
+            if ctx.budget.meters and kinds & _SPENDING:
+                charge.update(_spend(parser.finish()))
+            for event in events:
                 if "session_id" in event:  # Claude's own id; `session_id` is prodigy's
                     event["claude_session_id"] = event.pop("session_id")
                 ctx.events.emit(event.pop("event_type"), step=inv.label, **event)
@@ -157,6 +175,7 @@ async def _invoke(
                 timeout=timeout,
                 on_stdout_line=on_line,
                 on_stderr_line=inv.line_sink("stderr"),
+                stop=over,
             )
         except asyncio.CancelledError:  # stopped with its session: what it used still counts
             elapsed = time.monotonic() - started
@@ -170,12 +189,16 @@ async def _invoke(
             )
             _report(inv, record)
             raise
-    summary = parser.finish()
+        finally:
+            summary = parser.finish()
+            charge.update(_spend(summary))
+            charge.close()
     if not conversation.persist and summary.session_id:
         session_files.prune(session_files.config_dir(inv.env), summary.session_id)
     outcome = _outcome(
         done, summary, shown or prompt, log_path, timeout, default=inv.timeout is None
     )
+    _budget_stop(inv, outcome, summary, charge.reason if done.stopped else None, usd_left, log_path)
     status = invocation.SUCCEEDED if outcome.success else invocation.FAILED
     record = invocation.record(
         summary,
@@ -189,10 +212,61 @@ async def _invoke(
     return outcome, summary
 
 
+def _budget_stop(
+    inv: Invocation,
+    outcome: CommandResult,
+    result: cli.ClaudeResult,
+    stopped: str | None,
+    usd_left: float | None,
+    log_path: Path | None,
+) -> None:
+    """Make a run a budget spent into a `BudgetExceeded` failure: stopped by prodigy
+    (`stopped`: why), or by the CLI at the `--max-budget-usd` it was given."""
+    budget = inv.ctx.budget
+    if result.subtype == cli.MAX_BUDGET_SUBTYPE:
+        stopped = budget.exceeded() or (
+            f"budget exceeded: Claude stopped at {usd(result.total_cost_usd)}, "
+            f"with {usd(usd_left or 0)} of its budget left when it started"
+        )
+    if stopped is None or outcome.success:
+        return
+    inv.ctx.events.emit(EventType.BUDGET_EXCEEDED, step=inv.label, reason=stopped)
+    outcome.error, outcome.reason = stopped, FailureReason.BUDGET_EXCEEDED
+    outcome.stderr += f"{stopped}\n"
+    if log_path:
+        outcome.error += f" (full log: {log_path})"
+
+
 def _report(inv: Invocation, record: dict[str, Any]) -> dict[str, Any]:
     """Emit the invocation's record (the session stores it); it is also the step's details."""
     inv.ctx.events.emit(EventType.CLAUDE_INVOCATION, step=inv.label, **record)
     return record
+
+
+#: The events after which the run's spending is looked at again.
+_SPENDING = {EventType.CLAUDE_TOKEN_USAGE, EventType.CLAUDE_RESULT}
+
+
+def _spend(result: cli.ClaudeResult) -> Spend:
+    """A run's spending so far: the result line's cost once it came, else an estimate from
+    the token counts at the model's prices (claude/prices.py). Tokens are every token the
+    API processed: input, output, cache writes and cache reads."""
+    tokens = (
+        result.input_tokens
+        + result.output_tokens
+        + result.cache_creation_tokens
+        + result.cache_read_tokens
+    )
+    if result.saw_result:
+        return Spend(result.total_cost_usd, tokens)
+    estimate = prices.estimate_usd(
+        result.model,
+        input=result.input_tokens,
+        output=result.output_tokens,
+        cache_write=result.cache_creation_tokens,
+        cache_read=result.cache_read_tokens,
+    )
+    return Spend(estimate, tokens, estimated=True)
 
 
 def _outcome(

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prodigyd.engine.budget import Ledger, Meter
 from prodigyd.engine.context import EngineSettings, EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.mask import Masker
@@ -40,7 +41,7 @@ from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git.cli import git
 from prodigyd.workflow.interpolate import VariableStore
-from prodigyd.workflow.model import RetrySpec, Step
+from prodigyd.workflow.model import Budget, RetrySpec, Step
 
 #: How much of an agent's step output its result keeps (`${map.results}` stays small).
 RESULT_OUTPUT_CHARS = 4000
@@ -74,6 +75,7 @@ class AgentSpec:
     keep_failed: bool  # commit a failed agent's work, to keep it on a branch
     retry_defaults: RetrySpec | None = None  # the workflow's retry_defaults:
     dynamic_env: dict[str, str] = field(default_factory=dict)  # RunContext.dynamic_env
+    budget: Budget | None = None  # each agent's own (`map.budget`)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class AgentJob:
                 "settings": settings,
                 "retry_defaults": spec.retry_defaults
                 and spec.retry_defaults.model_dump(mode="json"),
+                "budget": spec.budget and spec.budget.model_dump(mode="json"),
             },
             "item": asdict(self.item),
             "attempt": self.attempt,
@@ -122,6 +125,7 @@ class AgentJob:
                 template=tuple(Step.model_validate(step) for step in spec["template"]),
                 retry_defaults=_retry_spec(spec.get("retry_defaults")),
                 dynamic_env=spec.get("dynamic_env", {}),
+                budget=Budget.model_validate(spec["budget"]) if spec.get("budget") else None,
                 settings=EngineSettings(
                     **{**settings, "claude_extra_args": tuple(settings["claude_extra_args"])},
                     claude_log_dir=Path(log_dir) if log_dir is not None else None,
@@ -227,14 +231,23 @@ class AgentResult:
 
 
 async def execute(
-    job: AgentJob, worktree: str, events: EventSink, stop: asyncio.Event | None = None
+    job: AgentJob,
+    worktree: str,
+    events: EventSink,
+    stop: asyncio.Event | None = None,
+    budget: Ledger | None = None,
 ) -> AgentRun | None:
     """Run one attempt in `worktree` (checked out at `job.start`): the template's steps,
-    within the agent's timeout, then a commit of what they left. None: `stop` was set
-    before the steps ended (the attempt runs again on resume)."""
+    within the agent's timeout and budget, then a commit of what they left. None: `stop`
+    was set before the steps ended (the attempt runs again on resume). `budget` is the
+    job's ledger, shared live with the other agents, when the agent runs in the daemon;
+    the agent's own `map.budget` comes with the job and is enforced wherever it runs."""
     path = Path(worktree)
     stop = stop if stop is not None else asyncio.Event()
-    ctx = _context(job, path, events, stop)
+    ledger = budget or Ledger()
+    if job.spec.budget is not None and not job.spec.budget.empty:
+        ledger = ledger.plus(Meter("agent", job.spec.budget, session_id=job.spec.session_id))
+    ctx = _context(job, path, events, stop, ledger)
     completed: list[dict[str, Any]] = []
     outcome = await _run_template(job, ctx, completed)
     if outcome.stopped:
@@ -313,7 +326,9 @@ def legacy_item_aliases(value: Any) -> dict[str, Any]:
     return aliases
 
 
-def _context(job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Event) -> RunContext:
+def _context(
+    job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Event, budget: Ledger
+) -> RunContext:
     spec, item = job.spec, job.item
     store = VariableStore()
     store.update(spec.variables)
@@ -347,4 +362,5 @@ def _context(job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Eve
         retry_defaults=spec.retry_defaults,
         dynamic_env=dict(spec.dynamic_env),
         stop=stop,
+        budget=budget,
     )

@@ -38,6 +38,7 @@ from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import MAP
 from prodigyd.errors import ProdigyError, WorkflowError
 from prodigyd.eventtypes import EventType
+from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.workflow.interpolate import MISSING
 from prodigyd.workflow.items import items_from_output, select_items
@@ -112,6 +113,7 @@ class MapPhase:
             secrets=parent.masker.secrets(),
             settings=parent.settings,
             timeout=agent_timeout(self.spec, parent),
+            budget=self.spec.budget,
             track_git=references_git_variables(workflow),
             strict_variables=parent.strict_variables,
             keep_failed=self.host.keep_failed,
@@ -153,9 +155,14 @@ class MapPhase:
         ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
         stop = self.host.stop_event
-        outcome.stopped = stop.is_set() and len(ordered) < total and not limits.reason
+        spent = self._budget_spent(items)
+        outcome.stopped = (
+            stop.is_set() and len(ordered) < total and not limits.reason and spent is None
+        )
         if limits.reason:
             outcome.ok, outcome.error = False, f"map phase stopped: {limits.reason}"
+        elif spent is not None:
+            outcome.ok, outcome.error = False, f"map phase stopped: {spent}"
         if not outcome.stopped:
             successful = outcome.successful
             events.emit(
@@ -168,6 +175,17 @@ class MapPhase:
                 dlq=self.policy.on_item_failure != "skip",
             )
         return outcome
+
+    def _budget_spent(self, items: list[tuple[int, Any]]) -> str | None:
+        """When the job's budget ran out with items unfinished: why, and which (reported in
+        a `budget_exceeded` event). They have no result, so a resume (with a larger
+        budget) runs them: the budget failed, not the items, and no DLQ entry would help."""
+        reason = self.parent.budget.exceeded()
+        unfinished = [f"item_{i}" for i, _ in items if f"item_{i}" not in self.results]
+        if reason is None or not unfinished:
+            return None
+        self.parent.events.emit(EventType.BUDGET_EXCEEDED, reason=reason, unfinished=unfinished)
+        return f"{reason}; {len(unfinished)} of {len(items)} items unfinished (a resume runs them)"
 
     # -- items ----------------------------------------------------------------------------
 
@@ -270,8 +288,10 @@ class MapPhase:
         writer: CheckpointLog,
         total: int,
     ) -> None:
-        stop = self.host.stop_event
+        stop, budget = self.host.stop_event, self.parent.budget
         while waiting and limits.reason is None and not stop.is_set():
+            if budget.exceeded() is not None:  # the job's budget is spent: start no agent
+                return
             if breaker is not None:
                 wait = breaker.wait_time()
                 if wait > 0:
@@ -301,6 +321,11 @@ class MapPhase:
             )
             if result is None:
                 return None
+            if (
+                result.failure_reason is FailureReason.BUDGET_EXCEEDED
+                and self.parent.budget.exceeded() is not None
+            ):
+                return None  # stopped by the job's budget: unfinished, not failed
             if result.success:
                 if attempt > 1 or self.dlq_job is not None:
                     self.journal.remove_dead_letters(self._dlq_job, [item.item_id])

@@ -74,6 +74,8 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
     )
     mapped = await _map(host, ctx, spec, policy, fixed_items=items, dlq_job=retry.job_id)
     # items that failed again are back in the DLQ; what succeeded is merged
+    if not mapped.ok and not mapped.stopped:  # the budget ran out: the rest were not run
+        return PhaseOutcome(False, error=mapped.error)
     if mapped.total and not mapped.successful and not mapped.stopped:
         return PhaseOutcome(
             False,

@@ -127,7 +127,7 @@ class LocalAgentRunner:
             item_index=job.item.index,
             item_total=job.item.total,
         )
-        run = await execute(job, str(lease.path), events, stop)
+        run = await execute(job, str(lease.path), events, stop, queue.parent.budget)
         if run is None:
             await self._release(lease.path, queue.parent.events)
             return None

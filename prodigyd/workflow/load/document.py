@@ -22,7 +22,13 @@ from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model
 from prodigyd.workflow.load.keys import known_entries, model_keys
 from prodigyd.workflow.load.nodes import At, Map, Seq
 from prodigyd.workflow.load.retry import retry_spec
-from prodigyd.workflow.load.steps import COMMAND_KEYS, check_expression, from_steps, step_list
+from prodigyd.workflow.load.steps import (
+    COMMAND_KEYS,
+    budget_fields,
+    check_expression,
+    from_steps,
+    step_list,
+)
 from prodigyd.workflow.model import (
     EnvFile,
     EnvValue,
@@ -433,6 +439,7 @@ _TOP_BUILDERS: dict[str, Callable[[object, At, Context], object]] = {
     "retry_defaults": _retry_defaults,
     "merge": _merge,
     "on": _triggers,
+    "budget": budget_fields,
 }
 #: Shared top-level fields that are just a value.
 _PLAIN_TOP_FIELDS = tuple(

@@ -31,7 +31,7 @@ from prodigyd.workflow.load.document import (
 from prodigyd.workflow.load.keys import known_entries, model_keys
 from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.load.retry import retry_spec
-from prodigyd.workflow.load.steps import step_list
+from prodigyd.workflow.load.steps import budget_fields, step_list
 from prodigyd.workflow.model import (
     CaptureOutput,
     CircuitBreaker,
@@ -137,6 +137,8 @@ def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
         if key in data and not isinstance(data[key], str):
             ctx.problem(f"expected text, got {shown(data[key])}", at.key(raw, key))
     _check_item_pipeline(data, raw, at, ctx)
+    if fields.get("budget") is not None:
+        data["budget"] = budget_fields(fields["budget"], at.key(raw, "budget"), ctx)
     if "agent_template" in fields:
         here = at.key(raw, "agent_template")
         steps = _phase_steps(fields["agent_template"], here, ctx)
@@ -151,7 +153,7 @@ def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
     return build_model(MapSpec, data, at, raw, ctx)
 
 
-_MAP_BUILT = ("agent_template", "timeout_config")  # read by _map, not passed as written
+_MAP_BUILT = ("agent_template", "timeout_config", "budget")  # read by _map, not passed as written
 
 
 @dataclass

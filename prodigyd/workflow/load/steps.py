@@ -34,6 +34,7 @@ from prodigyd.workflow.load.legacy import (
 from prodigyd.workflow.load.nodes import At, Map, Seq, plain
 from prodigyd.workflow.load.retry import retry_spec
 from prodigyd.workflow.model import (
+    Budget,
     CaptureStreams,
     ForeachSpec,
     OnFailure,
@@ -302,6 +303,17 @@ def _capture_streams(raw: object, at: At, ctx: Context) -> object:
 _STREAM_KEYS = model_keys(CaptureStreams)
 
 
+def budget_fields(raw: object, at: At, ctx: Context) -> object:
+    """`budget: {cost_usd, tokens, time}` of a step, a map phase or a workflow."""
+    if not isinstance(raw, Map):
+        ctx.problem(f"expected a mapping of cost_usd, tokens and time, got {shown(raw)}", at)
+        return None
+    return known_entries(raw, _BUDGET_KEYS, at, ctx)
+
+
+_BUDGET_KEYS = model_keys(Budget)
+
+
 def _exit_code_steps(raw: object, at: At, ctx: Context) -> dict[int, Step]:
     if not isinstance(raw, Map):
         ctx.problem(f"expected a mapping of exit code: step, got {shown(raw)}", at)
@@ -529,6 +541,7 @@ _NESTED_STEP_FIELDS: dict[str, tuple[str, Callable[[object, At, Context], object
     "on_exit_code": ("on_exit_code", _exit_code_steps),
     "retry": ("retry", retry_spec),
     "validate": ("validation", _validation),
+    "budget": ("budget", budget_fields),
 }
 #: Step fields written under another key: commit_config: {message_template}, validate:.
 _STEP_SPELLING = {name: key for key, (name, _) in _NESTED_STEP_FIELDS.items() if name != key}
