@@ -89,6 +89,11 @@ CREATE TABLE IF NOT EXISTS dlq (
     updated_at REAL NOT NULL,
     PRIMARY KEY (job_id, item_id)
 );
+CREATE TABLE IF NOT EXISTS removals (        -- sessions whose files retention still deletes
+    session_id TEXT PRIMARY KEY,             -- (store/removals.py); no version bump: a
+    repo_id TEXT NOT NULL,                   -- table made if missing needs none
+    removed_at REAL NOT NULL
+);
 """
 
 

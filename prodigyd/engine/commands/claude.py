@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from prodigyd import proc
+from prodigyd import paths, proc
 from prodigyd.claude import cli
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
@@ -133,5 +133,7 @@ def _open_log(inv: Invocation) -> tuple[Path | None, IO[str] | None]:
     if folder is None:
         return None, None
     label = inv.label.replace("/", "-")  # a map agent's step is `item_3/1`
-    path, fd = create_unique(folder, f"{inv.ctx.session_id}-step{label}", ".jsonl")
+    path, fd = create_unique(
+        folder, f"{paths.claude_log_prefix(inv.ctx.session_id)}{label}", ".jsonl"
+    )
     return path, os.fdopen(fd, "w", encoding="utf-8")
