@@ -56,9 +56,14 @@ def _older_than(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--dry-run", is_flag=True, help="Show what would go and its size; remove nothing.")
 @json_option
 def clean(*, older_than: float | None, dry_run: bool, as_json: bool) -> int:
-    """Remove old sessions, logs and leftovers now, as the retention policy says (prodigyd
-    also applies it at start and every retention.interval_secs). Sessions with dead
-    letters, and queued or running ones, are never removed."""
+    """Remove old sessions, logs and leftovers now, by the retention policy.
+
+    prodigyd also applies the policy ([retention] in config.toml) at start and every
+    retention.interval_secs. Queued and running sessions, and sessions with dead letters,
+    are never removed; failed and resumable ones only past
+    retention.resumable_max_age_days. --dry-run lists what would go, its size, and what
+    the store holds of each kind of data.
+    """
     with Client.connect() as client:
         report = client.call(
             protocol.RETENTION_CLEAN, {"older_than": older_than, "dry_run": dry_run}

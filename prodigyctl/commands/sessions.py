@@ -139,8 +139,12 @@ def _progress(row: dict) -> str:
 @verbose_option
 @json_option
 def replay(*, session_id: str, speed: float, max_pause: float | None, as_json: bool) -> int:
-    """A session's events in order, each with its time since the first (`+0.512s`), shown
-    as `logs` shows them; --json: one event a line, with `elapsed` seconds."""
+    """Play a session's events back in order, with their timing.
+
+    Each line is shown as `logs` shows it, after the time since the session's first event
+    (`+0.512s`); --speed plays them back with their pauses, scaled. --json prints one event
+    a line with `elapsed`, those seconds.
+    """
     from prodigyctl.commands.events import subscribe
 
     with Client.connect() as client:
