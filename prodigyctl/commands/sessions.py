@@ -159,30 +159,26 @@ def replay(*, session_id: str, speed: float, max_pause: float | None, as_json: b
     if not history:
         click.echo("No events.", err=as_json)
         return EXIT_OK
-    times = _elapsed(history)
+    times = elapsed(history)
     renderer = Renderer(as_json=False, verbose=verbosity(), live=False)
     if not as_json:
         click.echo(
-            f"session {shown['id']}: {len(history)} events over {_offset(times[-1])[1:]}, "
+            f"session {shown['id']}: {len(history)} events over {offset(times[-1])[1:]}, "
             f"from {history[0].get('timestamp')}"
         )
-    previous = 0.0
-    for event, at in zip(history, times, strict=True):
-        if speed:
-            pause = (at - previous) / speed
-            time.sleep(min(pause, max_pause) if max_pause is not None else pause)
-        previous = at
+    for event, at, pause in zip(history, times, pauses(times, speed, max_pause), strict=True):
+        time.sleep(pause)
         if as_json:
             click.echo(dumps({"elapsed": round(at, 3), **event}))
             continue
         line = renderer.human(event)
         if line is not None:
-            stamp = f"{_offset(at):>11}  "
+            stamp = f"{offset(at):>11}  "
             click.echo(stamp + line.replace("\n", "\n" + " " * len(stamp)), color=renderer.color)
     return EXIT_OK
 
 
-def _elapsed(events: list[dict[str, Any]]) -> list[float]:
+def elapsed(events: list[dict[str, Any]]) -> list[float]:
     """Seconds from the first event to each, never going back (a clock set back between
     two daemon runs, or an event without a time, counts as no time passed)."""
     from datetime import datetime
@@ -201,7 +197,16 @@ def _elapsed(events: list[dict[str, Any]]) -> list[float]:
     return found
 
 
-def _offset(seconds: float) -> str:
+def pauses(times: list[float], speed: float, max_pause: float | None) -> list[float]:
+    """How long to wait before each event: the time since the one before, `speed` times
+    shorter and at most `max_pause`; none at all at speed 0."""
+    if not speed:
+        return [0.0] * len(times)
+    gaps = [(at - before) / speed for before, at in zip([0.0, *times], times, strict=False)]
+    return [min(gap, max_pause) if max_pause is not None else gap for gap in gaps]
+
+
+def offset(seconds: float) -> str:
     """`+0.512s`, `+2m03.100s`, `+1h02m03.100s`."""
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(int(minutes), 60)
