@@ -37,6 +37,7 @@ from typing import Any
 
 from prodigyd import paths
 from prodigyd.config import RetentionConfig
+from prodigyd.errors import NoSpace
 from prodigyd.store import removals
 from prodigyd.store import sessions as session_store
 from prodigyd.store.removals import Job
@@ -449,6 +450,8 @@ class Retention:
                         report.freed_bytes,
                         f"; errors: {'; '.join(report.errors)}" if report.errors else "",
                     )
+            except NoSpace as exc:  # removing a record is a write too: the next pass
+                log.warning("retention pass cut short: %s", exc.message)
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(self.policy.interval)
@@ -459,20 +462,20 @@ class Retention:
         """One pass (`worktrees`: measure them too, for the report)."""
         async with self._lock:
             report = Report(dry_run=dry_run, older_than=older_than)
-            if not dry_run:
-                report.errors += await self._finish_pending()
             measured = await asyncio.to_thread(measure, worktrees=worktrees)
             report.usage = measured.usage
+            # First the files no record names: on a full disk, removing a record may not
+            # fit until they are gone.
+            referenced = {job.workflow for job in removals.jobs()}
+            report.files, report.errors = await asyncio.to_thread(
+                tidy_files, self.policy, referenced, now=time.time(), dry_run=dry_run
+            )
             if dry_run:
                 chosen = self._plan(measured.by_session, older_than)
                 report.sessions, report.kept = chosen.remove, chosen.kept
-            else:
-                await self._remove(measured.by_session, older_than, report)
-            referenced = {job.workflow for job in removals.jobs()}
-            files, errors = await asyncio.to_thread(
-                tidy_files, self.policy, referenced, now=time.time(), dry_run=dry_run
-            )
-            report.files, report.errors = files, report.errors + errors
+                return report
+            report.errors += await self._finish_pending()
+            await self._remove(measured.by_session, older_than, report)
             return report
 
     def _plan(self, sizes: dict[str, int], older_than: float | None) -> Plan:

@@ -115,6 +115,8 @@ def test_the_daemon_applies_the_policy_every_interval_by_itself(
 ):
     monkeypatch.setenv("PRODIGY_RETENTION__INTERVAL_SECS", "0.1")
     monkeypatch.setenv("PRODIGY_RETENTION__MAX_AGE_DAYS", "2")
+    monkeypatch.setenv("PRODIGY_RETENTION__DAEMON_LOG_MB", "0.0002")  # 209 bytes
+    monkeypatch.setenv("PRODIGY_LOG_LEVEL", "DEBUG")
     ctl("daemon", "start", check=True)
     try:
         first = _run(repo, tmp_path, TWO_STEPS, "first")["id"]
@@ -124,6 +126,9 @@ def test_the_daemon_applies_the_policy_every_interval_by_itself(
         age(first, 3, isolated)
         wait_for(lambda: first not in _ids(), what="the daemon's pass to remove the old session")
         assert not folder.exists() and second in _ids()
+        logs = paths.logs_dir()  # the daemon log rotates at retention.daemon_log_mb
+        assert (logs / "prodigyd.log.1").is_file() and not (logs / "prodigyd.log.2").exists()
+        assert (logs / "prodigyd.log").stat().st_size < 1024  # a line may pass the limit
     finally:
         ctl("daemon", "stop", check=True)
 
