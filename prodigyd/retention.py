@@ -422,7 +422,9 @@ class Retention:
     """Applies the policy for the daemon: one pass at a time, at start, every
     `interval`, and on request (`apply`)."""
 
-    def __init__(self, policy: Policy, busy: Callable[[], set[str]], forget: Callable[[str], None]):
+    def __init__(
+        self, policy: Policy, busy: Callable[[], set[str]], forget: Callable[[str], None]
+    ) -> None:
         """`busy`: the sessions the daemon holds in memory now (never removed);
         `forget`: drop what the daemon keeps of a removed session (its event hub)."""
         self.policy = policy
@@ -433,28 +435,33 @@ class Retention:
     async def run(self) -> None:
         """The daemon's task: a pass at start and every `interval`; with no interval, only
         what a crash cut off is finished (the policy then applies on `clean` alone)."""
+        while True:
+            try:
+                await self._pass()
+            except NoSpace as exc:  # removing a record is a write too: the next pass
+                log.warning("retention pass cut short: %s", exc.message)
+            except Exception:
+                log.exception("retention pass failed")
+            if self.policy.interval is None:
+                return
+            await asyncio.sleep(self.policy.interval)
+
+    async def _pass(self) -> None:
         if self.policy.interval is None:
             async with self._lock:
                 errors = await self._finish_pending()
             if errors:
                 log.warning("retention: %s", "; ".join(errors))
             return
-        while True:
-            try:
-                report = await self.apply()
-                if report.sessions or report.files or report.errors:
-                    log.info(
-                        "retention: removed %d sessions and %d files (%d bytes)%s",
-                        len(report.sessions),
-                        len(report.files),
-                        report.freed_bytes,
-                        f"; errors: {'; '.join(report.errors)}" if report.errors else "",
-                    )
-            except NoSpace as exc:  # removing a record is a write too: the next pass
-                log.warning("retention pass cut short: %s", exc.message)
-            except Exception:
-                log.exception("retention pass failed")
-            await asyncio.sleep(self.policy.interval)
+        report = await self.apply()
+        if report.sessions or report.files or report.errors:
+            log.info(
+                "retention: removed %d sessions and %d files (%d bytes)%s",
+                len(report.sessions),
+                len(report.files),
+                report.freed_bytes,
+                f"; errors: {'; '.join(report.errors)}" if report.errors else "",
+            )
 
     async def apply(
         self, *, older_than: float | None = None, dry_run: bool = False, worktrees: bool = False

@@ -247,3 +247,12 @@ def test_policy_from_config_turns_zero_into_no_limit():
     policy = Policy.from_config(RetentionConfig(max_age_days=0.5, max_total_mb=0, interval_secs=0))
     assert policy.max_age == 0.5 * DAY and policy.max_total_bytes is None
     assert policy.interval is None and policy.resumable_max_age == 90 * DAY
+
+
+def test_with_no_interval_the_daemon_only_finishes_a_cut_off_removal(isolated: Path):
+    cut_off, old = make_session(1), make_session(2)
+    removals.remove([(cut_off, "repo-0123abcd")])
+    age(old, 400)
+    asyncio.run(retention(interval=None).run())
+    assert removals.pending() == [] and not any(p.exists() for p in session_files(cut_off))
+    assert session_store.load(old).id == old  # the policy waits for `prodigyctl clean`
