@@ -21,7 +21,7 @@ Layout (reference §5, with the [R] clean-ups):
       state/<session-id>/checkpoints/     per-step checkpoints
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
       locks/<session-id>.lock             resume locks
-      logs/prodigyd.log                   daemon log; logs/prodigyd.out its stdout and stderr
+      logs/prodigyd.log[.1]               daemon log; logs/prodigyd.out its stdout and stderr
                                           when a client started it; logs/claude/ raw Claude
                                           streams
       worktrees/<repo-id>/                the worktree pool (pool.py): wt-<hex>/ slots,
