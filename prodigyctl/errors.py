@@ -67,7 +67,7 @@ def _crash() -> int:
 
     from prodigyd.store.atomic import create_unique  # sqlite3 and more: not on the hot path
 
-    path, fd = create_unique(paths.logs_dir(), "prodigyctl-crash", ".log")
+    path, fd = create_unique(paths.logs_dir(), paths.crash_log_prefix(), ".log")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(
             f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "

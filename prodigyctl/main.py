@@ -23,6 +23,7 @@ COMMANDS = {
     "analytics": "analytics",
     "batch": "run",
     "cancel": "run",
+    "clean": "clean",
     "completion": "completion",
     "config": "config",
     "daemon": "daemon",

@@ -352,10 +352,10 @@ def _table(rows: list[str]) -> Iterator[str]:
 
 
 def _breakable(text: str) -> str:
-    """Let a narrow cell break a long name after its underscores (`\\:` is a break point
-    that prints nothing): `PRODIGY_MAX_CONCURRENT_JOBS` is wider than its column at 80
-    columns, and troff warns "can't break line"."""
-    return text.replace("_", "_\\:")
+    """Let a narrow cell break a long name after its underscores and slashes (`\\:` is a
+    break point that prints nothing): `PRODIGY_MAX_CONCURRENT_JOBS` or a path is wider than
+    its column at 80 columns, and troff warns "can't break line"."""
+    return text.replace("_", "_\\:").replace("/", "/\\:")
 
 
 def _cells(row: str) -> list[str]:

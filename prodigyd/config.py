@@ -100,6 +100,19 @@ class TriggersConfig(BaseModel):
     max_queued: int = Field(20, ge=0)  # triggered runs waiting to start, all repositories
 
 
+class RetentionConfig(BaseModel):
+    """`[retention]`: how long the store keeps sessions and logs (prodigyd/retention.py,
+    docs/config.md). Ages are days and sizes MB, fractions allowed; 0 turns a limit off."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    max_age_days: float = Field(30.0, ge=0, allow_inf_nan=False)  # completed, cancelled
+    resumable_max_age_days: float = Field(90.0, ge=0, allow_inf_nan=False)  # failed, ...
+    max_total_mb: float = Field(2048.0, ge=0, allow_inf_nan=False)  # all sessions' files
+    daemon_log_mb: float = Field(10.0, ge=0, allow_inf_nan=False)  # prodigyd.log, .out
+    interval_secs: float = Field(3600.0, ge=0, allow_inf_nan=False)  # 0: only `clean`
+
+
 class Config(BaseModel):
     """The whole configuration. Strict: TOML is typed, so `"4"` for a number is a mistake."""
 
@@ -113,6 +126,7 @@ class Config(BaseModel):
     claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
     worktree_config: WorktreeConfig = Field(default_factory=WorktreeConfig)
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_level)
+    _setup_logging(config.log_level, int(config.retention.daemon_log_mb * 1024 * 1024))
     with _single_instance() as owned:
         if not owned:
             _report_ready(args.ready_fd, "running")
@@ -141,6 +141,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     from prodigyd.api.handlers import DaemonState
     from prodigyd.engine.context import EngineSettings
     from prodigyd.pool import WorktreePool
+    from prodigyd.retention import Policy, Retention
     from prodigyd.scheduler import Scheduler, SchedulerSettings
     from prodigyd.server import Connection
     from prodigyd.watch.gate import TriggerLimits
@@ -165,7 +166,18 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     limits = TriggerLimits(**config.triggers.model_dump())
     inbox = HookInbox(scheduler, limits)
     watcher = RepoWatcher(inbox.path)  # one trigger path for hook and watcher events
-    state = DaemonState(scheduler=scheduler, started=time.monotonic(), inbox=inbox, watcher=watcher)
+    retention = Retention(
+        Policy.from_config(config.retention),
+        busy=lambda: set(scheduler.running),
+        forget=scheduler.forget,
+    )
+    state = DaemonState(
+        scheduler=scheduler,
+        started=time.monotonic(),
+        inbox=inbox,
+        watcher=watcher,
+        retention=retention,
+    )
     stop = asyncio.Event()
     connections: set[asyncio.Task[None]] = set()
 
@@ -197,9 +209,11 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     log.info("prodigyd %s listening on %s (pid %d)", version(), sock, os.getpid())
     hooks = asyncio.create_task(inbox.run(), name="hook inbox")
     watching = asyncio.create_task(watcher.run(), name="repository watcher")
+    retaining = asyncio.create_task(retention.run(), name="retention")
     await stop.wait()
     hooks.cancel()  # an entry being handled stays in the spool for the next start
     watching.cancel()
+    retaining.cancel()  # a removal cut off is finished by the next daemon (store/removals.py)
     log.info("shutting down%s", " (draining)" if state.drain else "")
     systemd.stopping()
     # Keep serving while jobs settle: status, logs and follow still work, submissions are
@@ -274,10 +288,16 @@ def _report_ready(fd: int | None, word: str) -> None:
         os.close(fd)
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, max_bytes: int) -> None:
+    """Log to prodigyd.log, which is rotated to prodigyd.log.1 (the one older file kept)
+    once it passes `max_bytes` (`retention.daemon_log_mb`; 0: never)."""
+    from logging.handlers import RotatingFileHandler
+
     log_file = paths.daemon_log()
     ensure_dir(log_file.parent)
-    handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
+    handlers: list[logging.Handler] = [
+        RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=1)
+    ]
     if sys.stderr is not None and sys.stderr.isatty():
         handlers.append(logging.StreamHandler())
     logging.basicConfig(

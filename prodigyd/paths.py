@@ -21,7 +21,7 @@ Layout (reference §5, with the [R] clean-ups):
       state/<session-id>/checkpoints/     per-step checkpoints
       events/<repo-id>/<session-id>/      events-<stamp>.jsonl
       locks/<session-id>.lock             resume locks
-      logs/prodigyd.log                   daemon log; logs/prodigyd.out its stdout and stderr
+      logs/prodigyd.log[.1]               daemon log; logs/prodigyd.out its stdout and stderr
                                           when a client started it; logs/claude/ raw Claude
                                           streams
       worktrees/<repo-id>/                the worktree pool (pool.py): wt-<hex>/ slots,
@@ -118,9 +118,13 @@ def space_probe_file() -> Path:
     return home() / ".space-probe"
 
 
+def state_root() -> Path:
+    return home() / "state"
+
+
 def state_dir(session_id: str) -> Path:
     """A session's own state folder: its checkpoints, and (before the pool) worktree.json."""
-    return home() / "state" / session_id
+    return state_root() / session_id
 
 
 def checkpoints_dir(session_id: str) -> Path:
@@ -165,9 +169,33 @@ def claude_logs_dir() -> Path:
     return logs_dir() / "claude"
 
 
+def claude_log_prefix(session_id: str) -> str:
+    """How the raw Claude stream logs of a session begin (`<session-id>-step<label>-...`,
+    one file per invocation, in the flat `claude_logs_dir()`)."""
+    return f"{session_id}{_CLAUDE_LOG_MARK}"
+
+
+def claude_log_session(name: str) -> str | None:
+    """The session a Claude stream log's file name belongs to (claude_log_prefix)."""
+    session_id, mark, _ = name.partition(_CLAUDE_LOG_MARK)
+    return session_id if mark and session_id else None
+
+
+_CLAUDE_LOG_MARK = "-step"
+
+
+def agents_logs_root() -> Path:
+    return logs_dir() / "agents"
+
+
 def agent_logs_dir(session_id: str) -> Path:
     """One log file per map agent attempt: `logs/agents/<session-id>/<item>.attempt-N.log`."""
-    return logs_dir() / "agents" / session_id
+    return agents_logs_root() / session_id
+
+
+def crash_log_prefix() -> str:
+    """How the crash logs prodigyctl writes into `logs_dir()` begin (prodigyctl/errors.py)."""
+    return "prodigyctl-crash"
 
 
 # The XDG user folders, by platformdirs' rules (which ignore a relative value since 4.11.8),

@@ -502,6 +502,12 @@ class Scheduler:
         for session_id in idle[: max(0, len(idle) - IDLE_HUBS)]:  # oldest first (dict order)
             self.hubs.pop(session_id).log.close()
 
+    def forget(self, session_id: str) -> None:
+        """Drop what is kept of a session the retention policy removed (its event hub)."""
+        hub = self.hubs.pop(session_id, None)
+        if hub is not None:
+            hub.log.close()
+
     @contextlib.contextmanager
     def watch_all(self) -> Any:
         """A queue receiving every session's events from now on."""

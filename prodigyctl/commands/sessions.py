@@ -1,7 +1,9 @@
-"""`sessions ls|show` and `ps`: what ran, what is running, what waits to be merged or resumed."""
+"""`sessions ls|show|replay` and `ps`: what ran, what is running, what waits to be merged or
+resumed, and a session's events played back with their timing."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -9,7 +11,8 @@ import click
 from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import id_argument, json_option
+from prodigyctl.options import id_argument, json_option, verbose_option, verbosity
+from prodigyctl.render import Renderer
 from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
@@ -174,3 +177,100 @@ def _progress(row: dict) -> str:
         return f"{row['steps']} steps"
     failed = f", {row['failed_items']} failed" if row.get("failed_items") else ""
     return f"{row['items']} items{failed}"
+
+
+@command("replay", sessions)
+@id_argument("session_id")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0),
+    default=0,
+    metavar="N",
+    help="Play the events back as they happened, N times faster (0, the default: print "
+    "them all at once).",
+)
+@click.option(
+    "--max-pause",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="With --speed, cut longer pauses (a resume days later) to this.",
+)
+@verbose_option
+@json_option
+def replay(*, session_id: str, speed: float, max_pause: float | None, as_json: bool) -> int:
+    """Play a session's events back in order, with their timing.
+
+    Each line is shown as `logs` shows it, after the time since the session's first event
+    (`+0.512s`); --speed plays them back with their pauses, scaled. --json prints one event
+    a line with `elapsed`, those seconds.
+    """
+    from prodigyctl.commands.events import subscribe
+
+    with Client.connect() as client:
+        shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+        last = int(shown.get("event_seq") or 0)
+        history: list[dict[str, Any]] = []
+        if last:
+            for event in subscribe(client, {"session_id": shown["id"], "since": 0}):
+                history.append(event)
+                if event["seq"] >= last:
+                    break
+    if not history:
+        click.echo("No events.", err=as_json)
+        return EXIT_OK
+    times = elapsed(history)
+    renderer = Renderer(as_json=False, verbose=verbosity(), live=False)
+    if not as_json:
+        click.echo(
+            f"session {shown['id']}: {len(history)} events over {offset(times[-1])[1:]}, "
+            f"from {history[0].get('timestamp')}"
+        )
+    for event, at, pause in zip(history, times, pauses(times, speed, max_pause), strict=True):
+        time.sleep(pause)
+        if as_json:
+            click.echo(dumps({"elapsed": round(at, 3), **event}))
+            continue
+        line = renderer.human(event)
+        if line is not None:
+            stamp = f"{offset(at):>11}  "
+            click.echo(stamp + line.replace("\n", "\n" + " " * len(stamp)), color=renderer.color)
+    return EXIT_OK
+
+
+def elapsed(events: list[dict[str, Any]]) -> list[float]:
+    """Seconds from the first event to each, never going back (a clock set back between
+    two daemon runs, or an event without a time, counts as no time passed)."""
+    from datetime import datetime
+
+    found: list[float] = []
+    start: datetime | None = None
+    for event in events:
+        try:
+            moment = datetime.fromisoformat(str(event.get("timestamp")))
+        except ValueError:
+            moment = None
+        if start is None:
+            start = moment
+        since = (moment - start).total_seconds() if moment and start else 0.0
+        found.append(max(since, found[-1] if found else 0.0))
+    return found
+
+
+def pauses(times: list[float], speed: float, max_pause: float | None) -> list[float]:
+    """How long to wait before each event: the time since the one before, `speed` times
+    shorter and at most `max_pause`; none at all at speed 0."""
+    if not speed:
+        return [0.0] * len(times)
+    gaps = [(at - before) / speed for before, at in zip([0.0, *times], times, strict=False)]
+    return [min(gap, max_pause) if max_pause is not None else gap for gap in gaps]
+
+
+def offset(seconds: float) -> str:
+    """`+0.512s`, `+2m03.100s`, `+1h02m03.100s`."""
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"+{hours}h{minutes:02d}m{secs:06.3f}s"
+    if minutes:
+        return f"+{minutes}m{secs:06.3f}s"
+    return f"+{secs:.3f}s"

@@ -24,6 +24,7 @@ from prodigyd.api import dlq as dlq_api
 from prodigyd.engine.admission import RunRequest
 from prodigyd.errors import ProdigyError
 from prodigyd.git import repo as git_repo
+from prodigyd.retention import Retention
 from prodigyd.scheduler import Scheduler, session_live
 from prodigyd.store import checkpoints, claude_invocations, inline, journal
 from prodigyd.store import dlq as dlq_store
@@ -42,6 +43,7 @@ class DaemonState:
     started: float
     inbox: HookInbox
     watcher: RepoWatcher
+    retention: Retention
     drain: bool = False  # how the daemon was asked to stop (set by daemon.stop)
 
 
@@ -242,6 +244,13 @@ async def analytics_summary(state: DaemonState, p: schemas.AnalyticsParams) -> d
     return {"since": p.since, **analytics.summary(jobs, p.group_by, p.top)}
 
 
+async def retention_clean(state: DaemonState, p: schemas.CleanParams) -> dict[str, Any]:
+    """Apply the retention policy now (prodigyd/retention.py), `older_than` replacing its
+    age for finished sessions; with `dry_run`, only say what would go."""
+    report = await state.retention.apply(older_than=p.older_than, dry_run=p.dry_run, worktrees=True)
+    return report.as_dict()
+
+
 Handler = Callable[[DaemonState, Any], Awaitable[Any]]
 
 #: method → (params model, handler)
@@ -269,4 +278,5 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.WATCH_REMOVE: (schemas.WatchParams, watch_remove),
     protocol.WATCH_LIST: (schemas.Empty, watch_list),
     protocol.ANALYTICS_SUMMARY: (schemas.AnalyticsParams, analytics_summary),
+    protocol.RETENTION_CLEAN: (schemas.CleanParams, retention_clean),
 }

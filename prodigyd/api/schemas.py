@@ -156,6 +156,11 @@ class GcParams(_Params):
     dry_run: bool = False
 
 
+class CleanParams(_Params):
+    older_than: float | None = Field(None, ge=0, allow_inf_nan=False)  # seconds; None: policy
+    dry_run: bool = False
+
+
 class AnalyticsParams(_Params):
     since: str | None = None  # ISO 8601 timestamp; jobs started at or after it
     group_by: Literal["workflow", "day", "repo", "status", "tool", "model"] = "workflow"

@@ -8,7 +8,8 @@ is likely to help (reference §4.9).
 
 Entries never expire by themselves (the original evicted the oldest past 1,000 per job and
 dropped them after 30 days): they leave only through `prodigyctl dlq retry` (an item whose
-retry succeeds) or `prodigyctl dlq purge`.
+retry succeeds) or `prodigyctl dlq purge`, and the retention policy keeps their job's
+session as long as it has one (store/removals.py).
 """
 
 from __future__ import annotations

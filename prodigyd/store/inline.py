@@ -5,13 +5,16 @@ line numbers in errors. So text sent inline is written once to
 `$PRODIGY_HOME/workflows/inline-<sha256 prefix>.yml`, durably, before the job that uses
 it is acknowledged, and from then on it is a workflow file like any other. The name is
 content-addressed: the same text (the same `prodigyctl exec` command, say) is one file,
-and a file is never rewritten under a session that uses it. Nothing deletes them: they
-are small, and an old session may still be resumed.
+and a file is never rewritten under a session that uses it. The retention policy
+(prodigyd/retention.py) deletes one no session refers to any more, once it has not been
+submitted for an hour: submitting the same text again touches the file, since its job is
+recorded a moment after it is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from prodigyd import paths
@@ -24,4 +27,6 @@ def store(text: str) -> Path:
     path = paths.inline_workflow_file(hashlib.sha256(data).hexdigest()[:16])
     if not path.is_file() or path.read_bytes() != data:
         write_bytes_atomic(path, data)
+    else:
+        os.utime(path)
     return path

@@ -100,6 +100,11 @@ CREATE TABLE IF NOT EXISTS claude_invocations (
 );
 CREATE INDEX IF NOT EXISTS claude_invocations_by_session ON claude_invocations (session_id, seq);
 CREATE INDEX IF NOT EXISTS claude_invocations_by_start ON claude_invocations (started_at);
+CREATE TABLE IF NOT EXISTS removals (        -- sessions whose files retention still deletes
+    session_id TEXT PRIMARY KEY,             -- (store/removals.py); no version bump: a
+    repo_id TEXT NOT NULL,                   -- table made if missing needs none
+    removed_at REAL NOT NULL
+);
 """
 
 

@@ -178,3 +178,15 @@ def set_state(path: Path | str, state: str) -> None:
 def forget(path: Path | str) -> None:
     with journal.transaction(durable=False) as conn:
         conn.execute("DELETE FROM worktrees WHERE path = ?", (str(path),))
+
+
+def hand_back_kept(conn: sqlite3.Connection, session_id: str) -> None:
+    """Inside the transaction that removes `session_id` for good (store/removals.py): its
+    kept worktrees (not named ones) become busy for an owner that is gone, which the
+    collector reclaims as it does a cancelled session's (pool.py: leftovers committed to
+    the branch, then pooled again)."""
+    conn.execute(
+        "UPDATE worktrees SET state = 'busy' WHERE session_id = ? AND state = 'kept'"
+        " AND name IS NULL",
+        (session_id,),
+    )

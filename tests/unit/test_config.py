@@ -52,6 +52,11 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "triggers.max_runs": 10,
         "triggers.per_seconds": 60.0,
         "triggers.max_queued": 20,
+        "retention.max_age_days": 30.0,
+        "retention.resumable_max_age_days": 90.0,
+        "retention.max_total_mb": 2048.0,
+        "retention.daemon_log_mb": 10.0,
+        "retention.interval_secs": 3600.0,
     }
 
 
@@ -62,6 +67,16 @@ def test_trigger_limits_from_the_environment_and_a_bad_one_named():
         cfg.load(env={"PRODIGY_TRIGGERS__PER_SECONDS": "0"})
     assert "PRODIGY_TRIGGERS__PER_SECONDS" in caught.value.render()
     assert "triggers.per_seconds" in caught.value.render()
+
+
+def test_retention_from_the_environment_in_fractions_and_a_negative_one_named():
+    config = cfg.load(
+        env={"PRODIGY_RETENTION__MAX_AGE_DAYS": "0.5", "PRODIGY_RETENTION__INTERVAL_SECS": "0"}
+    )
+    assert (config.retention.max_age_days, config.retention.interval_secs) == (0.5, 0.0)
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env={"PRODIGY_RETENTION__MAX_TOTAL_MB": "-1"})
+    assert "PRODIGY_RETENTION__MAX_TOTAL_MB: retention.max_total_mb" in caught.value.message
 
 
 def test_file_values(config_file: Path):
@@ -106,6 +121,7 @@ def test_env_beats_file_beats_default(config_file: Path):
         "claude.timeout": "default",
         **{key: "default" for key in cfg.describe(config) if key.startswith("worktree_config.")},
         **{key: "default" for key in cfg.describe(config) if key.startswith("triggers.")},
+        **{key: "default" for key in cfg.describe(config) if key.startswith("retention.")},
     }
 
 

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any
 
-from prodigyd import proc
+from prodigyd import paths, proc
 from prodigyd.claude import cli, invocation, prices, session_files
 from prodigyd.clock import now_iso
 from prodigyd.engine.budget import Spend, usd
@@ -344,5 +344,7 @@ def _open_log(inv: Invocation) -> tuple[Path | None, IO[str] | None]:
     if folder is None:
         return None, None
     label = inv.label.replace("/", "-")  # a map agent's step is `item_3/1`
-    path, fd = create_unique(folder, f"{inv.ctx.session_id}-step{label}", ".jsonl")
+    path, fd = create_unique(
+        folder, f"{paths.claude_log_prefix(inv.ctx.session_id)}{label}", ".jsonl"
+    )
     return path, os.fdopen(fd, "w", encoding="utf-8")
