@@ -75,11 +75,15 @@ def _pytest(text: str) -> TestCounts | None:
     summaries = _PYTEST_SUMMARY.findall(text)
     if not summaries:
         return TestCounts("pytest", 0, 0) if _PYTEST_NOTHING.search(text) else None
-    counts = {"passed": 0, "failed": 0}
-    for number, word in _PYTEST_COUNT.findall(summaries[-1]):
-        counts["passed" if word in ("passed", "xpassed") else "failed"] += int(number)
-    failures = _PYTEST_FAILURE.findall(text)
-    return TestCounts("pytest", counts["passed"], counts["failed"], failures)
+    passed, failed = _tally(_PYTEST_COUNT.findall(summaries[-1]), ("passed", "xpassed"))
+    return TestCounts("pytest", passed, failed, _PYTEST_FAILURE.findall(text))
+
+
+def _tally(counts: list[tuple[str, str]], passing: tuple[str, ...]) -> tuple[int, int]:
+    """(passed, failed) from a summary's `(number, word)` pairs: a word of `passing` counts
+    as passed, any other (failed, error...) as failed."""
+    passed = sum(int(number) for number, word in counts if word in passing)
+    return passed, sum(int(number) for number, word in counts if word not in passing)
 
 
 # --- cargo test
@@ -150,12 +154,10 @@ def _jest(text: str) -> TestCounts | None:
     summaries = _JEST_TESTS.findall(text)
     if not summaries:
         return None
-    counts = {"passed": 0, "failed": 0}
-    for number, word in _JEST_COUNT.findall(summaries[-1]):
-        counts[word] += int(number)
+    passed, failed = _tally(_JEST_COUNT.findall(summaries[-1]), ("passed",))
     failures = [name.strip() for name in _JEST_FAILURE.findall(text)]
     failures = [name for name in failures if not name.startswith("Console")]
-    return TestCounts("jest", counts["passed"], counts["failed"], failures)
+    return TestCounts("jest", passed, failed, failures)
 
 
 #: Tried in order; the first runner whose summary is found decides.

@@ -14,6 +14,8 @@ Two rules, as the original documents them (and as it implemented neither fully):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prodigyd.workflow.load.nodes import Map, Seq
 
 
@@ -21,17 +23,7 @@ def overlay(base: object, top: object) -> object:
     """`top` over `base`: mappings deeply merged, anything else replaced."""
     if not (isinstance(base, Map) and isinstance(top, Map)):
         return top
-    merged = Map(top.mark, top.source)
-    for key in base:
-        merged.copy_entry(base, key)
-    for key in top:
-        if key in base:
-            merged.put(
-                key, overlay(base[key], top[key]), top.key_marks.get(key), top.source_of(key)
-            )
-        else:
-            merged.copy_entry(top, key)
-    return merged
+    return _merged(base, top, overlay)
 
 
 def include(imported: object, into: object) -> object:
@@ -45,13 +37,19 @@ def include(imported: object, into: object) -> object:
         return joined
     if not (isinstance(imported, Map) and isinstance(into, Map)):
         return into
-    merged = Map(into.mark, into.source)
-    for key in imported:
-        merged.copy_entry(imported, key)
-    for key in into:
-        if key in imported:
-            value = include(imported[key], into[key])
-            merged.put(key, value, into.key_marks.get(key), into.source_of(key))
+    return _merged(imported, into, include)
+
+
+def _merged(under: Map, over: Map, merge: Callable[[object, object], object]) -> Map:
+    """`under`'s entries, then `over`'s: a key both have takes `merge(under's, over's)`,
+    at `over`'s place in its file."""
+    merged = Map(over.mark, over.source)
+    for key in under:
+        merged.copy_entry(under, key)
+    for key in over:
+        if key in under:
+            value = merge(under[key], over[key])
+            merged.put(key, value, over.key_marks.get(key), over.source_of(key))
         else:
-            merged.copy_entry(into, key)
+            merged.copy_entry(over, key)
     return merged

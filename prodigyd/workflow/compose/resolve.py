@@ -138,16 +138,7 @@ class Resolver:
         self, raw: object, at: At, own: object, file: Path, chain: tuple[Path, ...]
     ) -> object:
         """The template instantiated (its override over it, its `with:` bound), `own` over it."""
-        if isinstance(raw, str):  # `template: NAME`, the short form
-            spec = Map(at.mark, at.source)
-            spec.put("source", raw, at.mark, at.source)
-            raw = spec
-        if not isinstance(raw, Map):
-            raise WorkflowError(
-                f"expected {{name, source, with, override}}, got {shown(raw)}",
-                location=self._where(at),
-            )
-        self._only(raw, _TEMPLATE_KEYS, at)
+        raw = self._entry(raw, at, "source", _TEMPLATE_KEYS)  # `template: NAME`, short
         source = raw.get("source")
         here = at.key(raw, "source")
         if isinstance(source, Map) and set(source) == {"registry"}:  # the spelled-out name
@@ -230,16 +221,7 @@ class Resolver:
         imported_all: list[Map] = []
         for index, entry in enumerate(raw):
             here = at.index(raw, index)
-            if isinstance(entry, str):
-                entry_map = Map(here.mark, here.source)
-                entry_map.put("path", entry, here.mark, here.source)
-                entry = entry_map
-            if not isinstance(entry, Map):
-                raise WorkflowError(
-                    f"expected {{path, alias, selective}} or a path, got {shown(entry)}",
-                    location=self._where(here),
-                )
-            self._only(entry, _IMPORT_KEYS, here)
+            entry = self._entry(entry, here, "path", _IMPORT_KEYS)  # or just a path
             doc = self.file(entry.get("path"), here.key(entry, "path"), file, chain, "import")
             if entry.get("selective") is not None:
                 doc = _selected(doc, entry["selective"], here.key(entry, "selective"), self)
@@ -250,6 +232,20 @@ class Resolver:
         for imported in reversed(imported_all):  # the first import's steps come first
             result = include(imported, result)
         return result
+
+    def _entry(self, raw: object, at: At, short: str, keys: tuple[str, ...]) -> Map:
+        """An entry given as a mapping of `keys`, or as text alone: the value of `short`."""
+        if isinstance(raw, str):
+            entry = Map(at.mark, at.source)
+            entry.put(short, raw, at.mark, at.source)
+            raw = entry
+        if not isinstance(raw, Map):
+            raise WorkflowError(
+                f"expected {{{', '.join(keys)}}} or a {short}, got {shown(raw)}",
+                location=self._where(at),
+            )
+        self._only(raw, keys, at)
+        return raw
 
     def _only(self, raw: Map, keys: tuple[str, ...], at: At) -> None:
         for key in raw:
