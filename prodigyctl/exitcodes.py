@@ -58,6 +58,7 @@ EXIT_FOR_ERROR = {
     protocol.CONFLICT: EXIT_CONFLICT,
     protocol.MERGE_REFUSED: EXIT_CONFLICT,
     protocol.NO_SPACE: EXIT_NO_SPACE,
+    protocol.ENVIRONMENT_ERROR: EXIT_USAGE,
 }
 
 

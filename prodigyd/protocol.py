@@ -70,6 +70,7 @@ CONFLICT = -32004  # lock held, already running, wrong state
 MERGE_REFUSED = -32005  # the merge would touch uncommitted work or conflicts
 SHUTTING_DOWN = -32006  # the daemon is stopping and accepts no new work
 NO_SPACE = -32007  # a file the request needs written does not fit: the disk is full
+ENVIRONMENT_ERROR = -32008  # what a job needs on this machine is missing (the claude binary)
 
 #: ProdigyError.kind → error code; kinds not listed map to PRODIGY_ERROR.
 CODE_FOR_KIND = {
@@ -80,6 +81,7 @@ CODE_FOR_KIND = {
     "merge_refused": MERGE_REFUSED,
     "shutting_down": SHUTTING_DOWN,
     "no_space": NO_SPACE,
+    "claude_not_found": ENVIRONMENT_ERROR,
 }
 
 #: The event that ends a run (or a resume): a follower stops at it.

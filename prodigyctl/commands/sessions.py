@@ -17,15 +17,34 @@ from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
 
+#: The most `sessions.list` returns in one call (its `limit` bound, api/schemas.py).
+MAX_LISTED = 10_000
+
 
 @command("ls", sessions)
 @click.option("--status", help="Only sessions in this status.")
-@click.option("--limit", default=100, show_default=True, help="At most this many, newest first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_LISTED - 1),
+    default=100,
+    show_default=True,
+    help="At most this many, newest first.",
+)
+@click.option("--all", "every", is_flag=True, help=f"Every session (up to {MAX_LISTED:,}).")
 @json_option
-def list_sessions(*, status: str | None, limit: int, as_json: bool) -> int:
-    """List sessions, newest first."""
+def list_sessions(*, status: str | None, limit: int, every: bool, as_json: bool) -> int:
+    """List sessions, newest first (the newest 100 unless --limit or --all)."""
+    wanted = MAX_LISTED if every else limit
     with Client.connect() as client:
-        rows = client.call(protocol.SESSIONS_LIST, {"status": status, "limit": limit})
+        # one more than shown, to say so when the list is cut
+        rows = client.call(
+            protocol.SESSIONS_LIST, {"status": status, "limit": min(wanted + 1, MAX_LISTED)}
+        )
+    cut = len(rows) > wanted or (every and len(rows) == MAX_LISTED)
+    rows = rows[:wanted]
+    if cut:
+        more = "--all" if not every else "--status to narrow it"
+        click.echo(f"(the newest {len(rows):,} shown; there are more: {more})", err=True)
     if as_json:
         click.echo(dumps(rows))
         return EXIT_OK

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prodigyd.clock import now_iso
 from prodigyd.failure import FailureReason
 from prodigyd.store import journal
 
@@ -78,7 +77,11 @@ def record_failure(
         row = conn.execute(
             "SELECT entry FROM dlq WHERE job_id = ? AND item_id = ?", (job_id, item_id)
         ).fetchone()
-        entry = json.loads(row["entry"]) if row else _new_entry(job_id, item_id, item, repo)
+        entry = (
+            json.loads(row["entry"])
+            if row
+            else _new_entry(job_id, item_id, item, repo, attempt["timestamp"])
+        )
         entry["workflow"] = workflow
         history = entry["failure_history"]
         history.append({**attempt, "attempt_number": len(history) + 1, "error_type": reason.value})
@@ -100,13 +103,16 @@ def record_failure(
     return entry
 
 
-def _new_entry(job_id: str, item_id: str, item: Any, repo: str) -> dict[str, Any]:
+def _new_entry(job_id: str, item_id: str, item: Any, repo: str, first: str) -> dict[str, Any]:
+    """A new entry; `first` is the time of its first failed attempt (the attempt's own
+    timestamp, as `last_attempt` is: the time of recording came later and made
+    `first_attempt` later than `last_attempt`)."""
     return {
         "job_id": job_id,
         "item_id": item_id,
         "item_data": item,
         "repo": repo,
-        "first_attempt": now_iso(),
+        "first_attempt": first,
         "last_attempt": None,
         "failure_count": 0,
         "failure_history": [],

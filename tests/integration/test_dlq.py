@@ -41,6 +41,7 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
         ("item_1", {"id": 2, "commit": False})
     ]
     assert entries[0]["error_type"] == "CommitValidationFailed"
+    assert entries[0]["first_attempt"] <= entries[0]["last_attempt"]
     table = ctl("dlq", "ls", check=True).stdout
     assert "item_1" in table and "CommitValidationFailed" in table
     shown = ctl("dlq", "show", job, "item_1", check=True).stdout

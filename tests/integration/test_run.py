@@ -191,8 +191,9 @@ def test_missing_claude_binary_is_a_clear_step_error(daemon: Path, repo: Path, t
     wf = write(tmp_path / "wf.yml", "- claude: '/hello'\n")
     env = {**os.environ, "PRODIGY_CLAUDE_BIN": str(tmp_path / "no-claude")}
     done = ctl("run", str(wf), "-y", cwd=repo, env=env)
-    assert done.returncode == 1
+    assert done.returncode == 2  # an environment error, refused before anything ran
     assert "no-claude" in done.stdout + done.stderr
+    assert json.loads(ctl("sessions", "ls", "--json", check=True).stdout) == []
 
 
 def test_daemon_status_never_starts_a_daemon(isolated: Path):
@@ -301,3 +302,13 @@ def test_resume_without_an_id_takes_the_newest_failed_session_of_this_repository
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"resuming {newest} (failed" in done.stderr
     assert git(repo, "show", "main:ok.txt") == "ok\n"
+
+
+def test_sessions_ls_says_when_its_list_is_cut(daemon: Path, repo: Path):
+    for _ in range(3):
+        ctl("exec", "true", cwd=repo, check=True)
+    cut = ctl("sessions", "ls", "--limit", "2", "--json", check=True)
+    assert len(json.loads(cut.stdout)) == 2
+    assert "the newest 2 shown; there are more: --all" in cut.stderr
+    every = ctl("sessions", "ls", "--all", "--json", check=True)
+    assert len(json.loads(every.stdout)) == 3 and every.stderr == ""
