@@ -105,7 +105,7 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
     "item_ids",
     multiple=True,
     metavar="ITEM_ID",
-    help="Retry this item (repeatable); default: every eligible entry.",
+    help="Retry this item (repeatable); default: every entry.",
 )
 @click.option(
     "--filter",
@@ -113,7 +113,11 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
     metavar="EXPR",
     help="Only items matching this filter expression (as map.filter).",
 )
-@click.option("--force", is_flag=True, help="Also retry items not eligible for reprocessing.")
+@click.option(
+    "--eligible-only",
+    is_flag=True,
+    help="Only entries whose errors a retry may fix by itself (timeouts, network...).",
+)
 @click.option("--parallel", type=click.IntRange(1), help="Agents at once (default: max_parallel).")
 @click.option(
     "--max-retries",
@@ -130,19 +134,24 @@ def retry(
     job_id: str,
     item_ids: tuple[str, ...],
     filter_expr: str | None,
-    force: bool,
+    eligible_only: bool,
     parallel: int | None,
     max_retries: int,
     yes: bool,
     detach: bool,
     as_json: bool,
 ) -> int:
-    """Re-run dead letters of JOB_ID as agents of a new job and merge their work."""
+    """Re-run dead letters of JOB_ID as agents of a new job and merge their work.
+
+    Every entry of the job by default (you ran it: you fixed the cause), or those named
+    with --item or kept by --filter; --eligible-only keeps only entries whose errors a
+    retry may fix by itself. With nothing left to retry it says so and exits 0.
+    """
     params = {
         "job_id": job_id,
         "item_ids": list(item_ids),
         "filter": filter_expr,
-        "force": force,
+        "eligible_only": eligible_only,
         "max_parallel": parallel,
         "max_retries": max_retries,
         "env": dict(os.environ),
@@ -150,6 +159,9 @@ def retry(
     }
     with Client.connect() as client:
         record = client.call(protocol.DLQ_RETRY, params)
+        if record.get("id") is None:  # nothing left to retry: done, not an error
+            click.echo(dumps(record) if as_json else record["message"])
+            return EXIT_OK
         if not as_json and not detach:
             items = record["dlq_retry"]["item_ids"]
             click.echo(f"retrying {len(items)} items of {job_id} as job {record['id']}")

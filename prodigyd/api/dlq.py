@@ -30,8 +30,9 @@ def show(p: schemas.DlqItemParams) -> dict[str, Any]:
     return entry
 
 
-def retry_request(p: schemas.DlqRetryParams) -> RunRequest:
-    """The job a `dlq retry` submits, after choosing its items (errors say why none)."""
+def retry_request(p: schemas.DlqRetryParams) -> RunRequest | None:
+    """The job a `dlq retry` submits, after choosing its items; None when none is left to
+    retry (an empty queue, or a filter that keeps nothing): nothing to do is no error."""
     job_id = check_id(p.job_id, "job id")
     original = session_store.load(job_id)
     if original.mode != "mapreduce":
@@ -42,6 +43,8 @@ def retry_request(p: schemas.DlqRetryParams) -> RunRequest:
             hint="retry its dead letters once it has finished",
         )
     chosen = _choose(job_id, p)
+    if not chosen:
+        return None
     _, args = session_store.load_private(job_id)
     return RunRequest(
         workflow=original.workflow,
@@ -75,16 +78,6 @@ def _choose(job_id: str, p: schemas.DlqRetryParams) -> list[dict[str, Any]]:
         except WorkflowError as exc:
             raise WorkflowError(f"--filter: {exc.message}", details=exc.details) from None
         entries = [entry for entry in entries if keep(entry["item_data"])]
-    ineligible = [e["item_id"] for e in entries if not e["reprocess_eligible"]]
-    if ineligible and not p.force:
-        if p.item_ids:
-            raise Conflict(
-                f"not eligible for reprocessing: {', '.join(ineligible)} (their errors are not "
-                "the kind a retry fixes by itself)",
-                hint="fix the cause, then retry with --force",
-            )
+    if p.eligible_only:
         entries = [entry for entry in entries if entry["reprocess_eligible"]]
-    if not entries:
-        hint = "--force retries items not eligible for reprocessing" if ineligible else None
-        raise Conflict(f"no DLQ entries of job {job_id} to retry", hint=hint)
     return entries

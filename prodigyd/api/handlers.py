@@ -183,7 +183,10 @@ async def dlq_purge(state: DaemonState, p: schemas.DlqPurgeParams) -> dict[str, 
 
 
 async def dlq_retry(state: DaemonState, p: schemas.DlqRetryParams) -> dict[str, Any]:
-    record = await state.scheduler.submit(dlq_api.retry_request(p))
+    request = dlq_api.retry_request(p)
+    if request is None:
+        return {"id": None, "message": f"no DLQ entries of job {p.job_id} to retry"}
+    record = await state.scheduler.submit(request)
     return _with_seq(state, record)
 
 

@@ -207,9 +207,9 @@ class DlqPurgeParams(_Params):
 
 class DlqRetryParams(_Params):
     job_id: SessionRef
-    item_ids: list[str] = []  # none: every eligible entry (all with force)
+    item_ids: list[str] = []  # none: every entry
     filter: str | None = None  # a filter expression over the items
-    force: bool = False  # also items not eligible for reprocessing
+    eligible_only: bool = False  # only entries whose errors a retry may fix by itself
     max_parallel: int | None = Field(None, ge=1)  # default: the workflow's max_parallel
     max_retries: int = Field(1, ge=1, le=100)  # attempts per item in this retry
     env: Environment

@@ -56,10 +56,11 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
         "commit": False,
     }
 
-    refused = ctl("dlq", "retry", job, cwd=repo)
-    assert refused.returncode == 4 and "--force" in refused.stderr  # not eligible by itself
+    nothing = ctl("dlq", "retry", job, "--eligible-only", cwd=repo)  # a commit check: not
+    assert nothing.returncode == 0  # a failure a retry fixes by itself, so none to retry
+    assert f"no DLQ entries of job {job} to retry" in nothing.stdout
 
-    again = ctl("dlq", "retry", job, "--force", "-y", cwd=repo)  # still failing: another attempt
+    again = ctl("dlq", "retry", job, "-y", cwd=repo)  # still failing: another attempt
     assert again.returncode == 1 and "0 successful, 1 failed" in again.stdout
     assert "its only item failed; it is back in the DLQ" in again.stdout + again.stderr
     [entry] = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
@@ -68,7 +69,7 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     (repo / "FIXED").write_text("yes\n")
     git(repo, "add", "FIXED")
     git(repo, "commit", "-qm", "fix the cause")
-    fixed = ctl("dlq", "retry", job, "--item", "item_1", "--force", "-y", cwd=repo)
+    fixed = ctl("dlq", "retry", job, "--item", "item_1", "-y", cwd=repo)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "retrying 1 items of" in fixed.stdout
     assert git(repo, "show", "main:file2.txt") == "2\n"  # the retried item's work landed
