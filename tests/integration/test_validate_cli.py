@@ -75,3 +75,17 @@ def test_deep_nesting_is_an_issue_not_a_crash(tmp_path: Path):
     [result] = json.loads(done.stdout)
     assert result["error"]["message"] == "nested more than 100 levels deep"
     assert result["error"]["location"]["line"] == 3
+
+
+def test_a_bad_json_path_has_its_caret_under_the_offending_character(tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        "mode: mapreduce\nmap:\n  input: items.json\n  json_path: \"$.items[?(@.x == ]\"\n"
+        "  agent_template:\n    - shell: 'echo ${item}'\n"
+    )
+    done = ctl("validate", str(wf))
+    assert done.returncode == 1  # validate: the workflow has issues
+    lines = (done.stdout + done.stderr).splitlines()
+    caret = next(i for i, line in enumerate(lines) if line.strip() == "^")
+    path_line, caret_line = lines[caret - 1], lines[caret]
+    assert path_line[caret_line.index("^")] == "?"  # offset 8: the unclosed filter

@@ -65,6 +65,7 @@ class _Problem:
     message: str
     location: Location
     hint: str | None = None
+    details: str | None = None  # shown as it is (an expression with a caret under it)
 
 
 @dataclass
@@ -78,8 +79,10 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     problems: list[_Problem] = field(default_factory=list)
 
-    def problem(self, message: str, at: At, *, hint: str | None = None) -> None:
-        self.problems.append(_Problem(message, at.location(self.source), hint))
+    def problem(
+        self, message: str, at: At, *, hint: str | None = None, details: str | None = None
+    ) -> None:
+        self.problems.append(_Problem(message, at.location(self.source), hint, details))
 
     def warn(self, message: str, at: At) -> None:
         source = at.source or self.source
@@ -95,12 +98,15 @@ class Context:
             return
         problems = sorted(self.problems, key=_file_order)
         first = problems[0]
-        details = None
+        parts = [first.details] if first.details else []
         if len(problems) > 1:
             listed = "\n".join(f"  {p.location}: {p.message}" for p in problems)
-            details = f"{len(problems)} problems:\n{listed}"
+            parts.append(f"{len(problems)} problems:\n{listed}")
         raise WorkflowError(
-            first.message, hint=first.hint, location=first.location, details=details
+            first.message,
+            hint=first.hint,
+            location=first.location,
+            details="\n".join(parts) or None,
         )
 
 

@@ -117,7 +117,7 @@ def check_expression(text: str, at: At, ctx: Context) -> None:
     try:
         check_when(text)
     except ExpressionError as exc:
-        ctx.problem(exc.message, at, hint=exc.details or exc.hint)
+        ctx.problem(exc.message, at, hint=exc.hint, details=exc.details)
 
 
 def _step_of_kind(key: str, raw: Map, at: At, ctx: Context) -> Step | None:
