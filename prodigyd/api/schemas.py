@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from prodigyd.workflow.limits import MAX_FILE_BYTES
 from prodigyd.workflow.model import Budget
@@ -22,7 +23,10 @@ Environment = dict[Annotated[str, Field(min_length=1, pattern="^[^=]+$")], str]
 def _resolve(ref: str) -> str:
     from prodigyd.store import sessions
 
-    return sessions.resolve(ref)
+    try:
+        return sessions.resolve(ref)
+    except sessions.AmbiguousId as exc:  # its own words, not "Value error, ..."
+        raise PydanticCustomError("ambiguous_id", str(exc)) from None
 
 
 #: A session (job) id a client names: the whole id or a unique prefix of it (store/sessions.py

@@ -258,6 +258,16 @@ def forget_finished_environments() -> int:
     return journal.forget_env_where(finished)
 
 
+class AmbiguousId(ValueError):
+    """A prefix that starts several ids (a ValueError: a bad param, named as one)."""
+
+    SHOWN = 5  # ids listed in the message
+
+    def __init__(self, ref: str, ids: list[str]) -> None:
+        listed = ", ".join(ids[: self.SHOWN]) + (" and more" if len(ids) > self.SHOWN else "")
+        super().__init__(f"{ref!r} starts more than one id ({listed}): give more of it")
+
+
 def resolve(ref: str) -> str:
     """The session id `ref` names: itself, or the one id it is a unique prefix of, with or
     without the id's `workflow-`/`mapreduce-` word (`17962057` for
@@ -270,10 +280,9 @@ def resolve(ref: str) -> str:
     prefixes = [ref] if ref.startswith(KIND_WORDS) else [ref, *(w + ref for w in KIND_WORDS)]
     found = {sid for sid in _unsaved if sid.startswith(tuple(prefixes))}
     for prefix in prefixes:
-        found.update(journal.ids_starting(prefix, 5))
+        found.update(journal.ids_starting(prefix, AmbiguousId.SHOWN + 1))
     if len(found) > 1:
-        shown = ", ".join(sorted(found)[:5])
-        raise ValueError(f"{ref!r} is the start of more than one id ({shown}): give more of it")
+        raise AmbiguousId(ref, sorted(found))
     return found.pop() if found else ref
 
 

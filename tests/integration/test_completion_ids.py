@@ -62,6 +62,7 @@ def test_a_unique_prefix_names_a_session_with_or_without_its_kind_word(daemon: P
         assert shown["id"] == first
     ambiguous = ctl("sessions", "show", "workflow-")
     assert ambiguous.returncode == 2, ambiguous.stdout + ambiguous.stderr
-    assert "more than one id" in ambiguous.stderr and first in ambiguous.stderr
+    assert "starts more than one id" in ambiguous.stderr and first in ambiguous.stderr
+    assert "Value error" not in ambiguous.stderr
     missing = ctl("sessions", "show", "workflow-0")
     assert missing.returncode != 0 and "no session 'workflow-0'" in missing.stderr
