@@ -46,6 +46,11 @@ class Spend:
 FLAGS = {"cost_usd": "--budget-usd", "tokens": "--budget-tokens", "time": "--budget-time"}
 
 
+def spent_by(reason: str, scope: Scope) -> bool:
+    """Whether a budget error (Meter.exceeded's words) is that of a `scope` budget."""
+    return f"({scope} budget;" in reason
+
+
 @dataclass(eq=False)
 class Meter:
     """One budget's account. `spent` and `seconds` are what earlier runs of the session

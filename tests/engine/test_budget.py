@@ -192,3 +192,22 @@ async def test_an_agent_over_its_own_budget_fails_its_item_alone(tmp_path: Path,
     assert [(e["item_id"], e["error_type"]) for e in entries] == [("item_0", "BudgetExceeded")]
     assert re.search(r"budget exceeded: 50\d tokens of 300 \(agent budget;", json.dumps(entries))
     assert git(repo, "show", "main:all.txt").split() == [f"done-{x}.txt" for x in "bcd"]
+
+
+async def test_an_agent_over_its_own_budget_is_a_failed_item_when_the_job_budget_runs_out_too(
+    tmp_path: Path, repo: Path
+):
+    """The run that spends the agent's budget also spends the job's: the item failed (its
+    own budget stopped it: DLQ), the ones not started are the unfinished ones."""
+    env, _ = claude_env(tmp_path, _map_rules(slow_runs=1))
+    text = MAP.format(extra="").replace("budget: {tokens: 800}\n", "budget: {tokens: 400}\n")
+    text = text.replace("  max_parallel: 2\n", "  max_parallel: 1\n  budget: {tokens: 300}\n")
+    out = await run_workflow(write_workflow(tmp_path, text), repo, env=env)
+    assert out.status == "failed"
+    entries = dlq.entries(out.record.id)
+    assert [(e["item_id"], e["error_type"]) for e in entries] == [("item_0", "BudgetExceeded")]
+    assert out.sink.of(EventType.BUDGET_EXCEEDED)[-1]["unfinished"] == [
+        "item_1",
+        "item_2",
+        "item_3",
+    ]

@@ -26,6 +26,7 @@ from typing import Any
 from prodigyd import paths, proc
 from prodigyd.clock import now_iso
 from prodigyd.engine import retry as retry_policy
+from prodigyd.engine.budget import spent_by
 from prodigyd.engine.context import RunContext, StepStopped
 from prodigyd.engine.gitvars import references_git_variables
 from prodigyd.engine.journal import CheckpointLog
@@ -323,6 +324,7 @@ class MapPhase:
                 return None
             if (
                 result.failure_reason is FailureReason.BUDGET_EXCEEDED
+                and not spent_by(result.error or "", "agent")  # its own budget: it failed
                 and self.parent.budget.exceeded() is not None
             ):
                 return None  # stopped by the job's budget: unfinished, not failed
