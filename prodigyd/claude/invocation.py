@@ -3,9 +3,9 @@ and `analytics --by tool|model` sums (docs/protocol.md, `sessions.show`).
 
 One is made for every run of the CLI, whatever its end (a success, an error, a timeout, a
 cancellation), from what its stream said until then: a run stopped before its final
-`result` line keeps the tokens its turns reported, and its cost, which only that line
-gives, is 0. The engine emits it as one `claude_invocation` event, which reaches the
-session from a map agent wherever the agent ran; the session totals and stores it
+`result` line keeps the tokens its turns reported, and its cost is estimated from them.
+The engine emits it as one `claude_invocation` event, which reaches the session from a
+map agent wherever the agent ran; the session totals and stores it
 (store/claude_invocations.py).
 """
 
@@ -32,8 +32,13 @@ def record(
     duration: float,
     exit_code: int | None,
     log: Path | None,
+    estimate_usd: float = 0.0,
 ) -> dict[str, Any]:
-    """The invocation's record, without the step and attempt (the session adds those)."""
+    """The invocation's record, without the step and attempt (the session adds those).
+    `estimate_usd`: its cost from its token counts (claude/prices.py), the figure kept
+    when no result line came to say it (a run stopped by a timeout, a budget, a cancel),
+    marked `cost_estimated`."""
+    estimated = not result.saw_result
     return {
         "status": status,
         "claude_session_id": result.session_id,
@@ -46,7 +51,8 @@ def record(
         "output_tokens": result.output_tokens,
         "cache_read_tokens": result.cache_read_tokens,
         "cache_creation_tokens": result.cache_creation_tokens,
-        "cost_usd": result.total_cost_usd,
+        "cost_usd": estimate_usd if estimated else result.total_cost_usd,
+        "cost_estimated": estimated,
         "permission_denials": [asdict(denial) for denial in result.permission_denials],
         "exit_code": exit_code,
         "log": str(log) if log is not None else None,

@@ -148,7 +148,9 @@ def test_default_timeout_stops_a_claude_step_and_keeps_its_tokens(
     assert "[claude] timeout" in done.stdout + done.stderr
     data = show(newest_session())
     (run,) = data["claude_invocations"]
-    assert (run["status"], run["tool_uses"], run["cost_usd"]) == ("timed_out", {"Bash": 1}, 0)
+    assert (run["status"], run["tool_uses"]) == ("timed_out", {"Bash": 1})
+    assert run["cost_usd"] > 0 and run["cost_estimated"] is True  # from its tokens
+    assert data["cost_usd"] == run["cost_usd"]  # the session counts it too
     assert run["input_tokens"] == 200  # the first of two turns, reported before the stall
     assert data["input_tokens"] == 200
     calls = json_lines((tmp_path / "claude-calls.jsonl").read_text())

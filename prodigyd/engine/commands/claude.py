@@ -179,13 +179,15 @@ async def _invoke(
             )
         except asyncio.CancelledError:  # stopped with its session: what it used still counts
             elapsed = time.monotonic() - started
+            stopped = parser.finish()
             record = invocation.record(
-                parser.finish(),
+                stopped,
                 status=invocation.INTERRUPTED,
                 started_at=started_at,
                 duration=elapsed,
                 exit_code=None,
                 log=log_path,
+                estimate_usd=_spend(stopped).cost_usd,
             )
             _report(inv, record)
             raise
@@ -207,6 +209,7 @@ async def _invoke(
         duration=done.duration,
         exit_code=done.returncode,
         log=log_path,
+        estimate_usd=_spend(summary).cost_usd,
     )
     outcome.details = _report(inv, record)
     return outcome, summary
