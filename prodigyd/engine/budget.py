@@ -107,7 +107,15 @@ class Meter:
             return (
                 f"resume with a larger one: prodigyctl resume {self.session_id} {FLAGS[field_]} N"
             )
-        return "raise it in the workflow, then prodigyctl resume --force"
+        if self.scope == "agent":
+            return (
+                f"the item is in the DLQ: prodigyctl dlq retry {self.session_id} runs it again "
+                "with this budget anew; raise it in the workflow for more"
+            )
+        return (
+            f"prodigyctl resume {self.session_id} runs the step again with this budget anew; "
+            "raise it in the workflow (then resume --force) if it needs more"
+        )
 
     def _update(self, charge: Charge, spend: Spend) -> None:
         self._live[charge] = spend

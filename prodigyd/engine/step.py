@@ -206,7 +206,8 @@ class StepRunner:
         store = self._scope(step, store, env)
         ctx = self.ctx
         if step.budget is not None and not step.budget.empty:
-            ctx = replace(ctx, budget=ctx.budget.plus(Meter("step", step.budget)))
+            meter = Meter("step", step.budget, session_id=ctx.session_id)
+            ctx = replace(ctx, budget=ctx.budget.plus(meter))
         inv = Invocation(
             ctx=ctx,
             store=store,

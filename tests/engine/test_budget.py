@@ -32,6 +32,7 @@ async def test_a_step_over_its_token_budget_is_stopped_mid_run(tmp_path: Path, r
     assert out.status == "failed"
     error = out.record.error or ""
     assert "budget exceeded: 3,001 tokens of 2,000 (step budget;" in error, error
+    assert f"prodigyctl resume {out.record.id} runs the step again with this budget anew" in error
     assert not (Path(out.record.worktree) / "late.txt").exists()  # stopped in its sleep
     stops = out.sink.of(EventType.BUDGET_EXCEEDED)
     assert [e["step"] for e in stops] == ["1"]
