@@ -282,7 +282,9 @@ class Renderer:
             stopped = f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
             return stopped + _not_recorded(e)
         text = f"session {sid} {status}: {e.get('error')}"
-        if status == "failed":
+        if status == "failed" and "prodigyctl resume" in str(e.get("error")):
+            text += f"\n(worktree kept: {e.get('worktree')})"  # the error says how to resume
+        elif status == "failed":
             text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
         return self._style(text, fg="red") + _not_recorded(e)
 

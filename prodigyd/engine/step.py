@@ -105,12 +105,21 @@ class StepRunner:
         emitted: what a follower is shown as done is already durable.
         """
         ctx = self.ctx
+        refresh_failed = None
+        if ctx.dynamic_env:  # first: the step's header shows the values it runs with
+            try:
+                await ctx.refresh_dynamic()
+            except ProdigyError as exc:  # reported as the step's, once it has started
+                refresh_failed = exc
+            display = None  # one made before the refresh shows the values of the step before
         display = display or self.display(step, store)
         where = {"index": position[0], "total": position[1]} if position else {}
         ctx.events.emit(
             EventType.STEP_STARTED, step=label, display=display, kind=step.kind, **where
         )
         try:
+            if refresh_failed is not None:
+                raise refresh_failed
             report = await self._run(step, label, store, display)
         except ProdigyError as exc:  # a refused path, an unresolved variable: name the step
             message = f"Step '{display}' could not run: {exc.render()}"
@@ -167,7 +176,7 @@ class StepRunner:
             return StepReport(True, result, skipped=True, note="skipped: when condition is false")
         before = await self.git.before_step(step)  # this call's own: see GitTracker
         first = _ATTEMPT_ONE if step.on_failure and step.on_failure.debug_loop else None
-        result = await self.execute(step, label, store, first, before=before)
+        result = await self.execute(step, label, store, first, before=before, refreshed=True)
         before = result.since or before  # a resumed conversation's step began before this run
         if result.success and step.commit_required:
             result = await self._check_commit(step, result, display, before)
@@ -197,10 +206,11 @@ class StepRunner:
         extra_env: dict[str, str] | None = None,
         *,
         before: str | None = None,
+        refreshed: bool = False,
     ) -> CommandResult:
         """Run the command once, or as often as its `retry:` allows (`before`: HEAD as the
-        step started, when read)."""
-        if self.ctx.dynamic_env:
+        step started, when read; `refreshed`: `run` has just run the dynamic env values)."""
+        if self.ctx.dynamic_env and not refreshed:
             await self.ctx.refresh_dynamic()
         env = {**self.ctx.step_env(step.env, store), **(extra_env or {})}
         store = self._scope(step, store, env)

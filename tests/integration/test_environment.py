@@ -137,3 +137,17 @@ def test_a_printed_score_is_the_completion(daemon: Path, repo: Path, tmp_path: P
     done = ctl("run", str(wf), "-y", cwd=repo)
     assert done.returncode == 1
     assert "Validation incomplete: 40.0% complete (threshold: 100.0%)" in done.stdout
+
+
+def test_a_step_header_shows_the_dynamic_value_it_runs_with(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        'env:\n  N: {command: "cat n.txt 2>/dev/null || echo 0"}\n'
+        "commands:\n  - shell: 'echo one-${N} && echo 1 > n.txt'\n  - shell: 'echo two-${N}'\n"
+    )
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[2/2] shell: echo two-1" in done.stdout  # refreshed before the header, not after
+    assert "│ two-1" in done.stdout
