@@ -80,7 +80,7 @@ def test_deep_nesting_is_an_issue_not_a_crash(tmp_path: Path):
 def test_a_bad_json_path_has_its_caret_under_the_offending_character(tmp_path: Path):
     wf = tmp_path / "wf.yml"
     wf.write_text(
-        "mode: mapreduce\nmap:\n  input: items.json\n  json_path: \"$.items[?(@.x == ]\"\n"
+        'mode: mapreduce\nmap:\n  input: items.json\n  json_path: "$.items[?(@.x == ]"\n'
         "  agent_template:\n    - shell: 'echo ${item}'\n"
     )
     done = ctl("validate", str(wf))
