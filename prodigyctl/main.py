@@ -76,7 +76,7 @@ def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     if value and not ctx.resilient_parsing:
         from prodigyd.version import version
 
-        click.echo(f"prodigyctl, version {version()}")
+        click.echo(f"{ctx.find_root().info_name or 'prodigyctl'}, version {version()}")
         ctx.exit()
 
 

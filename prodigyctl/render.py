@@ -126,7 +126,9 @@ class Renderer:
 
     def _session_started(self, e: dict[str, Any]) -> str:
         verb = "resuming" if e.get("resumed") else "session"
-        return f"{verb} {e['session_id']}: {e.get('total_steps')} steps in {e.get('worktree')}"
+        steps = e.get("total_steps")
+        noun = "step" if steps == 1 else "steps"
+        return f"{verb} {e['session_id']}: {steps} {noun} in {e.get('worktree')}"
 
     def _phase_started(self, e: dict[str, Any]) -> str:
         return self._style(f"── {e['phase']} phase", bold=True)

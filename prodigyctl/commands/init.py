@@ -55,7 +55,10 @@ def _repo_root(path: str | None) -> Path:
         text=True,
         check=False,
     )
-    return Path(done.stdout.strip()) if done.returncode == 0 else start
+    if done.returncode != 0:
+        click.echo(f"note: {start} is not in a git repository; installing into it", err=True)
+        return start
+    return Path(done.stdout.strip())
 
 
 def _workflow_files(root: Path, named: tuple[str, ...]) -> list[Path]:

@@ -189,8 +189,10 @@ def _param_file(path: str | None) -> dict[str, Any]:
     from prodigyd.workflow.load.nodes import plain
     from prodigyd.workflow.load.source import parse_text, read_source
 
+    file = Path(path).absolute()
+    if not file.is_file():
+        raise click.UsageError(f"--param-file {path}: no such file")
     try:
-        file = Path(path).absolute()
         data = plain(parse_text(read_source(file)[0], str(file), Deadline())[0])
     except ProdigyError as exc:
         raise click.UsageError(f"--param-file: {exc.render()}") from None

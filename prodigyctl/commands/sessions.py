@@ -181,10 +181,10 @@ def ps(*, recent: int, as_json: bool) -> int:
 
 
 def _table(rows: list[dict]) -> None:
-    click.echo(f"{'ID':<34} {'STATUS':<15} {'PROGRESS':<20} {'STARTED':<24} WORKFLOW")
+    click.echo(f"{'ID':<34} {'STATUS':<15} {'PROGRESS':<24} {'STARTED':<24} WORKFLOW")
     for row in rows:
         click.echo(
-            f"{row['id']:<34} {row['status']:<15} {_progress(row):<20} {row['started_at']:<24} "
+            f"{row['id']:<34} {row['status']:<15} {_progress(row):<24} {row['started_at']:<24} "
             f"{row['workflow']}"
         )
 

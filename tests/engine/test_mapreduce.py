@@ -687,3 +687,23 @@ map:
         assert len(dlq.entries(out.record.id)) == entries
         dispatched = len(out.sink.of("agent_failed"))
         assert dispatched == (2 if action == "skip" else 1)
+
+
+async def test_a_map_input_file_of_lines_suggests_the_command_that_reads_it(
+    tmp_path: Path, repo: Path
+):
+    wf = write_workflow(
+        tmp_path,
+        """
+mode: mapreduce
+setup:
+  - shell: "printf 'a\\nb\\n' > items.txt"
+map:
+  input: items.txt
+  agent_template:
+    - shell: "true"
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert 'input: "cat items.txt"' in (out.record.error or "")

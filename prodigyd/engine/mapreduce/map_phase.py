@@ -396,7 +396,11 @@ async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise WorkflowError(f"map input {source} is not valid JSON: {exc}") from None
+            raise WorkflowError(
+                f"map input {source} is not valid JSON: {exc}",
+                hint=f"for one item per line of the file, make the input a command: "
+                f'input: "cat {source}"',
+            ) from None
     else:
         document = await _command_items(source, ctx)
     return select_items(
