@@ -171,8 +171,11 @@ def check_resumable(
             else None,
         )
     if loaded.sha256 != record.workflow_sha256 and not force:
+        what = f"the workflow file {record.workflow}"
+        if loaded.includes:  # the fingerprint covers them: any of them may be the one
+            what += f" or a file it includes ({', '.join(sorted(loaded.includes))})"
         raise Conflict(
-            f"the workflow file {record.workflow} changed since session {record.id} started",
+            f"{what} changed since session {record.id} started",
             hint="resume with --force to run the remaining steps of the edited file",
         )
     if record.worktree and not pool.holds(record.id, Path(record.worktree)):

@@ -141,6 +141,7 @@ def test_resume_notices_an_edited_included_file(daemon: Path, repo: Path, tmp_pa
     refused = ctl("resume", session_id, "-y")
     assert refused.returncode == 4, refused.stdout + refused.stderr
     assert "changed since session" in refused.stderr
+    assert "or a file it includes (" in refused.stderr and "base.yml" in refused.stderr
     forced = ctl("resume", session_id, "-y", "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert flag.exists()
