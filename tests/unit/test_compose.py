@@ -14,17 +14,11 @@ from prodigyd.errors import WorkflowError
 from prodigyd.workflow.compose import params
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow
 from prodigyd.workflow.model import Parameter
-
-
-def write(root: Path, files: dict[str, str]) -> None:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+from tests.gitutil import write_files
 
 
 def load(root: Path, files: dict[str, str], main: str = "wf.yml") -> LoadedWorkflow:
-    write(root, files)
+    write_files(root, files)
     return load_workflow(root / main)
 
 
@@ -82,7 +76,7 @@ def test_selective_import_takes_named_steps_sub_workflows_and_parameters(tmp_pat
     loaded = load(tmp_path, files)
     assert commands(loaded) == ["lint", "own"]
     assert set(loaded.workflow.parameters) == {"level"}
-    write(tmp_path, {"wf.yml": "imports: [{path: util.yml, selective: [nope]}]\n"})
+    write_files(tmp_path, {"wf.yml": "imports: [{path: util.yml, selective: [nope]}]\n"})
     error = failure(tmp_path, {})
     assert error.location is not None and error.location.line == 1
     assert "'nope' is not a step id or name, sub-workflow or parameter" in error.message
@@ -173,14 +167,14 @@ def test_template_from_a_file_binds_with_and_applies_override(tmp_path: Path) ->
 def test_template_by_name_comes_from_the_registry_repository_first(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
-    write(paths.templates_dir(), {"ci.yml": "commands: [{shell: from-home}]\n"})
-    write(repo, {"wf.yml": "template: {name: ci, source: ci}\n"})
+    write_files(paths.templates_dir(), {"ci.yml": "commands: [{shell: from-home}]\n"})
+    write_files(repo, {"wf.yml": "template: {name: ci, source: ci}\n"})
     assert commands(load_workflow(repo / "wf.yml")) == ["from-home"]
-    write(repo, {".prodigy/templates/ci.yml": "commands: [{shell: from-repo}]\n"})
+    write_files(repo, {".prodigy/templates/ci.yml": "commands: [{shell: from-repo}]\n"})
     assert commands(load_workflow(repo / "wf.yml")) == ["from-repo"]
-    write(repo, {"wf.yml": "template: {name: ci, source: {registry: ci}}\n"})
+    write_files(repo, {"wf.yml": "template: {name: ci, source: {registry: ci}}\n"})
     assert commands(load_workflow(repo / "wf.yml")) == ["from-repo"]
-    write(repo, {"wf.yml": "template: {name: ci, source: nope}\n"})
+    write_files(repo, {"wf.yml": "template: {name: ci, source: nope}\n"})
     with pytest.raises(WorkflowError, match="no template named 'nope' in the registry"):
         load_workflow(repo / "wf.yml")
 
@@ -279,7 +273,7 @@ def test_the_fingerprint_changes_with_any_included_file(tmp_path: Path) -> None:
     before = load(tmp_path, files)
     again = load_workflow(tmp_path / "wf.yml")
     assert again.sha256 == before.sha256
-    write(tmp_path, {"base.yml": "commands: [{shell: two}]\n"})
+    write_files(tmp_path, {"base.yml": "commands: [{shell: two}]\n"})
     after = load_workflow(tmp_path / "wf.yml")  # the main file is unchanged: no stale cache
     assert commands(after) == ["two"]
     assert after.sha256 != before.sha256
