@@ -25,7 +25,7 @@ MAX_LISTED = 10_000
 @click.option("--status", help="Only sessions in this status.")
 @click.option(
     "--limit",
-    type=click.IntRange(1, MAX_LISTED - 1),
+    type=click.IntRange(1, MAX_LISTED),
     default=100,
     show_default=True,
     help="At most this many, newest first.",
@@ -40,10 +40,10 @@ def list_sessions(*, status: str | None, limit: int, every: bool, as_json: bool)
         rows = client.call(
             protocol.SESSIONS_LIST, {"status": status, "limit": min(wanted + 1, MAX_LISTED)}
         )
-    cut = len(rows) > wanted or (every and len(rows) == MAX_LISTED)
+    cut = len(rows) > wanted or len(rows) == MAX_LISTED  # the daemon's most may hide more
     rows = rows[:wanted]
     if cut:
-        more = "--all" if not every else "--status to narrow it"
+        more = "--all" if wanted < MAX_LISTED else "--status to narrow it"
         click.echo(f"(the newest {len(rows):,} shown; there are more: {more})", err=True)
     if as_json:
         click.echo(dumps(rows))
