@@ -140,6 +140,18 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--strict", is_flag=True, help="Unknown workflow keys and unresolved variables are errors."
 )
+@click.option(
+    "--priority",
+    type=click.IntRange(-1000, 1000),
+    default=0,
+    show_default=True,
+    help="Higher starts first among queued jobs (first come, first served within one).",
+)
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Run at most once per KEY: a run with a key already used follows that earlier job.",
+)
 @budget_options
 @json_option
 def run(
@@ -153,6 +165,8 @@ def run(
     path: str | None,
     detach: bool,
     strict: bool,
+    priority: int,
+    idempotency_key: str | None,
     as_json: bool,
     **budget: Any,
 ) -> int:
@@ -165,6 +179,10 @@ def run(
     params: dict[str, Any] = {**source, "args": list(args), "profile": profile, "strict": strict}
     if values:
         params["params"] = values
+    if priority:
+        params["priority"] = priority
+    if idempotency_key is not None:
+        params["idempotency_key"] = idempotency_key
     params.update(budget_params(budget))
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
 

@@ -312,3 +312,19 @@ def test_sessions_ls_says_when_its_list_is_cut(daemon: Path, repo: Path):
     assert "the newest 2 shown; there are more: --all" in cut.stderr
     every = ctl("sessions", "ls", "--all", "--json", check=True)
     assert len(json.loads(every.stdout)) == 3 and every.stderr == ""
+
+
+def test_run_takes_a_priority_and_an_idempotency_key(daemon: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo once >> once.txt'\n")
+    key = ("--idempotency-key", "nightly-2026-12-02")
+    first = ctl("run", str(wf), "-y", "--priority", "5", *key, "--json", cwd=repo)
+    assert first.returncode == 0, first.stdout + first.stderr
+    session_id = json_lines(first.stdout)[-1]["session_id"]
+    listed = ctl("events", "ls", "--session", session_id, "--type", "session_queued", "--json")
+    assert json_lines(listed.stdout)[0]["priority"] == 5
+    again = ctl("run", str(wf), "-y", *key, "--detach", cwd=repo)
+    assert again.returncode == 0 and again.stdout.strip() == session_id
+    assert len(json.loads(ctl("sessions", "ls", "--json", check=True).stdout)) == 1
+    assert git(repo, "show", "main:once.txt") == "once\n"
+    refused = ctl("run", str(wf), "--priority", "1001", cwd=repo)
+    assert refused.returncode == 2 and "--priority" in refused.stderr
