@@ -141,6 +141,11 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
     "--strict", is_flag=True, help="Unknown workflow keys and unresolved variables are errors."
 )
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show the plan (phases, steps, how many items) and run nothing.",
+)
+@click.option(
     "--priority",
     type=click.IntRange(-1000, 1000),
     default=0,
@@ -165,6 +170,7 @@ def run(
     path: str | None,
     detach: bool,
     strict: bool,
+    dry_run: bool,
     priority: int,
     idempotency_key: str | None,
     as_json: bool,
@@ -174,6 +180,8 @@ def run(
 
     WORKFLOW `-` reads the workflow from standard input.
     """
+    if dry_run:
+        return _dry_run(workflow, path, strict=strict, as_json=as_json)
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
     values = {**_param_file(param_file), **dict(_assignment(text) for text in param)}
     params: dict[str, Any] = {**source, "args": list(args), "profile": profile, "strict": strict}
@@ -192,6 +200,38 @@ def _assignment(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise click.UsageError(f"--param {text!r}: expected NAME=VALUE")
     return name.strip(), value
+
+
+def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) -> int:
+    """`run --dry-run`: the plan (prodigyctl/plan.py); no daemon, nothing submitted."""
+    import subprocess
+    from pathlib import Path
+
+    from prodigyctl import plan
+    from prodigyd.errors import ProdigyError
+    from prodigyd.workflow.load import load_workflow, parse_workflow
+
+    try:
+        if workflow == "-":
+            loaded = parse_workflow(_stdin_workflow(), source="<stdin>", strict=strict)
+        else:
+            loaded = load_workflow(Path(workflow).absolute(), strict=strict)
+    except ProdigyError as exc:
+        raise click.UsageError(exc.render()) from None
+    where = Path(path or ".").resolve()
+    top = subprocess.run(
+        ["git", "-C", str(where), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    repo = Path(top.stdout.strip()) if top.returncode == 0 else where
+    data = plan.plan(loaded.workflow, repo)
+    if as_json:
+        click.echo(dumps(data))
+    else:
+        plan.show(data, workflow)
+    return EXIT_OK
 
 
 def _param_file(path: str | None) -> dict[str, Any]:

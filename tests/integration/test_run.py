@@ -328,3 +328,24 @@ def test_run_takes_a_priority_and_an_idempotency_key(daemon: Path, repo: Path, t
     assert git(repo, "show", "main:once.txt") == "once\n"
     refused = ctl("run", str(wf), "--priority", "1001", cwd=repo)
     assert refused.returncode == 2 and "--priority" in refused.stderr
+
+
+def test_dry_run_shows_the_plan_and_runs_nothing(isolated: Path, repo: Path, tmp_path: Path):
+    wf = write(tmp_path / "wf.yml", "- shell: 'touch ran.txt'\n- claude: '/lint src'\n")
+    done = ctl("run", str(wf), "--dry-run", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "[1/2] shell: touch ran.txt" in done.stdout and "[2/2] claude: /lint src" in done.stdout
+    assert not (isolated / "prodigyd.sock").exists()  # no daemon, nothing submitted
+    (repo / "items.json").write_text('{"items": [{"n": 1}, {"n": 2}, {"n": 3}]}')
+    mapreduce = write(
+        tmp_path / "map.yml",
+        "mode: mapreduce\nmap:\n  input: items.json\n  json_path: '$.items[*]'\n"
+        "  filter: 'n > 1'\n  max_parallel: 2\n  agent_template:\n    - shell: 'echo ${item.n}'\n"
+        "reduce:\n  - shell: 'echo done'\n",
+    )
+    shown = json.loads(ctl("run", str(mapreduce), "--dry-run", "--json", cwd=repo).stdout)
+    phases = {phase["phase"]: phase for phase in shown["phases"]}
+    assert phases["map"]["items"] == 2 and phases["map"]["max_parallel"] == 2
+    assert phases["reduce"]["steps"] == ["shell: echo done"]
+    text = ctl("run", str(mapreduce), "--dry-run", cwd=repo).stdout
+    assert "── map phase: 2 items from items.json, 2 agents at once" in text
