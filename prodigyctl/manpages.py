@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from prodigyctl.examples import EXAMPLES
 from prodigyctl.exitcodes import EXIT_CODES
 from prodigyd.version import version
 
@@ -139,6 +140,12 @@ def _command_page(path: tuple[str, ...], command: click.Command) -> str:
             summary = _inline(_summary(subcommand))
             out += [".TP", f"\\fB{_esc(sub)}\\fR", f"{summary}."]
             out.append(f"See \\fB{_esc('-'.join((*path, sub)))}\\fR(1).")
+    examples = EXAMPLES.get(" ".join(path[1:]))
+    if examples:
+        out.append(".SH EXAMPLES")
+        for line, what in examples:
+            out += [".PP", _inline(what[0].upper() + what[1:] + ":"), ".PP", ".RS 4", ".nf"]
+            out += [_line(line), ".fi", ".RE"]
     if len(path) == 1:
         out.append(".SH EXIT STATUS")
         for code, _, meaning in EXIT_CODES:

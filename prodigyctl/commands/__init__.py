@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from prodigyctl.examples import epilog
 from prodigyctl.options import F
 
 #: Every top-level command and group by name, filed when its module is imported.
@@ -26,6 +27,8 @@ def command(name: str, parent: click.Group | None = None, **settings: Any) -> Ca
     its docstring is the help, its options the click decorators below this one."""
 
     def register(function: F) -> F:
+        path = f"{parent.name} {name}" if parent is not None else name
+        settings.setdefault("epilog", epilog(path))
         made = click.command(name, **settings)(function)
         if parent is None:
             TOP_LEVEL[name] = made

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import click
 import pytest
 
+from prodigyctl.examples import EXAMPLES
 from prodigyctl.main import cli
 from tests.docblocks import docs
 
@@ -69,6 +70,9 @@ def _shown() -> Iterator[Shown]:
         for match in INLINE.finditer(doc.prose):
             line = doc.prose.count("\n", 0, match.start()) + 1
             yield Shown(f"{doc.name}:{line}", " ".join(match.group(1).split()), "")
+    for path, examples in EXAMPLES.items():  # --help and the man pages show these
+        for line, _ in examples:
+            yield Shown(f"examples[{path}]", line, "")
 
 
 SHOWN = list(_shown())
@@ -76,6 +80,19 @@ SHOWN = list(_shown())
 
 def test_the_docs_show_command_lines() -> None:
     assert len(SHOWN) >= 50  # the extraction finds them
+
+
+def test_every_command_has_examples_and_every_example_a_command() -> None:
+    from prodigyctl.manpages import _commands
+
+    leaves = {
+        " ".join(path[1:])
+        for path, command in _commands(cli, ("prodigyctl",))
+        if not isinstance(command, click.Group)
+    }
+    assert set(EXAMPLES) == leaves
+    for path, examples in EXAMPLES.items():
+        assert all(line.startswith(f"prodigyctl {path}") for line, _ in examples), path
 
 
 @pytest.mark.parametrize("shown", SHOWN, ids=lambda shown: shown.where)
