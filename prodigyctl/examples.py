@@ -18,6 +18,12 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("prodigyctl batch 'src/*.rs' -c 'claude: /fix ${item}'", "a Claude command per file"),
     ),
     "cancel": (("prodigyctl cancel 17962057", "stop a job for good (any unique id prefix)"),),
+    "checkpoints delete": (
+        ("prodigyctl checkpoints delete 17962057", "a finished session's"),
+        ("prodigyctl checkpoints delete 17962057 --force", "a failed one's: it restarts"),
+    ),
+    "checkpoints ls": (("prodigyctl checkpoints ls --status failed", "what can be resumed"),),
+    "checkpoints show": (("prodigyctl checkpoints show 17962057", "the steps done"),),
     "clean": (
         ("prodigyctl clean --dry-run", "what the retention policy would remove, and its size"),
         ("prodigyctl clean --older-than 7d", "remove finished sessions older than a week"),

@@ -23,6 +23,7 @@ COMMANDS = {
     "analytics": "analytics",
     "batch": "run",
     "cancel": "run",
+    "checkpoints": "checkpoints",
     "clean": "clean",
     "completion": "completion",
     "config": "config",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from prodigyd import paths, protocol
 from prodigyd.api import analytics, events, schemas
 from prodigyd.api import dlq as dlq_api
 from prodigyd.engine.admission import RunRequest
-from prodigyd.errors import ProdigyError
+from prodigyd.errors import Conflict, ProdigyError
 from prodigyd.git import repo as git_repo
 from prodigyd.retention import Retention
 from prodigyd.scheduler import Scheduler, session_live
@@ -125,6 +126,78 @@ def _describe(record: SessionRecord) -> dict[str, Any]:
     ]
     data["claude_invocations"] = claude_invocations.of_session(record.id)
     return data
+
+
+async def checkpoints_list(state: DaemonState, p: schemas.ListParams) -> list[dict[str, Any]]:
+    """Sessions with checkpoints, newest first: what a resume would continue from."""
+    rows = []
+    for record in session_store.list_all(p.limit, p.status):
+        phases = checkpoints.phases(record.id)
+        if phases:
+            rows.append(_checkpoint_row(record, phases))
+    return rows
+
+
+def _checkpoint_row(record: SessionRecord, phases: list[str]) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "workflow": record.workflow,
+        "status": record.status.value,
+        "resumable": record.status.resumable,
+        "phases": phases,
+        "steps": f"{record.completed_steps}/{record.total_steps}",
+        "bytes": checkpoints.size(record.id),
+        "updated_at": record.updated_at,
+    }
+
+
+async def checkpoints_show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
+    """A session's checkpoint, phase by phase: the steps done (secrets stay placeholders),
+    the names of the variables a resume restores, and the other records by kind."""
+    record = session_store.load(check_id(p.session_id))
+    phases = checkpoints.phases(record.id)
+    shown = []
+    for phase in phases:
+        kept = list(checkpoints.records(record.id, phase))
+        saved = checkpoints.summary(record.id, kept) or {}
+        kinds: dict[str, int] = {}
+        for entry in kept:
+            if entry.get("kind"):
+                kinds[str(entry["kind"])] = kinds.get(str(entry["kind"]), 0) + 1
+        shown.append(
+            {
+                "phase": phase,
+                "completed_steps": [
+                    {k: step.get(k) for k in ("step_index", "command", "duration", "completed_at")}
+                    for step in saved.get("completed_steps") or []
+                ],
+                "total_steps": saved.get("total_steps"),
+                "variables": sorted(saved.get("variable_state") or {}),
+                "records": kinds,  # map items' results, goal_seek attempts, conversations
+            }
+        )
+    return {**_checkpoint_row(record, phases), "checkpoints": shown}
+
+
+async def checkpoints_delete(
+    state: DaemonState, p: schemas.CheckpointDeleteParams
+) -> dict[str, Any]:
+    """Delete a session's checkpoints. Never while it is queued or running; a session a
+    resume would continue only with `force` (its resume then runs every step again)."""
+    record = session_store.load(check_id(p.session_id))
+    if record.status.active:
+        raise Conflict(f"session {record.id} is {record.status.value}: its checkpoints are in use")
+    if record.status.resumable and not p.force:
+        raise Conflict(
+            f"session {record.id} is {record.status.value}: a resume continues from its "
+            "checkpoints",
+            hint="--force deletes them anyway (a resume then runs every step again)",
+        )
+    freed = checkpoints.size(record.id)
+    gone = checkpoints.discard(record.id)  # at once, on the loop: no resume slips in between
+    if gone is not None:
+        await asyncio.to_thread(shutil.rmtree, gone, True)
+    return {"id": record.id, "deleted": gone is not None, "bytes": freed}
 
 
 async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
@@ -264,6 +337,9 @@ HANDLERS: dict[str, tuple[type[BaseModel], Handler]] = {
     protocol.JOBS_CANCEL: (schemas.CancelParams, cancel),
     protocol.SESSIONS_LIST: (schemas.ListParams, list_sessions),
     protocol.SESSIONS_SHOW: (schemas.SessionParams, show),
+    protocol.CHECKPOINTS_LIST: (schemas.ListParams, checkpoints_list),
+    protocol.CHECKPOINTS_SHOW: (schemas.SessionParams, checkpoints_show),
+    protocol.CHECKPOINTS_DELETE: (schemas.CheckpointDeleteParams, checkpoints_delete),
     protocol.SESSIONS_RESUME: (schemas.ResumeParams, resume),
     protocol.SESSIONS_MERGE: (schemas.SessionParams, merge),
     protocol.EVENTS_LIST: (schemas.EventsQuery, events_list),

@@ -119,6 +119,10 @@ class CancelParams(SessionParams):
     resumable: bool = False  # true: record `interrupted` (Ctrl-C); false: `cancelled`
 
 
+class CheckpointDeleteParams(SessionParams):
+    force: bool = False  # also a session a resume would otherwise continue
+
+
 class ResumeParams(SessionParams):
     force: bool = False
     merge: MergePolicy | None = None

@@ -71,6 +71,37 @@ def has_progress(session_id: str) -> bool:
     return any(folder.glob(f"{session_id}*.journal.jsonl")) if folder.is_dir() else False
 
 
+def phases(session_id: str) -> list[str]:
+    """The phases that wrote a journal, in the order they run."""
+    folder = paths.checkpoints_dir(session_id)
+    if not folder.is_dir():
+        return []
+    found = set()
+    for path in folder.glob(f"{session_id}*.journal.jsonl"):
+        infix = path.name.removeprefix(session_id).removesuffix(".journal.jsonl")
+        found.add(infix.removeprefix(".") or MAIN)
+    order = (MAIN, "setup", "map", "reduce")
+    return sorted(found, key=lambda phase: (order.index(phase) if phase in order else 9, phase))
+
+
+def size(session_id: str) -> int:
+    """Bytes the session's checkpoint journals take."""
+    folder = paths.checkpoints_dir(session_id)
+    return sum(p.stat().st_size for p in folder.glob("*")) if folder.is_dir() else 0
+
+
+def discard(session_id: str) -> Path | None:
+    """Take the session's checkpoints away at once (a rename: a resume that starts after
+    this sees none) and return where they went, for the caller to delete at leisure."""
+    folder = paths.checkpoints_dir(session_id)
+    if not folder.is_dir():
+        return None
+    gone = folder.with_name(f".checkpoints-discarded-{os.getpid()}")
+    os.replace(folder, gone)
+    fsync_dir(folder.parent)
+    return gone
+
+
 def _is_step_record(record: dict[str, Any]) -> bool:
     return isinstance(record.get("execution_state"), dict)
 

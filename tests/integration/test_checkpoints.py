@@ -1,0 +1,47 @@
+"""`checkpoints ls|show|delete`: what a resume continues from, shown and removed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.cli import ctl, json_lines
+
+WORKFLOW = "- shell: 'echo ran >> {log}'\n- shell: 'test -n \"$FIXED\"'\n"
+
+
+def test_checkpoints_are_listed_shown_and_deleted_with_care(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    log = tmp_path / "runs.log"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(WORKFLOW.format(log=log))
+    failed = ctl("run", str(wf), "-y", "--json", cwd=repo)
+    assert failed.returncode == 1
+    session_id = json_lines(failed.stdout)[-1]["session_id"]
+
+    [row] = json.loads(ctl("checkpoints", "ls", "--json", check=True).stdout)
+    assert (row["id"], row["status"], row["resumable"], row["phases"]) == (
+        session_id,
+        "failed",
+        True,
+        ["main"],
+    )
+    shown = json.loads(ctl("checkpoints", "show", session_id[:-2], "--json", check=True).stdout)
+    [main] = shown["checkpoints"]
+    assert [step["step_index"] for step in main["completed_steps"]] == [0]
+    assert "1/2 steps" in ctl("checkpoints", "show", session_id, check=True).stdout
+
+    refused = ctl("checkpoints", "delete", session_id)
+    assert refused.returncode == 4 and "--force" in refused.stderr
+    assert ctl("checkpoints", "delete", session_id, "--force", check=True).stdout.startswith(
+        f"deleted the checkpoints of {session_id}"
+    )
+    assert json.loads(ctl("checkpoints", "ls", "--json", check=True).stdout) == []
+
+    resumed = ctl("resume", session_id, "-y", cwd=repo, env={**os.environ, "FIXED": "1"})
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert log.read_text() == "ran\nran\n"  # no checkpoint: the first step ran again
+    done = ctl("checkpoints", "delete", session_id, check=True)  # completed: no --force
+    assert done.stdout.startswith("deleted the checkpoints")
