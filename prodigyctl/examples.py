@@ -82,6 +82,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "resume": (
         ("prodigyctl resume", "the newest failed or interrupted session here"),
         ("prodigyctl resume 17962057 --budget-usd 5", "on, with a larger budget"),
+        ("prodigyctl resume 17962057 --from 2", "again from its second step on"),
     ),
     "resume-job": (("prodigyctl resume-job mapreduce-1796205782603", "the rest of its items"),),
     "run": (

@@ -36,7 +36,13 @@ from typing import Any
 
 from prodigyd import paths, systemd
 from prodigyd.clock import now_iso
-from prodigyd.engine.admission import RunRequest, check_environment, check_resumable, prepare
+from prodigyd.engine.admission import (
+    RunRequest,
+    check_environment,
+    check_resumable,
+    prepare,
+    step_index,
+)
 from prodigyd.engine.claude_sessions import prune_session
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
@@ -47,7 +53,7 @@ from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
 from prodigyd.eventtypes import EventType
 from prodigyd.pool import WorktreePool
-from prodigyd.store import claude_invocations, journal, locks, space
+from prodigyd.store import checkpoints, claude_invocations, journal, locks, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
@@ -297,10 +303,12 @@ class Scheduler:
         merge_policy: str | None,
         env: dict[str, str] | None = None,
         budget: Budget | None = None,
+        from_step: str | None = None,
     ) -> SessionRecord:
         """Queue a failed or interrupted session to continue; `env` (the resuming client's
         environment) replaces the one it was submitted with, so a fixed variable counts;
-        `budget`'s fields replace those of the job's budget (a larger one, after it ran out)."""
+        `budget`'s fields replace those of the job's budget (a larger one, after it ran out);
+        `from_step` (a step's number or name) runs again from that step on."""
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
@@ -318,6 +326,8 @@ class Scheduler:
             record.merge_policy = merge_policy
         if budget is not None:
             record.budget = (record.budget or Budget()).merged(budget)
+        if from_step is not None:
+            checkpoints.rewind(session_id, step_index(loaded.workflow, from_step))
         record.status, record.error = Status.QUEUED, None
         session_store.save(record, durable=True, action="resume", resume_on_start=0)
         self.hub(record).emit(EventType.SESSION_QUEUED, workflow=record.workflow, resumed=True)

@@ -419,13 +419,26 @@ def _stdin_workflow() -> str:
 @command("resume")
 @verbose_option
 @id_argument("session_id", required=False)
+@click.option(
+    "--from",
+    "from_step",
+    metavar="STEP",
+    help="Run again from this step on (its number, as run shows [2/5], or its name).",
+)
 @yes_option
 @force_option
 @budget_options
 @detach_option
 @json_option
 def resume(
-    *, session_id: str | None, yes: bool, force: bool, detach: bool, as_json: bool, **budget: Any
+    *,
+    session_id: str | None,
+    from_step: str | None = None,
+    yes: bool,
+    force: bool,
+    detach: bool,
+    as_json: bool,
+    **budget: Any,
 ) -> int:
     """Resume a failed or interrupted session from its last checkpoint.
 
@@ -442,6 +455,8 @@ def resume(
             "env": dict(os.environ),  # a variable fixed since the failure counts on resume
             **budget_params(budget),
         }
+        if from_step is not None:
+            params["from_step"] = from_step
         record = client.call(protocol.SESSIONS_RESUME, params)
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 

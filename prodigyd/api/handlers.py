@@ -207,6 +207,7 @@ async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
         merge_policy=p.merge,
         env=p.env,
         budget=p.budget.budget() if p.budget else None,
+        from_step=p.from_step,
     )
     return _with_seq(state, record)
 

@@ -128,6 +128,7 @@ class ResumeParams(SessionParams):
     merge: MergePolicy | None = None
     env: Environment | None = None  # the resuming client's environment; None keeps the old
     budget: BudgetParams | None = None  # raises (or sets) the job's budget from here on
+    from_step: str | None = Field(None, min_length=1, max_length=200)  # a number or a name
 
 
 class SubscribeParams(_Params):

@@ -22,7 +22,7 @@ from prodigyd.claude.cli import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import total_steps
-from prodigyd.errors import Conflict, GitError, Location, WorkflowError
+from prodigyd.errors import Conflict, GitError, Location, NotFound, WorkflowError
 from prodigyd.git import repo as git_repo
 from prodigyd.pool import WorktreePool
 from prodigyd.store.ids import new_session_id
@@ -154,6 +154,26 @@ async def compose_environment(
         worktree=worktree,
     )
     return store, composed
+
+
+def step_index(workflow: Workflow, ref: str) -> int:
+    """The 0-based index of the step `resume --from` names: its number (1-based, as `run`
+    shows `[2/5]`) or its `name:`/`id:`. Only a standard workflow's steps: a MapReduce job
+    resumes by its items (`resume-job`)."""
+    if workflow.mode != "standard":
+        raise Conflict(
+            "resume --from applies to a standard workflow's steps",
+            hint="a MapReduce job resumes with its unfinished items: prodigyctl resume-job ID",
+        )
+    steps = workflow.steps
+    if ref.isdigit() and 1 <= int(ref) <= len(steps):
+        return int(ref) - 1
+    for index, step in enumerate(steps):
+        if ref in (step.name, step.id):
+            return index
+    raise NotFound(
+        f"no step {ref!r} to resume from: give its number (1 to {len(steps)}) or its name",
+    )
 
 
 def check_resumable(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd import jsonl, paths
+from prodigyd.clock import now_iso
 from prodigyd.store import space
 from prodigyd.store.atomic import append_all, ensure_dir, fsync_dir
 
@@ -46,8 +47,16 @@ def load(session_id: str, phase: str = MAIN) -> dict[str, Any] | None:
 
 
 def summary(session_id: str, journal: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The checkpoint a phase journal's records amount to (None: no step record yet)."""
-    records = [r for r in journal if _is_step_record(r)]
+    """The checkpoint a phase journal's records amount to (None: no step record yet). A
+    `rewind` record (`resume --from`) takes back the steps from its index on that were
+    recorded before it."""
+    records: list[dict[str, Any]] = []
+    for record in journal:
+        if record.get("kind") == REWIND:
+            start = int(record.get("from_step") or 0)
+            records = [r for r in records if _step_index(r) < start]
+        elif _is_step_record(record):
+            records.append(record)
     if not records:
         return None
     last = records[-1]
@@ -69,6 +78,26 @@ def has_progress(session_id: str) -> bool:
     """Whether any phase of the session wrote a checkpoint (a resume continues, not restarts)."""
     folder = paths.checkpoints_dir(session_id)
     return any(folder.glob(f"{session_id}*.journal.jsonl")) if folder.is_dir() else False
+
+
+#: The record `resume --from STEP` appends: completed steps from `from_step` (0-based) on
+#: count as not done, so the resume runs them again.
+REWIND = "rewind"
+
+
+def rewind(session_id: str, from_step: int, phase: str = MAIN) -> None:
+    """Append a durable `rewind` record to the phase's journal (the daemon does it before it
+    queues the resume, so the session reads it when it starts)."""
+    path = journal_file(session_id, phase)
+    line = jsonl.encode({"kind": REWIND, "from_step": from_step, "timestamp": now_iso()})
+    with space.guard(path):
+        ensure_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            append_all(fd, line, path)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
 
 def phases(session_id: str) -> list[str]:
@@ -100,6 +129,12 @@ def discard(session_id: str) -> Path | None:
     os.replace(folder, gone)
     fsync_dir(folder.parent)
     return gone
+
+
+def _step_index(record: dict[str, Any]) -> int:
+    """The index of the step a record completed (-1 for one that completed none)."""
+    step = record.get("step")
+    return int(step.get("step_index", -1)) if isinstance(step, dict) else -1
 
 
 def _is_step_record(record: dict[str, Any]) -> bool:

@@ -45,3 +45,22 @@ def test_checkpoints_are_listed_shown_and_deleted_with_care(
     assert log.read_text() == "ran\nran\n"  # no checkpoint: the first step ran again
     done = ctl("checkpoints", "delete", session_id, check=True)  # completed: no --force
     assert done.stdout.startswith("deleted the checkpoints")
+
+
+def test_resume_from_a_step_runs_it_and_the_rest_again(daemon: Path, repo: Path, tmp_path: Path):
+    log = tmp_path / "runs.log"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        f"- shell: 'echo one >> {log}'\n"
+        f"- shell: 'echo two >> {log}'\n  name: second\n"
+        "- shell: 'test -n \"$FIXED\"'\n"
+    )
+    failed = ctl("run", str(wf), "-y", "--json", cwd=repo)
+    assert failed.returncode == 1
+    session_id = json_lines(failed.stdout)[-1]["session_id"]
+    missing = ctl("resume", session_id, "--from", "nope")
+    assert missing.returncode == 3 and "no step 'nope' to resume from" in missing.stderr
+    fixed = {**os.environ, "FIXED": "1"}
+    done = ctl("resume", session_id, "--from", "second", "-y", cwd=repo, env=fixed)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert log.read_text().split() == ["one", "two", "two"]  # from step 2 on, not step 1
