@@ -66,7 +66,7 @@ def _lines(steps: tuple[Step, ...]) -> list[str]:
 def _items(workflow: Workflow, repo: Path) -> int | str:
     """How many work items a run would have, when the input is a file to read now."""
     from prodigyd.errors import ProdigyError
-    from prodigyd.workflow.items import select_items
+    from prodigyd.workflow.items import spec_items
 
     spec = workflow.map
     assert spec is not None
@@ -78,17 +78,7 @@ def _items(workflow: Workflow, repo: Path) -> int | str:
         return f"items from the command's output{setup} (not run in a dry run)"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        return len(
-            select_items(
-                document,
-                json_path=spec.json_path,
-                filter=spec.filter,
-                sort_by=spec.sort_by,
-                distinct=spec.distinct,
-                offset=spec.offset,
-                max_items=spec.max_items,
-            )
-        )
+        return len(spec_items(document, spec))
     except (ValueError, UnicodeDecodeError, ProdigyError) as exc:
         first = str(getattr(exc, "message", exc)).splitlines()[0]
         return f"items: {spec.input} cannot be read ({first})"

@@ -9,7 +9,6 @@ daemon: it only reads workflow files and writes into the repository.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +47,14 @@ def commands_in(data: Any) -> set[str]:
 
 
 def _repo_root(path: str | None) -> Path:
-    start = Path(path or ".").resolve()
-    done = subprocess.run(
-        ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
+    from prodigyctl.gittop import repository_top
+
+    top = repository_top(path)
+    if top is None:
+        start = Path(path or ".").resolve()
         click.echo(f"note: {start} is not in a git repository; installing into it", err=True)
         return start
-    return Path(done.stdout.strip())
+    return top
 
 
 def _workflow_files(root: Path, named: tuple[str, ...]) -> list[Path]:

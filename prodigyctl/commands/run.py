@@ -204,10 +204,10 @@ def _assignment(text: str) -> tuple[str, str]:
 
 def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) -> int:
     """`run --dry-run`: the plan (prodigyctl/plan.py); no daemon, nothing submitted."""
-    import subprocess
     from pathlib import Path
 
     from prodigyctl import plan
+    from prodigyctl.gittop import repository_top
     from prodigyd.errors import ProdigyError
     from prodigyd.workflow.load import load_workflow, parse_workflow
 
@@ -218,14 +218,7 @@ def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) ->
             loaded = load_workflow(Path(workflow).absolute(), strict=strict)
     except ProdigyError as exc:
         raise click.UsageError(exc.render()) from None
-    where = Path(path or ".").resolve()
-    top = subprocess.run(
-        ["git", "-C", str(where), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    repo = Path(top.stdout.strip()) if top.returncode == 0 else where
+    repo = repository_top(path) or Path(path or ".").resolve()
     data = plan.plan(loaded.workflow, repo)
     if as_json:
         click.echo(dumps(data))
@@ -464,12 +457,10 @@ def resume(
 def _latest_resumable(client: Client) -> str:
     """The newest failed or interrupted session of the repository holding the current
     directory (its top folder, as the daemon records `repo`)."""
-    import subprocess
+    from prodigyctl.gittop import repository_top
 
-    top = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=False
-    )
-    repo = os.path.realpath(top.stdout.strip()) if top.returncode == 0 else None
+    top = repository_top()
+    repo = str(top) if top is not None else None
     rows = [
         row
         for status in ("failed", "interrupted")

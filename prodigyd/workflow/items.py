@@ -29,11 +29,14 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.expr import FieldPath, compile_filter, field_value, parse_field
 from prodigyd.workflow.jsonpath import select
+
+if TYPE_CHECKING:
+    from prodigyd.workflow.model import MapSpec
 
 __all__ = [
     "SortKey",
@@ -42,6 +45,7 @@ __all__ = [
     "parse_sort",
     "select_items",
     "sort_items",
+    "spec_items",
 ]
 
 
@@ -53,6 +57,20 @@ class SortKey:
     keys: FieldPath  # the parsed path
     descending: bool = False
     nulls_first: bool = False
+
+
+def spec_items(document: Any, spec: MapSpec) -> list[Any]:
+    """The work items of `document` through a map phase's own json_path, filter, sort_by,
+    distinct, offset and max_items: what a run gets, and what `run --dry-run` counts."""
+    return select_items(
+        document,
+        json_path=spec.json_path,
+        filter=spec.filter,
+        sort_by=spec.sort_by,
+        distinct=spec.distinct,
+        offset=spec.offset,
+        max_items=spec.max_items,
+    )
 
 
 def select_items(

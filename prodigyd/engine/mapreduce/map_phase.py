@@ -42,7 +42,7 @@ from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.workflow.interpolate import MISSING
-from prodigyd.workflow.items import items_from_output, select_items
+from prodigyd.workflow.items import items_from_output, spec_items
 from prodigyd.workflow.model import ErrorPolicy, MapSpec
 
 #: How long a map `input:` command may run (the original's fixed limit).
@@ -403,15 +403,7 @@ async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
             ) from None
     else:
         document = await _command_items(source, ctx)
-    return select_items(
-        document,
-        json_path=spec.json_path,
-        filter=spec.filter,
-        sort_by=spec.sort_by,
-        distinct=spec.distinct,
-        offset=spec.offset,
-        max_items=spec.max_items,
-    )
+    return spec_items(document, spec)
 
 
 async def _command_items(command: str, ctx: RunContext) -> Any:
