@@ -48,9 +48,10 @@ class Renderer:
         self.status: StatusLine | None = None
         self.trackers: dict[str, Tracker] = {}  # by session: `follow` shows several jobs
         if live and self.color and not as_json:
-            from prodigyctl.progress import StatusLine
+            from prodigyctl.progress import StatusLine, Tracker
 
             self.status = StatusLine(sys.stdout)
+            self._new_tracker = Tracker
 
     def __call__(self, event: dict[str, Any]) -> None:
         if self.as_json:
@@ -78,9 +79,10 @@ class Renderer:
         """The item counts of the event's session, fed with it (None without a live line)."""
         if self.status is None:
             return None
-        from prodigyctl.progress import Tracker
-
-        tracker = self.trackers.setdefault(str(event.get("session_id")), Tracker())
+        key = str(event.get("session_id"))
+        tracker = self.trackers.get(key)
+        if tracker is None:
+            tracker = self.trackers[key] = self._new_tracker()
         tracker.feed(event)
         return tracker
 

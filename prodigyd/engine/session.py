@@ -52,6 +52,7 @@ from prodigyd.git import worktree as git_worktree
 from prodigyd.git.cli import SESSION_VAR
 from prodigyd.pool import WorktreePool
 from prodigyd.proc import kill_processes_in
+from prodigyd.store import checkpoints
 from prodigyd.store.atomic import read_json
 from prodigyd.store.checkpoints import MAIN
 from prodigyd.store.sessions import BudgetUse, SessionRecord, Status
@@ -217,13 +218,12 @@ class Session:
     ) -> PhaseOutcome:
         """Run one sequential phase, checkpointed in its own journal: the steps it already
         completed (in an earlier run of this session) are skipped."""
-        saved = self.journal.checkpoint(self.record.id, phase) or {}
+        records = self.journal.checkpoint_records(self.record.id, phase)  # read once
+        saved = checkpoints.summary(self.record.id, records) or {}
         completed = list(saved.get("completed_steps") or [])
         writer = self.journal.checkpoint_log(self.record.id, phase)
-        attempts = JournalAttempts(writer, self.journal.checkpoint_records(self.record.id, phase))
-        conversations = Conversations(
-            writer, self.journal.checkpoint_records(self.record.id, phase)
-        )
+        attempts = JournalAttempts(writer, records)
+        conversations = Conversations(writer, records)
         try:
             return await run_sequential(
                 steps,

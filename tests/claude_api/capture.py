@@ -22,18 +22,9 @@ from typing import Any
 
 from tests.claude_api import install
 from tests.claude_api.harness import standin
+from tests.claude_api.turns import bash_turn
 
 OUT = Path(__file__).resolve().parent / "captured"
-
-
-def _bash(command: str, text: str = "Running it.", **usage: int) -> dict[str, Any]:
-    return {
-        "content": [
-            {"type": "text", "text": text},
-            {"type": "tool_use", "name": "Bash", "input": {"command": command}},
-        ],
-        "usage": usage,
-    }
 
 
 def _error(status: int, kind: str, message: str, times: int | None = None) -> dict[str, Any]:
@@ -51,7 +42,7 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]], list[str], int]] = {
     "success": (
         "add a greeting",
         [
-            _bash(
+            bash_turn(
                 "echo hello > hello.txt && git add hello.txt && git commit -qm greet",
                 input_tokens=120,
                 output_tokens=30,
@@ -103,14 +94,14 @@ SCENARIOS: dict[str, tuple[str, list[dict[str, Any]], list[str], int]] = {
     ),
     "max_turns": (
         "loop forever",
-        [_bash("true"), _bash("true"), {"content": [{"type": "text", "text": "done"}]}],
+        [bash_turn("true"), bash_turn("true"), {"content": [{"type": "text", "text": "done"}]}],
         ["--dangerously-skip-permissions", "--max-turns", "1"],
         2,
     ),
     "permission_denied": (
         "commit please",
         [
-            _bash("git commit --allow-empty -qm x", text="Committing."),
+            bash_turn("git commit --allow-empty -qm x", text="Committing."),
             {"content": [{"type": "text", "text": "I could not commit."}]},
         ],
         ["--permission-mode", "dontAsk"],

@@ -227,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
         if turn.get("delay"):
             time.sleep(float(turn["delay"]))
         if turn.get("hang"):
-            self.server.hold(self.connection)
+            self.server.hold()
             return
         error = turn.get("error")
         if error:
@@ -279,7 +279,7 @@ class Handler(BaseHTTPRequestHandler):
         for count, (name, data) in enumerate(events):
             if stall_after is not None and count >= int(stall_after):
                 self.wfile.flush()
-                self.server.hold(self.connection)
+                self.server.hold()
                 return
             self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
             self.wfile.flush()
@@ -294,17 +294,16 @@ class StandInServer(ThreadingHTTPServer):
         self.script = script
         self._log_path = log_path
         self._log_lock = threading.Lock()
-        self._held: list[socket.socket] = []
 
     def log(self, record: dict[str, Any]) -> None:
         with self._log_lock, self._log_path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
 
-    def hold(self, conn: socket.socket) -> None:
-        """Keep a connection open and silent until the server stops (a hang or a stall)."""
-        self._held.append(conn)
-        stop = threading.Event()
-        stop.wait(3600)
+    @staticmethod
+    def hold() -> None:
+        """Keep the calling handler's connection open and silent (a hang or a stall): its
+        thread waits, holding the connection, until the server process ends."""
+        threading.Event().wait(3600)
 
 
 def _bring_loopback_up() -> None:

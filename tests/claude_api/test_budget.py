@@ -6,16 +6,12 @@ budget completes and merges."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.claude_api.harness import StandIn
-from tests.claude_api.test_real_cli import text_turn
+from tests.claude_api.turns import Api, text_turn
 from tests.cli import ctl
 from tests.gitutil import git
-
-Api = Callable[..., StandIn]
 
 #: Idempotent: a resumed conversation may be asked to commit once more.
 COMMIT = "echo hello > hello.txt && git add hello.txt && (git diff --cached --quiet || git commit -qm greet)"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.claude_api.test_real_cli import Api, bash_turn, text_turn
+from tests.claude_api.turns import Api, bash_turn, text_turn
 from tests.cli import ctl
 
 #: `[claude] timeout` for the stall test: long enough for the CLI to start and finish its

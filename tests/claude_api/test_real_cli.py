@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from tests.claude_api.harness import StandIn
+from tests.claude_api.turns import Api, bash_turn, text_turn
 from tests.cli import ctl
 from tests.gitutil import git
-
-Api = Callable[..., StandIn]
-
-
-def bash_turn(command: str, **usage: int) -> dict[str, Any]:
-    return {
-        "content": [
-            {"type": "text", "text": "Running it."},
-            {"type": "tool_use", "name": "Bash", "input": {"command": command}},
-        ],
-        "usage": usage,
-    }
-
-
-def text_turn(text: str, **usage: int) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": text}], "usage": usage}
 
 
 def test_claude_step_commits_and_the_run_merges(daemon: Path, repo: Path, api: Api, tmp_path: Path):

@@ -12,12 +12,9 @@ import pytest
 
 from tests.claude_api import agreement
 from tests.claude_api.capture import SCENARIOS, capture
-from tests.claude_api.harness import StandIn
-from tests.claude_api.test_real_cli import bash_turn, text_turn
+from tests.claude_api.turns import Api, bash_turn, text_turn
 from tests.cli import ctl
 from tests.gitutil import git
-
-Api = Callable[..., StandIn]
 
 
 def overloaded(times: int | None = None) -> dict[str, Any]:

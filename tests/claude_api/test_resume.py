@@ -7,20 +7,16 @@ cut off mid-conversation; what the CLI sends on resume is read back from the sta
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from prodigyd.engine.claude_sessions import CONTINUE_PROMPT
-from tests.claude_api.harness import StandIn
-from tests.claude_api.test_real_cli import bash_turn, text_turn
+from tests.claude_api.turns import Api, bash_turn, text_turn
 from tests.cli import ctl, wait_for
 from tests.daemonkit import Daemon
 from tests.gitutil import git
-
-Api = Callable[..., StandIn]
 
 COMMIT = "echo hello > hello.txt && git add hello.txt && git commit -qm greet"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from prodigyctl.commands.init import shipped
@@ -63,3 +64,13 @@ def test_init_with_nothing_to_install_says_how_to_choose(repo: Path):
     assert "--all" in done.stdout and "prodigy-lint" in done.stdout
     assert "broken.yml: not read" in done.stderr
     assert not (repo / ".claude").exists()
+
+
+def test_init_outside_a_repository_says_where_it_installs(tmp_path: Path):
+    folder = tmp_path / "not-a-repo"
+    folder.mkdir()
+    ceiling = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path)}  # no repository above
+    done = ctl("init", "--commands", "prodigy-lint", cwd=folder, env=ceiling)
+    assert done.returncode == 0, done.stderr
+    assert f"note: {folder} is not in a git repository; installing into it" in done.stderr
+    assert (folder / ".claude" / "commands" / "prodigy-lint.md").is_file()
