@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prodigyd import paths, protocol
+from prodigyd import errorcodes, paths, protocol
 
 if TYPE_CHECKING:
     import socket
@@ -28,7 +28,12 @@ EventHandler = Callable[[dict[str, Any]], None]
 
 
 class DaemonUnreachable(Exception):
-    """No daemon answers and none could be started."""
+    """No daemon answers and none could be started, or it went away mid-request; `code`
+    says which (prodigyd/errorcodes.py)."""
+
+    def __init__(self, message: str, code: str = errorcodes.DAEMON_UNREACHABLE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RpcError(Exception):
@@ -37,6 +42,12 @@ class RpcError(Exception):
         self.code = code
         self.message = message
         self.data = data if isinstance(data, dict) else {}
+
+    @property
+    def errorcode(self) -> str:
+        """The stable error code (E1001): the daemon's, else its JSON-RPC code's."""
+        code = self.data.get("code")
+        return code if isinstance(code, str) else protocol.errorcode(self.code)
 
     def render(self) -> str:
         """The daemon's error as the user should read it: location, message, details, hint."""
@@ -101,7 +112,7 @@ class Client:
                     raise RpcError(err.get("code", 0), err.get("message", "error"), err.get("data"))
                 return message["result"]
             self._dispatch(message)
-        raise DaemonUnreachable("prodigyd closed the connection")
+        raise DaemonUnreachable("prodigyd closed the connection", errorcodes.CONNECTION_LOST)
 
     def events(self) -> Iterator[dict[str, Any]]:
         """Yield subscribed events as they arrive, until the connection closes."""
@@ -146,7 +157,8 @@ def _connect_with_retry() -> socket.socket:
             if time.monotonic() > deadline:
                 raise DaemonUnreachable(
                     f"prodigyd did not start listening on {paths.socket_path()}; "
-                    f"see {paths.daemon_log()}"
+                    f"see {paths.daemon_log()}",
+                    errorcodes.DAEMON_START_FAILED,
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
@@ -184,7 +196,10 @@ def start_daemon() -> None:
     finally:
         os.close(read_fd)
     if word not in ("ready", "running"):
-        raise DaemonUnreachable(f"prodigyd failed to start; see {paths.daemon_log()} and {output}")
+        raise DaemonUnreachable(
+            f"prodigyd failed to start; see {paths.daemon_log()} and {output}",
+            errorcodes.DAEMON_START_FAILED,
+        )
 
 
 def is_tty() -> bool:

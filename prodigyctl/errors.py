@@ -1,5 +1,6 @@
-"""All client errors go through one handler: one line for the user, a stable exit code
-(exitcodes.py has the table).
+"""All client errors go through one handler: `error[E1001]: ...` for the user (or a JSON
+object under --json) with the error's stable code (prodigyd/errorcodes.py), and a stable exit
+code (exitcodes.py has the table).
 
 An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
 prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
@@ -17,7 +18,7 @@ import click
 
 from prodigyctl.client import DaemonUnreachable, RpcError
 from prodigyctl.exitcodes import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_UNREACHABLE, exit_for_error
-from prodigyd import paths, protocol
+from prodigyd import errorcodes, paths, protocol
 
 
 @contextlib.contextmanager
@@ -31,16 +32,18 @@ def error_handler() -> Iterator[None]:
                 "prodigyd may be older than prodigyctl: restart it with "
                 "`prodigyctl daemon stop` (running jobs resume on the next start)",
             )
-        _report(err.render(), {"code": err.code, "message": err.message, **err.data})
+        _report(
+            err.errorcode, err.render(), {"message": err.message, **err.data, "rpc_code": err.code}
+        )
         sys.exit(exit_for_error(err.code))
     except DaemonUnreachable as err:
-        _report(str(err), {"code": None, "message": str(err)})
+        _report(err.code, str(err), {"message": str(err)})
         sys.exit(EXIT_UNREACHABLE)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except click.ClickException as err:  # usage errors: click's own message, exit 2
-        err.show()
+    except click.ClickException as err:  # usage errors: click's usage line, exit 2
+        _click_error(err)
         sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -49,16 +52,37 @@ def error_handler() -> Iterator[None]:
         sys.exit(err.exit_code)
     except SystemExit:
         raise
-    except Exception:
-        sys.exit(_crash())
+    except Exception as err:
+        # a ProdigyError of a command that loads workflows itself (run --dry-run); only
+        # then is prodigyd.errors imported, which the other commands need not pay for
+        errors = sys.modules.get("prodigyd.errors")
+        if errors is None or not isinstance(err, errors.ProdigyError):
+            sys.exit(_crash())
+        _report(err.code, err.render(), err.to_dict())
+        sys.exit(exit_for_error(protocol.CODE_FOR_KIND.get(err.kind, protocol.PRODIGY_ERROR)))
 
 
-def _report(text: str, data: dict[str, object]) -> None:
-    """One error on stderr: a line for people, or a JSON object under --json."""
+def _report(code: str, text: str, data: dict[str, object]) -> None:
+    """One error on stderr: `error[CODE]: text` for people, or under --json an object whose
+    `code` is the stable code (`data` adds kind, hint, location, ...)."""
     if "--json" in sys.argv[1:]:
-        click.echo(json.dumps({"error": data}, ensure_ascii=False), err=True)
+        fields = {"code": code, **{key: value for key, value in data.items() if key != "code"}}
+        click.echo(json.dumps({"error": fields}, ensure_ascii=False), err=True)
     else:
-        click.echo(f"error: {text}", err=True)
+        click.echo(f"{errorcodes.label(code)}: {text}", err=True)
+
+
+def _click_error(err: click.ClickException) -> None:
+    """click's error, with the code in its `error[E0002]:` line: the usage and the `--help`
+    pointer first for a usage error, as click prints them."""
+    code = errorcodes.USAGE if isinstance(err, click.UsageError) else errorcodes.ERROR
+    ctx = getattr(err, "ctx", None)
+    if ctx is not None and "--json" not in sys.argv[1:]:
+        hint = ""
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n"
+        click.echo(f"{ctx.get_usage()}\n{hint}", err=True, color=ctx.color)
+    _report(code, err.format_message(), {"message": err.format_message()})
 
 
 def _crash() -> int:
@@ -74,5 +98,8 @@ def _crash() -> int:
             f"they may hold secrets)\npython: {sys.version}\n"
             f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
         )
-    click.echo(f"error: prodigyctl crashed; details in {path}", err=True)
+    click.echo(
+        f"{errorcodes.label(errorcodes.CLIENT_CRASH)}: prodigyctl crashed; details in {path}",
+        err=True,
+    )
     return EXIT_CRASH

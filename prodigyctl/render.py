@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from prodigyctl.client import dumps
+from prodigyd import errorcodes
 from prodigyd.eventtypes import EventType
 
 if TYPE_CHECKING:
@@ -271,7 +272,8 @@ class Renderer:
         return self._style(f"✓ {e.get('message')}", fg="green")
 
     def _merge_failed(self, e: dict[str, Any]) -> str:
-        return self._style(f"✗ merge refused: {e.get('error')}", fg="red")
+        error = errorcodes.label(e.get("code"))  # events of older daemons have no code
+        return self._style(f"✗ {error}: merge refused: {e.get('error')}", fg="red")
 
     def _session_finished(self, e: dict[str, Any]) -> str:
         status = e.get("status")

@@ -28,7 +28,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from prodigyd import paths
+from prodigyd import errorcodes, paths
 from prodigyd.errors import ProdigyError
 from prodigyd.store.atomic import write_bytes_atomic
 
@@ -53,6 +53,7 @@ class ConfigError(ProdigyError):
     """
 
     kind = "config"
+    code = errorcodes.CONFIG
 
 
 class ClaudeConfig(BaseModel):
@@ -247,7 +248,11 @@ def _env_name(key: str) -> str:
 
 def _require_known(key: str) -> None:
     if key not in _annotations():
-        raise ConfigError(f"unknown key {key}{_did_you_mean(key)}", hint=_KEYS_HINT)
+        raise ConfigError(
+            f"unknown key {key}{_did_you_mean(key)}",
+            hint=_KEYS_HINT,
+            code=errorcodes.CONFIG_UNKNOWN_KEY,
+        )
 
 
 def _did_you_mean(key: str) -> str:

@@ -1,15 +1,18 @@
 """The one error type users see.
 
 Every expected failure (bad YAML, a missing binary, a refused merge) is raised as a
-`ProdigyError`: a one-line message, an optional hint, and an optional location. The daemon
-turns it into a JSON-RPC error and the client prints it; neither ever shows a traceback for
-one. Anything that is *not* a ProdigyError is a bug and is logged with its traceback.
+`ProdigyError`: a one-line message, an optional hint, an optional location, and a stable
+code (prodigyd/errorcodes.py: its class's, or a more specific one given where it is raised).
+The daemon turns it into a JSON-RPC error and the client prints it; neither ever shows a
+traceback for one. Anything that is *not* a ProdigyError is a bug and is logged with its traceback.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from prodigyd import errorcodes
 
 
 @dataclass
@@ -36,6 +39,8 @@ class ProdigyError(Exception):
 
     #: a short machine-readable kind, stable across versions (shows up in --json output)
     kind = "error"
+    #: the code of every error of this class raised without a more specific `code=`
+    code = errorcodes.ERROR
 
     def __init__(
         self,
@@ -44,8 +49,11 @@ class ProdigyError(Exception):
         hint: str | None = None,
         location: Location | None = None,
         details: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
+        if code is not None:
+            self.code = code
         self.message = message
         self.hint = hint
         self.location = location
@@ -62,7 +70,7 @@ class ProdigyError(Exception):
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        data: dict[str, Any] = {"code": self.code, "kind": self.kind, "message": self.message}
         if self.hint:
             data["hint"] = self.hint
         if self.details:
@@ -81,24 +89,28 @@ class WorkflowError(ProdigyError):
     """The workflow file cannot be read, parsed or validated."""
 
     kind = "workflow"
+    code = errorcodes.WORKFLOW
 
 
 class GitError(ProdigyError):
     """A git operation failed or the repository is in a state we cannot work with."""
 
     kind = "git"
+    code = errorcodes.GIT
 
 
 class MergeRefused(GitError):
     """The final merge would touch the user's uncommitted work, or conflicts."""
 
     kind = "merge_refused"
+    code = errorcodes.MERGE_REFUSED
 
 
 class StoreError(ProdigyError):
     """A store file is missing, locked or unreadable."""
 
     kind = "store"
+    code = errorcodes.STORE
 
 
 class NoSpace(StoreError):
@@ -109,6 +121,7 @@ class NoSpace(StoreError):
     """
 
     kind = "no_space"
+    code = errorcodes.NO_SPACE
 
     def __init__(self, message: str, *, path: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -122,15 +135,18 @@ class NotFound(ProdigyError):
     """A session, job or file the caller named does not exist."""
 
     kind = "not_found"
+    code = errorcodes.NOT_FOUND
 
 
 class Conflict(ProdigyError):
     """The request clashes with the current state (a lock is held, already running)."""
 
     kind = "conflict"
+    code = errorcodes.CONFLICT
 
 
 class ShuttingDown(ProdigyError):
     """The daemon is stopping and accepts no new work."""
 
     kind = "shutting_down"
+    code = errorcodes.SHUTTING_DOWN

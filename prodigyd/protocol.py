@@ -2,7 +2,7 @@
 
 Both sides import this module, so it stays stdlib-only (the client must start fast; the
 pydantic models that validate params live daemon-side in `prodigyd.api.schemas`): of
-prodigyd it imports only `eventtypes`, stdlib-only too.
+prodigyd it imports only `eventtypes` and `errorcodes`, stdlib-only too.
 
 Framing: each message is UTF-8 JSON followed by `\\n`; a message may not exceed
 `MAX_MESSAGE_BYTES`. Requests carry an `id`; notifications (no `id`) flow from the daemon to
@@ -19,6 +19,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
+from prodigyd import errorcodes
 from prodigyd.eventtypes import EventType
 
 PROTOCOL_VERSION = 1
@@ -85,6 +86,16 @@ CODE_FOR_KIND = {
     "shutting_down": SHUTTING_DOWN,
     "no_space": NO_SPACE,
     "claude_not_found": ENVIRONMENT_ERROR,
+}
+
+#: The stable error code (prodigyd/errorcodes.py) of the JSON-RPC errors no ProdigyError
+#: gives one; every other error's `data.code` is its ProdigyError's.
+ERRORCODE_FOR_CODE = {
+    PARSE_ERROR: errorcodes.PROTOCOL,
+    INVALID_REQUEST: errorcodes.PROTOCOL,
+    METHOD_NOT_FOUND: errorcodes.PROTOCOL,
+    INVALID_PARAMS: errorcodes.INVALID_PARAMS,
+    INTERNAL_ERROR: errorcodes.INTERNAL,
 }
 
 #: The event that ends a run (or a resume): a follower stops at it.
@@ -196,10 +207,15 @@ def result(msg_id: Any, value: Any) -> dict[str, Any]:
 
 
 def error(msg_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        err["data"] = data
+    """An error reply; its `data.code` is the stable error code, `data`'s own if it has one."""
+    data = {"code": errorcode(code), **(data or {})}
+    err: dict[str, Any] = {"code": code, "message": message, "data": data}
     return {"jsonrpc": "2.0", "id": msg_id, "error": err}
+
+
+def errorcode(code: int) -> str:
+    """The stable error code of a JSON-RPC error that came without one (an older daemon)."""
+    return ERRORCODE_FOR_CODE.get(code, errorcodes.ERROR)
 
 
 def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:

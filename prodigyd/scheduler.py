@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prodigyd import paths, systemd
+from prodigyd import errorcodes, paths, systemd
 from prodigyd.clock import now_iso
 from prodigyd.engine.admission import (
     RunRequest,
@@ -312,7 +312,10 @@ class Scheduler:
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
-            raise Conflict(f"session {session_id} is already {record.status.value}")
+            raise Conflict(
+                f"session {session_id} is already {record.status.value}",
+                code=errorcodes.WRONG_STATE,
+            )
         loaded = await load_workflow_async(record.workflow, strict=record.strict)
         check_resumable(record, loaded, force=force, pool=self.pool)
         _, args = session_store.load_private(session_id)
@@ -337,7 +340,10 @@ class Scheduler:
     async def merge(self, session_id: str) -> SessionRecord:
         record = session_store.load(session_id)
         if record.status is not Status.AWAITING_MERGE:
-            raise Conflict(f"session {session_id} is {record.status.value}, not awaiting_merge")
+            raise Conflict(
+                f"session {session_id} is {record.status.value}, not awaiting_merge",
+                code=errorcodes.WRONG_STATE,
+            )
         loaded = await load_workflow_async(record.workflow, strict=record.strict)
         session = self._session(record, loaded)
         with SessionLock(session_id):
@@ -358,7 +364,10 @@ class Scheduler:
         if record.status in (Status.COMPLETED, Status.CANCELLED) or (
             resumable and record.status is not Status.QUEUED
         ):
-            raise Conflict(f"session {session_id} is {record.status.value}: nothing to cancel")
+            raise Conflict(
+                f"session {session_id} is {record.status.value}: nothing to cancel",
+                code=errorcodes.WRONG_STATE,
+            )
         record.status = status  # queued, failed, interrupted or awaiting_merge: closed for good
         record.completed_at = now_iso() if status is Status.CANCELLED else None
         session_store.save(record, durable=True)

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prodigyd import protocol
+from prodigyd import errorcodes, protocol
 from prodigyd.api import schemas
 from prodigyd.api.handlers import HANDLERS, DaemonState
 from prodigyd.errors import ProdigyError
@@ -165,7 +165,7 @@ class Connection:
                 msg_id,
                 protocol.INVALID_PARAMS,
                 _params_message(exc),
-                {"errors": _params_errors(exc)},
+                {"errors": _params_errors(exc), "code": errorcodes.for_params(exc.errors())},
             )
         except ProdigyError as exc:
             code = protocol.CODE_FOR_KIND.get(exc.kind, protocol.PRODIGY_ERROR)

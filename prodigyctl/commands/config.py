@@ -20,7 +20,7 @@ from prodigyctl.client import dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
-from prodigyd import paths
+from prodigyd import errorcodes, paths
 
 if TYPE_CHECKING:
     from prodigyd import config as cfg
@@ -135,5 +135,5 @@ def _human(value: Any) -> str:
 
 
 def _fail(err: cfg.ConfigError) -> int:
-    click.echo(f"error: {err.render()}", err=True)
+    click.echo(f"{errorcodes.label(err.code)}: {err.render()}", err=True)
     return EXIT_USAGE

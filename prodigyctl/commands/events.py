@@ -25,7 +25,7 @@ from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import format_option, json_option, output_option, since_option
 from prodigyctl.render import job_tag
-from prodigyd import clock, protocol
+from prodigyd import clock, errorcodes, protocol
 from prodigyd.durations import duration_seconds
 from prodigyd.eventtypes import EventType
 
@@ -100,7 +100,7 @@ def subscribe(client: Client, *subscriptions: dict[str, Any]) -> Iterator[dict[s
 def _stream(client: Client, early: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     yield from early
     yield from client.events()
-    raise DaemonUnreachable("lost the connection to prodigyd")
+    raise DaemonUnreachable("lost the connection to prodigyd", errorcodes.CONNECTION_LOST)
 
 
 # -- --since ------------------------------------------------------------------------------

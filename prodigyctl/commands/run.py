@@ -36,7 +36,7 @@ from prodigyctl.options import (
     yes_option,
 )
 from prodigyctl.render import Renderer
-from prodigyd import protocol
+from prodigyd import errorcodes, protocol
 
 retry_option = click.option(
     "--retry",
@@ -208,16 +208,13 @@ def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) ->
 
     from prodigyctl import plan
     from prodigyctl.gittop import repository_top
-    from prodigyd.errors import ProdigyError
     from prodigyd.workflow.load import load_workflow, parse_workflow
 
-    try:
-        if workflow == "-":
-            loaded = parse_workflow(_stdin_workflow(), source="<stdin>", strict=strict)
-        else:
-            loaded = load_workflow(Path(workflow).absolute(), strict=strict)
-    except ProdigyError as exc:
-        raise click.UsageError(exc.render()) from None
+    # a ProdigyError (the file cannot be loaded) goes to the error handler with its code
+    if workflow == "-":
+        loaded = parse_workflow(_stdin_workflow(), source="<stdin>", strict=strict)
+    else:
+        loaded = load_workflow(Path(workflow).absolute(), strict=strict)
     repo = repository_top(path) or Path(path or ".").resolve()
     data = plan.plan(loaded.workflow, repo)
     if as_json:
@@ -469,7 +466,8 @@ def _latest_resumable(client: Client) -> str:
     ]
     if not rows:
         where = f"repository {repo}" if repo else f"{os.getcwd()} (not in a git repository)"
-        click.echo(f"error: no failed or interrupted session of {where} to resume", err=True)
+        error = errorcodes.label(errorcodes.NOTHING_TO_RESUME)
+        click.echo(f"{error}: no failed or interrupted session of {where} to resume", err=True)
         click.echo("hint: `prodigyctl sessions ls` lists every session", err=True)
         raise SystemExit(EXIT_NOT_FOUND)
     newest = max(rows, key=lambda row: str(row.get("started_at")))
@@ -550,7 +548,8 @@ def after_start(
     renderer = Renderer(as_json=as_json, verbose=verbosity())
     final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
     if final is None:
-        click.echo("error: lost the connection to prodigyd", err=True)
+        error = errorcodes.label(errorcodes.CONNECTION_LOST)
+        click.echo(f"{error}: lost the connection to prodigyd", err=True)
         return EXIT_FAILED
     return _conclude(client, final, renderer, yes=yes, as_json=as_json)
 
@@ -627,7 +626,7 @@ def _conclude(
             try:
                 record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
             except RpcError as err:
-                click.echo(f"error: {err.render()}", err=True)
+                click.echo(f"{errorcodes.label(err.errorcode)}: {err.render()}", err=True)
                 return exit_for_error(err.code)
             click.echo(f"session {session_id} {record['status']}")
             return EXIT_OK

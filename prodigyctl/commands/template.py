@@ -17,6 +17,7 @@ from prodigyctl.client import dumps, is_tty
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
+from prodigyd import errorcodes
 
 template = group("template", "Workflow templates: register, find and use reusable workflows.")
 
@@ -87,7 +88,10 @@ def register(
         target.unlink(missing_ok=True)
         if previous:
             registry.meta_file(target).unlink(missing_ok=True)
-        return _fail(f"{file} is not a valid template where it would be kept:\n{exc.render()}")
+        return _fail(
+            f"{file} is not a valid template where it would be kept:\n{exc.render()}",
+            error=exc.code,
+        )
     now = now_iso()
     meta = {
         "name": name,
@@ -291,7 +295,7 @@ def init(*, name: str, output: str | None) -> int:
     try:
         parameters = load_workflow(found.path).workflow.parameters
     except ProdigyError as exc:
-        return _fail(f"template {name} does not load:\n{exc.render()}")
+        return _fail(f"template {name} does not load:\n{exc.render()}", error=exc.code)
     target = Path(output or f"{name}.yml")
     lines = [f"name: {name}", "template:", f"  name: {name}", f"  source: {name}"]
     if parameters:
@@ -342,6 +346,10 @@ def _show_list(found: list[dict[str, Any]], *, long_: bool, as_json: bool, empty
             click.echo(f"{entry['name']:<24} {about}".rstrip())
 
 
-def _fail(message: str, code: int = EXIT_FAILED) -> int:
-    click.echo(f"error: {message}", err=True)
+def _fail(message: str, code: int = EXIT_FAILED, error: str | None = None) -> int:
+    """Say what failed with its error code: `error`, else the exit code's usual one."""
+    usual = {EXIT_NOT_FOUND: errorcodes.NOT_FOUND, EXIT_USAGE: errorcodes.USAGE}
+    click.echo(
+        f"{errorcodes.label(error or usual.get(code, errorcodes.ERROR))}: {message}", err=True
+    )
     return code

@@ -21,6 +21,7 @@ from prodigyctl.client import dumps
 from prodigyctl.commands import command
 from prodigyctl.exitcodes import EXIT_FAILED, EXIT_OK
 from prodigyctl.options import json_option
+from prodigyd import errorcodes
 
 
 @command("validate")
@@ -64,7 +65,8 @@ def _check(path: Path, *, strict: bool) -> dict[str, Any]:
 def _show(result: dict[str, Any]) -> None:
     if not result["valid"]:
         click.echo(f"✗ Workflow has issues: {result['path']}")
-        click.echo("  " + result["message"].replace("\n", "\n  "))
+        message = f"{errorcodes.label(result['error']['code'])}: {result['message']}"
+        click.echo("  " + message.replace("\n", "\n  "))
         return
     click.echo(f"✓ Workflow is valid: {result['path']}")
     for warning in result["warnings"]:

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prodigyd import jsonl
+from prodigyd import errorcodes, jsonl
 from prodigyd.claude.apierror import ApiError
 from prodigyd.errors import ProdigyError
 from prodigyd.eventtypes import EventType
@@ -58,6 +58,7 @@ class ClaudeNotFound(ProdigyError):
     """No usable claude executable: nothing can run a `claude:` step."""
 
     kind = "claude_not_found"
+    code = errorcodes.CLAUDE_NOT_FOUND
 
 
 def resolve_binary(configured: str | None, env: Mapping[str, str]) -> str:

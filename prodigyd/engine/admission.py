@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prodigyd import paths
+from prodigyd import errorcodes, paths
 from prodigyd.claude.cli import resolve_binary as resolve_claude
 from prodigyd.engine import env as job_env
 from prodigyd.engine.mask import Masker
@@ -182,13 +182,14 @@ def check_resumable(
     """Refuse resumes that cannot be right: finished sessions, changed workflows, a
     worktree that is gone (a session that never got one simply starts afresh)."""
     if record.status.active:
-        raise Conflict(f"session {record.id} is {record.status.value}")
+        raise Conflict(f"session {record.id} is {record.status.value}", code=errorcodes.WRONG_STATE)
     if not record.status.resumable:
         raise Conflict(
             f"session {record.id} is {record.status.value} and cannot be resumed",
             hint="`prodigyctl merge ID` finishes an awaiting_merge session"
             if record.status is Status.AWAITING_MERGE
             else None,
+            code=errorcodes.WRONG_STATE,
         )
     if loaded.sha256 != record.workflow_sha256 and not force:
         what = f"the workflow file {record.workflow}"
@@ -197,6 +198,7 @@ def check_resumable(
         raise Conflict(
             f"{what} changed since session {record.id} started",
             hint="resume with --force to run the remaining steps of the edited file",
+            code=errorcodes.WORKFLOW_CHANGED,
         )
     if record.worktree and not pool.holds(record.id, Path(record.worktree)):
         raise Conflict(

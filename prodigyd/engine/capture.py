@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from prodigyd import errorcodes
 from prodigyd.errors import ProdigyError
 from prodigyd.workflow.expr import parse_number
 
@@ -20,6 +21,7 @@ class CaptureError(ProdigyError):
     """Output does not fit the step's `capture_format`."""
 
     kind = "capture"
+    code = errorcodes.CAPTURE
 
 
 Excerpt = Callable[[str], str]

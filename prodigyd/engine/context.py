@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from prodigyd import errorcodes
 from prodigyd.engine.budget import Ledger
 from prodigyd.engine.env import run_dynamic
 from prodigyd.engine.mask import Masker
@@ -151,7 +152,10 @@ class RunContext:
             return self.worktree
         folder = self.inside_worktree(self.worktree / self.interpolate(working_dir, store))
         if not folder.is_dir():
-            raise ProdigyError(f"working_dir {working_dir!r} is not a folder of the worktree")
+            raise ProdigyError(
+                f"working_dir {working_dir!r} is not a folder of the worktree",
+                code=errorcodes.PATH_ESCAPES,
+            )
         return folder
 
     def inside_worktree(self, path: Path, shown: str | None = None) -> Path:
@@ -166,10 +170,14 @@ class RunContext:
         root = self.worktree.resolve()
         target = path.resolve()
         if not target.is_relative_to(root):
-            raise ProdigyError(f"path {shown!r} escapes the worktree; steps only write inside it")
+            raise ProdigyError(
+                f"path {shown!r} escapes the worktree; steps only write inside it",
+                code=errorcodes.PATH_ESCAPES,
+            )
         if any(part.casefold() == ".git" for part in target.relative_to(root).parts):
             raise ProdigyError(
                 f"path {shown!r} is inside .git; steps never write git's own files "
-                "(the worktree's .git file links it to its branch)"
+                "(the worktree's .git file links it to its branch)",
+                code=errorcodes.PATH_ESCAPES,
             )
         return target

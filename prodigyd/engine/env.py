@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prodigyd import proc
+from prodigyd import errorcodes, proc
 from prodigyd.engine.mask import MIN_SECRET_LENGTH, Masker
 from prodigyd.errors import Location, ProdigyError, WorkflowError
 from prodigyd.files import failure_reason, read_small_text
@@ -186,10 +186,15 @@ async def run_dynamic(command: str, cwd: Path, env: Mapping[str, str]) -> str:
     """A dynamic value: the command's output, trimmed; ProdigyError when it fails."""
     done = await proc.run(["sh", "-c", command], cwd=cwd, env=env, timeout=DYNAMIC_TIMEOUT)
     if done.timed_out:
-        raise ProdigyError(f"the command of a dynamic env value timed out: {command}")
+        raise ProdigyError(
+            f"the command of a dynamic env value timed out: {command}", code=errorcodes.DYNAMIC_ENV
+        )
     if done.returncode != 0:
         why = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
-        raise ProdigyError(f"the command of a dynamic env value failed ({why[0]}): {command}")
+        raise ProdigyError(
+            f"the command of a dynamic env value failed ({why[0]}): {command}",
+            code=errorcodes.DYNAMIC_ENV,
+        )
     return done.stdout.strip()
 
 

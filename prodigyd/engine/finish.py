@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from prodigyd import errorcodes
 from prodigyd.engine.context import EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.phase import no_checkpoint, run_sequential
@@ -115,9 +116,14 @@ async def _run_merge_workflow(record: SessionRecord, spec: MergeSpec, ctx: RunCo
     try:
         outcome = await asyncio.wait_for(phase, spec.timeout)
     except TimeoutError:
-        raise MergeRefused(f"merge workflow timed out after {spec.timeout:g} seconds") from None
+        raise MergeRefused(
+            f"merge workflow timed out after {spec.timeout:g} seconds",
+            code=errorcodes.MERGE_WORKFLOW_FAILED,
+        ) from None
     if not outcome.ok:
-        raise MergeRefused(f"merge workflow failed: {outcome.error}")
+        raise MergeRefused(
+            f"merge workflow failed: {outcome.error}", code=errorcodes.MERGE_WORKFLOW_FAILED
+        )
 
 
 async def clean_up(record: SessionRecord, pool: WorktreePool, events: EventSink) -> None:

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from prodigyd import errorcodes
 from prodigyd.errors import ProdigyError
 
 #: How much of an unreadable output an error shows (its end: the verdict is printed last).
@@ -41,6 +42,8 @@ FORMATS = '`score: N`, `N%`, `N/100`, `N out of 100` or JSON {"score": N, "gaps"
 
 class ScoreError(ProdigyError):
     """A validator's output holds no score (or a JSON score that is not a number)."""
+
+    code = errorcodes.SCORE
 
 
 @dataclass(frozen=True)

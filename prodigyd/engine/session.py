@@ -315,7 +315,7 @@ class Session:
             if exc.hint:
                 exc.hint = exc.hint.replace("<session>", record.id)
             self._update(status=Status.AWAITING_MERGE, error=exc.render())
-            self.events.emit(EventType.MERGE_FAILED, error=self.record.error)
+            self.events.emit(EventType.MERGE_FAILED, error=self.record.error, code=exc.code)
             self._finish(Status.AWAITING_MERGE, self.record.error)
             raise
         self._update(merged=outcome.merged, merge_commit=outcome.commit, merge_done=True)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prodigyd import proc
+from prodigyd import errorcodes, proc
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine import validation
 from prodigyd.engine.attempts import AttemptLog
@@ -231,7 +231,9 @@ class StepRunner:
         )
         command = KINDS.get(step.kind)
         if command is None:
-            raise ProdigyError(f"step kind {step.kind!r} is not supported yet")
+            raise ProdigyError(
+                f"step kind {step.kind!r} is not supported yet", code=errorcodes.STEP
+            )
         attempt = 1
         started = time.monotonic()
         spec = self._retry(step)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from prodigyd import errorcodes
 from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git.cli import describe_failure, git, raise_failure
 from prodigyd.git.repo import HEADS, commit_id, dirty_paths, is_ancestor
@@ -211,6 +212,7 @@ async def refuse_unfinished_operation(checkout: Path, plan: _Merge) -> None:
             f"The checkout of {plan.target} at {checkout} has an unfinished operation "
             f"({', '.join(unfinished)})",
             hint=f"finish or abort it, {RETRY_HINT}",
+            code=errorcodes.MERGE_DIRTY,
         )
 
 
@@ -231,6 +233,7 @@ async def refuse_dirty_overlap(checkout: Path, plan: _Merge) -> None:
             + list_files(overlap),
             hint=f"commit or stash them, {RETRY_HINT}",
             details=f"checkout: {checkout}",
+            code=errorcodes.MERGE_DIRTY,
         )
 
 
@@ -249,6 +252,7 @@ async def refuse_staged_changes(checkout: Path) -> None:
             f"{list_files(staged)}",
             hint=f"commit them, or unstage them with `git restore --staged`, {RETRY_HINT}",
             details=f"checkout: {checkout}",
+            code=errorcodes.MERGE_DIRTY,
         )
 
 
@@ -316,6 +320,7 @@ def refuse_conflicts(plan: _Merge, files: list[str]) -> NoReturn:
         f"Merging {plan.source} into {plan.target} conflicts in: {list_files(files)}",
         hint=f"merge {plan.target} into the session branch and resolve the conflicts there, "
         + RETRY_HINT,
+        code=errorcodes.MERGE_CONFLICT,
     )
 
 

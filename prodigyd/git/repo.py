@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd import errorcodes
 from prodigyd.errors import GitError
 from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
@@ -25,6 +26,7 @@ async def repo_root(path: Path) -> Path:
     not_a_repo = GitError(
         f"Not a git repository: {path}",
         hint="run prodigyctl from inside a git repository, or pass -p/--path REPO",
+        code=errorcodes.NOT_A_REPO,
     )
     if not path.is_dir():
         raise not_a_repo
@@ -62,6 +64,7 @@ async def current_branch(repo: Path) -> str:
             f"HEAD is detached in {repo}",
             hint="check out a branch first: prodigy merges the result back into the branch "
             "you ran from",
+            code=errorcodes.DETACHED_HEAD,
         )
     name = ref.stdout.strip().removeprefix(HEADS)
     born = await git(repo, "rev-parse", "--quiet", "--verify", "HEAD^{commit}", check=False)
@@ -69,6 +72,7 @@ async def current_branch(repo: Path) -> str:
         raise GitError(
             f"Branch '{name}' in {repo} has no commits yet",
             hint="make a first commit: every prodigy session branches from it",
+            code=errorcodes.DETACHED_HEAD,
         )
     return name
 

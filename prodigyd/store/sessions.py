@@ -25,6 +25,7 @@ from typing import Any, Unpack
 
 from pydantic import BaseModel, Field, ValidationError
 
+from prodigyd import errorcodes
 from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
@@ -293,7 +294,11 @@ def load(session_id: str) -> SessionRecord:
         return entry.record.model_copy(deep=True)
     row = journal.get(session_id)
     if row is None:
-        raise NotFound(f"no session {session_id!r}", hint="`prodigyctl sessions ls` lists sessions")
+        raise NotFound(
+            f"no session {session_id!r}",
+            hint="`prodigyctl sessions ls` lists sessions",
+            code=errorcodes.SESSION_NOT_FOUND,
+        )
     return _from_row(row)
 
 
@@ -301,7 +306,7 @@ def load_private(session_id: str) -> tuple[dict[str, str], list[str]]:
     """The environment and arguments the session was submitted (or last resumed) with."""
     private = journal.private_of(check_id(session_id))
     if private is None:
-        raise NotFound(f"no session {session_id!r}")
+        raise NotFound(f"no session {session_id!r}", code=errorcodes.SESSION_NOT_FOUND)
     return dict(private.get("env") or {}), list(private.get("args") or [])
 
 

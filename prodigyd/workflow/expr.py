@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from prodigyd import errorcodes
 from prodigyd.errors import ProdigyError
 from prodigyd.workflow.interpolate import MISSING, VariableStore, parse_path, render, walk
 
@@ -75,6 +76,7 @@ class ExpressionError(ProdigyError):
     """
 
     kind = "expression"
+    code = errorcodes.EXPRESSION
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from prodigyd import errorcodes
 from prodigyd.errors import ProdigyError
 
 __all__ = [
@@ -146,6 +147,7 @@ class UnresolvedVariableError(ProdigyError):
     """
 
     kind = "unresolved_variable"
+    code = errorcodes.UNDEFINED_VARIABLE
 
     def __init__(self, references: list[str], available: list[str]) -> None:
         self.references = list(dict.fromkeys(references))

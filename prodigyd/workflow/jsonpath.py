@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from prodigyd import errorcodes
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.expr import ExpressionError, caret, compile_filter
 
@@ -37,6 +38,7 @@ class JsonPathError(WorkflowError):
     """A `json_path` is malformed; `details` points a caret at the offset."""
 
     kind = "workflow"
+    code = errorcodes.JSONPATH
 
     def __init__(self, message: str, path: str, offset: int, *, hint: str | None = None) -> None:
         super().__init__(

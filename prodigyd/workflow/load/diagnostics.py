@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from prodigyd import errorcodes
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.limits import Deadline
 from prodigyd.workflow.load.nodes import At, Map, Mark, Seq
@@ -66,6 +67,7 @@ class _Problem:
     location: Location
     hint: str | None = None
     details: str | None = None  # shown as it is (an expression with a caret under it)
+    code: str = errorcodes.WORKFLOW
 
 
 @dataclass
@@ -80,9 +82,15 @@ class Context:
     problems: list[_Problem] = field(default_factory=list)
 
     def problem(
-        self, message: str, at: At, *, hint: str | None = None, details: str | None = None
+        self,
+        message: str,
+        at: At,
+        *,
+        hint: str | None = None,
+        details: str | None = None,
+        code: str = errorcodes.WORKFLOW,
     ) -> None:
-        self.problems.append(_Problem(message, at.location(self.source), hint, details))
+        self.problems.append(_Problem(message, at.location(self.source), hint, details, code))
 
     def warn(self, message: str, at: At) -> None:
         source = at.source or self.source
@@ -93,7 +101,8 @@ class Context:
         return len(self.problems) > count
 
     def raise_problems(self) -> None:
-        """The first problem in file order is the message; all of them are the details."""
+        """The first problem in file order is the message (and the code); all of them are
+        the details."""
         if not self.problems:
             return
         problems = sorted(self.problems, key=_file_order)
@@ -107,6 +116,7 @@ class Context:
             hint=first.hint,
             location=first.location,
             details="\n".join(parts) or None,
+            code=first.code,
         )
 
 
@@ -134,7 +144,8 @@ def build_model(
         return model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            ctx.problem(_reason(error), _error_at(at, raw, error["loc"], renames or {}))
+            here = _error_at(at, raw, error["loc"], renames or {})
+            ctx.problem(_reason(error), here, code=errorcodes.INVALID_VALUE)
         return None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from prodigyd import errorcodes
 from prodigyd.workflow.load.diagnostics import Context
 from prodigyd.workflow.load.nodes import At, Map
 
@@ -71,6 +72,7 @@ def unknown_key(key: object, keys: Collection[str], at: At, where: str, ctx: Con
             f"unknown key '{key}' in {where}{suggestion}",
             at,
             hint="remove it or fix its spelling (without --strict it is only a warning)",
+            code=errorcodes.UNKNOWN_FIELD,
         )
     else:
         ctx.warn(f"unknown key '{key}' in {where} (ignored){suggestion}", at)

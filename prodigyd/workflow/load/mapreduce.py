@@ -256,7 +256,8 @@ def _check_item_pipeline(data: Mapping[str, Any], raw: Map, at: At, ctx: Context
             try:
                 check(data[key])
             except ProdigyError as exc:
-                ctx.problem(exc.message, at.key(raw, key), hint=exc.hint, details=exc.details)
+                here = at.key(raw, key)
+                ctx.problem(exc.message, here, hint=exc.hint, details=exc.details, code=exc.code)
 
 
 def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> object:

@@ -22,6 +22,7 @@ from yaml.constructor import ConstructorError
 from yaml.reader import ReaderError
 from yaml.scanner import ScannerError
 
+from prodigyd import errorcodes
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.limits import MAX_DEPTH, BoundedComposer, Deadline, LimitExceeded
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, excerpt, shown
@@ -166,6 +167,7 @@ def read_yaml(text: str, source: str, deadline: Deadline) -> tuple[object, Mark 
             location=Location(source, line, column),
             details=excerpt(text, line, column),
             hint='write it as an escape in a double-quoted string, e.g. "\\x01"',
+            code=errorcodes.YAML_SYNTAX,
         ) from None
 
 
@@ -183,13 +185,14 @@ def _char_position(text: str, index: int) -> tuple[int, int]:
 def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> WorkflowError:
     mark = exc.problem_mark or exc.context_mark
     message = f"invalid YAML: {exc.problem or exc.context}"
+    code = errorcodes.YAML_SYNTAX
     if isinstance(exc, LimitExceeded):  # not invalid, too much: JSON files meet them too
-        message = str(exc.problem)
+        message, code = str(exc.problem), errorcodes.WORKFLOW_TOO_LARGE
     if exc.problem and exc.context:
         where = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
         message += f" ({exc.context}{where})"
     if mark is None:
-        return WorkflowError(message, location=Location(source), hint=SHAPES_HINT)
+        return WorkflowError(message, location=Location(source), hint=SHAPES_HINT, code=code)
     line, column = mark.line + 1, mark.column + 1
     if isinstance(exc, LimitExceeded):
         hint: str | None = _LIMITS_HINT
@@ -200,6 +203,7 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> Workflow
         location=Location(source, line, column),
         details=excerpt(text, line, column),
         hint=hint,
+        code=code,
     )
 
 
@@ -221,6 +225,7 @@ def read_json(text: str, source: str, deadline: Deadline) -> tuple[object, Mark 
             f"invalid JSON: {exc.msg}",
             location=Location(source, exc.lineno, exc.colno),
             details=excerpt(text, exc.lineno, exc.colno),
+            code=errorcodes.YAML_SYNTAX,
         ) from None
     except RecursionError:  # nested thousands deep: the YAML reading below says where
         data, too_deep = None, True
@@ -235,5 +240,6 @@ def read_json(text: str, source: str, deadline: Deadline) -> tuple[object, Mark 
         raise WorkflowError(
             f"invalid JSON: nested more than {MAX_DEPTH} levels deep",
             location=Location(source, 1, 1),
+            code=errorcodes.WORKFLOW_TOO_LARGE,
         )
     return (marked, mark) if marked == data else (unmarked(data, source), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from prodigyd import errorcodes
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.files import failure_reason, read_regular
 from prodigyd.workflow.limits import MAX_FILE_BYTES, Deadline, oversize_at
@@ -24,12 +25,16 @@ def read_source(file: Path) -> tuple[str, str]:
         data, _ = read_regular(file, limit=MAX_FILE_BYTES, refuse_larger=False)
     except FileNotFoundError:
         raise WorkflowError(
-            f"workflow file not found: {file}", location=Location(str(file))
+            f"workflow file not found: {file}",
+            location=Location(str(file)),
+            code=errorcodes.WORKFLOW_NOT_FOUND,
         ) from None
     except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop, ~nobody
         why = failure_reason(exc)
         raise WorkflowError(
-            f"cannot read workflow file: {why}", location=Location(str(file))
+            f"cannot read workflow file: {why}",
+            location=Location(str(file)),
+            code=errorcodes.WORKFLOW_NOT_FOUND,
         ) from None
     check_size(data, str(file))
     try:
@@ -39,6 +44,7 @@ def read_source(file: Path) -> tuple[str, str]:
         raise WorkflowError(
             f"the workflow file is not UTF-8 text (bad byte 0x{data[exc.start]:02x})",
             location=Location(str(file), line, column),
+            code=errorcodes.WORKFLOW_NOT_FOUND,
         ) from None
     return text, hashlib.sha256(data).hexdigest()
 
@@ -59,6 +65,7 @@ def check_size(data: bytes, source: str) -> None:
             "(the limit is reached here)",
             location=Location(source, *where),
             hint="keep long lists of work items in a separate file (input: in MapReduce)",
+            code=errorcodes.WORKFLOW_TOO_LARGE,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from prodigyd import errorcodes
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.expr import ExpressionError, check_when
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
@@ -97,6 +98,7 @@ def parse_step(raw: object, at: At, ctx: Context) -> Step | None:
             f"(found: {', '.join(found) or 'none'})",
             at,
             hint=_command_hint(raw, found),
+            code=errorcodes.INVALID_VALUE if found else errorcodes.UNKNOWN_FIELD,
         )
         return None
     return _step_of_kind(found[0], raw, at, ctx)
@@ -117,7 +119,7 @@ def check_expression(text: str, at: At, ctx: Context) -> None:
     try:
         check_when(text)
     except ExpressionError as exc:
-        ctx.problem(exc.message, at, hint=exc.hint, details=exc.details)
+        ctx.problem(exc.message, at, hint=exc.hint, details=exc.details, code=exc.code)
 
 
 def _step_of_kind(key: str, raw: Map, at: At, ctx: Context) -> Step | None:
