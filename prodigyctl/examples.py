@@ -55,6 +55,10 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "events follow": (("prodigyctl events follow --type step_failed", "failures as they come"),),
     "events ls": (("prodigyctl events ls --session 17962057 --json", "a session's events"),),
     "events stats": (("prodigyctl events stats --since 7d", "events by type"),),
+    "explain": (
+        ("prodigyctl explain E3004", "why a merge was refused, and what to do"),
+        ("prodigyctl explain e1002 --json", "the entry for a script: code, title, help"),
+    ),
     "exec": (
         ("prodigyctl exec 'make fmt' --retry 3", "one shell command, merged"),
         ("prodigyctl exec 'claude: /refactor main.rs'", "one Claude command, merged"),

@@ -31,6 +31,7 @@ COMMANDS = {
     "dlq": "dlq",
     "events": "events",
     "exec": "run",
+    "explain": "explain",
     "follow": "logs",
     "goal-seek": "run",
     "hooks": "hooks",

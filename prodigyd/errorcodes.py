@@ -50,7 +50,7 @@ USAGE = _code(
     "E0002",
     "command-line usage error",
     """An option or argument of `prodigyctl` is missing, unknown or malformed (the message
-    names it). `prodigyctl COMMAND --help` shows what the command takes. Exit code 2.""",
+    names it). `--help` after the command shows what it takes. Exit code 2.""",
 )
 INVALID_PARAMS = _code(
     "E0003",
@@ -152,8 +152,9 @@ CONNECTION_LOST = _code(
     "E2003",
     "lost the connection to prodigyd",
     """The daemon closed the connection mid-request: it was stopped or crashed. Running jobs
-    continue (or resume when it starts again): `prodigyctl ps` and `prodigyctl follow ID`
-    pick them up. If it crashed, its log under $PRODIGY_HOME/logs/ says why. Exit code 5.""",
+    continue (or resume when it starts again): `prodigyctl ps` lists them and `prodigyctl
+    logs -f ID` follows one. If it crashed, its log under $PRODIGY_HOME/logs/ says why.
+    Exit code 5.""",
 )
 SHUTTING_DOWN = _code(
     "E2004",
@@ -372,12 +373,6 @@ def for_params(errors: Sequence[Mapping[str, Any]]) -> str:
 def label(code: str | None) -> str:
     """How a human error line starts: `error[E1001]`, as rustc and cargo print theirs."""
     return f"error[{code}]" if code else "error"
-
-
-def explain(code: str) -> str | None:
-    """One entry as `prodigyctl explain` prints it; None for an unknown code."""
-    entry = REGISTRY.get(code.upper())
-    return f"{entry.code}: {entry.title}\n\n{entry.help}" if entry else None
 
 
 #: docs/errors.md is written by hand down to this line, and from REGISTRY after it.

@@ -83,7 +83,9 @@ def test_get_prints_the_value_or_json(capsys: pytest.CaptureFixture[str]):
 def test_get_unknown_key_exits_2_with_a_suggestion(capsys: pytest.CaptureFixture[str]):
     rc, out, err = run(capsys, cmd.get(key="claude.modl", as_json=False))
     assert (rc, out) == (2, "")
-    assert err.startswith("error: unknown key claude.modl; did you mean claude.model?\nhint: ")
+    assert err.startswith(
+        "error[E5003]: unknown key claude.modl; did you mean claude.model?\nhint: "
+    )
 
 
 def test_set_writes_the_file_and_says_how_to_apply(
@@ -119,17 +121,17 @@ def test_set_warns_when_an_env_var_overrides_the_file(
         (
             "max_concurrent_jobs",
             "lots",
-            "error: max_concurrent_jobs: expected an integer, got 'lots'\n",
+            "error[E5002]: max_concurrent_jobs: expected an integer, got 'lots'\n",
         ),
         (
             "shutdown_grace_seconds",
             "-1",
-            "error: shutdown_grace_seconds: Input should be greater than or equal to 0 (got -1.0)\n",
+            "error[E5002]: shutdown_grace_seconds: Input should be greater than or equal to 0 (got -1.0)\n",
         ),
         (
             "max_concurent_jobs",
             "2",
-            "error: unknown key max_concurent_jobs; did you mean max_concurrent_jobs?\n",
+            "error[E5003]: unknown key max_concurent_jobs; did you mean max_concurrent_jobs?\n",
         ),
     ],
 )
@@ -157,7 +159,7 @@ def test_unset_restores_the_default(isolated: Path, capsys: pytest.CaptureFixtur
 def test_unset_unknown_key_exits_2(capsys: pytest.CaptureFixture[str]):
     rc, _, err = run(capsys, cmd.unset(key="nope"))
     assert rc == 2
-    assert err.startswith("error: unknown key nope")
+    assert err.startswith("error[E5003]: unknown key nope")
 
 
 def test_broken_file_makes_show_exit_2_naming_file_and_line(
@@ -167,7 +169,7 @@ def test_broken_file_makes_show_exit_2_naming_file_and_line(
     (isolated / "config.toml").write_text("[claude\nmodel = 'x'\n")
     rc, out, err = run(capsys, cmd.show(as_json=True))
     assert (rc, out) == (2, "")
-    assert err.startswith(f"error: invalid TOML in {isolated / 'config.toml'}: ")
+    assert err.startswith(f"error[E5002]: invalid TOML in {isolated / 'config.toml'}: ")
     assert "(at line 1, column 8)" in err
     assert "Traceback" not in err
 

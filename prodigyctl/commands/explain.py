@@ -1,0 +1,34 @@
+"""`explain CODE`: what an error code means and what to do about it (as `rustc --explain`).
+
+The text is the registry's (prodigyd/errorcodes.py), the same docs/errors.md lists.
+"""
+
+from __future__ import annotations
+
+import click
+
+from prodigyctl.client import dumps
+from prodigyctl.commands import command
+from prodigyctl.exitcodes import EXIT_NOT_FOUND, EXIT_OK
+from prodigyctl.options import json_option
+from prodigyd import errorcodes
+
+
+@command("explain")
+@click.argument("code")
+@json_option
+def explain(*, code: str, as_json: bool) -> int:
+    """What error CODE (E1002, as in `error[E1002]: ...`) means and what to do about it."""
+    entry = errorcodes.REGISTRY.get(code.strip().upper())
+    if entry is None:
+        click.echo(
+            f"{errorcodes.label(errorcodes.NOT_FOUND)}: no error code {code!r}; "
+            "docs/errors.md lists them all",
+            err=True,
+        )
+        return EXIT_NOT_FOUND
+    if as_json:
+        click.echo(dumps(entry._asdict()))
+    else:
+        click.echo(f"{entry.code}: {entry.title}\n\n{click.wrap_text(entry.help, 79)}")
+    return EXIT_OK

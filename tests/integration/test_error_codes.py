@@ -1,0 +1,126 @@
+"""Error codes as a user and a script see them: `error[E1002]: ...` on stderr and `"code":
+"E1002"` under --json, through the real prodigyctl and prodigyd (docs/errors.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE
+from tests.cli import ctl
+from tests.gitutil import git
+from tests.integration.test_protocol import Raw
+
+
+def _json_error(stderr: str) -> dict:
+    return json.loads(stderr)["error"]
+
+
+def test_a_workflow_typo_is_e1002_in_text_and_json(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "fix.yml"
+    wf.write_text("commands:\n  - shell: 'true'\n  - shel: 'echo hi'\n")
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.startswith(f"error[E1002]: {wf}:3:5: a step needs exactly one of")
+    assert "did you mean 'shell' instead of 'shel'?" in done.stderr
+    as_json = ctl("run", str(wf), "-y", "--json", cwd=repo)
+    assert as_json.returncode == EXIT_USAGE
+    error = _json_error(as_json.stderr)
+    assert (error["code"], error["kind"], error["rpc_code"]) == ("E1002", "workflow", -32001)
+    assert error["location"]["line"] == 3 and error["message"].startswith("a step needs")
+
+
+def test_yaml_syntax_and_a_missing_file_have_their_own_codes(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("commands:\n  - shell: 'unclosed\n")
+    done = ctl("run", str(broken), "-y", cwd=repo)
+    assert done.returncode == EXIT_USAGE and done.stderr.startswith("error[E1001]: "), done.stderr
+    missing = ctl("run", str(tmp_path / "nope.yml"), "-y", "--json", cwd=repo)
+    assert missing.returncode == EXIT_USAGE
+    assert _json_error(missing.stderr)["code"] == "E1004"
+
+
+def test_run_dry_run_reports_the_loader_error_with_its_code(repo: Path, tmp_path: Path):
+    wf = tmp_path / "fix.yml"
+    wf.write_text("commands:\n  - shel: 'echo hi'\n")
+    done = ctl("run", str(wf), "--dry-run", cwd=repo)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.startswith(f"error[E1002]: {wf}:2:5"), done.stderr
+    assert _json_error(ctl("run", str(wf), "--dry-run", "--json").stderr)["code"] == "E1002"
+
+
+def test_an_unknown_or_ambiguous_session_id(daemon: Path, repo: Path, tmp_path: Path):
+    missing = ctl("sessions", "show", "workflow-1", "--json")
+    assert missing.returncode == EXIT_NOT_FOUND
+    error = _json_error(missing.stderr)
+    assert (error["code"], error["kind"], error["rpc_code"]) == ("E6001", "not_found", -32003)
+    text = ctl("logs", "workflow-1")
+    assert text.stderr.startswith("error[E6001]: no session 'workflow-1'")
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'true'\n")
+    for _ in range(2):
+        ctl("run", str(wf), "-y", cwd=repo, check=True)
+    ambiguous = ctl("sessions", "show", "workflow-1")
+    assert ambiguous.returncode == EXIT_USAGE
+    assert ambiguous.stderr.startswith("error[E6002]: "), ambiguous.stderr
+    assert "starts more than one id" in ambiguous.stderr
+
+
+def test_a_merge_refused_for_uncommitted_changes_is_e3004(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo theirs > README.md && git commit -qam theirs'\n")
+    ctl("run", str(wf), cwd=repo, check=True)  # no tty, no -y: it awaits the merge
+    session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+    (repo / "README.md").write_text("mine, not committed\n")
+    refused = ctl("merge", session_id)
+    assert refused.returncode == EXIT_CONFLICT
+    assert refused.stderr.startswith("error[E3004]: Your checkout has uncommitted changes")
+    as_json = _json_error(ctl("merge", session_id, "--json").stderr)
+    assert (as_json["code"], as_json["kind"]) == ("E3004", "merge_refused")
+    assert (repo / "README.md").read_text() == "mine, not committed\n"
+    assert git(repo, "status", "--porcelain") == " M README.md\n"
+
+
+def test_the_json_rpc_error_data_carries_the_code(daemon: Path):
+    raw = Raw(daemon)
+    assert raw.send(b"{not json\n")["error"]["data"]["code"] == "E2005"
+    assert raw.call("no.such.method")["error"]["data"]["code"] == "E2005"
+    assert raw.call("sessions.list", {"limit": "many"})["error"]["data"]["code"] == "E0003"
+    missing = raw.call("sessions.show", {"session_id": "workflow-1"})["error"]
+    assert (missing["code"], missing["data"]["code"]) == (-32003, "E6001")
+    raw.close()
+
+
+def test_client_side_errors_have_codes_too(tmp_path: Path):
+    usage = ctl("run", "--bogus")
+    assert usage.returncode == EXIT_USAGE
+    assert "Usage: prodigyctl run" in usage.stderr
+    assert "error[E0002]: No such option '--bogus'" in usage.stderr
+    assert _json_error(ctl("run", "--bogus", "--json").stderr)["code"] == "E0002"
+    too_long = tmp_path / ("x" * 120)  # no socket path that long: no daemon can be reached
+    env = {**os.environ, "PRODIGY_HOME": str(too_long)}
+    unreachable = ctl("sessions", "ls", "--json", env=env)
+    assert unreachable.returncode == EXIT_UNREACHABLE
+    assert _json_error(unreachable.stderr)["code"] == "E2001"
+
+
+def test_a_daemon_that_cannot_start_is_e2002(isolated: Path):
+    isolated.mkdir(exist_ok=True)
+    (isolated / "config.toml").write_text("[claude\n")  # prodigyd refuses a broken config
+    done = ctl("sessions", "ls")
+    assert done.returncode == EXIT_UNREACHABLE
+    assert done.stderr.startswith("error[E2002]: prodigyd failed to start"), done.stderr
+
+
+def test_explain_prints_a_codes_entry():
+    shown = ctl("explain", "e3004")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("E3004: merge refused: your checkout has changes")
+    assert "prodigyctl merge ID" in shown.stdout
+    entry = json.loads(ctl("explain", "E1002", "--json").stdout)
+    assert entry["code"] == "E1002" and entry["title"] == "unknown field"
+    unknown = ctl("explain", "E9999")
+    assert unknown.returncode == EXIT_NOT_FOUND and "no error code 'E9999'" in unknown.stderr
