@@ -288,6 +288,8 @@ class Renderer:
             stopped = f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
             return stopped + _not_recorded(e)
         text = f"session {sid} {status}: {e.get('error')}"
+        if e.get("code"):  # prodigy stopped it (a spent budget, a refused path)
+            text = f"{errorcodes.label(e['code'])}: {text}"
         if status == "failed" and "prodigyctl resume" in str(e.get("error")):
             text += f"\n(worktree kept: {e.get('worktree')})"  # the error says how to resume
         elif status == "failed":

@@ -58,6 +58,7 @@ class CommandResult:
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific extras (claude cost)
     reason: FailureReason | None = None  # set by the pipeline when it fails a command that ran
     kind: ErrorKind | None = None  # what it ran into, when known as data (`retry_on` uses it)
+    code: str | None = None  # the error code when prodigy refused the command (a path outside)
     # what went wrong without failing the command by itself (a tool call Claude was denied),
     # named in any failure message of its step: it is often why the step then fails
     warnings: list[str] = field(default_factory=list)

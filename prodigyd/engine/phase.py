@@ -36,6 +36,7 @@ class PhaseOutcome:
     stopped: bool = False  # asked to stop between steps (daemon shutdown)
     exit_code: int | None = None  # of the failed step's command
     reason: FailureReason | None = None  # why it failed, when it did
+    code: str | None = None  # its error code, when prodigy stopped it (StepReport.error_code)
 
 
 #: Called after a step succeeded, before its checkpoint: (step index, report). The setup
@@ -87,7 +88,11 @@ async def run_sequential(
             return PhaseOutcome(False, stopped=True)
         if not report.success:
             return PhaseOutcome(
-                False, error=report.error, exit_code=report.result.exit_code, reason=report.failure
+                False,
+                error=report.error,
+                exit_code=report.result.exit_code,
+                reason=report.failure,
+                code=report.error_code,
             )
     return PhaseOutcome(True)
 

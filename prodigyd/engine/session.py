@@ -182,13 +182,13 @@ class Session:
             self._finish(self.stop_status, self._stopped_message())
             raise
         except ProdigyError as exc:
-            self._finish(Status.FAILED, exc.render())
+            self._finish(Status.FAILED, exc.render(), exc.code)
             return record
         if outcome.stopped:
             self._finish(self.stop_status, self._stopped_message())
             return record
         if not outcome.ok:
-            self._finish(Status.FAILED, outcome.error or "a step failed")
+            self._finish(Status.FAILED, outcome.error or "a step failed", outcome.code)
             return record
         if record.merge_policy == "auto":
             with contextlib.suppress(ProdigyError):  # a refusal leaves it awaiting_merge
@@ -316,7 +316,7 @@ class Session:
                 exc.hint = exc.hint.replace("<session>", record.id)
             self._update(status=Status.AWAITING_MERGE, error=exc.render())
             self.events.emit(EventType.MERGE_FAILED, error=self.record.error, code=exc.code)
-            self._finish(Status.AWAITING_MERGE, self.record.error)
+            self._finish(Status.AWAITING_MERGE, self.record.error, exc.code)
             raise
         self._update(merged=outcome.merged, merge_commit=outcome.commit, merge_done=True)
         self.events.emit(
@@ -344,7 +344,9 @@ class Session:
         spent = Spend(used.cost_usd, used.tokens)
         return Meter("workflow", budget, spent, used.seconds, session_id=record.id)
 
-    def _finish(self, status: Status, error: str | None) -> None:
+    def _finish(self, status: Status, error: str | None, code: str | None = None) -> None:
+        """End the run as `status`; `code` is the error code of what stopped it, if prodigy
+        did (its `session_finished` event carries it)."""
         if self.meter is not None:  # the account goes on at the next resume
             total = self.meter.total()
             self.record.budget_used = BudgetUse(
@@ -363,6 +365,7 @@ class Session:
             merged=self.record.merged,
             worktree=self.record.worktree,
             branch=self.record.original_branch,
+            **({"code": code} if code else {}),
             **({"not_recorded": not_recorded} if not_recorded else {}),
         )
 

@@ -66,11 +66,21 @@ class StepReport:
     note: str | None = None
     error: str | None = None  # the workflow-stopping message when not successful
     reason: FailureReason | None = None  # set when it is not the command's own failure
+    code: str | None = None  # the error code of a ProdigyError that stopped it
 
     @property
     def failure(self) -> FailureReason:
         """Why the step failed (meaningful only when it did)."""
         return self.reason or self.result.failure
+
+    @property
+    def error_code(self) -> str | None:
+        """The error code of a failure prodigy itself stopped the step for (a refused path,
+        a spent budget); None for a command's own failure, which is the workflow's."""
+        code = self.code or self.result.code
+        if code is None and self.failure is FailureReason.BUDGET_EXCEEDED:
+            return errorcodes.BUDGET_EXCEEDED
+        return code
 
 
 class StepRunner:
@@ -123,7 +133,8 @@ class StepRunner:
             report = await self._run(step, label, store, display)
         except ProdigyError as exc:  # a refused path, an unresolved variable: name the step
             message = f"Step '{display}' could not run: {exc.render()}"
-            report = StepReport(False, CommandResult(False, 1, error=message), error=message)
+            result = CommandResult(False, 1, error=message)
+            report = StepReport(False, result, error=message, code=exc.code)
         except (OSError, ValueError) as exc:  # a bad working_dir, output_file or env value
             message = f"Step '{display}' could not run: {failure_reason(exc, with_path=True)}"
             report = StepReport(False, CommandResult(False, 1, error=message), error=message)

@@ -124,3 +124,24 @@ def test_explain_prints_a_codes_entry():
     assert entry["code"] == "E1002" and entry["title"] == "unknown field"
     unknown = ctl("explain", "E9999")
     assert unknown.returncode == EXIT_NOT_FOUND and "no error code 'E9999'" in unknown.stderr
+
+
+def test_a_run_prodigy_stopped_ends_with_the_code(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "slow.yml"
+    wf.write_text("- shell: 'sleep 30'\n")
+    spent = ctl("run", str(wf), "-y", "--budget-time", "1s", cwd=repo)
+    assert spent.returncode == 1
+    ended = [line for line in spent.stdout.splitlines() if line.startswith("error[")]
+    assert len(ended) == 1 and ended[0].startswith("error[E4006]: session workflow-"), spent.stdout
+    assert "budget exceeded" in ended[0]
+    escape = tmp_path / "escape.yml"
+    escape.write_text("- write_file: {path: ../outside.txt, content: x}\n")
+    refused = ctl("run", str(escape), "-y", "--json", cwd=repo)
+    assert refused.returncode == 1
+    final = json.loads(refused.stdout.splitlines()[-1])
+    assert final["event_type"] == "session_finished" and final["code"] == "E4002", final
+    assert "escapes the worktree" in final["error"]
+    plain = tmp_path / "plain.yml"
+    plain.write_text("- shell: 'exit 3'\n")
+    failed = json.loads(ctl("run", str(plain), "-y", "--json", cwd=repo).stdout.splitlines()[-1])
+    assert failed["status"] == "failed" and "code" not in failed  # the workflow's own failure

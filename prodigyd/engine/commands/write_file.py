@@ -33,6 +33,7 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
             stderr=f"write_file: {reason}\n",
             duration=time.monotonic() - started,
             error=f"write_file: {reason}",
+            code=exc.code if isinstance(exc, _Refused) else None,
         )
     shown = target.relative_to(inv.ctx.worktree.resolve())
     return CommandResult(
@@ -43,13 +44,22 @@ async def run(step: Step, inv: Invocation) -> CommandResult:
     )
 
 
+class _Refused(ValueError):
+    """A path the worktree refuses: a failure of this command (as any bad value), which
+    keeps the refusal's error code."""
+
+    def __init__(self, exc: ProdigyError) -> None:
+        super().__init__(exc.message)
+        self.code = exc.code
+
+
 def _prepare(spec: WriteFileSpec, inv: Invocation) -> tuple[Path, bytes]:
     raw_path = inv.ctx.interpolate(spec.path, inv.store)
     root = inv.ctx.worktree.resolve()
     try:
         target = inv.ctx.inside_worktree(inv.cwd / raw_path, shown=raw_path)
     except ProdigyError as exc:
-        raise ValueError(exc.message) from None
+        raise _Refused(exc) from None
     if not spec.create_dirs and not target.parent.is_dir():
         raise ValueError(
             f"folder {target.parent.relative_to(root)} does not exist (set create_dirs: true)"
