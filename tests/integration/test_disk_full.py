@@ -107,7 +107,7 @@ def test_submit_on_a_full_disk_fails_at_once_naming_the_disk(
     fullable.fill()
     done = ctl("run", str(_workflow(tmp_path, gate)), "-y", "--detach", cwd=repo)
     assert done.returncode == EXIT_NO_SPACE, done.stderr
-    assert f"error: no space left on {fullable.home}" in done.stderr
+    assert f"error[E5001]: no space left on {fullable.home}" in done.stderr
     with pytest.raises(RuntimeError) as err:
         rpc(
             fullable.home,
