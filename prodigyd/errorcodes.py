@@ -334,7 +334,8 @@ CONFLICT = _code(
     "E6003",
     "conflicts with the current state",
     """The request clashes with the current state: a lock is held, something is already
-    running. The message says what; wait for it or stop it first. Exit code 4.""",
+    running, a file prodigyctl would install over is not its own. The message says what:
+    wait for it, stop it or move it away first. Exit code 4.""",
 )
 WRONG_STATE = _code(
     "E6004",

@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prodigyd import paths, proc, systemd
+from prodigyd import errorcodes, paths, proc, systemd
 from prodigyd.config import Config, ConfigError, WorktreeConfig, load
 from prodigyd.errors import NoSpace
 from prodigyd.store import journal
@@ -78,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load()
     except ConfigError as err:
-        print(f"error: {err.render()}", file=sys.stderr)
+        print(f"{errorcodes.label(err.code)}: {err.render()}", file=sys.stderr)
         return 2
     problem = None if activated else paths.socket_path_problem()
     if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"{errorcodes.label(errorcodes.DAEMON_UNREACHABLE)}: {problem}", file=sys.stderr)
         return 2
     _setup_logging(config.log_level, int(config.retention.daemon_log_mb * 1024 * 1024))
     with _single_instance() as owned:

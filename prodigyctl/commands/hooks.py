@@ -31,7 +31,7 @@ from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
 from prodigyctl.options import json_option, path_option
-from prodigyd import protocol
+from prodigyd import errorcodes, protocol
 
 #: What marks a hook file as prodigy's, whatever its version (the current one is MARKER).
 OURS = "# prodigy-hook v"
@@ -114,7 +114,8 @@ def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = 
     if blocked:
         for hook in blocked:
             click.echo(
-                f"error: {folder / hook} is not prodigy's, and {hook}{LEGACY_SUFFIX} is taken; "
+                f"{errorcodes.label(errorcodes.CONFLICT)}: {folder / hook} is not prodigy's, "
+                f"and {hook}{LEGACY_SUFFIX} is taken; "
                 "move one of them away",
                 err=True,
             )

@@ -21,7 +21,7 @@ from prodigyctl.client import dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
-from prodigyd import paths
+from prodigyd import errorcodes, paths
 
 man = group(
     "man",
@@ -51,10 +51,12 @@ def show(*, topic: tuple[str, ...]) -> int:
     wanted = " ".join(topic)
     page = find(wanted)
     if page is None:
-        click.echo(f"error: no man page for {wanted!r}; `prodigyctl man ls` lists them", err=True)
+        error = errorcodes.label(errorcodes.NOT_FOUND)
+        click.echo(f"{error}: no man page for {wanted!r}; `prodigyctl man ls` lists them", err=True)
         return EXIT_NOT_FOUND
     if shutil.which("man") is None:
-        click.echo(f"error: `man` is not installed; the page is {page}", err=True)
+        error = errorcodes.label(errorcodes.ERROR)
+        click.echo(f"{error}: `man` is not installed; the page is {page}", err=True)
         return EXIT_USAGE
     return subprocess.run(["man", "-l", str(page)], check=False).returncode
 

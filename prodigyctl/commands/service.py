@@ -22,7 +22,7 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK
-from prodigyd import paths
+from prodigyd import errorcodes, paths
 from prodigyd.store.atomic import write_bytes_atomic
 
 #: The first line of every unit file install-service writes: the proof that it may change it.
@@ -51,8 +51,9 @@ def install_service(*, uninstall: bool, as_json: bool) -> int:
     if foreign:
         for path in foreign:
             click.echo(
-                f"error: {path} was not written by prodigyctl (its first line is not "
-                f"{MARKER!r}); move it away to let install-service manage it",
+                f"{errorcodes.label(errorcodes.CONFLICT)}: {path} was not written by "
+                f"prodigyctl (its first line is not {MARKER!r}); move it away to let "
+                "install-service manage it",
                 err=True,
             )
         return EXIT_CONFLICT
