@@ -16,9 +16,7 @@ every command (through prodigyd.protocol).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -392,5 +390,8 @@ def docs_text(current: str) -> str:
 
 
 if __name__ == "__main__":  # rewrites docs/errors.md (run from the repository's top)
+    import sys
+    from pathlib import Path  # here: the client imports this module for every command
+
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/errors.md")
     target.write_text(docs_text(target.read_text(encoding="utf-8")), encoding="utf-8")

@@ -4,7 +4,8 @@ Every expected failure (bad YAML, a missing binary, a refused merge) is raised a
 `ProdigyError`: a one-line message, an optional hint, an optional location, and a stable
 code (prodigyd/errorcodes.py: its class's, or a more specific one given where it is raised).
 The daemon turns it into a JSON-RPC error and the client prints it; neither ever shows a
-traceback for one. Anything that is *not* a ProdigyError is a bug and is logged with its traceback.
+traceback for one. Anything that is *not* a ProdigyError is a bug and is logged with its
+traceback.
 """
 
 from __future__ import annotations

@@ -214,7 +214,8 @@ def error(msg_id: Any, code: int, message: str, data: Any = None) -> dict[str, A
 
 
 def errorcode(code: int) -> str:
-    """The stable error code of a JSON-RPC error that came without one (an older daemon)."""
+    """The stable error code of a JSON-RPC error nothing more specific gave one (a parse
+    error; any error from a daemon older than the codes)."""
     return ERRORCODE_FOR_CODE.get(code, errorcodes.ERROR)
 
 
