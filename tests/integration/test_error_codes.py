@@ -43,6 +43,15 @@ def test_yaml_syntax_and_a_missing_file_have_their_own_codes(
     assert _json_error(missing.stderr)["code"] == "E1004"
 
 
+def test_a_bad_workflow_parameter_is_e1009(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("parameters:\n  count: {type: number}\ncommands:\n  - shell: 'true'\n")
+    done = ctl("run", str(wf), "-y", "--param", "count=many", "--json", cwd=repo)
+    assert done.returncode == EXIT_USAGE
+    error = _json_error(done.stderr)
+    assert error["code"] == "E1009" and "parameter 'count'" in error["message"], error
+
+
 def test_run_dry_run_reports_the_loader_error_with_its_code(repo: Path, tmp_path: Path):
     wf = tmp_path / "fix.yml"
     wf.write_text("commands:\n  - shel: 'echo hi'\n")

@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
+from prodigyd import errorcodes
 from prodigyd.errors import ProdigyError, WorkflowError
 from prodigyd.workflow.expr import compile_filter
 from prodigyd.workflow.load.diagnostics import Context, build_model, shown
@@ -223,6 +224,7 @@ def resolve(
             if len(problems) > 1
             else None,
             hint="give values with --param NAME=VALUE or --param-file FILE",
+            code=errorcodes.WORKFLOW_PARAM,
         )
     return values
 
