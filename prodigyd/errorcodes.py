@@ -241,10 +241,10 @@ STEP = _code(
 CLAUDE_NOT_FOUND = _code(
     "E4001",
     "claude CLI not found",
-    """The workflow has `claude:` steps but no usable `claude` executable was found on the
-    daemon's PATH, at `claude.binary` in the config or at $PRODIGY_CLAUDE_BIN. Install
-    Claude Code (`npm install -g @anthropic-ai/claude-code`) or set its path: `prodigyctl
-    config set claude.binary /path/to/claude`. Exit code 2.""",
+    """The workflow has `claude:` steps but no usable `claude` executable was found: at
+    $PRODIGY_CLAUDE_BIN, at `claude.binary` in the config, or on the PATH the job was
+    submitted with. Install Claude Code (`npm install -g @anthropic-ai/claude-code`) or
+    set its path: `prodigyctl config set claude.binary /path/to/claude`. Exit code 2.""",
 )
 PATH_ESCAPES = _code(
     "E4002",
@@ -256,14 +256,16 @@ PATH_ESCAPES = _code(
 CAPTURE = _code(
     "E4003",
     "output cannot be captured",
-    """A step's `capture:` could not turn its output into the declared format (`json`,
-    `number`, `boolean`, lines). Check what the command prints with `prodigyctl logs ID`.""",
+    """A step's `capture:` could not turn its output into its `capture_format` (`json`,
+    `number`; or the format is unknown). `prodigyctl logs ID` shows what the command
+    printed.""",
 )
 SCORE = _code(
     "E4004",
     "validator score unreadable",
     """A `goal_seek:` or `validate:` command's output has no score prodigy can read. The
-    validator must print a number from 0 to 100 (or a JSON object with a `score`).""",
+    validator must print one: `score: N`, `N%`, `N/100`, `N out of 100`, or a JSON object
+    with a numeric `score`; the details show what it printed.""",
 )
 DYNAMIC_ENV = _code(
     "E4005",
