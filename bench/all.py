@@ -157,10 +157,11 @@ def main() -> None:
                     continue
                 for row in result:
                     rows.setdefault(row.key, {})[loop] = row
+    took = time.perf_counter() - started
     print(
         f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores (nproc), python "
-        f"{platform.python_version()} ({Path(sys.executable).resolve()}), {time.perf_counter() - started:.0f} s;"
-        f" `python bench/all.py {' '.join(sys.argv[1:])}`".rstrip()
+        f"{platform.python_version()} ({os.path.abspath(sys.executable)}), {took:.0f} s;"
+        f" `python bench/all.py {' '.join(sys.argv[1:])}`"
     )
     print()
     print(table(rows, loops))

@@ -118,22 +118,29 @@ def emit(row: Row) -> None:
     verdict = "PASS" if row.passes else "MISS"
     loop = f" [{row.loop}]" if row.loop else ""
     print(f"  row: {row.metric}{loop}")
-    print(f"    prodigy {fmt(row.prodigy, row.unit)}; floor {fmt(row.floor, row.unit)}"
-          f" ({row.floor_label})")
+    print(
+        f"    prodigy {fmt(row.prodigy, row.unit)}; floor {fmt(row.floor, row.unit)}"
+        f" ({row.floor_label})"
+    )
     extra = row.prodigy - row.floor
-    print(f"    ratio {row.ratio:.2f}x ({'+' if extra >= 0 else '-'}{fmt(abs(extra), row.unit)});"
-          f" target {row.target_text()}: {verdict}")
+    print(
+        f"    ratio {row.ratio:.2f}x ({'+' if extra >= 0 else '-'}{fmt(abs(extra), row.unit)});"
+        f" target {row.target_text()}: {verdict}"
+    )
     for peer in row.peers:
-        print(f"    peer {peer.name}: {fmt(peer.value, row.unit)}"
-              f" ({peer.value / row.floor:.2f}x the floor; {peer.what})")
+        print(
+            f"    peer {peer.name}: {fmt(peer.value, row.unit)}"
+            f" ({peer.value / row.floor:.2f}x the floor; {peer.what})"
+        )
     print(ROW_PREFIX + json.dumps(asdict(row), ensure_ascii=False), flush=True)
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """--loop (the daemon's event loop) and the peer options every row script takes."""
-    parser.add_argument(
-        "--loop", choices=LOOPS, default="asyncio", help="the daemon's event loop"
-    )
+def add_common_args(parser: argparse.ArgumentParser, *, peers: bool = True) -> None:
+    """--loop (the daemon's event loop) and, for a row with peers, the peer options (every
+    row script takes them all: bench/all.py passes them to each)."""
+    parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="the daemon's event loop")
+    if not peers:
+        return
     parser.add_argument(
         "--peers",
         action="store_true",

@@ -14,8 +14,8 @@
 
 Everything lives in a temporary directory; the daemon is always stopped at the end.
 
-    python bench/mapreduce.py [--items 20] [--parallel 8] [--rounds 3] [--files 2000] [--acquires 20]
-        [--loop uvloop]
+    python bench/mapreduce.py [--items 20] [--parallel 8] [--rounds 3] [--files 2000]
+        [--acquires 20] [--loop uvloop]
 """
 
 from __future__ import annotations

@@ -230,7 +230,10 @@ def main() -> None:
         f" on one connection (after {args.warmup} warm-up), interleaved in blocks"
     )
     headline: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp, contextlib.ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         root = Path(tmp)
         env = bench_env(root, args.loop)
         echo_sock = root / "echo.sock"
@@ -260,7 +263,11 @@ def main() -> None:
             for label, client_cpus, server_cpus in placements:
                 pin(list(pids.values()), client_cpus or set(cpus), server_cpus or set(cpus))
                 results = dict(
-                    zip(conns, measure(list(conns.values()), args.requests, args.warmup), strict=True)
+                    zip(
+                        conns,
+                        measure(list(conns.values()), args.requests, args.warmup),
+                        strict=True,
+                    )
                 )
                 p50 = {name: statistics.median(times) for name, times in results.items()}
                 headline = headline or p50

@@ -223,7 +223,7 @@ def main() -> None:
     emit(
         Row(
             key="step",
-            metric='durable `shell: true` step, per step',
+            metric="durable `shell: true` step, per step",
             unit="ms",
             prodigy=step * 1000,
             floor=(floor + sync) * 1000,

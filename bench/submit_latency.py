@@ -254,7 +254,12 @@ def peer_env(root: Path, name: str) -> dict[str, str]:
     """A peer queue's own socket or folder, and its job output, in the temporary folder."""
     folder = root / f"peer-{name}"
     folder.mkdir(exist_ok=True)
-    return {**os.environ, "TS_SOCKET": str(folder / "sock"), "NQDIR": str(folder), "TMPDIR": str(folder)}
+    return {
+        **os.environ,
+        "TS_SOCKET": str(folder / "sock"),
+        "NQDIR": str(folder),
+        "TMPDIR": str(folder),
+    }
 
 
 def peer_queue(binary: Path, root: Path, n: int) -> tuple[list[float], float]:
@@ -382,9 +387,7 @@ def main() -> None:
         params = submit_params(workflow, repo, env)
         payload = json.dumps(params)  # about the size of the row a submit commits
         peers = Peers(args, root)
-        binaries = {
-            name: binary for name in ("task-spooler", "nq") if (binary := peers.get(name))
-        }
+        binaries = {name: binary for name in ("task-spooler", "nq") if (binary := peers.get(name))}
         queues = {
             name: peer_queue(binary, root, max(args.submits // 4, 1))
             for name, binary in binaries.items()
@@ -451,7 +454,11 @@ def main() -> None:
                     target=TARGET_FIRST_STEP,
                     loop=args.loop,
                     peers=[
-                        Peer(name, e2e * 1000, f"e2e per job, {max(args.submits // 4, 1)} `true` jobs")
+                        Peer(
+                            name,
+                            e2e * 1000,
+                            f"e2e per job, {max(args.submits // 4, 1)} `true` jobs",
+                        )
                         for name, (_, e2e) in queues.items()
                     ],
                 )
