@@ -141,7 +141,7 @@ def main() -> None:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
     rows: dict[str, dict[str, Row]] = {}
     failures = []
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="prodigy-bench-peers-") as tmp:
         peer_dir = str(args.peer_dir or tmp)
         for script in scripts:
@@ -160,7 +160,8 @@ def main() -> None:
     took = time.perf_counter() - started
     print(
         f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores (nproc), python "
-        f"{platform.python_version()} ({os.path.abspath(sys.executable)}), {took:.0f} s;"
+        f"{platform.python_version()} ({os.path.abspath(sys.executable)}), {took:.0f} s, load"
+        f" average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end;"
         f" `python bench/all.py {' '.join(sys.argv[1:])}`"
     )
     print()

@@ -116,6 +116,7 @@ def peer_hooks(repo: Path, env: dict[str, str], peers: Peers) -> dict[str, str]:
         binary = peers.get(name)
         if binary is None:
             continue
+        set_hook(repo, EXIT_0)  # prodigy's hook would start a daemon on this commit
         (repo / config).write_text(text)
         subprocess.run(["git", "add", config], cwd=repo, env=env, check=True)
         subprocess.run(["git", "commit", "-qm", f"{name} config"], cwd=repo, env=env, check=True)
