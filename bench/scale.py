@@ -270,10 +270,12 @@ def resume_figures(
             text=True,
         )
         job = done.stdout.strip()
-        completed = 0
-        while completed < half:
+        completed: set[str] = set()
+        while len(completed) < half:
             conn.wait_event("agent_completed")
-            completed += sum(1 for _, e in conn.events if e["event_type"] == "agent_completed")
+            completed.update(
+                e["item_id"] for _, e in conn.events if e["event_type"] == "agent_completed"
+            )
             conn.events.clear()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -284,7 +286,7 @@ def resume_figures(
     try:
         started = time.perf_counter()
         first: float | None = None
-        ran = 0
+        ran: list[str] = []
         with subprocess.Popen(
             [*CTL, "resume-job", job, "-y", "--json"],
             cwd=repo,
@@ -297,20 +299,24 @@ def resume_figures(
             for at, event in json_lines(resumed.stdout):
                 if event["event_type"] == "agent_started":
                     first = first or at - started
-                    ran += 1
+                    ran.append(event["item_id"])
             code = resumed.wait()
         total = time.perf_counter() - started
     finally:
         stop(proc, timeout=120)
     if code != 0 or first is None:
-        raise SystemExit(f"resume-job {job} failed (exit {code}, {ran} items started)")
+        raise SystemExit(f"resume-job {job} failed (exit {code}, {len(ran)} items started)")
+    again = completed & set(ran)
     print(
-        f"(c) kill -9 after {completed} of {args.items} items completed; a new daemon ready in"
-        f" {ready * 1000:.0f} ms"
+        f"(c) kill -9 once {len(completed)} of {args.items} items had sent agent_completed;"
+        f" a new daemon ready in {ready * 1000:.0f} ms"
     )
     print(f"    resume-job exec -> first item started again {first * 1000:8.0f} ms")
     print(f"    resume-job exec -> job done                 {total * 1000:8.0f} ms")
-    print(f"    items started again: {ran} (at most {args.items - completed} + those in flight)")
+    print(
+        f"    items started on resume: {len(ran)} ({len(set(ran))} distinct); of them"
+        f" {len(again)} had sent agent_completed before the kill"
+    )
     print(f"    ratio pick-up / daemon ready {first / ready:.2f}x")
 
 
