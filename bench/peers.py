@@ -85,7 +85,10 @@ class Peers:
         if shutil.which("npm") is None:
             return None, "no npm on PATH"
         prefix.mkdir(parents=True, exist_ok=True)
-        if problem := _quiet(["npm", "install", "--prefix", str(prefix), "--silent", package]):
+        # --ignore-scripts: lefthook's postinstall runs `lefthook install` in the repository
+        # npm was started from (INIT_CWD), writing hooks into the user's own .git.
+        argv = ["npm", "install", "--prefix", str(prefix), "--ignore-scripts", "--silent", package]
+        if problem := _quiet(argv, cwd=prefix):
             return None, f"npm install failed: {problem}"
         return (path, "") if path.exists() else (None, "npm installed no executable")
 
@@ -97,13 +100,13 @@ def _which(package: str) -> Path | None:
     return None
 
 
-def _quiet(argv: list[str]) -> str:
+def _quiet(argv: list[str], cwd: Path | None = None) -> str:
     """Run an installer; '' when it worked, else the last line it printed."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print(f"  installing peer: {' '.join(argv[-3:])}", flush=True)
+    print(f"  installing peer: {' '.join(argv)}", flush=True)
     try:
         done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, timeout=600, check=False
+            argv, cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
