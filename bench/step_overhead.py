@@ -1,12 +1,17 @@
 """Per-step overhead of the engine against the physical floor, measured in the same run.
 
 Runs a workflow of N `shell: "true"` steps (checkpoint after each, events, variables: the
-full step pipeline prodigyd runs) and compares the time per step with N raw
-`subprocess.run(["sh", "-c", "true"])` spawns. Also prints an atomic fsync'd write, the
-other unavoidable per-step cost, and the ratio to both together: a step is announced
-only once its checkpoint is durable. Target: ratio to the spawn <= 1.5.
+full step pipeline prodigyd runs) on the chosen event loop and compares the time per step
+with the floor: a raw `subprocess.run(["sh", "-c", "true"])` spawn plus one `fdatasync`
+of a small write, the two things a durable step cannot skip (a step is announced only
+once its checkpoint is durable). prodigy's own atomic fsync'd JSON write is printed for
+context. Target (issue 15): <= 1.15x spawn + fdatasync.
 
-    python bench/step_overhead.py [--steps 200] [--rounds 3]
+Peer: DBOS (pip, a temporary venv; SQLite system database in the temporary folder): a
+workflow of N `@DBOS.step()`s, each the same spawn, timed per step from inside the
+workflow (each step's outcome is committed before the next starts).
+
+    python bench/step_overhead.py [--steps 200] [--rounds 3] [--loop uvloop] [--peers]
 """
 
 from __future__ import annotations
@@ -24,12 +29,28 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from benchkit import Peer, Row, add_common_args, emit
+from peers import Peers
+
 
 def spawn_floor(n: int) -> float:
     started = time.perf_counter()
     for _ in range(n):
         subprocess.run(["sh", "-c", "true"], check=True)
     return (time.perf_counter() - started) / n
+
+
+def fdatasync_floor(folder: Path, n: int) -> float:
+    """One small write and fdatasync per step, to one file (what a checkpoint's data costs)."""
+    fd = os.open(folder / "fdatasync.probe", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        started = time.perf_counter()
+        for i in range(n):
+            os.pwrite(fd, b'{"completed_steps": %d}\n' % i, 0)
+            os.fdatasync(fd)
+        return (time.perf_counter() - started) / n
+    finally:
+        os.close(fd)
 
 
 def write_floor(folder: Path, n: int) -> float:
@@ -99,6 +120,50 @@ async def engine_per_step(repo: Path, workflow: Path) -> float:
     return (clock.last - clock.first) / steps
 
 
+DBOS_STEPS = """
+import json, subprocess, sys, time
+from dbos import DBOS
+
+DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{sys.argv[1]}"})
+marks = []
+
+@DBOS.step()
+def spawn() -> None:
+    subprocess.run(["sh", "-c", "true"], check=True)
+
+@DBOS.workflow()
+def steps(n: int) -> None:
+    for _ in range(n):
+        spawn()
+        marks.append(time.perf_counter())
+
+DBOS.launch()
+n = int(sys.argv[2])
+steps(n)
+marks.clear()
+started = time.perf_counter()
+steps(n)
+print(json.dumps((time.perf_counter() - started) / n))
+DBOS.destroy()
+"""
+
+
+def dbos_per_step(python: Path, folder: Path, steps: int) -> float | None:
+    """Seconds per durable DBOS step (the second of two workflows, the first warms up)."""
+    done = subprocess.run(
+        [str(python), "-c", DBOS_STEPS, str(folder / "dbos.sqlite"), str(steps)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        print(f"  peer dbos: failed ({lines[-1] if lines else done.returncode})")
+        return None
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def make_repo(root: Path) -> Path:
     repo = root / "repo"
     repo.mkdir()
@@ -118,28 +183,56 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    add_common_args(parser)
     args = parser.parse_args()
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
     with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
         root = Path(tmp)
         os.environ["PRODIGY_HOME"] = str(root / "home")
         repo = make_repo(root)
         workflow = root / "steps.yml"
         workflow.write_text("".join('- shell: "true"\n' for _ in range(args.steps)))
-        floors, engine = [], []
+        floors, syncs, engine = [], [], []
         for _ in range(args.rounds):
             floors.append(spawn_floor(args.steps))
-            engine.append(asyncio.run(engine_per_step(repo, workflow)))
+            syncs.append(fdatasync_floor(root, args.steps))
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                engine.append(runner.run(engine_per_step(repo, workflow)))
         write = write_floor(root, args.steps)
-    floor, step = statistics.median(floors), statistics.median(engine)
-    print(f"python {sys.version.split()[0]}, {args.steps} steps x {args.rounds} rounds (medians)")
+        python = Peers(args, root).get("dbos")
+        dbos = dbos_per_step(python, root, args.steps) if python else None
+    floor, sync, step = (statistics.median(v) for v in (floors, syncs, engine))
+    print(
+        f"python {sys.version.split()[0]}, {args.loop}, {args.steps} steps x {args.rounds}"
+        " rounds (medians)"
+    )
     print(f"  floor: subprocess.run(sh -c true)   {floor * 1000:7.3f} ms")
-    print(f"  floor: atomic fsync'd JSON write    {write * 1000:7.3f} ms")
+    print(f"  floor: small write + fdatasync      {sync * 1000:7.3f} ms")
+    print(f"  context: atomic fsync'd JSON write  {write * 1000:7.3f} ms")
     print(f"  prodigy step (spawn+checkpoint+events) {step * 1000:7.3f} ms")
-    print(f"  ratio step / spawn floor            {step / floor:7.2f}x   (target <= 1.5x)")
+    print(f"  ratio step / spawn floor            {step / floor:7.2f}x")
     # A step's completion is announced only once its checkpoint is durable (issue 8), so
-    # the physical floor of a recorded step is a spawn plus an fsync'd write, in sequence.
-    durable = floor + write
-    print(f"  ratio step / (spawn + fsync) floor  {step / durable:7.2f}x")
+    # the physical floor of a recorded step is a spawn plus an fdatasync, in sequence.
+    peers = []
+    if dbos is not None:
+        peers.append(Peer("DBOS", dbos * 1000, "a @DBOS.step() running the same spawn"))
+    emit(
+        Row(
+            key="step",
+            metric="durable `shell: true` step, per step",
+            unit="ms",
+            prodigy=step * 1000,
+            floor=(floor + sync) * 1000,
+            floor_label="spawn + fdatasync",
+            target=1.15,
+            loop=args.loop,
+            peers=peers,
+        )
+    )
 
 
 if __name__ == "__main__":

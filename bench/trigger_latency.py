@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rpc_latency import connect, process, watchman_argv
 from submit_latency import Conn, bench_env, daemon, make_repo, ms
 
 TARGET_EXTRA_MS = 20.0
@@ -132,24 +133,28 @@ def inotify_floor(n: int) -> list[float]:
 
 
 def watchman_trigger(n: int) -> list[float] | None:
-    """File written -> a watchman trigger (default settle) ran; None without watchman."""
-    if shutil.which("watchman") is None:
+    """File written -> a watchman trigger (default settle) ran; None without watchman. The
+    watchman server is a private one (rpc_latency.py's), stopped at the end: the user's own
+    server, which outlives whoever started it, is never used."""
+    binary = shutil.which("watchman")
+    if binary is None:
         return None
     with tempfile.TemporaryDirectory(prefix="prodigy-watchman-") as tmp:
-        root, mark = Path(tmp, "root"), Path(tmp, "mark")
+        root, mark, server = Path(tmp, "root"), Path(tmp, "mark"), Path(tmp, "server")
         root.mkdir()
         stamp = f"date +%s.%N > {mark}.tmp && mv {mark}.tmp {mark}"
         spec = {"name": "bench", "expression": ["name", "f.txt"], "command": ["sh", "-c", stamp]}
-        trigger = ["trigger", str(root), spec]
-        subprocess.run(["watchman", "watch", str(root)], check=True, capture_output=True)
-        try:
-            subprocess.run(
-                ["watchman", "-j"],
-                input=json.dumps(trigger),
-                text=True,
-                check=True,
-                capture_output=True,
-            )
+        client = [binary, f"--sockname={server / 'sock'}"]
+        with process(watchman_argv(Path(binary), server), dict(os.environ)):
+            connect(server / "sock").close()  # the server listens
+            for command in (["watch", str(root)], ["trigger", str(root), spec]):
+                subprocess.run(
+                    [*client, "-j"],
+                    input=json.dumps(command),
+                    text=True,
+                    check=True,
+                    capture_output=True,
+                )
             times = []
             for i in range(n):
                 mark.unlink(missing_ok=True)
@@ -160,8 +165,6 @@ def watchman_trigger(n: int) -> list[float] | None:
                     time.sleep(0.001)
                 times.append(float(mark.read_text()) - started)
             return times
-        finally:
-            subprocess.run(["watchman", "watch-del", str(root)], capture_output=True, check=False)
 
 
 @contextlib.contextmanager
