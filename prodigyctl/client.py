@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from prodigyctl.errors import DaemonUnreachable, RpcError
 from prodigyd import paths, protocol
 
 if TYPE_CHECKING:
@@ -25,35 +26,6 @@ if TYPE_CHECKING:
 START_TIMEOUT_SECONDS = 20.0
 
 EventHandler = Callable[[dict[str, Any]], None]
-
-
-class DaemonUnreachable(Exception):
-    """No daemon answers and none could be started."""
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data if isinstance(data, dict) else {}
-
-    def render(self) -> str:
-        """The daemon's error as the user should read it: location, message, details, hint."""
-        data = self.data
-        loc = data.get("location") or {}
-        where = ":".join(str(loc[k]) for k in ("file", "line", "column") if loc.get(k) is not None)
-        head = f"{where}: {self.message}" if where else self.message
-        if loc.get("field"):
-            head += f" ({loc['field']})"
-        parts = [head]
-        if data.get("details"):
-            parts.append(str(data["details"]).rstrip("\n"))
-        for err in data.get("errors", [])[1:]:
-            parts.append(f"  {err.get('field')}: {err.get('message')}")
-        if data.get("hint"):
-            parts.append(f"hint: {data['hint']}")
-        return "\n".join(parts)
 
 
 class Client:

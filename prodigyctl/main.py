@@ -2,8 +2,10 @@
 
 This is the root group: its help, `--version`, and which module defines each command. The
 commands live in prodigyctl/commands/<noun>.py, each on the plain function it runs; a
-command's module is imported only when that command runs (or `--help` lists them all), so
-a quick call such as `run --detach` loads one module. A command returns its exit code.
+command's module is imported only when that command runs, so a quick call such as
+`run --detach` loads one module, and `--help` none: it lists the commands from
+prodigyctl/command_summaries.py, generated from their help. A command returns its exit
+code.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 
 import click
 
-from prodigyctl.commands import TOP_LEVEL
+from prodigyctl.command_summaries import SUMMARIES
 from prodigyctl.errors import error_handler
 from prodigyctl.exitcodes import summary
 
@@ -70,7 +72,23 @@ class Root(click.Group):
         if module is None:
             return None
         importlib.import_module(f"prodigyctl.commands.{module}")
+        from prodigyctl.commands import TOP_LEVEL
+
         return TOP_LEVEL[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list `--help` ends with, as click makes it from the commands themselves, but
+        made from stand-ins that carry the summary of each command's help (SUMMARIES): the
+        commands' modules (over half of what `--help` took) are not imported. A command
+        missing from SUMMARIES (it is stale: tests/unit/test_manpages.py says so) is read
+        from its module."""
+        listed = [
+            click.Command(name, help=SUMMARIES[name])
+            if name in SUMMARIES
+            else self.get_command(ctx, name)
+            for name in self.list_commands(ctx)
+        ]
+        click.Group(commands=[c for c in listed if c is not None]).format_commands(ctx, formatter)
 
 
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
-from prodigyctl.client import Client, RpcError, dumps, is_tty
+from prodigyctl.client import Client, dumps, is_tty
 from prodigyctl.commands import command
+from prodigyctl.errors import RpcError
 from prodigyctl.exitcodes import (
     EXIT_CONFLICT,
     EXIT_FAILED,
