@@ -4,8 +4,9 @@ function it runs (pre-commit's shape), and that function returns the exit code.
 `command` registers a function with click and hands it back unchanged, so it stays an
 ordinary function to call; `group` makes a group. Both file top-level ones in TOP_LEVEL,
 where main.py's root group finds them: it imports a command's module only when that command
-runs or `--help` lists them all. So each module imports its heavy libraries (the store,
-pydantic, git, csv...) inside the functions that use them, and `--help` stays fast.
+runs (`--help` lists them from prodigyctl/command_summaries.py). So each module imports its
+heavy libraries (the store, pydantic, git, csv...) inside the functions that use them, and
+a command starts fast.
 """
 
 from __future__ import annotations
