@@ -60,3 +60,8 @@ def test_a_command_imports_its_own_module_and_no_other():
         "prodigyctl.commands.run"
     ]
     assert heavy(modules) == []
+
+
+def test_a_command_that_runs_does_not_import_the_examples_its_help_ends_with():
+    assert "prodigyctl.examples" not in loaded("completion", "bash")
+    assert "prodigyctl.examples" in loaded("completion", "--help")
