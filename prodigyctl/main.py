@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from prodigyctl.command_summaries import SUMMARIES
 from prodigyctl.errors import error_handler
 from prodigyctl.exitcodes import summary
 
@@ -93,6 +92,8 @@ class Root(click.Group):
         commands' modules (over half of what `--help` took) are not imported. A command
         missing from SUMMARIES (it is stale: tests/unit/test_manpages.py says so) is read
         from its module."""
+        from prodigyctl.command_summaries import SUMMARIES  # here: only --help needs it
+
         listed = [
             click.Command(name, help=SUMMARIES[name])
             if name in SUMMARIES
