@@ -1,6 +1,10 @@
 """All client errors go through one handler: `error[E1001]: ...` for the user (or a JSON
 object under --json) with the error's stable code (prodigyd/errorcodes.py), and a stable exit
-code (exitcodes.py has the table).
+code (exitcodes.py has the table). The errors of talking to the daemon are defined here too.
+
+Every command, `--help` included, runs inside the handler, so this module imports nothing
+it needs only once something went wrong (json, the protocol, the paths: a few milliseconds
+of `--help`).
 
 An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
 prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
@@ -9,16 +13,57 @@ prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
-from prodigyctl.client import DaemonUnreachable, RpcError
 from prodigyctl.exitcodes import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_UNREACHABLE, exit_for_error
-from prodigyd import errorcodes, paths, protocol
+from prodigyd import errorcodes
+
+
+class DaemonUnreachable(Exception):
+    """No daemon answers and none could be started, or it went away mid-request; `code`
+    says which (prodigyd/errorcodes.py)."""
+
+    def __init__(self, message: str, code: str = errorcodes.DAEMON_UNREACHABLE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data if isinstance(data, dict) else {}
+
+    @property
+    def errorcode(self) -> str:
+        """The stable error code (E1001): the daemon's, else its JSON-RPC code's."""
+        from prodigyd import protocol
+
+        code = self.data.get("code")
+        return code if isinstance(code, str) else protocol.errorcode(self.code)
+
+    def render(self) -> str:
+        """The daemon's error as the user should read it: location, message, details, hint."""
+        data = self.data
+        loc = data.get("location") or {}
+        where = ":".join(str(loc[k]) for k in ("file", "line", "column") if loc.get(k) is not None)
+        head = f"{where}: {self.message}" if where else self.message
+        if loc.get("field"):
+            head += f" ({loc['field']})"
+        parts = [head]
+        if data.get("details"):
+            parts.append(str(data["details"]).rstrip("\n"))
+        for err in data.get("errors", [])[1:]:
+            parts.append(f"  {err.get('field')}: {err.get('message')}")
+        if data.get("hint"):
+            parts.append(f"hint: {data['hint']}")
+        return "\n".join(parts)
 
 
 @contextlib.contextmanager
@@ -26,6 +71,8 @@ def error_handler() -> Iterator[None]:
     try:
         yield
     except RpcError as err:
+        from prodigyd import protocol
+
         if err.code == protocol.INVALID_PARAMS and "Extra inputs" in err.message:
             err.data.setdefault(
                 "hint",
@@ -58,6 +105,8 @@ def error_handler() -> Iterator[None]:
         errors = sys.modules.get("prodigyd.errors")
         if errors is None or not isinstance(err, errors.ProdigyError):
             sys.exit(_crash())
+        from prodigyd import protocol
+
         _report(err.code, err.render(), err.to_dict())
         sys.exit(exit_for_error(protocol.CODE_FOR_KIND.get(err.kind, protocol.PRODIGY_ERROR)))
 
@@ -66,6 +115,8 @@ def _report(code: str, text: str, data: dict[str, object]) -> None:
     """One error on stderr: `error[CODE]: text` for people, or under --json an object whose
     `code` is the stable code (`data` adds kind, hint, location, ...)."""
     if "--json" in sys.argv[1:]:
+        import json
+
         fields = {"code": code, **{key: value for key, value in data.items() if key != "code"}}
         click.echo(json.dumps({"error": fields}, ensure_ascii=False), err=True)
     else:
@@ -89,6 +140,7 @@ def _crash() -> int:
     import platform  # only when crashing: every command imports this module
     import traceback
 
+    from prodigyd import paths
     from prodigyd.store.atomic import create_unique  # sqlite3 and more: not on the hot path
 
     path, fd = create_unique(paths.logs_dir(), paths.crash_log_prefix(), ".log")

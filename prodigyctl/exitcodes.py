@@ -3,12 +3,12 @@ prodigyctl(1) page and README.md take them from (tests/unit/test_exit_codes.py h
 README's table and docs/protocol.md's last column to it).
 
 A command returns its exit code; errors.py turns an error into one. The daemon's errors
-(prodigyd.protocol) map to the codes in `EXIT_FOR_ERROR`; any other error exits 1.
+(prodigyd.protocol) map to the codes in `exit_for_errors()`; any other error exits 1.
 """
 
 from __future__ import annotations
 
-from prodigyd import protocol
+import functools
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,22 +49,28 @@ EXIT_CODES = (
     (EXIT_INTERRUPTED, "interrupted", "interrupted"),
 )
 
-#: The daemon's error codes that have an exit code of their own.
-EXIT_FOR_ERROR = {
-    protocol.INVALID_PARAMS: EXIT_USAGE,
-    protocol.WORKFLOW_ERROR: EXIT_USAGE,
-    protocol.GIT_ERROR: EXIT_USAGE,
-    protocol.NOT_FOUND: EXIT_NOT_FOUND,
-    protocol.CONFLICT: EXIT_CONFLICT,
-    protocol.MERGE_REFUSED: EXIT_CONFLICT,
-    protocol.NO_SPACE: EXIT_NO_SPACE,
-    protocol.ENVIRONMENT_ERROR: EXIT_USAGE,
-}
+
+@functools.cache
+def exit_for_errors() -> dict[int, int]:
+    """The daemon's error codes that have an exit code of their own. A function: the
+    protocol (and json) is imported when an error needs it, not by `--help`."""
+    from prodigyd import protocol
+
+    return {
+        protocol.INVALID_PARAMS: EXIT_USAGE,
+        protocol.WORKFLOW_ERROR: EXIT_USAGE,
+        protocol.GIT_ERROR: EXIT_USAGE,
+        protocol.NOT_FOUND: EXIT_NOT_FOUND,
+        protocol.CONFLICT: EXIT_CONFLICT,
+        protocol.MERGE_REFUSED: EXIT_CONFLICT,
+        protocol.NO_SPACE: EXIT_NO_SPACE,
+        protocol.ENVIRONMENT_ERROR: EXIT_USAGE,
+    }
 
 
 def exit_for_error(code: int) -> int:
     """The exit code for a daemon error code: its own, else EXIT_FAILED."""
-    return EXIT_FOR_ERROR.get(code, EXIT_FAILED)
+    return exit_for_errors().get(code, EXIT_FAILED)
 
 
 def summary() -> str:

@@ -2,8 +2,10 @@
 
 This is the root group: its help, `--version`, and which module defines each command. The
 commands live in prodigyctl/commands/<noun>.py, each on the plain function it runs; a
-command's module is imported only when that command runs (or `--help` lists them all), so
-a quick call such as `run --detach` loads one module. A command returns its exit code.
+command's module is imported only when that command runs, so a quick call such as
+`run --detach` loads one module, and `--help` none: it lists the commands from
+prodigyctl/command_summaries.py, generated from their help. A command returns its exit
+code.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
-from prodigyctl.commands import TOP_LEVEL
 from prodigyctl.errors import error_handler
 from prodigyctl.exitcodes import summary
 
@@ -71,7 +73,52 @@ class Root(click.Group):
         if module is None:
             return None
         importlib.import_module(f"prodigyctl.commands.{module}")
+        from prodigyctl.commands import TOP_LEVEL
+
         return TOP_LEVEL[cmd_name]
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        extra.setdefault("terminal_width", help_width())
+        return super().make_context(info_name, args, parent, **extra)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list `--help` ends with, as click makes it from the commands themselves, but
+        made from stand-ins that carry the summary of each command's help (SUMMARIES): the
+        commands' modules (over half of what `--help` took) are not imported. A command
+        missing from SUMMARIES (it is stale: tests/unit/test_manpages.py says so) is read
+        from its module."""
+        from prodigyctl.command_summaries import SUMMARIES  # here: only --help needs it
+
+        listed = [
+            click.Command(name, help=SUMMARIES[name])
+            if name in SUMMARIES
+            else self.get_command(ctx, name)
+            for name in self.list_commands(ctx)
+        ]
+        click.Group(commands=[c for c in listed if c is not None]).format_commands(ctx, formatter)
+
+
+def help_width() -> int:
+    """The width click's help formatter would pick (the terminal's, at most 80, less 2, at
+    least 50), with the terminal's width found as shutil.get_terminal_size finds it, but
+    without importing shutil: it imports zlib, bz2 and lzma, 2.5 ms of --help (5%).
+    tests/unit/test_commands.py holds it to click's own choice."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return max(min(columns or 80, 80) - 2, 50)
 
 
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -16,6 +16,7 @@ another renders every page with groff and fails on any warning.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ from prodigyd.version import version
 MANUAL = "prodigy manual"
 #: The pages in the package; in the source tree, the top-level man/ (prodigyctl/man links to it).
 SHIPPED = Path(__file__).parent / "man"
+#: What the root group's `--help` lists each command with (main.py), made here with the pages.
+SUMMARIES = Path(__file__).parent / "command_summaries.py"
 DOCS = Path(__file__).parents[1] / "docs"
 
 #: Pages made from the docs: name, section, source, what NAME says after the dash.
@@ -85,6 +88,24 @@ def write(folder: Path = SHIPPED) -> list[str]:
     for name, text in pages.items():
         (folder / name).write_text(text)
     return sorted(pages)
+
+
+def summaries() -> str:
+    """The source of command_summaries.py: each top-level command's name and the first
+    paragraph of its help, which is all click's command list reads of a command."""
+    from prodigyctl.main import cli
+
+    rows = []
+    for name, command in _subcommands(cli):
+        first = " ".join((command.help or "").partition("\n\n")[0].split())
+        rows.append(f"    {json.dumps(name)}: {json.dumps(first, ensure_ascii=False)},\n")
+    return (
+        '"""Made by `python -m prodigyctl.manpages` from the commands\' help: do not edit.\n\n'
+        "What `prodigyctl --help` lists each command with (main.py), so that listing them\n"
+        'imports none of their modules."""\n\n'
+        "# ruff: noqa: E501\n\n"
+        f"SUMMARIES = {{\n{''.join(rows)}}}\n"
+    )
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -439,9 +460,11 @@ def _guard(line: str) -> str:
 
 
 def main() -> int:
-    """`python -m prodigyctl.manpages`: regenerate the shipped pages."""
+    """`python -m prodigyctl.manpages`: regenerate the shipped pages and the summaries."""
     for name in write():
         print(SHIPPED / name)
+    SUMMARIES.write_text(summaries())
+    print(SUMMARIES)
     return 0
 
 

@@ -227,11 +227,7 @@ class Scheduler:
             )
             recovered.append(record.id)
         if self.settings.auto_resume:
-            waiting = [
-                row["id"]
-                for row in journal.with_status(Status.INTERRUPTED.value)
-                if row["resume_on_start"]
-            ]
+            waiting = journal.to_resume(Status.INTERRUPTED.value)
             for session_id in dict.fromkeys([*recovered, *waiting]):
                 record = session_store.load(session_id)
                 record.status, record.error = Status.QUEUED, None

@@ -4,8 +4,9 @@ function it runs (pre-commit's shape), and that function returns the exit code.
 `command` registers a function with click and hands it back unchanged, so it stays an
 ordinary function to call; `group` makes a group. Both file top-level ones in TOP_LEVEL,
 where main.py's root group finds them: it imports a command's module only when that command
-runs or `--help` lists them all. So each module imports its heavy libraries (the store,
-pydantic, git, csv...) inside the functions that use them, and `--help` stays fast.
+runs (`--help` lists them from prodigyctl/command_summaries.py). So each module imports its
+heavy libraries (the store, pydantic, git, csv...) inside the functions that use them, and
+a command starts fast.
 """
 
 from __future__ import annotations
@@ -15,11 +16,26 @@ from typing import Any
 
 import click
 
-from prodigyctl.examples import epilog
 from prodigyctl.options import F
 
 #: Every top-level command and group by name, filed when its module is imported.
 TOP_LEVEL: dict[str, click.Command] = {}
+
+
+class Command(click.Command):
+    """A command whose `--help` ends with its examples (examples.py), read when the help is
+    made: a command that runs does not import them."""
+
+    def __init__(self, name: str, *, examples: str, **settings: Any) -> None:
+        super().__init__(name, **settings)
+        self.examples = examples  # its path, the key of examples.EXAMPLES
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog is None:
+            from prodigyctl.examples import epilog
+
+            self.epilog = epilog(self.examples)
+        super().format_epilog(ctx, formatter)
 
 
 def command(name: str, parent: click.Group | None = None, **settings: Any) -> Callable[[F], F]:
@@ -28,8 +44,7 @@ def command(name: str, parent: click.Group | None = None, **settings: Any) -> Ca
 
     def register(function: F) -> F:
         path = f"{parent.name} {name}" if parent is not None else name
-        settings.setdefault("epilog", epilog(path))
-        made = click.command(name, **settings)(function)
+        made = click.command(name, cls=Command, examples=path, **settings)(function)
         if parent is None:
             TOP_LEVEL[name] = made
         else:

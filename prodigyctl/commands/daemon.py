@@ -12,9 +12,10 @@ import time
 
 import click
 
-from prodigyctl.client import Client, DaemonUnreachable, dumps
+from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.commands import status as status_command
+from prodigyctl.errors import DaemonUnreachable
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import json_option
 from prodigyd import paths, protocol

@@ -20,8 +20,9 @@ from typing import Any
 
 import click
 
-from prodigyctl.client import Client, DaemonUnreachable, dumps
+from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
+from prodigyctl.errors import DaemonUnreachable
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import format_option, json_option, output_option, since_option
 from prodigyctl.render import job_tag

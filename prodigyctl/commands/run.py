@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from prodigyctl.client import Client, RpcError, dumps, is_tty
+from prodigyctl.client import Client, dumps, is_tty
 from prodigyctl.commands import command
+from prodigyctl.errors import RpcError
 from prodigyctl.exitcodes import (
     EXIT_CONFLICT,
     EXIT_FAILED,
@@ -35,8 +36,10 @@ from prodigyctl.options import (
     verbosity,
     yes_option,
 )
-from prodigyctl.render import Renderer
 from prodigyd import errorcodes, protocol
+
+if TYPE_CHECKING:
+    from prodigyctl.render import Renderer
 
 retry_option = click.option(
     "--retry",
@@ -57,10 +60,10 @@ force_option = click.option(
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    from prodigyd.durations import parse_duration
-
     if value is None:
         return None
+    from prodigyd.durations import parse_duration
+
     try:
         seconds = parse_duration(value)
     except ValueError as exc:
@@ -509,6 +512,8 @@ def resume_job(
 @json_option
 def merge(*, session_id: str, as_json: bool) -> int:
     """Merge a session that is awaiting_merge into the branch it started from."""
+    from prodigyctl.render import Renderer
+
     with Client.connect() as client:
         renderer = Renderer(as_json=as_json)
         seq = _current_seq(client, session_id)
@@ -545,6 +550,8 @@ def after_start(
     if detach:
         click.echo(dumps(record) if as_json else session_id)
         return EXIT_OK
+    from prodigyctl.render import Renderer
+
     renderer = Renderer(as_json=as_json, verbose=verbosity())
     final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
     if final is None:

@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from prodigyctl.client import Client, DaemonUnreachable, dumps
+from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command
+from prodigyctl.errors import DaemonUnreachable
 from prodigyctl.exitcodes import EXIT_OK, EXIT_UNREACHABLE
 from prodigyctl.options import json_option
 from prodigyd import protocol

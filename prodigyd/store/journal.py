@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_status_key ON jobs (status, idempotency_key);
+-- the jobs a daemon stop interrupted (`to_resume`): startup reads them, not every job
+-- ever interrupted (each Ctrl-C leaves one); no version bump, as for any index made if missing
+CREATE INDEX IF NOT EXISTS jobs_to_resume ON jobs (seq) WHERE resume_on_start = 1;
 CREATE TABLE IF NOT EXISTS worktrees (
     path TEXT PRIMARY KEY,                   -- absolute path of the worktree
     repo TEXT NOT NULL,                      -- the user's repository it belongs to
@@ -422,6 +425,17 @@ def with_status(*statuses: str, limit: int | None = None) -> list[sqlite3.Row]:
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return list(connection().execute(sql, statuses))
+
+
+def to_resume(status: str) -> list[str]:
+    """The ids of the jobs with `status` that a daemon stop interrupted (resume_on_start),
+    newest first: a walk of the partial index `jobs_to_resume`, whatever the number of
+    other jobs with that status."""
+    sql = (  # INDEXED BY: with no statistics SQLite takes an index on status and reads them all
+        "SELECT id FROM jobs INDEXED BY jobs_to_resume"
+        " WHERE resume_on_start = 1 AND status = ? ORDER BY seq DESC"
+    )
+    return [row["id"] for row in connection().execute(sql, (status,))]
 
 
 def keyed(prefix: str, status: str) -> list[sqlite3.Row]:

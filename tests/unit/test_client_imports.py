@@ -2,7 +2,7 @@
 what it uses: click, the paths and the protocol. The store, the engine and their libraries
 (sqlite3, pydantic, yaml, asyncio), and platformdirs, load only in the commands that need
 them, and a command loads its own module of prodigyctl/commands/ alone (`--help` loads
-them all)."""
+none: it lists the commands from prodigyctl/command_summaries.py)."""
 
 from __future__ import annotations
 
@@ -46,9 +46,22 @@ def test_help_imports_no_store_engine_or_their_libraries():
     assert heavy(loaded("--help")) == []
 
 
+def test_help_imports_no_command_module_and_not_the_protocol():
+    """Nor json and the protocol, which only talking to the daemon (or an error) needs, nor
+    shutil (main.help_width)."""
+    modules = loaded("--help")
+    assert [m for m in modules if m.startswith("prodigyctl.commands")] == []
+    assert {"prodigyd.protocol", "prodigyctl.client", "json", "shutil"}.isdisjoint(modules)
+
+
 def test_a_command_imports_its_own_module_and_no_other():
     modules = loaded("run", "--help")
     assert [m for m in modules if m.startswith("prodigyctl.commands.")] == [
         "prodigyctl.commands.run"
     ]
     assert heavy(modules) == []
+
+
+def test_a_command_that_runs_does_not_import_the_examples_its_help_ends_with():
+    assert "prodigyctl.examples" not in loaded("completion", "bash")
+    assert "prodigyctl.examples" in loaded("completion", "--help")

@@ -14,7 +14,7 @@ import pytest
 
 from prodigyctl import commands
 from prodigyctl.commands import TOP_LEVEL
-from prodigyctl.main import COMMANDS
+from prodigyctl.main import COMMANDS, help_width
 from tests.cli import ctl
 
 
@@ -56,3 +56,13 @@ def test_the_original_subcommand_names_are_aliases(alias: tuple[str, str], name:
     aliased = ctl(*alias, "--help", check=True).stdout
     assert aliased.split("\n", 1)[1] == ctl(*name, "--help", check=True).stdout.split("\n", 1)[1]
     assert alias[1] not in ctl(alias[0], "--help", check=True).stdout.split("Commands:")[1]
+
+
+@pytest.mark.parametrize("columns", ["", "0", "junk", "30", "57", "80", "81", "300"])
+def test_the_help_width_is_the_one_click_picks(monkeypatch: pytest.MonkeyPatch, columns: str):
+    """help_width() finds the terminal as shutil does, without importing it: the width is
+    the one click's help formatter picks by itself (no terminal here: 80 columns)."""
+    import click
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert help_width() == click.HelpFormatter().width

@@ -27,6 +27,27 @@ def test_the_shipped_pages_are_what_the_generator_makes_now():
     )
 
 
+def test_the_command_summaries_are_what_the_generator_makes_now():
+    assert manpages.SUMMARIES.read_text() == manpages.summaries(), (
+        "prodigyctl/command_summaries.py is stale: run `python -m prodigyctl.manpages`"
+    )
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+def test_help_lists_the_commands_as_click_does_from_the_commands_themselves(width: int):
+    """`--help` lists stand-ins made from command_summaries.py: what it prints is what click
+    prints from the real commands (every module imported), at any terminal width."""
+    real = click.Group("prodigyctl", commands=dict(manpages._subcommands(cli)))
+    listed, expected = (
+        click.HelpFormatter(width=width),
+        click.HelpFormatter(width=width),
+    )
+    cli.format_commands(click.Context(cli), listed)
+    real.format_commands(click.Context(real), expected)
+    assert listed.getvalue() == expected.getvalue()
+    assert "run " in listed.getvalue()
+
+
 def walk(command: click.Command, path: tuple[str, ...]):
     yield path, command
     for name, sub in getattr(command, "commands", {}).items():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd import paths
+from prodigyd import retention as retention_module
 from prodigyd.api import events as events_api
 from prodigyd.api import schemas
 from prodigyd.errors import NotFound
@@ -260,3 +261,28 @@ def test_with_no_interval_the_daemon_only_finishes_a_cut_off_removal(isolated: P
     asyncio.run(retention(interval=None).run())
     assert removals.pending() == [] and not any(p.exists() for p in session_files(cut_off))
     assert session_store.load(old).id == old  # the policy waits for `prodigyctl clean`
+
+
+def test_the_daemon_finishes_a_cut_off_removal_at_start_and_its_first_pass_waits(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A pass reads every job: it must not hold up the first requests of a daemon just
+    started, so it comes FIRST_PASS_SECONDS after start (what a crash cut off, at once)."""
+    monkeypatch.setattr(retention_module, "FIRST_PASS_SECONDS", 0.5)
+    cut_off, old = make_session(1), make_session(2)
+    removals.remove([(cut_off, "repo-0123abcd")])
+    age(old, 400)
+
+    async def start() -> tuple[list[str], bool]:
+        task = asyncio.create_task(retention(interval=3600).run())
+        await asyncio.sleep(0.2)
+        at_start = (removals.pending(), session_store.load(old).id == old)
+        await asyncio.sleep(0.6)
+        task.cancel()
+        return at_start
+
+    pending, old_kept = asyncio.run(start())
+    assert pending == [] and not any(p.exists() for p in session_files(cut_off))
+    assert old_kept
+    with pytest.raises(NotFound):  # the first pass, 0.5 s on, removed it
+        session_store.load(old)

@@ -96,6 +96,30 @@ def test_queue_order_is_priority_then_fifo(isolated: Path):
     assert order == ["b", "d", "a", "c"]
 
 
+def test_startup_reads_only_the_jobs_a_daemon_stop_interrupted(isolated: Path):
+    """`to_resume` (what a start queues again) names the jobs a daemon stop interrupted,
+    newest first, and finds them in the partial index: the jobs interrupted otherwise (a
+    Ctrl-C leaves one each) or resumed since are never read, however many there are."""
+    for name, status, flag in (
+        ("ctrl-c", "interrupted", 0),
+        ("stopped-1", "interrupted", 1),
+        ("resumed", "queued", 1),
+        ("stopped-2", "interrupted", 1),
+    ):
+        journal.insert(name, status=status, private={}, record={})
+        journal.update(name, resume_on_start=flag)
+    conn = journal.connection()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        assert journal.to_resume("interrupted") == ["stopped-2", "stopped-1"]
+    finally:
+        conn.set_trace_callback(None)
+    (statement,) = statements
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {statement}")
+    assert [row["detail"] for row in plan] == ["SCAN jobs USING INDEX jobs_to_resume"]
+
+
 def test_unopenable_journal_is_moved_aside(isolated: Path):
     path = paths.journal_file()
     path.parent.mkdir(parents=True, exist_ok=True)
