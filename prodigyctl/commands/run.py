@@ -122,6 +122,33 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
     help="Positional value for $ARG / ${ARG_1}... (repeatable).",
 )
 @click.option(
+    "-n",
+    "--max-iterations",
+    type=click.IntRange(1, 10_000),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Run the whole step list N times (per input with --map/--each-arg).",
+)
+@click.option(
+    "--map",
+    "map_patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Run the workflow once per committed file matching PATTERN, as batch matches "
+    "(${FILE}, ${ARG}, ${INDEX}, ${TOTAL}; repeatable).",
+)
+@click.option(
+    "--each-arg",
+    is_flag=True,
+    help="Run the workflow once per --args value (${ARG}, ${INDEX}, ${TOTAL}), as --map does.",
+)
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="With --map/--each-arg: stop at the first input that fails (default: run them all).",
+)
+@click.option(
     "--param",
     "param",
     multiple=True,
@@ -164,6 +191,10 @@ def run(
     workflow: str,
     yes: bool,
     args: tuple[str, ...],
+    max_iterations: int,
+    map_patterns: tuple[str, ...],
+    each_arg: bool,
+    fail_fast: bool,
     param: tuple[str, ...],
     param_file: str | None,
     profile: str | None,
@@ -180,6 +211,10 @@ def run(
 
     WORKFLOW `-` reads the workflow from standard input.
     """
+    if fail_fast and not (map_patterns or each_arg):
+        raise click.UsageError("--fail-fast applies to a run over inputs (--map, --each-arg)")
+    if each_arg and not args:
+        raise click.UsageError("--each-arg runs once per --args value: give at least one")
     if dry_run:
         return _dry_run(workflow, path, strict=strict, as_json=as_json)
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
@@ -189,6 +224,10 @@ def run(
         params["params"] = values
     if priority:
         params["priority"] = priority
+    if max_iterations > 1:
+        params["max_iterations"] = max_iterations
+    if map_patterns or each_arg:
+        params.update(map=list(map_patterns), each_arg=each_arg, fail_fast=fail_fast)
     if idempotency_key is not None:
         params["idempotency_key"] = idempotency_key
     params.update(budget_params(budget))
