@@ -259,9 +259,13 @@ def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) ->
         raise click.UsageError(exc.render()) from None
     repo = repository_top(path) or Path(path or ".").resolve()
     data = plan.plan(loaded.workflow, repo)
+    # as `run` warns: unknown keys, and `${name}`s nothing defines (nor this environment)
+    data["warnings"] = [*loaded.warnings, *loaded.variable_warnings(os.environ)]
     if as_json:
         click.echo(dumps(data))
     else:
+        for warning in data["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
         plan.show(data, workflow)
     return EXIT_OK
 

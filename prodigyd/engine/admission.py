@@ -115,7 +115,7 @@ async def prepare(
         triggered_by=request.triggered_by,
         start_commit=request.start_commit,
         budget=request.budget,
-        warnings=loaded.warnings,
+        warnings=[*loaded.warnings, *loaded.variable_warnings(request.env)],
         runs=runs,
     )
     masker = await check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
