@@ -102,6 +102,17 @@ def plan_runs(runs: Runs, args: list[str] | tuple[str, ...]) -> list[Run]:
     return planned
 
 
+def iteration_of(phase: str, runs: Runs | None, args: list[str]) -> tuple[int, int]:
+    """(iteration, iterations) of the run checkpointed as `phase`, for its checkpoints'
+    `execution_state` (the original's `current_iteration`/`total_iterations`)."""
+    if runs is None:
+        return 1, 1
+    for run in plan_runs(runs, args):
+        if run_phase(run.number) == phase:
+            return run.iteration, run.iterations
+    return 1, runs.iterations  # a MapReduce phase: never run more than once
+
+
 async def run_all(
     host: RunsHost, ctx: RunContext, git: GitTracker, runs: Runs, args: list[str]
 ) -> PhaseOutcome:

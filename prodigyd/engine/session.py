@@ -45,7 +45,7 @@ from prodigyd.engine.plan import (
     steps_before,
     total_steps,
 )
-from prodigyd.engine.runs import run_all
+from prodigyd.engine.runs import iteration_of, run_all
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import Conflict, GitError, ProdigyError, StoreError
 from prodigyd.eventtypes import EventType
@@ -469,6 +469,7 @@ class Session:
         record, loaded = self.record, self.loaded
         written = already  # completed entries already in the journal (from earlier runs)
         before = steps_before(loaded.workflow, phase, run_count(record))  # of earlier phases
+        iteration, iterations = iteration_of(phase, record.runs, self.args)
 
         async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
             nonlocal written
@@ -481,8 +482,8 @@ class Session:
                         "total_steps": total,
                         "status": status,
                         "start_time": record.started_at,
-                        "current_iteration": 1,
-                        "total_iterations": 1,
+                        "current_iteration": iteration,
+                        "total_iterations": iterations,
                     },
                     "step": self.masker.mask_obj(new[-1]) if new else None,
                     "variable_state": self.masker.protect(ctx.variables.snapshot()),

@@ -115,6 +115,8 @@ def test_fail_fast_stops_at_the_first_failing_input_and_resume_goes_on(
     assert "── input 3/3" not in done.stdout
     row = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
     assert git(repo, "show", f"prodigy-{row['id']}:log.txt").splitlines() == ["a"]
+    [checkpointed] = json.loads(ctl("checkpoints", "ls", "--json", check=True).stdout)
+    assert checkpointed["phases"] == ["main", "run2"]  # a run per input; c never started
     wf.write_text(FAILS_ON_B.replace("!= b", "!= nothing"))  # b is fixed
     again = ctl("resume", row["id"], "-y", "--force", cwd=repo)
     assert again.returncode == 0, again.stdout + again.stderr
