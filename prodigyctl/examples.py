@@ -93,6 +93,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("prodigyctl run workflow.yml", "run it and ask before merging"),
         ("prodigyctl run deploy.yml --param env=prod -y", "with a parameter, merge at once"),
         ("prodigyctl run workflow.yml --dry-run", "the plan, without running"),
+        ("prodigyctl run improve.yml -n 3", "the whole step list three times"),
+        ("prodigyctl run implement.yml --map 'specs/*.md' --fail-fast", "once per spec file"),
     ),
     "sessions ls": (("prodigyctl sessions ls --status failed", "the failed sessions"),),
     "sessions replay": (("prodigyctl sessions replay 17962057 --speed 10", "10x speed"),),

@@ -139,6 +139,16 @@ class Renderer:
     def _phase_skipped(self, e: dict[str, Any]) -> str:
         return f"── {e['phase']} phase skipped: {e.get('reason')}"
 
+    def _run_started(self, e: dict[str, Any]) -> str:
+        """`── input 2/5: b.md`, `── iteration 2/3`, or both (the original's
+        "Processing input i/n" and "Starting iteration i/N")."""
+        return self._style(f"── {_run_name(e)}", bold=True)
+
+    def _run_finished(self, e: dict[str, Any]) -> str | None:
+        if e.get("success"):
+            return None
+        return self._style(f"✗ {_run_name(e)} failed", fg="red")
+
     def _map_phase_started(self, e: dict[str, Any]) -> str:
         text = f"Processing {e['pending']} items with {e['max_parallel']} parallel agents"
         done = e["total_items"] - e["pending"]
@@ -297,6 +307,15 @@ class Renderer:
         return self._style(text, fg="red") + _not_recorded(e)
 
 
+def _run_name(e: dict[str, Any]) -> str:
+    parts = []
+    if e.get("input") is not None:
+        parts.append(f"input {e.get('index')}/{e.get('total')}: {e['input']}")
+    if (e.get("iterations") or 1) > 1:
+        parts.append(f"iteration {e.get('iteration')}/{e.get('iterations')}")
+    return ", ".join(parts)
+
+
 #: How each type reads; the types not here show no line (`--json` and `events ls` show
 #: every one).
 _LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
@@ -305,6 +324,8 @@ _LINES: dict[str, Callable[[Renderer, dict[str, Any]], str | None]] = {
     EventType.PHASE_STARTED: Renderer._phase_started,
     EventType.PHASE_SKIPPED: Renderer._phase_skipped,
     EventType.MAP_PHASE_STARTED: Renderer._map_phase_started,
+    EventType.RUN_STARTED: Renderer._run_started,
+    EventType.RUN_FINISHED: Renderer._run_finished,
     EventType.AGENT_STARTED: Renderer._agent_started,
     EventType.AGENT_COMPLETED: Renderer._agent_completed,
     EventType.AGENT_FAILED: Renderer._agent_failed,

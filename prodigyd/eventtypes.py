@@ -19,6 +19,8 @@ class EventType(StrEnum):
     SESSION_FINISHED = "session_finished"  # ends a run or a resume (protocol.TERMINAL_EVENT)
     PHASE_STARTED = "phase_started"
     PHASE_SKIPPED = "phase_skipped"
+    RUN_STARTED = "run_started"  # one run of the steps (`run -n`, `--map`: engine/runs.py)
+    RUN_FINISHED = "run_finished"
 
     # a MapReduce map phase and its agents
     MAP_PHASE_STARTED = "map_phase_started"

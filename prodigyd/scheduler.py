@@ -47,7 +47,7 @@ from prodigyd.engine.claude_sessions import prune_session
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
 from prodigyd.engine.mapreduce.runner import LocalAgentRunner
-from prodigyd.engine.plan import total_steps
+from prodigyd.engine.plan import run_count, total_steps
 from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
@@ -320,11 +320,17 @@ class Scheduler:
             session_store.save_private(session_id, env, args)
         if force:
             record.workflow_sha256 = loaded.sha256
-            record.total_steps = total_steps(loaded.workflow, record.dlq_retry)
+            record.total_steps = total_steps(loaded.workflow, record.dlq_retry, run_count(record))
         if merge_policy:
             record.merge_policy = merge_policy
         if budget is not None:
             record.budget = (record.budget or Budget()).merged(budget)
+        if from_step is not None and run_count(record) > 1:
+            raise Conflict(
+                f"session {session_id} runs its steps {run_count(record)} times (-n, --map): "
+                "resume --from applies to a session that runs them once",
+                hint=f"prodigyctl resume {session_id} continues where it stopped",
+            )
         if from_step is not None:
             checkpoints.rewind(session_id, step_index(loaded.workflow, from_step))
         record.status, record.error = Status.QUEUED, None

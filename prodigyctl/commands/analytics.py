@@ -19,7 +19,17 @@ from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import json_option, since_option
 from prodigyd import protocol
 
-COLUMNS = ("sessions", "ok", "failed", "success", "cost", "tokens in", "tokens out", "time")
+COLUMNS = (
+    "sessions",
+    "ok",
+    "failed",
+    "success",
+    "cost",
+    "tokens in",
+    "tokens out",
+    "time",
+    "failed time",
+)
 #: The columns of `--by tool` and `--by model`: sums over Claude invocations.
 INVOCATION_COLUMNS = (
     "runs",
@@ -104,6 +114,7 @@ def _cells(totals: dict[str, Any]) -> list[str]:
         str(totals["input_tokens"]),
         str(totals["output_tokens"]),
         _duration(totals["duration_seconds"]),
+        _duration(totals["failed_seconds"]),
     ]
 
 

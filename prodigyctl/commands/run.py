@@ -125,6 +125,33 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
     help="Positional value for $ARG / ${ARG_1}... (repeatable).",
 )
 @click.option(
+    "-n",
+    "--max-iterations",
+    type=click.IntRange(1, 10_000),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Run the whole step list N times (per input with --map/--each-arg).",
+)
+@click.option(
+    "--map",
+    "map_patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Run the workflow once per committed file matching PATTERN, as batch matches "
+    "(${FILE}, ${ARG}, ${INDEX}, ${TOTAL}; repeatable).",
+)
+@click.option(
+    "--each-arg",
+    is_flag=True,
+    help="Run the workflow once per --args value (${ARG}, ${INDEX}, ${TOTAL}), as --map does.",
+)
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="With --map/--each-arg: stop at the first input that fails (default: run them all).",
+)
+@click.option(
     "--param",
     "param",
     multiple=True,
@@ -167,6 +194,10 @@ def run(
     workflow: str,
     yes: bool,
     args: tuple[str, ...],
+    max_iterations: int,
+    map_patterns: tuple[str, ...],
+    each_arg: bool,
+    fail_fast: bool,
     param: tuple[str, ...],
     param_file: str | None,
     profile: str | None,
@@ -183,6 +214,10 @@ def run(
 
     WORKFLOW `-` reads the workflow from standard input.
     """
+    if fail_fast and not (map_patterns or each_arg):
+        raise click.UsageError("--fail-fast applies to a run over inputs (--map, --each-arg)")
+    if each_arg and not args:
+        raise click.UsageError("--each-arg runs once per --args value: give at least one")
     if dry_run:
         return _dry_run(workflow, path, strict=strict, as_json=as_json)
     source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
@@ -192,6 +227,10 @@ def run(
         params["params"] = values
     if priority:
         params["priority"] = priority
+    if max_iterations > 1:
+        params["max_iterations"] = max_iterations
+    if map_patterns or each_arg:
+        params.update(map=list(map_patterns), each_arg=each_arg, fail_fast=fail_fast)
     if idempotency_key is not None:
         params["idempotency_key"] = idempotency_key
     params.update(budget_params(budget))
@@ -220,9 +259,13 @@ def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) ->
         loaded = load_workflow(Path(workflow).absolute(), strict=strict)
     repo = repository_top(path) or Path(path or ".").resolve()
     data = plan.plan(loaded.workflow, repo)
+    # as `run` warns: unknown keys, and `${name}`s nothing defines (nor this environment)
+    data["warnings"] = [*loaded.warnings, *loaded.variable_warnings(os.environ)]
     if as_json:
         click.echo(dumps(data))
     else:
+        for warning in data["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
         plan.show(data, workflow)
     return EXIT_OK
 

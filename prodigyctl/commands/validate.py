@@ -3,8 +3,9 @@
 The check is the daemon's own loader (prodigyd.workflow.load), run here, so no daemon is
 needed and nothing is written: YAML syntax, every field and its type, step shapes, `when:`
 and `filter:` expressions, `on:` triggers and unknown keys (warnings; errors with
-`--strict`). What depends on where and how a run starts (the repository, the environment,
-secrets, the claude executable) is checked when a job is submitted.
+`--strict`), and `${name}` references nothing defines (warnings). What depends on where
+and how a run starts (the repository, the environment, secrets, the claude executable) is
+checked when a job is submitted.
 
 Output keeps the original's lines, `✓ Workflow is valid: <path>` and `✗ Workflow has
 issues: <path>`, and its exit status: 1 when any file has issues.
@@ -12,6 +13,7 @@ issues: <path>`, and its exit status: 1 when any file has issues.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,8 @@ def _check(path: Path, *, strict: bool) -> dict[str, Any]:
     return {
         **result,
         "valid": True,
-        "warnings": loaded.warnings,
+        # a `${name}` nothing defines: upper-case ones may be this environment's
+        "warnings": [*loaded.warnings, *loaded.variable_warnings(os.environ)],
         "name": workflow.name,
         "mode": workflow.mode,
         "steps": len(workflow.phase_steps),

@@ -6,7 +6,12 @@ wall times); or what the Claude invocations used, grouped by tool or by model.
 A job counts as succeeded when it completed or is awaiting a merge (its steps all
 passed), as failed when it failed; queued, running, interrupted and cancelled jobs are in
 `sessions` but in neither, so `success_rate` is succeeded / (succeeded + failed), or None
-when there is nothing to divide. `duration_seconds` sums the wall time of finished jobs.
+when there is nothing to divide. `duration_seconds` sums the time jobs ran, every run of a
+job that ran (a failed, interrupted or resumed one too: the time a failed job cost is time
+spent all the same; it was left out when only completed jobs had an end time), and
+`failed_seconds` is the part of it that went to jobs that failed. A job's time is what its
+record says it ran (BudgetUse.seconds), not start to end: waiting in the queue, for a
+resume or for `prodigyctl merge` is not running.
 
 By tool or model, the rows sum invocation records (store/claude_invocations.py): an
 invocation counts once under its model, and once under each tool it used (so tool rows
@@ -108,6 +113,7 @@ def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
         "input_tokens": sum(row["input_tokens"] or 0 for row in rows),
         "output_tokens": sum(row["output_tokens"] or 0 for row in rows),
         "duration_seconds": round(sum(_duration(row) for row in rows), 3),
+        "failed_seconds": round(sum(_duration(row) for row in rows if row["status"] in FAILED), 3),
     }
 
 
@@ -116,6 +122,9 @@ def _cost(rows: list[sqlite3.Row]) -> float:
 
 
 def _duration(row: sqlite3.Row) -> float:
+    if row["ran_seconds"]:
+        return float(row["ran_seconds"])
+    # a record from before the running time was kept: start to end, when it has an end
     if not row["started_at"] or not row["completed_at"]:
         return 0.0
     started, ended = (datetime.fromisoformat(row[key]) for key in ("started_at", "completed_at"))

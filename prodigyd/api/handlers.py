@@ -94,6 +94,10 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         merge_policy=p.merge,
         strict=p.strict,
         budget=p.budget.budget() if p.budget else None,
+        max_iterations=p.max_iterations,
+        map_patterns=tuple(p.map),
+        each_arg=p.each_arg,
+        fail_fast=p.fail_fast,
     )
     record = await state.scheduler.submit(
         request, priority=p.priority, idempotency_key=p.idempotency_key

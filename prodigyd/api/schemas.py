@@ -103,6 +103,10 @@ class SubmitParams(_Params):
     priority: int = Field(0, ge=-1000, le=1000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     budget: BudgetParams | None = None
+    max_iterations: int = Field(1, ge=1, le=10_000)  # run -n
+    map: list[str] = []  # run --map patterns
+    each_arg: bool = False  # run --each-arg
+    fail_fast: bool = False
 
     @model_validator(mode="after")
     def _one_workflow(self) -> SubmitParams:

@@ -26,9 +26,10 @@ from prodigyd.errors import Conflict, GitError, Location, NotFound, WorkflowErro
 from prodigyd.git import repo as git_repo
 from prodigyd.pool import WorktreePool
 from prodigyd.store.ids import new_session_id
-from prodigyd.store.sessions import DlqRetry, SessionRecord, Status
+from prodigyd.store.sessions import DlqRetry, Runs, SessionRecord, Status
 from prodigyd.watch.variables import variables as trigger_variables
 from prodigyd.workflow.compose import params
+from prodigyd.workflow.generate import matching_files
 from prodigyd.workflow.interpolate import VariableStore
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
 from prodigyd.workflow.model import Budget, Workflow, every_step
@@ -52,6 +53,10 @@ class RunRequest:
     triggered_by: str | None = None  # the git event behind it, for people reading the record
     start_commit: str | None = None  # start here (a commit id), not at the branch's tip
     budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
+    max_iterations: int = 1  # run -n: the steps run this many times (per input)
+    map_patterns: tuple[str, ...] = ()  # run --map: once per committed file matching one
+    each_arg: bool = False  # run --each-arg: once per --args value
+    fail_fast: bool = False  # with inputs: stop at the first that fails
 
 
 async def prepare(
@@ -83,6 +88,7 @@ async def prepare(
         request.params or {},
         where=str(loaded.path),
     )
+    runs = await _runs(request, loaded, repo, branch)
     session_id = new_session_id(loaded.workflow.mode)
     rid = paths.repo_id(repo)
     record = SessionRecord(
@@ -102,16 +108,54 @@ async def prepare(
         merge_policy=request.merge_policy,
         strict=request.strict,
         mode=loaded.workflow.mode,
-        total_steps=total_steps(loaded.workflow, request.dlq_retry),
+        total_steps=total_steps(
+            loaded.workflow, request.dlq_retry, runs.count(request.args) if runs else 1
+        ),
         dlq_retry=request.dlq_retry,
         triggered_by=request.triggered_by,
         start_commit=request.start_commit,
         budget=request.budget,
-        warnings=loaded.warnings,
+        warnings=[*loaded.warnings, *loaded.variable_warnings(request.env)],
+        runs=runs,
     )
     masker = await check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
     record.args = masker.mask_obj(list(request.args))
     return record, loaded
+
+
+async def _runs(
+    request: RunRequest, loaded: LoadedWorkflow, repo: Path, branch: str
+) -> Runs | None:
+    """How often the steps run (engine/runs.py); None: once. `--map` patterns are matched
+    here, against the files committed at the commit the session starts from, so a resume
+    runs the very inputs the run was submitted with."""
+    iterative = bool(request.map_patterns) or request.each_arg
+    if request.max_iterations == 1 and not iterative:
+        return None
+    if loaded.workflow.mode != "standard":
+        raise WorkflowError(
+            "-n/--max-iterations, --map and --each-arg apply to a standard workflow; a "
+            "MapReduce workflow runs its agents once per work item (map.input)",
+            location=Location(str(loaded.path)),
+        )
+    files: list[str] = []
+    if request.map_patterns:
+        start = request.start_commit or await git_repo.branch_tip(repo, branch)
+        files = matching_files(await git_repo.committed_files(repo, start), request.map_patterns)
+    runs = Runs(
+        iterations=request.max_iterations,
+        each_arg=request.each_arg,
+        files=files,
+        fail_fast=request.fail_fast,
+    )
+    if iterative and not runs.inputs(request.args):
+        patterns = ", ".join(request.map_patterns) or "none"
+        raise NotFound(
+            "No inputs found from --map patterns or --args",
+            hint=f"--map patterns ({patterns}) match committed files of {branch}, relative to "
+            f"the repository top; --each-arg runs once per --args value",
+        )
+    return runs
 
 
 async def check_environment(

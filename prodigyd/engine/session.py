@@ -41,9 +41,11 @@ from prodigyd.engine.plan import (
     all_steps_done,
     checkpointed_steps,
     latest_variables,
+    run_count,
     steps_before,
     total_steps,
 )
+from prodigyd.engine.runs import iteration_of, run_all
 from prodigyd.engine.step import StepRunner
 from prodigyd.errors import Conflict, GitError, ProdigyError, StoreError
 from prodigyd.eventtypes import EventType
@@ -154,7 +156,9 @@ class Session:
             if resume:
                 resume = await self._prepare_resume()
             # the journals, not a record a kill -9 may have cut off, say how far it got
-            record.total_steps = total_steps(self.loaded.workflow, record.dlq_retry)
+            record.total_steps = total_steps(
+                self.loaded.workflow, record.dlq_retry, run_count(record)
+            )
             record.completed_steps = (
                 checkpointed_steps(self.journal, record, self.loaded.workflow) if resume else 0
             )
@@ -205,6 +209,8 @@ class Session:
             return await run_dlq_retry(self, ctx, self.record.dlq_retry)
         if workflow.mode == "mapreduce":
             return await run_mapreduce(self, ctx, git)
+        if self.record.runs is not None:
+            return await run_all(self, ctx, git, self.record.runs, self.args)
         return await self.sequential(MAIN, workflow.steps, ctx, git)
 
     async def sequential(
@@ -434,7 +440,7 @@ class Session:
             workflow, record, self.inherited, self.args, self.masker, self.worktree
         )
         if resume:  # secrets come back from their placeholders (see Masker.protect)
-            store.update(self.masker.restore(latest_variables(self.journal, record.id)))
+            store.update(self.masker.restore(latest_variables(self.journal, record)))
         store.update(composed.workflow_values)
         env = {**composed.env, SESSION_VAR: record.id, "PRODIGY_WORKTREE": record.worktree}
         if self.args:
@@ -465,7 +471,8 @@ class Session:
     ) -> Checkpoint:
         record, loaded = self.record, self.loaded
         written = already  # completed entries already in the journal (from earlier runs)
-        before = steps_before(loaded.workflow, phase)  # steps of earlier phases
+        before = steps_before(loaded.workflow, phase, run_count(record))  # of earlier phases
+        iteration, iterations = iteration_of(phase, record.runs, self.args)
 
         async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
             nonlocal written
@@ -478,8 +485,8 @@ class Session:
                         "total_steps": total,
                         "status": status,
                         "start_time": record.started_at,
-                        "current_iteration": 1,
-                        "total_iterations": 1,
+                        "current_iteration": iteration,
+                        "total_iterations": iterations,
                     },
                     "step": self.masker.mask_obj(new[-1]) if new else None,
                     "variable_state": self.masker.protect(ctx.variables.snapshot()),

@@ -83,6 +83,13 @@ async def branch_tip(path: Path, branch: str) -> str:
     return await commit_id(path, f"{HEADS}{branch}")
 
 
+async def committed_files(path: Path, commit: str) -> list[str]:
+    """Every file committed at `commit`, relative to the repository top, in git's (byte)
+    order."""
+    done = await git(path, "ls-tree", "-r", "-z", "--name-only", commit)
+    return [name for name in done.stdout.split("\0") if name]
+
+
 async def commit_id(path: Path, rev: str) -> str:
     """The full id of the commit `rev` names, resolved once, for the repository at `path`.
 

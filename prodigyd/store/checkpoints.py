@@ -110,7 +110,10 @@ def phases(session_id: str) -> list[str]:
         infix = path.name.removeprefix(session_id).removesuffix(".journal.jsonl")
         found.add(infix.removeprefix(".") or MAIN)
     order = (MAIN, "setup", "map", "reduce")
-    return sorted(found, key=lambda phase: (order.index(phase) if phase in order else 9, phase))
+    # a standard workflow's later runs (`run2`... `run10`) in number order
+    return sorted(
+        found, key=lambda phase: (order.index(phase) if phase in order else 9, len(phase), phase)
+    )
 
 
 def size(session_id: str) -> int:

@@ -466,6 +466,7 @@ SELECT id, status,
        json_extract(record, '$.repo') AS repo,
        json_extract(record, '$.started_at') AS started_at,
        json_extract(record, '$.completed_at') AS completed_at,
+       json_extract(record, '$.budget_used.seconds') AS ran_seconds,
        json_extract(record, '$.cost_usd') AS cost_usd,
        json_extract(record, '$.input_tokens') AS input_tokens,
        json_extract(record, '$.output_tokens') AS output_tokens
@@ -474,7 +475,8 @@ FROM jobs WHERE ? IS NULL OR json_extract(record, '$.started_at') >= ? ORDER BY 
 
 
 def usage(since: str | None = None) -> list[sqlite3.Row]:
-    """Per job: status, workflow, repo, start and end times, cost and tokens; jobs started
+    """Per job: status, workflow, repo, start and end times, the seconds it ran (over all
+    its runs: store/sessions.py BudgetUse), cost and tokens; jobs started
     at or after `since` (an ISO 8601 time as records store it), or all."""
     return connection().execute(_USAGE, (since, since)).fetchall()
 

@@ -71,6 +71,25 @@ class DlqRetry(BaseModel):
     attempts: int = 1  # runs per item in this retry
 
 
+class Runs(BaseModel):
+    """How often a standard workflow's steps run in one session (`run -n`, `--map`,
+    `--each-arg`; engine/runs.py): once per input (the `--args` values when `each_arg`,
+    then the `files` matched by `--map`), `iterations` times each."""
+
+    iterations: int = 1
+    each_arg: bool = False
+    files: list[str] = []  # resolved at submission: a resume runs the same inputs
+    fail_fast: bool = False
+
+    def inputs(self, args: list[str] | tuple[str, ...]) -> list[str]:
+        """The inputs in the order they run (None-free; empty: not iterative mode)."""
+        return [*(args if self.each_arg else ()), *self.files]
+
+    def count(self, args: list[str] | tuple[str, ...]) -> int:
+        """How many times the steps run in all."""
+        return max(1, len(self.inputs(args))) * self.iterations
+
+
 class BudgetUse(BaseModel):
     """What a session spent against its job budget over all its runs (engine/budget.py),
     so a resume continues the account instead of starting a new one."""
@@ -126,6 +145,7 @@ class SessionRecord(BaseModel):
     start_commit: str | None = None  # the commit id it starts from, when not the branch's tip
     budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
     budget_used: BudgetUse = Field(default_factory=BudgetUse)
+    runs: Runs | None = None  # None: the steps run once
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""

@@ -17,6 +17,7 @@ repository (`src/a.py`, not `./src/a.py`) in a stable order, and matches a patte
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shlex
 from typing import Any
@@ -136,6 +137,24 @@ def find_command(pattern: str) -> str:
         f"find . -path ./.git -prune -o -type f {test} {shlex.quote(target)} -print"
         " | sed 's|^\\./||' | LC_ALL=C sort"
     )
+
+
+def matching_files(paths: list[str], patterns: tuple[str, ...] | list[str]) -> list[str]:
+    """The `paths` (relative to the repository) that match any of `patterns` by the rule
+    `find_command` gives `find` (`run --map` matches committed files with it, so a pattern
+    means the same to `run --map` and `batch`): without a `/`, the file's name; with one,
+    the whole path, `*` crossing folders. In `paths`' order, each once."""
+    wanted = []
+    for path in paths:
+        for pattern in patterns:
+            if "/" in pattern:
+                hit = fnmatch.fnmatchcase(path, pattern.removeprefix("./"))
+            else:
+                hit = fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+            if hit:
+                wanted.append(path)
+                break
+    return wanted
 
 
 def _positive(value: float, option: str) -> float:

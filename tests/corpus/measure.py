@@ -5,7 +5,10 @@ the complete workflows among the YAML examples of its book (issue 12, "Done mean
 
 A book example counts as complete when it is valid YAML and a whole workflow: a mapping
 with `commands:`, `steps:` or `map:` (or `mode:` with `setup:`), or a list of steps. The
-failures are grouped by their message, numbers and quoted words blanked out.
+failures are grouped by their message, numbers and quoted words blanked out. Then the
+undefined-variable warnings (prodigyd/workflow/load/references.py) of what loaded, one per
+line: each is a false positive unless the example really uses a name nothing defines (an
+upper-case name counts as the environment's, as a run with it set would).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from prodigyd.errors import ProdigyError
-from prodigyd.workflow.load import load_workflow, parse_workflow
+from prodigyd.workflow.load import LoadedWorkflow, load_workflow, parse_workflow
 
 _FENCE = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.M | re.S)
 _STEP_KEYS = {"claude", "shell", "write_file", "foreach", "goal_seek", "test", "analyze"}
@@ -44,14 +47,21 @@ def report(title: str, loaded: int, failures: dict[str, list[str]]) -> None:
         print(f"  {len(names):3} {why}  {names[:3]}")
 
 
+def undefined(loaded: LoadedWorkflow) -> list[str]:
+    """Its warnings about `${name}`s nothing defines, upper-case names taken as set in the
+    environment."""
+    return [entry.warning() for entry in loaded.undefined if not entry.env_like]
+
+
 def main(root: Path) -> None:
+    warnings: list[str] = []
     loaded, failures = 0, collections.defaultdict(list)
     for folder in ("workflows", "examples"):
         for path in sorted((root / folder).rglob("*.y*ml")):
             if "data" in path.relative_to(root).parts:
                 continue
             try:
-                load_workflow(path)
+                warnings += undefined(load_workflow(path))
                 loaded += 1
             except Exception as exc:
                 failures[reason(exc)].append(path.name)
@@ -67,11 +77,14 @@ def main(root: Path) -> None:
                 continue
             name = f"{page.relative_to(root / 'book/src')}#{number}"
             try:
-                parse_workflow(match.group(1), source=name)
+                warnings += undefined(parse_workflow(match.group(1), source=name))
                 loaded += 1
             except Exception as exc:
                 failures[reason(exc)].append(name)
     report("book examples", loaded, failures)
+    print(f"undefined-variable warnings: {len(warnings)}")
+    for warning in warnings:
+        print(f"  {warning}")
 
 
 if __name__ == "__main__":

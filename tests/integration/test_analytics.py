@@ -40,7 +40,7 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
     result = json.loads(ctl("analytics", "--json", check=True).stdout)
     by_workflow = {row["key"]: row for row in result["rows"]}
     assert [row["key"] for row in result["rows"]] == ["review", "broken"]  # costliest first
-    assert by_workflow["review"] | {"duration_seconds": 0} == {
+    assert by_workflow["review"] | {"duration_seconds": 0, "failed_seconds": 0} == {
         "key": "review",
         "sessions": 2,
         "succeeded": 2,
@@ -50,6 +50,7 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
         "input_tokens": 4000,
         "output_tokens": 800,
         "duration_seconds": 0,
+        "failed_seconds": 0,
     }
     assert by_workflow["broken"]["success_rate"] == 0.0
     assert result["total"]["sessions"] == 3 and result["total"]["success_rate"] == 0.6667
@@ -65,3 +66,25 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
     assert "total" in table and "$1.0000" in table and "costliest sessions:" in table
     later = ctl("analytics", "--since", "2999-01-01T00:00:00Z", check=True)
     assert later.stdout.strip() == "no sessions since 2999-01-01T00:00:00.000Z"
+
+
+def test_failed_sessions_time_counts_and_is_shown_apart(daemon: Path, repo: Path, tmp_path: Path):
+    """A failed job ran as long as it ran: its time is in the total (it was left out when
+    only completed jobs had an end time) and in `failed_seconds`."""
+    slow_failure = tmp_path / "slow.yml"
+    slow_failure.write_text("name: slow\ncommands:\n  - shell: 'sleep 1.2; exit 3'\n")
+    assert ctl("run", str(slow_failure), "-y", cwd=repo).returncode == 1
+    quick = tmp_path / "quick.yml"
+    quick.write_text("name: quick\ncommands:\n  - shell: 'true'\n")
+    assert ctl("run", str(quick), "-y", cwd=repo).returncode == 0
+
+    result = json.loads(ctl("analytics", "--json", check=True).stdout)
+    total = result["total"]
+    assert total["failed"] == 1
+    assert total["failed_seconds"] >= 1.2  # the sleep, at least
+    assert total["duration_seconds"] > total["failed_seconds"]  # quick's time too
+    by_workflow = {row["key"]: row for row in result["rows"]}
+    assert by_workflow["quick"]["failed_seconds"] == 0
+    assert by_workflow["slow"]["duration_seconds"] == by_workflow["slow"]["failed_seconds"]
+    header = ctl("analytics", check=True).stdout.splitlines()[0]
+    assert header.endswith("failed time")

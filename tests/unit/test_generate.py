@@ -13,6 +13,7 @@ from prodigyd.workflow.generate import (
     exec_workflow,
     find_command,
     goal_seek_workflow,
+    matching_files,
 )
 from prodigyd.workflow.load import load_workflow
 
@@ -88,6 +89,17 @@ def test_the_file_list_is_relative_sorted_and_never_inside_git(tmp_path: Path):
     assert found(tmp_path, "src/*") == ["src/c d.py", "src/x.txt"]
     assert found(tmp_path, "./src/*.txt") == ["src/x.txt"]
     assert found(tmp_path, "it's.py") == ["it's.py"]
+
+
+@pytest.mark.parametrize("pattern", ["*.py", "src/*", "./src/*.txt", "it's.py", "*/c*", "[ab].py"])
+def test_run_map_matches_a_pattern_as_batch_finds_it(tmp_path: Path, pattern: str):
+    """`run --map` (matching_files, over committed paths) and `batch` (find_command, run by
+    a shell) give a pattern one meaning."""
+    names = ["b.py", "a.py", "src/c d.py", "src/x.txt", "it's.py", "deep/er/a.py"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    assert sorted(matching_files(names, (pattern,))) == found(tmp_path, pattern)
 
 
 GOAL = {"command": "make", "validate": "./score.sh", "threshold": 90, "max_attempts": 5}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Container
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -34,6 +35,7 @@ from prodigyd.workflow.load.document import empty_error, refuse_unsupported, sta
 from prodigyd.workflow.load.mapreduce import is_mapreduce, mapreduce_workflow
 from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.load.reader import read_json, read_yaml
+from prodigyd.workflow.load.references import Undefined, find_undefined, warnings_for
 from prodigyd.workflow.load.source import check_size, read_source
 from prodigyd.workflow.model import Step, Workflow
 
@@ -57,6 +59,13 @@ class LoadedWorkflow:
     sha256: str
     path: Path
     includes: dict[str, str] = field(default_factory=dict)
+    #: `${name}` references nothing defines (references.py): warnings once the caller
+    #: knows the job environment (`variable_warnings`)
+    undefined: list[Undefined] = field(default_factory=list)
+
+    def variable_warnings(self, environment: Container[str]) -> list[str]:
+        """Its warnings about undefined variables, for a job with `environment`."""
+        return warnings_for(self.undefined, environment)
 
 
 async def load_workflow_async(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
@@ -135,7 +144,7 @@ def parse_workflow(
     from prodigyd.workflow.compose import Resolver
 
     resolver = Resolver(ctx, Path(source))
-    workflow = _workflow(doc, ctx, resolver)
+    workflow, doc = _workflow(doc, ctx, resolver)
     digest = sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
     return LoadedWorkflow(
         workflow=workflow,
@@ -143,6 +152,7 @@ def parse_workflow(
         sha256=_fingerprint(digest, resolver.files),
         path=Path(source),
         includes=resolver.files,
+        undefined=find_undefined(doc, workflow, source, text),
     )
 
 
@@ -159,9 +169,10 @@ _COMPOSED = (
 )
 
 
-def _workflow(doc: object, ctx: Context, resolver: Resolver) -> Workflow:
+def _workflow(doc: object, ctx: Context, resolver: Resolver) -> tuple[Workflow, object]:
     """The document's mode decides its parser; what neither mode supports is refused first.
-    A composed workflow is resolved into one document first."""
+    A composed workflow is resolved into one document first (returned with the workflow:
+    references.py reads its strings)."""
     lead: tuple[Step, ...] = ()
     if isinstance(doc, Map):
         refuse_unsupported(doc, ctx)
@@ -177,8 +188,8 @@ def _workflow(doc: object, ctx: Context, resolver: Resolver) -> Workflow:
                     "sub_workflows: are only run by a standard workflow, not by mode: mapreduce",
                     location=At("", doc.mark).key(doc, "mode").location(ctx.source),
                 )
-            return mapreduce_workflow(doc, ctx)
-    return standard_workflow(doc, ctx, lead=lead)
+            return mapreduce_workflow(doc, ctx), doc
+    return standard_workflow(doc, ctx, lead=lead), doc
 
 
 def _fingerprint(digest: str, includes: dict[str, str]) -> str:

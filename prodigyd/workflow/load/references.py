@@ -1,0 +1,271 @@
+"""Variables a workflow uses and never defines: `${isue}` for `${issue}` (issue 14).
+
+Without `--strict` a reference that does not resolve is left as written, and a shell then
+expands it to nothing: a typo runs silently with an empty value. This finds, when the
+workflow is loaded, the `${name}` references that can be known to be undefined, so `run`,
+`validate` and `run --dry-run` warn with file:line:column and a did-you-mean.
+
+Known: what the workflow defines (env, secrets, profiles' env, parameters and defaults,
+captures, setup's capture_outputs, a step's env, sub-workflow outputs), the built-in names
+(engine/admission.py, engine/runs.py) and the namespaces the engine fills at run time
+(`${shell.*}`, `${map.*}`, `${item.*}`, ... every `name.` of BUILTIN_NAMESPACES). When
+unsure, no warning: a reference with a default (`${x:-y}`), one that is not a plain path
+(shell syntax such as `${#a[@]}`), one in a `when:` or an env `condition:` (a missing
+variable reads as false there, by design), a name the same text assigns (a shell loop's
+`for f in ...; do ${f}`), and an upper-case name the job environment may hold (the
+environment is the caller's: `warnings_for` filters those with the one it knows; with
+`env_files:` any upper-case name may come from them). Only braced references are checked:
+`$NAME` is the shell's far more often than ours.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Container, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodigyd.workflow.interpolate import parse_path
+from prodigyd.workflow.load.nodes import Map, Mark, Seq
+from prodigyd.workflow.model import Workflow, every_step
+
+#: Names the engine sets (admission.py `_builtin_variables`, runs.py, agent.py, step.py).
+BUILTIN_NAMES = frozenset(
+    {
+        "ARG",
+        "ARGUMENT",
+        "FILE",
+        "FILE_PATH",
+        "INDEX",
+        "TOTAL",
+        "ITERATION",
+        "PROJECT_ROOT",
+        "WORKTREE",
+        "SESSION_ID",
+        "CAPTURED_OUTPUT",
+        "item",
+        "item_json",
+        "item_id",
+        "item_index",
+        "item_total",
+        "index",  # a foreach item's (engine/commands/foreach.py)
+        "total",
+        "uuid",
+    }
+)
+
+#: `${<namespace>.anything}` (and `${<namespace>}`, `${<namespace>:...}`): filled at run time.
+BUILTIN_NAMESPACES = frozenset(
+    {
+        "shell",
+        "claude",
+        "test",
+        "foreach",
+        "write_file",
+        "handler",
+        "analyze",
+        "error",
+        "validation",
+        "step",
+        "workflow",
+        "map",
+        "item",
+        "merge",
+        "last",
+        "goal",
+        "worker",
+        "trigger",
+        "env",
+        "file",
+        "cmd",
+        "json",
+        "date",
+        "git",  # the original's documented `${git.staged_files}`...
+    }
+)
+
+#: Offered by the did-you-mean along with the workflow's own names.
+_SUGGESTED = (
+    "shell.output",
+    "shell.exit_code",
+    "claude.output",
+    "map.results",
+    "map.successful",
+    "map.failed",
+    "map.total",
+    "item_id",
+    "item_json",
+    "workflow.name",
+    "step.files_changed",
+    "validation.gaps",
+    "error.message",
+    "last.output",
+)
+
+#: Expressions in which a missing variable reads as false by design: not checked.
+_CONDITIONS = frozenset({"when", "condition"})
+
+_ENV_LIKE = re.compile(r"[A-Z][A-Z0-9_]*")
+_ARG_N = re.compile(r"ARG_\d+|\d+")
+_BRACED = re.compile(r"\$\{")
+
+
+@dataclass(frozen=True)
+class Undefined:
+    """One reference to a name nothing defines."""
+
+    reference: str  # as written: `${isue}`
+    name: str  # the variable: `isue`
+    where: str  # file:line:column
+    suggestion: str | None
+    env_like: bool  # upper case: the job environment may hold it
+
+    def warning(self) -> str:
+        text = (
+            f"{self.where}: {self.reference} is not defined by the workflow (env, parameters, "
+            "captures) nor built in: it is left as written, and a shell makes it empty"
+        )
+        if self.suggestion:
+            text += f"; did you mean ${{{self.suggestion}}}?"
+        return text
+
+
+def warnings_for(undefined: list[Undefined], environment: Container[str]) -> list[str]:
+    """The warnings, less the upper-case names `environment` (the job's) holds."""
+    return [
+        entry.warning() for entry in undefined if not (entry.env_like and entry.name in environment)
+    ]
+
+
+def find_undefined(doc: object, workflow: Workflow, source: str, text: str) -> list[Undefined]:
+    """Every reference in `doc` (the positioned document `workflow` was read from) that
+    nothing defines; `text` is the source's own text (columns are found in it)."""
+    known = defined_names(workflow)
+    candidates = sorted({*known, *_SUGGESTED})
+    lines = _Lines(source, text)
+    found: list[Undefined] = []
+    for string, mark, file in _strings(doc, None, source):
+        for reference, name in _unknown(string, known):
+            env_like = bool(_ENV_LIKE.fullmatch(name))
+            if env_like and workflow.env_files:
+                continue  # any upper-case name may come from them
+            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+            found.append(
+                Undefined(
+                    reference=reference,
+                    name=name,
+                    where=lines.where(file, mark, reference),
+                    suggestion=close[0] if close else None,
+                    env_like=env_like,
+                )
+            )
+    return found
+
+
+def defined_names(workflow: Workflow) -> set[str]:
+    """The names the workflow itself defines."""
+    names = {*workflow.env, *workflow.secrets, *workflow.parameters, *workflow.defaults}
+    for profile in workflow.profiles.values():
+        names.update(profile.env)
+    if workflow.setup is not None:
+        names.update(workflow.setup.capture_outputs)
+    steps = (*workflow.phase_steps, *(workflow.merge.steps if workflow.merge else ()))
+    for step in every_step(steps):
+        names.update(step.env)
+        if step.id:  # `${<id>.output}`, `${<id>.<outputs name>}` (engine/step.py)
+            names.add(step.id)
+        if step.capture:
+            names.add(step.capture)
+        if isinstance(step.capture_output, str):
+            names.add(step.capture_output)
+        for sub in step.sub_workflows:
+            names.update(sub.outputs)
+            names.update(sub.parameters)
+            names.update(sub.values)
+            names.update(sub.inputs)
+    return names
+
+
+def _unknown(text: str, known: set[str]) -> Iterator[tuple[str, str]]:
+    """(reference as written, its variable) of each `${...}` in `text` nothing defines."""
+    if "${" not in text:
+        return
+    for match in _BRACED.finditer(text):
+        close = text.find("}", match.end())
+        if close < 0:
+            return
+        body = text[match.end() : close]
+        if ":-" in body or "{" in body:
+            continue  # a default: the author expects it may be missing
+        path = body.split(":", 1)[0]
+        steps = parse_path(path)
+        if steps is None:
+            continue  # shell syntax, never ours
+        head = str(steps[0][1])
+        if _is_known(path, head, [str(key) for _, key in steps], known):
+            continue
+        if _assigned_in(head, text):
+            continue
+        yield text[match.start() : close + 1], path.split("[", 1)[0]
+
+
+def _is_known(path: str, head: str, keys: list[str], known: set[str]) -> bool:
+    if head in BUILTIN_NAMES or head in BUILTIN_NAMESPACES or _ARG_N.fullmatch(head):
+        return True
+    if head.startswith("PRODIGY_"):  # the job environment's own (session.py, runs.py...)
+        return True
+    # a name may hold dots (`shell.output`, a capture `x.y`): any prefix of the path counts
+    prefixes = {".".join(keys[:count]) for count in range(1, len(keys) + 1)}
+    return bool(prefixes & known) or path in known
+
+
+def _assigned_in(name: str, text: str) -> bool:
+    """Whether a shell in `text` sets `name` itself (an assignment, a loop, `read`)."""
+    word = re.escape(name)
+    return bool(
+        re.search(rf"(^|[\s;&|(]){word}=", text)
+        or re.search(rf"\bfor\s+{word}\s+in\b", text)
+        or re.search(rf"\bread\b[^;\n|&]*\b{word}\b", text)
+        or re.search(rf"\b(local|declare|export|typeset|readonly)\s+(-\w+\s+)*{word}\b", text)
+    )
+
+
+def _strings(node: object, mark: Mark | None, file: str) -> Iterator[tuple[str, Mark | None, str]]:
+    """(text, mark of its key or list item, file) of every string in the document."""
+    if isinstance(node, str):
+        yield node, mark, file
+    elif isinstance(node, Map):
+        for key, value in node.items():
+            if key in _CONDITIONS:
+                continue
+            yield from _strings(value, node.key_marks.get(key, mark), node.source_of(key) or file)
+    elif isinstance(node, Seq):
+        for index, item in enumerate(node):
+            item_mark = node.item_marks[index] if index < len(node.item_marks) else mark
+            yield from _strings(item, item_mark, node.source_of(index) or file)
+
+
+class _Lines:
+    """Where a reference is: the first line at or after its key's that holds it."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self._texts: dict[str, list[str] | None] = {source: text.splitlines()}
+
+    def where(self, file: str, mark: Mark | None, reference: str) -> str:
+        lines = self._lines(file)
+        first = mark[0] if mark else 1
+        for number in range(first, len(lines or []) + 1):
+            assert lines is not None
+            column = lines[number - 1].find(reference)
+            if column >= 0:
+                return f"{file}:{number}:{column + 1}"
+        return f"{file}:{mark[0]}:{mark[1]}" if mark else file
+
+    def _lines(self, file: str) -> list[str] | None:
+        if file not in self._texts:  # an included file: read once
+            try:
+                self._texts[file] = Path(file).read_text(errors="replace").splitlines()
+            except OSError:
+                self._texts[file] = None
+        return self._texts[file]

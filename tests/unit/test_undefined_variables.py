@@ -1,0 +1,75 @@
+"""A `${name}` nothing defines is a warning at load (prodigyd/workflow/load/references.py):
+where it is, what was probably meant, and no warning when unsure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prodigyd.workflow.load import load_workflow, parse_workflow
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "prodigy"
+
+
+def warnings(text: str, environment: tuple[str, ...] = ()) -> list[str]:
+    return parse_workflow(text, source="wf.yml").variable_warnings(set(environment))
+
+
+def test_a_typo_is_named_with_file_line_column_and_a_did_you_mean() -> None:
+    text = "env:\n  issue: '42'\ncommands:\n  - shell: 'true'\n  - claude: '/fix ${isue} now'\n"
+    [warning] = warnings(text)
+    assert warning.startswith("wf.yml:5:19: ${isue} is not defined")
+    assert warning.endswith("did you mean ${issue}?")
+
+
+def test_a_reference_in_a_block_scalar_is_found_on_its_own_line() -> None:
+    text = "- shell: |\n    echo start\n    echo ${shel.output}\n"
+    [warning] = warnings(text)
+    assert warning.startswith("wf.yml:3:10: ${shel.output}")
+    assert "did you mean ${shell.output}?" in warning
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "env:\n  NAME: x\ncommands:\n  - shell: 'echo ${NAME}'\n",
+        "- shell: 'echo hi'\n  capture: greeting\n- shell: 'echo ${greeting} ${greeting.exit_code}'\n",
+        "- shell: 'echo hi'\n  capture_output: out\n- claude: '/x ${out}'\n",
+        "- shell: 'echo hi'\n  id: first\n- claude: '/x ${first.output}'\n",
+        "- shell: 'make'\n- claude: '/fix ${shell.output} ${ARG} ${ARG_2} ${1} ${ITERATION}'\n",
+        "- shell: 'echo ${missing:-fallback}'\n",
+        "- shell: 'for f in a b; do echo ${f}; done'\n",
+        "- shell: 'n=3; echo ${n} ${#list[@]} ${PRODIGY_WORKTREE}'\n",
+        "- foreach:\n    foreach: [a, b]\n    do:\n      - shell: 'echo ${item} ${index}/${total}'\n",
+        "parameters:\n  target:\n    type: string\n    default: x\ncommands:\n"
+        "  - shell: 'echo ${target}'\n",
+        "- shell: 'true'\n  when: '${undefined_flag}'\n",
+        "mode: mapreduce\nmap:\n  input: items.json\n  agent_template:\n"
+        "    - claude: '/do ${item.path} ${item_id}'\nreduce:\n  - shell: 'echo ${map.successful}'\n",
+    ],
+)
+def test_what_is_defined_or_unsure_is_not_warned(text: str) -> None:
+    assert warnings(text) == []
+
+
+def test_an_upper_case_name_is_the_environments_when_it_has_it() -> None:
+    text = "- shell: 'echo ${GITHUB_TOKEN}'\n"
+    assert warnings(text, ("GITHUB_TOKEN",)) == []
+    [warning] = warnings(text)
+    assert "${GITHUB_TOKEN} is not defined" in warning
+    with_files = "env_files:\n  - .env\ncommands:\n  - shell: 'echo ${FROM_DOTENV}'\n"
+    assert warnings(with_files) == []  # any upper-case name may come from the env file
+
+
+def test_the_original_workflows_get_no_warning() -> None:
+    """Every name the original's own workflow files use is one it defines (GITHUB_TOKEN is
+    the user's environment's)."""
+    found = []
+    for path in sorted(CORPUS.rglob("*.y*ml")):
+        try:
+            loaded = load_workflow(path)
+        except Exception:
+            continue  # the three that are not YAML (test_original_corpus.py)
+        found += loaded.variable_warnings({"GITHUB_TOKEN"})
+    assert found == []
