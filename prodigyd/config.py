@@ -123,7 +123,7 @@ class Config(BaseModel):
     auto_resume: bool = True
     shutdown_grace_seconds: float = Field(30.0, ge=0, allow_inf_nan=False)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
+    event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     claude: ClaudeConfig = Field(default_factory=ClaudeConfig)
     worktree_config: WorktreeConfig = Field(default_factory=WorktreeConfig)
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)

@@ -30,14 +30,20 @@ class EventHub:
     to the session's subscribers and to those of every session (`watchers`)."""
 
     def __init__(
-        self, record: SessionRecord, watchers: set[asyncio.Queue[dict[str, Any]]] | None = None
+        self,
+        record: SessionRecord,
+        watchers: set[asyncio.Queue[dict[str, Any]]] | None = None,
+        *,
+        new: bool = False,
     ) -> None:
+        """`new`: a session just submitted, which has no events to read back yet (its
+        folder does not exist: looking costs a submission a glob for nothing)."""
         self.session_id = record.id
         self.repo_id = record.repo_id
         self.watchers = watchers if watchers is not None else set()
         self.log = EventLog(record.repo_id, record.id)
         self.history: deque[dict[str, Any]] = deque(
-            read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
+            () if new else read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
         )
         self.seq = self.history[-1]["seq"] if self.history else 0
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()

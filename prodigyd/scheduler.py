@@ -285,7 +285,7 @@ class Scheduler:
             idempotency_key=idempotency_key,
         )
         if stored.id == record.id:
-            self.hub(record).emit(
+            self.hub(record, new=True).emit(
                 EventType.SESSION_QUEUED, workflow=record.workflow, priority=priority
             )
             self._wake.set()
@@ -505,11 +505,13 @@ class Scheduler:
 
     # -- views --------------------------------------------------------------------------
 
-    def hub(self, record: SessionRecord) -> EventHub:
+    def hub(self, record: SessionRecord, *, new: bool = False) -> EventHub:
+        """The session's hub, made (its log read back) when it has none; `new`: a session
+        just submitted (nothing to read back)."""
         hub = self.hubs.get(record.id)
         if hub is None:
             self._evict_idle_hubs()
-            hub = self.hubs[record.id] = EventHub(record, self.watchers)
+            hub = self.hubs[record.id] = EventHub(record, self.watchers, new=new)
         return hub
 
     def _evict_idle_hubs(self) -> None:

@@ -144,7 +144,8 @@ def _read_layout(path: Path) -> _Layout | None:
     reads ~50 µs. Anything unusual (a reftable store, an unreadable gitdir, GIT_DIR-style
     setups) returns None and the callers ask the git CLI, which is always right.
     """
-    for folder in (path.resolve(), *path.resolve().parents):
+    start = path.resolve()  # once: each resolve is an lstat per component
+    for folder in (start, *start.parents):
         dot_git = folder / ".git"
         if dot_git.exists():
             break

@@ -34,7 +34,7 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "auto_resume": True,
         "shutdown_grace_seconds": 30.0,
         "log_level": "INFO",
-        "event_loop": "asyncio",
+        "event_loop": "uvloop",
         "claude.binary": None,
         "claude.skip_permissions": True,
         "claude.model": None,
@@ -82,7 +82,7 @@ def test_retention_from_the_environment_in_fractions_and_a_negative_one_named():
 def test_file_values(config_file: Path):
     config_file.write_text(
         "max_concurrent_jobs = 2\nauto_resume = false\nshutdown_grace_seconds = 5\n"
-        'log_level = "debug"\nevent_loop = "uvloop"\n'
+        'log_level = "debug"\nevent_loop = "asyncio"\n'
         '[claude]\nbinary = "/opt/claude"\nskip_permissions = false\nmodel = "opus"\n'
         'extra_args = ["--max-turns", "3"]\n'
     )
@@ -91,7 +91,7 @@ def test_file_values(config_file: Path):
     assert config.auto_resume is False
     assert config.shutdown_grace_seconds == 5.0
     assert config.log_level == "DEBUG"
-    assert config.event_loop == "uvloop"
+    assert config.event_loop == "asyncio"
     assert config.claude.binary == "/opt/claude"
     assert config.claude.skip_permissions is False
     assert config.claude.model == "opus"
@@ -146,7 +146,7 @@ def test_load_reads_the_process_environment_by_default(
         ("PRODIGY_SHUTDOWN_GRACE_SECONDS", "2.5", "shutdown_grace_seconds", 2.5),
         ("PRODIGY_SHUTDOWN_GRACE_SECONDS", "0", "shutdown_grace_seconds", 0.0),
         ("PRODIGY_LOG_LEVEL", "warning", "log_level", "WARNING"),
-        ("PRODIGY_EVENT_LOOP", "uvloop", "event_loop", "uvloop"),
+        ("PRODIGY_EVENT_LOOP", "asyncio", "event_loop", "asyncio"),
         ("PRODIGY_CLAUDE__BINARY", "/usr/bin/claude", "claude.binary", "/usr/bin/claude"),
         (
             "PRODIGY_CLAUDE__EXTRA_ARGS",

@@ -37,3 +37,12 @@ def test_links_and_owners_when_asked(tmp_path: Path):
         read_regular(tmp_path / "link", limit=5, follow_links=False)
     with pytest.raises(Unreadable, match=f"owned by uid {os.getuid()}, not by uid 12345"):
         read_regular(tmp_path / "f", limit=5, owner=12345)
+
+
+def test_past_the_limit_only_one_byte_more_is_read_when_asked(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    data, _ = read_regular(path, limit=10, refuse_larger=False)
+    assert data == b"x" * 11  # the caller says where the limit is crossed
+    data, _ = read_regular(path, limit=1000, refuse_larger=False)
+    assert data == b"x" * 100

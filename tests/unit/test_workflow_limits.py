@@ -4,6 +4,7 @@ aliases) and a line and column on every error, bad bytes and bad tags included."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,37 @@ async def test_the_daemon_reads_a_workflow_off_its_event_loop(
         ticks_while_parsing += parsing.is_set() and not task.done()
     assert (await task).workflow.steps
     assert ticks_while_parsing > 0
+
+
+async def test_a_file_parsed_before_is_not_parsed_again_unless_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon reads the file on every load but parses it once per content: a
+    submission's start and its resumes reuse the parse (on the loop: no worker thread's
+    round trip), and an edit is never served stale."""
+    import asyncio
+
+    from prodigyd.workflow import load
+
+    parses: list[str] = []
+    threads: list[object] = []
+    real_parse, real_to_thread = load.parse_workflow, asyncio.to_thread
+
+    def counting_parse(text: str, **kwargs: Any) -> load.LoadedWorkflow:
+        parses.append(text)
+        return real_parse(text, **kwargs)
+
+    async def counting_to_thread(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        threads.append(func)
+        return await real_to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(load, "parse_workflow", counting_parse)
+    monkeypatch.setattr(asyncio, "to_thread", counting_to_thread)
+    path = tmp_path / "wf.yml"
+    path.write_text("- shell: 'echo one'\n")
+    first = await load.load_workflow_async(path)
+    again = await load.load_workflow_async(path)
+    path.write_text("- shell: 'echo two'\n")
+    edited = await load.load_workflow_async(path)
+    assert again is first and len(parses) == len(threads) == 2
+    assert edited.workflow.steps[0].command == "echo two"

@@ -69,10 +69,18 @@ class LoadedWorkflow:
 
 
 async def load_workflow_async(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
-    """load_workflow in a worker thread: what the daemon calls, so that reading a large or
-    hostile file (bounded by prodigyd.workflow.limits, time included) never stalls the
-    event loop and every other client keeps its answers."""
-    return await asyncio.to_thread(load_workflow, path, strict=strict)
+    """load_workflow for the daemon: the file is read and fingerprinted on the event loop
+    (read_source never waits on a FIFO or a device and reads at most MAX_FILE_BYTES), so a
+    file parsed before (a submission, its start, every resume) is answered from the cache
+    at once; parsing, bounded only by prodigyd.workflow.limits' time, runs in a worker
+    thread so a large or hostile file never stalls the loop and every other client keeps
+    its answers. (A worker thread's round trip costs more than a cached submission's
+    whole read, hash and lookup.)"""
+    file, text, digest = _read(path)
+    cached = _cached(file, strict, digest)
+    if cached is not None:
+        return cached
+    return await asyncio.to_thread(_parse_and_keep, file, text, digest, strict)
 
 
 def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
@@ -81,6 +89,13 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
     Blocking (up to the limits' time); inside the daemon use load_workflow_async. The path
     is a client's: a FIFO or a device is refused unread (files.read_regular), not waited on.
     """
+    file, text, digest = _read(path)
+    cached = _cached(file, strict, digest)
+    return cached if cached is not None else _parse_and_keep(file, text, digest, strict)
+
+
+def _read(path: Path | str) -> tuple[Path, str, str]:
+    """The absolute, resolved path of a workflow file, its text and its SHA-256."""
     file = Path(path)
     try:
         file = file.expanduser().absolute().resolve()
@@ -89,18 +104,22 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
             f"cannot read workflow file: {exc}", location=Location(str(file))
         ) from None
     text, digest = read_source(file)
-    key = (str(file), strict, digest)
+    return file, text, digest
+
+
+def _cached(file: Path, strict: bool, digest: str) -> LoadedWorkflow | None:
     with _PARSED_LOCK:
-        cached = _PARSED.get(key)
-    if cached is not None:
-        return cached
+        return _PARSED.get((str(file), strict, digest))
+
+
+def _parse_and_keep(file: Path, text: str, digest: str, strict: bool) -> LoadedWorkflow:
     loaded = parse_workflow(text, source=str(file), strict=strict)
     if loaded.includes:  # which files it includes may change without this one changing
         return loaded
     with _PARSED_LOCK:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.pop(next(iter(_PARSED)))
-        _PARSED[key] = loaded
+        _PARSED[(str(file), strict, digest)] = loaded
     return loaded
 
 
