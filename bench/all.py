@@ -1,7 +1,7 @@
 """Every row of issue 15's table in one run, printed as one Markdown table.
 
 Runs each row's script (small but meaningful sizes, a few minutes on 2 cores) once per
-event loop of the daemon (asyncio, prodigyd's default, and uvloop), collects the rows they
+event loop of the daemon (uvloop, prodigyd's default, and asyncio), collects the rows they
 print and prints: metric | prodigy | floor | ratio | target | peer (ratio) | asyncio vs
 uvloop. The prodigy, floor and peer figures come from the daemon's default loop; the last
 column gives each loop's figure and ratio (each against the floor of its own run) and
@@ -90,7 +90,7 @@ def row_from(data: dict[str, Any]) -> Row:
 def table(rows: dict[str, dict[str, Row]], loops: list[str]) -> str:
     """One Markdown line per row key; figures from the first loop's run."""
     lines = [
-        "| metric | prodigy | floor | ratio | target | peer (ratio) | asyncio vs uvloop |",
+        "| metric | prodigy | floor | ratio | target | peer (ratio) | uvloop vs asyncio |",
         "|---|---|---|---|---|---|---|",
     ]
     for by_loop in rows.values():

@@ -59,7 +59,7 @@ def stop(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
 # -- rows of issue 15's table --------------------------------------------------------------
 
 #: The event loops a daemon row is measured on (prodigyd's `event_loop` setting).
-LOOPS = ("asyncio", "uvloop")
+LOOPS = ("uvloop", "asyncio")  # the daemon's default (docs/config.md, event_loop) first
 #: What a machine-readable row line starts with; bench/all.py collects these.
 ROW_PREFIX = "BENCHROW "
 
@@ -138,7 +138,7 @@ def emit(row: Row) -> None:
 def add_common_args(parser: argparse.ArgumentParser, *, peers: bool = True) -> None:
     """--loop (the daemon's event loop) and, for a row with peers, the peer options (every
     row script takes them all: bench/all.py passes them to each)."""
-    parser.add_argument("--loop", choices=LOOPS, default="asyncio", help="the daemon's event loop")
+    parser.add_argument("--loop", choices=LOOPS, default=LOOPS[0], help="the daemon's event loop")
     if not peers:
         return
     parser.add_argument(
