@@ -154,4 +154,6 @@ def _failure(
             for each, why in failed
         ]
         error = "\n".join(lines)
-    return PhaseOutcome(False, error=error, exit_code=outcome.exit_code, reason=outcome.reason)
+    return PhaseOutcome(
+        False, error=error, exit_code=outcome.exit_code, reason=outcome.reason, code=outcome.code
+    )

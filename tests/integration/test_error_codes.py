@@ -150,6 +150,9 @@ def test_a_run_prodigy_stopped_ends_with_the_code(daemon: Path, repo: Path, tmp_
     final = json.loads(refused.stdout.splitlines()[-1])
     assert final["event_type"] == "session_finished" and final["code"] == "E4002", final
     assert "escapes the worktree" in final["error"]
+    repeated = ctl("run", str(escape), "-y", "-n", "2", "--json", cwd=repo)  # engine/runs.py
+    final = json.loads(repeated.stdout.splitlines()[-1])
+    assert final["code"] == "E4002" and "iteration 1/2 failed" in final["error"], final
     plain = tmp_path / "plain.yml"
     plain.write_text("- shell: 'exit 3'\n")
     failed = json.loads(ctl("run", str(plain), "-y", "--json", cwd=repo).stdout.splitlines()[-1])
