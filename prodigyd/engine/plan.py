@@ -27,6 +27,14 @@ def run_phase(number: int) -> str:
     return MAIN if number == 1 else f"run{number}"
 
 
+def run_number(phase: str) -> int | None:
+    """The run `phase` checkpoints (run_phase's inverse); None: not a run's phase."""
+    if phase == MAIN:
+        return 1
+    number = phase.removeprefix("run")
+    return int(number) if number != phase and number.isdigit() else None
+
+
 def run_count(record: SessionRecord) -> int:
     """How many times a session runs its steps (engine/runs.py)."""
     return record.runs.count(record.args) if record.runs else 1

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.phase import PhaseOutcome
-from prodigyd.engine.plan import run_phase
+from prodigyd.engine.plan import run_number, run_phase
 from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.store.sessions import Runs
@@ -102,15 +102,17 @@ def plan_runs(runs: Runs, args: list[str] | tuple[str, ...]) -> list[Run]:
     return planned
 
 
-def iteration_of(phase: str, runs: Runs | None, args: list[str]) -> tuple[int, int]:
+def iteration_of(phase: str, runs: Runs | None) -> tuple[int, int]:
     """(iteration, iterations) of the run checkpointed as `phase`, for its checkpoints'
-    `execution_state` (the original's `current_iteration`/`total_iterations`)."""
+    `execution_state` (the original's `current_iteration`/`total_iterations`). Worked out
+    from the run's number (plan_runs numbers each input's iterations in a row), not by
+    planning every run: a session of 10,000 runs asks once per run."""
     if runs is None:
         return 1, 1
-    for run in plan_runs(runs, args):
-        if run_phase(run.number) == phase:
-            return run.iteration, run.iterations
-    return 1, runs.iterations  # a MapReduce phase: never run more than once
+    number = run_number(phase)
+    if number is None:
+        return 1, runs.iterations  # a MapReduce phase: never run more than once
+    return (number - 1) % runs.iterations + 1, runs.iterations
 
 
 async def run_all(

@@ -472,7 +472,7 @@ class Session:
         record, loaded = self.record, self.loaded
         written = already  # completed entries already in the journal (from earlier runs)
         before = steps_before(loaded.workflow, phase, run_count(record))  # of earlier phases
-        iteration, iterations = iteration_of(phase, record.runs, self.args)
+        iteration, iterations = iteration_of(phase, record.runs)
 
         async def save(status: str, next_index: int, completed: list[dict[str, Any]]) -> None:
             nonlocal written
