@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -109,6 +109,14 @@ def error_handler() -> Iterator[None]:
 
         _report(err.code, err.render(), err.to_dict())
         sys.exit(exit_for_error(protocol.CODE_FOR_KIND.get(err.kind, protocol.PRODIGY_ERROR)))
+
+
+def fail(code: str, message: str, exit_code: int, *, hint: str | None = None) -> NoReturn:
+    """End a command with an error the client itself found, shown as the handler shows the
+    daemon's: `error[CODE]: message` and its hint, or under --json an error object."""
+    text = f"{message}\nhint: {hint}" if hint else message
+    _report(code, text, {"message": message, **({"hint": hint} if hint else {})})
+    raise SystemExit(exit_code)
 
 
 def _report(code: str, text: str, data: dict[str, object]) -> None:

@@ -9,6 +9,7 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyctl.commands import command
+from prodigyctl.errors import fail
 from prodigyctl.exitcodes import EXIT_NOT_FOUND, EXIT_OK
 from prodigyctl.options import json_option
 from prodigyd import errorcodes
@@ -21,12 +22,11 @@ def explain(*, code: str, as_json: bool) -> int:
     """What error CODE (E1002, as in `error[E1002]: ...`) means and what to do about it."""
     entry = errorcodes.REGISTRY.get(code.strip().upper())
     if entry is None:
-        click.echo(
-            f"{errorcodes.label(errorcodes.NOT_FOUND)}: no error code {code!r}; "
-            "docs/errors.md lists them all",
-            err=True,
+        fail(
+            errorcodes.NOT_FOUND,
+            f"no error code {code!r}; docs/errors.md lists them all",
+            EXIT_NOT_FOUND,
         )
-        return EXIT_NOT_FOUND
     if as_json:
         click.echo(dumps(entry._asdict()))
     else:

@@ -17,7 +17,7 @@ import click
 
 from prodigyctl.client import Client, dumps, is_tty
 from prodigyctl.commands import command
-from prodigyctl.errors import RpcError
+from prodigyctl.errors import RpcError, fail
 from prodigyctl.exitcodes import (
     EXIT_CONFLICT,
     EXIT_FAILED,
@@ -512,10 +512,12 @@ def _latest_resumable(client: Client) -> str:
     ]
     if not rows:
         where = f"repository {repo}" if repo else f"{os.getcwd()} (not in a git repository)"
-        error = errorcodes.label(errorcodes.NOTHING_TO_RESUME)
-        click.echo(f"{error}: no failed or interrupted session of {where} to resume", err=True)
-        click.echo("hint: `prodigyctl sessions ls` lists every session", err=True)
-        raise SystemExit(EXIT_NOT_FOUND)
+        fail(
+            errorcodes.NOTHING_TO_RESUME,
+            f"no failed or interrupted session of {where} to resume",
+            EXIT_NOT_FOUND,
+            hint="`prodigyctl sessions ls` lists every session",
+        )
     newest = max(rows, key=lambda row: str(row.get("started_at")))
     click.echo(f"resuming {newest['id']} ({newest['status']}, {newest['workflow']})", err=True)
     return str(newest["id"])
@@ -598,9 +600,7 @@ def after_start(
     renderer = Renderer(as_json=as_json, verbose=verbosity())
     final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
     if final is None:
-        error = errorcodes.label(errorcodes.CONNECTION_LOST)
-        click.echo(f"{error}: lost the connection to prodigyd", err=True)
-        return EXIT_FAILED
+        fail(errorcodes.CONNECTION_LOST, "lost the connection to prodigyd", EXIT_FAILED)
     return _conclude(client, final, renderer, yes=yes, as_json=as_json)
 
 

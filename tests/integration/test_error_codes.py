@@ -133,6 +133,9 @@ def test_explain_prints_a_codes_entry():
     assert entry["code"] == "E1002" and entry["title"] == "unknown field"
     unknown = ctl("explain", "E9999")
     assert unknown.returncode == EXIT_NOT_FOUND and "no error code 'E9999'" in unknown.stderr
+    unknown = ctl("explain", "E9999", "--json")
+    assert unknown.returncode == EXIT_NOT_FOUND
+    assert _json_error(unknown.stderr)["code"] == "E6000", unknown.stderr
 
 
 def test_a_run_prodigy_stopped_ends_with_the_code(daemon: Path, repo: Path, tmp_path: Path):

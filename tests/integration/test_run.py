@@ -297,6 +297,8 @@ def test_resume_without_an_id_takes_the_newest_failed_session_of_this_repository
     subprocess.run(["git", "init", "-q", str(other)], check=True)
     nothing = ctl("resume", cwd=other)
     assert nothing.returncode == 3 and "no failed or interrupted session" in nothing.stderr
+    as_json = ctl("resume", "--json", cwd=other)  # the error too is JSON, with its code
+    assert json.loads(as_json.stderr)["error"]["code"] == "E6006", as_json.stderr
 
     done = ctl("resume", "-y", cwd=repo, env={**os.environ, "FIXED": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
