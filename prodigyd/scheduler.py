@@ -314,6 +314,12 @@ class Scheduler:
             )
         loaded = await load_workflow_async(record.workflow, strict=record.strict)
         check_resumable(record, loaded, force=force, pool=self.pool)
+        if from_step is not None and run_count(record) > 1:
+            raise Conflict(
+                f"session {session_id} runs its steps {run_count(record)} times (-n, --map): "
+                "resume --from applies to a session that runs them once",
+                hint=f"prodigyctl resume {session_id} continues where it stopped",
+            )
         _, args = session_store.load_private(session_id)
         if env is not None:
             await check_environment(loaded.workflow, record, env, args, self.engine.claude_bin)
@@ -325,12 +331,6 @@ class Scheduler:
             record.merge_policy = merge_policy
         if budget is not None:
             record.budget = (record.budget or Budget()).merged(budget)
-        if from_step is not None and run_count(record) > 1:
-            raise Conflict(
-                f"session {session_id} runs its steps {run_count(record)} times (-n, --map): "
-                "resume --from applies to a session that runs them once",
-                hint=f"prodigyctl resume {session_id} continues where it stopped",
-            )
         if from_step is not None:
             checkpoints.rewind(session_id, step_index(loaded.workflow, from_step))
         record.status, record.error = Status.QUEUED, None

@@ -141,3 +141,18 @@ def test_no_inputs_and_wrong_combinations_are_clear_errors(
     assert refused.returncode == 2
     assert "apply to a standard workflow" in refused.stderr and "map.yml" in refused.stderr
     assert ctl("sessions", "ls", "--json", check=True).stdout.strip() == "[]"
+
+
+def test_resume_from_a_step_is_refused_for_a_session_that_runs_its_steps_more_than_once(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'exit 3'\n")
+    failed = ctl("run", str(wf), "-y", "-n", "2", "--json", cwd=repo)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    session = json_lines(failed.stdout)[-1]["session_id"]
+    refused = ctl("resume", session, "--from", "1", "-y", cwd=repo)
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "runs its steps 2 times" in refused.stderr
+    row = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
+    assert row["status"] == "failed"  # left as it was
