@@ -11,7 +11,7 @@
       one, and the rest of the burst must not start another (the burst's first commits
       are also shown alone: theirs is the one hook that starts a process);
     - alone: a live pid in the pid file and no daemon: the hook's own cost, with nothing
-      reacting to its entries (in the other states the daemon's work on them, 5 ms after
+      reacting to its entries (in the other states the daemon's work on them, as soon as
       the hook wrote one, competes with the end of the commit for the cores).
     Target (issue 15): at most 2 ms over the floor in every state. The shim starts no
     process but, with the daemon down, the daemon itself, in the background.

@@ -15,6 +15,8 @@ from typing import Any
 
 from prodigyd.clock import now_iso
 from prodigyd.errors import NoSpace
+from prodigyd.eventtypes import EventType
+from prodigyd.store import journal
 from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.sessions import SessionRecord
 
@@ -23,6 +25,25 @@ log = logging.getLogger("prodigyd.events")
 #: Events a hub keeps in memory for replay; older ones are read back from its log file. A
 #: map phase of thousands of agents must not grow the daemon without bound.
 HISTORY_EVENTS = 2000
+
+
+def queued_event(record: SessionRecord, priority: int) -> dict[str, Any]:
+    """A new session's first event, from what its journal row holds (see EventHub.queued)."""
+    return {
+        "seq": 1,
+        "timestamp": record.started_at,  # when it was submitted
+        "event_type": EventType.SESSION_QUEUED,
+        "session_id": record.id,
+        "workflow": record.workflow,
+        "priority": priority,
+    }
+
+
+def rebuilt_queued(record: SessionRecord) -> dict[str, Any] | None:
+    """`session_queued` of a session with nothing logged, made again from its journal row
+    (its priority is a column there, not in the record); None without a row."""
+    row = journal.get(record.id)
+    return None if row is None else queued_event(record, int(row["priority"]))
 
 
 class EventHub:
@@ -37,7 +58,9 @@ class EventHub:
         new: bool = False,
     ) -> None:
         """`new`: a session just submitted, which has no events to read back yet (its
-        folder does not exist: looking costs a submission a glob for nothing)."""
+        folder does not exist: looking costs a submission a glob for nothing). A session
+        whose log holds nothing (its daemon stopped before writing its held
+        `session_queued`, see `queued`) gets that event back from its journal row."""
         self.session_id = record.id
         self.repo_id = record.repo_id
         self.watchers = watchers if watchers is not None else set()
@@ -45,6 +68,8 @@ class EventHub:
         self.history: deque[dict[str, Any]] = deque(
             () if new else read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
         )
+        if not new and not self.history and (queued := rebuilt_queued(record)) is not None:
+            self._hold(queued)
         self.seq = self.history[-1]["seq"] if self.history else 0
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
@@ -66,6 +91,20 @@ class EventHub:
         self.history.append(event)
         for queue in self.subscribers | self.watchers:
             queue.put_nowait(event)
+
+    def queued(self, record: SessionRecord, priority: int) -> None:
+        """A just-submitted session's first event, `session_queued`: kept, fanned out, and
+        written with the next event (EventLog.hold says why). It is made from the journal
+        row alone, so it is as durable as that row, and made again the same from it."""
+        event = queued_event(record, priority)
+        self._hold(event)
+        self.seq = event["seq"]
+        for queue in self.subscribers | self.watchers:
+            queue.put_nowait(event)
+
+    def _hold(self, event: dict[str, Any]) -> None:
+        self.log.hold(event)
+        self.history.append(event)
 
     @contextlib.contextmanager
     def subscribe(self, since: int) -> Any:

@@ -285,9 +285,7 @@ class Scheduler:
             idempotency_key=idempotency_key,
         )
         if stored.id == record.id:
-            self.hub(record, new=True).emit(
-                EventType.SESSION_QUEUED, workflow=record.workflow, priority=priority
-            )
+            self.hub(record, new=True).queued(record, priority)
             self._wake.set()
         return stored
 

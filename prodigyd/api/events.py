@@ -14,20 +14,39 @@ from typing import Any
 
 from prodigyd import paths
 from prodigyd.api import schemas
+from prodigyd.errors import NotFound
+from prodigyd.eventhub import rebuilt_queued
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import read_events
 from prodigyd.store.ids import check_id
+from prodigyd.store.sessions import Status
 
 
 def matching(p: schemas.EventsQuery) -> Iterator[dict[str, Any]]:
     """Stored events that pass the query's filters, session by session, in order."""
     for repo_id, session_id in _sessions(p.session_id):
-        for event in read_events(repo_id, session_id):
+        for event in _events(repo_id, session_id):
             if p.event_type and event.get("event_type") != p.event_type:
                 continue
             if p.since and str(event.get("timestamp", "")) < p.since:
                 continue
             yield event
+
+
+def _events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:
+    """The session's logged events; for one with none logged yet (its `session_queued` is
+    written with its next event: eventhub.py), that event, made from its journal row."""
+    empty = True
+    for event in read_events(repo_id, session_id):
+        empty = False
+        yield event
+    if empty:
+        try:
+            queued = rebuilt_queued(session_store.load(session_id))
+        except NotFound:  # a folder left of a removed session
+            return
+        if queued is not None:
+            yield queued
 
 
 def list_events(p: schemas.EventsQuery) -> list[dict[str, Any]]:
@@ -61,8 +80,12 @@ def _sessions(session_id: str | None) -> Iterator[tuple[str, str]]:
         yield record.repo_id, record.id
         return
     root = paths.events_root()
-    if not root.is_dir():
-        return
-    for repo_dir in sorted(root.iterdir()):
-        for session_dir in sorted(repo_dir.iterdir()) if repo_dir.is_dir() else ():
-            yield repo_dir.name, session_dir.name
+    seen: set[str] = set()
+    if root.is_dir():
+        for repo_dir in sorted(root.iterdir()):
+            for session_dir in sorted(repo_dir.iterdir()) if repo_dir.is_dir() else ():
+                seen.add(session_dir.name)
+                yield repo_dir.name, session_dir.name
+    for record in session_store.list_all(status=Status.QUEUED.value):  # none logged yet
+        if record.id not in seen:
+            yield record.repo_id, record.id

@@ -43,6 +43,15 @@ class EventLog:
         self._fd: int | None = None
         self.pending: deque[bytes] = deque()  # lines that did not fit yet, oldest first
         self.dropped = 0
+        self.held: bytes | None = None  # the first line, written with the next (see hold)
+
+    def hold(self, record: dict[str, Any]) -> None:
+        """Keep the log's first line (a new session's `session_queued`) to write with the
+        next line, or at `flush`/`close`, not now: a submission's acknowledgement then
+        waits for one durable commit (its journal row), not also for a folder and a file
+        made. The line is no less durable for it: it is made again from the journal row
+        when the daemon stops before writing it (eventhub.py, `queued_event`)."""
+        self.held = jsonl.encode(record)
 
     def append(self, record: dict[str, Any]) -> None:
         """Write the event, after any that are waiting; NoSpace when they do not fit (the
@@ -61,6 +70,9 @@ class EventLog:
 
     def flush(self) -> None:
         """Write the waiting lines; NoSpace (and they keep waiting) when they do not fit."""
+        if self.held is not None:
+            self.pending.appendleft(self.held)
+            self.held = None
         if not self.pending:
             return
         if self._fd is None:

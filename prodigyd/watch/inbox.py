@@ -1,9 +1,10 @@
 """The daemon's side of git hooks: read spool entries as they arrive, submit what they
 trigger, then delete them (watch/spool.py says why nothing is lost or fired twice).
 
-The folder is watched with watchfiles (inotify; a 5 ms step keeps a trigger's latency
-near Watchman's). When the watch cannot be set up (inotify limits, an odd file system) the
-inbox says so in the log and polls once a second instead of giving up. Entries are handled
+The folder is watched with inotify on the event loop (watch/inotify.py: an entry is read as
+soon as the shim closes it, and an idle daemon sleeps). When the watch cannot be set up
+(inotify limits, an odd file system) the inbox says so in the log and polls once a second
+instead of giving up. Entries are handled
 one at a time, oldest first. Problems a user should see (a triggered workflow that does not
 load or is refused at submission) are kept, the latest fire.RECENT, for `triggers.list`.
 
@@ -30,6 +31,7 @@ from prodigyd.store.atomic import ensure_dir
 from prodigyd.watch import spool, triggers
 from prodigyd.watch.fire import Sighting, TriggerPath
 from prodigyd.watch.gate import TriggerLimits
+from prodigyd.watch.inotify import FolderWatch
 
 if TYPE_CHECKING:
     from prodigyd.scheduler import Scheduler
@@ -54,22 +56,14 @@ class HookInbox:
         space) every RETRY_SECONDS; runs until cancelled."""
         folder = paths.spool_dir()
         try:
-            ensure_dir(folder)
-            from watchfiles import awatch
-
-            await self.drain()
-            async for changes in awatch(
-                folder,
-                watch_filter=None,
-                recursive=False,
-                step=5,
-                debounce=200,
-                rust_timeout=int(RETRY_SECONDS * 1000),
-                yield_on_timeout=True,
-            ):
-                if changes or self.waiting is not None:
+            while True:  # again when the folder itself goes away (and is made again)
+                ensure_dir(folder)
+                async with FolderWatch(folder) as watch:
                     await self.drain()
-        except (OSError, RuntimeError, ProdigyError) as exc:  # no watch (or no folder): poll
+                    while await watch.wait(RETRY_SECONDS if self.waiting else None):
+                        await self.drain()
+                log.warning("the spool %s went away; making it again", folder)
+        except (OSError, ProdigyError) as exc:  # no watch (or no folder): poll
             log.warning("cannot watch %s (%s); polling it every %gs", folder, exc, POLL_SECONDS)
             while True:
                 await self.drain()

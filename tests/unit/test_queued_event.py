@@ -1,0 +1,84 @@
+"""A submission's `session_queued` is written with the session's next event, not at submit
+time (eventhub.py), and is made again from the journal row when no log holds it (the
+daemon stopped first): every reader shows it, the same, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prodigyd import paths
+from prodigyd.api import schemas
+from prodigyd.api.events import list_events
+from prodigyd.eventhub import EventHub
+from prodigyd.store import sessions as session_store
+from prodigyd.store.events import read_events
+from prodigyd.store.sessions import SessionRecord
+
+REPO_ID = "repo-0123abcd"
+
+
+def _submitted(n: int, priority: int) -> SessionRecord:
+    """A session as `jobs.submit` stores it (its journal row), nothing logged."""
+    session_id = f"workflow-{1_000_000 + n}-{n:06x}"
+    record = SessionRecord(
+        id=session_id,
+        workflow="/w.yml",
+        workflow_name="w",
+        workflow_sha256="0",
+        repo="/repo",
+        repo_id=REPO_ID,
+        original_branch="main",
+        worktree="",
+        branch=f"prodigy-{session_id}",
+        cwd="/repo",
+    )
+    session_store.create(record, {}, priority=priority)
+    return record
+
+
+def _queued(record: SessionRecord, priority: int) -> dict[str, object]:
+    return {
+        "seq": 1,
+        "timestamp": record.started_at,
+        "event_type": "session_queued",
+        "session_id": record.id,
+        "workflow": "/w.yml",
+        "priority": priority,
+    }
+
+
+def test_submission_makes_no_file_and_the_next_event_writes_queued_first(isolated: Path):
+    record = _submitted(1, priority=3)
+    hub = EventHub(record, new=True)
+    hub.queued(record, 3)
+    assert not paths.events_dir(REPO_ID, record.id).exists()
+    assert list(hub.history) == [_queued(record, 3)]
+    hub.emit("session_started")
+    hub.log.close()
+    logged = list(read_events(REPO_ID, record.id))
+    assert [e["event_type"] for e in logged] == ["session_queued", "session_started"]
+    assert logged[0] == _queued(record, 3) and logged[1]["seq"] == 2
+
+
+def test_closing_a_log_writes_the_held_event(isolated: Path):
+    record = _submitted(2, priority=0)
+    hub = EventHub(record, new=True)
+    hub.queued(record, 0)
+    hub.log.close()  # a daemon stop, or the hub evicted
+    assert list(read_events(REPO_ID, record.id)) == [_queued(record, 0)]
+
+
+def test_a_session_whose_daemon_died_before_logging_gets_queued_back(isolated: Path):
+    record = _submitted(3, priority=7)
+    EventHub(record, new=True).queued(record, 7)  # then kill -9: nothing written
+    query = schemas.EventsQuery(session_id=record.id)
+    assert list_events(query) == [_queued(record, 7)]
+    assert list_events(schemas.EventsQuery()) == [_queued(record, 7)]
+    hub = EventHub(session_store.load(record.id))  # the next daemon's hub
+    assert list(hub.history) == [_queued(record, 7)] and hub.seq == 1
+    hub.emit("session_started")
+    hub.log.close()
+    logged = list(read_events(REPO_ID, record.id))
+    assert logged[0] == _queued(record, 7)
+    assert [e["seq"] for e in logged] == [1, 2]
+    assert [e["event_type"] for e in list_events(query)] == ["session_queued", "session_started"]
