@@ -174,6 +174,8 @@ class WorktreePool:
             if mine.name is None:  # a fresh start: nothing of the cut-off run (a named
                 await git(path, "clean", "-ffdxq")  # worktree keeps its files, as always)
             return Lease(path, reused=True, commit=start)
+        if mine is not None and mine.name is None:  # half made when a kill cut `worktree add`
+            await self._remove(repo, Path(mine.path))  # off: git may hold its branch there
         if name is not None:
             return await self._acquire_named(repo, name, owner, session_id, start, branch)
         lease = None

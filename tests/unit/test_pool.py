@@ -177,6 +177,22 @@ async def test_a_slot_registered_but_never_made_is_made_on_the_next_acquire(
     assert (lease.path / "README.md").exists() and pool.holds("s1", lease.path)
 
 
+async def test_a_half_made_worktree_holding_the_branch_is_cleared_on_the_next_acquire(
+    repo: Path, pools: Pools
+):
+    """A daemon killed inside `git worktree add -B BRANCH`: git had registered the worktree
+    (BRANCH is checked out there, for git) but not yet written its `.git` file. The next
+    acquire for the same owner must not fail with "cannot force update the branch ...
+    checked out at": the half-made worktree is removed first."""
+    pool = pools(PoolSettings(**NO_SPARE))
+    branch = "prodigy-workflow-1-dddddd"
+    lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch=branch)
+    (lease.path / ".git").unlink()  # what the kill left: registered, not usable
+    again = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch=branch)
+    assert (again.path / "README.md").exists() and pool.holds("s1", again.path)
+    assert git(again.path, "rev-parse", "--abbrev-ref", "HEAD").strip() == branch
+
+
 async def test_named_worktrees_persist_and_are_exclusive(repo: Path, pools: Pools):
     pool = pools()
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", name="experiment-a")
