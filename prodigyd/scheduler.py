@@ -31,11 +31,12 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prodigyd import paths, systemd
 from prodigyd.clock import now_iso
+from prodigyd.config import ExecutorConfig
 from prodigyd.engine.admission import (
     RunRequest,
     check_environment,
@@ -46,7 +47,7 @@ from prodigyd.engine.admission import (
 from prodigyd.engine.claude_sessions import prune_session
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
-from prodigyd.engine.mapreduce.runner import LocalAgentRunner
+from prodigyd.engine.mapreduce.executors import Executors
 from prodigyd.engine.plan import total_steps
 from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
@@ -86,6 +87,7 @@ class SchedulerSettings:
     max_concurrent_jobs: int = 4
     auto_resume: bool = True
     shutdown_grace_seconds: float = 30.0
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # unless a job says
 
 
 class Scheduler:
@@ -95,6 +97,7 @@ class Scheduler:
         self.engine = engine
         self.settings = settings
         self.pool = pool
+        self.executors = Executors(pool, settings.executor)
         self.hubs: dict[str, EventHub] = {}
         self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()  # live events of every session
         self.running: dict[str, tuple[Session, asyncio.Task[None]]] = {}
@@ -255,6 +258,7 @@ class Scheduler:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.executors.close()
         await self.pool.close()  # a spare worktree being made is cancelled and removed
         session_store.flush_unsaved()  # a last try: what still does not fit is recovered
         claude_invocations.flush_unsaved()  # (or lost: the records of invocations)
@@ -280,6 +284,7 @@ class Scheduler:
         self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
     ) -> SessionRecord:
         self._check_accepting()
+        self.executors.resolve(request.executor)
         record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
         stored = session_store.create(
             record,
@@ -304,11 +309,13 @@ class Scheduler:
         env: dict[str, str] | None = None,
         budget: Budget | None = None,
         from_step: str | None = None,
+        executor: ExecutorConfig | None = None,
     ) -> SessionRecord:
         """Queue a failed or interrupted session to continue; `env` (the resuming client's
         environment) replaces the one it was submitted with, so a fixed variable counts;
         `budget`'s fields replace those of the job's budget (a larger one, after it ran out);
-        `from_step` (a step's number or name) runs again from that step on."""
+        `from_step` (a step's number or name) runs again from that step on; `executor`
+        replaces the one its map agents ran on."""
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
@@ -326,6 +333,9 @@ class Scheduler:
             record.merge_policy = merge_policy
         if budget is not None:
             record.budget = (record.budget or Budget()).merged(budget)
+        if executor is not None:
+            self.executors.resolve(executor)
+            record.executor = executor
         if from_step is not None:
             checkpoints.rewind(session_id, step_index(loaded.workflow, from_step))
         record.status, record.error = Status.QUEUED, None
@@ -423,6 +433,7 @@ class Scheduler:
         try:
             if error is not None:
                 raise error
+            self.executors.resolve(record.executor)  # [executor] may have changed since
             lock = SessionLock(record.id)
         except NoSpace:
             raise
@@ -477,7 +488,7 @@ class Scheduler:
             settings=self.engine,
             merge_lock=self._merge_lock,
             pool=self.pool,
-            runner=LocalAgentRunner(self.pool),
+            runner=self.executors.runner(record.executor),
             journal=StoreJournal(),
         )
 

@@ -94,6 +94,7 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         merge_policy=p.merge,
         strict=p.strict,
         budget=p.budget.budget() if p.budget else None,
+        executor=p.executor,
     )
     record = await state.scheduler.submit(
         request, priority=p.priority, idempotency_key=p.idempotency_key
@@ -208,6 +209,7 @@ async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
         env=p.env,
         budget=p.budget.budget() if p.budget else None,
         from_step=p.from_step,
+        executor=p.executor,
     )
     return _with_seq(state, record)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from prodigyd import paths
 from prodigyd.claude.cli import resolve_binary as resolve_claude
+from prodigyd.config import ExecutorConfig
 from prodigyd.engine import env as job_env
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import total_steps
@@ -52,6 +53,7 @@ class RunRequest:
     triggered_by: str | None = None  # the git event behind it, for people reading the record
     start_commit: str | None = None  # start here (a commit id), not at the branch's tip
     budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
+    executor: ExecutorConfig | None = None  # --executor, --executor-address
 
 
 async def prepare(
@@ -107,6 +109,7 @@ async def prepare(
         triggered_by=request.triggered_by,
         start_commit=request.start_commit,
         budget=request.budget,
+        executor=request.executor,
         warnings=loaded.warnings,
     )
     masker = await check_environment(loaded.workflow, record, request.env, request.args, claude_bin)

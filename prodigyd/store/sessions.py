@@ -26,6 +26,7 @@ from typing import Any, Unpack
 from pydantic import BaseModel, Field, ValidationError
 
 from prodigyd.clock import now_iso
+from prodigyd.config import ExecutorConfig
 from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
 from prodigyd.store.ids import KIND_WORDS, check_id, is_id
@@ -125,6 +126,7 @@ class SessionRecord(BaseModel):
     start_commit: str | None = None  # the commit id it starts from, when not the branch's tip
     budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
     budget_used: BudgetUse = Field(default_factory=BudgetUse)
+    executor: ExecutorConfig | None = None  # where its map agents run; None: [executor]
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""
