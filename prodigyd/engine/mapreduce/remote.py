@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -43,15 +44,17 @@ AGENT_REF = "refs/heads/agent"
 
 @dataclass
 class Recorder:
-    """The far side's event sink: each event masked, numbered, kept (they return with the
-    answer) and passed to `forward` (live to the daemon, where a runner can)."""
+    """The far side's event sink: each event masked, made plain JSON data, numbered, kept
+    (they return with the answer) and passed to `forward` (live to the daemon, where a
+    runner can)."""
 
     masker: Masker
     forward: Callable[[dict[str, Any]], None] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
-        event = {"n": len(self.events), "type": event_type, "fields": self.masker.mask_obj(fields)}
+        event = {"n": len(self.events), "type": str(event_type), "fields": fields}
+        event = json.loads(json.dumps(self.masker.mask_obj(event), default=str))  # plain data
         self.events.append(event)
         if self.forward is not None:
             self.forward(event)
