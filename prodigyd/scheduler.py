@@ -284,7 +284,7 @@ class Scheduler:
         self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
     ) -> SessionRecord:
         self._check_accepting()
-        self.executors.resolve(request.executor)
+        request.executor = self.executors.resolve(request.executor)  # kept with the job
         record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
         stored = session_store.create(
             record,

@@ -126,7 +126,7 @@ class SessionRecord(BaseModel):
     start_commit: str | None = None  # the commit id it starts from, when not the branch's tip
     budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
     budget_used: BudgetUse = Field(default_factory=BudgetUse)
-    executor: ExecutorConfig | None = None  # where its map agents run; None: [executor]
+    executor: ExecutorConfig | None = None  # where its map agents run, chosen at submission
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""
@@ -146,6 +146,9 @@ class SessionRecord(BaseModel):
                 f"{self.processed_items}/{self.total_items}" if self.mode == "mapreduce" else None
             ),
             "failed_items": self.failed_items if self.mode == "mapreduce" else None,
+            "executor": (
+                self.executor.kind if self.mode == "mapreduce" and self.executor else None
+            ),
             "error": self.error,
         }
 
