@@ -34,7 +34,10 @@ SMALL = {
     "rpc_latency.py": ["--requests", "50", "--warmup", "10"],
     "submit_latency.py": ["--submits", "3", "--runs", "2", "--cli-runs", "1"],
     "startup.py": ["--jobs", "30", "--small", "3", "--starts", "1", "--updates", "5"],
-    "mapreduce.py": ["--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"],
+    "mapreduce.py": [
+        *("--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"),
+        *("--executor", "dask"),
+    ],
     "hook_latency.py": ["--commits", "2"],
     "trigger_latency.py": ["--events", "2"],
     "soak.py": SOAK,

@@ -185,6 +185,8 @@ class DaskAgentRunner:
         finally:
             client.unsubscribe_topic(names.topic)
             future.release()
+        for name in (names.claim, names.stop, names.cancel):  # the scheduler forgets them
+            await distributed.Event(name, client=client).clear()
         worker = answer["worker"]
         if answer.get("lost"):
             why = f"its Dask worker was lost mid-task (it was started again on {worker})"

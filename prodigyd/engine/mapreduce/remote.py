@@ -158,8 +158,10 @@ def worker_task(
     if claim.is_set():  # started before, on a worker that died: that is a lost worker
         return {"lost": True, "worker": worker.address}
     claim.set()
-    job = AgentJob.from_dict(job_data)
     root = Path(worker.local_directory) / "prodigy"
+    # Claude's raw stream logs stay on the worker: the daemon's folder is not here.
+    settings = {**job_data["spec"]["settings"], "claude_log_dir": str(root / "claude-logs")}
+    job = AgentJob.from_dict({**job_data, "spec": {**job_data["spec"], "settings": settings}})
     bare = _base_repository(root, base_key, base)
     folder = root / "agents" / key.replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
