@@ -284,8 +284,8 @@ class Scheduler:
         self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
     ) -> SessionRecord:
         self._check_accepting()
-        request.executor = self.executors.resolve(request.executor)  # kept with the job
         record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
+        record.executor = self._executor(record, request.executor)
         stored = session_store.create(
             record,
             request.env,
@@ -334,8 +334,7 @@ class Scheduler:
         if budget is not None:
             record.budget = (record.budget or Budget()).merged(budget)
         if executor is not None:
-            self.executors.resolve(executor)
-            record.executor = executor
+            record.executor = self._executor(record, executor)
         if from_step is not None:
             checkpoints.rewind(session_id, step_index(loaded.workflow, from_step))
         record.status, record.error = Status.QUEUED, None
@@ -433,7 +432,7 @@ class Scheduler:
         try:
             if error is not None:
                 raise error
-            self.executors.resolve(record.executor)  # [executor] may have changed since
+            self._executor(record, record.executor)  # refused when it cannot work now
             lock = SessionLock(record.id)
         except NoSpace:
             raise
@@ -452,6 +451,16 @@ class Scheduler:
         self.running[record.id] = (session, task)
         self._report()
         return True
+
+    def _executor(
+        self, record: SessionRecord, chosen: ExecutorConfig | None
+    ) -> ExecutorConfig | None:
+        """Where a MapReduce job's agents run: `chosen` over `[executor]`, resolved, to be
+        kept with the job (its resume and DLQ retries run there too); None for a job
+        without map agents. A ProdigyError when it cannot work."""
+        if record.mode != "mapreduce":
+            return None
+        return self.executors.resolve(chosen)
 
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
         record.status, record.error = Status.FAILED, exc.render()
@@ -488,7 +497,9 @@ class Scheduler:
             settings=self.engine,
             merge_lock=self._merge_lock,
             pool=self.pool,
-            runner=self.executors.runner(record.executor),
+            runner=self.executors.runner(record.executor)
+            if record.mode == "mapreduce"
+            else self.executors.local,
             journal=StoreJournal(),
         )
 
