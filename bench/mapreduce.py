@@ -208,7 +208,9 @@ map:
   input: 'seq {items}'
   max_parallel: {parallel}
   agent_template:
-    - shell: 'echo $PRODIGY_AGENT_ID > out-${{item}}.txt && git add -A && git commit -qm "item ${{item}}"'
+    - shell: |
+        echo $PRODIGY_AGENT_ID > out-${{item}}.txt
+        git add -A && git commit -qm "item ${{item}}"
 """
 
 
