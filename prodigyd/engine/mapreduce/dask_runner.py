@@ -130,9 +130,12 @@ class DaskAgentRunner:
         prepared = await asyncio.shield(phase)
         client = await self.client()
         with tempfile.TemporaryDirectory(prefix="prodigy-dask-") as scratch:
-            delta = None
-            if job.start != prepared.base:
-                delta = await _bundle(queue, Path(scratch) / "delta.bundle", f"^{prepared.base}")
+            try:
+                delta = await _delta(queue, job, prepared.base, Path(scratch) / "delta.bundle")
+            except ProdigyError as exc:
+                why = f"the agent's start commit could not be bundled: {exc.render()}"
+                failed = AgentRun.failure(why, FailureReason.WORKTREE_ERROR)
+                return await queue.deliver(job, failed, events)
             answer = await self._submit(client, job, prepared, delta, events, stop)
             if answer is None:
                 return None
@@ -203,7 +206,10 @@ class DaskAgentRunner:
         await _check_workers(client, job, self.address)
         base = await queue.head()
         with tempfile.TemporaryDirectory(prefix="prodigy-dask-") as scratch:
-            data = await _bundle(queue, Path(scratch) / "base.bundle")
+            path = Path(scratch) / "base.bundle"
+            ref = f"refs/heads/{queue.branch}"
+            await git(queue.parent.worktree, "bundle", "create", "--quiet", str(path), ref)
+            data = path.read_bytes()
         future = await client.scatter(data, broadcast=True, hash=False)
         return _Phase(base, future)
 
@@ -229,10 +235,20 @@ async def _result(
         done.cancel()
 
 
-async def _bundle(queue: MergeQueue, path: Path, *exclude: str) -> bytes:
-    """The parent's branch as bundle bytes, without what `exclude` names."""
-    ref = f"refs/heads/{queue.branch}"
-    await git(queue.parent.worktree, "bundle", "create", "--quiet", str(path), ref, *exclude)
+async def _delta(queue: MergeQueue, job: AgentJob, base: str, path: Path) -> bytes | None:
+    """The commits from the phase's base to the agent's start, as bundle bytes (None when
+    the base holds the start). The start is bundled under a private ref of its own, not
+    the branch, which other agents' merges move meanwhile."""
+    worktree = queue.parent.worktree
+    inside = await git(worktree, "merge-base", "--is-ancestor", job.start, base, check=False)
+    if inside.returncode == 0:
+        return None
+    ref = f"refs/prodigy/dask/{job.agent_id}-{job.attempt}"
+    await git(worktree, "update-ref", ref, job.start)
+    try:
+        await git(worktree, "bundle", "create", "--quiet", str(path), ref, f"^{base}")
+    finally:
+        await git(worktree, "update-ref", "-d", ref, check=False)
     return path.read_bytes()
 
 
