@@ -155,3 +155,39 @@ def test_a_daemon_killed_mid_phase_stops_its_tasks_and_merges_nothing_twice(
     assert record["id"] == job and record["status"] == "completed", record
     assert merges_per_item(repo, "main") == {"item_0": 1, "item_1": 1, "item_2": 1}
     assert git(repo, "show", "main:out-2.txt") == "2\n"
+
+
+def test_a_daemon_stop_lets_remote_steps_finish_and_the_resume_runs_them_once(
+    isolated: Path, repo: Path, tmp_path: Path, two_workers: Cluster
+):
+    """A graceful stop: each agent finishes the step it is in (they run on when GO comes);
+    whatever of it was merged before the daemon stopped is not run again, the rest is, and
+    no item is merged twice."""
+    wf, pids, go = waiting(tmp_path)
+    daemon = Daemon(isolated)
+    daemon.start()
+    try:
+        address = two_workers.address
+        ctl("run", str(wf), "-y", "--detach", "--executor-address", address, cwd=repo, check=True)
+        job = latest()["id"]
+        wait_for(lambda: len(list(pids.iterdir())) == 3, timeout=60, what="agents running")
+        first = [pid_of(pids, item) for item in range(3)]
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGTERM)  # as `daemon stop` asks it
+        go.write_text("go\n")  # the steps in flight end well, after the stop request
+        daemon.proc.wait(timeout=60)
+        assert not any(alive(pid) for pid in first)
+        daemon.start()
+        wait_for(
+            lambda: latest()["status"] not in ("queued", "running", "interrupted"),
+            timeout=90,
+            what="the resumed job to end",
+        )
+        record = latest()
+    finally:
+        stopped = ctl("daemon", "stop")
+        assert daemon.proc is not None
+        daemon.proc.wait(timeout=60)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert record["id"] == job and record["status"] == "completed", record
+    assert merges_per_item(repo, "main") == {"item_0": 1, "item_1": 1, "item_2": 1}
