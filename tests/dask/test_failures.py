@@ -105,7 +105,8 @@ def test_a_worker_killed_mid_task_is_worker_lost_and_dead_lettered(
         for item in range(3):
             kill(pid_of(pids, item))
     entries = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
-    assert sorted(e["item_id"] for e in entries) == sorted(lost)
+    daemon_log = (daemon / "logs" / "prodigyd.log").read_text()
+    assert sorted(e["item_id"] for e in entries) == sorted(lost), daemon_log[-6000:]
     assert {e["error_type"] for e in entries} == {"WorkerLost"}
     merged = git(repo, "log", "--format=%s", "main")
     assert "item 1" not in merged and "item 0" in merged

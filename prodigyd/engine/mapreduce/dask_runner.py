@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 import uuid
 import weakref
@@ -41,17 +42,23 @@ from pathlib import Path
 from typing import Any, cast
 
 import distributed
+from distributed import KilledWorker
+from distributed.client import FutureCancelledError
+from distributed.comm import CommClosedError
 
 from prodigyd.claude.cli import BINARY_ENV
 from prodigyd.engine.context import EventSink
 from prodigyd.engine.mapreduce import remote
 from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentRun
 from prodigyd.engine.mapreduce.merge_queue import MergeQueue
+from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
 from prodigyd.failure import FailureReason
 from prodigyd.git.cli import git
 from prodigyd.version import version
 from prodigyd.workflow.model import every_step
+
+log = logging.getLogger("prodigyd.dask")
 
 #: How long a phase waits for the cluster to have a worker before it fails.
 WORKER_WAIT_SECONDS = 30.0
@@ -183,8 +190,13 @@ class DaskAgentRunner:
                 await asyncio.wait_for(distributed.Event(names.cancel, client=client).set(), 5)
                 await future.cancel()
             raise
-        except (distributed.KilledWorker, distributed.comm.CommClosedError, OSError) as exc:
+        except (KilledWorker, CommClosedError, FutureCancelledError) as exc:
             return _Answer(_lost(f"the Dask worker running it was lost: {exc}"), None, None)
+        except Exception as exc:  # raised in the task, on the worker: this agent failed
+            log.warning("agent %s failed on the cluster", job.agent_id, exc_info=True)
+            text = exc.render() if isinstance(exc, ProdigyError) else f"{type(exc).__name__}: {exc}"
+            why = Masker.of(job.spec.secrets).mask(f"its task failed on a Dask worker: {text}")
+            return _Answer(AgentRun.failure(why, FailureReason.WORKTREE_ERROR), None, None)
         finally:
             client.unsubscribe_topic(names.topic)
             future.release()
