@@ -11,11 +11,17 @@
 (b) Getting a worktree of a `--files`-file repository: a raw `git worktree add` against
     the pool's acquire of a warm slot (the pool's own API, in-process). Target: the pool is
     at least 5x faster.
+(c) With `--executor dask`: a map phase of `--items` agents that each commit a file, in a
+    `--files`-file repository, run by the local runner and then on a Dask cluster (a
+    scheduler and two worker processes on this machine, `distributed.LocalCluster`), at
+    `max_parallel: --parallel`; the per-item overhead of the cluster against the bare
+    bundle round trip an agent cannot avoid there (bundle the branch, clone it, bundle the
+    agent's commit, unbundle it), measured in the same run.
 
 Everything lives in a temporary directory; the daemon is always stopped at the end.
 
     python bench/mapreduce.py [--items 20] [--parallel 8] [--rounds 3] [--files 2000]
-        [--acquires 20] [--loop uvloop]
+        [--acquires 20] [--loop uvloop] [--executor dask]
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchkit import Row, add_common_args, emit, start_daemon, stop
 
@@ -123,17 +130,23 @@ def xargs_floor(
     return statistics.median(walls)
 
 
-def map_run(workflow: Path, repo: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(map phase seconds as the engine measured it, wall seconds of the whole run)."""
+def map_run(
+    workflow: Path, repo: Path, env: dict[str, str], cluster: Any = None
+) -> tuple[float, float]:
+    """(map phase seconds as the engine measured it, wall seconds of the whole run); on the
+    Dask `cluster` when one is given."""
+    dask = ["--executor-address", cluster.scheduler_address] if cluster is not None else []
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "prodigyctl.main", "run", str(workflow), "-y", "--json"],
+        [sys.executable, "-m", "prodigyctl.main", "run", str(workflow), "-y", "--json", *dask],
         cwd=repo,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if done.returncode != 0:
+        sys.exit(f"the run failed:\n{done.stdout}{done.stderr}")
     wall = time.perf_counter() - started
     events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     phase = next(e for e in events if e["event_type"] == "map_phase_completed")
@@ -244,6 +257,87 @@ def bench_pool(root: Path, env: dict[str, str], files: int, n: int) -> None:
     print(f"    speedup {speedup:.1f}x; target >= {TARGET_POOL_SPEEDUP:g}x: {verdict} it")
 
 
+# -- (c) map agents on a Dask cluster -------------------------------------------------------------
+
+COMMITTING = """mode: mapreduce
+map:
+  input: 'seq {items}'
+  max_parallel: {parallel}
+  agent_template:
+    - shell: |
+        echo $PRODIGY_AGENT_ID > out-${{item}}.txt
+        git add -A && git commit -qm "item ${{item}}"
+"""
+
+
+def bundle_round_trip(repo: Path, root: Path, env: dict[str, str], n: int) -> float:
+    """Seconds of the git work a remote agent cannot avoid: the branch as a bundle, a clone
+    of it, the agent's commit as a bundle, and that bundle unbundled in the repository."""
+    times = []
+    for number in range(n):
+        folder = root / "round-trip" / str(number)
+        folder.mkdir(parents=True)
+        started = time.perf_counter()
+        steps = [
+            (repo, ["bundle", "create", "-q", str(folder / "base.bundle"), "main"]),
+            (folder, ["clone", "-q", "-b", "main", str(folder / "base.bundle"), "clone"]),
+            (folder / "clone", ["commit", "-q", "--allow-empty", "-m", "agent"]),
+            (folder / "clone", ["update-ref", "refs/heads/agent", "HEAD"]),
+            (
+                folder / "clone",
+                [
+                    "bundle",
+                    "create",
+                    "-q",
+                    str(folder / "agent.bundle"),
+                    "refs/heads/agent",
+                    "^HEAD~",
+                ],
+            ),
+            (repo, ["bundle", "unbundle", str(folder / "agent.bundle")]),
+        ]
+        for cwd, args in steps:
+            subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_dask(root: Path, env: dict[str, str], items: int, parallel: int, files: int) -> None:
+    from distributed import LocalCluster
+
+    repo = make_repo(root / "dask-repo", files, env)
+    workflow = root / "committing.yml"
+    workflow.write_text(COMMITTING.format(items=items, parallel=parallel))
+    floor = bundle_round_trip(repo, root, env, 10)
+    threads = max(1, math.ceil(parallel / 2))
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=threads, dashboard_address=":0", host="127.0.0.1"
+    )
+    proc, _ = start_daemon(env)
+    try:
+        local, _ = map_run(workflow, repo, env)
+        remote, _ = map_run(workflow, repo, env, cluster)
+    finally:
+        stop(proc, timeout=60)
+        cluster.close()
+    per_local, per_remote = local / items * 1000, remote / items * 1000
+    overhead = per_remote - per_local
+    print(f"(c) {items} committing agents in a {files}-file repository, max_parallel {parallel}")
+    print(f"    floor: bundle, clone, bundle back, unbundle   {floor * 1000:8.1f} ms per item")
+    print(
+        f"    map phase, local runner                     {local * 1000:8.1f} ms"
+        f"   ({per_local:.1f} ms per item)"
+    )
+    print(
+        f"    map phase, Dask (2 workers x {threads} threads)     {remote * 1000:8.1f} ms"
+        f"   ({per_remote:.1f} ms per item)"
+    )
+    print(
+        f"    overhead per item over local {overhead:.1f} ms; ratio to the round trip "
+        f"{overhead / (floor * 1000):.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20)
@@ -252,12 +346,15 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--acquires", type=int, default=20)
     add_common_args(parser)
+    parser.add_argument("--executor", choices=["local", "dask"], default="local")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="prodigy-bench-") as tmp:
         root = Path(tmp)
         env = bench_env(root, args.loop)
         bench_map(root, env, args.items, args.parallel, args.rounds, args.loop)
         bench_pool(root, env, args.files, args.acquires)
+        if args.executor == "dask":
+            bench_dask(root, env, args.items, args.parallel, args.files)
 
 
 if __name__ == "__main__":

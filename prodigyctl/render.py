@@ -156,7 +156,9 @@ class Renderer:
 
     def _agent_started(self, e: dict[str, Any]) -> str:
         again = f" (attempt {e['attempt']})" if e.get("attempt", 1) > 1 else ""
-        return f"started{again} in {e.get('worktree')}"
+        worker = e.get("worker")
+        on = f" on dask worker {worker}" if worker not in (None, "local") else ""
+        return f"started{again}{on} in {e.get('worktree')}"
 
     def _agent_completed(self, e: dict[str, Any]) -> str:
         commits = len(e.get("commits") or [])

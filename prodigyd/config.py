@@ -114,6 +114,17 @@ class RetentionConfig(BaseModel):
     interval_secs: float = Field(3600.0, ge=0, allow_inf_nan=False)  # 0: only `clean`
 
 
+class ExecutorConfig(BaseModel):
+    """`[executor]`: where map agents run (docs/dask.md). `local`: in the daemon, in
+    worktrees of its pool; `dask`: as tasks on the Dask cluster whose scheduler is at
+    `address`. A run's `--executor`/`--executor-address` beat these."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    kind: Literal["local", "dask"] = "local"
+    address: str | None = Field(None, min_length=1)  # tcp://host:8786, for kind dask
+
+
 class Config(BaseModel):
     """The whole configuration. Strict: TOML is typed, so `"4"` for a number is a mistake."""
 
@@ -128,6 +139,7 @@ class Config(BaseModel):
     worktree_config: WorktreeConfig = Field(default_factory=WorktreeConfig)
     triggers: TriggersConfig = Field(default_factory=TriggersConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ class FailureReason(StrEnum):
     VALIDATION_FAILED = "ValidationFailed"  # `validate:` found the work incomplete
     MERGE_CONFLICT = "MergeConflict"  # the agent's commits could not be merged into the parent
     WORKTREE_ERROR = "WorktreeError"  # the agent's worktree could not be made or committed
+    WORKER_LOST = "WorkerLost"  # the cluster worker running the agent died (executor dask)
     UNKNOWN = "Unknown"  # a step failed with exit code 0 for another reason (a capture)
 
 

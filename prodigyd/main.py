@@ -161,6 +161,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         max_concurrent_jobs=config.max_concurrent_jobs,
         auto_resume=config.auto_resume,
         shutdown_grace_seconds=config.shutdown_grace_seconds,
+        executor=config.executor,
     )
     scheduler = Scheduler(engine, settings, WorktreePool(_pool_settings(config.worktree_config)))
     limits = TriggerLimits(**config.triggers.model_dump())

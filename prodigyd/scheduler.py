@@ -31,11 +31,12 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prodigyd import errorcodes, paths, systemd
 from prodigyd.clock import now_iso
+from prodigyd.config import ExecutorConfig
 from prodigyd.engine.admission import (
     RunRequest,
     check_environment,
@@ -46,7 +47,7 @@ from prodigyd.engine.admission import (
 from prodigyd.engine.claude_sessions import prune_session
 from prodigyd.engine.context import EngineSettings
 from prodigyd.engine.journal import StoreJournal
-from prodigyd.engine.mapreduce.runner import LocalAgentRunner
+from prodigyd.engine.mapreduce.executors import Executors
 from prodigyd.engine.plan import run_count, total_steps
 from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
@@ -86,6 +87,7 @@ class SchedulerSettings:
     max_concurrent_jobs: int = 4
     auto_resume: bool = True
     shutdown_grace_seconds: float = 30.0
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # unless a job says
 
 
 class Scheduler:
@@ -95,6 +97,7 @@ class Scheduler:
         self.engine = engine
         self.settings = settings
         self.pool = pool
+        self.executors = Executors(pool, settings.executor)
         self.hubs: dict[str, EventHub] = {}
         self.watchers: set[asyncio.Queue[dict[str, Any]]] = set()  # live events of every session
         self.running: dict[str, tuple[Session, asyncio.Task[None]]] = {}
@@ -251,6 +254,7 @@ class Scheduler:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.executors.close()
         await self.pool.close()  # a spare worktree being made is cancelled and removed
         session_store.flush_unsaved()  # a last try: what still does not fit is recovered
         claude_invocations.flush_unsaved()  # (or lost: the records of invocations)
@@ -277,6 +281,7 @@ class Scheduler:
     ) -> SessionRecord:
         self._check_accepting()
         record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
+        record.executor = self._executor(record, request.executor)
         stored = session_store.create(
             record,
             request.env,
@@ -298,11 +303,13 @@ class Scheduler:
         env: dict[str, str] | None = None,
         budget: Budget | None = None,
         from_step: str | None = None,
+        executor: ExecutorConfig | None = None,
     ) -> SessionRecord:
         """Queue a failed or interrupted session to continue; `env` (the resuming client's
         environment) replaces the one it was submitted with, so a fixed variable counts;
         `budget`'s fields replace those of the job's budget (a larger one, after it ran out);
-        `from_step` (a step's number or name) runs again from that step on."""
+        `from_step` (a step's number or name) runs again from that step on; `executor`
+        replaces the one its map agents ran on."""
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
@@ -329,6 +336,8 @@ class Scheduler:
             record.merge_policy = merge_policy
         if budget is not None:
             record.budget = (record.budget or Budget()).merged(budget)
+        if executor is not None:
+            record.executor = self._executor(record, executor)
         if from_step is not None:
             checkpoints.rewind(session_id, step_index(loaded.workflow, from_step))
         record.status, record.error = Status.QUEUED, None
@@ -432,6 +441,7 @@ class Scheduler:
         try:
             if error is not None:
                 raise error
+            self._executor(record, record.executor)  # refused when it cannot work now
             lock = SessionLock(record.id)
         except NoSpace:
             raise
@@ -450,6 +460,16 @@ class Scheduler:
         self.running[record.id] = (session, task)
         self._report()
         return True
+
+    def _executor(
+        self, record: SessionRecord, chosen: ExecutorConfig | None
+    ) -> ExecutorConfig | None:
+        """Where a MapReduce job's agents run: `chosen` over `[executor]`, resolved, to be
+        kept with the job (its resume and DLQ retries run there too); None for a job
+        without map agents. A ProdigyError when it cannot work."""
+        if record.mode != "mapreduce":
+            return None
+        return self.executors.resolve(chosen)
 
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
         record.status, record.error = Status.FAILED, exc.render()
@@ -486,7 +506,9 @@ class Scheduler:
             settings=self.engine,
             merge_lock=self._merge_lock,
             pool=self.pool,
-            runner=LocalAgentRunner(self.pool),
+            runner=self.executors.runner(record.executor)
+            if record.mode == "mapreduce"
+            else self.executors.local,
             journal=StoreJournal(),
         )
 

@@ -2,11 +2,12 @@
 
 Near side (`BundleAgentRunner`, in the engine's process): for each agent, a git bundle of
 the parent's branch (it holds the commit the agent starts at) and the job as JSON go to a
-separate Python process running this file. Far side (`main`, that process): a fresh clone
-of the bundle in a temp folder, checked out at the job's start; the portable `execute` there,
-its events printed as JSON lines (the near side re-emits them into the agent's sink, so its
-log and the session's events are as for a local agent); then its commits as a bundle and
-its AgentRun as a last JSON line. The near side `deliver`s the bundle through the merge
+separate Python process running this file. Far side (`main`, that process): the engine's
+own far side (prodigyd/engine/mapreduce/remote.py, as a Dask worker runs it): a clone of the
+bundle checked out at the job's start, the portable `execute` there, its events printed as
+JSON lines (the near side re-emits them into the agent's sink, so its log and the session's
+events are as for a local agent); then its commits as a bundle and its AgentRun as a last
+JSON line. The near side `deliver`s the bundle through the merge
 queue. The far side imports nothing but prodigyd: what it runs is what a worker that has
 the package installed could run.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,8 +26,10 @@ from typing import Any
 
 from prodigyd import proc
 from prodigyd.engine.context import EventSink
-from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentRun, execute
+from prodigyd.engine.mapreduce import remote
+from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentRun
 from prodigyd.engine.mapreduce.merge_queue import MergeQueue
+from prodigyd.engine.mask import Masker
 from prodigyd.git.cli import git
 
 
@@ -78,39 +80,25 @@ class BundleAgentRunner:
         )
 
 
-class _Lines:
-    """The far side's event sink: one JSON line per event, on stdout."""
-
-    def emit(self, event_type: str, /, **fields: Any) -> None:
-        print(json.dumps({"event": event_type, "fields": fields}, default=str), flush=True)
-
-
-def _git(*args: str) -> None:
-    subprocess.run(["git", *args], check=True, capture_output=True)
+def _print(event: dict[str, Any]) -> None:
+    print(json.dumps({"event": event["type"], "fields": event["fields"]}, default=str), flush=True)
 
 
 def main(request_file: str) -> None:
     request = json.loads(Path(request_file).read_text())
     job = AgentJob.from_dict(request["job"])
-    clone = request["clone"]
-    _git("clone", "--quiet", "--no-checkout", request["bundle"], clone)
-    _git("-C", clone, "checkout", "--quiet", "--detach", job.start)
-    run = asyncio.run(execute(job, clone, _Lines()))
+    clone = Path(request["clone"])
+    events = remote.Recorder(Masker.of(job.spec.secrets), _print)
+
+    async def attempt() -> tuple[AgentRun | None, bytes | None]:
+        await remote.clone_at(Path(request["bundle"]), clone, job.start, [])
+        return await remote.execute_and_bundle(job, clone, events, asyncio.Event())
+
+    run, commits = asyncio.run(attempt())
     bundle = None
-    if run is not None and run.head not in (None, job.start):
-        assert run.head is not None
-        _git("-C", clone, "update-ref", "refs/heads/agent", run.head)
-        _git(
-            "-C",
-            clone,
-            "bundle",
-            "create",
-            "--quiet",
-            request["out"],
-            "refs/heads/agent",
-            f"^{job.start}",
-        )
+    if commits is not None:
         bundle = request["out"]
+        Path(bundle).write_bytes(commits)
     print(
         json.dumps({"run": run.to_dict() if run is not None else None, "bundle": bundle}),
         flush=True,

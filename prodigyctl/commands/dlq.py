@@ -11,7 +11,7 @@ import click
 from prodigyctl.client import Client, dumps, is_tty
 from prodigyctl.commands import command, group
 from prodigyctl.commands.events import write_export
-from prodigyctl.commands.run import after_start
+from prodigyctl.commands.run import after_start, executor_options, executor_params
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import (
     detach_option,
@@ -126,6 +126,7 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
     type=click.IntRange(1, 100),
     help="Attempts per item in this retry.",
 )
+@executor_options
 @yes_option
 @detach_option
 @json_option
@@ -140,6 +141,7 @@ def retry(
     yes: bool,
     detach: bool,
     as_json: bool,
+    **executor: Any,
 ) -> int:
     """Re-run dead letters of JOB_ID as agents of a new job and merge their work.
 
@@ -156,6 +158,7 @@ def retry(
         "max_retries": max_retries,
         "env": dict(os.environ),
         "merge": "auto" if yes else "ask",
+        **executor_params(executor),
     }
     with Client.connect() as client:
         record = client.call(protocol.DLQ_RETRY, params)

@@ -113,6 +113,33 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
     return {"budget": budget} if budget else {}
 
 
+def executor_options(function: F) -> F:
+    """`--executor`, `--executor-address`: where the job's map agents run, over the
+    daemon's `[executor]` (docs/dask.md); stored with the job, so a resume keeps it."""
+    function = click.option(
+        "--executor-address",
+        metavar="ADDR",
+        help="The Dask scheduler map agents run on (tcp://HOST:8786); implies --executor dask.",
+    )(function)
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "dask"]),
+        help="Where map agents run: in the daemon (local) or on a Dask cluster (dask); "
+        "default: [executor] kind.",
+    )(function)
+
+
+def executor_params(options: dict[str, Any]) -> dict[str, Any]:
+    """The `executor` param from `--executor`/`--executor-address` (taken out of
+    `options`); {} when neither was given."""
+    kind, address = options.pop("executor", None), options.pop("executor_address", None)
+    if address is not None:
+        if kind == "local":
+            raise click.UsageError("--executor-address names a Dask scheduler: not with local")
+        kind = "dask"
+    return {"executor": {"kind": kind, "address": address}} if kind else {}
+
+
 @command("run")
 @verbose_option
 @click.argument("workflow", type=click.Path(dir_okay=False))
@@ -188,6 +215,7 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
     help="Run at most once per KEY: a run with a key already used follows that earlier job.",
 )
 @budget_options
+@executor_options
 @json_option
 def run(
     *,
@@ -233,6 +261,7 @@ def run(
         params.update(map=list(map_patterns), each_arg=each_arg, fail_fast=fail_fast)
     if idempotency_key is not None:
         params["idempotency_key"] = idempotency_key
+    params.update(executor_params(budget))
     params.update(budget_params(budget))
     return submit(params, yes=yes, path=path, detach=detach, as_json=as_json)
 
@@ -464,6 +493,7 @@ def _stdin_workflow() -> str:
 @yes_option
 @force_option
 @budget_options
+@executor_options
 @detach_option
 @json_option
 def resume(
@@ -480,7 +510,8 @@ def resume(
 
     Without SESSION_ID: the newest failed or interrupted session of the repository you
     are in. A `--budget-*` option replaces that part of the job's budget: the way on
-    after a budget ran out (what was spent so far still counts).
+    after a budget ran out (what was spent so far still counts). Map agents run where
+    they ran before unless --executor says otherwise.
     """
     with Client.connect() as client:
         session_id = session_id or _latest_resumable(client)
@@ -489,6 +520,7 @@ def resume(
             "force": force,
             "merge": "auto" if yes else None,
             "env": dict(os.environ),  # a variable fixed since the failure counts on resume
+            **executor_params(budget),
             **budget_params(budget),
         }
         if from_step is not None:
@@ -531,6 +563,7 @@ def _latest_resumable(client: Client) -> str:
 @yes_option
 @force_option
 @budget_options
+@executor_options
 @detach_option
 @json_option
 def resume_job(

@@ -96,11 +96,25 @@ def show(*, session_id: str, as_json: bool) -> int:
             f"{'items:':<17} {data['processed_items']}/{data['total_items']} processed, "
             f"{data['failed_items']} failed"
         )
+        if data.get("agents"):
+            click.echo(f"{'agents:':<17} {_where(data['agents'])}")
     for step in data.get("completed", []):
         click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
     if data.get("claude_invocations"):
         _invocations(data["claude_invocations"])
     return EXIT_OK
+
+
+def _where(agents: list[dict[str, Any]]) -> str:
+    """Where the map agents ran: `5 local`, `20 on 2 dask workers` (`, 3 local` after a
+    resume that moved them)."""
+    remote = [a["worker"] for a in agents if a.get("worker") not in (None, "local")]
+    local = sum(1 for a in agents if a.get("worker") == "local")
+    if not remote:
+        return f"{len(agents)} local"
+    workers = len(set(remote))
+    text = f"{len(remote)} on {workers} dask worker{'s' if workers != 1 else ''}"
+    return text + (f", {local} local" if local else "")
 
 
 #: `sessions show`'s table of Claude invocations; the first four columns are text.
@@ -195,7 +209,8 @@ def _progress(row: dict) -> str:
     if not row.get("items"):
         return f"{row['steps']} steps"
     failed = f", {row['failed_items']} failed" if row.get("failed_items") else ""
-    return f"{row['items']} items{failed}"
+    where = " on dask" if row.get("executor") == "dask" else ""
+    return f"{row['items']} items{failed}{where}"
 
 
 @command("replay", sessions)

@@ -55,6 +55,7 @@ def retry_request(p: schemas.DlqRetryParams) -> RunRequest | None:
         profile=original.profile,
         merge_policy=p.merge,
         branch=original.original_branch,
+        executor=p.executor or original.executor,
         dlq_retry=DlqRetry(
             job_id=job_id,
             item_ids=[entry["item_id"] for entry in chosen],

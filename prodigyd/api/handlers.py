@@ -98,6 +98,7 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         map_patterns=tuple(p.map),
         each_arg=p.each_arg,
         fail_fast=p.fail_fast,
+        executor=p.executor,
     )
     record = await state.scheduler.submit(
         request, priority=p.priority, idempotency_key=p.idempotency_key
@@ -129,7 +130,19 @@ def _describe(record: SessionRecord) -> dict[str, Any]:
         for entry in saved.get("completed_steps") or []
     ]
     data["claude_invocations"] = claude_invocations.of_session(record.id)
+    if record.mode == "mapreduce":
+        data["agents"] = _agents(record.id)
     return data
+
+
+def _agents(session_id: str) -> list[dict[str, Any]]:
+    """Each finished map item: how it ended and where its agent ran (`worker`: "local",
+    or the address of the Dask worker; None for one merged before a daemon restart)."""
+    return [
+        {key: entry["result"].get(key) for key in ("item_id", "status", "attempts", "worker")}
+        for entry in checkpoints.records(session_id, "map")
+        if entry.get("kind") == "result"
+    ]
 
 
 async def checkpoints_list(state: DaemonState, p: schemas.ListParams) -> list[dict[str, Any]]:
@@ -212,6 +225,7 @@ async def resume(state: DaemonState, p: schemas.ResumeParams) -> dict[str, Any]:
         env=p.env,
         budget=p.budget.budget() if p.budget else None,
         from_step=p.from_step,
+        executor=p.executor,
     )
     return _with_seq(state, record)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from prodigyd.config import ExecutorConfig
 from prodigyd.workflow.limits import MAX_FILE_BYTES
 from prodigyd.workflow.model import Budget
 
@@ -107,6 +108,7 @@ class SubmitParams(_Params):
     map: list[str] = []  # run --map patterns
     each_arg: bool = False  # run --each-arg
     fail_fast: bool = False
+    executor: ExecutorConfig | None = None  # --executor, --executor-address
 
     @model_validator(mode="after")
     def _one_workflow(self) -> SubmitParams:
@@ -133,6 +135,7 @@ class ResumeParams(SessionParams):
     env: Environment | None = None  # the resuming client's environment; None keeps the old
     budget: BudgetParams | None = None  # raises (or sets) the job's budget from here on
     from_step: str | None = Field(None, min_length=1, max_length=200)  # a number or a name
+    executor: ExecutorConfig | None = None  # None: where it ran before
 
 
 class SubscribeParams(_Params):
@@ -226,4 +229,5 @@ class DlqRetryParams(_Params):
     max_parallel: int | None = Field(None, ge=1)  # default: the workflow's max_parallel
     max_retries: int = Field(1, ge=1, le=100)  # attempts per item in this retry
     env: Environment
+    executor: ExecutorConfig | None = None  # None: the job's own
     merge: MergePolicy = "ask"

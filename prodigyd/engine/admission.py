@@ -19,6 +19,7 @@ from typing import Any
 
 from prodigyd import errorcodes, paths
 from prodigyd.claude.cli import resolve_binary as resolve_claude
+from prodigyd.config import ExecutorConfig
 from prodigyd.engine import env as job_env
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import total_steps
@@ -57,6 +58,7 @@ class RunRequest:
     map_patterns: tuple[str, ...] = ()  # run --map: once per committed file matching one
     each_arg: bool = False  # run --each-arg: once per --args value
     fail_fast: bool = False  # with inputs: stop at the first that fails
+    executor: ExecutorConfig | None = None  # --executor, --executor-address
 
 
 async def prepare(
@@ -117,6 +119,7 @@ async def prepare(
         budget=request.budget,
         warnings=[*loaded.warnings, *loaded.variable_warnings(request.env)],
         runs=runs,
+        executor=request.executor,
     )
     masker = await check_environment(loaded.workflow, record, request.env, request.args, claude_bin)
     record.args = masker.mask_obj(list(request.args))

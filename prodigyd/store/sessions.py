@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from prodigyd import errorcodes
 from prodigyd.clock import now_iso
+from prodigyd.config import ExecutorConfig
 from prodigyd.errors import NoSpace, NotFound, StoreError
 from prodigyd.store import journal
 from prodigyd.store.ids import KIND_WORDS, check_id, is_id
@@ -146,6 +147,7 @@ class SessionRecord(BaseModel):
     budget: Budget | None = None  # the command line's --budget-*, over the workflow's budget:
     budget_used: BudgetUse = Field(default_factory=BudgetUse)
     runs: Runs | None = None  # None: the steps run once
+    executor: ExecutorConfig | None = None  # where its map agents run, chosen at submission
 
     def summary(self) -> dict[str, Any]:
         """The `sessions ls --json` shape: stable keys scripts can rely on."""
@@ -165,6 +167,9 @@ class SessionRecord(BaseModel):
                 f"{self.processed_items}/{self.total_items}" if self.mode == "mapreduce" else None
             ),
             "failed_items": self.failed_items if self.mode == "mapreduce" else None,
+            "executor": (
+                self.executor.kind if self.mode == "mapreduce" and self.executor else None
+            ),
             "error": self.error,
         }
 

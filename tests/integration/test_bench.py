@@ -76,6 +76,15 @@ def test_benchmark_runs(script: str):
     assert "ratio" in done.stdout  # every benchmark prints a ratio against its floor
 
 
+@pytest.mark.timeout(300)
+def test_the_map_phase_on_a_dask_cluster_runs():
+    """bench/mapreduce.py --executor dask (issue 13's per-item overhead) with tiny sizes."""
+    sizes = ["--items", "4", "--parallel", "2", "--files", "20", "--acquires", "2"]
+    done = _run([str(BENCH / "mapreduce.py"), *sizes, "--rounds", "1", "--executor", "dask"], 280)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ratio to the round trip" in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize("script", sorted(ROWS))
 @pytest.mark.timeout(600)
 def test_row_runs_on_both_loops(script: str):

@@ -57,6 +57,8 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "retention.max_total_mb": 2048.0,
         "retention.daemon_log_mb": 10.0,
         "retention.interval_secs": 3600.0,
+        "executor.kind": "local",
+        "executor.address": None,
     }
 
 
@@ -122,6 +124,7 @@ def test_env_beats_file_beats_default(config_file: Path):
         **{key: "default" for key in cfg.describe(config) if key.startswith("worktree_config.")},
         **{key: "default" for key in cfg.describe(config) if key.startswith("triggers.")},
         **{key: "default" for key in cfg.describe(config) if key.startswith("retention.")},
+        **{key: "default" for key in cfg.describe(config) if key.startswith("executor.")},
     }
 
 
@@ -147,6 +150,8 @@ def test_load_reads_the_process_environment_by_default(
         ("PRODIGY_SHUTDOWN_GRACE_SECONDS", "0", "shutdown_grace_seconds", 0.0),
         ("PRODIGY_LOG_LEVEL", "warning", "log_level", "WARNING"),
         ("PRODIGY_EVENT_LOOP", "asyncio", "event_loop", "asyncio"),
+        ("PRODIGY_EXECUTOR__KIND", "dask", "executor.kind", "dask"),
+        ("PRODIGY_EXECUTOR__ADDRESS", "tcp://h:8786", "executor.address", "tcp://h:8786"),
         ("PRODIGY_CLAUDE__BINARY", "/usr/bin/claude", "claude.binary", "/usr/bin/claude"),
         (
             "PRODIGY_CLAUDE__EXTRA_ARGS",

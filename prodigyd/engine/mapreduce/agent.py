@@ -205,6 +205,7 @@ class AgentResult:
     failure_reason: FailureReason | None = None  # set where it failed
     exit_code: int | None = None
     worktree_path: str | None = None
+    worker: str | None = None  # where it ran: "local", or a Dask worker's address
     branch_name: str | None = None  # a failed agent's kept work (keep_failed)
     log_path: str | None = None
     started_at: str | None = None

@@ -33,6 +33,9 @@ from prodigyd.failure import FailureReason
 from prodigyd.git.cli import git
 from prodigyd.pool import WorktreePool
 
+#: The `worker` of an agent the daemon ran itself (a Dask runner names the worker's address).
+LOCAL = "local"
+
 
 class AgentRunner(Protocol):
     async def run(
@@ -123,6 +126,7 @@ class LocalAgentRunner:
         events.emit(
             EventType.AGENT_STARTED,
             worktree=str(lease.path),
+            worker=LOCAL,
             attempt=job.attempt,
             item_index=job.item.index,
             item_total=job.item.total,
@@ -132,7 +136,7 @@ class LocalAgentRunner:
             await self._release(lease.path, queue.parent.events)
             return None
         result = await queue.deliver(job, run, events)
-        result.worktree_path = str(lease.path)
+        result.worktree_path, result.worker = str(lease.path), LOCAL
         keep = job.spec.keep_failed and not result.success and run.head is not None
         if keep:
             try:

@@ -1,0 +1,72 @@
+"""Which AgentRunner a job's map agents get: the daemon's `[executor]`, or the job's own.
+
+A job may name its executor (`prodigyctl run --executor dask --executor-address ADDR`); the
+choice is stored with the job (SessionRecord.executor), so a resume runs where the run
+did unless the resume names another. What the job leaves out comes from `[executor]` in
+config.toml. Setup, reduce and every merge run in the daemon whatever the choice: only map
+agents go elsewhere.
+
+The daemon keeps one runner per place: the local one (its worktree pool), and one
+DaskAgentRunner per scheduler address, made when a job first needs it (so `distributed`
+is imported only then, never at the daemon's start) and closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING
+
+from prodigyd.config import ExecutorConfig
+from prodigyd.engine.mapreduce.runner import AgentRunner, LocalAgentRunner
+from prodigyd.errors import ProdigyError
+from prodigyd.pool import WorktreePool
+
+if TYPE_CHECKING:
+    from prodigyd.engine.mapreduce.dask_runner import DaskAgentRunner
+
+
+class Executors:
+    def __init__(self, pool: WorktreePool, default: ExecutorConfig) -> None:
+        self.local = LocalAgentRunner(pool)
+        self.default = default
+        self._dask: dict[str, DaskAgentRunner] = {}
+
+    def resolve(self, chosen: ExecutorConfig | None) -> ExecutorConfig:
+        """The job's choice over the daemon's `[executor]`; a ProdigyError before the job
+        starts when it cannot work (a dask executor without an address or without Dask)."""
+        if chosen is None:
+            effective = self.default
+        else:
+            address = chosen.address
+            if address is None and self.default.kind == chosen.kind:
+                address = self.default.address
+            effective = ExecutorConfig(kind=chosen.kind, address=address)
+        if effective.kind == "dask":
+            if effective.address is None:
+                raise ProdigyError(
+                    "executor dask has no scheduler address",
+                    hint="set [executor] address (prodigyctl config set executor.address "
+                    "tcp://HOST:8786) or pass --executor-address",
+                )
+            if importlib.util.find_spec("distributed") is None:
+                raise ProdigyError(
+                    "executor dask needs Dask distributed, which is not installed",
+                    hint="pip install 'prodigy[dask]'",
+                )
+        return effective
+
+    def runner(self, chosen: ExecutorConfig | None) -> AgentRunner:
+        effective = self.resolve(chosen)
+        if effective.kind == "local" or effective.address is None:
+            return self.local
+        runner = self._dask.get(effective.address)
+        if runner is None:
+            from prodigyd.engine.mapreduce.dask_runner import DaskAgentRunner
+
+            runner = self._dask[effective.address] = DaskAgentRunner(effective.address)
+        return runner
+
+    async def close(self) -> None:
+        for runner in self._dask.values():
+            await runner.close()
+        self._dask.clear()
