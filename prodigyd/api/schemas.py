@@ -35,7 +35,8 @@ SessionRef = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Each method's schema is built by its first request, not by the daemon's start.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     @field_validator("*")
     @classmethod
