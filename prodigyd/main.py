@@ -210,7 +210,9 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     hooks = asyncio.create_task(inbox.run(), name="hook inbox")
     watching = asyncio.create_task(watcher.run(), name="repository watcher")
     retaining = asyncio.create_task(retention.run(), name="retention")
+    warming = asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up")
     await stop.wait()
+    warming.cancel()
     hooks.cancel()  # an entry being handled stays in the spool for the next start
     watching.cancel()
     retaining.cancel()  # a removal cut off is finished by the next daemon (store/removals.py)
@@ -235,6 +237,19 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         paths.pid_file().unlink()
     watchdog.cancel()  # last: keep pinging systemd through the shutdown grace
     return 0
+
+
+def _warm_up() -> None:
+    """Import and build what the first job needs (the engine, the workflow loader, their
+    models), in a worker thread once the daemon is ready: its start does not wait for them
+    and neither, unless it comes within these few hundred milliseconds, does the first job."""
+    from prodigyd.api.schemas import SubmitParams
+    from prodigyd.engine import admission, session  # noqa: F401
+    from prodigyd.engine.mapreduce import runner  # noqa: F401
+    from prodigyd.workflow.model import Workflow
+
+    Workflow.model_rebuild()
+    SubmitParams.model_rebuild()
 
 
 async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[asyncio.Server, Path]:
