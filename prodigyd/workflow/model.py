@@ -884,4 +884,3 @@ def every_step(steps: tuple[Step, ...]) -> list[Step]:
                 nested.extend(step.validation.on_incomplete.commands)
         found.extend(every_step(tuple(s for s in nested if s is not None)))
     return found
-
