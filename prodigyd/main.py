@@ -210,7 +210,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     hooks = asyncio.create_task(inbox.run(), name="hook inbox")
     watching = asyncio.create_task(watcher.run(), name="repository watcher")
     retaining = asyncio.create_task(retention.run(), name="retention")
-    warming = asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up")
+    warming = asyncio.create_task(_warm_up(), name="warm-up")
     await stop.wait()
     warming.cancel()
     hooks.cancel()  # an entry being handled stays in the spool for the next start
@@ -239,17 +239,35 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     return 0
 
 
-def _warm_up() -> None:
+#: What the first job needs beyond `ready`, in the order _warm_up imports it.
+_WARM_UP = (
+    "prodigyd.workflow.load",
+    "prodigyd.workflow.compose",
+    "prodigyd.engine.admission",
+    "prodigyd.engine.step",
+    "prodigyd.engine.session",
+    "prodigyd.engine.mapreduce.runner",
+)
+
+
+async def _warm_up() -> None:
     """Import and build what the first job needs (the engine, the workflow loader, their
-    models), in a worker thread once the daemon is ready: its start does not wait for them
-    and neither, unless it comes within these few hundred milliseconds, does the first job."""
+    models) once the daemon is ready: its start does not wait for them and neither, unless
+    it comes meanwhile, does the first job. On the loop, a piece at a time (a request waits
+    for one piece at most), not in a worker thread: an import racing the loop's own (a job
+    recovered at start) could meet a partly initialised module, and pydantic does not
+    build a model in two threads."""
+    import importlib
+
+    for name in _WARM_UP:
+        await asyncio.sleep(0)
+        importlib.import_module(name)
     from prodigyd.api.schemas import SubmitParams
-    from prodigyd.engine import admission, session  # noqa: F401
-    from prodigyd.engine.mapreduce import runner  # noqa: F401
     from prodigyd.workflow.model import Workflow
 
-    Workflow.model_rebuild()
-    SubmitParams.model_rebuild()
+    for model in (Workflow, SubmitParams):
+        await asyncio.sleep(0)
+        model.model_rebuild()
 
 
 async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[asyncio.Server, Path]:
