@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from prodigyd.workflow.limits import MAX_FILE_BYTES
+from prodigyd.workflow import MAX_FILE_BYTES
 from prodigyd.workflow.model import Budget
 
 MergePolicy = Literal["auto", "ask", "never"]

@@ -1,7 +1,6 @@
 """What the daemon imports before it reports `ready`: its config, journal, socket and the
 modules that serve requests, but not the engine, the workflow loader or built workflow
-models: those come with the first job, or right after `ready` (main._warm_up). (YAML still
-comes early: the request schemas take a workflow's size limit from workflow/limits.py.)"""
+models, nor YAML: those come with the first job, or right after `ready` (main._warm_up)."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ print("\\n".join(sorted(sys.modules)))
 """
 
 LATER = (
+    "yaml",
     "prodigyd.workflow.load",
     "prodigyd.engine.admission",
     "prodigyd.engine.session",
