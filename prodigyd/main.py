@@ -211,7 +211,9 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     hooks = asyncio.create_task(inbox.run(), name="hook inbox")
     watching = asyncio.create_task(watcher.run(), name="repository watcher")
     retaining = asyncio.create_task(retention.run(), name="retention")
+    warming = asyncio.create_task(_warm_up(), name="warm-up")
     await stop.wait()
+    warming.cancel()
     hooks.cancel()  # an entry being handled stays in the spool for the next start
     watching.cancel()
     retaining.cancel()  # a removal cut off is finished by the next daemon (store/removals.py)
@@ -236,6 +238,37 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
         paths.pid_file().unlink()
     watchdog.cancel()  # last: keep pinging systemd through the shutdown grace
     return 0
+
+
+#: What the first job needs beyond `ready`, in the order _warm_up imports it.
+_WARM_UP = (
+    "prodigyd.workflow.load",
+    "prodigyd.workflow.compose",
+    "prodigyd.engine.admission",
+    "prodigyd.engine.step",
+    "prodigyd.engine.session",
+    "prodigyd.engine.mapreduce.runner",
+)
+
+
+async def _warm_up() -> None:
+    """Import and build what the first job needs (the engine, the workflow loader, their
+    models) once the daemon is ready: its start does not wait for them and neither, unless
+    it comes meanwhile, does the first job. On the loop, a piece at a time (a request waits
+    for one piece at most), not in a worker thread: an import racing the loop's own (a job
+    recovered at start) could meet a partly initialised module, and pydantic does not
+    build a model in two threads."""
+    import importlib
+
+    for name in _WARM_UP:
+        await asyncio.sleep(0)
+        importlib.import_module(name)
+    from prodigyd.api.schemas import SubmitParams
+    from prodigyd.workflow.model import Workflow
+
+    for model in (Workflow, SubmitParams):
+        await asyncio.sleep(0)
+        model.model_rebuild()
 
 
 async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[asyncio.Server, Path]:

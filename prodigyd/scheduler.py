@@ -32,24 +32,12 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodigyd import errorcodes, paths, systemd
 from prodigyd.clock import now_iso
 from prodigyd.config import ExecutorConfig
-from prodigyd.engine.admission import (
-    RunRequest,
-    check_environment,
-    check_resumable,
-    prepare,
-    step_index,
-)
-from prodigyd.engine.claude_sessions import prune_session
-from prodigyd.engine.context import EngineSettings
-from prodigyd.engine.journal import StoreJournal
 from prodigyd.engine.mapreduce.executors import Executors
-from prodigyd.engine.plan import run_count, total_steps
-from prodigyd.engine.session import Session
 from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
 from prodigyd.eventtypes import EventType
@@ -59,8 +47,12 @@ from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
 from prodigyd.store.sessions import SessionRecord, Status
-from prodigyd.workflow.load import load_workflow_async
-from prodigyd.workflow.model import Budget
+
+if TYPE_CHECKING:
+    from prodigyd.engine.admission import RunRequest
+    from prodigyd.engine.context import EngineSettings
+    from prodigyd.engine.session import Session
+    from prodigyd.workflow.model import Budget
 
 log = logging.getLogger("prodigyd.scheduler")
 
@@ -279,6 +271,8 @@ class Scheduler:
     async def submit(
         self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
     ) -> SessionRecord:
+        from prodigyd.engine.admission import prepare
+
         self._check_accepting()
         record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
         record.executor = self._executor(record, request.executor)
@@ -310,6 +304,11 @@ class Scheduler:
         `budget`'s fields replace those of the job's budget (a larger one, after it ran out);
         `from_step` (a step's number or name) runs again from that step on; `executor`
         replaces the one its map agents ran on."""
+        from prodigyd.engine.admission import check_environment, check_resumable, step_index
+        from prodigyd.engine.plan import run_count, total_steps
+        from prodigyd.workflow.load import load_workflow_async
+        from prodigyd.workflow.model import Budget
+
         self._check_accepting()
         record = session_store.load(session_id)
         if record.status.active:
@@ -347,6 +346,8 @@ class Scheduler:
         return record
 
     async def merge(self, session_id: str) -> SessionRecord:
+        from prodigyd.workflow.load import load_workflow_async
+
         record = session_store.load(session_id)
         if record.status is not Status.AWAITING_MERGE:
             raise Conflict(
@@ -381,6 +382,9 @@ class Scheduler:
         record.completed_at = now_iso() if status is Status.CANCELLED else None
         session_store.save(record, durable=True)
         if status is Status.CANCELLED:  # as Session._finish: nothing resumes it now
+            from prodigyd.engine.claude_sessions import prune_session
+            from prodigyd.engine.journal import StoreJournal
+
             prune_session(StoreJournal(), session_id)
         self.hub(record).emit(EventType.SESSION_FINISHED, status=status.value, error=None)
         return record
@@ -427,6 +431,8 @@ class Scheduler:
         submitted), and much can happen during that wait: the session may be cancelled,
         the daemon may stop. So the record is read again, and nothing starts late.
         """
+        from prodigyd.workflow.load import load_workflow_async
+
         record = session_store.load(session_id)
         error: ProdigyError | None = None
         try:
@@ -496,6 +502,10 @@ class Scheduler:
             self._wake.set()
 
     def _session(self, record: SessionRecord, loaded: Any) -> Session:
+        # The engine is imported by the first job, not by the daemon's start (its `ready`).
+        from prodigyd.engine.journal import StoreJournal
+        from prodigyd.engine.session import Session
+
         env, args = session_store.load_private(record.id)
         return Session(
             record,

@@ -8,16 +8,18 @@ queue; one that fails again gets another attempt in its entry.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodigyd.api import schemas
-from prodigyd.engine.admission import RunRequest
 from prodigyd.errors import Conflict, NotFound, WorkflowError
 from prodigyd.store import dlq
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import DlqRetry
 from prodigyd.workflow.expr import compile_filter
+
+if TYPE_CHECKING:
+    from prodigyd.engine.admission import RunRequest
 
 
 def show(p: schemas.DlqItemParams) -> dict[str, Any]:
@@ -33,6 +35,8 @@ def show(p: schemas.DlqItemParams) -> dict[str, Any]:
 def retry_request(p: schemas.DlqRetryParams) -> RunRequest | None:
     """The job a `dlq retry` submits, after choosing its items; None when none is left to
     retry (an empty queue, or a filter that keeps nothing): nothing to do is no error."""
+    from prodigyd.engine.admission import RunRequest  # the engine: imported by the first job
+
     job_id = check_id(p.job_id, "job id")
     original = session_store.load(job_id)
     if original.mode != "mapreduce":

@@ -22,7 +22,6 @@ from pydantic import BaseModel
 from prodigyd import paths, protocol
 from prodigyd.api import analytics, events, schemas
 from prodigyd.api import dlq as dlq_api
-from prodigyd.engine.admission import RunRequest
 from prodigyd.errors import Conflict, ProdigyError
 from prodigyd.git import repo as git_repo
 from prodigyd.retention import Retention
@@ -81,6 +80,8 @@ def _store_bytes() -> int:
 
 
 async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
+    from prodigyd.engine.admission import RunRequest  # the engine: imported by the first job
+
     workflow = str(inline.store(p.workflow_text)) if p.workflow_text is not None else p.workflow
     assert workflow is not None  # SubmitParams requires one of the two
     request = RunRequest(

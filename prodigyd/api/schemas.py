@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from prodigyd.config import ExecutorConfig
-from prodigyd.workflow.limits import MAX_FILE_BYTES
+from prodigyd.workflow import MAX_FILE_BYTES
 from prodigyd.workflow.model import Budget
 
 MergePolicy = Literal["auto", "ask", "never"]
@@ -36,7 +36,8 @@ SessionRef = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Each method's schema is built by its first request, not by the daemon's start.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     @field_validator("*")
     @classmethod

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prodigyd.engine.admission import RunRequest
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store import journal
 from prodigyd.store.sessions import SessionRecord
@@ -36,6 +35,7 @@ from prodigyd.watch.gate import KEY_PREFIX, Gate, TriggerLimits
 from prodigyd.watch.triggers import Firing
 
 if TYPE_CHECKING:
+    from prodigyd.engine.admission import RunRequest
     from prodigyd.scheduler import Scheduler
 
 log = logging.getLogger("prodigyd.watch")
@@ -149,6 +149,8 @@ def request_of(sighting: Sighting) -> RunRequest:
     """The job a trigger submits: in the worktree that saw it and environment, on the
     event's branch (the checked-out one when the firing has none: a tag, a deleted
     branch)."""
+    from prodigyd.engine.admission import RunRequest  # the engine: imported by the first job
+
     firing = sighting.firing
     return RunRequest(
         workflow=str(firing.workflow),

@@ -33,6 +33,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prodigyd import paths
 from prodigyd.errors import ProdigyError
@@ -43,8 +44,10 @@ from prodigyd.store import journal
 from prodigyd.watch import variables
 from prodigyd.watch.spool import HOOK_EVENTS, HookEvent
 from prodigyd.workflow.interpolate import glob_match
-from prodigyd.workflow.load import LoadedWorkflow, load_workflow_async
-from prodigyd.workflow.model import Trigger
+
+if TYPE_CHECKING:
+    from prodigyd.workflow.load import LoadedWorkflow
+    from prodigyd.workflow.model import Trigger
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -97,6 +100,9 @@ class Occasion:
 async def discover(repo: Path) -> list[Found]:
     """Every file of the folder, each loaded in a worker thread: a hook event or
     `triggers.list` must not stall the daemon on a large or hostile file."""
+    # The workflow loader (and YAML) is imported by the first trigger lookup, not at start.
+    from prodigyd.workflow.load import load_workflow_async
+
     folder = repo / FOLDER
     try:
         files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())

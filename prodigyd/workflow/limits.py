@@ -26,7 +26,9 @@ import yaml
 from yaml.composer import Composer
 from yaml.events import AliasEvent
 
-MAX_FILE_BYTES = 512 * 1024
+# Re-exported: the readers of workflows find it here with the other limits.
+from prodigyd.workflow import MAX_FILE_BYTES as MAX_FILE_BYTES
+
 MAX_DEPTH = 100
 MAX_ALIASES = 10_000
 MAX_ALIAS_NODES = 100_000

@@ -33,7 +33,9 @@ ScorerKind = Literal["quality", "tests", "spec"]
 Backoff = Literal["fixed", "linear", "exponential", "fibonacci", "custom"]
 RecoveryStrategy = Literal["recovery", "fallback", "cleanup", "custom"]
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+#: Built on first use, not at import: the daemon imports these models (a job record holds a
+#: `Budget`) long before it loads its first workflow, and building them all costs its start.
+_FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 # ---------------------------------------------------------------------------------------------
 # value normalisers
@@ -242,7 +244,7 @@ class Step(BaseModel):
     """
 
     model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, defer_build=True
     )
 
     kind: StepKind
@@ -882,17 +884,3 @@ def every_step(steps: tuple[Step, ...]) -> list[Step]:
                 nested.extend(step.validation.on_incomplete.commands)
         found.extend(every_step(tuple(s for s in nested if s is not None)))
     return found
-
-
-for _model in (
-    Step,
-    ForeachSpec,
-    SubWorkflow,
-    GoalSeekSpec,
-    OnFailure,
-    OnIncomplete,
-    ValidateSpec,
-    MergeSpec,
-    Workflow,
-):
-    _model.model_rebuild()

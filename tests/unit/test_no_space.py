@@ -29,6 +29,7 @@ from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import Status
 from prodigyd.watch import spool
 from prodigyd.watch.inbox import HookInbox
+from prodigyd.workflow import load as workflow_load
 from tests.gitutil import commit_files, git
 
 TOKEN = "tok-Vb3nQ8rT2wL6yP0sD4fG7hJ1kZ5x"
@@ -141,7 +142,7 @@ async def test_a_queued_job_that_fails_to_start_on_a_full_disk_is_not_started_ag
     record = await jobs.submit(request(workflow, repo))
     workflow.unlink()  # edited away while it waited: it fails to start
     loads = []
-    real_load = scheduler_module.load_workflow_async
+    real_load = workflow_load.load_workflow_async
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         loads.append(args)
@@ -149,7 +150,8 @@ async def test_a_queued_job_that_fails_to_start_on_a_full_disk_is_not_started_ag
             raise AssertionError("the scheduler starts the failed job again and again")
         return await real_load(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler_module, "load_workflow_async", counted)
+    # The scheduler imports it when it starts a job (lazily): patched where it lives.
+    monkeypatch.setattr(workflow_load, "load_workflow_async", counted)
     disk.fill()
     await jobs._dispatch()
     assert len(loads) == 1

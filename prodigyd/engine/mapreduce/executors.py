@@ -17,19 +17,30 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from prodigyd.config import ExecutorConfig
-from prodigyd.engine.mapreduce.runner import AgentRunner, LocalAgentRunner
 from prodigyd.errors import ProdigyError
 from prodigyd.pool import WorktreePool
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine is imported with the first job, not at the daemon's start
     from prodigyd.engine.mapreduce.dask_runner import DaskAgentRunner
+    from prodigyd.engine.mapreduce.runner import AgentRunner, LocalAgentRunner
 
 
 class Executors:
     def __init__(self, pool: WorktreePool, default: ExecutorConfig) -> None:
-        self.local = LocalAgentRunner(pool)
+        self.pool = pool
+        self._local: LocalAgentRunner | None = None
         self.default = default
         self._dask: dict[str, DaskAgentRunner] = {}
+
+    @property
+    def local(self) -> LocalAgentRunner:
+        """The daemon's own runner, made with the first job (the engine is not imported
+        before: the daemon's `ready` does not wait for it)."""
+        if self._local is None:
+            from prodigyd.engine.mapreduce.runner import LocalAgentRunner
+
+            self._local = LocalAgentRunner(self.pool)
+        return self._local
 
     def resolve(self, chosen: ExecutorConfig | None) -> ExecutorConfig:
         """The job's choice over the daemon's `[executor]`; a ProdigyError before the job
