@@ -280,6 +280,31 @@ BUDGET_EXCEEDED = _code(
     The session's error says which budget and how to resume with a larger one
     (`prodigyctl resume ID --budget-usd N`, `--budget-tokens N`, `--budget-time T`).""",
 )
+EXECUTOR = _code(
+    "E4007",
+    "executor not usable",
+    """The job's map agents cannot run where its executor says (`[executor]` in config.toml,
+    or `--executor`/`--executor-address`): a `dask` executor without a scheduler address or
+    with one that is not `[tcp://]HOST:PORT`, or Dask distributed not installed
+    (`pip install 'prodigy[dask]'`). Fix the setting or the option and run again
+    (docs/dask.md).""",
+)
+DASK_UNREACHABLE = _code(
+    "E4008",
+    "Dask scheduler unreachable or without workers",
+    """The daemon could not connect to the Dask scheduler at the executor's address, or the
+    cluster had no worker within the wait. Check that `dask scheduler` runs at that address
+    and that workers joined it (`dask worker ADDRESS`); the job is resumable
+    (`prodigyctl resume ID`, with `--executor-address` to point it elsewhere).""",
+)
+DASK_WORKER_LACKS = _code(
+    "E4009",
+    "a Dask worker cannot run the agents",
+    """A worker of the cluster lacks what the map agents need: git, the `claude` CLI (when
+    the agent template has Claude steps) or the same prodigy version. The message names each
+    worker and what it lacks; docs/dask.md says what a worker needs and has a worker image
+    recipe.""",
+)
 
 # E5: the store, the config and the disk
 STORE = _code(

@@ -474,6 +474,11 @@ class Scheduler:
         kept with the job (its resume and DLQ retries run there too); None for a job
         without map agents. A ProdigyError when it cannot work."""
         if record.mode != "mapreduce":
+            if chosen is not None and (chosen.kind != "local" or chosen.address is not None):
+                record.warnings.append(
+                    "--executor and --executor-address apply to a MapReduce workflow's map "
+                    "agents; this workflow has none, so it runs in the daemon"
+                )
             return None
         return self.executors.resolve(chosen)
 
@@ -490,7 +495,7 @@ class Scheduler:
             log.info("session %s stopped", record.id)
         except Exception:
             log.exception("session %s crashed", record.id)
-            record.status, record.error = Status.FAILED, "internal error; see prodigyd.log"
+            record.status, record.error = Status.FAILED, f"internal error; see {paths.daemon_log()}"
             session_store.save(record, defer=True)
             self.hub(record).emit(EventType.SESSION_FINISHED, status="failed", error=record.error)
         finally:

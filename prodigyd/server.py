@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prodigyd import errorcodes, protocol
+from prodigyd import errorcodes, paths, protocol
 from prodigyd.api import schemas
 from prodigyd.api.handlers import HANDLERS, DaemonState
 from prodigyd.errors import ProdigyError
@@ -173,9 +173,8 @@ class Connection:
         except Exception:
             ref = secrets.token_hex(4)
             log.exception("internal error (ref %s)", ref)
-            return protocol.error(
-                msg_id, protocol.INTERNAL_ERROR, f"internal error (see prodigyd.log, ref {ref})"
-            )
+            message = f"internal error (see {paths.daemon_log()}, ref {ref})"
+            return protocol.error(msg_id, protocol.INTERNAL_ERROR, message)
 
     async def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
         """Reply first, then stop: the caller learns the stop was accepted."""

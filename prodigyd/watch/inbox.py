@@ -90,7 +90,7 @@ class HookInbox:
                 self._set_aside(entry, exc.render())
             except Exception as exc:  # a bug must not stop every later hook: set it aside
                 log.exception("hook event %s", entry.name)
-                self._set_aside(entry, f"internal error: {exc!r} (see prodigyd.log)")
+                self._set_aside(entry, f"internal error: {exc!r} (see {paths.daemon_log()})")
             if self.waiting is not None:  # it could not even be set aside: keep the order
                 return
         self._told = None

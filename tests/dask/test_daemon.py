@@ -70,3 +70,23 @@ def test_a_dask_executor_without_an_address_is_refused_before_the_job(
     assert "executor dask has no scheduler address" in run.stderr
     assert "--executor-address" in run.stderr
     assert json.loads(ctl("sessions", "ls", "--json", check=True).stdout) == []
+
+
+def test_a_malformed_address_is_refused_with_its_code_and_a_standard_workflow_warns(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """A typo in the address is an error at submission (it was an internal error when the
+    map phase connected); --executor on a workflow without map agents says it does nothing."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text(WORKFLOW)
+    run = ctl("run", str(wf), "-y", "--executor-address", "notanaddress", "--json", cwd=repo)
+    assert run.returncode != 0
+    error = json.loads(run.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "E4007" and "notanaddress" in error["message"]
+    assert json.loads(ctl("sessions", "ls", "--json", check=True).stdout) == []
+
+    plain = tmp_path / "plain.yml"
+    plain.write_text("commands:\n  - shell: 'true'\n")
+    done = ctl("run", str(plain), "-y", "--executor", "dask", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "apply to a MapReduce workflow's map agents" in done.stdout + done.stderr

@@ -46,6 +46,7 @@ from distributed import KilledWorker
 from distributed.client import FutureCancelledError
 from distributed.comm import CommClosedError
 
+from prodigyd import errorcodes
 from prodigyd.claude.cli import BINARY_ENV
 from prodigyd.engine.context import EventSink
 from prodigyd.engine.mapreduce import remote
@@ -115,11 +116,12 @@ class DaskAgentRunner:
                     self._client = await distributed.Client(
                         self.address, asynchronous=True, timeout=CONNECT_SECONDS
                     )
-                except (OSError, TimeoutError) as exc:
+                except (OSError, TimeoutError, ValueError) as exc:  # ValueError: no address
                     raise ProdigyError(
                         f"cannot reach the Dask scheduler at {self.address}: {exc}",
                         hint="check [executor] address (or --executor-address) and that "
                         "the scheduler runs",
+                        code=errorcodes.DASK_UNREACHABLE,
                     ) from None
             return self._client
 
@@ -272,6 +274,7 @@ async def _check_workers(client: distributed.Client, job: AgentJob, address: str
         raise ProdigyError(
             f"the Dask cluster at {address} has no worker (waited {WORKER_WAIT_SECONDS:.0f} s)",
             hint="start workers with `dask worker " + address + "`",
+            code=errorcodes.DASK_UNREACHABLE,
         ) from None
     spec = job.spec
     needs_claude = any(step.kind == "claude" for step in every_step(spec.template))
@@ -284,4 +287,5 @@ async def _check_workers(client: distributed.Client, job: AgentJob, address: str
         raise ProdigyError(
             "Dask workers cannot run this job's agents: " + "; ".join(sorted(problems)),
             hint="docs/dask.md says what a worker needs",
+            code=errorcodes.DASK_WORKER_LACKS,
         )

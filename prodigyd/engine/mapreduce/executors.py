@@ -14,11 +14,17 @@ is imported only then, never at the daemon's start) and closed at shutdown.
 from __future__ import annotations
 
 import importlib.util
+import re
 from typing import TYPE_CHECKING
 
+from prodigyd import errorcodes
 from prodigyd.config import ExecutorConfig
 from prodigyd.errors import ProdigyError
 from prodigyd.pool import WorktreePool
+
+#: A scheduler address as Dask takes it: `[PROTOCOL://]HOST:PORT` (checked before the job, so
+#: a typo is an error at submission, not an internal error when the map phase connects).
+ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}$")
 
 if TYPE_CHECKING:  # the engine is imported with the first job, not at the daemon's start
     from prodigyd.engine.mapreduce.dask_runner import DaskAgentRunner
@@ -58,11 +64,20 @@ class Executors:
                     "executor dask has no scheduler address",
                     hint="set [executor] address (prodigyctl config set executor.address "
                     "tcp://HOST:8786) or pass --executor-address",
+                    code=errorcodes.EXECUTOR,
+                )
+            if not ADDRESS.match(effective.address):
+                raise ProdigyError(
+                    f"executor address {effective.address!r} is not a Dask scheduler address",
+                    hint="give it as tcp://HOST:PORT (a scheduler listens on port 8786 unless "
+                    "told otherwise)",
+                    code=errorcodes.EXECUTOR,
                 )
             if importlib.util.find_spec("distributed") is None:
                 raise ProdigyError(
                     "executor dask needs Dask distributed, which is not installed",
                     hint="pip install 'prodigy[dask]'",
+                    code=errorcodes.EXECUTOR,
                 )
         return effective
 
