@@ -73,3 +73,39 @@ def test_the_original_workflows_get_no_warning() -> None:
             continue  # the three that are not YAML (test_original_corpus.py)
         found += loaded.variable_warnings({"GITHUB_TOKEN"})
     assert found == []
+
+
+#: name: (text of ~500 KB, how many warnings it gets)
+HOSTILE = {
+    # every `${` is closed by the one `}` at the end (and none is a plain name)
+    "unclosed": ("- shell: '" + "${a " * 120_000 + "}'\n", 0),
+    # the same unknown name 80,000 times in one string
+    "repeated": ("- shell: '" + "${zz} " * 80_000 + "'\n", 80_000),
+    # 25,000 distinct unknown names, one a line of a block scalar
+    "distinct": ("- shell: |\n" + "".join(f"    echo ${{v{n}}}\n" for n in range(25_000)), 25_000),
+    # `read` again and again before an unknown name
+    "read": ("- shell: '" + "read " * 90_000 + "; echo ${zz}'\n", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_text_is_checked_in_bounded_time(name: str, tmp_path: Path) -> None:
+    """The references pass is linear in the text: each of these took the old pass from a
+    minute to many (quadratic in a ~500 KB file); run apart, so a regression fails, not hangs."""
+    import subprocess
+    import sys
+
+    file = tmp_path / "wf.yml"
+    text, count = HOSTILE[name]
+    file.write_text(text)
+    script = (
+        "import sys\nfrom prodigyd.workflow.load import parse_workflow\n"
+        "path = sys.argv[1]\n"
+        "loaded = parse_workflow(open(path).read(), source=path)\n"
+        "print(len(loaded.variable_warnings(set())))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(file)], capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == count  # the unknown names are still all found

@@ -171,7 +171,7 @@ def parse_workflow(
         sha256=_fingerprint(digest, resolver.files),
         path=Path(source),
         includes=resolver.files,
-        undefined=find_undefined(doc, workflow, source, text),
+        undefined=find_undefined(doc, workflow, source, text, deadline),
     )
 
 
