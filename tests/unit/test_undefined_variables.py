@@ -109,3 +109,43 @@ def test_a_hostile_text_is_checked_in_bounded_time(name: str, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == count  # the unknown names are still all found
+
+
+def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
+    """references.BUILTIN_NAMES is the checker's list of what the engine sets: the names
+    the engine's own code sets (a session's built-ins, a run's, an agent's item aliases)
+    must all be on it, or a workflow using one gets a false warning."""
+    from prodigyd.engine.admission import _builtin_variables
+    from prodigyd.engine.mapreduce.agent import legacy_item_aliases
+    from prodigyd.engine.runs import Run
+    from prodigyd.store.sessions import SessionRecord
+    from prodigyd.workflow.load.references import BUILTIN_NAMES, BUILTIN_NAMESPACES
+
+    record = SessionRecord(
+        id="workflow-1-1",
+        workflow="/w.yml",
+        workflow_name="w",
+        workflow_sha256="0",
+        repo="/repo",
+        repo_id="repo-0123abcd",
+        original_branch="main",
+        worktree="/wt",
+        branch="prodigy-workflow-1-1",
+        cwd="/repo",
+    )
+    set_names = {
+        *_builtin_variables(record, Path("/wt"), ["a", "b"]),
+        *Run(number=1, iteration=1, iterations=2, input="a.md", is_file=True).variables(),
+        *legacy_item_aliases({"value": 1, "path": "a.md"}),
+    }
+    unknown = {
+        name
+        for name in set_names
+        if not (
+            name.isdigit() or name.startswith("ARG_") or name.split(".")[0] in BUILTIN_NAMESPACES
+        )
+    } - BUILTIN_NAMES
+    assert not unknown
+    assert {"SESSION_ID", "FILE", "INDEX", "FILE_PATH"} <= set_names  # the paths ran
+    text = "".join(f"- shell: 'echo ${{{name}}}'\n" for name in sorted(set_names))
+    assert warnings(text) == []
