@@ -149,3 +149,18 @@ def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
     assert {"SESSION_ID", "FILE", "INDEX", "FILE_PATH"} <= set_names  # the paths ran
     text = "".join(f"- shell: 'echo ${{{name}}}'\n" for name in sorted(set_names))
     assert warnings(text) == []
+
+
+def test_the_pass_stops_at_the_loads_deadline_with_a_located_error() -> None:
+    """The loader's time limit (limits.LOAD_SECONDS) covers this pass too."""
+    from prodigyd.errors import WorkflowError
+    from prodigyd.workflow.limits import Deadline
+    from prodigyd.workflow.load.reader import read_yaml
+    from prodigyd.workflow.load.references import find_undefined
+
+    text = "- shell: 'echo ok'\n- shell: 'echo ${zz}'\n"
+    doc, _ = read_yaml(text, "wf.yml", Deadline())
+    workflow = parse_workflow(text, source="wf.yml").workflow
+    with pytest.raises(WorkflowError, match="took longer than") as stopped:
+        find_undefined(doc, workflow, "wf.yml", text, Deadline(-1))
+    assert (stopped.value.location.file, stopped.value.location.line) == ("wf.yml", 2)
