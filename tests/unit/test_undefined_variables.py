@@ -111,9 +111,31 @@ def test_a_hostile_text_is_checked_in_bounded_time(name: str, tmp_path: Path) ->
     assert int(done.stdout) == count  # the unknown names are still all found
 
 
+def _foreach_item_names() -> set[str]:
+    """The names a foreach item's steps get (engine/commands/foreach.py), run for real."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from prodigyd.engine.commands.foreach import _one
+    from prodigyd.workflow.interpolate import VariableStore
+
+    seen: list[VariableStore] = []
+
+    class Runner:
+        async def run(self, step: object, *, label: str, store: VariableStore) -> object:
+            seen.append(store)
+            return SimpleNamespace(success=True)
+
+    spec = SimpleNamespace(do=(object(),))
+    inv = SimpleNamespace(store=VariableStore(), label="1")
+    asyncio.run(_one(Runner(), spec, inv, 0, "x", 1))  # type: ignore[arg-type]
+    return set(seen[0]._entries)
+
+
 def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
     """references.BUILTIN_NAMES is the checker's list of what the engine sets: the names
-    the engine's own code sets (a session's built-ins, a run's, an agent's item aliases)
+    the engine's own code sets (a session's built-ins, a run's, an agent's item aliases, a
+    foreach item's)
     must all be on it, or a workflow using one gets a false warning."""
     from prodigyd.engine.admission import _builtin_variables
     from prodigyd.engine.mapreduce.agent import legacy_item_aliases
@@ -137,6 +159,7 @@ def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
         *_builtin_variables(record, Path("/wt"), ["a", "b"]),
         *Run(number=1, iteration=1, iterations=2, input="a.md", is_file=True).variables(),
         *legacy_item_aliases({"value": 1, "path": "a.md"}),
+        *_foreach_item_names(),
     }
     unknown = {
         name
@@ -146,7 +169,7 @@ def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
         )
     } - BUILTIN_NAMES
     assert not unknown
-    assert {"SESSION_ID", "FILE", "INDEX", "FILE_PATH"} <= set_names  # the paths ran
+    assert {"SESSION_ID", "FILE", "INDEX", "FILE_PATH", "index"} <= set_names  # the paths ran
     text = "".join(f"- shell: 'echo ${{{name}}}'\n" for name in sorted(set_names))
     assert warnings(text) == []
 
