@@ -37,7 +37,8 @@ from prodigyd.workflow.limits import Deadline
 from prodigyd.workflow.load.nodes import Map, Mark, Seq
 from prodigyd.workflow.model import Workflow, every_step
 
-#: Names the engine sets (admission.py `_builtin_variables`, runs.py, agent.py, step.py).
+#: Names the engine sets (admission.py `_builtin_variables`, runs.py, agent.py, foreach.py,
+#: step.py); tests/unit/test_undefined_variables.py runs that code and holds them to this.
 BUILTIN_NAMES = frozenset(
     {
         "ARG",
