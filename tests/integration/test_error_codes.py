@@ -28,7 +28,9 @@ def test_a_workflow_typo_is_e1002_in_text_and_json(daemon: Path, repo: Path, tmp
     assert as_json.returncode == EXIT_USAGE
     error = _json_error(as_json.stderr)
     assert (error["code"], error["kind"], error["rpc_code"]) == ("E1002", "workflow", -32001)
-    assert error["location"]["line"] == 3 and error["message"].startswith("this step has no command")
+    assert error["location"]["line"] == 3 and error["message"].startswith(
+        "this step has no command"
+    )
 
 
 def test_yaml_syntax_and_a_missing_file_have_their_own_codes(
