@@ -11,7 +11,7 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyd import errorcodes
-from prodigyd.eventtypes import EventType
+from prodigyd.eventtypes import EventType, run_name
 
 if TYPE_CHECKING:
     from prodigyctl.progress import StatusLine, Tracker
@@ -140,14 +140,14 @@ class Renderer:
         return f"── {e['phase']} phase skipped: {e.get('reason')}"
 
     def _run_started(self, e: dict[str, Any]) -> str:
-        """`── input 2/5: b.md`, `── iteration 2/3`, or both (the original's
+        """`── input 2/5 (b.md)`, `── iteration 2/3`, or both (the original's
         "Processing input i/n" and "Starting iteration i/N")."""
-        return self._style(f"── {_run_name(e)}", bold=True)
+        return self._style(f"── {run_name(e)}", bold=True)
 
     def _run_finished(self, e: dict[str, Any]) -> str | None:
         if e.get("success"):
             return None
-        return self._style(f"✗ {_run_name(e)} failed", fg="red")
+        return self._style(f"✗ {run_name(e)} failed", fg="red")
 
     def _map_phase_started(self, e: dict[str, Any]) -> str:
         text = f"Processing {e['pending']} items with {e['max_parallel']} parallel agents"
@@ -307,15 +307,6 @@ class Renderer:
         elif status == "failed":
             text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
         return self._style(text, fg="red") + _not_recorded(e)
-
-
-def _run_name(e: dict[str, Any]) -> str:
-    parts = []
-    if e.get("input") is not None:
-        parts.append(f"input {e.get('index')}/{e.get('total')}: {e['input']}")
-    if (e.get("iterations") or 1) > 1:
-        parts.append(f"iteration {e.get('iteration')}/{e.get('iterations')}")
-    return ", ".join(parts)
 
 
 #: How each type reads; the types not here show no line (`--json` and `events ls` show

@@ -99,9 +99,12 @@ UNDEFINED_VARIABLE = _code(
     "E1005",
     "undefined variable",
     """A `${name}` (or `$name`) names no variable known at that step. With `--strict` this is
-    an error; without it the reference becomes empty and a warning is shown when the loader
-    can tell. Check the spelling, and that the step defining it (`capture:`, `env:`,
-    parameters) comes before its use. docs/workflows.md lists the built-in variables.""",
+    an error when the step runs. Without it the reference is left as written, and a shell
+    then expands it to nothing; loading the workflow (`run`, `validate`, `run --dry-run`)
+    warns, with file:line:column and a did-you-mean, of each braced `${name}` nothing defines
+    (a bare `$name` is left to the shell, unchecked). Check the spelling, and that the step
+    defining it (`capture:`, `env:`, parameters) comes before its use. docs/workflows.md
+    lists the built-in variables.""",
 )
 EXPRESSION = _code(
     "E1006",

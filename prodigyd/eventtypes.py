@@ -9,7 +9,9 @@ imports this on its hot path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class EventType(StrEnum):
@@ -73,3 +75,15 @@ class EventType(StrEnum):
     WORKFLOW_LOADED = "workflow_loaded"
     WORKFLOW_INVALID = "workflow_invalid"
     WORKFLOW_REMOVED = "workflow_removed"
+
+
+def run_name(run: Mapping[str, Any]) -> str:
+    """How a run is named, from its run_started/run_finished fields (engine/runs.py
+    Run.event): `input 2/5 (b.md)`, `iteration 2/3`, or both. Here so that the daemon's
+    errors and the client's lines (prodigyctl/render.py) name it alike."""
+    parts = []
+    if run.get("input") is not None:
+        parts.append(f"input {run.get('index')}/{run.get('total')} ({run['input']})")
+    if (run.get("iterations") or 1) > 1:
+        parts.append(f"iteration {run.get('iteration')}/{run.get('iterations')}")
+    return ", ".join(parts)

@@ -29,6 +29,7 @@ import click
 
 from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
+from prodigyctl.errors import fail
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
 from prodigyctl.options import json_option, path_option
 from prodigyd import errorcodes, protocol
@@ -112,14 +113,12 @@ def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = 
         and (folder / f"{hook}{LEGACY_SUFFIX}").exists()
     ]
     if blocked:
-        for hook in blocked:
-            click.echo(
-                f"{errorcodes.label(errorcodes.CONFLICT)}: {folder / hook} is not prodigy's, "
-                f"and {hook}{LEGACY_SUFFIX} is taken; "
-                "move one of them away",
-                err=True,
-            )
-        return EXIT_CONFLICT
+        message = "\n".join(
+            f"{folder / hook} is not prodigy's, and {hook}{LEGACY_SUFFIX} is taken; "
+            "move one of them away"
+            for hook in blocked
+        )
+        fail(errorcodes.CONFLICT, message, EXIT_CONFLICT)
     text = shim(_daemon=_daemon)
     folder.mkdir(parents=True, exist_ok=True)
     report = []

@@ -19,6 +19,7 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyctl.commands import command, group
+from prodigyctl.errors import fail
 from prodigyctl.exitcodes import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
 from prodigyd import errorcodes, paths
@@ -51,13 +52,10 @@ def show(*, topic: tuple[str, ...]) -> int:
     wanted = " ".join(topic)
     page = find(wanted)
     if page is None:
-        error = errorcodes.label(errorcodes.NOT_FOUND)
-        click.echo(f"{error}: no man page for {wanted!r}; `prodigyctl man ls` lists them", err=True)
-        return EXIT_NOT_FOUND
+        message = f"no man page for {wanted!r}; `prodigyctl man ls` lists them"
+        fail(errorcodes.NOT_FOUND, message, EXIT_NOT_FOUND)
     if shutil.which("man") is None:
-        error = errorcodes.label(errorcodes.ERROR)
-        click.echo(f"{error}: `man` is not installed; the page is {page}", err=True)
-        return EXIT_USAGE
+        fail(errorcodes.ERROR, f"`man` is not installed; the page is {page}", EXIT_USAGE)
     return subprocess.run(["man", "-l", str(page)], check=False).returncode
 
 

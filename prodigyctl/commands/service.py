@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from prodigyctl.client import dumps
+from prodigyctl.errors import fail
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK
 from prodigyd import errorcodes, paths
 from prodigyd.store.atomic import write_bytes_atomic
@@ -49,14 +50,12 @@ def install_service(*, uninstall: bool, as_json: bool) -> int:
     folder = paths.user_units_dir()
     foreign = [folder / name for name in UNITS if _is_foreign(folder / name)]
     if foreign:
-        for path in foreign:
-            click.echo(
-                f"{errorcodes.label(errorcodes.CONFLICT)}: {path} was not written by "
-                f"prodigyctl (its first line is not {MARKER!r}); move it away to let "
-                "install-service manage it",
-                err=True,
-            )
-        return EXIT_CONFLICT
+        message = "\n".join(
+            f"{path} was not written by prodigyctl (its first line is not {MARKER!r}); "
+            "move it away to let install-service manage it"
+            for path in foreign
+        )
+        fail(errorcodes.CONFLICT, message, EXIT_CONFLICT)
     if uninstall:
         return _uninstall(folder, as_json=as_json)
     return _install(folder, as_json=as_json)

@@ -15,6 +15,7 @@ import click
 
 from prodigyctl.client import dumps, is_tty
 from prodigyctl.commands import command, group
+from prodigyctl.errors import fail
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
 from prodigyd import errorcodes
@@ -61,22 +62,26 @@ def register(
     source = Path(file)
     name = name or source.stem
     if not registry.NAME.match(name):
-        return _fail(
-            f"{name!r} is not a template name (letters, digits, '.', '_', '-')", EXIT_USAGE
+        fail(
+            errorcodes.USAGE,
+            f"{name!r} is not a template name (letters, digits, '.', '_', '-')",
+            EXIT_USAGE,
         )
     try:
         data = source.read_bytes()
     except OSError as exc:
-        return _fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_USAGE)
+        fail(errorcodes.USAGE, f"cannot read {file}: {exc.strerror or exc}", EXIT_USAGE)
     folder = _registry_dir(in_repo)
     if folder is None:
-        return _fail("--repo: not inside a git repository", EXIT_USAGE)
+        fail(errorcodes.USAGE, "--repo: not inside a git repository", EXIT_USAGE)
     suffix = ".json" if source.suffix == ".json" else ".yml"
     target = folder / f"{name}{suffix}"
     existing = registry.find(name, Path.cwd())
     if existing is not None and existing.path.parent == folder and not force:
-        return _fail(
-            f"template {name!r} exists ({existing.path}); --force replaces it", EXIT_CONFLICT
+        fail(
+            errorcodes.CONFLICT,
+            f"template {name!r} exists ({existing.path}); --force replaces it",
+            EXIT_CONFLICT,
         )
     previous = registry.read_meta(target)
     for other in registry.SUFFIXES:
@@ -88,9 +93,10 @@ def register(
         target.unlink(missing_ok=True)
         if previous:
             registry.meta_file(target).unlink(missing_ok=True)
-        return _fail(
+        fail(
+            exc.code,
             f"{file} is not a valid template where it would be kept:\n{exc.render()}",
-            error=exc.code,
+            EXIT_FAILED,
         )
     now = now_iso()
     meta = {
@@ -164,7 +170,7 @@ def show(*, name: str, as_json: bool) -> int:
 
     found = registry.find(name, Path.cwd())
     if found is None:
-        return _fail(f"no template named {name!r}", EXIT_NOT_FOUND)
+        fail(errorcodes.NOT_FOUND, f"no template named {name!r}", EXIT_NOT_FOUND)
     text = found.path.read_text(errors="replace")
     try:
         parameters = {
@@ -217,10 +223,14 @@ def delete(*, name: str, in_repo: bool, yes: bool) -> int:
     )
     if not paths or not registry.NAME.match(name):
         where = "the repository's registry" if in_repo else "your registry"
-        return _fail(f"no template named {name!r} in {where}", EXIT_NOT_FOUND)
+        fail(errorcodes.NOT_FOUND, f"no template named {name!r} in {where}", EXIT_NOT_FOUND)
     if not yes:
         if not is_tty():
-            return _fail("delete asks first: give --yes to delete without asking", EXIT_USAGE)
+            fail(
+                errorcodes.USAGE,
+                "delete asks first: give --yes to delete without asking",
+                EXIT_USAGE,
+            )
         click.confirm(f"Delete template {name} ({paths[0]})?", abort=True)
     for path in paths:
         registry.meta_file(path).unlink(missing_ok=True)
@@ -242,7 +252,11 @@ def validate(*, target: str, as_json: bool) -> int:
     if not path.is_file():
         found = registry.find(target, Path.cwd())
         if found is None:
-            return _fail(f"{target}: no such file or registered template", EXIT_NOT_FOUND)
+            fail(
+                errorcodes.NOT_FOUND,
+                f"{target}: no such file or registered template",
+                EXIT_NOT_FOUND,
+            )
         path = found.path
     try:
         loaded = load_workflow(path.absolute())
@@ -291,11 +305,11 @@ def init(*, name: str, output: str | None) -> int:
 
     found = registry.find(name, Path.cwd())
     if found is None:
-        return _fail(f"no template named {name!r}", EXIT_NOT_FOUND)
+        fail(errorcodes.NOT_FOUND, f"no template named {name!r}", EXIT_NOT_FOUND)
     try:
         parameters = load_workflow(found.path).workflow.parameters
     except ProdigyError as exc:
-        return _fail(f"template {name} does not load:\n{exc.render()}", error=exc.code)
+        fail(exc.code, f"template {name} does not load:\n{exc.render()}", EXIT_FAILED)
     target = Path(output or f"{name}.yml")
     lines = [f"name: {name}", "template:", f"  name: {name}", f"  source: {name}"]
     if parameters:
@@ -312,9 +326,9 @@ def init(*, name: str, output: str | None) -> int:
         with target.open("x", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
     except FileExistsError:
-        return _fail(f"{target} exists; choose another --output", EXIT_USAGE)
+        fail(errorcodes.USAGE, f"{target} exists; choose another --output", EXIT_USAGE)
     except OSError as exc:
-        return _fail(f"cannot write {target}: {exc.strerror or exc}", EXIT_USAGE)
+        fail(errorcodes.USAGE, f"cannot write {target}: {exc.strerror or exc}", EXIT_USAGE)
     click.echo(f"Wrote {target}: run it with `prodigyctl run {target}`")
     return EXIT_OK
 
@@ -344,12 +358,3 @@ def _show_list(found: list[dict[str, Any]], *, long_: bool, as_json: bool, empty
             click.echo(f"{entry['name']:<24} {version:<10} {entry['scope']:<5} {tags:<20} {about}")
         else:
             click.echo(f"{entry['name']:<24} {about}".rstrip())
-
-
-def _fail(message: str, code: int = EXIT_FAILED, error: str | None = None) -> int:
-    """Say what failed with its error code: `error`, else the exit code's usual one."""
-    usual = {EXIT_NOT_FOUND: errorcodes.NOT_FOUND, EXIT_USAGE: errorcodes.USAGE}
-    click.echo(
-        f"{errorcodes.label(error or usual.get(code, errorcodes.ERROR))}: {message}", err=True
-    )
-    return code

@@ -122,7 +122,7 @@ def _cost(rows: list[sqlite3.Row]) -> float:
 
 
 def _duration(row: sqlite3.Row) -> float:
-    if row["ran_seconds"]:
+    if row["ran_seconds"] is not None:  # 0 s is a real running time
         return float(row["ran_seconds"])
     # a record from before the running time was kept: start to end, when it has an end
     if not row["started_at"] or not row["completed_at"]:

@@ -25,7 +25,7 @@ from prodigyd.engine.context import RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.phase import PhaseOutcome
 from prodigyd.engine.plan import run_number, run_phase
-from prodigyd.eventtypes import EventType
+from prodigyd.eventtypes import EventType, run_name
 from prodigyd.failure import FailureReason
 from prodigyd.store.sessions import Runs
 from prodigyd.workflow.model import Step, Workflow
@@ -71,13 +71,8 @@ class Run:
         }
 
     def name(self) -> str:
-        """How errors name the run: `input 2/5 (b.md)`, `iteration 2/3`, or both."""
-        parts = []
-        if self.input is not None:
-            parts.append(f"input {self.index}/{self.total} ({self.input})")
-        if self.iterations > 1:
-            parts.append(f"iteration {self.iteration}/{self.iterations}")
-        return ", ".join(parts)
+        """How errors name the run (eventtypes.run_name: as the client's lines do)."""
+        return run_name(self.event())
 
 
 def plan_runs(runs: Runs, args: list[str] | tuple[str, ...]) -> list[Run]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prodigyctl.exitcodes import EXIT_NOT_FOUND
+from prodigyd import errorcodes
 from tests.cli import ctl
 from tests.gitutil import git
 
@@ -91,6 +93,9 @@ commands:
     assert gone.returncode == 0
     refused = ctl("run", str(wf), "-y", "--param", "who=x", cwd=repo)
     assert refused.returncode == 2 and "no template named 'greet'" in refused.stderr
+    missing = ctl("template", "show", "greet", "--json", cwd=repo)
+    assert missing.returncode == EXIT_NOT_FOUND
+    assert json.loads(missing.stderr)["error"]["code"] == errorcodes.NOT_FOUND
 
 
 def test_a_sub_workflow_output_is_used_by_the_workflow(daemon: Path, repo: Path, tmp_path: Path):

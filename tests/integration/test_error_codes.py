@@ -22,13 +22,15 @@ def test_a_workflow_typo_is_e1002_in_text_and_json(daemon: Path, repo: Path, tmp
     wf.write_text("commands:\n  - shell: 'true'\n  - shel: 'echo hi'\n")
     done = ctl("run", str(wf), "-y", cwd=repo)
     assert done.returncode == EXIT_USAGE
-    assert done.stderr.startswith(f"error[E1002]: {wf}:3:5: a step needs exactly one of")
+    assert done.stderr.startswith(f"error[E1002]: {wf}:3:5: this step has no command")
     assert "did you mean 'shell' instead of 'shel'?" in done.stderr
     as_json = ctl("run", str(wf), "-y", "--json", cwd=repo)
     assert as_json.returncode == EXIT_USAGE
     error = _json_error(as_json.stderr)
     assert (error["code"], error["kind"], error["rpc_code"]) == ("E1002", "workflow", -32001)
-    assert error["location"]["line"] == 3 and error["message"].startswith("a step needs")
+    assert error["location"]["line"] == 3 and error["message"].startswith(
+        "this step has no command"
+    )
 
 
 def test_yaml_syntax_and_a_missing_file_have_their_own_codes(

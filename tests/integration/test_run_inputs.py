@@ -79,7 +79,7 @@ def test_args_and_map_inputs_together_and_iterations_per_input(
         "1 docs/x.spec docs/x.spec 2/2 docs/x.spec",
         "2 docs/x.spec docs/x.spec 2/2 docs/x.spec",
     ]
-    assert "── input 2/2: docs/x.spec, iteration 2/2" in done.stdout
+    assert "── input 2/2 (docs/x.spec), iteration 2/2" in done.stdout
 
 
 FAILS_ON_B = """
@@ -97,7 +97,7 @@ def test_without_fail_fast_every_input_runs_and_the_exit_code_says_one_failed(
     done = ctl("run", str(wf), "-y", "--each-arg", *args, cwd=repo)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "input 2/3 (b) failed" in done.stdout + done.stderr
-    assert "── input 3/3: c" in done.stdout  # went on after b
+    assert "── input 3/3 (c)" in done.stdout  # went on after b
     row = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
     assert row["status"] == "failed"
     log = git(repo, "show", f"prodigy-{row['id']}:log.txt").splitlines()

@@ -19,6 +19,8 @@ import pytest
 
 from prodigyctl.commands import service
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK
+from prodigyd import errorcodes
+from tests.cli import ctl
 
 REPO_UNITS = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = (service.SERVICE_UNIT, service.SOCKET_UNIT)
@@ -54,7 +56,11 @@ def _render_into(folder: Path, argv: Sequence[str]) -> None:
 
 
 def _install(*, uninstall: bool = False, as_json: bool = False) -> int:
-    return service.install_service(uninstall=uninstall, as_json=as_json)
+    """Its exit code: returned, or (a refusal, errors.fail) raised."""
+    try:
+        return service.install_service(uninstall=uninstall, as_json=as_json)
+    except SystemExit as stop:
+        return int(stop.code or 0)
 
 
 def test_the_installer_reads_the_units_in_systemd() -> None:
@@ -161,6 +167,16 @@ def test_install_service_refuses_to_overwrite_a_unit_it_did_not_write(
     assert f"{unit_folder / service.SERVICE_UNIT} was not written by prodigyctl" in err
     assert (unit_folder / service.SERVICE_UNIT).read_text() == mine
     assert not (unit_folder / service.SOCKET_UNIT).exists()  # nothing half-installed
+
+
+def test_install_service_refusal_is_a_json_error_under_json(unit_folder: Path) -> None:
+    unit_folder.mkdir(parents=True)
+    (unit_folder / service.SERVICE_UNIT).write_text("[Service]\nExecStart=/bin/true\n")
+    done = ctl("daemon", "install-service", "--json")
+    assert done.returncode == EXIT_CONFLICT
+    error = json.loads(done.stderr)["error"]
+    assert error["code"] == errorcodes.CONFLICT
+    assert "was not written by prodigyctl" in error["message"]
 
 
 def test_uninstall_removes_the_units_and_their_enablement_links(

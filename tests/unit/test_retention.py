@@ -267,22 +267,35 @@ def test_the_daemon_finishes_a_cut_off_removal_at_start_and_its_first_pass_waits
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """A pass reads every job: it must not hold up the first requests of a daemon just
-    started, so it comes FIRST_PASS_SECONDS after start (what a crash cut off, at once)."""
-    monkeypatch.setattr(retention_module, "FIRST_PASS_SECONDS", 0.5)
+    started, so it comes FIRST_PASS_SECONDS after start (what a crash cut off, at once).
+    The waits are the test's: each sleep of the task is held until the test lets it go."""
     cut_off, old = make_session(1), make_session(2)
     removals.remove([(cut_off, "repo-0123abcd")])
     age(old, 400)
+    delays: list[float] = []
 
     async def start() -> tuple[list[str], bool]:
+        sleeping, wake = asyncio.Event(), asyncio.Event()
+
+        async def held_sleep(delay: float) -> None:
+            delays.append(delay)
+            sleeping.set()
+            await wake.wait()
+            wake.clear()
+
+        monkeypatch.setattr(retention_module.asyncio, "sleep", held_sleep)
         task = asyncio.create_task(retention(interval=3600).run())
-        await asyncio.sleep(0.2)
+        await sleeping.wait()  # the start's work is done: it waits for the first pass
         at_start = (removals.pending(), session_store.load(old).id == old)
-        await asyncio.sleep(0.6)
+        sleeping.clear()
+        wake.set()
+        await sleeping.wait()  # the first pass is done: it waits for the next
         task.cancel()
         return at_start
 
     pending, old_kept = asyncio.run(start())
     assert pending == [] and not any(p.exists() for p in session_files(cut_off))
     assert old_kept
-    with pytest.raises(NotFound):  # the first pass, 0.5 s on, removed it
+    assert delays == [retention_module.FIRST_PASS_SECONDS, 3600]
+    with pytest.raises(NotFound):  # the first pass removed it
         session_store.load(old)

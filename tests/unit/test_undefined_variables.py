@@ -73,3 +73,117 @@ def test_the_original_workflows_get_no_warning() -> None:
             continue  # the three that are not YAML (test_original_corpus.py)
         found += loaded.variable_warnings({"GITHUB_TOKEN"})
     assert found == []
+
+
+#: name: (text of ~500 KB, how many warnings it gets)
+HOSTILE = {
+    # every `${` is closed by the one `}` at the end (and none is a plain name)
+    "unclosed": ("- shell: '" + "${a " * 120_000 + "}'\n", 0),
+    # the same unknown name 80,000 times in one string
+    "repeated": ("- shell: '" + "${zz} " * 80_000 + "'\n", 80_000),
+    # 25,000 distinct unknown names, one a line of a block scalar
+    "distinct": ("- shell: |\n" + "".join(f"    echo ${{v{n}}}\n" for n in range(25_000)), 25_000),
+    # `read` again and again before an unknown name
+    "read": ("- shell: '" + "read " * 90_000 + "; echo ${zz}'\n", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_text_is_checked_in_bounded_time(name: str, tmp_path: Path) -> None:
+    """The references pass is linear in the text: each of these took the old pass from a
+    minute to many (quadratic in a ~500 KB file); run apart, so a regression fails, not hangs."""
+    import subprocess
+    import sys
+
+    file = tmp_path / "wf.yml"
+    text, count = HOSTILE[name]
+    file.write_text(text)
+    script = (
+        "import sys\nfrom prodigyd.workflow.load import parse_workflow\n"
+        "path = sys.argv[1]\n"
+        "loaded = parse_workflow(open(path).read(), source=path)\n"
+        "print(len(loaded.variable_warnings(set())))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(file)], capture_output=True, text=True, timeout=20
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == count  # the unknown names are still all found
+
+
+def _foreach_item_names() -> set[str]:
+    """The names a foreach item's steps get (engine/commands/foreach.py), run for real."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from prodigyd.engine.commands.foreach import _one
+    from prodigyd.workflow.interpolate import VariableStore
+
+    seen: list[VariableStore] = []
+
+    class Runner:
+        async def run(self, step: object, *, label: str, store: VariableStore) -> object:
+            seen.append(store)
+            return SimpleNamespace(success=True)
+
+    spec = SimpleNamespace(do=(object(),))
+    inv = SimpleNamespace(store=VariableStore(), label="1")
+    asyncio.run(_one(Runner(), spec, inv, 0, "x", 1))  # type: ignore[arg-type]
+    return set(seen[0]._entries)
+
+
+def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
+    """references.BUILTIN_NAMES is the checker's list of what the engine sets: the names
+    the engine's own code sets (a session's built-ins, a run's, an agent's item aliases, a
+    foreach item's)
+    must all be on it, or a workflow using one gets a false warning."""
+    from prodigyd.engine.admission import _builtin_variables
+    from prodigyd.engine.mapreduce.agent import legacy_item_aliases
+    from prodigyd.engine.runs import Run
+    from prodigyd.store.sessions import SessionRecord
+    from prodigyd.workflow.load.references import BUILTIN_NAMES, BUILTIN_NAMESPACES
+
+    record = SessionRecord(
+        id="workflow-1-1",
+        workflow="/w.yml",
+        workflow_name="w",
+        workflow_sha256="0",
+        repo="/repo",
+        repo_id="repo-0123abcd",
+        original_branch="main",
+        worktree="/wt",
+        branch="prodigy-workflow-1-1",
+        cwd="/repo",
+    )
+    set_names = {
+        *_builtin_variables(record, Path("/wt"), ["a", "b"]),
+        *Run(number=1, iteration=1, iterations=2, input="a.md", is_file=True).variables(),
+        *legacy_item_aliases({"value": 1, "path": "a.md"}),
+        *_foreach_item_names(),
+    }
+    unknown = {
+        name
+        for name in set_names
+        if not (
+            name.isdigit() or name.startswith("ARG_") or name.split(".")[0] in BUILTIN_NAMESPACES
+        )
+    } - BUILTIN_NAMES
+    assert not unknown
+    assert {"SESSION_ID", "FILE", "INDEX", "FILE_PATH", "index"} <= set_names  # the paths ran
+    text = "".join(f"- shell: 'echo ${{{name}}}'\n" for name in sorted(set_names))
+    assert warnings(text) == []
+
+
+def test_the_pass_stops_at_the_loads_deadline_with_a_located_error() -> None:
+    """The loader's time limit (limits.LOAD_SECONDS) covers this pass too."""
+    from prodigyd.errors import WorkflowError
+    from prodigyd.workflow.limits import Deadline
+    from prodigyd.workflow.load.reader import read_yaml
+    from prodigyd.workflow.load.references import find_undefined
+
+    text = "- shell: 'echo ok'\n- shell: 'echo ${zz}'\n"
+    doc, _ = read_yaml(text, "wf.yml", Deadline())
+    workflow = parse_workflow(text, source="wf.yml").workflow
+    with pytest.raises(WorkflowError, match="took longer than") as stopped:
+        find_undefined(doc, workflow, "wf.yml", text, Deadline(-1))
+    assert (stopped.value.location.file, stopped.value.location.line) == ("wf.yml", 2)

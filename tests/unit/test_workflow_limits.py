@@ -186,15 +186,18 @@ async def test_a_file_parsed_before_is_not_parsed_again_unless_edited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daemon reads the file on every load but parses it once per content: a
-    submission's start and its resumes reuse the parse (on the loop: no worker thread's
-    round trip), and an edit is never served stale."""
+    submission's start and its resumes reuse the parse, and an edit is never served stale.
+    Every load, the cached ones too, reads the file in a worker thread: a file on a stalled
+    mount never freezes the event loop."""
     import asyncio
+    import threading
 
     from prodigyd.workflow import load
 
     parses: list[str] = []
     threads: list[object] = []
-    real_parse, real_to_thread = load.parse_workflow, asyncio.to_thread
+    readers: list[threading.Thread] = []
+    real_parse, real_to_thread, real_read = load.parse_workflow, asyncio.to_thread, load.read_source
 
     def counting_parse(text: str, **kwargs: Any) -> load.LoadedWorkflow:
         parses.append(text)
@@ -204,7 +207,12 @@ async def test_a_file_parsed_before_is_not_parsed_again_unless_edited(
         threads.append(func)
         return await real_to_thread(func, *args, **kwargs)
 
+    def recording_read(file: Path) -> tuple[str, str]:
+        readers.append(threading.current_thread())
+        return real_read(file)
+
     monkeypatch.setattr(load, "parse_workflow", counting_parse)
+    monkeypatch.setattr(load, "read_source", recording_read)
     monkeypatch.setattr(asyncio, "to_thread", counting_to_thread)
     path = tmp_path / "wf.yml"
     path.write_text("- shell: 'echo one'\n")
@@ -212,5 +220,7 @@ async def test_a_file_parsed_before_is_not_parsed_again_unless_edited(
     again = await load.load_workflow_async(path)
     path.write_text("- shell: 'echo two'\n")
     edited = await load.load_workflow_async(path)
-    assert again is first and len(parses) == len(threads) == 2
+    assert again is first and len(parses) == 2
+    assert len(readers) == len(threads) == 3
+    assert threading.main_thread() not in readers
     assert edited.workflow.steps[0].command == "echo two"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from prodigyd import errorcodes
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.load import LoadedWorkflow, load_workflow, parse_workflow
 from prodigyd.workflow.model import EnvFile, OnFailure, RetrySpec, Step
@@ -281,16 +282,30 @@ def test_legacy_structured_command_keeps_its_args() -> None:
 
 def test_a_named_step_without_a_command_is_not_mistaken_for_a_legacy_command() -> None:
     error = failure("- name: Display results\n  timeout: 5\n")
-    assert "a step needs exactly one of claude, shell, write_file, foreach" in error.message
+    assert error.message == (
+        "this step has no command: add one of claude:, shell:, write_file:, foreach:, goal_seek:"
+    )
+    assert error.code == errorcodes.INVALID_VALUE  # a command missing, no field unknown
+
+
+@pytest.mark.parametrize("text", ["- {}\n", "- when: x\n"])
+def test_a_step_with_no_command_says_so(text: str) -> None:
+    error = failure(text)
+    assert error.message.startswith("this step has no command: add one of claude:, shell:")
+    assert (error.code, error.hint) == (
+        errorcodes.INVALID_VALUE,
+        'for example: - shell: "cargo test"',
+    )
 
 
 def test_zero_or_two_command_keys_are_refused_with_the_line() -> None:
     none = failure("- shell: ok\n- timeout: 5\n  shel: make\n")
-    assert none.render().startswith("wf.yml:2:3 (commands[1]): a step needs exactly one of")
-    assert "(found: none)" in none.message
+    assert none.render().startswith("wf.yml:2:3 (commands[1]): this step has no command")
     assert none.hint == "did you mean 'shell' instead of 'shel'?"
+    assert none.code == errorcodes.UNKNOWN_FIELD  # a misspelled command
     two = failure("- shell: make\n  claude: /lint\n")
-    assert "(found: claude, shell)" in two.message
+    assert two.message == "a step has one command, this one has 2: claude, shell"
+    assert two.code == errorcodes.INVALID_VALUE
 
 
 def test_test_becomes_a_shell_step_with_a_deprecation_warning() -> None:
@@ -927,7 +942,7 @@ def test_json_duplicate_keys_are_refused() -> None:
 
 def test_a_broken_nested_step_is_reported_once() -> None:
     error = failure("- claude: /impl\n  validate:\n    - timeout: 3\n")
-    assert "a step needs exactly one of" in error.message
+    assert "this step has no command" in error.message
     assert error.details is None
 
 

@@ -69,18 +69,11 @@ class LoadedWorkflow:
 
 
 async def load_workflow_async(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
-    """load_workflow for the daemon: the file is read and fingerprinted on the event loop
-    (read_source never waits on a FIFO or a device and reads at most MAX_FILE_BYTES), so a
-    file parsed before (a submission, its start, every resume) is answered from the cache
-    at once; parsing, bounded only by prodigyd.workflow.limits' time, runs in a worker
-    thread so a large or hostile file never stalls the loop and every other client keeps
-    its answers. (A worker thread's round trip costs more than a cached submission's
-    whole read, hash and lookup.)"""
-    file, text, digest = _read(path)
-    cached = _cached(file, strict, digest)
-    if cached is not None:
-        return cached
-    return await asyncio.to_thread(_parse_and_keep, file, text, digest, strict)
+    """load_workflow for the daemon, in a worker thread: the file is a client's and may sit
+    on a stalled mount, so even its read (and hash) never runs on the event loop; parsing,
+    bounded only by prodigyd.workflow.limits' time, is skipped when the same content was
+    parsed before (the cache), so a submission, its start and every resume cost one read."""
+    return await asyncio.to_thread(load_workflow, path, strict=strict)
 
 
 def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
@@ -171,7 +164,7 @@ def parse_workflow(
         sha256=_fingerprint(digest, resolver.files),
         path=Path(source),
         includes=resolver.files,
-        undefined=find_undefined(doc, workflow, source, text),
+        undefined=find_undefined(doc, workflow, source, text, deadline),
     )
 
 

@@ -16,21 +16,29 @@ variable reads as false there, by design), a name the same text assigns (a shell
 environment is the caller's: `warnings_for` filters those with the one it knows; with
 `env_files:` any upper-case name may come from them). Only braced references are checked:
 `$NAME` is the shell's far more often than ours.
+
+The text is a client's, so the pass is linear in it (a closing brace is found once for all
+the `${` before it, a string's shell assignments are collected once, a reference's line is
+looked up in an index) and it runs under the load's deadline (limits.LOAD_SECONDS).
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.interpolate import parse_path
+from prodigyd.workflow.limits import Deadline
 from prodigyd.workflow.load.nodes import Map, Mark, Seq
 from prodigyd.workflow.model import Workflow, every_step
 
-#: Names the engine sets (admission.py `_builtin_variables`, runs.py, agent.py, step.py).
+#: Names the engine sets (admission.py `_builtin_variables`, runs.py, agent.py, foreach.py,
+#: step.py); tests/unit/test_undefined_variables.py runs that code and holds them to this.
 BUILTIN_NAMES = frozenset(
     {
         "ARG",
@@ -109,6 +117,14 @@ _CONDITIONS = frozenset({"when", "condition"})
 _ENV_LIKE = re.compile(r"[A-Z][A-Z0-9_]*")
 _ARG_N = re.compile(r"ARG_\d+|\d+")
 _BRACED = re.compile(r"\$\{")
+#: A reference as it may stand on one line of the file (no brace nor newline inside).
+_ON_A_LINE = re.compile(r"\$\{[^{}\n]*\}")
+#: What a shell in the text assigns: `name=`, `for name in`, `read ... name`, `local name`.
+_ASSIGNED = re.compile(r"(?:^|(?<=[\s;&|(]))([^\s;&|(=]+)=")
+_LOOP = re.compile(r"\bfor\s+(\S+)\s+in\b")
+_READ = re.compile(r"\bread\b")
+_DECLARED = re.compile(r"\b(?:local|declare|export|typeset|readonly)\s+(?:-\w+\s+)*(\w+)\b")
+_READ_ENDS = re.compile(r"[;\n|&]")
 
 
 @dataclass(frozen=True)
@@ -138,25 +154,34 @@ def warnings_for(undefined: list[Undefined], environment: Container[str]) -> lis
     ]
 
 
-def find_undefined(doc: object, workflow: Workflow, source: str, text: str) -> list[Undefined]:
+def find_undefined(
+    doc: object, workflow: Workflow, source: str, text: str, deadline: Deadline | None = None
+) -> list[Undefined]:
     """Every reference in `doc` (the positioned document `workflow` was read from) that
-    nothing defines; `text` is the source's own text (columns are found in it)."""
+    nothing defines; `text` is the source's own text (columns are found in it). Past
+    `deadline` (the load's), a WorkflowError like the reader's."""
     known = defined_names(workflow)
     candidates = sorted({*known, *_SUGGESTED})
+    suggestions: dict[str, str | None] = {}
     lines = _Lines(source, text)
     found: list[Undefined] = []
     for string, mark, file in _strings(doc, None, source):
         for reference, name in _unknown(string, known):
+            if deadline is not None and deadline.expired():
+                line, column = mark or (None, None)
+                raise WorkflowError(deadline.problem, location=Location(file, line, column))
             env_like = bool(_ENV_LIKE.fullmatch(name))
             if env_like and workflow.env_files:
                 continue  # any upper-case name may come from them
-            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+            if name not in suggestions:
+                close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+                suggestions[name] = close[0] if close else None
             found.append(
                 Undefined(
                     reference=reference,
                     name=name,
                     where=lines.where(file, mark, reference),
-                    suggestion=close[0] if close else None,
+                    suggestion=suggestions[name],
                     env_like=env_like,
                 )
             )
@@ -191,21 +216,26 @@ def _unknown(text: str, known: set[str]) -> Iterator[tuple[str, str]]:
     """(reference as written, its variable) of each `${...}` in `text` nothing defines."""
     if "${" not in text:
         return
+    close = -1
+    assigned: set[str] | None = None
     for match in _BRACED.finditer(text):
-        close = text.find("}", match.end())
-        if close < 0:
-            return
-        body = text[match.end() : close]
-        if ":-" in body or "{" in body:
-            continue  # a default: the author expects it may be missing
-        path = body.split(":", 1)[0]
+        start = match.end()
+        if close < start:  # the next `}` is the same for every `${` before it: found once
+            close = text.find("}", start)
+            if close < 0:
+                return
+        if text.find("{", start, close) >= 0 or text.find(":-", start, close) >= 0:
+            continue  # a default (the author expects it may be missing), or nested
+        path = text[start:close].split(":", 1)[0]
         steps = parse_path(path)
         if steps is None:
             continue  # shell syntax, never ours
         head = str(steps[0][1])
         if _is_known(path, head, [str(key) for _, key in steps], known):
             continue
-        if _assigned_in(head, text):
+        if assigned is None:
+            assigned = _assigned_in(text)
+        if head in assigned:
             continue
         yield text[match.start() : close + 1], path.split("[", 1)[0]
 
@@ -220,15 +250,15 @@ def _is_known(path: str, head: str, keys: list[str], known: set[str]) -> bool:
     return bool(prefixes & known) or path in known
 
 
-def _assigned_in(name: str, text: str) -> bool:
-    """Whether a shell in `text` sets `name` itself (an assignment, a loop, `read`)."""
-    word = re.escape(name)
-    return bool(
-        re.search(rf"(^|[\s;&|(]){word}=", text)
-        or re.search(rf"\bfor\s+{word}\s+in\b", text)
-        or re.search(rf"\bread\b[^;\n|&]*\b{word}\b", text)
-        or re.search(rf"\b(local|declare|export|typeset|readonly)\s+(-\w+\s+)*{word}\b", text)
-    )
+def _assigned_in(text: str) -> set[str]:
+    """The names a shell in `text` sets itself (an assignment, a loop, `read`, `local`...),
+    collected in one pass over it."""
+    names = {*_ASSIGNED.findall(text), *_LOOP.findall(text), *_DECLARED.findall(text)}
+    for piece in _READ_ENDS.split(text):  # `read` takes the words up to `;`, `|`, `&`, EOL
+        read = _READ.search(piece)
+        if read is not None:
+            names.update(re.findall(r"\w+", piece[read.end() :]))
+    return names
 
 
 def _strings(node: object, mark: Mark | None, file: str) -> Iterator[tuple[str, Mark | None, str]]:
@@ -250,22 +280,39 @@ class _Lines:
     """Where a reference is: the first line at or after its key's that holds it."""
 
     def __init__(self, source: str, text: str) -> None:
-        self._texts: dict[str, list[str] | None] = {source: text.splitlines()}
+        self._index: dict[str, dict[str, list[tuple[int, int]]] | None] = {
+            source: _index(text.splitlines())
+        }
 
     def where(self, file: str, mark: Mark | None, reference: str) -> str:
-        lines = self._lines(file)
+        index = self._lines(file)
         first = mark[0] if mark else 1
-        for number in range(first, len(lines or []) + 1):
-            assert lines is not None
-            column = lines[number - 1].find(reference)
-            if column >= 0:
-                return f"{file}:{number}:{column + 1}"
+        places = (index or {}).get(reference, [])
+        at = bisect.bisect_left(places, (first, 0))
+        if at < len(places):
+            number, column = places[at]
+            return f"{file}:{number}:{column + 1}"
         return f"{file}:{mark[0]}:{mark[1]}" if mark else file
 
-    def _lines(self, file: str) -> list[str] | None:
-        if file not in self._texts:  # an included file: read once
+    def _lines(self, file: str) -> dict[str, list[tuple[int, int]]] | None:
+        if file not in self._index:  # an included file: read once
             try:
-                self._texts[file] = Path(file).read_text(errors="replace").splitlines()
+                lines = Path(file).read_text(errors="replace").splitlines()
             except OSError:
-                self._texts[file] = None
-        return self._texts[file]
+                self._index[file] = None
+            else:
+                self._index[file] = _index(lines)
+        return self._index[file]
+
+
+def _index(lines: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """Each reference on the lines: (line, 0-based column of its first use there), in order."""
+    index: dict[str, list[tuple[int, int]]] = {}
+    for number, line in enumerate(lines, start=1):
+        if "${" not in line:
+            continue
+        for match in _ON_A_LINE.finditer(line):
+            places = index.setdefault(match.group(), [])
+            if not places or places[-1][0] != number:
+                places.append((number, match.start()))
+    return index

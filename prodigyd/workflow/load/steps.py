@@ -92,26 +92,34 @@ def parse_step(raw: object, at: At, ctx: Context) -> Step | None:
     found = [key for key in COMMAND_KEYS if key in raw]
     if not found and is_legacy_command(raw):
         return legacy_command_step(raw, at, ctx)
-    if len(found) != 1:
+    if not found:  # `- {}`, `- when: x`, or a misspelled command (`shel:`: E1002)
+        misspelled = _misspelled_command(raw)
         ctx.problem(
-            "a step needs exactly one of claude, shell, write_file, foreach, goal_seek "
-            f"(found: {', '.join(found) or 'none'})",
+            "this step has no command: add one of "
+            f"{', '.join(f'{key}:' for key in COMMAND_KEYS[:_OFFERED])}",
             at,
-            hint=_command_hint(raw, found),
-            code=errorcodes.INVALID_VALUE if found else errorcodes.UNKNOWN_FIELD,
+            hint=misspelled or 'for example: - shell: "cargo test"',
+            code=errorcodes.UNKNOWN_FIELD if misspelled else errorcodes.INVALID_VALUE,
+        )
+        return None
+    if len(found) > 1:
+        ctx.problem(
+            f"a step has one command, this one has {len(found)}: {', '.join(found)}",
+            at,
+            hint="split them into separate steps",
+            code=errorcodes.INVALID_VALUE,
         )
         return None
     return _step_of_kind(found[0], raw, at, ctx)
 
 
-def _command_hint(raw: Map, found: list[str]) -> str:
-    if found:
-        return "split them into separate steps"
+def _misspelled_command(raw: Map) -> str | None:
+    """`did you mean 'shell' instead of 'shel'?` for a key close to a command's."""
     for key in raw:
         close = difflib.get_close_matches(str(key), COMMAND_KEYS, n=1)
         if close:
             return f"did you mean '{close[0]}' instead of '{key}'?"
-    return 'for example: - shell: "cargo test"'
+    return None
 
 
 def check_expression(text: str, at: At, ctx: Context) -> None:
@@ -276,6 +284,9 @@ _BODIES: dict[str, Callable[[object, At, Context], dict[str, object]]] = {
     "command": _command_body,
 }
 COMMAND_KEYS = tuple(_BODIES)
+#: The kinds a step without one is told to add: the first ones, not the original's
+#: analyze:, test:, command: (read, not offered).
+_OFFERED = 5
 
 
 # --- nested step fields
