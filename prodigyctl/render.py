@@ -48,6 +48,7 @@ class Renderer:
         self.color = sys.stdout.isatty()
         self.status: StatusLine | None = None
         self.trackers: dict[str, Tracker] = {}  # by session: `follow` shows several jobs
+        self._step_errors: dict[tuple[Any, Any], str] = {}  # (session, item): shown already
         if live and self.color and not as_json:
             from prodigyctl.progress import StatusLine, Tracker
 
@@ -150,7 +151,11 @@ class Renderer:
         return self._style(f"✗ {run_name(e)} failed", fg="red")
 
     def _map_phase_started(self, e: dict[str, Any]) -> str:
-        text = f"Processing {e['pending']} items with {e['max_parallel']} parallel agents"
+        pending, parallel = e["pending"], e["max_parallel"]
+        text = (
+            f"Processing {pending} item{'s' if pending != 1 else ''} with {parallel} "
+            f"parallel agent{'s' if parallel != 1 else ''}"
+        )
         done = e["total_items"] - e["pending"]
         return text + (f" ({done} of {e['total_items']} already done)" if done else "")
 
@@ -167,7 +172,10 @@ class Renderer:
 
     def _agent_failed(self, e: dict[str, Any]) -> str:
         first = (e.get("error") or "failed").splitlines()[0]
-        return self._style(f"✗ {e.get('failure_reason') or 'failed'}: {first}", fg="red")
+        reason = e.get("failure_reason") or "failed"
+        if self._step_errors.pop((e.get("session_id"), e.get("item_id")), None) == first:
+            return self._style(f"✗ {reason}", fg="red")  # its step's line said why
+        return self._style(f"✗ {reason}: {first}", fg="red")
 
     def _agent_retrying(self, e: dict[str, Any]) -> str:
         return f"↻ retrying (attempt {e['attempt']})"
@@ -224,6 +232,8 @@ class Renderer:
 
     def _step_failed(self, e: dict[str, Any]) -> str:
         first = (e.get("error") or "failed").splitlines()[0]
+        if "item_id" in e:  # its agent's failure line need not repeat it
+            self._step_errors[(e.get("session_id"), e["item_id"])] = first
         return self._style(f"  ✗ step {e['step']}: {first}", fg="red")
 
     def _step_retrying(self, e: dict[str, Any]) -> str:

@@ -52,13 +52,16 @@ def list_entries(*, job_id: str | None, eligible: bool | None, limit: int, as_js
     if not rows:
         click.echo(f"No items in the dead-letter queue{f' of job {job_id}' if job_id else ''}.")
         return EXIT_OK
-    click.echo(f"{'JOB':<32} {'ITEM':<10} {'TYPE':<22} {'TRIES':>5} {'RETRY?':<6} LAST ERROR")
+    # TRANSIENT: `reprocess_eligible`, a failure a retry may fix by itself (a timeout, a
+    # network error); `dlq retry` re-runs every entry, transient or not
+    header = f"{'JOB':<32} {'ITEM':<10} {'TYPE':<22} {'TRIES':>5} {'TRANSIENT':<9} LAST ERROR"
+    click.echo(header)
     for row in rows:
         error = row["failure_history"][-1]["error_message"].splitlines()[0][:60]
         eligible_text = "yes" if row["reprocess_eligible"] else "no"
         click.echo(
             f"{row['job_id']:<32} {row['item_id']:<10} {row['error_type']:<22} "
-            f"{row['failure_count']:>5} {eligible_text:<6} {error}"
+            f"{row['failure_count']:>5} {eligible_text:<9} {error}"
         )
     return EXIT_OK
 

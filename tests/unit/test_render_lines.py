@@ -1,0 +1,30 @@
+"""Lines `prodigyctl run` prints for map agents: what failed is said once, counts agree
+with their nouns."""
+
+from __future__ import annotations
+
+from prodigyctl.render import Renderer
+
+
+def test_a_failed_agent_does_not_repeat_its_steps_error():
+    render = Renderer(as_json=False, live=False)
+    error = "Step 'exit 3' failed with exit code 3"
+    step = {"event_type": "step_failed", "session_id": "s", "item_id": "item_2", "step": "item_2/1"}
+    agent = {"event_type": "agent_failed", "session_id": "s", "item_id": "item_2"}
+    assert render.human({**step, "error": error}) == f"[item_2] ✗ step item_2/1: {error}"
+    failed = {**agent, "error": error, "failure_reason": "CommandFailed"}
+    assert render.human(failed) == "[item_2] ✗ CommandFailed"
+    other = {**agent, "error": "merge into the parent worktree failed: conflict"}
+    assert render.human({**other, "failure_reason": "MergeConflict"}) == (
+        "[item_2] ✗ MergeConflict: merge into the parent worktree failed: conflict"
+    )
+
+
+def test_one_item_and_one_agent_are_singular():
+    render = Renderer(as_json=False, live=False)
+    started = {"event_type": "map_phase_started", "total_items": 1, "max_parallel": 1}
+    assert render.human({**started, "pending": 1}) == "Processing 1 item with 1 parallel agent"
+    started = {**started, "total_items": 5, "max_parallel": 2}
+    assert render.human({**started, "pending": 3}) == (
+        "Processing 3 items with 2 parallel agents (2 of 5 already done)"
+    )
