@@ -195,10 +195,12 @@ def ps(*, recent: int, as_json: bool) -> int:
 
 
 def _table(rows: list[dict]) -> None:
-    click.echo(f"{'ID':<34} {'STATUS':<15} {'PROGRESS':<24} {'STARTED':<24} WORKFLOW")
-    for row in rows:
+    progress = [_progress(row) for row in rows]
+    wide = max([24, *(len(text) for text in progress)])  # a long one never runs into STARTED
+    click.echo(f"{'ID':<34} {'STATUS':<15} {'PROGRESS':<{wide}} {'STARTED':<24} WORKFLOW")
+    for row, text in zip(rows, progress, strict=True):
         click.echo(
-            f"{row['id']:<34} {row['status']:<15} {_progress(row):<24} {row['started_at']:<24} "
+            f"{row['id']:<34} {row['status']:<15} {text:<{wide}} {row['started_at']:<24} "
             f"{row['workflow']}"
         )
 
