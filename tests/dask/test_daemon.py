@@ -36,7 +36,12 @@ def test_run_on_the_cluster_then_retry_its_dead_letter_there(
     assert len(started_on(job)) == 3 and set(started_on(job)) <= workers
 
     shown = json.loads(ctl("sessions", "show", job, "--json", check=True).stdout)
-    assert shown["executor"] == {"kind": "dask", "address": address}
+    assert shown["executor"] == {
+        "kind": "dask",
+        "address": address,
+        "shipping": "bundle",
+        "repository": None,
+    }
     agents = {a["item_id"]: a for a in shown["agents"]}
     assert set(agents) == {"item_0", "item_1", "item_2"}
     assert {a["worker"] for a in agents.values()} <= workers
