@@ -79,3 +79,20 @@ def test_a_job_gets_the_daemons_shipping_and_a_runner_of_its_own():
     runner = executors.runner(None)
     assert isinstance(runner, DaskAgentRunner) and runner.shared == Path("/nfs/p.git")
     assert Executors(WorktreePool(), DASK).runner(None).shared is None  # type: ignore[union-attr]
+
+
+async def test_a_shared_repository_the_daemon_cannot_make_fails_the_phase_clearly(
+    tmp_path: Path, two_workers: Cluster
+):
+    wf = write_workflow(tmp_path, WORKFLOW)
+    repo = make_repo(tmp_path / "repo", {"README.md": "# demo\n"})
+    (tmp_path / "file").write_text("not a folder\n")
+    runner = DaskAgentRunner(two_workers.address, shared=tmp_path / "file" / "prodigy.git")
+    try:
+        run = await run_workflow(wf, repo, runner=runner)
+    finally:
+        await runner.close()
+    assert run.status == "failed"
+    assert f"cannot make the shared repository {tmp_path / 'file' / 'prodigy.git'}" in (
+        run.record.error or ""
+    )

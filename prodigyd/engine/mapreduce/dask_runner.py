@@ -273,7 +273,14 @@ async def _push(queue: MergeQueue, shared: Path, commit: str, ref: str) -> None:
     """`commit` (by id) into the shared bare repository as `ref`, the repository made when
     missing. `--no-verify`: the user's pre-push hooks are for their remotes, not this."""
     if not shared.is_dir():
-        shared.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shared.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProdigyError(
+                f"cannot make the shared repository {shared}: {exc.strerror}",
+                hint="check [executor] repository: a path the daemon can write",
+                code=errorcodes.EXECUTOR,
+            ) from None
         await git(shared.parent, "init", "--quiet", "--bare", str(shared))
     worktree = queue.parent.worktree
     await git(worktree, "push", "--quiet", "--no-verify", "--force", str(shared), f"{commit}:{ref}")
