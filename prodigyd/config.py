@@ -117,12 +117,17 @@ class RetentionConfig(BaseModel):
 class ExecutorConfig(BaseModel):
     """`[executor]`: where map agents run (docs/dask.md). `local`: in the daemon, in
     worktrees of its pool; `dask`: as tasks on the Dask cluster whose scheduler is at
-    `address`. A run's `--executor`/`--executor-address` beat these."""
+    `address`. A run's `--executor`/`--executor-address` beat these two. `shipping` says
+    how the repository reaches dask workers: git bundles sent with the tasks, or a bare
+    repository at `repository` (an absolute path the daemon and every worker can read and
+    write, e.g. on NFS); these two are always the daemon's."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     kind: Literal["local", "dask"] = "local"
     address: str | None = Field(None, min_length=1)  # tcp://host:8786, for kind dask
+    shipping: Literal["bundle", "shared"] = "bundle"
+    repository: str | None = Field(None, min_length=1)  # /path/to/bare.git, for shared
 
 
 class Config(BaseModel):

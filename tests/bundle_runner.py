@@ -37,6 +37,9 @@ class BundleAgentRunner:
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch  # a folder for each agent's bundles and clone
 
+    async def finish(self, queue: MergeQueue) -> None:
+        """Each attempt's folder went with it."""
+
     async def run(
         self, job: AgentJob, queue: MergeQueue, events: EventSink, stop: asyncio.Event
     ) -> AgentResult | None:

@@ -36,7 +36,12 @@ def test_run_on_the_cluster_then_retry_its_dead_letter_there(
     assert len(started_on(job)) == 3 and set(started_on(job)) <= workers
 
     shown = json.loads(ctl("sessions", "show", job, "--json", check=True).stdout)
-    assert shown["executor"] == {"kind": "dask", "address": address}
+    assert shown["executor"] == {
+        "kind": "dask",
+        "address": address,
+        "shipping": "bundle",
+        "repository": None,
+    }
     agents = {a["item_id"]: a for a in shown["agents"]}
     assert set(agents) == {"item_0", "item_1", "item_2"}
     assert {a["worker"] for a in agents.values()} <= workers
@@ -90,3 +95,40 @@ def test_a_malformed_address_is_refused_with_its_code_and_a_standard_workflow_wa
     done = ctl("run", str(plain), "-y", "--executor", "dask", cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "apply to a MapReduce workflow's map agents" in done.stdout + done.stderr
+
+
+def test_shared_shipping_set_by_config_runs_on_the_cluster_and_is_refused_without_a_path(
+    isolated: Path, repo: Path, tmp_path: Path, two_workers: Cluster
+):
+    """`config set executor.shipping shared` alone is refused at submission (E4007);
+    with `executor.repository` the agents get the repository through it and their work is
+    merged as from bundles, leaving no prodigy ref behind."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text(WORKFLOW)
+    shared = tmp_path / "nfs" / "prodigy.git"
+    ctl("config", "set", "executor.shipping", "shared", check=True)
+    ctl("daemon", "start", check=True)
+    try:
+        address = two_workers.address
+        refused = ctl("run", str(wf), "-y", "--executor-address", address, "--json", cwd=repo)
+        assert refused.returncode != 0
+        error = json.loads(refused.stderr.strip().splitlines()[-1])["error"]
+        assert error["code"] == "E4007"
+        assert error["message"] == "executor shipping shared has no repository"
+        ctl("daemon", "stop", check=True)
+        ctl("config", "set", "executor.repository", str(shared), check=True)
+        ctl("daemon", "start", check=True)
+        base = git(repo, "rev-parse", "main").strip()
+        run = ctl("run", str(wf), "-y", "--executor-address", address, cwd=repo)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "2 successful, 1 failed" in run.stdout
+        assert git(repo, "show", "main:file1.txt") == "1\n"
+        assert git(repo, "show", "main:file3.txt") == "3\n"
+        job = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+        assert set(started_on(job)) <= set(two_workers.workers)
+        shown = json.loads(ctl("sessions", "show", job, "--json", check=True).stdout)
+        assert shown["executor"]["shipping"] == "shared"
+        assert git(shared, "for-each-ref", "refs/prodigy") == ""
+        assert git(shared, "cat-file", "-t", base) == "commit\n"  # pushed there
+    finally:
+        ctl("daemon", "stop")

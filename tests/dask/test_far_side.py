@@ -87,9 +87,15 @@ async def test_a_worker_without_the_claude_cli_is_named_at_phase_start(
         env={"PRODIGY_CLAUDE_BIN": str(tmp_path / "no-such-claude")},
     )
     with pytest.raises(ProdigyError) as caught:
-        await _check_workers(client, needs_claude, "inproc")
+        await _check_workers(client, needs_claude, "inproc", None)
     [worker] = await client.run(os.getpid)
     assert worker in caught.value.message
     assert "the claude CLI" in caught.value.message
     # shell steps alone do not need it
-    await _check_workers(client, job(start, Step(kind="shell", command="true")), "inproc")
+    shell = job(start, Step(kind="shell", command="true"))
+    await _check_workers(client, shell, "inproc", None)
+    # a shared repository the worker cannot see is named too
+    missing = str(tmp_path / "nfs" / "prodigy.git")
+    with pytest.raises(ProdigyError) as caught:
+        await _check_workers(client, shell, "inproc", missing)
+    assert f"cannot read the shared repository {missing}" in caught.value.message

@@ -48,9 +48,11 @@ def test_show_without_a_file_lists_every_default(
     assert rows["auto_resume"] == ["true", "default"]
     assert rows["claude.model"] == ["(not set)", "default"]
     assert rows["claude.extra_args"] == ["[]", "default"]
-    assert len(rows) == 29  # 10 top-level and [claude] keys (timeout among them), 9 in
-    # [worktree_config], 3 in [triggers], 5 in [retention], 2 in [executor]
+    assert len(rows) == 31  # 10 top-level and [claude] keys (timeout among them), 9 in
+    # [worktree_config], 3 in [triggers], 5 in [retention], 4 in [executor]
     assert rows["executor.kind"] == ["local", "default"]
+    assert rows["executor.shipping"] == ["bundle", "default"]
+    assert rows["executor.repository"] == ["(not set)", "default"]
 
 
 def test_show_json_gives_value_and_source_per_key(

@@ -59,6 +59,8 @@ def test_defaults_when_there_is_no_file(config_file: Path):
         "retention.interval_secs": 3600.0,
         "executor.kind": "local",
         "executor.address": None,
+        "executor.shipping": "bundle",
+        "executor.repository": None,
     }
 
 
@@ -152,6 +154,8 @@ def test_load_reads_the_process_environment_by_default(
         ("PRODIGY_EVENT_LOOP", "asyncio", "event_loop", "asyncio"),
         ("PRODIGY_EXECUTOR__KIND", "dask", "executor.kind", "dask"),
         ("PRODIGY_EXECUTOR__ADDRESS", "tcp://h:8786", "executor.address", "tcp://h:8786"),
+        ("PRODIGY_EXECUTOR__SHIPPING", "shared", "executor.shipping", "shared"),
+        ("PRODIGY_EXECUTOR__REPOSITORY", "/nfs/p.git", "executor.repository", "/nfs/p.git"),
         ("PRODIGY_CLAUDE__BINARY", "/usr/bin/claude", "claude.binary", "/usr/bin/claude"),
         (
             "PRODIGY_CLAUDE__EXTRA_ARGS",
@@ -338,6 +342,11 @@ def test_set_value_returns_the_file_config_without_env_overrides(
         ),
         ("max_concurrent_jobs", "many", "max_concurrent_jobs: expected an integer, got 'many'"),
         ("event_loop", "trio", "event_loop: Input should be 'asyncio' or 'uvloop' (got 'trio')"),
+        (
+            "executor.shipping",
+            "nfs",
+            "executor.shipping: Input should be 'bundle' or 'shared' (got 'nfs')",
+        ),
         ("claude.model", "", "claude.model: String should have at least 1 character (got '')"),
         ("claude.modle", "x", "unknown key claude.modle; did you mean claude.model?"),
         ("claude", "x", "unknown key claude"),
@@ -358,6 +367,14 @@ def test_set_value_over_a_broken_file_names_the_file(config_file: Path):
     with pytest.raises(ConfigError, match="invalid TOML in"):
         cfg.set_value("max_concurrent_jobs", "2")
     assert config_file.read_text() == "auto_resume = [\n"
+
+
+def test_set_value_writes_the_shared_repository_shipping(config_file: Path):
+    cfg.set_value("executor.shipping", "shared")
+    cfg.set_value("executor.repository", "/nfs/prodigy.git")
+    executor = cfg.load(env=NO_ENV).executor
+    assert (executor.shipping, executor.repository) == ("shared", "/nfs/prodigy.git")
+    assert 'shipping = "shared"' in config_file.read_text()
 
 
 def test_set_value_repairs_a_bad_value(config_file: Path):

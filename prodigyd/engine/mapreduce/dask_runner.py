@@ -9,6 +9,14 @@ version: a ProdigyError naming the worker otherwise), and a bundle of the parent
 its agent starts past the base. The task's answer (its commits as bundle bytes) is
 `deliver`ed through the merge queue, in the daemon, as a local agent's would be.
 
+With `[executor] shipping = "shared"` no bundle goes out: the daemon pushes the phase's
+base commit to the shared bare repository (made with `git init --bare` when missing) as
+`refs/prodigy/<session>/base`, and each attempt's start commit as a ref of its own
+(`refs/prodigy/<session>/<item>-<attempt>`, deleted when the attempt ends); the worker
+clones that repository (`--shared`) and checks out the start by its id, never by a ref
+another task may move. The agent's commits still come back as bundle bytes. When the
+phase ends (`finish`) every ref under `refs/prodigy/<session>/` goes.
+
 Events travel live: the far side logs each one on a topic of its own (`log_event`), which
 this side subscribes to and re-emits in order into the agent's sink (its log file, the
 session's events); the answer carries them all too, so any the topic had not brought yet
@@ -70,8 +78,9 @@ CONNECT_SECONDS = 10.0
 
 @dataclass
 class _Phase:
-    base: str  # the parent's commit the base bundle holds
-    data: distributed.Future  # the base bundle's bytes, on every worker
+    base: str  # the parent's commit the base bundle (or the shared repository) holds
+    data: distributed.Future | str  # the base bundle's bytes, on every worker; or the
+    # shared repository's path
 
 
 @dataclass
@@ -101,8 +110,9 @@ class _Events:
 class DaskAgentRunner:
     """Map agents as tasks on the Dask cluster at `address`."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, shared: Path | None = None) -> None:
         self.address = address
+        self.shared = shared  # the shared bare repository, with shipping "shared"
         self._client: distributed.Client | None = None
         self._connecting = asyncio.Lock()
         self._phases: weakref.WeakKeyDictionary[MergeQueue, asyncio.Task[_Phase]] = (
@@ -138,14 +148,24 @@ class DaskAgentRunner:
             phase = self._phases[queue] = asyncio.ensure_future(self._prepare(job, queue))
         prepared = await asyncio.shield(phase)
         client = await self.client()
+        start_ref = _refs(job.spec.session_id) + f"/{job.item.item_id}-{job.attempt}"
         with tempfile.TemporaryDirectory(prefix="prodigy-dask-") as scratch:
+            delta = None
             try:
-                delta = await _delta(queue, job, prepared.base, Path(scratch) / "delta.bundle")
+                if self.shared is not None:
+                    await _push(queue, self.shared, job.start, start_ref)
+                else:
+                    out = Path(scratch) / "delta.bundle"
+                    delta = await _delta(queue, job, prepared.base, out)
             except ProdigyError as exc:
-                why = f"the agent's start commit could not be bundled: {exc.render()}"
+                why = f"the agent's start commit could not be shipped: {exc.render()}"
                 failed = AgentRun.failure(why, FailureReason.WORKTREE_ERROR)
                 return await queue.deliver(job, failed, events)
-            answer = await self._submit(client, job, prepared, delta, events, stop)
+            try:
+                answer = await self._submit(client, job, prepared, delta, events, stop)
+            finally:
+                if self.shared is not None:
+                    await git(self.shared, "update-ref", "-d", start_ref, check=False)
             if answer is None:
                 return None
             path = None
@@ -214,11 +234,27 @@ class DaskAgentRunner:
             return None
         return _Answer(AgentRun.from_dict(answer["run"]), answer["bundle"], worker)
 
+    async def finish(self, queue: MergeQueue) -> None:
+        """The phase's refs in the shared repository go (its base, and any an attempt
+        cancelled mid-way left)."""
+        self._phases.pop(queue, None)
+        if self.shared is None or not self.shared.is_dir():
+            return
+        prefix = _refs(queue.parent.session_id)
+        listed = await git(self.shared, "for-each-ref", "--format=%(refname)", prefix + "/")
+        for ref in listed.stdout.split():
+            await git(self.shared, "update-ref", "-d", ref, check=False)
+
     async def _prepare(self, job: AgentJob, queue: MergeQueue) -> _Phase:
-        """Once per phase: the workers checked, the base bundle on each of them."""
+        """Once per phase: the base bundle on each worker (or the base commit in the shared
+        repository), and the workers checked."""
         client = await self.client()
-        await _check_workers(client, job, self.address)
         base = await queue.head()
+        if self.shared is not None:
+            await _push(queue, self.shared, base, _refs(job.spec.session_id) + "/base")
+            await _check_workers(client, job, self.address, str(self.shared))
+            return _Phase(base, str(self.shared))
+        await _check_workers(client, job, self.address, None)
         with tempfile.TemporaryDirectory(prefix="prodigy-dask-") as scratch:
             path = Path(scratch) / "base.bundle"
             ref = f"refs/heads/{queue.branch}"
@@ -226,6 +262,28 @@ class DaskAgentRunner:
             data = path.read_bytes()
         future = await client.scatter(data, broadcast=True, hash=False)
         return _Phase(base, future)
+
+
+def _refs(session_id: str) -> str:
+    """The prefix of a session's refs in the shared repository."""
+    return f"refs/prodigy/{session_id}"
+
+
+async def _push(queue: MergeQueue, shared: Path, commit: str, ref: str) -> None:
+    """`commit` (by id) into the shared bare repository as `ref`, the repository made when
+    missing. `--no-verify`: the user's pre-push hooks are for their remotes, not this."""
+    if not shared.is_dir():
+        try:
+            shared.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProdigyError(
+                f"cannot make the shared repository {shared}: {exc.strerror}",
+                hint="check [executor] repository: a path the daemon can write",
+                code=errorcodes.EXECUTOR,
+            ) from None
+        await git(shared.parent, "init", "--quiet", "--bare", str(shared))
+    worktree = queue.parent.worktree
+    await git(worktree, "push", "--quiet", "--no-verify", "--force", str(shared), f"{commit}:{ref}")
 
 
 def _lost(why: str) -> AgentRun:
@@ -266,7 +324,9 @@ async def _delta(queue: MergeQueue, job: AgentJob, base: str, path: Path) -> byt
     return path.read_bytes()
 
 
-async def _check_workers(client: distributed.Client, job: AgentJob, address: str) -> None:
+async def _check_workers(
+    client: distributed.Client, job: AgentJob, address: str, shared: str | None
+) -> None:
     """Every worker can run the phase's agents, or a ProdigyError names those that cannot."""
     try:
         await cast(Awaitable[None], client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS))
@@ -280,7 +340,7 @@ async def _check_workers(client: distributed.Client, job: AgentJob, address: str
     needs_claude = any(step.kind == "claude" for step in every_step(spec.template))
     claude = spec.env.get(BINARY_ENV) or spec.settings.claude_bin or "claude"
     found = await client.run(
-        remote.check_worker, needs_claude, claude, spec.env.get("PATH"), version()
+        remote.check_worker, needs_claude, claude, spec.env.get("PATH"), version(), shared
     )
     problems = [f"{worker}: {', '.join(lacks)}" for worker, lacks in found.items() if lacks]
     if problems:

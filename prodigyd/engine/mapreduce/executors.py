@@ -7,14 +7,16 @@ config.toml. Setup, reduce and every merge run in the daemon whatever the choice
 agents go elsewhere.
 
 The daemon keeps one runner per place: the local one (its worktree pool), and one
-DaskAgentRunner per scheduler address, made when a job first needs it (so `distributed`
-is imported only then, never at the daemon's start) and closed at shutdown.
+DaskAgentRunner per scheduler address and shared repository, made when a job first needs
+it (so `distributed` is imported only then, never at the daemon's start) and closed at
+shutdown.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prodigyd import errorcodes
@@ -36,7 +38,7 @@ class Executors:
         self.pool = pool
         self._local: LocalAgentRunner | None = None
         self.default = default
-        self._dask: dict[str, DaskAgentRunner] = {}
+        self._dask: dict[tuple[str, str | None], DaskAgentRunner] = {}  # (address, shared)
 
     @property
     def local(self) -> LocalAgentRunner:
@@ -50,15 +52,19 @@ class Executors:
 
     def resolve(self, chosen: ExecutorConfig | None) -> ExecutorConfig:
         """The job's choice over the daemon's `[executor]`; a ProdigyError before the job
-        starts when it cannot work (a dask executor without an address or without Dask)."""
+        starts when it cannot work (a dask executor without an address or without Dask, a
+        shared repository not named). The job chooses where its agents run, never how the
+        repository travels: `shipping` and `repository` are always the daemon's."""
+        default = self.default
         if chosen is None:
-            effective = self.default
+            effective = default
         else:
             address = chosen.address
-            if address is None and self.default.kind == chosen.kind:
-                address = self.default.address
-            effective = ExecutorConfig(kind=chosen.kind, address=address)
+            if address is None and default.kind == chosen.kind:
+                address = default.address
+            effective = default.model_copy(update={"kind": chosen.kind, "address": address})
         if effective.kind == "dask":
+            _check_shipping(effective)
             if effective.address is None:
                 raise ProdigyError(
                     "executor dask has no scheduler address",
@@ -85,14 +91,38 @@ class Executors:
         effective = self.resolve(chosen)
         if effective.kind == "local" or effective.address is None:
             return self.local
-        runner = self._dask.get(effective.address)
+        shared = effective.repository if effective.shipping == "shared" else None
+        runner = self._dask.get((effective.address, shared))
         if runner is None:
             from prodigyd.engine.mapreduce.dask_runner import DaskAgentRunner
 
-            runner = self._dask[effective.address] = DaskAgentRunner(effective.address)
+            runner = DaskAgentRunner(effective.address, shared=Path(shared) if shared else None)
+            self._dask[(effective.address, shared)] = runner
         return runner
 
     async def close(self) -> None:
         for runner in self._dask.values():
             await runner.close()
         self._dask.clear()
+
+
+def _check_shipping(executor: ExecutorConfig) -> None:
+    """`shipping = "shared"` needs `repository`: an absolute path (the daemon and every
+    worker resolve it alike; a relative one would name a different place on each)."""
+    if executor.shipping != "shared":
+        return
+    if executor.repository is None:
+        raise ProdigyError(
+            "executor shipping shared has no repository",
+            hint="set [executor] repository to a bare repository's path that the daemon and "
+            "every worker can read and write (prodigyctl config set executor.repository "
+            "/shared/prodigy.git), or set executor.shipping bundle",
+            code=errorcodes.EXECUTOR,
+        )
+    if not Path(executor.repository).is_absolute():
+        raise ProdigyError(
+            f"executor repository {executor.repository!r} is not an absolute path",
+            hint="give the shared bare repository's full path, the same on the daemon's "
+            "machine and every worker",
+            code=errorcodes.EXECUTOR,
+        )

@@ -152,7 +152,10 @@ class MapPhase:
         self.host.map_progress(total, len(self.results), limits.failed)
         started = time.monotonic()
         if pending:
-            await self._dispatch(pending, agents, limits, writer, total)
+            try:
+                await self._dispatch(pending, agents, limits, writer, total)
+            finally:
+                await self.host.runner.finish(self.queue)
         ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
         outcome = MapOutcome(total, ordered)
         stop = self.host.stop_event

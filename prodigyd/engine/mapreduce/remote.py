@@ -1,13 +1,14 @@
 """The far side of a map agent run away from the daemon: what a worker runs.
 
 A remote runner (dask_runner.py; tests/bundle_runner.py in another process) sends the
-worker the job (`AgentJob.to_dict`) and the parent's commits as git bundles, never the
-daemon's repository. Here, on the worker: the bundles become a private clone (a `--shared`
-clone of a bare repository made once from the phase's base bundle, plus the objects of a
-small per-task delta bundle when the agent starts past the base), checked out detached at
-`job.start`; the portable `execute` (agent.py) runs there exactly as in the daemon; and the
-agent's commits (`refs/heads/agent ^start`) come back as bundle bytes with its AgentRun.
-The daemon `deliver`s them through its merge queue (merge_queue.py).
+worker the job (`AgentJob.to_dict`) and the parent's commits as git bundles (or, with
+shipping "shared", the path of a shared bare repository it pushed them to), never the
+daemon's repository. Here, on the worker: a private clone (a `--shared` clone of a bare
+repository: the shared one, or one made once from the phase's base bundle plus the objects
+of a small per-task delta bundle when the agent starts past the base), checked out
+detached at `job.start`; the portable `execute` (agent.py) runs there exactly as in the
+daemon; and the agent's commits (`refs/heads/agent ^start`) come back as bundle bytes with
+its AgentRun. The daemon `deliver`s them through its merge queue (merge_queue.py).
 
 Secrets travel only in the job (its env and `secrets`), never in a bundle; every event,
 output and error is masked here with the job's Masker before it leaves the worker.
@@ -145,11 +146,13 @@ class TaskNames:
 
 
 def worker_task(
-    job_data: dict[str, Any], base: bytes, base_key: str, delta: bytes | None, key: str
+    job_data: dict[str, Any], base: bytes | str, base_key: str, delta: bytes | None, key: str
 ) -> dict[str, Any]:
-    """What a Dask worker runs for one attempt of a map agent. Its answer: the AgentRun (a
-    dict; None when it was stopped), the agent's commits as bundle bytes, the worker's
-    address, every event; or `lost` when this attempt already started elsewhere."""
+    """What a Dask worker runs for one attempt of a map agent, from `base`: the phase's base
+    bundle, or the path of the shared bare repository (shipping "shared"), which holds the
+    start already. Its answer: the AgentRun (a dict; None when it was stopped), the agent's
+    commits as bundle bytes, the worker's address, every event; or `lost` when this attempt
+    already started elsewhere."""
     import distributed
 
     worker = distributed.get_worker()
@@ -162,7 +165,7 @@ def worker_task(
     # Claude's raw stream logs stay on the worker: the daemon's folder is not here.
     settings = {**job_data["spec"]["settings"], "claude_log_dir": str(root / "claude-logs")}
     job = AgentJob.from_dict({**job_data, "spec": {**job_data["spec"], "settings": settings}})
-    bare = _base_repository(root, base_key, base)
+    bare = Path(base) if isinstance(base, str) else _base_repository(root, base_key, base)
     folder = root / "agents" / key.replace("/", "_")
     folder.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(
@@ -247,10 +250,12 @@ def _watcher(worker: Any, names: TaskNames) -> Callable[[asyncio.Event], Awaitab
     return watch
 
 
-def check_worker(needs_claude: bool, claude: str, path: str | None, version: str) -> list[str]:
+def check_worker(
+    needs_claude: bool, claude: str, path: str | None, version: str, shared: str | None
+) -> list[str]:
     """What this worker lacks to run the phase's agents (run on every worker at phase
     start): git, the claude CLI when the template has claude steps (looked up on the
-    job's PATH), and this very prodigy version."""
+    job's PATH), this very prodigy version, and the shared repository when there is one."""
     from prodigyd.version import version as installed
 
     problems = []
@@ -260,4 +265,6 @@ def check_worker(needs_claude: bool, claude: str, path: str | None, version: str
         problems.append(f"the claude CLI ({claude}) is not on the job's PATH")
     if installed() != version:
         problems.append(f"prodigy {installed()} is installed, the daemon runs {version}")
+    if shared is not None and not os.access(Path(shared) / "objects", os.R_OK | os.X_OK):
+        problems.append(f"it cannot read the shared repository {shared}")
     return problems

@@ -45,6 +45,11 @@ class AgentRunner(Protocol):
         None when `stop` ended it first (it runs again on resume)."""
         ...
 
+    async def finish(self, queue: MergeQueue) -> None:
+        """The phase of `queue` ran its last attempt: whatever the runner kept for it goes
+        (a Dask runner's refs in the shared repository)."""
+        ...
+
 
 class AgentSink:
     """The parent's sink, with every event tagged by agent and item, and the agent's
@@ -105,6 +110,9 @@ class LocalAgentRunner:
 
     def __init__(self, pool: WorktreePool) -> None:
         self.pool = pool
+
+    async def finish(self, queue: MergeQueue) -> None:
+        """Nothing outlives an attempt: each worktree went back to the pool."""
 
     async def run(
         self, job: AgentJob, queue: MergeQueue, events: EventSink, stop: asyncio.Event
