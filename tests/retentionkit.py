@@ -21,24 +21,32 @@ from prodigyd.store.sessions import SessionRecord, Status
 REPO_ID = "repo-0123abcd"
 
 
+def session_record(n: int, **fields: object) -> SessionRecord:
+    """The record of a session numbered `n` in REPO_ID, as `jobs.submit` makes it."""
+    session_id = f"workflow-{1_000_000 + n}-{n:06x}"
+    return SessionRecord.model_validate(
+        {
+            "id": session_id,
+            "workflow": "/w.yml",
+            "workflow_name": "w",
+            "workflow_sha256": "0",
+            "repo": "/repo",
+            "repo_id": REPO_ID,
+            "original_branch": "main",
+            "worktree": "",
+            "branch": f"prodigy-{session_id}",
+            "cwd": "/repo",
+            **fields,
+        }
+    )
+
+
 def make_session(n: int, status: Status = Status.COMPLETED, *, dlq_job: str | None = None) -> str:
     """A session numbered `n` with its record, events, checkpoint, agent log and Claude
     log; returns its id."""
-    session_id = f"workflow-{1_000_000 + n}-{n:06x}"
-    record = SessionRecord(
-        id=session_id,
-        workflow="/w.yml",
-        workflow_name="w",
-        workflow_sha256="0",
-        repo="/repo",
-        repo_id=REPO_ID,
-        original_branch="main",
-        worktree="",
-        branch=f"prodigy-{session_id}",
-        cwd="/repo",
-        status=status,
-        dlq_retry={"job_id": dlq_job, "item_ids": ["item_0"]} if dlq_job else None,
-    )
+    dlq_retry = {"job_id": dlq_job, "item_ids": ["item_0"]} if dlq_job else None
+    record = session_record(n, status=status, dlq_retry=dlq_retry)
+    session_id = record.id
     session_store.create(record, {})
     events = EventLog(REPO_ID, session_id)
     events.append({"seq": 1, "event_type": "session_queued", "session_id": session_id})

@@ -13,25 +13,12 @@ from prodigyd.eventhub import EventHub
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import read_events
 from prodigyd.store.sessions import SessionRecord
-
-REPO_ID = "repo-0123abcd"
+from tests.retentionkit import REPO_ID, session_record
 
 
 def _submitted(n: int, priority: int) -> SessionRecord:
     """A session as `jobs.submit` stores it (its journal row), nothing logged."""
-    session_id = f"workflow-{1_000_000 + n}-{n:06x}"
-    record = SessionRecord(
-        id=session_id,
-        workflow="/w.yml",
-        workflow_name="w",
-        workflow_sha256="0",
-        repo="/repo",
-        repo_id=REPO_ID,
-        original_branch="main",
-        worktree="",
-        branch=f"prodigy-{session_id}",
-        cwd="/repo",
-    )
+    record = session_record(n)
     session_store.create(record, {}, priority=priority)
     return record
 
