@@ -121,6 +121,16 @@ def merges_per_item(repo: Path, branch: str) -> dict[str, int]:
     return counts
 
 
+def resumed_job_end() -> dict:
+    """The newest job's record once its resume has ended (neither waiting nor running)."""
+    wait_for(
+        lambda: latest()["status"] not in ("queued", "running", "interrupted"),
+        timeout=90,
+        what="the resumed job to end",
+    )
+    return latest()
+
+
 def test_a_daemon_killed_mid_phase_stops_its_tasks_and_merges_nothing_twice(
     isolated: Path, repo: Path, tmp_path: Path, two_workers: Cluster
 ):
@@ -139,12 +149,7 @@ def test_a_daemon_killed_mid_phase_stops_its_tasks_and_merges_nothing_twice(
         wait_for(lambda: not any(alive(pid) for pid in orphans), timeout=30, what="orphans gone")
         go.write_text("go\n")
         daemon.start()  # auto_resume runs the job on
-        wait_for(
-            lambda: latest()["status"] not in ("queued", "running", "interrupted"),
-            timeout=90,
-            what="the resumed job to end",
-        )
-        record = latest()
+        record = resumed_job_end()
     finally:
         stopped = ctl("daemon", "stop")
         assert daemon.proc is not None
@@ -179,12 +184,7 @@ def test_a_daemon_stop_lets_remote_steps_finish_and_the_resume_runs_them_once(
         daemon.proc.wait(timeout=60)
         assert not any(alive(pid) for pid in first)
         daemon.start()
-        wait_for(
-            lambda: latest()["status"] not in ("queued", "running", "interrupted"),
-            timeout=90,
-            what="the resumed job to end",
-        )
-        record = latest()
+        record = resumed_job_end()
     finally:
         stopped = ctl("daemon", "stop")
         assert daemon.proc is not None
