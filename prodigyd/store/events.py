@@ -24,7 +24,7 @@ from typing import Any
 
 from prodigyd import jsonl, paths
 from prodigyd.errors import NoSpace
-from prodigyd.store import space
+from prodigyd.store import eventindex, space
 from prodigyd.store.atomic import append_all, ensure_dir
 
 log = logging.getLogger("prodigyd.events")
@@ -39,6 +39,8 @@ class EventLog:
 
     def __init__(self, repo_id: str, session_id: str) -> None:
         folder = paths.events_dir(repo_id, session_id)  # made at the first append
+        self.repo_id, self.session_id = repo_id, session_id
+        self.indexed = False  # its row in the event index opened (store/eventindex.py)
         self.path = folder / f"events-{time.strftime('%Y%m%d_%H%M%S')}-{os.getpid()}.jsonl"
         self._fd: int | None = None
         self.pending: deque[bytes] = deque()  # lines that did not fit yet, oldest first
@@ -76,6 +78,9 @@ class EventLog:
         if not self.pending:
             return
         if self._fd is None:
+            if not self.indexed:  # before the first line: listings read the folder again
+                eventindex.opening(self.repo_id, self.session_id)
+                self.indexed = True
             ensure_dir(self.path.parent)
             with space.guard(self.path):
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -98,6 +103,9 @@ class EventLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self.indexed:
+            eventindex.closed(self.repo_id, self.session_id)
+            self.indexed = False
 
 
 def read_events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:

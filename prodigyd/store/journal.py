@@ -108,6 +108,17 @@ CREATE TABLE IF NOT EXISTS removals (        -- sessions whose files retention s
     repo_id TEXT NOT NULL,                   -- table made if missing needs none
     removed_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS event_logs (      -- the index of the event logs (store/eventindex.py);
+    session_id TEXT NOT NULL,                -- no version bump: made if missing, and built
+    repo_id TEXT NOT NULL,                   -- from the folders when `event_logs_built` is empty
+    gen INTEGER NOT NULL DEFAULT 1,          -- bumped each time a log starts writing to it
+    newest TEXT,                             -- its newest event's timestamp; NULL: open
+    newest_seq INTEGER NOT NULL DEFAULT 0,   -- and that event's seq
+    PRIMARY KEY (session_id, repo_id)
+);
+CREATE INDEX IF NOT EXISTS event_logs_by_newest
+    ON event_logs (newest, newest_seq, repo_id, session_id);
+CREATE TABLE IF NOT EXISTS event_logs_built (built INTEGER NOT NULL);
 """
 
 
