@@ -120,8 +120,8 @@ class _Newest:
         """Whether a session whose newest event has this key may still add to the list."""
         if self.query.since and newest < self.query.since:
             return False
-        if len(self.heap) < self.query.limit:
-            return True
+        if len(self.heap) < self.query.limit or not isinstance(self.heap[0][0][0], str):
+            return True  # (a timestamp that is no string: no order to stop by)
         return (newest, seq, rank) > self.heap[0][0][:3]
 
     def events(self) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ Each record carries `seq` (1-based, per session), `timestamp`, `event_type`, `se
 the event's own fields. Lines are flushed as they are written so `tail -f` and a reconnecting
 client see them at once; the checkpoint, not this log, is the durable record of progress, so
 the log is not fsync'd per line (a crash may lose the last few lines, never a completed step).
+Before the first line of each file, the folder's row in the event index is opened
+(store/eventindex.py: one journal write that does not wait for the disk, per file).
 
 On a full disk the lines that do not fit wait in memory, in order, and go to the file with
 the next append that fits (or `flush`, which the daemon's mender calls once there is
