@@ -22,6 +22,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prodigyd import paths
@@ -30,7 +31,7 @@ from prodigyd.errors import NoSpace, NotFound
 from prodigyd.eventhub import rebuilt_queued
 from prodigyd.store import eventindex
 from prodigyd.store import sessions as session_store
-from prodigyd.store.events import read_events
+from prodigyd.store.events import read_folder
 from prodigyd.store.ids import check_id
 from prodigyd.store.sessions import SessionRecord, Status
 
@@ -40,7 +41,7 @@ log = logging.getLogger("prodigyd.events")
 def matching(p: schemas.EventsQuery) -> Iterator[dict[str, Any]]:
     """Stored events that pass the query's filters, session by session, in order."""
     for repo_id, session_id in _sessions(p.session_id):
-        for event in _events(repo_id, session_id):
+        for event in _events(paths.events_dir(repo_id, session_id), session_id):
             if p.event_type and event.get("event_type") != p.event_type:
                 continue
             if p.since and str(event.get("timestamp", "")) < p.since:
@@ -48,11 +49,12 @@ def matching(p: schemas.EventsQuery) -> Iterator[dict[str, Any]]:
             yield event
 
 
-def _events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:
-    """The session's logged events; for one with none logged yet (its `session_queued` is
-    written with its next event: eventhub.py), that event, made from its journal row."""
+def _events(folder: str | Path, session_id: str) -> Iterator[dict[str, Any]]:
+    """The session's logged events (`folder` holds them); for one with none logged yet (its
+    `session_queued` is written with its next event: eventhub.py), that event, made from
+    its journal row."""
     empty = True
-    for event in read_events(repo_id, session_id):
+    for event in read_folder(folder):
         empty = False
         yield event
     if empty:
@@ -135,53 +137,52 @@ def _newest(p: schemas.EventsQuery) -> list[dict[str, Any]]:
     the logs the index could not take, the queued sessions with no folder. Then the closed
     rows, newest first, until one cannot beat what is found."""
     found = _Newest(p)
+    root = str(paths.events_root())
     closings: list[eventindex.Closing] = []
-    read: set[tuple[str, str]] = set()  # (a log the index could not take may have a row)
+    read: set[str] = set()  # folders read (a log the index could not take may have a row)
     for row in eventindex.open_rows():
-        read.add((row.repo_id, row.session_id))
-        present, newest = _read_folder(found, row.repo_id, row.session_id)
-        if eventindex.writing(row.repo_id, row.session_id):
+        folder = f"{root}/{row.repo_id}/{row.session_id}"
+        read.add(folder)
+        present, newest = _read_folder(found, folder, row.repo_id, row.session_id)
+        if eventindex.writing(folder):
             continue
         if not present or newest is not None:  # else: unindexable, left open
             closings.append(eventindex.Closing(row, newest if present else None))
     for repo_id, session_id in eventindex.unindexed():
-        if (repo_id, session_id) not in read:
-            read.add((repo_id, session_id))
-            _read_folder(found, repo_id, session_id)
-    for rank, record in enumerate(_queued_without_folder()):
-        found.read((1, rank), _events(record.repo_id, record.id))
+        folder = f"{root}/{repo_id}/{session_id}"
+        if folder not in read:
+            read.add(folder)
+            _read_folder(found, folder, repo_id, session_id)
+    for rank, record in enumerate(_queued_without_folder(root)):
+        found.read((1, rank), _events(f"{root}/{record.repo_id}/{record.id}", record.id))
     for row in eventindex.closed_rows():
         assert row.newest is not None
         if not found.beats(row.newest, row.newest_seq, (0, row.repo_id, row.session_id)):
             break
-        if (row.repo_id, row.session_id) in read:
-            continue
-        present, _ = _read_folder(found, row.repo_id, row.session_id)
-        if not present:
-            closings.append(eventindex.Closing(row, None))
+        folder = f"{root}/{row.repo_id}/{row.session_id}"
+        if folder not in read and not _read_folder(found, folder, row.repo_id, row.session_id)[0]:
+            closings.append(eventindex.Closing(row, None))  # the folder is gone
     eventindex.close(closings)
     return found.events()
 
 
 def _read_folder(
-    found: _Newest, repo_id: str, session_id: str
+    found: _Newest, folder: str, repo_id: str, session_id: str
 ) -> tuple[bool, tuple[str, int] | None]:
     """Read a session folder's events into `found`: whether the folder is there, and the
     key of its newest event (`_Newest.read`)."""
-    if not os.path.lexists(paths.events_dir(repo_id, session_id)):
+    if not os.path.lexists(folder):
         return False, None
-    return True, found.read((0, repo_id, session_id), _events(repo_id, session_id))
+    return True, found.read((0, repo_id, session_id), _events(folder, session_id))
 
 
-def _queued_without_folder() -> Iterator[SessionRecord]:
+def _queued_without_folder(root: str) -> Iterator[SessionRecord]:
     """The queued sessions nothing is logged for yet (their `session_queued` is made from
     the journal: `_events`), newest first, as a full listing reads them."""
+    unindexed = eventindex.unindexed()
     for record in session_store.list_all(status=Status.QUEUED.value):
-        repos = {
-            *eventindex.repos_of(record.id),
-            *(r for r, s in eventindex.unindexed() if s == record.id),
-        }
-        if not any(os.path.lexists(paths.events_dir(r, record.id)) for r in repos):
+        repos = {*eventindex.repos_of(record.id), *(r for r, s in unindexed if s == record.id)}
+        if not any(os.path.lexists(f"{root}/{repo_id}/{record.id}") for repo_id in repos):
             yield record
 
 

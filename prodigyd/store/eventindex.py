@@ -36,10 +36,10 @@ log = logging.getLogger("prodigyd.events")
 
 #: The folders of the logs this process writes to and has not closed: their rows stay open
 #: whatever a listing reads (a line may come at any time).
-_writing: Counter[Path] = Counter()
+_writing: Counter[str] = Counter()
 #: Folders whose row could not be opened (a journal error other than a full disk), with
 #: their (repo id, session id): read by every listing for the process's life.
-_unindexed: dict[Path, tuple[str, str]] = {}
+_unindexed: dict[str, tuple[str, str]] = {}
 
 
 class Row(NamedTuple):
@@ -61,7 +61,7 @@ class Closing(NamedTuple):
 def opening(repo_id: str, session_id: str) -> None:
     """Before a log writes its first line: the row is open, and stays so until `closed`.
     NoSpace when the journal cannot take it (the caller keeps its lines waiting)."""
-    folder = paths.events_dir(repo_id, session_id)
+    folder = str(paths.events_dir(repo_id, session_id))
     try:
         with journal.transaction(durable=False) as conn:
             conn.execute(
@@ -77,21 +77,21 @@ def opening(repo_id: str, session_id: str) -> None:
 
 def closed(repo_id: str, session_id: str) -> None:
     """A log that `opening` opened the row for was closed: no more lines from it."""
-    folder = paths.events_dir(repo_id, session_id)
+    folder = str(paths.events_dir(repo_id, session_id))
     _writing[folder] -= 1
     if _writing[folder] <= 0:
         del _writing[folder]
 
 
-def writing(repo_id: str, session_id: str) -> bool:
-    folder = paths.events_dir(repo_id, session_id)
+def writing(folder: str) -> bool:
+    """Whether a log of this process writes into `folder` (its path as a string)."""
     return folder in _writing or folder in _unindexed
 
 
 def unindexed() -> list[tuple[str, str]]:
     """(repo id, session id) of the folders of this store whose row could not be opened."""
     root = paths.events_root()
-    return sorted(key for folder, key in _unindexed.items() if folder.parent.parent == root)
+    return sorted(key for folder, key in _unindexed.items() if Path(folder).parent.parent == root)
 
 
 def ensure_built() -> None:

@@ -112,19 +112,39 @@ class EventLog:
 
 def read_events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:
     """Every stored event of a session in order; a torn last line (crash) is skipped."""
-    for path in log_files(repo_id, session_id):
-        yield from jsonl.read(path)
+    return read_folder(paths.events_dir(repo_id, session_id))
+
+
+def read_folder(folder: str | Path) -> Iterator[dict[str, Any]]:
+    """`read_events` of the session whose folder this is (a listing of thousands of
+    sessions names them by folder: building each Path costs more than reading its log)."""
+    for path in _logs_in(folder):
+        yield from jsonl.read(Path(path))
 
 
 def log_files(repo_id: str, session_id: str) -> list[Path]:
     """A session's log files, oldest first: one per daemon run that logged for it."""
-    return sorted(paths.events_dir(repo_id, session_id).glob("events-*.jsonl"), key=_mtime)
+    return [Path(path) for path in _logs_in(paths.events_dir(repo_id, session_id))]
 
 
-def _mtime(path: Path) -> float:
+def _logs_in(folder: str | Path) -> list[str]:
+    """The `events-*.jsonl` files in `folder` (none when it is no folder), oldest first."""
+    try:
+        with os.scandir(folder) as entries:
+            names = [
+                e.path
+                for e in entries
+                if e.name.startswith("events-") and e.name.endswith(".jsonl")
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(names, key=_mtime)
+
+
+def _mtime(path: str) -> float:
     """When the file was last written; one deleted meanwhile (watch/dropped.py prunes old
     logs) sorts first, and reads as empty."""
     try:
-        return path.stat().st_mtime
+        return os.stat(path).st_mtime
     except FileNotFoundError:
         return 0.0

@@ -143,14 +143,14 @@ def test_listing_the_newest_few_reads_few_logs(isolated: Path, monkeypatch: pyte
         _log(REPOS[0], f"workflow-{2_000_000 + n}-{n:06x}", [(n % 60, 1, "a"), (n % 60, 2, "b")])
     events_api.list_events(schemas.EventsQuery(limit=1))  # builds the index, closes the rows
     read: list[str] = []
-    real = events_api.read_events
+    real = events_api.read_folder
 
-    def counting(repo_id: str, session_id: str) -> Any:
-        read.append(session_id)
-        return real(repo_id, session_id)
+    def counting(folder: str | Path) -> Any:
+        read.append(Path(folder).name)
+        return real(folder)
 
     query = schemas.EventsQuery(limit=4)
     expected = _full_scan(query)
-    monkeypatch.setattr(events_api, "read_events", counting)
+    monkeypatch.setattr(events_api, "read_folder", counting)
     assert events_api.list_events(query) == expected
     assert len(read) <= 3, read  # 4 events: the newest 2 sessions, and the one that ties
