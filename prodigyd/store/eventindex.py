@@ -6,9 +6,10 @@ reads the sessions newest first and stops once no unread one can hold a newer ev
 A row is *open* (`newest` NULL: read it every time) from the moment a log starts writing
 into its folder until a listing has read it with no log writing to it; then *closed* with
 its newest event's timestamp and seq. A closed row is right for as long as nothing writes
-to the folder, and every writer opens the row again first: `EventLog` calls `opening`
-before the first line of each log file it makes, in a journal write that does not wait for
-the disk (once per log file, never per event: lines are written as before). Each opening
+to the folder, and every writer opens the row again first: a new job's row is opened in the
+commit that stores the job (journal.insert), and `EventLog` calls `opening` before the
+first line of any other log file it makes, in a journal write that does not wait for the
+disk (a resumed job's, a merge's: once per log file, never per event). Each opening
 bumps `gen`, and a listing closes a row only when `gen` is still what it read, so a log
 that starts writing while a listing reads cannot be hidden by it.
 
@@ -64,15 +65,17 @@ def opening(repo_id: str, session_id: str) -> None:
     folder = str(paths.events_dir(repo_id, session_id))
     try:
         with journal.transaction(durable=False) as conn:
-            conn.execute(
-                "INSERT INTO event_logs (session_id, repo_id) VALUES (?, ?) ON CONFLICT"
-                " DO UPDATE SET gen = gen + 1, newest = NULL, newest_seq = 0",
-                (session_id, repo_id),
-            )
+            conn.execute(journal.OPEN_EVENT_LOG, (session_id, repo_id))
     except sqlite3.Error as exc:  # the log is written all the same; listings read it always
         log.warning("event index: %s/%s stays unindexed (%s)", repo_id, session_id, exc)
         _unindexed[folder] = (repo_id, session_id)
     _writing[folder] += 1
+
+
+def opened(repo_id: str, session_id: str) -> None:
+    """`opening` for a log whose row was opened already, with its job's journal row (the
+    submission's commit: journal.insert): it stays open until `closed`."""
+    _writing[str(paths.events_dir(repo_id, session_id))] += 1
 
 
 def closed(repo_id: str, session_id: str) -> None:

@@ -5,7 +5,8 @@ the event's own fields. Lines are flushed as they are written so `tail -f` and a
 client see them at once; the checkpoint, not this log, is the durable record of progress, so
 the log is not fsync'd per line (a crash may lose the last few lines, never a completed step).
 Before the first line of each file, the folder's row in the event index is opened
-(store/eventindex.py: one journal write that does not wait for the disk, per file).
+(store/eventindex.py: a new job's with its journal row; else one journal write that does not
+wait for the disk, per file).
 
 On a full disk the lines that do not fit wait in memory, in order, and go to the file with
 the next append that fits (or `flush`, which the daemon's mender calls once there is
@@ -39,10 +40,14 @@ MAX_PENDING_LINES = 100_000
 class EventLog:
     """Append-only writer for one session's events."""
 
-    def __init__(self, repo_id: str, session_id: str) -> None:
+    def __init__(self, repo_id: str, session_id: str, *, opened: bool = False) -> None:
+        """`opened`: the log of a job just stored, whose row in the event index was opened
+        with it (store/eventindex.py): its first line needs no journal write."""
         folder = paths.events_dir(repo_id, session_id)  # made at the first append
         self.repo_id, self.session_id = repo_id, session_id
-        self.indexed = False  # its row in the event index opened (store/eventindex.py)
+        self.indexed = opened  # its row in the event index is open, for it
+        if opened:
+            eventindex.opened(repo_id, session_id)
         self.path = folder / f"events-{time.strftime('%Y%m%d_%H%M%S')}-{os.getpid()}.jsonl"
         self._fd: int | None = None
         self.pending: deque[bytes] = deque()  # lines that did not fit yet, oldest first

@@ -122,6 +122,13 @@ CREATE TABLE IF NOT EXISTS event_logs_built (built INTEGER NOT NULL);
 """
 
 
+#: Open a session folder's row in the event index (store/eventindex.py): a log is about to
+#: write into `events/<repo_id>/<session_id>/`. Params: session id, repo id.
+OPEN_EVENT_LOG = (
+    "INSERT INTO event_logs (session_id, repo_id) VALUES (?, ?)"
+    " ON CONFLICT DO UPDATE SET gen = gen + 1, newest = NULL, newest_seq = 0"
+)
+
 _connections: dict[tuple[int, str], sqlite3.Connection] = {}
 _SYNC: dict[int, str] = {}  # connection id -> its current PRAGMA synchronous
 _EXCLUSIVE: set[int] = set()  # ids of connections opened in exclusive mode (a full disk)
@@ -274,7 +281,10 @@ def insert(
     priority: int = 0,
     idempotency_key: str | None = None,
 ) -> dict[str, Any] | None:
-    """Add a job. With a key already used, add nothing and return that job's record."""
+    """Add a job. With a key already used, add nothing and return that job's record.
+
+    The same commit opens the job's row in the event index (store/eventindex.py): its log
+    then writes its first line without a journal write of its own (EventLog `opened`)."""
     now = time.time()
     with transaction() as conn:
         if idempotency_key is not None:
@@ -288,6 +298,8 @@ def insert(
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, idempotency_key, status, priority, _dumps(record), _dumps(private), now, now),
         )
+        if record.get("repo_id"):
+            conn.execute(OPEN_EVENT_LOG, (job_id, record["repo_id"]))
     return None
 
 
@@ -463,6 +475,8 @@ def recent(limit: int, status: str | None = None, also: Collection[str] = ()) ->
     values: tuple[str, ...]
     if status is None:
         sql, values = "SELECT * FROM jobs", ()
+    elif not also:  # the status index: with `OR id IN ()` SQLite reads every job instead
+        sql, values = "SELECT * FROM jobs WHERE status = ?", (status,)
     else:
         marks = ", ".join("?" for _ in also)
         sql, values = f"SELECT * FROM jobs WHERE status = ? OR id IN ({marks})", (status, *also)

@@ -17,6 +17,7 @@ import pytest
 from prodigyd import paths
 from prodigyd.api import events as events_api
 from prodigyd.api import schemas
+from prodigyd.eventhub import EventHub
 from prodigyd.store import eventindex, journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.events import EventLog
@@ -154,3 +155,21 @@ def test_listing_the_newest_few_reads_few_logs(isolated: Path, monkeypatch: pyte
     monkeypatch.setattr(events_api, "read_folder", counting)
     assert events_api.list_events(query) == expected
     assert len(read) <= 3, read  # 4 events: the newest 2 sessions, and the one that ties
+
+
+def test_a_new_job_is_listed_from_its_first_line(isolated: Path):
+    _store()
+    _assert_same_as_full_scan()
+    record = session_record(400, started_at=_stamp(59))
+    session_store.create(record, {})  # the submission's commit opens its row
+    hub = EventHub(record, new=True)
+    hub.queued(record, 0)  # held, not written: no folder yet
+    _assert_same_as_full_scan()  # a listing before its first line leaves the row open
+    record.status = Status.RUNNING
+    session_store.save(record)  # the job starts
+    hub.emit("session_started")  # written with its `session_queued`, no journal write
+    newest = events_api.list_events(schemas.EventsQuery(limit=2))
+    assert [e["event_type"] for e in newest] == ["session_queued", "session_started"]
+    _assert_same_as_full_scan()
+    hub.log.close()
+    _assert_same_as_full_scan()
