@@ -122,9 +122,12 @@ class _Newest:
         """Whether a session whose newest event has this key may still add to the list."""
         if self.query.since and newest < self.query.since:
             return False
-        if len(self.heap) < self.query.limit or not isinstance(self.heap[0][0][0], str):
-            return True  # (a timestamp that is no string: no order to stop by)
-        return (newest, seq, rank) > self.heap[0][0][:3]
+        if len(self.heap) < self.query.limit:
+            return True
+        stamp, least_seq, least_rank, _ = self.heap[0][0]
+        if not isinstance(stamp, str) or type(least_seq) is not int:
+            return True  # (a corrupt event's key: no order to stop by)
+        return (newest, seq, rank) > (stamp, least_seq, least_rank)
 
     def events(self) -> list[dict[str, Any]]:
         return [event for _, event in sorted(self.heap, key=lambda item: item[0])]
