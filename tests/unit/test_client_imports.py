@@ -47,11 +47,17 @@ def test_help_imports_no_store_engine_or_their_libraries():
 
 
 def test_help_imports_no_command_module_and_not_the_protocol():
-    """Nor json and the protocol, which only talking to the daemon (or an error) needs, nor
-    shutil (main.help_width)."""
+    """Nor json, the protocol and the error codes, which only talking to the daemon (or an
+    error) needs, nor shutil (main.help_width)."""
     modules = loaded("--help")
     assert [m for m in modules if m.startswith("prodigyctl.commands")] == []
-    assert {"prodigyd.protocol", "prodigyctl.client", "json", "shutil"}.isdisjoint(modules)
+    assert {
+        "prodigyd.protocol",
+        "prodigyd.errorcodes",
+        "prodigyctl.client",
+        "json",
+        "shutil",
+    }.isdisjoint(modules)
 
 
 def test_a_command_imports_its_own_module_and_no_other():
