@@ -68,6 +68,18 @@ def test_a_command_imports_its_own_module_and_no_other():
     assert heavy(modules) == []
 
 
+def test_run_builds_its_own_command_and_no_other():
+    """`run --detach` pays for the click options of `run` alone, not for those of the
+    other commands that start jobs (exec, batch, goal-seek, resume...)."""
+    probe = (
+        "import prodigyctl.commands.run\n"
+        "from prodigyctl.commands import TOP_LEVEL\n"
+        "print(' '.join(TOP_LEVEL))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["run"]
+
+
 def test_a_command_that_runs_does_not_import_the_examples_its_help_ends_with():
     assert "prodigyctl.examples" not in loaded("completion", "bash")
     assert "prodigyctl.examples" in loaded("completion", "--help")
