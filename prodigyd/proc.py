@@ -167,7 +167,7 @@ async def run(
     timed_out = stopped = False
     try:
         try:
-            exited = await asyncio.wait_for(_exit_or_stop(exit_watch.done, stop), timeout)
+            exited = await asyncio.wait_for(_exit_or_stop(exit_watch, stop), timeout)
         except TimeoutError:
             exited, timed_out = False, True
         if not exited:
@@ -195,10 +195,11 @@ async def run(
     )
 
 
-async def _exit_or_stop(exited: asyncio.Future[int], stop: asyncio.Event | None) -> bool:
+async def _exit_or_stop(exit_watch: _Exit, stop: asyncio.Event | None) -> bool:
     """Wait for the child's exit (True) or for `stop` (False), whichever comes first."""
+    exited = exit_watch.done
     if stop is None:
-        await asyncio.shield(exited)
+        await exit_watch.waiter()
         return True
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     waiting: set[asyncio.Future[Any]] = {exited, stopping}
@@ -226,13 +227,27 @@ class _Exit:
     def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes]) -> None:
         self.loop, self.proc = loop, proc
         self.done: asyncio.Future[int] = loop.create_future()
+        self._waiters: list[asyncio.Future[int]] = []
         self.pidfd: int | None = os.pidfd_open(proc.pid)
         loop.add_reader(self.pidfd, self._reap)
+
+    def waiter(self) -> asyncio.Future[int]:
+        """A future of the exit status that its awaiter may cancel, leaving `done` for the
+        kill that follows. The reap resolves it itself: awaiting `asyncio.shield(done)`
+        would take one more turn of the loop (the shield's callback) to wake the awaiter."""
+        if self.done.done():
+            return self.done
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
 
     def _reap(self) -> None:
         self.close()
         if not self.done.done():
-            self.done.set_result(self.proc.wait())
+            status = self.proc.wait()
+            for future in (self.done, *self._waiters):
+                if not future.done():
+                    future.set_result(status)
 
     def close(self) -> None:
         if self.pidfd is not None:

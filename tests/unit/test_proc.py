@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
+
+import pytest
 
 from prodigyd import proc
 
@@ -42,3 +45,38 @@ async def test_a_command_that_cannot_start_leaves_no_descriptor_open(tmp_path: P
         else:
             raise AssertionError(f"{argv} in {cwd} started")
     assert _open_fds() == before
+
+
+async def test_a_cancelled_run_terminates_its_process_group_first(tmp_path: Path):
+    ready, term, pid = tmp_path / "ready", tmp_path / "term", tmp_path / "pid"
+    script = (
+        f'trap "echo term > {term}; exit 0" TERM; echo $$ > {pid}; sleep 30 & touch {ready}; wait'
+    )
+    task = asyncio.ensure_future(proc.run(["sh", "-c", script], cwd=tmp_path))
+    for _ in range(300):
+        if ready.exists():
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert term.exists()  # SIGTERM first: a well-behaved tool may flush its output
+    group = int(pid.read_text())
+    for _ in range(500):  # a killed process takes a moment to die
+        if not _alive_in_group(group):
+            break
+        await asyncio.sleep(0.01)
+    assert _alive_in_group(group) == []  # and nothing of its group runs on
+
+
+def _alive_in_group(pgid: int) -> list[int]:
+    """Processes of group `pgid` that are not dead (a zombie waits for init, harmlessly)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            alive.append(int(entry.name))
+    return alive
