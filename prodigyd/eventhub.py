@@ -84,7 +84,7 @@ class EventHub:
             **fields,
         }
         try:
-            self.log.append(event)
+            self.log.append_soon(event)
         except NoSpace:
             pass  # kept in order for the next append or the mender (store/space.py logs it)
         except OSError:

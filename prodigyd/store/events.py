@@ -1,9 +1,12 @@
 """The per-session event log: one JSON object a line under `events/<repo-id>/<session-id>/`.
 
 Each record carries `seq` (1-based, per session), `timestamp`, `event_type`, `session_id` and
-the event's own fields. Lines are flushed as they are written so `tail -f` and a reconnecting
-client see them at once; the checkpoint, not this log, is the durable record of progress, so
-the log is not fsync'd per line (a crash may lose the last few lines, never a completed step).
+the event's own fields. A session's events (EventHub, `append_soon`) are written at the end of
+the event loop's turn that made them, all of that turn in one write: a step's `step_completed`
+and the next step's `step_started` reach the file while the next command runs, instead of
+before it starts. `tail -f` and a reconnecting client see them a moment later; followers get
+them at once from the hub. The checkpoint, not this log, is the durable record of progress, so
+the log is not fsync'd (a crash may lose the last few lines, never a completed step).
 Before the first line of each file, the folder's row in the event index is opened
 (store/eventindex.py: a new job's with its journal row; else one journal write that does not
 wait for the disk, per file).
@@ -17,6 +20,7 @@ try writes every waiting line, and a map phase appends thousands while the disk 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -50,9 +54,13 @@ class EventLog:
             eventindex.opened(repo_id, session_id)
         self.path = folder / f"events-{time.strftime('%Y%m%d_%H%M%S')}-{os.getpid()}.jsonl"
         self._fd: int | None = None
-        self.pending: deque[bytes] = deque()  # lines that did not fit yet, oldest first
+        # lines not written yet, oldest first: ones that did not fit, and events of this turn
+        # of the loop (`append_soon`), encoded when written
+        self.pending: deque[bytes | dict[str, Any]] = deque()
         self.dropped = 0
         self.held: bytes | None = None  # the first line, written with the next (see hold)
+        self._soon: asyncio.Handle | None = None  # the write of this turn's events
+        self._older = False  # lines waited already when this turn's events were added
 
     def hold(self, record: dict[str, Any]) -> None:
         """Keep the log's first line (a new session's `session_queued`) to write with the
@@ -66,16 +74,46 @@ class EventLog:
         """Write the event, after any that are waiting; NoSpace when they do not fit (the
         event then waits too), or when lines wait already and the disk is still known to
         be full (then it waits untried: see the module docstring)."""
-        line = jsonl.encode(record)
+        waiting = self._add(jsonl.encode(record))
+        problem = space.current()
+        if waiting and problem is not None:
+            raise NoSpace(problem.message, path=str(self.path), hint=problem.hint)
+        self.flush()
+
+    def append_soon(self, record: dict[str, Any]) -> None:
+        """Write the event at the end of this turn of the running event loop, with the
+        others of the turn (see the module docstring); without a loop, now (`append`). The
+        record must not change afterwards (a hub's events never do: its followers hold
+        them too)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.append(record)
+            return
+        waiting = self._add(record)
+        if self._soon is None:
+            self._older = waiting
+            self._soon = loop.call_soon(self._write_soon)
+
+    def _add(self, line: bytes | dict[str, Any]) -> bool:
+        """Queue `line` last; whether lines were waiting already."""
         if len(self.pending) >= MAX_PENDING_LINES:
             self.pending.popleft()
             self.dropped += 1
         waiting = bool(self.pending)
         self.pending.append(line)
-        problem = space.current()
-        if waiting and problem is not None:
-            raise NoSpace(problem.message, path=str(self.path), hint=problem.hint)
-        self.flush()
+        return waiting
+
+    def _write_soon(self) -> None:
+        self._soon = None
+        if self._older and space.current() is not None:
+            return  # the disk is known to be full: they wait untried, like `append`'s
+        try:
+            self.flush()
+        except NoSpace:
+            pass  # kept in order for the next append or the mender (store/space.py logs it)
+        except OSError:
+            log.exception("cannot write event log %s", self.path)
 
     def flush(self) -> None:
         """Write the waiting lines; NoSpace (and they keep waiting) when they do not fit."""
@@ -91,7 +129,10 @@ class EventLog:
             ensure_dir(self.path.parent)
             with space.guard(self.path):
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        append_all(self._fd, b"".join(self.pending), self.path)
+        data = b"".join(
+            line if isinstance(line, bytes) else jsonl.encode(line) for line in self.pending
+        )
+        append_all(self._fd, data, self.path)
         self.pending.clear()
         if self.dropped:
             log.warning("%s: %d events were lost to a full disk", self.path, self.dropped)
@@ -100,6 +141,9 @@ class EventLog:
     def close(self) -> None:
         """Write what waits (once more) and close; what still does not fit is lost, and
         the daemon log says how much (the daemon closes a log only when it stops)."""
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         try:
             self.flush()
         except (NoSpace, OSError) as exc:
