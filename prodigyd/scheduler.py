@@ -100,8 +100,8 @@ class Scheduler:
         self._scheduler: asyncio.Task[None] | None = None
         self._collector: asyncio.Task[None] | None = None
         self._mender: asyncio.Task[None] | None = None
-        #: The workflow each job submitted since the last dispatch was admitted with (see
-        #: `_start`); emptied after every dispatch.
+        #: The workflow each job submitted since the scheduler last woke was admitted with,
+        #: handed to the dispatch that wake runs (see `_start`).
         self._admitted: dict[str, LoadedWorkflow] = {}
         self._eviction_due = False  # idle hubs are dropped after the current request
         self.recovered = False  # the journal's running jobs were recovered at start
@@ -408,13 +408,13 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            admitted, self._admitted = self._admitted, {}  # for this dispatch only
             if self.accepting or self.draining:
-                await self._dispatch()
-            self._admitted.clear()  # a job left queued reads its workflow again when it starts
+                await self._dispatch(admitted)
             if not self.running:
                 self._idle.set()
 
-    async def _dispatch(self) -> None:
+    async def _dispatch(self, admitted: dict[str, LoadedWorkflow] | None = None) -> None:
         if not self.recovered or self.held_back:
             return  # the mender wakes us when the disk has room
         while len(self.running) < self.settings.max_concurrent_jobs:
@@ -422,14 +422,19 @@ class Scheduler:
             if row is None:
                 return
             try:
-                if not await self._start(row["id"], resume=row["action"] == "resume"):
+                loaded = admitted.pop(row["id"], None) if admitted else None
+                if not await self._start(
+                    row["id"], resume=row["action"] == "resume", loaded=loaded
+                ):
                     return
             except NoSpace as exc:
                 log.warning("queued jobs wait for disk space: %s", exc.message)
                 self.held_back = True  # still queued: it starts once its start fits
                 return
 
-    async def _start(self, session_id: str, *, resume: bool) -> bool:
+    async def _start(
+        self, session_id: str, *, resume: bool, loaded: LoadedWorkflow | None = None
+    ) -> bool:
         """Start a queued session; False when the daemon began stopping meanwhile. NoSpace
         (and it stays queued) when its start cannot be recorded: a job that runs while the
         journal says `queued` could start twice.
@@ -437,13 +442,12 @@ class Scheduler:
         Its workflow is read in a worker thread (it may have been edited since it was
         submitted), and much can happen during that wait: the session may be cancelled,
         the daemon may stop. So the record is read again, and nothing starts late. A job
-        started by the dispatch its own submission woke (nothing made it wait) starts with
-        the workflow its admission read a moment ago (`_admitted`): reading it again would
+        started by the dispatch its own submission woke (nothing made it wait) is given
+        `loaded`, the workflow its admission read a moment before: reading it again would
         cost that start a worker thread's round trip and find the same file.
         """
         from prodigyd.workflow.load import load_workflow_async
 
-        loaded = self._admitted.pop(session_id, None)
         error: ProdigyError | None = None
         if loaded is None:
             record = session_store.load(session_id)
