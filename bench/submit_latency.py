@@ -463,7 +463,8 @@ def main() -> None:
                     ],
                 )
             )
-            cli_rows(args, workflow, repo, env, sock)
+            if args.cli_runs:  # --cli-runs 0: the daemon rows only
+                cli_rows(args, workflow, repo, env, sock)
 
 
 def cli_rows(

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from prodigyd.engine.admission import RunRequest
     from prodigyd.engine.context import EngineSettings
     from prodigyd.engine.session import Session
+    from prodigyd.workflow.load import LoadedWorkflow
     from prodigyd.workflow.model import Budget
 
 log = logging.getLogger("prodigyd.scheduler")
@@ -99,6 +100,10 @@ class Scheduler:
         self._scheduler: asyncio.Task[None] | None = None
         self._collector: asyncio.Task[None] | None = None
         self._mender: asyncio.Task[None] | None = None
+        #: The workflow each job submitted since the scheduler last woke was admitted with,
+        #: handed to the dispatch that wake runs (see `_start`).
+        self._admitted: dict[str, LoadedWorkflow] = {}
+        self._eviction_due = False  # idle hubs are dropped after the current request
         self.recovered = False  # the journal's running jobs were recovered at start
         self.held_back = False  # a queued job could not record its start (a full disk)
         self.writes_to_retry: list[Callable[[], None]] = []  # raise NoSpace until they fit
@@ -274,7 +279,7 @@ class Scheduler:
         from prodigyd.engine.admission import prepare
 
         self._check_accepting()
-        record, _ = await prepare(request, claude_bin=self.engine.claude_bin)
+        record, loaded = await prepare(request, claude_bin=self.engine.claude_bin)
         record.executor = self._executor(record, request.executor)
         stored = session_store.create(
             record,
@@ -285,6 +290,7 @@ class Scheduler:
         )
         if stored.id == record.id:
             self.hub(record, new=True).queued(record, priority)
+            self._admitted[record.id] = loaded
             self._wake.set()
         return stored
 
@@ -402,12 +408,13 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            admitted, self._admitted = self._admitted, {}  # for this dispatch only
             if self.accepting or self.draining:
-                await self._dispatch()
+                await self._dispatch(admitted)
             if not self.running:
                 self._idle.set()
 
-    async def _dispatch(self) -> None:
+    async def _dispatch(self, admitted: dict[str, LoadedWorkflow] | None = None) -> None:
         if not self.recovered or self.held_back:
             return  # the mender wakes us when the disk has room
         while len(self.running) < self.settings.max_concurrent_jobs:
@@ -415,32 +422,41 @@ class Scheduler:
             if row is None:
                 return
             try:
-                if not await self._start(row["id"], resume=row["action"] == "resume"):
+                loaded = admitted.pop(row["id"], None) if admitted else None
+                if not await self._start(
+                    row["id"], resume=row["action"] == "resume", loaded=loaded
+                ):
                     return
             except NoSpace as exc:
                 log.warning("queued jobs wait for disk space: %s", exc.message)
                 self.held_back = True  # still queued: it starts once its start fits
                 return
 
-    async def _start(self, session_id: str, *, resume: bool) -> bool:
+    async def _start(
+        self, session_id: str, *, resume: bool, loaded: LoadedWorkflow | None = None
+    ) -> bool:
         """Start a queued session; False when the daemon began stopping meanwhile. NoSpace
         (and it stays queued) when its start cannot be recorded: a job that runs while the
         journal says `queued` could start twice.
 
         Its workflow is read in a worker thread (it may have been edited since it was
         submitted), and much can happen during that wait: the session may be cancelled,
-        the daemon may stop. So the record is read again, and nothing starts late.
+        the daemon may stop. So the record is read again, and nothing starts late. A job
+        started by the dispatch its own submission woke (nothing made it wait) is given
+        `loaded`, the workflow its admission read a moment before: reading it again would
+        cost that start a worker thread's round trip and find the same file.
         """
         from prodigyd.workflow.load import load_workflow_async
 
-        record = session_store.load(session_id)
         error: ProdigyError | None = None
-        try:
-            loaded = await load_workflow_async(record.workflow, strict=record.strict)
-        except ProdigyError as exc:
-            error = exc
-        if not (self.accepting or self.draining):
-            return False  # it stays queued for the next daemon
+        if loaded is None:
+            record = session_store.load(session_id)
+            try:
+                loaded = await load_workflow_async(record.workflow, strict=record.strict)
+            except ProdigyError as exc:
+                error = exc
+            if not (self.accepting or self.draining):
+                return False  # it stays queued for the next daemon
         record = session_store.load(session_id)
         if record.status is not Status.QUEUED:
             return True  # cancelled while its workflow was read
@@ -454,6 +470,7 @@ class Scheduler:
         except ProdigyError as exc:
             self._fail_before_start(record, exc)
             return True
+        assert loaded is not None  # None only with an error, raised above
         record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
         record.status = Status.RUNNING
         try:
@@ -534,7 +551,10 @@ class Scheduler:
             yield
 
     def _report(self) -> None:
-        """Tell systemd (when it supervises us) what we are doing: `systemctl status` shows it."""
+        """Tell systemd (when it supervises us) what we are doing: `systemctl status` shows it.
+        Not supervised, nothing is counted: a count reads every job, at each start and end."""
+        if not systemd.supervised():
+            return
         queued = session_store.counts().get(Status.QUEUED.value, 0)
         systemd.status(f"{len(self.running)} running, {queued} queued")
 
@@ -545,13 +565,28 @@ class Scheduler:
         just submitted (nothing to read back)."""
         hub = self.hubs.get(record.id)
         if hub is None:
-            self._evict_idle_hubs()
+            self._evict_soon()
             hub = self.hubs[record.id] = EventHub(record, self.watchers, new=new)
         return hub
+
+    def _evict_soon(self) -> None:
+        """Drop idle hubs once the current request is answered: closing one writes its log
+        (a new session's held first line: a folder and a file made), which a submission's
+        acknowledgement need not wait for."""
+        if self._eviction_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test driving the scheduler): at once
+            self._evict_idle_hubs()
+            return
+        self._eviction_due = True
+        loop.call_soon(self._evict_idle_hubs)
 
     def _evict_idle_hubs(self) -> None:
         """Drop the oldest idle hubs beyond IDLE_HUBS; never one whose log has lines waiting
         for disk space (the mender writes them; dropped, they would be lost)."""
+        self._eviction_due = False
         idle = [
             sid
             for sid, hub in self.hubs.items()

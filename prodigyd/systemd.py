@@ -52,6 +52,12 @@ def ready(status: str) -> bool:
     return notify("READY=1", f"STATUS={_one_line(status)}")
 
 
+def supervised() -> bool:
+    """Whether systemd listens for notifications: a caller skips work whose only use is
+    a status line nobody reads (the scheduler's job counts)."""
+    return _notify_address() is not None
+
+
 def status(text: str) -> bool:
     """Set the one-line status `systemctl --user status prodigyd` shows."""
     return notify(f"STATUS={_one_line(text)}")

@@ -6,7 +6,7 @@ A validation failure becomes INVALID_PARAMS naming the field, in the reply to th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -45,28 +45,43 @@ class _Params(BaseModel):
         """No string in params may hold a NUL or a lone surrogate (JSON's `"\\ud800"`):
         each ends up as a path, an id, an argument, an environment entry or an SQLite
         value; the OS refuses a NUL and UTF-8 a lone surrogate (with an error deep inside a
-        handler, instead of one naming the field)."""
-        for text in _strings(value):
-            if "\0" in text:
-                raise ValueError("contains a NUL character (\\u0000)")
-            if _SURROGATE.search(text):
-                raise ValueError("contains a lone UTF-16 surrogate (not a character)")
+        handler, instead of one naming the field).
+
+        Every string of a submission is checked (its environment alone holds dozens), so
+        they are looked at joined first: one NUL search, and a surrogate is possible only
+        in text that is not ASCII. Only then is each string searched."""
+        texts = _strings(value)
+        whole = "".join(texts)
+        if "\0" in whole or not whole.isascii():
+            for text in texts:
+                if "\0" in text:
+                    raise ValueError("contains a NUL character (\\u0000)")
+                if _SURROGATE.search(text):
+                    raise ValueError("contains a lone UTF-16 surrogate (not a character)")
         return value
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(value: Any) -> list[str]:
     """The strings in a validated value: itself, or a list's items, or a dict's keys and
     values (params nest no deeper than that)."""
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        yield from value.keys()
-        yield from (text for item in value.values() for text in _strings(item))
+        return [value]
+    if isinstance(value, dict):
+        found = list(value)
+        items: Iterable[Any] = value.values()
     elif isinstance(value, list | tuple):
-        yield from (text for item in value for text in _strings(item))
+        found, items = [], value
+    else:
+        return []
+    for item in items:
+        if isinstance(item, str):
+            found.append(item)
+        else:
+            found.extend(_strings(item))
+    return found
 
 
 class Empty(_Params):

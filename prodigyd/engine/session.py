@@ -406,8 +406,13 @@ class Session:
         """
         record = self.record
         repo = Path(record.repo)
-        if not await git_repo.branch_exists(repo, record.original_branch):  # deleted meanwhile
-            raise GitError(
+        target = f"{git_repo.HEADS}{record.original_branch}"
+        try:  # the target's tip, read once: the pool is handed its id
+            tip = await git_repo.commit_id(repo, target) if not record.start_commit else None
+        except GitError:
+            tip = None
+        if tip is None and not await git_repo.branch_exists(repo, record.original_branch):
+            raise GitError(  # deleted meanwhile
                 f"branch {record.original_branch!r} no longer exists in {repo}: there is "
                 "nothing to start from, and nothing to merge into",
                 hint=f"recreate it (`git branch {record.original_branch} <commit>`) and run "
@@ -417,7 +422,7 @@ class Session:
             repo,
             owner=record.id,
             session_id=record.id,
-            start=record.start_commit or f"{git_repo.HEADS}{record.original_branch}",
+            start=record.start_commit or tip or target,
             branch=record.branch,
             workflow=record.workflow_name,
             name=self.loaded.workflow.worktree,

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from prodigyd import paths
+from prodigyd.errors import NoSpace
 from prodigyd.store import space
 from prodigyd.store.atomic import ensure_dir, move_aside
 
@@ -389,7 +390,19 @@ def scrub() -> bool:
         _SCRUB_OWED.add(path)
         return False
     _SCRUB_OWED.discard(path)
+    _restart_log()
     return True
+
+
+def _restart_log() -> None:
+    """Start the emptied write-ahead log now, with a commit that changes nothing (the
+    schema version, rewritten as it is). The first commit into an empty log also writes
+    and syncs the log's header: two syncs instead of one, and the next commit is usually
+    a submission's, which its client waits for (a scrub runs as a job ends). Best effort:
+    when it fails, that next commit writes the header as before."""
+    with contextlib.suppress(sqlite3.Error, OSError, NoSpace), transaction(durable=False) as conn:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.execute(f"PRAGMA user_version={version}")
 
 
 def scrub_owed() -> bool:

@@ -207,3 +207,34 @@ def test_stop_returns_once_the_store_is_settled(isolated: Path, repo: Path, tmp_
         ctl("daemon", "stop", check=True)
         assert not (isolated / "journal.db-wal").exists()
         assert ctl("daemon", "status").returncode == 5  # stopped: not running
+
+
+def test_a_job_that_waited_in_the_queue_runs_its_workflow_as_edited_meanwhile(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    """A job started at once runs what its admission read; one that waited for a slot
+    reads its workflow again when it starts, so an edit made while it waited counts."""
+    isolated.mkdir(parents=True, exist_ok=True)
+    (isolated / "config.toml").write_text("max_concurrent_jobs = 1\n")
+    gate = tmp_path / "gate"
+    blocker = tmp_path / "blocker.yml"
+    blocker.write_text(f"- shell: 'while [ ! -f {gate} ]; do sleep 0.05; done'\n")
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo as submitted > said.txt'\n")
+    try:
+        ctl("run", str(blocker), "-y", "--detach", cwd=repo, check=True)
+        waiting = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+        assert json.loads(ctl("ps", "--json", check=True).stdout)["queued"][0]["id"] == waiting
+        wf.write_text("- shell: 'echo as edited > said.txt'\n")
+        gate.touch()
+        wait_for(
+            lambda: (
+                json.loads(ctl("sessions", "show", waiting, "--json", check=True).stdout)["status"]
+                == "completed"
+            ),
+            timeout=120,
+            what="the job that waited to finish",
+        )
+        assert git(repo, "show", "main:said.txt").strip() == "as edited"
+    finally:
+        ctl("daemon", "stop", check=True)

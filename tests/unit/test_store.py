@@ -221,6 +221,19 @@ def test_a_finished_jobs_environment_is_dropped_and_scrubbed_from_the_file(isola
     assert TOKEN.encode() not in _journal_bytes()
 
 
+def test_a_scrub_starts_the_emptied_log_again_without_the_dropped_environment(isolated: Path):
+    """The next commit (usually a submission's, acknowledged) then appends to a log whose
+    header is written and synced already, instead of paying for that sync itself."""
+    journal.insert(
+        "workflow-1-abcdef", status="running", record={}, private={"env": {"T": TOKEN}, "args": []}
+    )
+    journal.update("workflow-1-abcdef", status="completed", forget_env=True)
+    wal = Path(f"{paths.journal_file()}-wal").read_bytes()
+    assert wal[:4] in (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))  # a WAL header
+    assert TOKEN.encode() not in wal and TOKEN.encode() not in _journal_bytes()
+    assert journal.found_version() == journal.SCHEMA_VERSION  # rewritten as it was
+
+
 def test_an_older_journal_drops_the_environment_of_its_finished_jobs(isolated: Path):
     for sid, status in (
         ("workflow-1-ffffff", "completed"),
