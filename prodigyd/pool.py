@@ -430,6 +430,8 @@ class WorktreePool:
                 await self._remove_extras(repo)
         except ProdigyError as exc:  # git: the collector tries again
             log.warning("cannot remove an extra worktree of %s: %s", repo, exc.render())
+        except Exception:  # a bug; the collector still removes them
+            log.exception("cannot remove an extra worktree of %s", repo)
         finally:
             del self._trims[repo]
 
