@@ -161,10 +161,15 @@ class CheckpointWriter:
         self._order = asyncio.Lock()
 
     async def write(self, record: dict[str, Any]) -> None:
-        """Append `record` and return once it is durable. It is serialised here, on the
-        loop, so later changes to the objects it holds cannot leak into it; the sync
-        completes even when the caller is cancelled meanwhile (a daemon stop)."""
-        line = jsonl.encode(record)
+        """`write_all` of one record."""
+        await self.write_all([record])
+
+    async def write_all(self, records: list[dict[str, Any]]) -> None:
+        """Append `records` and return once they are durable: one append, one sync. They
+        are serialised here, on the loop, so later changes to the objects they hold cannot
+        leak into them; the sync completes even when the caller is cancelled meanwhile (a
+        daemon stop)."""
+        line = b"".join(jsonl.encode(record) for record in records)
         async with self._order:
             await self._settle()
             self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line))

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentSpec, Wo
 from prodigyd.engine.mapreduce.host import PhaseHost
 from prodigyd.engine.mapreduce.merge_queue import MERGED_ITEM, MergeQueue
 from prodigyd.engine.mapreduce.policy import Breaker, FailureLimits
-from prodigyd.engine.mapreduce.runner import run_agent
+from prodigyd.engine.mapreduce.runner import report_end, run_agent
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import MAP
 from prodigyd.errors import ProdigyError, WorkflowError
@@ -311,19 +312,24 @@ class MapPhase:
                     await _sleep_unless(stop, wait)
                     continue
             item = waiting.popleft()
-            result = await self._run_item(item, agents)
-            if result is None:  # stopped mid-item: it runs again on resume
+            ended = await self._run_item(item, agents)
+            if ended is None:  # stopped mid-item: it runs again on resume
                 return
-            results.add(self._result_record(result))
+            job, result = ended
+            end = partial(report_end, self.parent.events, job, result)  # shown once durable
+            results.add(self._result_record(result), end)
             limits.record(result.success)
             if result.status == "timeout" and self.spec.timeout_action == "fail":
                 limits.reason = f"{result.item_id} timed out and timeout_action is fail"
             if breaker is not None:
                 breaker.record(result.success)
 
-    async def _run_item(self, item: WorkItem, agents: AgentSpec) -> AgentResult | None:
-        """All attempts of one item; failures go to the DLQ as they happen. Each attempt
-        starts at the parent's commit of the moment, with every merge before it."""
+    async def _run_item(
+        self, item: WorkItem, agents: AgentSpec
+    ) -> tuple[AgentJob, AgentResult] | None:
+        """All attempts of one item, and the last (its end is for the caller to report);
+        failures go to the DLQ as they happen. Each attempt starts at the parent's commit
+        of the moment, with every merge before it."""
         started = time.monotonic()
         attempt = 1
         while True:
@@ -338,20 +344,23 @@ class MapPhase:
                 and not spent_by(result.error or "", "agent")  # its own budget: it failed
                 and self.parent.budget.exceeded() is not None
             ):
+                report_end(self.parent.events, job, result)
                 return None  # stopped by the job's budget: unfinished, not failed
             if result.success:
                 if attempt > 1 or self.dlq_job is not None:
                     self.journal.remove_dead_letters(self._dlq_job, [item.item_id])
-                return result
+                return job, result
             timeout_action = self.spec.timeout_action if result.status == "timeout" else "dlq"
+            delay = None
+            if self.policy.on_item_failure == "retry" and timeout_action == "dlq":
+                error, elapsed = result.error or "", time.monotonic() - started
+                delay = retry_policy.next_wait(self.policy.retry_config, attempt, error, elapsed)
+            if delay is not None:  # not the item's end: this attempt's is shown now
+                report_end(self.parent.events, job, result)
             if timeout_action != "skip":
                 self._dead_letter(item, result)
-            if self.policy.on_item_failure != "retry" or timeout_action != "dlq":
-                return result
-            error, elapsed = result.error or "", time.monotonic() - started
-            delay = retry_policy.next_wait(self.policy.retry_config, attempt, error, elapsed)
             if delay is None:
-                return result
+                return job, result
             attempt += 1
             self.parent.events.emit(EventType.AGENT_RETRYING, item_id=item.item_id, attempt=attempt)
             try:
@@ -405,20 +414,21 @@ class MapPhase:
 class ResultLog:
     """The finished items' results into the phase's journal, in the order they finished,
     without holding up the workers that ran them: a worker takes its next item while its
-    last result is synced (the journal's writer syncs one record at a time in any case).
+    last result is synced, with those of the agents that finished meanwhile (group commit).
     A crash before a record is durable runs that item again on resume, as a crash a moment
-    earlier would. `on_durable` hears after each record how many are still unwritten: what
-    a session shows of its progress counts only what is durable."""
+    earlier would. Nothing about a result is shown before it is durable: each record's
+    `then` (its `agent_completed` event) runs once it is, and `on_durable` hears after each
+    append how many are still unwritten (the session's progress)."""
 
     def __init__(self, writer: CheckpointLog, on_durable: Callable[[int], None]) -> None:
         self.writer = writer
         self.on_durable = on_durable
-        self.unwritten: deque[dict[str, Any]] = deque()
+        self.unwritten: deque[tuple[dict[str, Any], Callable[[], None]]] = deque()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: dict[str, Any], then: Callable[[], None]) -> None:
         self.check()
-        self.unwritten.append(record)
+        self.unwritten.append((record, then))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write_all(), name="map results")
 
@@ -434,9 +444,14 @@ class ResultLog:
             await asyncio.shield(self._task)
 
     async def _write_all(self) -> None:
+        """Whatever has come meanwhile goes in one append and one sync: the writing keeps
+        up with any number of agents finishing at once."""
         while self.unwritten:
-            await self.writer.write(self.unwritten[0])
-            self.unwritten.popleft()
+            batch = list(self.unwritten)
+            await self.writer.write_all([record for record, _ in batch])
+            for _, then in batch:
+                self.unwritten.popleft()
+                then()
             self.on_durable(len(self.unwritten))
 
 
