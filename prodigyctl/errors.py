@@ -3,8 +3,8 @@ object under --json) with the error's stable code (prodigyd/errorcodes.py), and 
 code (exitcodes.py has the table). The errors of talking to the daemon are defined here too.
 
 Every command, `--help` included, runs inside the handler, so this module imports nothing
-it needs only once something went wrong (json, the protocol, the paths: a few milliseconds
-of `--help`).
+it needs only once something went wrong (json, the protocol, the paths, the registry of
+error codes: a few milliseconds of `--help`).
 
 An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
 prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
@@ -21,16 +21,17 @@ from typing import Any, NoReturn
 import click
 
 from prodigyctl.exitcodes import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_UNREACHABLE, exit_for_error
-from prodigyd import errorcodes
 
 
 class DaemonUnreachable(Exception):
     """No daemon answers and none could be started, or it went away mid-request; `code`
-    says which (prodigyd/errorcodes.py)."""
+    says which (prodigyd/errorcodes.py; DAEMON_UNREACHABLE when not given)."""
 
-    def __init__(self, message: str, code: str = errorcodes.DAEMON_UNREACHABLE) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
+        from prodigyd import errorcodes
+
         super().__init__(message)
-        self.code = code
+        self.code = code or errorcodes.DAEMON_UNREACHABLE
 
 
 class RpcError(Exception):
@@ -122,6 +123,8 @@ def fail(code: str, message: str, exit_code: int, *, hint: str | None = None) ->
 def _report(code: str, text: str, data: dict[str, object]) -> None:
     """One error on stderr: `error[CODE]: text` for people, or under --json an object whose
     `code` is the stable code (`data` adds kind, hint, location, ...)."""
+    from prodigyd import errorcodes
+
     if "--json" in sys.argv[1:]:
         import json
 
@@ -134,6 +137,8 @@ def _report(code: str, text: str, data: dict[str, object]) -> None:
 def _click_error(err: click.ClickException) -> None:
     """click's error, with the code in its `error[E0002]:` line: the usage and the `--help`
     pointer first for a usage error, as click prints them."""
+    from prodigyd import errorcodes
+
     code = errorcodes.USAGE if isinstance(err, click.UsageError) else errorcodes.ERROR
     ctx = getattr(err, "ctx", None)
     if ctx is not None and "--json" not in sys.argv[1:]:
@@ -148,7 +153,7 @@ def _crash() -> int:
     import platform  # only when crashing: every command imports this module
     import traceback
 
-    from prodigyd import paths
+    from prodigyd import errorcodes, paths
     from prodigyd.store.atomic import create_unique  # sqlite3 and more: not on the hot path
 
     path, fd = create_unique(paths.logs_dir(), paths.crash_log_prefix(), ".log")

@@ -16,7 +16,6 @@ map to a known key count: PRODIGY_HOME and the per-job variables are not setting
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 import types
@@ -24,7 +23,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeGuard, Union, get_args, get_origin
 
-import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
@@ -196,7 +194,7 @@ def set_value(key: str, value: str) -> Config:
     _set_in(data, key, parsed)
     config = _validate(data, lambda bad: None if bad == key else str(path))
     _set_in(data, key, get_value(config, key))  # as validated: `debug` is stored as DEBUG
-    write_bytes_atomic(path, tomli_w.dumps(data).encode())
+    _write_file(path, data)
     return config
 
 
@@ -214,7 +212,7 @@ def unset_value(key: str) -> Config:
         _require_known(key)
     config = _validate(data, lambda _key: str(path))
     if present:
-        write_bytes_atomic(path, tomli_w.dumps(data).encode())
+        _write_file(path, data)
     return config
 
 
@@ -273,6 +271,8 @@ def _require_known(key: str) -> None:
 
 
 def _did_you_mean(key: str) -> str:
+    import difflib  # here: only a mistyped key needs it, and every daemon start would pay
+
     close = difflib.get_close_matches(key, [*_keys(), *_sections()], n=1)
     return f"; did you mean {close[0]}?" if close else ""
 
@@ -357,6 +357,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:  # its text ends "(at line L, column C)"
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+
+
+def _write_file(path: Path, data: dict[str, Any]) -> None:
+    """Write the config file whole (`config set/unset`: the daemon never writes it)."""
+    import tomli_w  # here: the daemon, which only reads the file, never pays for the writer
+
+    write_bytes_atomic(path, tomli_w.dumps(data).encode())
 
 
 def _validate(data: dict[str, Any], origin: Callable[[str], str | None]) -> Config:

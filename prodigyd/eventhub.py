@@ -58,13 +58,14 @@ class EventHub:
         new: bool = False,
     ) -> None:
         """`new`: a session just submitted, which has no events to read back yet (its
-        folder does not exist: looking costs a submission a glob for nothing). A session
+        folder does not exist: looking costs a submission a glob for nothing), and whose
+        row in the event index its submission opened (journal.insert). A session
         whose log holds nothing (its daemon stopped before writing its held
         `session_queued`, see `queued`) gets that event back from its journal row."""
         self.session_id = record.id
         self.repo_id = record.repo_id
         self.watchers = watchers if watchers is not None else set()
-        self.log = EventLog(record.repo_id, record.id)
+        self.log = EventLog(record.repo_id, record.id, opened=new)
         self.history: deque[dict[str, Any]] = deque(
             () if new else read_events(record.repo_id, record.id), maxlen=HISTORY_EVENTS
         )
@@ -83,7 +84,7 @@ class EventHub:
             **fields,
         }
         try:
-            self.log.append(event)
+            self.log.append_soon(event)
         except NoSpace:
             pass  # kept in order for the next append or the mender (store/space.py logs it)
         except OSError:

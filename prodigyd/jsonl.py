@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+#: Made once: `json.dumps` with options builds an encoder per call, and every event and
+#: checkpoint record is encoded here.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 def encode(record: dict[str, Any]) -> bytes:
     """`record` as one line: compact, UTF-8, newline-terminated."""
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return (_ENCODER.encode(record) + "\n").encode()
 
 
 def parse(line: str) -> dict[str, Any] | None:

@@ -58,6 +58,17 @@ LineSink = Callable[[str], None]
 _child_umask = -1
 
 
+#: /dev/null, opened once for every child's stdin (see `run`).
+_devnull: int | None = None
+
+
+def _dev_null() -> int:
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    return _devnull
+
+
 def keep_store_private() -> None:
     """Make everything the daemon creates itself private (folders 0700, files 0600) on
     every path of creation, while its children keep the user's umask: a file a step makes,
@@ -116,31 +127,47 @@ async def run(
 
     Spawning uses `subprocess.Popen` (vfork) and waits on a pidfd and the pipes from the
     event loop: asyncio's subprocess transport costs a thread per child and roughly
-    doubles the per-step floor (bench/step_overhead.py). Needs Linux >= 5.3.
+    doubles the per-step floor (bench/step_overhead.py). The pipes are plain descriptors,
+    made here, and stdin is one /dev/null kept open: Popen's file objects and its
+    /dev/null cost syscalls and Python work on every spawn. Needs Linux >= 5.3.
     """
     started = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv),
-        cwd=str(cwd),
-        env=dict(env) if env is not None else None,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        umask=_child_umask,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
     loop = asyncio.get_running_loop()
-    watchers = (
-        _Pipe(loop, proc.stdout.fileno(), on_stdout_line),
-        _Pipe(loop, proc.stderr.fileno(), on_stderr_line),
-        _Exit(loop, proc),
-    )
-    out_pipe, err_pipe, exit_watch = watchers
+    out_read, out_write = os.pipe()  # not inheritable: the child gets them as 1 and 2
+    err_read, err_write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=str(cwd),
+            env=env,
+            stdin=_dev_null(),
+            stdout=out_write,
+            stderr=err_write,
+            start_new_session=True,
+            umask=_child_umask,
+        )
+    except BaseException:
+        os.close(out_read)
+        os.close(err_read)
+        raise
+    finally:
+        os.close(out_write)  # the child's copies are the only ones: EOF once it is gone
+        os.close(err_write)
+    out_pipe = _Pipe(loop, out_read, on_stdout_line)
+    err_pipe = _Pipe(loop, err_read, on_stderr_line)
+    try:
+        exit_watch = _Exit(loop, proc)
+    except OSError:  # no pidfd (too many open files): the child must not run unwatched
+        out_pipe.close()
+        err_pipe.close()
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    watchers = (out_pipe, err_pipe, exit_watch)
     timed_out = stopped = False
     try:
         try:
-            exited = await asyncio.wait_for(_exit_or_stop(exit_watch.done, stop), timeout)
+            exited = await asyncio.wait_for(_exit_or_stop(exit_watch, stop), timeout)
         except TimeoutError:
             exited, timed_out = False, True
         if not exited:
@@ -148,7 +175,8 @@ async def run(
             await _kill_group(proc, exit_watch.done)
         rc = await exit_watch.done
         # The child has exited; a process it left behind may still hold the pipes open.
-        await asyncio.wait({out_pipe.done, err_pipe.done}, timeout=PIPE_DRAIN_SECONDS)
+        if not (out_pipe.done.done() and err_pipe.done.done()):
+            await asyncio.wait({out_pipe.done, err_pipe.done}, timeout=PIPE_DRAIN_SECONDS)
         _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the step's process group
     except BaseException:
         await _kill_group(proc, exit_watch.done)
@@ -156,8 +184,6 @@ async def run(
     finally:
         for watcher in watchers:
             watcher.close()
-        proc.stdout.close()
-        proc.stderr.close()
     return Completed(
         argv=list(argv),
         returncode=-1 if timed_out or stopped else rc,
@@ -169,10 +195,11 @@ async def run(
     )
 
 
-async def _exit_or_stop(exited: asyncio.Future[int], stop: asyncio.Event | None) -> bool:
+async def _exit_or_stop(exit_watch: _Exit, stop: asyncio.Event | None) -> bool:
     """Wait for the child's exit (True) or for `stop` (False), whichever comes first."""
+    exited = exit_watch.done
     if stop is None:
-        await asyncio.shield(exited)
+        await exit_watch.waiter()
         return True
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     waiting: set[asyncio.Future[Any]] = {exited, stopping}
@@ -200,13 +227,27 @@ class _Exit:
     def __init__(self, loop: asyncio.AbstractEventLoop, proc: subprocess.Popen[bytes]) -> None:
         self.loop, self.proc = loop, proc
         self.done: asyncio.Future[int] = loop.create_future()
+        self._waiters: list[asyncio.Future[int]] = []
         self.pidfd: int | None = os.pidfd_open(proc.pid)
         loop.add_reader(self.pidfd, self._reap)
+
+    def waiter(self) -> asyncio.Future[int]:
+        """A future of the exit status that its awaiter may cancel, leaving `done` for the
+        kill that follows. The reap resolves it itself: awaiting `asyncio.shield(done)`
+        would take one more turn of the loop (the shield's callback) to wake the awaiter."""
+        if self.done.done():
+            return self.done
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
 
     def _reap(self) -> None:
         self.close()
         if not self.done.done():
-            self.done.set_result(self.proc.wait())
+            status = self.proc.wait()
+            for future in (self.done, *self._waiters):
+                if not future.done():
+                    future.set_result(status)
 
     def close(self) -> None:
         if self.pidfd is not None:
@@ -216,7 +257,8 @@ class _Exit:
 
 
 class _Pipe:
-    """Reads one child pipe from the loop: collects text, feeds whole lines to a sink."""
+    """Reads one child pipe from the loop (and owns its descriptor): collects text, feeds
+    whole lines to a sink."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: LineSink | None) -> None:
         self.loop, self.fd, self.sink = loop, fd, sink
@@ -261,6 +303,7 @@ class _Pipe:
     def close(self) -> None:
         if self.open:
             self.loop.remove_reader(self.fd)
+            os.close(self.fd)
             self.open = False
 
 

@@ -11,8 +11,8 @@ import click
 from prodigyctl.client import Client, dumps, is_tty
 from prodigyctl.commands import command, group
 from prodigyctl.commands.events import write_export
-from prodigyctl.commands.run import after_start, executor_options, executor_params
 from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.jobs import after_start, executor_options, executor_params
 from prodigyctl.options import (
     detach_option,
     format_option,

@@ -157,10 +157,17 @@ _PLACEHOLDER_MARK = "«"
 _PLACEHOLDER = re.compile(r"«secret:([^»]+)»")
 
 
+#: Values that hold no text: returned as they are, before the (slow) Mapping ABC check.
+_NO_TEXT = (bool, int, float, type(None))
+_MAPPINGS = (dict, Mapping)  # dict first: the ABC check is slow
+
+
 def _map_strings(obj: Any, change: Callable[[str], str]) -> Any:
     if isinstance(obj, str):
         return change(obj)
-    if isinstance(obj, Mapping):
+    if isinstance(obj, _NO_TEXT):
+        return obj
+    if isinstance(obj, _MAPPINGS):
         return {key: _map_strings(value, change) for key, value in obj.items()}
     if isinstance(obj, list):
         return [_map_strings(item, change) for item in obj]

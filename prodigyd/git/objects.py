@@ -23,6 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from prodigyd.git import plain
+
 if TYPE_CHECKING:
     import pygit2
 
@@ -143,7 +145,11 @@ def changed_names(path: Path, sha: str, base: str | None) -> list[str] | None:
 def index_holds(path: Path, commit: str) -> bool | None:
     """Whether the index of the worktree at `path` holds exactly `commit`'s tree (`git
     diff-index --cached --quiet`); None when libgit2 cannot tell (a conflict in the index,
-    say)."""
+    say). Read from git's own files when they tell (git/plain.py): libgit2 is loaded only
+    when they do not."""
+    held = plain.index_holds(path, commit)
+    if held is not None:
+        return held
     pygit2 = load()
     repo = open_repo(path)
     if repo is None:

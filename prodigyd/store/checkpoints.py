@@ -7,17 +7,22 @@ step count), and one sync instead of the file + folder syncs of a rename. A cras
 tear the last line, which `load` skips: that step then runs again on resume (at-least-once,
 never skipped). `load` rebuilds the reference's checkpoint shape (§5.3) from the records.
 
-A write returns once its record is on disk (synced in a worker thread, so the event loop
-never waits on the disk). Whatever a follower is told afterwards (`step_completed`, a map
-item's result) is therefore already durable: a step shown as done never runs again on
-resume. Records keep call order. bench/step_overhead.py measures the cost against the spawn
-floor.
+A write returns once its record is on disk. Whatever a follower is told afterwards
+(`step_completed`, a map item's result) is therefore already durable: a step shown as done
+never runs again on resume. Records keep call order. While the disk syncs fast, the append
+and its sync run on the event loop: a worker thread's round trip (0.1-0.3 ms, two wake-ups)
+costs more than a fast fdatasync and was the largest part of a step's overhead. Once a sync
+is slow (INLINE_SYNC_SECONDS) the next ones go through a worker thread, so a slow disk never
+holds up the loop for long, until recent syncs are all fast again. bench/step_overhead.py
+measures the cost against the spawn + fdatasync floor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,11 @@ from prodigyd.store import space
 from prodigyd.store.atomic import append_all, ensure_dir, fsync_dir
 
 CHECKPOINT_VERSION = 1
+
+#: A sync that took longer than this sends the following appends of every journal through a
+#: worker thread (see the module docstring), until the last SYNCS_REMEMBERED are fast again.
+INLINE_SYNC_SECONDS = 0.002
+SYNCS_REMEMBERED = 8
 
 
 #: The phase of a standard workflow; MapReduce sessions also have "setup", "map", "reduce".
@@ -150,14 +160,32 @@ def records(session_id: str, phase: str) -> Iterator[dict[str, Any]]:
     return jsonl.read(journal_file(session_id, phase))
 
 
+class _SyncTimes:
+    """How long the newest syncs of the store's disk took (noted on the event loop only)."""
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=SYNCS_REMEMBERED)
+
+    def fast(self) -> bool:
+        """Whether an append may sync on the event loop: every recent sync was fast."""
+        return not self.recent or max(self.recent) < INLINE_SYNC_SECONDS
+
+    def note(self, seconds: float) -> None:
+        self.recent.append(seconds)
+
+
+#: One disk under the store: all journals share what its syncs cost.
+_sync_times = _SyncTimes()
+
+
 class CheckpointWriter:
-    """Appends one journal's records in order, syncing off the event loop. Safe for
+    """Appends one journal's records in order, each durable before `write` returns. Safe for
     concurrent writers on one loop (the agents of a map phase): records keep call order."""
 
     def __init__(self, session_id: str, phase: str = MAIN) -> None:
         self.path = journal_file(session_id, phase)
         self._fd: int | None = None
-        self._pending: asyncio.Future[None] | None = None  # a sync its caller stopped awaiting
+        self._pending: asyncio.Future[float] | None = None  # a sync its caller stopped awaiting
         self._order = asyncio.Lock()
 
     async def write(self, record: dict[str, Any]) -> None:
@@ -167,11 +195,14 @@ class CheckpointWriter:
     async def write_all(self, records: list[dict[str, Any]]) -> None:
         """Append `records` and return once they are durable: one append, one sync. They
         are serialised here, on the loop, so later changes to the objects they hold cannot
-        leak into them; the sync completes even when the caller is cancelled meanwhile (a
-        daemon stop)."""
+        leak into them; a sync in a worker thread completes even when the caller is
+        cancelled meanwhile (a daemon stop), and one on the loop cannot be interrupted."""
         line = b"".join(jsonl.encode(record) for record in records)
         async with self._order:
             await self._settle()
+            if _sync_times.fast():
+                _sync_times.note(self._append(line))
+                return
             self._pending = asyncio.ensure_future(asyncio.to_thread(self._append, line))
             await self._settle()
 
@@ -190,14 +221,16 @@ class CheckpointWriter:
         if pending is None:
             return
         try:
-            await asyncio.shield(pending)
+            _sync_times.note(await asyncio.shield(pending))
         finally:
             if pending.done():  # a failed sync is reported once, to the writer that waits
                 self._pending = None
 
-    def _append(self, data: bytes) -> None:
-        """A full disk raises NoSpace here (surfacing at this write or the close)
-        and leaves no torn record: the step it recorded runs again on resume."""
+    def _append(self, data: bytes) -> float:
+        """Append and sync `data`; the seconds it took. A full disk raises NoSpace here
+        (surfacing at this write or the close) and leaves no torn record: the step it
+        recorded runs again on resume."""
+        started = time.monotonic()
         with space.guard(self.path):
             if self._fd is None:
                 folder = ensure_dir(self.path.parent)
@@ -205,3 +238,4 @@ class CheckpointWriter:
                 fsync_dir(folder)  # the journal's own name must survive a crash too
             append_all(self._fd, data, self.path)
             os.fdatasync(self._fd)
+        return time.monotonic() - started

@@ -1,9 +1,15 @@
 """The per-session event log: one JSON object a line under `events/<repo-id>/<session-id>/`.
 
 Each record carries `seq` (1-based, per session), `timestamp`, `event_type`, `session_id` and
-the event's own fields. Lines are flushed as they are written so `tail -f` and a reconnecting
-client see them at once; the checkpoint, not this log, is the durable record of progress, so
-the log is not fsync'd per line (a crash may lose the last few lines, never a completed step).
+the event's own fields. A session's events (EventHub, `append_soon`) are written at the end of
+the event loop's turn that made them, all of that turn in one write: a step's `step_completed`
+and the next step's `step_started` reach the file while the next command runs, instead of
+before it starts. `tail -f` and a reconnecting client see them a moment later; followers get
+them at once from the hub. The checkpoint, not this log, is the durable record of progress, so
+the log is not fsync'd (a crash may lose the last few lines, never a completed step).
+Before the first line of each file, the folder's row in the event index is opened
+(store/eventindex.py: a new job's with its journal row; else one journal write that does not
+wait for the disk, per file).
 
 On a full disk the lines that do not fit wait in memory, in order, and go to the file with
 the next append that fits (or `flush`, which the daemon's mender calls once there is
@@ -14,6 +20,7 @@ try writes every waiting line, and a map phase appends thousands while the disk 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -24,7 +31,7 @@ from typing import Any
 
 from prodigyd import jsonl, paths
 from prodigyd.errors import NoSpace
-from prodigyd.store import space
+from prodigyd.store import eventindex, space
 from prodigyd.store.atomic import append_all, ensure_dir
 
 log = logging.getLogger("prodigyd.events")
@@ -37,13 +44,23 @@ MAX_PENDING_LINES = 100_000
 class EventLog:
     """Append-only writer for one session's events."""
 
-    def __init__(self, repo_id: str, session_id: str) -> None:
+    def __init__(self, repo_id: str, session_id: str, *, opened: bool = False) -> None:
+        """`opened`: the log of a job just stored, whose row in the event index was opened
+        with it (store/eventindex.py): its first line needs no journal write."""
         folder = paths.events_dir(repo_id, session_id)  # made at the first append
+        self.repo_id, self.session_id = repo_id, session_id
+        self.indexed = opened  # its row in the event index is open, for it
+        if opened:
+            eventindex.opened(repo_id, session_id)
         self.path = folder / f"events-{time.strftime('%Y%m%d_%H%M%S')}-{os.getpid()}.jsonl"
         self._fd: int | None = None
-        self.pending: deque[bytes] = deque()  # lines that did not fit yet, oldest first
+        # lines not written yet, oldest first: ones that did not fit, and events of this turn
+        # of the loop (`append_soon`), encoded when written
+        self.pending: deque[bytes | dict[str, Any]] = deque()
         self.dropped = 0
         self.held: bytes | None = None  # the first line, written with the next (see hold)
+        self._soon: asyncio.Handle | None = None  # the write of this turn's events
+        self._older = False  # lines waited already when this turn's events were added
 
     def hold(self, record: dict[str, Any]) -> None:
         """Keep the log's first line (a new session's `session_queued`) to write with the
@@ -57,16 +74,46 @@ class EventLog:
         """Write the event, after any that are waiting; NoSpace when they do not fit (the
         event then waits too), or when lines wait already and the disk is still known to
         be full (then it waits untried: see the module docstring)."""
-        line = jsonl.encode(record)
+        waiting = self._add(jsonl.encode(record))
+        problem = space.current()
+        if waiting and problem is not None:
+            raise NoSpace(problem.message, path=str(self.path), hint=problem.hint)
+        self.flush()
+
+    def append_soon(self, record: dict[str, Any]) -> None:
+        """Write the event at the end of this turn of the running event loop, with the
+        others of the turn (see the module docstring); without a loop, now (`append`). The
+        record must not change afterwards (a hub's events never do: its followers hold
+        them too)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.append(record)
+            return
+        waiting = self._add(record)
+        if self._soon is None:
+            self._older = waiting
+            self._soon = loop.call_soon(self._write_soon)
+
+    def _add(self, line: bytes | dict[str, Any]) -> bool:
+        """Queue `line` last; whether lines were waiting already."""
         if len(self.pending) >= MAX_PENDING_LINES:
             self.pending.popleft()
             self.dropped += 1
         waiting = bool(self.pending)
         self.pending.append(line)
-        problem = space.current()
-        if waiting and problem is not None:
-            raise NoSpace(problem.message, path=str(self.path), hint=problem.hint)
-        self.flush()
+        return waiting
+
+    def _write_soon(self) -> None:
+        self._soon = None
+        if self._older and space.current() is not None:
+            return  # the disk is known to be full: they wait untried, like `append`'s
+        try:
+            self.flush()
+        except NoSpace:
+            pass  # kept in order for the next append or the mender (store/space.py logs it)
+        except OSError:
+            log.exception("cannot write event log %s", self.path)
 
     def flush(self) -> None:
         """Write the waiting lines; NoSpace (and they keep waiting) when they do not fit."""
@@ -76,10 +123,16 @@ class EventLog:
         if not self.pending:
             return
         if self._fd is None:
+            if not self.indexed:  # before the first line: listings read the folder again
+                eventindex.opening(self.repo_id, self.session_id)
+                self.indexed = True
             ensure_dir(self.path.parent)
             with space.guard(self.path):
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        append_all(self._fd, b"".join(self.pending), self.path)
+        data = b"".join(
+            line if isinstance(line, bytes) else jsonl.encode(line) for line in self.pending
+        )
+        append_all(self._fd, data, self.path)
         self.pending.clear()
         if self.dropped:
             log.warning("%s: %d events were lost to a full disk", self.path, self.dropped)
@@ -88,6 +141,9 @@ class EventLog:
     def close(self) -> None:
         """Write what waits (once more) and close; what still does not fit is lost, and
         the daemon log says how much (the daemon closes a log only when it stops)."""
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         try:
             self.flush()
         except (NoSpace, OSError) as exc:
@@ -98,23 +154,46 @@ class EventLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self.indexed:
+            eventindex.closed(self.repo_id, self.session_id)
+            self.indexed = False
 
 
 def read_events(repo_id: str, session_id: str) -> Iterator[dict[str, Any]]:
     """Every stored event of a session in order; a torn last line (crash) is skipped."""
-    for path in log_files(repo_id, session_id):
-        yield from jsonl.read(path)
+    return read_folder(paths.events_dir(repo_id, session_id))
+
+
+def read_folder(folder: str | Path) -> Iterator[dict[str, Any]]:
+    """`read_events` of the session whose folder this is (a listing of thousands of
+    sessions names them by folder: building each Path costs more than reading its log)."""
+    for path in _logs_in(folder):
+        yield from jsonl.read(Path(path))
 
 
 def log_files(repo_id: str, session_id: str) -> list[Path]:
     """A session's log files, oldest first: one per daemon run that logged for it."""
-    return sorted(paths.events_dir(repo_id, session_id).glob("events-*.jsonl"), key=_mtime)
+    return [Path(path) for path in _logs_in(paths.events_dir(repo_id, session_id))]
 
 
-def _mtime(path: Path) -> float:
+def _logs_in(folder: str | Path) -> list[str]:
+    """The `events-*.jsonl` files in `folder` (none when it is no folder), oldest first."""
+    try:
+        with os.scandir(folder) as entries:
+            names = [
+                e.path
+                for e in entries
+                if e.name.startswith("events-") and e.name.endswith(".jsonl")
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(names, key=_mtime)
+
+
+def _mtime(path: str) -> float:
     """When the file was last written; one deleted meanwhile (watch/dropped.py prunes old
     logs) sorts first, and reads as empty."""
     try:
-        return path.stat().st_mtime
+        return os.stat(path).st_mtime
     except FileNotFoundError:
         return 0.0

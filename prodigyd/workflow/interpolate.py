@@ -287,7 +287,13 @@ def _to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
+#: What most variables hold: JSON as they are, no trial encoding needed (bool is an int).
+_PLAIN = (str, int, float, type(None))
+
+
 def _is_json(value: Any) -> bool:
+    if isinstance(value, _PLAIN):
+        return True
     try:
         json.dumps(value)
     except (TypeError, ValueError):

@@ -47,11 +47,17 @@ def test_help_imports_no_store_engine_or_their_libraries():
 
 
 def test_help_imports_no_command_module_and_not_the_protocol():
-    """Nor json and the protocol, which only talking to the daemon (or an error) needs, nor
-    shutil (main.help_width)."""
+    """Nor json, the protocol and the error codes, which only talking to the daemon (or an
+    error) needs, nor shutil (main.help_width)."""
     modules = loaded("--help")
     assert [m for m in modules if m.startswith("prodigyctl.commands")] == []
-    assert {"prodigyd.protocol", "prodigyctl.client", "json", "shutil"}.isdisjoint(modules)
+    assert {
+        "prodigyd.protocol",
+        "prodigyd.errorcodes",
+        "prodigyctl.client",
+        "json",
+        "shutil",
+    }.isdisjoint(modules)
 
 
 def test_a_command_imports_its_own_module_and_no_other():
@@ -60,6 +66,18 @@ def test_a_command_imports_its_own_module_and_no_other():
         "prodigyctl.commands.run"
     ]
     assert heavy(modules) == []
+
+
+def test_run_builds_its_own_command_and_no_other():
+    """`run --detach` pays for the click options of `run` alone, not for those of the
+    other commands that start jobs (exec, batch, goal-seek, resume...)."""
+    probe = (
+        "import prodigyctl.commands.run\n"
+        "from prodigyctl.commands import TOP_LEVEL\n"
+        "print(' '.join(TOP_LEVEL))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["run"]
 
 
 def test_a_command_that_runs_does_not_import_the_examples_its_help_ends_with():

@@ -3,11 +3,13 @@ the repositories libgit2 cannot read (SHA-256 object format here) are asked of g
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from prodigyd.git import objects
+from prodigyd.git import objects, plain
 from prodigyd.git.repo import branch_exists, checked_out, is_ancestor, parents
 from prodigyd.git.worktree import checkout_matches
 from prodigyd.watch import files, refs
@@ -130,6 +132,59 @@ async def test_the_checkout_guard_sees_an_index_that_is_not_the_commits_tree(his
     git(history, "read-tree", older)  # HEAD stays, the index holds another tree
     assert not await checkout_matches(history, head)
     assert objects.index_holds(history, head) is (False if readable(history) else None)
+
+
+def index_matches(worktree: Path, commit: str) -> bool:
+    """git's own answer: `git diff-index --cached --quiet` exits 0 when the index is it."""
+    done = subprocess.run(["git", "diff-index", "--cached", "--quiet", commit, "--"], cwd=worktree)
+    assert done.returncode in (0, 1)
+    return done.returncode == 0
+
+
+@pytest.mark.parametrize("storage", ["loose", "packed"])
+def test_the_index_is_read_from_gits_files_as_git_reads_it(tmp_path: Path, storage: str):
+    """A pooled worktree (linked, checked out with --force as the pool does) is answered
+    from its index's cache tree and the commit object, loose or in a pack, without
+    libgit2; an index whose cache tree was invalidated is left to libgit2 and git."""
+    repo = make_repo(tmp_path / "repo", {"a/one.txt": "1\n", "b/two.txt": "2\n"})
+    first = git(repo, "rev-parse", "HEAD").strip()
+    second = commit_files(
+        repo, {"a/one.txt": "changed\n", "c/" + "d" * 200 + "/" + "e" * 99: "x\n"}
+    )
+    if storage == "packed":
+        git(repo, "gc", "--quiet")
+        assert not list((repo / ".git" / "objects").glob("??/*"))  # no loose object left
+    slot = tmp_path / "slot"
+    git(repo, "worktree", "add", "--quiet", "--detach", str(slot), first)
+    for commit in (second, first, second):
+        git(slot, "checkout", "--quiet", "--force", "--detach", commit)
+        other = first if commit == second else second
+        assert plain.index_holds(slot, commit) is True is index_matches(slot, commit)
+        assert plain.index_holds(slot, other) is False is index_matches(slot, other)
+    (slot / "a" / "one.txt").write_text("staged\n")
+    git(slot, "add", "a/one.txt")  # the cache tree's root is invalid until a tree is written
+    assert plain.index_holds(slot, second) is None
+    assert objects.index_holds(slot, second) is False is index_matches(slot, second)
+    assert plain.index_holds(slot, "0" * 40) is None  # no such commit
+    assert plain.index_holds(slot, "not a commit id") is None
+
+
+def test_a_pooled_worktrees_checkout_guard_does_not_load_libgit2(tmp_path: Path):
+    """pygit2 costs the daemon ~12 MB for good: the guard at each pooled reuse reads git's
+    files instead (its answer is checked against git's above)."""
+    repo = make_repo(tmp_path / "repo")
+    slot = tmp_path / "slot"
+    git(repo, "worktree", "add", "--quiet", "--detach", str(slot), "HEAD")
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    probe = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from prodigyd.git.worktree import checkout_matches\n"
+        f"assert asyncio.run(checkout_matches(Path({str(slot)!r}), {commit!r}))\n"
+        "print('pygit2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def _status_by_git(path: Path) -> tuple[str, bool, bool]:

@@ -5,6 +5,7 @@ room again (tests/integration/test_disk_full.py runs the real daemon on a real f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -339,6 +340,24 @@ def test_events_wait_untried_while_the_disk_is_known_to_be_full_and_none_is_lost
     log.close()
     lines = log.path.read_text().splitlines()
     assert [json.loads(line)["seq"] for line in lines] == list(range(1, 1002))
+
+
+async def test_a_turns_events_wait_untried_while_the_disk_is_known_to_be_full(disk: Disk):
+    log = events.EventLog("repo", "workflow-1-dddddd")
+    log.append({"seq": 1})
+    disk.fill()
+    log.append_soon({"seq": 2})
+    await asyncio.sleep(0)  # the turn's write fails: the disk is known to be full now
+    assert disk.file_writes == 1 and log.pending
+    for seq in range(3, 1003):
+        log.append_soon({"seq": seq})
+        await asyncio.sleep(0)
+    assert disk.file_writes == 1  # untried while lines wait and the disk is known full
+    disk.free()
+    log.flush()
+    log.close()
+    lines = log.path.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == list(range(1, 1003))
 
 
 def test_an_idle_hub_with_events_waiting_for_space_is_kept_until_they_are_written(

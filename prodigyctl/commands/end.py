@@ -1,0 +1,45 @@
+"""`merge`, `cancel`: end a session that waits, by landing its work or by dropping it."""
+
+from __future__ import annotations
+
+import click
+
+from prodigyctl.client import Client, dumps
+from prodigyctl.commands import command
+from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.options import id_argument, json_option
+from prodigyd import protocol
+
+
+@command("merge")
+@id_argument("session_id")
+@json_option
+def merge(*, session_id: str, as_json: bool) -> int:
+    """Merge a session that is awaiting_merge into the branch it started from."""
+    from prodigyctl.render import Renderer
+
+    with Client.connect() as client:
+        renderer = Renderer(as_json=as_json)
+        seq = _current_seq(client, session_id)
+        client.on_event = renderer
+        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": seq})
+        record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
+        if not as_json:
+            click.echo(f"session {session_id}: {record['status']}")
+        return EXIT_OK
+
+
+@command("cancel")
+@id_argument("session_id")
+@json_option
+def cancel(*, session_id: str, as_json: bool) -> int:
+    """Cancel a queued or running session for good (Ctrl-C on `run` interrupts instead)."""
+    with Client.connect() as client:
+        record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": False})
+    click.echo(dumps(record) if as_json else f"session {session_id}: {record['status']}")
+    return EXIT_OK
+
+
+def _current_seq(client: Client, session_id: str) -> int:
+    shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+    return int(shown.get("event_seq") or 0)

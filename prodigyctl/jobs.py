@@ -1,0 +1,228 @@
+"""What the commands that start a job (`run`, `exec`, `batch`, `goal-seek`, `resume`,
+`resume-job`, `dlq retry`) share: their budget and executor options, the submit, and what
+follows once the daemon accepted the job: `--detach` prints its id; otherwise the client
+follows it.
+
+Following = subscribe to the session's events from the point the job was accepted, render
+them, stop at `session_finished`. Ctrl-C while following cancels the job (it is recorded as
+interrupted and stays resumable) and exits 130. A successful run without `-y` asks on a TTY
+whether to merge; elsewhere it leaves the session `awaiting_merge` for `prodigyctl merge`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from prodigyctl.client import Client, dumps, is_tty
+from prodigyctl.errors import RpcError, fail
+from prodigyctl.exitcodes import (
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    exit_for_error,
+)
+from prodigyctl.options import F, verbosity
+from prodigyd import errorcodes, protocol
+
+if TYPE_CHECKING:
+    from prodigyctl.render import Renderer
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from prodigyd.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be more than 0")
+    return seconds
+
+
+def budget_options(function: F) -> F:
+    """`--budget-usd`, `--budget-tokens`, `--budget-time`: the job's budget, over the
+    workflow's `budget:` (docs/workflows.md, "Budgets")."""
+    options = (
+        click.option(
+            "--budget-usd",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="USD",
+            help="Stop the job once Claude has cost USD dollars.",
+        ),
+        click.option(
+            "--budget-tokens",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Stop the job once Claude has used N tokens (input, output and cache).",
+        ),
+        click.option(
+            "--budget-time",
+            callback=_duration,
+            metavar="DURATION",
+            help="Stop the job after DURATION of wall time (`90s`, `30m`, `2h`).",
+        ),
+    )
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def budget_params(options: dict[str, Any]) -> dict[str, Any]:
+    """The `budget` param from the `--budget-*` options (taken out of `options`); {} when
+    none was given."""
+    budget = {
+        "cost_usd": options.pop("budget_usd", None),
+        "tokens": options.pop("budget_tokens", None),
+        "time": options.pop("budget_time", None),
+    }
+    budget = {key: value for key, value in budget.items() if value is not None}
+    return {"budget": budget} if budget else {}
+
+
+def executor_options(function: F) -> F:
+    """`--executor`, `--executor-address`: where the job's map agents run, over the
+    daemon's `[executor]` (docs/dask.md); stored with the job, so a resume keeps it."""
+    function = click.option(
+        "--executor-address",
+        metavar="ADDR",
+        help="The Dask scheduler map agents run on (tcp://HOST:8786); implies --executor dask.",
+    )(function)
+    return click.option(
+        "--executor",
+        type=click.Choice(["local", "dask"]),
+        help="Where map agents run: in the daemon (local) or on a Dask cluster (dask); "
+        "default: [executor] kind.",
+    )(function)
+
+
+def executor_params(options: dict[str, Any]) -> dict[str, Any]:
+    """The `executor` param from `--executor`/`--executor-address` (taken out of
+    `options`); {} when neither was given."""
+    kind, address = options.pop("executor", None), options.pop("executor_address", None)
+    if address is not None:
+        if kind == "local":
+            raise click.UsageError("--executor-address names a Dask scheduler: not with local")
+        kind = "dask"
+    return {"executor": {"kind": kind, "address": address}} if kind else {}
+
+
+def submit(
+    params: dict[str, Any], *, yes: bool, path: str | None, detach: bool, as_json: bool
+) -> int:
+    """Submit a job (params name its workflow) from here, then follow it unless `detach`."""
+    params = {
+        **params,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "repo": path,
+        "merge": "auto" if yes else "ask",
+    }
+    with Client.connect() as client:
+        record = client.call(protocol.JOBS_SUBMIT, params)
+        return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+
+
+def after_start(
+    client: Client, record: dict[str, Any], *, detach: bool, as_json: bool, yes: bool
+) -> int:
+    session_id = record["id"]
+    for warning in record.get("warnings") or []:
+        click.echo(f"warning: {warning}", err=True)
+    if detach:
+        click.echo(dumps(record) if as_json else session_id)
+        return EXIT_OK
+    from prodigyctl.render import Renderer
+
+    renderer = Renderer(as_json=as_json, verbose=verbosity())
+    final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
+    if final is None:
+        fail(errorcodes.CONNECTION_LOST, "lost the connection to prodigyd", EXIT_FAILED)
+    return _conclude(client, final, renderer, yes=yes, as_json=as_json)
+
+
+def _follow(client: Client, session_id: str, since: int, renderer: Renderer) -> dict | None:
+    """Render events until the session finishes; Ctrl-C cancels the job."""
+    state: dict[str, Any] = {}
+
+    def handle(event: dict[str, Any]) -> None:
+        renderer(event)
+        if event.get("event_type") == protocol.TERMINAL_EVENT:
+            state["final"] = event
+
+    client.on_event = handle
+    try:
+        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": since})
+        if "final" not in state:
+            for event in client.events():
+                handle(event)
+                if "final" in state:
+                    break
+    except KeyboardInterrupt:
+        renderer.close()
+        with Client.connect(autostart=False) as other:
+            other.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": True})
+        click.echo(f"\ninterrupted; resume with: prodigyctl resume {session_id}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    return state.get("final")
+
+
+def _what_would_land(client: Client, session_id: str) -> str:
+    """The commits and diffstat a merge would bring, for the merge prompt: read from the
+    session's worktree against the branch it would land on (git's own words)."""
+    import subprocess
+
+    shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
+    worktree, target = shown.get("worktree"), shown.get("original_branch")
+    if not worktree or not target:
+        return ""
+    views = (
+        ["log", "--oneline", "--no-decorate", f"{target}..HEAD"],
+        ["diff", "--stat", f"{target}...HEAD"],
+    )
+    parts = []
+    for argv in views:
+        done = subprocess.run(
+            ["git", "-C", worktree, *argv], capture_output=True, text=True, check=False
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            parts.append(done.stdout.rstrip("\n"))
+    return "\n".join(["What would land:", *parts]) if parts else ""
+
+
+def _conclude(
+    client: Client, final: dict[str, Any], renderer: Renderer, *, yes: bool, as_json: bool
+) -> int:
+    status = final.get("status")
+    session_id = final["session_id"]
+    if status == "completed":
+        return EXIT_OK
+    if status == "interrupted":
+        return EXIT_INTERRUPTED
+    if status != "awaiting_merge":
+        return EXIT_FAILED
+    if final.get("error"):  # the automatic merge was refused
+        if not as_json:
+            click.echo(f"fix the above, then run: prodigyctl merge {session_id}", err=True)
+        return EXIT_CONFLICT
+    if not yes and is_tty() and not as_json:
+        renderer.close()
+        branch = final.get("branch")
+        click.echo(_what_would_land(client, session_id))
+        if click.confirm(f"Merge prodigy-{session_id} to {branch}?", default=True):
+            try:
+                record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
+            except RpcError as err:
+                click.echo(f"{errorcodes.label(err.errorcode)}: {err.render()}", err=True)
+                return exit_for_error(err.code)
+            click.echo(f"session {session_id} {record['status']}")
+            return EXIT_OK
+    if not as_json:
+        click.echo(f"to merge it: prodigyctl merge {session_id}")
+    return EXIT_OK
