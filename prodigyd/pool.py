@@ -21,8 +21,12 @@ Lifecycle of a slot (rows in store/worktrees.py, written before the git work the
              reclaims it, or removes it when half made. `close` (shutdown) cancels one
              being made and removes what it made.
     release: scrubbed (detached, changes and untracked files removed) and idle again; or
-             removed, when the pool of that repository is full or allocation is on demand;
-             or kept, for a person to look at
+             removed, when allocation is on demand; or kept, for a person to look at.
+             Idle slots beyond `size` (more ran at once: a map phase with `max_parallel`
+             as large as the pool, plus its session's own) are removed `trim_after`
+             seconds after their last use, in the background, unless taken again
+             meanwhile: a map job run again soon reuses them instead of making and
+             removing one worktree per run, on its agents' critical path
     gc:      busy worktrees whose owner is gone (its session finished or was cancelled, a
              crash cut its release off) are reclaimed, or removed when only half made;
              kept ones stay until cleaned;
@@ -92,6 +96,7 @@ class PoolSettings:
     strategy: Strategy = Strategy.POOLED
     size: int = 8  # parallel_worktrees: idle slots kept per repository
     spare: int = 1  # idle slots made ahead, in the background, per repository acquired from
+    trim_after: float = 60.0  # seconds an idle slot beyond `size` is kept (0: removed at once)
     idle_timeout: float | None = 1800.0  # seconds an idle slot may wait for its next user
     max_age: float | None = None  # seconds after which an idle slot is re-made
     cleanup_on_complete: bool = True  # a completed session's worktree goes back to the pool
@@ -144,6 +149,7 @@ class WorktreePool:
         self.settings = settings or PoolSettings()
         self._spare_tasks: dict[Path, asyncio.Task[None]] = {}  # repository -> making spares
         self._making: dict[Path, Path] = {}  # repository -> the spare it is making (busy)
+        self._trims: dict[Path, asyncio.Task[None]] = {}  # repository -> removing extras
         self._closed = False
 
     async def acquire(
@@ -219,6 +225,7 @@ class WorktreePool:
             await self._remove(Path(row.repo), path)
             return
         rows.set_state(path, IDLE)
+        self._trim_later(Path(row.repo))
 
     async def clean(self, target: str) -> list[str]:
         """Remove one worktree (by path or name) or, with "all", every idle one; refuses busy."""
@@ -255,7 +262,7 @@ class WorktreePool:
         """At daemon shutdown: make no more spares, and cancel those being made (what one
         had made is removed; after a crash instead, the collector removes it)."""
         self._closed = True
-        tasks = list(self._spare_tasks.values())
+        tasks = [*self._spare_tasks.values(), *self._trims.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -407,7 +414,44 @@ class WorktreePool:
     def _poolable(self, row: WorktreeRow) -> bool:
         if row.strategy == Strategy.ON_DEMAND or has_unfinished_rebase(Path(row.path)):
             return False
-        return self._idle_count(Path(row.repo)) < self.settings.size
+        return self.settings.trim_after > 0 or self._idle_count(Path(row.repo)) < self.settings.size
+
+    def _trim_later(self, repo: Path) -> None:
+        """When `repo` has more idle slots than `size`: remove the extras once they have
+        been idle `trim_after` seconds (one task per repository; not after `close`)."""
+        if self._closed or repo in self._trims or self._idle_count(repo) <= self.settings.size:
+            return
+        self._trims[repo] = asyncio.create_task(self._trim(repo), name=f"trim pool of {repo}")
+
+    async def _trim(self, repo: Path) -> None:
+        try:
+            while self._idle_count(repo) > self.settings.size:
+                await asyncio.sleep(self.settings.trim_after)
+                await self._remove_extras(repo)
+        except ProdigyError as exc:  # git: the collector tries again
+            log.warning("cannot remove an extra worktree of %s: %s", repo, exc.render())
+        except Exception:  # a bug; the collector still removes them
+            log.exception("cannot remove an extra worktree of %s", repo)
+        finally:
+            del self._trims[repo]
+
+    async def _remove_extras(self, repo: Path) -> list[str]:
+        """Remove the extras (`_extras`); their paths. Every row goes at once, before any
+        await, so no acquirer takes one meanwhile; a crash before the folders are gone
+        leaves folders no row owns, which the collector removes."""
+        extras = [Path(row.path) for row in self._extras(repo)]
+        for path in extras:
+            rows.forget(path)
+        for path in extras:
+            await self._remove(repo, path)
+        return [str(path) for path in extras]
+
+    def _extras(self, repo: Path) -> list[WorktreeRow]:
+        """The idle slots beyond the `size` most recently used that have been idle for
+        `trim_after` seconds."""
+        due = time.time() - self.settings.trim_after
+        idle = rows.idle_in(repo)[self.settings.size :]
+        return [row for row in idle if row.last_used_at <= due]
 
     async def _remove(self, repo: Path | None, path: Path, *, forget: bool = True) -> None:
         """Delete a worktree (its folder and git's record of it), then forget its row."""
@@ -441,6 +485,10 @@ class WorktreePool:
             row = rows.get(listed.path)  # fresh: an earlier await may have let it be claimed
             if row is not None:
                 await self._gc_row(row, live, report, dry_run)
+        if dry_run:  # extras a stopped daemon did not get to remove
+            report.removed.extend(row.path for row in self._extras(repo))
+        else:
+            report.removed.extend(await self._remove_extras(repo))
         await self._gc_folders(repo, live, report, dry_run)
         await _gc_branches(repo, live, report, dry_run)
 

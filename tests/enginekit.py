@@ -52,6 +52,10 @@ class MemoryLog:
     async def write(self, record: dict[str, Any]) -> None:
         self.records.append(json.loads(json.dumps(record)))  # as a file would keep it
 
+    async def write_all(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            await self.write(record)
+
     async def close(self) -> None:
         pass
 

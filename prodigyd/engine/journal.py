@@ -30,6 +30,11 @@ class CheckpointLog(Protocol):
         """Append `record`; return once it is durable (what follows may say it is done)."""
         ...
 
+    async def write_all(self, records: list[dict[str, Any]]) -> None:
+        """Append `records` in order; return once all are durable, made so together (one
+        sync for the results of a map phase's agents that finished at once)."""
+        ...
+
     async def close(self) -> None: ...
 
 

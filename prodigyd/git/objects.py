@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +50,12 @@ def load() -> ModuleType:
     """pygit2, imported on first use: it takes ~60 ms, which a daemon that watches no
     repository never pays (the watcher loads it in a worker thread as it attaches one)."""
     return importlib.import_module("pygit2")
+
+
+def loaded() -> bool:
+    """Whether pygit2 is imported already (an event loop about to call in directly loads
+    it in a worker thread first)."""
+    return "pygit2" in sys.modules
 
 
 def open_repo(path: Path) -> pygit2.Repository | None:
@@ -170,6 +177,43 @@ def ignored(path: Path, names: Iterable[str]) -> set[str] | None:
     except pygit2.GitError:
         return None
     return matched
+
+
+def worktree_state(path: Path, max_files: int) -> tuple[str, bool, bool] | None:
+    """(HEAD, something to commit, ignored files present) of the worktree at `path`, as
+    `git status --porcelain --ignored` tells them; None when libgit2 would not see what
+    git sees (the cases `snapshot` leaves to git; an unborn branch) or the index holds
+    more than `max_files` files (the caller bounds the time this holds the GIL by it)."""
+    pygit2 = load()
+    if _config_redirected():
+        return None
+    repo = open_repo(path)
+    if repo is None or repo.is_bare or (Path(path) / ".gitmodules").exists():
+        return None
+    try:
+        if any(entry.name.lower().startswith(_CLI_ONLY_CONFIG) for entry in repo.config):
+            return None
+        if _index_files(Path(repo.path) / "index") > max_files or repo.head_is_unborn:
+            return None
+        head = str(repo.head.target)
+        flags = repo.status(untracked_files="normal", ignored=True).values()
+    except (KeyError, ValueError, OSError, pygit2.GitError):
+        return None
+    ignored = pygit2.GIT_STATUS_IGNORED
+    return head, any(flag & ~ignored for flag in flags), any(flag & ignored for flag in flags)
+
+
+def _index_files(index: Path) -> int:
+    """How many entries the index file holds (its header: "DIRC", version, count); 0 with
+    no index yet."""
+    try:
+        with open(index, "rb") as handle:
+            header = handle.read(12)
+    except FileNotFoundError:
+        return 0
+    if len(header) < 12 or header[:4] != b"DIRC":
+        raise ValueError(f"{index} is not an index file")
+    return int.from_bytes(header[8:12], "big")
 
 
 def snapshot(path: Path, head: str, message: str, env: Mapping[str, str]) -> tuple[str, str] | None:

@@ -305,9 +305,23 @@ class WorktreeState:
     ignored: bool  # ignored files are present (a pool slot must be cleaned of them)
 
 
+#: The largest index whose worktree state is read in process (`objects.worktree_state`)
+#: rather than by a `git status`. libgit2 holds the event loop for it (~0.5 ms, plus ~3 µs
+#: a file); the spawn of git holds the loop about as long until git execs (0.5-5 ms here),
+#: and git then costs a core another 3-5 ms. Past this size git's own status (threads,
+#: untracked cache, fsmonitor) is left to do it, off the loop.
+IN_PROCESS_STATUS_FILES = 256
+
+
 async def worktree_state(path: Path) -> WorktreeState:
-    """HEAD and whether anything is uncommitted or ignored, in one git call (a map agent
-    asks this once per item, so one call instead of three matters)."""
+    """HEAD and whether anything is uncommitted or ignored, in one read (a map agent asks
+    this once per item, so one read instead of three, and none by a process when the
+    worktree is small, matters)."""
+    if not objects.loaded():  # its import takes ~60 ms: not on the event loop
+        await asyncio.to_thread(objects.load)
+    known = objects.worktree_state(path, IN_PROCESS_STATUS_FILES)
+    if known is not None:
+        return WorktreeState(*known)
     done = await git(
         path, "--no-optional-locks", "status", "--porcelain=v2", "--branch", "--ignored", "-z"
     )

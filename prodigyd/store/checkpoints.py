@@ -189,11 +189,15 @@ class CheckpointWriter:
         self._order = asyncio.Lock()
 
     async def write(self, record: dict[str, Any]) -> None:
-        """Append `record` and return once it is durable. It is serialised here, on the
-        loop, so later changes to the objects it holds cannot leak into it; a sync in a
-        worker thread completes even when the caller is cancelled meanwhile (a daemon
-        stop), and one on the loop cannot be interrupted."""
-        line = jsonl.encode(record)
+        """`write_all` of one record."""
+        await self.write_all([record])
+
+    async def write_all(self, records: list[dict[str, Any]]) -> None:
+        """Append `records` and return once they are durable: one append, one sync. They
+        are serialised here, on the loop, so later changes to the objects they hold cannot
+        leak into them; a sync in a worker thread completes even when the caller is
+        cancelled meanwhile (a daemon stop), and one on the loop cannot be interrupted."""
+        line = b"".join(jsonl.encode(record) for record in records)
         async with self._order:
             await self._settle()
             if _sync_times.fast():

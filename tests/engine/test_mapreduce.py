@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from prodigyd.git import objects
 from prodigyd.store import dlq
 from prodigyd.store import worktrees as worktree_rows
 from tests.enginekit import run_workflow, write_workflow
@@ -707,3 +710,41 @@ map:
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
     assert 'input: "cat items.txt"' in (out.record.error or "")
+
+
+LEFTOVERS = """
+name: leftovers
+mode: mapreduce
+setup:
+  - shell: "printf 'build/\\\\n*.log\\\\n' > .gitignore && git add .gitignore && git commit -qm ignore"
+map:
+  input: "seq 4"
+  max_parallel: 2
+  agent_template:
+    - shell: |
+        case ${item} in
+          1) echo one > left-1.txt ;;
+          2) echo log > run-2.log ;;
+          3) mkdir -p build && echo o > build/o ;;
+        esac
+"""
+
+
+async def test_what_agents_leave_is_committed_and_ignored_files_never_stay_in_the_pool(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """With git's configuration not redirected, a small worktree's state is read in
+    process (libgit2): an agent's uncommitted file still lands, and a slot an agent left
+    ignored files in is scrubbed before it is pooled again."""
+    for name in objects.CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+    out = await run_workflow(write_workflow(tmp_path, LEFTOVERS), repo)
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:left-1.txt") == "one\n"
+    assert not {"run-2.log", "build/o"} & branch_files(repo)
+    merges = git(repo, "log", "--merges", "--format=%s", "main").splitlines()
+    assert [m for m in merges if m.startswith("Merge agent ")] == [
+        m for m in merges if "(item_0)" in m
+    ]  # only the agent that changed a tracked or untracked file made a commit
+    slots = [Path(row.path) for row in worktree_rows.all_rows()]
+    assert slots and all(git(slot, "status", "--porcelain", "--ignored") == "" for slot in slots)

@@ -186,5 +186,7 @@ reduce:
     print(f"\ndaemon RSS after 100 items: {early:.1f} MB, after 1000: {late:.1f} MB")
     assert git(repo, "show", "main:count.txt") == "1000/1000\n"
     pooled = json.loads(ctl("worktree", "ls", "--json", check=True).stdout)
-    assert len(pooled) <= 9  # 8 agents' slots and the session's, reused, never 1000
+    # 8 agents' slots, the session's and a spare, reused, never 1000 (the pool keeps those
+    # beyond parallel_worktrees a minute, for the next run)
+    assert len(pooled) <= 10
     assert late - early < 25, f"RSS grew {late - early:.1f} MB over 900 items"

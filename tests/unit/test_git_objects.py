@@ -185,3 +185,46 @@ def test_a_pooled_worktrees_checkout_guard_does_not_load_libgit2(tmp_path: Path)
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def _status_by_git(path: Path) -> tuple[str, bool, bool]:
+    lines = git(path, "status", "--porcelain", "--ignored").splitlines()
+    head = git(path, "rev-parse", "HEAD").strip()
+    return (
+        head,
+        any(not line.startswith("!!") for line in lines),
+        any(line.startswith("!!") for line in lines),
+    )
+
+
+def test_the_worktree_state_in_process_is_what_git_status_says(tmp_path: Path, own_config: None):
+    repo = make_repo(tmp_path / "repo", {".gitignore": "*.log\nbuild/\n", "a.txt": "a\n"})
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "--quiet", "--detach", str(worktree))  # as a pool slot
+    changes = [
+        lambda: None,  # clean
+        lambda: (worktree / "a.txt").write_text("changed\n"),
+        lambda: git(worktree, "checkout", "--quiet", "--", "a.txt"),
+        lambda: (worktree / "x.log").write_text("ignored\n"),
+        lambda: (worktree / "build").mkdir() or (worktree / "build" / "o").write_text("o\n"),
+        lambda: (
+            (worktree / "new" / "deep").mkdir(parents=True)
+            or (worktree / "new" / "deep" / "n.txt").write_text("n\n")
+        ),
+        lambda: git(worktree, "add", "-A"),
+        lambda: git(worktree, "commit", "--quiet", "-m", "agent"),
+        lambda: (worktree / "a.txt").unlink(),
+    ]
+    seen = set()
+    for change in changes:
+        change()
+        expected = _status_by_git(worktree)
+        assert objects.worktree_state(worktree, 100) == expected
+        seen.add(expected[1:])
+    assert seen == {(False, False), (True, False), (False, True), (True, True)}  # all met
+    assert objects.worktree_state(worktree, 1) is None  # a larger index: git is asked
+
+
+def test_the_worktree_state_of_a_redirected_configuration_is_left_to_git(tmp_path: Path):
+    repo = make_repo(tmp_path / "repo")  # the suite sets GIT_CONFIG_GLOBAL=/dev/null
+    assert objects.worktree_state(repo, 100) is None

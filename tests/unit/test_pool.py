@@ -140,13 +140,39 @@ async def test_on_demand_and_a_full_pool_remove_worktrees_on_release(repo: Path,
     assert lease.path.name == "sess-1"  # named for its owner, as before the pool
     await on_demand.release(lease.path)
     assert not lease.path.exists() and rows.get(lease.path) is None
-    small = pools(PoolSettings(size=1, **NO_SPARE))
+    small = pools(PoolSettings(size=1, trim_after=0, **NO_SPARE))
     one = await small.acquire(repo, owner="x", session_id="x", start="HEAD")
     two = await small.acquire(repo, owner="y", session_id="y", start="HEAD")
     await small.release(one.path)
     await small.release(two.path)
     assert one.path.exists() and not two.path.exists()
     assert str(lease.path) not in git(repo, "worktree", "list")
+
+
+async def test_idle_slots_beyond_the_size_are_reused_until_trim_after_then_removed(
+    repo: Path, pools: Pools
+):
+    """A map phase as wide as the pool, plus its session's worktree, needs one slot more
+    than `size`: run again soon, it takes the extra slot back instead of making one (and
+    removing one at its end); left idle, the extra slots go, the least recently used."""
+    pool = pools(PoolSettings(size=1, trim_after=0.3, **NO_SPARE))
+    one = await pool.acquire(repo, owner="x", session_id="x", start="HEAD")
+    two = await pool.acquire(repo, owner="y", session_id="y", start="HEAD")
+    await pool.release(one.path)
+    await pool.release(two.path)
+    assert [row.path for row in rows.idle_in(repo)] == [str(two.path), str(one.path)]
+    again = await pool.acquire(repo, owner="z", session_id="z", start="HEAD")
+    more = await pool.acquire(repo, owner="w", session_id="w", start="HEAD")
+    assert again.reused and more.reused  # no `git worktree add`
+    await pool.release(more.path)
+    await pool.release(again.path)
+    for _ in range(500):  # the rows go first, then the folders
+        if len(rows.idle_in(repo)) == 1 and not more.path.exists():
+            break
+        await asyncio.sleep(0.01)
+    assert [row.path for row in rows.idle_in(repo)] == [str(again.path)]
+    assert again.path.exists() and not more.path.exists()
+    assert str(more.path) not in git(repo, "worktree", "list")
 
 
 async def test_an_owner_gets_its_own_worktree_back_after_a_crash(repo: Path, pools: Pools):
@@ -377,7 +403,7 @@ async def test_no_spare_with_spare_0_on_demand_a_named_worktree_or_beyond_the_si
     await on_demand.acquire(repo, owner="b", session_id="b", start="HEAD")
     await pools().acquire(repo, owner="c", session_id="c", start="HEAD", name="experiment")
     assert await _spare_rows_after_a_turn(repo) == []
-    small = pools(PoolSettings(size=1))
+    small = pools(PoolSettings(size=1, trim_after=0))
     lease = await small.acquire(repo, owner="d", session_id="d", start="HEAD")
     [spare] = await _idle_slots(repo, 1)
     await small.release(lease.path)  # the pool is full with its spare: never more than `size`

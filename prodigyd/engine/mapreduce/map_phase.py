@@ -3,9 +3,10 @@
 Items are computed once (input → json_path → filter → sort_by → distinct → offset →
 max_items) and written to the phase's journal before any agent starts, so a resumed phase
 works on exactly the same list. Each item's final result is appended (fsync'd) as soon as
-it is known: a resumed phase never runs a finished item again, and runs again the ones that
-were in flight. An agent whose merge reached the parent before a crash could record it is
-recognised by its merge commit and not run twice.
+it is known, by ResultLog, while the worker that ran it takes its next item: a resumed
+phase never runs a finished item again, and runs again the ones that were in flight or
+whose record was not yet on disk. An agent whose merge reached the parent before a crash
+could record it is recognised by its merge commit and not run twice.
 
 The error policy (workflow `error_policy:`, see model.ErrorPolicy) decides what a failure
 does: a dead-letter queue entry, another attempt, nothing, or the end of dispatching; its
@@ -19,7 +20,9 @@ import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,7 @@ from prodigyd.engine.mapreduce.agent import AgentJob, AgentResult, AgentSpec, Wo
 from prodigyd.engine.mapreduce.host import PhaseHost
 from prodigyd.engine.mapreduce.merge_queue import MERGED_ITEM, MergeQueue
 from prodigyd.engine.mapreduce.policy import Breaker, FailureLimits
-from prodigyd.engine.mapreduce.runner import run_agent
+from prodigyd.engine.mapreduce.runner import report_end, run_agent
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import MAP
 from prodigyd.errors import ProdigyError, WorkflowError
@@ -152,8 +155,14 @@ class MapPhase:
         self.host.map_progress(total, len(self.results), limits.failed)
         started = time.monotonic()
         if pending:
+            results = ResultLog(
+                writer,
+                lambda unwritten: self.host.map_progress(
+                    total, len(self.results) - unwritten, limits.failed
+                ),
+            )
             try:
-                await self._dispatch(pending, agents, limits, writer, total)
+                await self._dispatch(pending, agents, limits, results, total)
             finally:
                 await self.host.runner.finish(self.queue)
         ordered = [self.results[f"item_{i}"] for i, _ in items if f"item_{i}" in self.results]
@@ -260,7 +269,7 @@ class MapPhase:
         pending: list[WorkItem],
         agents: AgentSpec,
         limits: FailureLimits,
-        writer: CheckpointLog,
+        results: ResultLog,
         total: int,
     ) -> None:
         parallel = min(self._parallelism(), len(pending))
@@ -274,7 +283,7 @@ class MapPhase:
         waiting = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         workers = [
-            asyncio.create_task(self._worker(waiting, agents, limits, breaker, writer, total))
+            asyncio.create_task(self._worker(waiting, agents, limits, breaker, results))
             for _ in range(parallel)
         ]
         try:
@@ -282,6 +291,7 @@ class MapPhase:
         finally:
             for task in workers:
                 task.cancel()
+            await results.flush()  # the phase ends (or stops) once every result is durable
 
     async def _worker(
         self,
@@ -289,11 +299,11 @@ class MapPhase:
         agents: AgentSpec,
         limits: FailureLimits,
         breaker: Breaker | None,
-        writer: CheckpointLog,
-        total: int,
+        results: ResultLog,
     ) -> None:
         stop, budget = self.host.stop_event, self.parent.budget
         while waiting and limits.reason is None and not stop.is_set():
+            results.check()  # the journal cannot be written (a full disk): start no item
             if budget.exceeded() is not None:  # the job's budget is spent: start no agent
                 return
             if breaker is not None:
@@ -302,20 +312,24 @@ class MapPhase:
                     await _sleep_unless(stop, wait)
                     continue
             item = waiting.popleft()
-            result = await self._run_item(item, agents)
-            if result is None:  # stopped mid-item: it runs again on resume
+            ended = await self._run_item(item, agents)
+            if ended is None:  # stopped mid-item: it runs again on resume
                 return
-            await self._record(result, writer)
+            job, result = ended
+            end = partial(report_end, self.parent.events, job, result)  # shown once durable
+            results.add(self._result_record(result), end)
             limits.record(result.success)
             if result.status == "timeout" and self.spec.timeout_action == "fail":
                 limits.reason = f"{result.item_id} timed out and timeout_action is fail"
             if breaker is not None:
                 breaker.record(result.success)
-            self.host.map_progress(total, len(self.results), limits.failed)
 
-    async def _run_item(self, item: WorkItem, agents: AgentSpec) -> AgentResult | None:
-        """All attempts of one item; failures go to the DLQ as they happen. Each attempt
-        starts at the parent's commit of the moment, with every merge before it."""
+    async def _run_item(
+        self, item: WorkItem, agents: AgentSpec
+    ) -> tuple[AgentJob, AgentResult] | None:
+        """All attempts of one item, and the last (its end is for the caller to report);
+        failures go to the DLQ as they happen. Each attempt starts at the parent's commit
+        of the moment, with every merge before it."""
         started = time.monotonic()
         attempt = 1
         while True:
@@ -330,20 +344,23 @@ class MapPhase:
                 and not spent_by(result.error or "", "agent")  # its own budget: it failed
                 and self.parent.budget.exceeded() is not None
             ):
+                report_end(self.parent.events, job, result)
                 return None  # stopped by the job's budget: unfinished, not failed
             if result.success:
                 if attempt > 1 or self.dlq_job is not None:
                     self.journal.remove_dead_letters(self._dlq_job, [item.item_id])
-                return result
+                return job, result
             timeout_action = self.spec.timeout_action if result.status == "timeout" else "dlq"
+            delay = None
+            if self.policy.on_item_failure == "retry" and timeout_action == "dlq":
+                error, elapsed = result.error or "", time.monotonic() - started
+                delay = retry_policy.next_wait(self.policy.retry_config, attempt, error, elapsed)
+            if delay is not None:  # not the item's end: this attempt's is shown now
+                report_end(self.parent.events, job, result)
             if timeout_action != "skip":
                 self._dead_letter(item, result)
-            if self.policy.on_item_failure != "retry" or timeout_action != "dlq":
-                return result
-            error, elapsed = result.error or "", time.monotonic() - started
-            delay = retry_policy.next_wait(self.policy.retry_config, attempt, error, elapsed)
             if delay is None:
-                return result
+                return job, result
             attempt += 1
             self.parent.events.emit(EventType.AGENT_RETRYING, item_id=item.item_id, attempt=attempt)
             try:
@@ -386,9 +403,56 @@ class MapPhase:
         )
 
     async def _record(self, result: AgentResult, writer: CheckpointLog) -> None:
+        await writer.write(self._result_record(result))
+
+    def _result_record(self, result: AgentResult) -> dict[str, Any]:
+        """The item's result, kept, and its journal record (secrets as placeholders)."""
         self.results[result.item_id] = result
-        protected = self._masker.protect(result.as_dict())  # secrets as placeholders
-        await writer.write({"kind": "result", "result": protected})
+        return {"kind": "result", "result": self._masker.protect(result.as_dict())}
+
+
+class ResultLog:
+    """The finished items' results into the phase's journal, in the order they finished,
+    without holding up the workers that ran them: a worker takes its next item while its
+    last result is synced, with those of the agents that finished meanwhile (group commit).
+    A crash before a record is durable runs that item again on resume, as a crash a moment
+    earlier would. Nothing about a result is shown before it is durable: each record's
+    `then` (its `agent_completed` event) runs once it is, and `on_durable` hears after each
+    append how many are still unwritten (the session's progress)."""
+
+    def __init__(self, writer: CheckpointLog, on_durable: Callable[[int], None]) -> None:
+        self.writer = writer
+        self.on_durable = on_durable
+        self.unwritten: deque[tuple[dict[str, Any], Callable[[], None]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, record: dict[str, Any], then: Callable[[], None]) -> None:
+        self.check()
+        self.unwritten.append((record, then))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write_all(), name="map results")
+
+    def check(self) -> None:
+        """Raise what stopped the writing (a full disk, say), if anything did."""
+        if self._task is not None and self._task.done():
+            self._task.result()
+
+    async def flush(self) -> None:
+        """Return once every record added is durable; raise what stopped one. The writing
+        goes on if the caller is cancelled meanwhile (a daemon stop): those items are done."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _write_all(self) -> None:
+        """Whatever has come meanwhile goes in one append and one sync: the writing keeps
+        up with any number of agents finishing at once."""
+        while self.unwritten:
+            batch = list(self.unwritten)
+            await self.writer.write_all([record for record, _ in batch])
+            for _, then in batch:
+                self.unwritten.popleft()
+                then()
+            self.on_durable(len(self.unwritten))
 
 
 async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:

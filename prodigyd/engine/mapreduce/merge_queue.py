@@ -43,10 +43,20 @@ class MergeQueue:
         self.branch = branch
         self.repo = repo  # the user's repository, of which the parent is a worktree
         self.lock = asyncio.Lock()
+        self._head: str | None = None  # the branch's tip as last read; None: read it again
+        self._merges = 0  # merges finished: a read that a merge overlapped is not kept
 
     async def head(self) -> str:
-        """The commit the parent is at: where a new agent starts."""
-        return await git_repo.branch_tip(self.parent.worktree, self.branch)
+        """The commit the parent is at: where a new agent starts. Only a merge here moves
+        the session's branch during the phase, so the tip is read again only after one
+        (an agent that made no commit costs no read)."""
+        if self._head is not None:
+            return self._head
+        merges = self._merges
+        tip = await git_repo.branch_tip(self.parent.worktree, self.branch)
+        if merges == self._merges and not self.lock.locked():  # no merge ran meanwhile
+            self._head = tip
+        return tip
 
     async def deliver(
         self, job: AgentJob, run: AgentRun, events: EventSink, *, bundle: str | None = None
@@ -97,22 +107,32 @@ class MergeQueue:
         parent = self.parent.worktree
         try:
             async with self.lock:
-                before = await self.head()
-                conflicted = await git_merge.merge_into_worktree(parent, sha, message)
-                if not conflicted:
-                    return None
-                await git(parent, "branch", "--force", job.branch, sha)  # a name for Claude
+                before = await git_repo.branch_tip(parent, self.branch)
+                self._head = None  # the merge moves it (or puts it back)
                 try:
-                    problem = await self._resolve_with_claude(job, conflicted)
-                    if problem is None:
-                        problem = await git_merge.conclude_merge(parent, sha, conflicted)
+                    return await self._merge_locked(job, sha, message, before)
                 finally:
-                    await git(parent, "branch", "--quiet", "-D", job.branch, check=False)
-                if problem is not None:
-                    await git_merge.abort_merge(parent, before)
-                return problem
+                    self._merges += 1
         except ProdigyError as exc:  # git itself failed in the parent worktree
             return exc.render()
+
+    async def _merge_locked(self, job: AgentJob, sha: str, message: str, before: str) -> str | None:
+        """The merge itself, under the lock; a failed resolution puts the parent back at
+        `before`."""
+        parent = self.parent.worktree
+        conflicted = await git_merge.merge_into_worktree(parent, sha, message)
+        if not conflicted:
+            return None
+        await git(parent, "branch", "--force", job.branch, sha)  # a name for Claude
+        try:
+            problem = await self._resolve_with_claude(job, conflicted)
+            if problem is None:
+                problem = await git_merge.conclude_merge(parent, sha, conflicted)
+        finally:
+            await git(parent, "branch", "--quiet", "-D", job.branch, check=False)
+        if problem is not None:
+            await git_merge.abort_merge(parent, before)
+        return problem
 
     async def _resolve_with_claude(self, job: AgentJob, conflicted: list[str]) -> str | None:
         prompt = (

@@ -12,7 +12,8 @@ commits as a bundle: the map phase, its DLQ entries, retries and resume do not k
 an agent ran.
 
 `run_agent` is what the map phase calls: it gives the attempt its log file and tagged
-events (AgentSink), asks the runner, and reports the outcome.
+events (AgentSink) and asks the runner; `report_end` is the attempt's `agent_completed` or
+`agent_failed` event, which the map phase sends once the outcome is durable.
 """
 
 from __future__ import annotations
@@ -87,9 +88,17 @@ async def run_agent(
     result.started_at, result.completed_at = started_at, now_iso()
     result.duration = round(time.monotonic() - started, 6)
     result.log_path = str(log_path)
+    return result
+
+
+def report_end(events: EventSink, job: AgentJob, result: AgentResult) -> None:
+    """The attempt's end as an event (`agent_completed` or `agent_failed`), tagged as its
+    other events are."""
+    tags = {"agent_id": job.agent_id, "item_id": job.item.item_id}
     if result.success:
         events.emit(
             EventType.AGENT_COMPLETED,
+            **tags,
             duration=result.duration,
             commits=result.commits,
             attempt=job.attempt,
@@ -97,12 +106,12 @@ async def run_agent(
     else:
         events.emit(
             EventType.AGENT_FAILED,
+            **tags,
             error=result.error,
             failure_reason=result.failure_reason,
             attempt=job.attempt,
             log_path=result.log_path,
         )
-    return result
 
 
 class LocalAgentRunner:
