@@ -28,6 +28,18 @@ output_option = click.option(
 )
 
 
+def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Options several commands take together, as one decorator: `--help` lists them in
+    the order given, as if stacked one above the other over the command."""
+
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
 def format_option(help: str | None = None) -> Callable[[F], F]:
     """`--format json|csv` of an export; `help` says what its CSV holds."""
     return click.option(

@@ -11,7 +11,7 @@ import click
 
 from prodigyctl.commands import command
 from prodigyctl.jobs import budget_options, budget_params, submit
-from prodigyctl.options import detach_option, json_option, path_option, verbose_option
+from prodigyctl.options import detach_option, json_option, path_option, stacked, verbose_option
 
 retry_option = click.option(
     "--retry",
@@ -27,16 +27,16 @@ timeout_option = click.option(
     help="Kill the command (a batch: each agent) after SECS seconds.",
 )
 
+#: What exec and batch take after their own options.
+agent_options = stacked(
+    retry_option, timeout_option, budget_options, path_option, detach_option, json_option
+)
+
 
 @command("exec")
 @verbose_option
 @click.argument("command")
-@retry_option
-@timeout_option
-@budget_options
-@path_option
-@detach_option
-@json_option
+@agent_options
 def exec_(**options: Any) -> int:
     """Run one COMMAND in a new worktree and merge its result back to your branch.
 
@@ -64,12 +64,7 @@ def exec_(**options: Any) -> int:
     show_default=True,
     help="Agents at once (0: the default).",
 )
-@retry_option
-@timeout_option
-@budget_options
-@path_option
-@detach_option
-@json_option
+@agent_options
 def batch(**options: Any) -> int:
     """Run --command once per file matching PATTERN, each in its own agent, and merge.
 

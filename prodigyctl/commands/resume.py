@@ -20,11 +20,22 @@ from prodigyctl.jobs import (
     executor_options,
     executor_params,
 )
-from prodigyctl.options import detach_option, id_argument, json_option, verbose_option, yes_option
+from prodigyctl.options import (
+    detach_option,
+    id_argument,
+    json_option,
+    stacked,
+    verbose_option,
+    yes_option,
+)
 from prodigyd import errorcodes, protocol
 
 force_option = click.option(
     "--force", is_flag=True, help="Resume even if the workflow file changed."
+)
+#: What resume and resume-job take after their own options.
+resume_options = stacked(
+    yes_option, force_option, budget_options, executor_options, detach_option, json_option
 )
 
 
@@ -37,12 +48,7 @@ force_option = click.option(
     metavar="STEP",
     help="Run again from this step on (its number, as run shows [2/5], or its name).",
 )
-@yes_option
-@force_option
-@budget_options
-@executor_options
-@detach_option
-@json_option
+@resume_options
 def resume(
     *,
     session_id: str | None,
@@ -107,12 +113,7 @@ def _latest_resumable(client: Client) -> str:
 @command("resume-job")
 @verbose_option
 @id_argument("job_id")
-@yes_option
-@force_option
-@budget_options
-@executor_options
-@detach_option
-@json_option
+@resume_options
 def resume_job(
     *, job_id: str, yes: bool, force: bool, detach: bool, as_json: bool, **budget: Any
 ) -> int:

@@ -167,15 +167,23 @@ def _invocation_cells(record: dict[str, Any]) -> list[str]:
     ]
 
 
+#: The statuses `ps` lists in full, newest first, before the recent finished jobs.
+_ACTIVE = ("queued", "running")
+#: The most sessions.list answers at once (docs/protocol.md).
+MAX_LIST = 10_000
+
+
 @command("ps")
 @click.option("--recent", default=10, show_default=True, help="How many finished jobs to show.")
 @json_option
 def ps(*, recent: int, as_json: bool) -> int:
     """Queued and running jobs, and the most recent finished ones."""
-    with Client.connect() as client:
-        rows = client.call(protocol.SESSIONS_LIST, {"limit": 1000})
-    active = [r for r in rows if r["status"] in ("queued", "running")]
-    done = [r for r in rows if r["status"] not in ("queued", "running")][:recent]
+    with Client.connect() as client:  # the active ones, then enough of the newest
+        active = client.call(protocol.SESSIONS_LIST, {"status": list(_ACTIVE), "limit": MAX_LIST})
+        newest = client.call(
+            protocol.SESSIONS_LIST, {"limit": max(1, min(MAX_LIST, recent + len(active)))}
+        )
+    done = [r for r in newest if r["status"] not in _ACTIVE][:recent]
     if as_json:
         click.echo(
             dumps(

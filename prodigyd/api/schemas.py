@@ -173,7 +173,7 @@ SessionStatus = Literal[
 
 class ListParams(_Params):
     limit: int = Field(100, ge=1, le=10_000)
-    status: SessionStatus | None = None
+    status: SessionStatus | list[SessionStatus] | None = None  # a list: any of them
 
 
 class StopParams(_Params):

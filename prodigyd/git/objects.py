@@ -185,14 +185,10 @@ def worktree_state(path: Path, max_files: int) -> tuple[str, bool, bool] | None:
     git sees (the cases `snapshot` leaves to git; an unborn branch) or the index holds
     more than `max_files` files (the caller bounds the time this holds the GIL by it)."""
     pygit2 = load()
-    if _config_redirected():
-        return None
-    repo = open_repo(path)
-    if repo is None or repo.is_bare or (Path(path) / ".gitmodules").exists():
+    repo = _seen_as_git_sees(path)
+    if repo is None:
         return None
     try:
-        if any(entry.name.lower().startswith(_CLI_ONLY_CONFIG) for entry in repo.config):
-            return None
         if _index_files(Path(repo.path) / "index") > max_files or repo.head_is_unborn:
             return None
         head = str(repo.head.target)
@@ -224,14 +220,10 @@ def snapshot(path: Path, head: str, message: str, env: Mapping[str, str]) -> tup
     Costs ~1 ms for a small repository, ~10 ms at 2,000 files (the git CLI: ~12 and
     ~23 ms), as both stat every tracked file."""
     pygit2 = load()
-    if _config_redirected():
-        return None
-    repo = open_repo(path)
-    if repo is None or repo.is_bare or (Path(path) / ".gitmodules").exists():
+    repo = _seen_as_git_sees(path)
+    if repo is None:
         return None
     try:
-        if any(entry.name.lower().startswith(_CLI_ONLY_CONFIG) for entry in repo.config):
-            return None
         index = repo.index
         index.add_all()
         tree = index.write_tree()
@@ -241,6 +233,24 @@ def snapshot(path: Path, head: str, message: str, env: Mapping[str, str]) -> tup
     except (KeyError, ValueError, OSError, pygit2.GitError):
         return None
     return str(commit), str(tree)
+
+
+def _seen_as_git_sees(path: Path) -> pygit2.Repository | None:
+    """The repository of the worktree at `path` when libgit2 sees its files as git does:
+    None while git's configuration is redirected, for a bare repository, one with
+    submodules, or configuration only git applies (`_CLI_ONLY_CONFIG`)."""
+    pygit2 = load()
+    if _config_redirected():
+        return None
+    repo = open_repo(path)
+    if repo is None or repo.is_bare or (Path(path) / ".gitmodules").exists():
+        return None
+    try:
+        if any(entry.name.lower().startswith(_CLI_ONLY_CONFIG) for entry in repo.config):
+            return None
+    except (OSError, pygit2.GitError):
+        return None
+    return repo
 
 
 def _config_redirected() -> bool:

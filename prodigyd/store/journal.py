@@ -490,17 +490,22 @@ def keyed(prefix: str, status: str) -> list[sqlite3.Row]:
     return list(connection().execute(sql, (status, prefix, after)))
 
 
-def recent(limit: int, status: str | None = None, also: Collection[str] = ()) -> list[sqlite3.Row]:
-    """The newest jobs first: all, or those with `status` and those of `also` (jobs whose
-    status the caller knows better than the journal: see sessions.list_all)."""
+def recent(
+    limit: int, statuses: Collection[str] | None = None, also: Collection[str] = ()
+) -> list[sqlite3.Row]:
+    """The newest jobs first: all, or those with one of `statuses` and those of `also` (jobs
+    whose status the caller knows better than the journal: see sessions.list_all)."""
     values: tuple[str, ...]
-    if status is None:
+    if statuses is None:
         sql, values = "SELECT * FROM jobs", ()
-    elif not also:  # the status index: with `OR id IN ()` SQLite reads every job instead
-        sql, values = "SELECT * FROM jobs WHERE status = ?", (status,)
     else:
-        marks = ", ".join("?" for _ in also)
-        sql, values = f"SELECT * FROM jobs WHERE status = ? OR id IN ({marks})", (status, *also)
+        wanted = f"status IN ({', '.join('?' for _ in statuses)})"
+        values = (*statuses,)
+        if not also:  # the status index: with `OR id IN ()` SQLite reads every job instead
+            sql = f"SELECT * FROM jobs WHERE {wanted}"
+        else:
+            marks = ", ".join("?" for _ in also)
+            sql, values = f"SELECT * FROM jobs WHERE {wanted} OR id IN ({marks})", (*values, *also)
     return list(connection().execute(f"{sql} ORDER BY seq DESC LIMIT ?", (*values, limit)))
 
 

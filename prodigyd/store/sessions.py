@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from enum import StrEnum
 from typing import Any, Unpack
 
@@ -347,15 +348,18 @@ def next_queued() -> sqlite3.Row | None:
     return journal.next_queued(skip=moved)
 
 
-def list_all(limit: int = 1000, status: str | None = None) -> list[SessionRecord]:
-    """The newest sessions first (as they are now, written or not): with `status`, those
-    the journal has with it and the unwritten ones, filtered by their newest record."""
-    changed = list(_unsaved) if status is not None else []
+def list_all(limit: int = 1000, status: str | Collection[str] | None = None) -> list[SessionRecord]:
+    """The newest sessions first (as they are now, written or not): with `status` (one or
+    several), those the journal has with it and the unwritten ones, filtered by their
+    newest record. Through the journal's status index: `ps` asks for the queued and
+    running jobs of a store of thousands without reading the others."""
+    wanted = None if status is None else {status} if isinstance(status, str) else set(status)
+    changed = list(_unsaved) if wanted is not None else []
     found = []
-    for row in journal.recent(limit + len(changed), status, also=changed):
+    for row in journal.recent(limit + len(changed), wanted, also=changed):
         entry = _unsaved.get(row["id"])
         record = entry.record.model_copy(deep=True) if entry is not None else _from_row(row)
-        if status is None or record.status.value == status:
+        if wanted is None or record.status.value in wanted:
             found.append(record)
     return found[:limit]
 
