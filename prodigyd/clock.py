@@ -26,6 +26,7 @@ def now_iso() -> str:
     """Now, as stored (the same text `iso` gives for it: milliseconds cut, not rounded)."""
     global _second
     seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    if _second[0] != seconds:
-        _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{_second[1]}.{nanoseconds // 1_000_000:03d}Z"
+    known = _second  # read once: a worker thread may set it meanwhile, to another second
+    if known[0] != seconds:
+        known = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{known[1]}.{nanoseconds // 1_000_000:03d}Z"

@@ -26,6 +26,8 @@ PROTOCOL_VERSION = 1
 
 #: One message (a line) may not exceed this; larger ones are refused with INVALID_REQUEST.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: The most sessions one `sessions.list` returns (its `limit`).
+MAX_LIST = 10_000
 
 # Method names. The prefix is the noun shared by the client command and the daemon module.
 PING = "ping"

@@ -17,8 +17,8 @@ from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
 
-#: The most `sessions.list` returns in one call (its `limit` bound, api/schemas.py).
-MAX_LISTED = 10_000
+#: The most `sessions.list` returns in one call.
+MAX_LISTED = protocol.MAX_LIST
 
 
 @command("ls", sessions)
@@ -169,8 +169,6 @@ def _invocation_cells(record: dict[str, Any]) -> list[str]:
 
 #: The statuses `ps` lists in full, newest first, before the recent finished jobs.
 _ACTIVE = ("queued", "running")
-#: The most sessions.list answers at once (docs/protocol.md).
-MAX_LIST = 10_000
 
 
 @command("ps")
@@ -179,11 +177,12 @@ MAX_LIST = 10_000
 def ps(*, recent: int, as_json: bool) -> int:
     """Queued and running jobs, and the most recent finished ones."""
     with Client.connect() as client:  # the active ones, then enough of the newest
-        active = client.call(protocol.SESSIONS_LIST, {"status": list(_ACTIVE), "limit": MAX_LIST})
+        active = client.call(protocol.SESSIONS_LIST, {"status": list(_ACTIVE), "limit": MAX_LISTED})
         newest = client.call(
-            protocol.SESSIONS_LIST, {"limit": max(1, min(MAX_LIST, recent + len(active)))}
+            protocol.SESSIONS_LIST, {"limit": max(1, min(MAX_LISTED, recent + len(active)))}
         )
-    done = [r for r in newest if r["status"] not in _ACTIVE][:recent]
+    listed = {r["id"] for r in active}  # (one that ended between the two calls: once)
+    done = [r for r in newest if r["status"] not in _ACTIVE and r["id"] not in listed][:recent]
     if as_json:
         click.echo(
             dumps(

@@ -66,9 +66,12 @@ def _events(folder: str | Path, session_id: str) -> Iterator[dict[str, Any]]:
             yield queued
 
 
-def order(event: dict[str, Any]) -> tuple[Any, Any]:
-    """What events are listed by (a stable sort: ties keep the order they were read in)."""
-    return event.get("timestamp", ""), event.get("seq", 0)
+def order(event: dict[str, Any]) -> tuple[str, int]:
+    """What events are listed by (a stable sort: ties keep the order they were read in). A
+    corrupt event's timestamp that is no string, or seq that is no integer, sorts as ""
+    or 0: listed first, never compared with a value of another type."""
+    stamp, seq = event.get("timestamp"), event.get("seq")
+    return stamp if isinstance(stamp, str) else "", seq if type(seq) is int else 0
 
 
 def list_events(p: schemas.EventsQuery) -> list[dict[str, Any]]:
@@ -96,17 +99,12 @@ class _Newest:
         self, rank: tuple[Any, ...], events: Iterator[dict[str, Any]]
     ) -> tuple[str, int] | None:
         """Take a session's matching events; return the key of its newest event (matching
-        or not), None when that key cannot be indexed (an event with a timestamp that is
-        no string or a seq that is no integer: the session is then read every time)."""
+        or not)."""
         p = self.query
-        newest: tuple[str, int] | None = ("", 0)
+        newest = ("", 0)
         for index, event in enumerate(events):
             stamp, seq = order(event)
-            if newest is not None:
-                if isinstance(stamp, str) and type(seq) is int:
-                    newest = max(newest, (stamp, seq))
-                else:
-                    newest = None
+            newest = max(newest, (stamp, seq))
             if p.event_type and event.get("event_type") != p.event_type:
                 continue
             if p.since and str(event.get("timestamp", "")) < p.since:
@@ -125,8 +123,6 @@ class _Newest:
         if len(self.heap) < self.query.limit:
             return True
         stamp, least_seq, least_rank, _ = self.heap[0][0]
-        if not isinstance(stamp, str) or type(least_seq) is not int:
-            return True  # (a corrupt event's key: no order to stop by)
         return (newest, seq, rank) > (stamp, least_seq, least_rank)
 
     def events(self) -> list[dict[str, Any]]:
@@ -149,8 +145,7 @@ def _newest(p: schemas.EventsQuery) -> list[dict[str, Any]]:
         present, newest = _read_folder(found, folder, row.repo_id, row.session_id)
         if eventindex.writing(folder):
             continue
-        if not present or newest is not None:  # else: unindexable, left open
-            closings.append(eventindex.Closing(row, newest if present else None))
+        closings.append(eventindex.Closing(row, newest if present else None))
     for repo_id, session_id in eventindex.unindexed():
         folder = f"{root}/{repo_id}/{session_id}"
         if folder not in read:
@@ -196,9 +191,10 @@ def stats(p: schemas.EventsQuery) -> dict[str, Any]:
     for event in matching(p):
         by_type[str(event.get("event_type"))] += 1
         by_session[str(event.get("session_id"))] += 1
-        stamp = event.get("timestamp")
-        first = stamp if first is None or stamp < first else first
-        last = stamp if last is None or stamp > last else last
+        stamp = order(event)[0]
+        if stamp:  # (a corrupt event's timestamp is no string: not one of these)
+            first = stamp if first is None or stamp < first else first
+            last = stamp if last is None or stamp > last else last
     return {
         "total": sum(by_type.values()),
         "by_type": dict(by_type.most_common()),

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from prodigyd import protocol
 from prodigyd.config import ExecutorConfig
 from prodigyd.workflow import MAX_FILE_BYTES
 from prodigyd.workflow.model import Budget
@@ -172,7 +173,7 @@ SessionStatus = Literal[
 
 
 class ListParams(_Params):
-    limit: int = Field(100, ge=1, le=10_000)
+    limit: int = Field(100, ge=1, le=protocol.MAX_LIST)
     status: SessionStatus | list[SessionStatus] | None = None  # a list: any of them
 
 

@@ -179,17 +179,21 @@ def ignored(path: Path, names: Iterable[str]) -> set[str] | None:
     return matched
 
 
-def worktree_state(path: Path, max_files: int) -> tuple[str, bool, bool] | None:
+def worktree_state(path: Path, max_files: int, max_bytes: int) -> tuple[str, bool, bool] | None:
     """(HEAD, something to commit, ignored files present) of the worktree at `path`, as
     `git status --porcelain --ignored` tells them; None when libgit2 would not see what
     git sees (the cases `snapshot` leaves to git; an unborn branch) or the index holds
-    more than `max_files` files (the caller bounds the time this holds the GIL by it)."""
+    more than `max_files` files or `max_bytes` of them (what libgit2 may hash when their
+    times changed: the caller bounds the time this holds the event loop by both)."""
     pygit2 = load()
     repo = _seen_as_git_sees(path)
     if repo is None:
         return None
+    extent = plain.index_extent(Path(repo.path) / "index")
+    if extent is None or extent[0] > max_files or extent[1] > max_bytes:
+        return None
     try:
-        if _index_files(Path(repo.path) / "index") > max_files or repo.head_is_unborn:
+        if repo.head_is_unborn:
             return None
         head = str(repo.head.target)
         flags = repo.status(untracked_files="normal", ignored=True).values()
@@ -197,19 +201,6 @@ def worktree_state(path: Path, max_files: int) -> tuple[str, bool, bool] | None:
         return None
     ignored = pygit2.GIT_STATUS_IGNORED
     return head, any(flag & ~ignored for flag in flags), any(flag & ignored for flag in flags)
-
-
-def _index_files(index: Path) -> int:
-    """How many entries the index file holds (its header: "DIRC", version, count); 0 with
-    no index yet."""
-    try:
-        with open(index, "rb") as handle:
-            header = handle.read(12)
-    except FileNotFoundError:
-        return 0
-    if len(header) < 12 or header[:4] != b"DIRC":
-        raise ValueError(f"{index} is not an index file")
-    return int.from_bytes(header[8:12], "big")
 
 
 def snapshot(path: Path, head: str, message: str, env: Mapping[str, str]) -> tuple[str, str] | None:

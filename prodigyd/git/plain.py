@@ -18,6 +18,7 @@ then git, as before. Blocking like git/objects.py: call it through `asyncio.to_t
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import struct
@@ -70,21 +71,18 @@ def _git_dirs(path: Path) -> tuple[Path, Path]:
 
 
 def _index_tree(index: Path) -> bytes | None:
-    """The tree id the index's valid cache-tree root names, else None."""
+    """The tree id the index's valid cache-tree root names, else None (also for a file
+    whose checksum does not match: git refuses such an index, and so does this)."""
     data = index.read_bytes()
-    if data[:4] != b"DIRC":
+    if data[:4] != b"DIRC" or len(data) < 12 + _ID_BYTES:
         return None
-    version, count = struct.unpack_from(">II", data, 4)
-    if version not in (2, 3):  # version 4 compresses names: not read here
+    trailer = data[-_ID_BYTES:]  # all zeros: written with index.skipHash
+    if trailer != bytes(_ID_BYTES) and hashlib.sha1(data[:-_ID_BYTES]).digest() != trailer:
         return None
-    pos = 12
-    for _ in range(count):
-        flags = struct.unpack_from(">H", data, pos + 60)[0]
-        size = 62 + (2 if flags & 0x4000 else 0)  # the extended flags (version 3)
-        name = flags & 0xFFF
-        if name == 0xFFF:  # a longer name: up to its NUL
-            name = data.index(b"\0", pos + size) - pos - size
-        pos += (size + name + 8) & ~7  # 1-8 NULs pad each entry to a multiple of 8
+    walked = _walk(data)
+    if walked is None:
+        return None
+    pos = walked[0]
     root = None
     end = len(data) - _ID_BYTES  # the file's own checksum
     while pos + 8 <= end:
@@ -99,6 +97,41 @@ def _index_tree(index: Path) -> bytes | None:
                 root = data[line_end + 1 : line_end + 1 + _ID_BYTES]
         pos = body + length
     return root
+
+
+def index_extent(index: Path) -> tuple[int, int] | None:
+    """(entries, bytes of the files they stage, as last staged) of the index file `index`:
+    (0, 0) when there is none yet; None when it is not read here (version 4, not an
+    index). What a status in process would hash at most (objects.worktree_state)."""
+    try:
+        data = index.read_bytes()
+    except FileNotFoundError:
+        return 0, 0
+    if data[:4] != b"DIRC":
+        return None
+    try:
+        walked = _walk(data)
+    except (ValueError, IndexError, struct.error):
+        return None
+    return None if walked is None else (struct.unpack_from(">I", data, 8)[0], walked[1])
+
+
+def _walk(data: bytes) -> tuple[int, int] | None:
+    """(where the entries of index `data` end, the sum of their file sizes); None for an
+    index version other than 2 and 3 (version 4 compresses names: not read here)."""
+    version, count = struct.unpack_from(">II", data, 4)
+    if version not in (2, 3):
+        return None
+    pos, total = 12, 0
+    for _ in range(count):
+        total += struct.unpack_from(">I", data, pos + 36)[0]
+        flags = struct.unpack_from(">H", data, pos + 60)[0]
+        size = 62 + (2 if flags & 0x4000 else 0)  # the extended flags (version 3)
+        name = flags & 0xFFF
+        if name == 0xFFF:  # a longer name: up to its NUL
+            name = data.index(b"\0", pos + size) - pos - size
+        pos += (size + name + 8) & ~7  # 1-8 NULs pad each entry to a multiple of 8
+    return pos, total
 
 
 def _commit_tree(objects: Path, commit: str, want: bytes) -> bytes | None:

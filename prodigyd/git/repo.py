@@ -311,6 +311,9 @@ class WorktreeState:
 #: and git then costs a core another 3-5 ms. Past this size git's own status (threads,
 #: untracked cache, fsmonitor) is left to do it, off the loop.
 IN_PROCESS_STATUS_FILES = 256
+#: ... and the most bytes those files may hold (as last staged): libgit2 hashes a file whose
+#: times changed since it was staged (a formatter touched it), on the loop: ~4 ms at most.
+IN_PROCESS_STATUS_BYTES = 4 << 20
 
 
 async def worktree_state(path: Path) -> WorktreeState:
@@ -319,11 +322,18 @@ async def worktree_state(path: Path) -> WorktreeState:
     worktree is small, matters)."""
     if not objects.loaded():  # its import takes ~60 ms: not on the event loop
         await asyncio.to_thread(objects.load)
-    known = objects.worktree_state(path, IN_PROCESS_STATUS_FILES)
+    known = objects.worktree_state(path, IN_PROCESS_STATUS_FILES, IN_PROCESS_STATUS_BYTES)
     if known is not None:
         return WorktreeState(*known)
-    done = await git(
-        path, "--no-optional-locks", "status", "--porcelain=v2", "--branch", "--ignored", "-z"
+    done = await git(  # untracked files listed whatever status.showUntrackedFiles says
+        path,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "--branch",
+        "--ignored",
+        "--untracked-files=normal",
+        "-z",
     )
     head, changed, ignored = "", False, False
     for entry in done.stdout.split("\0"):

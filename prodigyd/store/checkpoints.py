@@ -12,8 +12,10 @@ A write returns once its record is on disk. Whatever a follower is told afterwar
 never runs again on resume. Records keep call order. While the disk syncs fast, the append
 and its sync run on the event loop: a worker thread's round trip (0.1-0.3 ms, two wake-ups)
 costs more than a fast fdatasync and was the largest part of a step's overhead. Once a sync
-is slow (INLINE_SYNC_SECONDS) the next ones go through a worker thread, so a slow disk never
-holds up the loop for long, until recent syncs are all fast again. bench/step_overhead.py
+is slow (INLINE_SYNC_SECONDS) the next ones go through a worker thread until recent syncs
+are all fast again: a disk that turns slow holds the loop for one sync, however long that
+one takes (the trade-off taken for the step's overhead; the journal's SQLite commits are
+on the loop too). bench/step_overhead.py
 measures the cost against the spawn + fdatasync floor.
 """
 

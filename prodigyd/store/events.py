@@ -129,14 +129,27 @@ class EventLog:
             ensure_dir(self.path.parent)
             with space.guard(self.path):
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        data = b"".join(
-            line if isinstance(line, bytes) else jsonl.encode(line) for line in self.pending
-        )
+        data = b"".join(self._encoded())
         append_all(self._fd, data, self.path)
         self.pending.clear()
         if self.dropped:
             log.warning("%s: %d events were lost to a full disk", self.path, self.dropped)
             self.dropped = 0
+
+    def _encoded(self) -> Iterator[bytes]:
+        """The waiting lines as bytes. An event that is not JSON (a bug: a value of no JSON
+        type, a lone surrogate) is dropped with an error in the daemon log, alone: it must
+        not hold up the events after it, nor the log's close at a daemon stop."""
+        for line in self.pending:
+            if isinstance(line, bytes):
+                yield line
+                continue
+            try:
+                yield jsonl.encode(line)
+            except (TypeError, ValueError, RecursionError) as exc:
+                log.error(
+                    "%s: dropped an event that is not JSON (%s): %.300r", self.path, exc, line
+                )
 
     def close(self) -> None:
         """Write what waits (once more) and close; what still does not fit is lost, and

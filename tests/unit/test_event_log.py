@@ -55,3 +55,21 @@ def test_without_a_loop_an_event_is_written_at_once(isolated: Path):
     log.append_soon({"seq": 1})
     assert _seqs(log) == [1]
     log.close()
+
+
+async def test_an_event_that_is_not_json_is_dropped_alone(
+    isolated: Path, caplog: pytest.LogCaptureFixture
+):
+    """A bug's event (a value of no JSON type) must not hold up the events after it, nor
+    make the log's close (at a daemon stop) raise."""
+    log = events.EventLog("repo", "workflow-1-dddddd")
+    log.append_soon({"seq": 1})
+    log.append_soon({"seq": 2, "what": object()})
+    log.append_soon({"seq": 3, "text": "\udc80"})  # a lone surrogate: no UTF-8
+    log.append_soon({"seq": 4})
+    await asyncio.sleep(0)
+    assert _seqs(log) == [1, 4]
+    log.append_soon({"seq": 5, "what": {1, 2}})
+    log.close()
+    assert _seqs(log) == [1, 4]
+    assert sum("not JSON" in r.getMessage() for r in caplog.records) == 3

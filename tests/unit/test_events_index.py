@@ -173,3 +173,27 @@ def test_a_new_job_is_listed_from_its_first_line(isolated: Path):
     _assert_same_as_full_scan()
     hub.log.close()
     _assert_same_as_full_scan()
+
+
+def test_events_whose_keys_have_the_wrong_types_are_listed_not_a_traceback() -> None:
+    """A hand-edited or corrupt log: a seq that is text, a timestamp that is a number, next
+    to good events at the same time. Listed (first: their keys sort as "" and 0) by the
+    walk, the full scan and the stats alike."""
+    good = session_record(1)
+    session_store.create(good, {})
+    _log(REPOS[0], good.id, [(5, 1, "session_started"), (6, 2, "step_completed")])
+    bad = session_record(2)
+    session_store.create(bad, {})
+    log = EventLog(REPOS[0], bad.id)
+    log.append({"seq": "x", "timestamp": _stamp(5), "event_type": "weird", "session_id": bad.id})
+    log.append({"seq": 2, "timestamp": 5, "event_type": "weirder", "session_id": bad.id})
+    log.append({"seq": 1, "timestamp": _stamp(5), "event_type": "fine", "session_id": bad.id})
+    log.close()
+    for limit in (1, 2, 5, 10):
+        query = schemas.EventsQuery(limit=limit)
+        assert events_api.list_events(query) == _full_scan(query)
+    listed = [e["event_type"] for e in events_api.list_events(schemas.EventsQuery(limit=10))]
+    assert listed[:2] == ["weirder", "weird"]  # keys ("", 2) and (second 5, 0)
+    stats = events_api.stats(schemas.EventsQuery())
+    assert stats["total"] == 5
+    assert (stats["first"], stats["last"]) == (_stamp(5), _stamp(6))

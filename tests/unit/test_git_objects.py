@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd.git import objects, plain
+from prodigyd.git import repo as git_repo
 from prodigyd.git.repo import branch_exists, checked_out, is_ancestor, parents
 from prodigyd.git.worktree import checkout_matches
 from prodigyd.watch import files, refs
@@ -169,6 +170,56 @@ def test_the_index_is_read_from_gits_files_as_git_reads_it(tmp_path: Path, stora
     assert plain.index_holds(slot, "not a commit id") is None
 
 
+@pytest.mark.parametrize("deltas", ["offset", "ref"])
+def test_commits_deep_in_a_delta_chain_are_read_as_git_reads_them(tmp_path: Path, deltas: str):
+    """Thirty commits of one long message, packed with deep delta chains: by offset (git's
+    default) or by base id (`pack-objects` without --delta-base-offset)."""
+    repo = make_repo(tmp_path / "repo", {"f.txt": "0\n"})
+    body = "".join(
+        f"line {n} of a message long enough to be stored as a delta\n" for n in range(60)
+    )
+    for n in range(30):
+        (repo / "f.txt").write_text(f"{n + 1}\n")
+        git(repo, "commit", "--quiet", "-am", f"change {n}\n\n{body}")
+    if deltas == "offset":
+        git(repo, "repack", "-adfq", "--depth=50", "--window=250")
+    else:
+        objects_dir = repo / ".git" / "objects"
+        listed = git(repo, "rev-list", "--objects", "--all")
+        base = objects_dir / "pack" / "refs"
+        subprocess.run(
+            ["git", "pack-objects", "--quiet", "--depth=50", "--window=250", str(base)],
+            cwd=repo,
+            input=listed,
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        git(repo, "prune-packed")
+    assert not list((repo / ".git" / "objects").glob("??/*"))
+    verified = git(repo, "verify-pack", "-v", *map(str, (repo / ".git/objects/pack").glob("*.idx")))
+    assert " delta" in verified or "chain length = " in verified  # deltas, really
+    slot = tmp_path / "slot"
+    git(repo, "worktree", "add", "--quiet", "--detach", str(slot), "HEAD")
+    for back in (0, 7, 29):
+        commit = git(repo, "rev-parse", f"HEAD~{back}").strip()
+        git(slot, "checkout", "--quiet", "--force", "--detach", commit)
+        assert plain.index_holds(slot, commit) is True is index_matches(slot, commit)
+        other = git(repo, "rev-parse", f"HEAD~{back + 1}").strip()
+        assert plain.index_holds(slot, other) is False is index_matches(slot, other)
+
+
+def test_an_index_whose_checksum_does_not_match_is_left_to_git(tmp_path: Path):
+    repo = make_repo(tmp_path / "repo", {"a.txt": "1\n"})
+    commit = git(repo, "rev-parse", "HEAD").strip()
+    assert plain.index_holds(repo, commit) is True
+    index = repo / ".git" / "index"
+    data = bytearray(index.read_bytes())
+    data[40] ^= 0xFF  # inside the first entry: git refuses the file now
+    index.write_bytes(bytes(data))
+    assert plain.index_holds(repo, commit) is None
+
+
 def test_a_pooled_worktrees_checkout_guard_does_not_load_libgit2(tmp_path: Path):
     """pygit2 costs the daemon ~12 MB for good: the guard at each pooled reuse reads git's
     files instead (its answer is checked against git's above)."""
@@ -219,12 +270,26 @@ def test_the_worktree_state_in_process_is_what_git_status_says(tmp_path: Path, o
     for change in changes:
         change()
         expected = _status_by_git(worktree)
-        assert objects.worktree_state(worktree, 100) == expected
+        assert objects.worktree_state(worktree, 100, 1 << 20) == expected
         seen.add(expected[1:])
     assert seen == {(False, False), (True, False), (False, True), (True, True)}  # all met
-    assert objects.worktree_state(worktree, 1) is None  # a larger index: git is asked
+    assert objects.worktree_state(worktree, 1, 1 << 20) is None  # more files: git is asked
+    assert objects.worktree_state(worktree, 100, 1) is None  # more bytes: git is asked
+
+
+async def test_new_files_count_whatever_status_show_untracked_files_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A user's `status.showUntrackedFiles=no` hides new files from `git status`: an agent
+    whose only work is new files would otherwise have nothing to commit, and the pool's
+    clean would delete its work. Asked of git (the in-process read always sees them)."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    git(repo, "config", "status.showUntrackedFiles", "no")
+    monkeypatch.setattr(git_repo, "IN_PROCESS_STATUS_FILES", 0)
+    (repo / "new.txt").write_text("the agent's work\n")
+    assert (await git_repo.worktree_state(repo)).changed
 
 
 def test_the_worktree_state_of_a_redirected_configuration_is_left_to_git(tmp_path: Path):
     repo = make_repo(tmp_path / "repo")  # the suite sets GIT_CONFIG_GLOBAL=/dev/null
-    assert objects.worktree_state(repo, 100) is None
+    assert objects.worktree_state(repo, 100, 1 << 20) is None
