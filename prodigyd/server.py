@@ -226,17 +226,32 @@ class Connection:
         self, backlog: list[dict[str, Any]], queue: asyncio.Queue[dict[str, Any]], number: int
     ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
-            for event in backlog:
-                await self._notify(number, event)
+            for first in range(0, len(backlog), NOTIFY_BATCH):
+                await self._notify(number, backlog[first : first + NOTIFY_BATCH])
             while True:
-                await self._notify(number, await queue.get())
+                events = [await queue.get()]
+                while not queue.empty() and len(events) < NOTIFY_BATCH:
+                    events.append(queue.get_nowait())  # what came meanwhile: the same write
+                await self._notify(number, events)
 
-    async def _notify(self, number: int, event: dict[str, Any]) -> None:
-        await self.send(
-            protocol.notification(
-                protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
+    async def _notify(self, number: int, events: list[dict[str, Any]]) -> None:
+        """The events as notifications, in one write: a write wakes the client, and a
+        step's start often follows its session's start at once."""
+        lines = b"".join(
+            protocol.encode(
+                protocol.notification(
+                    protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
+                )
             )
+            for event in events
         )
+        async with self._write_lock:
+            self.writer.write(lines)
+            await self.writer.drain()
+
+
+#: Events sent in one write at most (a replay is written, and drained, in such slices).
+NOTIFY_BATCH = 256
 
 
 #: Methods answered in the read loop itself: cheap and never blocking. Everything else runs
