@@ -125,13 +125,26 @@ def submit(
         "merge": "auto" if yes else "ask",
     }
     with Client.connect() as client:
+        early: list[dict[str, Any]] = []  # events sent before the reply (`follow`)
+        if not detach:  # subscribed by the submit itself: no second round trip
+            params["follow"] = True
+            client.on_event = early.append
         record = client.call(protocol.JOBS_SUBMIT, params)
-        return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
+        return after_start(client, record, detach=detach, as_json=as_json, yes=yes, early=early)
 
 
 def after_start(
-    client: Client, record: dict[str, Any], *, detach: bool, as_json: bool, yes: bool
+    client: Client,
+    record: dict[str, Any],
+    *,
+    detach: bool,
+    as_json: bool,
+    yes: bool,
+    early: list[dict[str, Any]] | None = None,
 ) -> int:
+    """Print the job's id (`detach`) or follow it. A record with a `subscription` came
+    from a submit that subscribed this connection already; `early` holds the events that
+    arrived before its reply."""
     session_id = record["id"]
     for warning in record.get("warnings") or []:
         click.echo(f"warning: {warning}", err=True)
@@ -141,14 +154,22 @@ def after_start(
     from prodigyctl.render import Renderer
 
     renderer = Renderer(as_json=as_json, verbose=verbosity())
-    final = _follow(client, session_id, int(record.get("event_seq") or 0), renderer)
+    since = None if "subscription" in record else int(record.get("event_seq") or 0)
+    final = _follow(client, session_id, since, renderer, early or [])
     if final is None:
         fail(errorcodes.CONNECTION_LOST, "lost the connection to prodigyd", EXIT_FAILED)
     return _conclude(client, final, renderer, yes=yes, as_json=as_json)
 
 
-def _follow(client: Client, session_id: str, since: int, renderer: Renderer) -> dict | None:
-    """Render events until the session finishes; Ctrl-C cancels the job."""
+def _follow(
+    client: Client,
+    session_id: str,
+    since: int | None,
+    renderer: Renderer,
+    early: list[dict[str, Any]],
+) -> dict | None:
+    """Render events (`early` first) until the session finishes, subscribing from `since`
+    unless the connection is subscribed already (None); Ctrl-C cancels the job."""
     state: dict[str, Any] = {}
 
     def handle(event: dict[str, Any]) -> None:
@@ -158,7 +179,10 @@ def _follow(client: Client, session_id: str, since: int, renderer: Renderer) -> 
 
     client.on_event = handle
     try:
-        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": since})
+        for event in early:
+            handle(event)
+        if since is not None:
+            client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": since})
         if "final" not in state:
             for event in client.events():
                 handle(event)

@@ -123,10 +123,11 @@ class Connection:
                 while await self.reader.read(65536):
                     pass
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self._write_lock:
@@ -150,6 +151,8 @@ class Connection:
             return protocol.error(msg_id, protocol.INVALID_PARAMS, POSITIONAL_PARAMS)
         if method == protocol.EVENTS_SUBSCRIBE:
             return await self._guarded(msg_id, lambda: self._subscribe(params))
+        if method == protocol.JOBS_SUBMIT and params.get("follow") is True:
+            return await self._guarded(msg_id, lambda: self._submit_following(params))
         if method == protocol.DAEMON_STOP:
             return await self._guarded(msg_id, lambda: self._stop(params))
         model, handler = HANDLERS[method]
@@ -190,30 +193,65 @@ class Connection:
             source = scheduler.watch_all()
         else:
             source = scheduler.hub(session_store.load(check_id(p.session_id))).subscribe(p.since)
+        return {"subscription": self._open(source), "session_id": p.session_id}
+
+    async def _submit_following(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`jobs.submit` with `follow`: this connection is subscribed to the job's events
+        from its `event_seq` before the reply, as `events.subscribe` would be. A client
+        that follows its job saves that second round trip, and the subscription exists
+        before the job starts: its first events are sent as they happen, not replayed
+        after the start that a later subscribe would wait behind."""
+        model, handler = HANDLERS[protocol.JOBS_SUBMIT]
+        record: dict[str, Any] = await handler(self.state, model.model_validate(params))
+        hub = self.state.scheduler.hubs.get(record["id"])  # a new job's: made by its submit
+        if hub is None:  # an earlier job's (idempotency key), its hub dropped since
+            hub = self.state.scheduler.hub(session_store.load(record["id"]))
+        record["subscription"] = self._open(hub.subscribe(record["event_seq"]))
+        return record
+
+    def _open(self, source: Any) -> int:
+        """Forward `source`'s events on this connection; its subscription number. Entered
+        here, not in the forwarding task: its backlog is taken (and live events queue)
+        before the caller replies, and without a pass through the loop, where a job's
+        start could run first."""
         self._next_subscription += 1
         number = self._next_subscription
-        ready = asyncio.Event()
-        self._spawn(self._forward(source, number, ready))
-        await ready.wait()  # the backlog is taken before we reply, so nothing slips between
-        return {"subscription": number, "session_id": p.session_id}
+        backlog, queue = source.__enter__()
+        task = self._spawn(self._forward(backlog, queue, number))
+        # left however it ends, cancelled before its first step included
+        task.add_done_callback(lambda _: source.__exit__(None, None, None))
+        return number
 
-    async def _forward(self, source: Any, number: int, ready: asyncio.Event) -> None:
-        with source as (backlog, queue):
-            ready.set()  # clients accept events before the subscribe reply (docs/protocol.md)
-            try:
-                for event in backlog:
-                    await self._notify(number, event)
-                while True:
-                    await self._notify(number, await queue.get())
-            except (ConnectionError, OSError):
-                return
+    async def _forward(
+        self, backlog: list[dict[str, Any]], queue: asyncio.Queue[dict[str, Any]], number: int
+    ) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            for first in range(0, len(backlog), NOTIFY_BATCH):
+                await self._notify(number, backlog[first : first + NOTIFY_BATCH])
+            while True:
+                events = [await queue.get()]
+                while not queue.empty() and len(events) < NOTIFY_BATCH:
+                    events.append(queue.get_nowait())  # what came meanwhile: the same write
+                await self._notify(number, events)
 
-    async def _notify(self, number: int, event: dict[str, Any]) -> None:
-        await self.send(
-            protocol.notification(
-                protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
+    async def _notify(self, number: int, events: list[dict[str, Any]]) -> None:
+        """The events as notifications, in one write: a write wakes the client, and a
+        step's start often follows its session's start at once."""
+        lines = b"".join(
+            protocol.encode(
+                protocol.notification(
+                    protocol.EVENT_NOTIFICATION, {"subscription": number, "event": event}
+                )
             )
+            for event in events
         )
+        async with self._write_lock:
+            self.writer.write(lines)
+            await self.writer.drain()
+
+
+#: Events sent in one write at most (a replay is written, and drained, in such slices).
+NOTIFY_BATCH = 256
 
 
 #: Methods answered in the read loop itself: cheap and never blocking. Everything else runs

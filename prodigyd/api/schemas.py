@@ -126,6 +126,7 @@ class SubmitParams(_Params):
     each_arg: bool = False  # run --each-arg
     fail_fast: bool = False
     executor: ExecutorConfig | None = None  # --executor, --executor-address
+    follow: bool = False  # subscribe this connection to the job's events (server.py)
 
     @model_validator(mode="after")
     def _one_workflow(self) -> SubmitParams:

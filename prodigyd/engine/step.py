@@ -127,6 +127,7 @@ class StepRunner:
         ctx.events.emit(
             EventType.STEP_STARTED, step=label, display=display, kind=step.kind, **where
         )
+        await asyncio.sleep(0)  # followers are sent it now: the step's spawn holds the loop
         try:
             if refresh_failed is not None:
                 raise refresh_failed

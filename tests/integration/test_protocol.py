@@ -289,3 +289,47 @@ def test_a_workflow_path_that_is_no_regular_file_is_refused_unread(
     assert reply["error"]["code"] == -32001 and says in reply["error"]["message"], reply
     assert raw.call("ping", msg_id=2)["result"]["pong"]
     _log_has_no_traceback(daemon)
+
+
+def test_a_submit_with_follow_streams_its_jobs_events_on_the_same_connection(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """`follow`: no events.subscribe is sent, yet every event after the reply's
+    `event_seq` arrives on this connection, in order, once each; the same as stored."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo one'\n- shell: 'echo two'\n")
+    raw = Raw(daemon)
+    params = {"workflow": str(wf), "cwd": str(repo), "env": {}, "merge": "auto", "follow": True}
+    raw.sock.sendall(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "jobs.submit", "params": params}).encode()
+        + b"\n"
+    )
+    reply, events = None, []
+    while not events or events[-1]["event_type"] != "session_finished":
+        message = json.loads(raw.reader.readline())
+        if message.get("id") == 1:
+            reply = message["result"]
+        else:
+            assert message["method"] == "event"
+            events.append(message["params"]["event"])
+    while reply is None:  # the reply may come after the events, never not at all
+        message = json.loads(raw.reader.readline())
+        reply = message["result"] if message.get("id") == 1 else None
+    assert isinstance(reply["subscription"], int)
+    seqs = [event["seq"] for event in events]
+    assert seqs == list(range(reply["event_seq"] + 1, reply["event_seq"] + 1 + len(seqs)))
+    kinds = [event["event_type"] for event in events]
+    assert kinds[0] == "session_started" and kinds.count("step_started") == 2
+    assert events[-1]["status"] == "completed"
+    stored = raw.call("events.list", {"session_id": reply["id"]}, msg_id=2)["result"]
+    assert [e["seq"] for e in stored if e["seq"] > reply["event_seq"]] == seqs
+    raw.close()
+
+
+def test_a_refused_submit_with_follow_subscribes_nothing(daemon: Path, tmp_path: Path):
+    raw = Raw(daemon)
+    params = {"workflow": str(tmp_path / "missing.yml"), "cwd": str(tmp_path), "env": {}}
+    refused = raw.call("jobs.submit", {**params, "follow": True})
+    assert refused["error"]["code"] == -32001 and "missing.yml" in refused["error"]["message"]
+    assert raw.call("ping", msg_id=2)["result"]["pong"]  # the next line is its reply
+    raw.close()
