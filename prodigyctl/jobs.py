@@ -25,7 +25,7 @@ from prodigyctl.exitcodes import (
     EXIT_OK,
     exit_for_error,
 )
-from prodigyctl.options import F, verbosity
+from prodigyctl.options import stacked, verbosity
 from prodigyd import errorcodes, protocol
 
 if TYPE_CHECKING:
@@ -46,32 +46,28 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return seconds
 
 
-def budget_options(function: F) -> F:
-    """`--budget-usd`, `--budget-tokens`, `--budget-time`: the job's budget, over the
-    workflow's `budget:` (docs/workflows.md, "Budgets")."""
-    options = (
-        click.option(
-            "--budget-usd",
-            type=click.FloatRange(min=0, min_open=True),
-            metavar="USD",
-            help="Stop the job once Claude has cost USD dollars.",
-        ),
-        click.option(
-            "--budget-tokens",
-            type=click.IntRange(min=1),
-            metavar="N",
-            help="Stop the job once Claude has used N tokens (input, output and cache).",
-        ),
-        click.option(
-            "--budget-time",
-            callback=_duration,
-            metavar="DURATION",
-            help="Stop the job after DURATION of wall time (`90s`, `30m`, `2h`).",
-        ),
-    )
-    for option in reversed(options):
-        function = option(function)
-    return function
+#: `--budget-usd`, `--budget-tokens`, `--budget-time`: the job's budget, over the
+#: workflow's `budget:` (docs/workflows.md, "Budgets").
+budget_options = stacked(
+    click.option(
+        "--budget-usd",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="USD",
+        help="Stop the job once Claude has cost USD dollars.",
+    ),
+    click.option(
+        "--budget-tokens",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Stop the job once Claude has used N tokens (input, output and cache).",
+    ),
+    click.option(
+        "--budget-time",
+        callback=_duration,
+        metavar="DURATION",
+        help="Stop the job after DURATION of wall time (`90s`, `30m`, `2h`).",
+    ),
+)
 
 
 def budget_params(options: dict[str, Any]) -> dict[str, Any]:
@@ -86,20 +82,21 @@ def budget_params(options: dict[str, Any]) -> dict[str, Any]:
     return {"budget": budget} if budget else {}
 
 
-def executor_options(function: F) -> F:
-    """`--executor`, `--executor-address`: where the job's map agents run, over the
-    daemon's `[executor]` (docs/dask.md); stored with the job, so a resume keeps it."""
-    function = click.option(
-        "--executor-address",
-        metavar="ADDR",
-        help="The Dask scheduler map agents run on (tcp://HOST:8786); implies --executor dask.",
-    )(function)
-    return click.option(
+#: `--executor`, `--executor-address`: where the job's map agents run, over the daemon's
+#: `[executor]` (docs/dask.md); stored with the job, so a resume keeps it.
+executor_options = stacked(
+    click.option(
         "--executor",
         type=click.Choice(["local", "dask"]),
         help="Where map agents run: in the daemon (local) or on a Dask cluster (dask); "
         "default: [executor] kind.",
-    )(function)
+    ),
+    click.option(
+        "--executor-address",
+        metavar="ADDR",
+        help="The Dask scheduler map agents run on (tcp://HOST:8786); implies --executor dask.",
+    ),
+)
 
 
 def executor_params(options: dict[str, Any]) -> dict[str, Any]:
