@@ -357,11 +357,14 @@ class WorktreePool:
         )
 
     def _short_of_spares(self, repo: Path, strategy: Strategy, workflow: str | None) -> bool:
-        idle = rows.idle_in(repo)
-        return (
-            len(servable(idle, strategy, workflow)) < self.settings.spare
-            and self._idle_count(repo) < self.settings.size
-        )
+        """Asked after every acquire: the idle slots are counted, and read only when not
+        every one may serve (`servable`: dedicated ones serve their own workflow)."""
+        idle = rows.idle_count(repo)
+        if idle + (repo in self._making) >= self.settings.size:  # as _idle_count
+            return False
+        if strategy != Strategy.DEDICATED:
+            return idle < self.settings.spare
+        return len(servable(rows.idle_in(repo), strategy, workflow)) < self.settings.spare
 
     async def _make_spares(
         self, repo: Path, start: str, strategy: Strategy, workflow: str | None
@@ -407,7 +410,7 @@ class WorktreePool:
 
     def _idle_count(self, repo: Path) -> int:
         """Idle slots of `repo`, counting the spare being made: never more than `size`."""
-        return len(rows.idle_in(repo)) + (repo in self._making)
+        return rows.idle_count(repo) + (repo in self._making)
 
     # -- release and removal ------------------------------------------------------------
 

@@ -293,3 +293,20 @@ async def test_new_files_count_whatever_status_show_untracked_files_says(
 def test_the_worktree_state_of_a_redirected_configuration_is_left_to_git(tmp_path: Path):
     repo = make_repo(tmp_path / "repo")  # the suite sets GIT_CONFIG_GLOBAL=/dev/null
     assert objects.worktree_state(repo, 100, 1 << 20) is None
+
+
+def test_a_worktree_read_again_is_seen_as_it_is_now(tmp_path: Path, own_config: None):
+    """The repository kept open between two reads of a pool slot answers as a fresh one:
+    a setting only git applies added meanwhile, a worktree made again at the same path."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    first = git(repo, "rev-parse", "HEAD").strip()
+    commit_files(repo, {"b.txt": "b\n"}, "second")
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "--quiet", "--detach", str(worktree))
+    assert objects.worktree_state(worktree, 100, 1 << 20) == _status_by_git(worktree)
+    git(repo, "config", "filter.lfs.clean", "cat")
+    assert objects.worktree_state(worktree, 100, 1 << 20) is None  # staging is git's to do
+    git(repo, "config", "--unset", "filter.lfs.clean")
+    git(repo, "worktree", "remove", "--force", str(worktree))
+    git(repo, "worktree", "add", "--quiet", "--detach", str(worktree), first)
+    assert objects.worktree_state(worktree, 100, 1 << 20) == (first, False, False)

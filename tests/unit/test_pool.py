@@ -410,6 +410,17 @@ async def test_no_spare_with_spare_0_on_demand_a_named_worktree_or_beyond_the_si
     assert [row.path for row in rows.idle_in(repo)] == [spare.path] and not lease.path.exists()
 
 
+async def test_spares_stop_at_the_size_even_when_more_are_asked_for(repo: Path, pools: Pools):
+    pool = pools(PoolSettings(size=2, spare=3))
+    await pool.acquire(repo, owner="a", session_id="a", start="HEAD")
+    await _idle_slots(repo, 2)
+    for _ in range(300):  # until the spares' task is done
+        if not pool._spare_tasks:
+            break
+        await asyncio.sleep(0.01)
+    assert len(rows.idle_in(repo)) == 2  # `size` idle slots, not `spare`
+
+
 async def test_a_spare_being_made_is_neither_handed_out_nor_collected(
     repo: Path, tmp_path: Path, pools: Pools
 ):

@@ -280,6 +280,7 @@ class MapPhase:
             max_parallel=parallel,
             resumed=len(pending) < total,
         )
+        self.log_dir.mkdir(parents=True, exist_ok=True)  # once, not per attempt (run_agent)
         waiting = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         workers = [

@@ -74,12 +74,12 @@ class AgentSink:
 async def run_agent(
     runner: AgentRunner, job: AgentJob, queue: MergeQueue, log_dir: Path, stop: asyncio.Event
 ) -> AgentResult | None:
-    """One attempt of an item through `runner`, logged to its own file; None when the
-    phase was asked to stop first (the item then runs again on resume)."""
+    """One attempt of an item through `runner`, logged to its own file in `log_dir` (made
+    by the caller, once a phase); None when the phase was asked to stop first (the item
+    then runs again on resume)."""
     started_at, started = now_iso(), time.monotonic()
     item_id, parent = job.item.item_id, queue.parent
     log_path = log_dir / f"{item_id}.attempt-{job.attempt}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
         events = AgentSink(parent.events, job.agent_id, item_id, log, parent.masker)
         result = await runner.run(job, queue, events, stop)
