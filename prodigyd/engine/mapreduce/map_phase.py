@@ -17,6 +17,7 @@ so nothing here knows where an agent runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -158,7 +159,9 @@ class MapPhase:
             results = ResultLog(
                 writer,
                 lambda unwritten: self.host.map_progress(
-                    total, len(self.results) - unwritten, limits.failed
+                    total,
+                    len(self.results) - len(unwritten),
+                    limits.failed - sum(not r["result"]["success"] for r in unwritten),
                 ),
             )
             try:
@@ -289,10 +292,15 @@ class MapPhase:
         ]
         try:
             await asyncio.gather(*workers)
-        finally:
+        except BaseException:
             for task in workers:
                 task.cancel()
-            await results.flush()  # the phase ends (or stops) once every result is durable
+            # what stopped the phase (a cancel, a worker's error) stands: a result the flush
+            # cannot write (a full disk) was shown to nobody and runs again on resume
+            with contextlib.suppress(Exception):
+                await results.flush()
+            raise
+        await results.flush()  # the phase ends once every result is durable
 
     async def _worker(
         self,
@@ -419,9 +427,11 @@ class ResultLog:
     A crash before a record is durable runs that item again on resume, as a crash a moment
     earlier would. Nothing about a result is shown before it is durable: each record's
     `then` (its `agent_completed` event) runs once it is, and `on_durable` hears after each
-    append how many are still unwritten (the session's progress)."""
+    append the records still unwritten (the session's progress counts the others)."""
 
-    def __init__(self, writer: CheckpointLog, on_durable: Callable[[int], None]) -> None:
+    def __init__(
+        self, writer: CheckpointLog, on_durable: Callable[[list[dict[str, Any]]], None]
+    ) -> None:
         self.writer = writer
         self.on_durable = on_durable
         self.unwritten: deque[tuple[dict[str, Any], Callable[[], None]]] = deque()
@@ -453,7 +463,7 @@ class ResultLog:
             for _, then in batch:
                 self.unwritten.popleft()
                 then()
-            self.on_durable(len(self.unwritten))
+            self.on_durable([record for record, _ in self.unwritten])
 
 
 async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
