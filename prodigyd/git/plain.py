@@ -11,6 +11,9 @@ good (its own libcrypto, libssl and libgit2: +10-12 MB after the first pooled re
 - the commit's tree is the first line of the commit object, a loose object (zlib) or an
   entry in a pack (found through the pack's `.idx`, version 2; a delta applied to its base).
 
+It is also the one home of where a worktree's git dirs are (`git_dir_of`, `common_dir`),
+which git/repo.py and git/worktree.py read too.
+
 Anything else (an index version other than 2 or 3, a split or sparse index, an invalid
 cache tree, an object in an alternate repository, SHA-256) is None: the caller asks libgit2,
 then git, as before. Blocking like git/objects.py: call it through `asyncio.to_thread`.
@@ -54,20 +57,30 @@ def index_holds(path: Path, commit: str) -> bool | None:
 
 
 def _git_dirs(path: Path) -> tuple[Path, Path]:
-    """(the worktree's git dir, the repository's common dir): `.git` is a folder in the
-    main worktree and a `gitdir:` file in a linked one, whose `commondir` leads back."""
-    dot = path / ".git"
-    if dot.is_dir():
-        return dot, dot
-    text = dot.read_text()
-    if not text.startswith("gitdir: "):
-        raise ValueError(f"{dot} names no git dir")
-    git_dir = path / text.removeprefix("gitdir: ").strip()
+    """(the worktree's git dir, the repository's common dir)."""
+    git_dir = git_dir_of(path / ".git")
+    return git_dir, common_dir(git_dir) or git_dir
+
+
+def git_dir_of(dot_git: Path) -> Path:
+    """The git dir a `.git` names: itself when it is a folder (a main worktree), else the
+    `gitdir:` its file holds (a linked worktree's admin folder); OSError when neither."""
+    if dot_git.is_dir():
+        return dot_git
+    line = dot_git.read_text().strip()
+    if not line.startswith("gitdir:"):
+        raise OSError(f"unexpected {dot_git}")
+    target = Path(line.removeprefix("gitdir:").strip())
+    return target if target.is_absolute() else (dot_git.parent / target).resolve()
+
+
+def common_dir(git_dir: Path) -> Path | None:
+    """The repository's shared git dir a worktree's own git dir points to (`commondir`);
+    None for a main repository's git dir, which is its own."""
     try:
-        common = git_dir / (git_dir / "commondir").read_text().strip()
-    except FileNotFoundError:
-        common = git_dir
-    return git_dir, common
+        return (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return None
 
 
 def _index_tree(index: Path) -> bytes | None:

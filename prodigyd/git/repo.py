@@ -16,6 +16,7 @@ from prodigyd import errorcodes
 from prodigyd.errors import GitError
 from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
+from prodigyd.git.plain import common_dir, git_dir_of
 
 #: The namespace of local branches; prodigy only ever merges into one of these.
 HEADS = "refs/heads/"
@@ -152,7 +153,7 @@ def _read_layout(path: Path) -> _Layout | None:
     else:
         return None
     try:
-        git_dir = _git_dir(dot_git)
+        git_dir = git_dir_of(dot_git)
         common = common_dir(git_dir) or git_dir
         if (common / "reftable").exists():
             return None
@@ -164,25 +165,6 @@ def _read_layout(path: Path) -> _Layout | None:
     ref = head.removeprefix("ref: ").strip()
     branch = ref if ref.startswith(HEADS) else None
     return _Layout(folder, branch, common, ref_sha(common, ref))
-
-
-def common_dir(git_dir: Path) -> Path | None:
-    """The repository's shared git dir a worktree's own git dir points to (`commondir`);
-    None for a main repository's git dir, which is its own."""
-    try:
-        return (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
-    except OSError:
-        return None
-
-
-def _git_dir(dot_git: Path) -> Path:
-    if dot_git.is_dir():
-        return dot_git
-    line = dot_git.read_text().strip()
-    if not line.startswith("gitdir:"):
-        raise OSError(f"unexpected {dot_git}")
-    target = Path(line.removeprefix("gitdir:").strip())
-    return target if target.is_absolute() else (dot_git.parent / target).resolve()
 
 
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")

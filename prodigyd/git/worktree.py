@@ -16,7 +16,8 @@ from prodigyd import proc
 from prodigyd.errors import GitError
 from prodigyd.git import objects
 from prodigyd.git.cli import git, raise_failure
-from prodigyd.git.repo import HEADS, branch_exists, commit_id, common_dir, ref_sha
+from prodigyd.git.plain import common_dir
+from prodigyd.git.repo import HEADS, branch_exists, commit_id, ref_sha
 
 
 @dataclass
