@@ -17,33 +17,30 @@ from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
 
-#: The most `sessions.list` returns in one call.
-MAX_LISTED = protocol.MAX_LIST
-
 
 @command("ls", sessions)
 @click.option("--status", help="Only sessions in this status.")
 @click.option(
     "--limit",
-    type=click.IntRange(1, MAX_LISTED),
+    type=click.IntRange(1, protocol.MAX_LIST),
     default=100,
     show_default=True,
     help="At most this many, newest first.",
 )
-@click.option("--all", "every", is_flag=True, help=f"Every session (up to {MAX_LISTED:,}).")
+@click.option("--all", "every", is_flag=True, help=f"Every session (up to {protocol.MAX_LIST:,}).")
 @json_option
 def list_sessions(*, status: str | None, limit: int, every: bool, as_json: bool) -> int:
     """List sessions, newest first (the newest 100 unless --limit or --all)."""
-    wanted = MAX_LISTED if every else limit
+    wanted = protocol.MAX_LIST if every else limit
     with Client.connect() as client:
         # one more than shown, to say so when the list is cut
         rows = client.call(
-            protocol.SESSIONS_LIST, {"status": status, "limit": min(wanted + 1, MAX_LISTED)}
+            protocol.SESSIONS_LIST, {"status": status, "limit": min(wanted + 1, protocol.MAX_LIST)}
         )
-    cut = len(rows) > wanted or len(rows) == MAX_LISTED  # the daemon's most may hide more
+    cut = len(rows) > wanted or len(rows) == protocol.MAX_LIST  # the daemon's most may hide more
     rows = rows[:wanted]
     if cut:
-        more = "--all" if wanted < MAX_LISTED else "--status to narrow it"
+        more = "--all" if wanted < protocol.MAX_LIST else "--status to narrow it"
         click.echo(f"(the newest {len(rows):,} shown; there are more: {more})", err=True)
     if as_json:
         click.echo(dumps(rows))
@@ -177,9 +174,11 @@ _ACTIVE = ("queued", "running")
 def ps(*, recent: int, as_json: bool) -> int:
     """Queued and running jobs, and the most recent finished ones."""
     with Client.connect() as client:  # the active ones, then enough of the newest
-        active = client.call(protocol.SESSIONS_LIST, {"status": list(_ACTIVE), "limit": MAX_LISTED})
+        active = client.call(
+            protocol.SESSIONS_LIST, {"status": list(_ACTIVE), "limit": protocol.MAX_LIST}
+        )
         newest = client.call(
-            protocol.SESSIONS_LIST, {"limit": max(1, min(MAX_LISTED, recent + len(active)))}
+            protocol.SESSIONS_LIST, {"limit": max(1, min(protocol.MAX_LIST, recent + len(active)))}
         )
     listed = {r["id"] for r in active}  # (one that ended between the two calls: once)
     done = [r for r in newest if r["status"] not in _ACTIVE and r["id"] not in listed][:recent]
