@@ -24,7 +24,7 @@ from pathlib import Path
 from benchkit import Row, add_common_args, emit, rss_mb, start_daemon, stop
 from rpc_latency import ECHO_SERVER, json_rpc, process
 from rpc_latency import Conn as EchoConn
-from submit_latency import FINISHED, Conn, bench_env, make_repo, submit_params
+from submit_latency import FINISHED, WORKFLOW, Conn, bench_env, make_repo, submit_params
 
 TARGET_IDLE = 2.0
 TARGET_GROWTH = 1.1
@@ -55,8 +55,7 @@ def main() -> None:
         root = Path(tmp)
         env = bench_env(root, "home", args.loop)
         repo = make_repo(root, env)
-        workflow = root / "one-step.yml"
-        workflow.write_text('- shell: "true"\n')
+        workflow = repo / WORKFLOW
         echo_sock = root / "echo.sock"
         with process([sys.executable, "-c", ECHO_SERVER, str(echo_sock)], env) as echo_pid:
             echo = EchoConn(echo_sock, json_rpc("echo"))

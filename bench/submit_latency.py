@@ -6,9 +6,12 @@ Three figures, each next to the cost it cannot go below:
     WAL, synchronous=FULL) before the reply, so the floor is one fsync'd INSERT+COMMIT in a
     fresh database plus a round trip to a bare asyncio echo server (rpc_latency.py's);
     a `ping` round trip is printed for context. Target (issue 15): <= 2x that floor.
+    Each submit goes onto an idle queue (the job before it has finished; the wait is not
+    timed), as the floor and the peers are measured; the same number back to back, with
+    the earlier jobs running on the same cores, is printed for context.
     Peers: task-spooler's and nq's submit, the wall time of their client process
     (`tsp true`, `nq true`: a C process that hands the job over and returns; each with
-    its socket or queue folder in the temporary folder).
+    its socket or queue folder in the temporary folder), each job done before the next.
 (b) submit -> `step_started` on a warm, idle daemon, as `prodigyctl run` sees it: a submit
     that subscribes its connection to the job's events (`follow`), time until the first
     step starts. The floor is
@@ -22,8 +25,9 @@ Three figures, each next to the cost it cannot go below:
     is printed for context. Targets: <= 1.15x (--help), <= 1.25x (run --detach).
 
 Submitted jobs really run, one at a time (`PRODIGY_MAX_CONCURRENT_JOBS=1`): a one-step
-`shell: "true"` workflow, merged on success (`-y`: with nothing to merge, the worktree
-goes straight back to the pool, as it does after a real run). The daemon, its store, the
+`shell: "true"` workflow committed in the repository, merged on success (`-y`: with
+nothing to merge, the worktree goes straight back to the pool, as it does after a real
+run). The daemon, its store, the
 repository and HOME live in a temporary directory; the daemon is always stopped at the end.
 
     python bench/submit_latency.py [--submits 200] [--runs 30] [--cli-runs 20] [--loop uvloop]
@@ -78,12 +82,18 @@ def bench_env(root: Path, home: str, loop: str = "asyncio") -> dict[str, str]:
 
 
 def make_repo(root: Path, env: dict[str, str]) -> Path:
+    """A repository with one commit: a README and WORKFLOW, a one-step `shell: "true"`
+    workflow (committed in the repository, as a project keeps its workflows)."""
     repo = root / "repo"
     repo.mkdir()
     (repo / "README").write_text("bench\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "README"], ["commit", "-q", "-m", "init"]):
+    (repo / WORKFLOW).write_text('- shell: "true"\n')
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "init"]):
         subprocess.run(["git", *args], cwd=repo, env=env, check=True)
     return repo
+
+
+WORKFLOW = "one-step.yml"
 
 
 @contextlib.contextmanager
@@ -150,21 +160,30 @@ class Conn:
 # -- floors -------------------------------------------------------------------------------
 
 
-def sqlite_commit_floor(folder: Path, n: int, payload: str) -> list[float]:
-    """One INSERT+COMMIT per job into a fresh WAL database with synchronous=FULL."""
-    conn = sqlite3.connect(folder / "floor.db", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY, id TEXT UNIQUE, body TEXT)")
-    times = []
-    for i in range(n):
+class FloorJournal:
+    """The submit's floor: one INSERT+COMMIT per job into a fresh WAL database with
+    synchronous=FULL (payload: about the size of the row a submit commits)."""
+
+    def __init__(self, path: Path, payload: str) -> None:
+        self.payload, self.count = payload, 0
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("CREATE TABLE jobs (seq INTEGER PRIMARY KEY, id TEXT UNIQUE, body TEXT)")
+
+    def commit(self) -> float:
+        """Seconds for one durable INSERT+COMMIT."""
+        self.count += 1
         started = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO jobs (id, body) VALUES (?, ?)", (f"job-{i}", payload))
-        conn.execute("COMMIT")
-        times.append(time.perf_counter() - started)
-    conn.close()
-    return times
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(
+            "INSERT INTO jobs (id, body) VALUES (?, ?)", (f"job-{self.count}", self.payload)
+        )
+        self.conn.execute("COMMIT")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def spawn_floor(n: int) -> list[float]:
@@ -228,27 +247,52 @@ def submit_params(workflow: Path, repo: Path, env: dict[str, str]) -> dict[str, 
 
 
 def durable_submits(
-    sock: Path, echo: EchoConn, params: dict[str, Any], n: int
-) -> tuple[list[float], ...]:
-    """(a): n back-to-back submits on one connection; a ping and an echo round trip (the
-    floor's) after each, so all three meet the same machine."""
-    conn = Conn(sock)
+    sock: Path, echo: EchoConn, floor: FloorJournal, params: dict[str, Any], n: int
+) -> dict[str, list[float]]:
+    """(a): n submits onto an idle queue, each once the job before it has finished (the
+    wait is not timed), as the peers are measured (`tsp -w`/`nq -w` between submits).
+    After each, a ping, an echo round trip and a floor commit, so all four meet the same
+    machine: one that has just been idle, where a commit or a round trip costs more than
+    in a tight loop (the floor's commits in a tight loop are printed for context). Then,
+    also for context, n submits back to back, the earlier jobs running on the same
+    cores."""
+    conn, watch = Conn(sock), Conn(sock)
     try:
+        watch.call("events.subscribe", {})
         for _ in range(200):
             conn.call("ping")
         echo.round_trips(200)
-        submits, pings, echoes = [], [], []
+        times: dict[str, list[float]] = {
+            "idle": [],
+            "ping": [],
+            "echo": [],
+            "commit": [],
+            "busy": [],
+        }
         for _ in range(n):
             started = time.perf_counter()
             conn.call("jobs.submit", params)
-            submits.append(time.perf_counter() - started)
+            times["idle"].append(time.perf_counter() - started)
+            watch.wait_event(FINISHED)
+            watch.events.clear()
             started = time.perf_counter()
             conn.call("ping")
-            pings.append(time.perf_counter() - started)
-            echoes.extend(echo.round_trips(1))
+            times["ping"].append(time.perf_counter() - started)
+            times["echo"].extend(echo.round_trips(1))
+            times["commit"].append(floor.commit())
+        for _ in range(n):
+            started = time.perf_counter()
+            conn.call("jobs.submit", params)
+            times["busy"].append(time.perf_counter() - started)
+        finished = 0
+        while finished < n:
+            watch.wait_event(FINISHED)
+            finished += sum(1 for _, event in watch.events if event["event_type"] == FINISHED)
+            watch.events.clear()
     finally:
         conn.close()
-    return submits, pings, echoes
+        watch.close()
+    return times
 
 
 def peer_env(root: Path, name: str) -> dict[str, str]:
@@ -366,7 +410,9 @@ def verdict(value_ms: float, target_ms: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submits", type=int, default=200, help="(a) back-to-back submits")
+    parser.add_argument(
+        "--submits", type=int, default=200, help="(a) submits, idle and back to back"
+    )
     parser.add_argument("--runs", type=int, default=30, help="(b) submit -> first step runs")
     parser.add_argument("--cli-runs", type=int, default=20, help="(c) prodigyctl processes")
     add_common_args(parser)
@@ -379,8 +425,7 @@ def main() -> None:
         root = Path(tmp)
         env = bench_env(root, "home-a", args.loop)
         repo = make_repo(root, env)
-        workflow = root / "one-step.yml"
-        workflow.write_text('- shell: "true"\n')
+        workflow = repo / WORKFLOW
         params = submit_params(workflow, repo, env)
         payload = json.dumps(params)  # about the size of the row a submit commits
         peers = Peers(args, root)
@@ -397,27 +442,32 @@ def main() -> None:
             daemon(env) as sock,
         ):
             echo = EchoConn(echo_sock, json_rpc("echo"))
+            floor = FloorJournal(root / "floor.db", payload)
             try:
-                submits, pings, echoes = durable_submits(sock, echo, params, args.submits)
+                times = durable_submits(sock, echo, floor, params, args.submits)
+                hot = [floor.commit() for _ in range(args.submits)]
             finally:
                 echo.close()
-        commit = sqlite_commit_floor(root, args.submits, payload)
+                floor.close()
+        commit = times["commit"]
         gits = git_floor(repo, env, 50)
-        print(f"(a) jobs.submit round trip, {args.submits} back to back on one connection")
+        print(f"(a) jobs.submit round trip, {args.submits} onto an idle queue, one connection")
         print(row("floor: SQLite WAL sync=FULL INSERT+COMMIT", commit))
-        print(row("floor: bare asyncio echo round trip", echoes))
-        print(row("context: ping round trip (between submits)", pings))
+        print(row("context: the same commits in a tight loop", hot))
+        print(row("floor: bare asyncio echo round trip", times["echo"]))
+        print(row("context: ping round trip (between submits)", times["ping"]))
         print(row("context: 3 git spawns (prepare reads .git instead)", gits))
         for name, (walls, _) in queues.items():
             print(row(f"peer: {name} submit (client process wall)", walls))
-        print(row("prodigyd jobs.submit", submits))
+        print(row("context: jobs.submit back to back (jobs running)", times["busy"]))
+        print(row("prodigyd jobs.submit", times["idle"]))
         emit(
             Row(
                 key="submit",
                 metric="durable `jobs.submit` p50",
                 unit="ms",
-                prodigy=ms(submits),
-                floor=ms(commit) + ms(echoes),
+                prodigy=ms(times["idle"]),
+                floor=ms(commit) + ms(times["echo"]),
                 floor_label="SQLite FULL commit + asyncio echo",
                 target=TARGET_SUBMIT,
                 loop=args.loop,

@@ -71,12 +71,17 @@ async def prepare(
     and the claude executable when a step needs it. `record.args` comes back masked.
     """
     workflow_path = Path(request.cwd, request.workflow).expanduser()
-    loaded = await load_workflow_async(workflow_path, strict=request.strict)
     where = Path(request.cwd, request.repo or ".").expanduser()
-    if request.branch:  # a DLQ retry goes back into its job's branch, checked out or not
-        repo, branch = await git_repo.repo_root(where), request.branch
-    else:
-        repo, branch = await git_repo.root_and_branch(where)
+    try:
+        if request.branch:  # a DLQ retry goes back into its job's branch, checked out or not
+            repo, branch = await git_repo.repo_root(where), request.branch
+        else:
+            repo, branch = await git_repo.root_and_branch(where)
+    except GitError:
+        # The workflow's own errors come first: the user fixes the file, then the place.
+        await load_workflow_async(workflow_path, strict=request.strict)
+        raise
+    loaded = await load_workflow_async(workflow_path, strict=request.strict, inside=repo)
     if request.branch and not await git_repo.branch_exists(repo, request.branch):
         raise GitError(f"branch {request.branch!r} no longer exists in {repo}")
     if request.dlq_retry is not None and loaded.workflow.map is None:

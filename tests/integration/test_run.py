@@ -182,6 +182,10 @@ def test_missing_file_not_a_repo_and_detached_head(daemon: Path, repo: Path, tmp
     plain.mkdir()
     not_repo = ctl("run", str(wf), cwd=plain)
     assert not_repo.returncode == 2 and "Not a git repository" in not_repo.stderr
+    # Both wrong: the workflow's error comes first (fix the file, then the place).
+    neither = ctl("run", str(tmp_path / "nope.yml"), cwd=plain)
+    assert neither.returncode == 2 and "nope.yml" in neither.stderr
+    assert "Not a git repository" not in neither.stderr
     git(repo, "checkout", "-q", "--detach")
     detached = ctl("run", str(wf), cwd=repo)
     assert detached.returncode == 2 and "detached" in detached.stderr

@@ -188,7 +188,7 @@ async def test_a_file_parsed_before_is_not_parsed_again_unless_edited(
     """The daemon reads the file on every load but parses it once per content: a
     submission's start and its resumes reuse the parse, and an edit is never served stale.
     Every load, the cached ones too, reads the file in a worker thread: a file on a stalled
-    mount never freezes the event loop."""
+    mount never freezes the event loop (but see the next test)."""
     import asyncio
     import threading
 
@@ -224,3 +224,43 @@ async def test_a_file_parsed_before_is_not_parsed_again_unless_edited(
     assert len(readers) == len(threads) == 3
     assert threading.main_thread() not in readers
     assert edited.workflow.steps[0].command == "echo two"
+
+
+async def test_a_workflow_in_the_repository_just_read_is_read_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`inside`: a folder admission has just read on the loop (the repository). A workflow
+    file in it is read there too (no thread's round trip; no mount the loop had not met),
+    parsed in a thread when new; one outside it, or a link in it leading out of it, is read
+    in a worker thread as before."""
+    import threading
+
+    from prodigyd.workflow import load
+
+    readers: list[threading.Thread] = []
+    real_read = load.read_source
+
+    def recording_read(file: Path) -> tuple[str, str]:
+        readers.append(threading.current_thread())
+        return real_read(file)
+
+    monkeypatch.setattr(load, "read_source", recording_read)
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    repo.mkdir()
+    elsewhere.mkdir()
+    inside, outside = repo / "wf.yml", elsewhere / "wf.yml"
+    inside.write_text("- shell: 'echo in'\n")
+    outside.write_text("- shell: 'echo out'\n")
+    (repo / "link.yml").symlink_to(outside)
+    (repo / "sub").mkdir()
+
+    loaded = await load.load_workflow_async(repo / "sub" / ".." / "wf.yml", inside=repo)
+    assert loaded.workflow.steps[0].command == "echo in"
+    assert readers.pop() is threading.main_thread()
+    for path in (outside, repo / "link.yml", repo / ".." / "elsewhere" / "wf.yml"):
+        loaded = await load.load_workflow_async(path, inside=repo)
+        assert loaded.workflow.steps[0].command == "echo out"
+        assert readers.pop() is not threading.main_thread(), path
+    inside.write_text("- shell: 'echo edited'\n")
+    edited = await load.load_workflow_async(inside, inside=repo)
+    assert edited.workflow.steps[0].command == "echo edited"

@@ -21,6 +21,7 @@ legacy.py), keys.py (which keys each mapping may have, from the models) and diag
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Container
 from dataclasses import dataclass, field
@@ -68,11 +69,30 @@ class LoadedWorkflow:
         return warnings_for(self.undefined, environment)
 
 
-async def load_workflow_async(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
+async def load_workflow_async(
+    path: Path | str, *, strict: bool = False, inside: Path | None = None
+) -> LoadedWorkflow:
     """load_workflow for the daemon, in a worker thread: the file is a client's and may sit
-    on a stalled mount, so even its read (and hash) never runs on the event loop; parsing,
+    on a stalled mount, so its read (and hash) does not run on the event loop; parsing,
     bounded only by prodigyd.workflow.limits' time, is skipped when the same content was
-    parsed before (the cache), so a submission, its start and every resume cost one read."""
+    parsed before (the cache), so a submission, its start and every resume cost one read.
+
+    `inside`: a folder the caller has just read on the loop (a submission's repository,
+    whose `.git` admission reads there). A workflow file in it, as most are, is read and
+    hashed on the loop too, which risks no mount the loop had not met already, and saves
+    the thread's round trip (~0.3 ms on an idle machine, a fifth of a submission); only a
+    parse the cache does not have goes to the thread. A path that only looks inside (a
+    link in the folder leading out of it) is read in the thread once resolved."""
+    if inside is not None:
+        near = Path(os.path.normpath(Path(path).expanduser().absolute()))
+        if near.is_relative_to(inside):
+            file = _resolve(near)
+            if file.is_relative_to(inside):
+                text, digest = read_source(file)
+                cached = _cached(file, strict, digest)
+                if cached is not None:
+                    return cached
+                return await asyncio.to_thread(_parse_and_keep, file, text, digest, strict)
     return await asyncio.to_thread(load_workflow, path, strict=strict)
 
 
@@ -89,15 +109,19 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
 
 def _read(path: Path | str) -> tuple[Path, str, str]:
     """The absolute, resolved path of a workflow file, its text and its SHA-256."""
-    file = Path(path)
+    file = _resolve(Path(path))
+    text, digest = read_source(file)
+    return file, text, digest
+
+
+def _resolve(file: Path) -> Path:
+    """The absolute, resolved path of a workflow file (a WorkflowError when it has none)."""
     try:
-        file = file.expanduser().absolute().resolve()
+        return file.expanduser().absolute().resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop, ~nobody
         raise WorkflowError(
             f"cannot read workflow file: {exc}", location=Location(str(file))
         ) from None
-    text, digest = read_source(file)
-    return file, text, digest
 
 
 def _cached(file: Path, strict: bool, digest: str) -> LoadedWorkflow | None:
