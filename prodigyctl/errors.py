@@ -67,6 +67,38 @@ class RpcError(Exception):
         return "\n".join(parts)
 
 
+RESTART = "restart it with `prodigyctl daemon stop` (running jobs resume on the next start)"
+
+
+def _hint_restart(err: RpcError) -> None:
+    """A request refused as invalid may be one an older running daemon does not know (the
+    client was upgraded under it): then the hint says to restart it. Asked only on such an
+    error: one `ping`, for the protocol version it speaks."""
+    from prodigyd import protocol
+
+    if "hint" in err.data:
+        return
+    spoken = _daemon_protocol()
+    if spoken is not None and spoken < protocol.PROTOCOL_VERSION:
+        err.data["hint"] = (
+            f"the running prodigyd speaks protocol {spoken}, this prodigyctl "
+            f"{protocol.PROTOCOL_VERSION}: {RESTART}"
+        )
+    elif "Extra inputs" in err.message:  # the same protocol number: a development build
+        err.data["hint"] = f"prodigyd may be older than prodigyctl: {RESTART}"
+
+
+def _daemon_protocol() -> int | None:
+    """The protocol version the running daemon reports; None when it cannot be asked."""
+    from prodigyctl.client import Client
+
+    try:
+        with Client.connect(autostart=False) as client:
+            return int(client.call("ping")["protocol"])
+    except (RpcError, DaemonUnreachable, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def error_handler() -> Iterator[None]:
     try:
@@ -74,12 +106,8 @@ def error_handler() -> Iterator[None]:
     except RpcError as err:
         from prodigyd import protocol
 
-        if err.code == protocol.INVALID_PARAMS and "Extra inputs" in err.message:
-            err.data.setdefault(
-                "hint",
-                "prodigyd may be older than prodigyctl: restart it with "
-                "`prodigyctl daemon stop` (running jobs resume on the next start)",
-            )
+        if err.code == protocol.INVALID_PARAMS:
+            _hint_restart(err)
         _report(
             err.errorcode, err.render(), {"message": err.message, **err.data, "rpc_code": err.code}
         )

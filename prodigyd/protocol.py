@@ -22,7 +22,9 @@ from typing import Any, NamedTuple
 from prodigyd import errorcodes
 from prodigyd.eventtypes import EventType
 
-PROTOCOL_VERSION = 1
+#: What `ping` reports. 2: `jobs.submit` takes `follow`, `sessions.list` a list of
+#: statuses; 1 had neither. A client meeting an older daemon asks the user to restart it.
+PROTOCOL_VERSION = 2
 
 #: One message (a line) may not exceed this; larger ones are refused with INVALID_REQUEST.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024

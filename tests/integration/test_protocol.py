@@ -40,7 +40,7 @@ def test_ping(daemon: Path):
     raw = Raw(daemon)
     reply = raw.call("ping")
     assert reply["id"] == 1 and reply["result"]["pong"] is True
-    assert reply["result"]["protocol"] == 1
+    assert reply["result"]["protocol"] == 2
 
 
 def test_parse_error_invalid_request_and_unknown_method(daemon: Path):
@@ -333,3 +333,69 @@ def test_a_refused_submit_with_follow_subscribes_nothing(daemon: Path, tmp_path:
     assert refused["error"]["code"] == -32001 and "missing.yml" in refused["error"]["message"]
     assert raw.call("ping", msg_id=2)["result"]["pong"]  # the next line is its reply
     raw.close()
+
+
+class _OldDaemon:
+    """A stand-in for a daemon from before the client's upgrade: answers `ping` with its
+    protocol version and refuses every other request as invalid, as an older daemon
+    refuses a parameter it does not know."""
+
+    def __init__(self, path: Path, protocol: int, message: str) -> None:
+        self.protocol, self.message = protocol, message
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen()
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.pool.submit(self._accept)
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.server.accept()
+                self.pool.submit(self._serve, conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader, contextlib.suppress(OSError):
+            for line in reader:
+                request = json.loads(line)
+                if request["method"] == "ping":
+                    reply: dict[str, Any] = {
+                        "result": {
+                            "pong": True,
+                            "pid": 1,
+                            "version": "0",
+                            "protocol": self.protocol,
+                        }
+                    }
+                else:
+                    reply = {"error": {"code": -32602, "message": self.message}}
+                conn.sendall(
+                    json.dumps({"jsonrpc": "2.0", "id": request["id"], **reply}).encode() + b"\n"
+                )
+
+    def close(self) -> None:
+        self.server.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "message", "hint"),
+    [
+        (1, "Invalid params: status: Input should be a valid string", "speaks protocol 1"),
+        (2, "Invalid params: follow: Extra inputs are not permitted", "may be older"),
+    ],
+)
+def test_a_daemon_older_than_the_client_gets_a_restart_hint(
+    protocol: int, message: str, hint: str
+) -> None:
+    """A client upgraded under a running daemon sends what the daemon does not know (`ps`
+    asks for a list of statuses): the error says to restart it, not just what was refused."""
+    home = Path(os.environ["PRODIGY_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    old = _OldDaemon(home / "prodigyd.sock", protocol, message)
+    try:
+        done = ctl("ps")
+    finally:
+        old.close()
+    assert done.returncode != 0
+    assert hint in done.stderr and "prodigyctl daemon stop" in done.stderr, done.stderr
