@@ -35,13 +35,27 @@ Layout (reference §5, with the [R] clean-ups):
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 
 def home() -> Path:
-    """The store root: `$PRODIGY_HOME`, else `~/.prodigy`."""
+    """The store root: `$PRODIGY_HOME`, else `~/.prodigy`.
+
+    Every journal access and every store path asks for it (dozens of times a job), so the
+    answer is kept for the variables it comes from (tests change them); a relative
+    `$PRODIGY_HOME` depends on the working folder too and is worked out each time."""
     env = os.environ.get("PRODIGY_HOME")
+    if env and not os.path.isabs(env) and not env.startswith("~"):
+        return Path(env).absolute()
+    return _home(env, os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _home(env: str | None, user_home: str | None) -> Path:
+    """`home()` for an absolute or `~` `$PRODIGY_HOME`, or none; `user_home` is `$HOME`,
+    which `~` and Path.home() read (only a key here)."""
     if env:
         return Path(env).expanduser().absolute()
     return Path.home() / ".prodigy"
@@ -110,7 +124,13 @@ def config_file() -> Path:
 
 def journal_file() -> Path:
     """The job journal (store/journal.py); SQLite keeps its -wal and -shm files beside it."""
-    return home() / "journal.db"
+    return _journal_file(home())
+
+
+@functools.lru_cache(maxsize=8)
+def _journal_file(root: Path) -> Path:
+    # Kept: asked for by every journal access, and a Path join costs more than the look-up.
+    return root / "journal.db"
 
 
 def space_probe_file() -> Path:
