@@ -1,0 +1,36 @@
+"""prodigyd.paths: the store is where the environment says at each call, although the
+answer is kept between calls (every journal access asks for it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prodigyd import paths
+
+
+def test_the_store_follows_its_variables_as_they_change(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("PRODIGY_HOME", str(tmp_path / "a"))
+    assert paths.journal_file() == tmp_path / "a" / "journal.db"
+    monkeypatch.setenv("PRODIGY_HOME", str(tmp_path / "b"))
+    assert paths.journal_file() == tmp_path / "b" / "journal.db"
+    monkeypatch.delenv("PRODIGY_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert paths.journal_file() == tmp_path / "user" / ".prodigy" / "journal.db"
+    monkeypatch.setenv("HOME", str(tmp_path / "other"))
+    assert paths.home() == tmp_path / "other" / ".prodigy"
+    monkeypatch.setenv("PRODIGY_HOME", "~/store")
+    assert paths.home() == tmp_path / "other" / "store"
+
+
+def test_a_relative_prodigy_home_is_taken_from_the_working_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.setenv("PRODIGY_HOME", "store")
+    for folder in (tmp_path / "x", tmp_path / "y"):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        assert paths.journal_file() == folder / "store" / "journal.db"
