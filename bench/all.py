@@ -50,7 +50,7 @@ TINY: dict[str, list[str]] = {
         *("--items", "4", "--parallel", "2", "--rounds", "1"),
         *("--files", "20", "--acquires", "2"),
     ],
-    "hook_latency.py": ["--commits", "2"],
+    "hook_latency.py": ["--commits", "2", "--burst", "2"],
     "rss.py": ["--jobs", "3"],
 }
 

@@ -310,8 +310,12 @@ def bench_dask(root: Path, env: dict[str, str], items: int, parallel: int, files
     workflow.write_text(COMMITTING.format(items=items, parallel=parallel))
     floor = bundle_round_trip(repo, root, env, 10)
     threads = max(1, math.ceil(parallel / 2))
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=threads, dashboard_address=":0", host="127.0.0.1"
+    cluster = LocalCluster(  # every server on 127.0.0.1, the HTTP ones too (":0" is 0.0.0.0)
+        n_workers=2,
+        threads_per_worker=threads,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        worker_dashboard_address="127.0.0.1:0",
     )
     proc, _ = start_daemon(env)
     try:

@@ -8,6 +8,7 @@ binary of the pinned version instead. Without one and without npm the tests skip
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -41,6 +42,16 @@ def ensure_cli() -> str:
         if found != PINNED:
             raise Unavailable(f"{BINARY_ENV}={named} is claude {found!r}, the suite pins {PINNED}")
         return named
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    # One install at a time: test processes running side by side (pytest -n) share CACHE.
+    with open(CACHE.parent / f"claude-code-{PINNED}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _installed()
+
+
+def _installed() -> str:
+    """`ensure_cli` under its lock: the cached install when it is the pinned version, else
+    a new one, staged beside the cache and moved into place whole."""
     binary = CACHE / "node_modules" / ".bin" / "claude"
     if binary.exists() and version_of(str(binary)) == PINNED:
         return str(binary)
@@ -50,7 +61,6 @@ def ensure_cli() -> str:
             f"npm not found: install Node.js and npm to run the real Claude CLI tests "
             f"({PACKAGE}@{PINNED}; .ci/run installs them), or set {BINARY_ENV}"
         )
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="claude-code-", dir=CACHE.parent))
     done = subprocess.run(
         [

@@ -35,7 +35,12 @@ class Cluster:
     def _start(self, what: str, *args: str) -> subprocess.Popen[bytes]:
         n = len(self.procs)
         log = open(self.folder / f"{n}-{what}.log", "wb")  # noqa: SIM115 - closed with the process
-        argv = [sys.executable, "-m", f"distributed.cli.dask_{what}", "--no-dashboard", *args]
+        # Its HTTP server (health routes) runs even without the dashboard, on 0.0.0.0 unless
+        # told otherwise: every server a test starts listens on 127.0.0.1.
+        argv = [
+            *(sys.executable, "-m", f"distributed.cli.dask_{what}", "--no-dashboard"),
+            *("--dashboard-address", "127.0.0.1:0", *args),
+        ]
         if what == "scheduler":
             argv += ["--scheduler-file", str(self.scheduler_file)]
         proc = subprocess.Popen(

@@ -30,7 +30,9 @@ async def client() -> AsyncIterator[distributed.Client]:
             processes=False,
             n_workers=1,
             threads_per_worker=2,
-            dashboard_address=None,
+            # None would serve HTTP on 0.0.0.0:8787: every server a test starts is on 127.0.0.1
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
             asynchronous=True,
         ) as cluster,
         distributed.Client(cluster, asynchronous=True) as connected,

@@ -45,7 +45,9 @@ class FullableHome:
 
 
 @pytest.fixture
-def fullable(isolated: Path) -> Iterator[FullableHome]:
+def fullable(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FullableHome]:
+    # A daemon stopped while a job waits on the gate would wait its 30 s grace for it.
+    monkeypatch.setenv("PRODIGY_SHUTDOWN_GRACE_SECONDS", "1")
     isolated.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(isolated)],
