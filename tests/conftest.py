@@ -3,6 +3,8 @@
 - PRODIGY_HOME (store, socket, worktrees) and HOME (so nothing can reach the real
   ~/.prodigy or ~/.claude, and git reads no user config) point into the test's tmp dir.
 - The fake claude is selected with PRODIGY_CLAUDE_BIN.
+- A full disk a test leaves known to this process (prodigyd.store.space) is forgotten,
+  as is the journal's connection: the next test in the process starts clean.
 - After each test, any daemon still running in that PRODIGY_HOME is stopped and the test
   fails: a leaked daemon can hold CI's pipes open.
 - The real ~/.prodigy and ~/.claude are checked before and after the session.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from prodigyd.store import journal
+from prodigyd.store import journal, space
 from tests import cli
 from tests.gitutil import make_repo, use_git_identity
 
@@ -63,8 +65,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     use_git_identity(monkeypatch)
     monkeypatch.setenv("GIT_TEMPLATE_DIR", "")
     monkeypatch.setenv("PRODIGY_CLAUDE_BIN", str(FAKE_CLAUDE))
+    space.clear()  # a full disk another test made in this process is not this test's
     yield home
     journal.close_all()
+    space.clear()
     _stop_leaked_daemon(home)
 
 
