@@ -44,18 +44,18 @@ def home() -> Path:
     """The store root: `$PRODIGY_HOME`, else `~/.prodigy`.
 
     Every journal access and every store path asks for it (dozens of times a job), so the
-    answer is kept for the variables it comes from (tests change them); a relative
-    `$PRODIGY_HOME` depends on the working folder too and is worked out each time."""
+    answer is kept for the variables it comes from (tests change them); a `$PRODIGY_HOME`
+    that is relative once expanded depends on the working folder too: worked out each time."""
     env = os.environ.get("PRODIGY_HOME")
-    if env and not os.path.isabs(env) and not env.startswith("~"):
-        return Path(env).absolute()
+    if env and not os.path.isabs(os.path.expanduser(env)):  # `~/x` with a relative HOME too
+        return Path(env).expanduser().absolute()
     return _home(env, os.environ.get("HOME"))
 
 
 @functools.lru_cache(maxsize=8)
 def _home(env: str | None, user_home: str | None) -> Path:
-    """`home()` for an absolute or `~` `$PRODIGY_HOME`, or none; `user_home` is `$HOME`,
-    which `~` and Path.home() read (only a key here)."""
+    """`home()` for a `$PRODIGY_HOME` absolute once expanded, or none; `user_home` is
+    `$HOME`, which `~` and Path.home() read (only a key here)."""
     if env:
         return Path(env).expanduser().absolute()
     return Path.home() / ".prodigy"

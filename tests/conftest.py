@@ -3,8 +3,8 @@
 - PRODIGY_HOME (store, socket, worktrees) and HOME (so nothing can reach the real
   ~/.prodigy or ~/.claude, and git reads no user config) point into the test's tmp dir.
 - The fake claude is selected with PRODIGY_CLAUDE_BIN.
-- A full disk a test leaves known to this process (prodigyd.store.space) is forgotten,
-  as is the journal's connection: the next test in the process starts clean.
+- A full disk a test leaves known to this process (prodigyd.store.space), the writes it
+  held back and the journal's connection are forgotten: the next test starts clean.
 - After each test, any daemon still running in that PRODIGY_HOME is stopped and the test
   fails: a leaked daemon can hold CI's pipes open.
 - The real ~/.prodigy and ~/.claude are checked before and after the session.
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from prodigyd.store import journal, space
+from prodigyd.store import claude_invocations, journal, space
+from prodigyd.store import sessions as session_store
 from tests import cli
 from tests.gitutil import make_repo, use_git_identity
 
@@ -65,11 +66,20 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     use_git_identity(monkeypatch)
     monkeypatch.setenv("GIT_TEMPLATE_DIR", "")
     monkeypatch.setenv("PRODIGY_CLAUDE_BIN", str(FAKE_CLAUDE))
-    space.clear()  # a full disk another test made in this process is not this test's
+    _forget_process_state()  # what another test left in this process is not this test's
     yield home
     journal.close_all()
-    space.clear()
+    _forget_process_state()
     _stop_leaked_daemon(home)
+
+
+def _forget_process_state() -> None:
+    """A full disk known to the process, and the writes it held back (a session record, a
+    Claude invocation's): the next save that fits would write another test's into this
+    test's journal."""
+    space.clear()
+    session_store._unsaved.clear()
+    claude_invocations._unsaved.clear()
 
 
 def _stop_leaked_daemon(home: Path) -> None:

@@ -30,7 +30,7 @@ async def client() -> AsyncIterator[distributed.Client]:
             processes=False,
             n_workers=1,
             threads_per_worker=2,
-            # None would serve HTTP on 0.0.0.0:8787: every server a test starts is on 127.0.0.1
+            # None serves HTTP on the machine's address, port 8787: tests use 127.0.0.1 only
             dashboard_address="127.0.0.1:0",
             worker_dashboard_address="127.0.0.1:0",
             asynchronous=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 from tests.dask.cluster import Cluster
@@ -14,7 +15,10 @@ def _listening(pid: int) -> list[str]:
     """The local addresses of the TCP sockets `pid` listens on (IPv4 and IPv6)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd) if fd.is_symlink() else ""
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
     found = []
@@ -23,8 +27,9 @@ def _listening(pid: int) -> list[str]:
             fields = line.split()
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 host = bytes.fromhex(fields[1].split(":")[0])
-                words = [host[i : i + 4][::-1] for i in range(0, len(host), 4)]  # host order
-                found.append(socket.inet_ntop(family, b"".join(words)))
+                if sys.byteorder == "little":  # the kernel prints each 32-bit word as a number
+                    host = b"".join(host[i : i + 4][::-1] for i in range(0, len(host), 4))
+                found.append(socket.inet_ntop(family, host))
     return found
 
 

@@ -36,19 +36,6 @@ from tests.gitutil import commit_files, git
 TOKEN = "tok-Vb3nQ8rT2wL6yP0sD4fG7hJ1kZ5x"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Iterator[None]:
-    """What the store keeps in memory for a full disk is per process: none of it leaks
-    from one test to the next."""
-    session_store._unsaved.clear()
-    claude_invocations._unsaved.clear()
-    space.clear()
-    yield
-    session_store._unsaved.clear()
-    claude_invocations._unsaved.clear()
-    space.clear()
-
-
 class Disk:
     """Turns the disk under PRODIGY_HOME full and back: the journal's transactions fail with
     SQLITE_FULL (and it opens only in exclusive mode: no shared-memory file can be made),

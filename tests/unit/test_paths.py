@@ -34,3 +34,8 @@ def test_a_relative_prodigy_home_is_taken_from_the_working_folder(
         folder.mkdir()
         monkeypatch.chdir(folder)
         assert paths.journal_file() == folder / "store" / "journal.db"
+    monkeypatch.setenv("PRODIGY_HOME", "~/store")  # relative too, once HOME is
+    monkeypatch.setenv("HOME", "user")
+    for folder in (tmp_path / "x", tmp_path / "y"):
+        monkeypatch.chdir(folder)
+        assert paths.home() == folder / "user" / "store"
