@@ -180,6 +180,9 @@ def test_the_watch_list_survives_a_restart(daemon: Path, repo: Path):
     ctl("daemon", "stop", check=True)
     ctl("daemon", "start", check=True)
     assert [r["path"] for r in watch_ls()] == [str(repo.resolve())]
+    # Refs that move before the new daemon has read them fire nothing (refwatch.py): its
+    # reading is done once it lists the repository's workflows.
+    wait_for(lambda: watch_ls()[0]["workflows"], timeout=60, what="the repository read again")
     plain_commit(repo, {"src/a.py": "a\n"}, "after the restart")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered run")
     assert len(sessions()) == 1
