@@ -12,7 +12,8 @@ good (its own libcrypto, libssl and libgit2: +10-12 MB after the first pooled re
   entry in a pack (found through the pack's `.idx`, version 2; a delta applied to its base).
 
 It is also the one home of where a worktree's git dirs are (`git_dir_of`, `common_dir`),
-which git/repo.py and git/worktree.py read too.
+and of how git's small text files are read (`read_git_text`), which git/repo.py and
+git/worktree.py use too.
 
 Anything else (an index version other than 2 or 3, a split or sparse index, an invalid
 cache tree, an object in an alternate repository, SHA-256) is None: the caller asks libgit2,
@@ -29,6 +30,8 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
+from prodigyd.files import read_regular
+
 #: A SHA-1 object id in bytes; SHA-256 repositories are left to libgit2 and git.
 _ID_BYTES = 20
 #: Index extensions under which the index file alone does not describe the whole index.
@@ -39,6 +42,9 @@ _HEAD_BYTES = 128
 _PACK_COMMIT, _OFS_DELTA, _REF_DELTA = 1, 6, 7
 #: git's own default limit of a delta chain's length (pack.depth).
 _MAX_DEPTH = 50
+#: Past this a text file of git's (packed-refs, in a repository of very many refs) is not
+#: read here: the caller asks git.
+GIT_TEXT_BYTES = 64 * 1024 * 1024
 
 
 def index_holds(path: Path, commit: str) -> bool | None:
@@ -62,12 +68,22 @@ def _git_dirs(path: Path) -> tuple[Path, Path]:
     return git_dir, common_dir(git_dir) or git_dir
 
 
+def read_git_text(path: Path) -> str:
+    """One of git's text files (HEAD, a loose ref, packed-refs, `.git`, `commondir`), read
+    on the event loop: files.read_regular, so a FIFO or device put in its place is refused
+    (an OSError: the caller asks git), never waited on, and in ~5 µs where `read_text`
+    takes ~16 (a job's submission and start read a dozen). Bytes that are not UTF-8 are
+    replaced: such a ref names no commit, and the caller asks git."""
+    data, _ = read_regular(path, limit=GIT_TEXT_BYTES)
+    return data.decode("utf-8", errors="replace")
+
+
 def git_dir_of(dot_git: Path) -> Path:
     """The git dir a `.git` names: itself when it is a folder (a main worktree), else the
     `gitdir:` its file holds (a linked worktree's admin folder); OSError when neither."""
     if dot_git.is_dir():
         return dot_git
-    line = dot_git.read_text().strip()
+    line = read_git_text(dot_git).strip()
     if not line.startswith("gitdir:"):
         raise OSError(f"unexpected {dot_git}")
     target = Path(line.removeprefix("gitdir:").strip())
@@ -78,7 +94,7 @@ def common_dir(git_dir: Path) -> Path | None:
     """The repository's shared git dir a worktree's own git dir points to (`commondir`);
     None for a main repository's git dir, which is its own."""
     try:
-        return (git_dir / (git_dir / "commondir").read_text().strip()).resolve()
+        return (git_dir / read_git_text(git_dir / "commondir").strip()).resolve()
     except OSError:
         return None
 

@@ -16,7 +16,7 @@ from prodigyd import errorcodes
 from prodigyd.errors import GitError
 from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
-from prodigyd.git.plain import common_dir, git_dir_of
+from prodigyd.git.plain import common_dir, git_dir_of, read_git_text
 
 #: The namespace of local branches; prodigy only ever merges into one of these.
 HEADS = "refs/heads/"
@@ -157,7 +157,7 @@ def _read_layout(path: Path) -> _Layout | None:
         common = common_dir(git_dir) or git_dir
         if (common / "reftable").exists():
             return None
-        head = (git_dir / "HEAD").read_text().strip()
+        head = read_git_text(git_dir / "HEAD").strip()
     except OSError:
         return None
     if not head.startswith("ref: "):
@@ -174,13 +174,13 @@ def ref_sha(common: Path, ref: str) -> str | None:
     """The sha a ref holds in the files backend of the repository whose common git dir is
     `common`: its loose file, else packed-refs; None when it has none there."""
     try:
-        loose = (common / ref).read_text().strip()
+        loose = read_git_text(common / ref).strip()
     except OSError:
         loose = None
     if loose is not None:
         return loose if SHA.fullmatch(loose) else None
     try:
-        packed = (common / "packed-refs").read_text()
+        packed = read_git_text(common / "packed-refs")
     except OSError:
         return None
     for line in packed.splitlines():

@@ -16,7 +16,7 @@ from prodigyd import proc
 from prodigyd.errors import GitError
 from prodigyd.git import objects
 from prodigyd.git.cli import git, raise_failure
-from prodigyd.git.plain import common_dir
+from prodigyd.git.plain import common_dir, read_git_text
 from prodigyd.git.repo import HEADS, branch_exists, commit_id, ref_sha
 
 
@@ -148,7 +148,7 @@ async def point_idle_slot(path: Path, start: str, branch: str | None) -> str:
 
 def _parked_at(git_dir: Path, sha: str) -> bool:
     try:
-        return (git_dir / "HEAD").read_text().strip() == sha
+        return read_git_text(git_dir / "HEAD").strip() == sha
     except OSError:
         return False
 
@@ -190,7 +190,7 @@ def has_unfinished_rebase(path: Path) -> bool:
 def worktree_git_dir(worktree: Path) -> Path | None:
     """The worktree's own admin folder (`.git/worktrees/<name>`), read from its `.git` file."""
     try:
-        line = (worktree / ".git").read_text().strip()
+        line = read_git_text(worktree / ".git").strip()
     except OSError:
         return None
     if not line.startswith("gitdir:"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from prodigyd.git import (
     is_dirty,
     repo_root,
 )
+from prodigyd.git.repo import ref_sha
 from tests.gitutil import git as run_git
 from tests.gitutil import make_repo
 
@@ -180,3 +183,24 @@ async def test_commit_all_reports_a_failing_commit(tmp_path: Path) -> None:
     with pytest.raises(GitError) as caught:
         await commit_all(repo, "blocked")
     assert caught.value.details is not None and "lint says no" in caught.value.details
+
+
+def test_refs_read_from_files_never_wait_on_a_fifo_nor_choke_on_bytes(tmp_path: Path) -> None:
+    """A ref file a step (or anyone) replaced by a FIFO would hold the event loop for ever
+    if it were opened blocking; garbage in one is no commit. Either way the daemon reads
+    None and asks git, which is always right."""
+    repo = make_repo(tmp_path / "repo")
+    heads = repo / ".git" / "refs" / "heads"
+    os.mkfifo(heads / "fifo")
+    (heads / "garbage").write_bytes(b"\xff\xfe not a sha \x80\n")
+    found: list[str | None] = []
+    reader = threading.Thread(
+        target=lambda: found.extend(
+            ref_sha(repo / ".git", f"refs/heads/{name}") for name in ("fifo", "garbage", "main")
+        ),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a FIFO ref blocked"
+    assert found == [None, None, run_git(repo, "rev-parse", "main").strip()]
