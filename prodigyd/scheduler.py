@@ -435,9 +435,12 @@ class Scheduler:
     async def _start(
         self, session_id: str, *, resume: bool, loaded: LoadedWorkflow | None = None
     ) -> bool:
-        """Start a queued session; False when the daemon began stopping meanwhile. NoSpace
-        (and it stays queued) when its start cannot be recorded: a job that runs while the
-        journal says `queued` could start twice.
+        """Start a queued session; False when the daemon began stopping meanwhile. It stays
+        `queued` in the journal until its worktree is ready: the session stores its start
+        then (Session.run), one save where two were (~0.3 ms each), and until then its lock
+        (held from here) keeps it from being handed out twice (sessions.next_queued). When
+        that save does not fit, it stays queued (a job that runs while the journal says
+        `queued` could start twice) and the queue waits for disk space (`_run`).
 
         Its workflow is read in a worker thread (it may have been edited since it was
         submitted), and much can happen during that wait: the session may be cancelled,
@@ -464,7 +467,7 @@ class Scheduler:
             if error is not None:
                 raise error
             self._executor(record, record.executor)  # refused when it cannot work now
-            lock = SessionLock(record.id)
+            lock = SessionLock(record.id, file=resume)  # (store/locks.py)
         except NoSpace:
             raise
         except ProdigyError as exc:
@@ -472,12 +475,6 @@ class Scheduler:
             return True
         assert loaded is not None  # None only with an error, raised above
         record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
-        record.status = Status.RUNNING
-        try:
-            session_store.save(record)
-        except NoSpace:
-            lock.release()
-            raise
         session = self._session(record, loaded)
         task = asyncio.create_task(self._run(session, lock, resume), name=f"session {record.id}")
         self.running[record.id] = (session, task)
@@ -505,9 +502,14 @@ class Scheduler:
         self.hub(record).emit(EventType.SESSION_FINISHED, status="failed", error=record.error)
 
     async def _run(self, session: Session, lock: SessionLock, resume: bool) -> None:
+        from prodigyd.engine.journal import NotStarted
+
         record = session.record
         try:
             await session.run(resume=resume)
+        except NotStarted as exc:  # still queued: it starts once its start fits
+            log.warning("queued jobs wait for disk space: %s", exc.reason.message)
+            self.held_back = True
         except asyncio.CancelledError:
             log.info("session %s stopped", record.id)
         except Exception:
@@ -555,7 +557,8 @@ class Scheduler:
         Not supervised, nothing is counted: a count reads every job, at each start and end."""
         if not systemd.supervised():
             return
-        queued = session_store.counts().get(Status.QUEUED.value, 0)
+        starting = sum(1 for s, _ in self.running.values() if s.record.status is Status.QUEUED)
+        queued = session_store.counts().get(Status.QUEUED.value, 0) - starting  # (`_start`)
         systemd.status(f"{len(self.running)} running, {queued} queued")
 
     # -- views --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from prodigyd.store import claude_invocations, journal, space
+from prodigyd.store import claude_invocations, journal, locks, space
 from prodigyd.store import sessions as session_store
 from tests import cli
 from tests.gitutil import make_repo, use_git_identity
@@ -76,10 +76,11 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def _forget_process_state() -> None:
     """A full disk known to the process, and the writes it held back (a session record, a
     Claude invocation's): the next save that fits would write another test's into this
-    test's journal."""
+    test's journal; and the session locks a test's scheduler did not release."""
     space.clear()
     session_store._unsaved.clear()
     claude_invocations._unsaved.clear()
+    locks._held.clear()
 
 
 def _stop_leaked_daemon(home: Path) -> None:

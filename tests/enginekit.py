@@ -72,6 +72,8 @@ class MemoryJournal:
     def save_record(self, record: SessionRecord) -> None:
         self.records[record.id] = record.model_copy(deep=True)
 
+    save_start = save_record
+
     def unsaved(self, session_id: str) -> str | None:
         return None
 

@@ -17,10 +17,21 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from prodigyd.errors import NoSpace
 from prodigyd.failure import FailureReason
 from prodigyd.store import checkpoints, claude_invocations, dlq
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import SessionRecord
+
+
+class NotStarted(Exception):
+    """A run's start could not be stored (a full disk): it stays queued, its steps not run.
+    Not a ProdigyError: the run is not over, and nobody is told it failed; the scheduler
+    holds the queue back until the disk has room."""
+
+    def __init__(self, reason: NoSpace) -> None:
+        super().__init__(reason.message)
+        self.reason = reason
 
 
 class CheckpointLog(Protocol):
@@ -44,6 +55,11 @@ class RunJournal(Protocol):
     def save_record(self, record: SessionRecord) -> None:
         """Store the record's new state. Never fails for a full disk: it is kept and
         stored later, and `unsaved` says so meanwhile."""
+        ...
+
+    def save_start(self, record: SessionRecord) -> None:
+        """Store the record as its run starts, before any step: NotStarted when it does not
+        fit (a job that runs while its stored record says `queued` could run twice)."""
         ...
 
     def unsaved(self, session_id: str) -> str | None:
@@ -101,6 +117,12 @@ class StoreJournal:
 
     def save_record(self, record: SessionRecord) -> None:
         session_store.save(record, defer=True)  # a full disk never stops a run here
+
+    def save_start(self, record: SessionRecord) -> None:
+        try:
+            session_store.save(record)
+        except NoSpace as exc:
+            raise NotStarted(exc) from exc
 
     def unsaved(self, session_id: str) -> str | None:
         return session_store.unsaved(session_id)

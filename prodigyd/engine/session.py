@@ -166,7 +166,8 @@ class Session:
                 await self._create_worktree()
             self.meter = self._job_meter()
             ctx = await self._context(resume)
-            self._update(status=Status.RUNNING, error=None, completed_at=None)
+            record.status, record.error, record.completed_at = Status.RUNNING, None, None
+            self.journal.save_start(record)  # NotStarted: it stays queued (scheduler.py)
             self.events.emit(
                 EventType.SESSION_STARTED,
                 workflow=record.workflow,

@@ -30,7 +30,7 @@ from prodigyd import errorcodes
 from prodigyd.clock import now_iso
 from prodigyd.config import ExecutorConfig
 from prodigyd.errors import NoSpace, NotFound, StoreError
-from prodigyd.store import journal
+from prodigyd.store import journal, locks
 from prodigyd.store.ids import KIND_WORDS, check_id, is_id
 from prodigyd.workflow.model import Budget
 
@@ -343,9 +343,10 @@ def save_private(session_id: str, env: dict[str, str], args: list[str]) -> None:
 def next_queued() -> sqlite3.Row | None:
     """The job to start next (journal.next_queued), as it is now: a job the journal still
     has `queued` whose newer record is not written yet (it failed to start on a full
-    disk, or was cancelled) is not handed out again and again until the disk has room."""
+    disk, or was cancelled) is not handed out again and again until the disk has room,
+    and one being started (its lock held: locks.held) is not handed out twice."""
     moved = [sid for sid, entry in _unsaved.items() if entry.record.status is not Status.QUEUED]
-    return journal.next_queued(skip=moved)
+    return journal.next_queued(skip=[*moved, *locks.held()])
 
 
 def list_all(limit: int = 1000, status: str | Collection[str] | None = None) -> list[SessionRecord]:

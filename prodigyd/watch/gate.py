@@ -8,7 +8,8 @@ kept by watch/dropped.py):
    workflow and branch. When a run of it is still queued, the newer event replaces the
    older one in that run (its `triggered_by` and environment): a run starts from the
    branch's tip when it starts, so it takes the newest state either way, and ten quick
-   commits make one run, not ten. A running run is left alone: the event queues one more.
+   commits make one run, not ten. A running run (or one being started) is left alone: the
+   event queues one more.
    Branches are kept apart, so a commit on `topic` never takes the place of one on `main`.
 2. **A rate limit per workflow**: at most `max_runs` runs started by one workflow's
    triggers in any `per_seconds` (the workflow is its file name in its repository, all
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodigyd.store import journal
+from prodigyd.store import journal, locks
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import SessionRecord, Status
 
@@ -108,10 +109,13 @@ class Gate:
 
 def _queued_triggered() -> list[SessionRecord]:
     """The queued runs that triggers submitted, as they are now; not those queued to
-    resume (they go on from their checkpoint, not from a new event)."""
+    resume (they go on from their checkpoint, not from a new event), nor those the
+    scheduler has begun to start (still `queued` until their worktree is ready: a newer
+    event gets its own run, as it would a moment later)."""
     records = []
+    starting = locks.held()
     for row in journal.keyed(KEY_PREFIX, Status.QUEUED.value):
-        if row["action"] == "run":
+        if row["action"] == "run" and row["id"] not in starting:
             record = session_store.load(row["id"])
             if record.status is Status.QUEUED:
                 records.append(record)

@@ -441,3 +441,42 @@ def test_an_append_cut_off_by_a_full_disk_leaves_no_torn_line(tmp_path: Path, mo
     finally:
         os.close(fd)
     assert path.read_bytes() == b'{"n":1}\n{"n":3}\n'
+
+
+async def test_a_job_whose_start_does_not_fit_stays_queued_unrun_until_there_is_room(
+    disk: Disk, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Its start is stored once its worktree is ready (Session.run): when the disk fills
+    while the worktree is made, the job neither runs nor fails; it stays queued in the
+    journal, and runs once, as soon as the disk has room."""
+    marker = tmp_path / "ran"
+    workflow = tmp_path / "wf.yml"
+    workflow.write_text(f"- shell: 'echo x >> {marker}'\n")
+    real_acquire = WorktreePool.acquire
+
+    async def acquire_then_fill(self: WorktreePool, *args: Any, **kwargs: Any) -> Any:
+        lease = await real_acquire(self, *args, **kwargs)
+        disk.fill()  # the worktree is made; the disk fills before the start is stored
+        return lease
+
+    monkeypatch.setattr(WorktreePool, "acquire", acquire_then_fill)
+    jobs = manager()
+    record = await jobs.submit(request(workflow, repo))
+    await jobs._dispatch()
+    [(_, task)] = jobs.running.values()
+    await task
+    assert stored_status(record.id) == "queued"
+    assert session_store.load(record.id).status is Status.QUEUED
+    assert not marker.exists()
+    assert jobs.held_back and not jobs.running
+    await jobs._dispatch()  # held back: nothing starts while the disk is full
+    assert not jobs.running
+
+    monkeypatch.setattr(WorktreePool, "acquire", real_acquire)
+    disk.free()
+    assert jobs.mend()
+    await jobs._dispatch()
+    [(_, task)] = jobs.running.values()
+    await task
+    assert stored_status(record.id) == "awaiting_merge"  # it ran (and waits for a merge)
+    assert marker.read_text() == "x\n"
