@@ -84,3 +84,12 @@ def read_small_text(path: Path | str) -> str:
     OSError when it cannot be read."""
     data, _ = read_regular(path, limit=SMALL_TEXT_BYTES)
     return data.decode("utf-8", errors="replace")
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """The folders in `folder`, sorted; none when it cannot be listed (gone, not a folder):
+    for a walk over git's admin folders or the pool's, where a missing one means none."""
+    try:
+        return sorted(entry for entry in folder.iterdir() if entry.is_dir())
+    except OSError:
+        return []

@@ -54,6 +54,7 @@ from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
+from prodigyd.files import subfolders
 from prodigyd.git.cli import git
 from prodigyd.git.repo import commit_all, commit_id
 from prodigyd.git.worktree import (
@@ -62,6 +63,7 @@ from prodigyd.git.worktree import (
     clear_stale_locks,
     has_unfinished_rebase,
     list_worktrees,
+    park_unchanged,
     point_idle_slot,
     remove_worktree,
     repository_of,
@@ -205,7 +207,8 @@ class WorktreePool:
         `pristine`: the caller just saw it detached with nothing changed, untracked or
         ignored, so it goes back to the pool without being scrubbed. `park_at`: where the
         next user will likely start (a session parks it at its target branch's new tip);
-        by default it stays at the commit it has.
+        by default it stays at the commit it has. A scrub that would change no file is
+        not run either (`park_unchanged`: a session that committed nothing).
         """
         row = rows.get(path)
         if row is not None and row.name is not None:  # a named worktree keeps its files, but
@@ -217,9 +220,10 @@ class WorktreePool:
         if row is None or not self._poolable(row):
             await self._remove(Path(row.repo) if row else repository_of(path), path)
             return
+        keep_ignored = row.strategy != Strategy.POOLED
         try:
-            if not pristine:
-                await scrub(path, keep_ignored=row.strategy != Strategy.POOLED, park_at=park_at)
+            if not pristine and not await park_unchanged(path, park_at, keep_ignored=keep_ignored):
+                await scrub(path, keep_ignored=keep_ignored, park_at=park_at)
         except GitError as exc:
             log.warning("cannot scrub %s (%s): removing it", path, exc.message)
             await self._remove(Path(row.repo), path)
@@ -625,20 +629,13 @@ def _slot_name(owner: str, strategy: Strategy) -> str:
 
 def _worktree_folders(root: Path | None = None) -> list[Path]:
     """Worktree folders under `root` (default: every repository's), named ones included."""
-    bases = [root] if root is not None else _children(paths.worktrees_root())
+    bases = [root] if root is not None else subfolders(paths.worktrees_root())
     found = []
     for base in bases:
-        for child in _children(base):
+        for child in subfolders(base):
             named = child == paths.named_worktrees_dir(base.name)
-            found.extend(_children(child) if named else [child])
+            found.extend(subfolders(child) if named else [child])
     return found
-
-
-def _children(folder: Path) -> list[Path]:
-    try:
-        return sorted(entry for entry in folder.iterdir() if entry.is_dir())
-    except OSError:
-        return []
 
 
 def _over_budget(row: WorktreeRow, max_disk_mb: int) -> bool:

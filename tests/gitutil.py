@@ -37,6 +37,20 @@ def use_git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
 
 
+def use_own_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git reading the same configuration files as libgit2 (none redirected; HOME is the
+    test's own), so the in-process reads of git/objects.py answer instead of git."""
+    from prodigyd.git.objects import CONFIG_VARS
+
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def no_git_process(*args: object, **kwargs: object) -> None:
+    """Put in place of prodigyd.git.cli.run by a test that proves git is not started."""
+    raise AssertionError(f"a git process was started: {args}")
+
+
 def git(path: Path, *args: str) -> str:
     """Run git in `path` and return its stdout; fail the test loudly if git fails."""
     done = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=False)

@@ -65,11 +65,13 @@ async def merge_branch(
         return git_merge.MergeOutcome(False, None, "already merged and cleaned up")
     if held:
         await _check_worktree_head(record, worktree)
-        await git_repo.commit_all(
-            worktree,
-            f"prodigy: uncommitted changes from {record.workflow_name}",
-            leave_out=leave_out,
-        )
+        state = await git_repo.worktree_state_in_process(worktree)
+        if state is None or state.changed:  # known unchanged: no `git add` to run
+            await git_repo.commit_all(
+                worktree,
+                f"prodigy: uncommitted changes from {record.workflow_name}",
+                leave_out=leave_out,
+            )
         if merge_spec is not None:
             await _run_merge_workflow(record, merge_spec, await context())
     # else: a run stopped during its clean-up: the branch alone carries the result (it
@@ -126,6 +128,16 @@ async def _run_merge_workflow(record: SessionRecord, spec: MergeSpec, ctx: RunCo
         )
 
 
+async def _commits_unmerged(repo: Path, record: SessionRecord) -> int:
+    """How many commits of the session branch its target lacks, compared by id (each ref
+    read once, from its file: commits_ahead then needs no git when there are none)."""
+    return await git_merge.commits_ahead(
+        repo,
+        await git_repo.commit_id(repo, f"{git_repo.HEADS}{record.original_branch}"),
+        await git_repo.commit_id(repo, f"{git_repo.HEADS}{record.branch}"),
+    )
+
+
 async def clean_up(record: SessionRecord, pool: WorktreePool, events: EventSink) -> None:
     """Give the worktree back to the pool and delete the branch, once the merge is
     verified (`cleanup_on_complete = false` keeps both, to look at).
@@ -144,10 +156,7 @@ async def clean_up(record: SessionRecord, pool: WorktreePool, events: EventSink)
         if (
             not keep
             and await git_repo.branch_exists(repo, record.branch)
-            and (
-                record.merged
-                or not await git_merge.commits_ahead(repo, record.original_branch, record.branch)
-            )
+            and (record.merged or not await _commits_unmerged(repo, record))
         ):
             await git_worktree.delete_branch(repo, record.branch)
     except ProdigyError as exc:

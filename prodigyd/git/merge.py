@@ -26,8 +26,9 @@ from typing import Any, NoReturn
 
 from prodigyd import errorcodes
 from prodigyd.errors import GitError, MergeRefused
+from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
-from prodigyd.git.repo import HEADS, commit_id, dirty_paths, is_ancestor
+from prodigyd.git.repo import HEADS, SHA, commit_id, dirty_paths, is_ancestor
 from prodigyd.git.worktree import list_worktrees
 
 #: Caps on the merge.* variables, as in the original: enough context for a merge workflow
@@ -86,7 +87,16 @@ class _Merge:
 
 
 async def commits_ahead(repo: Path, target: str, source: str) -> int:
-    """How many commits `source` has that `target` does not."""
+    """How many commits `source` has that `target` does not.
+
+    Given two ids, the common answer at the end of a session (none: the session committed
+    nothing, or its commits are merged) comes from libgit2 (`objects.is_ancestor`, in a
+    worker thread) instead of a git process (~3 ms); a count, or a repository libgit2
+    cannot read, is git's."""
+    if SHA.fullmatch(target) and SHA.fullmatch(source):
+        merged = await asyncio.to_thread(objects.is_ancestor, repo, source, target)
+        if merged:
+            return 0
     done = await git(repo, "rev-list", "--count", f"{target}..{source}", "--")
     return int(done.stdout.strip())
 
@@ -94,7 +104,9 @@ async def commits_ahead(repo: Path, target: str, source: str) -> int:
 async def merge_branch(
     repo: Path, source: str, target: str, *, message: str | None = None
 ) -> MergeOutcome:
-    """Merge `source` into the branch `target` of `repo` with a merge commit, and verify it.
+    """Merge the branch `source` into the branch `target` of `repo` with a merge commit,
+    and verify it. Both are read as branches (`refs/heads/...`: from the ref files when
+    they are plain), never as a tag or another ref of the same name.
 
     Raises MergeRefused when the merge conflicts or would touch the user's uncommitted
     changes; in both cases every branch and working tree is left as it was.
@@ -102,7 +114,7 @@ async def merge_branch(
     plan = _Merge(
         source=source,
         target=target,
-        source_sha=await resolve_commit(repo, source, f"Session branch '{source}'"),
+        source_sha=await resolve_commit(repo, f"{HEADS}{source}", f"Session branch '{source}'"),
         target_sha=await resolve_commit(repo, f"{HEADS}{target}", f"Target branch '{target}'"),
         message=message or f"Merge prodigy session branch '{source}' into {target}",
     )

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli import ctl, json_lines, wait_for
 from tests.daemonkit import Daemon
-from tests.gitutil import git
+from tests.gitutil import git, use_own_config
 
 
 def _worktree_rows() -> list[dict[str, Any]]:
@@ -73,6 +75,38 @@ def test_sessions_reuse_a_pooled_worktree_and_ls_shows_it(daemon: Path, repo: Pa
     assert rows == [("idle", 2, start1["worktree"]), ("idle", 0, spare)]  # made after the first
     table = ctl("worktree", "ls", check=True).stdout
     assert "idle" in table and start1["worktree"] in table
+
+
+@pytest.fixture
+def own_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_own_config(monkeypatch)  # before `daemon`: it inherits the environment
+
+
+def test_a_run_that_changed_nothing_ends_as_cleanly_as_one_that_did(
+    own_config: None, daemon: Path, repo: Path, tmp_path: Path
+):
+    """The end of a session that changed nothing is done without git where it can be
+    (an in-process status, HEAD detached and the branch deleted by hand: git/worktree.py);
+    git must then see what it would after its own commands, and the next runs, one that
+    does change files included, work on the same slot."""
+    check = tmp_path / "check.yml"
+    check.write_text("- shell: 'test -f README.md'\n")
+    tip = git(repo, "rev-parse", "HEAD").strip()
+    first = json_lines(ctl("run", str(check), "-y", "--json", cwd=repo, check=True).stdout)
+    slot = _started(first)["worktree"]
+    assert first[-1]["status"] == "completed" and first[-1]["merged"] is False
+    assert git(repo, "rev-parse", "HEAD").strip() == tip  # nothing was committed or merged
+    assert git(repo, "branch", "--list", "prodigy-*") == ""  # its branch is gone, reflog too
+    assert not list((repo / ".git" / "logs" / "refs" / "heads").glob("prodigy-*"))
+    listed = git(repo, "worktree", "list", "--porcelain").split("\n\n")
+    assert f"worktree {slot}\nHEAD {tip}\ndetached" in listed  # parked at main, detached
+    assert git(Path(slot), "status", "--porcelain", "--ignored") == ""
+    write = tmp_path / "write.yml"
+    write.write_text("- shell: 'echo new > new.txt'\n")  # left uncommitted: auto-committed
+    second = json_lines(ctl("run", str(write), "-y", "--json", cwd=repo, check=True).stdout)
+    assert _started(second)["worktree"] == slot and second[-1]["merged"] is True
+    assert git(repo, "show", "main:new.txt") == "new\n"
+    git(repo, "fsck", "--no-progress")
 
 
 def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path: Path):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from prodigyd.errors import GitError, MergeRefused
-from prodigyd.git import add_worktree, commits_ahead, merge_branch, merge_variables
+from prodigyd.git import add_worktree, cli, commits_ahead, merge_branch, merge_variables
 from prodigyd.git.merge import list_files
-from tests.gitutil import commit_files, make_repo
+from tests.gitutil import commit_files, make_repo, no_git_process
 from tests.gitutil import git as run_git
 
 SESSION = "prodigy-session-1"
@@ -229,13 +229,18 @@ async def test_missing_target_branch(repo: Path, session: Path) -> None:
     assert caught.value.message == f"Target branch 'no-such-branch' does not exist in {repo}"
 
 
-async def test_commits_ahead(repo: Path, session: Path) -> None:
+async def test_commits_ahead(repo: Path, session: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert await commits_ahead(repo, "main", SESSION) == 0
+    with monkeypatch.context() as patch:  # two ids, none ahead: libgit2 answers, not git
+        patch.setattr(cli, "run", no_git_process)
+        assert await commits_ahead(repo, rev(repo, "main"), rev(repo, SESSION)) == 0
     commit_files(session, {"a.txt": "1\n"})
     commit_files(session, {"a.txt": "2\n"})
     commit_files(repo, {"b.txt": "main\n"})
     assert await commits_ahead(repo, "main", SESSION) == 2
     assert await commits_ahead(repo, SESSION, "main") == 1
+    assert await commits_ahead(repo, rev(repo, "main"), rev(repo, SESSION)) == 2
+    assert await commits_ahead(repo, rev(repo, SESSION), rev(repo, "main")) == 1
 
 
 async def test_merge_variables(repo: Path, session: Path) -> None:

@@ -15,7 +15,7 @@ from prodigyd.git.repo import branch_exists, checked_out, is_ancestor, parents
 from prodigyd.git.worktree import checkout_matches
 from prodigyd.watch import files, refs
 from prodigyd.watch.triggers import changed_files
-from tests.gitutil import commit_files, git, make_repo
+from tests.gitutil import commit_files, git, make_repo, use_own_config
 
 
 @pytest.fixture(params=["sha1", "sha256"])
@@ -88,9 +88,7 @@ async def test_branches_and_the_checked_out_commit(history: Path):
 
 @pytest.fixture
 def own_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """git reading the same configuration files as libgit2 (none redirected)."""
-    for name in objects.CONFIG_VARS:
-        monkeypatch.delenv(name, raising=False)
+    use_own_config(monkeypatch)
 
 
 def test_redirected_configuration_is_left_to_git(tmp_path: Path):

@@ -13,12 +13,13 @@ from prodigyd.git import (
     WorktreeInfo,
     add_worktree,
     branch_exists,
+    cli,
     delete_branch,
     head_sha,
     list_worktrees,
     remove_worktree,
 )
-from tests.gitutil import commit_files, make_repo
+from tests.gitutil import commit_files, make_repo, no_git_process
 from tests.gitutil import git as run_git
 
 
@@ -90,6 +91,52 @@ async def test_remove_worktree_whose_directory_is_already_gone(repo: Path, tmp_p
 
 async def test_delete_branch_that_does_not_exist_is_quiet(repo: Path) -> None:
     await delete_branch(repo, "never-existed")
+
+
+async def test_a_loose_branch_is_deleted_as_git_deletes_it_without_git(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session branch is a ref file and its reflog: deleted without a git process, and
+    git then knows nothing of it (its log included), as after `git branch -D`."""
+    run_git(repo, "branch", "prodigy-session-1")
+    reflog = repo / ".git" / "logs" / "refs" / "heads" / "prodigy-session-1"
+    assert reflog.exists()
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "run", no_git_process)
+        await delete_branch(repo, "prodigy-session-1")
+    assert run_git(repo, "branch", "--list", "prodigy-session-1") == ""
+    assert not reflog.exists()
+    assert not (repo / ".git" / "refs" / "heads" / "prodigy-session-1.lock").exists()
+    run_git(repo, "branch", "prodigy-session-1")  # the name is free again
+
+
+@pytest.mark.parametrize("kind", ["packed", "configured", "with a slash", "locked"])
+async def test_a_branch_with_more_than_a_loose_ref_is_deleted_by_git(repo: Path, kind: str) -> None:
+    branch = "team/prodigy-session-1" if kind == "with a slash" else "prodigy-session-1"
+    run_git(repo, "branch", branch)
+    if kind == "packed":
+        run_git(repo, "pack-refs", "--all")
+    elif kind == "configured":
+        run_git(repo, "config", f"branch.{branch}.remote", "origin")
+    elif kind == "locked":  # another git is changing it: git's own answer (a failure)
+        (repo / ".git" / "refs" / "heads" / f"{branch}.lock").write_text("")
+        with pytest.raises(GitError):
+            await delete_branch(repo, branch)
+        assert await branch_exists(repo, branch)
+        return
+    await delete_branch(repo, branch)
+    assert run_git(repo, "branch", "--list", branch) == ""
+    assert "prodigy-session-1" not in run_git(repo, "config", "--list", "--local")
+    assert not (repo / ".git" / "refs" / "heads" / "team").exists()
+
+
+async def test_a_branch_checked_out_in_a_worktree_is_refused_by_git(
+    repo: Path, tmp_path: Path
+) -> None:
+    await add_worktree(repo, tmp_path / "wt", "HEAD", "prodigy-session-1")
+    with pytest.raises(GitError):
+        await delete_branch(repo, "prodigy-session-1")
+    assert run_git(tmp_path / "wt", "branch", "--show-current").strip() == "prodigy-session-1"
 
 
 async def test_list_worktrees_reports_a_detached_worktree(repo: Path, tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ import pytest
 
 from prodigyd import paths
 from prodigyd.errors import Conflict
+from prodigyd.git import cli
+from prodigyd.git.worktree import park_unchanged
 from prodigyd.pool import SPARE, PoolSettings, WorktreePool, branch_session
 from prodigyd.store import worktrees as rows
 from prodigyd.store.worktrees import Strategy, WorktreeRow
-from tests.gitutil import commit_files, git, make_repo
+from tests.gitutil import commit_files, git, make_repo, no_git_process, use_own_config
 
 Pools = Callable[..., WorktreePool]
 
@@ -110,6 +112,69 @@ async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path, 
     assert git(second.path, "rev-parse", "HEAD").strip() == new_tip
     assert git(second.path, "branch", "--show-current").strip() == "prodigy-workflow-2-bbbbbb"
     assert (second.path / "new.txt").exists() and rows.get(second.path).uses == 2
+
+
+async def test_a_slot_its_session_left_unchanged_goes_back_without_git(
+    repo: Path, pools: Pools, monkeypatch: pytest.MonkeyPatch
+):
+    """A session that changed and committed nothing (a check, a test run) leaves a slot
+    that only needs its HEAD detached: no scrub (two git processes), and the slot is as a
+    scrub leaves it, for git and for the next session."""
+    use_own_config(monkeypatch)  # the in-process status answers (git/objects.py)
+    pool = pools(PoolSettings(**NO_SPARE))
+    lease = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "run", no_git_process)
+        await pool.release(lease.path, park_at="refs/heads/main")
+    assert rows.get(lease.path).state == "idle"
+    assert git(lease.path, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"  # detached
+    assert _head(lease.path) == _head(repo) and _status(lease.path) == ""
+    assert "detached" in git(repo, "worktree", "list", "--porcelain")
+    assert not (git_dir(lease.path) / "HEAD.lock").exists()
+    assert git(repo, "branch", "--list", "prodigy-workflow-1-aaaaaa").strip()  # kept: not its job
+    again = await pool.acquire(
+        repo, owner="s2", session_id="s2", start="HEAD", branch="prodigy-workflow-2-bbbbbb"
+    )
+    assert again.path == lease.path and again.reused
+    assert git(again.path, "branch", "--show-current").strip() == "prodigy-workflow-2-bbbbbb"
+
+
+def git_dir(worktree: Path) -> Path:
+    return Path(git(worktree, "rev-parse", "--absolute-git-dir").strip())
+
+
+@pytest.mark.parametrize(
+    "leftover",
+    ["untracked file", "ignored file", "changed file", "target moved on", "merge under way"],
+)
+async def test_a_slot_with_anything_to_scrub_is_scrubbed_by_git(
+    repo: Path, pools: Pools, monkeypatch: pytest.MonkeyPatch, leftover: str
+):
+    use_own_config(monkeypatch)
+    commit_files(repo, {".gitignore": "*.log\n"})
+    pool = pools(PoolSettings(**NO_SPARE))
+    lease = await pool.acquire(
+        repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
+    )
+    slot = lease.path
+    if leftover == "untracked file":
+        (slot / "new.txt").write_text("new\n")
+    elif leftover == "ignored file":
+        (slot / "debug.log").write_text("log\n")
+    elif leftover == "changed file":
+        (slot / "README.md").write_text("changed\n")
+    elif leftover == "target moved on":
+        commit_files(repo, {"next.txt": "next\n"})
+    else:
+        (git_dir(slot) / "MERGE_HEAD").write_text(_head(slot) + "\n")
+    assert not await park_unchanged(slot, "refs/heads/main", keep_ignored=False)
+    assert git(slot, "branch", "--show-current").strip() == "prodigy-workflow-1-aaaaaa"  # as it was
+    await pool.release(slot, park_at="refs/heads/main")
+    assert git(slot, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"
+    assert _head(slot) == _head(repo) and _status(slot) == ""
+    assert not (git_dir(slot) / "MERGE_HEAD").exists()
 
 
 async def test_reuse_keeps_ignored_caches_and_prefers_the_same_workflow(repo: Path, pools: Pools):
