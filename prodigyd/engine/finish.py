@@ -65,8 +65,7 @@ async def merge_branch(
         return git_merge.MergeOutcome(False, None, "already merged and cleaned up")
     if held:
         await _check_worktree_head(record, worktree)
-        state = await git_repo.worktree_state_in_process(worktree)
-        if state is None or state.changed:  # known unchanged: no `git add` to run
+        if (await git_repo.worktree_state(worktree, load=False)).changed:  # else: no `git add`
             await git_repo.commit_all(
                 worktree,
                 f"prodigy: uncommitted changes from {record.workflow_name}",

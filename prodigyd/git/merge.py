@@ -90,13 +90,16 @@ async def commits_ahead(repo: Path, target: str, source: str) -> int:
     """How many commits `source` has that `target` does not.
 
     Given two ids, the common answer at the end of a session (none: the session committed
-    nothing, or its commits are merged) comes from libgit2 (`objects.is_ancestor`, in a
-    worker thread) instead of a git process (~3 ms); a count, or a repository libgit2
-    cannot read, is git's."""
+    nothing, or its commits are merged) needs no git process (~3 ms): the same id, or
+    libgit2 when it is loaded already (`objects.is_ancestor`, in a worker thread). A
+    count, or a repository libgit2 cannot read, is git's."""
     if SHA.fullmatch(target) and SHA.fullmatch(source):
-        merged = await asyncio.to_thread(objects.is_ancestor, repo, source, target)
-        if merged:
+        if source == target:
             return 0
+        if objects.loaded():
+            merged = await asyncio.to_thread(objects.is_ancestor, repo, source, target)
+            if merged:
+                return 0
     done = await git(repo, "rev-list", "--count", f"{target}..{source}", "--")
     return int(done.stdout.strip())
 

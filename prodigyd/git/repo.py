@@ -298,13 +298,21 @@ IN_PROCESS_STATUS_FILES = 256
 IN_PROCESS_STATUS_BYTES = 4 << 20
 
 
-async def worktree_state(path: Path) -> WorktreeState:
+async def worktree_state(path: Path, *, load: bool = True) -> WorktreeState:
     """HEAD and whether anything is uncommitted or ignored, in one read (a map agent asks
-    this once per item, so one read instead of three, and none by a process when the
-    worktree is small, matters)."""
-    known = await worktree_state_in_process(path)
-    if known is not None:
-        return known
+    this once per item, a session at its end, so one read instead of three, and none by a
+    process when the worktree is small, matters).
+
+    Read by libgit2 when it can (`objects.worktree_state`), else by one `git status`.
+    `load=False` leaves pygit2 unimported when it is not yet: its import costs ~60 ms and
+    11 MB, which a daemon that watches no repository and runs no map phase never pays
+    (a session's end then asks git)."""
+    if load and not objects.loaded():  # not on the event loop
+        await asyncio.to_thread(objects.load)
+    if objects.loaded():
+        known = objects.worktree_state(path, IN_PROCESS_STATUS_FILES, IN_PROCESS_STATUS_BYTES)
+        if known is not None:
+            return WorktreeState(*known)
     done = await git(  # untracked files listed whatever status.showUntrackedFiles says
         path,
         "--no-optional-locks",
@@ -324,16 +332,6 @@ async def worktree_state(path: Path) -> WorktreeState:
         elif entry and not entry.startswith("#"):
             changed = True
     return WorktreeState(head=head, changed=changed, ignored=ignored)
-
-
-async def worktree_state_in_process(path: Path) -> WorktreeState | None:
-    """`worktree_state` when libgit2 can read it within the bounds above; None otherwise:
-    for a caller whose alternative is git work it would do anyway, not a `git status` (the
-    end of a session: nothing to commit, nothing to scrub)."""
-    if not objects.loaded():  # its import takes ~60 ms: not on the event loop
-        await asyncio.to_thread(objects.load)
-    known = objects.worktree_state(path, IN_PROCESS_STATUS_FILES, IN_PROCESS_STATUS_BYTES)
-    return None if known is None else WorktreeState(*known)
 
 
 #: What prodigy's own commits leave out even when the repository does not ignore it:

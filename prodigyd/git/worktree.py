@@ -24,7 +24,7 @@ from prodigyd.git.repo import (
     branch_exists,
     commit_id,
     ref_sha,
-    worktree_state_in_process,
+    worktree_state,
 )
 
 
@@ -154,41 +154,52 @@ async def point_idle_slot(path: Path, start: str, branch: str | None) -> str:
     return commit
 
 
-#: What a git command left half done in a worktree's admin folder: a slot holding one is
-#: scrubbed by git (`checkout --force` forgets a merge; a rebase makes it unusable).
-_UNDER_WAY = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply")
+#: What a git command running, or left half done, leaves in a worktree's admin folder: a
+#: slot holding one is scrubbed by git (`checkout --force` forgets a merge; a rebase, or
+#: an index.lock a killed checkout left, makes it unusable and it is removed).
+_UNDER_WAY = (
+    "index.lock",
+    "MERGE_HEAD",
+    "CHERRY_PICK_HEAD",
+    "REVERT_HEAD",
+    "rebase-merge",
+    "rebase-apply",
+)
 
 
 async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool) -> bool:
-    """`scrub` without git, when it would change no file; False, with nothing done, when
-    it would (the caller scrubs).
+    """`scrub` without its git processes, when it would change no file; False, with
+    nothing done, when it would (the caller scrubs).
 
-    That is when the worktree holds nothing uncommitted (nor ignored files, unless they
-    are kept), its commit is `park_at`'s and no merge or rebase is under way: all a scrub
-    would do is detach HEAD at that commit. HEAD is written here instead, a
-    compare-and-swap under git's lock (`_swap_locked`). A session that committed nothing
-    (a check, a test run: what a commit's trigger often starts) ends so; its scrub cost
-    two git processes (~10 ms here). The status is libgit2's (`worktree_state_in_process`):
-    a worktree too big for it is scrubbed by git, as before.
+    That is when the worktree is at `park_at`'s commit, holds nothing uncommitted (nor
+    ignored files, unless they are kept) and no merge or rebase is under way: all a scrub
+    would do is detach HEAD there. HEAD is written here instead, a compare-and-swap under
+    git's lock (`_swap_locked`). A session that committed nothing (a check, a test run:
+    what a commit's trigger often starts) ends so; its scrub cost two git processes (~10
+    ms here), this a status (`worktree_state`: in process when pygit2 is loaded, else one
+    git process). A worktree elsewhere is scrubbed at once, without a status.
     """
-    state = await worktree_state_in_process(path)
-    if state is None or state.changed or (state.ignored and not keep_ignored):
-        return False
-    if park_at is not None and await commit_id(path, park_at) != state.head:
-        return False
     git_dir = worktree_git_dir(path)
-    if git_dir is None or any((git_dir / name).exists() for name in _UNDER_WAY):
-        return False
-    common = common_dir(git_dir)
-    if common is None or (common / "reftable").exists():
+    common = common_dir(git_dir) if git_dir is not None else None
+    if git_dir is None or common is None or (common / "reftable").exists():
         return False
     head = _head_of(git_dir)
-    if head is None or head.strip() == state.head:
-        return head is not None  # already detached there
+    if head is None:
+        return False
+    at = await commit_id(path, "HEAD")
+    if park_at is not None and await commit_id(path, park_at) != at:
+        return False
+    if any((git_dir / name).exists() for name in _UNDER_WAY):
+        return False
+    state = await worktree_state(path, load=False)
+    if state.head != at or state.changed or (state.ignored and not keep_ignored):
+        return False
+    if head.strip() == at:  # already detached there
+        return True
     if not head.startswith("ref: "):
         return False
     try:
-        return _swap_locked(git_dir / "HEAD", f"{state.head}\n", lambda: _head_of(git_dir) == head)
+        return _swap_locked(git_dir / "HEAD", f"{at}\n", lambda: _head_of(git_dir) == head)
     except OSError:
         return False
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd.errors import GitError, MergeRefused
-from prodigyd.git import add_worktree, cli, commits_ahead, merge_branch, merge_variables
+from prodigyd.git import add_worktree, cli, commits_ahead, merge_branch, merge_variables, objects
 from prodigyd.git.merge import list_files
 from tests.gitutil import commit_files, make_repo, no_git_process
 from tests.gitutil import git as run_git
@@ -231,12 +231,20 @@ async def test_missing_target_branch(repo: Path, session: Path) -> None:
 
 async def test_commits_ahead(repo: Path, session: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert await commits_ahead(repo, "main", SESSION) == 0
-    with monkeypatch.context() as patch:  # two ids, none ahead: libgit2 answers, not git
+    start = rev(repo, SESSION)
+    with monkeypatch.context() as patch:  # the same id twice: none ahead, no git asked
         patch.setattr(cli, "run", no_git_process)
-        assert await commits_ahead(repo, rev(repo, "main"), rev(repo, SESSION)) == 0
+        assert await commits_ahead(repo, rev(repo, "main"), start) == 0
     commit_files(session, {"a.txt": "1\n"})
     commit_files(session, {"a.txt": "2\n"})
     commit_files(repo, {"b.txt": "main\n"})
+    with monkeypatch.context() as patch:  # an ancestor, pygit2 not imported: git answers
+        patch.setattr(objects, "loaded", lambda: False)
+        assert await commits_ahead(repo, rev(repo, "main"), start) == 0
+    objects.load()
+    with monkeypatch.context() as patch:  # pygit2 imported already: libgit2 answers
+        patch.setattr(cli, "run", no_git_process)
+        assert await commits_ahead(repo, rev(repo, "main"), start) == 0
     assert await commits_ahead(repo, "main", SESSION) == 2
     assert await commits_ahead(repo, SESSION, "main") == 1
     assert await commits_ahead(repo, rev(repo, "main"), rev(repo, SESSION)) == 2

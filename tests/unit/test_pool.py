@@ -7,17 +7,18 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prodigyd import paths
 from prodigyd.errors import Conflict
-from prodigyd.git import cli
+from prodigyd.git import cli, objects
 from prodigyd.git.worktree import park_unchanged
 from prodigyd.pool import SPARE, PoolSettings, WorktreePool, branch_session
 from prodigyd.store import worktrees as rows
 from prodigyd.store.worktrees import Strategy, WorktreeRow
-from tests.gitutil import commit_files, git, make_repo, no_git_process, use_own_config
+from tests.gitutil import commit_files, git, make_repo, use_own_config
 
 Pools = Callable[..., WorktreePool]
 
@@ -114,20 +115,35 @@ async def test_a_released_slot_is_reused_pristine_at_the_new_commit(repo: Path, 
     assert (second.path / "new.txt").exists() and rows.get(second.path).uses == 2
 
 
-async def test_a_slot_its_session_left_unchanged_goes_back_without_git(
-    repo: Path, pools: Pools, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("libgit2", ["loaded", "not loaded"])
+async def test_a_slot_its_session_left_unchanged_goes_back_without_a_scrub(
+    repo: Path, pools: Pools, monkeypatch: pytest.MonkeyPatch, libgit2: str
 ):
     """A session that changed and committed nothing (a check, a test run) leaves a slot
-    that only needs its HEAD detached: no scrub (two git processes), and the slot is as a
-    scrub leaves it, for git and for the next session."""
+    that only needs its HEAD detached: no scrub (two git processes) but a status, in
+    process when pygit2 is loaded (a daemon watching a repository), else one `git status`
+    (pygit2 is not imported for it); the slot is as a scrub leaves it, for git and for the
+    next session."""
     use_own_config(monkeypatch)  # the in-process status answers (git/objects.py)
+    if libgit2 == "loaded":
+        objects.load()
+    else:
+        monkeypatch.setattr(objects, "loaded", lambda: False)
     pool = pools(PoolSettings(**NO_SPARE))
     lease = await pool.acquire(
         repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-1-aaaaaa"
     )
+    ran: list[list[str]] = []
+
+    async def recorded(argv: list[str], **kwargs: Any) -> Any:
+        ran.append(argv[1:2])
+        return await real_run(argv, **kwargs)
+
+    real_run = cli.run
     with monkeypatch.context() as patch:
-        patch.setattr(cli, "run", no_git_process)
+        patch.setattr(cli, "run", recorded)
         await pool.release(lease.path, park_at="refs/heads/main")
+    assert ran == ([] if libgit2 == "loaded" else [["--no-optional-locks"]])  # a status
     assert rows.get(lease.path).state == "idle"
     assert git(lease.path, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"  # detached
     assert _head(lease.path) == _head(repo) and _status(lease.path) == ""
@@ -147,7 +163,14 @@ def git_dir(worktree: Path) -> Path:
 
 @pytest.mark.parametrize(
     "leftover",
-    ["untracked file", "ignored file", "changed file", "target moved on", "merge under way"],
+    [
+        "untracked file",
+        "ignored file",
+        "changed file",
+        "target moved on",
+        "merge under way",
+        "index locked",
+    ],
 )
 async def test_a_slot_with_anything_to_scrub_is_scrubbed_by_git(
     repo: Path, pools: Pools, monkeypatch: pytest.MonkeyPatch, leftover: str
@@ -167,11 +190,16 @@ async def test_a_slot_with_anything_to_scrub_is_scrubbed_by_git(
         (slot / "README.md").write_text("changed\n")
     elif leftover == "target moved on":
         commit_files(repo, {"next.txt": "next\n"})
-    else:
+    elif leftover == "merge under way":
         (git_dir(slot) / "MERGE_HEAD").write_text(_head(slot) + "\n")
+    else:  # a git command running there, or killed mid-way
+        (git_dir(slot) / "index.lock").touch()
     assert not await park_unchanged(slot, "refs/heads/main", keep_ignored=False)
     assert git(slot, "branch", "--show-current").strip() == "prodigy-workflow-1-aaaaaa"  # as it was
     await pool.release(slot, park_at="refs/heads/main")
+    if leftover == "index locked":  # git refuses to scrub it: the slot is removed
+        assert rows.get(slot) is None and not slot.exists()
+        return
     assert git(slot, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"
     assert _head(slot) == _head(repo) and _status(slot) == ""
     assert not (git_dir(slot) / "MERGE_HEAD").exists()
