@@ -172,12 +172,13 @@ async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool)
     nothing done, when it would (the caller scrubs).
 
     That is when the worktree is at `park_at`'s commit, holds nothing uncommitted (nor
-    ignored files, unless they are kept) and no merge or rebase is under way: all a scrub
-    would do is detach HEAD there. HEAD is written here instead, a compare-and-swap under
-    git's lock (`_swap_locked`). A session that committed nothing (a check, a test run:
-    what a commit's trigger often starts) ends so; its scrub cost two git processes (~10
-    ms here), this a status (`worktree_state`: in process when pygit2 is loaded, else one
-    git process). A worktree elsewhere is scrubbed at once, without a status.
+    ignored files, unless they are kept) and no git command is under way there (a merge,
+    a rebase, an index.lock: `_UNDER_WAY`): all a scrub would do is detach HEAD there.
+    HEAD is written here instead, a compare-and-swap under git's lock (`_swap_locked`). A
+    session that committed nothing (a check, a test run: what a commit's trigger often
+    starts) ends so; its scrub cost two git processes (~10 ms here), this a status
+    (`worktree_state`: in process when pygit2 is loaded, else one git process). A
+    worktree elsewhere is scrubbed at once, without a status.
     """
     git_dir = worktree_git_dir(path)
     common = common_dir(git_dir) if git_dir is not None else None
