@@ -286,6 +286,6 @@ def repo_id(repo_root: Path) -> str:
     """`<basename>-<8 hex of the absolute path>`: two repos named `app` never share storage."""
     import hashlib  # here: the client imports this module on its hot path, and rarely needs it
 
-    resolved = str(Path(repo_root).resolve())
+    resolved = os.path.realpath(repo_root)  # Path.resolve, without its Paths (~10 µs)
     digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
-    return f"{Path(resolved).name}-{digest}"
+    return f"{os.path.basename(resolved)}-{digest}"

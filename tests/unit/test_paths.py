@@ -39,3 +39,21 @@ def test_a_relative_prodigy_home_is_taken_from_the_working_folder(
     for folder in (tmp_path / "x", tmp_path / "y"):
         monkeypatch.chdir(folder)
         assert paths.home() == folder / "user" / "store"
+
+
+def test_a_repository_is_known_by_its_name_and_real_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """Two repositories named `app` never share storage; one reached through a link, by a
+    relative path or with a trailing slash is the same repository."""
+    one, two = tmp_path / "a" / "app", tmp_path / "b" / "app"
+    one.mkdir(parents=True)
+    two.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(one)
+    monkeypatch.chdir(tmp_path / "a")
+    ids = {paths.repo_id(path) for path in (one, tmp_path / "link", Path("app"), f"{one}/")}
+    assert len(ids) == 1
+    (first,) = ids
+    name, _, digest = first.rpartition("-")
+    assert name == "app" and len(digest) == 8 and int(digest, 16) >= 0
+    assert paths.repo_id(two).startswith("app-") and paths.repo_id(two) != first
