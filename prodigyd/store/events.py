@@ -1,12 +1,14 @@
 """The per-session event log: one JSON object a line under `events/<repo-id>/<session-id>/`.
 
 Each record carries `seq` (1-based, per session), `timestamp`, `event_type`, `session_id` and
-the event's own fields. A session's events (EventHub, `append_soon`) are written at the end of
-the event loop's turn that made them, all of that turn in one write: a step's `step_completed`
-and the next step's `step_started` reach the file while the next command runs, instead of
-before it starts. `tail -f` and a reconnecting client see them a moment later; followers get
-them at once from the hub. The checkpoint, not this log, is the durable record of progress, so
-the log is not fsync'd (a crash may lose the last few lines, never a completed step).
+the event's own fields. A session's events (EventHub, `append_soon`) are written a turn of the
+event loop after the turn that made them, all of that turn in one write, once the task that
+made them has gone on: a step's `step_completed` and the next step's `step_started` reach the
+file while the next command runs, instead of before it starts, and so does a session's first
+write, which makes its folder and file (~0.7 ms, a third of a job's start). `tail -f` and a
+reconnecting client see them a moment later; followers get them at once from the hub. The
+checkpoint, not this log, is the durable record of progress, so the log is not fsync'd (a
+crash may lose the last few lines, never a completed step).
 Before the first line of each file, the folder's row in the event index is opened
 (store/eventindex.py: a new job's with its journal row; else one journal write that does not
 wait for the disk, per file).
@@ -81,10 +83,9 @@ class EventLog:
         self.flush()
 
     def append_soon(self, record: dict[str, Any]) -> None:
-        """Write the event at the end of this turn of the running event loop, with the
-        others of the turn (see the module docstring); without a loop, now (`append`). The
-        record must not change afterwards (a hub's events never do: its followers hold
-        them too)."""
+        """Write the event in the event loop's next turn but one, with the others of this
+        turn (see the module docstring); without a loop, now (`append`). The record must
+        not change afterwards (a hub's events never do: its followers hold them too)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -93,7 +94,16 @@ class EventLog:
         waiting = self._add(record)
         if self._soon is None:
             self._older = waiting
-            self._soon = loop.call_soon(self._write_soon)
+            self._soon = loop.call_soon(self._write_after_next_turn, loop)
+
+    def _write_after_next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One turn more: the task that made the events yields to let its followers be told
+        (StepRunner.run, before a spawn that holds the loop) and is then ready behind this
+        callback, not before it; waiting a turn puts the write behind that task's next
+        stretch too, so it runs while the command it spawned runs. Measured in an
+        interleaved A/B (2026-12-04, 80 jobs a side): submit -> `step_started` 1.3-1.4 ms
+        and submit -> `session_finished` 1.6-1.8 ms sooner, on either loop."""
+        self._soon = loop.call_soon(self._write_soon)
 
     def _add(self, line: bytes | dict[str, Any]) -> bool:
         """Queue `line` last; whether lines were waiting already."""
