@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from prodigyd import errorcodes, paths, proc, systemd
 from prodigyd.config import Config, ConfigError, WorktreeConfig, load
 from prodigyd.errors import NoSpace
-from prodigyd.store import journal
+from prodigyd.store import journal, scratch
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
 from prodigyd.version import version
 
@@ -149,6 +149,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     from prodigyd.watch.refwatch import RepoWatcher
 
     ensure_dir(paths.home())
+    scratch.clear()  # what a killed daemon left: before a recovered job can make its own
     engine = EngineSettings(
         claude_bin=config.claude.binary,
         claude_skip_permissions=config.claude.skip_permissions,

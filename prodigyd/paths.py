@@ -243,6 +243,11 @@ def spool_dir() -> Path:
     return home() / "spool"
 
 
+def scratch_dir() -> Path:
+    """The daemon's temporary folders (store/scratch.py)."""
+    return home() / "tmp"
+
+
 def rejected_spool_dir() -> Path:
     """Spool entries set aside (watch/spool.py `reject`), kept for the user to look at."""
     return spool_dir() / "rejected"

@@ -24,13 +24,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.git import objects
 from prodigyd.git.cli import git_env
+from prodigyd.store import scratch
 from prodigyd.watch import triggers, variables
 from prodigyd.watch.triggers import Firing, Found
 from prodigyd.workflow.interpolate import glob_match
@@ -118,7 +118,7 @@ def snapshot(repo: Path, head: str, git_dir: Path | None = None) -> tuple[str, s
     made = objects.snapshot(repo, head, MESSAGE, git_env())
     if made is not None:
         return made
-    with tempfile.TemporaryDirectory(prefix="prodigy-snapshot-") as tmp:
+    with scratch.folder("prodigy-snapshot-") as tmp:
         index = Path(tmp, "index")
         env = {**git_env(), "GIT_INDEX_FILE": str(index)}
 

@@ -145,6 +145,9 @@ def test_a_daemon_killed_mid_phase_stops_its_tasks_and_merges_nothing_twice(
         wait_for(lambda: events(job, "agent_completed"), timeout=60, what="item 0 merged")
         orphans = [pid_of(pids, 1), pid_of(pids, 2)]
         daemon.kill()
+        # the two agents in flight kept their bundle folders in the store, not in /tmp
+        left = sorted((isolated / "tmp").glob("prodigy-dask-*"))
+        assert len(left) == 2, left
         # the scheduler drops the dead client's tasks; their far sides kill their steps
         wait_for(lambda: not any(alive(pid) for pid in orphans), timeout=30, what="orphans gone")
         go.write_text("go\n")
@@ -161,6 +164,7 @@ def test_a_daemon_killed_mid_phase_stops_its_tasks_and_merges_nothing_twice(
     assert record["id"] == job and record["status"] == "completed", record
     assert merges_per_item(repo, "main") == {"item_0": 1, "item_1": 1, "item_2": 1}
     assert git(repo, "show", "main:out-2.txt") == "2\n"
+    assert not any(folder.exists() for folder in left)  # the next daemon removed them
 
 
 def test_a_daemon_stop_lets_remote_steps_finish_and_the_resume_runs_them_once(

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import uuid
 import weakref
 from collections.abc import Awaitable
@@ -64,6 +63,7 @@ from prodigyd.engine.mask import Masker
 from prodigyd.errors import ProdigyError
 from prodigyd.failure import FailureReason
 from prodigyd.git.cli import git
+from prodigyd.store import scratch
 from prodigyd.version import version
 from prodigyd.workflow.model import every_step
 
@@ -149,13 +149,13 @@ class DaskAgentRunner:
         prepared = await asyncio.shield(phase)
         client = await self.client()
         start_ref = _refs(job.spec.session_id) + f"/{job.item.item_id}-{job.attempt}"
-        with tempfile.TemporaryDirectory(prefix="prodigy-dask-") as scratch:
+        with scratch.folder("prodigy-dask-") as tmp:
             delta = None
             try:
                 if self.shared is not None:
                     await _push(queue, self.shared, job.start, start_ref)
                 else:
-                    out = Path(scratch) / "delta.bundle"
+                    out = Path(tmp) / "delta.bundle"
                     delta = await _delta(queue, job, prepared.base, out)
             except ProdigyError as exc:
                 why = f"the agent's start commit could not be shipped: {exc.render()}"
@@ -170,7 +170,7 @@ class DaskAgentRunner:
                 return None
             path = None
             if answer.bundle is not None:
-                path = str(Path(scratch) / "agent.bundle")
+                path = str(Path(tmp) / "agent.bundle")
                 Path(path).write_bytes(answer.bundle)
             result = await queue.deliver(job, answer.run, events, bundle=path)
         result.worker = answer.worker
@@ -255,8 +255,8 @@ class DaskAgentRunner:
             await _check_workers(client, job, self.address, str(self.shared))
             return _Phase(base, str(self.shared))
         await _check_workers(client, job, self.address, None)
-        with tempfile.TemporaryDirectory(prefix="prodigy-dask-") as scratch:
-            path = Path(scratch) / "base.bundle"
+        with scratch.folder("prodigy-dask-") as tmp:
+            path = Path(tmp) / "base.bundle"
             ref = f"refs/heads/{queue.branch}"
             await git(queue.parent.worktree, "bundle", "create", "--quiet", str(path), ref)
             data = path.read_bytes()
