@@ -30,8 +30,24 @@ _REFERENCE = re.compile(r"\b(?:step|workflow)\.(?:" + "|".join(_NAMES) + r")\b")
 
 
 def references_git_variables(workflow: Workflow) -> bool:
-    """Whether any text in the workflow uses a git context variable (checked once per run)."""
-    return bool(_REFERENCE.search(workflow.model_dump_json()))
+    """Whether any text in the workflow uses a git context variable.
+
+    Scanned once per workflow object, not once per run: the scan dumps the whole workflow
+    (~30-100 µs) and ran on every job's way to its first step, while the loader hands
+    every job of the same text the same (frozen) object (workflow/load: its cache)."""
+    known = _SCANNED.get(id(workflow))
+    if known is not None and known[0] is workflow:
+        return known[1]
+    found = bool(_REFERENCE.search(workflow.model_dump_json()))
+    if len(_SCANNED) >= _SCANNED_MAX:
+        _SCANNED.pop(next(iter(_SCANNED)))
+    _SCANNED[id(workflow)] = (workflow, found)  # held: its id is not reused meanwhile
+    return found
+
+
+#: Workflows scanned, by identity; the oldest is dropped when it is full.
+_SCANNED: dict[int, tuple[Workflow, bool]] = {}
+_SCANNED_MAX = 128
 
 
 class GitTracker:

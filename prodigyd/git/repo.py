@@ -105,12 +105,15 @@ async def commit_id(path: Path, rev: str) -> str:
     """
     if SHA.fullmatch(rev):
         return rev
-    if rev == "HEAD" or rev.startswith(HEADS):
+    if rev == "HEAD":
         layout = _read_layout(path)
-        if layout is not None:
-            sha = layout.head_commit if rev == "HEAD" else ref_sha(layout.common, rev)
-            if sha is not None:
-                return sha
+        if layout is not None and layout.head_commit is not None:
+            return layout.head_commit
+    elif rev.startswith(HEADS):
+        found = _git_dirs_around(path)
+        sha = ref_sha(found[2], rev) if found is not None else None
+        if sha is not None:
+            return sha
     done = await git(
         path,
         "rev-parse",
@@ -145,6 +148,25 @@ def _read_layout(path: Path) -> _Layout | None:
     reads ~50 µs. Anything unusual (a reftable store, an unreadable gitdir, GIT_DIR-style
     setups) returns None and the callers ask the git CLI, which is always right.
     """
+    found = _git_dirs_around(path)
+    if found is None:
+        return None
+    folder, git_dir, common = found
+    try:
+        head = read_git_text(git_dir / "HEAD").strip()
+    except OSError:
+        return None
+    if not head.startswith("ref: "):
+        return _Layout(folder, None, common, head if SHA.fullmatch(head) else None)
+    ref = head.removeprefix("ref: ").strip()
+    branch = ref if ref.startswith(HEADS) else None
+    return _Layout(folder, branch, common, ref_sha(common, ref))
+
+
+def _git_dirs_around(path: Path) -> tuple[Path, Path, Path] | None:
+    """(the top folder, its git dir, the common git dir) of the repository around `path`
+    when its refs are plain files; None when they may not be (the callers ask git). What
+    reads a branch needs, without HEAD (`_read_layout` reads that too)."""
     start = path.resolve()  # once: each resolve is an lstat per component
     for folder in (start, *start.parents):
         dot_git = folder / ".git"
@@ -157,14 +179,9 @@ def _read_layout(path: Path) -> _Layout | None:
         common = common_dir(git_dir) or git_dir
         if (common / "reftable").exists():
             return None
-        head = read_git_text(git_dir / "HEAD").strip()
     except OSError:
         return None
-    if not head.startswith("ref: "):
-        return _Layout(folder, None, common, head if SHA.fullmatch(head) else None)
-    ref = head.removeprefix("ref: ").strip()
-    branch = ref if ref.startswith(HEADS) else None
-    return _Layout(folder, branch, common, ref_sha(common, ref))
+    return folder, git_dir, common
 
 
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
@@ -236,9 +253,9 @@ async def checked_out(path: Path) -> tuple[str, str] | None:
 async def branch_exists(repo: Path, branch: str) -> bool:
     """Whether `refs/heads/<branch>` exists (tags and remote branches do not count): read
     from the ref files when they are plain (`ref_sha`), else asked of git."""
-    layout = _read_layout(repo) if repo.is_dir() else None
-    if layout is not None:
-        return ref_sha(layout.common, f"{HEADS}{branch}") is not None
+    found = _git_dirs_around(repo) if repo.is_dir() else None
+    if found is not None:
+        return ref_sha(found[2], f"{HEADS}{branch}") is not None
     done = await git(repo, "show-ref", "--verify", "--quiet", f"{HEADS}{branch}", check=False)
     if done.returncode not in (0, 1):  # 1 = no such ref; anything else is a broken repo
         raise_failure(done, repo)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodigyd import proc
 from prodigyd.errors import GitError
 from prodigyd.files import subfolders
-from prodigyd.git import objects
+from prodigyd.git import objects, reflock
 from prodigyd.git.cli import git, raise_failure
 from prodigyd.git.plain import common_dir, git_dir_of, read_git_text
 from prodigyd.git.repo import (
@@ -130,7 +128,7 @@ async def point_idle_slot(path: Path, start: str, branch: str | None) -> str:
     several milliseconds (its first step should start within 5 ms of the submission).
     So, when the repository stores refs as files, the slot is detached at `start`'s
     commit and the branch does not exist yet, those two files are written here, each a
-    compare-and-swap under git's own lock (`_swap_locked`); in every other case, or when
+    compare-and-swap under git's own lock (git/reflock.py); in every other case, or when
     either changed meanwhile, git does the work.
     """
     commit = await commit_id(path, start)
@@ -146,8 +144,18 @@ async def point_idle_slot(path: Path, start: str, branch: str | None) -> str:
     swapped = (
         _parked_at(git_dir, commit)
         and ref_sha(common, ref) is None  # an existing branch is git's to reset
-        and _swap_locked(common / ref, f"{commit}\n", lambda: ref_sha(common, ref) is None)
-        and _swap_locked(git_dir / "HEAD", f"ref: {ref}\n", lambda: _parked_at(git_dir, commit))
+        and reflock.swap(
+            common / ref,
+            f"{commit}\n",
+            lambda: ref_sha(common, ref) is None,
+            spare=git_dir / reflock.REF_SPARE,
+        )
+        and reflock.swap(
+            git_dir / "HEAD",
+            f"ref: {ref}\n",
+            lambda: _parked_at(git_dir, commit),
+            spare=git_dir / reflock.HEAD_SPARE,
+        )
     )
     if not swapped:
         return await checkout_fresh(path, commit, branch)
@@ -174,7 +182,7 @@ async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool)
     That is when the worktree is at `park_at`'s commit, holds nothing uncommitted (nor
     ignored files, unless they are kept) and no git command is under way there (a merge,
     a rebase, an index.lock: `_UNDER_WAY`): all a scrub would do is detach HEAD there.
-    HEAD is written here instead, a compare-and-swap under git's lock (`_swap_locked`). A
+    HEAD is written here instead, a compare-and-swap under git's lock (git/reflock.py). A
     session that committed nothing (a check, a test run: what a commit's trigger often
     starts) ends so; its scrub cost two git processes (~10 ms here), this a status
     (`worktree_state`: in process when pygit2 is loaded, else one git process). A
@@ -200,7 +208,7 @@ async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool)
     if not head.startswith("ref: "):
         return False
     try:
-        return _swap_locked(git_dir / "HEAD", f"{at}\n", lambda: _head_of(git_dir) == head)
+        return reflock.swap(git_dir / "HEAD", f"{at}\n", lambda: _head_of(git_dir) == head)
     except OSError:
         return False
 
@@ -218,30 +226,12 @@ def _parked_at(git_dir: Path, sha: str) -> bool:
     return head is not None and head.strip() == sha
 
 
-def _swap_locked(path: Path, text: str, unchanged: Callable[[], bool]) -> bool:
-    """Write a ref file as git does, as a compare-and-swap: create `<name>.lock`
-    exclusively (every git that writes this ref takes the same lock), check `unchanged()`
-    while holding it, then rename. False, with nothing written, when the lock is taken or
-    the ref is no longer what the caller saw."""
-    if not path.parent.is_dir():  # refs/heads/a/b: a branch name with slashes
-        path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(path.name + ".lock")
-    try:
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    try:
-        os.fchmod(fd, proc.as_user_mode(0o644))  # the user's repository: git's modes
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        if not unchanged():
-            lock.unlink()
-            return False
-        os.replace(lock, path)
-    except BaseException:
-        lock.unlink(missing_ok=True)
-        raise
-    return True
+def stock_slot(path: Path) -> None:
+    """Stock the pool slot at `path` for its next ref writes (git/reflock.py: blocking,
+    for a worker thread)."""
+    git_dir = worktree_git_dir(path)
+    if git_dir is not None:
+        reflock.stock(git_dir)
 
 
 def has_unfinished_rebase(path: Path) -> bool:
