@@ -51,6 +51,7 @@ SOAK = [
 
 #: The scripts that are no row of the table, with their tiny sizes.
 SMALL = {
+    "ab.py": ["--rounds", "1", "--jobs", "1"],  # this tree against HEAD
     "trigger_latency.py": ["--events", "2"],
     "soak.py": SOAK,
     "scale.py": [
