@@ -56,7 +56,7 @@ from prodigyd import paths
 from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
 from prodigyd.files import subfolders
 from prodigyd.git.cli import git
-from prodigyd.git.repo import commit_all, commit_id
+from prodigyd.git.repo import WorktreeState, commit_all, commit_id
 from prodigyd.git.worktree import (
     add_worktree,
     checkout_fresh,
@@ -204,7 +204,13 @@ class WorktreePool:
         return lease
 
     async def release(
-        self, path: Path, *, keep: bool = False, pristine: bool = False, park_at: str | None = None
+        self,
+        path: Path,
+        *,
+        keep: bool = False,
+        pristine: bool = False,
+        park_at: str | None = None,
+        seen: WorktreeState | None = None,
     ) -> None:
         """Give a worktree back: kept (for inspection), pooled again, or removed.
 
@@ -212,7 +218,8 @@ class WorktreePool:
         ignored, so it goes back to the pool without being scrubbed. `park_at`: where the
         next user will likely start (a session parks it at its target branch's new tip);
         by default it stays at the commit it has. A scrub that would change no file is
-        not run either (`park_unchanged`: a session that committed nothing).
+        not run either (`park_unchanged`: a session that committed nothing; `seen`, its
+        state as the caller read it with nothing run there since, spares it a status).
         """
         row = rows.get(path)
         if row is not None and row.name is not None:  # a named worktree keeps its files, but
@@ -226,7 +233,9 @@ class WorktreePool:
             return
         keep_ignored = row.strategy != Strategy.POOLED
         try:
-            if not pristine and not await park_unchanged(path, park_at, keep_ignored=keep_ignored):
+            if not pristine and not await park_unchanged(
+                path, park_at, keep_ignored=keep_ignored, seen=seen
+            ):
                 await scrub(path, keep_ignored=keep_ignored, park_at=park_at)
         except GitError as exc:
             log.warning("cannot scrub %s (%s): removing it", path, exc.message)

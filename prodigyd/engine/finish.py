@@ -48,10 +48,15 @@ async def merge_branch(
     merge_spec: MergeSpec | None,
     context: Callable[[], Awaitable[RunContext]],
     leave_out: tuple[str, ...] = (),
-) -> git_merge.MergeOutcome:
+) -> tuple[git_merge.MergeOutcome, git_repo.WorktreeState | None]:
     """Merge the session branch into its target (under the caller's merge lock). `held`:
     the session still has its worktree; `context` makes a merge workflow's run context;
-    `leave_out`: files the last commit of leftovers must not take (the map input)."""
+    `leave_out`: files the last commit of leftovers must not take (the map input).
+
+    Also returns the worktree's state as read here when nothing has touched the worktree
+    since (nothing to commit, no merge workflow, nothing merged: a session that changed
+    nothing, as a check or a test run): its release then needs no second status, a git
+    process of ~3 ms on every such job's way to `session_finished` (`clean_up`)."""
     repo, worktree = Path(record.repo), Path(record.worktree)
     if not await git_repo.branch_exists(repo, record.original_branch):
         raise MergeRefused(
@@ -62,10 +67,12 @@ async def merge_branch(
     if not held and not await git_repo.branch_exists(repo, record.branch):
         # prodigy deletes a session branch only after a verified merge (or when it had
         # nothing to merge): a stop after that left only the final bookkeeping undone
-        return git_merge.MergeOutcome(False, None, "already merged and cleaned up")
+        return git_merge.MergeOutcome(False, None, "already merged and cleaned up"), None
+    untouched = None
     if held:
         await _check_worktree_head(record, worktree)
-        if (await git_repo.worktree_state(worktree, load=False)).changed:  # else: no `git add`
+        state = await git_repo.worktree_state(worktree, load=False)
+        if state.changed:  # else: no `git add`
             await git_repo.commit_all(
                 worktree,
                 f"prodigy: uncommitted changes from {record.workflow_name}",
@@ -73,14 +80,17 @@ async def merge_branch(
             )
         if merge_spec is not None:
             await _run_merge_workflow(record, merge_spec, await context())
+        elif not state.changed:
+            untouched = state
     # else: a run stopped during its clean-up: the branch alone carries the result (it
     # may be merged already, which merge_branch reports as nothing to merge)
-    return await git_merge.merge_branch(
+    outcome = await git_merge.merge_branch(
         repo,
         record.branch,
         record.original_branch,
         message=f"{git_merge.PRODIGY_MERGE_PREFIX}{record.id} ({record.workflow_name})",
     )
+    return outcome, None if outcome.merged else untouched
 
 
 async def _check_worktree_head(record: SessionRecord, worktree: Path) -> None:
@@ -137,9 +147,16 @@ async def _commits_unmerged(repo: Path, record: SessionRecord) -> int:
     )
 
 
-async def clean_up(record: SessionRecord, pool: WorktreePool, events: EventSink) -> None:
+async def clean_up(
+    record: SessionRecord,
+    pool: WorktreePool,
+    events: EventSink,
+    *,
+    seen: git_repo.WorktreeState | None = None,
+) -> None:
     """Give the worktree back to the pool and delete the branch, once the merge is
-    verified (`cleanup_on_complete = false` keeps both, to look at).
+    verified (`cleanup_on_complete = false` keeps both, to look at). `seen`: the
+    worktree's state as `merge_branch` read it, nothing having touched it since.
 
     The merge is done by now, so a failure here (a concurrent git operation, a file
     still open) is reported, not fatal: the session still completes, and what is left
@@ -151,7 +168,7 @@ async def clean_up(record: SessionRecord, pool: WorktreePool, events: EventSink)
     try:
         if holds_worktree(record, pool):  # parked where the next run of this branch starts
             park = f"{git_repo.HEADS}{record.original_branch}"
-            await pool.release(Path(record.worktree), keep=keep, park_at=park)
+            await pool.release(Path(record.worktree), keep=keep, park_at=park, seen=seen)
         if (
             not keep
             and await git_repo.branch_exists(repo, record.branch)

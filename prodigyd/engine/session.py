@@ -306,7 +306,7 @@ class Session:
         )
         try:
             async with self.merge_lock(record.repo):
-                outcome = await finish.merge_branch(
+                outcome, seen = await finish.merge_branch(
                     record,
                     held=finish.holds_worktree(record, self.pool),
                     merge_spec=self.loaded.workflow.merge,
@@ -332,7 +332,7 @@ class Session:
             commit=outcome.commit,
             message=outcome.message,
         )
-        await finish.clean_up(record, self.pool, self.events)
+        await finish.clean_up(record, self.pool, self.events, seen=seen)
         self._finish(Status.COMPLETED, None)
         return record
 

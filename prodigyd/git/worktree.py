@@ -19,6 +19,7 @@ from prodigyd.git.cli import git, raise_failure
 from prodigyd.git.plain import common_dir, git_dir_of, read_git_text
 from prodigyd.git.repo import (
     HEADS,
+    WorktreeState,
     branch_exists,
     commit_id,
     ref_sha,
@@ -175,7 +176,13 @@ _UNDER_WAY = (
 )
 
 
-async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool) -> bool:
+async def park_unchanged(
+    path: Path,
+    park_at: str | None,
+    *,
+    keep_ignored: bool,
+    seen: WorktreeState | None = None,
+) -> bool:
     """`scrub` without its git processes, when it would change no file; False, with
     nothing done, when it would (the caller scrubs).
 
@@ -185,8 +192,10 @@ async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool)
     HEAD is written here instead, a compare-and-swap under git's lock (git/reflock.py). A
     session that committed nothing (a check, a test run: what a commit's trigger often
     starts) ends so; its scrub cost two git processes (~10 ms here), this a status
-    (`worktree_state`: in process when pygit2 is loaded, else one git process). A
-    worktree elsewhere is scrubbed at once, without a status.
+    (`worktree_state`: in process when pygit2 is loaded, else one git process), or none
+    when the caller read one with nothing run in the worktree since (`seen`: its
+    session's merge, finding nothing to commit or merge). A worktree elsewhere is
+    scrubbed at once, without a status.
     """
     git_dir = worktree_git_dir(path)
     common = common_dir(git_dir) if git_dir is not None else None
@@ -200,7 +209,7 @@ async def park_unchanged(path: Path, park_at: str | None, *, keep_ignored: bool)
         return False
     if any((git_dir / name).exists() for name in _UNDER_WAY):
         return False
-    state = await worktree_state(path, load=False)
+    state = seen or await worktree_state(path, load=False)
     if state.head != at or state.changed or (state.ignored and not keep_ignored):
         return False
     if head.strip() == at:  # already detached there

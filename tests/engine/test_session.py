@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from prodigyd.store import checkpoints
 from prodigyd.store import sessions as session_store
-from tests.enginekit import assert_released, resume, run_workflow, write_workflow
+from tests.enginekit import Outcome, assert_released, resume, run_workflow, write_workflow
 from tests.gitutil import git
 
 
@@ -363,3 +365,52 @@ commands:
     assert worktree_rows.get(second.record.worktree).state == "kept"
     assert not second.sink.of("cleanup_failed")
     assert f"prodigy-{second.record.id}" not in git(repo, "branch", "--list")
+
+
+async def _statuses_of_a_run(
+    wf: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Outcome, list[list[str]]]:
+    """Run `wf`, recording the `git status` processes its session starts (libgit2 not
+    loaded: every status is one)."""
+    from prodigyd.git import cli, objects
+
+    monkeypatch.setattr(objects, "loaded", lambda: False)
+    statuses: list[list[str]] = []
+    real = cli.run
+
+    async def recorded(argv: list[str], **kwargs: object) -> object:
+        if "status" in argv:
+            statuses.append(argv)
+        return await real(argv, **kwargs)
+
+    monkeypatch.setattr(cli, "run", recorded)
+    out = await run_workflow(wf, repo)
+    return out, statuses
+
+
+async def test_a_session_that_changed_nothing_reads_its_worktree_once_at_its_end(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Its merge finds nothing to commit or merge; its release trusts that reading, as
+    nothing ran in the worktree since: one status, not two, and the slot parked clean."""
+    wf = write_workflow(tmp_path, "- shell: 'test -f README.md'\n")
+    out, statuses = await _statuses_of_a_run(wf, repo, monkeypatch)
+    assert out.status == "completed", out.record.error
+    assert len(statuses) == 1, statuses
+    slot = Path(out.record.worktree)
+    assert git(slot, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"  # parked, detached
+    assert git(slot, "status", "--porcelain", "--ignored") == ""
+
+
+async def test_a_merge_workflow_run_since_makes_the_release_read_the_worktree_again(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    wf = write_workflow(
+        tmp_path, "commands:\n  - shell: 'true'\nmerge:\n  - shell: 'echo stray > stray.txt'\n"
+    )
+    out, statuses = await _statuses_of_a_run(wf, repo, monkeypatch)
+    assert out.status == "completed", out.record.error
+    assert len(statuses) == 2, statuses
+    slot = Path(out.record.worktree)
+    assert not (slot / "stray.txt").exists()  # seen, and scrubbed
+    assert git(slot, "status", "--porcelain", "--ignored") == ""
