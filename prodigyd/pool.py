@@ -289,7 +289,7 @@ class WorktreePool:
         """Stock the slot's spare inodes (git/reflock.py) in a worker thread, awaited by
         nobody but the slot's removal (its files must not appear while git deletes the
         folder): its next ref writes are faster for them, and no slower without them."""
-        if path in self._stocking:
+        if self._closed or path in self._stocking:
             return  # one stocking at a time: one that misses a change only costs time
         stocking = asyncio.get_running_loop().run_in_executor(None, stock_slot, path)
         self._stocking[path] = stocking

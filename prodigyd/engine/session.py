@@ -304,10 +304,10 @@ class Session:
         self.events.emit(
             EventType.MERGE_STARTED, source=record.branch, target=record.original_branch
         )
-        # Followers are sent it now, and the last step's `step_completed` with it: the
-        # merge's first git spawn holds the loop (0.5-2 ms), which they waited behind.
-        await asyncio.sleep(0)
         try:
+            # Followers are sent it now, and the last step's `step_completed` with it: the
+            # merge's first git spawn holds the loop (0.5-2 ms), which they waited behind.
+            await asyncio.sleep(0)
             async with self.merge_lock(record.repo):
                 outcome, seen = await finish.merge_branch(
                     record,

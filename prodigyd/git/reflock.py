@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def swap(path: Path, text: str, unchanged: Callable[[], bool], spare: Path | Non
         return False
     try:
         try:
-            os.write(fd, text.encode())
+            data = text.encode()
+            if os.write(fd, data) != len(data):  # a ref is a line: written whole or not
+                raise OSError(f"{lock}: short write")
         finally:
             os.close(fd)
         if not unchanged():
@@ -74,15 +77,26 @@ def _take(lock: Path, spare: Path | None) -> int | None:
             with contextlib.suppress(OSError):
                 os.unlink(spare)
             try:
-                return os.open(lock, os.O_WRONLY | os.O_TRUNC)
+                fd = os.open(lock, os.O_WRONLY | os.O_TRUNC)
             except BaseException:
                 lock.unlink(missing_ok=True)
                 raise
+            if os.fstat(fd).st_nlink == 1:
+                return fd
+            # the spare's name is still there (it could not be removed, or a crash came
+            # between the link and the unlink): its next user would write this very file
+            os.close(fd)
+            lock.unlink(missing_ok=True)
     try:
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return None
-    os.fchmod(fd, proc.as_user_mode(0o644))  # the user's repository: git's modes
+    try:
+        os.fchmod(fd, proc.as_user_mode(0o644))  # the user's repository: git's modes
+    except BaseException:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+        raise
     return fd
 
 
@@ -99,9 +113,12 @@ def stock(git_dir: Path) -> None:
 
 
 def _make_spare(spare: Path) -> None:
-    """An empty file at `spare`, in place whole (made under another name, then renamed)."""
-    if spare.exists():
-        return
+    """An empty file at `spare`, in place whole (made under another name, then renamed);
+    one there already is kept when it is an empty file of its own (no other link)."""
+    with contextlib.suppress(FileNotFoundError):
+        found = spare.lstat()
+        if stat.S_ISREG(found.st_mode) and found.st_nlink == 1 and found.st_size == 0:
+            return
     making = spare.with_name(spare.name + ".new")
     fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

@@ -177,8 +177,8 @@ def _git_dirs_around(path: Path) -> tuple[Path, Path, Path] | None:
     try:
         git_dir = git_dir_of(dot_git)
         common = common_dir(git_dir) or git_dir
-        if (common / "reftable").exists():
-            return None
+        if (common / "reftable").exists() or not (git_dir / "HEAD").is_file():
+            return None  # a broken or pruned git dir: git says what it is
     except OSError:
         return None
     return folder, git_dir, common

@@ -72,6 +72,8 @@ def test_every_benchmark_has_a_small_run():
 @pytest.mark.parametrize("script", sorted(SMALL))
 @pytest.mark.timeout(300)
 def test_benchmark_runs(script: str):
+    if script == "ab.py" and not (BENCH.parent / ".git").exists():
+        pytest.skip("ab.py checks a revision out of this repository: not a git checkout")
     done = _run([str(BENCH / script), *SMALL[script]], timeout=280)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ratio" in done.stdout  # every benchmark prints a ratio against its floor

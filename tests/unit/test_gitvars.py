@@ -4,6 +4,9 @@ never answered for one workflow with another's result."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from prodigyd.engine.gitvars import references_git_variables
 from prodigyd.workflow.load import load_workflow
@@ -44,3 +47,22 @@ def test_many_workflows_beyond_what_is_remembered(tmp_path: Path):
         answers[file] = uses
     for file, uses in answers.items():
         assert references_git_variables(load_workflow(file).workflow) is uses
+
+
+def test_a_workflow_is_scanned_once_however_many_jobs_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from prodigyd.engine import gitvars
+
+    scans: list[str] = []
+    pattern = gitvars._REFERENCE
+    monkeypatch.setattr(
+        gitvars,
+        "_REFERENCE",
+        SimpleNamespace(search=lambda text: scans.append(text) or pattern.search(text)),
+    )
+    file = tmp_path / "wf.yml"
+    file.write_text('- shell: "echo ${step.files_added}"\n')
+    for _ in range(5):  # each job loads it: the loader hands out the one parsed object
+        assert references_git_variables(load_workflow(file).workflow) is True
+    assert len(scans) == 1

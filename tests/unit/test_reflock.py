@@ -5,6 +5,7 @@ Real git reads what was written; a lock git holds is respected with or without a
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 from pathlib import Path
 
@@ -136,3 +137,21 @@ async def test_the_pool_stocks_released_slots_and_removes_them_whole(repo: Path)
         assert str(lease.path) not in git(repo, "worktree", "list")
     finally:
         await pool.close()
+
+
+async def test_a_spare_that_shares_its_file_is_not_written_through(repo: Path, tmp_path: Path):
+    """A spare with another name still on it (a crash between its link and its unlink,
+    an unlink refused) is never written: the write would land in that other file too.
+    The swap makes its lock the ordinary way, and the next stocking replaces the spare."""
+    _, git_dir = _slot(repo, tmp_path)
+    reflock.stock(git_dir)
+    spare = git_dir / reflock.HEAD_SPARE
+    other = git_dir / "other-name"
+    os.link(spare, other)
+    head = git_dir / "HEAD"
+    assert reflock.swap(head, "ref: refs/heads/y\n", lambda: True, spare=spare)
+    assert head.read_text() == "ref: refs/heads/y\n" and head.stat().st_nlink == 1
+    assert other.read_bytes() == b"" and not (git_dir / "HEAD.lock").exists()
+    os.link(other, spare)  # the crash's leftover: the spare shares its inode again
+    reflock.stock(git_dir)
+    assert spare.stat().st_nlink == 1 and spare.stat().st_ino != other.stat().st_ino
