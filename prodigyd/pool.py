@@ -211,6 +211,7 @@ class WorktreePool:
         pristine: bool = False,
         park_at: str | None = None,
         seen: WorktreeState | None = None,
+        stock: bool = False,
     ) -> None:
         """Give a worktree back: kept (for inspection), pooled again, or removed.
 
@@ -220,6 +221,9 @@ class WorktreePool:
         by default it stays at the commit it has. A scrub that would change no file is
         not run either (`park_unchanged`: a session that committed nothing; `seen`, its
         state as the caller read it with nothing run there since, spares it a status).
+        `stock`: prepare it for a session's start (`_stock`), as a session's release asks;
+        a map agent's does not: agents start detached, writing no ref, and a 1,000-item
+        phase took 10-20% longer stocking every slot it gave back.
         """
         row = rows.get(path)
         if row is not None and row.name is not None:  # a named worktree keeps its files, but
@@ -242,7 +246,8 @@ class WorktreePool:
             await self._remove(Path(row.repo), path)
             return
         rows.set_state(path, IDLE)
-        self._stock(path)  # for its next start
+        if stock:
+            self._stock(path)
         self._trim_later(Path(row.repo))
 
     async def clean(self, target: str) -> list[str]:

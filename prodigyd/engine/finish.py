@@ -168,7 +168,9 @@ async def clean_up(
     try:
         if holds_worktree(record, pool):  # parked where the next run of this branch starts
             park = f"{git_repo.HEADS}{record.original_branch}"
-            await pool.release(Path(record.worktree), keep=keep, park_at=park, seen=seen)
+            await pool.release(
+                Path(record.worktree), keep=keep, park_at=park, seen=seen, stock=True
+            )
         if (
             not keep
             and await git_repo.branch_exists(repo, record.branch)

@@ -7,8 +7,8 @@ machine's ext4, with the disk a few milliseconds idle, a new inode costs 0.2-0.5
 freeing one 0.2-0.3 ms, where every other call here costs 5-30 µs. Measured with timing
 marks in the daemon (2026-12-04), the two writes took 0.7 ms of a job's start.
 
-So a slot is stocked once it is idle (`stock`, in a worker thread: the pool's release,
-while nothing waits for it) with two empty files in its own admin folder
+So a slot is stocked once a session gives it back (`stock`, in a worker thread: the
+pool's release, while nothing waits for it; not a map agent's, which writes no ref) with two empty files in its own admin folder
 (`.git/worktrees/<slot>/`, which git leaves alone and removes with the slot) and a
 second link to its HEAD. A swap takes its lock by hard-linking a spare to `<name>.lock`:
 `link` fails when that name exists, as the exclusive create git uses does, so git and

@@ -111,13 +111,13 @@ async def test_stocking_after_a_cut_off_stocking_and_a_used_spare(repo: Path, tm
     assert (git_dir / reflock.REF_SPARE).exists() and (git_dir / reflock.HEAD_SPARE).exists()
 
 
-async def test_the_pool_stocks_released_slots_and_removes_them_whole(repo: Path):
+async def test_the_pool_stocks_slots_sessions_release_and_removes_them_whole(repo: Path):
     pool = WorktreePool(PoolSettings(spare=0))
     try:
         lease = await pool.acquire(
             repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-3-cccccc"
         )
-        await pool.release(lease.path)
+        await pool.release(lease.path, stock=True)  # a session's release
         git_dir = worktree_git_dir(lease.path)
         assert git_dir is not None
         for _ in range(500):  # stocked in a worker thread
@@ -131,7 +131,9 @@ async def test_the_pool_stocks_released_slots_and_removes_them_whole(repo: Path)
         assert again.path == lease.path and again.reused
         assert not (git_dir / reflock.REF_SPARE).exists()  # the start took it
         assert git(again.path, "branch", "--show-current").strip() == "prodigy-workflow-4-dddddd"
-        await pool.release(again.path)
+        await pool.release(again.path)  # a map agent's: agents write no ref
+        await asyncio.sleep(0.2)
+        assert not (git_dir / reflock.REF_SPARE).exists()  # not stocked for nothing
         assert await pool.clean("all") == [str(lease.path)]
         assert not lease.path.exists() and not git_dir.exists()
         assert str(lease.path) not in git(repo, "worktree", "list")
