@@ -8,14 +8,15 @@ freeing one 0.2-0.3 ms, where every other call here costs 5-30 µs. Measured wit
 marks in the daemon (2026-12-04), the two writes took 0.7 ms of a job's start.
 
 So a slot is stocked once a session gives it back (`stock`, in a worker thread: the
-pool's release, while nothing waits for it; not a map agent's, which writes no ref) with two empty files in its own admin folder
-(`.git/worktrees/<slot>/`, which git leaves alone and removes with the slot) and a
-second link to its HEAD. A swap takes its lock by hard-linking a spare to `<name>.lock`:
-`link` fails when that name exists, as the exclusive create git uses does, so git and
-prodigy still exclude each other; and the HEAD it replaces is not freed, as its other
-link holds it until the next `stock` frees it, off the critical path. Without a spare
-(a slot not stocked yet, a ref on another file system) a swap creates its lock, as git
-does. Nothing here changes what git reads or writes.
+pool's release, while nothing waits for it; not a map agent's, which writes no ref)
+with two empty files in its own admin folder (`.git/worktrees/<slot>/`, which git
+leaves alone and removes with the slot) and a second link to its HEAD. A swap takes
+its lock by hard-linking a spare to `<name>.lock`: `link` fails when that name exists,
+as the exclusive create git uses does, so git and prodigy still exclude each other; and
+the HEAD it replaces is not freed, as its other link holds it until the next `stock`
+frees it, off the critical path. Without a spare (a slot not stocked yet, a ref on
+another file system) a swap creates its lock, as git does. Nothing here changes what git
+reads or writes.
 """
 
 from __future__ import annotations
