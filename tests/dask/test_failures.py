@@ -25,7 +25,7 @@ map:
   max_parallel: 3
   agent_template:
     - shell: |
-        echo $$ > {pids}/${{item}}.pid
+        echo $$ > {pids}/${{item}}.tmp && mv {pids}/${{item}}.tmp {pids}/${{item}}.pid
         if [ ${{item}} != {quick} ]; then
           while [ ! -f {go} ]; do sleep 0.05; done
         fi
@@ -44,7 +44,7 @@ def waiting(tmp_path: Path, quick: int = -1) -> tuple[Path, Path, Path]:
 
 
 def pid_of(pids: Path, item: int) -> int:
-    return int((pids / f"{item}.pid").read_text())
+    return int((pids / f"{item}.pid").read_text())  # written whole: made, then renamed
 
 
 def alive(pid: int) -> bool:
@@ -78,7 +78,7 @@ def test_cancel_kills_the_running_steps_on_the_workers(
     wf, pids, _go = waiting(tmp_path)
     address = two_workers.address
     ctl("run", str(wf), "-y", "--detach", "--executor-address", address, cwd=repo, check=True)
-    wait_for(lambda: len(list(pids.iterdir())) == 3, timeout=60, what="three agents running")
+    wait_for(lambda: len(list(pids.glob("*.pid"))) == 3, timeout=60, what="three agents running")
     running = [pid_of(pids, item) for item in range(3)]
     assert all(alive(pid) for pid in running)
     ctl("cancel", latest()["id"], check=True)
@@ -93,7 +93,7 @@ def test_a_worker_killed_mid_task_is_worker_lost_and_dead_lettered(
     address = two_workers.address
     ctl("run", str(wf), "-y", "--detach", "--executor-address", address, cwd=repo, check=True)
     job = latest()["id"]
-    wait_for(lambda: len(list(pids.iterdir())) == 3, timeout=60, what="three agents running")
+    wait_for(lambda: len(list(pids.glob("*.pid"))) == 3, timeout=60, what="three agents running")
     started = {e["item_id"]: e["worker"] for e in events(job, "agent_started")}
     victim = started["item_1"]
     lost = [item for item, worker in started.items() if worker == victim and item != "item_0"]
@@ -141,7 +141,7 @@ def test_a_daemon_killed_mid_phase_stops_its_tasks_and_merges_nothing_twice(
         address = two_workers.address
         ctl("run", str(wf), "-y", "--detach", "--executor-address", address, cwd=repo, check=True)
         job = latest()["id"]
-        wait_for(lambda: len(list(pids.iterdir())) == 3, timeout=60, what="agents running")
+        wait_for(lambda: len(list(pids.glob("*.pid"))) == 3, timeout=60, what="agents running")
         wait_for(lambda: events(job, "agent_completed"), timeout=60, what="item 0 merged")
         orphans = [pid_of(pids, 1), pid_of(pids, 2)]
         daemon.kill()
@@ -180,7 +180,7 @@ def test_a_daemon_stop_lets_remote_steps_finish_and_the_resume_runs_them_once(
         address = two_workers.address
         ctl("run", str(wf), "-y", "--detach", "--executor-address", address, cwd=repo, check=True)
         job = latest()["id"]
-        wait_for(lambda: len(list(pids.iterdir())) == 3, timeout=60, what="agents running")
+        wait_for(lambda: len(list(pids.glob("*.pid"))) == 3, timeout=60, what="agents running")
         first = [pid_of(pids, item) for item in range(3)]
         assert daemon.proc is not None
         daemon.proc.send_signal(signal.SIGTERM)  # as `daemon stop` asks it
