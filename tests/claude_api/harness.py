@@ -50,7 +50,9 @@ class StandIn:
         """Every request the stand-in received on `path`, in arrival order."""
         if not self.log.exists():
             return []
-        records = [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        text = self.log.read_text()
+        whole = text[: text.rfind("\n") + 1]  # a record still being written is read later
+        records = [json.loads(line) for line in whole.splitlines() if line]
         return [r for r in records if r["path"].split("?", 1)[0] == path]
 
     def conversations(self) -> list[dict[str, Any]]:
