@@ -110,8 +110,8 @@ async def commit_id(path: Path, rev: str) -> str:
         if layout is not None and layout.head_commit is not None:
             return layout.head_commit
     elif rev.startswith(HEADS):
-        found = _git_dirs_around(path)
-        sha = ref_sha(found[2], rev) if found is not None else None
+        common = _refs_around(path)
+        sha = ref_sha(common, rev) if common is not None else None
         if sha is not None:
             return sha
     done = await git(
@@ -165,8 +165,7 @@ def _read_layout(path: Path) -> _Layout | None:
 
 def _git_dirs_around(path: Path) -> tuple[Path, Path, Path] | None:
     """(the top folder, its git dir, the common git dir) of the repository around `path`
-    when its refs are plain files; None when they may not be (the callers ask git). What
-    reads a branch needs, without HEAD (`_read_layout` reads that too)."""
+    when its refs are plain files; None when they may not be (the callers ask git)."""
     start = path.resolve()  # once: each resolve is an lstat per component
     for folder in (start, *start.parents):
         dot_git = folder / ".git"
@@ -177,11 +176,21 @@ def _git_dirs_around(path: Path) -> tuple[Path, Path, Path] | None:
     try:
         git_dir = git_dir_of(dot_git)
         common = common_dir(git_dir) or git_dir
-        if (common / "reftable").exists() or not (git_dir / "HEAD").is_file():
-            return None  # a broken or pruned git dir: git says what it is
+        if (common / "reftable").exists():
+            return None
     except OSError:
         return None
     return folder, git_dir, common
+
+
+def _refs_around(path: Path) -> Path | None:
+    """The common git dir whose ref files hold the branches of the repository around
+    `path`, for a read that needs no HEAD; None when git must answer (`_git_dirs_around`,
+    or a git dir without HEAD, broken or pruned: git says what it is)."""
+    found = _git_dirs_around(path)
+    if found is None or not (found[1] / "HEAD").is_file():
+        return None
+    return found[2]
 
 
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
@@ -253,9 +262,9 @@ async def checked_out(path: Path) -> tuple[str, str] | None:
 async def branch_exists(repo: Path, branch: str) -> bool:
     """Whether `refs/heads/<branch>` exists (tags and remote branches do not count): read
     from the ref files when they are plain (`ref_sha`), else asked of git."""
-    found = _git_dirs_around(repo) if repo.is_dir() else None
-    if found is not None:
-        return ref_sha(found[2], f"{HEADS}{branch}") is not None
+    common = _refs_around(repo) if repo.is_dir() else None
+    if common is not None:
+        return ref_sha(common, f"{HEADS}{branch}") is not None
     done = await git(repo, "show-ref", "--verify", "--quiet", f"{HEADS}{branch}", check=False)
     if done.returncode not in (0, 1):  # 1 = no such ref; anything else is a broken repo
         raise_failure(done, repo)

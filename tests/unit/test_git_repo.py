@@ -131,6 +131,18 @@ async def test_branch_exists_sees_only_local_branches(tmp_path: Path) -> None:
     assert not await branch_exists(repo, "nope")
 
 
+async def test_a_worktree_whose_git_dir_lost_its_head_is_left_to_git(tmp_path: Path) -> None:
+    """Read from the ref files, a branch of a broken linked worktree (its admin folder
+    without HEAD) would just be missing: git is asked instead, and says what is wrong."""
+    repo = make_repo(tmp_path / "repo")
+    linked = tmp_path / "linked"
+    run_git(repo, "worktree", "add", "--quiet", "--detach", str(linked))
+    (repo / ".git" / "worktrees" / "linked" / "HEAD").unlink()
+    with pytest.raises(GitError):
+        await branch_exists(linked, "main")
+    assert await branch_exists(repo, "main")  # the repository itself reads as before
+
+
 async def test_dirty_paths_covers_modified_staged_untracked_and_renamed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "b.txt": "b\n", "old name.txt": "o\n"})
     assert not await is_dirty(repo)

@@ -9,6 +9,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from prodigyd import proc
 from prodigyd.git import reflock
 from prodigyd.git.worktree import point_idle_slot, stock_slot, worktree_git_dir
@@ -157,3 +159,38 @@ async def test_a_spare_that_shares_its_file_is_not_written_through(repo: Path, t
     os.link(other, spare)  # the crash's leftover: the spare shares its inode again
     reflock.stock(git_dir)
     assert spare.stat().st_nlink == 1 and spare.stat().st_ino != other.stat().st_ino
+
+
+async def test_a_slot_is_removed_only_once_its_stocking_is_over(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Removing a slot waits for a stocking under way: its files must not appear in the
+    admin folder while git deletes it (git would then fail to remove the folder)."""
+    import threading
+
+    from prodigyd import pool as pool_module
+
+    started, go = threading.Event(), threading.Event()
+
+    def slow_stock(path: Path) -> None:
+        started.set()
+        go.wait(10)
+        stock_slot(path)
+
+    monkeypatch.setattr(pool_module, "stock_slot", slow_stock)
+    pool = WorktreePool(PoolSettings(spare=0))
+    try:
+        lease = await pool.acquire(
+            repo, owner="s1", session_id="s1", start="HEAD", branch="prodigy-workflow-5-eeeeee"
+        )
+        await pool.release(lease.path, stock=True)
+        assert await asyncio.to_thread(started.wait, 10)
+        cleaning = asyncio.ensure_future(pool.clean("all"))
+        await asyncio.sleep(0.2)
+        assert not cleaning.done() and lease.path.exists()  # waits for the stocking
+        go.set()
+        assert await cleaning == [str(lease.path)]
+        assert not lease.path.exists() and str(lease.path) not in git(repo, "worktree", "list")
+    finally:
+        go.set()
+        await pool.close()
