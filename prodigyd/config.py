@@ -271,10 +271,10 @@ def _require_known(key: str) -> None:
 
 
 def _did_you_mean(key: str) -> str:
-    import difflib  # here: only a mistyped key needs it, and every daemon start would pay
+    from prodigyd.closest import closest
 
-    close = difflib.get_close_matches(key, [*_keys(), *_sections()], n=1)
-    return f"; did you mean {close[0]}?" if close else ""
+    close = closest(key, [*_keys(), *_sections()])
+    return f"; did you mean {close}?" if close else ""
 
 
 def _kind(annotation: Any) -> Any:

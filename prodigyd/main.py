@@ -331,13 +331,11 @@ def _report_ready(fd: int | None, word: str) -> None:
 def _setup_logging(level: str, max_bytes: int) -> None:
     """Log to prodigyd.log, which is rotated to prodigyd.log.1 (the one older file kept)
     once it passes `max_bytes` (`retention.daemon_log_mb`; 0: never)."""
-    from logging.handlers import RotatingFileHandler
+    from prodigyd.logfile import RotatingLog
 
     log_file = paths.daemon_log()
     ensure_dir(log_file.parent)
-    handlers: list[logging.Handler] = [
-        RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=1)
-    ]
+    handlers: list[logging.Handler] = [RotatingLog(log_file, max_bytes)]
     if sys.stderr is not None and sys.stderr.isatty():
         handlers.append(logging.StreamHandler())
     logging.basicConfig(

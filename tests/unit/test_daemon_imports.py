@@ -49,3 +49,58 @@ def test_serving_imports_neither_the_engine_nor_the_workflow_loader():
     assert out[0] == "deferred"  # the workflow models are built by their first use
     early = [m for m in out[1:] if any(m == h or m.startswith(h + ".") for h in LATER)]
     assert early == []
+
+
+#: What a daemon would otherwise hold for good (resident memory, issue 15) for what it never
+#: or seldom does: pydantic's plugin look-up and the version read through importlib.metadata
+#: (with email, zipfile, csv), logging.handlers (with pickle) for the log's rotation,
+#: difflib for a "did you mean".
+NEVER = ("importlib.metadata", "email", "zipfile", "csv", "pickle", "logging.handlers", "difflib")
+
+WARM = f"""
+import sys, tempfile
+from pathlib import Path
+for name in {SERVING!r}:
+    __import__(name)
+from prodigyd import main
+for name in main._WARM_UP:
+    __import__(name)
+from prodigyd.api.schemas import SubmitParams
+from prodigyd.workflow.model import Workflow
+Workflow.model_rebuild()
+SubmitParams.model_rebuild()
+from prodigyd.version import version
+version()
+from prodigyd.logfile import RotatingLog
+RotatingLog(Path(tempfile.mkdtemp()) / "prodigyd.log", 100).close()
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_a_warm_daemon_holds_no_module_it_does_not_use():
+    modules = subprocess.run(
+        [sys.executable, "-c", WARM], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "prodigyd.engine.session" in modules  # the probe did warm up
+    assert [m for m in modules if any(m == h or m.startswith(h + ".") for h in NEVER)] == []
+
+
+HANDOVER = """
+import prodigyd
+from pydantic import BaseModel
+from pydantic.plugin._loader import get_plugins
+class Job(BaseModel):
+    n: int
+print(Job(n="3").n, list(get_plugins()))
+from pydantic.plugin._loader import PYDANTIC_ENTRY_POINT_GROUP
+print(PYDANTIC_ENTRY_POINT_GROUP)
+"""
+
+
+def test_pydantic_finds_no_plugins_and_gets_any_other_name_from_its_own_loader():
+    """Models build and validate with prodigy's stand-in; a name a later pydantic might ask
+    the loader for (here one it has) comes from pydantic's real module."""
+    out = subprocess.run(
+        [sys.executable, "-c", HANDOVER], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["3 []", "pydantic"]

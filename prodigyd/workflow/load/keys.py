@@ -13,13 +13,13 @@ suggest the closest known key.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from prodigyd import errorcodes
+from prodigyd.closest import closest
 from prodigyd.workflow.load.diagnostics import Context
 from prodigyd.workflow.load.nodes import At, Map
 
@@ -65,8 +65,8 @@ def known_entries(
 
 
 def unknown_key(key: object, keys: Collection[str], at: At, where: str, ctx: Context) -> None:
-    close = difflib.get_close_matches(str(key), list(keys), n=1)
-    suggestion = f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(str(key), keys)
+    suggestion = f"; did you mean '{close}'?" if close else ""
     if ctx.strict:
         ctx.problem(
             f"unknown key '{key}' in {where}{suggestion}",

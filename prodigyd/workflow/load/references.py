@@ -25,12 +25,12 @@ looked up in an index) and it runs under the load's deadline (limits.LOAD_SECOND
 from __future__ import annotations
 
 import bisect
-import difflib
 import re
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd.closest import closest
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.interpolate import parse_path
 from prodigyd.workflow.limits import Deadline
@@ -174,8 +174,7 @@ def find_undefined(
             if env_like and workflow.env_files:
                 continue  # any upper-case name may come from them
             if name not in suggestions:
-                close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
-                suggestions[name] = close[0] if close else None
+                suggestions[name] = closest(name, candidates, cutoff=0.75)
             found.append(
                 Undefined(
                     reference=reference,

@@ -12,7 +12,6 @@ they hold steps; retry.py and legacy.py read the others.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
@@ -20,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from prodigyd import errorcodes
+from prodigyd.closest import closest
 from prodigyd.errors import WorkflowError
 from prodigyd.workflow.expr import ExpressionError, check_when
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
@@ -116,9 +116,9 @@ def parse_step(raw: object, at: At, ctx: Context) -> Step | None:
 def _misspelled_command(raw: Map) -> str | None:
     """`did you mean 'shell' instead of 'shel'?` for a key close to a command's."""
     for key in raw:
-        close = difflib.get_close_matches(str(key), COMMAND_KEYS, n=1)
+        close = closest(str(key), COMMAND_KEYS)
         if close:
-            return f"did you mean '{close[0]}' instead of '{key}'?"
+            return f"did you mean '{close}' instead of '{key}'?"
     return None
 
 
