@@ -29,6 +29,14 @@ KILL_GRACE_SECONDS = 2.0
 #: step never leaks background processes, and a stray daemon never blocks the workflow.
 PIPE_DRAIN_SECONDS = 2.0
 
+#: How long a child runs before the loop watches its pipes. Most children (a `shell: true`,
+#: a quick git) are gone sooner: their output is then read once, after their exit, and
+#: their pipes never enter the loop's poller (with uvloop, ~11 system calls a pipe to add
+#: and remove). A longer-running child's lines reach their sinks (live logs, claude's
+#: stream) from here on, what it wrote meanwhile first; one that fills a pipe (64 KiB)
+#: sooner waits this long at most.
+PIPE_WATCH_DELAY_SECONDS = 0.002
+
 #: Cap on the stdout/stderr kept in memory per process; the rest is dropped (and said so).
 #: Output files and logs are written by the callers that need the whole stream.
 MAX_CAPTURE_BYTES = 16 * 1024 * 1024
@@ -164,6 +172,7 @@ async def run(
         proc.wait()
         raise
     watchers = (out_pipe, err_pipe, exit_watch)
+    watch_pipes = loop.call_later(PIPE_WATCH_DELAY_SECONDS, _watch, out_pipe, err_pipe)
     timed_out = stopped = False
     try:
         try:
@@ -174,6 +183,9 @@ async def run(
             stopped = not timed_out
             await _kill_group(proc, exit_watch.done)
         rc = await exit_watch.done
+        watch_pipes.cancel()
+        out_pipe.read_now()
+        err_pipe.read_now()
         # The child has exited; a process it left behind may still hold the pipes open.
         if not (out_pipe.done.done() and err_pipe.done.done()):
             await asyncio.wait({out_pipe.done, err_pipe.done}, timeout=PIPE_DRAIN_SECONDS)
@@ -182,6 +194,7 @@ async def run(
         await _kill_group(proc, exit_watch.done)
         raise
     finally:
+        watch_pipes.cancel()
         for watcher in watchers:
             watcher.close()
     return Completed(
@@ -256,9 +269,15 @@ class _Exit:
             self.pidfd = None
 
 
+def _watch(*pipes: _Pipe) -> None:
+    for pipe in pipes:
+        pipe.watch()
+
+
 class _Pipe:
-    """Reads one child pipe from the loop (and owns its descriptor): collects text, feeds
-    whole lines to a sink."""
+    """Reads one child pipe (and owns its descriptor): collects text, feeds whole lines to
+    a sink. Read from the loop once `watch`ed, and by `read_now` once the child is gone
+    (PIPE_WATCH_DELAY_SECONDS)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, sink: LineSink | None) -> None:
         self.loop, self.fd, self.sink = loop, fd, sink
@@ -266,20 +285,34 @@ class _Pipe:
         self.size = 0
         self.partial = b""
         self.open = True
+        self.watched = False
         self.done: asyncio.Future[None] = loop.create_future()
         os.set_blocking(fd, False)
-        loop.add_reader(fd, self._readable)
 
-    def _readable(self) -> None:
+    def watch(self) -> None:
+        """Read from the loop whenever there is something to read, until EOF."""
+        if self.open and not self.watched:
+            self.loop.add_reader(self.fd, self._readable)
+            self.watched = True
+
+    def read_now(self) -> None:
+        """Read what the pipe holds; watch it from the loop if it is not at its end yet (a
+        process the child left behind holds it open)."""
+        while self.open and not self.watched:
+            if not self._readable():
+                self.watch()
+
+    def _readable(self) -> bool:
+        """Read one chunk: False when there was none yet (the pipe is still open)."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""
         if not data:
             self._eof()
-            return
+            return True
         if self.size < MAX_CAPTURE_BYTES:
             self.chunks.append(data)
             self.size += len(data)
@@ -288,6 +321,7 @@ class _Pipe:
             self.partial = lines.pop()
             for line in lines:
                 self.sink(line.decode(errors="replace"))
+        return True
 
     def _eof(self) -> None:
         self.close()
@@ -302,7 +336,8 @@ class _Pipe:
 
     def close(self) -> None:
         if self.open:
-            self.loop.remove_reader(self.fd)
+            if self.watched:
+                self.loop.remove_reader(self.fd)
             os.close(self.fd)
             self.open = False
 

@@ -80,3 +80,43 @@ def _alive_in_group(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] not in "ZX":
             alive.append(int(entry.name))
     return alive
+
+
+async def test_a_quick_childs_output_is_read_whole_after_its_exit(tmp_path: Path):
+    """Gone before the loop watches its pipes (PIPE_WATCH_DELAY_SECONDS): every line,
+    the last one without its newline too, reaches the sink, in order."""
+    lines: list[str] = []
+    done = await proc.run(
+        ["sh", "-c", "echo one; echo two; printf three"], cwd=tmp_path, on_stdout_line=lines.append
+    )
+    assert lines == ["one", "two", "three"] and done.stdout == "one\ntwo\nthree"
+
+
+async def test_a_child_that_fills_its_pipe_is_read_until_it_ends(tmp_path: Path):
+    """More than a pipe holds (64 KiB), on both streams: the child blocks until the loop
+    watches its pipes, and nothing it wrote is lost."""
+    script = "head -c 300000 /dev/zero | tr '\\0' x; head -c 200000 /dev/zero | tr '\\0' y >&2"
+    done = await proc.run(["sh", "-c", script], cwd=tmp_path)
+    assert done.stdout == "x" * 300000 and done.stderr == "y" * 200000
+
+
+async def test_lines_reach_the_sink_while_the_child_runs(tmp_path: Path):
+    """The child waits for a file the sink makes when it sees the child's first line."""
+    go = tmp_path / "go"
+    lines: list[str] = []
+
+    def sink(line: str) -> None:
+        lines.append(line)
+        go.touch()
+
+    script = f"echo ready; while [ ! -e {go} ]; do sleep 0.01; done; echo seen"
+    done = await proc.run(["sh", "-c", script], cwd=tmp_path, timeout=10, on_stdout_line=sink)
+    assert not done.timed_out and lines == ["ready", "seen"]
+
+
+async def test_output_a_left_behind_process_holds_open_is_read_until_its_kill(tmp_path: Path):
+    """The child exits at once; the process it left keeps the pipe open and writes later:
+    what it wrote within the drain (PIPE_DRAIN_SECONDS) is kept, then it is killed."""
+    script = "(sleep 0.2; echo later; sleep 30) & echo now"
+    done = await proc.run(["sh", "-c", script], cwd=tmp_path)
+    assert done.stdout == "now\nlater\n"
