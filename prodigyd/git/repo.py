@@ -7,7 +7,9 @@ dirty never takes `index.lock` and never makes the user's own concurrent git com
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,15 +165,37 @@ def _read_layout(path: Path) -> _Layout | None:
     return _Layout(folder, branch, common, ref_sha(common, ref))
 
 
-def _git_dirs_around(path: Path) -> tuple[Path, Path, Path] | None:
+def linked_worktree_dirs(path: Path) -> tuple[Path, Path] | None:
+    """(its own git dir, the common git dir) of the linked worktree whose top is `path`,
+    when its refs are plain files; None for anything else (a pool slot's start and end
+    then ask git)."""
+    found = _git_dirs_around(path, top=True)
+    if found is None or found[1] == found[2]:
+        return None
+    return found[1], found[2]
+
+
+def _git_dirs_around(path: Path, *, top: bool = False) -> tuple[Path, Path, Path] | None:
     """(the top folder, its git dir, the common git dir) of the repository around `path`
-    when its refs are plain files; None when they may not be (the callers ask git)."""
+    (`top`: only when `path` is that top) when its refs are plain files; None when they
+    may not be (the callers ask git).
+
+    Found again only when `path`'s `.git` is no longer the one it was found through
+    (`_FOUND`): a job's start and end ask about the same repository and worktree a dozen
+    times, and each finding resolves paths (an lstat per component) and reads `.git` and
+    `commondir` (~40 µs for a repository, ~90 for a linked worktree)."""
+    key = str(path)
+    hit = _FOUND.get(key)
+    if hit is not None and _stamp(key) == hit[0]:
+        return hit[1]
     start = path.resolve()  # once: each resolve is an lstat per component
     for folder in (start, *start.parents):
         dot_git = folder / ".git"
         if dot_git.exists():
             break
     else:
+        return None
+    if top and folder != start:
         return None
     try:
         git_dir = git_dir_of(dot_git)
@@ -180,7 +204,35 @@ def _git_dirs_around(path: Path) -> tuple[Path, Path, Path] | None:
             return None
     except OSError:
         return None
-    return folder, git_dir, common
+    found = folder, git_dir, common
+    stamp = _stamp(key) if folder == start and path.is_absolute() else None
+    if stamp is not None:
+        if len(_FOUND) >= FOUND_KEPT:
+            del _FOUND[next(iter(_FOUND))]  # the oldest finding
+        _FOUND[key] = stamp, found
+    return found
+
+
+#: What `_git_dirs_around` found for a path that is its repository's top (the only ones
+#: kept: a `.git` made in a subfolder of one could not be noticed), with what identified
+#: the `.git` then. The repositories and the pool's worktrees of a daemon's jobs.
+_FOUND: dict[str, tuple[tuple[int, ...], tuple[Path, Path, Path]]] = {}
+FOUND_KEPT = 256
+
+
+def _stamp(top: str) -> tuple[int, ...] | None:
+    """What identifies the `.git` in `top` (through any symlink in the path: one turned to
+    another checkout names another `.git`): a folder by its inode, a linked worktree's file
+    by its inode, size and mtime too (`git worktree repair` or a move rewrites it; a
+    reftable store made inside a folder is seen by the ref reads, which find no loose
+    ref and ask git)."""
+    try:
+        st = os.stat(f"{top}/.git")
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _refs_around(path: Path) -> Path | None:

@@ -22,6 +22,7 @@ from prodigyd.git.repo import (
     WorktreeState,
     branch_exists,
     commit_id,
+    linked_worktree_dirs,
     ref_sha,
     worktree_state,
 )
@@ -133,10 +134,10 @@ async def point_idle_slot(path: Path, start: str, branch: str | None) -> str:
     either changed meanwhile, git does the work.
     """
     commit = await commit_id(path, start)
-    git_dir = worktree_git_dir(path)
-    common = common_dir(git_dir) if git_dir is not None else None
-    if git_dir is None or common is None or (common / "reftable").exists():
+    dirs = linked_worktree_dirs(path)
+    if dirs is None:
         return await checkout_fresh(path, commit, branch)
+    git_dir, common = dirs
     if branch is None:
         if _parked_at(git_dir, commit):
             return commit
@@ -197,10 +198,10 @@ async def park_unchanged(
     session's merge, finding nothing to commit or merge). A worktree elsewhere is
     scrubbed at once, without a status.
     """
-    git_dir = worktree_git_dir(path)
-    common = common_dir(git_dir) if git_dir is not None else None
-    if git_dir is None or common is None or (common / "reftable").exists():
+    dirs = linked_worktree_dirs(path)
+    if dirs is None:
         return False
+    git_dir = dirs[0]
     head = _head_of(git_dir)
     if head is None:
         return False

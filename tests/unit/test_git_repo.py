@@ -143,6 +143,48 @@ async def test_a_worktree_whose_git_dir_lost_its_head_is_left_to_git(tmp_path: P
     assert await branch_exists(repo, "main")  # the repository itself reads as before
 
 
+async def test_a_path_turned_to_another_checkout_is_answered_about_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """What was found about a repository's top is kept while its `.git` is the same: a
+    symlink turned to another checkout names another `.git`, and is found again."""
+    first = make_repo(tmp_path / "first", branch="one")
+    second = make_repo(tmp_path / "second", branch="two")
+    link = tmp_path / "current"
+    link.symlink_to(first)
+    assert await current_branch(link) == "one"
+    link.unlink()
+    link.symlink_to(second)
+    assert await current_branch(link) == "two"
+    assert await head_sha(link) == run_git(second, "rev-parse", "HEAD").strip()
+
+
+async def test_a_moved_worktree_is_found_again_through_its_rewritten_git_file(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    linked = tmp_path / "linked"
+    run_git(repo, "worktree", "add", "--quiet", "-b", "side", str(linked))
+    assert await current_branch(linked) == "side"
+    moved = tmp_path / "moved"
+    run_git(repo, "worktree", "move", str(linked), str(moved))
+    run_git(repo, "worktree", "add", "--quiet", "-b", "other", str(linked))  # same path
+    assert await current_branch(linked) == "other"
+    assert await current_branch(moved) == "side"
+
+
+async def test_a_repository_made_in_a_subfolder_is_seen_from_it(tmp_path: Path) -> None:
+    """Only a repository's own top is remembered: asked from a subfolder, the answer is
+    looked for every time, so a repository made there since is found."""
+    outer = make_repo(tmp_path / "outer", branch="outer")
+    inner = outer / "inner"
+    inner.mkdir()
+    assert await repo_root(inner) == outer
+    make_repo(inner, branch="inner")
+    assert await repo_root(inner) == inner
+    assert await current_branch(inner) == "inner"
+
+
 async def test_dirty_paths_covers_modified_staged_untracked_and_renamed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "b.txt": "b\n", "old name.txt": "o\n"})
     assert not await is_dirty(repo)
