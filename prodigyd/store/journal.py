@@ -457,9 +457,11 @@ def private_of(job_id: str) -> dict[str, Any] | None:
 
 
 def next_queued(skip: Collection[str] = ()) -> sqlite3.Row | None:
-    """The job to start next: highest priority, then first submitted; none of `skip`."""
+    """The job to start next: highest priority, then first submitted; none of `skip`. Its
+    `id` and `action` only: the start reads the record once it holds the job's lock, and
+    every dispatch asks (the row's record and environment are kilobytes of text)."""
     marks = ", ".join("?" for _ in skip)
-    sql = f"SELECT * FROM jobs WHERE status = 'queued' AND id NOT IN ({marks})"
+    sql = f"SELECT id, action FROM jobs WHERE status = 'queued' AND id NOT IN ({marks})"
     return connection().execute(f"{sql} ORDER BY priority DESC, seq LIMIT 1", (*skip,)).fetchone()
 
 
