@@ -34,8 +34,13 @@ PIPE_DRAIN_SECONDS = 2.0
 #: their pipes never enter the loop's poller (with uvloop, ~11 system calls a pipe to add
 #: and remove). A longer-running child's lines reach their sinks (live logs, claude's
 #: stream) from here on, what it wrote meanwhile first; one that fills a pipe (64 KiB)
-#: sooner waits this long at most.
+#: sooner waits this long at most. (A quick child's stdout lines then reach their sink
+#: before its stderr lines, as two pipes read in one turn of the loop always could.)
 PIPE_WATCH_DELAY_SECONDS = 0.002
+
+#: At most this much is read from a pipe at once after its child's exit (`read_now`):
+#: a process the child left behind may keep writing, and the loop must not be held by it.
+READ_NOW_CHUNKS = 4
 
 #: Cap on the stdout/stderr kept in memory per process; the rest is dropped (and said so).
 #: Output files and logs are written by the callers that need the whole stream.
@@ -296,11 +301,20 @@ class _Pipe:
             self.watched = True
 
     def read_now(self) -> None:
-        """Read what the pipe holds; watch it from the loop if it is not at its end yet (a
-        process the child left behind holds it open)."""
-        while self.open and not self.watched:
-            if not self._readable():
-                self.watch()
+        """Read what the pipe holds (READ_NOW_CHUNKS at most); watch it from the loop if it
+        is not at its end yet (a process the child left behind holds it open). A sink that
+        raises is reported as one called from the loop would be, and reading goes on."""
+        for _ in range(READ_NOW_CHUNKS):
+            if not self.open or self.watched:
+                return
+            try:
+                if not self._readable():
+                    break
+            except Exception as exc:
+                self.loop.call_exception_handler(
+                    {"message": "a child's output sink failed", "exception": exc}
+                )
+        self.watch()
 
     def _readable(self) -> bool:
         """Read one chunk: False when there was none yet (the pipe is still open)."""

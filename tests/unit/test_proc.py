@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 from prodigyd import proc
+
+#: fcntl's F_SETPIPE_SZ (Linux; Python 3.10+ names it on Linux only).
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 def _open_fds() -> set[int]:
@@ -82,25 +88,42 @@ def _alive_in_group(pgid: int) -> list[int]:
     return alive
 
 
-async def test_a_quick_childs_output_is_read_whole_after_its_exit(tmp_path: Path):
-    """Gone before the loop watches its pipes (PIPE_WATCH_DELAY_SECONDS): every line,
-    the last one without its newline too, reaches the sink, in order."""
+@pytest.fixture
+def read_after_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pipes the loop watches only long after any of these children is gone: their output
+    is read by `read_now`, whatever the machine's load."""
+    monkeypatch.setattr(proc, "PIPE_WATCH_DELAY_SECONDS", 30.0)
+
+
+@pytest.fixture
+def watched_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(proc, "PIPE_WATCH_DELAY_SECONDS", 0.0)
+
+
+async def test_a_quick_childs_output_is_read_whole_after_its_exit(
+    tmp_path: Path, read_after_exit: None
+):
+    """Every line, the last one without its newline too, reaches the sink, in order."""
     lines: list[str] = []
     done = await proc.run(
-        ["sh", "-c", "echo one; echo two; printf three"], cwd=tmp_path, on_stdout_line=lines.append
+        ["sh", "-c", "echo one; echo two; printf three; echo oops >&2"],
+        cwd=tmp_path,
+        on_stdout_line=lines.append,
     )
     assert lines == ["one", "two", "three"] and done.stdout == "one\ntwo\nthree"
+    assert done.stderr == "oops\n"
 
 
 async def test_a_child_that_fills_its_pipe_is_read_until_it_ends(tmp_path: Path):
     """More than a pipe holds (64 KiB), on both streams: the child blocks until the loop
-    watches its pipes, and nothing it wrote is lost."""
+    watches its pipes (PIPE_WATCH_DELAY_SECONDS), and nothing it wrote is lost."""
     script = "head -c 300000 /dev/zero | tr '\\0' x; head -c 200000 /dev/zero | tr '\\0' y >&2"
-    done = await proc.run(["sh", "-c", script], cwd=tmp_path)
+    done = await proc.run(["sh", "-c", script], cwd=tmp_path, timeout=20)
+    assert not done.timed_out
     assert done.stdout == "x" * 300000 and done.stderr == "y" * 200000
 
 
-async def test_lines_reach_the_sink_while_the_child_runs(tmp_path: Path):
+async def test_lines_reach_the_sink_while_the_child_runs(tmp_path: Path, watched_at_once: None):
     """The child waits for a file the sink makes when it sees the child's first line."""
     go = tmp_path / "go"
     lines: list[str] = []
@@ -114,9 +137,87 @@ async def test_lines_reach_the_sink_while_the_child_runs(tmp_path: Path):
     assert not done.timed_out and lines == ["ready", "seen"]
 
 
-async def test_output_a_left_behind_process_holds_open_is_read_until_its_kill(tmp_path: Path):
+async def test_output_a_left_behind_process_holds_open_is_read_until_its_kill(
+    tmp_path: Path, read_after_exit: None, monkeypatch: pytest.MonkeyPatch
+):
     """The child exits at once; the process it left keeps the pipe open and writes later:
     what it wrote within the drain (PIPE_DRAIN_SECONDS) is kept, then it is killed."""
+    monkeypatch.setattr(proc, "PIPE_DRAIN_SECONDS", 0.5)
     script = "(sleep 0.2; echo later; sleep 30) & echo now"
     done = await proc.run(["sh", "-c", script], cwd=tmp_path)
     assert done.stdout == "now\nlater\n"
+
+
+async def test_a_left_behind_writer_does_not_hold_the_loop(
+    tmp_path: Path, read_after_exit: None, monkeypatch: pytest.MonkeyPatch
+):
+    """A process the child left behind writes without end, faster than the sink takes its
+    lines: the pipe is never empty, and the output is read a chunk at a time between the
+    loop's other work until the drain's limit ends it."""
+    monkeypatch.setattr(proc, "PIPE_DRAIN_SECONDS", 0.5)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    lines = 0
+
+    def slow_sink(line: str) -> None:
+        nonlocal lines
+        lines += 1
+
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        started = time.monotonic()
+        done = await proc.run(["sh", "-c", "yes &"], cwd=tmp_path, on_stdout_line=slow_sink)
+        took = time.monotonic() - started
+    finally:
+        ticking.cancel()
+    assert done.stdout.startswith("y\ny\n") and lines > 0
+    assert took < 10 and max(gaps) < 0.4
+
+
+async def test_a_sink_that_fails_is_reported_and_the_output_kept(
+    tmp_path: Path, read_after_exit: None
+):
+    """As for a sink the loop calls: the loop's exception handler hears of it, and the run
+    returns what the child wrote."""
+    loop = asyncio.get_running_loop()
+    reported: list[BaseException] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["exception"]))
+
+    def failing(line: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    try:
+        done = await proc.run(
+            ["sh", "-c", "echo one; echo two >&2"], cwd=tmp_path, on_stdout_line=failing
+        )
+    finally:
+        loop.set_exception_handler(None)
+    assert done.returncode == 0 and done.stdout == "one\n" and done.stderr == "two\n"
+    assert [type(exc) for exc in reported] == [OSError]
+
+
+async def test_reading_after_exit_stops_after_a_few_chunks_and_hands_over_to_the_loop():
+    """What `read_now` reads of a pipe that stays full (here: one made to hold 1 MiB)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        fcntl.fcntl(write_fd, F_SETPIPE_SZ, 1 << 20)
+        os.set_blocking(write_fd, False)
+        written = 0
+        with contextlib.suppress(BlockingIOError):
+            while written < 1 << 20:
+                written += os.write(write_fd, b"y\n" * 32768)
+        assert written > proc.READ_NOW_CHUNKS * 65536
+        pipe = proc._Pipe(asyncio.get_running_loop(), read_fd, None)
+        pipe.read_now()
+        assert pipe.size == proc.READ_NOW_CHUNKS * 65536 and pipe.watched
+        pipe.close()
+    finally:
+        os.close(write_fd)
