@@ -180,14 +180,23 @@ def _git_dirs_around(path: Path, *, top: bool = False) -> tuple[Path, Path, Path
     (`top`: only when `path` is that top) when its refs are plain files; None when they
     may not be (the callers ask git).
 
-    Found again only when `path`'s `.git` is no longer the one it was found through
-    (`_FOUND`): a job's start and end ask about the same repository and worktree a dozen
-    times, and each finding resolves paths (an lstat per component) and reads `.git` and
-    `commondir` (~40 µs for a repository, ~90 for a linked worktree)."""
+    Kept (`_FOUND`) for a path that is its repository's top, and trusted while the `.git`
+    there, and in the folder the answer names, is the one it was found through and the
+    common git dir holds no reftable store: a job's start and end ask about the same
+    repository and worktree a dozen times, and each finding resolves paths (an lstat per
+    component) and reads `.git` and `commondir` (~40 µs for a repository, ~90 for a
+    linked worktree), where the checks are three stats."""
     key = str(path)
     hit = _FOUND.get(key)
-    if hit is not None and _stamp(key) == hit[0]:
-        return hit[1]
+    if hit is not None:
+        stamp, found, names = hit
+        if (
+            _stamp(key) == stamp
+            and (names[0] == key or _stamp(names[0]) == stamp)
+            and not os.path.exists(names[1])
+        ):
+            return found
+    before = _stamp(key) if path.is_absolute() else None  # before the reads it vouches for
     start = path.resolve()  # once: each resolve is an lstat per component
     for folder in (start, *start.parents):
         dot_git = folder / ".git"
@@ -200,32 +209,32 @@ def _git_dirs_around(path: Path, *, top: bool = False) -> tuple[Path, Path, Path
     try:
         git_dir = git_dir_of(dot_git)
         common = common_dir(git_dir) or git_dir
-        if (common / "reftable").exists():
+        reftable = common / "reftable"
+        if reftable.exists():
             return None
     except OSError:
         return None
     found = folder, git_dir, common
-    stamp = _stamp(key) if folder == start and path.is_absolute() else None
-    if stamp is not None:
+    if before is not None and folder == start and _stamp(key) == before:
         if len(_FOUND) >= FOUND_KEPT:
-            del _FOUND[next(iter(_FOUND))]  # the oldest finding
-        _FOUND[key] = stamp, found
+            _FOUND.pop(next(iter(_FOUND), ""), None)  # the oldest finding
+        _FOUND[key] = before, found, (str(folder), str(reftable))
     return found
 
 
 #: What `_git_dirs_around` found for a path that is its repository's top (the only ones
 #: kept: a `.git` made in a subfolder of one could not be noticed), with what identified
-#: the `.git` then. The repositories and the pool's worktrees of a daemon's jobs.
-_FOUND: dict[str, tuple[tuple[int, ...], tuple[Path, Path, Path]]] = {}
+#: the `.git` then and the paths its checks stat (the top the answer names, the reftable
+#: store that would make it wrong). The repositories and the pool's worktrees of a
+#: daemon's jobs.
+_FOUND: dict[str, tuple[tuple[int, ...], tuple[Path, Path, Path], tuple[str, str]]] = {}
 FOUND_KEPT = 256
 
 
 def _stamp(top: str) -> tuple[int, ...] | None:
     """What identifies the `.git` in `top` (through any symlink in the path: one turned to
     another checkout names another `.git`): a folder by its inode, a linked worktree's file
-    by its inode, size and mtime too (`git worktree repair` or a move rewrites it; a
-    reftable store made inside a folder is seen by the ref reads, which find no loose
-    ref and ask git)."""
+    by its inode, size and mtime too (`git worktree repair` or a move rewrites it)."""
     try:
         st = os.stat(f"{top}/.git")
     except OSError:

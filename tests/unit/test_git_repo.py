@@ -20,6 +20,7 @@ from prodigyd.git import (
     is_dirty,
     repo_root,
 )
+from prodigyd.git import repo as repo_module
 from prodigyd.git.repo import ref_sha
 from tests.gitutil import git as run_git
 from tests.gitutil import make_repo
@@ -171,6 +172,35 @@ async def test_a_moved_worktree_is_found_again_through_its_rewritten_git_file(
     run_git(repo, "worktree", "add", "--quiet", "-b", "other", str(linked))  # same path
     assert await current_branch(linked) == "other"
     assert await current_branch(moved) == "side"
+
+
+async def test_a_link_whose_checkout_moved_away_is_not_answered_about_the_new_one_there(
+    tmp_path: Path,
+) -> None:
+    """`current` leads to `mine`, which is moved to `moved` (its `.git` the same inode) and
+    `current` turned to follow it; a new repository is made where `mine` was. What was
+    found through `current` named the old place: it is found again."""
+    mine = make_repo(tmp_path / "mine", branch="mine")
+    link = tmp_path / "current"
+    link.symlink_to(mine)
+    assert await current_branch(link) == "mine"
+    mine.rename(tmp_path / "moved")
+    link.unlink()
+    link.symlink_to(tmp_path / "moved")
+    make_repo(tmp_path / "mine", branch="fresh")
+    assert await current_branch(link) == "mine"
+    assert await repo_root(link) == tmp_path / "moved"
+
+
+def test_a_reftable_store_made_since_is_left_to_git(tmp_path: Path) -> None:
+    """The ref files are not where the refs are once a reftable store exists (`git refs
+    migrate`, or a clone made with it at the same path): what was found about the
+    repository is not trusted then (read through the private finder: git 2.39 has no
+    reftable, so `branch_exists` answers alike either way)."""
+    repo = make_repo(tmp_path / "repo")
+    assert repo_module._git_dirs_around(repo) is not None
+    (repo / ".git" / "reftable").mkdir()
+    assert repo_module._git_dirs_around(repo) is None
 
 
 async def test_a_repository_made_in_a_subfolder_is_seen_from_it(tmp_path: Path) -> None:
