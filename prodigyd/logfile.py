@@ -23,24 +23,33 @@ class RotatingLog(logging.FileHandler):
         self.max_bytes = max_bytes
 
     def emit(self, record: logging.LogRecord) -> None:
+        """A rotation that fails is reported (logging's handleError) and the record written
+        all the same, into the file open or opened again."""
         try:
             if self.max_bytes and self._full(record):
                 self._rotate()
         except Exception:
             self.handleError(record)
-            return
         super().emit(record)
 
     def _full(self, record: logging.LogRecord) -> bool:
-        if self.stream is None:
+        """Whether `record` would take the file to `max_bytes`: never for an empty file (a
+        record larger than the limit is written whole), nor for anything but a regular
+        file (a FIFO or a terminal the log was pointed at is written to, never moved)."""
+        stream = self.stream
+        if stream is None or not os.path.isfile(self.baseFilename):
             return False
-        self.stream.seek(0, os.SEEK_END)  # another writer (a restarted daemon) may have added
-        size = self.stream.tell()
+        try:
+            stream.seek(0, os.SEEK_END)  # another writer (a restarted daemon) may have added
+            size = stream.tell()
+        except OSError:
+            return False
         return size > 0 and size + len(self.format(record)) + len(self.terminator) >= self.max_bytes
 
     def _rotate(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
+        stream, self.stream = self.stream, None  # emit opens it again should the rest fail
+        if stream is not None:
+            stream.close()
         with contextlib.suppress(FileNotFoundError):
             os.replace(self.baseFilename, f"{self.baseFilename}.1")
         self.stream = self._open()
