@@ -8,31 +8,45 @@ plugins (observability hooks such as logfire's) prodigy never asks for: ~1 MB a 
 for good and ~15 ms of every start. The loader registered here finds none, as pydantic's own
 does with PYDANTIC_DISABLE_PLUGINS set; any other name a later pydantic asks it for is
 handed over to pydantic's real module. Nothing happens if pydantic's loader is loaded
-already.
+already. A process that imports prodigyd (a Dask worker running map agents included) has
+no pydantic plugins for any of its models: decided so, as nothing prodigy runs uses them,
+and a plugin installed beside it would instrument the daemon's every validation.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import types
+from importlib.machinery import ModuleSpec
 
 PLUGIN_LOADER = "pydantic.plugin._loader"
 
+_handover = threading.Lock()
+_real: types.ModuleType | None = None  # pydantic's own loader, once a name was asked of it
 
-def _no_plugins() -> tuple[()]:
+
+def _no_plugins(*_: object, **__: object) -> tuple[()]:
     return ()
 
 
 def _real_loader(name: str) -> object:
+    """Any name but `get_plugins`: the first such request puts pydantic's module in the
+    stand-in's place (once, whichever thread asks), and every one is answered by it."""
+    global _real
     if name.startswith("__"):  # the import system's and introspection's probes
         raise AttributeError(name)
-    import importlib
+    with _handover:
+        if _real is None:
+            import importlib
 
-    del sys.modules[PLUGIN_LOADER]
-    return getattr(importlib.import_module(PLUGIN_LOADER), name)
+            if sys.modules.get(PLUGIN_LOADER) is _loader:
+                del sys.modules[PLUGIN_LOADER]
+            _real = importlib.import_module(PLUGIN_LOADER)
+    return getattr(_real, name)
 
 
-if PLUGIN_LOADER not in sys.modules:
-    _loader = types.ModuleType(PLUGIN_LOADER, "pydantic's plugin loader, finding none")
-    vars(_loader).update(get_plugins=_no_plugins, __getattr__=_real_loader)
-    sys.modules[PLUGIN_LOADER] = _loader
+_loader = types.ModuleType(PLUGIN_LOADER, "pydantic's plugin loader, finding none")
+_loader.__spec__ = ModuleSpec(PLUGIN_LOADER, None)
+vars(_loader).update(get_plugins=_no_plugins, __getattr__=_real_loader)
+sys.modules.setdefault(PLUGIN_LOADER, _loader)  # nothing when pydantic's is loaded already
