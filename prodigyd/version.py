@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 
 #: The distribution's name, as pyproject.toml spells it.
@@ -14,21 +15,40 @@ DISTRIBUTION = "prodigy"
 
 @functools.cache
 def version() -> str:
-    """The `Version:` of the first `prodigy-*.dist-info/METADATA` on sys.path, which is
-    the one importlib.metadata would find (pip installs, editable ones included, always
-    leave one). Read by hand: importlib.metadata imports email, zipfile, csv and tempfile,
-    ~1 MB a daemon would hold for good (its `ping` answers with the version) and a few
-    milliseconds of a client's start. Anything else (an egg, a zip) goes to it."""
+    """The `Version:` of the first `prodigy` distribution on sys.path, the one
+    importlib.metadata would find, read by hand from its `.dist-info/METADATA` (pip
+    installs, editable ones included, always leave one). importlib.metadata imports email,
+    zipfile, csv and tempfile, ~1 MB a daemon would hold for good (its `ping` answers
+    with the version) and a few milliseconds of a client's start; it is asked when the
+    first one found is anything else (an `.egg-info`, as a source checkout on sys.path
+    has) or says no version."""
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
         except OSError:
             continue
         for name in names:
-            if name.endswith(".dist-info") and name.split("-", 1)[0] == DISTRIBUTION:
+            stem, _, kind = name.rpartition(".")
+            if kind not in _INFO or _normalized(stem.split("-", 1)[0]) != DISTRIBUTION:
+                continue
+            if kind == "dist-info":
                 found = _metadata_version(os.path.join(entry, name, "METADATA"))
                 if found:
                     return found
+            return _from_importlib()
+    return _from_importlib()
+
+
+#: The folders a distribution's metadata lives in.
+_INFO = ("dist-info", "egg-info")
+
+
+def _normalized(name: str) -> str:
+    """A distribution name as packaging compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _from_importlib() -> str:
     from importlib.metadata import version as installed
 
     return installed(DISTRIBUTION)
@@ -37,7 +57,7 @@ def version() -> str:
 def _metadata_version(path: str) -> str | None:
     """The `Version:` header of a METADATA file (its headers end at the first blank line)."""
     try:
-        with open(path, encoding="utf-8") as metadata:
+        with open(path, encoding="utf-8", errors="replace") as metadata:
             for line in metadata:
                 if not line.strip():
                     break
