@@ -288,3 +288,18 @@ def test_refs_read_from_files_never_wait_on_a_fifo_nor_choke_on_bytes(tmp_path: 
     reader.join(timeout=10)
     assert not reader.is_alive(), "reading a FIFO ref blocked"
     assert found == [None, None, run_git(repo, "rev-parse", "main").strip()]
+
+
+def test_only_a_linked_worktrees_own_top_has_its_git_dirs_read_from_files(tmp_path: Path) -> None:
+    """What a pool slot's start and end read without git: a linked worktree's top; not
+    the main working tree, nor a folder inside a worktree."""
+    repo = make_repo(tmp_path / "repo")
+    linked = tmp_path / "linked"
+    run_git(repo, "worktree", "add", "--quiet", "--detach", str(linked))
+    (linked / "sub").mkdir()
+    assert repo_module.linked_worktree_dirs(linked) == (
+        repo / ".git" / "worktrees" / "linked",
+        repo / ".git",
+    )
+    assert repo_module.linked_worktree_dirs(repo) is None
+    assert repo_module.linked_worktree_dirs(linked / "sub") is None
