@@ -19,9 +19,10 @@ def version() -> str:
     importlib.metadata would find, read by hand from its `.dist-info/METADATA` (pip
     installs, editable ones included, always leave one). importlib.metadata imports email,
     zipfile, csv and tempfile, ~1 MB a daemon would hold for good (its `ping` answers
-    with the version) and a few milliseconds of a client's start; it is asked when the
-    first one found is anything else (an `.egg-info`, as a source checkout on sys.path
-    has) or says no version."""
+    with the version) and a few milliseconds of a client's start. An `.egg-info` (what a
+    source checkout on sys.path has: `pip install -e` leaves one at its top) is read alike,
+    from its PKG-INFO; importlib.metadata is asked when the first one found says no
+    version."""
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
@@ -31,16 +32,14 @@ def version() -> str:
             stem, _, kind = name.rpartition(".")
             if kind not in _INFO or _normalized(stem.split("-", 1)[0]) != DISTRIBUTION:
                 continue
-            if kind == "dist-info":
-                found = _metadata_version(os.path.join(entry, name, "METADATA"))
-                if found:
-                    return found
-            return _from_importlib()
+            found = _metadata_version(os.path.join(entry, name, _INFO[kind]))
+            return found or _from_importlib()
     return _from_importlib()
 
 
-#: The folders a distribution's metadata lives in.
-_INFO = ("dist-info", "egg-info")
+#: The folders a distribution's metadata lives in, and the file in each that has its
+#: headers (the same `Name:`/`Version:` format).
+_INFO = {"dist-info": "METADATA", "egg-info": "PKG-INFO"}
 
 
 def _normalized(name: str) -> str:
@@ -55,7 +54,8 @@ def _from_importlib() -> str:
 
 
 def _metadata_version(path: str) -> str | None:
-    """The `Version:` header of a METADATA file (its headers end at the first blank line)."""
+    """The `Version:` header of a METADATA or PKG-INFO file (its headers end at the first
+    blank line)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as metadata:
             for line in metadata:

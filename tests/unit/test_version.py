@@ -40,15 +40,27 @@ def test_the_first_distribution_on_the_path_is_read(
     assert read() == "2.1.0"
 
 
+def test_a_source_checkouts_egg_info_first_on_the_path_is_read_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_importlib: None
+):
+    """`pip install -e` leaves `prodigy.egg-info` at the checkout's top: first on sys.path
+    when a process runs from there, as importlib.metadata would take it."""
+    info = tmp_path / "checkout" / "prodigy.egg-info"
+    info.mkdir(parents=True)
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: prodigy\nVersion: 0.2.0\n")
+    _dist(tmp_path / "site", "prodigy-0.1.0.dist-info", b"Name: prodigy\nVersion: 0.1.0\n")
+    monkeypatch.setattr("sys.path", [str(tmp_path / "checkout"), str(tmp_path / "site")])
+    assert read() == "0.2.0"
+
+
 @pytest.mark.parametrize(
     ("name", "metadata"),
     [
-        ("prodigy.egg-info", None),  # a source checkout's, first on the path: importlib's
         ("prodigy-0.1.0.dist-info", None),  # no METADATA
         ("prodigy-0.1.0.dist-info", b"Name: prodigy\n"),  # no version in it
     ],
 )
-def test_anything_else_first_is_left_to_importlib(
+def test_a_first_one_that_says_no_version_is_left_to_importlib(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     from_importlib: None,
