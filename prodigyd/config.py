@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from prodigyd import errorcodes, paths
+from prodigyd.closest import closest
 from prodigyd.errors import ProdigyError
 from prodigyd.store.atomic import write_bytes_atomic
 
@@ -271,8 +272,6 @@ def _require_known(key: str) -> None:
 
 
 def _did_you_mean(key: str) -> str:
-    from prodigyd.closest import closest
-
     close = closest(key, [*_keys(), *_sections()])
     return f"; did you mean {close}?" if close else ""
 
