@@ -19,6 +19,9 @@ pid file. A second signal exits at once.
 
 from __future__ import annotations
 
+from prodigyd import no_openssl  # first: what would load OpenSSL is imported without it
+
+# isort: split
 import argparse
 import asyncio
 import contextlib
@@ -94,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Config, ready_fd: int | None, activated: list[socket.socket]) -> int:
-    loop_factory = None
-    if config.event_loop == "uvloop":
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=no_openssl.loop_factory(config.event_loop)) as runner:
         return runner.run(_serve(config, ready_fd, activated))
 
 

@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from prodigyd import no_openssl
 from tests.cli import ctl, wait_for
 from tests.gitutil import git
 
@@ -238,3 +241,25 @@ def test_a_job_that_waited_in_the_queue_runs_its_workflow_as_edited_meanwhile(
         assert git(repo, "show", "main:said.txt").strip() == "as edited"
     finally:
         ctl("daemon", "stop", check=True)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_the_daemon_maps_no_openssl(
+    isolated: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str
+):
+    """prodigyd/no_openssl.py: on either event loop, a daemon that ran a job (a step, a
+    commit, the merge back) holds neither libssl nor libcrypto (~4.5 MB resident)."""
+    if not no_openssl._builtin_hashes():
+        pytest.skip("this Python has no built-in hashes: hashlib needs OpenSSL's")
+    monkeypatch.setenv("PRODIGY_EVENT_LOOP", loop)
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo a > a.txt && git add -A && git commit -qm a'\n")
+    ctl("daemon", "start", check=True)
+    try:
+        ctl("run", str(wf), "-y", cwd=repo, check=True)
+        assert "a.txt" in git(repo, "ls-tree", "--name-only", "main")
+        maps = Path(f"/proc/{daemon_pid(isolated)}/maps").read_text()
+    finally:
+        ctl("daemon", "stop", check=True)
+    assert "libpython" in maps or "python" in maps  # the daemon's own maps were read
+    assert [line for line in maps.splitlines() if "libssl" in line or "libcrypto" in line] == []

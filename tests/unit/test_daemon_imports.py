@@ -54,8 +54,19 @@ def test_serving_imports_neither_the_engine_nor_the_workflow_loader():
 #: What a daemon would otherwise hold for good (resident memory, issue 15) for what it never
 #: or seldom does: pydantic's plugin look-up and the version read through importlib.metadata
 #: (with email, zipfile, csv), logging.handlers (with pickle) for the log's rotation,
-#: difflib for a "did you mean".
-NEVER = ("importlib.metadata", "email", "zipfile", "csv", "pickle", "logging.handlers", "difflib")
+#: difflib for a "did you mean"; OpenSSL's modules (prodigyd/no_openssl.py).
+NEVER = (
+    "importlib.metadata",
+    "email",
+    "zipfile",
+    "csv",
+    "pickle",
+    "logging.handlers",
+    "difflib",
+    "ssl",
+    "_ssl",
+    "_hashlib",
+)
 
 WARM = f"""
 import sys, tempfile

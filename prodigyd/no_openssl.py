@@ -1,0 +1,120 @@
+"""The daemon's process loads no OpenSSL: its event loop and hashlib come without it.
+
+OpenSSL is ~4.5 MB of a ~43 MB idle daemon (issue 15's resident-memory row: libcrypto's
+pages its start touches, libssl's, and `ssl`'s own) and ~5 ms of its start, for nothing
+prodigyd does: it serves a Unix socket, talks to git, shells and agents through pipes and
+to a Dask scheduler through distributed's comms (which import `ssl` themselves if ever
+needed: a later `import ssl` loads the real module as usual), and hashes a few bytes at a
+time (a spool entry, a trigger key, a path).
+
+So prodigyd/main.py imports this module before anything else:
+- asyncio is imported with `ssl` absent, which takes its modules' own path for a Python
+  built without it (they bind `ssl = None`; only TLS transports need it).
+- hashlib and hmac are imported with `_hashlib` (OpenSSL's hashes) absent, which gives
+  them Python's built-in ones: the same digests. Not on a Python built without those (Fedora's has
+  only blake2 built in): hashlib then loads OpenSSL's as usual.
+- uvloop (`loop_factory`) has no path without `ssl` (it reads a few of its names as it is
+  imported), so it is imported with a stand-in module holding those names: classes
+  nothing is an instance of, and the error numbers, unused unless the loop were asked for
+  TLS. Should a later uvloop read a name the stand-in lacks, it is imported again with the
+  real `ssl`: never worse than before.
+A process that imported one of these already (a test importing prodigyd.main) keeps it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+#: Names of `ssl` uvloop reads as it is imported (its includes/stdlib.pxi).
+_UVLOOP_READS_CLASSES = ("SSLContext", "MemoryBIO")
+_UVLOOP_READS_ERRORS = (
+    "SSLError",
+    "SSLWantReadError",
+    "SSLSyscallError",
+    "SSLZeroReturnError",
+    "CertificateError",
+)
+_UVLOOP_READS_NUMBERS = {
+    "SSL_ERROR_WANT_READ": 2,
+    "SSL_ERROR_WANT_WRITE": 3,
+    "SSL_ERROR_SYSCALL": 5,
+}
+
+
+def _import_without(modules: tuple[str, ...], absent: str) -> None:
+    """Import `modules` while `import absent` raises ImportError; nothing when one of them
+    is imported already."""
+    if any(name in sys.modules for name in (*modules, absent)):
+        return
+    sys.modules[absent] = None  # type: ignore[assignment]  # what makes `import` refuse it
+    try:
+        for name in modules:
+            importlib.import_module(name)
+    finally:
+        del sys.modules[absent]
+
+
+def _builtin_hashes() -> bool:
+    """Whether this Python has hashlib's guaranteed hashes built in (3.12 merged the
+    modules of the SHA-2 family into `_sha2`)."""
+    found = importlib.util.find_spec
+    sha2 = found("_sha2") is not None or None not in (found("_sha256"), found("_sha512"))
+    return sha2 and None not in (found("_md5"), found("_sha1"), found("_blake2"), found("_sha3"))
+
+
+def _tls_stand_in() -> types.ModuleType:
+    def no_tls(*_: object, **__: object) -> None:
+        raise RuntimeError("prodigyd's event loop was loaded without TLS support")
+
+    stand_in = types.ModuleType("ssl", "what uvloop reads of ssl, for a loop without TLS")
+    for name in _UVLOOP_READS_CLASSES:
+        setattr(stand_in, name, type(name, (), {}))
+    for name in _UVLOOP_READS_ERRORS:
+        setattr(stand_in, name, type(name, (OSError,), {}))
+    vars(stand_in).update(_UVLOOP_READS_NUMBERS, create_default_context=no_tls)
+    return stand_in
+
+
+def _import_uvloop() -> types.ModuleType:
+    if "ssl" in sys.modules:
+        import uvloop
+
+        return uvloop
+    stand_in = sys.modules["ssl"] = _tls_stand_in()
+    try:
+        import uvloop
+
+        return uvloop
+    except AttributeError:  # a later uvloop reads a name the stand-in lacks
+        for name in [name for name in sys.modules if name.partition(".")[0] == "uvloop"]:
+            del sys.modules[name]
+    finally:
+        if sys.modules.get("ssl") is stand_in:
+            del sys.modules["ssl"]
+    logging.getLogger("prodigyd").info("uvloop reads more of ssl than expected: loaded with it")
+    import uvloop
+
+    return uvloop
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory for asyncio.Runner of the loop named in config (`event_loop`); None:
+    asyncio's own."""
+    if name == "uvloop":
+        factory: Callable[[], asyncio.AbstractEventLoop] = _import_uvloop().new_event_loop
+        return factory
+    return None
+
+
+_import_without(("asyncio",), "ssl")
+if _builtin_hashes():
+    _import_without(("hashlib", "hmac"), "_hashlib")  # hmac, too, imports `_hashlib` itself
