@@ -4,9 +4,13 @@ One row per job (= session) holds its queue state, its session record and its pr
 the environment and arguments it was submitted with, verbatim, because a resume (even after
 a restart) must run with them. That column never leaves the daemon; everything shown to
 clients or written elsewhere is masked. The environment (which holds the user's tokens) is
-dropped in the same UPDATE that records a job's end for good (`forget_env`), and scrubbed
-from the file then: `secure_delete` zeroes what SQLite frees, and a TRUNCATE checkpoint
-empties the write-ahead log, which still holds the old versions of the row's pages.
+dropped in the same UPDATE that records a job's end for good (`forget_env`), into pages
+`secure_delete` writes with what SQLite frees zeroed. Until a scrub (a TRUNCATE checkpoint)
+copies them into the database file and empties the write-ahead log, the file and the log
+still hold the old versions; the daemon scrubs once it is quiet, within seconds
+(scheduler.py, `_scrub_when_due`). Not after every job: that delayed each job's end by
+~1.5 ms, and an emptied log grows again, where a commit costs more than in a log SQLite
+reuses (~0.1 ms a submission's, measured alone).
 
 A submission is one committed transaction (WAL + synchronous=FULL: fsync'd) before the
 client is told the job id, so an acknowledged job survives `kill -9` at any instant. Every
@@ -139,8 +143,11 @@ _EXCLUSIVE: set[int] = set()  # ids of connections opened in exclusive mode (a f
 
 #: SQLite's answers for a file that is not a usable database (what moving aside is for).
 _NOT_A_DATABASE = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-#: Journals (paths) whose write-ahead log still holds dropped data: a scrub that failed.
-_SCRUB_OWED: set[str] = set()
+#: Journals (paths) whose write-ahead log may still hold dropped data, and since when
+#: (time.monotonic()): a job's environment dropped, a scrub that failed, a log left by a
+#: daemon that was killed.
+_SCRUB_OWED: dict[str, float] = {}
+_SCRUB_FAILING: set[str] = set()  # warned about once, until a scrub succeeds
 
 
 def connection() -> sqlite3.Connection:
@@ -160,6 +167,7 @@ def close_all() -> None:
     _SYNC.clear()
     _EXCLUSIVE.clear()
     _SCRUB_OWED.clear()  # SQLite empties the log of a journal it closes cleanly
+    _SCRUB_FAILING.clear()
 
 
 def degraded() -> bool:
@@ -218,6 +226,9 @@ def _connect_full(path: Path) -> sqlite3.Connection:
 
 
 def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(f"{path}-wal").st_size:  # left by a daemon killed: may hold dropped data
+            _owe_scrub(str(path))
     with space.guard(path):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # private before SQLite creates it
         os.close(fd)
@@ -343,7 +354,7 @@ def update(
             dropped = _has_env(conn, "id = ?", (job_id,))
         conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))
     if dropped:
-        scrub()
+        _owe_scrub(str(paths.journal_file()))
 
 
 def forget_env_where(statuses: tuple[str, ...]) -> int:
@@ -369,27 +380,30 @@ def _has_env(conn: sqlite3.Connection, where: str, values: tuple[Any, ...]) -> b
     return conn.execute(sql, values).fetchone() is not None
 
 
+def _owe_scrub(path: str) -> None:
+    _SCRUB_OWED.setdefault(path, time.monotonic())
+
+
 def scrub() -> bool:
     """Empty the write-ahead log into the database file: the log still holds the pages of
-    data just dropped, as they were. (Rare: once per finished job, a few milliseconds.)
+    data dropped, as they were. (~1 ms: the daemon does it when quiet, see the module
+    docstring.)
 
     Best effort, never raised: it runs after the change that dropped the data committed,
     and a failure here (a full disk, an I/O error, a busy reader) must not turn that change
-    into an error. The scrub is then owed (`scrub_owed`): the next scrub, the daemon's
+    into an error. The scrub stays owed (`scrub_owed_since`): the next scrub, the daemon's
     mender (`settle`) or SQLite's own checkpoint on close does it. False when not done."""
     path = str(paths.journal_file())
     try:
         busy, _, _ = connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     except (sqlite3.Error, OSError) as exc:
-        if path not in _SCRUB_OWED:
-            log.warning("journal: the write-ahead log could not be emptied now (%s)", exc)
-        _SCRUB_OWED.add(path)
+        _scrub_failed(path, str(exc))
         return False
     if busy:  # a reader held the log
-        log.warning("journal: the write-ahead log could not be emptied now (busy)")
-        _SCRUB_OWED.add(path)
+        _scrub_failed(path, "busy")
         return False
-    _SCRUB_OWED.discard(path)
+    _SCRUB_OWED.pop(path, None)
+    _SCRUB_FAILING.discard(path)
     _restart_log()
     return True
 
@@ -405,16 +419,24 @@ def _restart_log() -> None:
         conn.execute(f"PRAGMA user_version={version}")
 
 
-def scrub_owed() -> bool:
-    """Whether dropped data may still be in the write-ahead log (a scrub failed)."""
-    return str(paths.journal_file()) in _SCRUB_OWED
+def _scrub_failed(path: str, why: str) -> None:
+    if path not in _SCRUB_FAILING:
+        log.warning("journal: the write-ahead log could not be emptied now (%s)", why)
+        _SCRUB_FAILING.add(path)
+    _owe_scrub(path)
+
+
+def scrub_owed_since() -> float | None:
+    """Since when (time.monotonic()) dropped data may be in the write-ahead log; None when
+    it is not (see `_SCRUB_OWED`)."""
+    return _SCRUB_OWED.get(str(paths.journal_file()))
 
 
 def settle() -> None:
     """What the daemon's mender does for the journal once there may be room: leave the
     full-disk fallback, and do a scrub that is owed. NoSpace when it still does not fit."""
     reopen()
-    if scrub_owed():
+    if scrub_owed_since() is not None:
         scrub()
 
 

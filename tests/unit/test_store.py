@@ -218,7 +218,11 @@ def test_a_finished_jobs_environment_is_dropped_and_scrubbed_from_the_file(isola
     assert journal.private_of("workflow-1-eeeeee") == {"env": env, "args": ["a"]}
     journal.update("workflow-1-eeeeee", status="completed", forget_env=True)
     assert journal.private_of("workflow-1-eeeeee") == {"args": ["a"]}  # `dlq retry` needs them
+    assert TOKEN.encode() in _journal_bytes()  # in the write-ahead log, until a scrub
+    assert journal.scrub_owed_since() is not None
+    assert journal.scrub()  # (the daemon scrubs once quiet: scheduler.py, `_scrub_when_due`)
     assert TOKEN.encode() not in _journal_bytes()
+    assert journal.scrub_owed_since() is None
 
 
 def test_a_scrub_starts_the_emptied_log_again_without_the_dropped_environment(isolated: Path):
@@ -228,10 +232,28 @@ def test_a_scrub_starts_the_emptied_log_again_without_the_dropped_environment(is
         "workflow-1-abcdef", status="running", record={}, private={"env": {"T": TOKEN}, "args": []}
     )
     journal.update("workflow-1-abcdef", status="completed", forget_env=True)
+    journal.scrub()
     wal = Path(f"{paths.journal_file()}-wal").read_bytes()
     assert wal[:4] in (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))  # a WAL header
     assert TOKEN.encode() not in wal and TOKEN.encode() not in _journal_bytes()
     assert journal.found_version() == journal.SCHEMA_VERSION  # rewritten as it was
+
+
+def test_a_log_left_by_a_killed_daemon_is_scrubbed_by_the_next(isolated: Path):
+    """A daemon killed between a job's end and its scrub leaves the dropped environment in
+    the write-ahead log: the next one to open the journal owes the scrub."""
+    journal.insert(
+        "workflow-1-dddddd", status="running", record={}, private={"env": {"T": TOKEN}, "args": []}
+    )
+    journal.update("workflow-1-dddddd", status="completed", forget_env=True)
+    killed = Path(f"{paths.journal_file()}-wal").read_bytes()  # a kill -9 leaves this log
+    assert TOKEN.encode() in killed
+    journal.close_all()  # (which empties the log: put it back as the kill left it)
+    Path(f"{paths.journal_file()}-wal").write_bytes(killed)
+    assert journal.private_of("workflow-1-dddddd") == {"args": []}  # the log was replayed
+    assert journal.scrub_owed_since() is not None
+    assert journal.scrub()
+    assert TOKEN.encode() not in _journal_bytes()
 
 
 def test_an_older_journal_drops_the_environment_of_its_finished_jobs(isolated: Path):

@@ -1,0 +1,96 @@
+"""When the daemon scrubs the journal's write-ahead log of the environments jobs dropped as
+they ended (scheduler.py, `_scrub_when_due`, at each of the mender's ticks): once it is
+quiet, or SCRUB_AT_MOST_SECONDS after the first drop while jobs keep starting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prodigyd import paths
+from prodigyd.engine.context import EngineSettings
+from prodigyd.pool import WorktreePool
+from prodigyd.scheduler import SCRUB_AT_MOST_SECONDS, Scheduler, SchedulerSettings
+from prodigyd.store import journal
+
+TOKEN = "tok-Wq2vL9mX8pR4tY6wKp3nB5cD9fG1hJ0eQ7a1"
+
+
+def in_journal_files() -> bool:
+    path = paths.journal_file()
+    return TOKEN.encode() in b"".join(p.read_bytes() for p in path.parent.glob("journal.db*"))
+
+
+def a_job_ended(job_id: str) -> None:
+    journal.insert(job_id, status="running", record={}, private={"env": {"T": TOKEN}, "args": []})
+    journal.update(job_id, status="completed", forget_env=True)
+
+
+@pytest.fixture
+def jobs(isolated: Path) -> Scheduler:
+    return Scheduler(EngineSettings(), SchedulerSettings(), WorktreePool())
+
+
+def run_one(jobs: Scheduler) -> None:
+    """What `_start` counts: a session started (and still running, until `finish`)."""
+    jobs._starts += 1
+    jobs.running["workflow-9-000000"] = (Any, Any)  # type: ignore[assignment]
+
+
+def finish(jobs: Scheduler) -> None:
+    jobs.running.clear()
+
+
+def test_nothing_is_scrubbed_while_jobs_run_or_start_then_once_quiet(jobs: Scheduler):
+    a_job_ended("workflow-1-aaaaaa")
+    run_one(jobs)  # the next job runs
+    jobs._scrub_when_due()
+    assert in_journal_files() and journal.scrub_owed_since() is not None
+    finish(jobs)
+    run_one(jobs)  # another job starts and ends between two ticks
+    finish(jobs)
+    jobs._scrub_when_due()
+    assert in_journal_files()
+    jobs._scrub_when_due()  # a tick with no job running nor started since the one before
+    assert not in_journal_files() and journal.scrub_owed_since() is None
+
+
+def test_while_jobs_keep_starting_the_scrub_waits_at_most_so_long(
+    jobs: Scheduler, monkeypatch: pytest.MonkeyPatch
+):
+    a_job_ended("workflow-1-bbbbbb")
+    run_one(jobs)
+    jobs._scrub_when_due()
+    assert in_journal_files()
+    owed = journal.scrub_owed_since()
+    assert owed is not None
+    later = owed + SCRUB_AT_MOST_SECONDS
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    run_one(jobs)
+    jobs._scrub_when_due()
+    assert not in_journal_files()
+
+
+def test_the_mender_scrubs_a_quiet_daemon_by_itself(
+    jobs: Scheduler, monkeypatch: pytest.MonkeyPatch
+):
+    """The running scheduler: no call but its own tasks (the mender's tick shortened)."""
+    monkeypatch.setattr("prodigyd.scheduler.MEND_SECONDS", 0.01)
+
+    async def scenario() -> bool:
+        jobs.start()
+        try:
+            a_job_ended("workflow-1-cccccc")
+            for _ in range(500):
+                if journal.scrub_owed_since() is None:
+                    return not in_journal_files()
+                await asyncio.sleep(0.01)
+            return False
+        finally:
+            await jobs.shutdown()
+
+    assert asyncio.run(scenario())
