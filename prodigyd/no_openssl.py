@@ -19,6 +19,8 @@ So prodigyd/main.py imports this module before anything else:
   TLS. Should a later uvloop read a name the stand-in lacks, it is imported again with the
   real `ssl`: never worse than before.
 A process that imported one of these already (a test importing prodigyd.main) keeps it.
+(pygit2, loaded once a trigger watches a repository, links libgit2's own OpenSSL: that
+is its cost, paid then.)
 """
 
 from __future__ import annotations
