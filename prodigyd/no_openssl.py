@@ -16,8 +16,8 @@ So prodigyd/main.py imports this module before anything else:
 - uvloop (`loop_factory`) has no path without `ssl` (it reads a few of its names as it is
   imported), so it is imported with a stand-in module holding those names: classes
   nothing is an instance of, and the error numbers, unused unless the loop were asked for
-  TLS. Should a later uvloop read a name the stand-in lacks, it is imported again with the
-  real `ssl`: never worse than before.
+  TLS. Should a later uvloop read a name the stand-in lacks (`ssl.NAME` or `from ssl
+  import NAME`), it is imported again with the real `ssl`: never worse than before.
 A process that imported one of these already (a test importing prodigyd.main) keeps it.
 (pygit2, loaded once a trigger watches a repository, links libgit2's own OpenSSL: that
 is its cost, paid then.)
@@ -96,7 +96,7 @@ def _import_uvloop() -> types.ModuleType:
         import uvloop
 
         return uvloop
-    except AttributeError:  # a later uvloop reads a name the stand-in lacks
+    except (AttributeError, ImportError):  # a later uvloop reads a name the stand-in lacks
         for name in [name for name in sys.modules if name.partition(".")[0] == "uvloop"]:
             del sys.modules[name]
     finally:

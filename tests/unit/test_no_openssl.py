@@ -53,12 +53,30 @@ def test_the_loop_runs_children_and_hashes_are_right_without_openssl(loop: str):
     assert out[1:] == ["[]", f"{ABC} True", "True True"]
 
 
+#: The stand-in lacks a name uvloop reads: as `ssl.NAME` does (AttributeError), and as
+#: `from ssl import NAME` does (ImportError).
+LACKING = {
+    "attribute": 'no_openssl._UVLOOP_READS_ERRORS = ("SSLError",)',
+    "from-import": """
+_real = no_openssl._tls_stand_in
+def _lacking():
+    stand_in = _real()
+    del stand_in.SSLZeroReturnError
+    def refuse(name):
+        raise ImportError(f"cannot import name {name!r} from 'ssl'")
+    stand_in.__getattr__ = refuse
+    return stand_in
+no_openssl._tls_stand_in = _lacking
+""",
+}
+
+
 @needs_builtin_hashes
-def test_a_uvloop_reading_more_of_ssl_than_the_stand_in_has_is_loaded_with_the_real_one():
-    """Here the stand-in lacks a name uvloop reads: uvloop is imported again with `ssl`,
-    and works (no worse than before the stand-in)."""
-    patch = 'no_openssl._UVLOOP_READS_ERRORS = ("SSLError",)'
-    out = run(RUN_A_LOOP.format(loop="uvloop", patch=patch))
+@pytest.mark.parametrize("how", list(LACKING))
+def test_a_uvloop_reading_more_of_ssl_than_the_stand_in_has_is_loaded_with_the_real_one(how):
+    """uvloop is then imported again with `ssl`, and works (no worse than before the
+    stand-in)."""
+    out = run(RUN_A_LOOP.format(loop="uvloop", patch=LACKING[how]))
     assert out[0].startswith("0 ")
     assert out[1] == "['_ssl', 'ssl']"  # loaded for uvloop; hashlib still without OpenSSL
     assert out[2:] == [f"{ABC} True", "True True"]
