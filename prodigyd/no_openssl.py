@@ -18,7 +18,10 @@ So prodigyd/main.py imports this module before anything else:
   nothing is an instance of, and the error numbers, unused unless the loop were asked for
   TLS. Should a later uvloop read a name the stand-in lacks (`ssl.NAME` or `from ssl
   import NAME`), it is imported again with the real `ssl`: never worse than before.
-A process that imported one of these already (a test importing prodigyd.main) keeps it.
+So the daemon's loop cannot open a TLS connection itself (asyncio says its ssl module
+is not available; uvloop's stand-in classes say the same); distributed's `tls://`
+comms, which wrap their sockets with the real `ssl` themselves, work on either loop. A
+process that imported one of these already (a test importing prodigyd.main) keeps it.
 (pygit2, loaded once a trigger watches a repository, links libgit2's own OpenSSL: that
 is its cost, paid then.)
 """
@@ -73,20 +76,24 @@ def _builtin_hashes() -> bool:
     return sha2 and None not in (found("_md5"), found("_sha1"), found("_blake2"), found("_sha3"))
 
 
-def _tls_stand_in() -> types.ModuleType:
-    def no_tls(*_: object, **__: object) -> None:
-        raise RuntimeError("prodigyd's event loop was loaded without TLS support")
+def _no_tls(*_: object, **__: object) -> None:
+    raise RuntimeError("prodigyd's event loop was loaded without TLS support")
 
+
+def _tls_stand_in() -> types.ModuleType:
+    """A module `ssl` with what uvloop reads of it: its classes refuse to be made (with a
+    clear error, should the loop ever be asked for TLS), its errors are nobody's."""
     stand_in = types.ModuleType("ssl", "what uvloop reads of ssl, for a loop without TLS")
     for name in _UVLOOP_READS_CLASSES:
-        setattr(stand_in, name, type(name, (), {}))
+        setattr(stand_in, name, type(name, (), {"__init__": _no_tls}))
     for name in _UVLOOP_READS_ERRORS:
         setattr(stand_in, name, type(name, (OSError,), {}))
-    vars(stand_in).update(_UVLOOP_READS_NUMBERS, create_default_context=no_tls)
+    vars(stand_in).update(_UVLOOP_READS_NUMBERS, create_default_context=_no_tls)
     return stand_in
 
 
 def _import_uvloop() -> types.ModuleType:
+    """uvloop, imported with the stand-in for `ssl` unless that is imported already."""
     if "ssl" in sys.modules:
         import uvloop
 
@@ -96,7 +103,9 @@ def _import_uvloop() -> types.ModuleType:
         import uvloop
 
         return uvloop
-    except (AttributeError, ImportError):  # a later uvloop reads a name the stand-in lacks
+    except (AttributeError, ImportError) as exc:  # a name the stand-in lacks?
+        if isinstance(exc, ImportError) and exc.name != "ssl":
+            raise  # uvloop itself is missing or broken: as without the stand-in
         for name in [name for name in sys.modules if name.partition(".")[0] == "uvloop"]:
             del sys.modules[name]
     finally:

@@ -159,20 +159,21 @@ class Scheduler:
 
     async def _mend(self) -> None:
         """While something could not be written (a full disk), try again now and then;
-        once all of it fits, say so and let queued jobs start."""
+        once all of it fits, say so and let queued jobs start. And scrub the journal when
+        it is due. Nothing either raises ends this task: what it mends would wait for good."""
         while True:
             await asyncio.sleep(MEND_SECONDS)
-            self._scrub_when_due()
-            if self._needs_mending():
-                try:
+            try:
+                self._scrub_when_due()
+                if self._needs_mending():
                     self.mend()
-                except Exception:
-                    log.exception("mending the store failed")
+            except Exception:
+                log.exception("mending the store failed")
 
     def _scrub_when_due(self) -> None:
         """Empty the journal's write-ahead log of the environments dropped as jobs ended
         (journal.scrub, ~1 ms on the loop) once the daemon is quiet: no job runs and none
-        started since the mender's last tick (so within 2-4 s of the last job's end); while
+        started since the mender's last tick (so within 4 s of the last job's end); while
         jobs keep starting, SCRUB_AT_MOST_SECONDS after the first drop. Not as each job
         ends: that delayed each job's `session_finished` by ~1.5 ms (an interleaved A/B,
         2026-12-04, 90 jobs a side), and an emptied log grows again (see store/journal.py).

@@ -7,8 +7,11 @@ clients or written elsewhere is masked. The environment (which holds the user's 
 dropped in the same UPDATE that records a job's end for good (`forget_env`), into pages
 `secure_delete` writes with what SQLite frees zeroed. Until a scrub (a TRUNCATE checkpoint)
 copies them into the database file and empties the write-ahead log, the file and the log
-still hold the old versions; the daemon scrubs once it is quiet, within seconds
-(scheduler.py, `_scrub_when_due`). Not after every job: that delayed each job's end by
+still hold the old versions; the daemon scrubs once it is quiet (within 4 s of the last
+job's end; at most a minute after a drop while jobs keep starting; a log a killed daemon
+left, once the next is quiet: scheduler.py, `_scrub_when_due`; `_connect`). A resume
+with a new environment, which replaces the old one, owes a scrub as well. Not after
+every job: that delayed each job's end by
 ~1.5 ms, and an emptied log grows again, where a commit costs more than in a log SQLite
 reuses (~0.1 ms a submission's, measured alone).
 
@@ -353,7 +356,7 @@ def update(
         if forget_env:
             dropped = _has_env(conn, "id = ?", (job_id,))
         conn.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))
-    if dropped:
+    if dropped or private is not None:  # a resume's environment replaced the old one
         _owe_scrub(str(paths.journal_file()))
 
 
@@ -381,6 +384,7 @@ def _has_env(conn: sqlite3.Connection, where: str, values: tuple[Any, ...]) -> b
 
 
 def _owe_scrub(path: str) -> None:
+    """Note that the journal at `path` holds dropped data (since now, unless earlier)."""
     _SCRUB_OWED.setdefault(path, time.monotonic())
 
 
@@ -390,13 +394,14 @@ def scrub() -> bool:
     docstring.)
 
     Best effort, never raised: it runs after the change that dropped the data committed,
-    and a failure here (a full disk, an I/O error, a busy reader) must not turn that change
-    into an error. The scrub stays owed (`scrub_owed_since`): the next scrub, the daemon's
-    mender (`settle`) or SQLite's own checkpoint on close does it. False when not done."""
+    and a failure here (a full disk, even to open the journal; an I/O error; a busy
+    reader) must not turn that change into an error. The scrub stays owed
+    (`scrub_owed_since`): the daemon's next quiet moment or SQLite's own checkpoint on
+    close does it. False when not done."""
     path = str(paths.journal_file())
     try:
         busy, _, _ = connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, NoSpace) as exc:
         _scrub_failed(path, str(exc))
         return False
     if busy:  # a reader held the log
@@ -411,8 +416,8 @@ def scrub() -> bool:
 def _restart_log() -> None:
     """Start the emptied write-ahead log now, with a commit that changes nothing (the
     schema version, rewritten as it is). The first commit into an empty log also writes
-    and syncs the log's header: two syncs instead of one, and the next commit is usually
-    a submission's, which its client waits for (a scrub runs as a job ends). Best effort:
+    and syncs the log's header: two syncs instead of one, and the next commit is often a
+    submission's, which its client waits for. Best effort:
     when it fails, that next commit writes the header as before."""
     with contextlib.suppress(sqlite3.Error, OSError, NoSpace), transaction(durable=False) as conn:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -420,6 +425,8 @@ def _restart_log() -> None:
 
 
 def _scrub_failed(path: str, why: str) -> None:
+    """The scrub stays owed; said in the daemon log once, until a scrub succeeds (the
+    daemon tries again every couple of seconds while the disk is full)."""
     if path not in _SCRUB_FAILING:
         log.warning("journal: the write-ahead log could not be emptied now (%s)", why)
         _SCRUB_FAILING.add(path)
@@ -434,10 +441,9 @@ def scrub_owed_since() -> float | None:
 
 def settle() -> None:
     """What the daemon's mender does for the journal once there may be room: leave the
-    full-disk fallback, and do a scrub that is owed. NoSpace when it still does not fit."""
+    full-disk fallback (a scrub owed is left to the daemon's next quiet moment). NoSpace
+    when it still does not fit."""
     reopen()
-    if scrub_owed_since() is not None:
-        scrub()
 
 
 class Columns(TypedDict, total=False):

@@ -258,8 +258,10 @@ def test_the_daemon_maps_no_openssl(
     try:
         ctl("run", str(wf), "-y", cwd=repo, check=True)
         assert "a.txt" in git(repo, "ls-tree", "--name-only", "main")
-        maps = Path(f"/proc/{daemon_pid(isolated)}/maps").read_text()
+        pid = daemon_pid(isolated)
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        exe = os.readlink(f"/proc/{pid}/exe")
     finally:
         ctl("daemon", "stop", check=True)
-    assert "libpython" in maps or "python" in maps  # the daemon's own maps were read
+    assert exe in maps  # the daemon's own maps were read
     assert [line for line in maps.splitlines() if "libssl" in line or "libcrypto" in line] == []

@@ -166,7 +166,7 @@ def test_no_part_of_a_secret_is_stored_or_shown(
     ctl("cancel", by_status["failed"], check=True)  # closed for good: nothing runs again
 
     # the journal's write-ahead log keeps the dropped environments until the daemon is quiet
-    # (scheduler.py, `_scrub_when_due`): 2-4 s after the last job
+    # (scheduler.py, `_scrub_when_due`): within 4 s of the last job's end
     wait_for(
         lambda: not any(leaks(data, secret) for _, data in journal_files(daemon)),
         timeout=15,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from prodigyd import no_openssl
+
 #: Every module `prodigyd.main._serve` imports before it reports ready.
 SERVING = (
     "prodigyd.main",
@@ -65,7 +67,7 @@ NEVER = (
     "difflib",
     "ssl",
     "_ssl",
-    "_hashlib",
+    *(("_hashlib",) if no_openssl._builtin_hashes() else ()),  # else hashlib needs it
 )
 
 WARM = f"""

@@ -13,9 +13,11 @@ import pytest
 
 from prodigyd import paths
 from prodigyd.engine.context import EngineSettings
+from prodigyd.errors import NoSpace
 from prodigyd.pool import WorktreePool
 from prodigyd.scheduler import SCRUB_AT_MOST_SECONDS, Scheduler, SchedulerSettings
 from prodigyd.store import journal
+from prodigyd.store import sessions as session_store
 
 TOKEN = "tok-Wq2vL9mX8pR4tY6wKp3nB5cD9fG1hJ0eQ7a1"
 
@@ -94,3 +96,63 @@ def test_the_mender_scrubs_a_quiet_daemon_by_itself(
             await jobs.shutdown()
 
     assert asyncio.run(scenario())
+
+
+def test_the_mender_lives_on_when_a_scrub_raises(
+    jobs: Scheduler, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """Whatever a tick raises is logged: the mender is what writes a full disk's backlog
+    and scrubs, and a task that ended would leave both undone for good."""
+    monkeypatch.setattr("prodigyd.scheduler.MEND_SECONDS", 0.01)
+    ticks = []
+
+    def broken() -> None:
+        ticks.append(1)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(jobs, "_scrub_when_due", broken)
+
+    async def scenario() -> None:
+        jobs.start()
+        try:
+            for _ in range(500):
+                if len(ticks) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert jobs._mender is not None and not jobs._mender.done()
+        finally:
+            await jobs.shutdown()
+
+    asyncio.run(scenario())
+    assert len(ticks) >= 3
+    assert "mending the store failed" in caplog.text
+
+
+def test_a_scrub_that_fails_is_said_once_until_one_succeeds(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    a_job_ended("workflow-1-dddddd")
+    real = journal.connection
+
+    def full() -> Any:
+        raise NoSpace("no space left on device", path=str(paths.journal_file()))
+
+    monkeypatch.setattr(journal, "connection", full)
+    assert not journal.scrub() and not journal.scrub()  # never raised
+    assert caplog.text.count("could not be emptied") == 1
+    monkeypatch.setattr(journal, "connection", real)
+    assert journal.scrub() and not in_journal_files()
+    a_job_ended("workflow-2-dddddd")
+    monkeypatch.setattr(journal, "connection", full)
+    assert not journal.scrub()
+    assert caplog.text.count("could not be emptied") == 2  # failing again, after a success
+
+
+def test_a_resume_with_a_new_environment_owes_a_scrub_of_the_old(isolated: Path):
+    journal.insert(
+        "workflow-1-eeeeee", status="failed", record={}, private={"env": {"T": TOKEN}, "args": []}
+    )
+    journal.scrub()
+    session_store.save_private("workflow-1-eeeeee", {"T": "new"}, [])
+    assert journal.scrub_owed_since() is not None
+    assert journal.scrub() and not in_journal_files()

@@ -63,7 +63,7 @@ def _lacking():
     stand_in = _real()
     del stand_in.SSLZeroReturnError
     def refuse(name):
-        raise ImportError(f"cannot import name {name!r} from 'ssl'")
+        raise ImportError(f"cannot import name {name!r} from 'ssl'", name="ssl")
     stand_in.__getattr__ = refuse
     return stand_in
 no_openssl._tls_stand_in = _lacking
@@ -82,8 +82,9 @@ def test_a_uvloop_reading_more_of_ssl_than_the_stand_in_has_is_loaded_with_the_r
     assert out[2:] == [f"{ABC} True", "True True"]
 
 
-def test_without_built_in_hashes_hashlib_uses_openssl(monkeypatch: pytest.MonkeyPatch):
-    """A Python built with only blake2 built in (Fedora's): hashlib keeps OpenSSL's."""
+def test_a_python_without_built_in_sha2_is_told_apart(monkeypatch: pytest.MonkeyPatch):
+    """A Python built with only blake2 built in (Fedora's): hashlib is then imported as
+    usual, with OpenSSL's hashes (`_builtin_hashes` is what decides it)."""
     real = no_openssl.importlib.util.find_spec
     monkeypatch.setattr(
         no_openssl.importlib.util,
@@ -97,3 +98,25 @@ def test_a_process_that_imported_ssl_first_keeps_it():
     """prodigyd.main imported by a process that uses ssl already (a test, a tool)."""
     code = "import ssl, asyncio, sys\nimport prodigyd.main\nprint(sys.modules['ssl'] is ssl)"
     assert run(code) == ["True"]
+
+
+def test_a_uvloop_that_cannot_be_imported_fails_as_without_the_stand_in():
+    """Not taken for a name the stand-in lacks: the error is uvloop's own, and the
+    stand-in is out of sys.modules."""
+    code = """
+import sys
+from prodigyd import no_openssl
+sys.modules["uvloop"] = None
+try:
+    no_openssl.loop_factory("uvloop")
+except ImportError as exc:
+    print(type(exc).__name__, exc.name, "ssl" in sys.modules)
+"""
+    assert run(code) == ["ModuleNotFoundError uvloop False"]
+
+
+def test_the_stand_in_refuses_tls_clearly():
+    stand_in = no_openssl._tls_stand_in()
+    for name in no_openssl._UVLOOP_READS_CLASSES:
+        with pytest.raises(RuntimeError, match="without TLS support"):
+            getattr(stand_in, name)()
