@@ -1,29 +1,31 @@
 """The daemon's process loads no OpenSSL: its event loop and hashlib come without it.
 
 OpenSSL is ~4.5 MB of a ~43 MB idle daemon (issue 15's resident-memory row: libcrypto's
-pages its start touches, libssl's, and `ssl`'s own) and ~5 ms of its start, for nothing
-prodigyd does: it serves a Unix socket, talks to git, shells and agents through pipes and
-to a Dask scheduler through distributed's comms (which import `ssl` themselves if ever
-needed: a later `import ssl` loads the real module as usual), and hashes a few bytes at a
-time (a spool entry, a trigger key, a path).
+pages its start touches, libssl's, and `ssl`'s own) and 5-10 ms of its start (`python -X
+importtime`, importing `ssl`), for nothing prodigyd does: it serves a Unix socket, talks
+to git, shells and agents through pipes and to a Dask scheduler through distributed's
+comms (which import `ssl` themselves if ever needed: a later `import ssl` loads the real
+module as usual), and hashes a few bytes at a time (a spool entry, a trigger key, a path).
 
 So prodigyd/main.py imports this module before anything else:
 - asyncio is imported with `ssl` absent, which takes its modules' own path for a Python
   built without it (they bind `ssl = None`; only TLS transports need it).
 - hashlib and hmac are imported with `_hashlib` (OpenSSL's hashes) absent, which gives
-  them Python's built-in ones: the same digests. Not on a Python built without those (Fedora's has
-  only blake2 built in): hashlib then loads OpenSSL's as usual.
+  them Python's built-in ones: the same digests. Not on a Python built without those
+  (Fedora's has only blake2 built in): hashlib then loads OpenSSL's as usual.
 - uvloop (`loop_factory`) has no path without `ssl` (it reads a few of its names as it is
-  imported), so it is imported with a stand-in module holding those names: classes
-  nothing is an instance of, and the error numbers, unused unless the loop were asked for
-  TLS. Should a later uvloop read a name the stand-in lacks (`ssl.NAME` or `from ssl
-  import NAME`), it is imported again with the real `ssl`: never worse than before.
-So the daemon's loop cannot open a TLS connection itself (asyncio says its ssl module
-is not available; uvloop's stand-in classes say the same); distributed's `tls://`
-comms, which wrap their sockets with the real `ssl` themselves, work on either loop. A
-process that imported one of these already (a test importing prodigyd.main) keeps it.
-(pygit2, loaded once a trigger watches a repository, links libgit2's own OpenSSL: that
-is its cost, paid then.)
+  imported), so it is imported with a stand-in module holding those names: classes that
+  refuse to be made, errors nothing raises and the error numbers, used only were the
+  loop asked for TLS. Should a later uvloop read a name the stand-in lacks (`ssl.NAME`
+  or `from ssl import NAME`), it is imported again with the real `ssl`: never worse
+  than before.
+
+So the daemon's loop cannot open a TLS connection itself (asyncio says its ssl module is
+not available; uvloop's stand-in classes say the same); distributed's `tls://` comms,
+which wrap their sockets with the real `ssl` themselves, work on either loop. A process
+that imported one of these already (a test importing prodigyd.main) keeps it. (pygit2,
+loaded once a trigger watches a repository, links libgit2's own OpenSSL: that is its
+cost, paid then.)
 """
 
 from __future__ import annotations
