@@ -96,27 +96,20 @@ def _tls_stand_in() -> types.ModuleType:
 
 def _import_uvloop() -> types.ModuleType:
     """uvloop, imported with the stand-in for `ssl` unless that is imported already."""
-    if "ssl" in sys.modules:
-        import uvloop
-
-        return uvloop
-    stand_in = sys.modules["ssl"] = _tls_stand_in()
-    try:
-        import uvloop
-
-        return uvloop
-    except (AttributeError, ImportError) as exc:  # a name the stand-in lacks?
-        if isinstance(exc, ImportError) and exc.name != "ssl":
-            raise  # uvloop itself is missing or broken: as without the stand-in
-        for name in [name for name in sys.modules if name.partition(".")[0] == "uvloop"]:
-            del sys.modules[name]
-    finally:
-        if sys.modules.get("ssl") is stand_in:
-            del sys.modules["ssl"]
-    logging.getLogger("prodigyd").info("uvloop reads more of ssl than expected: loaded with it")
-    import uvloop
-
-    return uvloop
+    if "ssl" not in sys.modules:
+        stand_in = sys.modules["ssl"] = _tls_stand_in()
+        try:
+            return importlib.import_module("uvloop")
+        except (AttributeError, ImportError) as exc:  # a name the stand-in lacks?
+            if isinstance(exc, ImportError) and exc.name != "ssl":
+                raise  # uvloop itself is missing or broken: as without the stand-in
+            for name in [name for name in sys.modules if name.partition(".")[0] == "uvloop"]:
+                del sys.modules[name]
+            logging.getLogger("prodigyd").info("uvloop reads more of ssl: loaded with it")
+        finally:
+            if sys.modules.get("ssl") is stand_in:
+                del sys.modules["ssl"]
+    return importlib.import_module("uvloop")
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -11,9 +11,8 @@ still hold the old versions; the daemon scrubs once it is quiet (within 4 s of t
 job's end; at most a minute after a drop while jobs keep starting; a log a killed daemon
 left, once the next is quiet: scheduler.py, `_scrub_when_due`; `_connect`). A resume
 with a new environment, which replaces the old one, owes a scrub as well. Not after
-every job: that delayed each job's end by
-~1.5 ms, and an emptied log grows again, where a commit costs more than in a log SQLite
-reuses (~0.1 ms a submission's, measured alone).
+every job: that delayed each job's end by ~1.5 ms, and an emptied log grows again, where a
+commit costs more than in a log SQLite reuses (~0.1 ms a submission's, measured alone).
 
 A submission is one committed transaction (WAL + synchronous=FULL: fsync'd) before the
 client is told the job id, so an acknowledged job survives `kill -9` at any instant. Every
@@ -417,8 +416,8 @@ def _restart_log() -> None:
     """Start the emptied write-ahead log now, with a commit that changes nothing (the
     schema version, rewritten as it is). The first commit into an empty log also writes
     and syncs the log's header: two syncs instead of one, and the next commit is often a
-    submission's, which its client waits for. Best effort:
-    when it fails, that next commit writes the header as before."""
+    submission's, which its client waits for. Best effort: when it fails, that next commit
+    writes the header as before."""
     with contextlib.suppress(sqlite3.Error, OSError, NoSpace), transaction(durable=False) as conn:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         conn.execute(f"PRAGMA user_version={version}")
