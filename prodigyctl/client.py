@@ -68,7 +68,12 @@ class Client:
         """Send a request and wait for its reply; notifications meanwhile go to `on_event`."""
         self._next_id += 1
         msg_id = self._next_id
-        self.sock.sendall(protocol.encode(protocol.request(msg_id, method, params)))
+        try:
+            self.sock.sendall(protocol.encode(protocol.request(msg_id, method, params)))
+        except OSError as exc:  # EPIPE: it went away (a BrokenPipeError is stdout's, main.py)
+            raise DaemonUnreachable(
+                "prodigyd closed the connection", errorcodes.CONNECTION_LOST
+            ) from exc
         for message in self._messages():
             if message.get("id") == msg_id and ("result" in message or "error" in message):
                 if "error" in message:

@@ -19,6 +19,7 @@ EXIT_UNREACHABLE = 5
 EXIT_NO_SPACE = 6
 EXIT_CRASH = 70  # EX_SOFTWARE of sysexits.h
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_PIPE = 141  # 128 + SIGPIPE, as a shell reports `git log | head`'s git
 
 #: Every code: what `--help` calls it, and what the man page and README.md say it means.
 EXIT_CODES = (
@@ -47,6 +48,11 @@ EXIT_CODES = (
         "an internal error; a crash log is written under $PRODIGY_HOME/logs/",
     ),
     (EXIT_INTERRUPTED, "interrupted", "interrupted"),
+    (
+        EXIT_PIPE,
+        "output closed",
+        "the output's reader stopped early (a pipeline's head): nothing is printed about it",
+    ),
 )
 
 

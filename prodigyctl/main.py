@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from prodigyctl.errors import error_handler
-from prodigyctl.exitcodes import summary
+from prodigyctl.exitcodes import EXIT_PIPE, summary
 
 #: Each top-level command or group, and the module of prodigyctl/commands/ that defines it.
 COMMANDS = {
@@ -76,6 +76,19 @@ class Root(click.Group):
         from prodigyctl.commands import TOP_LEVEL
 
         return TOP_LEVEL[cmd_name]
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a reader of its output that stopped early (`prodigyctl events ls
+        | head`) ends it quietly with EXIT_PIPE, as SIGPIPE ends `git log | head`'s git
+        (click alone exits 1: a failed workflow's code). The daemon's socket closing is
+        not this: the client says that (DaemonUnreachable)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            quiet = os.open(os.devnull, os.O_WRONLY)  # what is still buffered goes nowhere
+            for stream in (sys.stdout, sys.stderr):  # `2>&1 | head`: stderr is that pipe too
+                os.dup2(quiet, stream.fileno())
+            raise click.exceptions.Exit(EXIT_PIPE) from None
 
     def make_context(
         self,

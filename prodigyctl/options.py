@@ -94,8 +94,9 @@ def complete_ids(
 
 
 def id_argument(name: str, **settings: Any) -> Callable[[F], F]:
-    """A session or job id argument: any unique prefix is accepted (the daemon resolves it,
-    store/sessions.py `resolve`), and the shell completes it from the daemon's sessions."""
+    """A session or job id argument: any unique prefix or a job's tag is accepted (the
+    daemon resolves it, store/sessions.py `resolve`), and the shell completes it from the
+    daemon's sessions."""
     return click.argument(name, shell_complete=complete_ids, **settings)
 
 

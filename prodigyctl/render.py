@@ -312,8 +312,9 @@ class Renderer:
         text = f"session {sid} {status}: {e.get('error')}"
         if e.get("code"):  # prodigy stopped it (a spent budget, a refused path)
             text = f"{errorcodes.label(e['code'])}: {text}"
-        if status == "failed" and "prodigyctl resume" in str(e.get("error")):
-            text += f"\n(worktree kept: {e.get('worktree')})"  # the error says how to resume
+        if status == "failed" and "prodigyctl " in str(e.get("error")):
+            # the error names what to run next (a resume, a DLQ retry): no second hint
+            text += f"\n(worktree kept: {e.get('worktree')})"
         elif status == "failed":
             text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
         return self._style(text, fg="red") + _not_recorded(e)

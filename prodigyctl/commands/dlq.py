@@ -169,8 +169,10 @@ def retry(
             click.echo(dumps(record) if as_json else record["message"])
             return EXIT_OK
         if not as_json and not detach:
-            items = record["dlq_retry"]["item_ids"]
-            click.echo(f"retrying {len(items)} items of {job_id} as job {record['id']}")
+            retry = record["dlq_retry"]  # its job_id is the whole id, however it was typed
+            count = len(retry["item_ids"])
+            noun = "item" if count == 1 else "items"
+            click.echo(f"retrying {count} {noun} of {retry['job_id']} as job {record['id']}")
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 

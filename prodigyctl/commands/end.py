@@ -25,7 +25,7 @@ def merge(*, session_id: str, as_json: bool) -> int:
         client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": seq})
         record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
         if not as_json:
-            click.echo(f"session {session_id}: {record['status']}")
+            click.echo(f"session {record['id']}: {record['status']}")  # the id, not a prefix
         return EXIT_OK
 
 
@@ -33,10 +33,11 @@ def merge(*, session_id: str, as_json: bool) -> int:
 @id_argument("session_id")
 @json_option
 def cancel(*, session_id: str, as_json: bool) -> int:
-    """Cancel a queued or running session for good (Ctrl-C on `run` interrupts instead)."""
+    """Cancel a session for good: stop a queued or running one, close one that waits
+    (awaiting merge, failed, interrupted). Ctrl-C on `run` interrupts instead."""
     with Client.connect() as client:
         record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": False})
-    click.echo(dumps(record) if as_json else f"session {session_id}: {record['status']}")
+    click.echo(dumps(record) if as_json else f"session {record['id']}: {record['status']}")
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 def show(p: schemas.DlqItemParams) -> dict[str, Any]:
     entry = dlq.get(check_id(p.job_id, "job id"), p.item_id)
     if entry is None:
+        session_store.load(p.job_id)  # no such job is said as that, not as a missing entry
         raise NotFound(
             f"no DLQ entry for {p.item_id} of job {p.job_id}",
             hint=f"`prodigyctl dlq ls {p.job_id}` lists the job's entries",

@@ -468,6 +468,13 @@ def ids_starting(prefix: str, limit: int) -> list[str]:
     return [row[0] for row in connection().execute(sql, (prefix, after, limit))]
 
 
+def ids_ending(suffix: str, limit: int) -> list[str]:
+    """Up to `limit` job ids that end with `suffix`: a walk of the id index (covering; no
+    index serves a suffix), for the short tags people copy from the output."""
+    sql = "SELECT id FROM jobs WHERE substr(id, ?) = ? LIMIT ?"
+    return [row[0] for row in connection().execute(sql, (-len(suffix), suffix, limit))]
+
+
 def has_key(idempotency_key: str) -> bool:
     """Whether a job was submitted with this idempotency key (one indexed lookup)."""
     row = (

@@ -19,6 +19,7 @@ those sessions as they were last written (`running`: recovered as after a crash)
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Collection
 from enum import StrEnum
@@ -295,10 +296,16 @@ class AmbiguousId(ValueError):
         super().__init__(f"{ref!r} starts more than one id ({listed}): give more of it")
 
 
+#: A job's tag: the 6 hex digits that end its id, which `run`, `follow` and `events ls` show
+#: for it (prodigyctl/render.py `job_tag`).
+_TAG = re.compile(r"[0-9a-f]{6}")
+
+
 def resolve(ref: str) -> str:
     """The session id `ref` names: itself, or the one id it is a unique prefix of, with or
     without the id's `workflow-`/`mapreduce-` word (`17962057` for
-    `workflow-1796205782603-796f0e`), as git and docker take ids. A `ref` that names none
+    `workflow-1796205782603-796f0e`), as git and docker take ids, or whose tag it is (the
+    id's last 6 hex digits, `796f0e`) when it starts none. A `ref` that names none
     comes back unchanged, so the caller reports it missing as before; one that names
     several is a ValueError listing them. A `ref` that is no id at all is left to the
     caller's own check, which names the problem."""
@@ -308,6 +315,9 @@ def resolve(ref: str) -> str:
     found = {sid for sid in _unsaved if sid.startswith(tuple(prefixes))}
     for prefix in prefixes:
         found.update(journal.ids_starting(prefix, AmbiguousId.SHOWN + 1))
+    if not found and _TAG.fullmatch(ref):  # the tag output shows for a job (its id's end)
+        found = {sid for sid in _unsaved if sid.endswith(f"-{ref}")}
+        found.update(journal.ids_ending(f"-{ref}", AmbiguousId.SHOWN + 1))
     if len(found) > 1:
         raise AmbiguousId(ref, sorted(found))
     return found.pop() if found else ref

@@ -66,3 +66,21 @@ def test_a_unique_prefix_names_a_session_with_or_without_its_kind_word(daemon: P
     assert "Value error" not in ambiguous.stderr
     missing = ctl("sessions", "show", "workflow-0")
     assert missing.returncode != 0 and "no session 'workflow-0'" in missing.stderr
+
+
+def test_the_tag_output_shows_for_a_job_names_it(daemon: Path, repo: Path):
+    """`run`, `follow` and `events ls` show a job as the 6 hex digits that end its id: what
+    a user copies from there names the job too, and for a `dlq show` of a job that does
+    not exist the job is what is said missing."""
+    first, second = run_one(repo), run_one(repo)
+    tag = first[-6:]
+    assert not second.endswith(tag)  # two random 24-bit tags: equal once in 16 million
+    lines = ctl("events", "ls", "--session", first, check=True).stdout
+    assert f" {tag} " in lines  # the tag as `events ls` shows it
+    shown = json.loads(ctl("sessions", "show", tag, "--json", check=True).stdout)
+    assert shown["id"] == first
+    listed = ctl("events", "ls", "--session", tag, "--json", check=True).stdout
+    events = [json.loads(line) for line in listed.splitlines()]
+    assert events and {event["session_id"] for event in events} == {first}
+    gone = ctl("dlq", "show", "abcdef", "item_1")
+    assert gone.returncode != 0 and "no session 'abcdef'" in gone.stderr, gone.stderr

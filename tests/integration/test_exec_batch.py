@@ -82,6 +82,8 @@ def test_a_batch_whose_every_file_failed_did_not_complete(daemon: Path, repo: Pa
     final = json_lines(done.stdout)[-1]
     assert final["status"] == "failed"
     assert "all 2 items failed; the reduce phase did not run" in final["error"]
+    # nothing is left to resume: the error names the command that runs them again
+    assert f"`prodigyctl dlq retry {final['session_id']}` runs the failed" in final["error"]
     assert json.loads(ctl("dlq", "stats", "--json", check=True).stdout)["total"] == 2
 
 

@@ -39,3 +39,30 @@ def test_help_names_every_exit_code():
     shown = " ".join(ctl("--help", check=True).stdout.split())
     listed = ", ".join(f"{code} {name}" for code, name, _ in EXIT_CODES)
     assert f"Exit codes: {listed}." in shown
+
+
+def test_output_whose_reader_stopped_ends_quietly_with_its_own_code():
+    """`prodigyctl ... | head` whose head has exited: not exit 1 (a failed workflow, as
+    click alone would say), no traceback, nothing on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    from prodigyctl.exitcodes import EXIT_PIPE
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "prodigyctl.main", "completion", "bash"],
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == EXIT_PIPE == 141
+    assert done.stderr == ""

@@ -28,3 +28,17 @@ def test_one_item_and_one_agent_are_singular():
     assert render.human({**started, "pending": 3}) == (
         "Processing 3 items with 2 parallel agents (2 of 5 already done)"
     )
+
+
+def test_a_failure_that_names_its_next_command_gets_no_resume_hint():
+    """A MapReduce job whose every item failed has nothing left to resume: its error names
+    `dlq retry`, and the line must not add a `resume` hint that would loop the user."""
+    render = Renderer(as_json=False, live=False)
+    finished = {"event_type": "session_finished", "session_id": "m-1", "status": "failed"}
+    dead = "all 2 items failed; `prodigyctl dlq retry m-1` runs the failed items again"
+    line = render.human({**finished, "error": dead, "worktree": "/w"})
+    assert "prodigyctl dlq retry m-1" in line
+    assert "prodigyctl resume" not in line
+    assert "(worktree kept: /w)" in line
+    plain = render.human({**finished, "error": "Step 'x' failed", "worktree": "/w"})
+    assert "Resume with: prodigyctl resume m-1" in plain

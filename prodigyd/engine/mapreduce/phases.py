@@ -41,7 +41,10 @@ async def run_mapreduce(host: PhaseHost, ctx: RunContext, git: GitTracker) -> Ph
     if not mapped.ok:
         return PhaseOutcome(False, error=mapped.error)
     if mapped.total and not mapped.successful:
-        return PhaseOutcome(False, error=all_failed(mapped, "the reduce phase did not run"))
+        then = "the reduce phase did not run"
+        if workflow.error_policy.on_item_failure != "skip":  # a resume has nothing left to run
+            then += f"; `prodigyctl dlq retry {host.session_id}` runs the failed items again"
+        return PhaseOutcome(False, error=all_failed(mapped, then))
     if not workflow.reduce:
         return PhaseOutcome(True)
     if mapped.total == 0:
