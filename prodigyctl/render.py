@@ -132,7 +132,11 @@ class Renderer:
         verb = "resuming" if e.get("resumed") else "session"
         steps = e.get("total_steps")
         noun = "step" if steps == 1 else "steps"
-        return f"{verb} {e['session_id']}: {steps} {noun} in {e.get('worktree')}"
+        if e.get("mode") == "mapreduce":  # its steps are setup's and reduce's, beside the map
+            counted = f"a MapReduce job ({steps} setup and reduce {noun})"
+        else:
+            counted = f"{steps} {noun}"
+        return f"{verb} {e['session_id']}: {counted} in {e.get('worktree')}"
 
     def _phase_started(self, e: dict[str, Any]) -> str:
         return self._style(f"── {e['phase']} phase", bold=True)

@@ -37,16 +37,23 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
         live = follow and shown["status"] in ACTIVE
         if not live and last == 0:
             return EXIT_OK
+        status = shown["status"]
         for event in subscribe(client, {"session_id": session_id, "since": 0}):
             renderer(event)
+            if event.get("event_type") == protocol.TERMINAL_EVENT:
+                status = event.get("status") if not event.get("error") else None
             done = _ends(event, last) if live else event["seq"] >= last
             if done:
                 break
-    if not follow and shown["status"] in ACTIVE and not as_json:
+    if as_json:
+        return EXIT_OK
+    if not follow and shown["status"] in ACTIVE:
         click.echo(
             f"(session is {shown['status']}; follow it with: prodigyctl logs -f {session_id})",
             err=True,
         )
+    elif status == "awaiting_merge":  # as `run` ends such a session (a refused merge: its error)
+        click.echo(f"(to merge it: prodigyctl merge {shown['id']})", err=True)
     return EXIT_OK
 
 

@@ -171,6 +171,7 @@ class Session:
             self.events.emit(
                 EventType.SESSION_STARTED,
                 workflow=record.workflow,
+                mode=record.mode,
                 worktree=record.worktree,
                 branch=record.branch,
                 total_steps=record.total_steps,

@@ -315,7 +315,7 @@ class StepRunner:
             head = f"Step '{display}' failed with exit code {result.exit_code}"
         head += "".join(f"\n{w}" for w in result.warnings if w not in head)
         for title, text in (("stderr", result.stderr), ("output", result.text)):
-            if text.strip():
+            if text.strip() and text.strip() not in head:  # a goal_seek's output is its error
                 tail = self.ctx.masker.mask(text.strip())[-FAILURE_OUTPUT_CHARS:]
                 return f"{head}\n=== Error Output ({title}) ===\n{tail}"
         return head

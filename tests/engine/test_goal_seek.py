@@ -93,6 +93,9 @@ async def test_converging_scores_stop_early_and_fail_the_step(tmp_path: Path, re
         "Goal not reached: converged (the last 3 scores are within 2 points); best score 51, "
         "threshold 95 (scores: 51, 50, 51)"
     ) in (out.record.error or "")
+    error = out.record.error or ""
+    assert error.count("Goal not reached") == 1 and "=== Error Output" not in error  # its
+    # output is that same message: said once
     assert not (Path(out.record.worktree) / "ran.txt").exists()
 
 

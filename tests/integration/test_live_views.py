@@ -80,6 +80,20 @@ def test_logs_of_a_finished_session_show_what_run_showed(daemon: Path, repo: Pat
     assert json_lines(followed.stdout) == events
 
 
+def test_logs_of_a_session_awaiting_merge_end_with_how_to_merge_it(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo one > one.txt'\n")
+    ran = ctl("run", str(wf), cwd=repo, check=True)  # no terminal, no -y: it waits
+    session_id = json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+    assert f"to merge it: prodigyctl merge {session_id}" in ran.stdout
+    for follow in ((), ("-f",)):
+        shown = ctl("logs", *follow, session_id[-6:], check=True)  # by its tag
+        assert shown.stderr.strip() == f"(to merge it: prodigyctl merge {session_id})"
+    done = run_to_end(write(tmp_path / "two.yml", "- shell: 'true'\n"), repo, "-y")
+    assert "to merge it" not in ctl("logs", done, check=True).stderr
+
+
 def test_logs_of_an_unknown_session_exit_3(daemon: Path):
     done = ctl("logs", "workflow-1-nosuch")
     assert done.returncode == 3 and "workflow-1-nosuch" in done.stderr

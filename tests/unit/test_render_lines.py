@@ -42,3 +42,14 @@ def test_a_failure_that_names_its_next_command_gets_no_resume_hint():
     assert "(worktree kept: /w)" in line
     plain = render.human({**finished, "error": "Step 'x' failed", "worktree": "/w"})
     assert "Resume with: prodigyctl resume m-1" in plain
+
+
+def test_a_mapreduce_session_does_not_read_as_a_few_steps():
+    render = Renderer(as_json=False, live=False)
+    started = {"event_type": "session_started", "session_id": "m-1", "worktree": "/w"}
+    assert render.human({**started, "mode": "mapreduce", "total_steps": 1}) == (
+        "session m-1: a MapReduce job (1 setup and reduce step) in /w"
+    )
+    assert render.human({**started, "mode": "standard", "total_steps": 3}) == (
+        "session m-1: 3 steps in /w"
+    )
