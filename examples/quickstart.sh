@@ -34,4 +34,7 @@ git log --oneline --graph
 echo
 $ctl sessions ls
 $ctl daemon stop
+echo
+echo "The scratch repository and its store are kept for a look: $scratch"
+echo "(remove them with: rm -rf $scratch)"
 exit $status

@@ -56,3 +56,4 @@ def test_quickstart_runs_both_examples_and_lands_their_work(short_tmp: Path):
     assert "README.md: 1 lines, 4 words" in out  # stats/SUMMARY.txt, written by reduce
     [scratch] = short_tmp.glob("prodigy-quickstart.*")
     assert not (scratch / "prodigy-home" / "prodigyd.sock").exists()  # the daemon stopped
+    assert out.rstrip().endswith(f"(remove them with: rm -rf {scratch})")  # said last
