@@ -10,8 +10,10 @@ type, and a nested step (a handler, a foreach body, a validation or merge comman
 Division of labour: the loader owns structural spellings (which shape, legacy forms, a key
 written under another name); validators here only normalise single values (durations, octal
 modes, `parallel: true`), so engine code and tests can build models directly with the same
-values a user would write. The keys a workflow file may use are these models' fields (the
-loader derives its lists from them), so a new field is added here and nowhere else.
+values a user would write. A check of one value is its field's validator, not the model's:
+the loader then reports it at that field's line (`map.max_parallel`), not at the section's.
+The keys a workflow file may use are these models' fields (the loader derives its lists
+from them), so a new field is added here and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from prodigyd.durations import parse_duration
 
@@ -638,11 +640,27 @@ def _parallelism(value: object) -> object:
     return value
 
 
+def _at_least_one(value: int | str) -> int | str:
+    """max_parallel's bound (a `$VAR` is checked once resolved, at run time)."""
+    if isinstance(value, int) and value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
 def _agent_timeout(value: object) -> object:
     """Seconds (or a duration such as '10m'), or `$VAR` resolved at run time."""
     if isinstance(value, str) and _ENV_REFERENCE.fullmatch(value.strip()):
         return value.strip()
     return _timeout(value)
+
+
+def _regex(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
+    return pattern
 
 
 class CaptureOutput(BaseModel):
@@ -652,20 +670,12 @@ class CaptureOutput(BaseModel):
 
     command_index: int = Field(ge=0)
     source: Literal["stdout", "stderr", "both", "combined"] = "stdout"
-    pattern: str | None = None  # a regex: its first group (or the whole match) is the value
+    #: a regex: its first group (or the whole match) is the value
+    pattern: Annotated[str | None, AfterValidator(_regex)] = None
     json_path: str | None = None  # applied to the output parsed as JSON
     max_size: int = Field(1024 * 1024, ge=1)
     default: str | None = None  # used when the pattern or path finds nothing
     multiline: Literal["preserve", "join", "first_line", "last_line", "array"] = "preserve"
-
-    @model_validator(mode="after")
-    def _pattern_compiles(self) -> CaptureOutput:
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid pattern {self.pattern!r}: {exc}") from None
-        return self
 
 
 class SetupSpec(BaseModel):
@@ -696,17 +706,13 @@ class MapSpec(BaseModel):
     distinct: str | None = None
     offset: int = Field(0, ge=0)
     max_items: int | None = Field(None, ge=0)
-    max_parallel: Annotated[int | str, BeforeValidator(_parallelism)] = 10
+    max_parallel: Annotated[
+        int | str, BeforeValidator(_parallelism), AfterValidator(_at_least_one)
+    ] = 10
     agent_timeout_secs: Annotated[float | str | None, BeforeValidator(_agent_timeout)] = None
     timeout_action: Literal["dlq", "skip", "fail"] = "dlq"  # what a timed-out item does
     agent_template: tuple[Step, ...] = Field(min_length=1)
     budget: Budget | None = None  # each agent's own; the workflow's budget is shared by all
-
-    @model_validator(mode="after")
-    def _parallel_is_positive(self) -> MapSpec:
-        if isinstance(self.max_parallel, int) and self.max_parallel < 1:
-            raise ValueError("max_parallel must be at least 1")
-        return self
 
 
 class CircuitBreaker(BaseModel):

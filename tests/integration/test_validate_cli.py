@@ -89,3 +89,29 @@ def test_a_bad_json_path_has_its_caret_under_the_offending_character(tmp_path: P
     caret = next(i for i, line in enumerate(lines) if line.strip() == "^")
     path_line, caret_line = lines[caret - 1], lines[caret]
     assert path_line[caret_line.index("^")] == "?"  # offset 8: the unclosed filter
+
+
+def test_the_three_reported_mistakes_are_named_where_they_are(tmp_path: Path):
+    """A misspelt `comands:` (the cause of "no steps"), a map field's bad value (at its
+    own line, not map:'s) and a name no trigger sets (a warning: a run by hand has none)."""
+    misspelt = tmp_path / "misspelt.yml"
+    misspelt.write_text('name: x\ncomands:\n  - shell: "echo hi"\n')
+    parallel = tmp_path / "parallel.yml"
+    parallel.write_text(
+        "mode: mapreduce\nmap:\n  input: items.json\n  max_parallel: -1\n"
+        "  agent_template:\n    - shell: 'echo ${item}'\n"
+    )
+    trigger = tmp_path / "trigger.yml"
+    trigger.write_text("on: commit\ncommands:\n  - shell: 'echo ${trigger.commit} > out'\n")
+    done = ctl("validate", "--json", str(misspelt), str(parallel), str(trigger))
+    assert done.returncode == 1
+    no_steps, bad_value, warned = json.loads(done.stdout)
+    assert no_steps["message"].startswith(
+        f"{misspelt}:2:1 (comands): the workflow has no steps: unknown key 'comands'; "
+        "did you mean 'commands'?"
+    )
+    assert bad_value["message"] == f"{parallel}:4:3 (map.max_parallel): must be at least 1, got -1"
+    assert warned["valid"] is True
+    [warning] = warned["warnings"]
+    assert warning.startswith(f"{trigger}:3:18: ${{trigger.commit}} is not a trigger variable")
+    assert warning.endswith("did you mean ${trigger.after}?")

@@ -45,12 +45,28 @@ def test_a_reference_in_a_block_scalar_is_found_on_its_own_line() -> None:
         "parameters:\n  target:\n    type: string\n    default: x\ncommands:\n"
         "  - shell: 'echo ${target}'\n",
         "- shell: 'true'\n  when: '${undefined_flag}'\n",
+        "on: commit\ncommands:\n  - shell: 'echo ${trigger.after} ${trigger.branch}'\n",
         "mode: mapreduce\nmap:\n  input: items.json\n  agent_template:\n"
         "    - claude: '/do ${item.path} ${item_id}'\nreduce:\n  - shell: 'echo ${map.successful}'\n",
     ],
 )
 def test_what_is_defined_or_unsure_is_not_warned(text: str) -> None:
     assert warnings(text) == []
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"), [("commit", "after"), ("brnch", "branch"), ("tags", "tag")]
+)
+def test_a_name_no_trigger_sets_is_warned_with_the_real_ones(written: str, meant: str) -> None:
+    """`trigger.` is not a namespace of any name: a typo there reached a file as written."""
+    text = f"on: commit\ncommands:\n  - shell: 'echo ${{trigger.{written}}} > out.txt'\n"
+    [warning] = warnings(text)
+    assert warning.startswith(
+        f"wf.yml:3:18: ${{trigger.{written}}} is not a trigger variable (those are "
+        "${trigger.event}, ${trigger.ref}, ${trigger.before}, ${trigger.after}, "
+        "${trigger.branch}, ${trigger.tag})"
+    )
+    assert warning.endswith(f"did you mean ${{trigger.{meant}}}?")
 
 
 def test_an_upper_case_name_is_the_environments_when_it_has_it() -> None:

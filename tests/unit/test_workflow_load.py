@@ -242,6 +242,26 @@ def test_a_mapping_without_steps_is_a_clear_error() -> None:
     assert error.hint is not None and "commands:" in error.hint
 
 
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize(("written", "meant"), [("comands", "commands"), ("stps", "steps")])
+def test_a_misspelt_steps_key_is_named_as_why_there_are_no_steps(
+    written: str, meant: str, strict: bool
+) -> None:
+    """Its unknown-key warning is never seen when the load fails: the error itself names it."""
+    error = failure(f"name: x\n{written}:\n  - shell: 'echo hi'\n", strict=strict)
+    assert error.render().startswith(
+        f"wf.yml:2:1 ({written}): the workflow has no steps: unknown key '{written}'; "
+        f"did you mean '{meant}'?"
+    )
+    assert error.code == errorcodes.UNKNOWN_FIELD
+
+
+@pytest.mark.parametrize("key", ["setup", "command", "jobs"])
+def test_a_key_that_is_no_misspelt_steps_key_keeps_the_no_steps_error(key: str) -> None:
+    error = failure(f"name: x\n{key}:\n  - shell: 'echo hi'\n")
+    assert error.render().startswith("wf.yml:1:1: the workflow has no steps (expected commands:")
+
+
 def test_an_empty_step_list_is_an_error() -> None:
     assert failure("commands: []\n").message == "the workflow has no steps"
 

@@ -179,6 +179,35 @@ def test_mistakes_name_their_line_and_field() -> None:
     assert error.message == "a MapReduce workflow needs a map: phase"
 
 
+@pytest.mark.parametrize(
+    ("added", "where"),
+    [
+        ("  max_parallel: -1\n", "8:3 (map.max_parallel): must be at least 1, got -1"),
+        ("  max_parallel: '0'\n", "8:3 (map.max_parallel): must be at least 1, got 0"),
+        (
+            "setup:\n  commands: [{shell: x}]\n  capture_outputs:\n    X:\n"
+            "      command_index: 0\n      pattern: '('\n",
+            "13:7 (setup.capture_outputs.X.pattern): invalid pattern '('",
+        ),
+        (
+            "error_policy:\n  retry_config:\n    max_attempts: 0\n",
+            "10:5 (error_policy.retry_config.max_attempts): must be at least 1, got 0",
+        ),
+    ],
+)
+def test_a_bad_nested_field_is_reported_at_its_own_line(added: str, where: str) -> None:
+    """At the field's line and path, not at its section's (`wf.yml:4:1 (map)`)."""
+    assert failure(BASE + added).render().startswith(f"wf.yml:{where}")
+
+
+def test_an_unknown_circuit_breaker_key_names_the_circuit_breaker() -> None:
+    loaded = parse(BASE + "error_policy:\n  circuit_breaker:\n    failur_threshold: 2\n")
+    assert loaded.warnings == [
+        "wf.yml:10: unknown key 'failur_threshold' in error_policy.circuit_breaker (ignored); "
+        "did you mean 'failure_threshold'?"
+    ]
+
+
 def test_contradictions_are_refused_rather_than_resolved_silently() -> None:
     error = failure(BASE + "commands:\n  - shell: x\n")
     assert "has no commands:" in error.message

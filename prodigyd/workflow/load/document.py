@@ -17,9 +17,10 @@ from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel
 
+from prodigyd import errorcodes
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.load.diagnostics import SHAPES_HINT, Context, build_model, shown
-from prodigyd.workflow.load.keys import known_entries, model_keys
+from prodigyd.workflow.load.keys import did_you_mean, known_entries, model_keys
 from prodigyd.workflow.load.nodes import At, Map, Seq
 from prodigyd.workflow.load.retry import retry_spec
 from prodigyd.workflow.load.steps import (
@@ -151,12 +152,33 @@ def _steps_of(doc: Map, ctx: Context) -> tuple[object, At]:
         )
     key = "steps" if "steps" in doc else "commands"
     if key not in doc:
+        _misspelt_steps(doc, root, ctx)
         raise WorkflowError(
             "the workflow has no steps (expected commands: or steps:)",
             location=root.location(ctx.source),
             hint=_no_steps_hint(doc),
         )
     return doc[key], root.key(doc, key)
+
+
+def _misspelt_steps(doc: Map, root: At, ctx: Context) -> None:
+    """A misspelt `comands:` is why there are no steps: the error says so, at that key. Its
+    unknown-key warning alone would never be seen, as the load fails."""
+    for key in doc:
+        suggestion = "" if key in _MEANT_AS_WRITTEN else did_you_mean(key, _STEPS_KEYS)
+        if suggestion:
+            raise WorkflowError(
+                f"the workflow has no steps: unknown key '{key}'{suggestion}",
+                location=root.key(doc, key).location(ctx.source),
+                hint="the steps go in a list under commands: (or steps:)",
+                code=errorcodes.UNKNOWN_FIELD,
+            )
+
+
+_STEPS_KEYS = ("commands", "steps")
+#: Keys that are no misspelling: known ones, a MapReduce phase, and a step's own (`command:`,
+#: `shell:`: _no_steps_hint tells that a single step still goes in a list).
+_MEANT_AS_WRITTEN = frozenset((*_TOP_KEYS, *MAPREDUCE_PHASES, *COMMAND_KEYS))
 
 
 def _no_steps_hint(doc: Map) -> str:

@@ -65,8 +65,7 @@ def known_entries(
 
 
 def unknown_key(key: object, keys: Collection[str], at: At, where: str, ctx: Context) -> None:
-    close = closest(str(key), keys)
-    suggestion = f"; did you mean '{close}'?" if close else ""
+    suggestion = did_you_mean(key, keys)
     if ctx.strict:
         ctx.problem(
             f"unknown key '{key}' in {where}{suggestion}",
@@ -76,3 +75,9 @@ def unknown_key(key: object, keys: Collection[str], at: At, where: str, ctx: Con
         )
     else:
         ctx.warn(f"unknown key '{key}' in {where} (ignored){suggestion}", at)
+
+
+def did_you_mean(key: object, keys: Collection[str]) -> str:
+    """`; did you mean 'name'?` when `key` looks like a misspelling of one of `keys`, else ''."""
+    close = closest(str(key), keys)
+    return f"; did you mean '{close}'?" if close else ""

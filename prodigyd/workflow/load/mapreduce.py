@@ -283,7 +283,11 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
             data["retry_config"] = retry
     if isinstance(data.get("circuit_breaker"), Map):
         breaker = data["circuit_breaker"]
-        data["circuit_breaker"] = known_entries(breaker, _BREAKER_KEYS, here, ctx)
+        if "circuit_breaker" in fields:  # the top-level shortcut's, which wins
+            at = root.key(doc, "circuit_breaker")
+        else:
+            at = here.key(raw, "circuit_breaker")
+        data["circuit_breaker"] = known_entries(breaker, _BREAKER_KEYS, at, ctx)
     policy = build_model(
         ErrorPolicy,
         data,

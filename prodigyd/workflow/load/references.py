@@ -8,7 +8,9 @@ workflow is loaded, the `${name}` references that can be known to be undefined, 
 Known: what the workflow defines (env, secrets, profiles' env, parameters and defaults,
 captures, setup's capture_outputs, a step's env, sub-workflow outputs), the built-in names
 (engine/admission.py, engine/runs.py) and the namespaces the engine fills at run time
-(`${shell.*}`, `${map.*}`, `${item.*}`, ... every `name.` of BUILTIN_NAMESPACES). When
+(`${shell.*}`, `${map.*}`, `${item.*}`, ... every `name.` of BUILTIN_NAMESPACES; of
+`${trigger.*}` only the names a trigger sets, watch/variables.py, as a run by hand has none
+to tell a typo by: `${trigger.commit}` reached a file as written). When
 unsure, no warning: a reference with a default (`${x:-y}`), one that is not a plain path
 (shell syntax such as `${#a[@]}`), one in a `when:` or an env `condition:` (a missing
 variable reads as false there, by design), a name the same text assigns (a shell loop's
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from prodigyd.closest import closest
 from prodigyd.errors import Location, WorkflowError
+from prodigyd.watch.variables import NAMES as TRIGGER_NAMES
 from prodigyd.workflow.interpolate import parse_path
 from prodigyd.workflow.limits import Deadline
 from prodigyd.workflow.load.nodes import Map, Mark, Seq
@@ -109,7 +112,12 @@ _SUGGESTED = (
     "validation.gaps",
     "error.message",
     "last.output",
+    *(f"trigger.{name}" for name in TRIGGER_NAMES),
 )
+#: What users guess the event's new commit is called, which no spelling is close to.
+_TRIGGER_GUESSES = {f"trigger.{guess}": "trigger.after" for guess in ("commit", "sha", "head")}
+#: Listed in the warning about any other `${trigger.*}`.
+_TRIGGER_VARIABLES = tuple(f"${{trigger.{name}}}" for name in TRIGGER_NAMES)
 
 #: Expressions in which a missing variable reads as false by design: not checked.
 _CONDITIONS = frozenset({"when", "condition"})
@@ -138,9 +146,12 @@ class Undefined:
     env_like: bool  # upper case: the job environment may hold it
 
     def warning(self) -> str:
+        what = "defined by the workflow (env, parameters, captures) nor built in"
+        if self.name.startswith("trigger."):
+            what = f"a trigger variable (those are {', '.join(_TRIGGER_VARIABLES)})"
         text = (
-            f"{self.where}: {self.reference} is not defined by the workflow (env, parameters, "
-            "captures) nor built in: it is left as written, and a shell makes it empty"
+            f"{self.where}: {self.reference} is not {what}: it is left as written, and a "
+            "shell makes it empty"
         )
         if self.suggestion:
             text += f"; did you mean ${{{self.suggestion}}}?"
@@ -174,7 +185,8 @@ def find_undefined(
             if env_like and workflow.env_files:
                 continue  # any upper-case name may come from them
             if name not in suggestions:
-                suggestions[name] = closest(name, candidates, cutoff=0.75)
+                guess = _TRIGGER_GUESSES.get(name)
+                suggestions[name] = guess or closest(name, candidates, cutoff=0.75)
             found.append(
                 Undefined(
                     reference=reference,
@@ -240,13 +252,15 @@ def _unknown(text: str, known: set[str]) -> Iterator[tuple[str, str]]:
 
 
 def _is_known(path: str, head: str, keys: list[str], known: set[str]) -> bool:
-    if head in BUILTIN_NAMES or head in BUILTIN_NAMESPACES or _ARG_N.fullmatch(head):
-        return True
-    if head.startswith("PRODIGY_"):  # the job environment's own (session.py, runs.py...)
-        return True
     # a name may hold dots (`shell.output`, a capture `x.y`): any prefix of the path counts
     prefixes = {".".join(keys[:count]) for count in range(1, len(keys) + 1)}
-    return bool(prefixes & known) or path in known
+    if prefixes & known or path in known:
+        return True
+    if head == "trigger" and len(keys) > 1:
+        return keys[1] in TRIGGER_NAMES
+    if head in BUILTIN_NAMES or head in BUILTIN_NAMESPACES or _ARG_N.fullmatch(head):
+        return True
+    return head.startswith("PRODIGY_")  # the job environment's own (session.py, runs.py...)
 
 
 def _assigned_in(text: str) -> set[str]:

@@ -48,17 +48,19 @@ def retry_spec(
         ctx.problem(f"expected a mapping such as {{attempts: 3}}, got {shown(raw)}", at)
         return None
     fields = known_entries(raw, _RETRY_KEYS, at, ctx)
+    spelling = _SPELLING
     if "max_attempts" in fields:
         if "attempts" in fields:
             ctx.problem("give attempts or max_attempts, not both", at.key(raw, "max_attempts"))
         fields["attempts"] = fields.pop("max_attempts")
+        spelling = {**_SPELLING, "attempts": "max_attempts"}  # its errors point there
     data = dict(defaults or {})
     data.update((key, value) for key, value in fields.items() if key not in _NESTED)
     if "backoff" in fields:
         data.update(_backoff(fields["backoff"], at.key(raw, "backoff"), ctx))
     if "on_failure" in fields:
         data.update(_retry_exhausted(fields["on_failure"], at.key(raw, "on_failure"), ctx))
-    return build_model(RetrySpec, data, at, raw, ctx, renames=_SPELLING)
+    return build_model(RetrySpec, data, at, raw, ctx, renames=spelling)
 
 
 _NESTED = ("backoff", "on_failure")
