@@ -176,8 +176,10 @@ def test_load_records_hash_and_absolute_path() -> None:
 
 
 def test_missing_file_is_a_workflow_error(tmp_path: Path) -> None:
-    with pytest.raises(WorkflowError, match="workflow file not found"):
+    with pytest.raises(WorkflowError, match="workflow file not found") as raised:
         load_workflow(tmp_path / "nope.yml")
+    path = str((tmp_path / "nope.yml").resolve())
+    assert raised.value.render() == f"{path}: workflow file not found"  # the path said once
 
 
 def test_non_utf8_file_is_a_workflow_error(tmp_path: Path) -> None:
@@ -750,9 +752,8 @@ def test_type_errors_name_field_and_line_and_list_every_problem() -> None:
     assert error.render().startswith(
         "wf.yml:5:5 (commands[2].commit_required): expected true or false, got 'maybe'"
     )
-    assert error.details == (
-        "3 problems:\n"
-        "  wf.yml:5:5 (commands[2].commit_required): expected true or false, got 'maybe'\n"
+    assert error.details == (  # the first, said above, is not listed again
+        "2 more problems:\n"
         "  wf.yml:6:5 (commands[2].timeout): expected a duration such as 30, '30s', '500ms' "
         "or '5m', got 'abc'\n"
         "  wf.yml:7:5 (commands[3].claude): expected a string, got 42"

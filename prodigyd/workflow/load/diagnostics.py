@@ -101,16 +101,15 @@ class Context:
         return len(self.problems) > count
 
     def raise_problems(self) -> None:
-        """The first problem in file order is the message (and the code); all of them are
-        the details."""
+        """The first problem in file order is the message (and the code); the others
+        are listed in the details, after the first's own (the first is not said twice)."""
         if not self.problems:
             return
-        problems = sorted(self.problems, key=_file_order)
-        first = problems[0]
+        first, *others = sorted(self.problems, key=_file_order)
         parts = [first.details] if first.details else []
-        if len(problems) > 1:
-            listed = "\n".join(f"  {p.location}: {p.message}" for p in problems)
-            parts.append(f"{len(problems)} problems:\n{listed}")
+        if others:
+            listed = "\n".join(f"  {p.location}: {p.message}" for p in others)
+            parts.append(f"{len(others)} more problem{'s' if len(others) > 1 else ''}:\n{listed}")
         raise WorkflowError(
             first.message,
             hint=first.hint,

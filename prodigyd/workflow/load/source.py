@@ -25,7 +25,7 @@ def read_source(file: Path) -> tuple[str, str]:
         data, _ = read_regular(file, limit=MAX_FILE_BYTES, refuse_larger=False)
     except FileNotFoundError:
         raise WorkflowError(
-            f"workflow file not found: {file}",
+            "workflow file not found",  # its location names it
             location=Location(str(file)),
             code=errorcodes.WORKFLOW_NOT_FOUND,
         ) from None
