@@ -330,7 +330,9 @@ def test_a_refused_submit_with_follow_subscribes_nothing(daemon: Path, tmp_path:
     raw = Raw(daemon)
     params = {"workflow": str(tmp_path / "missing.yml"), "cwd": str(tmp_path), "env": {}}
     refused = raw.call("jobs.submit", {**params, "follow": True})
-    assert refused["error"]["code"] == -32001 and "missing.yml" in refused["error"]["message"]
+    assert refused["error"]["code"] == -32001
+    assert refused["error"]["message"] == "workflow file not found"
+    assert refused["error"]["data"]["location"]["file"] == str(tmp_path / "missing.yml")
     assert raw.call("ping", msg_id=2)["result"]["pong"]  # the next line is its reply
     raw.close()
 
