@@ -71,7 +71,7 @@ from prodigyd.git.worktree import (
     stock_slot,
 )
 from prodigyd.proc import kill_processes_in
-from prodigyd.store import space
+from prodigyd.store import aside, space
 from prodigyd.store import worktrees as rows
 from prodigyd.store.worktrees import BUSY, IDLE, KEPT, Strategy, WorktreeRow
 
@@ -132,6 +132,7 @@ class GcReport:
     removed: list[str] = field(default_factory=list)  # worktrees deleted
     branches_deleted: list[str] = field(default_factory=list)
     branches_kept: list[str] = field(default_factory=list)  # stale but holding unmerged work
+    held: list[str] = field(default_factory=list)  # nobody's, kept: a set-aside journal's?
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
@@ -140,6 +141,7 @@ class GcReport:
             "removed": self.removed,
             "branches_deleted": self.branches_deleted,
             "branches_kept": self.branches_kept,
+            "held": self.held,
             "errors": self.errors,
         }
 
@@ -529,6 +531,9 @@ class WorktreePool:
             report.removed.extend(row.path for row in self._extras(repo))
         else:
             report.removed.extend(await self._remove_extras(repo))
+        if aside.set_aside():  # the jobs of the journal set aside may own them (store/aside.py)
+            report.held.extend(str(folder) for folder in self._unclaimed(repo, live))
+            return
         await self._gc_folders(repo, live, report, dry_run)
         await _gc_branches(repo, live, report, dry_run)
 
@@ -568,13 +573,18 @@ class WorktreePool:
         return settings.max_disk_mb is not None and _over_budget(row, settings.max_disk_mb)
 
     async def _gc_folders(self, repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
-        """Folders under our worktrees dir that no row and no live session claims."""
-        for folder in _worktree_folders(paths.worktrees_dir(paths.repo_id(repo))):
-            if rows.get(folder) is not None or live(folder.name):  # name: an old layout's id
-                continue
+        for folder in self._unclaimed(repo, live):
             report.removed.append(str(folder))
             if not dry_run:
                 await self._remove(repo, folder)
+
+    def _unclaimed(self, repo: Path, live: Live) -> list[Path]:
+        """Folders under our worktrees dir that no row and no live session claims."""
+        return [
+            folder
+            for folder in _worktree_folders(paths.worktrees_dir(paths.repo_id(repo)))
+            if rows.get(folder) is None and not live(folder.name)  # name: an old layout's id
+        ]
 
 
 def choose_slot(

@@ -40,7 +40,7 @@ from typing import Any
 from prodigyd import paths
 from prodigyd.config import RetentionConfig
 from prodigyd.errors import NoSpace
-from prodigyd.store import removals
+from prodigyd.store import aside, removals
 from prodigyd.store import sessions as session_store
 from prodigyd.store.removals import Job
 from prodigyd.store.sessions import Status
@@ -335,6 +335,8 @@ def tidy_files(
         chosen += [(p, "rejected_spool") for p in rejected if _mtime(p) < old]
     grace = now - INLINE_GRACE_SECONDS
     inline = [p for p in _entries(paths.inline_workflows_dir()) if p.name.startswith("inline-")]
+    if aside.set_aside():  # the jobs of a set-aside journal may refer to any (store/aside.py)
+        inline = []
     chosen += [
         (p, "inline_workflow") for p in inline if str(p) not in referenced and _mtime(p) < grace
     ]

@@ -43,7 +43,7 @@ from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
 from prodigyd.eventhub import EventHub
 from prodigyd.eventtypes import EventType
 from prodigyd.pool import WorktreePool
-from prodigyd.store import checkpoints, claude_invocations, journal, locks, space
+from prodigyd.store import aside, checkpoints, claude_invocations, journal, locks, space
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
@@ -137,13 +137,14 @@ class Scheduler:
         self.recovered = True
 
     def store_problem(self) -> str | None:
-        """What the daemon cannot write now (a full disk), for `daemon.status`."""
+        """What the daemon cannot write now (a full disk), or a journal it set aside, for
+        `daemon.status`."""
         problem = space.current()
         if problem is not None:
             return problem.message
         for session_id in session_store.unsaved_ids():
             return session_store.unsaved(session_id)
-        return None
+        return aside.problem()
 
     def _needs_mending(self) -> bool:
         return (

@@ -35,6 +35,7 @@ from prodigyd import errorcodes, paths, protocol
 from prodigyd.api import schemas
 from prodigyd.api.handlers import HANDLERS, DaemonState
 from prodigyd.errors import ProdigyError
+from prodigyd.store import journal
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
 
@@ -171,9 +172,12 @@ class Connection:
                 {"errors": _params_errors(exc), "code": errorcodes.for_params(exc.errors())},
             )
         except ProdigyError as exc:
-            code = protocol.CODE_FOR_KIND.get(exc.kind, protocol.PRODIGY_ERROR)
-            return protocol.error(msg_id, code, exc.message, exc.to_dict())
-        except Exception:
+            return _prodigy_error(msg_id, exc)
+        except Exception as exc:
+            damaged = journal.damage(exc)
+            if damaged is not None:  # the user can do something about it: say what
+                log.error("%s", damaged.message)
+                return _prodigy_error(msg_id, damaged)
             ref = secrets.token_hex(4)
             log.exception("internal error (ref %s)", ref)
             message = f"internal error (see {paths.daemon_log()}, ref {ref})"
@@ -282,6 +286,11 @@ def _params_errors(exc: ValidationError) -> list[dict[str, str]]:
         {"field": ".".join(str(p) for p in err["loc"]) or "params", "message": err["msg"]}
         for err in exc.errors()
     ]
+
+
+def _prodigy_error(msg_id: Any, exc: ProdigyError) -> dict[str, Any]:
+    code = protocol.CODE_FOR_KIND.get(exc.kind, protocol.PRODIGY_ERROR)
+    return protocol.error(msg_id, code, exc.message, exc.to_dict())
 
 
 def _params_message(exc: ValidationError) -> str:

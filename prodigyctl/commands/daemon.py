@@ -34,7 +34,7 @@ def start(*, as_json: bool) -> int:
         info = client.call(protocol.DAEMON_STATUS)
     click.echo(dumps(info) if as_json else f"prodigyd running (pid {info['pid']})")
     if info.get("store_problem") and not as_json:
-        click.echo(f"warning: prodigyd cannot write its store: {info['store_problem']}", err=True)
+        click.echo(f"warning: prodigyd's store: {info['store_problem']}", err=True)
     return EXIT_OK
 
 

@@ -37,6 +37,7 @@ def list_sessions(*, status: str | None, limit: int, every: bool, as_json: bool)
         rows = client.call(
             protocol.SESSIONS_LIST, {"status": status, "limit": min(wanted + 1, protocol.MAX_LIST)}
         )
+    _warn_set_aside()
     cut = len(rows) > wanted or len(rows) == protocol.MAX_LIST  # the daemon's most may hide more
     rows = rows[:wanted]
     if cut:
@@ -180,6 +181,7 @@ def ps(*, recent: int, as_json: bool) -> int:
         newest = client.call(
             protocol.SESSIONS_LIST, {"limit": max(1, min(protocol.MAX_LIST, recent + len(active)))}
         )
+    _warn_set_aside()
     listed = {r["id"] for r in active}  # (one that ended between the two calls: once)
     done = [r for r in newest if r["status"] not in _ACTIVE and r["id"] not in listed][:recent]
     if as_json:
@@ -198,6 +200,15 @@ def ps(*, recent: int, as_json: bool) -> int:
         return EXIT_OK
     _table(active + done)
     return EXIT_OK
+
+
+def _warn_set_aside() -> None:
+    """A list that misses the jobs of a journal set aside as unreadable says so."""
+    from prodigyd.store import aside
+
+    problem = aside.problem()
+    if problem is not None:
+        click.echo(f"warning: {problem}", err=True)
 
 
 def _table(rows: list[dict]) -> None:

@@ -41,7 +41,7 @@ def status(*, as_json: bool) -> int:
     for label, value in _lines(info):
         click.echo(f"{label + ':':<16} {value}")
     if info.get("store_problem"):
-        click.echo(f"warning: prodigyd cannot write its store: {info['store_problem']}", err=True)
+        click.echo(f"warning: prodigyd's store: {info['store_problem']}", err=True)
     return EXIT_OK
 
 

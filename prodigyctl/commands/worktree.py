@@ -70,6 +70,7 @@ def gc(*, dry_run: bool, as_json: bool) -> int:
         *(f"{verb}remove {path}" for path in report["removed"]),
         *(f"{verb}delete branch {name}" for name in report["branches_deleted"]),
         *(f"kept branch {name}: not merged anywhere" for name in report["branches_kept"]),
+        *(f"held {path}: a set-aside journal may own it" for path in report.get("held", ())),
         *(f"error: {message}" for message in report["errors"]),
     ]
     click.echo("\n".join(lines) if lines else "Nothing to collect.")

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from prodigyd import paths
-from prodigyd.errors import NoSpace
+from prodigyd.errors import NoSpace, StoreError
 from prodigyd.store import space
 from prodigyd.store.atomic import ensure_dir, move_aside
 
@@ -198,6 +198,23 @@ def found_version() -> int:
     """The schema version the journal file says it has: below ENV_DROPPED_SINCE, the
     daemon still has to drop old environments (read each time: the drop records it)."""
     return int(connection().execute("PRAGMA user_version").fetchone()[0])
+
+
+def damage(exc: BaseException) -> StoreError | None:
+    """`exc` as the error a user is shown when it says the open journal is damaged (pages
+    SQLite finds malformed: the file opened, so it was not set aside), else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.DatabaseError) or code is None:
+        return None
+    if code & 0xFF not in _NOT_A_DATABASE:
+        return None
+    path = paths.journal_file()
+    return StoreError(
+        f"the job journal {path} is damaged ({exc})",
+        hint="stop the daemon (`prodigyctl daemon stop`), keep a copy of the file, and make "
+        f"a working one with SQLite (`sqlite3 {path} .recover | sqlite3 recovered.db`, then "
+        f"put recovered.db at {path}); docs/daemon.md, 'A damaged journal'",
+    )
 
 
 def _open(path: Path) -> sqlite3.Connection:

@@ -199,7 +199,7 @@ def test_the_daemon_restarts_on_a_full_disk_and_recovers_once_there_is_room(
         assert status["store_problem"].startswith(f"no space left on {fullable.home}")
         shown = ctl("status")
         assert shown.returncode == 0
-        assert f"cannot write its store: no space left on {fullable.home}" in shown.stderr
+        assert f"prodigyd's store: no space left on {fullable.home}" in shown.stderr
         listed = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
         assert {r["id"] for r in listed} >= {queued}  # it reads what it has
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -127,6 +128,47 @@ def test_unopenable_journal_is_moved_aside(isolated: Path):
     journal.close_all()
     assert journal.counts() == {}
     assert list(path.parent.glob("journal.db.corrupt-*"))
+
+
+def test_a_set_aside_journal_is_said_with_what_to_do_until_it_is_deleted(isolated: Path):
+    from prodigyd.store import aside
+
+    assert aside.set_aside() == [] and aside.problem() is None
+    path = paths.journal_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not a database" * 100)
+    journal.close_all()
+    journal.connection()  # set aside, a fresh one made
+    [kept] = aside.set_aside()  # its -wal and -shm would not count
+    problem = aside.problem()
+    assert problem is not None and str(kept) in problem and str(path) in problem
+    kept.unlink()  # looked at: the store is whole again
+    assert aside.problem() is None
+
+
+BULK = {"text": "x" * 500}
+
+
+def test_malformed_pages_of_an_open_journal_are_a_store_error_naming_it(isolated: Path):
+    """A journal that opens but whose pages are damaged is not set aside (the daemon has it
+    open): the requests that meet the damage fail with what to do, not 'internal error'."""
+    for number in range(60):  # pages enough that the damage is in the table's
+        journal.insert(f"workflow-{number}-ffffff", status="queued", record=BULK, private={})
+    journal.close_all()
+    path = paths.journal_file()
+    with path.open("r+b") as file:
+        file.seek(4096 * 3)
+        file.write(b"\xff" * 4096 * 4)
+    with pytest.raises(sqlite3.DatabaseError) as raised:
+        for number in range(60):
+            journal.get(f"workflow-{number}-ffffff")
+        journal.counts()
+    error = journal.damage(raised.value)
+    assert error is not None and error.code == "E5000"
+    assert f"the job journal {path} is damaged" in error.message
+    assert error.hint is not None and ".recover" in error.hint
+    assert journal.damage(sqlite3.OperationalError("database is locked")) is None
+    assert journal.damage(ValueError("x")) is None
 
 
 def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(isolated: Path):

@@ -1,0 +1,50 @@
+"""A journal.db that is no database any more, as a user found it: the daemon starts on a
+fresh one, says so on every list, and collects nothing the old jobs left, so that putting
+the old journal back makes a failed session resumable again (docs/daemon.md, "A damaged
+journal")."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.cli import ctl
+from tests.gitutil import git
+
+
+def test_a_set_aside_journal_loses_no_session_put_back(daemon: Path, repo: Path, tmp_path: Path):
+    flag = tmp_path / "ok.flag"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"- shell: 'echo made > made.txt'\n- shell: 'test -f {flag}'\n")
+    failed = ctl("run", str(wf), "-y", cwd=repo)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    [listed] = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+    session = json.loads(ctl("sessions", "show", listed["id"], "--json", check=True).stdout)
+    worktree = Path(session["worktree"])
+    assert worktree.is_dir()
+
+    ctl("daemon", "stop", check=True)
+    journal = daemon / "journal.db"
+    shutil.copy(journal, tmp_path / "journal-copy.db")
+    with journal.open("r+b") as file:
+        file.write(b"NOT A DATABASE" * 5)  # its header: SQLite will not open it
+
+    listed = ctl("ps", check=True)  # starts a daemon on a fresh journal
+    assert listed.stdout.strip() == "No jobs."
+    assert "the job journal was unreadable and was set aside as" in listed.stderr
+    assert "warning:" in ctl("status", check=True).stderr
+    gc = json.loads(ctl("worktree", "gc", "--json", check=True).stdout)
+    assert str(worktree) in gc["held"] and str(worktree) not in gc["removed"]
+    assert worktree.is_dir() and (worktree / "made.txt").exists()
+    assert session["branch"] in git(repo, "branch", "--list", "prodigy-*")
+
+    ctl("daemon", "stop", check=True)
+    shutil.copy(tmp_path / "journal-copy.db", journal)  # the user's working copy
+    for kept in daemon.glob("journal.db.corrupt-*"):
+        kept.unlink()  # looked at
+    flag.write_text("")
+    resumed = ctl("resume", session["id"], "-y", cwd=repo)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert git(repo, "show", "main:made.txt") == "made\n"
+    assert "warning" not in ctl("ps", check=True).stderr
