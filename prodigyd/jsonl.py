@@ -34,15 +34,38 @@ def parse(line: str) -> dict[str, Any] | None:
 
 
 def read(path: Path) -> Iterator[dict[str, Any]]:
-    """Every whole record of the file at `path`, in order; none when it does not exist."""
+    """Every whole record of the file at `path`, in order; none when it does not exist.
+    A line skipped is logged (once a daemon): what it held is lost to every reader."""
     try:
         with open(path, "rb") as fh:
-            for raw in fh:
+            for number, raw in enumerate(fh, start=1):
                 try:
                     record = parse(raw.decode("utf-8"))
                 except UnicodeDecodeError:
-                    continue
+                    record = None
                 if record is not None:
                     yield record
+                elif raw.strip():
+                    _skipped(path, number)
     except FileNotFoundError:
         return
+
+
+#: Lines already logged as skipped (path, number): a log read again is not logged again.
+_SKIPPED: set[tuple[str, int]] = set()
+_SKIPPED_KEPT = 1000
+
+
+def _skipped(path: Path, number: int) -> None:
+    where = (str(path), number)
+    if where in _SKIPPED or len(_SKIPPED) >= _SKIPPED_KEPT:
+        return
+    _SKIPPED.add(where)
+    import logging  # here: rare, and the client imports this module
+
+    logging.getLogger("prodigyd.store").warning(
+        "%s:%d: not a whole JSON record, skipped (a crash cuts off a last line; any other "
+        "was damaged): a checkpoint's step runs again on resume, an event is not shown",
+        path,
+        number,
+    )

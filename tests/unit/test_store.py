@@ -183,7 +183,9 @@ def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(isolated: Path)
     assert not lock.exists()
 
 
-def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
+def test_checkpoint_journal_skips_a_torn_last_line(
+    isolated: Path, caplog: pytest.LogCaptureFixture
+):
     async def write() -> None:
         writer = checkpoints.CheckpointWriter("s3")
         for index in range(3):
@@ -208,6 +210,14 @@ def test_checkpoint_journal_skips_a_torn_last_line(isolated: Path):
     assert saved["variable_state"] == {"n": 2}
     assert saved["execution_state"]["current_step_index"] == 3
     assert checkpoints.load("never-ran") is None
+    # the daemon's log names the line (once, however often the journal is read again)
+    checkpoints.load("s3")
+    said = [r.getMessage() for r in caplog.records if "not a whole JSON record" in r.message]
+    assert said == [
+        f"{checkpoints.journal_file('s3')}:4: not a whole JSON record, skipped (a crash cuts "
+        "off a last line; any other was damaged): a checkpoint's step runs again on resume, "
+        "an event is not shown"
+    ]
 
 
 def test_a_line_torn_inside_a_utf8_character_is_skipped_by_every_reader(isolated: Path):
