@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 
 
 def job_tag(session_id: object) -> str:
-    """A short name for a job in interleaved output: the id's random suffix (6 hex digits)."""
-    return str(session_id)[-6:]
+    """A short name for a job in interleaved output: the id's random suffix (6 hex digits);
+    a name that is no session's id (the triggers' log) whole."""
+    text = str(session_id)
+    tag = text[-6:]
+    if text[-7:-6] == "-" and all(char in "0123456789abcdef" for char in tag):
+        return tag
+    return text
 
 
 class Renderer:

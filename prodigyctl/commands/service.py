@@ -175,10 +175,13 @@ def _socket_mismatch() -> str | None:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and paths.socket_path() == paths.runtime_socket_path(runtime):
         return None
+    store = ""
+    if os.environ.get("PRODIGY_HOME"):  # the units set none: that daemon's store is the default
+        store = f" (and its store is the default one, not PRODIGY_HOME's {paths.home()})"
     return (
         f"prodigyctl here uses the socket {paths.socket_path()}, but prodigyd.socket listens "
-        "on $XDG_RUNTIME_DIR/prodigy/prodigyd.sock: unset PRODIGY_HOME, in a login session "
-        "that sets XDG_RUNTIME_DIR, for prodigyctl to reach the systemd-managed daemon"
+        f"on $XDG_RUNTIME_DIR/prodigy/prodigyd.sock{store}: unset PRODIGY_HOME, in a login "
+        "session that sets XDG_RUNTIME_DIR, for prodigyctl to reach the systemd-managed daemon"
     )
 
 

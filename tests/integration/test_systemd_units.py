@@ -246,6 +246,8 @@ def test_install_warns_when_this_client_would_not_use_the_socket_unit(
     err = capsys.readouterr().err
     assert "warning: prodigyctl here uses the socket" in err
     assert "unset PRODIGY_HOME" in err
+    # the units set no PRODIGY_HOME: the store differs too, and the warning says so
+    assert "its store is the default one, not PRODIGY_HOME's" in " ".join(err.split())
 
 
 def test_install_does_not_warn_in_a_systemd_login_environment(

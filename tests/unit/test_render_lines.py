@@ -53,3 +53,10 @@ def test_a_mapreduce_session_does_not_read_as_a_few_steps():
     assert render.human({**started, "mode": "standard", "total_steps": 3}) == (
         "session m-1: 3 steps in /w"
     )
+
+
+def test_a_job_is_tagged_by_its_ids_end_and_the_triggers_log_by_its_name():
+    from prodigyctl.render import job_tag
+
+    assert job_tag("workflow-1796381541963-e5d7e4") == "e5d7e4"
+    assert job_tag("triggers") == "triggers"  # not "iggers"
