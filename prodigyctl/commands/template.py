@@ -8,6 +8,7 @@ those folders directly, and a workflow names a template with `template: {source:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,20 +85,22 @@ def register(
             EXIT_CONFLICT,
         )
     previous = registry.read_meta(target)
-    for other in registry.SUFFIXES:
-        (folder / f"{name}{other}").unlink(missing_ok=True)
-    write_bytes_atomic(target, data, mode=0o644)
+    # checked where it will be kept (its includes resolve from there), under a name no
+    # lookup finds: a template it would replace stays until it has loaded
+    staged = folder / f".{name}.registering-{os.getpid()}{suffix}"
+    write_bytes_atomic(staged, data, mode=0o644)
     try:
-        loaded = load_workflow(target)
+        loaded = load_workflow(staged)
     except ProdigyError as exc:
-        target.unlink(missing_ok=True)
-        if previous:
-            registry.meta_file(target).unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
+        said = exc.render().replace(str(staged.resolve()), file)  # the file the user has
         fail(
-            exc.code,
-            f"{file} is not a valid template where it would be kept:\n{exc.render()}",
-            EXIT_FAILED,
+            exc.code, f"{file} is not a valid template where it would be kept:\n{said}", EXIT_FAILED
         )
+    for other in registry.SUFFIXES:
+        if other != suffix:
+            (folder / f"{name}{other}").unlink(missing_ok=True)
+    os.replace(staged, target)
     now = now_iso()
     meta = {
         "name": name,

@@ -163,3 +163,16 @@ def test_validate_reports_an_error_in_an_included_file(tmp_path: Path):
     good = json.loads(ctl("validate", "--json", str(wf)).stdout)[0]
     assert good["includes"] == [str(tmp_path / "parts.yml")]
     assert good["parameters"]["n"]["type"] == "number"
+
+
+def test_a_bad_file_registered_over_a_template_leaves_it_and_names_itself(
+    isolated: Path, tmp_path: Path
+):
+    good = write(tmp_path / "good.yml", "commands: [{shell: 'echo good'}]\n")
+    ctl("template", "register", str(good), "--name", "t", check=True)
+    bad = write(tmp_path / "bad.yml", "commands:\n  - shell: x\n    retry: {attempts: 0}\n")
+    refused = ctl("template", "register", str(bad), "--name", "t", "--force")
+    assert refused.returncode == 1
+    assert f"{bad}:3:" in refused.stderr  # the user's file, not a copy in the registry
+    [kept] = json.loads(ctl("template", "list", "--json", check=True).stdout)
+    assert kept["name"] == "t" and Path(kept["path"]).read_text() == good.read_text()
