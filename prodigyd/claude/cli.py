@@ -94,7 +94,10 @@ def _configured_note(configured: str | None) -> str:
     """How the 'tried' list describes the configured binary."""
     if configured:
         return f"configured binary {configured!r} (not on PATH)"
-    return "configured binary (none configured)"
+    return (  # `config set` of it meanwhile: the running daemon reads its config at start
+        "configured binary (none in the config prodigyd started with: claude.binary; a "
+        "change takes effect when it restarts)"
+    )
 
 
 def _require_executable(path: str, source: str) -> str:

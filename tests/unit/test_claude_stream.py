@@ -489,3 +489,12 @@ def test_nothing_found_lists_every_place_tried(tmp_path: Path) -> None:
     assert "configured" in rendered
     assert "PATH" in rendered and str(tmp_path) in rendered
     assert info.value.hint and "install" in info.value.hint
+
+
+def test_none_found_says_a_config_change_waits_for_a_restart(tmp_path: Path) -> None:
+    """`config set claude.binary` while the daemon runs changes nothing until it restarts:
+    the error says so, not that none is configured."""
+    with pytest.raises(ClaudeNotFound) as info:
+        resolve_binary(None, {"PATH": str(tmp_path)})
+    assert info.value.details is not None
+    assert "a change takes effect when it restarts" in info.value.details
