@@ -24,9 +24,14 @@ from prodigyd import errorcodes, paths, protocol
 
 if TYPE_CHECKING:
     from _socket import socket
+    from pathlib import Path
 
 #: How long a client waits for a daemon it started to say it is ready.
 START_TIMEOUT_SECONDS = 20.0
+
+#: How many of the last lines a daemon that failed to start wrote are shown: enough for its
+#: error (a config file's names the file and line) or the end of a traceback.
+FAILURE_LINES = 10
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -137,7 +142,8 @@ def start_daemon() -> None:
     """Spawn prodigyd detached (own session, output to a log file) and wait until it is ready.
 
     The daemon reports readiness on a pipe we pass it, so we block on a read instead of
-    polling the socket; a daemon that dies early closes the pipe and we say where its log is.
+    polling the socket; a daemon that dies early closes the pipe, and we show what it wrote
+    (why it stopped) and where its log is.
     """
     import select  # only here: most commands never start a daemon, and imports cost time
     import subprocess
@@ -148,6 +154,7 @@ def start_daemon() -> None:
     ensure_dir(output.parent)
     read_fd, write_fd = os.pipe()
     out_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    start = os.fstat(out_fd).st_size  # what this daemon writes begins here
     with open(out_fd, "ab") as out:
         subprocess.Popen(
             [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
@@ -165,10 +172,24 @@ def start_daemon() -> None:
     finally:
         os.close(read_fd)
     if word not in ("ready", "running"):
+        said = _written_since(output, start)
+        reason = f":\n{said}\nsee" if said else "; see"
         raise DaemonUnreachable(
-            f"prodigyd failed to start; see {paths.daemon_log()} and {output}",
+            f"prodigyd failed to start{reason} {paths.daemon_log()} and {output}",
             errorcodes.DAEMON_START_FAILED,
         )
+
+
+def _written_since(path: Path, offset: int) -> str:
+    """The last lines written to `path` past `offset`, indented: what a daemon that failed
+    to start printed, so the user reads why without opening the file."""
+    try:
+        with open(path, "rb") as written:
+            written.seek(offset)
+            text = written.read().decode(errors="replace")
+    except OSError:  # the reason is lost, not the error: the message still names the file
+        return ""
+    return "\n".join(f"  {line}" for line in text.strip().splitlines()[-FAILURE_LINES:])
 
 
 def is_tty() -> bool:

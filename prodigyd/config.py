@@ -17,6 +17,7 @@ map to a known key count: PRODIGY_HOME and the per-job variables are not setting
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import types
 from collections.abc import Callable, Mapping
@@ -42,6 +43,11 @@ _KEYS_HINT = "`prodigyctl config show` lists every key; docs/config.md describes
 
 #: Tells "absent" from a stored value in `dict.pop`, since any TOML value may be stored.
 _MISSING = object()
+
+#: A table header (`[claude]`) and a key (`model =`, `claude.model =`), bare names only: enough
+#: to name the line of a problem (one spelt with quotes is named without its line).
+_HEADER = r"\s*\[\[?\s*([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*\]"
+_ASSIGNMENT = r"\s*([A-Za-z0-9_-]+(?:\s*\.\s*[A-Za-z0-9_-]+)*)\s*="
 
 
 class ConfigError(ProdigyError):
@@ -160,11 +166,12 @@ def load(*, env: Mapping[str, str] | None = None) -> Config:
     means all defaults. Raises ConfigError naming the file or variable and the key.
     """
     path = paths.config_file()
-    data = _read_file(path)
+    text, data = _read_file(path)
     overrides = _env_overrides(os.environ if env is None else env)
     for key, (_name, value) in overrides.items():
         _set_in(data, key, value)
-    return _validate(data, lambda key: _origin(key, overrides, path))
+    in_file = _where_in(path, text)
+    return _validate(data, lambda key: _origin(key, overrides) or in_file(key))
 
 
 def describe(config: Config) -> dict[str, Any]:
@@ -178,43 +185,59 @@ def get_value(config: Config, key: str) -> Any:
     return describe(config)[key]
 
 
-def set_value(key: str, value: str) -> Config:
-    """Set one key in the config file, parsing `value` as that key's type.
+def set_value(key: str, value: str) -> Any:
+    """Set one key in the config file, parsing `value` as that key's type; return the value
+    stored (JSON), as validated: `debug` is stored as `DEBUG`.
 
-    The whole file is validated before it is written, so a bad value never lands on disk.
-    Other keys the user set are kept; comments and layout are not (tomli-w writes plain
-    TOML). Returns the configuration the file now defines, without environment overrides.
+    Only the new value has to be valid, so a bad value never lands on disk, while the file's
+    other problems do not block the edit that fixes one of them (`check_file` says what is
+    left). Other keys the user set are kept; comments and layout are not (tomli-w writes
+    plain TOML).
     """
     _require_known(key)
     try:
         parsed = _parse_text(key, value)
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc}") from None
+    alone: dict[str, Any] = {}
+    _set_in(alone, key, parsed)
+    # Config has no rule across keys, so a value valid alone is valid in any file
+    stored = get_value(_validate(alone, lambda _key: None), key)
     path = paths.config_file()
-    data = _read_file(path)
-    _set_in(data, key, parsed)
-    config = _validate(data, lambda bad: None if bad == key else str(path))
-    _set_in(data, key, get_value(config, key))  # as validated: `debug` is stored as DEBUG
+    _text, data = _read_file(path)
+    _set_in(data, key, stored)
     _write_file(path, data)
-    return config
+    return stored
 
 
-def unset_value(key: str) -> Config:
+def unset_value(key: str) -> None:
     """Remove one key from the config file, so its default (or env override) applies.
 
-    An unknown key that *is* in the file can be removed too: that is how a typo the daemon
-    refuses to start with gets fixed. Removing an absent key changes nothing.
-    Returns the configuration the file now defines, without environment overrides.
+    Whatever else is wrong in the file, removing never makes it worse, so it is always done
+    (`check_file` says what is left). An unknown key that *is* in the file can be removed
+    too: that is how a typo the daemon refuses to start with gets fixed. Removing an absent
+    key changes nothing.
     """
     path = paths.config_file()
-    data = _read_file(path)
-    present = _pop_in(data, key)
-    if not present:
+    _text, data = _read_file(path)
+    if not _pop_in(data, key):
         _require_known(key)
-    config = _validate(data, lambda _key: str(path))
-    if present:
-        _write_file(path, data)
-    return config
+        return
+    _write_file(path, data)
+
+
+def check_file() -> list[str]:
+    """The config file's problems, each naming the file, line and key; empty when it is
+    valid. Environment overrides are left out: this is what `config set/unset` report as
+    still wrong in the file they edited."""
+    path = paths.config_file()
+    text, data = _read_file(path)
+    try:
+        Config.model_validate(data)
+    except ValidationError as exc:
+        where = _where_in(path, text)
+        return [_problem(error, where) for error in exc.errors()]
+    return []
 
 
 def sources(config_env: Mapping[str, str]) -> dict[str, str]:
@@ -222,7 +245,7 @@ def sources(config_env: Mapping[str, str]) -> dict[str, str]:
 
     Mirrors `load()`'s precedence; `config_env` is the environment the daemon would see.
     """
-    data = _read_file(paths.config_file())
+    _text, data = _read_file(paths.config_file())
     texts = _env_texts(config_env)
     return {
         key: f"env:{texts[key][0]}" if key in texts else "file" if _has(data, key) else "default"
@@ -338,20 +361,56 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
     return overrides
 
 
-def _origin(key: str, overrides: Mapping[str, tuple[str, Any]], path: Path) -> str:
-    """Where `load()` got a key's value: its variable when overridden, else the file."""
-    return f"environment variable {overrides[key][0]}" if key in overrides else str(path)
+def _origin(key: str, overrides: Mapping[str, tuple[str, Any]]) -> str | None:
+    """Where `load()` got an overridden key's value: its variable (None: from the file)."""
+    return f"environment variable {overrides[key][0]}" if key in overrides else None
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def _where_in(path: Path, text: str) -> Callable[[str], str]:
+    """The `origin` of a key in the config file: `PATH:LINE`, or `PATH` when no line is found.
+    The lines are looked for only when there is a problem to name."""
+
+    def where(key: str) -> str:
+        line = _line_of(text, key)
+        return f"{path}:{line}" if line else str(path)
+
+    return where
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The 1-based line that defines dotted `key`: its `name =`, or a table's header (its
+    first key when dotted keys make it). A scan of the lines, not a parse: a line inside a
+    multi-line string may look like a key, which at worst names the wrong line of the right
+    file."""
+    table: list[str] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if header := re.match(_HEADER, line):
+            table = _names(header[1])
+            defined = ".".join(table)
+        elif assignment := re.match(_ASSIGNMENT, line):
+            defined = ".".join([*table, *_names(assignment[1])])
+        else:
+            continue
+        if f"{defined}.".startswith(f"{key}."):  # the key itself, or a key inside it
+            return number
+    return None
+
+
+def _names(dotted: str) -> list[str]:
+    return [name.strip() for name in dotted.split(".")]
+
+
+def _read_file(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text (for naming lines) and its tables; a missing file is empty."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return "", {}
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        return tomllib.loads(raw.decode())
+        text = raw.decode()
+        return text, tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:  # its text ends "(at line L, column C)"

@@ -77,7 +77,8 @@ def get(*, key: str, as_json: bool) -> int:
     return EXIT_OK
 
 
-# It warns when an environment variable will still override the file. ignore_unknown_options:
+# It warns when an environment variable will still override the file, and of the file's other
+# problems (the value set must be valid; the rest need not be yet). ignore_unknown_options:
 # `config set claude.extra_args --verbose` passes `--verbose` as VALUE.
 @command("set", config, context_settings={"ignore_unknown_options": True})
 @click.argument("key")
@@ -87,12 +88,14 @@ def set_(*, key: str, value: str) -> int:
     from prodigyd import config as cfg
 
     try:
-        written = cfg.get_value(cfg.set_value(key, value), key)
+        written = cfg.set_value(key, value)
         source = cfg.sources(os.environ)[key]
+        left = cfg.check_file()
     except cfg.ConfigError as err:
         return _fail(err)
     click.echo(f"{key} = {_human(written)} ({RESTART_NOTE})")
     _warn_if_overridden(source)
+    _warn_of_problems(left)
     return EXIT_OK
 
 
@@ -105,10 +108,12 @@ def unset(*, key: str) -> int:
     try:
         cfg.unset_value(key)
         source = cfg.sources(os.environ).get(key, "default")
+        left = cfg.check_file()
     except cfg.ConfigError as err:
         return _fail(err)
     click.echo(f"{key} unset ({RESTART_NOTE})")
     _warn_if_overridden(source)
+    _warn_of_problems(left)
     return EXIT_OK
 
 
@@ -123,6 +128,13 @@ def _warn_if_overridden(source: str) -> None:
     if source.startswith("env:"):
         variable = source.removeprefix("env:")
         click.echo(f"note: {variable} is set here and overrides the config file", err=True)
+
+
+def _warn_of_problems(problems: list[str]) -> None:
+    """What set/unset left wrong in the file: they edit a file with problems (one fix at a
+    time), and prodigyd refuses to start until none is left."""
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
 
 
 def _human(value: Any) -> str:

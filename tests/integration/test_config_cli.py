@@ -191,3 +191,73 @@ def test_config_commands_through_the_real_prodigyctl(isolated: Path):
     ctl("config", "unset", "max_concurrent_jobs", check=True)
     bad = ctl("config", "get", "max_concurent_jobs")
     assert bad.returncode == 2 and "did you mean max_concurrent_jobs?" in bad.stderr
+
+
+#: A new user's file: a wrong type and an unknown table, each of which the daemon refuses.
+TWO_PROBLEMS = 'max_concurrent_jobs = "4"\n[claud]\nmodel = "x"\n'
+
+
+def test_a_file_with_two_problems_is_repaired_one_command_at_a_time(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+):
+    isolated.mkdir()
+    path = isolated / "config.toml"
+    path.write_text(TWO_PROBLEMS)
+    rc, out, err = run(capsys, cmd.unset(key="claud"))
+    assert (rc, out) == (0, "claud unset (restart prodigyd to apply: prodigyctl daemon stop)\n")
+    assert (
+        err
+        == f"warning: {path}:1: max_concurrent_jobs: Input should be a valid integer (got '4')\n"
+    )
+    assert path.read_text() == 'max_concurrent_jobs = "4"\n'
+    rc, out, err = run(capsys, cmd.set_(key="max_concurrent_jobs", value="3"))
+    assert (rc, out, err) == (0, f"max_concurrent_jobs = 3 ({cmd.RESTART_NOTE})\n", "")
+    assert path.read_text() == "max_concurrent_jobs = 3\n"
+
+
+def test_set_and_unset_over_other_problems_warn_of_what_is_left(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+):
+    isolated.mkdir()
+    path = isolated / "config.toml"
+    path.write_text(TWO_PROBLEMS)
+    rc, out, err = run(capsys, cmd.set_(key="max_concurrent_jobs", value="3"))
+    assert (rc, out) == (0, f"max_concurrent_jobs = 3 ({cmd.RESTART_NOTE})\n")
+    assert err == f"warning: {path}:3: unknown key claud; did you mean claude?\n"
+    path.write_text(TWO_PROBLEMS)
+    rc, out, err = run(capsys, cmd.unset(key="max_concurrent_jobs"))
+    assert (rc, out) == (0, f"max_concurrent_jobs unset ({cmd.RESTART_NOTE})\n")
+    assert err == f"warning: {path}:1: unknown key claud; did you mean claude?\n"
+    assert path.read_text() == '[claud]\nmodel = "x"\n'
+
+
+def test_set_of_a_bad_value_is_refused_over_other_problems(
+    isolated: Path, capsys: pytest.CaptureFixture[str]
+):
+    isolated.mkdir()
+    path = isolated / "config.toml"
+    path.write_text(TWO_PROBLEMS)
+    rc, out, err = run(capsys, cmd.set_(key="max_concurrent_jobs", value="0"))
+    assert (rc, out) == (2, "")
+    assert err == (
+        "error[E5002]: max_concurrent_jobs: Input should be greater than or equal to 1 (got 0)\n"
+    )
+    assert path.read_text() == TWO_PROBLEMS
+
+
+def test_a_daemon_refusing_its_config_says_why_to_start_and_run(isolated: Path, tmp_path: Path):
+    (isolated / "logs").mkdir(parents=True)
+    (isolated / "logs" / "prodigyd.out").write_text("what an earlier daemon printed\n")
+    path = isolated / "config.toml"
+    path.write_text("auto_resume = true\nmax_concurrent_jobs = \n")
+    workflow = tmp_path / "wf.yml"
+    workflow.write_text('commands:\n  - shell: "true"\n')
+    for args in (("daemon", "start"), ("run", str(workflow))):
+        done = ctl(*args, cwd=tmp_path)
+        assert done.returncode == 5, done.stderr
+        first, said, pointer = done.stderr.splitlines()
+        assert first == "error[E2002]: prodigyd failed to start:"
+        assert said.startswith(f"  error[E5002]: invalid TOML in {path}: ")
+        assert said.endswith("(at line 2, column 23)")
+        logs = isolated / "logs"
+        assert pointer == f"see {logs / 'prodigyd.log'} and {logs / 'prodigyd.out'}"

@@ -239,7 +239,7 @@ def test_wrong_type_names_the_file_and_key(config_file: Path):
     with pytest.raises(ConfigError) as caught:
         cfg.load(env=NO_ENV)
     assert caught.value.message == (
-        f"{config_file}: max_concurrent_jobs: Input should be a valid integer (got 'lots')"
+        f"{config_file}:1: max_concurrent_jobs: Input should be a valid integer (got 'lots')"
     )
 
 
@@ -274,18 +274,18 @@ def test_every_problem_is_reported(config_file: Path):
     [
         (
             "max_concurent_jobs = 2\n",
-            "unknown key max_concurent_jobs; did you mean max_concurrent_jobs?",
+            "1: unknown key max_concurent_jobs; did you mean max_concurrent_jobs?",
         ),
-        ('[claude]\nmodle = "x"\n', "unknown key claude.modle; did you mean claude.model?"),
-        ('[claud]\nmodel = "x"\n', "unknown key claud; did you mean claude?"),
-        ("zzz = 1\n", "unknown key zzz"),
+        ('[claude]\nmodle = "x"\n', "2: unknown key claude.modle; did you mean claude.model?"),
+        ('[claud]\nmodel = "x"\n', "1: unknown key claud; did you mean claude?"),
+        ("zzz = 1\n", "1: unknown key zzz"),
     ],
 )
 def test_unknown_key_in_file_suggests_the_known_one(config_file: Path, toml: str, message: str):
     config_file.write_text(toml)
     with pytest.raises(ConfigError) as caught:
         cfg.load(env=NO_ENV)
-    assert caught.value.message == f"{config_file}: {message}"
+    assert caught.value.message == f"{config_file}:{message}"
     assert "config show" in (caught.value.hint or "")
 
 
@@ -302,7 +302,7 @@ def test_set_value_round_trip_keeps_other_keys(config_file: Path):
     returned = cfg.set_value("max_concurrent_jobs", "6")
     cfg.set_value("claude.extra_args", "--verbose,--max-turns")
     config = cfg.load(env=NO_ENV)
-    assert returned.max_concurrent_jobs == 6
+    assert returned == 6
     assert config.max_concurrent_jobs == 6
     assert config.auto_resume is False
     assert config.claude.model == "opus"
@@ -324,11 +324,12 @@ def test_set_value_creates_the_file_and_home(isolated: Path):
     assert (isolated / "config.toml").read_text() == "[claude]\nskip_permissions = false\n"
 
 
-def test_set_value_returns_the_file_config_without_env_overrides(
+def test_set_value_returns_the_value_stored_not_an_env_override(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("PRODIGY_MAX_CONCURRENT_JOBS", "9")
-    assert cfg.set_value("max_concurrent_jobs", "3").max_concurrent_jobs == 3
+    assert cfg.set_value("max_concurrent_jobs", "3") == 3
+    assert cfg.set_value("log_level", "debug") == "DEBUG"
     assert cfg.load().max_concurrent_jobs == 9
 
 
@@ -385,14 +386,14 @@ def test_set_value_repairs_a_bad_value(config_file: Path):
 
 def test_unset_value_removes_the_key_and_an_emptied_section(config_file: Path):
     config_file.write_text('auto_resume = false\n[claude]\nmodel = "opus"\n')
-    config = cfg.unset_value("claude.model")
-    assert config.claude.model is None
+    cfg.unset_value("claude.model")
+    assert cfg.load(env=NO_ENV).claude.model is None
     assert config_file.read_text() == "auto_resume = false\n"
     assert cfg.sources(NO_ENV)["claude.model"] == "default"
 
 
 def test_unset_value_of_an_absent_key_writes_nothing(config_file: Path):
-    assert cfg.unset_value("log_level") == Config()
+    cfg.unset_value("log_level")
     assert not config_file.exists()
 
 
@@ -405,6 +406,73 @@ def test_unset_value_removes_an_unknown_key_the_file_has(config_file: Path):
 def test_unset_value_of_an_unknown_absent_key_suggests(config_file: Path):
     with pytest.raises(ConfigError, match=r"unknown key auto_resum; did you mean auto_resume\?"):
         cfg.unset_value("auto_resum")
+
+
+#: The new user's file: a wrong type and an unknown table, each of which the daemon refuses.
+TWO_PROBLEMS = 'max_concurrent_jobs = "4"\n[claud]\nmodel = "x"\n'
+
+
+def test_set_value_fixes_one_problem_of_several_and_check_file_names_the_rest(
+    config_file: Path,
+):
+    config_file.write_text(TWO_PROBLEMS)
+    assert cfg.set_value("max_concurrent_jobs", "3") == 3
+    assert config_file.read_text() == 'max_concurrent_jobs = 3\n\n[claud]\nmodel = "x"\n'
+    assert cfg.check_file() == [f"{config_file}:3: unknown key claud; did you mean claude?"]
+
+
+def test_set_value_still_refuses_its_own_bad_value_in_a_file_with_problems(config_file: Path):
+    config_file.write_text(TWO_PROBLEMS)
+    with pytest.raises(ConfigError) as caught:
+        cfg.set_value("log_level", "LOUD")
+    assert caught.value.message == (
+        "log_level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR' (got 'LOUD')"
+    )
+    assert caught.value.details is None  # the file's own problems are not this error's
+    assert config_file.read_text() == TWO_PROBLEMS
+
+
+@pytest.mark.parametrize(
+    ("key", "left"),
+    [
+        ("claud", "1: max_concurrent_jobs: Input should be a valid integer (got '4')"),
+        ("max_concurrent_jobs", "1: unknown key claud; did you mean claude?"),  # rewritten
+    ],
+)
+def test_unset_value_removes_a_key_whatever_else_is_wrong(config_file: Path, key: str, left: str):
+    config_file.write_text(TWO_PROBLEMS)
+    cfg.unset_value(key)
+    assert cfg.check_file() == [f"{config_file}:{left}"]
+
+
+def test_check_file_of_a_valid_or_missing_file_is_empty(config_file: Path):
+    assert cfg.check_file() == []
+    config_file.write_text("auto_resume = false\n")
+    assert cfg.check_file() == []
+
+
+def test_problems_name_the_line_of_dotted_keys_list_items_and_table_keys(config_file: Path):
+    config_file.write_text(
+        "# notes\n"
+        '"quoted" = 1\n'
+        "claude.timeout = -1\n"
+        "[ retention ]\n"
+        "max_age_days = 1\n"
+        "  interval_secs  =  -2\n"
+        "[worktree_config]\n"
+        'extra = ["a = 1",\n'
+        '  "b"]\n'
+        "[claude.extra]\n"
+        "x = 1\n"
+    )
+    assert cfg.check_file() == [
+        f"{config_file}:3: claude.timeout: Input should be greater than or equal to 0 (got -1)",
+        f"{config_file}:10: unknown key claude.extra; did you mean claude.extra_args?",
+        f"{config_file}:8: unknown key worktree_config.extra; did you mean worktree_config?",
+        f"{config_file}:6: retention.interval_secs: "
+        "Input should be greater than or equal to 0 (got -2)",
+        f"{config_file}: unknown key quoted",  # a quoted name: no line, still the file
+    ]
 
 
 def test_get_value(config_file: Path):
