@@ -311,6 +311,8 @@ class Renderer:
         sid = e["session_id"]
         if status == "completed":
             done = self._style(f"session {sid} completed", fg="green", bold=True)
+            if e.get("message"):  # a run never merged: where its result is
+                done += f" ({e['message']})"
             return done + _not_recorded(e)
         if status == "awaiting_merge":
             waits = f"session {sid} succeeded; its changes wait on branch prodigy-{sid}"

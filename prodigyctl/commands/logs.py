@@ -52,7 +52,9 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
             f"(session is {shown['status']}; follow it with: prodigyctl logs -f {session_id})",
             err=True,
         )
-    elif status == "awaiting_merge":  # as `run` ends such a session (a refused merge: its error)
+    elif status == "awaiting_merge" and not shown.get("start_commit"):
+        # as `run` ends such a session (a refused merge: its error); one started from a
+        # snapshot of uncommitted files (`on: files`) is never merged: `merge` refuses it
         click.echo(f"(to merge it: prodigyctl merge {shown['id']})", err=True)
     return EXIT_OK
 

@@ -9,6 +9,10 @@ Decisions:
 - A custom `merge:` workflow runs first, in the worktree, with the `${merge.*}` variables;
   it may merge by itself. Prodigy then finishes the job with a plain, verified
   `git merge --no-ff` if the branch is not merged yet.
+- A run that is never merged (`on: files`: it started from a snapshot of the user's
+  uncommitted files) ends as a merged one does, without the merge (`end_unmerged`): held
+  `awaiting_merge` for a merge that is always refused, it kept a busy worktree for ever.
+  Its branch is its result, kept unless the run changed nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ async def merge_branch(
     since (nothing to commit, no merge workflow, nothing merged: a session that changed
     nothing, as a check or a test run): its release then needs no second status, a git
     process of ~3 ms on every such job's way to `session_finished` (`clean_up`)."""
-    repo, worktree = Path(record.repo), Path(record.worktree)
+    repo = Path(record.repo)
     if not await git_repo.branch_exists(repo, record.original_branch):
         raise MergeRefused(
             f"target branch {record.original_branch!r} no longer exists",
@@ -70,14 +74,7 @@ async def merge_branch(
         return git_merge.MergeOutcome(False, None, "already merged and cleaned up"), None
     untouched = None
     if held:
-        await _check_worktree_head(record, worktree)
-        state = await git_repo.worktree_state(worktree, load=False)
-        if state.changed:  # else: no `git add`
-            await git_repo.commit_all(
-                worktree,
-                f"prodigy: uncommitted changes from {record.workflow_name}",
-                leave_out=leave_out,
-            )
+        state = await commit_leftovers(record, leave_out, then=f"prodigyctl merge {record.id}")
         if merge_spec is not None:
             await _run_merge_workflow(record, merge_spec, await context())
         elif not state.changed:
@@ -93,7 +90,53 @@ async def merge_branch(
     return outcome, None if outcome.merged else untouched
 
 
-async def _check_worktree_head(record: SessionRecord, worktree: Path) -> None:
+async def commit_leftovers(
+    record: SessionRecord, leave_out: tuple[str, ...], *, then: str
+) -> git_repo.WorktreeState:
+    """Commit what the workflow left uncommitted in its worktree to the session branch, so
+    that the worktree's clean-up loses no work; returns the worktree's state as read
+    before. `then`: the command that goes on once a worktree found off its branch (a
+    refusal) is put back on it."""
+    worktree = Path(record.worktree)
+    await _check_worktree_head(record, worktree, then)
+    state = await git_repo.worktree_state(worktree, load=False)
+    if state.changed:  # else: no `git add`
+        await git_repo.commit_all(
+            worktree,
+            f"prodigy: uncommitted changes from {record.workflow_name}",
+            leave_out=leave_out,
+        )
+    return state
+
+
+async def end_unmerged(
+    record: SessionRecord,
+    pool: WorktreePool,
+    events: EventSink,
+    *,
+    snapshot: str,
+    leave_out: tuple[str, ...] = (),
+) -> str:
+    """End a run that started from `snapshot` (`on: files`) and is never merged: what it
+    left uncommitted is committed to its branch, then the worktree goes back to the pool
+    and the branch is kept, as `clean_up` does after a merge (deleted only when the run
+    made no commit on the snapshot: nothing to look at). No longer held (a stop cut its
+    clean-up off, then a resume), the branch alone has the result. Returns where the
+    result is, for its `session_finished`."""
+    if holds_worktree(record, pool):
+        await commit_leftovers(record, leave_out, then=f"prodigyctl resume {record.id}")
+    await clean_up(record, pool, events)
+    snap = snapshot[:12]
+    why = f"not merged: it started from a snapshot of uncommitted files ({snap})"
+    if not await git_repo.branch_exists(Path(record.repo), record.branch):
+        return f"{why}, and changed nothing"
+    return (
+        f"{why}; its result is on branch {record.branch}: "
+        f"`git diff {snap} {record.branch}` shows what it changed"
+    )
+
+
+async def _check_worktree_head(record: SessionRecord, worktree: Path, then: str) -> None:
     """A workflow that left its branch (detached HEAD, other branch) would lose those
     commits in the cleanup: refuse and keep the worktree instead."""
     try:
@@ -105,7 +148,7 @@ async def _check_worktree_head(record: SessionRecord, worktree: Path) -> None:
         raise MergeRefused(
             f"the session worktree is {where}, not on {record.branch}: its commits would be lost",
             hint=f"check out {record.branch} in {record.worktree} (keeping the commits you "
-            f"want), then run `prodigyctl merge {record.id}`",
+            f"want), then run `{then}`",
         )
 
 
@@ -138,11 +181,13 @@ async def _run_merge_workflow(record: SessionRecord, spec: MergeSpec, ctx: RunCo
 
 
 async def _commits_unmerged(repo: Path, record: SessionRecord) -> int:
-    """How many commits of the session branch its target lacks, compared by id (each ref
-    read once, from its file: commits_ahead then needs no git when there are none)."""
+    """How many commits of the session branch its target lacks (a run never merged: its
+    snapshot lacks, the run's own), compared by id (each ref read once, from its file:
+    commits_ahead then needs no git when there are none)."""
     return await git_merge.commits_ahead(
         repo,
-        await git_repo.commit_id(repo, f"{git_repo.HEADS}{record.original_branch}"),
+        record.start_commit
+        or await git_repo.commit_id(repo, f"{git_repo.HEADS}{record.original_branch}"),
         await git_repo.commit_id(repo, f"{git_repo.HEADS}{record.branch}"),
     )
 
@@ -155,10 +200,12 @@ async def clean_up(
     seen: git_repo.WorktreeState | None = None,
 ) -> None:
     """Give the worktree back to the pool and delete the branch, once the merge is
-    verified (`cleanup_on_complete = false` keeps both, to look at). `seen`: the
-    worktree's state as `merge_branch` read it, nothing having touched it since.
+    verified or, for a run never merged, once its leftovers are committed (its branch goes
+    only when it holds nothing of the run's); `cleanup_on_complete = false` keeps both, to
+    look at. `seen`: the worktree's state as `merge_branch` read it, nothing having
+    touched it since.
 
-    The merge is done by now, so a failure here (a concurrent git operation, a file
+    The merge (if any) is done by now, so a failure here (a concurrent git operation, a file
     still open) is reported, not fatal: the session still completes, and what is left
     is named in a `cleanup_failed` event and the daemon log (the pool's collector
     reclaims it later).

@@ -4,8 +4,9 @@
 standard workflow, setup → map → reduce for MapReduce: mapreduce/phases.py) with a
 checkpoint per step, and records the outcome; a resumed run continues from the journals.
 `Session.merge()` brings a successful session back (finish.py does the git work) under
-the repository's merge lock. Admission (what is checked before a job is acknowledged) is
-admission.py; which phases a session has and how far they got, plan.py.
+the repository's merge lock; an `on: files` run, never merged, completes with its result
+on its branch instead (`finish.end_unmerged`). Admission (what is checked before a job is
+acknowledged) is admission.py; which phases a session has and how far they got, plan.py.
 
 Everything the session records goes through the RunJournal it is given, every event
 through `SessionSink`, which masks it: the session never writes the store or a socket
@@ -184,6 +185,16 @@ class Session:
                 track=references_git_variables(self.loaded.workflow),
             )
             outcome = await self._run_phases(ctx, git)
+            if outcome.ok and record.start_commit:  # `on: files`: never merged (see merge)
+                where = await finish.end_unmerged(
+                    record,
+                    self.pool,
+                    self.events,
+                    snapshot=record.start_commit,
+                    leave_out=input_file(self.loaded.workflow),
+                )
+                self._finish(Status.COMPLETED, None, message=where)
+                return record
         except asyncio.CancelledError:
             self._finish(self.stop_status, self._stopped_message())
             raise
@@ -297,10 +308,13 @@ class Session:
             self._finish(Status.COMPLETED, None)
             return record
         if record.start_commit:  # `on: files`: merging would commit the user's unfinished edits
+            # (such a run completes unmerged; one an older prodigyd left awaiting_merge is
+            # closed by `cancel`, and the worktree collector takes its worktree back)
             raise Conflict(
                 f"session {record.id} started from a snapshot of uncommitted files "
                 f"({record.start_commit[:12]}): it is never merged",
-                hint=f"its result is on branch {record.branch}: cherry-pick or diff what you want",
+                hint=f"its result is on branch {record.branch}: cherry-pick or diff what you "
+                f"want; `prodigyctl cancel {record.id}` gives its worktree back",
             )
         self.events.emit(
             EventType.MERGE_STARTED, source=record.branch, target=record.original_branch
@@ -355,9 +369,17 @@ class Session:
         spent = Spend(used.cost_usd, used.tokens)
         return Meter("workflow", budget, spent, used.seconds, session_id=record.id)
 
-    def _finish(self, status: Status, error: str | None, code: str | None = None) -> None:
+    def _finish(
+        self,
+        status: Status,
+        error: str | None,
+        code: str | None = None,
+        *,
+        message: str | None = None,
+    ) -> None:
         """End the run as `status`; `code` is the error code of what stopped it, if prodigy
-        did (its `session_finished` event carries it)."""
+        did, and `message` where an unmerged result is (its `session_finished` event
+        carries both)."""
         if self.meter is not None:  # the account goes on at the next resume
             total = self.meter.total()
             self.record.budget_used = BudgetUse(
@@ -377,6 +399,7 @@ class Session:
             worktree=self.record.worktree,
             branch=self.record.original_branch,
             **({"code": code} if code else {}),
+            **({"message": message} if message else {}),
             **({"not_recorded": not_recorded} if not_recorded else {}),
         )
 

@@ -3,6 +3,7 @@ fires a run that starts from a snapshot of the uncommitted files, and nothing el
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +21,15 @@ on:
 commands:
   - shell: "cat src/a.txt > seen.txt"
   - shell: "git add seen.txt && git commit -qm seen"
+"""
+
+#: A fixer, as a formatter on save: rewrites src/x.txt when it says "todo", commits nothing.
+FIX = """
+name: fix
+on:
+  files: {paths: ["src/**"]}
+commands:
+  - shell: "if grep -q todo src/x.txt; then echo fixed > src/x.txt; fi"
 """
 
 
@@ -64,13 +74,47 @@ def test_an_edit_fires_one_run_that_sees_it_and_leaves_the_user_alone(daemon: Pa
     assert shown(run["id"])["triggered_by"].endswith(
         "on main: src/a.txt, src/new.txt (file watcher)"
     )
-    assert run["status"] == "awaiting_merge"  # merge: never, by default...
+    assert run["status"] == "completed"  # merge: never: it ends unmerged...
     refused = ctl("merge", run["id"])  # ...and not by hand either: it holds the user's edits
-    assert refused.returncode != 0 and "snapshot of uncommitted files" in refused.stderr
+    assert refused.returncode != 0 and "not awaiting_merge" in refused.stderr
     assert git(repo, "status", "--porcelain") == status
     assert git(repo, "diff", "--cached") == cached
     assert git(repo, "rev-parse", "HEAD") == head
     assert (repo / "src" / "a.txt").read_text() == "new, not committed\n"
+
+
+def test_each_save_completes_with_its_result_on_its_branch_and_frees_its_worktree(
+    daemon: Path, repo: Path
+):
+    commit_files(repo, {".prodigy/workflows/fix.yml": FIX, "src/x.txt": "start\n"}, "add fix")
+    ctl("watch", "add", str(repo), check=True)
+    for count, text in enumerate(("todo 1\n", "todo 2\n", "clean\n"), 1):
+        (repo / "src" / "x.txt").write_text(text)
+        wait_for(lambda n=count: finished(daemon, n), timeout=60, what=f"save {count}'s run")
+    runs = sorted(sessions(), key=lambda s: s["started_at"])
+    assert [r["status"] for r in runs] == ["completed"] * 3
+    pool = json.loads(ctl("worktree", "ls", "--json", check=True).stdout)
+    assert not {w["owner"] for w in pool if w["state"] != "idle"} & {r["id"] for r in runs}
+    *fixed, clean = runs
+    for run in fixed:
+        branch = f"prodigy-{run['id']}"
+        assert git(repo, "show", f"{branch}:src/x.txt") == "fixed\n"  # its leftover, committed
+        logged = ctl("logs", run["id"], check=True)
+        told = logged.stdout + logged.stderr
+        assert "prodigyctl merge" not in told
+        assert "completed (not merged: it started from a snapshot" in logged.stdout
+        assert f"its result is on branch {branch}" in told
+        snapshot = shown(run["id"])["start_commit"][:12]
+        assert f"`git diff {snapshot} {branch}`" in told
+        assert "+fixed" in git(repo, "diff", snapshot, branch)
+    assert f"prodigy-{clean['id']}" not in git(repo, "branch", "--list")  # nothing to keep
+    assert "changed nothing" in ctl("logs", clean["id"], check=True).stdout
+    collected = json.loads(ctl("worktree", "gc", "--json", check=True).stdout)
+    assert collected["reclaimed"] == []  # no run was left holding one
+    kept = sorted(f"prodigy-{run['id']}" for run in fixed)
+    assert sorted(name.rsplit(":", 1)[1] for name in collected["branches_kept"]) == kept
+    assert git(repo, "branch", "--list", "prodigy-*").split() == kept
+    assert (repo / "src" / "x.txt").read_text() == "clean\n"  # the user's file, untouched
 
 
 def test_ignored_git_and_unmatched_changes_fire_nothing(daemon: Path, repo: Path):
