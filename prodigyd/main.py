@@ -221,6 +221,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     # Keep serving while jobs settle: status, logs and follow still work, submissions are
     # refused with a clear "shutting down" instead of a refused connection.
     await scheduler.shutdown(drain=state.drain)
+    await watcher.close()  # after the jobs: it sees their merges as prodigy's (watch/refwatch.py)
     inbox.dropped.close()
     server.close()
     for task in list(connections):

@@ -52,8 +52,9 @@ _MODIFICATION_TYPES = {"A": "added", "D": "deleted", "R": "renamed"}
 #: The session commits this daemon merges (or merged) into a user's branch: the second
 #: parent of every merge commit it makes there, recorded before the branch moves. The
 #: repository watcher tells prodigy's merges from the user's commits by them
-#: (watch/refwatch.py): it sees a ref move, not who moved it. Kept in memory: a restarted
-#: daemon's watcher starts from the refs as they are then, so it never needs older ones.
+#: (watch/refwatch.py): it sees a ref move, not who moved it. Kept in memory: the watcher
+#: reads the refs a last time when this daemon's jobs are over (`RepoWatcher.close`) and
+#: keeps them, so the next daemon starts past every merge this one made.
 _MERGED_SOURCES: collections.OrderedDict[str, None] = collections.OrderedDict()
 MERGED_REMEMBERED = 10_000
 

@@ -25,8 +25,16 @@ in the log and in `watch ls`. Events lost to a queue overflow are made up for by
 every repository's refs again every RESCAN_SECONDS. A repository that disappears is shown
 as `missing` by `watch ls` with a log line, and watched again if it comes back.
 
-Refs changed while the daemon was not running fire nothing: the first snapshot is taken
-when it starts (hooks spool their events and do fire them later).
+The refs acted on are kept per repository (watch/repos.py), ref by ref as its runs are
+submitted, and a daemon starts from them rather than from the refs it finds: the watch is
+set up after `ready`, so a commit made while the daemon starts, or while it was stopped,
+still fires once the watch covers the repository: each ref moved since once, for its
+newest tip, through the usual gate. A ref whose runs the scheduler refuses because the
+daemon stops is not kept: the next daemon fires it. `close` reads the refs once more when
+the jobs are over, so that merges prodigy made while stopping (`daemon stop --drain`) are
+dropped as its own: only this daemon knows them (git/merge.py keeps them in memory). A
+repository just added (`watch add`), or last watched by an older prodigyd, starts from its
+refs as they are.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from prodigyd.clock import now_iso
-from prodigyd.errors import GitError, NoSpace, NotFound, ProdigyError, ShuttingDown
+from prodigyd.errors import GitError, NoSpace, NotFound, ProdigyError, ShuttingDown, StoreError
 from prodigyd.eventtypes import EventType
 from prodigyd.git import objects
 from prodigyd.git import repo as git_repo
@@ -68,7 +76,7 @@ class _Repo:
     path: Path
     added_at: str
     common: Path | None = None  # the common git dir, where the refs are
-    refs: dict[str, str] | None = None  # the last snapshot; None until attached
+    refs: dict[str, str] | None = None  # the refs acted on; None until attached (or gone)
     workflows: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
     problem: str | None = None  # why it is not watched now
     fresh: bool = True  # read before the watch covered it: read again once it does
@@ -124,8 +132,9 @@ class RepoWatcher:
         try:
             root = (await git_repo.repo_root(where)).resolve()
         except GitError:
+            what = "Not a git repository" if where.exists() else "No such folder"
             raise GitError(
-                f"Not a git repository: {where}",
+                f"{what}: {where}",
                 hint="`prodigyctl watch add PATH` takes a folder inside a git repository",
             ) from None
         if root in self._repos:
@@ -136,7 +145,7 @@ class RepoWatcher:
         except BaseException:
             del self._repos[root]
             raise
-        await self._attach(repo)
+        await self._attach(repo, kept=False)  # what moved before it was watched fires nothing
         await self._rewatch()
         log.info("watching %s", root)
         return {"added": True, **self._describe(repo)}
@@ -161,9 +170,24 @@ class RepoWatcher:
         for task in (repo.task, repo.files_task):
             if task is not None:
                 task.cancel()
+        await asyncio.to_thread(repos.forget_refs, repo.path)
         await self._rewatch()
         log.info("no longer watching %s", repo.path)
         return {"path": str(repo.path), "removed": True}
+
+    async def close(self) -> None:
+        """Read every repository's refs a last time, once `run` is cancelled and the jobs
+        are over: their merges into a watched branch are known as prodigy's to this daemon
+        only. What the scheduler refuses now is left for the next daemon to fire."""
+        tasks = [t for r in self._repos.values() for t in (r.task, r.files_task) if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for repo in list(self._repos.values()):
+            try:
+                await self._refs_moved(repo)
+            except Exception:  # the next daemon looks again
+                log.exception("watched repository %s", repo.path)
 
     async def listing(self) -> list[dict[str, Any]]:
         """The watched repositories, each checked now: one that is gone says so."""
@@ -325,7 +349,8 @@ class RepoWatcher:
     async def _settle(self, repo: _Repo) -> None:
         try:
             while repo.dirty_refs or repo.dirty_workflows:
-                if self._repos.get(repo.path) is not repo or repo.problem is not None:
+                # not attached (`watch add` still reading it, or gone): `_attach` reads it
+                if self._repos.get(repo.path) is not repo or repo.refs is None:
                     return
                 if repo.dirty_workflows:
                     repo.dirty_workflows = False
@@ -333,13 +358,13 @@ class RepoWatcher:
                 if repo.dirty_refs:
                     repo.dirty_refs = False
                     await self._refs_moved(repo)
-        except ShuttingDown:
-            return
         except Exception:  # never the daemon's end: the next change tries again
             log.exception("watched repository %s", repo.path)
 
-    async def _attach(self, repo: _Repo) -> bool:
-        """Find the repository's refs, read them and its workflow files; or say why not."""
+    async def _attach(self, repo: _Repo, *, kept: bool = True) -> bool:
+        """Find the repository's refs and read its workflow files; or say why not. The
+        refs the next reading is compared with are those `kept` (the last daemon's, or this
+        one's before the repository went missing) when there are, else the refs now."""
         try:
             done = await git(
                 repo.path,
@@ -354,7 +379,11 @@ class RepoWatcher:
                 raise GitError(f"{repo.path} is no longer the top of a git repository")
             repo.common, repo.git_dir = Path(common).resolve(), Path(git_dir).resolve()
             await asyncio.to_thread(objects.load)  # not on the way of its first change
-            repo.refs = await refs.snapshot(repo.path)
+            known = await asyncio.to_thread(repos.load_refs, repo.path) if kept else None
+            if known is None:
+                known = await refs.snapshot(repo.path)
+                _keep(repo.path, known)
+            repo.refs = known
         except (GitError, ValueError) as exc:
             self._missing(repo, _reason(repo.path, exc))
             return False
@@ -379,7 +408,10 @@ class RepoWatcher:
         self._restart.set()
 
     async def _refs_moved(self, repo: _Repo) -> None:
-        """Read the refs again and fire what their changes start."""
+        """Read the refs again, fire what their changes start, and keep each ref acted on."""
+        before = repo.refs
+        if before is None:  # not attached: nothing to compare with
+            return
         try:
             now = await refs.snapshot(repo.path)
         except GitError as exc:
@@ -387,32 +419,50 @@ class RepoWatcher:
             if repo.problem is None:
                 log.warning("cannot read the refs of %s: %s", repo.path, exc.render())
             return
-        before = repo.refs or {}
-        repo.refs = now
         moved = refs.changes(before, now)
         if not moved:
             return
+        found: list[triggers.Found] = []
         try:
             found = await triggers.discover(repo.path)
-        except ProdigyError as exc:  # the workflows folder cannot be listed
+        except ProdigyError as exc:  # the workflows folder cannot be listed: nothing fires
             self.firing.problem("watched repository", str(repo.path), exc.render())
-            return
-        for firing in await refs.firings(repo.path, found, moved, before):
+        acted = dict(before)
+        for change in moved:
+            if not await self._fire_change(repo, found, change, before):
+                break  # this ref and those after it are read again (or by the next daemon)
+            if change.after is None:
+                del acted[change.ref]
+            else:
+                acted[change.ref] = change.after
+        repo.refs = acted
+        _keep(repo.path, acted)
+
+    async def _fire_change(
+        self,
+        repo: _Repo,
+        found: list[triggers.Found],
+        change: refs.RefChange,
+        before: dict[str, str],
+    ) -> bool:
+        """Fire what one ref change starts; False when a run cannot be submitted now (the
+        daemon stops, the disk is full), the runs already submitted keeping their keys."""
+        for firing in await refs.firings(repo.path, found, [change], before):
             try:
                 await self.firing.fire(Sighting(repo.path, firing, origin={"watcher": True}))
             except ShuttingDown:
-                raise
-            except NoSpace as exc:  # not submitted: these changes are read again later
-                repo.refs = before  # (the runs already submitted have their keys: once)
+                return False
+            except NoSpace as exc:
                 why = f"{exc.render()} (tried again until there is room)"
                 self.firing.problem("watched repository", str(repo.path), why)
                 loop = asyncio.get_running_loop()
                 loop.call_later(RETRY_SECONDS, functools.partial(self._kick, repo, refs=True))
-                return
+                return False
             except ProdigyError as exc:
                 self.firing.problem(
                     "watched repository", str(repo.path), f"{firing.workflow}: {exc.render()}"
                 )
+        return True
 
     async def _revalidate(self, repo: _Repo, *, first: bool = False) -> None:
         """Load the workflow files again and report what changed (on `first`, only the
@@ -524,6 +574,16 @@ class RepoWatcher:
 
     def _entries(self) -> list[repos.Watched]:
         return [repos.Watched(str(r.path), r.added_at) for r in self._repos.values()]
+
+
+def _keep(repo: Path, known: dict[str, str]) -> None:
+    """Save the refs acted on for the next daemon. On the loop, in order with the changes
+    (a small file, not fsync'd); one that cannot be saved (a full disk) is saved with the
+    next change, and until then the next daemon would look again at what moved since."""
+    try:
+        repos.save_refs(repo, known)
+    except (OSError, StoreError) as exc:
+        log.warning("cannot keep the refs of %s acted on: %s", repo, exc)
 
 
 def _is_ref_file(common: Path, path: Path) -> bool:

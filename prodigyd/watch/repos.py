@@ -9,16 +9,27 @@ are its own), and shares its refs with the repository's other worktrees.
 A file that does not parse is moved aside (`watched.json.corrupt-*`, atomic.read_json) and
 the daemon starts with no repository watched, saying so in its log: the list is easy to
 make again, and a daemon that does not start helps nobody.
+
+Beside it, `watched/<repo id>.json` keeps, per watched repository, the refs the watcher
+last acted on (watch/refwatch.py): the next daemon starts from them, so a ref moved while
+no daemon was watching still fires. Written whole after each change acted on, but not
+fsync'd (it changes with every commit): a power loss may bring an older state back, and
+then the refs moved since are looked at again, the runs already submitted not submitted
+twice (their idempotency keys). A state that does not read is set aside the same way and
+the repository starts from its refs as they are.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.errors import StoreError
-from prodigyd.store.atomic import ensure_dir, read_json, write_json_atomic
+from prodigyd.store.atomic import ensure_dir, read_json, write_bytes_atomic, write_json_atomic
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -54,3 +65,42 @@ def save(entries: list[Watched]) -> None:
     ensure_dir(paths.home())
     data = {"version": VERSION, "repositories": [asdict(e) for e in entries]}
     write_json_atomic(paths.watched_file(), data)
+
+
+def load_refs(repo: Path) -> dict[str, str] | None:
+    """The refs the watcher last acted on in `repo`; None when none were kept (a repository
+    watched by an earlier prodigyd) or they do not read."""
+    path = _refs_file(repo)
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None
+    except StoreError as exc:
+        log.error("%s; %s starts from its refs as they are", exc.render(), repo)
+        return None
+    try:
+        if data["path"] != str(repo):  # another repository with the same id
+            return None
+        return {str(ref): str(sha) for ref, sha in data["refs"].items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        log.error(
+            "%s: unexpected content (%r); %s starts from its refs as they are", path, exc, repo
+        )
+        return None
+
+
+def save_refs(repo: Path, refs: dict[str, str]) -> None:
+    """Replace the refs kept for `repo`, whole (see the module docstring: not fsync'd)."""
+    data = {"version": VERSION, "path": str(repo), "refs": refs}
+    raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    write_bytes_atomic(_refs_file(repo), raw, durable=False)
+
+
+def forget_refs(repo: Path) -> None:
+    """Drop the refs kept for a repository no longer watched."""
+    with contextlib.suppress(FileNotFoundError):
+        _refs_file(repo).unlink()
+
+
+def _refs_file(repo: Path) -> Path:
+    return paths.home() / "watched" / f"{paths.repo_id(repo)}.json"

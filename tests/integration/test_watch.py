@@ -179,13 +179,74 @@ def test_the_watch_list_survives_a_restart(daemon: Path, repo: Path):
     ctl("watch", "add", cwd=repo, check=True)
     ctl("daemon", "stop", check=True)
     ctl("daemon", "start", check=True)
+    # at once: the new daemon sets its watch up after `ready`, and still fires this commit
+    sha = plain_commit(repo, {"src/a.py": "a\n"}, "after the restart")
     assert [r["path"] for r in watch_ls()] == [str(repo.resolve())]
-    # Refs that move before the new daemon has read them fire nothing (refwatch.py): its
-    # reading is done once it lists the repository's workflows.
-    wait_for(lambda: watch_ls()[0]["workflows"], timeout=60, what="the repository read again")
-    plain_commit(repo, {"src/a.py": "a\n"}, "after the restart")
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the triggered run")
-    assert len(sessions()) == 1
+    [run] = sessions()
+    assert shown(run["id"])["triggered_by"] == f"commit {sha[:12]} on main (ref watcher)"
+
+
+#: Writes every variable of the event it was started by into a file and commits it.
+BEFORE_AFTER = STAMP.replace("${trigger.after}", "${trigger.before} ${trigger.after}")
+
+
+def test_refs_moved_while_the_daemon_was_stopped_fire_once_each(daemon: Path, repo: Path):
+    commit_files(
+        repo,
+        {
+            ".prodigy/workflows/stamp.yml": BEFORE_AFTER,
+            ".prodigy/workflows/refs.yml": REFS,
+            ".prodigy/workflows/marker.yml": MARKER,
+        },
+        "add triggers",
+    )
+    ctl("watch", "add", cwd=repo, check=True)
+    old = git(repo, "rev-parse", "HEAD").strip()
+    ctl("daemon", "stop", check=True)
+    plain_commit(repo, {"src/a.py": "a\n"}, "first while stopped")
+    sha = plain_commit(repo, {"src/b.py": "b\n"}, "second while stopped")
+    git(repo, "tag", "v1")
+    git(repo, "branch", "other")  # matches no trigger: nothing runs
+    ctl("daemon", "start", check=True)
+    wait_for(lambda: len(sessions()) == 2 and settled(daemon), timeout=60, what="two runs")
+    [stamp] = named("stamp")  # the branch's newest commit: one run for both
+    assert git(repo, "show", f"prodigy-{stamp['id']}:seen.txt") == f"commit main {old} {sha}\n"
+    [tag] = named("refs")
+    assert git(repo, "show", f"prodigy-{tag['id']}:ref.txt") == (
+        f"created refs/tags/v1 [] [{sha}] [] [v1]\n"
+    )
+    ctl("daemon", "stop", check=True)
+    ctl("daemon", "start", check=True)  # acted on: nothing fires again
+    git(repo, "branch", "marker")
+    wait_for(lambda: named("marker") and settled(daemon), timeout=60, what="the marker")
+    assert sorted(s["workflow_name"] for s in sessions()) == ["marker", "refs", "stamp"]
+
+
+def test_prodigys_merge_while_the_daemon_drains_fires_nothing_after_a_restart(
+    daemon: Path, repo: Path
+):
+    """The merge happens after `daemon stop --drain` stopped the watch: the stopping daemon
+    still recognises it as its own, which the next one could not."""
+    auto = STAMP.replace("branches: [main]", "branches: [main], merge: auto").replace(
+        "commands:\n",
+        "commands:\n  - shell: \"until grep -q 'shutting down (draining)'"
+        ' $PRODIGY_HOME/logs/prodigyd.log; do sleep 0.05; done"\n',
+    )
+    commit_files(
+        repo,
+        {".prodigy/workflows/stamp.yml": auto, ".prodigy/workflows/marker.yml": MARKER},
+        "add triggers",
+    )
+    ctl("watch", "add", cwd=repo, check=True)
+    plain_commit(repo, {"a.txt": "a"}, "user commit")
+    wait_for(lambda: named("stamp"), timeout=60, what="the triggered run submitted")
+    ctl("daemon", "stop", "--drain", check=True)
+    assert git(repo, "log", "-1", "--format=%s", "main").startswith("Merge prodigy session")
+    ctl("daemon", "start", check=True)
+    git(repo, "branch", "marker")  # after main in the watcher's order: its run says main was seen
+    wait_for(lambda: named("marker") and settled(daemon), timeout=60, what="the marker")
+    assert [s["status"] for s in named("stamp")] == ["completed"]
 
 
 def test_a_removed_repository_is_reported_and_watch_rm_stops_watching(
@@ -229,7 +290,8 @@ def test_watch_add_refuses_a_folder_outside_any_repository(daemon: Path, tmp_pat
     assert refused.returncode == 2
     assert f"Not a git repository: {plain}" in refused.stderr
     missing = ctl("watch", "add", str(tmp_path / "nowhere"))
-    assert missing.returncode == 2 and "Not a git repository" in missing.stderr
+    assert missing.returncode == 2
+    assert f"No such folder: {tmp_path / 'nowhere'}" in missing.stderr  # not "not a repository"
     assert watch_ls() == []
 
 

@@ -252,3 +252,85 @@ def test_the_drop_log_keeps_the_last_runs_only(isolated: Path, tmp_path: Path):
     kept = sorted(folder.glob("events-*.jsonl"), key=lambda p: p.stat().st_mtime)
     assert len(kept) == dropped.KEPT_RUNS
     assert kept[0].name == "events-20260100_000003-1.jsonl"  # the 9 newest old ones stay
+
+
+class Jobs:
+    """The scheduler as triggered runs meet it: what was submitted, or, `stopping`, the
+    refusal of a daemon shutting down."""
+
+    def __init__(self, *, stopping: bool = False) -> None:
+        self.stopping = stopping
+        self.submitted: list[Any] = []
+
+    async def submit(self, request: Any, *, idempotency_key: str) -> Any:
+        from types import SimpleNamespace
+
+        from prodigyd.errors import ShuttingDown
+
+        if self.stopping:
+            raise ShuttingDown("prodigyd is shutting down and accepts no new work")
+        self.submitted.append(request)
+        return SimpleNamespace(id=f"run-{len(self.submitted)}")
+
+
+async def _read_by_a_new_daemon(repo: Path, jobs: Jobs, *, kept: bool = True) -> Any:
+    """A daemon's watcher attaching `repo` (from the refs kept, unless it is newly added)
+    and reading its refs once its watch covers it; returns the repository as it sees it."""
+    from prodigyd.watch.fire import TriggerPath
+    from prodigyd.watch.refwatch import _Repo
+
+    firing = TriggerPath(jobs)  # type: ignore[arg-type]
+    watcher = RepoWatcher(firing)
+    watched = _Repo(repo, "now")
+    try:
+        assert await watcher._attach(watched, kept=kept)
+        await watcher._refs_moved(watched)
+    finally:
+        firing.dropped.close()
+    return watched
+
+
+async def test_a_ref_the_stopping_daemon_could_not_fire_is_fired_by_the_next_once(
+    isolated: Path, tmp_path: Path
+):
+    """The refs acted on are kept, and a daemon starts from them: a commit made while the
+    daemon stopped (or started) fires, with the tip it moved from; one acted on, never
+    again."""
+    repo = make_repo(tmp_path / "repo")
+    commit_files(repo, {".prodigy/workflows/c.yml": "on: commit\ncommands: [{shell: 'true'}]\n"})
+    old = git(repo, "rev-parse", "HEAD").strip()
+    await _read_by_a_new_daemon(repo, Jobs(), kept=False)  # `watch add`
+    sha = commit_files(repo, {"a.txt": "a\n"}, "while the daemon stops")
+    stopping = Jobs(stopping=True)
+    await _read_by_a_new_daemon(repo, stopping)
+    assert stopping.submitted == []
+    jobs = Jobs()
+    await _read_by_a_new_daemon(repo, jobs)
+    [run] = jobs.submitted
+    assert run.triggered_by == f"commit {sha[:12]} on main (ref watcher)"
+    assert (run.env["PRODIGY_TRIGGER_BEFORE"], run.env["PRODIGY_TRIGGER_AFTER"]) == (old, sha)
+    again = Jobs()
+    await _read_by_a_new_daemon(repo, again)
+    assert again.submitted == []
+
+
+async def test_a_repository_whose_refs_are_not_read_yet_fires_nothing(
+    isolated: Path, tmp_path: Path
+):
+    """`watch add` lists the repository before it has read its refs; a watch round starting
+    meanwhile (the first of a daemon `watch add` just started) must not take every ref as
+    new: that fired a run for the commit already there."""
+    from prodigyd.watch.fire import TriggerPath
+    from prodigyd.watch.refwatch import _Repo
+
+    repo = make_repo(tmp_path / "repo")
+    commit_files(repo, {".prodigy/workflows/c.yml": "on: commit\ncommands: [{shell: 'true'}]\n"})
+    jobs = Jobs()
+    firing = TriggerPath(jobs)  # type: ignore[arg-type]
+    watcher = RepoWatcher(firing)
+    being_added = watcher._repos[repo] = _Repo(repo, "now")
+    await watcher._covering(1)
+    if being_added.task is not None:
+        await being_added.task
+    firing.dropped.close()
+    assert jobs.submitted == []
