@@ -197,12 +197,18 @@ def test_config_commands_through_the_real_prodigyctl(isolated: Path):
 TWO_PROBLEMS = 'max_concurrent_jobs = "4"\n[claud]\nmodel = "x"\n'
 
 
+def two_problems(home: Path) -> Path:
+    """The config file of `home` (a PRODIGY_HOME not made yet), holding TWO_PROBLEMS."""
+    home.mkdir()
+    path = home / "config.toml"
+    path.write_text(TWO_PROBLEMS)
+    return path
+
+
 def test_a_file_with_two_problems_is_repaired_one_command_at_a_time(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ):
-    isolated.mkdir()
-    path = isolated / "config.toml"
-    path.write_text(TWO_PROBLEMS)
+    path = two_problems(isolated)
     rc, out, err = run(capsys, cmd.unset(key="claud"))
     assert (rc, out) == (0, "claud unset (restart prodigyd to apply: prodigyctl daemon stop)\n")
     assert (
@@ -218,9 +224,7 @@ def test_a_file_with_two_problems_is_repaired_one_command_at_a_time(
 def test_set_and_unset_over_other_problems_warn_of_what_is_left(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ):
-    isolated.mkdir()
-    path = isolated / "config.toml"
-    path.write_text(TWO_PROBLEMS)
+    path = two_problems(isolated)
     rc, out, err = run(capsys, cmd.set_(key="max_concurrent_jobs", value="3"))
     assert (rc, out) == (0, f"max_concurrent_jobs = 3 ({cmd.RESTART_NOTE})\n")
     assert err == f"warning: {path}:3: unknown key claud; did you mean claude?\n"
@@ -234,9 +238,7 @@ def test_set_and_unset_over_other_problems_warn_of_what_is_left(
 def test_set_of_a_bad_value_is_refused_over_other_problems(
     isolated: Path, capsys: pytest.CaptureFixture[str]
 ):
-    isolated.mkdir()
-    path = isolated / "config.toml"
-    path.write_text(TWO_PROBLEMS)
+    path = two_problems(isolated)
     rc, out, err = run(capsys, cmd.set_(key="max_concurrent_jobs", value="0"))
     assert (rc, out) == (2, "")
     assert err == (
