@@ -352,6 +352,13 @@ class WorktreePool:
             rows.claim(row.path, owner=owner, session_id=session_id, affinity=None)
             await checkout_fresh(path, start, branch)
             return Lease(path, reused=True, commit=start)
+        if row is None and path.exists() and aside.set_aside():  # a set-aside job's, maybe
+            raise Conflict(
+                f"the named worktree {name!r} ({path}) belongs to no job the journal knows, "
+                "and a journal set aside as unreadable may own it: it is kept",
+                hint=f"look at it, then move it away to let this run make it again; "
+                f"{aside.problem()}",
+            )
         rows.register(
             path,
             repo,

@@ -30,11 +30,20 @@ def set_aside() -> list[Path]:
         names = os.listdir(journal.parent)
     except FileNotFoundError:
         return []
-    return sorted(
+    found = [
         journal.parent / name
         for name in names
         if name.startswith(prefix) and not name.endswith(("-wal", "-shm"))
-    )
+    ]
+    return sorted(path for path in found if _holds_data(path))
+
+
+def _holds_data(path: Path) -> bool:
+    """An empty one is a move aside that failed after its name was made: no journal."""
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False
 
 
 def problem() -> str | None:

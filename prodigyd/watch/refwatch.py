@@ -430,7 +430,9 @@ class RepoWatcher:
         acted = dict(before)
         for change in moved:
             if not await self._fire_change(repo, found, change, before):
-                break  # this ref and those after it are read again (or by the next daemon)
+                # read again (or by the next daemon); the refs after it are still acted on:
+                # one of them may be prodigy's own merge, which only this daemon knows
+                continue
             if change.after is None:
                 del acted[change.ref]
             else:

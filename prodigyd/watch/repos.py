@@ -78,6 +78,9 @@ def load_refs(repo: Path) -> dict[str, str] | None:
     except StoreError as exc:
         log.error("%s; %s starts from its refs as they are", exc.render(), repo)
         return None
+    except OSError as exc:  # unreadable, or not movable aside (a read-only store)
+        log.error("cannot read %s (%s); %s starts from its refs as they are", path, exc, repo)
+        return None
     try:
         if data["path"] != str(repo):  # another repository with the same id
             return None

@@ -48,3 +48,23 @@ def test_a_set_aside_journal_loses_no_session_put_back(daemon: Path, repo: Path,
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert git(repo, "show", "main:made.txt") == "made\n"
     assert "warning" not in ctl("ps", check=True).stderr
+
+
+def test_a_named_worktree_a_set_aside_journal_may_own_is_not_made_again(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = tmp_path / "named.yml"
+    wf.write_text(
+        "worktree: mine\ncommands: [{shell: 'echo draft > draft.txt'}, {shell: 'false'}]\n"
+    )
+    assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+    [listed] = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+    shown = ctl("sessions", "show", listed["id"], "--json", check=True).stdout
+    worktree = Path(json.loads(shown)["worktree"])
+    ctl("daemon", "stop", check=True)
+    with (daemon / "journal.db").open("r+b") as file:
+        file.write(b"NOT A DATABASE" * 5)
+    again = ctl("run", str(wf), "-y", cwd=repo)  # a fresh journal: `mine` is nobody's
+    assert again.returncode == 1, again.stdout + again.stderr  # the session fails to start
+    assert "a journal set aside as unreadable may own it: it is kept" in again.stdout
+    assert (worktree / "draft.txt").read_text() == "draft\n"  # the failed run's work

@@ -144,6 +144,8 @@ def test_a_set_aside_journal_is_said_with_what_to_do_until_it_is_deleted(isolate
     assert problem is not None and str(kept) in problem and str(path) in problem
     kept.unlink()  # looked at: the store is whole again
     assert aside.problem() is None
+    (path.parent / f"{path.name}.corrupt-1.2-3").touch()  # a move aside that failed midway
+    assert aside.set_aside() == []  # no journal in it: nothing held
 
 
 BULK = {"text": "x" * 500}

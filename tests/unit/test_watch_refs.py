@@ -334,3 +334,25 @@ async def test_a_repository_whose_refs_are_not_read_yet_fires_nothing(
         await being_added.task
     firing.dropped.close()
     assert jobs.submitted == []
+
+
+async def test_a_refused_ref_leaves_the_refs_after_it_acted_on(isolated: Path, tmp_path: Path):
+    """A stopping daemon refuses a run: that ref is read again by the next daemon, but the
+    refs after it are kept as acted on, since one of them may be prodigy's own merge, which
+    only the stopping daemon can tell from a user's commit."""
+    from prodigyd.watch import repos
+
+    repo = make_repo(tmp_path / "repo")
+    commit_files(repo, {".prodigy/workflows/c.yml": "on: commit\ncommands: [{shell: 'true'}]\n"})
+    old = git(repo, "rev-parse", "HEAD").strip()
+    await _read_by_a_new_daemon(repo, Jobs(), kept=False)  # `watch add`
+    sha = commit_files(repo, {"a.txt": "a\n"}, "while the daemon stops")  # refs/heads/main
+    git(repo, "tag", "v1")  # refs/tags/v1, after it: fires no `on: commit` run
+    await _read_by_a_new_daemon(repo, Jobs(stopping=True))
+    kept = repos.load_refs(repo)
+    assert kept is not None
+    assert (kept["refs/heads/main"], kept["refs/tags/v1"]) == (old, sha)
+    jobs = Jobs()
+    await _read_by_a_new_daemon(repo, jobs)
+    [run] = jobs.submitted  # main's commit, once
+    assert run.env["PRODIGY_TRIGGER_AFTER"] == sha
