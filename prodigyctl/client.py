@@ -75,7 +75,7 @@ class Client:
         msg_id = self._next_id
         try:
             self.sock.sendall(protocol.encode(protocol.request(msg_id, method, params)))
-        except OSError as exc:  # EPIPE: it went away (a BrokenPipeError is stdout's, main.py)
+        except ConnectionError as exc:  # EPIPE, ECONNRESET: it went away (stdout's: main.py)
             raise DaemonUnreachable(
                 "prodigyd closed the connection", errorcodes.CONNECTION_LOST
             ) from exc

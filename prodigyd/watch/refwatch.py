@@ -64,6 +64,9 @@ STEP_MS = 10
 POLL_DELAY_MS = 300
 RESCAN_SECONDS = 60.0
 RETRY_SECONDS = 1.0
+#: How long `close` reads one repository's refs at the daemon's stop; past it, the next
+#: daemon reads them (a merge made while stopping may then fire once).
+CLOSE_READ_SECONDS = 5.0
 #: How long `watch add` waits for the watch to include the new repository.
 READY_SECONDS = 10.0
 WORKFLOWS = triggers.FOLDER
@@ -184,8 +187,8 @@ class RepoWatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for repo in list(self._repos.values()):
-            try:
-                await self._refs_moved(repo)
+            try:  # bounded: a repository on a hung mount must not hold the daemon's stop
+                await asyncio.wait_for(self._refs_moved(repo), CLOSE_READ_SECONDS)
             except Exception:  # the next daemon looks again
                 log.exception("watched repository %s", repo.path)
 
