@@ -15,8 +15,8 @@ So prodigyd/main.py imports this module before anything else:
   (Fedora's has only blake2 built in): hashlib then loads OpenSSL's as usual.
 - uvloop (`loop_factory`) has no path without `ssl` (it reads a few of its names as it is
   imported), so it is imported with a stand-in module holding those names: classes that
-  refuse to be made, errors nothing raises and the error numbers, used only were the
-  loop asked for TLS. Should a later uvloop read a name the stand-in lacks (`ssl.NAME`
+  refuse to be made, errors nothing raises and the error numbers, used only where the
+  loop is asked for TLS. Should a later uvloop read a name the stand-in lacks (`ssl.NAME`
   or `from ssl import NAME`), it is imported again with the real `ssl`: never worse
   than before.
 

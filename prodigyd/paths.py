@@ -258,6 +258,11 @@ def watched_file() -> Path:
     return home() / "watched.json"
 
 
+def watched_refs_file(repo_root: Path) -> Path:
+    """The refs the watcher last acted on in a watched repository (watch/repos.py)."""
+    return home() / "watched" / f"{repo_id(repo_root)}.json"
+
+
 def inline_workflows_dir() -> Path:
     return home() / "workflows"
 

@@ -305,9 +305,10 @@ class WorktreePool:
     async def gc(self, live: Live, *, dry_run: bool = False) -> GcReport:
         """Reclaim what nothing owns any more (see the module docstring)."""
         report = GcReport()
-        for repo in self._repositories():
+        hold = bool(aside.set_aside())  # the jobs of a set-aside journal may own what is
+        for repo in self._repositories():  # nobody's here (store/aside.py): keep it
             try:
-                await self._gc_repo(repo, live, report, dry_run)
+                await self._gc_repo(repo, live, report, dry_run, hold=hold)
             except ProdigyError as exc:
                 report.errors.append(f"{repo}: {exc.message}")
         return report
@@ -527,7 +528,9 @@ class WorktreePool:
                 found.add(repo)
         return sorted(repo for repo in found if repo.is_dir())
 
-    async def _gc_repo(self, repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
+    async def _gc_repo(
+        self, repo: Path, live: Live, report: GcReport, dry_run: bool, *, hold: bool
+    ) -> None:
         if not dry_run:
             await git(repo, "worktree", "prune")
         for listed in rows.all_rows(repo):
@@ -538,7 +541,7 @@ class WorktreePool:
             report.removed.extend(row.path for row in self._extras(repo))
         else:
             report.removed.extend(await self._remove_extras(repo))
-        if aside.set_aside():  # the jobs of the journal set aside may own them (store/aside.py)
+        if hold:
             report.held.extend(str(folder) for folder in self._unclaimed(repo, live))
             return
         await self._gc_folders(repo, live, report, dry_run)

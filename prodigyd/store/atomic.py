@@ -93,8 +93,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode())
+def write_json_atomic(path: Path, obj: Any, *, durable: bool = True) -> None:
+    data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    write_bytes_atomic(path, data, durable=durable)
 
 
 def read_json(path: Path) -> Any:

@@ -22,14 +22,13 @@ the repository starts from its refs as they are.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.errors import StoreError
-from prodigyd.store.atomic import ensure_dir, read_json, write_bytes_atomic, write_json_atomic
+from prodigyd.store.atomic import ensure_dir, read_json, write_json_atomic
 
 log = logging.getLogger("prodigyd.watch")
 
@@ -70,7 +69,7 @@ def save(entries: list[Watched]) -> None:
 def load_refs(repo: Path) -> dict[str, str] | None:
     """The refs the watcher last acted on in `repo`; None when none were kept (a repository
     watched by an earlier prodigyd) or they do not read."""
-    path = _refs_file(repo)
+    path = paths.watched_refs_file(repo)
     try:
         data = read_json(path)
     except FileNotFoundError:
@@ -95,15 +94,10 @@ def load_refs(repo: Path) -> dict[str, str] | None:
 def save_refs(repo: Path, refs: dict[str, str]) -> None:
     """Replace the refs kept for `repo`, whole (see the module docstring: not fsync'd)."""
     data = {"version": VERSION, "path": str(repo), "refs": refs}
-    raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    write_bytes_atomic(_refs_file(repo), raw, durable=False)
+    write_json_atomic(paths.watched_refs_file(repo), data, durable=False)
 
 
 def forget_refs(repo: Path) -> None:
     """Drop the refs kept for a repository no longer watched."""
     with contextlib.suppress(FileNotFoundError):
-        _refs_file(repo).unlink()
-
-
-def _refs_file(repo: Path) -> Path:
-    return paths.home() / "watched" / f"{paths.repo_id(repo)}.json"
+        paths.watched_refs_file(repo).unlink()

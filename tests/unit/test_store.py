@@ -345,3 +345,23 @@ def test_the_journals_page_cache_is_bounded_below_sqlites_default(isolated: Path
     size = journal.connection().execute("PRAGMA cache_size").fetchone()[0]
     assert size == -journal.CACHE_KIB
     assert 0 < journal.CACHE_KIB < 2000  # SQLite's default: -2000 (KiB)
+
+
+def test_a_request_meeting_damaged_pages_is_answered_as_that_not_internal_error(
+    isolated: Path,
+):
+    """The RPC layer (server.py) turns the damage a handler meets into the store error
+    `journal.damage` makes (E5000 naming the journal, with how to recover), not -32603."""
+    from prodigyd import protocol
+    from prodigyd.server import Connection
+
+    async def meets_damage() -> None:
+        error = sqlite3.DatabaseError("database disk image is malformed")
+        error.sqlite_errorcode = 11  # type: ignore[attr-defined]  # SQLITE_CORRUPT, as raised
+        raise error
+
+    conn = Connection(None, None, None, lambda: None)  # type: ignore[arg-type]  # unused here
+    reply = asyncio.run(conn._guarded(7, meets_damage))
+    assert reply["id"] == 7 and reply["error"]["code"] != protocol.INTERNAL_ERROR
+    assert reply["error"]["data"]["code"] == "E5000"
+    assert f"the job journal {paths.journal_file()} is damaged" in reply["error"]["message"]
