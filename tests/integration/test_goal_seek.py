@@ -120,6 +120,14 @@ def _check_continued(home: Path, repo: Path, session_id: str, starts: Path) -> N
     assert finished["scores"] == [25, 50, 75, 100]
 
 
+def _logged_attempts(home: Path) -> int:
+    """The `goal_attempt` events in the session's event log files, as written so far."""
+    lines = [
+        line for log in home.glob("events/*/*/*.jsonl") for line in log.read_text().splitlines()
+    ]
+    return sum('"event_type":"goal_attempt"' in line for line in lines)
+
+
 def _finished(home: Path, session_id: str) -> dict:
     return rpc(home, "sessions.show", {"session_id": session_id})
 
@@ -135,6 +143,9 @@ def test_a_killed_daemon_resumes_the_goal_from_its_last_completed_attempt(
         params = {"workflow": str(workflow), "cwd": str(repo), "env": dict(os.environ)}
         session_id = rpc(isolated, "jobs.submit", {**params, "merge": "auto"})["id"]
         wait_for(blocked.exists, timeout=120, what="attempt 3 to start")
+        # events are written a turn of the loop after they happen, not synced (the
+        # checkpoint is the durable record): the kill comes once attempt 2's is written
+        wait_for(lambda: _logged_attempts(isolated) >= 2, what="attempt 2's event written")
         daemon.kill()
         daemon.start()  # auto_resume
 
