@@ -50,9 +50,15 @@ class BundleAgentRunner:
             "clone": str(folder / "clone"),
             "out": str(folder / "agent.bundle"),
         }
-        await git(
-            queue.parent.worktree, "bundle", "create", "--quiet", request["bundle"], queue.branch
-        )
+        # the start under a branch of its own (a clone takes branches), as the Dask runner
+        # pins it (dask_runner._delta): the parent's branch moves with other agents' merges
+        # meanwhile, and a bundle of it made mid-move was refused as empty
+        worktree, ref = queue.parent.worktree, f"refs/heads/bundle-{job.agent_id}-{job.attempt}"
+        await git(worktree, "update-ref", ref, job.start)
+        try:
+            await git(worktree, "bundle", "create", "--quiet", request["bundle"], ref)
+        finally:
+            await git(worktree, "update-ref", "-d", ref, check=False)
         (folder / "request.json").write_text(json.dumps(request))
         events.emit(
             "agent_started",
