@@ -10,9 +10,11 @@ code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import click
@@ -82,13 +84,8 @@ class Root(click.Group):
         | head`) ends it quietly with EXIT_PIPE, as SIGPIPE ends `git log | head`'s git
         (click alone exits 1: a failed workflow's code). The daemon's socket closing is
         not this: the client says that (DaemonUnreachable)."""
-        try:
+        with _closed_pipe_exits():
             return super().invoke(ctx)
-        except BrokenPipeError:
-            quiet = os.open(os.devnull, os.O_WRONLY)  # what is still buffered goes nowhere
-            for stream in (sys.stdout, sys.stderr):  # `2>&1 | head`: stderr is that pipe too
-                os.dup2(quiet, stream.fileno())
-            raise click.exceptions.Exit(EXIT_PIPE) from None
 
     def make_context(
         self,
@@ -97,8 +94,12 @@ class Root(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        """As click makes it, with the help's width found cheaply (`help_width`); the
+        root's `--help` is printed here, while its arguments are parsed, so a closed pipe
+        ends it as one ends a command (`invoke`)."""
         extra.setdefault("terminal_width", help_width())
-        return super().make_context(info_name, args, parent, **extra)
+        with _closed_pipe_exits():
+            return super().make_context(info_name, args, parent, **extra)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The list `--help` ends with, as click makes it from the commands themselves, but
@@ -115,6 +116,18 @@ class Root(click.Group):
             for name in self.list_commands(ctx)
         ]
         click.Group(commands=[c for c in listed if c is not None]).format_commands(ctx, formatter)
+
+
+@contextlib.contextmanager
+def _closed_pipe_exits() -> Iterator[None]:
+    """A BrokenPipeError becomes EXIT_PIPE, with nothing more written (see Root.invoke)."""
+    try:
+        yield
+    except BrokenPipeError:
+        quiet = os.open(os.devnull, os.O_WRONLY)  # what is still buffered goes nowhere
+        for stream in (sys.stdout, sys.stderr):  # `2>&1 | head`: stderr is that pipe too
+            os.dup2(quiet, stream.fileno())
+        raise click.exceptions.Exit(EXIT_PIPE) from None
 
 
 def help_width() -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prodigyctl.exitcodes import EXIT_CODES, exit_for_error, exit_for_errors
 from tests.cli import ctl
 
@@ -41,7 +43,12 @@ def test_help_names_every_exit_code():
     assert f"Exit codes: {listed}." in shown
 
 
-def test_output_whose_reader_stopped_ends_quietly_with_its_own_code():
+@pytest.mark.parametrize(
+    "argv",
+    [["completion", "bash"], ["--help"]],  # a command's output; the root's help, printed
+    ids=["command", "root-help"],  # while click parses the arguments, before any command
+)
+def test_output_whose_reader_stopped_ends_quietly_with_its_own_code(argv):
     """`prodigyctl ... | head` whose head has exited: not exit 1 (a failed workflow, as
     click alone would say), no traceback, nothing on stderr."""
     import os
@@ -54,7 +61,7 @@ def test_output_whose_reader_stopped_ends_quietly_with_its_own_code():
     os.close(read)  # the reader is gone before the first line
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "prodigyctl.main", "completion", "bash"],
+            [sys.executable, "-m", "prodigyctl.main", *argv],
             stdin=subprocess.DEVNULL,
             stdout=write,
             stderr=subprocess.PIPE,
