@@ -166,7 +166,11 @@ class Session:
             if not resume:
                 await self._create_worktree()
             self.meter = self._job_meter()
-            ctx = await self._context(resume)
+            # Stopped after its clean-up gave the worktree back (every step done, or
+            # `_prepare_resume` refuses): only its end is left, and the slot may be another
+            # session's by now, so nothing runs there, not even its env's commands.
+            ended = resume and not finish.holds_worktree(record, self.pool)
+            ctx = None if ended else await self._context(resume)
             record.status, record.error, record.completed_at = Status.RUNNING, None, None
             self.journal.save_start(record)  # NotStarted: it stays queued (scheduler.py)
             self.events.emit(
@@ -179,12 +183,15 @@ class Session:
                 resumed=resume,
                 worktree_reused=self.worktree_reused,
             )
-            git = GitTracker(
-                self.worktree,
-                record.base_commit or self._legacy_base_commit(),
-                track=references_git_variables(self.loaded.workflow),
-            )
-            outcome = await self._run_phases(ctx, git)
+            if ctx is None:
+                outcome = PhaseOutcome(ok=True)
+            else:
+                git = GitTracker(
+                    self.worktree,
+                    record.base_commit or self._legacy_base_commit(),
+                    track=references_git_variables(self.loaded.workflow),
+                )
+                outcome = await self._run_phases(ctx, git)
             if outcome.ok and record.start_commit:  # `on: files`: never merged (see merge)
                 where = await finish.end_unmerged(
                     record,

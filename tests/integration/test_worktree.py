@@ -225,3 +225,51 @@ def test_a_spare_a_crash_cut_off_is_collected_by_the_next_daemon(
     assert git(Path(spare), "status", "--porcelain", "--ignored") == ""
     assert _folders(isolated) == sorted([started["worktree"], spare])
     assert _git_worktrees(repo) == sorted([str(repo), started["worktree"], spare])
+
+
+def test_a_run_cut_off_after_giving_its_worktree_back_runs_nothing_there_again(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    """A stop between a session's clean-up (the slot back in the pool, free for another
+    session) and its last record: the resume only finishes the record. It used to run the
+    env's commands in that slot again, in whatever job's files the slot held by then."""
+    import sqlite3
+
+    counted = tmp_path / "env-commands"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        "env:\n"
+        f"  WHERE: {{command: 'pwd >> {counted}'}}\n"
+        "commands:\n"
+        "  - shell: 'echo done > out.txt'\n"
+    )
+    ctl("daemon", "start", check=True)
+    try:
+        done = json_lines(ctl("run", str(wf), "-y", "--json", cwd=repo, check=True).stdout)
+        session_id = done[-1]["session_id"]
+        runs_before = counted.read_text().splitlines()
+    finally:
+        ctl("daemon", "stop", check=True)
+    # the journal as a kill -9 right after the clean-up leaves it: still `running`
+    with sqlite3.connect(isolated / "journal.db") as db:
+        db.execute(
+            "UPDATE jobs SET status = 'running', record = json_set(record, '$.status', "
+            "'running', '$.completed_at', NULL) WHERE id = ?",
+            (session_id,),
+        )
+    db.close()
+    ctl("daemon", "start", check=True)  # `interrupted`, and resumed (auto_resume)
+    try:
+        wait_for(
+            lambda: (
+                json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
+                == "completed"
+            ),
+            what="the resumed session completed",
+        )
+        shown = json.loads(ctl("sessions", "show", session_id, "--json").stdout)
+    finally:
+        ctl("daemon", "stop", check=True)
+    assert runs_before and counted.read_text().splitlines() == runs_before
+    assert shown["merged"] is True and shown["error"] is None
+    assert git(repo, "show", "HEAD:out.txt") == "done\n"
