@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         # those /dev/null and the log): a pipe of its caller's (a CI harness, a make
         # jobserver) would not reach its end while this daemon runs.
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    _name_process()
     activated = systemd.listen_sockets()  # first: before anything can spawn a child
     proc.keep_store_private()  # before the first file or folder is made
     try:
@@ -93,7 +94,47 @@ def main(argv: list[str] | None = None) -> int:
             _report_ready(args.ready_fd, "running")
             print(f"prodigyd already running (socket {paths.socket_path()})", file=sys.stderr)
             return 1 if activated else 0  # under systemd, losing the lock is a failed start
+        if not activated and _served_by_another(paths.socket_path()):
+            _report_ready(args.ready_fd, "running")
+            print(
+                f"{paths.socket_path()} is served by another process (systemd's "
+                "prodigyd.socket?): it starts prodigyd itself, so this one leaves it be",
+                file=sys.stderr,
+            )
+            return 0
         return _run(config, args.ready_fd, activated)
+
+
+def _name_process() -> None:
+    """Name this process `prodigyd` (its /proc/PID/comm, what `ps -o comm`, `pgrep` and
+    top show), not `python3.11`: the git hook tells a running daemon from a process that
+    has the pid a stale pid file names (after a kill -9 or a reboot) by that name, and
+    starts one for the latter. Threads started later inherit it."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(PROCESS_NAME)
+
+
+#: This process's name (`_name_process`); hooks/prodigy-hook checks it.
+PROCESS_NAME = "prodigyd"
+
+
+def _served_by_another(sock: Path) -> bool:
+    """Whether something listens on the socket we would bind. Holding the instance lock,
+    no other prodigyd can: it is systemd's prodigyd.socket, whose service has not started
+    yet (a hook started us, say). Removing that socket would cut systemd's activation off
+    for good; connecting here has systemd start its prodigyd, which takes the lock once
+    this process has exited (a failed start meanwhile is retried: Restart=on-failure)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(str(sock))
+    except BlockingIOError:
+        return True  # a listener with a full backlog
+    except OSError:
+        return False  # none there, or a stale file a dead daemon left (ECONNREFUSED)
+    finally:
+        probe.close()
+    return True
 
 
 def _run(config: Config, ready_fd: int | None, activated: list[socket.socket]) -> int:
@@ -288,7 +329,7 @@ async def _listen(accept: Accept, activated: list[socket.socket]) -> tuple[async
         return server, path
     sock = paths.socket_path()
     with contextlib.suppress(FileNotFoundError):
-        sock.unlink()  # we hold the instance lock, so any socket here is stale
+        sock.unlink()  # we hold the instance lock, and nothing listens (main): it is stale
     old_umask = os.umask(0o177)
     try:
         server = await asyncio.start_unix_server(accept, path=str(sock), limit=MAX_MESSAGE_BYTES)

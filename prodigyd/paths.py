@@ -114,7 +114,7 @@ def hook_start_file() -> Path:
     """Which daemon a git hook started last, and when: `<pid> <seconds of uptime>`. The hook
     shim (hooks/prodigy-hook) writes and reads it, so that a burst of commits with no
     daemon running starts one daemon, not one each, once the burst is over (the starter
-    keeps `<this>.quiet` to tell when the last hook wrote it)."""
+    tells that by the spool folder no longer being newer than this file)."""
     return socket_path().parent / "prodigyd.hook-start"
 
 

@@ -30,6 +30,8 @@ def test_start_is_idempotent_and_status_reports(daemon: Path):
     assert daemon_pid(daemon) == first
     status = json.loads(ctl("daemon", "status", "--json", check=True).stdout)
     assert status["running"] is True and status["pid"] == first
+    # named so (not python3.11) for `pgrep prodigyd` and the git hook's pid check
+    assert Path(f"/proc/{first}/comm").read_text() == "prodigyd\n"
 
 
 def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(

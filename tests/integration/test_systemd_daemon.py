@@ -88,3 +88,36 @@ def test_socket_activation_uses_the_passed_fd(isolated: Path):
     finally:
         activator.terminate()
         activator.wait(timeout=30)
+
+
+def test_a_start_outside_systemd_leaves_a_listening_socket_alone(isolated: Path):
+    """A hook's `prodigyd --detach` while systemd's prodigyd.socket listens and its
+    service has not started: the socket stays systemd's (removing it would end socket
+    activation until the unit restarts), and the start steps aside, successfully."""
+    isolated.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sock_path = isolated / "prodigyd.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # systemd's, as it holds it
+    listener.bind(str(sock_path))
+    listener.listen()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "prodigyd.main"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "served by another process" in done.stderr
+        assert not (isolated / "prodigyd.pid").exists()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(sock_path))  # still reaches systemd's listener
+    finally:
+        listener.close()
+    # a socket nobody listens on any more (a killed daemon's) is replaced, as always
+    assert ctl("daemon", "start").returncode == 0
+    try:
+        assert ctl("daemon", "status").returncode == 0
+    finally:
+        ctl("daemon", "stop")

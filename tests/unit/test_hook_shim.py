@@ -21,6 +21,7 @@ import pytest
 from prodigyctl.commands import hooks, service
 from prodigyd import paths
 from prodigyd.git.cli import REPO_PINNING_VARS
+from prodigyd.main import PROCESS_NAME
 from prodigyd.watch import spool
 from tests.cli import ctl
 from tests.gitutil import commit_files, git, make_repo
@@ -64,9 +65,12 @@ def hooked(repo: Path, fake: FakeDaemon) -> Path:
 
 
 @pytest.fixture
-def alive(isolated: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A live process whose pid stands for a running daemon's."""
-    with subprocess.Popen(["sleep", "60"]) as proc:
+def alive(isolated: Path, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A live process whose pid stands for a running daemon's: named as prodigyd names
+    itself (a process's name is its program file's)."""
+    named = tmp_path / PROCESS_NAME
+    named.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    with subprocess.Popen([str(named), "60"]) as proc:
         yield proc
         with contextlib.suppress(FileNotFoundError):
             paths.pid_file().unlink()  # before conftest looks for a leaked daemon
@@ -214,6 +218,22 @@ def test_a_burst_of_over_a_minute_starts_one_daemon(hooked: Path, fake: FakeDaem
     time.sleep(1.5)  # a second start, after its own quiet second, would be there by now
     assert fake.starts() == [started]
     assert started.split() == [pid, "--detach"]
+
+
+def test_a_stale_pid_file_naming_another_live_process_does_not_stop_the_start(
+    hooked: Path, fake: FakeDaemon
+):
+    """After a kill -9 or a reboot, the pid file may name a live process that is not
+    prodigyd: the hook starts a daemon all the same, or its event would wait in the spool
+    for whatever starts one next."""
+    with subprocess.Popen(["sleep", "60"]) as other:
+        try:
+            daemon_running(other)
+            commit_files(hooked, {"a.txt": "a\n"}, "one")
+            assert len(wait_for_starts(fake, 1)) == 1
+        finally:
+            paths.pid_file().unlink()
+            other.kill()
 
 
 @pytest.mark.parametrize("marker", ["dead", "old", "garbage"])
