@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli import ctl
 from tests.gitutil import git
 
@@ -35,6 +37,30 @@ reduce:
     assert {"notes.txt", "out-a.txt", "out-b.txt", "summary.txt"} <= files
     assert "items.json" not in files  # the job's input, not its result
     assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc")]
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_a_setups_map_input_outside_the_worktree_runs(
+    daemon: Path, repo: Path, tmp_path: Path, where: str
+):
+    """The original's test-mapreduce-resume.yml: the setup writes the items to /tmp. No
+    commit of prodigy's can leave out a file git does not have (git refused the job)."""
+    items = tmp_path / "items.json" if where == "absolute" else Path("../items.json")
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        f"""
+mode: mapreduce
+setup:
+  - shell: "echo '[\\"a\\", \\"b\\"]' > {items} && echo kept > notes.txt"
+map:
+  input: {items}
+  agent_template:
+    - shell: "echo ${{item}} > out-${{item}}.txt"
+"""
+    )
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {"notes.txt", "out-a.txt", "out-b.txt"} <= tracked(repo)
 
 
 def test_an_input_file_the_workflow_commits_itself_is_merged(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import posixpath
 import re
 from typing import Any
 
@@ -50,11 +51,15 @@ def input_file(workflow: Workflow) -> tuple[str, ...]:
     """The map input when it names a file literally (`input: items.json`), as prodigy's own
     commits leave it out: a file the setup wrote for the map phase is the job's input, not
     its result, and is merged only if the workflow commits it itself. An input with
-    variables or spaces (a command) names no file here."""
+    variables or spaces (a command) names no file here, and one outside the worktree (an
+    absolute path, `../x`, `~/x`) none git could leave out: given one, git refuses."""
     source = workflow.map.input if workflow.map is not None else ""
     if not source or "${" in source or any(ch.isspace() for ch in source):
         return ()
-    return (source.removeprefix("./"),)
+    inside = posixpath.normpath(source)
+    if inside.startswith(("/", "~")) or inside == ".." or inside.startswith("../"):
+        return ()
+    return (inside,)
 
 
 def _captures(spec: SetupSpec, ctx: RunContext) -> StepHook | None:
