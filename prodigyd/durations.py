@@ -67,14 +67,28 @@ def parse_duration(value: object) -> float:
 
     The original documents humantime strings (`initial_delay: 1s`, `retry_budget: 5m`) for
     some workflow fields and bare seconds (`timeout: 600`) for others; accepting both
-    everywhere means nobody has to remember which field takes which.
+    everywhere means nobody has to remember which field takes which. Its serde form of a
+    duration, `{secs: 1, nanos: 500000000}`, the only one its custom backoff's `delays`
+    take, is read too.
     """
+    if isinstance(value, dict) and value and value.keys() <= {"secs", "nanos"}:
+        return _serde_seconds(value)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(_problem(value))
     seconds = _text_seconds(value) if isinstance(value, str) else float(value)
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         raise ValueError(_problem(value))
     return seconds
+
+
+def _serde_seconds(value: dict[str, object]) -> float:
+    parts = [value.get("secs", 0), value.get("nanos", 0)]
+    if not all(
+        isinstance(part, int) and not isinstance(part, bool) and part >= 0 for part in parts
+    ):
+        raise ValueError(f"expected whole numbers of secs and nanos, got {value!r}")
+    secs, nanos = (int(part) for part in parts)  # type: ignore[call-overload]
+    return secs + nanos / 1e9
 
 
 def _text_seconds(text: str) -> float | None:

@@ -504,6 +504,29 @@ def test_bad_backoff_names_the_field() -> None:
     assert error.render().startswith("wf.yml:3:5 (commands[0].retry.backoff): expected 'fixed'")
 
 
+def test_custom_delays_take_the_originals_secs_and_nanos() -> None:
+    """The original's custom backoff reads serde's form of a duration, and only that (the
+    book's retry-configuration/backoff-strategies.md writes it so)."""
+    custom = only_step(
+        "- shell: x\n  retry_config:\n    backoff:\n      custom:\n        delays:\n"
+        "          - secs: 1\n            nanos: 500000000\n          - {secs: 3}\n"
+    ).retry
+    assert custom is not None and custom.delays == (1.5, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("backoff", "where"),
+    [
+        ("{custom: {delays: [1s, soon]}}", "backoff.custom.delays[1]"),
+        ("{custom: {delays: [{secs: -1}]}}", "backoff.custom.delays[0]"),
+        ("{type: linear, increment: never}", "backoff.increment"),
+    ],
+)
+def test_a_bad_backoff_option_is_reported_where_it_is_written(backoff: str, where: str) -> None:
+    error = failure(f"- shell: x\n  retry:\n    attempts: 2\n    backoff: {backoff}\n")
+    assert f"(commands[0].retry.{where}): expected" in error.render()
+
+
 def test_validate_forms() -> None:
     single = only_step(
         "- claude: /impl\n  validate:\n    shell: ./check.sh\n    threshold: 80\n"

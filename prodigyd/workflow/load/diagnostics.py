@@ -137,7 +137,8 @@ def build_model(
 ) -> _M | None:
     """Validate one model where its YAML position is known; None after recording problems.
 
-    `renames` maps a model field to the YAML key it came from, so the error points there.
+    `renames` maps a model field to the YAML key it came from, so the error points there;
+    a dotted one (`backoff.custom.delays`) to the key at that path under `raw`.
     """
     try:
         return model.model_validate(data)
@@ -150,9 +151,9 @@ def build_model(
 
 def _error_at(at: At, raw: object, loc: tuple[int | str, ...], renames: Mapping[str, str]) -> At:
     here, node = at, raw
-    for position, part in enumerate(loc):
-        if position == 0 and isinstance(part, str):
-            part = renames.get(part, part)
+    if loc and isinstance(loc[0], str) and loc[0] in renames:
+        loc = (*renames[loc[0]].split("."), *loc[1:])
+    for part in loc:
         if isinstance(node, Map) and part in node:
             here, node = here.key(node, part), node[part]
         elif isinstance(node, Seq) and isinstance(part, int) and part < len(node):

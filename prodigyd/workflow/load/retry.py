@@ -57,7 +57,9 @@ def retry_spec(
     data = dict(defaults or {})
     data.update((key, value) for key, value in fields.items() if key not in _NESTED)
     if "backoff" in fields:
-        data.update(_backoff(fields["backoff"], at.key(raw, "backoff"), ctx))
+        options, paths = _backoff(fields["backoff"], at.key(raw, "backoff"), ctx)
+        data.update(options)
+        spelling = {**spelling, **paths}
     if "on_failure" in fields:
         data.update(_retry_exhausted(fields["on_failure"], at.key(raw, "on_failure"), ctx))
     return build_model(RetrySpec, data, at, raw, ctx, renames=spelling)
@@ -66,17 +68,20 @@ def retry_spec(
 _NESTED = ("backoff", "on_failure")
 
 
-def _backoff(raw: object, at: At, ctx: Context) -> dict[str, Any]:
-    """`exponential` or `{exponential: {base: 2}}`, `{linear: {increment: 5s}}`, ..."""
+def _backoff(raw: object, at: At, ctx: Context) -> tuple[dict[str, Any], dict[str, str]]:
+    """`exponential` or `{exponential: {base: 2}}`, `{linear: {increment: 5s}}`, ...: the
+    RetrySpec fields, and the path of each option's key under the retry's mapping (an
+    error in its value points there)."""
     if isinstance(raw, str):
-        return {"backoff": raw}
+        return {"backoff": raw}, {}
+    under = "backoff"
     if isinstance(raw, Map) and isinstance(raw.get("type"), str):  # {type: linear, ...options}
         options = Map(raw.mark)
         options.update((key, value) for key, value in raw.items() if key != "type")
         options.key_marks.update(raw.key_marks)
         shaped = Map(raw.mark)
         shaped[raw["type"]] = options
-        raw = shaped
+        raw, under = shaped, "backoff."
     if isinstance(raw, Map) and len(raw) == 1:
         ((strategy, options),) = raw.items()
         if strategy in _BACKOFF_OPTIONS and isinstance(options, Map | None):
@@ -84,14 +89,16 @@ def _backoff(raw: object, at: At, ctx: Context) -> dict[str, Any]:
             chosen = (
                 known_entries(options, _BACKOFF_OPTIONS[strategy], here, ctx) if options else {}
             )
+            prefix = under if under.endswith(".") else f"{under}.{strategy}."
             fields = {_OPTION_FIELDS.get(key, key): value for key, value in chosen.items()}
-            return {"backoff": strategy, **fields}
+            paths = {_OPTION_FIELDS.get(key, key): prefix + key for key in chosen}
+            return {"backoff": strategy, **fields}, paths
     ctx.problem(
         f"expected {', '.join(_BACKOFF_OPTIONS)} or e.g. {{exponential: {{base: 2}}}}, "
         f"got {shown(raw)}",
         at,
     )
-    return {}
+    return {}, {}
 
 
 def _retry_exhausted(raw: object, at: At, ctx: Context) -> dict[str, Any]:
