@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TypeGuard
 
 _UNIT_SECONDS = {
     "ms": 0.001,
@@ -82,13 +83,14 @@ def parse_duration(value: object) -> float:
 
 
 def _serde_seconds(value: dict[str, object]) -> float:
-    parts = [value.get("secs", 0), value.get("nanos", 0)]
-    if not all(
-        isinstance(part, int) and not isinstance(part, bool) and part >= 0 for part in parts
-    ):
+    secs, nanos = value.get("secs", 0), value.get("nanos", 0)
+    if not (_whole(secs) and _whole(nanos)):
         raise ValueError(f"expected whole numbers of secs and nanos, got {value!r}")
-    secs, nanos = (int(part) for part in parts)  # type: ignore[call-overload]
     return secs + nanos / 1e9
+
+
+def _whole(part: object) -> TypeGuard[int]:
+    return isinstance(part, int) and not isinstance(part, bool) and part >= 0
 
 
 def _text_seconds(text: str) -> float | None:
