@@ -433,11 +433,22 @@ def test_common_step_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("written", "stdout", "stderr"), [("stdout", True, False), ("stderr", False, True)]
+    ("written", "stdout", "stderr"),
+    [
+        ("stdout", True, False),
+        ("stderr", False, True),
+        ('"stdout,stderr,exit_code"', True, True),  # the book's examples.md
+        ('"stderr, duration"', False, True),
+    ],
 )
 def test_capture_streams_words(written: str, stdout: bool, stderr: bool) -> None:
     streams = only_step(f"- shell: x\n  capture: c\n  capture_streams: {written}\n").capture_streams
     assert (streams.stdout, streams.stderr) == (stdout, stderr)
+
+
+def test_an_unknown_stream_in_a_list_is_named() -> None:
+    error = failure('- shell: x\n  capture: c\n  capture_streams: "stdout,stdrr"\n')
+    assert "(commands[0].capture_streams): unknown stream 'stdrr'" in error.render()
 
 
 def test_on_success_and_on_exit_code_use_the_same_step_parser() -> None:

@@ -303,13 +303,29 @@ _STREAM_WORDS = {"stdout": (True, False), "stderr": (False, True), "both": (True
 
 
 def _capture_streams(raw: object, at: At, ctx: Context) -> object:
-    """`"stdout"|"stderr"|"both"` (standard schema) or the per-stream mapping (step schema)."""
+    """`"stdout"|"stderr"|"both"` (standard schema), the per-stream mapping (step schema),
+    or a comma list of the mapping's keys (`"stdout,stderr,exit_code"`, as the book's
+    examples write it): the streams it names are captured; exit_code, success and duration
+    are, named or not (they cost nothing)."""
     if isinstance(raw, str) and raw in _STREAM_WORDS:
         stdout, stderr = _STREAM_WORDS[raw]
         return {"stdout": stdout, "stderr": stderr}
     if isinstance(raw, Map):
         return known_entries(raw, _STREAM_KEYS, at, ctx)
-    ctx.problem(f"expected stdout, stderr, both or a mapping of streams, got {shown(raw)}", at)
+    if isinstance(raw, str) and "," in raw:
+        named = {word.strip() for word in raw.split(",")} - {""}
+        unknown = sorted(named - set(_STREAM_KEYS))
+        if not unknown:
+            return {"stdout": "stdout" in named, "stderr": "stderr" in named}
+        ctx.problem(
+            f"unknown stream {unknown[0]!r}: expected some of {', '.join(_STREAM_KEYS)}", at
+        )
+        return None
+    ctx.problem(
+        f"expected stdout, stderr, both, a comma list such as 'stdout,stderr' or a mapping "
+        f"of streams, got {shown(raw)}",
+        at,
+    )
     return None
 
 
