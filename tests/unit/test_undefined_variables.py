@@ -203,3 +203,20 @@ def test_the_pass_stops_at_the_loads_deadline_with_a_located_error() -> None:
     with pytest.raises(WorkflowError, match="took longer than") as stopped:
         find_undefined(doc, workflow, "wf.yml", text, Deadline(-1))
     assert (stopped.value.location.file, stopped.value.location.line) == ("wf.yml", 2)
+
+
+def test_a_sub_workflows_outputs_are_known_by_its_name(tmp_path: Path) -> None:
+    """`${build.artifact}` and `${build.success}` are set after `build` runs (engine/commands/
+    sub_workflow.py); `${artifact}` alone is not."""
+    (tmp_path / "build.yml").write_text("- shell: 'echo artifact=app.tgz >> $PRODIGY_OUTPUT'\n")
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        "sub_workflows:\n"
+        "  build: {source: build.yml, outputs: [artifact]}\n"
+        "commands:\n"
+        "  - shell: 'echo ${build.artifact} ${build.success} ${artifact}'\n"
+    )
+    undefined = load_workflow(wf).variable_warnings(set())
+    assert [warning.split(" is not defined")[0].rsplit(": ", 1)[1] for warning in undefined] == [
+        "${artifact}"
+    ]

@@ -215,8 +215,8 @@ def defined_names(workflow: Workflow) -> set[str]:
             names.add(step.capture)
         if isinstance(step.capture_output, str):
             names.add(step.capture_output)
-        for sub in step.sub_workflows:
-            names.update(sub.outputs)
+        for sub in step.sub_workflows:  # `${<name>.<output>}`, `${<name>.success}` after it
+            names.update(f"{sub.name}.{output}" for output in (*sub.outputs, "success"))
             names.update(sub.parameters)
             names.update(sub.values)
             names.update(sub.inputs)
