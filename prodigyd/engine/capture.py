@@ -59,8 +59,9 @@ def _json(text: str, excerpt: Excerpt) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        reason = exc.msg.removesuffix(" at")  # "Invalid control character at" (json's own)
         raise CaptureError(
-            f"output is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"output is not valid JSON: {reason} at line {exc.lineno} column {exc.colno}"
             f" (first {_EXCERPT} chars shown)",
             details=excerpt(text) or "(empty output)",
         ) from None

@@ -51,6 +51,15 @@ def test_invalid_json_error_shows_reason_and_excerpt() -> None:
     assert err.details == text[:200]
 
 
+def test_a_control_character_is_reported_once_with_where() -> None:
+    """json's own reason ends in "at" (it expects a position after it): not "at at"."""
+    with pytest.raises(CaptureError) as info:
+        parse_capture('{"a": "tab\there"}', "json", success=True)
+    assert info.value.message.startswith(
+        "output is not valid JSON: Invalid control character at line 1 column 11"
+    )
+
+
 def test_empty_output_is_invalid_json() -> None:
     with pytest.raises(CaptureError) as info:
         parse_capture("", "json", success=True)

@@ -212,9 +212,23 @@ def test_contradictions_are_refused_rather_than_resolved_silently() -> None:
     error = failure(BASE + "commands:\n  - shell: x\n")
     assert "has no commands:" in error.message
     error = failure(BASE + "on_item_failure: dlq\nerror_policy:\n  on_item_failure: skip\n")
-    assert "given both here and under error_policy" in error.message
+    assert "given both here ('dlq') and under error_policy: ('skip')" in error.message
     error = failure(BASE + "on_item_failure: sometimes\n")
     assert "expected 'dlq', 'retry', 'skip' or 'stop'" in error.message
+
+
+def test_a_policy_given_both_ways_with_one_value_is_that_value() -> None:
+    """The book's complete MapReduce reference (mapreduce/index.md) writes them so."""
+    loaded = parse(
+        BASE + "on_item_failure: dlq\ncontinue_on_failure: true\nmax_failures: 5\n"
+        "error_policy:\n  on_item_failure: dlq\n  continue_on_failure: true\n  max_failures: 5\n"
+    )
+    policy = loaded.workflow.error_policy
+    assert (policy.on_item_failure, policy.continue_on_failure, policy.max_failures) == (
+        "dlq",
+        True,
+        5,
+    )
 
 
 def test_error_collection_is_accepted_with_a_warning() -> None:

@@ -262,7 +262,8 @@ def _check_item_pipeline(data: Mapping[str, Any], raw: Map, at: At, ctx: Context
 
 def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> object:
     """`error_policy: {...}` merged with the top-level shortcuts (`on_item_failure: dlq`);
-    one key given both ways is a problem, not a silent choice."""
+    one key given both ways with two values is a problem, not a silent choice (with one
+    value, as the book's MapReduce reference writes them, it is that value)."""
     data: dict[str, Any] = {}
     raw = fields.get("error_policy")
     here = root.key(doc, "error_policy")
@@ -274,8 +275,12 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
             ctx.problem(f"expected a mapping, got {shown(raw)}", here)
     for key in _POLICY_SHORTCUTS:
         if key in fields:
-            if key in data:
-                ctx.problem(f"{key} is given both here and under error_policy:", root.key(doc, key))
+            if key in data and data[key] != fields[key]:
+                ctx.problem(
+                    f"{key} is given both here ({shown(fields[key])}) and under error_policy: "
+                    f"({shown(data[key])})",
+                    root.key(doc, key),
+                )
             data[key] = fields[key]
     if "retry_config" in data:  # item retries start at once unless it says otherwise
         retry = retry_spec(data.pop("retry_config"), here.key(raw, "retry_config"), ctx, _AT_ONCE)
