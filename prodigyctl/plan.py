@@ -66,7 +66,7 @@ def _lines(steps: tuple[Step, ...]) -> list[str]:
 def _items(workflow: Workflow, repo: Path) -> int | str:
     """How many work items a run would have, when the input is a file to read now."""
     from prodigyd.errors import ProdigyError
-    from prodigyd.workflow.items import spec_items
+    from prodigyd.workflow.items import filtered_out, spec_items
 
     spec = workflow.map
     assert spec is not None
@@ -74,11 +74,14 @@ def _items(workflow: Workflow, repo: Path) -> int | str:
         return "items (known when the job runs: the input has variables)"
     path = Path(spec.input) if Path(spec.input).is_absolute() else repo / spec.input
     if not path.is_file():
-        setup = " after setup" if workflow.setup is not None else ""
-        return f"items from the command's output{setup} (not run in a dry run)"
+        if workflow.setup is not None and not any(ch.isspace() for ch in spec.input):
+            return "items (the file as the setup leaves it: a dry run runs no setup)"
+        return "items (a command's output: a dry run runs no command)"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        return len(spec_items(document, spec))
+        count = len(spec_items(document, spec))
+        note = None if count else filtered_out(document, spec)
+        return f"0 items ({note})" if note else count
     except (ValueError, UnicodeDecodeError, ProdigyError) as exc:
         first = str(getattr(exc, "message", exc)).splitlines()[0]
         return f"items: {spec.input} cannot be read ({first})"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SortKey",
     "distinct_items",
+    "filtered_out",
     "items_from_output",
     "parse_sort",
     "select_items",
@@ -71,6 +73,28 @@ def spec_items(document: Any, spec: MapSpec) -> list[Any]:
         offset=spec.offset,
         max_items=spec.max_items,
     )
+
+
+def filtered_out(document: Any, spec: MapSpec) -> str | None:
+    """Why a map phase has no item when its filter took them all (None otherwise): said
+    with "no work items", by the run and its dry run. A filter that names `item.` of
+    items with no such field is the book's MapReduce reference's (`item.score >= 5`),
+    which matches nothing here as in the original: the note says how to write it."""
+    if not spec.filter:
+        return None
+    before = select(document, spec.json_path) if spec.json_path else _as_items(document)
+    if not before or any(True for _ in _kept(before, spec.filter)):
+        return None
+    note = f"the filter {spec.filter!r} kept none of the {len(before)} items"
+    if _NAMES_ITEM.search(spec.filter) and not any(
+        isinstance(item, dict) and "item" in item for item in before
+    ):
+        note += "; a filter names the item's own fields: `score >= 5`, not `item.score >= 5`"
+    return note
+
+
+#: `item.` as a filter's path would start (not inside a word: `line_item.x` is a field).
+_NAMES_ITEM = re.compile(r"(?<![\w.])item\.")
 
 
 def select_items(

@@ -117,6 +117,18 @@ def test_batch_warns_when_the_command_ignores_the_item(daemon: Path, repo: Path)
     assert "No work items to process" in done.stdout
 
 
+def test_a_filter_that_keeps_no_item_says_so(daemon: Path, repo: Path, tmp_path: Path):
+    (tmp_path / "items.json").write_text('[{"n": 1}, {"n": 2}]')
+    wf = tmp_path / "wf.yml"
+    wf.write_text(
+        f"mode: mapreduce\nmap:\n  input: {tmp_path / 'items.json'}\n  filter: 'n > 5'\n"
+        "  agent_template:\n    - shell: 'echo ${item.n}'\n"
+    )
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No work items to process: the filter 'n > 5' kept none of the 2 items" in done.stdout
+
+
 def test_run_dash_reads_the_workflow_from_stdin(daemon: Path, repo: Path):
     done = subprocess.run(
         [sys.executable, "-m", "prodigyctl.main", "run", "-", "-y"],

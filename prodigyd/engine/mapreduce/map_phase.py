@@ -46,7 +46,7 @@ from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.workflow.interpolate import MISSING
-from prodigyd.workflow.items import items_from_output, spec_items
+from prodigyd.workflow.items import filtered_out, items_from_output, spec_items
 from prodigyd.workflow.model import ErrorPolicy, MapSpec
 
 #: How long a map `input:` command may run (the original's fixed limit).
@@ -88,6 +88,7 @@ class MapPhase:
     fixed_items: list[tuple[int, Any]] | None = None  # (index, item): a DLQ retry's items
     dlq_job: str | None = None  # the job whose DLQ entries this phase updates (a retry's)
     results: dict[str, AgentResult] = field(default_factory=dict)
+    none_because: str | None = None  # no item: the filter took them all (`filtered_out`)
 
     def __post_init__(self) -> None:
         self.journal = self.host.journal
@@ -147,7 +148,8 @@ class MapPhase:
                 total=0,
                 successful=0,
                 failed=0,
-                message="No work items to process",
+                message="No work items to process"
+                + (f": {self.none_because}" if self.none_because else ""),
             )
             return MapOutcome(0, [])
         pending = await self._recover(pending, base, writer)
@@ -221,7 +223,7 @@ class MapPhase:
         if self.fixed_items is not None:
             indexes, values = [i for i, _ in self.fixed_items], [v for _, v in self.fixed_items]
         else:
-            values = await load_items(self.spec, self.parent)
+            values, self.none_because = await load_items(self.spec, self.parent)
             indexes = list(range(len(values)))
         base = await self.queue.head()
         header = {
@@ -466,8 +468,9 @@ class ResultLog:
             self.on_durable([record for record, _ in self.unwritten])
 
 
-async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
-    """`map.input` as items: a JSON file of the parent worktree, else a command's output."""
+async def load_items(spec: MapSpec, ctx: RunContext) -> tuple[list[Any], str | None]:
+    """`map.input` as items: a JSON file of the parent worktree, else a command's output;
+    and, when there are none because the filter took them all, what to say about it."""
     source = ctx.interpolate(spec.input)
     path = Path(source) if Path(source).is_absolute() else ctx.worktree / source
     if path.is_file():
@@ -481,7 +484,8 @@ async def load_items(spec: MapSpec, ctx: RunContext) -> list[Any]:
             ) from None
     else:
         document = await _command_items(source, ctx)
-    return spec_items(document, spec)
+    items = spec_items(document, spec)
+    return items, None if items else filtered_out(document, spec)
 
 
 async def _command_items(command: str, ctx: RunContext) -> Any:
