@@ -222,8 +222,9 @@ class Renderer:
         if "index" not in e:  # a handler or nested step
             note = f" ({e['note']})" if e.get("note") else ""
             return f"  ↳ {e['display']}: ok{note}"
-        if e.get("skipped"):
-            return f"  - skipped ({e.get('note')})"
+        if e.get("skipped"):  # its note says why, as "skipped: when condition is false"
+            why = str(e.get("note") or "").removeprefix("skipped: ")
+            return f"  - skipped: {why}" if why else "  - skipped"
         note = f" {e['note']}" if e.get("note") else ""
         return self._style(f"  ✓ {e.get('duration', 0):.2f}s{note}", fg="green")
 

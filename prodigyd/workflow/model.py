@@ -297,14 +297,18 @@ class Step(BaseModel):
         return self
 
     def display(self, render: Callable[[str], str] | None = None) -> str:
-        """The one-line label of progress lines, events and errors (reference §4.1).
+        """The one-line label of progress lines, events and errors (reference §4.1): the
+        step's `name:` when it has one (its display name, as docs/workflows.md says), else
+        its kind and command.
 
         `render` (interpolation, say) is applied to the whole text before it is cut to one
         line, so a variable is never shown half-substituted.
         """
+        if self.name:
+            return _one_line(render(self.name) if render else self.name)
         subject = self._subject()
         if not subject:
-            return self.name or self.kind
+            return self.kind
         return f"{self.kind}: {_one_line(render(subject) if render else subject)}"
 
     def _subject(self) -> str:

@@ -362,3 +362,17 @@ def test_dry_run_shows_the_plan_and_runs_nothing(isolated: Path, repo: Path, tmp
         "── map phase: 0 items (the filter 'item.n > 1' kept none of the 3 items; a filter "
         "names the item's own fields: `score >= 5`, not `item.score >= 5`) from items.json"
     ) in text
+
+
+def test_a_named_step_shows_its_name_and_a_skipped_one_why(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = write(
+        tmp_path / "wf.yml",
+        "- name: Build the docs\n  shell: 'echo built > docs.txt'\n"
+        "- shell: 'echo never'\n  when: 'false'\n",
+    )
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[1/2] Build the docs" in done.stdout
+    assert "  - skipped: when condition is false" in done.stdout
