@@ -160,12 +160,24 @@ class _Composer:
                 raise WorkflowError(exc.message, location=_where(self.workflow, field)) from None
         if entry.condition is not None:
             chosen = entry.when_true if evaluate(entry.condition, self.scope) else entry.when_false
-            return self._interpolate(chosen)
+            return self._interpolate(chosen, field)
         if entry.by_profile:
-            return self._interpolate(self._for_profile(entry, profile, field))
-        return self._interpolate(entry.value or "")
+            return self._interpolate(self._for_profile(entry, profile, field), field)
+        return self._interpolate(entry.value or "", field)
 
-    def _interpolate(self, text: str) -> str:
+    def _interpolate(self, text: str, field: str) -> str:
+        """The value with its variables; a `${env:NAME}` (no default) the submitting
+        environment lacks is refused here, as a `secrets:` entry's is: left as written, it
+        reached the job's shell, which failed with "Bad substitution"."""
+        for name in _ENV_REFERENCE.findall(text):
+            if name not in self.inherited:
+                raise WorkflowError(
+                    f"{field} reads ${{env:{name}}} from the environment, but {name} is not set",
+                    location=_where(self.workflow, field),
+                    hint=f"export {name} before running prodigyctl, or give a default "
+                    f"(${{env:{name}:-value}}); for a job a git hook starts, name it in "
+                    "PRODIGY_HOOK_ENV too",
+                )
         return interpolate(text, self.scope, environment=self.inherited)
 
     def _for_profile(self, entry: EnvValue, profile: str | None, field: str) -> str:
@@ -227,6 +239,10 @@ def add_secret(masker: Masker, value: str, workflow: Workflow, field: str, key: 
             hint="use the real credential, or drop `secret: true` if it is not one",
         )
     masker.add(value, name=key)
+
+
+#: `${env:NAME}` or `${env.NAME}` without a default (interpolate's `_from_environment`).
+_ENV_REFERENCE = re.compile(r"\$\{env[:.]([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _where(workflow: Workflow, field: str) -> Location:

@@ -95,6 +95,19 @@ def test_secrets_win_and_bad_env_is_refused_before_the_run(
     refused = ctl("run", str(wf), "-y", cwd=repo)
     assert refused.returncode == 2
     assert "env.URL has no value for no profile and no default" in refused.stderr
+    # an environment variable the submitting shell lacks (a hook's filtered environment):
+    # refused naming it, where the job's shell failed with "Bad substitution"
+    wf.write_text(
+        "env:\n  TOKEN: '${env:PRODIGY_TEST_UNSET}'\n  LEVEL: '${env:PRODIGY_TEST_UNSET:-2}'\n"
+        "commands:\n  - shell: 'echo $TOKEN'\n"
+    )
+    refused = ctl("run", str(wf), "-y", cwd=repo)
+    assert refused.returncode == 2
+    assert (
+        "env.TOKEN reads ${env:PRODIGY_TEST_UNSET} from the environment, but "
+        "PRODIGY_TEST_UNSET is not set"
+    ) in refused.stderr
+    assert "(env.LEVEL)" not in refused.stderr  # a default is the author's answer
 
 
 def test_retry_defaults_retry_a_step_without_its_own_retry(
