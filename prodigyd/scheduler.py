@@ -441,10 +441,14 @@ class Scheduler:
     async def _dispatch(self, admitted: dict[str, LoadedWorkflow] | None = None) -> None:
         if not self.recovered or self.held_back:
             return  # the mender wakes us when the disk has room
+        waiting: list[str] = []  # triggered runs whose twin runs (`_twin_runs`)
         while len(self.running) < self.settings.max_concurrent_jobs:
-            row = session_store.next_queued()
+            row = session_store.next_queued(also_skip=waiting)
             if row is None:
                 return
+            if self._twin_runs(row["id"]):
+                waiting.append(row["id"])
+                continue
             try:
                 loaded = admitted.pop(row["id"], None) if admitted else None
                 if not await self._start(
@@ -455,6 +459,25 @@ class Scheduler:
                 log.warning("queued jobs wait for disk space: %s", exc.message)
                 self.held_back = True  # still queued: it starts once its start fits
                 return
+
+    def _twin_runs(self, session_id: str) -> bool:
+        """Whether the queued `session_id` is a run a trigger started whose workflow runs,
+        triggered, on the same branch: it waits for that run to end, and meanwhile takes
+        each newer event of its trigger in its place (watch/gate.py), so a burst of
+        commits makes one run and one more, from the newest tip, where each started its
+        own from the same tip and their merges conflicted. (Read only while a triggered
+        run runs: no other dispatch pays for it.)"""
+        busy = {
+            (session.record.workflow, session.record.original_branch)
+            for session, _ in self.running.values()
+            if session.record.triggered_by is not None
+        }
+        if not busy:
+            return False
+        record = session_store.load(session_id)
+        return record.triggered_by is not None and (
+            (record.workflow, record.original_branch) in busy
+        )
 
     async def _start(
         self, session_id: str, *, resume: bool, loaded: LoadedWorkflow | None = None

@@ -350,13 +350,14 @@ def save_private(session_id: str, env: dict[str, str], args: list[str]) -> None:
     journal.update(check_id(session_id), private={"env": env, "args": args})
 
 
-def next_queued() -> sqlite3.Row | None:
+def next_queued(also_skip: Collection[str] = ()) -> sqlite3.Row | None:
     """The job to start next (journal.next_queued), as it is now: a job the journal still
     has `queued` whose newer record is not written yet (it failed to start on a full
     disk, or was cancelled) is not handed out again and again until the disk has room,
-    and one being started (its lock held: locks.held) is not handed out twice."""
+    and one being started (its lock held: locks.held) is not handed out twice. Nor those
+    of `also_skip` (the caller's, waiting)."""
     moved = [sid for sid, entry in _unsaved.items() if entry.record.status is not Status.QUEUED]
-    return journal.next_queued(skip=[*moved, *locks.held()])
+    return journal.next_queued(skip=[*moved, *locks.held(), *also_skip])
 
 
 def list_all(limit: int = 1000, status: str | Collection[str] | None = None) -> list[SessionRecord]:

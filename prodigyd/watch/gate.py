@@ -9,7 +9,8 @@ kept by watch/dropped.py):
    older one in that run (its `triggered_by` and environment): a run starts from the
    branch's tip when it starts, so it takes the newest state either way, and ten quick
    commits make one run, not ten. A running run (or one being started) is left alone: the
-   event queues one more.
+   event queues one more, which waits for it (scheduler.py, `_twin_runs`) and so takes
+   the events after it.
    Branches are kept apart, so a commit on `topic` never takes the place of one on `main`.
 2. **A rate limit per workflow**: at most `max_runs` runs started by one workflow's
    triggers in any `per_seconds` (the workflow is its file name in its repository, all

@@ -205,6 +205,35 @@ def test_a_newer_commit_replaces_the_queued_run(limited: Path, repo: Path, tmp_p
     assert git(repo, "show", f"prodigy-{queued['id']}:last.txt") == "three\n"  # the newest
 
 
+def test_a_burst_of_commits_makes_one_run_and_one_more_from_the_newest(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """Jobs may run side by side (the default), but the runs of one workflow's trigger on
+    one branch do not: while one runs, the next waits queued and takes each newer commit,
+    so the burst is two runs, the second on its last commit. Side by side, each commit
+    started its own run from the same tip, and their merges conflicted."""
+    gate = tmp_path / "gate"
+    hook(repo, {".prodigy/workflows/gated.yml": gated(gate)})
+    try:
+        commit_files(repo, {"1.txt": "1"}, "one")
+        wait_for(lambda: by_status("running"), timeout=60, what="the first run")
+        for number in ("two", "three", "four"):
+            commit_files(repo, {f"{number}.txt": number}, number)
+        wait_for(
+            lambda: len([d for d in triggers_ls(repo)["dropped"] if d["why"] == "coalesced"]) == 2,
+            timeout=60,
+            what="the later commits taken by the queued run",
+        )
+        assert [s["status"] for s in sessions()].count("queued") == 1
+        assert len(by_status("running")) == 1  # though the daemon could run more at once
+    finally:
+        gate.touch()
+    wait_for(lambda: settled(daemon), timeout=90, what="both runs")
+    first, second = sorted(sessions(), key=lambda s: s["started_at"] or "")
+    assert git(repo, "show", f"prodigy-{first['id']}:last.txt") == "one\n"
+    assert git(repo, "show", f"prodigy-{second['id']}:last.txt") == "four\n"
+
+
 def test_the_queue_cap_and_the_rate_limit_drop_runs_and_say_so(
     limited: Path, repo: Path, tmp_path: Path
 ):
