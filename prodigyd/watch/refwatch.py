@@ -134,11 +134,12 @@ class RepoWatcher:
         `added` false when it was watched already."""
         try:
             root = (await git_repo.repo_root(where)).resolve()
-        except GitError:
+        except GitError as exc:
             what = "Not a git repository" if where.exists() else "No such folder"
             raise GitError(
                 f"{what}: {where}",
                 hint="`prodigyctl watch add PATH` takes a folder inside a git repository",
+                code=exc.code,  # NOT_A_REPO, as every command outside a repository says
             ) from None
         if root in self._repos:
             return {"added": False, **self._describe(self._repos[root])}

@@ -288,7 +288,7 @@ def test_watch_add_refuses_a_folder_outside_any_repository(daemon: Path, tmp_pat
     plain.mkdir()
     refused = ctl("watch", "add", str(plain))
     assert refused.returncode == 2
-    assert f"Not a git repository: {plain}" in refused.stderr
+    assert f"error[E3001]: Not a git repository: {plain}" in refused.stderr  # errors.md's code
     missing = ctl("watch", "add", str(tmp_path / "nowhere"))
     assert missing.returncode == 2
     assert f"No such folder: {tmp_path / 'nowhere'}" in missing.stderr  # not "not a repository"
