@@ -109,6 +109,23 @@ async def commit_leftovers(
     return state
 
 
+#: session_finished's `message` for a run that had nothing to merge.
+NOTHING_TO_MERGE = "it changed nothing: nothing to merge"
+
+
+async def unchanged(
+    record: SessionRecord, pool: WorktreePool, merge_spec: MergeSpec | None
+) -> git_repo.WorktreeState | None:
+    """The worktree's state when the run left nothing to merge (its HEAD still at the
+    commit it started from, nothing to commit) and no `merge:` workflow is to run at its
+    merge; else None. Such a run waiting for `prodigyctl merge` (a check run without -y, a
+    triggered linter that found nothing) held a worktree and a branch for nothing."""
+    if merge_spec is not None or not holds_worktree(record, pool):
+        return None
+    state = await git_repo.worktree_state(Path(record.worktree), load=False)
+    return state if not state.changed and state.head == record.base_commit else None
+
+
 async def end_unmerged(
     record: SessionRecord,
     pool: WorktreePool,

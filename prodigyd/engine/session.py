@@ -220,6 +220,11 @@ class Session:
             if record.status is Status.RUNNING:  # never leave a finished run marked running
                 self._finish(Status.AWAITING_MERGE, record.error)
             return record
+        seen = await finish.unchanged(record, self.pool, self.loaded.workflow.merge)
+        if seen is not None:  # nothing awaits a merge: ended as `-y` would end it
+            await finish.clean_up(record, self.pool, self.events, seen=seen)
+            self._finish(Status.COMPLETED, None, message=finish.NOTHING_TO_MERGE)
+            return record
         self._finish(Status.AWAITING_MERGE, None)
         return record
 

@@ -109,6 +109,27 @@ def test_a_run_that_changed_nothing_ends_as_cleanly_as_one_that_did(
     git(repo, "fsck", "--no-progress")
 
 
+def test_a_run_left_to_merge_that_changed_nothing_ends_completed(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """Without -y (and a trigger's default, merge: ask), a run that changed nothing has
+    nothing to merge: it completes and gives its worktree and branch back, where it
+    waited for a `prodigyctl merge` holding both. One that changed something waits."""
+    check = tmp_path / "check.yml"
+    check.write_text("- shell: 'test -f README.md'\n")
+    events = json_lines(ctl("run", str(check), "--json", cwd=repo, check=True).stdout)
+    assert (events[-1]["status"], events[-1]["message"]) == (
+        "completed",
+        "it changed nothing: nothing to merge",
+    )
+    assert git(repo, "branch", "--list", "prodigy-*") == ""
+    assert [row["state"] for row in _worktree_rows()].count("busy") == 0
+    write = tmp_path / "write.yml"
+    write.write_text("- shell: 'echo new > new.txt'\n")
+    events = json_lines(ctl("run", str(write), "--json", cwd=repo, check=True).stdout)
+    assert events[-1]["status"] == "awaiting_merge"
+
+
 def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path: Path):
     wf = tmp_path / "wf.yml"
     wf.write_text("- shell: 'true'\n")
@@ -175,7 +196,7 @@ def test_spare_0_makes_none(isolated: Path, repo: Path, tmp_path: Path):
     ctl("daemon", "start", check=True)
     try:
         wf = tmp_path / "wf.yml"
-        wf.write_text("- shell: 'true'\n")
+        wf.write_text("- shell: 'echo x > x.txt'\n")  # awaits its merge, in its worktree
         first = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo, check=True).stdout))
         assert [r["path"] for r in _spares_made()] == [first["worktree"]]
         second = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo, check=True).stdout))
@@ -188,8 +209,8 @@ def test_spare_0_makes_none(isolated: Path, repo: Path, tmp_path: Path):
 
 def test_a_daemon_stop_leaves_no_spare_half_made(isolated: Path, repo: Path, tmp_path: Path):
     entered, _ = _hold_spares(repo, tmp_path)
-    wf = tmp_path / "wf.yml"
-    wf.write_text(f"- shell: 'until [ -e {entered} ]; do sleep 0.01; done'\n")
+    wf = tmp_path / "wf.yml"  # its result awaits a merge, in its worktree
+    wf.write_text(f"- shell: 'until [ -e {entered} ]; do sleep 0.01; done; echo x > x.txt'\n")
     ctl("daemon", "start", check=True)
     try:
         started = _started(json_lines(ctl("run", str(wf), "--json", cwd=repo).stdout))
