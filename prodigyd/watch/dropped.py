@@ -101,8 +101,21 @@ async def recent(worktree: Path, limit: int = SHOWN) -> list[dict[str, Any]]:
     return await asyncio.to_thread(_last, drops, limit)
 
 
+#: Of the drops shown, at most this many `prodigy_commit` ones: each triggered run that
+#: commits makes one (by design, not news), and they pushed the drops a user looks for
+#: (rate_limited, queue_full) out of the SHOWN latest.
+ROUTINE_SHOWN = 5
+
+
 def _last(events: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    return list(collections.deque(events, maxlen=limit))
+    routine: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(
+        maxlen=min(ROUTINE_SHOWN, limit)
+    )
+    others: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=limit)
+    for number, event in enumerate(events):
+        (routine if event.get("why") == "prodigy_commit" else others).append((number, event))
+    kept = sorted([*routine, *others], key=lambda pair: pair[0])[-limit:]
+    return [event for _, event in kept]
 
 
 def _prune(repo_id: str) -> None:

@@ -254,6 +254,28 @@ def test_the_drop_log_keeps_the_last_runs_only(isolated: Path, tmp_path: Path):
     assert kept[0].name == "events-20260100_000003-1.jsonl"  # the 9 newest old ones stay
 
 
+async def test_routine_drops_do_not_push_the_others_out(isolated: Path, tmp_path: Path):
+    """Each committing triggered run drops its own commit's event (prodigy_commit): 60 of
+    them around two rate limits leave those two shown, with the latest few routine ones."""
+    from prodigyd.watch import dropped
+
+    repo = make_repo(tmp_path / "repo")
+    log = dropped.DropLog()
+    log.record(repo, "rate_limited", "first")
+    for number in range(30):
+        log.record(repo, "prodigy_commit", f"routine {number}")
+    log.record(repo, "queue_full", "second")
+    for number in range(30, 60):
+        log.record(repo, "prodigy_commit", f"routine {number}")
+    log.close()
+    shown = [(d["why"], d["message"]) for d in await dropped.recent(repo)]
+    assert shown == [
+        ("rate_limited", "first"),
+        ("queue_full", "second"),
+        *(("prodigy_commit", f"routine {n}") for n in range(55, 60)),
+    ]
+
+
 class Jobs:
     """The scheduler as triggered runs meet it: what was submitted, or, `stopping`, the
     refusal of a daemon shutting down."""
