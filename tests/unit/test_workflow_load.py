@@ -770,7 +770,21 @@ def test_yaml_syntax_error_shows_line_column_and_caret() -> None:
     assert error.details == (
         "2 |   - shell: ok\n3 |   - shell: also ok\n4 |   - shell: bad: colon\n  |               ^"
     )
-    assert error.hint is not None and "commands:" in error.hint
+    assert error.hint is not None and "a value holding ': ' must be quoted" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("commands:\n  - shell: a\n   - shell: b\n", "start in the same column"),
+        ("commands:\n  - shell: a\n  x\n  - shell: b\n", "each line of a mapping is"),
+        ("commands:\n\t- shell: a\n", "spaces, never tabs"),
+        ("a: [1, 2\n", "a workflow is either a list of steps"),  # else: the shapes
+    ],
+)
+def test_a_yaml_error_hints_at_its_usual_cause(text: str, hint: str) -> None:
+    error = failure(text)
+    assert error.hint is not None and hint in error.hint
 
 
 def test_type_errors_name_field_and_line_and_list_every_problem() -> None:

@@ -197,7 +197,7 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> Workflow
     if isinstance(exc, LimitExceeded):
         hint: str | None = _LIMITS_HINT
     else:
-        hint = None if isinstance(exc, ConstructorError) else SHAPES_HINT
+        hint = None if isinstance(exc, ConstructorError) else _syntax_hint(exc.problem or "")
     return WorkflowError(
         message,
         location=Location(source, line, column),
@@ -208,6 +208,31 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> Workflow
 
 
 _LIMITS_HINT = "workflow files have limits on size, nesting and aliases: docs/workflows.md, Limits"
+
+#: What usually causes PyYAML's problem (its own words, which name parser states), said
+#: in a workflow author's terms; any other problem gets the shapes a workflow may take.
+_SYNTAX_HINTS = (
+    (
+        "mapping values are not allowed here",
+        "a value holding ': ' must be quoted, as in shell: \"echo 'Processing: ${item}'\" "
+        "(or written as a block: shell: |, the command on the lines below)",
+    ),
+    (
+        "expected <block end>",
+        "the entries of one list or mapping start in the same column: check this line's "
+        "indentation against the lines above it",
+    ),
+    (
+        "could not find expected ':'",
+        "each line of a mapping is `key: value`, and a value running onto the next line "
+        "needs quotes or a block (|)",
+    ),
+    ("found character '\\t'", "YAML indents with spaces, never tabs"),
+)
+
+
+def _syntax_hint(problem: str) -> str:
+    return next((hint for words, hint in _SYNTAX_HINTS if words in problem), SHAPES_HINT)
 
 
 def read_json(text: str, source: str, deadline: Deadline) -> tuple[object, Mark | None]:
