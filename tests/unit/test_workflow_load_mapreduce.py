@@ -231,6 +231,15 @@ def test_a_policy_given_both_ways_with_one_value_is_that_value() -> None:
     )
 
 
+def test_a_required_key_misspelt_is_named_in_its_error() -> None:
+    """Unknown keys are warnings, and warnings are not shown while there are errors: the
+    missing key's error names the misspelling, or the user sees only "is required"."""
+    error = failure(BASE.replace("input:", "inputs:").replace("agent_template", "agent_templat"))
+    rendered = error.render()
+    assert "(map.input): is required (is 'inputs' it, misspelt?)" in rendered
+    assert "(map.agent_template): is required (is 'agent_templat' it, misspelt?)" in rendered
+
+
 def test_error_collection_is_accepted_with_a_warning() -> None:
     loaded = parse(BASE + "error_collection: aggregate\n")
     assert any("error_collection" in w for w in loaded.warnings)

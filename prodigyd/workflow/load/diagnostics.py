@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from prodigyd import errorcodes
+from prodigyd.closest import closest
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.limits import Deadline
 from prodigyd.workflow.load.nodes import At, Map, Mark, Seq
@@ -145,8 +146,21 @@ def build_model(
     except ValidationError as exc:
         for error in exc.errors():
             here = _error_at(at, raw, error["loc"], renames or {})
-            ctx.problem(_reason(error), here, code=errorcodes.INVALID_VALUE)
+            reason = _reason(error) + _misspelt(error, raw, model)
+            ctx.problem(reason, here, code=errorcodes.INVALID_VALUE)
         return None
+
+
+def _misspelt(error: ErrorDetails, raw: object, model: type[BaseModel]) -> str:
+    """For a required field missing from `raw`: the key of `raw` that is no field of the
+    model and looks like its misspelling (`inputs:` for `input:`). Its own warning (an
+    unknown key) is not shown while the file has errors, so the error names it."""
+    field = error["loc"][0] if error["type"] == "missing" and len(error["loc"]) == 1 else None
+    if not isinstance(field, str) or not isinstance(raw, Map):
+        return ""
+    strangers = [str(key) for key in raw if key not in model.model_fields]
+    close = closest(field, strangers)
+    return f" (is '{close}' it, misspelt?)" if close else ""
 
 
 def _error_at(at: At, raw: object, loc: tuple[int | str, ...], renames: Mapping[str, str]) -> At:
