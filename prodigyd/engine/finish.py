@@ -27,7 +27,7 @@ from prodigyd.engine.context import EventSink, RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.phase import no_checkpoint, run_sequential
 from prodigyd.engine.step import StepRunner
-from prodigyd.errors import MergeRefused, ProdigyError
+from prodigyd.errors import GitError, MergeRefused, ProdigyError
 from prodigyd.eventtypes import EventType
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
@@ -122,7 +122,13 @@ async def unchanged(
     triggered linter that found nothing) held a worktree and a branch for nothing."""
     if merge_spec is not None or not holds_worktree(record, pool):
         return None
-    state = await git_repo.worktree_state(Path(record.worktree), load=False)
+    worktree = Path(record.worktree)
+    try:
+        if await git_repo.commit_id(worktree, "HEAD") != record.base_commit:
+            return None  # it committed: read from git's files, where a status costs a git
+        state = await git_repo.worktree_state(worktree, load=False)
+    except GitError:  # a HEAD the run broke: its merge says what is wrong
+        return None
     return state if not state.changed and state.head == record.base_commit else None
 
 
