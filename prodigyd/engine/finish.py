@@ -122,10 +122,11 @@ async def unchanged(
     triggered linter that found nothing) held a worktree and a branch for nothing."""
     if merge_spec is not None or not holds_worktree(record, pool):
         return None
-    worktree = Path(record.worktree)
-    try:
-        if await git_repo.commit_id(worktree, "HEAD") != record.base_commit:
-            return None  # it committed: read from git's files, where a status costs a git
+    worktree, branch = Path(record.worktree), f"{git_repo.HEADS}{record.branch}"
+    try:  # read from git's files first, where a status costs a git
+        for where, rev in ((worktree, "HEAD"), (Path(record.repo), branch)):
+            if await git_repo.commit_id(where, rev) != record.base_commit:
+                return None  # it committed (on its branch, or checked out something else)
         state = await git_repo.worktree_state(worktree, load=False)
     except GitError:  # a HEAD the run broke: its merge says what is wrong
         return None

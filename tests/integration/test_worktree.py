@@ -128,6 +128,13 @@ def test_a_run_left_to_merge_that_changed_nothing_ends_completed(
     write.write_text("- shell: 'echo new > new.txt'\n")
     events = json_lines(ctl("run", str(write), "--json", cwd=repo, check=True).stdout)
     assert events[-1]["status"] == "awaiting_merge"
+    left = tmp_path / "left.yml"  # committed, then left its branch: HEAD is back at the base
+    left.write_text(
+        "- shell: 'echo a > a.txt && git add a.txt && git commit -qm a && "
+        "git checkout -q --detach HEAD~1'\n"
+    )
+    events = json_lines(ctl("run", str(left), "--json", cwd=repo, check=True).stdout)
+    assert events[-1]["status"] == "awaiting_merge"
 
 
 def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path: Path):
