@@ -7,7 +7,10 @@ it needs only once something went wrong (json, the protocol, the paths, the regi
 error codes: a few milliseconds of `--help`).
 
 An unexpected crash exits 70, writes a crash log to $PRODIGY_HOME/logs/ (one new file per crash,
-prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path.
+prodigyctl-crash-<time>.<ns>-<pid>.log) and prints its path; when that folder cannot take it,
+the log goes to the temp folder, and when no log can be written the traceback is printed. An
+OSError of a command whose $PRODIGY_HOME is unusable (a file, a folder that cannot be made or
+written) is no crash: the error says what is wrong with the home (E5004, exit 2).
 """
 
 from __future__ import annotations
@@ -16,11 +19,22 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from prodigyctl.exitcodes import EXIT_CRASH, EXIT_INTERRUPTED, EXIT_UNREACHABLE, exit_for_error
+from prodigyctl.exitcodes import (
+    EXIT_CRASH,
+    EXIT_INTERRUPTED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    exit_for_error,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from prodigyd.errors import ProdigyError
 
 
 class DaemonUnreachable(Exception):
@@ -128,6 +142,9 @@ def error_handler() -> Iterator[None]:
         sys.exit(err.exit_code)
     except SystemExit:
         raise
+    except OSError:
+        _fail_if_home_unusable()
+        sys.exit(_crash())
     except Exception as err:
         # a ProdigyError of a command that loads workflows itself (run --dry-run); only
         # then is prodigyd.errors imported, which the other commands need not pay for
@@ -136,7 +153,7 @@ def error_handler() -> Iterator[None]:
             sys.exit(_crash())
         from prodigyd import protocol
 
-        _report(err.code, err.render(), err.to_dict())
+        show_error(err)
         sys.exit(exit_for_error(protocol.CODE_FOR_KIND.get(err.kind, protocol.PRODIGY_ERROR)))
 
 
@@ -146,6 +163,13 @@ def fail(code: str, message: str, exit_code: int, *, hint: str | None = None) ->
     text = f"{message}\nhint: {hint}" if hint else message
     _report(code, text, {"message": message, **({"hint": hint} if hint else {})})
     raise SystemExit(exit_code)
+
+
+def show_error(err: ProdigyError) -> None:
+    """Print a prodigy error, as the handler prints one a command raised, for a command that
+    met it itself (a config file's) and returns its own exit code: its text, or under
+    --json its fields in an error object."""
+    _report(err.code, err.render(), err.to_dict())
 
 
 def _report(code: str, text: str, data: dict[str, object]) -> None:
@@ -177,22 +201,78 @@ def _click_error(err: click.ClickException) -> None:
     _report(code, err.format_message(), {"message": err.format_message()})
 
 
+def _fail_if_home_unusable() -> None:
+    """End the command with what is wrong with prodigy's home when that is why it failed:
+    every command that starts the daemon or writes to the store makes a folder under it
+    first, so a home that is a file (or under one), or cannot be made or written to, ends
+    them with an OSError from deep inside, not a bug to report. Asked only once one came."""
+    from prodigyd import errorcodes, paths
+
+    home = paths.home()
+    problem = _home_problem(home)
+    if problem is not None:
+        source = "$PRODIGY_HOME" if os.environ.get("PRODIGY_HOME") else "prodigy's home"
+        hint = "set PRODIGY_HOME to a folder you can write to (it is made when missing)"
+        message = f"{source} {home} cannot be used: {problem}"
+        fail(errorcodes.HOME_UNUSABLE, message, EXIT_USAGE, hint=hint)
+
+
+def _home_problem(home: Path) -> str | None:
+    """Why `home` cannot hold prodigy's files (made when missing), or None when it can."""
+    import tempfile
+
+    try:
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):  # written and gone: the home takes files
+            pass
+    except OSError as exc:
+        blocker = next((p for p in (home, *home.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            return f"{blocker} is not a folder"
+        return f"{exc.filename or home}: {exc.strerror}"
+    return None
+
+
 def _crash() -> int:
+    """Report a bug: `error[E2007]` naming the crash log that holds the traceback, or the
+    traceback itself when no log could be written. Never raises: a crash report that
+    crashes hides the first error behind its own."""
     import platform  # only when crashing: every command imports this module
     import traceback
 
-    from prodigyd import errorcodes, paths
-    from prodigyd.store.atomic import create_unique  # sqlite3 and more: not on the hot path
+    from prodigyd import errorcodes
 
-    path, fd = create_unique(paths.logs_dir(), paths.crash_log_prefix(), ".log")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(
-            f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "
-            f"they may hold secrets)\npython: {sys.version}\n"
-            f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
-        )
-    click.echo(
-        f"{errorcodes.label(errorcodes.CLIENT_CRASH)}: prodigyctl crashed; details in {path}",
-        err=True,
+    report = (
+        f"prodigyctl crash\ncommand: prodigyctl {' '.join(sys.argv[1:2])} (arguments omitted: "
+        f"they may hold secrets)\npython: {sys.version}\n"
+        f"platform: {platform.platform()}\n\n{traceback.format_exc()}"
     )
+    path = _write_crash_log(report)
+    message = (
+        f"prodigyctl crashed; details in {path}"
+        if path is not None
+        else f"prodigyctl crashed, and no crash log could be written:\n{report}"
+    )
+    _report(errorcodes.CLIENT_CRASH, message, {"message": message})
     return EXIT_CRASH
+
+
+def _write_crash_log(report: str) -> Path | None:
+    """A new crash log holding `report`: under $PRODIGY_HOME/logs/, else (that folder is
+    unusable, or the disk full) in the temp folder; None when neither takes it."""
+    import tempfile
+    from pathlib import Path
+
+    from prodigyd import paths
+
+    for folder in (paths.logs_dir, lambda: Path(tempfile.gettempdir())):
+        try:
+            from prodigyd.store.atomic import create_unique  # sqlite3 and more: not hot
+
+            path, fd = create_unique(folder(), paths.crash_log_prefix(), ".log")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(report)
+        except Exception:  # this folder cannot take it (nor the import): the next may
+            continue
+        return path
+    return None

@@ -45,7 +45,8 @@ EXIT_CODES = (
     (
         EXIT_CRASH,
         "internal error",
-        "an internal error; a crash log is written under $PRODIGY_HOME/logs/",
+        "an internal error; a crash log is written under $PRODIGY_HOME/logs/ (else the temp "
+        "folder)",
     ),
     (EXIT_INTERRUPTED, "interrupted", "interrupted"),
     (

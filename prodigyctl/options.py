@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def note(text: str, as_json: bool) -> None:
+    """A line for a person (`Following ...; Ctrl-C to stop.`, `resuming ID`) on stderr, and
+    none under --json: there stdout holds the JSON and stderr an error object, if anything."""
+    if not as_json:
+        click.echo(text, err=True)
+
+
 path_option = click.option(
     "-p", "--path", metavar="REPO", help="Repository to run in (default: the current one)."
 )

@@ -182,8 +182,9 @@ CLIENT_CRASH = _code(
     "E2007",
     "prodigyctl crashed",
     """A bug in prodigyctl. The message names the crash log written under
-    $PRODIGY_HOME/logs/ (the traceback; command arguments are left out): please report it
-    with that file. Exit code 70.""",
+    $PRODIGY_HOME/logs/, or the temp folder when that one cannot take it (the traceback;
+    command arguments are left out): please report it with that file. When no log can be
+    written, the message holds the traceback. Exit code 70.""",
 )
 
 # E3: git, worktrees and merges
@@ -337,6 +338,14 @@ CONFIG_UNKNOWN_KEY = _code(
     """A config key prodigy does not know, usually a typo: the message suggests the nearest
     known one. `prodigyctl config show` lists the keys; `prodigyctl config unset KEY` removes
     one from the file.""",
+)
+HOME_UNUSABLE = _code(
+    "E5004",
+    "prodigy's home cannot be used",
+    """$PRODIGY_HOME (else ~/.prodigy), where prodigy keeps its store, logs and socket, is not
+    a folder prodigy can make or write to: a file, a folder under a file, a read-only or
+    foreign folder. The message names the path and why. Set PRODIGY_HOME to a folder you can
+    write to (it is made when missing). Exit code 2.""",
 )
 
 # E6: sessions, jobs and their state

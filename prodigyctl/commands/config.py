@@ -18,9 +18,10 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyctl.commands import command, group
+from prodigyctl.errors import show_error
 from prodigyctl.exitcodes import EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
-from prodigyd import errorcodes, paths
+from prodigyd import paths
 
 if TYPE_CHECKING:
     from prodigyd import config as cfg
@@ -147,5 +148,6 @@ def _human(value: Any) -> str:
 
 
 def _fail(err: cfg.ConfigError) -> int:
-    click.echo(f"{errorcodes.label(err.code)}: {err.render()}", err=True)
+    """A bad config file or key: a usage error (exit 2), an error object under --json."""
+    show_error(err)
     return EXIT_USAGE

@@ -32,7 +32,11 @@ def start(*, as_json: bool) -> int:
     """Start prodigyd if it is not running."""
     with Client.connect() as client:
         info = client.call(protocol.DAEMON_STATUS)
-    click.echo(dumps(info) if as_json else f"prodigyd running (pid {info['pid']})")
+    click.echo(
+        dumps(status_command.status_json(info))
+        if as_json
+        else f"prodigyd running (pid {info['pid']})"
+    )
     if info.get("store_problem") and not as_json:
         click.echo(f"warning: prodigyd's store: {info['store_problem']}", err=True)
     return EXIT_OK
@@ -48,14 +52,17 @@ def stop(*, drain: bool, as_json: bool) -> int:
     try:
         with Client.connect(autostart=False) as client:
             client.call(protocol.DAEMON_STOP, {"drain": drain})
-    except DaemonUnreachable:
-        click.echo("prodigyd is not running")
+    except DaemonUnreachable:  # --json: `running` as `status --json` has it
+        click.echo(
+            dumps({"running": False, "stopped": False}) if as_json else "prodigyd is not running"
+        )
         return EXIT_OK
     deadline = None if drain else time.monotonic() + STOP_WAIT_SECONDS
     # The pid file goes last in every mode (a socket-activated daemon leaves its socket).
     while paths.pid_file().exists() and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.02)
-    click.echo(dumps({"stopped": True}) if as_json else "prodigyd stopped")
+    running = paths.pid_file().exists()  # still, once the wait is over
+    click.echo(dumps({"running": running, "stopped": True}) if as_json else "prodigyd stopped")
     return EXIT_OK
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from prodigyctl.client import Client, dumps
@@ -11,22 +13,35 @@ from prodigyctl.options import id_argument, json_option
 from prodigyd import protocol
 
 
+# It shows the merge's events as they come, as `run` shows a run's, up to the
+# `session_finished` that ends it (the session's whole id and its status, `completed`):
+# --json prints them as JSON Lines, like every command that prints events.
 @command("merge")
 @id_argument("session_id")
 @json_option
 def merge(*, session_id: str, as_json: bool) -> int:
     """Merge a session that is awaiting_merge into the branch it started from."""
+    from prodigyctl.commands.events import ends_run
     from prodigyctl.render import Renderer
 
+    renderer = Renderer(as_json=as_json)
+    ended: list[dict[str, Any]] = []
     with Client.connect() as client:
-        renderer = Renderer(as_json=as_json)
-        seq = _current_seq(client, session_id)
-        client.on_event = renderer
-        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": seq})
-        record = client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
-        if not as_json:
-            click.echo(f"session {record['id']}: {record['status']}")  # the id, not a prefix
-        return EXIT_OK
+        after = _current_seq(client, session_id)
+
+        def show(event: dict[str, Any]) -> None:
+            renderer(event)
+            if ends_run(event, after):
+                ended.append(event)
+
+        client.on_event = show  # live: a refused merge shows its events before the error
+        client.call(protocol.EVENTS_SUBSCRIBE, {"session_id": session_id, "since": after})
+        client.call(protocol.SESSIONS_MERGE, {"session_id": session_id})
+        for event in () if ended else client.events():  # the last may follow the reply
+            show(event)
+            if ended:
+                break
+    return EXIT_OK
 
 
 @command("cancel")

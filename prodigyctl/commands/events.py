@@ -24,7 +24,7 @@ from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.errors import DaemonUnreachable
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import format_option, json_option, output_option, since_option
+from prodigyctl.options import format_option, json_option, note, output_option, since_option
 from prodigyctl.render import job_tag
 from prodigyd import clock, errorcodes, protocol
 from prodigyd.durations import duration_seconds
@@ -104,6 +104,12 @@ def _stream(client: Client, early: list[dict[str, Any]]) -> Iterator[dict[str, A
     raise DaemonUnreachable("lost the connection to prodigyd", errorcodes.CONNECTION_LOST)
 
 
+def ends_run(event: dict[str, Any], after: int) -> bool:
+    """Whether `event` ends its session's run (or resume, or merge): a `session_finished`
+    past `after`, the seq the follower started from (older ones end earlier runs)."""
+    return event.get("event_type") == protocol.TERMINAL_EVENT and event["seq"] > after
+
+
 # -- --since ------------------------------------------------------------------------------
 
 
@@ -166,8 +172,8 @@ def list_events(
         click.echo(dumps(event) if as_json else format_line(event))
     if not rows and not as_json:
         click.echo("No events.")
-    if len(rows) >= limit:
-        click.echo(f"(the newest {limit} matching events; --limit shows more)", err=True)
+    if len(rows) >= limit:  # --json: the lines alone, which --limit bounds
+        note(f"(the newest {limit} matching events; --limit shows more)", as_json)
     return EXIT_OK
 
 
@@ -219,7 +225,7 @@ def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> 
             return _follow_all(client, event_type, as_json)
         shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
         if shown["status"] in FINAL:
-            click.echo(f"session {session_id} is {shown['status']}: no more events", err=True)
+            note(f"session {session_id} is {shown['status']}: no more events", as_json)
             return EXIT_OK
         since = int(shown.get("event_seq") or 0)
         stream = subscribe(client, {"session_id": session_id, "since": since})
@@ -228,7 +234,7 @@ def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> 
             if shown["status"] in ACTIVE
             else f" (it is {shown['status']}: waiting for a resume or merge)"
         )
-        click.echo(f"Following the events of {session_id}{waiting}; Ctrl-C to stop.", err=True)
+        note(f"Following the events of {session_id}{waiting}; Ctrl-C to stop.", as_json)
         for event in stream:
             _show(event, event_type, as_json)
             if event.get("event_type") == protocol.TERMINAL_EVENT:
@@ -239,7 +245,7 @@ def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> 
 def _follow_all(client: Client, event_type: str | None, as_json: bool) -> int:
     """Every session's events from now on; ends only with Ctrl-C (130) or a lost daemon (5)."""
     stream = subscribe(client, {})
-    click.echo("Following the events of every session; Ctrl-C to stop.", err=True)
+    note("Following the events of every session; Ctrl-C to stop.", as_json)
     for event in stream:
         _show(event, event_type, as_json)
     return EXIT_OK  # not reached: the stream raises when the connection closes

@@ -30,7 +30,7 @@ import click
 from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.errors import fail
-from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option, path_option
 from prodigyd import errorcodes, protocol
 
@@ -68,22 +68,28 @@ def shim(*, _daemon: Sequence[str] | None = None) -> str:
 
 def hooks_dir(path: str | None) -> tuple[Path, bool]:
     """The folder git runs this repository's hooks from, and whether core.hooksPath chose it
-    (rather than the git common dir every worktree shares)."""
+    (rather than the git common dir every worktree shares). A path outside a repository,
+    or no folder at all, is E3001, as the daemon says it for `triggers ls`."""
     import subprocess
 
     from prodigyd.git.cli import git_env
 
     where = Path(path or ".").absolute()
-    done = subprocess.run(
-        ["git", "rev-parse", "--path-format=absolute", "--git-path", "hooks", "--git-common-dir"],
-        cwd=where,
+    asked = ["rev-parse", "--path-format=absolute", "--git-path", "hooks", "--git-common-dir"]
+    done = subprocess.run(  # -C, not cwd=: a missing folder is git's to report, not an OSError
+        ["git", "-C", str(where), *asked],
         capture_output=True,
         text=True,
         check=False,
         env=git_env(),
     )
     if done.returncode != 0:
-        raise click.UsageError(f"{where} is not in a git repository ({done.stderr.strip()})")
+        fail(
+            errorcodes.NOT_A_REPO,
+            f"Not a git repository: {where}",
+            EXIT_USAGE,
+            hint="run prodigyctl from inside a git repository, or pass -p/--path REPO",
+        )
     folder, common = (Path(line) for line in done.stdout.splitlines()[:2])
     return folder, folder != common / "hooks"
 
@@ -133,18 +139,34 @@ def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = 
         tmp.replace(target)
         report.append({"hook": hook, "path": str(target), "chained": chained})
     if as_json:
-        click.echo(dumps({"hooks_dir": str(folder), "hooks_path": custom, "installed": report}))
+        hooks_path = str(folder) if custom else None  # core.hooksPath's folder, when set
+        click.echo(dumps({"hooks_dir": str(folder), "hooks_path": hooks_path, "installed": report}))
         return EXIT_OK
     for entry in report:
         note = f" (runs your old hook first: {entry['hook']}{LEGACY_SUFFIX})"
         click.echo(f"installed {entry['path']}{note if entry['chained'] else ''}")
     if custom:
         click.echo(f"note: core.hooksPath is set, so they went to {folder}")
-    click.echo(
-        "workflows in .prodigy/workflows/ with `on: commit` or `on: push` now run by "
-        "themselves; `prodigyctl triggers ls` lists them"
-    )
+    click.echo(_what_runs(path))
     return EXIT_OK
+
+
+def _what_runs(path: str | None) -> str:
+    """What the hooks now start: the workflows of the repository's .prodigy/workflows/, or,
+    when it has none, what to add there, so no one waits for a commit to run nothing."""
+    from prodigyctl.gittop import repository_top
+    from prodigyd.watch.triggers import FOLDER, SUFFIXES
+
+    folder = (repository_top(path) or Path(path or ".").absolute()) / FOLDER
+    if folder.is_dir() and any(f.suffix in SUFFIXES and f.is_file() for f in folder.iterdir()):
+        return (
+            f"workflows in {FOLDER}/ with `on: commit` or `on: push` now run by "
+            "themselves; `prodigyctl triggers ls` lists them"
+        )
+    return (
+        f"nothing runs yet: the hooks start the workflows in {folder}/ with `on: commit` or "
+        '`on: push`, and there are none; add one (docs/workflows.md, "Triggers")'
+    )
 
 
 @command("uninstall", hooks)
@@ -185,15 +207,16 @@ def status(*, path: str | None, as_json: bool) -> int:
 
     folder, _ = hooks_dir(path)
     rows = [_hook_status(folder, hook) for hook in HOOKS]
+    code = EXIT_OK if all(row["state"] == "installed" for row in rows) else EXIT_FAILED
     if as_json:
         click.echo(dumps({"hooks_dir": str(folder), "hooks": rows}))
-        return EXIT_OK
+        return code
     for row in rows:
         chained = " (chains your old hook)" if row["chained"] else ""
         click.echo(f"{row['hook']:<12} {row['state']}{chained}")
     if any(row["state"] == "outdated" for row in rows):
         click.echo("`prodigyctl hooks install` replaces the outdated hooks")
-    return EXIT_OK if all(row["state"] == "installed" for row in rows) else EXIT_FAILED
+    return code
 
 
 def _hook_status(folder: Path, hook: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import click
 from prodigyctl.client import dumps
 from prodigyctl.commands import command
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import json_option, path_option
+from prodigyctl.options import json_option, note, path_option
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "claude_commands"
 
@@ -46,13 +46,13 @@ def commands_in(data: Any) -> set[str]:
     return found - {""}
 
 
-def _repo_root(path: str | None) -> Path:
+def _repo_root(path: str | None, as_json: bool) -> Path:
     from prodigyctl.gittop import repository_top
 
     top = repository_top(path)
     if top is None:
         start = Path(path or ".").resolve()
-        click.echo(f"note: {start} is not in a git repository; installing into it", err=True)
+        note(f"note: {start} is not in a git repository; installing into it", as_json)
         return start
     return top
 
@@ -112,7 +112,7 @@ def init(
     """
     from prodigyd.store.atomic import write_bytes_atomic
 
-    root = _repo_root(path)
+    root = _repo_root(path, as_json)
     templates = shipped()
     warnings: list[str] = []
     if install_all:

@@ -7,15 +7,13 @@ subscription. Neither ever cancels a job: Ctrl-C only stops watching (exit 130).
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from prodigyctl.client import Client
 from prodigyctl.commands import command
-from prodigyctl.commands.events import ACTIVE, subscribe
+from prodigyctl.commands.events import ACTIVE, ends_run, subscribe
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import id_argument, json_option, verbose_option, verbosity
+from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
@@ -42,7 +40,7 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
             renderer(event)
             if event.get("event_type") == protocol.TERMINAL_EVENT:
                 status = event.get("status") if not event.get("error") else None
-            done = _ends(event, last) if live else event["seq"] >= last
+            done = ends_run(event, last) if live else event["seq"] >= last
             if done:
                 break
     if as_json:
@@ -76,23 +74,24 @@ def follow(*, all_sessions: bool, as_json: bool) -> int:
     with Client.connect() as client:
         if all_sessions:
             stream = subscribe(client, {})
-            click.echo("Following every job; Ctrl-C to stop (jobs keep running).", err=True)
+            note("Following every job; Ctrl-C to stop (jobs keep running).", as_json)
             for event in stream:
                 renderer(event)
             return EXIT_OK  # not reached: the stream raises when the connection closes
         starts = _active_sessions(client)
         if not starts:
-            click.echo("No active jobs.", err=as_json)
+            if not as_json:  # --json: no lines at all
+                click.echo("No active jobs.")
             return EXIT_OK
         stream = subscribe(
             client, *({"session_id": sid, "since": seq} for sid, seq in starts.items())
         )
-        click.echo(f"Following {len(starts)} active job(s); Ctrl-C to stop watching.", err=True)
+        note(f"Following {len(starts)} active job(s); Ctrl-C to stop watching.", as_json)
         pending = set(starts)
         for event in stream:
             renderer(event)
             session_id = event.get("session_id")
-            if session_id in pending and _ends(event, starts[session_id]):
+            if session_id in pending and ends_run(event, starts[session_id]):
                 pending.discard(session_id)
                 if not pending:
                     break
@@ -108,7 +107,3 @@ def _active_sessions(client: Client) -> dict[str, int]:
             if shown["status"] in ACTIVE:  # it may have finished since the list
                 starts[row["id"]] = int(shown.get("event_seq") or 0)
     return starts
-
-
-def _ends(event: dict[str, Any], after: int) -> bool:
-    return event.get("event_type") == protocol.TERMINAL_EVENT and event["seq"] > after

@@ -24,6 +24,7 @@ from prodigyctl.options import (
     detach_option,
     id_argument,
     json_option,
+    note,
     stacked,
     verbose_option,
     yes_option,
@@ -67,7 +68,7 @@ def resume(
     they ran before unless --executor says otherwise.
     """
     with Client.connect() as client:
-        session_id = session_id or _latest_resumable(client)
+        session_id = session_id or _latest_resumable(client, as_json)
         params = {
             "session_id": session_id,
             "force": force,
@@ -82,9 +83,9 @@ def resume(
         return after_start(client, record, detach=detach, as_json=as_json, yes=yes)
 
 
-def _latest_resumable(client: Client) -> str:
+def _latest_resumable(client: Client, as_json: bool) -> str:
     """The newest failed or interrupted session of the repository holding the current
-    directory (its top folder, as the daemon records `repo`)."""
+    directory (its top folder, as the daemon records `repo`), said unless --json."""
     from prodigyctl.gittop import repository_top
 
     top = repository_top()
@@ -104,7 +105,7 @@ def _latest_resumable(client: Client) -> str:
             hint="`prodigyctl sessions ls` lists every session",
         )
     newest = max(rows, key=lambda row: str(row.get("started_at")))
-    click.echo(f"resuming {newest['id']} ({newest['status']}, {newest['workflow']})", err=True)
+    note(f"resuming {newest['id']} ({newest['status']}, {newest['workflow']})", as_json)
     return str(newest["id"])
 
 

@@ -11,15 +11,25 @@ import click
 from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
-from prodigyctl.options import id_argument, json_option, verbose_option, verbosity
+from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
 from prodigyctl.render import Renderer
 from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
 
 
+def _known_status(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--status` as a usage error that lists the statuses, before the daemon would refuse
+    it in its validator's words. Not a click.Choice: its help, and so the man page, stay."""
+    from prodigyctl.commands.status import JOB_STATES
+
+    if value is not None and value not in JOB_STATES:
+        raise click.BadParameter(f"{value!r} is not a status: use one of {', '.join(JOB_STATES)}")
+    return value
+
+
 @command("ls", sessions)
-@click.option("--status", help="Only sessions in this status.")
+@click.option("--status", callback=_known_status, help="Only sessions in this status.")
 @click.option(
     "--limit",
     type=click.IntRange(1, protocol.MAX_LIST),
@@ -40,9 +50,9 @@ def list_sessions(*, status: str | None, limit: int, every: bool, as_json: bool)
     _warn_set_aside()
     cut = len(rows) > wanted or len(rows) == protocol.MAX_LIST  # the daemon's most may hide more
     rows = rows[:wanted]
-    if cut:
+    if cut:  # --json: the list alone, which --limit bounds
         more = "--all" if wanted < protocol.MAX_LIST else "--status to narrow it"
-        click.echo(f"(the newest {len(rows):,} shown; there are more: {more})", err=True)
+        note(f"(the newest {len(rows):,} shown; there are more: {more})", as_json)
     if as_json:
         click.echo(dumps(rows))
         return EXIT_OK

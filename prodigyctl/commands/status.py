@@ -13,8 +13,9 @@ from prodigyctl.exitcodes import EXIT_OK, EXIT_UNREACHABLE
 from prodigyctl.options import json_option
 from prodigyd import protocol
 
-#: The order job states are listed in; states not named here follow, alphabetically.
-_JOB_STATES = (
+#: Every job state, in the order they are listed (`sessions ls --status` takes these); a
+#: state not named here (a newer daemon's) follows, alphabetically.
+JOB_STATES = (
     "queued",
     "running",
     "awaiting_merge",
@@ -36,13 +37,19 @@ def status(*, as_json: bool) -> int:
         click.echo(dumps({"running": False}) if as_json else "prodigyd is not running")
         return EXIT_UNREACHABLE
     if as_json:
-        click.echo(dumps({"running": True, **info}))
+        click.echo(dumps(status_json(info)))
         return EXIT_OK
     for label, value in _lines(info):
         click.echo(f"{label + ':':<16} {value}")
     if info.get("store_problem"):
         click.echo(f"warning: prodigyd's store: {info['store_problem']}", err=True)
     return EXIT_OK
+
+
+def status_json(info: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's `daemon.status` reply as `status --json` (and `daemon start --json`)
+    prints it: with `running`, the field a script tests whichever command it ran."""
+    return {"running": True, **info}
 
 
 def _lines(info: dict[str, Any]) -> list[tuple[str, str]]:
@@ -62,7 +69,7 @@ def _lines(info: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _jobs(counts: dict[str, int]) -> str:
-    order = [s for s in _JOB_STATES if s in counts] + sorted(set(counts) - set(_JOB_STATES))
+    order = [s for s in JOB_STATES if s in counts] + sorted(set(counts) - set(JOB_STATES))
     return ", ".join(f"{counts[s]} {s}" for s in order) if order else "none"
 
 

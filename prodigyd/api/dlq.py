@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from prodigyd.engine.admission import RunRequest
 
 
+def job_of(job_id: str | None) -> str | None:
+    """The job a request names, checked and known to the store; None for "every job". A job
+    that does not exist is NotFound (E6001), as `show` and `retry` say it: an empty list, or
+    counts of zero, would read as a job with no dead letters, and a mistyped id as good news.
+    (A job keeps its record while it has dead letters: retention never removes it.)"""
+    if not job_id:
+        return None
+    return session_store.load(check_id(job_id, "job id")).id
+
+
 def show(p: schemas.DlqItemParams) -> dict[str, Any]:
     entry = dlq.get(check_id(p.job_id, "job id"), p.item_id)
     if entry is None:

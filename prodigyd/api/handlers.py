@@ -249,13 +249,8 @@ async def events_stats(state: DaemonState, p: schemas.EventsQuery) -> dict[str, 
     return events.stats(p)
 
 
-def _job(job_id: str | None) -> str | None:
-    """A job id a client named, checked; None for "every job"."""
-    return check_id(job_id, "job id") if job_id else None
-
-
 async def dlq_list(state: DaemonState, p: schemas.DlqListParams) -> list[dict[str, Any]]:
-    return dlq_store.entries(_job(p.job_id), eligible=p.eligible, limit=p.limit)
+    return dlq_store.entries(dlq_api.job_of(p.job_id), eligible=p.eligible, limit=p.limit)
 
 
 async def dlq_show(state: DaemonState, p: schemas.DlqItemParams) -> dict[str, Any]:
@@ -263,11 +258,11 @@ async def dlq_show(state: DaemonState, p: schemas.DlqItemParams) -> dict[str, An
 
 
 async def dlq_stats(state: DaemonState, p: schemas.DlqStatsParams) -> dict[str, Any]:
-    return dlq_store.stats(_job(p.job_id))
+    return dlq_store.stats(dlq_api.job_of(p.job_id))
 
 
 async def dlq_purge(state: DaemonState, p: schemas.DlqPurgeParams) -> dict[str, Any]:
-    job = _job(p.job_id)
+    job = dlq_api.job_of(p.job_id)
     if p.item_ids:
         if job is None:
             raise ProdigyError("purging chosen items needs the job id")

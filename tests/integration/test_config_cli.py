@@ -193,6 +193,22 @@ def test_config_commands_through_the_real_prodigyctl(isolated: Path):
     assert bad.returncode == 2 and "did you mean max_concurrent_jobs?" in bad.stderr
 
 
+def test_under_json_a_config_error_is_an_error_object(isolated: Path):
+    unknown = ctl("config", "get", "nosuch.key", "--json")
+    assert (unknown.returncode, unknown.stdout) == (2, "")
+    error = json.loads(unknown.stderr)["error"]
+    assert (error["code"], error["kind"], error["message"]) == (
+        "E5003",
+        "config",
+        "unknown key nosuch.key",
+    )
+    isolated.mkdir()
+    (isolated / "config.toml").write_text("[claude\n")
+    broken = ctl("config", "show", "--json")
+    assert broken.returncode == 2
+    assert json.loads(broken.stderr)["error"]["code"] == "E5002"
+
+
 #: A new user's file: a wrong type and an unknown table, each of which the daemon refuses.
 TWO_PROBLEMS = 'max_concurrent_jobs = "4"\n[claud]\nmodel = "x"\n'
 

@@ -34,6 +34,20 @@ def test_start_is_idempotent_and_status_reports(daemon: Path):
     assert Path(f"/proc/{first}/comm").read_text() == "prodigyd\n"
 
 
+def test_start_and_stop_json_say_running_as_status_json_does(isolated: Path):
+    none = ctl("daemon", "stop", "--json")
+    assert (none.returncode, none.stderr) == (0, "")
+    assert json.loads(none.stdout) == {"running": False, "stopped": False}
+    try:
+        started = json.loads(ctl("daemon", "start", "--json", check=True).stdout)
+        status = json.loads(ctl("daemon", "status", "--json", check=True).stdout)
+    finally:
+        stopped = ctl("daemon", "stop", "--json", check=True)
+    assert started["running"] is True and set(started) == set(status)
+    assert started["pid"] == status["pid"]
+    assert json.loads(stopped.stdout) == {"running": False, "stopped": True}
+
+
 def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(
     isolated: Path, repo: Path, tmp_path: Path
 ):

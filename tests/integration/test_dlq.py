@@ -89,3 +89,28 @@ def test_purge_needs_yes_off_a_terminal_and_deletes(daemon: Path, repo: Path, tm
     assert json.loads(done.stdout) == {"purged": 1}
     missing = ctl("dlq", "show", job, "item_1")
     assert missing.returncode == 3 and "no DLQ entry for item_1" in missing.stderr
+
+
+def test_every_dlq_command_says_a_job_that_does_not_exist(daemon: Path, repo: Path):
+    for command in (
+        ("ls", "nosuch"),
+        ("stats", "nosuch"),
+        ("export", "nosuch"),
+        ("purge", "nosuch", "--yes"),
+        ("show", "nosuch", "item_1"),
+        ("retry", "nosuch"),
+    ):
+        done = ctl("dlq", *command, cwd=repo)
+        assert (done.returncode, done.stdout) == (3, ""), command
+        assert done.stderr.startswith("error[E6001]: no session 'nosuch'"), command
+        if command[0] != "export":  # the one that writes a file's format, not --json
+            as_json = ctl("dlq", *command, "--json", cwd=repo)
+            assert as_json.returncode == 3, command
+            assert json.loads(as_json.stderr)["error"]["code"] == "E6001", command
+    job = ctl("exec", "true", "--detach", cwd=repo, check=True).stdout.strip()
+    tag = job[-6:]  # a job with no dead letters, named as `run` shows it: all empty
+    assert json.loads(ctl("dlq", "ls", tag, "--json", check=True).stdout) == []
+    assert json.loads(ctl("dlq", "stats", tag, "--json", check=True).stdout)["total"] == 0
+    assert json.loads(ctl("dlq", "export", tag, check=True).stdout) == []
+    purged = ctl("dlq", "purge", tag, "--yes", "--json", check=True)
+    assert json.loads(purged.stdout) == {"purged": 0}

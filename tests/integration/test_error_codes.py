@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE
 from tests.cli import ctl
 from tests.gitutil import git
@@ -116,6 +118,33 @@ def test_client_side_errors_have_codes_too(tmp_path: Path):
     unreachable = ctl("sessions", "ls", "--json", env=env)
     assert unreachable.returncode == EXIT_UNREACHABLE
     assert _json_error(unreachable.stderr)["code"] == "E2001"
+
+
+@pytest.mark.parametrize("home", ["file", "file/sub", "/proc/prodigy-home"])
+@pytest.mark.parametrize("command", [("run", "wf.yml", "-y"), ("daemon", "start")])
+def test_an_unusable_prodigy_home_is_one_error_naming_it(
+    tmp_path: Path, home: str, command: tuple[str, ...]
+):
+    (tmp_path / "file").write_text("not a folder\n")
+    (tmp_path / "wf.yml").write_text("- shell: 'true'\n")
+    where = tmp_path / home
+    env = {**os.environ, "PRODIGY_HOME": str(where)}
+    done = ctl(*command, env=env, cwd=tmp_path)
+    assert done.returncode == EXIT_USAGE
+    why = f"{tmp_path / 'file'} is not a folder"
+    if home.startswith("/"):  # under a folder that takes no new ones
+        why = f"{home}: No such file or directory"
+    assert done.stderr == (
+        f"error[E5004]: $PRODIGY_HOME {where} cannot be used: {why}\n"
+        "hint: set PRODIGY_HOME to a folder you can write to (it is made when missing)\n"
+    )
+    as_json = ctl(*command, "--json", env=env, cwd=tmp_path)
+    assert as_json.returncode == EXIT_USAGE
+    error = _json_error(as_json.stderr)
+    assert (error["code"], error["message"]) == (
+        "E5004",
+        f"$PRODIGY_HOME {where} cannot be used: {why}",
+    )
 
 
 def test_a_daemon_that_cannot_start_is_e2002(isolated: Path):

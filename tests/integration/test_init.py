@@ -74,3 +74,6 @@ def test_init_outside_a_repository_says_where_it_installs(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert f"note: {folder} is not in a git repository; installing into it" in done.stderr
     assert (folder / ".claude" / "commands" / "prodigy-lint.md").is_file()
+    as_json = ctl("init", "--all", "--json", cwd=folder, env=ceiling)
+    assert as_json.returncode == 0 and as_json.stderr == ""  # the rows name the paths
+    json.loads(as_json.stdout)

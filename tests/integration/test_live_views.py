@@ -38,6 +38,19 @@ def gated_workflow(tmp_path: Path, name: str, gate: Path) -> tuple[Path, Path]:
     return wf, started
 
 
+def ticking_workflow(tmp_path: Path, name: str, gate: Path) -> Path:
+    """Two steps; the first prints `tick` every 50 ms until `gate` exists, then
+    `waited-<name>`. A `--json` follower says nothing until an event comes: one that has
+    printed a tick is subscribed (the events of a live subscription arrive from then on)."""
+    return write(
+        tmp_path / f"{name}.yml",
+        f"""
+- shell: "until [ -f {gate} ]; do echo tick; sleep 0.05; done; echo waited-{name}"
+- shell: "echo after-{name}"
+""",
+    )
+
+
 def detach(wf: Path, repo: Path) -> str:
     return ctl("run", str(wf), "--detach", "-y", cwd=repo, check=True).stdout.strip()
 
@@ -173,14 +186,18 @@ def test_follow_tags_the_lines_of_concurrent_jobs(daemon: Path, repo: Path, tmp_
 def test_follow_with_nothing_active(daemon: Path):
     done = ctl("follow")
     assert done.returncode == 0 and done.stdout.strip() == "No active jobs."
+    as_json = ctl("follow", "--json")  # no lines: no note either, on stdout or stderr
+    assert (as_json.returncode, as_json.stdout, as_json.stderr) == (0, "", "")
 
 
 def test_follow_all_sees_jobs_submitted_later_until_ctrl_c(
     daemon: Path, repo: Path, tmp_path: Path
 ):
+    gate = tmp_path / "gate"
+    ticking = detach(ticking_workflow(tmp_path, "ticking", gate), repo)
     watcher = popen("follow", "--all", "--json")
     try:
-        assert "Following every job" in watcher.stderr.readline()
+        assert json.loads(watcher.stdout.readline())["session_id"] == ticking  # subscribed
         wf = write(tmp_path / "wf.yml", "- shell: 'echo later'\n")
         session_id = run_to_end(wf, repo, "-y")
         seen = []
@@ -189,12 +206,16 @@ def test_follow_all_sees_jobs_submitted_later_until_ctrl_c(
             if seen[-1]["event_type"] == "session_finished":
                 break
         watcher.send_signal(signal.SIGINT)
-        watcher.communicate(timeout=30)
+        _, err = watcher.communicate(timeout=30)
     finally:
         watcher.kill()
+        gate.touch()
     assert watcher.returncode == 130
-    assert {e["session_id"] for e in seen} == {session_id}
+    assert "Following" not in err  # no note under --json
+    assert {e["session_id"] for e in seen} == {ticking, session_id}
+    assert seen[-1]["session_id"] == session_id
     assert any(e.get("line") == "later" for e in seen)
+    wait_for(lambda: status_of(ticking) == "completed", what="the ticking job to finish")
 
 
 # -- events ------------------------------------------------------------------------------
@@ -222,8 +243,10 @@ def test_events_ls_filters_by_session_type_and_time(daemon: Path, repo: Path, tm
     assert ls("--since", "10m") == everything
     assert ls("--since", "2999-01-01T00:00:00Z") == []
     assert ls("--since", everything[-1]["timestamp"])[-1] == everything[-1]
-    newest = json_lines(ctl("events", "ls", "--json", "--limit", "2", check=True).stdout)
-    assert newest == everything[-2:]
+    newest = ctl("events", "ls", "--json", "--limit", "2", check=True)
+    assert (json_lines(newest.stdout), newest.stderr) == (everything[-2:], "")  # --limit bounds
+    cut = ctl("events", "ls", "--limit", "2", check=True)
+    assert cut.stderr == "(the newest 2 matching events; --limit shows more)\n"
     human = ctl("events", "ls", "--session", second, check=True).stdout
     assert f"{second[-6:]} step_output" in " ".join(human.split()) and "line=b" in human
     bad = ctl("events", "ls", "--since", "yesterday")
@@ -274,7 +297,7 @@ def test_events_follow_one_session_filtered_by_type(daemon: Path, repo: Path, tm
     wf, started = gated_workflow(tmp_path, "job", gate)
     session_id = detach(wf, repo)
     wait_for(started.exists, what="step 2 to start")
-    watcher = popen("events", "follow", "--session", session_id, "--type", "step_output", "--json")
+    watcher = popen("events", "follow", "--session", session_id, "--type", "step_output")
     try:
         assert "Following the events of" in watcher.stderr.readline()
         gate.touch()
@@ -282,7 +305,25 @@ def test_events_follow_one_session_filtered_by_type(daemon: Path, repo: Path, tm
     finally:
         watcher.kill()
     assert watcher.returncode == 0, err  # ended by session_finished, though not shown
-    assert [e["line"] for e in json_lines(out)] == ["waited-job", "after-job"]
+    assert [line.split("line=")[1] for line in out.splitlines()] == ["waited-job", "after-job"]
+
+
+def test_events_follow_json_prints_the_events_alone(daemon: Path, repo: Path, tmp_path: Path):
+    gate = tmp_path / "gate"
+    session_id = detach(ticking_workflow(tmp_path, "job", gate), repo)
+    watcher = popen("events", "follow", "--session", session_id, "--type", "step_output", "--json")
+    try:
+        assert json.loads(watcher.stdout.readline())["line"] == "tick"  # subscribed
+        gate.touch()
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+        gate.touch()
+    assert (watcher.returncode, err) == (0, "")  # ended by session_finished, though not shown
+    lines = [e["line"] for e in json_lines(out)]
+    assert lines[-2:] == ["waited-job", "after-job"] and set(lines[:-2]) <= {"tick"}
+    finished = ctl("events", "follow", "--session", session_id, "--json", check=True)
+    assert (finished.stdout, finished.stderr) == ("", "")  # it is over: no note, no lines
 
 
 # -- status ------------------------------------------------------------------------------

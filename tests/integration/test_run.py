@@ -104,7 +104,29 @@ def test_without_yes_and_no_tty_the_session_awaits_merge(daemon: Path, repo: Pat
     assert not (repo / "x.txt").exists()
     merged = ctl("merge", session_id)
     assert merged.returncode == 0, merged.stderr
+    assert merged.stdout.splitlines()[-1] == f"session {session_id} completed"
     assert (repo / "x.txt").read_text() == "x\n"
+
+
+def test_merge_json_prints_its_events_up_to_session_finished(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = write(tmp_path / "wf.yml", "- shell: 'echo x > x.txt'\n")
+    ran = json_lines(ctl("run", str(wf), "--json", cwd=repo, check=True).stdout)
+    session_id = ran[-1]["session_id"]
+    assert ran[-1]["status"] == "awaiting_merge"
+    merged = ctl("merge", session_id[-6:], "--json")  # JSON Lines, as `run --json` prints
+    assert (merged.returncode, merged.stderr) == (0, ""), merged.stderr
+    events = json_lines(merged.stdout)
+    assert [e["event_type"] for e in events] == [
+        "merge_started",
+        "merge_completed",
+        "worktree_cleaned",
+        "session_finished",
+    ]
+    assert {e["session_id"] for e in events} == {session_id}
+    assert [e["seq"] for e in events] == list(range(ran[-1]["seq"] + 1, ran[-1]["seq"] + 5))
+    assert (events[-1]["status"], events[-1]["merged"]) == ("completed", True)
 
 
 def test_detach_returns_the_session_id(daemon: Path, repo: Path, tmp_path: Path):
@@ -308,14 +330,19 @@ def test_resume_without_an_id_takes_the_newest_failed_session_of_this_repository
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"resuming {newest} (failed" in done.stderr
     assert git(repo, "show", "main:ok.txt") == "ok\n"
+    again = ctl("resume", "-y", "--json", cwd=repo, env={**os.environ, "FIXED": "1"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stderr == ""  # no `resuming ...` note: the events name the session
+    assert json_lines(again.stdout)[-1]["session_id"] == json_lines(older.stdout)[-1]["session_id"]
 
 
 def test_sessions_ls_says_when_its_list_is_cut(daemon: Path, repo: Path):
     for _ in range(3):
         ctl("exec", "true", cwd=repo, check=True)
-    cut = ctl("sessions", "ls", "--limit", "2", "--json", check=True)
-    assert len(json.loads(cut.stdout)) == 2
+    cut = ctl("sessions", "ls", "--limit", "2", check=True)
     assert "the newest 2 shown; there are more: --all" in cut.stderr
+    cut = ctl("sessions", "ls", "--limit", "2", "--json", check=True)
+    assert len(json.loads(cut.stdout)) == 2 and cut.stderr == ""  # --limit bounds it
     every = ctl("sessions", "ls", "--all", "--json", check=True)
     assert len(json.loads(every.stdout)) == 3 and every.stderr == ""
 

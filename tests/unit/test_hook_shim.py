@@ -417,12 +417,58 @@ def test_status_calls_an_earlier_hook_outdated_and_install_replaces_it(repo: Pat
     assert shown.returncode == 1
     assert "post-commit  outdated" in shown.stdout
     assert "`prodigyctl hooks install` replaces the outdated hooks" in shown.stdout
-    rows = json.loads(ctl("hooks", "status", "--json", cwd=repo).stdout)["hooks"]
-    assert [r["state"] for r in rows] == ["outdated", "installed"]
+    as_json = ctl("hooks", "status", "--json", cwd=repo)
+    assert as_json.returncode == 1  # as the text says it: `hooks status --json || ...`
+    assert [r["state"] for r in json.loads(as_json.stdout)["hooks"]] == ["outdated", "installed"]
     installed = json.loads(ctl("hooks", "install", "--json", cwd=repo, check=True).stdout)
     assert [h["chained"] for h in installed["installed"]] == [False, False]  # ours: replaced
     assert not (folder / "post-commit.prodigy-legacy").exists()
     assert ctl("hooks", "status", cwd=repo).returncode == 0
+
+
+def test_status_json_exits_1_while_a_hook_is_missing(repo: Path):
+    missing = ctl("hooks", "status", "--json", cwd=repo)
+    assert missing.returncode == 1
+    assert {r["state"] for r in json.loads(missing.stdout)["hooks"]} == {"missing"}
+    ctl("hooks", "install", cwd=repo, check=True)
+    assert ctl("hooks", "status", "--json", cwd=repo).returncode == 0
+
+
+@pytest.mark.parametrize("action", ["install", "status", "uninstall"])
+@pytest.mark.parametrize("where", ["no such folder", "a file", "a folder outside a repository"])
+def test_outside_a_repository_the_hooks_commands_say_e3001(tmp_path: Path, action: str, where: str):
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    path = {"no such folder": tmp_path / "nosuch", "a file": tmp_path / "file"}.get(where)
+    (tmp_path / "file").write_text("not a repository\n")
+    given = ("-p", str(path)) if path is not None else ()
+    done = ctl("hooks", action, *given, cwd=folder)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"error[E3001]: Not a git repository: {path or folder}\n"
+        "hint: run prodigyctl from inside a git repository, or pass -p/--path REPO\n"
+    )
+    as_json = ctl("hooks", action, *given, "--json", cwd=folder)
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stderr)["error"]["code"] == "E3001"
+
+
+def test_install_names_core_hooks_path_and_says_what_to_add_for_anything_to_run(repo: Path):
+    installed = ctl("hooks", "install", "--json", cwd=repo, check=True)
+    assert json.loads(installed.stdout)["hooks_path"] is None
+    workflows = repo / ".prodigy" / "workflows"
+    told = ctl("hooks", "install", cwd=repo, check=True).stdout.splitlines()[-1]
+    assert told == (
+        f"nothing runs yet: the hooks start the workflows in {workflows}/ with `on: commit` or "
+        '`on: push`, and there are none; add one (docs/workflows.md, "Triggers")'
+    )
+    workflows.mkdir(parents=True)
+    (workflows / "lint.yml").write_text("on: commit\ncommands:\n  - shell: 'true'\n")
+    told = ctl("hooks", "install", cwd=repo, check=True).stdout.splitlines()[-1]
+    assert told.startswith("workflows in .prodigy/workflows/ with `on: commit` or `on: push` now")
+    git(repo, "config", "core.hooksPath", "my-hooks")
+    installed = ctl("hooks", "install", "--json", cwd=repo, check=True)
+    assert json.loads(installed.stdout)["hooks_path"] == str(repo / "my-hooks")
 
 
 def test_the_docs_name_every_variable_the_hooks_keep():
