@@ -43,6 +43,8 @@ LEGACY_SUFFIX = ".prodigy-legacy"
 SHIM_FILE = Path(__file__).parents[1] / "hooks" / "prodigy-hook"
 #: The line of it that says how to run prodigyd; `install` writes this installation's there.
 DAEMON_LINE = 'run_prodigyd() { exec prodigyd "$@"; }'
+#: The line of it that names the home `install` ran with (`installed_home`), when it had one.
+HOME_LINE = "installed_home=''"
 
 hooks = group(
     "hooks", "Git hooks (post-commit, pre-push) that start the repository's triggered workflows."
@@ -60,10 +62,23 @@ def shim(*, _daemon: Sequence[str] | None = None) -> str:
     from prodigyctl.commands.service import daemon_argv
 
     text = SHIM_FILE.read_text()
-    if text.count(DAEMON_LINE) != 1 or MARKER not in text[:200]:
+    lines = text.splitlines()
+    if lines.count(DAEMON_LINE) != 1 or lines.count(HOME_LINE) != 1 or MARKER not in text[:200]:
         raise click.ClickException(f"{SHIM_FILE} is not prodigy's hook shim: reinstall prodigy")
     argv = daemon_argv() if _daemon is None else _daemon
-    return text.replace(DAEMON_LINE, f'run_prodigyd() {{ exec {shlex.join(argv)} "$@"; }}')
+    text = text.replace(DAEMON_LINE, f'run_prodigyd() {{ exec {shlex.join(argv)} "$@"; }}')
+    home = installed_home()
+    return text if home is None else text.replace(HOME_LINE, f"installed_home={shlex.quote(home)}")
+
+
+def installed_home() -> str | None:
+    """The home the hooks keep for commits made without PRODIGY_HOME: this one's, when it
+    is set (whoever sets it does so for a reason the hooks should not forget)."""
+    import os
+
+    from prodigyd import paths
+
+    return str(paths.home()) if os.environ.get("PRODIGY_HOME") else None
 
 
 def hooks_dir(path: str | None) -> tuple[Path, bool]:
@@ -138,15 +153,19 @@ def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = 
         tmp.chmod(0o755)
         tmp.replace(target)
         report.append({"hook": hook, "path": str(target), "chained": chained})
+    home = installed_home()
     if as_json:
         hooks_path = str(folder) if custom else None  # core.hooksPath's folder, when set
-        click.echo(dumps({"hooks_dir": str(folder), "hooks_path": hooks_path, "installed": report}))
+        shown = {"hooks_dir": str(folder), "hooks_path": hooks_path, "home": home}
+        click.echo(dumps({**shown, "installed": report}))
         return EXIT_OK
     for entry in report:
         note = f" (runs your old hook first: {entry['hook']}{LEGACY_SUFFIX})"
         click.echo(f"installed {entry['path']}{note if entry['chained'] else ''}")
     if custom:
         click.echo(f"note: core.hooksPath is set, so they went to {folder}")
+    if home is not None:
+        click.echo(f"note: a commit made without PRODIGY_HOME set (an editor's) uses {home}")
     click.echo(_what_runs(path))
     return EXIT_OK
 

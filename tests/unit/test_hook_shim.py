@@ -116,7 +116,7 @@ def test_the_installed_hooks_are_the_shipped_file_with_this_prodigyd(repo: Path)
         installed = (repo / ".git" / "hooks" / name).read_text()
         assert installed == shipped.replace(
             hooks.DAEMON_LINE, f'run_prodigyd() {{ exec {daemon} "$@"; }}'
-        )
+        ).replace(hooks.HOME_LINE, f"installed_home={paths.home()}")  # PRODIGY_HOME is set
         assert os.access(repo / ".git" / "hooks" / name, os.X_OK)
     assert "prodigy-hook" in (ROOT / "pyproject.toml").read_text()  # shipped as package data
 
@@ -149,7 +149,8 @@ def test_the_shim_finds_the_spool_and_the_daemon_where_paths_says(
     alive: subprocess.Popen[bytes],
 ):
     """The spool entry lands in paths.spool_dir(), and a pid file at paths.pid_file() with
-    a live pid means no start, under the same environment, from the hook's folder."""
+    a live pid means no start, under the same environment (installed and committing), from
+    the hook's folder."""
     for name, value in setting.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)
@@ -158,6 +159,7 @@ def test_the_shim_finds_the_spool_and_the_daemon_where_paths_says(
                 name, str(tmp_path / value) if value in ("abs", "runtime") else value
             )
     monkeypatch.chdir(hooked)  # git runs a hook at the worktree's top: a relative home is there
+    assert hooks.install(path=str(hooked), as_json=True, _daemon=[str(fake.script)]) == 0
     daemon_running(alive)
     commit_files(hooked, {"a.txt": "a\n"}, "one")
     [entry] = entries()
@@ -168,6 +170,21 @@ def test_the_shim_finds_the_spool_and_the_daemon_where_paths_says(
     [started] = wait_for_starts(fake, 1)
     pid, _ = paths.hook_start_file().read_text().split()
     assert started.split() == [pid, "--detach"]
+
+
+def test_a_commit_without_prodigy_home_uses_the_home_the_hooks_were_installed_with(
+    hooked: Path, fake: FakeDaemon, isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Installed with PRODIGY_HOME set (`hooked` is), a commit from an environment without
+    it (an editor's) reaches that home: its spool, and the daemon started for it, where a
+    second store on ~/.prodigy took the job out of sight."""
+    monkeypatch.delenv("PRODIGY_HOME")
+    monkeypatch.setenv("HOME", str(isolated.parent / "elsewhere"))
+    commit_files(hooked, {"a.txt": "a\n"}, "one")
+    assert [e.parent for e in (isolated / "spool").glob("*.event")] == [isolated / "spool"]
+    [started] = wait_for_starts(fake, 1)
+    assert started.split()[1:] == ["--detach"]
+    assert (isolated / "prodigyd.hook-start").exists()  # the daemon's folder is that home's
 
 
 def test_a_burst_of_commits_with_no_daemon_starts_one(hooked: Path, fake: FakeDaemon):
