@@ -288,6 +288,8 @@ def _describe(trigger: dict[str, Any]) -> str:
     parts = [trigger["event"]]
     if trigger["branches"]:
         parts.append("on " + " ".join(trigger["branches"]))
+    if trigger.get("tags"):
+        parts.append("tags " + " ".join(trigger["tags"]))
     if trigger["paths"]:
         parts.append("touching " + " ".join(trigger["paths"]))
     if trigger.get("ignore"):

@@ -83,6 +83,8 @@ def test_update_ref_and_tags_fire_on_ref_with_their_variables(daemon: Path, repo
         "add triggers",
     )
     ctl("watch", "add", cwd=repo, check=True)
+    listed = ctl("triggers", "ls", cwd=repo, check=True).stdout
+    assert "refs.yml: ref on x* tags v* merge never" in listed  # its tag filter shown too
     sha = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "update-ref", "refs/heads/x1", sha)
     wait_for(lambda: sessions() and settled(daemon), timeout=60, what="the created run")
