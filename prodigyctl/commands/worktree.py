@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import click
 
@@ -30,7 +31,8 @@ def list_worktrees(*, as_json: bool) -> int:
     click.echo(f"{'STATE':<6} {'USES':>4} {'IDLE FOR':>9}  {'OWNER':<40} PATH")
     now = time.time()
     for row in rows:
-        idle = _ago(now - row["last_used_at"]) if row["state"] == "idle" else ""
+        used = datetime.fromisoformat(row["last_used_at"]).timestamp()
+        idle = _ago(now - used) if row["state"] == "idle" else ""
         owner = row["owner"] or (f"named {row['name']}" if row["name"] else "")
         click.echo(f"{row['state']:<6} {row['uses']:>4} {idle:>9}  {owner:<40} {row['path']}")
     return EXIT_OK

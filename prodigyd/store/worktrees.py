@@ -22,9 +22,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from prodigyd.clock import iso
 from prodigyd.store import journal
 
 IDLE, BUSY, KEPT = "idle", "busy", "kept"
@@ -63,10 +65,14 @@ class WorktreeRow:
             "workflow": self.affinity,
             "name": self.name,
             "strategy": self.strategy,
-            "created_at": self.created_at,
-            "last_used_at": self.last_used_at,
+            "created_at": _stamp(self.created_at),  # as every timestamp clients see
+            "last_used_at": _stamp(self.last_used_at),
             "uses": self.uses,
         }
+
+
+def _stamp(epoch: float) -> str:
+    return iso(datetime.fromtimestamp(epoch, UTC))
 
 
 #: The columns of a row, in WorktreeRow's order: rows are built by position (a map phase

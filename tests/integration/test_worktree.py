@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,16 @@ def test_a_run_left_to_merge_that_changed_nothing_ends_completed(
     )
     events = json_lines(ctl("run", str(left), "--json", cwd=repo, check=True).stdout)
     assert events[-1]["status"] == "awaiting_merge"
+
+
+def test_worktree_ls_json_gives_timestamps_as_every_other(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'true'\n")
+    ctl("run", str(wf), "-y", cwd=repo, check=True)
+    for row in _worktree_rows():
+        for field in ("created_at", "last_used_at"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row[field]), row
+    assert "IDLE FOR" in ctl("worktree", "ls", check=True).stdout
 
 
 def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path: Path):
