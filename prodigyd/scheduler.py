@@ -465,19 +465,20 @@ class Scheduler:
         triggered, on the same branch: it waits for that run to end, and meanwhile takes
         each newer event of its trigger in its place (watch/gate.py), so a burst of
         commits makes one run and one more, from the newest tip, where each started its
-        own from the same tip and their merges conflicted. (Read only while a triggered
-        run runs: no other dispatch pays for it.)"""
+        own from the same tip (with `merge: auto`, their merges conflicted). A tag's run
+        has no branch of its own: it waits for none. (Read only while a triggered run
+        runs: no other dispatch pays for it.)"""
+        from prodigyd.watch.gate import coalesces
+
         busy = {
             (session.record.workflow, session.record.original_branch)
             for session, _ in self.running.values()
-            if session.record.triggered_by is not None
+            if session.record.triggered_by is not None and coalesces(session.record.id)
         }
-        if not busy:
+        if not busy or not coalesces(session_id):  # a tag's run waits for nothing
             return False
         record = session_store.load(session_id)
-        return record.triggered_by is not None and (
-            (record.workflow, record.original_branch) in busy
-        )
+        return (record.workflow, record.original_branch) in busy
 
     async def _start(
         self, session_id: str, *, resume: bool, loaded: LoadedWorkflow | None = None

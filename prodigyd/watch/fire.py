@@ -31,7 +31,7 @@ from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store import journal
 from prodigyd.store.sessions import SessionRecord
 from prodigyd.watch.dropped import DropLog, repository
-from prodigyd.watch.gate import KEY_PREFIX, Gate, TriggerLimits
+from prodigyd.watch.gate import ALONE_PREFIX, KEY_PREFIX, Gate, TriggerLimits
 from prodigyd.watch.triggers import Firing
 
 if TYPE_CHECKING:
@@ -176,4 +176,5 @@ def key_of(sighting: Sighting) -> str:
     """One key per (repository, workflow, event, commit), whoever saw the event."""
     firing = sighting.firing
     what = f"{repository(sighting.worktree).resolve()}\0{firing.workflow.name}\0{firing.identity}"
-    return f"{KEY_PREFIX}{hashlib.sha256(what.encode()).hexdigest()}"
+    prefix = KEY_PREFIX if firing.branch is not None else ALONE_PREFIX
+    return f"{prefix}{hashlib.sha256(what.encode()).hexdigest()}"

@@ -32,8 +32,19 @@ from prodigyd.store import journal, locks
 from prodigyd.store import sessions as session_store
 from prodigyd.store.sessions import SessionRecord, Status
 
-#: The idempotency keys of triggered runs start with this (watch/inbox.py makes them).
+#: The idempotency keys of triggered runs start with this (watch/fire.py makes them).
 KEY_PREFIX = "hook:"
+#: ... and those of a run whose firing has no branch (a tag, a deleted branch) with this:
+#: such a run neither takes a newer event nor waits for the branch's runs (`coalesces`).
+ALONE_PREFIX = f"{KEY_PREFIX}@"
+
+
+def coalesces(session_id: str) -> bool:
+    """Whether the job is a triggered run of a branch: one at a time runs per workflow and
+    branch (scheduler.py, `_twin_runs`), and a queued one takes newer events (rule 1)."""
+    row = journal.get(session_id)
+    key = str(row["idempotency_key"] or "") if row is not None else ""
+    return key.startswith(KEY_PREFIX) and not key.startswith(ALONE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,11 @@ class Gate:
     def queued_run(self, workflow: Path, branch: str) -> SessionRecord | None:
         """The queued triggered run of `workflow` on `branch`, if there is one."""
         for record in _queued_triggered():
-            if record.workflow == str(workflow) and record.original_branch == branch:
+            if (
+                record.workflow == str(workflow)
+                and record.original_branch == branch
+                and coalesces(record.id)
+            ):
                 return record
         return None
 

@@ -234,6 +234,31 @@ def test_a_burst_of_commits_makes_one_run_and_one_more_from_the_newest(
     assert git(repo, "show", f"prodigy-{second['id']}:last.txt") == "four\n"
 
 
+def test_a_tags_run_neither_waits_for_the_branchs_runs_nor_is_taken_over(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """A tag's firing has no branch: its run (on the checked-out branch) starts beside the
+    branch's running run, and a commit meanwhile does not take its place."""
+    gate = tmp_path / "gate"
+    tagged = gated(gate).replace("commit: {merge: ask}", 'ref: {branches: [main], tags: ["v*"]}')
+    commit_files(repo, {".prodigy/workflows/gated.yml": tagged}, "add trigger")
+    ctl("watch", "add", cwd=repo, check=True)
+    try:
+        git(repo, "tag", "v1")
+        wait_for(lambda: len(by_status("running")) == 1, timeout=60, what="v1's run")
+        git(repo, "tag", "v2")
+        wait_for(lambda: len(by_status("running")) == 2, timeout=60, what="v2's run beside it")
+    finally:
+        gate.touch()
+    wait_for(lambda: settled(daemon), timeout=90, what="the runs")
+    reasons = sorted(shown["triggered_by"] for shown in map(_shown, sessions()))
+    assert [reason.split(" created")[0] for reason in reasons] == ["tag v1", "tag v2"]
+
+
+def _shown(session: dict) -> dict:
+    return json.loads(ctl("sessions", "show", session["id"], "--json", check=True).stdout)
+
+
 def test_the_queue_cap_and_the_rate_limit_drop_runs_and_say_so(
     limited: Path, repo: Path, tmp_path: Path
 ):
