@@ -54,9 +54,9 @@ triggers = group(
 )
 
 
-def shim(*, _daemon: Sequence[str] | None = None) -> str:
+def shim(*, home: str | None, _daemon: Sequence[str] | None = None) -> str:
     """The hook script, with this installation's prodigyd baked in (`_daemon`: another
-    command, for tests)."""
+    command, for tests) and `home` (`installed_home`)."""
     import shlex
 
     from prodigyctl.commands.service import daemon_argv
@@ -67,7 +67,6 @@ def shim(*, _daemon: Sequence[str] | None = None) -> str:
         raise click.ClickException(f"{SHIM_FILE} is not prodigy's hook shim: reinstall prodigy")
     argv = daemon_argv() if _daemon is None else _daemon
     text = text.replace(DAEMON_LINE, f'run_prodigyd() {{ exec {shlex.join(argv)} "$@"; }}')
-    home = installed_home()
     return text if home is None else text.replace(HOME_LINE, f"installed_home={shlex.quote(home)}")
 
 
@@ -140,7 +139,7 @@ def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = 
             for hook in blocked
         )
         fail(errorcodes.CONFLICT, message, EXIT_CONFLICT)
-    text = shim(_daemon=_daemon)
+    text = shim(home=installed_home(), _daemon=_daemon)
     folder.mkdir(parents=True, exist_ok=True)
     report = []
     for hook in HOOKS:
@@ -243,11 +242,21 @@ def _hook_status(folder: Path, hook: str) -> dict[str, Any]:
     replaces it); `not prodigy's`; or `missing`."""
     target = folder / hook
     if ours(target):
-        state = "installed" if _text(target) == shim() else "outdated"
+        state = "installed" if _homeless(_text(target)) == shim(home=None) else "outdated"
     else:
         state = "not prodigy's" if target.exists() else "missing"
     chained = (folder / f"{hook}{LEGACY_SUFFIX}").exists()
     return {"hook": hook, "path": str(target), "state": state, "chained": chained}
+
+
+def _homeless(text: str | None) -> str | None:
+    """The hook's text with the home it keeps left out: which home that is (the one
+    `install` ran with) does not make a hook outdated, whatever the caller's now is."""
+    import re
+
+    if text is None:
+        return None
+    return re.sub(r"(?m)^installed_home=.*$", HOME_LINE, text, count=1)
 
 
 def _text(path: Path) -> str | None:

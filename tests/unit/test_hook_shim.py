@@ -187,6 +187,16 @@ def test_a_commit_without_prodigy_home_uses_the_home_the_hooks_were_installed_wi
     assert (isolated / "prodigyd.hook-start").exists()  # the daemon's folder is that home's
 
 
+def test_status_calls_hooks_installed_for_another_home_installed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The home a hook keeps is the one `install` ran with: `status` run without it (or
+    with another) must not call the hook outdated, whose advice would drop that home."""
+    assert hooks.install(path=str(repo), as_json=True) == 0  # with this test's PRODIGY_HOME
+    monkeypatch.delenv("PRODIGY_HOME")
+    assert hooks.status(path=str(repo), as_json=True) == 0
+
+
 def test_a_burst_of_commits_with_no_daemon_starts_one(hooked: Path, fake: FakeDaemon):
     for number in range(5):
         commit_files(hooked, {"a.txt": f"{number}\n"}, f"commit {number}")
