@@ -193,7 +193,8 @@ def _click_error(err: click.ClickException) -> None:
 
     code = errorcodes.USAGE if isinstance(err, click.UsageError) else errorcodes.ERROR
     ctx = getattr(err, "ctx", None)
-    if ctx is not None and "--json" not in sys.argv[1:]:
+    shows_usage = getattr(err, "shows_usage", True)  # not a refused spelling of the original's
+    if ctx is not None and shows_usage and "--json" not in sys.argv[1:]:
         hint = ""
         if ctx.command.get_help_option(ctx) is not None:
             hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n"

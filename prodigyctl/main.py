@@ -71,9 +71,13 @@ class Root(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, or the original prodigy's of that name (prodigyctl/original.py:
+        hidden, as `list_commands` leaves it out), imported only for a name not in COMMANDS."""
         module = COMMANDS.get(cmd_name)
         if module is None:
-            return None
+            from prodigyctl import original
+
+            return original.command("", self, ctx, cmd_name)
         importlib.import_module(f"prodigyctl.commands.{module}")
         from prodigyctl.commands import TOP_LEVEL
 
@@ -147,6 +151,15 @@ def help_width() -> int:
     return max(min(columns or 80, 80) - 2, 50)
 
 
+def _verbose_first(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    """The original prodigy's global `-v` before the command: refused, saying where
+    prodigy's goes (prodigyctl/original.py, imported only then)."""
+    if value:
+        from prodigyctl import original
+
+        original.verbose_first(ctx, param, value)
+
+
 def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         from prodigyd.version import version
@@ -167,7 +180,14 @@ cli = Root(
             is_eager=True,
             callback=_show_version,
             help="Show the version and exit.",
-        )
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            hidden=True,
+            expose_value=False,
+            callback=_verbose_first,
+        ),
     ],
 )
 

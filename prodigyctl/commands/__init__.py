@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from prodigyctl import original
 from prodigyctl.options import F
 
 #: Every top-level command and group by name, filed when its module is imported.
@@ -24,7 +25,9 @@ TOP_LEVEL: dict[str, click.Command] = {}
 
 class Command(click.Command):
     """A command whose `--help` ends with its examples (examples.py), read when the help is
-    made: a command that runs does not import them."""
+    made: a command that runs does not import them. It also takes the original prodigy's
+    spellings of it (prodigyctl/original.py): hidden options, and the original's form of
+    the command where its operands differ."""
 
     def __init__(self, name: str, *, examples: str, **settings: Any) -> None:
         super().__init__(name, **settings)
@@ -37,6 +40,31 @@ class Command(click.Command):
             self.epilog = epilog(self.examples)
         super().format_epilog(ctx, formatter)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Its context, or that of the original's form of it when only that parses the
+        line (`config show KEY`): the context of the prodigy command it stands for."""
+        variant = original.variant(self.examples)
+        if variant is None:
+            return super().make_context(info_name, args, parent, **extra)
+
+        def own(words: list[str]) -> click.Context:
+            return super(Command, self).make_context(info_name, words, parent, **extra)
+
+        return original.parse(own, variant, args, info_name or str(self.name), parent)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """As click parses them, with what the original's spellings among them give
+        prodigy's parameters (`--job-id J` is the JOB_ID operand J)."""
+        rest = super().parse_args(ctx, args)
+        ctx.params.update(original.given(ctx))
+        return rest
+
 
 def command(name: str, parent: click.Group | None = None, **settings: Any) -> Callable[[F], F]:
     """Make the decorated function the command `name` of `parent` (else a top-level one);
@@ -45,6 +73,7 @@ def command(name: str, parent: click.Group | None = None, **settings: Any) -> Ca
     def register(function: F) -> F:
         path = f"{parent.name} {name}" if parent is not None else name
         made = click.command(name, cls=Command, examples=path, **settings)(function)
+        made.params += original.options(path, made)
         if parent is None:
             TOP_LEVEL[name] = made
         else:
@@ -54,23 +83,20 @@ def command(name: str, parent: click.Group | None = None, **settings: Any) -> Ca
     return register
 
 
-#: The original prodigy's names for subcommands, accepted as aliases (not listed in help,
-#: which shows one name per command): `sessions list`, `dlq inspect`, `dlq clear`.
-ALIASES = {"list": "ls", "inspect": "show", "clear": "purge", "remove": "rm"}
-
-
 class Group(click.Group):
-    """A group that also answers to the original's subcommand names (ALIASES)."""
+    """A group that also answers to the original prodigy's names of its commands
+    (prodigyctl/original.py), which its listing leaves out."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
-        if found is None and cmd_name in ALIASES:
-            found = super().get_command(ctx, ALIASES[cmd_name])
+        if found is None:
+            found = original.command(str(self.name), self, ctx, cmd_name)
         return found
 
 
 def group(name: str, help: str) -> click.Group:
     """A top-level group of commands."""
     made = Group(name, help=help)
+    made.params += original.options(name, made)
     TOP_LEVEL[name] = made
     return made

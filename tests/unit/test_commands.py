@@ -47,7 +47,7 @@ def test_the_client_and_the_daemon_report_the_installed_version():
     ("alias", "name"),
     [
         (("sessions", "list"), ("sessions", "ls")),
-        (("dlq", "inspect"), ("dlq", "show")),
+        (("dlq", "analyze"), ("dlq", "stats")),
         (("dlq", "clear"), ("dlq", "purge")),
         (("worktree", "list"), ("worktree", "ls")),
     ],
