@@ -31,7 +31,8 @@ def list_worktrees(*, as_json: bool) -> int:
     click.echo(f"{'STATE':<6} {'USES':>4} {'IDLE FOR':>9}  {'OWNER':<40} PATH")
     now = time.time()
     for row in rows:
-        used = datetime.fromisoformat(row["last_used_at"]).timestamp()
+        used = row["last_used_at"]  # a number from a daemon older than this client
+        used = used if isinstance(used, int | float) else datetime.fromisoformat(used).timestamp()
         idle = _ago(now - used) if row["state"] == "idle" else ""
         owner = row["owner"] or (f"named {row['name']}" if row["name"] else "")
         click.echo(f"{row['state']:<6} {row['uses']:>4} {idle:>9}  {owner:<40} {row['path']}")

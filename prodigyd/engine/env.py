@@ -169,8 +169,9 @@ class _Composer:
         """The value with its variables; a `${env:NAME}` (no default) the submitting
         environment lacks is refused here, as a `secrets:` entry's is: left as written, it
         reached the job's shell, which failed with "Bad substitution"."""
+        environment = {**self.inherited, **self.env}  # env files' and earlier values too
         for name in _ENV_REFERENCE.findall(text):
-            if name not in self.inherited:
+            if name not in environment:
                 raise WorkflowError(
                     f"{field} reads ${{env:{name}}} from the environment, but {name} is not set",
                     location=_where(self.workflow, field),
@@ -178,7 +179,7 @@ class _Composer:
                     f"(${{env:{name}:-value}}); for a job a git hook starts, name it in "
                     "PRODIGY_HOOK_ENV too",
                 )
-        return interpolate(text, self.scope, environment=self.inherited)
+        return interpolate(text, self.scope, environment=environment)
 
     def _for_profile(self, entry: EnvValue, profile: str | None, field: str) -> str:
         if profile is not None and profile in entry.by_profile:
@@ -242,7 +243,7 @@ def add_secret(masker: Masker, value: str, workflow: Workflow, field: str, key: 
 
 
 #: `${env:NAME}` or `${env.NAME}` without a default (interpolate's `_from_environment`).
-_ENV_REFERENCE = re.compile(r"\$\{env[:.]([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REFERENCE = re.compile(r"(?<!\$)\$\{env[:.]([A-Za-z_][A-Za-z0-9_]*)\}")  # not $${...}
 
 
 def _where(workflow: Workflow, field: str) -> Location:

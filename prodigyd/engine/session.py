@@ -225,6 +225,10 @@ class Session:
             await finish.clean_up(record, self.pool, self.events, seen=seen)
             self._finish(Status.COMPLETED, None, message=finish.NOTHING_TO_MERGE)
             return record
+        if ctx is None and not await git_repo.branch_exists(self.repo, record.branch):
+            # stopped after that clean-up (which deletes the branch of such a run only)
+            self._finish(Status.COMPLETED, None, message=finish.NOTHING_TO_MERGE)
+            return record
         self._finish(Status.AWAITING_MERGE, None)
         return record
 

@@ -108,6 +108,15 @@ def test_secrets_win_and_bad_env_is_refused_before_the_run(
         "PRODIGY_TEST_UNSET is not set"
     ) in refused.stderr
     assert "(env.LEVEL)" not in refused.stderr  # a default is the author's answer
+    # ... but a name an env file (or an earlier value) sets is the job's: it is read there
+    (repo / ".env").write_text("PRODIGY_TEST_UNSET=from-file\n")
+    wf.write_text(
+        "env_files: [.env]\nenv:\n  TOKEN: '${env:PRODIGY_TEST_UNSET}/x'\n"
+        "commands:\n  - shell: 'echo $TOKEN > token.txt'\n"
+    )
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert git(repo, "show", "HEAD:token.txt") == "from-file/x\n"
 
 
 def test_retry_defaults_retry_a_step_without_its_own_retry(

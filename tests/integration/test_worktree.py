@@ -136,6 +136,10 @@ def test_a_run_left_to_merge_that_changed_nothing_ends_completed(
     )
     events = json_lines(ctl("run", str(left), "--json", cwd=repo, check=True).stdout)
     assert events[-1]["status"] == "awaiting_merge"
+    merging = tmp_path / "merging.yml"  # its merge: steps are still to run at its merge
+    merging.write_text("commands:\n  - shell: 'true'\nmerge:\n  - shell: 'true'\n")
+    events = json_lines(ctl("run", str(merging), "--json", cwd=repo, check=True).stdout)
+    assert events[-1]["status"] == "awaiting_merge"
 
 
 def test_worktree_ls_json_gives_timestamps_as_every_other(daemon: Path, repo: Path, tmp_path: Path):
@@ -264,6 +268,41 @@ def test_a_spare_a_crash_cut_off_is_collected_by_the_next_daemon(
     assert git(Path(spare), "status", "--porcelain", "--ignored") == ""
     assert _folders(isolated) == sorted([started["worktree"], spare])
     assert _git_worktrees(repo) == sorted([str(repo), started["worktree"], spare])
+
+
+def test_a_run_with_nothing_to_merge_cut_off_after_its_clean_up_completes_on_resume(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    import sqlite3
+
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'true'\n")
+    ctl("daemon", "start", check=True)
+    try:
+        done = json_lines(ctl("run", str(wf), "--json", cwd=repo, check=True).stdout)
+        session_id = done[-1]["session_id"]
+    finally:
+        ctl("daemon", "stop", check=True)
+    with sqlite3.connect(isolated / "journal.db") as db:  # as a kill -9 after the clean-up
+        db.execute(
+            "UPDATE jobs SET status = 'running', record = json_set(record, '$.status', "
+            "'running', '$.completed_at', NULL) WHERE id = ?",
+            (session_id,),
+        )
+    db.close()
+    ctl("daemon", "start", check=True)
+    try:
+        wait_for(
+            lambda: (
+                json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
+                not in ("queued", "running", "interrupted")
+            ),
+            what="the resumed session ended",
+        )
+        shown = json.loads(ctl("sessions", "show", session_id, "--json").stdout)
+    finally:
+        ctl("daemon", "stop", check=True)
+    assert shown["status"] == "completed"  # not awaiting a merge of a branch that is gone
 
 
 def test_a_run_cut_off_after_giving_its_worktree_back_runs_nothing_there_again(
