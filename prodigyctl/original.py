@@ -156,6 +156,7 @@ _PER_REPOSITORY = Refusal(
 )
 _PATH_IGNORED = Opt("-p --path", metavar="PATH")  # an id names the session: where is moot
 _NO_CONFIRMATION = Opt("-f --force", flag=True)  # prodigy does not ask first here
+_DRY_RUN = Opt("--dry-run", to="--dry-run", flag=True)
 _RESUMED_AS_STARTED = Refusal(
     "a resumed session keeps the options it was started with: run `prodigy resume "
     "SESSION_ID` (see `prodigy resume --help`)"
@@ -463,7 +464,7 @@ COMMANDS: dict[str, dict[str, str | Original]] = {
                         "itself: run `prodigy worktree gc` (--dry-run: what it would do)"
                     ),
                 ),
-                Opt("--dry-run", to="--dry-run", flag=True),
+                _DRY_RUN,
                 _NO_CONFIRMATION,
             ),
             help="The original's `worktree clean-orphaned`: `worktree gc`.",
@@ -513,7 +514,7 @@ VARIANTS: dict[str, Original] = {
                     "--older-than AGE` (--dry-run first shows what would go)"
                 ),
             ),
-            Opt("--dry-run", to="--dry-run", flag=True),
+            _DRY_RUN,
             _NO_CONFIRMATION,
         ),
         help="The original's `clean all --all-repos`: `clean`.",
