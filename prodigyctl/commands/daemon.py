@@ -61,8 +61,16 @@ def stop(*, drain: bool, as_json: bool) -> int:
     # The pid file goes last in every mode (a socket-activated daemon leaves its socket).
     while paths.pid_file().exists() and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.02)
-    running = paths.pid_file().exists()  # still, once the wait is over
-    click.echo(dumps({"running": running, "stopped": True}) if as_json else "prodigyd stopped")
+    running = paths.pid_file().exists()  # still, once the wait is over: it is stopping
+    if as_json:
+        click.echo(dumps({"running": running, "stopped": not running}))
+    elif running:
+        click.echo(
+            f"prodigyd is stopping: it still runs after {STOP_WAIT_SECONDS:g} s, letting "
+            "running steps finish (`prodigyctl daemon status` says when it is gone)"
+        )
+    else:
+        click.echo("prodigyd stopped")
     return EXIT_OK
 
 
