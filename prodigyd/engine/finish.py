@@ -130,7 +130,7 @@ async def unchanged(
         state = await git_repo.worktree_state(worktree, load=False)
     except GitError:  # a HEAD the run broke: its merge says what is wrong
         return None
-    return state if not state.changed and state.head == record.base_commit else None
+    return None if state.changed else state
 
 
 async def end_unmerged(

@@ -502,6 +502,14 @@ def has_key(idempotency_key: str) -> bool:
     return row is not None
 
 
+def key_of(job_id: str) -> str | None:
+    """The job's idempotency key (None without one, or without the job): that column only,
+    for a dispatch that asks it of each running triggered job (scheduler.py)."""
+    sql = "SELECT idempotency_key FROM jobs WHERE id = ?"
+    row = connection().execute(sql, (job_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def private_of(job_id: str) -> dict[str, Any] | None:
     row = connection().execute("SELECT private FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return None if row is None else dict(json.loads(row["private"]))

@@ -42,9 +42,11 @@ ALONE_PREFIX = f"{KEY_PREFIX}@"
 def coalesces(session_id: str) -> bool:
     """Whether the job is a triggered run of a branch: one at a time runs per workflow and
     branch (scheduler.py, `_twin_runs`), and a queued one takes newer events (rule 1)."""
-    row = journal.get(session_id)
-    key = str(row["idempotency_key"] or "") if row is not None else ""
-    return key.startswith(KEY_PREFIX) and not key.startswith(ALONE_PREFIX)
+    return _of_a_branch(journal.key_of(session_id))
+
+
+def _of_a_branch(key: str | None) -> bool:
+    return key is not None and key.startswith(KEY_PREFIX) and not key.startswith(ALONE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,8 @@ class Gate:
 
     def queued_run(self, workflow: Path, branch: str) -> SessionRecord | None:
         """The queued triggered run of `workflow` on `branch`, if there is one."""
-        for record in _queued_triggered():
-            if (
-                record.workflow == str(workflow)
-                and record.original_branch == branch
-                and coalesces(record.id)
-            ):
+        for record in _queued_triggered(of_a_branch=True):
+            if record.workflow == str(workflow) and record.original_branch == branch:
                 return record
         return None
 
@@ -123,14 +121,16 @@ class Gate:
         return started
 
 
-def _queued_triggered() -> list[SessionRecord]:
-    """The queued runs that triggers submitted, as they are now; not those queued to
-    resume (they go on from their checkpoint, not from a new event), nor those the
-    scheduler has begun to start (still `queued` until their worktree is ready: a newer
-    event gets its own run, as it would a moment later)."""
+def _queued_triggered(*, of_a_branch: bool = False) -> list[SessionRecord]:
+    """The queued runs that triggers submitted, as they are now (`of_a_branch`: those
+    that coalesce); not those queued to resume (they go on from their checkpoint, not
+    from a new event), nor those the scheduler has begun to start (still `queued` until
+    their worktree is ready: a newer event gets its own run, as it would a moment later)."""
     records = []
     starting = locks.held()
     for row in journal.keyed(KEY_PREFIX, Status.QUEUED.value):
+        if of_a_branch and not _of_a_branch(row["idempotency_key"]):
+            continue
         if row["action"] == "run" and row["id"] not in starting:
             record = session_store.load(row["id"])
             if record.status is Status.QUEUED:

@@ -432,9 +432,7 @@ def _triggers(raw: object, at: At, ctx: Context) -> tuple[Trigger, ...]:
             continue
         fields: dict[str, Any] = {}
         if isinstance(options, Map):
-            if _unknown_trigger_keys(options, here, ctx):
-                continue
-            fields = known_entries(options, _TRIGGER_KEYS, here, ctx)
+            fields = known_entries(options, _TRIGGER_KEYS, here, ctx, strict=_TRIGGER_STRICT)
             for key in _GLOB_LISTS:  # one glob may stand for a list of one
                 if isinstance(fields.get(key), str):
                     fields[key] = (fields[key],)
@@ -449,24 +447,15 @@ def _triggers(raw: object, at: At, ctx: Context) -> tuple[Trigger, ...]:
     return tuple(triggers)
 
 
-def _unknown_trigger_keys(options: Map, at: At, ctx: Context) -> bool:
-    """An unknown key in a trigger is an error, never a warning: a trigger fires on what
-    its options do not rule out, so one misspelt (`pathz:`, `branchs:`) would run the
-    workflow on every commit. (`on:` is prodigy's own: no original workflow has one.)"""
-    unknown = [key for key in options if key not in _TRIGGER_KEYS]
-    for key in unknown:
-        ctx.problem(
-            f"unknown key '{key}' in {at.name}{did_you_mean(key, _TRIGGER_KEYS)}",
-            at.key(options, key),
-            hint=f"a trigger's options are {', '.join(_TRIGGER_KEYS)}; one ignored would "
-            "let it fire on more than you meant",
-            code=errorcodes.UNKNOWN_FIELD,
-        )
-    return bool(unknown)
-
-
 _TRIGGER_EVENTS = get_args(TriggerEvent)
 _TRIGGER_KEYS = model_keys(Trigger, unwritten=("event",))
+#: An unknown key in a trigger is an error, never a warning: a trigger fires on what its
+#: options do not rule out, so one misspelt (`pathz:`, `branchs:`) would run the workflow
+#: on every commit. (`on:` is prodigy's own: no original workflow has one.)
+_TRIGGER_STRICT = (
+    f"a trigger's options are {', '.join(_TRIGGER_KEYS)}; one ignored would let it fire "
+    "on more than you meant"
+)
 _GLOB_LISTS = tuple(
     name for name, info in Trigger.model_fields.items() if info.annotation == tuple[str, ...]
 )

@@ -50,9 +50,11 @@ def known_entries(
     ctx: Context,
     *,
     ignored: Mapping[str, str] | None = None,
+    strict: str | None = None,
 ) -> dict[str, Any]:
     """The entries of `raw` whose keys are in `keys`; `ignored` keys (features that were
-    removed) are warned about with their reason, every other key is unknown_key."""
+    removed) are warned about with their reason, every other key is unknown_key (an error
+    even without --strict when `strict` gives the hint saying why)."""
     kept: dict[str, Any] = {}
     for key, value in raw.items():
         if key in keys:
@@ -60,17 +62,25 @@ def known_entries(
         elif ignored and key in ignored:
             ctx.warn(f"'{key}' in {at.name} is ignored: {ignored[key]}", at.key(raw, key))
         else:
-            unknown_key(key, keys, at.key(raw, key), at.name, ctx)
+            unknown_key(key, keys, at.key(raw, key), at.name, ctx, strict=strict)
     return kept
 
 
-def unknown_key(key: object, keys: Collection[str], at: At, where: str, ctx: Context) -> None:
+def unknown_key(
+    key: object,
+    keys: Collection[str],
+    at: At,
+    where: str,
+    ctx: Context,
+    *,
+    strict: str | None = None,
+) -> None:
     suggestion = did_you_mean(key, keys)
-    if ctx.strict:
+    if strict is not None or ctx.strict:
         ctx.problem(
             f"unknown key '{key}' in {where}{suggestion}",
             at,
-            hint="remove it or fix its spelling (without --strict it is only a warning)",
+            hint=strict or "remove it or fix its spelling (without --strict it is only a warning)",
             code=errorcodes.UNKNOWN_FIELD,
         )
     else:
