@@ -99,18 +99,17 @@ class Arg(NamedTuple):
     refused: Refusal | None = None
     unless_given: Refusal | None = None
     value: Callable[[Any], Any] | None = None
-    type: Any = None
 
 
 class Original(NamedTuple):
     """A command as the original spells it, run as prodigy's command `runs` (its path),
     with the words its parameters stand for, then those it does not know (prodigy's own
-    options, passed on). With `refused`, it is refused whatever its operands; `params`
-    None then takes any. `prefers` says a line is the original's form even though
-    prodigy's form parses it too (VARIANTS)."""
+    options, passed on). With `refused`, it is refused whatever its operands. `prefers`
+    says a line is the original's form even though prodigy's form parses it too
+    (VARIANTS)."""
 
     runs: str = ""
-    params: tuple[Opt | Arg, ...] | None = ()
+    params: tuple[Opt | Arg, ...] = ()
     refused: Refusal | None = None
     help: str = ""
     prefers: Callable[[list[str]], bool] | None = None
@@ -304,14 +303,12 @@ COMMANDS: dict[str, dict[str, str | Original]] = {
                 "prodigy has no changelog commands: run your changelog tool as a workflow "
                 "step (`prodigy exec 'shell: git cliff -o CHANGELOG.md'`)"
             ),
-            params=None,
         ),
         "migrate-yaml": Original(
             refused=Refusal(
                 "prodigy reads the original's workflows as they are, old syntax or new: run "
                 "`prodigy validate WORKFLOW` to check one"
             ),
-            params=None,
         ),
         "progress": Original(
             "sessions show",
@@ -364,7 +361,6 @@ COMMANDS: dict[str, dict[str, str | Original]] = {
                 "prodigy checks a checkpoint when it resumes from it: run `prodigy "
                 "checkpoints show ID`, which says whether it is resumable"
             ),
-            params=None,
         ),
     },
     "config": {
@@ -425,14 +421,12 @@ COMMANDS: dict[str, dict[str, str | Original]] = {
                 "prodigy removes events together with their session: run `prodigy clean "
                 "--older-than AGE` (--dry-run first shows what would go)"
             ),
-            params=None,
         ),
         "search": Original(
             refused=Refusal(
                 "prodigy has no event search: run `prodigy events ls --json --limit 1000000` "
                 "and filter it (grep, jq)"
             ),
-            params=None,
         ),
     },
     "sessions": {
@@ -563,7 +557,7 @@ VARIANTS: dict[str, Original] = {
 # -- the original's global -v ------------------------------------------------------------
 
 #: The commands prodigy's -v belongs to, for the refusals of the original's global one.
-_VERBOSE = "run, exec, batch, resume, resume-job, logs and follow take it"
+_VERBOSE = "run, exec, batch, resume, resume-job, logs, follow and sessions replay take it"
 
 
 def verbose_first(ctx: click.Context, param: click.Parameter, value: int) -> None:
@@ -675,7 +669,7 @@ class OriginalCommand(click.Command):
             name,
             help=spec.help or None,
             hidden=True,
-            params=_params(spec.params or (), hidden=False),
+            params=_params(spec.params, hidden=False),
             context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
             add_help_option=spec.refused is None,  # a refused command has no help
         )
@@ -725,7 +719,7 @@ def _params(entries: Iterable[Opt | Arg], *, hidden: bool) -> list[click.Paramet
     made: list[click.Parameter] = []
     for number, entry in enumerate(entries):
         name = f"original_{number}"
-        settings: dict[str, Any] = {"type": entry.type, "callback": _callback(entry)}
+        settings: dict[str, Any] = {"callback": _callback(entry)}
         if isinstance(entry, Arg):
             made.append(
                 click.Argument(
@@ -738,6 +732,7 @@ def _params(entries: Iterable[Opt | Arg], *, hidden: bool) -> list[click.Paramet
                     [*entry.decls.split(), name],
                     is_flag=entry.flag,
                     metavar=entry.metavar,
+                    type=entry.type,
                     hidden=hidden,
                     expose_value=not hidden,
                     **settings,
