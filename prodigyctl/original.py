@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import click
 from click.core import ParameterSource
@@ -53,7 +53,8 @@ class Refused(click.UsageError):
 
 class Refusal(NamedTuple):
     """Why prodigy has no equivalent, and what to run instead; `{command}` stands for the
-    command it was given to (`prodigy config show`)."""
+    command it was given to (`prodigy config show`), `{verbose}` for prodigy's commands
+    that take -v (`verbose_commands`)."""
 
     text: str
 
@@ -61,7 +62,8 @@ class Refusal(NamedTuple):
         """The error for `spelling` given to `ctx`'s command, or for the command without
         it (`missing`)."""
         command = ctx.command_path
-        text = self.text.format(command=command)
+        verbose = verbose_commands(ctx) if "{verbose}" in self.text else ""
+        text = self.text.format(command=command, verbose=verbose)
         if missing:
             return Refused(command, text, missing=spelling)
         return Refused(f"{command} {spelling}".strip(), text)
@@ -73,16 +75,17 @@ class Opt(NamedTuple):
     `to` is what it becomes: for one of prodigy's commands (OPTIONS), the name of the
     parameter it sets; for an Original, the words of prodigy's command line it stands
     for, `{}` being its value (`--older-than {}`, or `{}` for an operand). With no `to`
-    it is accepted and does nothing: prodigy already does what it asks. `value` is, for a
-    flag, the value it sets (True by default); for an option with a value, a function of
-    it returning prodigy's value (None: the same) or a Refusal of it. `refused` refuses
-    the option when it is given, `unless_given` when it is not.
+    it is accepted and does nothing: prodigy already does what it asks. `sets`: what a
+    flag sets (True by default). `convert`: for an option with a value, a function of it
+    returning prodigy's value (None: the same) or a Refusal of it. `refused` refuses the
+    option when it is given, `unless_given` when it is not.
     """
 
     decls: str
     to: str | None = None
     flag: bool = False
-    value: Any = None
+    sets: Any = None
+    convert: Callable[[Any], Any] | None = None
     type: Any = None
     refused: Refusal | None = None
     unless_given: Refusal | None = None
@@ -98,7 +101,7 @@ class Arg(NamedTuple):
     required: bool = True
     refused: Refusal | None = None
     unless_given: Refusal | None = None
-    value: Callable[[Any], Any] | None = None
+    convert: Callable[[Any], Any] | None = None
 
 
 class Original(NamedTuple):
@@ -184,7 +187,7 @@ OPTIONS: dict[str, tuple[Opt, ...]] = {
     "checkpoints delete": (_PATH_IGNORED,),
     "dlq ls": (Opt("--job-id", to="job_id"),),
     "dlq purge": (
-        Opt("--older-than-days", to="older_than", type=click.IntRange(min=0), value=_days),
+        Opt("--older-than-days", to="older_than", type=click.IntRange(min=0), convert=_days),
         Opt("--job-id", to="job_id"),
     ),
     "dlq retry": (Opt("--force", flag=True),),  # prodigy retries every entry, eligible or not
@@ -214,7 +217,7 @@ OPTIONS: dict[str, tuple[Opt, ...]] = {
         Opt("--file", refused=_EVENT_FILE),
     ),
     "events stats": (
-        Opt("--group-by", value=_group_by),  # prodigy shows both groupings at once
+        Opt("--group-by", convert=_group_by),  # prodigy shows both groupings at once
         Opt("--file", refused=_EVENT_FILE),
     ),
     "events export": (Opt("--file", refused=_EVENT_FILE),),
@@ -264,7 +267,7 @@ OPTIONS: dict[str, tuple[Opt, ...]] = {
     "template register": (Opt("-t", to="tags"), Opt("-a", to="author")),
     "validate": (Opt("--format"), Opt("--suggest", flag=True)),  # the original ignores both
     "worktree clean": (
-        Opt("-a --all", to="target", flag=True, value="all"),
+        Opt("-a --all", to="target", flag=True, sets="all"),
         _NO_CONFIRMATION,  # prodigy removes a worktree whatever files it holds
         *(
             Opt(
@@ -497,7 +500,7 @@ VARIANTS: dict[str, Original] = {
     "clean": Original(
         "clean",
         (
-            Arg("what", value=_clean_what),
+            Arg("what", convert=_clean_what),
             Opt("--older-than", to="--older-than {}"),
             Opt(
                 "--all-repos",
@@ -556,8 +559,33 @@ VARIANTS: dict[str, Original] = {
 
 # -- the original's global -v ------------------------------------------------------------
 
-#: The commands prodigy's -v belongs to, for the refusals of the original's global one.
-_VERBOSE = "run, exec, batch, resume, resume-job, logs, follow and sessions replay take it"
+
+def verbose_commands(ctx: click.Context) -> str:
+    """Prodigy's commands that take -v, as the refusals of the original's global one name
+    them: read from the command tree (every command module is imported: an error's
+    cost), so the list cannot go stale as commands gain or lose it."""
+    root = ctx.find_root()
+    names: list[str] = []
+
+    def walk(group: click.Group, parent: click.Context, prefix: str) -> None:
+        for name in group.list_commands(parent):
+            command = group.get_command(parent, name)
+            if command is None or command.hidden:
+                continue
+            if isinstance(command, click.Group):
+                walk(
+                    command,
+                    click.Context(command, parent=parent, info_name=name),
+                    prefix + name + " ",
+                )
+            elif any(
+                isinstance(p, click.Option) and "-v" in p.opts and not p.hidden
+                for p in command.params
+            ):
+                names.append(prefix + name)
+
+    walk(cast(click.Group, root.command), root, "")
+    return f"{', '.join(names[:-1])} and {names[-1]} take it" if len(names) > 1 else "".join(names)
 
 
 def verbose_first(ctx: click.Context, param: click.Parameter, value: int) -> None:
@@ -566,16 +594,15 @@ def verbose_first(ctx: click.Context, param: click.Parameter, value: int) -> Non
     if value and not ctx.resilient_parsing:
         raise Refused(
             f"{ctx.command_path} -v COMMAND",
-            f"prodigy's -v goes after the command ({_VERBOSE}): run `prodigy run WORKFLOW -v`",
+            f"prodigy's -v goes after the command ({verbose_commands(ctx)}): "
+            "run `prodigy run WORKFLOW -v`",
         )
 
 
 _NO_VERBOSE = Opt(
     "-v --verbose",
     flag=True,
-    refused=Refusal(
-        f"only commands that show a job's output have -v ({_VERBOSE}): run `{{command}}`"
-    ),
+    refused=Refusal("only commands that show a job's output have -v ({verbose}): run `{command}`"),
 )
 
 
@@ -758,13 +785,13 @@ def _callback(entry: Opt | Arg) -> Callable[[click.Context, click.Parameter, Any
             return None
         if entry.refused is not None:
             raise entry.refused.error(ctx, spelling)
-        if callable(entry.value):
-            converted = entry.value(value)
+        if entry.convert is not None:
+            converted = entry.convert(value)
             if isinstance(converted, Refusal):
                 raise converted.error(ctx, spelling)
             value = value if converted is None else converted
-        elif isinstance(entry, Opt) and entry.flag and entry.value is not None:
-            value = entry.value
+        elif isinstance(entry, Opt) and entry.sets is not None:
+            value = entry.sets
         if entry.to is None:
             return None
         if isinstance(ctx.command, OriginalCommand):

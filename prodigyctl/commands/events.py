@@ -25,7 +25,7 @@ from prodigyctl.commands import command, group
 from prodigyctl.errors import DaemonUnreachable
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import format_option, json_option, note, output_option, since_option
-from prodigyctl.original import Refused
+from prodigyctl.original import Refusal
 from prodigyctl.render import job_tag
 from prodigyd import clock, errorcodes, protocol
 from prodigyd.durations import duration_seconds
@@ -116,8 +116,8 @@ def ends_run(event: dict[str, Any], after: int) -> bool:
 
 def parse_since(value: str, *, now: datetime | None = None) -> str:
     """`10m`, `2h`, `1h30m` (back from now) or an ISO 8601 time (UTC unless it has an
-    offset) → the stored timestamp format. Raises click.BadParameter (exit 2), or Refused
-    for a bare number (the original's minutes)."""
+    offset) → the stored timestamp format. Raises click.BadParameter (exit 2), or, for a
+    bare number (the original's minutes), the refusal of its spelling (in a command only)."""
     text = value.strip()
     seconds = duration_seconds(text)
     if seconds is not None:
@@ -127,12 +127,10 @@ def parse_since(value: str, *, now: datetime | None = None) -> str:
             moment = datetime.fromisoformat(text)
         except ValueError:
             if text.isdigit():  # the original's `events ls --since N`: N minutes ago
-                ctx = click.get_current_context(silent=True)
-                command = f"{ctx.command_path} " if ctx is not None else ""
-                raise Refused(
-                    f"{command}--since {text}",
-                    f"it counted minutes, and prodigy's --since needs a unit: `--since {text}m`",
-                ) from None
+                minutes = Refusal(
+                    f"it counted minutes, and prodigy's --since needs a unit: `--since {text}m`"
+                )
+                raise minutes.error(click.get_current_context(), f"--since {text}") from None
             raise click.BadParameter(
                 f"{value!r} is neither a duration (30s, 10m, 2h, 3d, 1h30m) "
                 "nor an ISO 8601 time (2026-11-25T15:22:04Z)"

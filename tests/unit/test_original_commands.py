@@ -213,6 +213,20 @@ def test_what_prodigy_has_no_equivalent_for_is_refused_saying_what_to_run(line, 
     assert says in parsed.error
 
 
+def test_the_refusal_of_a_global_v_names_the_commands_that_take_it():
+    """The list is read from the command tree: each command it names takes -v (its help
+    shows it), and a command without -v is not named."""
+    error = parse(["-v", "ps"]).error
+    named = re.search(r"\((.*) take it\)", error)
+    assert named, error
+    commands = re.split(r", | and ", named.group(1))
+    assert {"run", "exec", "logs", "sessions replay"} <= set(commands), commands
+    assert "ps" not in commands and "config show" not in commands
+    for command in commands:
+        assert re.search(r"^\s+-v\b", ctl(*command.split(), "--help", check=True).stdout, re.M)
+    assert f"({named.group(1)} take it)" in parse(["dlq", "-v", "ls"]).error
+
+
 def test_an_operand_that_looks_like_an_option_of_the_originals_stays_an_operand():
     parsed = parse(["config", "set", "claude.extra_args", "-v"])
     assert dict(parsed.arguments) == {"key": "claude.extra_args", "value": "-v"}
