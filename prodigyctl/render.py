@@ -233,8 +233,8 @@ class Renderer:
 
     def _goal_attempt(self, e: dict[str, Any]) -> str:
         return (
-            f"  🎯 attempt {e['attempt']}/{e['max_attempts']}: score {e['score']} "
-            f"(threshold {e['threshold']})"
+            f"  🎯 attempt {e['attempt']}/{e['max_attempts']}: score {_number(e['score'])} "
+            f"(threshold {_number(e['threshold'])})"
         )
 
     def _goal_finished(self, e: dict[str, Any]) -> str:
@@ -395,3 +395,9 @@ def _not_recorded(e: dict[str, Any]) -> str:
     if not problem:
         return ""
     return f"\nwarning: not recorded yet: {problem}; prodigyd records it once there is room"
+
+
+def _number(value: Any) -> str:
+    """A score as the engine's messages show it (engine/score.py `format_score`): 66.6667,
+    not 66.66666666666667."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)

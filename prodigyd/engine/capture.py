@@ -63,7 +63,7 @@ def _json(text: str, excerpt: Excerpt) -> Any:
         raise CaptureError(
             f"output is not valid JSON: {reason} at line {exc.lineno} column {exc.colno}"
             f" (first {_EXCERPT} chars shown)",
-            details=excerpt(text) or "(empty output)",
+            details=excerpt(text).rstrip() or "(empty output)",
         ) from None
 
 

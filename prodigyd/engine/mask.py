@@ -107,6 +107,10 @@ class Masker:
             return text
         return self._regex.sub(_replacement, text)
 
+    def finds(self, text: str) -> bool:
+        """Whether `text` holds a secret `mask` would hide."""
+        return self._regex.search(text) is not None
+
     def cut(self, text: str, limit: int) -> str:
         """`text[:limit]`, or shorter: a cut through a secret moves back to where the
         secret starts. Part of a secret is no longer recognised, so a value kept whole (a

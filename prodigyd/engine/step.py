@@ -200,15 +200,12 @@ class StepRunner:
             verdict = await self._validate(step.validation, label, store)
             if verdict is not None:
                 error, reason = f"Step '{display}': {verdict}", FailureReason.VALIDATION_FAILED
-                return StepReport(False, result, error=error, reason=reason)
+                return _allowed(step, StepReport(False, result, error=error, reason=reason))
         if result.success:
             report = await self._on_success(step, result, label, store)
         else:
             report = await self._on_failure(step, result, label, store, display)
-        report = await self._on_exit_code(step, report, label, store)
-        if not report.success and step.allow_failure:
-            report = StepReport(True, report.result, note="failed; allow_failure: true")
-        return report
+        return _allowed(step, await self._on_exit_code(step, report, label, store))
 
     async def execute(
         self,
@@ -337,23 +334,19 @@ class StepRunner:
                 }
             )
         if step.capture_output:
-            name = step.capture_output if isinstance(step.capture_output, str) else None
-            store.set(name or f"{step.kind}.output", text)
             store.set("CAPTURED_OUTPUT", text)
-        if step.capture:
-            self._capture(step, result, store)
+        for name in _captures(step):
+            self._capture(step, name, result, store)
         if step.output_file and result.success:
             base = self.ctx.resolve_dir(step.working_dir, store)
             target = self.ctx.inside_worktree(base / self.ctx.interpolate(step.output_file, store))
             proc.write_as_user(target, result.stdout.encode())
 
-    def _capture(self, step: Step, result: CommandResult, store: VariableStore) -> None:
+    def _capture(self, step: Step, name: str, result: CommandResult, store: VariableStore) -> None:
         streams = step.capture_streams
         parts = [result.text] if streams.stdout else []
         if streams.stderr:
             parts.append(result.stderr)
-        name = step.capture
-        assert name is not None
         try:
             value = parse_capture(
                 "".join(parts),
@@ -365,6 +358,8 @@ class StepRunner:
         except CaptureError as exc:
             result.success = False
             result.error = f"capture {name}: {exc.message}"
+            if exc.details:  # the excerpt of the output the message refers to
+                result.error += f": {exc.details}"
         if streams.exit_code:
             store.set(f"{name}.exit_code", result.exit_code)
         if streams.success:
@@ -548,6 +543,22 @@ class StepRunner:
                 False, result, error=f"{error}\n{self._failure_message(display, result)}"
             )
         return StepReport(True, result, note=CONTINUE_NOTE)
+
+
+def _allowed(step: Step, report: StepReport) -> StepReport:
+    """A failed step's report as `allow_failure: true` (`continue_on_error`) makes it: a
+    success with a note, whatever failed: the command, its handlers or its validation."""
+    if report.success or not step.allow_failure:
+        return report
+    return StepReport(True, report.result, note="failed; allow_failure: true")
+
+
+def _captures(step: Step) -> list[str]:
+    """The variables a step's output is captured into, each parsed by `capture_format`
+    with its `.exit_code`/`.success`/... fields: `capture: NAME` and `capture_output: NAME`,
+    the original's spelling of the same (its book: custom-variable-capture.md)."""
+    named = step.capture_output if isinstance(step.capture_output, str) else None
+    return list(dict.fromkeys(name for name in (step.capture, named) if name))
 
 
 def _chomp(text: str) -> str:

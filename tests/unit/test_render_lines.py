@@ -1,5 +1,5 @@
-"""Lines `prodigyctl run` prints for map agents: what failed is said once, counts agree
-with their nouns."""
+"""Lines `prodigyctl run` prints: what failed is said once, counts agree with their
+nouns, numbers read as the engine's own messages write them."""
 
 from __future__ import annotations
 
@@ -60,3 +60,11 @@ def test_a_job_is_tagged_by_its_ids_end_and_the_triggers_log_by_its_name():
 
     assert job_tag("workflow-1796381541963-e5d7e4") == "e5d7e4"
     assert job_tag("triggers") == "triggers"  # not "iggers"
+
+
+def test_a_goal_seek_attempt_shows_its_score_as_the_summary_does():
+    render = Renderer(as_json=False, live=False)
+    attempt = {"event_type": "goal_attempt", "session_id": "s", "attempt": 2, "max_attempts": 5}
+    assert render.human({**attempt, "score": 66.66666666666667, "threshold": 90}) == (
+        "  🎯 attempt 2/5: score 66.6667 (threshold 90)"
+    )

@@ -7,13 +7,23 @@ from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
 from prodigyd.workflow.model import Step
 
+#: How a script holding a secret runs: from the environment variable SCRIPT_VARIABLE.
+SCRIPT_VARIABLE = "PRODIGY_SCRIPT"
+_FROM_ENVIRONMENT = f'eval "${SCRIPT_VARIABLE}"'
+
 
 async def run(step: Step, inv: Invocation) -> CommandResult:
     script = inv.ctx.interpolate(step.command or "", inv.store)
+    argv, env = ["sh", "-c", script], inv.env
+    if inv.ctx.masker.finds(script):
+        # A process's command line is readable by every user of the machine (`ps`,
+        # /proc/PID/cmdline); its environment only by its own user. The shell runs the
+        # same text, so it behaves the same, but for `eval:` in its error messages.
+        argv, env = ["sh", "-c", _FROM_ENVIRONMENT], {**inv.env, SCRIPT_VARIABLE: script}
     done = await proc.run(
-        ["sh", "-c", script],
+        argv,
         cwd=inv.cwd,
-        env=inv.env,
+        env=env,
         timeout=inv.timeout,
         on_stdout_line=inv.line_sink("stdout"),
         on_stderr_line=inv.line_sink("stderr"),
