@@ -45,6 +45,8 @@ async def test_a_stocked_slot_is_pointed_with_its_spares_and_git_reads_it(
     assert not any(spare.exists() for spare in spares)  # both writes took theirs
     ref = repo / ".git" / "refs" / "heads" / "prodigy-workflow-1-aaaaaa"
     assert ref.stat().st_ino == ref_inode
+    assert ref.read_text() == f"{commit}\n"  # the spare's newlines cut off
+    assert (git_dir / "HEAD").read_text() == "ref: refs/heads/prodigy-workflow-1-aaaaaa\n"
     assert stat.S_IMODE(ref.stat().st_mode) == proc.as_user_mode(0o644)
     assert git(path, "branch", "--show-current").strip() == "prodigy-workflow-1-aaaaaa"
     assert git(path, "rev-parse", "HEAD").strip() == commit
@@ -100,13 +102,16 @@ async def test_a_ref_changed_under_the_lock_is_not_written_and_the_lock_is_gone(
 
 async def test_stocking_after_a_cut_off_stocking_and_a_used_spare(repo: Path, tmp_path: Path):
     """A stocking cut off (a spare half made under its temporary name) or half used (a
-    swap that took one spare) is completed by the next; spares are empty, git's modes."""
+    swap that took one spare) is completed by the next; the ref's spare is empty, HEAD's
+    holds a block of newlines (reflock.SPARE_BYTES), git's modes; one of an older prodigy
+    (an empty HEAD spare) is made again."""
     _, git_dir = _slot(repo, tmp_path)
     (git_dir / f"{reflock.REF_SPARE}.new").write_text("half")
+    (git_dir / reflock.HEAD_SPARE).write_bytes(b"")
     reflock.stock(git_dir)
-    for name in (reflock.REF_SPARE, reflock.HEAD_SPARE):
+    for name, held in ((reflock.REF_SPARE, b""), (reflock.HEAD_SPARE, b"\n" * 256)):
         spare = git_dir / name
-        assert spare.read_bytes() == b""
+        assert spare.read_bytes() == held
         assert stat.S_IMODE(spare.stat().st_mode) == proc.as_user_mode(0o644)
     (git_dir / reflock.REF_SPARE).unlink()
     reflock.stock(git_dir)
@@ -155,7 +160,8 @@ async def test_a_spare_that_shares_its_file_is_not_written_through(repo: Path, t
     head = git_dir / "HEAD"
     assert reflock.swap(head, "ref: refs/heads/y\n", lambda: True, spare=spare)
     assert head.read_text() == "ref: refs/heads/y\n" and head.stat().st_nlink == 1
-    assert other.read_bytes() == b"" and not (git_dir / "HEAD.lock").exists()
+    assert other.read_bytes() == b"\n" * reflock.SPARE_BYTES  # not written through
+    assert not (git_dir / "HEAD.lock").exists()
     os.link(other, spare)  # the crash's leftover: the spare shares its inode again
     reflock.stock(git_dir)
     assert spare.stat().st_nlink == 1 and spare.stat().st_ino != other.stat().st_ino
