@@ -20,7 +20,8 @@ and in what an operand is resolved against (`_WHEN`, `_FILTER`):
   quotes, so it is an error. It has no `=`, `null`, AND/OR/NOT, `in`, `matches` or functions.
 - a filter is compiled once and then tested against each work item. Bare names are fields of
   the item (`location.file`, `tags[0]`; `@` is the item itself and `@.a` a path from it, as
-  JSONPath filters write them); a missing field is null. `${...}` is an error: a filter tests
+  JSONPath filters write them, and `item`/`item.a` the same, as the original's book writes
+  them: `parse_field`); a missing field is null. `${...}` is an error: a filter tests
   items, not variables. AND/OR/NOT are reserved in any case, while `in` and `matches` are
   keywords only after an operand; a field named like a reserved word is reached as `@.and`.
 
@@ -62,6 +63,8 @@ __all__ = [
     "compile_filter",
     "evaluate",
     "field_value",
+    "filter_fields",
+    "has_field",
     "parse_field",
     "parse_number",
     "truthy",
@@ -131,6 +134,16 @@ def compile_filter(text: str) -> Callable[[Any], bool]:
     return lambda item: truthy(node(item))
 
 
+def filter_fields(text: str) -> dict[str, FieldPath]:
+    """The fields a filter names (as written, with their keys), for saying which of them no
+    item has when a filter kept none: a misspelt field is the usual cause."""
+    if not text.strip():
+        return {}
+    parser = _Parser(text, _FILTER)
+    parser.parse()
+    return parser.fields
+
+
 def truthy(value: Any) -> bool:
     """Truthiness of §2.10.
 
@@ -173,16 +186,28 @@ def parse_field(text: str) -> FieldPath | None:
 
     `a.b[0]` follows the `${...}` path grammar of interpolate.py, so a filter, a sort key and
     `${item.a.b[0]}` name the same value. `@` is the item itself and `@.a`/`@[0]` paths from
-    it; the `@` is parsed as a stand-in head so that the one path grammar serves both.
+    it, as JSONPath filters write them; so is `item` (`item.a`), as the original's book
+    writes every filter, sort_by and distinct, and as `${item.a}` reads in an agent. A field
+    literally named `item` is `@.item`. The head is parsed as a stand-in so that the one path
+    grammar serves all three.
     """
-    rooted = text.startswith("@")
-    if rooted and text[1:2] not in ("", ".", "["):
+    head = _item_head(text)
+    if head is None:
         return None
-    steps = parse_path("_" + text[1:] if rooted else text)
+    steps = parse_path("_" + text[len(head) :] if head else text)
     if steps is None:
         return None
     keys = tuple(key for _, key in steps)
-    return keys[1:] if rooted else keys
+    return keys[1:] if head else keys
+
+
+def _item_head(text: str) -> str | None:
+    """The head naming the item itself that `text` starts with ("" for none), or None for
+    an `@` glued to a name (`@a`), which is no path."""
+    for head in ("@", "item"):
+        if text.startswith(head) and text[len(head) : len(head) + 1] in ("", ".", "["):
+            return head
+    return None if text.startswith("@") else ""
 
 
 def field_value(item: Any, keys: Sequence[str | int]) -> Any:
@@ -192,6 +217,11 @@ def field_value(item: Any, keys: Sequence[str | int]) -> Any:
     """
     value = walk(item, list(keys))
     return None if value is MISSING else value
+
+
+def has_field(item: Any, keys: Sequence[str | int]) -> bool:
+    """Whether `item` has the field at `keys`, even a null one (field_value cannot tell)."""
+    return walk(item, list(keys)) is not MISSING
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +364,7 @@ class _Parser:
         self._language = language
         self._tokens = _tokenize(expression, language)
         self._index = 0
+        self.fields: dict[str, FieldPath] = {}  # what `_field` read, for `filter_fields`
 
     def parse(self) -> _Node:
         node = self._or()
@@ -397,6 +428,7 @@ class _Parser:
         keys = parse_field(token.text)
         if keys is None:
             raise self._error(f"{token.text!r} is not a field path", token)
+        self.fields[token.text] = keys
         return lambda item: field_value(item, keys)
 
     def _call(self, name: _Token) -> _Node:

@@ -7,7 +7,8 @@ engine, which hands the text or the parsed document here. The order is fixed by 
 
 Fields (in `filter`, `sort_by` and `distinct`) are paths such as `location.line` or `tags[0]`,
 resolved by `expr.field_value`, the same rules `${item.location.line}` follows; a missing field
-is null throughout.
+is null throughout. `item.location.line` (the original's book's spelling) and
+`@.location.line` name the same field (`expr.parse_field`).
 
 Decisions:
 - With no `json_path`, an array document gives its elements and anything else is one item.
@@ -27,13 +28,19 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prodigyd.errors import WorkflowError
-from prodigyd.workflow.expr import FieldPath, compile_filter, field_value, parse_field
+from prodigyd.workflow.expr import (
+    FieldPath,
+    compile_filter,
+    field_value,
+    filter_fields,
+    has_field,
+    parse_field,
+)
 from prodigyd.workflow.jsonpath import select
 
 if TYPE_CHECKING:
@@ -77,24 +84,22 @@ def spec_items(document: Any, spec: MapSpec) -> list[Any]:
 
 def filtered_out(document: Any, spec: MapSpec) -> str | None:
     """Why a map phase has no item when its filter took them all (None otherwise): said
-    with "no work items", by the run and its dry run. A filter that names `item.` of
-    items with no such field is the book's MapReduce reference's (`item.score >= 5`),
-    which matches nothing here as in the original: the note says how to write it."""
+    with "no work items", by the run and its dry run. It names the fields the filter reads
+    that no item has at all, since a misspelt field quietly fails every comparison."""
     if not spec.filter:
         return None
     before = select(document, spec.json_path) if spec.json_path else _as_items(document)
     if not before or any(True for _ in _kept(before, spec.filter)):
         return None
     note = f"the filter {spec.filter!r} kept none of the {len(before)} items"
-    if _NAMES_ITEM.search(spec.filter) and not any(
-        isinstance(item, dict) and "item" in item for item in before
-    ):
-        note += "; a filter names the item's own fields: `score >= 5`, not `item.score >= 5`"
+    absent = [
+        name
+        for name, keys in filter_fields(spec.filter).items()
+        if not any(has_field(item, keys) for item in before)
+    ]
+    if absent:
+        note += f"; no item has a field named {' or '.join(map(repr, absent))}"
     return note
-
-
-#: `item.` as a filter's path would start (not inside a word: `line_item.x` is a field).
-_NAMES_ITEM = re.compile(r"(?<![\w.])item\.")
 
 
 def select_items(

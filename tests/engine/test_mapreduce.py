@@ -111,6 +111,36 @@ reduce:
     assert git(repo, "show", "main:env-count.txt").strip() == "0"
 
 
+async def test_map_results_read_from_a_file_survive_quotes_and_newlines(tmp_path: Path, repo: Path):
+    """The pattern docs/workflows.md shows for `${map.results}` in a shell step: write_file
+    it, then read the file (quoting it in the command breaks on a `'` in any item)."""
+    (tmp_path / "items.json").write_text(json.dumps(["it's one", "two\nlines"]))
+    wf = write_workflow(
+        tmp_path,
+        f"""
+mode: mapreduce
+setup:
+  - shell: "cp {tmp_path / "items.json"} items.json"
+map:
+  input: items.json
+  agent_template:
+    - shell: "echo ${{item_id}}"
+reduce:
+  - write_file:
+      path: map-results.json
+      content: "${{map.results}}"
+  - shell: |
+      python3 -c 'import json
+      for r in json.load(open("map-results.json")): print(r["status"], json.dumps(r["item"]))' > summary.txt
+      rm map-results.json
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert git(repo, "show", "main:summary.txt") == ('success "it\'s one"\nsuccess "two\\nlines"\n')
+    assert "map-results.json" not in branch_files(repo)
+
+
 def claude_env(tmp_path: Path, rules: list[dict] | None = None) -> tuple[dict[str, str], Path]:
     """The environment for a run whose claude steps the fake follows; returns its call log."""
     import os
@@ -201,6 +231,52 @@ reduce:
     results = json.loads(summary.removeprefix("/summarize-fixes "))
     assert [r["item"]["id"] for r in results] == [3, 5, 2]  # ascending priority: dispatch order
     assert "/generate-report --fixed 3 --failed 0" in calls
+
+
+#: The book's MapReduce reference (book/src/mapreduce/index.md) names fields `item.<field>`.
+BOOK_PIPELINE = """
+mode: mapreduce
+setup:
+  - write_file:
+      path: items.json
+      content: '[{"id": "a", "score": 7, "priority": 3}, {"id": "b", "score": 2, "priority": 9},
+        {"id": "a", "score": 8, "priority": 9}, {"id": "c", "score": 5, "priority": 1}]'
+map:
+  input: items.json
+  filter: "item.score >= 5"
+  sort_by: "item.priority DESC"
+  distinct: "item.id"
+  max_parallel: 1
+  agent_template:
+    - shell: "echo ${item.score} > done-${item.id}.txt"
+reduce:
+  - write_file:
+      path: order.txt
+      content: "${map.results}"
+"""
+
+
+async def test_the_books_item_prefix_works_in_filter_sort_by_and_distinct(
+    tmp_path: Path, repo: Path
+):
+    out = await run_workflow(write_workflow(tmp_path, BOOK_PIPELINE), repo)
+    assert out.status == "completed", out.record.error
+    # b scores 2; of the two a's, the higher priority comes first and is the one kept
+    assert {f for f in branch_files(repo) if f.startswith("done-")} == {"done-a.txt", "done-c.txt"}
+    assert git(repo, "show", "main:done-a.txt") == "8\n"
+    results = json.loads(git(repo, "show", "main:order.txt"))
+    assert [r["item"]["score"] for r in results] == [8, 5]  # priority 9, then 1
+
+
+async def test_a_filter_on_a_field_no_item_has_says_so(tmp_path: Path, repo: Path):
+    wf = write_workflow(tmp_path, BOOK_PIPELINE.replace("item.score >= 5", "item.scor >= 5"))
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    assert out.sink.of("map_phase_completed")[0]["message"] == (
+        "No work items to process: the filter 'item.scor >= 5' kept none of the 4 items; "
+        "no item has a field named 'item.scor'"
+    )
+    assert not {f for f in branch_files(repo) if f.startswith("done-")}
 
 
 async def test_an_agent_that_does_not_commit_goes_to_the_dlq_and_the_job_completes(

@@ -496,6 +496,51 @@ async def test_foreach_runs_each_item_in_the_worktree_and_counts(tmp_path: Path,
     )
 
 
+FOREACH_OVER_VARIABLES = """
+env:
+  LIST_COMMAND: "seq 2"
+commands:
+- shell: "printf 'DOCS.md\\nREADME.md\\n'"
+  capture: files
+  capture_format: lines
+- foreach:
+    foreach: "${files}"
+    do:
+      - shell: "echo ${index}/${total} > seen-${item}"
+- shell: |
+    echo '[{"name": "a b"}, {"name": "c"}]'
+  capture: found
+  capture_format: json
+- foreach:
+    foreach: "${found}"
+    do:
+      - shell: "echo ${item.name} > 'object-${item.name}'"
+- shell: "printf 'x\\ny\\n'"
+  capture: text
+- foreach:
+    foreach: " ${text} "
+    do:
+      - shell: "touch text-${item}"
+- foreach:
+    foreach: "${LIST_COMMAND}"
+    do:
+      - shell: "touch command-${item}"
+"""
+
+
+async def test_foreach_over_a_captured_list_runs_once_per_element(tmp_path: Path, repo: Path):
+    """A lines or json capture is iterated, a string capture by its lines; an environment
+    variable is the shell's, so the input stays a command (as the original's)."""
+    wf = write_workflow(tmp_path, FOREACH_OVER_VARIABLES)
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    files = set(git(repo, "ls-tree", "--name-only", "main").splitlines())
+    assert {"seen-DOCS.md", "seen-README.md", "object-a b", "object-c"} <= files
+    assert {"text-x", "text-y", "command-1", "command-2"} <= files
+    assert git(repo, "show", "main:seen-README.md") == "1/2\n"
+    assert git(repo, "show", "main:object-a b") == "a b\n"
+
+
 async def test_foreach_stops_at_the_first_failure_unless_told_to_continue(
     tmp_path: Path, repo: Path
 ):

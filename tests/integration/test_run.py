@@ -382,12 +382,15 @@ def test_dry_run_shows_the_plan_and_runs_nothing(isolated: Path, repo: Path, tmp
     assert phases["reduce"]["steps"] == ["shell: echo done"]
     text = ctl("run", str(mapreduce), "--dry-run", cwd=repo).stdout
     assert "── map phase: 2 items from items.json, 2 agents at once" in text
-    # the book's MapReduce reference filters on `item.score`: a field these items lack
+    # the book's MapReduce reference writes `item.score`: the item's own field
     mapreduce.write_text(mapreduce.read_text().replace("'n > 1'", "'item.n > 1'"))
     text = ctl("run", str(mapreduce), "--dry-run", cwd=repo).stdout
+    assert "── map phase: 2 items from items.json" in text
+    mapreduce.write_text(mapreduce.read_text().replace("'item.n > 1'", "'item.m > 1'"))
+    text = ctl("run", str(mapreduce), "--dry-run", cwd=repo).stdout
     assert (
-        "── map phase: 0 items (the filter 'item.n > 1' kept none of the 3 items; a filter "
-        "names the item's own fields: `score >= 5`, not `item.score >= 5`) from items.json"
+        "── map phase: 0 items (the filter 'item.m > 1' kept none of the 3 items; no item has "
+        "a field named 'item.m') from items.json"
     ) in text
 
 

@@ -295,6 +295,12 @@ def holds(text: str, item: object) -> bool:
     return compile_filter(text)(item)
 
 
+def test_item_names_the_item_itself_as_the_books_filters_write_it() -> None:
+    assert holds("item.score >= 5 && item.tags[0] == 'x'", {"score": 5, "tags": ["x"]})
+    assert kept("ends_with(item, '.md')", ["a.md", "b.rs"]) == ["a.md"]  # text items
+    assert holds("@.item == 'own'", {"item": "own"})  # a field named item
+
+
 def test_filter_reference_example_keeps_high_and_critical() -> None:
     result = kept("severity == 'high' || severity == 'critical'", SEVERITIES)
     assert [item["id"] for item in result] == [1, 3, 4]  # type: ignore[index]
@@ -525,6 +531,12 @@ def test_when_still_refuses_filter_syntax() -> None:
         ("@.a", ("a",)),
         ("@[1].b", (1, "b")),
         ("@a", None),
+        ("item", ()),  # the book's spelling of the item, as in ${item.a}
+        ("item.a", ("a",)),
+        ("item[0].b", (0, "b")),
+        ("@.item", ("item",)),  # a field named item
+        ("items", ("items",)),
+        ("item_id", ("item_id",)),
         ("a b", None),
         ("", None),
         ("a[-1]", None),

@@ -10,12 +10,14 @@ from prodigyd.workflow.expr import ExpressionError
 from prodigyd.workflow.items import (
     SortKey,
     distinct_items,
+    filtered_out,
     items_from_output,
     parse_sort,
     select_items,
     sort_items,
 )
 from prodigyd.workflow.jsonpath import JsonPathError
+from prodigyd.workflow.model import MapSpec, Step
 
 
 def ids(items: list[Any]) -> list[Any]:
@@ -337,3 +339,17 @@ def test_pipeline_does_not_mutate_the_document() -> None:
     before = json.dumps(DEBT)
     select_items(DEBT, json_path="$.debt_items[*]", sort_by="priority", max_items=2)
     assert json.dumps(DEBT) == before
+
+
+def test_a_filter_that_keeps_nothing_names_the_fields_no_item_has() -> None:
+    spec = MapSpec(
+        input="items.json",
+        filter="contains(tagz, 'x') || item.scor > 1 || id == 9 || is_null(note)",
+        agent_template=[Step(kind="shell", command="true")],
+    )
+    items = [{"id": 1, "note": "n"}, {"id": 2, "note": "m"}]
+    assert filtered_out(items, spec) == (
+        f"the filter {spec.filter!r} kept none of the 2 items; "
+        "no item has a field named 'tagz' or 'item.scor'"
+    )
+    assert filtered_out([{"id": 9}], spec) is None  # it kept one

@@ -1,4 +1,5 @@
-"""`foreach:` — run `do` once per item of a list or of a command's output lines (§2.13).
+"""`foreach:` — run `do` once per item of a list, of a variable's value (`foreach: "${files}"`:
+`_variable_items`) or of a command's output lines (§2.13).
 
 Items run in the session's worktree (the original ran them in the daemon's own directory),
 `parallel` at a time, each in a child scope with `${item}`, `${index}` (0-based) and
@@ -10,8 +11,10 @@ failure also stops new items from starting (those already running finish).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from prodigyd import proc
@@ -19,6 +22,7 @@ from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult, StepStopped
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.eventtypes import EventType
+from prodigyd.workflow.interpolate import MISSING, VariableStore
 from prodigyd.workflow.model import ForeachSpec, Step
 
 if TYPE_CHECKING:
@@ -104,23 +108,59 @@ async def _one(
 
 
 async def _items(spec: ForeachSpec, inv: Invocation) -> tuple[list[Any], CommandResult | None]:
-    """The items: the list as given (interpolated when text), or one per non-empty line of
-    the command's output; `max_items` caps them."""
+    """The items: the list as given (interpolated when text), the value of the one variable
+    the input names, or one per non-empty line of the command's output; `max_items` caps
+    them."""
     if isinstance(spec.items, list):
         items = [inv.ctx.interpolate(i, inv.store) if isinstance(i, str) else i for i in spec.items]
     else:
-        command = inv.ctx.interpolate(spec.items, inv.store)
-        done = await proc.run(["sh", "-c", command], cwd=inv.cwd, env=inv.env, timeout=inv.timeout)
-        if not done.ok:
-            error = f"foreach input command failed with exit code {done.returncode}"
-            return [], CommandResult(
-                False,
-                done.returncode,
-                done.stdout,
-                done.stderr,
-                done.duration,
-                done.timed_out,
-                error=error,
-            )
-        items = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+        items, problem = await _text_items(spec.items, inv)
+        if problem is not None:
+            return [], problem
     return (items[: spec.max_items] if spec.max_items else items), None
+
+
+async def _text_items(text: str, inv: Invocation) -> tuple[list[Any], CommandResult | None]:
+    """The items of a text input: the value of the variable it names alone, else the lines
+    the command prints (or why the command failed)."""
+    named = _variable_items(text, inv.store, inv.env)
+    if named is not None:
+        return named, None
+    command = inv.ctx.interpolate(text, inv.store)
+    done = await proc.run(["sh", "-c", command], cwd=inv.cwd, env=inv.env, timeout=inv.timeout)
+    if not done.ok:
+        error = f"foreach input command failed with exit code {done.returncode}"
+        return [], CommandResult(
+            False,
+            done.returncode,
+            done.stdout,
+            done.stderr,
+            done.duration,
+            done.timed_out,
+            error=error,
+        )
+    return _lines(done.stdout), None
+
+
+#: An input that is one `${...}` and nothing else (modifiers allowed, a `:-default` not).
+_ONE_REFERENCE = re.compile(r"\s*\$\{((?:(?!:-)[^{}])+)\}\s*")
+
+
+def _variable_items(text: str, store: VariableStore, env: Mapping[str, str]) -> list[Any] | None:
+    """The items of an input naming one variable alone (`${files}`), or None when it is a
+    command: any other text, or a name of the environment or with no value (the shell's, as
+    in the original, which never interpolated the input: `${FIND_FILES}` runs). Iterating a
+    captured value is what such an input means; running a captured list as a command never
+    is. A list gives its elements; text its lines, as the command that printed it would;
+    anything else is one item."""
+    match = _ONE_REFERENCE.fullmatch(text)
+    value = MISSING if match is None or match[1] in env else store.resolve(match[1])
+    if value is MISSING:
+        return None
+    if isinstance(value, list | tuple):
+        return list(value)
+    return _lines(value) if isinstance(value, str) else [value]
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
