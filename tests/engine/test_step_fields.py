@@ -288,11 +288,17 @@ secrets:
 commands:
   - shell: "tr '\\\\0' ' ' < /proc/$$/cmdline > cmdline.txt; echo '$TOKEN' ${TOKEN} | base64 > value.txt"
   - shell: "tr '\\\\0' ' ' < /proc/$$/cmdline > plain.txt"
+  - foreach:
+      foreach: "tr '\\\\0' ' ' < /proc/$$/cmdline | base64 -w0; echo; true ${TOKEN}"
+      do:
+        - shell: "echo ${item} | base64 -d > foreach-input.txt"
 """,
     )
     out = await run_workflow(wf, repo, env=env_with(MY_SECRET_SOURCE="s3cr3t-value-42"))
     assert out.status == "completed", out.record.error
     assert "s3cr3t-value-42" not in (repo / "cmdline.txt").read_text()
+    assert "s3cr3t-value-42" not in (repo / "foreach-input.txt").read_text()
+    assert "eval" in (repo / "foreach-input.txt").read_text()  # a foreach's input command too
     value = base64.b64decode((repo / "value.txt").read_text())
     assert value == b"s3cr3t-value-42 s3cr3t-value-42\n"
     assert "plain.txt" in (repo / "plain.txt").read_text()  # no secret: `sh -c SCRIPT`

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
+from prodigyd.engine.commands.shell import sh
 from prodigyd.engine.context import CommandResult, StepStopped
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.eventtypes import EventType
@@ -126,8 +127,8 @@ async def _text_items(text: str, inv: Invocation) -> tuple[list[Any], CommandRes
     named = _variable_items(text, inv.store, inv.env)
     if named is not None:
         return named, None
-    command = inv.ctx.interpolate(text, inv.store)
-    done = await proc.run(["sh", "-c", command], cwd=inv.cwd, env=inv.env, timeout=inv.timeout)
+    argv, env = sh(inv.ctx.interpolate(text, inv.store), inv.env, inv.ctx.masker)
+    done = await proc.run(argv, cwd=inv.cwd, env=env, timeout=inv.timeout)
     if not done.ok:
         error = f"foreach input command failed with exit code {done.returncode}"
         return [], CommandResult(

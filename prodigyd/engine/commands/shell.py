@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prodigyd import proc
 from prodigyd.engine.commands.base import Invocation
 from prodigyd.engine.context import CommandResult
+from prodigyd.engine.mask import Masker
 from prodigyd.workflow.model import Step
 
 #: How a script holding a secret runs: from the environment variable SCRIPT_VARIABLE.
@@ -12,14 +15,19 @@ SCRIPT_VARIABLE = "PRODIGY_SCRIPT"
 _FROM_ENVIRONMENT = f'eval "${SCRIPT_VARIABLE}"'
 
 
+def sh(script: str, env: Mapping[str, str], masker: Masker) -> tuple[list[str], Mapping[str, str]]:
+    """The argv and environment that run `script` with `sh -c`. A process's command line
+    is readable by every user of the machine (`ps`, /proc/PID/cmdline), its environment by
+    its own user only: a script holding a secret is handed over in the environment. The
+    shell runs the same text, so it behaves the same, but for `eval:` in its errors."""
+    if masker.finds(script):
+        return ["sh", "-c", _FROM_ENVIRONMENT], {**env, SCRIPT_VARIABLE: script}
+    return ["sh", "-c", script], env
+
+
 async def run(step: Step, inv: Invocation) -> CommandResult:
     script = inv.ctx.interpolate(step.command or "", inv.store)
-    argv, env = ["sh", "-c", script], inv.env
-    if inv.ctx.masker.finds(script):
-        # A process's command line is readable by every user of the machine (`ps`,
-        # /proc/PID/cmdline); its environment only by its own user. The shell runs the
-        # same text, so it behaves the same, but for `eval:` in its error messages.
-        argv, env = ["sh", "-c", _FROM_ENVIRONMENT], {**inv.env, SCRIPT_VARIABLE: script}
+    argv, env = sh(script, inv.env, inv.ctx.masker)
     done = await proc.run(
         argv,
         cwd=inv.cwd,

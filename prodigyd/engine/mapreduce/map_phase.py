@@ -31,6 +31,7 @@ from prodigyd import paths, proc
 from prodigyd.clock import now_iso
 from prodigyd.engine import retry as retry_policy
 from prodigyd.engine.budget import spent_by
+from prodigyd.engine.commands.shell import sh
 from prodigyd.engine.context import RunContext, StepStopped
 from prodigyd.engine.gitvars import references_git_variables
 from prodigyd.engine.journal import CheckpointLog
@@ -489,9 +490,8 @@ async def load_items(spec: MapSpec, ctx: RunContext) -> tuple[list[Any], str | N
 
 
 async def _command_items(command: str, ctx: RunContext) -> Any:
-    done = await proc.run(
-        ["sh", "-c", command], cwd=ctx.worktree, env=ctx.env, timeout=INPUT_COMMAND_TIMEOUT
-    )
+    argv, env = sh(command, ctx.env, ctx.masker)
+    done = await proc.run(argv, cwd=ctx.worktree, env=env, timeout=INPUT_COMMAND_TIMEOUT)
     if not done.ok:
         why = "timed out" if done.timed_out else f"exited with code {done.returncode}"
         tail = ctx.masker.mask(done.stderr.strip())[-500:]  # masked before it is cut
