@@ -64,21 +64,22 @@ class RpcError(Exception):
         return code if isinstance(code, str) else protocol.errorcode(self.code)
 
     def render(self) -> str:
-        """The daemon's error as the user should read it: location, message, details, hint."""
+        """The daemon's error as the user should read it: location, message, details, hint,
+        exactly as a command that loads the workflow itself (validate) shows its own."""
+        from prodigyd.errors import Location, ProdigyError
+
         data = self.data
-        loc = data.get("location") or {}
-        where = ":".join(str(loc[k]) for k in ("file", "line", "column") if loc.get(k) is not None)
-        head = f"{where}: {self.message}" if where else self.message
-        if loc.get("field"):
-            head += f" ({loc['field']})"
-        parts = [head]
-        if data.get("details"):
-            parts.append(str(data["details"]).rstrip("\n"))
-        for err in data.get("errors", [])[1:]:
-            parts.append(f"  {err.get('field')}: {err.get('message')}")
-        if data.get("hint"):
-            parts.append(f"hint: {data['hint']}")
-        return "\n".join(parts)
+        details = [str(data["details"]).rstrip("\n")] if data.get("details") else []
+        details += [
+            f"  {err.get('field')}: {err.get('message')}" for err in data.get("errors", [])[1:]
+        ]
+        location = data.get("location")
+        return ProdigyError(
+            self.message,
+            hint=data.get("hint"),
+            location=Location.from_dict(location) if isinstance(location, dict) else None,
+            details="\n".join(details) or None,
+        ).render()
 
 
 RESTART = "restart it with `prodigyctl daemon stop` (running jobs resume on the next start)"

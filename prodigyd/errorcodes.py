@@ -78,8 +78,11 @@ UNKNOWN_FIELD = _code(
     "E1002",
     "unknown field",
     """A key the workflow format does not know: usually a typo, and the message suggests the
-    nearest known key ("did you mean"). An unknown step kind is always an error; other unknown
-    keys are warnings unless `--strict`. docs/workflows.md lists every field.""",
+    nearest known key ("did you mean"), or for a key of another place says where it belongs
+    (`'max_attempts' belongs under on_failure: or under retry:, not in step 1`). An unknown
+    step kind, a trigger option and a misspelt `on_failure:` key (`fail_workflow`,
+    `max_attempts`...) are always errors; other unknown keys are warnings unless `--strict`.
+    docs/workflows.md lists every field.""",
 )
 INVALID_VALUE = _code(
     "E1003",
@@ -98,11 +101,14 @@ WORKFLOW_NOT_FOUND = _code(
 UNDEFINED_VARIABLE = _code(
     "E1005",
     "undefined variable",
-    """A `${name}` (or `$name`) names no variable known at that step. With `--strict` this is
-    an error when the step runs. Without it the reference is left as written, and a shell
-    then expands it to nothing; loading the workflow (`run`, `validate`, `run --dry-run`)
-    warns, with file:line:column and a did-you-mean, of each braced `${name}` nothing defines
-    (a bare `$name` is left to the shell, unchecked). Check the spelling, and that the step
+    """A `${name}` (or `$name`) names no variable known at that step. With `--strict` (or
+    the workflow's `strict_variables: true`) this is an error: when the workflow is loaded
+    (`run`, `validate`, `run --dry-run`) for each braced `${name}` nothing defines, nor the
+    environment you run it from, nor a `--param`, and when the step runs for any other.
+    Without it the reference is left as written, and a shell then expands it to nothing;
+    loading the workflow warns, with file:line:column and a did-you-mean, of each braced
+    `${name}` nothing defines (a bare `$name` is left to the shell, unchecked), a name of a
+    fixed set such as `${map.sucessful}` included. Check the spelling, and that the step
     defining it (`capture:`, `env:`, parameters) comes before its use. docs/workflows.md
     lists the built-in variables.""",
 )

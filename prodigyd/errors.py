@@ -10,7 +10,8 @@ traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from prodigyd import errorcodes
@@ -33,6 +34,21 @@ class Location:
                 parts.append(str(self.column))
         where = ":".join(parts)
         return f"{where} ({self.field})" if self.field else where
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Location:
+        """A location as `to_dict` gave it (in a daemon's error): the client shows it as
+        the daemon's own errors are shown, in one format."""
+        return Location(
+            str(data.get("file")), data.get("line"), data.get("column"), data.get("field")
+        )
+
+
+#: The location fields of a problem that has none.
+_NOWHERE = dict.fromkeys(("file", "line", "column", "field"))
 
 
 class ProdigyError(Exception):
@@ -70,6 +86,15 @@ class ProdigyError(Exception):
             parts.append(f"hint: {self.hint}")
         return "\n".join(parts)
 
+    def problems(self) -> list[dict[str, Any]]:
+        """Every problem this error stands for (a workflow file's may be several)."""
+        return [self.problem()]
+
+    def problem(self) -> dict[str, Any]:
+        """This problem on its own: where (file, line, column, field), what, code, hint."""
+        where = self.location.to_dict() if self.location else _NOWHERE
+        return {**where, "message": self.message, "code": self.code, "hint": self.hint}
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"code": self.code, "kind": self.kind, "message": self.message}
         if self.hint:
@@ -77,20 +102,28 @@ class ProdigyError(Exception):
         if self.details:
             data["details"] = self.details
         if self.location:
-            data["location"] = {
-                "file": self.location.file,
-                "line": self.location.line,
-                "column": self.location.column,
-                "field": self.location.field,
-            }
+            data["location"] = self.location.to_dict()
         return data
 
 
 class WorkflowError(ProdigyError):
-    """The workflow file cannot be read, parsed or validated."""
+    """The workflow file cannot be read, parsed or validated.
+
+    The loader reports every problem it found at once: this one (the first in the file)
+    is the error, and `others` the rest, each with its own location and code, so a tool
+    gets them one by one (`problems`), not only as the text listing them in `details`."""
 
     kind = "workflow"
     code = errorcodes.WORKFLOW
+
+    def __init__(
+        self, message: str, *, others: Sequence[WorkflowError] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.others = tuple(others)
+
+    def problems(self) -> list[dict[str, Any]]:
+        return [error.problem() for error in (self, *self.others)]
 
 
 class GitError(ProdigyError):

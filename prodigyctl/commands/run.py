@@ -128,10 +128,10 @@ def run(
         raise click.UsageError("--fail-fast applies to a run over inputs (--map, --each-arg)")
     if each_arg and not args:
         raise click.UsageError("--each-arg runs once per --args value: give at least one")
-    if dry_run:
-        return _dry_run(workflow, path, strict=strict, as_json=as_json)
-    source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
     values = {**_param_file(param_file), **dict(_assignment(text) for text in param)}
+    if dry_run:
+        return _dry_run(workflow, path, values, strict=strict, as_json=as_json)
+    source = {"workflow_text": _stdin_workflow()} if workflow == "-" else {"workflow": workflow}
     params: dict[str, Any] = {**source, "args": list(args), "profile": profile, "strict": strict}
     if values:
         params["params"] = values
@@ -155,8 +155,11 @@ def _assignment(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) -> int:
-    """`run --dry-run`: the plan (prodigyctl/plan.py); no daemon, nothing submitted."""
+def _dry_run(
+    workflow: str, path: str | None, values: dict[str, Any], *, strict: bool, as_json: bool
+) -> int:
+    """`run --dry-run`: the plan (prodigyctl/plan.py); no daemon, nothing submitted.
+    `values`: the --param ones, whose names are defined as the run's would be."""
     from pathlib import Path
 
     from prodigyctl import plan
@@ -168,10 +171,12 @@ def _dry_run(workflow: str, path: str | None, *, strict: bool, as_json: bool) ->
         loaded = parse_workflow(_stdin_workflow(), source="<stdin>", strict=strict)
     else:
         loaded = load_workflow(Path(workflow).absolute(), strict=strict)
+    # as `run` warns (or, variables strict, refuses): unknown keys, and `${name}`s nothing
+    # defines (nor this environment)
+    variables = loaded.variable_warnings({**os.environ, **values}, strict=strict)
     repo = repository_top(path) or Path(path or ".").resolve()
     data = plan.plan(loaded.workflow, repo)
-    # as `run` warns: unknown keys, and `${name}`s nothing defines (nor this environment)
-    data["warnings"] = [*loaded.warnings, *loaded.variable_warnings(os.environ)]
+    data["warnings"] = [*loaded.warnings, *variables]
     if as_json:
         click.echo(dumps(data))
     else:

@@ -3,9 +3,10 @@
 The check is the daemon's own loader (prodigyd.workflow.load), run here, so no daemon is
 needed and nothing is written: YAML syntax, every field and its type, step shapes, `when:`
 and `filter:` expressions, `on:` triggers and unknown keys (warnings; errors with
-`--strict`), and `${name}` references nothing defines (warnings). What depends on where
-and how a run starts (the repository, the environment, secrets, the claude executable) is
-checked when a job is submitted.
+`--strict`), and `${name}` references nothing defines (warnings; errors with `--strict`
+or a workflow's `strict_variables: true`). What depends on where and how a run starts (the
+repository, the environment, secrets, the claude executable) is checked when a job is
+submitted.
 
 Output keeps the original's lines, `✓ Workflow is valid: <path>` and `✗ Workflow has
 issues: <path>`, and its exit status: 1 when any file has issues.
@@ -28,10 +29,24 @@ from prodigyd import errorcodes
 
 @command("validate")
 @click.argument("workflows", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--strict", is_flag=True, help="Unknown keys are errors, not warnings.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Unknown keys, and variables nothing defines, are errors, not warnings.",
+)
 @json_option
 def validate(*, workflows: tuple[str, ...], strict: bool, as_json: bool) -> int:
-    """Check WORKFLOWS without running them (no daemon needed); exit 1 if one has issues."""
+    """Check WORKFLOWS without running them (no daemon needed); exit 1 if one has issues.
+
+    A workflow with `strict_variables: true` has a `${name}` nothing defines (nor this
+    environment) as an issue, as --strict has it for any workflow: the run would stop there.
+
+    --json prints a list, one object per file: `path`, `valid`, `warnings` (lines of text)
+    and `problems`, every issue found, each `{file, line, column, field, message, code,
+    hint}` (none when valid). A valid file adds `name`, `mode`, `steps`, `on`, `parameters`
+    and `includes`; one with issues adds `error` (the first problem, as an error object)
+    and `message` (all of them, as text).
+    """
     results = [_check(Path(name), strict=strict) for name in workflows]
     if as_json:
         click.echo(dumps(results))
@@ -48,14 +63,17 @@ def _check(path: Path, *, strict: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"path": str(path.absolute()), "valid": False, "warnings": []}
     try:
         loaded = load_workflow(path.absolute(), strict=strict)
+        # a `${name}` nothing defines, nor this environment: an issue if variables are strict
+        variables = loaded.variable_warnings(os.environ, strict=strict)
     except ProdigyError as exc:
-        return {**result, "error": exc.to_dict(), "message": exc.render()}
+        issues = {"error": exc.to_dict(), "message": exc.render(), "problems": exc.problems()}
+        return {**result, **issues}
     workflow = loaded.workflow
     return {
         **result,
         "valid": True,
-        # a `${name}` nothing defines: upper-case ones may be this environment's
-        "warnings": [*loaded.warnings, *loaded.variable_warnings(os.environ)],
+        "problems": [],
+        "warnings": [*loaded.warnings, *variables],
         "name": workflow.name,
         "mode": workflow.mode,
         "steps": len(workflow.phase_steps),

@@ -95,6 +95,8 @@ async def prepare(
         request.params or {},
         where=str(loaded.path),
     )
+    # the names --param gives are defined too, even those the workflow does not declare
+    variables = loaded.variable_warnings({**request.env, **parameters}, strict=request.strict)
     runs = await _runs(request, loaded, repo, branch)
     session_id = new_session_id(loaded.workflow.mode)
     rid = paths.repo_id(repo)
@@ -122,7 +124,7 @@ async def prepare(
         triggered_by=request.triggered_by,
         start_commit=request.start_commit,
         budget=request.budget,
-        warnings=[*loaded.warnings, *loaded.variable_warnings(request.env)],
+        warnings=[*loaded.warnings, *variables],
         runs=runs,
         executor=request.executor,
     )

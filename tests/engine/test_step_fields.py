@@ -357,12 +357,22 @@ async def test_a_secret_too_short_to_mask_is_refused_naming_its_field(
 
 
 async def test_strict_variables_reject_unresolved_references(tmp_path: Path, repo: Path):
+    """Names nothing can define are refused with the submission, before any session; one
+    the loader cannot judge (a capture's field) fails the step that reads it unresolved."""
     wf = write_workflow(
         tmp_path, "strict_variables: true\ncommands:\n  - shell: 'echo ${nope} ${also_nope}'\n"
     )
+    with pytest.raises(WorkflowError) as err:
+        await run_workflow(wf, repo)
+    assert "${nope}" in err.value.render() and "${also_nope}" in err.value.render()
+    wf = write_workflow(
+        tmp_path,
+        "strict_variables: true\ncommands:\n  - shell: 'echo {}'\n    capture: data\n"
+        "    capture_format: json\n  - shell: 'echo ${data.missing}'\n",
+    )
     out = await run_workflow(wf, repo)
     assert out.status == "failed"
-    assert "nope" in out.record.error and "also_nope" in out.record.error
+    assert "${data.missing}" in out.record.error
 
 
 async def test_unknown_keys_and_deprecated_test_are_warnings(tmp_path: Path, repo: Path):

@@ -24,7 +24,7 @@ def test_a_workflow_typo_is_e1002_in_text_and_json(daemon: Path, repo: Path, tmp
     wf.write_text("commands:\n  - shell: 'true'\n  - shel: 'echo hi'\n")
     done = ctl("run", str(wf), "-y", cwd=repo)
     assert done.returncode == EXIT_USAGE
-    assert done.stderr.startswith(f"error[E1002]: {wf}:3:5: this step has no command")
+    assert done.stderr.startswith(f"error[E1002]: {wf}:3:5 (commands[1]): this step has no command")
     assert "did you mean 'shell' instead of 'shel'?" in done.stderr
     as_json = ctl("run", str(wf), "-y", "--json", cwd=repo)
     assert as_json.returncode == EXIT_USAGE

@@ -155,7 +155,7 @@ def test_inline_workflow_errors_name_the_stored_file_and_line(daemon: Path, repo
     )
     assert done.returncode == 2
     stored = next((daemon / "workflows").glob("inline-*.yml"))
-    assert f"error[E1002]: {stored}:3:5:" in done.stderr
+    assert f"error[E1002]: {stored}:3:5 (" in done.stderr
     assert "did you mean 'shell' instead of 'shel'?" in done.stderr
 
 

@@ -195,8 +195,8 @@ def test_a_secret_too_short_to_mask_is_refused_at_submission(
     assert done.returncode != 0
     message = done.stdout + done.stderr
     assert (
-        f"error[E1000]: {tmp_path / 'ok.yml'}: secret TOKEN is only 3 character(s) long; a secret needs"
-        " at least 4, since a shorter one cannot be masked (secrets.TOKEN)"
+        f"error[E1000]: {tmp_path / 'ok.yml'} (secrets.TOKEN): secret TOKEN is only 3 character(s)"
+        " long; a secret needs at least 4, since a shorter one cannot be masked"
     ) in message
     assert "Q7z" not in message
     assert json.loads(ctl("sessions", "ls", "--json", check=True).stdout) == []

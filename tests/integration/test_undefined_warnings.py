@@ -44,3 +44,18 @@ def test_an_upper_case_name_set_in_the_callers_environment_is_not_warned(
     assert "warning" not in ctl("validate", str(wf), env=env).stdout
     done = ctl("run", str(wf), "-y", cwd=repo, env=env)
     assert done.returncode == 0 and "MY_SETTING" not in done.stderr
+
+
+def test_strict_variables_refuse_the_submission_before_any_session(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """The run used to make a session and a worktree and fail at step 1; the daemon knows
+    at submission: a usage error (exit 2) naming file:line and the variable."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("strict_variables: true\ncommands:\n  - shell: 'echo ${undefined_var}'\n")
+    done = ctl("run", str(wf), "-y", cwd=repo)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"error[E1005]: {wf}:3:18: ${{undefined_var}} is not defined")
+    assert json.loads(ctl("sessions", "ls", "--json").stdout) == []
+    given = ctl("run", str(wf), "-y", "--param", "undefined_var=x", cwd=repo)
+    assert given.returncode == 0, given.stdout + given.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.cli import ctl
@@ -52,6 +53,7 @@ def test_json_reports_each_file(tmp_path: Path):
         "on": ["push"],
         "parameters": {},
         "includes": [],
+        "problems": [],
     }
     assert gone["valid"] is False and gone["error"]["kind"] == "workflow"
     assert str(missing) in gone["message"]
@@ -115,3 +117,52 @@ def test_the_three_reported_mistakes_are_named_where_they_are(tmp_path: Path):
     [warning] = warned["warnings"]
     assert warning.startswith(f"{trigger}:3:18: ${{trigger.commit}} is not a trigger variable")
     assert warning.endswith("did you mean ${trigger.after}?")
+
+
+def test_json_lists_every_problem_with_its_place(tmp_path: Path):
+    """Not the first one structured and the rest as text: a script reads each of them."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("commands:\n  - shell: make\n    timout: 5\n  - shell: test\n    retries: 2\n")
+    done = ctl("validate", "--strict", "--json", str(wf))
+    assert done.returncode == 1
+    [result] = json.loads(done.stdout)
+    assert result["problems"] == [
+        {
+            "file": str(wf),
+            "line": 3,
+            "column": 5,
+            "field": "commands[0].timout",
+            "message": "unknown key 'timout' in step 1; did you mean 'timeout'?",
+            "code": "E1002",
+            "hint": "remove it or fix its spelling (without --strict it is only a warning)",
+        },
+        {
+            "file": str(wf),
+            "line": 5,
+            "column": 5,
+            "field": "commands[1].retries",
+            "message": "unknown key 'retries' in step 2; did you mean 'retry'?",
+            "code": "E1002",
+            "hint": "remove it or fix its spelling (without --strict it is only a warning)",
+        },
+    ]
+    assert result["error"]["message"] == result["problems"][0]["message"]  # kept as it was
+
+
+def test_strict_variables_make_a_name_nothing_defines_an_issue(tmp_path: Path):
+    """The run would stop at that step after making its session and worktree: validate
+    says so first, with the line; `--strict` does the same for any workflow."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("strict_variables: true\ncommands:\n  - shell: 'echo ${undefined_var}'\n")
+    done = ctl("validate", str(wf))
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[:2] == [
+        f"✗ Workflow has issues: {wf}",
+        f"  error[E1005]: {wf}:3:18: ${{undefined_var}} is not defined by the workflow (env, "
+        "parameters, captures) nor built in",
+    ]
+    loose = tmp_path / "loose.yml"
+    loose.write_text(wf.read_text().replace("strict_variables: true", "name: loose"))
+    assert ctl("validate", str(loose)).returncode == 0
+    assert ctl("validate", "--strict", str(loose)).returncode == 1
+    assert ctl("validate", str(wf), env={**os.environ, "undefined_var": "x"}).returncode == 0

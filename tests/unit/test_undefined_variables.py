@@ -4,10 +4,18 @@ where it is, what was probably meant, and no warning when unsure."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from prodigyd import errorcodes
+from prodigyd.errors import WorkflowError
 from prodigyd.workflow.load import load_workflow, parse_workflow
+from tests.gitutil import git, make_repo, use_git_identity
+
+if TYPE_CHECKING:
+    from prodigyd.engine.runs import Run
+    from prodigyd.store.sessions import SessionRecord
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "prodigy"
 
@@ -69,6 +77,34 @@ def test_a_name_no_trigger_sets_is_warned_with_the_real_ones(written: str, meant
     assert warning.endswith(f"did you mean ${{trigger.{meant}}}?")
 
 
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("map.sucessful", "map.successful"),
+        ("map.result", "map.results"),
+        ("workflow.nmae", "workflow.name"),
+        ("step.files_addded", "step.files_added"),
+        ("merge.comit_count", "merge.commit_count"),
+    ],
+)
+def test_a_name_not_in_a_fixed_namespace_is_warned_with_the_one_meant(
+    written: str, meant: str
+) -> None:
+    """`${map.sucessful}` passed `validate --strict`; all the agents ran, and reduce failed at
+    the end with `Bad substitution`. The map.* names (and workflow.*, step.*, merge.*) are a
+    fixed set: any other is a typo, found when the workflow is loaded."""
+    text = (
+        "mode: mapreduce\nmap:\n  input: x.json\n  agent_template: [{shell: x}]\n"
+        f"reduce:\n  - shell: 'echo ${{{written}}}'\n"
+    )
+    [warning] = warnings(text)
+    space = written.split(".")[0]
+    assert warning.startswith(
+        f"wf.yml:6:18: ${{{written}}} is not a {space} variable (those are ${{{space}."
+    )
+    assert warning.endswith(f"; did you mean ${{{meant}}}?")
+
+
 def test_an_upper_case_name_is_the_environments_when_it_has_it() -> None:
     text = "- shell: 'echo ${GITHUB_TOKEN}'\n"
     assert warnings(text, ("GITHUB_TOKEN",)) == []
@@ -127,6 +163,29 @@ def test_a_hostile_text_is_checked_in_bounded_time(name: str, tmp_path: Path) ->
     assert int(done.stdout) == count  # the unknown names are still all found
 
 
+def _session_record() -> SessionRecord:
+    from prodigyd.store.sessions import SessionRecord
+
+    return SessionRecord(
+        id="workflow-1-1",
+        workflow="/w.yml",
+        workflow_name="w",
+        workflow_sha256="0",
+        repo="/repo",
+        repo_id="repo-0123abcd",
+        original_branch="main",
+        worktree="/wt",
+        branch="prodigy-workflow-1-1",
+        cwd="/repo",
+    )
+
+
+def _run() -> Run:
+    from prodigyd.engine.runs import Run
+
+    return Run(number=1, iteration=1, iterations=2, input="a.md", is_file=True)
+
+
 def _foreach_item_names() -> set[str]:
     """The names a foreach item's steps get (engine/commands/foreach.py), run for real."""
     import asyncio
@@ -155,25 +214,11 @@ def test_every_name_the_engine_sets_is_known_to_the_checker() -> None:
     must all be on it, or a workflow using one gets a false warning."""
     from prodigyd.engine.admission import _builtin_variables
     from prodigyd.engine.mapreduce.agent import legacy_item_aliases
-    from prodigyd.engine.runs import Run
-    from prodigyd.store.sessions import SessionRecord
     from prodigyd.workflow.load.references import BUILTIN_NAMES, BUILTIN_NAMESPACES
 
-    record = SessionRecord(
-        id="workflow-1-1",
-        workflow="/w.yml",
-        workflow_name="w",
-        workflow_sha256="0",
-        repo="/repo",
-        repo_id="repo-0123abcd",
-        original_branch="main",
-        worktree="/wt",
-        branch="prodigy-workflow-1-1",
-        cwd="/repo",
-    )
     set_names = {
-        *_builtin_variables(record, Path("/wt"), ["a", "b"]),
-        *Run(number=1, iteration=1, iterations=2, input="a.md", is_file=True).variables(),
+        *_builtin_variables(_session_record(), Path("/wt"), ["a", "b"]),
+        *_run().variables(),
         *legacy_item_aliases({"value": 1, "path": "a.md"}),
         *_foreach_item_names(),
     }
@@ -220,3 +265,135 @@ def test_a_sub_workflows_outputs_are_known_by_its_name(tmp_path: Path) -> None:
     assert [warning.split(" is not defined")[0].rsplit(": ", 1)[1] for warning in undefined] == [
         "${artifact}"
     ]
+
+
+STRICT = (
+    "strict_variables: true\ncommands:\n"
+    "  - shell: 'echo ${undefined_var}'\n"
+    "  - shell: 'echo ${other}'\n"
+)
+
+
+def test_strict_variables_refuse_a_name_nothing_defines_at_load() -> None:
+    """With strict_variables the run stopped at the step, its session and worktree made; the
+    loader already knows: the caller (validate, run) is refused, each name at its line."""
+    loaded = parse_workflow(STRICT, source="wf.yml")
+    with pytest.raises(WorkflowError) as caught:
+        loaded.variable_warnings(set())
+    error = caught.value
+    assert error.render().startswith(
+        "wf.yml:3:18: ${undefined_var} is not defined by the workflow (env, parameters, "
+        "captures) nor built in\n1 more problem:\n  wf.yml:4:18: ${other} is not defined"
+    )
+    assert "hint: variables are strict (strict_variables: true or --strict)" in error.render()
+    assert [(p["line"], p["column"], p["code"]) for p in error.problems()] == [
+        (3, 18, errorcodes.UNDEFINED_VARIABLE),
+        (4, 18, errorcodes.UNDEFINED_VARIABLE),
+    ]
+
+
+def test_strict_from_the_caller_refuses_them_too() -> None:
+    """`--strict` (validate, run) is the same for any workflow."""
+    loaded = parse_workflow(STRICT.replace("strict_variables: true", "name: x"), source="wf.yml")
+    assert len(loaded.variable_warnings(set())) == 2
+    with pytest.raises(WorkflowError, match=r"\$\{undefined_var\} is not defined"):
+        loaded.variable_warnings(set(), strict=True)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- shell: 'echo hi'\n  capture: greeting\n- shell: 'echo ${greeting}'\n",
+        "- shell: 'echo ${GIVEN} ${given_lower} ${PARAM} ${missing:-default}'\n",
+        "- foreach:\n    foreach: [a, b]\n    do:\n      - shell: 'echo ${item} ${index}'\n",
+        "- shell: 'for f in a b; do echo ${f}; done'\n",
+    ],
+)
+def test_strict_variables_keep_what_may_be_defined_at_run_time(text: str) -> None:
+    """Captures, the environment's names (any case: strict leaves them to the shell, as
+    the run does), --param values, defaults, foreach items, shell variables."""
+    loaded = parse_workflow(
+        f"strict_variables: true\ncommands:\n{_indented(text)}", source="wf.yml"
+    )
+    assert loaded.variable_warnings({"GIVEN", "given_lower", "PARAM"}) == []
+
+
+def test_a_mapreduce_item_field_is_kept_under_strict_variables() -> None:
+    text = (
+        "strict_variables: true\nmode: mapreduce\nmap:\n  input: x.json\n"
+        "  agent_template: [{shell: 'echo ${item.path} ${item_id}'}]\n"
+        "reduce: [{shell: 'echo ${map.successful}'}]\n"
+    )
+    assert parse_workflow(text, source="wf.yml").variable_warnings(set()) == []
+
+
+def _indented(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
+
+
+async def test_a_fixed_namespace_holds_exactly_the_names_the_engine_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """references.FIXED_NAMESPACES: any name of `${map.*}`, `${step.*}`... not on it is
+    warned about as a typo, so it holds every one the engine's own code sets, and no more."""
+    from prodigyd.engine.admission import _builtin_variables
+    from prodigyd.engine.gitvars import _publish
+    from prodigyd.engine.mapreduce.map_phase import MapOutcome
+    from prodigyd.git.changes import ChangeSummary
+    from prodigyd.git.merge import merge_variables
+    from prodigyd.watch.variables import environment, variables
+    from prodigyd.workflow.interpolate import VariableStore
+    from prodigyd.workflow.load.references import FIXED_NAMESPACES
+
+    use_git_identity(monkeypatch)
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "session")
+    committed = VariableStore()
+    for scope in ("step", "workflow"):
+        _publish(committed, scope, ChangeSummary())
+    set_names = {
+        *committed._entries,
+        *MapOutcome(total=0, results=[]).variables(),
+        *_builtin_variables(_session_record(), Path("/wt"), []),
+        *_run().variables(),
+        *await merge_variables(repo, "session", "main", worktree=repo, session_id="s"),
+        *variables(environment(event="commit")),
+        *await _phase_names(),
+    }
+    fixed = {name for name in set_names if name.split(".")[0] in FIXED_NAMESPACES}
+    assert fixed == {
+        f"{space}.{name}" for space, names in FIXED_NAMESPACES.items() for name in names
+    }
+
+
+async def _phase_names() -> set[str]:
+    """The names a step of a phase gets (engine/phase.py), run for real."""
+    from types import SimpleNamespace
+
+    from prodigyd.engine.phase import run_sequential
+    from prodigyd.workflow.interpolate import VariableStore
+
+    class Runner:
+        ctx = SimpleNamespace(
+            events=SimpleNamespace(emit=lambda *args, **kwargs: None), masker=None
+        )
+
+        def display(self, step: object, store: VariableStore) -> str:
+            return "a step"
+
+        async def run(self, step: object, **kwargs: object) -> object:
+            return SimpleNamespace(success=True)
+
+    async def checkpoint(*args: object) -> None:
+        return None
+
+    store = VariableStore()
+    step = SimpleNamespace(name=None)
+    await run_sequential(
+        [step],
+        Runner(),
+        store,
+        completed=[],
+        checkpoint=checkpoint,  # type: ignore[arg-type,list-item]
+    )
+    return set(store._entries)

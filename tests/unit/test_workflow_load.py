@@ -718,11 +718,36 @@ def test_bad_on_failure_count_names_the_field_and_line() -> None:
     )
 
 
-def test_misspelled_on_failure_key_gets_a_suggestion() -> None:
-    loaded = parse("- shell: x\n  on_failure:\n    fail_workflw: true\n")
+@pytest.mark.parametrize(
+    ("on_failure", "written", "meant", "where"),
+    [
+        ('{shell: "echo handling", fail_workfow: true}', "fail_workfow", "fail_workflow", "2:40"),
+        ("{claude: /fix, max_attempt: 3}", "max_attempt", "max_attempts", "2:30"),
+        ("{shell: fix, max_retry: 2}", "max_retry", "max_retries", "2:28"),
+        ("{fail_workflw: true}", "fail_workflw", "fail_workflow", "2:16"),
+        ("{comands: [rollback.sh], fail_workflow: true}", "comands", "commands", "2:16"),
+    ],
+)
+def test_a_misspelt_on_failure_key_is_an_error_naming_the_key_meant(
+    on_failure: str, written: str, meant: str, where: str
+) -> None:
+    """Ignored, `fail_workfow: true` let the next step deploy after a failure: a key that
+    decides whether the workflow fails is an error even without --strict, not a warning
+    (nor, beside a handler, a key of the handler step)."""
+    error = failure(f'- shell: "exit 1"\n  on_failure: {on_failure}\n- shell: deploy\n')
+    assert error.render().startswith(
+        f"wf.yml:{where} (commands[0].on_failure.{written}): unknown key '{written}' in "
+        f"commands[0].on_failure; did you mean '{meant}'?\nhint: on_failure's keys decide "
+        "whether the workflow fails"
+    )
+    assert error.code == errorcodes.UNKNOWN_FIELD
+
+
+def test_a_handler_steps_own_misspelt_key_stays_the_handlers() -> None:
+    loaded = parse("- shell: x\n  on_failure: {shell: fix, timout: 5}\n")
     assert loaded.warnings == [
-        "wf.yml:3: unknown key 'fail_workflw' in commands[0].on_failure (ignored); "
-        "did you mean 'fail_workflow'?"
+        "wf.yml:2: unknown key 'timout' in commands[0].on_failure (ignored); "
+        "did you mean 'timeout'?"
     ]
 
 
@@ -745,11 +770,60 @@ def test_strict_makes_unknown_keys_errors() -> None:
     assert error.render().startswith("wf.yml:2:3 (commands[0].timout): ")
 
 
+def test_the_daemons_error_reads_as_validate_shows_its_own() -> None:
+    """`run` prints the daemon's error (its JSON-RPC data), `validate` the loader's: one
+    format, `file:line:column (field): message`, not the field at the end for one of them."""
+    from prodigyctl.errors import RpcError
+
+    error = failure("- shell: a\n- shell: b\n  timout: 5\n", strict=True)
+    from_daemon = RpcError(-32001, error.message, error.to_dict()).render()
+    assert from_daemon == error.render()
+    assert from_daemon.startswith("wf.yml:3:3 (commands[1].timout): unknown key 'timout' in ")
+
+
+def test_every_problem_is_kept_with_its_place_not_only_as_text() -> None:
+    """`validate --json` lists them: each with its file, line, column, field and code."""
+    error = failure("- shell: a\n  timout: 5\n- shell: b\n  retries: 2\n", strict=True)
+    assert [(p["line"], p["column"], p["field"], p["code"]) for p in error.problems()] == [
+        (2, 3, "commands[0].timout", errorcodes.UNKNOWN_FIELD),
+        (4, 3, "commands[1].retries", errorcodes.UNKNOWN_FIELD),
+    ]
+    assert error.problems()[1]["message"] == (
+        "unknown key 'retries' in step 2; did you mean 'retry'?"
+    )
+
+
 def test_unknown_top_level_keys_are_reported() -> None:
     loaded = parse("nmae: x\ncommands: [{shell: a}]\n")
     assert loaded.warnings == [
         "wf.yml:1: unknown key 'nmae' in the workflow (ignored); did you mean 'name'?"
     ]
+
+
+def test_a_key_of_another_place_is_told_where_it_belongs() -> None:
+    """The original's book puts max_attempts and fail_workflow beside on_failure; its parser
+    ignored them there without a word (as it loaded the file), so they are warnings here too,
+    which say where the key goes instead of guessing a spelling."""
+    loaded = parse(
+        "max_parallel: 4\n"
+        "commands:\n"
+        "  - shell: cargo test\n"
+        "    on_failure:\n"
+        "      claude: /fix-failing-tests\n"
+        "    max_attempts: 3\n"
+        "    fail_workflow: false\n"
+    )
+    assert loaded.warnings == [
+        "wf.yml:1: 'max_parallel' belongs under map:, not in the workflow (ignored)",
+        "wf.yml:6: 'max_attempts' belongs under on_failure: or under retry:, not in step 1 "
+        "(ignored)",
+        "wf.yml:7: 'fail_workflow' belongs under on_failure:, not in step 1 (ignored)",
+    ]
+    error = failure("- shell: x\n  fail_workflow: true\n", strict=True)
+    assert error.render().startswith(
+        "wf.yml:2:3 (commands[0].fail_workflow): 'fail_workflow' belongs under on_failure:, "
+        "not in step 1\nhint: remove it or fix its spelling"
+    )
 
 
 def test_known_but_unused_keys_say_why() -> None:

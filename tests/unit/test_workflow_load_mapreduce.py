@@ -208,6 +208,31 @@ def test_an_unknown_circuit_breaker_key_names_the_circuit_breaker() -> None:
     ]
 
 
+def test_the_error_policy_under_map_is_told_to_go_to_the_top_level() -> None:
+    """The original's book writes these under map:, where its parser never read them (and
+    said nothing): the message says where they belong, not `did you mean 'max_items'`."""
+    loaded = parse(
+        BASE
+        + "  error_policy: {on_item_failure: retry}\n"
+        + "  on_item_failure: stop\n"
+        + "  max_failures: 3\n"
+    )
+    assert loaded.warnings == [
+        "wf.yml:8: 'error_policy' belongs at the top level of a MapReduce workflow, not in map "
+        "(ignored)",
+        "wf.yml:9: 'on_item_failure' belongs at the top level of a MapReduce workflow or under "
+        "error_policy:, not in map (ignored)",
+        "wf.yml:10: 'max_failures' belongs at the top level of a MapReduce workflow or under "
+        "error_policy:, not in map (ignored)",
+    ]
+    with pytest.raises(WorkflowError) as caught:
+        parse(BASE + "  max_failures: 3\n", strict=True)
+    assert caught.value.render().startswith(
+        "wf.yml:8:3 (map.max_failures): 'max_failures' belongs at the top level of a MapReduce "
+        "workflow or under error_policy:, not in map\n"
+    )
+
+
 def test_contradictions_are_refused_rather_than_resolved_silently() -> None:
     error = failure(BASE + "commands:\n  - shell: x\n")
     assert "has no commands:" in error.message

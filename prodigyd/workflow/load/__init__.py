@@ -36,7 +36,12 @@ from prodigyd.workflow.load.document import empty_error, refuse_unsupported, sta
 from prodigyd.workflow.load.mapreduce import is_mapreduce, mapreduce_workflow
 from prodigyd.workflow.load.nodes import At, Map
 from prodigyd.workflow.load.reader import read_json, read_yaml
-from prodigyd.workflow.load.references import Undefined, find_undefined, warnings_for
+from prodigyd.workflow.load.references import (
+    Undefined,
+    find_undefined,
+    refuse_unresolved,
+    warnings_for,
+)
 from prodigyd.workflow.load.source import check_size, read_source
 from prodigyd.workflow.model import Step, Workflow
 
@@ -64,8 +69,14 @@ class LoadedWorkflow:
     #: knows the job environment (`variable_warnings`)
     undefined: list[Undefined] = field(default_factory=list)
 
-    def variable_warnings(self, environment: Container[str]) -> list[str]:
-        """Its warnings about undefined variables, for a job with `environment`."""
+    def variable_warnings(self, environment: Container[str], *, strict: bool = False) -> list[str]:
+        """Its warnings about undefined variables, for a job with `environment` (the names
+        its environment and its parameters give). When variables are strict (`strict`, the
+        caller's --strict, or the workflow's strict_variables) they are a WorkflowError
+        instead: the run would stop at the first step using one, its session and worktree
+        made for nothing."""
+        if strict or self.workflow.strict_variables:
+            refuse_unresolved(self.undefined, environment)
         return warnings_for(self.undefined, environment)
 
 

@@ -9,7 +9,7 @@ get an excerpt with a caret under the column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -63,15 +63,6 @@ _EXCERPT_WIDTH = 100
 
 
 @dataclass
-class _Problem:
-    message: str
-    location: Location
-    hint: str | None = None
-    details: str | None = None  # shown as it is (an expression with a caret under it)
-    code: str = errorcodes.WORKFLOW
-
-
-@dataclass
 class Context:
     """Collects warnings and problems, so one run reports every mistake in the file."""
 
@@ -80,7 +71,7 @@ class Context:
     deadline: Deadline
     root_mark: Mark  # where the document starts, for problems with the whole of it
     warnings: list[str] = field(default_factory=list)
-    problems: list[_Problem] = field(default_factory=list)
+    problems: list[WorkflowError] = field(default_factory=list)
 
     def problem(
         self,
@@ -91,7 +82,10 @@ class Context:
         details: str | None = None,
         code: str = errorcodes.WORKFLOW,
     ) -> None:
-        self.problems.append(_Problem(message, at.location(self.source), hint, details, code))
+        """`details` is shown as it is (an expression with a caret under it)."""
+        location = at.location(self.source)
+        error = WorkflowError(message, hint=hint, location=location, details=details, code=code)
+        self.problems.append(error)
 
     def warn(self, message: str, at: At) -> None:
         source = at.source or self.source
@@ -102,26 +96,32 @@ class Context:
         return len(self.problems) > count
 
     def raise_problems(self) -> None:
-        """The first problem in file order is the message (and the code); the others
-        are listed in the details, after the first's own (the first is not said twice)."""
-        if not self.problems:
-            return
-        first, *others = sorted(self.problems, key=_file_order)
-        parts = [first.details] if first.details else []
-        if others:
-            listed = "\n".join(f"  {p.location}: {p.message}" for p in others)
-            parts.append(f"{len(others)} more problem{'s' if len(others) > 1 else ''}:\n{listed}")
-        raise WorkflowError(
-            first.message,
-            hint=first.hint,
-            location=first.location,
-            details="\n".join(parts) or None,
-            code=first.code,
-        )
+        raise_together(self.problems)
 
 
-def _file_order(problem: _Problem) -> tuple[bool, int, int]:
-    where = problem.location
+def raise_together(problems: Sequence[WorkflowError]) -> None:
+    """One error for all `problems`: the first in file order is the message (and the
+    code); the others are listed in the details, after the first's own (the first is not
+    said twice), and kept one by one in its `others`."""
+    if not problems:
+        return
+    first, *others = sorted(problems, key=_file_order)
+    parts = [first.details] if first.details else []
+    if others:
+        listed = "\n".join(f"  {p.location}: {p.message}" for p in others)
+        parts.append(f"{len(others)} more problem{'s' if len(others) > 1 else ''}:\n{listed}")
+    raise WorkflowError(
+        first.message,
+        hint=first.hint,
+        location=first.location,
+        details="\n".join(parts) or None,
+        code=first.code,
+        others=others,
+    )
+
+
+def _file_order(problem: WorkflowError) -> tuple[bool, int, int]:
+    where = problem.location or Location("")
     return where.line is None, where.line or 0, where.column or 0
 
 

@@ -49,7 +49,7 @@ _M = TypeVar("_M", bound=BaseModel)
 #: What only a MapReduce workflow has (mapreduce.py reads it).
 MAPREDUCE_PHASES = ("setup", "map", "reduce", "error_policy")
 #: A standard workflow's keys; `source` is the loader's own, `steps:` is also `commands:`.
-_TOP_KEYS = model_keys(Workflow, unwritten=("source", *MAPREDUCE_PHASES), extra=("commands",))
+TOP_KEYS = model_keys(Workflow, unwritten=("source", *MAPREDUCE_PHASES), extra=("commands",))
 
 
 def standard_workflow(doc: object, ctx: Context, *, lead: tuple[Step, ...] = ()) -> Workflow:
@@ -62,7 +62,7 @@ def standard_workflow(doc: object, ctx: Context, *, lead: tuple[Step, ...] = ())
         fields: dict[str, Any] = {}
         steps_raw, steps_at = doc, At("commands", doc.mark)
     elif isinstance(doc, Map):
-        fields = known_entries(doc, _TOP_KEYS, At("", doc.mark), ctx)
+        fields = known_entries(doc, TOP_KEYS, At("", doc.mark), ctx)
         if lead and "commands" not in doc and "steps" not in doc:
             return built_workflow(
                 {**workflow_fields(fields, doc, At("", doc.mark), ctx), "steps": lead},
@@ -178,7 +178,7 @@ def _misspelt_steps(doc: Map, root: At, ctx: Context) -> None:
 _STEPS_KEYS = ("commands", "steps")
 #: Keys that are no misspelling: known ones, a MapReduce phase, and a step's own (`command:`,
 #: `shell:`: _no_steps_hint tells that a single step still goes in a list).
-_MEANT_AS_WRITTEN = frozenset((*_TOP_KEYS, *MAPREDUCE_PHASES, *COMMAND_KEYS))
+_MEANT_AS_WRITTEN = frozenset((*TOP_KEYS, *MAPREDUCE_PHASES, *COMMAND_KEYS))
 
 
 def _no_steps_hint(doc: Map) -> str:

@@ -8,7 +8,8 @@ does a parser say so, next to the code that does it.
 
 Every key nobody uses is reported: a silently ignored typo (the original's behaviour) is a
 feature that silently does nothing. It is a warning, or with `strict` an error; both
-suggest the closest known key.
+suggest the closest known key, or, for a key of another place, say where it belongs
+(places.py).
 """
 
 from __future__ import annotations
@@ -75,16 +76,19 @@ def unknown_key(
     *,
     strict: str | None = None,
 ) -> None:
-    suggestion = did_you_mean(key, keys)
+    """`key` in `where`, none of its `keys`: where it belongs, if another place has it, or
+    the closest of `keys`; an error with --strict or `strict` (the hint saying why)."""
+    # here, not at the top: places.py reads the keys of every parser, which import this
+    from prodigyd.workflow.load.places import home_of
+
+    home = home_of(key)
+    said = f"'{key}' belongs {home}, not in {where}" if home else f"unknown key '{key}' in {where}"
+    suggestion = "" if home else did_you_mean(key, keys)
     if strict is not None or ctx.strict:
-        ctx.problem(
-            f"unknown key '{key}' in {where}{suggestion}",
-            at,
-            hint=strict or "remove it or fix its spelling (without --strict it is only a warning)",
-            code=errorcodes.UNKNOWN_FIELD,
-        )
+        hint = strict or "remove it or fix its spelling (without --strict it is only a warning)"
+        ctx.problem(said + suggestion, at, hint=hint, code=errorcodes.UNKNOWN_FIELD)
     else:
-        ctx.warn(f"unknown key '{key}' in {where} (ignored){suggestion}", at)
+        ctx.warn(f"{said} (ignored){suggestion}", at)
 
 
 def did_you_mean(key: object, keys: Collection[str]) -> str:

@@ -42,12 +42,12 @@ from prodigyd.workflow.model import (
     Workflow,
 )
 
-_POLICY_KEYS = model_keys(ErrorPolicy)
+POLICY_KEYS = model_keys(ErrorPolicy)
 #: Policy keys that may also stand at the top level (`on_item_failure: dlq`): all but
 #: retry_config, which is read under error_policy: only.
 _POLICY_SHORTCUTS = model_keys(ErrorPolicy, unwritten=("retry_config",))
 #: A MapReduce workflow's keys: the Workflow's but its steps (and `source`, the loader's own).
-_MAPREDUCE_KEYS = model_keys(Workflow, unwritten=("source", "steps"), extra=_POLICY_SHORTCUTS)
+MAPREDUCE_KEYS = model_keys(Workflow, unwritten=("source", "steps"), extra=_POLICY_SHORTCUTS)
 _IGNORED_MAPREDUCE_KEYS = {
     "error_collection": "every failure is reported as it happens and summed up at the end",
 }
@@ -64,7 +64,7 @@ def is_mapreduce(doc: Map) -> bool:
 
 def mapreduce_workflow(doc: Map, ctx: Context) -> Workflow:
     root = At("", doc.mark)
-    fields = known_entries(doc, _MAPREDUCE_KEYS, root, ctx, ignored=_IGNORED_MAPREDUCE_KEYS)
+    fields = known_entries(doc, MAPREDUCE_KEYS, root, ctx, ignored=_IGNORED_MAPREDUCE_KEYS)
     for key in ("commands", "steps"):
         if key in doc:
             ctx.problem(
@@ -118,7 +118,7 @@ def _capture_output(raw: object, at: At, ctx: Context) -> CaptureOutput | None:
 
 
 _CAPTURE_KEYS = model_keys(CaptureOutput)
-_MAP_KEYS = model_keys(MapSpec, unwritten=("timeout_action",), extra=("timeout_config",))
+MAP_KEYS = model_keys(MapSpec, unwritten=("timeout_action",), extra=("timeout_config",))
 
 
 def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
@@ -126,7 +126,7 @@ def _map(raw: object, at: At, ctx: Context) -> MapSpec | None:
         ctx.problem(f"expected a mapping with input: and agent_template:, got {shown(raw)}", at)
         return None
     count = len(ctx.problems)
-    fields = known_entries(raw, _MAP_KEYS, at, ctx)
+    fields = known_entries(raw, MAP_KEYS, at, ctx)
     data = {key: value for key, value in fields.items() if key not in _MAP_BUILT}
     timeouts = _TimeoutConfig()
     if fields.get("timeout_config") is not None:
@@ -270,7 +270,7 @@ def _error_policy(fields: dict[str, Any], doc: Map, root: At, ctx: Context) -> o
     if raw is not None:
         if isinstance(raw, Map):
             ignored = {"error_collection": _IGNORED_MAPREDUCE_KEYS["error_collection"]}
-            data.update(known_entries(raw, _POLICY_KEYS, here, ctx, ignored=ignored))
+            data.update(known_entries(raw, POLICY_KEYS, here, ctx, ignored=ignored))
         else:
             ctx.problem(f"expected a mapping, got {shown(raw)}", here)
     for key in _POLICY_SHORTCUTS:

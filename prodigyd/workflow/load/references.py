@@ -8,16 +8,21 @@ workflow is loaded, the `${name}` references that can be known to be undefined, 
 Known: what the workflow defines (env, secrets, profiles' env, parameters and defaults,
 captures, setup's capture_outputs, a step's env, sub-workflow outputs), the built-in names
 (engine/admission.py, engine/runs.py) and the namespaces the engine fills at run time
-(`${shell.*}`, `${map.*}`, `${item.*}`, ... every `name.` of BUILTIN_NAMESPACES; of
-`${trigger.*}` only the names a trigger sets, watch/variables.py, as a run by hand has none
-to tell a typo by: `${trigger.commit}` reached a file as written). When
-unsure, no warning: a reference with a default (`${x:-y}`), one that is not a plain path
-(shell syntax such as `${#a[@]}`), one in a `when:` or an env `condition:` (a missing
-variable reads as false there, by design), a name the same text assigns (a shell loop's
-`for f in ...; do ${f}`), and an upper-case name the job environment may hold (the
-environment is the caller's: `warnings_for` filters those with the one it knows; with
-`env_files:` any upper-case name may come from them). Only braced references are checked:
-`$NAME` is the shell's far more often than ours.
+(`${shell.*}`, `${item.*}`, ... every `name.` of BUILTIN_NAMESPACES), but of the
+namespaces whose names are a fixed set (FIXED_NAMESPACES: `${map.*}`, `${trigger.*}`...)
+only those names: `${map.sucessful}` passed every check and broke the reduce phase at
+the end of a run, `${trigger.commit}` reached a file as written. When unsure, no
+warning: a reference with a default (`${x:-y}`), one that is not a plain path (shell
+syntax such as `${#a[@]}`), one in a `when:` or an env `condition:` (a missing variable
+reads as false there, by design), a name the same text assigns (a shell loop's
+`for f in ...; do ${f}`), and a name the job environment may hold (the environment is the
+caller's: `unresolved` filters those with the one it knows; with `env_files:` any
+upper-case name may come from them). Only braced references are checked: `$NAME` is the
+shell's far more often than ours.
+
+With strict variables (`strict_variables: true`, `--strict`) the run stops at the first
+step using a reference that does not resolve, after its session and worktree were made:
+then these are refused when the workflow is loaded instead (`refuse_unresolved`).
 
 The text is a client's, so the pass is linear in it (a closing brace is found once for all
 the `${` before it, a string's shell assignments are collected once, a reference's line is
@@ -32,11 +37,13 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodigyd import errorcodes
 from prodigyd.closest import closest
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.watch.variables import NAMES as TRIGGER_NAMES
 from prodigyd.workflow.interpolate import parse_path
 from prodigyd.workflow.limits import Deadline
+from prodigyd.workflow.load.diagnostics import raise_together
 from prodigyd.workflow.load.nodes import Map, Mark, Seq
 from prodigyd.workflow.model import Workflow, every_step
 
@@ -96,28 +103,54 @@ BUILTIN_NAMESPACES = frozenset(
     }
 )
 
+#: What a step's commits are told as, `${step.*}` and `${workflow.*}` (engine/gitvars.py).
+_GIT_NAMES = (
+    "files_added",
+    "files_modified",
+    "files_deleted",
+    "files_changed",
+    "commits",
+    "commit_count",
+    "insertions",
+    "deletions",
+)
+#: Namespaces of BUILTIN_NAMESPACES whose names are all known: any other name in them is a
+#: typo (engine/mapreduce/map_phase.py, admission.py, runs.py, phase.py, gitvars.py,
+#: git/merge.py, watch/variables.py set them; tests/unit/test_undefined_variables.py runs
+#: that code and holds them to this).
+FIXED_NAMESPACES: dict[str, tuple[str, ...]] = {
+    "map": ("results", "successful", "failed", "total", "success_rate"),
+    "workflow": ("name", "id", "iteration", *_GIT_NAMES),
+    "step": ("name", "index", *_GIT_NAMES),
+    "merge": (
+        "worktree",
+        "source_branch",
+        "target_branch",
+        "session_id",
+        "commits",
+        "commit_count",
+        "commit_ids",
+        "modified_files",
+        "file_count",
+        "file_list",
+    ),
+    "trigger": tuple(TRIGGER_NAMES),
+}
+
 #: Offered by the did-you-mean along with the workflow's own names.
 _SUGGESTED = (
     "shell.output",
     "shell.exit_code",
     "claude.output",
-    "map.results",
-    "map.successful",
-    "map.failed",
-    "map.total",
     "item_id",
     "item_json",
-    "workflow.name",
-    "step.files_changed",
     "validation.gaps",
     "error.message",
     "last.output",
-    *(f"trigger.{name}" for name in TRIGGER_NAMES),
+    *(f"{space}.{name}" for space, names in FIXED_NAMESPACES.items() for name in names),
 )
 #: What users guess the event's new commit is called, which no spelling is close to.
 _TRIGGER_GUESSES = {f"trigger.{guess}": "trigger.after" for guess in ("commit", "sha", "head")}
-#: Listed in the warning about any other `${trigger.*}`.
-_TRIGGER_VARIABLES = tuple(f"${{trigger.{name}}}" for name in TRIGGER_NAMES)
 
 #: Expressions in which a missing variable reads as false by design: not checked.
 _CONDITIONS = frozenset({"when", "condition"})
@@ -141,28 +174,57 @@ class Undefined:
 
     reference: str  # as written: `${isue}`
     name: str  # the variable: `isue`
-    where: str  # file:line:column
+    where: Location  # file:line:column
     suggestion: str | None
-    env_like: bool  # upper case: the job environment may hold it
 
     def warning(self) -> str:
-        what = "defined by the workflow (env, parameters, captures) nor built in"
-        if self.name.startswith("trigger."):
-            what = f"a trigger variable (those are {', '.join(_TRIGGER_VARIABLES)})"
-        text = (
-            f"{self.where}: {self.reference} is not {what}: it is left as written, and a "
-            "shell makes it empty"
+        return (
+            f"{self.where}: {self._unknown()}: it is left as written, and a shell makes it "
+            f"empty{self._did_you_mean()}"
         )
-        if self.suggestion:
-            text += f"; did you mean ${{{self.suggestion}}}?"
-        return text
+
+    def error(self) -> WorkflowError:
+        """The reference as a problem: variables are strict, so the run would stop at it."""
+        return WorkflowError(
+            self._unknown() + self._did_you_mean(),
+            location=self.where,
+            hint=_STRICT_HINT,
+            code=errorcodes.UNDEFINED_VARIABLE,
+        )
+
+    def _unknown(self) -> str:
+        space = _fixed_namespace(self.name)  # only a name not among its names comes here
+        what = "defined by the workflow (env, parameters, captures) nor built in"
+        if space is not None:
+            listed = ", ".join(f"${{{space}.{name}}}" for name in FIXED_NAMESPACES[space])
+            what = f"a {space} variable (those are {listed})"
+        return f"{self.reference} is not {what}"
+
+    def _did_you_mean(self) -> str:
+        return f"; did you mean ${{{self.suggestion}}}?" if self.suggestion else ""
+
+
+_STRICT_HINT = (
+    "variables are strict (strict_variables: true or --strict): the run would stop at the "
+    "step using it; define it before that step (env:, parameters:, a capture) or give it a "
+    "default, ${name:-value}"
+)
+
+
+def unresolved(undefined: list[Undefined], environment: Container[str]) -> list[Undefined]:
+    """The references still undefined for a job with `environment` (the job's): a name it
+    holds is the shell's, which expands it (strict variables leave such names to it too)."""
+    return [entry for entry in undefined if entry.name not in environment]
 
 
 def warnings_for(undefined: list[Undefined], environment: Container[str]) -> list[str]:
-    """The warnings, less the upper-case names `environment` (the job's) holds."""
-    return [
-        entry.warning() for entry in undefined if not (entry.env_like and entry.name in environment)
-    ]
+    return [entry.warning() for entry in unresolved(undefined, environment)]
+
+
+def refuse_unresolved(undefined: list[Undefined], environment: Container[str]) -> None:
+    """A WorkflowError naming every reference still undefined for a job with `environment`
+    (the first is the message, each is one of its problems), if there is one."""
+    raise_together([entry.error() for entry in unresolved(undefined, environment)])
 
 
 def find_undefined(
@@ -181,22 +243,33 @@ def find_undefined(
             if deadline is not None and deadline.expired():
                 line, column = mark or (None, None)
                 raise WorkflowError(deadline.problem, location=Location(file, line, column))
-            env_like = bool(_ENV_LIKE.fullmatch(name))
-            if env_like and workflow.env_files:
+            if workflow.env_files and _ENV_LIKE.fullmatch(name):
                 continue  # any upper-case name may come from them
             if name not in suggestions:
-                guess = _TRIGGER_GUESSES.get(name)
-                suggestions[name] = guess or closest(name, candidates, cutoff=0.75)
+                suggestions[name] = _suggestion(name, candidates)
             found.append(
                 Undefined(
                     reference=reference,
                     name=name,
                     where=lines.where(file, mark, reference),
                     suggestion=suggestions[name],
-                    env_like=env_like,
                 )
             )
     return found
+
+
+def _suggestion(name: str, candidates: list[str]) -> str | None:
+    """The name probably meant: in a fixed namespace, one of its names."""
+    space = _fixed_namespace(name)
+    if space is not None:
+        candidates = [f"{space}.{known}" for known in FIXED_NAMESPACES[space]]
+    return _TRIGGER_GUESSES.get(name) or closest(name, candidates, cutoff=0.75)
+
+
+def _fixed_namespace(name: str) -> str | None:
+    """The fixed namespace `name` is in (`map` for `map.sucessful`), or None."""
+    space, dot, _ = name.partition(".")
+    return space if dot and space in FIXED_NAMESPACES else None
 
 
 def defined_names(workflow: Workflow) -> set[str]:
@@ -256,8 +329,8 @@ def _is_known(path: str, head: str, keys: list[str], known: set[str]) -> bool:
     prefixes = {".".join(keys[:count]) for count in range(1, len(keys) + 1)}
     if prefixes & known or path in known:
         return True
-    if head == "trigger" and len(keys) > 1:
-        return keys[1] in TRIGGER_NAMES
+    if head in FIXED_NAMESPACES and len(keys) > 1:
+        return keys[1] in FIXED_NAMESPACES[head]
     if head in BUILTIN_NAMES or head in BUILTIN_NAMESPACES or _ARG_N.fullmatch(head):
         return True
     return head.startswith("PRODIGY_")  # the job environment's own (session.py, runs.py...)
@@ -297,15 +370,15 @@ class _Lines:
             source: _index(text.splitlines())
         }
 
-    def where(self, file: str, mark: Mark | None, reference: str) -> str:
+    def where(self, file: str, mark: Mark | None, reference: str) -> Location:
         index = self._lines(file)
         first = mark[0] if mark else 1
         places = (index or {}).get(reference, [])
         at = bisect.bisect_left(places, (first, 0))
         if at < len(places):
             number, column = places[at]
-            return f"{file}:{number}:{column + 1}"
-        return f"{file}:{mark[0]}:{mark[1]}" if mark else file
+            return Location(file, number, column + 1)
+        return Location(file, *mark) if mark else Location(file)
 
     def _lines(self, file: str) -> dict[str, list[tuple[int, int]]] | None:
         if file not in self._index:  # an included file: read once

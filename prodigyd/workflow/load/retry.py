@@ -37,7 +37,7 @@ _SPELLING = {
     "on_exhausted": "on_failure",
     "fallback": "on_failure",
 }
-_RETRY_KEYS = model_keys(RetrySpec, spelled=_SPELLING, extra=("max_attempts",))
+RETRY_KEYS = model_keys(RetrySpec, spelled=_SPELLING, extra=("max_attempts",))
 
 
 def retry_spec(
@@ -47,7 +47,7 @@ def retry_spec(
     if not isinstance(raw, Map):
         ctx.problem(f"expected a mapping such as {{attempts: 3}}, got {shown(raw)}", at)
         return None
-    fields = known_entries(raw, _RETRY_KEYS, at, ctx)
+    fields = known_entries(raw, RETRY_KEYS, at, ctx)
     spelling = _SPELLING
     if "max_attempts" in fields:
         if "attempts" in fields:

@@ -132,7 +132,7 @@ def check_expression(text: str, at: At, ctx: Context) -> None:
 
 def _step_of_kind(key: str, raw: Map, at: At, ctx: Context) -> Step | None:
     count = len(ctx.problems)
-    fields = known_entries(raw, (key, *_STEP_KEYS), at, ctx, ignored=IGNORED_STEP_KEYS)
+    fields = known_entries(raw, (key, *STEP_KEYS), at, ctx, ignored=IGNORED_STEP_KEYS)
     body = _BODIES[key](fields[key], at.key(raw, key), ctx)
     common, renames = _step_fields(fields, raw, str(body["kind"]), at, ctx)
     if "on_failure" in body and "on_failure" in common:
@@ -366,8 +366,8 @@ _HANDLER_OPTIONS = model_keys(
     OnFailure,
     unwritten=("handlers", "ignore", "debug_loop", "max_retries", "max_attempts", "timeout"),
 )
-_CONTROL_KEYS = (*_HANDLER_OPTIONS, "max_retries", "max_attempts", "retry_original")
-_DETAILED_KEYS = (*_CONTROL_KEYS, "commands", "timeout")
+CONTROL_KEYS = (*_HANDLER_OPTIONS, "max_retries", "max_attempts", "retry_original")
+_DETAILED_KEYS = (*CONTROL_KEYS, "commands", "timeout")
 
 
 def _on_failure(raw: object, kind: str, at: At, ctx: Context) -> OnFailure | None:
@@ -424,15 +424,18 @@ def _detailed_on_failure(raw: Map, at: At, ctx: Context) -> OnFailure | None:
 def _single_on_failure(raw: Map, kind: str, at: At, ctx: Context) -> OnFailure | None:
     """A handler step plus control keys (the "advanced" and standard-schema forms), or
     control keys alone (`{fail_workflow: true}`)."""
-    control = {key: raw[key] for key in _CONTROL_KEYS if key in raw}
+    control = {key: raw[key] for key in CONTROL_KEYS if key in raw}
     step_part = Map(raw.mark, raw.source)
     for key in raw:
-        if key not in _CONTROL_KEYS:
+        if _misspelt_control(key):
+            here = at.key(raw, key)
+            unknown_key(key, _ON_FAILURE_KEYS, here, at.name, ctx, strict=_MISSPELT_CONTROL)
+        elif key not in CONTROL_KEYS:
             step_part.copy_entry(raw, key)
     data = {key: control[key] for key in _HANDLER_OPTIONS if key in control}
     if not any(key in step_part for key in COMMAND_KEYS) and not is_legacy_command(step_part):
         for key in step_part:
-            unknown_key(key, (*_CONTROL_KEYS, "claude", "shell"), at.key(raw, key), at.name, ctx)
+            unknown_key(key, (*CONTROL_KEYS, "claude", "shell"), at.key(raw, key), at.name, ctx)
         ignore = control.get("fail_workflow") in (False, None)
         return build_model(OnFailure, {**data, "ignore": ignore}, at, raw, ctx)
     handler = parse_step(step_part, at, ctx)
@@ -442,6 +445,24 @@ def _single_on_failure(raw: Map, kind: str, at: At, ctx: Context) -> OnFailure |
         data.setdefault("handler_failure_fatal", True)
     counts = _retry_counts(control, raw, at, ctx, handler=handler, debug_loop=kind == "shell")
     return build_model(OnFailure, {"handlers": (handler,), **data, **counts}, at, raw, ctx)
+
+
+def _misspelt_control(key: object) -> bool:
+    """Whether `key`, neither a control key nor a step's, looks most like a control key
+    (`fail_workfow`): it is that key misspelt, not a key of the handler step."""
+    if key in CONTROL_KEYS or key in ALL_STEP_KEYS:
+        return False
+    return closest(str(key), (*_ON_FAILURE_KEYS, *ALL_STEP_KEYS)) in _ON_FAILURE_KEYS
+
+
+#: What an on_failure mapping holds besides its handler step: the control keys, and the
+#: detailed form's commands (misspelt, the rest would be read as control keys alone).
+_ON_FAILURE_KEYS = (*CONTROL_KEYS, "commands")
+#: Why a misspelt one is an error even without --strict (the original ignored it).
+_MISSPELT_CONTROL = (
+    "on_failure's keys decide whether the workflow fails and what runs again: one "
+    "misspelt and ignored, a failed step could let the workflow go on"
+)
 
 
 def _retry_counts(
@@ -577,16 +598,18 @@ _STEP_SPELLING = {name: key for key, (name, _) in _NESTED_STEP_FIELDS.items() if
 #: The keys every step may have next to its command key: the Step's fields but those the
 #: loader fills in (the kind and its payload come from the command key, the line from the
 #: position), and `continue_on_error`, another name for allow_failure.
-_STEP_KEYS = model_keys(
+STEP_KEYS = model_keys(
     Step,
     unwritten=("kind", "command", "write_file", "foreach", "goal_seek", "sub_workflows", "line"),
     spelled=_STEP_SPELLING,
     extra=("continue_on_error", "retry_config"),
 )
+#: The keys of a step, its command's included.
+ALL_STEP_KEYS = (*COMMAND_KEYS, *STEP_KEYS)
 #: The step keys passed on as written.
 _PLAIN_STEP_FIELDS = tuple(
     key
-    for key in _STEP_KEYS
+    for key in STEP_KEYS
     if key not in _NESTED_STEP_FIELDS
     and key not in ("on_failure", "continue_on_error", "retry_config")
 )
