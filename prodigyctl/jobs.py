@@ -23,6 +23,7 @@ from prodigyctl.exitcodes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_UNREACHABLE,
     exit_for_error,
 )
 from prodigyctl.options import stacked, verbosity
@@ -153,8 +154,13 @@ def after_start(
     renderer = Renderer(as_json=as_json, verbose=verbosity())
     since = None if "subscription" in record else int(record.get("event_seq") or 0)
     final = _follow(client, session_id, since, renderer, early or [])
-    if final is None:
-        fail(errorcodes.CONNECTION_LOST, "lost the connection to prodigyd", EXIT_FAILED)
+    if final is None:  # prodigyd died: its next start resumes the job (docs/errors.md)
+        fail(
+            errorcodes.CONNECTION_LOST,
+            f"lost the connection to prodigyd; {session_id} resumes when it starts again "
+            f"(`prodigyctl logs -f {session_id}` starts it and follows the job)",
+            EXIT_UNREACHABLE,
+        )
     return _conclude(client, final, renderer, yes=yes, as_json=as_json)
 
 

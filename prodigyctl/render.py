@@ -318,6 +318,12 @@ class Renderer:
         if status == "awaiting_merge":
             waits = f"session {sid} succeeded; its changes wait on branch prodigy-{sid}"
             return waits + _not_recorded(e)
+        if status == "interrupted" and e.get("resumes"):  # by the next daemon, by itself
+            stopped = (
+                f"session {sid} interrupted: prodigyd stopped; it resumes when prodigyd starts "
+                f"again (follow it: prodigyctl logs -f {sid})"
+            )
+            return stopped + _not_recorded(e)
         if status == "interrupted":
             stopped = f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
             return stopped + _not_recorded(e)

@@ -247,7 +247,10 @@ class Scheduler:
             record.error = "prodigyd stopped while this session ran"
             session_store.save(record, defer=True, resume_on_start=1)
             self.hub(record).emit(
-                EventType.SESSION_FINISHED, status="interrupted", error=record.error
+                EventType.SESSION_FINISHED,
+                status="interrupted",
+                error=record.error,
+                **({"resumes": True} if self.settings.auto_resume else {}),
             )
             recovered.append(record.id)
         if self.settings.auto_resume:
@@ -285,7 +288,7 @@ class Scheduler:
     async def _interrupt_all(self) -> None:
         sessions = [session for session, _ in self.running.values()]
         for session in sessions:
-            session.stop_after_step(Status.INTERRUPTED, resume_on_start=True)
+            session.stop_after_step(Status.INTERRUPTED, resume_on_start=self.settings.auto_resume)
         tasks = [task for _, task in self.running.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)

@@ -417,7 +417,13 @@ class Session:
             **({"code": code} if code else {}),
             **({"message": message} if message else {}),
             **({"not_recorded": not_recorded} if not_recorded else {}),
+            **({"resumes": True} if self._resumes_itself(status) else {}),
         )
+
+    def _resumes_itself(self, status: Status) -> bool:
+        """Whether the next daemon resumes this run by itself: a daemon stop interrupted
+        it (its `session_finished` says so, so nobody is told to resume it by hand)."""
+        return status is Status.INTERRUPTED and self.resume_on_start
 
     async def _prepare_resume(self) -> bool:
         """Make a stopped session's worktree safe to continue in; False: start afresh.

@@ -83,6 +83,9 @@ def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(
     finally:
         client.kill()
     assert client.returncode == 130, out + err
+    # the next daemon resumes it by itself: nobody is told to resume it by hand
+    assert "it resumes when prodigyd starts again (follow it: prodigyctl logs -f" in out + err
+    assert "Resume with" not in out + err
     assert not (isolated / "prodigyd.sock").exists()
     assert runs.read_text() == "one\ntwo\n"  # stopped between steps 2 and 3
     ctl("daemon", "start", check=True)  # auto_resume picks the session up
@@ -120,6 +123,43 @@ def test_kill_9_leaves_a_resumable_session_and_a_startable_daemon(
         )
         assert (repo / "three.txt").read_text() == "three\n"
         assert (repo / "one.txt").read_text() == "one\n"
+    finally:
+        ctl("daemon", "stop")
+
+
+def test_a_run_whose_daemon_dies_says_how_to_follow_its_job_on(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    """`run` loses its daemon to a kill -9: it exits 5 (E2003, as `logs -f` does) saying
+    the job resumes, and the command it names starts a daemon and follows it to its end."""
+    gate, pids = tmp_path / "gate", tmp_path / "pids"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+- shell: "echo $$ > {pids}; while [ ! -f {gate} ]; do sleep 0.05; done"
+- shell: "echo two > two.txt"
+""")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(pids.exists, what="step 1 to start")
+        os.kill(daemon_pid(isolated), signal.SIGKILL)
+        out, err = client.communicate(timeout=60)
+    finally:
+        client.kill()
+    assert client.returncode == 5, out + err
+    session_id = last_session(isolated)["id"]  # (starts the next daemon: the job resumes)
+    assert f"error[E2003]: lost the connection to prodigyd; {session_id} resumes" in err
+    gate.touch()
+    try:
+        follow = ctl("logs", "-f", session_id, cwd=repo)
+        assert follow.returncode == 0, follow.stdout + follow.stderr
+        assert (repo / "two.txt").read_text() == "two\n"
     finally:
         ctl("daemon", "stop")
 

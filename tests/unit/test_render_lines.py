@@ -68,3 +68,13 @@ def test_a_goal_seek_attempt_shows_its_score_as_the_summary_does():
     assert render.human({**attempt, "score": 66.66666666666667, "threshold": 90}) == (
         "  🎯 attempt 2/5: score 66.6667 (threshold 90)"
     )
+
+
+def test_a_run_the_next_daemon_resumes_is_not_sent_to_resume_it_by_hand():
+    render = Renderer(as_json=False, live=False)
+    stopped = {"event_type": "session_finished", "session_id": "s", "status": "interrupted"}
+    assert render.human({**stopped, "resumes": True}) == (
+        "session s interrupted: prodigyd stopped; it resumes when prodigyd starts again "
+        "(follow it: prodigyctl logs -f s)"
+    )
+    assert render.human(stopped) == "session s interrupted. Resume with: prodigyctl resume s"
