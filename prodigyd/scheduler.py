@@ -300,6 +300,13 @@ class Scheduler:
 
     # -- requests -----------------------------------------------------------------------
 
+    def live(self, record: SessionRecord) -> SessionRecord:
+        """`record` as its session holds it while it runs: the journal's copy is saved at
+        the start and the end, not at every step, so `ps` showed a running job's progress
+        as 0 (its checkpoint is the durable account of its steps)."""
+        entry = self.running.get(record.id)
+        return entry[0].record if entry is not None else record
+
     async def submit(
         self, request: RunRequest, *, priority: int = 0, idempotency_key: str | None = None
     ) -> SessionRecord:

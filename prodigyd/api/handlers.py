@@ -113,11 +113,12 @@ async def cancel(state: DaemonState, p: schemas.CancelParams) -> dict[str, Any]:
 
 
 async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[str, Any]]:
-    return [r.summary() for r in session_store.list_all(p.limit, p.status)]
+    live = state.scheduler.live
+    return [live(r).summary() for r in session_store.list_all(p.limit, p.status)]
 
 
 async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
-    record = session_store.load(check_id(p.session_id))
+    record = state.scheduler.live(session_store.load(check_id(p.session_id)))
     return {**_describe(record), "event_seq": state.scheduler.hub(record).seq}
 
 

@@ -164,6 +164,28 @@ def test_a_run_whose_daemon_dies_says_how_to_follow_its_job_on(
         ctl("daemon", "stop")
 
 
+def test_a_running_jobs_progress_is_shown_as_it_goes(daemon: Path, repo: Path, tmp_path: Path):
+    """`sessions ls` and `sessions show` show the steps a running job completed, not the
+    count saved with its start (which read 0/3 until it ended)."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+- shell: "true"
+- shell: "touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done"
+- shell: "true"
+""")
+    session_id = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+    try:
+        wait_for(started.exists, what="step 2 to start")
+        listed = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
+        assert (listed["status"], listed["steps"]) == ("running", "1/3")
+        shown = json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)
+        assert shown["completed_steps"] == 1 and len(shown["completed"]) == 1
+    finally:
+        gate.touch()
+    wait_for(lambda: last_session(daemon)["steps"] == "3/3", what="the job to end")
+
+
 def test_concurrent_sessions_in_one_repo_both_merge(daemon: Path, repo: Path, tmp_path: Path):
     ids = []
     for name in ("a", "b", "c"):
