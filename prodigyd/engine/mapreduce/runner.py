@@ -19,7 +19,10 @@ events (AgentSink) and asks the runner; `report_end` is the attempt's `agent_com
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -33,6 +36,9 @@ from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.cli import git
 from prodigyd.pool import WorktreePool
+from prodigyd.store import space
+
+log = logging.getLogger(__name__)
 
 #: The `worker` of an agent the daemon ran itself (a Dask runner names the worker's address).
 LOCAL = "local"
@@ -54,21 +60,45 @@ class AgentRunner(Protocol):
 
 class AgentSink:
     """The parent's sink, with every event tagged by agent and item, and the agent's
-    output also written to its own log file (what a DLQ entry points to)."""
+    output also written to its own log file (what a DLQ entry points to).
+
+    The log is a copy of the events, which are the record: a write that fails (a disk
+    filled meanwhile) ends the copy, with a warning, not the agent (that failed the
+    whole job as an internal error, its merged work with it)."""
 
     def __init__(
         self, inner: EventSink, agent_id: str, item_id: str, log: TextIO, masker: Masker
     ) -> None:
         self.inner, self.agent_id, self.item_id = inner, agent_id, item_id
-        self.log, self.masker = log, masker
+        self.log: TextIO | None = log
+        self.masker = masker
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
         if event_type == "step_output":
-            self.log.write(self.masker.mask(f"{fields.get('line', '')}\n"))
+            self._write(f"{fields.get('line', '')}\n")
         elif event_type in ("step_started", "step_failed"):
-            line = f"== {event_type} {fields.get('step')}: {fields.get('display')}\n"
-            self.log.write(self.masker.mask(line))
+            self._write(f"== {event_type} {fields.get('step')}: {fields.get('display')}\n")
         self.inner.emit(event_type, agent_id=self.agent_id, item_id=self.item_id, **fields)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self._failed(self.log.close)
+
+    def _write(self, line: str) -> None:
+        opened = self.log
+        if opened is not None:
+            self._failed(lambda: opened.write(self.masker.mask(line)))
+
+    def _failed(self, act: Callable[[], object]) -> None:
+        """Run `act` on the log; once it fails, the log is given up (said in the log)."""
+        assert self.log is not None
+        try:
+            act()
+        except OSError as exc:
+            log.warning("agent log %s: %s; the rest of it is in the events", self.log.name, exc)
+            with contextlib.suppress(OSError):
+                self.log.close()
+            self.log = None
 
 
 async def run_agent(
@@ -80,9 +110,13 @@ async def run_agent(
     started_at, started = now_iso(), time.monotonic()
     item_id, parent = job.item.item_id, queue.parent
     log_path = log_dir / f"{item_id}.attempt-{job.attempt}.log"
-    with open(log_path, "w", encoding="utf-8") as log:
-        events = AgentSink(parent.events, job.agent_id, item_id, log, parent.masker)
+    with space.guard(log_path):  # a full disk is E5001 naming the file, not a crash
+        agent_log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (AgentSink closes it)
+    events = AgentSink(parent.events, job.agent_id, item_id, agent_log, parent.masker)
+    try:
         result = await runner.run(job, queue, events, stop)
+    finally:
+        events.close()
     if result is None:
         return None
     result.started_at, result.completed_at = started_at, now_iso()
