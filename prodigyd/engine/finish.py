@@ -32,6 +32,7 @@ from prodigyd.eventtypes import EventType
 from prodigyd.git import merge as git_merge
 from prodigyd.git import repo as git_repo
 from prodigyd.git import worktree as git_worktree
+from prodigyd.git.cli import git
 from prodigyd.pool import WorktreePool
 from prodigyd.store.sessions import SessionRecord
 from prodigyd.workflow.model import MergeSpec
@@ -51,11 +52,13 @@ async def merge_branch(
     held: bool,
     merge_spec: MergeSpec | None,
     context: Callable[[], Awaitable[RunContext]],
+    save: Callable[[SessionRecord], None],
     leave_out: tuple[str, ...] = (),
 ) -> tuple[git_merge.MergeOutcome, git_repo.WorktreeState | None]:
     """Merge the session branch into its target (under the caller's merge lock). `held`:
     the session still has its worktree; `context` makes a merge workflow's run context;
-    `leave_out`: files the last commit of leftovers must not take (the map input).
+    `leave_out`: files the last commit of leftovers must not take (the map input);
+    `save` stores the record (the merge workflow's marks: `_merge_workflow`).
 
     Also returns the worktree's state as read here when nothing has touched the worktree
     since (nothing to commit, no merge workflow, nothing merged: a session that changed
@@ -73,21 +76,58 @@ async def merge_branch(
         # nothing to merge): a stop after that left only the final bookkeeping undone
         return git_merge.MergeOutcome(False, None, "already merged and cleaned up"), None
     untouched = None
-    if held:
-        state = await commit_leftovers(record, leave_out, then=f"prodigyctl merge {record.id}")
-        if merge_spec is not None:
-            await _run_merge_workflow(record, merge_spec, await context())
-        elif not state.changed:
-            untouched = state
-    # else: a run stopped during its clean-up: the branch alone carries the result (it
-    # may be merged already, which merge_branch reports as nothing to merge)
-    outcome = await git_merge.merge_branch(
-        repo,
-        record.branch,
-        record.original_branch,
-        message=f"{git_merge.PRODIGY_MERGE_PREFIX}{record.id} ({record.workflow_name})",
-    )
+    try:
+        if held and merge_spec is not None:
+            await _merge_workflow(record, merge_spec, context, save, leave_out)
+        elif held:
+            state = await commit_leftovers(record, leave_out, then=f"prodigyctl merge {record.id}")
+            untouched = None if state.changed else state
+        # else: a run stopped during its clean-up: the branch alone carries the result (it
+        # may be merged already, which merge_branch reports as nothing to merge)
+        outcome = await git_merge.merge_branch(
+            repo,
+            record.branch,
+            record.original_branch,
+            message=f"{git_merge.PRODIGY_MERGE_PREFIX}{record.id} ({record.workflow_name})",
+        )
+    except ProdigyError:  # a try that ended: the next (`prodigyctl merge`) runs it anew
+        _forget_merge_workflow(record, save)
+        raise
+    _forget_merge_workflow(record, save)
     return outcome, None if outcome.merged else untouched
+
+
+async def _merge_workflow(
+    record: SessionRecord,
+    spec: MergeSpec,
+    context: Callable[[], Awaitable[RunContext]],
+    save: Callable[[SessionRecord], None],
+    leave_out: tuple[str, ...],
+) -> None:
+    """Commit the leftovers and run the `merge:` workflow, once. Its steps keep no
+    checkpoint, so a daemon that died while it ran left marks in the record: a run cut
+    off is undone (its commits and files) before it runs again from its start, and one
+    that finished is not run again, the merge alone being left to do. Without that, a
+    step that committed ran twice, and its commit landed twice."""
+    worktree = Path(record.worktree)
+    if record.merge_workflow_done:
+        return
+    if record.merge_workflow_base is not None:
+        await git(worktree, "reset", "--hard", "--quiet", record.merge_workflow_base)
+        await git(worktree, "clean", "-fdq")
+    await commit_leftovers(record, leave_out, then=f"prodigyctl merge {record.id}")
+    record.merge_workflow_base = await git_repo.commit_id(worktree, "HEAD")
+    save(record)
+    await _run_merge_workflow(record, spec, await context())
+    record.merge_workflow_base, record.merge_workflow_done = None, True
+    save(record)
+
+
+def _forget_merge_workflow(record: SessionRecord, save: Callable[[SessionRecord], None]) -> None:
+    """The merge try ended (merged, or refused): the merge workflow's marks go with it."""
+    if record.merge_workflow_base is not None or record.merge_workflow_done:
+        record.merge_workflow_base, record.merge_workflow_done = None, False
+        save(record)
 
 
 async def commit_leftovers(

@@ -345,6 +345,7 @@ class Session:
                     held=finish.holds_worktree(record, self.pool),
                     merge_spec=self.loaded.workflow.merge,
                     context=lambda: self._context(resume=False),
+                    save=self.journal.save_record,
                     leave_out=input_file(self.loaded.workflow),
                 )
         except asyncio.CancelledError:

@@ -137,6 +137,12 @@ class SessionRecord(BaseModel):
     merged: bool = False
     merge_commit: str | None = None
     merge_done: bool = False  # the verified merge is over (merged, or nothing to merge)
+    # While a `merge:` workflow runs: the session branch's commit as it started (None
+    # once it ended); `merge_workflow_done`: it ran to its end, the merge itself did not
+    # yet. A crash leaves them set, so the next try undoes a cut-off run, or skips a
+    # finished one, instead of running its steps again over it (engine/finish.py).
+    merge_workflow_base: str | None = None
+    merge_workflow_done: bool = False
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -186,6 +186,41 @@ def test_a_running_jobs_progress_is_shown_as_it_goes(daemon: Path, repo: Path, t
     wait_for(lambda: last_session(daemon)["steps"] == "3/3", what="the job to end")
 
 
+def test_a_merge_workflow_a_kill_9_cut_off_runs_again_from_its_start_not_over_itself(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    """Its steps keep no checkpoint: the commit its first step made before the crash is
+    undone before it runs again, so it lands once (it landed twice)."""
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"""
+commands:
+  - shell: "echo work > work.txt"
+merge:
+  - shell: "echo m >> merged.txt && git add merged.txt && git commit -qm merge-step"
+  - shell: "touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done"
+""")
+    session_id = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+    wait_for(started.exists, what="the merge workflow's second step")
+    os.kill(daemon_pid(isolated), signal.SIGKILL)
+    gate.touch()
+    try:
+        wait_for(
+            lambda: (
+                json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
+                == "completed"
+            ),
+            what="auto-resume after kill -9",
+        )
+        assert (repo / "merged.txt").read_text() == "m\n"
+        log = git(repo, "log", "--format=%s", "main")
+        assert log.splitlines().count("merge-step") == 1, log
+        record = json.loads(ctl("sessions", "show", session_id, "--json").stdout)
+        assert record["merge_workflow_base"] is None and not record["merge_workflow_done"]
+    finally:
+        ctl("daemon", "stop")
+
+
 def test_concurrent_sessions_in_one_repo_both_merge(daemon: Path, repo: Path, tmp_path: Path):
     ids = []
     for name in ("a", "b", "c"):
