@@ -361,6 +361,24 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def with_environment(entry: str) -> list[int]:
+    """The processes of this user whose environment holds `entry` (`NAME=value`): a
+    child a killed daemon left running, found by the mark it was started with (Linux:
+    reads /proc; another user's environment is not readable, and is skipped)."""
+    wanted = entry.encode()
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                if wanted in environ.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
 def kill_processes_in(folder: Path) -> int:
     """SIGKILL the process group of every process whose working directory is in `folder`.
 

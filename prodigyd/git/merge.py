@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from prodigyd import errorcodes
+from prodigyd import errorcodes, proc
 from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
@@ -124,6 +125,11 @@ async def merge_branch(
     )
     count = await commits_ahead(repo, plan.target_sha, plan.source_sha)
     if count == 0:
+        landed = await _landed(repo, plan)
+        if landed is not None:
+            return MergeOutcome(
+                merged=True, commit=landed, message=f"{source} was merged into {target} already"
+            )
         return MergeOutcome(
             merged=False,
             commit=None,
@@ -138,6 +144,11 @@ async def merge_branch(
             await merge_without_checkout(repo, plan)
         else:
             await merge_in_checkout(checkout, plan)
+    except MergeRefused:
+        _MERGED_SOURCES.pop(plan.source_sha, None)
+        if await _leftover_merge_ended(plan.source_sha):  # it has landed now, or failed
+            return await merge_branch(repo, source, target, message=message)
+        raise
     except BaseException:
         _MERGED_SOURCES.pop(plan.source_sha, None)  # refused: a merge by hand is the user's
         raise
@@ -146,6 +157,51 @@ async def merge_branch(
     return MergeOutcome(
         merged=True, commit=commit, message=f"Merged {count} {noun} from {source} into {target}"
     )
+
+
+#: How a `git merge` of ours is marked in its environment, with the commit it merges.
+MERGING_VARIABLE = "PRODIGY_MERGING"
+#: How long a try waits for the `git merge` a dead daemon left running (its hooks, say).
+LEFTOVER_MERGE_WAIT_SECONDS = 120.0
+
+
+async def _leftover_merge_ended(source_sha: str) -> bool:
+    """Wait for the `git merge` of `source_sha` a daemon killed meanwhile left running;
+    whether there was one. Its staged files made this try refuse the checkout as the
+    user's uncommitted work, and it landed after (or failed) on its own. Looked for only
+    when a try is refused, so a merge that goes through reads no /proc."""
+    marker = f"{MERGING_VARIABLE}={source_sha}"
+    found = False
+    deadline = asyncio.get_running_loop().time() + LEFTOVER_MERGE_WAIT_SECONDS
+    while proc.with_environment(marker):
+        found = True
+        if asyncio.get_running_loop().time() > deadline:
+            return False  # still there: the refusal stands
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def _landed(repo: Path, plan: _Merge) -> str | None:
+    """This very merge's commit, on the target already: the `git merge` of a daemon that
+    died before it recorded the outcome finished it (its message names the session, and
+    it has the session branch's tip as its second parent). None for a branch with nothing
+    to merge, or merged by someone else."""
+    subject = plan.message.splitlines()[0]
+    done = await git(
+        repo,
+        "log",
+        "--merges",
+        "--ancestry-path",
+        "--format=%H %P%x1f%s",
+        f"{plan.source_sha}..{plan.target_sha}",
+        check=False,
+    )
+    for line in done.stdout.splitlines():
+        ids, _, found = line.partition("\x1f")
+        commit, *parents = ids.split()
+        if found == subject and parents[1:2] == [plan.source_sha]:
+            return commit
+    return None
 
 
 async def resolve_commit(repo: Path, rev: str, label: str) -> str:
@@ -185,6 +241,7 @@ async def merge_in_checkout(checkout: Path, plan: _Merge) -> None:
         plan.message,
         plan.source_sha,
         check=False,
+        env={**os.environ, MERGING_VARIABLE: plan.source_sha},  # `_leftover_merge_ended`
     )
     if done.ok:
         return

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pytest
 
 from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git import add_worktree, cli, commits_ahead, merge_branch, merge_variables, objects
-from prodigyd.git.merge import list_files
+from prodigyd.git.merge import MERGING_VARIABLE, list_files
 from tests.gitutil import commit_files, make_repo, no_git_process
 from tests.gitutil import git as run_git
 
@@ -40,6 +43,59 @@ def status(path: Path) -> str:
 
 def assert_no_merge_left(repo: Path) -> None:
     assert not (repo / ".git" / "MERGE_HEAD").exists()
+
+
+async def test_a_merge_that_landed_without_its_daemon_is_found_not_called_nothing(
+    repo: Path, session: Path
+) -> None:
+    """A daemon killed while its `git merge` ran: git finished the merge, and the next
+    daemon's try finds this very merge on the target (its message, the session tip as its
+    second parent) rather than "nothing to merge"; a merge by anyone else is not it."""
+    commit_files(session, {"new.txt": "new\n"}, "session work")
+    message = "Merge prodigy session s-1 (wf)"
+    run_git(repo, "merge", "--quiet", "--no-ff", "-m", message, rev(repo, SESSION))
+    landed = rev(repo, "main")
+    outcome = await merge_branch(repo, SESSION, "main", message=message)
+    assert (outcome.merged, outcome.commit) == (True, landed)
+    assert outcome.message == f"{SESSION} was merged into main already"
+    other = await merge_branch(repo, SESSION, "main", message="Merge prodigy session s-2 (wf)")
+    assert (other.merged, other.commit) == (False, None)
+    assert rev(repo, "main") == landed
+
+
+async def test_a_try_waits_for_the_git_merge_a_dead_daemon_left_running(
+    repo: Path, session: Path, tmp_path: Path
+) -> None:
+    """The checkout looked like the user's unfinished work while that merge ran (a slow
+    hook): the try waits for it, then finds it landed, instead of refusing."""
+    commit_files(session, {"new.txt": "new\n"}, "session work")
+    tip, message = rev(repo, SESSION), "Merge prodigy session s-1 (wf)"
+    gate = tmp_path / "gate"
+    hook = repo / ".git" / "hooks" / "pre-merge-commit"
+    hook.parent.mkdir(exist_ok=True)
+    started = tmp_path / "started"
+    hook.write_text(f"#!/bin/sh\ntouch {started}\nwhile [ ! -f {gate} ]; do sleep 0.02; done\n")
+    hook.chmod(0o755)
+    leftover = subprocess.Popen(
+        ["git", "merge", "--quiet", "--no-ff", "-m", message, tip],
+        cwd=repo,
+        env={**os.environ, MERGING_VARIABLE: tip},
+    )
+    try:
+        for _ in range(500):
+            if started.exists():  # the merge is under way: its files are staged
+                break
+            await asyncio.sleep(0.01)
+        trying = asyncio.ensure_future(merge_branch(repo, SESSION, "main", message=message))
+        await asyncio.sleep(0.3)
+        assert not trying.done()  # waiting, not refused
+        gate.touch()
+        outcome = await asyncio.wait_for(trying, 30)
+    finally:
+        gate.touch()
+        leftover.wait(30)
+    assert (outcome.merged, outcome.commit) == (True, rev(repo, "main"))
+    assert run_git(repo, "log", "--format=%s", "main").splitlines().count(message) == 1
 
 
 async def test_merge_into_the_checked_out_branch(repo: Path, session: Path) -> None:
