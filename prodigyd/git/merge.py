@@ -30,7 +30,7 @@ from prodigyd.errors import GitError, MergeRefused
 from prodigyd.git import objects
 from prodigyd.git.cli import describe_failure, git, raise_failure
 from prodigyd.git.repo import HEADS, SHA, commit_id, dirty_paths, is_ancestor
-from prodigyd.git.worktree import list_worktrees
+from prodigyd.git.worktree import list_worktrees, worktree_git_dir
 
 #: Caps on the merge.* variables, as in the original: enough context for a merge workflow
 #: without handing Claude a prompt the size of the repository.
@@ -586,6 +586,13 @@ async def abort_merge(worktree: Path, restore_to: str) -> None:
         await git(worktree, "merge", "--abort", check=False)
     await git(worktree, "reset", "--quiet", "--hard", restore_to)
     await git(worktree, "clean", "-ffdq")
+
+
+def cut_off_merge(worktree: Path) -> bool:
+    """Whether a merge is under way in one of prodigy's own worktrees (its MERGE_HEAD, read
+    without a git process): at a job's start, one a crash cut off."""
+    git_dir = worktree_git_dir(worktree)
+    return git_dir is not None and (git_dir / "MERGE_HEAD").exists()
 
 
 async def settle_interrupted_merge(worktree: Path) -> None:

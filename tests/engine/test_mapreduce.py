@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from prodigyd.engine.session import Session
 from prodigyd.git import objects
 from prodigyd.store import dlq, journal
 from prodigyd.store import worktrees as worktree_rows
-from tests.enginekit import run_workflow, write_workflow
+from prodigyd.store.sessions import Status
+from tests.enginekit import ListSink, resume, run_workflow, write_workflow
 from tests.gitutil import git
 
 MINIMAL = """
@@ -825,3 +828,48 @@ async def test_what_agents_leave_is_committed_and_ignored_files_never_stay_in_th
     ]  # only the agent that changed a tracked or untracked file made a commit
     slots = [Path(row.path) for row in worktree_rows.all_rows()]
     assert slots and all(git(slot, "status", "--porcelain", "--ignored") == "" for slot in slots)
+
+
+CUT_OFF = """
+name: cut
+mode: mapreduce
+setup:
+  - shell: "printf '[1, 2]' > items.json"
+map:
+  input: items.json
+  max_parallel: 1
+  agent_template:
+    - shell: "echo ${item} > out-${item}.txt && git add -A && git commit -qm item-${item}"
+"""
+
+
+async def test_a_merge_into_the_parent_a_crash_cut_off_is_settled_before_setup_commits(
+    tmp_path: Path, repo: Path
+):
+    """Setup's closing commit (on a resume too) took a cut-off agent merge's staged files
+    for its own: they landed as `prodigy: setup of ...`. The merge is undone first."""
+
+    class StopAfterFirstAgent(ListSink):
+        session: Session | None = None
+
+        def emit(self, event_type: str, /, **fields: Any) -> None:
+            super().emit(event_type, **fields)
+            if event_type == "agent_completed" and self.session is not None:
+                self.session.stop_after_step(Status.INTERRUPTED)
+
+    sink = StopAfterFirstAgent()
+    wf = write_workflow(tmp_path, CUT_OFF)
+    out = await run_workflow(wf, repo, sink=sink, created=lambda s: setattr(sink, "session", s))
+    assert out.status == "interrupted", out.record.error
+    parent = Path(out.record.worktree)  # a crash in the middle of the next agent's merge:
+    git(parent, "checkout", "-q", "--detach")
+    (parent / "cut.txt").write_text("half merged\n")
+    git(parent, "add", "cut.txt")
+    git(parent, "commit", "-qm", "Merge agent cut-off")
+    cut = git(parent, "rev-parse", "HEAD").strip()
+    git(parent, "checkout", "-q", out.record.branch)
+    git(parent, "merge", "--quiet", "--no-commit", "--no-ff", cut)
+    resumed = await resume(out.record.id)
+    assert resumed.status == "completed", resumed.record.error
+    assert {"out-1.txt", "out-2.txt"} <= branch_files(repo)
+    assert "cut.txt" not in branch_files(repo)

@@ -24,6 +24,7 @@ from prodigyd.engine.mapreduce.setup import run_setup
 from prodigyd.engine.phase import PhaseOutcome
 from prodigyd.engine.plan import MAP, REDUCE, SETUP
 from prodigyd.eventtypes import EventType
+from prodigyd.git.merge import cut_off_merge, settle_interrupted_merge
 from prodigyd.store.sessions import DlqRetry
 from prodigyd.workflow.model import ErrorPolicy, MapSpec, RetrySpec
 
@@ -31,6 +32,8 @@ from prodigyd.workflow.model import ErrorPolicy, MapSpec, RetrySpec
 async def run_mapreduce(host: PhaseHost, ctx: RunContext, git: GitTracker) -> PhaseOutcome:
     workflow = host.workflow
     assert workflow.map is not None
+    if cut_off_merge(ctx.worktree):  # an agent's, a crash or a full disk cut off: before
+        await settle_interrupted_merge(ctx.worktree)  # setup's commit took it as its own
     if workflow.setup is not None:
         outcome = await run_setup(host, workflow.setup, ctx, git)
         if not outcome.ok:
