@@ -40,6 +40,19 @@ def ctl(
     return done
 
 
+def ctl_started(*args: str, cwd: Path | str | None = None) -> subprocess.Popen[str]:
+    """`prodigyctl ARGS...` started, not awaited (a `run` to signal or to outlive its
+    daemon), stdin closed, its output piped: `communicate()` collects it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 

@@ -14,19 +14,10 @@ from prodigyd.git import cli
 from prodigyd.git.changes import ChangeSummary, summarize_changes
 from prodigyd.git.repo import commit_all, head_sha
 from prodigyd.workflow.interpolate import SpaceList, VariableStore
+from prodigyd.workflow.load.references import GIT_NAMES
 from prodigyd.workflow.model import Step, Workflow
 
-_NAMES = (
-    "files_added",
-    "files_modified",
-    "files_deleted",
-    "files_changed",
-    "commits",
-    "commit_count",
-    "insertions",
-    "deletions",
-)
-_REFERENCE = re.compile(r"\b(?:step|workflow)\.(?:" + "|".join(_NAMES) + r")\b")
+_REFERENCE = re.compile(r"\b(?:step|workflow)\.(?:" + "|".join(GIT_NAMES) + r")\b")
 
 
 def references_git_variables(workflow: Workflow) -> bool:

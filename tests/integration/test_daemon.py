@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd import no_openssl
-from tests.cli import ctl, wait_for
+from tests.cli import ctl, ctl_started, wait_for
 from tests.gitutil import git
 
 
@@ -60,14 +60,7 @@ def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(
 - shell: "touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done; echo two >> {runs}"
 - shell: "echo three >> {runs}; echo three > three.txt"
 """)
-    client = subprocess.Popen(
-        [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = ctl_started("run", str(wf), "-y", cwd=repo)
     try:
         wait_for(started.exists, what="step 2 to start")
         stopper = subprocess.Popen(
@@ -138,14 +131,7 @@ def test_a_run_whose_daemon_dies_says_how_to_follow_its_job_on(
 - shell: "echo $$ > {pids}; while [ ! -f {gate} ]; do sleep 0.05; done"
 - shell: "echo two > two.txt"
 """)
-    client = subprocess.Popen(
-        [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = ctl_started("run", str(wf), "-y", cwd=repo)
     try:
         wait_for(pids.exists, what="step 1 to start")
         os.kill(daemon_pid(isolated), signal.SIGKILL)

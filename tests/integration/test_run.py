@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli import ctl, json_lines, wait_for
+from tests.cli import ctl, ctl_started, json_lines, wait_for
 from tests.daemonkit import rpc
 from tests.gitutil import git
 from tests.hostile import billion_laughs
@@ -153,14 +153,7 @@ def test_ctrl_c_cancels_the_job_and_exits_130(daemon: Path, repo: Path, tmp_path
 - shell: "echo three > three.txt"
 """,
     )
-    client = subprocess.Popen(
-        [sys.executable, "-m", "prodigyctl.main", "run", str(wf), "-y"],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = ctl_started("run", str(wf), "-y", cwd=repo)
     wait_for(started.exists, what="step 2 to start")
     client.send_signal(signal.SIGINT)
     out, err = client.communicate(timeout=60)

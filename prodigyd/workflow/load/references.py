@@ -103,8 +103,9 @@ BUILTIN_NAMESPACES = frozenset(
     }
 )
 
-#: What a step's commits are told as, `${step.*}` and `${workflow.*}` (engine/gitvars.py).
-_GIT_NAMES = (
+#: What a step's commits are told as, `${step.*}` and `${workflow.*}` (engine/gitvars.py
+#: sets them).
+GIT_NAMES = (
     "files_added",
     "files_modified",
     "files_deleted",
@@ -120,8 +121,8 @@ _GIT_NAMES = (
 #: that code and holds them to this).
 FIXED_NAMESPACES: dict[str, tuple[str, ...]] = {
     "map": ("results", "successful", "failed", "total", "success_rate"),
-    "workflow": ("name", "id", "iteration", *_GIT_NAMES),
-    "step": ("name", "index", *_GIT_NAMES),
+    "workflow": ("name", "id", "iteration", *GIT_NAMES),
+    "step": ("name", "index", *GIT_NAMES),
     "merge": (
         "worktree",
         "source_branch",
