@@ -321,7 +321,8 @@ STORE = _code(
     "E5000",
     "store error",
     """A file of prodigy's store under $PRODIGY_HOME (a session record, a checkpoint, the
-    journal) is missing, locked or unreadable; the message names it. prodigyd.log has more.""",
+    journal) is missing, locked, unreadable or damaged; the message names it (a damaged
+    checkpoint journal: the line) and the hint what to do. prodigyd.log has more.""",
 )
 NO_SPACE = _code(
     "E5001",

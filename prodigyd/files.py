@@ -1,5 +1,6 @@
 """Reading a file someone else named (a client's workflow path, a hook's spool entry) on
-the daemon's event loop, without letting the name hang or flood it.
+the daemon's event loop, without letting the name hang or flood it; and opening the store's
+JSON Lines files (jsonl.py, store/checkpoints.py), which anyone may have replaced by hand.
 
 A plain `open()` of a FIFO waits for a writer (and the event loop, every client with it);
 `/dev/zero` never ends. So the file is opened O_NONBLOCK, checked with fstat on the open
@@ -32,12 +33,8 @@ def read_regular(
     (ELOOP for a link when `follow_links` is off, EACCES...) pass through. A file over
     `limit` is refused, or with `refuse_larger=False` read up to one byte past it (for a
     caller that says where the limit is crossed)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
-    fd = os.open(path, flags)
+    fd, info = open_regular(path, follow_links=follow_links)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Unreadable("not a regular file (a FIFO, folder, socket or device)")
         if owner is not None and info.st_uid != owner:
             raise Unreadable(f"owned by uid {info.st_uid}, not by uid {owner}")
         # Sized by fstat, not by the limit: a read of `limit + 1` allocates that much first
@@ -52,6 +49,26 @@ def read_regular(
     if len(data) > limit and refuse_larger:
         raise Unreadable(f"larger than {limit} bytes")
     return data, info
+
+
+def open_regular(
+    path: Path | str, flags: int = os.O_RDONLY, *, mode: int = 0o600, follow_links: bool = True
+) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file at `path` (opened with `flags`, made with `mode`
+    under O_CREAT) and its status; Unreadable, closed again, for anything else. O_NONBLOCK
+    keeps the open from waiting for a FIFO's other end (it changes nothing for a regular
+    file), and the check is fstat's, on the open descriptor: no window for a swap. Open a
+    FIFO to write O_RDWR: O_WRONLY without a reader fails with a less telling ENXIO."""
+    nofollow = 0 if follow_links else os.O_NOFOLLOW
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC | nofollow, mode)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable("not a regular file (a FIFO, folder, socket or device)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
 
 
 def _read_up_to(fd: int, size: int) -> bytes:

@@ -32,7 +32,9 @@ Lifecycle of a slot (rows in store/worktrees.py, written before the git work the
              kept ones stay until cleaned;
              idle slots past their idle timeout, age or the disk budget are removed, folders
              and `prodigy-*` branches nothing refers to are deleted (a branch with commits
-             merged nowhere is reported and kept: nothing is lost)
+             merged nowhere is reported and kept, and so is a folder with changes not
+             committed or commits no ref has: nothing is lost); while a journal is set
+             aside or lost (store/aside.py) no folder or branch is
 
 Named worktrees (`worktree: NAME` in a workflow) are never pooled: they stay on disk between
 runs, in their last state, until `prodigyctl worktree clean NAME`.
@@ -56,7 +58,7 @@ from prodigyd import paths
 from prodigyd.errors import Conflict, GitError, NotFound, ProdigyError
 from prodigyd.files import subfolders
 from prodigyd.git.cli import git
-from prodigyd.git.repo import WorktreeState, commit_all, commit_id
+from prodigyd.git.repo import WorktreeState, commit_all, commit_id, worktree_state
 from prodigyd.git.worktree import (
     add_worktree,
     checkout_fresh,
@@ -132,7 +134,7 @@ class GcReport:
     removed: list[str] = field(default_factory=list)  # worktrees deleted
     branches_deleted: list[str] = field(default_factory=list)
     branches_kept: list[str] = field(default_factory=list)  # stale but holding unmerged work
-    held: list[str] = field(default_factory=list)  # nobody's, kept: a set-aside journal's?
+    held: list[str] = field(default_factory=list)  # nobody's, kept: an earlier job's, or work
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
@@ -305,8 +307,8 @@ class WorktreePool:
     async def gc(self, live: Live, *, dry_run: bool = False) -> GcReport:
         """Reclaim what nothing owns any more (see the module docstring)."""
         report = GcReport()
-        hold = bool(aside.set_aside())  # the jobs of a set-aside journal may own what is
-        for repo in self._repositories():  # nobody's here (store/aside.py): keep it
+        hold = bool(aside.set_aside())  # the jobs of a set-aside or lost journal may own
+        for repo in self._repositories():  # what is nobody's here (store/aside.py): keep it
             try:
                 await self._gc_repo(repo, live, report, dry_run, hold=hold)
             except ProdigyError as exc:
@@ -353,10 +355,10 @@ class WorktreePool:
             rows.claim(row.path, owner=owner, session_id=session_id, affinity=None)
             await checkout_fresh(path, start, branch)
             return Lease(path, reused=True, commit=start)
-        if row is None and path.exists() and aside.set_aside():  # a set-aside job's, maybe
+        if row is None and path.exists() and aside.set_aside():  # an earlier job's, maybe
             raise Conflict(
                 f"the named worktree {name!r} ({path}) belongs to no job the journal knows, "
-                "and a journal set aside as unreadable may own it: it is kept",
+                "and a job of a journal set aside or lost may own it: it is kept",
                 hint=f"look at it, then move it away to let this run make it again; "
                 f"{aside.problem()}",
             )
@@ -522,7 +524,7 @@ class WorktreePool:
         """Every repository with a worktree of ours: registered ones, and any a folder under
         `$PRODIGY_HOME/worktrees` points to (worktrees of older versions, half-made ones)."""
         found = {Path(row.repo) for row in rows.all_rows()}
-        for folder in _worktree_folders():
+        for folder in worktree_folders():
             repo = repository_of(folder)
             if repo is not None:
                 found.add(repo)
@@ -583,7 +585,12 @@ class WorktreePool:
         return settings.max_disk_mb is not None and _over_budget(row, settings.max_disk_mb)
 
     async def _gc_folders(self, repo: Path, live: Live, report: GcReport, dry_run: bool) -> None:
+        """Remove the folders nothing owns, but for those holding work: no row says that
+        work may go (a journal lost without its note, a folder left by hand)."""
         for folder in self._unclaimed(repo, live):
+            if await _holds_work(repo, folder):
+                report.held.append(str(folder))
+                continue
             report.removed.append(str(folder))
             if not dry_run:
                 await self._remove(repo, folder)
@@ -592,7 +599,7 @@ class WorktreePool:
         """Folders under our worktrees dir that no row and no live session claims."""
         return [
             folder
-            for folder in _worktree_folders(paths.worktrees_dir(paths.repo_id(repo)))
+            for folder in worktree_folders(paths.worktrees_dir(paths.repo_id(repo)))
             if rows.get(folder) is None and not live(folder.name)  # name: an old layout's id
         ]
 
@@ -668,6 +675,20 @@ async def _save_leftovers(path: Path, owner: str) -> None:
             await commit_all(path, f"prodigy: uncommitted changes left by {owner}")
 
 
+async def _holds_work(repo: Path, folder: Path) -> bool:
+    """Whether deleting the worktree at `folder` would lose work: changes not committed, or
+    a HEAD no ref of `repo` keeps (commits made detached). A half-made one holds none; one
+    git cannot read is kept rather than guessed at."""
+    if not _usable(folder):
+        return False
+    try:
+        state = await worktree_state(folder, load=False)
+        refs = await git(repo, "for-each-ref", "--count=1", "--contains", state.head)
+    except GitError:
+        return True
+    return state.changed or not refs.stdout.strip()
+
+
 def _usable(path: Path) -> bool:
     return (path / ".git").is_file()
 
@@ -680,7 +701,7 @@ def _slot_name(owner: str, strategy: Strategy) -> str:
     return f"wt-{secrets.token_hex(4)}"
 
 
-def _worktree_folders(root: Path | None = None) -> list[Path]:
+def worktree_folders(root: Path | None = None) -> list[Path]:
     """Worktree folders under `root` (default: every repository's), named ones included."""
     bases = [root] if root is not None else subfolders(paths.worktrees_root())
     found = []

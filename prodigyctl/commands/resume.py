@@ -32,7 +32,10 @@ from prodigyctl.options import (
 from prodigyd import errorcodes, protocol
 
 force_option = click.option(
-    "--force", is_flag=True, help="Resume even if the workflow file changed."
+    "--force",
+    is_flag=True,
+    help="Resume even if the workflow file changed, or damaged checkpoints lost steps "
+    "done (those run again).",
 )
 #: What resume and resume-job take after their own options.
 resume_options = stacked(

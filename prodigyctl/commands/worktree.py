@@ -56,6 +56,10 @@ def clean(*, target: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+#: Why the collector keeps a worktree no job of the journal owns (pool.py `gc`).
+_HELD = "owned by no job of the journal, but it may hold work (an earlier journal's, or changes)"
+
+
 @command("gc", worktree)
 @click.option("--dry-run", is_flag=True, help="Report what would be collected; change nothing.")
 @json_option
@@ -73,7 +77,7 @@ def gc(*, dry_run: bool, as_json: bool) -> int:
         *(f"{verb}remove {path}" for path in report["removed"]),
         *(f"{verb}delete branch {name}" for name in report["branches_deleted"]),
         *(f"kept branch {name}: not merged anywhere" for name in report["branches_kept"]),
-        *(f"held {path}: a set-aside journal may own it" for path in report.get("held", ())),
+        *(f"held {path}: {_HELD}" for path in report.get("held", ())),
         *(f"error: {message}" for message in report["errors"]),
     ]
     click.echo("\n".join(lines) if lines else "Nothing to collect.")

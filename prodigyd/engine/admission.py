@@ -22,10 +22,11 @@ from prodigyd.claude.cli import resolve_binary as resolve_claude
 from prodigyd.config import ExecutorConfig
 from prodigyd.engine import env as job_env
 from prodigyd.engine.mask import Masker
-from prodigyd.engine.plan import total_steps
-from prodigyd.errors import Conflict, GitError, Location, NotFound, WorkflowError
+from prodigyd.engine.plan import run_count, steps_before, total_steps
+from prodigyd.errors import Conflict, GitError, Location, NotFound, StoreError, WorkflowError
 from prodigyd.git import repo as git_repo
 from prodigyd.pool import WorktreePool
+from prodigyd.store import checkpoints
 from prodigyd.store.ids import new_session_id
 from prodigyd.store.sessions import DlqRetry, Runs, SessionRecord, Status
 from prodigyd.watch.variables import variables as trigger_variables
@@ -234,7 +235,9 @@ def check_resumable(
     record: SessionRecord, loaded: LoadedWorkflow, *, force: bool, pool: WorktreePool
 ) -> None:
     """Refuse resumes that cannot be right: finished sessions, changed workflows, a
-    worktree that is gone (a session that never got one simply starts afresh)."""
+    worktree that is gone (a session that never got one simply starts afresh), damaged
+    checkpoints. `force` runs the steps of a changed workflow, or those damaged checkpoints
+    no longer record, all the same."""
     if record.status.active:
         raise Conflict(f"session {record.id} is {record.status.value}", code=errorcodes.WRONG_STATE)
     if not record.status.resumable:
@@ -259,6 +262,29 @@ def check_resumable(
             f"the worktree of session {record.id} is gone ({record.worktree})",
             hint="the session cannot be resumed; start a new run",
         )
+    if not force:
+        _refuse_damaged_checkpoints(record, loaded.workflow)
+
+
+def _refuse_damaged_checkpoints(record: SessionRecord, workflow: Workflow) -> None:
+    """A checkpoint journal that lost records of steps done would have them run again, and
+    a step that committed commit again, with nothing said: refused, naming the file and
+    line (store/checkpoints.py `damage`)."""
+    runs = run_count(record)
+    for phase in checkpoints.phases(record.id):
+        # the steps of the phases before; a phase of no steps (map) gets them all
+        done = record.completed_steps > steps_before(workflow, phase, runs)
+        problem = checkpoints.damage(record.id, phase, steps_done=done)
+        if problem is not None:
+            raise StoreError(
+                f"the checkpoints of session {record.id} are damaged: {problem}; resuming "
+                "would run again steps they recorded as done",
+                hint=f"look at the session's branch {record.branch} (what its steps "
+                f"committed is there), then `prodigyctl resume {record.id} --force` runs "
+                "the steps the journal no longer records again (a step that commits "
+                "commits again; the journal as it was is kept beside it), or start a new "
+                "run; docs/daemon.md, 'A damaged checkpoint journal'",
+            )
 
 
 def _builtin_variables(

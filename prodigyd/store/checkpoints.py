@@ -7,6 +7,13 @@ step count), and one sync instead of the file + folder syncs of a rename. A cras
 tear the last line, which `load` skips: that step then runs again on resume (at-least-once,
 never skipped). `load` rebuilds the reference's checkpoint shape (§5.3) from the records.
 
+Any other line that is no whole record was damaged, and the steps it recorded as done would
+run again: `damage` says so, naming the line, and a resume refuses it unless forced
+(engine/admission.py). Before a journal is appended to again, one with such lines is kept
+beside it as a copy and replaced by its whole records (`_open_to_append`): a record appended
+after a torn line would be glued to it and lost with it. Only a regular file is opened: a
+FIFO in a journal's place would hold the event loop.
+
 A write returns once its record is on disk. Whatever a follower is told afterwards
 (`step_completed`, a map item's result) is therefore already durable: a step shown as done
 never runs again on resume. Records keep call order. While the disk syncs fast, the append
@@ -22,6 +29,7 @@ measures the cost against the spawn + fdatasync floor.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections import deque
@@ -31,8 +39,18 @@ from typing import Any
 
 from prodigyd import jsonl, paths
 from prodigyd.clock import now_iso
+from prodigyd.errors import StoreError
+from prodigyd.files import Unreadable, failure_reason, open_regular
 from prodigyd.store import space
-from prodigyd.store.atomic import append_all, ensure_dir, fsync_dir
+from prodigyd.store.atomic import (
+    append_all,
+    create_unique,
+    ensure_dir,
+    fsync_dir,
+    write_bytes_atomic,
+)
+
+log = logging.getLogger("prodigyd.store")
 
 CHECKPOINT_VERSION = 1
 
@@ -104,7 +122,7 @@ def rewind(session_id: str, from_step: int, phase: str = MAIN) -> None:
     line = jsonl.encode({"kind": REWIND, "from_step": from_step, "timestamp": now_iso()})
     with space.guard(path):
         ensure_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = _open_to_append(path)
         try:
             append_all(fd, line, path)
             os.fdatasync(fd)
@@ -158,8 +176,34 @@ def _is_step_record(record: dict[str, Any]) -> bool:
 
 def records(session_id: str, phase: str) -> Iterator[dict[str, Any]]:
     """Every whole record of a phase's journal, in order; a torn last line (a crash) is
-    skipped."""
-    return jsonl.read(journal_file(session_id, phase))
+    skipped. A journal that cannot be read (a FIFO in its place) is a StoreError naming it."""
+    path = journal_file(session_id, phase)
+    try:
+        yield from jsonl.read(path)
+    except OSError as exc:
+        reason = failure_reason(exc)
+        raise StoreError(f"checkpoint journal {path} cannot be read: {reason}") from exc
+
+
+def damage(session_id: str, phase: str, *, steps_done: bool) -> str | None:
+    """What makes a phase's journal lose steps it recorded as done, naming the file and
+    the line; None when nothing does. A torn last line is what a crash leaves (its step was
+    never reported done); a line before it that is no whole record was damaged, and so was
+    a journal with no whole record at all when the session counts steps of this phase as
+    done (`steps_done`). A journal that does not exist loses nothing: `checkpoints delete`
+    removes them on purpose, and a phase not reached has none."""
+    path = journal_file(session_id, phase)
+    if not path.exists():
+        return None
+    try:
+        found = list(jsonl.lines(path))
+    except OSError as exc:
+        return f"{path} cannot be read: {failure_reason(exc)}"
+    damaged = [number for number, record in found if record is None]
+    lost_all = steps_done and len(damaged) == len(found)
+    if damaged and (damaged[0] != found[-1][0] or lost_all):
+        return f"line {damaged[0]} of {path} is not a whole record"
+    return f"{path} is empty" if lost_all else None
 
 
 class _SyncTimes:
@@ -236,8 +280,59 @@ class CheckpointWriter:
         with space.guard(self.path):
             if self._fd is None:
                 folder = ensure_dir(self.path.parent)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._fd = _open_to_append(self.path)
                 fsync_dir(folder)  # the journal's own name must survive a crash too
             append_all(self._fd, data, self.path)
             os.fdatasync(self._fd)
         return time.monotonic() - started
+
+
+def _open_to_append(path: Path) -> int:
+    """A descriptor appending to the journal at `path` (made when missing), its lines all
+    whole records first (`_keep_whole_records`). Anything but a regular file is refused
+    (StoreError): opening a FIFO would hold the event loop until a reader came."""
+    try:
+        _keep_whole_records(path)
+        fd, _ = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    except Unreadable as exc:
+        raise StoreError(f"checkpoint journal {path} cannot be written: {exc}") from exc
+    return fd
+
+
+def _keep_whole_records(path: Path) -> None:
+    """When a line of the journal is no whole record (a crash's torn last one, a damaged one
+    a resume was forced past) or its last lacks its newline, keep a copy of the journal
+    beside it and replace it by its whole records: a record appended after a torn line is
+    glued to it and lost with it, and a damaged line would stop every later resume again.
+    The copy is made first: a crash in between leaves both."""
+    try:
+        fd, _ = open_regular(path)
+    except FileNotFoundError:
+        return
+    with open(fd, "rb") as fh:
+        data = fh.read()
+    lines = data.split(b"\n")  # the last one: what follows the last newline
+    records = [jsonl.record_of(raw) for raw in lines if raw.strip()]
+    if not lines[-1] and None not in records:
+        return
+    copy = _copy_aside(path, data)
+    write_bytes_atomic(
+        path, b"".join(jsonl.encode(record) for record in records if record is not None)
+    )
+    log.warning(
+        "%s had lines that were no whole record: it goes on with its whole records, and a "
+        "copy as it was is kept as %s",
+        path,
+        copy,
+    )
+
+
+def _copy_aside(path: Path, data: bytes) -> Path:
+    """Keep `data`, the journal at `path` as it was, as `<name>.corrupt-*` beside it, synced."""
+    copy, fd = create_unique(path.parent, f"{path.name}.corrupt", "")
+    try:
+        append_all(fd, data, copy)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return copy

@@ -22,7 +22,8 @@ rewrites its whole state file on every change; we do not).
 
 The daemon is the only writer. A database that is not one (or is corrupt) is moved aside
 as `journal.db.corrupt-<time>.<ns>-<pid>` (never deleted) and a fresh one is started, loudly; any
-other failure to open it is raised, never taken for corruption.
+other failure to open it is raised, never taken for corruption. A journal found missing or
+empty while the store holds what earlier jobs left is noted as lost (store/aside.py).
 
 A full disk (store/space.py): a write raises NoSpace and changes nothing. A journal whose
 shared-memory file cannot be made (a restart on a full disk) is opened in SQLite's
@@ -44,7 +45,7 @@ from typing import Any, TypedDict, Unpack
 
 from prodigyd import paths
 from prodigyd.errors import NoSpace, StoreError
-from prodigyd.store import space
+from prodigyd.store import aside, space
 from prodigyd.store.atomic import ensure_dir, move_aside
 
 log = logging.getLogger("prodigyd.journal")
@@ -213,7 +214,7 @@ def damage(exc: BaseException) -> StoreError | None:
         f"the job journal {path} is damaged ({exc})",
         hint="stop the daemon (`prodigyctl daemon stop`), keep a copy of the file, and make "
         f"a working one with SQLite (`sqlite3 {path} .recover | sqlite3 recovered.db`, then "
-        f"put recovered.db at {path}); docs/daemon.md, 'A damaged journal'",
+        f"put recovered.db at {path}); docs/daemon.md, 'A lost or damaged journal'",
     )
 
 
@@ -267,6 +268,8 @@ def _connect(path: Path, *, exclusive: bool = False) -> sqlite3.Connection:
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         found = conn.execute("PRAGMA user_version").fetchone()[0]
         fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() is None
+        if fresh:  # a lost journal's jobs may own what is nobody's now: held until looked at
+            aside.note_lost()  # (before the tables: a crash in between finds it fresh again)
         conn.executescript(_SCHEMA)  # writes nothing when the tables and indexes exist
         # The tables are made now; an old journal's environments are dropped later, and
         # the version says so only once they are (`forget_env_where`).

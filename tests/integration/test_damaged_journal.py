@@ -9,6 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.cli import ctl
 from tests.gitutil import git
 
@@ -66,5 +68,48 @@ def test_a_named_worktree_a_set_aside_journal_may_own_is_not_made_again(
         file.write(b"NOT A DATABASE" * 5)
     again = ctl("run", str(wf), "-y", cwd=repo)  # a fresh journal: `mine` is nobody's
     assert again.returncode == 1, again.stdout + again.stderr  # the session fails to start
-    assert "a journal set aside as unreadable may own it: it is kept" in again.stdout
+    assert "a job of a journal set aside or lost may own it: it is kept" in again.stdout
     assert (worktree / "draft.txt").read_text() == "draft\n"  # the failed run's work
+
+
+@pytest.mark.parametrize("lost", ["emptied", "deleted"])
+def test_a_lost_journal_removes_no_worktree_and_says_what_it_holds(
+    daemon: Path, repo: Path, tmp_path: Path, lost: str
+):
+    """A journal.db emptied or deleted while the daemon was stopped: the fresh one knows no
+    job, and the collector, which took every worktree for nobody's, holds them; status and
+    `ps` name the note listing them and what to do. Once the note is deleted, a worktree
+    with work nobody committed is still kept."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo precious > precious.txt'\n- shell: 'false'\n")
+    assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+    [listed] = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+    shown = ctl("sessions", "show", listed["id"], "--json", check=True).stdout
+    worktree = Path(json.loads(shown)["worktree"])
+    ctl("daemon", "stop", check=True)
+    journal = daemon / "journal.db"
+    for leftover in daemon.glob("journal.db-*"):
+        leftover.unlink()
+    if lost == "emptied":
+        journal.write_bytes(b"")
+    else:
+        journal.unlink()
+
+    listed_now = ctl("ps", check=True)  # starts a daemon on a fresh journal
+    assert listed_now.stdout.strip() == "No jobs."
+    [note] = daemon.glob("journal.db.lost-*")
+    assert f"the job journal {journal} was missing or empty" in listed_now.stderr
+    assert f"delete {note} to end this" in listed_now.stderr
+    assert f"  {worktree}\n" in note.read_text()
+    status = ctl("daemon", "status", check=True)
+    assert f"warning: prodigyd's store: the job journal {journal} was missing" in status.stderr
+    gc = json.loads(ctl("worktree", "gc", "--json", check=True).stdout)
+    assert str(worktree) in gc["held"] and str(worktree) not in gc["removed"]
+    assert (worktree / "precious.txt").read_text() == "precious\n"
+    assert "was missing or empty" in (daemon / "logs" / "prodigyd.log").read_text()
+
+    note.unlink()  # looked at, but the worktree left as it was
+    shown_gc = ctl("worktree", "gc", check=True).stdout
+    assert f"held {worktree}: owned by no job of the journal, but it may hold work" in shown_gc
+    assert (worktree / "precious.txt").read_text() == "precious\n"
+    assert "warning" not in ctl("ps", check=True).stderr

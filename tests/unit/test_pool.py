@@ -392,6 +392,27 @@ async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(
     assert any(k.endswith(":prodigy-workflow-5-eeeeee") for k in report.branches_kept)
 
 
+async def test_gc_holds_a_worktree_nobody_owns_while_deleting_it_would_lose_work(
+    repo: Path, pools: Pools
+):
+    """Folders no row owns (a journal lost with no trace of it left): the collector removes
+    the clean one, and keeps the one with changes not committed and the one whose commits
+    (made detached) no ref has, which deleting would lose."""
+    folder = paths.worktrees_dir(paths.repo_id(repo))
+    clean, changed, detached = (folder / f"wt-left{n}" for n in range(3))
+    for path in (clean, changed, detached):
+        git(repo, "worktree", "add", "--quiet", "--detach", str(path))
+    (changed / "precious.txt").write_text("precious\n")
+    made = commit_files(detached, {"made.txt": "made\n"}, "made detached")
+
+    report = await pools(PoolSettings(**NO_SPARE)).gc(_live())
+
+    assert report.removed == [str(clean)] and not clean.exists()
+    assert report.held == [str(changed), str(detached)]
+    assert (changed / "precious.txt").read_text() == "precious\n"
+    assert git(detached, "rev-parse", "HEAD").strip() == made
+
+
 async def test_gc_leaves_kept_worktrees_alone_when_their_session_is_over(repo: Path, pools: Pools):
     pool = pools()
     lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD")

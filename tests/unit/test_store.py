@@ -148,6 +148,39 @@ def test_a_set_aside_journal_is_said_with_what_to_do_until_it_is_deleted(isolate
     assert aside.set_aside() == []  # no journal in it: nothing held
 
 
+@pytest.mark.parametrize("lost", ["missing", "emptied"])
+def test_a_journal_lost_where_earlier_jobs_left_files_is_noted_until_the_note_goes(
+    isolated: Path, lost: str
+):
+    """A new journal in a store with no earlier job's files leaves no note; one found
+    missing or empty where earlier jobs left their session folders and worktrees does, and
+    that note holds everything nobody owns (store/aside.py) until the user deletes it."""
+    from prodigyd.store import aside
+
+    journal.connection()
+    journal.close_all()
+    assert aside.set_aside() == []  # a first start: nothing was lost
+    path = paths.journal_file()
+    path.unlink()
+    if lost == "emptied":
+        path.write_bytes(b"")
+    (paths.state_root() / "workflow-1-aaaaaa" / "checkpoints").mkdir(parents=True)
+    slot = paths.worktrees_dir("repo-1") / "wt-0a1b2c3d"
+    slot.mkdir(parents=True)
+
+    journal.connection()
+    [note] = aside.set_aside()
+    assert note.name.startswith("journal.db.lost-")
+    problem = aside.problem()
+    assert problem is not None and "was missing or empty" in problem
+    assert str(note) in problem and f"delete {note} to end this" in problem
+    assert f"  {slot}\n" in note.read_text() and "(1 in " in note.read_text()
+    note.unlink()  # looked at
+    journal.close_all()
+    journal.connection()  # no longer new: nothing noted again
+    assert aside.set_aside() == [] and aside.problem() is None
+
+
 BULK = {"text": "x" * 500}
 
 
@@ -217,9 +250,102 @@ def test_checkpoint_journal_skips_a_torn_last_line(
     said = [r.getMessage() for r in caplog.records if "not a whole JSON record" in r.message]
     assert said == [
         f"{checkpoints.journal_file('s3')}:4: not a whole JSON record, skipped (a crash cuts "
-        "off a last line; any other was damaged): a checkpoint's step runs again on resume, "
-        "an event is not shown"
+        "off a last line; any other was damaged): an event is not shown; a checkpoint "
+        "journal's last line is a step that runs again on resume, and any other stops "
+        "`prodigyctl resume` (docs/daemon.md)"
     ]
+
+
+def _step_record(index: int) -> dict:
+    return {
+        "execution_state": {"current_step_index": index + 1, "status": "Running"},
+        "step": {"step_index": index, "command": f"shell: {index}"},
+        "variable_state": {},
+    }
+
+
+def _write_steps(session_id: str, count: int) -> Path:
+    async def write() -> None:
+        writer = checkpoints.CheckpointWriter(session_id)
+        for index in range(count):
+            await writer.write(_step_record(index))
+        await writer.close()
+
+    asyncio.run(write())
+    return checkpoints.journal_file(session_id)
+
+
+def test_a_damaged_line_before_the_last_or_an_emptied_journal_is_damage_naming_the_line(
+    isolated: Path,
+):
+    """A torn last line is what a crash leaves; a damaged line before it, or a journal with
+    no whole record left while the session counts steps done, lost steps done."""
+    path = _write_steps("s5", 3)
+    whole = path.read_text().splitlines(keepends=True)
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=True) is None
+    with path.open("a") as fh:
+        fh.write('{"execution_state": {"cur')  # a crash mid-append
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=True) is None
+    path.write_text(whole[0] + '{"garbage": tru\n' + whole[2])
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=True) == (
+        f"line 2 of {path} is not a whole record"
+    )
+    path.write_bytes(b"")
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=True) == f"{path} is empty"
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=False) is None  # none done
+    path.write_bytes(b"\x9c\xff\x00garbage")
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=True) == (
+        f"line 1 of {path} is not a whole record"
+    )
+    path.unlink()  # `checkpoints delete`: on purpose
+    assert checkpoints.damage("s5", checkpoints.MAIN, steps_done=True) is None
+
+
+def test_an_append_after_a_torn_line_is_kept_and_so_is_the_journal_as_it_was(isolated: Path):
+    """Appended to a torn last line, a record would be glued to it and lost with it, and the
+    line would read as damage: the journal goes on with its whole records, its old self
+    kept beside it."""
+    path = _write_steps("s6", 2)
+    torn = path.read_bytes() + b'{"execution_state": {"cur'
+    path.write_bytes(torn)
+
+    async def append() -> None:
+        writer = checkpoints.CheckpointWriter("s6")
+        await writer.write(_step_record(2))
+        await writer.close()
+
+    asyncio.run(append())
+    saved = checkpoints.load("s6")
+    assert saved is not None
+    assert [s["step_index"] for s in saved["completed_steps"]] == [0, 1, 2]
+    assert checkpoints.damage("s6", checkpoints.MAIN, steps_done=True) is None
+    [copy] = path.parent.glob(f"{path.name}.corrupt-*")
+    assert copy.read_bytes() == torn
+    assert checkpoints.phases("s6") == [checkpoints.MAIN]  # the copy is no phase's journal
+
+
+@pytest.mark.timeout(30)  # a FIFO opened the plain way waits for its other end: a hang
+def test_a_fifo_in_a_checkpoint_journals_place_is_refused_not_waited_on(isolated: Path):
+    path = checkpoints.journal_file("s7")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    with pytest.raises(StoreError, match=f"{path} cannot be read: not a regular file"):
+        checkpoints.load("s7")
+    assert "cannot be read: not a regular file" in str(
+        checkpoints.damage("s7", checkpoints.MAIN, steps_done=False)
+    )
+
+    async def write() -> None:
+        writer = checkpoints.CheckpointWriter("s7")
+        try:
+            await writer.write(_step_record(0))
+        finally:
+            await writer.close()
+
+    with pytest.raises(StoreError, match=f"{path} cannot be written: not a regular file"):
+        asyncio.run(write())
+    with pytest.raises(StoreError, match="cannot be written: not a regular file"):
+        checkpoints.rewind("s7", 0)
 
 
 def test_a_line_torn_inside_a_utf8_character_is_skipped_by_every_reader(isolated: Path):
