@@ -39,7 +39,7 @@ from prodigyd import errorcodes, paths, systemd
 from prodigyd.clock import now_iso
 from prodigyd.config import ExecutorConfig
 from prodigyd.engine.mapreduce.executors import Executors
-from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown
+from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown, StoreError
 from prodigyd.eventhub import EventHub
 from prodigyd.eventtypes import EventType
 from prodigyd.pool import WorktreePool
@@ -257,6 +257,14 @@ class Scheduler:
             waiting = journal.to_resume(Status.INTERRUPTED.value)
             for session_id in dict.fromkeys([*recovered, *waiting]):
                 record = session_store.load(session_id)
+                damaged = _damaged_checkpoints(record)
+                if damaged is not None:  # as `prodigyctl resume` refuses it: failed, saying why
+                    record.status, record.error = Status.FAILED, damaged.render()
+                    session_store.save(record, defer=True, resume_on_start=0)
+                    self.hub(record).emit(
+                        EventType.SESSION_FINISHED, status="failed", error=record.error
+                    )
+                    continue
                 record.status, record.error = Status.QUEUED, None
                 session_store.save(record, defer=True, action="resume", resume_on_start=0)
                 log.info("session %s queued to resume", record.id)
@@ -682,3 +690,21 @@ class Scheduler:
             "store_problem": self.store_problem(),
             "unsaved_sessions": session_store.unsaved_ids(),
         }
+
+
+def _damaged_checkpoints(record: SessionRecord) -> ProdigyError | None:
+    """Why an interrupted job must not resume by itself: its checkpoints lost steps it had
+    done, which would run again (engine/admission.py); None when nothing stops it here (a
+    workflow that no longer loads is said by its start)."""
+    from prodigyd.engine.admission import refuse_damaged_checkpoints
+    from prodigyd.workflow.load import load_workflow
+
+    try:
+        loaded = load_workflow(record.workflow, strict=record.strict)
+    except ProdigyError:
+        return None
+    try:
+        refuse_damaged_checkpoints(record, loaded.workflow)
+    except StoreError as exc:
+        return exc
+    return None

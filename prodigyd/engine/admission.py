@@ -263,10 +263,10 @@ def check_resumable(
             hint="the session cannot be resumed; start a new run",
         )
     if not force:
-        _refuse_damaged_checkpoints(record, loaded.workflow)
+        refuse_damaged_checkpoints(record, loaded.workflow)
 
 
-def _refuse_damaged_checkpoints(record: SessionRecord, workflow: Workflow) -> None:
+def refuse_damaged_checkpoints(record: SessionRecord, workflow: Workflow) -> None:
     """A checkpoint journal that lost records of steps done would have them run again, and
     a step that committed commit again, with nothing said: refused, naming the file and
     line (store/checkpoints.py `damage`)."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
-from tests.cli import ctl
+from tests.cli import ctl, wait_for
 from tests.gitutil import git
 
 #: Steps 1 and 2 commit, step 3 fails until its flag exists.
@@ -115,3 +116,24 @@ def test_a_fifo_in_a_journals_place_is_refused_and_the_daemon_goes_on(
     said = f"checkpoint journal {journal} cannot be read: not a regular file"
     assert f"session {session_id} failed: {said}" in forced.stdout + forced.stderr
     assert ctl("ps", check=True).returncode == 0  # the daemon still answers
+
+
+def test_a_killed_daemons_job_with_a_damaged_journal_is_not_resumed_by_itself(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """The next daemon's automatic resume refuses what `prodigyctl resume` refuses: the
+    job fails, saying why, and its committed steps do not run again."""
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    wf = tmp_path / "wf.yml"
+    wait = f"touch {started}; while [ ! -f {gate} ]; do sleep 0.05; done"
+    wf.write_text(STEPS.replace('"test -f {flag}"', f'"true"\n- shell: "{wait}"'))
+    session_id = ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip()
+    wait_for(started.exists, what="step 3 to start")
+    os.kill(int((daemon / "prodigyd.pid").read_text()), signal.SIGKILL)
+    gate.touch()
+    [journal] = (daemon / "state" / session_id / "checkpoints").iterdir()
+    named = _damage(journal, "a middle line")
+    shown = json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)
+    assert shown["status"] == "failed" and named in shown["error"], shown["error"]
+    assert _commits(repo, session_id)[:2] == ["c2", "c1"]
+    assert len(_commits(repo, session_id)) == 3  # the base commit, c1, c2: none again
