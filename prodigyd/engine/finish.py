@@ -89,6 +89,7 @@ async def merge_branch(
             record.branch,
             record.original_branch,
             message=f"{git_merge.PRODIGY_MERGE_PREFIX}{record.id} ({record.workflow_name})",
+            base=record.base_commit,  # a run that committed nothing: no git spent on it
         )
     except ProdigyError:  # a try that ended: the next (`prodigyctl merge`) runs it anew
         _forget_merge_workflow(record, save)

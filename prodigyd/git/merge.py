@@ -107,14 +107,16 @@ async def commits_ahead(repo: Path, target: str, source: str) -> int:
 
 
 async def merge_branch(
-    repo: Path, source: str, target: str, *, message: str | None = None
+    repo: Path, source: str, target: str, *, message: str | None = None, base: str | None = None
 ) -> MergeOutcome:
     """Merge the branch `source` into the branch `target` of `repo` with a merge commit,
     and verify it. Both are read as branches (`refs/heads/...`: from the ref files when
     they are plain), never as a tag or another ref of the same name.
 
     Raises MergeRefused when the merge conflicts or would touch the user's uncommitted
-    changes; in both cases every branch and working tree is left as it was.
+    changes; in both cases every branch and working tree is left as it was. `base`: the
+    commit `source` started from, when known: a branch still there made nothing, so no
+    merge of it can have landed (`_landed` spends no git on it).
     """
     plan = _Merge(
         source=source,
@@ -125,7 +127,7 @@ async def merge_branch(
     )
     count = await commits_ahead(repo, plan.target_sha, plan.source_sha)
     if count == 0:
-        landed = await _landed(repo, plan)
+        landed = None if plan.source_sha == base else await _landed(repo, plan)
         if landed is not None:
             return MergeOutcome(
                 merged=True, commit=landed, message=f"{source} was merged into {target} already"
@@ -147,7 +149,7 @@ async def merge_branch(
     except MergeRefused:
         _MERGED_SOURCES.pop(plan.source_sha, None)
         if await _leftover_merge_ended(plan.source_sha):  # it has landed now, or failed
-            return await merge_branch(repo, source, target, message=message)
+            return await merge_branch(repo, source, target, message=message, base=base)
         raise
     except BaseException:
         _MERGED_SOURCES.pop(plan.source_sha, None)  # refused: a merge by hand is the user's

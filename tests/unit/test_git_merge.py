@@ -63,6 +63,20 @@ async def test_a_merge_that_landed_without_its_daemon_is_found_not_called_nothin
     assert rev(repo, "main") == landed
 
 
+async def test_a_branch_that_made_nothing_costs_no_git_looking_for_its_merge(
+    repo: Path, session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`base`: the session committed nothing, so no merge of it can have landed: the
+    search for one (a git process, ~3 ms on every such run's way to its end) is skipped."""
+    base = rev(repo, SESSION)
+    commit_files(repo, {"b.txt": "moved on\n"})  # the target moved: its tip is not the base
+    objects.load()  # commits_ahead in process, as in the daemon
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "run", no_git_process)
+        outcome = await merge_branch(repo, SESSION, "main", base=base)
+    assert (outcome.merged, outcome.commit) == (False, None)
+
+
 async def test_a_try_waits_for_the_git_merge_a_dead_daemon_left_running(
     repo: Path, session: Path, tmp_path: Path
 ) -> None:
