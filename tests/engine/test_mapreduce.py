@@ -840,6 +840,7 @@ map:
   max_parallel: 1
   agent_template:
     - shell: "echo ${item} > out-${item}.txt && git add -A && git commit -qm item-${item}"
+    - shell: "if [ ${item} = 2 ]; then sleep 1; fi"  # still running when item 1 is told done
 """
 
 
