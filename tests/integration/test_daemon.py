@@ -20,6 +20,11 @@ def daemon_pid(home: Path) -> int:
     return int((home / "prodigyd.pid").read_text())
 
 
+def shown(session_id: str) -> dict:
+    """`sessions show ID --json`."""
+    return json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)
+
+
 def last_session(home: Path) -> dict:
     return json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
 
@@ -108,10 +113,7 @@ def test_kill_9_leaves_a_resumable_session_and_a_startable_daemon(
         gate.touch()  # lets the orphaned step end by itself
         # the next daemon finds the session `running`, records it interrupted, resumes it
         wait_for(
-            lambda: (
-                json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
-                == "completed"
-            ),
+            lambda: shown(session_id)["status"] == "completed",
             what="auto-resume after kill -9",
         )
         assert (repo / "three.txt").read_text() == "three\n"
@@ -165,8 +167,8 @@ def test_a_running_jobs_progress_is_shown_as_it_goes(daemon: Path, repo: Path, t
         wait_for(started.exists, what="step 2 to start")
         listed = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
         assert (listed["status"], listed["steps"]) == ("running", "1/3")
-        shown = json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)
-        assert shown["completed_steps"] == 1 and len(shown["completed"]) == 1
+        record = shown(session_id)
+        assert record["completed_steps"] == 1 and len(record["completed"]) == 1
     finally:
         gate.touch()
     wait_for(lambda: last_session(daemon)["steps"] == "3/3", what="the job to end")
@@ -192,16 +194,13 @@ merge:
     gate.touch()
     try:
         wait_for(
-            lambda: (
-                json.loads(ctl("sessions", "show", session_id, "--json").stdout)["status"]
-                == "completed"
-            ),
+            lambda: shown(session_id)["status"] == "completed",
             what="auto-resume after kill -9",
         )
         assert (repo / "merged.txt").read_text() == "m\n"
         log = git(repo, "log", "--format=%s", "main")
         assert log.splitlines().count("merge-step") == 1, log
-        record = json.loads(ctl("sessions", "show", session_id, "--json").stdout)
+        record = shown(session_id)
         assert record["merge_workflow_base"] is None and not record["merge_workflow_done"]
     finally:
         ctl("daemon", "stop")
