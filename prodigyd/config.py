@@ -30,6 +30,7 @@ from pydantic_core import ErrorDetails
 from prodigyd import errorcodes, paths
 from prodigyd.closest import closest
 from prodigyd.errors import ProdigyError
+from prodigyd.files import failure_reason, read_regular
 from prodigyd.store.atomic import write_bytes_atomic
 
 ENV_PREFIX = "PRODIGY_"
@@ -400,14 +401,18 @@ def _names(dotted: str) -> list[str]:
     return [name.strip() for name in dotted.split(".")]
 
 
+#: A config file past this is no config file (its keys fit in a few KiB).
+CONFIG_BYTES = 1024 * 1024
+
+
 def _read_file(path: Path) -> tuple[str, dict[str, Any]]:
     """The file's text (for naming lines) and its tables; a missing file is empty."""
-    try:
-        raw = path.read_bytes()
+    try:  # a regular file only: a FIFO put there would hold the daemon's start for good
+        raw, _ = read_regular(path, limit=CONFIG_BYTES)
     except FileNotFoundError:
         return "", {}
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config file {path}: {failure_reason(exc)}") from None
     try:
         text = raw.decode()
         return text, tomllib.loads(text)

@@ -30,6 +30,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"{errorcodes.label(err.code)}: {err.render()}", file=sys.stderr)
         return 2
-    problem = None if activated else paths.socket_path_problem()
+    problem = (None if activated else paths.socket_path_problem()) or _occupied(activated)
     if problem is not None:
         print(f"{errorcodes.label(errorcodes.DAEMON_UNREACHABLE)}: {problem}", file=sys.stderr)
         return 2
@@ -103,6 +104,38 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         return _run(config, args.ready_fd, activated)
+
+
+def _occupied(activated: list[socket.socket]) -> str | None:
+    """Why the instance lock or the socket cannot be where they go: something else is there
+    (a folder, a FIFO...). The daemon removes a stale socket, never anything else, and
+    would fail on it with a traceback, or wait on a FIFO for good."""
+    places = [(paths.instance_lock_file(), stat.S_ISREG, "a regular file (the instance lock)")]
+    if not activated:  # systemd's socket is where systemd put it
+        places.append((paths.socket_path(), stat.S_ISSOCK, "prodigyd's socket"))
+    for path, fits, meant in places:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"cannot use {path}: {exc.strerror}"
+        if not fits(mode):
+            return f"{path} is {_kind(mode)}, not {meant}: move it away or remove it"
+    return None
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISREG, "a regular file"),
+    ):
+        if test(mode):
+            return name
+    return "a device"
 
 
 def _name_process() -> None:

@@ -233,9 +233,9 @@ class Scheduler:
         written by the mender; the jobs queued to resume start once they are.
         """
         recovered = []
-        cleared = locks.clear_stale()  # a kill -9 leaves its locks behind
+        cleared = locks.clear_all()  # a kill -9 leaves its locks behind
         if cleared:
-            log.info("removed stale locks of %s", ", ".join(cleared))
+            log.info("removed the locks a stopped daemon left of %s", ", ".join(cleared))
         if journal.found_version() < journal.ENV_DROPPED_SINCE:
             dropped = session_store.forget_finished_environments()
             log.info("dropped the environment of %d finished jobs (journal upgrade)", dropped)

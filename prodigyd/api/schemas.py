@@ -36,6 +36,26 @@ def _resolve(ref: str) -> str:
 SessionRef = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_resolve)]
 
 
+def _moment(text: str) -> str:
+    from datetime import UTC, datetime
+
+    from prodigyd.clock import iso
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise PydanticCustomError(
+            "timestamp", "not an ISO 8601 time (2026-11-25T15:22:04Z): {text!r}", {"text": text}
+        ) from None
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+#: A time a client names (`since`): any ISO 8601 form, UTC unless it has an offset (as
+#: prodigyctl's --since), turned into the stored form, which the stores compare as text: an
+#: unchecked one ("yesterday") would be compared so too, and silently match all or nothing.
+Timestamp = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_moment)]
+
+
 class _Params(BaseModel):
     # Each method's schema is built by its first request, not by the daemon's start.
     model_config = ConfigDict(extra="forbid", defer_build=True)
@@ -164,7 +184,7 @@ class SubscribeParams(_Params):
 class EventsQuery(_Params):
     session_id: SessionRef | None = None
     event_type: str | None = None
-    since: str | None = None  # ISO 8601 timestamp; events at or after it
+    since: Timestamp | None = None  # events at or after it
     limit: int = Field(1000, ge=1, le=1_000_000)
 
 
@@ -196,7 +216,7 @@ class CleanParams(_Params):
 
 
 class AnalyticsParams(_Params):
-    since: str | None = None  # ISO 8601 timestamp; jobs started at or after it
+    since: Timestamp | None = None  # jobs started at or after it
     group_by: Literal["workflow", "day", "repo", "status", "tool", "model"] = "workflow"
     top: int = Field(5, ge=0, le=100)  # the costliest jobs listed
 

@@ -1,9 +1,11 @@
 """Resume locks (reference §5.7): an O_EXCL file naming its holder.
 
 Two `resume` calls for the same session must not run the same steps twice. A lock whose
-holder process is gone is stale and is taken over, so a crash never wedges a session; the
-daemon also clears every stale lock when it starts (`clear_stale`), since the session of a
-lock a `kill -9` left behind may never run again.
+holder process is gone is stale and is taken over, so a crash never wedges a session. The
+daemon also clears every lock when it starts (`clear_all`), since the session of a lock a
+`kill -9` left behind may never run again: only the daemon that owns a store takes its
+locks, and the one starting owns it (its instance lock), so whoever took them has exited,
+even when the process id they name has since been given to another process (a reboot).
 
 Every lock is also held in this process (`_held`), which is what a second holder inside
 the daemon meets first. A session's first run takes only that (`file=False`): one daemon
@@ -18,13 +20,18 @@ import contextlib
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 
 from prodigyd import paths
 from prodigyd.clock import now_iso
 from prodigyd.errors import Conflict
+from prodigyd.files import read_regular
 from prodigyd.store import space
 from prodigyd.store.atomic import ensure_dir
+
+#: A holder's record is ~120 bytes; a larger file is no lock of ours.
+HOLDER_BYTES = 4096
 
 #: The sessions whose lock this process holds.
 _held: set[str] = set()
@@ -80,6 +87,11 @@ def _acquire(path: Path, session_id: str) -> None:
             with space.guard(path):
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
+            if not _lock_file(path):
+                raise Conflict(
+                    f"cannot take the lock of session {session_id}: {path} is not a lock file",
+                    hint="move it away or remove it",
+                ) from None
             holder = _holder(path)
             if not _stale(holder):
                 assert holder is not None
@@ -107,16 +119,26 @@ def _conflict(session_id: str, pid: object, host: object, path: Path | None) -> 
     )
 
 
-def clear_stale() -> list[str]:
-    """Delete the locks whose holder is gone; returns their session ids."""
+def clear_all() -> list[str]:
+    """Delete every lock file (at the daemon's start: see the module docstring); returns
+    their session ids. What is no lock file (a folder someone made there) is left alone:
+    taking that session's lock says so."""
     folder = paths.locks_dir()
     cleared = []
     for path in sorted(folder.glob("*.lock")) if folder.is_dir() else ():
-        if _stale(_holder(path)):
+        if _lock_file(path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             cleared.append(path.stem)
     return cleared
+
+
+def _lock_file(path: Path) -> bool:
+    """A regular file (or one gone meanwhile: free to take), not a folder or a FIFO."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return True
 
 
 def _stale(holder: dict | None) -> bool:
@@ -126,8 +148,8 @@ def _stale(holder: dict | None) -> bool:
 
 def _holder(path: Path) -> dict | None:
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read() or b"{}")
+        raw, _ = read_regular(path, limit=HOLDER_BYTES)
+        data = json.loads(raw or b"{}")
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

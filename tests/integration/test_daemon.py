@@ -53,6 +53,20 @@ def test_start_and_stop_json_say_running_as_status_json_does(isolated: Path):
     assert json.loads(stopped.stdout) == {"running": False, "stopped": True}
 
 
+@pytest.mark.parametrize("name", ["prodigyd.sock", "prodigyd.lock"])
+def test_a_folder_in_place_of_the_socket_or_lock_fails_the_start_naming_it(
+    isolated: Path, name: str
+):
+    isolated.mkdir(parents=True, exist_ok=True)
+    (isolated / name / "kept").mkdir(parents=True)  # someone's folder: never removed
+    started = ctl("daemon", "start")
+    assert started.returncode == 5, started.stdout + started.stderr
+    assert f"{isolated / name} is a folder, not " in started.stderr
+    assert "Traceback" not in started.stderr
+    assert (isolated / name / "kept").is_dir()
+    assert json.loads(ctl("daemon", "status", "--json").stdout)["running"] is False
+
+
 def test_stop_lets_the_step_finish_then_the_next_daemon_resumes(
     isolated: Path, repo: Path, tmp_path: Path
 ):

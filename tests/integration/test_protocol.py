@@ -236,6 +236,14 @@ def test_a_malformed_envelope_gets_its_error_and_the_connection_lives(
     _log_has_no_traceback(daemon)
 
 
+@pytest.mark.parametrize(
+    "since", ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00", "2026-01-01", "20260101T00"]
+)
+def test_a_since_in_any_iso_form_or_zone_is_taken_as_its_moment_in_utc(daemon: Path, since: str):
+    reply = Raw(daemon).call("analytics.summary", {"since": since})
+    assert reply["result"]["since"] == "2026-01-01T00:00:00.000Z", reply
+
+
 def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
     raw = Raw(daemon)
     reply = raw.send(b'{"jsonrpc": "2.0", "id": "\\ud800", "method": "no.such\\udfff"}\n')
@@ -255,6 +263,8 @@ def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
         ("sessions.show", {"session_id": 3}, "session_id"),
         ("dlq.purge", {"item_ids": "all"}, "item_ids"),
         ("analytics.summary", {"since": "\ud800"}, "since"),  # a lone surrogate: no UTF-8
+        ("analytics.summary", {"since": "last week"}, "since: not an ISO 8601 time"),
+        ("events.list", {"since": "2026-13-01"}, "since: not an ISO 8601 time"),
         ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A": "\udfff"}}, "env"),
     ],
 )

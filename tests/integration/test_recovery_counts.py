@@ -38,17 +38,20 @@ reduce:
     assert row["status"] == "completed" and row["steps"] == "3/3", row
 
 
-def test_daemon_start_clears_the_locks_of_dead_processes(isolated: Path):
+def test_daemon_start_clears_every_lock_a_stopped_daemon_left(isolated: Path):
     dead = int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
     folder = isolated / "locks"
     folder.mkdir(parents=True)
     stale = folder / "stale-session.lock"
     stale.write_text(json.dumps({"job_id": "stale-session", "process_id": dead}))
-    held = folder / "held-session.lock"
-    held.write_text(json.dumps({"job_id": "held-session", "process_id": os.getpid()}))
+    # A process id given to another process since (after a reboot): this test's, alive.
+    reused = folder / "reused-session.lock"
+    reused.write_text(json.dumps({"job_id": "reused-session", "process_id": os.getpid()}))
+    odd = folder / "odd-session.lock"
+    odd.mkdir()  # no lock file: left alone
     cli.ctl("daemon", "start", check=True)
     try:
-        assert not stale.exists()
-        assert held.exists()  # its holder (this test) is alive
+        assert not stale.exists() and not reused.exists()
+        assert odd.is_dir()
     finally:
         cli.ctl("daemon", "stop", check=True)

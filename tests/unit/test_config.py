@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -232,6 +233,16 @@ def test_invalid_toml_names_the_file_line_and_column(config_file: Path):
     assert str(config_file) in message
     assert "line 2, column 23" in message
     assert "Traceback" not in caught.value.render()
+
+
+def test_a_fifo_for_a_config_file_is_refused_not_waited_on(config_file: Path):
+    os.mkfifo(config_file)  # nobody writes it: an open() would wait for good
+    with pytest.raises(ConfigError) as caught:
+        cfg.load(env=NO_ENV)
+    assert caught.value.message == (
+        f"cannot read config file {config_file}: "
+        "not a regular file (a FIFO, folder, socket or device)"
+    )
 
 
 def test_wrong_type_names_the_file_and_key(config_file: Path):

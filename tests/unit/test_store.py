@@ -14,7 +14,7 @@ import pytest
 
 from prodigyd import paths
 from prodigyd.errors import Conflict, NotFound, ProdigyError, StoreError
-from prodigyd.store import checkpoints, journal, sessions
+from prodigyd.store import checkpoints, journal, locks, sessions
 from prodigyd.store.atomic import read_json, write_json_atomic
 from prodigyd.store.events import EventLog, read_events
 from prodigyd.store.ids import check_id, new_session_id
@@ -216,6 +216,18 @@ def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(isolated: Path)
     with SessionLock("s2"):
         assert json.loads(lock.read_text())["process_id"] == os.getpid()
     assert not lock.exists()
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, os.mkdir], ids=["fifo", "folder"])
+def test_a_lock_in_place_of_which_is_no_file_is_refused_naming_it(isolated: Path, make):
+    paths.locks_dir().mkdir(parents=True)
+    odd = paths.locks_dir() / "s4.lock"
+    make(odd)  # a FIFO nobody writes: reading it would wait for good
+    with pytest.raises(Conflict) as err, SessionLock("s4"):
+        pass
+    assert err.value.message == f"cannot take the lock of session s4: {odd} is not a lock file"
+    assert locks.clear_all() == [] and odd.exists()
+    assert "s4" not in locks.held()
 
 
 def test_checkpoint_journal_skips_a_torn_last_line(
