@@ -105,12 +105,13 @@ UNDEFINED_VARIABLE = _code(
     the workflow's `strict_variables: true`) this is an error: when the workflow is loaded
     (`run`, `validate`, `run --dry-run`) for each braced `${name}` nothing defines, nor the
     environment you run it from, nor a `--param`, and when the step runs for any other.
-    Without it the reference is left as written, and a shell then expands it to nothing;
-    loading the workflow warns, with file:line:column and a did-you-mean, of each braced
-    `${name}` nothing defines (a bare `$name` is left to the shell, unchecked), a name of a
-    fixed set such as `${map.sucessful}` included. Check the spelling, and that the step
-    defining it (`capture:`, `env:`, parameters) comes before its use. docs/workflows.md
-    lists the built-in variables.""",
+    Without it the reference is left as written, and a shell then expands it to nothing
+    (a dotted `${item.fiel}` fails the step: `Bad substitution`); loading the workflow
+    warns, with file:line:column and a did-you-mean, of each braced `${name}` nothing
+    defines (a bare `$name` is left to the shell, unchecked), a name of a fixed set such
+    as `${map.sucessful}` included. Check the spelling, and that the step defining it
+    (`capture:`, `env:`, parameters) comes before its use. docs/workflows.md lists the
+    built-in variables.""",
 )
 EXPRESSION = _code(
     "E1006",

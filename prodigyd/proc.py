@@ -128,8 +128,13 @@ async def run(
     on_stdout_line: LineSink | None = None,
     on_stderr_line: LineSink | None = None,
     stop: asyncio.Event | None = None,
+    stdin_data: bytes | None = None,
 ) -> Completed:
     """Run `argv` to completion in its own process group.
+
+    `stdin_data`: what the child reads on its standard input, through a pipe (else it
+    reads /dev/null). Written from the loop as the child reads; a child that exits
+    without reading it all leaves the rest unwritten, as a shell pipeline would.
 
     `on_*_line` receive each decoded line (without its newline) as it arrives, for live
     progress and stream parsing. On timeout the group is terminated and the result has
@@ -148,12 +153,13 @@ async def run(
     loop = asyncio.get_running_loop()
     out_read, out_write = os.pipe()  # not inheritable: the child gets them as 1 and 2
     err_read, err_write = os.pipe()
+    in_read, in_write = os.pipe() if stdin_data is not None else (_dev_null(), -1)
     try:
         proc = subprocess.Popen(
             list(argv),
             cwd=str(cwd),
             env=env,
-            stdin=_dev_null(),
+            stdin=in_read,
             stdout=out_write,
             stderr=err_write,
             start_new_session=True,
@@ -162,10 +168,15 @@ async def run(
     except BaseException:
         os.close(out_read)
         os.close(err_read)
+        if in_write >= 0:
+            os.close(in_write)
         raise
     finally:
         os.close(out_write)  # the child's copies are the only ones: EOF once it is gone
         os.close(err_write)
+        if in_write >= 0:
+            os.close(in_read)
+    feed = _Feed(loop, in_write, stdin_data) if stdin_data is not None else None
     out_pipe = _Pipe(loop, out_read, on_stdout_line)
     err_pipe = _Pipe(loop, err_read, on_stderr_line)
     try:
@@ -173,10 +184,14 @@ async def run(
     except OSError:  # no pidfd (too many open files): the child must not run unwatched
         out_pipe.close()
         err_pipe.close()
+        if feed is not None:
+            feed.close()
         _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
-    watchers = (out_pipe, err_pipe, exit_watch)
+    watchers: tuple[_Pipe | _Exit | _Feed, ...] = (out_pipe, err_pipe, exit_watch)
+    if feed is not None:
+        watchers += (feed,)
     watch_pipes = loop.call_later(PIPE_WATCH_DELAY_SECONDS, _watch, out_pipe, err_pipe)
     timed_out = stopped = False
     try:
@@ -277,6 +292,39 @@ class _Exit:
 def _watch(*pipes: _Pipe) -> None:
     for pipe in pipes:
         pipe.watch()
+
+
+class _Feed:
+    """Writes `data` to a child's stdin pipe (and owns its descriptor), as much as the pipe
+    takes now, the rest whenever the child has read some; closed once all is written (the
+    child sees its end) or the child has gone (EPIPE)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, data: bytes) -> None:
+        self.loop, self.fd = loop, fd
+        self.rest = memoryview(data)
+        self.watched = False
+        os.set_blocking(fd, False)
+        self._write()
+
+    def _write(self) -> None:
+        try:
+            while self.rest:
+                self.rest = self.rest[os.write(self.fd, self.rest) :]
+        except BlockingIOError:
+            if not self.watched:
+                self.watched = True
+                self.loop.add_writer(self.fd, self._write)
+            return
+        except OSError:  # EPIPE: the child closed its stdin, or exited, unread
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            if self.watched:
+                self.loop.remove_writer(self.fd)
+            os.close(self.fd)
+            self.fd = -1
 
 
 class _Pipe:

@@ -130,7 +130,6 @@ class Conversation:
 
 def build_argv(
     binary: str,
-    prompt: str,
     *,
     skip_permissions: bool = True,
     model: str | None = None,
@@ -141,7 +140,10 @@ def build_argv(
     """The full argv for one non-interactive, streaming claude run.
 
     `-p` is explicit (the CLI would otherwise try to be interactive), `--verbose` is
-    mandatory for stream-json, and the prompt is the single element after `--`.
+    mandatory for stream-json. The prompt is not in it: the CLI reads it from its stdin, a
+    pipe (`proc.run`'s `stdin_data`), where no other user's `ps` sees it (a prompt may
+    hold a secret, or code), and where no length limit applies (an argument longer than
+    128 KiB fails the exec with E2BIG).
     `max_budget_usd` (what is left of a cost budget) lets the CLI stop itself at its exact
     prices, with the result subtype MAX_BUDGET_SUBTYPE.
     """
@@ -152,7 +154,7 @@ def build_argv(
         argv += ["--model", model]
     if max_budget_usd is not None:
         argv += ["--max-budget-usd", f"{max_budget_usd:.6f}"]
-    argv += [*conversation.argv(), *extra_args, "--", prompt]
+    argv += [*conversation.argv(), *extra_args]
     return argv
 
 

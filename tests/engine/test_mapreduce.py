@@ -13,6 +13,7 @@ from prodigyd.git import objects
 from prodigyd.store import dlq, journal
 from prodigyd.store import worktrees as worktree_rows
 from prodigyd.store.sessions import Status
+from prodigyd.workflow.load import parse_workflow
 from tests.enginekit import ListSink, resume, run_workflow, write_workflow
 from tests.gitutil import git
 
@@ -112,6 +113,34 @@ reduce:
     assert all(r["success"] and r["status"] == "success" for r in results)
     assert "got b at 1 of 3 as item_1" in results[1]["output"]
     assert git(repo, "show", "main:env-count.txt").strip() == "0"
+
+
+async def test_agents_know_their_worker_and_reduce_has_the_books_results_json_alias(
+    tmp_path: Path, repo: Path
+):
+    wf = write_workflow(
+        tmp_path,
+        """
+mode: mapreduce
+map:
+  input: "seq 1 6"
+  max_parallel: 2
+  agent_template:
+    - shell: "echo ${worker.id}"
+reduce:
+  - write_file:
+      path: results.json
+      content: "${map.results_json}"
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    results = json.loads(git(repo, "show", "main:results.json"))
+    assert len(results) == 6
+    workers = {r["output"].strip() for r in results}
+    assert workers <= {"0", "1"} and workers  # one of the two workers ran each
+    parsed = parse_workflow(wf.read_text(), source=str(wf))  # both known names: no warning
+    assert parsed.variable_warnings(set()) == []
 
 
 async def test_map_results_read_from_a_file_survive_quotes_and_newlines(tmp_path: Path, repo: Path):

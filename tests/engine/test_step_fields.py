@@ -413,7 +413,24 @@ async def test_session_totals_claude_cost_and_tokens(tmp_path: Path, repo: Path)
     assert (out.record.input_tokens, out.record.output_tokens) == (20, 8)
 
 
-async def test_claude_gets_headless_flags_and_a_closed_stdin(tmp_path: Path, repo: Path):
+async def test_a_prompt_holding_a_secret_or_past_the_argument_limit_reaches_claude_whole(
+    tmp_path: Path, repo: Path
+):
+    log = tmp_path / "calls.jsonl"
+    big = "x" * 300_000  # past Linux's 128 KiB for one argument (E2BIG)
+    wf = write_workflow(
+        tmp_path,
+        "env:\n  TOKEN: {secret: true, value: tok-5e1f0a9b}\n"
+        f"commands:\n  - claude: '/deploy ${{TOKEN}}'\n  - claude: '/read {big}'\n",
+    )
+    out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_LOG=str(log)))
+    assert out.status == "completed", out.record.error
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [call["prompt"] for call in calls] == ["/deploy tok-5e1f0a9b", f"/read {big}"]
+    assert not any("tok-5e1f0a9b" in arg for call in calls for arg in call["argv"])
+
+
+async def test_claude_gets_headless_flags_and_its_prompt_on_a_pipe(tmp_path: Path, repo: Path):
     log = tmp_path / "calls.jsonl"
     wf = write_workflow(tmp_path, "- claude: '/lint --focus perf'\n  timeout: 30\n")
     out = await run_workflow(wf, repo, env=env_with(FAKE_CLAUDE_LOG=str(log)))
@@ -424,7 +441,8 @@ async def test_claude_gets_headless_flags_and_a_closed_stdin(tmp_path: Path, rep
     assert "--dangerously-skip-permissions" in call["argv"]
     assert call["env"]["PRODIGY_AUTOMATION"] == "true"
     assert call["env"]["PRODIGY_COMMAND_TIMEOUT"] == "30"
-    assert call["stdin_isatty"] is False and not call["stdin_data"]
+    assert call["stdin_isatty"] is False and call["stdin_data"] == "/lint --focus perf"
+    assert "/lint --focus perf" not in call["argv"]  # where `ps` would show it
     assert Path(call["cwd"]).resolve() == Path(out.record.worktree).resolve()
     raw_logs = list((Path(os.environ["PRODIGY_HOME"]) / "logs" / "claude").glob("*.jsonl"))
     assert raw_logs and '"type":"result"' in raw_logs[0].read_text().replace(" ", "")

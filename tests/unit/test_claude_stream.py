@@ -351,10 +351,8 @@ def test_error_text_falls_back_when_an_error_result_has_no_words() -> None:
 # ---------------------------------------------------------------------------- argv and env
 
 
-def test_prompt_is_the_single_argument_after_double_dash() -> None:
-    prompt = "--allowedTools looks like a flag\n/prodigy-lint src/main.rs"
-
-    argv = build_argv("/bin/claude", prompt, extra_args=["--allowedTools", "Bash(git *)", "Edit"])
+def test_the_prompt_is_no_argument_the_cli_reads_it_from_stdin() -> None:
+    argv = build_argv("/bin/claude", extra_args=["--allowedTools", "Bash(git *)", "Edit"])
 
     assert argv == [
         "/bin/claude",
@@ -366,13 +364,11 @@ def test_prompt_is_the_single_argument_after_double_dash() -> None:
         "--allowedTools",
         "Bash(git *)",
         "Edit",
-        "--",
-        prompt,
     ]
 
 
 def test_model_and_no_skip_permissions() -> None:
-    argv = build_argv("claude", "hi", skip_permissions=False, model="sonnet")
+    argv = build_argv("claude", skip_permissions=False, model="sonnet")
 
     assert argv == [
         "claude",
@@ -382,8 +378,6 @@ def test_model_and_no_skip_permissions() -> None:
         "--verbose",
         "--model",
         "sonnet",
-        "--",
-        "hi",
     ]
 
 

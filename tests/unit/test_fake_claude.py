@@ -148,17 +148,11 @@ def test_argument_errors_match_the_real_cli(
 def test_prodigys_argv_and_env_are_accepted(repo: Path, base_env: dict[str, str]) -> None:
     del base_env["IS_SANDBOX"]
     prompt = "--allowedTools is in my prompt; -p too"
-    argv = build_argv(str(FAKE), prompt, extra_args=["--allowedTools", "Bash(git *)", "Edit"])
+    argv = build_argv(str(FAKE), extra_args=["--allowedTools", "Bash(git *)", "Edit"])
     env = build_env(base_env, skip_permissions=True, is_root=IS_ROOT)
 
     proc = subprocess.run(
-        argv,
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        stdin=subprocess.DEVNULL,
+        argv, cwd=repo, env=env, capture_output=True, text=True, timeout=30, input=prompt
     )
 
     assert proc.returncode == 0, proc.stderr
@@ -352,5 +346,5 @@ def test_invocation_log(repo: Path, base_env: dict[str, str]) -> None:
         "stdin_isatty": False,
         "stdin_data": None,
     }
-    assert second["prompt"] == "prompt from a pipe"
+    assert second["prompt"] == "prompt from a pipe\n"  # verbatim, as the real CLI sends it
     assert second["stdin_data"] == "prompt from a pipe\n"

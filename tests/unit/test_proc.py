@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 
@@ -28,6 +29,33 @@ async def test_a_child_reads_dev_null_and_its_streams_come_back_apart(tmp_path: 
     assert sorted(lines[1:]) == ["0", "1", "2"]  # nothing of the daemon's but its streams
     assert done.stderr == "oops\n"
     assert done.returncode == 3 and not done.ok
+
+
+async def test_stdin_data_past_a_pipes_size_reaches_a_slow_reader_whole(tmp_path: Path):
+    data = os.urandom(48_000).hex().encode()  # 96 KB: more than a 64 KiB pipe holds
+    ticks = 0
+
+    async def tick() -> None:  # the loop turns while the child reads: nothing blocks it
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticking = asyncio.create_task(tick())
+    try:
+        done = await proc.run(["sh", "-c", "sleep 0.2; sha256sum"], cwd=tmp_path, stdin_data=data)
+    finally:
+        ticking.cancel()
+    assert done.stdout.split()[0] == hashlib.sha256(data).hexdigest()
+    assert ticks >= 10
+
+
+async def test_a_child_that_reads_no_stdin_data_neither_fails_nor_leaks(tmp_path: Path):
+    await proc.run(["true"], cwd=tmp_path)  # the first run opens what is kept (/dev/null)
+    before = _open_fds()
+    done = await proc.run(["sh", "-c", "exit 4"], cwd=tmp_path, stdin_data=b"x" * 200_000)
+    assert done.returncode == 4  # its stdin closed unread: EPIPE, not an error of the run
+    assert _open_fds() == before
 
 
 async def test_runs_leave_no_descriptor_open(tmp_path: Path):

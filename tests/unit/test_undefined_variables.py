@@ -3,6 +3,7 @@ where it is, what was probably meant, and no warning when unsure."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from prodigyd.workflow.load import load_workflow, parse_workflow
 from tests.gitutil import git, make_repo, use_git_identity
 
 if TYPE_CHECKING:
+    from prodigyd.engine.mapreduce.agent import AgentJob
     from prodigyd.engine.runs import Run
     from prodigyd.store.sessions import SessionRecord
 
@@ -28,7 +30,14 @@ def test_a_typo_is_named_with_file_line_column_and_a_did_you_mean() -> None:
     text = "env:\n  issue: '42'\ncommands:\n  - shell: 'true'\n  - claude: '/fix ${isue} now'\n"
     [warning] = warnings(text)
     assert warning.startswith("wf.yml:5:19: ${isue} is not defined")
-    assert warning.endswith("did you mean ${issue}?")
+    assert "left as written, and a shell makes it empty; did you mean ${issue}?" in warning
+
+
+def test_a_dotted_name_is_said_to_fail_in_a_shell_not_to_be_empty() -> None:
+    [warning] = warnings("- shell: 'echo ${shel.output}'\n")
+    assert "and a shell fails on it (`Bad substitution`)" in warning
+    done = subprocess.run(["sh", "-c", "echo ${shel.output}"], capture_output=True, text=True)
+    assert done.returncode != 0 and "Bad substitution" in done.stderr  # as the warning says
 
 
 def test_a_reference_in_a_block_scalar_is_found_on_its_own_line() -> None:
@@ -178,6 +187,26 @@ def _session_record() -> SessionRecord:
         branch="prodigy-workflow-1-1",
         cwd="/repo",
     )
+
+
+def _agent_job() -> AgentJob:
+    from prodigyd.engine.context import EngineSettings
+    from prodigyd.engine.mapreduce.agent import AgentJob, AgentSpec, WorkItem
+
+    spec = AgentSpec(
+        session_id="mapreduce-1-1",
+        workflow_name="w",
+        template=(),
+        variables={},
+        env={},
+        secrets={},
+        settings=EngineSettings(),
+        timeout=None,
+        track_git=False,
+        strict_variables=False,
+        keep_failed=False,
+    )
+    return AgentJob(spec, WorkItem(0, {"file": "a"}, 1), 1, "0" * 40, worker=2)
 
 
 def _run() -> Run:
@@ -338,6 +367,7 @@ async def test_a_fixed_namespace_holds_exactly_the_names_the_engine_sets(
     warned about as a typo, so it holds every one the engine's own code sets, and no more."""
     from prodigyd.engine.admission import _builtin_variables
     from prodigyd.engine.gitvars import _publish
+    from prodigyd.engine.mapreduce.agent import agent_variables
     from prodigyd.engine.mapreduce.map_phase import MapOutcome
     from prodigyd.git.changes import ChangeSummary
     from prodigyd.git.merge import merge_variables
@@ -354,6 +384,7 @@ async def test_a_fixed_namespace_holds_exactly_the_names_the_engine_sets(
     set_names = {
         *committed._entries,
         *MapOutcome(total=0, results=[]).variables(),
+        *agent_variables(_agent_job(), Path("/wt")),
         *_builtin_variables(_session_record(), Path("/wt"), []),
         *_run().variables(),
         *await merge_variables(repo, "session", "main", worktree=repo, session_id="s"),

@@ -127,7 +127,6 @@ async def _invoke(
     usd_left = ctx.budget.remaining_usd()
     argv = cli.build_argv(
         binary,
-        prompt,
         skip_permissions=skip,
         model=settings.claude_model,
         extra_args=settings.claude_extra_args,
@@ -176,6 +175,7 @@ async def _invoke(
                 on_stdout_line=on_line,
                 on_stderr_line=inv.line_sink("stderr"),
                 stop=over,
+                stdin_data=prompt.encode(errors="replace"),  # a lone surrogate: "?"
             )
         except asyncio.CancelledError:  # stopped with its session: what it used still counts
             elapsed = time.monotonic() - started

@@ -86,6 +86,7 @@ class AgentJob:
     item: WorkItem
     attempt: int
     start: str  # the parent's commit the agent's worktree is checked out at
+    worker: int = 0  # which of the phase's `max_parallel` workers runs it (`${worker.id}`)
 
     @property
     def agent_id(self) -> str:
@@ -113,6 +114,7 @@ class AgentJob:
             "item": asdict(self.item),
             "attempt": self.attempt,
             "start": self.start,
+            "worker": self.worker,
         }
 
     @classmethod
@@ -134,6 +136,7 @@ class AgentJob:
             item=WorkItem(**data["item"]),
             attempt=data["attempt"],
             start=data["start"],
+            worker=data["worker"],
         )
 
 
@@ -327,24 +330,30 @@ def legacy_item_aliases(value: Any) -> dict[str, Any]:
     return aliases
 
 
+def agent_variables(job: AgentJob, worktree: Path) -> dict[str, Any]:
+    """What an agent's steps see besides the phase's variables: its item, and which
+    worker runs it."""
+    item = job.item
+    return {
+        "item": item.value,
+        "item_json": json.dumps(item.value, ensure_ascii=False),
+        "item_id": item.item_id,
+        "item_index": item.index,
+        "item_total": item.total,
+        "worker.id": job.worker,
+        "PROJECT_ROOT": str(worktree),
+        "WORKTREE": worktree.name,
+        **legacy_item_aliases(item.value),
+    }
+
+
 def _context(
     job: AgentJob, worktree: Path, events: EventSink, stop: asyncio.Event, budget: Ledger
 ) -> RunContext:
     spec, item = job.spec, job.item
     store = VariableStore()
     store.update(spec.variables)
-    store.update(
-        {
-            "item": item.value,
-            "item_json": json.dumps(item.value, ensure_ascii=False),
-            "item_id": item.item_id,
-            "item_index": item.index,
-            "item_total": item.total,
-            "PROJECT_ROOT": str(worktree),
-            "WORKTREE": worktree.name,
-            **legacy_item_aliases(item.value),
-        }
-    )
+    store.update(agent_variables(job, worktree))
     env = {
         **spec.env,
         "PRODIGY_ITEM_ID": item.item_id,

@@ -71,8 +71,10 @@ class MapOutcome:
         never exported into a child's environment (the original hit E2BIG that way)."""
         successful = self.successful
         rate = round(100.0 * successful / self.total, 1) if self.total else 100.0
+        results = [r.as_dict() for r in self.results]
         return {
-            "map.results": [r.as_dict() for r in self.results],
+            "map.results": results,
+            "map.results_json": results,  # the original's alias (its book documents both)
             "map.successful": successful,
             "map.failed": len(self.results) - successful,
             "map.total": self.total,
@@ -290,8 +292,8 @@ class MapPhase:
         waiting = deque(pending)
         breaker = Breaker(self.policy.circuit_breaker) if self.policy.circuit_breaker else None
         workers = [
-            asyncio.create_task(self._worker(waiting, agents, limits, breaker, results))
-            for _ in range(parallel)
+            asyncio.create_task(self._worker(waiting, agents, limits, breaker, results, worker))
+            for worker in range(parallel)
         ]
         try:
             await asyncio.gather(*workers)
@@ -312,7 +314,10 @@ class MapPhase:
         limits: FailureLimits,
         breaker: Breaker | None,
         results: ResultLog,
+        worker: int,
     ) -> None:
+        """Run items one after another until none is left: one of `max_parallel` such
+        workers, numbered from 0 (`${worker.id}` of its agents)."""
         stop, budget = self.host.stop_event, self.parent.budget
         while waiting and limits.reason is None and not stop.is_set():
             results.check()  # the journal cannot be written (a full disk): start no item
@@ -324,7 +329,7 @@ class MapPhase:
                     await _sleep_unless(stop, wait)
                     continue
             item = waiting.popleft()
-            ended = await self._run_item(item, agents)
+            ended = await self._run_item(item, agents, worker)
             if ended is None:  # stopped mid-item: it runs again on resume
                 return
             job, result = ended
@@ -337,7 +342,7 @@ class MapPhase:
                 breaker.record(result.success)
 
     async def _run_item(
-        self, item: WorkItem, agents: AgentSpec
+        self, item: WorkItem, agents: AgentSpec, worker: int
     ) -> tuple[AgentJob, AgentResult] | None:
         """All attempts of one item, and the last (its end is for the caller to report);
         failures go to the DLQ as they happen. Each attempt starts at the parent's commit
@@ -345,7 +350,7 @@ class MapPhase:
         started = time.monotonic()
         attempt = 1
         while True:
-            job = AgentJob(agents, item, attempt, start=await self.queue.head())
+            job = AgentJob(agents, item, attempt, start=await self.queue.head(), worker=worker)
             result = await run_agent(
                 self.host.runner, job, self.queue, self.log_dir, self.host.stop_event
             )

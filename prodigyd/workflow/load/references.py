@@ -1,7 +1,8 @@
 """Variables a workflow uses and never defines: `${isue}` for `${issue}` (issue 14).
 
 Without `--strict` a reference that does not resolve is left as written, and a shell then
-expands it to nothing: a typo runs silently with an empty value. This finds, when the
+expands it to nothing (a typo runs silently with an empty value), or, for a dotted name
+such as `${item.fiel}`, fails the step with `Bad substitution`. This finds, when the
 workflow is loaded, the `${name}` references that can be known to be undefined, so `run`,
 `validate` and `run --dry-run` warn with file:line:column and a did-you-mean.
 
@@ -120,7 +121,8 @@ GIT_NAMES = (
 #: git/merge.py, watch/variables.py set them; tests/unit/test_undefined_variables.py runs
 #: that code and holds them to this).
 FIXED_NAMESPACES: dict[str, tuple[str, ...]] = {
-    "map": ("results", "successful", "failed", "total", "success_rate"),
+    "map": ("results", "results_json", "successful", "failed", "total", "success_rate"),
+    "worker": ("id",),
     "workflow": ("name", "id", "iteration", *GIT_NAMES),
     "step": ("name", "index", *GIT_NAMES),
     "merge": (
@@ -169,6 +171,10 @@ _DECLARED = re.compile(r"\b(?:local|declare|export|typeset|readonly)\s+(?:-\w+\s
 _READ_ENDS = re.compile(r"[;\n|&]")
 
 
+#: A name a shell's `${name}` expands (anything else there is a syntax error to it).
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 @dataclass(frozen=True)
 class Undefined:
     """One reference to a name nothing defines."""
@@ -179,9 +185,14 @@ class Undefined:
     suggestion: str | None
 
     def warning(self) -> str:
+        shell = (  # `${item.x}` is no shell variable's name: sh stops the step at it
+            "makes it empty"
+            if _SHELL_NAME.fullmatch(self.name)
+            else "fails on it (`Bad substitution`)"
+        )
         return (
-            f"{self.where}: {self._unknown()}: it is left as written, and a shell makes it "
-            f"empty{self._did_you_mean()}"
+            f"{self.where}: {self._unknown()}: it is left as written, and a shell "
+            f"{shell}{self._did_you_mean()}"
         )
 
     def error(self) -> WorkflowError:
