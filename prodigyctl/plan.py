@@ -66,7 +66,7 @@ def _lines(steps: tuple[Step, ...]) -> list[str]:
 def _items(workflow: Workflow, repo: Path) -> int | str:
     """How many work items a run would have, when the input is a file to read now."""
     from prodigyd.errors import ProdigyError
-    from prodigyd.workflow.items import filtered_out, spec_items
+    from prodigyd.workflow.items import spec_items, why_none
 
     spec = workflow.map
     assert spec is not None
@@ -80,7 +80,7 @@ def _items(workflow: Workflow, repo: Path) -> int | str:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         count = len(spec_items(document, spec))
-        note = None if count else filtered_out(document, spec)
+        note = None if count else why_none(document, spec)
         return f"0 items ({note})" if note else count
     except (ValueError, UnicodeDecodeError, ProdigyError) as exc:
         first = str(getattr(exc, "message", exc)).splitlines()[0]

@@ -192,12 +192,15 @@ class Renderer:
     def _map_phase_completed(self, e: dict[str, Any]) -> str:
         if e.get("message"):
             return e["message"]
+        unrun = e["total"] - e["successful"] - e["failed"]  # a limit or a stop came first
         text = (
-            f"Map phase completed: {e['successful']} successful, {e['failed']} failed "
-            f"(total: {e['total']})"
+            f"Map phase completed: {e['successful']} successful, {e['failed']} failed"
+            + (f", {unrun} not run" if unrun > 0 else "")
+            + f" (total: {e['total']})"
         )
         if e.get("failed") and e.get("dlq"):
-            text += "; failed items are in the DLQ: prodigyctl dlq ls " + str(e["session_id"])
+            queue = e.get("dlq_job") or e["session_id"]  # a DLQ retry's: its job's queue
+            text += f"; failed items are in the DLQ: prodigyctl dlq ls {queue}"
         return self._style(text, fg="yellow" if e.get("failed") else "green")
 
     def _step_started(self, e: dict[str, Any]) -> str | None:

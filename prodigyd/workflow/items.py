@@ -49,12 +49,12 @@ if TYPE_CHECKING:
 __all__ = [
     "SortKey",
     "distinct_items",
-    "filtered_out",
     "items_from_output",
     "parse_sort",
     "select_items",
     "sort_items",
     "spec_items",
+    "why_none",
 ]
 
 
@@ -82,14 +82,20 @@ def spec_items(document: Any, spec: MapSpec) -> list[Any]:
     )
 
 
-def filtered_out(document: Any, spec: MapSpec) -> str | None:
-    """Why a map phase has no item when its filter took them all (None otherwise): said
-    with "no work items", by the run and its dry run. It names the fields the filter reads
-    that no item has at all, since a misspelt field quietly fails every comparison."""
-    if not spec.filter:
-        return None
+def why_none(document: Any, spec: MapSpec) -> str | None:
+    """Why a map phase has no item when its json_path matched nothing in a document that
+    holds something, or its filter took them all (None otherwise): said with "no work
+    items", by the run and its dry run. It names the document's top-level keys, or the
+    fields the filter reads that no item has at all, since a misspelt key or field
+    quietly selects nothing."""
     before = select(document, spec.json_path) if spec.json_path else _as_items(document)
-    if not before or any(True for _ in _kept(before, spec.filter)):
+    if spec.json_path and not before and not _matched_empty(document, spec.json_path):
+        note = f"the json_path {spec.json_path!r} matched nothing in the input"
+        if isinstance(document, dict):
+            keys = ", ".join(map(repr, list(document)[:10]))
+            note += f"; its top-level keys are {keys}" + (", ..." if len(document) > 10 else "")
+        return note
+    if not spec.filter or not before or any(True for _ in _kept(before, spec.filter)):
         return None
     note = f"the filter {spec.filter!r} kept none of the {len(before)} items"
     absent = [
@@ -100,6 +106,14 @@ def filtered_out(document: Any, spec: MapSpec) -> str | None:
     if absent:
         note += f"; no item has a field named {' or '.join(map(repr, absent))}"
     return note
+
+
+def _matched_empty(document: Any, json_path: str) -> bool:
+    """Whether `json_path` found what it looks for, empty (`$.items[*]` of `{"items": []}`),
+    or the document holds nothing to look in."""
+    if document in (None, [], {}, ""):
+        return True
+    return json_path.endswith("[*]") and bool(select(document, json_path.removesuffix("[*]")))
 
 
 def select_items(

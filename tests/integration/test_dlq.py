@@ -62,7 +62,10 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
 
     again = ctl("dlq", "retry", job, "-y", cwd=repo)  # still failing: another attempt
     assert again.returncode == 1 and "0 successful, 1 failed" in again.stdout
-    assert "its only item failed; it is back in the DLQ" in again.stdout + again.stderr
+    said = again.stdout + again.stderr
+    assert f"its only item failed; it is back in the DLQ of {job}: `prodigyctl dlq retry " in said
+    assert f"failed items are in the DLQ: prodigyctl dlq ls {job}\n" in said  # not the retry's
+    assert "Resume with" not in said  # resuming the retry would run nothing new
     [entry] = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
     assert entry["failure_count"] == 2 and entry["failure_history"][1]["attempt_number"] == 2
 

@@ -10,11 +10,11 @@ from prodigyd.workflow.expr import ExpressionError
 from prodigyd.workflow.items import (
     SortKey,
     distinct_items,
-    filtered_out,
     items_from_output,
     parse_sort,
     select_items,
     sort_items,
+    why_none,
 )
 from prodigyd.workflow.jsonpath import JsonPathError
 from prodigyd.workflow.model import MapSpec, Step
@@ -348,8 +348,23 @@ def test_a_filter_that_keeps_nothing_names_the_fields_no_item_has() -> None:
         agent_template=[Step(kind="shell", command="true")],
     )
     items = [{"id": 1, "note": "n"}, {"id": 2, "note": "m"}]
-    assert filtered_out(items, spec) == (
+    assert why_none(items, spec) == (
         f"the filter {spec.filter!r} kept none of the 2 items; "
         "no item has a field named 'tagz' or 'item.scor'"
     )
-    assert filtered_out([{"id": 9}], spec) is None  # it kept one
+    assert why_none([{"id": 9}], spec) is None  # it kept one
+
+
+def test_a_json_path_that_matches_nothing_names_the_documents_keys() -> None:
+    spec = MapSpec(
+        input="items.json",
+        json_path="$.itemz[*]",
+        agent_template=[Step(kind="shell", command="true")],
+    )
+    document = {"items": [{"id": 1}], "meta": {}}
+    assert why_none(document, spec) == (
+        "the json_path '$.itemz[*]' matched nothing in the input; "
+        "its top-level keys are 'items', 'meta'"
+    )
+    assert why_none({"itemz": []}, spec) is None  # it matched: an empty list of items
+    assert why_none({}, spec) is None  # nothing in the input to match

@@ -78,3 +78,13 @@ def test_a_run_the_next_daemon_resumes_is_not_sent_to_resume_it_by_hand():
         "(follow it: prodigyctl logs -f s)"
     )
     assert render.human(stopped) == "session s interrupted. Resume with: prodigyctl resume s"
+
+
+def test_a_map_phase_a_limit_stopped_says_how_many_items_never_ran():
+    render = Renderer(as_json=False, live=False)
+    done = {"event_type": "map_phase_completed", "session_id": "s", "dlq": True}
+    line = render.human({**done, "total": 20, "successful": 7, "failed": 3})
+    assert "Map phase completed: 7 successful, 3 failed, 10 not run (total: 20)" in line
+    assert line.endswith("failed items are in the DLQ: prodigyctl dlq ls s")
+    retry = render.human({**done, "total": 1, "successful": 0, "failed": 1, "dlq_job": "orig"})
+    assert "(total: 1); failed items are in the DLQ: prodigyctl dlq ls orig" in retry

@@ -47,7 +47,7 @@ from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
 from prodigyd.workflow.interpolate import MISSING
-from prodigyd.workflow.items import filtered_out, items_from_output, spec_items
+from prodigyd.workflow.items import items_from_output, spec_items, why_none
 from prodigyd.workflow.model import ErrorPolicy, MapSpec
 
 #: How long a map `input:` command may run (the original's fixed limit).
@@ -91,7 +91,7 @@ class MapPhase:
     fixed_items: list[tuple[int, Any]] | None = None  # (index, item): a DLQ retry's items
     dlq_job: str | None = None  # the job whose DLQ entries this phase updates (a retry's)
     results: dict[str, AgentResult] = field(default_factory=dict)
-    none_because: str | None = None  # no item: the filter took them all (`filtered_out`)
+    none_because: str | None = None  # no item: why, when it can be told (`why_none`)
 
     def __post_init__(self) -> None:
         self.journal = self.host.journal
@@ -194,6 +194,7 @@ class MapPhase:
                 duration=round(time.monotonic() - started, 3),
                 error=outcome.error,
                 dlq=self.policy.on_item_failure != "skip",
+                dlq_job=self._dlq_job,  # a DLQ retry's failures go back to its job's queue
             )
         return outcome
 
@@ -491,7 +492,7 @@ async def load_items(spec: MapSpec, ctx: RunContext) -> tuple[list[Any], str | N
     else:
         document = await _command_items(source, ctx)
     items = spec_items(document, spec)
-    return items, None if items else filtered_out(document, spec)
+    return items, None if items else why_none(document, spec)
 
 
 async def _command_items(command: str, ctx: RunContext) -> Any:

@@ -83,10 +83,13 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
     if not mapped.ok and not mapped.stopped:  # the budget ran out: the rest were not run
         return PhaseOutcome(False, error=mapped.error)
     if mapped.total and not mapped.successful and not mapped.stopped:
-        return PhaseOutcome(
+        back = "it is" if mapped.total == 1 else "they are"
+        return PhaseOutcome(  # what to run next is about the job whose DLQ holds them
             False,
             error=all_failed(
-                mapped, "it is back in the DLQ" if mapped.total == 1 else "they are back in the DLQ"
+                mapped,
+                f"{back} back in the DLQ of {retry.job_id}: `prodigyctl dlq retry "
+                f"{retry.job_id}` runs {back.split()[0]} again once the cause is fixed",
             ),
         )
     return PhaseOutcome(not mapped.stopped, stopped=mapped.stopped)
