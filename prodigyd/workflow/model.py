@@ -651,8 +651,9 @@ def _at_least_one(value: int | str) -> int | str:
     return value
 
 
-def _agent_timeout(value: object) -> object:
-    """Seconds (or a duration such as '10m'), or `$VAR` resolved at run time."""
+def _timeout_or_variable(value: object) -> object:
+    """Seconds (or a duration such as '10m'), or `$VAR` resolved at run time
+    (engine/mapreduce/settings.py)."""
     if isinstance(value, str) and _ENV_REFERENCE.fullmatch(value.strip()):
         return value.strip()
     return _timeout(value)
@@ -688,7 +689,8 @@ class SetupSpec(BaseModel):
     model_config = _FROZEN
 
     steps: tuple[Step, ...] = Field(min_length=1)
-    timeout: Timeout = None  # for the whole phase
+    #: for the whole phase; `$VAR` too, as `agent_timeout_secs`
+    timeout: Annotated[float | str | None, BeforeValidator(_timeout_or_variable)] = None
     capture_outputs: dict[str, CaptureOutput] = Field(default_factory=dict)
 
 
@@ -713,7 +715,7 @@ class MapSpec(BaseModel):
     max_parallel: Annotated[
         int | str, BeforeValidator(_parallelism), AfterValidator(_at_least_one)
     ] = 10
-    agent_timeout_secs: Annotated[float | str | None, BeforeValidator(_agent_timeout)] = None
+    agent_timeout_secs: Annotated[float | str | None, BeforeValidator(_timeout_or_variable)] = None
     timeout_action: Literal["dlq", "skip", "fail"] = "dlq"  # what a timed-out item does
     agent_template: tuple[Step, ...] = Field(min_length=1)
     budget: Budget | None = None  # each agent's own; the workflow's budget is shared by all

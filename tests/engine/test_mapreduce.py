@@ -662,6 +662,32 @@ map:
     assert out.status == "failed" and "max_parallel: $WORKERS is not set" in out.record.error
 
 
+async def test_a_setup_timeout_from_a_variable_as_the_book_writes_it(tmp_path: Path, repo: Path):
+    wf = write_workflow(
+        tmp_path,
+        """
+mode: mapreduce
+env:
+  SETUP_TIMEOUT: "1"
+setup:
+  timeout: "${SETUP_TIMEOUT}"
+  commands:
+    - shell: "sleep 30"
+map:
+  input: "seq 2"
+  agent_template:
+    - shell: "true"
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert "setup timed out after 1 seconds" in (out.record.error or "")
+    wf.write_text(wf.read_text().replace("${SETUP_TIMEOUT}", "${NO_SUCH_TIMEOUT}"))
+    out = await run_workflow(wf, repo)
+    assert out.status == "failed"
+    assert "setup.timeout: ${NO_SUCH_TIMEOUT} is not set" in (out.record.error or "")
+
+
 async def test_failure_threshold_and_continue_on_failure_stop_dispatching(
     tmp_path: Path, repo: Path
 ):

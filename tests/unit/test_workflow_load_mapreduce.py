@@ -268,3 +268,16 @@ def test_a_required_key_misspelt_is_named_in_its_error() -> None:
 def test_error_collection_is_accepted_with_a_warning() -> None:
     loaded = parse(BASE + "error_collection: aggregate\n")
     assert any("error_collection" in w for w in loaded.warnings)
+
+
+def test_the_books_echo_of_map_results_into_jq_is_warned_about_where_it_is() -> None:
+    reduce = (
+        "reduce:\n"
+        "  - shell: \"echo '${map.results}' | jq length\"\n"
+        "  - shell: \"echo '${map.results[0].item_id}' ${map.successful}\"\n"  # one field: fine
+        "  - write_file: {path: r.json, content: '${map.results_json}'}\n"  # the way to do it
+    )
+    loaded = parse(BASE + reduce)
+    [warning] = loaded.warnings
+    assert warning.startswith("wf.yml:9: ${map.results} pasted into a shell command breaks")
+    assert "write_file: step" in warning

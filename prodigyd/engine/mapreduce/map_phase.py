@@ -40,13 +40,13 @@ from prodigyd.engine.mapreduce.host import PhaseHost
 from prodigyd.engine.mapreduce.merge_queue import MERGED_ITEM, MergeQueue
 from prodigyd.engine.mapreduce.policy import Breaker, FailureLimits
 from prodigyd.engine.mapreduce.runner import report_end, run_agent
+from prodigyd.engine.mapreduce.settings import number_from, seconds_from
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.plan import MAP
 from prodigyd.errors import ProdigyError, WorkflowError
 from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.merge import merged_item_ids, settle_interrupted_merge
-from prodigyd.workflow.interpolate import MISSING
 from prodigyd.workflow.items import items_from_output, spec_items, why_none
 from prodigyd.workflow.model import ErrorPolicy, MapSpec
 
@@ -121,7 +121,7 @@ class MapPhase:
             env=parent.env,
             secrets=parent.masker.secrets(),
             settings=parent.settings,
-            timeout=agent_timeout(self.spec, parent),
+            timeout=seconds_from(self.spec.agent_timeout_secs, parent, "agent_timeout_secs"),
             budget=self.spec.budget,
             track_git=references_git_variables(workflow),
             strict_variables=parent.strict_variables,
@@ -269,7 +269,7 @@ class MapPhase:
         value = self.spec.max_parallel
         if isinstance(value, int):
             return value
-        return _number_from(value, self.parent, "max_parallel")
+        return number_from(value, self.parent, "max_parallel")
 
     # -- dispatching ------------------------------------------------------------------------
 
@@ -511,32 +511,6 @@ async def _command_items(command: str, ctx: RunContext) -> Any:
         return json.loads(done.stdout)
     except ValueError:
         return items_from_output(done.stdout)
-
-
-def _number_from(text: str, ctx: RunContext, what: str) -> int:
-    """`$VAR` / `${VAR}`: from the workflow's variables, else the job's environment."""
-    name = text.strip("${}")
-    value = ctx.variables.lookup(name)
-    if value is MISSING or value is None:
-        value = ctx.env.get(name)
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise WorkflowError(
-            f"{what}: {text} is {value!r}, not a whole number"
-            if value is not None
-            else f"{what}: {text} is not set"
-        ) from None
-    if number < 1:
-        raise WorkflowError(f"{what}: {text} is {number}; it must be at least 1")
-    return number
-
-
-def agent_timeout(spec: MapSpec, ctx: RunContext) -> float | None:
-    timeout = spec.agent_timeout_secs
-    if isinstance(timeout, str):
-        return float(_number_from(timeout, ctx, "agent_timeout_secs"))
-    return timeout
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

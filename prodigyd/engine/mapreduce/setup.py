@@ -22,6 +22,7 @@ from typing import Any
 from prodigyd.engine.context import RunContext
 from prodigyd.engine.gitvars import GitTracker
 from prodigyd.engine.mapreduce.host import PhaseHost
+from prodigyd.engine.mapreduce.settings import seconds_from
 from prodigyd.engine.mask import Masker
 from prodigyd.engine.phase import PhaseOutcome, StepHook
 from prodigyd.engine.plan import SETUP
@@ -36,11 +37,12 @@ async def run_setup(
     host: PhaseHost, spec: SetupSpec, ctx: RunContext, git: GitTracker
 ) -> PhaseOutcome:
     host.enter_phase(SETUP)
+    timeout = seconds_from(spec.timeout, ctx, "setup.timeout")  # before the phase is made
     phase = host.sequential(SETUP, spec.steps, ctx, git, on_completed=_captures(spec, ctx))
     try:
-        outcome = await asyncio.wait_for(phase, spec.timeout)
+        outcome = await asyncio.wait_for(phase, timeout)
     except TimeoutError:
-        return PhaseOutcome(False, error=f"setup timed out after {spec.timeout:g} seconds")
+        return PhaseOutcome(False, error=f"setup timed out after {timeout:g} seconds")
     if outcome.ok:
         message = f"prodigy: setup of {host.workflow.name}"
         await commit_all(ctx.worktree, message, leave_out=input_file(host.workflow))

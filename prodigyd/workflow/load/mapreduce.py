@@ -82,8 +82,31 @@ def mapreduce_workflow(doc: Map, ctx: Context) -> Workflow:
         ctx.problem("a MapReduce workflow needs a map: phase", root, hint=hint)
     if fields.get("reduce") is not None:
         data["reduce"] = _phase_steps(fields["reduce"], root.key(doc, "reduce"), ctx)
+        _warn_pasted_results(data["reduce"], fields["reduce"], root.key(doc, "reduce"), ctx)
     data["error_policy"] = _error_policy(fields, doc, root, ctx)
     return built_workflow(data, root, doc, ctx)
+
+
+#: `${map.results}` (or its alias) whole, not one field of it (`${map.results[0].item_id}`).
+_WHOLE_RESULTS = re.compile(r"\$\{map\.results(?:_json)?(?::[^}]*)?\}")
+
+
+def _warn_pasted_results(steps: tuple[Step, ...], raw: object, at: At, ctx: Context) -> None:
+    """The book's `echo '${map.results}' | jq ...` fails on Linux, where `sh` is dash: its
+    `echo` turns the JSON's `\\n` escapes into newlines, and a `'` in any output ends the
+    quoting (it worked where `sh` is bash, as on macOS). Said when the workflow is loaded,
+    not when reduce fails after every agent ran."""
+    if not isinstance(raw, list):
+        return  # the deprecated {commands: [...]}: the steps' places are not this list's
+    for index, step in enumerate(steps):
+        if step.kind == "shell" and _WHOLE_RESULTS.search(step.command or ""):
+            ctx.warn(
+                "${map.results} pasted into a shell command breaks on the first newline "
+                "or quote in any agent's output (sh's echo turns the JSON's \\n into "
+                "newlines); write it to a file with a write_file: step and read the file "
+                "(docs/workflows.md, 'After the map phase')",
+                at.index(raw, index),
+            )
 
 
 def _phase_steps(raw: object, at: At, ctx: Context) -> tuple[Step, ...]:
