@@ -8,7 +8,7 @@ imports none of their modules."""
 SUMMARIES = {
     "analytics": "Cost, tokens, outcomes and time of your sessions, the costliest groups first.",
     "batch": "Run --command once per file matching PATTERN, each in its own agent, and merge.",
-    "cancel": "Cancel a session for good: stop a queued or running one, close one that waits (awaiting merge, failed, interrupted). Ctrl-C on `run` interrupts instead.",
+    "cancel": "Cancel a session for good: stop a queued or running one, close one that waits (awaiting merge, failed, interrupted). With --resumable, stop it to be resumed later instead (a detached run's Ctrl-C).",
     "checkpoints": "List, inspect and delete sessions' checkpoints.",
     "clean": "Remove old sessions, logs and leftovers now, by the retention policy.",
     "completion": "Print the completion script for SHELL (bash, zsh or fish).",

@@ -46,13 +46,27 @@ def merge(*, session_id: str, as_json: bool) -> int:
 
 @command("cancel")
 @id_argument("session_id")
+@click.option(
+    "--resumable",
+    is_flag=True,
+    help="Stop a queued or running session as interrupted, as Ctrl-C on `run` does: "
+    "`prodigyctl resume ID` continues it from its checkpoints.",
+)
 @json_option
-def cancel(*, session_id: str, as_json: bool) -> int:
+def cancel(*, session_id: str, resumable: bool, as_json: bool) -> int:
     """Cancel a session for good: stop a queued or running one, close one that waits
-    (awaiting merge, failed, interrupted). Ctrl-C on `run` interrupts instead."""
+    (awaiting merge, failed, interrupted). With --resumable, stop it to be resumed later
+    instead (a detached run's Ctrl-C)."""
+    params = {"session_id": session_id, "resumable": resumable}
     with Client.connect() as client:
-        record = client.call(protocol.JOBS_CANCEL, {"session_id": session_id, "resumable": False})
-    click.echo(dumps(record) if as_json else f"session {record['id']}: {record['status']}")
+        record = client.call(protocol.JOBS_CANCEL, params)
+    if as_json:
+        click.echo(dumps(record))
+    elif record["status"] == "interrupted":
+        sid = record["id"]
+        click.echo(f"session {sid}: interrupted (resume with: prodigyctl resume {sid})")
+    else:
+        click.echo(f"session {record['id']}: {record['status']}")
     return EXIT_OK
 
 

@@ -128,7 +128,7 @@ def resume_job(
         raise click.UsageError(
             f"{job_id} is not a MapReduce job; resume it with `prodigyctl resume {job_id}`"
         )
-    if not as_json:
+    if not as_json and job["status"] in ("failed", "interrupted"):  # else refused: say only why
         click.echo(f"Resuming MapReduce job {job_id} ({job['status']})")
         click.echo(
             f"{job['processed_items']} of {job['total_items']} items done, "

@@ -243,9 +243,7 @@ def check_resumable(
     if not record.status.resumable:
         raise Conflict(
             f"session {record.id} is {record.status.value} and cannot be resumed",
-            hint="`prodigyctl merge ID` finishes an awaiting_merge session"
-            if record.status is Status.AWAITING_MERGE
-            else None,
+            hint=_not_resumable_hint(record),
             code=errorcodes.WRONG_STATE,
         )
     if loaded.sha256 != record.workflow_sha256 and not force:
@@ -264,6 +262,19 @@ def check_resumable(
         )
     if not force:
         refuse_damaged_checkpoints(record, loaded.workflow)
+
+
+def _not_resumable_hint(record: SessionRecord) -> str | None:
+    """What can still be done with a session `resume` refuses for its status."""
+    if record.status is Status.AWAITING_MERGE:
+        return "`prodigyctl merge ID` finishes an awaiting_merge session"
+    if record.status is Status.CANCELLED and record.worktree:
+        return (
+            "a cancelled session is over for good (`prodigyctl cancel --resumable` stops one "
+            f"to resume later); what it committed stays on branch {record.branch} until "
+            f"`prodigyctl worktree gc` deletes it: `git merge {record.branch}` takes it"
+        )
+    return None
 
 
 def refuse_damaged_checkpoints(record: SessionRecord, workflow: Workflow) -> None:

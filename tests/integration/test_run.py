@@ -169,6 +169,45 @@ def test_ctrl_c_cancels_the_job_and_exits_130(daemon: Path, repo: Path, tmp_path
     assert (repo / "three.txt").exists()
 
 
+def test_a_detached_job_cancelled_resumable_resumes_and_one_cancelled_for_good_says_where_its_work_is(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    started = tmp_path / "started"
+    wf = write(
+        tmp_path / "wf.yml",
+        f"""
+- shell: "echo one-$$ > one.txt && git add one.txt && git commit -qm one"
+- shell: "touch {started}; sleep 60"
+- shell: "echo three > three.txt"
+""",
+    )
+
+    def detached() -> str:
+        started.unlink(missing_ok=True)
+        ctl("run", str(wf), "--detach", cwd=repo, check=True)
+        wait_for(started.exists, what="step 2 to start")
+        return json.loads(ctl("sessions", "ls", "--json").stdout)[0]["id"]
+
+    paused = detached()
+    stopped = ctl("cancel", paused, "--resumable", check=True)
+    assert stopped.stdout == (
+        f"session {paused}: interrupted (resume with: prodigyctl resume {paused})\n"
+    )
+    write(wf, wf.read_text().replace("sleep 60", "true"))
+    resumed = ctl("resume", paused, "-y", "--force")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert git(repo, "show", "main:three.txt") == "three\n"
+
+    write(wf, wf.read_text().replace("; true", "; sleep 60"))
+    gone = detached()
+    assert ctl("cancel", gone, check=True).stdout == f"session {gone}: cancelled\n"
+    refused = ctl("resume", gone, "-y")
+    assert refused.returncode != 0
+    assert "is cancelled and cannot be resumed" in refused.stderr
+    assert f"`git merge prodigy-{gone}` takes it" in refused.stderr
+    assert git(repo, "show", f"prodigy-{gone}:one.txt").startswith("one-")  # as said: there
+
+
 def test_yaml_error_names_file_line_and_column(daemon: Path, repo: Path, tmp_path: Path):
     wf = write(tmp_path / "bad.yml", "- shell: 'ok'\n- shell: [unclosed\n")
     done = ctl("run", str(wf), cwd=repo)
