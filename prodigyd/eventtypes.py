@@ -31,6 +31,7 @@ class EventType(StrEnum):
     AGENT_COMPLETED = "agent_completed"
     AGENT_FAILED = "agent_failed"
     AGENT_RETRYING = "agent_retrying"
+    AGENT_STOPPED = "agent_stopped"  # stopped with its job, unfinished: it runs on resume
     WORKTREE_MERGED = "worktree_merged"
     DLQ_ITEM_ADDED = "dlq_item_added"
 

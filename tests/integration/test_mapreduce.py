@@ -190,3 +190,33 @@ reduce:
     # beyond parallel_worktrees a minute, for the next run)
     assert len(pooled) <= 10
     assert late - early < 25, f"RSS grew {late - early:.1f} MB over 900 items"
+
+
+@pytest.mark.parametrize("resumable", [False, True], ids=["cancel", "cancel-resumable"])
+def test_every_agent_a_cancel_stops_gets_an_end_in_the_events(
+    daemon: Path, repo: Path, tmp_path: Path, resumable: bool
+):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("""
+mode: mapreduce
+map:
+  input: "seq 4"
+  max_parallel: 2
+  agent_template:
+    - shell: "sleep 60"
+""")
+    ctl("run", str(wf), "--detach", cwd=repo, check=True)
+    job = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+
+    def events(kind: str) -> list[dict]:
+        listed = ctl("events", "ls", "--session", job, "--type", kind, "--json", check=True)
+        return json_lines(listed.stdout)
+
+    wait_for(lambda: len(events("agent_started")) == 2, what="two agents running")
+    ctl("cancel", job, *(["--resumable"] if resumable else []), check=True)
+    started = {e["item_id"] for e in events("agent_started")}
+    wait_for(lambda: len(events("agent_stopped")) == 2, what="each agent's end")
+    stopped = events("agent_stopped")
+    assert {e["item_id"] for e in stopped} == started and len(started) == 2
+    assert all(e["attempt"] == 1 for e in stopped)
+    assert events("agent_failed") == [] and events("agent_completed") == []

@@ -72,13 +72,23 @@ class AgentSink:
         self.inner, self.agent_id, self.item_id = inner, agent_id, item_id
         self.log: TextIO | None = log
         self.masker = masker
+        self.started = False  # its `agent_started` went out (from here or from a worker)
 
     def emit(self, event_type: str, /, **fields: Any) -> None:
-        if event_type == "step_output":
+        if event_type == EventType.AGENT_STARTED:
+            self.started = True
+        elif event_type == "step_output":
             self._write(f"{fields.get('line', '')}\n")
         elif event_type in ("step_started", "step_failed"):
             self._write(f"== {event_type} {fields.get('step')}: {fields.get('display')}\n")
         self.inner.emit(event_type, agent_id=self.agent_id, item_id=self.item_id, **fields)
+
+    def stopped(self, attempt: int) -> None:
+        """The attempt was stopped with its job (a cancel, a daemon stop, the job's budget),
+        unfinished: its `agent_started` gets an end, so no reader of the events takes it
+        for running still."""
+        if self.started:
+            self.emit(EventType.AGENT_STOPPED, attempt=attempt)
 
     def close(self) -> None:
         if self.log is not None:
@@ -115,6 +125,11 @@ async def run_agent(
     events = AgentSink(parent.events, job.agent_id, item_id, agent_log, parent.masker)
     try:
         result = await runner.run(job, queue, events, stop)
+        if result is None:
+            events.stopped(job.attempt)
+    except asyncio.CancelledError:
+        events.stopped(job.attempt)
+        raise
     finally:
         events.close()
     if result is None:
