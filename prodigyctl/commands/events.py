@@ -224,18 +224,26 @@ def _compact(value: Any) -> str:
 @command("follow", events)
 @session_filter
 @type_filter
+@click.option(
+    "--replay",
+    is_flag=True,
+    help="With --session: print the session's stored events first (from its submission), "
+    "then follow it.",
+)
 @json_lines_option
-def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> int:
+def follow(*, session_id: str | None, event_type: str | None, replay: bool, as_json: bool) -> int:
     """Print events as they happen: one session's until it finishes, else all until Ctrl-C."""
     with Client.connect() as client:
         if session_id is None:
+            if replay:
+                raise click.UsageError("--replay needs --session: every session's are many")
             return _follow_all(client, event_type, as_json)
         shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
         if shown["status"] in FINAL:
             note(f"session {session_id} is {shown['status']}: no more events", as_json)
             return EXIT_OK
-        since = int(shown.get("event_seq") or 0)
-        stream = subscribe(client, {"session_id": session_id, "since": since})
+        now = int(shown.get("event_seq") or 0)
+        stream = subscribe(client, {"session_id": session_id, "since": 0 if replay else now})
         waiting = (
             ""
             if shown["status"] in ACTIVE
@@ -244,7 +252,7 @@ def follow(*, session_id: str | None, event_type: str | None, as_json: bool) -> 
         note(f"Following the events of {session_id}{waiting}; Ctrl-C to stop.", as_json)
         for event in stream:
             _show(event, event_type, as_json)
-            if event.get("event_type") == protocol.TERMINAL_EVENT:
+            if ends_run(event, now):  # a replayed end is an earlier run's
                 break
     return EXIT_OK
 

@@ -308,6 +308,28 @@ def test_events_follow_one_session_filtered_by_type(daemon: Path, repo: Path, tm
     assert [line.split("line=")[1] for line in out.splitlines()] == ["waited-job", "after-job"]
 
 
+def test_events_follow_replay_prints_what_came_before_then_follows(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    gate = tmp_path / "gate"
+    wf, started = gated_workflow(tmp_path, "job", gate)
+    session_id = detach(wf, repo)
+    wait_for(started.exists, what="step 2 to start")
+    args = ("events", "follow", "--session", session_id, "--type", "step_output", "--replay")
+    watcher = popen(*args)
+    try:
+        assert "Following the events of" in watcher.stderr.readline()
+        gate.touch()
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    lines = [line.split("line=")[1] for line in out.splitlines()]
+    assert lines == ["before-job", "waited-job", "after-job"]  # the first was before it began
+    refused = ctl("events", "follow", "--replay")
+    assert refused.returncode == 2 and "--replay needs --session" in refused.stderr
+
+
 def test_events_follow_json_prints_the_events_alone(daemon: Path, repo: Path, tmp_path: Path):
     gate = tmp_path / "gate"
     session_id = detach(ticking_workflow(tmp_path, "job", gate), repo)
