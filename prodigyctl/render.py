@@ -138,7 +138,9 @@ class Renderer:
         steps = e.get("total_steps")
         noun = "step" if steps == 1 else "steps"
         if e.get("mode") == "mapreduce":  # its steps are setup's and reduce's, beside the map
-            counted = f"a MapReduce job ({steps} setup and reduce {noun})"
+            counted = "a MapReduce job" + (
+                f" ({steps} {noun} in setup and reduce)" if steps else ""
+            )
         else:
             counted = f"{steps} {noun}"
         return f"{verb} {e['session_id']}: {counted} in {e.get('worktree')}"

@@ -94,7 +94,7 @@ def test_batch_runs_the_command_once_per_matching_file(daemon: Path, repo: Path)
     done = ctl("batch", "*.txt", "-c", "echo done >> '${item}'", "--parallel", "2", cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Processing 3 items with 2 parallel agents" in done.stdout
-    assert ": a MapReduce job (1 setup and reduce step) in " in done.stdout  # its mode, sent
+    assert ": a MapReduce job (1 step in setup and reduce) in " in done.stdout  # its mode, sent
     assert "Batch processing complete. Processed 3 items." in done.stdout
     for name, first in (("a.txt", "a"), ("src/b.txt", "b"), ("src/c d.txt", "c")):
         assert git(repo, "show", f"main:{name}") == f"{first}\ndone\n"

@@ -48,7 +48,10 @@ def test_a_mapreduce_session_does_not_read_as_a_few_steps():
     render = Renderer(as_json=False, live=False)
     started = {"event_type": "session_started", "session_id": "m-1", "worktree": "/w"}
     assert render.human({**started, "mode": "mapreduce", "total_steps": 1}) == (
-        "session m-1: a MapReduce job (1 setup and reduce step) in /w"
+        "session m-1: a MapReduce job (1 step in setup and reduce) in /w"
+    )
+    assert render.human({**started, "mode": "mapreduce", "total_steps": 0}) == (
+        "session m-1: a MapReduce job in /w"  # a DLQ retry: its map phase alone
     )
     assert render.human({**started, "mode": "standard", "total_steps": 3}) == (
         "session m-1: 3 steps in /w"
