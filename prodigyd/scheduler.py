@@ -245,6 +245,9 @@ class Scheduler:
                 continue  # an earlier try already recovered it; not written yet
             record.status = Status.INTERRUPTED
             record.error = "prodigyd stopped while this session ran"
+            counted = checkpoints.item_counts(record.id) if record.mode == "mapreduce" else None
+            if counted is not None:  # its record trails the map journal (by a second)
+                record.processed_items, record.failed_items = counted
             session_store.save(record, defer=True, resume_on_start=1)
             self.hub(record).emit(
                 EventType.SESSION_FINISHED,

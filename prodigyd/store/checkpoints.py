@@ -185,6 +185,22 @@ def records(session_id: str, phase: str) -> Iterator[dict[str, Any]]:
         raise StoreError(f"checkpoint journal {path} cannot be read: {reason}") from exc
 
 
+def item_counts(session_id: str) -> tuple[int, int] | None:
+    """(items finished, of which failed) as a MapReduce job's map journal records them:
+    the durable account, which a record saved at most once a second trails (a daemon
+    killed mid-phase left `sessions ls` showing fewer items done than had been). None
+    without a readable journal (no map phase yet): the record's counts stand."""
+    ended: dict[str, bool] = {}  # item id: it succeeded (an item's last result stands)
+    try:
+        for record in records(session_id, "map"):
+            result = record.get("result") if record.get("kind") == "result" else None
+            if isinstance(result, dict) and isinstance(result.get("item_id"), str):
+                ended[result["item_id"]] = bool(result.get("success"))
+    except StoreError:
+        return None
+    return len(ended), sum(1 for ok in ended.values() if not ok)
+
+
 def damage(session_id: str, phase: str, *, steps_done: bool) -> str | None:
     """What makes a phase's journal lose steps it recorded as done, naming the file and
     the line; None when nothing does. A torn last line is what a crash leaves (its step was

@@ -4,6 +4,7 @@ map phase followed by a restart, and `resume-job`."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,35 @@ map:
     assert {e["item_id"] for e in stopped} == started and len(started) == 2
     assert all(e["attempt"] == 1 for e in stopped)
     assert events("agent_failed") == [] and events("agent_completed") == []
+
+
+def test_after_a_kill_9_the_job_shows_the_items_its_map_journal_holds(
+    isolated: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The record's item counts are saved at most once a second; the map journal is the
+    account. A daemon killed mid-phase showed fewer items done than had been."""
+    monkeypatch.setenv("PRODIGY_AUTO_RESUME", "false")  # the counts as recovery left them
+    wf = tmp_path / "wf.yml"
+    wf.write_text("""
+mode: mapreduce
+map:
+  input: "seq 400"
+  max_parallel: 4
+  agent_template:
+    - shell: "if [ ${item} = 3 ]; then exit 1; fi"
+""")
+    daemon = Daemon(isolated)
+    daemon.start()
+    try:
+        params = {"workflow": str(wf), "cwd": str(repo), "env": dict(os.environ), "merge": "auto"}
+        job = rpc(isolated, "jobs.submit", params)["id"]
+        wait_for(lambda: _recorded(job) >= 30, timeout=120, what="thirty items to finish")
+        daemon.kill()
+        daemon.start()
+        shown = rpc(isolated, "sessions.show", {"session_id": job})
+    finally:
+        ctl("daemon", "stop")
+    results = [r["result"] for r in checkpoints.records(job, "map") if r.get("kind") == "result"]
+    assert shown["status"] == "interrupted"
+    assert shown["processed_items"] == len(results) >= 30
+    assert shown["failed_items"] == sum(1 for r in results if not r["success"]) == 1
