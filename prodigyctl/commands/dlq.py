@@ -97,6 +97,7 @@ def show(*, job_id: str, item_id: str, as_json: bool) -> int:
             f"({attempt['error_type']}, exit code {attempt.get('exit_code')}, "
             f"{attempt.get('duration_ms', 0)} ms): log {attempt.get('log_path')}"
         )
+        click.echo(f"  in: {attempt.get('step_failed')}")
         click.echo("  " + attempt["error_message"].replace("\n", "\n  "))
     return EXIT_OK
 

@@ -37,6 +37,7 @@ class PhaseOutcome:
     exit_code: int | None = None  # of the failed step's command
     reason: FailureReason | None = None  # why it failed, when it did
     code: str | None = None  # its error code, when prodigy stopped it (StepReport.error_code)
+    step: str | None = None  # the step that failed, as its events show it (`shell: make`)
 
 
 #: Called after a step succeeded, before its checkpoint: (step index, report). The setup
@@ -93,6 +94,7 @@ async def run_sequential(
                 exit_code=report.result.exit_code,
                 reason=report.failure,
                 code=report.error_code,
+                step=display,
             )
     return PhaseOutcome(True)
 

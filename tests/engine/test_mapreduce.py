@@ -362,6 +362,7 @@ reduce:
         attempt["attempt_number"] == 1 and "No changes were committed" in attempt["error_message"]
     )
     assert Path(attempt["log_path"]).is_file()
+    assert attempt["step_failed"].startswith('shell: if [ "false" = "true" ]')  # which step
     assert out.record.failed_items == 1
 
 

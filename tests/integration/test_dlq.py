@@ -46,6 +46,7 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     assert "item_1" in table and "CommitValidationFailed" in table
     shown = ctl("dlq", "show", job, "item_1", check=True).stdout
     assert "attempt 1 at" in shown and "No changes were committed" in shown
+    assert '\n  in: shell: if [ "false" = "true" ]' in shown  # the step that failed
     stats = json.loads(ctl("dlq", "stats", "--json", check=True).stdout)
     assert stats["total"] == 1 and stats["by_error_type"] == {"CommitValidationFailed": 1}
     exported = tmp_path / "dlq.csv"

@@ -168,6 +168,7 @@ class AgentRun:
     error: str | None = None  # set when it failed, with `reason`
     reason: FailureReason | None = None
     exit_code: int | None = None  # of the step that failed
+    step: str | None = None  # the step that failed, as its events show it
     clean: bool = False  # its worktree holds no ignored files (nothing to scrub)
 
     @property
@@ -176,9 +177,15 @@ class AgentRun:
 
     @classmethod
     def failure(
-        cls, error: str, reason: FailureReason, *, output: str = "", exit_code: int | None = None
+        cls,
+        error: str,
+        reason: FailureReason,
+        *,
+        output: str = "",
+        exit_code: int | None = None,
+        step: str | None = None,
     ) -> AgentRun:
-        return cls(output=output, error=error, reason=reason, exit_code=exit_code)
+        return cls(output=output, error=error, reason=reason, exit_code=exit_code, step=step)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,6 +214,7 @@ class AgentResult:
     error: str | None = None
     failure_reason: FailureReason | None = None  # set where it failed
     exit_code: int | None = None
+    failed_step: str | None = None  # the step that failed (`shell: make test`), if one did
     worktree_path: str | None = None
     worker: str | None = None  # where it ran: "local", or a Dask worker's address
     branch_name: str | None = None  # a failed agent's kept work (keep_failed)
@@ -218,9 +226,16 @@ class AgentResult:
     def success(self) -> bool:
         return self.status == "success"
 
-    def fail(self, error: str, reason: FailureReason, exit_code: int | None = None) -> None:
+    def fail(
+        self,
+        error: str,
+        reason: FailureReason,
+        exit_code: int | None = None,
+        step: str | None = None,
+    ) -> None:
         self.status = "timeout" if reason is FailureReason.TIMEOUT else "failed"
         self.error, self.failure_reason, self.exit_code = error, reason, exit_code
+        self.failed_step = step
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "success": self.success}
@@ -261,7 +276,11 @@ async def execute(
     if not outcome.ok:
         reason = outcome.reason or FailureReason.UNKNOWN
         run = AgentRun.failure(
-            outcome.error or "a step failed", reason, output=output, exit_code=outcome.exit_code
+            outcome.error or "a step failed",
+            reason,
+            output=output,
+            exit_code=outcome.exit_code,
+            step=outcome.step,
         )
         if job.spec.keep_failed:
             run.head = await _keep(job, path)

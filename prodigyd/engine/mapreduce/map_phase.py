@@ -409,7 +409,8 @@ class MapPhase:
                 "duration_ms": int(result.duration * 1000),
                 "log_path": result.log_path,
                 "agent_id": f"{self.session_id}_agent_{item.index}",
-                "step_failed": "agent_execution",
+                # the original's field: the step, else what failed around the steps
+                "step_failed": result.failed_step or _where_failed(result.failure_reason),
             },
         )
         self.parent.events.emit(
@@ -511,6 +512,12 @@ async def _command_items(command: str, ctx: RunContext) -> Any:
         return json.loads(done.stdout)
     except ValueError:
         return items_from_output(done.stdout)
+
+
+def _where_failed(reason: FailureReason | None) -> str:
+    """A DLQ attempt's `step_failed` when no step failed: the agent's merge, or the agent
+    around its steps (its worktree, its commit, its own timeout)."""
+    return "merge" if reason is FailureReason.MERGE_CONFLICT else "agent_execution"
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -84,7 +84,7 @@ class MergeQueue:
             )
             return result
         if run.reason is not None:
-            result.fail(run.error or "a step failed", run.reason, run.exit_code)
+            result.fail(run.error or "a step failed", run.reason, run.exit_code, run.step)
             return result
         if run.head == job.start:
             result.status = "success"
