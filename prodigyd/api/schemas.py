@@ -44,8 +44,8 @@ def _moment(text: str) -> str:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise PydanticCustomError(
-            "timestamp", "not an ISO 8601 time (2026-11-25T15:22:04Z): {text!r}", {"text": text}
+        raise PydanticCustomError(  # its template takes {name}, not {name!r}
+            "timestamp", "not an ISO 8601 time (2026-11-25T15:22:04Z): {text}", {"text": repr(text)}
         ) from None
     return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 

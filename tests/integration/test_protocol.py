@@ -236,6 +236,13 @@ def test_a_malformed_envelope_gets_its_error_and_the_connection_lives(
     _log_has_no_traceback(daemon)
 
 
+def test_a_since_that_is_no_time_is_named_in_the_error(daemon: Path):
+    reply = Raw(daemon).call("events.list", {"since": "yesterday"})
+    assert reply["error"]["message"] == (
+        "Invalid params: since: not an ISO 8601 time (2026-11-25T15:22:04Z): 'yesterday'"
+    )
+
+
 @pytest.mark.parametrize(
     "since", ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00", "2026-01-01", "20260101T00"]
 )
