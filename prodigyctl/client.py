@@ -157,7 +157,9 @@ def start_daemon() -> None:
     start = os.fstat(out_fd).st_size  # what this daemon writes begins here
     with open(out_fd, "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
+            # -P: the user's folder (this one) does not go first on the daemon's sys.path,
+            # where a `yaml.py` of theirs would take the place of a library
+            [sys.executable, "-P", "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         # jobserver) would not reach its end while this daemon runs.
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     _name_process()
+    _leave_the_starting_folder()
     activated = systemd.listen_sockets()  # first: before anything can spawn a child
     proc.keep_store_private()  # before the first file or folder is made
     try:
@@ -136,6 +137,17 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "a device"
+
+
+def _leave_the_starting_folder() -> None:
+    """Work from `/`, as daemons do: the folder a `prodigyctl` or a git hook started it
+    in (a user's repository) is nobody's business for the daemon's life, and a path a
+    client sends relative to it would silently mean that folder (clients send absolute
+    paths: api/schemas.py). A relative PRODIGY_HOME is fixed to where it points first."""
+    if os.environ.get("PRODIGY_HOME"):
+        os.environ["PRODIGY_HOME"] = str(paths.home())
+    with contextlib.suppress(OSError):
+        os.chdir("/")
 
 
 def _name_process() -> None:

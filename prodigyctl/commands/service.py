@@ -76,7 +76,7 @@ def installed_argv(script: str, module: str) -> list[str]:
     path = Path(sysconfig.get_path("scripts")) / script
     if os.access(path, os.X_OK):
         return [str(path)]
-    return [sys.executable, "-m", module]
+    return [sys.executable, "-P", "-m", module]  # -P: no folder of the caller's on sys.path
 
 
 def exec_command(argv: Sequence[str]) -> str:

@@ -56,6 +56,19 @@ def _moment(text: str) -> str:
 Timestamp = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_moment)]
 
 
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise PydanticCustomError(
+            "absolute_path", "expected an absolute path, got {path}", {"path": repr(value)}
+        )
+    return value
+
+
+#: A path a client names: the daemon's working folder is not the client's (it is `/`), so
+#: only an absolute path means the same to both.
+AbsolutePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_absolute)]
+
+
 class _Params(BaseModel):
     # Each method's schema is built by its first request, not by the daemon's start.
     model_config = ConfigDict(extra="forbid", defer_build=True)
@@ -130,7 +143,7 @@ class SubmitParams(_Params):
     workflow_text: str | None = Field(
         None, min_length=1, max_length=MAX_FILE_BYTES
     )  # as a file's limit
-    cwd: str = Field(min_length=1)
+    cwd: AbsolutePath
     env: Environment
     repo: str | None = None
     args: list[str] = []
@@ -222,20 +235,11 @@ class AnalyticsParams(_Params):
 
 
 class TriggersParams(_Params):
-    repo: str = Field(min_length=1)  # a folder inside the repository
+    repo: AbsolutePath  # a folder inside the repository
 
 
 class WatchParams(_Params):
-    path: str = Field(min_length=1, max_length=4096)  # a folder inside the repository
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        """The daemon's working folder is not the client's: only absolute paths mean
-        the same to both."""
-        if not value.startswith("/"):
-            raise ValueError("expected an absolute path")
-        return value
+    path: AbsolutePath  # a folder inside the repository
 
 
 class DlqListParams(_Params):

@@ -39,6 +39,24 @@ def test_start_is_idempotent_and_status_reports(daemon: Path):
     assert Path(f"/proc/{first}/comm").read_text() == "prodigyd\n"
 
 
+def test_a_daemon_started_in_a_users_folder_works_from_root_with_its_own_libraries(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "yaml.py").write_text("raise SystemExit('the project yaml.py was imported')\n")
+    ctl("daemon", "start", cwd=folder, check=True)
+    try:
+        status = json.loads(ctl("daemon", "status", "--json", check=True).stdout)
+        assert os.readlink(f"/proc/{status['pid']}/cwd") == "/"
+        wf = tmp_path / "wf.yml"
+        wf.write_text("- shell: 'true'\n")  # the daemon's workflow loader imports yaml
+        done = ctl("run", str(wf), "-y", cwd=repo)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        ctl("daemon", "stop", check=True)
+
+
 def test_start_and_stop_json_say_running_as_status_json_does(isolated: Path):
     none = ctl("daemon", "stop", "--json")
     assert (none.returncode, none.stderr) == (0, "")

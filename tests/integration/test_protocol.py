@@ -266,6 +266,8 @@ def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
         ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A": "\u0000"}}, "env"),
         ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A=B": "c"}}, "env.A=B"),
         ("triggers.list", {"repo": "/tmp/\u0000"}, "repo"),
+        ("jobs.submit", {"workflow": "wf.yml", "cwd": ".", "env": {}}, "cwd: expected an abs"),
+        ("triggers.list", {"repo": "repo"}, "repo: expected an absolute path, got 'repo'"),
         ("worktrees.clean", {"target": "\u0000"}, "target"),
         ("sessions.show", {"session_id": 3}, "session_id"),
         ("dlq.purge", {"item_ids": "all"}, "item_ids"),
