@@ -18,18 +18,30 @@ from prodigyd import protocol
 sessions = group("sessions", "List and inspect sessions.")
 
 
-def _known_status(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """`--status` as a usage error that lists the statuses, before the daemon would refuse
-    it in its validator's words. Not a click.Choice: its help, and so the man page, stay."""
+def _known_status(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> list[str] | None:
+    """`--status` (repeated, or comma-separated: any of them) as a usage error that lists
+    the statuses, before the daemon would refuse it in its validator's words. Not a
+    click.Choice: its help, and so the man page, stay."""
     from prodigyctl.commands.status import JOB_STATES
 
-    if value is not None and value not in JOB_STATES:
-        raise click.BadParameter(f"{value!r} is not a status: use one of {', '.join(JOB_STATES)}")
-    return value
+    chosen = [name.strip() for given in value for name in given.split(",") if name.strip()]
+    for name in chosen:
+        if name not in JOB_STATES:
+            raise click.BadParameter(
+                f"{name!r} is not a status: use one of {', '.join(JOB_STATES)}"
+            )
+    return list(dict.fromkeys(chosen)) or None
 
 
 @command("ls", sessions)
-@click.option("--status", callback=_known_status, help="Only sessions in this status.")
+@click.option(
+    "--status",
+    multiple=True,
+    callback=_known_status,
+    help="Only sessions in this status; repeat it (or separate with commas) for any of several.",
+)
 @click.option(
     "--limit",
     type=click.IntRange(1, protocol.MAX_LIST),
@@ -39,7 +51,7 @@ def _known_status(ctx: click.Context, param: click.Parameter, value: str | None)
 )
 @click.option("--all", "every", is_flag=True, help=f"Every session (up to {protocol.MAX_LIST:,}).")
 @json_option
-def list_sessions(*, status: str | None, limit: int, every: bool, as_json: bool) -> int:
+def list_sessions(*, status: list[str] | None, limit: int, every: bool, as_json: bool) -> int:
     """List sessions, newest first (the newest 100 unless --limit or --all)."""
     wanted = protocol.MAX_LIST if every else limit
     with Client.connect() as client:

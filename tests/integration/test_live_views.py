@@ -442,3 +442,22 @@ def test_a_cursor_yields_exactly_the_missed_events_across_restarts(
     assert [e["seq"] for e in after] == list(range(last + 1, last + 1 + len(after)))
     every = json_lines(ctl("logs", session_id, "--json", check=True).stdout)
     assert every == stored + after
+
+
+def test_sessions_ls_takes_several_statuses(daemon: Path, repo: Path, tmp_path: Path):
+    ok = write(tmp_path / "ok.yml", "- shell: 'true'\n")
+    bad = write(tmp_path / "bad.yml", "- shell: 'exit 3'\n")
+    ids = {"completed": detach(ok, repo), "failed": detach(bad, repo)}
+    for status, session_id in ids.items():
+        wait_for(lambda s=session_id, want=status: status_of(s) == want, what=status)
+
+    def listed(*args: str) -> set[str]:
+        rows = json.loads(ctl("sessions", "ls", *args, "--json", check=True).stdout)
+        return {row["id"] for row in rows}
+
+    assert listed("--status", "failed") == {ids["failed"]}
+    both = set(ids.values())
+    assert listed("--status", "failed", "--status", "completed") == both  # any of them
+    assert listed("--status", "failed,completed") == both
+    refused = ctl("sessions", "ls", "--status", "failed,done")
+    assert refused.returncode == 2 and "'done' is not a status" in refused.stderr
