@@ -335,11 +335,12 @@ class Renderer:
         text = f"session {sid} {status}: {e.get('error')}"
         if e.get("code"):  # prodigy stopped it (a spent budget, a refused path)
             text = f"{errorcodes.label(e['code'])}: {text}"
+        kept = f"(worktree kept: {e['worktree']})" if e.get("worktree") else ""  # none yet
         if status == "failed" and "prodigyctl " in str(e.get("error")):
             # the error names what to run next (a resume, a DLQ retry): no second hint
-            text += f"\n(worktree kept: {e.get('worktree')})"
+            text += f"\n{kept}" if kept else ""
         elif status == "failed":
-            text += f"\nResume with: prodigyctl resume {sid}   (worktree kept: {e.get('worktree')})"
+            text += f"\nResume with: prodigyctl resume {sid}   {kept}".rstrip()
         return self._style(text, fg="red") + _not_recorded(e)
 
 

@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prodigyd import errorcodes, paths, systemd
@@ -567,9 +568,22 @@ class Scheduler:
         return self.executors.resolve(chosen)
 
     def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
-        record.status, record.error = Status.FAILED, exc.render()
+        """A job that cannot start fails, to be resumed once its cause is fixed; but a run
+        a trigger queued whose workflow file is gone meanwhile (deleted, renamed) is not
+        run, nor left failed for a resume that cannot work: the workflow that asked for it
+        no longer exists."""
+        if (
+            record.triggered_by is not None
+            and exc.code == errorcodes.WORKFLOW_NOT_FOUND
+            and not Path(record.workflow).exists()
+        ):
+            status = Status.CANCELLED
+            record.error = f"not run: its workflow {record.workflow} was removed before it started"
+        else:
+            status, record.error = Status.FAILED, exc.render()
+        record.status = status
         session_store.save(record, defer=True)
-        self.hub(record).emit(EventType.SESSION_FINISHED, status="failed", error=record.error)
+        self.hub(record).emit(EventType.SESSION_FINISHED, status=status.value, error=record.error)
 
     async def _run(self, session: Session, lock: SessionLock, resume: bool) -> None:
         from prodigyd.engine.journal import NotStarted

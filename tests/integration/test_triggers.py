@@ -381,3 +381,32 @@ def test_a_burst_of_commits_with_no_daemon_starts_one_daemon_of_its_own(isolated
         assert not names & {"GIT_INDEX_FILE", "GIT_DIR", "GIT_AUTHOR_DATE", "GIT_PREFIX"}
     finally:
         ctl("daemon", "stop")
+
+
+def test_a_queued_triggered_run_whose_workflow_was_removed_is_not_run(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    gate = tmp_path / "gate"
+    wf = f"""
+on: commit
+commands:
+  - shell: "while [ ! -f {gate} ]; do sleep 0.05; done"
+"""
+    commit_files(repo, {".prodigy/workflows/held.yml": wf}, "add trigger")
+    ctl("hooks", "install", cwd=repo, check=True)
+    commit_files(repo, {"a.txt": "a\n"}, "first")
+    wait_for(lambda: [s["status"] for s in sessions()] == ["running"], what="the first run")
+    commit_files(repo, {"b.txt": "b\n"}, "second")  # waits for the first: the same branch
+    wait_for(lambda: len(sessions()) == 2 and not spool(daemon), what="the second, queued")
+    (repo / ".prodigy/workflows/held.yml").unlink()
+    gate.touch()
+    wait_for(lambda: settled(daemon), timeout=60, what="both to end")
+    second, first = sessions()
+    assert first["status"] == "completed"  # it committed nothing: nothing to merge
+    assert second["status"] == "cancelled"
+    assert second["error"] == (
+        f"not run: its workflow {repo / '.prodigy/workflows/held.yml'} was removed before it "
+        "started"
+    )
+    shown = ctl("logs", second["id"]).stdout
+    assert "Resume with" not in shown and "None" not in shown

@@ -91,3 +91,15 @@ def test_a_map_phase_a_limit_stopped_says_how_many_items_never_ran():
     assert line.endswith("failed items are in the DLQ: prodigyctl dlq ls s")
     retry = render.human({**done, "total": 1, "successful": 0, "failed": 1, "dlq_job": "orig"})
     assert "(total: 1); failed items are in the DLQ: prodigyctl dlq ls orig" in retry
+
+
+def test_a_session_that_failed_before_it_had_a_worktree_names_none():
+    render = Renderer(as_json=False, live=False)
+    finished = {"event_type": "session_finished", "session_id": "s", "status": "failed"}
+    line = render.human({**finished, "error": "wf.yml: workflow file not found"})
+    assert (
+        line
+        == "session s failed: wf.yml: workflow file not found\nResume with: prodigyctl resume s"
+    )
+    kept = render.human({**finished, "error": "boom", "worktree": "/w"})
+    assert kept.endswith("Resume with: prodigyctl resume s   (worktree kept: /w)")
