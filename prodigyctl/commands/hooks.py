@@ -117,14 +117,64 @@ def ours(path: Path) -> bool:
         return False
 
 
+def _refuse_unfit(folder: Path, custom: bool, path: str | None) -> None:
+    """Refuse a repository whose hooks never run (a bare one: it is pushed to, and git runs
+    no post-commit or pre-push there), and a core.hooksPath inside the working tree (a
+    husky's `.husky`): a hook written there would be committed, with this machine's paths
+    in it, for every clone, the team's own hook moved aside where no clone has it."""
+    import subprocess
+
+    from prodigyd.git.cli import git_env
+
+    where = str(Path(path or ".").absolute())
+    asked = ["rev-parse", "--is-bare-repository", "--show-toplevel"]
+    done = subprocess.run(
+        ["git", "-C", where, *asked], capture_output=True, text=True, check=False, env=git_env()
+    )
+    said = done.stdout.split("\n")
+    if said[0] == "true":
+        fail(
+            errorcodes.NOT_A_REPO,
+            f"{where} is a bare repository: git runs no post-commit or pre-push hook in a "
+            "repository that is only pushed to",
+            EXIT_USAGE,
+            hint="install the hooks in the clone you commit and push from",
+        )
+    top = Path(said[1]) if len(said) > 1 and said[1] else None
+    if custom and top is not None and folder.resolve().is_relative_to(top.resolve()):
+        fail(
+            errorcodes.CONFLICT,
+            f"core.hooksPath is {folder}, inside the working tree: prodigy's hooks written "
+            "there would be committed with the repository (with this machine's paths in "
+            "them), and the hooks they replace moved aside where no other clone has them",
+            EXIT_CONFLICT,
+            hint="install with --force to write them there all the same (and keep them out "
+            "of your commits), or unset core.hooksPath in this clone (`git config --unset "
+            "core.hooksPath`) to have them in .git/hooks",
+        )
+
+
 @command("install", hooks)
 @path_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Install into a core.hooksPath folder inside the working tree (a .husky) all the same.",
+)
 @json_option
-def install(*, path: str | None, as_json: bool, _daemon: Sequence[str] | None = None) -> int:
+def install(
+    *,
+    path: str | None,
+    as_json: bool,
+    force: bool = False,
+    _daemon: Sequence[str] | None = None,
+) -> int:
     """Install the hooks; a hook already there is kept and run first."""
     from prodigyd.watch.spool import HOOKS
 
     folder, custom = hooks_dir(path)
+    if not force:
+        _refuse_unfit(folder, custom, path)
     blocked = [
         hook
         for hook in HOOKS

@@ -263,6 +263,25 @@ def test_a_stale_pid_file_naming_another_live_process_does_not_stop_the_start(
             other.kill()
 
 
+def test_a_daemon_killed_and_not_yet_reaped_is_not_taken_for_a_running_one(
+    hooked: Path, fake: FakeDaemon
+):
+    """A prodigyd a kill -9 ended stays a zombie until its parent reaps it (a container's
+    PID 1 may never): kill -0 answers for it, its /proc/PID/stat says Z."""
+    zombie = subprocess.Popen(["sh", "-c", "printf prodigyd >/proc/self/comm; exit 0"])
+    try:
+        state = ""
+        while state != "Z":  # it renamed itself and exited; nobody has reaped it yet
+            state = Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(") ", 1)[1][0]
+        assert Path(f"/proc/{zombie.pid}/comm").read_text() == "prodigyd\n"
+        daemon_running(zombie)
+        commit_files(hooked, {"a.txt": "a\n"}, "one")
+        assert len(wait_for_starts(fake, 1)) == 1
+    finally:
+        paths.pid_file().unlink()
+        zombie.wait()
+
+
 @pytest.mark.parametrize("marker", ["dead", "old", "garbage"])
 def test_a_stale_start_marker_does_not_stop_the_next_start(
     hooked: Path, fake: FakeDaemon, marker: str, alive: subprocess.Popen[bytes]
@@ -493,9 +512,27 @@ def test_install_names_core_hooks_path_and_says_what_to_add_for_anything_to_run(
     (workflows / "lint.yml").write_text("on: commit\ncommands:\n  - shell: 'true'\n")
     told = ctl("hooks", "install", cwd=repo, check=True).stdout.splitlines()[-1]
     assert told.startswith("workflows in .prodigy/workflows/ with `on: commit` or `on: push` now")
-    git(repo, "config", "core.hooksPath", "my-hooks")
-    installed = ctl("hooks", "install", "--json", cwd=repo, check=True)
+    git(repo, "config", "core.hooksPath", "my-hooks")  # a husky's folder, committed
+    refused = ctl("hooks", "install", cwd=repo)
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert f"core.hooksPath is {repo / 'my-hooks'}, inside the working tree" in refused.stderr
+    assert "--force" in refused.stderr and not (repo / "my-hooks").exists()
+    installed = ctl("hooks", "install", "--force", "--json", cwd=repo, check=True)
     assert json.loads(installed.stdout)["hooks_path"] == str(repo / "my-hooks")
+    outside = repo.parent / f"{repo.name}-hooks"  # a folder of the user's, not committed
+    git(repo, "config", "core.hooksPath", str(outside))
+    installed = ctl("hooks", "install", "--json", cwd=repo, check=True)
+    assert json.loads(installed.stdout)["hooks_path"] == str(outside)
+
+
+def test_hooks_are_not_installed_in_a_bare_repository(tmp_path: Path, isolated: Path):
+    bare = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    refused = ctl("hooks", "install", "-p", str(bare))
+    assert refused.returncode == 2
+    assert f"{bare} is a bare repository: git runs no post-commit or pre-push" in refused.stderr
+    assert "the clone you commit and push from" in refused.stderr
+    assert not (bare / "hooks" / "post-commit").exists()
 
 
 def test_the_docs_name_every_variable_the_hooks_keep():
