@@ -22,7 +22,7 @@ SUMMARIES = {
     "goal-seek": "Run --command until --validate scores GOAL as reached, then merge the result.",
     "hooks": "Git hooks (post-commit, pre-push) that start the repository's triggered workflows.",
     "init": "Install the Claude commands your workflows use into .claude/commands/.",
-    "logs": "Print a session's progress from the start, as `run` shows it.",
+    "logs": "Print a session's progress from the start, as `run` shows it. With -f, follow a queued or running one to its end, and exit as `run` would have: 0 done (or awaiting its merge), 1 failed or cancelled, 4 its merge refused, 130 interrupted.",
     "man": "Man pages: prodigyctl(1) and one per command, prodigyd(8), prodigy-workflow(5), prodigy-config(5).",
     "merge": "Merge a session that is awaiting_merge into the branch it started from.",
     "ps": "Queued and running jobs, and the most recent finished ones.",

@@ -12,7 +12,7 @@ import click
 from prodigyctl.client import Client
 from prodigyctl.commands import command
 from prodigyctl.commands.events import ACTIVE, ends_run, subscribe
-from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
 from prodigyctl.render import Renderer
 from prodigyd import protocol
@@ -27,24 +27,30 @@ from prodigyd import protocol
 @verbose_option
 @json_option
 def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
-    """Print a session's progress from the start, as `run` shows it."""
+    """Print a session's progress from the start, as `run` shows it. With -f, follow a
+    queued or running one to its end, and exit as `run` would have: 0 done (or awaiting
+    its merge), 1 failed or cancelled, 4 its merge refused, 130 interrupted."""
     renderer = Renderer(as_json=as_json, verbose=verbosity(), live=follow)
     with Client.connect() as client:
         shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
         last = int(shown.get("event_seq") or 0)
         live = follow and shown["status"] in ACTIVE
         if not live and last == 0:
-            return EXIT_OK
-        status = shown["status"]
+            return _followed_to(shown["status"], merge_refused=False) if follow else EXIT_OK
+        status = ended = shown["status"]
         for event in subscribe(client, {"session_id": session_id, "since": 0}):
             renderer(event)
             if event.get("event_type") == protocol.TERMINAL_EVENT:
-                status = event.get("status") if not event.get("error") else None
+                ended = event.get("status")
+                status = ended if not event.get("error") else None  # None: a merge refused
             done = ends_run(event, last) if live else event["seq"] >= last
             if done:
                 break
+    # with -f, also when it had ended before we asked: `run --detach` then `logs -f` of a
+    # quick job must tell its outcome all the same
+    code = _followed_to(ended, merge_refused=status is None) if follow else EXIT_OK
     if as_json:
-        return EXIT_OK
+        return code
     if not follow and shown["status"] in ACTIVE:
         click.echo(
             f"(session is {shown['status']}; follow it with: prodigyctl logs -f {session_id})",
@@ -54,7 +60,19 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
         # as `run` ends such a session (a refused merge: its error); one started from a
         # snapshot of uncommitted files (`on: files`) is never merged: `merge` refuses it
         click.echo(f"(to merge it: prodigyctl merge {shown['id']})", err=True)
-    return EXIT_OK
+    return code
+
+
+def _followed_to(status: str | None, *, merge_refused: bool) -> int:
+    """`logs -f`'s exit code once the session it followed ended: as `run`'s would have
+    been, so a script can `run --detach`, then wait with `logs -f` and know the outcome
+    (a merge waiting for `prodigyctl merge` is a success not yet landed: 0, as `run`
+    without a terminal ends; an automatic merge refused is 4)."""
+    if status == "awaiting_merge":
+        return EXIT_CONFLICT if merge_refused else EXIT_OK
+    if status == "completed":
+        return EXIT_OK
+    return EXIT_INTERRUPTED if status == "interrupted" else EXIT_FAILED
 
 
 # By default the jobs queued or running now, until all have finished; with --all every

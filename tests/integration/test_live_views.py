@@ -140,6 +140,25 @@ def test_logs_follow_prints_the_backlog_then_live_events_once(
     assert events[-1]["event_type"] == "session_finished"
 
 
+def test_logs_follow_exits_as_run_would_have(daemon: Path, repo: Path, tmp_path: Path):
+    gate = tmp_path / "gate"
+    wf = write(
+        tmp_path / "fails.yml",
+        f"- shell: 'while [ ! -f {gate} ]; do sleep 0.05; done; exit 3'\n",
+    )
+    session_id = detach(wf, repo)
+    follower = popen("logs", "-f", session_id)
+    try:
+        gate.touch()
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+    assert follower.returncode == 1, out + err  # `run` of it exits 1
+    assert f"session {session_id} failed" in out
+    again = ctl("logs", session_id)  # over: printing its history is no failure of logs
+    assert again.returncode == 0 and f"session {session_id} failed" in again.stdout
+
+
 def test_logs_without_follow_does_not_wait_for_a_running_session(
     daemon: Path, repo: Path, tmp_path: Path
 ):
