@@ -60,12 +60,14 @@ def show(*, topic: tuple[str, ...]) -> int:
 
 
 def find(topic: str) -> Path | None:
-    """The page for a topic: a page name, or a command path with or without `prodigyctl`."""
+    """The page for a topic: a page name (with its section, as `man ls` lists it, or
+    without), or a command path with or without `prodigyctl`."""
     from prodigyctl.manpages import shipped_paths
 
     words = topic.replace("-", " ").split()
     wanted = {topic, "-".join(words), "-".join(["prodigyctl", *words])}
-    return next((page for page in shipped_paths() if page.stem in wanted), None)
+    pages = shipped_paths()
+    return next((page for page in pages if page.name == topic or page.stem in wanted), None)
 
 
 @command("install", man)

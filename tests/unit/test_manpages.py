@@ -146,3 +146,13 @@ def test_arguments_are_in_the_synopsis_and_never_listed_as_options():
             name = (argument.metavar or argument.name or "").upper()
             assert name in synopsis, (path, name)
             assert f"\\fB{name}\\fR\n" not in options, (path, name)
+
+
+def test_every_page_man_ls_names_is_found_by_that_name():
+    from prodigyctl.commands.man import find
+    from prodigyctl.manpages import shipped_paths
+
+    pages = shipped_paths()
+    assert pages and all(find(page.name) == page for page in pages)  # `prodigyd.8`
+    assert find("prodigyd") == find("prodigyd.8") and find("daemon stop") is not None
+    assert find("prodigyd.9") is None
