@@ -9,9 +9,10 @@ import click
 
 from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command
-from prodigyctl.exitcodes import EXIT_OK
+from prodigyctl.errors import fail
+from prodigyctl.exitcodes import EXIT_OK, EXIT_USAGE
 from prodigyctl.options import json_option
-from prodigyd import protocol
+from prodigyd import errorcodes, protocol
 
 #: The kinds of data `usage` reports, in the order shown, with their names.
 _KINDS = (
@@ -39,6 +40,13 @@ def _older_than(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     seconds = duration_seconds(value)
+    if seconds is None and value.startswith("-"):  # said here: as a usage error, the
+        fail(  # original's `clean WHAT` would take it for its argument (prodigyctl/original.py)
+            errorcodes.USAGE,
+            f"--older-than {value}: an age is not negative (--older-than {value[1:]} removes "
+            f"what is older than {value[1:]})",
+            EXIT_USAGE,
+        )
     if seconds is None:
         raise click.BadParameter(f"{value!r} is not a duration such as 30d, 12h or 90m")
     return seconds

@@ -209,3 +209,13 @@ def test_replay_prints_the_events_in_order_with_their_timing(
 
     missing = ctl("sessions", "replay", "workflow-1-nosuch")
     assert missing.returncode == 3 and "no session" in missing.stderr
+
+
+def test_a_negative_age_is_refused_as_such(isolated: Path):
+    done = ctl("clean", "--older-than", "-5d")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "error[E0002]: --older-than -5d: an age is not negative (--older-than 5d removes what "
+        "is older than 5d)\n"
+    )
+    assert not (isolated / "prodigyd.sock").exists()  # refused before any daemon started
