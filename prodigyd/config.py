@@ -287,12 +287,20 @@ def _env_name(key: str) -> str:
 
 
 def _require_known(key: str) -> None:
-    if key not in _annotations():
+    if key in _annotations():
+        return
+    if key in _sections():  # `config set claude 1`: a table, whose keys are what is set
+        keys = ", ".join(name for name in _annotations() if name.startswith(f"{key}."))
         raise ConfigError(
-            f"unknown key {key}{_did_you_mean(key)}",
+            f"{key} is a table, not a key; its keys are {keys}",
             hint=_KEYS_HINT,
             code=errorcodes.CONFIG_UNKNOWN_KEY,
         )
+    raise ConfigError(
+        f"unknown key {key}{_did_you_mean(key)}",
+        hint=_KEYS_HINT,
+        code=errorcodes.CONFIG_UNKNOWN_KEY,
+    )
 
 
 def _did_you_mean(key: str) -> str:

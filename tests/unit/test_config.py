@@ -497,3 +497,15 @@ def test_describe_is_json_and_covers_every_key(config_file: Path):
     values = cfg.describe(cfg.load(env=NO_ENV))
     assert json.loads(json.dumps(values)) == values
     assert list(values) == list(cfg.sources(NO_ENV))
+
+
+def test_a_table_given_as_a_key_lists_its_keys(config_file: Path):
+    with pytest.raises(ConfigError) as caught:
+        cfg.set_value("claude", "1")
+    assert caught.value.message.startswith(
+        "claude is a table, not a key; its keys are claude.binary, claude.skip_permissions"
+    )
+    with pytest.raises(ConfigError) as caught:
+        cfg.get_value(Config(), "worktree_config")
+    assert "worktree_config.spare" in caught.value.message
+    assert not config_file.exists()
