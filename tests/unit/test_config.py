@@ -361,7 +361,7 @@ def test_set_value_returns_the_value_stored_not_an_env_override(
         ),
         ("claude.model", "", "claude.model: String should have at least 1 character (got '')"),
         ("claude.modle", "x", "unknown key claude.modle; did you mean claude.model?"),
-        ("claude", "x", "unknown key claude"),
+        ("claude", "x", "claude is a table, not a key"),
     ],
 )
 def test_set_value_rejects_bad_input_and_leaves_the_file_alone(
