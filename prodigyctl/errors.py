@@ -66,16 +66,23 @@ class RpcError(Exception):
     def render(self) -> str:
         """The daemon's error as the user should read it: location, message, details, hint,
         exactly as a command that loads the workflow itself (validate) shows its own."""
+        from prodigyd import errorcodes
         from prodigyd.errors import Location, ProdigyError
 
         data = self.data
+        errors = data.get("errors") or []
+        message = self.message
+        if errors and data.get("code") not in (None, errorcodes.INVALID_PARAMS):
+            # a refusal with a code of its own (an ambiguous id): its words, not the
+            # protocol's "Invalid params: session_id: ..."
+            message = str(errors[0].get("message"))
         details = [str(data["details"]).rstrip("\n")] if data.get("details") else []
         details += [
             f"  {err.get('field')}: {err.get('message')}" for err in data.get("errors", [])[1:]
         ]
         location = data.get("location")
         return ProdigyError(
-            self.message,
+            message,
             hint=data.get("hint"),
             location=Location.from_dict(location) if isinstance(location, dict) else None,
             details="\n".join(details) or None,
