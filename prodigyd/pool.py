@@ -267,9 +267,12 @@ class WorktreePool:
             chosen = [row for row in chosen if row.state == IDLE]
         busy = [row for row in chosen if row.state == BUSY]
         if busy:
+            owner = busy[0].owner
             raise Conflict(
-                f"worktree {busy[0].path} is in use by {busy[0].owner}",
-                hint="wait for it to finish, or cancel its session",
+                f"worktree {busy[0].path} is in use by {owner}",
+                hint=f"it holds that session's work, running or kept for a resume or a merge "
+                f"(`prodigyctl sessions show {owner}` says which): let it finish, or "
+                f"`prodigyctl cancel {owner}`, which gives the worktree back",
             )
         for row in chosen:
             await self._remove(Path(row.repo), Path(row.path))

@@ -172,6 +172,21 @@ def test_gc_dry_run_reports_and_clean_removes(daemon: Path, repo: Path, tmp_path
     assert missing.returncode == 3 and "no worktree 'no-such-worktree'" in missing.stderr
 
 
+def test_cleaning_a_failed_sessions_worktree_says_what_frees_it(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'exit 3'\n")
+    assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+    session = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
+    kept = json.loads(ctl("sessions", "show", session["id"], "--json", check=True).stdout)
+    refused = ctl("worktree", "clean", kept["worktree"])
+    assert refused.returncode == 4
+    assert f"is in use by {session['id']}" in refused.stderr
+    assert f"`prodigyctl cancel {session['id']}`, which gives the worktree back" in refused.stderr
+    assert "wait for it to finish" not in refused.stderr  # it has finished: it failed
+
+
 def test_worktree_config_reaches_the_daemon(isolated: Path, repo: Path, tmp_path: Path):
     import os
 
