@@ -280,11 +280,11 @@ class Scheduler:
         if drain:
             self.draining = True
             self._wake.set()
-            while self.running or session_store.next_queued() is not None:
+            while self.draining and (self.running or session_store.next_queued() is not None):
                 self._idle.clear()
                 await self._idle.wait()
-        else:
-            await self._interrupt_all()
+        self.draining = False  # drained, or cut short (`cut_drain_short`): stop what runs
+        await self._interrupt_all()
         for task in (self._scheduler, self._collector, self._mender):
             if task is not None:
                 task.cancel()
@@ -296,6 +296,23 @@ class Scheduler:
         claude_invocations.flush_unsaved()  # (or lost: the records of invocations)
         for hub in self.hubs.values():  # as after a crash by the next daemon
             hub.log.close()
+
+    def cut_drain_short(self) -> bool:
+        """A plain stop asked during a drain: stop as it would have, running jobs interrupted
+        (they resume at the next start) and queued ones left queued. False when no drain
+        is under way."""
+        if not self.draining:
+            return False
+        self.draining = False
+        self._idle.set()
+        return True
+
+    def backlog(self) -> tuple[int, int]:
+        """(running, queued) jobs: what a drain waits for. A job being started is running
+        here and still `queued` in the journal (`_start`)."""
+        starting = sum(1 for s, _ in self.running.values() if s.record.status is Status.QUEUED)
+        queued = session_store.counts().get(Status.QUEUED.value, 0) - starting
+        return len(self.running), queued
 
     async def _interrupt_all(self) -> None:
         sessions = [session for session, _ in self.running.values()]
@@ -641,9 +658,8 @@ class Scheduler:
         Not supervised, nothing is counted: a count reads every job, at each start and end."""
         if not systemd.supervised():
             return
-        starting = sum(1 for s, _ in self.running.values() if s.record.status is Status.QUEUED)
-        queued = session_store.counts().get(Status.QUEUED.value, 0) - starting  # (`_start`)
-        systemd.status(f"{len(self.running)} running, {queued} queued")
+        running, queued = self.backlog()
+        systemd.status(f"{running} running, {queued} queued")
 
     # -- views --------------------------------------------------------------------------
 

@@ -186,9 +186,14 @@ class Connection:
     async def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
         """Reply first, then stop: the caller learns the stop was accepted."""
         p = schemas.StopParams.model_validate(params)
+        scheduler = self.state.scheduler
+        if not p.drain and scheduler.cut_drain_short():  # a stop during a drain: now
+            self.state.drain = False
+            return {"stopping": True, "drain": False}
         self.state.drain = p.drain
         asyncio.get_running_loop().call_soon(self.request_stop)
-        return {"stopping": True, "drain": p.drain}
+        running, queued = scheduler.backlog()
+        return {"stopping": True, "drain": p.drain, "running": running, "queued": queued}
 
     async def _subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         p = schemas.SubscribeParams.model_validate(params)

@@ -48,15 +48,23 @@ def start(*, as_json: bool) -> int:
 )
 @json_option
 def stop(*, drain: bool, as_json: bool) -> int:
-    """Stop prodigyd; running sessions stop after their current step and resume at next start."""
+    """Stop prodigyd; running sessions stop after their current step and resume at next start.
+    A stop without --drain during a drain stops it so at once."""
     try:
         with Client.connect(autostart=False) as client:
-            client.call(protocol.DAEMON_STOP, {"drain": drain})
+            reply = client.call(protocol.DAEMON_STOP, {"drain": drain})
     except DaemonUnreachable:  # --json: `running` as `status --json` has it
         click.echo(
             dumps({"running": False, "stopped": False}) if as_json else "prodigyd is not running"
         )
         return EXIT_OK
+    if drain and not as_json and (reply.get("running") or reply.get("queued")):
+        click.echo(
+            f"prodigyd is draining: {reply.get('running', 0)} running and "
+            f"{reply.get('queued', 0)} queued jobs finish first (`prodigyctl daemon stop` "
+            "stops it now, running jobs resuming at its next start)",
+            err=True,
+        )
     deadline = None if drain else time.monotonic() + STOP_WAIT_SECONDS
     # The pid file goes last in every mode (a socket-activated daemon leaves its socket).
     while paths.pid_file().exists() and (deadline is None or time.monotonic() < deadline):

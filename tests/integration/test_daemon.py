@@ -331,6 +331,43 @@ def test_drain_finishes_queued_and_running_jobs_before_exiting(
     assert {f"{sid}.txt" for sid in ids} <= files  # both ran to the end, then it stopped
 
 
+def test_a_stop_during_a_drain_stops_now_and_the_jobs_resume_at_the_next_start(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    (isolated).mkdir(parents=True, exist_ok=True)
+    # a stop lets a step run this long: the drain would wait the whole minute
+    (isolated / "config.toml").write_text("max_concurrent_jobs = 1\nshutdown_grace_seconds = 1\n")
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'sleep 60'\n- shell: 'echo done > \"$PRODIGY_SESSION_ID.txt\"'\n")
+    ids = [
+        ctl("run", str(wf), "-y", "--detach", cwd=repo, check=True).stdout.strip() for _ in range(2)
+    ]
+    drainer = subprocess.Popen(
+        [sys.executable, "-m", "prodigyctl.main", "daemon", "stop", "--drain"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        said = drainer.stderr.readline()  # the reply came: the drain is under way
+        assert said.startswith("prodigyd is draining: 1 running and 1 queued jobs finish first")
+        stopped = ctl("daemon", "stop", timeout=60)  # now: the sleep is not waited for
+        assert stopped.returncode == 0 and stopped.stdout == "prodigyd stopped\n"
+        assert drainer.wait(timeout=30) == 0
+    finally:
+        drainer.kill()
+    held = {**os.environ, "PRODIGY_AUTO_RESUME": "false"}  # as the stop left them
+    ctl("daemon", "start", env=held, check=True)
+    try:
+        rows = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+    finally:
+        ctl("daemon", "stop", check=True)
+    statuses = {row["id"]: row["status"] for row in rows}
+    assert statuses[ids[0]] == "interrupted"  # stopped mid-step: resumable
+    assert statuses[ids[1]] in ("queued", "running")  # never started: this daemon starts it
+
+
 def test_stop_returns_once_the_store_is_settled(isolated: Path, repo: Path, tmp_path: Path):
     """`daemon stop` returns when the pid file goes, and the daemon removes it last: the
     journal is closed by then (no -wal file left for a backup or a test to race)."""
