@@ -12,6 +12,7 @@ prodigyctl/systemd link to it; ExecStart in prodigyd.service is EXEC_PLACEHOLDER
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import sysconfig
@@ -22,7 +23,7 @@ import click
 
 from prodigyctl.client import dumps
 from prodigyctl.errors import fail
-from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_OK, EXIT_USAGE
 from prodigyd import errorcodes, paths
 from prodigyd.store.atomic import write_bytes_atomic
 
@@ -31,6 +32,8 @@ MARKER = "# Installed by prodigyctl daemon install-service"
 
 #: Replaced by the rendered ExecStart command line.
 EXEC_PLACEHOLDER = "@PRODIGYD@"
+#: Where the service unit's TimeoutStopSec goes (`render`).
+TIMEOUT_PLACEHOLDER = "@TIMEOUT_STOP@"
 
 SERVICE_UNIT = "prodigyd.service"
 SOCKET_UNIT = "prodigyd.socket"
@@ -90,16 +93,25 @@ def exec_command(argv: Sequence[str]) -> str:
     return " ".join(_quoted(word) for word in words)
 
 
-def render(name: str, argv: Sequence[str]) -> str:
-    """The unit file install-service writes for `name`, marked as its own."""
+def render(name: str, argv: Sequence[str], *, grace: float = 30.0) -> str:
+    """The unit file install-service writes for `name`, marked as its own: `grace` is the
+    daemon's shutdown_grace_seconds, which systemd must wait out before its SIGKILL."""
     template = (UNITS_DIR / name).read_text()
-    return f"{MARKER}\n{template.replace(EXEC_PLACEHOLDER, exec_command(argv))}"
+    text = template.replace(EXEC_PLACEHOLDER, exec_command(argv))
+    return f"{MARKER}\n{text.replace(TIMEOUT_PLACEHOLDER, f'{math.ceil(grace) + 60}s')}"
 
 
 def _install(folder: Path, *, as_json: bool) -> int:
+    from prodigyd.config import ConfigError, load
+
     argv = daemon_argv()
+    try:
+        grace = load().shutdown_grace_seconds
+    except ConfigError as err:  # the daemon would not start either: say so now
+        fail(err.code, err.render(), EXIT_USAGE)
     written = {
-        folder / name: _write_if_changed(folder / name, render(name, argv)) for name in UNITS
+        folder / name: _write_if_changed(folder / name, render(name, argv, grace=grace))
+        for name in UNITS
     }
     warning = _socket_mismatch()
     if as_json:

@@ -104,6 +104,7 @@ def test_install_service_writes_both_units_and_prints_the_enable_line(
     for name in UNITS:
         text = (unit_folder / name).read_text()
         shipped = (REPO_UNITS / name).read_text().replace("=@PRODIGYD@", f"={exec_start}")
+        shipped = shipped.replace("=@TIMEOUT_STOP@", "=90s")  # the default 30 s grace + 60
         assert text == f"{service.MARKER}\n{shipped}"
         assert f"wrote {unit_folder / name}" in out
     service_text = (unit_folder / service.SERVICE_UNIT).read_text()
@@ -113,6 +114,14 @@ def test_install_service_writes_both_units_and_prints_the_enable_line(
         "systemctl --user daemon-reload && systemctl --user enable --now prodigyd.socket"
     )
     assert f"  {service.ENABLE_LINE}\n" in out
+
+
+def test_the_service_waits_out_the_configured_grace_before_its_kill(
+    unit_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRODIGY_SHUTDOWN_GRACE_SECONDS", "300")
+    assert _install() == EXIT_OK
+    assert "\nTimeoutStopSec=360s\n" in (unit_folder / service.SERVICE_UNIT).read_text()
 
 
 def test_install_service_is_idempotent(
