@@ -29,14 +29,23 @@ daemon = group("daemon", "Start, stop or check the prodigyd daemon.")
 @command("start", daemon)
 @json_option
 def start(*, as_json: bool) -> int:
-    """Start prodigyd if it is not running."""
-    with Client.connect() as client:
-        info = client.call(protocol.DAEMON_STATUS)
-    click.echo(
-        dumps(status_command.status_json(info))
-        if as_json
-        else f"prodigyd running (pid {info['pid']})"
-    )
+    """Start prodigyd if it is not running. One running already keeps the settings it
+    started with (config.toml, PRODIGY_* variables): stop it to start one with yours."""
+    try:
+        with Client.connect(autostart=False) as client:
+            info, started = client.call(protocol.DAEMON_STATUS), False
+    except DaemonUnreachable:
+        with Client.connect() as client:
+            info, started = client.call(protocol.DAEMON_STATUS), True
+    if as_json:
+        click.echo(dumps({**status_command.status_json(info), "started": started}))
+    elif started:
+        click.echo(f"prodigyd running (pid {info['pid']})")
+    else:
+        click.echo(
+            f"prodigyd running (pid {info['pid']}), already: with the settings it started "
+            "with (`prodigyctl daemon stop`, then start, applies changed ones)"
+        )
     if info.get("store_problem") and not as_json:
         click.echo(f"warning: prodigyd's store: {info['store_problem']}", err=True)
     return EXIT_OK

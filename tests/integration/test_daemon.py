@@ -63,11 +63,15 @@ def test_start_and_stop_json_say_running_as_status_json_does(isolated: Path):
     assert json.loads(none.stdout) == {"running": False, "stopped": False}
     try:
         started = json.loads(ctl("daemon", "start", "--json", check=True).stdout)
+        again = json.loads(ctl("daemon", "start", "--json", check=True).stdout)
+        told = ctl("daemon", "start", check=True).stdout
         status = json.loads(ctl("daemon", "status", "--json", check=True).stdout)
     finally:
         stopped = ctl("daemon", "stop", "--json", check=True)
-    assert started["running"] is True and set(started) == set(status)
-    assert started["pid"] == status["pid"]
+    assert started["running"] is True and set(started) == {*status, "started"}
+    assert started["pid"] == status["pid"] == again["pid"]
+    assert (started["started"], again["started"]) == (True, False)
+    assert told.startswith(f"prodigyd running (pid {status['pid']}), already: with the settings")
     assert json.loads(stopped.stdout) == {"running": False, "stopped": True}
 
 
