@@ -71,7 +71,9 @@ AbsolutePath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidat
 
 class _Params(BaseModel):
     # Each method's schema is built by its first request, not by the daemon's start.
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    # Strict: JSON has the types, and `"limit": true` or `"drain": "yes"` is a client's
+    # mistake to be told, not a 1 or a yes to be guessed.
+    model_config = ConfigDict(extra="forbid", defer_build=True, strict=True)
 
     @field_validator("*")
     @classmethod

@@ -267,6 +267,8 @@ def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
         ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A=B": "c"}}, "env.A=B"),
         ("triggers.list", {"repo": "/tmp/\u0000"}, "repo"),
         ("jobs.submit", {"workflow": "wf.yml", "cwd": ".", "env": {}}, "cwd: expected an abs"),
+        ("sessions.list", {"limit": True}, "limit: Input should be a valid integer"),  # no 1
+        ("daemon.stop", {"drain": "yes"}, "drain: Input should be a valid boolean"),  # no True
         ("triggers.list", {"repo": "repo"}, "repo: expected an absolute path, got 'repo'"),
         ("worktrees.clean", {"target": "\u0000"}, "target"),
         ("sessions.show", {"session_id": 3}, "session_id"),
