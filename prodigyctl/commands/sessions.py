@@ -192,7 +192,13 @@ _ACTIVE = ("queued", "running")
 
 
 @command("ps")
-@click.option("--recent", default=10, show_default=True, help="How many finished jobs to show.")
+@click.option(
+    "--recent",
+    type=click.IntRange(0, protocol.MAX_LIST),
+    default=10,
+    show_default=True,
+    help="How many finished jobs to show.",
+)
 @json_option
 def ps(*, recent: int, as_json: bool) -> int:
     """Queued and running jobs, and the most recent finished ones."""
