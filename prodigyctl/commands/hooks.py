@@ -321,8 +321,12 @@ def _text(path: Path) -> str | None:
 @json_option
 def list_triggers(*, path: str | None, as_json: bool) -> int:
     """The repository's triggered workflows, and the latest problems with hook events."""
+    from prodigyd.watch.spool import HOOKS
+
     with Client.connect() as client:
         result = client.call(protocol.TRIGGERS_LIST, {"repo": str(Path(path or ".").absolute())})
+    folder, _ = hooks_dir(result["repo"])
+    result["hooks"] = all(ours(folder / hook) for hook in HOOKS)  # installed here
     if as_json:
         click.echo(dumps(result))
         return EXIT_OK
@@ -340,7 +344,36 @@ def list_triggers(*, path: str | None, as_json: bool) -> int:
         click.echo(f"  {drop['timestamp']} {drop['why']}: {drop['message']}")
     for problem in result["problems"]:
         click.echo(f"recent problem (hook event {problem['event']}): {problem['error']}", err=True)
+    for line in _undelivered(result):
+        click.echo(f"note: {line}", err=True)
     return EXIT_OK
+
+
+#: Which events each way of seeing git events delivers (docs/workflows.md, "Triggers").
+_BY_HOOKS = {"commit", "push"}
+_BY_WATCHER = {"commit", "ref", "files"}
+
+
+def _undelivered(result: dict[str, Any]) -> list[str]:
+    """What the workflows' triggers wait for that nothing here delivers: `on: push` with no
+    hooks installed, `on: ref` in a repository nobody watches, and so on."""
+    wanted = {t["event"] for w in result["workflows"] for t in w["on"]}
+    hooks, watched = result["hooks"], result["watched"]
+    lines = []
+    if "commit" in wanted and not hooks and not watched:
+        lines.append(
+            "nothing delivers `on: commit` here: `prodigyctl hooks install` (or "
+            "`prodigyctl watch add`) does"
+        )
+    if "push" in wanted and not hooks:
+        lines.append("`on: push` needs the hooks, not installed here: `prodigyctl hooks install`")
+    for event in sorted(wanted & (_BY_WATCHER - _BY_HOOKS)):
+        if not watched:
+            lines.append(
+                f"`on: {event}` needs the watcher, which does not watch this repository: "
+                "`prodigyctl watch add`"
+            )
+    return lines
 
 
 def _describe(trigger: dict[str, Any]) -> str:

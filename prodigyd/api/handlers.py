@@ -310,6 +310,7 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
     ]
     return {
         "repo": str(repo),
+        "watched": state.watcher.watches(repo),  # the watcher delivers commit, ref, files
         "workflows": workflows,
         "dropped": await dropped.recent(repo),
         "problems": list(state.inbox.problems),

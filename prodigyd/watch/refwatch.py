@@ -193,6 +193,11 @@ class RepoWatcher:
             except Exception:  # the next daemon looks again
                 log.exception("watched repository %s", repo.path)
 
+    def watches(self, repo: Path) -> bool:
+        """Whether `repo` (its top folder) is watched, and seen now (not gone missing)."""
+        entry = self._repos.get(repo)
+        return entry is not None and entry.problem is None
+
     async def listing(self) -> list[dict[str, Any]]:
         """The watched repositories, each checked now: one that is gone says so."""
         for repo in list(self._repos.values()):

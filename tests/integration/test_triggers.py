@@ -410,3 +410,28 @@ commands:
     )
     shown = ctl("logs", second["id"]).stdout
     assert "Resume with" not in shown and "None" not in shown
+
+
+def test_triggers_ls_says_what_nothing_here_delivers(daemon: Path, repo: Path):
+    commit_files(
+        repo,
+        {
+            ".prodigy/workflows/push.yml": "on: push\ncommands:\n  - shell: 'true'\n",
+            ".prodigy/workflows/tags.yml": "on: {ref: {tags: ['v*']}}\ncommands:\n  - shell: 'true'\n",
+        },
+        "add triggers",
+    )
+    bare = ctl("triggers", "ls", cwd=repo, check=True)
+    assert "note: `on: push` needs the hooks, not installed here" in bare.stderr
+    assert "note: `on: ref` needs the watcher, which does not watch this" in bare.stderr
+    listed = json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)
+    assert (listed["hooks"], listed["watched"]) == (False, False)
+    ctl("hooks", "install", cwd=repo, check=True)
+    ctl("watch", "add", str(repo), check=True)
+    try:
+        served = ctl("triggers", "ls", cwd=repo, check=True)
+        assert "note:" not in served.stderr, served.stderr
+        listed = json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)
+        assert (listed["hooks"], listed["watched"]) == (True, True)
+    finally:
+        ctl("watch", "rm", str(repo), check=True)
