@@ -245,10 +245,12 @@ def uninstall(*, path: str | None, as_json: bool) -> int:
     from prodigyd.watch.spool import HOOKS
 
     folder, _ = hooks_dir(path)
-    removed, restored = [], []
+    removed, restored, left = [], [], []
     for hook in HOOKS:
         target, legacy = folder / hook, folder / f"{hook}{LEGACY_SUFFIX}"
         if not ours(target):
+            if legacy.exists():  # ours was replaced by another's: this one is nobody's now
+                left.append(str(legacy))
             continue
         target.unlink()
         removed.append(str(target))
@@ -256,12 +258,19 @@ def uninstall(*, path: str | None, as_json: bool) -> int:
             legacy.rename(target)
             restored.append(str(target))
     if as_json:
-        click.echo(dumps({"hooks_dir": str(folder), "removed": removed, "restored": restored}))
-    else:
-        for name in removed:
-            click.echo(f"removed {name}" + (" (your old hook is back)" if name in restored else ""))
-        if not removed:
-            click.echo(f"no prodigy hooks in {folder}")
+        shown = {"hooks_dir": str(folder), "removed": removed, "restored": restored}
+        click.echo(dumps({**shown, "left_over": left}))
+        return EXIT_OK
+    for name in removed:
+        click.echo(f"removed {name}" + (" (your old hook is back)" if name in restored else ""))
+    if not removed:
+        click.echo(f"no prodigy hooks in {folder}")
+    for name in left:  # never removed or moved here: it is the user's hook
+        click.echo(
+            f"note: {name} is the hook prodigy's ran first, left when another tool replaced "
+            "prodigy's: move it back, or remove it",
+            err=True,
+        )
     return EXIT_OK
 
 
@@ -282,6 +291,11 @@ def status(*, path: str | None, as_json: bool) -> int:
     for row in rows:
         chained = " (chains your old hook)" if row["chained"] else ""
         click.echo(f"{row['hook']:<12} {row['state']}{chained}")
+        if row["left_over"]:
+            click.echo(
+                f"  {row['left_over']}: the hook prodigy's once ran first, run by nothing now "
+                "(another tool replaced prodigy's hook): move it back, or remove it"
+            )
     if any(row["state"] == "outdated" for row in rows):
         click.echo("`prodigyctl hooks install` replaces the outdated hooks")
     return code
@@ -295,8 +309,17 @@ def _hook_status(folder: Path, hook: str) -> dict[str, Any]:
         state = "installed" if _homeless(_text(target)) == shim(home=None) else "outdated"
     else:
         state = "not prodigy's" if target.exists() else "missing"
-    chained = (folder / f"{hook}{LEGACY_SUFFIX}").exists()
-    return {"hook": hook, "path": str(target), "state": state, "chained": chained}
+    legacy = folder / f"{hook}{LEGACY_SUFFIX}"
+    # Only our hook chains the one it moved aside; beside another's, that copy is left over
+    chained = legacy.exists() and ours(target)
+    left = str(legacy) if legacy.exists() and not chained else None
+    return {
+        "hook": hook,
+        "path": str(target),
+        "state": state,
+        "chained": chained,
+        "left_over": left,
+    }
 
 
 def _homeless(text: str | None) -> str | None:

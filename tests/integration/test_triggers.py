@@ -117,6 +117,27 @@ def test_an_existing_hook_is_chained_and_restored(daemon: Path, repo: Path):
     assert ctl("hooks", "status", cwd=repo).returncode == 1
 
 
+def test_a_hook_another_tool_put_over_ours_leaves_the_chained_one_told_not_orphaned(
+    daemon: Path, repo: Path
+):
+    hooks = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-path", "hooks").strip())
+    hooks.mkdir(exist_ok=True)
+    mine = hooks / "post-commit"
+    mine.write_text("#!/bin/sh\necho mine\n")
+    mine.chmod(0o755)
+    ctl("hooks", "install", cwd=repo, check=True)
+    mine.write_text("#!/bin/sh\necho a tool's\n")  # e.g. a hook manager's install
+    legacy = hooks / "post-commit.prodigy-legacy"
+    status = ctl("hooks", "status", cwd=repo)
+    assert "post-commit  not prodigy's\n" in status.stdout  # it chains nothing: not said so
+    assert f"  {legacy}: the hook prodigy's once ran first, run by nothing now" in status.stdout
+    row = json.loads(ctl("hooks", "status", "--json", cwd=repo).stdout)["hooks"][0]
+    assert (row["chained"], row["left_over"]) == (False, str(legacy))
+    gone = ctl("hooks", "uninstall", cwd=repo, check=True)
+    assert f"note: {legacy} is the hook prodigy's ran first" in gone.stderr
+    assert legacy.read_text() == "#!/bin/sh\necho mine\n"  # the user's: never touched
+
+
 def test_a_failing_pre_push_hook_still_refuses_the_push_and_triggers_nothing(
     daemon: Path, repo: Path, tmp_path: Path
 ):
