@@ -72,6 +72,8 @@ def test_a_files_trigger_never_merges_and_settles_like_watchman_by_default():
         ("on: {files: {settle: soon}}\n", "(on.files.settle): expected a duration"),
         ("on: {push: {merge: later}}\n", "(on.push.merge): expected 'auto', 'ask' or 'never'"),
         ("on: 3\n", "(on): expected an event, a list of events or a mapping, got 3"),
+        ("on: []\n", "(on): expected at least one event (events: commit, push, ref, files)"),
+        ("on: [commit, push, commit]\n", "(on[2]): commit is given twice"),
         # an error, not a warning: ignored, a misspelt filter would fire on every commit
         (
             "on: {commit: {pathz: ['src/**']}}\n",

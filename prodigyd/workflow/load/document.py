@@ -423,13 +423,25 @@ def _triggers(raw: object, at: At, ctx: Context) -> tuple[Trigger, ...]:
     else:
         ctx.problem(f"expected an event, a list of events or a mapping, got {shown(raw)}", at)
         return ()
+    if not raw_items:  # `on: []`, `on: {}`: a trigger section that fires on nothing
+        ctx.problem(
+            f"expected at least one event (events: {', '.join(_TRIGGER_EVENTS)}); leave on: "
+            "out for a workflow no git event runs",
+            at,
+        )
+        return ()
     triggers = []
+    seen: set[object] = set()
     for event, options, here in raw_items:
         if event not in _TRIGGER_EVENTS:
             ctx.problem(
                 f"unknown event {shown(event)} (events: {', '.join(_TRIGGER_EVENTS)})", here
             )
             continue
+        if event in seen:  # `on: [commit, commit]`: one run, listed twice
+            ctx.problem(f"{event} is given twice: give each event once, with all its options", here)
+            continue
+        seen.add(event)
         fields: dict[str, Any] = {}
         if isinstance(options, Map):
             fields = known_entries(options, _TRIGGER_KEYS, here, ctx, strict=_TRIGGER_STRICT)
