@@ -12,6 +12,13 @@ dropped) is on record already.
 Then the gate (watch/gate.py), in this order: prodigy's own events, a queued run of the
 same workflow and branch (coalescing), the rate limit, the queue cap. Each run stopped
 there is kept as a `trigger_dropped` event (watch/dropped.py).
+
+The rate limit keeps the newest event it refuses of each workflow and branch, and fires it
+again once the window lets a run in (a trailing run): a burst's last commit, which a
+linter most needs to see, is never dropped for good while the daemon runs (in memory: a
+daemon stop forgets it, as it forgets the window). Not an event of prodigy's own commits
+(`include_prodigy_commits`): a run it starts would commit again, and the limit would no
+longer end such a loop.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prodigyd.errors import ProdigyError, ShuttingDown
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store import journal
 from prodigyd.store.sessions import SessionRecord
@@ -71,12 +79,17 @@ class TriggerPath:
         # window, and both change only once the awaited submit is done; two firings let in
         # between (a hook and the watcher, two worktrees) would both pass.
         self._admission = asyncio.Lock()
+        #: The newest rate-limited sighting of each (repository, workflow, branch), to fire
+        #: again once the window allows (the module docstring), and the tasks doing so.
+        self._held: dict[tuple[str, str, str], Sighting] = {}
+        self._trailing: set[asyncio.Task[None]] = set()
 
-    async def fire(self, sighting: Sighting) -> SessionRecord | None:
+    async def fire(self, sighting: Sighting, *, again: bool = False) -> SessionRecord | None:
         """Submit the run, or say why not; None when it is not submitted. Raises what
-        `Scheduler.submit` raises (ShuttingDown, ProdigyError): the caller decides."""
+        `Scheduler.submit` raises (ShuttingDown, ProdigyError): the caller decides.
+        `again`: a held sighting's trailing try (its key is known: it was dropped)."""
         key = key_of(sighting)
-        if key in self._seen or journal.has_key(key):
+        if (key in self._seen and not again) or journal.has_key(key):
             return None
         self._remember(key)
         firing = sighting.firing
@@ -127,9 +140,41 @@ class TriggerPath:
             return False
         refusal = self.gate.refusal(repository(sighting.worktree), firing.workflow)
         if refusal is not None:
-            self._drop(sighting, *refusal)
+            why, message = refusal
+            # not prodigy's own commits: those a run of it makes would keep a loop going
+            if why == "rate_limited" and branch is not None and not firing.by_prodigy:
+                self._hold(sighting, branch)
+                message += "; the newest such event runs once the limit lets one in"
+            self._drop(sighting, why, message)
             return False
         return True
+
+    def _hold(self, sighting: Sighting, branch: str) -> None:
+        """Keep the newest rate-limited sighting of its workflow and branch; the first held
+        sets the timer that fires it when the workflow's window frees a run."""
+        where = repository(sighting.worktree)
+        held = (str(where), sighting.firing.workflow.name, branch)
+        waiting = held in self._held
+        self._held[held] = sighting
+        if not waiting:
+            wait = self.gate.free_in(where, sighting.firing.workflow)
+            asyncio.get_running_loop().call_later(wait, self._release, held)
+
+    def _release(self, held: tuple[str, str, str]) -> None:
+        sighting = self._held.pop(held, None)
+        if sighting is not None:
+            task = asyncio.create_task(self._fire_trailing(sighting), name="trailing run")
+            self._trailing.add(task)
+            task.add_done_callback(self._trailing.discard)
+
+    async def _fire_trailing(self, sighting: Sighting) -> None:
+        try:
+            await self.fire(sighting, again=True)
+        except ShuttingDown:
+            pass  # the daemon stops: forgotten, as the rate window is
+        except ProdigyError as exc:
+            why = f"{sighting.firing.workflow}: {exc.render()}"
+            self.problem("trailing run", sighting.firing.reason, why)
 
     def _drop(self, sighting: Sighting, why: str, message: str, **fields: Any) -> None:
         firing = sighting.firing

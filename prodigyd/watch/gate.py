@@ -14,7 +14,8 @@ kept by watch/dropped.py):
    Branches are kept apart, so a commit on `topic` never takes the place of one on `main`.
 2. **A rate limit per workflow**: at most `max_runs` runs started by one workflow's
    triggers in any `per_seconds` (the workflow is its file name in its repository, all
-   worktrees together: a loop through session worktrees counts as one workflow).
+   worktrees together: a loop through session worktrees counts as one workflow). The
+   newest event it refuses on a branch runs once the window lets one in (watch/fire.py).
 3. **A cap on queued triggered runs**, all repositories together: `max_queued`.
 
 The rate limit counts in memory: a daemon restart starts it afresh. The queue is the
@@ -107,6 +108,13 @@ class Gate:
                     f"(triggers.max_queued = {limits.max_queued})",
                 )
         return None
+
+    def free_in(self, repository: Path, workflow: Path) -> float:
+        """Seconds until the workflow's window lets a run in (its oldest start leaves)."""
+        started = self._window(repository, workflow)
+        if len(started) < self.limits.max_runs or not started:
+            return 0.0
+        return max(0.0, started[0] + self.limits.per_seconds - time.monotonic())
 
     def started(self, repository: Path, workflow: Path) -> None:
         """Count a run just submitted against the workflow's rate limit."""

@@ -294,3 +294,30 @@ def test_the_queue_cap_and_the_rate_limit_drop_runs_and_say_so(
     assert "started 3 runs in the last 3600s (triggers.max_runs = 3)" in dropped[1]["message"]
     listed = ctl("triggers", "ls", cwd=repo, check=True).stdout
     assert "queue_full: gated.yml: commit " in listed and "rate_limited: gated.yml" in listed
+
+
+def test_the_newest_commit_the_rate_limit_refused_runs_once_the_window_allows(
+    isolated: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PRODIGY_TRIGGERS__MAX_RUNS", "1")
+    monkeypatch.setenv("PRODIGY_TRIGGERS__PER_SECONDS", "2")
+    ctl("daemon", "start", check=True)
+    try:
+        hook(repo, {".prodigy/workflows/stamp.yml": STAMP_ANY})
+        for message in ("one", "two", "three"):  # a burst: one run, then refused
+            commit_files(repo, {f"{message}.txt": message}, message)
+        wait_for(
+            lambda: len(sessions()) == 2 and settled(isolated),
+            timeout=90,
+            what="the first run and the trailing one",
+        )
+        runs = sorted(sessions(), key=lambda s: s["started_at"])
+        assert all(s["status"] == "completed" for s in runs)
+        three = git(repo, "log", "-1", "--format=%H", "--grep=^three$", "main").strip()
+        # the burst's last commit ran (`two`, refused before it, was taken over)
+        assert _shown(runs[1])["triggered_by"] == f"commit {three[:12]} on main (post-commit hook)"
+        dropped = [d for d in triggers_ls(repo)["dropped"] if d["why"] == "rate_limited"]
+        assert len(dropped) == 2
+        assert "the newest such event runs once the limit lets one in" in dropped[-1]["message"]
+    finally:
+        ctl("daemon", "stop", check=True)
