@@ -847,6 +847,13 @@ def test_yaml_syntax_error_shows_line_column_and_caret() -> None:
     assert error.hint is not None and "a value holding ': ' must be quoted" in error.hint
 
 
+def test_an_unclosed_quote_is_named_by_the_line_it_opened_on() -> None:
+    error = failure('commands:\n  - shell: "echo unterminated\n  - shell: ok\n')
+    assert error.render().startswith("wf.yml:4:1: invalid YAML: found unexpected end of stream")
+    assert error.hint is not None
+    assert error.hint.startswith("the quote opened on line 2 is never closed: close it")
+
+
 @pytest.mark.parametrize(
     ("text", "hint"),
     [

@@ -197,7 +197,7 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> Workflow
     if isinstance(exc, LimitExceeded):
         hint: str | None = _LIMITS_HINT
     else:
-        hint = None if isinstance(exc, ConstructorError) else _syntax_hint(exc.problem or "")
+        hint = None if isinstance(exc, ConstructorError) else _syntax_hint(exc)
     return WorkflowError(
         message,
         location=Location(source, line, column),
@@ -231,7 +231,13 @@ _SYNTAX_HINTS = (
 )
 
 
-def _syntax_hint(problem: str) -> str:
+def _syntax_hint(exc: yaml.MarkedYAMLError) -> str:
+    if "scanning a quoted scalar" in (exc.context or "") and exc.context_mark is not None:
+        return (  # PyYAML's problem is where the file ended; the quote is what to fix
+            f"the quote opened on line {exc.context_mark.line + 1} is never closed: close "
+            "it (inside double quotes a \" is written \\\", inside single quotes a ' is '')"
+        )
+    problem = exc.problem or ""
     return next((hint for words, hint in _SYNTAX_HINTS if words in problem), SHAPES_HINT)
 
 
