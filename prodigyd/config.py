@@ -360,6 +360,21 @@ def _env_texts(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     return {key: found for key, found in texts.items() if found[1]}
 
 
+def misspelt_variables(env: Mapping[str, str]) -> list[str]:
+    """Warnings for PRODIGY_* variables that are no setting's but nearly one's
+    (`PRODIGY_CLAUDE_MODEL` for `PRODIGY_CLAUDE__MODEL`): ignored as every unknown one is
+    (prodigy has other variables, and a user's own may start so), but said, since it was
+    surely meant to set something."""
+    names = [_env_name(key) for key in _keys()]
+    said = []
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in names:
+            close = closest(name, names)
+            if close is not None and close.replace("__", "_") == name.replace("__", "_"):
+                said.append(f"{name} is not a setting's variable (ignored); did you mean {close}?")
+    return said
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
     overrides: dict[str, tuple[str, Any]] = {}
     for key, (name, text) in _env_texts(env).items():

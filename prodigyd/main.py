@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prodigyd import errorcodes, paths, proc, systemd
-from prodigyd.config import Config, ConfigError, WorktreeConfig, load
+from prodigyd.config import Config, ConfigError, WorktreeConfig, load, misspelt_variables
 from prodigyd.errors import NoSpace
 from prodigyd.store import journal, scratch
 from prodigyd.store.atomic import ensure_dir, write_bytes_atomic
@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{errorcodes.label(errorcodes.DAEMON_UNREACHABLE)}: {problem}", file=sys.stderr)
         return 2
     _setup_logging(config.log_level, int(config.retention.daemon_log_mb * 1024 * 1024))
+    for warning in misspelt_variables(os.environ):
+        log.warning("%s", warning)
     with _single_instance() as owned:
         if not owned:
             _report_ready(args.ready_fd, "running")

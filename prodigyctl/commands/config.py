@@ -46,6 +46,8 @@ def show(*, as_json: bool) -> int:
         origins = cfg.sources(os.environ)
     except cfg.ConfigError as err:
         return _fail(err)
+    for warning in cfg.misspelt_variables(os.environ):
+        click.echo(f"warning: {warning}", err=True)
     path = paths.config_file()
     if as_json:
         keys = {key: {"value": value, "source": origins[key]} for key, value in values.items()}

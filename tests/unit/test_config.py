@@ -509,3 +509,17 @@ def test_a_table_given_as_a_key_lists_its_keys(config_file: Path):
         cfg.get_value(Config(), "worktree_config")
     assert "worktree_config.spare" in caught.value.message
     assert not config_file.exists()
+
+
+def test_a_settings_variable_with_one_underscore_for_two_is_warned_of():
+    env = {
+        "PRODIGY_CLAUDE_MODEL": "opus",  # a table's key takes two underscores
+        "PRODIGY_CLAUDE__MODEL": "sonnet",
+        "PRODIGY_HOME": "/x",  # prodigy's own variables: not settings, and not near one
+        "PRODIGY_HOOKS": "0",
+        "PRODIGY_MAX_CONCURRENT_JOBS": "2",
+    }
+    assert cfg.misspelt_variables(env) == [
+        "PRODIGY_CLAUDE_MODEL is not a setting's variable (ignored); did you mean "
+        "PRODIGY_CLAUDE__MODEL?"
+    ]
