@@ -558,7 +558,7 @@ class Scheduler:
         except NoSpace:
             raise
         except ProdigyError as exc:
-            self._fail_before_start(record, exc)
+            self._fail_before_start(record, exc, resume=resume)
             return True
         assert loaded is not None  # None only with an error, raised above
         record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
@@ -584,18 +584,25 @@ class Scheduler:
             return None
         return self.executors.resolve(chosen)
 
-    def _fail_before_start(self, record: SessionRecord, exc: ProdigyError) -> None:
+    def _fail_before_start(
+        self, record: SessionRecord, exc: ProdigyError, *, resume: bool = False
+    ) -> None:
         """A job that cannot start fails, to be resumed once its cause is fixed; but a run
-        a trigger queued whose workflow file is gone meanwhile (deleted, renamed) is not
-        run, nor left failed for a resume that cannot work: the workflow that asked for it
-        no longer exists."""
+        a trigger queued, never started, whose workflow file is gone by then (deleted,
+        renamed, its branch no longer checked out there) is not run, nor left failed: the
+        workflow that asked for it is not there. A resume is never dropped so: a run that
+        started has work of its own, which its resume finishes once the file is back."""
         if (
             record.triggered_by is not None
+            and not resume
             and exc.code == errorcodes.WORKFLOW_NOT_FOUND
             and not Path(record.workflow).exists()
         ):
             status = Status.CANCELLED
-            record.error = f"not run: its workflow {record.workflow} was removed before it started"
+            record.error = (
+                f"not run: its workflow {record.workflow} was gone when it was to start "
+                "(deleted, renamed, or not in the branch checked out there)"
+            )
         else:
             status, record.error = Status.FAILED, exc.render()
         record.status = status

@@ -426,8 +426,8 @@ commands:
     assert first["status"] == "completed"  # it committed nothing: nothing to merge
     assert second["status"] == "cancelled"
     assert second["error"] == (
-        f"not run: its workflow {repo / '.prodigy/workflows/held.yml'} was removed before it "
-        "started"
+        f"not run: its workflow {repo / '.prodigy/workflows/held.yml'} was gone when it was to "
+        "start (deleted, renamed, or not in the branch checked out there)"
     )
     shown = ctl("logs", second["id"]).stdout
     assert "Resume with" not in shown and "None" not in shown
@@ -456,3 +456,33 @@ def test_triggers_ls_says_what_nothing_here_delivers(daemon: Path, repo: Path):
         assert (listed["hooks"], listed["watched"]) == (True, True)
     finally:
         ctl("watch", "rm", str(repo), check=True)
+
+
+def test_a_triggered_run_that_had_started_is_not_dropped_when_its_workflow_is_gone(
+    isolated: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Dropping is for a run that never started: one interrupted mid-way has work of its
+    own, which a resume finishes once its workflow file is back."""
+    monkeypatch.setenv("PRODIGY_SHUTDOWN_GRACE_SECONDS", "1")
+    started = tmp_path / "started"
+    wf = f"""
+on: commit
+commands:
+  - shell: "echo work > work.txt && git add work.txt && git commit -qm work"
+  - shell: "touch {started}; sleep 60"
+"""
+    ctl("daemon", "start", check=True)
+    try:
+        commit_files(repo, {".prodigy/workflows/long.yml": wf}, "add trigger")
+        ctl("hooks", "install", cwd=repo, check=True)
+        commit_files(repo, {"a.txt": "a\n"}, "first")
+        wait_for(started.exists, timeout=60, what="the run's second step")
+        ctl("daemon", "stop", check=True)  # interrupted mid-way: it resumes at the start
+        (repo / ".prodigy/workflows/long.yml").unlink()
+        ctl("daemon", "start", check=True)
+        wait_for(lambda: sessions()[0]["status"] == "failed", timeout=60, what="its resume")
+        [run] = sessions()
+    finally:
+        ctl("daemon", "stop", check=True)
+    assert "workflow file not found" in run["error"]
+    assert git(repo, "show", f"prodigy-{run['id']}:work.txt") == "work\n"  # kept to resume
