@@ -365,13 +365,14 @@ def misspelt_variables(env: Mapping[str, str]) -> list[str]:
     (`PRODIGY_CLAUDE_MODEL` for `PRODIGY_CLAUDE__MODEL`): ignored as every unknown one is
     (prodigy has other variables, and a user's own may start so), but said, since it was
     surely meant to set something."""
-    names = [_env_name(key) for key in _keys()]
+    from prodigyd.claude.cli import VARIABLES  # read by the Claude driver: meant as they are
+
+    meant = {_env_name(key).replace("__", "_"): _env_name(key) for key in _keys()}
     said = []
     for name in sorted(env):
-        if name.startswith(ENV_PREFIX) and name not in names:
-            close = closest(name, names)
-            if close is not None and close.replace("__", "_") == name.replace("__", "_"):
-                said.append(f"{name} is not a setting's variable (ignored); did you mean {close}?")
+        close = meant.get(name.replace("__", "_"))
+        if name.startswith(ENV_PREFIX) and close not in (None, name) and name not in VARIABLES:
+            said.append(f"{name} is not a setting's variable (ignored); did you mean {close}?")
     return said
 
 

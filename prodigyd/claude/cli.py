@@ -38,6 +38,11 @@ from prodigyd.failure import ErrorKind
 #: Environment variable that names the claude executable; it beats config and PATH so a
 #: test (or a user with two installs) can pin the exact binary.
 BINARY_ENV = "PRODIGY_CLAUDE_BIN"
+#: Set to false/0/no in the job environment to run Claude with its own permission prompts
+#: (`--dangerously-skip-permissions` is dropped; unattended steps may then stall or fail).
+SKIP_PERMISSIONS_ENV = "PRODIGY_CLAUDE_SKIP_PERMISSIONS"
+#: The PRODIGY_* variables of the Claude CLI's driver: no setting's (prodigyd/config.py).
+VARIABLES = (BINARY_ENV, SKIP_PERMISSIONS_ENV)
 
 INSTALL_HINT = (
     "install Claude Code (npm install -g @anthropic-ai/claude-code), "

@@ -518,6 +518,8 @@ def test_a_settings_variable_with_one_underscore_for_two_is_warned_of():
         "PRODIGY_HOME": "/x",  # prodigy's own variables: not settings, and not near one
         "PRODIGY_HOOKS": "0",
         "PRODIGY_MAX_CONCURRENT_JOBS": "2",
+        # read by the Claude driver, though it looks like claude.skip_permissions's
+        "PRODIGY_CLAUDE_SKIP_PERMISSIONS": "false",
     }
     assert cfg.misspelt_variables(env) == [
         "PRODIGY_CLAUDE_MODEL is not a setting's variable (ignored); did you mean "

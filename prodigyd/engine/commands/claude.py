@@ -123,7 +123,7 @@ async def _invoke(
     claude is given the continuation prompt)."""
     ctx = inv.ctx
     settings = ctx.settings
-    skip = settings.claude_skip_permissions and _enabled(inv.env.get(SKIP_PERMISSIONS_ENV))
+    skip = settings.claude_skip_permissions and _enabled(inv.env.get(cli.SKIP_PERMISSIONS_ENV))
     usd_left = ctx.budget.remaining_usd()
     argv = cli.build_argv(
         binary,
@@ -320,11 +320,6 @@ def _reason(done: proc.Completed, result: cli.ClaudeResult) -> str:
 
 #: Why a step without `timeout:` was stopped: the limit is the configured default.
 DEFAULT_TIMEOUT_NOTE = "[claude] timeout, the default for Claude steps; a step's `timeout:` wins"
-
-#: Set to false/0/no in the job environment to run Claude with its own permission prompts
-#: (`--dangerously-skip-permissions` is dropped; unattended steps may then stall or fail).
-SKIP_PERMISSIONS_ENV = "PRODIGY_CLAUDE_SKIP_PERMISSIONS"
-
 
 def _enabled(value: str | None) -> bool:
     return value is None or value.strip().lower() not in ("0", "false", "no", "off")
