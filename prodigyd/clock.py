@@ -17,6 +17,17 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def stored_time(text: str) -> str:
+    """An ISO 8601 time a person or a client wrote (UTC unless it has an offset) in the
+    stored form, which stores compare as text. ValueError for text that is none, or a
+    time the stored form cannot hold (year 1 an hour east of UTC is year 0 in UTC)."""
+    try:
+        moment = datetime.fromisoformat(text)
+        return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except OverflowError as exc:
+        raise ValueError(f"out of range: {exc}") from None
+
+
 #: The last second `now_iso` formatted, and its text: a running step stamps several events
 #: and a checkpoint each millisecond, and formatting a datetime costs more than the rest.
 _second: tuple[int, str] = (-1, "")

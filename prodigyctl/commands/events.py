@@ -121,23 +121,22 @@ def parse_since(value: str, *, now: datetime | None = None) -> str:
     text = value.strip()
     seconds = duration_seconds(text)
     if seconds is not None:
-        moment = (now or datetime.now(UTC)) - timedelta(seconds=seconds)
-    else:
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            if text.isdigit():  # the original's `events ls --since N`: N minutes ago
-                minutes = Refusal(
-                    f"it counted minutes, and prodigy's --since needs a unit: `--since {text}m`"
-                )
-                raise minutes.error(click.get_current_context(), f"--since {text}") from None
-            raise click.BadParameter(
-                f"{value!r} is neither a duration (30s, 10m, 2h, 3d, 1h30m) "
-                "nor an ISO 8601 time (2026-11-25T15:22:04Z)"
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return clock.iso(moment)
+            return clock.iso((now or datetime.now(UTC)) - timedelta(seconds=seconds))
+        except OverflowError:  # further back than year 1
+            raise click.BadParameter(f"{value!r} reaches back before the year 1") from None
+    try:
+        return clock.stored_time(text)
+    except ValueError:
+        if text.isdigit():  # the original's `events ls --since N`: N minutes ago
+            minutes = Refusal(
+                f"it counted minutes, and prodigy's --since needs a unit: `--since {text}m`"
+            )
+            raise minutes.error(click.get_current_context(), f"--since {text}") from None
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (30s, 10m, 2h, 3d, 1h30m) "
+            "nor an ISO 8601 time (2026-11-25T15:22:04Z)"
+        ) from None
 
 
 def _query(

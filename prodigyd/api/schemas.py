@@ -37,17 +37,14 @@ SessionRef = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(
 
 
 def _moment(text: str) -> str:
-    from datetime import UTC, datetime
-
-    from prodigyd.clock import iso
+    from prodigyd.clock import stored_time
 
     try:
-        moment = datetime.fromisoformat(text)
+        return stored_time(text)
     except ValueError:
         raise PydanticCustomError(  # its template takes {name}, not {name!r}
             "timestamp", "not an ISO 8601 time (2026-11-25T15:22:04Z): {text}", {"text": repr(text)}
         ) from None
-    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 #: A time a client names (`since`): any ISO 8601 form, UTC unless it has an offset (as

@@ -276,6 +276,7 @@ def test_a_lone_surrogate_is_echoed_as_an_escape(daemon: Path):
         ("analytics.summary", {"since": "\ud800"}, "since"),  # a lone surrogate: no UTF-8
         ("analytics.summary", {"since": "last week"}, "since: not an ISO 8601 time"),
         ("events.list", {"since": "2026-13-01"}, "since: not an ISO 8601 time"),
+        ("events.list", {"since": "0001-01-01T00:00:00+01:00"}, "since: not an ISO 8601"),
         ("jobs.submit", {"workflow": "wf.yml", "cwd": "/", "env": {"A": "\udfff"}}, "env"),
     ],
 )

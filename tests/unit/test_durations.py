@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import click
 import pytest
 
 from prodigyctl.commands.events import parse_since
@@ -48,3 +49,9 @@ def test_on_the_command_line_a_number_without_a_unit_is_no_duration() -> None:
     refused = ctl("dlq", "purge", "--older-than", "90", "--yes")
     assert refused.returncode == 2
     assert "'90' is not a duration such as 7d or 12h" in refused.stderr
+
+
+@pytest.mark.parametrize("written", ["0001-01-01T00:00:00+01:00", "999999999d"])
+def test_a_since_before_the_year_1_is_a_usage_error_not_a_crash(written: str) -> None:
+    with pytest.raises(click.BadParameter):
+        parse_since(written, now=NOW)
