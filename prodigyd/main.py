@@ -303,6 +303,7 @@ async def _serve(config: Config, ready_fd: int | None, activated: list[socket.so
     warming.cancel()
     hooks.cancel()  # an entry being handled stays in the spool for the next start
     watching.cancel()
+    await inbox.path.close()  # held trailing runs: forgotten, none started from now on
     retaining.cancel()  # a removal cut off is finished by the next daemon (store/removals.py)
     log.info("shutting down%s", " (draining)" if state.drain else "")
     systemd.stopping()

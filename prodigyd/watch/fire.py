@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prodigyd.errors import ProdigyError, ShuttingDown
+from prodigyd.errors import NoSpace, ProdigyError, ShuttingDown
 from prodigyd.git.cli import REPO_PINNING_VARS
 from prodigyd.store import journal
 from prodigyd.store.sessions import SessionRecord
@@ -52,6 +52,8 @@ log = logging.getLogger("prodigyd.watch")
 RECENT = 50
 #: How many keys are remembered in memory: those of drops, which the journal does not keep.
 REMEMBERED = 10_000
+#: How soon a trailing run a full disk refused is tried again (watch/inbox.py's pace).
+NO_SPACE_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class TriggerPath:
         #: The newest rate-limited sighting of each (repository, workflow, branch), to fire
         #: again once the window allows (the module docstring), and the tasks doing so.
         self._held: dict[tuple[str, str, str], Sighting] = {}
+        self._timers: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
         self._trailing: set[asyncio.Task[None]] = set()
 
     async def fire(self, sighting: Sighting, *, again: bool = False) -> SessionRecord | None:
@@ -154,27 +157,50 @@ class TriggerPath:
         sets the timer that fires it when the workflow's window frees a run."""
         where = repository(sighting.worktree)
         held = (str(where), sighting.firing.workflow.name, branch)
-        waiting = held in self._held
         self._held[held] = sighting
-        if not waiting:
-            wait = self.gate.free_in(where, sighting.firing.workflow)
-            asyncio.get_running_loop().call_later(wait, self._release, held)
+        if held not in self._timers:
+            self._later(held, self.gate.free_in(where, sighting.firing.workflow))
+
+    def _later(self, held: tuple[str, str, str], seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[held] = loop.call_later(seconds, self._release, held)
 
     def _release(self, held: tuple[str, str, str]) -> None:
+        self._timers.pop(held, None)
         sighting = self._held.pop(held, None)
         if sighting is not None:
-            task = asyncio.create_task(self._fire_trailing(sighting), name="trailing run")
+            task = asyncio.create_task(self._fire_trailing(held, sighting), name="trailing run")
             self._trailing.add(task)
             task.add_done_callback(self._trailing.discard)
 
-    async def _fire_trailing(self, sighting: Sighting) -> None:
+    async def _fire_trailing(self, held: tuple[str, str, str], sighting: Sighting) -> None:
+        """Fire a held sighting; on a full disk it is held again, as the hook inbox and the
+        watcher keep theirs, and tried again a little later."""
         try:
             await self.fire(sighting, again=True)
         except ShuttingDown:
             pass  # the daemon stops: forgotten, as the rate window is
+        except NoSpace:
+            self._held.setdefault(held, sighting)  # unless a newer one came meanwhile
+            if held not in self._timers:
+                self._later(held, NO_SPACE_RETRY_SECONDS)
         except ProdigyError as exc:
             why = f"{sighting.firing.workflow}: {exc.render()}"
             self.problem("trailing run", sighting.firing.reason, why)
+        except Exception:
+            log.exception("trailing run of %s failed", sighting.firing.workflow)
+
+    async def close(self) -> None:
+        """Forget the held sightings (a stop forgets them, as it forgets the rate window)
+        and stop the trailing runs under way: none may reach the gate or the drop log
+        once the daemon has begun stopping."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._held.clear()
+        for task in list(self._trailing):
+            task.cancel()
+        await asyncio.gather(*self._trailing, return_exceptions=True)
 
     def _drop(self, sighting: Sighting, why: str, message: str, **fields: Any) -> None:
         firing = sighting.firing
