@@ -146,14 +146,15 @@ async def run(
     Spawning uses `subprocess.Popen` (vfork) and waits on a pidfd and the pipes from the
     event loop: asyncio's subprocess transport costs a thread per child and roughly
     doubles the per-step floor (bench/step_overhead.py). The pipes are plain descriptors,
-    made here, and stdin is one /dev/null kept open: Popen's file objects and its
-    /dev/null cost syscalls and Python work on every spawn. Needs Linux >= 5.3.
+    made here, and stdin (without `stdin_data`) is one /dev/null kept open: Popen's file
+    objects and its /dev/null cost syscalls and Python work on every spawn. Needs Linux
+    >= 5.3.
     """
     started = time.monotonic()
     loop = asyncio.get_running_loop()
-    out_read, out_write = os.pipe()  # not inheritable: the child gets them as 1 and 2
-    err_read, err_write = os.pipe()
-    in_read, in_write = os.pipe() if stdin_data is not None else (_dev_null(), -1)
+    # not inheritable: the child gets them as 0 (with stdin_data), 1 and 2
+    out_read, out_write, err_read, err_write, *stdin_pipe = _pipes(2 if stdin_data is None else 3)
+    in_read, in_write = stdin_pipe or (_dev_null(), -1)
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -226,6 +227,20 @@ async def run(
         timed_out=timed_out,
         stopped=stopped,
     )
+
+
+def _pipes(count: int) -> list[int]:
+    """`count` pipes' descriptors, read end first; on a failure (too many open files) none
+    of those already made stays open."""
+    opened: list[int] = []
+    try:
+        for _ in range(count):
+            opened += os.pipe()
+    except OSError:
+        for fd in opened:
+            os.close(fd)
+        raise
+    return opened
 
 
 async def _exit_or_stop(exit_watch: _Exit, stop: asyncio.Event | None) -> bool:

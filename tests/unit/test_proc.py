@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,24 @@ async def test_a_command_that_cannot_start_leaves_no_descriptor_open(tmp_path: P
             pass
         else:
             raise AssertionError(f"{argv} in {cwd} started")
+    assert _open_fds() == before
+
+
+@pytest.mark.parametrize("stdin_data", [None, b"prompt"])
+async def test_too_many_open_files_leaves_none_of_the_pipes_made_open(
+    tmp_path: Path, stdin_data: bytes | None
+):
+    await proc.run(["true"], cwd=tmp_path)  # the first run opens what is kept (/dev/null)
+    before = _open_fds()
+    free = (fd for fd in range(max(before) + 4) if fd not in before)
+    third = next(itertools.islice(free, 2, None))  # room for three new descriptors: one pipe
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (third + 1, hard))
+    try:
+        with pytest.raises(OSError):
+            await proc.run(["true"], cwd=tmp_path, stdin_data=stdin_data)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert _open_fds() == before
 
 
