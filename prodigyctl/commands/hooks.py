@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -80,18 +80,31 @@ def installed_home() -> str | None:
     return str(paths.home()) if os.environ.get("PRODIGY_HOME") else None
 
 
-def hooks_dir(path: str | None) -> tuple[Path, bool]:
-    """The folder git runs this repository's hooks from, and whether core.hooksPath chose it
-    (rather than the git common dir every worktree shares). A path outside a repository,
-    or no folder at all, is E3001, as the daemon says it for `triggers ls`."""
+class HooksDir(NamedTuple):
+    folder: Path  # where git runs this repository's hooks from
+    custom: bool  # core.hooksPath chose it (not the git common dir every worktree shares)
+    bare: bool  # a bare repository: pushed to, it runs neither of prodigy's hooks
+
+
+def hooks_dir(path: str | None) -> HooksDir:
+    """Where git runs the repository's hooks from, and what kind of place that is. A path
+    outside a repository, or no folder at all, is E3001, as the daemon says it for
+    `triggers ls`."""
+    asked = ["--path-format=absolute", "--git-path", "hooks", "--git-common-dir"]
+    folder, common, bare = _rev_parse(path, [*asked, "--is-bare-repository"])
+    return HooksDir(Path(folder), Path(folder) != Path(common) / "hooks", bare == "true")
+
+
+def _rev_parse(path: str | None, asked: list[str]) -> list[str]:
+    """`git rev-parse ASKED...` in the repository at `path`, line by line; E3001 outside
+    one."""
     import subprocess
 
     from prodigyd.git.cli import git_env
 
     where = Path(path or ".").absolute()
-    asked = ["rev-parse", "--path-format=absolute", "--git-path", "hooks", "--git-common-dir"]
     done = subprocess.run(  # -C, not cwd=: a missing folder is git's to report, not an OSError
-        ["git", "-C", str(where), *asked],
+        ["git", "-C", str(where), "rev-parse", *asked],
         capture_output=True,
         text=True,
         check=False,
@@ -104,8 +117,7 @@ def hooks_dir(path: str | None) -> tuple[Path, bool]:
             EXIT_USAGE,
             hint="run prodigyctl from inside a git repository, or pass -p/--path REPO",
         )
-    folder, common = (Path(line) for line in done.stdout.splitlines()[:2])
-    return folder, folder != common / "hooks"
+    return done.stdout.splitlines()
 
 
 def ours(path: Path) -> bool:
@@ -117,36 +129,29 @@ def ours(path: Path) -> bool:
         return False
 
 
-def _refuse_unfit(folder: Path, custom: bool, path: str | None) -> None:
+def _refuse_unfit(where: HooksDir, path: str | None, *, force: bool) -> None:
     """Refuse a repository whose hooks never run (a bare one: it is pushed to, and git runs
-    no post-commit or pre-push there), and a core.hooksPath inside the working tree (a
-    husky's `.husky`): a hook written there would be committed, with this machine's paths
-    in it, for every clone, the team's own hook moved aside where no clone has it."""
-    import subprocess
-
-    from prodigyd.git.cli import git_env
-
-    where = str(Path(path or ".").absolute())
-    asked = ["rev-parse", "--is-bare-repository", "--show-toplevel"]
-    done = subprocess.run(
-        ["git", "-C", where, *asked], capture_output=True, text=True, check=False, env=git_env()
-    )
-    said = done.stdout.split("\n")
-    if said[0] == "true":
+    no post-commit or pre-push there), and, unless forced, a core.hooksPath inside the
+    working tree (a husky's `.husky`): a hook written there would be committed, with this
+    machine's paths in it, for every clone, the team's own hook moved aside where no clone
+    has it."""
+    if where.bare:
         fail(
             errorcodes.NOT_A_REPO,
-            f"{where} is a bare repository: git runs no post-commit or pre-push hook in a "
-            "repository that is only pushed to",
+            f"{Path(path or '.').absolute()} is a bare repository: git runs no post-commit or "
+            "pre-push hook in a repository that is only pushed to",
             EXIT_USAGE,
             hint="install the hooks in the clone you commit and push from",
         )
-    top = Path(said[1]) if len(said) > 1 and said[1] else None
-    if custom and top is not None and folder.resolve().is_relative_to(top.resolve()):
+    if not where.custom or force:
+        return
+    [top] = _rev_parse(path, ["--show-toplevel"])
+    if where.folder.resolve().is_relative_to(Path(top).resolve()):
         fail(
             errorcodes.CONFLICT,
-            f"core.hooksPath is {folder}, inside the working tree: prodigy's hooks written "
-            "there would be committed with the repository (with this machine's paths in "
-            "them), and the hooks they replace moved aside where no other clone has them",
+            f"core.hooksPath is {where.folder}, inside the working tree: prodigy's hooks "
+            "written there would be committed with the repository (with this machine's paths "
+            "in them), and the hooks they replace moved aside where no other clone has them",
             EXIT_CONFLICT,
             hint="install with --force to write them there all the same (and keep them out "
             "of your commits), or unset core.hooksPath in this clone (`git config --unset "
@@ -172,9 +177,9 @@ def install(
     """Install the hooks; a hook already there is kept and run first."""
     from prodigyd.watch.spool import HOOKS
 
-    folder, custom = hooks_dir(path)
-    if not force:
-        _refuse_unfit(folder, custom, path)
+    where = hooks_dir(path)
+    _refuse_unfit(where, path, force=force)
+    folder, custom = where.folder, where.custom
     blocked = [
         hook
         for hook in HOOKS
@@ -244,7 +249,7 @@ def uninstall(*, path: str | None, as_json: bool) -> int:
     """Remove prodigy's hooks and put back the ones they chained."""
     from prodigyd.watch.spool import HOOKS
 
-    folder, _ = hooks_dir(path)
+    folder = hooks_dir(path).folder
     removed, restored, left = [], [], []
     for hook in HOOKS:
         target, legacy = folder / hook, folder / f"{hook}{LEGACY_SUFFIX}"
@@ -282,7 +287,7 @@ def status(*, path: str | None, as_json: bool) -> int:
     """Whether each hook is installed (exit 1 when one is not)."""
     from prodigyd.watch.spool import HOOKS
 
-    folder, _ = hooks_dir(path)
+    folder = hooks_dir(path).folder
     rows = [_hook_status(folder, hook) for hook in HOOKS]
     code = EXIT_OK if all(row["state"] == "installed" for row in rows) else EXIT_FAILED
     if as_json:
@@ -348,7 +353,7 @@ def list_triggers(*, path: str | None, as_json: bool) -> int:
 
     with Client.connect() as client:
         result = client.call(protocol.TRIGGERS_LIST, {"repo": str(Path(path or ".").absolute())})
-    folder, _ = hooks_dir(result["repo"])
+    folder = hooks_dir(result["repo"]).folder
     result["hooks"] = all(ours(folder / hook) for hook in HOOKS)  # installed here
     if as_json:
         click.echo(dumps(result))

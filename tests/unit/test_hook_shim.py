@@ -528,7 +528,7 @@ def test_install_names_core_hooks_path_and_says_what_to_add_for_anything_to_run(
 def test_hooks_are_not_installed_in_a_bare_repository(tmp_path: Path, isolated: Path):
     bare = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
-    refused = ctl("hooks", "install", "-p", str(bare))
+    refused = ctl("hooks", "install", "--force", "-p", str(bare))  # forced: as useless
     assert refused.returncode == 2
     assert f"{bare} is a bare repository: git runs no post-commit or pre-push" in refused.stderr
     assert "the clone you commit and push from" in refused.stderr
