@@ -57,6 +57,17 @@ EXIT_CODES = (
 )
 
 
+def exit_for_status(status: str | None, *, merge_refused: bool = False) -> int:
+    """How a command that followed a job to its end (`run`, `logs -f`) exits, by the status
+    it ended with: done (or waiting for `prodigyctl merge`) 0, its automatic merge refused
+    4, interrupted 130, else (failed, cancelled) 1."""
+    if status == "awaiting_merge":
+        return EXIT_CONFLICT if merge_refused else EXIT_OK
+    if status == "completed":
+        return EXIT_OK
+    return EXIT_INTERRUPTED if status == "interrupted" else EXIT_FAILED
+
+
 @functools.cache
 def exit_for_errors() -> dict[int, int]:
     """The daemon's error codes that have an exit code of their own. A function: the

@@ -19,12 +19,11 @@ import click
 from prodigyctl.client import Client, dumps, is_tty
 from prodigyctl.errors import RpcError, fail
 from prodigyctl.exitcodes import (
-    EXIT_CONFLICT,
-    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNREACHABLE,
     exit_for_error,
+    exit_for_status,
 )
 from prodigyctl.options import stacked, verbosity
 from prodigyd import errorcodes, protocol
@@ -228,16 +227,13 @@ def _conclude(
 ) -> int:
     status = final.get("status")
     session_id = final["session_id"]
-    if status == "completed":
-        return EXIT_OK
-    if status == "interrupted":
-        return EXIT_INTERRUPTED
+    code = exit_for_status(status, merge_refused=bool(final.get("error")))
     if status != "awaiting_merge":
-        return EXIT_FAILED
+        return code
     if final.get("error"):  # the automatic merge was refused
         if not as_json:
             click.echo(f"fix the above, then run: prodigyctl merge {session_id}", err=True)
-        return EXIT_CONFLICT
+        return code
     if not yes and is_tty() and not as_json:
         renderer.close()
         branch = final.get("branch")

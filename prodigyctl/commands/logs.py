@@ -12,7 +12,7 @@ import click
 from prodigyctl.client import Client
 from prodigyctl.commands import command
 from prodigyctl.commands.events import ACTIVE, ends_run, subscribe
-from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from prodigyctl.exitcodes import EXIT_OK, exit_for_status
 from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
 from prodigyctl.render import Renderer
 from prodigyd import protocol
@@ -36,7 +36,7 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
         last = int(shown.get("event_seq") or 0)
         live = follow and shown["status"] in ACTIVE
         if not live and last == 0:
-            return _followed_to(shown["status"], merge_refused=False) if follow else EXIT_OK
+            return exit_for_status(shown["status"], merge_refused=False) if follow else EXIT_OK
         status = ended = shown["status"]
         for event in subscribe(client, {"session_id": session_id, "since": 0}):
             renderer(event)
@@ -48,7 +48,7 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
                 break
     # with -f, also when it had ended before we asked: `run --detach` then `logs -f` of a
     # quick job must tell its outcome all the same
-    code = _followed_to(ended, merge_refused=status is None) if follow else EXIT_OK
+    code = exit_for_status(ended, merge_refused=status is None) if follow else EXIT_OK
     if as_json:
         return code
     if not follow and shown["status"] in ACTIVE:
@@ -61,18 +61,6 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
         # snapshot of uncommitted files (`on: files`) is never merged: `merge` refuses it
         click.echo(f"(to merge it: prodigyctl merge {shown['id']})", err=True)
     return code
-
-
-def _followed_to(status: str | None, *, merge_refused: bool) -> int:
-    """`logs -f`'s exit code once the session it followed ended: as `run`'s would have
-    been, so a script can `run --detach`, then wait with `logs -f` and know the outcome
-    (a merge waiting for `prodigyctl merge` is a success not yet landed: 0, as `run`
-    without a terminal ends; an automatic merge refused is 4)."""
-    if status == "awaiting_merge":
-        return EXIT_CONFLICT if merge_refused else EXIT_OK
-    if status == "completed":
-        return EXIT_OK
-    return EXIT_INTERRUPTED if status == "interrupted" else EXIT_FAILED
 
 
 # By default the jobs queued or running now, until all have finished; with --all every

@@ -310,7 +310,8 @@ async def triggers_list(state: DaemonState, p: schemas.TriggersParams) -> dict[s
     ]
     return {
         "repo": str(repo),
-        "watched": state.watcher.watches(repo),  # the watcher delivers commit, ref, files
+        # the watcher delivers commit, ref, files; a linked worktree's are its repository's
+        "watched": any(state.watcher.watches(top) for top in (repo, dropped.repository(repo))),
         "workflows": workflows,
         "dropped": await dropped.recent(repo),
         "problems": list(state.inbox.problems),

@@ -188,8 +188,9 @@ def records(session_id: str, phase: str) -> Iterator[dict[str, Any]]:
 def item_counts(session_id: str) -> tuple[int, int] | None:
     """(items finished, of which failed) as a MapReduce job's map journal records them:
     the durable account, which a record saved at most once a second trails (a daemon
-    killed mid-phase left `sessions ls` showing fewer items done than had been). None
-    without a readable journal (no map phase yet): the record's counts stand."""
+    killed mid-phase left `sessions ls` showing fewer items done than had been). (0, 0)
+    without one (no map phase yet); None for one that cannot be read (a FIFO in its
+    place): the record's counts stand."""
     ended: dict[str, bool] = {}  # item id: it succeeded (an item's last result stands)
     try:
         for record in records(session_id, "map"):

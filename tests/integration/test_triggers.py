@@ -454,6 +454,10 @@ def test_triggers_ls_says_what_nothing_here_delivers(daemon: Path, repo: Path):
         assert "note:" not in served.stderr, served.stderr
         listed = json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)
         assert (listed["hooks"], listed["watched"]) == (True, True)
+        linked = repo.parent / f"{repo.name}-topic"
+        git(repo, "worktree", "add", "-q", str(linked), "-b", "topic")
+        listed = json.loads(ctl("triggers", "ls", "--json", cwd=linked, check=True).stdout)
+        assert (listed["hooks"], listed["watched"]) == (True, True)  # its repository's
     finally:
         ctl("watch", "rm", str(repo), check=True)
 
