@@ -42,6 +42,7 @@ from prodigyd.config import RetentionConfig
 from prodigyd.errors import NoSpace
 from prodigyd.store import aside, removals
 from prodigyd.store import sessions as session_store
+from prodigyd.store.ids import KIND_WORDS, is_id
 from prodigyd.store.removals import Job
 from prodigyd.store.sessions import Status
 
@@ -91,6 +92,8 @@ class Measured:
 
     by_session: dict[str, int] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
+    #: The sessions with a folder of events or checkpoints: what the journal must know.
+    folders: set[str] = field(default_factory=set)
 
 
 def measure(*, worktrees: bool = False) -> Measured:
@@ -103,6 +106,7 @@ def measure(*, worktrees: bool = False) -> Measured:
         for name, size in _subtree_bytes(repo_dir).items():
             per[name] = per.get(name, 0) + size
             events += size
+            found.folders.add(name)
     found.usage["events"] = events
     for kind, root in (
         ("checkpoints", paths.state_root()),
@@ -110,6 +114,8 @@ def measure(*, worktrees: bool = False) -> Measured:
     ):
         sizes = _subtree_bytes(root)
         found.usage[kind] = sum(sizes.values())
+        if kind == "checkpoints":
+            found.folders.update(sizes)
         for name, size in sizes.items():
             per[name] = per.get(name, 0) + size
     claude = 0
@@ -161,6 +167,32 @@ def _tree_bytes(folder: Path) -> int:
 def _subtree_bytes(folder: Path) -> dict[str, int]:
     """Bytes under each folder in `folder`, by its name (a session id)."""
     return {child.name: _tree_bytes(child) for child in _children(folder)}
+
+
+def _note_unknown(folders: set[str]) -> None:
+    """The sessions whose folders the store holds and whose jobs the journal does not (a
+    journal.db-wal SQLite found damaged drops the commits in it without a word: jobs it had
+    acknowledged vanish from every list): noted as a lost journal is (store/aside.py), so
+    the user hears of them and nothing of theirs is collected meanwhile. Blocking: a worker
+    thread's. Read after the folders were listed: a folder is made after its job's row, so
+    a job submitted meanwhile is known; one removed meanwhile (its folder listed, its
+    tombstone gone) is looked for again."""
+    known = {job.id for job in removals.jobs()} | {sid for sid, _ in removals.pending()}
+    unknown = sorted(
+        name for name in folders - known if is_id(name) and name.startswith(KIND_WORDS)
+    )
+    gone = {name for name in unknown if not any(path.exists() for path in _folders_of(name))}
+    unknown = [name for name in unknown if name not in gone]
+    if unknown:
+        aside.note_unknown(unknown)
+
+
+def _folders_of(session_id: str) -> list[Path]:
+    """Where a session's events and checkpoints live (any repository's events folder)."""
+    return [
+        paths.state_root() / session_id,
+        *(repo / session_id for repo in _children(paths.events_root())),
+    ]
 
 
 # -- what goes ----------------------------------------------------------------------------
@@ -499,6 +531,7 @@ class Retention:
                 report.sessions, report.kept = chosen.remove, chosen.kept
                 return report
             report.errors += await self._finish_pending()
+            await asyncio.to_thread(_note_unknown, measured.folders)
             await self._remove(measured.by_session, older_than, report)
             return report
 

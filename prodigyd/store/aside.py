@@ -28,6 +28,8 @@ from prodigyd import paths
 CORRUPT = ".corrupt-"
 #: What `note_lost` adds to the journal's name for its note.
 LOST = ".lost-"
+#: What `note_unknown` adds to the journal's name for its note.
+UNKNOWN = ".unknown-"
 
 
 def set_aside() -> list[Path]:
@@ -35,7 +37,7 @@ def set_aside() -> list[Path]:
     counted), oldest first: while there is one, what no job of the journal owns may be an
     earlier job's."""
     journal = paths.journal_file()
-    kinds = (journal.name + CORRUPT, journal.name + LOST)
+    kinds = (journal.name + CORRUPT, journal.name + LOST, journal.name + UNKNOWN)
     try:
         names = os.listdir(journal.parent)
     except FileNotFoundError:
@@ -68,6 +70,15 @@ def problem() -> str | None:
     if not found:
         return None
     newest, journal = found[-1], paths.journal_file()
+    if newest.name.startswith(journal.name + UNKNOWN):
+        return (
+            f"the job journal {journal} lists no job of sessions whose folders the store holds "
+            f"({newest} lists them): it lost their records (a damaged journal.db-wal, whose "
+            "commits SQLite drops without a word, or an older copy put back). Their worktrees, "
+            "branches and workflows are kept, not collected, while that file is there. If you "
+            f"have a newer copy of the journal, stop the daemon and put it at {journal}; else, "
+            "once you have kept what you need, delete the folders it lists, then it."
+        )
     if newest.name.startswith(journal.name + LOST):
         return (
             f"the job journal {journal} was missing or empty when prodigyd started, though the "
@@ -104,6 +115,38 @@ def note_lost() -> Path | None:
     note, fd = create_unique(journal.parent, journal.name + LOST.rstrip("-"), "")
     try:
         append_all(fd, _note_text(journal, sessions, worktrees).encode(), note)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(journal.parent)
+    logging.getLogger("prodigyd.journal").error("%s", problem())
+    return note
+
+
+def note_unknown(sessions: list[str]) -> Path | None:
+    """For sessions whose folders the store holds and the journal lists no job of (found
+    by retention's walk of the store, retention.py): a note of them beside the journal, as
+    `note_lost` leaves one. None, nothing written, when a set-aside journal or a note is
+    there already: the user is told, and nothing is collected, either way."""
+    if set_aside():
+        return None
+    from prodigyd.store.atomic import append_all, create_unique, fsync_dir
+
+    journal = paths.journal_file()
+    listed = "".join(f"  {session}\n" for session in sessions)
+    text = (
+        f"prodigyd (pid {os.getpid()}) found folders of sessions the job journal {journal}\n"
+        f"does not list ({len(sessions)}, in {paths.state_root()} and {paths.events_root()}):\n"
+        f"{listed}\n"
+        "Their jobs were acknowledged once; the journal lost them (a damaged -wal file, or an\n"
+        "older copy put back). While this file is here, prodigyd collects no worktree, branch\n"
+        "or workflow that no job of its journal owns. Put a newer copy of the journal back if\n"
+        "you have one (stop the daemon first); else, once you have kept what you need (their\n"
+        "events, checkpoints, worktrees), delete those folders, then this file.\n"
+    )
+    note, fd = create_unique(journal.parent, journal.name + UNKNOWN.rstrip("-"), "")
+    try:
+        append_all(fd, text.encode(), note)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from prodigyd import paths
-from prodigyd.store import journal
+from prodigyd.store import aside, journal
 from tests.cli import ctl, json_lines, wait_for
 from tests.daemonkit import Daemon
 from tests.gitutil import git
@@ -219,3 +219,34 @@ def test_a_negative_age_is_refused_as_such(isolated: Path):
         "is older than 5d)\n"
     )
     assert not (isolated / "prodigyd.sock").exists()  # refused before any daemon started
+
+
+def test_sessions_the_journal_lost_are_reported_and_their_worktrees_held(
+    isolated: Path, repo: Path, tmp_path: Path
+):
+    """A damaged journal.db-wal loses the jobs committed in it without a word (SQLite drops
+    what fails its checksum): their folders are still in the store, and say so."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'exit 3'\n")
+    ctl("daemon", "start", check=True)
+    try:
+        assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+        [lost] = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+        assert ctl("clean", check=True).returncode == 0  # a journal that knows them all
+        assert not list(isolated.glob("journal.db.unknown-*"))  # says nothing
+    finally:
+        ctl("daemon", "stop", check=True)
+    with sqlite3.connect(isolated / "journal.db") as db:  # its row gone, as with a bad -wal
+        db.execute("DELETE FROM jobs WHERE id = ?", (lost["id"],))
+    ctl("daemon", "start", check=True)
+    try:
+        assert ctl("clean", check=True).returncode == 0  # retention's walk finds the folders
+        listed = ctl("sessions", "ls")
+        status = json.loads(ctl("daemon", "status", "--json", check=True).stdout)
+    finally:
+        ctl("daemon", "stop", check=True)
+    [note] = isolated.glob("journal.db.unknown-*")
+    assert f"  {lost['id']}\n" in note.read_text()
+    assert "lists no job of sessions whose folders the store holds" in listed.stderr
+    assert "lists no job of sessions" in status["store_problem"]
+    assert aside.set_aside() == [note]  # so the collector holds what no job owns
