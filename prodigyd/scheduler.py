@@ -625,6 +625,8 @@ class Scheduler:
             record.status, record.error = Status.FAILED, f"internal error; see {paths.daemon_log()}"
             session_store.save(record, defer=True)
             self.hub(record).emit(EventType.SESSION_FINISHED, status="failed", error=record.error)
+        else:  # one line a job in the daemon's log (after its end was told: no one waits)
+            log.info("session %s (%s) %s", record.id, record.workflow_name, record.status.value)
         finally:
             lock.release()
             self.running.pop(record.id, None)

@@ -436,3 +436,13 @@ def test_the_daemon_maps_no_openssl(
         ctl("daemon", "stop", check=True)
     assert exe in maps  # the daemon's own maps were read
     assert [line for line in maps.splitlines() if "libssl" in line or "libcrypto" in line] == []
+
+
+def test_the_daemon_log_has_a_line_for_each_jobs_end(daemon: Path, repo: Path, tmp_path: Path):
+    wf = tmp_path / "lint.yml"
+    wf.write_text("name: lint\ncommands:\n  - shell: 'exit 3'\n")
+    assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
+    [session] = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)
+    assert (
+        f"session {session['id']} (lint) failed" in (daemon / "logs" / "prodigyd.log").read_text()
+    )
