@@ -246,8 +246,12 @@ class Scheduler:
                 continue  # an earlier try already recovered it; not written yet
             record.status = Status.INTERRUPTED
             record.error = "prodigyd stopped while this session ran"
+            # its record trails its journals: steps are counted at its start and end only,
+            # items at most once a second
+            done = checkpoints.steps_done(record.id)
+            record.completed_steps = record.completed_steps if done is None else done
             counted = checkpoints.item_counts(record.id) if record.mode == "mapreduce" else None
-            if counted is not None:  # its record trails the map journal (by a second)
+            if counted is not None:
                 record.processed_items, record.failed_items = counted
             session_store.save(record, defer=True, resume_on_start=1)
             self.hub(record).emit(

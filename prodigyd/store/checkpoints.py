@@ -185,6 +185,23 @@ def records(session_id: str, phase: str) -> Iterator[dict[str, Any]]:
         raise StoreError(f"checkpoint journal {path} cannot be read: {reason}") from exc
 
 
+def steps_done(session_id: str) -> int | None:
+    """How many sequential steps (every phase's but the map's) the session's journals
+    record as completed: what its record, saved at its start and end only, trails after a
+    crash (`sessions ls` showed a job a kill -9 cut off as 0 steps done). None when a
+    journal cannot be read: the record's count stands."""
+    try:
+        return sum(
+            len(
+                (summary(session_id, records(session_id, phase)) or {}).get("completed_steps") or []
+            )
+            for phase in phases(session_id)
+            if phase != "map"
+        )
+    except StoreError:
+        return None
+
+
 def item_counts(session_id: str) -> tuple[int, int] | None:
     """(items finished, of which failed) as a MapReduce job's map journal records them:
     the durable account, which a record saved at most once a second trails (a daemon

@@ -7,8 +7,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests import cli
-from tests.cli import ctl
+from tests.cli import ctl, wait_for
+from tests.daemonkit import Daemon, rpc
 
 
 def test_resume_force_of_a_mapreduce_job_keeps_its_step_count(
@@ -55,3 +58,26 @@ def test_daemon_start_clears_every_lock_a_stopped_daemon_left(isolated: Path):
         assert odd.is_dir()
     finally:
         cli.ctl("daemon", "stop", check=True)
+
+
+def test_a_job_a_kill_9_cut_off_shows_the_steps_its_journal_holds(
+    isolated: Path, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A record counts its steps at its start and end; a daemon killed between them left
+    `sessions ls` saying 0 steps done of a job whose first step had run."""
+    monkeypatch.setenv("PRODIGY_AUTO_RESUME", "false")  # the counts as recovery left them
+    started = tmp_path / "started"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"- shell: 'true'\n- shell: 'touch {started}; sleep 60'\n- shell: 'true'\n")
+    daemon = Daemon(isolated)
+    daemon.start()
+    try:
+        params = {"workflow": str(wf), "cwd": str(repo), "env": dict(os.environ)}
+        job = rpc(isolated, "jobs.submit", params)["id"]
+        wait_for(started.exists, timeout=60, what="the second step")
+        daemon.kill()
+        daemon.start()
+        row = rpc(isolated, "sessions.list", {})[0]
+    finally:
+        cli.ctl("daemon", "stop")
+    assert (row["id"], row["status"], row["steps"]) == (job, "interrupted", "1/3")
