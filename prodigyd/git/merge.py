@@ -135,7 +135,7 @@ async def merge_branch(
         return MergeOutcome(
             merged=False,
             commit=None,
-            message=f"No new commits in {source}, nothing to merge into {target}",
+            message=f"Nothing to merge: {source} holds no commit {target} lacks",
         )
     _MERGED_SOURCES[plan.source_sha] = None  # before any ref moves: see merges_source
     while len(_MERGED_SOURCES) > MERGED_REMEMBERED:

@@ -289,7 +289,7 @@ async def test_nothing_to_merge(repo: Path, session: Path) -> None:
     outcome = await merge_branch(repo, SESSION, "main")
     assert not outcome.merged
     assert outcome.commit is None
-    assert outcome.message == f"No new commits in {SESSION}, nothing to merge into main"
+    assert outcome.message == f"Nothing to merge: {SESSION} holds no commit main lacks"
     assert rev(repo, "main") == before
 
 
