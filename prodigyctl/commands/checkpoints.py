@@ -61,9 +61,20 @@ def show(*, session_id: str, as_json: bool) -> int:
 
 def _phase_line(phase: dict[str, Any]) -> str:
     done = len(phase["completed_steps"])
-    parts = [f"{done}/{phase['total_steps']} steps" if phase["total_steps"] else f"{done} steps"]
-    parts += [f"{count} {kind}" for kind, count in sorted(phase["records"].items())]
+    records = phase["records"]
+    parts = []
+    if done or phase["total_steps"] or not records:  # the map phase runs items, not steps
+        parts.append(
+            f"{done}/{phase['total_steps']} steps" if phase["total_steps"] else f"{done} steps"
+        )
+    for kind, count in sorted(records.items()):
+        if kind in _RECORDS:  # the map phase's item list itself ("items") is no progress
+            parts.append(_RECORDS[kind].format(count=count, s="" if count == 1 else "s"))
     return ", ".join(parts)
+
+
+#: How the journal records other than steps read (`records` of checkpoints.show).
+_RECORDS = {"result": "{count} item{s} finished", "rewind": "{count} rewind{s} (resume --from)"}
 
 
 @command("delete", checkpoints)

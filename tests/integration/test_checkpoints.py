@@ -64,3 +64,12 @@ def test_resume_from_a_step_runs_it_and_the_rest_again(daemon: Path, repo: Path,
     done = ctl("resume", session_id, "--from", "second", "-y", cwd=repo, env=fixed)
     assert done.returncode == 0, done.stdout + done.stderr
     assert log.read_text().split() == ["one", "two", "two"]  # from step 2 on, not step 1
+
+
+def test_a_map_phase_reads_as_its_items_finished_not_as_journal_records():
+    from prodigyctl.commands.checkpoints import _phase_line
+
+    phase = {"completed_steps": [], "total_steps": None, "records": {"items": 1, "result": 9}}
+    assert _phase_line(phase) == "9 items finished"
+    reduce = {"completed_steps": [{}], "total_steps": 2, "records": {"rewind": 1}}
+    assert _phase_line(reduce) == "1/2 steps, 1 rewind (resume --from)"
