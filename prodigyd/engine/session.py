@@ -404,6 +404,11 @@ class Session:
             )
             self.meter = None
         done = status in (Status.COMPLETED, Status.CANCELLED)
+        if status in (Status.CANCELLED, Status.INTERRUPTED):  # a stop between a step's
+            # checkpoint and its count (an await apart) left the count a step short
+            self.record.completed_steps = checkpointed_steps(
+                self.journal, self.record, self.loaded.workflow
+            )
         self._update(status=status, error=error, completed_at=now_iso() if done else None)
         if done:  # nothing can resume its Claude conversations any more
             prune_session(self.journal, self.record.id)
