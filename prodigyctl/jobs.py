@@ -201,7 +201,9 @@ def _follow(
 
 def _what_would_land(client: Client, session_id: str) -> str:
     """The commits and diffstat a merge would bring, for the merge prompt: read from the
-    session's worktree against the branch it would land on (git's own words)."""
+    session's worktree against the branch it would land on (git's own words), and the
+    files its steps left uncommitted, which the merge commits first (engine/finish.py):
+    a workflow that only edits files has no commit of its own to show."""
     import subprocess
 
     shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
@@ -209,16 +211,17 @@ def _what_would_land(client: Client, session_id: str) -> str:
     if not worktree or not target:
         return ""
     views = (
-        ["log", "--oneline", "--no-decorate", f"{target}..HEAD"],
-        ["diff", "--stat", f"{target}...HEAD"],
+        ("", ["log", "--oneline", "--no-decorate", f"{target}..HEAD"]),
+        ("", ["diff", "--stat", f"{target}...HEAD"]),
+        ("not committed yet (the merge commits them):\n", ["status", "--short"]),
     )
     parts = []
-    for argv in views:
+    for title, argv in views:
         done = subprocess.run(
             ["git", "-C", worktree, *argv], capture_output=True, text=True, check=False
         )
         if done.returncode == 0 and done.stdout.strip():
-            parts.append(done.stdout.rstrip("\n"))
+            parts.append(title + done.stdout.rstrip("\n"))
     return "\n".join(["What would land:", *parts]) if parts else ""
 
 

@@ -105,6 +105,18 @@ def test_the_merge_prompt_shows_the_commits_and_diffstat_that_would_land(
     assert "new.txt" not in git(repo, "ls-files")  # not merged: the answer was no
 
 
+def test_the_merge_prompt_shows_files_a_workflow_left_uncommitted(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo stamp > stamp.txt'\n")  # no commit of its own
+    code, out = run_on_terminal(["run", str(wf)], repo, answer=("Merge prodigy-", "n\n"))
+    assert code == 0, out
+    landing = out[out.index("What would land:") : out.index("Merge prodigy-")]
+    assert "not committed yet (the merge commits them):" in landing
+    assert "?? stamp.txt" in landing
+
+
 def test_ps_and_sessions_ls_count_a_map_jobs_items(daemon: Path, repo: Path, tmp_path: Path):
     wf = tmp_path / "map.yml"
     wf.write_text(MAP.replace("echo item ${item}", "test ${item} != 3"))
