@@ -20,7 +20,9 @@ from prodigyd import errorcodes
 @json_option
 def explain(*, code: str, as_json: bool) -> int:
     """What error CODE (E1002, as in `error[E1002]: ...`) means and what to do about it."""
-    entry = errorcodes.REGISTRY.get(code.strip().upper())
+    wanted = code.strip().upper()
+    wanted = f"E{wanted}" if wanted.isdigit() else wanted  # `explain 1002` as `E1002`
+    entry = errorcodes.REGISTRY.get(wanted)
     if entry is None:
         fail(
             errorcodes.NOT_FOUND,

@@ -162,6 +162,7 @@ def test_explain_prints_a_codes_entry():
     assert "prodigyctl merge ID" in shown.stdout
     entry = json.loads(ctl("explain", "E1002", "--json").stdout)
     assert entry["code"] == "E1002" and entry["title"] == "unknown field"
+    assert json.loads(ctl("explain", "1002", "--json").stdout) == entry  # the number alone
     unknown = ctl("explain", "E9999")
     assert unknown.returncode == EXIT_NOT_FOUND and "no error code 'E9999'" in unknown.stderr
     unknown = ctl("explain", "E9999", "--json")
