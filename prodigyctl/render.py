@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from prodigyctl.progress import StatusLine, Tracker
 
 
+def step_line(step: dict[str, Any]) -> str:
+    """A completed step as `sessions show` and `checkpoints show` list it: a step its
+    `when:` skipped says so (it is recorded done, so a resume does not run it)."""
+    skipped = " (skipped: when condition is false)" if step.get("skipped") else ""
+    return f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s){skipped}"
+
+
 def job_tag(session_id: object) -> str:
     """A short name for a job in interleaved output: the id's random suffix (6 hex digits);
     a name that is no session's id (the triggers' log) whole."""

@@ -11,6 +11,7 @@ from prodigyctl.commands import command, group
 from prodigyctl.commands.status import human_bytes
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import id_argument, json_option
+from prodigyctl.render import step_line
 from prodigyd import protocol
 
 checkpoints = group("checkpoints", "List, inspect and delete sessions' checkpoints.")
@@ -53,7 +54,7 @@ def show(*, session_id: str, as_json: bool) -> int:
     for phase in data["checkpoints"]:
         click.echo(f"── {phase['phase']}: {_phase_line(phase)}")
         for step in phase["completed_steps"]:
-            click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
+            click.echo(step_line(step))
         if phase["variables"]:
             click.echo(f"  variables: {', '.join(phase['variables'])}")
     return EXIT_OK

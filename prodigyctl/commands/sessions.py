@@ -12,7 +12,7 @@ from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
-from prodigyctl.render import Renderer
+from prodigyctl.render import Renderer, step_line
 from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
@@ -119,7 +119,7 @@ def show(*, session_id: str, as_json: bool) -> int:
         if data.get("agents"):
             click.echo(f"{'agents:':<17} {_where(data['agents'])}")
     for step in data.get("completed", []):
-        click.echo(f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s)")
+        click.echo(step_line(step))
     if data.get("claude_invocations"):
         _invocations(data["claude_invocations"])
     return EXIT_OK

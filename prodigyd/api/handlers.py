@@ -122,14 +122,17 @@ async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
     return {**_describe(record), "event_seq": state.scheduler.hub(record).seq}
 
 
+#: What `sessions.show` and `checkpoints.show` tell of each completed step.
+_STEP_FIELDS = ("step_index", "command", "duration", "completed_at", "skipped")
+
+
 def _describe(record: SessionRecord) -> dict[str, Any]:
     """`sessions show` details: the record plus its checkpoint's step list and the records
     of its Claude invocations."""
     data = record.model_dump(mode="json")
     saved = checkpoints.load(record.id) or {}
     data["completed"] = [
-        {k: entry.get(k) for k in ("step_index", "command", "duration", "completed_at")}
-        for entry in saved.get("completed_steps") or []
+        {k: entry.get(k) for k in _STEP_FIELDS} for entry in saved.get("completed_steps") or []
     ]
     data["claude_invocations"] = claude_invocations.of_session(record.id)
     if record.mode == "mapreduce":
@@ -187,7 +190,7 @@ async def checkpoints_show(state: DaemonState, p: schemas.SessionParams) -> dict
             {
                 "phase": phase,
                 "completed_steps": [
-                    {k: step.get(k) for k in ("step_index", "command", "duration", "completed_at")}
+                    {k: step.get(k) for k in _STEP_FIELDS}
                     for step in saved.get("completed_steps") or []
                 ],
                 "total_steps": saved.get("total_steps"),

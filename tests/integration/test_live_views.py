@@ -480,3 +480,16 @@ def test_sessions_ls_takes_several_statuses(daemon: Path, repo: Path, tmp_path: 
     assert listed("--status", "failed,completed") == both
     refused = ctl("sessions", "ls", "--status", "failed,done")
     assert refused.returncode == 2 and "'done' is not a status" in refused.stderr
+
+
+def test_sessions_show_says_which_completed_steps_their_when_skipped(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    wf = write(tmp_path / "when.yml", "- shell: 'true'\n- shell: 'echo big'\n  when: 'false'\n")
+    session_id = run_to_end(wf, repo, "-y")
+    shown = ctl("sessions", "show", session_id, check=True).stdout
+    assert "  1. shell: true (" in shown and "skipped" not in shown.split("  2.")[0]
+    assert "  2. shell: echo big (0.00s) (skipped: when condition is false)" in shown
+    steps = json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)
+    assert [s["skipped"] for s in steps["completed"]] == [False, True]
+    assert "(skipped: when condition is false)" in ctl("checkpoints", "show", session_id).stdout

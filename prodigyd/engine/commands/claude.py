@@ -321,6 +321,7 @@ def _reason(done: proc.Completed, result: cli.ClaudeResult) -> str:
 #: Why a step without `timeout:` was stopped: the limit is the configured default.
 DEFAULT_TIMEOUT_NOTE = "[claude] timeout, the default for Claude steps; a step's `timeout:` wins"
 
+
 def _enabled(value: str | None) -> bool:
     return value is None or value.strip().lower() not in ("0", "false", "no", "off")
 
