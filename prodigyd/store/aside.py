@@ -109,18 +109,7 @@ def note_lost() -> Path | None:
     sessions, worktrees = _earlier_jobs()
     if not sessions and not worktrees:
         return None
-    from prodigyd.store.atomic import append_all, create_unique, fsync_dir
-
-    journal = paths.journal_file()
-    note, fd = create_unique(journal.parent, journal.name + LOST.rstrip("-"), "")
-    try:
-        append_all(fd, _note_text(journal, sessions, worktrees).encode(), note)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(journal.parent)
-    logging.getLogger("prodigyd.journal").error("%s", problem())
-    return note
+    return _write_note(LOST, _note_text(paths.journal_file(), sessions, worktrees))
 
 
 def note_unknown(sessions: list[str]) -> Path | None:
@@ -130,8 +119,6 @@ def note_unknown(sessions: list[str]) -> Path | None:
     there already: the user is told, and nothing is collected, either way."""
     if set_aside():
         return None
-    from prodigyd.store.atomic import append_all, create_unique, fsync_dir
-
     journal = paths.journal_file()
     listed = "".join(f"  {session}\n" for session in sessions)
     text = (
@@ -144,7 +131,16 @@ def note_unknown(sessions: list[str]) -> Path | None:
         "you have one (stop the daemon first); else, once you have kept what you need (their\n"
         "events, checkpoints, worktrees), delete those folders, then this file.\n"
     )
-    note, fd = create_unique(journal.parent, journal.name + UNKNOWN.rstrip("-"), "")
+    return _write_note(UNKNOWN, text)
+
+
+def _write_note(kind: str, text: str) -> Path:
+    """A note of `kind` (LOST, UNKNOWN) beside the journal, durable before it is told of
+    in the daemon's log (with what `problem` says every `ps` from now on)."""
+    from prodigyd.store.atomic import append_all, create_unique, fsync_dir
+
+    journal = paths.journal_file()
+    note, fd = create_unique(journal.parent, journal.name + kind.rstrip("-"), "")
     try:
         append_all(fd, text.encode(), note)
         os.fsync(fd)

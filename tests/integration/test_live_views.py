@@ -38,6 +38,16 @@ def gated_workflow(tmp_path: Path, name: str, gate: Path) -> tuple[Path, Path]:
     return wf, started
 
 
+def held_job(tmp_path: Path, repo: Path) -> tuple[str, Path]:
+    """A detached job of `gated_workflow`, held in its second step (its first step's output
+    printed), and the gate that lets it go on."""
+    gate = tmp_path / "gate"
+    wf, started = gated_workflow(tmp_path, "job", gate)
+    session_id = detach(wf, repo)
+    wait_for(started.exists, what="step 2 to start")
+    return session_id, gate
+
+
 def ticking_workflow(tmp_path: Path, name: str, gate: Path) -> Path:
     """Two steps; the first prints `tick` every 50 ms until `gate` exists, then
     `waited-<name>`. A `--json` follower says nothing until an event comes: one that has
@@ -115,10 +125,7 @@ def test_logs_of_an_unknown_session_exit_3(daemon: Path):
 def test_logs_follow_prints_the_backlog_then_live_events_once(
     daemon: Path, repo: Path, tmp_path: Path
 ):
-    gate = tmp_path / "gate"
-    wf, started = gated_workflow(tmp_path, "job", gate)
-    session_id = detach(wf, repo)
-    wait_for(started.exists, what="step 2 to start")
+    session_id, gate = held_job(tmp_path, repo)
     human = popen("logs", "-f", session_id)
     as_json = popen("logs", "--follow", "--json", session_id)
     try:
@@ -162,10 +169,7 @@ def test_logs_follow_exits_as_run_would_have(daemon: Path, repo: Path, tmp_path:
 def test_logs_without_follow_does_not_wait_for_a_running_session(
     daemon: Path, repo: Path, tmp_path: Path
 ):
-    gate = tmp_path / "gate"
-    wf, started = gated_workflow(tmp_path, "job", gate)
-    session_id = detach(wf, repo)
-    wait_for(started.exists, what="step 2 to start")
+    session_id, gate = held_job(tmp_path, repo)
     try:
         shown = ctl("logs", session_id, timeout=30)
         assert shown.returncode == 0, shown.stderr
@@ -312,10 +316,7 @@ def test_events_export_csv_and_json(daemon: Path, repo: Path, tmp_path: Path):
 
 
 def test_events_follow_one_session_filtered_by_type(daemon: Path, repo: Path, tmp_path: Path):
-    gate = tmp_path / "gate"
-    wf, started = gated_workflow(tmp_path, "job", gate)
-    session_id = detach(wf, repo)
-    wait_for(started.exists, what="step 2 to start")
+    session_id, gate = held_job(tmp_path, repo)
     watcher = popen("events", "follow", "--session", session_id, "--type", "step_output")
     try:
         assert "Following the events of" in watcher.stderr.readline()
@@ -330,10 +331,7 @@ def test_events_follow_one_session_filtered_by_type(daemon: Path, repo: Path, tm
 def test_events_follow_replay_prints_what_came_before_then_follows(
     daemon: Path, repo: Path, tmp_path: Path
 ):
-    gate = tmp_path / "gate"
-    wf, started = gated_workflow(tmp_path, "job", gate)
-    session_id = detach(wf, repo)
-    wait_for(started.exists, what="step 2 to start")
+    session_id, gate = held_job(tmp_path, repo)
     args = ("events", "follow", "--session", session_id, "--type", "step_output", "--replay")
     watcher = popen(*args)
     try:
