@@ -48,6 +48,19 @@ def held_job(tmp_path: Path, repo: Path) -> tuple[str, Path]:
     return session_id, gate
 
 
+def released(args: tuple[str, ...], note: str, gate: Path) -> tuple[int, str, str]:
+    """`prodigyctl ARGS` watching a held job: once it says `note` on stderr (it watches),
+    the job is let go; its exit code and what it printed, once the job has ended."""
+    watcher = popen(*args)
+    try:
+        assert note in watcher.stderr.readline()
+        gate.touch()
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    return watcher.returncode, out, err
+
+
 def ticking_workflow(tmp_path: Path, name: str, gate: Path) -> Path:
     """Two steps; the first prints `tick` every 50 ms until `gate` exists, then
     `waited-<name>`. A `--json` follower says nothing until an event comes: one that has
@@ -189,14 +202,8 @@ def test_follow_tags_the_lines_of_concurrent_jobs(daemon: Path, repo: Path, tmp_
     wf_b, started_b = gated_workflow(tmp_path, "beta", gate)
     ids = {"alpha": detach(wf_a, repo), "beta": detach(wf_b, repo)}
     wait_for(lambda: started_a.exists() and started_b.exists(), what="both jobs to hold")
-    watcher = popen("follow")
-    try:
-        assert "Following 2 active job(s)" in watcher.stderr.readline()
-        gate.touch()
-        out, err = watcher.communicate(timeout=60)
-    finally:
-        watcher.kill()
-    assert watcher.returncode == 0, err
+    code, out, err = released(("follow",), "Following 2 active job(s)", gate)
+    assert code == 0, err
     lines = out.splitlines()
     for name, session_id in ids.items():
         tag = f"[{session_id[-6:]}] "
@@ -317,14 +324,9 @@ def test_events_export_csv_and_json(daemon: Path, repo: Path, tmp_path: Path):
 
 def test_events_follow_one_session_filtered_by_type(daemon: Path, repo: Path, tmp_path: Path):
     session_id, gate = held_job(tmp_path, repo)
-    watcher = popen("events", "follow", "--session", session_id, "--type", "step_output")
-    try:
-        assert "Following the events of" in watcher.stderr.readline()
-        gate.touch()
-        out, err = watcher.communicate(timeout=60)
-    finally:
-        watcher.kill()
-    assert watcher.returncode == 0, err  # ended by session_finished, though not shown
+    args = ("events", "follow", "--session", session_id, "--type", "step_output")
+    code, out, err = released(args, "Following the events of", gate)
+    assert code == 0, err  # ended by session_finished, though not shown
     assert [line.split("line=")[1] for line in out.splitlines()] == ["waited-job", "after-job"]
 
 
@@ -333,14 +335,8 @@ def test_events_follow_replay_prints_what_came_before_then_follows(
 ):
     session_id, gate = held_job(tmp_path, repo)
     args = ("events", "follow", "--session", session_id, "--type", "step_output", "--replay")
-    watcher = popen(*args)
-    try:
-        assert "Following the events of" in watcher.stderr.readline()
-        gate.touch()
-        out, err = watcher.communicate(timeout=60)
-    finally:
-        watcher.kill()
-    assert watcher.returncode == 0, err
+    code, out, err = released(args, "Following the events of", gate)
+    assert code == 0, err
     lines = [line.split("line=")[1] for line in out.splitlines()]
     assert lines == ["before-job", "waited-job", "after-job"]  # the first was before it began
     refused = ctl("events", "follow", "--replay")
