@@ -42,7 +42,6 @@ from prodigyd.config import RetentionConfig
 from prodigyd.errors import NoSpace
 from prodigyd.store import aside, removals
 from prodigyd.store import sessions as session_store
-from prodigyd.store.ids import KIND_WORDS, is_id
 from prodigyd.store.removals import Job
 from prodigyd.store.sessions import Status
 
@@ -176,23 +175,13 @@ def _note_unknown(folders: set[str]) -> None:
     the user hears of them and nothing of theirs is collected meanwhile. Blocking: a worker
     thread's. Read after the folders were listed: a folder is made after its job's row, so
     a job submitted meanwhile is known; one removed meanwhile (its folder listed, its
-    tombstone gone) is looked for again."""
+    tombstone gone) is not listed again."""
     known = {job.id for job in removals.jobs()} | {sid for sid, _ in removals.pending()}
-    unknown = sorted(
-        name for name in folders - known if is_id(name) and name.startswith(KIND_WORDS)
-    )
-    gone = {name for name in unknown if not any(path.exists() for path in _folders_of(name))}
-    unknown = [name for name in unknown if name not in gone]
+    unknown = folders - known
+    if unknown:  # sessions' folders (not the triggers' log), and still there
+        unknown &= aside.session_folders()
     if unknown:
-        aside.note_unknown(unknown)
-
-
-def _folders_of(session_id: str) -> list[Path]:
-    """Where a session's events and checkpoints live (any repository's events folder)."""
-    return [
-        paths.state_root() / session_id,
-        *(repo / session_id for repo in _children(paths.events_root())),
-    ]
+        aside.note_unknown(sorted(unknown))
 
 
 # -- what goes ----------------------------------------------------------------------------

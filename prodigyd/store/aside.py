@@ -137,16 +137,10 @@ def note_unknown(sessions: list[str]) -> Path | None:
 def _write_note(kind: str, text: str) -> Path:
     """A note of `kind` (LOST, UNKNOWN) beside the journal, durable before it is told of
     in the daemon's log (with what `problem` says every `ps` from now on)."""
-    from prodigyd.store.atomic import append_all, create_unique, fsync_dir
+    from prodigyd.store.atomic import write_unique
 
     journal = paths.journal_file()
-    note, fd = create_unique(journal.parent, journal.name + kind.rstrip("-"), "")
-    try:
-        append_all(fd, text.encode(), note)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(journal.parent)
+    note = write_unique(journal.parent, journal.name + kind.rstrip("-"), text.encode())
     logging.getLogger("prodigyd.journal").error("%s", problem())
     return note
 
@@ -154,15 +148,20 @@ def _write_note(kind: str, text: str) -> Path:
 def _earlier_jobs() -> tuple[set[str], list[Path]]:
     """What the store holds of jobs a journal recorded: the ids of the sessions with a
     folder (checkpoints, events), and the worktrees of the pool."""
-    from prodigyd.files import subfolders
     from prodigyd.pool import worktree_folders
+
+    return session_folders(), worktree_folders()
+
+
+def session_folders() -> set[str]:
+    """The ids of the sessions with a folder of checkpoints or events in the store."""
+    from prodigyd.files import subfolders
     from prodigyd.store.ids import KIND_WORDS
 
     folders = subfolders(paths.state_root())
     for repo in subfolders(paths.events_root()):
         folders += subfolders(repo)
-    sessions = {folder.name for folder in folders if folder.name.startswith(KIND_WORDS)}
-    return sessions, worktree_folders()
+    return {folder.name for folder in folders if folder.name.startswith(KIND_WORDS)}
 
 
 def _note_text(journal: Path, sessions: set[str], worktrees: list[Path]) -> str:

@@ -133,6 +133,19 @@ def create_unique(folder: Path, prefix: str, suffix: str) -> tuple[Path, int]:
     raise FileExistsError(f"no free name for {base}{suffix} in {folder}")
 
 
+def write_unique(folder: Path, prefix: str, data: bytes) -> Path:
+    """`data` as a new file named by `create_unique`, synced with its folder entry: a copy
+    or a note that must outlive a crash right after it was made."""
+    path, fd = create_unique(folder, prefix, "")
+    try:
+        append_all(fd, data, path)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(folder)
+    return path
+
+
 def move_aside(path: Path) -> Path:
     """Rename a corrupt store file to `<name>.corrupt-<time>.<ns>-<pid>` (never deleted):
     an exclusive new name, so a file moved aside earlier the same second is kept too."""

@@ -44,10 +44,10 @@ from prodigyd.files import Unreadable, failure_reason, open_regular
 from prodigyd.store import space
 from prodigyd.store.atomic import (
     append_all,
-    create_unique,
     ensure_dir,
     fsync_dir,
     write_bytes_atomic,
+    write_unique,
 )
 
 log = logging.getLogger("prodigyd.store")
@@ -349,7 +349,8 @@ def _keep_whole_records(path: Path) -> None:
     records = [jsonl.record_of(raw) for raw in lines if raw.strip()]
     if not lines[-1] and None not in records:
         return
-    copy = _copy_aside(path, data)
+    # the journal as it was, beside it: `<name>.corrupt-*`
+    copy = write_unique(path.parent, f"{path.name}.corrupt", data)
     write_bytes_atomic(
         path, b"".join(jsonl.encode(record) for record in records if record is not None)
     )
@@ -359,14 +360,3 @@ def _keep_whole_records(path: Path) -> None:
         path,
         copy,
     )
-
-
-def _copy_aside(path: Path, data: bytes) -> Path:
-    """Keep `data`, the journal at `path` as it was, as `<name>.corrupt-*` beside it, synced."""
-    copy, fd = create_unique(path.parent, f"{path.name}.corrupt", "")
-    try:
-        append_all(fd, data, copy)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return copy
