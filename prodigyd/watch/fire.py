@@ -56,6 +56,10 @@ REMEMBERED = 10_000
 NO_SPACE_RETRY_SECONDS = 2.0
 
 
+#: What a held sighting is kept by: (repository, workflow file name, branch).
+Held = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class Sighting:
     """One firing, and where it came from: `worktree` is where the run is submitted (its
@@ -81,10 +85,10 @@ class TriggerPath:
         # window, and both change only once the awaited submit is done; two firings let in
         # between (a hook and the watcher, two worktrees) would both pass.
         self._admission = asyncio.Lock()
-        #: The newest rate-limited sighting of each (repository, workflow, branch), to fire
-        #: again once the window allows (the module docstring), and the tasks doing so.
-        self._held: dict[tuple[str, str, str], Sighting] = {}
-        self._timers: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
+        #: The newest rate-limited sighting of each (repository, workflow, branch), with the
+        #: timer that fires it once the window allows (the module docstring), and the tasks
+        #: doing so.
+        self._held: dict[Held, tuple[Sighting, asyncio.TimerHandle]] = {}
         self._trailing: set[asyncio.Task[None]] = set()
 
     async def fire(self, sighting: Sighting, *, again: bool = False) -> SessionRecord | None:
@@ -157,23 +161,23 @@ class TriggerPath:
         sets the timer that fires it when the workflow's window frees a run."""
         where = repository(sighting.worktree)
         held = (str(where), sighting.firing.workflow.name, branch)
-        self._held[held] = sighting
-        if held not in self._timers:
-            self._later(held, self.gate.free_in(where, sighting.firing.workflow))
+        self._keep(held, sighting, self.gate.free_in(where, sighting.firing.workflow))
 
-    def _later(self, held: tuple[str, str, str], seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._timers[held] = loop.call_later(seconds, self._release, held)
+    def _keep(self, held: Held, sighting: Sighting, seconds: float) -> None:
+        """Hold `sighting` for `held`: on the timer already set, else on one set now."""
+        if held in self._held:
+            timer = self._held[held][1]
+        else:
+            timer = asyncio.get_running_loop().call_later(seconds, self._release, held)
+        self._held[held] = (sighting, timer)
 
-    def _release(self, held: tuple[str, str, str]) -> None:
-        self._timers.pop(held, None)
-        sighting = self._held.pop(held, None)
-        if sighting is not None:
-            task = asyncio.create_task(self._fire_trailing(held, sighting), name="trailing run")
-            self._trailing.add(task)
-            task.add_done_callback(self._trailing.discard)
+    def _release(self, held: Held) -> None:
+        sighting, _ = self._held.pop(held)
+        task = asyncio.create_task(self._fire_trailing(held, sighting), name="trailing run")
+        self._trailing.add(task)
+        task.add_done_callback(self._trailing.discard)
 
-    async def _fire_trailing(self, held: tuple[str, str, str], sighting: Sighting) -> None:
+    async def _fire_trailing(self, held: Held, sighting: Sighting) -> None:
         """Fire a held sighting; on a full disk it is held again, as the hook inbox and the
         watcher keep theirs, and tried again a little later."""
         try:
@@ -181,9 +185,8 @@ class TriggerPath:
         except ShuttingDown:
             pass  # the daemon stops: forgotten, as the rate window is
         except NoSpace:
-            self._held.setdefault(held, sighting)  # unless a newer one came meanwhile
-            if held not in self._timers:
-                self._later(held, NO_SPACE_RETRY_SECONDS)
+            if held not in self._held:  # else a newer one came meanwhile: it goes instead
+                self._keep(held, sighting, NO_SPACE_RETRY_SECONDS)
         except ProdigyError as exc:
             why = f"{sighting.firing.workflow}: {exc.render()}"
             self.problem("trailing run", sighting.firing.reason, why)
@@ -194,9 +197,8 @@ class TriggerPath:
         """Forget the held sightings (a stop forgets them, as it forgets the rate window)
         and stop the trailing runs under way: none may reach the gate or the drop log
         once the daemon has begun stopping."""
-        for timer in self._timers.values():
+        for _, timer in self._held.values():
             timer.cancel()
-        self._timers.clear()
         self._held.clear()
         for task in list(self._trailing):
             task.cancel()
