@@ -377,30 +377,24 @@ def list_triggers(*, path: str | None, as_json: bool) -> int:
     return EXIT_OK
 
 
-#: Which events each way of seeing git events delivers (docs/workflows.md, "Triggers").
-_BY_HOOKS = {"commit", "push"}
-_BY_WATCHER = {"commit", "ref", "files"}
+#: Which events each way of seeing git events delivers (docs/workflows.md, "Triggers"),
+#: and how it is set up.
+_DELIVERERS = (
+    ("hooks", {"commit", "push"}, "`prodigyctl hooks install`"),
+    ("watched", {"commit", "ref", "files"}, "`prodigyctl watch add`"),
+)
 
 
 def _undelivered(result: dict[str, Any]) -> list[str]:
     """What the workflows' triggers wait for that nothing here delivers: `on: push` with no
     hooks installed, `on: ref` in a repository nobody watches, and so on."""
     wanted = {t["event"] for w in result["workflows"] for t in w["on"]}
-    hooks, watched = result["hooks"], result["watched"]
     lines = []
-    if "commit" in wanted and not hooks and not watched:
-        lines.append(
-            "nothing delivers `on: commit` here: `prodigyctl hooks install` (or "
-            "`prodigyctl watch add`) does"
-        )
-    if "push" in wanted and not hooks:
-        lines.append("`on: push` needs the hooks, not installed here: `prodigyctl hooks install`")
-    for event in sorted(wanted & (_BY_WATCHER - _BY_HOOKS)):
-        if not watched:
-            lines.append(
-                f"`on: {event}` needs the watcher, which does not watch this repository: "
-                "`prodigyctl watch add`"
-            )
+    for event in sorted(wanted):
+        ways = [(key, fix) for key, events, fix in _DELIVERERS if event in events]
+        if not any(result[key] for key, _ in ways):
+            fixes = " or ".join(fix for _, fix in ways)
+            lines.append(f"nothing here delivers `on: {event}`: {fixes} does")
     return lines
 
 

@@ -37,18 +37,17 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
         live = follow and shown["status"] in ACTIVE
         if not live and last == 0:
             return exit_for_status(shown["status"], merge_refused=False) if follow else EXIT_OK
-        status = ended = shown["status"]
+        ended, refused = shown["status"], False  # refused: its automatic merge (its error)
         for event in subscribe(client, {"session_id": session_id, "since": 0}):
             renderer(event)
             if event.get("event_type") == protocol.TERMINAL_EVENT:
-                ended = event.get("status")
-                status = ended if not event.get("error") else None  # None: a merge refused
+                ended, refused = event.get("status"), bool(event.get("error"))
             done = ends_run(event, last) if live else event["seq"] >= last
             if done:
                 break
     # with -f, also when it had ended before we asked: `run --detach` then `logs -f` of a
     # quick job must tell its outcome all the same
-    code = exit_for_status(ended, merge_refused=status is None) if follow else EXIT_OK
+    code = exit_for_status(ended, merge_refused=refused) if follow else EXIT_OK
     if as_json:
         return code
     if not follow and shown["status"] in ACTIVE:
@@ -56,7 +55,7 @@ def logs(*, session_id: str, follow: bool, as_json: bool) -> int:
             f"(session is {shown['status']}; follow it with: prodigyctl logs -f {session_id})",
             err=True,
         )
-    elif status == "awaiting_merge" and not shown.get("start_commit"):
+    elif ended == "awaiting_merge" and not refused and not shown.get("start_commit"):
         # as `run` ends such a session (a refused merge: its error); one started from a
         # snapshot of uncommitted files (`on: files`) is never merged: `merge` refuses it
         click.echo(f"(to merge it: prodigyctl merge {shown['id']})", err=True)

@@ -438,13 +438,20 @@ def test_triggers_ls_says_what_nothing_here_delivers(daemon: Path, repo: Path):
         repo,
         {
             ".prodigy/workflows/push.yml": "on: push\ncommands:\n  - shell: 'true'\n",
+            ".prodigy/workflows/lint.yml": "on: commit\ncommands:\n  - shell: 'true'\n",
             ".prodigy/workflows/tags.yml": "on: {ref: {tags: ['v*']}}\ncommands:\n  - shell: 'true'\n",
         },
         "add triggers",
     )
     bare = ctl("triggers", "ls", cwd=repo, check=True)
-    assert "note: `on: push` needs the hooks, not installed here" in bare.stderr
-    assert "note: `on: ref` needs the watcher, which does not watch this" in bare.stderr
+    assert "note: nothing here delivers `on: push`: `prodigyctl hooks install` does\n" in (
+        bare.stderr
+    )
+    assert "note: nothing here delivers `on: ref`: `prodigyctl watch add` does\n" in bare.stderr
+    assert (
+        "note: nothing here delivers `on: commit`: `prodigyctl hooks install` or `prodigyctl "
+        "watch add` does\n"
+    ) in bare.stderr
     listed = json.loads(ctl("triggers", "ls", "--json", cwd=repo, check=True).stdout)
     assert (listed["hooks"], listed["watched"]) == (False, False)
     ctl("hooks", "install", cwd=repo, check=True)
