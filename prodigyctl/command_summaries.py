@@ -8,7 +8,7 @@ imports none of their modules."""
 SUMMARIES = {
     "analytics": "Cost, tokens, outcomes and time of your sessions, the costliest groups first.",
     "batch": "Run --command once per file matching PATTERN, each in its own agent, and merge.",
-    "cancel": "Cancel a session for good: stop a queued or running one, close one that waits (awaiting merge, failed, interrupted). With --resumable, stop it to be resumed later instead (a detached run's Ctrl-C).",
+    "cancel": "Cancel a session for good: stop a queued or running one, close one that waits (awaiting merge, failed, interrupted).",
     "checkpoints": "List, inspect and delete sessions' checkpoints.",
     "clean": "Remove old sessions, logs and leftovers now, by the retention policy.",
     "completion": "Print the completion script for SHELL (bash, zsh or fish).",
@@ -22,7 +22,7 @@ SUMMARIES = {
     "goal-seek": "Run --command until --validate scores GOAL as reached, then merge the result.",
     "hooks": "Git hooks (post-commit, pre-push) that start the repository's triggered workflows.",
     "init": "Install the Claude commands your workflows use into .claude/commands/.",
-    "logs": "Print a session's progress from the start, as `run` shows it. With -f, follow a queued or running one to its end, and exit as `run` would have: 0 done (or awaiting its merge), 1 failed or cancelled, 4 its merge refused, 130 interrupted.",
+    "logs": "Print a session's progress from the start, as `run` shows it.",
     "man": "Man pages: prodigyctl(1) and one per command, prodigyd(8), prodigy-workflow(5), prodigy-config(5).",
     "merge": "Merge a session that is awaiting_merge into the branch it started from.",
     "ps": "Queued and running jobs, and the most recent finished ones.",

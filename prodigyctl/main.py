@@ -107,14 +107,14 @@ class Root(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The list `--help` ends with, as click makes it from the commands themselves, but
-        made from stand-ins that carry the summary of each command's help (SUMMARIES): the
+        made from stand-ins that carry each command's summary (SUMMARIES): the
         commands' modules (over half of what `--help` took) are not imported. A command
         missing from SUMMARIES (it is stale: tests/unit/test_manpages.py says so) is read
         from its module."""
         from prodigyctl.command_summaries import SUMMARIES  # here: only --help needs it
 
         listed = [
-            click.Command(name, help=SUMMARIES[name])
+            click.Command(name, short_help=SUMMARIES[name])
             if name in SUMMARIES
             else self.get_command(ctx, name)
             for name in self.list_commands(ctx)

@@ -91,13 +91,13 @@ def write(folder: Path = SHIPPED) -> list[str]:
 
 
 def summaries() -> str:
-    """The source of command_summaries.py: each top-level command's name and the first
-    paragraph of its help, which is all click's command list reads of a command."""
+    """The source of command_summaries.py: each top-level command's name and the summary
+    its group's listing shows (commands.listed_whole), all click's listing reads of it."""
     from prodigyctl.main import cli
 
     rows = []
     for name, command in _subcommands(cli):
-        first = " ".join((command.help or "").partition("\n\n")[0].split())
+        first = command.short_help or ""
         rows.append(f"    {json.dumps(name)}: {json.dumps(first, ensure_ascii=False)},\n")
     return (
         '"""Made by `python -m prodigyctl.manpages` from the commands\' help: do not edit.\n\n'

@@ -11,6 +11,7 @@ a command starts fast.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +75,7 @@ def command(name: str, parent: click.Group | None = None, **settings: Any) -> Ca
         path = f"{parent.name} {name}" if parent is not None else name
         made = click.command(name, cls=Command, examples=path, **settings)(function)
         made.params += original.options(path, made)
+        listed_whole(made)
         if parent is None:
             TOP_LEVEL[name] = made
         else:
@@ -98,5 +100,14 @@ def group(name: str, help: str) -> click.Group:
     """A top-level group of commands."""
     made = Group(name, help=help)
     made.params += original.options(name, made)
+    listed_whole(made)
     TOP_LEVEL[name] = made
     return made
+
+
+def listed_whole(made: click.Command) -> None:
+    """List `made` in its group's `--help` with the whole first sentence of its help,
+    wrapped: click cuts what it makes of the help to the line's width (`Re-run dead
+    letters of JOB_ID as agents of a new job and merge...`), a cut that says less than
+    the line it saves. The root's listing reads these (prodigyctl/command_summaries.py)."""
+    made.short_help = made.get_short_help_str(limit=sys.maxsize)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from importlib.metadata import version
 
+import click
 import pytest
 
 from prodigyctl import commands
@@ -66,3 +67,40 @@ def test_the_help_width_is_the_one_click_picks(monkeypatch: pytest.MonkeyPatch, 
 
     monkeypatch.setenv("COLUMNS", columns)
     assert help_width() == click.HelpFormatter().width
+
+
+def _top_level() -> dict[str, click.Command]:
+    """Every top-level command, each module imported."""
+    from prodigyctl import manpages
+    from prodigyctl.main import cli
+
+    return dict(manpages._subcommands(cli))
+
+
+def _listing(help_text: str) -> dict[str, str]:
+    """The Commands section of a `--help`: each name with its summary, its wrapped lines
+    joined (a line broken after a hyphen, as click wraps, without a space)."""
+    listed: dict[str, str] = {}
+    name = ""
+    for line in help_text.split("Commands:\n", 1)[1].splitlines():
+        words = line.split()
+        if line.startswith("  ") and not line.startswith("   "):
+            name = words.pop(0)
+        before = listed.get(name, "")
+        glue = "" if not before or before.endswith("-") else " "
+        listed[name] = before + glue + " ".join(words)
+    return listed
+
+
+@pytest.mark.parametrize(
+    "group", ["", *sorted(n for n, c in _top_level().items() if isinstance(c, click.Group))]
+)
+def test_help_lists_each_command_with_the_whole_first_sentence_of_its_help(group: str):
+    """Not cut to the line with `...` (click's default): the sentence, wrapped."""
+    listed = _top_level() if not group else _top_level()[group].commands  # type: ignore[attr-defined]
+    shown = _listing(ctl(*([group] if group else []), "--help", check=True).stdout)
+    assert sorted(shown) == sorted(n for n, c in listed.items() if not c.hidden)
+    for name, text in shown.items():
+        first = " ".join((listed[name].help or "").partition("\n\n")[0].split())
+        assert first.startswith(text), (name, text)
+        assert text.endswith(".") and not text.endswith("..."), (name, text)
