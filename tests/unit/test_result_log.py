@@ -71,3 +71,28 @@ async def test_write_all_appends_every_record_as_its_own_line(isolated: Path):
         {"kind": "items", "items": [1, 2, 3]},
         *({"kind": "result", "n": n} for n in range(3)),
     ]
+
+
+def test_a_result_as_a_dict_has_every_field_and_shares_nothing_with_the_result():
+    """`${map.results}` and the journal's records are made from `as_dict`: every field
+    (as dataclasses.asdict gives them) plus `success`, in containers of its own."""
+    import dataclasses
+
+    from prodigyd.engine.mapreduce.agent import AgentResult
+    from prodigyd.failure import FailureReason
+
+    result = AgentResult(
+        item_id="item_3",
+        item_index=3,
+        item={"path": "a.py", "tags": ["x", {"deep": 1}]},
+        status="failed",
+        commits=["c1"],
+        files_modified=["a.py"],
+        failure_reason=FailureReason.TIMEOUT,
+        log_path="/logs/item_3.attempt-1.log",
+    )
+    data = result.as_dict()
+    assert data == {**dataclasses.asdict(result), "success": False}
+    data["item"]["tags"][1]["deep"] = 2
+    data["commits"].append("c2")
+    assert result.item["tags"][1] == {"deep": 1} and result.commits == ["c1"]
