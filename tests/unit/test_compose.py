@@ -129,7 +129,7 @@ def test_unknown_keys_in_an_included_file_are_warned_at_that_file(tmp_path: Path
         {"base.yml": "commands:\n  - shell: x\n    timout: 3\n", "wf.yml": "extends: base.yml\n"},
     )
     assert any(
-        w.startswith(f"{tmp_path / 'base.yml'}:3: unknown key 'timout'") for w in loaded.warnings
+        w.startswith(f"{tmp_path / 'base.yml'}:3:5: unknown key 'timout'") for w in loaded.warnings
     )
 
 

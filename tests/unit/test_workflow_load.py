@@ -337,7 +337,7 @@ def test_test_becomes_a_shell_step_with_a_deprecation_warning() -> None:
     step = loaded.workflow.steps[1]
     assert (step.kind, step.command) == ("shell", "cargo test")
     assert step.on_failure is not None and step.on_failure.debug_loop is True
-    assert loaded.warnings == ["wf.yml:2: `test:` is deprecated; use `shell:`"]
+    assert loaded.warnings == ["wf.yml:2:3: `test:` is deprecated; use `shell:`"]
     assert only_step("- test: cargo test\n").command == "cargo test"
 
 
@@ -345,7 +345,7 @@ def test_analyze_is_kept_as_a_no_op_with_a_warning() -> None:
     loaded = parse("- analyze:\n    max_cache_age: 300\n")
     assert loaded.workflow.steps[0].kind == "analyze"
     assert loaded.warnings == [
-        "wf.yml:1: `analyze:` was removed from prodigy; this step does nothing"
+        "wf.yml:1:3: `analyze:` was removed from prodigy; this step does nothing"
     ]
 
 
@@ -746,7 +746,7 @@ def test_a_misspelt_on_failure_key_is_an_error_naming_the_key_meant(
 def test_a_handler_steps_own_misspelt_key_stays_the_handlers() -> None:
     loaded = parse("- shell: x\n  on_failure: {shell: fix, timout: 5}\n")
     assert loaded.warnings == [
-        "wf.yml:2: unknown key 'timout' in commands[0].on_failure (ignored); "
+        "wf.yml:2:28: unknown key 'timout' in commands[0].on_failure (ignored); "
         "did you mean 'timeout'?"
     ]
 
@@ -759,8 +759,8 @@ def test_unknown_keys_are_warnings_with_suggestions() -> None:
     loaded = parse("- shell: a\n- shell: b\n- shell: c\n  timout: 5\n  frobnicate: 1\n")
     assert loaded.workflow.steps[2].timeout is None
     assert loaded.warnings == [
-        "wf.yml:4: unknown key 'timout' in step 3 (ignored); did you mean 'timeout'?",
-        "wf.yml:5: unknown key 'frobnicate' in step 3 (ignored)",
+        "wf.yml:4:3: unknown key 'timout' in step 3 (ignored); did you mean 'timeout'?",
+        "wf.yml:5:3: unknown key 'frobnicate' in step 3 (ignored)",
     ]
 
 
@@ -796,7 +796,7 @@ def test_every_problem_is_kept_with_its_place_not_only_as_text() -> None:
 def test_unknown_top_level_keys_are_reported() -> None:
     loaded = parse("nmae: x\ncommands: [{shell: a}]\n")
     assert loaded.warnings == [
-        "wf.yml:1: unknown key 'nmae' in the workflow (ignored); did you mean 'name'?"
+        "wf.yml:1:1: unknown key 'nmae' in the workflow (ignored); did you mean 'name'?"
     ]
 
 
@@ -814,10 +814,10 @@ def test_a_key_of_another_place_is_told_where_it_belongs() -> None:
         "    fail_workflow: false\n"
     )
     assert loaded.warnings == [
-        "wf.yml:1: 'max_parallel' belongs under map:, not in the workflow (ignored)",
-        "wf.yml:6: 'max_attempts' belongs under on_failure: or under retry:, not in step 1 "
+        "wf.yml:1:1: 'max_parallel' belongs under map:, not in the workflow (ignored)",
+        "wf.yml:6:5: 'max_attempts' belongs under on_failure: or under retry:, not in step 1 "
         "(ignored)",
-        "wf.yml:7: 'fail_workflow' belongs under on_failure:, not in step 1 (ignored)",
+        "wf.yml:7:5: 'fail_workflow' belongs under on_failure:, not in step 1 (ignored)",
     ]
     error = failure("- shell: x\n  fail_workflow: true\n", strict=True)
     assert error.render().startswith(
@@ -829,7 +829,7 @@ def test_a_key_of_another_place_is_told_where_it_belongs() -> None:
 def test_known_but_unused_keys_say_why() -> None:
     loaded = parse("commands:\n  - shell: a\n    analysis: {max_cache_age: 5}\n")
     assert loaded.warnings == [
-        "wf.yml:3: 'analysis' in step 1 is ignored: per-step analysis was removed from prodigy",
+        "wf.yml:3:5: 'analysis' in step 1 is ignored: per-step analysis was removed from prodigy",
     ]
 
 

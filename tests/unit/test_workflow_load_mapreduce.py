@@ -203,7 +203,7 @@ def test_a_bad_nested_field_is_reported_at_its_own_line(added: str, where: str) 
 def test_an_unknown_circuit_breaker_key_names_the_circuit_breaker() -> None:
     loaded = parse(BASE + "error_policy:\n  circuit_breaker:\n    failur_threshold: 2\n")
     assert loaded.warnings == [
-        "wf.yml:10: unknown key 'failur_threshold' in error_policy.circuit_breaker (ignored); "
+        "wf.yml:10:5: unknown key 'failur_threshold' in error_policy.circuit_breaker (ignored); "
         "did you mean 'failure_threshold'?"
     ]
 
@@ -218,11 +218,11 @@ def test_the_error_policy_under_map_is_told_to_go_to_the_top_level() -> None:
         + "  max_failures: 3\n"
     )
     assert loaded.warnings == [
-        "wf.yml:8: 'error_policy' belongs at the top level of a MapReduce workflow, not in map "
+        "wf.yml:8:3: 'error_policy' belongs at the top level of a MapReduce workflow, not in map "
         "(ignored)",
-        "wf.yml:9: 'on_item_failure' belongs at the top level of a MapReduce workflow or under "
+        "wf.yml:9:3: 'on_item_failure' belongs at the top level of a MapReduce workflow or under "
         "error_policy:, not in map (ignored)",
-        "wf.yml:10: 'max_failures' belongs at the top level of a MapReduce workflow or under "
+        "wf.yml:10:3: 'max_failures' belongs at the top level of a MapReduce workflow or under "
         "error_policy:, not in map (ignored)",
     ]
     with pytest.raises(WorkflowError) as caught:
@@ -279,5 +279,5 @@ def test_the_books_echo_of_map_results_into_jq_is_warned_about_where_it_is() -> 
     )
     loaded = parse(BASE + reduce)
     [warning] = loaded.warnings
-    assert warning.startswith("wf.yml:9: ${map.results} pasted into a shell command breaks")
+    assert warning.startswith("wf.yml:9:5: ${map.results} pasted into a shell command breaks")
     assert "write_file: step" in warning

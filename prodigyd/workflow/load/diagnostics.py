@@ -10,7 +10,7 @@ get an excerpt with a caret under the column.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -88,9 +88,10 @@ class Context:
         self.problems.append(error)
 
     def warn(self, message: str, at: At) -> None:
-        source = at.source or self.source
-        where = f"{source}:{at.line}" if at.line else source
-        self.warnings.append(f"{where}: {message}")
+        """`message` at file:line:column, as a problem's place is given (a warning is one
+        that --strict makes a problem)."""
+        where = at.location(self.source)
+        self.warnings.append(f"{replace(where, field=None)}: {message}")
 
     def failed_since(self, count: int) -> bool:
         return len(self.problems) > count
