@@ -930,3 +930,34 @@ async def test_a_merge_into_the_parent_a_crash_cut_off_is_settled_before_setup_c
     assert resumed.status == "completed", resumed.record.error
     assert {"out-1.txt", "out-2.txt"} <= branch_files(repo)
     assert "cut.txt" not in branch_files(repo)
+
+
+HANDED_OVER = """
+mode: mapreduce
+map:
+  input: "seq 6"
+  max_parallel: 1
+  agent_template:
+    - shell: |
+        case ${item} in
+          3) echo scratch > build.tmp ;;
+          *) echo "item ${item}" ;;
+        esac
+"""
+
+
+async def test_an_agent_takes_the_worktree_an_earlier_one_left_pristine(tmp_path: Path, repo):
+    """The next agent gets it as it is (WorktreePool.hand_over), not through the pool; one
+    that left an ignored file behind gives its worktree back to be scrubbed first; after
+    the phase each is back in the pool, idle."""
+    (repo / ".gitignore").write_text("*.tmp\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore")
+    out = await run_workflow(write_workflow(tmp_path, HANDED_OVER), repo)
+    assert out.status == "completed", out.record.error
+    used = [e["worktree"] for e in out.sink.of("agent_started")]
+    assert len(used) == 6 and len(set(used)) == 1  # one agent at a time: one worktree
+    [slot] = [row for row in worktree_rows.all_rows() if row.path == used[0]]
+    assert (slot.state, slot.owner, slot.uses) == ("idle", None, 6)
+    assert not (Path(used[0]) / "build.tmp").exists()  # item 3's leftover: scrubbed
+    assert all(row.state == "idle" for row in worktree_rows.all_rows())

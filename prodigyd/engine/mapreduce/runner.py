@@ -35,7 +35,7 @@ from prodigyd.errors import ProdigyError
 from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.cli import git
-from prodigyd.pool import WorktreePool
+from prodigyd.pool import Lease, WorktreePool
 from prodigyd.store import space
 
 log = logging.getLogger(__name__)
@@ -168,22 +168,21 @@ class LocalAgentRunner:
 
     def __init__(self, pool: WorktreePool) -> None:
         self.pool = pool
+        #: Per phase (its merge queue), the worktrees its agents left pristine and its next
+        #: agents take as they are (WorktreePool.hand_over); the pool gets them at `finish`.
+        self._pristine: dict[MergeQueue, list[Path]] = {}
 
     async def finish(self, queue: MergeQueue) -> None:
-        """Nothing outlives an attempt: each worktree went back to the pool."""
+        """The worktrees the phase's last agents left pristine go back to the pool (each
+        other one went back with its agent's end)."""
+        for path in self._pristine.pop(queue, []):
+            await self._release(path, queue.parent.events, pristine=True)
 
     async def run(
         self, job: AgentJob, queue: MergeQueue, events: EventSink, stop: asyncio.Event
     ) -> AgentResult | None:
-        session_id = job.spec.session_id
         try:
-            lease = await self.pool.acquire(
-                queue.repo,
-                owner=f"{session_id}/{job.item.item_id}",
-                session_id=session_id,
-                start=job.start,
-                workflow=job.spec.workflow_name,
-            )
+            lease = await self._lease(job, queue)
         except (ProdigyError, OSError) as exc:
             error = f"could not make the agent's worktree: {exc}"
             return await queue.deliver(
@@ -210,9 +209,28 @@ class LocalAgentRunner:
                 result.branch_name = job.branch
             except ProdigyError:
                 keep = False
-        pristine = result.success and run.clean
-        await self._release(lease.path, queue.parent.events, keep=keep, pristine=pristine)
+        if result.success and run.clean and not keep:  # pristine: the next agent takes it
+            self._pristine.setdefault(queue, []).append(lease.path)
+        else:
+            await self._release(lease.path, queue.parent.events, keep=keep)
         return result
+
+    async def _lease(self, job: AgentJob, queue: MergeQueue) -> Lease:
+        """A worktree at the agent's start: one an earlier agent of the phase left pristine,
+        else one from the pool."""
+        session_id = job.spec.session_id
+        owner = f"{session_id}/{job.item.item_id}"
+        workflow = job.spec.workflow_name
+        left = self._pristine.get(queue)
+        while left:
+            handed = await self.pool.hand_over(
+                left.pop(), owner=owner, session_id=session_id, start=job.start, workflow=workflow
+            )
+            if handed is not None:
+                return handed
+        return await self.pool.acquire(
+            queue.repo, owner=owner, session_id=session_id, start=job.start, workflow=workflow
+        )
 
     async def _release(
         self, path: Path, events: EventSink, *, keep: bool = False, pristine: bool = False
