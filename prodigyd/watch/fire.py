@@ -54,6 +54,9 @@ RECENT = 50
 REMEMBERED = 10_000
 #: How soon a trailing run a full disk refused is tried again (watch/inbox.py's pace).
 NO_SPACE_RETRY_SECONDS = 2.0
+#: Added to the wait for a held sighting's turn: the loop may run a timer a clock tick
+#: early (uvloop counts milliseconds), and the rate window would still be full then.
+TIMER_SLACK_SECONDS = 0.005
 
 
 #: What a held sighting is kept by: (repository, workflow file name, branch).
@@ -101,7 +104,7 @@ class TriggerPath:
         self._remember(key)
         firing = sighting.firing
         async with self._admission:
-            if not self._admitted(sighting):
+            if not self._admitted(sighting, again=again):
                 return None
             try:
                 record = await self.scheduler.submit(request_of(sighting), idempotency_key=key)
@@ -123,9 +126,11 @@ class TriggerPath:
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
 
-    def _admitted(self, sighting: Sighting) -> bool:
+    def _admitted(self, sighting: Sighting, *, again: bool = False) -> bool:
         """Whether the firing may submit a new run; if not, why is kept (watch/gate.py).
-        Nothing here awaits: a queued run found here cannot start before it is replaced."""
+        Nothing here awaits: a queued run found here cannot start before it is replaced.
+        A held sighting's trailing try (`again`) the rate limit refuses once more (its
+        window filled again meanwhile) is held again, its drop not recorded twice."""
         firing = sighting.firing
         if firing.by_prodigy and not firing.trigger.include_prodigy_commits:
             why = f"{firing.by_prodigy} (the trigger has no include_prodigy_commits)"
@@ -150,18 +155,24 @@ class TriggerPath:
             why, message = refusal
             # not prodigy's own commits: those a run of it makes would keep a loop going
             if why == "rate_limited" and branch is not None and not firing.by_prodigy:
-                self._hold(sighting, branch)
+                self._hold(sighting, branch, again=again)
+                if again:
+                    return False
                 message += "; the newest such event runs once the limit lets one in"
             self._drop(sighting, why, message)
             return False
         return True
 
-    def _hold(self, sighting: Sighting, branch: str) -> None:
+    def _hold(self, sighting: Sighting, branch: str, *, again: bool = False) -> None:
         """Keep the newest rate-limited sighting of its workflow and branch; the first held
-        sets the timer that fires it when the workflow's window frees a run."""
+        sets the timer that fires it when the workflow's window frees a run. A trailing
+        try held `again` gives way to a newer sighting held meanwhile."""
         where = repository(sighting.worktree)
         held = (str(where), sighting.firing.workflow.name, branch)
-        self._keep(held, sighting, self.gate.free_in(where, sighting.firing.workflow))
+        if again and held in self._held:
+            return
+        wait = self.gate.free_in(where, sighting.firing.workflow) + TIMER_SLACK_SECONDS
+        self._keep(held, sighting, wait)
 
     def _keep(self, held: Held, sighting: Sighting, seconds: float) -> None:
         """Hold `sighting` for `held`: on the timer already set, else on one set now."""

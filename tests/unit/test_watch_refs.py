@@ -196,6 +196,51 @@ async def test_two_firings_at_once_are_admitted_one_after_the_other(tmp_path: Pa
     assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
 
 
+async def test_a_held_run_the_limit_refuses_again_is_held_not_dropped_twice(
+    tmp_path: Path, isolated
+):
+    """A held commit's trailing try can meet a window still full (a timer run a clock tick
+    early): it waits for its turn again, and `triggers ls` lists its drop once."""
+    from types import SimpleNamespace
+
+    from prodigyd.watch import dropped
+    from prodigyd.watch.fire import TriggerPath
+    from prodigyd.watch.gate import TriggerLimits
+
+    repo = make_repo(tmp_path / "repo")
+    submitted: list[str] = []
+
+    class Jobs:
+        async def submit(self, request: Any, *, idempotency_key: str) -> Any:
+            submitted.append(idempotency_key)
+            return SimpleNamespace(id=f"run-{len(submitted)}")
+
+    path = TriggerPath(Jobs(), TriggerLimits(max_runs=1, per_seconds=0.5))  # type: ignore[arg-type]
+    workflow = repo / ".prodigy" / "workflows" / "w.yml"
+
+    def sighting(commit: str) -> Sighting:
+        seen = commit_occasion("topic", commit, None, None)
+        firing = Firing(
+            workflow,
+            Trigger(event="commit"),
+            "topic",
+            f"commit {commit[:7]}",
+            None,
+            seen.identity,
+            seen.variables,
+        )
+        return Sighting(repo, firing)
+
+    assert await path.fire(sighting(A)) is not None
+    held = sighting(B)
+    assert await path.fire(held) is None  # refused: dropped, and held for its turn
+    assert await path.fire(held, again=True) is None  # its turn came too soon
+    await asyncio.to_thread(wait_for, lambda: len(submitted) == 2, 10.0, "the held run")
+    assert submitted[1] == key_of(held)
+    path.dropped.close()
+    assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
+
+
 async def test_a_commit_whose_run_does_not_fit_on_the_disk_is_fired_again(
     isolated: Path, tmp_path: Path
 ):
