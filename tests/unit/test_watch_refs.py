@@ -156,42 +156,52 @@ async def _until(predicate: Any) -> None:
     await asyncio.to_thread(wait_for, predicate, 30.0, "the change seen by polling")
 
 
+def _sighting(repo: Path, commit: str, branch: str | None) -> Sighting:
+    """`commit`, seen on topic, firing the repository's .prodigy/workflows/w.yml (on
+    `branch`; None: the one checked out)."""
+    seen = commit_occasion("topic", commit, None, None)
+    workflow = repo / ".prodigy" / "workflows" / "w.yml"
+    firing = Firing(
+        workflow,
+        Trigger(event="commit"),
+        branch,
+        f"commit {commit[:7]}",
+        None,
+        seen.identity,
+        seen.variables,
+    )
+    return Sighting(repo, firing)
+
+
+class _Jobs:
+    """The scheduler's `submit`, keeping the keys it is given (after `delay` seconds)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.submitted: list[str] = []
+
+    async def submit(self, request: Any, *, idempotency_key: str) -> Any:
+        from types import SimpleNamespace
+
+        await asyncio.sleep(self.delay)
+        self.submitted.append(idempotency_key)
+        return SimpleNamespace(id=f"run-{len(self.submitted)}")
+
+
 async def test_two_firings_at_once_are_admitted_one_after_the_other(tmp_path: Path, isolated):
     """The gate's rate window changes only once the awaited submit is done: two firings of
     one workflow (a hook's and the watcher's of different commits) must not both pass it."""
-    from types import SimpleNamespace
-
     from prodigyd.watch import dropped
     from prodigyd.watch.fire import TriggerPath
     from prodigyd.watch.gate import TriggerLimits
 
     repo = make_repo(tmp_path / "repo")
-    submitted: list[str] = []
-
-    class SlowJobs:
-        async def submit(self, request: Any, *, idempotency_key: str) -> Any:
-            await asyncio.sleep(0.05)  # loads the workflow, reads git: the loop goes on
-            submitted.append(idempotency_key)
-            return SimpleNamespace(id=f"run-{len(submitted)}")
-
-    path = TriggerPath(SlowJobs(), TriggerLimits(max_runs=1, per_seconds=3600))  # type: ignore[arg-type]
-    workflow = repo / ".prodigy" / "workflows" / "w.yml"
-
-    def sighting(commit: str) -> Sighting:
-        seen = commit_occasion("topic", commit, None, None)
-        firing = Firing(
-            workflow,
-            Trigger(event="commit"),
-            None,
-            f"commit {commit[:7]}",
-            None,
-            seen.identity,
-            seen.variables,
-        )
-        return Sighting(repo, firing)
-
-    first, second = await asyncio.gather(path.fire(sighting(A)), path.fire(sighting(B)))
-    assert len(submitted) == 1 and [first is None, second is None].count(True) == 1
+    jobs = _Jobs(delay=0.05)  # loads the workflow, reads git: the loop goes on
+    path = TriggerPath(jobs, TriggerLimits(max_runs=1, per_seconds=3600))  # type: ignore[arg-type]
+    first, second = await asyncio.gather(
+        path.fire(_sighting(repo, A, None)), path.fire(_sighting(repo, B, None))
+    )
+    assert len(jobs.submitted) == 1 and [first is None, second is None].count(True) == 1
     path.dropped.close()
     assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
 
@@ -201,42 +211,19 @@ async def test_a_held_run_the_limit_refuses_again_is_held_not_dropped_twice(
 ):
     """A held commit's trailing try can meet a window still full (a timer run a clock tick
     early): it waits for its turn again, and `triggers ls` lists its drop once."""
-    from types import SimpleNamespace
-
     from prodigyd.watch import dropped
     from prodigyd.watch.fire import TriggerPath
     from prodigyd.watch.gate import TriggerLimits
 
     repo = make_repo(tmp_path / "repo")
-    submitted: list[str] = []
-
-    class Jobs:
-        async def submit(self, request: Any, *, idempotency_key: str) -> Any:
-            submitted.append(idempotency_key)
-            return SimpleNamespace(id=f"run-{len(submitted)}")
-
-    path = TriggerPath(Jobs(), TriggerLimits(max_runs=1, per_seconds=0.5))  # type: ignore[arg-type]
-    workflow = repo / ".prodigy" / "workflows" / "w.yml"
-
-    def sighting(commit: str) -> Sighting:
-        seen = commit_occasion("topic", commit, None, None)
-        firing = Firing(
-            workflow,
-            Trigger(event="commit"),
-            "topic",
-            f"commit {commit[:7]}",
-            None,
-            seen.identity,
-            seen.variables,
-        )
-        return Sighting(repo, firing)
-
-    assert await path.fire(sighting(A)) is not None
-    held = sighting(B)
+    jobs = _Jobs()
+    path = TriggerPath(jobs, TriggerLimits(max_runs=1, per_seconds=0.5))  # type: ignore[arg-type]
+    assert await path.fire(_sighting(repo, A, "topic")) is not None
+    held = _sighting(repo, B, "topic")
     assert await path.fire(held) is None  # refused: dropped, and held for its turn
     assert await path.fire(held, again=True) is None  # its turn came too soon
-    await asyncio.to_thread(wait_for, lambda: len(submitted) == 2, 10.0, "the held run")
-    assert submitted[1] == key_of(held)
+    await asyncio.to_thread(wait_for, lambda: len(jobs.submitted) == 2, 10.0, "the held run")
+    assert jobs.submitted[1] == key_of(held)
     path.dropped.close()
     assert [d["why"] for d in await dropped.recent(repo)] == ["rate_limited"]
 
