@@ -213,23 +213,29 @@ class WorktreePool:
         return lease
 
     async def hand_over(
-        self, path: Path, *, owner: str, session_id: str, start: str, workflow: str | None
+        self,
+        repo: Path,
+        path: Path,
+        *,
+        owner: str,
+        session_id: str,
+        start: str,
+        workflow: str | None,
     ) -> Lease | None:
         """The busy slot at `path`, which its owner left pristine (`release`'s `pristine`:
         detached, nothing changed, untracked or ignored), straight to `owner` at commit
         `start`: what `release` and then `acquire` would do, without the slot going idle
         in between (a map phase's next agent takes the slot of one that is done; their
-        journal writes and checks were ~0.6 ms an item). None when it cannot be pointed
-        at `start` (it is then removed, as `acquire` removes an unusable idle slot)."""
-        row = rows.get(path)
-        if row is None:
+        journal writes and checks were ~0.6 ms an item). None when the pool no longer has
+        it, or it cannot be pointed at `start` (it is then removed, as `acquire` removes an
+        unusable idle slot)."""
+        if not rows.claim(str(path), owner=owner, session_id=session_id, affinity=workflow):
             return None
-        rows.claim(str(path), owner=owner, session_id=session_id, affinity=workflow)
         try:
             commit = await point_idle_slot(path, start, None)
         except (GitError, OSError) as exc:
             log.warning("pooled worktree %s is unusable (%s): removing it", path, exc)
-            await self._remove(Path(row.repo), path)
+            await self._remove(repo, path)
             return None
         return Lease(path, reused=True, commit=commit)
 

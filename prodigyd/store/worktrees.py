@@ -172,14 +172,16 @@ def register(
         )
 
 
-def claim(path: str, *, owner: str, session_id: str, affinity: str | None) -> None:
-    """Mark an idle slot busy for `owner` (durably, before it is checked out)."""
+def claim(path: str, *, owner: str, session_id: str, affinity: str | None) -> bool:
+    """Mark a slot busy for `owner` (durably, before it is checked out); whether the pool
+    has it (a row to mark)."""
     with journal.transaction(durable=False) as conn:
-        conn.execute(
+        done = conn.execute(
             "UPDATE worktrees SET state = 'busy', owner = ?, session_id = ?, affinity = ?,"
             " last_used_at = ?, uses = uses + 1 WHERE path = ?",
             (owner, session_id, affinity, time.time(), path),
         )
+    return done.rowcount > 0
 
 
 def set_state(path: Path | str, state: str) -> None:

@@ -630,3 +630,34 @@ async def test_gc_cleans_up_the_spares_a_crash_cut_off(repo: Path, isolated: Pat
         assert rows.get(gone) is None and not gone.exists()
     assert _worktrees(repo) == [str(repo), str(made)]
     assert git(home, "branch", "--show-current").strip() == "main"  # untouched
+
+
+async def test_a_pristine_slot_is_handed_over_at_the_new_commit_without_going_idle(
+    repo: Path, pools: Pools
+):
+    """A map agent's slot goes to the next agent as it is: claimed for it, detached at its
+    start; one deleted by hand is removed and not handed over, nor one the pool forgot."""
+    pool = pools(PoolSettings(**NO_SPARE))
+    first = await pool.acquire(repo, owner="s/item_0", session_id="s", start="HEAD")
+    new_tip = commit_files(repo, {"new.txt": "n\n"})
+    handed = await pool.hand_over(
+        repo, first.path, owner="s/item_1", session_id="s", start=new_tip, workflow=None
+    )
+    assert handed is not None and handed.path == first.path and handed.commit == new_tip
+    row = rows.get(first.path)
+    assert (row.state, row.owner, row.uses) == ("busy", "s/item_1", 2)
+    assert git(first.path, "rev-parse", "HEAD").strip() == new_tip
+    assert (first.path / "new.txt").exists()
+
+    cli_remove = await cli.git(repo, "worktree", "remove", "--force", str(first.path))
+    assert cli_remove.returncode == 0
+    gone = await pool.hand_over(
+        repo, first.path, owner="s/item_2", session_id="s", start=new_tip, workflow=None
+    )
+    assert gone is None and rows.get(first.path) is None  # removed, not handed over
+    assert (
+        await pool.hand_over(
+            repo, first.path, owner="s/item_3", session_id="s", start=new_tip, workflow=None
+        )
+        is None
+    )

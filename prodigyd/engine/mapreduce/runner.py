@@ -224,7 +224,12 @@ class LocalAgentRunner:
         left = self._pristine.get(queue)
         while left:
             handed = await self.pool.hand_over(
-                left.pop(), owner=owner, session_id=session_id, start=job.start, workflow=workflow
+                queue.repo,
+                left.pop(),
+                owner=owner,
+                session_id=session_id,
+                start=job.start,
+                workflow=workflow,
             )
             if handed is not None:
                 return handed
