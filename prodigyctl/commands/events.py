@@ -227,7 +227,7 @@ def _compact(value: Any) -> str:
     "--replay",
     is_flag=True,
     help="With --session: print the session's stored events first (from its submission), "
-    "then follow it.",
+    "then follow it (a finished one's: all there are).",
 )
 @json_lines_option
 def follow(*, session_id: str | None, event_type: str | None, replay: bool, as_json: bool) -> int:
@@ -239,6 +239,10 @@ def follow(*, session_id: str | None, event_type: str | None, replay: bool, as_j
             return _follow_all(client, event_type, as_json)
         shown = client.call(protocol.SESSIONS_SHOW, {"session_id": session_id})
         if shown["status"] in FINAL:
+            if replay:  # its whole story, which is all there is
+                query = _query(session_id, None, None, MAX_LIMIT)
+                for event in client.call(protocol.EVENTS_LIST, query):
+                    _show(event, event_type, as_json)
             note(f"session {session_id} is {shown['status']}: no more events", as_json)
             return EXIT_OK
         now = int(shown.get("event_seq") or 0)

@@ -339,6 +339,9 @@ def test_events_follow_replay_prints_what_came_before_then_follows(
     assert code == 0, err
     lines = [line.split("line=")[1] for line in out.splitlines()]
     assert lines == ["before-job", "waited-job", "after-job"]  # the first was before it began
+    over = ctl(*args, check=True)  # finished: the stored story, then the end is said
+    assert [line.split("line=")[1] for line in over.stdout.splitlines()] == lines
+    assert "is completed: no more events" in over.stderr
     refused = ctl("events", "follow", "--replay")
     assert refused.returncode == 2 and "--replay needs --session" in refused.stderr
 
