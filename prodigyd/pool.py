@@ -286,8 +286,10 @@ class WorktreePool:
             self._stock(path)
         self._trim_later(Path(row.repo))
 
-    async def clean(self, target: str) -> list[str]:
-        """Remove one worktree (by path or name) or, with "all", every idle one; refuses busy."""
+    async def clean(self, target: str, live: Live) -> list[str]:
+        """Remove one worktree (by path or name) or, with "all", every idle one; refuses one
+        still in use (`_in_use`); one whose owner is over goes, its leftovers committed on
+        its branch first."""
         chosen = [
             row
             for row in rows.all_rows()
@@ -297,7 +299,7 @@ class WorktreePool:
             raise NotFound(f"no worktree {target!r}", hint="`prodigyctl worktree ls` lists them")
         if target == "all":
             chosen = [row for row in chosen if row.state == IDLE]
-        busy = [row for row in chosen if row.state == BUSY]
+        busy = [row for row in chosen if row.state == BUSY and self._in_use(row, live)]
         if busy:
             owner = busy[0].owner
             raise Conflict(
@@ -307,8 +309,24 @@ class WorktreePool:
                 f"`prodigyctl cancel {owner}`, which gives the worktree back",
             )
         for row in chosen:
+            if row.state == BUSY and _usable(Path(row.path)):
+                await _save_leftovers(Path(row.path), row.owner or "?")
             await self._remove(Path(row.repo), Path(row.path))
         return [row.path for row in chosen]
+
+    def _in_use(self, row: WorktreeRow, live: Live) -> bool:
+        """Whether a busy slot is still someone's: a live session's (its own worktree or
+        one of its map agents'), or a spare this daemon is making."""
+        return Path(row.path) in self._making.values() or bool(
+            row.session_id and live(row.session_id)
+        )
+
+    async def reclaim(self, path: Path, owner: str) -> None:
+        """Take back the worktree of an owner that is over for good (a cancelled session):
+        what it left uncommitted is committed on its branch first, then the slot is
+        scrubbed and idle again; the branch stays, with its work, for gc to judge."""
+        await _save_leftovers(path, owner)
+        await self.release(path)
 
     def holds(self, owner: str, path: Path) -> bool:
         """Whether `owner` still has the worktree at `path` (not released to another)."""
@@ -594,7 +612,7 @@ class WorktreePool:
                 rows.forget(path)
             return
         # kept worktrees (named, kept to look at) stay until `worktree clean`
-        owner_gone = row.state == BUSY and not (row.session_id and live(row.session_id))
+        owner_gone = row.state == BUSY and not self._in_use(row, live)
         if owner_gone and not _usable(path):  # half made: a crash cut `git worktree add` off
             report.removed.append(row.path)
             if not dry_run:
@@ -603,8 +621,7 @@ class WorktreePool:
         if owner_gone:
             report.reclaimed.append(row.path)
             if not dry_run:
-                await _save_leftovers(path, row.owner or "?")
-                await self.release(path)
+                await self.reclaim(path, row.owner or "?")
             return
         if row.state == IDLE and self._expired(row):
             report.removed.append(row.path)

@@ -442,7 +442,10 @@ class Scheduler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
-            return session_store.load(session_id)
+            record = session_store.load(session_id)
+            if task.done():  # else its end still uses the worktree; gc takes it later
+                await self._give_back(record)
+            return record
         record = session_store.load(session_id)
         if record.status in (Status.COMPLETED, Status.CANCELLED) or (
             resumable and record.status is not Status.QUEUED
@@ -460,7 +463,21 @@ class Scheduler:
 
             prune_session(StoreJournal(), session_id)
         self.hub(record).emit(EventType.SESSION_FINISHED, status=status.value, error=None)
+        await self._give_back(record)
         return record
+
+    async def _give_back(self, record: SessionRecord) -> None:
+        """A session cancelled for good needs its worktree no more: it goes back to the
+        pool now, not at the next gc, with its leftovers committed on its branch (kept)."""
+        if record.status is not Status.CANCELLED or not record.worktree:
+            return
+        path = Path(record.worktree)
+        if not self.pool.holds(record.id, path):
+            return
+        try:
+            await self.pool.reclaim(path, record.id)
+        except ProdigyError as exc:  # the collector tries again later
+            log.warning("session %s: cannot give its worktree back: %s", record.id, exc.message)
 
     def _check_accepting(self) -> None:
         if not self.accepting:

@@ -287,7 +287,7 @@ async def worktrees_list(state: DaemonState, _: schemas.Empty) -> list[dict[str,
 
 
 async def worktrees_clean(state: DaemonState, p: schemas.WorktreeCleanParams) -> dict[str, Any]:
-    return {"removed": await state.scheduler.pool.clean(p.target)}
+    return {"removed": await state.scheduler.pool.clean(p.target, session_live)}
 
 
 async def worktrees_gc(state: DaemonState, p: schemas.GcParams) -> dict[str, Any]:

@@ -176,7 +176,7 @@ def test_cleaning_a_failed_sessions_worktree_says_what_frees_it(
     daemon: Path, repo: Path, tmp_path: Path
 ):
     wf = tmp_path / "wf.yml"
-    wf.write_text("- shell: 'exit 3'\n")
+    wf.write_text("- shell: 'echo half > half.txt && exit 3'\n")
     assert ctl("run", str(wf), "-y", cwd=repo).returncode == 1
     session = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]
     kept = json.loads(ctl("sessions", "show", session["id"], "--json", check=True).stdout)
@@ -185,6 +185,29 @@ def test_cleaning_a_failed_sessions_worktree_says_what_frees_it(
     assert f"is in use by {session['id']}" in refused.stderr
     assert f"`prodigyctl cancel {session['id']}`, which gives the worktree back" in refused.stderr
     assert "wait for it to finish" not in refused.stderr  # it has finished: it failed
+    ctl("cancel", session["id"], check=True)  # as the hint says: the worktree is given back
+    [row] = [r for r in _worktree_rows() if r["path"] == kept["worktree"]]
+    assert (row["state"], row["owner"]) == ("idle", None)
+    branch = kept["branch"]  # what the failed step left is kept, committed on its branch
+    assert git(repo, "show", f"{branch}:half.txt") == "half\n"
+    assert "uncommitted changes left by" in git(repo, "log", "-1", "--format=%s", branch)
+
+
+def test_cancelling_a_running_session_gives_its_worktree_back(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    gate = tmp_path / "started"
+    wf = tmp_path / "wf.yml"
+    wf.write_text(f"- shell: 'touch {gate} && sleep 60'\n")
+    session_id = ctl("run", str(wf), "--detach", "-y", cwd=repo, check=True).stdout.strip()
+    wait_for(gate.exists, what="the step to start")
+    worktree = json.loads(ctl("sessions", "show", session_id, "--json", check=True).stdout)[
+        "worktree"
+    ]
+    ctl("cancel", session_id, check=True)
+    [row] = [r for r in _worktree_rows() if r["path"] == worktree]
+    assert (row["state"], row["owner"]) == ("idle", None)
+    assert ctl("worktree", "clean", worktree, check=True).stdout.startswith("removed ")
 
 
 def test_worktree_config_reaches_the_daemon(isolated: Path, repo: Path, tmp_path: Path):

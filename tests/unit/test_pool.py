@@ -331,7 +331,7 @@ async def test_named_worktrees_persist_and_are_exclusive(repo: Path, pools: Pool
     again = await pool.acquire(repo, owner="s2", session_id="s2", start="HEAD", name="experiment-a")
     assert again.path == lease.path and again.reused
     await pool.release(again.path)
-    assert await pool.clean("experiment-a") == [str(lease.path)]
+    assert await pool.clean("experiment-a", _live()) == [str(lease.path)]
     assert not lease.path.exists() and rows.get(lease.path) is None
 
 
@@ -341,9 +341,23 @@ async def test_clean_refuses_busy_worktrees_and_removes_idle_ones(repo: Path, po
     idle = await pool.acquire(repo, owner="s2", session_id="s2", start="HEAD")
     await pool.release(idle.path)
     with pytest.raises(Conflict, match="in use by s1"):
-        await pool.clean(str(busy.path))
-    assert await pool.clean("all") == [str(idle.path)]
+        await pool.clean(str(busy.path), _live("s1"))
+    assert await pool.clean("all", _live("s1")) == [str(idle.path)]
     assert not idle.path.exists() and busy.path.exists()
+
+
+async def test_clean_removes_a_busy_worktree_whose_session_is_over_keeping_its_work(
+    repo: Path, pools: Pools
+):
+    """A session cancelled while an older daemon ran holds its slot until gc: `worktree
+    clean` may take it, and what it left uncommitted is committed on its branch first."""
+    pool = pools(PoolSettings(**NO_SPARE))
+    branch = "prodigy-workflow-1-eeeeee"
+    lease = await pool.acquire(repo, owner="s1", session_id="s1", start="HEAD", branch=branch)
+    (lease.path / "left.txt").write_text("half done\n")
+    assert await pool.clean(lease.path.name, _live()) == [str(lease.path)]
+    assert not lease.path.exists() and rows.get(lease.path) is None
+    assert git(repo, "show", f"{branch}:left.txt") == "half done\n"
 
 
 async def test_gc_reclaims_orphans_and_deletes_only_merged_stale_branches(

@@ -141,7 +141,7 @@ async def test_the_pool_stocks_slots_sessions_release_and_removes_them_whole(rep
         await pool.release(again.path)  # a map agent's: agents write no ref
         await asyncio.sleep(0.2)
         assert not (git_dir / reflock.REF_SPARE).exists()  # not stocked for nothing
-        assert await pool.clean("all") == [str(lease.path)]
+        assert await pool.clean("all", lambda session_id: False) == [str(lease.path)]
         assert not lease.path.exists() and not git_dir.exists()
         assert str(lease.path) not in git(repo, "worktree", "list")
     finally:
@@ -191,7 +191,7 @@ async def test_a_slot_is_removed_only_once_its_stocking_is_over(
         )
         await pool.release(lease.path, stock=True)
         assert await asyncio.to_thread(started.wait, 10)
-        cleaning = asyncio.ensure_future(pool.clean("all"))
+        cleaning = asyncio.ensure_future(pool.clean("all", lambda session_id: False))
         await asyncio.sleep(0.2)
         assert not cleaning.done() and lease.path.exists()  # waits for the stocking
         go.set()
