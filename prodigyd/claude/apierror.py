@@ -33,7 +33,8 @@ _KIND_BY_ERROR = {
 }
 
 AUTH_HINT = (
-    "check ANTHROPIC_API_KEY in the daemon's environment, "
+    "check ANTHROPIC_API_KEY where the job came from (the shell of `prodigyctl run`, git's "
+    "for a hook's job, the daemon's for a watched branch or files), "
     "or run `claude /login` as the user the daemon runs as"
 )
 

@@ -30,6 +30,8 @@ _SHAPES = "|".join(
     (
         r"\b(?:gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{10,})",  # GitHub tokens
         r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+        r"\bsk-(?:ant|proj)-[A-Za-z0-9_-]{16,}",  # Anthropic and OpenAI API keys
+        r"\bxox[abpors]-[A-Za-z0-9-]{10,}",  # Slack tokens
         r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",  # JWTs
         # An HTTP credential keeps its scheme word. A plain word after it ("Basic usage",
         # "Bearer authentication") is prose, not a token, and is left alone.

@@ -550,7 +550,8 @@ def _allowed(step: Step, report: StepReport) -> StepReport:
     success with a note, whatever failed: the command, its handlers or its validation."""
     if report.success or not step.allow_failure:
         return report
-    return StepReport(True, report.result, note="failed; allow_failure: true")
+    why = "timed out" if report.result.timed_out else "failed"
+    return StepReport(True, report.result, note=f"{why}; allow_failure: true")
 
 
 def _captures(step: Step) -> list[str]:

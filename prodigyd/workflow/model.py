@@ -156,12 +156,31 @@ class CaptureStreams(BaseModel):
     duration: bool = True
 
 
+def _inside_worktree(path: str) -> str:
+    """A `write_file` path the file alone shows leaving the worktree (absolute, `..` above
+    it, into `.git`) is refused by `validate`, not found at run time after the steps before
+    it ran. One with a variable is checked when it is written (engine/context.py)."""
+    if "$" in path:
+        return path
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".")]
+    if path.startswith(("/", "~")):
+        raise ValueError(f"{path!r} is not relative to the worktree; steps only write inside it")
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise ValueError(f"{path!r} escapes the worktree; steps only write inside it")
+        if part.casefold() == ".git":
+            raise ValueError(f"{path!r} is inside .git; steps never write git's own files")
+    return path
+
+
 class WriteFileSpec(BaseModel):
     """`write_file:` (reference §2.12); `path` and `content` are interpolated at run time."""
 
     model_config = _FROZEN
 
-    path: str
+    path: Annotated[str, AfterValidator(_inside_worktree)]
     content: str = ""
     format: Literal["text", "json", "yaml"] = "text"
     mode: Annotated[str | None, BeforeValidator(_file_mode)] = None  # "0644"

@@ -275,14 +275,17 @@ async def test_write_file_formats_and_escape_refused(tmp_path: Path, repo: Path)
     wf = write_workflow(
         tmp_path,
         """
+env:
+  UP: ".."
+commands:
 - write_file:
     path: "out/data.json"
     content: '{"a": [1, 2]}'
     format: json
     create_dirs: true
     mode: "0600"
-- write_file:
-    path: "../escape.txt"
+- write_file:  # a path its file shows outside is refused at load (test_workflow_load.py)
+    path: "${UP}/escape.txt"
     content: "no"
 """,
     )

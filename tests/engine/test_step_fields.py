@@ -79,6 +79,23 @@ async def test_allow_failure_goes_on_past_an_incomplete_validation(tmp_path: Pat
         git(repo, "reset", "-q", "--hard", "HEAD~1")
 
 
+async def test_allow_failure_says_whether_the_step_failed_or_timed_out(tmp_path: Path, repo: Path):
+    wf = write_workflow(
+        tmp_path,
+        """
+- shell: "exit 3"
+  allow_failure: true
+- shell: "sleep 30"
+  timeout: 0.3
+  allow_failure: true
+""",
+    )
+    out = await run_workflow(wf, repo)
+    assert out.status == "completed", out.record.error
+    notes = [e.get("note") for e in out.sink.of("step_completed")]
+    assert notes == ["failed; allow_failure: true", "timed out; allow_failure: true"]
+
+
 async def test_validate_reads_result_file(tmp_path: Path, repo: Path):
     wf = write_workflow(
         tmp_path,

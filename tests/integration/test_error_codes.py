@@ -179,7 +179,9 @@ def test_a_run_prodigy_stopped_ends_with_the_code(daemon: Path, repo: Path, tmp_
     assert len(ended) == 1 and ended[0].startswith("error[E4006]: session workflow-"), spent.stdout
     assert "budget exceeded" in ended[0]
     escape = tmp_path / "escape.yml"
-    escape.write_text("- write_file: {path: ../outside.txt, content: x}\n")
+    escape.write_text(  # with a variable: found as it is written, not at load
+        "env: {UP: '..'}\ncommands:\n- write_file: {path: '${UP}/outside.txt', content: x}\n"
+    )
     refused = ctl("run", str(escape), "-y", "--json", cwd=repo)
     assert refused.returncode == 1
     final = json.loads(refused.stdout.splitlines()[-1])

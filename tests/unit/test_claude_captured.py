@@ -92,8 +92,9 @@ def test_a_401_is_an_auth_error_with_a_hint_and_not_claudes_words() -> None:
     assert result.is_error and result.error_kind is ErrorKind.AUTH
     assert result.error_text() == (
         "Claude API error 401 (authentication_error): Invalid API key · Fix external API key; "
-        "check ANTHROPIC_API_KEY in the daemon's environment, or run `claude /login` as the "
-        "user the daemon runs as"
+        "check ANTHROPIC_API_KEY where the job came from (the shell of `prodigyctl run`, "
+        "git's for a hook's job, the daemon's for a watched branch or files), or run "
+        "`claude /login` as the user the daemon runs as"
     )
 
 

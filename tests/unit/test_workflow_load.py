@@ -367,6 +367,26 @@ def test_write_file_step() -> None:
     assert step.display() == "write_file: out/result.json"
 
 
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("../x.txt", "'../x.txt' escapes the worktree"),
+        ("sub/../../x.txt", "'sub/../../x.txt' escapes the worktree"),
+        ("/etc/x", "'/etc/x' is not relative to the worktree"),
+        ("a/.GIT/config", "'a/.GIT/config' is inside .git"),
+    ],
+)
+def test_write_file_outside_the_worktree_is_refused_at_its_line(path: str, why: str) -> None:
+    error = failure(f"- shell: 'true'\n- write_file:\n    path: {path}\n")
+    assert "wf.yml:3:5 (commands[1].write_file.path)" in error.render()
+    assert why in error.render()
+
+
+def test_write_file_paths_inside_or_with_variables_are_left_to_run_time() -> None:
+    for path in ("a/../b.txt", "./out/x", "${DIR}/../x", "$HOME/x"):
+        assert only_step(f"- write_file: {{path: '{path}'}}\n").write_file.path == path
+
+
 def test_foreach_step_with_input_alias_and_nested_steps() -> None:
     step = only_step(
         "- foreach:\n"
