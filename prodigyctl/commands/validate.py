@@ -58,10 +58,12 @@ def validate(*, workflows: tuple[str, ...], strict: bool, as_json: bool) -> int:
 
 def _check(path: Path, *, strict: bool) -> dict[str, Any]:
     from prodigyd.errors import ProdigyError
-    from prodigyd.workflow.load import load_workflow
+    from prodigyd.workflow.load import load_workflow, strict_problems
 
     result: dict[str, Any] = {"path": str(path.absolute()), "valid": False, "warnings": []}
     try:
+        if strict and (problems := strict_problems(path.absolute(), os.environ)) is not None:
+            raise problems
         loaded = load_workflow(path.absolute(), strict=strict)
         # a `${name}` nothing defines, nor this environment: an issue if variables are strict
         variables = loaded.variable_warnings(os.environ, strict=strict)

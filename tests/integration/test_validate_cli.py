@@ -166,3 +166,24 @@ def test_strict_variables_make_a_name_nothing_defines_an_issue(tmp_path: Path):
     assert ctl("validate", str(loose)).returncode == 0
     assert ctl("validate", "--strict", str(loose)).returncode == 1
     assert ctl("validate", str(wf), env={**os.environ, "undefined_var": "x"}).returncode == 0
+
+
+def test_strict_names_unknown_keys_and_undefined_variables_together(tmp_path: Path):
+    """A strict load stops at an unknown key, before variables are looked at: the names
+    nothing defines are listed with it, so one pass shows everything to fix."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo ${nope}'\n  timout: 5\n- shell: 'echo ${other}'\n")
+    done = ctl("validate", "--strict", "--json", str(wf))
+    assert done.returncode == 1
+    [result] = json.loads(done.stdout)
+    found = [(p["line"], p["code"]) for p in result["problems"]]
+    assert found == [(1, "E1005"), (2, "E1002"), (3, "E1005")]
+    assert "did you mean 'timeout'?" in result["problems"][1]["message"]
+    keys_only = tmp_path / "keys.yml"  # with nothing undefined, the unknown key alone
+    keys_only.write_text("- shell: make\n  timout: 5\n")
+    [alone] = json.loads(ctl("validate", "--strict", "--json", str(keys_only)).stdout)
+    assert [p["code"] for p in alone["problems"]] == ["E1002"]
+    broken = tmp_path / "broken.yml"  # another problem: as the strict load said it
+    broken.write_text("- shell: 'echo ${nope}'\n  timeout: forever\n")
+    [other] = json.loads(ctl("validate", "--strict", "--json", str(broken)).stdout)
+    assert [p["code"] for p in other["problems"]] == ["E1003"]

@@ -29,9 +29,10 @@ from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from prodigyd import errorcodes
 from prodigyd.errors import Location, WorkflowError
 from prodigyd.workflow.limits import MAX_FILE_BYTES, Deadline
-from prodigyd.workflow.load.diagnostics import Context
+from prodigyd.workflow.load.diagnostics import Context, raise_together
 from prodigyd.workflow.load.document import empty_error, refuse_unsupported, standard_workflow
 from prodigyd.workflow.load.mapreduce import is_mapreduce, mapreduce_workflow
 from prodigyd.workflow.load.nodes import At, Map
@@ -116,6 +117,42 @@ def load_workflow(path: Path | str, *, strict: bool = False) -> LoadedWorkflow:
     file, text, digest = _read(path)
     cached = _cached(file, strict, digest)
     return cached if cached is not None else _parse_and_keep(file, text, digest, strict)
+
+
+def strict_problems(path: Path | str, environment: Container[str]) -> WorkflowError | None:
+    """Every problem a strict load of `path` has, as one error (None when it has none).
+
+    A strict load stops at unknown keys, before the workflow it would have read exists to
+    look for undefined variables in; when unknown keys are its only problems, the lenient
+    load reads it, and its undefined variables are listed with them: one `validate
+    --strict` names everything to fix, not half of it."""
+    try:
+        loaded = load_workflow(path, strict=True)
+        loaded.variable_warnings(environment, strict=True)
+    except WorkflowError as exc:
+        problems = [exc, *exc.others]
+        if any(problem.code != errorcodes.UNKNOWN_FIELD for problem in problems):
+            return exc
+        try:
+            load_workflow(path).variable_warnings(environment, strict=True)
+        except WorkflowError as variables:
+            problems += [variables, *variables.others]
+        try:
+            raise_together([_alone(problem) for problem in problems])
+        except WorkflowError as together:
+            return together
+    return None
+
+
+def _alone(problem: WorkflowError) -> WorkflowError:
+    """A problem of a combined error without the list of the others its details carry."""
+    return WorkflowError(
+        problem.message,
+        hint=problem.hint,
+        location=problem.location,
+        code=problem.code,
+        details=None if problem.others else problem.details,  # theirs, and the list
+    )
 
 
 def _read(path: Path | str) -> tuple[Path, str, str]:
