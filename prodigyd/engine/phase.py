@@ -38,6 +38,9 @@ class PhaseOutcome:
     reason: FailureReason | None = None  # why it failed, when it did
     code: str | None = None  # its error code, when prodigy stopped it (StepReport.error_code)
     step: str | None = None  # the step that failed, as its events show it (`shell: make`)
+    # nothing of it is left to resume: what failed went back to another job's DLQ, whose
+    # retry runs it again (a DLQ retry whose every item failed again)
+    dead_end: bool = False
 
 
 #: Called after a step succeeded, before its checkpoint: (step index, report). The setup

@@ -212,7 +212,10 @@ class Session:
             self._finish(self.stop_status, self._stopped_message())
             return record
         if not outcome.ok:
-            self._finish(Status.FAILED, outcome.error or "a step failed", outcome.code)
+            if outcome.dead_end:  # no resume needs the worktree: given back, and said so
+                await finish.clean_up(record, self.pool, self.events)
+            error = outcome.error or "a step failed"
+            self._finish(Status.FAILED, error, outcome.code, kept=not outcome.dead_end)
             return record
         if record.merge_policy == "auto":
             with contextlib.suppress(ProdigyError):  # a refusal leaves it awaiting_merge
@@ -393,10 +396,11 @@ class Session:
         code: str | None = None,
         *,
         message: str | None = None,
+        kept: bool = True,
     ) -> None:
         """End the run as `status`; `code` is the error code of what stopped it, if prodigy
         did, and `message` where an unmerged result is (its `session_finished` event
-        carries both)."""
+        carries both); `kept`: False when its worktree was given back (a dead end)."""
         if self.meter is not None:  # the account goes on at the next resume
             total = self.meter.total()
             self.record.budget_used = BudgetUse(
@@ -418,7 +422,7 @@ class Session:
             status=status.value,
             error=self.record.error,
             merged=self.record.merged,
-            worktree=self.record.worktree,
+            worktree=self.record.worktree if kept else None,
             branch=self.record.original_branch,
             **({"code": code} if code else {}),
             **({"message": message} if message else {}),

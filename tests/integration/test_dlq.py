@@ -67,6 +67,13 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     assert f"its only item failed; it is back in the DLQ of {job}: `prodigyctl dlq retry " in said
     assert f"failed items are in the DLQ: prodigyctl dlq ls {job}\n" in said  # not the retry's
     assert "Resume with" not in said  # resuming the retry would run nothing new
+    assert "worktree kept" not in said  # a dead end: its worktree went back to the pool
+    retry_job = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+    assert [r["owner"] for r in json.loads(ctl("worktree", "ls", "--json").stdout)].count(
+        retry_job
+    ) == 0
+    resumed = ctl("resume", retry_job, "-y", cwd=repo)
+    assert resumed.returncode != 0 and f"`prodigyctl dlq retry {job}` runs them" in resumed.stderr
     [entry] = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
     assert entry["failure_count"] == 2 and entry["failure_history"][1]["attempt_number"] == 2
 

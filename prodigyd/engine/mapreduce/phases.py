@@ -62,7 +62,8 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
     job's setup variables, no setup and no reduce. The original job's DLQ entries are
     updated: an item that succeeds leaves the queue, one that fails gets another attempt.
     The job completes (and merges what succeeded) however many fail again, like any
-    MapReduce job whose failures went to the DLQ."""
+    MapReduce job whose failures went to the DLQ; when every item failed again it fails,
+    a dead end (nothing of its own to resume: the next try is another `dlq retry`)."""
     workflow = host.workflow
     assert workflow.map is not None
     saved = host.journal.checkpoint(retry.job_id, SETUP) or {}
@@ -86,6 +87,7 @@ async def run_dlq_retry(host: PhaseHost, ctx: RunContext, retry: DlqRetry) -> Ph
         back = "it is" if mapped.total == 1 else "they are"
         return PhaseOutcome(  # what to run next is about the job whose DLQ holds them
             False,
+            dead_end=True,
             error=all_failed(
                 mapped,
                 f"{back} back in the DLQ of {retry.job_id}: `prodigyctl dlq retry "
