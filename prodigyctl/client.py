@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prodigyctl.errors import DaemonUnreachable, RpcError
+from prodigyctl.exitcodes import EXIT_UNREACHABLE, EXIT_USAGE
 from prodigyd import errorcodes, paths, protocol
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Client:
     def connect(cls, *, autostart: bool = True) -> Client:
         problem = paths.socket_path_problem()
         if problem is not None:
-            raise DaemonUnreachable(problem)
+            raise DaemonUnreachable(problem, exit_code=EXIT_USAGE)  # the user's to fix
         try:
             return cls(_open_socket())
         except OSError:
@@ -156,7 +157,7 @@ def start_daemon() -> None:
     out_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     start = os.fstat(out_fd).st_size  # what this daemon writes begins here
     with open(out_fd, "ab") as out:
-        subprocess.Popen(
+        daemon = subprocess.Popen(
             # -P: the user's folder (this one) does not go first on the daemon's sys.path,
             # where a `yaml.py` of theirs would take the place of a library
             [sys.executable, "-P", "-m", "prodigyd.main", "--ready-fd", str(write_fd)],
@@ -176,9 +177,13 @@ def start_daemon() -> None:
     if word not in ("ready", "running"):
         said = _written_since(output, start)
         reason = f":\n{said}\nsee" if said else "; see"
+        with contextlib.suppress(subprocess.TimeoutExpired):  # it closed the pipe: ending
+            daemon.wait(timeout=2 if ready else 0)
         raise DaemonUnreachable(
             f"prodigyd failed to start{reason} {paths.daemon_log()} and {output}",
             errorcodes.DAEMON_START_FAILED,
+            # prodigyd's 2: its config or its socket path, which the user fixes
+            exit_code=EXIT_USAGE if daemon.returncode == 2 else EXIT_UNREACHABLE,
         )
 
 

@@ -39,13 +39,17 @@ if TYPE_CHECKING:
 
 class DaemonUnreachable(Exception):
     """No daemon answers and none could be started, or it went away mid-request; `code`
-    says which (prodigyd/errorcodes.py; DAEMON_UNREACHABLE when not given)."""
+    says which (prodigyd/errorcodes.py; DAEMON_UNREACHABLE when not given). `exit_code`:
+    5, or 2 when the daemon refused to start for the user to fix (its config)."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, code: str | None = None, *, exit_code: int = EXIT_UNREACHABLE
+    ) -> None:
         from prodigyd import errorcodes
 
         super().__init__(message)
         self.code = code or errorcodes.DAEMON_UNREACHABLE
+        self.exit_code = exit_code
 
 
 class RpcError(Exception):
@@ -136,7 +140,7 @@ def error_handler() -> Iterator[None]:
         sys.exit(exit_for_error(err.code))
     except DaemonUnreachable as err:
         _report(err.code, str(err), {"message": str(err)})
-        sys.exit(EXIT_UNREACHABLE)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)

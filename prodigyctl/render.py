@@ -24,6 +24,11 @@ def step_line(step: dict[str, Any]) -> str:
     return f"  {step['step_index'] + 1}. {step['command']} ({step['duration']:.2f}s){skipped}"
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 entry`, `2 entries`: a count with its noun in the right number."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def job_tag(session_id: object) -> str:
     """A short name for a job in interleaved output: the id's random suffix (6 hex digits);
     a name that is no session's id (the triggers' log) whole."""
@@ -170,10 +175,7 @@ class Renderer:
 
     def _map_phase_started(self, e: dict[str, Any]) -> str:
         pending, parallel = e["pending"], e["max_parallel"]
-        text = (
-            f"Processing {pending} item{'s' if pending != 1 else ''} with {parallel} "
-            f"parallel agent{'s' if parallel != 1 else ''}"
-        )
+        text = f"Processing {counted(pending, 'item')} with {counted(parallel, 'parallel agent')}"
         done = e["total_items"] - e["pending"]
         return text + (f" ({done} of {e['total_items']} already done)" if done else "")
 
@@ -185,7 +187,7 @@ class Renderer:
 
     def _agent_completed(self, e: dict[str, Any]) -> str:
         commits = len(e.get("commits") or [])
-        merged = f", {commits} commit{'s' if commits != 1 else ''} merged" if commits else ""
+        merged = f", {counted(commits, 'commit')} merged" if commits else ""
         return self._style(f"✓ done in {e.get('duration', 0):.2f}s{merged}", fg="green")
 
     def _agent_failed(self, e: dict[str, Any]) -> str:
@@ -339,6 +341,8 @@ class Renderer:
         if status == "interrupted":
             stopped = f"session {sid} interrupted. Resume with: prodigyctl resume {sid}"
             return stopped + _not_recorded(e)
+        if status == "cancelled" and e.get("error") in (None, "cancelled"):  # by a person
+            return self._style(f"session {sid} cancelled", fg="red") + _not_recorded(e)
         text = f"session {sid} {status}: {e.get('error')}"
         if e.get("code"):  # prodigy stopped it (a spent budget, a refused path)
             text = f"{errorcodes.label(e['code'])}: {text}"

@@ -146,7 +146,8 @@ DAEMON_UNREACHABLE = _code(
     "prodigyd is not reachable",
     """No daemon answers on the socket and none could be started for this command (or the
     socket path is unusable, e.g. too long). `prodigyctl daemon start` starts one;
-    `prodigyctl status` shows where the client looks ($PRODIGY_HOME). Exit code 5.""",
+    `prodigyctl status` shows where the client looks ($PRODIGY_HOME). Exit code 5, or 2
+    for an unusable socket path (for you to fix: a shorter $PRODIGY_HOME).""",
 )
 DAEMON_START_FAILED = _code(
     "E2002",
@@ -154,7 +155,8 @@ DAEMON_START_FAILED = _code(
     """The client started prodigyd but it did not come up; the message names its log
     (`prodigyd.log` under $PRODIGY_HOME/logs/) and its output file. The usual causes: a broken
     config file (`prodigyctl config path`), a full disk, a $PRODIGY_HOME it cannot write.
-    Exit code 5.""",
+    Exit code 2 when prodigyd refused its config or its socket path (for you to fix), else
+    5.""",
 )
 CONNECTION_LOST = _code(
     "E2003",

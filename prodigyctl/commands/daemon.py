@@ -9,6 +9,7 @@ imported only when it runs (it loads the store).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -22,6 +23,8 @@ from prodigyd import paths, protocol
 
 #: How long `daemon stop` waits for the daemon to finish interrupting jobs and exit.
 STOP_WAIT_SECONDS = 30.0
+#: How long it then waits for the process itself to end (past its pid file).
+PROCESS_EXIT_SECONDS = 2.0
 
 daemon = group("daemon", "Start, stop or check the prodigyd daemon.")
 
@@ -61,6 +64,7 @@ def stop(*, drain: bool, as_json: bool) -> int:
     A stop without --drain during a drain stops it so at once."""
     try:
         with Client.connect(autostart=False) as client:
+            pid = _pid()
             reply = client.call(protocol.DAEMON_STOP, {"drain": drain})
     except DaemonUnreachable:  # --json: `running` as `status --json` has it
         click.echo(
@@ -79,6 +83,10 @@ def stop(*, drain: bool, as_json: bool) -> int:
     while paths.pid_file().exists() and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.02)
     running = paths.pid_file().exists()  # still, once the wait is over: it is stopping
+    # then the interpreter's own exit (~0.1 s): "stopped" is said once the process is gone
+    exited = time.monotonic() + PROCESS_EXIT_SECONDS
+    while not running and pid is not None and _alive(pid) and time.monotonic() < exited:
+        time.sleep(0.005)
     if as_json:
         click.echo(dumps({"running": running, "stopped": not running}))
     elif running:
@@ -89,6 +97,24 @@ def stop(*, drain: bool, as_json: bool) -> int:
     else:
         click.echo("prodigyd stopped")
     return EXIT_OK
+
+
+def _pid() -> int | None:
+    """The running daemon's pid, from its pid file (None: none to read)."""
+    try:
+        return int(paths.pid_file().read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs: not gone, nor a zombie (its parent, a `run` that
+    started it, may not have reaped it). Without /proc, gone once its pid file is."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
 
 
 @command("status", daemon)

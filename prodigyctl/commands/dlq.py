@@ -21,6 +21,7 @@ from prodigyctl.options import (
     output_option,
     yes_option,
 )
+from prodigyctl.render import counted
 from prodigyd import protocol
 from prodigyd.durations import duration_seconds
 
@@ -185,7 +186,7 @@ def export(*, job_id: str | None, fmt: str, output: str | None) -> int:
     """Export entries (of JOB_ID, or all) as JSON or CSV."""
     with Client.connect() as client:
         rows = client.call(protocol.DLQ_LIST, {"job_id": job_id, "limit": 1_000_000})
-    return write_export(rows, _csv(rows) if fmt == "csv" else None, output, "entries")
+    return write_export(rows, _csv(rows) if fmt == "csv" else None, output, "entry", "entries")
 
 
 _CSV_COLUMNS = (
@@ -256,7 +257,7 @@ def purge(
             protocol.DLQ_PURGE,
             {"job_id": job_id, "item_ids": list(item_ids), "older_than": seconds},
         )
-    click.echo(dumps(done) if as_json else f"purged {done['purged']} entries")
+    click.echo(dumps(done) if as_json else f"purged {counted(done['purged'], 'entry', 'entries')}")
     return EXIT_OK
 
 
@@ -271,7 +272,8 @@ def stats(*, job_id: str | None, as_json: bool) -> int:
         click.echo(dumps(data))
         return EXIT_OK
     click.echo(
-        f"{data['total']} entries, {data['reprocess_eligible']} eligible for retry, "
+        f"{counted(data['total'], 'entry', 'entries')}, "
+        f"{data['reprocess_eligible']} eligible for retry, "
         f"{data['manual_review_required']} need review"
     )
     for kind, count in sorted(data["by_error_type"].items(), key=lambda kv: -kv[1]):

@@ -26,7 +26,7 @@ from prodigyctl.errors import DaemonUnreachable
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import format_option, json_option, note, output_option, since_option
 from prodigyctl.original import Refusal
-from prodigyctl.render import job_tag
+from prodigyctl.render import counted, job_tag
 from prodigyd import clock, errorcodes, protocol
 from prodigyd.durations import duration_seconds
 from prodigyd.eventtypes import EventType
@@ -291,7 +291,7 @@ def stats(*, session_id: str | None, since: str | None, as_json: bool) -> int:
     if not data["total"]:
         click.echo("No events.")
         return EXIT_OK
-    click.echo(f"{data['total']} events, {data['first']} → {data['last']}")
+    click.echo(f"{counted(data['total'], 'event')}, {data['first']} → {data['last']}")
     _counts("TYPE", data["by_type"])
     _counts("SESSION", data["by_session"])
     return EXIT_OK
@@ -327,11 +327,15 @@ def export(
         rows = client.call(protocol.EVENTS_LIST, _query(session_id, event_type, since, MAX_LIMIT))
     if len(rows) >= MAX_LIMIT:
         click.echo(f"warning: only the newest {MAX_LIMIT} events were exported", err=True)
-    return write_export(rows, to_csv(rows) if fmt == "csv" else None, output, "events")
+    return write_export(rows, to_csv(rows) if fmt == "csv" else None, output, "event")
 
 
 def write_export(
-    rows: list[dict[str, Any]], csv_text: str | None, output: str | None, noun: str
+    rows: list[dict[str, Any]],
+    csv_text: str | None,
+    output: str | None,
+    noun: str,
+    plural: str | None = None,
 ) -> int:
     """An export to stdout or, atomically, to a file: CSV when `csv_text` is given, else the
     rows as an indented JSON array. Shared by `events export` and `dlq export`."""
@@ -341,7 +345,7 @@ def write_export(
         click.echo(text, nl=False)
         return EXIT_OK
     path = write_atomically(Path(output), text)
-    click.echo(f"wrote {len(rows)} {noun} to {path}", err=True)
+    click.echo(f"wrote {counted(len(rows), noun, plural)} to {path}", err=True)
     return EXIT_OK
 
 

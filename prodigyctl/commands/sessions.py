@@ -12,7 +12,7 @@ from prodigyctl.client import Client, dumps
 from prodigyctl.commands import command, group
 from prodigyctl.exitcodes import EXIT_OK
 from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
-from prodigyctl.render import Renderer, step_line
+from prodigyctl.render import Renderer, counted, step_line
 from prodigyd import protocol
 
 sessions = group("sessions", "List and inspect sessions.")
@@ -133,7 +133,7 @@ def _where(agents: list[dict[str, Any]]) -> str:
     if not remote:
         return f"{len(agents)} local"
     workers = len(set(remote))
-    text = f"{len(remote)} on {workers} dask worker{'s' if workers != 1 else ''}"
+    text = f"{len(remote)} on {counted(workers, 'dask worker')}"
     return text + (f", {local} local" if local else "")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_USAGE
+from prodigyctl.exitcodes import EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_USAGE
 from tests.cli import ctl
 from tests.gitutil import git
 from tests.integration.test_protocol import Raw
@@ -116,7 +116,7 @@ def test_client_side_errors_have_codes_too(tmp_path: Path):
     too_long = tmp_path / ("x" * 120)  # no socket path that long: no daemon can be reached
     env = {**os.environ, "PRODIGY_HOME": str(too_long)}
     unreachable = ctl("sessions", "ls", "--json", env=env)
-    assert unreachable.returncode == EXIT_UNREACHABLE
+    assert unreachable.returncode == EXIT_USAGE  # an environment the user fixes
     assert _json_error(unreachable.stderr)["code"] == "E2001"
 
 
@@ -151,7 +151,7 @@ def test_a_daemon_that_cannot_start_is_e2002(isolated: Path):
     isolated.mkdir(exist_ok=True)
     (isolated / "config.toml").write_text("[claude\n")  # prodigyd refuses a broken config
     done = ctl("sessions", "ls")
-    assert done.returncode == EXIT_UNREACHABLE
+    assert done.returncode == EXIT_USAGE  # prodigyd refused its config: the user's to fix
     assert done.stderr.startswith("error[E2002]: prodigyd failed to start"), done.stderr
 
 

@@ -103,3 +103,25 @@ def test_a_session_that_failed_before_it_had_a_worktree_names_none():
     )
     kept = render.human({**finished, "error": "boom", "worktree": "/w"})
     assert kept.endswith("Resume with: prodigyctl resume s   (worktree kept: /w)")
+
+
+def test_a_cancelled_session_says_so_once():
+    render = Renderer(as_json=False, live=False)
+    finished = {"event_type": "session_finished", "session_id": "s", "status": "cancelled"}
+    assert render.human({**finished, "error": "cancelled"}) == "session s cancelled"
+    assert render.human({**finished, "error": None}) == "session s cancelled"  # not running
+    why = "not run: its workflow wf.yml was gone when it was to start"  # prodigy's own reason
+    assert render.human({**finished, "error": why}) == f"session s cancelled: {why}"
+
+
+def test_counts_agree_with_their_nouns():
+    from prodigyctl.render import counted
+
+    assert [counted(n, "entry", "entries") for n in (0, 1, 2)] == [
+        "0 entries",
+        "1 entry",
+        "2 entries",
+    ]
+    started = {"event_type": "map_phase_started", "session_id": "s", "total_items": 1}
+    line = Renderer(as_json=False, live=False).human({**started, "pending": 1, "max_parallel": 1})
+    assert line == "Processing 1 item with 1 parallel agent"
