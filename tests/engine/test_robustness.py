@@ -75,12 +75,17 @@ async def test_parallel_foreach_items_that_commit_pass_commit_required(tmp_path:
 
 
 async def test_write_file_into_git_is_refused_naming_the_step(tmp_path: Path, repo: Path):
+    """With a variable, as written in the file (validate refuses the literal paths:
+    test_workflow_load.py), the path is checked as it is written."""
     for target in (".git", ".GIT", "sub/.git/config", "./.git"):
         wf = write_workflow(
             tmp_path,
             f"""
+env:
+  TARGET: "{target}"
+commands:
 - write_file:
-    path: "{target}"
+    path: "${{TARGET}}"
     content: "gitdir: /nowhere"
     create_dirs: true
 """,
