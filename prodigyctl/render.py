@@ -148,14 +148,13 @@ class Renderer:
     def _session_started(self, e: dict[str, Any]) -> str:
         verb = "resuming" if e.get("resumed") else "session"
         steps = e.get("total_steps")
-        noun = "step" if steps == 1 else "steps"
         if e.get("mode") == "mapreduce":  # its steps are setup's and reduce's, beside the map
-            counted = "a MapReduce job" + (
-                f" ({steps} {noun} in setup and reduce)" if steps else ""
+            what = "a MapReduce job" + (
+                f" ({counted(steps, 'step')} in setup and reduce)" if steps else ""
             )
         else:
-            counted = f"{steps} {noun}"
-        return f"{verb} {e['session_id']}: {counted} in {e.get('worktree')}"
+            what = counted(steps or 0, "step")
+        return f"{verb} {e['session_id']}: {what} in {e.get('worktree')}"
 
     def _phase_started(self, e: dict[str, Any]) -> str:
         return self._style(f"── {e['phase']} phase", bold=True)
@@ -230,7 +229,11 @@ class Renderer:
     def _step_output_truncated(self, e: dict[str, Any]) -> str | None:
         if not self.show_output:
             return None
-        return self._style(f"  │ … more {e['stream']} not shown live", dim=True)
+        return self._style(
+            f"  │ … {e['stream']} past {e['after']} lines is not shown live "
+            "(the step's output_file: keeps all of it)",
+            dim=True,
+        )
 
     def _step_completed(self, e: dict[str, Any]) -> str | None:
         if "index" not in e:  # a handler or nested step

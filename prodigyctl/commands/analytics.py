@@ -23,6 +23,7 @@ COLUMNS = (
     "sessions",
     "ok",
     "failed",
+    "cancelled",
     "success",
     "cost",
     "tokens in",
@@ -109,6 +110,7 @@ def _cells(totals: dict[str, Any]) -> list[str]:
         str(totals["sessions"]),
         str(totals["succeeded"]),
         str(totals["failed"]),
+        str(totals.get("cancelled", "-")),  # a daemon older than this client: not counted
         "-" if rate is None else f"{rate:.0%}",
         f"${totals['cost_usd']:.4f}",
         str(totals["input_tokens"]),

@@ -16,6 +16,7 @@ from prodigyctl.exitcodes import EXIT_OK, exit_for_status
 from prodigyctl.options import id_argument, json_option, note, verbose_option, verbosity
 from prodigyctl.render import Renderer
 from prodigyd import protocol
+from prodigyd.eventtypes import EventType
 
 
 # A session that is not queued or running is printed up to its last event. An active one is
@@ -104,11 +105,21 @@ def follow(*, all_sessions: bool, as_json: bool) -> int:
 
 
 def _active_sessions(client: Client) -> dict[str, int]:
-    """Queued and running sessions → the seq to follow each from (their current one)."""
+    """Queued and running sessions → the seq to follow each from: the start of the step
+    running (its header and output so far; its result alone would not say what ran),
+    else their current one."""
     starts: dict[str, int] = {}
     for status in ACTIVE:
         for row in client.call(protocol.SESSIONS_LIST, {"status": status, "limit": 10_000}):
             shown = client.call(protocol.SESSIONS_SHOW, {"session_id": row["id"]})
             if shown["status"] in ACTIVE:  # it may have finished since the list
-                starts[row["id"]] = int(shown.get("event_seq") or 0)
+                now = int(shown.get("event_seq") or 0)
+                starts[row["id"]] = _current_step(client, row["id"]) or now
     return starts
+
+
+def _current_step(client: Client, session_id: str) -> int | None:
+    """The seq just before the newest `step_started` of the session (None: none yet)."""
+    query = {"session_id": session_id, "event_type": EventType.STEP_STARTED, "limit": 1}
+    newest = client.call(protocol.EVENTS_LIST, query)
+    return int(newest[0]["seq"]) - 1 if newest else None

@@ -5,10 +5,11 @@ wall times); or what the Claude invocations used, grouped by tool or by model.
 
 A job counts as succeeded when it completed or is awaiting a merge (its steps all
 passed), as failed when it failed; queued, running, interrupted and cancelled jobs are in
-`sessions` but in neither, so `success_rate` is succeeded / (succeeded + failed), or None
-when there is nothing to divide. `duration_seconds` sums the time jobs ran, every run of a
-job that ran (a failed, interrupted or resumed one too: the time a failed job cost is time
-spent all the same; it was left out when only completed jobs had an end time), and
+`sessions` but in neither (cancelled ones are counted in `cancelled`), so `success_rate`
+is succeeded / (succeeded + failed), or None when there is nothing to divide.
+`duration_seconds` sums the time jobs ran, every run of a job that ran (a failed,
+interrupted or resumed one too: the time a failed job cost is time spent all the same;
+it was left out when only completed jobs had an end time), and
 `failed_seconds` is the part of it that went to jobs that failed. A job's time is what its
 record says it ran (BudgetUse.seconds), not start to end: waiting in the queue, for a
 resume or for `prodigyctl merge` is not running.
@@ -108,6 +109,7 @@ def _totals(rows: list[sqlite3.Row]) -> dict[str, Any]:
         "sessions": len(rows),
         "succeeded": succeeded,
         "failed": failed,
+        "cancelled": sum(row["status"] == "cancelled" for row in rows),
         "success_rate": round(succeeded / (succeeded + failed), 4) if succeeded + failed else None,
         "cost_usd": round(_cost(rows), 6),
         "input_tokens": sum(row["input_tokens"] or 0 for row in rows),

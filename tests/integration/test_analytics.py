@@ -36,6 +36,9 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
     for _ in range(2):
         assert ctl("run", str(review), "-y", cwd=repo, env=env).returncode == 0
     assert ctl("run", str(broken), "-y", cwd=repo, env=env).returncode == 1
+    assert ctl("run", str(broken), "-y", cwd=repo, env=env).returncode == 1
+    given_up = json.loads(ctl("sessions", "ls", "--json", check=True).stdout)[0]["id"]
+    ctl("cancel", given_up, check=True)  # failed, then closed for good: cancelled
 
     result = json.loads(ctl("analytics", "--json", check=True).stdout)
     by_workflow = {row["key"]: row for row in result["rows"]}
@@ -45,6 +48,7 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
         "sessions": 2,
         "succeeded": 2,
         "failed": 0,
+        "cancelled": 0,
         "success_rate": 1.0,
         "cost_usd": 1.0,
         "input_tokens": 4000,
@@ -53,16 +57,20 @@ def test_cost_tokens_and_outcomes_per_workflow_status_and_day(
         "failed_seconds": 0,
     }
     assert by_workflow["broken"]["success_rate"] == 0.0
-    assert result["total"]["sessions"] == 3 and result["total"]["success_rate"] == 0.6667
+    assert (by_workflow["broken"]["failed"], by_workflow["broken"]["cancelled"]) == (1, 1)
+    assert result["total"]["sessions"] == 4 and result["total"]["success_rate"] == 0.6667
     assert [job["cost_usd"] for job in result["top"]] == [0.5, 0.5]
 
     statuses = json.loads(ctl("analytics", "--by", "status", "--json", check=True).stdout)
     assert {row["key"]: row["sessions"] for row in statuses["rows"]} == {
         "completed": 2,
         "failed": 1,
+        "cancelled": 1,
     }
     table = ctl("analytics", "--by", "day", check=True).stdout
-    assert table.splitlines()[0].split()[:2] == ["DAY", "sessions"]
+    assert table.splitlines()[0].split()[:5] == ["DAY", "sessions", "ok", "failed", "cancelled"]
+    [total] = [line.split()[:5] for line in table.splitlines() if line.startswith("total")]
+    assert total == ["total", "4", "2", "1", "1"], table
     assert "total" in table and "$1.0000" in table and "costliest sessions:" in table
     later = ctl("analytics", "--since", "2999-01-01T00:00:00Z", check=True)
     assert later.stdout.strip() == "no sessions since 2999-01-01T00:00:00.000Z"

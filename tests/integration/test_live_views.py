@@ -210,6 +210,9 @@ def test_follow_tags_the_lines_of_concurrent_jobs(daemon: Path, repo: Path, tmp_
         mine = [line for line in lines if line.startswith(tag)]
         assert f"{tag}  │ waited-{name}" in mine and f"{tag}  │ after-{name}" in mine
         assert mine[-1] == f"{tag}session {session_id} completed"
+        held = mine.index(f"{tag}  │ waited-{name}")  # the step it joined is named first
+        assert mine[held - 1].startswith(f"{tag}[2/3] shell: touch "), mine
+        assert f"{tag}  │ before-{name}" not in mine  # nor anything before that step
     assert all(line.startswith("[") for line in lines)
 
 

@@ -398,8 +398,12 @@ class _OldDaemon:
                 )
 
     def close(self) -> None:
+        """Stops the accept loop: closing the socket alone leaves the thread in accept()
+        (Linux), and pytest's exit then waits on it for ever."""
+        with contextlib.suppress(OSError):
+            self.server.shutdown(socket.SHUT_RDWR)  # accept() returns (EINVAL)
         self.server.close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.mark.parametrize(

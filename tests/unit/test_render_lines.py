@@ -125,3 +125,11 @@ def test_counts_agree_with_their_nouns():
     started = {"event_type": "map_phase_started", "session_id": "s", "total_items": 1}
     line = Renderer(as_json=False, live=False).human({**started, "pending": 1, "max_parallel": 1})
     assert line == "Processing 1 item with 1 parallel agent"
+
+
+def test_output_cut_from_the_live_view_says_where_and_what_keeps_it():
+    render = Renderer(as_json=False, live=False)
+    cut = {"event_type": "step_output_truncated", "session_id": "s", "step": "1"}
+    assert render.human({**cut, "stream": "stdout", "after": 2000}) == (
+        "  │ … stdout past 2000 lines is not shown live (the step's output_file: keeps all of it)"
+    )
