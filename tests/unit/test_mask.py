@@ -61,26 +61,45 @@ def test_text_without_secrets_is_unchanged() -> None:
     assert masker.mask("") == ""
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (f"token {GITHUB_TOKEN} end", "token *** end"),
-        ("gho_abcdefghij1234567890 x", "*** x"),
-        ("ghs_0123456789abcdef", "***"),
-        ("github_pat_11ABCDEFG0123456789_abcdefXYZ", "***"),
-        ("key AKIAIOSFODNN7EXAMPLE.", "key ***."),
-        ("ANTHROPIC_API_KEY=sk-ant-api03-AbC_dEf-0123456789xyz", "ANTHROPIC_API_KEY=***"),
-        ("oauth sk-ant-oat01-0123456789abcdefABCDEF done", "oauth *** done"),
-        ("sk-proj-0123456789abcdefghij", "***"),
-        ("slack xoxb-1234567890-abcdefghij", "slack ***"),
-        (f"jwt={JWT};", "jwt=***;"),
-        ("Authorization: Bearer abc123.def-456", "Authorization: Bearer ***"),
-        ("authorization: bearer Zm9vYmFyMTIz", "authorization: bearer ***"),
-        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***"),
-    ],
-)
+CREDENTIALS = [
+    (f"token {GITHUB_TOKEN} end", "token *** end"),
+    ("gho_abcdefghij1234567890 x", "*** x"),
+    ("ghs_0123456789abcdef", "***"),
+    ("github_pat_11ABCDEFG0123456789_abcdefXYZ", "***"),
+    ("key AKIAIOSFODNN7EXAMPLE.", "key ***."),
+    ("ANTHROPIC_API_KEY=sk-ant-api03-AbC_dEf-0123456789xyz", "ANTHROPIC_API_KEY=***"),
+    ("oauth sk-ant-oat01-0123456789abcdefABCDEF done", "oauth *** done"),
+    ("sk-proj-0123456789abcdefghij", "***"),
+    ("slack xoxb-1234567890-abcdefghij", "slack ***"),
+    (f"jwt={JWT};", "jwt=***;"),
+    ("Authorization: Bearer abc123.def-456", "Authorization: Bearer ***"),
+    ("authorization: bearer Zm9vYmFyMTIz", "authorization: bearer ***"),
+    ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ***"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CREDENTIALS)
 def test_credential_shapes_are_masked(text: str, expected: str) -> None:
     assert Masker().mask(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), CREDENTIALS)
+def test_every_shape_match_holds_its_anchor(text: str, expected: str) -> None:
+    """Text without an anchor is never searched for shapes: each match must hold one, or
+    that shape would go unmasked."""
+    from prodigyd.engine.mask import _ANCHORS_ONLY, _SHAPES_ONLY
+
+    matches = list(_SHAPES_ONLY.finditer(text))
+    assert matches and all(_ANCHORS_ONLY.search(match.group(0)) for match in matches)
+
+
+def test_an_event_without_secrets_is_copied_as_it_is() -> None:
+    masker = Masker(["s3cret-value"])
+    event = {"step": "1", "display": "shell: make", "exit_code": 0, "ok": True, "n": None}
+    masked = masker.mask_obj(event)
+    assert masked == event and masked is not event
+    nested = {"a": {"b": ["x s3cret-value", 1.5]}, "c": ("s3cret-value",)}
+    assert masker.mask_obj(nested) == {"a": {"b": ["x ***", 1.5]}, "c": ("***",)}
 
 
 @pytest.mark.parametrize(
