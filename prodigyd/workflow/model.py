@@ -162,7 +162,7 @@ def _inside_worktree(path: str) -> str:
     it ran. One with a variable is checked when it is written (engine/context.py)."""
     if "$" in path:
         return path
-    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".")]
+    parts = [part for part in path.split("/") if part not in ("", ".")]  # as the kernel splits
     if path.startswith(("/", "~")):
         raise ValueError(f"{path!r} is not relative to the worktree; steps only write inside it")
     depth = 0
