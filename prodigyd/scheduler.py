@@ -109,6 +109,7 @@ class Scheduler:
         #: The workflow each job submitted since the scheduler last woke was admitted with,
         #: handed to the dispatch that wake runs (see `_start`).
         self._admitted: dict[str, LoadedWorkflow] = {}
+        self._syncing: asyncio.Task[None] | None = None  # `_sync_when_idle`'s
         self._eviction_due = False  # idle hubs are dropped after the current request
         self._starts = 0  # sessions started so far
         self._starts_at_tick = 0  # ... as the mender last counted them
@@ -479,6 +480,12 @@ class Scheduler:
         except ProdigyError as exc:  # the collector tries again later
             log.warning("session %s: cannot give its worktree back: %s", record.id, exc.message)
 
+    def _sync_when_idle(self) -> None:
+        """No job runs: sync the journal's log in a worker thread (journal.sync_log), so the
+        next submission's durable commit does not sync what the jobs before it wrote."""
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.create_task(asyncio.to_thread(journal.sync_log))
+
     def _check_accepting(self) -> None:
         if not self.accepting:
             raise ShuttingDown(
@@ -497,6 +504,7 @@ class Scheduler:
                 await self._dispatch(admitted)
             if not self.running:
                 self._idle.set()
+                self._sync_when_idle()
 
     async def _dispatch(self, admitted: dict[str, LoadedWorkflow] | None = None) -> None:
         if not self.recovered or self.held_back:

@@ -1,10 +1,14 @@
 """When the daemon scrubs the journal's write-ahead log of the environments jobs dropped as
 they ended (scheduler.py, `_scrub_when_due`, at each of the mender's ticks): once it is
-quiet, or SCRUB_AT_MOST_SECONDS after the first drop while jobs keep starting."""
+quiet, or SCRUB_AT_MOST_SECONDS after the first drop while jobs keep starting. And when it
+syncs the log of the commits that did not wait for the disk (`_sync_when_idle`): once no
+job runs."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -156,3 +160,73 @@ def test_a_resume_with_a_new_environment_owes_a_scrub_of_the_old(isolated: Path)
     session_store.save_private("workflow-1-eeeeee", {"T": "new"}, [])
     assert journal.scrub_owed_since() is not None
     assert journal.scrub() and not in_journal_files()
+
+
+def synced_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files os.fdatasync is called on from now (it still syncs them)."""
+    files: list[str] = []
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
+    return files
+
+
+def test_sync_log_syncs_the_journals_write_ahead_log(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    a_job_ended("workflow-1-ffffff")  # its end: a commit that did not wait for the disk
+    synced = synced_files(monkeypatch)
+    journal.sync_log()
+    assert synced == [f"{paths.journal_file()}-wal"]
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    with caplog.at_level(logging.WARNING, logger="prodigyd.journal"):
+        journal.sync_log()  # never raised: nothing waits for it
+    assert "could not be synced (" in caplog.text and "Input/output error" in caplog.text
+
+
+def test_a_journal_without_a_log_has_nothing_to_sync(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    synced = synced_files(monkeypatch)
+    journal.sync_log()  # no journal opened yet: no log file
+    assert synced == [] and not Path(f"{paths.journal_file()}-wal").exists()
+
+
+def test_the_scheduler_syncs_the_log_once_no_job_runs(
+    jobs: Scheduler, monkeypatch: pytest.MonkeyPatch
+):
+    """The running scheduler: a job's end leaves it with none running, and the log is
+    synced in a worker thread; while one runs, it is not."""
+    synced = synced_files(monkeypatch)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        jobs.start()
+        try:
+            await asyncio.sleep(0.05)  # the scheduler's first (idle) dispatch
+            synced.clear()
+            run_one(jobs)
+            a_job_ended("workflow-1-gggggg")
+            jobs._wake.set()
+            await asyncio.sleep(0.05)
+            while_running = list(synced)
+            finish(jobs)
+            jobs._wake.set()  # as a session's end wakes it (`_run`)
+            for _ in range(500):
+                if synced:
+                    break
+                await asyncio.sleep(0.01)
+            return while_running, list(synced)
+        finally:
+            await jobs.shutdown()
+
+    while_running, after = asyncio.run(scenario())
+    assert while_running == []
+    assert after == [f"{paths.journal_file()}-wal"]
