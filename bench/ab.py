@@ -4,7 +4,9 @@ Single runs of the row scripts move by 10-40% on a busy machine, more than most 
 gain, so a change to the start or the end of a job is judged side by side: a daemon of
 each version (A: the git revision `--base`, checked out into a temporary worktree; B:
 this tree), each with its own store and repository, the same one-step job submitted to
-each in turn, `--jobs` at a time, each version first in every other round. Both run
+each in turn, `--jobs` at a time, each version first in every other round: each job
+submitted as `prodigyctl run` does (`follow`: its events marked), then one more as a plain
+`jobs.submit` (its reply timed, as submit_latency.py's row (a)). Both run
 the same interpreter and libraries (this virtualenv); only `prodigyd` differs. Prints
 each mark's p50 for A and B, B - A and the ratio B/A. A B/A under 1 is B faster; a
 difference that changes sign when the order does is noise. `--idle` waits before each
@@ -29,9 +31,19 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from benchkit import add_common_args
-from submit_latency import WORKFLOW, bench_env, daemon, first_steps, make_repo, submit_params
+from submit_latency import (
+    FINISHED,
+    WORKFLOW,
+    Conn,
+    bench_env,
+    daemon,
+    first_steps,
+    make_repo,
+    submit_params,
+)
 
 TOP = Path(__file__).resolve().parents[1]
 
@@ -46,6 +58,22 @@ def checkout(rev: str, folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=TOP, check=False)
+
+
+def plain_submit(sock: Path, params: dict[str, Any]) -> float:
+    """Seconds for a `jobs.submit` without `follow` (what row (a) of submit_latency.py
+    times), its job then waited for, untimed."""
+    conn, watch = Conn(sock), Conn(sock)
+    try:
+        watch.call("events.subscribe", {})
+        started = time.perf_counter()
+        conn.call("jobs.submit", params)
+        took = time.perf_counter() - started
+        watch.wait_event(FINISHED)
+        return took
+    finally:
+        conn.close()
+        watch.close()
 
 
 def main() -> None:
@@ -83,6 +111,9 @@ def main() -> None:
                         one = first_steps(socks[name], params[name], 1)
                     for mark, values in one.items():
                         marks[name].setdefault(mark, []).extend(values)
+                    time.sleep(args.idle)
+                    took = plain_submit(socks[name], params[name])
+                    marks[name].setdefault("plain submit", []).append(took)
     described = subprocess.run(
         ["git", "rev-parse", "--short", args.base], cwd=TOP, capture_output=True, text=True
     ).stdout.strip()

@@ -27,10 +27,14 @@ log = logging.getLogger("prodigyd.events")
 HISTORY_EVENTS = 2000
 
 
+#: The number of a new session's first event, `session_queued`.
+QUEUED_SEQ = 1
+
+
 def queued_event(record: SessionRecord, priority: int) -> dict[str, Any]:
     """A new session's first event, from what its journal row holds (see EventHub.queued)."""
     return {
-        "seq": 1,
+        "seq": QUEUED_SEQ,
         "timestamp": record.started_at,  # when it was submitted
         "event_type": EventType.SESSION_QUEUED,
         "session_id": record.id,

@@ -102,7 +102,7 @@ async def submit(state: DaemonState, p: schemas.SubmitParams) -> dict[str, Any]:
         executor=p.executor,
     )
     record = await state.scheduler.submit(
-        request, priority=p.priority, idempotency_key=p.idempotency_key
+        request, priority=p.priority, idempotency_key=p.idempotency_key, follow=p.follow
     )
     return _with_seq(state, record)
 
@@ -242,7 +242,7 @@ async def merge(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:
 
 def _with_seq(state: DaemonState, record: SessionRecord) -> dict[str, Any]:
     """The record plus the event number a follower should subscribe after."""
-    return {**record.model_dump(mode="json"), "event_seq": state.scheduler.hub(record).seq}
+    return {**record.model_dump(mode="json"), "event_seq": state.scheduler.event_seq(record)}
 
 
 async def events_list(state: DaemonState, p: schemas.EventsQuery) -> list[dict[str, Any]]:

@@ -348,6 +348,45 @@ def test_a_submit_with_follow_streams_its_jobs_events_on_the_same_connection(
     raw.close()
 
 
+def test_a_plain_submit_is_answered_before_watchers_hear_of_its_job(
+    daemon: Path, repo: Path, tmp_path: Path
+):
+    """A connection watching every session hears a job it submits (no `follow`) after
+    its reply, `session_queued` first with the reply's `event_seq`, once; a subscriber
+    after that seq gets the job's other events, and the log holds `session_queued` once."""
+    wf = tmp_path / "wf.yml"
+    wf.write_text("- shell: 'echo one'\n")
+    raw = Raw(daemon)
+    assert raw.call("events.subscribe", {})["result"]["subscription"] >= 0
+    params = {"workflow": str(wf), "cwd": str(repo), "env": {}, "merge": "auto"}
+    raw.sock.sendall(
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "jobs.submit", "params": params}).encode()
+        + b"\n"
+    )
+    messages = []
+    while (
+        not messages
+        or messages[-1].get("params", {}).get("event", {}).get("event_type") != "session_finished"
+    ):
+        messages.append(json.loads(raw.reader.readline()))
+    assert messages[0]["id"] == 2, messages[0]  # the reply before any event of its job
+    reply = messages[0]["result"]
+    events = [m["params"]["event"] for m in messages[1:]]
+    assert all(e["session_id"] == reply["id"] for e in events)
+    assert events[0]["event_type"] == "session_queued" and events[0]["workflow"] == str(wf)
+    assert reply["event_seq"] == events[0]["seq"] == 1
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    stored = raw.call("events.list", {"session_id": reply["id"]}, msg_id=3)["result"]
+    assert [e["seq"] for e in stored] == [e["seq"] for e in events]
+    raw.close()
+    later = Raw(daemon)
+    subscribed = later.call("events.subscribe", {"session_id": reply["id"], "since": 1})
+    assert subscribed["result"]["subscription"] >= 0
+    replayed = [json.loads(later.reader.readline())["params"]["event"] for _ in events[1:]]
+    assert [e["seq"] for e in replayed] == [e["seq"] for e in events[1:]]
+    later.close()
+
+
 def test_a_refused_submit_with_follow_subscribes_nothing(daemon: Path, tmp_path: Path):
     raw = Raw(daemon)
     params = {"workflow": str(tmp_path / "missing.yml"), "cwd": str(tmp_path), "env": {}}
