@@ -82,6 +82,17 @@ IDLE_HUBS = 64
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """A job this daemon just admitted and stored, as the journal holds it: its workflow
+    as admission read it, its record and its private part (`Scheduler._start`)."""
+
+    loaded: LoadedWorkflow
+    record: SessionRecord
+    env: dict[str, str]
+    args: list[str]
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     max_concurrent_jobs: int = 4
     auto_resume: bool = True
@@ -106,9 +117,9 @@ class Scheduler:
         self._scheduler: asyncio.Task[None] | None = None
         self._collector: asyncio.Task[None] | None = None
         self._mender: asyncio.Task[None] | None = None
-        #: The workflow each job submitted since the scheduler last woke was admitted with,
+        #: Each job submitted since the scheduler last woke, as it was admitted and stored,
         #: handed to the dispatch that wake runs (see `_start`).
-        self._admitted: dict[str, LoadedWorkflow] = {}
+        self._admitted: dict[str, Admitted] = {}
         #: The jobs just submitted whose hub is not made yet (`_announce`), with their priority.
         self._unannounced: dict[str, int] = {}
         self._syncing: asyncio.Task[None] | None = None  # `_sync_when_idle`'s
@@ -367,7 +378,9 @@ class Scheduler:
             idempotency_key=idempotency_key,
         )
         if stored.id == record.id:
-            self._admitted[record.id] = loaded
+            self._admitted[record.id] = Admitted(
+                loaded, record, dict(request.env), list(request.args)
+            )
             self._unannounced[record.id] = priority
             if follow:
                 self.hub(record)
@@ -529,7 +542,7 @@ class Scheduler:
                 self._idle.set()
                 self._sync_when_idle()
 
-    async def _dispatch(self, admitted: dict[str, LoadedWorkflow] | None = None) -> None:
+    async def _dispatch(self, admitted: dict[str, Admitted] | None = None) -> None:
         if not self.recovered or self.held_back:
             return  # the mender wakes us when the disk has room
         waiting: list[str] = []  # triggered runs whose twin runs (`_twin_runs`)
@@ -541,9 +554,9 @@ class Scheduler:
                 waiting.append(row["id"])
                 continue
             try:
-                loaded = admitted.pop(row["id"], None) if admitted else None
+                mine = admitted.pop(row["id"], None) if admitted else None
                 if not await self._start(
-                    row["id"], resume=row["action"] == "resume", loaded=loaded
+                    row["id"], resume=row["action"] == "resume", admitted=mine
                 ):
                     return
             except NoSpace as exc:
@@ -572,7 +585,7 @@ class Scheduler:
         return (record.workflow, record.original_branch) in busy
 
     async def _start(
-        self, session_id: str, *, resume: bool, loaded: LoadedWorkflow | None = None
+        self, session_id: str, *, resume: bool, admitted: Admitted | None = None
     ) -> bool:
         """Start a queued session; False when the daemon began stopping meanwhile. It stays
         `queued` in the journal until its worktree is ready: the session stores its start
@@ -585,23 +598,28 @@ class Scheduler:
         submitted), and much can happen during that wait: the session may be cancelled,
         the daemon may stop. So the record is read again, and nothing starts late. A job
         started by the dispatch its own submission woke (nothing made it wait) is given
-        `loaded`, the workflow its admission read a moment before: reading it again would
-        cost that start a worker thread's round trip and find the same file.
+        what its admission read and stored a moment before (`admitted`): its workflow,
+        record, environment and arguments. Reading them again would cost that start a
+        worker thread's round trip and two journal reads (~0.25 ms) and find the same: the
+        dispatch found the job still queued (sessions.next_queued) with no wait since.
         """
         from prodigyd.workflow.load import load_workflow_async
 
         error: ProdigyError | None = None
-        if loaded is None:
+        if admitted is not None:
+            record, loaded = admitted.record, admitted.loaded
+        else:
             record = session_store.load(session_id)
+            loaded = None
             try:
                 loaded = await load_workflow_async(record.workflow, strict=record.strict)
             except ProdigyError as exc:
                 error = exc
             if not (self.accepting or self.draining):
                 return False  # it stays queued for the next daemon
-        record = session_store.load(session_id)
-        if record.status is not Status.QUEUED:
-            return True  # cancelled while its workflow was read
+            record = session_store.load(session_id)
+            if record.status is not Status.QUEUED:
+                return True  # cancelled while its workflow was read
         try:
             if error is not None:
                 raise error
@@ -614,7 +632,7 @@ class Scheduler:
             return True
         assert loaded is not None  # None only with an error, raised above
         record.workflow_sha256 = loaded.sha256 if not resume else record.workflow_sha256
-        session = self._session(record, loaded)
+        session = self._session(record, loaded, admitted)
         task = asyncio.create_task(self._run(session, lock, resume), name=f"session {record.id}")
         self.running[record.id] = (session, task)
         self._starts += 1
@@ -687,12 +705,17 @@ class Scheduler:
                 session_store.save(record, defer=True, resume_on_start=1)
             self._wake.set()
 
-    def _session(self, record: SessionRecord, loaded: Any) -> Session:
+    def _session(
+        self, record: SessionRecord, loaded: Any, admitted: Admitted | None = None
+    ) -> Session:
         # The engine is imported by the first job, not by the daemon's start (its `ready`).
         from prodigyd.engine.journal import StoreJournal
         from prodigyd.engine.session import Session
 
-        env, args = session_store.load_private(record.id)
+        if admitted is not None:  # what was stored a moment ago (`_start`)
+            env, args = admitted.env, admitted.args
+        else:
+            env, args = session_store.load_private(record.id)
         return Session(
             record,
             loaded,
