@@ -354,6 +354,7 @@ def test_an_idle_hub_with_events_waiting_for_space_is_kept_until_they_are_writte
     disk: Disk, repo: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(scheduler_module, "IDLE_HUBS", 1)
+    monkeypatch.setattr(scheduler_module, "IDLE_HUBS_SLACK", 0)
 
     def record(n: int) -> session_store.SessionRecord:
         return session_store.SessionRecord(

@@ -69,3 +69,25 @@ def test_a_session_whose_daemon_died_before_logging_gets_queued_back(isolated: P
     assert logged[0] == _queued(record, 7)
     assert [e["seq"] for e in logged] == [1, 2]
     assert [e["event_type"] for e in list_events(query)] == ["session_queued", "session_started"]
+
+
+def test_idle_hubs_are_dropped_a_batch_at_a_time_their_held_events_written(isolated: Path):
+    """Up to IDLE_HUBS + IDLE_HUBS_SLACK idle hubs stay; one more, and the oldest go down
+    to IDLE_HUBS, each log closed (its held `session_queued` written)."""
+    from prodigyd.engine.context import EngineSettings
+    from prodigyd.pool import WorktreePool
+    from prodigyd.scheduler import IDLE_HUBS, IDLE_HUBS_SLACK, Scheduler, SchedulerSettings
+
+    jobs = Scheduler(EngineSettings(), SchedulerSettings(), WorktreePool())
+    records = [_submitted(n, priority=0) for n in range(IDLE_HUBS + IDLE_HUBS_SLACK + 1)]
+    for record in records[:-1]:
+        jobs._unannounced[record.id] = 0  # as `submit` leaves it
+        jobs.hub(record)
+    assert len(jobs.hubs) == IDLE_HUBS + IDLE_HUBS_SLACK  # none dropped yet
+    assert not paths.events_dir(REPO_ID, records[0].id).exists()
+    jobs._unannounced[records[-1].id] = 0
+    jobs.hub(records[-1])  # no event loop here: dropped at once, before it is made
+    kept = [record.id for record in records[IDLE_HUBS_SLACK:]]
+    assert list(jobs.hubs) == kept and len(kept) == IDLE_HUBS + 1
+    for record in records[:IDLE_HUBS_SLACK]:
+        assert list(read_events(REPO_ID, record.id)) == [_queued(record, 0)]
