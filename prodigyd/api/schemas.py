@@ -145,8 +145,10 @@ class SubmitParams(_Params):
     cwd: AbsolutePath
     env: Environment
     repo: str | None = None
-    args: list[str] = []
-    params: dict[str, Any] = {}  # --param over --param-file values, typed by the daemon
+    # (empty defaults made by a factory: pydantic deep-copies a default `[]` per request)
+    args: list[str] = Field(default_factory=list)
+    # --param over --param-file values, typed by the daemon
+    params: dict[str, Any] = Field(default_factory=dict)
     profile: str | None = None
     merge: MergePolicy = "ask"
     strict: bool = False
@@ -154,7 +156,7 @@ class SubmitParams(_Params):
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     budget: BudgetParams | None = None
     max_iterations: int = Field(1, ge=1, le=10_000)  # run -n
-    map: list[str] = []  # run --map patterns
+    map: list[str] = Field(default_factory=list)  # run --map patterns
     each_arg: bool = False  # run --each-arg
     fail_fast: bool = False
     executor: ExecutorConfig | None = None  # --executor, --executor-address
@@ -258,13 +260,13 @@ class DlqStatsParams(_Params):
 
 class DlqPurgeParams(_Params):
     job_id: SessionRef | None = None  # None: every job
-    item_ids: list[str] = []  # only these items (needs job_id)
+    item_ids: list[str] = Field(default_factory=list)  # only these items (needs job_id)
     older_than: float | None = Field(None, ge=0)  # seconds since the last failure
 
 
 class DlqRetryParams(_Params):
     job_id: SessionRef
-    item_ids: list[str] = []  # none: every entry
+    item_ids: list[str] = Field(default_factory=list)  # none: every entry
     filter: str | None = None  # a filter expression over the items
     eligible_only: bool = False  # only entries whose errors a retry may fix by itself
     max_parallel: int | None = Field(None, ge=1)  # default: the workflow's max_parallel

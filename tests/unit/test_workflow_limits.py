@@ -261,6 +261,16 @@ async def test_a_workflow_in_the_repository_just_read_is_read_on_the_loop(
         loaded = await load.load_workflow_async(path, inside=repo)
         assert loaded.workflow.steps[0].command == "echo out"
         assert readers.pop() is not threading.main_thread(), path
+    (repo / "folder-link").symlink_to(elsewhere)  # a link among the folders below
+    loaded = await load.load_workflow_async(repo / "folder-link" / "wf.yml", inside=repo)
+    assert loaded.workflow.steps[0].command == "echo out" and loaded.path == outside
+    assert readers.pop() is not threading.main_thread()
+    (repo / "alias.yml").symlink_to(inside)  # a link within: resolved in the thread too
+    loaded = await load.load_workflow_async(repo / "alias.yml", inside=repo)
+    assert loaded.path == inside and readers.pop() is not threading.main_thread()
+    loaded = await load.load_workflow_async(repo / "sub" / ".." / "wf.yml", inside=repo)
+    assert loaded.path == inside  # the resolved path names it, as the thread's load does
+    assert readers.pop() is threading.main_thread()
     inside.write_text("- shell: 'echo edited'\n")
     edited = await load.load_workflow_async(inside, inside=repo)
     assert edited.workflow.steps[0].command == "echo edited"

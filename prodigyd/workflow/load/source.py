@@ -18,7 +18,7 @@ from prodigyd.workflow.load.nodes import Mark
 from prodigyd.workflow.load.reader import read_json, read_yaml
 
 
-def read_source(file: Path) -> tuple[str, str]:
+def read_source(file: Path | str) -> tuple[str, str]:
     """The text of `file` (absolute) and the SHA-256 of its bytes."""
     try:
         # never more than one byte past the limit: check_size says where it is crossed
