@@ -177,10 +177,13 @@ async def check_environment(
     claude_bin: str | None,
 ) -> Masker:
     """Compose the job environment once, as the run will, so its errors surface now
-    (what it says, such as an optional env file that is missing, joins the warnings)."""
+    (what it says, such as an optional env file that is missing, joins the warnings);
+    not when there is nothing to compose (env.composes_nothing)."""
     masker = Masker()
-    _, composed = await compose_environment(workflow, record, env, args, masker)
-    record.warnings = [*record.warnings, *(n for n in composed.notes if n not in record.warnings)]
+    if not job_env.composes_nothing(workflow, record.profile):
+        _, composed = await compose_environment(workflow, record, env, args, masker)
+        notes = (note for note in composed.notes if note not in record.warnings)
+        record.warnings = [*record.warnings, *notes]
     if any(step.kind == "claude" for step in every_step(workflow.phase_steps)):
         resolve_claude(claude_bin, env)
     return masker

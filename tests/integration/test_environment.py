@@ -117,6 +117,11 @@ def test_secrets_win_and_bad_env_is_refused_before_the_run(
     done = ctl("run", str(wf), "-y", cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert git(repo, "show", "HEAD:token.txt") == "from-file/x\n"
+    # a workflow with nothing to compose, run with a profile it does not have
+    wf.write_text("commands:\n  - shell: 'true'\n")
+    refused = ctl("run", str(wf), "-y", "--profile", "prod", cwd=repo)
+    assert refused.returncode == 2
+    assert "unknown profile 'prod' (profiles: none defined)" in refused.stderr
 
 
 def test_retry_defaults_retry_a_step_without_its_own_retry(

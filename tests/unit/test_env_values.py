@@ -58,3 +58,25 @@ def test_next_wait_is_one_rule_for_steps_and_items() -> None:
     assert retry.next_wait(spec, 1, "syntax error", 0.0, rng=rng) is None  # not retried
     budget = spec.model_copy(update={"retry_budget": 3.0})
     assert retry.next_wait(budget, 1, "timed out", 2.0, rng=rng) is None  # past the budget
+
+
+@pytest.mark.parametrize(
+    ("head", "profile", "nothing"),
+    [
+        ("", None, True),
+        ("inherit: false\n", None, True),
+        ("", "ci", False),  # refused: no such profile
+        ("env: {A: b}\n", None, False),
+        ("env_files: [.env]\n", None, False),
+        ("secrets: {K: SOURCE}\n", None, False),
+        ("profiles: {ci: {env: {A: b}}}\n", None, True),  # none active
+    ],
+)
+def test_an_environment_composes_nothing_only_without_env_secrets_or_profile(
+    head: str, profile: str | None, nothing: bool
+) -> None:
+    from prodigyd.engine.env import composes_nothing
+    from prodigyd.workflow.load import parse_workflow
+
+    workflow = parse_workflow(f"{head}commands:\n  - shell: 'true'\n").workflow
+    assert composes_nothing(workflow, profile) is nothing
