@@ -68,7 +68,7 @@ def _git_dirs(path: Path) -> tuple[Path, Path]:
     return git_dir, common_dir(git_dir) or git_dir
 
 
-def read_git_text(path: Path) -> str:
+def read_git_text(path: Path | str) -> str:
     """One of git's text files (HEAD, a loose ref, packed-refs, `.git`, `commondir`), read
     on the event loop: files.read_regular, so a FIFO or device put in its place is refused
     (an OSError: the caller asks git), never waited on, and in ~5 µs where `read_text`

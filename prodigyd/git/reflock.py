@@ -47,16 +47,21 @@ HEAD_KEPT = "prodigy-head.kept"
 SPARE_BYTES = 256
 
 
-def swap(path: Path, text: str, unchanged: Callable[[], bool], spare: Path | None = None) -> bool:
+def swap(
+    path: Path | str, text: str, unchanged: Callable[[], bool], spare: Path | str | None = None
+) -> bool:
     """Write a ref file as git does, as a compare-and-swap: take `<name>.lock`
     exclusively (every git that writes this ref takes the same lock), check `unchanged()`
     while holding it, then rename. False, with nothing written, when the lock is taken or
     the ref is no longer what the caller saw. `spare`: an empty file of the same file
-    system to take the lock with (see the module docstring)."""
-    if not path.parent.is_dir():  # refs/heads/a/b: a branch name with slashes
-        path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(path.name + ".lock")
-    taken = _take(lock, spare)
+    system to take the lock with (see the module docstring). (Paths as strings: each
+    Path operation cost more than a call here, twice on the way to a job's first step.)"""
+    lock = f"{path}.lock"
+    try:
+        taken = _take(lock, spare)
+    except FileNotFoundError:  # refs/heads/a/b: a branch name with slashes, its folder new
+        os.makedirs(os.path.dirname(lock), exist_ok=True)
+        taken = _take(lock, spare)
     if taken is None:
         return False
     fd, size = taken
@@ -70,16 +75,21 @@ def swap(path: Path, text: str, unchanged: Callable[[], bool], spare: Path | Non
         finally:
             os.close(fd)
         if not unchanged():
-            lock.unlink()
+            os.unlink(lock)
             return False
         os.replace(lock, path)
     except BaseException:
-        lock.unlink(missing_ok=True)
+        _unlink(lock)
         raise
     return True
 
 
-def _take(lock: Path, spare: Path | None) -> tuple[int, int] | None:
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _take(lock: str, spare: Path | str | None) -> tuple[int, int] | None:
     """The lock file, created exclusively and opened for writing, and its size (HEAD's
     spare's newlines, for the writer to cut: `O_TRUNC` costs a flush); None when it exists."""
     if spare is not None:
@@ -95,7 +105,7 @@ def _take(lock: Path, spare: Path | None) -> tuple[int, int] | None:
             try:
                 fd = os.open(lock, os.O_WRONLY)
             except BaseException:
-                lock.unlink(missing_ok=True)
+                _unlink(lock)
                 raise
             found = os.fstat(fd)
             if found.st_nlink == 1:
@@ -103,7 +113,7 @@ def _take(lock: Path, spare: Path | None) -> tuple[int, int] | None:
             # the spare's name is still there (it could not be removed, or a crash came
             # between the link and the unlink): its next user would write this very file
             os.close(fd)
-            lock.unlink(missing_ok=True)
+            _unlink(lock)
     try:
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
@@ -112,7 +122,7 @@ def _take(lock: Path, spare: Path | None) -> tuple[int, int] | None:
         os.fchmod(fd, proc.as_user_mode(0o644))  # the user's repository: git's modes
     except BaseException:
         os.close(fd)
-        lock.unlink(missing_ok=True)
+        _unlink(lock)
         raise
     return fd, 0
 

@@ -155,7 +155,7 @@ def _read_layout(path: Path) -> _Layout | None:
         return None
     folder, git_dir, common = found
     try:
-        head = read_git_text(git_dir / "HEAD").strip()
+        head = read_git_text(f"{git_dir}/HEAD").strip()
     except OSError:
         return None
     if not head.startswith("ref: "):
@@ -249,7 +249,7 @@ def _refs_around(path: Path) -> Path | None:
     `path`, for a read that needs no HEAD; None when git must answer (`_git_dirs_around`,
     or a git dir without HEAD, broken or pruned: git says what it is)."""
     found = _git_dirs_around(path)
-    if found is None or not (found[1] / "HEAD").is_file():
+    if found is None or not os.path.isfile(f"{found[1]}/HEAD"):
         return None
     return found[2]
 
@@ -259,15 +259,16 @@ SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 def ref_sha(common: Path, ref: str) -> str | None:
     """The sha a ref holds in the files backend of the repository whose common git dir is
-    `common`: its loose file, else packed-refs; None when it has none there."""
+    `common`: its loose file, else packed-refs; None when it has none there. (Its paths
+    are strings: a Path join costs more than the read, on every submission and start.)"""
     try:
-        loose = read_git_text(common / ref).strip()
+        loose = read_git_text(f"{common}/{ref}").strip()
     except OSError:
         loose = None
     if loose is not None:
         return loose if SHA.fullmatch(loose) else None
     try:
-        packed = read_git_text(common / "packed-refs")
+        packed = read_git_text(f"{common}/packed-refs")
     except OSError:
         return None
     for line in packed.splitlines():

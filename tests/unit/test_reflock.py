@@ -69,6 +69,22 @@ async def test_a_slot_never_stocked_is_pointed_all_the_same(repo: Path, tmp_path
     assert not (git_dir / reflock.HEAD_KEPT).exists()
 
 
+async def test_a_branch_whose_ref_folder_is_new_gets_it_and_git_reads_the_ref(
+    repo: Path, tmp_path: Path
+):
+    """refs/heads/team/x: the swap makes refs/heads/team (no stat of it beforehand)."""
+    path, git_dir = _slot(repo, tmp_path)
+    stock_slot(path)
+    sha = await point_idle_slot(path, _head_sha(repo), "team/x")
+    assert sha == _head_sha(repo)
+    assert not (git_dir / reflock.REF_SPARE).exists()  # written by the swap, not by git
+    assert git(path, "symbolic-ref", "HEAD").strip() == "refs/heads/team/x"
+    assert git(repo, "rev-parse", "refs/heads/team/x").strip() == sha
+    assert not list(git_dir.glob("*.lock")) and not list(
+        (repo / ".git/refs/heads/team").glob("*.lock")
+    )
+
+
 async def test_a_lock_git_holds_is_respected_with_or_without_a_spare(repo: Path, tmp_path: Path):
     _, git_dir = _slot(repo, tmp_path)
     stock_slot(tmp_path / "no-such-slot")  # nothing to stock: nothing done, no error
