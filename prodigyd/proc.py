@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -156,16 +157,7 @@ async def run(
     out_read, out_write, err_read, err_write, *stdin_pipe = _pipes(2 if stdin_data is None else 3)
     in_read, in_write = stdin_pipe or (_dev_null(), -1)
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=str(cwd),
-            env=env,
-            stdin=in_read,
-            stdout=out_write,
-            stderr=err_write,
-            start_new_session=True,
-            umask=_child_umask,
-        )
+        proc = _spawn(list(argv), str(cwd), env, (in_read, out_write, err_write))
     except BaseException:
         os.close(out_read)
         os.close(err_read)
@@ -227,6 +219,65 @@ async def run(
         timed_out=timed_out,
         stopped=stopped,
     )
+
+
+def _spawn(
+    argv: list[str], cwd: str, env: Mapping[str, str] | None, fds: tuple[int, int, int]
+) -> subprocess.Popen[bytes]:
+    """Popen, in a new session, with `fds` as its stdin, stdout and stderr, the program
+    found on the PATH once (`_found`)."""
+
+    def spawn(executable: str | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            executable=executable,
+            cwd=cwd,
+            env=env,
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=fds[2],
+            start_new_session=True,
+            umask=_child_umask,
+        )
+
+    executable = _found(argv[0], env)
+    try:
+        return spawn(executable)
+    except FileNotFoundError as exc:
+        if executable is None or exc.filename != executable:
+            raise  # not found on the PATH, or the folder to run in is missing
+        _FOUND.clear()  # gone since it was found: the PATH is searched again
+        return spawn(None)
+
+
+#: Where a program named without a folder was found on a PATH, and when (time.monotonic()):
+#: (name, PATH) -> (path, found at). Popen searches the PATH for it at every spawn, the
+#: child trying each folder in turn, where the program found is run straight away
+#: (Popen's `executable`; argv[0], `$0` to a shell, stays the name): ~70 µs of each
+#: step's spawn. Kept FOUND_SECONDS, so a program installed on the PATH meanwhile is
+#: found within that time; one gone meanwhile is searched for again at once.
+_FOUND: dict[tuple[str, str], tuple[str | None, float]] = {}
+FOUND_SECONDS = 10.0
+
+
+def _found(name: str, env: Mapping[str, str] | None) -> str | None:
+    """The program `name` runs (`env`'s PATH, else the daemon's), or None: Popen searches
+    (a name with a folder, a PATH it is not on, a PATH with a relative folder, which means
+    another folder to the child, run elsewhere, than to the daemon)."""
+    if "/" in name:
+        return None
+    path = (os.environ if env is None else env).get("PATH", os.defpath)
+    now = time.monotonic()
+    hit = _FOUND.get((name, path))
+    if hit is not None and now - hit[1] < FOUND_SECONDS:
+        return hit[0]
+    if not all(folder.startswith("/") for folder in path.split(os.pathsep)):
+        return None  # (never kept)
+    if len(_FOUND) >= 64:
+        _FOUND.clear()
+    found = shutil.which(name, path=path)
+    _FOUND[(name, path)] = (found, now)
+    return found
 
 
 def _pipes(count: int) -> list[int]:

@@ -265,3 +265,47 @@ async def test_reading_after_exit_stops_after_a_few_chunks_and_hands_over_to_the
         pipe.close()
     finally:
         os.close(write_fd)
+
+
+def _program(folder: Path, says: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / "prodigy-test-tool"
+    tool.write_text(f'#!/bin/sh\necho "{says}"\n')
+    tool.chmod(0o755)
+
+
+async def test_a_program_is_found_on_the_childs_path_once_and_found_again_when_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`proc._found`: argv[0] stays the name (a shell's $0), the job's PATH is searched, a
+    program gone since is searched for again, and one installed earlier on the PATH is
+    found once FOUND_SECONDS have passed."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    env = {"PATH": f"{first}:{second}:/usr/bin:/bin"}
+    _program(second, "second")
+    done = await proc.run(["prodigy-test-tool"], cwd=tmp_path, env=env)
+    assert done.stdout == "second\n"
+    done = await proc.run(["sh", "-c", 'echo "$0"'], cwd=tmp_path, env=env)
+    assert done.stdout == "sh\n"
+    _program(first, "first")  # installed earlier on the PATH: the kept answer stands ...
+    done = await proc.run(["prodigy-test-tool"], cwd=tmp_path, env=env)
+    assert done.stdout == "second\n"
+    (second / "prodigy-test-tool").unlink()  # ... until the program it names is gone
+    done = await proc.run(["prodigy-test-tool"], cwd=tmp_path, env=env)
+    assert done.stdout == "first\n"
+    _program(first.parent / "zeroth", "zeroth")
+    env = {"PATH": f"{tmp_path / 'zeroth'}:{env['PATH']}"}  # another PATH: searched anew
+    done = await proc.run(["prodigy-test-tool"], cwd=tmp_path, env=env)
+    assert done.stdout == "zeroth\n"
+    (tmp_path / "zeroth" / "prodigy-test-tool").unlink()
+    _program(tmp_path / "zeroth-b", "ignored")
+    monkeypatch.setattr(proc, "FOUND_SECONDS", 0.0)  # kept no time: found anew each run
+    done = await proc.run(["prodigy-test-tool"], cwd=tmp_path, env=env)
+    assert done.stdout == "first\n"
+
+
+async def test_a_relative_folder_on_the_path_is_the_childs_own(tmp_path: Path):
+    """PATH=bin:...: `bin` below the folder the child runs in, never the daemon's."""
+    _program(tmp_path / "bin", "relative")
+    done = await proc.run(["prodigy-test-tool"], cwd=tmp_path, env={"PATH": "bin:/usr/bin:/bin"})
+    assert done.stdout == "relative\n"
