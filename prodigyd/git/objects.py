@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -190,7 +191,7 @@ def worktree_state(path: Path, max_files: int, max_bytes: int) -> tuple[str, boo
     repo = _seen_as_git_sees(path, _opened(path))
     if repo is None:
         return None
-    extent = plain.index_extent(Path(repo.path) / "index")
+    extent = plain.index_extent(f"{repo.path.rstrip('/')}/index")
     if extent is None or extent[0] > max_files or extent[1] > max_bytes:
         return None
     try:
@@ -264,14 +265,75 @@ def _seen_as_git_sees(path: Path, repo: pygit2.Repository | None) -> pygit2.Repo
     pygit2 = load()
     if _config_redirected():
         return None
-    if repo is None or repo.is_bare or (Path(path) / ".gitmodules").exists():
+    if repo is None or repo.is_bare or os.path.exists(f"{path}/.gitmodules"):
         return None
     try:
-        if any(entry.name.lower().startswith(_CLI_ONLY_CONFIG) for entry in repo.config):
+        if _cli_only(repo):
             return None
     except (OSError, pygit2.GitError):
         return None
     return repo
+
+
+_Stamp = tuple[int, int, int] | None  # a file's (inode, size, mtime); None: not there
+#: `_cli_only`'s answers by git dir: (the configuration files libgit2 reads for it, their
+#: stamps when it was read, the answer).
+_CONFIG_READ: OrderedDict[str, tuple[list[str], tuple[_Stamp, ...], bool]] = OrderedDict()
+#: A configuration file changed this recently is read again each time: a change within the
+#: clock's tick can leave its stamp as it was (git's "racy" files).
+_RACY_NS = 2_000_000_000
+
+
+def _cli_only(repo: pygit2.Repository) -> bool:
+    """Whether the repository's configuration holds a _CLI_ONLY_CONFIG setting. Read through
+    pygit2 (~80 µs: an object made for every entry of every file), and kept while the
+    files libgit2 reads it from stand as they were (a stat each): a map agent's slot is
+    asked once per item. Never kept for a configuration that includes other files."""
+    kept = _CONFIG_READ.get(repo.path)
+    if kept is not None and _stamps(kept[0]) == kept[1]:
+        _CONFIG_READ.move_to_end(repo.path)
+        return kept[2]
+    files = kept[0] if kept is not None else _config_files(repo)
+    stamps = _stamps(files)
+    found = includes = False
+    for entry in repo.config:
+        name = entry.name.lower()
+        found = found or name.startswith(_CLI_ONLY_CONFIG)
+        includes = includes or name == "include.path" or name.startswith("includeif.")
+    settled = time.time_ns() - _RACY_NS
+    if not includes and all(stamp is None or stamp[2] < settled for stamp in stamps):
+        _CONFIG_READ[repo.path] = (files, stamps, found)
+        while len(_CONFIG_READ) > _KEPT_MAX:
+            _CONFIG_READ.popitem(last=False)
+    return found
+
+
+def _config_files(repo: pygit2.Repository) -> list[str]:
+    """The files libgit2 reads the configuration of `repo` from (those there may be)."""
+    pygit2 = load()
+    search = pygit2.settings.search_path
+    git_dir = repo.path.rstrip("/")
+    common = plain.common_dir(Path(git_dir)) or git_dir
+    files = [f"{common}/config", f"{git_dir}/config.worktree"]
+    for level, name in (
+        (pygit2.GIT_CONFIG_LEVEL_SYSTEM, "gitconfig"),
+        (pygit2.GIT_CONFIG_LEVEL_XDG, "config"),
+        (pygit2.GIT_CONFIG_LEVEL_GLOBAL, ".gitconfig"),
+    ):
+        files += [f"{folder}/{name}" for folder in search[level].split(os.pathsep) if folder]
+    return files
+
+
+def _stamps(files: list[str]) -> tuple[_Stamp, ...]:
+    stamps: list[_Stamp] = []
+    for file in files:
+        try:
+            found = os.stat(file)
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((found.st_ino, found.st_size, found.st_mtime_ns))
+    return tuple(stamps)
 
 
 def _config_redirected() -> bool:

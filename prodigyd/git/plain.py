@@ -128,14 +128,17 @@ def _index_tree(index: Path) -> bytes | None:
     return root
 
 
-def index_extent(index: Path) -> tuple[int, int] | None:
+def index_extent(index: Path | str) -> tuple[int, int] | None:
     """(entries, bytes of the files they stage, as last staged) of the index file `index`:
     (0, 0) when there is none yet; None when it is not read here (version 4, not an
-    index). What a status in process would hash at most (objects.worktree_state)."""
+    index, one past INDEX_BYTES). What a status in process would hash at most
+    (objects.worktree_state, once per map agent: read without Path or file objects)."""
     try:
-        data = index.read_bytes()
+        data, _ = read_regular(index, limit=INDEX_BYTES, refuse_larger=False)
     except FileNotFoundError:
         return 0, 0
+    if len(data) > INDEX_BYTES:
+        return None
     if data[:4] != b"DIRC":
         return None
     try:
@@ -143,6 +146,10 @@ def index_extent(index: Path) -> tuple[int, int] | None:
     except (ValueError, IndexError, struct.error):
         return None
     return None if walked is None else (struct.unpack_from(">I", data, 8)[0], walked[1])
+
+
+#: The largest index `index_extent` reads (an index of ~2 million files).
+INDEX_BYTES = 256 * 1024 * 1024
 
 
 def _walk(data: bytes) -> tuple[int, int] | None:

@@ -3,8 +3,10 @@ the repositories libgit2 cannot read (SHA-256 object format here) are asked of g
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -291,6 +293,75 @@ async def test_new_files_count_whatever_status_show_untracked_files_says(
 def test_the_worktree_state_of_a_redirected_configuration_is_left_to_git(tmp_path: Path):
     repo = make_repo(tmp_path / "repo")  # the suite sets GIT_CONFIG_GLOBAL=/dev/null
     assert objects.worktree_state(repo, 100, 1 << 20) is None
+
+
+def _age(file: Path, seconds: float) -> None:
+    """Date `file` back: a change older than objects._RACY_NS may be kept by its stamp."""
+    then = time.time() - seconds
+    os.utime(file, (then, then))
+
+
+def test_a_configuration_read_once_is_kept_until_a_file_of_it_changes(
+    tmp_path: Path, own_config: None, monkeypatch: pytest.MonkeyPatch
+):
+    """`_cli_only` reads the configuration once while its files stand as they were; a file
+    changed since (even to the same size), or one that appeared, is read again, and a
+    configuration that includes another file is read every time."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "--quiet", "--detach", str(worktree))
+    config = repo / ".git" / "config"
+    _age(config, 3600)
+    reads = []
+    real = objects._config_files
+
+    def counting(repository: object) -> list[str]:
+        reads.append(1)
+        return real(repository)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(objects, "_config_files", counting)
+    clean = (git(repo, "rev-parse", "HEAD").strip(), False, False)
+    assert objects.worktree_state(worktree, 100, 1 << 20) == clean
+    assert objects.worktree_state(worktree, 100, 1 << 20) == clean
+    assert len(reads) == 1  # kept: the files were not read again
+    text = config.read_text()
+    config.write_text(text.replace("bare = false", "bare = FALSE"))  # the same size
+    _age(config, 1800)
+    assert objects.worktree_state(worktree, 100, 1 << 20) == clean
+    git(repo, "config", "filter.lfs.clean", "cat")
+    _age(config, 900)
+    assert objects.worktree_state(worktree, 100, 1 << 20) is None  # staging is git's to do
+    git(repo, "config", "--unset", "filter.lfs.clean")
+    included = tmp_path / "more.gitconfig"
+    included.write_text("[core]\n\tquotepath = false\n")
+    git(repo, "config", "include.path", str(included))
+    _age(config, 600)
+    _age(included, 600)
+    assert objects.worktree_state(worktree, 100, 1 << 20) == clean
+    included.write_text('[filter "lfs"]\n\tclean = cat\n')
+    _age(included, 600)
+    assert objects.worktree_state(worktree, 100, 1 << 20) is None  # read again: included
+    git(repo, "config", "--unset", "include.path")
+    _age(config, 300)
+    assert objects.worktree_state(worktree, 100, 1 << 20) == clean
+    # the user's own file, appearing (libgit2 is pointed at a folder of this test's: it
+    # fixes its home folder once loaded, maybe by another test)
+    search = objects.load().settings.search_path
+    level = objects.load().GIT_CONFIG_LEVEL_GLOBAL
+    before, home = search[level], tmp_path / "libgit2-home"
+    home.mkdir()
+    search[level] = str(home)
+    try:
+        objects._KEPT.clear()  # opened, and its files found, under the old folder
+        objects._CONFIG_READ.clear()
+        assert objects.worktree_state(worktree, 100, 1 << 20) == clean
+        (home / ".gitconfig").write_text('[filter "x"]\n\tclean = cat\n')
+        _age(home / ".gitconfig", 300)
+        assert objects.worktree_state(worktree, 100, 1 << 20) is None
+    finally:
+        search[level] = before
+        objects._KEPT.clear()
+        objects._CONFIG_READ.clear()
 
 
 def test_a_worktree_read_again_is_seen_as_it_is_now(tmp_path: Path, own_config: None):
