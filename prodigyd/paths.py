@@ -296,6 +296,27 @@ def repo_id(repo_root: Path) -> str:
     """`<basename>-<8 hex of the absolute path>`: two repos named `app` never share storage."""
     import hashlib  # here: the client imports this module on its hot path, and rarely needs it
 
-    resolved = os.path.realpath(repo_root)  # Path.resolve, without its Paths (~10 µs)
+    resolved = real_path(repo_root)
     digest = hashlib.sha256(resolved.encode()).hexdigest()[:8]
     return f"{os.path.basename(resolved)}-{digest}"
+
+
+def real_path(path: Path | str) -> str:
+    """os.path.realpath(path), asked of the kernel when the path exists: the name of a
+    descriptor opened on it (O_PATH: nothing is read), three calls however deep it is,
+    where realpath makes one lstat per part in Python (~6 µs against ~20 for a repository
+    four folders deep; every submission asks it). realpath itself for a path that is not
+    there, a descriptor the kernel names otherwise, or no /proc."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return os.path.realpath(path)
+    try:
+        named = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+    finally:
+        os.close(fd)
+    if not named.startswith("/") or named.endswith(" (deleted)"):
+        return os.path.realpath(path)
+    return named

@@ -3,6 +3,7 @@ answer is kept between calls (every journal access asks for it)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,26 @@ def test_a_repository_is_known_by_its_name_and_real_path(
     name, _, digest = first.rpartition("-")
     assert name == "app" and len(digest) == 8 and int(digest, 16) >= 0
     assert paths.repo_id(two).startswith("app-") and paths.repo_id(two) != first
+
+
+def test_the_real_path_is_realpaths_for_what_is_there_and_what_is_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """paths.real_path asks the kernel (a descriptor's name) where realpath walks the
+    parts: the same answer through links, `..`, a relative path, a file, and (by realpath
+    itself) a path that is not there or a link loop."""
+    real = tmp_path / "real" / "deep"
+    real.mkdir(parents=True)
+    (real / "file").write_text("x")
+    (tmp_path / "link").symlink_to(real)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    monkeypatch.chdir(tmp_path)
+    for path in (
+        tmp_path / "link",
+        f"{tmp_path}/link/../deep/./file",
+        "link/file",
+        tmp_path / "link" / "missing" / "x",
+        tmp_path / "loop",
+        "",
+    ):
+        assert paths.real_path(path) == os.path.realpath(path), path
