@@ -192,6 +192,33 @@ def test_sync_log_syncs_the_journals_write_ahead_log(
     assert "could not be synced (" in caplog.text and "Input/output error" in caplog.text
 
 
+def test_a_durable_commit_syncs_the_log_and_only_a_durable_one(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    journal.insert("workflow-1-hhhhhh", status="queued", record={}, private={})
+    synced = synced_files(monkeypatch)
+    journal.update("workflow-1-hhhhhh", status="running")  # the engine's: need not wait
+    assert synced == []
+    journal.insert("workflow-2-hhhhhh", status="queued", record={}, private={})  # a submission
+    journal.update("workflow-1-hhhhhh", status="cancelled", durable=True)  # a client's cancel
+    assert synced == [f"{paths.journal_file()}-wal"] * 2
+    assert journal.connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_a_sync_that_fails_for_want_of_space_is_no_space(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The commit is made but not known durable: the submission is not acknowledged."""
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    journal.insert("workflow-1-iiiiii", status="queued", record={}, private={})
+    monkeypatch.setattr(os, "fdatasync", full)
+    with pytest.raises(NoSpace):
+        journal.insert("workflow-2-iiiiii", status="queued", record={}, private={})
+
+
 def test_a_journal_without_a_log_has_nothing_to_sync(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -205,28 +232,36 @@ def test_the_scheduler_syncs_the_log_once_no_job_runs(
 ):
     """The running scheduler: a job's end leaves it with none running, and the log is
     synced in a worker thread; while one runs, it is not."""
-    synced = synced_files(monkeypatch)
+    import threading
 
-    async def scenario() -> tuple[list[str], list[str]]:
+    threads: list[threading.Thread] = []
+    real = journal.sync_log
+
+    def recording() -> None:
+        threads.append(threading.current_thread())
+        real()
+
+    monkeypatch.setattr(journal, "sync_log", recording)
+
+    async def scenario() -> tuple[int, int]:
         jobs.start()
         try:
             await asyncio.sleep(0.05)  # the scheduler's first (idle) dispatch
-            synced.clear()
+            threads.clear()
             run_one(jobs)
             a_job_ended("workflow-1-gggggg")
             jobs._wake.set()
             await asyncio.sleep(0.05)
-            while_running = list(synced)
+            while_running = len(threads)
             finish(jobs)
             jobs._wake.set()  # as a session's end wakes it (`_run`)
             for _ in range(500):
-                if synced:
+                if threads:
                     break
                 await asyncio.sleep(0.01)
-            return while_running, list(synced)
+            return while_running, len(threads)
         finally:
             await jobs.shutdown()
 
-    while_running, after = asyncio.run(scenario())
-    assert while_running == []
-    assert after == [f"{paths.journal_file()}-wal"]
+    assert asyncio.run(scenario()) == (0, 1)
+    assert threads[0] is not threading.main_thread()

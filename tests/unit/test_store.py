@@ -417,20 +417,6 @@ def test_a_finished_jobs_environment_is_dropped_and_scrubbed_from_the_file(isola
     assert journal.scrub_owed_since() is None
 
 
-def test_a_scrub_starts_the_emptied_log_again_without_the_dropped_environment(isolated: Path):
-    """The next commit (usually a submission's, acknowledged) then appends to a log whose
-    header is written and synced already, instead of paying for that sync itself."""
-    journal.insert(
-        "workflow-1-abcdef", status="running", record={}, private={"env": {"T": TOKEN}, "args": []}
-    )
-    journal.update("workflow-1-abcdef", status="completed", forget_env=True)
-    journal.scrub()
-    wal = Path(f"{paths.journal_file()}-wal").read_bytes()
-    assert wal[:4] in (bytes.fromhex("377f0682"), bytes.fromhex("377f0683"))  # a WAL header
-    assert TOKEN.encode() not in wal and TOKEN.encode() not in _journal_bytes()
-    assert journal.found_version() == journal.SCHEMA_VERSION  # rewritten as it was
-
-
 def test_a_log_left_by_a_killed_daemon_is_scrubbed_by_the_next(isolated: Path):
     """A daemon killed between a job's end and its scrub leaves the dropped environment in
     the write-ahead log: the next one to open the journal owes the scrub."""
