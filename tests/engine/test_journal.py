@@ -31,8 +31,17 @@ async def test_a_run_in_a_memory_journal_writes_no_store_and_resumes_from_it(
     gate = tmp_path / "reduce-may-pass"
     wf = write_workflow(tmp_path, MAPREDUCE.format(gate=gate))
     memory = MemoryJournal()
+    read: list[str] = []  # the phases whose sequential journal was read
+    kept = memory.checkpoint_records
+
+    def reading(session_id: str, phase: str) -> list[dict[str, object]]:
+        read.append(phase)
+        return kept(session_id, phase)
+
+    memory.checkpoint_records = reading  # type: ignore[method-assign]
     out = await run_workflow(wf, repo, journal=memory)
     assert out.status == "failed" and "test -f" in out.record.error
+    assert "setup" not in read and "reduce" not in read  # a first run's: none there yet
     session_id = out.record.id
     assert memory.records[session_id].status.value == "failed"
     assert {phase for sid, phase in memory.phases if sid == session_id} == {
@@ -47,8 +56,10 @@ async def test_a_run_in_a_memory_journal_writes_no_store_and_resumes_from_it(
     assert not paths.checkpoints_dir(session_id).exists()
 
     gate.touch()
+    read.clear()
     again = await resume(session_id, journal=memory)
     assert again.status == "completed", again.record.error
+    assert {"setup", "reduce"} <= set(read)  # a resume reads what the first run did
     assert [e["step"] for e in again.sink.of("step_skipped")] == [
         "setup.1"
     ]  # reduce.1 failed: it runs again
