@@ -66,9 +66,10 @@ def resume(
     """Resume a failed or interrupted session from its last checkpoint.
 
     Without SESSION_ID: the newest failed or interrupted session of the repository you
-    are in. A `--budget-*` option replaces that part of the job's budget: the way on
-    after a budget ran out (what was spent so far still counts). Map agents run where
-    they ran before unless --executor says otherwise.
+    are in (not a `dlq retry` whose items all failed again: `dlq retry` runs them). A
+    `--budget-*` option replaces that part of the job's budget: the way on after a budget
+    ran out (what was spent so far still counts). Map agents run where they ran before
+    unless --executor says otherwise.
     """
     with Client.connect() as client:
         session_id = session_id or _latest_resumable(client, as_json)
@@ -88,7 +89,8 @@ def resume(
 
 def _latest_resumable(client: Client, as_json: bool) -> str:
     """The newest failed or interrupted session of the repository holding the current
-    directory (its top folder, as the daemon records `repo`), said unless --json."""
+    directory (its top folder, as the daemon records `repo`) that can be resumed, said
+    unless --json."""
     from prodigyctl.gittop import repository_top
 
     top = repository_top()
@@ -97,8 +99,10 @@ def _latest_resumable(client: Client, as_json: bool) -> str:
         row
         for status in ("failed", "interrupted")
         for row in client.call(protocol.SESSIONS_LIST, {"status": status, "limit": 10_000})
-        if repo is not None and os.path.realpath(str(row.get("repo"))) == repo
-    ]
+        if repo is not None
+        and os.path.realpath(str(row.get("repo"))) == repo
+        and row.get("resumable", True)  # not a DLQ retry's dead end (its items are back in
+    ]  # its job's DLQ: `dlq retry` runs them)
     if not rows:
         where = f"repository {repo}" if repo else f"{os.getcwd()} (not in a git repository)"
         fail(

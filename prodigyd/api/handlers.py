@@ -30,7 +30,7 @@ from prodigyd.store import checkpoints, claude_invocations, inline, journal
 from prodigyd.store import dlq as dlq_store
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
-from prodigyd.store.sessions import SessionRecord
+from prodigyd.store.sessions import SessionRecord, Status
 from prodigyd.version import version
 from prodigyd.watch import dropped, triggers
 from prodigyd.watch.inbox import HookInbox
@@ -114,7 +114,22 @@ async def cancel(state: DaemonState, p: schemas.CancelParams) -> dict[str, Any]:
 
 async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[str, Any]]:
     live = state.scheduler.live
-    return [live(r).summary() for r in session_store.list_all(p.limit, p.status)]
+    listed = []
+    for record in map(live, session_store.list_all(p.limit, p.status)):
+        summary = record.summary()
+        summary["resumable"] = record.status.resumable and not _dead_end(state, record)
+        listed.append(summary)
+    return listed
+
+
+def _dead_end(state: DaemonState, record: SessionRecord) -> bool:
+    """admission.dead_end, asked of a failed DLQ retry alone: a listing reads no pool row
+    for the others, nor imports the engine (the first job does)."""
+    if record.dlq_retry is None or record.status is not Status.FAILED:
+        return False
+    from prodigyd.engine.admission import dead_end
+
+    return dead_end(record, state.scheduler.pool)
 
 
 async def show(state: DaemonState, p: schemas.SessionParams) -> dict[str, Any]:

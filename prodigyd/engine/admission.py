@@ -259,7 +259,7 @@ def check_resumable(
             code=errorcodes.WORKFLOW_CHANGED,
         )
     if record.worktree and not pool.holds(record.id, Path(record.worktree)):
-        if record.dlq_retry is not None:  # a dead end (engine/mapreduce/phases.py)
+        if record.dlq_retry is not None:  # a dead end (`dead_end`)
             job = record.dlq_retry.job_id
             raise Conflict(
                 f"session {record.id} retried dead letters of {job}, which failed again "
@@ -273,6 +273,18 @@ def check_resumable(
         )
     if not force:
         refuse_damaged_checkpoints(record, loaded.workflow)
+
+
+def dead_end(record: SessionRecord, pool: WorktreePool) -> bool:
+    """Whether `record` is a DLQ retry whose items all failed again: they are back in the
+    DLQ of its job and its worktree went back to the pool (engine/mapreduce/phases.py),
+    so nothing of it is left to resume (`check_resumable` refuses it; `sessions.list`
+    says it is not `resumable`, and `resume` without an id passes it over)."""
+    return (
+        record.dlq_retry is not None
+        and bool(record.worktree)
+        and not pool.holds(record.id, Path(record.worktree))
+    )
 
 
 def _not_resumable_hint(record: SessionRecord) -> str | None:

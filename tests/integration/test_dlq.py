@@ -74,6 +74,11 @@ def test_dlq_lists_shows_exports_and_retries_dead_letters(daemon: Path, repo: Pa
     ) == 0
     resumed = ctl("resume", retry_job, "-y", cwd=repo)
     assert resumed.returncode != 0 and f"`prodigyctl dlq retry {job}` runs them" in resumed.stderr
+    listed = {r["id"]: r for r in json.loads(ctl("sessions", "ls", "--json", check=True).stdout)}
+    assert listed[retry_job]["resumable"] is False and listed[job]["resumable"] is False
+    newest = ctl("resume", "-y", cwd=repo)  # no id: the dead end is passed over
+    assert newest.returncode != 0 and retry_job not in newest.stdout + newest.stderr
+    assert "no failed or interrupted session of repository" in newest.stderr
     [entry] = json.loads(ctl("dlq", "ls", job, "--json", check=True).stdout)
     assert entry["failure_count"] == 2 and entry["failure_history"][1]["attempt_number"] == 2
 
