@@ -30,7 +30,7 @@ from prodigyd.store import checkpoints, claude_invocations, inline, journal
 from prodigyd.store import dlq as dlq_store
 from prodigyd.store import sessions as session_store
 from prodigyd.store.ids import check_id
-from prodigyd.store.sessions import SessionRecord, Status
+from prodigyd.store.sessions import SessionRecord
 from prodigyd.version import version
 from prodigyd.watch import dropped, triggers
 from prodigyd.watch.inbox import HookInbox
@@ -123,9 +123,9 @@ async def list_sessions(state: DaemonState, p: schemas.ListParams) -> list[dict[
 
 
 def _dead_end(state: DaemonState, record: SessionRecord) -> bool:
-    """admission.dead_end, asked of a failed DLQ retry alone: a listing reads no pool row
-    for the others, nor imports the engine (the first job does)."""
-    if record.dlq_retry is None or record.status is not Status.FAILED:
+    """admission.dead_end, asked of a DLQ retry alone: a listing of other jobs imports
+    no engine (the first job does)."""
+    if record.dlq_retry is None:
         return False
     from prodigyd.engine.admission import dead_end
 

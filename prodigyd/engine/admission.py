@@ -258,15 +258,15 @@ def check_resumable(
             hint="resume with --force to run the remaining steps of the edited file",
             code=errorcodes.WORKFLOW_CHANGED,
         )
+    if record.dlq_retry is not None and dead_end(record, pool):
+        job = record.dlq_retry.job_id
+        raise Conflict(
+            f"session {record.id} retried dead letters of {job}, which failed again "
+            f"and are back in its DLQ: nothing of this session is left to resume",
+            hint=f"`prodigyctl dlq retry {job}` runs them again once the cause is fixed",
+            code=errorcodes.WRONG_STATE,
+        )
     if record.worktree and not pool.holds(record.id, Path(record.worktree)):
-        if record.dlq_retry is not None:  # a dead end (`dead_end`)
-            job = record.dlq_retry.job_id
-            raise Conflict(
-                f"session {record.id} retried dead letters of {job}, which failed again "
-                f"and are back in its DLQ: nothing of this session is left to resume",
-                hint=f"`prodigyctl dlq retry {job}` runs them again once the cause is fixed",
-                code=errorcodes.WRONG_STATE,
-            )
         raise Conflict(
             f"the worktree of session {record.id} is gone ({record.worktree})",
             hint="the session cannot be resumed; start a new run",
