@@ -77,7 +77,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, priority DESC, seq);
-CREATE INDEX IF NOT EXISTS jobs_by_status_key ON jobs (status, idempotency_key);
+-- the queued triggered runs (`keyed`): jobs with a key only, so a plain submission and its
+-- status changes write no entry here (it was one index page of each submission's commit);
+-- a journal's index of every job, under its old name, is dropped
+DROP INDEX IF EXISTS jobs_by_status_key;
+CREATE INDEX IF NOT EXISTS jobs_keyed ON jobs (status, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 -- the jobs a daemon stop interrupted (`to_resume`): startup reads them, not every job
 -- ever interrupted (each Ctrl-C leaves one); no version bump, as for any index made if missing
 CREATE INDEX IF NOT EXISTS jobs_to_resume ON jobs (seq) WHERE resume_on_start = 1;
@@ -572,7 +577,8 @@ def to_resume(status: str) -> list[str]:
 
 def keyed(prefix: str, status: str) -> list[sqlite3.Row]:
     """The jobs with `status` whose idempotency key starts with `prefix`: a range of
-    `jobs_by_status_key` (the few queued triggered runs among many queued jobs)."""
+    `jobs_keyed` (the few queued triggered runs among many queued jobs: the range implies
+    a key, which lets SQLite use that partial index)."""
     after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first key past the prefix
     sql = "SELECT * FROM jobs WHERE status = ? AND idempotency_key >= ? AND idempotency_key < ?"
     return list(connection().execute(sql, (status, prefix, after)))

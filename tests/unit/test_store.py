@@ -121,6 +121,37 @@ def test_startup_reads_only_the_jobs_a_daemon_stop_interrupted(isolated: Path):
     assert [row["detail"] for row in plan] == ["SCAN jobs USING INDEX jobs_to_resume"]
 
 
+def test_queued_triggered_runs_are_found_in_an_index_of_keyed_jobs_only(isolated: Path):
+    """`keyed` (a trigger's queued runs) reads a partial index that holds the jobs with an
+    idempotency key alone: a plain submission writes no entry there, and a journal that
+    has the older index of every job loses it when it is opened."""
+    conn = journal.connection()
+    conn.execute("CREATE INDEX jobs_by_status_key ON jobs (status, idempotency_key)")
+    journal.close_all()
+    journal.insert("plain", status="queued", private={}, record={})
+    journal.insert("run-1", status="queued", private={}, record={}, idempotency_key="t:1")
+    journal.insert("run-2", status="queued", private={}, record={}, idempotency_key="t:2")
+    journal.insert("other", status="queued", private={}, record={}, idempotency_key="u:1")
+    conn = journal.connection()
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "jobs_by_status_key" not in names
+    entries = conn.execute(
+        "SELECT id FROM jobs INDEXED BY jobs_keyed WHERE idempotency_key IS NOT NULL"
+    ).fetchall()
+    assert sorted(row["id"] for row in entries) == ["other", "run-1", "run-2"]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        assert sorted(row["id"] for row in journal.keyed("t:", "queued")) == ["run-1", "run-2"]
+    finally:
+        conn.set_trace_callback(None)
+    (statement,) = statements
+    plan = [row["detail"] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}")]
+    assert plan == [
+        "SEARCH jobs USING INDEX jobs_keyed (status=? AND idempotency_key>? AND idempotency_key<?)"
+    ]
+
+
 def test_unopenable_journal_is_moved_aside(isolated: Path):
     path = paths.journal_file()
     path.parent.mkdir(parents=True, exist_ok=True)
