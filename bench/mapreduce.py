@@ -20,7 +20,7 @@
 
 Everything lives in a temporary directory; the daemon is always stopped at the end.
 
-    python bench/mapreduce.py [--items 20] [--parallel 8] [--rounds 3] [--files 2000]
+    python bench/mapreduce.py [--items 20] [--parallel 8] [--rounds 9] [--files 2000]
         [--acquires 20] [--loop uvloop] [--executor dask]
 """
 
@@ -95,39 +95,43 @@ def item_floor(repo: Path, root: Path, env: dict[str, str], n: int = 30) -> floa
     return statistics.median(reset) + statistics.median(spawn)
 
 
-def xargs_floor(
-    repo: Path, root: Path, env: dict[str, str], items: int, parallel: int, rounds: int = 3
-) -> float:
-    """Median wall seconds of `xargs -P parallel` doing each item's checkout + spawn, one
-    worktree per item made beforehand (as a warm pool has them)."""
-    folder = root / "xargs-wt"
-    for number in range(items):
-        subprocess.run(
-            ["git", "worktree", "add", "-q", "--detach", str(folder / str(number))],
-            cwd=repo,
-            env=env,
-            check=True,
-        )
-    item = 'cd "$0/$1" && git checkout -q --force --detach HEAD && sh -c true'
-    argv = ["xargs", "-P", str(parallel), "-n", "1", "sh", "-c", item, str(folder)]
-    walls = []
-    for _ in range(rounds):
+class XargsFloor:
+    """`xargs -P parallel` doing each item's checkout + spawn, one worktree per item made
+    beforehand (as a warm pool has them); `run` times one round (wall seconds)."""
+
+    def __init__(
+        self, repo: Path, root: Path, env: dict[str, str], items: int, parallel: int
+    ) -> None:
+        self.repo, self.env, self.items = repo, env, items
+        self.folder = root / "xargs-wt"
+        for number in range(items):
+            subprocess.run(
+                ["git", "worktree", "add", "-q", "--detach", str(self.folder / str(number))],
+                cwd=repo,
+                env=env,
+                check=True,
+            )
+        item = 'cd "$0/$1" && git checkout -q --force --detach HEAD && sh -c true'
+        self.argv = ["xargs", "-P", str(parallel), "-n", "1", "sh", "-c", item, str(self.folder)]
+
+    def run(self) -> float:
         started = time.perf_counter()
         subprocess.run(
-            argv,
-            input="".join(f"{number}\n" for number in range(items)),
+            self.argv,
+            input="".join(f"{number}\n" for number in range(self.items)),
             text=True,
-            env=env,
+            env=self.env,
             check=True,
         )
-        walls.append(time.perf_counter() - started)
-    for number in range(items):
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(folder / str(number))],
-            cwd=repo,
-            env=env,
-        )
-    return statistics.median(walls)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        for number in range(self.items):
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(self.folder / str(number))],
+                cwd=self.repo,
+                env=self.env,
+            )
 
 
 def map_run(
@@ -164,19 +168,27 @@ def bench_map(
         "  agent_template:\n    - shell: 'true'\n"
     )
     floor = item_floor(repo, root, env)
-    xargs = xargs_floor(repo, root, env, items, parallel)
     cores = os.cpu_count() or 1
     ideal = math.ceil(items / parallel) * floor
     ideal_cores = math.ceil(items / min(parallel, cores)) * floor
+    xargs_floor = XargsFloor(repo, root, env, items, parallel)
     proc, _ = start_daemon(env)
     try:
         cold, cold_wall = map_run(workflow, repo, env)
-        runs = [map_run(workflow, repo, env) for _ in range(rounds)]
+        walls, runs = [], []
+        for _ in range(rounds):  # the floor and the phase in turn: the same machine state
+            walls.append(xargs_floor.run())
+            runs.append(map_run(workflow, repo, env))
+        xargs = statistics.median(walls)
         warm, warm_wall = (statistics.median(values) for values in zip(*runs, strict=True))
     finally:
         stop(proc, timeout=60)
+        xargs_floor.close()
     print(f"(a) map phase: {items} `shell: true` agents, max_parallel {parallel}, {cores} cores")
-    print(f"    floor: xargs -P {parallel} checkout --detach + sh -c true {xargs * 1000:8.1f} ms")
+    print(
+        f"    floor: xargs -P {parallel} checkout --detach + sh -c true {xargs * 1000:8.1f} ms"
+        f"   (median of {rounds}, a round before each warm phase)"
+    )
     print(f"    context per item: checkout --detach + sh -c true {floor * 1000:8.2f} ms")
     print(f"    ideal: ceil({items}/{parallel}) x floor              {ideal * 1000:8.1f} ms")
     print(
@@ -346,7 +358,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="warm map phases (median)")
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="warm map phases and floor rounds, in turn (median)"
+    )
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--acquires", type=int, default=20)
     add_common_args(parser)

@@ -44,7 +44,7 @@ from prodigyd.errors import Conflict, NoSpace, ProdigyError, ShuttingDown, Store
 from prodigyd.eventhub import QUEUED_SEQ, EventHub
 from prodigyd.eventtypes import EventType
 from prodigyd.pool import WorktreePool
-from prodigyd.store import aside, checkpoints, claude_invocations, journal, locks, space
+from prodigyd.store import aside, checkpoints, claude_invocations, journal, locks, space, spares
 from prodigyd.store import sessions as session_store
 from prodigyd.store.atomic import write_bytes_atomic
 from prodigyd.store.locks import SessionLock
@@ -545,6 +545,7 @@ class Scheduler:
             if not self.running:
                 self._idle.set()
                 self._sync_when_idle()
+                spares.top_up()
 
     async def _dispatch(self, admitted: dict[str, Admitted] | None = None) -> None:
         if not self.recovered or self.held_back:

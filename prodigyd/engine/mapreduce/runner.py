@@ -36,7 +36,7 @@ from prodigyd.eventtypes import EventType
 from prodigyd.failure import FailureReason
 from prodigyd.git.cli import git
 from prodigyd.pool import Lease, WorktreePool
-from prodigyd.store import space
+from prodigyd.store import space, spares
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ async def run_agent(
     item_id, parent = job.item.item_id, queue.parent
     log_path = log_dir / f"{item_id}.attempt-{job.attempt}.log"
     with space.guard(log_path):  # a full disk is E5001 naming the file, not a crash
-        agent_log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (AgentSink closes it)
+        agent_log = spares.create(log_path)  # a file made ahead (AgentSink closes it)
     events = AgentSink(parent.events, job.agent_id, item_id, agent_log, parent.masker)
     try:
         result = await runner.run(job, queue, events, stop)
