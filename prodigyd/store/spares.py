@@ -43,8 +43,8 @@ BATCH = 64
 
 #: The spares ready, by their folder (one per store: PRODIGY_HOME is read per call).
 _READY: dict[str, list[str]] = {}
-#: Folders whose next batch is being made.
-_MAKING: set[str] = set()
+#: The batch being made for a folder, by the loop that asked for it.
+_MAKING: dict[str, asyncio.AbstractEventLoop] = {}
 #: Folders whose spares cannot be renamed to where the files go (another file system).
 _ACROSS: set[str] = set()
 _NAMES = itertools.count()
@@ -80,18 +80,19 @@ def top_up() -> None:
 
 def _make_soon(folder: str, ready: list[str], count: int = BATCH) -> None:
     """Make `count` spares in a worker thread, unless a batch is being made."""
-    if folder in _MAKING:
-        return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    _MAKING.add(folder)
+    asker = _MAKING.get(folder)
+    if asker is not None and not asker.is_closed():  # (a closed loop's batch never lands)
+        return
+    _MAKING[folder] = loop
     names = [f"{folder}/spare-{os.getpid()}-{next(_NAMES)}" for _ in range(count)]
     made = loop.run_in_executor(None, _make, folder, names)
 
     def done(future: asyncio.Future[list[str]]) -> None:
-        _MAKING.discard(folder)
+        _MAKING.pop(folder, None)
         ready.extend(future.result())
 
     made.add_done_callback(done)

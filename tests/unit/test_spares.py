@@ -141,3 +141,28 @@ def test_an_idle_daemon_tops_up_the_spares_of_a_store_that_used_some(
         assert len(list(_spares_dir().iterdir())) == spares.READY
 
     asyncio.run(scenario())
+
+
+def test_a_batch_asked_for_by_a_loop_that_closed_meanwhile_does_not_stop_the_next(
+    isolated: Path, tmp_path: Path
+):
+    """A loop closed without waiting for its worker threads (`loop.close()`, not
+    `asyncio.run`) never gets its batch: the next loop asks for one again."""
+
+    async def ask() -> None:
+        spares.create(tmp_path / "a.log").close()  # no spare yet: a batch asked for
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(ask())
+    first.close()
+
+    async def next_loop() -> None:
+        spares.create(tmp_path / "b.log").close()
+        await _made()
+        with spares.create(tmp_path / "c.log") as log:
+            log.write("c")
+
+    asyncio.run(next_loop())
+    ready = spares._READY[str(_spares_dir())]
+    assert len(ready) == spares.BATCH - 1  # the second batch, less the spare c.log took
+    assert (tmp_path / "c.log").read_text() == "c"
