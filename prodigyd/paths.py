@@ -248,6 +248,11 @@ def scratch_dir() -> Path:
     return home() / "tmp"
 
 
+def spares_dir() -> Path:
+    """Empty files made ahead for map agents' logs (store/spares.py)."""
+    return scratch_dir() / "spares"
+
+
 def rejected_spool_dir() -> Path:
     """Spool entries set aside (watch/spool.py `reject`), kept for the user to look at."""
     return spool_dir() / "rejected"

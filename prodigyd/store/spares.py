@@ -53,7 +53,7 @@ _NAMES = itertools.count()
 def create(path: Path | str) -> TextIO:
     """`open(path, "w", encoding="utf-8")`, with a spare when one is ready (see the module
     docstring). On the event loop; without one running, no batch is made."""
-    folder = str(paths.scratch_dir() / "spares")
+    folder = str(paths.spares_dir())
     if folder not in _ACROSS:
         ready = _READY.setdefault(folder, [])
         if len(ready) < LOW:
@@ -72,7 +72,7 @@ def create(path: Path | str) -> TextIO:
 def top_up() -> None:
     """Make spares up to READY in a worker thread, for a store that has used some: what the
     daemon does once no job runs (scheduler.py)."""
-    folder = str(paths.scratch_dir() / "spares")
+    folder = str(paths.spares_dir())
     ready = _READY.get(folder)
     if ready is not None and len(ready) < READY and folder not in _ACROSS:
         _make_soon(folder, ready, READY - len(ready))

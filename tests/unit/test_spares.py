@@ -18,7 +18,7 @@ from prodigyd.store import spares
 
 
 def _spares_dir() -> Path:
-    return paths.scratch_dir() / "spares"
+    return paths.spares_dir()
 
 
 async def _made() -> None:
